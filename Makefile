@@ -1,0 +1,47 @@
+# One command per job. `make run` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
+SOURCES := platform tests bench migrations
+
+.PHONY: install run test lint migrations-check pytest bench lock clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+run: install
+	$(BIN)/kithost run
+
+test: lint migrations-check pytest
+
+lint: install
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
+	$(BIN)/mypy
+
+# Models and migrations agree (on a scratch SQLite database; tests repeat it on PostgreSQL).
+migrations-check: install
+	@d=$$(mktemp -d) && export KITHOST_DATA_DIR=$$d && \
+	$(BIN)/alembic upgrade head && $(BIN)/alembic check; s=$$?; rm -rf $$d; exit $$s
+
+pytest: install
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python bench/run.py
+
+# Re-pin every dependency after changing pyproject.toml.
+lock:
+	rm -rf /tmp/kithost-lock && $(PYTHON) -m venv /tmp/kithost-lock
+	/tmp/kithost-lock/bin/pip install --quiet -e '.[dev]'
+	/tmp/kithost-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+	rm -rf /tmp/kithost-lock
+
+clean:
+	rm -rf $(VENV) .kithost .mypy_cache .ruff_cache

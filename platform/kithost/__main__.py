@@ -1,0 +1,3 @@
+from kithost.cli import main
+
+main()

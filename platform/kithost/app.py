@@ -1,0 +1,48 @@
+"""The ASGI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import kithost
+from kithost.db import create_engine, create_sessionmaker
+from kithost.errors import install_error_handlers
+from kithost.health.endpoints import router as health_router
+from kithost.health.metrics import MetricsMiddleware
+from kithost.log import configure_logging
+from kithost.middleware import RequestContextMiddleware
+from kithost.settings import Settings, get_settings
+from kithost.worker.app import create_celery
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(level=settings.log_level, json=settings.json_logs)
+    engine = create_engine(settings.database)
+    celery = create_celery(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    app = FastAPI(
+        title="Kithost",
+        version=kithost.__version__,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.celery = celery
+    app.state.sessionmaker = create_sessionmaker(engine, celery)
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(MetricsMiddleware)
+    app.include_router(health_router)
+    return app

@@ -1,0 +1,1 @@
+"""The audit log: who did what, when, to which tenant's data."""

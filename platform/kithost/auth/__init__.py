@@ -1,0 +1,1 @@
+"""Who is calling: passwords, scopes (and, later, sessions and OAuth tokens)."""

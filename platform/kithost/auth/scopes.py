@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Scope(StrEnum):
+    """What an API client's access token may do within its tenant."""
+
+    widgets_read = "widgets:read"
+    widgets_write = "widgets:write"
+    sessions_mint = "sessions:mint"
+    analytics_read = "analytics:read"
+    members_read = "members:read"
+    members_write = "members:write"
+    clients_write = "clients:write"

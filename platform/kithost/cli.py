@@ -1,0 +1,242 @@
+"""The ``kithost`` command: run the services, migrate, seed, and administer tenants.
+
+Every admin verb takes ``--json`` for scripts; failures print a reason on stderr and exit
+with status 1 (2 for bad usage).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost import migrate as migrations
+from kithost.audit.service import CLI
+from kithost.clients.service import create_client, parse_scopes
+from kithost.db import create_engine, create_sessionmaker, session_scope
+from kithost.demo import seed_demo
+from kithost.errors import KithostError
+from kithost.log import configure_logging
+from kithost.settings import Settings, get_settings
+from kithost.supervisor import run_all
+from kithost.tenants.service import create_tenant, get_tenant
+from kithost.users.service import create_user, get_or_create_user
+from kithost.worker.app import create_celery
+
+T = TypeVar("T")
+
+app = typer.Typer(help="Kithost: hosting for OpenAI ChatKit.", no_args_is_help=True)
+tenant_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
+user_app = typer.Typer(help="Manage dashboard users.", no_args_is_help=True)
+client_app = typer.Typer(help="Manage API clients of tenant backends.", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(user_app, name="user")
+app.add_typer(client_app, name="client")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def main() -> None:
+    app()
+
+
+def _settings() -> Settings:
+    settings = get_settings()
+    configure_logging(level=settings.log_level, json=settings.json_logs)
+    return settings
+
+
+def _in_session(work: Callable[[AsyncSession], Awaitable[T]], *, as_json: bool) -> T:
+    """Run ``work`` in one committed unit of work; domain errors end the command cleanly."""
+    settings = _settings()
+
+    async def run() -> T:
+        engine = create_engine(settings.database)
+        try:
+            sessionmaker = create_sessionmaker(engine, create_celery(settings))
+            async with session_scope(sessionmaker) as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except KithostError as exc:
+        _fail(exc, as_json=as_json)
+
+
+def _fail(exc: KithostError, *, as_json: bool) -> NoReturn:
+    if as_json:
+        errors = [e.model_dump() for e in exc.errors or []]
+        typer.echo(json.dumps({"code": exc.code, "detail": str(exc), "errors": errors}), err=True)
+    else:
+        fields = "".join(f"\n  {e.field}: {e.message}" for e in exc.errors or [])
+        typer.echo(f"error ({exc.code}): {exc}{fields}", err=True)
+    raise typer.Exit(1)
+
+
+def _emit(data: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(data))
+        return
+    for key, value in data.items():
+        if value is not None:
+            typer.echo(f"{key}: {value}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default: KITHOST_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: KITHOST_PORT.")] = None,
+    workers: Annotated[int, typer.Option(help="Processes.")] = 1,
+) -> None:
+    """Serve the HTTP API, the loader and the dashboard (uvicorn)."""
+    settings = _settings()
+    uvicorn.run(
+        "kithost.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        http="httptools",
+        loop="uvloop",
+        log_config=None,
+        proxy_headers=True,
+        server_header=False,
+    )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+) -> None:
+    """Run a Celery worker on KITHOST_BROKER_URL."""
+    settings = _settings()
+    argv = ["worker", f"--loglevel={settings.log_level}", f"--queues={settings.task_queue}"]
+    if concurrency:
+        argv.append(f"--concurrency={concurrency}")
+    create_celery(settings).worker_main(argv)
+
+
+@app.command()
+def beat() -> None:
+    """Run the Celery beat scheduler (exactly one per deployment)."""
+    settings = _settings()
+    create_celery(settings).start(["beat", f"--loglevel={settings.log_level}"])
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Upgrade the database schema to REVISION (default: the newest)."""
+    migrations.upgrade(_settings(), revision)
+
+
+@app.command()
+def demo(as_json: JsonOption = False) -> None:
+    """Seed the demo tenant, owner and widget unless they exist (prints the password once)."""
+    settings = _settings()
+    seed = _in_session(lambda s: seed_demo(s, settings), as_json=as_json)
+    _emit(
+        {
+            "tenant": seed.tenant,
+            "owner_email": seed.owner_email,
+            "owner_password": seed.owner_password,
+            "widget_public_key": seed.widget_public_key,
+            "created": seed.created,
+        },
+        as_json=as_json,
+    )
+
+
+@app.command()
+def run() -> None:
+    """Migrate, seed the demo, then run the API, a worker and beat until Ctrl-C."""
+    settings = _settings()
+    migrations.upgrade(settings)
+    demo(as_json=False)
+    raise typer.Exit(run_all(settings))
+
+
+@tenant_app.command("create")
+def tenant_create(
+    slug: Annotated[str, typer.Option(help="URL name, e.g. acme.")],
+    name: Annotated[str, typer.Option(help="Display name.")],
+    owner_email: Annotated[str, typer.Option(help="Owner; created if new.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Create a tenant and its owner (a new owner's password is printed once)."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        owner = await get_or_create_user(session, CLI, owner_email)
+        tenant = await create_tenant(session, CLI, slug=slug, name=name, owner=owner.user)
+        return {
+            "id": str(tenant.id),
+            "slug": tenant.slug,
+            "name": tenant.name,
+            "owner_email": owner.user.email,
+            "owner_password": owner.password,
+        }
+
+    _emit(_in_session(work, as_json=as_json), as_json=as_json)
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option(help="Login email.")],
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+    platform_admin: Annotated[bool, typer.Option(help="Operator of the platform.")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option(help="Read the password from stdin instead of generating one.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a dashboard user (a generated password is printed once)."""
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        new = await create_user(
+            session, CLI, email, name=name, password=password, is_platform_admin=platform_admin
+        )
+        return {
+            "id": str(new.user.id),
+            "email": new.user.email,
+            "is_platform_admin": new.user.is_platform_admin,
+            "password": new.password,
+        }
+
+    _emit(_in_session(work, as_json=as_json), as_json=as_json)
+
+
+@client_app.command("create")
+def client_create(
+    tenant: Annotated[str, typer.Option(help="Tenant slug.")],
+    scopes: Annotated[str, typer.Option(help="Comma-separated, e.g. widgets:read,sessions:mint")],
+    name: Annotated[str, typer.Option(help="What the client is for.")] = "backend",
+    as_json: JsonOption = False,
+) -> None:
+    """Create an OAuth client for a tenant's backend (the secret is printed once)."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        new = await create_client(
+            session,
+            CLI,
+            await get_tenant(session, tenant),
+            name=name,
+            scopes=parse_scopes(scopes.split(",")),
+        )
+        return {
+            "client_id": new.client.client_id,
+            "client_secret": new.secret,
+            "tenant": tenant,
+            "scopes": " ".join(new.client.scopes),
+        }
+
+    _emit(_in_session(work, as_json=as_json), as_json=as_json)

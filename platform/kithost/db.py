@@ -1,0 +1,98 @@
+"""Async database engines and the unit of work.
+
+Services never commit: :func:`session_scope` (and the request dependency
+:func:`get_session` built on it) commits when the block succeeds, rolls back when it
+raises, and only after a commit sends the Celery tasks queued with
+:func:`kithost.worker.enqueue.enqueue`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from celery import Celery
+from fastapi import Depends, Request
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+)
+from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+
+from kithost.worker.enqueue import CELERY, discard_pending, send_pending
+
+Sessionmaker = async_sessionmaker[AsyncSession]
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine; on SQLite, with real transactions, foreign keys and WAL."""
+    if make_url(url).get_backend_name() != "sqlite":
+        return _create_async_engine(url, pool_pre_ping=True)
+    engine = _create_async_engine(url, connect_args={"timeout": 30})
+    _make_sqlite_transactional(engine)
+    return engine
+
+
+def _make_sqlite_transactional(engine: AsyncEngine) -> None:
+    # The sqlite3 driver opens transactions lazily and never for SAVEPOINTs or DDL;
+    # take over BEGIN ourselves (SQLAlchemy's documented recipe).
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in ("foreign_keys=ON", "journal_mode=WAL", "busy_timeout=30000"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+def create_sessionmaker(bind: AsyncEngine | AsyncConnection, celery: Celery) -> Sessionmaker:
+    """Sessions that know where to send the tasks they enqueue.
+
+    ``bind`` is an engine, or (in tests) a connection inside an outer transaction, which
+    each session joins with a SAVEPOINT so its commits can still be rolled back.
+    """
+    return async_sessionmaker(
+        bind,
+        expire_on_commit=False,
+        info={CELERY: celery},
+        join_transaction_mode="create_savepoint",
+    )
+
+
+@asynccontextmanager
+async def session_scope(sessionmaker: Sessionmaker) -> AsyncIterator[AsyncSession]:
+    """One unit of work: commit on success, roll back on error, then send queued tasks."""
+    async with sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            discard_pending(session)
+            await session.rollback()
+            raise
+        await send_pending(session)
+
+
+def get_sessionmaker(request: Request) -> Sessionmaker:
+    sessionmaker: Sessionmaker = request.app.state.sessionmaker
+    return sessionmaker
+
+
+async def get_session(
+    sessionmaker: Annotated[Sessionmaker, Depends(get_sessionmaker)],
+) -> AsyncIterator[AsyncSession]:
+    """The request's session (FastAPI dependency)."""
+    async with session_scope(sessionmaker) as session:
+        yield session
+
+
+DbSession = Annotated[AsyncSession, Depends(get_session)]

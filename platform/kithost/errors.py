@@ -1,0 +1,186 @@
+"""Typed domain errors and their one rendering: RFC 9457 ``application/problem+json``.
+
+Services raise a :class:`KithostError` subclass; the handlers registered by
+:func:`install_error_handlers` turn it (and FastAPI's validation errors, and Starlette's
+routing errors) into a problem document with a stable ``code``. Anything else is a bug:
+:func:`internal_error_response` logs it and answers 500 without internals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class FieldError(BaseModel):
+    """One reason a piece of input was refused."""
+
+    field: str
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document, as every error response carries it."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    code: str
+    detail: str | None = None
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_JSON
+
+
+class KithostError(Exception):
+    """Base of every error a service may raise on purpose."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        errors: Sequence[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or self.code)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+        self.errors = list(errors) if errors else None
+        self.headers = headers or {}
+
+
+class BadRequest(KithostError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(KithostError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(KithostError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(KithostError):
+    status, code = 404, "not_found"
+
+
+class Conflict(KithostError):
+    status, code = 409, "conflict"
+
+
+class InvalidInput(KithostError):
+    status, code = 422, "validation_failed"
+
+
+def invalid_field(field: str, message: str, type: str = "value") -> InvalidInput:
+    """A 422 for one bad field."""
+    return InvalidInput(message, errors=[FieldError(field=field, message=message, type=type)])
+
+
+class RateLimited(KithostError):
+    status, code = 429, "rate_limited"
+
+    def __init__(self, retry_after: int, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
+
+
+class ServiceUnavailable(KithostError):
+    status, code = 503, "service_unavailable"
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    code: str,
+    detail: str | None = None,
+    *,
+    errors: Sequence[FieldError] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> ProblemResponse:
+    problem = Problem(
+        title=HTTPStatus(status).phrase,
+        status=status,
+        code=code,
+        detail=detail,
+        instance=request.url.path,
+        request_id=request.scope.get("state", {}).get("request_id"),
+        errors=list(errors) if errors else None,
+    )
+    return ProblemResponse(problem.model_dump(exclude_none=True), status, headers=headers)
+
+
+def internal_error_response(request: Request, exc: BaseException) -> ProblemResponse:
+    log.error("unhandled_exception", exc_info=exc, path=request.url.path)
+    return problem_response(request, 500, "internal_error", "An unexpected error occurred.")
+
+
+def _field_name(loc: Sequence[int | str]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header", "cookie"} and len(parts) > 1:
+        parts = parts[1:]
+    return ".".join(parts)
+
+
+def _validation_errors(raw: Sequence[Any]) -> list[FieldError]:
+    return [
+        FieldError(field=_field_name(e.get("loc", ())), message=e["msg"], type=e["type"])
+        for e in raw
+    ]
+
+
+async def _kithost_error(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, KithostError)
+    return problem_response(
+        request, exc.status, exc.code, exc.detail, errors=exc.errors, headers=exc.headers
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, RequestValidationError)
+    return problem_response(
+        request,
+        422,
+        "validation_failed",
+        "The request is not valid.",
+        errors=_validation_errors(exc.errors()),
+    )
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, HTTPStatus(exc.status_code).phrase.lower())
+    return problem_response(
+        request, exc.status_code, code.replace(" ", "_"), exc.detail, headers=exc.headers
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(KithostError, _kithost_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Annotated, Literal
+
+from celery import Celery
+from fastapi import APIRouter, Depends, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from kithost.db import Sessionmaker, get_sessionmaker
+from kithost.errors import ServiceUnavailable
+
+router = APIRouter(tags=["health"])
+
+READY_TIMEOUT_SECONDS = 3
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+@router.get("/healthz", summary="The process is up (checks nothing else)")
+async def healthz() -> Health:
+    return Health()
+
+
+@router.get(
+    "/readyz",
+    summary="The database and the broker are reachable",
+    responses={503: {"description": "A dependency is unreachable"}},
+)
+async def readyz(
+    request: Request, sessionmaker: Annotated[Sessionmaker, Depends(get_sessionmaker)]
+) -> Health:
+    celery: Celery = request.app.state.celery
+    database, broker = await asyncio.gather(
+        _within_timeout(_check_database(sessionmaker)),
+        _within_timeout(asyncio.to_thread(_check_broker, celery)),
+    )
+    failed = [name for name, ok in (("database", database), ("broker", broker)) if not ok]
+    if failed:
+        raise ServiceUnavailable(f"Unreachable: {', '.join(failed)}.", code="not_ready")
+    return Health()
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _within_timeout(check: Awaitable[None]) -> bool:
+    try:
+        await asyncio.wait_for(check, READY_TIMEOUT_SECONDS)
+    except Exception:
+        return False
+    return True
+
+
+async def _check_database(sessionmaker: Sessionmaker) -> None:
+    async with sessionmaker() as session:
+        await session.execute(text("SELECT 1"))
+
+
+def _check_broker(celery: Celery) -> None:
+    with celery.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1, timeout=READY_TIMEOUT_SECONDS)

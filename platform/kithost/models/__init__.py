@@ -1,0 +1,26 @@
+"""Every table, one module each; import from here so Alembic sees them all."""
+
+from kithost.models.allowed_origin import AllowedOrigin
+from kithost.models.api_client import ApiClient
+from kithost.models.audit_log_entry import AuditLogEntry
+from kithost.models.base import Base
+from kithost.models.membership import Membership, Role
+from kithost.models.tenant import Tenant
+from kithost.models.user import User
+from kithost.models.widget import Placement, Widget, WidgetMode
+from kithost.models.widget_version import WidgetVersion
+
+__all__ = [
+    "AllowedOrigin",
+    "ApiClient",
+    "AuditLogEntry",
+    "Base",
+    "Membership",
+    "Placement",
+    "Role",
+    "Tenant",
+    "User",
+    "Widget",
+    "WidgetMode",
+    "WidgetVersion",
+]

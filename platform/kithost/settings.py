@@ -1,0 +1,96 @@
+"""Configuration: every knob is an environment variable prefixed with ``KITHOST_``."""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import SecretStr, computed_field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    development = "development"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    """Kithost settings. The embedded defaults need no server besides Kithost itself."""
+
+    model_config = SettingsConfigDict(env_prefix="KITHOST_", env_file=".env", extra="ignore")
+
+    env: Environment = Environment.development
+    data_dir: Path = Path(".kithost")
+    database_url: str | None = None
+    broker_url: str | None = None
+    result_backend: str | None = None
+    task_queue: str = "kithost"
+    secret_key: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = None
+    log_level: str = "INFO"
+    log_json: bool | None = None
+    openai_base_url: str | None = None
+    openai_api_key: SecretStr | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def database(self) -> str:
+        """The SQLAlchemy async URL; an SQLite file in the data directory by default."""
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'kithost.db'}"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def broker(self) -> str:
+        """The Celery broker URL; kombu's SQLAlchemy transport on an SQLite file by default."""
+        return self.broker_url or f"sqla+sqlite:///{self.data_dir.resolve() / 'broker.db'}"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def results(self) -> str:
+        """Where Celery keeps task results, derived from the broker unless given."""
+        if self.result_backend:
+            return self.result_backend
+        if self.broker_url is None:
+            return f"db+sqlite:///{self.data_dir.resolve() / 'results.db'}"
+        broker = self.broker
+        if broker.startswith(("redis://", "rediss://")):
+            return broker
+        if broker.startswith("sqla+"):
+            return "db+" + broker.removeprefix("sqla+")
+        return "rpc://"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def base_url(self) -> str:
+        """The public URL visitors and tenants reach Kithost at, without a trailing slash."""
+        return (self.public_url or f"http://localhost:{self.port}").rstrip("/")
+
+    @property
+    def json_logs(self) -> bool:
+        return self.env is Environment.production if self.log_json is None else self.log_json
+
+    def encryption_key(self) -> str:
+        """The key that encrypts secrets at rest.
+
+        Production must set ``KITHOST_SECRET_KEY``; the embedded default creates one in the
+        data directory on first use and keeps it there (mode 0600).
+        """
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        if self.env is Environment.production:
+            raise RuntimeError("KITHOST_SECRET_KEY must be set in production")
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(32))
+        return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Tenants: the customers whose widgets Kithost hosts."""

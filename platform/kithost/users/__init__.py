@@ -1,0 +1,1 @@
+"""Dashboard user accounts."""

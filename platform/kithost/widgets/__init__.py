@@ -1,0 +1,1 @@
+"""Widgets: a tenant's ChatKit configuration, its versions and allowed origins."""

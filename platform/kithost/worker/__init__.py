@@ -1,0 +1,1 @@
+"""Background work: the Celery application, enqueue-after-commit, the beat schedule."""

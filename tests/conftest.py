@@ -1,0 +1,129 @@
+"""Shared fixtures: real PostgreSQL and SQLite databases, the app, an HTTP client.
+
+Every API test runs twice, on PostgreSQL and on SQLite (the ``database_url`` fixture is
+parametrised). Each test runs inside a transaction that is rolled back at the end; the
+app's sessions join it with SAVEPOINTs, so their commits are real but never leak.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from kithost import migrate
+from kithost.app import create_app
+from kithost.db import create_engine, create_sessionmaker, session_scope
+from kithost.settings import Settings
+from tests.fakes.openai_server import fake_openai
+
+__all__ = ["fake_openai"]
+
+PG_HOST = os.environ.get("KITHOST_TEST_PG_HOST", "127.0.0.1:5432")
+PG_ADMIN_URL = f"postgresql://postgres@{PG_HOST}/postgres"
+REDIS_URL = os.environ.get("KITHOST_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RABBITMQ_URL = os.environ.get("KITHOST_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def create_pg_database() -> str:
+    """Create an empty PostgreSQL database; returns its SQLAlchemy URL."""
+    name = f"kithost_test_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql+psycopg://postgres@{PG_HOST}/{name}"
+
+
+def drop_pg_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def task_queue() -> str:
+    """A queue name of this run's own, so parallel runs on one broker never meet."""
+    return f"kithost-test-{secrets.token_hex(4)}"
+
+
+def make_settings(
+    data_dir: Path, database_url: str, task_queue: str, **overrides: object
+) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "broker_url": REDIS_URL,
+        "task_queue": task_queue,
+        "secret_key": "test-secret-key",
+        "log_json": False,
+    }
+    return Settings.model_validate({**values, **overrides})
+
+
+@pytest.fixture(scope="session")
+def postgresql_url() -> Iterator[str]:
+    url = create_pg_database()
+    yield url
+    drop_pg_database(url)
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'kithost.db'}"
+
+
+@pytest.fixture(scope="session", params=["postgresql", "sqlite"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
+
+
+@pytest.fixture(scope="session")
+def settings(
+    database_url: str, task_queue: str, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    settings = make_settings(tmp_path_factory.mktemp("data"), database_url, task_queue)
+    migrate.upgrade(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings.database)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        yield connection
+        await transaction.rollback()
+
+
+@pytest.fixture
+def app(settings: Settings, connection: AsyncConnection) -> FastAPI:
+    app = create_app(settings)
+    app.state.sessionmaker = create_sessionmaker(connection, app.state.celery)
+    return app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+async def db(app: FastAPI) -> AsyncIterator[AsyncSession]:
+    """A unit of work in the test's transaction, for arranging data and checking results."""
+    async with session_scope(app.state.sessionmaker) as session:
+        yield session

@@ -1,0 +1,589 @@
+"""A fake OpenAI-compatible HTTP server for tests that must not touch the internet.
+
+`FakeOpenAI` serves a small Starlette app with uvicorn on 127.0.0.1 (OS-assigned port) in a
+background thread, so the real `openai` client talks to it over real sockets::
+
+    with FakeOpenAI() as fake:
+        client = AsyncOpenAI(api_key=fake.api_key, base_url=fake.base_url)
+
+Endpoints, shaped after the types of the installed `openai` client:
+
+- ``POST /v1/chatkit/sessions`` and ``POST /v1/chatkit/sessions/{session_id}/cancel``
+- ``POST /v1/chat/completions``, plain or with ``stream: true``
+- ``POST /v1/responses``, plain or with ``stream: true``
+
+Any other URL answers 404 in OpenAI's error shape. Every request is recorded in
+`FakeOpenAI.requests` before scripted failures and the API key check are applied.
+
+The `fake_openai` fixture is function-scoped but shares one server per test session (stopping
+uvicorn takes ~0.2 s), calling `FakeOpenAI.reset()` before each test. Importing that one name
+into a conftest is enough to make it available.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+DEFAULT_API_KEY = "sk-fake-openai-test-key"
+DEFAULT_REPLY_TEXT = "Hello from the fake OpenAI server!"
+CHATKIT_BETA = "chatkit_beta=v1"
+DEFAULT_SESSION_SECONDS = 600
+DEFAULT_REQUESTS_PER_MINUTE = 10
+
+Json = dict[str, Any]
+Handler = Callable[[Request, Json], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the fake received it."""
+
+    method: str
+    path: str
+    """URL path including the ``/v1`` prefix, e.g. ``/v1/chatkit/sessions``."""
+    headers: dict[str, str]
+    """Header names are lower-cased."""
+    json: Any
+    """Parsed JSON body; None when the body is empty or not valid JSON."""
+
+
+@dataclass(frozen=True)
+class _ScriptedError:
+    status: int
+    message: str
+    error_type: str
+    code: str | None
+    param: str | None
+
+
+class FakeOpenAI:
+    """OpenAI-compatible server on loopback; see the module docstring."""
+
+    def __init__(
+        self, *, api_key: str = DEFAULT_API_KEY, reply_text: str = DEFAULT_REPLY_TEXT
+    ) -> None:
+        self.api_key = api_key
+        """The only bearer token accepted; others get a 401 ``invalid_api_key`` error."""
+        self.reply_text = reply_text
+        """What the model answers, split into word-sized stream chunks."""
+        self.requests: list[RecordedRequest] = []
+        self.sessions: dict[str, Json] = {}
+        """ChatKit sessions created so far, by id, as returned to the client."""
+        self._failures: deque[_ScriptedError] = deque()
+        self._initial = (api_key, reply_text)
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._port: int | None = None
+        self.app = Starlette(
+            routes=[
+                Route(
+                    "/v1/chatkit/sessions",
+                    self._endpoint(self._create_chatkit_session),
+                    methods=["POST"],
+                ),
+                Route(
+                    "/v1/chatkit/sessions/{session_id}/cancel",
+                    self._endpoint(self._cancel_chatkit_session),
+                    methods=["POST"],
+                ),
+                Route(
+                    "/v1/chat/completions",
+                    self._endpoint(self._chat_completions),
+                    methods=["POST"],
+                ),
+                Route("/v1/responses", self._endpoint(self._responses), methods=["POST"]),
+                Route(
+                    "/{path:path}",
+                    self._not_found,
+                    methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                ),
+            ]
+        )
+
+    # -- public API ------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/v1``, to pass as the client's ``base_url``."""
+        if self._port is None:
+            raise RuntimeError("FakeOpenAI is not started")
+        return f"http://127.0.0.1:{self._port}/v1"
+
+    def fail_next(
+        self,
+        status: int,
+        message: str = "Scripted failure from FakeOpenAI.",
+        code: str | None = None,
+        *,
+        error_type: str | None = None,
+        param: str | None = None,
+    ) -> None:
+        """Answer the next request to a known endpoint with an OpenAI error JSON.
+
+        Calls queue up: each one is used by exactly one request, so a client that retries
+        consumes one per attempt. `error_type` defaults to ``server_error`` for 5xx,
+        ``requests`` for 429 and ``invalid_request_error`` otherwise.
+        """
+        if error_type is None:
+            error_type = _default_error_type(status)
+        self._failures.append(_ScriptedError(status, message, error_type, code, param))
+
+    def reset(self) -> None:
+        """Forget requests, sessions and queued failures; restore the initial key and reply."""
+        self.api_key, self.reply_text = self._initial
+        self.requests.clear()
+        self.sessions.clear()
+        self._failures.clear()
+
+    def start(self) -> Self:
+        """Serve on a free loopback port; returns once the server accepts connections."""
+        if self._thread is not None:
+            raise RuntimeError("FakeOpenAI is already started")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        self._port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app,
+            lifespan="off",
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=2,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [sock]},
+            name=f"fake-openai-{self._port}",
+            daemon=True,
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                sock.close()
+                raise RuntimeError("FakeOpenAI failed to start")
+            time.sleep(0.005)
+        return self
+
+    def stop(self) -> None:
+        """Shut the server down and wait for its thread; a no-op when not started."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server = None
+        self._thread = None
+        self._port = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- request plumbing ------------------------------------------------------------------
+
+    async def _record(self, request: Request) -> tuple[bytes, Any]:
+        raw = await request.body()
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        headers = dict(request.headers)
+        self.requests.append(RecordedRequest(request.method, request.url.path, headers, body))
+        return raw, body
+
+    def _endpoint(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        """Wrap `handler` with recording, scripted failures, auth and JSON body parsing."""
+
+        async def endpoint(request: Request) -> Response:
+            raw, body = await self._record(request)
+            try:
+                failure = self._failures.popleft()
+            except IndexError:
+                pass
+            else:
+                return _error(
+                    failure.status,
+                    failure.message,
+                    error_type=failure.error_type,
+                    code=failure.code,
+                    param=failure.param,
+                )
+            denied = self._check_api_key(request)
+            if denied is not None:
+                return denied
+            if raw and not isinstance(body, dict):
+                return _error(400, "We could not parse the JSON body of your request.")
+            return await handler(request, body if isinstance(body, dict) else {})
+
+        return endpoint
+
+    def _check_api_key(self, request: Request) -> Response | None:
+        authorization = request.headers.get("authorization", "")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return _error(
+                401,
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            )
+        if token != self.api_key:
+            return _error(
+                401,
+                f"Incorrect API key provided: {_mask(token)}. You can find your API key at "
+                "https://platform.openai.com/account/api-keys.",
+                code="invalid_api_key",
+            )
+        return None
+
+    async def _not_found(self, request: Request) -> Response:
+        await self._record(request)
+        return _error(404, f"Invalid URL ({request.method} {request.url.path})")
+
+    # -- ChatKit sessions ------------------------------------------------------------------
+
+    async def _create_chatkit_session(self, request: Request, body: Json) -> Response:
+        betas = {beta.strip() for beta in request.headers.get("openai-beta", "").split(",")}
+        if CHATKIT_BETA not in betas:
+            return _error(
+                400,
+                f"The ChatKit API requires the header 'OpenAI-Beta: {CHATKIT_BETA}'.",
+                code="invalid_beta",
+            )
+        user = body.get("user")
+        if not isinstance(user, str) or not user:
+            return _missing_parameter("user")
+        workflow = _object(body.get("workflow"))
+        workflow_id = workflow.get("id")
+        if not isinstance(workflow_id, str) or not workflow_id:
+            return _missing_parameter("workflow.id")
+        seconds = _object(body.get("expires_after")).get("seconds", DEFAULT_SESSION_SECONDS)
+        if not isinstance(seconds, int):
+            return _error(400, "Invalid type for 'expires_after.seconds'.", param="expires_after")
+        per_minute = _object(body.get("rate_limits")).get(
+            "max_requests_per_1_minute", DEFAULT_REQUESTS_PER_MINUTE
+        )
+        session: Json = {
+            "id": _new_id("cksess_"),
+            "object": "chatkit.session",
+            "client_secret": _new_id("ek_"),
+            "expires_at": int(time.time()) + seconds,
+            "status": "active",
+            "user": user,
+            "workflow": {
+                "id": workflow_id,
+                "version": workflow.get("version"),
+                "state_variables": workflow.get("state_variables"),
+                "tracing": {"enabled": _object(workflow.get("tracing")).get("enabled", True)},
+            },
+            "chatkit_configuration": _chatkit_configuration(
+                _object(body.get("chatkit_configuration"))
+            ),
+            "rate_limits": {"max_requests_per_1_minute": per_minute},
+            "max_requests_per_1_minute": per_minute,
+        }
+        self.sessions[session["id"]] = session
+        return _json(session)
+
+    async def _cancel_chatkit_session(self, request: Request, body: Json) -> Response:
+        session_id = request.path_params["session_id"]
+        session = self.sessions.get(session_id)
+        if session is None:
+            return _error(404, f"No session found with id '{session_id}'.")
+        session["status"] = "cancelled"
+        return _json(session)
+
+    # -- Chat Completions ------------------------------------------------------------------
+
+    async def _chat_completions(self, request: Request, body: Json) -> Response:
+        model = body.get("model")
+        if not isinstance(model, str):
+            return _missing_parameter("model")
+        messages = body.get("messages")
+        if not isinstance(messages, list):
+            return _missing_parameter("messages")
+        text = self.reply_text
+        pieces = _split(text)
+        base: Json = {
+            "id": _new_id("chatcmpl-"),
+            "created": int(time.time()),
+            "model": model,
+            "service_tier": "default",
+            "system_fingerprint": "fp_fake",
+        }
+        usage = _chat_usage(_estimate_tokens(messages), len(pieces))
+        if not body.get("stream"):
+            message: Json = {
+                "role": "assistant",
+                "content": text,
+                "refusal": None,
+                "annotations": [],
+            }
+            answer = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+            return _json({**base, "object": "chat.completion", "choices": [answer], "usage": usage})
+
+        include_usage = bool(_object(body.get("stream_options")).get("include_usage"))
+
+        def chunk(choices: list[Json], chunk_usage: Json | None = None) -> str:
+            data: Json = {**base, "object": "chat.completion.chunk", "choices": choices}
+            if include_usage:
+                data["usage"] = chunk_usage
+            return _sse_data(data)
+
+        def choice(delta: Json, finish_reason: str | None = None) -> Json:
+            return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+
+        events = [chunk([choice({"role": "assistant", "content": "", "refusal": None})])]
+        events += [chunk([choice({"content": piece})]) for piece in pieces]
+        events.append(chunk([choice({}, "stop")]))
+        if include_usage:
+            events.append(chunk([], usage))
+        events.append("data: [DONE]\n\n")
+        return _sse_response(events)
+
+    # -- Responses -------------------------------------------------------------------------
+
+    async def _responses(self, request: Request, body: Json) -> Response:
+        model = body.get("model")
+        if not isinstance(model, str):
+            return _missing_parameter("model")
+        text = self.reply_text
+        pieces = _split(text)
+        created_at = int(time.time())
+        item_id = _new_id("msg_")
+        in_progress: Json = {
+            "id": _new_id("resp_"),
+            "object": "response",
+            "created_at": created_at,
+            "status": "in_progress",
+            "background": False,
+            "completed_at": None,
+            "error": None,
+            "incomplete_details": None,
+            "instructions": body.get("instructions"),
+            "max_output_tokens": body.get("max_output_tokens"),
+            "max_tool_calls": body.get("max_tool_calls"),
+            "metadata": body.get("metadata") or {},
+            "model": model,
+            "output": [],
+            "parallel_tool_calls": body.get("parallel_tool_calls", True),
+            "previous_response_id": body.get("previous_response_id"),
+            "reasoning": body.get("reasoning") or {"effort": None, "summary": None},
+            "service_tier": "default",
+            "store": body.get("store", True),
+            "temperature": body.get("temperature", 1.0),
+            "text": body.get("text") or {"format": {"type": "text"}, "verbosity": "medium"},
+            "tool_choice": body.get("tool_choice", "auto"),
+            "tools": body.get("tools", []),
+            "top_p": body.get("top_p", 1.0),
+            "truncation": body.get("truncation", "disabled"),
+            "usage": None,
+            "user": None,
+        }
+        part: Json = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+        message: Json = {
+            "id": item_id,
+            "type": "message",
+            "status": "completed",
+            "role": "assistant",
+            "content": [part],
+        }
+        completed: Json = {
+            **in_progress,
+            "status": "completed",
+            "completed_at": int(time.time()),
+            "output": [message],
+            "usage": _responses_usage(_estimate_tokens(body.get("input")), len(pieces)),
+        }
+        if not body.get("stream"):
+            return _json(completed)
+
+        events: list[str] = []
+
+        def emit(event_type: str, **fields: Any) -> None:
+            data = {"type": event_type, "sequence_number": len(events), **fields}
+            events.append(f"event: {event_type}\ndata: {json.dumps(data)}\n\n")
+
+        at = {"item_id": item_id, "output_index": 0, "content_index": 0}
+        emit("response.created", response=in_progress)
+        emit("response.in_progress", response=in_progress)
+        emit(
+            "response.output_item.added",
+            output_index=0,
+            item={**message, "status": "in_progress", "content": []},
+        )
+        emit("response.content_part.added", **at, part={**part, "text": ""})
+        for piece in pieces:
+            emit("response.output_text.delta", **at, delta=piece, logprobs=[])
+        emit("response.output_text.done", **at, text=text, logprobs=[])
+        emit("response.content_part.done", **at, part=part)
+        emit("response.output_item.done", output_index=0, item=message)
+        emit("response.completed", response=completed)
+        return _sse_response(events)
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def _default_error_type(status: int) -> str:
+    if status >= 500:
+        return "server_error"
+    if status == 429:
+        return "requests"
+    return "invalid_request_error"
+
+
+def _error(
+    status: int,
+    message: str,
+    *,
+    error_type: str = "invalid_request_error",
+    code: str | None = None,
+    param: str | None = None,
+) -> Response:
+    error = {"message": message, "type": error_type, "param": param, "code": code}
+    return _json({"error": error}, status)
+
+
+def _missing_parameter(param: str) -> Response:
+    return _error(
+        400,
+        f"Missing required parameter: '{param}'.",
+        code="missing_required_parameter",
+        param=param,
+    )
+
+
+def _json(content: Json, status: int = 200) -> Response:
+    return JSONResponse(content, status, headers={"x-request-id": _new_id("req_")})
+
+
+def _sse_data(data: Json) -> str:
+    return f"data: {json.dumps(data)}\n\n"
+
+
+def _sse_response(events: list[str]) -> Response:
+    async def stream() -> AsyncIterator[str]:
+        for event in events:
+            yield event
+            await asyncio.sleep(0)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"x-request-id": _new_id("req_"), "cache-control": "no-cache"},
+    )
+
+
+def _new_id(prefix: str) -> str:
+    return prefix + secrets.token_hex(16)
+
+
+def _mask(key: str) -> str:
+    return f"{key[:3]}{'*' * max(len(key) - 7, 0)}{key[-4:]}"
+
+
+def _object(value: Any) -> Json:
+    return value if isinstance(value, dict) else {}
+
+
+def _split(text: str) -> list[str]:
+    """Word-sized pieces whose concatenation is `text`."""
+    return re.findall(r"\s*\S+\s*", text) or ([text] if text else [])
+
+
+def _estimate_tokens(value: Any) -> int:
+    """A deterministic stand-in for token counting: ~4 characters per token."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    return max(1, len(text) // 4)
+
+
+def _chat_usage(prompt_tokens: int, completion_tokens: int) -> Json:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def _responses_usage(input_tokens: int, output_tokens: int) -> Json:
+    return {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": input_tokens + output_tokens,
+    }
+
+
+def _chatkit_configuration(overrides: Json) -> Json:
+    """Resolve ChatKit configuration overrides against the documented defaults."""
+    titling = _object(overrides.get("automatic_thread_titling"))
+    uploads = _object(overrides.get("file_upload"))
+    history = _object(overrides.get("history"))
+    return {
+        "automatic_thread_titling": {"enabled": titling.get("enabled", True)},
+        "file_upload": {
+            "enabled": uploads.get("enabled", False),
+            "max_file_size": uploads.get("max_file_size", 512),
+            "max_files": uploads.get("max_files", 10),
+        },
+        "history": {
+            "enabled": history.get("enabled", True),
+            "recent_threads": history.get("recent_threads"),
+        },
+    }
+
+
+# -- fixture -----------------------------------------------------------------------------
+
+_SESSION_SERVER = pytest.StashKey[FakeOpenAI]()
+
+
+@pytest.fixture
+def fake_openai(request: pytest.FixtureRequest) -> FakeOpenAI:
+    """A running FakeOpenAI, `reset()` for this test.
+
+    The server (and so its port and `base_url`) is shared by the whole test session: it starts
+    on first use and stops when the session ends.
+    """
+    config = request.config
+    if _SESSION_SERVER not in config.stash:
+        config.stash[_SESSION_SERVER] = FakeOpenAI().start()
+        config.add_cleanup(config.stash[_SESSION_SERVER].stop)
+    fake = config.stash[_SESSION_SERVER]
+    fake.reset()
+    return fake

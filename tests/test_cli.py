@@ -1,0 +1,188 @@
+"""The ``kithost`` command, run as a real process against PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+from kithost import migrate
+from kithost.auth.passwords import verify_password
+from kithost.kit.tokens import hash_secret
+from kithost.models import ApiClient, Membership, Role, User, Widget
+from kithost.settings import Settings
+from tests.conftest import create_pg_database, drop_pg_database
+
+
+@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+def cli_settings(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    data_dir = tmp_path_factory.mktemp("cli")
+    if request.param == "postgresql":
+        url = create_pg_database()
+        settings = Settings(data_dir=data_dir, database_url=url)
+        migrate.upgrade(settings)
+        yield settings
+        drop_pg_database(url)
+    else:
+        settings = Settings(data_dir=data_dir)
+        migrate.upgrade(settings)
+        yield settings
+
+
+def kithost(
+    settings: Settings, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KITHOST_DATA_DIR": str(settings.data_dir), "KITHOST_LOG_LEVEL": "ERROR"}
+    if settings.database_url:
+        env["KITHOST_DATABASE_URL"] = settings.database_url
+    return subprocess.run(
+        [sys.executable, "-m", "kithost", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def ok_json(settings: Settings, *args: str, stdin: str | None = None) -> dict[str, Any]:
+    result = kithost(settings, *args, "--json", stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def sync_session(settings: Settings) -> Session:
+    url = settings.database.replace("+aiosqlite", "")
+    return Session(create_engine(url))
+
+
+def test_demo_seeds_once(cli_settings: Settings) -> None:
+    first = ok_json(cli_settings, "demo")
+    assert first["created"] is True
+    assert first["widget_public_key"].startswith("pk_")
+    assert len(first["widget_public_key"]) >= 3 + 22  # ≥ 128 random bits, base64url
+    second = ok_json(cli_settings, "demo")
+    assert second == {**first, "owner_password": None, "widget_public_key": None, "created": False}
+    with sync_session(cli_settings) as session:
+        owner = session.execute(select(User).where(User.email == first["owner_email"])).scalar_one()
+        widgets = session.execute(select(Widget)).scalars().all()
+    assert owner.password_hash is not None
+    assert verify_password(owner.password_hash, first["owner_password"])
+    assert [w.public_key for w in widgets] == [first["widget_public_key"]]
+
+
+def test_tenant_user_and_client_creation(cli_settings: Settings) -> None:
+    tenant = ok_json(
+        cli_settings,
+        "tenant",
+        "create",
+        "--slug",
+        "acme",
+        "--name",
+        "Acme",
+        "--owner-email",
+        "Boss@Acme.test",
+    )
+    assert (tenant["slug"], tenant["owner_email"]) == ("acme", "boss@acme.test")
+    assert tenant["owner_password"]
+
+    user = ok_json(
+        cli_settings,
+        "user",
+        "create",
+        "--email",
+        "ops@kithost.test",
+        "--platform-admin",
+        "--password-stdin",
+        stdin="correct horse battery\n",
+    )
+    assert user["is_platform_admin"] is True
+    assert user["password"] is None
+
+    client = ok_json(
+        cli_settings,
+        "client",
+        "create",
+        "--tenant",
+        "acme",
+        "--scopes",
+        "widgets:read, sessions:mint",
+    )
+    assert client["client_secret"].startswith("ks_")
+    assert client["scopes"] == "sessions:mint widgets:read"
+
+    with sync_session(cli_settings) as session:
+        stored = session.execute(
+            select(ApiClient).where(ApiClient.client_id == client["client_id"])
+        ).scalar_one()
+        admin = session.execute(select(User).where(User.email == "ops@kithost.test")).scalar_one()
+        roles = session.execute(select(Membership.role)).scalars().all()
+    assert stored.secret_hash == hash_secret(client["client_secret"])
+    assert client["client_secret"] not in {stored.secret_hash, stored.client_id, stored.name}
+    assert admin.password_hash is not None
+    assert verify_password(admin.password_hash, "correct horse battery")
+    assert Role.owner in roles
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "field"),
+    [
+        (
+            ("tenant", "create", "--slug", "Not A Slug", "--name", "x", "--owner-email", "a@b.co"),
+            "validation_failed",
+            "slug",
+        ),
+        (
+            ("tenant", "create", "--slug", "ok", "--name", "x", "--owner-email", "nope"),
+            "validation_failed",
+            "email",
+        ),
+        (
+            ("client", "create", "--tenant", "nobody", "--scopes", "widgets:read"),
+            "tenant_not_found",
+            None,
+        ),
+        (
+            ("client", "create", "--tenant", "demo", "--scopes", "widgets:read,root"),
+            "validation_failed",
+            "scopes",
+        ),
+    ],
+)
+def test_errors_are_clear_and_exit_non_zero(
+    cli_settings: Settings, args: tuple[str, ...], code: str, field: str | None
+) -> None:
+    result = kithost(cli_settings, *args, "--json")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    error = json.loads(result.stderr.strip().splitlines()[-1])
+    assert error["code"] == code
+    assert [e["field"] for e in error["errors"]] == ([field] if field else [])
+    human = kithost(cli_settings, *args)
+    assert human.returncode == 1
+    assert f"error ({code})" in human.stderr
+
+
+def test_duplicates_are_conflicts(cli_settings: Settings) -> None:
+    args = ("tenant", "create", "--slug", "dup", "--name", "Dup", "--owner-email", "d@dup.test")
+    assert kithost(cli_settings, *args).returncode == 0
+    again = kithost(cli_settings, *args, "--json")
+    assert again.returncode == 1
+    assert json.loads(again.stderr.strip().splitlines()[-1])["code"] == "tenant_exists"
+
+
+def test_bad_usage_exits_2(cli_settings: Settings) -> None:
+    result = kithost(cli_settings, "tenant", "create", "--slug", "x")
+    assert result.returncode == 2
+    assert "--name" in result.stderr

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from sqlalchemy.exc import StatementError
+
+from kithost.audit.service import CLI
+from kithost.db import session_scope
+from kithost.models import AuditLogEntry, Tenant, User
+from kithost.tenants.service import create_tenant
+from kithost.users.service import create_user
+
+
+async def _count(app: FastAPI, model: type[Tenant] | type[User]) -> int:
+    async with session_scope(app.state.sessionmaker) as session:
+        return (await session.execute(select(func.count()).select_from(model))).scalar_one()
+
+
+async def test_unit_of_work_commits_on_success(app: FastAPI) -> None:
+    async with session_scope(app.state.sessionmaker) as session:
+        owner = (await create_user(session, CLI, "Ada@Example.com")).user
+        await create_tenant(session, CLI, slug="acme", name="Acme", owner=owner)
+    async with session_scope(app.state.sessionmaker) as session:
+        tenant = (await session.execute(select(Tenant))).scalar_one()
+        actions = (await session.execute(select(AuditLogEntry.action))).scalars().all()
+    assert tenant.slug == "acme"
+    assert sorted(actions) == ["tenant.created", "user.created"]
+
+
+async def test_unit_of_work_rolls_back_on_error(app: FastAPI) -> None:
+    async def write_then_fail() -> None:
+        async with session_scope(app.state.sessionmaker) as session:
+            await create_user(session, CLI, "grace@example.com")
+            raise RuntimeError("fail after the write")
+
+    with pytest.raises(RuntimeError):
+        await write_then_fail()
+    assert await _count(app, User) == 0
+
+
+async def test_timestamps_round_trip_as_aware_utc(app: FastAPI) -> None:
+    moment = datetime(2026, 11, 25, 12, 30, tzinfo=timezone(timedelta(hours=2)))
+    async with session_scope(app.state.sessionmaker) as session:
+        user = (await create_user(session, CLI, "t@example.com")).user
+        user.last_login_at = moment
+    async with session_scope(app.state.sessionmaker) as session:
+        stored = (await session.execute(select(User))).scalar_one()
+    assert stored.last_login_at == moment
+    assert stored.last_login_at is not None
+    assert stored.last_login_at.tzinfo == UTC
+    assert stored.created_at.tzinfo == UTC
+
+
+async def test_naive_timestamps_are_refused(app: FastAPI) -> None:
+    async with session_scope(app.state.sessionmaker) as session:
+        user = (await create_user(session, CLI, "n@example.com")).user
+        user.last_login_at = datetime(2026, 1, 1)
+        with pytest.raises(StatementError, match="naive datetime"):
+            await session.flush()
+        await session.rollback()

@@ -1,0 +1,96 @@
+"""``kithost run`` (what ``make run`` starts): every service up, then a clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+READY_LINE = "Kithost is running"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def children_of(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def start(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], list[str]]:
+    env = {**os.environ, "KITHOST_DATA_DIR": str(data_dir), "KITHOST_PORT": str(port)}
+    for name in ("KITHOST_DATABASE_URL", "KITHOST_BROKER_URL", "KITHOST_RESULT_BACKEND"):
+        env.pop(name, None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kithost", "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip())
+        if READY_LINE in line:
+            for _ in range(4):
+                lines.append(process.stdout.readline().rstrip())
+            return process, lines
+    process.kill()
+    raise AssertionError("kithost run never became ready:\n" + "\n".join(lines))
+
+
+def stop(process: subprocess.Popen[str]) -> int:
+    children = children_of(process.pid)
+    assert len(children) == 3, "api, worker and beat run as children"
+    process.send_signal(signal.SIGINT)
+    returncode = process.wait(timeout=60)
+    assert not children & {int(p.name) for p in Path("/proc").glob("[0-9]*")}
+    return returncode
+
+
+def test_run_serves_everything_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    process, lines = start(tmp_path, port)
+    try:
+        output = "\n".join(lines)
+        assert "owner_password: " in output
+        assert f"http://localhost:{port}/healthz" in output
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/healthz").status_code == 200
+        assert httpx.get(f"{base}/readyz").status_code == 200
+        metrics = httpx.get(f"{base}/metrics")
+        assert metrics.headers["content-type"].startswith("text/plain")
+        assert "kithost_http_requests_total" in metrics.text
+    finally:
+        assert stop(process) == 0
+    assert (tmp_path / "kithost.db").exists()
+
+    again, lines = start(tmp_path, port)
+    try:
+        output = "\n".join(lines)
+        assert "created: False" in output
+        assert "owner_password" not in output
+    finally:
+        assert stop(again) == 0
