@@ -8,10 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import kithost
+from kithost.api import api_router
+from kithost.auth.oauth_endpoints import router as oauth_router
 from kithost.db import create_engine, create_sessionmaker
 from kithost.errors import install_error_handlers
 from kithost.health.endpoints import router as health_router
 from kithost.health.metrics import MetricsMiddleware
+from kithost.kit.crypto import SecretBox
 from kithost.log import configure_logging
 from kithost.middleware import RequestContextMiddleware
 from kithost.settings import Settings, get_settings
@@ -40,9 +43,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.celery = celery
+    app.state.secret_box = SecretBox(settings.encryption_keys())
     app.state.sessionmaker = create_sessionmaker(engine, celery)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.include_router(health_router)
+    app.include_router(oauth_router)
+    app.include_router(api_router)
     return app

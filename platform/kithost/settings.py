@@ -7,7 +7,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import SecretStr, computed_field
+from pydantic import Field, SecretStr, computed_field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,6 +35,16 @@ class Settings(BaseSettings):
     log_json: bool | None = None
     openai_base_url: str | None = None
     openai_api_key: SecretStr | None = None
+    redis_url: str | None = None
+    access_token_ttl_seconds: int = Field(default=600, ge=60, le=3600)
+    dashboard_session_ttl_hours: int = Field(default=12, ge=1, le=24 * 30)
+    invitation_ttl_hours: int = Field(default=72, ge=1, le=24 * 30)
+    oidc_discovery_url: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_allow_signup: bool = False
+    smtp_url: str | None = None
+    smtp_from: str = "Kithost <no-reply@localhost>"
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -73,14 +83,19 @@ class Settings(BaseSettings):
     def json_logs(self) -> bool:
         return self.env is Environment.production if self.log_json is None else self.log_json
 
-    def encryption_key(self) -> str:
-        """The key that encrypts secrets at rest.
+    @property
+    def https(self) -> bool:
+        return self.base_url.startswith("https://")
 
-        Production must set ``KITHOST_SECRET_KEY``; the embedded default creates one in the
-        data directory on first use and keeps it there (mode 0600).
+    def encryption_keys(self) -> list[str]:
+        """The keys that encrypt secrets at rest and sign cookies; the first is current.
+
+        Production must set ``KITHOST_SECRET_KEY`` (several keys: comma-separated, newest
+        first); the embedded default creates one in the data directory on first use and
+        keeps it there (mode 0600).
         """
         if self.secret_key is not None:
-            return self.secret_key.get_secret_value()
+            return [k.strip() for k in self.secret_key.get_secret_value().split(",") if k.strip()]
         if self.env is Environment.production:
             raise RuntimeError("KITHOST_SECRET_KEY must be set in production")
         path = self.data_dir / "secret.key"
@@ -88,7 +103,7 @@ class Settings(BaseSettings):
             self.data_dir.mkdir(parents=True, exist_ok=True)
             path.touch(mode=0o600)
             path.write_text(secrets.token_urlsafe(32))
-        return path.read_text().strip()
+        return [path.read_text().strip()]
 
 
 @lru_cache

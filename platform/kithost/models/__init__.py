@@ -4,7 +4,10 @@ from kithost.models.allowed_origin import AllowedOrigin
 from kithost.models.api_client import ApiClient
 from kithost.models.audit_log_entry import AuditLogEntry
 from kithost.models.base import Base
+from kithost.models.dashboard_session import DashboardSession
+from kithost.models.invitation import Invitation
 from kithost.models.membership import Membership, Role
+from kithost.models.signing_key import SigningKey
 from kithost.models.tenant import Tenant
 from kithost.models.user import User
 from kithost.models.widget import Placement, Widget, WidgetMode
@@ -15,9 +18,12 @@ __all__ = [
     "ApiClient",
     "AuditLogEntry",
     "Base",
+    "DashboardSession",
+    "Invitation",
     "Membership",
     "Placement",
     "Role",
+    "SigningKey",
     "Tenant",
     "User",
     "Widget",

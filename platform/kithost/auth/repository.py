@@ -1,0 +1,51 @@
+"""SQL for identity: signing keys, dashboard sessions, API clients by their public id."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.models import ApiClient, DashboardSession, SigningKey, User
+
+
+async def newest_signing_key(session: AsyncSession) -> SigningKey | None:
+    result = await session.execute(
+        select(SigningKey)
+        .where(SigningKey.retired_at.is_(None))
+        .order_by(SigningKey.created_at.desc())
+        .limit(1)
+    )
+    return result.scalar_one_or_none()
+
+
+async def signing_keys_retired_after(session: AsyncSession, since: datetime) -> list[SigningKey]:
+    result = await session.execute(
+        select(SigningKey)
+        .where(or_(SigningKey.retired_at.is_(None), SigningKey.retired_at > since))
+        .order_by(SigningKey.created_at.desc())
+    )
+    return list(result.scalars())
+
+
+async def client_by_client_id(session: AsyncSession, client_id: str) -> ApiClient | None:
+    result = await session.execute(select(ApiClient).where(ApiClient.client_id == client_id))
+    return result.scalar_one_or_none()
+
+
+async def live_dashboard_session(
+    session: AsyncSession, token_hash: str, now: datetime
+) -> tuple[DashboardSession, User] | None:
+    result = await session.execute(
+        select(DashboardSession, User)
+        .join(User, User.id == DashboardSession.user_id)
+        .where(
+            DashboardSession.token_hash == token_hash,
+            DashboardSession.revoked_at.is_(None),
+            DashboardSession.expires_at > now,
+            User.is_active.is_(True),
+        )
+    )
+    row = result.one_or_none()
+    return None if row is None else (row[0], row[1])

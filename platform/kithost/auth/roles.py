@@ -1,0 +1,34 @@
+"""The role table: what each tenant role may do, in the vocabulary of API scopes.
+
+A dashboard user acting in a tenant holds the scopes of their role there; an API client
+holds the scopes granted to it (and of its token). Platform admins hold every scope in
+every tenant.
+"""
+
+from __future__ import annotations
+
+from kithost.auth.scopes import Scope
+from kithost.models import Role
+
+ALL_SCOPES = frozenset(Scope)
+
+ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
+    Role.owner: ALL_SCOPES,
+    Role.admin: ALL_SCOPES,
+    Role.editor: frozenset(
+        {
+            Scope.widgets_read,
+            Scope.widgets_write,
+            Scope.sessions_mint,
+            Scope.analytics_read,
+            Scope.members_read,
+        }
+    ),
+    Role.viewer: frozenset({Scope.widgets_read, Scope.analytics_read, Scope.members_read}),
+}
+
+
+def may_grant(granter: Role | None, role: Role) -> bool:
+    """Whether someone with ``granter`` (None: platform admin) may give or take ``role``:
+    only owners (and platform admins) make or unmake owners."""
+    return granter is None or granter is Role.owner or role is not Role.owner

@@ -1,0 +1,1 @@
+"""Memberships: users' roles in tenants."""

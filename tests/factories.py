@@ -1,0 +1,65 @@
+"""Builders for test data and credentials, through the real services."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.audit.service import CLI
+from kithost.auth import sessions
+from kithost.auth.oauth import issue_access_token
+from kithost.auth.scopes import Scope
+from kithost.clients.service import create_client
+from kithost.models import Membership, Role, Tenant, User
+from kithost.tenants.service import create_tenant
+from kithost.users.service import create_user
+
+PASSWORD = "correct horse battery staple"
+
+
+async def make_user(db: AsyncSession, *, platform_admin: bool = False) -> User:
+    email = f"user-{secrets.token_hex(4)}@example.test"
+    new = await create_user(db, CLI, email, password=PASSWORD, is_platform_admin=platform_admin)
+    return new.user
+
+
+async def make_tenant(db: AsyncSession, slug: str | None = None) -> Tenant:
+    owner = await make_user(db)
+    slug = slug or f"t-{secrets.token_hex(4)}"
+    return await create_tenant(db, CLI, slug=slug, name=slug.title(), owner=owner)
+
+
+async def make_member(db: AsyncSession, tenant: Tenant, role: Role) -> User:
+    user = await make_user(db)
+    db.add(Membership(tenant_id=tenant.id, user_id=user.id, role=role))
+    await db.flush()
+    return user
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The headers an HTTP call needs to act as someone (``Cookie`` + CSRF, or Bearer)."""
+
+    headers: dict[str, str]
+
+
+async def login(app: FastAPI, db: AsyncSession, user: User) -> Credentials:
+    """A dashboard session for ``user`` (cookie + CSRF header), as the login endpoint gives."""
+    new = await sessions.open_session(db, app.state.settings, user, ip=None, user_agent="test")
+    return Credentials(
+        {"Cookie": f"{sessions.COOKIE}={new.cookie}", sessions.CSRF_HEADER: new.csrf_token}
+    )
+
+
+async def client_token(
+    app: FastAPI, db: AsyncSession, tenant: Tenant, scopes: list[Scope]
+) -> Credentials:
+    """An API client of ``tenant`` with ``scopes`` and a Bearer access token for all of them."""
+    new = await create_client(db, CLI, tenant, name="test", scopes=scopes)
+    token = await issue_access_token(
+        db, app.state.settings, app.state.secret_box, new.client, scopes
+    )
+    return Credentials({"Authorization": f"Bearer {token}"})
