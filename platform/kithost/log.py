@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 from structlog.typing import Processor
 
 
-def configure_logging(*, level: str = "INFO", json: bool = False) -> None:
+def configure_logging(
+    *, level: str = "INFO", json: bool = False, stream: TextIO | None = None
+) -> None:
+    """Route structlog and the standard library to ``stream`` (stderr by default)."""
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_logger_name,
@@ -38,7 +42,7 @@ def configure_logging(*, level: str = "INFO", json: bool = False) -> None:
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared, processors=[*final, renderer]
     )
-    handler = logging.StreamHandler()
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
