@@ -7,7 +7,10 @@ SOURCES := platform tests bench migrations
 
 .PHONY: install run test lint migrations-check pytest bench lock clean
 
-install: $(STAMP)
+install: $(STAMP) embed/node_modules/.package-lock.json
+
+embed/node_modules/.package-lock.json: embed/package.json embed/package-lock.json
+	cd embed && npm ci --no-audit --no-fund
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,4 +47,4 @@ lock:
 	rm -rf /tmp/kithost-lock
 
 clean:
-	rm -rf $(VENV) .kithost .mypy_cache .ruff_cache
+	rm -rf $(VENV) .kithost .mypy_cache .ruff_cache embed/node_modules

@@ -1,26 +1,122 @@
-"""Web origins as browsers send them in the ``Origin`` header: ``scheme://host[:port]``."""
+"""Web origins and the patterns that allow them.
+
+An origin is what browsers send in the ``Origin`` header: ``scheme://host[:port]``. An
+allowed-origin entry is either an exact origin or a wildcard pattern
+``scheme://*.domain[:port]``, where ``*`` stands for one or more labels (any depth:
+``https://*.example.com`` allows ``https://a.example.com`` and ``https://a.b.example.com``
+but not ``https://example.com`` itself). Everything is normalised the same way: lowercase,
+IDN hosts in punycode, default ports dropped, no trailing dot.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
+import idna
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
+WILDCARD = "*."
+
+
+class InvalidOrigin(ValueError):
+    """Not an origin or an origin pattern; the message says why."""
+
+
+def _split(value: str) -> tuple[str, str, int | None]:
+    text = value.strip()
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or "://" not in text:
+        raise InvalidOrigin("the scheme must be http or https")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidOrigin("an origin has no user or password")
+    if parts.path not in {"", "/"} or parts.query or parts.fragment or "?" in text or "#" in text:
+        raise InvalidOrigin("an origin has no path, query or fragment")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidOrigin("the port must be a number from 1 to 65535") from exc
+    if port == 0:
+        raise InvalidOrigin("the port must be a number from 1 to 65535")
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    host = netloc[: netloc.rindex("]") + 1] if netloc.startswith("[") else netloc.split(":")[0]
+    if not host:
+        raise InvalidOrigin("an origin needs a host")
+    return scheme, host, None if port == DEFAULT_PORTS[scheme] else port
+
+
+def _normalize_host(host: str) -> str:
+    if host.startswith("["):
+        try:
+            return f"[{ipaddress.IPv6Address(host[1:-1]).compressed}]"
+        except ValueError as exc:
+            raise InvalidOrigin("not a valid IPv6 address") from exc
+    host = host.rstrip(".").lower()
+    try:
+        return str(ipaddress.IPv4Address(host))
+    except ValueError:
+        pass
+    try:
+        return idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise InvalidOrigin(f"not a valid host name: {exc}") from exc
+
+
+def _join(scheme: str, host: str, port: int | None) -> str:
+    return f"{scheme}://{host}" if port is None else f"{scheme}://{host}:{port}"
 
 
 def normalize_origin(value: str) -> str:
-    """The canonical form of an origin (lowercase, default port dropped); ``ValueError`` when
-    ``value`` is not an http(s) origin without path, query, fragment or credentials."""
-    parts = urlsplit(value.strip())
-    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
-        raise ValueError("an origin is http(s)://host[:port]")
-    if parts.username or parts.password or parts.path not in {"", "/"} or parts.query:
-        raise ValueError("an origin has no credentials, path or query")
-    if parts.fragment:
-        raise ValueError("an origin has no fragment")
-    port = parts.port
-    host = parts.hostname
-    if ":" in host:
-        host = f"[{host}]"
-    if port is None or port == DEFAULT_PORTS[parts.scheme]:
-        return f"{parts.scheme}://{host}"
-    return f"{parts.scheme}://{host}:{port}"
+    """The canonical form of an exact origin; :class:`InvalidOrigin` if it is not one."""
+    scheme, host, port = _split(value)
+    if "*" in host:
+        raise InvalidOrigin("an origin has no wildcard")
+    return _join(scheme, _normalize_host(host), port)
+
+
+def normalize_pattern(value: str, *, allow_insecure: bool = False) -> str:
+    """The canonical form of an allowed-origin entry (exact or ``*.`` wildcard).
+
+    Plain ``http://`` is refused outside localhost unless ``allow_insecure``.
+    """
+    scheme, host, port = _split(value)
+    wildcard = host.startswith(WILDCARD)
+    rest = host.removeprefix(WILDCARD) if wildcard else host
+    if "*" in rest:
+        raise InvalidOrigin("'*' may only stand as the leftmost label, as in https://*.example.com")
+    normalized = _normalize_host(rest)
+    if wildcard and (normalized.count(".") < 1 or normalized.startswith("[") or _is_ip(normalized)):
+        raise InvalidOrigin("a wildcard needs a domain of at least two labels after '*.'")
+    if scheme == "http" and not allow_insecure and normalized not in LOCAL_HOSTS:
+        raise InvalidOrigin("http:// is only allowed for localhost unless insecure origins are on")
+    return _join(scheme, WILDCARD + normalized if wildcard else normalized, port)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def origin_matches(origin: str, pattern: str) -> bool:
+    """Whether the browser ``origin`` is allowed by the normalised ``pattern``."""
+    try:
+        scheme, host, port = _split(origin)
+        host = _normalize_host(host)
+    except InvalidOrigin:
+        return False
+    p_scheme, p_host, p_port = _split(pattern)
+    if (scheme, port) != (p_scheme, p_port):
+        return False
+    if p_host.startswith(WILDCARD):
+        suffix = p_host[1:]
+        return host.endswith(suffix) and len(host) > len(suffix) and not host.startswith(".")
+    return host == p_host
+
+
+def origin_allowed(origin: str | None, patterns: list[str]) -> bool:
+    return origin is not None and any(origin_matches(origin, p) for p in patterns)
