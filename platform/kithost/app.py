@@ -6,15 +6,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.sessions import SessionMiddleware
 
 import kithost
 from kithost.api import api_router
+from kithost.auth import oidc
 from kithost.auth.oauth_endpoints import router as oauth_router
 from kithost.db import create_engine, create_sessionmaker
 from kithost.errors import install_error_handlers
 from kithost.health.endpoints import router as health_router
 from kithost.health.metrics import MetricsMiddleware
 from kithost.kit.crypto import SecretBox
+from kithost.kit.ratelimit import create_rate_limiter
 from kithost.log import configure_logging
 from kithost.middleware import RequestContextMiddleware
 from kithost.settings import Settings, get_settings
@@ -26,10 +29,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(level=settings.log_level, json=settings.json_logs)
     engine = create_engine(settings.database)
     celery = create_celery(settings)
+    rate_limiter = create_rate_limiter(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        await rate_limiter.aclose()
         await engine.dispose()
 
     app = FastAPI(
@@ -45,7 +50,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.celery = celery
     app.state.secret_box = SecretBox(settings.encryption_keys())
     app.state.sessionmaker = create_sessionmaker(engine, celery)
+    app.state.rate_limiter = rate_limiter
+    app.state.oidc = oidc.create_client(settings)
     install_error_handlers(app)
+    # Authlib keeps the OIDC flow's state, nonce and PKCE verifier here (auth/oidc.py).
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.encryption_keys()[0],
+        session_cookie=oidc.SESSION_COOKIE,
+        max_age=oidc.SESSION_MAX_AGE_SECONDS,
+        path=oidc.SESSION_PATH,
+        same_site="lax",
+        https_only=settings.https,
+    )
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.include_router(health_router)

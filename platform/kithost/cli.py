@@ -1,4 +1,4 @@
-"""The ``kithost`` command: run the services, migrate, seed, and administer tenants.
+"""The ``kithost`` command: run the services, migrate, seed, administer tenants, rotate keys.
 
 Every admin verb takes ``--json`` for scripts; failures print a reason on stderr and exit
 with status 1 (2 for bad usage).
@@ -18,10 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost import migrate as migrations
 from kithost.audit.service import CLI
+from kithost.auth import signing
 from kithost.clients.service import create_client, parse_scopes
 from kithost.db import create_engine, create_sessionmaker, session_scope
 from kithost.demo import seed_demo
 from kithost.errors import KithostError
+from kithost.kit.crypto import SecretBox
 from kithost.log import configure_logging
 from kithost.settings import Settings, get_settings
 from kithost.supervisor import run_all
@@ -35,9 +37,11 @@ app = typer.Typer(help="Kithost: hosting for OpenAI ChatKit.", no_args_is_help=T
 tenant_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage dashboard users.", no_args_is_help=True)
 client_app = typer.Typer(help="Manage API clients of tenant backends.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage the keys that sign access tokens.", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
 app.add_typer(client_app, name="client")
+app.add_typer(keys_app, name="keys")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
@@ -238,5 +242,18 @@ def client_create(
             "tenant": tenant,
             "scopes": " ".join(new.client.scopes),
         }
+
+    _emit(_in_session(work, as_json=as_json), as_json=as_json)
+
+
+@keys_app.command("rotate")
+def keys_rotate(as_json: JsonOption = False) -> None:
+    """Sign with a new key from now on; the old one stays published until its tokens expire."""
+    box = SecretBox(_settings().encryption_keys())
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        key = await signing.rotate(session, box)
+        published = await signing.published_keys(session)
+        return {"kid": key.kid, "published": " ".join(k.kid for k in published)}
 
     _emit(_in_session(work, as_json=as_json), as_json=as_json)

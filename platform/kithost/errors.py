@@ -91,6 +91,12 @@ class Conflict(KithostError):
     status, code = 409, "conflict"
 
 
+class Gone(KithostError):
+    """What was asked for existed but can no longer be used."""
+
+    status, code = 410, "gone"
+
+
 class InvalidInput(KithostError):
     status, code = 422, "validation_failed"
 

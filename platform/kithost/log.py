@@ -47,6 +47,9 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Drivers log query parameters (which may hold whatever a caller sent) at DEBUG.
+    for name in ("aiosqlite", "sqlalchemy.engine", "httpcore", "httpx", "httpx2"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "celery"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

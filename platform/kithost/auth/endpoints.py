@@ -1,5 +1,148 @@
+"""Dashboard sign-in: email and password, or single sign-on; the session behind the cookie.
+
+Signing in sets the session cookie and returns the CSRF token the dashboard echoes in
+``X-CSRF-Token`` on every write (logout and password change included).
+"""
+
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import RedirectResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
-router = APIRouter()
+from kithost.auth import oidc, sessions
+from kithost.auth.dependencies import CurrentUser
+from kithost.auth.schemas import Login, PasswordChange, SignedIn, SignedInUser, TenantRole
+from kithost.db import DbSession
+from kithost.kit.ratelimit import AppRateLimiter
+from kithost.kit.schemas import problems
+from kithost.models import User
+from kithost.settings import Settings
+from kithost.state import AppSettings
+from kithost.users import repository as users_repository
+from kithost.users import service as users
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+DASHBOARD_PATH = "/admin/"
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def _signed_in(session: AsyncSession, user: User, csrf_token: str) -> SignedIn:
+    memberships = await users_repository.memberships(session, user.id)
+    return SignedIn(
+        user=SignedInUser(
+            id=user.id,
+            email=user.email,
+            name=user.name,
+            is_platform_admin=user.is_platform_admin,
+            memberships=[TenantRole(slug=t.slug, name=t.name, role=r) for t, r in memberships],
+        ),
+        csrf_token=csrf_token,
+    )
+
+
+async def _open_session(
+    session: AsyncSession, settings: Settings, request: Request, response: Response, user: User
+) -> sessions.NewSession:
+    new = await sessions.open_session(
+        session,
+        settings,
+        user,
+        ip=_client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+    )
+    sessions.set_cookie(response, settings, new)
+    return new
+
+
+@router.post(
+    "/login",
+    summary="Sign in with email and password (sets the session cookie)",
+    responses=problems(401, 422, 429),
+)
+async def login(
+    body: Login,
+    request: Request,
+    response: Response,
+    session: DbSession,
+    settings: AppSettings,
+    limiter: AppRateLimiter,
+) -> SignedIn:
+    user = await users.authenticate(
+        session, limiter, body.email, body.password, ip=_client_ip(request)
+    )
+    new = await _open_session(session, settings, request, response, user)
+    return await _signed_in(session, user, new.csrf_token)
+
+
+@router.get(
+    "/me", summary="The signed-in user and the session's CSRF token", responses=problems(401)
+)
+async def me(
+    principal: CurrentUser, request: Request, session: DbSession, settings: AppSettings
+) -> SignedIn:
+    # CurrentUser resolved a session cookie, so the request carries one.
+    csrf_token = sessions.csrf_token(settings, request.cookies[sessions.COOKIE])
+    return await _signed_in(session, principal.user, csrf_token)
+
+
+@router.post(
+    "/logout",
+    summary="End this session and clear its cookie",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(401, 403),
+)
+async def logout(
+    principal: CurrentUser, response: Response, session: DbSession, settings: AppSettings
+) -> None:
+    await users.sign_out(session, principal.session_id)
+    sessions.clear_cookie(response, settings)
+
+
+@router.post(
+    "/password",
+    summary="Change the password; the user's other sessions end",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(401, 403, 422, 429),
+)
+async def change_password(
+    body: PasswordChange, principal: CurrentUser, session: DbSession, limiter: AppRateLimiter
+) -> None:
+    await users.change_password(
+        session, limiter, principal, body.current_password, body.new_password
+    )
+
+
+@router.get(
+    "/oidc/login",
+    summary="Sign in with the identity provider (redirects there)",
+    status_code=status.HTTP_302_FOUND,
+    response_class=RedirectResponse,
+    responses=problems(404, 503),
+)
+async def oidc_login(client: oidc.OidcClient, request: Request, settings: AppSettings) -> Response:
+    redirect_uri = settings.base_url + request.app.url_path_for("oidc_callback")
+    return await oidc.redirect_to_provider(client, request, redirect_uri)
+
+
+@router.get(
+    "/oidc/callback",
+    summary="Where the identity provider sends the visitor back (redirects to the dashboard)",
+    status_code=status.HTTP_303_SEE_OTHER,
+    response_class=RedirectResponse,
+    responses=problems(400, 403, 404, 422, 503),
+)
+async def oidc_callback(
+    client: oidc.OidcClient, request: Request, session: DbSession, settings: AppSettings
+) -> Response:
+    identity = await oidc.verified_identity(client, request)
+    user = await users.sign_in_with_oidc(
+        session, identity.email, identity.name, allow_signup=settings.oidc_allow_signup
+    )
+    response = RedirectResponse(DASHBOARD_PATH, status_code=status.HTTP_303_SEE_OTHER)
+    await _open_session(session, settings, request, response, user)
+    return response

@@ -7,6 +7,7 @@ every tenant.
 
 from __future__ import annotations
 
+from kithost.auth.principals import ClientPrincipal, TenantAccess
 from kithost.auth.scopes import Scope
 from kithost.models import Role
 
@@ -28,7 +29,12 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
 }
 
 
-def may_grant(granter: Role | None, role: Role) -> bool:
-    """Whether someone with ``granter`` (None: platform admin) may give or take ``role``:
-    only owners (and platform admins) make or unmake owners."""
-    return granter is None or granter is Role.owner or role is not Role.owner
+def may_grant(access: TenantAccess, role: Role) -> bool:
+    """Whether ``access`` may give or take ``role``: only owners and platform admins make or
+    unmake owners (API clients never do)."""
+    if role is not Role.owner:
+        return True
+    principal = access.principal
+    if isinstance(principal, ClientPrincipal):
+        return False
+    return access.role is Role.owner or principal.user.is_platform_admin

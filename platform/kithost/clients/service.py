@@ -1,15 +1,19 @@
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit import service as audit
+from kithost.auth.principals import TenantAccess
 from kithost.auth.scopes import Scope
-from kithost.errors import invalid_field
+from kithost.clients import repository
+from kithost.errors import Forbidden, NotFound, invalid_field
 from kithost.kit.tokens import hash_secret, random_token
 from kithost.models import ApiClient, Tenant
+from kithost.models.base import utcnow
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,7 @@ async def create_client(
         name=name,
         client_id=random_token("kc_", 16),
         secret_hash=hash_secret(secret),
-        scopes=[s.value for s in scopes],
+        scopes=sorted({s.value for s in scopes}),
     )
     session.add(client)
     await session.flush()
@@ -52,3 +56,39 @@ async def create_client(
         data={"scopes": client.scopes},
     )
     return NewClient(client, secret)
+
+
+async def register_client(
+    session: AsyncSession, access: TenantAccess, *, name: str, scopes: list[Scope]
+) -> NewClient:
+    """A client of the tenant of ``access``, with scopes that ``access`` holds itself."""
+    escalated = sorted(set(scopes) - access.scopes)
+    if escalated:
+        raise Forbidden(
+            f"Cannot grant scopes you do not hold: {' '.join(escalated)}.",
+            code="scope_escalation",
+        )
+    return await create_client(session, access.actor, access.tenant, name=name, scopes=scopes)
+
+
+async def list_clients(session: AsyncSession, tenant: Tenant) -> Sequence[ApiClient]:
+    """Every client of the tenant, revoked ones included."""
+    return await repository.list_clients(session, tenant.id)
+
+
+async def revoke_client(session: AsyncSession, access: TenantAccess, id: uuid.UUID) -> None:
+    """Revoke a client: its tokens stop working at once. Revoking it again changes nothing."""
+    client = await repository.get_client(session, access.tenant.id, id)
+    if client is None:
+        raise NotFound(f"No API client {id}.", code="client_not_found")
+    if client.revoked_at is not None:
+        return
+    client.revoked_at = utcnow()
+    audit.record(
+        session,
+        access.actor,
+        "client.revoked",
+        tenant_id=access.tenant.id,
+        target_type="api_client",
+        target_id=client.id,
+    )

@@ -1,5 +1,58 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-router = APIRouter()
+from fastapi import APIRouter, Query, status
+
+from kithost.auth.dependencies import AnyTenantAccess, CurrentUser, MembersWrite, PlatformAdmin
+from kithost.db import DbSession
+from kithost.kit.schemas import TENANT_ERRORS, problems
+from kithost.state import AppSettings
+from kithost.tenants import schemas, service
+
+router = APIRouter(prefix="/tenants", tags=["tenants"])
+
+
+@router.post(
+    "",
+    summary="Create a tenant for an owner",
+    description="A user with `owner_email` owns the new tenant at once. Anyone else gets an "
+    "owner invitation: its link, shown only in this response, creates their account.",
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(401, 403, 409, 422),
+)
+async def create_tenant(
+    admin: PlatformAdmin, session: DbSession, settings: AppSettings, body: schemas.TenantCreate
+) -> schemas.TenantCreated:
+    new = await service.open_tenant(
+        session, settings, admin, slug=body.slug, name=body.name, owner_email=body.owner_email
+    )
+    return schemas.TenantCreated.model_validate(new)
+
+
+@router.get(
+    "",
+    summary="List tenants by slug",
+    description="Every tenant for a platform admin, the signed-in user's tenants otherwise.",
+    responses=problems(401, 422),
+)
+async def list_tenants(
+    user: CurrentUser,
+    session: DbSession,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    after: Annotated[str | None, Query(description="List the tenants after this slug.")] = None,
+) -> list[schemas.Tenant]:
+    tenants = await service.list_tenants(session, user.user, after=after, limit=limit)
+    return [schemas.Tenant.model_validate(t) for t in tenants]
+
+
+@router.get("/{tenant}", summary="Get a tenant", responses=problems(*TENANT_ERRORS))
+async def get_tenant(access: AnyTenantAccess) -> schemas.Tenant:
+    return schemas.Tenant.model_validate(access.tenant)
+
+
+@router.patch("/{tenant}", summary="Rename a tenant", responses=problems(*TENANT_ERRORS))
+async def update_tenant(
+    access: MembersWrite, session: DbSession, body: schemas.TenantUpdate
+) -> schemas.Tenant:
+    return schemas.Tenant.model_validate(service.rename_tenant(session, access, body.name))

@@ -1,11 +1,33 @@
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.models import Tenant
+from kithost.models import Membership, Tenant
 
 
 async def get_by_slug(session: AsyncSession, slug: str) -> Tenant | None:
     result = await session.execute(select(Tenant).where(Tenant.slug == slug))
     return result.scalar_one_or_none()
+
+
+async def get_by_id(session: AsyncSession, tenant_id: uuid.UUID) -> Tenant:
+    return await session.get_one(Tenant, tenant_id)
+
+
+async def list_tenants(
+    session: AsyncSession, *, member_id: uuid.UUID | None, after: str | None, limit: int
+) -> Sequence[Tenant]:
+    """Tenants by slug, from the one after ``after``; only ``member_id``'s unless None."""
+    query = select(Tenant).order_by(Tenant.slug).limit(limit)
+    if member_id is not None:
+        query = query.join(Membership, Membership.tenant_id == Tenant.id).where(
+            Membership.user_id == member_id
+        )
+    if after is not None:
+        query = query.where(Tenant.slug > after)
+    result = await session.execute(query)
+    return result.scalars().all()

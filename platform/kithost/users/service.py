@@ -1,14 +1,31 @@
 from __future__ import annotations
 
+import asyncio
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit import service as audit
-from kithost.auth.passwords import generate_password, hash_password
-from kithost.errors import Conflict, invalid_field
-from kithost.models import User
+from kithost.auth import sessions
+from kithost.auth.passwords import (
+    check_password_rules,
+    generate_password,
+    hash_password,
+    verify_password,
+)
+from kithost.auth.principals import UserPrincipal
+from kithost.errors import Conflict, Forbidden, RateLimited, Unauthorized, invalid_field
+from kithost.kit.ratelimit import RateLimiter
+from kithost.models import DashboardSession, User
+from kithost.models.base import utcnow
 from kithost.users import repository
+
+FAILURE_WINDOW_SECONDS = 15 * 60
+FAILURES_PER_ACCOUNT = 5
+"""Wrong passwords for one account per window before it refuses every attempt."""
+FAILURES_PER_IP = 20
+"""Failed sign-ins from one client address per window, across accounts."""
 
 
 @dataclass(frozen=True)
@@ -38,19 +55,29 @@ async def create_user(
 ) -> NewUser:
     """Create a user; without ``password`` one is generated and returned once."""
     email = normalize_email(email)
+    if password is not None:
+        check_password_rules(password, email=email, field="password")
+    secret = password if password is not None else generate_password()
     if await repository.get_by_email(session, email) is not None:
         raise Conflict(f"A user with email {email} exists.", code="user_exists")
-    generated = None if password is not None else generate_password()
-    user = User(
-        email=email,
-        name=name,
-        password_hash=hash_password(password if password is not None else generated or ""),
-        is_platform_admin=is_platform_admin,
+    user = await _add_user(
+        session,
+        actor,
+        User(
+            email=email,
+            name=name,
+            password_hash=hash_password(secret),
+            is_platform_admin=is_platform_admin,
+        ),
     )
+    return NewUser(user, None if password is not None else secret)
+
+
+async def _add_user(session: AsyncSession, actor: audit.Actor, user: User) -> User:
     session.add(user)
     await session.flush()
     audit.record(session, actor, "user.created", target_type="user", target_id=user.id)
-    return NewUser(user, generated)
+    return user
 
 
 async def get_or_create_user(session: AsyncSession, actor: audit.Actor, email: str) -> NewUser:
@@ -58,3 +85,88 @@ async def get_or_create_user(session: AsyncSession, actor: audit.Actor, email: s
     if existing is not None:
         return NewUser(existing, None)
     return await create_user(session, actor, email)
+
+
+def _account_limit(email: str) -> tuple[str, int]:
+    return f"password:account:{email}", FAILURES_PER_ACCOUNT
+
+
+async def _refuse_when_throttled(limiter: RateLimiter, limits: list[tuple[str, int]]) -> None:
+    refused = [d for d in [await limiter.peek(k, n) for k, n in limits] if not d.allowed]
+    if refused:
+        raise RateLimited(
+            max(d.retry_after for d in refused), "Too many wrong passwords; try again later."
+        )
+
+
+async def _count_failure(limiter: RateLimiter, limits: list[tuple[str, int]]) -> None:
+    for key, limit in limits:
+        await limiter.hit(key, limit, FAILURE_WINDOW_SECONDS)
+
+
+async def authenticate(
+    session: AsyncSession, limiter: RateLimiter, email: str, password: str, *, ip: str
+) -> User:
+    """The active user with this email and password, else 401 ``invalid_credentials`` (the
+    same for an unknown email, a wrong password and a disabled account). Failures count
+    per account and per client address; past either limit every attempt gets 429."""
+    email = normalize_email(email)
+    account = _account_limit(email)
+    limits = [account, (f"password:ip:{ip}", FAILURES_PER_IP)]
+    await _refuse_when_throttled(limiter, limits)
+    user = await repository.get_by_email(session, email)
+    password_hash = user.password_hash if user is not None else None
+    valid = await asyncio.to_thread(verify_password, password_hash, password)
+    if user is None or not user.is_active or not valid:
+        await _count_failure(limiter, limits)
+        raise Unauthorized("Wrong email or password.", code="invalid_credentials")
+    await limiter.reset(account[0])
+    return user
+
+
+async def change_password(
+    session: AsyncSession,
+    limiter: RateLimiter,
+    principal: UserPrincipal,
+    current_password: str,
+    new_password: str,
+) -> None:
+    """Replace the signed-in user's password and end their other sessions. Wrong current
+    passwords count against the account like failed sign-ins."""
+    user = principal.user
+    limits = [_account_limit(user.email)]
+    await _refuse_when_throttled(limiter, limits)
+    if not await asyncio.to_thread(verify_password, user.password_hash, current_password):
+        await _count_failure(limiter, limits)
+        raise invalid_field(
+            "current_password", "is not your current password", "invalid_credentials"
+        )
+    check_password_rules(new_password, email=user.email, field="new_password")
+    user.password_hash = await asyncio.to_thread(hash_password, new_password)
+    await repository.revoke_other_sessions(session, user.id, principal.session_id, utcnow())
+    audit.record(
+        session, principal.actor, "user.password_changed", target_type="user", target_id=user.id
+    )
+
+
+async def sign_out(session: AsyncSession, session_id: uuid.UUID) -> None:
+    sessions.revoke(await session.get_one(DashboardSession, session_id))
+
+
+async def sign_in_with_oidc(
+    session: AsyncSession, email: str, name: str, *, allow_signup: bool
+) -> User:
+    """The user whose email an identity provider verified; created on first sign-in only
+    when sign-up is open (else 403 ``signup_disabled``)."""
+    email = normalize_email(email)
+    user = await repository.get_by_email(session, email)
+    if user is None:
+        if not allow_signup:
+            raise Forbidden(
+                f"No account uses {email} and sign-up is closed: ask for an invitation.",
+                code="signup_disabled",
+            )
+        return await _add_user(session, audit.SYSTEM, User(email=email, name=name[:200]))
+    if not user.is_active:
+        raise Forbidden("This account is disabled.", code="account_disabled")
+    return user

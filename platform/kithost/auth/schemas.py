@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import uuid
+
+from pydantic import Field
+
+from kithost.auth.passwords import MAX_LENGTH
+from kithost.kit.schemas import Schema
+from kithost.models import Role
+
+
+class Login(Schema):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=MAX_LENGTH)
+
+
+class PasswordChange(Schema):
+    current_password: str = Field(max_length=MAX_LENGTH)
+    new_password: str
+
+
+class TenantRole(Schema):
+    """A tenant the user belongs to, and their role there."""
+
+    slug: str
+    name: str
+    role: Role
+
+
+class SignedInUser(Schema):
+    id: uuid.UUID
+    email: str
+    name: str
+    is_platform_admin: bool
+    memberships: list[TenantRole]
+
+
+class SignedIn(Schema):
+    """The signed-in user, and the token to send as ``X-CSRF-Token`` on every write."""
+
+    user: SignedInUser
+    csrf_token: str

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Result, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.models import Invitation
+
+
+async def get_by_token_hash(session: AsyncSession, token_hash: str) -> Invitation | None:
+    result = await session.execute(select(Invitation).where(Invitation.token_hash == token_hash))
+    return result.scalar_one_or_none()
+
+
+async def list_pending(session: AsyncSession, tenant_id: uuid.UUID) -> Sequence[Invitation]:
+    result = await session.execute(
+        select(Invitation)
+        .where(Invitation.tenant_id == tenant_id, Invitation.accepted_at.is_(None))
+        .order_by(Invitation.created_at, Invitation.id)
+    )
+    return result.scalars().all()
+
+
+async def get_pending(
+    session: AsyncSession, tenant_id: uuid.UUID, invitation_id: uuid.UUID
+) -> Invitation | None:
+    result = await session.execute(
+        select(Invitation).where(
+            Invitation.tenant_id == tenant_id,
+            Invitation.id == invitation_id,
+            Invitation.accepted_at.is_(None),
+        )
+    )
+    return result.scalar_one_or_none()
+
+
+async def delete_pending_for(session: AsyncSession, tenant_id: uuid.UUID, email: str) -> int:
+    """Delete the pending invitations of ``email`` to the tenant; how many there were."""
+    result = await session.execute(
+        delete(Invitation).where(
+            Invitation.tenant_id == tenant_id,
+            Invitation.email == email,
+            Invitation.accepted_at.is_(None),
+        )
+    )
+    return _rowcount(result)
+
+
+async def mark_accepted(
+    session: AsyncSession, invitation_id: uuid.UUID, user_id: uuid.UUID, now: datetime
+) -> bool:
+    """Mark a pending invitation used; False when another request used it first."""
+    result = await session.execute(
+        update(Invitation)
+        .where(Invitation.id == invitation_id, Invitation.accepted_at.is_(None))
+        .values(accepted_at=now, accepted_by_id=user_id)
+    )
+    return _rowcount(result) == 1
+
+
+def _rowcount(result: Result[Any]) -> int:
+    return cast(CursorResult[Any], result).rowcount

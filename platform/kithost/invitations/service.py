@@ -1,0 +1,170 @@
+"""Invitations to join a tenant: a single-use, expiring link whose token is stored hashed."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.audit import service as audit
+from kithost.auth.principals import Principal, TenantAccess, UserPrincipal
+from kithost.errors import Forbidden, Gone, NotFound, Unauthorized, invalid_field
+from kithost.invitations import repository
+from kithost.kit.tokens import hash_secret, random_token
+from kithost.members import service as members
+from kithost.models import Invitation, Role, Tenant, User
+from kithost.models.base import utcnow
+from kithost.settings import Settings
+from kithost.tenants import repository as tenants
+from kithost.users import repository as users
+from kithost.users.service import create_user, normalize_email
+
+
+@dataclass(frozen=True)
+class NewInvitation:
+    """An invitation just created, with its accept link: shown once (the token is hashed)."""
+
+    invitation: Invitation
+    accept_url: str
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """Where an accepted invitation let its user in, and as what."""
+
+    tenant: Tenant
+    role: Role
+
+
+async def invite(
+    session: AsyncSession, settings: Settings, access: TenantAccess, *, email: str, role: Role
+) -> NewInvitation:
+    """Invite ``email`` to the tenant of ``access`` with ``role`` (if ``access`` may grant it)."""
+    members.check_may_grant(access, role)
+    principal = access.principal
+    return await create_invitation(
+        session,
+        settings,
+        access.actor,
+        access.tenant,
+        email=email,
+        role=role,
+        invited_by=principal.user if isinstance(principal, UserPrincipal) else None,
+    )
+
+
+async def create_invitation(
+    session: AsyncSession,
+    settings: Settings,
+    actor: audit.Actor,
+    tenant: Tenant,
+    *,
+    email: str,
+    role: Role,
+    invited_by: User | None,
+) -> NewInvitation:
+    """A new invitation; it replaces the pending ones of the same email to the tenant."""
+    email = normalize_email(email)
+    replaced = await repository.delete_pending_for(session, tenant.id, email)
+    token = random_token("ki_", 32)
+    invitation = Invitation(
+        tenant_id=tenant.id,
+        email=email,
+        role=role,
+        token_hash=hash_secret(token),
+        invited_by_id=invited_by.id if invited_by is not None else None,
+        expires_at=utcnow() + timedelta(hours=settings.invitation_ttl_hours),
+    )
+    session.add(invitation)
+    await session.flush()
+    audit.record(
+        session,
+        actor,
+        "invitation.created",
+        tenant_id=tenant.id,
+        target_type="invitation",
+        target_id=invitation.id,
+        data={"email": email, "role": role.value, "replaced": replaced},
+    )
+    return NewInvitation(invitation, f"{settings.base_url}/admin/invite#token={token}")
+
+
+async def list_pending(session: AsyncSession, tenant: Tenant) -> Sequence[Invitation]:
+    """The invitations not accepted yet (expired ones included, until revoked)."""
+    return await repository.list_pending(session, tenant.id)
+
+
+async def revoke(session: AsyncSession, access: TenantAccess, invitation_id: uuid.UUID) -> None:
+    invitation = await repository.get_pending(session, access.tenant.id, invitation_id)
+    if invitation is None:
+        raise NotFound(f"No pending invitation {invitation_id}.", code="invitation_not_found")
+    await session.delete(invitation)
+    audit.record(
+        session,
+        access.actor,
+        "invitation.revoked",
+        tenant_id=access.tenant.id,
+        target_type="invitation",
+        target_id=invitation.id,
+        data={"email": invitation.email, "role": invitation.role.value},
+    )
+
+
+async def accept(
+    session: AsyncSession,
+    principal: Principal | None,
+    token: str,
+    *,
+    password: str | None,
+    name: str,
+) -> Acceptance:
+    """Use an invitation: as the signed-in user it was sent to, or, when no account has its
+    email yet, by creating that account with ``password`` and ``name``."""
+    invitation = await repository.get_by_token_hash(session, hash_secret(token))
+    if invitation is None or invitation.accepted_at is not None:
+        raise NotFound("No such invitation, or it was used.", code="invitation_not_found")
+    if invitation.expires_at <= utcnow():
+        raise Gone("The invitation has expired.", code="invitation_expired")
+    user = await _invitee(session, invitation, principal, password=password, name=name)
+    if not await repository.mark_accepted(session, invitation.id, user.id, utcnow()):
+        raise NotFound("No such invitation, or it was used.", code="invitation_not_found")
+    actor = audit.Actor("user", str(user.id))
+    await members.join(session, actor, invitation.tenant_id, user.id, invitation.role)
+    audit.record(
+        session,
+        actor,
+        "invitation.accepted",
+        tenant_id=invitation.tenant_id,
+        target_type="invitation",
+        target_id=invitation.id,
+    )
+    return Acceptance(await tenants.get_by_id(session, invitation.tenant_id), invitation.role)
+
+
+async def _invitee(
+    session: AsyncSession,
+    invitation: Invitation,
+    principal: Principal | None,
+    *,
+    password: str | None,
+    name: str,
+) -> User:
+    if isinstance(principal, UserPrincipal):
+        if principal.user.email != invitation.email:
+            raise Forbidden(
+                "The invitation was sent to another email address.",
+                code="invitation_email_mismatch",
+            )
+        return principal.user
+    if principal is not None or await users.get_by_email(session, invitation.email) is not None:
+        raise Unauthorized(
+            "Sign in as the invited user to accept the invitation.", code="unauthenticated"
+        )
+    if password is None:
+        raise invalid_field("password", "required to create your account")
+    actor = audit.Actor("invitation", str(invitation.id))
+    new = await create_user(session, actor, invitation.email, name=name, password=password)
+    return new.user

@@ -1,0 +1,150 @@
+"""Fixed-window rate limiting: count events per key, refuse past a limit until the window ends.
+
+One limiter per app (``app.state.rate_limiter``, the :data:`AppRateLimiter` dependency):
+:class:`RedisRateLimiter` when ``KITHOST_REDIS_URL`` is set, so every process shares the
+counts, else :class:`MemoryRateLimiter`, whose counts live in this process only. Keys are
+the caller's (``login:ip:203.0.113.7``); a window starts with its key's first event.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Annotated, Protocol
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from kithost.errors import ServiceUnavailable
+from kithost.settings import Settings
+
+REDIS_PREFIX = "kithost:ratelimit:"
+REDIS_TIMEOUT_SECONDS = 2
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    retry_after: int
+    """Whole seconds until the key's window ends when refused; 0 when allowed."""
+
+
+def _decide(count: int, limit: int, seconds_left: float) -> Decision:
+    if count <= limit:
+        return Decision(True, 0)
+    return Decision(False, max(1, math.ceil(seconds_left)))
+
+
+class RateLimiter(Protocol):
+    async def hit(self, key: str, limit: int, window_seconds: int) -> Decision:
+        """Count one event for ``key``; refused once its window holds more than ``limit``."""
+
+    async def peek(self, key: str, limit: int) -> Decision:
+        """Whether one more event would be allowed, counting nothing."""
+
+    async def reset(self, key: str) -> None:
+        """Forget ``key``'s events."""
+
+    async def aclose(self) -> None: ...
+
+
+class MemoryRateLimiter:
+    """Counts in this process (one event loop: no locking needed, nothing awaits)."""
+
+    _SWEEP_AT = 10_000
+
+    def __init__(self) -> None:
+        self._windows: dict[str, tuple[int, float]] = {}
+        """key -> (events, monotonic time the window ends)"""
+        self._sweep_at = self._SWEEP_AT
+
+    def _live(self, key: str, now: float) -> tuple[int, float] | None:
+        window = self._windows.get(key)
+        return window if window is not None and window[1] > now else None
+
+    async def hit(self, key: str, limit: int, window_seconds: int) -> Decision:
+        now = time.monotonic()
+        count, ends = self._live(key, now) or (0, now + window_seconds)
+        self._windows[key] = (count + 1, ends)
+        if len(self._windows) >= self._sweep_at:
+            self._windows = {k: w for k, w in self._windows.items() if w[1] > now}
+            self._sweep_at = max(self._SWEEP_AT, 2 * len(self._windows))
+        return _decide(count + 1, limit, ends - now)
+
+    async def peek(self, key: str, limit: int) -> Decision:
+        now = time.monotonic()
+        count, ends = self._live(key, now) or (0, now)
+        return _decide(count + 1, limit, ends - now)
+
+    async def reset(self, key: str) -> None:
+        self._windows.pop(key, None)
+
+    async def aclose(self) -> None:
+        pass
+
+
+class RedisRateLimiter:
+    """Counts in Redis (``SET NX EX`` + ``INCR`` in one transaction), shared by processes.
+
+    An unreachable Redis answers 503 ``rate_limiter_unavailable``: limits are never
+    silently dropped."""
+
+    def __init__(self, url: str, prefix: str = REDIS_PREFIX) -> None:
+        self._redis = Redis.from_url(
+            url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
+        )
+        self._prefix = prefix
+
+    async def hit(self, key: str, limit: int, window_seconds: int) -> Decision:
+        name = self._prefix + key
+        with _reachable():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(name, 0, ex=window_seconds, nx=True)
+                pipe.incr(name)
+                pipe.pttl(name)
+                _, count, pttl = await pipe.execute()
+        return _decide(int(count), limit, int(pttl) / 1000)
+
+    async def peek(self, key: str, limit: int) -> Decision:
+        name = self._prefix + key
+        with _reachable():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.get(name)
+                pipe.pttl(name)
+                count, pttl = await pipe.execute()
+        return _decide(int(count or 0) + 1, limit, int(pttl) / 1000)
+
+    async def reset(self, key: str) -> None:
+        with _reachable():
+            await self._redis.delete(self._prefix + key)
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+
+@contextmanager
+def _reachable() -> Iterator[None]:
+    try:
+        yield
+    except RedisError as exc:
+        raise ServiceUnavailable(
+            "Rate limiting is unavailable; try again shortly.", code="rate_limiter_unavailable"
+        ) from exc
+
+
+def create_rate_limiter(settings: Settings) -> RateLimiter:
+    if settings.redis_url:
+        return RedisRateLimiter(settings.redis_url)
+    return MemoryRateLimiter()
+
+
+def _rate_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    return limiter
+
+
+AppRateLimiter = Annotated[RateLimiter, Depends(_rate_limiter)]

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from kithost.kit.schemas import Schema
+from kithost.models import Role
+
+
+class Member(Schema):
+    """A user's membership of the tenant."""
+
+    user_id: uuid.UUID
+    email: str
+    name: str
+    role: Role
+    created_at: datetime
+
+
+class MemberUpdate(Schema):
+    role: Role

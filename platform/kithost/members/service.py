@@ -1,0 +1,108 @@
+"""Members: users' roles in a tenant, under the rules that keep a tenant governable."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.audit import service as audit
+from kithost.auth.principals import TenantAccess
+from kithost.auth.roles import may_grant
+from kithost.errors import Conflict, Forbidden, NotFound
+from kithost.members import repository
+from kithost.members.repository import MemberRow
+from kithost.models import Membership, Role, Tenant
+
+
+def check_may_grant(access: TenantAccess, role: Role) -> None:
+    """Refuse unless ``access`` may give or take ``role``: only owners and platform admins
+    make or unmake owners (API clients never do)."""
+    if not may_grant(access, role):
+        raise Forbidden("Only owners may give or take the owner role.", code="owner_role_required")
+
+
+async def list_members(session: AsyncSession, tenant: Tenant) -> Sequence[MemberRow]:
+    return await repository.list_members(session, tenant.id)
+
+
+async def change_role(
+    session: AsyncSession, access: TenantAccess, user_id: uuid.UUID, role: Role
+) -> MemberRow:
+    membership = await _membership(session, access.tenant, user_id)
+    check_may_grant(access, membership.role)
+    check_may_grant(access, role)
+    await _set_role(session, access.actor, membership, role)
+    member = await repository.get_member(session, access.tenant.id, user_id)
+    assert member is not None
+    return member
+
+
+async def remove_member(session: AsyncSession, access: TenantAccess, user_id: uuid.UUID) -> None:
+    membership = await _membership(session, access.tenant, user_id)
+    check_may_grant(access, membership.role)
+    if membership.role is Role.owner:
+        await _keep_another_owner(session, membership)
+    await session.delete(membership)
+    audit.record(
+        session,
+        access.actor,
+        "member.removed",
+        tenant_id=access.tenant.id,
+        target_type="user",
+        target_id=user_id,
+        data={"role": membership.role.value},
+    )
+
+
+async def join(
+    session: AsyncSession, actor: audit.Actor, tenant_id: uuid.UUID, user_id: uuid.UUID, role: Role
+) -> None:
+    """Make the user a member with ``role``, or give them ``role`` if they are one."""
+    membership = await repository.get_membership(session, tenant_id, user_id)
+    if membership is not None:
+        await _set_role(session, actor, membership, role)
+        return
+    session.add(Membership(tenant_id=tenant_id, user_id=user_id, role=role))
+    audit.record(
+        session,
+        actor,
+        "member.added",
+        tenant_id=tenant_id,
+        target_type="user",
+        target_id=user_id,
+        data={"role": role.value},
+    )
+
+
+async def _membership(session: AsyncSession, tenant: Tenant, user_id: uuid.UUID) -> Membership:
+    membership = await repository.get_membership(session, tenant.id, user_id)
+    if membership is None:
+        raise NotFound(f"No member {user_id} in this tenant.", code="member_not_found")
+    return membership
+
+
+async def _set_role(
+    session: AsyncSession, actor: audit.Actor, membership: Membership, role: Role
+) -> None:
+    if role is membership.role:
+        return
+    if membership.role is Role.owner:
+        await _keep_another_owner(session, membership)
+    audit.record(
+        session,
+        actor,
+        "member.role_changed",
+        tenant_id=membership.tenant_id,
+        target_type="user",
+        target_id=membership.user_id,
+        data={"from": membership.role.value, "to": role.value},
+    )
+    membership.role = role
+
+
+async def _keep_another_owner(session: AsyncSession, owner: Membership) -> None:
+    """Refuse to remove or demote ``owner`` when nobody else owns the tenant."""
+    if await repository.lock_owner_ids(session, owner.tenant_id) == [owner.user_id]:
+        raise Conflict("A tenant keeps at least one owner.", code="last_owner")

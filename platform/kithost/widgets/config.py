@@ -1,0 +1,210 @@
+"""A widget's configuration: what a draft holds and a published version freezes.
+
+Everything a visitor's chat depends on is here (and so versioned): the ChatKit options,
+how the chat is placed and launched, which backend answers and how, and the mapping of
+ChatKit widget actions. :meth:`WidgetConfig.public` is the part the loader may see.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from kithost.errors import FieldError, InvalidInput
+from kithost.kit.schemas import Schema
+from kithost.models import Placement, WidgetMode
+from kithost.widgets.chatkit_schema import chatkit_errors
+
+HexColor = Annotated[str, StringConstraints(pattern=r"^#(?:[0-9a-fA-F]{3}){1,2}$")]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+
+
+class LauncherPosition(StrEnum):
+    bottom_right = "bottom-right"
+    bottom_left = "bottom-left"
+
+
+class Launcher(Schema):
+    """The button that opens a framed chat (ignored by inline placements)."""
+
+    position: LauncherPosition = LauncherPosition.bottom_right
+    label: ShortText = "Chat with us"
+    icon: Annotated[str, StringConstraints(pattern=r"^(lucide:)?[a-z0-9-]{1,40}$")] = "sparkle"
+    background: HexColor = "#111827"
+    foreground: HexColor = "#ffffff"
+    open_on_load: bool = False
+    prefetch: bool = False
+    """Load the chat when the page is idle instead of on first open."""
+
+
+class ModelApi(StrEnum):
+    responses = "responses"
+    chat_completions = "chat_completions"
+
+
+class Agent(Schema):
+    """How Kithost answers for a self-hosted widget."""
+
+    model: Annotated[str, StringConstraints(min_length=1, max_length=100)] = "gpt-4.1-mini"
+    instructions: Annotated[str, StringConstraints(max_length=20_000)] = (
+        "You are a helpful assistant."
+    )
+    base_url: AnyHttpUrl | None = None
+    """Any OpenAI-compatible API (a self-hosted model, a gateway); OpenAI's when empty."""
+    model_api: ModelApi = ModelApi.responses
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    max_output_tokens: Annotated[int, Field(ge=1, le=128_000)] | None = None
+    messages_per_user_per_day: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    """Per-end-user quota; beyond it the chat shows a notice instead of answering."""
+
+
+class FileUpload(Schema):
+    enabled: bool = False
+    max_file_size: Annotated[int, Field(ge=1, le=512)] | None = None
+    """Megabytes."""
+    max_files: Annotated[int, Field(ge=1, le=100)] | None = None
+
+
+class History(Schema):
+    enabled: bool = True
+    recent_threads: Annotated[int, Field(ge=1, le=1000)] | None = None
+
+
+class Titling(Schema):
+    enabled: bool = True
+
+
+class HostedChatKitConfiguration(Schema):
+    """OpenAI's ``chatkit_configuration`` for hosted sessions."""
+
+    automatic_thread_titling: Titling | None = None
+    file_upload: FileUpload | None = None
+    history: History | None = None
+
+
+StateVariable = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+
+
+class Hosted(Schema):
+    """An OpenAI Agent Builder workflow (until OpenAI's shutdown on 2026-11-30)."""
+
+    workflow_id: Annotated[str, StringConstraints(pattern=r"^wf_[A-Za-z0-9_-]{1,200}$")]
+    version: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
+    state_variables: Annotated[list[StateVariable], Field(max_length=32)] = []
+    """The page-context keys the loader may pass as workflow state variables."""
+    chatkit_configuration: HostedChatKitConfiguration = HostedChatKitConfiguration()
+    expires_after_seconds: Annotated[int, Field(ge=60, le=3600)] = 600
+    max_requests_per_minute: Annotated[int, Field(ge=1, le=1000)] | None = None
+
+
+_TEMPLATE_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _check_template(template: str) -> str:
+    """A template fills ``{field}`` from the action payload; nothing else may be formatted."""
+    for _, field, spec, conversion in string.Formatter().parse(template):
+        if field is not None and (not _TEMPLATE_FIELD.match(field) or spec or conversion):
+            raise ValueError("placeholders are {name} with a payload field name")
+    return template
+
+
+class OpenUrl(Schema):
+    kind: Literal["open_url"]
+    url: Annotated[str, StringConstraints(max_length=2000)]
+    """A template, e.g. ``https://shop.example.com/orders/{order_id}``."""
+
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, url: str) -> str:
+        _check_template(url)
+        if not re.match(r"^https?://[^/{}]+", url, re.IGNORECASE):
+            raise ValueError("must start with http:// or https:// and a fixed host")
+        return url
+
+
+class SendMessage(Schema):
+    kind: Literal["send_message"]
+    text: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    """A template: the message sent for the visitor."""
+
+    @field_validator("text")
+    @classmethod
+    def _template(cls, text: str) -> str:
+        return _check_template(text)
+
+
+class Forward(Schema):
+    """Hand the action to Kithost's ChatKit server (``sendCustomAction``)."""
+
+    kind: Literal["forward"]
+
+
+class Ignore(Schema):
+    kind: Literal["ignore"]
+
+
+WidgetAction = Annotated[OpenUrl | SendMessage | Forward | Ignore, Field(discriminator="kind")]
+ActionType = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/-]{1,100}$")]
+
+
+class WidgetConfig(Schema):
+    """The whole versioned configuration of a widget."""
+
+    mode: WidgetMode = WidgetMode.self_hosted
+    placement: Placement = Placement.framed
+    chatkit: dict[str, Any] = {}
+    """ChatKit options that are data, validated against ``@openai/chatkit``'s types."""
+    launcher: Launcher = Launcher()
+    agent: Agent = Agent()
+    hosted: Hosted | None = None
+    actions: Annotated[dict[ActionType, WidgetAction], Field(max_length=100)] = {}
+    require_identity: bool = False
+    """Refuse anonymous visitors: sessions need an identity token from the tenant's backend."""
+
+    @model_validator(mode="after")
+    def _hosted_needs_workflow(self) -> WidgetConfig:
+        if self.mode is WidgetMode.hosted and self.hosted is None:
+            raise ValueError("a hosted widget needs hosted.workflow_id")
+        return self
+
+    def public(self) -> dict[str, Any]:
+        """What the loader and the framed page may see: never the agent or workflow."""
+        return self.model_dump(mode="json", include=PUBLIC_FIELDS)
+
+
+PUBLIC_FIELDS = {"mode", "placement", "chatkit", "launcher", "actions", "require_identity"}
+
+
+def parse_config(data: Any, field: str = "config") -> WidgetConfig:
+    """The one way to accept a configuration: pydantic's rules, then ChatKit's schema.
+
+    :class:`InvalidInput` lists every problem, each named by its path under ``field``
+    (``config.chatkit.theme.radius``) and the rule it breaks.
+    """
+    try:
+        config = WidgetConfig.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(
+            "The widget configuration is not valid.",
+            errors=[
+                FieldError(
+                    field=".".join([field, *map(str, e["loc"])]), message=e["msg"], type=e["type"]
+                )
+                for e in exc.errors()
+            ],
+        ) from exc
+    errors = chatkit_errors(config.chatkit, f"{field}.chatkit")
+    if errors:
+        raise InvalidInput("The ChatKit options are not valid.", errors=errors)
+    return config

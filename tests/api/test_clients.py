@@ -1,0 +1,122 @@
+"""API clients over REST: the secret shown once, never more than the creator's scopes,
+listed without secrets, revoked for good."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.audit.service import CLI
+from kithost.auth.scopes import Scope
+from kithost.clients import repository as clients
+from kithost.clients.service import create_client
+from kithost.kit.tokens import hash_secret
+from kithost.models import Role
+from tests.api.helpers import audit_actions
+from tests.factories import client_token, login, make_member, make_tenant
+
+CLIENTS = "/api/v1/tenants/acme/clients"
+
+
+async def test_the_secret_is_shown_once_and_only_its_hash_kept(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    tenant = await make_tenant(db, "acme")
+    admin = await login(app, db, await make_member(db, tenant, Role.admin))
+    body = {"name": " backend ", "scopes": ["widgets:read", "sessions:mint", "widgets:read"]}
+    created = await client.post(CLIENTS, json=body, headers=admin.headers)
+    assert created.status_code == 201
+    new = created.json()
+    secret = new["client_secret"]
+    assert secret.startswith("ks_")
+    assert (new["client"]["name"], new["client"]["scopes"]) == (
+        "backend",
+        ["sessions:mint", "widgets:read"],
+    )
+    assert new["client"]["client_id"].startswith("kc_")
+
+    [stored] = await clients.list_clients(db, tenant.id)
+    assert stored.secret_hash == hash_secret(secret)
+    assert secret not in {stored.secret_hash, stored.client_id, stored.name}
+    assert "client.created" in await audit_actions(db, tenant.id)
+
+    listed = await client.get(CLIENTS, headers=admin.headers)
+    assert listed.status_code == 200
+    assert listed.json() == [new["client"]]
+    assert set(new["client"]) == {
+        "id",
+        "client_id",
+        "name",
+        "scopes",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    }
+    assert secret not in listed.text
+    assert stored.secret_hash not in listed.text
+
+
+async def test_a_client_never_gets_scopes_its_creator_lacks(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    tenant = await make_tenant(db, "acme")
+    backend = await client_token(app, db, tenant, [Scope.clients_write, Scope.widgets_read])
+    escalated = await client.post(
+        CLIENTS,
+        json={"name": "more", "scopes": ["widgets:read", "members:write"]},
+        headers=backend.headers,
+    )
+    assert (escalated.status_code, escalated.json()["code"]) == (403, "scope_escalation")
+    assert "members:write" in escalated.json()["detail"]
+    assert len(await clients.list_clients(db, tenant.id)) == 1
+    same = await client.post(
+        CLIENTS, json={"name": "same", "scopes": ["widgets:read"]}, headers=backend.headers
+    )
+    assert same.status_code == 201
+
+
+async def test_invalid_clients_are_refused(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    tenant = await make_tenant(db, "acme")
+    owner = await login(app, db, await make_member(db, tenant, Role.owner))
+    for body, field in [
+        ({"name": "x", "scopes": []}, "scopes"),
+        ({"name": "x", "scopes": ["widgets:everything"]}, "scopes.0"),
+        ({"name": " ", "scopes": ["widgets:read"]}, "name"),
+    ]:
+        response = await client.post(CLIENTS, json=body, headers=owner.headers)
+        assert (response.status_code, response.json()["errors"][0]["field"]) == (422, field)
+    assert await clients.list_clients(db, tenant.id) == []
+
+
+async def test_a_revoked_client_is_locked_out_and_revoking_again_changes_nothing(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    tenant, other = await make_tenant(db, "acme"), await make_tenant(db, "other")
+    owner = await login(app, db, await make_member(db, tenant, Role.owner))
+    target = await client_token(app, db, tenant, [Scope.members_read])
+    [stored] = await clients.list_clients(db, tenant.id)
+    foreign = await create_client(db, CLI, other, name="theirs", scopes=[Scope.widgets_read])
+    members = "/api/v1/tenants/acme/members"
+    assert (await client.get(members, headers=target.headers)).status_code == 200
+
+    cross = await client.delete(f"{CLIENTS}/{foreign.client.id}", headers=owner.headers)
+    assert (cross.status_code, cross.json()["code"]) == (404, "client_not_found")
+    await db.refresh(foreign.client)
+    assert foreign.client.revoked_at is None
+
+    assert (await client.delete(f"{CLIENTS}/{stored.id}", headers=owner.headers)).status_code == 204
+    await db.refresh(stored)
+    revoked_at = stored.revoked_at
+    assert revoked_at is not None
+    locked_out = await client.get(members, headers=target.headers)
+    assert (locked_out.status_code, locked_out.json()["code"]) == (401, "invalid_token")
+
+    assert (await client.delete(f"{CLIENTS}/{stored.id}", headers=owner.headers)).status_code == 204
+    await db.refresh(stored)
+    assert stored.revoked_at == revoked_at
+    assert (await audit_actions(db, tenant.id)).count("client.revoked") == 1
+    listed = await client.get(CLIENTS, headers=owner.headers)
+    assert [c["revoked_at"] is not None for c in listed.json()] == [True]

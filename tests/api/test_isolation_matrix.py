@@ -1,0 +1,179 @@
+"""Every route under ``/api/v1/tenants/{tenant}`` against every kind of caller.
+
+The routes come from the app's route table, so a new route fails this test until it is
+classified in :data:`ROUTES` with the scope it needs. Each route is then called with real
+path parameters and a valid body by: nobody (401); the tenant's owner, admin, editor and
+viewer (allowed or 403 by the role table); a platform admin (allowed); an owner of
+another tenant and an API client of another tenant holding every scope (404); an API
+client of the tenant holding every scope but the route's (403); and one holding only the
+route's scope (allowed). "Allowed" means the handler ran: 2xx, or a domain 4xx that is not
+401, 403, 404 or 422.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.audit.service import CLI
+from kithost.auth.roles import ALL_SCOPES, ROLE_SCOPES
+from kithost.auth.scopes import Scope
+from kithost.clients.service import create_client
+from kithost.invitations.service import create_invitation
+from kithost.models import Role, Tenant
+from tests.factories import client_token, login, make_member, make_tenant, make_user
+
+PREFIX = "/api/v1/tenants/{tenant}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    scope: Scope | None
+    """The scope the route needs; None: any access to the tenant."""
+    body: dict[str, Any] | None = None
+
+
+ROUTES: dict[tuple[str, str], Rule] = {
+    ("GET", PREFIX): Rule(None),
+    ("PATCH", PREFIX): Rule(Scope.members_write, {"name": "Renamed"}),
+    ("GET", f"{PREFIX}/members"): Rule(Scope.members_read),
+    ("PATCH", f"{PREFIX}/members/{{user_id}}"): Rule(Scope.members_write, {"role": "editor"}),
+    ("DELETE", f"{PREFIX}/members/{{user_id}}"): Rule(Scope.members_write),
+    ("POST", f"{PREFIX}/invitations"): Rule(
+        Scope.members_write, {"email": "invitee@example.test", "role": "viewer"}
+    ),
+    ("GET", f"{PREFIX}/invitations"): Rule(Scope.members_read),
+    ("DELETE", f"{PREFIX}/invitations/{{id}}"): Rule(Scope.members_write),
+    ("POST", f"{PREFIX}/clients"): Rule(
+        Scope.clients_write, {"name": "made", "scopes": ["clients:write"]}
+    ),
+    ("GET", f"{PREFIX}/clients"): Rule(Scope.clients_write),
+    ("DELETE", f"{PREFIX}/clients/{{id}}"): Rule(Scope.clients_write),
+}
+
+Outcome = str | tuple[int, str]
+ALLOWED: Outcome = "allowed"
+UNAUTHENTICATED: Outcome = (401, "unauthenticated")
+FORBIDDEN: Outcome = (403, "insufficient_scope")
+HIDDEN: Outcome = (404, "tenant_not_found")
+
+
+@dataclass(frozen=True)
+class Caller:
+    headers: dict[str, str]
+    holds: frozenset[Scope] = frozenset()
+    """The scopes the caller holds in the tenant."""
+    refused: Outcome | None = None
+    """The answer to every call, when the caller has no access to the tenant at all."""
+
+    def expects(self, scope: Scope | None) -> Outcome:
+        if self.refused is not None:
+            return self.refused
+        return ALLOWED if scope is None or scope in self.holds else FORBIDDEN
+
+
+def tenant_routes(app: FastAPI) -> set[tuple[str, str]]:
+    """The (method, path) of every API route under the tenant prefix. ``app.routes`` holds
+    included routers unflattened; ``iter_route_contexts`` walks them as routing does."""
+    return {
+        (method, route.path)
+        for route in iter_route_contexts(app.routes)
+        if isinstance(route.original_route, APIRoute)
+        and route.path is not None
+        and route.path.startswith(PREFIX)
+        for method in route.methods or ()
+    }
+
+
+def test_every_tenant_route_is_classified(app: FastAPI) -> None:
+    routes = tenant_routes(app)
+    assert sorted(routes - set(ROUTES)) == [], "classify these routes in ROUTES"
+    assert sorted(set(ROUTES) - routes) == [], "these routes no longer exist"
+
+
+Target = Callable[[], Awaitable[str]]
+
+
+async def fill(path: str, tenant: Tenant, targets: dict[str, Target]) -> str:
+    """``path`` with ``{tenant}`` and each other parameter replaced by a fresh real row."""
+    url = path.replace("{tenant}", tenant.slug)
+    for collection, param in re.findall(r"/(\w+)/\{(\w+)\}", url):
+        url = url.replace(f"{{{param}}}", await targets[collection](), 1)
+    assert "{" not in url, f"no target for a parameter of {path}"
+    return url
+
+
+def outcome(response: httpx.Response) -> Outcome:
+    status = response.status_code
+    if status < 300 or (status < 500 and status not in {401, 403, 404, 422}):
+        return ALLOWED
+    return (status, response.json().get("code", ""))
+
+
+async def test_isolation_matrix(client: httpx.AsyncClient, app: FastAPI, db: AsyncSession) -> None:
+    tenant, other = await make_tenant(db, "acme"), await make_tenant(db, "other")
+    settings = app.state.settings
+
+    async def member() -> str:
+        return str((await make_member(db, tenant, Role.viewer)).id)
+
+    async def invitation() -> str:
+        email = f"target-{secrets.token_hex(4)}@example.test"
+        new = await create_invitation(
+            db, settings, CLI, tenant, email=email, role=Role.viewer, invited_by=None
+        )
+        return str(new.invitation.id)
+
+    async def api_client() -> str:
+        new = await create_client(db, CLI, tenant, name="target", scopes=[Scope.widgets_read])
+        return str(new.client.id)
+
+    targets: dict[str, Target] = {
+        "members": member,
+        "invitations": invitation,
+        "clients": api_client,
+    }
+    callers = {
+        "nobody": Caller({}, refused=UNAUTHENTICATED),
+        "platform admin": Caller(
+            (await login(app, db, await make_user(db, platform_admin=True))).headers, ALL_SCOPES
+        ),
+        "owner of another tenant": Caller(
+            (await login(app, db, await make_member(db, other, Role.owner))).headers,
+            refused=HIDDEN,
+        ),
+        "client of another tenant": Caller(
+            (await client_token(app, db, other, list(Scope))).headers, refused=HIDDEN
+        ),
+    }
+    for role in Role:
+        user = await make_member(db, tenant, role)
+        callers[role.value] = Caller((await login(app, db, user)).headers, ROLE_SCOPES[role])
+
+    mismatches = []
+    for (method, path), rule in sorted(ROUTES.items()):
+        cases = dict(callers)
+        held = frozenset() if rule.scope is None else frozenset({rule.scope})
+        if rule.scope is not None:
+            lacking = ALL_SCOPES - held
+            token = await client_token(app, db, tenant, sorted(lacking))
+            cases["client lacking the scope"] = Caller(token.headers, lacking)
+        token = await client_token(app, db, tenant, sorted(held))
+        cases["client holding just the route's scope"] = Caller(token.headers, held)
+        for name, caller in cases.items():
+            url = await fill(path, tenant, targets)
+            response = await client.request(method, url, json=rule.body, headers=caller.headers)
+            if outcome(response) != caller.expects(rule.scope):
+                mismatches.append(
+                    f"{method} {path} as {name}: expected {caller.expects(rule.scope)}, "
+                    f"got {response.status_code} {response.text[:200]}"
+                )
+    assert not mismatches, "\n".join(mismatches)

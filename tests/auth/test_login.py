@@ -1,0 +1,291 @@
+"""Dashboard sign-in with email and password: the cookie, /me, logout, password changes and
+the throttling of failed attempts."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from typing import Literal
+
+import httpx
+import pytest
+from argon2 import PasswordHasher
+from fastapi import FastAPI
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from kithost.app import create_app
+from kithost.audit.service import CLI
+from kithost.auth import passwords, sessions
+from kithost.auth.passwords import check_password_rules
+from kithost.db import create_sessionmaker
+from kithost.errors import InvalidInput
+from kithost.models import AuditLogEntry, Role, User
+from kithost.settings import Settings
+from kithost.users.service import FAILURES_PER_ACCOUNT, FAILURES_PER_IP, create_user
+from tests.auth.test_ratelimit import redis_limiter
+from tests.factories import PASSWORD, login, make_member, make_tenant, make_user
+
+LOGIN = "/api/v1/auth/login"
+LOGOUT = "/api/v1/auth/logout"
+ME = "/api/v1/auth/me"
+PASSWORD_URL = "/api/v1/auth/password"
+NEW_PASSWORD = "a brand new passphrase"
+
+
+def create_test_app(
+    settings: Settings, connection: AsyncConnection, **overrides: object
+) -> FastAPI:
+    """The app as ``create_app`` builds it from ``settings`` changed by ``overrides``, its
+    sessions in the test's transaction (as the ``app`` fixture)."""
+    app = create_app(settings.model_copy(update=overrides))
+    app.state.sessionmaker = create_sessionmaker(connection, app.state.celery)
+    return app
+
+
+def client_at(app: FastAPI, ip: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(ip, 50000), raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+def cookie_attributes(response: httpx.Response) -> dict[str, str]:
+    """The attributes of the session cookie set by ``response`` (names lower-cased)."""
+    for header in response.headers.get_list("set-cookie"):
+        name, _, rest = header.partition("=")
+        if name == sessions.COOKIE:
+            parts = [p.strip() for p in rest.split(";")[1:]]
+            return {k.lower(): v for k, _, v in (p.partition("=") for p in parts)}
+    raise AssertionError("no session cookie set")
+
+
+async def sign_in(
+    client: httpx.AsyncClient, email: str, password: str = PASSWORD
+) -> httpx.Response:
+    return await client.post(LOGIN, json={"email": email, "password": password})
+
+
+async def test_login_sets_the_cookie_and_answers_who(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    tenant = await make_tenant(db, f"t-{secrets.token_hex(3)}")
+    user = await make_member(db, tenant, Role.editor)
+
+    response = await sign_in(client, f"  {user.email.upper()} ")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["user"] == {
+        "id": str(user.id),
+        "email": user.email,
+        "name": "",
+        "is_platform_admin": False,
+        "memberships": [{"slug": tenant.slug, "name": tenant.name, "role": "editor"}],
+    }
+    assert cookie_attributes(response) == {
+        "httponly": "",
+        "max-age": str(12 * 3600),
+        "path": "/",
+        "samesite": "lax",
+    }
+
+    me = await client.get(ME)
+    assert me.status_code == 200
+    assert me.json() == body
+    await db.refresh(user)
+    assert user.last_login_at is not None
+
+
+async def test_cookie_is_secure_over_https(
+    settings: Settings, connection: AsyncConnection, db: AsyncSession
+) -> None:
+    user = await make_user(db)
+    app = create_test_app(settings, connection, public_url="https://kithost.example")
+    async with client_at(app, "127.0.0.1") as client:
+        response = await sign_in(client, user.email)
+    assert response.status_code == 200
+    assert "secure" in cookie_attributes(response)
+
+
+def parameters(password_hash: str) -> str:
+    """An argon2 hash without its salt and digest: the algorithm and its cost."""
+    return password_hash.rsplit("$", 2)[0]
+
+
+async def test_refusals_look_alike(
+    client: httpx.AsyncClient, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = await make_user(db)
+    disabled = await make_user(db)
+    disabled.is_active = False
+    no_password = await make_user(db)
+    no_password.password_hash = None
+    await db.flush()
+    verified: list[str] = []
+
+    class Hasher(PasswordHasher):
+        def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+            verified.append(parameters(str(hash)))
+            return super().verify(hash, password)
+
+    monkeypatch.setattr(passwords, "_hasher", Hasher())
+
+    attempts = [
+        (user.email, "not the password"),
+        (f"nobody-{secrets.token_hex(4)}@example.test", PASSWORD),
+        (disabled.email, PASSWORD),
+        (no_password.email, PASSWORD),
+    ]
+    answers = []
+    for email, password in attempts:
+        response = await sign_in(client, email, password)
+        assert "set-cookie" not in response.headers
+        answers.append((response.status_code, response.json()["code"], response.json()["detail"]))
+    assert answers == [(401, "invalid_credentials", "Wrong email or password.")] * 4
+    # The same argon2 work for each: one verification with the same parameters.
+    assert verified == [parameters(str(user.password_hash))] * 4
+
+
+async def test_me_needs_a_session(client: httpx.AsyncClient) -> None:
+    response = await client.get(ME)
+    assert (response.status_code, response.json()["code"]) == (401, "unauthenticated")
+
+
+async def test_logout_needs_csrf_and_ends_the_session(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    user = await make_user(db)
+    signed_in = await sign_in(client, user.email)
+    cookie = {"Cookie": f"{sessions.COOKIE}={client.cookies[sessions.COOKIE]}"}
+    csrf = {sessions.CSRF_HEADER: signed_in.json()["csrf_token"]}
+    assert (await client.get(ME)).json()["csrf_token"] == csrf[sessions.CSRF_HEADER]
+
+    forged = await client.post(LOGOUT)
+    assert (forged.status_code, forged.json()["code"]) == (403, "csrf_failed")
+    assert (await client.get(ME)).status_code == 200
+
+    out = await client.post(LOGOUT, headers=csrf)
+    assert out.status_code == 204
+    assert cookie_attributes(out)["max-age"] == "0"
+    assert sessions.COOKIE not in client.cookies
+
+    replayed = await client.get(ME, headers=cookie)
+    assert (replayed.status_code, replayed.json()["code"]) == (401, "unauthenticated")
+
+
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [
+        ("short pass", "must be at least 12 characters long"),
+        ("x" * 257 + "y", "must be at most 256 characters long"),
+        ("z" * 20, "must not be one character repeated"),
+        ("my name is Jane.Doe!", "must not contain your email address"),
+    ],
+)
+def test_password_rules_refuse(password: str, message: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        check_password_rules(password, email="jane.doe@example.test", field="new_password")
+    assert refused.value.errors is not None
+    error = refused.value.errors[0]
+    assert (error.field, error.message, error.type) == ("new_password", message, "weak_password")
+
+
+@pytest.mark.parametrize(
+    ("password", "email"),
+    [
+        ("x" * 11 + "y", "jane.doe@example.test"),
+        ("y" * 255 + "z", "jane.doe@example.test"),
+        ("bo is my favourite", "bo@example.test"),
+    ],
+)
+def test_password_rules_accept(password: str, email: str) -> None:
+    check_password_rules(password, email=email, field="password")
+
+
+async def test_create_user_applies_the_rules(db: AsyncSession) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        await create_user(db, CLI, "weak@example.test", password="weakweak")
+    assert refused.value.errors is not None
+    assert refused.value.errors[0].field == "password"
+
+
+async def test_password_change(app: FastAPI, client: httpx.AsyncClient, db: AsyncSession) -> None:
+    user = await make_user(db)
+    other = await login(app, db, user)
+    signed_in = await sign_in(client, user.email)
+    csrf = {sessions.CSRF_HEADER: signed_in.json()["csrf_token"]}
+
+    def change(current: str, new: str) -> dict[str, str]:
+        return {"current_password": current, "new_password": new}
+
+    forged = await client.post(PASSWORD_URL, json=change(PASSWORD, NEW_PASSWORD))
+    assert (forged.status_code, forged.json()["code"]) == (403, "csrf_failed")
+    wrong = await client.post(PASSWORD_URL, json=change("nope", NEW_PASSWORD), headers=csrf)
+    assert wrong.status_code == 422
+    assert wrong.json()["errors"][0]["field"] == "current_password"
+    weak = await client.post(PASSWORD_URL, json=change(PASSWORD, "too short"), headers=csrf)
+    assert weak.status_code == 422
+    assert weak.json()["errors"][0]["field"] == "new_password"
+    assert (await client.get(ME, headers=other.headers)).status_code == 200
+
+    changed = await client.post(PASSWORD_URL, json=change(PASSWORD, NEW_PASSWORD), headers=csrf)
+    assert changed.status_code == 204
+    assert (await client.get(ME)).status_code == 200
+    assert (await client.get(ME, headers=other.headers)).status_code == 401
+    assert (await sign_in(client, user.email)).status_code == 401
+    assert (await sign_in(client, user.email, NEW_PASSWORD)).status_code == 200
+    audited = await db.scalar(
+        select(AuditLogEntry).where(AuditLogEntry.action == "user.password_changed")
+    )
+    assert audited is not None
+    assert (audited.actor_id, audited.target_id) == (str(user.id), str(user.id))
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def throttled(request: pytest.FixtureRequest, app: FastAPI) -> AsyncIterator[FastAPI]:
+    """The app with each kind of rate limiter (Redis under a key prefix of its own)."""
+    if request.param == "redis":
+        app.state.rate_limiter = redis_limiter()
+    yield app
+    await app.state.rate_limiter.aclose()
+
+
+def assert_throttled(response: httpx.Response) -> None:
+    assert (response.status_code, response.json()["code"]) == (429, "rate_limited")
+    assert 0 < int(response.headers["retry-after"]) <= 15 * 60
+
+
+async def test_failures_per_account(throttled: FastAPI, db: AsyncSession) -> None:
+    user, bystander = await make_user(db), await make_user(db)
+    async with client_at(throttled, "192.0.2.1") as client:
+        # A success forgets the account's earlier failures.
+        for _ in range(FAILURES_PER_ACCOUNT - 1):
+            assert (await sign_in(client, user.email, "wrong")).status_code == 401
+        assert (await sign_in(client, user.email)).status_code == 200
+        for _ in range(FAILURES_PER_ACCOUNT):
+            assert (await sign_in(client, user.email, "wrong")).status_code == 401
+        assert_throttled(await sign_in(client, user.email))
+        assert (await sign_in(client, bystander.email)).status_code == 200
+    async with client_at(throttled, "192.0.2.2") as elsewhere:
+        assert_throttled(await sign_in(elsewhere, user.email))
+
+
+async def test_failures_per_address(app: FastAPI, db: AsyncSession) -> None:
+    user = await make_user(db)
+    async with client_at(app, "198.51.100.7") as client:
+        for i in range(FAILURES_PER_IP):
+            guess = await sign_in(client, f"guess-{i}@example.test", "wrong")
+            assert guess.status_code == 401
+        assert_throttled(await sign_in(client, user.email))
+    async with client_at(app, "198.51.100.8") as elsewhere:
+        assert (await sign_in(elsewhere, user.email)).status_code == 200
+
+
+async def test_wrong_current_passwords_are_throttled(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    user: User = await make_user(db)
+    me = await login(app, db, user)
+    body = {"current_password": "wrong", "new_password": NEW_PASSWORD}
+    for _ in range(FAILURES_PER_ACCOUNT):
+        assert (await client.post(PASSWORD_URL, json=body, headers=me.headers)).status_code == 422
+    assert_throttled(await client.post(PASSWORD_URL, json=body, headers=me.headers))
+    assert_throttled(await sign_in(client, user.email))
