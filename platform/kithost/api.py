@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from kithost.audit.endpoints import router as audit_router
 from kithost.auth.endpoints import router as auth_router
 from kithost.clients.endpoints import router as clients_router
 from kithost.invitations.endpoints import router as invitations_router
 from kithost.members.endpoints import router as members_router
 from kithost.tenants.endpoints import router as tenants_router
+from kithost.widgets.endpoints import router as widgets_router
 
 api_router = APIRouter(prefix="/api/v1")
-for router in (auth_router, tenants_router, members_router, invitations_router, clients_router):
+for router in (
+    auth_router,
+    tenants_router,
+    members_router,
+    invitations_router,
+    clients_router,
+    widgets_router,
+    audit_router,
+):
     api_router.include_router(router)

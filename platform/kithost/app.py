@@ -13,6 +13,7 @@ from kithost.api import api_router
 from kithost.auth import oidc
 from kithost.auth.oauth_endpoints import router as oauth_router
 from kithost.db import create_engine, create_sessionmaker
+from kithost.embed.endpoints import router as embed_router
 from kithost.errors import install_error_handlers
 from kithost.health.endpoints import router as health_router
 from kithost.health.metrics import MetricsMiddleware
@@ -68,4 +69,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(oauth_router)
     app.include_router(api_router)
+    app.include_router(embed_router)
     return app

@@ -1,0 +1,1 @@
+"""Visitor endpoints: the public widget config (and later the loader, sessions, events)."""
