@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import String
+from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kithost.models.base import Record
@@ -13,3 +13,6 @@ class Tenant(Record):
 
     slug: Mapped[str] = mapped_column(String(63), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    openai_api_key: Mapped[str | None] = mapped_column(Text)
+    """Encrypted (``kit.crypto.SecretBox``); write-only through the API."""
+    openai_api_key_last4: Mapped[str | None] = mapped_column(String(4))

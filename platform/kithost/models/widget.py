@@ -3,10 +3,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import String
+from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from kithost.models.base import TenantOwned, str_enum
+from kithost.models.base import TenantOwned
 
 
 class WidgetMode(StrEnum):
@@ -20,13 +20,22 @@ class Placement(StrEnum):
 
 
 class Widget(TenantOwned):
-    """A chat a tenant embeds: the editable draft and which version visitors see."""
+    """A chat a tenant embeds: the editable draft and which version visitors see.
+
+    ``revision`` counts every change to the widget (draft, origins, secrets, publishing):
+    it is the ETag of the widget resource and what config caches revalidate against.
+    """
 
     __tablename__ = "widgets"
 
     name: Mapped[str] = mapped_column(String(200))
     public_key: Mapped[str] = mapped_column(String(64), unique=True)
-    mode: Mapped[WidgetMode] = mapped_column(str_enum(WidgetMode), default=WidgetMode.self_hosted)
-    placement: Mapped[Placement] = mapped_column(str_enum(Placement), default=Placement.framed)
     draft: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """A ``widgets.config.WidgetConfig`` as JSON."""
     published_version: Mapped[int | None]
+    allow_insecure_origins: Mapped[bool] = mapped_column(default=False)
+    identity_secret: Mapped[str | None] = mapped_column(Text)
+    """Encrypted (``kit.crypto.SecretBox``): signs the identity tokens of tenant backends."""
+    revision: Mapped[int] = mapped_column(default=1)
+
+    __mapper_args__ = {"version_id_col": revision}
