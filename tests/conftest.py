@@ -108,11 +108,19 @@ async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         await transaction.rollback()
 
 
-@pytest.fixture
-def app(settings: Settings, connection: AsyncConnection) -> FastAPI:
-    app = create_app(settings)
+def create_test_app(
+    settings: Settings, connection: AsyncConnection, **overrides: object
+) -> FastAPI:
+    """The app as ``create_app`` builds it from ``settings`` changed by ``overrides``, its
+    sessions in the test's transaction."""
+    app = create_app(settings.model_copy(update=overrides))
     app.state.sessionmaker = create_sessionmaker(connection, app.state.celery)
     return app
+
+
+@pytest.fixture
+def app(settings: Settings, connection: AsyncConnection) -> FastAPI:
+    return create_test_app(settings, connection)
 
 
 @pytest.fixture

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,35 +22,7 @@ from kithost.settings import Settings
 from kithost.worker.app import create_celery
 from kithost.worker.enqueue import enqueue
 from tests.conftest import RABBITMQ_URL, REDIS_URL
-
-TIMEOUT = 60
-
-
-def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
-    """``kithost worker`` in a subprocess, configured like ``settings``, once it answers."""
-    env = {
-        **os.environ,
-        "KITHOST_DATA_DIR": str(settings.data_dir),
-        "KITHOST_TASK_QUEUE": settings.task_queue,
-        "KITHOST_LOG_LEVEL": "WARNING",
-    }
-    if settings.broker_url:
-        env["KITHOST_BROKER_URL"] = settings.broker_url
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kithost", "worker", "--concurrency", "1"], env=env
-    )
-    warmup = create_celery(settings).send_task(ping.name, args=["warmup"])
-    assert warmup.get(timeout=TIMEOUT) == "warmup"
-    return process
-
-
-def stop_worker(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise
+from tests.workers import TIMEOUT, start_worker, stop_worker
 
 
 @pytest.fixture(scope="module")

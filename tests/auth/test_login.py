@@ -14,16 +14,15 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from kithost.app import create_app
 from kithost.audit.service import CLI
 from kithost.auth import passwords, sessions
 from kithost.auth.passwords import check_password_rules
-from kithost.db import create_sessionmaker
 from kithost.errors import InvalidInput
 from kithost.models import AuditLogEntry, Role, User
 from kithost.settings import Settings
 from kithost.users.service import FAILURES_PER_ACCOUNT, FAILURES_PER_IP, create_user
 from tests.auth.test_ratelimit import redis_limiter
+from tests.conftest import create_test_app
 from tests.factories import PASSWORD, login, make_member, make_tenant, make_user
 
 LOGIN = "/api/v1/auth/login"
@@ -31,16 +30,6 @@ LOGOUT = "/api/v1/auth/logout"
 ME = "/api/v1/auth/me"
 PASSWORD_URL = "/api/v1/auth/password"
 NEW_PASSWORD = "a brand new passphrase"
-
-
-def create_test_app(
-    settings: Settings, connection: AsyncConnection, **overrides: object
-) -> FastAPI:
-    """The app as ``create_app`` builds it from ``settings`` changed by ``overrides``, its
-    sessions in the test's transaction (as the ``app`` fixture)."""
-    app = create_app(settings.model_copy(update=overrides))
-    app.state.sessionmaker = create_sessionmaker(connection, app.state.celery)
-    return app
 
 
 def client_at(app: FastAPI, ip: str) -> httpx.AsyncClient:

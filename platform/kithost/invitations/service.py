@@ -13,6 +13,7 @@ from kithost.audit import service as audit
 from kithost.auth.principals import Principal, TenantAccess, UserPrincipal
 from kithost.errors import Forbidden, Gone, NotFound, Unauthorized, invalid_field
 from kithost.invitations import repository
+from kithost.invitations.tasks import send_invitation_email
 from kithost.kit.tokens import hash_secret, random_token
 from kithost.members import service as members
 from kithost.models import Invitation, Role, Tenant, User
@@ -21,6 +22,7 @@ from kithost.settings import Settings
 from kithost.tenants import repository as tenants
 from kithost.users import repository as users
 from kithost.users.service import create_user, normalize_email
+from kithost.worker.enqueue import enqueue
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,10 @@ async def create_invitation(
         target_id=invitation.id,
         data={"email": email, "role": role.value, "replaced": replaced},
     )
-    return NewInvitation(invitation, f"{settings.base_url}/admin/invite#token={token}")
+    accept_url = f"{settings.base_url}/admin/invite#token={token}"
+    if settings.smtp_url is not None:
+        enqueue(session, send_invitation_email, email, tenant.name, role.value, accept_url)
+    return NewInvitation(invitation, accept_url)
 
 
 async def list_pending(session: AsyncSession, tenant: Tenant) -> Sequence[Invitation]:

@@ -1,0 +1,42 @@
+"""A real ``kithost worker`` process for tests that need background work done."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from kithost.health.tasks import ping
+from kithost.settings import Settings
+from kithost.worker.app import create_celery
+
+TIMEOUT = 60
+
+
+def start_worker(settings: Settings, **env_vars: str) -> subprocess.Popen[bytes]:
+    """``kithost worker`` in a subprocess, configured like ``settings`` (plus ``env_vars``),
+    once it answers."""
+    env = {
+        **os.environ,
+        **env_vars,
+        "KITHOST_DATA_DIR": str(settings.data_dir),
+        "KITHOST_TASK_QUEUE": settings.task_queue,
+        "KITHOST_LOG_LEVEL": "WARNING",
+    }
+    if settings.broker_url:
+        env["KITHOST_BROKER_URL"] = settings.broker_url
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kithost", "worker", "--concurrency", "1"], env=env
+    )
+    warmup = create_celery(settings).send_task(ping.name, args=["warmup"])
+    assert warmup.get(timeout=TIMEOUT) == "warmup"
+    return process
+
+
+def stop_worker(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
