@@ -1,0 +1,1 @@
+"""Visitor sessions: who the end user is, and the short-lived credential ChatKit gets."""

@@ -1,0 +1,74 @@
+"""The end user behind a visitor session: verified by the tenant's backend, or anonymous.
+
+A tenant's backend vouches for its signed-in user with an *identity token*: a JWT signed
+HS256 with the widget's identity secret, carrying ``sub``, ``exp`` (at most 24 hours
+ahead) and optionally ``name`` and ``email``. Without one (and when the widget does not
+require identity) the loader sends an anonymous device id. End-user ids are prefixed by
+kind (``u:`` verified, ``a:`` anonymous), so an anonymous id can never pose as a user.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import OctKey
+
+from kithost.errors import Unauthorized, invalid_field
+
+MAX_IDENTITY_LIFETIME_SECONDS = 24 * 3600
+CLOCK_SKEW_SECONDS = 60
+DEVICE_ID = re.compile(r"anon_[A-Za-z0-9_-]{16,64}")
+MAX_SUBJECT_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class EndUser:
+    id: str
+    verified: bool
+    name: str | None = None
+    email: str | None = None
+
+
+def _refused(why: str) -> Unauthorized:
+    return Unauthorized(f"The identity token is not valid: {why}.", code="invalid_identity_token")
+
+
+def _optional_text(claims: dict[str, object], name: str) -> str | None:
+    value = claims.get(name)
+    return value[:320] if isinstance(value, str) and value else None
+
+
+def verify_identity_token(token: str, secret: str, *, now: float | None = None) -> EndUser:
+    """The user an identity token vouches for; :class:`Unauthorized` for any flaw."""
+    now = time.time() if now is None else now
+    try:
+        decoded = jwt.decode(token, OctKey.import_key(secret), algorithms=["HS256"])
+    except (JoseError, ValueError, TypeError) as exc:
+        raise _refused("not signed with this widget's identity secret (HS256)") from exc
+    claims = decoded.claims
+    sub, exp = claims.get("sub"), claims.get("exp")
+    if not isinstance(sub, str) or not sub or len(sub) > MAX_SUBJECT_LENGTH:
+        raise _refused(f"sub must be a string of 1 to {MAX_SUBJECT_LENGTH} characters")
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
+        raise _refused("exp is required")
+    if exp <= now - CLOCK_SKEW_SECONDS:
+        raise _refused("it has expired")
+    if exp > now + MAX_IDENTITY_LIFETIME_SECONDS + CLOCK_SKEW_SECONDS:
+        raise _refused("exp is more than 24 hours ahead")
+    return EndUser(
+        id=f"u:{sub}",
+        verified=True,
+        name=_optional_text(claims, "name"),
+        email=_optional_text(claims, "email"),
+    )
+
+
+def anonymous_user(device_id: str) -> EndUser:
+    """An anonymous visitor, known only by the device id the loader keeps."""
+    if not DEVICE_ID.fullmatch(device_id):
+        raise invalid_field("device_id", "expected anon_ and 16 to 64 letters, digits, - or _")
+    return EndUser(id=f"a:{device_id}", verified=False)
