@@ -113,6 +113,10 @@ class RateLimited(KithostError):
         super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
 
 
+class BadGateway(KithostError):
+    status, code = 502, "upstream_unavailable"
+
+
 class ServiceUnavailable(KithostError):
     status, code = 503, "service_unavailable"
 

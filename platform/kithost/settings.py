@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     log_json: bool | None = None
     openai_base_url: str | None = None
     openai_api_key: SecretStr | None = None
+    openai_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     redis_url: str | None = None
     access_token_ttl_seconds: int = Field(default=600, ge=60, le=3600)
     dashboard_session_ttl_hours: int = Field(default=12, ge=1, le=24 * 30)

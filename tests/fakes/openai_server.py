@@ -87,6 +87,8 @@ class FakeOpenAI:
         self.requests: list[RecordedRequest] = []
         self.sessions: dict[str, Json] = {}
         """ChatKit sessions created so far, by id, as returned to the client."""
+        self.delay_seconds = 0.0
+        """How long every answer waits (to make clients time out)."""
         self._failures: deque[_ScriptedError] = deque()
         self._initial = (api_key, reply_text)
         self._server: uvicorn.Server | None = None
@@ -149,6 +151,7 @@ class FakeOpenAI:
     def reset(self) -> None:
         """Forget requests, sessions and queued failures; restore the initial key and reply."""
         self.api_key, self.reply_text = self._initial
+        self.delay_seconds = 0.0
         self.requests.clear()
         self.sessions.clear()
         self._failures.clear()
@@ -223,6 +226,8 @@ class FakeOpenAI:
 
         async def endpoint(request: Request) -> Response:
             raw, body = await self._record(request)
+            if self.delay_seconds:
+                await asyncio.sleep(self.delay_seconds)
             try:
                 failure = self._failures.popleft()
             except IndexError:

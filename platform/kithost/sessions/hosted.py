@@ -1,0 +1,90 @@
+"""Hosted ChatKit sessions: OpenAI's ``chatkit.sessions.create`` for Agent Builder workflows.
+
+OpenAI shuts Agent Builder down on 2026-11-30; this is the migration path. Upstream
+failures become problems with stable codes, never a bare 500:
+``upstream_unavailable`` (OpenAI down, slow or overloaded; 502/503 with ``Retry-After``)
+and ``upstream_rejected`` (OpenAI refused the tenant's key, workflow or parameters; 502
+with OpenAI's message).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import openai
+from openai import AsyncOpenAI, Omit, omit
+from openai.types.beta.chatkit import ChatSessionRateLimitsParam, ChatSessionWorkflowParam
+
+from kithost.errors import BadGateway, ServiceUnavailable
+from kithost.widgets.config import Hosted
+
+RETRY_AFTER_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class HostedSession:
+    id: str
+    client_secret: str
+    expires_at: int
+
+
+@lru_cache(maxsize=256)
+def _client(api_key: str, base_url: str | None, timeout: float) -> AsyncOpenAI:
+    """One client (and connection pool) per key and endpoint, reused across requests."""
+    return AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
+
+
+async def create_session(
+    *,
+    api_key: str,
+    base_url: str | None,
+    timeout_seconds: float,
+    hosted: Hosted,
+    user: str,
+    state_variables: dict[str, str | int | float | bool],
+) -> HostedSession:
+    workflow: ChatSessionWorkflowParam = {"id": hosted.workflow_id}
+    if hosted.version is not None:
+        workflow["version"] = hosted.version
+    if state_variables:
+        workflow["state_variables"] = state_variables
+    rate_limits: ChatSessionRateLimitsParam | Omit = omit
+    if hosted.max_requests_per_minute is not None:
+        rate_limits = {"max_requests_per_1_minute": hosted.max_requests_per_minute}
+    configuration: Any = hosted.chatkit_configuration.model_dump(exclude_none=True)
+    try:
+        session = await _client(api_key, base_url, timeout_seconds).beta.chatkit.sessions.create(
+            user=user,
+            workflow=workflow,
+            chatkit_configuration=configuration,
+            expires_after={"anchor": "created_at", "seconds": hosted.expires_after_seconds},
+            rate_limits=rate_limits,
+        )
+    except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+        raise _unavailable("OpenAI did not answer in time.", ServiceUnavailable) from exc
+    except openai.RateLimitError as exc:
+        raise _unavailable(f"OpenAI is rate limiting: {_message(exc)}", ServiceUnavailable) from exc
+    except openai.InternalServerError as exc:
+        raise _unavailable(f"OpenAI failed: {_message(exc)}", BadGateway) from exc
+    except openai.APIStatusError as exc:
+        raise BadGateway(
+            f"OpenAI refused the session: {_message(exc)}", code="upstream_rejected"
+        ) from exc
+    return HostedSession(session.id, session.client_secret, session.expires_at)
+
+
+def _unavailable(detail: str, error: type[BadGateway | ServiceUnavailable]) -> Exception:
+    return error(
+        detail,
+        code="upstream_unavailable",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def _message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return str(body["message"])
+    return f"HTTP {exc.status_code}"
