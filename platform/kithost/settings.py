@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     openai_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     redis_url: str | None = None
     access_token_ttl_seconds: int = Field(default=600, ge=60, le=3600)
+    session_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
     dashboard_session_ttl_hours: int = Field(default=12, ge=1, le=24 * 30)
     invitation_ttl_hours: int = Field(default=72, ge=1, le=24 * 30)
     oidc_discovery_url: str | None = None

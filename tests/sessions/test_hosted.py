@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kithost.errors import BadGateway, KithostError, ServiceUnavailable
-from kithost.sessions.hosted import create_session
+from kithost.sessions.hosted import HostedSession, create_session
 from kithost.widgets.config import Hosted
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -23,7 +23,7 @@ HOSTED = Hosted.model_validate(
 
 async def _create(
     fake: FakeOpenAI, *, api_key: str | None = None, timeout_seconds: float = 5
-) -> object:
+) -> HostedSession:
     return await create_session(
         api_key=api_key or fake.api_key,
         base_url=fake.base_url,
@@ -47,7 +47,7 @@ async def test_a_session_is_created_with_the_widget_settings(fake_openai: FakeOp
         "rate_limits": {"max_requests_per_1_minute": 20},
     }
     [stored] = fake_openai.sessions.values()
-    assert session == type(session)(stored["id"], stored["client_secret"], stored["expires_at"])
+    assert session == HostedSession(stored["id"], stored["client_secret"], stored["expires_at"])
 
 
 @pytest.mark.parametrize(

@@ -74,11 +74,16 @@ def jwks(keys: list[SigningKey]) -> dict[str, Any]:
 
 
 async def sign(
-    session: AsyncSession, box: SecretBox, claims: dict[str, Any], ttl_seconds: int
+    session: AsyncSession,
+    box: SecretBox,
+    claims: dict[str, Any],
+    ttl_seconds: int,
+    *,
+    now: int | None = None,
 ) -> str:
-    """A JWT with ``claims`` plus ``iat``, ``exp`` and a random ``jti``."""
+    """A JWT with ``claims`` plus ``iat`` (``now``), ``exp`` and a random ``jti``."""
     key = await current_key(session, box)
-    now = int(time.time())
+    now = int(time.time()) if now is None else now
     payload = {**claims, "iat": now, "exp": now + ttl_seconds, "jti": secrets.token_urlsafe(16)}
     private = ECKey.import_key(box.decrypt(key.private_key), {"kid": key.kid})
     return jwt.encode({"alg": ALGORITHM, "kid": key.kid, "typ": "JWT"}, payload, private)
