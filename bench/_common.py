@@ -154,6 +154,7 @@ def ensure_wrk() -> str:
 @dataclass(frozen=True)
 class WrkResult:
     requests_per_second: float
+    p50_ms: float
     p99_ms: float
     requests: int
     errors: int  # socket errors plus non-2xx/3xx responses
@@ -162,22 +163,32 @@ class WrkResult:
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 
 
-def run_wrk(url: str, *, threads: int = 2, connections: int = 50, seconds: int = 10) -> WrkResult:
-    """Run ``wrk --latency`` against ``url`` and parse its report."""
-    argv = [ensure_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+def run_wrk(
+    url: str,
+    *,
+    threads: int = 2,
+    connections: int = 50,
+    seconds: int = 10,
+    script: Path | None = None,
+) -> WrkResult:
+    """Run ``wrk --latency`` (with a Lua ``script`` if given) against ``url``; parse its report."""
+    argv = [ensure_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    argv += ["-s", str(script), url] if script is not None else [url]
     log(f"running: {' '.join(argv[1:])}")
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     _echo(out, sys.stderr)
     rps = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.MULTILINE)
+    p50 = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s|m|h)\s*$", out, re.MULTILINE)
     p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m|h)\s*$", out, re.MULTILINE)
     total = re.search(r"^\s+(\d+) requests in", out, re.MULTILINE)
-    if not (rps and p99 and total):
+    if not (rps and p50 and p99 and total):
         raise RuntimeError("could not parse the wrk report")
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors += int(non_2xx.group(1)) if non_2xx else 0
     return WrkResult(
         requests_per_second=float(rps.group(1)),
+        p50_ms=float(p50.group(1)) * _UNIT_MS[p50.group(2)],
         p99_ms=float(p99.group(1)) * _UNIT_MS[p99.group(2)],
         requests=int(total.group(1)),
         errors=errors,

@@ -9,6 +9,8 @@ from kithost.auth.endpoints import router as auth_router
 from kithost.clients.endpoints import router as clients_router
 from kithost.invitations.endpoints import router as invitations_router
 from kithost.members.endpoints import router as members_router
+from kithost.secrets.endpoints import router as secrets_router
+from kithost.sessions.endpoints import router as sessions_router
 from kithost.tenants.endpoints import router as tenants_router
 from kithost.widgets.endpoints import router as widgets_router
 
@@ -20,6 +22,8 @@ for router in (
     invitations_router,
     clients_router,
     widgets_router,
+    secrets_router,
+    sessions_router,
     audit_router,
 ):
     api_router.include_router(router)

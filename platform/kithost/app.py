@@ -21,6 +21,7 @@ from kithost.kit.crypto import SecretBox
 from kithost.kit.ratelimit import create_rate_limiter
 from kithost.log import configure_logging
 from kithost.middleware import RequestContextMiddleware
+from kithost.sessions.endpoints import visitor_router as sessions_visitor_router
 from kithost.settings import Settings, get_settings
 from kithost.worker.app import create_celery
 
@@ -66,8 +67,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(MetricsMiddleware)
+    # Visitor routes first: routes are matched one by one, and these are the hot ones.
+    app.include_router(embed_router)
+    app.include_router(sessions_visitor_router)
     app.include_router(health_router)
     app.include_router(oauth_router)
     app.include_router(api_router)
-    app.include_router(embed_router)
     return app

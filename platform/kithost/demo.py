@@ -11,7 +11,7 @@ from kithost.settings import Settings
 from kithost.tenants import repository as tenants
 from kithost.tenants.service import create_tenant
 from kithost.users.service import get_or_create_user
-from kithost.widgets.service import create_widget
+from kithost.widgets.service import create_widget, publish_draft
 
 DEMO_SLUG = "demo"
 DEMO_OWNER = "owner@demo.kithost.test"
@@ -41,5 +41,7 @@ async def seed_demo(session: AsyncSession, settings: Settings) -> DemoSeed:
         tenant,
         name="Demo widget",
         origins=[settings.base_url, f"http://127.0.0.1:{settings.port}"],
+        allow_insecure_origins=not settings.https,
     )
+    await publish_draft(session, CLI, widget, published_by=None)
     return DemoSeed(DEMO_SLUG, DEMO_OWNER, owner.password, widget.public_key, created=True)

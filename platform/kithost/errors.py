@@ -91,6 +91,18 @@ class Conflict(KithostError):
     status, code = 409, "conflict"
 
 
+class PreconditionFailed(KithostError):
+    """An ``If-Match`` that no longer matches: someone changed the resource meanwhile."""
+
+    status, code = 412, "precondition_failed"
+
+
+class PreconditionRequired(KithostError):
+    """A write that must say which version it changes (``If-Match``)."""
+
+    status, code = 428, "precondition_required"
+
+
 class Gone(KithostError):
     """What was asked for existed but can no longer be used."""
 

@@ -51,5 +51,9 @@ def configure_logging(
     for name in ("aiosqlite", "sqlalchemy.engine", "httpcore", "httpx", "httpx2"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "celery"):
-        logging.getLogger(name).handlers[:] = []
-        logging.getLogger(name).propagate = True
+        logger = logging.getLogger(name)
+        # uvicorn turns its access log off (as ``kithost serve`` asks by default) by leaving
+        # that logger without handlers and not propagating: keep that decision.
+        off = name == "uvicorn.access" and not (logger.propagate or logger.handlers)
+        logger.handlers[:] = []
+        logger.propagate = not off

@@ -1,17 +1,22 @@
-"""The outermost request middleware: request id, log context, last-resort error page."""
+"""The outermost request middleware: request id, log context, last-resort error page.
+
+It runs for every request, so it stays cheap: no per-request objects beyond the id and the
+one copied header list, and the log context bound and reset directly.
+"""
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 
-import structlog
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from kithost.errors import internal_error_response
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_HEADER_NAME = REQUEST_ID_HEADER.lower().encode()
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
@@ -28,32 +33,33 @@ class RequestContextMiddleware:
             return
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
+        header = (_HEADER_NAME, request_id.encode())
         started = False
 
         async def send_with_id(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                headers = list(message.get("headers", []))
-                headers.append((REQUEST_ID_HEADER.lower().encode(), request_id.encode()))
-                message = {**message, "headers": headers}
+                message = {**message, "headers": [*message.get("headers", ()), header]}
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
-            try:
-                await self.app(scope, receive, send_with_id)
-            except Exception as exc:
-                if started:
-                    raise
-                response = internal_error_response(Request(scope), exc)
-                await response(scope, receive, send_with_id)
+        tokens = bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if started:
+                raise
+            response = internal_error_response(Request(scope), exc)
+            await response(scope, receive, send_with_id)
+        finally:
+            reset_contextvars(**tokens)
 
 
 def _request_id(scope: Scope) -> str:
     headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
     for name, value in headers:
-        if name == b"x-request-id":
+        if name == _HEADER_NAME:
             candidate = value.decode("latin-1")
             if _VALID_REQUEST_ID.fullmatch(candidate):
                 return candidate
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     access_token_ttl_seconds: int = Field(default=600, ge=60, le=3600)
     session_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
+    mint_limit_per_client: int = Field(default=60, ge=1)
+    """Sessions a client IP may mint per widget and minute."""
+    mint_limit_per_user: int = Field(default=30, ge=1)
+    """Sessions an end user may mint per widget and minute."""
     dashboard_session_ttl_hours: int = Field(default=12, ge=1, le=24 * 30)
     invitation_ttl_hours: int = Field(default=72, ge=1, le=24 * 30)
     oidc_discovery_url: str | None = None

@@ -2,12 +2,12 @@
 
 The routes come from the app's route table, so a new route fails this test until it is
 classified in :data:`ROUTES` with the scope it needs. Each route is then called with real
-path parameters and a valid body by: nobody (401); the tenant's owner, admin, editor and
-viewer (allowed or 403 by the role table); a platform admin (allowed); an owner of
-another tenant and an API client of another tenant holding every scope (404); an API
-client of the tenant holding every scope but the route's (403); and one holding only the
-route's scope (allowed). "Allowed" means the handler ran: 2xx, or a domain 4xx that is not
-401, 403, 404 or 422.
+path parameters, a valid body and, for a change that needs it, ``If-Match``, by: nobody
+(401); the tenant's owner, admin, editor and viewer (allowed or 403 by the role table); a
+platform admin (allowed); an owner of another tenant and an API client of another tenant
+holding every scope (404); an API client of the tenant holding every scope but the route's
+(403); and one holding only the route's scope (allowed). "Allowed" means the handler ran:
+2xx, or a domain 4xx that is not 401, 403, 404 or 422.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from kithost.auth.roles import ALL_SCOPES, ROLE_SCOPES
 from kithost.auth.scopes import Scope
 from kithost.clients.service import create_client
 from kithost.invitations.service import create_invitation
-from kithost.models import Role, Tenant
+from kithost.models import AllowedOrigin, Role, Tenant, Widget, WidgetVersion
+from kithost.widgets.service import create_widget
 from tests.factories import client_token, login, make_member, make_tenant, make_user
 
 PREFIX = "/api/v1/tenants/{tenant}"
@@ -39,9 +40,21 @@ class Rule:
     scope: Scope | None
     """The scope the route needs; None: any access to the tenant."""
     body: dict[str, Any] | None = None
+    if_match: str | None = None
+    """The ``If-Match`` of a change that needs it: a fresh target widget is at revision 1."""
 
 
+WIDGET = f"{PREFIX}/widgets/{{id}}"
 ROUTES: dict[tuple[str, str], Rule] = {
+    ("GET", f"{PREFIX}/openai-key"): Rule(Scope.widgets_read),
+    ("PUT", f"{PREFIX}/openai-key"): Rule(
+        Scope.widgets_write, {"api_key": "sk-test-0123456789abcdef"}
+    ),
+    ("DELETE", f"{PREFIX}/openai-key"): Rule(Scope.widgets_write),
+    ("POST", f"{WIDGET}/identity-secret"): Rule(Scope.widgets_write),
+    ("DELETE", f"{WIDGET}/identity-secret"): Rule(Scope.widgets_write),
+    ("POST", f"{WIDGET}/sessions"): Rule(Scope.sessions_mint, {"user": "42"}),
+    ("GET", f"{PREFIX}/audit"): Rule(Scope.members_read),
     ("GET", PREFIX): Rule(None),
     ("PATCH", PREFIX): Rule(Scope.members_write, {"name": "Renamed"}),
     ("GET", f"{PREFIX}/members"): Rule(Scope.members_read),
@@ -57,6 +70,24 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ),
     ("GET", f"{PREFIX}/clients"): Rule(Scope.clients_write),
     ("DELETE", f"{PREFIX}/clients/{{id}}"): Rule(Scope.clients_write),
+    ("POST", f"{PREFIX}/widgets"): Rule(Scope.widgets_write, {"name": "made"}),
+    ("GET", f"{PREFIX}/widgets"): Rule(Scope.widgets_read),
+    ("GET", WIDGET): Rule(Scope.widgets_read),
+    ("PATCH", WIDGET): Rule(Scope.widgets_write, {"name": "Renamed"}, '"1"'),
+    ("DELETE", WIDGET): Rule(Scope.widgets_write),
+    ("PUT", f"{WIDGET}/config"): Rule(Scope.widgets_write, {"placement": "direct"}, '"1"'),
+    ("POST", f"{WIDGET}/publish"): Rule(Scope.widgets_write, None, '"1"'),
+    ("GET", f"{WIDGET}/versions"): Rule(Scope.widgets_read),
+    ("GET", f"{WIDGET}/versions/{{number}}"): Rule(Scope.widgets_read),
+    ("POST", f"{WIDGET}/versions/{{number}}/restore"): Rule(Scope.widgets_write, None, '"1"'),
+    ("GET", f"{WIDGET}/origins"): Rule(Scope.widgets_read),
+    ("POST", f"{WIDGET}/origins"): Rule(
+        Scope.widgets_write, {"origin": "https://shop.example.com"}
+    ),
+    ("PATCH", f"{WIDGET}/origins/{{origin_id}}"): Rule(
+        Scope.widgets_write, {"domain_key": "domain_pk_test"}
+    ),
+    ("DELETE", f"{WIDGET}/origins/{{origin_id}}"): Rule(Scope.widgets_write),
 }
 
 Outcome = str | tuple[int, str]
@@ -136,10 +167,36 @@ async def test_isolation_matrix(client: httpx.AsyncClient, app: FastAPI, db: Asy
         new = await create_client(db, CLI, tenant, name="target", scopes=[Scope.widgets_read])
         return str(new.client.id)
 
+    widgets: list[Widget] = []
+
+    async def widget() -> str:
+        widgets.append(await create_widget(db, CLI, tenant, name="target"))
+        return str(widgets[-1].id)
+
+    async def origin() -> str:
+        """An origin of the widget filled in just before."""
+        allowed = AllowedOrigin(
+            tenant_id=tenant.id,
+            widget_id=widgets[-1].id,
+            origin=f"https://{secrets.token_hex(4)}.example.com",
+        )
+        db.add(allowed)
+        await db.flush()
+        return str(allowed.id)
+
+    async def version() -> str:
+        """Version 1 of the widget filled in just before (its revision stays 1)."""
+        db.add(WidgetVersion(tenant_id=tenant.id, widget_id=widgets[-1].id, number=1, config={}))
+        await db.flush()
+        return "1"
+
     targets: dict[str, Target] = {
         "members": member,
         "invitations": invitation,
         "clients": api_client,
+        "widgets": widget,
+        "origins": origin,
+        "versions": version,
     }
     callers = {
         "nobody": Caller({}, refused=UNAUTHENTICATED),
@@ -170,7 +227,9 @@ async def test_isolation_matrix(client: httpx.AsyncClient, app: FastAPI, db: Asy
         cases["client holding just the route's scope"] = Caller(token.headers, held)
         for name, caller in cases.items():
             url = await fill(path, tenant, targets)
-            response = await client.request(method, url, json=rule.body, headers=caller.headers)
+            if_match = {} if rule.if_match is None else {"If-Match": rule.if_match}
+            headers = {**caller.headers, **if_match}
+            response = await client.request(method, url, json=rule.body, headers=headers)
             if outcome(response) != caller.expects(rule.scope):
                 mismatches.append(
                     f"{method} {path} as {name}: expected {caller.expects(rule.scope)}, "

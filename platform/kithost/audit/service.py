@@ -1,13 +1,19 @@
 from __future__ import annotations
 
+import base64
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.models import AuditLogEntry
+from kithost.audit import repository
+from kithost.audit.repository import AuditFilter, Position
+from kithost.errors import invalid_field
+from kithost.models import AuditLogEntry, Tenant
 
 
 @dataclass(frozen=True)
@@ -45,3 +51,56 @@ def record(
             request_id=structlog.contextvars.get_contextvars().get("request_id"),
         )
     )
+
+
+def changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The ``data`` of an entry for a change: ``{"before": {...}, "after": {...}}`` holding
+    only the fields whose values differ (a field missing on one side shows on the other
+    only). Pass JSON values, and never a secret: say whether one is set instead."""
+    differ = [
+        key
+        for key in {**before, **after}
+        if key not in before or key not in after or before[key] != after[key]
+    ]
+    return {
+        "before": {key: before[key] for key in differ if key in before},
+        "after": {key: after[key] for key in differ if key in after},
+    }
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    """Entries, newest first, and the cursor of the next page (None on the last)."""
+
+    entries: Sequence[AuditLogEntry]
+    next_cursor: str | None
+
+
+async def list_entries(
+    session: AsyncSession, tenant: Tenant, where: AuditFilter, *, cursor: str | None, limit: int
+) -> AuditPage:
+    """A page of the tenant's entries matching ``where``; ``cursor`` continues a listing."""
+    before = None if cursor is None else _decode_cursor(cursor)
+    rows = await repository.list_entries(session, tenant.id, where, before=before, limit=limit + 1)
+    if len(rows) <= limit:
+        return AuditPage(rows, None)
+    last = rows[limit - 1]
+    return AuditPage(rows[:limit], _encode_cursor((last.created_at, last.id)))
+
+
+def _encode_cursor(position: Position) -> str:
+    created_at, id = position
+    raw = f"{created_at.isoformat()} {id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> Position:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created_at, id = raw.split(" ")
+        position = (datetime.fromisoformat(created_at), uuid.UUID(id))
+        if position[0].tzinfo is None:
+            raise ValueError("naive time")
+    except ValueError:
+        raise invalid_field("cursor", "not a cursor this list gave") from None
+    return position

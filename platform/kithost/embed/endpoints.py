@@ -1,5 +1,136 @@
+"""``GET /v1/embed/{pk}/config``: the published config for the loader, from memory.
+
+Order of checks, so that nothing is looked up for a request no allowed page can send, and
+nothing tells a foreign page more than that a widget key is published (which any page
+embedding it shows anyway):
+
+1. no ``Origin``, ``null`` or not http(s) → 403 ``origin_not_allowed`` (before any lookup);
+2. unknown key or nothing published → 404 ``widget_not_found``;
+3. an origin none of the widget's entries allows → 403 ``origin_not_allowed``.
+
+Errors carry no CORS headers (fail closed) and ``Cache-Control: no-store``, so that no cache
+keeps a 404 past the publish. Successes are cacheable for a short while by browsers and
+shared caches alike; they vary by ``Origin`` (the allowed origin is echoed, and the direct
+placement's domain key depends on it), which a shared cache must respect.
+"""
+
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
+from starlette.types import Receive, Scope, Send
 
-router = APIRouter()
+from kithost.embed.cache import config_cache
+from kithost.embed.schemas import EmbedConfig
+from kithost.embed.service import Rendered
+from kithost.errors import Forbidden, NotFound
+from kithost.kit.schemas import problems
+
+CONFIG_PATH = "/v1/embed/{pk}/config"
+CACHE_CONTROL = b"public, max-age=60, stale-while-revalidate=300"
+PREFLIGHT_MAX_AGE_SECONDS = 600
+
+
+class PathParamsRoute(APIRoute):
+    """A route that calls its endpoint as ``endpoint(request, **path_params)``, directly.
+
+    For the hot visitor routes: no dependency solving, no body, no response validation and
+    none of FastAPI's per-request machinery. Their endpoints take the request and string
+    path parameters and return a ready ``Response``; errors they raise reach the app's
+    handlers as usual. OpenAPI still documents them from the signature and the route's
+    ``response_model`` and ``responses``. Dependencies declared on such a route or its
+    routers would not run: declare none.
+    """
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] not in (self.methods or ()):
+            await super().handle(scope, receive, send)  # 405, as any route answers
+            return
+        response: Response = await self.endpoint(Request(scope, receive), **scope["path_params"])
+        await response(scope, receive, send)
+
+
+async def get_config(request: Request, pk: str) -> Response:
+    origin, rendered = await _allowed(pk, request)
+    if _etag_matches(request.headers.get("if-none-match"), rendered.etag):
+        response = Response(status_code=304)
+    else:
+        response = Response(rendered.body, media_type="application/json")
+    # Appended already encoded: this runs for every visitor's page view.
+    response.raw_headers += [
+        (b"etag", rendered.etag.encode()),
+        (b"cache-control", CACHE_CONTROL),
+        (b"vary", b"Origin"),
+        (b"access-control-allow-origin", origin.encode()),
+    ]
+    return response
+
+
+async def preflight_config(request: Request, pk: str) -> Response:
+    origin, _ = await _allowed(pk, request)
+    return Response(
+        status_code=204,
+        headers={
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Methods": "GET",
+            "Access-Control-Allow-Headers": "If-None-Match",
+            "Access-Control-Max-Age": str(PREFLIGHT_MAX_AGE_SECONDS),
+            "Vary": "Origin",
+        },
+    )
+
+
+router = APIRouter(tags=["embed"])
+router.add_api_route(
+    CONFIG_PATH,
+    get_config,
+    methods=["GET"],
+    route_class_override=PathParamsRoute,
+    summary="The published configuration of a widget, for its loader",
+    response_model=EmbedConfig,
+    responses={304: {"description": "Not modified (If-None-Match)"}, **problems(403, 404, 503)},
+)
+router.add_api_route(
+    CONFIG_PATH,
+    preflight_config,
+    methods=["OPTIONS"],
+    route_class_override=PathParamsRoute,
+    summary="CORS preflight for the configuration",
+    status_code=204,
+    response_class=Response,
+    responses=problems(403, 404, 503),
+)
+
+
+async def _allowed(pk: str, request: Request) -> tuple[str, Rendered]:
+    """The requesting origin and its response, or the error that refuses it."""
+    origin = request.headers.get("origin")
+    if origin is None or not origin.startswith(("https://", "http://")):
+        raise _origin_not_allowed()
+    widget = await config_cache(request.app.state).get(pk, request.app.state.sessionmaker)
+    if widget.answers is None:
+        raise NotFound(
+            "No published widget has this key.", code="widget_not_found", headers=_error_headers()
+        )
+    rendered = widget.answers.for_origin(origin)
+    if rendered is None:
+        raise _origin_not_allowed()
+    return origin, rendered
+
+
+def _origin_not_allowed() -> Forbidden:
+    return Forbidden(
+        "This origin may not show the widget.", code="origin_not_allowed", headers=_error_headers()
+    )
+
+
+def _error_headers() -> dict[str, str]:
+    return {"Cache-Control": "no-store", "Vary": "Origin"}
+
+
+def _etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 §13.1.2: a weak comparison against the listed tags, or ``*``."""
+    if if_none_match is None:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return etag in tags or "*" in tags

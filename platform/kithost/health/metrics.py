@@ -19,27 +19,48 @@ LATENCY = Histogram(
 )
 
 
+class _RouteMetrics:
+    """The labelled children for one method and route, looked up once (``labels()`` locks)."""
+
+    __slots__ = ("_key", "_requests", "latency")
+
+    def __init__(self, method: str, route: str) -> None:
+        self._key = (method, route)
+        self.latency = LATENCY.labels(method, route)
+        self._requests: dict[int, Counter] = {}
+
+    def count(self, status: int) -> None:
+        counter = self._requests.get(status)
+        if counter is None:
+            counter = self._requests[status] = REQUESTS.labels(*self._key, str(status))
+        counter.inc()
+
+
 class MetricsMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._routes: dict[tuple[str, str], _RouteMetrics] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
 
         async def send_and_observe(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
-                route = _route(scope)
-                LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
-                REQUESTS.labels(scope["method"], route, str(status)).inc()
+                self._observe(scope, message["status"], time.perf_counter() - started)
             await send(message)
 
         await self.app(scope, receive, send_and_observe)
+
+    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
+        key = (scope["method"], _route(scope))
+        metrics = self._routes.get(key)
+        if metrics is None:
+            metrics = self._routes[key] = _RouteMetrics(*key)
+        metrics.latency.observe(seconds)
+        metrics.count(status)
 
 
 def _route(scope: Scope) -> str:

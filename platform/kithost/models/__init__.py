@@ -7,6 +7,7 @@ from kithost.models.base import Base
 from kithost.models.dashboard_session import DashboardSession
 from kithost.models.invitation import Invitation
 from kithost.models.membership import Membership, Role
+from kithost.models.session_mint import SessionMint
 from kithost.models.signing_key import SigningKey
 from kithost.models.tenant import Tenant
 from kithost.models.user import User
@@ -23,6 +24,7 @@ __all__ = [
     "Membership",
     "Placement",
     "Role",
+    "SessionMint",
     "SigningKey",
     "Tenant",
     "User",

@@ -199,7 +199,9 @@ def parse_config(data: Any, field: str = "config") -> WidgetConfig:
             "The widget configuration is not valid.",
             errors=[
                 FieldError(
-                    field=".".join([field, *map(str, e["loc"])]), message=e["msg"], type=e["type"]
+                    field=".".join([field, *_json_path(data, e["loc"])]),
+                    message=e["msg"],
+                    type=e["type"],
                 )
                 for e in exc.errors()
             ],
@@ -208,3 +210,20 @@ def parse_config(data: Any, field: str = "config") -> WidgetConfig:
     if errors:
         raise InvalidInput("The ChatKit options are not valid.", errors=errors)
     return config
+
+
+def _json_path(data: Any, loc: tuple[int | str, ...]) -> list[str]:
+    """Pydantic's location of an error as a path in ``data``: without the tag it inserts
+    for a tagged union (``actions.open.open_url.url`` is ``actions.open.url``)."""
+    path, node = [], data
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part not in node and i < len(loc) - 1:
+            continue
+        path.append(str(part))
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return path

@@ -1,5 +1,264 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from typing import Annotated
 
-router = APIRouter()
+from fastapi import APIRouter, Body, Header, Query, Response, status
+
+from kithost.auth.dependencies import WidgetsRead, WidgetsWrite
+from kithost.db import DbSession
+from kithost.kit.schemas import TENANT_ERRORS, problems
+from kithost.models import Widget
+from kithost.widgets import schemas, service
+
+router = APIRouter(prefix="/tenants/{tenant}/widgets", tags=["widgets"])
+
+IfMatch = Annotated[
+    str | None,
+    Header(description='The widget\'s ETag (`"<revision>"`), from GET or your last change.'),
+]
+CONDITIONAL = problems(*TENANT_ERRORS, 412, 428)
+"""The answers of a change that needs ``If-Match``: 428 without it, 412 when stale."""
+ORIGIN_CHANGE = problems(*TENANT_ERRORS, 412)
+"""412: the widget changed while the request ran (origin changes make a new revision)."""
+Limit = Annotated[int, Query(ge=1, le=200)]
+
+
+def _widget(response: Response, widget: Widget) -> schemas.Widget:
+    response.headers["ETag"] = service.etag(widget)
+    return schemas.Widget.model_validate(widget)
+
+
+@router.post(
+    "",
+    summary="Create a widget",
+    description="Answers with the widget and its `ETag`. Origins are normalised like "
+    "`POST …/origins`.",
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(*TENANT_ERRORS),
+)
+async def create_widget(
+    access: WidgetsWrite, session: DbSession, response: Response, body: schemas.WidgetCreate
+) -> schemas.Widget:
+    widget = await service.create_widget(
+        session,
+        access.actor,
+        access.tenant,
+        name=body.name,
+        config=body.config,
+        origins=body.origins,
+        allow_insecure_origins=body.allow_insecure_origins,
+    )
+    return _widget(response, widget)
+
+
+@router.get(
+    "",
+    summary="List the widgets",
+    description="In creation order, `limit` at a time: for the next page, pass the last "
+    "widget's id as `after`.",
+    responses=problems(*TENANT_ERRORS),
+)
+async def list_widgets(
+    access: WidgetsRead,
+    session: DbSession,
+    limit: Limit = 50,
+    after: Annotated[
+        uuid.UUID | None, Query(description="List the widgets after this one.")
+    ] = None,
+) -> list[schemas.Widget]:
+    widgets = await service.list_widgets(session, access.tenant, after=after, limit=limit)
+    return [schemas.Widget.model_validate(w) for w in widgets]
+
+
+@router.get(
+    "/{id}",
+    summary="Get a widget",
+    description="With its `ETag`, which changes need in `If-Match`.",
+    responses=problems(*TENANT_ERRORS),
+)
+async def get_widget(
+    access: WidgetsRead, session: DbSession, response: Response, id: uuid.UUID
+) -> schemas.Widget:
+    return _widget(response, await service.get_widget(session, access.tenant, id))
+
+
+@router.patch(
+    "/{id}",
+    summary="Change a widget",
+    description="Changes the fields given; `config` is a JSON merge patch of the draft. "
+    "Visitors keep the published version until the next publish.",
+    responses=problems(*TENANT_ERRORS, 409, 412, 428),
+)
+async def update_widget(
+    access: WidgetsWrite,
+    session: DbSession,
+    response: Response,
+    id: uuid.UUID,
+    body: schemas.WidgetUpdate,
+    if_match: IfMatch = None,
+) -> schemas.Widget:
+    widget = await service.edit_widget(
+        session,
+        access,
+        id,
+        if_match,
+        name=body.name,
+        config_patch=body.config,
+        allow_insecure_origins=body.allow_insecure_origins,
+    )
+    return _widget(response, widget)
+
+
+@router.delete(
+    "/{id}",
+    summary="Delete a widget",
+    description="With its versions and origins; visitors can no longer load it.",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(*TENANT_ERRORS),
+)
+async def delete_widget(access: WidgetsWrite, session: DbSession, id: uuid.UUID) -> None:
+    await service.delete_widget(session, access, id)
+
+
+@router.put(
+    "/{id}/config",
+    summary="Replace a widget's draft configuration",
+    description="Options left out take their defaults.",
+    responses=CONDITIONAL,
+)
+async def replace_config(
+    access: WidgetsWrite,
+    session: DbSession,
+    response: Response,
+    id: uuid.UUID,
+    body: Annotated[schemas.RawConfig, Body()],
+    if_match: IfMatch = None,
+) -> schemas.Widget:
+    widget = await service.replace_config(session, access, id, if_match, body)
+    return _widget(response, widget)
+
+
+@router.post(
+    "/{id}/publish",
+    summary="Publish a widget's draft",
+    description="Freezes the draft, checked again, as the next numbered version, which "
+    "visitors see from then on.",
+    responses=CONDITIONAL,
+)
+async def publish(
+    access: WidgetsWrite,
+    session: DbSession,
+    response: Response,
+    id: uuid.UUID,
+    if_match: IfMatch = None,
+) -> schemas.Widget:
+    return _widget(response, await service.publish(session, access, id, if_match))
+
+
+@router.get(
+    "/{id}/versions",
+    summary="List a widget's published versions",
+    description="Newest first, `limit` at a time: for the next page, pass the last number "
+    "as `before`.",
+    responses=problems(*TENANT_ERRORS),
+)
+async def list_versions(
+    access: WidgetsRead,
+    session: DbSession,
+    id: uuid.UUID,
+    limit: Limit = 50,
+    before: Annotated[int | None, Query(description="List the versions below this one.")] = None,
+) -> list[schemas.VersionSummary]:
+    versions = await service.list_versions(session, access.tenant, id, before=before, limit=limit)
+    return [schemas.VersionSummary.model_validate(v) for v in versions]
+
+
+@router.get(
+    "/{id}/versions/{number}",
+    summary="Get a published version",
+    responses=problems(*TENANT_ERRORS),
+)
+async def get_version(
+    access: WidgetsRead, session: DbSession, id: uuid.UUID, number: int
+) -> schemas.Version:
+    version = await service.get_version(session, access.tenant, id, number)
+    return schemas.Version.model_validate(version)
+
+
+@router.post(
+    "/{id}/versions/{number}/restore",
+    summary="Restore a version into the draft",
+    description="Copies the version's configuration into the draft; publish to show it.",
+    responses=CONDITIONAL,
+)
+async def restore_version(
+    access: WidgetsWrite,
+    session: DbSession,
+    response: Response,
+    id: uuid.UUID,
+    number: int,
+    if_match: IfMatch = None,
+) -> schemas.Widget:
+    widget = await service.restore_version(session, access, id, number, if_match)
+    return _widget(response, widget)
+
+
+@router.get(
+    "/{id}/origins",
+    summary="List the origins allowed to show a widget",
+    responses=problems(*TENANT_ERRORS),
+)
+async def list_origins(
+    access: WidgetsRead, session: DbSession, id: uuid.UUID
+) -> list[schemas.Origin]:
+    origins = await service.list_origins(session, access.tenant, id)
+    return [schemas.Origin.model_validate(o) for o in origins]
+
+
+@router.post(
+    "/{id}/origins",
+    summary="Allow an origin to show a widget",
+    description="Exact (`https://shop.example.com`) or a wildcard of any depth "
+    "(`https://*.example.com`). Plain `http://` only for localhost unless the widget "
+    "allows insecure origins. Takes effect at once.",
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(*TENANT_ERRORS, 409, 412),
+)
+async def add_origin(
+    access: WidgetsWrite, session: DbSession, id: uuid.UUID, body: schemas.OriginCreate
+) -> schemas.Origin:
+    allowed = await service.add_origin(
+        session, access, id, origin=body.origin, domain_key=body.domain_key
+    )
+    return schemas.Origin.model_validate(allowed)
+
+
+@router.patch(
+    "/{id}/origins/{origin_id}",
+    summary="Set an origin's OpenAI domain key",
+    responses=ORIGIN_CHANGE,
+)
+async def update_origin(
+    access: WidgetsWrite,
+    session: DbSession,
+    id: uuid.UUID,
+    origin_id: uuid.UUID,
+    body: schemas.OriginUpdate,
+) -> schemas.Origin:
+    allowed = await service.update_origin(
+        session, access, id, origin_id, domain_key=body.domain_key
+    )
+    return schemas.Origin.model_validate(allowed)
+
+
+@router.delete(
+    "/{id}/origins/{origin_id}",
+    summary="Stop allowing an origin",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=ORIGIN_CHANGE,
+)
+async def remove_origin(
+    access: WidgetsWrite, session: DbSession, id: uuid.UUID, origin_id: uuid.UUID
+) -> None:
+    await service.remove_origin(session, access, id, origin_id)

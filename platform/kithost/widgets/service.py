@@ -1,14 +1,56 @@
+"""Widgets: the draft a tenant edits, the versions it publishes, the origins allowed to show it.
+
+Every change to a widget's row bumps ``widgets.revision`` (SQLAlchemy's version counter):
+edits, publishing, and origin changes, which touch the row for that reason. The revision
+is the widget's ETag. Changing the draft or publishing needs ``If-Match`` with it, and the
+version counter makes the database refuse the second of two writers that read the same
+revision, so concurrent writers never both win.
+"""
+
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 
 from kithost.audit import service as audit
-from kithost.errors import invalid_field
-from kithost.kit.origins import normalize_origin
+from kithost.auth.principals import TenantAccess, UserPrincipal
+from kithost.errors import (
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+    invalid_field,
+)
+from kithost.kit.origins import InvalidOrigin, normalize_pattern
 from kithost.kit.tokens import random_token
-from kithost.models import AllowedOrigin, Tenant, Widget
+from kithost.models import AllowedOrigin, Tenant, User, Widget, WidgetVersion
+from kithost.models.base import utcnow
+from kithost.widgets import repository
+from kithost.widgets.config import parse_config
+
+ORIGIN_MAX_LENGTH = 255
+"""The length of ``allowed_origins.origin``."""
+
+
+def etag(widget: Widget) -> str:
+    return f'"{widget.revision}"'
+
+
+def check_if_match(widget: Widget, if_match: str | None) -> None:
+    """Refuse a change unless ``If-Match`` names the widget's current ETag."""
+    if if_match is None or if_match.strip() == "*":
+        raise PreconditionRequired(
+            "Send If-Match with the widget's ETag (from GET or your last change)."
+        )
+    if etag(widget) not in {tag.strip() for tag in if_match.split(",")}:
+        raise PreconditionFailed(
+            "The widget changed since you read it; get it again.",
+            headers={"ETag": etag(widget)},
+        )
 
 
 async def create_widget(
@@ -17,25 +59,388 @@ async def create_widget(
     tenant: Tenant,
     *,
     name: str,
+    config: Any = None,
     origins: Iterable[str] = (),
+    allow_insecure_origins: bool = False,
 ) -> Widget:
-    """Create a widget with a fresh public key (``pk_`` + 192 random bits)."""
-    try:
-        normalized = sorted({normalize_origin(o) for o in origins})
-    except ValueError as exc:
-        raise invalid_field("origins", str(exc), "origin") from exc
-    widget = Widget(tenant_id=tenant.id, name=name, public_key=random_token("pk_"))
+    """Create a widget with a fresh public key (``pk_`` + 192 random bits); ``config`` is
+    the draft (the defaults when None)."""
+    draft = _draft({} if config is None else config)
+    normalized = sorted(
+        {
+            _normalize(o, f"origins.{i}", allow_insecure=allow_insecure_origins)
+            for i, o in enumerate(origins)
+        }
+    )
+    widget = Widget(
+        tenant_id=tenant.id,
+        name=name,
+        public_key=random_token("pk_"),
+        draft=draft,
+        allow_insecure_origins=allow_insecure_origins,
+    )
     session.add(widget)
     await session.flush()
     session.add_all(
         AllowedOrigin(tenant_id=tenant.id, widget_id=widget.id, origin=o) for o in normalized
     )
+    _record(
+        session,
+        actor,
+        widget,
+        "widget.created",
+        audit.changes({}, {**_audited(widget), "origins": normalized}),
+    )
+    return widget
+
+
+async def get_widget(session: AsyncSession, tenant: Tenant, widget_id: uuid.UUID) -> Widget:
+    widget = await repository.get_widget(session, tenant.id, widget_id)
+    if widget is None:
+        raise NotFound(f"No widget {widget_id}.", code="widget_not_found")
+    return widget
+
+
+async def list_widgets(
+    session: AsyncSession, tenant: Tenant, *, after: uuid.UUID | None, limit: int
+) -> Sequence[Widget]:
+    """The tenant's widgets in creation order, from the one after the widget ``after``."""
+    cursor = None
+    if after is not None:
+        cursor = await repository.get_widget(session, tenant.id, after)
+        if cursor is None:
+            raise invalid_field("after", "no widget with this id", "cursor")
+    return await repository.list_widgets(session, tenant.id, after=cursor, limit=limit)
+
+
+async def edit_widget(
+    session: AsyncSession,
+    access: TenantAccess,
+    widget_id: uuid.UUID,
+    if_match: str | None,
+    *,
+    name: str | None = None,
+    config_patch: dict[str, Any] | None = None,
+    allow_insecure_origins: bool | None = None,
+) -> Widget:
+    """Change what is given; the draft by a JSON merge patch (RFC 7396)."""
+    widget = await _writable(session, access.tenant, widget_id, if_match)
+    draft = None if config_patch is None else _draft(_merge_patch(widget.draft, config_patch))
+    if allow_insecure_origins is False and widget.allow_insecure_origins:
+        await _refuse_insecure_origins(session, widget)
+    await _change(
+        session,
+        access.actor,
+        widget,
+        "widget.updated",
+        name=name,
+        draft=draft,
+        allow_insecure_origins=allow_insecure_origins,
+    )
+    return widget
+
+
+async def replace_config(
+    session: AsyncSession,
+    access: TenantAccess,
+    widget_id: uuid.UUID,
+    if_match: str | None,
+    config: Any,
+) -> Widget:
+    """Replace the draft as a whole."""
+    widget = await _writable(session, access.tenant, widget_id, if_match)
+    await _change(session, access.actor, widget, "widget.updated", draft=_draft(config))
+    return widget
+
+
+async def delete_widget(session: AsyncSession, access: TenantAccess, widget_id: uuid.UUID) -> None:
+    """Delete the widget with its versions and origins: visitors see it no more."""
+    widget = await get_widget(session, access.tenant, widget_id)
+    _record(session, access.actor, widget, "widget.deleted", audit.changes(_audited(widget), {}))
+    await session.delete(widget)
+    await _flush(session)
+
+
+async def publish(
+    session: AsyncSession, access: TenantAccess, widget_id: uuid.UUID, if_match: str | None
+) -> Widget:
+    """Freeze the draft, checked again, as the next version and show it to visitors."""
+    widget = await _writable(session, access.tenant, widget_id, if_match)
+    principal = access.principal
+    user = principal.user if isinstance(principal, UserPrincipal) else None
+    return await publish_draft(session, access.actor, widget, published_by=user)
+
+
+async def publish_draft(
+    session: AsyncSession, actor: audit.Actor, widget: Widget, *, published_by: User | None
+) -> Widget:
+    """Publish ``widget``'s draft as its next version (callers have checked access)."""
+    config = parse_config(widget.draft)
+    number = await repository.last_version_number(session, widget.tenant_id, widget.id) + 1
+    changes = audit.changes(
+        {"published_version": widget.published_version}, {"published_version": number}
+    )
+    _record(session, actor, widget, "widget.published", changes)
+    widget.published_version = number
+    # The new revision first: of two requests publishing the same number, one fails here.
+    await _flush(session)
+    session.add(
+        WidgetVersion(
+            tenant_id=widget.tenant_id,
+            widget_id=widget.id,
+            number=number,
+            config=config.model_dump(mode="json"),
+            published_by_id=published_by.id if published_by is not None else None,
+        )
+    )
+    return widget
+
+
+async def list_versions(
+    session: AsyncSession,
+    tenant: Tenant,
+    widget_id: uuid.UUID,
+    *,
+    before: int | None,
+    limit: int,
+) -> Sequence[WidgetVersion]:
+    widget = await get_widget(session, tenant, widget_id)
+    return await repository.list_versions(session, tenant.id, widget.id, before=before, limit=limit)
+
+
+async def get_version(
+    session: AsyncSession, tenant: Tenant, widget_id: uuid.UUID, number: int
+) -> WidgetVersion:
+    return await _version(session, await get_widget(session, tenant, widget_id), number)
+
+
+async def restore_version(
+    session: AsyncSession,
+    access: TenantAccess,
+    widget_id: uuid.UUID,
+    number: int,
+    if_match: str | None,
+) -> Widget:
+    """Copy a version's configuration into the draft (publishing it is another step)."""
+    widget = await _writable(session, access.tenant, widget_id, if_match)
+    version = await _version(session, widget, number)
+    await _change(
+        session,
+        access.actor,
+        widget,
+        "widget.version_restored",
+        draft=version.config,
+        data={"version": number},
+    )
+    return widget
+
+
+async def list_origins(
+    session: AsyncSession, tenant: Tenant, widget_id: uuid.UUID
+) -> Sequence[AllowedOrigin]:
+    widget = await get_widget(session, tenant, widget_id)
+    return await repository.list_origins(session, tenant.id, widget.id)
+
+
+async def add_origin(
+    session: AsyncSession,
+    access: TenantAccess,
+    widget_id: uuid.UUID,
+    *,
+    origin: str,
+    domain_key: str | None,
+) -> AllowedOrigin:
+    widget = await get_widget(session, access.tenant, widget_id)
+    normalized = _normalize(origin, "origin", allow_insecure=widget.allow_insecure_origins)
+    if await repository.origin_exists(session, access.tenant.id, widget.id, normalized):
+        raise Conflict(f"{normalized} is allowed already.", code="origin_exists")
+    # The new revision first: of two requests adding the same origin, one fails here.
+    await _touch(session, widget)
+    allowed = AllowedOrigin(
+        tenant_id=access.tenant.id, widget_id=widget.id, origin=normalized, domain_key=domain_key
+    )
+    session.add(allowed)
+    await session.flush()
+    _record_origin(
+        session, access.actor, widget, allowed, "widget.origin_added", {}, _origin_state(allowed)
+    )
+    return allowed
+
+
+async def update_origin(
+    session: AsyncSession,
+    access: TenantAccess,
+    widget_id: uuid.UUID,
+    origin_id: uuid.UUID,
+    *,
+    domain_key: str | None,
+) -> AllowedOrigin:
+    widget, allowed = await _origin(session, access.tenant, widget_id, origin_id)
+    if domain_key != allowed.domain_key:
+        before = _origin_state(allowed)
+        allowed.domain_key = domain_key
+        after = _origin_state(allowed)
+        _record_origin(
+            session, access.actor, widget, allowed, "widget.origin_updated", before, after
+        )
+        await _touch(session, widget)
+    return allowed
+
+
+async def remove_origin(
+    session: AsyncSession, access: TenantAccess, widget_id: uuid.UUID, origin_id: uuid.UUID
+) -> None:
+    widget, allowed = await _origin(session, access.tenant, widget_id, origin_id)
+    state = _origin_state(allowed)
+    _record_origin(session, access.actor, widget, allowed, "widget.origin_removed", state, {})
+    await session.delete(allowed)
+    await _touch(session, widget)
+
+
+async def _writable(
+    session: AsyncSession, tenant: Tenant, widget_id: uuid.UUID, if_match: str | None
+) -> Widget:
+    widget = await get_widget(session, tenant, widget_id)
+    check_if_match(widget, if_match)
+    return widget
+
+
+async def _version(session: AsyncSession, widget: Widget, number: int) -> WidgetVersion:
+    version = await repository.get_version(session, widget.tenant_id, widget.id, number)
+    if version is None:
+        raise NotFound(f"Widget {widget.id} has no version {number}.", code="version_not_found")
+    return version
+
+
+async def _origin(
+    session: AsyncSession, tenant: Tenant, widget_id: uuid.UUID, origin_id: uuid.UUID
+) -> tuple[Widget, AllowedOrigin]:
+    widget = await get_widget(session, tenant, widget_id)
+    allowed = await repository.get_origin(session, tenant.id, widget.id, origin_id)
+    if allowed is None:
+        raise NotFound(f"Widget {widget_id} has no origin {origin_id}.", code="origin_not_found")
+    return widget, allowed
+
+
+def _draft(config: Any) -> dict[str, Any]:
+    """A configuration as stored: checked, with every default filled in."""
+    return parse_config(config).model_dump(mode="json")
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396: objects merge key by key, ``null`` removes a key, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = _merge_patch(merged.get(key), value)
+    return merged
+
+
+def _normalize(value: str, field: str, *, allow_insecure: bool) -> str:
+    try:
+        origin = normalize_pattern(value, allow_insecure=allow_insecure)
+    except InvalidOrigin as exc:
+        raise invalid_field(field, str(exc), "origin") from exc
+    if len(origin) > ORIGIN_MAX_LENGTH:
+        raise invalid_field(field, f"at most {ORIGIN_MAX_LENGTH} characters normalised", "origin")
+    return origin
+
+
+def _is_secure(origin: str) -> bool:
+    try:
+        normalize_pattern(origin)
+    except InvalidOrigin:
+        return False
+    return True
+
+
+async def _refuse_insecure_origins(session: AsyncSession, widget: Widget) -> None:
+    origins = await repository.list_origins(session, widget.tenant_id, widget.id)
+    insecure = [o.origin for o in origins if not _is_secure(o.origin)]
+    if insecure:
+        raise Conflict(
+            f"Remove the plain http:// origins first: {', '.join(insecure)}.",
+            code="insecure_origins_exist",
+        )
+
+
+async def _change(
+    session: AsyncSession,
+    actor: audit.Actor,
+    widget: Widget,
+    action: str,
+    *,
+    name: str | None = None,
+    draft: dict[str, Any] | None = None,
+    allow_insecure_origins: bool | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Set what is given; a change that changes nothing keeps the revision, unaudited."""
+    before = _audited(widget)
+    if name is not None:
+        widget.name = name
+    if draft is not None:
+        widget.draft = draft
+    if allow_insecure_origins is not None:
+        widget.allow_insecure_origins = allow_insecure_origins
+    after = _audited(widget)
+    if after != before:
+        _record(session, actor, widget, action, {**audit.changes(before, after), **(data or {})})
+        await _flush(session)
+
+
+def _audited(widget: Widget) -> dict[str, Any]:
+    """The widget's settings as the audit log shows them: each configuration group apart."""
+    return {
+        "name": widget.name,
+        "allow_insecure_origins": widget.allow_insecure_origins,
+        **{f"config.{group}": value for group, value in widget.draft.items()},
+    }
+
+
+def _origin_state(allowed: AllowedOrigin) -> dict[str, Any]:
+    return {"origin": allowed.origin, "domain_key": allowed.domain_key}
+
+
+def _record_origin(
+    session: AsyncSession,
+    actor: audit.Actor,
+    widget: Widget,
+    allowed: AllowedOrigin,
+    action: str,
+    before: dict[str, Any],
+    after: dict[str, Any],
+) -> None:
+    data = {"origin_id": str(allowed.id), **audit.changes(before, after)}
+    _record(session, actor, widget, action, data)
+
+
+def _record(
+    session: AsyncSession, actor: audit.Actor, widget: Widget, action: str, data: dict[str, Any]
+) -> None:
     audit.record(
         session,
         actor,
-        "widget.created",
-        tenant_id=tenant.id,
+        action,
+        tenant_id=widget.tenant_id,
         target_type="widget",
         target_id=widget.id,
+        data=data,
     )
-    return widget
+
+
+async def _touch(session: AsyncSession, widget: Widget) -> None:
+    """Make a change of the widget's origins a new revision of the widget."""
+    widget.updated_at = utcnow()
+    await _flush(session)
+
+
+async def _flush(session: AsyncSession) -> None:
+    try:
+        await session.flush()
+    except StaleDataError as exc:
+        raise PreconditionFailed("The widget changed meanwhile; get it again.") from exc

@@ -1,0 +1,88 @@
+"""Latency of ``POST /v1/embed/{pk}/session`` for a self-hosted widget.
+
+The real ``kithost serve`` on a fresh data directory (SQLite) seeded by ``kithost demo``
+(one published self-hosted widget allowing ``http://localhost:PORT``), rate limits raised
+out of the way. One wrk connection posts anonymous mints back to back, so the median is
+the latency of one mint (origin check, end user, token signing, the recorded mint); then
+50 connections give the throughput. The issue asks for a median under 2 ms.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench._common import (
+    emit,
+    free_port,
+    kithost_env,
+    run_wrk,
+    service,
+    stop_on_sigterm,
+    wait_http,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = """
+wrk.method = "POST"
+wrk.body = '{"device_id": "anon_benchbenchbenchbench"}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Origin"] = "ORIGIN"
+"""
+
+
+def main() -> None:
+    stop_on_sigterm()
+    with tempfile.TemporaryDirectory(prefix="kithost-bench-session-") as tmp:
+        data = Path(tmp)
+        port = free_port()
+        env = kithost_env(
+            data,
+            port=str(port),
+            log_level="WARNING",
+            mint_limit_per_client="100000000",
+            mint_limit_per_user="100000000",
+        )
+        subprocess.run([sys.executable, "-m", "kithost", "migrate"], env=env, check=True)
+        seeded = subprocess.run(
+            [sys.executable, "-m", "kithost", "demo", "--json"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        public_key = json.loads(seeded.stdout)["widget_public_key"]
+        script = data / "mint.lua"
+        script.write_text(SCRIPT.replace("ORIGIN", f"http://localhost:{port}"))
+        argv = [sys.executable, "-m", "kithost", "serve"]
+        with service("kithost serve", argv, env=env, cwd=ROOT, log_path=data / "serve.log") as api:
+            base = f"http://127.0.0.1:{port}"
+            wait_http(f"{base}/healthz", api)
+            url = f"{base}/v1/embed/{public_key}/session"
+            run_wrk(url, threads=1, connections=1, seconds=3, script=script)  # warm up
+            single = run_wrk(url, threads=1, connections=1, seconds=10, script=script)
+            loaded = run_wrk(url, threads=2, connections=50, seconds=10, script=script)
+    for result in (single, loaded):
+        if result.errors:
+            raise SystemExit(f"{result.errors} failed mints")
+    emit(
+        "session",
+        "mint self-hosted, median (1 connection)",
+        single.p50_ms,
+        "ms",
+        f"p99 {single.p99_ms:.1f} ms, wrk -t1 -c1 -d10s",
+    )
+    emit(
+        "session",
+        "mint self-hosted, throughput",
+        loaded.requests_per_second,
+        "req/s",
+        f"wrk -t2 -c50 -d10s, median {loaded.p50_ms:.1f} ms, p99 {loaded.p99_ms:.1f} ms",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""SQL for the audit log."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.models import AuditLogEntry
+
+Position = tuple[datetime, uuid.UUID]
+"""Where an entry stands in the log: its ``created_at`` and, among equal times, its ``id``."""
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which entries to list; every field left empty matches everything."""
+
+    action: str | None = None
+    target_type: str | None = None
+    target_id: str | None = None
+    since: datetime | None = None
+    """Inclusive."""
+    until: datetime | None = None
+    """Exclusive."""
+
+
+async def list_entries(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    where: AuditFilter,
+    *,
+    before: Position | None,
+    limit: int,
+) -> Sequence[AuditLogEntry]:
+    """The tenant's entries matching ``where``, newest first, from the one after ``before``."""
+    entry = AuditLogEntry
+    query = (
+        select(entry)
+        .where(entry.tenant_id == tenant_id)
+        .order_by(entry.created_at.desc(), entry.id.desc())
+        .limit(limit)
+    )
+    for column, value in (
+        (entry.action, where.action),
+        (entry.target_type, where.target_type),
+        (entry.target_id, where.target_id),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if where.since is not None:
+        query = query.where(entry.created_at >= where.since)
+    if where.until is not None:
+        query = query.where(entry.created_at < where.until)
+    if before is not None:
+        created_at, id = before
+        query = query.where(
+            or_(entry.created_at < created_at, and_(entry.created_at == created_at, entry.id < id))
+        )
+    result = await session.execute(query)
+    return result.scalars().all()

@@ -1,0 +1,174 @@
+"""The in-process cache of published configs: one per app, so one per API process.
+
+- A public key maps to a :class:`CachedWidget`: what the database said (published config,
+  allowed origins, revision) and, per requesting origin, the response body serialised once
+  with its ETag. At most ``max_widgets`` widgets (least recently used go first) and
+  ``MAX_ORIGINS`` remembered origins per widget.
+- An entry is served from memory for ``revalidate_after`` seconds (``REVALIDATE_SECONDS``)
+  after it was checked. The first request after that checks the widget's revision with one
+  cheap query, shared by every request for that widget meanwhile, and reloads the widget when
+  the revision moved. So once a publish (or any change of the widget) has committed, no
+  process serves the old config for longer than ``REVALIDATE_SECONDS`` plus that query.
+- When the database fails, or has not answered within ``WAIT_SECONDS``, the last good entry
+  is served (with a warning) and checked again ``revalidate_after`` seconds later; without
+  one, the request is answered 503 ``config_unavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from functools import partial
+
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.datastructures import State
+
+from kithost.db import Sessionmaker
+from kithost.embed import repository, service
+from kithost.embed.service import AllowedEntry, Published, Rendered, Snapshot
+from kithost.errors import ServiceUnavailable
+
+log = structlog.get_logger(__name__)
+
+REVALIDATE_SECONDS = 2.0
+WAIT_SECONDS = 1.0
+MAX_WIDGETS = 10_000
+MAX_ORIGINS = 64
+DATABASE_ERRORS = (SQLAlchemyError, OSError)
+
+
+class PublishedAnswers:
+    """A published widget and, per requesting origin, its response (rendered once)."""
+
+    __slots__ = ("_answers", "_rendered", "published")
+
+    def __init__(self, published: Published) -> None:
+        self.published = published
+        self._answers: dict[str, Rendered | None] = {}
+        self._rendered: dict[AllowedEntry, Rendered] = {}
+
+    def for_origin(self, origin: str) -> Rendered | None:
+        """The response for a visitor from ``origin``; None when it may not show the widget."""
+        try:
+            return self._answers[origin]
+        except KeyError:
+            pass
+        entry = self.published.entry_for(origin)
+        answer = None if entry is None else self._render(entry)
+        if len(self._answers) >= MAX_ORIGINS:
+            del self._answers[next(iter(self._answers))]
+        self._answers[origin] = answer
+        return answer
+
+    def _render(self, entry: AllowedEntry) -> Rendered:
+        rendered = self._rendered.get(entry)
+        if rendered is None:
+            rendered = self._rendered[entry] = service.render(self.published, entry)
+        return rendered
+
+
+class CachedWidget:
+    """One public key as the cache holds it."""
+
+    __slots__ = ("answers", "fresh_until", "revision")
+
+    def __init__(self, snapshot: Snapshot, fresh_until: float) -> None:
+        self.revision = snapshot.revision
+        self.answers = None if snapshot.published is None else PublishedAnswers(snapshot.published)
+        """None: no such widget, or nothing published."""
+        self.fresh_until = fresh_until
+
+
+class ConfigCache:
+    def __init__(
+        self,
+        *,
+        max_widgets: int = MAX_WIDGETS,
+        revalidate_after: float = REVALIDATE_SECONDS,
+        wait: float = WAIT_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._widgets: OrderedDict[str, CachedWidget] = OrderedDict()
+        self._refreshing: dict[str, asyncio.Task[CachedWidget]] = {}
+        self._max_widgets = max_widgets
+        self._revalidate_after = revalidate_after
+        self._wait = wait
+        self._clock = clock
+
+    async def get(self, public_key: str, sessionmaker: Sessionmaker) -> CachedWidget:
+        """The widget as checked at most ``revalidate_after`` seconds ago (if the database
+        answers)."""
+        cached = self._widgets.get(public_key)
+        if cached is not None and self._clock() < cached.fresh_until:
+            self._widgets.move_to_end(public_key)
+            return cached
+        task = self._refreshing.get(public_key)
+        if task is None:
+            task = asyncio.create_task(self._refresh(public_key, cached, sessionmaker))
+            self._refreshing[public_key] = task
+            task.add_done_callback(partial(self._refreshed, public_key))
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), self._wait)
+        except TimeoutError:
+            if cached is None:
+                raise _unavailable() from None
+            # The refresh goes on and replaces the entry when it ends; until then, or until
+            # the next check is due, requests take the last good entry without waiting.
+            self._serve_stale(public_key, cached, "the database did not answer in time")
+            return cached
+
+    async def _refresh(
+        self, public_key: str, cached: CachedWidget | None, sessionmaker: Sessionmaker
+    ) -> CachedWidget:
+        try:
+            async with sessionmaker() as session:  # read only: nothing to commit
+                if (
+                    cached is not None
+                    and await repository.revision(session, public_key) == cached.revision
+                ):
+                    widget = cached
+                    widget.fresh_until = self._fresh_until()
+                else:
+                    snapshot = await service.load(session, public_key)
+                    widget = CachedWidget(snapshot, self._fresh_until())
+        except DATABASE_ERRORS as exc:
+            if cached is None:
+                raise _unavailable() from exc
+            self._serve_stale(public_key, cached, repr(exc))
+            return cached
+        self._widgets[public_key] = widget
+        self._widgets.move_to_end(public_key)
+        while len(self._widgets) > self._max_widgets:
+            self._widgets.popitem(last=False)
+        return widget
+
+    def _serve_stale(self, public_key: str, cached: CachedWidget, reason: str) -> None:
+        log.warning(
+            "embed_config_stale", public_key=public_key, revision=cached.revision, reason=reason
+        )
+        cached.fresh_until = self._fresh_until()
+
+    def _fresh_until(self) -> float:
+        return self._clock() + self._revalidate_after
+
+    def _refreshed(self, public_key: str, task: asyncio.Task[CachedWidget]) -> None:
+        self._refreshing.pop(public_key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here when every waiting request has given up
+
+
+def _unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "The widget's configuration cannot be loaded right now.", code="config_unavailable"
+    )
+
+
+def config_cache(state: State) -> ConfigCache:
+    """The app's cache (``app.state``), created on first use."""
+    cache: ConfigCache | None = getattr(state, "embed_config_cache", None)
+    if cache is None:
+        cache = state.embed_config_cache = ConfigCache()
+    return cache

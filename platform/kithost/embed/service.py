@@ -1,0 +1,95 @@
+"""The published configuration of a widget as visitors see it, and who may see it."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.embed import repository
+from kithost.embed.schemas import EmbedConfig
+from kithost.kit.origins import WILDCARD, origin_matches
+from kithost.models import Placement
+from kithost.widgets.config import WidgetConfig
+
+
+@dataclass(frozen=True)
+class AllowedEntry:
+    pattern: str
+    """A normalised origin or ``scheme://*.domain`` pattern (``kit.origins``)."""
+    domain_key: str | None
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published widget: its public config and the origins allowed to show it."""
+
+    public_key: str
+    version: int
+    config: dict[str, Any]
+    direct: bool
+    origins: tuple[AllowedEntry, ...]
+    """Most specific first: exact origins, then wildcards, longest domain first."""
+
+    def entry_for(self, origin: str) -> AllowedEntry | None:
+        """The allowed entry that lets ``origin`` (an ``Origin`` header) show the widget."""
+        return next((e for e in self.origins if origin_matches(origin, e.pattern)), None)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the database said about a public key at one revision of the widget."""
+
+    revision: int | None
+    """None: no such widget."""
+    published: Published | None
+    """None: no such widget, or nothing published yet."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The response body for one origin, serialised once, and its strong ETag."""
+
+    body: bytes
+    etag: str
+
+
+async def load(session: AsyncSession, public_key: str) -> Snapshot:
+    """The widget's published config and allowed origins, as of the returned revision.
+
+    The widget row (with its revision) is read before the origins: a change committed in
+    between raises the revision past the one returned, so the next revalidation reloads.
+    """
+    row = await repository.widget_with_published_config(session, public_key)
+    if row is None:
+        return Snapshot(revision=None, published=None)
+    if row.published_version is None or row.config is None:
+        return Snapshot(revision=row.revision, published=None)
+    config = WidgetConfig.model_validate(row.config)
+    origins = await repository.allowed_origins(session, row.tenant_id, row.id)
+    entries = sorted(
+        (AllowedEntry(pattern, domain_key) for pattern, domain_key in origins),
+        key=lambda e: (WILDCARD in e.pattern, -len(e.pattern), e.pattern),
+    )
+    published = Published(
+        public_key=public_key,
+        version=row.published_version,
+        config=config.public(),
+        direct=config.placement is Placement.direct,
+        origins=tuple(entries),
+    )
+    return Snapshot(revision=row.revision, published=published)
+
+
+def render(published: Published, entry: AllowedEntry) -> Rendered:
+    """The body for a visitor allowed by ``entry``; its ETag is a hash of exactly these bytes."""
+    body = EmbedConfig(
+        public_key=published.public_key,
+        version=published.version,
+        config=published.config,
+        domain_key=entry.domain_key if published.direct else None,
+    ).model_dump_json()
+    data = body.encode()
+    return Rendered(data, f'"{hashlib.blake2b(data, digest_size=16).hexdigest()}"')

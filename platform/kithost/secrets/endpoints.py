@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, status
+
+from kithost.auth.dependencies import WidgetsRead, WidgetsWrite
+from kithost.db import DbSession
+from kithost.kit.schemas import TENANT_ERRORS, problems
+from kithost.secrets import schemas, service
+from kithost.state import AppSecretBox
+
+router = APIRouter(prefix="/tenants/{tenant}", tags=["secrets"])
+OPENAI_KEY = "/openai-key"
+IDENTITY = "/widgets/{id}/identity-secret"
+
+
+@router.get(
+    OPENAI_KEY,
+    summary="Tell whether the tenant has an OpenAI API key",
+    responses=problems(*TENANT_ERRORS),
+)
+async def get_openai_key(access: WidgetsRead) -> schemas.OpenAIKey:
+    return schemas.OpenAIKey.model_validate(service.openai_key(access.tenant))
+
+
+@router.put(
+    OPENAI_KEY,
+    summary="Set the tenant's OpenAI API key",
+    description="The key the tenant's widgets call OpenAI with. It is stored encrypted and "
+    "never shown again: reads tell only whether one is set and its last four characters.",
+    responses=problems(*TENANT_ERRORS),
+)
+async def set_openai_key(
+    access: WidgetsWrite, session: DbSession, box: AppSecretBox, body: schemas.OpenAIKeyUpdate
+) -> schemas.OpenAIKey:
+    key = service.set_openai_key(session, box, access, body.api_key)
+    return schemas.OpenAIKey.model_validate(key)
+
+
+@router.delete(
+    OPENAI_KEY,
+    summary="Remove the tenant's OpenAI API key",
+    description="Removing it when there is none is not an error.",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(*TENANT_ERRORS),
+)
+async def remove_openai_key(access: WidgetsWrite, session: DbSession) -> None:
+    service.remove_openai_key(session, access)
+
+
+@router.post(
+    IDENTITY,
+    summary="Generate a new identity secret for a widget",
+    description="The secret (HS256) with which the tenant's backend signs its visitors' "
+    "identity tokens. It is shown only in this response. Calling again rotates it: the old "
+    "secret stops working at once, so tokens it signed are refused from then on.",
+    responses=problems(*TENANT_ERRORS),
+)
+async def rotate_identity_secret(
+    access: WidgetsWrite, session: DbSession, box: AppSecretBox, id: uuid.UUID
+) -> schemas.IdentitySecret:
+    new = await service.rotate_identity_secret(session, box, access, id)
+    return schemas.IdentitySecret.model_validate(new)
+
+
+@router.delete(
+    IDENTITY,
+    summary="Remove a widget's identity secret",
+    description="Identity tokens are refused from then on. Removing it when there is none is "
+    "not an error.",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(*TENANT_ERRORS),
+)
+async def remove_identity_secret(access: WidgetsWrite, session: DbSession, id: uuid.UUID) -> None:
+    await service.remove_identity_secret(session, access, id)

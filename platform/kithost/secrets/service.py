@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from cryptography.fernet import InvalidToken
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.audit import service as audit
+from kithost.auth.principals import TenantAccess
+from kithost.errors import Conflict
+from kithost.kit.crypto import SecretBox
+from kithost.kit.tokens import random_token
+from kithost.models import SigningKey, Tenant, Widget
+from kithost.secrets import repository
+from kithost.secrets.repository import EncryptedColumn
+from kithost.widgets.service import get_widget
+
+ENCRYPTED_COLUMNS: tuple[EncryptedColumn, ...] = (
+    Tenant.openai_api_key,
+    Widget.identity_secret,
+    SigningKey.private_key,
+)
+"""Every column holding ``SecretBox`` ciphertexts."""
+
+
+@dataclass(frozen=True)
+class OpenAIKey:
+    """What anyone sees of a tenant's OpenAI API key."""
+
+    configured: bool
+    last4: str | None
+
+
+@dataclass(frozen=True)
+class NewIdentitySecret:
+    """A widget's new identity secret, shown once, and the widget's revision after it."""
+
+    identity_secret: str
+    revision: int
+
+
+def openai_key(tenant: Tenant) -> OpenAIKey:
+    return OpenAIKey(tenant.openai_api_key is not None, tenant.openai_api_key_last4)
+
+
+def tenant_openai_key(box: SecretBox, tenant: Tenant) -> str | None:
+    """The tenant's OpenAI API key in clear, for calling OpenAI on its behalf; None if unset."""
+    return None if tenant.openai_api_key is None else box.decrypt(tenant.openai_api_key)
+
+
+def set_openai_key(
+    session: AsyncSession, box: SecretBox, access: TenantAccess, api_key: str
+) -> OpenAIKey:
+    """Store the tenant's OpenAI API key encrypted, replacing any other."""
+    tenant = access.tenant
+    before = openai_key(tenant)
+    tenant.openai_api_key = box.encrypt(api_key)
+    tenant.openai_api_key_last4 = api_key[-4:]
+    _record_openai_key(session, access, "tenant.openai_key_set", before)
+    return openai_key(tenant)
+
+
+def remove_openai_key(session: AsyncSession, access: TenantAccess) -> None:
+    """Forget the tenant's OpenAI API key; without one, nothing changes."""
+    tenant = access.tenant
+    if tenant.openai_api_key is None:
+        return
+    before = openai_key(tenant)
+    tenant.openai_api_key = tenant.openai_api_key_last4 = None
+    _record_openai_key(session, access, "tenant.openai_key_removed", before)
+
+
+def _record_openai_key(
+    session: AsyncSession, access: TenantAccess, action: str, before: OpenAIKey
+) -> None:
+    tenant = access.tenant
+    audit.record(
+        session,
+        access.actor,
+        action,
+        tenant_id=tenant.id,
+        target_type="tenant",
+        target_id=tenant.id,
+        data=audit.changes(asdict(before), asdict(openai_key(tenant))),
+    )
+
+
+def widget_identity_secret(box: SecretBox, widget: Widget) -> str | None:
+    """The key that verifies the widget's identity tokens (HS256); None if it has none."""
+    return None if widget.identity_secret is None else box.decrypt(widget.identity_secret)
+
+
+async def rotate_identity_secret(
+    session: AsyncSession, box: SecretBox, access: TenantAccess, widget_id: uuid.UUID
+) -> NewIdentitySecret:
+    """Give the widget a new identity secret; the one it had stops verifying at once."""
+    widget = await get_widget(session, access.tenant, widget_id)
+    before = _identity_state(widget)
+    secret = random_token("wis_", 32)
+    widget.identity_secret = box.encrypt(secret)
+    action = "widget.identity_secret_" + ("rotated" if before["has_identity_secret"] else "created")
+    await _record_identity_change(session, access, widget, action, before)
+    return NewIdentitySecret(secret, widget.revision)
+
+
+async def remove_identity_secret(
+    session: AsyncSession, access: TenantAccess, widget_id: uuid.UUID
+) -> None:
+    """Remove the widget's identity secret; without one, nothing changes."""
+    widget = await get_widget(session, access.tenant, widget_id)
+    if widget.identity_secret is None:
+        return
+    before = _identity_state(widget)
+    widget.identity_secret = None
+    await _record_identity_change(session, access, widget, "widget.identity_secret_removed", before)
+
+
+def _identity_state(widget: Widget) -> dict[str, Any]:
+    return {"has_identity_secret": widget.identity_secret is not None, "revision": widget.revision}
+
+
+async def _record_identity_change(
+    session: AsyncSession,
+    access: TenantAccess,
+    widget: Widget,
+    action: str,
+    before: dict[str, Any],
+) -> None:
+    await session.flush()  # writes the row, and so bumps the widget's revision
+    audit.record(
+        session,
+        access.actor,
+        action,
+        tenant_id=access.tenant.id,
+        target_type="widget",
+        target_id=widget.id,
+        data=audit.changes(before, _identity_state(widget)),
+    )
+
+
+async def reencrypt_all(
+    session: AsyncSession, box: SecretBox, actor: audit.Actor
+) -> dict[str, int]:
+    """Re-encrypt every stored secret with ``box``'s first key; how many, per column.
+
+    After it commits, the other keys of ``KITHOST_SECRET_KEY`` may be dropped.
+    """
+    counts = {}
+    for column in ENCRYPTED_COLUMNS:
+        name = f"{column.class_.__tablename__}.{column.key}"
+        rows = await repository.lock_encrypted(session, column)
+        for id, ciphertext in rows:
+            try:
+                rotated = box.rotate(ciphertext)
+            except InvalidToken:
+                raise Conflict(
+                    f"{name} of {id} decrypts with none of the keys: is one missing?",
+                    code="undecryptable_secret",
+                ) from None
+            await repository.replace_encrypted(session, column, id, rotated)
+        counts[name] = len(rows)
+    audit.record(session, actor, "secrets.reencrypted", data=counts)
+    return counts

@@ -1,0 +1,156 @@
+"""Session minting over HTTP: for visitors (``POST /v1/embed/{pk}/session``) and for
+tenant backends (``POST /api/v1/tenants/{tenant}/widgets/{id}/sessions``).
+
+The visitor route is fail-closed like the config endpoint: no ``Origin`` or one the widget
+does not allow → 403 ``origin_not_allowed``, with no CORS headers. The framed placement
+calls it from Kithost's own page (``/w/{pk}``), whose origin is Kithost's; that page may
+be framed only by the widget's allowed origins (``frame-ancestors``), so the visitor's
+site is checked there.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.auth.dependencies import SessionsMint
+from kithost.db import DbSession
+from kithost.embed import repository as published
+from kithost.errors import Conflict, Forbidden, NotFound
+from kithost.kit.origins import origin_allowed
+from kithost.kit.ratelimit import AppRateLimiter
+from kithost.kit.schemas import problems
+from kithost.models import Placement
+from kithost.sessions import service
+from kithost.sessions.schemas import BackendSessionRequest, MintedSession, VisitorSessionRequest
+from kithost.sessions.service import Target
+from kithost.settings import Settings
+from kithost.state import AppSecretBox, AppSettings
+from kithost.widgets.config import WidgetConfig
+from kithost.widgets.service import get_widget
+
+visitor_router = APIRouter(tags=["embed"])
+router = APIRouter(tags=["sessions"])
+
+SESSION_PATH = "/v1/embed/{pk}/session"
+
+
+async def _target(session: AsyncSession, public_key: str) -> tuple[Target, list[str]]:
+    row = await published.widget_with_published_config(session, public_key)
+    if row is None or row.config is None:
+        raise NotFound("No published widget with this key.", code="widget_not_found")
+    patterns = [p for p, _ in await published.allowed_origins(session, row.tenant_id, row.id)]
+    config = WidgetConfig.model_validate(row.config)
+    return Target(row.tenant_id, row.id, public_key, config), patterns
+
+
+def _allowed_origin(request: Request, settings: Settings, patterns: list[str]) -> str:
+    origin = request.headers.get("origin")
+    if origin is None or not (origin == settings.base_url or origin_allowed(origin, patterns)):
+        raise Forbidden("This page may not use this widget.", code="origin_not_allowed")
+    return origin
+
+
+def _cors(response: Response, origin: str) -> None:
+    response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Vary"] = "Origin"
+    response.headers["Cache-Control"] = "no-store"
+
+
+@visitor_router.post(
+    SESSION_PATH,
+    summary="Mint or refresh a visitor's ChatKit credential",
+    responses=problems(401, 403, 404, 422, 429, 502, 503),
+)
+async def visitor_session(
+    pk: str,
+    request: Request,
+    response: Response,
+    body: VisitorSessionRequest,
+    session: DbSession,
+    settings: AppSettings,
+    box: AppSecretBox,
+    limiter: AppRateLimiter,
+) -> MintedSession:
+    target, patterns = await _target(session, pk)
+    origin = _allowed_origin(request, settings, patterns)
+    client = request.client.host if request.client else "unknown"
+    await service.limit(
+        limiter, f"mint:ip:{target.widget_id}:{client}", settings.mint_limit_per_client
+    )
+    if body.current is not None:
+        end_user_id = await service.refreshed_end_user(
+            session, settings, target, current=body.current, origin=origin
+        )
+    else:
+        end_user = await service.end_user_of(
+            session,
+            box,
+            target,
+            identity_token=body.identity_token,
+            device_id=body.device_id,
+        )
+        end_user_id = end_user.id
+    await service.limit(
+        limiter, f"mint:user:{target.widget_id}:{end_user_id}", settings.mint_limit_per_user
+    )
+    minted = await service.mint(
+        session,
+        settings,
+        box,
+        target,
+        end_user_id=end_user_id,
+        origin=origin,
+        context=body.context,
+    )
+    _cors(response, origin)
+    return minted
+
+
+@visitor_router.options(SESSION_PATH, include_in_schema=False)
+async def visitor_session_preflight(
+    pk: str, request: Request, session: DbSession, settings: AppSettings
+) -> Response:
+    _, patterns = await _target(session, pk)
+    origin = _allowed_origin(request, settings, patterns)
+    response = Response(status_code=204)
+    _cors(response, origin)
+    response.headers["Access-Control-Allow-Methods"] = "POST"
+    response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+    response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
+@router.post(
+    "/tenants/{tenant}/widgets/{id}/sessions",
+    summary="Mint a ChatKit credential for a user the tenant's backend has authenticated",
+    responses=problems(401, 403, 404, 409, 422, 502, 503),
+)
+async def backend_session(
+    id: uuid.UUID,
+    access: SessionsMint,
+    body: Annotated[BackendSessionRequest, Body()],
+    session: DbSession,
+    settings: AppSettings,
+    box: AppSecretBox,
+) -> MintedSession:
+    widget = await get_widget(session, access.tenant, id)
+    if widget.published_version is None:
+        raise Conflict("Publish the widget first.", code="widget_not_published")
+    target, patterns = await _target(session, widget.public_key)
+    if body.origin is not None and not origin_allowed(body.origin, patterns):
+        raise Forbidden("That origin may not use this widget.", code="origin_not_allowed")
+    framed = target.config.placement is Placement.framed
+    return await service.mint(
+        session,
+        settings,
+        box,
+        target,
+        end_user_id=f"u:{body.user}",
+        # A framed chat calls Kithost from Kithost's own page.
+        origin=body.origin or (settings.base_url if framed else None),
+        context=body.context,
+    )

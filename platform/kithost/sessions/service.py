@@ -1,0 +1,181 @@
+"""Minting ChatKit credentials for visitors and tenant backends.
+
+Self-hosted widgets get a Kithost session token (``sessions.tokens``); hosted widgets get
+an OpenAI client secret (``sessions.hosted``). Every mint is recorded in
+``session_mints`` (never the credential: hosted secrets only as a hash, which is how a
+refresh presenting the current secret finds its end user).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.errors import Conflict, NotFound, RateLimited, Unauthorized, invalid_field
+from kithost.kit.crypto import SecretBox
+from kithost.kit.ratelimit import RateLimiter
+from kithost.kit.tokens import hash_secret
+from kithost.models import SessionMint, Tenant, Widget, WidgetMode
+from kithost.secrets.service import tenant_openai_key, widget_identity_secret
+from kithost.sessions import hosted, tokens
+from kithost.sessions.identity import EndUser, anonymous_user, verify_identity_token
+from kithost.sessions.schemas import HostedSessionOut, SelfHostedSession
+from kithost.settings import Settings
+from kithost.widgets.config import WidgetConfig
+
+
+@dataclass(frozen=True)
+class Target:
+    """The widget a credential is for, and the published config it runs."""
+
+    tenant_id: uuid.UUID
+    widget_id: uuid.UUID
+    public_key: str
+    config: WidgetConfig
+
+
+async def limit(limiter: RateLimiter, key: str, per_minute: int) -> None:
+    decision = await limiter.hit(key, per_minute, 60)
+    if not decision.allowed:
+        raise RateLimited(decision.retry_after, "Too many sessions; try again shortly.")
+
+
+async def end_user_of(
+    session: AsyncSession,
+    box: SecretBox,
+    target: Target,
+    *,
+    identity_token: str | None,
+    device_id: str | None,
+) -> EndUser:
+    """Who the visitor is: the tenant backend's user, or an anonymous device."""
+    if identity_token is not None:
+        widget = await session.get(Widget, target.widget_id)
+        secret = None if widget is None else widget_identity_secret(box, widget)
+        if secret is None:
+            raise Unauthorized(
+                "This widget has no identity secret yet.", code="invalid_identity_token"
+            )
+        return verify_identity_token(identity_token, secret)
+    if target.config.require_identity:
+        raise Unauthorized("This widget needs an identity token.", code="identity_required")
+    if device_id is None:
+        raise invalid_field("device_id", "send an identity_token or an anonymous device_id")
+    return anonymous_user(device_id)
+
+
+async def mint(
+    session: AsyncSession,
+    settings: Settings,
+    box: SecretBox,
+    target: Target,
+    *,
+    end_user_id: str,
+    origin: str | None,
+    context: dict[str, Any],
+) -> SelfHostedSession | HostedSessionOut:
+    minted: SelfHostedSession | HostedSessionOut
+    if target.config.mode is WidgetMode.hosted:
+        minted = await _mint_hosted(session, settings, box, target, end_user_id, context)
+        secret_hash: str | None = hash_secret(minted.client_secret)
+    else:
+        if origin is None:
+            raise invalid_field("origin", "the page origin that will use the session")
+        minted = await _mint_self_hosted(session, settings, box, target, end_user_id, origin)
+        secret_hash = None
+    session.add(
+        SessionMint(
+            tenant_id=target.tenant_id,
+            widget_id=target.widget_id,
+            end_user_id=end_user_id,
+            origin=origin,
+            mode=target.config.mode,
+            secret_hash=secret_hash,
+        )
+    )
+    return minted
+
+
+async def refreshed_end_user(
+    session: AsyncSession, settings: Settings, target: Target, *, current: str, origin: str
+) -> str:
+    """The end user of the credential being refreshed (of this widget and origin only)."""
+    if target.config.mode is WidgetMode.self_hosted:
+        claims = await tokens.verify(
+            session, settings, current, public_key=target.public_key, origin=origin
+        )
+        return claims.end_user_id
+    result = await session.execute(
+        select(SessionMint.end_user_id).where(
+            SessionMint.widget_id == target.widget_id,
+            SessionMint.secret_hash == hash_secret(current),
+            SessionMint.origin == origin,
+        )
+    )
+    end_user_id = result.scalar_one_or_none()
+    if end_user_id is None:
+        raise Unauthorized("Unknown client secret for this widget.", code="invalid_session_token")
+    return end_user_id
+
+
+async def _mint_self_hosted(
+    session: AsyncSession,
+    settings: Settings,
+    box: SecretBox,
+    target: Target,
+    end_user_id: str,
+    origin: str,
+) -> SelfHostedSession:
+    claims = tokens.SessionClaims(
+        end_user_id=end_user_id,
+        origin=origin,
+        tenant_id=str(target.tenant_id),
+        widget_id=str(target.widget_id),
+    )
+    minted = await tokens.issue(session, settings, box, public_key=target.public_key, claims=claims)
+    return SelfHostedSession(
+        token=minted.token,
+        expires_at=minted.expires_at,
+        chatkit_url=f"{settings.base_url}/v1/chatkit/{target.public_key}",
+    )
+
+
+async def _mint_hosted(
+    session: AsyncSession,
+    settings: Settings,
+    box: SecretBox,
+    target: Target,
+    end_user_id: str,
+    context: dict[str, Any],
+) -> HostedSessionOut:
+    workflow = target.config.hosted
+    if workflow is None:  # parse_config refuses a hosted widget without a workflow
+        raise Conflict("The widget has no hosted workflow.", code="widget_misconfigured")
+    tenant = await session.get(Tenant, target.tenant_id)
+    if tenant is None:
+        raise NotFound("No such widget.", code="widget_not_found")
+    api_key = tenant_openai_key(box, tenant) or (
+        settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    )
+    if api_key is None:
+        raise Conflict("The tenant has no OpenAI API key.", code="openai_key_missing")
+    state = {
+        key: value
+        for key, value in context.items()
+        if key in workflow.state_variables
+        and isinstance(value, str | int | float | bool)
+        and not (isinstance(value, str) and len(value) > 1000)
+    }
+    created = await hosted.create_session(
+        api_key=api_key,
+        base_url=settings.openai_base_url,
+        timeout_seconds=settings.openai_timeout_seconds,
+        hosted=workflow,
+        user=end_user_id,
+        state_variables=state,
+    )
+    return HostedSessionOut(client_secret=created.client_secret, expires_at=created.expires_at)

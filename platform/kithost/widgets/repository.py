@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.models import AllowedOrigin, Widget, WidgetVersion
+
+
+async def get_widget(
+    session: AsyncSession, tenant_id: uuid.UUID, widget_id: uuid.UUID
+) -> Widget | None:
+    result = await session.execute(
+        select(Widget).where(Widget.tenant_id == tenant_id, Widget.id == widget_id)
+    )
+    return result.scalar_one_or_none()
+
+
+async def list_widgets(
+    session: AsyncSession, tenant_id: uuid.UUID, *, after: Widget | None, limit: int
+) -> Sequence[Widget]:
+    """The tenant's widgets in creation order, from the one after ``after``."""
+    query = (
+        select(Widget)
+        .where(Widget.tenant_id == tenant_id)
+        .order_by(Widget.created_at, Widget.id)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(
+            or_(
+                Widget.created_at > after.created_at,
+                and_(Widget.created_at == after.created_at, Widget.id > after.id),
+            )
+        )
+    result = await session.execute(query)
+    return result.scalars().all()
+
+
+async def list_origins(
+    session: AsyncSession, tenant_id: uuid.UUID, widget_id: uuid.UUID
+) -> Sequence[AllowedOrigin]:
+    result = await session.execute(
+        select(AllowedOrigin)
+        .where(AllowedOrigin.tenant_id == tenant_id, AllowedOrigin.widget_id == widget_id)
+        .order_by(AllowedOrigin.origin)
+    )
+    return result.scalars().all()
+
+
+async def get_origin(
+    session: AsyncSession, tenant_id: uuid.UUID, widget_id: uuid.UUID, origin_id: uuid.UUID
+) -> AllowedOrigin | None:
+    result = await session.execute(
+        select(AllowedOrigin).where(
+            AllowedOrigin.tenant_id == tenant_id,
+            AllowedOrigin.widget_id == widget_id,
+            AllowedOrigin.id == origin_id,
+        )
+    )
+    return result.scalar_one_or_none()
+
+
+async def origin_exists(
+    session: AsyncSession, tenant_id: uuid.UUID, widget_id: uuid.UUID, origin: str
+) -> bool:
+    result = await session.execute(
+        select(AllowedOrigin.id).where(
+            AllowedOrigin.tenant_id == tenant_id,
+            AllowedOrigin.widget_id == widget_id,
+            AllowedOrigin.origin == origin,
+        )
+    )
+    return result.first() is not None
+
+
+async def list_versions(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    widget_id: uuid.UUID,
+    *,
+    before: int | None,
+    limit: int,
+) -> Sequence[WidgetVersion]:
+    """The widget's versions, newest first, from the one numbered below ``before``."""
+    query = (
+        select(WidgetVersion)
+        .where(WidgetVersion.tenant_id == tenant_id, WidgetVersion.widget_id == widget_id)
+        .order_by(WidgetVersion.number.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(WidgetVersion.number < before)
+    result = await session.execute(query)
+    return result.scalars().all()
+
+
+async def get_version(
+    session: AsyncSession, tenant_id: uuid.UUID, widget_id: uuid.UUID, number: int
+) -> WidgetVersion | None:
+    result = await session.execute(
+        select(WidgetVersion).where(
+            WidgetVersion.tenant_id == tenant_id,
+            WidgetVersion.widget_id == widget_id,
+            WidgetVersion.number == number,
+        )
+    )
+    return result.scalar_one_or_none()
+
+
+async def last_version_number(
+    session: AsyncSession, tenant_id: uuid.UUID, widget_id: uuid.UUID
+) -> int:
+    """The number of the widget's newest version; 0 before the first is published."""
+    result = await session.execute(
+        select(func.coalesce(func.max(WidgetVersion.number), 0)).where(
+            WidgetVersion.tenant_id == tenant_id, WidgetVersion.widget_id == widget_id
+        )
+    )
+    return int(result.scalar_one())

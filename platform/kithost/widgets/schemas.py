@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import Field, PlainValidator, StringConstraints, field_validator
+
+from kithost.kit.schemas import Name, Schema
+from kithost.widgets.config import WidgetConfig
+
+RawConfig = Annotated[Any, PlainValidator(lambda value: value, json_schema_input_type=WidgetConfig)]
+"""A configuration as sent: documented as a ``WidgetConfig``, checked by the service with
+``config.parse_config`` (whose errors name the JSON path and the rule)."""
+
+DomainKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,255}$")]
+"""An OpenAI domain key (``domain_pk_…``), registered for an origin in OpenAI's dashboard."""
+
+
+class Widget(Schema):
+    """A widget: its draft configuration and which published version visitors see.
+
+    ``revision`` counts every change (draft, origins, publishing, secrets); it is the
+    widget's ETag, which changes need in ``If-Match``."""
+
+    id: uuid.UUID
+    name: str
+    public_key: str
+    config: WidgetConfig = Field(validation_alias="draft")
+    """The draft: what the next publish freezes."""
+    allow_insecure_origins: bool
+    published_version: int | None
+    revision: int
+    created_at: datetime
+    updated_at: datetime
+    has_identity_secret: bool = Field(validation_alias="identity_secret")
+
+    @field_validator("has_identity_secret", mode="before")
+    @classmethod
+    def _whether_set(cls, secret: str | None) -> bool:
+        return secret is not None
+
+
+class WidgetCreate(Schema):
+    name: Name
+    config: RawConfig = Field(default=None, description="The defaults when left out.")
+    allow_insecure_origins: bool = Field(
+        default=False, description="Allow plain `http://` origins beyond localhost."
+    )
+    origins: list[Annotated[str, StringConstraints(max_length=255)]] = Field(
+        default=[],
+        max_length=100,
+        description="Allowed origins, exact or `*.` wildcards, e.g. `https://*.example.com`.",
+    )
+
+
+class WidgetUpdate(Schema):
+    """The fields to change; those left out (or null) keep their value."""
+
+    name: Name | None = None
+    config: dict[str, Any] | None = Field(
+        default=None,
+        description="A JSON merge patch (RFC 7396) of the draft: objects merge key by key, "
+        "`null` resets an entry to its default, anything else replaces. "
+        "`PUT …/config` replaces the draft as a whole.",
+    )
+    allow_insecure_origins: bool | None = Field(
+        default=None,
+        description="Turning it off is refused while plain `http://` origins beyond "
+        "localhost are allowed.",
+    )
+
+
+class VersionSummary(Schema):
+    """A published configuration, frozen under its number."""
+
+    number: int
+    created_at: datetime
+    published_by: uuid.UUID | None = Field(validation_alias="published_by_id")
+    """The dashboard user who published it; null for API clients and the CLI."""
+
+
+class Version(VersionSummary):
+    config: WidgetConfig
+
+
+class Origin(Schema):
+    """A web origin (or ``*.`` pattern) allowed to show the widget."""
+
+    id: uuid.UUID
+    origin: str
+    domain_key: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class OriginCreate(Schema):
+    origin: str = Field(
+        max_length=255,
+        examples=["https://shop.example.com", "https://*.example.com"],
+        description="Normalised: lowercase, IDN hosts in punycode, default ports dropped.",
+    )
+    domain_key: DomainKey | None = None
+
+
+class OriginUpdate(Schema):
+    domain_key: DomainKey | None

@@ -1,0 +1,123 @@
+"""The config cache when the database is slow, gone or refusing: the last good config."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost import migrate
+from kithost.app import create_app
+from kithost.db import create_engine, create_sessionmaker, session_scope
+from kithost.embed.cache import ConfigCache
+from kithost.settings import Settings
+from kithost.widgets.config import WidgetConfig
+from tests.conftest import create_pg_database, drop_pg_database, make_settings
+from tests.embed.helpers import ORIGIN, assert_refused, config_url, make_widget
+from tests.embed.test_config import Clock
+
+UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:1/nothing"
+
+
+def use_database(app: FastAPI, url: str) -> None:
+    """From now on the app's sessions go to ``url``."""
+    app.state.sessionmaker = create_sessionmaker(create_engine(url), app.state.celery)
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A database URL whose server accepts connections and never answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{sock.getsockname()[1]}/silent"
+
+
+@pytest.fixture
+def doomed_database(tmp_path: Path, task_queue: str) -> Iterator[Settings]:
+    """Settings for a PostgreSQL database of this test's own, which it may drop."""
+    url = create_pg_database()
+    settings = make_settings(tmp_path, url, task_queue)
+    migrate.upgrade(settings)
+    yield settings
+    drop_pg_database(url)
+
+
+@pytest.fixture
+def doomed_app(doomed_database: Settings) -> FastAPI:
+    """The app on that database (made before the test runs, so that ``caplog`` sees its logs)."""
+    return create_app(doomed_database)
+
+
+async def test_the_last_good_config_is_served_while_the_database_is_gone(
+    doomed_app: FastAPI, doomed_database: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = doomed_app
+    async with session_scope(app.state.sessionmaker) as db:
+        widget = await make_widget(db, config=WidgetConfig())
+    clock = Clock()
+    app.state.embed_config_cache = ConfigCache(clock=clock)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        good = await client.get(config_url(widget), headers={"Origin": ORIGIN})
+        assert good.status_code == 200
+        assert doomed_database.database_url is not None
+        drop_pg_database(doomed_database.database_url)  # WITH (FORCE): connections are cut
+        clock.now += 60
+        with caplog.at_level(logging.WARNING):
+            stale = await client.get(config_url(widget), headers={"Origin": ORIGIN})
+        assert (stale.status_code, stale.content) == (200, good.content)
+        assert any("embed_config_stale" in r.getMessage() for r in caplog.records)
+        unknown = await client.get(config_url("pk_never_seen"), headers={"Origin": ORIGIN})
+        assert unknown.status_code == 503
+        assert unknown.json()["code"] == "config_unavailable"
+    await app.state.engine.dispose()
+
+
+async def test_a_silent_database_delays_visitors_by_the_wait_at_most(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, silent_server: str
+) -> None:
+    clock = Clock()
+    app.state.embed_config_cache = ConfigCache(clock=clock, wait=0.2)
+    widget = await make_widget(db, config=WidgetConfig())
+    good = await client.get(config_url(widget), headers={"Origin": ORIGIN})
+    use_database(app, silent_server)
+    clock.now += 60
+    started = asyncio.get_running_loop().time()
+    first = await client.get(config_url(widget), headers={"Origin": ORIGIN})
+    second = await client.get(config_url(widget), headers={"Origin": ORIGIN})
+    elapsed = asyncio.get_running_loop().time() - started
+    assert first.content == second.content == good.content
+    assert 0.2 <= elapsed < 1.0  # the first waited 0.2 s, the second not at all
+
+
+async def test_the_cache_keeps_the_most_recently_used_widgets(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    app.state.embed_config_cache = ConfigCache(max_widgets=2, clock=Clock())
+    first, second, third = [await make_widget(db, config=WidgetConfig()) for _ in range(3)]
+    for widget in (first, second, first, third):  # second is now the least recently used
+        response = await client.get(config_url(widget), headers={"Origin": ORIGIN})
+        assert response.status_code == 200
+    use_database(app, UNREACHABLE)
+    for widget in (first, third):
+        response = await client.get(config_url(widget), headers={"Origin": ORIGIN})
+        assert response.status_code == 200
+    evicted = await client.get(config_url(second), headers={"Origin": ORIGIN})
+    assert evicted.status_code == 503
+
+
+async def test_unknown_keys_are_remembered_too(app: FastAPI, client: httpx.AsyncClient) -> None:
+    app.state.embed_config_cache = ConfigCache(clock=Clock())
+    first = await client.get(config_url("pk_unknown"), headers={"Origin": ORIGIN})
+    assert_refused(first, 404, "widget_not_found")
+    use_database(app, UNREACHABLE)
+    again = await client.get(config_url("pk_unknown"), headers={"Origin": ORIGIN})
+    assert_refused(again, 404, "widget_not_found")

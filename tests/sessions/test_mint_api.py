@@ -1,0 +1,271 @@
+"""Session minting over real HTTP (ASGI) with the fake OpenAI server behind hosted widgets."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jwt as pyjwt
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from kithost.audit.service import CLI
+from kithost.auth.scopes import Scope
+from kithost.models import SessionMint, Tenant, Widget
+from kithost.settings import Settings
+from kithost.widgets.service import create_widget, publish_draft
+from tests.conftest import create_test_app
+from tests.factories import client_token, make_tenant
+from tests.fakes.openai_server import FakeOpenAI
+
+SHOP = "https://shop.example.com"
+DEVICE = "anon_" + "d" * 24
+
+
+@dataclass
+class Published:
+    tenant: Tenant
+    widget: Widget
+
+    @property
+    def url(self) -> str:
+        return f"/v1/embed/{self.widget.public_key}/session"
+
+
+async def publish(db: AsyncSession, config: dict[str, Any] | None = None) -> Published:
+    tenant = await make_tenant(db)
+    widget = await create_widget(
+        db, CLI, tenant, name="chat", config=config, origins=[SHOP, "https://*.example.org"]
+    )
+    await publish_draft(db, CLI, widget, published_by=None)
+    await db.flush()
+    return Published(tenant, widget)
+
+
+async def mint(
+    client: httpx.AsyncClient, target: Published, body: dict[str, Any], origin: str | None = SHOP
+) -> httpx.Response:
+    headers = {"Origin": origin} if origin else {}
+    return await client.post(target.url, json=body, headers=headers)
+
+
+async def test_anonymous_self_hosted_session(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    target = await publish(db)
+    response = await mint(client, target, {"device_id": DEVICE})
+    assert response.status_code == 200, response.text
+    assert response.headers["access-control-allow-origin"] == SHOP
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body["mode"] == "self_hosted"
+    assert body["chatkit_url"].endswith(f"/v1/chatkit/{target.widget.public_key}")
+    jwks = (await client.get("/.well-known/jwks.json")).json()
+    claims = pyjwt.decode(
+        body["token"],
+        pyjwt.PyJWKSet.from_dict(jwks).keys[0].key,
+        algorithms=["ES256"],
+        audience=f"kithost:widget:{target.widget.public_key}",
+    )
+    assert (claims["sub"], claims["origin"]) == (f"a:{DEVICE}", SHOP)
+    assert claims["exp"] == body["expires_at"]
+    [record] = (await db.execute(select(SessionMint))).scalars().all()
+    assert (record.end_user_id, record.origin, record.secret_hash) == (f"a:{DEVICE}", SHOP, None)
+
+
+@pytest.mark.parametrize(
+    "origin", [None, "https://evil.example.com", "null", "http://shop.example.com"]
+)
+async def test_foreign_or_missing_origins_are_refused(
+    client: httpx.AsyncClient, db: AsyncSession, origin: str | None
+) -> None:
+    target = await publish(db)
+    response = await mint(client, target, {"device_id": DEVICE}, origin=origin)
+    assert (response.status_code, response.json()["code"]) == (403, "origin_not_allowed")
+    assert "access-control-allow-origin" not in response.headers
+
+
+async def test_wildcard_origins_and_preflight(client: httpx.AsyncClient, db: AsyncSession) -> None:
+    target = await publish(db)
+    assert (
+        await mint(client, target, {"device_id": DEVICE}, "https://a.b.example.org")
+    ).status_code == 200
+    preflight = await client.options(target.url, headers={"Origin": SHOP})
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == SHOP
+    denied = await client.options(target.url, headers={"Origin": "https://evil.test"})
+    assert denied.status_code == 403
+
+
+async def test_identity_tokens(client: httpx.AsyncClient, app: FastAPI, db: AsyncSession) -> None:
+    target = await publish(db, {"require_identity": True})
+    secret = "wis_" + "k" * 43
+    target.widget.identity_secret = app.state.secret_box.encrypt(secret)
+    await db.flush()
+    now = int(time.time())
+
+    def sign(claims: dict[str, Any], key: str = secret, alg: str = "HS256") -> str:
+        return pyjwt.encode(claims, key, algorithm=alg)
+
+    ok = await mint(client, target, {"identity_token": sign({"sub": "42", "exp": now + 600})})
+    assert ok.status_code == 200, ok.text
+    refused = {
+        "anonymous": {"device_id": DEVICE},
+        "expired": {"identity_token": sign({"sub": "42", "exp": now - 3600})},
+        "wrong key": {"identity_token": sign({"sub": "42", "exp": now + 600}, "wis_" + "x" * 60)},
+        "no sub": {"identity_token": sign({"exp": now + 600})},
+        "alg none": {
+            "identity_token": pyjwt.encode({"sub": "42", "exp": now + 600}, "", algorithm="none")
+        },
+    }
+    for case, body in refused.items():
+        response = await mint(client, target, body)
+        assert response.status_code == 401, case
+        assert response.json()["code"] in {"identity_required", "invalid_identity_token"}, case
+
+
+async def test_malformed_anonymous_ids(client: httpx.AsyncClient, db: AsyncSession) -> None:
+    target = await publish(db)
+    for body in ({}, {"device_id": "u:42"}, {"device_id": "anon_short"}, {"device_id": 7}):
+        response = await mint(client, target, body)
+        assert response.status_code == 422, body
+        assert response.json()["errors"][0]["field"] == "device_id"
+
+
+async def test_refresh_keeps_the_user_and_refuses_other_widgets(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    first, second = await publish(db), await publish(db)
+    token = (await mint(client, first, {"device_id": DEVICE})).json()["token"]
+    refreshed = await mint(client, first, {"current": token})
+    assert refreshed.status_code == 200
+    claims = pyjwt.decode(refreshed.json()["token"], options={"verify_signature": False})
+    assert claims["sub"] == f"a:{DEVICE}"
+    other = await mint(client, second, {"current": token})
+    assert (other.status_code, other.json()["code"]) == (401, "invalid_session_token")
+    elsewhere = await mint(client, first, {"current": token}, "https://x.example.org")
+    assert elsewhere.status_code == 401
+
+
+async def test_unknown_or_unpublished_widgets(client: httpx.AsyncClient, db: AsyncSession) -> None:
+    tenant = await make_tenant(db)
+    draft = await create_widget(db, CLI, tenant, name="draft", origins=[SHOP])
+    for pk in ("pk_nope", draft.public_key):
+        response = await client.post(
+            f"/v1/embed/{pk}/session", json={"device_id": DEVICE}, headers={"Origin": SHOP}
+        )
+        assert (response.status_code, response.json()["code"]) == (404, "widget_not_found")
+
+
+async def test_rate_limit_and_recovery(
+    settings: Settings, connection: AsyncConnection, db: AsyncSession
+) -> None:
+    app = create_test_app(settings, connection)
+    async with app.state.sessionmaker() as setup:
+        target = await publish(setup)
+        await setup.commit()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        for _ in range(30):
+            assert (await mint(client, target, {"device_id": DEVICE})).status_code == 200
+        limited = await mint(client, target, {"device_id": DEVICE})
+        assert limited.status_code == 429
+        assert int(limited.headers["retry-after"]) >= 1
+        assert limited.json()["code"] == "rate_limited"
+        other_user = await mint(client, target, {"device_id": "anon_" + "e" * 24})
+        assert other_user.status_code == 200
+        await app.state.rate_limiter.reset(f"mint:user:{target.widget.id}:a:{DEVICE}")
+        assert (await mint(client, target, {"device_id": DEVICE})).status_code == 200
+
+
+HOSTED = {"mode": "hosted", "hosted": {"workflow_id": "wf_demo", "state_variables": ["plan"]}}
+
+
+@pytest.fixture
+def hosted_app(settings: Settings, connection: AsyncConnection, fake_openai: FakeOpenAI) -> FastAPI:
+    return create_test_app(
+        settings,
+        connection,
+        openai_base_url=fake_openai.base_url,
+        openai_api_key=SecretStr(fake_openai.api_key),
+        openai_timeout_seconds=1,
+    )
+
+
+async def test_hosted_sessions_and_refresh(hosted_app: FastAPI, fake_openai: FakeOpenAI) -> None:
+    async with hosted_app.state.sessionmaker() as setup:
+        target = await publish(setup, HOSTED)
+        await setup.commit()
+    transport = httpx.ASGITransport(app=hosted_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        body = {"device_id": DEVICE, "context": {"plan": "pro", "secret_note": "x"}}
+        response = await mint(client, target, body)
+        assert response.status_code == 200, response.text
+        minted = response.json()
+        assert minted["mode"] == "hosted"
+        sent = fake_openai.requests[-1].json
+        assert sent is not None
+        assert sent["user"] == f"a:{DEVICE}"
+        assert sent["workflow"] == {"id": "wf_demo", "state_variables": {"plan": "pro"}}
+        refreshed = await mint(client, target, {"current": minted["client_secret"]})
+        assert refreshed.status_code == 200
+        assert fake_openai.requests[-1].json == {**sent, "workflow": {"id": "wf_demo"}}
+        bogus = await mint(client, target, {"current": "ek_bogus"})
+        assert bogus.status_code == 401
+        async with hosted_app.state.sessionmaker() as check:
+            hashes = (await check.execute(select(SessionMint.secret_hash))).scalars().all()
+        assert minted["client_secret"] not in hashes
+        assert all(h is not None and len(h) == 64 for h in hashes)
+
+
+@pytest.mark.parametrize(
+    ("failure", "status", "code"),
+    [
+        (500, 502, "upstream_unavailable"),
+        (401, 502, "upstream_rejected"),
+        (None, 503, "upstream_unavailable"),
+    ],
+)
+async def test_hosted_upstream_failures(
+    hosted_app: FastAPI, fake_openai: FakeOpenAI, failure: int | None, status: int, code: str
+) -> None:
+    async with hosted_app.state.sessionmaker() as setup:
+        target = await publish(setup, HOSTED)
+        await setup.commit()
+    if failure is None:
+        fake_openai.delay_seconds = 3
+    else:
+        fake_openai.fail_next(failure, "Invalid workflow for this key.")
+    transport = httpx.ASGITransport(app=hosted_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await mint(client, target, {"device_id": DEVICE})
+    assert (response.status_code, response.json()["code"]) == (status, code)
+    if code == "upstream_rejected":
+        assert "Invalid workflow" in response.json()["detail"]
+
+
+async def test_backend_mint_needs_the_scope_and_the_tenant(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    target = await publish(db)
+    url = f"/api/v1/tenants/{target.tenant.slug}/widgets/{target.widget.id}/sessions"
+    minter = await client_token(app, db, target.tenant, [Scope.sessions_mint])
+    ok = await client.post(url, json={"user": "42", "origin": SHOP}, headers=minter.headers)
+    assert ok.status_code == 200, ok.text
+    claims = pyjwt.decode(ok.json()["token"], options={"verify_signature": False})
+    assert (claims["sub"], claims["origin"]) == ("u:42", SHOP)
+    reader = await client_token(app, db, target.tenant, [Scope.widgets_read])
+    assert (await client.post(url, json={"user": "42"}, headers=reader.headers)).status_code == 403
+    stranger = await client_token(app, db, await make_tenant(db), [Scope.sessions_mint])
+    assert (
+        await client.post(url, json={"user": "42"}, headers=stranger.headers)
+    ).status_code == 404
+    evil = await client.post(
+        url, json={"user": "42", "origin": "https://evil.test"}, headers=minter.headers
+    )
+    assert evil.status_code == 403

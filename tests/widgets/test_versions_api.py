@@ -1,0 +1,129 @@
+"""Publishing over REST: numbered immutable versions, what visitors see, restoring."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.auth.scopes import Scope
+from kithost.models import Widget
+from tests.factories import client_token
+from tests.widgets.helpers import Acme, audit_entries, create, url
+
+
+async def test_publishing_freezes_the_draft_as_numbered_versions(
+    client: httpx.AsyncClient, db: AsyncSession, acme: Acme
+) -> None:
+    created = await create(client, acme, config={"launcher": {"label": "One"}})
+    widget = url(created)
+    one = created.json()["config"]
+
+    missing = await client.post(widget + "/publish", headers=acme.headers)
+    assert (missing.status_code, missing.json()["code"]) == (428, "precondition_required")
+    first = await client.post(widget + "/publish", headers=acme.matching('"1"'))
+    assert first.status_code == 200, first.text
+    assert (first.json()["published_version"], first.headers["ETag"]) == (1, '"2"')
+
+    two = (
+        await client.patch(
+            widget, json={"config": {"launcher": {"label": "Two"}}}, headers=acme.matching('"2"')
+        )
+    ).json()
+    assert two["published_version"] == 1, "an edit changes the draft only"
+    second = await client.post(widget + "/publish", headers=acme.matching('"3"'))
+    assert (second.json()["published_version"], second.headers["ETag"]) == (2, '"4"')
+    edited = await client.patch(
+        widget, json={"config": {"launcher": {"label": "Three"}}}, headers=acme.matching('"4"')
+    )
+    assert edited.json()["published_version"] == 2
+
+    listed = await client.get(widget + "/versions", headers=acme.headers)
+    owner = str(acme.owner.id)
+    assert [(v["number"], v["published_by"]) for v in listed.json()] == [(2, owner), (1, owner)]
+    assert set(listed.json()[0]) == {"number", "created_at", "published_by"}
+    for number, config in [(1, one), (2, two["config"])]:
+        version = await client.get(f"{widget}/versions/{number}", headers=acme.headers)
+        assert version.json()["config"] == config
+        assert version.json()["number"] == number
+    missing_version = await client.get(widget + "/versions/3", headers=acme.headers)
+    assert (missing_version.status_code, missing_version.json()["code"]) == (
+        404,
+        "version_not_found",
+    )
+
+    entries = await audit_entries(db, acme.tenant, "widget.published")
+    assert [e.data for e in entries] == [
+        {"before": {"published_version": None}, "after": {"published_version": 1}},
+        {"before": {"published_version": 1}, "after": {"published_version": 2}},
+    ]
+
+
+async def test_versions_are_listed_newest_first_a_page_at_a_time(
+    client: httpx.AsyncClient, acme: Acme
+) -> None:
+    widget = url(await create(client, acme))
+    for revision in (1, 2, 3):
+        response = await client.post(widget + "/publish", headers=acme.matching(f'"{revision}"'))
+        assert response.status_code == 200
+    page = await client.get(widget + "/versions", params={"limit": 2}, headers=acme.headers)
+    assert [v["number"] for v in page.json()] == [3, 2]
+    rest = await client.get(widget + "/versions", params={"before": 2}, headers=acme.headers)
+    assert [v["number"] for v in rest.json()] == [1]
+
+
+async def test_a_version_published_by_an_api_client_names_no_user(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, acme: Acme
+) -> None:
+    widget = url(await create(client, acme))
+    backend = await client_token(app, db, acme.tenant, [Scope.widgets_write, Scope.widgets_read])
+    headers = {**backend.headers, "If-Match": '"1"'}
+    assert (await client.post(widget + "/publish", headers=headers)).status_code == 200
+    listed = await client.get(widget + "/versions", headers=backend.headers)
+    assert [(v["number"], v["published_by"]) for v in listed.json()] == [(1, None)]
+
+
+async def test_publishing_checks_the_draft_again(
+    client: httpx.AsyncClient, db: AsyncSession, acme: Acme
+) -> None:
+    created = await create(client, acme)
+    stored = await db.get_one(Widget, uuid.UUID(created.json()["id"]))
+    stored.draft = {"chatkit": {"theme": {"radius": "round-ish"}}}
+    await db.flush()
+    refused = await client.post(url(created, "/publish"), headers=acme.matching('"2"'))
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "config.chatkit.theme.radius"
+    listed = await client.get(url(created, "/versions"), headers=acme.headers)
+    assert listed.json() == []
+
+
+async def test_restoring_copies_a_version_into_the_draft_without_publishing(
+    client: httpx.AsyncClient, db: AsyncSession, acme: Acme
+) -> None:
+    created = await create(client, acme, config={"launcher": {"label": "One"}})
+    widget = url(created)
+    await client.post(widget + "/publish", headers=acme.matching('"1"'))
+    await client.patch(
+        widget, json={"config": {"launcher": {"label": "Two"}}}, headers=acme.matching('"2"')
+    )
+    await client.post(widget + "/publish", headers=acme.matching('"3"'))
+
+    missing = await client.post(widget + "/versions/1/restore", headers=acme.headers)
+    assert missing.status_code == 428
+    restored = await client.post(widget + "/versions/1/restore", headers=acme.matching('"4"'))
+    assert restored.status_code == 200, restored.text
+    assert restored.json()["config"] == created.json()["config"]
+    assert (restored.json()["published_version"], restored.headers["ETag"]) == (2, '"5"')
+    version = await client.get(widget + "/versions/2", headers=acme.headers)
+    assert version.json()["config"]["launcher"]["label"] == "Two"
+
+    [entry] = await audit_entries(db, acme.tenant, "widget.version_restored")
+    assert entry.data == {
+        "version": 1,
+        "before": {"config.launcher": {**created.json()["config"]["launcher"], "label": "Two"}},
+        "after": {"config.launcher": created.json()["config"]["launcher"]},
+    }
+    unknown = await client.post(widget + "/versions/7/restore", headers=acme.matching('"5"'))
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "version_not_found")
