@@ -40,7 +40,9 @@ def create_engine(url: str) -> AsyncEngine:
 
 def _make_sqlite_transactional(engine: AsyncEngine) -> None:
     # The sqlite3 driver opens transactions lazily and never for SAVEPOINTs or DDL;
-    # take over BEGIN ourselves (SQLAlchemy's documented recipe).
+    # take over BEGIN ourselves (SQLAlchemy's documented recipe). IMMEDIATE takes the write
+    # lock up front: a deferred transaction that reads, then writes, fails at once with
+    # "database is locked" when another wrote meanwhile; this one waits its turn instead.
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
@@ -58,7 +60,8 @@ def _make_sqlite_transactional(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_sessionmaker(bind: AsyncEngine | AsyncConnection, celery: Celery) -> Sessionmaker:

@@ -2,15 +2,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import Annotated, Literal
+from typing import Literal
 
 from celery import Celery
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
-from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kithost.db import Sessionmaker, get_sessionmaker
 from kithost.errors import ServiceUnavailable
 
 router = APIRouter(tags=["health"])
@@ -32,12 +31,10 @@ async def healthz() -> Health:
     summary="The database and the broker are reachable",
     responses={503: {"description": "A dependency is unreachable"}},
 )
-async def readyz(
-    request: Request, sessionmaker: Annotated[Sessionmaker, Depends(get_sessionmaker)]
-) -> Health:
+async def readyz(request: Request) -> Health:
     celery: Celery = request.app.state.celery
     database, broker = await asyncio.gather(
-        _within_timeout(_check_database(sessionmaker)),
+        _within_timeout(_check_database(request.app.state.engine)),
         _within_timeout(asyncio.to_thread(_check_broker, celery)),
     )
     failed = [name for name, ok in (("database", database), ("broker", broker)) if not ok]
@@ -59,9 +56,11 @@ async def _within_timeout(check: Awaitable[None]) -> bool:
     return True
 
 
-async def _check_database(sessionmaker: Sessionmaker) -> None:
-    async with sessionmaker() as session:
-        await session.execute(text("SELECT 1"))
+async def _check_database(engine: AsyncEngine) -> None:
+    # Outside any transaction: on SQLite a transaction takes the write lock (kithost.db).
+    async with engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await autocommit.exec_driver_sql("SELECT 1")
 
 
 def _check_broker(celery: Celery) -> None:
