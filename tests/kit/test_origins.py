@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 from kithost.kit.origins import (
     DEFAULT_PORTS,
     InvalidOrigin,
-    normalize_origin,
     normalize_pattern,
     origin_allowed,
     origin_matches,
@@ -63,11 +62,6 @@ def test_insecure_origins_can_be_allowed_explicitly() -> None:
     assert normalize_pattern("http://intranet.example", allow_insecure=True) == (
         "http://intranet.example"
     )
-
-
-def test_exact_origins_have_no_wildcard() -> None:
-    with pytest.raises(InvalidOrigin, match="wildcard"):
-        normalize_origin("https://*.example.com")
 
 
 def test_wildcards_match_any_depth_but_not_the_bare_domain() -> None:

@@ -68,14 +68,6 @@ def _join(scheme: str, host: str, port: int | None) -> str:
     return f"{scheme}://{host}" if port is None else f"{scheme}://{host}:{port}"
 
 
-def normalize_origin(value: str) -> str:
-    """The canonical form of an exact origin; :class:`InvalidOrigin` if it is not one."""
-    scheme, host, port = _split(value)
-    if "*" in host:
-        raise InvalidOrigin("an origin has no wildcard")
-    return _join(scheme, _normalize_host(host), port)
-
-
 def normalize_pattern(value: str, *, allow_insecure: bool = False) -> str:
     """The canonical form of an allowed-origin entry (exact or ``*.`` wildcard).
 
