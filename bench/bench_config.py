@@ -30,12 +30,10 @@ from bench._common import (
 )
 from kithost.audit.service import CLI
 from kithost.db import create_engine, create_sessionmaker, session_scope
-from kithost.models import WidgetVersion
 from kithost.settings import Settings
 from kithost.tenants.service import create_tenant
 from kithost.users.service import get_or_create_user
-from kithost.widgets.config import WidgetConfig
-from kithost.widgets.service import create_widget
+from kithost.widgets.service import create_widget, publish_draft
 from kithost.worker.app import create_celery
 
 THREADS, CONNECTIONS, SECONDS = 2, 50, 10
@@ -88,11 +86,7 @@ def seed(data_dir: Path) -> str:
                     session, CLI, slug="bench", name="Bench", owner=owner.user
                 )
                 widget = await create_widget(session, CLI, tenant, name="Bench", origins=[ORIGIN])
-                config = WidgetConfig().model_dump(mode="json")
-                session.add(
-                    WidgetVersion(tenant_id=tenant.id, widget_id=widget.id, number=1, config=config)
-                )
-                widget.published_version = 1
+                await publish_draft(session, CLI, widget, published_by=None)
                 return widget.public_key
         finally:
             await engine.dispose()

@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit.service import CLI
 from kithost.kit.origins import normalize_pattern
-from kithost.models import AllowedOrigin, Widget, WidgetVersion
+from kithost.models import AllowedOrigin, Widget
 from kithost.widgets.config import WidgetConfig
-from kithost.widgets.service import create_widget
+from kithost.widgets.service import create_widget, publish_draft
 from tests.factories import make_tenant
 
 ORIGIN = "https://shop.example.com"
@@ -43,19 +43,12 @@ async def make_widget(
 
 
 async def publish(db: AsyncSession, widget: Widget, config: WidgetConfig) -> int:
-    """Publish ``config`` as the widget's next version (what the publish route will do)."""
-    number = (widget.published_version or 0) + 1
-    db.add(
-        WidgetVersion(
-            tenant_id=widget.tenant_id,
-            widget_id=widget.id,
-            number=number,
-            config=config.model_dump(mode="json"),
-        )
-    )
-    widget.published_version = number
+    """Publish ``config`` as the widget's next version, as the publish route does."""
+    widget.draft = config.model_dump(mode="json")
+    await publish_draft(db, CLI, widget, published_by=None)
     await db.flush()
-    return number
+    assert widget.published_version is not None
+    return widget.published_version
 
 
 def config_url(widget: Widget | str) -> str:
