@@ -72,7 +72,11 @@ async def test_anonymous_self_hosted_session(
         algorithms=["ES256"],
         audience=f"kithost:widget:{target.widget.public_key}",
     )
-    assert (claims["sub"], claims["origin"]) == (f"a:{DEVICE}", SHOP)
+    assert (claims["sub"], claims["origin"], body["end_user"]) == (
+        f"a:{DEVICE}",
+        SHOP,
+        claims["sub"],
+    )
     assert claims["exp"] == body["expires_at"]
     [record] = (await db.execute(select(SessionMint))).scalars().all()
     assert (record.end_user_id, record.origin, record.secret_hash) == (f"a:{DEVICE}", SHOP, None)

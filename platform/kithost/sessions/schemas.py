@@ -33,6 +33,8 @@ class BackendSessionRequest(Schema):
 
 class SelfHostedSession(Schema):
     mode: Literal["self_hosted"] = "self_hosted"
+    end_user: str
+    """The visitor's end-user id (``u:…`` or ``a:…``), for the loader's analytics events."""
     token: str
     """Send as ``Authorization: Bearer`` to ``chatkit_url``."""
     expires_at: int
@@ -41,6 +43,7 @@ class SelfHostedSession(Schema):
 
 class HostedSessionOut(Schema):
     mode: Literal["hosted"] = "hosted"
+    end_user: str
     client_secret: str
     expires_at: int
 

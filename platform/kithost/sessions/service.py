@@ -138,6 +138,7 @@ async def _mint_self_hosted(
     )
     minted = await tokens.issue(session, settings, box, public_key=target.public_key, claims=claims)
     return SelfHostedSession(
+        end_user=end_user_id,
         token=minted.token,
         expires_at=minted.expires_at,
         chatkit_url=f"{settings.base_url}/v1/chatkit/{target.public_key}",
@@ -178,4 +179,6 @@ async def _mint_hosted(
         user=end_user_id,
         state_variables=state,
     )
-    return HostedSessionOut(client_secret=created.client_secret, expires_at=created.expires_at)
+    return HostedSessionOut(
+        end_user=end_user_id, client_secret=created.client_secret, expires_at=created.expires_at
+    )

@@ -1,0 +1,1 @@
+"""Analytics: events from loaders and servers in, rollups and error groups out."""
