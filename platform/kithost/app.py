@@ -12,6 +12,7 @@ import kithost
 from kithost.api import api_router
 from kithost.auth import oidc
 from kithost.auth.oauth_endpoints import router as oauth_router
+from kithost.chat.endpoints import router as chat_router
 from kithost.db import create_engine, create_sessionmaker
 from kithost.embed.endpoints import router as embed_router
 from kithost.errors import install_error_handlers
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Visitor routes first: routes are matched one by one, and these are the hot ones.
     app.include_router(embed_router)
     app.include_router(sessions_visitor_router)
+    app.include_router(chat_router)
     app.include_router(health_router)
     app.include_router(oauth_router)
     app.include_router(api_router)

@@ -4,6 +4,9 @@ from kithost.models.allowed_origin import AllowedOrigin
 from kithost.models.api_client import ApiClient
 from kithost.models.audit_log_entry import AuditLogEntry
 from kithost.models.base import Base
+from kithost.models.chat_attachment import ChatAttachment
+from kithost.models.chat_item import ChatItem
+from kithost.models.chat_thread import ChatThread
 from kithost.models.dashboard_session import DashboardSession
 from kithost.models.invitation import Invitation
 from kithost.models.membership import Membership, Role
@@ -19,6 +22,9 @@ __all__ = [
     "ApiClient",
     "AuditLogEntry",
     "Base",
+    "ChatAttachment",
+    "ChatItem",
+    "ChatThread",
     "DashboardSession",
     "Invitation",
     "Membership",
