@@ -37,7 +37,8 @@ class LoopbackServer:
 
     async def start(self) -> None:
         self.task = asyncio.create_task(self.server.serve(sockets=[self._socket]))
-        while not self.server.started:  # noqa: ASYNC110 (uvicorn only has this flag)
+        # uvicorn offers only this flag to wait for.
+        while not self.server.started:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
