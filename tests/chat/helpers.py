@@ -10,6 +10,9 @@ from typing import Any
 import httpx
 from chatkit.types import (
     AssistantMessageContentPartTextDelta,
+    AssistantMessageItem,
+    ThreadCreatedEvent,
+    ThreadItemDoneEvent,
     ThreadItemUpdatedEvent,
     ThreadStreamEvent,
 )
@@ -18,6 +21,7 @@ from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.models import Tenant, Widget
+from kithost.sessions import tokens
 from kithost.widgets.config import WidgetConfig
 from tests.embed.helpers import ORIGIN, make_widget
 from tests.fakes.openai_server import FakeOpenAI
@@ -109,6 +113,21 @@ def deltas(events: list[ThreadStreamEvent]) -> list[str]:
     ]
 
 
+def thread_of(events: list[ThreadStreamEvent]) -> str:
+    [created] = [e for e in events if isinstance(e, ThreadCreatedEvent)]
+    return created.thread.id
+
+
+def answer_of(events: list[ThreadStreamEvent]) -> str:
+    """The id of the assistant message the events completed."""
+    [answer] = [
+        e.item.id
+        for e in events
+        if isinstance(e, ThreadItemDoneEvent) and isinstance(e.item, AssistantMessageItem)
+    ]
+    return answer
+
+
 def decode(body: str) -> list[ThreadStreamEvent]:
     return [
         EVENT.validate_json(chunk.removeprefix("data: "))
@@ -118,17 +137,28 @@ def decode(body: str) -> list[ThreadStreamEvent]:
 
 
 async def visitor(
-    http: httpx.AsyncClient, widget: Widget, device: str = "anon_" + "a" * 24, origin: str = ORIGIN
+    http: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    widget: Widget,
+    end_user: str = "a:anon_" + "a" * 24,
+    origin: str = ORIGIN,
 ) -> Visitor:
-    """A visitor with a session token minted by the session endpoint."""
-    response = await http.post(
-        f"/v1/embed/{widget.public_key}/session",
-        json={"device_id": device},
-        headers={"Origin": origin},
+    """A visitor holding a session token for ``widget``, as the session endpoint mints it.
+
+    (Minted directly: over a real socket, that endpoint's unit of work commits after its
+    response is sent, on the test's one connection, while the next request already runs.)
+    """
+    claims = tokens.SessionClaims(
+        end_user_id=end_user,
+        origin=origin,
+        tenant_id=str(widget.tenant_id),
+        widget_id=str(widget.id),
     )
-    assert response.status_code == 200, response.text
-    body = response.json()
-    return Visitor(http, widget.public_key, body["token"], body["end_user"], origin)
+    minted = await tokens.issue(
+        db, app.state.settings, app.state.secret_box, public_key=widget.public_key, claims=claims
+    )
+    return Visitor(http, widget.public_key, minted.token, end_user, origin)
 
 
 @dataclass

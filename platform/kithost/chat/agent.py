@@ -22,9 +22,16 @@ from agents import (
     TResponseInputItem,
 )
 from chatkit.agents import AgentContext, ThreadItemConverter
-from chatkit.types import Attachment, ImageAttachment, ThreadItem, UserMessageTagContent
+from chatkit.types import (
+    AssistantMessageItem,
+    Attachment,
+    ImageAttachment,
+    ThreadItem,
+    UserMessageTagContent,
+)
 from openai import AsyncOpenAI
 from openai.types.responses import (
+    EasyInputMessageParam,
     ResponseInputContentParam,
     ResponseInputFileParam,
     ResponseInputImageParam,
@@ -101,6 +108,11 @@ class Converter(ThreadItemConverter):
         return ResponseInputTextParam(
             type="input_text", text=f"@{tag.text}: {json.dumps(tag.data, ensure_ascii=False)}"
         )
+
+    async def assistant_message_to_input(self, item: AssistantMessageItem) -> TResponseInputItem:
+        # Plain text: the SDK's ``output_text`` parts are refused by the Chat Completions path.
+        text = "".join(part.text for part in item.content)
+        return EasyInputMessageParam(type="message", role="assistant", content=text)
 
     async def history(self, items: Sequence[ThreadItem]) -> list[TResponseInputItem]:
         """The model input for the latest items (given newest first)."""
