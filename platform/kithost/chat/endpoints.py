@@ -28,7 +28,8 @@ import binascii
 import json
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import structlog
@@ -53,7 +54,7 @@ from kithost.chat.server import ChatServer
 from kithost.embed.cache import published_answers
 from kithost.embed.endpoints import PathParamsRoute
 from kithost.embed.service import Published
-from kithost.errors import BadRequest, Conflict, FieldError, Forbidden, KithostError, Unauthorized
+from kithost.errors import BadRequest, Conflict, FieldError, Forbidden, Unauthorized
 from kithost.kit.schemas import problems
 from kithost.models import WidgetMode
 from kithost.sessions import tokens
@@ -80,11 +81,8 @@ async def chatkit(request: Request, pk: str) -> Response:
     if origin is None or not (origin == chat.settings.base_url or widget.allows(origin)):
         raise Forbidden("This page may not use this widget.", code="origin_not_allowed")
     cors = _cors(origin)
-    try:
+    with _problems(cors):
         return await _chatkit(request, chat, widget, origin, received_at, cors)
-    except KithostError as exc:
-        exc.headers = {**cors, **exc.headers}
-        raise
 
 
 async def _chatkit(
@@ -112,13 +110,7 @@ async def _chatkit(
         new_message=isinstance(parsed, ThreadsCreateReq | ThreadsAddUserMessageReq)
     )
     await _check_attachments(server, parsed, context)
-    try:
-        result = await server.process(body, context)
-    except Exception as exc:
-        problem = problem_for(exc)
-        if problem is None:
-            raise
-        raise problem from exc
+    result = await server.process(body, context)
     if isinstance(result, StreamingResult):
         return await _stream(result, cors)
     return Response(result.json, media_type="application/json", headers=cors)
@@ -144,13 +136,10 @@ async def preflight(request: Request, pk: str) -> Response:
 
 async def upload(request: Request, pk: str, attachment_id: str) -> Response:
     chat = runtime(request.app.state)
-    context = await _link_context(request, chat, pk, attachment_id, "upload")
-    try:
+    with _problems(_ANY_ORIGIN):
+        context = await _link_context(request, chat, pk, attachment_id, "upload")
         data, mime_type = await _uploaded_file(request, chat.settings.chat_attachment_max_bytes)
         attachment = await chat.attachment_store().upload(attachment_id, data, mime_type, context)
-    except KithostError as exc:
-        exc.headers = {**_ANY_ORIGIN, **exc.headers}
-        raise
     body = attachment.model_dump_json(
         by_alias=True, exclude_none=True, context={"exclude_metadata": True}
     )
@@ -171,8 +160,9 @@ async def upload_preflight(request: Request, pk: str, attachment_id: str) -> Res
 
 async def preview(request: Request, pk: str, attachment_id: str) -> Response:
     chat = runtime(request.app.state)
-    context = await _link_context(request, chat, pk, attachment_id, "preview")
-    data, mime_type = await chat.attachment_store().content(attachment_id, context)
+    with _problems(_ANY_ORIGIN):
+        context = await _link_context(request, chat, pk, attachment_id, "preview")
+        data, mime_type = await chat.attachment_store().content(attachment_id, context)
     disposition = "inline" if mime_type.startswith("image/") else "attachment"
     return Response(
         data,
@@ -260,6 +250,21 @@ def page_context(header: str | None) -> dict[str, Any] | None:
     return value
 
 
+@contextmanager
+def _problems(headers: dict[str, str]) -> Iterator[None]:
+    """Errors as problems (the SDK's too: ``errors.problem_for``) with ``headers`` added."""
+    try:
+        yield
+    except Exception as exc:
+        problem = problem_for(exc)
+        if problem is None:
+            raise
+        problem.headers = {**headers, **problem.headers}
+        if problem is exc:
+            raise
+        raise problem from exc
+
+
 def _cors(origin: str) -> dict[str, str]:
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin", "Cache-Control": "no-store"}
 
@@ -336,13 +341,7 @@ async def _check_attachments(server: ChatServer, request: ChatKitReq, context: C
 
 async def _stream(result: StreamingResult, cors: dict[str, str]) -> StreamingResponse:
     events = aiter(result)
-    try:
-        first = await anext(events, b"")
-    except Exception as exc:
-        problem = problem_for(exc)
-        if problem is None:
-            raise
-        raise problem from exc
+    first = await anext(events, b"")
     return StreamingResponse(
         _continue(first, events),
         media_type="text/event-stream",
@@ -366,14 +365,8 @@ async def _link_context(
     request: Request, chat: Runtime, pk: str, attachment_id: str, purpose: Purpose
 ) -> ChatContext:
     """The context of an upload or preview URL: the end user its token was signed for."""
-    try:
-        widget = (await published_answers(request.app.state, pk)).published
-        end_user_id = chat.urls.end_user(
-            purpose, pk, attachment_id, request.query_params.get("token")
-        )
-    except KithostError as exc:
-        exc.headers = {**_ANY_ORIGIN, **exc.headers}
-        raise
+    widget = (await published_answers(request.app.state, pk)).published
+    end_user_id = chat.urls.end_user(purpose, pk, attachment_id, request.query_params.get("token"))
     return ChatContext(
         widget=widget,
         end_user_id=end_user_id,
