@@ -44,7 +44,7 @@ async def test_threads_create_streams_the_answer(
 
     events = await alice.send("Where is my order #42?")
 
-    created, user_done, options, added, *updates, done = events
+    created, user_done, options, added, *updates, done, titled = events
     assert isinstance(created, ThreadCreatedEvent)
     assert OWN_ID.match(created.thread.id)
     assert isinstance(user_done, ThreadItemDoneEvent)
@@ -57,7 +57,7 @@ async def test_threads_create_streams_the_answer(
     assert OWN_ID.match(done.item.id)
     assert done.item.id == added.item.id
     assert "".join(deltas(updates)) == DEFAULT_REPLY_TEXT == done.item.content[0].text
-    [titled] = [e for e in updates if isinstance(e, ThreadUpdatedEvent)]
+    assert isinstance(titled, ThreadUpdatedEvent)  # once answered
     assert titled.thread.title == "Where is my order #42?"
     [request] = fake_openai.requests
     assert request.path == "/v1/responses"

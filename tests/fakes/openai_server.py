@@ -109,6 +109,8 @@ class FakeOpenAI:
         """ChatKit sessions created so far, by id, as returned to the client."""
         self.delay_seconds = 0.0
         """How long every answer waits (to make clients time out)."""
+        self.event_interval_seconds = 0.0
+        """The pause after each text delta of a stream (a model that takes its time)."""
         self._failures: deque[_ScriptedError] = deque()
         self._stream_script: _StreamScript | None = None
         self._released = threading.Event()
@@ -187,6 +189,7 @@ class FakeOpenAI:
         """Forget requests, sessions and queued failures; restore the initial key and reply."""
         self.api_key, self.reply_text = self._initial
         self.delay_seconds = 0.0
+        self.event_interval_seconds = 0.0
         self.requests.clear()
         self.sessions.clear()
         self._failures.clear()
@@ -505,7 +508,7 @@ class FakeOpenAI:
         """The events as a stream, with the scripted failure or pause (if any) applied after
         the script's number of text deltas (the first one is ``events[first_delta]``)."""
         script, self._stream_script = self._stream_script, None
-        released = self._released
+        released, interval = self._released, self.event_interval_seconds
 
         async def stream() -> AsyncIterator[str]:
             for index, event in enumerate(events):
@@ -518,7 +521,7 @@ class FakeOpenAI:
                         return
                     await asyncio.to_thread(released.wait, 30)
                 yield event
-                await asyncio.sleep(0)
+                await asyncio.sleep(interval if index >= first_delta else 0)
 
         return StreamingResponse(
             stream(),

@@ -47,6 +47,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from kithost.chat.attachments import AttachmentRules, Purpose
+from kithost.chat.auth import missing_token
 from kithost.chat.context import ChatContext
 from kithost.chat.errors import PayloadTooLarge, problem_for
 from kithost.chat.runtime import Runtime, runtime
@@ -57,7 +58,6 @@ from kithost.embed.service import Published
 from kithost.errors import BadRequest, Conflict, FieldError, Forbidden, Unauthorized
 from kithost.kit.schemas import problems
 from kithost.models import WidgetMode
-from kithost.sessions import tokens
 
 log = structlog.get_logger(__name__)
 
@@ -110,7 +110,7 @@ async def _chatkit(
         new_message=isinstance(parsed, ThreadsCreateReq | ThreadsAddUserMessageReq)
     )
     await _check_attachments(server, parsed, context)
-    result = await server.process(body, context)
+    result = await server.process_request(parsed, context)
     if isinstance(result, StreamingResult):
         return await _stream(result, cors)
     return Response(result.json, media_type="application/json", headers=cors)
@@ -219,15 +219,8 @@ for path, endpoint, method, summary, statuses in (
 async def _end_user(request: Request, chat: Runtime, widget: Published, origin: str) -> str:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise Unauthorized(
-            "Send the Kithost session token as a Bearer token.",
-            code="missing_session_token",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    async with chat.sessionmaker() as session:
-        claims = await tokens.verify(
-            session, chat.settings, token, public_key=widget.public_key, origin=origin
-        )
+        raise missing_token()
+    claims = await chat.tokens.verify(token, public_key=widget.public_key, origin=origin)
     if (claims.tenant_id, claims.widget_id) != (str(widget.tenant_id), str(widget.widget_id)):
         raise Unauthorized(
             "The session token is not for this widget.", code="invalid_session_token"

@@ -55,12 +55,14 @@ async def threads(
     return (await session.scalars(query)).all()
 
 
-async def touch_thread(session: AsyncSession, context: ChatContext, thread_id: str) -> None:
-    await session.execute(
+async def touch_thread(session: AsyncSession, context: ChatContext, thread_id: str) -> bool:
+    """Mark the thread active now; False when the context's end user has no such thread."""
+    result = await session.execute(
         update(ChatThread)
         .where(ChatThread.id == thread_id, owned(ChatThread, context))
         .values(updated_at=utcnow())
     )
+    return int(getattr(result, "rowcount", 0)) == 1
 
 
 async def item(

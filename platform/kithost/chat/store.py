@@ -71,6 +71,9 @@ class SqlStore(Store[ChatContext]):
         self.sessionmaker = sessionmaker
         self.storage = storage
         self.urls = urls
+        self._latest: dict[str, Page[ThreadItem]] = {}
+        """Per thread, the newest items as last read (a store lives for one request): the
+        SDK reads them again right after the history is loaded. Dropped on every write."""
 
     def generate_thread_id(self, context: ChatContext) -> str:
         return new_id("thread")
@@ -120,6 +123,7 @@ class SqlStore(Store[ChatContext]):
         return _page(page, has_more=len(rows) > limit)
 
     async def delete_thread(self, thread_id: str, context: ChatContext) -> None:
+        self._latest.pop(thread_id, None)
         async with session_scope(self.sessionmaker) as session:
             if not await repository.thread_exists(session, context, thread_id):
                 raise thread_not_found()
@@ -139,22 +143,36 @@ class SqlStore(Store[ChatContext]):
         context: ChatContext,
     ) -> Page[ThreadItem]:
         limit = _page_size(limit)
+        latest = self._latest.get(thread_id)
+        if (
+            after is None
+            and order == "desc"
+            and latest is not None
+            and (limit <= len(latest.data) or not latest.has_more)
+        ):
+            more = len(latest.data) > limit or latest.has_more
+            return _page(latest.data[:limit], has_more=more)
         async with session_scope(self.sessionmaker) as session:
-            if not await repository.thread_exists(session, context, thread_id):
-                raise thread_not_found()
             rows = await repository.items(
                 session, context, thread_id, after, limit + 1, _order(order)
             )
+            if not rows and not await repository.thread_exists(session, context, thread_id):
+                raise thread_not_found()
         page = [self._present(_ITEM.validate_python(row.payload), context) for row in rows[:limit]]
-        return _page(page, has_more=len(rows) > limit)
+        result = _page(page, has_more=len(rows) > limit)
+        if after is None and order == "desc":
+            self._latest[thread_id] = result
+        return result
 
     async def add_thread_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
+        self._latest.pop(thread_id, None)
         async with session_scope(self.sessionmaker) as session:
             await self._insert_item(session, thread_id, item, context)
             if isinstance(item, UserMessageItem):
                 facts.report(session, context, "server.message.received", thread_id=thread_id)
 
     async def save_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
+        self._latest.pop(thread_id, None)
         async with session_scope(self.sessionmaker) as session:
             row = await repository.item(session, context, thread_id, item.id)
             if row is None:
@@ -170,13 +188,14 @@ class SqlStore(Store[ChatContext]):
         return self._present(_ITEM.validate_python(row.payload), context)
 
     async def delete_thread_item(self, thread_id: str, item_id: str, context: ChatContext) -> None:
+        self._latest.pop(thread_id, None)
         async with session_scope(self.sessionmaker) as session:
             await repository.delete_item(session, context, thread_id, item_id)
 
     async def _insert_item(
         self, session: AsyncSession, thread_id: str, item: ThreadItem, context: ChatContext
     ) -> None:
-        if not await repository.thread_exists(session, context, thread_id):
+        if not await repository.touch_thread(session, context, thread_id):
             raise thread_not_found()
         session.add(
             ChatItem(
@@ -190,7 +209,6 @@ class SqlStore(Store[ChatContext]):
                 payload_version=PAYLOAD_VERSION,
             )
         )
-        await repository.touch_thread(session, context, thread_id)
 
     async def count_user_messages_since(self, since: datetime, context: ChatContext) -> int:
         async with session_scope(self.sessionmaker) as session:
