@@ -20,9 +20,7 @@ The issue asks for an added time to first byte of at most 10 ms at the median.
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +31,16 @@ from typing import Any
 import httpx
 from tests.fakes.openai_server import FakeOpenAI
 
-from bench._common import emit, free_port, kithost_env, log, service, stop_on_sigterm, wait_http
+from bench._common import (
+    emit,
+    free_port,
+    kithost_env,
+    log,
+    seed_demo,
+    service,
+    stop_on_sigterm,
+    wait_http,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = 60
@@ -191,15 +198,7 @@ def main() -> None:
             mint_limit_per_client="100000000",
             mint_limit_per_user="100000000",
         )
-        subprocess.run([sys.executable, "-m", "kithost", "migrate"], env=env, check=True)
-        seeded = subprocess.run(
-            [sys.executable, "-m", "kithost", "demo", "--json"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        public_key = json.loads(seeded.stdout)["widget_public_key"]
+        public_key = seed_demo(env)
         argv = [sys.executable, "-m", "kithost", "serve"]
         with service("kithost serve", argv, env=env, cwd=ROOT, log_path=data / "serve.log") as api:
             base = f"http://127.0.0.1:{port}"
