@@ -64,9 +64,10 @@ async def http(app: FastAPI, loopback: LoopbackServer) -> AsyncIterator[httpx.As
     loopback.app = None
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def sent_tasks(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> SentTasks:
-    """The Celery tasks the app sends (after commits), recorded instead of sent."""
+    """The Celery tasks the app sends (after commits), recorded instead of sent (no worker
+    consumes the analytics facts in these tests)."""
     sent = SentTasks()
     monkeypatch.setattr(app.state.celery, "send_task", sent.record)
     return sent
