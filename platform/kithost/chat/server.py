@@ -23,7 +23,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -55,7 +55,7 @@ from chatkit.types import (
 from kithost.chat import agent, facts
 from kithost.chat.context import ChatContext
 from kithost.chat.keys import ApiKeys
-from kithost.chat.store import SqlAttachmentStore, SqlStore, new_id, since_hours
+from kithost.chat.store import SqlAttachmentStore, SqlStore, new_id
 from kithost.db import session_scope
 from kithost.settings import Settings
 from kithost.widgets.config import Forward
@@ -109,9 +109,8 @@ class ChatServer(ChatKitServer[ChatContext]):
     ) -> AsyncIterator[ThreadStreamEvent]:
         quota = context.widget.widget_config.agent.messages_per_user_per_day
         if quota is not None and input_user_message is not None:
-            sent = await self.store.count_user_messages_since(
-                since_hours(QUOTA_WINDOW_HOURS), context
-            )
+            since = datetime.now(UTC) - timedelta(hours=QUOTA_WINDOW_HOURS)
+            sent = await self.store.count_user_messages_since(since, context)
             if sent > quota:
                 if self.new_message:
                     yield ThreadItemRemovedEvent(item_id=input_user_message.id)

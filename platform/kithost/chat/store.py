@@ -6,14 +6,15 @@
 - Every query is scoped by the context's tenant, widget and end user: another end user's
   thread, item or attachment is :class:`~kithost.chat.errors.ChatNotFound`, never data.
 - Ids have 128 random bits (the SDK's defaults have 32).
-- Payloads are the SDK's models as JSON with ``payload_version``; rows from older layouts
-  are upgraded on read (none yet: version 1 is the first).
+- Payloads are the SDK's models as JSON with ``payload_version`` (the layout they were
+  written in): when an SDK upgrade changes a model incompatibly, bump it and upgrade older
+  rows where they are read.
 - Image previews are stored without their token and signed afresh for the owner on read.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 from chatkit.store import AttachmentStore, Store, StoreItemType
@@ -374,10 +375,6 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
         if row is None or data is None:
             raise attachment_not_found()
         return data, row.mime_type
-
-
-def since_hours(hours: int) -> datetime:
-    return datetime.now(UTC) - timedelta(hours=hours)
 
 
 def _owns(row: ChatThread | ChatAttachment, context: ChatContext) -> bool:
