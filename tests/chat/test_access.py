@@ -8,6 +8,7 @@ import time
 
 import httpx
 import pytest
+from chatkit.types import ErrorEvent
 from fastapi import FastAPI
 from joserfc import jwt
 from joserfc.jwk import ECKey
@@ -15,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.auth import signing
 from kithost.sessions.tokens import audience
-from tests.chat.helpers import make_chat_widget, thread_of, visitor
-from tests.embed.helpers import ORIGIN
+from kithost.widgets.config import WidgetConfig
+from tests.chat.helpers import chat_config, make_chat_widget, thread_of, visitor
+from tests.embed.helpers import ORIGIN, make_widget
 from tests.fakes.openai_server import FakeOpenAI
 
 BOB = "a:anon_" + "b" * 24
@@ -204,3 +206,20 @@ async def test_bad_requests_are_problems(
     assert response.headers["access-control-allow-origin"] == ORIGIN
     if field is not None:
         assert field in [error["field"] for error in problem["errors"]]  # type: ignore[attr-defined]
+
+
+async def test_widgets_kithost_does_not_answer(
+    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    hosted = WidgetConfig.model_validate({"mode": "hosted", "hosted": {"workflow_id": "wf_1"}})
+    widget = await make_chat_widget(db, app, fake_openai, hosted)
+    alice = await visitor(http, app, db, widget)
+    assert_problem(await alice.post("threads.list"), 409, "widget_not_self_hosted")
+
+    keyless = await make_widget(db, config=chat_config(fake_openai))  # no OpenAI key anywhere
+    bob = await visitor(http, app, db, keyless)
+    events = await bob.send("Hello?")
+    assert [(e.code, e.message) for e in events if isinstance(e, ErrorEvent)] == [
+        ("custom", "This chat is not set up to answer yet.")
+    ]
+    assert fake_openai.requests == []
