@@ -1,8 +1,10 @@
 """The SQL ``Store`` and ``AttachmentStore`` the ChatKit server runs on.
 
-- Every method runs its own short unit of work (``session_scope``): a response streams for
-  seconds, and no transaction (on SQLite: no write lock) may stay open that long. Each
-  method is atomic; the SDK's sequence of calls is what it is with any store.
+- Every method runs its own short unit of work (:meth:`SqlStore.unit`): a response streams
+  for seconds, and no transaction (on SQLite: no write lock) may stay open that long. Each
+  method is atomic; the SDK's sequence of calls is what it is with any store. A new thread
+  is written with the next unit of work (its first message), so that ``thread.created``
+  streams without waiting for a write.
 - Every query is scoped by the context's tenant, widget and end user: another end user's
   thread, item or attachment is :class:`~kithost.chat.errors.ChatNotFound`, never data.
 - Ids have 128 random bits (the SDK's defaults have 32).
@@ -14,6 +16,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -75,9 +79,31 @@ class SqlStore(Store[ChatContext]):
         self._latest: dict[str, Page[ThreadItem]] = {}
         """Per thread, the newest items as last read (a store lives for one request): the
         SDK reads them again right after the history is loaded. Dropped on every write."""
+        self._new: set[str] = set()
+        """Ids of threads this store generated and has not written yet."""
+        self._unwritten: dict[str, tuple[ChatThread, ChatContext]] = {}
+        """New threads, written with the next unit of work (with their first message) rather
+        than in one of their own before ``thread.created`` can stream."""
+
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work that first writes the threads created since the last one."""
+        async with session_scope(self.sessionmaker) as session:
+            written = list(self._unwritten)
+            for row, context in self._unwritten.values():
+                session.add(row)
+                facts.report(session, context, "server.thread.created", thread_id=row.id)
+            if written:
+                await session.flush()
+            yield session
+        for thread_id in written:
+            self._unwritten.pop(thread_id, None)
+            self._new.discard(thread_id)
 
     def generate_thread_id(self, context: ChatContext) -> str:
-        return new_id("thread")
+        thread_id = new_id("thread")
+        self._new.add(thread_id)
+        return thread_id
 
     def generate_item_id(
         self, item_type: StoreItemType, thread: ThreadMetadata, context: ChatContext
@@ -87,7 +113,7 @@ class SqlStore(Store[ChatContext]):
     # -- threads ---------------------------------------------------------------------------
 
     async def load_thread(self, thread_id: str, context: ChatContext) -> ThreadMetadata:
-        async with session_scope(self.sessionmaker) as session:
+        async with self.unit() as session:
             row = await repository.thread(session, context, thread_id)
         if row is None:
             raise thread_not_found()
@@ -95,22 +121,20 @@ class SqlStore(Store[ChatContext]):
 
     async def save_thread(self, thread: ThreadMetadata, context: ChatContext) -> None:
         payload = thread.model_dump(mode="json", exclude={"items"})
-        async with session_scope(self.sessionmaker) as session:
+        if thread.id in self._new:
+            new = ChatThread(
+                id=thread.id,
+                tenant_id=context.tenant_id,
+                widget_id=context.widget_id,
+                end_user_id=context.end_user_id,
+                payload=payload,
+                payload_version=PAYLOAD_VERSION,
+            )
+            self._unwritten[thread.id] = (new, context)
+            return
+        async with self.unit() as session:
             row = await session.get(ChatThread, thread.id)
-            if row is None:
-                session.add(
-                    ChatThread(
-                        id=thread.id,
-                        tenant_id=context.tenant_id,
-                        widget_id=context.widget_id,
-                        end_user_id=context.end_user_id,
-                        payload=payload,
-                        payload_version=PAYLOAD_VERSION,
-                    )
-                )
-                facts.report(session, context, "server.thread.created", thread_id=thread.id)
-                return
-            if not _owns(row, context):
+            if row is None or not _owns(row, context):
                 raise thread_not_found()
             row.payload, row.payload_version, row.updated_at = payload, PAYLOAD_VERSION, utcnow()
 
@@ -118,14 +142,14 @@ class SqlStore(Store[ChatContext]):
         self, limit: int, after: str | None, order: str, context: ChatContext
     ) -> Page[ThreadMetadata]:
         limit = _page_size(limit)
-        async with session_scope(self.sessionmaker) as session:
+        async with self.unit() as session:
             rows = await repository.threads(session, context, after, limit + 1, _order(order))
         page = [ThreadMetadata.model_validate(row.payload) for row in rows[:limit]]
         return _page(page, has_more=len(rows) > limit)
 
     async def delete_thread(self, thread_id: str, context: ChatContext) -> None:
         self._latest.pop(thread_id, None)
-        async with session_scope(self.sessionmaker) as session:
+        async with self.unit() as session:
             if not await repository.thread_exists(session, context, thread_id):
                 raise thread_not_found()
             _, keys = await repository.delete_threads(
@@ -153,7 +177,7 @@ class SqlStore(Store[ChatContext]):
         ):
             more = len(latest.data) > limit or latest.has_more
             return _page(latest.data[:limit], has_more=more)
-        async with session_scope(self.sessionmaker) as session:
+        async with self.unit() as session:
             rows = await repository.items(
                 session, context, thread_id, after, limit + 1, _order(order)
             )
@@ -167,14 +191,14 @@ class SqlStore(Store[ChatContext]):
 
     async def add_thread_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
         self._latest.pop(thread_id, None)
-        async with session_scope(self.sessionmaker) as session:
+        async with self.unit() as session:
             await self._insert_item(session, thread_id, item, context)
             if isinstance(item, UserMessageItem):
                 facts.report(session, context, "server.message.received", thread_id=thread_id)
 
     async def save_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
         self._latest.pop(thread_id, None)
-        async with session_scope(self.sessionmaker) as session:
+        async with self.unit() as session:
             row = await repository.item(session, context, thread_id, item.id)
             if row is None:
                 await self._insert_item(session, thread_id, item, context)
@@ -182,7 +206,7 @@ class SqlStore(Store[ChatContext]):
                 row.payload, row.payload_version = _stored_item(item), PAYLOAD_VERSION
 
     async def load_item(self, thread_id: str, item_id: str, context: ChatContext) -> ThreadItem:
-        async with session_scope(self.sessionmaker) as session:
+        async with self.unit() as session:
             row = await repository.item(session, context, thread_id, item_id)
         if row is None:
             raise item_not_found()
@@ -190,7 +214,7 @@ class SqlStore(Store[ChatContext]):
 
     async def delete_thread_item(self, thread_id: str, item_id: str, context: ChatContext) -> None:
         self._latest.pop(thread_id, None)
-        async with session_scope(self.sessionmaker) as session:
+        async with self.unit() as session:
             await repository.delete_item(session, context, thread_id, item_id)
 
     async def _insert_item(
@@ -212,14 +236,14 @@ class SqlStore(Store[ChatContext]):
         )
 
     async def count_user_messages_since(self, since: datetime, context: ChatContext) -> int:
-        async with session_scope(self.sessionmaker) as session:
+        async with self.unit() as session:
             return await repository.count_items_since(session, context, "user_message", since)
 
     async def set_feedback(
         self, thread_id: str, item_ids: list[str], kind: str, context: ChatContext
     ) -> int:
         """Record the end user's feedback on items of the thread; how many it applied to."""
-        async with session_scope(self.sessionmaker) as session:
+        async with self.unit() as session:
             if not await repository.thread_exists(session, context, thread_id):
                 raise thread_not_found()
             count = await repository.set_feedback(session, context, thread_id, item_ids, kind)
@@ -232,7 +256,7 @@ class SqlStore(Store[ChatContext]):
 
     async def save_attachment(self, attachment: Attachment, context: ChatContext) -> None:
         payload = _stored_attachment(attachment)
-        async with session_scope(self.sessionmaker) as session:
+        async with self.unit() as session:
             row = await session.get(ChatAttachment, attachment.id)
             if row is None:
                 session.add(
@@ -254,19 +278,19 @@ class SqlStore(Store[ChatContext]):
             row.thread_id, row.payload = attachment.thread_id, payload
 
     async def load_attachment(self, attachment_id: str, context: ChatContext) -> Attachment:
-        async with session_scope(self.sessionmaker) as session:
+        async with self.unit() as session:
             row = await repository.attachment(session, context, attachment_id)
         if row is None:
             raise attachment_not_found()
         return self.present_attachment(_ATTACHMENT.validate_python(row.payload), context)
 
     async def delete_attachment(self, attachment_id: str, context: ChatContext) -> None:
-        async with session_scope(self.sessionmaker) as session:
+        async with self.unit() as session:
             await repository.delete_attachment(session, context, attachment_id)
 
     async def attachable(self, attachment_id: str, context: ChatContext) -> ChatAttachment:
         """The end user's uploaded attachment that no message carries yet."""
-        async with session_scope(self.sessionmaker) as session:
+        async with self.unit() as session:
             row = await repository.attachment(session, context, attachment_id)
         if row is None:
             raise attachment_not_found()
@@ -332,7 +356,7 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
         return FileAttachment(**fields)
 
     async def delete_attachment(self, attachment_id: str, context: ChatContext) -> None:
-        async with session_scope(self.store.sessionmaker) as session:
+        async with self.store.unit() as session:
             row = await repository.attachment(session, context, attachment_id)
         if row is None:
             raise attachment_not_found()
@@ -347,7 +371,7 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
         self, attachment_id: str, data: bytes, mime_type: str, context: ChatContext
     ) -> Attachment:
         """Store the bytes of a created attachment, once; refuse anything it did not declare."""
-        async with session_scope(self.store.sessionmaker) as session:
+        async with self.store.unit() as session:
             row = await repository.attachment(session, context, attachment_id)
             if row is None:
                 raise attachment_not_found()
@@ -367,7 +391,7 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
 
     async def content(self, attachment_id: str, context: ChatContext) -> tuple[bytes, str]:
         """The bytes and MIME type of the end user's uploaded attachment."""
-        async with session_scope(self.store.sessionmaker) as session:
+        async with self.store.unit() as session:
             row = await repository.attachment(session, context, attachment_id)
         data = None
         if row is not None and row.uploaded_at is not None:
