@@ -20,6 +20,7 @@ The issue asks for an added time to first byte of at most 10 ms at the median.
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import sys
 import tempfile
@@ -59,6 +60,13 @@ class Timing:
     first_byte: float
     first_token: float
     ok: bool
+    body: bytes = b""
+
+    @property
+    def thread_id(self) -> str:
+        first = json.loads(self.body.split(b"\n\n", 1)[0].removeprefix(b"data: "))
+        thread_id: str = first["thread"]["id"]
+        return thread_id
 
 
 async def timed_stream(client: httpx.AsyncClient, url: str, **kwargs: Any) -> Timing:
@@ -76,7 +84,7 @@ async def timed_stream(client: httpx.AsyncClient, url: str, **kwargs: Any) -> Ti
         ok = response.status_code == 200 and b'"type":"error"' not in body
     if first_byte is None or first_token is None:
         return Timing(0.0, 0.0, ok=False)
-    return Timing(first_byte, first_token, ok)
+    return Timing(first_byte, first_token, ok, body)
 
 
 class Chat:
@@ -94,10 +102,17 @@ class Chat:
         return token
 
     async def create_thread(self, token: str) -> Timing:
+        return await self.send(token, {"type": "threads.create", "params": {"input": MESSAGE}})
+
+    async def reply(self, token: str, thread_id: str) -> Timing:
+        params = {"thread_id": thread_id, "input": MESSAGE}
+        return await self.send(token, {"type": "threads.add_user_message", "params": params})
+
+    async def send(self, token: str, body: dict[str, Any]) -> Timing:
         return await timed_stream(
             self.client,
             f"{self.base}/v1/chatkit/{self.public_key}",
-            json={"type": "threads.create", "params": {"input": MESSAGE}},
+            json=body,
             headers={"Authorization": f"Bearer {token}", "Origin": self.origin},
         )
 
@@ -122,7 +137,8 @@ async def measure(base: str, public_key: str, origin: str, fake: FakeOpenAI) -> 
             await direct_first_token(client, fake)
         direct = [await direct_first_token(client, fake) for _ in range(SAMPLES)]
         through = [await chat.create_thread(token) for _ in range(SAMPLES)]
-        if not all(t.ok for t in through):
+        replies = [await chat.reply(token, t.thread_id) for t in through]
+        if not all(t.ok for t in through + replies):
             raise SystemExit("a stream through Kithost failed")
         model_ms = statistics.median(direct) * 1000
         token_ms = statistics.median(t.first_token for t in through) * 1000
@@ -147,6 +163,21 @@ async def measure(base: str, public_key: str, origin: str, fake: FakeOpenAI) -> 
             token_ms,
             "ms",
             f"threads.create, {SAMPLES} sequential requests",
+        )
+        reply_ms = statistics.median(t.first_token for t in replies) * 1000
+        emit(
+            "chat",
+            "through Kithost: first token of a reply, median",
+            reply_ms,
+            "ms",
+            f"threads.add_user_message to a 2-item thread, {SAMPLES} requests",
+        )
+        emit(
+            "chat",
+            "added time to first token of a reply, median",
+            reply_ms - model_ms,
+            "ms",
+            "through Kithost minus the model alone",
         )
         emit(
             "chat",

@@ -77,8 +77,9 @@ class SqlStore(Store[ChatContext]):
         self.storage = storage
         self.urls = urls
         self._latest: dict[str, Page[ThreadItem]] = {}
-        """Per thread, the newest items as last read (a store lives for one request): the
-        SDK reads them again right after the history is loaded. Dropped on every write."""
+        """Per thread, the newest items as last read (a store lives for one request), newest
+        first: the SDK reads them again right after the history is loaded, and a new thread's
+        are known without reading. Dropped on writes, except additions to a whole list."""
         self._new: set[str] = set()
         """Ids of threads this store generated and has not written yet."""
         self._unwritten: dict[str, tuple[ChatThread, ChatContext]] = {}
@@ -131,6 +132,7 @@ class SqlStore(Store[ChatContext]):
                 payload_version=PAYLOAD_VERSION,
             )
             self._unwritten[thread.id] = (new, context)
+            self._latest[thread.id] = Page()  # a new thread: every item will pass through here
             return
         async with self.unit() as session:
             row = await session.get(ChatThread, thread.id)
@@ -190,11 +192,13 @@ class SqlStore(Store[ChatContext]):
         return result
 
     async def add_thread_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
-        self._latest.pop(thread_id, None)
+        latest = self._latest.pop(thread_id, None)
         async with self.unit() as session:
             await self._insert_item(session, thread_id, item, context)
             if isinstance(item, UserMessageItem):
                 facts.report(session, context, "server.message.received", thread_id=thread_id)
+        if latest is not None and not latest.has_more:  # known whole: still whole
+            self._latest[thread_id] = Page(data=[self._present(item, context), *latest.data])
 
     async def save_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
         self._latest.pop(thread_id, None)
