@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.models import ChatItem
 from tests.chat.helpers import (
+    INGEST,
     SentTasks,
     answer_of,
     chat_config,
@@ -67,6 +68,13 @@ async def test_threads_create_streams_the_answer(
         "server.message.received",
         "server.response.finished",
     ]
+    [(task, (tenant_id, widget_id, _))] = sent_tasks.tasks  # one batch per request
+    assert (task, tenant_id, widget_id) == (INGEST, str(widget.tenant_id), str(widget.id))
+    finished = sent_tasks.facts()[-1]["data"]
+    assert finished["thread_id"] == created.thread.id
+    assert finished["input_tokens"] > 0
+    assert finished["output_tokens"] > 0
+    assert 0 <= finished["first_token_ms"] <= finished["total_ms"]
 
 
 async def test_chat_completions_with_history(

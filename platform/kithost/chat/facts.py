@@ -1,5 +1,7 @@
-"""Server-side analytics facts, sent to the analytics ingest task after the unit of work
-that recorded them commits (``worker.enqueue``): nothing is reported that did not happen.
+"""Server-side analytics facts: collected while a request runs, each once the unit of work
+that recorded what it reports has committed, and sent as one batch (one task) when the
+request ends (``Facts.send``, itself after-commit through ``worker.enqueue``). Nothing is
+reported that did not happen, and nothing waits for the broker before the answer streams.
 
 Names and data (the Analytics issue consumes them):
 
@@ -17,20 +19,37 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from kithost.analytics.tasks import ingest
 from kithost.chat.context import ChatContext
+from kithost.db import Sessionmaker, session_scope
 from kithost.worker.enqueue import enqueue
 
 
-def report(session: AsyncSession, context: ChatContext, name: str, **data: Any) -> None:
-    """Queue one fact about ``context``'s end user, sent once ``session`` commits."""
-    event = {
-        "id": "s_" + uuid.uuid4().hex,
-        "name": name,
-        "time": int(time.time() * 1000),
-        "end_user": context.end_user_id,
-        "data": data,
-    }
-    enqueue(session, ingest, str(context.tenant_id), str(context.widget_id), [event])
+class Facts:
+    """The facts of one request (one tenant, widget and end user)."""
+
+    def __init__(self) -> None:
+        self._events: list[dict[str, Any]] = []
+        self._context: ChatContext | None = None
+
+    def add(self, context: ChatContext, name: str, **data: Any) -> None:
+        """Record a fact about something already committed."""
+        self._context = context
+        self._events.append(
+            {
+                "id": "s_" + uuid.uuid4().hex,
+                "name": name,
+                "time": int(time.time() * 1000),
+                "end_user": context.end_user_id,
+                "data": data,
+            }
+        )
+
+    async def send(self, sessionmaker: Sessionmaker) -> None:
+        """Send what was recorded, in one task."""
+        events, self._events = self._events, []
+        if self._context is None or not events:
+            return
+        tenant_id, widget_id = str(self._context.tenant_id), str(self._context.widget_id)
+        async with session_scope(sessionmaker) as session:
+            enqueue(session, ingest, tenant_id, widget_id, events)

@@ -52,11 +52,10 @@ from chatkit.types import (
     is_streaming_req,
 )
 
-from kithost.chat import agent, facts
+from kithost.chat import agent
 from kithost.chat.context import ChatContext
 from kithost.chat.keys import ApiKeys
 from kithost.chat.store import SqlAttachmentStore, SqlStore, new_id
-from kithost.db import session_scope
 from kithost.settings import Settings
 from kithost.widgets.config import Forward
 
@@ -160,7 +159,7 @@ class ChatServer(ChatKitServer[ChatContext]):
         # the shield, the first write would be cancelled too.
         with anyio.CancelScope(shield=True):
             await super().handle_stream_cancelled(thread, pending_items, context)
-            await self._report(
+            self.store.facts.add(
                 context, "server.response.failed", thread_id=thread.id, error="cancelled"
             )
 
@@ -198,13 +197,13 @@ class ChatServer(ChatKitServer[ChatContext]):
             raise
         except Exception as exc:
             result.cancel()
-            await self._report(
+            self.store.facts.add(
                 context, "server.response.failed", thread_id=thread.id, error=type(exc).__name__
             )
             raise
         usage = result.context_wrapper.usage
         counted = usage.requests > 0 and usage.total_tokens > 0
-        await self._report(
+        self.store.facts.add(
             context,
             "server.response.finished",
             thread_id=thread.id,
@@ -220,9 +219,11 @@ class ChatServer(ChatKitServer[ChatContext]):
             raise CustomStreamError("This chat is not set up to answer yet.")
         return key
 
-    async def _report(self, context: ChatContext, name: str, **data: Any) -> None:
-        async with session_scope(self.store.sessionmaker) as session:
-            facts.report(session, context, name, **data)
+    async def finish(self) -> None:
+        """Send the request's analytics facts (call once it is over, even when it failed)."""
+        # Also when the request's task is being cancelled: the facts are of committed work.
+        with anyio.CancelScope(shield=True):
+            await self.store.facts.send(self.store.sessionmaker)
 
 
 def own_ids(event: ThreadStreamEvent, ids: dict[str, str]) -> ThreadStreamEvent:

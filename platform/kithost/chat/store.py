@@ -36,10 +36,11 @@ from chatkit.types import (
 from pydantic import AnyUrl, TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.chat import facts, repository
+from kithost.chat import repository
 from kithost.chat.attachments import AttachmentRules, AttachmentUrls
 from kithost.chat.context import ChatContext
 from kithost.chat.errors import attachment_not_found, item_not_found, thread_not_found
+from kithost.chat.facts import Facts
 from kithost.chat.repository import Order
 from kithost.chat.storage import BlobStorage, blob_key
 from kithost.db import Sessionmaker, session_scope
@@ -80,6 +81,8 @@ class SqlStore(Store[ChatContext]):
         """Per thread, the newest items as last read (a store lives for one request), newest
         first: the SDK reads them again right after the history is loaded, and a new thread's
         are known without reading. Dropped on writes, except additions to a whole list."""
+        self.facts = Facts()
+        """What this request reports to analytics (``Facts.send`` when it ends)."""
         self._new: set[str] = set()
         """Ids of threads this store generated and has not written yet."""
         self._unwritten: dict[str, tuple[ChatThread, ChatContext]] = {}
@@ -90,16 +93,16 @@ class SqlStore(Store[ChatContext]):
     async def unit(self) -> AsyncIterator[AsyncSession]:
         """A unit of work that first writes the threads created since the last one."""
         async with session_scope(self.sessionmaker) as session:
-            written = list(self._unwritten)
-            for row, context in self._unwritten.values():
+            written = list(self._unwritten.values())
+            for row, _ in written:
                 session.add(row)
-                facts.report(session, context, "server.thread.created", thread_id=row.id)
             if written:
                 await session.flush()
             yield session
-        for thread_id in written:
-            self._unwritten.pop(thread_id, None)
-            self._new.discard(thread_id)
+        for row, context in written:
+            self._unwritten.pop(row.id, None)
+            self._new.discard(row.id)
+            self.facts.add(context, "server.thread.created", thread_id=row.id)
 
     def generate_thread_id(self, context: ChatContext) -> str:
         thread_id = new_id("thread")
@@ -195,8 +198,8 @@ class SqlStore(Store[ChatContext]):
         latest = self._latest.pop(thread_id, None)
         async with self.unit() as session:
             await self._insert_item(session, thread_id, item, context)
-            if isinstance(item, UserMessageItem):
-                facts.report(session, context, "server.message.received", thread_id=thread_id)
+        if isinstance(item, UserMessageItem):
+            self.facts.add(context, "server.message.received", thread_id=thread_id)
         if latest is not None and not latest.has_more:  # known whole: still whole
             self._latest[thread_id] = Page(data=[self._present(item, context), *latest.data])
 
@@ -251,9 +254,7 @@ class SqlStore(Store[ChatContext]):
             if not await repository.thread_exists(session, context, thread_id):
                 raise thread_not_found()
             count = await repository.set_feedback(session, context, thread_id, item_ids, kind)
-            facts.report(
-                session, context, "server.feedback", thread_id=thread_id, kind=kind, items=count
-            )
+        self.facts.add(context, "server.feedback", thread_id=thread_id, kind=kind, items=count)
         return count
 
     # -- attachment metadata ---------------------------------------------------------------
