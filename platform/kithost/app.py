@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 
 import kithost
+from kithost.analytics.facts import FactBuffer
 from kithost.api import api_router
 from kithost.auth import oidc
 from kithost.auth.oauth_endpoints import router as oauth_router
@@ -32,10 +33,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = create_engine(settings.database)
     celery = create_celery(settings)
     rate_limiter = create_rate_limiter(settings)
+    facts = FactBuffer(celery)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        await facts.aclose()
         await rate_limiter.aclose()
         await engine.dispose()
 
@@ -53,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.secret_box = SecretBox(settings.encryption_keys())
     app.state.sessionmaker = create_sessionmaker(engine, celery)
     app.state.rate_limiter = rate_limiter
+    app.state.facts = facts
     app.state.oidc = oidc.create_client(settings)
     install_error_handlers(app)
     # Authlib keeps the OIDC flow's state, nonce and PKCE verifier here (auth/oidc.py).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,8 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from kithost.analytics.facts import FLUSH_SECONDS
+from kithost.analytics.tasks import ingest
 from kithost.audit.service import CLI
 from kithost.auth.scopes import Scope
 from kithost.models import SessionMint, Tenant, Widget
@@ -22,6 +25,7 @@ from kithost.widgets.service import create_widget, publish_draft
 from tests.conftest import create_test_app
 from tests.factories import client_token, make_tenant
 from tests.fakes.openai_server import FakeOpenAI
+from tests.workers import take_sent_tasks
 
 SHOP = "https://shop.example.com"
 DEVICE = "anon_" + "d" * 24
@@ -78,8 +82,16 @@ async def test_anonymous_self_hosted_session(
         claims["sub"],
     )
     assert claims["exp"] == body["expires_at"]
-    [record] = (await db.execute(select(SessionMint))).scalars().all()
-    assert (record.end_user_id, record.origin, record.secret_hash) == (f"a:{DEVICE}", SHOP, None)
+    assert (await db.execute(select(SessionMint))).scalars().all() == []  # hosted only
+    await asyncio.sleep(FLUSH_SECONDS + 0.5)  # the process's fact buffer sends on its own
+    sent = take_sent_tasks(app.state.celery, app.state.settings.task_queue, ingest.name)
+    [[tenant_id, [fact]]] = [[t, f] for t, w, f in sent if w == str(target.widget.id)]
+    assert tenant_id == str(target.tenant.id)
+    assert fact["name"] == "server.session.minted"
+    assert (fact["end_user"], fact["data"]) == (
+        f"a:{DEVICE}",
+        {"mode": "self_hosted", "origin": SHOP},
+    )
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Request, Response
 
+from kithost.analytics.facts import AppFacts
 from kithost.auth.dependencies import SessionsMint
 from kithost.db import DbSession
 from kithost.embed import service as embed_service
@@ -63,6 +64,7 @@ async def visitor_session(
     settings: AppSettings,
     box: AppSecretBox,
     limiter: AppRateLimiter,
+    facts: AppFacts,
 ) -> MintedSession:
     target = (await published_answers(request.app.state, pk)).published
     origin = _allowed_origin(request, settings, target)
@@ -90,6 +92,7 @@ async def visitor_session(
         session,
         settings,
         box,
+        facts,
         target,
         end_user_id=end_user_id,
         origin=origin,
@@ -123,6 +126,7 @@ async def backend_session(
     session: DbSession,
     settings: AppSettings,
     box: AppSecretBox,
+    facts: AppFacts,
 ) -> MintedSession:
     widget = await get_widget(session, access.tenant, id)
     # From the database, not the cache: a backend may mint right after publishing.
@@ -136,6 +140,7 @@ async def backend_session(
         session,
         settings,
         box,
+        facts,
         target,
         end_user_id=f"u:{body.user}",
         # A framed chat calls Kithost from Kithost's own page.

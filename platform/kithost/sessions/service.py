@@ -1,9 +1,11 @@
 """Minting ChatKit credentials for visitors and tenant backends.
 
 Self-hosted widgets get a Kithost session token (``sessions.tokens``); hosted widgets get
-an OpenAI client secret (``sessions.hosted``). Every mint is recorded in
-``session_mints`` (never the credential: hosted secrets only as a hash, which is how a
-refresh presenting the current secret finds its end user).
+an OpenAI client secret (``sessions.hosted``). Every mint is recorded for analytics as a
+``server.session.minted`` fact (widget, end user, origin, mode, time; never a credential).
+Hosted mints are also kept in ``session_mints`` with the secret's hash: that is how a
+refresh presenting the current secret finds its end user. Self-hosted mints need no row
+(their tokens carry the end user), so minting one touches no table.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.analytics.facts import FactBuffer, fact
 from kithost.embed.service import Published
 from kithost.errors import Conflict, NotFound, RateLimited, Unauthorized, invalid_field
 from kithost.kit.crypto import SecretBox
@@ -60,6 +63,7 @@ async def mint(
     session: AsyncSession,
     settings: Settings,
     box: SecretBox,
+    buffer: FactBuffer,
     target: Published,
     *,
     end_user_id: str,
@@ -67,23 +71,27 @@ async def mint(
     context: dict[str, Any],
 ) -> SelfHostedSession | HostedSessionOut:
     minted: SelfHostedSession | HostedSessionOut
-    if target.widget_config.mode is WidgetMode.hosted:
+    mode = target.widget_config.mode
+    if mode is WidgetMode.hosted:
         minted = await _mint_hosted(session, settings, box, target, end_user_id, context)
-        secret_hash: str | None = hash_secret(minted.client_secret)
+        session.add(
+            SessionMint(
+                tenant_id=target.tenant_id,
+                widget_id=target.widget_id,
+                end_user_id=end_user_id,
+                origin=origin,
+                mode=mode,
+                secret_hash=hash_secret(minted.client_secret),
+            )
+        )
     else:
         if origin is None:
             raise invalid_field("origin", "the page origin that will use the session")
         minted = await _mint_self_hosted(session, settings, box, target, end_user_id, origin)
-        secret_hash = None
-    session.add(
-        SessionMint(
-            tenant_id=target.tenant_id,
-            widget_id=target.widget_id,
-            end_user_id=end_user_id,
-            origin=origin,
-            mode=target.widget_config.mode,
-            secret_hash=secret_hash,
-        )
+    buffer.add(
+        target.tenant_id,
+        target.widget_id,
+        fact("session.minted", end_user_id, mode=mode.value, origin=origin),
     )
     return minted
 
