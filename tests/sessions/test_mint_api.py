@@ -130,6 +130,12 @@ async def test_identity_tokens(client: httpx.AsyncClient, app: FastAPI, db: Asyn
 
     ok = await mint(client, target, {"identity_token": sign({"sub": "42", "exp": now + 600})})
     assert ok.status_code == 200, ok.text
+    # A session (and so every refresh of it) ends when the identity token does.
+    assert ok.json()["expires_at"] == now + 600 < now + app.state.settings.session_token_ttl_seconds
+    claims = pyjwt.decode(ok.json()["token"], options={"verify_signature": False})
+    assert (claims["sub"], claims["idexp"], claims["exp"]) == ("u:42", now + 600, now + 600)
+    refreshed = await mint(client, target, {"current": ok.json()["token"]})
+    assert refreshed.json()["expires_at"] == now + 600
     refused = {
         "anonymous": {"device_id": DEVICE},
         "expired": {"identity_token": sign({"sub": "42", "exp": now - 3600})},

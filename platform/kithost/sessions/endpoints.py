@@ -26,6 +26,7 @@ from kithost.kit.ratelimit import AppRateLimiter
 from kithost.kit.schemas import problems
 from kithost.models import Placement
 from kithost.sessions import service
+from kithost.sessions.identity import EndUser
 from kithost.sessions.schemas import BackendSessionRequest, MintedSession, VisitorSessionRequest
 from kithost.settings import Settings
 from kithost.state import AppSecretBox, AppSettings
@@ -73,7 +74,7 @@ async def visitor_session(
         limiter, f"mint:ip:{target.widget_id}:{client}", settings.mint_limit_per_client
     )
     if body.current is not None:
-        end_user_id = await service.refreshed_end_user(
+        end_user = await service.refreshed_end_user(
             session, settings, target, current=body.current, origin=origin
         )
     else:
@@ -84,9 +85,8 @@ async def visitor_session(
             identity_token=body.identity_token,
             device_id=body.device_id,
         )
-        end_user_id = end_user.id
     await service.limit(
-        limiter, f"mint:user:{target.widget_id}:{end_user_id}", settings.mint_limit_per_user
+        limiter, f"mint:user:{target.widget_id}:{end_user.id}", settings.mint_limit_per_user
     )
     minted = await service.mint(
         session,
@@ -94,7 +94,7 @@ async def visitor_session(
         box,
         facts,
         target,
-        end_user_id=end_user_id,
+        end_user=end_user,
         origin=origin,
         context=body.context,
     )
@@ -142,7 +142,7 @@ async def backend_session(
         box,
         facts,
         target,
-        end_user_id=f"u:{body.user}",
+        end_user=EndUser(id=f"u:{body.user}", verified=True),
         # A framed chat calls Kithost from Kithost's own page.
         origin=body.origin or (settings.base_url if framed else None),
         context=body.context,

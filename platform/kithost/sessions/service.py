@@ -66,19 +66,19 @@ async def mint(
     buffer: FactBuffer,
     target: Published,
     *,
-    end_user_id: str,
+    end_user: EndUser,
     origin: str | None,
     context: dict[str, Any],
 ) -> SelfHostedSession | HostedSessionOut:
     minted: SelfHostedSession | HostedSessionOut
     mode = target.widget_config.mode
     if mode is WidgetMode.hosted:
-        minted = await _mint_hosted(session, settings, box, target, end_user_id, context)
+        minted = await _mint_hosted(session, settings, box, target, end_user.id, context)
         session.add(
             SessionMint(
                 tenant_id=target.tenant_id,
                 widget_id=target.widget_id,
-                end_user_id=end_user_id,
+                end_user_id=end_user.id,
                 origin=origin,
                 mode=mode,
                 secret_hash=hash_secret(minted.client_secret),
@@ -87,24 +87,28 @@ async def mint(
     else:
         if origin is None:
             raise invalid_field("origin", "the page origin that will use the session")
-        minted = await _mint_self_hosted(session, settings, box, target, end_user_id, origin)
+        minted = await _mint_self_hosted(session, settings, box, target, end_user, origin)
     buffer.add(
         target.tenant_id,
         target.widget_id,
-        fact("session.minted", end_user_id, mode=mode.value, origin=origin),
+        fact("session.minted", end_user.id, mode=mode.value, origin=origin),
     )
     return minted
 
 
 async def refreshed_end_user(
     session: AsyncSession, settings: Settings, target: Published, *, current: str, origin: str
-) -> str:
+) -> EndUser:
     """The end user of the credential being refreshed (of this widget and origin only)."""
     if target.widget_config.mode is WidgetMode.self_hosted:
         claims = await tokens.verify(
             session, settings, current, public_key=target.public_key, origin=origin
         )
-        return claims.end_user_id
+        return EndUser(
+            id=claims.end_user_id,
+            verified=claims.identity_expires_at is not None,
+            expires_at=claims.identity_expires_at,
+        )
     result = await session.execute(
         select(SessionMint.end_user_id).where(
             SessionMint.widget_id == target.widget_id,
@@ -115,7 +119,7 @@ async def refreshed_end_user(
     end_user_id = result.scalar_one_or_none()
     if end_user_id is None:
         raise Unauthorized("Unknown client secret for this widget.", code="invalid_session_token")
-    return end_user_id
+    return EndUser(id=end_user_id, verified=end_user_id.startswith("u:"))
 
 
 async def _mint_self_hosted(
@@ -123,18 +127,19 @@ async def _mint_self_hosted(
     settings: Settings,
     box: SecretBox,
     target: Published,
-    end_user_id: str,
+    end_user: EndUser,
     origin: str,
 ) -> SelfHostedSession:
     claims = tokens.SessionClaims(
-        end_user_id=end_user_id,
+        end_user_id=end_user.id,
+        identity_expires_at=end_user.expires_at,
         origin=origin,
         tenant_id=str(target.tenant_id),
         widget_id=str(target.widget_id),
     )
     minted = await tokens.issue(session, settings, box, public_key=target.public_key, claims=claims)
     return SelfHostedSession(
-        end_user=end_user_id,
+        end_user=end_user.id,
         token=minted.token,
         expires_at=minted.expires_at,
         chatkit_url=f"{settings.base_url}/v1/chatkit/{target.public_key}",
