@@ -9,21 +9,24 @@ on loopback.
 - Self-hosted: one wrk connection posts anonymous mints back to back, so the median is
   the latency of one mint (origin check, end user, token signing); then 10 connections
   give the throughput. The issue asks for a median under 2 ms.
-- Hosted: the same single-connection run, and one straight at the fake's
-  ``/v1/chatkit/sessions`` with the body Kithost sends; the difference of the medians is
-  what Kithost adds over the upstream call. The issue asks for at most 2 ms.
+- Hosted: the same single-connection run, and the upstream call alone: the same
+  ``client.beta.chatkit.sessions.create`` Kithost makes (``openai``'s ``AsyncOpenAI``, one
+  at a time from this process). The difference of the medians is what Kithost adds over
+  the upstream call. The issue asks for at most 2 ms.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from tests.fakes.openai_server import CHATKIT_BETA, FakeOpenAI
+from tests.fakes.openai_server import FakeOpenAI
 
 from bench._common import (
     WrkResult,
@@ -38,8 +41,10 @@ from bench._common import (
 from kithost.audit.service import CLI
 from kithost.db import create_engine, create_sessionmaker, session_scope
 from kithost.demo import DEMO_SLUG
+from kithost.sessions import hosted
 from kithost.settings import Settings
 from kithost.tenants import repository as tenants
+from kithost.widgets.config import Hosted
 from kithost.widgets.service import create_widget, publish_draft
 from kithost.worker.app import create_celery
 
@@ -50,14 +55,8 @@ wrk.body = '{"device_id": "anon_benchbenchbenchbench"}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Origin"] = "ORIGIN"
 """
-UPSTREAM = """
-wrk.method = "POST"
-wrk.body = '{"user": "a:anon_benchbenchbenchbench", "workflow": {"id": "wf_bench"}}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer KEY"
-wrk.headers["OpenAI-Beta"] = "BETA"
-"""
 HOSTED = {"mode": "hosted", "hosted": {"workflow_id": "wf_bench"}}
+UPSTREAM_CALLS = 2000
 
 
 async def add_hosted_widget(data: Path, origin: str) -> str:
@@ -81,6 +80,24 @@ async def add_hosted_widget(data: Path, origin: str) -> str:
             return widget.public_key
     finally:
         await engine.dispose()
+
+
+async def upstream_median_ms(fake: FakeOpenAI) -> float:
+    """The median of the upstream call alone, made the way ``sessions.hosted`` makes it."""
+    workflow = Hosted.model_validate(HOSTED["hosted"])
+    durations = []
+    for _ in range(UPSTREAM_CALLS):
+        started = time.perf_counter()
+        await hosted.create_session(
+            api_key=fake.api_key,
+            base_url=fake.base_url,
+            timeout_seconds=10,
+            hosted=workflow,
+            user="a:anon_benchbenchbenchbench",
+            state_variables={},
+        )
+        durations.append((time.perf_counter() - started) * 1000)
+    return statistics.median(durations)
 
 
 def single(url: str, script: Path) -> WrkResult:
@@ -118,10 +135,6 @@ def main() -> None:
         hosted_key = asyncio.run(add_hosted_widget(data, origin))
         mint = data / "mint.lua"
         mint.write_text(MINT.replace("ORIGIN", origin))
-        upstream_script = data / "upstream.lua"
-        upstream_script.write_text(
-            UPSTREAM.replace("KEY", fake.api_key).replace("BETA", CHATKIT_BETA)
-        )
         argv = [sys.executable, "-m", "kithost", "serve"]
         with service("kithost serve", argv, env=env, cwd=ROOT, log_path=data / "serve.log") as api:
             base = f"http://127.0.0.1:{port}"
@@ -129,8 +142,8 @@ def main() -> None:
             url = f"{base}/v1/embed/{self_hosted_key}/session"
             self_hosted = single(url, mint)
             loaded = run_wrk(url, threads=2, connections=10, seconds=10, script=mint)
-            hosted = single(f"{base}/v1/embed/{hosted_key}/session", mint)
-            upstream = single(f"{fake.base_url}/chatkit/sessions", upstream_script)
+            hosted_mint = single(f"{base}/v1/embed/{hosted_key}/session", mint)
+        upstream = asyncio.run(upstream_median_ms(fake))
     emit(
         "session",
         "mint self-hosted, median (1 connection)",
@@ -149,9 +162,10 @@ def main() -> None:
     emit(
         "session",
         "mint hosted, added over the upstream call (medians)",
-        hosted.p50_ms - upstream.p50_ms,
+        hosted_mint.p50_ms - upstream,
         "ms",
-        f"hosted mint {hosted.p50_ms:.2f} ms, the fake upstream alone {upstream.p50_ms:.2f} ms",
+        f"hosted mint {hosted_mint.p50_ms:.2f} ms (p99 {hosted_mint.p99_ms:.1f} ms), "
+        f"the upstream call alone {upstream:.2f} ms",
     )
 
 
