@@ -17,12 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.facts import FactBuffer, fact
 from kithost.embed.service import Published
-from kithost.errors import Conflict, NotFound, RateLimited, Unauthorized, invalid_field
+from kithost.errors import Conflict, RateLimited, Unauthorized, invalid_field
 from kithost.kit.crypto import SecretBox
 from kithost.kit.ratelimit import RateLimiter
 from kithost.kit.tokens import hash_secret
-from kithost.models import SessionMint, Tenant, Widget, WidgetMode
-from kithost.secrets.service import tenant_openai_key, widget_identity_secret
+from kithost.models import SessionMint, Widget, WidgetMode
+from kithost.secrets.service import openai_key_to_use, widget_identity_secret
 from kithost.sessions import hosted, tokens
 from kithost.sessions.identity import EndUser, anonymous_user, verify_identity_token
 from kithost.sessions.schemas import HostedSessionOut, SelfHostedSession
@@ -73,7 +73,7 @@ async def mint(
     minted: SelfHostedSession | HostedSessionOut
     mode = target.widget_config.mode
     if mode is WidgetMode.hosted:
-        minted = await _mint_hosted(session, settings, box, target, end_user.id, context)
+        minted = await _mint_hosted(settings, box, target, end_user.id, context)
         session.add(
             SessionMint(
                 tenant_id=target.tenant_id,
@@ -147,7 +147,6 @@ async def _mint_self_hosted(
 
 
 async def _mint_hosted(
-    session: AsyncSession,
     settings: Settings,
     box: SecretBox,
     target: Published,
@@ -157,14 +156,8 @@ async def _mint_hosted(
     workflow = target.widget_config.hosted
     if workflow is None:  # parse_config refuses a hosted widget without a workflow
         raise Conflict("The widget has no hosted workflow.", code="widget_misconfigured")
-    tenant = await session.get(Tenant, target.tenant_id)
-    if tenant is None:
-        raise NotFound("No such widget.", code="widget_not_found")
-    api_key = tenant_openai_key(box, tenant) or (
-        settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    )
-    if api_key is None:
-        raise Conflict("The tenant has no OpenAI API key.", code="openai_key_missing")
+    # From the cached snapshot: nothing is read (or locked) before the upstream call.
+    api_key = openai_key_to_use(settings, box, target.tenant_openai_key)
     state = {
         key: value
         for key, value in context.items()
