@@ -18,6 +18,7 @@ from kithost.errors import install_error_handlers
 from kithost.health.endpoints import router as health_router
 from kithost.health.metrics import MetricsMiddleware
 from kithost.kit.crypto import SecretBox
+from kithost.loader.endpoints import router as loader_router
 from kithost.kit.ratelimit import create_rate_limiter
 from kithost.log import configure_logging
 from kithost.middleware import RequestContextMiddleware
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Visitor routes first: routes are matched one by one, and these are the hot ones.
     app.include_router(embed_router)
     app.include_router(sessions_visitor_router)
+    app.include_router(loader_router)
     app.include_router(health_router)
     app.include_router(oauth_router)
     app.include_router(api_router)
