@@ -1,0 +1,54 @@
+"""The session token reaches ChatKit's ``fetch``, with the page context, and is refreshed."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from playwright.async_api import BrowserContext, Page
+
+from kithost.widgets.config import WidgetConfig
+from tests.browser.conftest import Kithost
+from tests.browser.helpers import STUB, Captured, Site, chat_frame, eventually, snippet
+
+CONTEXT = {"page": "/checkout", "cart": {"items": 2, "note": "ünïcödé"}}
+REQUEST = "() => window.chatkit.request({type: 'threads.list', params: {}})"
+
+
+def decoded(header: str) -> object:
+    assert "=" not in header
+    return json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+
+
+async def test_the_token_reaches_fetch_and_is_refreshed_before_it_expires(
+    context: BrowserContext, page: Page, kithost: Kithost, shop: Site, captured: Captured
+) -> None:
+    await context.clock.install()
+    pk = await kithost.publish([shop.origin], WidgetConfig())
+    set_context = f"<script>kithost('setContext', {json.dumps(CONTEXT)})</script>"
+    await page.goto(shop.page(STUB + set_context + snippet(kithost.url, pk, open="true")))
+    frame = await chat_frame(page, pk)
+    [first] = captured.sessions
+    assert first["device_id"].startswith("anon_")
+
+    assert await frame.evaluate(REQUEST) == 200
+    [headers] = captured.chatkit
+    token = headers["authorization"].removeprefix("Bearer ")
+    assert token and headers["authorization"] == f"Bearer {token}"
+    assert decoded(headers["x-kithost-context"]) == CONTEXT
+    assert headers["origin"] == kithost.url  # the framed page calls from Kithost's origin
+
+    await frame.evaluate(REQUEST)
+    assert len(captured.sessions) == 1  # still fresh: no new session
+    assert captured.chatkit[1]["authorization"] == f"Bearer {token}"
+
+    await context.clock.fast_forward("14:30")  # the token lives 15 minutes
+    assert await frame.evaluate(REQUEST) == 200
+    assert captured.sessions[1] == {"current": token, "context": CONTEXT}
+    refreshed = captured.chatkit[2]["authorization"].removeprefix("Bearer ")
+    assert refreshed != token
+    minted = await eventually(
+        lambda: [e for e in captured.events(pk) if e["name"] == "session.minted"][1:],
+        "the refresh reported",
+    )
+    assert minted[0]["data"] == {"mode": "self_hosted", "refresh": True}
