@@ -38,10 +38,10 @@ export function base64url(value: unknown): string {
   return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
-/** Loads a classic script once per page; rejects after `timeoutMs` or on error. */
+/** Loads ChatKit's script once per page; rejects after `timeoutMs` or on error (and
+ * removes the tag, so that a retry loads it afresh). */
 export function loadScript(src: string, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (customElements.get('openai-chatkit')) return resolve();
     let script = document.querySelector<HTMLScriptElement>(`script[src="${src}"]`);
     if (!script) {
       script = document.createElement('script');
@@ -49,8 +49,12 @@ export function loadScript(src: string, timeoutMs: number): Promise<void> {
       script.async = true;
       document.head.append(script);
     }
-    const timer = setTimeout(reject, timeoutMs);
-    script.addEventListener('error', reject);
+    const fail = (): void => {
+      script.remove();
+      reject();
+    };
+    const timer = setTimeout(fail, timeoutMs);
+    script.addEventListener('error', fail);
     customElements.whenDefined('openai-chatkit').then(() => {
       clearTimeout(timer);
       resolve();

@@ -145,8 +145,8 @@ async def eventually(probe: Callable[[], T | None], what: str) -> T:
 
 async def chat_frame(page: Page, public_key: str) -> Frame:
     """Kithost's frame for the widget, once its ChatKit has had ``setOptions``."""
-    element = await page.wait_for_selector(f'iframe[src*="/w/{public_key}#"]', state="attached")
-    frame = await element.content_frame()
+    iframe = page.locator(f'iframe[src*="/w/{public_key}#"]')
+    frame = await (await iframe.element_handle()).content_frame()
     assert frame is not None
     await frame.wait_for_function("() => window.chatkit && window.chatkit.calls.length > 0")
     return frame

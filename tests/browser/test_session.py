@@ -33,8 +33,8 @@ async def test_the_token_reaches_fetch_and_is_refreshed_before_it_expires(
 
     assert await frame.evaluate(REQUEST) == 200
     [headers] = captured.chatkit
+    assert headers["authorization"].startswith("Bearer ey")  # a JWT
     token = headers["authorization"].removeprefix("Bearer ")
-    assert token and headers["authorization"] == f"Bearer {token}"
     assert decoded(headers["x-kithost-context"]) == CONTEXT
     assert headers["origin"] == kithost.url  # the framed page calls from Kithost's origin
 
