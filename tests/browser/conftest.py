@@ -21,22 +21,11 @@ from kithost.db import Sessionmaker, create_engine, create_sessionmaker, session
 from kithost.settings import Settings
 from kithost.widgets.config import WidgetConfig
 from kithost.worker.app import create_celery
-from tests.browser.helpers import Captured, Site
+from tests.browser.helpers import CHROMIUM, CHROMIUM_ARGS, Captured, Site
 from tests.conftest import make_settings
 from tests.embed.helpers import make_widget
 from tests.embed.test_processes import Server
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--host-resolver-rules=MAP localhost 127.0.0.1",
-]
 STANDIN = Path(__file__).parent / "dist" / "chatkit-standin.js"
 CDN = "https://cdn.platform.openai.com/**"
 SCRIPT_TIMEOUT_SECONDS = 3

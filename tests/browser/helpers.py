@@ -16,6 +16,18 @@ from playwright.async_api import Frame, Page, Request, Route
 
 T = TypeVar("T")
 
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--host-resolver-rules=MAP localhost 127.0.0.1",
+]
+"""Debian's Chromium, kept off the (closed) network; ``localhost`` is always IPv4 loopback."""
 STUB = (
     "<script>window.kithost = window.kithost || "
     "function(){(kithost.q = kithost.q || []).push(arguments)}</script>"
