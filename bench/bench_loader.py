@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -23,7 +22,15 @@ from pathlib import Path
 from playwright.sync_api import Browser, Page, sync_playwright
 from tests.browser.helpers import CHROMIUM, CHROMIUM_ARGS, Site
 
-from bench._common import emit, free_port, kithost_env, service, stop_on_sigterm, wait_http
+from bench._common import (
+    emit,
+    free_port,
+    kithost_env,
+    seed_demo,
+    service,
+    stop_on_sigterm,
+    wait_http,
+)
 from kithost.loader.service import DIST
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,15 +82,7 @@ def main() -> None:
         port = free_port()
         site = Site()
         env = kithost_env(data, port=str(port), public_url=site.origin, log_level="WARNING")
-        subprocess.run([sys.executable, "-m", "kithost", "migrate"], env=env, check=True)
-        seeded = subprocess.run(
-            [sys.executable, "-m", "kithost", "demo", "--json"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        public_key = json.loads(seeded.stdout)["widget_public_key"]
+        public_key = seed_demo(env)
         api = f"http://127.0.0.1:{port}"
         snippet = f'<script async src="{api}/embed.js" data-widget="{public_key}"></script>'
         url = site.page(WATCH + snippet)

@@ -11,8 +11,6 @@ under 2 ms.
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -22,6 +20,7 @@ from bench._common import (
     free_port,
     kithost_env,
     run_wrk,
+    seed_demo,
     service,
     stop_on_sigterm,
     wait_http,
@@ -48,15 +47,7 @@ def main() -> None:
             mint_limit_per_client="100000000",
             mint_limit_per_user="100000000",
         )
-        subprocess.run([sys.executable, "-m", "kithost", "migrate"], env=env, check=True)
-        seeded = subprocess.run(
-            [sys.executable, "-m", "kithost", "demo", "--json"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        public_key = json.loads(seeded.stdout)["widget_public_key"]
+        public_key = seed_demo(env)
         script = data / "mint.lua"
         script.write_text(SCRIPT.replace("ORIGIN", f"http://localhost:{port}"))
         argv = [sys.executable, "-m", "kithost", "serve"]

@@ -7,6 +7,8 @@ for a year. All are served from memory, gzipped when the client accepts it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
@@ -15,7 +17,7 @@ from kithost.embed.endpoints import PathParamsRoute
 from kithost.errors import NotFound
 from kithost.kit.schemas import problems
 from kithost.loader import service
-from kithost.loader.service import Script
+from kithost.loader.service import Bundle, Script
 
 SHORT_CACHE = "public, max-age=300, stale-while-revalidate=86400"
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -39,35 +41,36 @@ def _serve(request: Request, script: Script, cache_control: str) -> Response:
     return Response(body, media_type="text/javascript; charset=utf-8", headers=headers)
 
 
-def _hashed(request: Request, script: Script, hash: str) -> Response:
-    if hash != script.hash:
-        raise NotFound("No such version of the script.", code="script_not_found")
-    return _serve(request, script, IMMUTABLE)
-
-
 @router.get("/embed.js", summary="The loader", response_class=Response, responses=problems(503))
 async def get_loader(request: Request) -> Response:
     return _serve(request, service.bundle().embed, SHORT_CACHE)
 
 
-@router.get(
-    "/embed.{hash}.js",
-    summary="The loader at its content-hashed, immutable URL",
-    response_class=Response,
-    responses=problems(404, 503),
-)
-async def get_hashed_loader(request: Request, hash: str) -> Response:
-    return _hashed(request, service.bundle().embed, hash)
+def _add_hashed_route(path: str, summary: str, pick: Callable[[Bundle], Script]) -> None:
+    """``path`` (with ``{hash}``) serves the current build of one script, immutable."""
+
+    async def get_hashed(request: Request, hash: str) -> Response:
+        script = pick(service.bundle())
+        if hash != script.hash:
+            raise NotFound("No such version of the script.", code="script_not_found")
+        return _serve(request, script, IMMUTABLE)
+
+    router.add_api_route(
+        path,
+        get_hashed,
+        methods=["GET"],
+        summary=summary,
+        response_class=Response,
+        responses=problems(404, 503),
+    )
 
 
-@router.get(
-    "/w/frame.{hash}.js",
-    summary="The framed page's script (content-hashed, immutable)",
-    response_class=Response,
-    responses=problems(404, 503),
+_add_hashed_route(
+    "/embed.{hash}.js", "The loader at its content-hashed, immutable URL", lambda b: b.embed
 )
-async def get_frame_script(request: Request, hash: str) -> Response:
-    return _hashed(request, service.bundle().frame, hash)
+_add_hashed_route(
+    "/w/frame.{hash}.js", "The framed page's script (content-hashed, immutable)", lambda b: b.frame
+)
 
 
 @router.get(
