@@ -18,6 +18,7 @@ from playwright.async_api import Browser, BrowserContext, Page, Route, async_pla
 
 from kithost import migrate
 from kithost.db import Sessionmaker, create_engine, create_sessionmaker, session_scope
+from kithost.kit.crypto import SecretBox
 from kithost.settings import Settings
 from kithost.widgets.config import WidgetConfig
 from kithost.worker.app import create_celery
@@ -25,6 +26,7 @@ from tests.browser.helpers import CHROMIUM, CHROMIUM_ARGS, Captured, Site
 from tests.conftest import make_settings
 from tests.embed.helpers import make_widget
 from tests.embed.test_processes import Server
+from tests.fakes.openai_server import FakeOpenAI
 
 STANDIN = Path(__file__).parent / "dist" / "chatkit-standin.js"
 CDN = "https://cdn.platform.openai.com/**"
@@ -36,13 +38,19 @@ OUTPUT = Path(__file__).resolve().parents[2] / "test-results" / "browser"
 class Kithost:
     url: str
     sessionmaker: Sessionmaker
+    secret_box: SecretBox
 
     async def publish(
-        self, origins: Sequence[str | tuple[str, str | None]], config: WidgetConfig
+        self,
+        origins: Sequence[str | tuple[str, str | None]],
+        config: WidgetConfig,
+        identity_secret: str | None = None,
     ) -> str:
         """A new widget allowing ``origins``, with ``config`` published; its public key."""
         async with session_scope(self.sessionmaker) as db:
             widget = await make_widget(db, origins, config)
+            if identity_secret is not None:
+                widget.identity_secret = self.secret_box.encrypt(identity_secret)
             return widget.public_key
 
 
@@ -56,19 +64,29 @@ def browser_settings(tmp_path_factory: pytest.TempPathFactory, task_queue: str) 
 
 
 @pytest.fixture(scope="session")
-async def kithost(browser_settings: Settings) -> AsyncIterator[Kithost]:
+def openai() -> Iterator[FakeOpenAI]:
+    """OpenAI for hosted widgets' sessions (the fake, on loopback)."""
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+async def kithost(browser_settings: Settings, openai: FakeOpenAI) -> AsyncIterator[Kithost]:
     settings, data = browser_settings, browser_settings.data_dir
     server = Server(
         settings,
         data / "serve.log",
         KITHOST_CHATKIT_SCRIPT_TIMEOUT_SECONDS=str(SCRIPT_TIMEOUT_SECONDS),
         KITHOST_FRAME_DOMAIN_KEY="domain_pk_kithost",
+        KITHOST_OPENAI_BASE_URL=openai.base_url,
+        KITHOST_OPENAI_API_KEY=openai.api_key,
     )
     engine = create_engine(settings.database)
     try:
         async with httpx.AsyncClient() as client:
             await server.wait_ready(client)
-        yield Kithost(server.url, create_sessionmaker(engine, create_celery(settings)))
+        sessionmaker = create_sessionmaker(engine, create_celery(settings))
+        yield Kithost(server.url, sessionmaker, SecretBox(settings.encryption_keys()))
     finally:
         server.stop()
         await engine.dispose()

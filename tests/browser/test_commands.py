@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+import jwt
 from playwright.async_api import Page
 
 from kithost.widgets.config import Launcher, LauncherPosition, WidgetConfig
@@ -37,6 +40,26 @@ async def test_the_stub_queue_replays_in_order_and_double_inclusion_is_harmless(
     assert await page.get_by_role("button", name="Chat with us").count() == 1
     assert await page.locator("iframe").count() == 1
     assert captured.sessions[0]["context"] == {"plan": "pro"}
+
+
+async def test_consent_and_identity(
+    page: Page, kithost: Kithost, shop: Site, captured: Captured
+) -> None:
+    secret = "an identity secret of at least 32 bytes!"
+    config = WidgetConfig(require_identity=True)
+    pk = await kithost.publish([shop.origin], config, identity_secret=secret)
+    token = jwt.encode({"sub": "42", "exp": int(time.time()) + 3600}, secret, "HS256")
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    await page.goto(shop.page(STUB + snippet(kithost.url, pk, autoload="false")))
+    await page.wait_for_function("() => window.kithost.scan")  # the loader has run
+    # and loaded nothing but itself
+    assert [url for url in requested if url.startswith(kithost.url)] == [f"{kithost.url}/embed.js"]
+
+    await page.evaluate("t => { kithost('identify', t); kithost('load'); kithost('open') }", token)
+    await chat_frame(page, pk)
+    assert captured.sessions[0]["identity_token"] == token
+    await eventually(lambda: "u:42" in end_users(captured, pk), "the user's events")
 
 
 async def test_two_widgets_on_one_page_stay_separate(
