@@ -172,15 +172,16 @@ function widget(script: HTMLScriptElement, pk: string): Command {
     return chat;
   };
 
-  const open = (): void => {
-    if (!launcher) return void ensureChat().focus();
-    if (!isOpen) {
+  /** Opens the panel; `focus` moves the visitor into the chat (not when opening on load). */
+  const open = (focus = true): void => {
+    const chat = ensureChat();
+    if (launcher && !isOpen) {
       isOpen = true;
       box!.hidden = false;
       launcher.setAttribute('aria-expanded', 'true');
       emit('widget.opened');
     }
-    ensureChat().focus();
+    if (focus) chat.focus();
   };
   const close = (returnFocus: boolean): void => {
     if (!launcher || !isOpen) return;
@@ -224,7 +225,7 @@ function widget(script: HTMLScriptElement, pk: string): Command {
       document.body.append(box, launcher);
       emit('launcher.shown');
       if (look.prefetch) (window.requestIdleCallback ?? setTimeout)(ensureChat);
-      if (look.open_on_load || script.dataset.open === 'true') open();
+      if (look.open_on_load || script.dataset.open === 'true') open(false);
     }
     deferred.splice(0).forEach(([name, args]) => run(name, args));
   };

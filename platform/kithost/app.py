@@ -18,8 +18,8 @@ from kithost.errors import install_error_handlers
 from kithost.health.endpoints import router as health_router
 from kithost.health.metrics import MetricsMiddleware
 from kithost.kit.crypto import SecretBox
-from kithost.loader.endpoints import router as loader_router
 from kithost.kit.ratelimit import create_rate_limiter
+from kithost.loader.endpoints import router as loader_router
 from kithost.log import configure_logging
 from kithost.middleware import RequestContextMiddleware
 from kithost.sessions.endpoints import visitor_router as sessions_visitor_router

@@ -73,6 +73,7 @@ async def test_the_frame_gets_the_published_theme_and_start_screen(
     pk = await kithost.publish([shop.origin], WidgetConfig(chatkit=CHATKIT, launcher=LAUNCHER))
     await page.goto(shop.page(snippet(kithost.url, pk, open="true")))
     frame = await chat_frame(page, pk)
+    assert await page.evaluate("() => document.activeElement === document.body")  # not stolen
     [options] = await chatkit_calls(frame)
     assert options["theme"] == CHATKIT["theme"]
     assert options["startScreen"] == CHATKIT["startScreen"]
