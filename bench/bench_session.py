@@ -18,9 +18,7 @@ on loopback.
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +32,7 @@ from bench._common import (
     free_port,
     kithost_env,
     run_wrk,
+    seed_demo,
     service,
     stop_on_sigterm,
     wait_http,
@@ -123,15 +122,7 @@ def main() -> None:
             openai_base_url=fake.base_url,
             openai_api_key=fake.api_key,
         )
-        subprocess.run([sys.executable, "-m", "kithost", "migrate"], env=env, check=True)
-        seeded = subprocess.run(
-            [sys.executable, "-m", "kithost", "demo", "--json"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        self_hosted_key = json.loads(seeded.stdout)["widget_public_key"]
+        self_hosted_key = seed_demo(env)
         hosted_key = asyncio.run(add_hosted_widget(data, origin))
         mint = data / "mint.lua"
         mint.write_text(MINT.replace("ORIGIN", origin))

@@ -20,6 +20,7 @@ from kithost.health.endpoints import router as health_router
 from kithost.health.metrics import MetricsMiddleware
 from kithost.kit.crypto import SecretBox
 from kithost.kit.ratelimit import create_rate_limiter
+from kithost.loader.endpoints import router as loader_router
 from kithost.log import configure_logging
 from kithost.middleware import RequestContextMiddleware
 from kithost.sessions.endpoints import visitor_router as sessions_visitor_router
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Visitor routes first: routes are matched one by one, and these are the hot ones.
     app.include_router(embed_router)
     app.include_router(sessions_visitor_router)
+    app.include_router(loader_router)
     app.include_router(health_router)
     app.include_router(oauth_router)
     app.include_router(api_router)
