@@ -88,6 +88,7 @@ async def test_two_widgets_on_one_page_stay_separate(
     await chat_frame(page, sales)
     assert await page.evaluate("() => window.seen") == [support, sales]
     await eventually(lambda: "widget.opened" in captured.names(sales), "sales opened")
+    await eventually(lambda: "widget.opened" in captured.names(support), "support opened")
     assert captured.names(support).count("widget.opened") == 1
     sales_users = await eventually(lambda: end_users(captured, sales), "sales' end user")
     support_users = await eventually(lambda: end_users(captured, support), "support's end user")
