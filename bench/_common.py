@@ -53,7 +53,7 @@ def kithost_env(data_dir: Path, **overrides: str) -> dict[str, str]:
 
 
 def seed_demo(env: Mapping[str, str]) -> str:
-    """Migrate the database of ``env`` and seed ``kithost demo``; the demo widget's public key."""
+    """Migrate and seed the demo data (``kithost demo``) with ``env``; the demo widget's key."""
     subprocess.run([sys.executable, "-m", "kithost", "migrate"], env=env, check=True)
     seeded = subprocess.run(
         [sys.executable, "-m", "kithost", "demo", "--json"],

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     oidc_allow_signup: bool = False
     smtp_url: str | None = None
     smtp_from: str = "Kithost <no-reply@localhost>"
+    frame_domain_key: str = "domain_pk_localhost_dev"
+    """OpenAI's domain key for Kithost's own domain (``public_url``), used by the framed page."""
+    chatkit_script_url: str = "https://cdn.platform.openai.com/deployments/chatkit/chatkit.js"
+    """ChatKit's script, as the framed page loads it."""
+    chatkit_script_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
+    """How long the framed page waits for ChatKit's script before showing its fallback."""
     chat_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     """Largest request body ``POST /v1/chatkit/{pk}`` accepts."""
     chat_attachment_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)

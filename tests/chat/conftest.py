@@ -68,6 +68,6 @@ async def http(app: FastAPI, loopback: LoopbackServer) -> AsyncIterator[httpx.As
 def sent_tasks(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> SentTasks:
     """The Celery tasks the app sends (after commits), recorded instead of sent (no worker
     consumes the analytics facts in these tests)."""
-    sent = SentTasks()
+    sent = SentTasks(app.state.facts)
     monkeypatch.setattr(app.state.celery, "send_task", sent.record)
     return sent

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.analytics.facts import FactBuffer
 from kithost.models import Tenant, Widget
 from kithost.sessions import tokens
 from kithost.widgets.config import WidgetConfig
@@ -163,14 +164,14 @@ async def visitor(
 
 @dataclass
 class SentTasks:
+    buffer: FactBuffer
+    """The app's analytics buffer: :meth:`facts` sends what it holds first."""
     tasks: list[tuple[str, list[Any]]] = field(default_factory=list)
 
     def record(self, name: str, args: Any = None, **_: Any) -> None:
         self.tasks.append((name, json.loads(json.dumps(list(args or [])))))
 
-    def facts(self) -> list[dict[str, Any]]:
-        """The analytics events sent, in order."""
+    async def facts(self) -> list[dict[str, Any]]:
+        """The analytics events reported so far, in order."""
+        await self.buffer.aclose()
         return [event for name, args in self.tasks if name == INGEST for event in args[2]]
-
-    def names(self) -> list[str]:
-        return [event["name"] for event in self.facts()]

@@ -63,14 +63,15 @@ async def test_threads_create_streams_the_answer(
     [request] = fake_openai.requests
     assert request.path == "/v1/responses"
     assert request.json["instructions"].startswith("You are a helpful assistant.")
-    assert sent_tasks.names() == [
+    facts = await sent_tasks.facts()
+    assert [f["name"] for f in facts] == [
         "server.thread.created",
         "server.message.received",
         "server.response.finished",
     ]
-    [(task, (tenant_id, widget_id, _))] = sent_tasks.tasks  # one batch per request
+    [(task, (tenant_id, widget_id, _))] = sent_tasks.tasks  # one batch
     assert (task, tenant_id, widget_id) == (INGEST, str(widget.tenant_id), str(widget.id))
-    finished = sent_tasks.facts()[-1]["data"]
+    finished = facts[-1]["data"]
     assert finished["thread_id"] == created.thread.id
     assert finished["input_tokens"] > 0
     assert finished["output_tokens"] > 0
@@ -157,7 +158,7 @@ async def test_feedback_is_stored_and_reported(
     row = await db.get(ChatItem, answer)
     assert row is not None
     assert row.feedback == "negative"
-    [feedback] = [f for f in sent_tasks.facts() if f["name"] == "server.feedback"]
+    [feedback] = [f for f in await sent_tasks.facts() if f["name"] == "server.feedback"]
     assert feedback["data"] == {"thread_id": thread_id, "kind": "negative", "items": 1}
     assert feedback["end_user"] == alice.end_user
     assert feedback["id"].startswith("s_")

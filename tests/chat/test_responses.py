@@ -61,7 +61,7 @@ async def test_model_failing_mid_stream(
     assert [(e.code, e.allow_retry) for e in errors] == [("stream.error", True)]
     thread_id = thread_of(events)
     assert await stored_kinds(db, thread_id) == ["user_message"]  # no half answer stored
-    [failed] = [f for f in sent_tasks.facts() if f["name"] == "server.response.failed"]
+    [failed] = [f for f in await sent_tasks.facts() if f["name"] == "server.response.failed"]
     assert failed["data"]["thread_id"] == thread_id
 
     items = await alice.call("items.list", thread_id=thread_id)
@@ -109,7 +109,7 @@ async def test_cancelled_response_keeps_the_partial_answer(
     [answer] = [i for i in items["data"] if i["type"] == "assistant_message"]
     assert answer["content"][0]["text"] == "".join(deltas(decode(seen)))
     assert ("server.response.failed", "cancelled") in [
-        (f["name"], f["data"].get("error")) for f in sent_tasks.facts()
+        (f["name"], f["data"].get("error")) for f in await sent_tasks.facts()
     ]
 
 
@@ -167,7 +167,8 @@ async def test_page_context_and_locale_reach_the_instructions(
 async def test_forwarded_widget_actions_reach_the_agent(
     http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
-    config = chat_config(fake_openai, actions={"order.track": {"kind": "forward"}})
+    actions = {"order.track": {"kind": "forward"}, "close": {"kind": "ignore"}}
+    config = chat_config(fake_openai, actions=actions)
     alice = await visitor(http, app, db, await make_chat_widget(db, app, fake_openai, config))
     thread_id = thread_of(await alice.send("Track my order"))
 
@@ -181,10 +182,14 @@ async def test_forwarded_widget_actions_reach_the_agent(
     model_input = json.dumps(fake_openai.requests[-1].json["input"])
     assert "order.track" in model_input
     assert '\\"order\\": \\"42\\"' in model_input
-    refused = await alice.stream(
+    unmapped = await alice.stream(  # the loader forwards actions the config does not map
         "threads.custom_action", thread_id=thread_id, action={"type": "other", "payload": {}}
+    )
+    assert "".join(deltas(unmapped)) == DEFAULT_REPLY_TEXT
+    refused = await alice.stream(  # the loader handles these itself
+        "threads.custom_action", thread_id=thread_id, action={"type": "close", "payload": {}}
     )
     assert [(e.code, e.message) for e in refused if isinstance(e, ErrorEvent)] == [
         ("custom", "This action is not available.")
     ]
-    assert len(fake_openai.requests) == 2
+    assert len(fake_openai.requests) == 3

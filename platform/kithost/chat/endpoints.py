@@ -28,7 +28,7 @@ import binascii
 import json
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -110,17 +110,10 @@ async def _chatkit(
         new_message=isinstance(parsed, ThreadsCreateReq | ThreadsAddUserMessageReq)
     )
     await _check_attachments(server, parsed, context)
-    streaming = False
-    try:
-        result = await server.process_request(parsed, context)
-        if isinstance(result, StreamingResult):
-            response = await _stream(result, cors, server.finish)
-            streaming = True  # the stream finishes the server when it ends
-            return response
-        return Response(result.json, media_type="application/json", headers=cors)
-    finally:
-        if not streaming:
-            await server.finish()
+    result = await server.process_request(parsed, context)
+    if isinstance(result, StreamingResult):
+        return await _stream(result, cors)
+    return Response(result.json, media_type="application/json", headers=cors)
 
 
 async def preflight(request: Request, pk: str) -> Response:
@@ -339,23 +332,19 @@ async def _check_attachments(server: ChatServer, request: ChatKitReq, context: C
             await server.store.attachable(attachment_id, context)
 
 
-async def _stream(
-    result: StreamingResult, cors: dict[str, str], finish: Callable[[], Awaitable[None]]
-) -> StreamingResponse:
+async def _stream(result: StreamingResult, cors: dict[str, str]) -> StreamingResponse:
     events = aiter(result)
     first = await anext(events, b"")
     return StreamingResponse(
-        _continue(first, events, finish),
+        _continue(first, events),
         media_type="text/event-stream",
         headers={**cors, "Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
-async def _continue(
-    first: bytes, events: AsyncIterator[bytes], finish: Callable[[], Awaitable[None]]
-) -> AsyncIterator[bytes]:
+async def _continue(first: bytes, events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
     try:
-        yield first
         async for event in events:
             yield event
     except Exception:
@@ -363,8 +352,6 @@ async def _continue(
         log.exception("chat_stream_failed")
         error = ErrorEvent(code=ErrorCode.STREAM_ERROR, allow_retry=True)
         yield b"data: " + error.model_dump_json().encode() + b"\n\n"
-    finally:
-        await finish()
 
 
 async def _link_context(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from starlette.datastructures import State
 
+from kithost.analytics.facts import FactBuffer
 from kithost.chat.attachments import AttachmentUrls
 from kithost.chat.auth import VerifiedTokens
 from kithost.chat.keys import ApiKeys
@@ -25,9 +26,10 @@ class Runtime:
     urls: AttachmentUrls
     keys: ApiKeys
     tokens: VerifiedTokens
+    facts: FactBuffer
 
     def attachment_store(self) -> SqlAttachmentStore:
-        store = SqlStore(self.sessionmaker, self.storage, self.urls)
+        store = SqlStore(self.sessionmaker, self.storage, self.urls, self.facts)
         return SqlAttachmentStore(store, self.settings)
 
     def server(self, *, new_message: bool) -> ChatServer:
@@ -53,5 +55,6 @@ def runtime(state: State) -> Runtime:
             urls=AttachmentUrls(settings),
             keys=ApiKeys(settings, state.secret_box, state.sessionmaker),
             tokens=VerifiedTokens(settings, state.sessionmaker),
+            facts=state.facts,
         )
     return found

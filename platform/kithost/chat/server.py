@@ -10,8 +10,9 @@ history, streamed by ``stream_agent_response``. Besides answering:
 - feedback is stored on the items and reported;
 - a cancelled response keeps its partial answer (the SDK's default, run shielded from the
   cancellation so its writes complete);
-- widget actions the widget config maps to ``forward`` reach :meth:`action`, which records
-  them as hidden context and lets the agent answer;
+- widget actions the loader forwards (mapped to ``forward``, or not mapped at all) reach
+  :meth:`action`, which records them as hidden context and lets the agent answer; actions
+  the config maps to something the loader does itself are refused here;
 - beyond ``messages_per_user_per_day`` (user messages in the last 24 hours) the chat answers
   with a ChatKit ``notice`` instead of the model, and a new message over the quota is
   removed again, so it neither stays unanswered nor counts.
@@ -130,7 +131,8 @@ class ChatServer(ChatKitServer[ChatContext]):
         sender: WidgetItem | None,
         context: ChatContext,
     ) -> AsyncIterator[ThreadStreamEvent]:
-        if not isinstance(context.widget.widget_config.actions.get(action.type), Forward):
+        mapped = context.widget.widget_config.actions.get(action.type)
+        if mapped is not None and not isinstance(mapped, Forward):
             raise CustomStreamError("This action is not available.")
         payload = json.dumps(action.payload, ensure_ascii=False, default=str)
         note = f"The visitor used the widget action {action.type!r} with payload {payload}"
@@ -159,9 +161,7 @@ class ChatServer(ChatKitServer[ChatContext]):
         # the shield, the first write would be cancelled too.
         with anyio.CancelScope(shield=True):
             await super().handle_stream_cancelled(thread, pending_items, context)
-            self.store.facts.add(
-                context, "server.response.failed", thread_id=thread.id, error="cancelled"
-            )
+            self.store.report(context, "response.failed", thread_id=thread.id, error="cancelled")
 
     async def _answer(
         self, thread: ThreadMetadata, context: ChatContext
@@ -197,15 +197,15 @@ class ChatServer(ChatKitServer[ChatContext]):
             raise
         except Exception as exc:
             result.cancel()
-            self.store.facts.add(
-                context, "server.response.failed", thread_id=thread.id, error=type(exc).__name__
+            self.store.report(
+                context, "response.failed", thread_id=thread.id, error=type(exc).__name__
             )
             raise
         usage = result.context_wrapper.usage
         counted = usage.requests > 0 and usage.total_tokens > 0
-        self.store.facts.add(
+        self.store.report(
             context,
-            "server.response.finished",
+            "response.finished",
             thread_id=thread.id,
             first_token_ms=first_token_ms,
             total_ms=_ms_since(context.received_at),
@@ -218,12 +218,6 @@ class ChatServer(ChatKitServer[ChatContext]):
         if key is None:
             raise CustomStreamError("This chat is not set up to answer yet.")
         return key
-
-    async def finish(self) -> None:
-        """Send the request's analytics facts (call once it is over, even when it failed)."""
-        # Also when the request's task is being cancelled: the facts are of committed work.
-        with anyio.CancelScope(shield=True):
-            await self.store.facts.send(self.store.sessionmaker)
 
 
 def own_ids(event: ThreadStreamEvent, ids: dict[str, str]) -> ThreadStreamEvent:

@@ -36,11 +36,11 @@ from chatkit.types import (
 from pydantic import AnyUrl, TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.analytics.facts import FactBuffer, fact
 from kithost.chat import repository
 from kithost.chat.attachments import AttachmentRules, AttachmentUrls
 from kithost.chat.context import ChatContext
 from kithost.chat.errors import attachment_not_found, item_not_found, thread_not_found
-from kithost.chat.facts import Facts
 from kithost.chat.repository import Order
 from kithost.chat.storage import BlobStorage, blob_key
 from kithost.db import Sessionmaker, session_scope
@@ -73,16 +73,22 @@ def new_id(item_type: StoreItemType) -> str:
 
 
 class SqlStore(Store[ChatContext]):
-    def __init__(self, sessionmaker: Sessionmaker, storage: BlobStorage, urls: AttachmentUrls):
+    def __init__(
+        self,
+        sessionmaker: Sessionmaker,
+        storage: BlobStorage,
+        urls: AttachmentUrls,
+        facts: FactBuffer,
+    ) -> None:
         self.sessionmaker = sessionmaker
+        self.facts = facts
+        """The process's analytics buffer: facts go in once what they report has committed."""
         self.storage = storage
         self.urls = urls
         self._latest: dict[str, Page[ThreadItem]] = {}
         """Per thread, the newest items as last read (a store lives for one request), newest
         first: the SDK reads them again right after the history is loaded, and a new thread's
         are known without reading. Dropped on writes, except additions to a whole list."""
-        self.facts = Facts()
-        """What this request reports to analytics (``Facts.send`` when it ends)."""
         self._new: set[str] = set()
         """Ids of threads this store generated and has not written yet."""
         self._unwritten: dict[str, tuple[ChatThread, ChatContext]] = {}
@@ -102,7 +108,13 @@ class SqlStore(Store[ChatContext]):
         for row, context in written:
             self._unwritten.pop(row.id, None)
             self._new.discard(row.id)
-            self.facts.add(context, "server.thread.created", thread_id=row.id)
+            self.report(context, "thread.created", thread_id=row.id)
+
+    def report(self, context: ChatContext, name: str, **data: Any) -> None:
+        """Report ``server.<name>`` about the context's end user (see ``analytics.facts``)."""
+        self.facts.add(
+            context.tenant_id, context.widget_id, fact(name, context.end_user_id, **data)
+        )
 
     def generate_thread_id(self, context: ChatContext) -> str:
         thread_id = new_id("thread")
@@ -199,7 +211,7 @@ class SqlStore(Store[ChatContext]):
         async with self.unit() as session:
             await self._insert_item(session, thread_id, item, context)
         if isinstance(item, UserMessageItem):
-            self.facts.add(context, "server.message.received", thread_id=thread_id)
+            self.report(context, "message.received", thread_id=thread_id)
         if latest is not None and not latest.has_more:  # known whole: still whole
             self._latest[thread_id] = Page(data=[self._present(item, context), *latest.data])
 
@@ -254,7 +266,7 @@ class SqlStore(Store[ChatContext]):
             if not await repository.thread_exists(session, context, thread_id):
                 raise thread_not_found()
             count = await repository.set_feedback(session, context, thread_id, item_ids, kind)
-        self.facts.add(context, "server.feedback", thread_id=thread_id, kind=kind, items=count)
+        self.report(context, "feedback", thread_id=thread_id, kind=kind, items=count)
         return count
 
     # -- attachment metadata ---------------------------------------------------------------
