@@ -10,21 +10,21 @@ from starlette.datastructures import State
 from kithost.analytics.facts import FactBuffer
 from kithost.chat.attachments import AttachmentUrls
 from kithost.chat.auth import VerifiedTokens
-from kithost.chat.keys import ApiKeys
 from kithost.chat.server import ChatServer
 from kithost.chat.storage import BlobStorage, storage_for
 from kithost.chat.store import SqlAttachmentStore, SqlStore
 from kithost.db import Sessionmaker
+from kithost.kit.crypto import SecretBox
 from kithost.settings import Settings
 
 
 @dataclass(frozen=True)
 class Runtime:
     settings: Settings
+    box: SecretBox
     sessionmaker: Sessionmaker
     storage: BlobStorage
     urls: AttachmentUrls
-    keys: ApiKeys
     tokens: VerifiedTokens
     facts: FactBuffer
 
@@ -38,7 +38,7 @@ class Runtime:
             attachments.store,
             attachments,
             settings=self.settings,
-            keys=self.keys,
+            box=self.box,
             new_message=new_message,
         )
 
@@ -50,10 +50,10 @@ def runtime(state: State) -> Runtime:
         settings: Settings = state.settings
         found = state.chat_runtime = Runtime(
             settings=settings,
+            box=state.secret_box,
             sessionmaker=state.sessionmaker,
             storage=storage_for(settings),
             urls=AttachmentUrls(settings),
-            keys=ApiKeys(settings, state.secret_box, state.sessionmaker),
             tokens=VerifiedTokens(settings, state.sessionmaker),
             facts=state.facts,
         )

@@ -55,8 +55,10 @@ from chatkit.types import (
 
 from kithost.chat import agent
 from kithost.chat.context import ChatContext
-from kithost.chat.keys import ApiKeys
 from kithost.chat.store import SqlAttachmentStore, SqlStore, new_id
+from kithost.errors import Conflict
+from kithost.kit.crypto import SecretBox
+from kithost.secrets.service import openai_key_to_use
 from kithost.settings import Settings
 from kithost.widgets.config import Forward
 
@@ -80,12 +82,12 @@ class ChatServer(ChatKitServer[ChatContext]):
         attachment_store: SqlAttachmentStore,
         *,
         settings: Settings,
-        keys: ApiKeys,
+        box: SecretBox,
         new_message: bool,
     ) -> None:
         super().__init__(store, attachment_store)
         self.settings = settings
-        self.keys = keys
+        self.box = box
         self.new_message = new_message
         """Whether this request adds the user message ``respond`` gets (not a retry)."""
 
@@ -169,7 +171,7 @@ class ChatServer(ChatKitServer[ChatContext]):
         config = context.widget.widget_config.agent
         base_url = str(config.base_url) if config.base_url else self.settings.openai_base_url
         client = agent.openai_client(
-            await self._api_key(context), base_url, self.settings.openai_timeout_seconds
+            self._api_key(context), base_url, self.settings.openai_timeout_seconds
         )
         history = await self.store.load_thread_items(
             thread.id, None, agent.HISTORY_ITEMS, "desc", context
@@ -213,11 +215,12 @@ class ChatServer(ChatKitServer[ChatContext]):
             output_tokens=usage.output_tokens if counted else None,
         )
 
-    async def _api_key(self, context: ChatContext) -> str:
-        key = await self.keys.get(context.tenant_id)
-        if key is None:
-            raise CustomStreamError("This chat is not set up to answer yet.")
-        return key
+    def _api_key(self, context: ChatContext) -> str:
+        """The tenant's key (from the config cache, as the widget), else the platform's."""
+        try:
+            return openai_key_to_use(self.settings, self.box, context.widget.tenant_openai_key)
+        except Conflict as exc:
+            raise CustomStreamError("This chat is not set up to answer yet.") from exc
 
 
 def own_ids(event: ThreadStreamEvent, ids: dict[str, str]) -> ThreadStreamEvent:
