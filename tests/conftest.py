@@ -7,16 +7,20 @@ app's sessions join it with SAVEPOINTs, so their commits are real but never leak
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from starlette.types import Receive, Scope, Send
 
 from kithost import migrate
 from kithost.app import create_app
@@ -135,3 +139,50 @@ async def db(app: FastAPI) -> AsyncIterator[AsyncSession]:
     """A unit of work in the test's transaction, for arranging data and checking results."""
     async with session_scope(app.state.sessionmaker) as session:
         yield session
+
+
+class LoopbackServer:
+    """uvicorn in the test session's event loop, serving whichever app ``app`` is."""
+
+    def __init__(self) -> None:
+        self.app: FastAPI | None = None
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        config = uvicorn.Config(
+            self._dispatch, lifespan="off", log_config=None, log_level="warning", interface="asgi3"
+        )
+        self.server = uvicorn.Server(config)
+        self.task: asyncio.Task[None] | None = None
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.app is not None, "no app is being served"
+        await self.app(scope, receive, send)
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.server.serve(sockets=[self._socket]))
+        # uvicorn offers only this flag to wait for.
+        while not self.server.started:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self.task is not None:
+            await self.task
+
+
+@pytest.fixture(scope="session")
+async def loopback() -> AsyncIterator[LoopbackServer]:
+    server = LoopbackServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def http(app: FastAPI, loopback: LoopbackServer) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the test's app, over real sockets."""
+    loopback.app = app
+    async with httpx.AsyncClient(base_url=loopback.url, timeout=30) as client:
+        yield client
+    loopback.app = None

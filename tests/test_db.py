@@ -1,17 +1,21 @@
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.exc import StatementError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit.service import CLI
 from kithost.db import session_scope
 from kithost.models import AuditLogEntry, Tenant, User
 from kithost.tenants.service import create_tenant
 from kithost.users.service import create_user
+from kithost.widgets.service import create_widget, publish_draft
 
 
 async def _count(app: FastAPI, model: type[Tenant] | type[User]) -> int:
@@ -61,3 +65,43 @@ async def test_naive_timestamps_are_refused(app: FastAPI) -> None:
         with pytest.raises(StatementError, match="naive datetime"):
             await session.flush()
         await session.rollback()
+
+
+async def test_a_request_commits_before_its_response_is_sent(
+    app: FastAPI, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over a real socket: the response waits for the request's commit (``DbSession``)."""
+    async with session_scope(app.state.sessionmaker) as session:
+        tenant = await create_tenant(
+            session,
+            CLI,
+            slug="acme",
+            name="Acme",
+            owner=(await create_user(session, CLI, "a@b.c")).user,
+        )
+        widget = await create_widget(
+            session, CLI, tenant, name="chat", origins=["https://shop.example.com"]
+        )
+        await publish_draft(session, CLI, widget, published_by=None)
+    gate = asyncio.Event()
+    commit = AsyncSession.commit
+
+    async def gated_commit(self: AsyncSession) -> None:
+        await gate.wait()
+        await commit(self)
+
+    monkeypatch.setattr(AsyncSession, "commit", gated_commit)
+    request = asyncio.create_task(
+        http.post(
+            f"/v1/embed/{widget.public_key}/session",
+            json={"device_id": "anon_" + "d" * 24},
+            headers={"Origin": "https://shop.example.com"},
+        )
+    )
+    try:
+        await asyncio.sleep(0.5)
+        answered_early = request.done()
+    finally:
+        gate.set()
+    assert (await request).status_code == 200
+    assert not answered_early  # answered only once committed

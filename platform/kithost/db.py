@@ -107,4 +107,7 @@ async def get_session(
         yield session
 
 
-DbSession = Annotated[AsyncSession, Depends(get_session)]
+DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
+"""The request's unit of work. ``scope="function"``: it commits when the route returns,
+before the response is sent, so a client never sees a success whose commit then failed,
+and its next request reads what this one wrote."""
