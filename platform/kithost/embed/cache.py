@@ -29,7 +29,7 @@ from starlette.datastructures import State
 from kithost.db import Sessionmaker
 from kithost.embed import repository, service
 from kithost.embed.service import AllowedEntry, Published, Rendered, Snapshot
-from kithost.errors import ServiceUnavailable
+from kithost.errors import NotFound, ServiceUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -164,6 +164,19 @@ def _unavailable() -> ServiceUnavailable:
     return ServiceUnavailable(
         "The widget's configuration cannot be loaded right now.", code="config_unavailable"
     )
+
+
+async def published_answers(state: State, public_key: str) -> PublishedAnswers:
+    """The published widget behind a visitor route, from the app's cache; 404
+    ``widget_not_found`` when the key is unknown or nothing is published."""
+    widget = await config_cache(state).get(public_key, state.sessionmaker)
+    if widget.answers is None:
+        raise NotFound(
+            "No published widget has this key.",
+            code="widget_not_found",
+            headers={"Cache-Control": "no-store", "Vary": "Origin"},
+        )
+    return widget.answers
 
 
 def config_cache(state: State) -> ConfigCache:

@@ -20,10 +20,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from starlette.types import Receive, Scope, Send
 
-from kithost.embed.cache import config_cache
+from kithost.embed.cache import published_answers
 from kithost.embed.schemas import EmbedConfig
 from kithost.embed.service import Rendered
-from kithost.errors import Forbidden, NotFound
+from kithost.errors import Forbidden
 from kithost.kit.schemas import problems
 
 CONFIG_PATH = "/v1/embed/{pk}/config"
@@ -107,12 +107,8 @@ async def _allowed(pk: str, request: Request) -> tuple[str, Rendered]:
     origin = request.headers.get("origin")
     if origin is None or not origin.startswith(("https://", "http://")):
         raise _origin_not_allowed()
-    widget = await config_cache(request.app.state).get(pk, request.app.state.sessionmaker)
-    if widget.answers is None:
-        raise NotFound(
-            "No published widget has this key.", code="widget_not_found", headers=_error_headers()
-        )
-    rendered = widget.answers.for_origin(origin)
+    answers = await published_answers(request.app.state, pk)
+    rendered = answers.for_origin(origin)
     if rendered is None:
         raise _origin_not_allowed()
     return origin, rendered
@@ -120,12 +116,10 @@ async def _allowed(pk: str, request: Request) -> tuple[str, Rendered]:
 
 def _origin_not_allowed() -> Forbidden:
     return Forbidden(
-        "This origin may not show the widget.", code="origin_not_allowed", headers=_error_headers()
+        "This origin may not show the widget.",
+        code="origin_not_allowed",
+        headers={"Cache-Control": "no-store", "Vary": "Origin"},
     )
-
-
-def _error_headers() -> dict[str, str]:
-    return {"Cache-Control": "no-store", "Vary": "Origin"}
 
 
 def _etag_matches(if_none_match: str | None, etag: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,11 +25,16 @@ class AllowedEntry:
 
 @dataclass(frozen=True)
 class Published:
-    """A published widget: its public config and the origins allowed to show it."""
+    """A published widget as every visitor route needs it: who owns it, the config it runs,
+    its public part and the origins allowed to show it."""
 
+    tenant_id: uuid.UUID
+    widget_id: uuid.UUID
     public_key: str
     version: int
+    widget_config: WidgetConfig
     config: dict[str, Any]
+    """``widget_config.public()``: what the loader may see."""
     direct: bool
     origins: tuple[AllowedEntry, ...]
     """Most specific first: exact origins, then wildcards, longest domain first."""
@@ -36,6 +42,9 @@ class Published:
     def entry_for(self, origin: str) -> AllowedEntry | None:
         """The allowed entry that lets ``origin`` (an ``Origin`` header) show the widget."""
         return next((e for e in self.origins if origin_matches(origin, e.pattern)), None)
+
+    def allows(self, origin: str) -> bool:
+        return self.entry_for(origin) is not None
 
 
 @dataclass(frozen=True)
@@ -74,8 +83,11 @@ async def load(session: AsyncSession, public_key: str) -> Snapshot:
         key=lambda e: (WILDCARD in e.pattern, -len(e.pattern), e.pattern),
     )
     published = Published(
+        tenant_id=row.tenant_id,
+        widget_id=row.id,
         public_key=public_key,
         version=row.published_version,
+        widget_config=config,
         config=config.public(),
         direct=config.placement is Placement.direct,
         origins=tuple(entries),

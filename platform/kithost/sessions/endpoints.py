@@ -14,22 +14,20 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.auth.dependencies import SessionsMint
 from kithost.db import DbSession
-from kithost.embed import repository as published
-from kithost.errors import Conflict, Forbidden, NotFound
-from kithost.kit.origins import origin_allowed
+from kithost.embed import service as embed_service
+from kithost.embed.cache import published_answers
+from kithost.embed.service import Published
+from kithost.errors import Conflict, Forbidden
 from kithost.kit.ratelimit import AppRateLimiter
 from kithost.kit.schemas import problems
 from kithost.models import Placement
 from kithost.sessions import service
 from kithost.sessions.schemas import BackendSessionRequest, MintedSession, VisitorSessionRequest
-from kithost.sessions.service import Target
 from kithost.settings import Settings
 from kithost.state import AppSecretBox, AppSettings
-from kithost.widgets.config import WidgetConfig
 from kithost.widgets.service import get_widget
 
 visitor_router = APIRouter(tags=["embed"])
@@ -38,18 +36,9 @@ router = APIRouter(tags=["sessions"])
 SESSION_PATH = "/v1/embed/{pk}/session"
 
 
-async def _target(session: AsyncSession, public_key: str) -> tuple[Target, list[str]]:
-    row = await published.widget_with_published_config(session, public_key)
-    if row is None or row.config is None:
-        raise NotFound("No published widget with this key.", code="widget_not_found")
-    patterns = [p for p, _ in await published.allowed_origins(session, row.tenant_id, row.id)]
-    config = WidgetConfig.model_validate(row.config)
-    return Target(row.tenant_id, row.id, public_key, config), patterns
-
-
-def _allowed_origin(request: Request, settings: Settings, patterns: list[str]) -> str:
+def _allowed_origin(request: Request, settings: Settings, target: Published) -> str:
     origin = request.headers.get("origin")
-    if origin is None or not (origin == settings.base_url or origin_allowed(origin, patterns)):
+    if origin is None or not (origin == settings.base_url or target.allows(origin)):
         raise Forbidden("This page may not use this widget.", code="origin_not_allowed")
     return origin
 
@@ -75,8 +64,8 @@ async def visitor_session(
     box: AppSecretBox,
     limiter: AppRateLimiter,
 ) -> MintedSession:
-    target, patterns = await _target(session, pk)
-    origin = _allowed_origin(request, settings, patterns)
+    target = (await published_answers(request.app.state, pk)).published
+    origin = _allowed_origin(request, settings, target)
     client = request.client.host if request.client else "unknown"
     await service.limit(
         limiter, f"mint:ip:{target.widget_id}:{client}", settings.mint_limit_per_client
@@ -111,11 +100,9 @@ async def visitor_session(
 
 
 @visitor_router.options(SESSION_PATH, include_in_schema=False)
-async def visitor_session_preflight(
-    pk: str, request: Request, session: DbSession, settings: AppSettings
-) -> Response:
-    _, patterns = await _target(session, pk)
-    origin = _allowed_origin(request, settings, patterns)
+async def visitor_session_preflight(pk: str, request: Request, settings: AppSettings) -> Response:
+    target = (await published_answers(request.app.state, pk)).published
+    origin = _allowed_origin(request, settings, target)
     response = Response(status_code=204)
     _cors(response, origin)
     response.headers["Access-Control-Allow-Methods"] = "POST"
@@ -138,12 +125,13 @@ async def backend_session(
     box: AppSecretBox,
 ) -> MintedSession:
     widget = await get_widget(session, access.tenant, id)
-    if widget.published_version is None:
+    # From the database, not the cache: a backend may mint right after publishing.
+    target = (await embed_service.load(session, widget.public_key)).published
+    if target is None:
         raise Conflict("Publish the widget first.", code="widget_not_published")
-    target, patterns = await _target(session, widget.public_key)
-    if body.origin is not None and not origin_allowed(body.origin, patterns):
+    if body.origin is not None and not target.allows(body.origin):
         raise Forbidden("That origin may not use this widget.", code="origin_not_allowed")
-    framed = target.config.placement is Placement.framed
+    framed = target.widget_config.placement is Placement.framed
     return await service.mint(
         session,
         settings,

@@ -8,13 +8,12 @@ refresh presenting the current secret finds its end user).
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.embed.service import Published
 from kithost.errors import Conflict, NotFound, RateLimited, Unauthorized, invalid_field
 from kithost.kit.crypto import SecretBox
 from kithost.kit.ratelimit import RateLimiter
@@ -25,17 +24,6 @@ from kithost.sessions import hosted, tokens
 from kithost.sessions.identity import EndUser, anonymous_user, verify_identity_token
 from kithost.sessions.schemas import HostedSessionOut, SelfHostedSession
 from kithost.settings import Settings
-from kithost.widgets.config import WidgetConfig
-
-
-@dataclass(frozen=True)
-class Target:
-    """The widget a credential is for, and the published config it runs."""
-
-    tenant_id: uuid.UUID
-    widget_id: uuid.UUID
-    public_key: str
-    config: WidgetConfig
 
 
 async def limit(limiter: RateLimiter, key: str, per_minute: int) -> None:
@@ -47,7 +35,7 @@ async def limit(limiter: RateLimiter, key: str, per_minute: int) -> None:
 async def end_user_of(
     session: AsyncSession,
     box: SecretBox,
-    target: Target,
+    target: Published,
     *,
     identity_token: str | None,
     device_id: str | None,
@@ -61,7 +49,7 @@ async def end_user_of(
                 "This widget has no identity secret yet.", code="invalid_identity_token"
             )
         return verify_identity_token(identity_token, secret)
-    if target.config.require_identity:
+    if target.widget_config.require_identity:
         raise Unauthorized("This widget needs an identity token.", code="identity_required")
     if device_id is None:
         raise invalid_field("device_id", "send an identity_token or an anonymous device_id")
@@ -72,14 +60,14 @@ async def mint(
     session: AsyncSession,
     settings: Settings,
     box: SecretBox,
-    target: Target,
+    target: Published,
     *,
     end_user_id: str,
     origin: str | None,
     context: dict[str, Any],
 ) -> SelfHostedSession | HostedSessionOut:
     minted: SelfHostedSession | HostedSessionOut
-    if target.config.mode is WidgetMode.hosted:
+    if target.widget_config.mode is WidgetMode.hosted:
         minted = await _mint_hosted(session, settings, box, target, end_user_id, context)
         secret_hash: str | None = hash_secret(minted.client_secret)
     else:
@@ -93,7 +81,7 @@ async def mint(
             widget_id=target.widget_id,
             end_user_id=end_user_id,
             origin=origin,
-            mode=target.config.mode,
+            mode=target.widget_config.mode,
             secret_hash=secret_hash,
         )
     )
@@ -101,10 +89,10 @@ async def mint(
 
 
 async def refreshed_end_user(
-    session: AsyncSession, settings: Settings, target: Target, *, current: str, origin: str
+    session: AsyncSession, settings: Settings, target: Published, *, current: str, origin: str
 ) -> str:
     """The end user of the credential being refreshed (of this widget and origin only)."""
-    if target.config.mode is WidgetMode.self_hosted:
+    if target.widget_config.mode is WidgetMode.self_hosted:
         claims = await tokens.verify(
             session, settings, current, public_key=target.public_key, origin=origin
         )
@@ -126,7 +114,7 @@ async def _mint_self_hosted(
     session: AsyncSession,
     settings: Settings,
     box: SecretBox,
-    target: Target,
+    target: Published,
     end_user_id: str,
     origin: str,
 ) -> SelfHostedSession:
@@ -149,11 +137,11 @@ async def _mint_hosted(
     session: AsyncSession,
     settings: Settings,
     box: SecretBox,
-    target: Target,
+    target: Published,
     end_user_id: str,
     context: dict[str, Any],
 ) -> HostedSessionOut:
-    workflow = target.config.hosted
+    workflow = target.widget_config.hosted
     if workflow is None:  # parse_config refuses a hosted widget without a workflow
         raise Conflict("The widget has no hosted workflow.", code="widget_misconfigured")
     tenant = await session.get(Tenant, target.tenant_id)
