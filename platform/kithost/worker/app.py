@@ -38,6 +38,16 @@ def create_celery(settings: Settings) -> Celery:
         timezone="UTC",
         enable_utc=True,
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
-        beat_schedule={},
+        broker_transport_options={
+            # Redis: a message a killed worker held goes back to the queue after this long.
+            "visibility_timeout": settings.broker_visibility_timeout_seconds,
+        },
+        beat_schedule={
+            "analytics-rollup": {
+                "task": "kithost.analytics.rollup",
+                "schedule": settings.analytics_rollup_seconds,
+            },
+            "analytics-purge": {"task": "kithost.analytics.purge", "schedule": 3600.0},
+        },
     )
     return app
