@@ -126,7 +126,11 @@ async def _hand_over(request: Request, published: Published, batch: Batch) -> No
     events = [e.as_task_arg() for e in batch.events]
     try:
         await asyncio.to_thread(
-            state.celery.send_task, ingest.name, args=[*args, events], retry=False
+            state.celery.send_task,
+            ingest.name,
+            args=[*args, events],
+            retry=False,
+            ignore_result=True,
         )
     except BROKER_ERRORS as exc:
         log.warning("events_broker_unavailable", error=repr(exc))

@@ -41,7 +41,7 @@ RETRY = _Retry(
 """Database outages are waited out (exponential backoff, at most 5 minutes apart)."""
 
 
-@shared_task(name="kithost.analytics.ingest", bind=True, **RETRY)
+@shared_task(name="kithost.analytics.ingest", bind=True, ignore_result=True, **RETRY)
 def ingest(
     self: Task[Any, Any], tenant_id: str, widget_id: str, events: list[dict[str, Any]]
 ) -> int:
