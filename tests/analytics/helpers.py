@@ -30,7 +30,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def event(name: str, data: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+def event(name: str, data: Any = None, **fields: Any) -> dict[str, Any]:
     """A client event as a loader sends it (a fresh id and the current time)."""
     return {
         "id": f"ev_{secrets.token_hex(8)}",

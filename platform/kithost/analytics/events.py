@@ -223,9 +223,10 @@ def _data(name: str, data: object) -> dict[str, Any] | tuple[str, str, str]:
 _VOLATILE = re.compile(
     r"""(?x)
     "[^"]*" | '[^']*'                                   # quoted values
-    | \b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b   # uuids
-    | \b(?:0x)?[0-9a-f]*\d[0-9a-f]*\b                   # numbers and hex ids
     | https?://\S+                                      # urls
+    | \b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b   # uuids
+    | \b0x[0-9a-f]+\b | \b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{6,}\b   # hex ids
+    | \d+(?:\.\d+)?                                     # numbers (units stay: 30s -> <?>s)
     """,
     re.IGNORECASE,
 )

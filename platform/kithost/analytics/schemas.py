@@ -45,7 +45,7 @@ class RangeQuery(Schema):
 
 
 class SeriesQuery(RangeQuery):
-    metric: Metric
+    metric: Metric = Metric.loads
     interval: Interval = Interval.day
     tz: Annotated[str, StringConstraints(max_length=64)] = Field(
         "UTC", description="IANA time zone of the buckets, e.g. Europe/Paris."

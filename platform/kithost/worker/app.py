@@ -19,6 +19,14 @@ TASK_MODULES = ["kithost.analytics.tasks", "kithost.health.tasks", "kithost.invi
 kombu_sqlalchemy.Transport.polling_interval = 0.2
 
 
+def _transport_options(settings: Settings) -> dict[str, object]:
+    # Redis: a message a killed worker held goes back to the queue after this long. (The
+    # SQLAlchemy transport passes its options to create_engine: give it none.)
+    if settings.broker.startswith(("redis://", "rediss://")):
+        return {"visibility_timeout": settings.broker_visibility_timeout_seconds}
+    return {}
+
+
 def create_celery(settings: Settings) -> Celery:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = Celery("kithost", include=TASK_MODULES, set_as_current=False)
@@ -38,10 +46,7 @@ def create_celery(settings: Settings) -> Celery:
         timezone="UTC",
         enable_utc=True,
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
-        broker_transport_options={
-            # Redis: a message a killed worker held goes back to the queue after this long.
-            "visibility_timeout": settings.broker_visibility_timeout_seconds,
-        },
+        broker_transport_options=_transport_options(settings),
         beat_schedule={
             "analytics-rollup": {
                 "task": "kithost.analytics.rollup",
