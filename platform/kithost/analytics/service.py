@@ -286,6 +286,11 @@ async def recompute(
     return len(hours) * len(tenant_ids)
 
 
+async def tenant_ids(session: AsyncSession) -> list[uuid.UUID]:
+    """Every tenant's id, for maintenance over all of them."""
+    return [tenant_id for tenant_id, _ in await repository.tenants_with_retention(session)]
+
+
 def hours_between(start: datetime, end: datetime) -> list[datetime]:
     first = hour_of(start.astimezone(UTC))
     return [first + i * HOUR for i in range(max(0, -(-(end - first) // HOUR)))]
