@@ -25,11 +25,16 @@ def histogram(values: Iterable[int]) -> list[int]:
     return counts
 
 
+def add(total: list[int], counts: Sequence[int]) -> None:
+    """Add ``counts`` into ``total``, in place."""
+    for i, n in enumerate(counts):
+        total[i] += n
+
+
 def merge(histograms: Iterable[Sequence[int]]) -> list[int]:
     total = empty()
     for counts in histograms:
-        for i, n in enumerate(counts):
-            total[i] += n
+        add(total, counts)
     return total
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from psycopg.types.json import Jsonb
 from sqlalchemy import (
     ColumnElement,
     Integer,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -50,10 +52,49 @@ def _insert(session: AsyncSession, model: type[Any]) -> Any:
 # --- ingestion -------------------------------------------------------------------------
 
 
+_UNNEST_INSERT = text(
+    """
+    INSERT INTO analytics_events
+        (tenant_id, event_id, widget_id, name, occurred_at, received_at, end_user_id,
+         thread_id, data)
+    SELECT CAST(:tenant_id AS uuid), e.event_id, CAST(:widget_id AS uuid), e.name,
+           e.occurred_at, CAST(:received_at AS timestamptz),
+           e.end_user_id, e.thread_id, e.data
+    FROM unnest(
+        CAST(:event_ids AS text[]), CAST(:names AS text[]),
+        CAST(:occurred_ats AS timestamptz[]), CAST(:end_user_ids AS text[]),
+        CAST(:thread_ids AS text[]), CAST(:datas AS jsonb[])
+    ) AS e(event_id, name, occurred_at, end_user_id, thread_id, data)
+    ON CONFLICT (tenant_id, event_id) DO NOTHING
+    RETURNING event_id
+    """
+)
+"""PostgreSQL: one statement of constant text for any batch (arrays, one per column), which
+psycopg prepares once; a multi-row VALUES statement is parsed anew for each batch size."""
+
+
 async def insert_events(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
-    """Insert the events not stored yet; the ids of those inserted now."""
+    """Insert the events not stored yet; the ids of those inserted now. ``rows`` share
+    their tenant, widget and ``received_at``."""
     if not rows:
         return set()
+    if session.get_bind().dialect.name == "postgresql":
+        first = rows[0]
+        result = await session.execute(
+            _UNNEST_INSERT,
+            {
+                "tenant_id": first["tenant_id"],
+                "widget_id": first["widget_id"],
+                "received_at": first["received_at"],
+                "event_ids": [r["event_id"] for r in rows],
+                "names": [r["name"] for r in rows],
+                "occurred_ats": [r["occurred_at"] for r in rows],
+                "end_user_ids": [r["end_user_id"] for r in rows],
+                "thread_ids": [r["thread_id"] for r in rows],
+                "datas": [Jsonb(r["data"]) for r in rows],
+            },
+        )
+        return set(result.scalars())
     statement = (
         _insert(session, Event)
         .on_conflict_do_nothing(index_elements=[Event.tenant_id, Event.event_id])
@@ -313,31 +354,27 @@ async def summed(
     return [tuple(row) for row in await session.execute(query)]
 
 
-class Histograms(NamedTuple):
-    start: datetime
-    first_token_ms: list[int]
-    total_ms: list[int]
-
-
 async def histograms(
     session: AsyncSession,
     tenant_id: uuid.UUID,
+    period: RollupPeriod,
+    column: str,
     start: datetime,
     end: datetime,
     widget_id: uuid.UUID | None,
-) -> Sequence[Histograms]:
-    """Hourly latency histograms with responses in them."""
+) -> Sequence[tuple[datetime, list[int]]]:
+    """(start, latency histogram ``column``) of the rollups with responses in them."""
     r = AnalyticsRollup
-    query = select(r.start, r.first_token_ms, r.total_ms).where(
+    query = select(r.start, getattr(r, column)).where(
         r.tenant_id == tenant_id,
-        r.period == RollupPeriod.hour,
+        r.period == period,
         r.start >= start,
         r.start < end,
         r.responses > 0,
     )
     if widget_id is not None:
         query = query.where(r.widget_id == widget_id)
-    return [Histograms(*row) for row in await session.execute(query.order_by(r.start))]
+    return [(s, counts) for s, counts in await session.execute(query)]
 
 
 async def end_user_times(

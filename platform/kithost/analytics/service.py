@@ -240,8 +240,8 @@ async def rollup_day(session: AsyncSession, tenant_id: uuid.UUID, day: datetime)
         row = rows[hourly.widget_id]
         for metric in repository.SUMMABLE:
             row[metric] += getattr(hourly, metric)
-        row["first_token_ms"] = latency.merge([row["first_token_ms"], hourly.first_token_ms])
-        row["total_ms"] = latency.merge([row["total_ms"], hourly.total_ms])
+        latency.add(row["first_token_ms"], hourly.first_token_ms)
+        latency.add(row["total_ms"], hourly.total_ms)
     users = await repository.distinct_end_users(session, tenant_id, day, end)
     for widget_id, row in rows.items():
         row["widget_id"] = widget_id
@@ -331,25 +331,23 @@ PERCENTILES = {
 }
 
 
-@dataclass(frozen=True)
 class Window:
     """Buckets of an interval in a time zone covering [since, until)."""
 
-    starts: list[datetime]
-    """Bucket starts in the time zone, plus the end of the last bucket."""
-    interval: Interval
-    zone: ZoneInfo
-
-    @property
-    def utc_starts(self) -> list[datetime]:
-        return [s.astimezone(UTC) for s in self.starts]
-
-    @property
-    def aligned_days(self) -> bool:
-        """Whether the buckets are UTC days (so the daily rollups answer exactly)."""
-        return self.interval is Interval.day and all(
-            s.utcoffset() == timedelta(0) for s in self.starts
+    def __init__(self, starts: list[datetime], interval: Interval) -> None:
+        self.starts = starts
+        """Bucket starts in the time zone, plus the end of the last bucket."""
+        self.interval = interval
+        self.utc_starts = [s.astimezone(UTC) for s in starts]
+        self.aligned_days = interval is Interval.day and all(
+            s.utcoffset() == timedelta(0) for s in starts
         )
+        """Whether the buckets are UTC days (so the daily rollups answer exactly)."""
+
+    @property
+    def period(self) -> RollupPeriod:
+        """The rollups that answer for these buckets."""
+        return RollupPeriod.day if self.aligned_days else RollupPeriod.hour
 
     def bucket(self, moment: datetime) -> int | None:
         index = bisect.bisect_right(self.utc_starts, moment) - 1
@@ -384,7 +382,7 @@ def window(since: datetime, until: datetime, interval: Interval, tz: ZoneInfo) -
             day += DAY
     if len(starts) > MAX_BUCKETS + 1:
         raise invalid_field("since", f"at most {MAX_BUCKETS} {interval.value}s per series")
-    return Window(starts, interval, tz)
+    return Window(starts, interval)
 
 
 async def series(
@@ -401,10 +399,12 @@ async def series(
     if metric in PERCENTILES:
         column, q = PERCENTILES[metric]
         merged: list[list[int]] = [latency.empty() for _ in values]
-        for row in await repository.histograms(session, tenant.id, start, end, widget_id):
-            index = where.bucket(row.start)
+        for row_start, counts in await repository.histograms(
+            session, tenant.id, where.period, column, start, end, widget_id
+        ):
+            index = where.bucket(row_start)
             if index is not None:
-                merged[index] = latency.merge([merged[index], getattr(row, column)])
+                latency.add(merged[index], counts)
         return [latency.percentile(counts, q) for counts in merged]
     if metric is Metric.end_users and where.interval is Interval.day and not where.aligned_days:
         users: list[set[str]] = [set() for _ in values]
@@ -413,9 +413,8 @@ async def series(
             if index is not None:
                 users[index].add(user)
         return [len(s) for s in users]
-    period = RollupPeriod.day if where.aligned_days else RollupPeriod.hour
     for row_start, value in await repository.summed(
-        session, tenant.id, period, start, end, widget_id, [metric.value]
+        session, tenant.id, where.period, start, end, widget_id, [metric.value]
     ):
         index = where.bucket(row_start)
         if index is not None:
@@ -459,9 +458,15 @@ async def latencies(
     widget_id: uuid.UUID | None,
 ) -> Latency:
     """Percentiles over the hours from ``since``'s to ``until``'s."""
-    rows = await repository.histograms(session, tenant.id, hour_of(since), until, widget_id)
-    first = latency.merge(r.first_token_ms for r in rows)
-    total = latency.merge(r.total_ms for r in rows)
+    start, hour = hour_of(since), RollupPeriod.hour
+    first_rows = await repository.histograms(
+        session, tenant.id, hour, "first_token_ms", start, until, widget_id
+    )
+    total_rows = await repository.histograms(
+        session, tenant.id, hour, "total_ms", start, until, widget_id
+    )
+    first = latency.merge(counts for _, counts in first_rows)
+    total = latency.merge(counts for _, counts in total_rows)
     return Latency(
         responses=sum(total),
         first_token_p50=latency.percentile(first, 0.5),
