@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 from fastapi import FastAPI
@@ -48,36 +48,34 @@ async def store(
     return stored
 
 
-async def reader(app: FastAPI, db: AsyncSession, tenant_id: Any) -> Credentials:
-    tenant = await db.get(Tenant, tenant_id)
-    assert tenant is not None
-    return await client_token(
-        app, db, tenant, [Scope.analytics_read, Scope.widgets_write, Scope.members_write]
-    )
+class Subject(NamedTuple):
+    widget: Widget
+    tenant: Tenant
+    creds: Credentials
+    """An API client of the tenant with analytics:read, widgets:write and members:write."""
+    url: str
+    """The tenant's analytics routes."""
 
 
-def base(widget: Widget, tenant: Tenant) -> str:
-    return f"/api/v1/tenants/{tenant.slug}/analytics"
-
-
-async def tenant_of(db: AsyncSession, widget: Widget) -> Tenant:
+async def subject(app: FastAPI, db: AsyncSession, widget: Widget | None = None) -> Subject:
+    """A published widget (a new one unless given), its tenant and a client of it."""
+    widget = widget or await published_widget(db)
     tenant = await db.get(Tenant, widget.tenant_id)
     assert tenant is not None
-    return tenant
+    scopes = [Scope.analytics_read, Scope.widgets_write, Scope.members_write]
+    creds = await client_token(app, db, tenant, scopes)
+    return Subject(widget, tenant, creds, f"/api/v1/tenants/{tenant.slug}/analytics")
 
 
 async def test_series_funnel_and_latency(
     client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
-    widget = await published_widget(db)
-    tenant = await tenant_of(db, widget)
+    widget, tenant, creds, url = await subject(app, db)
     events = [event("loader.loaded") for _ in range(5)] + [event("widget.opened") for _ in range(3)]
     events += [server("server.session.minted", mode="self_hosted")]
     events += conversation("th_a", 3, positive=True) + conversation("th_b", 1)
     events += [server("server.feedback", thread_id="th_b", kind="negative")]
     assert await store(app, widget, events) == len(events)
-    creds = await reader(app, db, widget.tenant_id)
-    url = base(widget, tenant)
 
     async def total(metric: str, **params: Any) -> float:
         response = await client.get(
@@ -131,17 +129,15 @@ async def test_series_funnel_and_latency(
 async def test_series_buckets_in_a_time_zone(
     client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
-    widget = await published_widget(db)
-    tenant = await tenant_of(db, widget)
+    widget, _tenant, creds, url = await subject(app, db)
     now = utcnow()
     # 23:30 yesterday in Paris is the same local day as nothing today; in UTC it may differ.
     paris_evening = now.replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=1)
     at = int(paris_evening.timestamp() * 1000)
     await store(app, widget, [event("loader.loaded", time=at), event("loader.loaded")])
-    creds = await reader(app, db, widget.tenant_id)
     since = (now - timedelta(days=3)).isoformat()
     response = await client.get(
-        f"{base(widget, tenant)}/series",
+        f"{url}/series",
         params={"metric": "loads", "tz": "Europe/Paris", "since": since, "until": now.isoformat()},
         headers=creds.headers,
     )
@@ -157,10 +153,8 @@ async def test_series_buckets_in_a_time_zone(
 async def test_bad_report_queries_are_problems_with_the_field(
     client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
-    widget = await published_widget(db)
-    tenant = await tenant_of(db, widget)
-    creds = await reader(app, db, widget.tenant_id)
-    url = f"{base(widget, tenant)}/series"
+    _widget, _tenant, creds, url = await subject(app, db)
+    url = f"{url}/series"
     now = utcnow()
     cases = [
         ({"metric": "loads", "tz": "Mars/Olympus"}, "tz"),
@@ -198,10 +192,8 @@ async def test_bad_report_queries_are_problems_with_the_field(
 async def test_error_groups_group_count_resolve_and_reopen(
     client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
-    widget = await published_widget(db)
-    tenant = await tenant_of(db, widget)
-    creds = await reader(app, db, widget.tenant_id)
-    url = f"{base(widget, tenant)}/errors"
+    widget, tenant, creds, url = await subject(app, db)
+    url = f"{url}/errors"
     await store(
         app, widget, [client_error("Request 1234 failed"), client_error("Request 98 failed")]
     )
@@ -243,9 +235,7 @@ async def test_another_tenants_analytics_are_invisible(
 ) -> None:
     mine, theirs = await published_widget(db), await published_widget(db)
     await store(app, theirs, [event("loader.loaded"), client_error("Boom 1")])
-    tenant = await tenant_of(db, mine)
-    creds = await reader(app, db, mine.tenant_id)
-    url = base(mine, tenant)
+    _, _tenant, creds, url = await subject(app, db, mine)
     series = (
         await client.get(f"{url}/series", params={"metric": "loads"}, headers=creds.headers)
     ).json()
@@ -277,13 +267,11 @@ async def test_another_tenants_analytics_are_invisible(
 
 
 async def test_csv_exports(client: httpx.AsyncClient, app: FastAPI, db: AsyncSession) -> None:
-    widget = await published_widget(db)
-    tenant = await tenant_of(db, widget)
-    creds = await reader(app, db, widget.tenant_id)
+    widget, _tenant, creds, url = await subject(app, db)
     await store(
         app, widget, [event("loader.loaded", {"page": "/pricing"}), *conversation("th_x", 1)]
     )
-    response = await client.get(f"{base(widget, tenant)}/export/events.csv", headers=creds.headers)
+    response = await client.get(f"{url}/export/events.csv", headers=creds.headers)
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
     rows = list(csv.DictReader(io.StringIO(response.text)))
@@ -297,7 +285,7 @@ async def test_csv_exports(client: httpx.AsyncClient, app: FastAPI, db: AsyncSes
     assert (loaded["end_user"], loaded["data"]) == (USER, '{"page":"/pricing"}')
 
     response = await client.get(
-        f"{base(widget, tenant)}/export/series.csv",
+        f"{url}/export/series.csv",
         params={"tz": "Europe/Paris"},
         headers=creds.headers,
     )
@@ -311,13 +299,10 @@ async def test_csv_exports(client: httpx.AsyncClient, app: FastAPI, db: AsyncSes
 async def test_end_user_deletion_removes_their_rows_and_is_audited(
     client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
-    widget = await published_widget(db)
-    tenant = await tenant_of(db, widget)
-    creds = await reader(app, db, widget.tenant_id)
+    widget, tenant, creds, url = await subject(app, db)
     other = "u:someone-else"
     await store(app, widget, [event("loader.loaded"), client_error("Boom 1")])
     await store(app, widget, [event("loader.loaded"), client_error("Boom 2")], end_user=other)
-    url = base(widget, tenant)
     response = await client.post(
         f"{url}/end-user-deletions", json={"end_user": USER}, headers=creds.headers
     )
@@ -340,14 +325,12 @@ async def test_end_user_deletion_removes_their_rows_and_is_audited(
 async def test_retention_purges_old_events_and_error_groups(
     client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
-    widget = await published_widget(db)
-    tenant = await tenant_of(db, widget)
-    creds = await reader(app, db, widget.tenant_id)
-    url = f"{base(widget, tenant)}/settings"
-    assert (await client.get(url, headers=creds.headers)).json() == {"retention_days": 90}
-    response = await client.put(url, json={"retention_days": 3}, headers=creds.headers)
+    widget, tenant, creds, url = await subject(app, db)
+    settings = f"{url}/settings"
+    assert (await client.get(settings, headers=creds.headers)).json() == {"retention_days": 90}
+    response = await client.put(settings, json={"retention_days": 3}, headers=creds.headers)
     assert response.json() == {"retention_days": 3}
-    bad = await client.put(url, json={"retention_days": 0}, headers=creds.headers)
+    bad = await client.put(settings, json={"retention_days": 0}, headers=creds.headers)
     assert (bad.status_code, bad.json()["errors"][0]["field"]) == (422, "retention_days")
     four_days_ago = int((datetime.now(UTC) - timedelta(days=4)).timestamp() * 1000)
     await store(
@@ -366,7 +349,5 @@ async def test_retention_purges_old_events_and_error_groups(
         select(AnalyticsEvent.occurred_at).where(AnalyticsEvent.tenant_id == tenant.id)
     )
     assert all(at > datetime.now(UTC) - timedelta(days=3) for at in names)
-    groups = (await client.get(f"{base(widget, tenant)}/errors", headers=creds.headers)).json()[
-        "groups"
-    ]
+    groups = (await client.get(f"{url}/errors", headers=creds.headers)).json()["groups"]
     assert [g["message"] for g in groups] == ["New <?>"]
