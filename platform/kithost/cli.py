@@ -35,7 +35,7 @@ from kithost.settings import Settings, get_settings
 from kithost.supervisor import run_all
 from kithost.tenants.service import create_tenant, get_tenant
 from kithost.users.service import create_user, get_or_create_user
-from kithost.worker.app import create_celery
+from kithost.worker.app import create_celery, restore_unacknowledged
 
 T = TypeVar("T")
 
@@ -170,6 +170,7 @@ def worker(
     argv = ["worker", f"--loglevel={settings.log_level}", f"--queues={settings.task_queue}"]
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
+    restore_unacknowledged(settings)
     create_celery(settings).worker_main(argv)
 
 

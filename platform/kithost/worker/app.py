@@ -7,6 +7,7 @@ Tasks are declared with ``celery.shared_task`` in each domain's ``tasks.py`` and
 
 from __future__ import annotations
 
+import sqlalchemy
 from celery import Celery
 from kombu.transport import sqlalchemy as kombu_sqlalchemy
 
@@ -56,3 +57,26 @@ def create_celery(settings: Settings) -> Celery:
         },
     )
     return app
+
+
+def restore_unacknowledged(settings: Settings) -> int:
+    """Embedded broker: put back on the queue the messages that a worker took and never
+    acknowledged (it was killed). kombu's SQLAlchemy transport hides a message once taken and
+    never shows it again, so without this a killed worker would lose its task. Run when a
+    worker starts; with the one worker the embedded broker is meant for, nobody else holds
+    a message then (another worker's would run twice: tasks are idempotent)."""
+    if not settings.broker.startswith("sqla+"):
+        return 0
+    engine = sqlalchemy.create_engine(settings.broker.removeprefix("sqla+"))
+    restore = sqlalchemy.text(
+        "UPDATE kombu_message SET visible = :shown WHERE visible = :hidden"
+        " AND queue_id IN (SELECT id FROM kombu_queue WHERE name = :queue)"
+    )
+    try:
+        with engine.begin() as connection:
+            params = {"shown": True, "hidden": False, "queue": settings.task_queue}
+            return connection.execute(restore, params).rowcount
+    except sqlalchemy.exc.OperationalError:  # no tables yet: a broker never used
+        return 0
+    finally:
+        engine.dispose()
