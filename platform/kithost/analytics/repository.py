@@ -3,13 +3,13 @@ tenants (the rollup queue, retention) say so."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from psycopg.types.json import Jsonb
 from sqlalchemy import (
     ColumnElement,
     Integer,
@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.analytics.events import Event as ValidEvent
 from kithost.models import (
     AnalyticsEvent,
     AnalyticsPendingRollup,
@@ -40,7 +41,7 @@ from kithost.models import (
 )
 from kithost.models.analytics_settings import DEFAULT_RETENTION_DAYS
 
-Event = AnalyticsEvent
+Stored = AnalyticsEvent
 
 
 def _insert(session: AsyncSession, model: type[Any]) -> Any:
@@ -52,59 +53,85 @@ def _insert(session: AsyncSession, model: type[Any]) -> Any:
 # --- ingestion -------------------------------------------------------------------------
 
 
-_UNNEST_INSERT = text(
+_INSERT_AND_MARK = text(
     """
-    INSERT INTO analytics_events
-        (tenant_id, event_id, widget_id, name, occurred_at, received_at, end_user_id,
-         thread_id, data)
-    SELECT CAST(:tenant_id AS uuid), e.event_id, CAST(:widget_id AS uuid), e.name,
-           e.occurred_at, CAST(:received_at AS timestamptz),
-           e.end_user_id, e.thread_id, e.data
-    FROM unnest(
-        CAST(:event_ids AS text[]), CAST(:names AS text[]),
-        CAST(:occurred_ats AS timestamptz[]), CAST(:end_user_ids AS text[]),
-        CAST(:thread_ids AS text[]), CAST(:datas AS jsonb[])
-    ) AS e(event_id, name, occurred_at, end_user_id, thread_id, data)
-    ON CONFLICT (tenant_id, event_id) DO NOTHING
-    RETURNING event_id
+    WITH inserted AS (
+        INSERT INTO analytics_events
+            (tenant_id, event_id, widget_id, name, occurred_at, received_at, end_user_id,
+             thread_id, data)
+        SELECT CAST(:tenant_id AS uuid), e.id, CAST(:widget_id AS uuid), e.name,
+               to_timestamp(e.time / 1000.0), CAST(:received_at AS timestamptz), e.end_user,
+               e.data ->> 'thread_id', e.data
+        FROM jsonb_to_recordset(CAST(:events AS jsonb))
+            AS e(id text, name text, time bigint, end_user text, data jsonb)
+        ON CONFLICT (tenant_id, event_id) DO NOTHING
+        RETURNING event_id, occurred_at
+    ), marked AS (
+        INSERT INTO analytics_pending_rollups (tenant_id, hour, marked_at)
+        SELECT DISTINCT CAST(:tenant_id AS uuid), date_trunc('hour', occurred_at, 'UTC'),
+               CAST(:received_at AS timestamptz)
+        FROM inserted
+        ON CONFLICT (tenant_id, hour) DO UPDATE SET marked_at = excluded.marked_at
+    )
+    SELECT event_id FROM inserted
     """
 )
-"""PostgreSQL: one statement of constant text for any batch (arrays, one per column), which
-psycopg prepares once; a multi-row VALUES statement is parsed anew for each batch size."""
+"""PostgreSQL: the batch as one JSON parameter and one statement of constant text (prepared
+once) that inserts the new events and marks their hours; a multi-row ``VALUES`` statement
+is parsed anew for every batch, and arrays of values cost more to send than one JSON."""
 
 
-async def insert_events(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
-    """Insert the events not stored yet; the ids of those inserted now. ``rows`` share
-    their tenant, widget and ``received_at``."""
-    if not rows:
+async def insert_events(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    widget_id: uuid.UUID,
+    received_at: datetime,
+    events: Sequence[ValidEvent],
+) -> set[str]:
+    """Insert the events not stored yet (ids unique within ``events``) and mark their hours
+    for the rollup; the ids of the events inserted now."""
+    if not events:
         return set()
     if session.get_bind().dialect.name == "postgresql":
-        first = rows[0]
-        result = await session.execute(
-            _UNNEST_INSERT,
-            {
-                "tenant_id": first["tenant_id"],
-                "widget_id": first["widget_id"],
-                "received_at": first["received_at"],
-                "event_ids": [r["event_id"] for r in rows],
-                "names": [r["name"] for r in rows],
-                "occurred_ats": [r["occurred_at"] for r in rows],
-                "end_user_ids": [r["end_user_id"] for r in rows],
-                "thread_ids": [r["thread_id"] for r in rows],
-                "datas": [Jsonb(r["data"]) for r in rows],
-            },
-        )
-        return set(result.scalars())
+        batch = [
+            {"id": e.id, "name": e.name, "time": e.time, "end_user": e.end_user, "data": e.data}
+            for e in events
+        ]
+        params = {
+            "tenant_id": tenant_id,
+            "widget_id": widget_id,
+            "received_at": received_at,
+            "events": json.dumps(batch, separators=(",", ":")),
+        }
+        return set((await session.execute(_INSERT_AND_MARK, params)).scalars())
+    rows = [
+        {
+            "tenant_id": tenant_id,
+            "event_id": e.id,
+            "widget_id": widget_id,
+            "name": e.name,
+            "occurred_at": e.occurred_at,
+            "received_at": received_at,
+            "end_user_id": e.end_user,
+            "thread_id": e.thread_id,
+            "data": e.data,
+        }
+        for e in events
+    ]
     statement = (
-        _insert(session, Event)
-        .on_conflict_do_nothing(index_elements=[Event.tenant_id, Event.event_id])
-        .returning(Event.event_id)
+        _insert(session, Stored)
+        .on_conflict_do_nothing(index_elements=[Stored.tenant_id, Stored.event_id])
+        .returning(Stored.event_id)
     )
-    result = await session.execute(statement, rows)
-    return set(result.scalars())
+    inserted = set((await session.execute(statement, rows)).scalars())
+    hours = {
+        e.occurred_at.replace(minute=0, second=0, microsecond=0) for e in events if e.id in inserted
+    }
+    await _mark_pending(session, tenant_id, hours, received_at)
+    return inserted
 
 
-async def mark_pending(
+async def _mark_pending(
     session: AsyncSession, tenant_id: uuid.UUID, hours: Iterable[datetime], now: datetime
 ) -> None:
     rows = [{"tenant_id": tenant_id, "hour": hour, "marked_at": now} for hour in hours]
@@ -217,11 +244,13 @@ async def clear_pending(session: AsyncSession, done: Pending) -> None:
 
 
 def _between(tenant_id: uuid.UUID, start: datetime, end: datetime) -> ColumnElement[bool]:
-    return and_(Event.tenant_id == tenant_id, Event.occurred_at >= start, Event.occurred_at < end)
+    return and_(
+        Stored.tenant_id == tenant_id, Stored.occurred_at >= start, Stored.occurred_at < end
+    )
 
 
 def _json_int(key: str) -> ColumnElement[Any]:
-    return func.coalesce(Event.data[key].as_integer(), 0)
+    return func.coalesce(Stored.data[key].as_integer(), 0)
 
 
 class NameCounts(NamedTuple):
@@ -237,18 +266,18 @@ async def name_counts(
     session: AsyncSession, tenant_id: uuid.UUID, start: datetime, end: datetime
 ) -> Sequence[NameCounts]:
     """Per widget and event name: events, tokens in and out, positive feedback."""
-    positive = case((Event.data["kind"].as_string() == "positive", 1), else_=0)
+    positive = case((Stored.data["kind"].as_string() == "positive", 1), else_=0)
     result = await session.execute(
         select(
-            Event.widget_id,
-            Event.name,
+            Stored.widget_id,
+            Stored.name,
             func.count(),
             func.sum(_json_int("input_tokens")),
             func.sum(_json_int("output_tokens")),
-            func.sum(case((Event.name == "server.feedback", positive), else_=0)),
+            func.sum(case((Stored.name == "server.feedback", positive), else_=0)),
         )
         .where(_between(tenant_id, start, end))
-        .group_by(Event.widget_id, Event.name)
+        .group_by(Stored.widget_id, Stored.name)
     )
     return [
         NameCounts(w, n, c, int(i or 0), int(o or 0), int(p or 0)) for w, n, c, i, o, p in result
@@ -259,9 +288,9 @@ async def distinct_end_users(
     session: AsyncSession, tenant_id: uuid.UUID, start: datetime, end: datetime
 ) -> dict[uuid.UUID, int]:
     result = await session.execute(
-        select(Event.widget_id, func.count(distinct(Event.end_user_id)))
-        .where(_between(tenant_id, start, end), Event.end_user_id.is_not(None))
-        .group_by(Event.widget_id)
+        select(Stored.widget_id, func.count(distinct(Stored.end_user_id)))
+        .where(_between(tenant_id, start, end), Stored.end_user_id.is_not(None))
+        .group_by(Stored.widget_id)
     )
     return {widget_id: count for widget_id, count in result}
 
@@ -272,10 +301,10 @@ async def response_latencies(
     """(widget, first token ms, total ms) of every finished response."""
     result = await session.execute(
         select(
-            Event.widget_id,
-            Event.data["first_token_ms"].as_integer(),
-            Event.data["total_ms"].as_integer(),
-        ).where(_between(tenant_id, start, end), Event.name == "server.response.finished")
+            Stored.widget_id,
+            Stored.data["first_token_ms"].as_integer(),
+            Stored.data["total_ms"].as_integer(),
+        ).where(_between(tenant_id, start, end), Stored.name == "server.response.finished")
     )
     return [(w, f, t) for w, f, t in result]
 
@@ -385,11 +414,11 @@ async def end_user_times(
     widget_id: uuid.UUID | None,
 ) -> AsyncIterator[tuple[str, datetime]]:
     """(end user, time) of the tenant's events with an end user, for distinct counts."""
-    query = select(Event.end_user_id, Event.occurred_at).where(
-        _between(tenant_id, start, end), Event.end_user_id.is_not(None)
+    query = select(Stored.end_user_id, Stored.occurred_at).where(
+        _between(tenant_id, start, end), Stored.end_user_id.is_not(None)
     )
     if widget_id is not None:
-        query = query.where(Event.widget_id == widget_id)
+        query = query.where(Stored.widget_id == widget_id)
     async for user, at in await session.stream(query.execution_options(yield_per=2000)):
         if user is not None:
             yield user, at
@@ -409,24 +438,24 @@ async def funnel_counts(
     feedback among those with a message."""
     scope = _between(tenant_id, start, end)
     if widget_id is not None:
-        scope = and_(scope, Event.widget_id == widget_id)
+        scope = and_(scope, Stored.widget_id == widget_id)
     named = select(
-        func.sum(case((Event.name == "loader.loaded", 1), else_=0)),
-        func.sum(case((Event.name == "widget.opened", 1), else_=0)),
-    ).where(scope, Event.name.in_(("loader.loaded", "widget.opened")))
+        func.sum(case((Stored.name == "loader.loaded", 1), else_=0)),
+        func.sum(case((Stored.name == "widget.opened", 1), else_=0)),
+    ).where(scope, Stored.name.in_(("loader.loaded", "widget.opened")))
     loads, opens = (await session.execute(named)).one()
     threads = (
-        select(Event.thread_id.label("thread_id"), func.count().label("messages"))
-        .where(scope, Event.name == "server.message.received", Event.thread_id.is_not(None))
-        .group_by(Event.thread_id)
+        select(Stored.thread_id.label("thread_id"), func.count().label("messages"))
+        .where(scope, Stored.name == "server.message.received", Stored.thread_id.is_not(None))
+        .group_by(Stored.thread_id)
         .subquery()
     )
     liked = (
-        select(distinct(Event.thread_id))
+        select(distinct(Stored.thread_id))
         .where(
             scope,
-            Event.name == "server.feedback",
-            Event.data["kind"].as_string() == "positive",
+            Stored.name == "server.feedback",
+            Stored.data["kind"].as_string() == "positive",
         )
         .scalar_subquery()
     )
@@ -499,9 +528,9 @@ async def stream_events(
     end: datetime,
     widget_id: uuid.UUID | None,
 ) -> AsyncIterator[AnalyticsEvent]:
-    query = select(Event).where(_between(tenant_id, start, end)).order_by(Event.occurred_at)
+    query = select(Stored).where(_between(tenant_id, start, end)).order_by(Stored.occurred_at)
     if widget_id is not None:
-        query = query.where(Event.widget_id == widget_id)
+        query = query.where(Stored.widget_id == widget_id)
     async for event in await session.stream_scalars(query.execution_options(yield_per=1000)):
         yield event
 
@@ -536,7 +565,7 @@ async def tenants_with_retention(session: AsyncSession) -> Sequence[tuple[uuid.U
 
 async def purge_events(session: AsyncSession, tenant_id: uuid.UUID, cutoff: datetime) -> int:
     result = await session.execute(
-        delete(Event).where(Event.tenant_id == tenant_id, Event.occurred_at < cutoff)
+        delete(Stored).where(Stored.tenant_id == tenant_id, Stored.occurred_at < cutoff)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
@@ -553,7 +582,7 @@ async def delete_end_user_events(
     session: AsyncSession, tenant_id: uuid.UUID, end_user_id: str
 ) -> int:
     result = await session.execute(
-        delete(Event).where(Event.tenant_id == tenant_id, Event.end_user_id == end_user_id)
+        delete(Stored).where(Stored.tenant_id == tenant_id, Stored.end_user_id == end_user_id)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 

@@ -119,23 +119,9 @@ async def store(
             e := contract.validate(raw, i, end_user=None, now=now, from_client=False), Event
         )
     ]
-    rows = [
-        {
-            "tenant_id": tenant_id,
-            "event_id": e.id,
-            "widget_id": widget_id,
-            "name": e.name,
-            "occurred_at": e.occurred_at,
-            "received_at": now,
-            "end_user_id": e.end_user,
-            "thread_id": e.thread_id,
-            "data": e.data,
-        }
-        for e in {e.id: e for e in valid}.values()
-    ]
-    inserted = await repository.insert_events(session, rows)
-    new = [e for e in valid if e.id in inserted]
-    await repository.mark_pending(session, tenant_id, {hour_of(e.occurred_at) for e in new}, now)
+    unique = list({e.id: e for e in valid}.values())
+    inserted = await repository.insert_events(session, tenant_id, widget_id, now, unique)
+    new = [e for e in unique if e.id in inserted]
     for found in _occurrences(widget_id, new):
         await repository.add_occurrences(session, tenant_id, found, now)
     return len(new)
