@@ -30,7 +30,7 @@ from typing import Any
 
 import psycopg
 import redis
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert
 
 from bench._common import (
     check_call,
@@ -50,7 +50,7 @@ from kithost.auth.scopes import Scope
 from kithost.clients.service import create_client
 from kithost.db import create_engine, create_sessionmaker, session_scope
 from kithost.kit.crypto import SecretBox
-from kithost.models import AnalyticsEvent, AnalyticsRollup, RollupPeriod
+from kithost.models import AnalyticsRollup, RollupPeriod
 from kithost.settings import Settings
 from kithost.tenants.service import create_tenant
 from kithost.users.service import get_or_create_user
@@ -245,18 +245,11 @@ def drop_pg_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def stored(settings: Settings, tenant_id: uuid.UUID) -> int:
-    engine = create_engine(settings.database)
-    try:
-        async with engine.connect() as conn:
-            count = await conn.scalar(
-                select(func.count())
-                .select_from(AnalyticsEvent)
-                .where(AnalyticsEvent.tenant_id == tenant_id)
-            )
-        return int(count or 0)
-    finally:
-        await engine.dispose()
+def stored(conn: psycopg.Connection[Any], tenant_id: uuid.UUID) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM analytics_events WHERE tenant_id = %s", [tenant_id]
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def worker_ingest(work: Path, settings: Settings, seeded: dict[str, Any]) -> None:
@@ -291,10 +284,12 @@ def worker_ingest(work: Path, settings: Settings, seeded: dict[str, Any]) -> Non
                     for i in range(BATCH)
                 ]
                 celery.send_task("kithost.analytics.ingest", args=[*args, events])
-            while (count := asyncio.run(stored(settings, seeded["tenant_id"]))) < total:
-                if time.monotonic() - started > 300:
-                    raise RuntimeError(f"only {count} of {total} events stored after 300 s")
-                time.sleep(0.1)
+            pg_url = settings.database.replace("postgresql+psycopg://", "postgresql://")
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                while (count := stored(conn, seeded["tenant_id"])) < total:
+                    if time.monotonic() - started > 300:
+                        raise RuntimeError(f"only {count} of {total} events stored after 300 s")
+                    time.sleep(0.05)
             elapsed = time.monotonic() - started
     finally:
         redis.Redis.from_url(REDIS_URL).delete(queue)

@@ -176,6 +176,9 @@ async def test_bad_report_queries_are_problems_with_the_field(
             "since",
         ),
         ({"metric": "loads", "since": "2026-01-01T00:00:00"}, "since"),
+        ({"metric": "loads", "since": "0001-01-01T00:00:00+05:00"}, "since"),
+        ({"metric": "loads", "until": "0001-01-02T00:00:00Z"}, "until"),
+        ({"metric": "loads", "until": "9999-12-31T23:00:00-05:00"}, "until"),
     ]
     for params, field in cases:
         response = await client.get(url, params=params, headers=creds.headers)
@@ -268,8 +271,11 @@ async def test_another_tenants_analytics_are_invisible(
 
 async def test_csv_exports(client: httpx.AsyncClient, app: FastAPI, db: AsyncSession) -> None:
     widget, _tenant, creds, url = await subject(app, db)
+    formula = {**event("widget.opened"), "id": "-A1-A2-calc"}  # a valid id, and a formula
     await store(
-        app, widget, [event("loader.loaded", {"page": "/pricing"}), *conversation("th_x", 1)]
+        app,
+        widget,
+        [event("loader.loaded", {"page": "/pricing"}), formula, *conversation("th_x", 1)],
     )
     response = await client.get(f"{url}/export/events.csv", headers=creds.headers)
     assert response.status_code == 200
@@ -280,7 +286,10 @@ async def test_csv_exports(client: httpx.AsyncClient, app: FastAPI, db: AsyncSes
         "server.message.received",
         "server.response.finished",
         "server.thread.created",
+        "widget.opened",
     ]
+    opened = next(r for r in rows if r["name"] == "widget.opened")
+    assert opened["id"] == "'-A1-A2-calc"  # quoted: spreadsheets would run it
     loaded = next(r for r in rows if r["name"] == "loader.loaded")
     assert (loaded["end_user"], loaded["data"]) == (USER, '{"page":"/pricing"}')
 

@@ -17,7 +17,9 @@ import io
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from datetime import datetime, timedelta
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Annotated, Any
 
 import structlog
@@ -25,6 +27,7 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import State
 
 from kithost.analytics import repository, schemas, service
 from kithost.analytics.events import MAX_BODY_BYTES
@@ -35,7 +38,13 @@ from kithost.db import DbSession, session_scope
 from kithost.embed.cache import published_answers
 from kithost.embed.endpoints import PathParamsRoute
 from kithost.embed.service import Published
-from kithost.errors import Forbidden, KithostError, RateLimited, ServiceUnavailable
+from kithost.errors import (
+    Forbidden,
+    KithostError,
+    RateLimited,
+    ServiceUnavailable,
+    invalid_field,
+)
 from kithost.kit.schemas import TENANT_ERRORS, problems
 from kithost.models import Tenant
 from kithost.models.base import utcnow
@@ -44,6 +53,8 @@ from kithost.widgets.service import get_widget
 log = structlog.get_logger(__name__)
 
 EVENTS_PATH = "/v1/embed/{pk}/events"
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 DEFAULT_RANGE = {Interval.hour: timedelta(days=1), Interval.day: timedelta(days=7)}
 BROKER_ERRORS = (BrokerError, OSError)
 
@@ -86,10 +97,11 @@ async def _allowed(request: Request, pk: str) -> tuple[str, Published]:
     origin = request.headers.get("origin")
     if origin is None or not origin.startswith(("https://", "http://")):
         raise _origin_not_allowed()
-    published = (await published_answers(request.app.state, pk)).published
-    if origin != request.app.state.settings.base_url and not published.allows(origin):
+    answers = await published_answers(request.app.state, pk)
+    # for_origin remembers its answer per origin: no parsing per request.
+    if origin != request.app.state.settings.base_url and answers.for_origin(origin) is None:
         raise _origin_not_allowed()
-    return origin, published
+    return origin, answers.published
 
 
 def _origin_not_allowed() -> Forbidden:
@@ -125,15 +137,18 @@ async def _hand_over(request: Request, published: Published, batch: Batch) -> No
     args = [str(published.tenant_id), str(published.widget_id)]
     events = [e.as_task_arg() for e in batch.events]
     try:
-        await asyncio.to_thread(
-            state.celery.send_task,
-            ingest.name,
-            args=[*args, events],
-            # Celery would repr() every event for monitoring: half the cost of a send.
-            argsrepr=f"({args[0]!r}, {args[1]!r}, <{len(events)} events>)",
-            kwargsrepr="{}",
-            retry=False,
-            ignore_result=True,
+        await asyncio.get_running_loop().run_in_executor(
+            _sender(state),
+            partial(
+                state.celery.send_task,
+                ingest.name,
+                args=[*args, events],
+                # Celery would repr() every event for monitoring: half the cost of a send.
+                argsrepr=f"({args[0]!r}, {args[1]!r}, <{len(events)} events>)",
+                kwargsrepr="{}",
+                retry=False,
+                ignore_result=True,
+            ),
         )
     except BROKER_ERRORS as exc:
         log.warning("events_broker_unavailable", error=repr(exc))
@@ -144,6 +159,15 @@ async def _hand_over(request: Request, published: Published, batch: Batch) -> No
         ) from exc
     finally:
         state.events_in_flight -= 1
+
+
+def _sender(state: State) -> ThreadPoolExecutor:
+    """The app's one thread that hands batches to the broker: sends run one after another
+    there (kombu's work is Python holding the GIL; more threads would only contend)."""
+    executor: ThreadPoolExecutor | None = getattr(state, "events_sender", None)
+    if executor is None:
+        executor = state.events_sender = ThreadPoolExecutor(1, "events-sender")
+    return executor
 
 
 visitor_router = APIRouter(tags=["embed"])
@@ -179,6 +203,9 @@ router = APIRouter(prefix="/tenants/{tenant}/analytics", tags=["analytics"])
 async def _range(
     session: AsyncSession, tenant: Tenant, query: schemas.RangeQuery, interval: Interval
 ) -> tuple[datetime, datetime, uuid.UUID | None]:
+    for name, value in (("since", query.since), ("until", query.until)):
+        if value is not None and not EARLIEST <= value <= LATEST:
+            raise invalid_field(name, f"between {EARLIEST.year} and {LATEST.year}")
     until = query.until or utcnow()
     since = query.since or until - DEFAULT_RANGE[interval]
     if query.widget is not None:
@@ -279,8 +306,15 @@ async def resolve_error_group(
 def _csv_lines(rows: Iterable[Iterable[Any]]) -> Iterable[str]:
     for row in rows:
         out = io.StringIO()
-        csv.writer(out).writerow(row)
+        csv.writer(out).writerow([_inert(cell) for cell in row])
         yield out.getvalue()
+
+
+def _inert(cell: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula, quoted (CSV injection)."""
+    if isinstance(cell, str) and cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + cell
+    return cell
 
 
 @router.get(
