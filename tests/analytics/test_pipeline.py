@@ -34,7 +34,15 @@ from kithost.db import session_scope
 from kithost.models import AnalyticsEvent, Tenant, Widget
 from kithost.settings import Settings
 from kithost.worker.app import restore_unacknowledged
-from tests.analytics.helpers import SHOP, USER, client_error, conversation, event, published_widget
+from tests.analytics.helpers import (
+    SHOP,
+    USER,
+    bare_tenant,
+    client_error,
+    conversation,
+    event,
+    published_widget,
+)
 from tests.conftest import REDIS_URL
 from tests.factories import Credentials, client_token
 from tests.workers import TIMEOUT, start_worker, stop_worker
@@ -137,7 +145,7 @@ async def tenants(pipeline: Pipeline) -> AsyncIterator[Callable[[], Any]]:
 
     async def make() -> tuple[Widget, Credentials]:
         async with session_scope(pipeline.app.state.sessionmaker) as session:
-            widget = await published_widget(session)
+            widget = await published_widget(session, await bare_tenant(session))
         made.append(widget)
         return widget, await pipeline.token(widget, [Scope.analytics_read])
 
@@ -270,7 +278,7 @@ async def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(
     process = start_worker(own, **worker_env(own))
     async with pipeline_on(own) as pipeline:
         async with session_scope(pipeline.app.state.sessionmaker) as session:
-            widget = await published_widget(session)
+            widget = await published_widget(session, await bare_tenant(session))
         try:
             batches = [[event("loader.loaded") for _ in range(50)] for _ in range(20)]
             for batch in batches:
@@ -313,7 +321,7 @@ async def test_the_embedded_broker_carries_events_too(tmp_path: Path) -> None:
     try:
         async with pipeline_on(settings) as pipeline:
             async with session_scope(pipeline.app.state.sessionmaker) as session:
-                widget = await published_widget(session)
+                widget = await published_widget(session, await bare_tenant(session))
             creds = await pipeline.token(widget, [Scope.analytics_read])
             await pipeline.post(widget, [event("loader.loaded"), event("loader.loaded")])
             await pipeline.run("kithost.analytics.rollup")

@@ -17,7 +17,7 @@ from kithost.models import AnalyticsRollup, RollupPeriod, Tenant, Widget
 from kithost.models.base import utcnow
 from kithost.settings import Settings
 from kithost.worker.app import create_celery
-from tests.analytics.helpers import USER, event, published_widget
+from tests.analytics.helpers import USER, bare_tenant, event, published_widget
 from tests.test_cli import kithost
 
 
@@ -28,7 +28,7 @@ async def committed(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Se
     sessionmaker = create_sessionmaker(engine, create_celery(settings))
     yield sessionmaker
     async with session_scope(sessionmaker) as session:
-        await session.execute(delete(Tenant).where(Tenant.slug.like("cli-rollup-%")))
+        await session.execute(delete(Tenant).where(Tenant.slug.like("analytics-%")))
 
 
 async def loads(sessionmaker: Sessionmaker, widget: Widget, period: RollupPeriod) -> int:
@@ -45,9 +45,7 @@ async def test_recompute_a_window_with_a_progress_bar(
     settings: Settings, committed: Sessionmaker
 ) -> None:
     async with session_scope(committed) as session:
-        tenant = Tenant(slug=f"cli-rollup-{utcnow().timestamp():.0f}", name="Rollup")
-        session.add(tenant)
-        await session.flush()
+        tenant = await bare_tenant(session)
         widget = await published_widget(session, tenant)
         yesterday = int((datetime.now(UTC) - timedelta(days=1)).timestamp() * 1000)
         events = [event("loader.loaded", time=yesterday), event("loader.loaded")]
