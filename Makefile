@@ -5,9 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 SOURCES := platform tests bench migrations
 
-.PHONY: install run test lint migrations-check pytest bench lock clean
+.PHONY: install chromium build run test lint migrations-check pytest bench lock clean
 
-install: $(STAMP) embed/node_modules/.package-lock.json
+install: $(STAMP) embed/node_modules/.package-lock.json chromium
+
+# Browser tests drive Debian's Chromium (never `playwright install`: it downloads).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
 embed/node_modules/.package-lock.json: embed/package.json embed/package-lock.json
 	cd embed && npm ci --no-audit --no-fund
@@ -18,7 +22,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-run: install
+# The loader and the framed page's script (type-checked, bundled, size-checked).
+build: install
+	cd embed && npm run build
+
+run: build
 	$(BIN)/kithost run
 
 test: lint migrations-check pytest
@@ -33,10 +41,10 @@ migrations-check: install
 	@d=$$(mktemp -d) && export KITHOST_DATA_DIR=$$d && \
 	$(BIN)/alembic upgrade head && $(BIN)/alembic check; s=$$?; rm -rf $$d; exit $$s
 
-pytest: install
+pytest: build
 	$(BIN)/pytest
 
-bench: install
+bench: build
 	$(BIN)/python bench/run.py
 
 # Re-pin every dependency after changing pyproject.toml.
@@ -47,4 +55,4 @@ lock:
 	rm -rf /tmp/kithost-lock
 
 clean:
-	rm -rf $(VENV) .kithost .mypy_cache .ruff_cache embed/node_modules
+	rm -rf $(VENV) .kithost .mypy_cache .ruff_cache embed/node_modules platform/kithost/loader/dist tests/browser/dist test-results

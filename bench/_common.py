@@ -52,6 +52,20 @@ def kithost_env(data_dir: Path, **overrides: str) -> dict[str, str]:
     return env
 
 
+def seed_demo(env: Mapping[str, str]) -> str:
+    """Migrate and seed the demo data (``kithost demo``) with ``env``; the demo widget's key."""
+    subprocess.run([sys.executable, "-m", "kithost", "migrate"], env=env, check=True)
+    seeded = subprocess.run(
+        [sys.executable, "-m", "kithost", "demo", "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    public_key: str = json.loads(seeded.stdout)["widget_public_key"]
+    return public_key
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from queue import Empty
+from typing import Any
+
+from celery import Celery
 
 from kithost.health.tasks import ping
 from kithost.settings import Settings
@@ -40,3 +44,23 @@ def stop_worker(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         raise
+
+
+def take_sent_tasks(celery: Celery, queue: str, name: str) -> list[list[Any]]:
+    """The arguments of every ``name`` task waiting in ``queue`` (taken off the queue; other
+    tasks there are dropped), when no worker consumes it."""
+    found = []
+    with celery.connection_for_read() as connection:
+        waiting = connection.SimpleQueue(queue)
+        try:
+            while True:
+                message = waiting.get(timeout=0.5)
+                message.ack()
+                if message.headers["task"] == name:
+                    args, _kwargs, _embed = message.decode()
+                    found.append(list(args))
+        except Empty:
+            pass
+        finally:
+            waiting.close()
+    return found

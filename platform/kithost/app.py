@@ -10,6 +10,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 import kithost
 from kithost.analytics.endpoints import visitor_router as analytics_visitor_router
+from kithost.analytics.facts import FactBuffer
 from kithost.api import api_router
 from kithost.auth import oidc
 from kithost.auth.oauth_endpoints import router as oauth_router
@@ -20,6 +21,7 @@ from kithost.health.endpoints import router as health_router
 from kithost.health.metrics import MetricsMiddleware
 from kithost.kit.crypto import SecretBox
 from kithost.kit.ratelimit import create_rate_limiter
+from kithost.loader.endpoints import router as loader_router
 from kithost.log import configure_logging
 from kithost.middleware import RequestContextMiddleware
 from kithost.sessions.endpoints import visitor_router as sessions_visitor_router
@@ -33,10 +35,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = create_engine(settings.database)
     celery = create_celery(settings)
     rate_limiter = create_rate_limiter(settings)
+    facts = FactBuffer(celery)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        await facts.aclose()
         await rate_limiter.aclose()
         await engine.dispose()
 
@@ -54,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.secret_box = SecretBox(settings.encryption_keys())
     app.state.sessionmaker = create_sessionmaker(engine, celery)
     app.state.rate_limiter = rate_limiter
+    app.state.facts = facts
     app.state.oidc = oidc.create_client(settings)
     install_error_handlers(app)
     # Authlib keeps the OIDC flow's state, nonce and PKCE verifier here (auth/oidc.py).
@@ -72,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(embed_router)
     app.include_router(sessions_visitor_router)
     app.include_router(analytics_visitor_router)
+    app.include_router(loader_router)
     app.include_router(health_router)
     app.include_router(oauth_router)
     app.include_router(api_router)

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
+from kithost.auth.signing import KEY_RING, KeyRing
 from kithost.worker.enqueue import CELERY, discard_pending, send_pending
 
 Sessionmaker = async_sessionmaker[AsyncSession]
@@ -65,7 +66,8 @@ def _make_sqlite_transactional(engine: AsyncEngine) -> None:
 
 
 def create_sessionmaker(bind: AsyncEngine | AsyncConnection, celery: Celery) -> Sessionmaker:
-    """Sessions that know where to send the tasks they enqueue.
+    """Sessions that know where to send the tasks they enqueue, sharing one key ring
+    (``auth.signing.KeyRing``).
 
     ``bind`` is an engine, or (in tests) a connection inside an outer transaction, which
     each session joins with a SAVEPOINT so its commits can still be rolled back.
@@ -73,7 +75,7 @@ def create_sessionmaker(bind: AsyncEngine | AsyncConnection, celery: Celery) -> 
     return async_sessionmaker(
         bind,
         expire_on_commit=False,
-        info={CELERY: celery},
+        info={CELERY: celery, KEY_RING: KeyRing()},
         join_transaction_mode="create_savepoint",
     )
 
@@ -92,7 +94,7 @@ async def session_scope(sessionmaker: Sessionmaker) -> AsyncIterator[AsyncSessio
         await send_pending(session)
 
 
-def get_sessionmaker(request: Request) -> Sessionmaker:
+async def get_sessionmaker(request: Request) -> Sessionmaker:
     sessionmaker: Sessionmaker = request.app.state.sessionmaker
     return sessionmaker
 

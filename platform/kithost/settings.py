@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     """How often beat recomputes the rollups of hours that got events."""
     events_max_in_flight: int = Field(default=256, ge=1)
     """Event batches an API process may be handing to the broker at once; beyond, 429."""
+    frame_domain_key: str = "domain_pk_localhost_dev"
+    """OpenAI's domain key for Kithost's own domain (``public_url``), used by the framed page."""
+    chatkit_script_url: str = "https://cdn.platform.openai.com/deployments/chatkit/chatkit.js"
+    """ChatKit's script, as the framed page loads it."""
+    chatkit_script_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
+    """How long the framed page waits for ChatKit's script before showing its fallback."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property

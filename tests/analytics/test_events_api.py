@@ -6,7 +6,6 @@ each test reads back exactly the task messages its requests sent.
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 from collections.abc import Iterator
@@ -19,10 +18,12 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kithost.analytics.events import MAX_BODY_BYTES
+from kithost.analytics.tasks import ingest
 from kithost.models import Widget
 from kithost.settings import Settings
 from tests.analytics.helpers import SHOP, USER, event, now_ms, published_widget
 from tests.conftest import REDIS_URL, create_test_app
+from tests.workers import take_sent_tasks
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -39,15 +40,9 @@ def app(settings: Settings, connection: AsyncConnection, queue: str) -> FastAPI:
     return create_test_app(settings, connection, task_queue=queue)
 
 
-def sent_tasks(queue: str) -> list[tuple[str, list[Any]]]:
-    """(task name, args) of every message on the queue, oldest first."""
-    messages = redis.Redis.from_url(REDIS_URL).lrange(queue, 0, -1)
-    found = []
-    for raw in reversed(messages):  # kombu LPUSHes: the oldest is last
-        message = json.loads(raw)
-        args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-        found.append((message["headers"]["task"], args))
-    return found
+def sent(app: FastAPI) -> list[list[Any]]:
+    """The arguments of the ingest tasks the app sent (taken off its queue)."""
+    return take_sent_tasks(app.state.celery, app.state.settings.task_queue, ingest.name)
 
 
 def url(widget: Widget | str) -> str:
@@ -69,7 +64,7 @@ async def send(
 
 @pytest.mark.parametrize("content_type", ["application/json", "text/plain;charset=UTF-8"])
 async def test_a_batch_becomes_one_ingest_task(
-    client: httpx.AsyncClient, db: AsyncSession, queue: str, content_type: str
+    client: httpx.AsyncClient, db: AsyncSession, app: FastAPI, content_type: str
 ) -> None:
     widget = await published_widget(db)
     events = [event("loader.loaded", {"page": "/"}), event("widget.opened")]
@@ -80,16 +75,13 @@ async def test_a_batch_becomes_one_ingest_task(
     assert response.json() == {"accepted": 2, "dropped": []}
     assert response.headers["access-control-allow-origin"] == SHOP
     assert response.headers["cache-control"] == "no-store"
-    assert sent_tasks(queue) == [
-        (
-            "kithost.analytics.ingest",
-            [str(widget.tenant_id), str(widget.id), [{**e, "end_user": USER} for e in events]],
-        )
+    assert sent(app) == [
+        [str(widget.tenant_id), str(widget.id), [{**e, "end_user": USER} for e in events]]
     ]
 
 
 async def test_invalid_events_are_dropped_one_by_one(
-    client: httpx.AsyncClient, db: AsyncSession, queue: str
+    client: httpx.AsyncClient, db: AsyncSession, app: FastAPI
 ) -> None:
     widget = await published_widget(db)
     kept = event("chatkit.log", {"name": "x", "data": {"nested": [1, 2]}})
@@ -121,18 +113,18 @@ async def test_invalid_events_are_dropped_one_by_one(
         (i, code, field) for i, (_, code, field) in enumerate(bad, start=1)
     ]
     assert all(d["message"] for d in answer["dropped"])
-    [(_, [_, _, events])] = sent_tasks(queue)
+    [[_, _, events]] = sent(app)
     assert events == [{**kept, "end_user": None}]
 
 
 async def test_a_batch_without_valid_events_sends_nothing(
-    client: httpx.AsyncClient, db: AsyncSession, queue: str
+    client: httpx.AsyncClient, db: AsyncSession, app: FastAPI
 ) -> None:
     widget = await published_widget(db)
     response = await send(client, widget, {"end_user": None, "events": [event("nope")]})
     assert response.status_code == 202
     assert response.json()["accepted"] == 0
-    assert sent_tasks(queue) == []
+    assert sent(app) == []
 
 
 @pytest.mark.parametrize(
@@ -161,7 +153,7 @@ async def test_a_batch_without_valid_events_sends_nothing(
 async def test_malformed_batches_are_problems(
     client: httpx.AsyncClient,
     db: AsyncSession,
-    queue: str,
+    app: FastAPI,
     body: Any,
     content_type: str,
     status: int,
@@ -178,14 +170,14 @@ async def test_malformed_batches_are_problems(
         assert [e["field"] for e in problem["errors"]] == [field]
     # The page may read why (the origin is allowed), and nothing was sent.
     assert response.headers["access-control-allow-origin"] == SHOP
-    assert sent_tasks(queue) == []
+    assert sent(app) == []
 
 
 @pytest.mark.parametrize(
     "origin", [None, "null", "https://evil.example.net", "http://shop.example.com"]
 )
 async def test_foreign_or_missing_origins_are_refused_without_cors(
-    client: httpx.AsyncClient, db: AsyncSession, queue: str, origin: str | None
+    client: httpx.AsyncClient, db: AsyncSession, app: FastAPI, origin: str | None
 ) -> None:
     widget = await published_widget(db)
     body = {"end_user": None, "events": [event("loader.loaded")]}
@@ -195,24 +187,24 @@ async def test_foreign_or_missing_origins_are_refused_without_cors(
     ):
         assert (response.status_code, response.json()["code"]) == (403, "origin_not_allowed")
         assert "access-control-allow-origin" not in response.headers
-    assert sent_tasks(queue) == []
+    assert sent(app) == []
 
 
-async def test_unknown_widget_is_404(client: httpx.AsyncClient, queue: str) -> None:
+async def test_unknown_widget_is_404(client: httpx.AsyncClient, app: FastAPI) -> None:
     response = await send(client, "pk_unknown", {"events": [event("loader.loaded")]})
     assert (response.status_code, response.json()["code"]) == (404, "widget_not_found")
-    assert sent_tasks(queue) == []
+    assert sent(app) == []
 
 
 async def test_the_framed_page_on_kithosts_origin_may_send(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, queue: str
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     widget = await published_widget(db)
     own = app.state.settings.base_url
     response = await send(client, widget, {"events": [event("chatkit.ready")]}, origin=own)
     assert response.status_code == 202
     assert response.headers["access-control-allow-origin"] == own
-    assert len(sent_tasks(queue)) == 1
+    assert len(sent(app)) == 1
 
 
 async def test_preflight_allows_json_posts_from_allowed_origins(
@@ -230,7 +222,7 @@ async def test_preflight_allows_json_posts_from_allowed_origins(
 
 
 async def test_overload_is_shed_with_retry_after(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, queue: str
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     widget = await published_widget(db)
     app.state.events_in_flight = app.state.settings.events_max_in_flight
@@ -238,7 +230,7 @@ async def test_overload_is_shed_with_retry_after(
     assert (response.status_code, response.json()["code"]) == (429, "rate_limited")
     assert int(response.headers["retry-after"]) >= 1
     assert response.headers["access-control-allow-origin"] == SHOP
-    assert sent_tasks(queue) == []
+    assert sent(app) == []
 
 
 async def test_an_unreachable_broker_is_503_not_a_silent_drop(

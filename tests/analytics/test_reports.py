@@ -20,6 +20,7 @@ from kithost.db import session_scope
 from kithost.models import AnalyticsEvent, ErrorGroup, Tenant, Widget
 from kithost.models.base import utcnow
 from tests.analytics.helpers import (
+    SHOP,
     USER,
     client_error,
     conversation,
@@ -72,7 +73,7 @@ async def test_series_funnel_and_latency(
 ) -> None:
     widget, tenant, creds, url = await subject(app, db)
     events = [event("loader.loaded") for _ in range(5)] + [event("widget.opened") for _ in range(3)]
-    events += [server("server.session.minted", mode="self_hosted")]
+    events += [server("server.session.minted", mode="self_hosted", origin=SHOP)]
     events += conversation("th_a", 3, positive=True) + conversation("th_b", 1)
     events += [server("server.feedback", thread_id="th_b", kind="negative")]
     assert await store(app, widget, events) == len(events)

@@ -66,9 +66,40 @@ async def test_tokens_outlive_a_rotation_until_their_key_is_unpublished(
 
     old_key.retired_at = utcnow() - signing.PUBLISHED_AFTER_RETIREMENT - timedelta(seconds=1)
     await db.flush()
+    signing.key_ring(db).invalidate()  # what REFRESH_SECONDS does for every process
     assert await published_kids(client) == {new_key.kid}
     assert_invalid_token(await client.get(widgets_url, headers=bearer(before)))
     assert (await client.get(widgets_url, headers=bearer(after))).status_code == 200
+
+
+async def test_a_process_meets_a_rotation_through_its_key_ring(
+    app: FastAPI, db: AsyncSession
+) -> None:
+    """Another process (its own ring) signs with the old key until its refresh, and takes
+    the new key as soon as a token signed with it arrives (no faster than once a second)."""
+    box: SecretBox = app.state.secret_box
+    clock = [0.0]
+    other = signing.KeyRing(clock=lambda: clock[0])
+    old = await signing.current_key(db, box)
+    assert (await other.signer(db, box))[0] == old.kid
+    new = await signing.rotate(db, box)
+
+    clock[0] = signing.UNKNOWN_KID_RELOAD_SECONDS / 2
+    assert await other.public_key(db, new.kid) is None
+    assert (await other.signer(db, box))[0] == old.kid
+    clock[0] = signing.UNKNOWN_KID_RELOAD_SECONDS * 2
+    assert await other.public_key(db, new.kid) is not None
+    assert (await other.signer(db, box))[0] == new.kid
+    assert await other.public_key(db, old.kid) is not None  # retired, still published
+
+    quiet = signing.KeyRing(clock=lambda: clock[0])
+    newer = await signing.rotate(db, box)
+    assert (await quiet.signer(db, box))[0] == newer.kid
+    await signing.rotate(db, box)
+    clock[0] += signing.REFRESH_SECONDS / 2
+    assert (await quiet.signer(db, box))[0] == newer.kid
+    clock[0] += signing.REFRESH_SECONDS
+    assert (await quiet.signer(db, box))[0] != newer.kid
 
 
 async def test_revoking_a_client_stops_its_tokens_at_once(

@@ -54,6 +54,7 @@ class Server:
             "KITHOST_DATABASE_URL": settings.database,
             "KITHOST_SECRET_KEY": "test-secret-key",
             "KITHOST_PORT": self.url.rsplit(":", 1)[1],
+            "KITHOST_PUBLIC_URL": self.url,
         }
         self.log_path = log_path
         with log_path.open("wb") as log:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -14,14 +15,18 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from kithost.analytics.facts import FLUSH_SECONDS
+from kithost.analytics.tasks import ingest
 from kithost.audit.service import CLI
 from kithost.auth.scopes import Scope
-from kithost.models import SessionMint, Tenant, Widget
+from kithost.embed.cache import ConfigCache
+from kithost.models import Role, SessionMint, Tenant, Widget
 from kithost.settings import Settings
 from kithost.widgets.service import create_widget, publish_draft
 from tests.conftest import create_test_app
-from tests.factories import client_token, make_tenant
+from tests.factories import client_token, login, make_member, make_tenant
 from tests.fakes.openai_server import FakeOpenAI
+from tests.workers import take_sent_tasks
 
 SHOP = "https://shop.example.com"
 DEVICE = "anon_" + "d" * 24
@@ -78,8 +83,16 @@ async def test_anonymous_self_hosted_session(
         claims["sub"],
     )
     assert claims["exp"] == body["expires_at"]
-    [record] = (await db.execute(select(SessionMint))).scalars().all()
-    assert (record.end_user_id, record.origin, record.secret_hash) == (f"a:{DEVICE}", SHOP, None)
+    assert (await db.execute(select(SessionMint))).scalars().all() == []  # hosted only
+    await asyncio.sleep(FLUSH_SECONDS + 0.5)  # the process's fact buffer sends on its own
+    sent = take_sent_tasks(app.state.celery, app.state.settings.task_queue, ingest.name)
+    [[tenant_id, [fact]]] = [[t, f] for t, w, f in sent if w == str(target.widget.id)]
+    assert tenant_id == str(target.tenant.id)
+    assert fact["name"] == "server.session.minted"
+    assert (fact["end_user"], fact["data"]) == (
+        f"a:{DEVICE}",
+        {"mode": "self_hosted", "origin": SHOP},
+    )
 
 
 @pytest.mark.parametrize(
@@ -118,6 +131,12 @@ async def test_identity_tokens(client: httpx.AsyncClient, app: FastAPI, db: Asyn
 
     ok = await mint(client, target, {"identity_token": sign({"sub": "42", "exp": now + 600})})
     assert ok.status_code == 200, ok.text
+    # A session (and so every refresh of it) ends when the identity token does.
+    assert ok.json()["expires_at"] == now + 600 < now + app.state.settings.session_token_ttl_seconds
+    claims = pyjwt.decode(ok.json()["token"], options={"verify_signature": False})
+    assert (claims["sub"], claims["idexp"], claims["exp"]) == ("u:42", now + 600, now + 600)
+    refreshed = await mint(client, target, {"current": ok.json()["token"]})
+    assert refreshed.json()["expires_at"] == now + 600
     refused = {
         "anonymous": {"device_id": DEVICE},
         "expired": {"identity_token": sign({"sub": "42", "exp": now - 3600})},
@@ -251,6 +270,35 @@ async def test_hosted_upstream_failures(
     assert (response.status_code, response.json()["code"]) == (status, code)
     if code == "upstream_rejected":
         assert "Invalid workflow" in response.json()["detail"]
+
+
+async def test_hosted_sessions_use_the_tenants_own_key_once_set(
+    settings: Settings, connection: AsyncConnection, fake_openai: FakeOpenAI
+) -> None:
+    """Hosted mints read the tenant's key from the config cache, not the database: setting
+    the key makes a new revision of every widget of the tenant, so caches reload them."""
+    app = create_test_app(settings, connection, openai_base_url=fake_openai.base_url)
+    app.state.embed_config_cache = ConfigCache(revalidate_after=0)
+    async with app.state.sessionmaker() as setup:
+        target = await publish(setup, HOSTED)
+        editor = await login(app, setup, await make_member(setup, target.tenant, Role.editor))
+        await setup.commit()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        missing = await mint(client, target, {"device_id": DEVICE})
+        assert (missing.status_code, missing.json()["code"]) == (409, "openai_key_missing")
+        key_url = f"/api/v1/tenants/{target.tenant.slug}/openai-key"
+        put = await client.put(
+            key_url, json={"api_key": fake_openai.api_key}, headers=editor.headers
+        )
+        assert put.status_code == 200, put.text
+        minted = await mint(client, target, {"device_id": DEVICE})
+        assert minted.status_code == 200, minted.text
+        assert fake_openai.requests[-1].headers["authorization"] == f"Bearer {fake_openai.api_key}"
+        removed = await client.delete(key_url, headers=editor.headers)
+        assert removed.status_code == 204
+        again = await mint(client, target, {"device_id": DEVICE})
+        assert again.json()["code"] == "openai_key_missing"
 
 
 async def test_backend_mint_needs_the_scope_and_the_tenant(

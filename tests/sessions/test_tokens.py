@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
+
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,3 +62,19 @@ async def test_expired_and_garbage_tokens_are_refused(app: FastAPI, db: AsyncSes
     for token in (stale, "garbage", minted.token + "x"):
         with pytest.raises(Unauthorized):
             await tokens.verify(db, settings, token, public_key="pk_a", origin=CLAIMS.origin)
+
+
+async def test_no_token_outlives_the_identity_behind_it(app: FastAPI, db: AsyncSession) -> None:
+    settings, box = app.state.settings, app.state.secret_box
+    soon = int(time.time()) + 30
+    identified = dataclasses.replace(CLAIMS, identity_expires_at=soon)
+    minted = await tokens.issue(db, settings, box, public_key="pk_a", claims=identified)
+    assert minted.expires_at == soon
+    verified = await tokens.verify(
+        db, settings, minted.token, public_key="pk_a", origin=CLAIMS.origin
+    )
+    assert verified.identity_expires_at == soon
+    gone = dataclasses.replace(CLAIMS, identity_expires_at=int(time.time()))
+    with pytest.raises(Unauthorized) as refused:
+        await tokens.issue(db, settings, box, public_key="pk_a", claims=gone)
+    assert refused.value.code == "identity_expired"

@@ -52,6 +52,7 @@ class ClientError(_Data):
 
 class SessionMinted(_Data):
     mode: Literal["self_hosted", "hosted"]
+    origin: Annotated[str, StringConstraints(max_length=255)] | None = None
 
 
 class ThreadFact(_Data):

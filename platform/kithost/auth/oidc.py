@@ -65,7 +65,7 @@ def create_client(settings: Settings) -> StarletteOAuth2App | None:
     )
 
 
-def _client(request: Request) -> StarletteOAuth2App:
+async def _client(request: Request) -> StarletteOAuth2App:
     client = request.app.state.oidc
     if client is None:
         raise NotFound("Single sign-on is not configured.", code="oidc_disabled")

@@ -4,18 +4,30 @@ JWKS, rotated with ``kithost keys rotate``.
 The newest unretired key signs. A retired key stays published for
 :data:`PUBLISHED_AFTER_RETIREMENT` (longer than any token Kithost issues lives), so tokens
 it signed verify until they expire.
+
+Signing and verifying run on every session mint and API call, so each process keeps its
+keys in memory (:class:`KeyRing`, shared by the sessions of one sessionmaker through
+``session.info``) and reloads them every :data:`REFRESH_SECONDS`, or at once when a token
+names a key it does not hold (at most once per :data:`UNKNOWN_KID_RELOAD_SECONDS`). So a
+rotation reaches every process within ``REFRESH_SECONDS``; meanwhile they sign with the
+retired key, which stays published.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import secrets
 import time
-from datetime import timedelta
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, KeySet
+from joserfc.jwk import ECKey
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.auth import repository
@@ -25,6 +37,9 @@ from kithost.models.base import utcnow
 
 ALGORITHM = "ES256"
 PUBLISHED_AFTER_RETIREMENT = timedelta(hours=1)
+REFRESH_SECONDS = 30.0
+UNKNOWN_KID_RELOAD_SECONDS = 1.0
+KEY_RING = "kithost.key_ring"
 
 
 class InvalidToken(Exception):
@@ -49,6 +64,7 @@ async def current_key(session: AsyncSession, box: SecretBox) -> SigningKey:
         key = _new_key(box)
         session.add(key)
         await session.flush()
+        key_ring(session).invalidate()
     return key
 
 
@@ -60,6 +76,7 @@ async def rotate(session: AsyncSession, box: SecretBox) -> SigningKey:
     key = _new_key(box)
     session.add(key)
     await session.flush()
+    key_ring(session).invalidate()
     return key
 
 
@@ -73,6 +90,88 @@ def jwks(keys: list[SigningKey]) -> dict[str, Any]:
     return {"keys": [key.public_jwk for key in keys]}
 
 
+@dataclass(frozen=True)
+class _PublicKey:
+    key: ECKey
+    retired_at: datetime | None
+
+
+@dataclass(frozen=True)
+class _Keys:
+    signer: tuple[str, str] | None
+    """The newest unretired key: kid and encrypted private key (None: no key yet)."""
+    public: dict[str, _PublicKey]
+    loaded_at: float
+
+
+class KeyRing:
+    """One process's copy of the signing keys (see the module docstring)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._keys: _Keys | None = None
+        self._private: dict[str, ECKey] = {}
+        self._clock = clock
+
+    def invalidate(self) -> None:
+        self._keys = None
+
+    async def signer(self, session: AsyncSession, box: SecretBox) -> tuple[str, ECKey]:
+        keys = await self._current(session)
+        if keys.signer is None:
+            keys = await self._load(session)
+        if keys.signer is None:  # no key yet: make the first one
+            key = await current_key(session, box)
+            return key.kid, _private(box, key.kid, key.private_key)
+        kid, encrypted = keys.signer
+        private = self._private.get(kid)
+        if private is None:
+            private = self._private[kid] = _private(box, kid, encrypted)
+        return kid, private
+
+    async def public_key(self, session: AsyncSession, kid: str) -> ECKey | None:
+        """The key ``kid``, if it is published now."""
+        keys = await self._current(session)
+        if kid not in keys.public and self._clock() - keys.loaded_at > UNKNOWN_KID_RELOAD_SECONDS:
+            keys = await self._load(session)
+        found = keys.public.get(kid)
+        if found is None or (
+            found.retired_at is not None
+            and found.retired_at <= utcnow() - PUBLISHED_AFTER_RETIREMENT
+        ):
+            return None
+        return found.key
+
+    async def _current(self, session: AsyncSession) -> _Keys:
+        keys = self._keys
+        if keys is None or self._clock() - keys.loaded_at > REFRESH_SECONDS:
+            keys = await self._load(session)
+        return keys
+
+    async def _load(self, session: AsyncSession) -> _Keys:
+        published = await published_keys(session)
+        newest = next((k for k in published if k.retired_at is None), None)
+        keys = _Keys(
+            signer=None if newest is None else (newest.kid, newest.private_key),
+            public={
+                k.kid: _PublicKey(ECKey.import_key(k.public_jwk), k.retired_at) for k in published
+            },
+            loaded_at=self._clock(),
+        )
+        self._keys = keys
+        self._private = {kid: key for kid, key in self._private.items() if kid in keys.public}
+        return keys
+
+
+def key_ring(session: AsyncSession) -> KeyRing:
+    """The key ring of ``session``'s sessionmaker (``db.create_sessionmaker``)."""
+    ring: KeyRing = session.info[KEY_RING]
+    return ring
+
+
+def _private(box: SecretBox, kid: str, encrypted: str) -> ECKey:
+    return ECKey.import_key(box.decrypt(encrypted), {"kid": kid})
+
+
 async def sign(
     session: AsyncSession,
     box: SecretBox,
@@ -82,18 +181,19 @@ async def sign(
     now: int | None = None,
 ) -> str:
     """A JWT with ``claims`` plus ``iat`` (``now``), ``exp`` and a random ``jti``."""
-    key = await current_key(session, box)
+    kid, private = await key_ring(session).signer(session, box)
     now = int(time.time()) if now is None else now
     payload = {**claims, "iat": now, "exp": now + ttl_seconds, "jti": secrets.token_urlsafe(16)}
-    private = ECKey.import_key(box.decrypt(key.private_key), {"kid": key.kid})
-    return jwt.encode({"alg": ALGORITHM, "kid": key.kid, "typ": "JWT"}, payload, private)
+    return jwt.encode({"alg": ALGORITHM, "kid": kid, "typ": "JWT"}, payload, private)
 
 
 async def verify(
     session: AsyncSession, token: str, *, issuer: str, audience: str
 ) -> dict[str, Any]:
     """The claims of a token Kithost signed for ``audience``; :class:`InvalidToken` otherwise."""
-    keys = KeySet([ECKey.import_key(k.public_jwk) for k in await published_keys(session)])
+    key = await key_ring(session).public_key(session, _kid(token))
+    if key is None:
+        raise InvalidToken("unknown or unpublished key")
     registry = jwt.JWTClaimsRegistry(
         iss={"essential": True, "value": issuer},
         aud={"essential": True, "value": audience},
@@ -101,9 +201,22 @@ async def verify(
         sub={"essential": True},
     )
     try:
-        decoded = jwt.decode(token, keys, algorithms=[ALGORITHM])
+        decoded = jwt.decode(token, key, algorithms=[ALGORITHM])
         registry.validate(decoded.claims)
     except (JoseError, ValueError, TypeError) as exc:
         raise InvalidToken(type(exc).__name__) from exc
     claims: dict[str, Any] = decoded.claims
     return claims
+
+
+def _kid(token: str) -> str:
+    """The ``kid`` of a compact JWS's header, unverified (it only picks the key)."""
+    header = token.partition(".")[0]
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidToken("malformed header") from exc
+    kid = decoded.get("kid") if isinstance(decoded, dict) else None
+    if not isinstance(kid, str):
+        raise InvalidToken("no kid")
+    return kid

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.models import AllowedOrigin, Widget, WidgetVersion
+from kithost.models import AllowedOrigin, Tenant, Widget, WidgetVersion
 
 
 class WidgetRow(NamedTuple):
@@ -20,6 +20,8 @@ class WidgetRow(NamedTuple):
     published_version: int | None
     config: dict[str, Any] | None
     """The published version's config; None while nothing is published."""
+    tenant_openai_key: str | None
+    """The tenant's OpenAI API key, encrypted (hosted widgets call OpenAI with it)."""
 
 
 async def revision(session: AsyncSession, public_key: str) -> int | None:
@@ -29,7 +31,8 @@ async def revision(session: AsyncSession, public_key: str) -> int | None:
 
 
 async def widget_with_published_config(session: AsyncSession, public_key: str) -> WidgetRow | None:
-    """The widget with its published version's config, in one statement."""
+    """The widget with its published version's config and its tenant's encrypted OpenAI
+    key, in one statement."""
     published = and_(
         WidgetVersion.widget_id == Widget.id,
         WidgetVersion.tenant_id == Widget.tenant_id,
@@ -42,7 +45,9 @@ async def widget_with_published_config(session: AsyncSession, public_key: str) -
             Widget.revision,
             Widget.published_version,
             WidgetVersion.config,
+            Tenant.openai_api_key,
         )
+        .join(Tenant, Tenant.id == Widget.tenant_id)
         .outerjoin(WidgetVersion, published)
         .where(Widget.public_key == public_key)
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,6 +38,8 @@ class Published:
     direct: bool
     origins: tuple[AllowedEntry, ...]
     """Most specific first: exact origins, then wildcards, longest domain first."""
+    tenant_openai_key: str | None = field(default=None, repr=False)
+    """Encrypted; a change of it bumps the revision of every widget of the tenant."""
 
     def entry_for(self, origin: str) -> AllowedEntry | None:
         """The allowed entry that lets ``origin`` (an ``Origin`` header) show the widget."""
@@ -91,6 +93,7 @@ async def load(session: AsyncSession, public_key: str) -> Snapshot:
         config=config.public(),
         direct=config.placement is Placement.direct,
         origins=tuple(entries),
+        tenant_openai_key=row.tenant_openai_key,
     )
     return Snapshot(revision=row.revision, published=published)
 

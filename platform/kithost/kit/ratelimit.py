@@ -142,7 +142,7 @@ def create_rate_limiter(settings: Settings) -> RateLimiter:
     return MemoryRateLimiter()
 
 
-def _rate_limiter(request: Request) -> RateLimiter:
+async def _rate_limiter(request: Request) -> RateLimiter:
     limiter: RateLimiter = request.app.state.rate_limiter
     return limiter
 

@@ -11,11 +11,9 @@ from kithost.models.widget import WidgetMode
 
 
 class SessionMint(Base):
-    """One credential handed to a visitor (for analytics, and to refresh hosted sessions).
-
-    Never the credential itself: hosted client secrets are kept as a SHA-256 hash, so that
-    a refresh presenting the current secret finds its end user.
-    """
+    """One hosted client secret handed out, so that a refresh presenting it finds its end
+    user: kept as a SHA-256 hash, never the secret. (Analytics counts every mint from
+    ``server.session.minted`` facts.)"""
 
     __tablename__ = "session_mints"
     __table_args__ = (Index(None, "tenant_id", "created_at"),)

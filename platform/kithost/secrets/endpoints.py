@@ -34,7 +34,7 @@ async def get_openai_key(access: WidgetsRead) -> schemas.OpenAIKey:
 async def set_openai_key(
     access: WidgetsWrite, session: DbSession, box: AppSecretBox, body: schemas.OpenAIKeyUpdate
 ) -> schemas.OpenAIKey:
-    key = service.set_openai_key(session, box, access, body.api_key)
+    key = await service.set_openai_key(session, box, access, body.api_key)
     return schemas.OpenAIKey.model_validate(key)
 
 
@@ -46,7 +46,7 @@ async def set_openai_key(
     responses=problems(*TENANT_ERRORS),
 )
 async def remove_openai_key(access: WidgetsWrite, session: DbSession) -> None:
-    service.remove_openai_key(session, access)
+    await service.remove_openai_key(session, access)
 
 
 @router.post(

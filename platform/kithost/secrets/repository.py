@@ -6,6 +6,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from kithost.models import Widget
+
 EncryptedColumn = InstrumentedAttribute[str | None]
 """A text column of a ``Record`` holding ``SecretBox`` ciphertexts."""
 
@@ -28,3 +30,14 @@ async def replace_encrypted(
     widget's ``revision`` stays: nothing the widget is has changed."""
     entity = column.class_
     await session.execute(update(entity).where(entity.id == id).values({column: ciphertext}))
+
+
+async def touch_tenant_widgets(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """A new revision for every widget of the tenant: what a config cache holds of the tenant
+    (its OpenAI key) has changed, so each widget must be reloaded."""
+    await session.execute(
+        update(Widget)
+        .where(Widget.tenant_id == tenant_id)
+        .values(revision=Widget.revision + 1)
+        .execution_options(synchronize_session=False)
+    )

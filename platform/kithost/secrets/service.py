@@ -15,6 +15,7 @@ from kithost.kit.tokens import random_token
 from kithost.models import SigningKey, Tenant, Widget
 from kithost.secrets import repository
 from kithost.secrets.repository import EncryptedColumn
+from kithost.settings import Settings
 from kithost.widgets.service import get_widget
 
 ENCRYPTED_COLUMNS: tuple[EncryptedColumn, ...] = (
@@ -50,7 +51,18 @@ def tenant_openai_key(box: SecretBox, tenant: Tenant) -> str | None:
     return None if tenant.openai_api_key is None else box.decrypt(tenant.openai_api_key)
 
 
-def set_openai_key(
+def openai_key_to_use(settings: Settings, box: SecretBox, encrypted: str | None) -> str:
+    """The key to call OpenAI with for a tenant whose own key is ``encrypted`` (None: unset):
+    its own, else the platform's (``KITHOST_OPENAI_API_KEY``); 409 ``openai_key_missing``
+    when there is neither."""
+    if encrypted is not None:
+        return box.decrypt(encrypted)
+    if settings.openai_api_key is not None:
+        return settings.openai_api_key.get_secret_value()
+    raise Conflict("The tenant has no OpenAI API key.", code="openai_key_missing")
+
+
+async def set_openai_key(
     session: AsyncSession, box: SecretBox, access: TenantAccess, api_key: str
 ) -> OpenAIKey:
     """Store the tenant's OpenAI API key encrypted, replacing any other."""
@@ -58,17 +70,19 @@ def set_openai_key(
     before = openai_key(tenant)
     tenant.openai_api_key = box.encrypt(api_key)
     tenant.openai_api_key_last4 = api_key[-4:]
+    await repository.touch_tenant_widgets(session, tenant.id)
     _record_openai_key(session, access, "tenant.openai_key_set", before)
     return openai_key(tenant)
 
 
-def remove_openai_key(session: AsyncSession, access: TenantAccess) -> None:
+async def remove_openai_key(session: AsyncSession, access: TenantAccess) -> None:
     """Forget the tenant's OpenAI API key; without one, nothing changes."""
     tenant = access.tenant
     if tenant.openai_api_key is None:
         return
     before = openai_key(tenant)
     tenant.openai_api_key = tenant.openai_api_key_last4 = None
+    await repository.touch_tenant_widgets(session, tenant.id)
     _record_openai_key(session, access, "tenant.openai_key_removed", before)
 
 

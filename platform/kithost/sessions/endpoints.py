@@ -15,6 +15,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Request, Response
 
+from kithost.analytics.facts import AppFacts
 from kithost.auth.dependencies import SessionsMint
 from kithost.db import DbSession
 from kithost.embed import service as embed_service
@@ -25,6 +26,7 @@ from kithost.kit.ratelimit import AppRateLimiter
 from kithost.kit.schemas import problems
 from kithost.models import Placement
 from kithost.sessions import service
+from kithost.sessions.identity import EndUser
 from kithost.sessions.schemas import BackendSessionRequest, MintedSession, VisitorSessionRequest
 from kithost.settings import Settings
 from kithost.state import AppSecretBox, AppSettings
@@ -63,6 +65,7 @@ async def visitor_session(
     settings: AppSettings,
     box: AppSecretBox,
     limiter: AppRateLimiter,
+    facts: AppFacts,
 ) -> MintedSession:
     target = (await published_answers(request.app.state, pk)).published
     origin = _allowed_origin(request, settings, target)
@@ -71,7 +74,7 @@ async def visitor_session(
         limiter, f"mint:ip:{target.widget_id}:{client}", settings.mint_limit_per_client
     )
     if body.current is not None:
-        end_user_id = await service.refreshed_end_user(
+        end_user = await service.refreshed_end_user(
             session, settings, target, current=body.current, origin=origin
         )
     else:
@@ -82,16 +85,16 @@ async def visitor_session(
             identity_token=body.identity_token,
             device_id=body.device_id,
         )
-        end_user_id = end_user.id
     await service.limit(
-        limiter, f"mint:user:{target.widget_id}:{end_user_id}", settings.mint_limit_per_user
+        limiter, f"mint:user:{target.widget_id}:{end_user.id}", settings.mint_limit_per_user
     )
     minted = await service.mint(
         session,
         settings,
         box,
+        facts,
         target,
-        end_user_id=end_user_id,
+        end_user=end_user,
         origin=origin,
         context=body.context,
     )
@@ -123,6 +126,7 @@ async def backend_session(
     session: DbSession,
     settings: AppSettings,
     box: AppSecretBox,
+    facts: AppFacts,
 ) -> MintedSession:
     widget = await get_widget(session, access.tenant, id)
     # From the database, not the cache: a backend may mint right after publishing.
@@ -136,8 +140,9 @@ async def backend_session(
         session,
         settings,
         box,
+        facts,
         target,
-        end_user_id=f"u:{body.user}",
+        end_user=EndUser(id=f"u:{body.user}", verified=True),
         # A framed chat calls Kithost from Kithost's own page.
         origin=body.origin or (settings.base_url if framed else None),
         context=body.context,

@@ -31,6 +31,9 @@ class EndUser:
     verified: bool
     name: str | None = None
     email: str | None = None
+    expires_at: int | None = None
+    """When the identity token vouching for this user expires (None: anonymous). Sessions
+    end then too, refreshes included: the loader asks the tenant's backend again."""
 
 
 def _refused(why: str) -> Unauthorized:
@@ -64,6 +67,7 @@ def verify_identity_token(token: str, secret: str, *, now: float | None = None) 
         verified=True,
         name=_optional_text(claims, "name"),
         email=_optional_text(claims, "email"),
+        expires_at=int(exp),
     )
 
 

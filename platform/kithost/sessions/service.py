@@ -1,9 +1,11 @@
 """Minting ChatKit credentials for visitors and tenant backends.
 
 Self-hosted widgets get a Kithost session token (``sessions.tokens``); hosted widgets get
-an OpenAI client secret (``sessions.hosted``). Every mint is recorded in
-``session_mints`` (never the credential: hosted secrets only as a hash, which is how a
-refresh presenting the current secret finds its end user).
+an OpenAI client secret (``sessions.hosted``). Every mint is recorded for analytics as a
+``server.session.minted`` fact (widget, end user, origin, mode, time; never a credential).
+Hosted mints are also kept in ``session_mints`` with the secret's hash: that is how a
+refresh presenting the current secret finds its end user. Self-hosted mints need no row
+(their tokens carry the end user), so minting one touches no table.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.analytics.facts import FactBuffer, fact
 from kithost.embed.service import Published
-from kithost.errors import Conflict, NotFound, RateLimited, Unauthorized, invalid_field
+from kithost.errors import Conflict, RateLimited, Unauthorized, invalid_field
 from kithost.kit.crypto import SecretBox
 from kithost.kit.ratelimit import RateLimiter
 from kithost.kit.tokens import hash_secret
-from kithost.models import SessionMint, Tenant, Widget, WidgetMode
-from kithost.secrets.service import tenant_openai_key, widget_identity_secret
+from kithost.models import SessionMint, Widget, WidgetMode
+from kithost.secrets.service import openai_key_to_use, widget_identity_secret
 from kithost.sessions import hosted, tokens
 from kithost.sessions.identity import EndUser, anonymous_user, verify_identity_token
 from kithost.sessions.schemas import HostedSessionOut, SelfHostedSession
@@ -60,43 +63,52 @@ async def mint(
     session: AsyncSession,
     settings: Settings,
     box: SecretBox,
+    buffer: FactBuffer,
     target: Published,
     *,
-    end_user_id: str,
+    end_user: EndUser,
     origin: str | None,
     context: dict[str, Any],
 ) -> SelfHostedSession | HostedSessionOut:
     minted: SelfHostedSession | HostedSessionOut
-    if target.widget_config.mode is WidgetMode.hosted:
-        minted = await _mint_hosted(session, settings, box, target, end_user_id, context)
-        secret_hash: str | None = hash_secret(minted.client_secret)
+    mode = target.widget_config.mode
+    if mode is WidgetMode.hosted:
+        minted = await _mint_hosted(settings, box, target, end_user.id, context)
+        session.add(
+            SessionMint(
+                tenant_id=target.tenant_id,
+                widget_id=target.widget_id,
+                end_user_id=end_user.id,
+                origin=origin,
+                mode=mode,
+                secret_hash=hash_secret(minted.client_secret),
+            )
+        )
     else:
         if origin is None:
             raise invalid_field("origin", "the page origin that will use the session")
-        minted = await _mint_self_hosted(session, settings, box, target, end_user_id, origin)
-        secret_hash = None
-    session.add(
-        SessionMint(
-            tenant_id=target.tenant_id,
-            widget_id=target.widget_id,
-            end_user_id=end_user_id,
-            origin=origin,
-            mode=target.widget_config.mode,
-            secret_hash=secret_hash,
-        )
+        minted = await _mint_self_hosted(session, settings, box, target, end_user, origin)
+    buffer.add(
+        target.tenant_id,
+        target.widget_id,
+        fact("session.minted", end_user.id, mode=mode.value, origin=origin),
     )
     return minted
 
 
 async def refreshed_end_user(
     session: AsyncSession, settings: Settings, target: Published, *, current: str, origin: str
-) -> str:
+) -> EndUser:
     """The end user of the credential being refreshed (of this widget and origin only)."""
     if target.widget_config.mode is WidgetMode.self_hosted:
         claims = await tokens.verify(
             session, settings, current, public_key=target.public_key, origin=origin
         )
-        return claims.end_user_id
+        return EndUser(
+            id=claims.end_user_id,
+            verified=claims.identity_expires_at is not None,
+            expires_at=claims.identity_expires_at,
+        )
     result = await session.execute(
         select(SessionMint.end_user_id).where(
             SessionMint.widget_id == target.widget_id,
@@ -107,7 +119,7 @@ async def refreshed_end_user(
     end_user_id = result.scalar_one_or_none()
     if end_user_id is None:
         raise Unauthorized("Unknown client secret for this widget.", code="invalid_session_token")
-    return end_user_id
+    return EndUser(id=end_user_id, verified=end_user_id.startswith("u:"))
 
 
 async def _mint_self_hosted(
@@ -115,18 +127,19 @@ async def _mint_self_hosted(
     settings: Settings,
     box: SecretBox,
     target: Published,
-    end_user_id: str,
+    end_user: EndUser,
     origin: str,
 ) -> SelfHostedSession:
     claims = tokens.SessionClaims(
-        end_user_id=end_user_id,
+        end_user_id=end_user.id,
+        identity_expires_at=end_user.expires_at,
         origin=origin,
         tenant_id=str(target.tenant_id),
         widget_id=str(target.widget_id),
     )
     minted = await tokens.issue(session, settings, box, public_key=target.public_key, claims=claims)
     return SelfHostedSession(
-        end_user=end_user_id,
+        end_user=end_user.id,
         token=minted.token,
         expires_at=minted.expires_at,
         chatkit_url=f"{settings.base_url}/v1/chatkit/{target.public_key}",
@@ -134,7 +147,6 @@ async def _mint_self_hosted(
 
 
 async def _mint_hosted(
-    session: AsyncSession,
     settings: Settings,
     box: SecretBox,
     target: Published,
@@ -144,14 +156,8 @@ async def _mint_hosted(
     workflow = target.widget_config.hosted
     if workflow is None:  # parse_config refuses a hosted widget without a workflow
         raise Conflict("The widget has no hosted workflow.", code="widget_misconfigured")
-    tenant = await session.get(Tenant, target.tenant_id)
-    if tenant is None:
-        raise NotFound("No such widget.", code="widget_not_found")
-    api_key = tenant_openai_key(box, tenant) or (
-        settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    )
-    if api_key is None:
-        raise Conflict("The tenant has no OpenAI API key.", code="openai_key_missing")
+    # From the cached snapshot: nothing is read (or locked) before the upstream call.
+    api_key = openai_key_to_use(settings, box, target.tenant_openai_key)
     state = {
         key: value
         for key, value in context.items()

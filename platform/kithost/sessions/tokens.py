@@ -25,12 +25,14 @@ class SessionToken:
     expires_at: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SessionClaims:
     end_user_id: str
     origin: str
     tenant_id: str
     widget_id: str
+    identity_expires_at: int | None = None
+    """A verified user's identity token expiry (``idexp``): no token or refresh outlives it."""
 
 
 def audience(public_key: str) -> str:
@@ -46,6 +48,14 @@ async def issue(
     claims: SessionClaims,
 ) -> SessionToken:
     now = int(time.time())
+    lifetime = settings.session_token_ttl_seconds
+    if claims.identity_expires_at is not None:
+        lifetime = min(lifetime, claims.identity_expires_at - now)
+        if lifetime <= 0:
+            raise Unauthorized(
+                "The identity token behind this session has expired; identify again.",
+                code="identity_expired",
+            )
     token = await signing.sign(
         session,
         box,
@@ -56,14 +66,15 @@ async def issue(
             "origin": claims.origin,
             "tenant": claims.tenant_id,
             "widget": claims.widget_id,
+            **({"idexp": claims.identity_expires_at} if claims.identity_expires_at else {}),
         },
-        settings.session_token_ttl_seconds,
+        lifetime,
         now=now,
     )
-    return SessionToken(token, now + settings.session_token_ttl_seconds)
+    return SessionToken(token, now + lifetime)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class VerifiedSession(SessionClaims):
     expires_at: int
 
@@ -85,8 +96,13 @@ async def verify(
         origin=origin,
         tenant_id=str(claims.get("tenant")),
         widget_id=str(claims.get("widget")),
+        identity_expires_at=_optional_int(claims.get("idexp")),
         expires_at=int(claims["exp"]),
     )
+
+
+def _optional_int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _refused() -> Unauthorized:

@@ -1,0 +1,110 @@
+"""The loader's size, and how soon its launcher shows in Chromium.
+
+Sizes come from the build's manifest (``embed && npm run build``; the build fails past
+6,000 bytes gzipped). Time to launcher: the real ``kithost serve`` on a fresh data directory
+(SQLite) seeded by ``kithost demo``, a small page on another loopback server (its origin
+passed as ``KITHOST_PUBLIC_URL``, which the demo widget allows) with the snippet loading
+``http://127.0.0.1:PORT/embed.js``, and Debian's Chromium. The figure is
+``performance.now()`` when the launcher button enters the page, i.e. from navigation start:
+the page itself, ``embed.js``, ``GET /v1/embed/{pk}/config``, and drawing the button, all on
+loopback. "Cold" opens a fresh browser profile each time (nothing cached); "warm" reloads in
+one profile (``embed.js`` from the HTTP cache, the config revalidated). Medians of ``RUNS``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from playwright.sync_api import Browser, Page, sync_playwright
+from tests.browser.helpers import CHROMIUM, CHROMIUM_ARGS, Site
+
+from bench._common import (
+    emit,
+    free_port,
+    kithost_env,
+    seed_demo,
+    service,
+    stop_on_sigterm,
+    wait_http,
+)
+from kithost.loader.service import DIST
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = 15
+WATCH = """<script>
+new MutationObserver((_, observer) => {
+  if (document.querySelector('.kithost-launcher')) {
+    window.launcherAt = performance.now();
+    observer.disconnect();
+  }
+}).observe(document.documentElement, {childList: true, subtree: true});
+</script>"""
+
+
+def sizes() -> None:
+    manifest = json.loads((DIST / "manifest.json").read_text())
+    for name in ("embed", "frame"):
+        for encoding in ("raw", "gzip", "brotli"):
+            note = "budget 6,000 B" if (name, encoding) == ("embed", "gzip") else ""
+            emit("loader", f"{name}.js {encoding}", manifest[name][encoding], "bytes", note)
+
+
+def time_to_launcher(page: Page, url: str) -> float:
+    page.goto(url)
+    page.wait_for_function("() => window.launcherAt !== undefined")
+    value: float = page.evaluate("() => window.launcherAt")
+    return value
+
+
+def measure(browser: Browser, url: str) -> tuple[list[float], list[float]]:
+    cold = []
+    for _ in range(RUNS):
+        context = browser.new_context()
+        cold.append(time_to_launcher(context.new_page(), url))
+        context.close()
+    context = browser.new_context()
+    page = context.new_page()
+    time_to_launcher(page, url)
+    warm = [time_to_launcher(page, url) for _ in range(RUNS)]
+    context.close()
+    return cold, warm
+
+
+def main() -> None:
+    stop_on_sigterm()
+    sizes()
+    with tempfile.TemporaryDirectory(prefix="kithost-bench-loader-") as tmp:
+        data = Path(tmp)
+        port = free_port()
+        site = Site()
+        env = kithost_env(data, port=str(port), public_url=site.origin, log_level="WARNING")
+        public_key = seed_demo(env)
+        api = f"http://127.0.0.1:{port}"
+        snippet = f'<script async src="{api}/embed.js" data-widget="{public_key}"></script>'
+        url = site.page(WATCH + snippet)
+        argv = [sys.executable, "-m", "kithost", "serve"]
+        with (
+            service("kithost serve", argv, env=env, cwd=ROOT, log_path=data / "serve.log") as proc,
+            sync_playwright() as playwright,
+        ):
+            wait_http(f"{api}/healthz", proc)
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            cold, warm = measure(browser, url)
+            browser.close()
+        site.close()
+    for label, runs in (("cold", cold), ("warm", warm)):
+        emit(
+            "loader",
+            f"time to launcher, {label}",
+            statistics.median(runs),
+            "ms",
+            f"median of {RUNS}, min {min(runs):.0f}, max {max(runs):.0f}; Chromium, loopback",
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,308 @@
+// The loader: `<script async src="https://HOST/embed.js" data-widget="pk_…">`.
+// Installs `window.kithost(command, …args)`, replays the inline stub's queue, and mounts
+// each widget of the page: a launcher and a panel, or an inline container (`data-container`),
+// holding Kithost's frame (`/w/{pk}`) or, for the direct placement, ChatKit itself.
+import { startChat, type Chat } from './chat';
+import { batcher } from './events';
+import { base64url, call, randomId } from './net';
+import type { EmbedConfig, Emit, Visitor } from './types';
+import { notice, NOTICE_CSS, UNAVAILABLE } from './ui';
+
+type Listener = (data: Record<string, unknown>, widget: string) => void;
+type Command = (name: string, args: unknown[]) => void;
+type Kithost = ((...args: unknown[]) => void) & { q?: ArrayLike<unknown>[]; scan?: () => void };
+
+declare global {
+  interface Window {
+    kithost?: Kithost;
+  }
+}
+
+const CDN = 'https://cdn.platform.openai.com/deployments/chatkit/chatkit.js';
+const SCRIPT_TIMEOUT_MS = 15_000;
+const HELLO_TIMEOUT_MS = 10_000;
+const MAX_CONTEXT = 4096;
+/** Event names → the names `kithost('on', …)` listens to. */
+const PUBLIC_EVENTS: Record<string, string> = {
+  'chatkit.ready': 'ready',
+  'widget.opened': 'open',
+  'widget.closed': 'close',
+  'chatkit.response.start': 'response.start',
+  'chatkit.response.end': 'response.end',
+  'chatkit.thread.change': 'thread.change',
+  'client.error': 'error',
+};
+/** Commands that run before the widget is mounted; the others wait for it. */
+const EARLY = ['load', 'on', 'off', 'identify', 'setContext', 'shutdown'];
+const CSS =
+  '.kithost-launcher{position:fixed;bottom:20px;right:20px;z-index:2147483000;border:0;border-radius:999px;padding:12px 20px;font:600 15px/1.2 system-ui,sans-serif;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25)}' +
+  '.kithost-launcher:focus-visible{outline:3px solid #2563eb;outline-offset:3px}' +
+  '.kithost-panel{position:fixed;bottom:80px;right:20px;z-index:2147483000;width:min(400px,calc(100vw - 40px));height:min(640px,calc(100vh - 110px));border-radius:12px;overflow:hidden;background:#fff;box-shadow:0 8px 30px rgba(0,0,0,.3);display:flex}' +
+  '.kithost-left{left:20px;right:auto}.kithost-panel[hidden]{display:none}.kithost-inline{display:flex}' +
+  '.kithost-panel>iframe,.kithost-inline>iframe,.kithost-panel>openai-chatkit,.kithost-inline>openai-chatkit{border:0;width:100%;height:100%;display:block}' +
+  '@media (prefers-reduced-motion:no-preference){.kithost-panel{animation:kithost-in .2s ease-out}}@keyframes kithost-in{from{opacity:0;transform:translateY(8px)}}' +
+  NOTICE_CSS;
+
+const widgets = new Map<string, Command>();
+
+const element = <K extends keyof HTMLElementTagNameMap>(tag: K, className: string): HTMLElementTagNameMap[K] => {
+  const el = document.createElement(tag);
+  el.className = className;
+  return el;
+};
+
+function widget(script: HTMLScriptElement, pk: string): Command {
+  const api = new URL(script.src).origin;
+  const storageKey = `kithost:${pk}`;
+  const listeners: Record<string, Set<Listener>> = {};
+  const deferred: [string, unknown[]][] = [];
+  let stored: { d?: string; t?: Visitor['thread'] } = {};
+  try {
+    stored = JSON.parse(localStorage.getItem(storageKey) ?? '{}');
+  } catch {}
+  const visitor: Visitor = {
+    device: stored.d ?? `anon_${randomId(22)}`,
+    identity: null,
+    context: {},
+    thread: stored.t ?? null,
+  };
+  const save = (): void => {
+    try {
+      localStorage.setItem(storageKey, JSON.stringify({ d: visitor.device, t: visitor.thread }));
+    } catch {}
+  };
+  save();
+
+  let user: string | null = null;
+  let loading: Promise<void> | undefined;
+  let config: EmbedConfig | undefined;
+  let box: HTMLElement | undefined;
+  let launcher: HTMLButtonElement | undefined;
+  let chat: Chat | undefined;
+  let isOpen = false;
+
+  const events = batcher(`${api}/v1/embed/${pk}/events`, () => user);
+  const relay = (name: string, data: Record<string, unknown>): void => {
+    for (const listener of listeners[PUBLIC_EVENTS[name] ?? ''] ?? [])
+      try {
+        listener(data, pk);
+      } catch (error) {
+        console.error(error);
+      }
+  };
+  const emit: Emit = (name, data = {}) => {
+    events.add(name, data);
+    relay(name, data);
+  };
+  const fail = (kind: string, message: string, hint: string): void => {
+    console.error(`Kithost widget ${pk}: ${message}. ${hint}`);
+    emit('client.error', { kind, message, hint });
+  };
+
+  const keep = (endUser: string, thread: string | null): void => {
+    user = endUser;
+    visitor.thread = thread ? { user: endUser, id: thread } : null;
+    save();
+  };
+
+  /** Kithost's frame in `into`, driven by messages; posts wait for the frame's hello. */
+  const framed = (into: HTMLElement, cfg: EmbedConfig): Chat => {
+    const frame = element('iframe', '');
+    let ready = false;
+    let outbox: object[] = [];
+    const post = (message: object): void => {
+      if (ready) frame.contentWindow?.postMessage({ kithost: pk, ...message }, api);
+      else outbox.push(message);
+    };
+    const start = (): void => {
+      frame.src = `${api}/w/${pk}#o=${encodeURIComponent(location.origin)}`;
+      frame.title = cfg.config.chatkit.frameTitle ?? cfg.config.launcher.label;
+      frame.allow = 'clipboard-write; microphone';
+      into.replaceChildren(frame);
+      setTimeout(() => {
+        if (ready) return;
+        fail('frame_blocked', `${api}/w/${pk} did not answer`, "Check the page's Content-Security-Policy (frame-src) and Cross-Origin-Embedder-Policy, and the widget's allowed origins.");
+        notice(into, UNAVAILABLE, start);
+      }, HELLO_TIMEOUT_MS);
+    };
+    addEventListener('message', (event: MessageEvent) => {
+      const m = event.data;
+      if (event.origin !== api || event.source !== frame.contentWindow || m?.kithost !== pk) return;
+      if (m.type === 'hello') {
+        ready = true;
+        post({ type: 'init', visitor });
+        outbox.forEach(post);
+        outbox = [];
+      } else if (m.type === 'event') relay(m.name, m.data);
+      else if (m.type === 'keep') keep(m.user, m.thread);
+      else if (m.type === 'close') close(true);
+    });
+    start();
+    return {
+      send: (text) => post({ type: 'send', text }),
+      focus: () => {
+        frame.focus();
+        post({ type: 'focus' });
+      },
+      update: (restart) => post({ type: 'visitor', visitor, restart }),
+    };
+  };
+
+  const ensureChat = (): Chat => {
+    if (!chat) {
+      const cfg = config!;
+      if (cfg.config.placement === 'framed') chat = framed(box!, cfg);
+      else {
+        if (cfg.config.mode === 'self_hosted' && !cfg.domain_key)
+          fail('domain_key_missing', `no domain key for ${location.origin}`, "Add OpenAI's domain key for this origin to the widget's allowed origin.");
+        chat = startChat(box!, {
+          pk,
+          api,
+          config: cfg.config,
+          domainKey: cfg.domain_key ?? '',
+          cdn: CDN,
+          timeoutMs: SCRIPT_TIMEOUT_MS,
+          visitor,
+          emit,
+          frame: false,
+          keep,
+        });
+      }
+    }
+    return chat;
+  };
+
+  /** Opens the panel; `focus` moves the visitor into the chat (not when opening on load). */
+  const open = (focus = true): void => {
+    const chat = ensureChat();
+    if (launcher && !isOpen) {
+      isOpen = true;
+      box!.hidden = false;
+      launcher.setAttribute('aria-expanded', 'true');
+      emit('widget.opened');
+    }
+    if (focus) chat.focus();
+  };
+  const close = (returnFocus: boolean): void => {
+    if (!launcher || !isOpen) return;
+    isOpen = false;
+    box!.hidden = true;
+    launcher.setAttribute('aria-expanded', 'false');
+    if (returnFocus) launcher.focus();
+    emit('widget.closed');
+  };
+
+  const mount = (cfg: EmbedConfig): void => {
+    const { launcher: look } = cfg.config;
+    if (!document.getElementById('kithost-css')) {
+      const style = element('style', '');
+      style.id = 'kithost-css';
+      style.textContent = CSS;
+      document.head.append(style);
+    }
+    const container = script.dataset.container ? document.querySelector<HTMLElement>(script.dataset.container) : null;
+    if (container) {
+      box = container;
+      box.classList.add('kithost-inline');
+      ensureChat();
+    } else {
+      const side = look.position === 'bottom-left' ? ' kithost-left' : '';
+      box = element('div', `kithost-panel${side}`);
+      box.id = `kithost-panel-${pk}`;
+      box.hidden = true;
+      box.setAttribute('role', 'dialog');
+      box.setAttribute('aria-label', look.label);
+      box.addEventListener('keydown', (event) => event.key === 'Escape' && close(true));
+      launcher = element('button', `kithost-launcher${side}`);
+      launcher.type = 'button';
+      launcher.textContent = look.label;
+      launcher.style.background = look.background;
+      launcher.style.color = look.foreground;
+      launcher.setAttribute('aria-expanded', 'false');
+      launcher.setAttribute('aria-controls', box.id);
+      launcher.addEventListener('click', () => (isOpen ? close(false) : open()));
+      launcher.addEventListener('keydown', (event) => event.key === 'Escape' && close(true));
+      document.body.append(box, launcher);
+      emit('launcher.shown');
+      if (look.prefetch) (window.requestIdleCallback ?? setTimeout)(ensureChat);
+      if (look.open_on_load || script.dataset.open === 'true') open(false);
+    }
+    deferred.splice(0).forEach(([name, args]) => run(name, args));
+  };
+
+  const load = (): Promise<void> =>
+    (loading ||= (async () => {
+      const url = `${api}/v1/embed/${pk}/config`;
+      let response: Response;
+      try {
+        response = await call(url);
+      } catch {
+        // CORS hides a refusal: a no-cors request tells a refusal from an unreachable host.
+        const reachable = await fetch(url, { mode: 'no-cors' }).then(() => true, () => false);
+        events.beaconOnly();
+        return reachable
+          ? fail('config_refused', `Kithost refused this widget for ${location.origin}`, "Publish the widget and add this page's origin to its allowed origins.")
+          : fail('network', `${api} could not be reached`, 'Check that Kithost is reachable from this page.');
+      }
+      if (!response.ok) return fail('config_refused', `the configuration answered ${response.status}`, 'Try again later.');
+      config = (await response.json()) as EmbedConfig;
+      emit('loader.loaded', { version: config.version, placement: config.config.placement });
+      mount(config);
+    })());
+
+  const run: Command = (name, args) => {
+    if (!box && !EARLY.includes(name)) return void deferred.push([name, args]);
+    const [first, second] = args;
+    if (name === 'load') void load();
+    else if (name === 'open') open();
+    else if (name === 'close') close(false);
+    else if (name === 'toggle') (isOpen ? close(false) : open());
+    else if (name === 'sendMessage') {
+      open();
+      chat?.send(String(first));
+    } else if (name === 'identify') {
+      visitor.identity = String(first);
+      chat?.update(true);
+    } else if (name === 'setContext') {
+      if (base64url(first).length > MAX_CONTEXT) return console.error(`Kithost: context over ${MAX_CONTEXT} bytes`);
+      visitor.context = first as Visitor['context'];
+      chat?.update(false);
+    } else if (name === 'on') (listeners[String(first)] ??= new Set()).add(second as Listener);
+    else if (name === 'off') listeners[String(first)]?.delete(second as Listener);
+    else if (name === 'shutdown') {
+      Object.assign(visitor, { device: `anon_${randomId(22)}`, identity: null, thread: null });
+      user = null;
+      save();
+      close(false);
+      chat?.update(true);
+    } else console.error(`Kithost: unknown command ${name}`);
+  };
+
+  if (script.dataset.autoload !== 'false') void load();
+  return run;
+}
+
+/** Mounts every widget script of the page not seen yet (a second inclusion only adds). */
+function scan(): void {
+  for (const script of document.querySelectorAll<HTMLScriptElement>('script[data-widget][src]')) {
+    const pk = script.dataset.widget!;
+    if (!widgets.has(pk)) widgets.set(pk, widget(script, pk));
+  }
+}
+
+/** `kithost('open')` acts on every widget; `kithost('pk_…:open')` on that one. */
+function dispatch(args: ArrayLike<unknown>): void {
+  const [command, ...rest] = Array.from(args);
+  const [target, name] = String(command).includes(':') ? String(command).split(':') : [null, String(command)];
+  for (const [pk, run] of widgets) if (!target || target === pk) run(name!, rest);
+}
+
+const existing = window.kithost;
+if (existing?.scan) existing.scan();
+else {
+  const kithost: Kithost = (...args) => dispatch(args);
+  kithost.scan = scan;
+  window.kithost = kithost;
+  scan();
+  for (const args of existing?.q ?? []) dispatch(args);
+}

@@ -1,0 +1,63 @@
+/// <reference path="../node_modules/@openai/chatkit/types/dom-augment.d.ts" />
+// The shapes Kithost's API hands the browser, and ChatKit's option types they must satisfy.
+import type { ChatKitOptions } from '@openai/chatkit';
+
+/** ChatKit options that are data (`WidgetConfig.chatkit`), validated by the API against the
+ * JSON Schema generated from these same types. */
+export type ChatKitData = Omit<
+  ChatKitOptions,
+  'api' | 'initialThread' | 'onClientTool' | 'widgets' | 'entities' | 'commands'
+>;
+
+export type Launcher = {
+  position: 'bottom-right' | 'bottom-left';
+  label: string;
+  icon: string;
+  background: string;
+  foreground: string;
+  open_on_load: boolean;
+  prefetch: boolean;
+};
+
+export type Action =
+  | { kind: 'open_url'; url: string }
+  | { kind: 'send_message'; text: string }
+  | { kind: 'forward' }
+  | { kind: 'ignore' };
+
+/** `WidgetConfig.public()`. */
+export type PublicConfig = {
+  mode: 'self_hosted' | 'hosted';
+  placement: 'framed' | 'direct';
+  chatkit: ChatKitData;
+  launcher: Launcher;
+  actions: Record<string, Action>;
+  require_identity: boolean;
+};
+
+/** `GET /v1/embed/{pk}/config`. */
+export type EmbedConfig = {
+  public_key: string;
+  version: number;
+  config: PublicConfig;
+  domain_key: string | null;
+};
+
+/** `POST /v1/embed/{pk}/session`. */
+export type Session =
+  | { mode: 'self_hosted'; end_user: string; token: string; expires_at: number; chatkit_url: string }
+  | { mode: 'hosted'; end_user: string; client_secret: string; expires_at: number };
+
+export type Context = Record<string, unknown>;
+
+/** What the page (the loader) knows about its visitor and hands to the chat. */
+export type Visitor = {
+  device: string;
+  identity: string | null;
+  context: Context;
+  /** The last thread, and whose it is (an end-user id). */
+  thread: { user: string; id: string } | null;
+};
+
+/** Emits one event: to the events endpoint and to `kithost('on', …)` listeners. */
+export type Emit = (name: string, data?: Record<string, unknown>) => void;

@@ -1,0 +1,1 @@
+"""The loader script (``/embed.js``) and the framed widget page (``/w/{pk}``)."""

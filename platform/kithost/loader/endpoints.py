@@ -1,0 +1,97 @@
+"""``GET /embed.js``, ``GET /embed.{hash}.js``, ``GET /w/frame.{hash}.js`` and ``GET /w/{pk}``.
+
+``/embed.js`` is what tenants paste: cached briefly (a deploy reaches visitors within
+minutes) and revalidated by ETag. The content-hashed URLs never change, so they are cached
+for a year. All are served from memory, gzipped when the client accepts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse
+
+from kithost.embed.cache import config_cache
+from kithost.embed.endpoints import PathParamsRoute
+from kithost.errors import NotFound
+from kithost.kit.schemas import problems
+from kithost.loader import service
+from kithost.loader.service import Bundle, Script
+
+SHORT_CACHE = "public, max-age=300, stale-while-revalidate=86400"
+IMMUTABLE = "public, max-age=31536000, immutable"
+FRAME_CACHE = "public, max-age=60"
+
+router = APIRouter(tags=["embed"], route_class=PathParamsRoute)
+
+
+def _serve(request: Request, script: Script, cache_control: str) -> Response:
+    headers = {
+        "ETag": script.etag,
+        "Cache-Control": cache_control,
+        "Vary": "Accept-Encoding",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if script.etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    body = script.body
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        body, headers["Content-Encoding"] = script.gzipped, "gzip"
+    return Response(body, media_type="text/javascript; charset=utf-8", headers=headers)
+
+
+@router.get("/embed.js", summary="The loader", response_class=Response, responses=problems(503))
+async def get_loader(request: Request) -> Response:
+    return _serve(request, service.bundle().embed, SHORT_CACHE)
+
+
+def _add_hashed_route(path: str, summary: str, pick: Callable[[Bundle], Script]) -> None:
+    """``path`` (with ``{hash}``) serves the current build of one script, immutable."""
+
+    async def get_hashed(request: Request, hash: str) -> Response:
+        script = pick(service.bundle())
+        if hash != script.hash:
+            raise NotFound("No such version of the script.", code="script_not_found")
+        return _serve(request, script, IMMUTABLE)
+
+    router.add_api_route(
+        path,
+        get_hashed,
+        methods=["GET"],
+        summary=summary,
+        response_class=Response,
+        responses=problems(404, 503),
+    )
+
+
+_add_hashed_route(
+    "/embed.{hash}.js", "The loader at its content-hashed, immutable URL", lambda b: b.embed
+)
+_add_hashed_route(
+    "/w/frame.{hash}.js", "The framed page's script (content-hashed, immutable)", lambda b: b.frame
+)
+
+
+@router.get(
+    "/w/{pk}",
+    summary="The framed widget page, for the loader's iframe",
+    response_class=HTMLResponse,
+    responses={404: {"description": "No published widget has this key"}, **problems(503)},
+)
+async def get_frame(request: Request, pk: str) -> Response:
+    widget = await config_cache(request.app.state).get(pk, request.app.state.sessionmaker)
+    if widget.answers is None:
+        return HTMLResponse(
+            service.NOT_AVAILABLE_PAGE, status_code=404, headers={"Cache-Control": "no-store"}
+        )
+    published = widget.answers.published
+    frame = service.bundle().frame
+    return HTMLResponse(
+        service.frame_page(published, request.app.state.settings, f"frame.{frame.hash}.js"),
+        headers={
+            "Content-Security-Policy": service.frame_ancestors(published),
+            "Cache-Control": FRAME_CACHE,
+            "X-Content-Type-Options": "nosniff",
+        },
+    )

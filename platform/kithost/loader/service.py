@@ -1,0 +1,96 @@
+"""The built browser code, held in memory, and the framed page's HTML.
+
+``cd embed && npm run build`` writes ``dist/``: ``embed.js`` (the loader), ``frame.js`` (the
+framed page's script), each also under a content-hashed name, and ``manifest.json`` naming
+them. The files are read once per process, on first use, with their gzip encodings.
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from kithost.embed.service import Published
+from kithost.errors import ServiceUnavailable
+from kithost.settings import Settings
+
+DIST = Path(__file__).parent / "dist"
+
+
+@dataclass(frozen=True)
+class Script:
+    hash: str
+    body: bytes
+    gzipped: bytes
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.hash}"'
+
+
+@dataclass(frozen=True)
+class Bundle:
+    embed: Script
+    frame: Script
+
+
+@cache
+def bundle(dist: Path = DIST) -> Bundle:
+    """The built scripts; 503 ``loader_not_built`` until ``npm run build`` has run."""
+    try:
+        manifest: dict[str, dict[str, Any]] = json.loads((dist / "manifest.json").read_text())
+        scripts = {
+            name: _script(manifest[name]["hash"], (dist / manifest[name]["file"]).read_bytes())
+            for name in ("embed", "frame")
+        }
+    except (OSError, KeyError, ValueError) as exc:
+        raise ServiceUnavailable(
+            "The loader is not built: run `npm run build` in embed/.", code="loader_not_built"
+        ) from exc
+    return Bundle(**scripts)
+
+
+def _script(hash: str, body: bytes) -> Script:
+    return Script(hash, body, gzip.compress(body, compresslevel=9, mtime=0))
+
+
+def frame_page(published: Published, settings: Settings, frame_script: str) -> str:
+    """The framed page: its setup as JSON (published config, domain key, ChatKit's script)."""
+    config = published.config
+    setup = {
+        "pk": published.public_key,
+        "config": config,
+        "domainKey": settings.frame_domain_key,
+        "cdn": settings.chatkit_script_url,
+        "timeoutMs": round(settings.chatkit_script_timeout_seconds * 1000),
+    }
+    data = json.dumps(setup, separators=(",", ":"))
+    data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    title = html.escape(config["chatkit"].get("frameTitle") or config["launcher"]["label"])
+    lang = html.escape(config["chatkit"].get("locale") or "en")
+    return (
+        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{title}</title></head><body>"
+        '<main id="kithost-chat" aria-live="polite"></main>'
+        f'<script type="application/json" id="kithost-setup">{data}</script>'
+        f'<script src="/w/{frame_script}"></script></body></html>'
+    )
+
+
+NOT_AVAILABLE_PAGE = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Chat unavailable</title>'
+    "</head><body><p>This chat is not available: no published widget has this key.</p>"
+    "</body></html>"
+)
+
+
+def frame_ancestors(published: Published) -> str:
+    """``Content-Security-Policy``: only the widget's allowed origins may frame the page."""
+    sources = " ".join(entry.pattern for entry in published.origins) or "'none'"
+    return f"frame-ancestors {sources}"

@@ -1,0 +1,87 @@
+"""Events reach ``POST /v1/embed/{pk}/events`` in batches; the thread survives a reload."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.async_api import Frame, Page
+
+from kithost.widgets.config import WidgetConfig
+from tests.browser.conftest import Kithost
+from tests.browser.helpers import Captured, Site, chat_frame, chatkit_calls, eventually, snippet
+
+EVENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+LOADER_EVENTS = ["loader.loaded", "launcher.shown", "widget.opened", "widget.closed"]
+CHAT_EVENTS = [
+    "session.minted",
+    "chatkit.ready",
+    "chatkit.thread.change",
+    "chatkit.response.start",
+    "chatkit.response.end",
+    "chatkit.log",
+]
+
+
+async def emit(frame: Frame, name: str, detail: object = None) -> None:
+    await frame.evaluate("([name, detail]) => window.chatkit.emit(name, detail)", [name, detail])
+
+
+async def test_events_arrive_in_batches_and_by_beacon_on_pagehide(
+    page: Page, kithost: Kithost, shop: Site, captured: Captured
+) -> None:
+    pk = await kithost.publish([shop.origin], WidgetConfig())
+    await page.goto(shop.page(snippet(kithost.url, pk)))
+    await page.get_by_role("button", name="Chat with us").click()
+    frame = await chat_frame(page, pk)
+    await emit(frame, "chatkit.thread.change", {"threadId": "thr_1"})
+    await emit(frame, "chatkit.response.start")
+    await emit(frame, "chatkit.response.end")
+    await emit(frame, "chatkit.log", {"name": "message.action", "data": {"secret": "no"}})
+    await page.get_by_role("button", name="Chat with us").click()
+
+    await eventually(
+        lambda: set(LOADER_EVENTS + CHAT_EVENTS) <= set(captured.names(pk)), "every event"
+    )
+    names = captured.names(pk)
+    assert names.count("widget.opened") == 1
+    assert len(captured.batches) < len(names)  # batched, not one request per event
+    events = captured.events(pk)
+    assert all(EVENT_ID.fullmatch(e["id"]) for e in events)
+    assert len({e["id"] for e in events}) == len(events)
+    assert all(isinstance(e["time"], int) and isinstance(e["data"], dict) for e in events)
+    by_name = {e["name"]: e["data"] for e in events}
+    assert by_name["chatkit.thread.change"] == {"threadId": "thr_1"}
+    assert by_name["chatkit.log"] == {"name": "message.action"}
+    assert by_name["loader.loaded"] == {"version": 1, "placement": "framed"}
+    end_user = next(b.end_user for b in captured.batches if "session.minted" in b.names())
+    assert end_user is not None
+    assert end_user.startswith("a:anon_")
+    assert all(b.content_type == "application/json" for b in captured.batches)
+
+    await emit(frame, "chatkit.response.start")
+    # On pagehide what is left goes by beacon. Playwright does not report the requests of a
+    # document being unloaded, so the event is dispatched to a live one.
+    await frame.evaluate("() => dispatchEvent(new PageTransitionEvent('pagehide'))")
+    beacon = await eventually(
+        lambda: [b for b in captured.batches if b.content_type.startswith("text/plain")],
+        "a beacon",
+    )
+    assert beacon[0].names() == ["chatkit.response.start"]
+
+
+async def test_the_thread_is_kept_per_widget_and_end_user(
+    page: Page, kithost: Kithost, shop: Site
+) -> None:
+    pk = await kithost.publish([shop.origin], WidgetConfig())
+    url = shop.page(snippet(kithost.url, pk, open="true"))
+    await page.goto(url)
+    await emit(await chat_frame(page, pk), "chatkit.thread.change", {"threadId": "thr_kept"})
+
+    await page.goto(url)
+    [options] = await chatkit_calls(await chat_frame(page, pk))
+    assert options["initialThread"] == "thr_kept"
+
+    await page.evaluate("() => kithost('shutdown')")  # forgets the end user
+    await page.goto(url)
+    [options] = await chatkit_calls(await chat_frame(page, pk))
+    assert options["initialThread"] is None

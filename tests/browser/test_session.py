@@ -1,0 +1,85 @@
+"""The session token reaches ChatKit's ``fetch``, with the page context, and is refreshed."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from playwright.async_api import BrowserContext, Page
+
+from kithost.models import WidgetMode
+from kithost.widgets.config import Hosted, WidgetConfig
+from tests.browser.conftest import Kithost
+from tests.browser.helpers import (
+    STUB,
+    Captured,
+    Site,
+    chat_frame,
+    chatkit_calls,
+    eventually,
+    snippet,
+)
+from tests.fakes.openai_server import FakeOpenAI
+
+CONTEXT = {"page": "/checkout", "cart": {"items": 2, "note": "ünïcödé"}}
+REQUEST = "() => window.chatkit.request({type: 'threads.list', params: {}})"
+
+
+def decoded(header: str) -> object:
+    assert "=" not in header
+    return json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+
+
+async def test_the_token_reaches_fetch_and_is_refreshed_before_it_expires(
+    context: BrowserContext, page: Page, kithost: Kithost, shop: Site, captured: Captured
+) -> None:
+    await context.clock.install()
+    pk = await kithost.publish([shop.origin], WidgetConfig())
+    set_context = f"<script>kithost('setContext', {json.dumps(CONTEXT)})</script>"
+    await page.goto(shop.page(STUB + set_context + snippet(kithost.url, pk, open="true")))
+    frame = await chat_frame(page, pk)
+    [first] = captured.sessions
+    assert first["device_id"].startswith("anon_")
+
+    assert await frame.evaluate(REQUEST) == 200
+    [headers] = captured.chatkit
+    assert headers["authorization"].startswith("Bearer ey")  # a JWT
+    token = headers["authorization"].removeprefix("Bearer ")
+    assert decoded(headers["x-kithost-context"]) == CONTEXT
+    assert headers["origin"] == kithost.url  # the framed page calls from Kithost's origin
+
+    await frame.evaluate(REQUEST)
+    assert len(captured.sessions) == 1  # still fresh: no new session
+    assert captured.chatkit[1]["authorization"] == f"Bearer {token}"
+
+    await context.clock.fast_forward("14:30")  # the token lives 15 minutes
+    assert await frame.evaluate(REQUEST) == 200
+    assert captured.sessions[1] == {"current": token, "context": CONTEXT}
+    refreshed = captured.chatkit[2]["authorization"].removeprefix("Bearer ")
+    assert refreshed != token
+    minted = await eventually(
+        lambda: [e for e in captured.events(pk) if e["name"] == "session.minted"][1:],
+        "the refresh reported",
+    )
+    assert minted[0]["data"] == {"mode": "self_hosted", "refresh": True}
+
+
+async def test_a_hosted_widget_gets_client_secrets_from_the_session_endpoint(
+    page: Page, kithost: Kithost, shop: Site, captured: Captured, openai: FakeOpenAI
+) -> None:
+    hosted = Hosted(workflow_id="wf_shop", state_variables=["plan"])
+    pk = await kithost.publish([shop.origin], WidgetConfig(mode=WidgetMode.hosted, hosted=hosted))
+    set_context = "<script>kithost('setContext', {plan: 'pro', secret: 'not a state variable'})"
+    await page.goto(shop.page(STUB + set_context + "</script>" + snippet(kithost.url, pk)))
+    await page.get_by_role("button", name="Chat with us").click()
+    frame = await chat_frame(page, pk)
+    [options] = await chatkit_calls(frame)
+    assert options["api"] == {}  # getClientSecret only: a function
+
+    first = await frame.evaluate("() => window.chatkit.clientSecret(null)")
+    assert len(captured.sessions) == 1  # the secret minted when the chat started
+    second = await frame.evaluate("s => window.chatkit.clientSecret(s)", first)
+    assert second != first
+    assert captured.sessions[1]["current"] == first
+    created = [r.json for r in openai.requests if r.path == "/v1/chatkit/sessions"]
+    assert created[-1]["workflow"]["state_variables"] == {"plan": "pro"}
