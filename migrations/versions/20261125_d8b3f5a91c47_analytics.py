@@ -1,7 +1,7 @@
 """Analytics: raw events, hourly and daily rollups, client error groups, retention.
 
 Revision ID: d8b3f5a91c47
-Revises: 5c906d049d2a
+Revises: c4a7e1f20b36
 Create Date: 2026-11-25 17:37:42.593819
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "d8b3f5a91c47"
-down_revision: str | None = "5c906d049d2a"
+down_revision: str | None = "c4a7e1f20b36"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -14,6 +14,7 @@ from kithost.analytics.facts import FactBuffer
 from kithost.api import api_router
 from kithost.auth import oidc
 from kithost.auth.oauth_endpoints import router as oauth_router
+from kithost.chat.endpoints import router as chat_router
 from kithost.db import create_engine, create_sessionmaker
 from kithost.embed.endpoints import router as embed_router
 from kithost.errors import install_error_handlers
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sessions_visitor_router)
     app.include_router(analytics_visitor_router)
     app.include_router(loader_router)
+    app.include_router(chat_router)
     app.include_router(health_router)
     app.include_router(oauth_router)
     app.include_router(api_router)

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     """ChatKit's script, as the framed page loads it."""
     chatkit_script_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
     """How long the framed page waits for ChatKit's script before showing its fallback."""
+    chat_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    """Largest request body ``POST /v1/chatkit/{pk}`` accepts."""
+    chat_attachment_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    """Largest attachment any widget accepts, whatever its ``composer.attachments`` say."""
+    chat_attachment_dir: Path | None = None
+    """Where attachment bytes are kept; ``attachments`` in the data directory by default."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -104,6 +110,10 @@ class Settings(BaseSettings):
     @property
     def https(self) -> bool:
         return self.base_url.startswith("https://")
+
+    @property
+    def attachments_dir(self) -> Path:
+        return self.chat_attachment_dir or self.data_dir / "attachments"
 
     def encryption_keys(self) -> list[str]:
         """The keys that encrypt secrets at rest and sign cookies; the first is current.

@@ -317,7 +317,10 @@ async def test_end_user_deletion_removes_their_rows_and_is_audited(
         f"{url}/end-user-deletions", json={"end_user": USER}, headers=creds.headers
     )
     assert response.status_code == 200, response.text
-    assert response.json() == {"end_user": USER, "removed": {"events": 2, "error_occurrences": 1}}
+    assert response.json() == {
+        "end_user": USER,
+        "removed": {"events": 2, "error_occurrences": 1, "chat": 0},
+    }
     users = await db.scalars(
         select(AnalyticsEvent.end_user_id).where(AnalyticsEvent.tenant_id == tenant.id)
     )

@@ -15,6 +15,11 @@ Endpoints, shaped after the types of the installed `openai` client:
 Any other URL answers 404 in OpenAI's error shape. Every request is recorded in
 `FakeOpenAI.requests` before scripted failures and the API key check are applied.
 
+Streams send the reply in word-sized text deltas, the first one at once. Two hooks act
+on the next stream, after ``n`` deltas: `FakeOpenAI.break_stream` fails it (an error event
+in the API's own shape, or a dropped connection) and `FakeOpenAI.hold_stream` pauses it
+until `FakeOpenAI.release` (or `reset`).
+
 The `fake_openai` fixture is function-scoped but shares one server per test session (stopping
 uvicorn takes ~0.2 s), calling `FakeOpenAI.reset()` before each test. Importing that one name
 into a conftest is enough to make it available.
@@ -33,7 +38,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import pytest
 import uvicorn
@@ -74,6 +79,21 @@ class _ScriptedError:
     param: str | None
 
 
+StreamFailure = Literal["error", "disconnect"]
+
+
+class DroppedConnection(Exception):
+    """Raised inside a streamed body: uvicorn aborts the response mid-stream."""
+
+
+@dataclass
+class _StreamScript:
+    after: int
+    """Text deltas sent before the failure or pause."""
+    failure: StreamFailure | None
+    """None: pause until released."""
+
+
 class FakeOpenAI:
     """OpenAI-compatible server on loopback; see the module docstring."""
 
@@ -89,7 +109,11 @@ class FakeOpenAI:
         """ChatKit sessions created so far, by id, as returned to the client."""
         self.delay_seconds = 0.0
         """How long every answer waits (to make clients time out)."""
+        self.event_interval_seconds = 0.0
+        """The pause after each text delta of a stream (a model that takes its time)."""
         self._failures: deque[_ScriptedError] = deque()
+        self._stream_script: _StreamScript | None = None
+        self._released = threading.Event()
         self._initial = (api_key, reply_text)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -148,13 +172,29 @@ class FakeOpenAI:
             error_type = _default_error_type(status)
         self._failures.append(_ScriptedError(status, message, error_type, code, param))
 
+    def break_stream(self, after: int, failure: StreamFailure = "error") -> None:
+        """Make the next stream fail after ``after`` text deltas: ``error`` sends the API's
+        mid-stream error event, ``disconnect`` drops the connection."""
+        self._stream_script = _StreamScript(after, failure)
+
+    def hold_stream(self, after: int) -> None:
+        """Make the next stream pause after ``after`` text deltas until :meth:`release`."""
+        self._released.clear()
+        self._stream_script = _StreamScript(after, None)
+
+    def release(self) -> None:
+        self._released.set()
+
     def reset(self) -> None:
         """Forget requests, sessions and queued failures; restore the initial key and reply."""
         self.api_key, self.reply_text = self._initial
         self.delay_seconds = 0.0
+        self.event_interval_seconds = 0.0
         self.requests.clear()
         self.sessions.clear()
         self._failures.clear()
+        self._stream_script = None
+        self._released.set()
 
     def start(self) -> Self:
         """Serve on a free loopback port; returns once the server accepts connections."""
@@ -370,7 +410,10 @@ class FakeOpenAI:
         if include_usage:
             events.append(chunk([], usage))
         events.append("data: [DONE]\n\n")
-        return _sse_response(events)
+        error = {"message": "The model failed mid-stream.", "type": "server_error"}
+        return self._stream(
+            events, 1, [_sse_data({"error": {**error, "param": None, "code": None}})]
+        )
 
     # -- Responses -------------------------------------------------------------------------
 
@@ -450,7 +493,41 @@ class FakeOpenAI:
         emit("response.content_part.done", **at, part=part)
         emit("response.output_item.done", output_index=0, item=message)
         emit("response.completed", response=completed)
-        return _sse_response(events)
+        failure = {"code": "server_error", "message": "The model failed mid-stream."}
+        failed = {**in_progress, "status": "failed", "error": failure}
+        error_events: list[str] = []
+        for event_type, fields in (
+            ("error", {**failure, "param": None}),
+            ("response.failed", {"response": failed}),
+        ):
+            data = {"type": event_type, "sequence_number": len(events), **fields}
+            error_events.append(f"event: {event_type}\ndata: {json.dumps(data)}\n\n")
+        return self._stream(events, 4, error_events)
+
+    def _stream(self, events: list[str], first_delta: int, error_events: list[str]) -> Response:
+        """The events as a stream, with the scripted failure or pause (if any) applied after
+        the script's number of text deltas (the first one is ``events[first_delta]``)."""
+        script, self._stream_script = self._stream_script, None
+        released, interval = self._released, self.event_interval_seconds
+
+        async def stream() -> AsyncIterator[str]:
+            for index, event in enumerate(events):
+                if script is not None and index == first_delta + script.after:
+                    if script.failure == "disconnect":
+                        raise DroppedConnection
+                    if script.failure == "error":
+                        for error in error_events:
+                            yield error
+                        return
+                    await asyncio.to_thread(released.wait, 30)
+                yield event
+                await asyncio.sleep(interval if index >= first_delta else 0)
+
+        return StreamingResponse(
+            stream(),
+            media_type="text/event-stream",
+            headers={"x-request-id": _new_id("req_"), "cache-control": "no-cache"},
+        )
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -491,19 +568,6 @@ def _json(content: Json, status: int = 200) -> Response:
 
 def _sse_data(data: Json) -> str:
     return f"data: {json.dumps(data)}\n\n"
-
-
-def _sse_response(events: list[str]) -> Response:
-    async def stream() -> AsyncIterator[str]:
-        for event in events:
-            yield event
-            await asyncio.sleep(0)
-
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"x-request-id": _new_id("req_"), "cache-control": "no-cache"},
-    )
 
 
 def _new_id(prefix: str) -> str:

@@ -29,6 +29,7 @@ from kithost.analytics import latency, repository
 from kithost.analytics.events import Dropped, Event
 from kithost.audit import service as audit
 from kithost.audit.service import Actor
+from kithost.chat import service as chat
 from kithost.db import Sessionmaker, session_scope
 from kithost.errors import BadRequest, KithostError, NotFound, invalid_field
 from kithost.models import ErrorGroup, ErrorStatus, RollupPeriod, Tenant
@@ -536,13 +537,14 @@ async def resolve_error_group(
 
 
 async def purge_expired(session: AsyncSession, tenant_id: uuid.UUID, days: int) -> dict[str, int]:
-    """Remove what is older than the tenant's retention: raw events and error groups (with
-    their samples) last seen before it. Rollups stay: they hold no personal data."""
+    """Remove what is older than the tenant's retention: raw events, error groups (with
+    their samples) last seen before it, and chat threads, items and attachments (their files
+    after the commit). Rollups stay: they hold no personal data."""
     cutoff = utcnow() - timedelta(days=days)
-    # At merge with the chat store: "chat": chat.service.purge_before(session, tenant_id, cutoff)
     return {
         "events": await repository.purge_events(session, tenant_id, cutoff),
         "error_groups": await repository.purge_error_groups(session, tenant_id, cutoff),
+        "chat": await chat.purge_before(session, tenant_id, cutoff),
     }
 
 
@@ -562,13 +564,12 @@ async def delete_end_user(
     session: AsyncSession, tenant: Tenant, actor: Actor, end_user_id: str
 ) -> dict[str, int]:
     """Remove one end user's data from the tenant, and record that in the audit log."""
-    # At merge with the chat store:
-    # "chat": chat.service.delete_end_user_data(session, tenant.id, end_user_id)
     removed = {
         "events": await repository.delete_end_user_events(session, tenant.id, end_user_id),
         "error_occurrences": await repository.forget_error_group_user(
             session, tenant.id, end_user_id
         ),
+        "chat": await chat.delete_end_user_data(session, tenant.id, end_user_id),
     }
     audit.record(
         session,

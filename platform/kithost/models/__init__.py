@@ -8,6 +8,9 @@ from kithost.models.analytics_settings import AnalyticsSettings
 from kithost.models.api_client import ApiClient
 from kithost.models.audit_log_entry import AuditLogEntry
 from kithost.models.base import Base
+from kithost.models.chat_attachment import ChatAttachment
+from kithost.models.chat_item import ChatItem
+from kithost.models.chat_thread import ChatThread
 from kithost.models.dashboard_session import DashboardSession
 from kithost.models.error_group import ErrorGroup, ErrorGroupUser, ErrorStatus
 from kithost.models.invitation import Invitation
@@ -28,6 +31,9 @@ __all__ = [
     "ApiClient",
     "AuditLogEntry",
     "Base",
+    "ChatAttachment",
+    "ChatItem",
+    "ChatThread",
     "DashboardSession",
     "ErrorGroup",
     "ErrorGroupUser",

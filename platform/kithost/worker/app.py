@@ -13,7 +13,12 @@ from kombu.transport import sqlalchemy as kombu_sqlalchemy
 
 from kithost.settings import Settings
 
-TASK_MODULES = ["kithost.analytics.tasks", "kithost.health.tasks", "kithost.invitations.tasks"]
+TASK_MODULES = [
+    "kithost.analytics.tasks",
+    "kithost.chat.tasks",
+    "kithost.health.tasks",
+    "kithost.invitations.tasks",
+]
 
 # kombu's SQLAlchemy transport (the embedded broker) polls its table; once a second by
 # default. It cannot be set per connection (the option is forwarded to create_engine).

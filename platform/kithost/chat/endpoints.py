@@ -1,0 +1,399 @@
+"""``POST /v1/chatkit/{pk}``: the ChatKit protocol for self-hosted widgets, and the
+attachment upload and preview URLs it hands out.
+
+Order of checks for the protocol route (fail closed, nothing looked up for a request no
+allowed page can send):
+
+1. unknown key or nothing published → 404 ``widget_not_found``;
+2. no ``Origin``, or one that is neither the widget's nor Kithost's own (the framed page)
+   → 403 ``origin_not_allowed``, without CORS headers;
+3. from here on, errors carry CORS headers so the loader can read them (a 401 is its cue
+   to refresh the token): no or a bad token (bound to widget, end user and origin) → 401
+   ``missing_session_token`` / ``invalid_session_token``; ``X-Kithost-Context`` not
+   base64url JSON of an object within 4096 bytes → 400 ``invalid_page_context``; a body
+   over ``KITHOST_CHAT_MAX_BODY_BYTES`` → 413; a body that is not a ChatKit request → 400
+   ``invalid_chatkit_request`` with the fields.
+
+Streams are ``text/event-stream``: the first event is produced before the response starts,
+so a thread, item or attachment the end user cannot see is a 404 problem, not a broken
+stream. Upload and preview URLs carry their own signed token (``chat.attachments``) and
+answer any origin (``Access-Control-Allow-Origin: *``, no credentials): ChatKit's frame
+calls them without the loader's ``fetch``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import structlog
+from chatkit.errors import ErrorCode
+from chatkit.server import StreamingResult
+from chatkit.types import (
+    ChatKitReq,
+    ErrorEvent,
+    ThreadsAddUserMessageReq,
+    ThreadsCreateReq,
+)
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import TypeAdapter, ValidationError
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from kithost.chat.attachments import AttachmentRules, Purpose
+from kithost.chat.auth import missing_token
+from kithost.chat.context import ChatContext
+from kithost.chat.errors import PayloadTooLarge, problem_for
+from kithost.chat.runtime import Runtime, runtime
+from kithost.chat.server import ChatServer
+from kithost.embed.cache import published_answers
+from kithost.embed.endpoints import PathParamsRoute
+from kithost.embed.service import Published
+from kithost.errors import BadRequest, Conflict, FieldError, Forbidden, Unauthorized
+from kithost.kit.schemas import problems
+from kithost.models import WidgetMode
+
+log = structlog.get_logger(__name__)
+
+CHATKIT_PATH = "/v1/chatkit/{pk}"
+ATTACHMENT_PATH = "/v1/chatkit/{pk}/attachments/{attachment_id}"
+CONTEXT_HEADER = "x-kithost-context"
+MAX_CONTEXT_BYTES = 4096
+MULTIPART_OVERHEAD = 64 * 1024
+PREFLIGHT_MAX_AGE = "600"
+_BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+_LOCALE = re.compile(r"^[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8}){0,3}$")
+_REQUEST: TypeAdapter[ChatKitReq] = TypeAdapter(ChatKitReq)
+_ANY_ORIGIN = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
+
+
+async def chatkit(request: Request, pk: str) -> Response:
+    received_at = time.monotonic()
+    chat = runtime(request.app.state)
+    widget = (await published_answers(request.app.state, pk)).published
+    origin = request.headers.get("origin")
+    if origin is None or not (origin == chat.settings.base_url or widget.allows(origin)):
+        raise Forbidden("This page may not use this widget.", code="origin_not_allowed")
+    cors = _cors(origin)
+    with _problems(cors):
+        return await _chatkit(request, chat, widget, origin, received_at, cors)
+
+
+async def _chatkit(
+    request: Request,
+    chat: Runtime,
+    widget: Published,
+    origin: str,
+    received_at: float,
+    cors: dict[str, str],
+) -> Response:
+    end_user_id = await _end_user(request, chat, widget, origin)
+    if widget.widget_config.mode is not WidgetMode.self_hosted:
+        raise Conflict("This widget's chat is hosted by OpenAI.", code="widget_not_self_hosted")
+    context = ChatContext(
+        widget=widget,
+        end_user_id=end_user_id,
+        origin=origin,
+        locale=_locale(request.headers.get("accept-language")),
+        page_context=page_context(request.headers.get(CONTEXT_HEADER)),
+        received_at=received_at,
+    )
+    body = await _read(request, chat.settings.chat_max_body_bytes)
+    parsed = _parse(body)
+    server = chat.server(
+        new_message=isinstance(parsed, ThreadsCreateReq | ThreadsAddUserMessageReq)
+    )
+    await _check_attachments(server, parsed, context)
+    result = await server.process_request(parsed, context)
+    if isinstance(result, StreamingResult):
+        return await _stream(result, cors)
+    return Response(result.json, media_type="application/json", headers=cors)
+
+
+async def preflight(request: Request, pk: str) -> Response:
+    widget = (await published_answers(request.app.state, pk)).published
+    origin = request.headers.get("origin")
+    if origin is None or not (
+        origin == runtime(request.app.state).settings.base_url or widget.allows(origin)
+    ):
+        raise Forbidden("This page may not use this widget.", code="origin_not_allowed")
+    return Response(
+        status_code=204,
+        headers={
+            **_cors(origin),
+            "Access-Control-Allow-Methods": "POST",
+            "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Kithost-Context",
+            "Access-Control-Max-Age": PREFLIGHT_MAX_AGE,
+        },
+    )
+
+
+async def upload(request: Request, pk: str, attachment_id: str) -> Response:
+    chat = runtime(request.app.state)
+    with _problems(_ANY_ORIGIN):
+        context = await _link_context(request, chat, pk, attachment_id, "upload")
+        data, mime_type = await _uploaded_file(request, chat.settings.chat_attachment_max_bytes)
+        attachment = await chat.attachment_store().upload(attachment_id, data, mime_type, context)
+    body = attachment.model_dump_json(
+        by_alias=True, exclude_none=True, context={"exclude_metadata": True}
+    )
+    return Response(body, media_type="application/json", headers=_ANY_ORIGIN)
+
+
+async def upload_preflight(request: Request, pk: str, attachment_id: str) -> Response:
+    return Response(
+        status_code=204,
+        headers={
+            **_ANY_ORIGIN,
+            "Access-Control-Allow-Methods": "POST",
+            "Access-Control-Allow-Headers": "Content-Type",
+            "Access-Control-Max-Age": PREFLIGHT_MAX_AGE,
+        },
+    )
+
+
+async def preview(request: Request, pk: str, attachment_id: str) -> Response:
+    chat = runtime(request.app.state)
+    with _problems(_ANY_ORIGIN):
+        context = await _link_context(request, chat, pk, attachment_id, "preview")
+        data, mime_type = await chat.attachment_store().content(attachment_id, context)
+    disposition = "inline" if mime_type.startswith("image/") else "attachment"
+    return Response(
+        data,
+        media_type=mime_type,
+        headers={
+            "Access-Control-Allow-Origin": "*",
+            "Cache-Control": "private, max-age=3600",
+            "Content-Disposition": disposition,
+            # An SVG from Kithost's origin must not run script there.
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+            "Cross-Origin-Resource-Policy": "cross-origin",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+router = APIRouter(tags=["chat"])
+for path, endpoint, method, summary, statuses in (
+    (
+        CHATKIT_PATH,
+        chatkit,
+        "POST",
+        "The ChatKit protocol (self-hosted widgets)",
+        (400, 401, 403, 404, 409, 413, 422),
+    ),
+    (CHATKIT_PATH, preflight, "OPTIONS", "CORS preflight for the ChatKit protocol", (403, 404)),
+    (
+        f"{ATTACHMENT_PATH}/upload",
+        upload,
+        "POST",
+        "Upload an attachment's bytes (signed URL)",
+        (400, 401, 404, 409, 413),
+    ),
+    (f"{ATTACHMENT_PATH}/upload", upload_preflight, "OPTIONS", "CORS preflight for uploads", ()),
+    (
+        f"{ATTACHMENT_PATH}/preview",
+        preview,
+        "GET",
+        "An attachment's bytes for its owner (signed URL)",
+        (401, 404),
+    ),
+):
+    router.add_api_route(
+        path,
+        endpoint,
+        methods=[method],
+        route_class_override=PathParamsRoute,
+        summary=summary,
+        response_class=Response,
+        responses=problems(*statuses),
+    )
+
+
+async def _end_user(request: Request, chat: Runtime, widget: Published, origin: str) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise missing_token()
+    claims = await chat.tokens.verify(token, public_key=widget.public_key, origin=origin)
+    if (claims.tenant_id, claims.widget_id) != (str(widget.tenant_id), str(widget.widget_id)):
+        raise Unauthorized(
+            "The session token is not for this widget.", code="invalid_session_token"
+        )
+    return claims.end_user_id
+
+
+def page_context(header: str | None) -> dict[str, Any] | None:
+    """The loader's page context: base64url (no padding) of a UTF-8 JSON object."""
+    if header is None:
+        return None
+    try:
+        if len(header) > MAX_CONTEXT_BYTES or not _BASE64URL.match(header):
+            raise ValueError("not base64url")
+        value = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    except (ValueError, binascii.Error) as exc:  # UnicodeDecodeError is a ValueError
+        raise _bad_context() from exc
+    if not isinstance(value, dict):
+        raise _bad_context()
+    return value
+
+
+@contextmanager
+def _problems(headers: dict[str, str]) -> Iterator[None]:
+    """Errors as problems (the SDK's too: ``errors.problem_for``) with ``headers`` added."""
+    try:
+        yield
+    except Exception as exc:
+        problem = problem_for(exc)
+        if problem is None:
+            raise
+        problem.headers = {**headers, **problem.headers}
+        if problem is exc:
+            raise
+        raise problem from exc
+
+
+def _cors(origin: str) -> dict[str, str]:
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin", "Cache-Control": "no-store"}
+
+
+def _bad_context() -> BadRequest:
+    message = f"base64url (no padding) of a JSON object, at most {MAX_CONTEXT_BYTES} bytes"
+    return BadRequest(
+        "The page context is not valid.",
+        code="invalid_page_context",
+        errors=[FieldError(field="X-Kithost-Context", message=message, type="value")],
+    )
+
+
+def _locale(accept_language: str | None) -> str | None:
+    first = (accept_language or "").split(",", 1)[0].split(";", 1)[0].strip()
+    return first if _LOCALE.match(first) else None
+
+
+async def _read(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _limited(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        yield chunk
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request body may have at most {limit} bytes.")
+
+
+def _parse(body: bytes) -> ChatKitReq:
+    try:
+        return _REQUEST.validate_json(body)
+    except ValidationError as exc:
+        raise BadRequest(
+            "The body is not a ChatKit request.",
+            code="invalid_chatkit_request",
+            errors=[
+                FieldError(
+                    field=".".join(str(part) for part in error["loc"]) or "body",
+                    message=error["msg"],
+                    type=error["type"],
+                )
+                for error in exc.errors()
+            ],
+        ) from exc
+
+
+async def _check_attachments(server: ChatServer, request: ChatKitReq, context: ChatContext) -> None:
+    """A message may only carry the end user's own uploaded, unused attachments."""
+    if not isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq):
+        return
+    attachment_ids = request.params.input.attachments
+    if attachment_ids:
+        rules = AttachmentRules.of(context.widget.widget_config.chatkit, server.settings)
+        rules.check_count(len(attachment_ids))
+        for attachment_id in attachment_ids:
+            await server.store.attachable(attachment_id, context)
+
+
+async def _stream(result: StreamingResult, cors: dict[str, str]) -> StreamingResponse:
+    events = aiter(result)
+    first = await anext(events, b"")
+    return StreamingResponse(
+        _continue(first, events),
+        media_type="text/event-stream",
+        headers={**cors, "Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _continue(first: bytes, events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    try:
+        async for event in events:
+            yield event
+    except Exception:
+        # The SDK turns the response's errors into error events itself; this is the rest.
+        log.exception("chat_stream_failed")
+        error = ErrorEvent(code=ErrorCode.STREAM_ERROR, allow_retry=True)
+        yield b"data: " + error.model_dump_json().encode() + b"\n\n"
+
+
+async def _link_context(
+    request: Request, chat: Runtime, pk: str, attachment_id: str, purpose: Purpose
+) -> ChatContext:
+    """The context of an upload or preview URL: the end user its token was signed for."""
+    widget = (await published_answers(request.app.state, pk)).published
+    end_user_id = chat.urls.end_user(purpose, pk, attachment_id, request.query_params.get("token"))
+    return ChatContext(
+        widget=widget,
+        end_user_id=end_user_id,
+        origin=request.headers.get("origin", ""),
+        locale=None,
+        page_context=None,
+        received_at=time.monotonic(),
+    )
+
+
+async def _uploaded_file(request: Request, limit: int) -> tuple[bytes, str]:
+    """The ``file`` part of a multipart upload of at most ``limit`` bytes, and its type."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise _bad_upload("send multipart/form-data with a 'file' part")
+    parser = MultiPartParser(
+        request.headers, _limited(request, limit + MULTIPART_OVERHEAD), max_files=1, max_fields=8
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise _bad_upload(exc.message) from exc
+    file = form.get("file")
+    if isinstance(file, str) or file is None:
+        raise _bad_upload("no 'file' part")
+    data = await file.read()
+    await form.close()
+    if len(data) > limit:
+        raise _too_large(limit)
+    return data, (file.content_type or "application/octet-stream").split(";", 1)[0].strip()
+
+
+def _bad_upload(message: str) -> BadRequest:
+    return BadRequest(
+        "The upload is not valid.",
+        code="invalid_upload",
+        errors=[FieldError(field="file", message=message, type="value")],
+    )

@@ -1,0 +1,47 @@
+"""The chat runtime's errors, and how the SDK's own exceptions become problem documents."""
+
+from __future__ import annotations
+
+from chatkit.store import NotFoundError
+
+from kithost.errors import BadRequest, KithostError, NotFound
+
+
+class ChatNotFound(NotFoundError):
+    """What the store raises for anything the context's end user cannot see."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+def thread_not_found() -> ChatNotFound:
+    return ChatNotFound("thread_not_found", "No such thread.")
+
+
+def item_not_found() -> ChatNotFound:
+    return ChatNotFound("item_not_found", "No such item in this thread.")
+
+
+def attachment_not_found() -> ChatNotFound:
+    return ChatNotFound("attachment_not_found", "No such attachment.")
+
+
+class PayloadTooLarge(KithostError):
+    status, code = 413, "payload_too_large"
+
+
+def problem_for(exc: Exception) -> KithostError | None:
+    """The problem an exception from ``ChatKitServer.process`` stands for; None for a bug."""
+    if isinstance(exc, KithostError):
+        return exc
+    if isinstance(exc, ChatNotFound):
+        return NotFound(exc.detail, code=exc.code)
+    if isinstance(exc, NotFoundError):
+        return NotFound(str(exc) or "Not found.", code="not_found")
+    if isinstance(exc, NotImplementedError):
+        return BadRequest("This ChatKit request is not supported.", code="unsupported_request")
+    if isinstance(exc, ValueError):
+        return BadRequest(str(exc), code="invalid_chatkit_request")
+    return None

@@ -1,0 +1,214 @@
+"""The chat runtime's SQL. Every statement is scoped to one end user of one widget of one
+tenant (:func:`owned`), except the tenant-wide deletions that retention and erasure run."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, UnaryExpression, and_, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.chat.context import ChatContext
+from kithost.chat.storage import blob_key
+from kithost.models import ChatAttachment, ChatItem, ChatThread
+from kithost.models.base import utcnow
+
+Order = Literal["asc", "desc"]
+Owned = type[ChatThread] | type[ChatItem] | type[ChatAttachment]
+
+
+def owned(model: Owned, context: ChatContext) -> ColumnElement[bool]:
+    return and_(
+        model.tenant_id == context.tenant_id,
+        model.widget_id == context.widget_id,
+        model.end_user_id == context.end_user_id,
+    )
+
+
+async def thread(session: AsyncSession, context: ChatContext, thread_id: str) -> ChatThread | None:
+    return await session.scalar(
+        select(ChatThread).where(ChatThread.id == thread_id, owned(ChatThread, context))
+    )
+
+
+async def thread_exists(session: AsyncSession, context: ChatContext, thread_id: str) -> bool:
+    found = await session.scalar(
+        select(ChatThread.id).where(ChatThread.id == thread_id, owned(ChatThread, context))
+    )
+    return found is not None
+
+
+async def threads(
+    session: AsyncSession, context: ChatContext, after: str | None, limit: int, order: Order
+) -> Sequence[ChatThread]:
+    """Up to ``limit`` threads after the cursor thread, by creation."""
+    query = select(ChatThread).where(owned(ChatThread, context))
+    if after is not None:
+        cursor = select(ChatThread.created_at).where(
+            ChatThread.id == after, owned(ChatThread, context)
+        )
+        query = query.where(_after(ChatThread, cursor.scalar_subquery(), after, order))
+    query = query.order_by(*_ordering(ChatThread, order)).limit(limit)
+    return (await session.scalars(query)).all()
+
+
+async def touch_thread(session: AsyncSession, context: ChatContext, thread_id: str) -> bool:
+    """Mark the thread active now; False when the context's end user has no such thread."""
+    result = await session.execute(
+        update(ChatThread)
+        .where(ChatThread.id == thread_id, owned(ChatThread, context))
+        .values(updated_at=utcnow())
+    )
+    return int(getattr(result, "rowcount", 0)) == 1
+
+
+async def item(
+    session: AsyncSession, context: ChatContext, thread_id: str, item_id: str
+) -> ChatItem | None:
+    return await session.scalar(
+        select(ChatItem).where(
+            ChatItem.id == item_id, ChatItem.thread_id == thread_id, owned(ChatItem, context)
+        )
+    )
+
+
+async def items(
+    session: AsyncSession,
+    context: ChatContext,
+    thread_id: str,
+    after: str | None,
+    limit: int,
+    order: Order,
+) -> Sequence[ChatItem]:
+    """Up to ``limit`` items of the thread after the cursor item, in storage order."""
+    scope = and_(ChatItem.thread_id == thread_id, owned(ChatItem, context))
+    query = select(ChatItem).where(scope)
+    if after is not None:
+        cursor = select(ChatItem.created_at).where(ChatItem.id == after, scope)
+        query = query.where(_after(ChatItem, cursor.scalar_subquery(), after, order))
+    query = query.order_by(*_ordering(ChatItem, order)).limit(limit)
+    return (await session.scalars(query)).all()
+
+
+async def delete_item(
+    session: AsyncSession, context: ChatContext, thread_id: str, item_id: str
+) -> None:
+    await session.execute(
+        delete(ChatItem).where(
+            ChatItem.id == item_id, ChatItem.thread_id == thread_id, owned(ChatItem, context)
+        )
+    )
+
+
+async def count_items_since(
+    session: AsyncSession, context: ChatContext, kind: str, since: datetime
+) -> int:
+    count = await session.scalar(
+        select(func.count())
+        .select_from(ChatItem)
+        .where(owned(ChatItem, context), ChatItem.kind == kind, ChatItem.created_at >= since)
+    )
+    return count or 0
+
+
+async def set_feedback(
+    session: AsyncSession, context: ChatContext, thread_id: str, item_ids: list[str], kind: str
+) -> int:
+    """Record ``kind`` on those of ``item_ids`` that are in the thread; how many were."""
+    result = await session.execute(
+        update(ChatItem)
+        .where(
+            ChatItem.thread_id == thread_id,
+            ChatItem.id.in_(item_ids),
+            owned(ChatItem, context),
+        )
+        .values(feedback=kind)
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
+async def attachment(
+    session: AsyncSession, context: ChatContext, attachment_id: str
+) -> ChatAttachment | None:
+    return await session.scalar(
+        select(ChatAttachment).where(
+            ChatAttachment.id == attachment_id, owned(ChatAttachment, context)
+        )
+    )
+
+
+async def delete_attachment(
+    session: AsyncSession, context: ChatContext, attachment_id: str
+) -> None:
+    await session.execute(
+        delete(ChatAttachment).where(
+            ChatAttachment.id == attachment_id, owned(ChatAttachment, context)
+        )
+    )
+
+
+async def delete_threads(
+    session: AsyncSession, where: ColumnElement[bool]
+) -> tuple[int, list[str]]:
+    """Delete the threads matching ``where`` with their items and attachments.
+
+    Returns the number of rows deleted and the storage keys of the attachments' bytes, to
+    delete once the transaction has committed.
+    """
+    doomed = select(ChatThread.id).where(where)
+    attachments = await session.execute(
+        select(ChatAttachment.tenant_id, ChatAttachment.widget_id, ChatAttachment.id).where(
+            ChatAttachment.thread_id.in_(doomed)
+        )
+    )
+    keys = [blob_key(*row) for row in attachments]
+    deleted = 0
+    for model, column in (
+        (ChatAttachment, ChatAttachment.thread_id),
+        (ChatItem, ChatItem.thread_id),
+        (ChatThread, ChatThread.id),
+    ):
+        result = await session.execute(delete(model).where(column.in_(doomed)))
+        deleted += int(getattr(result, "rowcount", 0))
+    return deleted, keys
+
+
+async def delete_loose_attachments(
+    session: AsyncSession, tenant_id: uuid.UUID, where: ColumnElement[bool]
+) -> tuple[int, list[str]]:
+    """Delete the tenant's attachments matching ``where`` that no message carries."""
+    scope = and_(ChatAttachment.tenant_id == tenant_id, ChatAttachment.thread_id.is_(None), where)
+    rows = await session.execute(
+        select(ChatAttachment.tenant_id, ChatAttachment.widget_id, ChatAttachment.id).where(scope)
+    )
+    keys = [blob_key(*row) for row in rows]
+    result = await session.execute(delete(ChatAttachment).where(scope))
+    return int(getattr(result, "rowcount", 0)), keys
+
+
+def _ordering(model: type[ChatThread] | type[ChatItem], order: Order) -> list[UnaryExpression[Any]]:
+    if order == "desc":
+        return [model.created_at.desc(), model.id.desc()]
+    return [model.created_at.asc(), model.id.asc()]
+
+
+def _after(
+    model: type[ChatThread] | type[ChatItem],
+    cursor_time: ColumnElement[datetime],
+    cursor_id: str,
+    order: Order,
+) -> ColumnElement[bool]:
+    """Rows strictly after the cursor row (``created_at``, ``id``) in ``order``: the index
+    on (…, created_at, id) answers it, no OFFSET."""
+    if order == "desc":
+        return or_(
+            model.created_at < cursor_time,
+            and_(model.created_at == cursor_time, model.id < cursor_id),
+        )
+    return or_(
+        model.created_at > cursor_time,
+        and_(model.created_at == cursor_time, model.id > cursor_id),
+    )

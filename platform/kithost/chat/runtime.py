@@ -1,0 +1,60 @@
+"""What the chat routes share per app (so per API process): storage, URL signing, and the
+factories of the per-request server and stores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.datastructures import State
+
+from kithost.analytics.facts import FactBuffer
+from kithost.chat.attachments import AttachmentUrls
+from kithost.chat.auth import VerifiedTokens
+from kithost.chat.server import ChatServer
+from kithost.chat.storage import BlobStorage, storage_for
+from kithost.chat.store import SqlAttachmentStore, SqlStore
+from kithost.db import Sessionmaker
+from kithost.kit.crypto import SecretBox
+from kithost.settings import Settings
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    box: SecretBox
+    sessionmaker: Sessionmaker
+    storage: BlobStorage
+    urls: AttachmentUrls
+    tokens: VerifiedTokens
+    facts: FactBuffer
+
+    def attachment_store(self) -> SqlAttachmentStore:
+        store = SqlStore(self.sessionmaker, self.storage, self.urls, self.facts)
+        return SqlAttachmentStore(store, self.settings)
+
+    def server(self, *, new_message: bool) -> ChatServer:
+        attachments = self.attachment_store()
+        return ChatServer(
+            attachments.store,
+            attachments,
+            settings=self.settings,
+            box=self.box,
+            new_message=new_message,
+        )
+
+
+def runtime(state: State) -> Runtime:
+    """The app's runtime (``app.state``), created on first use."""
+    found: Runtime | None = getattr(state, "chat_runtime", None)
+    if found is None:
+        settings: Settings = state.settings
+        found = state.chat_runtime = Runtime(
+            settings=settings,
+            box=state.secret_box,
+            sessionmaker=state.sessionmaker,
+            storage=storage_for(settings),
+            urls=AttachmentUrls(settings),
+            tokens=VerifiedTokens(settings, state.sessionmaker),
+            facts=state.facts,
+        )
+    return found

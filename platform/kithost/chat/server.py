@@ -1,0 +1,263 @@
+"""Kithost's ``ChatKitServer``: answers with the widget's published ``agent`` config.
+
+One instance per request (it is two attribute assignments), over the SQL store. A response
+runs the Agents SDK with the widget's model and instructions (Responses or Chat Completions,
+any OpenAI-compatible ``base_url``, the tenant's API key), the thread's latest items as
+history, streamed by ``stream_agent_response``. Besides answering:
+
+- the first message titles the thread once answered (its text, shortened: no extra
+  model call);
+- feedback is stored on the items and reported;
+- a cancelled response keeps its partial answer (the SDK's default, run shielded from the
+  cancellation so its writes complete);
+- widget actions the loader forwards (mapped to ``forward``, or not mapped at all) reach
+  :meth:`action`, which records them as hidden context and lets the agent answer; actions
+  the config maps to something the loader does itself are refused here;
+- beyond ``messages_per_user_per_day`` (user messages in the last 24 hours) the chat answers
+  with a ChatKit ``notice`` instead of the model, and a new message over the quota is
+  removed again, so it neither stays unanswered nor counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio
+from agents import RunConfig, Runner
+from chatkit.actions import Action
+from chatkit.agents import AgentContext, stream_agent_response
+from chatkit.errors import CustomStreamError
+from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
+from chatkit.types import (
+    AssistantMessageContentPartTextDelta,
+    AssistantMessageItem,
+    ChatKitReq,
+    FeedbackKind,
+    HiddenContextItem,
+    NoticeEvent,
+    ThreadItem,
+    ThreadItemAddedEvent,
+    ThreadItemDoneEvent,
+    ThreadItemRemovedEvent,
+    ThreadItemUpdatedEvent,
+    ThreadMetadata,
+    ThreadStreamEvent,
+    UserMessageItem,
+    UserMessageTextContent,
+    WidgetItem,
+    is_streaming_req,
+)
+
+from kithost.chat import agent
+from kithost.chat.context import ChatContext
+from kithost.chat.store import SqlAttachmentStore, SqlStore, new_id
+from kithost.errors import Conflict
+from kithost.kit.crypto import SecretBox
+from kithost.secrets.service import openai_key_to_use
+from kithost.settings import Settings
+from kithost.widgets.config import Forward
+
+TITLE_LENGTH = 60
+QUOTA_WINDOW_HOURS = 24
+ACTION_NOTE_LENGTH = 2000
+QUOTA_NOTICE = NoticeEvent(
+    level="warning",
+    title="Message limit reached",
+    message="You have sent as many messages as this chat allows for now. Please try again later.",
+)
+
+
+class ChatServer(ChatKitServer[ChatContext]):
+    store: SqlStore
+    attachment_store: SqlAttachmentStore
+
+    def __init__(
+        self,
+        store: SqlStore,
+        attachment_store: SqlAttachmentStore,
+        *,
+        settings: Settings,
+        box: SecretBox,
+        new_message: bool,
+    ) -> None:
+        super().__init__(store, attachment_store)
+        self.settings = settings
+        self.box = box
+        self.new_message = new_message
+        """Whether this request adds the user message ``respond`` gets (not a retry)."""
+
+    async def process_request(
+        self, request: ChatKitReq, context: ChatContext
+    ) -> StreamingResult | NonStreamingResult:
+        """:meth:`process` for a request the endpoint has parsed already.
+
+        ``process`` parses the body again with a ``TypeAdapter`` it builds on every call
+        (~7 ms, the whole budget of a response's first byte); this is its body otherwise.
+        """
+        if is_streaming_req(request):
+            return StreamingResult(self._process_streaming(request, context))
+        return NonStreamingResult(await self._process_non_streaming(request, context))
+
+    async def respond(
+        self,
+        thread: ThreadMetadata,
+        input_user_message: UserMessageItem | None,
+        context: ChatContext,
+    ) -> AsyncIterator[ThreadStreamEvent]:
+        quota = context.widget.widget_config.agent.messages_per_user_per_day
+        if quota is not None and input_user_message is not None:
+            since = datetime.now(UTC) - timedelta(hours=QUOTA_WINDOW_HOURS)
+            sent = await self.store.count_user_messages_since(since, context)
+            if sent > quota:
+                if self.new_message:
+                    yield ThreadItemRemovedEvent(item_id=input_user_message.id)
+                yield QUOTA_NOTICE
+                return
+        try:
+            async for event in self._answer(thread, context):
+                yield event
+        finally:
+            # Titled after the answer: one write less before its first token.
+            if input_user_message is not None and thread.title is None:
+                thread.title = title_of(input_user_message)
+
+    async def action(
+        self,
+        thread: ThreadMetadata,
+        action: Action[str, Any],
+        sender: WidgetItem | None,
+        context: ChatContext,
+    ) -> AsyncIterator[ThreadStreamEvent]:
+        mapped = context.widget.widget_config.actions.get(action.type)
+        if mapped is not None and not isinstance(mapped, Forward):
+            raise CustomStreamError("This action is not available.")
+        payload = json.dumps(action.payload, ensure_ascii=False, default=str)
+        note = f"The visitor used the widget action {action.type!r} with payload {payload}"
+        if sender is not None:
+            note += f" on widget item {sender.id}"
+        yield ThreadItemDoneEvent(
+            item=HiddenContextItem(
+                id=new_id("message"),
+                thread_id=thread.id,
+                created_at=datetime.now(),
+                content=note[:ACTION_NOTE_LENGTH],
+            )
+        )
+        async for event in self._answer(thread, context):
+            yield event
+
+    async def add_feedback(
+        self, thread_id: str, item_ids: list[str], feedback: FeedbackKind, context: ChatContext
+    ) -> None:
+        await self.store.set_feedback(thread_id, item_ids, feedback, context)
+
+    async def handle_stream_cancelled(
+        self, thread: ThreadMetadata, pending_items: list[ThreadItem], context: ChatContext
+    ) -> None:
+        # The request's task is being cancelled (the visitor left or pressed stop): without
+        # the shield, the first write would be cancelled too.
+        with anyio.CancelScope(shield=True):
+            await super().handle_stream_cancelled(thread, pending_items, context)
+            self.store.report(context, "response.failed", thread_id=thread.id, error="cancelled")
+
+    async def _answer(
+        self, thread: ThreadMetadata, context: ChatContext
+    ) -> AsyncIterator[ThreadStreamEvent]:
+        config = context.widget.widget_config.agent
+        base_url = str(config.base_url) if config.base_url else self.settings.openai_base_url
+        client = agent.openai_client(
+            self._api_key(context), base_url, self.settings.openai_timeout_seconds
+        )
+        history = await self.store.load_thread_items(
+            thread.id, None, agent.HISTORY_ITEMS, "desc", context
+        )
+        model_input = await agent.Converter(self.attachment_store, context).history(history.data)
+        agent_context: AgentContext[ChatContext] = AgentContext(
+            thread=thread, store=self.store, request_context=context
+        )
+        result = Runner.run_streamed(
+            agent.agent(config, client, context),
+            model_input,
+            context=agent_context,
+            run_config=RunConfig(tracing_disabled=True),
+        )
+        first_token_ms = None
+        ids: dict[str, str] = {}
+        try:
+            async for event in stream_agent_response(agent_context, result):
+                owned = own_ids(event, ids)
+                if first_token_ms is None and _is_text(owned):
+                    first_token_ms = _ms_since(context.received_at)
+                yield owned
+        except asyncio.CancelledError:
+            result.cancel()
+            raise
+        except Exception as exc:
+            result.cancel()
+            self.store.report(
+                context, "response.failed", thread_id=thread.id, error=type(exc).__name__
+            )
+            raise
+        usage = result.context_wrapper.usage
+        counted = usage.requests > 0 and usage.total_tokens > 0
+        self.store.report(
+            context,
+            "response.finished",
+            thread_id=thread.id,
+            first_token_ms=first_token_ms,
+            total_ms=_ms_since(context.received_at),
+            input_tokens=usage.input_tokens if counted else None,
+            output_tokens=usage.output_tokens if counted else None,
+        )
+
+    def _api_key(self, context: ChatContext) -> str:
+        """The tenant's key (from the config cache, as the widget), else the platform's."""
+        try:
+            return openai_key_to_use(self.settings, self.box, context.widget.tenant_openai_key)
+        except Conflict as exc:
+            raise CustomStreamError("This chat is not set up to answer yet.") from exc
+
+
+def own_ids(event: ThreadStreamEvent, ids: dict[str, str]) -> ThreadStreamEvent:
+    """The event with assistant messages under Kithost's ids instead of the model's.
+
+    Model ids are not ours to trust: Chat Completions streams give every message the same
+    placeholder id, and any OpenAI-compatible server may repeat ids. ``ids`` maps the
+    model's id of each message in progress to its own.
+    """
+    if isinstance(event, ThreadItemAddedEvent | ThreadItemDoneEvent) and isinstance(
+        event.item, AssistantMessageItem
+    ):
+        model_id = event.item.id
+        own = ids.get(model_id) or ids.setdefault(model_id, new_id("message"))
+        if isinstance(event, ThreadItemDoneEvent):
+            del ids[model_id]  # a later message may come with the same model id
+        return event.model_copy(update={"item": event.item.model_copy(update={"id": own})})
+    if isinstance(event, ThreadItemUpdatedEvent) and event.item_id in ids:
+        return event.model_copy(update={"item_id": ids[event.item_id]})
+    return event
+
+
+def title_of(message: UserMessageItem) -> str | None:
+    words = " ".join(
+        part.text for part in message.content if isinstance(part, UserMessageTextContent)
+    ).split()
+    text = " ".join(words)
+    if len(text) <= TITLE_LENGTH:
+        return text or None
+    return text[:TITLE_LENGTH].rsplit(" ", 1)[0] + "…"
+
+
+def _is_text(event: ThreadStreamEvent) -> bool:
+    return isinstance(event, ThreadItemUpdatedEvent) and isinstance(
+        event.update, AssistantMessageContentPartTextDelta
+    )
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)

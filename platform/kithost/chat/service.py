@@ -1,0 +1,59 @@
+"""Chat data as a whole, for retention and erasure (the Analytics issue wires them).
+
+Both run in the caller's unit of work: rows go with its commit, and the attachments' bytes
+are removed after it by the ``kithost.chat.delete_blobs`` task (never before: a rollback
+must not leave rows without bytes). Both return the number of rows deleted (threads, items
+and attachments).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.chat import repository
+from kithost.chat.tasks import delete_blobs
+from kithost.models import ChatAttachment, ChatThread
+from kithost.worker.enqueue import enqueue
+
+
+async def delete_end_user_data(
+    session: AsyncSession, tenant_id: uuid.UUID, end_user_id: str
+) -> int:
+    """Erase everything an end user said or sent to any widget of the tenant."""
+    return await _delete(
+        session,
+        tenant_id,
+        threads=ChatThread.end_user_id == end_user_id,
+        attachments=ChatAttachment.end_user_id == end_user_id,
+    )
+
+
+async def purge_before(session: AsyncSession, tenant_id: uuid.UUID, cutoff: datetime) -> int:
+    """Delete the tenant's conversations idle since before ``cutoff`` (a conversation is kept
+    whole while it is in use) and attachments never sent and created before it."""
+    return await _delete(
+        session,
+        tenant_id,
+        threads=ChatThread.updated_at < cutoff,
+        attachments=ChatAttachment.created_at < cutoff,
+    )
+
+
+async def _delete(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    *,
+    threads: ColumnElement[bool],
+    attachments: ColumnElement[bool],
+) -> int:
+    in_threads, keys = await repository.delete_threads(
+        session, and_(ChatThread.tenant_id == tenant_id, threads)
+    )
+    loose, loose_keys = await repository.delete_loose_attachments(session, tenant_id, attachments)
+    if keys or loose_keys:
+        enqueue(session, delete_blobs, str(tenant_id), keys + loose_keys)
+    return in_threads + loose

@@ -1,0 +1,460 @@
+"""The SQL ``Store`` and ``AttachmentStore`` the ChatKit server runs on.
+
+- Every method runs its own short unit of work (:meth:`SqlStore.unit`): a response streams
+  for seconds, and no transaction (on SQLite: no write lock) may stay open that long. Each
+  method is atomic; the SDK's sequence of calls is what it is with any store. A new thread
+  is written with the next unit of work (its first message), so that ``thread.created``
+  streams without waiting for a write.
+- Every query is scoped by the context's tenant, widget and end user: another end user's
+  thread, item or attachment is :class:`~kithost.chat.errors.ChatNotFound`, never data.
+- Ids have 128 random bits (the SDK's defaults have 32).
+- Payloads are the SDK's models as JSON with ``payload_version`` (the layout they were
+  written in): when an SDK upgrade changes a model incompatibly, bump it and upgrade older
+  rows where they are read.
+- Image previews are stored without their token and signed afresh for the owner on read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any, TypeVar
+
+from chatkit.store import AttachmentStore, Store, StoreItemType
+from chatkit.types import (
+    Attachment,
+    AttachmentCreateParams,
+    AttachmentUploadDescriptor,
+    FileAttachment,
+    ImageAttachment,
+    Page,
+    ThreadItem,
+    ThreadMetadata,
+    UserMessageItem,
+)
+from pydantic import AnyUrl, TypeAdapter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.analytics.facts import FactBuffer, fact
+from kithost.chat import repository
+from kithost.chat.attachments import AttachmentRules, AttachmentUrls
+from kithost.chat.context import ChatContext
+from kithost.chat.errors import attachment_not_found, item_not_found, thread_not_found
+from kithost.chat.repository import Order
+from kithost.chat.storage import BlobStorage, blob_key
+from kithost.db import Sessionmaker, session_scope
+from kithost.errors import Conflict
+from kithost.kit.tokens import random_token
+from kithost.models import ChatAttachment, ChatItem, ChatThread
+from kithost.models.base import utcnow
+from kithost.settings import Settings
+
+PAYLOAD_VERSION = 1
+ID_PREFIXES: dict[StoreItemType, str] = {
+    "thread": "thr",
+    "message": "msg",
+    "tool_call": "tc",
+    "task": "tsk",
+    "workflow": "wf",
+    "attachment": "atc",
+    "sdk_hidden_context": "shcx",
+}
+MAX_PAGE = 100
+T = TypeVar("T")
+
+_ITEM: TypeAdapter[ThreadItem] = TypeAdapter(ThreadItem)
+_ATTACHMENT: TypeAdapter[Attachment] = TypeAdapter(Attachment)
+
+
+def new_id(item_type: StoreItemType) -> str:
+    """``thr_…``, ``msg_…``: the SDK's prefixes, then 128 random bits."""
+    return random_token(ID_PREFIXES[item_type] + "_", 16)
+
+
+class SqlStore(Store[ChatContext]):
+    def __init__(
+        self,
+        sessionmaker: Sessionmaker,
+        storage: BlobStorage,
+        urls: AttachmentUrls,
+        facts: FactBuffer,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.facts = facts
+        """The process's analytics buffer: facts go in once what they report has committed."""
+        self.storage = storage
+        self.urls = urls
+        self._latest: dict[str, Page[ThreadItem]] = {}
+        """Per thread, the newest items as last read (a store lives for one request), newest
+        first: the SDK reads them again right after the history is loaded, and a new thread's
+        are known without reading. Dropped on writes, except additions to a whole list."""
+        self._new: set[str] = set()
+        """Ids of threads this store generated and has not written yet."""
+        self._unwritten: dict[str, tuple[ChatThread, ChatContext]] = {}
+        """New threads, written with the next unit of work (with their first message) rather
+        than in one of their own before ``thread.created`` can stream."""
+
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work that first writes the threads created since the last one."""
+        async with session_scope(self.sessionmaker) as session:
+            written = list(self._unwritten.values())
+            for row, _ in written:
+                session.add(row)
+            if written:
+                await session.flush()
+            yield session
+        for row, context in written:
+            self._unwritten.pop(row.id, None)
+            self._new.discard(row.id)
+            self.report(context, "thread.created", thread_id=row.id)
+
+    def report(self, context: ChatContext, name: str, **data: Any) -> None:
+        """Report ``server.<name>`` about the context's end user (see ``analytics.facts``)."""
+        self.facts.add(
+            context.tenant_id, context.widget_id, fact(name, context.end_user_id, **data)
+        )
+
+    def generate_thread_id(self, context: ChatContext) -> str:
+        thread_id = new_id("thread")
+        self._new.add(thread_id)
+        return thread_id
+
+    def generate_item_id(
+        self, item_type: StoreItemType, thread: ThreadMetadata, context: ChatContext
+    ) -> str:
+        return new_id(item_type)
+
+    # -- threads ---------------------------------------------------------------------------
+
+    async def load_thread(self, thread_id: str, context: ChatContext) -> ThreadMetadata:
+        async with self.unit() as session:
+            row = await repository.thread(session, context, thread_id)
+        if row is None:
+            raise thread_not_found()
+        return ThreadMetadata.model_validate(row.payload)
+
+    async def save_thread(self, thread: ThreadMetadata, context: ChatContext) -> None:
+        payload = thread.model_dump(mode="json", exclude={"items"})
+        if thread.id in self._new:
+            new = ChatThread(
+                id=thread.id,
+                tenant_id=context.tenant_id,
+                widget_id=context.widget_id,
+                end_user_id=context.end_user_id,
+                payload=payload,
+                payload_version=PAYLOAD_VERSION,
+            )
+            self._unwritten[thread.id] = (new, context)
+            self._latest[thread.id] = Page()  # a new thread: every item will pass through here
+            return
+        async with self.unit() as session:
+            row = await session.get(ChatThread, thread.id)
+            if row is None or not _owns(row, context):
+                raise thread_not_found()
+            row.payload, row.payload_version, row.updated_at = payload, PAYLOAD_VERSION, utcnow()
+
+    async def load_threads(
+        self, limit: int, after: str | None, order: str, context: ChatContext
+    ) -> Page[ThreadMetadata]:
+        limit = _page_size(limit)
+        async with self.unit() as session:
+            rows = await repository.threads(session, context, after, limit + 1, _order(order))
+        page = [ThreadMetadata.model_validate(row.payload) for row in rows[:limit]]
+        return _page(page, has_more=len(rows) > limit)
+
+    async def delete_thread(self, thread_id: str, context: ChatContext) -> None:
+        self._latest.pop(thread_id, None)
+        async with self.unit() as session:
+            if not await repository.thread_exists(session, context, thread_id):
+                raise thread_not_found()
+            _, keys = await repository.delete_threads(
+                session, repository.owned(ChatThread, context) & (ChatThread.id == thread_id)
+            )
+        await self.storage.delete(keys)
+
+    # -- items -----------------------------------------------------------------------------
+
+    async def load_thread_items(
+        self,
+        thread_id: str,
+        after: str | None,
+        limit: int,
+        order: str,
+        context: ChatContext,
+    ) -> Page[ThreadItem]:
+        limit = _page_size(limit)
+        latest = self._latest.get(thread_id)
+        if (
+            after is None
+            and order == "desc"
+            and latest is not None
+            and (limit <= len(latest.data) or not latest.has_more)
+        ):
+            more = len(latest.data) > limit or latest.has_more
+            return _page(latest.data[:limit], has_more=more)
+        async with self.unit() as session:
+            rows = await repository.items(
+                session, context, thread_id, after, limit + 1, _order(order)
+            )
+            if not rows and not await repository.thread_exists(session, context, thread_id):
+                raise thread_not_found()
+        page = [self._present(_ITEM.validate_python(row.payload), context) for row in rows[:limit]]
+        result = _page(page, has_more=len(rows) > limit)
+        if after is None and order == "desc":
+            self._latest[thread_id] = result
+        return result
+
+    async def add_thread_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
+        latest = self._latest.pop(thread_id, None)
+        async with self.unit() as session:
+            await self._insert_item(session, thread_id, item, context)
+        if isinstance(item, UserMessageItem):
+            self.report(context, "message.received", thread_id=thread_id)
+        if latest is not None and not latest.has_more:  # known whole: still whole
+            self._latest[thread_id] = Page(data=[self._present(item, context), *latest.data])
+
+    async def save_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
+        self._latest.pop(thread_id, None)
+        async with self.unit() as session:
+            row = await repository.item(session, context, thread_id, item.id)
+            if row is None:
+                await self._insert_item(session, thread_id, item, context)
+            else:
+                row.payload, row.payload_version = _stored_item(item), PAYLOAD_VERSION
+
+    async def load_item(self, thread_id: str, item_id: str, context: ChatContext) -> ThreadItem:
+        async with self.unit() as session:
+            row = await repository.item(session, context, thread_id, item_id)
+        if row is None:
+            raise item_not_found()
+        return self._present(_ITEM.validate_python(row.payload), context)
+
+    async def delete_thread_item(self, thread_id: str, item_id: str, context: ChatContext) -> None:
+        self._latest.pop(thread_id, None)
+        async with self.unit() as session:
+            await repository.delete_item(session, context, thread_id, item_id)
+
+    async def _insert_item(
+        self, session: AsyncSession, thread_id: str, item: ThreadItem, context: ChatContext
+    ) -> None:
+        if not await repository.touch_thread(session, context, thread_id):
+            raise thread_not_found()
+        session.add(
+            ChatItem(
+                id=item.id,
+                thread_id=thread_id,
+                tenant_id=context.tenant_id,
+                widget_id=context.widget_id,
+                end_user_id=context.end_user_id,
+                kind=item.type,
+                payload=_stored_item(item),
+                payload_version=PAYLOAD_VERSION,
+            )
+        )
+
+    async def count_user_messages_since(self, since: datetime, context: ChatContext) -> int:
+        async with self.unit() as session:
+            return await repository.count_items_since(session, context, "user_message", since)
+
+    async def set_feedback(
+        self, thread_id: str, item_ids: list[str], kind: str, context: ChatContext
+    ) -> int:
+        """Record the end user's feedback on items of the thread; how many it applied to."""
+        async with self.unit() as session:
+            if not await repository.thread_exists(session, context, thread_id):
+                raise thread_not_found()
+            count = await repository.set_feedback(session, context, thread_id, item_ids, kind)
+        self.report(context, "feedback", thread_id=thread_id, kind=kind, items=count)
+        return count
+
+    # -- attachment metadata ---------------------------------------------------------------
+
+    async def save_attachment(self, attachment: Attachment, context: ChatContext) -> None:
+        payload = _stored_attachment(attachment)
+        async with self.unit() as session:
+            row = await session.get(ChatAttachment, attachment.id)
+            if row is None:
+                session.add(
+                    ChatAttachment(
+                        id=attachment.id,
+                        tenant_id=context.tenant_id,
+                        widget_id=context.widget_id,
+                        end_user_id=context.end_user_id,
+                        thread_id=attachment.thread_id,
+                        mime_type=attachment.mime_type,
+                        size=int((attachment.metadata or {}).get("size", 0)),
+                        payload=payload,
+                        payload_version=PAYLOAD_VERSION,
+                    )
+                )
+                return
+            if not _owns(row, context):
+                raise attachment_not_found()
+            row.thread_id, row.payload = attachment.thread_id, payload
+
+    async def load_attachment(self, attachment_id: str, context: ChatContext) -> Attachment:
+        async with self.unit() as session:
+            row = await repository.attachment(session, context, attachment_id)
+        if row is None:
+            raise attachment_not_found()
+        return self.present_attachment(_ATTACHMENT.validate_python(row.payload), context)
+
+    async def delete_attachment(self, attachment_id: str, context: ChatContext) -> None:
+        async with self.unit() as session:
+            await repository.delete_attachment(session, context, attachment_id)
+
+    async def attachable(self, attachment_id: str, context: ChatContext) -> ChatAttachment:
+        """The end user's uploaded attachment that no message carries yet."""
+        async with self.unit() as session:
+            row = await repository.attachment(session, context, attachment_id)
+        if row is None:
+            raise attachment_not_found()
+        if row.uploaded_at is None:
+            raise Conflict("Upload the attachment first.", code="attachment_not_uploaded")
+        if row.thread_id is not None:
+            raise Conflict("This attachment is already in a message.", code="attachment_in_use")
+        return row
+
+    # -- presentation ----------------------------------------------------------------------
+
+    def _present(self, item: ThreadItem, context: ChatContext) -> ThreadItem:
+        if isinstance(item, UserMessageItem) and item.attachments:
+            attachments = [self.present_attachment(a, context) for a in item.attachments]
+            return item.model_copy(update={"attachments": attachments})
+        return item
+
+    def present_attachment(self, attachment: Attachment, context: ChatContext) -> Attachment:
+        if not isinstance(attachment, ImageAttachment):
+            return attachment
+        url = self.urls.url(
+            "preview", context.widget.public_key, attachment.id, context.end_user_id
+        )
+        return attachment.model_copy(update={"preview_url": AnyUrl(url)})
+
+
+class SqlAttachmentStore(AttachmentStore[ChatContext]):
+    """Two-phase uploads: ``attachments.create`` answers a signed upload URL; the bytes go
+    to :meth:`upload`; :meth:`delete_attachment` removes them (the SDK then drops the row)."""
+
+    def __init__(self, store: SqlStore, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    def generate_attachment_id(self, mime_type: str, context: ChatContext) -> str:
+        return new_id("attachment")
+
+    async def create_attachment(
+        self, input: AttachmentCreateParams, context: ChatContext
+    ) -> Attachment:
+        rules = AttachmentRules.of(context.widget.widget_config.chatkit, self.settings)
+        rules.check(input.mime_type, input.size)
+        attachment_id = self.generate_attachment_id(input.mime_type, context)
+        urls, public_key = self.store.urls, context.widget.public_key
+        fields: dict[str, Any] = {
+            "id": attachment_id,
+            "name": input.name[:255],
+            "mime_type": input.mime_type,
+            "upload_descriptor": AttachmentUploadDescriptor(
+                url=AnyUrl(urls.url("upload", public_key, attachment_id, context.end_user_id)),
+                method="POST",
+            ),
+            "metadata": {"size": input.size},
+        }
+        if input.mime_type.startswith("image/"):
+            return self.store.present_attachment(
+                ImageAttachment(
+                    preview_url=AnyUrl(urls.bare_url("preview", public_key, attachment_id)),
+                    **fields,
+                ),
+                context,
+            )
+        return FileAttachment(**fields)
+
+    async def delete_attachment(self, attachment_id: str, context: ChatContext) -> None:
+        async with self.store.unit() as session:
+            row = await repository.attachment(session, context, attachment_id)
+        if row is None:
+            raise attachment_not_found()
+        if row.thread_id is not None:
+            raise Conflict(
+                "The attachment is part of a message; delete the thread instead.",
+                code="attachment_in_use",
+            )
+        await self.store.storage.delete([blob_key(row.tenant_id, row.widget_id, row.id)])
+
+    async def upload(
+        self, attachment_id: str, data: bytes, mime_type: str, context: ChatContext
+    ) -> Attachment:
+        """Store the bytes of a created attachment, once; refuse anything it did not declare."""
+        async with self.store.unit() as session:
+            row = await repository.attachment(session, context, attachment_id)
+            if row is None:
+                raise attachment_not_found()
+            if row.uploaded_at is not None:
+                raise Conflict("This attachment is already uploaded.", code="attachment_uploaded")
+            if len(data) > row.size or mime_type != row.mime_type:
+                raise Conflict(
+                    "The file is not the one announced by attachments.create.",
+                    code="attachment_mismatch",
+                )
+            await self.store.storage.put(blob_key(row.tenant_id, row.widget_id, row.id), data)
+            attachment = _ATTACHMENT.validate_python(row.payload).model_copy(
+                update={"upload_descriptor": None}
+            )
+            row.payload, row.uploaded_at = _stored_attachment(attachment), utcnow()
+        return self.store.present_attachment(attachment, context)
+
+    async def content(self, attachment_id: str, context: ChatContext) -> tuple[bytes, str]:
+        """The bytes and MIME type of the end user's uploaded attachment."""
+        async with self.store.unit() as session:
+            row = await repository.attachment(session, context, attachment_id)
+        data = None
+        if row is not None and row.uploaded_at is not None:
+            data = await self.store.storage.get(blob_key(row.tenant_id, row.widget_id, row.id))
+        if row is None or data is None:
+            raise attachment_not_found()
+        return data, row.mime_type
+
+
+def _owns(row: ChatThread | ChatAttachment, context: ChatContext) -> bool:
+    return (row.tenant_id, row.widget_id, row.end_user_id) == (
+        context.tenant_id,
+        context.widget_id,
+        context.end_user_id,
+    )
+
+
+def _stored_item(item: ThreadItem) -> dict[str, Any]:
+    if isinstance(item, UserMessageItem) and item.attachments:
+        item = item.model_copy(update={"attachments": [_bare(a) for a in item.attachments]})
+    return item.model_dump(mode="json")
+
+
+def _stored_attachment(attachment: Attachment) -> dict[str, Any]:
+    return _bare(attachment).model_dump(mode="json")
+
+
+def _bare(attachment: Attachment) -> Attachment:
+    """The attachment without the token of its preview URL (signed again on every read)."""
+    if not isinstance(attachment, ImageAttachment):
+        return attachment
+    bare = str(attachment.preview_url).split("?", 1)[0]
+    return attachment.model_copy(update={"preview_url": AnyUrl(bare)})
+
+
+def _order(order: str) -> Order:
+    return "asc" if order == "asc" else "desc"
+
+
+def _page_size(limit: int) -> int:
+    return max(1, min(limit, MAX_PAGE))
+
+
+def _page(data: list[T], *, has_more: bool) -> Page[T]:
+    return Page(data=data, has_more=has_more, after=_last_id(data) if has_more else None)
+
+
+def _last_id(data: list[Any]) -> str | None:
+    return str(data[-1].id) if data else None

@@ -1,0 +1,21 @@
+"""Background work of the chat runtime."""
+
+from __future__ import annotations
+
+import asyncio
+
+from celery import shared_task
+
+from kithost.chat.storage import storage_for
+from kithost.settings import get_settings
+
+
+@shared_task(
+    name="kithost.chat.delete_blobs",
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def delete_blobs(tenant_id: str, keys: list[str]) -> None:
+    """Remove attachment bytes whose rows a committed transaction deleted (idempotent)."""
+    asyncio.run(storage_for(get_settings()).delete(keys))

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kithost.models.base import Base, utcnow
+
+
+class ChatItem(Base):
+    """One item of a ChatKit thread (a message, a widget, hidden context…).
+
+    Ordered by ``(created_at, id)``, the time Kithost stored it; ``kind`` is the item's
+    ``type`` (user messages are counted for quotas); ``feedback`` the end user's thumbs.
+    """
+
+    __tablename__ = "chat_items"
+    __table_args__ = (
+        Index("ix_chat_items_order", "thread_id", "created_at", "id"),
+        Index("ix_chat_items_quota", "tenant_id", "widget_id", "end_user_id", "kind", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    thread_id: Mapped[str] = mapped_column(ForeignKey("chat_threads.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    widget_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("widgets.id", ondelete="CASCADE"))
+    end_user_id: Mapped[str] = mapped_column(String(210))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))
+    feedback: Mapped[str | None] = mapped_column(String(8))
+    payload: Mapped[dict[str, Any]]
+    payload_version: Mapped[int]

@@ -1,0 +1,177 @@
+"""Self-hosted widgets to chat with, visitors' tokens, and the ChatKit protocol as a client
+speaks it (SSE decoded back into the SDK's typed events)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from chatkit.types import (
+    AssistantMessageContentPartTextDelta,
+    AssistantMessageItem,
+    ThreadCreatedEvent,
+    ThreadItemDoneEvent,
+    ThreadItemUpdatedEvent,
+    ThreadStreamEvent,
+)
+from fastapi import FastAPI
+from pydantic import TypeAdapter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.analytics.facts import FactBuffer
+from kithost.models import Tenant, Widget
+from kithost.sessions import tokens
+from kithost.widgets.config import WidgetConfig
+from tests.embed.helpers import ORIGIN, make_widget
+from tests.fakes.openai_server import FakeOpenAI
+
+EVENT: TypeAdapter[ThreadStreamEvent] = TypeAdapter(ThreadStreamEvent)
+INGEST = "kithost.analytics.ingest"
+
+
+def chat_config(
+    fake: FakeOpenAI, *, agent: dict[str, Any] | None = None, **config: Any
+) -> WidgetConfig:
+    """A self-hosted widget answered by the fake model."""
+    return WidgetConfig.model_validate(
+        {"agent": {"base_url": fake.base_url, **(agent or {})}, **config}
+    )
+
+
+async def make_chat_widget(
+    db: AsyncSession, app: FastAPI, fake: FakeOpenAI, config: WidgetConfig | None = None
+) -> Widget:
+    """A published self-hosted widget of a new tenant whose OpenAI key the fake accepts."""
+    widget = await make_widget(db, config=config or chat_config(fake))
+    tenant = await db.get(Tenant, widget.tenant_id)
+    assert tenant is not None
+    tenant.openai_api_key = app.state.secret_box.encrypt(fake.api_key)
+    await db.flush()
+    return widget
+
+
+@dataclass
+class Visitor:
+    """One end user's ChatKit talking to ``POST /v1/chatkit/{pk}``."""
+
+    http: httpx.AsyncClient
+    public_key: str
+    token: str
+    end_user: str
+    origin: str = ORIGIN
+
+    @property
+    def url(self) -> str:
+        return f"/v1/chatkit/{self.public_key}"
+
+    def headers(self, **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}", "Origin": self.origin, **extra}
+
+    async def post(
+        self, op: str, headers: dict[str, str] | None = None, **params: Any
+    ) -> httpx.Response:
+        return await self.http.post(
+            self.url, json={"type": op, "params": params}, headers=headers or self.headers()
+        )
+
+    async def call(self, op: str, **params: Any) -> Any:
+        """A non-streaming request's JSON answer."""
+        response = await self.post(op, **params)
+        assert response.status_code == 200, response.text
+        assert response.headers["access-control-allow-origin"] == self.origin
+        return response.json()
+
+    async def stream(self, op: str, **params: Any) -> list[ThreadStreamEvent]:
+        """A streaming request's events, decoded."""
+        response = await self.post(op, **params)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("text/event-stream")
+        return decode(response.text)
+
+    async def send(
+        self, text: str, thread_id: str | None = None, **input: Any
+    ) -> list[ThreadStreamEvent]:
+        message = {
+            "content": [{"type": "input_text", "text": text}],
+            "attachments": [],
+            "inference_options": {},
+            **input,
+        }
+        if thread_id is None:
+            return await self.stream("threads.create", input=message)
+        return await self.stream("threads.add_user_message", thread_id=thread_id, input=message)
+
+
+def deltas(events: list[ThreadStreamEvent]) -> list[str]:
+    """The assistant's text deltas among ``events``."""
+    return [
+        e.update.delta
+        for e in events
+        if isinstance(e, ThreadItemUpdatedEvent)
+        and isinstance(e.update, AssistantMessageContentPartTextDelta)
+    ]
+
+
+def thread_of(events: list[ThreadStreamEvent]) -> str:
+    [created] = [e for e in events if isinstance(e, ThreadCreatedEvent)]
+    return created.thread.id
+
+
+def answer_of(events: list[ThreadStreamEvent]) -> str:
+    """The id of the assistant message the events completed."""
+    [answer] = [
+        e.item.id
+        for e in events
+        if isinstance(e, ThreadItemDoneEvent) and isinstance(e.item, AssistantMessageItem)
+    ]
+    return answer
+
+
+def decode(body: str) -> list[ThreadStreamEvent]:
+    return [
+        EVENT.validate_json(chunk.removeprefix("data: "))
+        for chunk in body.split("\n\n")
+        if chunk.startswith("data: ")
+    ]
+
+
+async def visitor(
+    http: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    widget: Widget,
+    end_user: str = "a:anon_" + "a" * 24,
+    origin: str = ORIGIN,
+) -> Visitor:
+    """A visitor holding a session token for ``widget``, as the session endpoint mints it.
+
+    (Minted directly: over a real socket, that endpoint's unit of work commits after its
+    response is sent, on the test's one connection, while the next request already runs.)
+    """
+    claims = tokens.SessionClaims(
+        end_user_id=end_user,
+        origin=origin,
+        tenant_id=str(widget.tenant_id),
+        widget_id=str(widget.id),
+    )
+    minted = await tokens.issue(
+        db, app.state.settings, app.state.secret_box, public_key=widget.public_key, claims=claims
+    )
+    return Visitor(http, widget.public_key, minted.token, end_user, origin)
+
+
+@dataclass
+class SentTasks:
+    buffer: FactBuffer
+    """The app's analytics buffer: :meth:`facts` sends what it holds first."""
+    tasks: list[tuple[str, list[Any]]] = field(default_factory=list)
+
+    def record(self, name: str, args: Any = None, **_: Any) -> None:
+        self.tasks.append((name, json.loads(json.dumps(list(args or [])))))
+
+    async def facts(self) -> list[dict[str, Any]]:
+        """The analytics events reported so far, in order."""
+        await self.buffer.aclose()
+        return [event for name, args in self.tasks if name == INGEST for event in args[2]]

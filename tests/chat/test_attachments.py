@@ -1,0 +1,183 @@
+"""Two-phase attachments: create, upload to the signed URL, preview, send, delete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.models import Widget
+from tests.chat.helpers import Visitor, chat_config, make_chat_widget, thread_of, visitor
+from tests.chat.test_access import BOB, assert_problem
+from tests.fakes.openai_server import FakeOpenAI
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
+ATTACHMENTS = {
+    "enabled": True,
+    "maxSize": {"image/png": 1000, "*": 100},
+    "accept": {"image/png": [".png"], "text/plain": [".txt"]},
+}
+
+
+async def attachment_widget(db: AsyncSession, app: FastAPI, fake: FakeOpenAI) -> Widget:
+    config = chat_config(fake, chatkit={"composer": {"attachments": ATTACHMENTS}})
+    return await make_chat_widget(db, app, fake, config)
+
+
+def path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}"
+
+
+def blob(app: FastAPI, widget: Widget, attachment_id: str) -> Path:
+    root: Path = app.state.settings.attachments_dir
+    return root / str(widget.tenant_id) / str(widget.id) / attachment_id
+
+
+async def create(
+    visitor: Visitor, name: str = "a.png", size: int = len(PNG), mime_type: str = "image/png"
+) -> dict[str, Any]:
+    created: dict[str, Any] = await visitor.call(
+        "attachments.create", name=name, size=size, mime_type=mime_type
+    )
+    return created
+
+
+async def upload(
+    http: httpx.AsyncClient,
+    attachment: dict[str, Any],
+    data: bytes = PNG,
+    mime_type: str = "image/png",
+) -> httpx.Response:
+    descriptor = attachment["upload_descriptor"]
+    assert descriptor["method"] == "POST"
+    return await http.post(
+        path_of(descriptor["url"]),
+        files={"file": ("a.png", data, mime_type)},
+        headers={"Origin": "https://cdn.platform.openai.com"},
+    )
+
+
+async def test_upload_preview_send_and_delete(
+    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    widget = await attachment_widget(db, app, fake_openai)
+    alice = await visitor(http, app, db, widget)
+    attachment = await create(alice)
+    assert attachment["type"] == "image"
+    assert "metadata" not in attachment
+
+    uploaded = await upload(http, attachment)
+    assert uploaded.status_code == 200, uploaded.text
+    assert uploaded.headers["access-control-allow-origin"] == "*"
+    assert "upload_descriptor" not in uploaded.json()
+    assert_problem(await upload(http, attachment), 409, "attachment_uploaded")
+    assert blob(app, widget, attachment["id"]).read_bytes() == PNG
+
+    preview = await http.get(path_of(uploaded.json()["preview_url"]))
+    assert preview.status_code == 200
+    assert (preview.content, preview.headers["content-type"]) == (PNG, "image/png")
+    assert "sandbox" in preview.headers["content-security-policy"]
+    tampered = path_of(uploaded.json()["preview_url"]).replace("token=", "token=x")
+    assert_problem(await http.get(tampered), 401, "invalid_attachment_token")
+
+    events = await alice.send("What is this?", attachments=[attachment["id"]])
+    thread_id = thread_of(events)
+    [content] = [
+        m["content"] for m in fake_openai.requests[-1].json["input"] if m["role"] == "user"
+    ]
+    image = next(part for part in content if part["type"] == "input_image")
+    assert image["image_url"].startswith("data:image/png;base64,")
+    items = await alice.call("items.list", thread_id=thread_id, order="asc")
+    [sent] = items["data"][0]["attachments"]
+    assert sent["id"] == attachment["id"]
+    assert (await http.get(path_of(sent["preview_url"]))).content == PNG
+
+    again = await alice.post(
+        "threads.create",
+        input={"content": [], "attachments": [attachment["id"]], "inference_options": {}},
+    )
+    assert_problem(again, 409, "attachment_in_use")
+    assert_problem(
+        await alice.post("attachments.delete", attachment_id=attachment["id"]),
+        409,
+        "attachment_in_use",
+    )
+
+    assert await alice.call("threads.delete", thread_id=thread_id) == {}
+    assert not blob(app, widget, attachment["id"]).exists()
+    assert_problem(await http.get(path_of(sent["preview_url"])), 404, "attachment_not_found")
+
+
+async def test_unsent_attachments_are_deleted_with_their_bytes(
+    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    widget = await attachment_widget(db, app, fake_openai)
+    alice = await visitor(http, app, db, widget)
+    attachment = await create(alice, "notes.txt", 5, "text/plain")
+    assert attachment["type"] == "file"
+    assert (await upload(http, attachment, b"notes", "text/plain")).status_code == 200
+
+    assert await alice.call("attachments.delete", attachment_id=attachment["id"]) == {}
+
+    assert not blob(app, widget, attachment["id"]).exists()
+    gone = await alice.post("attachments.delete", attachment_id=attachment["id"])
+    assert_problem(gone, 404, "attachment_not_found")
+
+
+async def test_attachments_of_others_are_out_of_reach(
+    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    widget = await attachment_widget(db, app, fake_openai)
+    alice = await visitor(http, app, db, widget)
+    bob = await visitor(http, app, db, widget, end_user=BOB)
+    attachment = await create(alice)
+    mine = await create(bob)
+    # Alice's upload URL does not open Bob's attachment (the token names the attachment).
+    foreign = {
+        "upload_descriptor": {
+            **attachment["upload_descriptor"],
+            "url": attachment["upload_descriptor"]["url"].replace(attachment["id"], mine["id"]),
+        }
+    }
+    assert_problem(await upload(http, foreign), 401, "invalid_attachment_token")
+    assert (await upload(http, attachment)).status_code == 200
+
+    message = {"content": [], "attachments": [attachment["id"]], "inference_options": {}}
+    assert_problem(await bob.post("threads.create", input=message), 404, "attachment_not_found")
+    deleted = await bob.post("attachments.delete", attachment_id=attachment["id"])
+    assert_problem(deleted, 404, "attachment_not_found")
+    assert blob(app, widget, attachment["id"]).exists()
+
+
+async def test_limits_from_the_widget_config(
+    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    alice = await visitor(http, app, db, await attachment_widget(db, app, fake_openai))
+    too_large = await alice.post(
+        "attachments.create", name="a.png", size=1001, mime_type="image/png"
+    )
+    assert_problem(too_large, 422, "attachment_too_large")
+    assert too_large.json()["errors"][0]["field"] == "params.size"
+    other = await alice.post(
+        "attachments.create", name="a.pdf", size=10, mime_type="application/pdf"
+    )
+    assert_problem(other, 422, "attachment_type_not_allowed")
+    text = await alice.post("attachments.create", name="a.txt", size=101, mime_type="text/plain")
+    assert_problem(text, 422, "attachment_too_large")  # the "*" limit
+
+    attachment = await create(alice, size=4)
+    assert_problem(await upload(http, attachment), 409, "attachment_mismatch")  # > declared
+    assert_problem(await upload(http, attachment, PNG[:4], "image/gif"), 409, "attachment_mismatch")
+    not_multipart = await http.post(path_of(attachment["upload_descriptor"]["url"]), content=PNG)
+    assert_problem(not_multipart, 400, "invalid_upload")
+    unsent = {"content": [], "attachments": [attachment["id"]], "inference_options": {}}
+    assert_problem(await alice.post("threads.create", input=unsent), 409, "attachment_not_uploaded")
+
+    plain = await visitor(http, app, db, await make_chat_widget(db, app, fake_openai))
+    disabled = await plain.post("attachments.create", name="a.png", size=4, mime_type="image/png")
+    assert_problem(disabled, 403, "attachments_disabled")

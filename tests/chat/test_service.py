@@ -1,0 +1,73 @@
+"""Retention and erasure of chat data (``chat.service``), and the bytes they remove."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.chat import service, tasks
+from kithost.db import session_scope
+from kithost.models import ChatAttachment, ChatItem, ChatThread
+from kithost.models.base import utcnow
+from tests.chat.helpers import SentTasks, thread_of, visitor
+from tests.chat.test_access import BOB
+from tests.chat.test_attachments import attachment_widget, blob, create, upload
+from tests.fakes.openai_server import FakeOpenAI
+
+
+async def count(db: AsyncSession) -> dict[str, int]:
+    return {
+        model.__tablename__: await db.scalar(select(func.count()).select_from(model)) or 0
+        for model in (ChatThread, ChatItem, ChatAttachment)
+    }
+
+
+async def test_erasure_and_retention(
+    http: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    sent_tasks: SentTasks,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    widget = await attachment_widget(db, app, fake_openai)
+    alice = await visitor(http, app, db, widget)
+    bob = await visitor(http, app, db, widget, end_user=BOB)
+    sent = await create(alice)
+    assert (await upload(http, sent)).status_code == 200
+    await alice.send("With a picture", attachments=[sent["id"]])
+    loose = await create(alice)
+    assert (await upload(http, loose)).status_code == 200
+    bobs = thread_of(await bob.send("Bob's question"))
+    assert await count(db) == {"chat_threads": 2, "chat_items": 4, "chat_attachments": 2}
+
+    async with session_scope(app.state.sessionmaker) as session:
+        deleted = await service.delete_end_user_data(session, widget.tenant_id, alice.end_user)
+        other_tenant = await service.delete_end_user_data(session, widget.id, BOB)
+
+    assert (deleted, other_tenant) == (5, 0)  # thread, 2 items, 2 attachments
+    assert await count(db) == {"chat_threads": 1, "chat_items": 2, "chat_attachments": 0}
+    assert await db.get(ChatThread, bobs) is not None
+    [(_name, (tenant_id, keys))] = [
+        (n, args) for n, args in sent_tasks.tasks if n == tasks.delete_blobs.name
+    ]
+    assert tenant_id == str(widget.tenant_id)
+    assert blob(app, widget, sent["id"]).exists()  # until the worker runs
+    monkeypatch.setattr(tasks, "get_settings", lambda: app.state.settings)
+    await asyncio.to_thread(tasks.delete_blobs.run, tenant_id, keys)  # as a worker does
+    assert not blob(app, widget, sent["id"]).exists()
+    assert not blob(app, widget, loose["id"]).exists()
+
+    async with session_scope(app.state.sessionmaker) as session:
+        kept = await service.purge_before(session, widget.tenant_id, utcnow() - timedelta(days=1))
+        purged = await service.purge_before(
+            session, widget.tenant_id, utcnow() + timedelta(seconds=1)
+        )
+    assert (kept, purged) == (0, 3)
+    assert await count(db) == {"chat_threads": 0, "chat_items": 0, "chat_attachments": 0}
