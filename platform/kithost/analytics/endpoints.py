@@ -376,7 +376,7 @@ def _csv_response(lines: Iterable[str] | AsyncIterator[str], filename: str) -> S
 
 @router.post(
     "/end-user-deletions",
-    summary="Delete one end user's data (events, error occurrences; chat data with the chat store)",
+    summary="Delete one end user's data: events, error occurrences, chat threads and files",
     responses=problems(*TENANT_ERRORS),
 )
 async def delete_end_user(
