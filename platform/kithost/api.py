@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from kithost.analytics.endpoints import router as analytics_router
 from kithost.audit.endpoints import router as audit_router
 from kithost.auth.endpoints import router as auth_router
 from kithost.clients.endpoints import router as clients_router
@@ -25,5 +26,6 @@ for router in (
     secrets_router,
     sessions_router,
     audit_router,
+    analytics_router,
 ):
     api_router.include_router(router)

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 
 import kithost
+from kithost.analytics.endpoints import visitor_router as analytics_visitor_router
 from kithost.analytics.facts import FactBuffer
 from kithost.api import api_router
 from kithost.auth import oidc
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Visitor routes first: routes are matched one by one, and these are the hot ones.
     app.include_router(embed_router)
     app.include_router(sessions_visitor_router)
+    app.include_router(analytics_visitor_router)
     app.include_router(loader_router)
     app.include_router(chat_router)
     app.include_router(health_router)

@@ -11,6 +11,7 @@ import gc
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -19,11 +20,12 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost import migrate as migrations
+from kithost.analytics import service as analytics
 from kithost.app import create_app
 from kithost.audit.service import CLI
 from kithost.auth import signing
 from kithost.clients.service import create_client, parse_scopes
-from kithost.db import create_engine, create_sessionmaker, session_scope
+from kithost.db import Sessionmaker, create_engine, create_sessionmaker, session_scope
 from kithost.demo import seed_demo
 from kithost.errors import KithostError
 from kithost.kit.crypto import SecretBox
@@ -33,7 +35,7 @@ from kithost.settings import Settings, get_settings
 from kithost.supervisor import run_all
 from kithost.tenants.service import create_tenant, get_tenant
 from kithost.users.service import create_user, get_or_create_user
-from kithost.worker.app import create_celery
+from kithost.worker.app import create_celery, restore_unacknowledged
 
 T = TypeVar("T")
 
@@ -43,11 +45,13 @@ user_app = typer.Typer(help="Manage dashboard users.", no_args_is_help=True)
 client_app = typer.Typer(help="Manage API clients of tenant backends.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage the keys that sign access tokens.", no_args_is_help=True)
 secrets_app = typer.Typer(help="Manage the secrets stored encrypted.", no_args_is_help=True)
+analytics_app = typer.Typer(help="Maintain analytics rollups.", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
 app.add_typer(client_app, name="client")
 app.add_typer(keys_app, name="keys")
 app.add_typer(secrets_app, name="secrets")
+app.add_typer(analytics_app, name="analytics")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
@@ -64,14 +68,23 @@ def _settings() -> Settings:
 
 def _in_session(work: Callable[[AsyncSession], Awaitable[T]], *, as_json: bool) -> T:
     """Run ``work`` in one committed unit of work; domain errors end the command cleanly."""
+
+    async def run(sessionmaker: Sessionmaker) -> T:
+        async with session_scope(sessionmaker) as session:
+            return await work(session)
+
+    return _with_database(run, as_json=as_json)
+
+
+def _with_database(work: Callable[[Sessionmaker], Awaitable[T]], *, as_json: bool) -> T:
+    """Run ``work`` with a sessionmaker on the configured database; domain errors end the
+    command cleanly."""
     settings = _settings()
 
     async def run() -> T:
         engine = create_engine(settings.database)
         try:
-            sessionmaker = create_sessionmaker(engine, create_celery(settings))
-            async with session_scope(sessionmaker) as session:
-                return await work(session)
+            return await work(create_sessionmaker(engine, create_celery(settings)))
         finally:
             await engine.dispose()
 
@@ -157,6 +170,7 @@ def worker(
     argv = ["worker", f"--loglevel={settings.log_level}", f"--queues={settings.task_queue}"]
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
+    restore_unacknowledged(settings)
     create_celery(settings).worker_main(argv)
 
 
@@ -298,3 +312,37 @@ def secrets_reencrypt(as_json: JsonOption = False) -> None:
     box = SecretBox(_settings().encryption_keys())
     counts = _in_session(lambda s: reencrypt_all(s, box, CLI), as_json=as_json)
     _emit(counts, as_json=as_json)
+
+
+UTC_TIME = typer.Option(
+    formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"], help="UTC, e.g. 2026-11-01."
+)
+
+
+@analytics_app.command("rollup")
+def analytics_rollup(
+    since: Annotated[datetime, UTC_TIME],
+    until: Annotated[datetime | None, typer.Option(help="UTC, exclusive; default: now.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant slug; default: every one.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Recompute the hourly and daily rollups of [SINCE, UNTIL) from raw events."""
+    start = since.replace(tzinfo=UTC)
+    end = until.replace(tzinfo=UTC) if until is not None else datetime.now(UTC)
+
+    async def work(sessionmaker: Sessionmaker) -> dict[str, Any]:
+        async with session_scope(sessionmaker) as session:
+            if tenant is None:
+                tenant_ids = await analytics.tenant_ids(session)
+            else:
+                tenant_ids = [(await get_tenant(session, tenant)).id]
+        hours = analytics.hours_between(start, end)
+        with typer.progressbar(
+            length=len(hours) * len(tenant_ids), label="Recomputing rollups", file=sys.stderr
+        ) as bar:
+            done = await analytics.recompute(
+                sessionmaker, tenant_ids, start, end, advance=lambda: bar.update(1)
+            )
+        return {"tenants": len(tenant_ids), "hours": len(hours), "recomputed": done}
+
+    _emit(_with_database(work, as_json=as_json), as_json=as_json)

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     oidc_allow_signup: bool = False
     smtp_url: str | None = None
     smtp_from: str = "Kithost <no-reply@localhost>"
+    broker_visibility_timeout_seconds: int = Field(default=3600, ge=1)
+    """Redis broker: when a task a killed worker held is delivered again."""
+    analytics_rollup_seconds: float = Field(default=60.0, gt=0)
+    """How often beat recomputes the rollups of hours that got events."""
+    events_max_in_flight: int = Field(default=256, ge=1)
+    """Event batches an API process may be handing to the broker at once; beyond, 429."""
     frame_domain_key: str = "domain_pk_localhost_dev"
     """OpenAI's domain key for Kithost's own domain (``public_url``), used by the framed page."""
     chatkit_script_url: str = "https://cdn.platform.openai.com/deployments/chatkit/chatkit.js"

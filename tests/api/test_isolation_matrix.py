@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +29,8 @@ from kithost.auth.roles import ALL_SCOPES, ROLE_SCOPES
 from kithost.auth.scopes import Scope
 from kithost.clients.service import create_client
 from kithost.invitations.service import create_invitation
-from kithost.models import AllowedOrigin, Role, Tenant, Widget, WidgetVersion
+from kithost.models import AllowedOrigin, ErrorGroup, Role, Tenant, Widget, WidgetVersion
+from kithost.models.base import utcnow
 from kithost.widgets.service import create_widget
 from tests.factories import client_token, login, make_member, make_tenant, make_user
 
@@ -45,6 +47,7 @@ class Rule:
 
 
 WIDGET = f"{PREFIX}/widgets/{{id}}"
+ANALYTICS = f"{PREFIX}/analytics"
 ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", f"{PREFIX}/openai-key"): Rule(Scope.widgets_read),
     ("PUT", f"{PREFIX}/openai-key"): Rule(
@@ -88,6 +91,19 @@ ROUTES: dict[tuple[str, str], Rule] = {
         Scope.widgets_write, {"domain_key": "domain_pk_test"}
     ),
     ("DELETE", f"{WIDGET}/origins/{{origin_id}}"): Rule(Scope.widgets_write),
+    ("GET", f"{ANALYTICS}/series"): Rule(Scope.analytics_read),
+    ("GET", f"{ANALYTICS}/funnel"): Rule(Scope.analytics_read),
+    ("GET", f"{ANALYTICS}/latency"): Rule(Scope.analytics_read),
+    ("GET", f"{ANALYTICS}/errors"): Rule(Scope.analytics_read),
+    ("GET", f"{ANALYTICS}/errors/{{id}}"): Rule(Scope.analytics_read),
+    ("POST", f"{ANALYTICS}/errors/{{id}}/resolve"): Rule(Scope.widgets_write),
+    ("GET", f"{ANALYTICS}/export/series.csv"): Rule(Scope.analytics_read),
+    ("GET", f"{ANALYTICS}/export/events.csv"): Rule(Scope.analytics_read),
+    ("POST", f"{ANALYTICS}/end-user-deletions"): Rule(
+        Scope.members_write, {"end_user": "a:anon_someone"}
+    ),
+    ("GET", f"{ANALYTICS}/settings"): Rule(Scope.analytics_read),
+    ("PUT", f"{ANALYTICS}/settings"): Rule(Scope.members_write, {"retention_days": 30}),
 }
 
 Outcome = str | tuple[int, str]
@@ -190,6 +206,23 @@ async def test_isolation_matrix(client: httpx.AsyncClient, app: FastAPI, db: Asy
         await db.flush()
         return "1"
 
+    async def error_group() -> str:
+        now = utcnow()
+        group = ErrorGroup(
+            tenant_id=tenant.id,
+            widget_id=uuid.uuid4(),
+            fingerprint=secrets.token_hex(32),
+            kind="network",
+            message="Failed",
+            sample={},
+            first_seen=now,
+            last_seen=now,
+            count=1,
+        )
+        db.add(group)
+        await db.flush()
+        return str(group.id)
+
     targets: dict[str, Target] = {
         "members": member,
         "invitations": invitation,
@@ -197,6 +230,7 @@ async def test_isolation_matrix(client: httpx.AsyncClient, app: FastAPI, db: Asy
         "widgets": widget,
         "origins": origin,
         "versions": version,
+        "errors": error_group,
     }
     callers = {
         "nobody": Caller({}, refused=UNAUTHENTICATED),

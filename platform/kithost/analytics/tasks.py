@@ -1,18 +1,68 @@
-"""The one way events reach analytics: a Celery task per batch.
+"""The one way events reach analytics: a Celery task per batch; and the periodic work.
 
 An event is a dict ``{"id", "name", "time", "end_user", "data"}``: ``id`` is unique per
 tenant (the loader's client event id; ``s_`` + uuid4 hex for server facts), ``time`` is
 epoch milliseconds, ``end_user`` the ``u:…``/``a:…`` id or ``None``. Names starting with
 ``server.`` are facts from Kithost itself and never accepted from a client.
+
+Workers acknowledge late and the insert is idempotent (by tenant and event id), so a
+batch redelivered after a crash, or retried after a database error, is stored once.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from typing import Any, TypedDict
 
-from celery import shared_task
+from celery import Task, shared_task
+from sqlalchemy.exc import OperationalError
+
+from kithost.analytics import service
+from kithost.db import Sessionmaker, session_scope
+from kithost.models.base import utcnow
+from kithost.worker import database
 
 
-@shared_task(name="kithost.analytics.ingest")
-def ingest(tenant_id: str, widget_id: str, events: list[dict[str, Any]]) -> None:
-    """Store ``events`` of one widget (implemented by the Analytics issue)."""
+class _Retry(TypedDict):
+    autoretry_for: tuple[type[Exception], ...]
+    retry_backoff: bool
+    retry_backoff_max: int
+    retry_jitter: bool
+    max_retries: None
+
+
+RETRY = _Retry(
+    autoretry_for=(OperationalError, OSError),
+    retry_backoff=True,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=None,
+)
+"""Database outages are waited out (exponential backoff, at most 5 minutes apart)."""
+
+
+@shared_task(name="kithost.analytics.ingest", bind=True, ignore_result=True, **RETRY)
+def ingest(
+    self: Task[Any, Any], tenant_id: str, widget_id: str, events: list[dict[str, Any]]
+) -> int:
+    """Store ``events`` of one widget; returns how many were new."""
+
+    async def work(sessionmaker: Sessionmaker) -> int:
+        async with session_scope(sessionmaker) as session:
+            return await service.store(
+                session, uuid.UUID(tenant_id), uuid.UUID(widget_id), events, utcnow()
+            )
+
+    return database.run(self.app, work)
+
+
+@shared_task(name="kithost.analytics.rollup", bind=True, **RETRY)
+def rollup(self: Task[Any, Any]) -> int:
+    """Recompute the rollups of the hours that got events since (beat, every minute)."""
+    return database.run(self.app, service.rollup_pending)
+
+
+@shared_task(name="kithost.analytics.purge", bind=True, **RETRY)
+def purge(self: Task[Any, Any]) -> dict[str, int]:
+    """Remove what each tenant's retention no longer keeps (beat, hourly)."""
+    return database.run(self.app, service.purge_all)

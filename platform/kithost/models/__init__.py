@@ -1,6 +1,10 @@
 """Every table, one module each; import from here so Alembic sees them all."""
 
 from kithost.models.allowed_origin import AllowedOrigin
+from kithost.models.analytics_event import AnalyticsEvent
+from kithost.models.analytics_pending_rollup import AnalyticsPendingRollup
+from kithost.models.analytics_rollup import AnalyticsRollup, RollupPeriod
+from kithost.models.analytics_settings import AnalyticsSettings
 from kithost.models.api_client import ApiClient
 from kithost.models.audit_log_entry import AuditLogEntry
 from kithost.models.base import Base
@@ -8,6 +12,7 @@ from kithost.models.chat_attachment import ChatAttachment
 from kithost.models.chat_item import ChatItem
 from kithost.models.chat_thread import ChatThread
 from kithost.models.dashboard_session import DashboardSession
+from kithost.models.error_group import ErrorGroup, ErrorGroupUser, ErrorStatus
 from kithost.models.invitation import Invitation
 from kithost.models.membership import Membership, Role
 from kithost.models.session_mint import SessionMint
@@ -19,6 +24,10 @@ from kithost.models.widget_version import WidgetVersion
 
 __all__ = [
     "AllowedOrigin",
+    "AnalyticsEvent",
+    "AnalyticsPendingRollup",
+    "AnalyticsRollup",
+    "AnalyticsSettings",
     "ApiClient",
     "AuditLogEntry",
     "Base",
@@ -26,10 +35,14 @@ __all__ = [
     "ChatItem",
     "ChatThread",
     "DashboardSession",
+    "ErrorGroup",
+    "ErrorGroupUser",
+    "ErrorStatus",
     "Invitation",
     "Membership",
     "Placement",
     "Role",
+    "RollupPeriod",
     "SessionMint",
     "SigningKey",
     "Tenant",

@@ -7,6 +7,7 @@ Tasks are declared with ``celery.shared_task`` in each domain's ``tasks.py`` and
 
 from __future__ import annotations
 
+import sqlalchemy
 from celery import Celery
 from kombu.transport import sqlalchemy as kombu_sqlalchemy
 
@@ -22,6 +23,14 @@ TASK_MODULES = [
 # kombu's SQLAlchemy transport (the embedded broker) polls its table; once a second by
 # default. It cannot be set per connection (the option is forwarded to create_engine).
 kombu_sqlalchemy.Transport.polling_interval = 0.2
+
+
+def _transport_options(settings: Settings) -> dict[str, object]:
+    # Redis: a message a killed worker held goes back to the queue after this long. (The
+    # SQLAlchemy transport passes its options to create_engine: give it none.)
+    if settings.broker.startswith(("redis://", "rediss://")):
+        return {"visibility_timeout": settings.broker_visibility_timeout_seconds}
+    return {}
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -43,6 +52,36 @@ def create_celery(settings: Settings) -> Celery:
         timezone="UTC",
         enable_utc=True,
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
-        beat_schedule={},
+        broker_transport_options=_transport_options(settings),
+        beat_schedule={
+            "analytics-rollup": {
+                "task": "kithost.analytics.rollup",
+                "schedule": settings.analytics_rollup_seconds,
+            },
+            "analytics-purge": {"task": "kithost.analytics.purge", "schedule": 3600.0},
+        },
     )
     return app
+
+
+def restore_unacknowledged(settings: Settings) -> int:
+    """Embedded broker: put back on the queue the messages that a worker took and never
+    acknowledged (it was killed). kombu's SQLAlchemy transport hides a message once taken and
+    never shows it again, so without this a killed worker would lose its task. Run when a
+    worker starts; with the one worker the embedded broker is meant for, nobody else holds
+    a message then (another worker's would run twice: tasks are idempotent)."""
+    if not settings.broker.startswith("sqla+"):
+        return 0
+    engine = sqlalchemy.create_engine(settings.broker.removeprefix("sqla+"))
+    restore = sqlalchemy.text(
+        "UPDATE kombu_message SET visible = :shown WHERE visible = :hidden"
+        " AND queue_id IN (SELECT id FROM kombu_queue WHERE name = :queue)"
+    )
+    try:
+        with engine.begin() as connection:
+            params = {"shown": True, "hidden": False, "queue": settings.task_queue}
+            return connection.execute(restore, params).rowcount
+    except sqlalchemy.exc.OperationalError:  # no tables yet: a broker never used
+        return 0
+    finally:
+        engine.dispose()

@@ -1,0 +1,249 @@
+"""The events contract: which names exist, what each one's ``data`` may hold, and how a
+raw event (from a loader's batch or from Kithost itself) becomes a valid one or a reason
+to drop it.
+
+Client names are what loaders send to ``POST /v1/embed/{pk}/events``; names starting with
+``server.`` are facts from Kithost (session minting, the chat runtime) and are refused from
+clients. ``data`` is checked per name: the typed names below field by field, the others as
+a small JSON object (at most :data:`MAX_GENERIC_KEYS` keys, :data:`MAX_DATA_BYTES` bytes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+MAX_EVENTS = 50
+MAX_BODY_BYTES = 64 * 1024
+MAX_DATA_BYTES = 2048
+MAX_GENERIC_KEYS = 16
+MAX_AGE = timedelta(days=7)
+"""Older events are dropped (``too_old``): a beacon that late is not worth a rollup rewrite."""
+MAX_AHEAD = timedelta(hours=1)
+"""Clocks run ahead; further than this is ``invalid_time``."""
+
+EVENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+END_USER = re.compile(r"[ua]:.{1,208}", re.DOTALL)
+SERVER_PREFIX = "server."
+
+Text = Annotated[str, StringConstraints(max_length=1000)]
+Short = Annotated[str, StringConstraints(max_length=200)]
+ThreadId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Millis = Annotated[int, Field(ge=0, le=24 * 3600 * 1000)]
+Tokens = Annotated[int, Field(ge=0, le=10**9)]
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ClientError(_Data):
+    kind: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    message: Text
+    hint: Annotated[str, StringConstraints(max_length=500)] | None = None
+    frame: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+class SessionMinted(_Data):
+    mode: Literal["self_hosted", "hosted"]
+    origin: Annotated[str, StringConstraints(max_length=255)] | None = None
+
+
+class ThreadFact(_Data):
+    thread_id: ThreadId
+
+
+class ResponseFinished(_Data):
+    thread_id: ThreadId
+    first_token_ms: Millis | None = None
+    total_ms: Millis
+    input_tokens: Tokens | None = None
+    output_tokens: Tokens | None = None
+
+
+class ResponseFailed(_Data):
+    thread_id: ThreadId
+    error: Text
+
+
+class Feedback(_Data):
+    thread_id: ThreadId
+    kind: Literal["positive", "negative"]
+    items: Annotated[list[Short], Field(max_length=50)] = []
+
+
+CLIENT_NAMES = frozenset(
+    {
+        "loader.loaded",
+        "launcher.shown",
+        "widget.opened",
+        "widget.closed",
+        "session.minted",
+        "session.refused",
+        "chatkit.ready",
+        "chatkit.response.start",
+        "chatkit.response.end",
+        "chatkit.thread.change",
+        "chatkit.thread.load.start",
+        "chatkit.thread.load.end",
+        "chatkit.effect",
+        "chatkit.log",
+        "client.error",
+    }
+)
+TYPED: dict[str, type[_Data]] = {
+    "client.error": ClientError,
+    "server.session.minted": SessionMinted,
+    "server.thread.created": ThreadFact,
+    "server.message.received": ThreadFact,
+    "server.response.finished": ResponseFinished,
+    "server.response.failed": ResponseFailed,
+    "server.feedback": Feedback,
+}
+SERVER_NAMES = frozenset(name for name in TYPED if name.startswith(SERVER_PREFIX))
+
+
+@dataclass(frozen=True)
+class Event:
+    """A valid event, ready to store."""
+
+    id: str
+    name: str
+    time: int
+    """Epoch milliseconds."""
+    end_user: str | None
+    data: dict[str, Any]
+
+    @property
+    def occurred_at(self) -> datetime:
+        return datetime.fromtimestamp(self.time / 1000, UTC)
+
+    @property
+    def thread_id(self) -> str | None:
+        value = self.data.get("thread_id")
+        return value if isinstance(value, str) else None
+
+    def as_task_arg(self) -> dict[str, Any]:
+        """The event in the ``kithost.analytics.ingest`` task's format."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "time": self.time,
+            "end_user": self.end_user,
+            "data": self.data,
+        }
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """Why one event of a batch was not kept."""
+
+    index: int
+    id: str | None
+    code: str
+    field: str
+    message: str
+
+
+def valid_end_user(value: object) -> bool:
+    return value is None or (isinstance(value, str) and END_USER.fullmatch(value) is not None)
+
+
+def validate(
+    raw: object, index: int, *, end_user: str | None, now: datetime, from_client: bool
+) -> Event | Dropped:
+    """``raw`` (one element of a batch) as an :class:`Event`, or why it is dropped."""
+    if not isinstance(raw, dict):
+        return Dropped(index, None, "invalid_event", "", "an event is a JSON object")
+    event_id = raw.get("id")
+    if not isinstance(event_id, str) or EVENT_ID.fullmatch(event_id) is None:
+        return Dropped(index, None, "invalid_id", "id", "8 to 64 characters [A-Za-z0-9_-]")
+
+    def drop(code: str, field: str, message: str) -> Dropped:
+        return Dropped(index, event_id, code, field, message)
+
+    unknown = sorted(set(raw) - {"id", "name", "time", "data", "end_user"})
+    if unknown:
+        return drop("invalid_event", unknown[0], "unknown field")
+    name = raw.get("name")
+    if not isinstance(name, str):
+        return drop("unknown_name", "name", "a string naming the event")
+    if from_client and name.startswith(SERVER_PREFIX):
+        return drop("server_name", "name", "server events are not accepted from clients")
+    if name not in CLIENT_NAMES and name not in SERVER_NAMES:
+        return drop("unknown_name", "name", f"unknown event name {name[:40]!r}")
+    millis = raw.get("time")
+    if isinstance(millis, bool) or not isinstance(millis, int) or not 0 < millis < 10**14:
+        return drop("invalid_time", "time", "epoch milliseconds")
+    occurred_at = datetime.fromtimestamp(millis / 1000, UTC)
+    if occurred_at > now + MAX_AHEAD:
+        return drop("invalid_time", "time", "in the future")
+    if occurred_at < now - MAX_AGE:
+        return drop("too_old", "time", f"older than {MAX_AGE.days} days")
+    data = raw.get("data", {})
+    checked = _data(name, data)
+    if isinstance(checked, tuple):
+        return drop(*checked)
+    user = end_user if from_client else raw.get("end_user")
+    if not valid_end_user(user):
+        return drop("invalid_end_user", "end_user", "a u:… or a:… end-user id, or null")
+    assert user is None or isinstance(user, str)
+    return Event(event_id, name, millis, user, checked)
+
+
+def _data(name: str, data: object) -> dict[str, Any] | tuple[str, str, str]:
+    """The event's data, or (code, field, message) refusing it."""
+    if not isinstance(data, dict):
+        return ("invalid_data", "data", "a JSON object")
+    model = TYPED.get(name)
+    if model is not None:
+        try:
+            return model.model_validate(data).model_dump(exclude_none=True)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = ".".join(["data", *(str(p) for p in error["loc"])])
+            code = "data_too_large" if error["type"].endswith("too_long") else "invalid_data"
+            return (code, field, error["msg"])
+    if len(data) > MAX_GENERIC_KEYS:
+        return ("data_too_large", "data", f"at most {MAX_GENERIC_KEYS} keys")
+    try:
+        size = len(json.dumps(data, separators=(",", ":"), allow_nan=False))
+    except ValueError:
+        return ("invalid_data", "data", "not representable as JSON")
+    if size > MAX_DATA_BYTES:
+        return ("data_too_large", "data", f"at most {MAX_DATA_BYTES} bytes of JSON")
+    return data
+
+
+_VOLATILE = re.compile(
+    r"""(?x)
+    "[^"]*" | '[^']*'                                   # quoted values
+    | https?://\S+                                      # urls
+    | \b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b   # uuids
+    | \b0x[0-9a-f]+\b | \b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{6,}\b   # hex ids
+    | \d+(?:\.\d+)?                                     # numbers (units stay: 30s -> <?>s)
+    """,
+    re.IGNORECASE,
+)
+
+
+_VOLATILE_LINE = re.compile(r":\d+(?::\d+)?\)?$|\?[^\s)]*")
+"""A frame's line and column numbers and query string (cache busters) change per build."""
+
+
+def normalise_message(message: str) -> str:
+    """The message with what varies between occurrences replaced, for grouping."""
+    return " ".join(_VOLATILE.sub("<?>", message).split())[:1000]
+
+
+def fingerprint(kind: str, message: str, frame: str | None) -> str:
+    """Which group a client error belongs to: kind + normalised message + top frame."""
+    top = (frame or "").strip().splitlines()[0] if frame and frame.strip() else ""
+    key = "\x1f".join((kind, normalise_message(message), _VOLATILE_LINE.sub("", top)))
+    return hashlib.sha256(key.encode()).hexdigest()

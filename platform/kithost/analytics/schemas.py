@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, Field, StringConstraints
+
+from kithost.analytics.service import Interval, Metric
+from kithost.kit.schemas import Schema
+from kithost.models import ErrorStatus
+
+
+class DroppedEvent(Schema):
+    index: int = Field(description="Position of the event in the batch.")
+    id: str | None
+    code: str = Field(
+        examples=[
+            "unknown_name",
+            "server_name",
+            "invalid_id",
+            "invalid_time",
+            "too_old",
+            "invalid_data",
+            "data_too_large",
+            "duplicate_id",
+            "invalid_event",
+        ]
+    )
+    field: str
+    message: str
+
+
+class Accepted(Schema):
+    """What ``POST /v1/embed/{pk}/events`` kept, and why it dropped the others."""
+
+    accepted: int
+    dropped: list[DroppedEvent]
+
+
+class RangeQuery(Schema):
+    since: AwareDatetime | None = Field(None, description="Default: 7 days before `until`.")
+    until: AwareDatetime | None = Field(None, description="Exclusive; default: now.")
+    widget: uuid.UUID | None = Field(None, description="Only this widget; default: all.")
+
+
+class SeriesQuery(RangeQuery):
+    metric: Metric = Metric.loads
+    interval: Interval = Interval.day
+    tz: Annotated[str, StringConstraints(max_length=64)] = Field(
+        "UTC", description="IANA time zone of the buckets, e.g. Europe/Paris."
+    )
+
+
+class ExportSeriesQuery(RangeQuery):
+    interval: Interval = Interval.day
+    tz: Annotated[str, StringConstraints(max_length=64)] = "UTC"
+
+
+class Point(Schema):
+    start: datetime = Field(description="Bucket start, in the requested time zone.")
+    value: float | None = Field(description="Null: no value (a percentile without responses).")
+
+
+class Series(Schema):
+    metric: Metric
+    interval: Interval
+    tz: str
+    widget: uuid.UUID | None
+    points: list[Point]
+
+
+class Funnel(Schema):
+    """Loads → launcher opens → conversations (threads with a user message) → engaged
+    (threads with ≥ 3 messages) → threads with positive feedback, over the range."""
+
+    since: datetime
+    until: datetime
+    loads: int
+    opens: int
+    conversations: int
+    engaged: int
+    positive_feedback: int
+
+
+class Latency(Schema):
+    """Response latency percentiles in milliseconds (histogram buckets, ±12%)."""
+
+    since: datetime
+    until: datetime
+    responses: int
+    first_token_p50: int | None
+    first_token_p95: int | None
+    total_p50: int | None
+    total_p95: int | None
+
+
+class ErrorGroupOut(Schema):
+    id: uuid.UUID
+    widget_id: uuid.UUID
+    fingerprint: str
+    kind: str
+    message: str = Field(description="Normalised: what varies between occurrences replaced.")
+    frame: str | None
+    hint: str | None
+    sample: dict[str, Any] = Field(description="The data of the latest occurrence.")
+    first_seen: datetime
+    last_seen: datetime
+    count: int
+    affected_end_users: int
+    status: ErrorStatus
+    resolved_at: datetime | None
+
+
+class ErrorGroupQuery(Schema):
+    status: ErrorStatus | None = None
+    widget: uuid.UUID | None = None
+    cursor: Annotated[str, StringConstraints(max_length=100)] | None = None
+    limit: int = Field(50, ge=1, le=200)
+
+
+class ErrorGroupPage(Schema):
+    groups: list[ErrorGroupOut]
+    next_cursor: str | None
+
+
+class EndUserDeletion(Schema):
+    end_user: Annotated[str, StringConstraints(pattern=r"^[ua]:", min_length=3, max_length=210)]
+    """The ``u:…`` (identified) or ``a:…`` (anonymous) id sessions answer with."""
+
+
+class EndUserDeleted(Schema):
+    end_user: str
+    removed: dict[str, int]
+
+
+class AnalyticsSettingsOut(Schema):
+    retention_days: int
+
+
+class AnalyticsSettingsUpdate(Schema):
+    retention_days: int = Field(ge=1, le=3650)

@@ -1,0 +1,33 @@
+"""The database from inside Celery tasks: one event loop and one engine per worker process.
+
+Tasks are synchronous functions; :func:`run` runs a coroutine on the process's own loop
+with a sessionmaker on the process's own engine, both created on first use in that process
+(after the prefork pool forked it), so connections are pooled across tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from celery import Celery
+
+from kithost.db import Sessionmaker, create_engine, create_sessionmaker
+from kithost.settings import get_settings
+
+T = TypeVar("T")
+
+_runtime: tuple[int, asyncio.Runner, Sessionmaker] | None = None
+
+
+def run(celery: Celery, work: Callable[[Sessionmaker], Awaitable[T]]) -> T:
+    """``work(sessionmaker)`` on this process's loop; tasks it enqueues go to ``celery``."""
+    global _runtime
+    if _runtime is None or _runtime[0] != os.getpid():
+        runner = asyncio.Runner()
+        engine = create_engine(get_settings().database)
+        _runtime = (os.getpid(), runner, create_sessionmaker(engine, celery))
+    _, runner, sessionmaker = _runtime
+    return runner.run(work(sessionmaker))  # type: ignore[arg-type]

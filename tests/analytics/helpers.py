@@ -1,0 +1,89 @@
+"""Events to send, widgets to send them for, and the reports to read back."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.audit.service import CLI
+from kithost.models import Tenant, Widget
+from kithost.widgets.service import create_widget, publish_draft
+from tests.factories import make_tenant
+
+SHOP = "https://shop.example.com"
+USER = "a:anon_" + "u" * 24
+
+
+async def bare_tenant(db: AsyncSession) -> Tenant:
+    """A tenant without an owner: for data that is committed, so that deleting the tenant
+    removes everything the test made (an owner would outlive it, with its audit entry)."""
+    tenant = Tenant(slug=f"analytics-{secrets.token_hex(4)}", name="Analytics")
+    db.add(tenant)
+    await db.flush()
+    return tenant
+
+
+async def published_widget(db: AsyncSession, tenant: Tenant | None = None) -> Widget:
+    """A published widget allowing ``SHOP`` (of a new tenant unless given)."""
+    tenant = tenant or await make_tenant(db)
+    widget = await create_widget(db, CLI, tenant, name="Support", origins=[SHOP])
+    await publish_draft(db, CLI, widget, published_by=None)
+    await db.flush()
+    return widget
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def event(name: str, data: Any = None, **fields: Any) -> dict[str, Any]:
+    """A client event as a loader sends it (a fresh id and the current time)."""
+    return {
+        "id": f"ev_{secrets.token_hex(8)}",
+        "name": name,
+        "time": now_ms(),
+        "data": data or {},
+    } | fields
+
+
+def server(name: str, end_user: str | None = USER, **data: Any) -> dict[str, Any]:
+    """A server fact as the chat runtime or session minting sends it to the task."""
+    return {
+        "id": f"s_{secrets.token_hex(16)}",
+        "name": name,
+        "time": now_ms(),
+        "end_user": end_user,
+        "data": data,
+    }
+
+
+def conversation(thread: str, messages: int, *, positive: bool = False) -> list[dict[str, Any]]:
+    """Server facts of one thread: created, ``messages`` user messages each answered."""
+    facts = [server("server.thread.created", thread_id=thread)]
+    for _ in range(messages):
+        facts.append(server("server.message.received", thread_id=thread))
+        facts.append(
+            server(
+                "server.response.finished",
+                thread_id=thread,
+                first_token_ms=300,
+                total_ms=1200,
+                input_tokens=100,
+                output_tokens=40,
+            )
+        )
+    if positive:
+        facts.append(server("server.feedback", thread_id=thread, kind="positive", items=["it_1"]))
+    return facts
+
+
+def client_error(
+    message: str, frame: str = "at send (https://shop.example.com/app.js:10:5)"
+) -> dict[str, Any]:
+    return event(
+        "client.error",
+        {"kind": "network", "message": message, "hint": "Check the network", "frame": frame},
+    )

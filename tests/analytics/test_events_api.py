@@ -1,0 +1,245 @@
+"""``POST /v1/embed/{pk}/events``: who may send, what is kept, what the broker receives.
+
+The app sends to a queue of this module's own on the real Redis; no worker consumes it, so
+each test reads back exactly the task messages its requests sent.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from kithost.analytics.events import MAX_BODY_BYTES
+from kithost.analytics.tasks import ingest
+from kithost.models import Widget
+from kithost.settings import Settings
+from tests.analytics.helpers import SHOP, USER, event, now_ms, published_widget
+from tests.conftest import REDIS_URL, create_test_app
+from tests.workers import take_sent_tasks
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@pytest.fixture
+def queue(task_queue: str) -> Iterator[str]:
+    name = f"{task_queue}-events-{secrets.token_hex(3)}"
+    yield name
+    redis.Redis.from_url(REDIS_URL).delete(name)
+
+
+@pytest.fixture
+def app(settings: Settings, connection: AsyncConnection, queue: str) -> FastAPI:
+    return create_test_app(settings, connection, task_queue=queue)
+
+
+def sent(app: FastAPI) -> list[list[Any]]:
+    """The arguments of the ingest tasks the app sent (taken off its queue)."""
+    return take_sent_tasks(app.state.celery, app.state.settings.task_queue, ingest.name)
+
+
+def url(widget: Widget | str) -> str:
+    return f"/v1/embed/{widget if isinstance(widget, str) else widget.public_key}/events"
+
+
+async def send(
+    client: httpx.AsyncClient,
+    widget: Widget | str,
+    body: Any,
+    *,
+    origin: str | None = SHOP,
+    content_type: str = "application/json",
+) -> httpx.Response:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = {"Content-Type": content_type} | ({"Origin": origin} if origin else {})
+    return await client.post(url(widget), content=content, headers=headers)
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain;charset=UTF-8"])
+async def test_a_batch_becomes_one_ingest_task(
+    client: httpx.AsyncClient, db: AsyncSession, app: FastAPI, content_type: str
+) -> None:
+    widget = await published_widget(db)
+    events = [event("loader.loaded", {"page": "/"}), event("widget.opened")]
+    response = await send(
+        client, widget, {"end_user": USER, "events": events}, content_type=content_type
+    )
+    assert response.status_code == 202, response.text
+    assert response.json() == {"accepted": 2, "dropped": []}
+    assert response.headers["access-control-allow-origin"] == SHOP
+    assert response.headers["cache-control"] == "no-store"
+    assert sent(app) == [
+        [str(widget.tenant_id), str(widget.id), [{**e, "end_user": USER} for e in events]]
+    ]
+
+
+async def test_invalid_events_are_dropped_one_by_one(
+    client: httpx.AsyncClient, db: AsyncSession, app: FastAPI
+) -> None:
+    widget = await published_widget(db)
+    kept = event("chatkit.log", {"name": "x", "data": {"nested": [1, 2]}})
+    error = {"kind": "network", "message": "Failed", "hint": None}
+    bad: list[tuple[Any, str, str]] = [
+        (event("made.up"), "unknown_name", "name"),
+        (event("server.feedback", {"thread_id": "t", "kind": "positive"}), "server_name", "name"),
+        ({**event("loader.loaded"), "id": "short"}, "invalid_id", "id"),
+        ({**event("loader.loaded"), "id": "has spaces in it"}, "invalid_id", "id"),
+        (event("loader.loaded", time="yesterday"), "invalid_time", "time"),
+        (event("loader.loaded", time=now_ms() + DAY_MS), "invalid_time", "time"),
+        (event("loader.loaded", time=now_ms() - 8 * DAY_MS), "too_old", "time"),
+        (event("loader.loaded", data=[1]), "invalid_data", "data"),
+        (event("client.error", {"kind": "network"}), "invalid_data", "data.message"),
+        (event("client.error", {**error, "message": "x" * 1001}), "data_too_large", "data.message"),
+        (event("client.error", {**error, "extra": 1}), "invalid_data", "data.extra"),
+        (event("chatkit.log", {"blob": "x" * 3000}), "data_too_large", "data"),
+        (event("chatkit.log", {f"k{i}": i for i in range(17)}), "data_too_large", "data"),
+        ({**event("loader.loaded"), "colour": "red"}, "invalid_event", "colour"),
+        ({**kept}, "duplicate_id", "id"),
+        ("not an object", "invalid_event", ""),
+    ]
+    body = {"end_user": None, "events": [kept, *(raw for raw, _, _ in bad)]}
+    response = await send(client, widget, body)
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    assert answer["accepted"] == 1
+    assert [(d["index"], d["code"], d["field"]) for d in answer["dropped"]] == [
+        (i, code, field) for i, (_, code, field) in enumerate(bad, start=1)
+    ]
+    assert all(d["message"] for d in answer["dropped"])
+    [[_, _, events]] = sent(app)
+    assert events == [{**kept, "end_user": None}]
+
+
+async def test_a_batch_without_valid_events_sends_nothing(
+    client: httpx.AsyncClient, db: AsyncSession, app: FastAPI
+) -> None:
+    widget = await published_widget(db)
+    response = await send(client, widget, {"end_user": None, "events": [event("nope")]})
+    assert response.status_code == 202
+    assert response.json()["accepted"] == 0
+    assert sent(app) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code", "field"),
+    [
+        (b"{not json", "application/json", 400, "invalid_json", None),
+        (b"\xff\xfe", "text/plain", 400, "invalid_json", None),
+        ([], "application/json", 422, "validation_failed", ""),
+        ({"end_user": None}, "application/json", 422, "validation_failed", "events"),
+        ({"events": []}, "application/json", 422, "validation_failed", "events"),
+        ({"events": {"id": 1}}, "application/json", 422, "validation_failed", "events"),
+        ({"events": [{}] * 51}, "application/json", 422, "validation_failed", "events"),
+        (
+            {"end_user": "bob", "events": [{}]},
+            "application/json",
+            422,
+            "validation_failed",
+            "end_user",
+        ),
+        ({"events": [{}], "extra": 1}, "application/json", 422, "validation_failed", "extra"),
+        (b"x" * (MAX_BODY_BYTES + 1), "application/json", 413, "payload_too_large", None),
+        ({"events": [{}]}, "application/xml", 415, "unsupported_media_type", None),
+        ({"events": [{}]}, "", 415, "unsupported_media_type", None),
+    ],
+)
+async def test_malformed_batches_are_problems(
+    client: httpx.AsyncClient,
+    db: AsyncSession,
+    app: FastAPI,
+    body: Any,
+    content_type: str,
+    status: int,
+    code: str,
+    field: str | None,
+) -> None:
+    widget = await published_widget(db)
+    response = await send(client, widget, body, content_type=content_type)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["code"] == code
+    if field is not None:
+        assert [e["field"] for e in problem["errors"]] == [field]
+    # The page may read why (the origin is allowed), and nothing was sent.
+    assert response.headers["access-control-allow-origin"] == SHOP
+    assert sent(app) == []
+
+
+@pytest.mark.parametrize(
+    "origin", [None, "null", "https://evil.example.net", "http://shop.example.com"]
+)
+async def test_foreign_or_missing_origins_are_refused_without_cors(
+    client: httpx.AsyncClient, db: AsyncSession, app: FastAPI, origin: str | None
+) -> None:
+    widget = await published_widget(db)
+    body = {"end_user": None, "events": [event("loader.loaded")]}
+    for response in (
+        await send(client, widget, body, origin=origin),
+        await client.options(url(widget), headers={"Origin": origin} if origin else {}),
+    ):
+        assert (response.status_code, response.json()["code"]) == (403, "origin_not_allowed")
+        assert "access-control-allow-origin" not in response.headers
+    assert sent(app) == []
+
+
+async def test_unknown_widget_is_404(client: httpx.AsyncClient, app: FastAPI) -> None:
+    response = await send(client, "pk_unknown", {"events": [event("loader.loaded")]})
+    assert (response.status_code, response.json()["code"]) == (404, "widget_not_found")
+    assert sent(app) == []
+
+
+async def test_the_framed_page_on_kithosts_origin_may_send(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    widget = await published_widget(db)
+    own = app.state.settings.base_url
+    response = await send(client, widget, {"events": [event("chatkit.ready")]}, origin=own)
+    assert response.status_code == 202
+    assert response.headers["access-control-allow-origin"] == own
+    assert len(sent(app)) == 1
+
+
+async def test_preflight_allows_json_posts_from_allowed_origins(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    widget = await published_widget(db)
+    response = await client.options(
+        url(widget),
+        headers={"Origin": SHOP, "Access-Control-Request-Method": "POST"},
+    )
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == SHOP
+    assert response.headers["access-control-allow-methods"] == "POST"
+    assert response.headers["access-control-allow-headers"] == "Content-Type"
+
+
+async def test_overload_is_shed_with_retry_after(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    widget = await published_widget(db)
+    app.state.events_in_flight = app.state.settings.events_max_in_flight
+    response = await send(client, widget, {"events": [event("loader.loaded")]})
+    assert (response.status_code, response.json()["code"]) == (429, "rate_limited")
+    assert int(response.headers["retry-after"]) >= 1
+    assert response.headers["access-control-allow-origin"] == SHOP
+    assert sent(app) == []
+
+
+async def test_an_unreachable_broker_is_503_not_a_silent_drop(
+    settings: Settings, connection: AsyncConnection, db: AsyncSession
+) -> None:
+    widget = await published_widget(db)
+    app = create_test_app(settings, connection, broker_url="redis://127.0.0.1:9/0")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await send(client, widget, {"events": [event("loader.loaded")]})
+    assert (response.status_code, response.json()["code"]) == (503, "events_unavailable")
+    assert response.headers["retry-after"] == "5"
