@@ -173,10 +173,8 @@ async def test_malformed_batches_are_problems(
     assert sent(app) == []
 
 
-@pytest.mark.parametrize(
-    "origin", [None, "null", "https://evil.example.net", "http://shop.example.com"]
-)
-async def test_foreign_or_missing_origins_are_refused_without_cors(
+@pytest.mark.parametrize("origin", [None, "null", "file:///tmp/page.html"])
+async def test_missing_or_opaque_origins_are_refused_without_cors(
     client: httpx.AsyncClient, db: AsyncSession, app: FastAPI, origin: str | None
 ) -> None:
     widget = await published_widget(db)
@@ -188,6 +186,26 @@ async def test_foreign_or_missing_origins_are_refused_without_cors(
         assert (response.status_code, response.json()["code"]) == (403, "origin_not_allowed")
         assert "access-control-allow-origin" not in response.headers
     assert sent(app) == []
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example.net", "http://shop.example.com"])
+async def test_foreign_origins_may_only_report_that_they_were_refused(
+    client: httpx.AsyncClient, db: AsyncSession, app: FastAPI, origin: str
+) -> None:
+    """The loader of a page the widget does not allow beacons a config_refused error, so
+    the tenant sees where the widget is (mis)placed; nothing else of it is kept, and the
+    page may read no answer (no CORS, no preflight)."""
+    widget = await published_widget(db)
+    preflight = await client.options(url(widget), headers={"Origin": origin})
+    assert (preflight.status_code, preflight.json()["code"]) == (403, "origin_not_allowed")
+    refused = event("client.error", {"kind": "config_refused", "message": f"refused for {origin}"})
+    others = [event("loader.loaded"), event("client.error", {"kind": "network", "message": "x"})]
+    body = {"end_user": None, "events": [*others, refused]}
+    response = await send(client, widget, body, origin=origin, content_type="text/plain")
+    assert (response.status_code, response.json()["accepted"]) == (202, 1)
+    assert "access-control-allow-origin" not in response.headers
+    [[_tenant, _widget, events]] = sent(app)
+    assert [e["id"] for e in events] == [refused["id"]]
 
 
 async def test_unknown_widget_is_404(client: httpx.AsyncClient, app: FastAPI) -> None:

@@ -2,8 +2,9 @@
 
 One browser, one Kithost and two fixture sites per session: ``shop`` (allowed by the
 widgets tests publish) and ``elsewhere`` (allowed by none). OpenAI's CDN is routed to the
-ChatKit stand-in built from ``embed/test/chatkit-standin.ts``; the events endpoint and the
-chat runtime (not in this branch) are routed to recorders that answer 202 / 200.
+ChatKit stand-in built from ``embed/test/chatkit-standin.ts``. Event batches are recorded on
+their way to the real events endpoint, with its answers; the stand-in's calls to the chat
+runtime are recorded and answered 200 (the stand-in speaks no real ChatKit protocol).
 """
 
 from __future__ import annotations

@@ -86,6 +86,9 @@ class Batch:
     content_type: str
     end_user: str | None
     events: list[dict[str, Any]]
+    status: int
+    """What the real events endpoint answered."""
+    answer: dict[str, Any]
 
     def names(self) -> list[str]:
         return [event["name"] for event in self.events]
@@ -111,18 +114,24 @@ class Captured:
         return [e["data"] for e in self.events(public_key) if e["name"] == "client.error"]
 
     async def on_events(self, route: Route) -> None:
+        """Record the batch, pass it on to the real endpoint, and record its answer."""
         request = route.request
-        if request.method == "POST":
-            body = json.loads(request.post_data or "{}")
-            self.batches.append(
-                Batch(
-                    public_key=request.url.split("/")[-2],
-                    content_type=request.headers.get("content-type", ""),
-                    end_user=body["end_user"],
-                    events=body["events"],
-                )
+        if request.method != "POST":
+            await route.continue_()
+            return
+        response = await route.fetch()
+        body = json.loads(request.post_data or "{}")
+        self.batches.append(
+            Batch(
+                public_key=request.url.split("/")[-2],
+                content_type=request.headers.get("content-type", ""),
+                end_user=body["end_user"],
+                events=body["events"],
+                status=response.status,
+                answer=await response.json(),
             )
-        await route.fulfill(status=202, headers=_cors(request))
+        )
+        await route.fulfill(response=response)
 
     async def on_chatkit(self, route: Route) -> None:
         request = route.request

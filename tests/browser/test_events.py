@@ -57,6 +57,8 @@ async def test_events_arrive_in_batches_and_by_beacon_on_pagehide(
     assert end_user is not None
     assert end_user.startswith("a:anon_")
     assert all(b.content_type == "application/json" for b in captured.batches)
+    # The real endpoint kept every event the loader and the frame sent.
+    assert {(b.status, len(b.answer["dropped"])) for b in captured.batches} == {(202, 0)}
 
     await emit(frame, "chatkit.response.start")
     # On pagehide what is left goes by beacon. Playwright does not report the requests of a

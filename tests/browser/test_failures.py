@@ -23,6 +23,7 @@ async def test_a_foreign_origin_gets_no_chat_and_reports_a_client_error(
     assert "allowed origins" in error["hint"]
     [batch] = captured.batches
     assert batch.content_type.startswith("text/plain")  # CORS refuses JSON from this page
+    assert (batch.status, batch.answer["accepted"]) == (202, 1)  # the tenant will see it
     assert await page.evaluate("() => window.errors") == ["config_refused"]
     assert await page.locator("button, iframe").count() == 0
 

@@ -5,6 +5,10 @@ solving) and touches no database: the widget and its allowed origins come from t
 cache, the batch is validated here and handed to the broker as one ``kithost.analytics.ingest``
 task. Origins are checked fail-closed before anything else (403 ``origin_not_allowed``
 without CORS headers); Kithost's own origin is allowed too (the framed page ``/w/{pk}``).
+One exception, so a tenant learns that a page shows (or tries to show) the widget from an
+origin it does not allow: such a page's loader reports ``client.error`` of kind
+``config_refused`` by ``sendBeacon``; those events alone are kept (every other event of the
+batch is dropped) and the answer carries no CORS headers, so the page reads nothing.
 Under overload (more than ``KITHOST_EVENTS_MAX_IN_FLIGHT`` batches being handed to the
 broker) it answers 429 with ``Retry-After``; when the broker is unreachable, 503.
 """
@@ -35,7 +39,7 @@ from kithost.analytics.service import Batch, Interval, Metric
 from kithost.analytics.tasks import ingest
 from kithost.auth.dependencies import AnalyticsRead, MembersWrite, WidgetsWrite
 from kithost.db import DbSession, session_scope
-from kithost.embed.cache import published_answers
+from kithost.embed.cache import PublishedAnswers, published_answers
 from kithost.embed.endpoints import PathParamsRoute
 from kithost.embed.service import Published
 from kithost.errors import (
@@ -57,16 +61,24 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 DEFAULT_RANGE = {Interval.hour: timedelta(days=1), Interval.day: timedelta(days=7)}
 BROKER_ERRORS = (BrokerError, OSError)
+REFUSED = "config_refused"
 
 # --- ingestion -------------------------------------------------------------------------
 
 
 async def post_events(request: Request, pk: str) -> Response:
-    origin, published = await _allowed(request, pk)
-    cors = {"Access-Control-Allow-Origin": origin, "Vary": "Origin", "Cache-Control": "no-store"}
+    origin = _http_origin(request)
+    answers = await published_answers(request.app.state, pk)
+    published = answers.published
+    allowed = _origin_allowed(request, answers, origin)
+    cors = {"Vary": "Origin", "Cache-Control": "no-store"}
+    if allowed:
+        cors["Access-Control-Allow-Origin"] = origin
     try:
         body = await _bounded_body(request)
         batch = service.parse_batch(body, request.headers.get("content-type"), utcnow())
+        if not allowed:
+            batch = _refusals_only(batch)
         if batch.events:
             await _hand_over(request, published, batch)
     except KithostError as exc:
@@ -94,14 +106,33 @@ async def preflight_events(request: Request, pk: str) -> Response:
 
 
 async def _allowed(request: Request, pk: str) -> tuple[str, Published]:
+    origin = _http_origin(request)
+    answers = await published_answers(request.app.state, pk)
+    if not _origin_allowed(request, answers, origin):
+        raise _origin_not_allowed()
+    return origin, answers.published
+
+
+def _http_origin(request: Request) -> str:
     origin = request.headers.get("origin")
     if origin is None or not origin.startswith(("https://", "http://")):
         raise _origin_not_allowed()
-    answers = await published_answers(request.app.state, pk)
+    return origin
+
+
+def _origin_allowed(request: Request, answers: PublishedAnswers, origin: str) -> bool:
     # for_origin remembers its answer per origin: no parsing per request.
-    if origin != request.app.state.settings.base_url and answers.for_origin(origin) is None:
-        raise _origin_not_allowed()
-    return origin, answers.published
+    return origin == request.app.state.settings.base_url or answers.for_origin(origin) is not None
+
+
+def _refusals_only(batch: Batch) -> Batch:
+    """What a page of a foreign origin may report: that the widget was refused to it."""
+    refusals = [
+        e
+        for e in batch.events
+        if e.name == "client.error" and e.data.get("kind") == "config_refused"
+    ]
+    return Batch(refusals, batch.dropped)
 
 
 def _origin_not_allowed() -> Forbidden:
