@@ -39,11 +39,10 @@ from kithost.analytics.service import Batch, Interval, Metric
 from kithost.analytics.tasks import ingest
 from kithost.auth.dependencies import AnalyticsRead, MembersWrite, WidgetsWrite
 from kithost.db import DbSession, session_scope
-from kithost.embed.cache import PublishedAnswers, published_answers
+from kithost.embed.cache import origin_not_allowed, published_answers, visitor_origin
 from kithost.embed.endpoints import PathParamsRoute
 from kithost.embed.service import Published
 from kithost.errors import (
-    Forbidden,
     KithostError,
     RateLimited,
     ServiceUnavailable,
@@ -67,10 +66,12 @@ REFUSED = "config_refused"
 
 
 async def post_events(request: Request, pk: str) -> Response:
-    origin = _http_origin(request)
+    origin = request.headers.get("origin")
+    if origin is None or not origin.startswith(("https://", "http://")):
+        raise origin_not_allowed()
     answers = await published_answers(request.app.state, pk)
     published = answers.published
-    allowed = _origin_allowed(request, answers, origin)
+    allowed = answers.admits(origin, request.app.state.settings.base_url)
     cors = {"Vary": "Origin", "Cache-Control": "no-store"}
     if allowed:
         cors["Access-Control-Allow-Origin"] = origin
@@ -92,7 +93,7 @@ async def post_events(request: Request, pk: str) -> Response:
 
 
 async def preflight_events(request: Request, pk: str) -> Response:
-    origin, _ = await _allowed(request, pk)
+    origin, _ = await visitor_origin(request, pk)
     return Response(
         status_code=204,
         headers={
@@ -105,42 +106,10 @@ async def preflight_events(request: Request, pk: str) -> Response:
     )
 
 
-async def _allowed(request: Request, pk: str) -> tuple[str, Published]:
-    origin = _http_origin(request)
-    answers = await published_answers(request.app.state, pk)
-    if not _origin_allowed(request, answers, origin):
-        raise _origin_not_allowed()
-    return origin, answers.published
-
-
-def _http_origin(request: Request) -> str:
-    origin = request.headers.get("origin")
-    if origin is None or not origin.startswith(("https://", "http://")):
-        raise _origin_not_allowed()
-    return origin
-
-
-def _origin_allowed(request: Request, answers: PublishedAnswers, origin: str) -> bool:
-    # for_origin remembers its answer per origin: no parsing per request.
-    return origin == request.app.state.settings.base_url or answers.for_origin(origin) is not None
-
-
 def _refusals_only(batch: Batch) -> Batch:
     """What a page of a foreign origin may report: that the widget was refused to it."""
-    refusals = [
-        e
-        for e in batch.events
-        if e.name == "client.error" and e.data.get("kind") == "config_refused"
-    ]
-    return Batch(refusals, batch.dropped)
-
-
-def _origin_not_allowed() -> Forbidden:
-    return Forbidden(
-        "This origin may not send events for the widget.",
-        code="origin_not_allowed",
-        headers={"Cache-Control": "no-store", "Vary": "Origin"},
-    )
+    kept = [e for e in batch.events if e.name == "client.error" and e.data["kind"] == REFUSED]
+    return Batch(kept, batch.dropped)
 
 
 async def _bounded_body(request: Request) -> bytes:

@@ -52,10 +52,10 @@ from kithost.chat.context import ChatContext
 from kithost.chat.errors import PayloadTooLarge, problem_for
 from kithost.chat.runtime import Runtime, runtime
 from kithost.chat.server import ChatServer
-from kithost.embed.cache import published_answers
+from kithost.embed.cache import published_answers, visitor_origin
 from kithost.embed.endpoints import PathParamsRoute
 from kithost.embed.service import Published
-from kithost.errors import BadRequest, Conflict, FieldError, Forbidden, Unauthorized
+from kithost.errors import BadRequest, Conflict, FieldError, Unauthorized
 from kithost.kit.schemas import problems
 from kithost.models import WidgetMode
 
@@ -76,10 +76,7 @@ _ANY_ORIGIN = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
 async def chatkit(request: Request, pk: str) -> Response:
     received_at = time.monotonic()
     chat = runtime(request.app.state)
-    widget = (await published_answers(request.app.state, pk)).published
-    origin = request.headers.get("origin")
-    if origin is None or not (origin == chat.settings.base_url or widget.allows(origin)):
-        raise Forbidden("This page may not use this widget.", code="origin_not_allowed")
+    origin, widget = await visitor_origin(request, pk)
     cors = _cors(origin)
     with _problems(cors):
         return await _chatkit(request, chat, widget, origin, received_at, cors)
@@ -117,12 +114,7 @@ async def _chatkit(
 
 
 async def preflight(request: Request, pk: str) -> Response:
-    widget = (await published_answers(request.app.state, pk)).published
-    origin = request.headers.get("origin")
-    if origin is None or not (
-        origin == runtime(request.app.state).settings.base_url or widget.allows(origin)
-    ):
-        raise Forbidden("This page may not use this widget.", code="origin_not_allowed")
+    origin, _ = await visitor_origin(request, pk)
     return Response(
         status_code=204,
         headers={

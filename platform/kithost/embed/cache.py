@@ -25,11 +25,12 @@ from functools import partial
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import State
+from starlette.requests import Request
 
 from kithost.db import Sessionmaker
 from kithost.embed import repository, service
 from kithost.embed.service import AllowedEntry, Published, Rendered, Snapshot
-from kithost.errors import NotFound, ServiceUnavailable
+from kithost.errors import Forbidden, NotFound, ServiceUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +63,13 @@ class PublishedAnswers:
             del self._answers[next(iter(self._answers))]
         self._answers[origin] = answer
         return answer
+
+    def admits(self, origin: str | None, kithost_origin: str) -> bool:
+        """Whether a visitor route may serve a page of ``origin``: one the widget allows
+        (remembered per origin), or Kithost's own (the framed page ``/w/{pk}``)."""
+        return origin is not None and (
+            origin == kithost_origin or self.for_origin(origin) is not None
+        )
 
     def _render(self, entry: AllowedEntry) -> Rendered:
         rendered = self._rendered.get(entry)
@@ -177,6 +185,26 @@ async def published_answers(state: State, public_key: str) -> PublishedAnswers:
             headers={"Cache-Control": "no-store", "Vary": "Origin"},
         )
     return widget.answers
+
+
+async def visitor_origin(request: Request, public_key: str) -> tuple[str, Published]:
+    """The requesting page's origin and the published widget, for a visitor route that
+    serves the widget's pages and Kithost's framed page; 403 ``origin_not_allowed`` (no CORS
+    headers: fail closed) for any other origin or none."""
+    answers = await published_answers(request.app.state, public_key)
+    origin = request.headers.get("origin")
+    if origin is None or not answers.admits(origin, request.app.state.settings.base_url):
+        raise origin_not_allowed()
+    return origin, answers.published
+
+
+def origin_not_allowed() -> Forbidden:
+    """The refusal of every visitor route to a page it may not serve: no CORS headers."""
+    return Forbidden(
+        "This page may not use this widget.",
+        code="origin_not_allowed",
+        headers={"Cache-Control": "no-store", "Vary": "Origin"},
+    )
 
 
 def config_cache(state: State) -> ConfigCache:

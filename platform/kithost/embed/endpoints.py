@@ -20,10 +20,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from starlette.types import Receive, Scope, Send
 
-from kithost.embed.cache import published_answers
+from kithost.embed.cache import origin_not_allowed, published_answers
 from kithost.embed.schemas import EmbedConfig
 from kithost.embed.service import Rendered
-from kithost.errors import Forbidden
 from kithost.kit.schemas import problems
 
 CONFIG_PATH = "/v1/embed/{pk}/config"
@@ -106,20 +105,12 @@ async def _allowed(pk: str, request: Request) -> tuple[str, Rendered]:
     """The requesting origin and its response, or the error that refuses it."""
     origin = request.headers.get("origin")
     if origin is None or not origin.startswith(("https://", "http://")):
-        raise _origin_not_allowed()
+        raise origin_not_allowed()
     answers = await published_answers(request.app.state, pk)
     rendered = answers.for_origin(origin)
     if rendered is None:
-        raise _origin_not_allowed()
+        raise origin_not_allowed()
     return origin, rendered
-
-
-def _origin_not_allowed() -> Forbidden:
-    return Forbidden(
-        "This origin may not show the widget.",
-        code="origin_not_allowed",
-        headers={"Cache-Control": "no-store", "Vary": "Origin"},
-    )
 
 
 def _etag_matches(if_none_match: str | None, etag: str) -> bool:

@@ -19,8 +19,7 @@ from kithost.analytics.facts import AppFacts
 from kithost.auth.dependencies import SessionsMint
 from kithost.db import DbSession
 from kithost.embed import service as embed_service
-from kithost.embed.cache import published_answers
-from kithost.embed.service import Published
+from kithost.embed.cache import visitor_origin
 from kithost.errors import Conflict, Forbidden
 from kithost.kit.ratelimit import AppRateLimiter
 from kithost.kit.schemas import problems
@@ -28,7 +27,6 @@ from kithost.models import Placement
 from kithost.sessions import service
 from kithost.sessions.identity import EndUser
 from kithost.sessions.schemas import BackendSessionRequest, MintedSession, VisitorSessionRequest
-from kithost.settings import Settings
 from kithost.state import AppSecretBox, AppSettings
 from kithost.widgets.service import get_widget
 
@@ -36,13 +34,6 @@ visitor_router = APIRouter(tags=["embed"])
 router = APIRouter(tags=["sessions"])
 
 SESSION_PATH = "/v1/embed/{pk}/session"
-
-
-def _allowed_origin(request: Request, settings: Settings, target: Published) -> str:
-    origin = request.headers.get("origin")
-    if origin is None or not (origin == settings.base_url or target.allows(origin)):
-        raise Forbidden("This page may not use this widget.", code="origin_not_allowed")
-    return origin
 
 
 def _cors(response: Response, origin: str) -> None:
@@ -67,8 +58,7 @@ async def visitor_session(
     limiter: AppRateLimiter,
     facts: AppFacts,
 ) -> MintedSession:
-    target = (await published_answers(request.app.state, pk)).published
-    origin = _allowed_origin(request, settings, target)
+    origin, target = await visitor_origin(request, pk)
     client = request.client.host if request.client else "unknown"
     await service.limit(
         limiter, f"mint:ip:{target.widget_id}:{client}", settings.mint_limit_per_client
@@ -103,9 +93,8 @@ async def visitor_session(
 
 
 @visitor_router.options(SESSION_PATH, include_in_schema=False)
-async def visitor_session_preflight(pk: str, request: Request, settings: AppSettings) -> Response:
-    target = (await published_answers(request.app.state, pk)).published
-    origin = _allowed_origin(request, settings, target)
+async def visitor_session_preflight(pk: str, request: Request) -> Response:
+    origin, _ = await visitor_origin(request, pk)
     response = Response(status_code=204)
     _cors(response, origin)
     response.headers["Access-Control-Allow-Methods"] = "POST"
