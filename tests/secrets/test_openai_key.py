@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.models import Role, Tenant
-from kithost.secrets.service import tenant_openai_key
+from kithost.secrets.service import openai_key_to_use
 from tests.factories import Credentials, login, make_member
 from tests.secrets.helpers import assert_never_logged, audit_entries
 
@@ -37,12 +37,12 @@ async def test_the_key_is_write_only_and_stored_encrypted(
     assert KEY[:-4] not in first_ciphertext
     box = app.state.secret_box
     assert box.decrypt(first_ciphertext) == KEY
-    assert tenant_openai_key(box, acme) == KEY
+    assert openai_key_to_use(app.state.settings, box, acme.openai_api_key) == KEY
 
     replaced = await client.put(URL, json={"api_key": NEW_KEY}, headers=editor.headers)
     assert replaced.json() == {"configured": True, "last4": "9876"}
     await db.refresh(acme)
-    assert tenant_openai_key(box, acme) == NEW_KEY
+    assert openai_key_to_use(app.state.settings, box, acme.openai_api_key) == NEW_KEY
 
     entries = await audit_entries(db, acme.id)
     assert [e.data for e in entries if e.action == "tenant.openai_key_set"] == [
@@ -87,7 +87,9 @@ async def test_the_shortest_and_longest_keys_are_accepted(
         response = await client.put(URL, json={"api_key": key}, headers=editor.headers)
         assert response.status_code == 200, response.text
         await db.refresh(acme)
-        assert tenant_openai_key(app.state.secret_box, acme) == key
+        assert (
+            openai_key_to_use(app.state.settings, app.state.secret_box, acme.openai_api_key) == key
+        )
 
 
 async def test_removing_the_key(
@@ -99,7 +101,6 @@ async def test_removing_the_key(
     assert (await client.get(URL, headers=editor.headers)).json() == UNSET
     await db.refresh(acme)
     assert (acme.openai_api_key, acme.openai_api_key_last4) == (None, None)
-    assert tenant_openai_key(app.state.secret_box, acme) is None
 
     again = await client.delete(URL, headers=editor.headers)
     assert again.status_code == 204

@@ -46,11 +46,6 @@ def openai_key(tenant: Tenant) -> OpenAIKey:
     return OpenAIKey(tenant.openai_api_key is not None, tenant.openai_api_key_last4)
 
 
-def tenant_openai_key(box: SecretBox, tenant: Tenant) -> str | None:
-    """The tenant's OpenAI API key in clear, for calling OpenAI on its behalf; None if unset."""
-    return None if tenant.openai_api_key is None else box.decrypt(tenant.openai_api_key)
-
-
 def openai_key_to_use(settings: Settings, box: SecretBox, encrypted: str | None) -> str:
     """The key to call OpenAI with for a tenant whose own key is ``encrypted`` (None: unset):
     its own, else the platform's (``KITHOST_OPENAI_API_KEY``); 409 ``openai_key_missing``
