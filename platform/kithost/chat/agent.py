@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
-from functools import lru_cache
 
 from agents import (
     Agent,
@@ -45,12 +44,6 @@ from kithost.widgets.config import ModelApi
 
 HISTORY_ITEMS = 40
 """How many of the thread's latest items the model sees."""
-
-
-@lru_cache(maxsize=256)
-def openai_client(api_key: str, base_url: str | None, timeout: float) -> AsyncOpenAI:
-    """One client (and connection pool) per key and endpoint, reused across requests."""
-    return AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
 
 
 def model(config: AgentConfig, client: AsyncOpenAI) -> Model:

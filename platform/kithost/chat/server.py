@@ -58,6 +58,7 @@ from kithost.chat.context import ChatContext
 from kithost.chat.store import SqlAttachmentStore, SqlStore, new_id
 from kithost.errors import Conflict
 from kithost.kit.crypto import SecretBox
+from kithost.kit.upstream import openai_client
 from kithost.secrets.service import openai_key_to_use
 from kithost.settings import Settings
 from kithost.widgets.config import Forward
@@ -170,7 +171,7 @@ class ChatServer(ChatKitServer[ChatContext]):
     ) -> AsyncIterator[ThreadStreamEvent]:
         config = context.widget.widget_config.agent
         base_url = str(config.base_url) if config.base_url else self.settings.openai_base_url
-        client = agent.openai_client(
+        client = openai_client(
             self._api_key(context), base_url, self.settings.openai_timeout_seconds
         )
         history = await self.store.load_thread_items(

@@ -10,14 +10,14 @@ with OpenAI's message).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import openai
-from openai import AsyncOpenAI, Omit, omit
+from openai import Omit, omit
 from openai.types.beta.chatkit import ChatSessionRateLimitsParam, ChatSessionWorkflowParam
 
 from kithost.errors import BadGateway, ServiceUnavailable
+from kithost.kit.upstream import openai_client
 from kithost.widgets.config import Hosted
 
 RETRY_AFTER_SECONDS = 5
@@ -28,12 +28,6 @@ class HostedSession:
     id: str
     client_secret: str
     expires_at: int
-
-
-@lru_cache(maxsize=256)
-def _client(api_key: str, base_url: str | None, timeout: float) -> AsyncOpenAI:
-    """One client (and connection pool) per key and endpoint, reused across requests."""
-    return AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
 
 
 async def create_session(
@@ -54,8 +48,9 @@ async def create_session(
     if hosted.max_requests_per_minute is not None:
         rate_limits = {"max_requests_per_1_minute": hosted.max_requests_per_minute}
     configuration: Any = hosted.chatkit_configuration.model_dump(exclude_none=True)
+    client = openai_client(api_key, base_url, timeout_seconds)
     try:
-        session = await _client(api_key, base_url, timeout_seconds).beta.chatkit.sessions.create(
+        session = await client.beta.chatkit.sessions.create(
             user=user,
             workflow=workflow,
             chatkit_configuration=configuration,
