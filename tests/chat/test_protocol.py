@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 from chatkit.types import (
     AssistantMessageItem,
     StreamOptionsEvent,
@@ -17,6 +18,7 @@ from chatkit.types import (
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.chat import agent
 from kithost.models import ChatItem
 from tests.chat.helpers import (
     INGEST,
@@ -99,6 +101,28 @@ async def test_chat_completions_with_history(
         ("user", "And again"),
     ]
     assert last.json["stream_options"] == {"include_usage": True}
+
+
+async def test_the_model_sees_the_latest_items_of_a_long_thread(
+    http: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(agent, "HISTORY_ITEMS", 3)
+    alice = await visitor(http, app, db, await make_chat_widget(db, app, fake_openai))
+    thread_id = thread_of(await alice.send("One"))
+    await alice.send("Two", thread_id)
+
+    await alice.send("Three", thread_id)
+
+    history = fake_openai.requests[-1].json["input"]
+    assert [(m["role"], text_of(m["content"])) for m in history] == [
+        ("user", "Two"),
+        ("assistant", DEFAULT_REPLY_TEXT),
+        ("user", "Three"),
+    ]
 
 
 def text_of(content: str | list[dict[str, str]]) -> str:

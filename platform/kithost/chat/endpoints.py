@@ -103,9 +103,7 @@ async def _chatkit(
     )
     body = await _read(request, chat.settings.chat_max_body_bytes)
     parsed = _parse(body)
-    server = chat.server(
-        new_message=isinstance(parsed, ThreadsCreateReq | ThreadsAddUserMessageReq)
-    )
+    server = chat.server(parsed)
     await _check_attachments(server, parsed, context)
     result = await server.process_request(parsed, context)
     if isinstance(result, StreamingResult):

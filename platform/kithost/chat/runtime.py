@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chatkit.types import ChatKitReq, ThreadsAddUserMessageReq, ThreadsCreateReq, is_streaming_req
 from starlette.datastructures import State
 
 from kithost.analytics.facts import FactBuffer
+from kithost.chat import agent
 from kithost.chat.attachments import AttachmentUrls
 from kithost.chat.auth import VerifiedTokens
 from kithost.chat.server import ChatServer
@@ -28,18 +30,22 @@ class Runtime:
     tokens: VerifiedTokens
     facts: FactBuffer
 
-    def attachment_store(self) -> SqlAttachmentStore:
-        store = SqlStore(self.sessionmaker, self.storage, self.urls, self.facts)
+    def attachment_store(self, *, read_ahead: int = 0) -> SqlAttachmentStore:
+        store = SqlStore(
+            self.sessionmaker, self.storage, self.urls, self.facts, read_ahead=read_ahead
+        )
         return SqlAttachmentStore(store, self.settings)
 
-    def server(self, *, new_message: bool) -> ChatServer:
-        attachments = self.attachment_store()
+    def server(self, request: ChatKitReq) -> ChatServer:
+        """The server for one request; a streamed one reads the history with its thread."""
+        streaming = is_streaming_req(request)
+        attachments = self.attachment_store(read_ahead=agent.HISTORY_ITEMS if streaming else 0)
         return ChatServer(
             attachments.store,
             attachments,
             settings=self.settings,
             box=self.box,
-            new_message=new_message,
+            new_message=isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq),
         )
 
 

@@ -5,6 +5,8 @@
   method is atomic; the SDK's sequence of calls is what it is with any store. A new thread
   is written with the next unit of work (its first message), so that ``thread.created``
   streams without waiting for a write.
+- ``load_thread`` reads the thread's latest ``read_ahead`` items with it: a response's
+  history then costs no second unit of work.
 - Every query is scoped by the context's tenant, widget and end user: another end user's
   thread, item or attachment is :class:`~kithost.chat.errors.ChatNotFound`, never data.
 - Ids have 128 random bits (the SDK's defaults have 32).
@@ -16,7 +18,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -79,12 +81,17 @@ class SqlStore(Store[ChatContext]):
         storage: BlobStorage,
         urls: AttachmentUrls,
         facts: FactBuffer,
+        *,
+        read_ahead: int = 0,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.facts = facts
         """The process's analytics buffer: facts go in once what they report has committed."""
         self.storage = storage
         self.urls = urls
+        self.read_ahead = read_ahead
+        """How many of its latest items ``load_thread`` reads with a thread (a response's
+        history); 0 for requests that answer nothing."""
         self._latest: dict[str, Page[ThreadItem]] = {}
         """Per thread, the newest items as last read (a store lives for one request), newest
         first: the SDK reads them again right after the history is loaded, and a new thread's
@@ -129,8 +136,12 @@ class SqlStore(Store[ChatContext]):
     # -- threads ---------------------------------------------------------------------------
 
     async def load_thread(self, thread_id: str, context: ChatContext) -> ThreadMetadata:
+        limit = self.read_ahead
         async with self.unit() as session:
             row = await repository.thread(session, context, thread_id)
+            if row is not None and limit:
+                rows = await repository.items(session, context, thread_id, None, limit + 1, "desc")
+                self._latest[thread_id] = self._items_page(rows, limit, context)
         if row is None:
             raise thread_not_found()
         return ThreadMetadata.model_validate(row.payload)
@@ -200,8 +211,7 @@ class SqlStore(Store[ChatContext]):
             )
             if not rows and not await repository.thread_exists(session, context, thread_id):
                 raise thread_not_found()
-        page = [self._present(_ITEM.validate_python(row.payload), context) for row in rows[:limit]]
-        result = _page(page, has_more=len(rows) > limit)
+        result = self._items_page(rows, limit, context)
         if after is None and order == "desc":
             self._latest[thread_id] = result
         return result
@@ -212,8 +222,9 @@ class SqlStore(Store[ChatContext]):
             await self._insert_item(session, thread_id, item, context)
         if isinstance(item, UserMessageItem):
             self.report(context, "message.received", thread_id=thread_id)
-        if latest is not None and not latest.has_more:  # known whole: still whole
-            self._latest[thread_id] = Page(data=[self._present(item, context), *latest.data])
+        if latest is not None:  # still the latest items, newest first
+            data = [self._present(item, context), *latest.data]
+            self._latest[thread_id] = Page(data=data, has_more=latest.has_more)
 
     async def save_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
         self._latest.pop(thread_id, None)
@@ -239,7 +250,9 @@ class SqlStore(Store[ChatContext]):
     async def _insert_item(
         self, session: AsyncSession, thread_id: str, item: ThreadItem, context: ChatContext
     ) -> None:
-        if not await repository.touch_thread(session, context, thread_id):
+        # A thread this unit of work has just written needs no touch (see :meth:`unit`).
+        new = thread_id in self._unwritten
+        if not new and not await repository.touch_thread(session, context, thread_id):
             raise thread_not_found()
         session.add(
             ChatItem(
@@ -318,6 +331,12 @@ class SqlStore(Store[ChatContext]):
         return row
 
     # -- presentation ----------------------------------------------------------------------
+
+    def _items_page(
+        self, rows: Sequence[ChatItem], limit: int, context: ChatContext
+    ) -> Page[ThreadItem]:
+        page = [self._present(_ITEM.validate_python(row.payload), context) for row in rows[:limit]]
+        return _page(page, has_more=len(rows) > limit)
 
     def _present(self, item: ThreadItem, context: ChatContext) -> ThreadItem:
         if isinstance(item, UserMessageItem) and item.attachments:
