@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -22,7 +23,10 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
+import psycopg
+
 STOP_TIMEOUT_SECONDS = 15.0
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def log(message: str) -> None:
@@ -64,6 +68,19 @@ def seed_demo(env: Mapping[str, str]) -> str:
     )
     public_key: str = json.loads(seeded.stdout)["widget_public_key"]
     return public_key
+
+
+@contextmanager
+def scratch_pg_database() -> Iterator[str]:
+    """A new PostgreSQL database for one bench (its SQLAlchemy URL), dropped afterwards."""
+    name = f"kithost_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def free_port() -> int:

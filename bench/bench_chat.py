@@ -1,15 +1,17 @@
 """The self-hosted ChatKit runtime: Kithost's added time to the first streamed token, and
 how many concurrent streams one API process sustains.
 
-The real ``kithost serve`` (one process, SQLite, ``kithost demo``'s self-hosted widget)
-answers with the fake OpenAI server of the tests (``tests/fakes/openai_server.py``, in this
-process, on loopback) as its model.
+The real ``kithost serve`` (one process, ``kithost demo``'s self-hosted widget) answers with
+the fake OpenAI server of the tests (``tests/fakes/openai_server.py``, in this process, on
+loopback) as its model. Everything is measured twice: on SQLite (the embedded default) and on
+PostgreSQL (a scratch database on 127.0.0.1:5432, dropped afterwards).
 
 - **Added time to first token**: 60 sequential ``threads.create`` requests (each a new
   thread: token check, thread and message written, history read, the Agents SDK run); the
   time to the first assistant text delta through Kithost, minus the median time to the first
   text delta when the same client asks the fake model directly (it streams at once). Also
-  reported: the time to the response's first byte (``thread.created``).
+  reported: the time to the response's first byte (``thread.created``), and the same for
+  ``threads.add_user_message`` to each of those threads (a reply: its history is read).
 - **Concurrent streams**: N visitors open ``threads.create`` streams at once while the model
   streams each answer over ~2 s; N doubles from 25 while every stream completes and the
   median time to the first token stays under 1 s. The last such N is the figure.
@@ -37,6 +39,7 @@ from bench._common import (
     free_port,
     kithost_env,
     log,
+    scratch_pg_database,
     seed_demo,
     service,
     stop_on_sigterm,
@@ -127,7 +130,8 @@ async def direct_first_token(client: httpx.AsyncClient, fake: FakeOpenAI) -> flo
     return timing.first_token
 
 
-async def measure(base: str, public_key: str, origin: str, fake: FakeOpenAI) -> None:
+async def measure(base: str, public_key: str, origin: str, fake: FakeOpenAI, db: str) -> None:
+    """Emit the figures for one ``kithost serve``; ``db`` names its database in them."""
     limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
         chat = Chat(client, base, public_key, origin)
@@ -145,21 +149,21 @@ async def measure(base: str, public_key: str, origin: str, fake: FakeOpenAI) -> 
         byte_ms = statistics.median(t.first_byte for t in through) * 1000
         emit(
             "chat",
-            "model alone: first token, median",
+            f"{db}: model alone: first token, median",
             model_ms,
             "ms",
             f"the fake model asked directly, {SAMPLES} requests",
         )
         emit(
             "chat",
-            "through Kithost: first byte, median",
+            f"{db}: through Kithost: first byte, median",
             byte_ms,
             "ms",
             "threads.create: thread.created event",
         )
         emit(
             "chat",
-            "through Kithost: first token, median",
+            f"{db}: through Kithost: first token, median",
             token_ms,
             "ms",
             f"threads.create, {SAMPLES} sequential requests",
@@ -167,21 +171,21 @@ async def measure(base: str, public_key: str, origin: str, fake: FakeOpenAI) -> 
         reply_ms = statistics.median(t.first_token for t in replies) * 1000
         emit(
             "chat",
-            "through Kithost: first token of a reply, median",
+            f"{db}: through Kithost: first token of a reply, median",
             reply_ms,
             "ms",
             f"threads.add_user_message to a 2-item thread, {SAMPLES} requests",
         )
         emit(
             "chat",
-            "added time to first token of a reply, median",
+            f"{db}: added time to first token of a reply, median",
             reply_ms - model_ms,
             "ms",
             "through Kithost minus the model alone",
         )
         emit(
             "chat",
-            "Kithost's added time to first token, median",
+            f"{db}: Kithost's added time to first token, median",
             token_ms - model_ms,
             "ms",
             "through Kithost minus the model alone; the issue asks for at most 10",
@@ -199,7 +203,7 @@ async def measure(base: str, public_key: str, origin: str, fake: FakeOpenAI) -> 
                 statistics.median(t.first_token for t in timings if t.ok) if failed < streams else 0
             )
             log(
-                f"{streams} concurrent streams: {failed} failed, first token median "
+                f"{db}: {streams} concurrent streams: {failed} failed, first token median "
                 f"{first * 1000:.0f} ms, all done in {elapsed:.1f} s"
             )
             if failed or first > MAX_FIRST_TOKEN_SECONDS:
@@ -207,7 +211,7 @@ async def measure(base: str, public_key: str, origin: str, fake: FakeOpenAI) -> 
             sustained, streams = streams, streams * 2
         emit(
             "chat",
-            "concurrent streams sustained",
+            f"{db}: concurrent streams sustained",
             sustained,
             "streams",
             f"all complete, first token median < {MAX_FIRST_TOKEN_SECONDS:.0f} s; "
@@ -215,9 +219,10 @@ async def measure(base: str, public_key: str, origin: str, fake: FakeOpenAI) -> 
         )
 
 
-def main() -> None:
-    stop_on_sigterm()
-    with tempfile.TemporaryDirectory(prefix="kithost-bench-chat-") as tmp, FakeOpenAI() as fake:
+def serve_and_measure(fake: FakeOpenAI, db: str, database_url: str | None) -> None:
+    """Seed a fresh data directory (and database), serve it, measure it."""
+    fake.reset()
+    with tempfile.TemporaryDirectory(prefix="kithost-bench-chat-") as tmp:
         data = Path(tmp)
         port = free_port()
         env = kithost_env(
@@ -228,13 +233,22 @@ def main() -> None:
             openai_api_key=fake.api_key,
             mint_limit_per_client="100000000",
             mint_limit_per_user="100000000",
+            **({"database_url": database_url} if database_url else {}),
         )
         public_key = seed_demo(env)
         argv = [sys.executable, "-m", "kithost", "serve"]
         with service("kithost serve", argv, env=env, cwd=ROOT, log_path=data / "serve.log") as api:
             base = f"http://127.0.0.1:{port}"
             wait_http(f"{base}/healthz", api)
-            asyncio.run(measure(base, public_key, f"http://localhost:{port}", fake))
+            asyncio.run(measure(base, public_key, f"http://localhost:{port}", fake, db))
+
+
+def main() -> None:
+    stop_on_sigterm()
+    with FakeOpenAI() as fake:
+        serve_and_measure(fake, "SQLite", None)
+        with scratch_pg_database() as url:
+            serve_and_measure(fake, "PostgreSQL", url)
 
 
 if __name__ == "__main__":
