@@ -45,7 +45,7 @@ from kithost.chat.context import ChatContext
 from kithost.chat.errors import attachment_not_found, item_not_found, thread_not_found
 from kithost.chat.repository import Order
 from kithost.chat.storage import BlobStorage, blob_key
-from kithost.db import Sessionmaker, session_scope
+from kithost.db import Sessionmaker, commit_asynchronously, session_scope
 from kithost.errors import Conflict
 from kithost.kit.tokens import random_token
 from kithost.models import ChatAttachment, ChatItem, ChatThread
@@ -103,10 +103,17 @@ class SqlStore(Store[ChatContext]):
         than in one of their own before ``thread.created`` can stream."""
 
     @asynccontextmanager
-    async def unit(self) -> AsyncIterator[AsyncSession]:
-        """A unit of work that first writes the threads created since the last one."""
+    async def unit(self, *, writes: bool = False) -> AsyncIterator[AsyncSession]:
+        """A unit of work that first writes the threads created since the last one.
+
+        One that ``writes`` commits without waiting for the disk (:func:`~kithost.db.
+        commit_asynchronously`): a crash may lose the last moments of a chat, never leave
+        it inconsistent.
+        """
         async with session_scope(self.sessionmaker) as session:
             written = list(self._unwritten.values())
+            if writes or written:
+                await commit_asynchronously(session)
             for row, _ in written:
                 session.add(row)
             if written:
@@ -160,7 +167,7 @@ class SqlStore(Store[ChatContext]):
             self._unwritten[thread.id] = (new, context)
             self._latest[thread.id] = Page()  # a new thread: every item will pass through here
             return
-        async with self.unit() as session:
+        async with self.unit(writes=True) as session:
             row = await session.get(ChatThread, thread.id)
             if row is None or not _owns(row, context):
                 raise thread_not_found()
@@ -177,7 +184,7 @@ class SqlStore(Store[ChatContext]):
 
     async def delete_thread(self, thread_id: str, context: ChatContext) -> None:
         self._latest.pop(thread_id, None)
-        async with self.unit() as session:
+        async with self.unit(writes=True) as session:
             if not await repository.thread_exists(session, context, thread_id):
                 raise thread_not_found()
             _, keys = await repository.delete_threads(
@@ -218,7 +225,7 @@ class SqlStore(Store[ChatContext]):
 
     async def add_thread_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
         latest = self._latest.pop(thread_id, None)
-        async with self.unit() as session:
+        async with self.unit(writes=True) as session:
             await self._insert_item(session, thread_id, item, context)
         if isinstance(item, UserMessageItem):
             self.report(context, "message.received", thread_id=thread_id)
@@ -228,7 +235,7 @@ class SqlStore(Store[ChatContext]):
 
     async def save_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
         self._latest.pop(thread_id, None)
-        async with self.unit() as session:
+        async with self.unit(writes=True) as session:
             row = await repository.item(session, context, thread_id, item.id)
             if row is None:
                 await self._insert_item(session, thread_id, item, context)
@@ -244,7 +251,7 @@ class SqlStore(Store[ChatContext]):
 
     async def delete_thread_item(self, thread_id: str, item_id: str, context: ChatContext) -> None:
         self._latest.pop(thread_id, None)
-        async with self.unit() as session:
+        async with self.unit(writes=True) as session:
             await repository.delete_item(session, context, thread_id, item_id)
 
     async def _insert_item(
@@ -275,7 +282,7 @@ class SqlStore(Store[ChatContext]):
         self, thread_id: str, item_ids: list[str], kind: str, context: ChatContext
     ) -> int:
         """Record the end user's feedback on items of the thread; how many it applied to."""
-        async with self.unit() as session:
+        async with self.unit(writes=True) as session:
             if not await repository.thread_exists(session, context, thread_id):
                 raise thread_not_found()
             count = await repository.set_feedback(session, context, thread_id, item_ids, kind)
@@ -286,7 +293,7 @@ class SqlStore(Store[ChatContext]):
 
     async def save_attachment(self, attachment: Attachment, context: ChatContext) -> None:
         payload = _stored_attachment(attachment)
-        async with self.unit() as session:
+        async with self.unit(writes=True) as session:
             row = await session.get(ChatAttachment, attachment.id)
             if row is None:
                 session.add(
@@ -315,7 +322,7 @@ class SqlStore(Store[ChatContext]):
         return self.present_attachment(_ATTACHMENT.validate_python(row.payload), context)
 
     async def delete_attachment(self, attachment_id: str, context: ChatContext) -> None:
-        async with self.unit() as session:
+        async with self.unit(writes=True) as session:
             await repository.delete_attachment(session, context, attachment_id)
 
     async def attachable(self, attachment_id: str, context: ChatContext) -> ChatAttachment:
@@ -407,7 +414,7 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
         self, attachment_id: str, data: bytes, mime_type: str, context: ChatContext
     ) -> Attachment:
         """Store the bytes of a created attachment, once; refuse anything it did not declare."""
-        async with self.store.unit() as session:
+        async with self.store.unit(writes=True) as session:
             row = await repository.attachment(session, context, attachment_id)
             if row is None:
                 raise attachment_not_found()
