@@ -104,6 +104,25 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+def cli_settings(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    """Settings of a migrated database of the module's own, for runs of the ``kithost``
+    command (``tests/cli.py``): processes of their own, so not the test's transaction."""
+    data_dir = tmp_path_factory.mktemp("cli")
+    if request.param == "postgresql":
+        url = create_pg_database()
+        settings = Settings(data_dir=data_dir, database_url=url)
+        migrate.upgrade(settings)
+        yield settings
+        drop_pg_database(url)
+    else:
+        settings = Settings(data_dir=data_dir)
+        migrate.upgrade(settings)
+        yield settings
+
+
 @pytest.fixture
 async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     async with engine.connect() as connection:
