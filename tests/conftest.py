@@ -36,6 +36,13 @@ REDIS_URL = os.environ.get("KITHOST_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RABBITMQ_URL = os.environ.get("KITHOST_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def create_pg_database() -> str:
     """Create an empty PostgreSQL database; returns its SQLAlchemy URL."""
     name = f"kithost_test_{secrets.token_hex(6)}"
