@@ -86,7 +86,8 @@ async def session_scope(sessionmaker: Sessionmaker) -> AsyncIterator[AsyncSessio
     async with sessionmaker() as session:
         try:
             yield session
-            await session.commit()
+            if session.in_transaction():  # a session nothing used has nothing to commit
+                await session.commit()
         except BaseException:
             discard_pending(session)
             await session.rollback()
