@@ -26,7 +26,6 @@ from typing import IO
 import psycopg
 
 STOP_TIMEOUT_SECONDS = 15.0
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def log(message: str) -> None:
@@ -70,9 +69,12 @@ def seed_demo(env: Mapping[str, str]) -> str:
     return public_key
 
 
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
 @contextmanager
-def scratch_pg_database() -> Iterator[str]:
-    """A new PostgreSQL database for one bench (its SQLAlchemy URL), dropped afterwards."""
+def scratch_postgres() -> Iterator[str]:
+    """A PostgreSQL database of this run's own (dropped afterwards); its SQLAlchemy URL."""
     name = f"kithost_bench_{secrets.token_hex(4)}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')

@@ -39,7 +39,7 @@ from bench._common import (
     free_port,
     kithost_env,
     log,
-    scratch_pg_database,
+    scratch_postgres,
     seed_demo,
     service,
     stop_on_sigterm,
@@ -247,7 +247,7 @@ def main() -> None:
     stop_on_sigterm()
     with FakeOpenAI() as fake:
         serve_and_measure(fake, "SQLite", None)
-        with scratch_pg_database() as url:
+        with scratch_postgres() as url:
             serve_and_measure(fake, "PostgreSQL", url)
 
 

@@ -39,7 +39,7 @@ from bench._common import (
     free_port,
     kithost_env,
     log,
-    scratch_pg_database,
+    scratch_postgres,
     service,
     stop_on_sigterm,
     wait_http,
@@ -400,7 +400,7 @@ def main() -> int:
         script.write_text(WRK_SCRIPT)
         api_ingest(work, script)
 
-        with scratch_pg_database() as url:
+        with scratch_postgres() as url:
             settings = Settings(
                 _env_file=None,
                 data_dir=work / "pg",
