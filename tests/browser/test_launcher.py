@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from playwright.async_api import Page
+from playwright.async_api import Page, expect
 
 from kithost.widgets.config import Launcher, LauncherPosition, WidgetConfig
 from tests.browser.conftest import Kithost
@@ -45,26 +45,25 @@ async def test_keyboard_opens_closes_and_returns_focus(
     await page.screenshot(path=output / "launcher-closed.png")
 
     await page.keyboard.press("Tab")
-    assert await launcher.evaluate(
-        "b => b === document.activeElement && b.matches(':focus-visible')"
-    )
+    await expect(launcher).to_be_focused()
+    assert await launcher.evaluate("b => b.matches(':focus-visible')")
     await page.keyboard.press("Enter")
-    assert await launcher.get_attribute("aria-expanded") == "true"
+    await expect(launcher).to_have_attribute("aria-expanded", "true")
     panel = page.get_by_role("dialog", name="Ask us")
-    assert await panel.is_visible()
+    await expect(panel).to_be_visible()
     frame = await chat_frame(page, pk)
-    assert await page.evaluate("() => document.activeElement.tagName") == "IFRAME"
+    await page.wait_for_function("() => document.activeElement.tagName === 'IFRAME'")
     await frame.wait_for_selector("text=How can we help?")
     await page.screenshot(path=output / "panel-open.png")
 
     await page.keyboard.press("Escape")
-    assert await launcher.get_attribute("aria-expanded") == "false"
-    assert await panel.is_hidden()
-    assert await launcher.evaluate("b => b === document.activeElement")
+    await expect(launcher).to_have_attribute("aria-expanded", "false")
+    await expect(panel).to_be_hidden()
+    await expect(launcher).to_be_focused()
     await page.keyboard.press("Enter")
-    assert await panel.is_visible()
+    await expect(panel).to_be_visible()
     await page.keyboard.press("Escape")  # focus is on the launcher again
-    assert await panel.is_hidden()
+    await expect(panel).to_be_hidden()
 
 
 async def test_the_frame_gets_the_published_theme_and_start_screen(
