@@ -1,11 +1,13 @@
-"""Self-hosted widgets to chat with, visitors' tokens, and the ChatKit protocol as a client
-speaks it (SSE decoded back into the SDK's typed events)."""
+"""Self-hosted widgets to chat with, visitors' tokens, the ChatKit protocol as a client
+speaks it (SSE decoded back into the SDK's typed events), problems, and attachments."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from chatkit.types import (
@@ -175,3 +177,61 @@ class SentTasks:
         """The analytics events reported so far, in order."""
         await self.buffer.aclose()
         return [event for name, args in self.tasks if name == INGEST for event in args[2]]
+
+
+BOB = "a:anon_" + "b" * 24
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, object] = response.json()
+    assert body["code"] == code
+    return body
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
+ATTACHMENTS = {
+    "enabled": True,
+    "maxSize": {"image/png": 1000, "*": 100},
+    "accept": {"image/png": [".png"], "text/plain": [".txt"]},
+}
+
+
+async def attachment_widget(db: AsyncSession, app: FastAPI, fake: FakeOpenAI) -> Widget:
+    config = chat_config(fake, chatkit={"composer": {"attachments": ATTACHMENTS}})
+    return await make_chat_widget(db, app, fake, config)
+
+
+def path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}"
+
+
+def blob(app: FastAPI, widget: Widget, attachment_id: str) -> Path:
+    root: Path = app.state.settings.attachments_dir
+    return root / str(widget.tenant_id) / str(widget.id) / attachment_id
+
+
+async def create(
+    visitor: Visitor, name: str = "a.png", size: int = len(PNG), mime_type: str = "image/png"
+) -> dict[str, Any]:
+    created: dict[str, Any] = await visitor.call(
+        "attachments.create", name=name, size=size, mime_type=mime_type
+    )
+    return created
+
+
+async def upload(
+    http: httpx.AsyncClient,
+    attachment: dict[str, Any],
+    data: bytes = PNG,
+    mime_type: str = "image/png",
+) -> httpx.Response:
+    descriptor = attachment["upload_descriptor"]
+    assert descriptor["method"] == "POST"
+    return await http.post(
+        path_of(descriptor["url"]),
+        files={"file": ("a.png", data, mime_type)},
+        headers={"Origin": "https://cdn.platform.openai.com"},
+    )

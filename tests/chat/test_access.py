@@ -17,19 +17,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost.auth import signing
 from kithost.sessions.tokens import audience
 from kithost.widgets.config import WidgetConfig
-from tests.chat.helpers import chat_config, make_chat_widget, thread_of, visitor
+from tests.chat.helpers import (
+    BOB,
+    assert_problem,
+    chat_config,
+    make_chat_widget,
+    thread_of,
+    visitor,
+)
 from tests.embed.helpers import ORIGIN, make_widget
 from tests.fakes.openai_server import FakeOpenAI
-
-BOB = "a:anon_" + "b" * 24
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, object]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, object] = response.json()
-    assert body["code"] == code
-    return body
 
 
 async def test_end_users_and_widgets_are_isolated(

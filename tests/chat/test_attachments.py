@@ -2,64 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
-
 import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.models import Widget
-from tests.chat.helpers import Visitor, chat_config, make_chat_widget, thread_of, visitor
-from tests.chat.test_access import BOB, assert_problem
+from tests.chat.helpers import (
+    BOB,
+    PNG,
+    assert_problem,
+    attachment_widget,
+    blob,
+    create,
+    make_chat_widget,
+    path_of,
+    thread_of,
+    upload,
+    visitor,
+)
 from tests.fakes.openai_server import FakeOpenAI
-
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
-ATTACHMENTS = {
-    "enabled": True,
-    "maxSize": {"image/png": 1000, "*": 100},
-    "accept": {"image/png": [".png"], "text/plain": [".txt"]},
-}
-
-
-async def attachment_widget(db: AsyncSession, app: FastAPI, fake: FakeOpenAI) -> Widget:
-    config = chat_config(fake, chatkit={"composer": {"attachments": ATTACHMENTS}})
-    return await make_chat_widget(db, app, fake, config)
-
-
-def path_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.path}?{parts.query}"
-
-
-def blob(app: FastAPI, widget: Widget, attachment_id: str) -> Path:
-    root: Path = app.state.settings.attachments_dir
-    return root / str(widget.tenant_id) / str(widget.id) / attachment_id
-
-
-async def create(
-    visitor: Visitor, name: str = "a.png", size: int = len(PNG), mime_type: str = "image/png"
-) -> dict[str, Any]:
-    created: dict[str, Any] = await visitor.call(
-        "attachments.create", name=name, size=size, mime_type=mime_type
-    )
-    return created
-
-
-async def upload(
-    http: httpx.AsyncClient,
-    attachment: dict[str, Any],
-    data: bytes = PNG,
-    mime_type: str = "image/png",
-) -> httpx.Response:
-    descriptor = attachment["upload_descriptor"]
-    assert descriptor["method"] == "POST"
-    return await http.post(
-        path_of(descriptor["url"]),
-        files={"file": ("a.png", data, mime_type)},
-        headers={"Origin": "https://cdn.platform.openai.com"},
-    )
 
 
 async def test_upload_preview_send_and_delete(

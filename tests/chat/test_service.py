@@ -15,9 +15,16 @@ from kithost.chat import service, tasks
 from kithost.db import session_scope
 from kithost.models import ChatAttachment, ChatItem, ChatThread
 from kithost.models.base import utcnow
-from tests.chat.helpers import SentTasks, thread_of, visitor
-from tests.chat.test_access import BOB
-from tests.chat.test_attachments import attachment_widget, blob, create, upload
+from tests.chat.helpers import (
+    BOB,
+    SentTasks,
+    attachment_widget,
+    blob,
+    create,
+    thread_of,
+    upload,
+    visitor,
+)
 from tests.fakes.openai_server import FakeOpenAI
 
 
