@@ -3,13 +3,13 @@ tenants (the rollup queue, retention) say so."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
+import orjson
 from sqlalchemy import (
     ColumnElement,
     Integer,
@@ -101,7 +101,7 @@ async def insert_events(
             "tenant_id": tenant_id,
             "widget_id": widget_id,
             "received_at": received_at,
-            "events": json.dumps(batch, separators=(",", ":")),
+            "events": orjson.dumps(batch).decode(),
         }
         return set((await session.execute(_INSERT_AND_MARK, params)).scalars())
     rows = [
