@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import IO
+
+import psycopg
 
 STOP_TIMEOUT_SECONDS = 15.0
 
@@ -64,6 +67,22 @@ def seed_demo(env: Mapping[str, str]) -> str:
     )
     public_key: str = json.loads(seeded.stdout)["widget_public_key"]
     return public_key
+
+
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@contextmanager
+def scratch_postgres() -> Iterator[str]:
+    """A PostgreSQL database of this run's own (dropped afterwards); its SQLAlchemy URL."""
+    name = f"kithost_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def free_port() -> int:

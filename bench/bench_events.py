@@ -39,6 +39,7 @@ from bench._common import (
     free_port,
     kithost_env,
     log,
+    scratch_postgres,
     service,
     stop_on_sigterm,
     wait_http,
@@ -58,7 +59,6 @@ from kithost.widgets.service import create_widget, publish_draft
 from kithost.worker.app import create_celery
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ORIGIN = "https://shop.example.com"
 SECRET_KEY = "bench-secret-key"  # noqa: S105 (a throwaway data directory's key)
 PUBLIC_URL = "http://kithost.bench"
@@ -231,18 +231,6 @@ def api_ingest(work: Path, script: Path) -> None:
         "%",
         "req/s ratio",
     )
-
-
-def create_pg_database() -> str:
-    name = f"kithost_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name
-
-
-def drop_pg_database(name: str) -> None:
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def stored(conn: psycopg.Connection[Any], tenant_id: uuid.UUID) -> int:
@@ -420,9 +408,7 @@ def main() -> int:
         script.write_text(WRK_SCRIPT)
         api_ingest(work, script)
 
-        name = create_pg_database()
-        try:
-            url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        with scratch_postgres() as url:
             settings = Settings(
                 _env_file=None,
                 data_dir=work / "pg",
@@ -436,8 +422,6 @@ def main() -> int:
             seeded = asyncio.run(seed(settings))
             worker_ingest(work, settings, seeded)
             series_queries(work, script, settings, seeded)
-        finally:
-            drop_pg_database(name)
     return 0
 
 

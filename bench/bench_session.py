@@ -13,6 +13,9 @@ on loopback.
   ``client.beta.chatkit.sessions.create`` Kithost makes (``openai``'s ``AsyncOpenAI``, one
   at a time from this process). The difference of the medians is what Kithost adds over
   the upstream call. The issue asks for at most 2 ms.
+
+Then the single-connection runs again with PostgreSQL (a scratch database) instead of
+SQLite: the production database, where hosted mints write their ``session_mints`` row.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.fakes.openai_server import FakeOpenAI
@@ -32,6 +36,7 @@ from bench._common import (
     free_port,
     kithost_env,
     run_wrk,
+    scratch_postgres,
     seed_demo,
     service,
     stop_on_sigterm,
@@ -58,9 +63,9 @@ HOSTED = {"mode": "hosted", "hosted": {"workflow_id": "wf_bench"}}
 UPSTREAM_CALLS = 2000
 
 
-async def add_hosted_widget(data: Path, origin: str) -> str:
+async def add_hosted_widget(data: Path, database_url: str | None, origin: str) -> str:
     """A published hosted widget under the demo tenant; its public key."""
-    settings = Settings(data_dir=data)
+    settings = Settings(data_dir=data, database_url=database_url)
     engine = create_engine(settings.database)
     try:
         async with session_scope(create_sessionmaker(engine, create_celery(settings))) as session:
@@ -107,56 +112,78 @@ def single(url: str, script: Path) -> WrkResult:
     return result
 
 
+@dataclass(frozen=True)
+class Mints:
+    self_hosted: WrkResult
+    hosted: WrkResult
+    loaded: WrkResult | None
+
+
+def measure(data: Path, fake: FakeOpenAI, database_url: str | None, *, load: bool) -> Mints:
+    """``kithost serve`` on ``database_url`` (SQLite in ``data`` when None), seeded; one
+    connection minting for each widget, and (``load``) ten minting self-hosted sessions."""
+    port = free_port()
+    origin = f"http://localhost:{port}"
+    env = kithost_env(
+        data,
+        port=str(port),
+        log_level="WARNING",
+        mint_limit_per_client="100000000",
+        mint_limit_per_user="100000000",
+        openai_base_url=fake.base_url,
+        openai_api_key=fake.api_key,
+        **({"database_url": database_url} if database_url else {}),
+    )
+    self_hosted_key = seed_demo(env)
+    hosted_key = asyncio.run(add_hosted_widget(data, database_url, origin))
+    mint = data / "mint.lua"
+    mint.write_text(MINT.replace("ORIGIN", origin))
+    argv = [sys.executable, "-m", "kithost", "serve"]
+    with service("kithost serve", argv, env=env, cwd=ROOT, log_path=data / "serve.log") as api:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/healthz", api)
+        url = f"{base}/v1/embed/{self_hosted_key}/session"
+        self_hosted = single(url, mint)
+        loaded = run_wrk(url, threads=2, connections=10, seconds=10, script=mint) if load else None
+        hosted_mint = single(f"{base}/v1/embed/{hosted_key}/session", mint)
+    return Mints(self_hosted, hosted_mint, loaded)
+
+
 def main() -> None:
     stop_on_sigterm()
-    with tempfile.TemporaryDirectory(prefix="kithost-bench-session-") as tmp, FakeOpenAI() as fake:
-        data = Path(tmp)
-        port = free_port()
-        origin = f"http://localhost:{port}"
-        env = kithost_env(
-            data,
-            port=str(port),
-            log_level="WARNING",
-            mint_limit_per_client="100000000",
-            mint_limit_per_user="100000000",
-            openai_base_url=fake.base_url,
-            openai_api_key=fake.api_key,
-        )
-        self_hosted_key = seed_demo(env)
-        hosted_key = asyncio.run(add_hosted_widget(data, origin))
-        mint = data / "mint.lua"
-        mint.write_text(MINT.replace("ORIGIN", origin))
-        argv = [sys.executable, "-m", "kithost", "serve"]
-        with service("kithost serve", argv, env=env, cwd=ROOT, log_path=data / "serve.log") as api:
-            base = f"http://127.0.0.1:{port}"
-            wait_http(f"{base}/healthz", api)
-            url = f"{base}/v1/embed/{self_hosted_key}/session"
-            self_hosted = single(url, mint)
-            loaded = run_wrk(url, threads=2, connections=10, seconds=10, script=mint)
-            hosted_mint = single(f"{base}/v1/embed/{hosted_key}/session", mint)
+    with (
+        tempfile.TemporaryDirectory(prefix="kithost-bench-session-") as tmp,
+        FakeOpenAI() as fake,
+    ):
+        sqlite = measure(Path(tmp) / "sqlite", fake, None, load=True)
+        with scratch_postgres() as url:
+            postgres = measure(Path(tmp) / "postgresql", fake, url, load=False)
         upstream = asyncio.run(upstream_median_ms(fake))
+    assert sqlite.loaded is not None
+    for database, mints in (("SQLite", sqlite), ("PostgreSQL", postgres)):
+        emit(
+            "session",
+            f"mint self-hosted, median (1 connection), {database}",
+            mints.self_hosted.p50_ms,
+            "ms",
+            f"p99 {mints.self_hosted.p99_ms:.1f} ms, wrk -t1 -c1 -d10s",
+        )
+        emit(
+            "session",
+            f"mint hosted, added over the upstream call (medians), {database}",
+            mints.hosted.p50_ms - upstream,
+            "ms",
+            f"hosted mint {mints.hosted.p50_ms:.2f} ms (p99 {mints.hosted.p99_ms:.1f} ms), "
+            f"the upstream call alone {upstream:.2f} ms",
+        )
+    loaded = sqlite.loaded
     emit(
         "session",
-        "mint self-hosted, median (1 connection)",
-        self_hosted.p50_ms,
-        "ms",
-        f"p99 {self_hosted.p99_ms:.1f} ms, wrk -t1 -c1 -d10s",
-    )
-    emit(
-        "session",
-        "mint self-hosted, throughput",
+        "mint self-hosted, throughput, SQLite",
         loaded.requests_per_second,
         "req/s",
         f"wrk -t2 -c10 -d10s, median {loaded.p50_ms:.1f} ms, p99 {loaded.p99_ms:.1f} ms, "
         f"{loaded.errors} errors",
-    )
-    emit(
-        "session",
-        "mint hosted, added over the upstream call (medians)",
-        hosted_mint.p50_ms - upstream,
-        "ms",
-        f"hosted mint {hosted_mint.p50_ms:.2f} ms (p99 {hosted_mint.p99_ms:.1f} ms), "
-        f"the upstream call alone {upstream:.2f} ms",
     )
 
 

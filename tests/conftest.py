@@ -36,6 +36,13 @@ REDIS_URL = os.environ.get("KITHOST_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RABBITMQ_URL = os.environ.get("KITHOST_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def create_pg_database() -> str:
     """Create an empty PostgreSQL database; returns its SQLAlchemy URL."""
     name = f"kithost_test_{secrets.token_hex(6)}"
@@ -102,6 +109,25 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(settings.database)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+def cli_settings(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    """Settings of a migrated database of the module's own, for runs of the ``kithost``
+    command (``tests/cli.py``): processes of their own, so not the test's transaction."""
+    data_dir = tmp_path_factory.mktemp("cli")
+    if request.param == "postgresql":
+        url = create_pg_database()
+        settings = Settings(data_dir=data_dir, database_url=url)
+        migrate.upgrade(settings)
+        yield settings
+        drop_pg_database(url)
+    else:
+        settings = Settings(data_dir=data_dir)
+        migrate.upgrade(settings)
+        yield settings
 
 
 @pytest.fixture

@@ -3,68 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
-from kithost import migrate
 from kithost.auth.passwords import verify_password
 from kithost.kit.tokens import hash_secret
 from kithost.models import ApiClient, Membership, Role, User, Widget
 from kithost.settings import Settings
-from tests.conftest import create_pg_database, drop_pg_database
-
-
-@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
-def cli_settings(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Settings]:
-    data_dir = tmp_path_factory.mktemp("cli")
-    if request.param == "postgresql":
-        url = create_pg_database()
-        settings = Settings(data_dir=data_dir, database_url=url)
-        migrate.upgrade(settings)
-        yield settings
-        drop_pg_database(url)
-    else:
-        settings = Settings(data_dir=data_dir)
-        migrate.upgrade(settings)
-        yield settings
-
-
-def kithost(
-    settings: Settings, *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KITHOST_DATA_DIR": str(settings.data_dir), "KITHOST_LOG_LEVEL": "ERROR"}
-    if settings.database_url:
-        env["KITHOST_DATABASE_URL"] = settings.database_url
-    return subprocess.run(
-        [sys.executable, "-m", "kithost", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def ok_json(settings: Settings, *args: str, stdin: str | None = None) -> dict[str, Any]:
-    result = kithost(settings, *args, "--json", stdin=stdin)
-    assert result.returncode == 0, result.stderr
-    data: dict[str, Any] = json.loads(result.stdout)
-    return data
-
-
-def sync_session(settings: Settings) -> Session:
-    url = settings.database.replace("+aiosqlite", "")
-    return Session(create_engine(url))
+from tests.cli import kithost, ok_json, sync_session
 
 
 def test_demo_seeds_once(cli_settings: Settings) -> None:

@@ -88,7 +88,8 @@ async def session_scope(sessionmaker: Sessionmaker) -> AsyncIterator[AsyncSessio
     async with sessionmaker() as session:
         try:
             yield session
-            await session.commit()
+            if session.in_transaction():  # a session nothing used has nothing to commit
+                await session.commit()
         except BaseException:
             discard_pending(session)
             await session.rollback()
@@ -108,6 +109,9 @@ async def get_session(
     async with session_scope(sessionmaker) as session:
         yield session
 
+
+AppSessionmaker = Annotated[Sessionmaker, Depends(get_sessionmaker)]
+"""For work a route leaves behind its answer (a ``BackgroundTasks`` job's own session)."""
 
 DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
 """The request's unit of work. ``scope="function"``: it commits when the route returns,

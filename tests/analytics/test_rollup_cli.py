@@ -18,7 +18,7 @@ from kithost.models.base import utcnow
 from kithost.settings import Settings
 from kithost.worker.app import create_celery
 from tests.analytics.helpers import USER, bare_tenant, event, published_widget
-from tests.test_cli import kithost
+from tests.cli import kithost
 
 
 @pytest.fixture

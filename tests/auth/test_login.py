@@ -21,20 +21,14 @@ from kithost.errors import InvalidInput
 from kithost.models import AuditLogEntry, Role, User
 from kithost.settings import Settings
 from kithost.users.service import FAILURES_PER_ACCOUNT, FAILURES_PER_IP, create_user
-from tests.auth.test_ratelimit import redis_limiter
+from tests.auth.helpers import ME, client_at, redis_limiter
 from tests.conftest import create_test_app
 from tests.factories import PASSWORD, login, make_member, make_tenant, make_user
 
 LOGIN = "/api/v1/auth/login"
 LOGOUT = "/api/v1/auth/logout"
-ME = "/api/v1/auth/me"
 PASSWORD_URL = "/api/v1/auth/password"
 NEW_PASSWORD = "a brand new passphrase"
-
-
-def client_at(app: FastAPI, ip: str) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, client=(ip, 50000), raise_app_exceptions=False)
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 
 def cookie_attributes(response: httpx.Response) -> dict[str, str]:

@@ -4,7 +4,6 @@ as RFC 6749 §5.2 spells them, its discovery documents and ``kithost keys rotate
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,34 +19,18 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost import migrate
-from kithost.audit.service import CLI
 from kithost.auth.scopes import Scope
-from kithost.clients.service import NewClient, create_client
-from kithost.models import SigningKey, Tenant
+from kithost.models import SigningKey
 from kithost.models.base import utcnow
 from kithost.settings import Settings
+from tests.auth.helpers import GRANT, JWKS_URL, TOKEN_URL, basic, make_backend
+from tests.cli import kithost, ok_json, sync_session
 from tests.factories import make_tenant
-from tests.test_cli import kithost, ok_json, sync_session
 
-TOKEN_URL = "/oauth/token"
-JWKS_URL = "/.well-known/jwks.json"
-GRANT = {"grant_type": "client_credentials"}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 BASIC_CHALLENGE = 'Basic realm="kithost"'
 # RFC 6749 §5.2: error_description keeps to these characters.
 DESCRIPTION_CHARS = {chr(c) for c in range(0x20, 0x7F)} - {'"', "\\"}
-
-
-async def make_backend(db: AsyncSession, tenant: Tenant, name: str = "backend") -> NewClient:
-    """An API client of ``tenant`` holding widgets:read and sessions:mint."""
-    return await create_client(
-        db, CLI, tenant, name=name, scopes=[Scope.widgets_read, Scope.sessions_mint]
-    )
-
-
-def basic(client_id: str, secret: str) -> dict[str, str]:
-    credentials = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {credentials}"}
 
 
 def percent_encoded(text: str) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from kithost.auth import sessions
 from kithost.models import AuditLogEntry, User
 from kithost.settings import Settings
-from tests.auth.test_login import ME, client_at
+from tests.auth.helpers import ME, client_at
 from tests.conftest import create_test_app
 from tests.factories import make_user
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,12 +11,8 @@ import pytest
 from kithost.app import create_app
 from kithost.errors import ServiceUnavailable
 from kithost.kit.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from tests.auth.helpers import redis_limiter
 from tests.conftest import REDIS_URL, make_settings
-
-
-def redis_limiter() -> RedisRateLimiter:
-    """Redis with a key prefix of this limiter's own, so parallel runs never share counts."""
-    return RedisRateLimiter(REDIS_URL, prefix=f"kithost-test-{secrets.token_hex(6)}:")
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -29,7 +29,7 @@ from kithost.kit.crypto import SecretBox
 from kithost.models import ApiClient, SigningKey
 from kithost.models.base import utcnow
 from kithost.settings import Settings
-from tests.auth.test_oauth import GRANT, JWKS_URL, TOKEN_URL, basic, make_backend
+from tests.auth.helpers import GRANT, JWKS_URL, TOKEN_URL, basic, make_backend
 from tests.factories import make_tenant
 
 

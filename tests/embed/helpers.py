@@ -1,8 +1,15 @@
-"""Published widgets to ask the config endpoint about, and what its refusals look like."""
+"""Published widgets to ask the config endpoint about, what its refusals look like, a clock
+the tests move, and ``kithost serve`` in a subprocess."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,8 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost.audit.service import CLI
 from kithost.kit.origins import normalize_pattern
 from kithost.models import AllowedOrigin, Widget
+from kithost.settings import Settings
 from kithost.widgets.config import WidgetConfig
 from kithost.widgets.service import create_widget, publish_draft
+from tests.conftest import free_port
 from tests.factories import make_tenant
 
 ORIGIN = "https://shop.example.com"
@@ -64,3 +73,58 @@ def assert_refused(response: httpx.Response, status: int, code: str) -> None:
     assert "access-control-allow-origin" not in response.headers
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["vary"] == "Origin"
+
+
+class Server:
+    """``kithost serve`` in a subprocess, configured like ``settings``."""
+
+    def __init__(self, settings: Settings, log_path: Path, **env_vars: str) -> None:
+        self.url = f"http://127.0.0.1:{free_port()}"
+        env = {
+            **os.environ,
+            **env_vars,
+            "KITHOST_DATA_DIR": str(settings.data_dir),
+            "KITHOST_DATABASE_URL": settings.database,
+            "KITHOST_SECRET_KEY": "test-secret-key",
+            "KITHOST_PORT": self.url.rsplit(":", 1)[1],
+            "KITHOST_PUBLIC_URL": self.url,
+        }
+        self.log_path = log_path
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "kithost", "serve"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    async def wait_ready(self, client: httpx.AsyncClient) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log_path.read_text()
+            try:
+                if (await client.get(f"{self.url}/healthz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"kithost serve did not start:\n{self.log_path.read_text()}")
+
+    async def config(self, client: httpx.AsyncClient, widget: Widget) -> httpx.Response:
+        response = await client.get(self.url + config_url(widget), headers={"Origin": ORIGIN})
+        assert response.status_code == 200, response.text
+        return response
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+class Clock:
+    """A clock the test moves, for the cache's revalidation interval."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now

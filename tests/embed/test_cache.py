@@ -20,8 +20,7 @@ from kithost.embed.cache import ConfigCache
 from kithost.settings import Settings
 from kithost.widgets.config import WidgetConfig
 from tests.conftest import create_pg_database, drop_pg_database, make_settings
-from tests.embed.helpers import ORIGIN, assert_refused, config_url, make_widget
-from tests.embed.test_config import Clock
+from tests.embed.helpers import ORIGIN, Clock, assert_refused, config_url, make_widget
 
 UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:1/nothing"
 

@@ -14,23 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from kithost.embed.cache import ConfigCache
 from kithost.models import AllowedOrigin, Placement, WidgetMode
 from kithost.widgets.config import Agent, Hosted, Launcher, WidgetConfig
-from tests.embed.helpers import ORIGIN, assert_refused, config_url, make_widget, publish
+from tests.embed.helpers import ORIGIN, Clock, assert_refused, config_url, make_widget, publish
 
 CONFIG = WidgetConfig(
     chatkit={"theme": {"colorScheme": "dark"}},
     launcher=Launcher(label="Ask us"),
     require_identity=True,
 )
-
-
-class Clock:
-    """A clock the test moves, for the cache's revalidation interval."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,13 +13,11 @@ import pytest
 from kithost import migrate
 from kithost.db import create_engine, create_sessionmaker, session_scope
 from kithost.embed.cache import REVALIDATE_SECONDS
-from kithost.models import Widget
 from kithost.settings import Settings
 from kithost.widgets.config import Launcher, WidgetConfig
 from kithost.worker.app import create_celery
 from tests.conftest import create_pg_database, drop_pg_database, make_settings
-from tests.embed.helpers import ORIGIN, config_url, make_widget, publish
-from tests.test_run import free_port
+from tests.embed.helpers import Server, make_widget, publish
 
 SLACK_SECONDS = 1.0
 """For the revalidation query, polling, and a busy machine."""
@@ -40,51 +35,6 @@ def shared_database(
     yield settings
     if url is not None:
         drop_pg_database(url)
-
-
-class Server:
-    """``kithost serve`` in a subprocess, configured like ``settings``."""
-
-    def __init__(self, settings: Settings, log_path: Path, **env_vars: str) -> None:
-        self.url = f"http://127.0.0.1:{free_port()}"
-        env = {
-            **os.environ,
-            **env_vars,
-            "KITHOST_DATA_DIR": str(settings.data_dir),
-            "KITHOST_DATABASE_URL": settings.database,
-            "KITHOST_SECRET_KEY": "test-secret-key",
-            "KITHOST_PORT": self.url.rsplit(":", 1)[1],
-            "KITHOST_PUBLIC_URL": self.url,
-        }
-        self.log_path = log_path
-        with log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "kithost", "serve"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    async def wait_ready(self, client: httpx.AsyncClient) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log_path.read_text()
-            try:
-                if (await client.get(f"{self.url}/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"kithost serve did not start:\n{self.log_path.read_text()}")
-
-    async def config(self, client: httpx.AsyncClient, widget: Widget) -> httpx.Response:
-        response = await client.get(self.url + config_url(widget), headers={"Origin": ORIGIN})
-        assert response.status_code == 200, response.text
-        return response
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
 
 
 async def test_every_process_serves_a_publish_within_the_bound(

@@ -1,5 +1,4 @@
-"""The tenant ``acme`` and one of its editors; a database of the module's own (PostgreSQL
-and SQLite) for runs of the ``kithost`` command."""
+"""The tenant ``acme`` and one of its editors."""
 
 from __future__ import annotations
 
@@ -9,9 +8,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.models import Role, Tenant
 from tests.factories import Credentials, login, make_member, make_tenant
-from tests.test_cli import cli_settings
-
-__all__ = ["cli_settings"]
 
 
 @pytest.fixture

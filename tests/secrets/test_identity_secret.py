@@ -8,6 +8,7 @@ import time
 import uuid
 
 import httpx
+import jwt as pyjwt
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +21,6 @@ from kithost.sessions.identity import verify_identity_token
 from kithost.widgets.service import create_widget
 from tests.factories import Credentials, login, make_member, make_tenant
 from tests.secrets.helpers import assert_never_logged, audit_entries
-from tests.sessions.test_identity import token
 
 
 def url(tenant: Tenant, widget_id: uuid.UUID) -> str:
@@ -29,7 +29,7 @@ def url(tenant: Tenant, widget_id: uuid.UUID) -> str:
 
 def identity_token(secret: str) -> str:
     """A token of the tenant's backend for its user ``user-1``, signed with ``secret``."""
-    return token({"sub": "user-1", "exp": int(time.time()) + 60}, secret)
+    return pyjwt.encode({"sub": "user-1", "exp": int(time.time()) + 60}, secret, "HS256")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from kithost.kit.crypto import SecretBox
 from kithost.models import AuditLogEntry, SigningKey, Tenant, Widget
 from kithost.settings import Settings
-from tests.test_cli import kithost, ok_json, sync_session
+from tests.cli import kithost, ok_json, sync_session
 
 OLD, NEW = "old-key-0123456789", "new-key-9876543210"
 OPENAI_KEY = "sk-proj-" + "x" * 40

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +13,7 @@ import jwt as pyjwt
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kithost.analytics.facts import FLUSH_SECONDS
@@ -244,6 +245,32 @@ async def test_hosted_sessions_and_refresh(hosted_app: FastAPI, fake_openai: Fak
             hashes = (await check.execute(select(SessionMint.secret_hash))).scalars().all()
         assert minted["client_secret"] not in hashes
         assert all(h is not None and len(h) == 64 for h in hashes)
+
+
+async def test_a_hosted_mint_whose_row_is_lost_still_answers_and_its_refresh_mints_anew(
+    hosted_app: FastAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The ``session_mints`` row is written after the answer: when that write fails, the
+    visitor still has their secret, and only its refresh is refused (the loader then mints
+    anew). Here the widget vanishes from the database while the config cache still serves
+    it, so the row breaks its foreign key."""
+    hosted_app.state.embed_config_cache = ConfigCache(revalidate_after=3600)
+    async with hosted_app.state.sessionmaker() as setup:
+        target = await publish(setup, HOSTED)
+        await setup.commit()
+    transport = httpx.ASGITransport(app=hosted_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await mint(client, target, {"device_id": DEVICE})).status_code == 200
+        async with hosted_app.state.sessionmaker() as gone:
+            await gone.execute(delete(Widget).where(Widget.id == target.widget.id))
+            await gone.commit()
+        with caplog.at_level(logging.ERROR):
+            response = await mint(client, target, {"device_id": DEVICE})
+        assert response.status_code == 200, response.text
+        logged = [r.msg["event"] for r in caplog.records if isinstance(r.msg, dict)]
+        assert logged == ["hosted_mint_not_recorded"]
+        refreshed = await mint(client, target, {"current": response.json()["client_secret"]})
+        assert (refreshed.status_code, refreshed.json()["code"]) == (401, "invalid_session_token")
 
 
 @pytest.mark.parametrize(

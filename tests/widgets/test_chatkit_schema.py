@@ -10,62 +10,9 @@ from typing import Any
 import pytest
 
 from kithost.widgets.chatkit_schema import SCHEMA_PATH, chatkit_errors
+from tests.widgets.helpers import EVERY_OPTION
 
 EMBED = Path(__file__).resolve().parents[2] / "embed"
-
-EVERY_OPTION: dict[str, Any] = {
-    "locale": "de-DE",
-    "theme": {
-        "colorScheme": "dark",
-        "radius": "soft",
-        "density": "compact",
-        "color": {
-            "accent": {"primary": "#0f766e", "level": 2},
-            "grayscale": {"hue": 220, "tint": 6, "shade": -1},
-            "surface": {"background": "#101010", "foreground": "#fafafa"},
-        },
-        "typography": {
-            "baseSize": 16,
-            "fontFamily": "Inter, sans-serif",
-            "fontFamilyMono": "JetBrains Mono, monospace",
-            "fontSources": [
-                {
-                    "family": "Inter",
-                    "src": "https://fonts.example.com/inter.woff2",
-                    "weight": 400,
-                    "style": "normal",
-                    "display": "swap",
-                }
-            ],
-        },
-    },
-    "frameTitle": "Support chat",
-    "header": {"enabled": True, "title": {"enabled": True, "text": "Acme help"}},
-    "history": {"enabled": True, "showDelete": False, "showRename": True},
-    "startScreen": {
-        "greeting": "How can we help?",
-        "prompts": [
-            {"label": "Track order", "prompt": "Where is my order?", "icon": "map-pin"},
-            {"label": "Returns", "prompt": [{"type": "input_text", "text": "Return"}]},
-            {"label": "Lucide", "prompt": "x", "icon": "lucide:rocket"},
-        ],
-    },
-    "threadItemActions": {"feedback": True, "retry": True},
-    "composer": {
-        "placeholder": "Ask Acme",
-        "attachments": {
-            "enabled": True,
-            "maxSize": {"image/*": 5_000_000, "*": 1_000_000},
-            "maxCount": 3,
-            "accept": {"image/*": [".png", ".jpg"]},
-        },
-        "tools": [{"id": "search", "label": "Search", "icon": "search", "pinned": True}],
-        "models": [{"id": "fast", "label": "Fast", "default": True}],
-        "dictation": {"enabled": True},
-    },
-    "disclaimer": {"text": "AI can make *mistakes*.", "highContrast": True},
-    "thread": {"autoScroll": True},
-}
 
 
 def test_the_committed_schema_matches_the_installed_package(tmp_path: Path) -> None:

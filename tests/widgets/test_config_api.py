@@ -9,8 +9,7 @@ import httpx
 import pytest
 
 from kithost.widgets.config import WidgetConfig
-from tests.widgets.helpers import Acme, create, url
-from tests.widgets.test_chatkit_schema import EVERY_OPTION
+from tests.widgets.helpers import EVERY_OPTION, Acme, create, url
 
 DEFAULTS = WidgetConfig().model_dump(mode="json")
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Body, Request, Response
 
 from kithost.analytics.facts import AppFacts
 from kithost.auth.dependencies import SessionsMint
-from kithost.db import DbSession
+from kithost.db import AppSessionmaker, DbSession
 from kithost.embed import service as embed_service
 from kithost.embed.cache import visitor_origin
 from kithost.errors import Conflict, Forbidden
@@ -57,6 +57,8 @@ async def visitor_session(
     box: AppSecretBox,
     limiter: AppRateLimiter,
     facts: AppFacts,
+    later: BackgroundTasks,
+    sessionmaker: AppSessionmaker,
 ) -> MintedSession:
     origin, target = await visitor_origin(request, pk)
     client = request.client.host if request.client else "unknown"
@@ -87,6 +89,8 @@ async def visitor_session(
         end_user=end_user,
         origin=origin,
         context=body.context,
+        later=later,
+        sessionmaker=sessionmaker,
     )
     _cors(response, origin)
     return minted
@@ -116,6 +120,8 @@ async def backend_session(
     settings: AppSettings,
     box: AppSecretBox,
     facts: AppFacts,
+    later: BackgroundTasks,
+    sessionmaker: AppSessionmaker,
 ) -> MintedSession:
     widget = await get_widget(session, access.tenant, id)
     # From the database, not the cache: a backend may mint right after publishing.
@@ -135,4 +141,6 @@ async def backend_session(
         # A framed chat calls Kithost from Kithost's own page.
         origin=body.origin or (settings.base_url if framed else None),
         context=body.context,
+        later=later,
+        sessionmaker=sessionmaker,
     )
