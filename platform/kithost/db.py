@@ -30,10 +30,12 @@ from kithost.worker.enqueue import CELERY, discard_pending, send_pending
 Sessionmaker = async_sessionmaker[AsyncSession]
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine; on SQLite, with real transactions, foreign keys and WAL."""
+def create_engine(url: str, *, pre_ping: bool = True) -> AsyncEngine:
+    """An async engine; on SQLite, with real transactions, foreign keys and WAL.
+    ``pre_ping``: check each pooled connection before use (a round trip), so a request
+    never fails on a connection the database dropped."""
     if make_url(url).get_backend_name() != "sqlite":
-        return _create_async_engine(url, pool_pre_ping=True)
+        return _create_async_engine(url, pool_pre_ping=pre_ping)
     engine = _create_async_engine(url, connect_args={"timeout": 30})
     _make_sqlite_transactional(engine)
     return engine

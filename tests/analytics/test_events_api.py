@@ -132,6 +132,7 @@ async def test_a_batch_without_valid_events_sends_nothing(
     [
         (b"{not json", "application/json", 400, "invalid_json", None),
         (b"\xff\xfe", "text/plain", 400, "invalid_json", None),
+        (b'{"events": [{"time": NaN}]}', "application/json", 400, "invalid_json", None),
         ([], "application/json", 422, "validation_failed", ""),
         ({"end_user": None}, "application/json", 422, "validation_failed", "events"),
         ({"events": []}, "application/json", 422, "validation_failed", "events"),

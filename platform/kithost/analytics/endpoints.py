@@ -15,15 +15,12 @@ broker) it answers 429 with ``Retry-After``; when the broker is unreachable, 503
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Annotated, Any
 
 import structlog
@@ -52,6 +49,7 @@ from kithost.kit.schemas import TENANT_ERRORS, problems
 from kithost.models import Tenant
 from kithost.models.base import utcnow
 from kithost.widgets.service import get_widget
+from kithost.worker.sender import TaskSender
 
 log = structlog.get_logger(__name__)
 
@@ -137,18 +135,11 @@ async def _hand_over(request: Request, published: Published, batch: Batch) -> No
     args = [str(published.tenant_id), str(published.widget_id)]
     events = [e.as_task_arg() for e in batch.events]
     try:
-        await asyncio.get_running_loop().run_in_executor(
-            _sender(state),
-            partial(
-                state.celery.send_task,
-                ingest.name,
-                args=[*args, events],
-                # Celery would repr() every event for monitoring: half the cost of a send.
-                argsrepr=f"({args[0]!r}, {args[1]!r}, <{len(events)} events>)",
-                kwargsrepr="{}",
-                retry=False,
-                ignore_result=True,
-            ),
+        await _sender(state).send(
+            ingest.name,
+            [*args, events],
+            # Celery would repr() every event for monitoring: half the cost of a send.
+            argsrepr=f"({args[0]!r}, {args[1]!r}, <{len(events)} events>)",
         )
     except BROKER_ERRORS as exc:
         log.warning("events_broker_unavailable", error=repr(exc))
@@ -161,13 +152,13 @@ async def _hand_over(request: Request, published: Published, batch: Batch) -> No
         state.events_in_flight -= 1
 
 
-def _sender(state: State) -> ThreadPoolExecutor:
-    """The app's one thread that hands batches to the broker: sends run one after another
-    there (kombu's work is Python holding the GIL; more threads would only contend)."""
-    executor: ThreadPoolExecutor | None = getattr(state, "events_sender", None)
-    if executor is None:
-        executor = state.events_sender = ThreadPoolExecutor(1, "events-sender")
-    return executor
+def _sender(state: State) -> TaskSender:
+    """The app's sender of ingest tasks: one thread publishing whatever batches are waiting
+    in one go (kombu's work is Python holding the GIL; more threads would only contend)."""
+    sender: TaskSender | None = getattr(state, "events_sender", None)
+    if sender is None:
+        sender = state.events_sender = TaskSender(state.celery)
+    return sender
 
 
 visitor_router = APIRouter(tags=["embed"])

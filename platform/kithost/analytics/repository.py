@@ -3,13 +3,13 @@ tenants (the rollup queue, retention) say so."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
+import orjson
 from sqlalchemy import (
     ColumnElement,
     Integer,
@@ -71,7 +71,7 @@ _INSERT_AND_MARK = text(
         SELECT DISTINCT CAST(:tenant_id AS uuid), date_trunc('hour', occurred_at, 'UTC'),
                CAST(:received_at AS timestamptz)
         FROM inserted
-        ON CONFLICT (tenant_id, hour) DO UPDATE SET marked_at = excluded.marked_at
+        ON CONFLICT DO NOTHING
     )
     SELECT event_id FROM inserted
     """
@@ -101,7 +101,7 @@ async def insert_events(
             "tenant_id": tenant_id,
             "widget_id": widget_id,
             "received_at": received_at,
-            "events": json.dumps(batch, separators=(",", ":")),
+            "events": orjson.dumps(batch).decode(),
         }
         return set((await session.execute(_INSERT_AND_MARK, params)).scalars())
     rows = [
@@ -135,14 +135,9 @@ async def _mark_pending(
     session: AsyncSession, tenant_id: uuid.UUID, hours: Iterable[datetime], now: datetime
 ) -> None:
     rows = [{"tenant_id": tenant_id, "hour": hour, "marked_at": now} for hour in hours]
-    if not rows:
-        return
-    statement = _insert(session, AnalyticsPendingRollup)
-    statement = statement.on_conflict_do_update(
-        index_elements=[AnalyticsPendingRollup.tenant_id, AnalyticsPendingRollup.hour],
-        set_={"marked_at": statement.excluded.marked_at},
-    )
-    await session.execute(statement, rows)
+    if rows:
+        statement = _insert(session, AnalyticsPendingRollup).on_conflict_do_nothing()
+        await session.execute(statement, rows)
 
 
 @dataclass(frozen=True)
@@ -225,16 +220,22 @@ class Pending(NamedTuple):
 
 
 async def pending_rollups(session: AsyncSession, limit: int) -> Sequence[Pending]:
-    """Hours of any tenant waiting for their rollup, oldest mark first (spans tenants)."""
+    """Hours of any tenant waiting for their rollup with their latest mark, the hour marked
+    least recently first (spans tenants)."""
     p = AnalyticsPendingRollup
+    latest = func.max(p.marked_at)
     result = await session.execute(
-        select(p.tenant_id, p.hour, p.marked_at).order_by(p.marked_at).limit(limit)
+        select(p.tenant_id, p.hour, latest)
+        .group_by(p.tenant_id, p.hour)
+        .order_by(latest)
+        .limit(limit)
     )
     return [Pending(*row) for row in result]
 
 
 async def clear_pending(session: AsyncSession, done: Pending) -> None:
-    """Forget ``done`` unless events arrived for its hour since it was read."""
+    """Forget the marks of ``done``'s hour up to the latest one read: marks of batches that
+    arrived since stay."""
     p = AnalyticsPendingRollup
     await session.execute(
         delete(p).where(

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import bisect
-import json
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics import events as contract
@@ -66,8 +66,8 @@ def parse_batch(body: bytes, content_type: str | None, now: datetime) -> Batch:
     if len(body) > contract.MAX_BODY_BYTES:
         raise PayloadTooLarge(f"A batch has at most {contract.MAX_BODY_BYTES} bytes.")
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
         raise BadRequest("The body is not JSON.", code="invalid_json") from None
     if not isinstance(document, dict):
         raise invalid_field("", "a JSON object with end_user and events", "type")

@@ -10,7 +10,9 @@ from kithost.models.base import Base
 
 
 class AnalyticsPendingRollup(Base):
-    """An hour of a tenant that got new events since its rollup was last computed."""
+    """A batch's mark on an hour of a tenant that got new events since its rollup was last
+    computed: one row per batch and hour, inserted and never updated, so concurrent batches
+    of the same hour never wait for one another's row lock."""
 
     __tablename__ = "analytics_pending_rollups"
 
@@ -18,5 +20,5 @@ class AnalyticsPendingRollup(Base):
         ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
     )
     hour: Mapped[datetime] = mapped_column(primary_key=True)
-    marked_at: Mapped[datetime]
-    """When events last arrived for it: a rollup that read older marks leaves newer ones."""
+    marked_at: Mapped[datetime] = mapped_column(primary_key=True)
+    """When the batch's events arrived: a rollup that read older marks leaves newer ones."""

@@ -27,7 +27,10 @@ def run(celery: Celery, work: Callable[[Sessionmaker], Awaitable[T]]) -> T:
     global _runtime
     if _runtime is None or _runtime[0] != os.getpid():
         runner = asyncio.Runner()
-        engine = create_engine(get_settings().database)
+        # No pre-ping: a task that meets a connection the database dropped fails with
+        # OperationalError and is retried (the pool is then refilled); a round trip per
+        # task is not worth saving that retry.
+        engine = create_engine(get_settings().database, pre_ping=False)
         _runtime = (os.getpid(), runner, create_sessionmaker(engine, celery))
     _, runner, sessionmaker = _runtime
     return runner.run(work(sessionmaker))  # type: ignore[arg-type]
