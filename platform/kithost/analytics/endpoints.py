@@ -45,6 +45,7 @@ from kithost.errors import (
     ServiceUnavailable,
     invalid_field,
 )
+from kithost.kit.cors import preflight
 from kithost.kit.schemas import TENANT_ERRORS, problems
 from kithost.models import Tenant
 from kithost.models.base import utcnow
@@ -92,16 +93,7 @@ async def post_events(request: Request, pk: str) -> Response:
 
 async def preflight_events(request: Request, pk: str) -> Response:
     origin, _ = await visitor_origin(request, pk)
-    return Response(
-        status_code=204,
-        headers={
-            "Access-Control-Allow-Origin": origin,
-            "Access-Control-Allow-Methods": "POST",
-            "Access-Control-Allow-Headers": "Content-Type",
-            "Access-Control-Max-Age": "600",
-            "Vary": "Origin",
-        },
-    )
+    return preflight(origin, method="POST", headers="Content-Type")
 
 
 def _refusals_only(batch: Batch) -> Batch:

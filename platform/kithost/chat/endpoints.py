@@ -56,6 +56,7 @@ from kithost.embed.cache import published_answers, visitor_origin
 from kithost.embed.endpoints import PathParamsRoute
 from kithost.embed.service import Published
 from kithost.errors import BadRequest, Conflict, FieldError, Unauthorized
+from kithost.kit.cors import preflight
 from kithost.kit.schemas import problems
 from kithost.models import WidgetMode
 
@@ -66,7 +67,6 @@ ATTACHMENT_PATH = "/v1/chatkit/{pk}/attachments/{attachment_id}"
 CONTEXT_HEADER = "x-kithost-context"
 MAX_CONTEXT_BYTES = 4096
 MULTIPART_OVERHEAD = 64 * 1024
-PREFLIGHT_MAX_AGE = "600"
 _BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 _LOCALE = re.compile(r"^[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8}){0,3}$")
 _REQUEST: TypeAdapter[ChatKitReq] = TypeAdapter(ChatKitReq)
@@ -111,16 +111,10 @@ async def _chatkit(
     return Response(result.json, media_type="application/json", headers=cors)
 
 
-async def preflight(request: Request, pk: str) -> Response:
+async def chatkit_preflight(request: Request, pk: str) -> Response:
     origin, _ = await visitor_origin(request, pk)
-    return Response(
-        status_code=204,
-        headers={
-            **_cors(origin),
-            "Access-Control-Allow-Methods": "POST",
-            "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Kithost-Context",
-            "Access-Control-Max-Age": PREFLIGHT_MAX_AGE,
-        },
+    return preflight(
+        origin, method="POST", headers="Authorization, Content-Type, X-Kithost-Context"
     )
 
 
@@ -137,15 +131,7 @@ async def upload(request: Request, pk: str, attachment_id: str) -> Response:
 
 
 async def upload_preflight(request: Request, pk: str, attachment_id: str) -> Response:
-    return Response(
-        status_code=204,
-        headers={
-            **_ANY_ORIGIN,
-            "Access-Control-Allow-Methods": "POST",
-            "Access-Control-Allow-Headers": "Content-Type",
-            "Access-Control-Max-Age": PREFLIGHT_MAX_AGE,
-        },
-    )
+    return preflight("*", method="POST", headers="Content-Type")
 
 
 async def preview(request: Request, pk: str, attachment_id: str) -> Response:
@@ -178,7 +164,13 @@ for path, endpoint, method, summary, statuses in (
         "The ChatKit protocol (self-hosted widgets)",
         (400, 401, 403, 404, 409, 413, 422),
     ),
-    (CHATKIT_PATH, preflight, "OPTIONS", "CORS preflight for the ChatKit protocol", (403, 404)),
+    (
+        CHATKIT_PATH,
+        chatkit_preflight,
+        "OPTIONS",
+        "CORS preflight for the ChatKit protocol",
+        (403, 404),
+    ),
     (
         f"{ATTACHMENT_PATH}/upload",
         upload,

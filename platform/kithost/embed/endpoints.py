@@ -23,11 +23,11 @@ from starlette.types import Receive, Scope, Send
 from kithost.embed.cache import origin_not_allowed, published_answers
 from kithost.embed.schemas import EmbedConfig
 from kithost.embed.service import Rendered
+from kithost.kit.cors import preflight
 from kithost.kit.schemas import problems
 
 CONFIG_PATH = "/v1/embed/{pk}/config"
 CACHE_CONTROL = b"public, max-age=60, stale-while-revalidate=300"
-PREFLIGHT_MAX_AGE_SECONDS = 600
 
 
 class PathParamsRoute(APIRoute):
@@ -67,16 +67,7 @@ async def get_config(request: Request, pk: str) -> Response:
 
 async def preflight_config(request: Request, pk: str) -> Response:
     origin, _ = await _allowed(pk, request)
-    return Response(
-        status_code=204,
-        headers={
-            "Access-Control-Allow-Origin": origin,
-            "Access-Control-Allow-Methods": "GET",
-            "Access-Control-Allow-Headers": "If-None-Match",
-            "Access-Control-Max-Age": str(PREFLIGHT_MAX_AGE_SECONDS),
-            "Vary": "Origin",
-        },
-    )
+    return preflight(origin, method="GET", headers="If-None-Match")
 
 
 router = APIRouter(tags=["embed"])

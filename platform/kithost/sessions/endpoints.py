@@ -21,6 +21,7 @@ from kithost.db import AppSessionmaker, DbSession
 from kithost.embed import service as embed_service
 from kithost.embed.cache import visitor_origin
 from kithost.errors import Conflict, Forbidden
+from kithost.kit.cors import preflight
 from kithost.kit.ratelimit import AppRateLimiter
 from kithost.kit.schemas import problems
 from kithost.models import Placement
@@ -99,12 +100,7 @@ async def visitor_session(
 @visitor_router.options(SESSION_PATH, include_in_schema=False)
 async def visitor_session_preflight(pk: str, request: Request) -> Response:
     origin, _ = await visitor_origin(request, pk)
-    response = Response(status_code=204)
-    _cors(response, origin)
-    response.headers["Access-Control-Allow-Methods"] = "POST"
-    response.headers["Access-Control-Allow-Headers"] = "Content-Type"
-    response.headers["Access-Control-Max-Age"] = "600"
-    return response
+    return preflight(origin, method="POST", headers="Content-Type")
 
 
 @router.post(
