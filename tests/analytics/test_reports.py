@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 import httpx
 from fastapi import FastAPI
@@ -132,9 +133,11 @@ async def test_series_buckets_in_a_time_zone(
 ) -> None:
     widget, _tenant, creds, url = await subject(app, db)
     now = utcnow()
-    # 23:30 yesterday in Paris is the same local day as nothing today; in UTC it may differ.
-    paris_evening = now.replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=1)
-    at = int(paris_evening.timestamp() * 1000)
+    paris_today = now.astimezone(ZoneInfo("Europe/Paris")).date()
+    # 23:30 UTC falls on the next day in Paris: bucketed by UTC, the two events would not
+    # land on the last two days. Counted from Paris's today, so the hour of the run never matters.
+    late = datetime.combine(paris_today - timedelta(days=2), time(23, 30), tzinfo=UTC)
+    at = int(late.timestamp() * 1000)
     await store(app, widget, [event("loader.loaded", time=at), event("loader.loaded")])
     since = (now - timedelta(days=3)).isoformat()
     response = await client.get(
