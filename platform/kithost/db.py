@@ -123,9 +123,6 @@ async def get_session(
         yield session
 
 
-AppSessionmaker = Annotated[Sessionmaker, Depends(get_sessionmaker)]
-"""For work a route leaves behind its answer (a ``BackgroundTasks`` job's own session)."""
-
 DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
 """The request's unit of work. ``scope="function"``: it commits when the route returns,
 before the response is sent, so a client never sees a success whose commit then failed,

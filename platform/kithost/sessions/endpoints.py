@@ -17,7 +17,7 @@ from fastapi import APIRouter, BackgroundTasks, Body, Request, Response
 
 from kithost.analytics.facts import AppFacts
 from kithost.auth.dependencies import SessionsMint
-from kithost.db import AppSessionmaker, DbSession
+from kithost.db import DbSession
 from kithost.embed import service as embed_service
 from kithost.embed.cache import visitor_origin
 from kithost.errors import Conflict, Forbidden
@@ -27,6 +27,7 @@ from kithost.kit.schemas import problems
 from kithost.models import Placement
 from kithost.sessions import service
 from kithost.sessions.identity import EndUser
+from kithost.sessions.recorder import AppMintRecorder
 from kithost.sessions.schemas import BackendSessionRequest, MintedSession, VisitorSessionRequest
 from kithost.state import AppSecretBox, AppSettings
 from kithost.widgets.service import get_widget
@@ -59,7 +60,7 @@ async def visitor_session(
     limiter: AppRateLimiter,
     facts: AppFacts,
     later: BackgroundTasks,
-    sessionmaker: AppSessionmaker,
+    recorder: AppMintRecorder,
 ) -> MintedSession:
     origin, target = await visitor_origin(request, pk)
     client = request.client.host if request.client else "unknown"
@@ -91,7 +92,7 @@ async def visitor_session(
         origin=origin,
         context=body.context,
         later=later,
-        sessionmaker=sessionmaker,
+        recorder=recorder,
     )
     _cors(response, origin)
     return minted
@@ -117,7 +118,7 @@ async def backend_session(
     box: AppSecretBox,
     facts: AppFacts,
     later: BackgroundTasks,
-    sessionmaker: AppSessionmaker,
+    recorder: AppMintRecorder,
 ) -> MintedSession:
     widget = await get_widget(session, access.tenant, id)
     # From the database, not the cache: a backend may mint right after publishing.
@@ -138,5 +139,5 @@ async def backend_session(
         origin=body.origin or (settings.base_url if framed else None),
         context=body.context,
         later=later,
-        sessionmaker=sessionmaker,
+        recorder=recorder,
     )

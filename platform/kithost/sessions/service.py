@@ -5,9 +5,10 @@ an OpenAI client secret (``sessions.hosted``). Every mint is recorded for analyt
 ``server.session.minted`` fact (widget, end user, origin, mode, time; never a credential).
 Hosted mints are also kept in ``session_mints`` with the secret's hash: that is how a
 refresh presenting the current secret finds its end user. That row is written after the
-answer is sent (its commit would otherwise double what Kithost adds to OpenAI's call): a
-refresh comes minutes later, and a row that is lost (the process died in between, the
-database was down) only makes that one refresh fail, after which the loader mints anew.
+answer is sent (``sessions.recorder``; its commit would otherwise double what Kithost adds
+to OpenAI's call): a refresh comes minutes later, and a row that is lost (the process died
+in between, the database was down) only makes that one refresh fail, after which the
+loader mints anew.
 Self-hosted mints need no row (their tokens carry the end user), so minting one touches no
 table.
 """
@@ -19,20 +20,20 @@ from typing import Any
 import structlog
 from fastapi import BackgroundTasks
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.facts import FactBuffer, fact
-from kithost.db import Sessionmaker, session_scope
 from kithost.embed.service import Published
 from kithost.errors import Conflict, RateLimited, Unauthorized, invalid_field
 from kithost.kit.crypto import SecretBox
 from kithost.kit.ratelimit import RateLimiter
 from kithost.kit.tokens import hash_secret
 from kithost.models import SessionMint, Widget, WidgetMode
+from kithost.models.base import utcnow
 from kithost.secrets.service import openai_key_to_use, widget_identity_secret
 from kithost.sessions import hosted, tokens
 from kithost.sessions.identity import EndUser, anonymous_user, verify_identity_token
+from kithost.sessions.recorder import MintRecorder
 from kithost.sessions.schemas import HostedSessionOut, SelfHostedSession
 from kithost.settings import Settings
 
@@ -80,22 +81,24 @@ async def mint(
     origin: str | None,
     context: dict[str, Any],
     later: BackgroundTasks,
-    sessionmaker: Sessionmaker,
+    recorder: MintRecorder,
 ) -> SelfHostedSession | HostedSessionOut:
-    """The credential; a hosted one is remembered (``later``, see above) for its refresh."""
+    """The credential; a hosted one is remembered (by ``recorder``, ``later``: see above)
+    for its refresh."""
     minted: SelfHostedSession | HostedSessionOut
     mode = target.widget_config.mode
     if mode is WidgetMode.hosted:
         minted = await _mint_hosted(settings, box, target, end_user.id, context)
-        mint_row = SessionMint(
-            tenant_id=target.tenant_id,
-            widget_id=target.widget_id,
-            end_user_id=end_user.id,
-            origin=origin,
-            mode=mode,
-            secret_hash=hash_secret(minted.client_secret),
-        )
-        later.add_task(_remember, sessionmaker, mint_row)
+        mint_row = {
+            "created_at": utcnow(),
+            "tenant_id": target.tenant_id,
+            "widget_id": target.widget_id,
+            "end_user_id": end_user.id,
+            "origin": origin,
+            "mode": mode,
+            "secret_hash": hash_secret(minted.client_secret),
+        }
+        later.add_task(recorder.record, mint_row)
     else:
         if origin is None:
             raise invalid_field("origin", "the page origin that will use the session")
@@ -106,14 +109,6 @@ async def mint(
         fact("session.minted", end_user.id, mode=mode.value, origin=origin),
     )
     return minted
-
-
-async def _remember(sessionmaker: Sessionmaker, mint_row: SessionMint) -> None:
-    try:
-        async with session_scope(sessionmaker) as session:
-            session.add(mint_row)
-    except SQLAlchemyError:
-        log.exception("hosted_mint_not_recorded", widget_id=str(mint_row.widget_id))
 
 
 async def refreshed_end_user(
