@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -15,8 +16,8 @@ from chatkit.types import (
     ThreadItemRemovedEvent,
 )
 from fastapi import FastAPI
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kithost.models import ChatItem
 from tests.chat.helpers import (
@@ -69,6 +70,39 @@ async def test_model_failing_mid_stream(
     retried = await alice.stream("threads.retry_after_item", thread_id=thread_id, item_id=question)
     assert "".join(deltas(retried)) == DEFAULT_REPLY_TEXT
     assert await stored_kinds(db, thread_id) == ["user_message", "assistant_message"]
+
+
+async def test_a_user_message_the_database_refuses_ends_the_answer_with_an_error(
+    http: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    connection: AsyncConnection,
+    fake_openai: FakeOpenAI,
+    sent_tasks: SentTasks,
+) -> None:
+    """The user's message is written while the model is asked: when that write fails, the
+    response ends with an error event and neither the message nor its answer is stored."""
+    alice = await visitor(http, app, db, await make_chat_widget(db, app, fake_openai))
+    thread_id = thread_of(await alice.send("Hello"))
+
+    def refuse(*args: Any) -> None:
+        _connection, _cursor, statement, parameters = args[:4]
+        if statement.startswith("INSERT INTO chat_items") and "user_message" in str(parameters):
+            raise RuntimeError("the disk is full")
+
+    event.listen(connection.sync_connection, "before_cursor_execute", refuse)
+    try:
+        refused = await alice.send("Still there?", thread_id=thread_id)
+    finally:
+        event.remove(connection.sync_connection, "before_cursor_execute", refuse)
+    errors = [e for e in refused if isinstance(e, ErrorEvent)]
+    assert [(e.code, e.allow_retry) for e in errors] == [("stream.error", True)]
+    assert await stored_kinds(db, thread_id) == ["user_message", "assistant_message"]
+    received = [f for f in await sent_tasks.facts() if f["name"] == "server.message.received"]
+    assert len(received) == 1
+
+    await alice.send("And now?", thread_id=thread_id)
+    assert await stored_kinds(db, thread_id) == ["user_message", "assistant_message"] * 2
 
 
 async def test_cancelled_response_keeps_the_partial_answer(

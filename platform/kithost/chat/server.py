@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -101,8 +101,14 @@ class ChatServer(ChatKitServer[ChatContext]):
         (~7 ms, the whole budget of a response's first byte); this is its body otherwise.
         """
         if is_streaming_req(request):
-            return StreamingResult(self._process_streaming(request, context))
+            return StreamingResult(self._settled(self._process_streaming(request, context)))
         return NonStreamingResult(await self._process_non_streaming(request, context))
+
+    async def _settled(self, events: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
+        """``events``, then the store's write behind the response (its error, if any)."""
+        async for event in events:
+            yield event
+        await self.store.settled()
 
     async def respond(
         self,

@@ -4,7 +4,10 @@
   for seconds, and no transaction (on SQLite: no write lock) may stay open that long. Each
   method is atomic; the SDK's sequence of calls is what it is with any store. A new thread
   is written with the next unit of work (its first message), so that ``thread.created``
-  streams without waiting for a write.
+  streams without waiting for a write. A user's message is written while the model is
+  asked (:meth:`SqlStore.add_thread_item`): every later unit of work, and the end of the
+  response (:meth:`SqlStore.settled`), waits for that write first, so nothing reads past it
+  and a failed write ends the response with an error.
 - ``load_thread`` reads the thread's latest ``read_ahead`` items with it: a response's
   history then costs no second unit of work.
 - Every query is scoped by the context's tenant, widget and end user: another end user's
@@ -18,6 +21,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -101,9 +105,24 @@ class SqlStore(Store[ChatContext]):
         self._unwritten: dict[str, tuple[ChatThread, ChatContext]] = {}
         """New threads, written with the next unit of work (with their first message) rather
         than in one of their own before ``thread.created`` can stream."""
+        self._writing: asyncio.Task[None] | None = None
+        """The user's message being written behind the response (see above)."""
 
     @asynccontextmanager
     async def unit(self, *, writes: bool = False) -> AsyncIterator[AsyncSession]:
+        """A unit of work after the write behind the response (:meth:`settled`)."""
+        await self.settled()
+        async with self._unit(writes=writes) as session:
+            yield session
+
+    async def settled(self) -> None:
+        """Wait for the write behind the response, if one runs; raise its error."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            await asyncio.shield(writing)  # a cancelled response still lets it finish
+
+    @asynccontextmanager
+    async def _unit(self, *, writes: bool = False) -> AsyncIterator[AsyncSession]:
         """A unit of work that first writes the threads created since the last one.
 
         One that ``writes`` commits without waiting for the disk (:func:`~kithost.db.
@@ -225,13 +244,21 @@ class SqlStore(Store[ChatContext]):
 
     async def add_thread_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
         latest = self._latest.pop(thread_id, None)
-        async with self.unit(writes=True) as session:
-            await self._insert_item(session, thread_id, item, context)
+        await self.settled()
         if isinstance(item, UserMessageItem):
-            self.report(context, "message.received", thread_id=thread_id)
+            # The SDK asks the model next: written meanwhile (see above).
+            self._writing = asyncio.create_task(self._add_item(thread_id, item, context))
+        else:
+            await self._add_item(thread_id, item, context)
         if latest is not None:  # still the latest items, newest first
             data = [self._present(item, context), *latest.data]
             self._latest[thread_id] = Page(data=data, has_more=latest.has_more)
+
+    async def _add_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
+        async with self._unit(writes=True) as session:
+            await self._insert_item(session, thread_id, item, context)
+        if isinstance(item, UserMessageItem):
+            self.report(context, "message.received", thread_id=thread_id)
 
     async def save_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
         self._latest.pop(thread_id, None)
