@@ -13,6 +13,7 @@ import pytest
 from chatkit.types import (
     ErrorEvent,
     NoticeEvent,
+    ThreadItemDoneEvent,
     ThreadItemRemovedEvent,
 )
 from fastapi import FastAPI
@@ -30,6 +31,14 @@ from tests.chat.helpers import (
     visitor,
 )
 from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI, StreamFailure
+
+
+def message(text: str) -> dict[str, Any]:
+    return {
+        "content": [{"type": "input_text", "text": text}],
+        "attachments": [],
+        "inference_options": {},
+    }
 
 
 async def stored_kinds(db: AsyncSession, thread_id: str) -> list[str]:
@@ -105,6 +114,34 @@ async def test_a_user_message_the_database_refuses_ends_the_answer_with_an_error
     assert await stored_kinds(db, thread_id) == ["user_message", "assistant_message"] * 2
 
 
+async def test_a_response_stopped_before_its_first_token_keeps_the_message(
+    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    """The message is written once the first token is out, or when the response ends
+    without one: here the visitor leaves while the model has not answered yet."""
+    alice = await visitor(http, app, db, await make_chat_widget(db, app, fake_openai))
+    fake_openai.hold_stream(after=0)
+    body = {"type": "threads.create", "params": {"input": message("Anyone?")}}
+
+    seen = ""
+    async with http.stream("POST", alice.url, json=body, headers=alice.headers()) as response:
+        async for chunk in response.aiter_text():
+            seen += chunk
+            if any(isinstance(e, ThreadItemDoneEvent) for e in decode(seen)):
+                break  # the message is shown as sent; the visitor leaves
+    thread_id = thread_of(decode(seen))
+    assert not deltas(decode(seen))
+    fake_openai.release()
+
+    for _ in range(200):  # the server notices the disconnect asynchronously
+        if await stored_kinds(db, thread_id):
+            break
+        await asyncio.sleep(0.05)
+    assert (await stored_kinds(db, thread_id))[0] == "user_message"
+    [thread] = (await alice.call("threads.list"))["data"]
+    assert thread["id"] == thread_id
+
+
 async def test_cancelled_response_keeps_the_partial_answer(
     http: httpx.AsyncClient,
     app: FastAPI,
@@ -114,12 +151,7 @@ async def test_cancelled_response_keeps_the_partial_answer(
 ) -> None:
     alice = await visitor(http, app, db, await make_chat_widget(db, app, fake_openai))
     fake_openai.hold_stream(after=2)
-    message = {
-        "content": [{"type": "input_text", "text": "Tell me"}],
-        "attachments": [],
-        "inference_options": {},
-    }
-    body = {"type": "threads.create", "params": {"input": message}}
+    body = {"type": "threads.create", "params": {"input": message("Tell me")}}
 
     seen = ""
     async with http.stream("POST", alice.url, json=body, headers=alice.headers()) as response:

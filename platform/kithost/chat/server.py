@@ -106,9 +106,12 @@ class ChatServer(ChatKitServer[ChatContext]):
 
     async def _settled(self, events: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
         """``events``, then the store's write behind the response (its error, if any)."""
-        async for event in events:
-            yield event
-        await self.store.settled()
+        try:
+            async for event in events:
+                yield event
+            await self.store.settled()
+        finally:
+            self.store.release()  # a closed or cancelled response: the write still goes in
 
     async def respond(
         self,
@@ -198,9 +201,12 @@ class ChatServer(ChatKitServer[ChatContext]):
         try:
             async for event in stream_agent_response(agent_context, result):
                 owned = own_ids(event, ids)
-                if first_token_ms is None and _is_text(owned):
+                first = first_token_ms is None and _is_text(owned)
+                if first:
                     first_token_ms = _ms_since(context.received_at)
                 yield owned
+                if first:
+                    self.store.release()
         except asyncio.CancelledError:
             result.cancel()
             raise

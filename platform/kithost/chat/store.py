@@ -4,10 +4,11 @@
   for seconds, and no transaction (on SQLite: no write lock) may stay open that long. Each
   method is atomic; the SDK's sequence of calls is what it is with any store. A new thread
   is written with the next unit of work (its first message), so that ``thread.created``
-  streams without waiting for a write. A user's message is written while the model is
-  asked (:meth:`SqlStore.add_thread_item`): every later unit of work, and the end of the
-  response (:meth:`SqlStore.settled`), waits for that write first, so nothing reads past it
-  and a failed write ends the response with an error.
+  streams without waiting for a write. A user's message (with its new thread) is written
+  once the answer's first token is out (:meth:`SqlStore.release`), so that neither the
+  model's request nor that token waits for a write; every later unit of work, and the end
+  of the response (:meth:`SqlStore.settled`), waits for that write first, so nothing reads
+  past it and a failed write ends the response with an error.
 - ``load_thread`` reads the thread's latest ``read_ahead`` items with it: a response's
   history then costs no second unit of work.
 - Every query is scoped by the context's tenant, widget and end user: another end user's
@@ -106,7 +107,8 @@ class SqlStore(Store[ChatContext]):
         """New threads, written with the next unit of work (with their first message) rather
         than in one of their own before ``thread.created`` can stream."""
         self._writing: asyncio.Task[None] | None = None
-        """The user's message being written behind the response (see above)."""
+        """The user's message, written behind the response (see above) once released."""
+        self._released = asyncio.Event()
 
     @asynccontextmanager
     async def unit(self, *, writes: bool = False) -> AsyncIterator[AsyncSession]:
@@ -115,10 +117,16 @@ class SqlStore(Store[ChatContext]):
         async with self._unit(writes=writes) as session:
             yield session
 
+    def release(self) -> None:
+        """Let the write behind the response start (the first token is out, or the response
+        ends without one)."""
+        self._released.set()
+
     async def settled(self) -> None:
-        """Wait for the write behind the response, if one runs; raise its error."""
+        """Wait for the write behind the response, if there is one; raise its error."""
         writing, self._writing = self._writing, None
         if writing is not None:
+            self.release()
             await asyncio.shield(writing)  # a cancelled response still lets it finish
 
     @asynccontextmanager
@@ -246,13 +254,22 @@ class SqlStore(Store[ChatContext]):
         latest = self._latest.pop(thread_id, None)
         await self.settled()
         if isinstance(item, UserMessageItem):
-            # The SDK asks the model next: written meanwhile (see above).
-            self._writing = asyncio.create_task(self._add_item(thread_id, item, context))
+            # The SDK asks the model next: written behind the answer (see above).
+            self._released = released = asyncio.Event()
+            self._writing = asyncio.create_task(
+                self._add_released(released, thread_id, item, context)
+            )
         else:
             await self._add_item(thread_id, item, context)
         if latest is not None:  # still the latest items, newest first
             data = [self._present(item, context), *latest.data]
             self._latest[thread_id] = Page(data=data, has_more=latest.has_more)
+
+    async def _add_released(
+        self, released: asyncio.Event, thread_id: str, item: ThreadItem, context: ChatContext
+    ) -> None:
+        await released.wait()
+        await self._add_item(thread_id, item, context)
 
     async def _add_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
         async with self._unit(writes=True) as session:
