@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ from chatkit.types import (
     NoticeEvent,
     ThreadItemDoneEvent,
     ThreadItemRemovedEvent,
+    ThreadStreamEvent,
 )
 from fastapi import FastAPI
 from sqlalchemy import event, select
@@ -23,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from kithost.models import ChatItem
 from tests.chat.helpers import (
     SentTasks,
+    Visitor,
     chat_config,
     decode,
     deltas,
@@ -39,6 +42,37 @@ def message(text: str) -> dict[str, Any]:
         "attachments": [],
         "inference_options": {},
     }
+
+
+async def leave_when(
+    http: httpx.AsyncClient,
+    alice: Visitor,
+    text: str,
+    enough: Callable[[list[ThreadStreamEvent]], bool],
+) -> list[ThreadStreamEvent]:
+    """Start a thread with ``text`` and leave (close the connection: the visitor pressed stop
+    or left) once the events streamed so far are ``enough``; those events."""
+    body = {"type": "threads.create", "params": {"input": message(text)}}
+    seen = ""
+    async with http.stream("POST", alice.url, json=body, headers=alice.headers()) as response:
+        async for chunk in response.aiter_text():
+            seen += chunk
+            if enough(decode(seen)):
+                break
+    return decode(seen)
+
+
+async def stored_eventually(
+    db: AsyncSession, thread_id: str, done: Callable[[list[str]], bool]
+) -> list[str]:
+    """The thread's stored kinds once ``done`` (the server notices a disconnect
+    asynchronously)."""
+    for _ in range(200):
+        kinds = await stored_kinds(db, thread_id)
+        if done(kinds):
+            break
+        await asyncio.sleep(0.05)
+    return kinds
 
 
 async def stored_kinds(db: AsyncSession, thread_id: str) -> list[str]:
@@ -121,23 +155,16 @@ async def test_a_response_stopped_before_its_first_token_keeps_the_message(
     without one: here the visitor leaves while the model has not answered yet."""
     alice = await visitor(http, app, db, await make_chat_widget(db, app, fake_openai))
     fake_openai.hold_stream(after=0)
-    body = {"type": "threads.create", "params": {"input": message("Anyone?")}}
 
-    seen = ""
-    async with http.stream("POST", alice.url, json=body, headers=alice.headers()) as response:
-        async for chunk in response.aiter_text():
-            seen += chunk
-            if any(isinstance(e, ThreadItemDoneEvent) for e in decode(seen)):
-                break  # the message is shown as sent; the visitor leaves
-    thread_id = thread_of(decode(seen))
-    assert not deltas(decode(seen))
+    def sent(events: list[ThreadStreamEvent]) -> bool:  # the message is shown as sent
+        return any(isinstance(e, ThreadItemDoneEvent) for e in events)
+
+    seen = await leave_when(http, alice, "Anyone?", sent)
+    thread_id = thread_of(seen)
+    assert not deltas(seen)
     fake_openai.release()
 
-    for _ in range(200):  # the server notices the disconnect asynchronously
-        if await stored_kinds(db, thread_id):
-            break
-        await asyncio.sleep(0.05)
-    assert (await stored_kinds(db, thread_id))[0] == "user_message"
+    assert (await stored_eventually(db, thread_id, lambda kinds: bool(kinds)))[0] == "user_message"
     [thread] = (await alice.call("threads.list"))["data"]
     assert thread["id"] == thread_id
 
@@ -151,29 +178,18 @@ async def test_cancelled_response_keeps_the_partial_answer(
 ) -> None:
     alice = await visitor(http, app, db, await make_chat_widget(db, app, fake_openai))
     fake_openai.hold_stream(after=2)
-    body = {"type": "threads.create", "params": {"input": message("Tell me")}}
-
-    seen = ""
-    async with http.stream("POST", alice.url, json=body, headers=alice.headers()) as response:
-        async for chunk in response.aiter_text():
-            seen += chunk
-            if len(deltas(decode(seen))) == 2:
-                break  # leaving the block closes the connection: the visitor pressed stop
-    thread_id = thread_of(decode(seen))
+    seen = await leave_when(http, alice, "Tell me", lambda events: len(deltas(events)) == 2)
+    thread_id = thread_of(seen)
     fake_openai.release()
 
-    for _ in range(200):  # the server notices the disconnect asynchronously
-        if "sdk_hidden_context" in await stored_kinds(db, thread_id):
-            break
-        await asyncio.sleep(0.05)
-    assert await stored_kinds(db, thread_id) == [
+    assert await stored_eventually(db, thread_id, lambda kinds: "sdk_hidden_context" in kinds) == [
         "user_message",
         "assistant_message",
         "sdk_hidden_context",
     ]
     items = await alice.call("items.list", thread_id=thread_id, order="asc")
     [answer] = [i for i in items["data"] if i["type"] == "assistant_message"]
-    assert answer["content"][0]["text"] == "".join(deltas(decode(seen)))
+    assert answer["content"][0]["text"] == "".join(deltas(seen))
     assert ("server.response.failed", "cancelled") in [
         (f["name"], f["data"].get("error")) for f in await sent_tasks.facts()
     ]
