@@ -123,11 +123,16 @@ class SqlStore(Store[ChatContext]):
         self._released.set()
 
     async def settled(self) -> None:
-        """Wait for the write behind the response, if there is one; raise its error."""
-        writing, self._writing = self._writing, None
-        if writing is not None:
-            self.release()
+        """Wait for the write behind the response, if there is one; raise its error (once)."""
+        writing = self._writing
+        if writing is None:
+            return
+        self.release()
+        try:
             await asyncio.shield(writing)  # a cancelled response still lets it finish
+        finally:
+            if writing.done():  # else the caller was cancelled: the next one waits in turn
+                self._writing = None
 
     @asynccontextmanager
     async def _unit(self, *, writes: bool = False) -> AsyncIterator[AsyncSession]:

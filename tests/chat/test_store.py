@@ -1,0 +1,61 @@
+"""The store's write behind the answer, driven directly (the protocol tests cover the rest)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+import pytest
+from chatkit.types import InferenceOptions, ThreadMetadata, UserMessageItem, UserMessageTextContent
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.chat.context import ChatContext
+from kithost.chat.runtime import runtime
+from kithost.chat.store import new_id
+from kithost.embed import service as embed_service
+from kithost.models import ChatItem
+from tests.chat.helpers import BOB, make_chat_widget
+from tests.fakes.openai_server import FakeOpenAI
+
+
+async def test_a_cancelled_wait_for_the_message_leaves_the_wait_to_the_next_caller(
+    app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    """A response cancelled while it waits for the user message's write (the visitor left)
+    must not let the store's next unit of work (saving the partial answer) run before it."""
+    widget = await make_chat_widget(db, app, fake_openai)
+    published = (await embed_service.load(db, widget.public_key)).published
+    assert published is not None
+    await db.commit()
+    context = ChatContext(
+        widget=published,
+        end_user_id=BOB,
+        origin="https://shop.example.com",
+        locale=None,
+        page_context=None,
+        received_at=0.0,
+    )
+    store = runtime(app.state).attachment_store().store
+    thread = ThreadMetadata(id=store.generate_thread_id(context), created_at=datetime.now())
+    await store.save_thread(thread, context)
+    message = UserMessageItem(
+        id=new_id("message"),
+        thread_id=thread.id,
+        created_at=datetime.now(),
+        content=[UserMessageTextContent(text="Hello")],
+        attachments=[],
+        inference_options=InferenceOptions(),
+    )
+    await store.add_thread_item(thread.id, message, context)
+
+    waiting = asyncio.create_task(store.settled())
+    await asyncio.sleep(0)  # it has let the write start and waits for it
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await store.settled()
+
+    stored = await db.scalar(select(func.count()).where(ChatItem.thread_id == thread.id))
+    assert stored == 1
