@@ -109,6 +109,7 @@ class SqlStore(Store[ChatContext]):
         self._writing: asyncio.Task[None] | None = None
         """The user's message, written behind the response (see above) once released."""
         self._released = asyncio.Event()
+        """Set by :meth:`release`; a new one for each write."""
 
     @asynccontextmanager
     async def unit(self, *, writes: bool = False) -> AsyncIterator[AsyncSession]:
@@ -260,20 +261,16 @@ class SqlStore(Store[ChatContext]):
         await self.settled()
         if isinstance(item, UserMessageItem):
             # The SDK asks the model next: written behind the answer (see above).
-            self._released = released = asyncio.Event()
-            self._writing = asyncio.create_task(
-                self._add_released(released, thread_id, item, context)
-            )
+            self._released = asyncio.Event()  # the previous write has settled
+            self._writing = asyncio.create_task(self._add_released(thread_id, item, context))
         else:
             await self._add_item(thread_id, item, context)
         if latest is not None:  # still the latest items, newest first
             data = [self._present(item, context), *latest.data]
             self._latest[thread_id] = Page(data=data, has_more=latest.has_more)
 
-    async def _add_released(
-        self, released: asyncio.Event, thread_id: str, item: ThreadItem, context: ChatContext
-    ) -> None:
-        await released.wait()
+    async def _add_released(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
+        await self._released.wait()
         await self._add_item(thread_id, item, context)
 
     async def _add_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:

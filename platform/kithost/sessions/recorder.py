@@ -1,10 +1,11 @@
 """Hosted mints' ``session_mints`` rows, written behind the answer by one writer per process.
 
 A mint's row waits in a list, and one write at a time inserts everything waiting, in one
-transaction: under load many rows share a commit, and the rows' writes never queue on each
-other. (One write per row, each behind its own answer, took every pooled connection under
-load; on SQLite they then waited on each other's write lock, and a request needing the
-database waited behind them for up to half a second: ``bench/README.md``.)
+transaction (``kit.batching.Batcher``): under load many rows share a commit, and the rows'
+writes never queue on each other. (One write per row, each behind its own answer, took
+every pooled connection under load; on SQLite they then waited on each other's write lock,
+and a request needing the database waited behind them for up to half a second:
+``bench/README.md``.)
 
 A row that cannot be written is logged (``hosted_mint_not_recorded``) and dropped: only
 that secret's refresh is then refused, and the loader mints anew. When a shared write
@@ -13,7 +14,6 @@ fails, each of its rows is tried alone, so one bad row never costs the others.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 import structlog
@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import State
 
 from kithost.db import Sessionmaker, session_scope
+from kithost.kit.batching import Batcher
 from kithost.models import SessionMint
 
 log = structlog.get_logger(__name__)
@@ -34,29 +35,12 @@ Row = dict[str, Any]
 class MintRecorder:
     def __init__(self, sessionmaker: Sessionmaker) -> None:
         self._sessionmaker = sessionmaker
-        self._waiting: list[tuple[Row, asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._rows = Batcher(self._insert)
 
     async def record(self, row: Row) -> None:
         """Write ``row`` with whatever else is waiting; return once it is written or logged
         as lost (a ``BackgroundTasks`` job, so the answer never waits for it)."""
-        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((row, written))
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_waiting())
-        await asyncio.shield(written)  # a cancelled caller leaves the write to finish
-
-    async def _write_waiting(self) -> None:
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting, []
-                try:
-                    await self._insert([row for row, _ in batch])
-                finally:
-                    for _, written in batch:
-                        written.set_result(None)
-        finally:
-            self._writer = None
+        await self._rows.submit(row)
 
     async def _insert(self, rows: list[Row]) -> None:
         try:

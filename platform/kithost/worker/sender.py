@@ -1,9 +1,10 @@
 """Sending many Celery tasks from an event loop without a broker round trip each.
 
 A :class:`TaskSender` publishes from one thread of its own: whatever requests handed it
-while that thread was busy goes in the next publish, all of it in one go (kombu's
-``Producer.batch``: on Redis, one pipelined round trip). Each caller still waits until the
-broker has its task, and gets the broker's error if it failed.
+while that thread was busy goes in the next publish, all of it in one go
+(``kit.batching.Batcher``; kombu's ``Producer.batch``: on Redis, one pipelined round trip).
+Each caller still waits until the broker has its task, and gets the broker's error if it
+failed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 from celery import Celery
 from kombu.exceptions import OperationalError
+
+from kithost.kit.batching import Batcher
 
 
 @dataclass(frozen=True)
@@ -28,36 +31,16 @@ class TaskSender:
     def __init__(self, celery: Celery) -> None:
         self._celery = celery
         self._thread = ThreadPoolExecutor(1, "task-sender")
-        self._waiting: list[tuple[_Task, asyncio.Future[None]]] = []
-        self._publishing: asyncio.Task[None] | None = None
+        self._tasks = Batcher(self._publish_in_thread)
 
     async def send(self, name: str, args: list[Any], argsrepr: str) -> None:
         """Send task ``name`` with ``args`` (shown as ``argsrepr`` by monitoring tools);
         returns once the broker has it. Raises kombu's ``OperationalError`` when the broker
         cannot be reached."""
-        future = asyncio.get_running_loop().create_future()
-        self._waiting.append((_Task(name, args, argsrepr), future))
-        if self._publishing is None:
-            self._publishing = asyncio.create_task(self._publish_waiting())
-        await future
+        await self._tasks.submit(_Task(name, args, argsrepr))
 
-    async def _publish_waiting(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting, []
-                try:
-                    await loop.run_in_executor(self._thread, self._publish, [t for t, _ in batch])
-                except Exception as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                else:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_result(None)
-        finally:
-            self._publishing = None
+    async def _publish_in_thread(self, tasks: list[_Task]) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._publish, tasks)
 
     def _publish(self, tasks: list[_Task]) -> None:
         with self._celery.producer_or_acquire() as producer:
