@@ -119,6 +119,15 @@ def _check_template(template: str) -> str:
     return template
 
 
+_FIXED_ORIGIN = re.compile(
+    r"^https?://(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*\.?|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?(?:[/?#]|$)",
+    re.IGNORECASE,
+)
+"""A URL template's scheme, host and port, all written out: the authority ends before the
+path, query or fragment, so no placeholder (nor ``@``, ``\\``) can extend or replace the host
+(``https://a{host}`` is refused)."""
+
+
 class OpenUrl(Schema):
     kind: Literal["open_url"]
     url: Annotated[str, StringConstraints(max_length=2000)]
@@ -128,7 +137,7 @@ class OpenUrl(Schema):
     @classmethod
     def _http_only(cls, url: str) -> str:
         _check_template(url)
-        if not re.match(r"^https?://[^/{}]+", url, re.IGNORECASE):
+        if not _FIXED_ORIGIN.match(url):
             raise ValueError("must start with http:// or https:// and a fixed host")
         return url
 
