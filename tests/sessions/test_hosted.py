@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kithost.errors import BadGateway, KithostError, ServiceUnavailable
-from kithost.sessions.hosted import HostedSession, create_session
+from kithost.sessions.hosted import HostedSession, HostedSessionFailed, create_session
 from kithost.widgets.config import Hosted
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -64,33 +64,39 @@ async def test_a_session_is_created_with_the_widget_settings(fake_openai: FakeOp
 async def test_upstream_errors_map_to_clear_problems(
     fake_openai: FakeOpenAI, status: int, error: type[KithostError], code: str, http: int
 ) -> None:
+    """The visitor's problem says nothing of OpenAI's words; the tenant's reason does."""
     fake_openai.fail_next(status, "Workflow wf_abc123 not found in this project.")
-    with pytest.raises(error) as raised:
+    with pytest.raises(HostedSessionFailed) as raised:
         await _create(fake_openai)
-    assert (raised.value.code, raised.value.status) == (code, http)
-    if code == "upstream_rejected":
-        assert "Workflow wf_abc123 not found" in str(raised.value.detail)
-    else:
-        assert raised.value.headers["Retry-After"] == "5"
+    problem = raised.value.problem
+    assert (type(problem), problem.code, problem.status) == (error, code, http)
+    assert "wf_abc123" not in str(problem.detail)
+    assert "Workflow wf_abc123 not found" in raised.value.reason
+    if code == "upstream_unavailable":
+        assert problem.headers["Retry-After"] == "5"
 
 
-async def test_a_wrong_key_is_rejected_with_openais_message(fake_openai: FakeOpenAI) -> None:
-    with pytest.raises(BadGateway) as raised:
-        await _create(fake_openai, api_key="sk-wrong")
-    assert raised.value.code == "upstream_rejected"
-    assert "Incorrect API key" in str(raised.value.detail)
+async def test_a_wrong_key_is_rejected_without_the_key(fake_openai: FakeOpenAI) -> None:
+    with pytest.raises(HostedSessionFailed) as raised:
+        await _create(fake_openai, api_key="sk-wrong-key-1234")
+    assert raised.value.problem.code == "upstream_rejected"
+    assert "key" not in str(raised.value.problem.detail)
+    assert raised.value.reason.startswith(
+        "OpenAI refused the session: Incorrect API key provided: [key]"
+    )
+    assert "1234" not in raised.value.reason
 
 
 async def test_a_slow_upstream_is_unavailable(fake_openai: FakeOpenAI) -> None:
     fake_openai.delay_seconds = 2
-    with pytest.raises(ServiceUnavailable) as raised:
+    with pytest.raises(HostedSessionFailed) as raised:
         await _create(fake_openai, timeout_seconds=0.5)
-    assert raised.value.code == "upstream_unavailable"
-    assert raised.value.headers["Retry-After"] == "5"
+    assert raised.value.problem.code == "upstream_unavailable"
+    assert raised.value.problem.headers["Retry-After"] == "5"
 
 
 async def test_an_unreachable_upstream_is_unavailable() -> None:
-    with pytest.raises(ServiceUnavailable):
+    with pytest.raises(HostedSessionFailed) as raised:
         await create_session(
             api_key="sk-x",
             base_url="http://127.0.0.1:1/v1",
@@ -99,3 +105,4 @@ async def test_an_unreachable_upstream_is_unavailable() -> None:
             user="u:1",
             state_variables={},
         )
+    assert isinstance(raised.value.problem, ServiceUnavailable)

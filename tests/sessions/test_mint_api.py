@@ -295,8 +295,45 @@ async def test_hosted_upstream_failures(
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         response = await mint(client, target, {"device_id": DEVICE})
     assert (response.status_code, response.json()["code"]) == (status, code)
+    assert "workflow" not in response.json()["detail"]
+    await hosted_app.state.facts.aclose()
+    sent = take_sent_tasks(
+        hosted_app.state.celery, hosted_app.state.settings.task_queue, ingest.name
+    )
+    [[error]] = [facts for _, widget, facts in sent if widget == str(target.widget.id)]
+    assert (error["name"], error["end_user"], error["data"]["kind"]) == (
+        "client.error",
+        f"a:{DEVICE}",
+        "hosted_session",
+    )
     if code == "upstream_rejected":
-        assert "Invalid workflow" in response.json()["detail"]
+        assert "Invalid workflow for this key." in error["data"]["message"]
+
+
+async def test_openais_words_on_a_wrong_key_reach_neither_the_visitor_nor_the_tenant_with_the_key(
+    settings: Settings, connection: AsyncConnection, fake_openai: FakeOpenAI
+) -> None:
+    app = create_test_app(
+        settings,
+        connection,
+        openai_base_url=fake_openai.base_url,
+        openai_api_key=SecretStr("sk-platform-key-0123456789"),
+    )
+    async with app.state.sessionmaker() as setup:
+        target = await publish(setup, HOSTED)
+        await setup.commit()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
+        response = await mint(client, target, {"device_id": DEVICE})
+    assert (response.status_code, response.json()["code"]) == (502, "upstream_rejected")
+    assert "Incorrect API key" not in response.text
+    assert "6789" not in response.text
+    await app.state.facts.aclose()
+    sent = take_sent_tasks(app.state.celery, app.state.settings.task_queue, ingest.name)
+    [[error]] = [facts for _, widget, facts in sent if widget == str(target.widget.id)]
+    assert error["data"]["message"].startswith("OpenAI refused the session: Incorrect API key")
+    assert "6789" not in error["data"]["message"]
 
 
 async def test_hosted_sessions_use_the_tenants_own_key_once_set(

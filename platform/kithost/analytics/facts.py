@@ -32,9 +32,19 @@ Fact = dict[str, Any]
 
 def fact(name: str, end_user: str | None, **data: Any) -> Fact:
     """One server event, stamped now; ``data`` must be JSON."""
+    return _event(f"server.{name}", end_user, data)
+
+
+def observed_error(end_user: str | None, kind: str, message: str) -> Fact:
+    """A ``client.error`` Kithost saw on a visitor's behalf (OpenAI refused a hosted
+    session): it joins the tenant's error groups like one a loader reports."""
+    return _event("client.error", end_user, {"kind": kind, "message": message[:1000]})
+
+
+def _event(name: str, end_user: str | None, data: dict[str, Any]) -> Fact:
     return {
         "id": f"s_{uuid.uuid4().hex}",
-        "name": f"server.{name}",
+        "name": name,
         "time": int(time.time() * 1000),
         "end_user": end_user,
         "data": data,

@@ -1,14 +1,16 @@
 """Hosted ChatKit sessions: OpenAI's ``chatkit.sessions.create`` for Agent Builder workflows.
 
 OpenAI shuts Agent Builder down on 2026-11-30; this is the migration path. Upstream
-failures become problems with stable codes, never a bare 500:
+failures become :class:`HostedSessionFailed`: a problem with a stable code for the visitor,
+never a bare 500 and never OpenAI's words (they may quote a masked key) —
 ``upstream_unavailable`` (OpenAI down, slow or overloaded; 502/503 with ``Retry-After``)
-and ``upstream_rejected`` (OpenAI refused the tenant's key, workflow or parameters; 502
-with OpenAI's message).
+and ``upstream_rejected`` (OpenAI refused the tenant's key, workflow or parameters; 502) —
+and OpenAI's message for the tenant (``sessions.service`` records it in its error groups).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,11 +18,23 @@ import openai
 from openai import Omit, omit
 from openai.types.beta.chatkit import ChatSessionRateLimitsParam, ChatSessionWorkflowParam
 
-from kithost.errors import BadGateway, ServiceUnavailable
+from kithost.errors import BadGateway, KithostError, ServiceUnavailable
 from kithost.kit.upstream import openai_client
 from kithost.widgets.config import Hosted
 
 RETRY_AFTER_SECONDS = 5
+_KEY = re.compile(r"\b(?:sk|ek)-[^\s'\",.]+")
+"""What looks like an API key (or a masked one) in OpenAI's messages."""
+
+
+class HostedSessionFailed(Exception):
+    """OpenAI did not create the session: ``problem`` is the visitor's answer, ``reason``
+    (OpenAI's message, keys blanked out) the tenant's."""
+
+    def __init__(self, problem: KithostError, reason: str) -> None:
+        super().__init__(reason)
+        self.problem = problem
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -64,22 +78,25 @@ async def create_session(
     except openai.InternalServerError as exc:
         raise _unavailable(f"OpenAI failed: {_message(exc)}", BadGateway) from exc
     except openai.APIStatusError as exc:
-        raise BadGateway(
-            f"OpenAI refused the session: {_message(exc)}", code="upstream_rejected"
-        ) from exc
+        problem = BadGateway(
+            "The chat service refused to start a session for this widget.",
+            code="upstream_rejected",
+        )
+        raise HostedSessionFailed(problem, f"OpenAI refused the session: {_message(exc)}") from exc
     return HostedSession(session.id, session.client_secret, session.expires_at)
 
 
-def _unavailable(detail: str, error: type[BadGateway | ServiceUnavailable]) -> Exception:
-    return error(
-        detail,
+def _unavailable(reason: str, error: type[BadGateway | ServiceUnavailable]) -> HostedSessionFailed:
+    problem = error(
+        "The chat service is unavailable right now; try again shortly.",
         code="upstream_unavailable",
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
+    return HostedSessionFailed(problem, reason)
 
 
 def _message(exc: openai.APIStatusError) -> str:
     body = exc.body
     if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return str(body["message"])
+        return _KEY.sub("[key]", str(body["message"]))
     return f"HTTP {exc.status_code}"

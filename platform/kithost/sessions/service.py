@@ -22,7 +22,7 @@ from fastapi import BackgroundTasks
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.analytics.facts import FactBuffer, fact
+from kithost.analytics.facts import FactBuffer, fact, observed_error
 from kithost.embed.service import Published
 from kithost.errors import Conflict, RateLimited, Unauthorized, invalid_field
 from kithost.kit.crypto import SecretBox
@@ -88,7 +88,12 @@ async def mint(
     minted: SelfHostedSession | HostedSessionOut
     mode = target.widget_config.mode
     if mode is WidgetMode.hosted:
-        minted = await _mint_hosted(settings, box, target, end_user.id, context)
+        try:
+            minted = await _mint_hosted(settings, box, target, end_user.id, context)
+        except hosted.HostedSessionFailed as exc:
+            error = observed_error(end_user.id, "hosted_session", exc.reason)
+            buffer.add(target.tenant_id, target.widget_id, error)
+            raise exc.problem from exc
         mint_row = {
             "created_at": utcnow(),
             "tenant_id": target.tenant_id,
