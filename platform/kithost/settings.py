@@ -7,8 +7,10 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, computed_field
+from pydantic import Field, SecretStr, computed_field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kithost.kit.outbound import LOOPBACK, OutboundPolicy
 
 
 class Environment(StrEnum):
@@ -36,6 +38,9 @@ class Settings(BaseSettings):
     openai_base_url: str | None = None
     openai_api_key: SecretStr | None = None
     openai_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    outbound_allow: str | None = None
+    """CIDRs and host names tenant-chosen URLs may reach besides public addresses
+    (``kit.outbound``); unset: loopback, none in production."""
     redis_url: str | None = None
     access_token_ttl_seconds: int = Field(default=600, ge=60, le=3600)
     session_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
@@ -69,6 +74,13 @@ class Settings(BaseSettings):
     """Largest attachment any widget accepts, whatever its ``composer.attachments`` say."""
     chat_attachment_dir: Path | None = None
     """Where attachment bytes are kept; ``attachments`` in the data directory by default."""
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _outbound_allow(cls, value: str | None) -> str | None:
+        if value is not None:
+            OutboundPolicy.parse(value)
+        return value
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -106,6 +118,14 @@ class Settings(BaseSettings):
     @property
     def json_logs(self) -> bool:
         return self.env is Environment.production if self.log_json is None else self.log_json
+
+    @property
+    def outbound_policy(self) -> OutboundPolicy:
+        """What tenant-chosen URLs may reach besides public addresses."""
+        allow = self.outbound_allow
+        if allow is None:
+            allow = "" if self.env is Environment.production else LOOPBACK
+        return OutboundPolicy.parse(allow)
 
     @property
     def https(self) -> bool:
