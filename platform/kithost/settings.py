@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from enum import StrEnum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from pydantic import Field, SecretStr, computed_field, field_validator
@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     def json_logs(self) -> bool:
         return self.env is Environment.production if self.log_json is None else self.log_json
 
-    @property
+    @cached_property
     def outbound_policy(self) -> OutboundPolicy:
         """What tenant-chosen URLs may reach besides public addresses."""
         allow = self.outbound_allow

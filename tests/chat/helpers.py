@@ -23,10 +23,10 @@ from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.facts import FactBuffer
-from kithost.models import Tenant, Widget
+from kithost.models import Tenant, Widget, WidgetVersion
 from kithost.sessions import tokens
 from kithost.widgets.config import WidgetConfig
-from tests.embed.helpers import ORIGIN, make_widget
+from tests.embed.helpers import ORIGIN, make_widget, publish
 from tests.fakes.openai_server import FakeOpenAI
 
 EVENT: TypeAdapter[ThreadStreamEvent] = TypeAdapter(ThreadStreamEvent)
@@ -45,13 +45,32 @@ def chat_config(
 async def make_chat_widget(
     db: AsyncSession, app: FastAPI, fake: FakeOpenAI, config: WidgetConfig | None = None
 ) -> Widget:
-    """A published self-hosted widget of a new tenant whose OpenAI key the fake accepts."""
-    widget = await make_widget(db, config=config or chat_config(fake))
+    """A published self-hosted widget of a new tenant, with the model key the fake accepts
+    (for the fake's ``base_url``) and the same key as the tenant's OpenAI key."""
+    widget = await make_widget(db)
+    key = app.state.secret_box.encrypt(fake.api_key)
+    widget.model_key = key
     tenant = await db.get(Tenant, widget.tenant_id)
     assert tenant is not None
-    tenant.openai_api_key = app.state.secret_box.encrypt(fake.api_key)
-    await db.flush()
+    tenant.openai_api_key = key
+    await publish(db, widget, config or chat_config(fake))
     return widget
+
+
+async def publish_unchecked(db: AsyncSession, widget: Widget, config: WidgetConfig) -> None:
+    """Publish ``config`` as a version saved before today's checks were (an agent's
+    ``base_url`` without a model key, an address now refused): the runtime refuses it too."""
+    number = (widget.published_version or 0) + 1
+    db.add(
+        WidgetVersion(
+            tenant_id=widget.tenant_id,
+            widget_id=widget.id,
+            number=number,
+            config=config.model_dump(mode="json"),
+        )
+    )
+    widget.published_version = number
+    await db.flush()
 
 
 @dataclass

@@ -22,6 +22,7 @@ from tests.chat.helpers import (
     assert_problem,
     chat_config,
     make_chat_widget,
+    publish_unchecked,
     thread_of,
     visitor,
 )
@@ -213,7 +214,8 @@ async def test_widgets_kithost_does_not_answer(
     alice = await visitor(http, app, db, widget)
     assert_problem(await alice.post("threads.list"), 409, "widget_not_self_hosted")
 
-    keyless = await make_widget(db, config=chat_config(fake_openai))  # no OpenAI key anywhere
+    keyless = await make_widget(db)  # no key anywhere
+    await publish_unchecked(db, keyless, chat_config(fake_openai))
     bob = await visitor(http, app, db, keyless)
     events = await bob.send("Hello?")
     assert [(e.code, e.message) for e in events if isinstance(e, ErrorEvent)] == [

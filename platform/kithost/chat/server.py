@@ -2,7 +2,8 @@
 
 One instance per request (it is two attribute assignments), over the SQL store. A response
 runs the Agents SDK with the widget's model and instructions (Responses or Chat Completions,
-any OpenAI-compatible ``base_url``, the tenant's API key), the thread's latest items as
+any OpenAI-compatible ``base_url`` with the widget's model key, else the tenant's or the
+platform's key; ``secrets.service.model_endpoint``), the thread's latest items as
 history, streamed by ``stream_agent_response``. Besides answering:
 
 - the first message titles the thread once answered (its text, shortened: no extra
@@ -58,8 +59,9 @@ from kithost.chat.context import ChatContext
 from kithost.chat.store import SqlAttachmentStore, SqlStore, new_id
 from kithost.errors import Conflict
 from kithost.kit.crypto import SecretBox
-from kithost.kit.upstream import openai_client
-from kithost.secrets.service import openai_key_to_use
+from kithost.kit.outbound import refused_in
+from kithost.kit.upstream import ModelEndpoint, model_client
+from kithost.secrets.service import model_endpoint
 from kithost.settings import Settings
 from kithost.widgets.config import Forward
 
@@ -179,9 +181,10 @@ class ChatServer(ChatKitServer[ChatContext]):
         self, thread: ThreadMetadata, context: ChatContext
     ) -> AsyncIterator[ThreadStreamEvent]:
         config = context.widget.widget_config.agent
-        base_url = str(config.base_url) if config.base_url else self.settings.openai_base_url
-        client = openai_client(
-            self._api_key(context), base_url, self.settings.openai_timeout_seconds
+        client = model_client(
+            self._endpoint(context),
+            self.settings.openai_timeout_seconds,
+            self.settings.outbound_policy,
         )
         history = await self.store.load_thread_items(
             thread.id, None, agent.HISTORY_ITEMS, "desc", context
@@ -212,9 +215,13 @@ class ChatServer(ChatKitServer[ChatContext]):
             raise
         except Exception as exc:
             result.cancel()
-            self.store.report(
-                context, "response.failed", thread_id=thread.id, error=type(exc).__name__
-            )
+            refused = refused_in(exc)
+            error = type(exc).__name__ if refused is None else f"outbound_refused: {refused}"
+            self.store.report(context, "response.failed", thread_id=thread.id, error=error[:1000])
+            if refused is not None:
+                raise CustomStreamError(
+                    "This chat's model is at an address Kithost may not connect to."
+                ) from exc
             raise
         usage = result.context_wrapper.usage
         counted = usage.requests > 0 and usage.total_tokens > 0
@@ -228,10 +235,18 @@ class ChatServer(ChatKitServer[ChatContext]):
             output_tokens=usage.output_tokens if counted else None,
         )
 
-    def _api_key(self, context: ChatContext) -> str:
-        """The tenant's key (from the config cache, as the widget), else the platform's."""
+    def _endpoint(self, context: ChatContext) -> ModelEndpoint:
+        """The agent's endpoint and key (from the config cache, as the widget)."""
+        published = context.widget
+        base_url = published.widget_config.agent.base_url
         try:
-            return openai_key_to_use(self.settings, self.box, context.widget.tenant_openai_key)
+            return model_endpoint(
+                self.settings,
+                self.box,
+                None if base_url is None else str(base_url),
+                widget_key=published.widget_model_key,
+                tenant_key=published.tenant_openai_key,
+            )
         except Conflict as exc:
             raise CustomStreamError("This chat is not set up to answer yet.") from exc
 

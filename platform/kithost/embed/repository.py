@@ -22,6 +22,8 @@ class WidgetRow(NamedTuple):
     """The published version's config; None while nothing is published."""
     tenant_openai_key: str | None
     """The tenant's OpenAI API key, encrypted (hosted widgets call OpenAI with it)."""
+    widget_model_key: str | None
+    """The widget's own model key, encrypted (for its agent's ``base_url``)."""
 
 
 async def revision(session: AsyncSession, public_key: str) -> int | None:
@@ -46,6 +48,7 @@ async def widget_with_published_config(session: AsyncSession, public_key: str) -
             Widget.published_version,
             WidgetVersion.config,
             Tenant.openai_api_key,
+            Widget.model_key,
         )
         .join(Tenant, Tenant.id == Widget.tenant_id)
         .outerjoin(WidgetVersion, published)

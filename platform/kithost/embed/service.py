@@ -40,6 +40,8 @@ class Published:
     """Most specific first: exact origins, then wildcards, longest domain first."""
     tenant_openai_key: str | None = field(default=None, repr=False)
     """Encrypted; a change of it bumps the revision of every widget of the tenant."""
+    widget_model_key: str | None = field(default=None, repr=False)
+    """Encrypted; the widget's own key for its agent's ``base_url``."""
 
     def entry_for(self, origin: str) -> AllowedEntry | None:
         """The allowed entry that lets ``origin`` (an ``Origin`` header) show the widget."""
@@ -94,6 +96,7 @@ async def load(session: AsyncSession, public_key: str) -> Snapshot:
         direct=config.placement is Placement.direct,
         origins=tuple(entries),
         tenant_openai_key=row.tenant_openai_key,
+        widget_model_key=row.widget_model_key,
     )
     return Snapshot(revision=row.revision, published=published)
 

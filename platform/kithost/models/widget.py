@@ -36,6 +36,8 @@ class Widget(TenantOwned):
     allow_insecure_origins: Mapped[bool] = mapped_column(default=False)
     identity_secret: Mapped[str | None] = mapped_column(Text)
     """Encrypted (``kit.crypto.SecretBox``): signs the identity tokens of tenant backends."""
+    model_key: Mapped[str | None] = mapped_column(Text)
+    """Encrypted: the tenant's API key for the endpoint its agent's ``base_url`` names."""
     revision: Mapped[int] = mapped_column(default=1)
 
     __mapper_args__ = {"version_id_col": revision}

@@ -13,6 +13,7 @@ from kithost.state import AppSecretBox
 router = APIRouter(prefix="/tenants/{tenant}", tags=["secrets"])
 OPENAI_KEY = "/openai-key"
 IDENTITY = "/widgets/{id}/identity-secret"
+MODEL_KEY = "/widgets/{id}/model-key"
 
 
 @router.get(
@@ -74,3 +75,35 @@ async def rotate_identity_secret(
 )
 async def remove_identity_secret(access: WidgetsWrite, session: DbSession, id: uuid.UUID) -> None:
     await service.remove_identity_secret(session, access, id)
+
+
+@router.put(
+    MODEL_KEY,
+    summary="Set a widget's model key",
+    description="The API key Kithost sends to the endpoint the widget's `agent.base_url` "
+    "names (a self-hosted model, a gateway). Such a widget gets no other key: neither the "
+    "tenant's OpenAI key nor the platform's goes to a URL a tenant chose. Stored encrypted "
+    "and never shown again: the widget tells only `has_model_key`.",
+    responses=problems(*TENANT_ERRORS),
+)
+async def set_model_key(
+    access: WidgetsWrite,
+    session: DbSession,
+    box: AppSecretBox,
+    id: uuid.UUID,
+    body: schemas.ModelKeyUpdate,
+) -> schemas.ModelKey:
+    state = await service.set_model_key(session, box, access, id, body.api_key)
+    return schemas.ModelKey.model_validate(state)
+
+
+@router.delete(
+    MODEL_KEY,
+    summary="Remove a widget's model key",
+    description="A published version whose agent has a `base_url` stops answering until a "
+    "key is set again. Removing it when there is none is not an error.",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(*TENANT_ERRORS),
+)
+async def remove_model_key(access: WidgetsWrite, session: DbSession, id: uuid.UUID) -> None:
+    await service.remove_model_key(session, access, id)

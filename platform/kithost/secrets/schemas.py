@@ -22,6 +22,23 @@ class OpenAIKeyUpdate(Schema):
     )
 
 
+class ModelKey(Schema):
+    """Whether the widget has a model key; the key itself is never shown again."""
+
+    has_model_key: bool
+    revision: int = Field(description="The widget's revision (its ETag) after the change.")
+
+
+class ModelKeyUpdate(Schema):
+    api_key: str = Field(
+        min_length=1,
+        max_length=500,
+        pattern=r"^[!-~]+$",
+        description="The API key of the endpoint the widget's `agent.base_url` names: "
+        "printable ASCII without whitespace.",
+    )
+
+
 class IdentitySecret(Schema):
     """A widget's new identity secret: shown this once, Kithost keeps it encrypted."""
 

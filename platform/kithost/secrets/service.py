@@ -12,6 +12,7 @@ from kithost.auth.principals import TenantAccess
 from kithost.errors import Conflict
 from kithost.kit.crypto import SecretBox
 from kithost.kit.tokens import random_token
+from kithost.kit.upstream import ModelEndpoint
 from kithost.models import SigningKey, Tenant, Widget
 from kithost.secrets import repository
 from kithost.secrets.repository import EncryptedColumn
@@ -21,6 +22,7 @@ from kithost.widgets.service import get_widget
 ENCRYPTED_COLUMNS: tuple[EncryptedColumn, ...] = (
     Tenant.openai_api_key,
     Widget.identity_secret,
+    Widget.model_key,
     SigningKey.private_key,
 )
 """Every column holding ``SecretBox`` ciphertexts."""
@@ -32,6 +34,14 @@ class OpenAIKey:
 
     configured: bool
     last4: str | None
+
+
+@dataclass(frozen=True)
+class ModelKeyState:
+    """What anyone sees of a widget's model key: whether it has one."""
+
+    has_model_key: bool
+    revision: int
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,62 @@ def openai_key_to_use(settings: Settings, box: SecretBox, encrypted: str | None)
     if settings.openai_api_key is not None:
         return settings.openai_api_key.get_secret_value()
     raise Conflict("The tenant has no OpenAI API key.", code="openai_key_missing")
+
+
+def model_endpoint(
+    settings: Settings,
+    box: SecretBox,
+    base_url: str | None,
+    *,
+    widget_key: str | None,
+    tenant_key: str | None,
+) -> ModelEndpoint:
+    """Where a self-hosted widget's agent is called and with which key (keys encrypted).
+
+    A credential goes only to the endpoint it was given for: the platform's key and the
+    tenant's OpenAI key only to the operator's endpoint (``KITHOST_OPENAI_BASE_URL``, else
+    OpenAI's), never to a ``base_url`` the tenant typed — which gets the widget's own model
+    key, or nothing is called (409 ``model_key_missing``). The tenant's OpenAI key stays
+    out too: it is write-only, and whoever may edit a widget must not be able to read it by
+    pointing the widget at their own server. Without a ``base_url`` the widget's model key
+    (if any) goes first, then the tenant's key, then the platform's."""
+    if base_url is not None:
+        if widget_key is None:
+            raise Conflict(
+                "The widget's agent has its own base_url but no model key for it.",
+                code="model_key_missing",
+            )
+        return ModelEndpoint(base_url, box.decrypt(widget_key), chosen_by_tenant=True)
+    if widget_key is not None:
+        key = box.decrypt(widget_key)
+    else:
+        key = openai_key_to_use(settings, box, tenant_key)
+    return ModelEndpoint(settings.openai_base_url, key, chosen_by_tenant=False)
+
+
+async def set_model_key(
+    session: AsyncSession, box: SecretBox, access: TenantAccess, widget_id: uuid.UUID, key: str
+) -> ModelKeyState:
+    """Store the widget's model key encrypted, replacing any other (never shown again)."""
+    widget = await get_widget(session, access.tenant, widget_id)
+    before = _secrets_state(widget)
+    widget.model_key = box.encrypt(key)
+    action = "widget.model_key_" + ("replaced" if before["has_model_key"] else "set")
+    await _record_secret_change(session, access, widget, action, before)
+    return ModelKeyState(True, widget.revision)
+
+
+async def remove_model_key(
+    session: AsyncSession, access: TenantAccess, widget_id: uuid.UUID
+) -> None:
+    """Forget the widget's model key; without one, nothing changes. A published version
+    whose agent has a ``base_url`` stops answering until a key is set again."""
+    widget = await get_widget(session, access.tenant, widget_id)
+    if widget.model_key is None:
+        return
+    before = _secrets_state(widget)
+    widget.model_key = None
+    await _record_secret_change(session, access, widget, "widget.model_key_removed", before)
 
 
 async def set_openai_key(
@@ -106,11 +172,11 @@ async def rotate_identity_secret(
 ) -> NewIdentitySecret:
     """Give the widget a new identity secret; the one it had stops verifying at once."""
     widget = await get_widget(session, access.tenant, widget_id)
-    before = _identity_state(widget)
+    before = _secrets_state(widget)
     secret = random_token("wis_", 32)
     widget.identity_secret = box.encrypt(secret)
     action = "widget.identity_secret_" + ("rotated" if before["has_identity_secret"] else "created")
-    await _record_identity_change(session, access, widget, action, before)
+    await _record_secret_change(session, access, widget, action, before)
     return NewIdentitySecret(secret, widget.revision)
 
 
@@ -121,16 +187,20 @@ async def remove_identity_secret(
     widget = await get_widget(session, access.tenant, widget_id)
     if widget.identity_secret is None:
         return
-    before = _identity_state(widget)
+    before = _secrets_state(widget)
     widget.identity_secret = None
-    await _record_identity_change(session, access, widget, "widget.identity_secret_removed", before)
+    await _record_secret_change(session, access, widget, "widget.identity_secret_removed", before)
 
 
-def _identity_state(widget: Widget) -> dict[str, Any]:
-    return {"has_identity_secret": widget.identity_secret is not None, "revision": widget.revision}
+def _secrets_state(widget: Widget) -> dict[str, Any]:
+    return {
+        "has_identity_secret": widget.identity_secret is not None,
+        "has_model_key": widget.model_key is not None,
+        "revision": widget.revision,
+    }
 
 
-async def _record_identity_change(
+async def _record_secret_change(
     session: AsyncSession,
     access: TenantAccess,
     widget: Widget,
@@ -145,7 +215,7 @@ async def _record_identity_change(
         tenant_id=access.tenant.id,
         target_type="widget",
         target_id=widget.id,
-        data=audit.changes(before, _identity_state(widget)),
+        data=audit.changes(before, _secrets_state(widget)),
     )
 
 

@@ -9,6 +9,7 @@ from kithost.auth.dependencies import WidgetsRead, WidgetsWrite
 from kithost.db import DbSession
 from kithost.kit.schemas import TENANT_ERRORS, problems
 from kithost.models import Widget
+from kithost.state import AppSettings
 from kithost.widgets import schemas, service
 
 router = APIRouter(prefix="/tenants/{tenant}/widgets", tags=["widgets"])
@@ -38,7 +39,11 @@ def _widget(response: Response, widget: Widget) -> schemas.Widget:
     responses=problems(*TENANT_ERRORS),
 )
 async def create_widget(
-    access: WidgetsWrite, session: DbSession, response: Response, body: schemas.WidgetCreate
+    access: WidgetsWrite,
+    session: DbSession,
+    settings: AppSettings,
+    response: Response,
+    body: schemas.WidgetCreate,
 ) -> schemas.Widget:
     widget = await service.create_widget(
         session,
@@ -48,6 +53,7 @@ async def create_widget(
         config=body.config,
         origins=body.origins,
         allow_insecure_origins=body.allow_insecure_origins,
+        outbound=settings.outbound_policy,
     )
     return _widget(response, widget)
 
@@ -93,6 +99,7 @@ async def get_widget(
 async def update_widget(
     access: WidgetsWrite,
     session: DbSession,
+    settings: AppSettings,
     response: Response,
     id: uuid.UUID,
     body: schemas.WidgetUpdate,
@@ -106,6 +113,7 @@ async def update_widget(
         name=body.name,
         config_patch=body.config,
         allow_insecure_origins=body.allow_insecure_origins,
+        outbound=settings.outbound_policy,
     )
     return _widget(response, widget)
 
@@ -130,12 +138,15 @@ async def delete_widget(access: WidgetsWrite, session: DbSession, id: uuid.UUID)
 async def replace_config(
     access: WidgetsWrite,
     session: DbSession,
+    settings: AppSettings,
     response: Response,
     id: uuid.UUID,
     body: Annotated[schemas.RawConfig, Body()],
     if_match: IfMatch = None,
 ) -> schemas.Widget:
-    widget = await service.replace_config(session, access, id, if_match, body)
+    widget = await service.replace_config(
+        session, access, id, if_match, body, outbound=settings.outbound_policy
+    )
     return _widget(response, widget)
 
 

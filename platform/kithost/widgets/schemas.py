@@ -34,8 +34,10 @@ class Widget(Schema):
     created_at: datetime
     updated_at: datetime
     has_identity_secret: bool = Field(validation_alias="identity_secret")
+    has_model_key: bool = Field(validation_alias="model_key")
+    """Whether the widget has its own model key (``PUT …/model-key``), never the key."""
 
-    @field_validator("has_identity_secret", mode="before")
+    @field_validator("has_identity_secret", "has_model_key", mode="before")
     @classmethod
     def _whether_set(cls, secret: str | None) -> bool:
         return secret is not None

@@ -20,20 +20,24 @@ from kithost.audit import service as audit
 from kithost.auth.principals import TenantAccess, UserPrincipal
 from kithost.errors import (
     Conflict,
+    FieldError,
+    InvalidInput,
     NotFound,
     PreconditionFailed,
     PreconditionRequired,
     invalid_field,
 )
 from kithost.kit.origins import InvalidOrigin, normalize_pattern
+from kithost.kit.outbound import OutboundPolicy
 from kithost.kit.tokens import random_token
-from kithost.models import AllowedOrigin, Tenant, User, Widget, WidgetVersion
+from kithost.models import AllowedOrigin, Tenant, User, Widget, WidgetMode, WidgetVersion
 from kithost.models.base import utcnow
 from kithost.widgets import repository
-from kithost.widgets.config import parse_config
+from kithost.widgets.config import WidgetConfig, parse_config
 
 ORIGIN_MAX_LENGTH = 255
 """The length of ``allowed_origins.origin``."""
+BASE_URL = "config.agent.base_url"
 
 
 def etag(widget: Widget) -> str:
@@ -62,10 +66,11 @@ async def create_widget(
     config: Any = None,
     origins: Iterable[str] = (),
     allow_insecure_origins: bool = False,
+    outbound: OutboundPolicy | None = None,
 ) -> Widget:
     """Create a widget with a fresh public key (``pk_`` + 192 random bits); ``config`` is
-    the draft (the defaults when None)."""
-    draft = _draft({} if config is None else config)
+    the draft (the defaults when None). ``outbound``: see :func:`check_agent`."""
+    draft = _draft({} if config is None else config, has_model_key=False, outbound=outbound)
     normalized = sorted(
         {
             _normalize(o, f"origins.{i}", allow_insecure=allow_insecure_origins)
@@ -122,10 +127,14 @@ async def edit_widget(
     name: str | None = None,
     config_patch: dict[str, Any] | None = None,
     allow_insecure_origins: bool | None = None,
+    outbound: OutboundPolicy | None = None,
 ) -> Widget:
     """Change what is given; the draft by a JSON merge patch (RFC 7396)."""
     widget = await _writable(session, access.tenant, widget_id, if_match)
-    draft = None if config_patch is None else _draft(_merge_patch(widget.draft, config_patch))
+    draft = None
+    if config_patch is not None:
+        merged = _merge_patch(widget.draft, config_patch)
+        draft = _draft(merged, has_model_key=widget.model_key is not None, outbound=outbound)
     if allow_insecure_origins is False and widget.allow_insecure_origins:
         await _refuse_insecure_origins(session, widget)
     await _change(
@@ -146,10 +155,13 @@ async def replace_config(
     widget_id: uuid.UUID,
     if_match: str | None,
     config: Any,
+    *,
+    outbound: OutboundPolicy | None = None,
 ) -> Widget:
     """Replace the draft as a whole."""
     widget = await _writable(session, access.tenant, widget_id, if_match)
-    await _change(session, access.actor, widget, "widget.updated", draft=_draft(config))
+    draft = _draft(config, has_model_key=widget.model_key is not None, outbound=outbound)
+    await _change(session, access.actor, widget, "widget.updated", draft=draft)
     return widget
 
 
@@ -176,6 +188,7 @@ async def publish_draft(
 ) -> Widget:
     """Publish ``widget``'s draft as its next version (callers have checked access)."""
     config = parse_config(widget.draft)
+    check_agent(config, has_model_key=widget.model_key is not None)
     number = await repository.last_version_number(session, widget.tenant_id, widget.id) + 1
     changes = audit.changes(
         {"published_version": widget.published_version}, {"published_version": number}
@@ -322,9 +335,38 @@ async def _origin(
     return widget, allowed
 
 
-def _draft(config: Any) -> dict[str, Any]:
+def _draft(config: Any, *, has_model_key: bool, outbound: OutboundPolicy | None) -> dict[str, Any]:
     """A configuration as stored: checked, with every default filled in."""
-    return parse_config(config).model_dump(mode="json")
+    parsed = parse_config(config)
+    check_agent(parsed, has_model_key=has_model_key, outbound=outbound)
+    return parsed.model_dump(mode="json")
+
+
+def check_agent(
+    config: WidgetConfig, *, has_model_key: bool, outbound: OutboundPolicy | None = None
+) -> None:
+    """A self-hosted agent with its own ``base_url`` needs the widget's model key (no other
+    key ever goes to a URL a tenant chose: ``secrets.service.model_endpoint``), and, when
+    ``outbound`` (the deployment's policy) is given, an address Kithost may connect to. A
+    name is checked again on every connection (``kit.outbound``)."""
+    base_url = config.agent.base_url
+    if config.mode is not WidgetMode.self_hosted or base_url is None:
+        return
+    refused = None if outbound is None else outbound.url_refusal(str(base_url))
+    if refused is not None:
+        raise invalid_field(
+            BASE_URL, f"Kithost may not connect to this address: {refused}", "outbound_refused"
+        )
+    if not has_model_key:
+        message = (
+            "an agent with its own base_url needs the widget's model key for it "
+            "(PUT …/model-key first); no other key is sent there"
+        )
+        raise InvalidInput(
+            "Set the widget's model key before giving its agent a base_url.",
+            code="model_key_required",
+            errors=[FieldError(field=BASE_URL, message=message, type="model_key_required")],
+        )
 
 
 def _merge_patch(target: Any, patch: Any) -> Any:
