@@ -17,6 +17,7 @@ from tests.cli import kithost, ok_json, sync_session
 OLD, NEW = "old-key-0123456789", "new-key-9876543210"
 OPENAI_KEY = "sk-proj-" + "x" * 40
 IDENTITY_SECRET = "wis_" + "y" * 43
+MODEL_KEY = "model-key-" + "z" * 20
 
 
 def stored(settings: Settings) -> dict[str, list[str]]:
@@ -28,6 +29,9 @@ def stored(settings: Settings) -> dict[str, list[str]]:
             ],
             "widgets.identity_secret": [
                 v for v in session.scalars(select(Widget.identity_secret).order_by(Widget.id)) if v
+            ],
+            "widgets.model_key": [
+                v for v in session.scalars(select(Widget.model_key).order_by(Widget.id)) if v
             ],
             "signing_keys.private_key": list(
                 session.scalars(select(SigningKey.private_key).order_by(SigningKey.id))
@@ -51,12 +55,14 @@ def test_reencrypt_moves_every_secret_to_the_first_key(
         widget = session.scalars(select(Widget).where(Widget.tenant_id == tenant.id)).one()
         tenant.openai_api_key = old_box.encrypt(OPENAI_KEY)
         widget.identity_secret = old_box.encrypt(IDENTITY_SECRET)
+        widget.model_key = old_box.encrypt(MODEL_KEY)
         session.commit()
         revision = widget.revision
     before = stored(cli_settings)
     plaintexts = decrypted(old_box, before)
     assert plaintexts["tenants.openai_api_key"] == [OPENAI_KEY]
     assert plaintexts["widgets.identity_secret"] == [IDENTITY_SECRET]
+    assert plaintexts["widgets.model_key"] == [MODEL_KEY]
     assert plaintexts["signing_keys.private_key"]
 
     monkeypatch.setenv("KITHOST_SECRET_KEY", f"{NEW},{OLD}")

@@ -102,9 +102,12 @@ async def test_patch_merges_into_the_draft(client: httpx.AsyncClient, acme: Acme
     unchanged = {"mode", "placement", "hosted", "require_identity"}
     assert {k: config[k] for k in unchanged} == {k: EVERYTHING[k] for k in unchanged}
 
-    reset = await client.patch(
-        widget, json={"config": {"mode": None, "hosted": None}}, headers=acme.matching('"2"')
-    )
+    # Self-hosted again, its agent would call its base_url: that needs the widget's model key.
+    back = {"mode": None, "hosted": None}
+    keyless = await client.patch(widget, json={"config": back}, headers=acme.matching('"2"'))
+    assert (keyless.status_code, keyless.json()["code"]) == (422, "model_key_required")
+    back["agent"] = {"base_url": None}
+    reset = await client.patch(widget, json={"config": back}, headers=acme.matching('"2"'))
     assert (reset.json()["config"]["mode"], reset.json()["config"]["hosted"]) == (
         "self_hosted",
         None,

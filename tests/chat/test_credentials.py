@@ -1,0 +1,216 @@
+"""Which key goes where: a URL a tenant typed (``agent.base_url``) gets only the widget's own
+model key — never the platform's key, never the tenant's OpenAI key, never anything from
+the process's environment — and only if Kithost may connect to its address. The tenant's
+server is a second fake on loopback that records what it receives."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import httpx
+import pytest
+from chatkit.types import ErrorEvent
+from fastapi import FastAPI
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from kithost.embed.cache import ConfigCache
+from kithost.models import Role, Tenant, Widget
+from kithost.settings import Settings
+from tests.chat.helpers import (
+    SentTasks,
+    assert_problem,
+    chat_config,
+    deltas,
+    publish_unchecked,
+    visitor,
+)
+from tests.conftest import create_test_app
+from tests.embed.helpers import make_widget
+from tests.factories import Credentials, login, make_member
+from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI
+from tests.widgets.helpers import audit_entries
+
+PLATFORM_KEY = "sk-platform-" + "p" * 32
+TENANT_KEY = "sk-tenant-" + "t" * 32
+MODEL_KEY = "gw-model-key-" + "m" * 20
+NOT_SET_UP = [("custom", "This chat is not set up to answer yet.")]
+
+
+@pytest.fixture(scope="module")
+def tenant_server() -> Iterator[FakeOpenAI]:
+    """The server a tenant points its widget at; it accepts the widget's model key."""
+    with FakeOpenAI(api_key=MODEL_KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def app(settings: Settings, connection: AsyncConnection, fake_openai: FakeOpenAI) -> FastAPI:
+    """A deployment with a platform key, for the operator's endpoint (the shared fake)."""
+    app = create_test_app(
+        settings,
+        connection,
+        openai_api_key=SecretStr(PLATFORM_KEY),
+        openai_base_url=fake_openai.base_url,
+    )
+    app.state.embed_config_cache = ConfigCache(revalidate_after=0)
+    return app
+
+
+@pytest.fixture(autouse=True)
+def _fresh(tenant_server: FakeOpenAI) -> None:
+    tenant_server.reset()
+
+
+async def editor_of(app: FastAPI, db: AsyncSession, widget: Widget) -> Credentials:
+    tenant = await db.get(Tenant, widget.tenant_id)
+    assert tenant is not None
+    return await login(app, db, await make_member(db, tenant, Role.editor))
+
+
+def errors(events: Sequence[object]) -> list[tuple[str | None, str | None]]:
+    return [(e.code, e.message) for e in events if isinstance(e, ErrorEvent)]
+
+
+async def if_match(client: httpx.AsyncClient, url: str, editor: Credentials) -> dict[str, str]:
+    """The editor's headers with the widget's current ETag."""
+    etag = (await client.get(url, headers=editor.headers)).headers["etag"]
+    return {**editor.headers, "If-Match": etag}
+
+
+async def test_a_base_url_without_the_widgets_own_key_gets_no_key_at_all(
+    http: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    tenant_server: FakeOpenAI,
+) -> None:
+    """The attack: a tenant without a key of its own points its widget at its server and
+    sends a message. Neither the platform's key nor, once set, the tenant's OpenAI key (write-
+    only: an editor must not read it this way) goes there; nothing is called."""
+    widget = await make_widget(db)
+    await publish_unchecked(db, widget, chat_config(tenant_server))
+    editor = await editor_of(app, db, widget)
+    alice = await visitor(http, app, db, widget)
+
+    assert errors(await alice.send("Hello?")) == NOT_SET_UP
+    tenant = await db.get(Tenant, widget.tenant_id)
+    assert tenant is not None
+    key_url = f"/api/v1/tenants/{tenant.slug}/openai-key"
+    put = await client.put(key_url, json={"api_key": TENANT_KEY}, headers=editor.headers)
+    assert put.status_code == 200, put.text
+    assert errors(await alice.send("Hello again?")) == NOT_SET_UP
+    assert tenant_server.requests == []
+    assert fake_openai.requests == []
+
+
+async def test_the_widgets_model_key_is_the_only_key_its_base_url_gets(
+    http: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    tenant_server: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in {
+        "OPENAI_API_KEY": "sk-ambient-key",
+        "OPENAI_ORG_ID": "org-operator",
+        "OPENAI_CUSTOM_HEADERS": "Authorization: Bearer sk-ambient-header",
+    }.items():
+        monkeypatch.setenv(name, value)
+    widget = await make_widget(db)
+    editor = await editor_of(app, db, widget)
+    tenant = await db.get(Tenant, widget.tenant_id)
+    assert tenant is not None
+    url = f"/api/v1/tenants/{tenant.slug}/widgets/{widget.id}"
+    agent = {"config": {"agent": {"base_url": tenant_server.base_url}}}
+
+    refused = await client.patch(url, json=agent, headers=await if_match(client, url, editor))
+    problem = assert_problem(refused, 422, "model_key_required")
+    assert problem["errors"] == [
+        {
+            "field": "config.agent.base_url",
+            "message": "an agent with its own base_url needs the widget's model key for it "
+            "(PUT …/model-key first); no other key is sent there",
+            "type": "model_key_required",
+        }
+    ]
+    put = await client.put(url + "/model-key", json={"api_key": MODEL_KEY}, headers=editor.headers)
+    assert put.status_code == 200, put.text
+    revision = put.json()["revision"]
+    assert put.json() == {"has_model_key": True, "revision": revision}
+    read = await client.get(url, headers=editor.headers)
+    assert read.json()["has_model_key"] is True
+    assert MODEL_KEY not in read.text
+    [entry] = await audit_entries(db, tenant, "widget.model_key_set")
+    assert entry.data == {
+        "before": {"has_model_key": False, "revision": revision - 1},
+        "after": {"has_model_key": True, "revision": revision},
+    }
+
+    patched = await client.patch(url, json=agent, headers=await if_match(client, url, editor))
+    assert patched.status_code == 200, patched.text
+    published = await client.post(url + "/publish", headers=await if_match(client, url, editor))
+    assert published.status_code == 200, published.text
+    alice = await visitor(http, app, db, widget)
+    assert "".join(deltas(await alice.send("Hello?"))) == DEFAULT_REPLY_TEXT
+    [call] = tenant_server.requests
+    assert call.headers["authorization"] == f"Bearer {MODEL_KEY}"
+    assert "openai-organization" not in call.headers
+    assert fake_openai.requests == []
+
+    removed = await client.delete(url + "/model-key", headers=editor.headers)
+    assert removed.status_code == 204
+    assert (await client.get(url, headers=editor.headers)).json()["has_model_key"] is False
+    assert errors(await alice.send("And now?")) == NOT_SET_UP
+    assert len(tenant_server.requests) == 1
+
+
+async def test_a_model_at_an_address_kithost_may_not_reach_is_refused(
+    http: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    tenant_server: FakeOpenAI,
+    sent_tasks: SentTasks,
+) -> None:
+    """``0.0.0.0`` reaches this machine's own services: refused when saved (422 naming the
+    field), and at run time for a version saved before (a clear error for the visitor, the
+    reason for the tenant), without any connection."""
+    widget = await make_widget(db)
+    widget.model_key = app.state.secret_box.encrypt(MODEL_KEY)
+    editor = await editor_of(app, db, widget)
+    tenant = await db.get(Tenant, widget.tenant_id)
+    assert tenant is not None
+    url = f"/api/v1/tenants/{tenant.slug}/widgets/{widget.id}"
+    port = tenant_server.base_url.rsplit(":", 1)[1].split("/")[0]
+    unspecified = f"http://0.0.0.0:{port}/v1"
+    for base_url, reason in [
+        (unspecified, "unspecified"),
+        ("http://169.254.169.254/latest", "link-local"),
+        ("http://[::ffff:10.0.0.1]/v1", "private"),
+    ]:
+        body = {"config": {"agent": {"base_url": base_url}}}
+        response = await client.patch(url, json=body, headers=await if_match(client, url, editor))
+        problem = assert_problem(response, 422, "validation_failed")
+        assert problem["errors"] == [
+            {
+                "field": "config.agent.base_url",
+                "message": f"Kithost may not connect to this address: {reason}",
+                "type": "outbound_refused",
+            }
+        ]
+
+    await publish_unchecked(db, widget, chat_config(tenant_server, agent={"base_url": unspecified}))
+    alice = await visitor(http, app, db, widget)
+    events = await alice.send("Hello?")
+    assert errors(events) == [
+        ("custom", "This chat's model is at an address Kithost may not connect to.")
+    ]
+    assert tenant_server.requests == []
+    [failed] = [f for f in await sent_tasks.facts() if f["name"] == "server.response.failed"]
+    assert failed["data"]["error"] == (
+        "outbound_refused: 0.0.0.0: unspecified, not a public address"
+    )
