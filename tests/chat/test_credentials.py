@@ -62,10 +62,11 @@ def _fresh(tenant_server: FakeOpenAI) -> None:
     tenant_server.reset()
 
 
-async def editor_of(app: FastAPI, db: AsyncSession, widget: Widget) -> Credentials:
+async def editor_of(app: FastAPI, db: AsyncSession, widget: Widget) -> tuple[Tenant, Credentials]:
+    """The widget's tenant and one of its editors, signed in."""
     tenant = await db.get(Tenant, widget.tenant_id)
     assert tenant is not None
-    return await login(app, db, await make_member(db, tenant, Role.editor))
+    return tenant, await login(app, db, await make_member(db, tenant, Role.editor))
 
 
 def errors(events: Sequence[object]) -> list[tuple[str | None, str | None]]:
@@ -91,12 +92,10 @@ async def test_a_base_url_without_the_widgets_own_key_gets_no_key_at_all(
     only: an editor must not read it this way) goes there; nothing is called."""
     widget = await make_widget(db)
     await publish_unchecked(db, widget, chat_config(tenant_server))
-    editor = await editor_of(app, db, widget)
+    tenant, editor = await editor_of(app, db, widget)
     alice = await visitor(http, app, db, widget)
 
     assert errors(await alice.send("Hello?")) == NOT_SET_UP
-    tenant = await db.get(Tenant, widget.tenant_id)
-    assert tenant is not None
     key_url = f"/api/v1/tenants/{tenant.slug}/openai-key"
     put = await client.put(key_url, json={"api_key": TENANT_KEY}, headers=editor.headers)
     assert put.status_code == 200, put.text
@@ -121,9 +120,7 @@ async def test_the_widgets_model_key_is_the_only_key_its_base_url_gets(
     }.items():
         monkeypatch.setenv(name, value)
     widget = await make_widget(db)
-    editor = await editor_of(app, db, widget)
-    tenant = await db.get(Tenant, widget.tenant_id)
-    assert tenant is not None
+    tenant, editor = await editor_of(app, db, widget)
     url = f"/api/v1/tenants/{tenant.slug}/widgets/{widget.id}"
     agent = {"config": {"agent": {"base_url": tenant_server.base_url}}}
 
@@ -181,9 +178,7 @@ async def test_a_model_at_an_address_kithost_may_not_reach_is_refused(
     reason for the tenant), without any connection."""
     widget = await make_widget(db)
     widget.model_key = app.state.secret_box.encrypt(MODEL_KEY)
-    editor = await editor_of(app, db, widget)
-    tenant = await db.get(Tenant, widget.tenant_id)
-    assert tenant is not None
+    tenant, editor = await editor_of(app, db, widget)
     url = f"/api/v1/tenants/{tenant.slug}/widgets/{widget.id}"
     port = tenant_server.base_url.rsplit(":", 1)[1].split("/")[0]
     unspecified = f"http://0.0.0.0:{port}/v1"

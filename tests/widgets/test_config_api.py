@@ -103,7 +103,7 @@ async def test_patch_merges_into_the_draft(client: httpx.AsyncClient, acme: Acme
     assert {k: config[k] for k in unchanged} == {k: EVERYTHING[k] for k in unchanged}
 
     # Self-hosted again, its agent would call its base_url: that needs the widget's model key.
-    back = {"mode": None, "hosted": None}
+    back: dict[str, Any] = {"mode": None, "hosted": None}
     keyless = await client.patch(widget, json={"config": back}, headers=acme.matching('"2"'))
     assert (keyless.status_code, keyless.json()["code"]) == (422, "model_key_required")
     back["agent"] = {"base_url": None}
