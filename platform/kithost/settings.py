@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from enum import StrEnum
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, SecretStr, computed_field, field_validator
@@ -119,13 +119,13 @@ class Settings(BaseSettings):
     def json_logs(self) -> bool:
         return self.env is Environment.production if self.log_json is None else self.log_json
 
-    @cached_property
+    @property
     def outbound_policy(self) -> OutboundPolicy:
         """What tenant-chosen URLs may reach besides public addresses."""
         allow = self.outbound_allow
         if allow is None:
             allow = "" if self.env is Environment.production else LOOPBACK
-        return OutboundPolicy.parse(allow)
+        return _outbound_policy(allow)
 
     @property
     def https(self) -> bool:
@@ -157,3 +157,8 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+@lru_cache
+def _outbound_policy(allow: str) -> OutboundPolicy:
+    return OutboundPolicy.parse(allow)
