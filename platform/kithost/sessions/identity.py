@@ -1,8 +1,9 @@
 """The end user behind a visitor session: verified by the tenant's backend, or anonymous.
 
 A tenant's backend vouches for its signed-in user with an *identity token*: a JWT signed
-HS256 with the widget's identity secret, carrying ``sub``, ``exp`` (at most 24 hours
-ahead) and optionally ``name`` and ``email``. Without one (and when the widget does not
+HS256 with the widget's identity secret, carrying ``sub`` (no control or bidi characters),
+``exp`` (at most 24 hours ahead), optionally ``nbf`` (honoured), ``name`` and ``email``.
+Without one (and when the widget does not
 require identity) the loader sends an anonymous device id. End-user ids are prefixed by
 kind (``u:`` verified, ``a:`` anonymous), so an anonymous id can never pose as a user.
 """
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -40,9 +43,25 @@ def _refused(why: str) -> Unauthorized:
     return Unauthorized(f"The identity token is not valid: {why}.", code="invalid_identity_token")
 
 
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+"""Unicode categories refused in claims shown to people or used as ids: control, format
+(bidi overrides and isolates, zero-width characters), surrogate, private-use, unassigned."""
+
+
+def _check_visible(claims: dict[str, object], name: str) -> None:
+    value = claims.get(name)
+    if isinstance(value, str) and any(unicodedata.category(c) in _INVISIBLE for c in value):
+        raise _refused(f"{name} must not contain control, bidi or other invisible characters")
+
+
 def _optional_text(claims: dict[str, object], name: str) -> str | None:
+    _check_visible(claims, name)
     value = claims.get(name)
     return value[:320] if isinstance(value, str) and value else None
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def verify_identity_token(token: str, secret: str, *, now: float | None = None) -> EndUser:
@@ -56,8 +75,12 @@ def verify_identity_token(token: str, secret: str, *, now: float | None = None) 
     sub, exp = claims.get("sub"), claims.get("exp")
     if not isinstance(sub, str) or not sub or len(sub) > MAX_SUBJECT_LENGTH:
         raise _refused(f"sub must be a string of 1 to {MAX_SUBJECT_LENGTH} characters")
-    if not isinstance(exp, int | float) or isinstance(exp, bool):
+    _check_visible(claims, "sub")
+    if not _is_number(exp):
         raise _refused("exp is required")
+    nbf = claims.get("nbf")
+    if nbf is not None and not (_is_number(nbf) and nbf <= now + CLOCK_SKEW_SECONDS):
+        raise _refused("it is not valid yet (nbf is in the future or not a number)")
     if exp <= now - CLOCK_SKEW_SECONDS:
         raise _refused("it has expired")
     if exp > now + MAX_IDENTITY_LIFETIME_SECONDS + CLOCK_SKEW_SECONDS:
