@@ -21,6 +21,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
 from kithost.errors import Unauthorized, invalid_field
+from kithost.kit.tokens import hash_secret
 
 MAX_IDENTITY_LIFETIME_SECONDS = 24 * 3600
 CLOCK_SKEW_SECONDS = 60
@@ -37,6 +38,16 @@ class EndUser:
     expires_at: int | None = None
     """When the identity token vouching for this user expires (None: anonymous). Sessions
     end then too, refreshes included: the loader asks the tenant's backend again."""
+    secret_fingerprint: str | None = None
+    """Which identity secret verified the token (:func:`secret_fingerprint`): a session
+    derived from it stops refreshing once the widget's secret is removed or rotated."""
+    started_at: int | None = None
+    """When the session's first credential was minted (None: now); refreshes keep it."""
+
+
+def secret_fingerprint(secret: str) -> str:
+    """A short, one-way name of an identity secret (256 random bits: a hash prefix is safe)."""
+    return hash_secret(secret)[:16]
 
 
 def _refused(why: str) -> Unauthorized:
@@ -91,6 +102,7 @@ def verify_identity_token(token: str, secret: str, *, now: float | None = None) 
         name=_optional_text(claims, "name"),
         email=_optional_text(claims, "email"),
         expires_at=int(exp),
+        secret_fingerprint=secret_fingerprint(secret),
     )
 
 
