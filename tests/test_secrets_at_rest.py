@@ -14,7 +14,6 @@ import httpx
 import jwt as pyjwt
 import pytest
 from fastapi import FastAPI
-from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,23 +23,23 @@ from kithost.models import Base, Role
 from kithost.settings import Settings
 from kithost.widgets.service import create_widget, publish_draft
 from tests.auth.helpers import GRANT, TOKEN_URL, basic
-from tests.conftest import create_test_app
 from tests.factories import PASSWORD, login, make_member, make_tenant
 from tests.fakes.openai_server import FakeOpenAI
-from tests.sessions.test_mint_api import DEVICE, HOSTED, SHOP, Published, mint
+from tests.sessions.test_mint_api import (
+    DEVICE,
+    HOSTED,
+    SHOP,
+    Published,
+    create_hosted_app,
+    mint,
+)
 
 TENANT_KEY = "sk-tenant-" + "q" * 40
 
 
 @pytest.fixture
 def app(settings: Settings, connection: AsyncConnection, fake_openai: FakeOpenAI) -> FastAPI:
-    return create_test_app(
-        settings,
-        connection,
-        openai_base_url=fake_openai.base_url,
-        openai_api_key=SecretStr(fake_openai.api_key),
-        openai_timeout_seconds=1,
-    )
+    return create_hosted_app(settings, connection, fake_openai)
 
 
 async def scenario(app: FastAPI, client: httpx.AsyncClient) -> dict[str, str]:
