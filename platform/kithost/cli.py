@@ -293,12 +293,20 @@ def client_create(
 
 
 @keys_app.command("rotate")
-def keys_rotate(as_json: JsonOption = False) -> None:
+def keys_rotate(
+    as_json: JsonOption = False,
+    withdraw_previous: Annotated[
+        bool,
+        typer.Option(help="Stop trusting the old keys at once (a leak): their tokens fail."),
+    ] = False,
+) -> None:
     """Sign with a new key from now on; the old one stays published until its tokens expire."""
     box = SecretBox(_settings().encryption_keys())
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         key = await signing.rotate(session, box)
+        if withdraw_previous:
+            await signing.withdraw_retired(session)
         published = await signing.published_keys(session)
         return {"kid": key.kid, "published": " ".join(k.kid for k in published)}
 

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     access_token_ttl_seconds: int = Field(default=600, ge=60, le=3600)
     session_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
+    session_max_age_hours: int = Field(default=12, ge=1, le=24 * 30)
+    """How long a visitor session may be refreshed from its first mint on (self-hosted)."""
     mint_limit_per_client: int = Field(default=60, ge=1)
     """Sessions a client IP may mint per widget and minute."""
     mint_limit_per_user: int = Field(default=30, ge=1)

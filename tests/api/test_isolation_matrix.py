@@ -44,6 +44,8 @@ class Rule:
     body: dict[str, Any] | None = None
     if_match: str | None = None
     """The ``If-Match`` of a change that needs it: a fresh target widget is at revision 1."""
+    grants: Role | None = None
+    """The role the call gives or takes: a client needs that role's scopes too."""
 
 
 WIDGET = f"{PREFIX}/widgets/{{id}}"
@@ -63,10 +65,14 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", PREFIX): Rule(None),
     ("PATCH", PREFIX): Rule(Scope.members_write, {"name": "Renamed"}),
     ("GET", f"{PREFIX}/members"): Rule(Scope.members_read),
-    ("PATCH", f"{PREFIX}/members/{{user_id}}"): Rule(Scope.members_write, {"role": "editor"}),
-    ("DELETE", f"{PREFIX}/members/{{user_id}}"): Rule(Scope.members_write),
+    ("PATCH", f"{PREFIX}/members/{{user_id}}"): Rule(
+        Scope.members_write, {"role": "viewer"}, grants=Role.viewer
+    ),
+    ("DELETE", f"{PREFIX}/members/{{user_id}}"): Rule(Scope.members_write, grants=Role.viewer),
     ("POST", f"{PREFIX}/invitations"): Rule(
-        Scope.members_write, {"email": "invitee@example.test", "role": "viewer"}
+        Scope.members_write,
+        {"email": "invitee@example.test", "role": "viewer"},
+        grants=Role.viewer,
     ),
     ("GET", f"{PREFIX}/invitations"): Rule(Scope.members_read),
     ("DELETE", f"{PREFIX}/invitations/{{id}}"): Rule(Scope.members_write),
@@ -259,6 +265,8 @@ async def test_isolation_matrix(client: httpx.AsyncClient, app: FastAPI, db: Asy
             lacking = ALL_SCOPES - held
             token = await client_token(app, db, tenant, sorted(lacking))
             cases["client lacking the scope"] = Caller(token.headers, lacking)
+        if rule.grants is not None:
+            held |= ROLE_SCOPES[rule.grants]
         token = await client_token(app, db, tenant, sorted(held))
         cases["client holding just the route's scope"] = Caller(token.headers, held)
         for name, caller in cases.items():

@@ -3,6 +3,7 @@ the throttling of failed attempts."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from typing import Literal
@@ -14,13 +15,19 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from kithost.app import create_app
 from kithost.audit.service import CLI
 from kithost.auth import passwords, sessions
 from kithost.auth.passwords import check_password_rules
 from kithost.errors import InvalidInput
 from kithost.models import AuditLogEntry, Role, User
 from kithost.settings import Settings
-from kithost.users.service import FAILURES_PER_ACCOUNT, FAILURES_PER_IP, create_user
+from kithost.users.service import (
+    FAILURES_PER_ACCOUNT,
+    FAILURES_PER_ACCOUNT_CEILING,
+    FAILURES_PER_IP,
+    create_user,
+)
 from tests.auth.helpers import ME, client_at, redis_limiter
 from tests.conftest import create_test_app
 from tests.factories import PASSWORD, login, make_member, make_tenant, make_user
@@ -247,8 +254,36 @@ async def test_failures_per_account(throttled: FastAPI, db: AsyncSession) -> Non
             assert (await sign_in(client, user.email, "wrong")).status_code == 401
         assert_throttled(await sign_in(client, user.email))
         assert (await sign_in(client, bystander.email)).status_code == 200
-    async with client_at(throttled, "192.0.2.2") as elsewhere:
-        assert_throttled(await sign_in(elsewhere, user.email))
+    # A stranger's failures never lock the owner out from an address that has not failed.
+    async with client_at(throttled, "192.0.2.2") as owner:
+        assert (await sign_in(owner, user.email)).status_code == 200
+
+
+@pytest.mark.parametrize("limiter", ["memory", "redis"])
+async def test_concurrent_wrong_passwords_are_throttled(settings: Settings, limiter: str) -> None:
+    """Attempts are counted before the (slow) password check, so a burst can't slip past.
+    The app has an engine of its own: concurrent requests can't share the test's transaction."""
+    app = create_app(settings)
+    if limiter == "redis":
+        await app.state.rate_limiter.aclose()
+        app.state.rate_limiter = redis_limiter()
+    email = f"nobody-{secrets.token_hex(4)}@example.test"
+    async with app.router.lifespan_context(app), client_at(app, "192.0.2.9") as client:
+        burst = await asyncio.gather(*(sign_in(client, email, "wrong") for _ in range(40)))
+    codes = sorted(r.status_code for r in burst)
+    assert codes == [401] * FAILURES_PER_ACCOUNT + [429] * (40 - FAILURES_PER_ACCOUNT)
+
+
+async def test_account_ceiling_spares_fresh_addresses(app: FastAPI, db: AsyncSession) -> None:
+    user = await make_user(db)
+    limiter = app.state.rate_limiter
+    for _ in range(FAILURES_PER_ACCOUNT_CEILING):
+        await limiter.hit(f"password:account:{user.email}", FAILURES_PER_ACCOUNT_CEILING, 60)
+    async with client_at(app, "192.0.2.10") as attacker:
+        assert (await sign_in(attacker, user.email, "wrong")).status_code == 401
+        assert_throttled(await sign_in(attacker, user.email))
+    async with client_at(app, "192.0.2.11") as owner:
+        assert (await sign_in(owner, user.email)).status_code == 200
 
 
 async def test_failures_per_address(app: FastAPI, db: AsyncSession) -> None:
@@ -271,4 +306,3 @@ async def test_wrong_current_passwords_are_throttled(
     for _ in range(FAILURES_PER_ACCOUNT):
         assert (await client.post(PASSWORD_URL, json=body, headers=me.headers)).status_code == 422
     assert_throttled(await client.post(PASSWORD_URL, json=body, headers=me.headers))
-    assert_throttled(await sign_in(client, user.email))

@@ -89,3 +89,14 @@ async def test_the_app_uses_redis_when_configured(
     limiter = create_app(settings).state.rate_limiter
     assert isinstance(limiter, kind)
     await limiter.aclose()
+
+
+async def test_release_takes_back_one_event(limiter: RateLimiter) -> None:
+    await limiter.release("absent")
+    assert (await limiter.peek("absent", 0)).allowed is False
+    assert (await limiter.peek("absent", 1)).allowed
+    await limiter.hit("k", 1, 60)
+    await limiter.release("k")
+    await limiter.release("k")
+    assert (await limiter.hit("k", 1, 60)).allowed
+    assert not (await limiter.hit("k", 1, 60)).allowed

@@ -27,6 +27,8 @@ def test_a_valid_token_names_a_verified_user() -> None:
         now=NOW,
     )
     assert (user.id, user.verified, user.name, user.email) == ("u:42", True, "Ada", "ada@x.test")
+    started = token({"sub": "42", "exp": NOW + 600, "nbf": NOW + 30})
+    assert verify_identity_token(started, SECRET, now=NOW).id == "u:42"
 
 
 def _none_token(claims: dict[str, object]) -> str:
@@ -47,6 +49,12 @@ def _none_token(claims: dict[str, object]) -> str:
         (token({"sub": 42, "exp": NOW + 600}), "sub"),
         (token({"sub": "42"}), "exp"),
         (token({"sub": "42", "exp": NOW + 3 * 86400}), "24 hours"),
+        (token({"sub": "42", "exp": NOW + 600, "nbf": NOW + 300}), "not valid yet"),
+        (token({"sub": "42", "exp": NOW + 600, "nbf": "soon"}), "not valid yet"),
+        (token({"sub": "4\u202e2", "exp": NOW + 600}), "sub must not contain"),
+        (token({"sub": "42\n", "exp": NOW + 600}), "sub must not contain"),
+        (token({"sub": "4\u200b2", "exp": NOW + 600}), "sub must not contain"),
+        (token({"sub": "42", "exp": NOW + 600, "name": "A\x1b[2J"}), "name must not contain"),
         ("not.a.jwt", "signed"),
         ("", "signed"),
     ],

@@ -210,8 +210,10 @@ async def test_rate_limit_and_recovery(
 HOSTED = {"mode": "hosted", "hosted": {"workflow_id": "wf_demo", "state_variables": ["plan"]}}
 
 
-@pytest.fixture
-def hosted_app(settings: Settings, connection: AsyncConnection, fake_openai: FakeOpenAI) -> FastAPI:
+def create_hosted_app(
+    settings: Settings, connection: AsyncConnection, fake_openai: FakeOpenAI
+) -> FastAPI:
+    """The test app with OpenAI at ``fake_openai`` (the platform key its key)."""
     return create_test_app(
         settings,
         connection,
@@ -219,6 +221,11 @@ def hosted_app(settings: Settings, connection: AsyncConnection, fake_openai: Fak
         openai_api_key=SecretStr(fake_openai.api_key),
         openai_timeout_seconds=1,
     )
+
+
+@pytest.fixture
+def hosted_app(settings: Settings, connection: AsyncConnection, fake_openai: FakeOpenAI) -> FastAPI:
+    return create_hosted_app(settings, connection, fake_openai)
 
 
 async def test_hosted_sessions_and_refresh(hosted_app: FastAPI, fake_openai: FakeOpenAI) -> None:

@@ -49,6 +49,8 @@ from kithost.kit.cors import preflight
 from kithost.kit.schemas import TENANT_ERRORS, problems
 from kithost.models import Tenant
 from kithost.models.base import utcnow
+from kithost.sessions.identity import exported_end_user
+from kithost.state import AppSettings
 from kithost.widgets.service import get_widget
 from kithost.worker.sender import TaskSender
 
@@ -333,16 +335,19 @@ async def export_events(
     access: AnalyticsRead,
     session: DbSession,
     query: Annotated[schemas.RangeQuery, Query()],
+    settings: AppSettings,
 ) -> StreamingResponse:
     since, until, widget = await _range(session, access.tenant, query, Interval.day)
     tenant_id = access.tenant.id
+    key = settings.encryption_keys()[0]
 
     async def lines() -> AsyncIterator[str]:
         for line in _csv_lines([["id", "widget_id", "name", "time", "end_user", "data"]]):
             yield line
         async with session_scope(request.app.state.sessionmaker) as reader:
             async for e in repository.stream_events(reader, tenant_id, since, until, widget):
-                row = [e.event_id, e.widget_id, e.name, e.occurred_at.isoformat(), e.end_user_id]
+                end_user = exported_end_user(e.end_user_id, key) if e.end_user_id else None
+                row = [e.event_id, e.widget_id, e.name, e.occurred_at.isoformat(), end_user]
                 for line in _csv_lines([[*row, json.dumps(e.data, separators=(",", ":"))]]):
                     yield line
 

@@ -1,5 +1,5 @@
 """Kithost's own JWTs (ES256): signing keys kept encrypted in the database, published as a
-JWKS, rotated with ``kithost keys rotate``.
+JWKS, rotated with ``kithost keys rotate`` (``--withdraw-previous`` when a key leaked).
 
 The newest unretired key signs. A retired key stays published for
 :data:`PUBLISHED_AFTER_RETIREMENT` (longer than any token Kithost issues lives), so tokens
@@ -78,6 +78,19 @@ async def rotate(session: AsyncSession, box: SecretBox) -> SigningKey:
     await session.flush()
     key_ring(session).invalidate()
     return key
+
+
+async def withdraw_retired(session: AsyncSession) -> list[str]:
+    """Stop publishing (and trusting) every retired key now rather than after
+    :data:`PUBLISHED_AFTER_RETIREMENT`, for a key that leaked: tokens it signed stop
+    verifying within :data:`REFRESH_SECONDS` in every process. The kids withdrawn."""
+    gone = utcnow() - PUBLISHED_AFTER_RETIREMENT - timedelta(seconds=1)
+    withdrawn = [k for k in await published_keys(session) if k.retired_at is not None]
+    for key in withdrawn:
+        key.retired_at = gone
+    await session.flush()
+    key_ring(session).invalidate()
+    return [k.kid for k in withdrawn]
 
 
 async def published_keys(session: AsyncSession) -> list[SigningKey]:

@@ -59,6 +59,7 @@ from kithost.errors import BadRequest, Conflict, FieldError, Unauthorized
 from kithost.kit.cors import preflight
 from kithost.kit.schemas import problems
 from kithost.models import WidgetMode
+from kithost.sessions.service import check_policy
 
 log = structlog.get_logger(__name__)
 
@@ -207,6 +208,7 @@ async def _end_user(request: Request, chat: Runtime, widget: Published, origin: 
         raise Unauthorized(
             "The session token is not for this widget.", code="invalid_session_token"
         )
+    check_policy(widget, claims.end_user_id)
     return claims.end_user_id
 
 

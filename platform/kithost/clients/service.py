@@ -10,7 +10,7 @@ from kithost.audit import service as audit
 from kithost.auth.principals import TenantAccess
 from kithost.auth.scopes import Scope
 from kithost.clients import repository
-from kithost.errors import Forbidden, NotFound, invalid_field
+from kithost.errors import FieldError, Forbidden, NotFound, invalid_field
 from kithost.kit.tokens import hash_secret, random_token
 from kithost.models import ApiClient, Tenant
 from kithost.models.base import utcnow
@@ -64,9 +64,11 @@ async def register_client(
     """A client of the tenant of ``access``, with scopes that ``access`` holds itself."""
     escalated = sorted(set(scopes) - access.scopes)
     if escalated:
+        message = f"you do not hold {' '.join(escalated)}"
         raise Forbidden(
             f"Cannot grant scopes you do not hold: {' '.join(escalated)}.",
             code="scope_escalation",
+            errors=[FieldError(field="scopes", message=message, type="scope_escalation")],
         )
     return await create_client(session, access.actor, access.tenant, name=name, scopes=scopes)
 

@@ -24,6 +24,10 @@ from kithost.settings import Settings
 
 REDIS_PREFIX = "kithost:ratelimit:"
 REDIS_TIMEOUT_SECONDS = 2
+_RELEASE_SCRIPT = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end
+"""
+"""DECR only a live, positive count: a plain DECR of an expired key would leave -1 forever."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,10 @@ class RateLimiter(Protocol):
 
     async def peek(self, key: str, limit: int) -> Decision:
         """Whether one more event would be allowed, counting nothing."""
+
+    async def release(self, key: str) -> None:
+        """Take back one event :meth:`hit` counted (never below zero, window unchanged):
+        callers that count an attempt before knowing its outcome release a harmless one."""
 
     async def reset(self, key: str) -> None:
         """Forget ``key``'s events."""
@@ -79,6 +87,11 @@ class MemoryRateLimiter:
         now = time.monotonic()
         count, ends = self._live(key, now) or (0, now)
         return _decide(count + 1, limit, ends - now)
+
+    async def release(self, key: str) -> None:
+        window = self._live(key, time.monotonic())
+        if window is not None:
+            self._windows[key] = (max(0, window[0] - 1), window[1])
 
     async def reset(self, key: str) -> None:
         self._windows.pop(key, None)
@@ -117,6 +130,10 @@ class RedisRateLimiter:
                 pipe.pttl(name)
                 count, pttl = await pipe.execute()
         return _decide(int(count or 0) + 1, limit, int(pttl) / 1000)
+
+    async def release(self, key: str) -> None:
+        with _reachable():
+            await self._redis.eval(_RELEASE_SCRIPT, 1, self._prefix + key)
 
     async def reset(self, key: str) -> None:
         with _reachable():

@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit import service as audit
 from kithost.auth.principals import TenantAccess
-from kithost.auth.roles import may_grant
-from kithost.errors import Conflict, Forbidden, NotFound
+from kithost.auth.roles import ROLE_SCOPES, may_grant
+from kithost.errors import Conflict, FieldError, Forbidden, NotFound
 from kithost.members import repository
 from kithost.members.repository import MemberRow
 from kithost.models import Membership, Role, Tenant
@@ -18,9 +18,18 @@ from kithost.models import Membership, Role, Tenant
 
 def check_may_grant(access: TenantAccess, role: Role) -> None:
     """Refuse unless ``access`` may give or take ``role``: only owners and platform admins
-    make or unmake owners (API clients never do)."""
+    make or unmake owners (API clients never do), and nobody gives or takes a role whose
+    scopes they do not all hold themselves (403 ``role_too_high`` on ``role``)."""
     if not may_grant(access, role):
         raise Forbidden("Only owners may give or take the owner role.", code="owner_role_required")
+    missing = sorted(ROLE_SCOPES[role] - access.scopes)
+    if missing:
+        message = f"needs scopes you do not hold: {' '.join(missing)}"
+        raise Forbidden(
+            f"Cannot give or take the {role.value} role: it {message}.",
+            code="role_too_high",
+            errors=[FieldError(field="role", message=message, type="role_too_high")],
+        )
 
 
 async def list_members(session: AsyncSession, tenant: Tenant) -> Sequence[MemberRow]:

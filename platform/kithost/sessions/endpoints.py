@@ -69,7 +69,7 @@ async def visitor_session(
     )
     if body.current is not None:
         end_user = await service.refreshed_end_user(
-            session, settings, target, current=body.current, origin=origin
+            session, settings, box, target, current=body.current, origin=origin
         )
     else:
         end_user = await service.end_user_of(

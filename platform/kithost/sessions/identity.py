@@ -1,23 +1,29 @@
 """The end user behind a visitor session: verified by the tenant's backend, or anonymous.
 
 A tenant's backend vouches for its signed-in user with an *identity token*: a JWT signed
-HS256 with the widget's identity secret, carrying ``sub``, ``exp`` (at most 24 hours
-ahead) and optionally ``name`` and ``email``. Without one (and when the widget does not
+HS256 with the widget's identity secret, carrying ``sub`` (no control or bidi characters),
+``exp`` (at most 24 hours ahead), optionally ``nbf`` (honoured), ``name`` and ``email``.
+Without one (and when the widget does not
 require identity) the loader sends an anonymous device id. End-user ids are prefixed by
 kind (``u:`` verified, ``a:`` anonymous), so an anonymous id can never pose as a user.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import time
+import unicodedata
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
 from kithost.errors import Unauthorized, invalid_field
+from kithost.kit.tokens import hash_secret
 
 MAX_IDENTITY_LIFETIME_SECONDS = 24 * 3600
 CLOCK_SKEW_SECONDS = 60
@@ -34,15 +40,41 @@ class EndUser:
     expires_at: int | None = None
     """When the identity token vouching for this user expires (None: anonymous). Sessions
     end then too, refreshes included: the loader asks the tenant's backend again."""
+    secret_fingerprint: str | None = None
+    """Which identity secret verified the token (:func:`secret_fingerprint`): a session
+    derived from it stops refreshing once the widget's secret is removed or rotated."""
+    started_at: int | None = None
+    """When the session's first credential was minted (None: now); refreshes keep it."""
+
+
+def secret_fingerprint(secret: str) -> str:
+    """A short, one-way name of an identity secret (256 random bits: a hash prefix is safe)."""
+    return hash_secret(secret)[:16]
 
 
 def _refused(why: str) -> Unauthorized:
     return Unauthorized(f"The identity token is not valid: {why}.", code="invalid_identity_token")
 
 
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+"""Unicode categories refused in claims shown to people or used as ids: control, format
+(bidi overrides and isolates, zero-width characters), surrogate, private-use, unassigned."""
+
+
+def _check_visible(claims: dict[str, object], name: str) -> None:
+    value = claims.get(name)
+    if isinstance(value, str) and any(unicodedata.category(c) in _INVISIBLE for c in value):
+        raise _refused(f"{name} must not contain control, bidi or other invisible characters")
+
+
 def _optional_text(claims: dict[str, object], name: str) -> str | None:
+    _check_visible(claims, name)
     value = claims.get(name)
     return value[:320] if isinstance(value, str) and value else None
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def verify_identity_token(token: str, secret: str, *, now: float | None = None) -> EndUser:
@@ -56,8 +88,12 @@ def verify_identity_token(token: str, secret: str, *, now: float | None = None) 
     sub, exp = claims.get("sub"), claims.get("exp")
     if not isinstance(sub, str) or not sub or len(sub) > MAX_SUBJECT_LENGTH:
         raise _refused(f"sub must be a string of 1 to {MAX_SUBJECT_LENGTH} characters")
-    if not isinstance(exp, int | float) or isinstance(exp, bool):
+    _check_visible(claims, "sub")
+    if not _is_number(exp):
         raise _refused("exp is required")
+    nbf = claims.get("nbf")
+    if nbf is not None and not (_is_number(nbf) and nbf <= now + CLOCK_SKEW_SECONDS):
+        raise _refused("it is not valid yet (nbf is in the future or not a number)")
     if exp <= now - CLOCK_SKEW_SECONDS:
         raise _refused("it has expired")
     if exp > now + MAX_IDENTITY_LIFETIME_SECONDS + CLOCK_SKEW_SECONDS:
@@ -68,7 +104,18 @@ def verify_identity_token(token: str, secret: str, *, now: float | None = None) 
         name=_optional_text(claims, "name"),
         email=_optional_text(claims, "email"),
         expires_at=int(exp),
+        secret_fingerprint=secret_fingerprint(secret),
     )
+
+
+def exported_end_user(end_user_id: str, key: str) -> str:
+    """How an end user appears in exports: a device id is a credential (it mints sessions),
+    so an anonymous one becomes ``a:h_`` and a keyed hash (HMAC-SHA256 with ``key``, stable
+    while it is, so rows of one visitor still group); verified ids are the tenant's own."""
+    if not end_user_id.startswith("a:"):
+        return end_user_id
+    digest = hmac.new(key.encode(), f"export:{end_user_id}".encode(), hashlib.sha256)
+    return f"a:h_{digest.hexdigest()[:32]}"
 
 
 def anonymous_user(device_id: str) -> EndUser:

@@ -15,6 +15,7 @@ table.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import structlog
@@ -32,7 +33,12 @@ from kithost.models import SessionMint, Widget, WidgetMode
 from kithost.models.base import utcnow
 from kithost.secrets.service import openai_key_to_use, widget_identity_secret
 from kithost.sessions import hosted, tokens
-from kithost.sessions.identity import EndUser, anonymous_user, verify_identity_token
+from kithost.sessions.identity import (
+    EndUser,
+    anonymous_user,
+    secret_fingerprint,
+    verify_identity_token,
+)
 from kithost.sessions.recorder import MintRecorder
 from kithost.sessions.schemas import HostedSessionOut, SelfHostedSession
 from kithost.settings import Settings
@@ -117,29 +123,59 @@ async def mint(
 
 
 async def refreshed_end_user(
-    session: AsyncSession, settings: Settings, target: Published, *, current: str, origin: str
+    session: AsyncSession,
+    settings: Settings,
+    box: SecretBox,
+    target: Published,
+    *,
+    current: str,
+    origin: str,
 ) -> EndUser:
-    """The end user of the credential being refreshed (of this widget and origin only)."""
+    """The end user of the credential being refreshed (of this widget and origin only),
+    under the widget's current policy: an anonymous one no longer refreshes once the widget
+    requires identity, nor one an identity secret vouched for once that secret is gone."""
     if target.widget_config.mode is WidgetMode.self_hosted:
         claims = await tokens.verify(
             session, settings, current, public_key=target.public_key, origin=origin
         )
-        return EndUser(
+        end_user = EndUser(
             id=claims.end_user_id,
             verified=claims.identity_expires_at is not None,
             expires_at=claims.identity_expires_at,
+            secret_fingerprint=claims.secret_fingerprint,
+            started_at=claims.started_at,
         )
-    result = await session.execute(
-        select(SessionMint.end_user_id).where(
-            SessionMint.widget_id == target.widget_id,
-            SessionMint.secret_hash == hash_secret(current),
-            SessionMint.origin == origin,
+    else:
+        result = await session.execute(
+            select(SessionMint.end_user_id).where(
+                SessionMint.widget_id == target.widget_id,
+                SessionMint.secret_hash == hash_secret(current),
+                SessionMint.origin == origin,
+            )
         )
-    )
-    end_user_id = result.scalar_one_or_none()
-    if end_user_id is None:
-        raise Unauthorized("Unknown client secret for this widget.", code="invalid_session_token")
-    return EndUser(id=end_user_id, verified=end_user_id.startswith("u:"))
+        end_user_id = result.scalar_one_or_none()
+        if end_user_id is None:
+            raise Unauthorized(
+                "Unknown client secret for this widget.", code="invalid_session_token"
+            )
+        end_user = EndUser(id=end_user_id, verified=end_user_id.startswith("u:"))
+    check_policy(target, end_user.id)
+    if end_user.secret_fingerprint is not None:
+        widget = await session.get(Widget, target.widget_id)
+        secret = None if widget is None else widget_identity_secret(box, widget)
+        if secret is None or secret_fingerprint(secret) != end_user.secret_fingerprint:
+            raise Unauthorized(
+                "The widget's identity secret has changed since; identify again.",
+                code="identity_secret_changed",
+            )
+    return end_user
+
+
+def check_policy(target: Published, end_user_id: str) -> None:
+    """401 ``identity_required`` for an anonymous user of a widget that requires identity
+    (sessions minted before it did, refreshing or chatting)."""
+    if target.widget_config.require_identity and end_user_id.startswith("a:"):
+        raise Unauthorized("This widget needs an identity token.", code="identity_required")
 
 
 async def _mint_self_hosted(
@@ -153,6 +189,8 @@ async def _mint_self_hosted(
     claims = tokens.SessionClaims(
         end_user_id=end_user.id,
         identity_expires_at=end_user.expires_at,
+        secret_fingerprint=end_user.secret_fingerprint,
+        started_at=end_user.started_at or int(time.time()),
         origin=origin,
         tenant_id=str(target.tenant_id),
         widget_id=str(target.widget_id),

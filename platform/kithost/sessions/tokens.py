@@ -9,7 +9,7 @@ was minted for.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +33,11 @@ class SessionClaims:
     widget_id: str
     identity_expires_at: int | None = None
     """A verified user's identity token expiry (``idexp``): no token or refresh outlives it."""
+    secret_fingerprint: str | None = None
+    """The identity secret that verified the user (``idk``), when one did."""
+    started_at: int = field(default_factory=lambda: int(time.time()))
+    """When the session's first token was minted (``sst``): no refresh outlives
+    ``KITHOST_SESSION_MAX_AGE_HOURS`` from then."""
 
 
 def audience(public_key: str) -> str:
@@ -48,7 +53,14 @@ async def issue(
     claims: SessionClaims,
 ) -> SessionToken:
     now = int(time.time())
-    lifetime = settings.session_token_ttl_seconds
+    lifetime = min(
+        settings.session_token_ttl_seconds,
+        claims.started_at + settings.session_max_age_hours * 3600 - now,
+    )
+    if lifetime <= 0:
+        raise Unauthorized(
+            "This session has reached its maximum age; identify again.", code="session_expired"
+        )
     if claims.identity_expires_at is not None:
         lifetime = min(lifetime, claims.identity_expires_at - now)
         if lifetime <= 0:
@@ -66,7 +78,9 @@ async def issue(
             "origin": claims.origin,
             "tenant": claims.tenant_id,
             "widget": claims.widget_id,
+            "sst": claims.started_at,
             **({"idexp": claims.identity_expires_at} if claims.identity_expires_at else {}),
+            **({"idk": claims.secret_fingerprint} if claims.secret_fingerprint else {}),
         },
         lifetime,
         now=now,
@@ -97,12 +111,19 @@ async def verify(
         tenant_id=str(claims.get("tenant")),
         widget_id=str(claims.get("widget")),
         identity_expires_at=_optional_int(claims.get("idexp")),
+        secret_fingerprint=_optional_str(claims.get("idk")),
+        # Tokens minted before ``sst`` existed started at the latest when they were issued.
+        started_at=_optional_int(claims.get("sst")) or int(claims["iat"]),
         expires_at=int(claims["exp"]),
     )
 
 
 def _optional_int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _optional_str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _refused() -> Unauthorized:

@@ -16,16 +16,20 @@ from kithost.auth.passwords import (
 )
 from kithost.auth.principals import UserPrincipal
 from kithost.errors import Conflict, Forbidden, RateLimited, Unauthorized, invalid_field
-from kithost.kit.ratelimit import RateLimiter
+from kithost.kit.ratelimit import Decision, RateLimiter
 from kithost.models import DashboardSession, User
 from kithost.models.base import utcnow
 from kithost.users import repository
 
 FAILURE_WINDOW_SECONDS = 15 * 60
 FAILURES_PER_ACCOUNT = 5
-"""Wrong passwords for one account per window before it refuses every attempt."""
+"""Wrong passwords for one account from one client address per window, before that
+address gets 429 for the account (other addresses, the owner's, are not refused)."""
 FAILURES_PER_IP = 20
 """Failed sign-ins from one client address per window, across accounts."""
+FAILURES_PER_ACCOUNT_CEILING = 100
+"""Wrong passwords for one account per window from all addresses; past it, only addresses
+that have not failed for the account yet may still try (so the owner is not locked out)."""
 
 
 @dataclass(frozen=True)
@@ -87,40 +91,49 @@ async def get_or_create_user(session: AsyncSession, actor: audit.Actor, email: s
     return await create_user(session, actor, email)
 
 
-def _account_limit(email: str) -> tuple[str, int]:
-    return f"password:account:{email}", FAILURES_PER_ACCOUNT
+def _refused(decisions: list[Decision]) -> RateLimited:
+    return RateLimited(
+        max(d.retry_after for d in decisions if not d.allowed),
+        "Too many wrong passwords; try again later.",
+    )
 
 
-async def _refuse_when_throttled(limiter: RateLimiter, limits: list[tuple[str, int]]) -> None:
-    refused = [d for d in [await limiter.peek(k, n) for k, n in limits] if not d.allowed]
-    if refused:
-        raise RateLimited(
-            max(d.retry_after for d in refused), "Too many wrong passwords; try again later."
-        )
-
-
-async def _count_failure(limiter: RateLimiter, limits: list[tuple[str, int]]) -> None:
-    for key, limit in limits:
-        await limiter.hit(key, limit, FAILURE_WINDOW_SECONDS)
+async def _reserve(limiter: RateLimiter, limits: list[tuple[str, int]]) -> None:
+    """Count one attempt on every key *before* checking the password, so concurrent attempts
+    can never all pass a check that only counted failures afterwards; 429 past any limit."""
+    decisions = [await limiter.hit(k, n, FAILURE_WINDOW_SECONDS) for k, n in limits]
+    if not all(d.allowed for d in decisions):
+        raise _refused(decisions)
 
 
 async def authenticate(
     session: AsyncSession, limiter: RateLimiter, email: str, password: str, *, ip: str
 ) -> User:
     """The active user with this email and password, else 401 ``invalid_credentials`` (the
-    same for an unknown email, a wrong password and a disabled account). Failures count
-    per account and per client address; past either limit every attempt gets 429."""
+    same for an unknown email, a wrong password and a disabled account). Attempts count
+    per (account, address) and per address before the password is checked, and a success
+    takes its count back; an account past its ceiling of failures from everywhere still
+    lets in an address that has not failed for it."""
     email = normalize_email(email)
-    account = _account_limit(email)
-    limits = [account, (f"password:ip:{ip}", FAILURES_PER_IP)]
-    await _refuse_when_throttled(limiter, limits)
+    pair_key, ip_key, account_key = (
+        f"password:account-ip:{email}:{ip}",
+        f"password:ip:{ip}",
+        f"password:account:{email}",
+    )
+    has_failed = not (await limiter.peek(pair_key, 1)).allowed
+    if has_failed:
+        ceiling = await limiter.peek(account_key, FAILURES_PER_ACCOUNT_CEILING)
+        if not ceiling.allowed:
+            raise _refused([ceiling])
+    await _reserve(limiter, [(pair_key, FAILURES_PER_ACCOUNT), (ip_key, FAILURES_PER_IP)])
     user = await repository.get_by_email(session, email)
     password_hash = user.password_hash if user is not None else None
     valid = await asyncio.to_thread(verify_password, password_hash, password)
     if user is None or not user.is_active or not valid:
-        await _count_failure(limiter, limits)
+        await limiter.hit(account_key, FAILURES_PER_ACCOUNT_CEILING, FAILURE_WINDOW_SECONDS)
         raise Unauthorized("Wrong email or password.", code="invalid_credentials")
-    await limiter.reset(account[0])
+    await limiter.reset(pair_key)
+    await limiter.release(ip_key)
     return user
 
 
@@ -131,16 +144,17 @@ async def change_password(
     current_password: str,
     new_password: str,
 ) -> None:
-    """Replace the signed-in user's password and end their other sessions. Wrong current
-    passwords count against the account like failed sign-ins."""
+    """Replace the signed-in user's password and end their other sessions. Attempts are
+    counted per user before the current password is checked (a right one takes its count
+    back): past :data:`FAILURES_PER_ACCOUNT` wrong ones, 429."""
     user = principal.user
-    limits = [_account_limit(user.email)]
-    await _refuse_when_throttled(limiter, limits)
+    key = f"password:change:{user.id}"
+    await _reserve(limiter, [(key, FAILURES_PER_ACCOUNT)])
     if not await asyncio.to_thread(verify_password, user.password_hash, current_password):
-        await _count_failure(limiter, limits)
         raise invalid_field(
             "current_password", "is not your current password", "invalid_credentials"
         )
+    await limiter.release(key)
     check_password_rules(new_password, email=user.email, field="new_password")
     user.password_hash = await asyncio.to_thread(hash_password, new_password)
     await repository.revoke_other_sessions(session, user.id, principal.session_id, utcnow())
