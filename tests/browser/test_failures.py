@@ -7,7 +7,16 @@ from playwright.async_api import BrowserContext, Page, Route
 
 from kithost.widgets.config import WidgetConfig
 from tests.browser.conftest import CDN, Kithost, serve_standin
-from tests.browser.helpers import STUB, UNAVAILABLE, Captured, Site, chat_frame, eventually, snippet
+from tests.browser.helpers import (
+    STUB,
+    UNAVAILABLE,
+    Captured,
+    Site,
+    chat_frame,
+    eventually,
+    snippet,
+    widget_snippet,
+)
 
 LISTEN = "<script>window.errors = []; kithost('on', 'error', e => errors.push(e.kind));</script>"
 
@@ -26,6 +35,13 @@ async def test_a_foreign_origin_gets_no_chat_and_reports_a_client_error(
     assert (batch.status, batch.answer["accepted"]) == (202, 1)  # the tenant will see it
     assert await page.evaluate("() => window.errors") == ["config_refused"]
     assert await page.locator("button, iframe").count() == 0
+
+    # The widget's own script draws its launcher from the preset, then takes it away.
+    await page.goto(elsewhere.page(STUB + LISTEN + widget_snippet(kithost.url, pk)))
+    await page.wait_for_function("() => window.errors.length === 1")
+    assert await page.evaluate("() => window.errors") == ["config_refused"]
+    assert await page.locator(".kithost-launcher, .kithost-panel, iframe").count() == 0
+    assert "launcher.shown" not in captured.names(pk)
 
     async with httpx.AsyncClient() as client:
         frame = await client.get(f"{kithost.url}/w/{pk}")
