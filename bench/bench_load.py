@@ -48,6 +48,7 @@ from bench._common import (
     stop_on_sigterm,
     wait_http,
 )
+from bench.bench_chat import MESSAGE, timed_stream
 
 ROOT = Path(__file__).resolve().parents[1]
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -56,12 +57,6 @@ PHASES = ((20, 12.0), (60, 12.0))
 EVENTS_PER_BATCH = 5
 WORD_SECONDS = 0.05
 RSS_INTERVAL = 0.5
-DELTA = b"assistant_message.content_part.text_delta"
-MESSAGE = {
-    "content": [{"type": "input_text", "text": "Hello"}],
-    "attachments": [],
-    "inference_options": {},
-}
 ENDPOINTS = (
     "GET /embed/{pk}.js",
     "GET config",
@@ -113,27 +108,20 @@ async def step(tally: Tally, name: str, request: Awaitable[httpx.Response]) -> h
 async def chat(site: Site, tally: Tally, token: str) -> None:
     """One streamed ``threads.create``: to the first text delta, and to the end."""
     started = time.perf_counter()
-    first_token = None
-    body = b""
     try:
-        async with site.client.stream(
-            "POST",
+        timing = await timed_stream(
+            site.client,
             site.url("/v1/chatkit/{pk}"),
             json={"type": "threads.create", "params": {"input": MESSAGE}},
             headers={"Authorization": f"Bearer {token}", "Origin": site.origin},
-        ) as response:
-            async for chunk in response.aiter_raw():
-                body += chunk
-                if first_token is None and DELTA in body:
-                    first_token = time.perf_counter() - started
-            ok = response.status_code == 200 and b'"type":"error"' not in body
+        )
     except httpx.HTTPError as exc:
         tally.errors["POST chatkit: whole answer"] += 1
         raise Failed("chat") from exc
-    if not ok or first_token is None:
+    if not timing.ok:
         tally.errors["POST chatkit: whole answer"] += 1
-        raise Failed(f"chat: {body[-200:]!r}")
-    tally.latencies["POST chatkit: first token"].append(first_token)
+        raise Failed(f"chat: {timing.body[-200:]!r}")
+    tally.latencies["POST chatkit: first token"].append(timing.first_token)
     tally.latencies["POST chatkit: whole answer"].append(time.perf_counter() - started)
 
 

@@ -1,7 +1,10 @@
 """The loader's scripts and the framed widget page ``/w/{pk}``.
 
 ``/embed/{pk}.js`` is what tenants paste: the loader with the widget's launcher preset, so
-that the button shows without waiting for the config (see ``embed/src/embed.ts``). It is
+that the button shows without waiting for the config. A script tag sends no dependable
+``Origin``, so this script is the same for every page and holds only the launcher's look;
+the config (ChatKit's options, actions, domain key) stays refused to origins the widget does
+not allow, and the loader takes the button away when it is (see ``embed/src/embed.ts``). It is
 cached as the config is (a republish shows within the same minute), revalidated by ETag, and
 404 ``widget_not_found`` (``no-store``) until the widget is published. ``/embed.js``, the
 loader alone for the older ``data-widget`` snippet, is cached briefly (a deploy reaches
