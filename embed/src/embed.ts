@@ -1,16 +1,38 @@
-// The loader: `<script async src="https://HOST/embed.js" data-widget="pk_…">`.
+// The loader: `<script async src="https://HOST/embed/pk_….js">`, or the older
+// `<script async src="https://HOST/embed.js" data-widget="pk_…">`.
 // Installs `window.kithost(command, …args)`, replays the inline stub's queue, and mounts
 // each widget of the page: a launcher and a panel, or an inline container (`data-container`),
-// holding Kithost's frame (`/w/{pk}`) or, for the direct placement, ChatKit itself.
-import { startChat, type Chat } from './chat';
+// holding Kithost's frame (`/w/{pk}`) or, for the direct placement, ChatKit itself (its code,
+// `/w/direct.{hash}.js`, loads only then).
+//
+// One round trip sooner: `/embed/{pk}.js` is this script after a line that marks its own tag
+// with the widget's key and a preset (`types.Preset`): the published launcher's look, what
+// every visitor of an allowed page sees anyway, and nothing else. The button is drawn from
+// it at once, while the config (`GET /v1/embed/{pk}/config`) is fetched as before. A script
+// tag sends no dependable `Origin`, so the preset cannot be refused to a foreign page, and
+// that is why it holds nothing more. The config stays fail-closed on `Origin`: everything the
+// chat needs (ChatKit's options, actions, domain key) comes with it, the button acts only
+// once it has arrived, and a refused config takes the button away again (drawn, then gone,
+// on a page the widget does not allow). Sessions and the frame (`frame-ancestors`) check the
+// origin on their own.
+import type { Chat, startChat } from './chat';
 import { batcher } from './events';
 import { base64url, call, randomId } from './net';
-import type { EmbedConfig, Emit, Visitor } from './types';
+import type { EmbedConfig, Emit, Launcher, Preset, Visitor } from './types';
 import { notice, NOTICE_CSS, UNAVAILABLE } from './ui';
 
 type Listener = (data: Record<string, unknown>, widget: string) => void;
 type Command = (name: string, args: unknown[]) => void;
-type Kithost = ((...args: unknown[]) => void) & { q?: ArrayLike<unknown>[]; scan?: () => void };
+type Kithost = ((...args: unknown[]) => void) & {
+  q?: ArrayLike<unknown>[];
+  scan?: () => void;
+  /** Set by `direct.ts` once loaded. */
+  chat?: typeof startChat;
+};
+type WidgetScript = HTMLScriptElement & { kithostPreset?: Preset };
+
+/** The direct placement's script, named by the build. */
+declare const __DIRECT__: string;
 
 declare global {
   interface Window {
@@ -44,6 +66,21 @@ const CSS =
   NOTICE_CSS;
 
 const widgets = new Map<string, Command>();
+let directCode: Promise<typeof startChat> | undefined;
+
+/** The direct placement's code, loaded once per page (again after a failure). */
+const loadDirect = (api: string): Promise<typeof startChat> =>
+  (directCode ||= new Promise((resolve, reject) => {
+    const script = document.createElement('script');
+    script.src = `${api}/w/${__DIRECT__}`;
+    script.onload = () => resolve(window.kithost!.chat!);
+    script.onerror = () => {
+      directCode = undefined;
+      script.remove();
+      reject();
+    };
+    document.head.append(script);
+  }));
 
 const element = <K extends keyof HTMLElementTagNameMap>(tag: K, className: string): HTMLElementTagNameMap[K] => {
   const el = document.createElement(tag);
@@ -51,8 +88,9 @@ const element = <K extends keyof HTMLElementTagNameMap>(tag: K, className: strin
   return el;
 };
 
-function widget(script: HTMLScriptElement, pk: string): Command {
+function widget(script: WidgetScript, pk: string): Command {
   const api = new URL(script.src).origin;
+  const preset = script.kithostPreset;
   const storageKey = `kithost:${pk}`;
   const listeners: Record<string, Set<Listener>> = {};
   const deferred: [string, unknown[]][] = [];
@@ -148,14 +186,14 @@ function widget(script: HTMLScriptElement, pk: string): Command {
     };
   };
 
-  const ensureChat = (): Chat => {
-    if (!chat) {
-      const cfg = config!;
-      if (cfg.config.placement === 'framed') chat = framed(box!, cfg);
-      else {
-        if (cfg.config.mode === 'self_hosted' && !cfg.domain_key)
-          fail('domain_key_missing', `no domain key for ${location.origin}`, "Add OpenAI's domain key for this origin to the widget's allowed origin.");
-        chat = startChat(box!, {
+  /** ChatKit in `into`, once the direct placement's code has loaded. */
+  const direct = (into: HTMLElement, cfg: EmbedConfig): Chat => {
+    if (cfg.config.mode === 'self_hosted' && !cfg.domain_key)
+      fail('domain_key_missing', `no domain key for ${location.origin}`, "Add OpenAI's domain key for this origin to the widget's allowed origin.");
+    notice(into, 'Loading chat…');
+    const started = loadDirect(api).then(
+      (start) =>
+        start(into, {
           pk,
           api,
           config: cfg.config,
@@ -166,11 +204,21 @@ function widget(script: HTMLScriptElement, pk: string): Command {
           emit,
           frame: false,
           keep,
-        });
-      }
-    }
-    return chat;
+        }),
+      () => {
+        fail('script_blocked', `${api}/w/${__DIRECT__} did not load`, "Allow Kithost in the page's Content-Security-Policy (script-src).");
+        notice(into, UNAVAILABLE, () => (chat = direct(into, cfg)));
+      },
+    );
+    return {
+      send: (text) => void started.then((c) => c?.send(text)),
+      focus: () => void started.then((c) => c?.focus()),
+      update: (restart) => void started.then((c) => c?.update(restart)),
+    };
   };
+
+  const ensureChat = (): Chat =>
+    (chat ||= (config!.config.placement === 'framed' ? framed : direct)(box!, config!));
 
   /** Opens the panel; `focus` moves the visitor into the chat (not when opening on load). */
   const open = (focus = true): void => {
@@ -192,8 +240,9 @@ function widget(script: HTMLScriptElement, pk: string): Command {
     emit('widget.closed');
   };
 
-  const mount = (cfg: EmbedConfig): void => {
-    const { launcher: look } = cfg.config;
+  /** The launcher and its panel, or the inline container; the chat comes with the config. */
+  const draw = (look: Launcher): void => {
+    if (box) return;
     if (!document.getElementById('kithost-css')) {
       const style = element('style', '');
       style.id = 'kithost-css';
@@ -204,7 +253,6 @@ function widget(script: HTMLScriptElement, pk: string): Command {
     if (container) {
       box = container;
       box.classList.add('kithost-inline');
-      ensureChat();
     } else {
       const side = look.position === 'bottom-left' ? ' kithost-left' : '';
       box = element('div', `kithost-panel${side}`);
@@ -220,9 +268,20 @@ function widget(script: HTMLScriptElement, pk: string): Command {
       launcher.style.color = look.foreground;
       launcher.setAttribute('aria-expanded', 'false');
       launcher.setAttribute('aria-controls', box.id);
-      launcher.addEventListener('click', () => (isOpen ? close(false) : open()));
+      launcher.addEventListener('click', () => run('toggle', []));
       launcher.addEventListener('keydown', (event) => event.key === 'Escape' && close(true));
       document.body.append(box, launcher);
+    }
+  };
+
+  /** The config has arrived: the chat may start, deferred commands run. */
+  const mount = (cfg: EmbedConfig): void => {
+    const { launcher: look } = cfg.config;
+    config = cfg;
+    emit('loader.loaded', { version: cfg.version, placement: cfg.config.placement });
+    draw(look);
+    if (!launcher) ensureChat();
+    else {
       emit('launcher.shown');
       if (look.prefetch) (window.requestIdleCallback ?? setTimeout)(ensureChat);
       if (look.open_on_load || script.dataset.open === 'true') open(false);
@@ -230,8 +289,22 @@ function widget(script: HTMLScriptElement, pk: string): Command {
     deferred.splice(0).forEach(([name, args]) => run(name, args));
   };
 
+  /** No chat for this page: the preset's button goes again, and the failure is reported. */
+  const refuse = (kind: string, message: string, hint: string): void => {
+    if (launcher) {
+      box!.remove();
+      launcher.remove();
+      box = launcher = undefined;
+    }
+    fail(kind, message, hint);
+  };
+
   const load = (): Promise<void> =>
     (loading ||= (async () => {
+      if (preset) {
+        draw(preset.launcher);
+        if (preset.placement === 'direct') loadDirect(api).catch(() => undefined);
+      }
       const url = `${api}/v1/embed/${pk}/config`;
       let response: Response;
       try {
@@ -241,17 +314,15 @@ function widget(script: HTMLScriptElement, pk: string): Command {
         const reachable = await fetch(url, { mode: 'no-cors' }).then(() => true, () => false);
         events.beaconOnly();
         return reachable
-          ? fail('config_refused', `Kithost refused this widget for ${location.origin}`, "Publish the widget and add this page's origin to its allowed origins.")
-          : fail('network', `${api} could not be reached`, 'Check that Kithost is reachable from this page.');
+          ? refuse('config_refused', `Kithost refused this widget for ${location.origin}`, "Publish the widget and add this page's origin to its allowed origins.")
+          : refuse('network', `${api} could not be reached`, 'Check that Kithost is reachable from this page.');
       }
-      if (!response.ok) return fail('config_refused', `the configuration answered ${response.status}`, 'Try again later.');
-      config = (await response.json()) as EmbedConfig;
-      emit('loader.loaded', { version: config.version, placement: config.config.placement });
-      mount(config);
+      if (!response.ok) return refuse('config_refused', `the configuration answered ${response.status}`, 'Try again later.');
+      mount((await response.json()) as EmbedConfig);
     })());
 
   const run: Command = (name, args) => {
-    if (!box && !EARLY.includes(name)) return void deferred.push([name, args]);
+    if (!config && !EARLY.includes(name)) return void deferred.push([name, args]);
     const [first, second] = args;
     if (name === 'load') void load();
     else if (name === 'open') open();
@@ -284,7 +355,7 @@ function widget(script: HTMLScriptElement, pk: string): Command {
 
 /** Mounts every widget script of the page not seen yet (a second inclusion only adds). */
 function scan(): void {
-  for (const script of document.querySelectorAll<HTMLScriptElement>('script[data-widget][src]')) {
+  for (const script of document.querySelectorAll<WidgetScript>('script[data-widget][src]')) {
     const pk = script.dataset.widget!;
     if (!widgets.has(pk)) widgets.set(pk, widget(script, pk));
   }

@@ -35,6 +35,10 @@ export type PublicConfig = {
   require_identity: boolean;
 };
 
+/** What `/embed/{pk}.js` hands the loader with itself (`WidgetScript.kithostPreset`): only
+ * what the launcher shows every visitor, so that the button draws before the config arrives. */
+export type Preset = Pick<PublicConfig, 'launcher' | 'placement'>;
+
 /** `GET /v1/embed/{pk}/config`. */
 export type EmbedConfig = {
   public_key: string;

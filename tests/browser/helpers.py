@@ -75,9 +75,17 @@ class Site:
 
 
 def snippet(kithost: str, public_key: str, **data: str) -> str:
-    """The tag tenants paste, with extra ``data-*`` attributes."""
-    extra = "".join(f' data-{name}="{value}"' for name, value in data.items())
-    return f'<script async src="{kithost}/embed.js" data-widget="{public_key}"{extra}></script>'
+    """The older tag (``/embed.js``, which fetches the config first), with ``data-*``."""
+    return f'<script async src="{kithost}/embed.js"{_data(widget=public_key, **data)}></script>'
+
+
+def widget_snippet(kithost: str, public_key: str, **data: str) -> str:
+    """The tag tenants paste: the widget's own loader (``/embed/{pk}.js``), with ``data-*``."""
+    return f'<script async src="{kithost}/embed/{public_key}.js"{_data(**data)}></script>'
+
+
+def _data(**data: str) -> str:
+    return "".join(f' data-{name}="{value}"' for name, value in data.items())
 
 
 @dataclass(frozen=True)

@@ -7,25 +7,47 @@ from playwright.async_api import BrowserContext, Page, Route
 
 from kithost.widgets.config import WidgetConfig
 from tests.browser.conftest import CDN, Kithost, serve_standin
-from tests.browser.helpers import STUB, UNAVAILABLE, Captured, Site, chat_frame, eventually, snippet
+from tests.browser.helpers import (
+    STUB,
+    UNAVAILABLE,
+    Captured,
+    Site,
+    chat_frame,
+    eventually,
+    snippet,
+    widget_snippet,
+)
 
 LISTEN = "<script>window.errors = []; kithost('on', 'error', e => errors.push(e.kind));</script>"
 
 
 async def test_a_foreign_origin_gets_no_chat_and_reports_a_client_error(
-    page: Page, kithost: Kithost, shop: Site, elsewhere: Site, captured: Captured
+    context: BrowserContext,
+    page: Page,
+    kithost: Kithost,
+    shop: Site,
+    elsewhere: Site,
+    captured: Captured,
 ) -> None:
     pk = await kithost.publish([shop.origin], WidgetConfig())
+    # Both snippets at once; the widget's own script draws its launcher from the preset,
+    # then takes it away.
+    own = await context.new_page()
     await page.goto(elsewhere.page(STUB + LISTEN + snippet(kithost.url, pk)))
-    [error] = await eventually(lambda: captured.errors(pk), "a client error")
-    assert error["kind"] == "config_refused"
-    assert elsewhere.origin in error["message"]
-    assert "allowed origins" in error["hint"]
-    [batch] = captured.batches
-    assert batch.content_type.startswith("text/plain")  # CORS refuses JSON from this page
-    assert (batch.status, batch.answer["accepted"]) == (202, 1)  # the tenant will see it
-    assert await page.evaluate("() => window.errors") == ["config_refused"]
-    assert await page.locator("button, iframe").count() == 0
+    await own.goto(elsewhere.page(STUB + LISTEN + widget_snippet(kithost.url, pk)))
+    errors = await eventually(lambda: captured.errors(pk)[1:] and captured.errors(pk), "errors")
+    for error in errors:
+        assert error["kind"] == "config_refused"
+        assert elsewhere.origin in error["message"]
+        assert "allowed origins" in error["hint"]
+    for batch in captured.batches:
+        assert batch.content_type.startswith("text/plain")  # CORS refuses JSON from the page
+        assert (batch.status, batch.answer["accepted"]) == (202, 1)  # the tenant will see it
+    assert len(captured.batches) == 2
+    assert "launcher.shown" not in captured.names(pk)
+    for each in (page, own):
+        assert await each.evaluate("() => window.errors") == ["config_refused"]
+        assert await each.locator("button, iframe, .kithost-panel").count() == 0
 
     async with httpx.AsyncClient() as client:
         frame = await client.get(f"{kithost.url}/w/{pk}")

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from playwright.async_api import Page, expect
+from playwright.async_api import BrowserContext, Page, Route, expect
 
 from kithost.widgets.config import Launcher, LauncherPosition, WidgetConfig
 from tests.browser.conftest import Kithost
-from tests.browser.helpers import Site, chat_frame, chatkit_calls, snippet
+from tests.browser.helpers import (
+    Captured,
+    Site,
+    chat_frame,
+    chatkit_calls,
+    eventually,
+    snippet,
+    widget_snippet,
+)
 
 CHATKIT = {
     "theme": {
@@ -94,3 +102,32 @@ async def test_reduced_motion_is_honoured(page: Page, kithost: Kithost, shop: Si
     assert await panel.evaluate("p => getComputedStyle(p).animationName") == "none"
     await page.emulate_media(reduced_motion="no-preference")
     assert await panel.evaluate("p => getComputedStyle(p).animationName") == "kithost-in"
+
+
+async def test_the_widget_script_shows_the_launcher_before_the_config_arrives(
+    context: BrowserContext, page: Page, kithost: Kithost, shop: Site, captured: Captured
+) -> None:
+    held: list[Route] = []
+
+    async def hold(route: Route) -> None:
+        held.append(route)
+
+    await context.route(f"{kithost.url}/v1/embed/*/config", hold)
+    pk = await kithost.publish([shop.origin], WidgetConfig(chatkit=CHATKIT, launcher=LAUNCHER))
+    await page.goto(shop.page(widget_snippet(kithost.url, pk)))
+    launcher = page.get_by_role("button", name="Ask us")
+    await launcher.wait_for()  # drawn from the script alone: the config is still held
+    assert await launcher.evaluate("b => getComputedStyle(b).left") == "20px"
+    await launcher.click()  # acted on once the config is there
+    [config] = await eventually(lambda: held, "the config requested")
+    assert await launcher.get_attribute("aria-expanded") == "false"
+    assert "loader.loaded" not in captured.names(pk)
+
+    await config.continue_()
+    await expect(launcher).to_have_attribute("aria-expanded", "true")
+    frame = await chat_frame(page, pk)
+    [options] = await chatkit_calls(frame)
+    assert options["startScreen"] == CHATKIT["startScreen"]
+    await eventually(
+        lambda: {"loader.loaded", "launcher.shown"} <= set(captured.names(pk)), "loader events"
+    )

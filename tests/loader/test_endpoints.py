@@ -1,4 +1,4 @@
-"""``/embed.js``, its content-hashed URL, and the framed page ``/w/{pk}``."""
+"""``/embed/{pk}.js``, ``/embed.js``, the content-hashed scripts, and the framed page."""
 
 from __future__ import annotations
 
@@ -9,12 +9,64 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.embed.cache import ConfigCache
 from kithost.errors import ServiceUnavailable
 from kithost.loader import service
+from kithost.models import Placement
 from kithost.widgets.config import Launcher, WidgetConfig
-from tests.embed.helpers import ORIGIN, make_widget
+from tests.embed.helpers import ORIGIN, make_widget, publish
+
+
+async def test_a_widget_loader_carries_the_launcher_look_and_nothing_else(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    config = WidgetConfig(
+        chatkit={"startScreen": {"greeting": "Secret greeting"}},
+        launcher=Launcher(label="</script>Help & more"),
+        placement=Placement.direct,
+    )
+    widget = await make_widget(db, [(ORIGIN, "domain_pk_secret")], config)
+    url = f"/embed/{widget.public_key}.js"
+    response = await client.get(url, headers={"Accept-Encoding": "identity"})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert response.headers["cache-control"] == "public, max-age=60, stale-while-revalidate=300"
+    prelude, loader = response.content.split(b"\n", 1)
+    assert loader == service.bundle().embed.body
+    preset = re.fullmatch(rb".*s\.dataset\.widget=(.*?);s\.kithostPreset=(.*)}}\)\(.*", prelude)
+    assert preset is not None
+    assert json.loads(preset.group(1)) == widget.public_key
+    assert json.loads(preset.group(2)) == {
+        "launcher": config.public()["launcher"],
+        "placement": "direct",
+    }
+    assert b"</script>" not in prelude
+    for secret in (b"Secret greeting", b"domain_pk_secret", b"actions"):
+        assert secret not in response.content
+    # A script tag sends no dependable Origin: every page gets the same bytes.
+    foreign = await client.get(url, headers={"Origin": "https://evil.example"})
+    assert foreign.content == response.content
+    assert foreign.headers["vary"] == "Accept-Encoding"
+    again = await client.get(url, headers={"If-None-Match": response.headers["etag"]})
+    assert again.status_code == 304
+
+
+async def test_a_republished_launcher_changes_the_widget_loader(
+    client: httpx.AsyncClient, db: AsyncSession, app: FastAPI
+) -> None:
+    app.state.embed_config_cache = ConfigCache(revalidate_after=0)
+    widget = await make_widget(db, config=WidgetConfig(launcher=Launcher(label="One")))
+    first = await client.get(f"/embed/{widget.public_key}.js")
+    await publish(db, widget, WidgetConfig(launcher=Launcher(label="Two")))
+    second = await client.get(
+        f"/embed/{widget.public_key}.js", headers={"If-None-Match": first.headers["etag"]}
+    )
+    assert second.status_code == 200
+    assert second.headers["etag"] != first.headers["etag"]
+    assert b'"label":"Two"' in second.content
 
 
 async def test_the_loader_is_cached_briefly_and_revalidated(client: httpx.AsyncClient) -> None:
@@ -35,16 +87,21 @@ async def test_the_loader_is_gzipped_for_clients_that_accept_it(client: httpx.As
     assert response.headers["content-encoding"] == "gzip"
     assert response.headers["vary"] == "Accept-Encoding"
     assert response.content == service.bundle().embed.body  # httpx decodes
-    assert len(service.bundle().embed.gzipped) <= 6000
+    assert len(service.bundle().embed.gzipped) <= 5000
 
 
-async def test_the_hashed_loader_is_immutable(client: httpx.AsyncClient) -> None:
-    embed = service.bundle().embed
-    response = await client.get(f"/embed.{embed.hash}.js")
+@pytest.mark.parametrize(
+    ("name", "path"), [("embed", "/embed.{}.js"), ("direct", "/w/direct.{}.js")]
+)
+async def test_the_hashed_scripts_are_immutable(
+    client: httpx.AsyncClient, name: str, path: str
+) -> None:
+    script = getattr(service.bundle(), name)
+    response = await client.get(path.format(script.hash))
     assert response.status_code == 200
     assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
-    assert response.content == embed.body
-    stale = await client.get("/embed.0123456789ab.js")
+    assert response.content == script.body
+    stale = await client.get(path.format("0123456789ab"))
     assert stale.status_code == 404
     assert stale.json()["code"] == "script_not_found"
 
@@ -80,16 +137,23 @@ async def test_the_frame_page_is_locked_to_the_allowed_origins(
     assert gzip.decompress(frame.gzipped) == script.content
 
 
-async def test_an_unknown_or_unpublished_widget_gets_an_error_page(
-    client: httpx.AsyncClient, db: AsyncSession
+@pytest.mark.parametrize(
+    ("path", "content_type", "says"),
+    [
+        ("/w/{}", "text/html; charset=utf-8", "This chat is not available"),
+        ("/embed/{}.js", "application/problem+json", '"code":"widget_not_found"'),
+    ],
+)
+async def test_an_unknown_or_unpublished_widget_has_no_page_or_loader(
+    client: httpx.AsyncClient, db: AsyncSession, path: str, content_type: str, says: str
 ) -> None:
     unpublished = await make_widget(db, config=None)
     for key in ("pk_nope", unpublished.public_key):
-        response = await client.get(f"/w/{key}")
+        response = await client.get(path.format(key))
         assert response.status_code == 404
-        assert response.headers["content-type"] == "text/html; charset=utf-8"
+        assert response.headers["content-type"] == content_type
         assert response.headers["cache-control"] == "no-store"
-        assert "This chat is not available" in response.text
+        assert says in response.text
         assert "content-security-policy" not in response.headers
 
 

@@ -1,8 +1,16 @@
-"""``GET /embed.js``, ``GET /embed.{hash}.js``, ``GET /w/frame.{hash}.js`` and ``GET /w/{pk}``.
+"""The loader's scripts and the framed widget page ``/w/{pk}``.
 
-``/embed.js`` is what tenants paste: cached briefly (a deploy reaches visitors within
-minutes) and revalidated by ETag. The content-hashed URLs never change, so they are cached
-for a year. All are served from memory, gzipped when the client accepts it.
+``/embed/{pk}.js`` is what tenants paste: the loader with the widget's launcher preset, so
+that the button shows without waiting for the config. A script tag sends no dependable
+``Origin``, so this script is the same for every page and holds only the launcher's look;
+the config (ChatKit's options, actions, domain key) stays refused to origins the widget does
+not allow, and the loader takes the button away when it is (see ``embed/src/embed.ts``). It is
+cached as the config is (a republish shows within the same minute), revalidated by ETag, and
+404 ``widget_not_found`` (``no-store``) until the widget is published. ``/embed.js``, the
+loader alone for the older ``data-widget`` snippet, is cached briefly (a deploy reaches
+visitors within minutes) and revalidated by ETag. The content-hashed URLs
+(``/embed.{hash}.js``, ``/w/frame.{hash}.js``, ``/w/direct.{hash}.js``) never change, so
+they are cached for a year. All are served from memory, gzipped when the client accepts it.
 """
 
 from __future__ import annotations
@@ -12,8 +20,8 @@ from collections.abc import Callable
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
-from kithost.embed.cache import config_cache
-from kithost.embed.endpoints import PathParamsRoute
+from kithost.embed.cache import config_cache, published_answers
+from kithost.embed.endpoints import CACHE_CONTROL, PathParamsRoute
 from kithost.errors import NotFound
 from kithost.kit.schemas import problems
 from kithost.loader import service
@@ -22,6 +30,7 @@ from kithost.loader.service import Bundle, Script
 SHORT_CACHE = "public, max-age=300, stale-while-revalidate=86400"
 IMMUTABLE = "public, max-age=31536000, immutable"
 FRAME_CACHE = "public, max-age=60"
+WIDGET_CACHE = CACHE_CONTROL.decode()
 
 router = APIRouter(tags=["embed"], route_class=PathParamsRoute)
 
@@ -44,6 +53,17 @@ def _serve(request: Request, script: Script, cache_control: str) -> Response:
 @router.get("/embed.js", summary="The loader", response_class=Response, responses=problems(503))
 async def get_loader(request: Request) -> Response:
     return _serve(request, service.bundle().embed, SHORT_CACHE)
+
+
+@router.get(
+    "/embed/{pk}.js",
+    summary="The loader with a widget's launcher preset (the snippet to paste)",
+    response_class=Response,
+    responses={304: {"description": "Not modified (If-None-Match)"}, **problems(404, 503)},
+)
+async def get_widget_loader(request: Request, pk: str) -> Response:
+    answers = await published_answers(request.app.state, pk)
+    return _serve(request, service.widget_loader(answers.published), WIDGET_CACHE)
 
 
 def _add_hashed_route(path: str, summary: str, pick: Callable[[Bundle], Script]) -> None:
@@ -70,6 +90,11 @@ _add_hashed_route(
 )
 _add_hashed_route(
     "/w/frame.{hash}.js", "The framed page's script (content-hashed, immutable)", lambda b: b.frame
+)
+_add_hashed_route(
+    "/w/direct.{hash}.js",
+    "The direct placement's script, which the loader loads (content-hashed, immutable)",
+    lambda b: b.direct,
 )
 
 

@@ -1,17 +1,23 @@
 """The built browser code, held in memory, and the framed page's HTML.
 
 ``cd embed && npm run build`` writes ``dist/``: ``embed.js`` (the loader), ``frame.js`` (the
-framed page's script), each also under a content-hashed name, and ``manifest.json`` naming
-them. The files are read once per process, on first use, with their gzip encodings.
+framed page's script), ``direct.js`` (the direct placement's chat, which the loader loads by
+its hashed name), each also under a content-hashed name, and ``manifest.json`` naming them.
+The files are read once per process, on first use, with their gzip encodings.
+
+A widget's own loader (``/embed/{pk}.js``, :func:`widget_loader`) is ``embed.js`` after one
+statement that hands it the widget's key and preset; see ``embed/src/embed.ts`` for why the
+preset holds the launcher's look and nothing more.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import html
 import json
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +43,7 @@ class Script:
 class Bundle:
     embed: Script
     frame: Script
+    direct: Script
 
 
 @cache
@@ -46,7 +53,7 @@ def bundle(dist: Path = DIST) -> Bundle:
         manifest: dict[str, dict[str, Any]] = json.loads((dist / "manifest.json").read_text())
         scripts = {
             name: _script(manifest[name]["hash"], (dist / manifest[name]["file"]).read_bytes())
-            for name in ("embed", "frame")
+            for name in ("embed", "frame", "direct")
         }
     except (OSError, KeyError, ValueError) as exc:
         raise ServiceUnavailable(
@@ -59,6 +66,29 @@ def _script(hash: str, body: bytes) -> Script:
     return Script(hash, body, gzip.compress(body, compresslevel=9, mtime=0))
 
 
+def widget_loader(published: Published) -> Script:
+    """``/embed/{pk}.js``: the loader with the widget's key and launcher preset."""
+    preset = {"launcher": published.config["launcher"], "placement": published.config["placement"]}
+    return _widget_loader(bundle().embed, published.public_key, _json_for_script(preset))
+
+
+@lru_cache(maxsize=1024)
+def _widget_loader(embed: Script, public_key: str, preset: str) -> Script:
+    prelude = (
+        f"(function(s){{if(s){{s.dataset.widget={_json_for_script(public_key)};"
+        f"s.kithostPreset={preset}}}}})"
+        "(document.currentScript);\n"
+    ).encode()
+    body = prelude + embed.body
+    return _script(hashlib.blake2b(body, digest_size=16).hexdigest(), body)
+
+
+def _json_for_script(value: object) -> str:
+    """JSON that is safe inside a ``<script>`` element or a JavaScript file."""
+    data = json.dumps(value, separators=(",", ":"))
+    return data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def frame_page(published: Published, settings: Settings, frame_script: str) -> str:
     """The framed page: its setup as JSON (published config, domain key, ChatKit's script)."""
     config = published.config
@@ -69,8 +99,7 @@ def frame_page(published: Published, settings: Settings, frame_script: str) -> s
         "cdn": settings.chatkit_script_url,
         "timeoutMs": round(settings.chatkit_script_timeout_seconds * 1000),
     }
-    data = json.dumps(setup, separators=(",", ":"))
-    data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    data = _json_for_script(setup)
     title = html.escape(config["chatkit"].get("frameTitle") or config["launcher"]["label"])
     lang = html.escape(config["chatkit"].get("locale") or "en")
     return (
