@@ -37,7 +37,6 @@ END_USER = re.compile(r"[ua]:.{1,208}", re.DOTALL)
 SERVER_PREFIX = "server."
 
 Text = Annotated[str, StringConstraints(max_length=1000)]
-Short = Annotated[str, StringConstraints(max_length=200)]
 ThreadId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Millis = Annotated[int, Field(ge=0, le=24 * 3600 * 1000)]
 Tokens = Annotated[int, Field(ge=0, le=10**9)]
@@ -79,7 +78,8 @@ class ResponseFailed(_Data):
 class Feedback(_Data):
     thread_id: ThreadId
     kind: Literal["positive", "negative"]
-    items: Annotated[list[Short], Field(max_length=50)] = []
+    items: Annotated[int, Field(ge=0, le=10_000)]
+    """How many of the thread's items the feedback applied to."""
 
 
 CLIENT_NAMES = frozenset(
