@@ -76,7 +76,7 @@ def conversation(thread: str, messages: int, *, positive: bool = False) -> list[
             )
         )
     if positive:
-        facts.append(server("server.feedback", thread_id=thread, kind="positive", items=["it_1"]))
+        facts.append(server("server.feedback", thread_id=thread, kind="positive", items=1))
     return facts
 
 

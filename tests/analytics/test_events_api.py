@@ -100,6 +100,8 @@ async def test_invalid_events_are_dropped_one_by_one(
         (event("client.error", {**error, "extra": 1}), "invalid_data", "data.extra"),
         (event("chatkit.log", {"blob": "x" * 3000}), "data_too_large", "data"),
         (event("chatkit.log", {f"k{i}": i for i in range(17)}), "data_too_large", "data"),
+        (event("chatkit.log", {"deep": ["a\x00"]}), "invalid_data", "data"),
+        (event("client.error", {**error, "message": "a\x00b"}), "invalid_data", "data"),
         ({**event("loader.loaded"), "colour": "red"}, "invalid_event", "colour"),
         ({**kept}, "duplicate_id", "id"),
         ("not an object", "invalid_event", ""),
@@ -140,6 +142,13 @@ async def test_a_batch_without_valid_events_sends_nothing(
         ({"events": [{}] * 51}, "application/json", 422, "validation_failed", "events"),
         (
             {"end_user": "bob", "events": [{}]},
+            "application/json",
+            422,
+            "validation_failed",
+            "end_user",
+        ),
+        (
+            {"end_user": "a:anon\x00", "events": [{}]},
             "application/json",
             422,
             "validation_failed",

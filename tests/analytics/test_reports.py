@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics import service
+from kithost.analytics.facts import fact
 from kithost.auth.scopes import Scope
 from kithost.db import session_scope
 from kithost.models import AnalyticsEvent, ErrorGroup, Tenant, Widget
@@ -76,7 +77,7 @@ async def test_series_funnel_and_latency(
     events = [event("loader.loaded") for _ in range(5)] + [event("widget.opened") for _ in range(3)]
     events += [server("server.session.minted", mode="self_hosted", origin=SHOP)]
     events += conversation("th_a", 3, positive=True) + conversation("th_b", 1)
-    events += [server("server.feedback", thread_id="th_b", kind="negative")]
+    events += [server("server.feedback", thread_id="th_b", kind="negative", items=2)]
     assert await store(app, widget, events) == len(events)
 
     async def total(metric: str, **params: Any) -> float:
@@ -126,6 +127,37 @@ async def test_series_funnel_and_latency(
     # Histogram buckets: the bucket's upper bound, within 12% of the real value.
     assert 300 <= latency["first_token_p50"] <= 336
     assert 1200 <= latency["total_p95"] <= 1344
+
+
+async def test_feedback_reported_by_the_chat_store_reaches_the_funnel(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    widget, _tenant, creds, url = await subject(app, db)
+    thumbs_up = fact("feedback", USER, thread_id="th_a", kind="positive", items=1)
+    assert await store(app, widget, [*conversation("th_a", 1), thumbs_up]) == 4
+    funnel = (await client.get(f"{url}/funnel", headers=creds.headers)).json()
+    assert funnel["positive_feedback"] == 1
+
+
+async def test_rows_the_database_refuses_leave_the_rest_of_the_batch_stored(
+    app: FastAPI, db: AsyncSession
+) -> None:
+    """Events queued by an older sender with NUL characters (PostgreSQL refuses them), and
+    one the database refuses (a thread id longer than its column), cost only themselves."""
+    widget = await published_widget(db)
+    good = [event("loader.loaded"), event("widget.opened")]
+    bad = [
+        event("chatkit.log", {"text": "a\x00b"}),
+        event("loader.loaded", end_user="a:anon\x00"),
+        event("chatkit.log", {"thread_id": "t" * 65}),
+    ]
+    on_postgresql = db.get_bind().dialect.name == "postgresql"
+    assert await store(app, widget, [good[0], *bad, good[1]]) == 2 + (not on_postgresql)
+    async with session_scope(app.state.sessionmaker) as session:
+        stored = await session.scalars(
+            select(AnalyticsEvent.event_id).where(AnalyticsEvent.tenant_id == widget.tenant_id)
+        )
+        assert {e["id"] for e in good} <= set(stored)
 
 
 async def test_series_buckets_in_a_time_zone(

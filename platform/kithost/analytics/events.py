@@ -19,6 +19,8 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from kithost.kit.schemas import has_nul
+
 MAX_EVENTS = 50
 MAX_BODY_BYTES = 64 * 1024
 MAX_DATA_BYTES = 2048
@@ -33,11 +35,10 @@ MAX_AGE_MS = MAX_AGE // timedelta(milliseconds=1)
 
 EVENT_KEYS = frozenset({"id", "name", "time", "data", "end_user"})
 EVENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
-END_USER = re.compile(r"[ua]:.{1,208}", re.DOTALL)
+END_USER = re.compile(r"[ua]:[^\x00]{1,208}", re.DOTALL)
 SERVER_PREFIX = "server."
 
 Text = Annotated[str, StringConstraints(max_length=1000)]
-Short = Annotated[str, StringConstraints(max_length=200)]
 ThreadId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Millis = Annotated[int, Field(ge=0, le=24 * 3600 * 1000)]
 Tokens = Annotated[int, Field(ge=0, le=10**9)]
@@ -79,7 +80,8 @@ class ResponseFailed(_Data):
 class Feedback(_Data):
     thread_id: ThreadId
     kind: Literal["positive", "negative"]
-    items: Annotated[list[Short], Field(max_length=50)] = []
+    items: Annotated[int, Field(ge=0, le=10_000)]
+    """How many of the thread's items the feedback applied to."""
 
 
 CLIENT_NAMES = frozenset(
@@ -204,6 +206,8 @@ def _data(name: str, data: object) -> dict[str, Any] | tuple[str, str, str]:
     """The event's data, or (code, field, message) refusing it."""
     if not isinstance(data, dict):
         return ("invalid_data", "data", "a JSON object")
+    if has_nul(data):
+        return ("invalid_data", "data", "NUL characters (U+0000) are not allowed")
     model = TYPED.get(name)
     if model is not None:
         try:

@@ -22,6 +22,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
+import structlog
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics import events as contract
@@ -34,6 +36,8 @@ from kithost.db import Sessionmaker, session_scope
 from kithost.errors import BadRequest, KithostError, NotFound, invalid_field
 from kithost.models import ErrorGroup, ErrorStatus, RollupPeriod, Tenant
 from kithost.models.base import utcnow
+
+log = structlog.get_logger(__name__)
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -112,7 +116,8 @@ async def store(
     now: datetime,
 ) -> int:
     """Store the events not stored yet (by tenant and event id); returns how many. Invalid
-    events (a contract breach by a sender) are skipped: retrying would not fix them."""
+    events (a contract breach by a sender) and rows the database refuses are skipped:
+    retrying would not fix them; an unavailable database raises (the task retries)."""
     valid = [
         e
         for i, raw in enumerate(raw_events)
@@ -121,11 +126,41 @@ async def store(
         )
     ]
     unique = list({e.id: e for e in valid}.values())
-    inserted = await repository.insert_events(session, tenant_id, widget_id, now, unique)
+    try:
+        inserted = await _insert(session, tenant_id, widget_id, now, unique)
+    except DBAPIError as exc:
+        if _unavailable(exc):
+            raise
+        # A row the database refuses (the contract let it through) would fail the batch
+        # again on every retry: store the others one by one, and log the refused ones.
+        inserted = set()
+        for event in unique:
+            try:
+                inserted |= await _insert(session, tenant_id, widget_id, now, [event])
+            except DBAPIError as refused:
+                if _unavailable(refused):
+                    raise
+                log.warning("analytics_event_refused", event_id=event.id, error=str(refused.orig))
     new = [e for e in unique if e.id in inserted]
     for found in _occurrences(widget_id, new):
         await repository.add_occurrences(session, tenant_id, found, now)
     return len(new)
+
+
+async def _insert(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    widget_id: uuid.UUID,
+    now: datetime,
+    events: Sequence[Event],
+) -> set[str]:
+    async with session.begin_nested():
+        return await repository.insert_events(session, tenant_id, widget_id, now, events)
+
+
+def _unavailable(exc: DBAPIError) -> bool:
+    """Whether the database failed (retry the task) rather than refused a row."""
+    return isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
 
 
 def _occurrences(widget_id: uuid.UUID, new: Sequence[Event]) -> list[repository.Occurrences]:

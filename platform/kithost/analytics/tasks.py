@@ -15,7 +15,7 @@ import uuid
 from typing import Any, TypedDict
 
 from celery import Task, shared_task
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from kithost.analytics import service
 from kithost.db import Sessionmaker, session_scope
@@ -32,7 +32,7 @@ class _Retry(TypedDict):
 
 
 RETRY = _Retry(
-    autoretry_for=(OperationalError, OSError),
+    autoretry_for=(OperationalError, InterfaceError, OSError),
     retry_backoff=True,
     retry_backoff_max=300,
     retry_jitter=True,

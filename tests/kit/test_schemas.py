@@ -1,0 +1,36 @@
+"""Text input with a NUL character (PostgreSQL refuses it) is a 422 naming the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.models import Role
+from tests.factories import login, make_member, make_tenant
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "Shop\x00chat"}, "name"),
+        ({"name": "Shop chat", "origins": ["https://shop.example.com\x00"]}, "origins"),
+        ({"name": "Shop chat", "config": {"chatkit": {"theme": {"x\x00": 1}}}}, "config"),
+    ],
+)
+async def test_nul_in_any_text_field_is_a_422_naming_it(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, body: dict[str, Any], field: str
+) -> None:
+    tenant = await make_tenant(db)
+    owner = await make_member(db, tenant, Role.owner)
+    headers = (await login(app, db, owner)).headers
+    response = await client.post(
+        f"/api/v1/tenants/{tenant.slug}/widgets", json=body, headers=headers
+    )
+    assert (response.status_code, response.json()["code"]) == (422, "validation_failed")
+    assert response.headers["content-type"] == "application/problem+json"
+    [error] = response.json()["errors"]
+    assert (error["field"], error["type"]) == (field, "nul_character")
