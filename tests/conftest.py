@@ -18,17 +18,24 @@ import httpx
 import psycopg
 import pytest
 import uvicorn
+from argon2 import PasswordHasher, profiles
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from starlette.types import Receive, Scope, Send
 
 from kithost import migrate
 from kithost.app import create_app
+from kithost.auth import passwords
 from kithost.db import create_engine, create_sessionmaker, session_scope
 from kithost.settings import Settings
 from tests.fakes.openai_server import fake_openai
 
 __all__ = ["fake_openai"]
+
+# argon2 at production cost takes ~170 ms a hash: the suite hashes cheaply in its own process
+# (servers it starts as subprocesses keep the real cost). tests/auth/test_login.py checks the
+# production parameters and the rehash on sign-in.
+passwords._hasher = PasswordHasher.from_parameters(profiles.CHEAPEST)
 
 PG_HOST = os.environ.get("KITHOST_TEST_PG_HOST", "127.0.0.1:5432")
 PG_ADMIN_URL = f"postgresql://postgres@{PG_HOST}/postgres"

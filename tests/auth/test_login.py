@@ -10,7 +10,7 @@ from typing import Literal
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, extract_parameters, profiles
 from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -100,6 +100,34 @@ def parameters(password_hash: str) -> str:
     return password_hash.rsplit("$", 2)[0]
 
 
+def test_production_parameters() -> None:
+    """Production hashes with RFC 9106's low-memory profile (the suite swaps in a cheap one)."""
+    assert passwords.PARAMETERS == profiles.RFC_9106_LOW_MEMORY
+    production = PasswordHasher.from_parameters(passwords.PARAMETERS)
+    assert parameters(production.hash(PASSWORD)) == "$argon2id$v=19$m=65536,t=3,p=4"
+
+
+async def test_sign_in_rehashes_a_password_of_other_parameters(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    user = await make_user(db)
+    user.password_hash = PasswordHasher(time_cost=1, memory_cost=16, parallelism=1).hash(PASSWORD)
+    await db.flush()
+    old = user.password_hash
+
+    assert (await sign_in(client, user.email)).status_code == 200
+    await db.refresh(user)
+    assert user.password_hash is not None
+    assert user.password_hash != old
+    assert not passwords.needs_rehash(user.password_hash)
+    assert passwords.verify_password(user.password_hash, PASSWORD)
+    # A hash of today's parameters is left alone.
+    current = user.password_hash
+    assert (await sign_in(client, user.email)).status_code == 200
+    await db.refresh(user)
+    assert user.password_hash == current
+
+
 async def test_refusals_look_alike(
     client: httpx.AsyncClient, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -116,7 +144,9 @@ async def test_refusals_look_alike(
             verified.append(parameters(str(hash)))
             return super().verify(hash, password)
 
-    monkeypatch.setattr(passwords, "_hasher", Hasher())
+    assert user.password_hash is not None
+    hasher = Hasher.from_parameters(extract_parameters(user.password_hash))
+    monkeypatch.setattr(passwords, "_hasher", hasher)
 
     attempts = [
         (user.email, "not the password"),

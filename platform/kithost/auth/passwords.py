@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from functools import cache
 
-from argon2 import PasswordHasher
+from argon2 import Parameters, PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from kithost.errors import invalid_field
@@ -16,11 +16,21 @@ MAX_LENGTH = 256
 MIN_LOCAL_PART_CHECKED = 3
 """Shorter local parts of an email (``jo@…``) would forbid too many passwords to check."""
 
-_hasher = PasswordHasher()
+PARAMETERS: Parameters = profiles.RFC_9106_LOW_MEMORY
+"""argon2id's cost. Stored hashes made with other parameters are replaced at the next
+successful sign-in (:func:`needs_rehash`). The test suite swaps in a cheap hasher
+(``tests/conftest.py``); ``tests/auth/test_login.py`` checks these."""
+
+_hasher = PasswordHasher.from_parameters(PARAMETERS)
 
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+def needs_rehash(password_hash: str) -> bool:
+    """Whether ``password_hash`` was made with other parameters than today's."""
+    return _hasher.check_needs_rehash(password_hash)
 
 
 @cache

@@ -12,6 +12,7 @@ from kithost.auth.passwords import (
     check_password_rules,
     generate_password,
     hash_password,
+    needs_rehash,
     verify_password,
 )
 from kithost.auth.principals import UserPrincipal
@@ -134,6 +135,8 @@ async def authenticate(
         raise Unauthorized("Wrong email or password.", code="invalid_credentials")
     await limiter.reset(pair_key)
     await limiter.release(ip_key)
+    if password_hash is not None and needs_rehash(password_hash):
+        user.password_hash = await asyncio.to_thread(hash_password, password)
     return user
 
 
