@@ -6,6 +6,7 @@ import secrets
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, computed_field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -76,6 +77,23 @@ class Settings(BaseSettings):
     """Largest attachment any widget accepts, whatever its ``composer.attachments`` say."""
     chat_attachment_dir: Path | None = None
     """Where attachment bytes are kept; ``attachments`` in the data directory by default."""
+    attachment_storage_url: str | None = None
+    """Where attachment bytes live: ``file:///path`` (the default: ``chat_attachment_dir``)
+    or ``s3://bucket/prefix`` on any S3-compatible service (credentials from the ``AWS_*``
+    variables or the pod's identity)."""
+    s3_endpoint_url: str | None = None
+    """The S3-compatible service's URL (MinIO, Ceph, R2, …); unset: AWS S3."""
+    s3_region: str | None = None
+    """The bucket's region; unset: ``AWS_REGION`` / ``AWS_DEFAULT_REGION``."""
+
+    @field_validator("attachment_storage_url")
+    @classmethod
+    def _attachment_storage_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("file", "s3") or (parts.scheme == "s3" and not parts.netloc):
+                raise ValueError("use file:///path or s3://bucket/prefix")
+        return value
 
     @field_validator("outbound_allow")
     @classmethod
