@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -117,7 +118,8 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "http": "httptools",
     "loop": "uvloop",
     "log_config": None,
-    "proxy_headers": True,
+    # Off: X-Forwarded-* are believed only from KITHOST_TRUSTED_PROXIES (kit/edge.py).
+    "proxy_headers": False,
     "server_header": False,
 }
 """How ``kithost serve`` runs uvicorn (the benchmarks serve their baselines the same way)."""
@@ -139,7 +141,7 @@ def create_served_app() -> FastAPI:
 def serve(
     host: Annotated[str | None, typer.Option(help="Default: KITHOST_HOST.")] = None,
     port: Annotated[int | None, typer.Option(help="Default: KITHOST_PORT.")] = None,
-    workers: Annotated[int, typer.Option(help="Processes.")] = 1,
+    workers: Annotated[int | None, typer.Option(help="Default: KITHOST_SERVE_WORKERS.")] = None,
     access_log: Annotated[
         bool,
         typer.Option(
@@ -155,8 +157,9 @@ def serve(
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
-        workers=workers,
+        workers=workers or settings.serve_workers,
         access_log=access_log,
+        timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
         **UVICORN_OPTIONS,
     )
 
@@ -167,11 +170,37 @@ def worker(
 ) -> None:
     """Run a Celery worker on KITHOST_BROKER_URL."""
     settings = _settings()
-    argv = ["worker", f"--loglevel={settings.log_level}", f"--queues={settings.task_queue}"]
+    argv = [
+        "worker",
+        f"--loglevel={settings.log_level}",
+        f"--queues={settings.task_queue}",
+        f"--hostname={worker_node(settings)}",
+    ]
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
     restore_unacknowledged(settings)
     create_celery(settings).worker_main(argv)
+
+
+def worker_node(settings: Settings) -> str:
+    """This machine's worker's Celery node name (the queue's name keeps two deployments on
+    one broker apart)."""
+    return f"{settings.task_queue}@{socket.gethostname()}"
+
+
+@app.command("ping-worker")
+def ping_worker(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 5.0,
+) -> None:
+    """Exit 0 when this machine's (this pod's) worker answers a ping over the broker, else 1:
+    the worker's liveness probe."""
+    settings = _settings()
+    node = worker_node(settings)
+    replies = create_celery(settings).control.ping(destination=[node], timeout=timeout) or []
+    if not any(node in reply for reply in replies):
+        typer.echo(f"{node} did not answer within {timeout} s", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{node}: pong")
 
 
 @app.command()
