@@ -207,6 +207,7 @@ def ping_worker(
 def beat() -> None:
     """Run the Celery beat scheduler (exactly one per deployment)."""
     settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # its schedule file lives there
     create_celery(settings).start(["beat", f"--loglevel={settings.log_level}"])
 
 
