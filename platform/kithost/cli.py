@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, NoReturn, TypeVar
 
+import prometheus_client
 import typer
 import uvicorn
 from fastapi import FastAPI
@@ -29,6 +30,7 @@ from kithost.clients.service import create_client, parse_scopes
 from kithost.db import Sessionmaker, create_engine, create_sessionmaker, session_scope
 from kithost.demo import seed_demo
 from kithost.errors import KithostError
+from kithost.health import metrics
 from kithost.kit.crypto import SecretBox
 from kithost.log import configure_logging
 from kithost.secrets.service import reencrypt_all
@@ -152,12 +154,16 @@ def serve(
 ) -> None:
     """Serve the HTTP API, the loader and the dashboard (uvicorn)."""
     settings = _settings()
+    workers = workers or settings.serve_workers
+    if workers > 1:
+        # Each process counts in files there; a scrape of any one reports them all.
+        metrics.prepare_multiprocess_dir(settings.data_dir / "metrics")
     uvicorn.run(
         "kithost.cli:create_served_app",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
-        workers=workers or settings.serve_workers,
+        workers=workers,
         access_log=access_log,
         timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
         **UVICORN_OPTIONS,
@@ -167,9 +173,20 @@ def serve(
 @app.command()
 def worker(
     concurrency: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="KITHOST_WORKER_METRICS_PORT",
+            help="Serve Prometheus metrics on this port (to count the pool processes' "
+            "tasks, set PROMETHEUS_MULTIPROC_DIR to an existing directory).",
+        ),
+    ] = None,
 ) -> None:
     """Run a Celery worker on KITHOST_BROKER_URL."""
     settings = _settings()
+    metrics.count_worker_tasks()
+    if metrics_port:
+        prometheus_client.start_http_server(metrics_port, registry=metrics.registry())
     argv = [
         "worker",
         f"--loglevel={settings.log_level}",

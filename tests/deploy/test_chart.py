@@ -21,7 +21,7 @@ HELM = ROOT / "build" / "helm" / "helm"
 VALUES = Path(__file__).parent / "values"
 VARIANTS = ["default", *sorted(p.stem for p in VALUES.glob("*.yaml"))]
 KUBERNETES_VERSIONS = ["1.29.0", "1.33.0", "1.37.0"]
-CRDS = {"ServiceMonitor"}
+CRDS = {"ServiceMonitor", "PodMonitor"}
 """Kinds of custom resources, which have no schema among Kubernetes' own."""
 WORKLOADS = ("Deployment", "Job")
 COMPONENT = "app.kubernetes.io/component"
@@ -240,7 +240,8 @@ def test_secrets_appear_only_in_secrets(rendered: dict[str, list[Manifest]]) -> 
             assert value not in text, (doc["kind"], doc["metadata"]["name"])
     for docs in rendered.values():
         for _, container in containers(docs):
-            assert all("value" not in e for e in container.get("env", [])), container["name"]
+            literals = {e["name"] for e in container.get("env", []) if "value" in e}
+            assert literals <= {"PROMETHEUS_MULTIPROC_DIR"}, container["name"]
         for config in of_kind(docs, "ConfigMap"):
             assert not {"KITHOST_DATABASE_URL", "KITHOST_SECRET_KEY", "KITHOST_BROKER_URL"} & set(
                 config["data"]
@@ -349,8 +350,12 @@ def test_network_policies_select_the_right_pods(rendered: dict[str, list[Manifes
     assert rule["from"][0]["namespaceSelector"] == {
         "matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}
     }
+    worker = policies["rel-kithost-worker"]
+    assert components_selected(docs, worker["podSelector"]) == {"worker"}
+    [rule] = worker["ingress"]
+    assert rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
     closed = policies["rel-kithost-no-ingress"]
-    assert components_selected(docs, closed["podSelector"]) == {"worker", "beat", "migrations"}
+    assert components_selected(docs, closed["podSelector"]) == {"beat", "migrations"}
     assert "ingress" not in closed
     assert closed["policyTypes"] == ["Ingress"]
 
@@ -387,6 +392,18 @@ def test_service_monitor_scrapes_the_api(rendered: dict[str, list[Manifest]]) ->
     [service] = of_kind(docs, "Service")
     assert selects(monitor["spec"]["selector"], service["metadata"]["labels"])
     assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
+    [pods] = of_kind(docs, "PodMonitor")
+    assert components_selected(docs, pods["spec"]["selector"]) == {"worker"}
+    worker = named(docs, "Deployment", "rel-kithost-worker")["spec"]["template"]["spec"]
+    [container] = worker["containers"]
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9808, "protocol": "TCP"}]
+    assert pods["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+    for name in ("rel-kithost-api", "rel-kithost-worker"):
+        [container] = named(docs, "Deployment", name)["spec"]["template"]["spec"]["containers"]
+        [directory] = [
+            e["value"] for e in container["env"] if e["name"] == "PROMETHEUS_MULTIPROC_DIR"
+        ]
+        assert {"name": "metrics", "mountPath": directory} in container["volumeMounts"]
     assert of_kind(rendered["default"], "ServiceMonitor") == []
 
 

@@ -156,11 +156,22 @@ envFrom:
       name: {{ include "kithost.secretName" . }}
 {{- end -}}
 
-{{/* Writable scratch space (the root filesystem is read-only) and the attachment volume. */}}
+{{/* Metrics of every process of a pod summed at each scrape (prometheus_client's
+multiprocess mode): the directory exists before the processes start. */}}
+{{- define "kithost.metricsEnv" -}}
+env:
+  - name: PROMETHEUS_MULTIPROC_DIR
+    value: /tmp/metrics
+{{- end -}}
+
+{{/* Writable scratch space (the root filesystem is read-only), the metrics directory and
+the attachment volume. */}}
 {{- define "kithost.volumeMounts" -}}
 volumeMounts:
   - name: tmp
     mountPath: /tmp
+  - name: metrics
+    mountPath: /tmp/metrics
 {{- if eq .Values.attachments.storage "volume" }}
   - name: attachments
     mountPath: /data/attachments
@@ -170,6 +181,8 @@ volumeMounts:
 {{- define "kithost.volumes" -}}
 volumes:
   - name: tmp
+    emptyDir: {}
+  - name: metrics
     emptyDir: {}
 {{- if eq .Values.attachments.storage "volume" }}
   - name: attachments
@@ -191,7 +204,6 @@ KITHOST_DATABASE_MAX_OVERFLOW: {{ .Values.config.databaseMaxOverflow | quote }}
 KITHOST_SERVE_WORKERS: {{ .Values.api.workers | quote }}
 KITHOST_GRACEFUL_SHUTDOWN_SECONDS: {{ .Values.api.gracefulShutdownSeconds | quote }}
 KITHOST_DATA_DIR: /tmp/kithost
-PROMETHEUS_MULTIPROC_DIR: /tmp/metrics
 {{- if eq .Values.attachments.storage "s3" }}
 {{- $s3 := .Values.attachments.s3 }}
 KITHOST_ATTACHMENT_STORAGE_URL: {{ printf "s3://%s/%s" $s3.bucket $s3.prefix | quote }}
