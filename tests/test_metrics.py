@@ -4,12 +4,9 @@ or widget's id), and the broker queue's depth."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 
 import httpx
-import pytest
 import redis
-from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -18,18 +15,6 @@ from tests.analytics.helpers import SHOP, event, published_widget
 from tests.conftest import REDIS_URL, create_test_app
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-@pytest.fixture
-def queue(task_queue: str) -> Iterator[str]:
-    name = f"{task_queue}-metrics-{secrets.token_hex(3)}"
-    yield name
-    redis.Redis.from_url(REDIS_URL).delete(name)
-
-
-@pytest.fixture
-def app(settings: Settings, connection: AsyncConnection, queue: str) -> FastAPI:
-    return create_test_app(settings, connection, task_queue=queue)
 
 
 async def scrape(client: httpx.AsyncClient) -> tuple[str, Samples]:
@@ -48,8 +33,19 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 
 async def test_mints_config_cache_events_and_queue_depth(
-    client: httpx.AsyncClient, db: AsyncSession, queue: str
+    settings: Settings, connection: AsyncConnection, db: AsyncSession, task_queue: str
 ) -> None:
+    queue = f"{task_queue}-metrics-{secrets.token_hex(3)}"  # its depth is this test's
+    app = create_test_app(settings, connection, task_queue=queue)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            await check_platform_metrics(client, db, queue)
+    finally:
+        redis.Redis.from_url(REDIS_URL).delete(queue)
+
+
+async def check_platform_metrics(client: httpx.AsyncClient, db: AsyncSession, queue: str) -> None:
     widget = await published_widget(db)
     _, before = await scrape(client)
     session_url = f"/v1/embed/{widget.public_key}/session"
