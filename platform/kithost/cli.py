@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, NoReturn, TypeVar
 
+import prometheus_client
 import typer
 import uvicorn
 from fastapi import FastAPI
@@ -28,6 +30,7 @@ from kithost.clients.service import create_client, parse_scopes
 from kithost.db import Sessionmaker, create_engine, create_sessionmaker, session_scope
 from kithost.demo import seed_demo
 from kithost.errors import KithostError
+from kithost.health import metrics
 from kithost.kit.crypto import SecretBox
 from kithost.log import configure_logging
 from kithost.secrets.service import reencrypt_all
@@ -117,7 +120,8 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "http": "httptools",
     "loop": "uvloop",
     "log_config": None,
-    "proxy_headers": True,
+    # Off: X-Forwarded-* are believed only from KITHOST_TRUSTED_PROXIES (kit/edge.py).
+    "proxy_headers": False,
     "server_header": False,
 }
 """How ``kithost serve`` runs uvicorn (the benchmarks serve their baselines the same way)."""
@@ -139,7 +143,7 @@ def create_served_app() -> FastAPI:
 def serve(
     host: Annotated[str | None, typer.Option(help="Default: KITHOST_HOST.")] = None,
     port: Annotated[int | None, typer.Option(help="Default: KITHOST_PORT.")] = None,
-    workers: Annotated[int, typer.Option(help="Processes.")] = 1,
+    workers: Annotated[int | None, typer.Option(help="Default: KITHOST_SERVE_WORKERS.")] = None,
     access_log: Annotated[
         bool,
         typer.Option(
@@ -150,6 +154,10 @@ def serve(
 ) -> None:
     """Serve the HTTP API, the loader and the dashboard (uvicorn)."""
     settings = _settings()
+    workers = workers or settings.serve_workers
+    if workers > 1:
+        # Each process counts in files there; a scrape of any one reports them all.
+        metrics.prepare_multiprocess_dir(settings.data_dir / "metrics")
     uvicorn.run(
         "kithost.cli:create_served_app",
         factory=True,
@@ -157,6 +165,7 @@ def serve(
         port=port or settings.port,
         workers=workers,
         access_log=access_log,
+        timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
         **UVICORN_OPTIONS,
     )
 
@@ -164,20 +173,58 @@ def serve(
 @app.command()
 def worker(
     concurrency: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="KITHOST_WORKER_METRICS_PORT",
+            help="Serve Prometheus metrics on this port (to count the pool processes' "
+            "tasks, set PROMETHEUS_MULTIPROC_DIR to an existing directory).",
+        ),
+    ] = None,
 ) -> None:
     """Run a Celery worker on KITHOST_BROKER_URL."""
     settings = _settings()
-    argv = ["worker", f"--loglevel={settings.log_level}", f"--queues={settings.task_queue}"]
+    metrics.count_worker_tasks()
+    if metrics_port:
+        prometheus_client.start_http_server(metrics_port, registry=metrics.registry())
+    argv = [
+        "worker",
+        f"--loglevel={settings.log_level}",
+        f"--queues={settings.task_queue}",
+        f"--hostname={worker_node(settings)}",
+    ]
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
     restore_unacknowledged(settings)
     create_celery(settings).worker_main(argv)
 
 
+def worker_node(settings: Settings) -> str:
+    """This machine's worker's Celery node name (the queue's name keeps two deployments on
+    one broker apart)."""
+    return f"{settings.task_queue}@{socket.gethostname()}"
+
+
+@app.command("ping-worker")
+def ping_worker(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 5.0,
+) -> None:
+    """Exit 0 when this machine's (this pod's) worker answers a ping over the broker, else 1:
+    the worker's liveness probe."""
+    settings = _settings()
+    node = worker_node(settings)
+    replies = create_celery(settings).control.ping(destination=[node], timeout=timeout) or []
+    if not any(node in reply for reply in replies):
+        typer.echo(f"{node} did not answer within {timeout} s", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{node}: pong")
+
+
 @app.command()
 def beat() -> None:
     """Run the Celery beat scheduler (exactly one per deployment)."""
     settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # its schedule file lives there
     create_celery(settings).start(["beat", f"--loglevel={settings.log_level}"])
 
 

@@ -30,12 +30,17 @@ from kithost.worker.enqueue import CELERY, discard_pending, send_pending
 Sessionmaker = async_sessionmaker[AsyncSession]
 
 
-def create_engine(url: str, *, pre_ping: bool = True) -> AsyncEngine:
+def create_engine(
+    url: str, *, pre_ping: bool = True, pool_size: int = 5, max_overflow: int = 10
+) -> AsyncEngine:
     """An async engine; on SQLite, with real transactions, foreign keys and WAL.
     ``pre_ping``: check each pooled connection before use (a round trip), so a request
-    never fails on a connection the database dropped."""
+    never fails on a connection the database dropped. ``pool_size`` + ``max_overflow``: the
+    most connections the process opens to a server database."""
     if make_url(url).get_backend_name() != "sqlite":
-        return _create_async_engine(url, pool_pre_ping=pre_ping)
+        return _create_async_engine(
+            url, pool_pre_ping=pre_ping, pool_size=pool_size, max_overflow=max_overflow
+        )
     engine = _create_async_engine(url, connect_args={"timeout": 30})
     _make_sqlite_transactional(engine)
     return engine

@@ -5,7 +5,9 @@ from __future__ import annotations
 import secrets
 from enum import StrEnum
 from functools import lru_cache
+from ipaddress import ip_network
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, computed_field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -76,6 +78,57 @@ class Settings(BaseSettings):
     """Largest attachment any widget accepts, whatever its ``composer.attachments`` say."""
     chat_attachment_dir: Path | None = None
     """Where attachment bytes are kept; ``attachments`` in the data directory by default."""
+    attachment_storage_url: str | None = None
+    """Where attachment bytes live: ``file:///path`` (the default: ``chat_attachment_dir``)
+    or ``s3://bucket/prefix`` on any S3-compatible service (credentials from the ``AWS_*``
+    variables or the pod's identity)."""
+    s3_endpoint_url: str | None = None
+    """The S3-compatible service's URL (MinIO, Ceph, R2, …); unset: AWS S3."""
+    s3_region: str | None = None
+    """The bucket's region; unset: ``AWS_REGION`` / ``AWS_DEFAULT_REGION``."""
+    trusted_proxies: str = ""
+    """Comma-separated addresses or CIDRs of the reverse proxies (ingress controller, load
+    balancer) whose ``X-Forwarded-For`` / ``X-Forwarded-Proto`` give the client's address and
+    scheme; from anyone else these headers are ignored. Empty: trust none."""
+    allowed_hosts: str = "*"
+    """Comma-separated host names requests may name in ``Host`` (``*.example.com`` for
+    subdomains, ``*`` for any); others get 400 ``invalid_host``. Probes and ``/metrics`` are
+    exempt (the kubelet and Prometheus call pods by address)."""
+    database_pool_size: int = Field(default=5, ge=1, le=100)
+    """Connections each process keeps open to PostgreSQL."""
+    database_max_overflow: int = Field(default=10, ge=0, le=100)
+    """Connections a process may open beyond the pool under a burst (closed when returned)."""
+    serve_workers: int = Field(default=1, ge=1, le=64)
+    """Processes ``kithost serve`` runs (each with its own database pool)."""
+    graceful_shutdown_seconds: int = Field(default=30, ge=1, le=3600)
+    """On SIGTERM, how long ``kithost serve`` lets open requests (a streaming chat) finish."""
+
+    @field_validator("attachment_storage_url")
+    @classmethod
+    def _attachment_storage_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("file", "s3") or (parts.scheme == "s3" and not parts.netloc):
+                raise ValueError("use file:///path or s3://bucket/prefix")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        for entry in _items(value):
+            try:
+                ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR") from None
+        return value
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return _items(self.trusted_proxies)
+
+    @property
+    def allowed_host_list(self) -> list[str]:
+        return [host.lower() for host in _items(self.allowed_hosts)]
 
     @field_validator("outbound_allow")
     @classmethod
@@ -159,6 +212,10 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def _items(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 @lru_cache

@@ -45,6 +45,7 @@ from kithost.errors import (
     ServiceUnavailable,
     invalid_field,
 )
+from kithost.health.metrics import EVENTS
 from kithost.kit.cors import preflight
 from kithost.kit.schemas import TENANT_ERRORS, problems
 from kithost.models import Tenant
@@ -55,6 +56,7 @@ from kithost.widgets.service import get_widget
 from kithost.worker.sender import TaskSender
 
 log = structlog.get_logger(__name__)
+ACCEPTED, DROPPED = EVENTS.labels("accepted"), EVENTS.labels("dropped")
 
 EVENTS_PATH = "/v1/embed/{pk}/events"
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -86,6 +88,8 @@ async def post_events(request: Request, pk: str) -> Response:
     except KithostError as exc:
         exc.headers = {**cors, **exc.headers}
         raise
+    ACCEPTED.inc(len(batch.events))
+    DROPPED.inc(len(batch.dropped))
     answer = {
         "accepted": len(batch.events),
         "dropped": [d.__dict__ for d in batch.dropped],

@@ -56,6 +56,7 @@ from kithost.embed.cache import published_answers, visitor_origin
 from kithost.embed.endpoints import PathParamsRoute
 from kithost.embed.service import Published
 from kithost.errors import BadRequest, Conflict, FieldError, Unauthorized
+from kithost.health.metrics import CHAT_FIRST_TOKEN_SECONDS, CHAT_STREAM_SECONDS, CHAT_STREAMS
 from kithost.kit.cors import preflight
 from kithost.kit.schemas import problems
 from kithost.models import WidgetMode
@@ -72,6 +73,8 @@ _BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 _LOCALE = re.compile(r"^[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8}){0,3}$")
 _REQUEST: TypeAdapter[ChatKitReq] = TypeAdapter(ChatKitReq)
 _ANY_ORIGIN = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
+TEXT_DELTA = b'"assistant_message.content_part.text_delta"'
+"""In the event that carries the first text the model streams back."""
 
 
 async def chatkit(request: Request, pk: str) -> Response:
@@ -108,7 +111,7 @@ async def _chatkit(
     await _check_attachments(server, parsed, context)
     result = await server.process_request(parsed, context)
     if isinstance(result, StreamingResult):
-        return await _stream(result, cors)
+        return await _stream(result, cors, received_at)
     return Response(result.json, media_type="application/json", headers=cors)
 
 
@@ -316,26 +319,40 @@ async def _check_attachments(server: ChatServer, request: ChatKitReq, context: C
             await server.store.attachable(attachment_id, context)
 
 
-async def _stream(result: StreamingResult, cors: dict[str, str]) -> StreamingResponse:
+async def _stream(
+    result: StreamingResult, cors: dict[str, str], received_at: float
+) -> StreamingResponse:
     events = aiter(result)
     first = await anext(events, b"")
     return StreamingResponse(
-        _continue(first, events),
+        _continue(first, events, received_at),
         media_type="text/event-stream",
         headers={**cors, "Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
-async def _continue(first: bytes, events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    yield first
+async def _continue(
+    first: bytes, events: AsyncIterator[bytes], received_at: float
+) -> AsyncIterator[bytes]:
+    outcome = "disconnected"  # unless the stream gets to its end
+    waiting_for_text = True
     try:
+        yield first
         async for event in events:
+            if waiting_for_text and TEXT_DELTA in event:
+                waiting_for_text = False
+                CHAT_FIRST_TOKEN_SECONDS.observe(time.monotonic() - received_at)
             yield event
+        outcome = "completed"
     except Exception:
         # The SDK turns the response's errors into error events itself; this is the rest.
         log.exception("chat_stream_failed")
+        outcome = "failed"
         error = ErrorEvent(code=ErrorCode.STREAM_ERROR, allow_retry=True)
         yield b"data: " + error.model_dump_json().encode() + b"\n\n"
+    finally:
+        CHAT_STREAMS.labels(outcome).inc()
+        CHAT_STREAM_SECONDS.observe(time.monotonic() - received_at)
 
 
 async def _link_context(

@@ -1,7 +1,8 @@
-"""Where attachment bytes live: a small interface, and the local-disk implementation.
+"""Where attachment bytes live: a small interface, a local-disk implementation (one
+machine, or a ReadWriteMany volume shared by the pods) and an S3-compatible one.
 
-Keys are ``tenant/widget/attachment`` ids (``blob_key``), never user input. An
-S3-compatible implementation only needs the three methods of :class:`BlobStorage`.
+Keys are ``tenant/widget/attachment`` ids (``blob_key``), never user input.
+``KITHOST_ATTACHMENT_STORAGE_URL`` chooses the implementation (:func:`storage_for`).
 """
 
 from __future__ import annotations
@@ -9,9 +10,19 @@ from __future__ import annotations
 import asyncio
 import uuid
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
+
+import boto3
+from botocore.config import Config
 
 from kithost.settings import Settings
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
+
+S3_DELETE_BATCH = 1000
+"""The most keys one ``DeleteObjects`` call takes."""
 
 
 class BlobStorage(Protocol):
@@ -37,10 +48,7 @@ class LocalDiskStorage:
         self.root = root
 
     def _path(self, key: str) -> Path:
-        parts = key.split("/")
-        if any(part in ("", ".", "..") for part in parts):
-            raise ValueError(f"bad storage key {key!r}")
-        return self.root.joinpath(*parts)
+        return self.root.joinpath(*_parts(key))
 
     async def put(self, key: str, data: bytes) -> None:
         await asyncio.to_thread(self._put, self._path(key), data)
@@ -72,5 +80,66 @@ class LocalDiskStorage:
             return None
 
 
+class S3Storage:
+    """Objects in an S3-compatible bucket under a prefix; boto3's blocking calls run in
+    threads (its clients are thread-safe, so one serves the process)."""
+
+    def __init__(self, client: S3Client, bucket: str, prefix: str) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+
+    def _key(self, key: str) -> str:
+        return "/".join([self.prefix, *_parts(key)] if self.prefix else _parts(key))
+
+    async def put(self, key: str, data: bytes) -> None:
+        name = self._key(key)
+        await asyncio.to_thread(self.client.put_object, Bucket=self.bucket, Key=name, Body=data)
+
+    async def get(self, key: str) -> bytes | None:
+        return await asyncio.to_thread(self._get, self._key(key))
+
+    async def delete(self, keys: list[str]) -> None:
+        names = [self._key(key) for key in keys]
+        for start in range(0, len(names), S3_DELETE_BATCH):
+            batch = names[start : start + S3_DELETE_BATCH]
+            await asyncio.to_thread(self._delete, batch)
+
+    def _get(self, name: str) -> bytes | None:
+        try:
+            found = self.client.get_object(Bucket=self.bucket, Key=name)
+        except self.client.exceptions.NoSuchKey:
+            return None
+        return found["Body"].read()
+
+    def _delete(self, names: list[str]) -> None:
+        answer = self.client.delete_objects(
+            Bucket=self.bucket,
+            Delete={"Objects": [{"Key": name} for name in names], "Quiet": True},
+        )
+        if answer.get("Errors"):
+            # Raised as OSError so the deleting task retries (chat.tasks.delete_blobs).
+            raise OSError(f"S3 refused to delete: {answer['Errors']}")
+
+
+def _parts(key: str) -> list[str]:
+    parts = key.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise ValueError(f"bad storage key {key!r}")
+    return parts
+
+
 def storage_for(settings: Settings) -> BlobStorage:
+    """The storage ``KITHOST_ATTACHMENT_STORAGE_URL`` names (validated by the settings)."""
+    url = urlsplit(settings.attachment_storage_url or "")
+    if url.scheme == "s3":
+        client = boto3.client(
+            "s3",
+            endpoint_url=settings.s3_endpoint_url,
+            region_name=settings.s3_region,
+            config=Config(retries={"mode": "standard"}),
+        )
+        return S3Storage(client, url.netloc, url.path)
+    if url.scheme == "file":
+        return LocalDiskStorage(Path(url.path))
     return LocalDiskStorage(settings.attachments_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from botocore.exceptions import BotoCoreError, ClientError
 from celery import shared_task
 
 from kithost.chat.storage import storage_for
@@ -12,7 +13,7 @@ from kithost.settings import get_settings
 
 @shared_task(
     name="kithost.chat.delete_blobs",
-    autoretry_for=(OSError,),
+    autoretry_for=(OSError, BotoCoreError, ClientError),
     retry_backoff=True,
     max_retries=5,
 )

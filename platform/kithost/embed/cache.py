@@ -31,6 +31,7 @@ from kithost.db import Sessionmaker
 from kithost.embed import repository, service
 from kithost.embed.service import AllowedEntry, Published, Rendered, Snapshot
 from kithost.errors import Forbidden, NotFound, ServiceUnavailable
+from kithost.health.metrics import CONFIG_CACHE
 
 log = structlog.get_logger(__name__)
 
@@ -90,6 +91,11 @@ class CachedWidget:
         self.fresh_until = fresh_until
 
 
+_HIT, _REVALIDATED, _LOADED, _STALE = (
+    CONFIG_CACHE.labels(result) for result in ("hit", "revalidated", "loaded", "stale")
+)
+
+
 class ConfigCache:
     def __init__(
         self,
@@ -112,6 +118,7 @@ class ConfigCache:
         cached = self._widgets.get(public_key)
         if cached is not None and self._clock() < cached.fresh_until:
             self._widgets.move_to_end(public_key)
+            _HIT.inc()
             return cached
         task = self._refreshing.get(public_key)
         if task is None:
@@ -139,9 +146,11 @@ class ConfigCache:
                 ):
                     widget = cached
                     widget.fresh_until = self._fresh_until()
+                    _REVALIDATED.inc()
                 else:
                     snapshot = await service.load(session, public_key)
                     widget = CachedWidget(snapshot, self._fresh_until())
+                    _LOADED.inc()
         except DATABASE_ERRORS as exc:
             if cached is None:
                 raise _unavailable() from exc
@@ -158,6 +167,7 @@ class ConfigCache:
             "embed_config_stale", public_key=public_key, revision=cached.revision, reason=reason
         )
         cached.fresh_until = self._fresh_until()
+        _STALE.inc()
 
     def _fresh_until(self) -> float:
         return self._clock() + self._revalidate_after

@@ -1,16 +1,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import Literal
+from collections.abc import Awaitable, Iterable
+from typing import Any, Literal
 
+import structlog
 from celery import Celery
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kithost.errors import ServiceUnavailable
+from kithost.health.metrics import exposition
+
+log = structlog.get_logger(__name__)
 
 router = APIRouter(tags=["health"])
 
@@ -44,8 +50,34 @@ async def readyz(request: Request) -> Health:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request) -> Response:
+    celery: Celery = request.app.state.celery
+    queue = QueueDepth(celery, request.app.state.settings.task_queue)
+    return Response(await asyncio.to_thread(exposition, queue), media_type=CONTENT_TYPE_LATEST)
+
+
+class QueueDepth(Collector):
+    """Tasks waiting in the broker's queue, asked at each scrape (absent when the broker
+    does not answer)."""
+
+    def __init__(self, celery: Celery, queue: str) -> None:
+        self.celery = celery
+        self.queue = queue
+
+    def collect(self) -> Iterable[Metric]:
+        try:
+            with self.celery.connection_for_read() as connection:
+                connection.ensure_connection(max_retries=1, timeout=READY_TIMEOUT_SECONDS)
+                channel: Any = connection.default_channel
+                _, depth, _ = channel.queue_declare(self.queue, passive=True)
+        except Exception as exc:
+            log.warning("queue_depth_unavailable", error=repr(exc))
+            return []
+        gauge = GaugeMetricFamily(
+            "kithost_broker_queue_depth", "Tasks waiting in the broker's queue.", labels=["queue"]
+        )
+        gauge.add_metric([self.queue], depth)
+        return [gauge]
 
 
 async def _within_timeout(check: Awaitable[None]) -> bool:

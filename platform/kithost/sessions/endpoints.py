@@ -21,6 +21,7 @@ from kithost.db import DbSession
 from kithost.embed import service as embed_service
 from kithost.embed.cache import visitor_origin
 from kithost.errors import Conflict, Forbidden
+from kithost.health.metrics import mint_outcome
 from kithost.kit.cors import preflight
 from kithost.kit.ratelimit import AppRateLimiter
 from kithost.kit.schemas import problems
@@ -63,37 +64,38 @@ async def visitor_session(
     recorder: AppMintRecorder,
 ) -> MintedSession:
     origin, target = await visitor_origin(request, pk)
-    client = request.client.host if request.client else "unknown"
-    await service.limit(
-        limiter, f"mint:ip:{target.widget_id}:{client}", settings.mint_limit_per_client
-    )
-    if body.current is not None:
-        end_user = await service.refreshed_end_user(
-            session, settings, box, target, current=body.current, origin=origin
+    with mint_outcome(target.widget_config.mode.value):
+        client = request.client.host if request.client else "unknown"
+        await service.limit(
+            limiter, f"mint:ip:{target.widget_id}:{client}", settings.mint_limit_per_client
         )
-    else:
-        end_user = await service.end_user_of(
+        if body.current is not None:
+            end_user = await service.refreshed_end_user(
+                session, settings, box, target, current=body.current, origin=origin
+            )
+        else:
+            end_user = await service.end_user_of(
+                session,
+                box,
+                target,
+                identity_token=body.identity_token,
+                device_id=body.device_id,
+            )
+        await service.limit(
+            limiter, f"mint:user:{target.widget_id}:{end_user.id}", settings.mint_limit_per_user
+        )
+        minted = await service.mint(
             session,
+            settings,
             box,
+            facts,
             target,
-            identity_token=body.identity_token,
-            device_id=body.device_id,
+            end_user=end_user,
+            origin=origin,
+            context=body.context,
+            later=later,
+            recorder=recorder,
         )
-    await service.limit(
-        limiter, f"mint:user:{target.widget_id}:{end_user.id}", settings.mint_limit_per_user
-    )
-    minted = await service.mint(
-        session,
-        settings,
-        box,
-        facts,
-        target,
-        end_user=end_user,
-        origin=origin,
-        context=body.context,
-        later=later,
-        recorder=recorder,
-    )
     _cors(response, origin)
     return minted
 
@@ -128,16 +130,17 @@ async def backend_session(
     if body.origin is not None and not target.allows(body.origin):
         raise Forbidden("That origin may not use this widget.", code="origin_not_allowed")
     framed = target.widget_config.placement is Placement.framed
-    return await service.mint(
-        session,
-        settings,
-        box,
-        facts,
-        target,
-        end_user=EndUser(id=f"u:{body.user}", verified=True),
-        # A framed chat calls Kithost from Kithost's own page.
-        origin=body.origin or (settings.base_url if framed else None),
-        context=body.context,
-        later=later,
-        recorder=recorder,
-    )
+    with mint_outcome(target.widget_config.mode.value):
+        return await service.mint(
+            session,
+            settings,
+            box,
+            facts,
+            target,
+            end_user=EndUser(id=f"u:{body.user}", verified=True),
+            # A framed chat calls Kithost from Kithost's own page.
+            origin=body.origin or (settings.base_url if framed else None),
+            context=body.context,
+            later=later,
+            recorder=recorder,
+        )

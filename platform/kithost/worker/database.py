@@ -30,7 +30,13 @@ def run(celery: Celery, work: Callable[[Sessionmaker], Awaitable[T]]) -> T:
         # No pre-ping: a task that meets a connection the database dropped fails with
         # OperationalError and is retried (the pool is then refilled); a round trip per
         # task is not worth saving that retry.
-        engine = create_engine(get_settings().database, pre_ping=False)
+        settings = get_settings()
+        engine = create_engine(
+            settings.database,
+            pre_ping=False,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+        )
         _runtime = (os.getpid(), runner, create_sessionmaker(engine, celery))
     _, runner, sessionmaker = _runtime
     return runner.run(work(sessionmaker))  # type: ignore[arg-type]

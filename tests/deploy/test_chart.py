@@ -1,0 +1,436 @@
+"""The Helm chart ``helm/kithost``, rendered by a real helm (``make install`` puts v3.17.2 in
+build/helm) with the default values and the value files in ``values/``; every manifest is
+validated against the Kubernetes schemas of several minor versions (kubernetes-validate,
+strict), and the chart's promises are checked on the rendered objects."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate  # type: ignore[import-untyped]
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "kithost"
+HELM = ROOT / "build" / "helm" / "helm"
+VALUES = Path(__file__).parent / "values"
+VARIANTS = ["default", *sorted(p.stem for p in VALUES.glob("*.yaml"))]
+KUBERNETES_VERSIONS = ["1.29.0", "1.33.0", "1.37.0"]
+CRDS = {"ServiceMonitor", "PodMonitor"}
+"""Kinds of custom resources, which have no schema among Kubernetes' own."""
+WORKLOADS = ("Deployment", "Job")
+COMPONENT = "app.kubernetes.io/component"
+
+Manifest = dict[str, Any]
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(HELM), *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def value_args(variant: str) -> list[str]:
+    return [] if variant == "default" else ["-f", str(VALUES / f"{variant}.yaml")]
+
+
+def render(variant: str, *extra: str) -> list[Manifest]:
+    result = helm("template", "rel", str(CHART), "--namespace", "kh", *value_args(variant), *extra)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, list[Manifest]]:
+    return {variant: render(variant) for variant in VARIANTS}
+
+
+def of_kind(docs: list[Manifest], kind: str) -> list[Manifest]:
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+def named(docs: list[Manifest], kind: str, name: str) -> Manifest:
+    [found] = [doc for doc in of_kind(docs, kind) if doc["metadata"]["name"] == name]
+    return found
+
+
+def pod_templates(docs: list[Manifest]) -> Iterator[tuple[Manifest, Manifest]]:
+    """(workload, pod template) of every Deployment and Job."""
+    for doc in docs:
+        if doc["kind"] in WORKLOADS:
+            yield doc, doc["spec"]["template"]
+
+
+def containers(docs: list[Manifest]) -> Iterator[tuple[Manifest, Manifest]]:
+    for workload, template in pod_templates(docs):
+        for container in template["spec"]["containers"]:
+            yield workload, container
+
+
+def selects(selector: Manifest, labels: dict[str, str]) -> bool:
+    """Kubernetes' label selector semantics (matchLabels and In/NotIn/Exists)."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        value, operator = labels.get(expression["key"]), expression["operator"]
+        if operator == "In" and value not in expression["values"]:
+            return False
+        if operator == "NotIn" and value in expression["values"]:
+            return False
+        if operator == "Exists" and value is None:
+            return False
+    return True
+
+
+def components_selected(docs: list[Manifest], selector: Manifest) -> set[str]:
+    return {
+        template["metadata"]["labels"][COMPONENT]
+        for _, template in pod_templates(docs)
+        if selects(selector, template["metadata"]["labels"])
+    }
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_helm_lint_strict(variant: str) -> None:
+    result = helm("lint", "--strict", str(CHART), *value_args(variant))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_every_manifest_is_valid_kubernetes(
+    rendered: dict[str, list[Manifest]], version: str
+) -> None:
+    for variant, docs in rendered.items():
+        for doc in docs:
+            if doc["kind"] in CRDS:
+                continue
+            try:
+                kubernetes_validate.validate(doc, version, strict=True)
+            except jsonschema.ValidationError as exc:
+                pytest.fail(f"{variant}: {doc['kind']}/{doc['metadata']['name']}: {exc}")
+
+
+def test_probes_on_every_long_running_container(rendered: dict[str, list[Manifest]]) -> None:
+    for docs in rendered.values():
+        for workload, container in containers(docs):
+            if workload["kind"] != "Deployment":
+                continue
+            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                assert probe in container, (workload["metadata"]["name"], probe)
+    api = named(rendered["default"], "Deployment", "rel-kithost-api")["spec"]["template"]
+    [container] = api["spec"]["containers"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    worker = named(rendered["default"], "Deployment", "rel-kithost-worker")["spec"]["template"]
+    [container] = worker["spec"]["containers"]
+    assert container["livenessProbe"]["exec"]["command"][:2] == ["kithost", "ping-worker"]
+
+
+def test_graceful_shutdown_outlasts_a_stream(rendered: dict[str, list[Manifest]]) -> None:
+    docs = rendered["default"]
+    config = named(docs, "ConfigMap", "rel-kithost")["data"]
+    pod = named(docs, "Deployment", "rel-kithost-api")["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    command = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep"
+    pause, graceful = int(command[1]), int(config["KITHOST_GRACEFUL_SHUTDOWN_SECONDS"])
+    assert pause > 0
+    assert graceful >= 60
+    assert pod["terminationGracePeriodSeconds"] > pause + graceful
+
+
+def test_beat_is_a_singleton(rendered: dict[str, list[Manifest]]) -> None:
+    for docs in rendered.values():
+        beat = named(docs, "Deployment", "rel-kithost-beat")
+        assert beat["spec"]["replicas"] == 1
+        assert beat["spec"]["strategy"] == {"type": "Recreate"}
+        targets = [
+            h["spec"]["scaleTargetRef"]["name"] for h in of_kind(docs, "HorizontalPodAutoscaler")
+        ]
+        assert "rel-kithost-beat" not in targets
+
+
+def test_replicas_are_absent_under_the_hpa(rendered: dict[str, list[Manifest]]) -> None:
+    scaled = rendered["hpa"]
+    hpas = {
+        h["spec"]["scaleTargetRef"]["name"]: h["spec"]
+        for h in of_kind(scaled, "HorizontalPodAutoscaler")
+    }
+    assert set(hpas) == {"rel-kithost-api", "rel-kithost-worker"}
+    assert (hpas["rel-kithost-api"]["minReplicas"], hpas["rel-kithost-api"]["maxReplicas"]) == (
+        3,
+        12,
+    )
+    for name in hpas:
+        assert "replicas" not in named(scaled, "Deployment", name)["spec"]
+        assert named(rendered["default"], "Deployment", name)["spec"]["replicas"] >= 1
+    assert of_kind(rendered["default"], "HorizontalPodAutoscaler") == []
+
+
+def test_selectors_match_their_own_pods_only(rendered: dict[str, list[Manifest]]) -> None:
+    for docs in rendered.values():
+        for workload, template in pod_templates(docs):
+            if workload["kind"] == "Deployment":
+                selector = workload["spec"]["selector"]
+                assert selects(selector, template["metadata"]["labels"])
+                component = template["metadata"]["labels"][COMPONENT]
+                assert components_selected(docs, selector) == {component}
+        for pdb in of_kind(docs, "PodDisruptionBudget"):
+            assert len(components_selected(docs, pdb["spec"]["selector"])) == 1
+        for service in of_kind(docs, "Service"):
+            selector = {"matchLabels": service["spec"]["selector"]}
+            assert components_selected(docs, selector) == {"api"}
+
+
+def test_migrations_run_first_and_wait_on_nothing_created_after(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    for variant, docs in rendered.items():
+        hooks = {
+            (d["kind"], d["metadata"]["name"]): d["metadata"]["annotations"]
+            for d in docs
+            if "helm.sh/hook" in d["metadata"].get("annotations", {})
+        }
+        job = named(docs, "Job", "rel-kithost-migrations")
+        annotations = job["metadata"]["annotations"]
+        assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
+        assert "before-hook-creation" in annotations["helm.sh/hook-delete-policy"]
+        assert job["spec"]["activeDeadlineSeconds"] > 0
+        pod = job["spec"]["template"]["spec"]
+        assert "serviceAccountName" not in pod  # the chart's ServiceAccount comes later
+        assert all("persistentVolumeClaim" not in v for v in pod.get("volumes", []))
+        [container] = pod["containers"]
+        assert container["args"] == ["migrate"]
+        for source in container["envFrom"]:
+            kind, ref = (
+                ("ConfigMap", source["configMapRef"])
+                if "configMapRef" in source
+                else ("Secret", source["secretRef"])
+            )
+            if (kind, ref["name"]) == ("Secret", "kithost"):
+                continue  # secrets.existingSecret: created by the operator before installing
+            hook = hooks[(kind, ref["name"])]
+            assert hook["helm.sh/hook"] == annotations["helm.sh/hook"], variant
+            assert int(hook["helm.sh/hook-weight"]) < int(annotations["helm.sh/hook-weight"])
+
+
+def secret_values() -> list[str]:
+    values = yaml.safe_load((VALUES / "chart-secret.yaml").read_text())["secrets"]
+    return [v for k, v in values.items() if k != "existingSecret"]
+
+
+def test_secrets_appear_only_in_secrets(rendered: dict[str, list[Manifest]]) -> None:
+    docs = rendered["chart-secret"]
+    [secret] = [
+        s
+        for s in of_kind(docs, "Secret")
+        if "helm.sh/hook" not in s["metadata"].get("annotations", {})
+    ]
+    assert len(secret["data"]) == len(secret_values())
+    for doc in docs:
+        if doc["kind"] == "Secret":
+            continue
+        text = yaml.safe_dump(doc)
+        for value in secret_values():
+            assert value not in text, (doc["kind"], doc["metadata"]["name"])
+    for docs in rendered.values():
+        for _, container in containers(docs):
+            literals = {e["name"] for e in container.get("env", []) if "value" in e}
+            assert literals <= {"PROMETHEUS_MULTIPROC_DIR"}, container["name"]
+        for config in of_kind(docs, "ConfigMap"):
+            assert not {"KITHOST_DATABASE_URL", "KITHOST_SECRET_KEY", "KITHOST_BROKER_URL"} & set(
+                config["data"]
+            )
+
+
+def test_checksums_roll_the_pods() -> None:
+    def checksums(*extra: str) -> dict[str, str]:
+        [api] = [
+            d
+            for d in render("chart-secret", *extra)
+            if d["metadata"]["name"] == "rel-kithost-api" and d["kind"] == "Deployment"
+        ]
+        annotations: dict[str, str] = api["spec"]["template"]["metadata"]["annotations"]
+        return annotations
+
+    before = checksums()
+    config = checksums("--set", "config.logLevel=DEBUG")
+    secret = checksums("--set", "secrets.secretKey=rotated")
+    assert config["checksum/config"] != before["checksum/config"]
+    assert config["checksum/secret"] == before["checksum/secret"]
+    assert secret["checksum/secret"] != before["checksum/secret"]
+    assert secret["checksum/config"] == before["checksum/config"]
+
+
+def test_restricted_pod_security(rendered: dict[str, list[Manifest]]) -> None:
+    for docs in rendered.values():
+        for workload, template in pod_templates(docs):
+            pod = template["spec"]
+            assert pod["automountServiceAccountToken"] is False
+            assert pod["securityContext"]["runAsNonRoot"] is True
+            assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+            volumes = {v["name"]: v for v in pod["volumes"]}
+            assert volumes["tmp"] == {"name": "tmp", "emptyDir": {}}
+            for container in pod["containers"]:
+                context = container["securityContext"]
+                assert context["readOnlyRootFilesystem"] is True
+                assert context["allowPrivilegeEscalation"] is False
+                assert context["capabilities"] == {"drop": ["ALL"]}
+                assert "resources" in container
+                assert container["resources"]["requests"]
+                mounts = {m["mountPath"] for m in container["volumeMounts"]}
+                assert "/tmp" in mounts, workload["metadata"]["name"]  # noqa: S108
+            if workload["kind"] == "Deployment":
+                [spread] = pod["topologySpreadConstraints"]
+                assert spread["topologyKey"] == "kubernetes.io/hostname"
+                assert components_selected(docs, spread["labelSelector"]) == {
+                    template["metadata"]["labels"][COMPONENT]
+                }
+        for account in of_kind(docs, "ServiceAccount"):
+            assert account["automountServiceAccountToken"] is False
+
+
+def test_attachments_on_a_shared_volume_or_in_s3(rendered: dict[str, list[Manifest]]) -> None:
+    docs = rendered["default"]
+    [claim] = of_kind(docs, "PersistentVolumeClaim")
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    config = named(docs, "ConfigMap", "rel-kithost")["data"]
+    assert config["KITHOST_ATTACHMENT_STORAGE_URL"] == "file:///data/attachments"
+    for name in ("rel-kithost-api", "rel-kithost-worker"):
+        pod = named(docs, "Deployment", name)["spec"]["template"]["spec"]
+        [volume] = [v for v in pod["volumes"] if v["name"] == "attachments"]
+        assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+        [container] = pod["containers"]
+        assert {"name": "attachments", "mountPath": "/data/attachments"} in container[
+            "volumeMounts"
+        ]
+
+    s3 = rendered["s3"]
+    assert of_kind(s3, "PersistentVolumeClaim") == []
+    config = named(s3, "ConfigMap", "rel-kithost")["data"]
+    assert config["KITHOST_ATTACHMENT_STORAGE_URL"] == "s3://kithost-attachments/prod"
+    assert config["KITHOST_S3_ENDPOINT_URL"] == "https://minio.storage.svc:9000"
+    for _, template in pod_templates(s3):
+        assert all(v["name"] != "attachments" for v in template["spec"]["volumes"])
+
+
+def test_ingress_tls_and_visitor_host(rendered: dict[str, list[Manifest]]) -> None:
+    docs = rendered["ingress-tls"]
+    [ingress] = of_kind(docs, "Ingress")
+    assert ingress["spec"]["tls"] == [
+        {"secretName": "kithost-tls", "hosts": ["kithost.example.com", "chat.example.net"]}
+    ]
+    rules = {rule["host"]: rule["http"]["paths"] for rule in ingress["spec"]["rules"]}
+    assert [p["path"] for p in rules["kithost.example.com"]] == ["/"]
+    assert [(p["path"], p["pathType"]) for p in rules["chat.example.net"]] == [
+        ("/embed.js", "Exact"),
+        ("/w/", "Prefix"),
+        ("/v1/", "Prefix"),
+    ]
+    for paths in rules.values():
+        assert {p["backend"]["service"]["name"] for p in paths} == {"rel-kithost-api"}
+    config = named(docs, "ConfigMap", "rel-kithost")["data"]
+    assert config["KITHOST_ALLOWED_HOSTS"] == "kithost.example.com,chat.example.net"
+    [default] = of_kind(rendered["default"], "Ingress")
+    assert "tls" not in default["spec"]
+
+
+def test_network_policies_select_the_right_pods(rendered: dict[str, list[Manifest]]) -> None:
+    docs = rendered["networkpolicy"]
+    policies = {p["metadata"]["name"]: p["spec"] for p in of_kind(docs, "NetworkPolicy")}
+    api = policies["rel-kithost-api"]
+    assert components_selected(docs, api["podSelector"]) == {"api"}
+    [rule] = api["ingress"]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert rule["from"][0]["namespaceSelector"] == {
+        "matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}
+    }
+    worker = policies["rel-kithost-worker"]
+    assert components_selected(docs, worker["podSelector"]) == {"worker"}
+    [rule] = worker["ingress"]
+    assert rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    closed = policies["rel-kithost-no-ingress"]
+    assert components_selected(docs, closed["podSelector"]) == {"beat", "migrations"}
+    assert "ingress" not in closed
+    assert closed["policyTypes"] == ["Ingress"]
+
+    egress = policies["rel-kithost-egress"]
+    assert components_selected(docs, egress["podSelector"]) == {
+        "api",
+        "worker",
+        "beat",
+        "migrations",
+    }
+    allowed = {
+        (block["ipBlock"]["cidr"] if "ipBlock" in block else "dns", port["port"])
+        for rule in egress["egress"]
+        for block in rule["to"]
+        for port in rule["ports"]
+    }
+    assert allowed == {
+        ("dns", 53),
+        ("10.20.0.0/24", 5432),
+        ("10.21.0.0/24", 6379),
+        ("10.21.0.0/24", 5672),
+        ("162.159.140.0/24", 443),
+        ("172.66.0.0/24", 443),
+        ("10.30.0.5/32", 587),
+    }
+    assert of_kind(rendered["default"], "NetworkPolicy") == []
+
+
+def test_service_monitor_scrapes_the_api(rendered: dict[str, list[Manifest]]) -> None:
+    docs = rendered["networkpolicy"]
+    [monitor] = of_kind(docs, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    [service] = of_kind(docs, "Service")
+    assert selects(monitor["spec"]["selector"], service["metadata"]["labels"])
+    assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
+    [pods] = of_kind(docs, "PodMonitor")
+    assert components_selected(docs, pods["spec"]["selector"]) == {"worker"}
+    worker = named(docs, "Deployment", "rel-kithost-worker")["spec"]["template"]["spec"]
+    [container] = worker["containers"]
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9808, "protocol": "TCP"}]
+    assert pods["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+    for name in ("rel-kithost-api", "rel-kithost-worker"):
+        [container] = named(docs, "Deployment", name)["spec"]["template"]["spec"]["containers"]
+        [directory] = [
+            e["value"] for e in container["env"] if e["name"] == "PROMETHEUS_MULTIPROC_DIR"
+        ]
+        assert {"name": "metrics", "mountPath": directory} in container["volumeMounts"]
+    assert of_kind(rendered["default"], "ServiceMonitor") == []
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (["api.replicas=-1"], "api.replicas: Must be greater than or equal to 0"),
+        (["api.replica=2"], "Additional property replica is not allowed"),
+        (["attachments.storage=gcs"], "attachments.storage: attachments.storage must be one of"),
+        (
+            ["secrets.existingSecret="],
+            "secrets.databaseUrl is required (or set secrets.existingSecret)",
+        ),
+        (
+            ["attachments.storage=s3"],
+            "attachments.s3.bucket is required when attachments.storage is s3",
+        ),
+        (["ingress.tls.enabled=true"], "ingress.tls.secretName is required"),
+        (["api.terminationGracePeriodSeconds=30"], "api.terminationGracePeriodSeconds must exceed"),
+        (
+            ["worker.autoscaling.enabled=true", "worker.autoscaling.minReplicas=9"],
+            "worker.autoscaling.minReplicas must not exceed worker.autoscaling.maxReplicas",
+        ),
+    ],
+)
+def test_invalid_values_fail_the_render_clearly(values: list[str], message: str) -> None:
+    sets = [arg for value in values for arg in ("--set", value)]
+    result = helm("template", "rel", str(CHART), *sets)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
