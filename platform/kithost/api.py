@@ -9,6 +9,7 @@ from kithost.audit.endpoints import router as audit_router
 from kithost.auth.endpoints import router as auth_router
 from kithost.clients.endpoints import router as clients_router
 from kithost.invitations.endpoints import router as invitations_router
+from kithost.knowledge.endpoints import router as knowledge_router
 from kithost.members.endpoints import router as members_router
 from kithost.secrets.endpoints import router as secrets_router
 from kithost.sessions.endpoints import router as sessions_router
@@ -27,5 +28,6 @@ for router in (
     sessions_router,
     audit_router,
     analytics_router,
+    knowledge_router,
 ):
     api_router.include_router(router)

@@ -118,6 +118,14 @@ def invalid_field(field: str, message: str, type: str = "value") -> InvalidInput
     return InvalidInput(message, errors=[FieldError(field=field, message=message, type=type)])
 
 
+class PayloadTooLarge(KithostError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(KithostError):
+    status, code = 415, "unsupported_media_type"
+
+
 class RateLimited(KithostError):
     status, code = 429, "rate_limited"
 

@@ -29,7 +29,16 @@ from kithost.auth.roles import ALL_SCOPES, ROLE_SCOPES
 from kithost.auth.scopes import Scope
 from kithost.clients.service import create_client
 from kithost.invitations.service import create_invitation
-from kithost.models import AllowedOrigin, ErrorGroup, Role, Tenant, Widget, WidgetVersion
+from kithost.models import (
+    AllowedOrigin,
+    ErrorGroup,
+    KnowledgeBase,
+    KnowledgeDocument,
+    Role,
+    Tenant,
+    Widget,
+    WidgetVersion,
+)
 from kithost.models.base import utcnow
 from kithost.widgets.service import create_widget
 from tests.factories import client_token, login, make_member, make_tenant, make_user
@@ -46,10 +55,13 @@ class Rule:
     """The ``If-Match`` of a change that needs it: a fresh target widget is at revision 1."""
     grants: Role | None = None
     """The role the call gives or takes: a client needs that role's scopes too."""
+    files: dict[str, tuple[str, bytes, str]] | None = None
+    """A multipart body (instead of ``body``)."""
 
 
 WIDGET = f"{PREFIX}/widgets/{{id}}"
 ANALYTICS = f"{PREFIX}/analytics"
+KNOWLEDGE = f"{PREFIX}/knowledge-bases"
 ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", f"{PREFIX}/openai-key"): Rule(Scope.widgets_read),
     ("PUT", f"{PREFIX}/openai-key"): Rule(
@@ -112,6 +124,14 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ),
     ("GET", f"{ANALYTICS}/settings"): Rule(Scope.analytics_read),
     ("PUT", f"{ANALYTICS}/settings"): Rule(Scope.members_write, {"retention_days": 30}),
+    ("POST", KNOWLEDGE): Rule(Scope.knowledge_write, {"name": "made"}),
+    ("GET", KNOWLEDGE): Rule(Scope.knowledge_read),
+    ("GET", f"{KNOWLEDGE}/{{id}}"): Rule(Scope.knowledge_read),
+    ("DELETE", f"{KNOWLEDGE}/{{id}}"): Rule(Scope.knowledge_write),
+    ("POST", f"{KNOWLEDGE}/{{id}}/documents"): Rule(
+        Scope.knowledge_write, files={"file": ("faq.md", b"# FAQ", "text/markdown")}
+    ),
+    ("DELETE", f"{KNOWLEDGE}/{{id}}/documents/{{document_id}}"): Rule(Scope.knowledge_write),
 }
 
 Outcome = str | tuple[int, str]
@@ -160,7 +180,7 @@ Target = Callable[[], Awaitable[str]]
 async def fill(path: str, tenant: Tenant, targets: dict[str, Target]) -> str:
     """``path`` with ``{tenant}`` and each other parameter replaced by a fresh real row."""
     url = path.replace("{tenant}", tenant.slug)
-    for collection, param in re.findall(r"/(\w+)/\{(\w+)\}", url):
+    for collection, param in re.findall(r"/([\w-]+)/\{(\w+)\}", url):
         url = url.replace(f"{{{param}}}", await targets[collection](), 1)
     assert "{" not in url, f"no target for a parameter of {path}"
     return url
@@ -231,7 +251,30 @@ async def test_isolation_matrix(client: httpx.AsyncClient, app: FastAPI, db: Asy
         await db.flush()
         return str(group.id)
 
+    bases: list[KnowledgeBase] = []
+
+    async def knowledge_base() -> str:
+        bases.append(KnowledgeBase(tenant_id=tenant.id, name="target"))
+        db.add(bases[-1])
+        await db.flush()
+        return str(bases[-1].id)
+
+    async def document() -> str:
+        """A document of the knowledge base filled in just before."""
+        made = KnowledgeDocument(
+            tenant_id=tenant.id,
+            knowledge_base_id=bases[-1].id,
+            filename="target.md",
+            content_type="text/markdown",
+            size_bytes=1,
+        )
+        db.add(made)
+        await db.flush()
+        return str(made.id)
+
     targets: dict[str, Target] = {
+        "knowledge-bases": knowledge_base,
+        "documents": document,
         "members": member,
         "invitations": invitation,
         "clients": api_client,
@@ -273,7 +316,9 @@ async def test_isolation_matrix(client: httpx.AsyncClient, app: FastAPI, db: Asy
             url = await fill(path, tenant, targets)
             if_match = {} if rule.if_match is None else {"If-Match": rule.if_match}
             headers = {**caller.headers, **if_match}
-            response = await client.request(method, url, json=rule.body, headers=headers)
+            response = await client.request(
+                method, url, json=rule.body, files=rule.files, headers=headers
+            )
             if outcome(response) != caller.expects(rule.scope):
                 mismatches.append(
                     f"{method} {path} as {name}: expected {caller.expects(rule.scope)}, "

@@ -11,6 +11,7 @@ Endpoints, shaped after the types of the installed `openai` client:
 - ``POST /v1/chatkit/sessions`` and ``POST /v1/chatkit/sessions/{session_id}/cancel``
 - ``POST /v1/chat/completions``, plain or with ``stream: true``
 - ``POST /v1/responses``, plain or with ``stream: true``
+- Files and Vector Stores (``fake.vector_stores``, see ``tests/fakes/vector_stores.py``)
 
 Any other URL answers 404 in OpenAI's error shape. Every request is recorded in
 `FakeOpenAI.requests` before scripted failures and the API key check are applied.
@@ -46,6 +47,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.fakes.vector_stores import VectorStores
 
 DEFAULT_API_KEY = "sk-fake-openai-test-key"
 DEFAULT_REPLY_TEXT = "Hello from the fake OpenAI server!"
@@ -118,6 +121,8 @@ class FakeOpenAI:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._port: int | None = None
+        self.vector_stores = VectorStores(_new_id)
+        """Files and vector stores (``tests/fakes/vector_stores.py``)."""
         self.app = Starlette(
             routes=[
                 Route(
@@ -136,6 +141,7 @@ class FakeOpenAI:
                     methods=["POST"],
                 ),
                 Route("/v1/responses", self._endpoint(self._responses), methods=["POST"]),
+                *self.vector_stores.routes(self._endpoint),
                 Route(
                     "/{path:path}",
                     self._not_found,
@@ -192,6 +198,7 @@ class FakeOpenAI:
         self.event_interval_seconds = 0.0
         self.requests.clear()
         self.sessions.clear()
+        self.vector_stores.reset()
         self._failures.clear()
         self._stream_script = None
         self._released.set()
@@ -261,8 +268,11 @@ class FakeOpenAI:
         self.requests.append(RecordedRequest(request.method, request.url.path, headers, body))
         return raw, body
 
-    def _endpoint(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        """Wrap `handler` with recording, scripted failures, auth and JSON body parsing."""
+    def _endpoint(
+        self, handler: Handler, json_body: bool = True
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """Wrap `handler` with recording, scripted failures, auth and (unless not
+        ``json_body``: the handler reads the body) JSON body parsing."""
 
         async def endpoint(request: Request) -> Response:
             raw, body = await self._record(request)
@@ -283,7 +293,7 @@ class FakeOpenAI:
             denied = self._check_api_key(request)
             if denied is not None:
                 return denied
-            if raw and not isinstance(body, dict):
+            if json_body and raw and not isinstance(body, dict):
                 return _error(400, "We could not parse the JSON body of your request.")
             return await handler(request, body if isinstance(body, dict) else {})
 

@@ -41,6 +41,7 @@ from kithost.embed.endpoints import PathParamsRoute
 from kithost.embed.service import Published
 from kithost.errors import (
     KithostError,
+    PayloadTooLarge,
     RateLimited,
     ServiceUnavailable,
     invalid_field,
@@ -111,13 +112,13 @@ def _refusals_only(batch: Batch) -> Batch:
 async def _bounded_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise service.PayloadTooLarge(f"A batch has at most {MAX_BODY_BYTES} bytes.")
+        raise PayloadTooLarge(f"A batch has at most {MAX_BODY_BYTES} bytes.")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise service.PayloadTooLarge(f"A batch has at most {MAX_BODY_BYTES} bytes.")
+            raise PayloadTooLarge(f"A batch has at most {MAX_BODY_BYTES} bytes.")
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -33,7 +33,13 @@ from kithost.audit import service as audit
 from kithost.audit.service import Actor
 from kithost.chat import service as chat
 from kithost.db import Sessionmaker, session_scope
-from kithost.errors import BadRequest, KithostError, NotFound, invalid_field
+from kithost.errors import (
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    invalid_field,
+)
 from kithost.models import ErrorGroup, ErrorStatus, RollupPeriod, Tenant
 from kithost.models.base import utcnow
 
@@ -42,14 +48,6 @@ log = structlog.get_logger(__name__)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 MAX_BUCKETS = 1000
-
-
-class PayloadTooLarge(KithostError):
-    status, code = 413, "payload_too_large"
-
-
-class UnsupportedMediaType(KithostError):
-    status, code = 415, "unsupported_media_type"
 
 
 # --- ingestion (API side: no database) -------------------------------------------------

@@ -23,6 +23,8 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
             Scope.sessions_mint,
             Scope.analytics_read,
             Scope.members_read,
+            Scope.knowledge_read,
+            Scope.knowledge_write,
         }
     ),
     Role.viewer: frozenset({Scope.widgets_read, Scope.analytics_read, Scope.members_read}),

@@ -13,3 +13,5 @@ class Scope(StrEnum):
     members_read = "members:read"
     members_write = "members:write"
     clients_write = "clients:write"
+    knowledge_read = "knowledge:read"
+    knowledge_write = "knowledge:write"

@@ -49,13 +49,13 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from kithost.chat.attachments import AttachmentRules, Purpose
 from kithost.chat.auth import missing_token
 from kithost.chat.context import ChatContext
-from kithost.chat.errors import PayloadTooLarge, problem_for
+from kithost.chat.errors import problem_for
 from kithost.chat.runtime import Runtime, runtime
 from kithost.chat.server import ChatServer
 from kithost.embed.cache import published_answers, visitor_origin
 from kithost.embed.endpoints import PathParamsRoute
 from kithost.embed.service import Published
-from kithost.errors import BadRequest, Conflict, FieldError, Unauthorized
+from kithost.errors import BadRequest, Conflict, FieldError, PayloadTooLarge, Unauthorized
 from kithost.health.metrics import CHAT_FIRST_TOKEN_SECONDS, CHAT_STREAM_SECONDS, CHAT_STREAMS
 from kithost.kit.cors import preflight
 from kithost.kit.schemas import problems

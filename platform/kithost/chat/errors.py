@@ -28,10 +28,6 @@ def attachment_not_found() -> ChatNotFound:
     return ChatNotFound("attachment_not_found", "No such attachment.")
 
 
-class PayloadTooLarge(KithostError):
-    status, code = 413, "payload_too_large"
-
-
 def problem_for(exc: Exception) -> KithostError | None:
     """The problem an exception from ``ChatKitServer.process`` stands for; None for a bug."""
     if isinstance(exc, KithostError):

@@ -14,6 +14,7 @@ from kithost.models.chat_thread import ChatThread
 from kithost.models.dashboard_session import DashboardSession
 from kithost.models.error_group import ErrorGroup, ErrorGroupUser, ErrorStatus
 from kithost.models.invitation import Invitation
+from kithost.models.knowledge import DocumentStatus, KnowledgeBase, KnowledgeDocument
 from kithost.models.membership import Membership, Role
 from kithost.models.session_mint import SessionMint
 from kithost.models.signing_key import SigningKey
@@ -35,10 +36,13 @@ __all__ = [
     "ChatItem",
     "ChatThread",
     "DashboardSession",
+    "DocumentStatus",
     "ErrorGroup",
     "ErrorGroupUser",
     "ErrorStatus",
     "Invitation",
+    "KnowledgeBase",
+    "KnowledgeDocument",
     "Membership",
     "Placement",
     "Role",

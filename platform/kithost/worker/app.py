@@ -18,6 +18,7 @@ TASK_MODULES = [
     "kithost.chat.tasks",
     "kithost.health.tasks",
     "kithost.invitations.tasks",
+    "kithost.knowledge.tasks",
 ]
 
 # kombu's SQLAlchemy transport (the embedded broker) polls its table; once a second by

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, UploadFile, status
+
+from kithost.auth.dependencies import KnowledgeRead, KnowledgeWrite
+from kithost.chat.storage import storage_for
+from kithost.db import DbSession
+from kithost.kit.schemas import TENANT_ERRORS, problems
+from kithost.knowledge import schemas, service
+from kithost.models import DocumentStatus
+from kithost.state import AppSettings
+
+router = APIRouter(prefix="/tenants/{tenant}/knowledge-bases", tags=["knowledge"])
+
+BASE_ERRORS = (*TENANT_ERRORS, 404)
+
+
+def _base(summary: service.Summary) -> schemas.KnowledgeBase:
+    documents = summary.documents
+    return schemas.KnowledgeBase(
+        id=summary.base.id,
+        name=summary.base.name,
+        description=summary.base.description,
+        documents=len(documents),
+        size_bytes=sum(d.size_bytes for d in documents),
+        processing=sum(d.status is DocumentStatus.processing for d in documents),
+        failed=sum(d.status is DocumentStatus.failed for d in documents),
+        created_at=summary.base.created_at,
+    )
+
+
+def _detail(summary: service.Summary) -> schemas.KnowledgeBaseDetail:
+    files = [schemas.KnowledgeDocument.model_validate(d) for d in summary.documents]
+    return schemas.KnowledgeBaseDetail(**_base(summary).model_dump(), files=files)
+
+
+@router.post(
+    "",
+    summary="Create a knowledge base",
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(*TENANT_ERRORS),
+)
+async def create_knowledge_base(
+    access: KnowledgeWrite, session: DbSession, body: schemas.KnowledgeBaseCreate
+) -> schemas.KnowledgeBaseDetail:
+    summary = await service.create_base(
+        session, access, name=body.name, description=body.description
+    )
+    return _detail(summary)
+
+
+@router.get("", summary="List the knowledge bases", responses=problems(*TENANT_ERRORS))
+async def list_knowledge_bases(
+    access: KnowledgeRead, session: DbSession
+) -> list[schemas.KnowledgeBase]:
+    return [_base(s) for s in await service.list_bases(session, access.tenant)]
+
+
+@router.get("/{id}", summary="A knowledge base and its documents", responses=problems(*BASE_ERRORS))
+async def get_knowledge_base(
+    access: KnowledgeRead, session: DbSession, id: uuid.UUID
+) -> schemas.KnowledgeBaseDetail:
+    return _detail(await service.get_base(session, access.tenant, id))
+
+
+@router.delete(
+    "/{id}",
+    summary="Delete a knowledge base",
+    description="Its documents go too, here at once and at OpenAI shortly after.",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(*BASE_ERRORS),
+)
+async def delete_knowledge_base(access: KnowledgeWrite, session: DbSession, id: uuid.UUID) -> None:
+    await service.delete_base(session, access, id)
+
+
+@router.post(
+    "/{id}/documents",
+    summary="Upload a document",
+    description="PDF, Markdown, HTML, plain text or DOCX, by file name, of at most "
+    f"{service.MAX_DOCUMENT_BYTES} bytes; at most {service.MAX_DOCUMENTS} per knowledge base. "
+    "It is `processing` until OpenAI has indexed it, then `ready` (or `failed` with a reason).",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problems(*BASE_ERRORS, 409, 413, 415),
+)
+async def upload_document(
+    access: KnowledgeWrite,
+    session: DbSession,
+    settings: AppSettings,
+    id: uuid.UUID,
+    file: UploadFile,
+) -> schemas.KnowledgeDocument:
+    data = await file.read(service.MAX_DOCUMENT_BYTES + 1)
+    document = await service.add_document(
+        session,
+        storage_for(settings),
+        access,
+        id,
+        filename=file.filename or "",
+        data=data,
+    )
+    return schemas.KnowledgeDocument.model_validate(document)
+
+
+@router.delete(
+    "/{id}/documents/{document_id}",
+    summary="Delete a document",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(*BASE_ERRORS),
+)
+async def delete_document(
+    access: KnowledgeWrite, session: DbSession, id: uuid.UUID, document_id: uuid.UUID
+) -> None:
+    await service.delete_document(session, access, id, document_id)

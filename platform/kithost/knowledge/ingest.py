@@ -1,0 +1,199 @@
+"""OpenAI's side of knowledge bases, run by the tasks: a document's bytes become a file in
+the base's vector store (made on first use), and removed documents leave OpenAI too.
+
+Every step is idempotent (workers acknowledge late; a task may run twice): what OpenAI
+returned is written down as soon as it exists (``vector_store_id``, ``file_id``) and a
+step already done is skipped. No transaction stays open across a call to OpenAI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Awaitable
+
+import structlog
+from openai import (
+    APIConnectionError,
+    APIStatusError,
+    AsyncOpenAI,
+    AuthenticationError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.chat.storage import BlobStorage
+from kithost.db import Sessionmaker, session_scope
+from kithost.errors import Conflict
+from kithost.kit.crypto import SecretBox
+from kithost.kit.upstream import openai_client
+from kithost.knowledge import repository
+from kithost.models import DocumentStatus, KnowledgeDocument, Tenant
+from kithost.secrets.service import openai_key_to_use
+from kithost.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+TRANSIENT = (APIConnectionError, RateLimitError, InternalServerError)
+"""OpenAI failures worth waiting out (the task retries with backoff)."""
+NO_KEY = "The tenant has no OpenAI API key: set one, then upload the document again."
+
+
+def blob_key(tenant_id: uuid.UUID, document_id: uuid.UUID) -> str:
+    return f"knowledge/{tenant_id}/{document_id}"
+
+
+async def upstream(
+    session: AsyncSession, settings: Settings, box: SecretBox, tenant_id: uuid.UUID
+) -> AsyncOpenAI | None:
+    """OpenAI with the tenant's key (else the platform's) on the operator's endpoint; None
+    when there is no key to use (or no tenant any more)."""
+    tenant = await session.get(Tenant, tenant_id)
+    if tenant is None:
+        return None
+    try:
+        key = openai_key_to_use(settings, box, tenant.openai_api_key)
+    except Conflict:
+        return None
+    return openai_client(key, settings.openai_base_url, settings.openai_timeout_seconds)
+
+
+async def ingest(
+    sessionmaker: Sessionmaker,
+    settings: Settings,
+    box: SecretBox,
+    storage: BlobStorage,
+    tenant_id: uuid.UUID,
+    document_id: uuid.UUID,
+) -> DocumentStatus | None:
+    """Hand one document to OpenAI; its status after (None: it no longer exists).
+
+    Raises one of :data:`TRANSIENT` for the task to retry; any other refusal by OpenAI
+    fails the document with the reason.
+    """
+    async with session_scope(sessionmaker) as session:
+        document = await repository.get_document(session, tenant_id, document_id)
+        if document is None or document.status is not DocumentStatus.processing:
+            return None if document is None else document.status
+        base = await repository.get_base(session, tenant_id, document.knowledge_base_id)
+        assert base is not None  # a document goes with its base (ON DELETE CASCADE)
+        client = await upstream(session, settings, box, tenant_id)
+        if client is None:
+            return _fail(document, NO_KEY)
+        store_id, file_id = base.vector_store_id, document.file_id
+        filename, content_type = document.filename, document.content_type
+    try:
+        if store_id is None:
+            store_id = await _vector_store(sessionmaker, client, tenant_id, base.id, base.name)
+            if store_id is None:  # the base (and so the document) was deleted meanwhile
+                return None
+        if file_id is None:
+            data = await storage.get(blob_key(tenant_id, document_id))
+            if data is None:
+                return await settle(sessionmaker, tenant_id, document_id, "The upload is lost.")
+            made = await client.files.create(
+                file=(filename, data, content_type), purpose="assistants"
+            )
+            file_id = made.id
+            async with session_scope(sessionmaker) as session:
+                document = await repository.get_document(session, tenant_id, document_id)
+                if document is None:  # deleted meanwhile: take the file back
+                    await client.files.delete(file_id)
+                    return None
+                document.file_id = file_id
+        indexed = await client.vector_stores.files.create_and_poll(
+            file_id, vector_store_id=store_id, poll_interval_ms=1000
+        )
+    except (AuthenticationError, PermissionDeniedError):
+        return await settle(sessionmaker, tenant_id, document_id, "OpenAI refused the API key.")
+    except TRANSIENT:
+        raise
+    except APIStatusError as exc:
+        refused = f"OpenAI refused the document: {exc.message}"
+        return await settle(sessionmaker, tenant_id, document_id, refused)
+    error = indexed.last_error
+    reason = None
+    if indexed.status != "completed":
+        reason = f"OpenAI could not index it: {error.message if error else indexed.status}"
+    status = await settle(sessionmaker, tenant_id, document_id, reason)
+    if status is DocumentStatus.ready:
+        await storage.delete([blob_key(tenant_id, document_id)])
+    return status
+
+
+async def _vector_store(
+    sessionmaker: Sessionmaker,
+    client: AsyncOpenAI,
+    tenant_id: uuid.UUID,
+    base_id: uuid.UUID,
+    name: str,
+) -> str | None:
+    """The base's vector store, made now; when another task made one meanwhile, that one
+    (and this one is deleted); None when the base is gone."""
+    made = await client.vector_stores.create(
+        name=name[:200], metadata={"kithost_knowledge_base": str(base_id)}
+    )
+    async with session_scope(sessionmaker) as session:
+        base = await repository.get_base(session, tenant_id, base_id, lock=True)
+        if base is not None and base.vector_store_id is None:
+            base.vector_store_id = made.id
+            return made.id
+        existing = None if base is None else base.vector_store_id
+    await client.vector_stores.delete(made.id)
+    return existing
+
+
+async def settle(
+    sessionmaker: Sessionmaker, tenant_id: uuid.UUID, document_id: uuid.UUID, reason: str | None
+) -> DocumentStatus | None:
+    """Mark the document ready (``reason`` None) or failed with ``reason``."""
+    async with session_scope(sessionmaker) as session:
+        document = await repository.get_document(session, tenant_id, document_id)
+        if document is None:
+            return None
+        if reason is None:
+            document.status, document.failure_reason = DocumentStatus.ready, None
+            return document.status
+        return _fail(document, reason)
+
+
+def _fail(document: KnowledgeDocument, reason: str) -> DocumentStatus:
+    log.info("knowledge.document_failed", document=str(document.id), reason=reason)
+    document.status, document.failure_reason = DocumentStatus.failed, reason[:500]
+    return document.status
+
+
+async def remove(
+    sessionmaker: Sessionmaker,
+    settings: Settings,
+    box: SecretBox,
+    storage: BlobStorage,
+    tenant_id: uuid.UUID,
+    vector_store_id: str | None,
+    file_ids: list[str],
+    blob_keys: list[str],
+    whole: bool,
+) -> None:
+    """Remove documents' files from OpenAI (and the vector store when ``whole``) and their
+    bytes; what is already gone is not an error."""
+    await storage.delete(blob_keys)
+    async with session_scope(sessionmaker) as session:
+        client = await upstream(session, settings, box, tenant_id)
+    if client is None:
+        log.warning("knowledge.remove_without_key", tenant=str(tenant_id), files=file_ids)
+        return
+    for file_id in file_ids:
+        if vector_store_id is not None and not whole:
+            await _gone(client.vector_stores.files.delete(file_id, vector_store_id=vector_store_id))
+        await _gone(client.files.delete(file_id))
+    if whole and vector_store_id is not None:
+        await _gone(client.vector_stores.delete(vector_store_id))
+
+
+async def _gone(call: Awaitable[object]) -> None:
+    """Await a deletion; one OpenAI no longer knows of is done already."""
+    with contextlib.suppress(NotFoundError):
+        await call

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.models import KnowledgeBase, KnowledgeDocument
+
+
+async def list_bases(session: AsyncSession, tenant_id: uuid.UUID) -> Sequence[KnowledgeBase]:
+    result = await session.execute(
+        select(KnowledgeBase)
+        .where(KnowledgeBase.tenant_id == tenant_id)
+        .order_by(KnowledgeBase.created_at, KnowledgeBase.id)
+    )
+    return result.scalars().all()
+
+
+async def get_base(
+    session: AsyncSession, tenant_id: uuid.UUID, base_id: uuid.UUID, *, lock: bool = False
+) -> KnowledgeBase | None:
+    query = select(KnowledgeBase).where(
+        KnowledgeBase.tenant_id == tenant_id, KnowledgeBase.id == base_id
+    )
+    result = await session.execute(query.with_for_update() if lock else query)
+    return result.scalar_one_or_none()
+
+
+async def list_documents(
+    session: AsyncSession, tenant_id: uuid.UUID, base_ids: Sequence[uuid.UUID]
+) -> Sequence[KnowledgeDocument]:
+    result = await session.execute(
+        select(KnowledgeDocument)
+        .where(
+            KnowledgeDocument.tenant_id == tenant_id,
+            KnowledgeDocument.knowledge_base_id.in_(base_ids),
+        )
+        .order_by(KnowledgeDocument.created_at, KnowledgeDocument.id)
+    )
+    return result.scalars().all()
+
+
+async def count_documents(session: AsyncSession, tenant_id: uuid.UUID, base_id: uuid.UUID) -> int:
+    result = await session.execute(
+        select(func.count()).where(
+            KnowledgeDocument.tenant_id == tenant_id,
+            KnowledgeDocument.knowledge_base_id == base_id,
+        )
+    )
+    return result.scalar_one()
+
+
+async def get_document(
+    session: AsyncSession, tenant_id: uuid.UUID, document_id: uuid.UUID
+) -> KnowledgeDocument | None:
+    result = await session.execute(
+        select(KnowledgeDocument).where(
+            KnowledgeDocument.tenant_id == tenant_id, KnowledgeDocument.id == document_id
+        )
+    )
+    return result.scalar_one_or_none()

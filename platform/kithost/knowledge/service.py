@@ -1,0 +1,188 @@
+"""Knowledge bases as tenants change them (through the API); OpenAI's side follows in
+tasks (``ingest``) once the change has committed."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.audit import service as audit
+from kithost.auth.principals import TenantAccess
+from kithost.chat.storage import BlobStorage
+from kithost.errors import Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType
+from kithost.knowledge import repository
+from kithost.knowledge.ingest import blob_key
+from kithost.knowledge.tasks import ingest, remove
+from kithost.models import DocumentStatus, KnowledgeBase, KnowledgeDocument, Tenant
+from kithost.worker.enqueue import enqueue
+
+CONTENT_TYPES = {
+    ".pdf": "application/pdf",
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".txt": "text/plain",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+}
+"""The documents a knowledge base takes, by file name extension."""
+MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
+MAX_DOCUMENTS = 200
+"""Per knowledge base."""
+
+
+@dataclass(frozen=True)
+class Summary:
+    base: KnowledgeBase
+    documents: Sequence[KnowledgeDocument]
+
+
+async def create_base(
+    session: AsyncSession, access: TenantAccess, *, name: str, description: str
+) -> Summary:
+    base = KnowledgeBase(tenant_id=access.tenant.id, name=name, description=description)
+    session.add(base)
+    await session.flush()
+    _record(session, access, "knowledge_base.created", base.id, {"name": name})
+    return Summary(base, [])
+
+
+async def list_bases(session: AsyncSession, tenant: Tenant) -> list[Summary]:
+    bases = await repository.list_bases(session, tenant.id)
+    documents = await repository.list_documents(session, tenant.id, [b.id for b in bases])
+    return [
+        Summary(base, [d for d in documents if d.knowledge_base_id == base.id]) for base in bases
+    ]
+
+
+async def get_base(session: AsyncSession, tenant: Tenant, base_id: uuid.UUID) -> Summary:
+    base = await _base(session, tenant.id, base_id)
+    return Summary(base, await repository.list_documents(session, tenant.id, [base.id]))
+
+
+async def delete_base(session: AsyncSession, access: TenantAccess, base_id: uuid.UUID) -> None:
+    """Remove the base and its documents; OpenAI's copies go behind the commit."""
+    summary = await get_base(session, access.tenant, base_id)
+    _remove_upstream(session, access.tenant.id, summary.base.vector_store_id, summary.documents)
+    await session.delete(summary.base)
+    _record(session, access, "knowledge_base.deleted", base_id, {"name": summary.base.name})
+
+
+def document_type(filename: str) -> str:
+    """The content type of an upload named ``filename``; 415 for a kind not taken."""
+    content_type = CONTENT_TYPES.get(PurePath(filename).suffix.lower())
+    if content_type is None:
+        kinds = ", ".join(sorted(CONTENT_TYPES))
+        raise UnsupportedMediaType(
+            f"A knowledge base takes {kinds} files.", code="unsupported_document_type"
+        )
+    return content_type
+
+
+async def add_document(
+    session: AsyncSession,
+    storage: BlobStorage,
+    access: TenantAccess,
+    base_id: uuid.UUID,
+    *,
+    filename: str,
+    data: bytes,
+) -> KnowledgeDocument:
+    """Keep the upload and queue it for OpenAI (``tasks.ingest``, once this commits)."""
+    base = await _base(session, access.tenant.id, base_id)
+    content_type = document_type(filename)
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise PayloadTooLarge(f"A document may have at most {MAX_DOCUMENT_BYTES} bytes.")
+    if await repository.count_documents(session, access.tenant.id, base.id) >= MAX_DOCUMENTS:
+        raise Conflict(
+            f"A knowledge base holds at most {MAX_DOCUMENTS} documents.",
+            code="knowledge_base_full",
+        )
+    document = KnowledgeDocument(
+        tenant_id=access.tenant.id,
+        knowledge_base_id=base.id,
+        filename=filename,
+        content_type=content_type,
+        size_bytes=len(data),
+        status=DocumentStatus.processing,
+    )
+    session.add(document)
+    await session.flush()
+    await storage.put(blob_key(access.tenant.id, document.id), data)
+    enqueue(session, ingest, str(access.tenant.id), str(document.id))
+    _record(
+        session,
+        access,
+        "knowledge_document.uploaded",
+        base.id,
+        {"document": str(document.id), "filename": filename, "size_bytes": len(data)},
+    )
+    return document
+
+
+async def delete_document(
+    session: AsyncSession, access: TenantAccess, base_id: uuid.UUID, document_id: uuid.UUID
+) -> None:
+    base = await _base(session, access.tenant.id, base_id)
+    document = await repository.get_document(session, access.tenant.id, document_id)
+    if document is None or document.knowledge_base_id != base.id:
+        raise NotFound("No such document.", code="document_not_found")
+    _remove_upstream(session, access.tenant.id, base.vector_store_id, [document], whole=False)
+    await session.delete(document)
+    _record(
+        session,
+        access,
+        "knowledge_document.deleted",
+        base.id,
+        {"document": str(document.id), "filename": document.filename},
+    )
+
+
+async def _base(session: AsyncSession, tenant_id: uuid.UUID, base_id: uuid.UUID) -> KnowledgeBase:
+    base = await repository.get_base(session, tenant_id, base_id)
+    if base is None:
+        raise NotFound("No such knowledge base.", code="knowledge_base_not_found")
+    return base
+
+
+def _remove_upstream(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    vector_store_id: str | None,
+    documents: Sequence[KnowledgeDocument],
+    *,
+    whole: bool = True,
+) -> None:
+    """Queue the removal of ``documents`` from OpenAI and the blob store (and of the vector
+    store itself when ``whole``)."""
+    enqueue(
+        session,
+        remove,
+        str(tenant_id),
+        vector_store_id,
+        [d.file_id for d in documents if d.file_id is not None],
+        [blob_key(tenant_id, d.id) for d in documents],
+        whole,
+    )
+
+
+def _record(
+    session: AsyncSession,
+    access: TenantAccess,
+    action: str,
+    base_id: uuid.UUID,
+    data: dict[str, object],
+) -> None:
+    audit.record(
+        session,
+        access.actor,
+        action,
+        tenant_id=access.tenant.id,
+        target_type="knowledge_base",
+        target_id=base_id,
+        data=data,
+    )

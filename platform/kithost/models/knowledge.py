@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kithost.models.base import TenantOwned, str_enum
+
+
+class KnowledgeBase(TenantOwned):
+    """A tenant's set of documents an agent searches (``file_search``): an OpenAI vector
+    store made with the tenant's key on the first upload."""
+
+    __tablename__ = "knowledge_bases"
+
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(String(1000), default="")
+    vector_store_id: Mapped[str | None] = mapped_column(String(128))
+    """OpenAI's id of the vector store; None until the first document is processed."""
+
+
+class DocumentStatus(StrEnum):
+    processing = "processing"
+    ready = "ready"
+    failed = "failed"
+
+
+class KnowledgeDocument(TenantOwned):
+    """One uploaded file of a knowledge base. Its bytes wait in the blob store until a task
+    has handed them to OpenAI (``file_id``) and the vector store has indexed them."""
+
+    __tablename__ = "knowledge_documents"
+
+    knowledge_base_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("knowledge_bases.id", ondelete="CASCADE"), index=True
+    )
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[DocumentStatus] = mapped_column(
+        str_enum(DocumentStatus), default=DocumentStatus.processing
+    )
+    failure_reason: Mapped[str | None] = mapped_column(String(500))
+    file_id: Mapped[str | None] = mapped_column(String(128))
+    """OpenAI's id of the uploaded file; None until the upload went through."""

@@ -1,0 +1,260 @@
+"""Knowledge bases over REST, with OpenAI's Files and Vector Stores APIs played by the fake
+server on loopback: an upload is kept, handed to OpenAI by the ingest task and shown ready,
+or failed with its reason; deleting takes it back from OpenAI; retries are idempotent;
+viewers and other tenants never see or touch a base."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from openai import InternalServerError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.chat.storage import storage_for
+from kithost.knowledge.ingest import NO_KEY, blob_key
+from kithost.models import Role, Tenant
+from tests.api.helpers import audit_actions
+from tests.factories import Credentials, login, make_member, make_tenant
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.vector_stores import UNINDEXABLE
+from tests.knowledge.helpers import GUIDE, SentTasks, run_ingest, run_remove
+
+BASES = "/api/v1/tenants/acme/knowledge-bases"
+
+
+async def editor_of_acme(
+    app: FastAPI, db: AsyncSession, client: httpx.AsyncClient, key: str | None
+) -> tuple[Tenant, Credentials]:
+    """Tenant ``acme`` (with OpenAI key ``key``) and one of its editors."""
+    tenant = await make_tenant(db, "acme")
+    if key is not None:
+        owner = await login(app, db, await make_member(db, tenant, Role.owner))
+        put = await client.put(
+            "/api/v1/tenants/acme/openai-key", json={"api_key": key}, headers=owner.headers
+        )
+        assert put.is_success, put.text
+    return tenant, await login(app, db, await make_member(db, tenant, Role.editor))
+
+
+async def new_base(client: httpx.AsyncClient, editor: Credentials) -> str:
+    created = await client.post(
+        BASES, json={"name": "Help centre", "description": "FAQ"}, headers=editor.headers
+    )
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+async def upload(
+    client: httpx.AsyncClient, editor: Credentials, base: str, file: tuple[str, bytes, str]
+) -> httpx.Response:
+    return await client.post(
+        f"{BASES}/{base}/documents", files={"file": file}, headers=editor.headers
+    )
+
+
+async def detail(client: httpx.AsyncClient, editor: Credentials, base: str) -> dict[str, Any]:
+    found = await client.get(f"{BASES}/{base}", headers=editor.headers)
+    assert found.status_code == 200, found.text
+    body: dict[str, Any] = found.json()
+    return body
+
+
+async def test_an_upload_is_indexed_in_the_bases_vector_store(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    tasks: SentTasks,
+) -> None:
+    tenant, editor = await editor_of_acme(app, db, client, fake_openai.api_key)
+    base = await new_base(client, editor)
+    uploaded = await upload(client, editor, base, GUIDE)
+    assert uploaded.status_code == 202, uploaded.text
+    document = uploaded.json()
+    assert (document["filename"], document["content_type"], document["status"]) == (
+        "guide.md",
+        "text/markdown",
+        "processing",
+    )
+    assert document["size_bytes"] == len(GUIDE[1])
+    assert (await detail(client, editor, base))["processing"] == 1
+
+    assert await run_ingest(app, tasks) == ["ready"]
+    shown = await detail(client, editor, base)
+    assert (shown["documents"], shown["processing"], shown["failed"]) == (1, 0, 0)
+    assert shown["size_bytes"] == len(GUIDE[1])
+    assert [(f["id"], f["status"], f["failure_reason"]) for f in shown["files"]] == [
+        (document["id"], "ready", None)
+    ]
+    [store] = fake_openai.vector_stores.stores.values()
+    [file] = fake_openai.vector_stores.files.values()
+    assert store["file_ids"] == {file["id"]}
+    assert (file["content"], file["purpose"]) == (GUIDE[1], "assistants")
+    assert store["metadata"] == {"kithost_knowledge_base": base}
+    storage = storage_for(app.state.settings)
+    assert await storage.get(blob_key(tenant.id, document["id"])) is None, "bytes kept"
+    listed = await client.get(BASES, headers=editor.headers)
+    assert [(b["id"], b["name"], b["documents"]) for b in listed.json()] == [
+        (base, "Help centre", 1)
+    ]
+    actions = await audit_actions(db, tenant.id)
+    assert {"knowledge_base.created", "knowledge_document.uploaded"} <= set(actions)
+    # The task delivered twice (workers acknowledge late) changes nothing.
+    assert (await run_ingest(app, tasks)) == []
+
+
+async def test_a_document_openai_cannot_index_fails_with_the_reason(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    tasks: SentTasks,
+) -> None:
+    _, editor = await editor_of_acme(app, db, client, fake_openai.api_key)
+    base = await new_base(client, editor)
+    assert (await upload(client, editor, base, ("broken.pdf", UNINDEXABLE, "x"))).is_success
+    assert await run_ingest(app, tasks) == ["failed"]
+    shown = await detail(client, editor, base)
+    assert shown["failed"] == 1
+    [file] = shown["files"]
+    assert file["content_type"] == "application/pdf"
+    assert file["failure_reason"] == "OpenAI could not index it: The file could not be parsed."
+
+
+async def test_without_an_openai_key_a_document_fails_and_says_so(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, tasks: SentTasks
+) -> None:
+    _, editor = await editor_of_acme(app, db, client, None)
+    base = await new_base(client, editor)
+    assert (await upload(client, editor, base, GUIDE)).is_success
+    assert await run_ingest(app, tasks) == ["failed"]
+    [file] = (await detail(client, editor, base))["files"]
+    assert file["failure_reason"] == NO_KEY
+
+
+async def test_openai_failing_for_a_while_is_retried_without_duplicates(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    tasks: SentTasks,
+) -> None:
+    _, editor = await editor_of_acme(app, db, client, fake_openai.api_key)
+    base = await new_base(client, editor)
+    assert (await upload(client, editor, base, GUIDE)).is_success
+    [sent] = [args for name, args in tasks.sent]
+    fake_openai.fail_next(500)
+    with pytest.raises(InternalServerError):
+        await run_ingest(app, tasks)
+    assert (await detail(client, editor, base))["processing"] == 1
+    tasks.record("kithost.knowledge.ingest", sent)  # the task's retry
+    assert await run_ingest(app, tasks) == ["ready"]
+    assert len(fake_openai.vector_stores.stores) == 1
+    assert len(fake_openai.vector_stores.files) == 1
+
+
+async def test_deleting_a_document_or_a_base_removes_it_from_openai(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    tasks: SentTasks,
+) -> None:
+    tenant, editor = await editor_of_acme(app, db, client, fake_openai.api_key)
+    base = await new_base(client, editor)
+    first = (await upload(client, editor, base, GUIDE)).json()
+    second = (await upload(client, editor, base, ("faq.txt", b"Q? A.", "text/plain"))).json()
+    assert await run_ingest(app, tasks) == ["ready", "ready"]
+    [store] = fake_openai.vector_stores.stores.values()
+    assert len(store["file_ids"]) == 2
+
+    gone = await client.delete(f"{BASES}/{base}/documents/{first['id']}", headers=editor.headers)
+    assert gone.status_code == 204
+    assert await run_remove(app, tasks) == 1
+    assert len(store["file_ids"]) == 1
+    assert len(fake_openai.vector_stores.files) == 1
+    assert [f["id"] for f in (await detail(client, editor, base))["files"]] == [second["id"]]
+
+    assert (await client.delete(f"{BASES}/{base}", headers=editor.headers)).status_code == 204
+    [(name, removal)] = tasks.sent
+    assert await run_remove(app, tasks) == 1
+    assert fake_openai.vector_stores.stores == {}
+    assert fake_openai.vector_stores.files == {}
+    assert (await client.get(f"{BASES}/{base}", headers=editor.headers)).status_code == 404
+    actions = set(await audit_actions(db, tenant.id))
+    assert {"knowledge_document.deleted", "knowledge_base.deleted"} <= actions
+    # The removal again (a redelivered task): OpenAI no longer knows them, and that is fine.
+    tasks.record(name, removal)
+    assert await run_remove(app, tasks) == 1
+
+
+@pytest.mark.parametrize(
+    ("file", "status", "code"),
+    [
+        (("run.exe", b"MZ", "application/octet-stream"), 415, "unsupported_document_type"),
+        (("notes", b"no extension", "text/plain"), 415, "unsupported_document_type"),
+        (("big.txt", b"x" * (10 * 1024 * 1024 + 1), "text/plain"), 413, "payload_too_large"),
+    ],
+)
+async def test_uploads_it_cannot_take_are_refused(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    tasks: SentTasks,
+    file: tuple[str, bytes, str],
+    status: int,
+    code: str,
+) -> None:
+    _, editor = await editor_of_acme(app, db, client, None)
+    base = await new_base(client, editor)
+    refused = await upload(client, editor, base, file)
+    assert refused.status_code == status, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] == code
+    assert (await detail(client, editor, base))["documents"] == 0
+    assert tasks.sent == []
+
+
+async def test_bad_requests_get_clear_problems(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    _, editor = await editor_of_acme(app, db, client, None)
+    base = await new_base(client, editor)
+    no_file = await client.post(f"{BASES}/{base}/documents", headers=editor.headers)
+    assert no_file.status_code == 422
+    assert [e["field"] for e in no_file.json()["errors"]] == ["file"]
+    nameless = await client.post(BASES, json={"name": ""}, headers=editor.headers)
+    assert nameless.status_code == 422
+    assert [e["field"] for e in nameless.json()["errors"]] == ["name"]
+    unknown = await client.get(
+        f"{BASES}/00000000-0000-0000-0000-000000000000", headers=editor.headers
+    )
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "knowledge_base_not_found")
+    no_doc = await client.delete(
+        f"{BASES}/{base}/documents/00000000-0000-0000-0000-000000000000", headers=editor.headers
+    )
+    assert (no_doc.status_code, no_doc.json()["code"]) == (404, "document_not_found")
+
+
+async def test_viewers_and_other_tenants_see_nothing(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    tenant, editor = await editor_of_acme(app, db, client, fake_openai.api_key)
+    base = await new_base(client, editor)
+    viewer = await login(app, db, await make_member(db, tenant, Role.viewer))
+    refused = await client.get(BASES, headers=viewer.headers)
+    assert (refused.status_code, refused.json()["code"]) == (403, "insufficient_scope")
+
+    other = await make_tenant(db, "other")
+    stranger = await login(app, db, await make_member(db, other, Role.owner))
+    theirs = f"/api/v1/tenants/other/knowledge-bases/{base}"
+    assert (await client.get(theirs, headers=stranger.headers)).status_code == 404
+    assert (await client.delete(theirs, headers=stranger.headers)).status_code == 404
+    put = await client.post(f"{theirs}/documents", files={"file": GUIDE}, headers=stranger.headers)
+    assert put.status_code == 404
+    listed = await client.get("/api/v1/tenants/other/knowledge-bases", headers=stranger.headers)
+    assert listed.json() == []
+    assert (await detail(client, editor, base))["documents"] == 0
