@@ -472,11 +472,17 @@ class FakeOpenAI:
             "role": "assistant",
             "content": [part],
         }
+        output: list[Json] = [message]
+        search = self.vector_stores.search(body.get("tools") or [])
+        if search is not None:
+            call, citation = search
+            output = [call, message]
+            part["annotations"] = [citation] if citation else []
         completed: Json = {
             **in_progress,
             "status": "completed",
             "completed_at": int(time.time()),
-            "output": [message],
+            "output": output,
             "usage": _responses_usage(_estimate_tokens(body.get("input")), len(pieces)),
         }
         if not body.get("stream"):
@@ -488,20 +494,32 @@ class FakeOpenAI:
             data = {"type": event_type, "sequence_number": len(events), **fields}
             events.append(f"event: {event_type}\ndata: {json.dumps(data)}\n\n")
 
-        at = {"item_id": item_id, "output_index": 0, "content_index": 0}
+        index = len(output) - 1
+        at = {"item_id": item_id, "output_index": index, "content_index": 0}
         emit("response.created", response=in_progress)
         emit("response.in_progress", response=in_progress)
+        if search is not None:
+            emit("response.output_item.added", output_index=0, item={**call, "status": "searching"})
+            emit("response.output_item.done", output_index=0, item=call)
         emit(
             "response.output_item.added",
-            output_index=0,
+            output_index=index,
             item={**message, "status": "in_progress", "content": []},
         )
-        emit("response.content_part.added", **at, part={**part, "text": ""})
+        emit("response.content_part.added", **at, part={**part, "text": "", "annotations": []})
+        first_delta = len(events)
         for piece in pieces:
             emit("response.output_text.delta", **at, delta=piece, logprobs=[])
         emit("response.output_text.done", **at, text=text, logprobs=[])
+        for number, annotation in enumerate(part["annotations"]):
+            emit(
+                "response.output_text.annotation.added",
+                **at,
+                annotation_index=number,
+                annotation=annotation,
+            )
         emit("response.content_part.done", **at, part=part)
-        emit("response.output_item.done", output_index=0, item=message)
+        emit("response.output_item.done", output_index=index, item=message)
         emit("response.completed", response=completed)
         failure = {"code": "server_error", "message": "The model failed mid-stream."}
         failed = {**in_progress, "status": "failed", "error": failure}
@@ -512,7 +530,7 @@ class FakeOpenAI:
         ):
             data = {"type": event_type, "sequence_number": len(events), **fields}
             error_events.append(f"event: {event_type}\ndata: {json.dumps(data)}\n\n")
-        return self._stream(events, 4, error_events)
+        return self._stream(events, first_delta, error_events)
 
     def _stream(self, events: list[str], first_delta: int, error_events: list[str]) -> Response:
         """The events as a stream, with the scripted failure or pause (if any) applied after

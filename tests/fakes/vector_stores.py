@@ -7,6 +7,10 @@
 
 A file whose bytes contain :data:`UNINDEXABLE` is attached with status ``failed`` and
 ``last_error``, as OpenAI answers for a file it cannot parse.
+
+A Responses request with a ``file_search`` tool (:meth:`VectorStores.search`) gets a
+``file_search_call`` before its message, and the message cites the first file of the first
+of the tool's vector stores that has one.
 """
 
 from __future__ import annotations
@@ -34,10 +38,39 @@ class VectorStores:
         """Uploaded files by id (``content`` holds the bytes)."""
         self.stores: dict[str, Json] = {}
         """Vector stores by id (``file_ids``: the files attached)."""
+        self.searches: list[Json] = []
+        """The ``file_search`` tools of the Responses requests so far."""
 
     def reset(self) -> None:
         self.files.clear()
         self.stores.clear()
+        self.searches.clear()
+
+    def search(self, tools: list[Json]) -> tuple[Json, Json | None] | None:
+        """The ``file_search_call`` output item and the citation of a Responses request with
+        ``tools``; None without a ``file_search`` tool."""
+        found = [t for t in tools if isinstance(t, dict) and t.get("type") == "file_search"]
+        if not found:
+            return None
+        self.searches.extend(found)
+        call = {
+            "id": self._new_id("fs_"),
+            "type": "file_search_call",
+            "status": "completed",
+            "queries": ["the visitor's question"],
+            "results": None,
+        }
+        for store_id in found[0].get("vector_store_ids", []):
+            for file_id in sorted(self.stores.get(store_id, {}).get("file_ids", ())):
+                file = self.files[file_id]
+                citation = {
+                    "type": "file_citation",
+                    "file_id": file_id,
+                    "filename": file["filename"],
+                    "index": 0,
+                }
+                return call, citation
+        return call, None
 
     def routes(self, wrap: Wrap) -> list[Route]:
         return [

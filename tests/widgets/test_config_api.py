@@ -34,6 +34,7 @@ EVERYTHING: dict[str, Any] = {
         "temperature": 0.3,
         "max_output_tokens": 2048,
         "messages_per_user_per_day": 200,
+        "tools": [],
     },
     "hosted": {
         "workflow_id": "wf_68df4b13_acme",

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import cast
 
 from agents import (
     Agent,
+    FileSearchTool,
     Model,
     ModelSettings,
     OpenAIChatCompletionsModel,
     OpenAIResponsesModel,
+    RunResultStreaming,
+    StreamEvent,
+    Tool,
     TResponseInputItem,
 )
 from chatkit.agents import AgentContext, ThreadItemConverter
@@ -25,6 +31,7 @@ from chatkit.types import (
     AssistantMessageItem,
     Attachment,
     ImageAttachment,
+    ProgressUpdateEvent,
     ThreadItem,
     UserMessageTagContent,
 )
@@ -36,6 +43,7 @@ from openai.types.responses import (
     ResponseInputImageParam,
     ResponseInputTextParam,
 )
+from pydantic import BaseModel
 
 from kithost.chat.context import ChatContext
 from kithost.chat.store import SqlAttachmentStore
@@ -53,12 +61,18 @@ def model(config: AgentConfig, client: AsyncOpenAI) -> Model:
 
 
 def agent(
-    config: AgentConfig, client: AsyncOpenAI, context: ChatContext
+    config: AgentConfig,
+    client: AsyncOpenAI,
+    context: ChatContext,
+    vector_stores: dict[uuid.UUID, str] | None = None,
 ) -> Agent[AgentContext[ChatContext]]:
+    """The widget's agent; ``vector_stores``: the OpenAI vector store of each knowledge base
+    its ``file_search`` tools name (bases without one are left out)."""
     return Agent(
         name="assistant",
         instructions=instructions(config.instructions, context),
         model=model(config, client),
+        tools=tools(config, vector_stores or {}),
         model_settings=ModelSettings(
             temperature=config.temperature,
             max_tokens=config.max_output_tokens,
@@ -66,6 +80,59 @@ def agent(
             include_usage=True,
         ),
     )
+
+
+def tools(config: AgentConfig, vector_stores: dict[uuid.UUID, str]) -> list[Tool]:
+    made: list[Tool] = []
+    for tool in config.tools:
+        ids = [vector_stores[b] for b in tool.knowledge_bases if b in vector_stores]
+        if ids:
+            made.append(FileSearchTool(vector_store_ids=ids, max_num_results=tool.max_results))
+    return made
+
+
+HOSTED_CALLS = {"file_search": "file_search_call"}
+"""The Responses output item of each hosted tool's call."""
+
+
+def hosted_tool_events(
+    result: RunResultStreaming, config: AgentConfig, context: AgentContext[ChatContext]
+) -> RunResultStreaming:
+    """``result`` as ChatKit's converter takes it when the agent has hosted tools (OpenAI
+    runs them, so no hook of the Agents SDK sees them): each call shows the visitor its
+    tool's label (a progress update), and citations reach the converter as plain data (it
+    refuses the annotation objects the ``openai`` client builds for streamed events)."""
+    labels = {HOSTED_CALLS[tool.type]: tool.label for tool in config.tools}
+    if not labels:
+        return result
+    return cast(RunResultStreaming, _HostedToolEvents(result, labels, context))
+
+
+class _HostedToolEvents:
+    def __init__(
+        self,
+        result: RunResultStreaming,
+        labels: dict[str, str],
+        context: AgentContext[ChatContext],
+    ) -> None:
+        self._result, self._labels, self._context = result, labels, context
+
+    async def stream_events(self) -> AsyncIterator[StreamEvent]:
+        async for event in self._result.stream_events():
+            if event.type == "raw_response_event":
+                data = event.data
+                if data.type == "response.output_item.added" and data.item.type in self._labels:
+                    label = self._labels[data.item.type]
+                    await self._context.stream(ProgressUpdateEvent(icon="search", text=label))
+                elif data.type == "response.output_text.annotation.added" and isinstance(
+                    data.annotation, BaseModel
+                ):
+                    # chatkit validates against its own import of these classes
+                    data.annotation = data.annotation.model_dump()  # type: ignore[assignment]
+            yield event
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._result, name)
 
 
 def instructions(base: str, context: ChatContext) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -57,10 +58,12 @@ from chatkit.types import (
 from kithost.chat import agent
 from kithost.chat.context import ChatContext
 from kithost.chat.store import SqlAttachmentStore, SqlStore, new_id
+from kithost.db import session_scope
 from kithost.errors import Conflict
 from kithost.kit.crypto import SecretBox
 from kithost.kit.outbound import refused_in
 from kithost.kit.upstream import ModelEndpoint, model_client
+from kithost.knowledge import repository as knowledge
 from kithost.secrets.service import model_endpoint
 from kithost.settings import Settings
 from kithost.widgets.config import Forward
@@ -193,12 +196,13 @@ class ChatServer(ChatKitServer[ChatContext]):
         agent_context: AgentContext[ChatContext] = AgentContext(
             thread=thread, store=self.store, request_context=context
         )
-        result = Runner.run_streamed(
-            agent.agent(config, client, context),
+        run = Runner.run_streamed(
+            agent.agent(config, client, context, await self._vector_stores(context)),
             model_input,
             context=agent_context,
             run_config=RunConfig(tracing_disabled=True),
         )
+        result = agent.hosted_tool_events(run, config, agent_context)
         first_token_ms = None
         ids: dict[str, str] = {}
         try:
@@ -234,6 +238,16 @@ class ChatServer(ChatKitServer[ChatContext]):
             input_tokens=usage.input_tokens if counted else None,
             output_tokens=usage.output_tokens if counted else None,
         )
+
+    async def _vector_stores(self, context: ChatContext) -> dict[uuid.UUID, str]:
+        """The vector stores of the knowledge bases the agent's tools search (none: no query)."""
+        wanted = {
+            b for tool in context.widget.widget_config.agent.tools for b in tool.knowledge_bases
+        }
+        if not wanted:
+            return {}
+        async with session_scope(self.store.sessionmaker) as session:
+            return await knowledge.vector_stores(session, context.widget.tenant_id, wanted)
 
     def _endpoint(self, context: ChatContext) -> ModelEndpoint:
         """The agent's endpoint and key (from the config cache, as the widget)."""

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -61,3 +61,30 @@ async def get_document(
         )
     )
     return result.scalar_one_or_none()
+
+
+async def existing_bases(
+    session: AsyncSession, tenant_id: uuid.UUID, base_ids: Collection[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of ``base_ids`` are the tenant's knowledge bases."""
+    result = await session.execute(
+        select(KnowledgeBase.id).where(
+            KnowledgeBase.tenant_id == tenant_id, KnowledgeBase.id.in_(base_ids)
+        )
+    )
+    return set(result.scalars())
+
+
+async def vector_stores(
+    session: AsyncSession, tenant_id: uuid.UUID, base_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """The OpenAI vector store of each of ``base_ids`` that has one (is the tenant's and has
+    had a document processed)."""
+    result = await session.execute(
+        select(KnowledgeBase.id, KnowledgeBase.vector_store_id).where(
+            KnowledgeBase.tenant_id == tenant_id,
+            KnowledgeBase.id.in_(base_ids),
+            KnowledgeBase.vector_store_id.is_not(None),
+        )
+    )
+    return {base_id: store for base_id, store in result.all() if store is not None}

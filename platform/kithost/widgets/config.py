@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import string
+import uuid
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -53,6 +54,21 @@ class ModelApi(StrEnum):
     chat_completions = "chat_completions"
 
 
+ToolId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+
+
+class FileSearch(Schema):
+    """Search the tenant's knowledge bases (their OpenAI vector stores); the Responses API
+    only. Bases with no document indexed yet are left out of the search."""
+
+    type: Literal["file_search"]
+    id: ToolId
+    label: ShortText = "Searching the knowledge base…"
+    """What the visitor sees while it runs."""
+    knowledge_bases: Annotated[list[uuid.UUID], Field(min_length=1, max_length=10)]
+    max_results: Annotated[int, Field(ge=1, le=50)] = 5
+
+
 class Agent(Schema):
     """How Kithost answers for a self-hosted widget."""
 
@@ -67,6 +83,8 @@ class Agent(Schema):
     max_output_tokens: Annotated[int, Field(ge=1, le=128_000)] | None = None
     messages_per_user_per_day: Annotated[int, Field(ge=1, le=100_000)] | None = None
     """Per-end-user quota; beyond it the chat shows a notice instead of answering."""
+    tools: Annotated[list[FileSearch], Field(max_length=16)] = []
+    """What the agent may use while answering, each with an id unique in the widget."""
 
 
 class FileUpload(Schema):

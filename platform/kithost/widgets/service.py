@@ -30,14 +30,16 @@ from kithost.errors import (
 from kithost.kit.origins import InvalidOrigin, normalize_pattern
 from kithost.kit.outbound import OutboundPolicy
 from kithost.kit.tokens import random_token
+from kithost.knowledge import repository as knowledge
 from kithost.models import AllowedOrigin, Tenant, User, Widget, WidgetMode, WidgetVersion
 from kithost.models.base import utcnow
 from kithost.widgets import repository
-from kithost.widgets.config import WidgetConfig, parse_config
+from kithost.widgets.config import ModelApi, WidgetConfig, parse_config
 
 ORIGIN_MAX_LENGTH = 255
 """The length of ``allowed_origins.origin``."""
 BASE_URL = "config.agent.base_url"
+TOOLS = "config.agent.tools"
 
 
 def etag(widget: Widget) -> str:
@@ -70,7 +72,9 @@ async def create_widget(
 ) -> Widget:
     """Create a widget with a fresh public key (``pk_`` + 192 random bits); ``config`` is
     the draft (the defaults when None). ``outbound``: see :func:`check_agent`."""
-    draft = _draft({} if config is None else config, has_model_key=False, outbound=outbound)
+    draft = await _draft(
+        session, tenant.id, {} if config is None else config, has_model_key=False, outbound=outbound
+    )
     normalized = sorted(
         {
             _normalize(o, f"origins.{i}", allow_insecure=allow_insecure_origins)
@@ -134,7 +138,13 @@ async def edit_widget(
     draft = None
     if config_patch is not None:
         merged = _merge_patch(widget.draft, config_patch)
-        draft = _draft(merged, has_model_key=widget.model_key is not None, outbound=outbound)
+        draft = await _draft(
+            session,
+            widget.tenant_id,
+            merged,
+            has_model_key=widget.model_key is not None,
+            outbound=outbound,
+        )
     if allow_insecure_origins is False and widget.allow_insecure_origins:
         await _refuse_insecure_origins(session, widget)
     await _change(
@@ -160,7 +170,13 @@ async def replace_config(
 ) -> Widget:
     """Replace the draft as a whole."""
     widget = await _writable(session, access.tenant, widget_id, if_match)
-    draft = _draft(config, has_model_key=widget.model_key is not None, outbound=outbound)
+    draft = await _draft(
+        session,
+        widget.tenant_id,
+        config,
+        has_model_key=widget.model_key is not None,
+        outbound=outbound,
+    )
     await _change(session, access.actor, widget, "widget.updated", draft=draft)
     return widget
 
@@ -335,11 +351,56 @@ async def _origin(
     return widget, allowed
 
 
-def _draft(config: Any, *, has_model_key: bool, outbound: OutboundPolicy | None) -> dict[str, Any]:
+async def _draft(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    config: Any,
+    *,
+    has_model_key: bool,
+    outbound: OutboundPolicy | None,
+) -> dict[str, Any]:
     """A configuration as stored: checked, with every default filled in."""
     parsed = parse_config(config)
     check_agent(parsed, has_model_key=has_model_key, outbound=outbound)
+    check_tools(parsed)
+    await _check_knowledge_bases(session, tenant_id, parsed)
     return parsed.model_dump(mode="json")
+
+
+def check_tools(config: WidgetConfig) -> None:
+    """Tool ids are unique; ``file_search`` needs the Responses API, once per agent (OpenAI
+    takes one such tool; it may search several knowledge bases)."""
+    seen: dict[str, str] = {}
+    for index, tool in enumerate(config.agent.tools):
+        field = f"{TOOLS}.{index}"
+        if tool.id in seen:
+            raise invalid_field(f"{field}.id", f"another tool has the id {tool.id!r}")
+        if tool.type in seen.values():
+            raise invalid_field(f"{field}.type", f"an agent has one {tool.type} tool")
+        seen[tool.id] = tool.type
+        if tool.type == "file_search" and config.agent.model_api is ModelApi.chat_completions:
+            raise invalid_field(
+                f"{field}.type",
+                "file_search needs the Responses API (agent.model_api 'responses')",
+                "tool_needs_responses",
+            )
+
+
+async def _check_knowledge_bases(
+    session: AsyncSession, tenant_id: uuid.UUID, config: WidgetConfig
+) -> None:
+    wanted = {base for tool in config.agent.tools for base in tool.knowledge_bases}
+    if not wanted:
+        return
+    found = await knowledge.existing_bases(session, tenant_id, wanted)
+    for index, tool in enumerate(config.agent.tools):
+        missing = [str(b) for b in tool.knowledge_bases if b not in found]
+        if missing:
+            raise invalid_field(
+                f"{TOOLS}.{index}.knowledge_bases",
+                f"no such knowledge base: {', '.join(missing)}",
+                "knowledge_base_not_found",
+            )
 
 
 def check_agent(
