@@ -36,3 +36,26 @@ async def test_production_logs_are_json_lines_with_the_request_id(
     assert event["level"] == "info"
     assert event["widget"] == "pk_1"
     assert event["logger"] == "kithost.test"
+
+
+async def test_development_logs_render_a_500s_traceback_plainly(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """A plain traceback: rich's syntax-highlighted ones took ~0.7 s of the event loop per
+    500, so a few bad requests a second stalled every tenant's requests."""
+    buffer = io.StringIO()
+    configure_logging(level="INFO", json=False, stream=buffer)
+
+    @app.get("/t/crash")
+    async def crash() -> None:
+        raise RuntimeError("boom in a route")
+
+    try:
+        response = await client.get("/t/crash")
+    finally:
+        configure_logging(level="INFO", json=False)
+    assert response.status_code == 500
+    logged = buffer.getvalue()
+    assert "Traceback (most recent call last):" in logged
+    assert "RuntimeError: boom in a route" in logged
+    assert "╭" not in logged and "│" not in logged, "rich's boxes"

@@ -30,8 +30,9 @@ def configure_logging(
         if json
         else structlog.dev.ConsoleRenderer(
             colors=sys.stderr.isatty(),
-            # Never locals: slow to render, and they may hold secrets.
-            exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False),
+            # Plain tracebacks: rich ones take ~0.7 s of the event loop each, and never locals
+            # (they may hold secrets).
+            exception_formatter=structlog.dev.plain_traceback,
         )
     )
     structlog.configure(

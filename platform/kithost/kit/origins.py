@@ -26,7 +26,10 @@ class InvalidOrigin(ValueError):
 
 def _split(value: str) -> tuple[str, str, int | None]:
     text = value.strip()
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:  # e.g. an unclosed or invalid [IPv6] host
+        raise InvalidOrigin(f"not a URL: {exc}") from exc
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS or "://" not in text:
         raise InvalidOrigin("the scheme must be http or https")
