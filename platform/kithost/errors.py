@@ -15,9 +15,10 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 log = structlog.get_logger(__name__)
 
@@ -199,7 +200,7 @@ async def _validation_error(request: Request, exc: Exception) -> ProblemResponse
     )
 
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
 async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
@@ -210,7 +211,14 @@ async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
     )
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """A client that left mid-request is not an error (and gets no answer)."""
+    log.info("client_disconnected", path=request.url.path)
+    return Response(status_code=400)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(KithostError, _kithost_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

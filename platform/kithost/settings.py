@@ -76,6 +76,14 @@ class Settings(BaseSettings):
     """Largest request body ``POST /v1/chatkit/{pk}`` accepts."""
     chat_attachment_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     """Largest attachment any widget accepts, whatever its ``composer.attachments`` say."""
+    knowledge_document_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    """Largest document a knowledge base takes."""
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Largest request body of any other route (413 beyond)."""
+    max_header_bytes: int = Field(default=32 * 1024, ge=4096)
+    """Largest total size of a request's headers (431 beyond)."""
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    """How long each part of a request body may take to arrive (408 beyond)."""
     chat_attachment_dir: Path | None = None
     """Where attachment bytes are kept; ``attachments`` in the data directory by default."""
     attachment_storage_url: str | None = None

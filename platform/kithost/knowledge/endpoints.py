@@ -80,7 +80,8 @@ async def delete_knowledge_base(access: KnowledgeWrite, session: DbSession, id: 
     "/{id}/documents",
     summary="Upload a document",
     description="PDF, Markdown, HTML, plain text or DOCX, by file name, of at most "
-    f"{service.MAX_DOCUMENT_BYTES} bytes; at most {service.MAX_DOCUMENTS} per knowledge base. "
+    f"`KITHOST_KNOWLEDGE_DOCUMENT_MAX_BYTES` (10 MiB); at most {service.MAX_DOCUMENTS} per "
+    "knowledge base. "
     "It is `processing` until OpenAI has indexed it, then `ready` (or `failed` with a reason).",
     status_code=status.HTTP_202_ACCEPTED,
     responses=problems(*BASE_ERRORS, 409, 413, 415),
@@ -92,7 +93,8 @@ async def upload_document(
     id: uuid.UUID,
     file: UploadFile,
 ) -> schemas.KnowledgeDocument:
-    data = await file.read(service.MAX_DOCUMENT_BYTES + 1)
+    limit = settings.knowledge_document_max_bytes
+    data = await file.read(limit + 1)
     document = await service.add_document(
         session,
         storage_for(settings),
@@ -100,6 +102,7 @@ async def upload_document(
         id,
         filename=file.filename or "",
         data=data,
+        limit=limit,
     )
     return schemas.KnowledgeDocument.model_validate(document)
 

@@ -30,7 +30,6 @@ CONTENT_TYPES = {
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 }
 """The documents a knowledge base takes, by file name extension."""
-MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
 MAX_DOCUMENTS = 200
 """Per knowledge base."""
 
@@ -91,12 +90,13 @@ async def add_document(
     *,
     filename: str,
     data: bytes,
+    limit: int,
 ) -> KnowledgeDocument:
     """Keep the upload and queue it for OpenAI (``tasks.ingest``, once this commits)."""
     base = await _base(session, access.tenant.id, base_id)
     content_type = document_type(filename)
-    if len(data) > MAX_DOCUMENT_BYTES:
-        raise PayloadTooLarge(f"A document may have at most {MAX_DOCUMENT_BYTES} bytes.")
+    if len(data) > limit:
+        raise PayloadTooLarge(f"A document may have at most {limit} bytes.")
     if await repository.count_documents(session, access.tenant.id, base.id) >= MAX_DOCUMENTS:
         raise Conflict(
             f"A knowledge base holds at most {MAX_DOCUMENTS} documents.",
