@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import stat
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -133,3 +135,17 @@ def test_bad_usage_exits_2(cli_settings: Settings) -> None:
     result = kithost(cli_settings, "tenant", "create", "--slug", "x")
     assert result.returncode == 2
     assert "--name" in result.stderr
+
+
+def test_what_kithost_writes_is_readable_by_its_user_only(tmp_path: Path) -> None:
+    """The embedded database, the broker's, the secret key and the directory holding them
+    are created 0600/0700 (they hold every tenant's data and keys)."""
+    data_dir = tmp_path / "data"
+    result = kithost(Settings(data_dir=data_dir), "migrate")
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    written = sorted(p.name for p in data_dir.iterdir())
+    assert "kithost.db" in written
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in data_dir.iterdir()} == {
+        name: 0o600 for name in written
+    }

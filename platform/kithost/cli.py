@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable
@@ -60,6 +61,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.
 
 
 def main() -> None:
+    # What Kithost writes is its own: databases (and the embedded broker's), attachments,
+    # keys and schedules are created 0600 (directories 0700), never readable by other users.
+    os.umask(0o077)
     app()
 
 
