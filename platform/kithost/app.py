@@ -22,6 +22,7 @@ from kithost.health.endpoints import router as health_router
 from kithost.health.metrics import MetricsMiddleware
 from kithost.kit.crypto import SecretBox
 from kithost.kit.edge import install_edge
+from kithost.kit.headers import SecurityHeadersMiddleware
 from kithost.kit.limits import LimitsMiddleware
 from kithost.kit.ratelimit import create_rate_limiter
 from kithost.loader.endpoints import router as loader_router
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_edge(app, settings)
     app.add_middleware(LimitsMiddleware, settings=settings)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(MetricsMiddleware)
     # Visitor routes first: routes are matched one by one, and these are the hot ones.

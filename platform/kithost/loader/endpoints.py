@@ -107,9 +107,9 @@ _add_hashed_route(
 async def get_frame(request: Request, pk: str) -> Response:
     widget = await config_cache(request.app.state).get(pk, request.app.state.sessionmaker)
     if widget.answers is None:
-        return HTMLResponse(
-            service.NOT_AVAILABLE_PAGE, status_code=404, headers={"Cache-Control": "no-store"}
-        )
+        # Shown in the loader's iframe on whichever page embeds the key: framable by any.
+        headers = {"Cache-Control": "no-store", "Content-Security-Policy": "frame-ancestors *"}
+        return HTMLResponse(service.NOT_AVAILABLE_PAGE, status_code=404, headers=headers)
     published = widget.answers.published
     frame = service.bundle().frame
     return HTMLResponse(
