@@ -17,6 +17,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -217,7 +219,25 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
     return Response(status_code=400)
 
 
+DATABASE_DOWN = (OperationalError, InterfaceError, SQLAlchemyTimeoutError)
+"""The database refusing connections, dropping them, or the pool waiting too long for one."""
+DATABASE_RETRY_SECONDS = 5
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> ProblemResponse:
+    log.warning("database_unavailable", path=request.url.path, error=str(exc).splitlines()[0])
+    return problem_response(
+        request,
+        503,
+        "database_unavailable",
+        "The database is not answering; try again shortly.",
+        headers={"Retry-After": str(DATABASE_RETRY_SECONDS)},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    for error in DATABASE_DOWN:
+        app.add_exception_handler(error, _database_unavailable)
     app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(KithostError, _kithost_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -1,0 +1,86 @@
+"""The database going away and coming back, through a proxy the test cuts: visitors' configs
+are served from memory, every other route answers 503 ``database_unavailable`` with
+``Retry-After`` (never a 500), and the same process recovers once the database is back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+
+from kithost import migrate
+from kithost.app import create_app
+from kithost.db import session_scope
+from kithost.embed.cache import ConfigCache
+from kithost.widgets.config import WidgetConfig
+from tests.conftest import create_pg_database, drop_pg_database, make_settings
+from tests.embed.helpers import ORIGIN, config_url, make_widget
+from tests.proxy import CuttableProxy
+
+
+@pytest.fixture
+async def through_proxy(
+    tmp_path: Path, task_queue: str
+) -> AsyncIterator[tuple[FastAPI, CuttableProxy]]:
+    url = create_pg_database()
+    await asyncio.to_thread(migrate.upgrade, make_settings(tmp_path, url, task_queue))
+    direct = make_url(url)
+    proxy = CuttableProxy(direct.host or "127.0.0.1", direct.port or 5432)
+    await proxy.start()
+    proxied = direct.set(port=proxy.port).render_as_string(hide_password=False)
+    app = create_app(make_settings(tmp_path, proxied, task_queue))
+    yield app, proxy
+    await app.state.engine.dispose()
+    await proxy.cut()
+    drop_pg_database(url)
+
+
+async def test_the_database_going_away_is_a_503_and_the_process_recovers(
+    through_proxy: tuple[FastAPI, CuttableProxy],
+) -> None:
+    app, proxy = through_proxy
+    async with session_scope(app.state.sessionmaker) as db:
+        widget = await make_widget(db, config=WidgetConfig())
+        unseen = await make_widget(db, config=WidgetConfig())
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        login = {"email": "nobody@example.test", "password": "wrong-password-123"}
+        assert (await client.post("/api/v1/auth/login", json=login)).status_code == 401
+        config = await client.get(config_url(widget), headers={"Origin": ORIGIN})
+        assert config.status_code == 200
+
+        await proxy.cut()
+        down = await client.post("/api/v1/auth/login", json=login)
+        assert down.status_code == 503, down.text
+        assert down.headers["content-type"] == "application/problem+json"
+        assert down.json()["code"] == "database_unavailable"
+        assert int(down.headers["retry-after"]) > 0
+        cold = await client.get(config_url(unseen), headers={"Origin": ORIGIN})
+        assert cold.status_code == 503
+        assert cold.json()["code"] == "config_unavailable"
+
+        await proxy.restore()
+        assert (await client.post("/api/v1/auth/login", json=login)).status_code == 401
+        assert (await client.get(config_url(widget), headers={"Origin": ORIGIN})).is_success
+
+
+async def test_a_cached_config_is_served_while_the_database_is_away(
+    through_proxy: tuple[FastAPI, CuttableProxy],
+) -> None:
+    app, proxy = through_proxy
+    app.state.embed_config_cache = ConfigCache(revalidate_after=0)  # every request checks
+    async with session_scope(app.state.sessionmaker) as db:
+        widget = await make_widget(db, config=WidgetConfig())
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        first = await client.get(config_url(widget), headers={"Origin": ORIGIN})
+        assert first.status_code == 200
+        await proxy.cut()
+        again = await client.get(config_url(widget), headers={"Origin": ORIGIN})
+        assert again.status_code == 200
+        assert again.json() == first.json()
