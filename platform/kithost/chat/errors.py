@@ -24,6 +24,12 @@ def item_not_found() -> ChatNotFound:
     return ChatNotFound("item_not_found", "No such item in this thread.")
 
 
+def cursor_not_found() -> ChatNotFound:
+    """A page asked for after an item or thread that is gone (deleted meanwhile): the
+    client starts the list again rather than taking an empty page for its end."""
+    return ChatNotFound("cursor_not_found", "The item this page starts after no longer exists.")
+
+
 def attachment_not_found() -> ChatNotFound:
     return ChatNotFound("attachment_not_found", "No such attachment.")
 

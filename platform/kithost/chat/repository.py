@@ -43,14 +43,17 @@ async def thread_exists(session: AsyncSession, context: ChatContext, thread_id: 
 
 async def threads(
     session: AsyncSession, context: ChatContext, after: str | None, limit: int, order: Order
-) -> Sequence[ChatThread]:
-    """Up to ``limit`` threads after the cursor thread, by creation."""
+) -> Sequence[ChatThread] | None:
+    """Up to ``limit`` threads after the cursor thread, by creation; None when the cursor
+    thread is not the context's end user's (any more)."""
     query = select(ChatThread).where(owned(ChatThread, context))
     if after is not None:
-        cursor = select(ChatThread.created_at).where(
-            ChatThread.id == after, owned(ChatThread, context)
+        cursor_time = await session.scalar(
+            select(ChatThread.created_at).where(ChatThread.id == after, owned(ChatThread, context))
         )
-        query = query.where(_after(ChatThread, cursor.scalar_subquery(), after, order))
+        if cursor_time is None:
+            return None
+        query = query.where(_after(ChatThread, cursor_time, after, order))
     query = query.order_by(*_ordering(ChatThread, order)).limit(limit)
     return (await session.scalars(query)).all()
 
@@ -82,13 +85,18 @@ async def items(
     after: str | None,
     limit: int,
     order: Order,
-) -> Sequence[ChatItem]:
-    """Up to ``limit`` items of the thread after the cursor item, in storage order."""
+) -> Sequence[ChatItem] | None:
+    """Up to ``limit`` items of the thread after the cursor item, in the order the items
+    were created (their ``created_at``); None when the cursor item is not in the thread."""
     scope = and_(ChatItem.thread_id == thread_id, owned(ChatItem, context))
     query = select(ChatItem).where(scope)
     if after is not None:
-        cursor = select(ChatItem.created_at).where(ChatItem.id == after, scope)
-        query = query.where(_after(ChatItem, cursor.scalar_subquery(), after, order))
+        cursor_time = await session.scalar(
+            select(ChatItem.created_at).where(ChatItem.id == after, scope)
+        )
+        if cursor_time is None:
+            return None
+        query = query.where(_after(ChatItem, cursor_time, after, order))
     query = query.order_by(*_ordering(ChatItem, order)).limit(limit)
     return (await session.scalars(query)).all()
 
@@ -197,7 +205,7 @@ def _ordering(model: type[ChatThread] | type[ChatItem], order: Order) -> list[Un
 
 def _after(
     model: type[ChatThread] | type[ChatItem],
-    cursor_time: ColumnElement[datetime],
+    cursor_time: datetime,
     cursor_id: str,
     order: Order,
 ) -> ColumnElement[bool]:

@@ -54,6 +54,7 @@ from chatkit.types import (
     WidgetItem,
     is_streaming_req,
 )
+from pydantic import TypeAdapter
 
 from kithost.chat import agent
 from kithost.chat.context import ChatContext
@@ -68,6 +69,7 @@ from kithost.secrets.service import model_endpoint
 from kithost.settings import Settings
 from kithost.widgets.config import Forward
 
+_REQUEST: TypeAdapter[ChatKitReq] = TypeAdapter(ChatKitReq)
 TITLE_LENGTH = 60
 QUOTA_WINDOW_HOURS = 24
 ACTION_NOTE_LENGTH = 2000
@@ -97,14 +99,17 @@ class ChatServer(ChatKitServer[ChatContext]):
         self.new_message = new_message
         """Whether this request adds the user message ``respond`` gets (not a retry)."""
 
+    async def process(
+        self, request: str | bytes | bytearray, context: ChatContext
+    ) -> StreamingResult | NonStreamingResult:
+        """The SDK's entry point, with this server's handling (:meth:`process_request`): a
+        response that ends before its first token still stores the user's message."""
+        return await self.process_request(_REQUEST.validate_json(request), context)
+
     async def process_request(
         self, request: ChatKitReq, context: ChatContext
     ) -> StreamingResult | NonStreamingResult:
-        """:meth:`process` for a request the endpoint has parsed already.
-
-        ``process`` parses the body again with a ``TypeAdapter`` it builds on every call
-        (~7 ms, the whole budget of a response's first byte); this is its body otherwise.
-        """
+        """:meth:`process` for a request the endpoint has parsed already."""
         if is_streaming_req(request):
             return StreamingResult(self._settled(self._process_streaming(request, context)))
         return NonStreamingResult(await self._process_non_streaming(request, context))

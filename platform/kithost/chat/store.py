@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from chatkit.store import AttachmentStore, Store, StoreItemType
@@ -47,7 +47,12 @@ from kithost.analytics.facts import FactBuffer, fact
 from kithost.chat import repository
 from kithost.chat.attachments import AttachmentRules, AttachmentUrls
 from kithost.chat.context import ChatContext
-from kithost.chat.errors import attachment_not_found, item_not_found, thread_not_found
+from kithost.chat.errors import (
+    attachment_not_found,
+    cursor_not_found,
+    item_not_found,
+    thread_not_found,
+)
 from kithost.chat.repository import Order
 from kithost.chat.storage import BlobStorage, blob_key
 from kithost.db import Sessionmaker, commit_asynchronously, session_scope
@@ -97,7 +102,7 @@ class SqlStore(Store[ChatContext]):
         self.read_ahead = read_ahead
         """How many of its latest items ``load_thread`` reads with a thread (a response's
         history); 0 for requests that answer nothing."""
-        self._latest: dict[str, Page[ThreadItem]] = {}
+        self._latest: dict[tuple[str, str], Page[ThreadItem]] = {}
         """Per thread, the newest items as last read (a store lives for one request), newest
         first: the SDK reads them again right after the history is loaded, and a new thread's
         are known without reading. Dropped on writes, except additions to a whole list."""
@@ -181,7 +186,8 @@ class SqlStore(Store[ChatContext]):
             row = await repository.thread(session, context, thread_id)
             if row is not None and limit:
                 rows = await repository.items(session, context, thread_id, None, limit + 1, "desc")
-                self._latest[thread_id] = self._items_page(rows, limit, context)
+                assert rows is not None  # no cursor
+                self._latest[_key(context, thread_id)] = self._items_page(rows, limit, context)
         if row is None:
             raise thread_not_found()
         return ThreadMetadata.model_validate(row.payload)
@@ -189,22 +195,22 @@ class SqlStore(Store[ChatContext]):
     async def save_thread(self, thread: ThreadMetadata, context: ChatContext) -> None:
         payload = thread.model_dump(mode="json", exclude={"items"})
         if thread.id in self._new:
-            new = ChatThread(
-                id=thread.id,
-                tenant_id=context.tenant_id,
-                widget_id=context.widget_id,
-                end_user_id=context.end_user_id,
-                payload=payload,
-                payload_version=PAYLOAD_VERSION,
-            )
+            new = _thread_row(thread, payload, context)
             self._unwritten[thread.id] = (new, context)
-            self._latest[thread.id] = Page()  # a new thread: every item will pass through here
+            # A new thread: every item will pass through here.
+            self._latest[_key(context, thread.id)] = Page()
             return
         async with self.unit(writes=True) as session:
             row = await session.get(ChatThread, thread.id)
-            if row is None or not _owns(row, context):
+            if row is None:  # an id the caller chose (the SDK's generate_thread_id, overridden)
+                session.add(_thread_row(thread, payload, context))
+            elif not _owns(row, context):
                 raise thread_not_found()
-            row.payload, row.payload_version, row.updated_at = payload, PAYLOAD_VERSION, utcnow()
+            else:
+                row.payload, row.payload_version = payload, PAYLOAD_VERSION
+                row.updated_at = utcnow()
+        if row is None:
+            self.report(context, "thread.created", thread_id=thread.id)
 
     async def load_threads(
         self, limit: int, after: str | None, order: str, context: ChatContext
@@ -212,11 +218,13 @@ class SqlStore(Store[ChatContext]):
         limit = _page_size(limit)
         async with self.unit() as session:
             rows = await repository.threads(session, context, after, limit + 1, _order(order))
+        if rows is None:
+            raise cursor_not_found()
         page = [ThreadMetadata.model_validate(row.payload) for row in rows[:limit]]
         return _page(page, has_more=len(rows) > limit)
 
     async def delete_thread(self, thread_id: str, context: ChatContext) -> None:
-        self._latest.pop(thread_id, None)
+        self._latest.pop(_key(context, thread_id), None)
         async with self.unit(writes=True) as session:
             if not await repository.thread_exists(session, context, thread_id):
                 raise thread_not_found()
@@ -236,7 +244,7 @@ class SqlStore(Store[ChatContext]):
         context: ChatContext,
     ) -> Page[ThreadItem]:
         limit = _page_size(limit)
-        latest = self._latest.get(thread_id)
+        latest = self._latest.get(_key(context, thread_id))
         if (
             after is None
             and order == "desc"
@@ -249,15 +257,18 @@ class SqlStore(Store[ChatContext]):
             rows = await repository.items(
                 session, context, thread_id, after, limit + 1, _order(order)
             )
-            if not rows and not await repository.thread_exists(session, context, thread_id):
-                raise thread_not_found()
+            exists = bool(rows) or await repository.thread_exists(session, context, thread_id)
+        if not exists:
+            raise thread_not_found()
+        if rows is None:
+            raise cursor_not_found()
         result = self._items_page(rows, limit, context)
         if after is None and order == "desc":
-            self._latest[thread_id] = result
+            self._latest[_key(context, thread_id)] = result
         return result
 
     async def add_thread_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
-        latest = self._latest.pop(thread_id, None)
+        latest = self._latest.pop(_key(context, thread_id), None)
         await self.settled()
         if isinstance(item, UserMessageItem):
             # The SDK asks the model next: written behind the answer (see above).
@@ -267,7 +278,7 @@ class SqlStore(Store[ChatContext]):
             await self._add_item(thread_id, item, context)
         if latest is not None:  # still the latest items, newest first
             data = [self._present(item, context), *latest.data]
-            self._latest[thread_id] = Page(data=data, has_more=latest.has_more)
+            self._latest[_key(context, thread_id)] = Page(data=data, has_more=latest.has_more)
 
     async def _add_released(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
         await self._released.wait()
@@ -280,13 +291,14 @@ class SqlStore(Store[ChatContext]):
             self.report(context, "message.received", thread_id=thread_id)
 
     async def save_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
-        self._latest.pop(thread_id, None)
+        self._latest.pop(_key(context, thread_id), None)
         async with self.unit(writes=True) as session:
             row = await repository.item(session, context, thread_id, item.id)
             if row is None:
                 await self._insert_item(session, thread_id, item, context)
             else:
                 row.payload, row.payload_version = _stored_item(item), PAYLOAD_VERSION
+                row.kind = item.type  # a replacement may be of another type
 
     async def load_item(self, thread_id: str, item_id: str, context: ChatContext) -> ThreadItem:
         async with self.unit() as session:
@@ -296,7 +308,7 @@ class SqlStore(Store[ChatContext]):
         return self._present(_ITEM.validate_python(row.payload), context)
 
     async def delete_thread_item(self, thread_id: str, item_id: str, context: ChatContext) -> None:
-        self._latest.pop(thread_id, None)
+        self._latest.pop(_key(context, thread_id), None)
         async with self.unit(writes=True) as session:
             await repository.delete_item(session, context, thread_id, item_id)
 
@@ -317,6 +329,7 @@ class SqlStore(Store[ChatContext]):
                 kind=item.type,
                 payload=_stored_item(item),
                 payload_version=PAYLOAD_VERSION,
+                created_at=_aware(item.created_at),
             )
         )
 
@@ -488,6 +501,30 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
         if row is None or data is None:
             raise attachment_not_found()
         return data, row.mime_type
+
+
+def _key(context: ChatContext, thread_id: str) -> tuple[str, str]:
+    """What the recent-items cache is keyed by: the thread as the context's end user sees it
+    (a store object used with two contexts never serves one's items to the other)."""
+    return f"{context.tenant_id}/{context.widget_id}/{context.end_user_id}", thread_id
+
+
+def _thread_row(
+    thread: ThreadMetadata, payload: dict[str, Any], context: ChatContext
+) -> ChatThread:
+    return ChatThread(
+        id=thread.id,
+        tenant_id=context.tenant_id,
+        widget_id=context.widget_id,
+        end_user_id=context.end_user_id,
+        payload=payload,
+        payload_version=PAYLOAD_VERSION,
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    """The SDK stamps items with naive local time (``datetime.now()``): as UTC."""
+    return moment.astimezone(UTC)
 
 
 def _owns(row: ChatThread | ChatAttachment, context: ChatContext) -> bool:
