@@ -71,8 +71,12 @@ def test_run_serves_everything_and_stops_cleanly(tmp_path: Path) -> None:
         output = "\n".join(lines)
         assert "owner_password: " in output
         assert f"http://localhost:{port}/healthz" in output
+        assert f"http://localhost:{port}/demo" in output
         base = f"http://127.0.0.1:{port}"
         assert httpx.get(f"{base}/healthz").status_code == 200
+        demo = httpx.get(f"{base}/demo")
+        assert demo.status_code == 200
+        assert f'src="http://localhost:{port}/embed/pk_' in demo.text
         assert httpx.get(f"{base}/readyz").status_code == 200
         metrics = httpx.get(f"{base}/metrics")
         assert metrics.headers["content-type"].startswith("text/plain")

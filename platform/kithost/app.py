@@ -16,6 +16,7 @@ from kithost.auth import oidc
 from kithost.auth.oauth_endpoints import router as oauth_router
 from kithost.chat.endpoints import router as chat_router
 from kithost.db import create_engine, create_sessionmaker
+from kithost.demo_page import router as demo_router
 from kithost.embed.endpoints import router as embed_router
 from kithost.errors import install_error_handlers
 from kithost.health.endpoints import router as health_router
@@ -93,4 +94,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(oauth_router)
     app.include_router(api_router)
+    app.include_router(demo_router)
     return app

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     """Largest request body ``POST /v1/chatkit/{pk}`` accepts."""
     chat_attachment_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     """Largest attachment any widget accepts, whatever its ``composer.attachments`` say."""
+    demo_page: bool | None = None
+    """Serve ``/demo`` (the demo widget on a small product page); unset: on except in
+    production."""
     knowledge_document_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     """Largest document a knowledge base takes."""
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
@@ -189,6 +192,10 @@ class Settings(BaseSettings):
         if allow is None:
             allow = "" if self.env is Environment.production else LOOPBACK
         return _outbound_policy(allow)
+
+    @property
+    def demo_page_on(self) -> bool:
+        return self.env is not Environment.production if self.demo_page is None else self.demo_page
 
     @property
     def https(self) -> bool:

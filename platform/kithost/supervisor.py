@@ -62,8 +62,10 @@ def _announce(settings: Settings, api: subprocess.Popen[bytes]) -> None:
         except OSError:
             time.sleep(0.2)
     base = settings.base_url
+    demo = f"  Demo       {base}/demo\n" if settings.demo_page_on else ""
     print(
         "\nKithost is running (Ctrl-C stops it):\n"
+        f"{demo}"
         f"  API        {base}/api/v1/docs\n"
         f"  Health     {base}/healthz  {base}/readyz  {base}/metrics\n"
         f"  Data       {settings.data_dir.resolve()}\n",

@@ -56,7 +56,7 @@ from chatkit.types import (
 )
 from pydantic import TypeAdapter
 
-from kithost.chat import agent
+from kithost.chat import agent, demo_model
 from kithost.chat.context import ChatContext
 from kithost.chat.store import SqlAttachmentStore, SqlStore, new_id
 from kithost.db import session_scope
@@ -189,10 +189,16 @@ class ChatServer(ChatKitServer[ChatContext]):
         self, thread: ThreadMetadata, context: ChatContext
     ) -> AsyncIterator[ThreadStreamEvent]:
         config = context.widget.widget_config.agent
+        try:
+            endpoint = self._endpoint(context)
+        except Conflict as exc:  # no key to answer with
+            if not await demo_model.serves(self.store.sessionmaker, self.settings, context):
+                raise CustomStreamError("This chat is not set up to answer yet.") from exc
+            async for event in demo_model.answer(thread):
+                yield event
+            return
         client = model_client(
-            self._endpoint(context),
-            self.settings.openai_timeout_seconds,
-            self.settings.outbound_policy,
+            endpoint, self.settings.openai_timeout_seconds, self.settings.outbound_policy
         )
         history = await self.store.load_thread_items(
             thread.id, None, agent.HISTORY_ITEMS, "desc", context
@@ -255,19 +261,17 @@ class ChatServer(ChatKitServer[ChatContext]):
             return await knowledge.vector_stores(session, context.widget.tenant_id, wanted)
 
     def _endpoint(self, context: ChatContext) -> ModelEndpoint:
-        """The agent's endpoint and key (from the config cache, as the widget)."""
+        """The agent's endpoint and key (from the config cache, as the widget); 409
+        ``openai_key_missing`` when there is no key to use."""
         published = context.widget
         base_url = published.widget_config.agent.base_url
-        try:
-            return model_endpoint(
-                self.settings,
-                self.box,
-                None if base_url is None else str(base_url),
-                widget_key=published.widget_model_key,
-                tenant_key=published.tenant_openai_key,
-            )
-        except Conflict as exc:
-            raise CustomStreamError("This chat is not set up to answer yet.") from exc
+        return model_endpoint(
+            self.settings,
+            self.box,
+            None if base_url is None else str(base_url),
+            widget_key=published.widget_model_key,
+            tenant_key=published.tenant_openai_key,
+        )
 
 
 def own_ids(event: ThreadStreamEvent, ids: dict[str, str]) -> ThreadStreamEvent:
