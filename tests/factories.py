@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,9 +14,10 @@ from kithost.auth import sessions
 from kithost.auth.oauth import issue_access_token
 from kithost.auth.scopes import Scope
 from kithost.clients.service import create_client
-from kithost.models import Membership, Role, Tenant, User
+from kithost.models import Membership, Role, Tenant, User, Widget
 from kithost.tenants.service import create_tenant
 from kithost.users.service import create_user
+from kithost.widgets.config import WidgetConfig
 
 PASSWORD = "correct horse battery staple"
 
@@ -63,3 +65,9 @@ async def client_token(
         db, app.state.settings, app.state.secret_box, new.client, scopes
     )
     return Credentials({"Authorization": f"Bearer {token}"})
+
+
+def set_draft(widget: Widget, config: dict[str, Any]) -> None:
+    """Give ``widget`` the draft ``config`` as stored, past the service's checks: for hosted
+    widgets, which only exist from before OpenAI's Agent Builder shutdown (2026-11-30)."""
+    widget.draft = WidgetConfig.model_validate(config).model_dump(mode="json")

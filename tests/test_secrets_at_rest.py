@@ -23,7 +23,7 @@ from kithost.models import Base, Role
 from kithost.settings import Settings
 from kithost.widgets.service import create_widget, publish_draft
 from tests.auth.helpers import GRANT, TOKEN_URL, basic
-from tests.factories import PASSWORD, login, make_member, make_tenant
+from tests.factories import PASSWORD, login, make_member, make_tenant, set_draft
 from tests.fakes.openai_server import FakeOpenAI
 from tests.sessions.test_mint_api import (
     DEVICE,
@@ -49,9 +49,9 @@ async def scenario(app: FastAPI, client: httpx.AsyncClient) -> dict[str, str]:
         owner = await make_member(setup, tenant, Role.owner)
         widgets = []
         for config in (HOSTED, None):
-            widget = await create_widget(
-                setup, CLI, tenant, name="w", config=config, origins=[SHOP]
-            )
+            widget = await create_widget(setup, CLI, tenant, name="w", origins=[SHOP])
+            if config is not None:
+                set_draft(widget, config)
             await publish_draft(setup, CLI, widget, published_by=None)
             widgets.append(Published(tenant, widget))
         hosted, self_hosted = widgets

@@ -110,6 +110,8 @@ class FakeOpenAI:
         self.requests: list[RecordedRequest] = []
         self.sessions: dict[str, Json] = {}
         """ChatKit sessions created so far, by id, as returned to the client."""
+        self.retired_workflows: set[str] = set()
+        """Agent Builder workflows that no longer run: sessions for them answer 404."""
         self.delay_seconds = 0.0
         """How long every answer waits (to make clients time out)."""
         self.event_interval_seconds = 0.0
@@ -198,6 +200,7 @@ class FakeOpenAI:
         self.event_interval_seconds = 0.0
         self.requests.clear()
         self.sessions.clear()
+        self.retired_workflows.clear()
         self.vector_stores.reset()
         self._failures.clear()
         self._stream_script = None
@@ -338,6 +341,8 @@ class FakeOpenAI:
         workflow_id = workflow.get("id")
         if not isinstance(workflow_id, str) or not workflow_id:
             return _missing_parameter("workflow.id")
+        if workflow_id in self.retired_workflows:
+            return _error(404, f"Workflow '{workflow_id}' not found.", code="workflow_not_found")
         seconds = _object(body.get("expires_after")).get("seconds", DEFAULT_SESSION_SECONDS)
         if not isinstance(seconds, int):
             return _error(400, "Invalid type for 'expires_after.seconds'.", param="expires_after")

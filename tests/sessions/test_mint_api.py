@@ -25,7 +25,7 @@ from kithost.models import Role, SessionMint, Tenant, Widget
 from kithost.settings import Settings
 from kithost.widgets.service import create_widget, publish_draft
 from tests.conftest import create_test_app
-from tests.factories import client_token, login, make_member, make_tenant
+from tests.factories import client_token, login, make_member, make_tenant, set_draft
 from tests.fakes.openai_server import FakeOpenAI
 from tests.workers import take_sent_tasks
 
@@ -46,8 +46,10 @@ class Published:
 async def publish(db: AsyncSession, config: dict[str, Any] | None = None) -> Published:
     tenant = await make_tenant(db)
     widget = await create_widget(
-        db, CLI, tenant, name="chat", config=config, origins=[SHOP, "https://*.example.org"]
+        db, CLI, tenant, name="chat", origins=[SHOP, "https://*.example.org"]
     )
+    if config is not None:
+        set_draft(widget, config)
     await publish_draft(db, CLI, widget, published_by=None)
     await db.flush()
     return Published(tenant, widget)
@@ -392,3 +394,28 @@ async def test_backend_mint_needs_the_scope_and_the_tenant(
         url, json={"user": "42", "origin": "https://evil.test"}, headers=minter.headers
     )
     assert evil.status_code == 403
+
+
+async def test_a_retired_workflow_is_a_clear_problem_with_the_way_out(
+    hosted_app: FastAPI, fake_openai: FakeOpenAI
+) -> None:
+    """OpenAI shut Agent Builder down on 2026-11-30: a mint for a workflow it no longer runs
+    tells the visitor plainly, and the tenant's error group says to convert the widget."""
+    async with hosted_app.state.sessionmaker() as setup:
+        target = await publish(setup, HOSTED)
+        await setup.commit()
+    fake_openai.retired_workflows.add("wf_demo")
+    transport = httpx.ASGITransport(app=hosted_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await mint(client, target, {"device_id": DEVICE})
+    assert response.status_code == 502
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "hosted_workflow_unavailable"
+    await hosted_app.state.facts.aclose()
+    sent = take_sent_tasks(
+        hosted_app.state.celery, hosted_app.state.settings.task_queue, ingest.name
+    )
+    [[error]] = [facts for _, widget, facts in sent if widget == str(target.widget.id)]
+    assert error["data"]["kind"] == "hosted_session"
+    assert error["data"]["message"].startswith("OpenAI no longer runs workflow wf_demo")
+    assert "/convert" in error["data"]["hint"]

@@ -73,23 +73,32 @@ async def test_every_option_comes_back_as_it_was_put(client: httpx.AsyncClient, 
     assert version.json()["config"] == EVERYTHING
 
 
+async def widget_with_everything(client: httpx.AsyncClient, acme: Acme) -> str:
+    """A widget whose draft is :data:`EVERYTHING` (at revision 2): a hosted one is never
+    created as such (Agent Builder's shutdown), an existing one's draft may be."""
+    widget = url(await create(client, acme))
+    put = await client.put(widget + "/config", json=EVERYTHING, headers=acme.matching('"1"'))
+    assert put.status_code == 200, put.text
+    return widget
+
+
 async def test_put_replaces_the_whole_draft(client: httpx.AsyncClient, acme: Acme) -> None:
-    widget = url(await create(client, acme, config=EVERYTHING))
+    widget = await widget_with_everything(client, acme)
     put = await client.put(
-        widget + "/config", json={"placement": "direct"}, headers=acme.matching('"1"')
+        widget + "/config", json={"placement": "direct"}, headers=acme.matching('"2"')
     )
     assert put.json()["config"] == {**DEFAULTS, "placement": "direct"}
 
 
 async def test_patch_merges_into_the_draft(client: httpx.AsyncClient, acme: Acme) -> None:
-    widget = url(await create(client, acme, config=EVERYTHING))
+    widget = await widget_with_everything(client, acme)
     patch = {
         "launcher": {"label": "Help"},
         "agent": {"temperature": None},
         "chatkit": {"locale": None, "theme": {"radius": "sharp"}},
         "actions": {"noop": None, "new": {"kind": "forward"}},
     }
-    patched = await client.patch(widget, json={"config": patch}, headers=acme.matching('"1"'))
+    patched = await client.patch(widget, json={"config": patch}, headers=acme.matching('"2"'))
     assert patched.status_code == 200, patched.text
     config = patched.json()["config"]
     assert config["launcher"] == {**EVERYTHING["launcher"], "label": "Help"}
@@ -105,10 +114,10 @@ async def test_patch_merges_into_the_draft(client: httpx.AsyncClient, acme: Acme
 
     # Self-hosted again, its agent would call its base_url: that needs the widget's model key.
     back: dict[str, Any] = {"mode": None, "hosted": None}
-    keyless = await client.patch(widget, json={"config": back}, headers=acme.matching('"2"'))
+    keyless = await client.patch(widget, json={"config": back}, headers=acme.matching('"3"'))
     assert (keyless.status_code, keyless.json()["code"]) == (422, "model_key_required")
     back["agent"] = {"base_url": None}
-    reset = await client.patch(widget, json={"config": back}, headers=acme.matching('"2"'))
+    reset = await client.patch(widget, json={"config": back}, headers=acme.matching('"3"'))
     assert (reset.json()["config"]["mode"], reset.json()["config"]["hosted"]) == (
         "self_hosted",
         None,

@@ -48,6 +48,7 @@ async def test_a_new_widget_has_the_defaults_an_etag_and_its_origins(
         "updated_at": widget["updated_at"],
         "has_identity_secret": False,
         "has_model_key": False,
+        "attention": [],
     }
 
     got = await client.get(url(widget), headers=acme.headers)

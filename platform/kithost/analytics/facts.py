@@ -35,10 +35,11 @@ def fact(name: str, end_user: str | None, **data: Any) -> Fact:
     return _event(f"server.{name}", end_user, data)
 
 
-def observed_error(end_user: str | None, kind: str, message: str) -> Fact:
+def observed_error(end_user: str | None, kind: str, message: str, hint: str | None = None) -> Fact:
     """A ``client.error`` Kithost saw on a visitor's behalf (OpenAI refused a hosted
     session): it joins the tenant's error groups like one a loader reports."""
-    return _event("client.error", end_user, {"kind": kind, "message": message[:1000]})
+    data = {"kind": kind, "message": message[:1000], "hint": None if hint is None else hint[:500]}
+    return _event("client.error", end_user, data)
 
 
 def _event(name: str, end_user: str | None, data: dict[str, Any]) -> Fact:

@@ -27,14 +27,21 @@ _KEY = re.compile(r"\b(?:sk|ek)-[^\s'\",.]+")
 """What looks like an API key (or a masked one) in OpenAI's messages."""
 
 
+CONVERT_HINT = (
+    "OpenAI shut Agent Builder down on 2026-11-30: convert the widget to a self-hosted agent "
+    "(POST /api/v1/tenants/{tenant}/widgets/{id}/convert), then publish."
+)
+
+
 class HostedSessionFailed(Exception):
     """OpenAI did not create the session: ``problem`` is the visitor's answer, ``reason``
-    (OpenAI's message, keys blanked out) the tenant's."""
+    (OpenAI's message, keys blanked out) the tenant's, ``hint`` what the tenant can do."""
 
-    def __init__(self, problem: KithostError, reason: str) -> None:
+    def __init__(self, problem: KithostError, reason: str, hint: str | None = None) -> None:
         super().__init__(reason)
         self.problem = problem
         self.reason = reason
+        self.hint = hint
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,12 @@ async def create_session(
         raise _unavailable(f"OpenAI is rate limiting: {_message(exc)}", ServiceUnavailable) from exc
     except openai.InternalServerError as exc:
         raise _unavailable(f"OpenAI failed: {_message(exc)}", BadGateway) from exc
+    except openai.NotFoundError as exc:  # the workflow is gone with Agent Builder
+        problem = BadGateway(
+            "This chat's Agent Builder workflow no longer runs.", code="hosted_workflow_unavailable"
+        )
+        reason = f"OpenAI no longer runs workflow {hosted.workflow_id}: {_message(exc)}"
+        raise HostedSessionFailed(problem, reason, CONVERT_HINT) from exc
     except openai.APIStatusError as exc:
         problem = BadGateway(
             "The chat service refused to start a session for this widget.",

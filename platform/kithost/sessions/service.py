@@ -97,7 +97,7 @@ async def mint(
         try:
             minted = await _mint_hosted(settings, box, target, end_user.id, context)
         except hosted.HostedSessionFailed as exc:
-            error = observed_error(end_user.id, "hosted_session", exc.reason)
+            error = observed_error(end_user.id, "hosted_session", exc.reason, exc.hint)
             buffer.add(target.tenant_id, target.widget_id, error)
             raise exc.problem from exc
         mint_row = {

@@ -151,6 +151,33 @@ async def replace_config(
 
 
 @router.post(
+    "/{id}/convert",
+    summary="Convert a hosted widget to a self-hosted one",
+    description="OpenAI shut Agent Builder down on 2026-11-30. The draft becomes self-hosted: "
+    "ChatKit options, launcher, origins, actions and identity settings kept, hosted-only "
+    "settings mapped where ChatKit's self-hosted options have an equivalent; the answer lists "
+    "what did not carry over. Visitors see nothing of it until you publish.",
+    responses={**CONDITIONAL, **problems(409)},
+)
+async def convert(
+    access: WidgetsWrite,
+    session: DbSession,
+    settings: AppSettings,
+    response: Response,
+    id: uuid.UUID,
+    if_match: IfMatch = None,
+) -> schemas.Converted:
+    widget, conversion = await service.convert_hosted(
+        session, access, id, if_match, outbound=settings.outbound_policy
+    )
+    return schemas.Converted(
+        widget=_widget(response, widget),
+        carried=conversion.carried,
+        not_carried=[schemas.NotCarried(**vars(n)) for n in conversion.not_carried],
+    )
+
+
+@router.post(
     "/{id}/publish",
     summary="Publish a widget's draft",
     description="Freezes the draft, checked again, as the next numbered version, which "

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import Field, PlainValidator, StringConstraints, field_validator
+from pydantic import Field, PlainValidator, StringConstraints, computed_field, field_validator
 
 from kithost.kit.schemas import Name, Schema
+from kithost.models import WidgetMode
 from kithost.widgets.config import WidgetConfig
 
 RawConfig = Annotated[Any, PlainValidator(lambda value: value, json_schema_input_type=WidgetConfig)]
@@ -41,6 +43,33 @@ class Widget(Schema):
     @classmethod
     def _whether_set(cls, secret: str | None) -> bool:
         return secret is not None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def attention(self) -> list[Attention]:
+        """What the tenant must act on: ``agent_builder_retired``, a hosted draft (OpenAI shut
+        Agent Builder down on 2026-11-30; ``POST …/convert`` makes it self-hosted)."""
+        retired = self.config.mode is WidgetMode.hosted
+        return [Attention.agent_builder_retired] if retired else []
+
+
+class Attention(StrEnum):
+    agent_builder_retired = "agent_builder_retired"
+
+
+class NotCarried(Schema):
+    setting: str
+    instead: str
+    """What to do instead."""
+
+
+class Converted(Schema):
+    """The widget with its self-hosted draft (publish to show it), what carried over and
+    what did not."""
+
+    widget: Widget
+    carried: list[str]
+    not_carried: list[NotCarried]
 
 
 class WidgetCreate(Schema):

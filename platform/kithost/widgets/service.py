@@ -35,9 +35,14 @@ from kithost.models import AllowedOrigin, Tenant, User, Widget, WidgetMode, Widg
 from kithost.models.base import utcnow
 from kithost.widgets import repository
 from kithost.widgets.config import ModelApi, WidgetConfig, parse_config
+from kithost.widgets.convert import Conversion, convert
 
 ORIGIN_MAX_LENGTH = 255
 """The length of ``allowed_origins.origin``."""
+AGENT_BUILDER_RETIRED = (
+    "OpenAI shut Agent Builder down on 2026-11-30: new widgets are self-hosted (Kithost runs "
+    "their agent); hosted ones convert with POST …/widgets/{id}/convert."
+)
 BASE_URL = "config.agent.base_url"
 TOOLS = "config.agent.tools"
 
@@ -71,10 +76,17 @@ async def create_widget(
     outbound: OutboundPolicy | None = None,
 ) -> Widget:
     """Create a widget with a fresh public key (``pk_`` + 192 random bits); ``config`` is
-    the draft (the defaults when None). ``outbound``: see :func:`check_agent`."""
+    the draft (the defaults when None). ``outbound``: see :func:`check_agent`. No new
+    widget is hosted: OpenAI shut Agent Builder down on 2026-11-30."""
     draft = await _draft(
         session, tenant.id, {} if config is None else config, has_model_key=False, outbound=outbound
     )
+    if draft["mode"] == WidgetMode.hosted:
+        raise InvalidInput(
+            AGENT_BUILDER_RETIRED,
+            code="agent_builder_retired",
+            errors=[FieldError(field="config.mode", message=AGENT_BUILDER_RETIRED, type="retired")],
+        )
     normalized = sorted(
         {
             _normalize(o, f"origins.{i}", allow_insecure=allow_insecure_origins)
@@ -157,6 +169,32 @@ async def edit_widget(
         allow_insecure_origins=allow_insecure_origins,
     )
     return widget
+
+
+async def convert_hosted(
+    session: AsyncSession,
+    access: TenantAccess,
+    widget_id: uuid.UUID,
+    if_match: str | None,
+    *,
+    outbound: OutboundPolicy | None = None,
+) -> tuple[Widget, Conversion]:
+    """Turn a hosted widget's draft into a self-hosted one (see ``widgets.convert``);
+    visitors see nothing of it until it is published."""
+    widget = await _writable(session, access.tenant, widget_id, if_match)
+    config = parse_config(widget.draft)
+    if config.mode is not WidgetMode.hosted:
+        raise Conflict("Only a hosted widget converts.", code="not_hosted")
+    conversion = convert(config)
+    draft = await _draft(
+        session,
+        widget.tenant_id,
+        conversion.config.model_dump(mode="json"),
+        has_model_key=widget.model_key is not None,
+        outbound=outbound,
+    )
+    await _change(session, access.actor, widget, "widget.converted", draft=draft)
+    return widget, conversion
 
 
 async def replace_config(

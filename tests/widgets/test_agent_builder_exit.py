@@ -1,0 +1,100 @@
+"""After OpenAI's Agent Builder shutdown (2026-11-30): no new hosted widget, hosted ones
+flagged, and ``POST …/convert`` turning one into a self-hosted draft that keeps what
+carries over and says what does not; visitors see nothing until publish."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.models import Widget
+from tests.widgets.helpers import WIDGETS, Acme, audit_entries, create, url
+
+HOSTED: dict[str, Any] = {
+    "mode": "hosted",
+    "placement": "direct",
+    "chatkit": {"theme": {"colorScheme": "dark"}, "startScreen": {"greeting": "Hi there"}},
+    "launcher": {"label": "Ask Acme"},
+    "require_identity": True,
+    "hosted": {
+        "workflow_id": "wf_68df4b13_acme",
+        "state_variables": ["plan"],
+        "chatkit_configuration": {
+            "history": {"enabled": False, "recent_threads": 20},
+            "file_upload": {"enabled": True, "max_file_size": 5, "max_files": 3},
+            "automatic_thread_titling": {"enabled": True},
+        },
+        "max_requests_per_minute": 30,
+    },
+}
+
+
+async def hosted_widget(client: httpx.AsyncClient, acme: Acme, db: AsyncSession) -> str:
+    """A widget made hosted before the shutdown (new ones can no longer be), published."""
+    created = (await create(client, acme)).json()
+    widget = await db.get(Widget, created["id"])
+    assert widget is not None
+    widget.draft = {**widget.draft, **HOSTED}
+    await db.flush()
+    published = await client.post(url(created, "/publish"), headers=acme.matching('"2"'))
+    assert published.status_code == 200, published.text
+    return url(created)
+
+
+async def test_no_new_widget_is_hosted(client: httpx.AsyncClient, acme: Acme) -> None:
+    refused = await client.post(
+        WIDGETS, json={"name": "Old style", "config": HOSTED}, headers=acme.headers
+    )
+    assert refused.status_code == 422
+    body = refused.json()
+    assert body["code"] == "agent_builder_retired"
+    assert [e["field"] for e in body["errors"]] == ["config.mode"]
+    assert "2026-11-30" in body["detail"]
+
+
+async def test_hosted_widgets_are_flagged_and_convert_into_a_self_hosted_draft(
+    client: httpx.AsyncClient, acme: Acme, db: AsyncSession
+) -> None:
+    widget = await hosted_widget(client, acme, db)
+    shown = (await client.get(widget, headers=acme.headers)).json()
+    assert shown["attention"] == ["agent_builder_retired"]
+    listed = (await client.get(WIDGETS, headers=acme.headers)).json()
+    assert [w["attention"] for w in listed] == [["agent_builder_retired"]]
+
+    no_match = await client.post(widget + "/convert", headers=acme.headers)
+    assert no_match.status_code == 428
+    converted = await client.post(
+        widget + "/convert", headers=acme.matching(f'"{shown["revision"]}"')
+    )
+    assert converted.status_code == 200, converted.text
+    answer = converted.json()
+    config = answer["widget"]["config"]
+    assert (config["mode"], config["hosted"]) == ("self_hosted", None)
+    assert answer["widget"]["attention"] == []
+    kept = {k: config[k] for k in ("placement", "require_identity")}
+    assert kept == {"placement": "direct", "require_identity": True}
+    assert config["launcher"]["label"] == "Ask Acme"
+    assert config["chatkit"]["theme"] == {"colorScheme": "dark"}
+    assert config["chatkit"]["history"] == {"enabled": False}
+    assert config["chatkit"]["composer"]["attachments"] == {
+        "enabled": True,
+        "maxCount": 3,
+        "maxSize": {"*": 5 * 1024 * 1024},
+    }
+    not_carried = [n["setting"] for n in answer["not_carried"]]
+    assert "chatkit_configuration.history.recent_threads" in not_carried
+    assert "max_requests_per_minute" in not_carried
+    assert "workflow wf_68df4b13_acme" in not_carried
+    assert any(c.startswith("state_variables") for c in answer["carried"])
+
+    version = (await client.get(widget + "/versions/1", headers=acme.headers)).json()
+    assert version["config"]["mode"] == "hosted", "visitors see it only once published"
+    assert [e.action for e in await audit_entries(db, acme.tenant, "widget.converted")] == [
+        "widget.converted"
+    ]
+    again = await client.post(
+        widget + "/convert", headers=acme.matching(f'"{answer["widget"]["revision"]}"')
+    )
+    assert (again.status_code, again.json()["code"]) == (409, "not_hosted")
