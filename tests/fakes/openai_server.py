@@ -110,6 +110,8 @@ class FakeOpenAI:
         self.requests: list[RecordedRequest] = []
         self.sessions: dict[str, Json] = {}
         """ChatKit sessions created so far, by id, as returned to the client."""
+        self.web_searches: list[Json] = []
+        """The ``web_search`` tools of the Responses requests so far."""
         self.retired_workflows: set[str] = set()
         """Agent Builder workflows that no longer run: sessions for them answer 404."""
         self.delay_seconds = 0.0
@@ -201,6 +203,7 @@ class FakeOpenAI:
         self.requests.clear()
         self.sessions.clear()
         self.retired_workflows.clear()
+        self.web_searches.clear()
         self.vector_stores.reset()
         self._failures.clear()
         self._stream_script = None
@@ -477,12 +480,9 @@ class FakeOpenAI:
             "role": "assistant",
             "content": [part],
         }
-        output: list[Json] = [message]
-        search = self.vector_stores.search(body.get("tools") or [])
-        if search is not None:
-            call, citation = search
-            output = [call, message]
-            part["annotations"] = [citation] if citation else []
+        calls, annotations = self._hosted_tools(body.get("tools") or [], text)
+        output: list[Json] = [*calls, message]
+        part["annotations"] = annotations
         completed: Json = {
             **in_progress,
             "status": "completed",
@@ -503,9 +503,9 @@ class FakeOpenAI:
         at = {"item_id": item_id, "output_index": index, "content_index": 0}
         emit("response.created", response=in_progress)
         emit("response.in_progress", response=in_progress)
-        if search is not None:
-            emit("response.output_item.added", output_index=0, item={**call, "status": "searching"})
-            emit("response.output_item.done", output_index=0, item=call)
+        for number, call in enumerate(calls):
+            emit("response.output_item.added", output_index=number, item=call)
+            emit("response.output_item.done", output_index=number, item=call)
         emit(
             "response.output_item.added",
             output_index=index,
@@ -536,6 +536,38 @@ class FakeOpenAI:
             data = {"type": event_type, "sequence_number": len(events), **fields}
             error_events.append(f"event: {event_type}\ndata: {json.dumps(data)}\n\n")
         return self._stream(events, first_delta, error_events)
+
+    def _hosted_tools(self, tools: list[Json], text: str) -> tuple[list[Json], list[Json]]:
+        """The hosted tool calls a Responses request with ``tools`` gets before its message,
+        and the annotations citing what they found."""
+        calls, annotations = [], []
+        search = self.vector_stores.search(tools)
+        if search is not None:
+            call, citation = search
+            calls.append(call)
+            annotations.extend([citation] if citation else [])
+        for tool in tools:
+            if isinstance(tool, dict) and tool.get("type") == "web_search":
+                self.web_searches.append(tool)
+                domains = _object(tool.get("filters")).get("allowed_domains") or ["example.com"]
+                calls.append(
+                    {
+                        "id": _new_id("ws_"),
+                        "type": "web_search_call",
+                        "status": "completed",
+                        "action": {"type": "search", "query": "the visitor's question"},
+                    }
+                )
+                annotations.append(
+                    {
+                        "type": "url_citation",
+                        "url": f"https://{domains[0]}/answer",
+                        "title": "The answer",
+                        "start_index": 0,
+                        "end_index": len(text),
+                    }
+                )
+        return calls, annotations
 
     def _stream(self, events: list[str], first_delta: int, error_events: list[str]) -> Response:
         """The events as a stream, with the scripted failure or pause (if any) applied after

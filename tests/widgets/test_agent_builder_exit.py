@@ -4,6 +4,7 @@ carries over and says what does not; visitors see nothing until publish."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -34,7 +35,7 @@ HOSTED: dict[str, Any] = {
 async def hosted_widget(client: httpx.AsyncClient, acme: Acme, db: AsyncSession) -> str:
     """A widget made hosted before the shutdown (new ones can no longer be), published."""
     created = (await create(client, acme)).json()
-    widget = await db.get(Widget, created["id"])
+    widget = await db.get(Widget, uuid.UUID(created["id"]))
     assert widget is not None
     widget.draft = {**widget.draft, **HOSTED}
     await db.flush()

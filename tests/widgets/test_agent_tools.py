@@ -33,11 +33,17 @@ async def test_a_file_search_tool_is_kept_with_its_defaults(
     base = await knowledge_base(db, acme.tenant)
     widget = await create(client, acme)
     tool = search(base, label="Searching the help centre…")
+    web = {"type": "web_search", "id": "web", "allowed_domains": ["acme.example"]}
     put = await client.put(
-        url(widget, "/config"), json={"agent": {"tools": [tool]}}, headers=acme.matching('"1"')
+        url(widget, "/config"),
+        json={"agent": {"tools": [tool, web]}},
+        headers=acme.matching('"1"'),
     )
     assert put.status_code == 200, put.text
-    assert put.json()["config"]["agent"]["tools"] == [{**tool, "max_results": 5}]
+    assert put.json()["config"]["agent"]["tools"] == [
+        {**tool, "max_results": 5},
+        {**web, "label": "Searching the web…"},
+    ]
 
 
 @pytest.mark.parametrize(
@@ -54,6 +60,12 @@ async def test_a_file_search_tool_is_kept_with_its_defaults(
         ({"tools": "two searches"}, "config.agent.tools.1.type", "value"),
         ({"tools": "no bases"}, "config.agent.tools.0.knowledge_bases", "too_short"),
         ({"tools": "bad id"}, "config.agent.tools.0.id", "string_pattern_mismatch"),
+        (
+            {"tools": "bad domain"},
+            "config.agent.tools.0.allowed_domains.0",
+            "string_pattern_mismatch",
+        ),
+        ({"tools": "web on completions"}, "config.agent.tools.0.type", "tool_needs_responses"),
     ],
 )
 async def test_tools_that_cannot_work_are_refused_with_the_field(
@@ -73,10 +85,14 @@ async def test_tools_that_cannot_work_are_refused_with_the_field(
         "two searches": [search(base), search(base, id="more")],
         "no bases": [{**search(base), "knowledge_bases": []}],
         "bad id": [search(base, id="Help Centre")],
+        "bad domain": [{"type": "web_search", "id": "web", "allowed_domains": ["https://x.com"]}],
+        "web on completions": [{"type": "web_search", "id": "web"}],
     }
     config = {"agent": {"tools": [search(base)], **agent}}
     if isinstance(agent.get("tools"), str):
         config["agent"]["tools"] = tools[agent["tools"]]
+    if agent.get("tools") == "web on completions":
+        config["agent"]["model_api"] = "chat_completions"
     widget = await create(client, acme)
     put = await client.put(url(widget, "/config"), json=config, headers=acme.matching('"1"'))
     assert put.status_code == 422, put.text

@@ -25,6 +25,7 @@ from agents import (
     StreamEvent,
     Tool,
     TResponseInputItem,
+    WebSearchTool,
 )
 from chatkit.agents import AgentContext, ThreadItemConverter
 from chatkit.types import (
@@ -43,12 +44,13 @@ from openai.types.responses import (
     ResponseInputImageParam,
     ResponseInputTextParam,
 )
+from openai.types.responses.web_search_tool import Filters
 from pydantic import BaseModel
 
 from kithost.chat.context import ChatContext
 from kithost.chat.store import SqlAttachmentStore
 from kithost.widgets.config import Agent as AgentConfig
-from kithost.widgets.config import ModelApi
+from kithost.widgets.config import ModelApi, WebSearch
 
 HISTORY_ITEMS = 40
 """How many of the thread's latest items the model sees."""
@@ -85,13 +87,18 @@ def agent(
 def tools(config: AgentConfig, vector_stores: dict[uuid.UUID, str]) -> list[Tool]:
     made: list[Tool] = []
     for tool in config.tools:
+        if isinstance(tool, WebSearch):
+            domains = tool.allowed_domains
+            filters = Filters(allowed_domains=domains) if domains else None
+            made.append(WebSearchTool(filters=filters))
+            continue
         ids = [vector_stores[b] for b in tool.knowledge_bases if b in vector_stores]
         if ids:
             made.append(FileSearchTool(vector_store_ids=ids, max_num_results=tool.max_results))
     return made
 
 
-HOSTED_CALLS = {"file_search": "file_search_call"}
+HOSTED_CALLS = {"file_search": "file_search_call", "web_search": "web_search_call"}
 """The Responses output item of each hosted tool's call."""
 
 

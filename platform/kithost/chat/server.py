@@ -67,7 +67,7 @@ from kithost.kit.upstream import ModelEndpoint, model_client
 from kithost.knowledge import repository as knowledge
 from kithost.secrets.service import model_endpoint
 from kithost.settings import Settings
-from kithost.widgets.config import Forward
+from kithost.widgets.config import FileSearch, Forward
 
 _REQUEST: TypeAdapter[ChatKitReq] = TypeAdapter(ChatKitReq)
 TITLE_LENGTH = 60
@@ -252,9 +252,8 @@ class ChatServer(ChatKitServer[ChatContext]):
 
     async def _vector_stores(self, context: ChatContext) -> dict[uuid.UUID, str]:
         """The vector stores of the knowledge bases the agent's tools search (none: no query)."""
-        wanted = {
-            b for tool in context.widget.widget_config.agent.tools for b in tool.knowledge_bases
-        }
+        tools = context.widget.widget_config.agent.tools
+        wanted = {b for tool in tools if isinstance(tool, FileSearch) for b in tool.knowledge_bases}
         if not wanted:
             return {}
         async with session_scope(self.store.sessionmaker) as session:

@@ -69,6 +69,28 @@ class FileSearch(Schema):
     max_results: Annotated[int, Field(ge=1, le=50)] = 5
 
 
+Domain = Annotated[
+    str,
+    StringConstraints(
+        max_length=253, pattern=r"^([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+    ),
+]
+
+
+class WebSearch(Schema):
+    """OpenAI's web search (the Responses API only), limited to ``allowed_domains`` when
+    given. The visitor's location is never sent."""
+
+    type: Literal["web_search"]
+    id: ToolId
+    label: ShortText = "Searching the web…"
+    """What the visitor sees while it runs."""
+    allowed_domains: Annotated[list[Domain], Field(max_length=20)] = []
+
+
+Tool = Annotated[FileSearch | WebSearch, Field(discriminator="type")]
+
+
 class Agent(Schema):
     """How Kithost answers for a self-hosted widget."""
 
@@ -83,7 +105,7 @@ class Agent(Schema):
     max_output_tokens: Annotated[int, Field(ge=1, le=128_000)] | None = None
     messages_per_user_per_day: Annotated[int, Field(ge=1, le=100_000)] | None = None
     """Per-end-user quota; beyond it the chat shows a notice instead of answering."""
-    tools: Annotated[list[FileSearch], Field(max_length=16)] = []
+    tools: Annotated[list[Tool], Field(max_length=16)] = []
     """What the agent may use while answering, each with an id unique in the widget."""
 
 

@@ -34,7 +34,7 @@ from kithost.knowledge import repository as knowledge
 from kithost.models import AllowedOrigin, Tenant, User, Widget, WidgetMode, WidgetVersion
 from kithost.models.base import utcnow
 from kithost.widgets import repository
-from kithost.widgets.config import ModelApi, WidgetConfig, parse_config
+from kithost.widgets.config import FileSearch, ModelApi, WidgetConfig, parse_config
 from kithost.widgets.convert import Conversion, convert
 
 ORIGIN_MAX_LENGTH = 255
@@ -406,8 +406,8 @@ async def _draft(
 
 
 def check_tools(config: WidgetConfig) -> None:
-    """Tool ids are unique; ``file_search`` needs the Responses API, once per agent (OpenAI
-    takes one such tool; it may search several knowledge bases)."""
+    """Tool ids are unique; OpenAI's hosted tools (``file_search``, ``web_search``) need the
+    Responses API, each once per agent (one ``file_search`` searches several bases)."""
     seen: dict[str, str] = {}
     for index, tool in enumerate(config.agent.tools):
         field = f"{TOOLS}.{index}"
@@ -416,10 +416,10 @@ def check_tools(config: WidgetConfig) -> None:
         if tool.type in seen.values():
             raise invalid_field(f"{field}.type", f"an agent has one {tool.type} tool")
         seen[tool.id] = tool.type
-        if tool.type == "file_search" and config.agent.model_api is ModelApi.chat_completions:
+        if config.agent.model_api is ModelApi.chat_completions:
             raise invalid_field(
                 f"{field}.type",
-                "file_search needs the Responses API (agent.model_api 'responses')",
+                f"{tool.type} needs the Responses API (agent.model_api 'responses')",
                 "tool_needs_responses",
             )
 
@@ -427,11 +427,12 @@ def check_tools(config: WidgetConfig) -> None:
 async def _check_knowledge_bases(
     session: AsyncSession, tenant_id: uuid.UUID, config: WidgetConfig
 ) -> None:
-    wanted = {base for tool in config.agent.tools for base in tool.knowledge_bases}
+    searches = [(i, t) for i, t in enumerate(config.agent.tools) if isinstance(t, FileSearch)]
+    wanted = {base for _, tool in searches for base in tool.knowledge_bases}
     if not wanted:
         return
     found = await knowledge.existing_bases(session, tenant_id, wanted)
-    for index, tool in enumerate(config.agent.tools):
+    for index, tool in searches:
         missing = [str(b) for b in tool.knowledge_bases if b not in found]
         if missing:
             raise invalid_field(

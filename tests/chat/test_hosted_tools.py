@@ -1,6 +1,7 @@
-"""An agent with a ``file_search`` tool: the model gets the vector stores of the widget's
-knowledge bases, the visitor sees the tool's label while it searches, and the answer cites
-the document it found (a ChatKit annotation, kept with the stored answer)."""
+"""An agent with OpenAI's hosted tools. ``file_search``: the model gets the vector stores of
+the widget's knowledge bases, the visitor sees the tool's label while it searches, and the
+answer cites the document it found (a ChatKit annotation, kept with the stored answer).
+``web_search``: limited to the allowed domains, its label shown, the page it found cited."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from chatkit.types import (
     ProgressUpdateEvent,
     ThreadItemDoneEvent,
     ThreadStreamEvent,
+    URLSource,
 )
 from fastapi import FastAPI
 from openai import AsyncOpenAI
@@ -107,3 +109,29 @@ async def test_a_knowledge_base_with_nothing_indexed_yet_is_not_searched(
     assert fake_openai.vector_stores.searches == []
     assert not [e for e in events if isinstance(e, ProgressUpdateEvent)]
     assert "".join(deltas(events)) == DEFAULT_REPLY_TEXT
+
+
+async def test_the_answer_searches_the_allowed_domains_and_cites_the_page(
+    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    widget = await make_chat_widget(db, app, fake_openai)
+    tool = {
+        "type": "web_search",
+        "id": "web",
+        "label": "Searching acme.example…",
+        "allowed_domains": ["acme.example"],
+    }
+    await publish_unchecked(db, widget, chat_config(fake_openai, agent={"tools": [tool]}))
+    alice = await visitor(http, app, db, widget)
+
+    events = await alice.send("What do tents cost?")
+
+    [sent] = fake_openai.web_searches
+    assert sent["filters"] == {"allowed_domains": ["acme.example"]}
+    assert "user_location" not in sent or sent["user_location"] is None
+    progress = [e.text for e in events if isinstance(e, ProgressUpdateEvent)]
+    assert progress == ["Searching acme.example…"]
+    [content] = answer(events).content
+    [source] = [a.source for a in content.annotations]
+    assert isinstance(source, URLSource)
+    assert source.url == "https://acme.example/answer"
