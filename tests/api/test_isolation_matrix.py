@@ -101,6 +101,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("PUT", f"{WIDGET}/config"): Rule(Scope.widgets_write, {"placement": "direct"}, '"1"'),
     ("POST", f"{WIDGET}/publish"): Rule(Scope.widgets_write, None, '"1"'),
     ("POST", f"{WIDGET}/convert"): Rule(Scope.widgets_write, None, '"1"'),
+    ("POST", f"{WIDGET}/agent-import"): Rule(
+        Scope.widgets_write, {"code": 'a = Agent(name="A", instructions="Hi")'}, '"1"'
+    ),
     ("GET", f"{WIDGET}/versions"): Rule(Scope.widgets_read),
     ("GET", f"{WIDGET}/versions/{{number}}"): Rule(Scope.widgets_read),
     ("POST", f"{WIDGET}/versions/{{number}}/restore"): Rule(Scope.widgets_write, None, '"1"'),

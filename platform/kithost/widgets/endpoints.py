@@ -11,6 +11,7 @@ from kithost.kit.schemas import TENANT_ERRORS, problems
 from kithost.models import Widget
 from kithost.state import AppSettings
 from kithost.widgets import schemas, service
+from kithost.widgets.config import WidgetConfig
 
 router = APIRouter(prefix="/tenants/{tenant}/widgets", tags=["widgets"])
 
@@ -174,6 +175,39 @@ async def convert(
         widget=_widget(response, widget),
         carried=conversion.carried,
         not_carried=[schemas.NotCarried(**vars(n)) for n in conversion.not_carried],
+    )
+
+
+@router.post(
+    "/{id}/agent-import",
+    summary="Import an Agent Builder export as the widget's agent",
+    description="The Python code Agent Builder exports (Agents SDK) is read, never run: the "
+    "agent that answers first becomes the draft's `agent` (name, instructions, model, "
+    "temperature, max tokens; file search's vector stores adopted as a knowledge base; web "
+    "search), and everything else is listed with its line and what to do instead. "
+    "`dry_run=true` changes nothing (and needs no `If-Match`).",
+    responses={**CONDITIONAL, **problems(422)},
+)
+async def import_agent(
+    access: WidgetsWrite,
+    session: DbSession,
+    settings: AppSettings,
+    response: Response,
+    id: uuid.UUID,
+    body: schemas.AgentImport,
+    if_match: IfMatch = None,
+    dry_run: Annotated[bool, Query(description="Show the result without saving it.")] = False,
+) -> schemas.AgentImported:
+    widget, draft, imported = await service.import_agent(
+        session, access, id, if_match, body.code, dry_run=dry_run, outbound=settings.outbound_policy
+    )
+    if not dry_run:
+        _widget(response, widget)
+    return schemas.AgentImported(
+        dry_run=dry_run,
+        config=WidgetConfig.model_validate(draft),
+        state_variables=imported.state_variables,
+        not_carried=[schemas.Skipped(**vars(s)) for s in imported.skipped],
     )
 
 

@@ -136,3 +136,27 @@ class OriginCreate(Schema):
 
 class OriginUpdate(Schema):
     domain_key: DomainKey | None
+
+
+class AgentImport(Schema):
+    """Agents SDK code as Agent Builder exports it (Python); read, never run."""
+
+    code: str = Field(max_length=256 * 1024)
+
+
+class Skipped(Schema):
+    line: int
+    what: str
+    instead: str
+    """What to do instead."""
+
+
+class AgentImported(Schema):
+    """The draft with the imported agent (on a dry run: what it would be), and what the
+    export held that did not carry over."""
+
+    dry_run: bool
+    config: WidgetConfig
+    state_variables: list[str]
+    """The workflow's state variables: pass them as page context (``setContext``)."""
+    not_carried: list[Skipped]

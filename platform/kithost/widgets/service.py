@@ -31,9 +31,11 @@ from kithost.kit.origins import InvalidOrigin, normalize_pattern
 from kithost.kit.outbound import OutboundPolicy
 from kithost.kit.tokens import random_token
 from kithost.knowledge import repository as knowledge
+from kithost.knowledge.adoption import adopt_vector_stores
 from kithost.models import AllowedOrigin, Tenant, User, Widget, WidgetMode, WidgetVersion
 from kithost.models.base import utcnow
 from kithost.widgets import repository
+from kithost.widgets.agent_import import ImportedAgent, ImportRefused, read_export
 from kithost.widgets.config import FileSearch, ModelApi, WidgetConfig, parse_config
 from kithost.widgets.convert import Conversion, convert
 
@@ -195,6 +197,63 @@ async def convert_hosted(
     )
     await _change(session, access.actor, widget, "widget.converted", draft=draft)
     return widget, conversion
+
+
+async def import_agent(
+    session: AsyncSession,
+    access: TenantAccess,
+    widget_id: uuid.UUID,
+    if_match: str | None,
+    source: str,
+    *,
+    dry_run: bool,
+    outbound: OutboundPolicy | None = None,
+) -> tuple[Widget, dict[str, Any], ImportedAgent]:
+    """The widget's draft with the agent of an Agent Builder export (read, never run: see
+    ``widgets.agent_import``); its file search's vector stores adopted as a knowledge base.
+    A ``dry_run`` changes nothing (and needs no ``If-Match``)."""
+    widget = await (
+        get_widget(session, access.tenant, widget_id)
+        if dry_run
+        else _writable(session, access.tenant, widget_id, if_match)
+    )
+    try:
+        imported = read_export(source)
+    except ImportRefused as exc:
+        where = "" if exc.line is None else f" (line {exc.line})"
+        raise InvalidInput(
+            exc.message + where,
+            code=exc.code,
+            errors=[FieldError(field="code", message=exc.message + where, type=exc.code)],
+        ) from None
+    savepoint = await session.begin_nested()
+    tools: list[dict[str, Any]] = []
+    if imported.vector_stores:
+        base = await adopt_vector_stores(session, access, imported.name, imported.vector_stores)
+        tools.append({"type": "file_search", "id": "knowledge", "knowledge_bases": [str(base)]})
+    if imported.web_search is not None:
+        tools.append({"type": "web_search", "id": "web", **imported.web_search})
+    agent = {**WidgetConfig().agent.model_dump(mode="json"), **imported.agent, "tools": tools}
+    draft = await _draft(
+        session,
+        widget.tenant_id,
+        {**widget.draft, "agent": agent},
+        has_model_key=widget.model_key is not None,
+        outbound=outbound,
+    )
+    if dry_run:
+        await savepoint.rollback()
+        return widget, draft, imported
+    await savepoint.commit()
+    await _change(
+        session,
+        access.actor,
+        widget,
+        "widget.agent_imported",
+        draft=draft,
+        data={"not_carried": len(imported.skipped)},
+    )
+    return widget, draft, imported
 
 
 async def replace_config(

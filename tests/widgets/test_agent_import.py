@@ -1,0 +1,140 @@
+"""Importing Agent Builder's exported code as a widget's agent: read with ``ast`` and never
+run; what carries over lands in the draft (the file search's vector stores adopted as a
+knowledge base), the rest is listed with its line; a dry run changes nothing; hostile or
+broken code is a clear 422 and runs nothing. Fixtures (``exports/``) follow the shape of
+Agent Builder's Python export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.models import KnowledgeBase
+from tests.widgets.helpers import Acme, audit_entries, create, url
+
+EXPORTS = Path(__file__).parent / "exports"
+
+
+def export(name: str) -> str:
+    return (EXPORTS / f"{name}.export.txt").read_text()
+
+
+async def import_into(
+    client: httpx.AsyncClient, acme: Acme, code: str, *, dry_run: bool = False
+) -> tuple[str, httpx.Response]:
+    widget = url(await create(client, acme))
+    params = {"dry_run": "true"} if dry_run else {}
+    response = await client.post(
+        widget + "/agent-import",
+        json={"code": code},
+        params=params,
+        headers=acme.matching('"1"'),
+    )
+    return widget, response
+
+
+async def test_a_single_agent_becomes_the_drafts_agent(
+    client: httpx.AsyncClient, acme: Acme, db: AsyncSession
+) -> None:
+    widget, response = await import_into(client, acme, export("single_agent"))
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    agent = answer["config"]["agent"]
+    assert agent["instructions"] == "You help Acme's customers with their orders. Be brief."
+    assert (agent["model"], agent["temperature"], agent["max_output_tokens"]) == (
+        "gpt-4.1-mini",
+        0.3,
+        800,
+    )
+    assert agent["tools"] == []
+    assert answer["not_carried"] == []
+    draft = (await client.get(widget, headers=acme.headers)).json()["config"]
+    assert draft["agent"] == agent
+    assert [e.action for e in await audit_entries(db, acme.tenant, "widget.agent_imported")] == [
+        "widget.agent_imported"
+    ]
+
+
+async def test_a_triage_workflow_carries_its_tools_and_lists_the_rest(
+    client: httpx.AsyncClient, acme: Acme, db: AsyncSession
+) -> None:
+    _, response = await import_into(client, acme, export("triage"))
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    agent = answer["config"]["agent"]
+    assert agent["instructions"].startswith("You route the customer")
+    assert agent["model"] == "gpt-5"
+    [search, web] = agent["tools"]
+    assert web == {
+        "type": "web_search",
+        "id": "web",
+        "label": "Searching the web…",
+        "allowed_domains": ["help.acme.example"],
+    }
+    [base] = (
+        await db.scalars(select(KnowledgeBase).where(KnowledgeBase.tenant_id == acme.tenant.id))
+    ).all()
+    assert search["knowledge_bases"] == [str(base.id)]
+    assert base.vector_store_id == "vs_68f7ee2546808191a3a18e1c"
+    assert answer["state_variables"] == ["customer_tier", "page"]
+    skipped = {s["what"]: s for s in answer["not_carried"]}
+    assert "tool HostedMCPTool" in skipped
+    assert "function tool refund" in skipped
+    assert "Triage: handoffs" in skipped
+    assert "agent billing" in skipped
+    assert "if in run_workflow" in skipped
+    assert "model_settings.reasoning" in skipped
+    lines = export("triage").splitlines()
+    assert lines[skipped["if in run_workflow"]["line"] - 1].strip().startswith("if state")
+    assert all(s["instead"] for s in answer["not_carried"])
+
+
+async def test_a_dry_run_changes_nothing(
+    client: httpx.AsyncClient, acme: Acme, db: AsyncSession
+) -> None:
+    widget, response = await import_into(client, acme, export("triage"), dry_run=True)
+    assert response.status_code == 200, response.text
+    assert response.json()["dry_run"] is True
+    assert response.json()["config"]["agent"]["model"] == "gpt-5"
+    shown = (await client.get(widget, headers=acme.headers)).json()
+    assert (shown["revision"], shown["config"]["agent"]["model"]) == (1, "gpt-4.1-mini")
+    bases = await db.scalars(select(KnowledgeBase).where(KnowledgeBase.tenant_id == acme.tenant.id))
+    assert bases.all() == []
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "error"),
+    [
+        ("agent = Agent(name='x'", 422, "invalid_python"),
+        ("x = " + "(" * 5000 + ")" * 5000, 422, "export_too_complex"),
+        ("x = [" + "1," * 60_000 + "]", 422, "export_too_complex"),
+        ("x = " + "-" * 100_000 + "1", 422, "export_too_complex"),
+        ("print('hello')", 422, "no_agent"),
+        ("a = Agent(name='A')\n" + "#" * (257 * 1024), 422, "string_too_long"),
+    ],
+)
+async def test_code_it_cannot_read_is_refused_clearly(
+    client: httpx.AsyncClient, acme: Acme, code: str, status: int, error: str
+) -> None:
+    _, response = await import_into(client, acme, code)
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert response.headers["content-type"] == "application/problem+json"
+    assert [(e["field"], e["type"]) for e in body["errors"]] == [("code", error)]
+
+
+async def test_harmful_code_is_read_and_never_run(
+    client: httpx.AsyncClient, acme: Acme, tmp_path: Path
+) -> None:
+    code = export("harmful").replace("__file__", repr(str(tmp_path / "export")))
+    _, response = await import_into(client, acme, code)
+    assert response.status_code == 200, response.text
+    assert not (tmp_path / "export.ran").exists(), "the export was executed"
+    answer = response.json()
+    assert answer["config"]["agent"]["instructions"] == "You are a helpful assistant."
+    assert [s["what"] for s in answer["not_carried"]] == ["instructions computed in code"]
