@@ -34,6 +34,15 @@ async def make_tenant(db: AsyncSession, slug: str | None = None) -> Tenant:
     return await create_tenant(db, CLI, slug=slug, name=slug.title(), owner=owner)
 
 
+async def bare_tenant(db: AsyncSession, prefix: str = "bare") -> Tenant:
+    """A tenant without an owner: for data that is committed, so that deleting the tenant
+    removes everything the test made (an owner would outlive it, with its audit entry)."""
+    tenant = Tenant(slug=f"{prefix}-{secrets.token_hex(4)}", name=prefix.title())
+    db.add(tenant)
+    await db.flush()
+    return tenant
+
+
 async def make_member(db: AsyncSession, tenant: Tenant, role: Role) -> User:
     user = await make_user(db)
     db.add(Membership(tenant_id=tenant.id, user_id=user.id, role=role))

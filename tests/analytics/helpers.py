@@ -17,15 +17,6 @@ SHOP = "https://shop.example.com"
 USER = "a:anon_" + "u" * 24
 
 
-async def bare_tenant(db: AsyncSession) -> Tenant:
-    """A tenant without an owner: for data that is committed, so that deleting the tenant
-    removes everything the test made (an owner would outlive it, with its audit entry)."""
-    tenant = Tenant(slug=f"analytics-{secrets.token_hex(4)}", name="Analytics")
-    db.add(tenant)
-    await db.flush()
-    return tenant
-
-
 async def published_widget(db: AsyncSession, tenant: Tenant | None = None) -> Widget:
     """A published widget allowing ``SHOP`` (of a new tenant unless given)."""
     tenant = tenant or await make_tenant(db)

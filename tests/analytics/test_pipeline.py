@@ -37,14 +37,13 @@ from kithost.worker.app import restore_unacknowledged
 from tests.analytics.helpers import (
     SHOP,
     USER,
-    bare_tenant,
     client_error,
     conversation,
     event,
     published_widget,
 )
 from tests.conftest import REDIS_URL
-from tests.factories import Credentials, client_token
+from tests.factories import Credentials, bare_tenant, client_token
 from tests.workers import TIMEOUT, start_worker, stop_worker
 
 VISIBILITY_TIMEOUT = 2

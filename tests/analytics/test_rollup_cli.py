@@ -17,8 +17,9 @@ from kithost.models import AnalyticsRollup, RollupPeriod, Tenant, Widget
 from kithost.models.base import utcnow
 from kithost.settings import Settings
 from kithost.worker.app import create_celery
-from tests.analytics.helpers import USER, bare_tenant, event, published_widget
+from tests.analytics.helpers import USER, event, published_widget
 from tests.cli import kithost
+from tests.factories import bare_tenant
 
 
 @pytest.fixture

@@ -16,11 +16,12 @@ from fastapi import FastAPI
 from sqlalchemy import delete
 
 from kithost.app import create_app
+from kithost.auth.scopes import Scope
 from kithost.db import session_scope
-from kithost.models import Role, Tenant
+from kithost.models import Tenant
 from kithost.settings import Settings
 from tests.conftest import REDIS_URL
-from tests.factories import login, make_member, make_tenant
+from tests.factories import bare_tenant, client_token
 from tests.fakes.openai_server import FakeOpenAI
 from tests.knowledge.helpers import GUIDE
 from tests.workers import TIMEOUT, start_worker, stop_worker
@@ -71,10 +72,13 @@ async def test_a_worker_indexes_an_upload_and_removes_a_deleted_base(
     api: tuple[FastAPI, httpx.AsyncClient], fake_openai: FakeOpenAI
 ) -> None:
     app, client = api
-    slug = f"kb-worker-{secrets.token_hex(3)}"
     async with session_scope(app.state.sessionmaker) as session:
-        tenant = await make_tenant(session, slug)
-        editor = await login(app, session, await make_member(session, tenant, Role.editor))
+        tenant = await bare_tenant(session, "kb-worker")
+        slug = tenant.slug
+        # An API client, not a user: the tenant's deletion takes everything it made with it.
+        editor = await client_token(
+            app, session, tenant, [Scope.knowledge_write, Scope.knowledge_read]
+        )
     bases = f"/api/v1/tenants/{slug}/knowledge-bases"
     created = await client.post(bases, json={"name": "Help"}, headers=editor.headers)
     base = created.json()["id"]
