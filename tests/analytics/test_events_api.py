@@ -218,6 +218,31 @@ async def test_foreign_origins_may_only_report_that_they_were_refused(
     assert [e["id"] for e in events] == [refused["id"]]
 
 
+async def test_a_flood_of_refusals_keeps_one_a_minute_per_origin_and_client(
+    client: httpx.AsyncClient, db: AsyncSession, app: FastAPI
+) -> None:
+    """Refusals come from anyone, unauthenticated: a page reloading (or a script) sending
+    thousands keeps one a minute per widget, origin and client address, never a queue of
+    them that would delay other tenants' events."""
+    widget = await published_widget(db)
+
+    def refusal(origin: str) -> dict[str, Any]:
+        data = {"kind": "config_refused", "message": f"refused for {origin}"}
+        return event("client.error", data)
+
+    foreign, other = "https://evil.example.net", "https://misplaced.example.org"
+    answers = []
+    for _ in range(20):
+        body = {"end_user": None, "events": [refusal(foreign), refusal(foreign)]}
+        answers.append(await send(client, widget, body, origin=foreign))
+    body = {"end_user": None, "events": [refusal(other)]}
+    answers.append(await send(client, widget, body, origin=other))
+    assert {a.status_code for a in answers} == {202}
+    assert [a.json()["accepted"] for a in answers] == [1] + [0] * 19 + [1]
+    kept = [e["data"]["message"] for _, _, events in sent(app) for e in events]
+    assert kept == [f"refused for {foreign}", f"refused for {other}"]
+
+
 async def test_unknown_widget_is_404(client: httpx.AsyncClient, app: FastAPI) -> None:
     response = await send(client, "pk_unknown", {"events": [event("loader.loaded")]})
     assert (response.status_code, response.json()["code"]) == (404, "widget_not_found")

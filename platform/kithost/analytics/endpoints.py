@@ -48,6 +48,7 @@ from kithost.errors import (
 )
 from kithost.health.metrics import EVENTS
 from kithost.kit.cors import preflight
+from kithost.kit.ratelimit import RateLimiter
 from kithost.kit.schemas import TENANT_ERRORS, problems
 from kithost.models import Tenant
 from kithost.models.base import utcnow
@@ -65,6 +66,10 @@ LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 DEFAULT_RANGE = {Interval.hour: timedelta(days=1), Interval.day: timedelta(days=7)}
 BROKER_ERRORS = (BrokerError, OSError)
 REFUSED = "config_refused"
+REFUSALS_PER_MINUTE = 1
+"""Refusals kept per widget, page origin and client address a minute: one tells the tenant;
+the rest (a page reloading, or a flood) are only counted (``kithost_events_total``)."""
+REFUSED_DROPPED = EVENTS.labels("refusal_dropped")
 
 # --- ingestion -------------------------------------------------------------------------
 
@@ -83,7 +88,7 @@ async def post_events(request: Request, pk: str) -> Response:
         body = await _bounded_body(request)
         batch = service.parse_batch(body, request.headers.get("content-type"), utcnow())
         if not allowed:
-            batch = _refusals_only(batch)
+            batch = await _refusal_kept(request, published, origin, batch)
         if batch.events:
             await _hand_over(request, published, batch)
     except KithostError as exc:
@@ -103,9 +108,18 @@ async def preflight_events(request: Request, pk: str) -> Response:
     return preflight(origin, method="POST", headers="Content-Type")
 
 
-def _refusals_only(batch: Batch) -> Batch:
-    """What a page of a foreign origin may report: that the widget was refused to it."""
-    kept = [e for e in batch.events if e.name == "client.error" and e.data["kind"] == REFUSED]
+async def _refusal_kept(request: Request, published: Published, origin: str, batch: Batch) -> Batch:
+    """What a page of a foreign origin may report: that the widget was refused to it, once a
+    minute per widget, origin and client address (unauthenticated: any page may send it)."""
+    refusals = [e for e in batch.events if e.name == "client.error" and e.data["kind"] == REFUSED]
+    if not refusals:
+        return Batch([], batch.dropped)
+    client = request.client.host if request.client else "unknown"
+    key = f"refused:{published.widget_id}:{origin}:{client}"
+    limiter: RateLimiter = request.app.state.rate_limiter
+    decision = await limiter.hit(key, REFUSALS_PER_MINUTE, 60)
+    kept = refusals[:1] if decision.allowed else []
+    REFUSED_DROPPED.inc(len(refusals) - len(kept))
     return Batch(kept, batch.dropped)
 
 

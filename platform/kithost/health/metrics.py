@@ -53,7 +53,8 @@ CONFIG_CACHE = Counter(
 )
 EVENTS = Counter(
     "kithost_events_total",
-    "Analytics events from visitors' pages: accepted (handed to the broker) or dropped.",
+    "Analytics events from visitors' pages: accepted (handed to the broker), dropped, or "
+    "refusal_dropped (a refused page's report beyond one a minute).",
     ["result"],
 )
 CHAT_STREAMS = Counter(
