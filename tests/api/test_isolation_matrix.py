@@ -31,6 +31,7 @@ from kithost.clients.service import create_client
 from kithost.invitations.service import create_invitation
 from kithost.models import (
     AllowedOrigin,
+    ChatThread,
     ErrorGroup,
     KnowledgeBase,
     KnowledgeDocument,
@@ -128,6 +129,10 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ),
     ("GET", f"{ANALYTICS}/settings"): Rule(Scope.analytics_read),
     ("PUT", f"{ANALYTICS}/settings"): Rule(Scope.members_write, {"retention_days": 30}),
+    ("GET", f"{PREFIX}/conversations"): Rule(Scope.conversations_read),
+    ("GET", f"{PREFIX}/conversations/export.jsonl"): Rule(Scope.conversations_read),
+    ("GET", f"{PREFIX}/conversations/{{thread_id}}"): Rule(Scope.conversations_read),
+    ("DELETE", f"{PREFIX}/conversations/{{thread_id}}"): Rule(Scope.conversations_read),
     ("POST", KNOWLEDGE): Rule(Scope.knowledge_write, {"name": "made"}),
     ("GET", KNOWLEDGE): Rule(Scope.knowledge_read),
     ("GET", f"{KNOWLEDGE}/{{id}}"): Rule(Scope.knowledge_read),
@@ -276,7 +281,23 @@ async def test_isolation_matrix(client: httpx.AsyncClient, app: FastAPI, db: Asy
         await db.flush()
         return str(made.id)
 
+    async def chat_thread() -> str:
+        """A thread of a widget of the tenant."""
+        owner = await create_widget(db, CLI, tenant, name="chats")
+        thread = ChatThread(
+            id="thr_" + secrets.token_hex(8),
+            tenant_id=tenant.id,
+            widget_id=owner.id,
+            end_user_id="u:1",
+            payload={},
+            payload_version=1,
+        )
+        db.add(thread)
+        await db.flush()
+        return thread.id
+
     targets: dict[str, Target] = {
+        "conversations": chat_thread,
         "knowledge-bases": knowledge_base,
         "documents": document,
         "members": member,

@@ -15,3 +15,4 @@ class Scope(StrEnum):
     clients_write = "clients:write"
     knowledge_read = "knowledge:read"
     knowledge_write = "knowledge:write"
+    conversations_read = "conversations:read"

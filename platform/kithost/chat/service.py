@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_
+from sqlalchemy import ColumnElement, and_, false
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.chat import repository
@@ -29,6 +29,13 @@ async def delete_end_user_data(
         tenant_id,
         threads=ChatThread.end_user_id == end_user_id,
         attachments=ChatAttachment.end_user_id == end_user_id,
+    )
+
+
+async def delete_thread(session: AsyncSession, tenant_id: uuid.UUID, thread_id: str) -> int:
+    """Delete one of the tenant's conversations (a staff member's decision)."""
+    return await _delete(
+        session, tenant_id, threads=ChatThread.id == thread_id, attachments=false()
     )
 
 

@@ -13,7 +13,7 @@ from kithost.models.base import Base, utcnow
 class ChatItem(Base):
     """One item of a ChatKit thread (a message, a widget, hidden context…).
 
-    Ordered by ``(created_at, id)``, the time Kithost stored it; ``kind`` is the item's
+    Ordered by ``(created_at, id)``, the time the SDK made it; ``kind`` is the item's
     ``type`` (user messages are counted for quotas); ``feedback`` the end user's thumbs.
     """
 

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Text,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import REGCONFIG
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.conversations.schemas import ConversationQuery, FeedbackFilter
+from kithost.models import ChatItem, ChatThread
+
+MESSAGE_KINDS = ("user_message", "assistant_message")
+ThreadRow = tuple[ChatThread, int, int, int]
+"""A thread with its counts of messages, positive and negative feedback."""
+
+
+def _count(*where: ColumnElement[bool]) -> Any:
+    return (
+        select(func.count())
+        .select_from(ChatItem)
+        .where(ChatItem.thread_id == ChatThread.id, *where)
+        .scalar_subquery()
+    )
+
+
+MESSAGES = _count(ChatItem.kind.in_(MESSAGE_KINDS))
+POSITIVE = _count(ChatItem.feedback == "positive")
+NEGATIVE = _count(ChatItem.feedback == "negative")
+
+
+async def page(
+    session: AsyncSession, tenant_id: uuid.UUID, query: ConversationQuery
+) -> Sequence[ThreadRow] | None:
+    """The tenant's threads matching ``query``, last active first, after the ``before``
+    thread; None when that thread is not the tenant's (any more)."""
+    statement = select(
+        ChatThread,
+        MESSAGES.label("messages"),
+        POSITIVE.label("positive"),
+        NEGATIVE.label("negative"),
+    ).where(ChatThread.tenant_id == tenant_id, *_filters(session, query))
+    if query.before is not None:
+        cursor = (
+            await session.execute(
+                select(ChatThread.updated_at, ChatThread.id).where(
+                    ChatThread.tenant_id == tenant_id, ChatThread.id == query.before
+                )
+            )
+        ).one_or_none()
+        if cursor is None:
+            return None
+        statement = statement.where(
+            tuple_(ChatThread.updated_at, ChatThread.id) < tuple_(cursor[0], cursor[1])
+        )
+    statement = statement.order_by(ChatThread.updated_at.desc(), ChatThread.id.desc())
+    return (await session.execute(statement.limit(query.limit + 1))).all()
+
+
+def _filters(session: AsyncSession, query: ConversationQuery) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if query.widget is not None:
+        where.append(ChatThread.widget_id == query.widget)
+    if query.since is not None:
+        where.append(ChatThread.updated_at >= query.since)
+    if query.until is not None:
+        where.append(ChatThread.updated_at < query.until)
+    if query.end_user is not None:
+        where.append(ChatThread.end_user_id == query.end_user)
+    if query.feedback is FeedbackFilter.any:
+        where.append(or_(POSITIVE > 0, NEGATIVE > 0))
+    elif query.feedback is FeedbackFilter.positive:
+        where.append(POSITIVE > 0)
+    elif query.feedback is FeedbackFilter.negative:
+        where.append(NEGATIVE > 0)
+    if query.min_messages is not None:
+        where.append(query.min_messages <= MESSAGES)
+    if query.q is not None:
+        where.append(
+            exists().where(
+                ChatItem.thread_id == ChatThread.id,
+                ChatItem.kind.in_(MESSAGE_KINDS),
+                _matches(session, query.q),
+            )
+        )
+    return where
+
+
+def _matches(session: AsyncSession, words: str) -> ColumnElement[bool]:
+    """Items whose text holds ``words``: PostgreSQL's full-text search (every word, any
+    form the ``simple`` configuration folds together); elsewhere the phrase, ignoring case."""
+    text = cast(ChatItem.payload, Text)
+    if session.get_bind().dialect.name == "postgresql":
+        simple = cast(literal("simple"), REGCONFIG)
+        return func.to_tsvector(simple, text).op("@@")(func.plainto_tsquery(simple, words))
+    escaped = words.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return text.ilike(f"%{escaped}%", escape="\\")
+
+
+async def thread(session: AsyncSession, tenant_id: uuid.UUID, thread_id: str) -> ThreadRow | None:
+    statement = select(
+        ChatThread,
+        MESSAGES.label("messages"),
+        POSITIVE.label("positive"),
+        NEGATIVE.label("negative"),
+    ).where(ChatThread.tenant_id == tenant_id, ChatThread.id == thread_id)
+    return (await session.execute(statement)).one_or_none()
+
+
+async def items(
+    session: AsyncSession, tenant_id: uuid.UUID, thread_ids: Sequence[str]
+) -> Sequence[ChatItem]:
+    """The items of the tenant's ``thread_ids``, each thread's in order."""
+    result = await session.scalars(
+        select(ChatItem)
+        .where(ChatItem.tenant_id == tenant_id, ChatItem.thread_id.in_(thread_ids))
+        .order_by(ChatItem.thread_id, ChatItem.created_at, ChatItem.id)
+    )
+    return result.all()

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from kithost.kit.schemas import Schema
+
+
+class FeedbackFilter(StrEnum):
+    any = "any"
+    positive = "positive"
+    negative = "negative"
+
+
+class ConversationQuery(Schema):
+    widget: uuid.UUID | None = None
+    since: datetime | None = Field(default=None, description="Last activity at or after.")
+    until: datetime | None = Field(default=None, description="Last activity before.")
+    end_user: str | None = Field(
+        default=None, max_length=210, description="A verified end user, `u:…`."
+    )
+    feedback: FeedbackFilter | None = Field(
+        default=None, description="Threads with feedback of this kind."
+    )
+    min_messages: int | None = Field(default=None, ge=1, le=10_000)
+    q: str | None = Field(
+        default=None, min_length=2, max_length=200, description="Words in the messages."
+    )
+    before: str | None = Field(
+        default=None, max_length=64, description="The last id of the previous page."
+    )
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class Conversation(Schema):
+    id: str
+    widget_id: uuid.UUID
+    end_user: str
+    """``u:…`` as the tenant's backend named them; anonymous visitors as ``a:h_…`` (a keyed
+    hash: a device id is a credential)."""
+    title: str | None
+    messages: int
+    positive_feedback: int
+    negative_feedback: int
+    first_activity: datetime
+    last_activity: datetime
+
+
+class ConversationPage(Schema):
+    data: list[Conversation]
+    next: str | None
+    """Pass as ``before`` for the next page; null on the last."""
+
+
+class TranscriptItem(Schema):
+    id: str
+    type: str
+    created_at: datetime
+    text: str
+    """The item's text (a message's, or empty)."""
+    feedback: str | None
+    item: dict[str, Any]
+    """The item as ChatKit stored it (annotations, attachments, tool calls, hidden context)."""
+
+
+class Transcript(Conversation):
+    items: list[TranscriptItem]

@@ -1,0 +1,125 @@
+"""Reading, exporting and deleting a tenant's conversations; every transcript read and every
+deletion is in the audit log (who, which thread)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.audit import service as audit
+from kithost.auth.principals import TenantAccess
+from kithost.chat import service as chat
+from kithost.conversations import repository
+from kithost.conversations.schemas import (
+    Conversation,
+    ConversationPage,
+    ConversationQuery,
+    Transcript,
+    TranscriptItem,
+)
+from kithost.errors import NotFound
+from kithost.models import ChatItem
+from kithost.sessions.identity import exported_end_user
+
+EXPORT_PAGE = 200
+
+
+async def list_conversations(
+    session: AsyncSession, access: TenantAccess, query: ConversationQuery, key: str
+) -> ConversationPage:
+    rows = await repository.page(session, access.tenant.id, query)
+    if rows is None:
+        raise NotFound("The thread this page starts after is gone.", code="cursor_not_found")
+    data = [_conversation(row, key) for row in rows[: query.limit]]
+    more = len(rows) > query.limit
+    return ConversationPage(data=data, next=data[-1].id if more and data else None)
+
+
+async def read_transcript(
+    session: AsyncSession, access: TenantAccess, thread_id: str, key: str
+) -> Transcript:
+    row = await repository.thread(session, access.tenant.id, thread_id)
+    if row is None:
+        raise NotFound("No such conversation.", code="conversation_not_found")
+    items = await repository.items(session, access.tenant.id, [thread_id])
+    _record(session, access, "conversation.read", thread_id)
+    return Transcript(**_conversation(row, key).model_dump(), items=[_item(i) for i in items])
+
+
+async def delete_conversation(session: AsyncSession, access: TenantAccess, thread_id: str) -> None:
+    if await repository.thread(session, access.tenant.id, thread_id) is None:
+        raise NotFound("No such conversation.", code="conversation_not_found")
+    await chat.delete_thread(session, access.tenant.id, thread_id)
+    _record(session, access, "conversation.deleted", thread_id)
+
+
+async def export_lines(
+    session: AsyncSession, access: TenantAccess, query: ConversationQuery, key: str
+) -> AsyncIterator[str]:
+    """Every matching conversation with its items, one JSON line each, read a page at a
+    time (memory stays bounded however many there are)."""
+    query = query.model_copy(update={"limit": EXPORT_PAGE, "before": None})
+    while True:
+        rows = await repository.page(session, access.tenant.id, query) or []
+        page = rows[:EXPORT_PAGE]
+        items = await repository.items(session, access.tenant.id, [r[0].id for r in page])
+        by_thread: dict[str, list[TranscriptItem]] = {}
+        for item in items:
+            by_thread.setdefault(item.thread_id, []).append(_item(item))
+        for row in page:
+            conversation = _conversation(row, key)
+            transcript = Transcript(
+                **conversation.model_dump(), items=by_thread.get(conversation.id, [])
+            )
+            yield transcript.model_dump_json() + "\n"
+        if len(rows) <= EXPORT_PAGE:
+            return
+        query = query.model_copy(update={"before": page[-1][0].id})
+
+
+def _conversation(row: repository.ThreadRow, key: str) -> Conversation:
+    thread, messages, positive, negative = row
+    title = thread.payload.get("title")
+    return Conversation(
+        id=thread.id,
+        widget_id=thread.widget_id,
+        end_user=exported_end_user(thread.end_user_id, key),
+        title=title if isinstance(title, str) else None,
+        messages=messages,
+        positive_feedback=positive,
+        negative_feedback=negative,
+        first_activity=thread.created_at,
+        last_activity=thread.updated_at,
+    )
+
+
+def _item(item: ChatItem) -> TranscriptItem:
+    return TranscriptItem(
+        id=item.id,
+        type=item.kind,
+        created_at=item.created_at,
+        text=_text(item.payload),
+        feedback=item.feedback,
+        item=item.payload,
+    )
+
+
+def _text(payload: dict[str, Any]) -> str:
+    content = payload.get("content")
+    parts: Sequence[Any] = content if isinstance(content, list) else []
+    return "".join(
+        p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)
+    )
+
+
+def _record(session: AsyncSession, access: TenantAccess, action: str, thread_id: str) -> None:
+    audit.record(
+        session,
+        access.actor,
+        action,
+        tenant_id=access.tenant.id,
+        target_type="conversation",
+        target_id=thread_id,
+    )

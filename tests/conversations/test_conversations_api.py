@@ -1,0 +1,212 @@
+"""Conversations over REST: the tenant's threads listed, filtered and searched (never
+another tenant's), read (each read audited), exported as JSON lines a page at a time, and
+deleted (audited); owners and admins only; anonymous visitors never shown in clear."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.audit.service import CLI
+from kithost.models import ChatItem, ChatThread, Role, Tenant, Widget
+from kithost.models.base import utcnow
+from kithost.widgets.service import create_widget
+from tests.api.helpers import audit_actions
+from tests.factories import Credentials, login, make_member, make_tenant
+
+CONVERSATIONS = "/api/v1/tenants/acme/conversations"
+ANONYMOUS = "a:anon_" + "z" * 24
+
+
+async def conversation(
+    db: AsyncSession,
+    widget: Widget,
+    end_user: str,
+    texts: list[str],
+    *,
+    hours_ago: int = 0,
+    feedback: str | None = None,
+) -> str:
+    """A thread of ``end_user`` alternating user and assistant messages of ``texts``."""
+    thread_id = "thr_" + secrets.token_hex(8)
+    at = utcnow() - timedelta(hours=hours_ago)
+    db.add(
+        ChatThread(
+            id=thread_id,
+            tenant_id=widget.tenant_id,
+            widget_id=widget.id,
+            end_user_id=end_user,
+            created_at=at,
+            updated_at=at,
+            payload={"id": thread_id, "title": texts[0][:20], "created_at": at.isoformat()},
+            payload_version=1,
+        )
+    )
+    await db.flush()
+    for index, text in enumerate(texts):
+        kind = "user_message" if index % 2 == 0 else "assistant_message"
+        part = "input_text" if kind == "user_message" else "output_text"
+        db.add(
+            ChatItem(
+                id="msg_" + secrets.token_hex(8),
+                thread_id=thread_id,
+                tenant_id=widget.tenant_id,
+                widget_id=widget.id,
+                end_user_id=end_user,
+                created_at=at + timedelta(seconds=index),
+                kind=kind,
+                feedback=feedback if kind == "assistant_message" else None,
+                payload={"type": kind, "content": [{"type": part, "text": text}]},
+                payload_version=1,
+            )
+        )
+    await db.flush()
+    return thread_id
+
+
+async def acme_with_chats(
+    app: FastAPI, db: AsyncSession
+) -> tuple[Tenant, Credentials, dict[str, str]]:
+    tenant = await make_tenant(db, "acme")
+    shop = await create_widget(db, CLI, tenant, name="Shop")
+    blog = await create_widget(db, CLI, tenant, name="Blog")
+    threads = {
+        "returns": await conversation(
+            db,
+            shop,
+            "u:42",
+            ["Can I return my tent?", "Yes, within 30 days."],
+            hours_ago=1,
+            feedback="positive",
+        ),
+        "anonymous": await conversation(
+            db,
+            shop,
+            ANONYMOUS,
+            ["Do you ship to Norway?", "We do.", "How long?", "A week."],
+            hours_ago=2,
+            feedback="negative",
+        ),
+        "blog": await conversation(db, blog, "u:7", ["Who writes the blog?"], hours_ago=3),
+    }
+    other = await make_tenant(db, "other")
+    theirs = await create_widget(db, CLI, other, name="Theirs")
+    threads["theirs"] = await conversation(db, theirs, "u:42", ["Can I return my kayak?"])
+    owner = await login(app, db, await make_member(db, tenant, Role.owner))
+    return tenant, owner, threads
+
+
+async def listed(client: httpx.AsyncClient, owner: Credentials, **params: Any) -> list[str]:
+    response = await client.get(CONVERSATIONS, params=params, headers=owner.headers)
+    assert response.status_code == 200, response.text
+    return [c["id"] for c in response.json()["data"]]
+
+
+async def test_the_list_filters_and_searches_the_tenants_threads_only(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    _tenant, owner, threads = await acme_with_chats(app, db)
+    everything = await client.get(CONVERSATIONS, headers=owner.headers)
+    rows = everything.json()["data"]
+    assert [r["id"] for r in rows] == [threads["returns"], threads["anonymous"], threads["blog"]]
+    returns, anonymous, _ = rows
+    assert (returns["end_user"], returns["messages"], returns["positive_feedback"]) == (
+        "u:42",
+        2,
+        1,
+    )
+    assert anonymous["end_user"].startswith("a:h_")
+    assert ANONYMOUS not in everything.text
+    assert anonymous["messages"] == 4
+
+    shop = returns["widget_id"]
+    assert await listed(client, owner, widget=shop) == [threads["returns"], threads["anonymous"]]
+    assert await listed(client, owner, feedback="negative") == [threads["anonymous"]]
+    assert await listed(client, owner, feedback="any") == [threads["returns"], threads["anonymous"]]
+    assert await listed(client, owner, min_messages=3) == [threads["anonymous"]]
+    assert await listed(client, owner, end_user="u:42") == [threads["returns"]]
+    assert await listed(client, owner, q="return") == [threads["returns"]], "not theirs"
+    assert await listed(client, owner, q="Norway") == [threads["anonymous"]]
+    since = (utcnow() - timedelta(minutes=90)).isoformat()
+    assert await listed(client, owner, since=since) == [threads["returns"]]
+
+    first = (await client.get(CONVERSATIONS, params={"limit": 2}, headers=owner.headers)).json()
+    assert first["next"] == threads["anonymous"]
+    rest = await listed(client, owner, limit=2, before=first["next"])
+    assert rest == [threads["blog"]]
+
+
+async def test_reading_a_transcript_is_audited_and_deleting_it_too(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    tenant, owner, threads = await acme_with_chats(app, db)
+    url = f"{CONVERSATIONS}/{threads['anonymous']}"
+    read = await client.get(url, headers=owner.headers)
+    assert read.status_code == 200, read.text
+    transcript = read.json()
+    assert [(i["type"], i["text"]) for i in transcript["items"]] == [
+        ("user_message", "Do you ship to Norway?"),
+        ("assistant_message", "We do."),
+        ("user_message", "How long?"),
+        ("assistant_message", "A week."),
+    ]
+    assert transcript["items"][1]["feedback"] == "negative"
+    assert "conversation.read" in await audit_actions(db, tenant.id)
+
+    theirs = await client.get(f"{CONVERSATIONS}/{threads['theirs']}", headers=owner.headers)
+    assert (theirs.status_code, theirs.json()["code"]) == (404, "conversation_not_found")
+
+    assert (await client.delete(url, headers=owner.headers)).status_code == 204
+    assert (await client.get(url, headers=owner.headers)).status_code == 404
+    left = await db.scalar(
+        select(func.count()).select_from(ChatItem).where(ChatItem.thread_id == threads["anonymous"])
+    )
+    assert left == 0
+    assert "conversation.deleted" in await audit_actions(db, tenant.id)
+
+
+@pytest.mark.parametrize("role", [Role.editor, Role.viewer])
+async def test_only_owners_and_admins_read_conversations(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, role: Role
+) -> None:
+    tenant, _, threads = await acme_with_chats(app, db)
+    member = await login(app, db, await make_member(db, tenant, role))
+    for path in ("", f"/{threads['returns']}", "/export.jsonl"):
+        refused = await client.get(CONVERSATIONS + path, headers=member.headers)
+        assert (refused.status_code, refused.json()["code"]) == (403, "insufficient_scope")
+    admin = await login(app, db, await make_member(db, tenant, Role.admin))
+    assert (await client.get(CONVERSATIONS, headers=admin.headers)).status_code == 200
+
+
+async def test_the_export_streams_every_match_a_page_at_a_time(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    tenant, owner, threads = await acme_with_chats(app, db)
+    widget = await db.scalar(select(Widget).where(Widget.tenant_id == tenant.id))
+    assert widget is not None
+    for n in range(450):  # more than two export pages
+        await conversation(db, widget, f"u:{n}", [f"question {n}"], hours_ago=5)
+    async with client.stream("GET", CONVERSATIONS + "/export.jsonl", headers=owner.headers) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("application/x-ndjson")
+        lines = [json.loads(line) async for line in r.aiter_lines() if line]
+    assert len(lines) == 453
+    assert len({line["id"] for line in lines}) == 453
+    assert threads["theirs"] not in {line["id"] for line in lines}
+    first = lines[0]
+    assert (first["id"], [i["text"] for i in first["items"]]) == (
+        threads["returns"],
+        ["Can I return my tent?", "Yes, within 30 days."],
+    )
+    only = await client.get(
+        CONVERSATIONS + "/export.jsonl", params={"q": "Norway"}, headers=owner.headers
+    )
+    assert [json.loads(line)["id"] for line in only.text.splitlines()] == [threads["anonymous"]]
