@@ -133,6 +133,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", f"{PREFIX}/conversations/export.jsonl"): Rule(Scope.conversations_read),
     ("GET", f"{PREFIX}/conversations/{{thread_id}}"): Rule(Scope.conversations_read),
     ("DELETE", f"{PREFIX}/conversations/{{thread_id}}"): Rule(Scope.conversations_read),
+    ("PATCH", f"{PREFIX}/conversations/{{thread_id}}/review"): Rule(
+        Scope.conversations_read, {"reviewed": True}
+    ),
     ("POST", KNOWLEDGE): Rule(Scope.knowledge_write, {"name": "made"}),
     ("GET", KNOWLEDGE): Rule(Scope.knowledge_read),
     ("GET", f"{KNOWLEDGE}/{{id}}"): Rule(Scope.knowledge_read),

@@ -210,3 +210,32 @@ async def test_the_export_streams_every_match_a_page_at_a_time(
         CONVERSATIONS + "/export.jsonl", params={"q": "Norway"}, headers=owner.headers
     )
     assert [json.loads(line)["id"] for line in only.text.splitlines()] == [threads["anonymous"]]
+
+
+async def test_staff_note_and_mark_a_conversation_reviewed(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    tenant, owner, threads = await acme_with_chats(app, db)
+    review = f"{CONVERSATIONS}/{threads['anonymous']}/review"
+    noted = await client.patch(
+        review, json={"note": "Shipping times unclear"}, headers=owner.headers
+    )
+    assert noted.status_code == 200, noted.text
+    assert (noted.json()["note"], noted.json()["reviewed"]) == ("Shipping times unclear", False)
+    marked = await client.patch(review, json={"reviewed": True}, headers=owner.headers)
+    assert (marked.json()["note"], marked.json()["reviewed"]) == ("Shipping times unclear", True)
+
+    transcript = (
+        await client.get(f"{CONVERSATIONS}/{threads['anonymous']}", headers=owner.headers)
+    ).json()
+    assert transcript["review"]["note"] == "Shipping times unclear"
+    assert transcript["reviewed"] is True
+    assert await listed(client, owner, reviewed="true") == [threads["anonymous"]]
+    assert await listed(client, owner, reviewed="false") == [threads["returns"], threads["blog"]]
+    assert "conversation.reviewed" in await audit_actions(db, tenant.id)
+    theirs = f"{CONVERSATIONS}/{threads['theirs']}/review"
+    refused = await client.patch(theirs, json={"reviewed": True}, headers=owner.headers)
+    assert (refused.status_code, refused.json()["code"]) == (404, "conversation_not_found")
+    too_long = await client.patch(review, json={"note": "x" * 5001}, headers=owner.headers)
+    assert too_long.status_code == 422
+    assert [e["field"] for e in too_long.json()["errors"]] == ["note"]

@@ -66,6 +66,18 @@ async def read_conversation(
     return await service.read_transcript(session, access, thread_id, settings.encryption_keys()[0])
 
 
+@router.patch(
+    "/{thread_id}/review",
+    summary="Note on a conversation, or mark it reviewed",
+    description="Staff only: never shown to the visitor. Audited.",
+    responses=problems(*TENANT_ERRORS, 404),
+)
+async def review_conversation(
+    access: ConversationsRead, session: DbSession, thread_id: str, body: schemas.ReviewUpdate
+) -> schemas.Review:
+    return await service.set_review(session, access, thread_id, body)
+
+
 @router.delete(
     "/{thread_id}",
     summary="Delete a conversation",

@@ -6,6 +6,8 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Row,
+    Select,
     Text,
     cast,
     exists,
@@ -19,11 +21,17 @@ from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.conversations.schemas import ConversationQuery, FeedbackFilter
-from kithost.models import ChatItem, ChatThread
+from kithost.models import ChatItem, ChatThread, ConversationReview
 
 MESSAGE_KINDS = ("user_message", "assistant_message")
-ThreadRow = tuple[ChatThread, int, int, int]
-"""A thread with its counts of messages, positive and negative feedback."""
+ThreadRow = Row[ChatThread, int, int, int, bool | None]
+"""A thread with its counts of messages, positive and negative feedback, and whether staff
+reviewed it."""
+REVIEWED = (
+    select(ConversationReview.reviewed)
+    .where(ConversationReview.thread_id == ChatThread.id)
+    .scalar_subquery()
+)
 
 
 def _count(*where: ColumnElement[bool]) -> Any:
@@ -45,12 +53,7 @@ async def page(
 ) -> Sequence[ThreadRow] | None:
     """The tenant's threads matching ``query``, last active first, after the ``before``
     thread; None when that thread is not the tenant's (any more)."""
-    statement = select(
-        ChatThread,
-        MESSAGES.label("messages"),
-        POSITIVE.label("positive"),
-        NEGATIVE.label("negative"),
-    ).where(ChatThread.tenant_id == tenant_id, *_filters(session, query))
+    statement = _rows().where(ChatThread.tenant_id == tenant_id, *_filters(session, query))
     if query.before is not None:
         cursor = (
             await session.execute(
@@ -66,6 +69,16 @@ async def page(
         )
     statement = statement.order_by(ChatThread.updated_at.desc(), ChatThread.id.desc())
     return (await session.execute(statement.limit(query.limit + 1))).all()
+
+
+def _rows() -> Select[ChatThread, int, int, int, bool | None]:
+    return select(
+        ChatThread,
+        MESSAGES.label("messages"),
+        POSITIVE.label("positive"),
+        NEGATIVE.label("negative"),
+        REVIEWED.label("reviewed"),
+    )
 
 
 def _filters(session: AsyncSession, query: ConversationQuery) -> list[ColumnElement[bool]]:
@@ -86,6 +99,8 @@ def _filters(session: AsyncSession, query: ConversationQuery) -> list[ColumnElem
         where.append(NEGATIVE > 0)
     if query.min_messages is not None:
         where.append(query.min_messages <= MESSAGES)
+    if query.reviewed is not None:
+        where.append(func.coalesce(REVIEWED, False) == query.reviewed)
     if query.q is not None:
         where.append(
             exists().where(
@@ -109,12 +124,7 @@ def _matches(session: AsyncSession, words: str) -> ColumnElement[bool]:
 
 
 async def thread(session: AsyncSession, tenant_id: uuid.UUID, thread_id: str) -> ThreadRow | None:
-    statement = select(
-        ChatThread,
-        MESSAGES.label("messages"),
-        POSITIVE.label("positive"),
-        NEGATIVE.label("negative"),
-    ).where(ChatThread.tenant_id == tenant_id, ChatThread.id == thread_id)
+    statement = _rows().where(ChatThread.tenant_id == tenant_id, ChatThread.id == thread_id)
     return (await session.execute(statement)).one_or_none()
 
 
@@ -128,3 +138,13 @@ async def items(
         .order_by(ChatItem.thread_id, ChatItem.created_at, ChatItem.id)
     )
     return result.all()
+
+
+async def review(
+    session: AsyncSession, tenant_id: uuid.UUID, thread_id: str
+) -> ConversationReview | None:
+    return await session.scalar(
+        select(ConversationReview).where(
+            ConversationReview.tenant_id == tenant_id, ConversationReview.thread_id == thread_id
+        )
+    )

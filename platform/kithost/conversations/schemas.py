@@ -27,6 +27,7 @@ class ConversationQuery(Schema):
         default=None, description="Threads with feedback of this kind."
     )
     min_messages: int | None = Field(default=None, ge=1, le=10_000)
+    reviewed: bool | None = None
     q: str | None = Field(
         default=None, min_length=2, max_length=200, description="Words in the messages."
     )
@@ -48,6 +49,7 @@ class Conversation(Schema):
     negative_feedback: int
     first_activity: datetime
     last_activity: datetime
+    reviewed: bool
 
 
 class ConversationPage(Schema):
@@ -67,5 +69,20 @@ class TranscriptItem(Schema):
     """The item as ChatKit stored it (annotations, attachments, tool calls, hidden context)."""
 
 
+class Review(Schema):
+    """Staff's note and the reviewed flag: never shown to the visitor."""
+
+    note: str
+    reviewed: bool
+    updated_by: str | None
+    updated_at: datetime
+
+
+class ReviewUpdate(Schema):
+    note: str | None = Field(default=None, max_length=5000)
+    reviewed: bool | None = None
+
+
 class Transcript(Conversation):
     items: list[TranscriptItem]
+    review: Review | None

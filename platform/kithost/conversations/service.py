@@ -16,11 +16,13 @@ from kithost.conversations.schemas import (
     Conversation,
     ConversationPage,
     ConversationQuery,
+    Review,
+    ReviewUpdate,
     Transcript,
     TranscriptItem,
 )
 from kithost.errors import NotFound
-from kithost.models import ChatItem
+from kithost.models import ChatItem, ConversationReview
 from kithost.sessions.identity import exported_end_user
 
 EXPORT_PAGE = 200
@@ -44,8 +46,37 @@ async def read_transcript(
     if row is None:
         raise NotFound("No such conversation.", code="conversation_not_found")
     items = await repository.items(session, access.tenant.id, [thread_id])
+    review = await repository.review(session, access.tenant.id, thread_id)
     _record(session, access, "conversation.read", thread_id)
-    return Transcript(**_conversation(row, key).model_dump(), items=[_item(i) for i in items])
+    return Transcript(
+        **_conversation(row, key).model_dump(),
+        items=[_item(i) for i in items],
+        review=None if review is None else Review.model_validate(review),
+    )
+
+
+async def set_review(
+    session: AsyncSession, access: TenantAccess, thread_id: str, update: ReviewUpdate
+) -> Review:
+    """Change the note and/or the reviewed flag (what is left out stays)."""
+    if await repository.thread(session, access.tenant.id, thread_id) is None:
+        raise NotFound("No such conversation.", code="conversation_not_found")
+    review = await repository.review(session, access.tenant.id, thread_id)
+    if review is None:
+        review = ConversationReview(
+            thread_id=thread_id, tenant_id=access.tenant.id, note="", reviewed=False
+        )
+        session.add(review)
+    before = {"reviewed": review.reviewed, "note_chars": len(review.note)}
+    if update.note is not None:
+        review.note = update.note
+    if update.reviewed is not None:
+        review.reviewed = update.reviewed
+    review.updated_by = access.actor.id
+    await session.flush()
+    after = {"reviewed": review.reviewed, "note_chars": len(review.note)}
+    _record(session, access, "conversation.reviewed", thread_id, audit.changes(before, after))
+    return Review.model_validate(review)
 
 
 async def delete_conversation(session: AsyncSession, access: TenantAccess, thread_id: str) -> None:
@@ -71,7 +102,7 @@ async def export_lines(
         for row in page:
             conversation = _conversation(row, key)
             transcript = Transcript(
-                **conversation.model_dump(), items=by_thread.get(conversation.id, [])
+                **conversation.model_dump(), items=by_thread.get(conversation.id, []), review=None
             )
             yield transcript.model_dump_json() + "\n"
         if len(rows) <= EXPORT_PAGE:
@@ -80,7 +111,7 @@ async def export_lines(
 
 
 def _conversation(row: repository.ThreadRow, key: str) -> Conversation:
-    thread, messages, positive, negative = row
+    thread, messages, positive, negative, reviewed = row
     title = thread.payload.get("title")
     return Conversation(
         id=thread.id,
@@ -92,6 +123,7 @@ def _conversation(row: repository.ThreadRow, key: str) -> Conversation:
         negative_feedback=negative,
         first_activity=thread.created_at,
         last_activity=thread.updated_at,
+        reviewed=bool(reviewed),
     )
 
 
@@ -114,7 +146,13 @@ def _text(payload: dict[str, Any]) -> str:
     )
 
 
-def _record(session: AsyncSession, access: TenantAccess, action: str, thread_id: str) -> None:
+def _record(
+    session: AsyncSession,
+    access: TenantAccess,
+    action: str,
+    thread_id: str,
+    data: dict[str, Any] | None = None,
+) -> None:
     audit.record(
         session,
         access.actor,
@@ -122,4 +160,5 @@ def _record(session: AsyncSession, access: TenantAccess, action: str, thread_id:
         tenant_id=access.tenant.id,
         target_type="conversation",
         target_id=thread_id,
+        data=data,
     )
