@@ -57,7 +57,7 @@ async def test_a_session_is_created_with_the_widget_settings(fake_openai: FakeOp
         (503, BadGateway, "upstream_unavailable", 502),
         (429, ServiceUnavailable, "upstream_unavailable", 503),
         (401, BadGateway, "upstream_rejected", 502),
-        (404, BadGateway, "upstream_rejected", 502),
+        (404, BadGateway, "hosted_workflow_unavailable", 502),  # gone with Agent Builder
         (400, BadGateway, "upstream_rejected", 502),
     ],
 )
