@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import httpx
 from fastapi import FastAPI
-from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kithost.db import session_scope
@@ -48,9 +47,7 @@ async def test_with_a_key_the_page_says_nothing_of_the_demo_model(
 async def test_in_production_there_is_no_demo_page(
     settings: Settings, connection: AsyncConnection
 ) -> None:
-    app = create_test_app(
-        settings, connection, env=Environment.production, secret_key=SecretStr("k" * 32)
-    )
+    app = create_test_app(settings, connection, env=Environment.production)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         page = await client.get("/demo")

@@ -15,6 +15,7 @@ from kithost.members.endpoints import router as members_router
 from kithost.secrets.endpoints import router as secrets_router
 from kithost.sessions.endpoints import router as sessions_router
 from kithost.tenants.endpoints import router as tenants_router
+from kithost.webhooks.endpoints import router as webhooks_router
 from kithost.widgets.endpoints import router as widgets_router
 
 api_router = APIRouter(prefix="/api/v1")
@@ -31,5 +32,6 @@ for router in (
     analytics_router,
     knowledge_router,
     conversations_router,
+    webhooks_router,
 ):
     api_router.include_router(router)

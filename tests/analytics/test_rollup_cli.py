@@ -46,7 +46,7 @@ async def test_recompute_a_window_with_a_progress_bar(
     settings: Settings, committed: Sessionmaker
 ) -> None:
     async with session_scope(committed) as session:
-        tenant = await bare_tenant(session)
+        tenant = await bare_tenant(session, "analytics")
         widget = await published_widget(session, tenant)
         yesterday = int((datetime.now(UTC) - timedelta(days=1)).timestamp() * 1000)
         events = [event("loader.loaded", time=yesterday), event("loader.loaded")]

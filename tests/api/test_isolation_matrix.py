@@ -37,6 +37,8 @@ from kithost.models import (
     KnowledgeDocument,
     Role,
     Tenant,
+    WebhookDelivery,
+    WebhookEndpoint,
     Widget,
     WidgetVersion,
 )
@@ -63,6 +65,7 @@ class Rule:
 WIDGET = f"{PREFIX}/widgets/{{id}}"
 ANALYTICS = f"{PREFIX}/analytics"
 KNOWLEDGE = f"{PREFIX}/knowledge-bases"
+HOOKS = f"{PREFIX}/webhooks"
 ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", f"{PREFIX}/openai-key"): Rule(Scope.widgets_read),
     ("PUT", f"{PREFIX}/openai-key"): Rule(
@@ -136,6 +139,16 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("PATCH", f"{PREFIX}/conversations/{{thread_id}}/review"): Rule(
         Scope.conversations_read, {"reviewed": True}
     ),
+    ("POST", HOOKS): Rule(
+        Scope.webhooks_write, {"url": "https://hooks.example.com/k", "events": ["widget.published"]}
+    ),
+    ("GET", HOOKS): Rule(Scope.webhooks_write),
+    ("PATCH", f"{HOOKS}/{{id}}"): Rule(Scope.webhooks_write, {"enabled": False}),
+    ("DELETE", f"{HOOKS}/{{id}}"): Rule(Scope.webhooks_write),
+    ("POST", f"{HOOKS}/{{id}}/rotate-secret"): Rule(Scope.webhooks_write),
+    ("POST", f"{HOOKS}/{{id}}/test"): Rule(Scope.webhooks_write),
+    ("GET", f"{HOOKS}/{{id}}/deliveries"): Rule(Scope.webhooks_write),
+    ("POST", f"{HOOKS}/{{id}}/deliveries/{{delivery_id}}/replay"): Rule(Scope.webhooks_write),
     ("POST", KNOWLEDGE): Rule(Scope.knowledge_write, {"name": "made"}),
     ("GET", KNOWLEDGE): Rule(Scope.knowledge_read),
     ("GET", f"{KNOWLEDGE}/{{id}}"): Rule(Scope.knowledge_read),
@@ -299,7 +312,37 @@ async def test_isolation_matrix(client: httpx.AsyncClient, app: FastAPI, db: Asy
         await db.flush()
         return thread.id
 
+    hooks: list[WebhookEndpoint] = []
+
+    async def webhook() -> str:
+        hooks.append(
+            WebhookEndpoint(
+                tenant_id=tenant.id,
+                url="https://hooks.example.com/k",
+                events=["widget.published"],
+                secret=settings.encryption_keys()[0],
+            )
+        )
+        db.add(hooks[-1])
+        await db.flush()
+        return str(hooks[-1].id)
+
+    async def delivery() -> str:
+        """A delivery of the endpoint filled in just before."""
+        made = WebhookDelivery(
+            tenant_id=tenant.id,
+            endpoint_id=hooks[-1].id,
+            event_id="msg_target",
+            event_type="widget.published",
+            payload={"type": "widget.published", "data": {}},
+        )
+        db.add(made)
+        await db.flush()
+        return str(made.id)
+
     targets: dict[str, Target] = {
+        "webhooks": webhook,
+        "deliveries": delivery,
         "conversations": chat_thread,
         "knowledge-bases": knowledge_base,
         "documents": document,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import httpx
 from chatkit.types import ErrorEvent, ThreadStreamEvent
 from fastapi import FastAPI
-from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -47,9 +46,7 @@ async def test_the_demo_widget_answers_from_the_demo_model_without_a_key(
 async def test_in_production_the_demo_widget_is_not_set_up_either(
     settings: Settings, connection: AsyncConnection, loopback: LoopbackServer
 ) -> None:
-    app = create_test_app(
-        settings, connection, env=Environment.production, secret_key=SecretStr("k" * 32)
-    )
+    app = create_test_app(settings, connection, env=Environment.production)
     events = await ask_the_demo_widget(app, loopback)
     assert deltas(events) == []
     assert [e.message for e in events if isinstance(e, ErrorEvent)] == [NOT_SET_UP]

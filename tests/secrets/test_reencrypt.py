@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from kithost.kit.crypto import SecretBox
-from kithost.models import AuditLogEntry, SigningKey, Tenant, Widget
+from kithost.models import AuditLogEntry, SigningKey, Tenant, WebhookEndpoint, Widget
 from kithost.settings import Settings
 from tests.cli import kithost, ok_json, sync_session
 
@@ -18,6 +18,7 @@ OLD, NEW = "old-key-0123456789", "new-key-9876543210"
 OPENAI_KEY = "sk-proj-" + "x" * 40
 IDENTITY_SECRET = "wis_" + "y" * 43
 MODEL_KEY = "model-key-" + "z" * 20
+WEBHOOK_SECRET = "whsec_" + "w" * 40
 
 
 def stored(settings: Settings) -> dict[str, list[str]]:
@@ -35,6 +36,9 @@ def stored(settings: Settings) -> dict[str, list[str]]:
             ],
             "signing_keys.private_key": list(
                 session.scalars(select(SigningKey.private_key).order_by(SigningKey.id))
+            ),
+            "webhook_endpoints.secret": list(
+                session.scalars(select(WebhookEndpoint.secret).order_by(WebhookEndpoint.id))
             ),
         }
 
@@ -56,6 +60,14 @@ def test_reencrypt_moves_every_secret_to_the_first_key(
         tenant.openai_api_key = old_box.encrypt(OPENAI_KEY)
         widget.identity_secret = old_box.encrypt(IDENTITY_SECRET)
         widget.model_key = old_box.encrypt(MODEL_KEY)
+        session.add(
+            WebhookEndpoint(
+                tenant_id=tenant.id,
+                url="https://hooks.example.com/k",
+                events=["widget.published"],
+                secret=old_box.encrypt(WEBHOOK_SECRET),
+            )
+        )
         session.commit()
         revision = widget.revision
     before = stored(cli_settings)
@@ -63,6 +75,7 @@ def test_reencrypt_moves_every_secret_to_the_first_key(
     assert plaintexts["tenants.openai_api_key"] == [OPENAI_KEY]
     assert plaintexts["widgets.identity_secret"] == [IDENTITY_SECRET]
     assert plaintexts["widgets.model_key"] == [MODEL_KEY]
+    assert plaintexts["webhook_endpoints.secret"] == [WEBHOOK_SECRET]
     assert plaintexts["signing_keys.private_key"]
 
     monkeypatch.setenv("KITHOST_SECRET_KEY", f"{NEW},{OLD}")

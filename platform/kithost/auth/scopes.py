@@ -16,3 +16,4 @@ class Scope(StrEnum):
     knowledge_read = "knowledge:read"
     knowledge_write = "knowledge:write"
     conversations_read = "conversations:read"
+    webhooks_write = "webhooks:write"

@@ -61,6 +61,7 @@ from kithost.kit.tokens import random_token
 from kithost.models import ChatAttachment, ChatItem, ChatThread
 from kithost.models.base import utcnow
 from kithost.settings import Settings
+from kithost.webhooks import service as webhooks
 
 PAYLOAD_VERSION = 1
 ID_PREFIXES: dict[StoreItemType, str] = {
@@ -345,6 +346,8 @@ class SqlStore(Store[ChatContext]):
             if not await repository.thread_exists(session, context, thread_id):
                 raise thread_not_found()
             count = await repository.set_feedback(session, context, thread_id, item_ids, kind)
+            data = {"thread_id": thread_id, "item_ids": item_ids, "kind": kind}
+            await webhooks.emit(session, context.tenant_id, "feedback.created", data)
         self.report(context, "feedback", thread_id=thread_id, kind=kind, items=count)
         return count
 

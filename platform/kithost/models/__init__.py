@@ -21,6 +21,7 @@ from kithost.models.session_mint import SessionMint
 from kithost.models.signing_key import SigningKey
 from kithost.models.tenant import Tenant
 from kithost.models.user import User
+from kithost.models.webhook import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from kithost.models.widget import Placement, Widget, WidgetMode
 from kithost.models.widget_version import WidgetVersion
 
@@ -38,6 +39,7 @@ __all__ = [
     "ChatThread",
     "ConversationReview",
     "DashboardSession",
+    "DeliveryStatus",
     "DocumentStatus",
     "ErrorGroup",
     "ErrorGroupUser",
@@ -53,6 +55,8 @@ __all__ = [
     "SigningKey",
     "Tenant",
     "User",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "Widget",
     "WidgetMode",
     "WidgetVersion",

@@ -34,6 +34,7 @@ from kithost.knowledge import repository as knowledge
 from kithost.knowledge.adoption import adopt_vector_stores
 from kithost.models import AllowedOrigin, Tenant, User, Widget, WidgetMode, WidgetVersion
 from kithost.models.base import utcnow
+from kithost.webhooks import service as webhooks
 from kithost.widgets import repository
 from kithost.widgets.agent_import import ImportedAgent, ImportRefused, read_export
 from kithost.widgets.config import FileSearch, ModelApi, WidgetConfig, parse_config
@@ -319,6 +320,8 @@ async def publish_draft(
             published_by_id=published_by.id if published_by is not None else None,
         )
     )
+    data = {"widget_id": str(widget.id), "name": widget.name, "version": number}
+    await webhooks.emit(session, widget.tenant_id, "widget.published", data)
     return widget
 
 

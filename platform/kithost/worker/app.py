@@ -21,6 +21,7 @@ TASK_MODULES = [
     "kithost.health.tasks",
     "kithost.invitations.tasks",
     "kithost.knowledge.tasks",
+    "kithost.webhooks.tasks",
 ]
 
 # kombu's SQLAlchemy transport (the embedded broker) polls its table; once a second by

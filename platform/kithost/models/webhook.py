@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kithost.models.base import TenantOwned, str_enum
+
+
+class WebhookEndpoint(TenantOwned):
+    """Where the tenant wants events POSTed, signed the Standard Webhooks way with
+    ``secret`` (encrypted: Kithost signs with it)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    url: Mapped[str] = mapped_column(String(2048))
+    description: Mapped[str] = mapped_column(String(500), default="")
+    events: Mapped[list[str]] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    secret: Mapped[str] = mapped_column(Text)
+    failing_since: Mapped[datetime | None]
+    """The first failed delivery of the current run of failures; None when the last one
+    went through. A day of failures disables the endpoint."""
+
+
+class DeliveryStatus(StrEnum):
+    pending = "pending"
+    delivered = "delivered"
+    failed = "failed"
+
+
+class WebhookDelivery(TenantOwned):
+    """One event for one endpoint: its attempts so far (the delivery log)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index(None, "endpoint_id", "created_at"),)
+
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[str] = mapped_column(String(64))
+    """``webhook-id``: the same on every attempt, for the receiver to deduplicate on."""
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[DeliveryStatus] = mapped_column(
+        str_enum(DeliveryStatus), default=DeliveryStatus.pending
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    response_status: Mapped[int | None]
+    response_snippet: Mapped[str | None] = mapped_column(String(500))
+    latency_ms: Mapped[int | None]

@@ -1,0 +1,106 @@
+"""Sending one delivery (the worker's side): signed with ``standardwebhooks``, POSTed
+through ``kit.outbound`` (public addresses only, unless the deployment opens others), with
+a timeout and a cap on what is read of the answer; the attempt is written to the log."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from standardwebhooks import Webhook
+
+from kithost.audit import service as audit
+from kithost.audit.service import SYSTEM
+from kithost.db import Sessionmaker, session_scope
+from kithost.kit.crypto import SecretBox
+from kithost.kit.outbound import OutboundPolicy, outbound_client
+from kithost.models import DeliveryStatus
+from kithost.models.base import utcnow
+from kithost.webhooks import repository
+
+TIMEOUT_SECONDS = 10.0
+SNIPPET_BYTES = 500
+GIVE_UP_AFTER = timedelta(days=1)
+"""An endpoint failing this long is disabled (and audited); its deliveries stop."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    delivered: bool
+    retry: bool
+    """Worth trying again later (the endpoint is still enabled)."""
+
+
+async def attempt(
+    sessionmaker: Sessionmaker,
+    box: SecretBox,
+    policy: OutboundPolicy,
+    tenant_id: uuid.UUID,
+    delivery_id: uuid.UUID,
+) -> Attempt:
+    async with session_scope(sessionmaker) as session:
+        delivery = await repository.delivery(session, tenant_id, delivery_id)
+        if delivery is None or delivery.status is DeliveryStatus.delivered:
+            return Attempt(delivered=True, retry=False)
+        endpoint = await repository.endpoint(session, tenant_id, delivery.endpoint_id)
+        if endpoint is None or not endpoint.enabled:
+            delivery.status = DeliveryStatus.failed
+            return Attempt(delivered=False, retry=False)
+        url, secret = endpoint.url, box.decrypt(endpoint.secret)
+        event_id, body = delivery.event_id, json.dumps(delivery.payload, separators=(",", ":"))
+    now = utcnow()
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": event_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(event_id, now, body),
+    }
+    started = time.monotonic()
+    status, snippet = None, ""
+    try:
+        async with (
+            outbound_client(policy, timeout=TIMEOUT_SECONDS) as client,
+            client.stream("POST", url, content=body, headers=headers) as response,
+        ):
+            status = response.status_code
+            async for chunk in response.aiter_bytes():
+                snippet += chunk.decode(errors="replace")
+                if len(snippet) >= SNIPPET_BYTES:
+                    break
+    except Exception as exc:
+        snippet = f"{type(exc).__name__}: {exc}"
+    latency = int((time.monotonic() - started) * 1000)
+    delivered = status is not None and 200 <= status < 300
+    async with session_scope(sessionmaker) as session:
+        delivery = await repository.delivery(session, tenant_id, delivery_id)
+        endpoint = (
+            await repository.endpoint(session, tenant_id, delivery.endpoint_id)
+            if delivery
+            else None
+        )
+        if delivery is None or endpoint is None:
+            return Attempt(delivered=delivered, retry=False)
+        delivery.attempts += 1
+        delivery.response_status, delivery.latency_ms = status, latency
+        delivery.response_snippet = snippet[:SNIPPET_BYTES]
+        if delivered:
+            delivery.status, endpoint.failing_since = DeliveryStatus.delivered, None
+            return Attempt(delivered=True, retry=False)
+        endpoint.failing_since = endpoint.failing_since or now
+        if now - endpoint.failing_since >= GIVE_UP_AFTER:
+            endpoint.enabled = False
+            delivery.status = DeliveryStatus.failed
+            audit.record(
+                session,
+                SYSTEM,
+                "webhook.disabled",
+                tenant_id=tenant_id,
+                target_type="webhook",
+                target_id=endpoint.id,
+                data={"failing_since": endpoint.failing_since.isoformat()},
+            )
+            return Attempt(delivered=False, retry=False)
+        return Attempt(delivered=False, retry=True)

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AnyHttpUrl, Field
+
+from kithost.kit.schemas import Schema
+from kithost.models import DeliveryStatus
+
+
+class EventType(StrEnum):
+    widget_published = "widget.published"
+    feedback_created = "feedback.created"
+
+
+class EndpointCreate(Schema):
+    url: AnyHttpUrl
+    description: str = Field(default="", max_length=500)
+    events: list[EventType] = Field(min_length=1)
+
+
+class EndpointUpdate(Schema):
+    url: AnyHttpUrl | None = None
+    description: str | None = Field(default=None, max_length=500)
+    events: list[EventType] | None = Field(default=None, min_length=1)
+    enabled: bool | None = None
+
+
+class Endpoint(Schema):
+    id: uuid.UUID
+    url: str
+    description: str
+    events: list[str]
+    enabled: bool
+    failing_since: datetime | None
+    created_at: datetime
+
+
+class EndpointCreated(Schema):
+    """The endpoint and its signing secret: shown this once."""
+
+    endpoint: Endpoint
+    secret: str
+
+
+class Delivery(Schema):
+    id: uuid.UUID
+    event_id: str
+    event_type: str
+    status: DeliveryStatus
+    attempts: int
+    response_status: int | None
+    response_snippet: str | None
+    latency_ms: int | None
+    created_at: datetime
+    payload: dict[str, Any]

@@ -1,0 +1,212 @@
+"""Webhook endpoints as the tenant manages them, and :func:`emit`, how the domains announce
+an event: a delivery row per subscribed endpoint, sent by a task once the event's unit of
+work has committed."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import secrets
+import uuid
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.audit import service as audit
+from kithost.auth.principals import TenantAccess
+from kithost.errors import NotFound, invalid_field
+from kithost.kit.crypto import SecretBox
+from kithost.kit.outbound import OutboundPolicy
+from kithost.models import WebhookDelivery, WebhookEndpoint
+from kithost.models.base import utcnow
+from kithost.webhooks import repository
+from kithost.webhooks.schemas import EndpointCreate, EndpointUpdate
+from kithost.webhooks.tasks import deliver
+from kithost.worker.enqueue import enqueue
+
+TEST_EVENT = "webhook.test"
+
+
+def new_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` and 32 random bytes, base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def check_url(url: str, policy: OutboundPolicy) -> None:
+    """HTTPS, at an address Kithost may reach (``kit.outbound``); plain HTTP only where
+    the deployment allows the address (loopback in development)."""
+    refused = policy.url_refusal(url)
+    if refused is not None:
+        raise invalid_field("url", f"Kithost may not connect to this address: {refused}")
+    parts = urlsplit(url)
+    if parts.scheme == "http" and not _opened(policy, parts.hostname or ""):
+        raise invalid_field(
+            "url", "a webhook URL must be https:// (http only where KITHOST_OUTBOUND_ALLOW opens)"
+        )
+
+
+def _opened(policy: OutboundPolicy, host: str) -> bool:
+    """Whether the deployment opened ``host`` (by name, or an address in its CIDRs)."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return policy.allows_host(host)
+    return policy.address_refusal(address) is None and not address.is_global
+
+
+async def create_endpoint(
+    session: AsyncSession,
+    box: SecretBox,
+    policy: OutboundPolicy,
+    access: TenantAccess,
+    body: EndpointCreate,
+) -> tuple[WebhookEndpoint, str]:
+    url = str(body.url)
+    check_url(url, policy)
+    secret = new_secret()
+    endpoint = WebhookEndpoint(
+        tenant_id=access.tenant.id,
+        url=url,
+        description=body.description,
+        events=sorted({e.value for e in body.events}),
+        enabled=True,
+        secret=box.encrypt(secret),
+    )
+    session.add(endpoint)
+    await session.flush()
+    _record(session, access, "webhook.created", endpoint, {"url": url, "events": endpoint.events})
+    return endpoint, secret
+
+
+async def update_endpoint(
+    session: AsyncSession,
+    policy: OutboundPolicy,
+    access: TenantAccess,
+    endpoint_id: uuid.UUID,
+    body: EndpointUpdate,
+) -> WebhookEndpoint:
+    endpoint = await get_endpoint(session, access, endpoint_id)
+    before = _state(endpoint)
+    if body.url is not None:
+        check_url(str(body.url), policy)
+        endpoint.url = str(body.url)
+    if body.description is not None:
+        endpoint.description = body.description
+    if body.events is not None:
+        endpoint.events = sorted({e.value for e in body.events})
+    if body.enabled is not None:
+        endpoint.enabled = body.enabled
+        endpoint.failing_since = None
+    await session.flush()
+    _record(session, access, "webhook.updated", endpoint, audit.changes(before, _state(endpoint)))
+    return endpoint
+
+
+async def rotate_secret(
+    session: AsyncSession, box: SecretBox, access: TenantAccess, endpoint_id: uuid.UUID
+) -> str:
+    """A new signing secret, in use at once; the old one stops signing."""
+    endpoint = await get_endpoint(session, access, endpoint_id)
+    secret = new_secret()
+    endpoint.secret = box.encrypt(secret)
+    _record(session, access, "webhook.secret_rotated", endpoint)
+    return secret
+
+
+async def delete_endpoint(
+    session: AsyncSession, access: TenantAccess, endpoint_id: uuid.UUID
+) -> None:
+    endpoint = await get_endpoint(session, access, endpoint_id)
+    await session.delete(endpoint)
+    _record(session, access, "webhook.deleted", endpoint)
+
+
+async def get_endpoint(
+    session: AsyncSession, access: TenantAccess, endpoint_id: uuid.UUID
+) -> WebhookEndpoint:
+    endpoint = await repository.endpoint(session, access.tenant.id, endpoint_id)
+    if endpoint is None:
+        raise NotFound("No such webhook endpoint.", code="webhook_not_found")
+    return endpoint
+
+
+async def send_test(
+    session: AsyncSession, access: TenantAccess, endpoint_id: uuid.UUID
+) -> WebhookDelivery:
+    endpoint = await get_endpoint(session, access, endpoint_id)
+    return _deliver(session, endpoint, TEST_EVENT, {"message": "A test event from Kithost."})
+
+
+async def replay(
+    session: AsyncSession, access: TenantAccess, endpoint_id: uuid.UUID, delivery_id: uuid.UUID
+) -> WebhookDelivery:
+    """The same event (same ``webhook-id``) sent again, as a new delivery."""
+    endpoint = await get_endpoint(session, access, endpoint_id)
+    original = await repository.delivery(session, access.tenant.id, delivery_id)
+    if original is None or original.endpoint_id != endpoint.id:
+        raise NotFound("No such delivery.", code="delivery_not_found")
+    return _deliver(
+        session, endpoint, original.event_type, original.payload["data"], original.event_id
+    )
+
+
+async def emit(
+    session: AsyncSession, tenant_id: uuid.UUID, event_type: str, data: dict[str, Any]
+) -> int:
+    """Announce an event to the tenant's enabled endpoints subscribed to it; how many."""
+    endpoints: Sequence[WebhookEndpoint] = await repository.endpoints(session, tenant_id)
+    subscribed = [e for e in endpoints if e.enabled and event_type in e.events]
+    for endpoint in subscribed:
+        _deliver(session, endpoint, event_type, data)
+    return len(subscribed)
+
+
+def _deliver(
+    session: AsyncSession,
+    endpoint: WebhookEndpoint,
+    event_type: str,
+    data: dict[str, Any],
+    event_id: str | None = None,
+) -> WebhookDelivery:
+    event_id = event_id or f"msg_{uuid.uuid4().hex}"
+    payload = {"type": event_type, "timestamp": utcnow().isoformat(), "data": data}
+    delivery = WebhookDelivery(
+        id=uuid.uuid4(),
+        tenant_id=endpoint.tenant_id,
+        endpoint_id=endpoint.id,
+        event_id=event_id,
+        event_type=event_type,
+        payload=payload,
+    )
+    session.add(delivery)
+    enqueue(session, deliver, str(endpoint.tenant_id), str(delivery.id))
+    return delivery
+
+
+def _state(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    return {
+        "url": endpoint.url,
+        "description": endpoint.description,
+        "events": endpoint.events,
+        "enabled": endpoint.enabled,
+    }
+
+
+def _record(
+    session: AsyncSession,
+    access: TenantAccess,
+    action: str,
+    endpoint: WebhookEndpoint,
+    data: dict[str, Any] | None = None,
+) -> None:
+    audit.record(
+        session,
+        access.actor,
+        action,
+        tenant_id=access.tenant.id,
+        target_type="webhook",
+        target_id=endpoint.id,
+        data=data,
+    )

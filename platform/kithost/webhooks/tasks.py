@@ -1,0 +1,47 @@
+"""Background work of webhooks: sending a delivery, and trying again."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from typing import Any
+
+from celery import Task, shared_task
+
+from kithost.analytics.tasks import RETRY
+from kithost.db import Sessionmaker
+from kithost.kit.crypto import SecretBox
+from kithost.settings import get_settings
+from kithost.webhooks import delivery
+from kithost.worker import database
+
+MAX_BACKOFF_SECONDS = 3600
+
+
+def backoff(attempts: int) -> float:
+    """Seconds before the next attempt: exponential (30 s, 1 min, 2 min, … at most an hour)
+    with full jitter, so an endpoint coming back is not hit by every retry at once."""
+    ceiling = min(30 * 2**attempts, MAX_BACKOFF_SECONDS)
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not a secret)
+
+
+@shared_task(name="kithost.webhooks.deliver", bind=True, ignore_result=True, **RETRY)
+def deliver(self: Task[Any, Any], tenant_id: str, delivery_id: str) -> bool:
+    """Send one delivery; retried (the same ``webhook-id``) until it goes through, the
+    endpoint is disabled after a day of failures, or it is deleted."""
+    settings = get_settings()
+    box = SecretBox(settings.encryption_keys())
+
+    async def run(sessionmaker: Sessionmaker) -> delivery.Attempt:
+        return await delivery.attempt(
+            sessionmaker,
+            box,
+            settings.outbound_policy,
+            uuid.UUID(tenant_id),
+            uuid.UUID(delivery_id),
+        )
+
+    outcome = database.run(self.app, run)
+    if outcome.retry:
+        raise self.retry(countdown=backoff(self.request.retries), max_retries=None)
+    return outcome.delivered

@@ -1,0 +1,215 @@
+"""Webhooks over REST and to a real receiver on loopback: the secret shown once; deliveries
+signed so Standard Webhooks' own library verifies them; failures retried and logged, an
+endpoint failing for a day disabled (audited); replay keeps the event id; events come from
+the domains (a publish); other tenants and lesser roles see nothing."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+from standardwebhooks import Webhook
+
+from kithost.models import Role, WebhookEndpoint
+from kithost.models.base import utcnow
+from kithost.webhooks import delivery
+from kithost.webhooks.tasks import deliver
+from tests.api.helpers import audit_actions
+from tests.factories import Credentials, login, make_member, make_tenant
+from tests.webhooks.helpers import Receiver
+
+WEBHOOKS = "/api/v1/tenants/acme/webhooks"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def sent(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[Any]]]:
+    """The tasks the app sends after its commits, kept (the test runs them, as a worker)."""
+    tasks: list[tuple[str, list[Any]]] = []
+    monkeypatch.setattr(
+        app.state.celery,
+        "send_task",
+        lambda name, args=None, **_: tasks.append((name, json.loads(json.dumps(list(args))))),
+    )
+    return tasks
+
+
+async def run_deliveries(app: FastAPI, sent: list[tuple[str, list[Any]]]) -> list[bool]:
+    """Attempt every delivery sent so far, as the worker would; whether each went through."""
+    outcomes = []
+    for _, (tenant_id, delivery_id) in [s for s in sent if s[0] == deliver.name]:
+        attempt = await delivery.attempt(
+            app.state.sessionmaker,
+            app.state.secret_box,
+            app.state.settings.outbound_policy,
+            uuid.UUID(tenant_id),
+            uuid.UUID(delivery_id),
+        )
+        outcomes.append(attempt.delivered)
+    sent.clear()
+    return outcomes
+
+
+async def owner_of_acme(app: FastAPI, db: AsyncSession) -> Credentials:
+    tenant = await make_tenant(db, "acme")
+    return await login(app, db, await make_member(db, tenant, Role.owner))
+
+
+async def endpoint(
+    client: httpx.AsyncClient, owner: Credentials, url: str, events: list[str]
+) -> dict[str, Any]:
+    created = await client.post(
+        WEBHOOKS, json={"url": url, "events": events}, headers=owner.headers
+    )
+    assert created.status_code == 201, created.text
+    body: dict[str, Any] = created.json()
+    return body
+
+
+async def test_a_test_event_arrives_signed_the_standard_webhooks_way(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    receiver: Receiver,
+    sent: list[tuple[str, list[Any]]],
+) -> None:
+    owner = await owner_of_acme(app, db)
+    created = await endpoint(client, owner, receiver.url, ["widget.published"])
+    secret, hook = created["secret"], created["endpoint"]
+    assert secret.startswith("whsec_")
+    listed = await client.get(WEBHOOKS, headers=owner.headers)
+    assert secret not in listed.text
+    stored = await db.get(WebhookEndpoint, uuid.UUID(hook["id"]))
+    assert stored is not None
+    assert secret not in stored.secret, "encrypted at rest"
+
+    test = await client.post(f"{WEBHOOKS}/{hook['id']}/test", headers=owner.headers)
+    assert test.status_code == 202, test.text
+    assert await run_deliveries(app, sent) == [True]
+    [got] = receiver.received
+    payload = Webhook(secret).verify(got.body, got.headers)
+    assert payload["type"] == "webhook.test"
+    assert got.headers["webhook-id"] == test.json()["event_id"]
+
+    log = (await client.get(f"{WEBHOOKS}/{hook['id']}/deliveries", headers=owner.headers)).json()
+    assert [(d["status"], d["attempts"], d["response_status"]) for d in log] == [
+        ("delivered", 1, 200)
+    ]
+    assert log[0]["latency_ms"] >= 0
+
+
+async def test_failures_are_retried_logged_and_a_day_of_them_disables_the_endpoint(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    receiver: Receiver,
+    sent: list[tuple[str, list[Any]]],
+) -> None:
+    owner = await owner_of_acme(app, db)
+    hook = (await endpoint(client, owner, receiver.url, ["widget.published"]))["endpoint"]
+    receiver.status = 500
+    first = (await client.post(f"{WEBHOOKS}/{hook['id']}/test", headers=owner.headers)).json()
+    [task] = sent
+    sent.clear()
+    assert await run_deliveries(app, [task]) == [False]
+    [entry] = (
+        await client.get(f"{WEBHOOKS}/{hook['id']}/deliveries", headers=owner.headers)
+    ).json()
+    assert (entry["status"], entry["attempts"], entry["response_status"]) == ("pending", 1, 500)
+    assert len(entry["response_snippet"]) <= 500
+
+    stored = await db.get(WebhookEndpoint, uuid.UUID(hook["id"]))
+    assert stored is not None
+    assert stored.failing_since is not None
+    stored.failing_since = utcnow() - timedelta(days=1, minutes=1)  # a day of failures
+    await db.flush()
+    assert await run_deliveries(app, [task]) == [False]
+    shown = (await client.get(WEBHOOKS, headers=owner.headers)).json()
+    assert shown[0]["enabled"] is False
+    assert "webhook.disabled" in await audit_actions(db, stored.tenant_id)
+
+    receiver.status = 200
+    enabled = await client.patch(
+        f"{WEBHOOKS}/{hook['id']}", json={"enabled": True}, headers=owner.headers
+    )
+    assert enabled.json()["enabled"] is True
+    replayed = await client.post(
+        f"{WEBHOOKS}/{hook['id']}/deliveries/{first['id']}/replay", headers=owner.headers
+    )
+    assert replayed.status_code == 202
+    assert replayed.json()["event_id"] == first["event_id"]
+    assert await run_deliveries(app, sent) == [True]
+    assert receiver.received[-1].headers["webhook-id"] == first["event_id"]
+
+
+async def test_a_publish_is_announced_to_subscribed_endpoints(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    receiver: Receiver,
+    sent: list[tuple[str, list[Any]]],
+) -> None:
+    owner = await owner_of_acme(app, db)
+    created = await endpoint(client, owner, receiver.url, ["widget.published"])
+    await endpoint(client, owner, receiver.url, ["feedback.created"])  # not subscribed
+    widget = await client.post(
+        "/api/v1/tenants/acme/widgets", json={"name": "Shop"}, headers=owner.headers
+    )
+    published = await client.post(
+        f"/api/v1/tenants/acme/widgets/{widget.json()['id']}/publish",
+        headers={**owner.headers, "If-Match": '"1"'},
+    )
+    assert published.status_code == 200, published.text
+    assert await run_deliveries(app, sent) == [True]
+    [got] = receiver.received
+    event = Webhook(created["secret"]).verify(got.body, got.headers)
+    assert event["type"] == "widget.published"
+    assert event["data"]["version"] == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/hook",
+        "https://10.0.0.7/hook",
+        "https://169.254.169.254/latest",
+        "ftp://x.com/h",
+    ],
+)
+async def test_urls_kithost_may_not_call_are_refused(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, url: str
+) -> None:
+    owner = await owner_of_acme(app, db)
+    refused = await client.post(
+        WEBHOOKS, json={"url": url, "events": ["widget.published"]}, headers=owner.headers
+    )
+    assert refused.status_code == 422, refused.text
+    assert [e["field"] for e in refused.json()["errors"]] == ["url"]
+
+
+async def test_editors_and_other_tenants_see_no_webhooks(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, receiver: Receiver
+) -> None:
+    acme = await make_tenant(db, "acme")
+    owner = await login(app, db, await make_member(db, acme, Role.owner))
+    hook = (await endpoint(client, owner, receiver.url, ["widget.published"]))["endpoint"]
+    editor = await login(app, db, await make_member(db, acme, Role.editor))
+    refused = await client.get(WEBHOOKS, headers=editor.headers)
+    assert (refused.status_code, refused.json()["code"]) == (403, "insufficient_scope")
+    other = await make_tenant(db, "other")
+    stranger = await login(app, db, await make_member(db, other, Role.owner))
+    theirs = f"/api/v1/tenants/other/webhooks/{hook['id']}"
+    gone = await client.patch(theirs, json={"enabled": False}, headers=stranger.headers)
+    assert (gone.status_code, gone.json()["code"]) == (404, "webhook_not_found")
