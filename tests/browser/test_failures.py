@@ -42,8 +42,9 @@ async def test_a_foreign_origin_gets_no_chat_and_reports_a_client_error(
         assert "allowed origins" in error["hint"]
     for batch in captured.batches:
         assert batch.content_type.startswith("text/plain")  # CORS refuses JSON from the page
-        assert (batch.status, batch.answer["accepted"]) == (202, 1)  # the tenant will see it
-    assert len(captured.batches) == 2
+        assert batch.status == 202
+    # The tenant sees it once: one refusal a minute per widget, origin and visitor's address.
+    assert sorted(batch.answer["accepted"] for batch in captured.batches) == [0, 1]
     assert "launcher.shown" not in captured.names(pk)
     for each in (page, own):
         assert await each.evaluate("() => window.errors") == ["config_refused"]
