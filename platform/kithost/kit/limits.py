@@ -84,7 +84,8 @@ class _Timed:
         if self.done:
             return await self.receive()
         try:
-            message = await asyncio.wait_for(self.receive(), self.timeout)
+            async with asyncio.timeout(self.timeout):  # no task per call, as wait_for makes
+                message = await self.receive()
         except TimeoutError:
             raise BodyTimeout(f"The request body did not arrive within {self.timeout} s.") from None
         self.done = message["type"] != "http.request" or not message.get("more_body", False)
