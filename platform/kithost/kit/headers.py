@@ -6,11 +6,13 @@ page: framed by the widget's allowed origins only; attachment previews: sandboxe
 
 from __future__ import annotations
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-ALWAYS = {"x-content-type-options": "nosniff", "referrer-policy": "strict-origin-when-cross-origin"}
-UNFRAMED = "frame-ancestors 'none'"
+ALWAYS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"strict-origin-when-cross-origin"),
+]
+UNFRAMED = (b"content-security-policy", b"frame-ancestors 'none'")
 
 
 class SecurityHeadersMiddleware:
@@ -24,12 +26,13 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in ALWAYS.items():
-                    headers.setdefault(name, value)
-                html = headers.get("content-type", "").startswith("text/html")
-                if html and "content-security-policy" not in headers:
-                    headers["content-security-policy"] = UNFRAMED
+                headers: list[tuple[bytes, bytes]] = list(message.get("headers", ()))
+                names = {name.lower(): value for name, value in headers}
+                headers.extend(h for h in ALWAYS if h[0] not in names)
+                html = names.get(b"content-type", b"").startswith(b"text/html")
+                if html and UNFRAMED[0] not in names:
+                    headers.append(UNFRAMED)
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -50,27 +50,39 @@ class LimitsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
+        size, length, chunked = 0, None, False
+        for name, value in scope["headers"]:
+            size += len(name) + len(value)
+            if name == b"content-length":
+                length = value
+            elif name == b"transfer-encoding":
+                chunked = True
         most = self.settings.max_header_bytes
-        if sum(len(k) + len(v) for k, v in scope["headers"]) > most:
+        if size > most:
             detail = f"The request's headers may have at most {most} bytes."
-            response = problem_response(request, 431, "headers_too_large", detail)
-            await response(scope, receive, send)
+            await self._refuse(scope, receive, send, 431, "headers_too_large", detail)
+            return
+        if length is None and not chunked:  # no body (most GETs): nothing more to watch
+            await self.app(scope, receive, send)
             return
         limit = body_limit(self.settings, scope["path"])
         timed = _Timed(receive, self.settings.body_timeout_seconds)
         if limit is None:
             await self.app(scope, timed, send)
             return
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > limit:
+        if length is not None and length.isdigit() and int(length) > limit:
             # Said up front: answered as a problem before the route runs (Starlette's
             # limiter would answer plain text to a route that never reads the body).
             detail = f"The request body may have at most {limit} bytes."
-            response = problem_response(request, 413, "payload_too_large", detail)
-            await response(scope, receive, send)
+            await self._refuse(scope, receive, send, 413, "payload_too_large", detail)
             return
         await RequestBodyLimitResponder(self.app, limit)(scope, timed, send)
+
+    @staticmethod
+    async def _refuse(
+        scope: Scope, receive: Receive, send: Send, status: int, code: str, detail: str
+    ) -> None:
+        await problem_response(Request(scope), status, code, detail)(scope, receive, send)
 
 
 class _Timed:
