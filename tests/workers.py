@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from queue import Empty
 from typing import Any
 
@@ -64,3 +66,20 @@ def take_sent_tasks(celery: Celery, queue: str, name: str) -> list[list[Any]]:
         finally:
             waiting.close()
     return found
+
+
+@dataclass
+class RecordedTasks:
+    """The tasks an app sends after its commits, kept instead of sent (patch it in as the
+    app's ``celery.send_task``): the test runs them as a worker would."""
+
+    sent: list[tuple[str, list[Any]]] = field(default_factory=list)
+
+    def record(self, name: str, args: Any = None, **_: Any) -> None:
+        self.sent.append((name, json.loads(json.dumps(list(args or [])))))
+
+    def take(self, name: str) -> list[list[Any]]:
+        """The arguments of every ``name`` task recorded so far, no longer kept."""
+        found = [args for sent, args in self.sent if sent == name]
+        self.sent = [(sent, args) for sent, args in self.sent if sent != name]
+        return found

@@ -10,12 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kithost.settings import Settings
 from tests.conftest import create_test_app
 from tests.fakes.openai_server import FakeOpenAI
-from tests.knowledge.helpers import SentTasks
+from tests.workers import RecordedTasks
 
 
 @pytest.fixture
-def tasks() -> SentTasks:
-    return SentTasks()
+def tasks() -> RecordedTasks:
+    return RecordedTasks()
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def app(
     settings: Settings,
     connection: AsyncConnection,
     fake_openai: FakeOpenAI,
-    tasks: SentTasks,
+    tasks: RecordedTasks,
     monkeypatch: pytest.MonkeyPatch,
 ) -> FastAPI:
     app = create_test_app(settings, connection, openai_base_url=fake_openai.base_url)

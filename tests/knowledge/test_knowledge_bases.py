@@ -15,12 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.chat.storage import storage_for
 from kithost.knowledge.ingest import NO_KEY, blob_key
+from kithost.knowledge.tasks import ingest as ingest_task
 from kithost.models import Role, Tenant
 from tests.api.helpers import audit_actions
 from tests.factories import Credentials, login, make_member, make_tenant
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.vector_stores import UNINDEXABLE
-from tests.knowledge.helpers import GUIDE, SentTasks, run_ingest, run_remove
+from tests.knowledge.helpers import GUIDE, run_ingest, run_remove
+from tests.workers import RecordedTasks
 
 BASES = "/api/v1/tenants/acme/knowledge-bases"
 
@@ -67,7 +69,7 @@ async def test_an_upload_is_indexed_in_the_bases_vector_store(
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
-    tasks: SentTasks,
+    tasks: RecordedTasks,
 ) -> None:
     tenant, editor = await editor_of_acme(app, db, client, fake_openai.api_key)
     base = await new_base(client, editor)
@@ -103,7 +105,10 @@ async def test_an_upload_is_indexed_in_the_bases_vector_store(
     actions = await audit_actions(db, tenant.id)
     assert {"knowledge_base.created", "knowledge_document.uploaded"} <= set(actions)
     # The task delivered twice (workers acknowledge late) changes nothing.
-    assert (await run_ingest(app, tasks)) == []
+    tasks.record(ingest_task.name, [str(tenant.id), document["id"]])
+    assert await run_ingest(app, tasks) == ["ready"]
+    assert len(fake_openai.vector_stores.stores) == 1
+    assert len(fake_openai.vector_stores.files) == 1
 
 
 async def test_a_document_openai_cannot_index_fails_with_the_reason(
@@ -111,7 +116,7 @@ async def test_a_document_openai_cannot_index_fails_with_the_reason(
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
-    tasks: SentTasks,
+    tasks: RecordedTasks,
 ) -> None:
     _, editor = await editor_of_acme(app, db, client, fake_openai.api_key)
     base = await new_base(client, editor)
@@ -125,7 +130,7 @@ async def test_a_document_openai_cannot_index_fails_with_the_reason(
 
 
 async def test_without_an_openai_key_a_document_fails_and_says_so(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, tasks: SentTasks
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, tasks: RecordedTasks
 ) -> None:
     _, editor = await editor_of_acme(app, db, client, None)
     base = await new_base(client, editor)
@@ -140,7 +145,7 @@ async def test_openai_failing_for_a_while_is_retried_without_duplicates(
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
-    tasks: SentTasks,
+    tasks: RecordedTasks,
 ) -> None:
     _, editor = await editor_of_acme(app, db, client, fake_openai.api_key)
     base = await new_base(client, editor)
@@ -161,7 +166,7 @@ async def test_deleting_a_document_or_a_base_removes_it_from_openai(
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
-    tasks: SentTasks,
+    tasks: RecordedTasks,
 ) -> None:
     tenant, editor = await editor_of_acme(app, db, client, fake_openai.api_key)
     base = await new_base(client, editor)
@@ -203,7 +208,7 @@ async def test_uploads_it_cannot_take_are_refused(
     client: httpx.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
-    tasks: SentTasks,
+    tasks: RecordedTasks,
     file: tuple[str, bytes, str],
     status: int,
     code: str,

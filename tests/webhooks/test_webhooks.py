@@ -5,7 +5,6 @@ the domains (a publish); other tenants and lesser roles see nothing."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -24,6 +23,7 @@ from kithost.webhooks.tasks import deliver
 from tests.api.helpers import audit_actions
 from tests.factories import Credentials, login, make_member, make_tenant
 from tests.webhooks.helpers import Receiver
+from tests.workers import RecordedTasks
 
 WEBHOOKS = "/api/v1/tenants/acme/webhooks"
 
@@ -37,13 +37,9 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 def sent(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[Any]]]:
     """The tasks the app sends after its commits, kept (the test runs them, as a worker)."""
-    tasks: list[tuple[str, list[Any]]] = []
-    monkeypatch.setattr(
-        app.state.celery,
-        "send_task",
-        lambda name, args=None, **_: tasks.append((name, json.loads(json.dumps(list(args))))),
-    )
-    return tasks
+    tasks = RecordedTasks()
+    monkeypatch.setattr(app.state.celery, "send_task", tasks.record)
+    return tasks.sent
 
 
 async def run_deliveries(app: FastAPI, sent: list[tuple[str, list[Any]]]) -> list[bool]:

@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -103,7 +104,7 @@ class SqlStore(Store[ChatContext]):
         self.read_ahead = read_ahead
         """How many of its latest items ``load_thread`` reads with a thread (a response's
         history); 0 for requests that answer nothing."""
-        self._latest: dict[tuple[str, str], Page[ThreadItem]] = {}
+        self._latest: dict[tuple[uuid.UUID, uuid.UUID, str, str], Page[ThreadItem]] = {}
         """Per thread, the newest items as last read (a store lives for one request), newest
         first: the SDK reads them again right after the history is loaded, and a new thread's
         are known without reading. Dropped on writes, except additions to a whole list."""
@@ -506,10 +507,10 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
         return data, row.mime_type
 
 
-def _key(context: ChatContext, thread_id: str) -> tuple[str, str]:
+def _key(context: ChatContext, thread_id: str) -> tuple[uuid.UUID, uuid.UUID, str, str]:
     """What the recent-items cache is keyed by: the thread as the context's end user sees it
     (a store object used with two contexts never serves one's items to the other)."""
-    return f"{context.tenant_id}/{context.widget_id}/{context.end_user_id}", thread_id
+    return context.tenant_id, context.widget_id, context.end_user_id, thread_id
 
 
 def _thread_row(

@@ -9,6 +9,7 @@ from pydantic import Field, PlainValidator, StringConstraints, computed_field, f
 
 from kithost.kit.schemas import Name, Schema
 from kithost.models import WidgetMode
+from kithost.widgets.agent_import import MAX_SOURCE_BYTES
 from kithost.widgets.config import WidgetConfig
 
 RawConfig = Annotated[Any, PlainValidator(lambda value: value, json_schema_input_type=WidgetConfig)]
@@ -141,7 +142,7 @@ class OriginUpdate(Schema):
 class AgentImport(Schema):
     """Agents SDK code as Agent Builder exports it (Python); read, never run."""
 
-    code: str = Field(max_length=256 * 1024)
+    code: str = Field(max_length=MAX_SOURCE_BYTES)
 
 
 class Skipped(Schema):
