@@ -31,6 +31,7 @@ from kithost.log import configure_logging
 from kithost.middleware import RequestContextMiddleware
 from kithost.sessions.endpoints import visitor_router as sessions_visitor_router
 from kithost.settings import Settings, get_settings
+from kithost.widgets.preview import router as preview_router
 from kithost.worker.app import create_celery
 
 
@@ -95,4 +96,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(oauth_router)
     app.include_router(api_router)
     app.include_router(demo_router)
+    app.include_router(preview_router)
     return app

@@ -89,7 +89,7 @@ async def post_events(request: Request, pk: str) -> Response:
         batch = service.parse_batch(body, request.headers.get("content-type"), utcnow())
         if not allowed:
             batch = await _refusal_kept(request, published, origin, batch)
-        if batch.events:
+        if batch.events and not published.preview:
             await _hand_over(request, published, batch)
     except KithostError as exc:
         exc.headers = {**cors, **exc.headers}

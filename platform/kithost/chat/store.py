@@ -165,7 +165,10 @@ class SqlStore(Store[ChatContext]):
             self.report(context, "thread.created", thread_id=row.id)
 
     def report(self, context: ChatContext, name: str, **data: Any) -> None:
-        """Report ``server.<name>`` about the context's end user (see ``analytics.facts``)."""
+        """Report ``server.<name>`` about the context's end user (see ``analytics.facts``);
+        nothing for a preview."""
+        if context.widget.preview:
+            return
         self.facts.add(
             context.tenant_id, context.widget_id, fact(name, context.end_user_id, **data)
         )

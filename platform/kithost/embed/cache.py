@@ -32,6 +32,9 @@ from kithost.embed import repository, service
 from kithost.embed.service import AllowedEntry, Published, Rendered, Snapshot
 from kithost.errors import Forbidden, NotFound, ServiceUnavailable
 from kithost.health.metrics import CONFIG_CACHE
+from kithost.models.base import utcnow
+from kithost.widgets.preview import is_preview_key
+from kithost.widgets.preview import read as read_preview
 
 log = structlog.get_logger(__name__)
 
@@ -184,17 +187,30 @@ def _unavailable() -> ServiceUnavailable:
     )
 
 
+async def find_answers(state: State, public_key: str) -> PublishedAnswers | None:
+    """The published widget behind a visitor route, from the app's cache, or the draft
+    behind a preview key (``widgets.preview``, read each time); None when the key is
+    unknown, expired or nothing is published."""
+    if not is_preview_key(public_key):
+        return (await config_cache(state).get(public_key, state.sessionmaker)).answers
+    preview = read_preview(state.settings, public_key, utcnow())
+    if preview is None:
+        return None
+    async with state.sessionmaker() as session:
+        published = await service.load_preview(session, public_key, preview)
+    return None if published is None else PublishedAnswers(published)
+
+
 async def published_answers(state: State, public_key: str) -> PublishedAnswers:
-    """The published widget behind a visitor route, from the app's cache; 404
-    ``widget_not_found`` when the key is unknown or nothing is published."""
-    widget = await config_cache(state).get(public_key, state.sessionmaker)
-    if widget.answers is None:
+    """:func:`find_answers`, or 404 ``widget_not_found``."""
+    answers = await find_answers(state, public_key)
+    if answers is None:
         raise NotFound(
             "No published widget has this key.",
             code="widget_not_found",
             headers={"Cache-Control": "no-store", "Vary": "Origin"},
         )
-    return widget.answers
+    return answers
 
 
 async def visitor_origin(request: Request, public_key: str) -> tuple[str, Published]:

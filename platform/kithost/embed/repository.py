@@ -58,6 +58,26 @@ async def widget_with_published_config(session: AsyncSession, public_key: str) -
     return None if row is None else WidgetRow(*row)
 
 
+class DraftRow(NamedTuple):
+    draft: dict[str, Any]
+    published_version: int | None
+    tenant_openai_key: str | None
+    widget_model_key: str | None
+
+
+async def widget_draft(
+    session: AsyncSession, tenant_id: uuid.UUID, widget_id: uuid.UUID
+) -> DraftRow | None:
+    """The widget's draft with the keys it runs with (for a preview of it)."""
+    query = (
+        select(Widget.draft, Widget.published_version, Tenant.openai_api_key, Widget.model_key)
+        .join(Tenant, Tenant.id == Widget.tenant_id)
+        .where(Widget.tenant_id == tenant_id, Widget.id == widget_id)
+    )
+    row = (await session.execute(query)).one_or_none()
+    return None if row is None else DraftRow(*row)
+
+
 async def allowed_origins(
     session: AsyncSession, tenant_id: uuid.UUID, widget_id: uuid.UUID
 ) -> Sequence[tuple[str, str | None]]:

@@ -14,6 +14,7 @@ from kithost.embed.schemas import EmbedConfig
 from kithost.kit.origins import WILDCARD, origin_matches
 from kithost.models import Placement
 from kithost.widgets.config import WidgetConfig
+from kithost.widgets.preview import Preview
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class Published:
     """Encrypted; a change of it bumps the revision of every widget of the tenant."""
     widget_model_key: str | None = field(default=None, repr=False)
     """Encrypted; the widget's own key for its agent's ``base_url``."""
+    preview: bool = False
+    """A preview of the draft (``widgets.preview``): nothing it does counts in analytics."""
 
     def entry_for(self, origin: str) -> AllowedEntry | None:
         """The allowed entry that lets ``origin`` (an ``Origin`` header) show the widget."""
@@ -99,6 +102,30 @@ async def load(session: AsyncSession, public_key: str) -> Snapshot:
         widget_model_key=row.widget_model_key,
     )
     return Snapshot(revision=row.revision, published=published)
+
+
+async def load_preview(
+    session: AsyncSession, preview_key: str, preview: Preview
+) -> Published | None:
+    """The widget's current draft as a preview key serves it: framed (the direct placement
+    needs a domain key OpenAI registered for the page), to the preview's origin only."""
+    row = await repository.widget_draft(session, preview.tenant_id, preview.widget_id)
+    if row is None:
+        return None
+    config = WidgetConfig.model_validate(row.draft)
+    return Published(
+        tenant_id=preview.tenant_id,
+        widget_id=preview.widget_id,
+        public_key=preview_key,
+        version=row.published_version or 0,
+        widget_config=config,
+        config=config.public(),
+        direct=False,
+        origins=(AllowedEntry(preview.origin, None),),
+        tenant_openai_key=row.tenant_openai_key,
+        widget_model_key=row.widget_model_key,
+        preview=True,
+    )
 
 
 def render(published: Published, entry: AllowedEntry) -> Rendered:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
-from kithost.embed.cache import config_cache, published_answers
+from kithost.embed.cache import find_answers, published_answers
 from kithost.embed.endpoints import CACHE_CONTROL, PathParamsRoute
 from kithost.errors import NotFound
 from kithost.kit.schemas import problems
@@ -105,12 +105,12 @@ _add_hashed_route(
     responses={404: {"description": "No published widget has this key"}, **problems(503)},
 )
 async def get_frame(request: Request, pk: str) -> Response:
-    widget = await config_cache(request.app.state).get(pk, request.app.state.sessionmaker)
-    if widget.answers is None:
+    answers = await find_answers(request.app.state, pk)
+    if answers is None:
         # Shown in the loader's iframe on whichever page embeds the key: framable by any.
         headers = {"Cache-Control": "no-store", "Content-Security-Policy": "frame-ancestors *"}
         return HTMLResponse(service.NOT_AVAILABLE_PAGE, status_code=404, headers=headers)
-    published = widget.answers.published
+    published = answers.published
     frame = service.bundle().frame
     return HTMLResponse(
         service.frame_page(published, request.app.state.settings, f"frame.{frame.hash}.js"),

@@ -114,11 +114,12 @@ async def mint(
         if origin is None:
             raise invalid_field("origin", "the page origin that will use the session")
         minted = await _mint_self_hosted(session, settings, box, target, end_user, origin)
-    buffer.add(
-        target.tenant_id,
-        target.widget_id,
-        fact("session.minted", end_user.id, mode=mode.value, origin=origin),
-    )
+    if not target.preview:
+        buffer.add(
+            target.tenant_id,
+            target.widget_id,
+            fact("session.minted", end_user.id, mode=mode.value, origin=origin),
+        )
     return minted
 
 

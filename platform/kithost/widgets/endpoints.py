@@ -3,14 +3,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Query, Response, status
+from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 
 from kithost.auth.dependencies import WidgetsRead, WidgetsWrite
 from kithost.db import DbSession
 from kithost.kit.schemas import TENANT_ERRORS, problems
 from kithost.models import Widget
+from kithost.models.base import utcnow
 from kithost.state import AppSettings
-from kithost.widgets import schemas, service
+from kithost.widgets import preview, schemas, service
 from kithost.widgets.config import WidgetConfig
 
 router = APIRouter(prefix="/tenants/{tenant}/widgets", tags=["widgets"])
@@ -208,6 +209,28 @@ async def import_agent(
         config=WidgetConfig.model_validate(draft),
         state_variables=imported.state_variables,
         not_carried=[schemas.Skipped(**vars(s)) for s in imported.skipped],
+    )
+
+
+@router.post(
+    "/{id}/preview",
+    summary="Preview a widget's draft",
+    description="A key that serves the current draft, instead of the published version, to "
+    "the loader, the framed page and the chat, for 15 minutes and only on a page of the "
+    "origin that asked (the dashboard's); `url` is such a page. Preview sessions, events and "
+    "messages never count in analytics.",
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(*TENANT_ERRORS),
+)
+async def create_preview(
+    access: WidgetsWrite, session: DbSession, settings: AppSettings, request: Request, id: uuid.UUID
+) -> schemas.PreviewLink:
+    widget = await service.get_widget(session, access.tenant, id)
+    origin = f"{request.url.scheme}://{request.url.netloc}"
+    expires_at = utcnow() + preview.PREVIEW_TTL
+    key = preview.issue(settings, preview.Preview(widget.tenant_id, widget.id, origin, expires_at))
+    return schemas.PreviewLink(
+        public_key=key, url=preview.PAGE_PATH.format(key=key), expires_at=expires_at
     )
 
 

@@ -161,3 +161,13 @@ class AgentImported(Schema):
     state_variables: list[str]
     """The workflow's state variables: pass them as page context (``setContext``)."""
     not_carried: list[Skipped]
+
+
+class PreviewLink(Schema):
+    """A short-lived preview of the draft (``widgets.preview``)."""
+
+    public_key: str
+    """Takes the public key's place in every visitor route until ``expires_at``."""
+    url: str
+    """The preview page (the loader on the draft), to frame from the origin that asked."""
+    expires_at: datetime

@@ -1,0 +1,155 @@
+"""``POST …/widgets/{id}/preview``: the draft through every visitor route, on a short-lived
+key, to the dashboard's origin only, never counted in analytics."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.analytics.tasks import ingest
+from kithost.models import Role
+from kithost.models.base import utcnow
+from kithost.settings import Settings
+from kithost.widgets import preview
+from tests.factories import login, make_member, make_tenant
+from tests.widgets.helpers import WIDGETS, Acme, create, url
+from tests.workers import take_sent_tasks
+
+DASHBOARD = "http://testserver"
+SHOP = "https://shop.example.com"
+DEVICE = "anon_" + "d" * 24
+
+
+async def published_with_new_draft(client: httpx.AsyncClient, acme: Acme) -> dict[str, str]:
+    """A widget published with the label "Published" whose draft says "Draft"."""
+    created = await create(
+        client, acme, origins=[SHOP], config={"launcher": {"label": "Published"}}
+    )
+    published = await client.post(
+        url(created, "/publish"), headers=acme.matching(created.headers["etag"])
+    )
+    assert published.status_code == 200, published.text
+    changed = await client.patch(
+        url(created),
+        json={"config": {"launcher": {"label": "Draft"}}},
+        headers=acme.matching(published.headers["etag"]),
+    )
+    assert changed.status_code == 200, changed.text
+    return dict(created.json())
+
+
+async def make_preview(client: httpx.AsyncClient, acme: Acme, widget: dict[str, str]) -> str:
+    response = await client.post(url(widget, "/preview"), headers=acme.headers)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["url"] == f"/preview/{body['public_key']}"
+    return str(body["public_key"])
+
+
+async def test_a_preview_key_serves_the_draft_to_the_dashboard_origin_only(
+    client: httpx.AsyncClient, acme: Acme
+) -> None:
+    widget = await published_with_new_draft(client, acme)
+    key = await make_preview(client, acme, widget)
+    assert key.startswith("pv_")
+
+    config = await client.get(f"/v1/embed/{key}/config", headers={"Origin": DASHBOARD})
+    assert config.status_code == 200
+    assert config.json()["config"]["launcher"]["label"] == "Draft"
+    assert config.headers["access-control-allow-origin"] == DASHBOARD
+    # The widget's own origins are not the preview's; the published key is unchanged.
+    refused = await client.get(f"/v1/embed/{key}/config", headers={"Origin": SHOP})
+    assert refused.status_code == 403
+    live = await client.get(f"/v1/embed/{widget['public_key']}/config", headers={"Origin": SHOP})
+    assert live.json()["config"]["launcher"]["label"] == "Published"
+
+    frame = await client.get(f"/w/{key}")
+    assert frame.status_code == 200
+    assert frame.headers["content-security-policy"] == f"frame-ancestors {DASHBOARD}"
+    assert "Draft" in frame.text
+    page = await client.get(f"/preview/{key}")
+    assert page.status_code == 200
+    assert page.headers["content-security-policy"] == f"frame-ancestors {DASHBOARD}"
+    assert f'src="/embed/{key}.js"' in page.text
+    assert (await client.get(f"/embed/{key}.js")).status_code == 200
+
+
+async def test_the_preview_follows_the_draft_while_it_lives(
+    client: httpx.AsyncClient, acme: Acme
+) -> None:
+    widget = await published_with_new_draft(client, acme)
+    key = await make_preview(client, acme, widget)
+    current = await client.get(url(widget), headers=acme.headers)
+    changed = await client.patch(
+        url(widget),
+        json={"config": {"launcher": {"label": "Draft two"}}},
+        headers=acme.matching(current.headers["etag"]),
+    )
+    assert changed.status_code == 200
+    config = await client.get(f"/v1/embed/{key}/config", headers={"Origin": DASHBOARD})
+    assert config.json()["config"]["launcher"]["label"] == "Draft two"
+
+
+async def test_forged_expired_and_foreign_previews_are_unknown_widgets(
+    app: FastAPI, client: httpx.AsyncClient, acme: Acme
+) -> None:
+    widget = await published_with_new_draft(client, acme)
+    key = await make_preview(client, acme, widget)
+    settings: Settings = app.state.settings
+    claims = preview.read(settings, key, utcnow())
+    assert claims is not None
+    widened = preview.issue(
+        settings, claims.__class__(claims.tenant_id, claims.widget_id, SHOP, claims.expires_at)
+    )
+    forged = widened[: widened.rindex(".")] + key[key.rindex(".") :]
+    expired = preview.issue(
+        settings,
+        preview.Preview(claims.tenant_id, claims.widget_id, DASHBOARD, utcnow() - timedelta(1)),
+    )
+    for bad in (forged, expired, key[:-2], "pv_nonsense", "pv_ä.ö"):
+        response = await client.get(f"/v1/embed/{bad}/config", headers={"Origin": DASHBOARD})
+        assert response.status_code == 404, bad
+        assert response.json()["code"] == "widget_not_found"
+        assert (await client.get(f"/preview/{bad}")).status_code == 404
+        assert (await client.get(f"/w/{bad}")).status_code == 404
+
+
+async def test_viewers_and_other_tenants_get_no_preview(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, acme: Acme
+) -> None:
+    widget = await published_with_new_draft(client, acme)
+    viewer = await login(app, db, await make_member(db, acme.tenant, Role.viewer))
+    refused = await client.post(url(widget, "/preview"), headers=viewer.headers)
+    assert refused.status_code == 403
+    other = await make_tenant(db, "globex")
+    globex_owner = await login(app, db, await make_member(db, other, Role.owner))
+    foreign = await client.post(
+        f"/api/v1/tenants/globex/widgets/{widget['id']}/preview", headers=globex_owner.headers
+    )
+    assert foreign.status_code == 404
+    assert WIDGETS.endswith("/acme/widgets")
+
+
+async def test_preview_sessions_and_events_never_count(
+    app: FastAPI, client: httpx.AsyncClient, acme: Acme, settings: Settings
+) -> None:
+    widget = await published_with_new_draft(client, acme)
+    key = await make_preview(client, acme, widget)
+    event = {"events": [{"name": "widget.opened", "device_id": DEVICE}]}
+
+    async def visit(pk: str, origin: str) -> None:
+        minted = await client.post(
+            f"/v1/embed/{pk}/session", json={"device_id": DEVICE}, headers={"Origin": origin}
+        )
+        assert minted.status_code == 200, minted.text
+        sent = await client.post(f"/v1/embed/{pk}/events", json=event, headers={"Origin": origin})
+        assert sent.status_code == 202, sent.text
+        await app.state.facts.aclose()
+
+    await visit(key, DASHBOARD)
+    assert take_sent_tasks(app.state.celery, settings.task_queue, ingest.name) == []
+    await visit(widget["public_key"], SHOP)  # the same visit on the live widget counts
+    assert take_sent_tasks(app.state.celery, settings.task_queue, ingest.name) != []
