@@ -15,6 +15,7 @@ from kithost.api import api_router
 from kithost.auth import oidc
 from kithost.auth.oauth_endpoints import router as oauth_router
 from kithost.chat.endpoints import router as chat_router
+from kithost.dashboard.endpoints import router as dashboard_router
 from kithost.db import create_engine, create_sessionmaker
 from kithost.demo_page import router as demo_router
 from kithost.embed.endpoints import router as embed_router
@@ -96,5 +97,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(oauth_router)
     app.include_router(api_router)
     app.include_router(demo_router)
+    app.include_router(dashboard_router)
     app.include_router(preview_router)
     return app

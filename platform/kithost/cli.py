@@ -175,6 +175,13 @@ def serve(
 
 
 @app.command()
+def openapi() -> None:
+    """Print the HTTP API's OpenAPI document (the dashboard's client is generated from it)."""
+    json.dump(create_app(_settings()).openapi(), sys.stdout, indent=1, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+@app.command()
 def worker(
     concurrency: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
     metrics_port: Annotated[

@@ -1,13 +1,12 @@
 """``/demo``: the demo tenant's first published widget on a small product page, embedded
-with the real snippet (on when ``Settings.demo_page_on``); ``/`` leads there (else to the
-API browser)."""
+with the real snippet (on when ``Settings.demo_page_on``)."""
 
 from __future__ import annotations
 
 from html import escape
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
 from kithost.db import session_scope
@@ -87,9 +86,3 @@ async def demo_page(request: Request) -> HTMLResponse:
         f"connect-src 'self' {base}; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
     )
     return HTMLResponse(html, headers={"Content-Security-Policy": policy})
-
-
-@router.get("/")
-async def home(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
-    return RedirectResponse("/demo" if settings.demo_page_on else "/api/v1/docs", status_code=307)

@@ -68,7 +68,22 @@ async def test_login_sets_the_cookie_and_answers_who(
         "email": user.email,
         "name": "",
         "is_platform_admin": False,
-        "memberships": [{"slug": tenant.slug, "name": tenant.name, "role": "editor"}],
+        "memberships": [
+            {
+                "slug": tenant.slug,
+                "name": tenant.name,
+                "role": "editor",
+                "scopes": [
+                    "analytics:read",
+                    "knowledge:read",
+                    "knowledge:write",
+                    "members:read",
+                    "sessions:mint",
+                    "widgets:read",
+                    "widgets:write",
+                ],
+            }
+        ],
     }
     assert cookie_attributes(response) == {
         "httponly": "",

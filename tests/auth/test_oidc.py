@@ -238,3 +238,11 @@ async def test_unreachable_provider(settings: Settings, connection: AsyncConnect
     )
     async with client_at(app, "127.0.0.1") as client:
         assert problem(await client.get(START)) == (503, "oidc_unavailable")
+
+
+async def test_the_sign_in_screen_learns_that_single_sign_on_is_on(
+    kithost: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    methods = "/api/v1/auth/methods"
+    assert (await kithost.get(methods)).json() == {"password": True, "oidc": True}
+    assert (await client.get(methods)).json() == {"password": True, "oidc": False}

@@ -12,7 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.auth import oidc, sessions
 from kithost.auth.dependencies import CurrentUser
-from kithost.auth.schemas import Login, PasswordChange, SignedIn, SignedInUser, TenantRole
+from kithost.auth.roles import ALL_SCOPES, ROLE_SCOPES
+from kithost.auth.schemas import (
+    Login,
+    PasswordChange,
+    SignedIn,
+    SignedInUser,
+    SignInMethods,
+    TenantRole,
+)
 from kithost.db import DbSession
 from kithost.kit.ratelimit import AppRateLimiter
 from kithost.kit.schemas import problems
@@ -39,7 +47,15 @@ async def _signed_in(session: AsyncSession, user: User, csrf_token: str) -> Sign
             email=user.email,
             name=user.name,
             is_platform_admin=user.is_platform_admin,
-            memberships=[TenantRole(slug=t.slug, name=t.name, role=r) for t, r in memberships],
+            memberships=[
+                TenantRole(
+                    slug=t.slug,
+                    name=t.name,
+                    role=r,
+                    scopes=sorted(ALL_SCOPES if user.is_platform_admin else ROLE_SCOPES[r]),
+                )
+                for t, r in memberships
+            ],
         ),
         csrf_token=csrf_token,
     )
@@ -77,6 +93,11 @@ async def login(
     )
     new = await _open_session(session, settings, request, response, user)
     return await _signed_in(session, user, new.csrf_token)
+
+
+@router.get("/methods", summary="How users may sign in (the sign-in screen's buttons)")
+async def methods(request: Request) -> SignInMethods:
+    return SignInMethods(oidc=request.app.state.oidc is not None)
 
 
 @router.get(

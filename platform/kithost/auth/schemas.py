@@ -5,6 +5,7 @@ import uuid
 from pydantic import Field
 
 from kithost.auth.passwords import MAX_LENGTH
+from kithost.auth.scopes import Scope
 from kithost.kit.schemas import Schema
 from kithost.models import Role
 
@@ -20,11 +21,14 @@ class PasswordChange(Schema):
 
 
 class TenantRole(Schema):
-    """A tenant the user belongs to, and their role there."""
+    """A tenant the user belongs to, their role there, and what it lets them do."""
 
     slug: str
     name: str
     role: Role
+    scopes: list[Scope]
+    """The role's scopes (every scope for a platform admin): the dashboard disables the
+    controls of the others."""
 
 
 class SignedInUser(Schema):
@@ -40,3 +44,10 @@ class SignedIn(Schema):
 
     user: SignedInUser
     csrf_token: str
+
+
+class SignInMethods(Schema):
+    """How users may sign in: always a password; single sign-on when it is configured."""
+
+    password: bool = True
+    oidc: bool

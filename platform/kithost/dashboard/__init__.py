@@ -1,0 +1,1 @@
+"""The tenant dashboard (``admin-ui/``), built into ``dist/`` and served at ``/admin/``."""
