@@ -33,7 +33,9 @@ async def test_publishing_freezes_the_draft_as_numbered_versions(
         )
     ).json()
     assert two["published_version"] == 1, "an edit changes the draft only"
-    second = await client.post(widget + "/publish", headers=acme.matching('"3"'))
+    second = await client.post(
+        widget + "/publish", json={"note": "Label two"}, headers=acme.matching('"3"')
+    )
     assert (second.json()["published_version"], second.headers["ETag"]) == (2, '"4"')
     edited = await client.patch(
         widget, json={"config": {"launcher": {"label": "Three"}}}, headers=acme.matching('"4"')
@@ -42,8 +44,11 @@ async def test_publishing_freezes_the_draft_as_numbered_versions(
 
     listed = await client.get(widget + "/versions", headers=acme.headers)
     owner = str(acme.owner.id)
-    assert [(v["number"], v["published_by"]) for v in listed.json()] == [(2, owner), (1, owner)]
-    assert set(listed.json()[0]) == {"number", "created_at", "published_by"}
+    assert [(v["number"], v["published_by"], v["note"]) for v in listed.json()] == [
+        (2, owner, "Label two"),
+        (1, owner, ""),
+    ]
+    assert set(listed.json()[0]) == {"number", "created_at", "published_by", "note"}
     for number, config in [(1, one), (2, two["config"])]:
         version = await client.get(f"{widget}/versions/{number}", headers=acme.headers)
         assert version.json()["config"] == config
@@ -57,7 +62,11 @@ async def test_publishing_freezes_the_draft_as_numbered_versions(
     entries = await audit_entries(db, acme.tenant, "widget.published")
     assert [e.data for e in entries] == [
         {"before": {"published_version": None}, "after": {"published_version": 1}},
-        {"before": {"published_version": 1}, "after": {"published_version": 2}},
+        {
+            "before": {"published_version": 1},
+            "after": {"published_version": 2},
+            "note": "Label two",
+        },
     ]
 
 

@@ -21,3 +21,5 @@ class WidgetVersion(TenantOwned):
     published_by_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )
+    note: Mapped[str] = mapped_column(default="", server_default="")
+    """What the publisher said this version changes."""

@@ -246,9 +246,11 @@ async def publish(
     session: DbSession,
     response: Response,
     id: uuid.UUID,
+    body: schemas.Publish | None = None,
     if_match: IfMatch = None,
 ) -> schemas.Widget:
-    return _widget(response, await service.publish(session, access, id, if_match))
+    note = body.note if body is not None else ""
+    return _widget(response, await service.publish(session, access, id, if_match, note))
 
 
 @router.get(

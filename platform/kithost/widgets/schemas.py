@@ -110,6 +110,12 @@ class VersionSummary(Schema):
     created_at: datetime
     published_by: uuid.UUID | None = Field(validation_alias="published_by_id")
     """The dashboard user who published it; null for API clients and the CLI."""
+    note: str
+    """What the publisher said this version changes (may be empty)."""
+
+
+class Publish(Schema):
+    note: str = Field(default="", max_length=500, description="What this version changes.")
 
 
 class Version(VersionSummary):

@@ -288,17 +288,26 @@ async def delete_widget(session: AsyncSession, access: TenantAccess, widget_id: 
 
 
 async def publish(
-    session: AsyncSession, access: TenantAccess, widget_id: uuid.UUID, if_match: str | None
+    session: AsyncSession,
+    access: TenantAccess,
+    widget_id: uuid.UUID,
+    if_match: str | None,
+    note: str = "",
 ) -> Widget:
     """Freeze the draft, checked again, as the next version and show it to visitors."""
     widget = await _writable(session, access.tenant, widget_id, if_match)
     principal = access.principal
     user = principal.user if isinstance(principal, UserPrincipal) else None
-    return await publish_draft(session, access.actor, widget, published_by=user)
+    return await publish_draft(session, access.actor, widget, published_by=user, note=note)
 
 
 async def publish_draft(
-    session: AsyncSession, actor: audit.Actor, widget: Widget, *, published_by: User | None
+    session: AsyncSession,
+    actor: audit.Actor,
+    widget: Widget,
+    *,
+    published_by: User | None,
+    note: str = "",
 ) -> Widget:
     """Publish ``widget``'s draft as its next version (callers have checked access)."""
     config = parse_config(widget.draft)
@@ -307,7 +316,9 @@ async def publish_draft(
     changes = audit.changes(
         {"published_version": widget.published_version}, {"published_version": number}
     )
-    _record(session, actor, widget, "widget.published", changes)
+    _record(
+        session, actor, widget, "widget.published", {**changes, "note": note} if note else changes
+    )
     widget.published_version = number
     # The new revision first: of two requests publishing the same number, one fails here.
     await _flush(session)
@@ -318,6 +329,7 @@ async def publish_draft(
             number=number,
             config=config.model_dump(mode="json"),
             published_by_id=published_by.id if published_by is not None else None,
+            note=note,
         )
     )
     data = {"widget_id": str(widget.id), "name": widget.name, "version": number}
