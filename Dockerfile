@@ -11,10 +11,10 @@ COPY embed/ ./
 # The loader and the framed page's script, into /app/platform/kithost/loader/dist.
 RUN npm run build
 WORKDIR /app/admin-ui
-COPY admin-ui/package.json admin-ui/package-lock.json ./
+COPY admin-ui/package.json admin-ui/package-lock.json admin-ui/.npmrc ./
 RUN npm ci --no-audit --no-fund
 COPY admin-ui/ ./
-# The dashboard, into /app/admin-ui/dist.
+# The dashboard, into /app/platform/kithost/dashboard/dist (its client is committed).
 RUN npm run build
 
 # 2. The Python virtualenv from the pinned constraints (build tools stay in this stage).
@@ -26,6 +26,7 @@ COPY docker/install.sh docker/install.sh
 COPY migrations/ migrations/
 COPY platform/ platform/
 COPY --from=frontends /app/platform/kithost/loader/dist/ platform/kithost/loader/dist/
+COPY --from=frontends /app/platform/kithost/dashboard/dist/ platform/kithost/dashboard/dist/
 RUN sh docker/install.sh /app /opt/venv \
     && find /opt/venv /app -name __pycache__ -prune -exec rm -rf {} +
 
@@ -42,7 +43,6 @@ RUN groupadd --system --gid 10001 kithost \
 WORKDIR /app
 COPY --from=python /opt/venv /opt/venv
 COPY --from=python /app /app
-COPY --from=frontends /app/admin-ui/dist/ admin-ui/dist/
 USER 10001:10001
 EXPOSE 8000
 ENTRYPOINT ["kithost"]

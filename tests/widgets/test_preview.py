@@ -153,3 +153,21 @@ async def test_preview_sessions_and_events_never_count(
     assert take_sent_tasks(app.state.celery, settings.task_queue, ingest.name) == []
     await visit(widget["public_key"], SHOP)  # the same visit on the live widget counts
     assert take_sent_tasks(app.state.celery, settings.task_queue, ingest.name) != []
+
+
+async def test_the_preview_page_gets_its_config_without_an_origin_header(
+    client: httpx.AsyncClient, acme: Acme
+) -> None:
+    """A same-origin GET carries no ``Origin``: only a preview key's own page is answered."""
+    widget = await published_with_new_draft(client, acme)
+    key = await make_preview(client, acme, widget)
+    same_origin = {"Sec-Fetch-Site": "same-origin"}
+    config = await client.get(f"/v1/embed/{key}/config", headers=same_origin)
+    assert config.status_code == 200
+    assert config.json()["config"]["launcher"]["label"] == "Draft"
+    cross_site = await client.get(
+        f"/v1/embed/{key}/config", headers={"Sec-Fetch-Site": "cross-site"}
+    )
+    assert cross_site.status_code == 403
+    live = await client.get(f"/v1/embed/{widget['public_key']}/config", headers=same_origin)
+    assert live.status_code == 403

@@ -4,7 +4,8 @@ Order of checks, so that nothing is looked up for a request no allowed page can 
 nothing tells a foreign page more than that a widget key is published (which any page
 embedding it shows anyway):
 
-1. no ``Origin``, ``null`` or not http(s) → 403 ``origin_not_allowed`` (before any lookup);
+1. no ``Origin``, ``null`` or not http(s) → 403 ``origin_not_allowed`` (before any lookup),
+   except for a preview key asked by its own page (same-origin: ``widgets.preview``);
 2. unknown key or nothing published → 404 ``widget_not_found``;
 3. an origin none of the widget's entries allows → 403 ``origin_not_allowed``.
 
@@ -25,6 +26,7 @@ from kithost.embed.schemas import EmbedConfig
 from kithost.embed.service import Rendered
 from kithost.kit.cors import preflight
 from kithost.kit.schemas import problems
+from kithost.widgets.preview import is_preview_key
 
 CONFIG_PATH = "/v1/embed/{pk}/config"
 CACHE_CONTROL = b"public, max-age=60, stale-while-revalidate=300"
@@ -95,13 +97,23 @@ router.add_api_route(
 async def _allowed(pk: str, request: Request) -> tuple[str, Rendered]:
     """The requesting origin and its response, or the error that refuses it."""
     origin = request.headers.get("origin")
-    if origin is None or not origin.startswith(("https://", "http://")):
+    if origin is None and _same_origin_preview(pk, request):
+        # Browsers send no Origin on a same-origin GET: the preview page, on Kithost's own
+        # origin, which is the only one a preview key allows.
+        answers = await published_answers(request.app.state, pk)
+        origin = answers.published.origins[0].pattern
+    elif origin is None or not origin.startswith(("https://", "http://")):
         raise origin_not_allowed()
-    answers = await published_answers(request.app.state, pk)
+    else:
+        answers = await published_answers(request.app.state, pk)
     rendered = answers.for_origin(origin)
     if rendered is None:
         raise origin_not_allowed()
     return origin, rendered
+
+
+def _same_origin_preview(pk: str, request: Request) -> bool:
+    return is_preview_key(pk) and request.headers.get("sec-fetch-site") == "same-origin"
 
 
 def _etag_matches(if_none_match: str | None, etag: str) -> bool:

@@ -1,0 +1,162 @@
+// Who is signed in (`GET /api/v1/auth/me`), signing in and out, and accepting an invitation.
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useForm } from 'react-hook-form';
+import { Navigate, useLocation, useNavigate } from 'react-router';
+import { api, ApiError, setCsrfToken, unwrap, type Schemas } from './api/client';
+import { Field, Loading, ProblemAlert } from './ui';
+
+export type SignedIn = Schemas['SignedIn'];
+
+const ME = ['me'] as const;
+
+/** The signed-in user; `null` when nobody is (401). */
+export function useMe() {
+  return useQuery({
+    queryKey: ME,
+    queryFn: async (): Promise<SignedIn | null> => {
+      try {
+        const me = await unwrap(api.GET('/api/v1/auth/me'));
+        setCsrfToken(me.csrf_token);
+        return me;
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 401) return null;
+        throw error;
+      }
+    },
+    staleTime: 60_000,
+  });
+}
+
+export function useSignOut() {
+  const client = useQueryClient();
+  const navigate = useNavigate();
+  return useMutation({
+    mutationFn: () => unwrap(api.POST('/api/v1/auth/logout')),
+    onSettled: () => {
+      setCsrfToken(null);
+      client.clear();
+      void navigate('/sign-in');
+    },
+  });
+}
+
+type Credentials = { email: string; password: string };
+
+export function SignIn() {
+  const me = useMe();
+  const client = useQueryClient();
+  const location = useLocation();
+  const methods = useQuery({ queryKey: ['sign-in-methods'], queryFn: () => unwrap(api.GET('/api/v1/auth/methods')) });
+  const form = useForm<Credentials>();
+  const signIn = useMutation({
+    mutationFn: (body: Credentials) => unwrap(api.POST('/api/v1/auth/login', { body })),
+    onSuccess: (signedIn) => {
+      setCsrfToken(signedIn.csrf_token);
+      client.setQueryData(ME, signedIn);
+    },
+  });
+  if (me.data) {
+    const back = (location.state as { from?: string } | null)?.from;
+    return <Navigate to={back ?? '/'} replace />;
+  }
+  const error = signIn.error instanceof ApiError ? signIn.error : null;
+  return (
+    <main className="sign-in">
+      <h1>Sign in to Kithost</h1>
+      <form onSubmit={form.handleSubmit((body) => signIn.mutate(body))} noValidate>
+        <Field label="Email" error={form.formState.errors.email?.message ?? error?.fieldError('email')}>
+          {(props) => (
+            <input {...props} type="email" autoComplete="username" {...form.register('email', { required: 'Enter your email.' })} />
+          )}
+        </Field>
+        <Field label="Password" error={form.formState.errors.password?.message ?? error?.fieldError('password')}>
+          {(props) => (
+            <input
+              {...props}
+              type="password"
+              autoComplete="current-password"
+              {...form.register('password', { required: 'Enter your password.' })}
+            />
+          )}
+        </Field>
+        {signIn.error && !error?.problem.errors?.length && <ProblemAlert error={signIn.error} />}
+        <button type="submit" disabled={signIn.isPending}>
+          {signIn.isPending ? 'Signing in…' : 'Sign in'}
+        </button>
+      </form>
+      {methods.data?.oidc && (
+        <p>
+          <a className="button secondary" href="/api/v1/auth/oidc/login">
+            Sign in with single sign-on
+          </a>
+        </p>
+      )}
+    </main>
+  );
+}
+
+type Acceptance = { name: string; password: string };
+
+/** `/admin/invite#token=…`, the link an invitation sends. */
+export function AcceptInvitation() {
+  const me = useMe();
+  const navigate = useNavigate();
+  const client = useQueryClient();
+  const token = new URLSearchParams(window.location.hash.slice(1)).get('token') ?? '';
+  const form = useForm<Acceptance>({ defaultValues: { name: '', password: '' } });
+  const accept = useMutation({
+    mutationFn: (body: Partial<Acceptance>) => unwrap(api.POST('/api/v1/invitations/accept', { body: { token, ...body } })),
+    onSuccess: async (membership) => {
+      if (me.data) {
+        await client.invalidateQueries({ queryKey: ME });
+        void navigate(`/t/${membership.tenant.slug}/widgets`);
+      }
+    },
+  });
+  if (me.isPending) return <Loading what="your session" />;
+  const error = accept.error instanceof ApiError ? accept.error : null;
+  if (!token) return <main className="sign-in"><ProblemAlert error={new Error('This invitation link has no token.')} /></main>;
+  if (accept.isSuccess && !me.data) {
+    return (
+      <main className="sign-in">
+        <h1>Invitation accepted</h1>
+        <p>Your account is ready: sign in with the invited email and the password you chose.</p>
+        <a className="button" href="/admin/sign-in">Sign in</a>
+      </main>
+    );
+  }
+  return (
+    <main className="sign-in">
+      <h1>Join a Kithost team</h1>
+      {me.data ? (
+        <>
+          <p>You are signed in as {me.data.user.email}.</p>
+          <button type="button" onClick={() => accept.mutate({})} disabled={accept.isPending}>
+            Accept the invitation
+          </button>
+        </>
+      ) : (
+        <form onSubmit={form.handleSubmit((body) => accept.mutate(body))} noValidate>
+          <p>Choose your name and a password for your new account, or <a href="/admin/sign-in">sign in</a> first if you have one.</p>
+          <Field label="Your name" error={error?.fieldError('name')}>
+            {(props) => <input {...props} autoComplete="name" {...form.register('name')} />}
+          </Field>
+          <Field label="Password" hint="At least 12 characters." error={form.formState.errors.password?.message ?? error?.fieldError('password')}>
+            {(props) => (
+              <input
+                {...props}
+                type="password"
+                autoComplete="new-password"
+                {...form.register('password', { required: 'Choose a password.' })}
+              />
+            )}
+          </Field>
+          <button type="submit" disabled={accept.isPending}>
+            Accept and create my account
+          </button>
+        </form>
+      )}
+      {accept.error && !error?.problem.errors?.length && <ProblemAlert error={accept.error} />}
+    </main>
+  );
+}

@@ -1,0 +1,169 @@
+// Analytics: a date range, time zone and widget filter; metrics over time, the funnel,
+// latency percentiles and feedback; the CSV export.
+import { useQueries, useQuery } from '@tanstack/react-query';
+import { lazy, Suspense, useState } from 'react';
+import { api, unwrap, type Schemas } from '../api/client';
+import { useTenant } from '../tenant';
+import { Loading, Page, ProblemAlert, Query } from '../ui';
+import type { Row } from './Charts';
+
+const Charts = lazy(() => import('./Charts'));
+
+type Metric = Schemas['Metric'];
+
+const METRICS: { key: Metric; label: string }[] = [
+  { key: 'loads', label: 'Loads' },
+  { key: 'opens', label: 'Opens' },
+  { key: 'sessions', label: 'Sessions' },
+  { key: 'messages', label: 'Messages' },
+  { key: 'responses', label: 'Responses' },
+  { key: 'tokens_in', label: 'Tokens in' },
+  { key: 'tokens_out', label: 'Tokens out' },
+  { key: 'client_errors', label: 'Errors' },
+  { key: 'feedback_up', label: 'Thumbs up' },
+  { key: 'feedback_down', label: 'Thumbs down' },
+];
+
+export function WidgetFilter({ value, onChange }: { value: string; onChange: (id: string) => void }) {
+  const tenant = useTenant();
+  const widgets = useQuery({
+    queryKey: ['widgets', tenant.slug],
+    queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/widgets', { params: { path: { tenant: tenant.slug }, query: { limit: 200 } } })),
+  });
+  return (
+    <label className="filter">
+      Widget
+      <select value={value} onChange={(e) => onChange(e.target.value)}>
+        <option value="">All widgets</option>
+        {widgets.data?.map((w) => (
+          <option key={w.id} value={w.id}>
+            {w.name}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
+export default function Analytics() {
+  const tenant = useTenant();
+  const [days, setDays] = useState(7);
+  const [tz, setTz] = useState(() => Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC');
+  const [widget, setWidget] = useState('');
+  // Whole hours, so that the queries stay the same between renders.
+  const until = new Date(Math.ceil(Date.now() / 3_600_000) * 3_600_000);
+  const since = new Date(until.getTime() - days * 86_400_000);
+  const range = { since: since.toISOString(), until: until.toISOString(), ...(widget ? { widget } : {}) };
+  const path = { tenant: tenant.slug };
+  const series = useQueries({
+    queries: METRICS.map((m) => ({
+      queryKey: ['series', tenant.slug, m.key, range, tz],
+      queryFn: () =>
+        unwrap(api.GET('/api/v1/tenants/{tenant}/analytics/series', { params: { path, query: { ...range, metric: m.key, interval: 'day', tz } } })),
+    })),
+  });
+  const funnel = useQuery({
+    queryKey: ['funnel', tenant.slug, range],
+    queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/analytics/funnel', { params: { path, query: range } })),
+  });
+  const latency = useQuery({
+    queryKey: ['latency', tenant.slug, range],
+    queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/analytics/latency', { params: { path, query: range } })),
+  });
+  const failed = series.find((s) => s.error)?.error;
+  const loaded = series.every((s) => s.data);
+  const rows: Row[] = [];
+  const totals: Record<string, number> = {};
+  if (loaded) {
+    series[0]!.data!.points.forEach((point, i) => {
+      const row: Row = { start: point.start.slice(0, 10) };
+      METRICS.forEach((m, j) => {
+        const value = series[j]!.data!.points[i]?.value ?? 0;
+        row[m.key] = value;
+        totals[m.key] = (totals[m.key] ?? 0) + value;
+      });
+      rows.push(row);
+    });
+  }
+  const csv = `/api/v1/tenants/${tenant.slug}/analytics/export/series.csv?${new URLSearchParams({ ...range, tz, interval: 'day' })}`;
+  return (
+    <Page title="Analytics" actions={<a className="button secondary" href={csv} download>Export CSV</a>}>
+      <div className="filters">
+        <label className="filter">
+          Range
+          <select value={days} onChange={(e) => setDays(Number(e.target.value))}>
+            <option value={7}>Last 7 days</option>
+            <option value={30}>Last 30 days</option>
+            <option value={90}>Last 90 days</option>
+          </select>
+        </label>
+        <label className="filter">
+          Time zone
+          <input value={tz} onChange={(e) => setTz(e.target.value)} />
+        </label>
+        <WidgetFilter value={widget} onChange={setWidget} />
+      </div>
+      {failed ? (
+        <ProblemAlert error={failed} />
+      ) : !loaded ? (
+        <Loading what="analytics" />
+      ) : (
+        <>
+          <dl className="stats" aria-label="Totals over the range">
+            {METRICS.map((m) => (
+              <div key={m.key} className="stat">
+                <dt>{m.label}</dt>
+                <dd data-metric={m.key}>{totals[m.key] ?? 0}</dd>
+              </div>
+            ))}
+          </dl>
+          <Suspense fallback={<Loading what="charts" />}>
+            <Charts rows={rows} metrics={METRICS.slice(0, 5)} />
+            <Charts rows={rows} metrics={METRICS.slice(5)} />
+          </Suspense>
+        </>
+      )}
+      <h2>Funnel</h2>
+      <Query query={funnel} what="the funnel">
+        {(f) => (
+          <ol className="funnel">
+            {(
+              [
+                ['Loads', f.loads],
+                ['Opens', f.opens],
+                ['Conversations', f.conversations],
+                ['Engaged (3+ messages)', f.engaged],
+                ['Positive feedback', f.positive_feedback],
+              ] as const
+            ).map(([label, value]) => (
+              <li key={label}>
+                <span>{label}</span> <strong>{value}</strong>
+              </li>
+            ))}
+          </ol>
+        )}
+      </Query>
+      <h2>Latency</h2>
+      <Query query={latency} what="latency">
+        {(l) => (
+          <dl className="stats">
+            {(
+              [
+                ['Responses', l.responses],
+                ['First token p50', l.first_token_p50],
+                ['First token p95', l.first_token_p95],
+                ['Whole answer p50', l.total_p50],
+                ['Whole answer p95', l.total_p95],
+              ] as const
+            ).map(([label, value]) => (
+              <div key={label} className="stat">
+                <dt>{label}</dt>
+                <dd>{value === null || value === undefined ? '—' : label === 'Responses' ? value : `${value} ms`}</dd>
+              </div>
+            ))}
+          </dl>
+        )}
+      </Query>
+    </Page>
+  );
+}

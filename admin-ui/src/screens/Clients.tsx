@@ -1,0 +1,117 @@
+// API clients: create one (its secret shown once), revoke one.
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useState } from 'react';
+import { useForm } from 'react-hook-form';
+import { api, ApiError, unwrap, type Schemas } from '../api/client';
+import { useTenant } from '../tenant';
+import { Empty, Field, formatDate, Page, ProblemAlert, Query, SecretOnce } from '../ui';
+
+type Scope = Schemas['Scope'];
+const SCOPES: Scope[] = [
+  'widgets:read',
+  'widgets:write',
+  'sessions:mint',
+  'analytics:read',
+  'members:read',
+  'members:write',
+  'clients:write',
+  'knowledge:read',
+  'knowledge:write',
+  'conversations:read',
+  'webhooks:write',
+];
+
+export default function Clients() {
+  const tenant = useTenant();
+  const client = useQueryClient();
+  const path = { tenant: tenant.slug };
+  const [created, setCreated] = useState<{ id: string; secret: string } | null>(null);
+  const form = useForm<{ name: string; scopes: Scope[] }>({ defaultValues: { name: '', scopes: ['widgets:read', 'sessions:mint'] } });
+  const clients = useQuery({ queryKey: ['clients', tenant.slug], queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/clients', { params: { path } })) });
+  const create = useMutation({
+    mutationFn: (body: { name: string; scopes: Scope[] }) => unwrap(api.POST('/api/v1/tenants/{tenant}/clients', { params: { path }, body })),
+    onSuccess: (answer) => {
+      setCreated({ id: answer.client.client_id, secret: answer.client_secret });
+      form.reset();
+      void client.invalidateQueries({ queryKey: ['clients', tenant.slug] });
+    },
+  });
+  const revoke = useMutation({
+    mutationFn: (id: string) => unwrap(api.DELETE('/api/v1/tenants/{tenant}/clients/{id}', { params: { path: { ...path, id } } })),
+    onSettled: () => client.invalidateQueries({ queryKey: ['clients', tenant.slug] }),
+  });
+  const error = create.error instanceof ApiError ? create.error : null;
+  return (
+    <Page title="API clients">
+      <p className="hint">
+        Your backend gets access tokens with a client's id and secret (<code>POST /oauth/token</code>, client credentials) and calls the
+        REST API with the scopes you grant here.
+      </p>
+      <form className="card" onSubmit={form.handleSubmit((body) => create.mutate(body))} noValidate>
+        <h2>New client</h2>
+        <Field label="Name" error={form.formState.errors.name?.message ?? error?.fieldError('name')}>
+          {(props) => <input {...props} {...form.register('name', { required: 'Name the client.' })} />}
+        </Field>
+        <fieldset className="group">
+          <legend>Scopes</legend>
+          <div className="checks">
+            {SCOPES.map((scope) => (
+              <label key={scope} className="check">
+                <input type="checkbox" value={scope} {...form.register('scopes')} /> <code>{scope}</code>
+              </label>
+            ))}
+          </div>
+          {error?.fieldError('scopes') && <p className="error">{error.fieldError('scopes')}</p>}
+        </fieldset>
+        <button type="submit" disabled={create.isPending}>
+          Create client
+        </button>
+        {create.error && !error?.problem.errors?.length && <ProblemAlert error={create.error} />}
+      </form>
+      {created && <SecretOnce title={`Client ${created.id} created.`} secret={created.secret} onDone={() => setCreated(null)} />}
+      <Query query={clients} what="API clients">
+        {(list) =>
+          list.length === 0 ? (
+            <Empty>No API clients yet.</Empty>
+          ) : (
+            <div className="table-wrap">
+              <table>
+                <thead>
+                  <tr>
+                    <th scope="col">Name</th>
+                    <th scope="col">Client id</th>
+                    <th scope="col">Scopes</th>
+                    <th scope="col">Last used</th>
+                    <th scope="col">Status</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {list.map((c) => (
+                    <tr key={c.id}>
+                      <td>{c.name}</td>
+                      <td>
+                        <code>{c.client_id}</code>
+                      </td>
+                      <td>{c.scopes.join(', ')}</td>
+                      <td>{formatDate(c.last_used_at)}</td>
+                      <td>
+                        {c.revoked_at ? (
+                          <span className="muted">Revoked {formatDate(c.revoked_at)}</span>
+                        ) : (
+                          <button type="button" className="danger" aria-label={`Revoke ${c.name}`} onClick={() => revoke.mutate(c.id)}>
+                            Revoke
+                          </button>
+                        )}
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )
+        }
+      </Query>
+      <ProblemAlert error={revoke.error} />
+    </Page>
+  );
+}

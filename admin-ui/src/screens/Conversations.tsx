@@ -1,0 +1,182 @@
+// Conversations: filters and search, the list, one transcript with feedback and tool calls,
+// staff notes and the reviewed flag, the export.
+import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useState } from 'react';
+import { api, unwrap, type Schemas } from '../api/client';
+import { useTenant } from '../tenant';
+import { Empty, Field, formatDate, Loading, Page, ProblemAlert, Query } from '../ui';
+import { WidgetFilter } from './Analytics';
+
+type Feedback = Schemas['FeedbackFilter'];
+
+function Transcript({ id, onClose }: { id: string; onClose: () => void }) {
+  const tenant = useTenant();
+  const client = useQueryClient();
+  const path = { tenant: tenant.slug, thread_id: id };
+  const thread = useQuery({
+    queryKey: ['conversation', tenant.slug, id],
+    queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/conversations/{thread_id}', { params: { path } })),
+  });
+  const [note, setNote] = useState<string | null>(null);
+  const review = useMutation({
+    mutationFn: (body: Schemas['ReviewUpdate']) => unwrap(api.PATCH('/api/v1/tenants/{tenant}/conversations/{thread_id}/review', { params: { path }, body })),
+    onSuccess: () => {
+      void client.invalidateQueries({ queryKey: ['conversation', tenant.slug, id] });
+      void client.invalidateQueries({ queryKey: ['conversations', tenant.slug] });
+    },
+  });
+  return (
+    <section className="card transcript" aria-label="Transcript">
+      <div className="row spread">
+        <h2>Conversation</h2>
+        <button type="button" className="secondary" onClick={onClose}>
+          Close
+        </button>
+      </div>
+      <Query query={thread} what="the conversation">
+        {(t) => (
+          <>
+            <p className="muted">
+              {t.title ?? 'Untitled'} · {t.end_user} · {t.messages} messages · 👍 {t.positive_feedback} 👎 {t.negative_feedback}
+            </p>
+            <ol className="items">
+              {t.items.map((item) => (
+                <li key={item.id} className={`item item-${item.type}`}>
+                  <span className="item-meta">
+                    {item.type.replace('_', ' ')} · {formatDate(item.created_at)}
+                    {item.feedback && ` · feedback: ${item.feedback}`}
+                  </span>
+                  <p>{item.text || <span className="muted">(no text)</span>}</p>
+                </li>
+              ))}
+            </ol>
+            <form
+              className="inline-form"
+              onSubmit={(event) => {
+                event.preventDefault();
+                review.mutate({ note: note ?? t.review?.note ?? '' });
+              }}
+            >
+              <Field label="Staff note (never shown to the visitor)">
+                {(props) => <textarea {...props} rows={3} value={note ?? t.review?.note ?? ''} onChange={(e) => setNote(e.target.value)} />}
+              </Field>
+              <button type="submit" className="secondary">
+                Save note
+              </button>
+              <button type="button" onClick={() => review.mutate({ reviewed: !t.reviewed })}>
+                {t.reviewed ? 'Mark as not reviewed' : 'Mark as reviewed'}
+              </button>
+            </form>
+            <ProblemAlert error={review.error} />
+          </>
+        )}
+      </Query>
+    </section>
+  );
+}
+
+export default function Conversations() {
+  const tenant = useTenant();
+  const [widget, setWidget] = useState('');
+  const [q, setQ] = useState('');
+  const [search, setSearch] = useState('');
+  const [feedback, setFeedback] = useState<Feedback | ''>('');
+  const [endUser, setEndUser] = useState('');
+  const [open, setOpen] = useState<string | null>(null);
+  const filters = {
+    ...(widget ? { widget } : {}),
+    ...(search.length >= 2 ? { q: search } : {}),
+    ...(feedback ? { feedback } : {}),
+    ...(endUser ? { end_user: endUser } : {}),
+  };
+  const threads = useInfiniteQuery({
+    queryKey: ['conversations', tenant.slug, filters],
+    initialPageParam: null as string | null,
+    queryFn: ({ pageParam }) =>
+      unwrap(
+        api.GET('/api/v1/tenants/{tenant}/conversations', {
+          params: { path: { tenant: tenant.slug }, query: { ...filters, limit: 50, ...(pageParam ? { before: pageParam } : {}) } },
+        }),
+      ),
+    getNextPageParam: (page) => page.next ?? null,
+  });
+  const list = threads.data?.pages.flatMap((p) => p.data) ?? [];
+  const exportUrl = `/api/v1/tenants/${tenant.slug}/conversations/export.jsonl?${new URLSearchParams(filters as Record<string, string>)}`;
+  return (
+    <Page title="Conversations" actions={<a className="button secondary" href={exportUrl} download>Export (JSON lines)</a>}>
+      <form
+        className="filters"
+        onSubmit={(event) => {
+          event.preventDefault();
+          setSearch(q.trim());
+        }}
+      >
+        <label className="filter">
+          Search messages
+          <input type="search" value={q} onChange={(e) => setQ(e.target.value)} />
+        </label>
+        <WidgetFilter value={widget} onChange={setWidget} />
+        <label className="filter">
+          Feedback
+          <select value={feedback} onChange={(e) => setFeedback(e.target.value as Feedback | '')}>
+            <option value="">Any or none</option>
+            <option value="any">With feedback</option>
+            <option value="positive">Positive</option>
+            <option value="negative">Negative</option>
+          </select>
+        </label>
+        <label className="filter">
+          End user
+          <input value={endUser} placeholder="u:42" onChange={(e) => setEndUser(e.target.value.trim())} />
+        </label>
+        <button type="submit">Search</button>
+      </form>
+      {open && <Transcript id={open} onClose={() => setOpen(null)} />}
+      {threads.isPending ? (
+        <Loading what="conversations" />
+      ) : threads.error ? (
+        <ProblemAlert error={threads.error} />
+      ) : list.length === 0 ? (
+        <Empty>No conversations match.</Empty>
+      ) : (
+        <div className="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Title</th>
+                <th scope="col">End user</th>
+                <th scope="col">Messages</th>
+                <th scope="col">Feedback</th>
+                <th scope="col">Last activity</th>
+                <th scope="col">Reviewed</th>
+              </tr>
+            </thead>
+            <tbody>
+              {list.map((c) => (
+                <tr key={c.id}>
+                  <td>
+                    <button type="button" className="link" onClick={() => setOpen(c.id)}>
+                      {c.title ?? 'Untitled conversation'}
+                    </button>
+                  </td>
+                  <td>{c.end_user}</td>
+                  <td>{c.messages}</td>
+                  <td>
+                    👍 {c.positive_feedback} 👎 {c.negative_feedback}
+                  </td>
+                  <td>{formatDate(c.last_activity)}</td>
+                  <td>{c.reviewed ? 'Yes' : 'No'}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {threads.hasNextPage && (
+        <button type="button" className="secondary" onClick={() => void threads.fetchNextPage()} disabled={threads.isFetchingNextPage}>
+          Older conversations
+        </button>
+      )}
+    </Page>
+  );
+}

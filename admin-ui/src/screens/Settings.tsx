@@ -1,0 +1,144 @@
+// The tenant's settings: its OpenAI key (write-only), how long analytics and chats are kept,
+// and deleting one end user's data.
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useState } from 'react';
+import { api, ApiError, unwrap } from '../api/client';
+import { useTenant } from '../tenant';
+import { Field, Page, ProblemAlert, Query } from '../ui';
+
+function OpenAIKey() {
+  const tenant = useTenant();
+  const client = useQueryClient();
+  const path = { tenant: tenant.slug };
+  const [value, setValue] = useState('');
+  const key = useQuery({ queryKey: ['openai-key', tenant.slug], queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/openai-key', { params: { path } })) });
+  const save = useMutation({
+    mutationFn: () => unwrap(api.PUT('/api/v1/tenants/{tenant}/openai-key', { params: { path }, body: { api_key: value } })),
+    onSuccess: () => {
+      setValue('');
+      void client.invalidateQueries({ queryKey: ['openai-key', tenant.slug] });
+    },
+  });
+  const remove = useMutation({
+    mutationFn: () => unwrap(api.DELETE('/api/v1/tenants/{tenant}/openai-key', { params: { path } })),
+    onSuccess: () => client.invalidateQueries({ queryKey: ['openai-key', tenant.slug] }),
+  });
+  const canWrite = tenant.can('widgets:write');
+  const error = save.error instanceof ApiError ? save.error : null;
+  return (
+    <section className="card" aria-labelledby="openai-key">
+      <h2 id="openai-key">OpenAI API key</h2>
+      <Query query={key} what="the key's state">
+        {(k) => <p>{k.configured ? `A key ending in …${k.last4} is set. It is never shown again.` : 'No key: widgets use the platform key, if there is one.'}</p>}
+      </Query>
+      <form
+        className="inline-form"
+        onSubmit={(event) => {
+          event.preventDefault();
+          save.mutate();
+        }}
+      >
+        <Field label="New key" error={error?.fieldError('api_key')}>
+          {(props) => <input {...props} type="password" autoComplete="off" value={value} disabled={!canWrite} onChange={(e) => setValue(e.target.value)} />}
+        </Field>
+        <button type="submit" disabled={!canWrite || !value || save.isPending}>
+          Save key
+        </button>
+        {key.data?.configured && (
+          <button type="button" className="danger" disabled={!canWrite} onClick={() => remove.mutate()}>
+            Remove key
+          </button>
+        )}
+      </form>
+      {save.error && !error?.fieldError('api_key') && <ProblemAlert error={save.error} />}
+      <ProblemAlert error={remove.error} />
+    </section>
+  );
+}
+
+function Retention() {
+  const tenant = useTenant();
+  const client = useQueryClient();
+  const path = { tenant: tenant.slug };
+  const settings = useQuery({
+    queryKey: ['analytics-settings', tenant.slug],
+    queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/analytics/settings', { params: { path } })),
+  });
+  const [days, setDays] = useState<number | null>(null);
+  const save = useMutation({
+    mutationFn: (retention_days: number) => unwrap(api.PUT('/api/v1/tenants/{tenant}/analytics/settings', { params: { path }, body: { retention_days } })),
+    onSuccess: (saved) => client.setQueryData(['analytics-settings', tenant.slug], saved),
+  });
+  const error = save.error instanceof ApiError ? save.error : null;
+  const canWrite = tenant.can('members:write');
+  return (
+    <section className="card" aria-labelledby="retention">
+      <h2 id="retention">Data retention</h2>
+      <Query query={settings} what="settings">
+        {(s) => (
+          <form
+            className="inline-form"
+            onSubmit={(event) => {
+              event.preventDefault();
+              save.mutate(days ?? s.retention_days);
+            }}
+          >
+            <Field label="Keep raw events, error samples and chats for (days)" error={error?.fieldError('retention_days')}>
+              {(props) => (
+                <input {...props} type="number" min={1} value={days ?? s.retention_days} disabled={!canWrite} onChange={(e) => setDays(Number(e.target.value))} />
+              )}
+            </Field>
+            <button type="submit" disabled={!canWrite || save.isPending}>
+              Save
+            </button>
+            {save.isSuccess && <span role="status">Saved.</span>}
+          </form>
+        )}
+      </Query>
+      {save.error && !error?.fieldError('retention_days') && <ProblemAlert error={save.error} />}
+    </section>
+  );
+}
+
+function EndUserDeletion() {
+  const tenant = useTenant();
+  const [endUser, setEndUser] = useState('');
+  const erase = useMutation({
+    mutationFn: () =>
+      unwrap(api.POST('/api/v1/tenants/{tenant}/analytics/end-user-deletions', { params: { path: { tenant: tenant.slug } }, body: { end_user: endUser.trim() } })),
+  });
+  const error = erase.error instanceof ApiError ? erase.error : null;
+  const canWrite = tenant.can('members:write');
+  return (
+    <section className="card" aria-labelledby="erasure">
+      <h2 id="erasure">Delete an end user's data</h2>
+      <p className="hint">Their events, error occurrences, chats and files, for a deletion request. It cannot be undone.</p>
+      <form
+        className="inline-form"
+        onSubmit={(event) => {
+          event.preventDefault();
+          if (window.confirm(`Delete every record of ${endUser}?`)) erase.mutate();
+        }}
+      >
+        <Field label="End user id" hint="u:<your user id> or a:<device id>" error={error?.fieldError('end_user')}>
+          {(props) => <input {...props} value={endUser} disabled={!canWrite} onChange={(e) => setEndUser(e.target.value)} />}
+        </Field>
+        <button type="submit" className="danger" disabled={!canWrite || !endUser || erase.isPending}>
+          Delete their data
+        </button>
+      </form>
+      {erase.data && <p role="status">Deleted: {JSON.stringify(erase.data.removed)}</p>}
+      {erase.error && !error?.fieldError('end_user') && <ProblemAlert error={erase.error} />}
+    </section>
+  );
+}
+
+export default function Settings() {
+  return (
+    <Page title="Settings">
+      <OpenAIKey />
+      <Retention />
+      <EndUserDeletion />
+    </Page>
+  );
+}

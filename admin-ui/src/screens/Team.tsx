@@ -1,0 +1,161 @@
+// Members and roles; invitations (the link to copy); revoking them.
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useState } from 'react';
+import { useForm } from 'react-hook-form';
+import { api, ApiError, unwrap, type Schemas } from '../api/client';
+import { useTenant } from '../tenant';
+import { CopyButton, Empty, Field, formatDate, Page, ProblemAlert, Query, ReadOnlyNote } from '../ui';
+
+type Role = Schemas['Role'];
+const ROLES: Role[] = ['owner', 'admin', 'editor', 'viewer'];
+
+function Invite() {
+  const tenant = useTenant();
+  const client = useQueryClient();
+  const [link, setLink] = useState<string | null>(null);
+  const form = useForm<{ email: string; role: Role }>({ defaultValues: { email: '', role: 'editor' } });
+  const invite = useMutation({
+    mutationFn: (body: { email: string; role: Role }) => unwrap(api.POST('/api/v1/tenants/{tenant}/invitations', { params: { path: { tenant: tenant.slug } }, body })),
+    onSuccess: (created) => {
+      setLink(created.accept_url);
+      form.reset();
+      void client.invalidateQueries({ queryKey: ['invitations', tenant.slug] });
+    },
+  });
+  const error = invite.error instanceof ApiError ? invite.error : null;
+  const canWrite = tenant.can('members:write');
+  return (
+    <form className="card" onSubmit={form.handleSubmit((body) => invite.mutate(body))} noValidate>
+      <h2>Invite someone</h2>
+      <div className="row">
+        <Field label="Email" error={form.formState.errors.email?.message ?? error?.fieldError('email')}>
+          {(props) => <input {...props} type="email" disabled={!canWrite} {...form.register('email', { required: 'Enter an email.' })} />}
+        </Field>
+        <Field label="Role" error={error?.fieldError('role')}>
+          {(props) => (
+            <select {...props} disabled={!canWrite} {...form.register('role')}>
+              {ROLES.map((r) => (
+                <option key={r}>{r}</option>
+              ))}
+            </select>
+          )}
+        </Field>
+        <button type="submit" disabled={!canWrite || invite.isPending}>
+          Invite
+        </button>
+      </div>
+      {invite.error && !error?.problem.errors?.length && <ProblemAlert error={invite.error} />}
+      {link && (
+        <div className="secret" role="status">
+          <p>Send this link to the invitee (it is shown only now):</p>
+          <div className="row">
+            <code className="secret-value" data-testid="invite-link">
+              {link}
+            </code>
+            <CopyButton text={link} />
+          </div>
+        </div>
+      )}
+    </form>
+  );
+}
+
+export default function Team() {
+  const tenant = useTenant();
+  const client = useQueryClient();
+  const path = { tenant: tenant.slug };
+  const members = useQuery({ queryKey: ['members', tenant.slug], queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/members', { params: { path } })) });
+  const invitations = useQuery({
+    queryKey: ['invitations', tenant.slug],
+    queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/invitations', { params: { path } })),
+  });
+  const changeRole = useMutation({
+    mutationFn: ({ user, role }: { user: string; role: Role }) =>
+      unwrap(api.PATCH('/api/v1/tenants/{tenant}/members/{user_id}', { params: { path: { ...path, user_id: user } }, body: { role } })),
+    onSettled: () => client.invalidateQueries({ queryKey: ['members', tenant.slug] }),
+  });
+  const removeMember = useMutation({
+    mutationFn: (user: string) => unwrap(api.DELETE('/api/v1/tenants/{tenant}/members/{user_id}', { params: { path: { ...path, user_id: user } } })),
+    onSettled: () => client.invalidateQueries({ queryKey: ['members', tenant.slug] }),
+  });
+  const revoke = useMutation({
+    mutationFn: (id: string) => unwrap(api.DELETE('/api/v1/tenants/{tenant}/invitations/{id}', { params: { path: { ...path, id } } })),
+    onSettled: () => client.invalidateQueries({ queryKey: ['invitations', tenant.slug] }),
+  });
+  const canWrite = tenant.can('members:write');
+  return (
+    <Page title="Team">
+      <ReadOnlyNote canWrite={canWrite} />
+      <Invite />
+      <h2>Members</h2>
+      <Query query={members} what="members">
+        {(list) => (
+          <div className="table-wrap">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Name</th>
+                  <th scope="col">Email</th>
+                  <th scope="col">Role</th>
+                  <th scope="col">Since</th>
+                  <th scope="col">
+                    <span className="visually-hidden">Actions</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {list.map((m) => (
+                  <tr key={m.user_id}>
+                    <td>{m.name || '—'}</td>
+                    <td>{m.email}</td>
+                    <td>
+                      <select
+                        aria-label={`Role of ${m.email}`}
+                        value={m.role}
+                        disabled={!canWrite}
+                        onChange={(e) => changeRole.mutate({ user: m.user_id, role: e.target.value as Role })}
+                      >
+                        {ROLES.map((r) => (
+                          <option key={r}>{r}</option>
+                        ))}
+                      </select>
+                    </td>
+                    <td>{formatDate(m.created_at)}</td>
+                    <td>
+                      <button type="button" className="danger" disabled={!canWrite} aria-label={`Remove ${m.email}`} onClick={() => removeMember.mutate(m.user_id)}>
+                        Remove
+                      </button>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </Query>
+      <ProblemAlert error={changeRole.error ?? removeMember.error} />
+      <h2>Pending invitations</h2>
+      <Query query={invitations} what="invitations">
+        {(list) =>
+          list.length === 0 ? (
+            <Empty>No pending invitations.</Empty>
+          ) : (
+            <ul className="plain-list">
+              {list.map((i) => (
+                <li key={i.id} className="row card">
+                  <span>
+                    {i.email} as <strong>{i.role}</strong>, until {formatDate(i.expires_at)}
+                  </span>
+                  <button type="button" className="danger" disabled={!canWrite} onClick={() => revoke.mutate(i.id)}>
+                    Revoke
+                  </button>
+                </li>
+              ))}
+            </ul>
+          )
+        }
+      </Query>
+      <ProblemAlert error={revoke.error} />
+    </Page>
+  );
+}

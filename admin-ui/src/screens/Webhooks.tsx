@@ -1,0 +1,184 @@
+// Webhooks: endpoints (the signing secret shown once, rotated), a test send, the delivery
+// log with replay.
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useState } from 'react';
+import { useForm } from 'react-hook-form';
+import { api, ApiError, unwrap, type Schemas } from '../api/client';
+import { useTenant } from '../tenant';
+import { Empty, Field, formatDate, Page, ProblemAlert, Query, SecretOnce } from '../ui';
+
+type EventType = Schemas['EventType'];
+const EVENTS: EventType[] = ['widget.published', 'feedback.created'];
+
+function Deliveries({ id }: { id: string }) {
+  const tenant = useTenant();
+  const client = useQueryClient();
+  const path = { tenant: tenant.slug, id };
+  const deliveries = useQuery({
+    queryKey: ['deliveries', tenant.slug, id],
+    queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/webhooks/{id}/deliveries', { params: { path, query: { limit: 50 } } })),
+  });
+  const replay = useMutation({
+    mutationFn: (delivery_id: string) =>
+      unwrap(api.POST('/api/v1/tenants/{tenant}/webhooks/{id}/deliveries/{delivery_id}/replay', { params: { path: { ...path, delivery_id } } })),
+    onSuccess: () => client.invalidateQueries({ queryKey: ['deliveries', tenant.slug, id] }),
+  });
+  return (
+    <Query query={deliveries} what="deliveries">
+      {(list) =>
+        list.length === 0 ? (
+          <Empty>No deliveries yet.</Empty>
+        ) : (
+          <div className="table-wrap">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">When</th>
+                  <th scope="col">Event</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Response</th>
+                  <th scope="col">
+                    <span className="visually-hidden">Replay</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {list.map((d) => (
+                  <tr key={d.id}>
+                    <td>{formatDate(d.created_at)}</td>
+                    <td>
+                      <code>{d.event_type}</code>
+                    </td>
+                    <td>
+                      {d.status} (attempt {d.attempts})
+                    </td>
+                    <td>
+                      {d.response_status ?? '—'} {d.latency_ms !== null && d.latency_ms !== undefined && `${d.latency_ms} ms`}
+                    </td>
+                    <td>
+                      <button type="button" className="secondary" onClick={() => replay.mutate(d.id)}>
+                        Replay
+                      </button>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )
+      }
+    </Query>
+  );
+}
+
+export default function Webhooks() {
+  const tenant = useTenant();
+  const client = useQueryClient();
+  const path = { tenant: tenant.slug };
+  const [secret, setSecret] = useState<string | null>(null);
+  const [shown, setShown] = useState<string | null>(null);
+  const endpoints = useQuery({ queryKey: ['webhooks', tenant.slug], queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/webhooks', { params: { path } })) });
+  const refresh = () => client.invalidateQueries({ queryKey: ['webhooks', tenant.slug] });
+  const form = useForm<{ url: string; description: string; events: EventType[] }>({ defaultValues: { url: '', description: '', events: [...EVENTS] } });
+  const create = useMutation({
+    mutationFn: (body: { url: string; description: string; events: EventType[] }) => unwrap(api.POST('/api/v1/tenants/{tenant}/webhooks', { params: { path }, body })),
+    onSuccess: (created) => {
+      setSecret(created.secret);
+      form.reset();
+      void refresh();
+    },
+  });
+  const rotate = useMutation({
+    mutationFn: (id: string) => unwrap(api.POST('/api/v1/tenants/{tenant}/webhooks/{id}/rotate-secret', { params: { path: { ...path, id } } })),
+    onSuccess: (answer) => setSecret(answer.secret ?? null),
+  });
+  const test = useMutation({
+    mutationFn: (id: string) => unwrap(api.POST('/api/v1/tenants/{tenant}/webhooks/{id}/test', { params: { path: { ...path, id } } })),
+    onSuccess: (_, id) => {
+      setShown(id);
+      void client.invalidateQueries({ queryKey: ['deliveries', tenant.slug, id] });
+    },
+  });
+  const toggle = useMutation({
+    mutationFn: ({ id, enabled }: { id: string; enabled: boolean }) =>
+      unwrap(api.PATCH('/api/v1/tenants/{tenant}/webhooks/{id}', { params: { path: { ...path, id } }, body: { enabled } })),
+    onSuccess: () => void refresh(),
+  });
+  const remove = useMutation({
+    mutationFn: (id: string) => unwrap(api.DELETE('/api/v1/tenants/{tenant}/webhooks/{id}', { params: { path: { ...path, id } } })),
+    onSuccess: () => void refresh(),
+  });
+  const error = create.error instanceof ApiError ? create.error : null;
+  return (
+    <Page title="Webhooks">
+      <p className="hint">
+        Kithost POSTs events to your endpoints, signed as the Standard Webhooks specification says (<code>webhook-id</code>,{' '}
+        <code>webhook-timestamp</code>, <code>webhook-signature</code>), retrying for up to a day.
+      </p>
+      <form className="card" onSubmit={form.handleSubmit((body) => create.mutate(body))} noValidate>
+        <h2>New endpoint</h2>
+        <Field label="URL" error={form.formState.errors.url?.message ?? error?.fieldError('url')}>
+          {(props) => <input {...props} type="url" placeholder="https://example.com/kithost" {...form.register('url', { required: 'Enter the HTTPS URL.' })} />}
+        </Field>
+        <Field label="Description" error={error?.fieldError('description')}>
+          {(props) => <input {...props} {...form.register('description')} />}
+        </Field>
+        <fieldset className="group">
+          <legend>Events</legend>
+          {EVENTS.map((event) => (
+            <label key={event} className="check">
+              <input type="checkbox" value={event} {...form.register('events')} /> <code>{event}</code>
+            </label>
+          ))}
+        </fieldset>
+        <button type="submit" disabled={create.isPending}>
+          Add endpoint
+        </button>
+        {create.error && !error?.problem.errors?.length && <ProblemAlert error={create.error} />}
+      </form>
+      {secret && <SecretOnce title="The endpoint's signing secret." secret={secret} onDone={() => setSecret(null)} />}
+      <Query query={endpoints} what="endpoints">
+        {(list) =>
+          list.length === 0 ? (
+            <Empty>No endpoints yet.</Empty>
+          ) : (
+            <ul className="plain-list">
+              {list.map((e) => (
+                <li key={e.id} className="card">
+                  <div className="row spread">
+                    <span>
+                      <code>{e.url}</code> {e.enabled ? '' : <span className="badge warn">disabled</span>}
+                      {e.failing_since && <span className="badge warn">failing since {formatDate(e.failing_since)}</span>}
+                    </span>
+                    <span className="row">
+                      <button type="button" className="secondary" onClick={() => test.mutate(e.id)}>
+                        Send a test
+                      </button>
+                      <button type="button" className="secondary" onClick={() => rotate.mutate(e.id)}>
+                        Rotate secret
+                      </button>
+                      <button type="button" className="secondary" onClick={() => toggle.mutate({ id: e.id, enabled: !e.enabled })}>
+                        {e.enabled ? 'Disable' : 'Enable'}
+                      </button>
+                      <button type="button" className="secondary" onClick={() => setShown(shown === e.id ? null : e.id)}>
+                        Deliveries
+                      </button>
+                      <button type="button" className="danger" onClick={() => remove.mutate(e.id)}>
+                        Delete
+                      </button>
+                    </span>
+                  </div>
+                  <p className="muted">
+                    {e.description} · {e.events.join(', ')}
+                  </p>
+                  {shown === e.id && <Deliveries id={e.id} />}
+                </li>
+              ))}
+            </ul>
+          )
+        }
+      </Query>
+      <ProblemAlert error={rotate.error ?? test.error ?? toggle.error ?? remove.error} />
+    </Page>
+  );
+}

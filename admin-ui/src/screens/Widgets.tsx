@@ -1,0 +1,174 @@
+// Widgets: the list (name, mode, placement, published version, last change, loads this
+// week), creating one, deleting one.
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useState } from 'react';
+import { useForm } from 'react-hook-form';
+import { Link, useNavigate } from 'react-router';
+import { api, ApiError, unwrap, type Schemas } from '../api/client';
+import { useTenant } from '../tenant';
+import { Empty, Field, formatDate, Page, ProblemAlert, Query, ReadOnlyNote } from '../ui';
+
+type Widget = Schemas['Widget'];
+
+export const widgetsKey = (tenant: string) => ['widgets', tenant] as const;
+
+function LoadsThisWeek({ tenant, widget }: { tenant: string; widget: string }) {
+  const series = useQuery({
+    queryKey: ['loads-week', tenant, widget],
+    queryFn: () =>
+      unwrap(
+        api.GET('/api/v1/tenants/{tenant}/analytics/series', {
+          params: { path: { tenant }, query: { metric: 'loads', interval: 'day', widget } },
+        }),
+      ),
+  });
+  if (!series.data) return <span className="muted">…</span>;
+  return <>{series.data.points.reduce((sum, p) => sum + (p.value ?? 0), 0)}</>;
+}
+
+function CreateWidget({ onDone }: { onDone: () => void }) {
+  const tenant = useTenant();
+  const client = useQueryClient();
+  const navigate = useNavigate();
+  const form = useForm<{ name: string; origins: string }>({ defaultValues: { name: '', origins: '' } });
+  const create = useMutation({
+    mutationFn: (values: { name: string; origins: string }) =>
+      unwrap(
+        api.POST('/api/v1/tenants/{tenant}/widgets', {
+          params: { path: { tenant: tenant.slug } },
+          body: { name: values.name, origins: values.origins.split(/\s+/).filter(Boolean) },
+        }),
+      ),
+    onSuccess: (widget) => {
+      void client.invalidateQueries({ queryKey: widgetsKey(tenant.slug) });
+      onDone();
+      void navigate(`/t/${tenant.slug}/widgets/${widget.id}`);
+    },
+  });
+  const error = create.error instanceof ApiError ? create.error : null;
+  return (
+    <form className="card" onSubmit={form.handleSubmit((values) => create.mutate(values))} noValidate>
+      <h2>New widget</h2>
+      <Field label="Name" error={form.formState.errors.name?.message ?? error?.fieldError('name')}>
+        {(props) => <input {...props} {...form.register('name', { required: 'Name the widget.' })} />}
+      </Field>
+      <Field
+        label="Allowed origins"
+        hint="One per line, e.g. https://www.example.com or https://*.example.com. You can add them later."
+        error={error?.problem.errors?.find((e) => e.field.includes('origins'))?.message}
+      >
+        {(props) => <textarea {...props} rows={3} {...form.register('origins')} />}
+      </Field>
+      {create.error && !error?.problem.errors?.length && <ProblemAlert error={create.error} />}
+      <div className="row">
+        <button type="submit" disabled={create.isPending}>
+          Create widget
+        </button>
+        <button type="button" className="secondary" onClick={onDone}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
+}
+
+function DeleteWidget({ widget }: { widget: Widget }) {
+  const tenant = useTenant();
+  const client = useQueryClient();
+  const remove = useMutation({
+    mutationFn: () =>
+      unwrap(
+        api.DELETE('/api/v1/tenants/{tenant}/widgets/{id}', {
+          params: { path: { tenant: tenant.slug, id: widget.id } },
+        }),
+      ),
+    onSuccess: () => client.invalidateQueries({ queryKey: widgetsKey(tenant.slug) }),
+  });
+  return (
+    <>
+      <button
+        type="button"
+        className="danger"
+        disabled={!tenant.can('widgets:write') || remove.isPending}
+        aria-label={`Delete ${widget.name}`}
+        onClick={() => {
+          if (window.confirm(`Delete the widget "${widget.name}"? Pages embedding it stop showing it.`)) remove.mutate();
+        }}
+      >
+        Delete
+      </button>
+      <ProblemAlert error={remove.error} />
+    </>
+  );
+}
+
+export default function Widgets() {
+  const tenant = useTenant();
+  const [creating, setCreating] = useState(false);
+  const widgets = useQuery({
+    queryKey: widgetsKey(tenant.slug),
+    queryFn: () =>
+      unwrap(api.GET('/api/v1/tenants/{tenant}/widgets', { params: { path: { tenant: tenant.slug }, query: { limit: 200 } } })),
+  });
+  const canWrite = tenant.can('widgets:write');
+  return (
+    <Page
+      title="Widgets"
+      actions={
+        <button type="button" onClick={() => setCreating(true)} disabled={!canWrite || creating}>
+          New widget
+        </button>
+      }
+    >
+      <ReadOnlyNote canWrite={canWrite} />
+      {creating && <CreateWidget onDone={() => setCreating(false)} />}
+      <Query query={widgets} what="widgets">
+        {(list) =>
+          list.length === 0 ? (
+            <Empty>No widgets yet. Create one, then paste its snippet into your site.</Empty>
+          ) : (
+            <div className="table-wrap">
+              <table>
+                <thead>
+                  <tr>
+                    <th scope="col">Name</th>
+                    <th scope="col">Mode</th>
+                    <th scope="col">Placement</th>
+                    <th scope="col">Published</th>
+                    <th scope="col">Last change</th>
+                    <th scope="col">Loads this week</th>
+                    <th scope="col">
+                      <span className="visually-hidden">Actions</span>
+                    </th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {list.map((w) => (
+                    <tr key={w.id}>
+                      <td>
+                        <Link to={`/t/${tenant.slug}/widgets/${w.id}`}>{w.name}</Link>
+                        {w.attention.includes('agent_builder_retired') && (
+                          <span className="badge warn">Agent Builder retired</span>
+                        )}
+                      </td>
+                      <td>{w.config.mode === 'hosted' ? 'Hosted (retired)' : 'Self-hosted'}</td>
+                      <td>{w.config.placement}</td>
+                      <td>{w.published_version ? `v${w.published_version}` : <span className="muted">not yet</span>}</td>
+                      <td>{formatDate(w.updated_at)}</td>
+                      <td>
+                        <LoadsThisWeek tenant={tenant.slug} widget={w.id} />
+                      </td>
+                      <td>
+                        <DeleteWidget widget={w} />
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )
+        }
+      </Query>
+    </Page>
+  );
+}

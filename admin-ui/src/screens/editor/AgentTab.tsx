@@ -1,0 +1,189 @@
+// The agent Kithost runs for a self-hosted widget: model, instructions, endpoint, limits,
+// tools; the endpoint's own key (write-only); importing an Agent Builder export.
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useState } from 'react';
+import { api, ApiError, ifMatch, unwrap, type Schemas } from '../../api/client';
+import { useTenant } from '../../tenant';
+import { Field, ProblemAlert } from '../../ui';
+import { asObject, Group, NumberInput, Select, Text, useDraft, type Json } from './draft';
+import { widgetKey } from './keys';
+
+type Widget = Schemas['Widget'];
+
+function Tools() {
+  const tenant = useTenant();
+  const draft = useDraft();
+  const tools = ((draft.value('agent.tools') as Json[] | undefined) ?? []).map(asObject);
+  const bases = useQuery({
+    queryKey: ['knowledge-bases', tenant.slug],
+    queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/knowledge-bases', { params: { path: { tenant: tenant.slug } } })),
+    enabled: tenant.can('knowledge:read'),
+  });
+  const web = tools.find((t) => t.type === 'web_search');
+  const files = tools.find((t) => t.type === 'file_search');
+  const others = tools.filter((t) => t !== web && t !== files);
+  const chosen = new Set(((files?.knowledge_bases as string[] | undefined) ?? []).map(String));
+  const update = (nextWeb: boolean, nextBases: string[]) =>
+    draft.set('agent.tools', [
+      ...others,
+      ...(nextWeb ? [web ?? { type: 'web_search', id: 'web' }] : []),
+      ...(nextBases.length ? [{ ...(files ?? { type: 'file_search', id: 'knowledge' }), knowledge_bases: nextBases }] : []),
+    ]);
+  return (
+    <Group title="Tools">
+      <div className="field check">
+        <input id="tool-web" type="checkbox" disabled={draft.disabled} checked={Boolean(web)} onChange={(e) => update(e.target.checked, [...chosen])} />
+        <label htmlFor="tool-web">Web search (OpenAI's hosted tool; Responses API only)</label>
+      </div>
+      <fieldset className="group">
+        <legend>Search these knowledge bases</legend>
+        {bases.data?.length ? (
+          bases.data.map((base) => (
+            <div className="field check" key={base.id}>
+              <input
+                id={`kb-${base.id}`}
+                type="checkbox"
+                disabled={draft.disabled}
+                checked={chosen.has(base.id)}
+                onChange={(e) =>
+                  update(Boolean(web), e.target.checked ? [...chosen, base.id] : [...chosen].filter((id) => id !== base.id))
+                }
+              />
+              <label htmlFor={`kb-${base.id}`}>
+                {base.name} <span className="muted">({base.documents} documents)</span>
+              </label>
+            </div>
+          ))
+        ) : (
+          <p className="muted">No knowledge bases yet: add one under Knowledge.</p>
+        )}
+      </fieldset>
+      {draft.errorAt('agent.tools') && <p className="error">{draft.errorAt('agent.tools')}</p>}
+    </Group>
+  );
+}
+
+function ModelKey({ widget }: { widget: Widget }) {
+  const tenant = useTenant();
+  const client = useQueryClient();
+  const [key, setKey] = useState('');
+  const save = useMutation({
+    mutationFn: () =>
+      unwrap(
+        api.PUT('/api/v1/tenants/{tenant}/widgets/{id}/model-key', {
+          params: { path: { tenant: tenant.slug, id: widget.id } },
+          body: { api_key: key },
+        }),
+      ),
+    onSuccess: () => {
+      setKey('');
+      void client.invalidateQueries({ queryKey: widgetKey(tenant.slug, widget.id) });
+    },
+  });
+  const error = save.error instanceof ApiError ? save.error : null;
+  return (
+    <form
+      className="inline-form"
+      onSubmit={(event) => {
+        event.preventDefault();
+        save.mutate();
+      }}
+    >
+      <Field
+        label="API key for this base URL"
+        hint={widget.has_model_key ? 'A key is set (it is never shown). Enter a new one to replace it.' : 'Needed when the agent calls its own base URL.'}
+        error={error?.fieldError('api_key')}
+      >
+        {(props) => (
+          <input {...props} type="password" autoComplete="off" value={key} disabled={!tenant.can('widgets:write')} onChange={(e) => setKey(e.target.value)} />
+        )}
+      </Field>
+      <button type="submit" className="secondary" disabled={!key || !tenant.can('widgets:write')}>
+        Save key
+      </button>
+      {save.error && !error?.fieldError('api_key') && <ProblemAlert error={save.error} />}
+    </form>
+  );
+}
+
+function AgentImport({ widget }: { widget: Widget }) {
+  const tenant = useTenant();
+  const client = useQueryClient();
+  const [code, setCode] = useState('');
+  const run = useMutation({
+    mutationFn: (dryRun: boolean) =>
+      unwrap(
+        api.POST('/api/v1/tenants/{tenant}/widgets/{id}/agent-import', {
+          params: { path: { tenant: tenant.slug, id: widget.id }, query: { dry_run: dryRun }, header: ifMatch(widget.revision) },
+          body: { code },
+        }),
+      ),
+    onSuccess: (result) => {
+      if (!result.dry_run) void client.invalidateQueries({ queryKey: widgetKey(tenant.slug, widget.id) });
+    },
+  });
+  return (
+    <Group title="Import from Agent Builder">
+      <p className="hint">
+        Paste the Python code Agent Builder exported (Agents SDK). Kithost reads it, never runs it, and builds this draft's agent from it.
+      </p>
+      <Field label="Exported code">
+        {(props) => <textarea {...props} rows={8} className="mono" value={code} onChange={(e) => setCode(e.target.value)} />}
+      </Field>
+      <div className="row">
+        <button type="button" className="secondary" disabled={!code || run.isPending} onClick={() => run.mutate(true)}>
+          Check (dry run)
+        </button>
+        <button type="button" disabled={!code || run.isPending || !tenant.can('widgets:write')} onClick={() => run.mutate(false)}>
+          Import into the draft
+        </button>
+      </div>
+      <ProblemAlert error={run.error} />
+      {run.data && (
+        <div className="card" role="status">
+          <p>{run.data.dry_run ? 'The import would set this agent.' : 'Imported into the draft: review it, then publish.'}</p>
+          {run.data.not_carried.length > 0 && (
+            <>
+              <p>Not carried over:</p>
+              <ul>
+                {run.data.not_carried.map((s) => (
+                  <li key={`${s.line}-${s.what}`}>
+                    Line {s.line}: {s.what} — {s.instead}
+                  </li>
+                ))}
+              </ul>
+            </>
+          )}
+        </div>
+      )}
+    </Group>
+  );
+}
+
+export default function AgentTab({ widget }: { widget: Widget }) {
+  return (
+    <>
+      <Group title="Model">
+        <Text path="agent.model" label="Model" placeholder="gpt-4.1-mini" />
+        <Select
+          path="agent.model_api"
+          label="API flavour"
+          options={[
+            ['responses', 'Responses API'],
+            ['chat_completions', 'Chat Completions (any compatible endpoint)'],
+          ]}
+        />
+        <Text path="agent.instructions" label="Instructions" multiline />
+        <Text path="agent.base_url" label="Base URL" hint="Leave empty for OpenAI. Another endpoint needs its own key below." placeholder="https://api.example.com/v1" />
+        <NumberInput path="agent.temperature" label="Temperature" min={0} max={2} step={0.1} />
+      </Group>
+      <ModelKey widget={widget} />
+      <Group title="Limits">
+        <NumberInput path="agent.max_output_tokens" label="Most tokens per answer" min={1} max={128000} />
+        <NumberInput path="agent.messages_per_user_per_day" label="Messages per visitor per day" min={1} max={100000} />
+      </Group>
+      <Tools />
+      <AgentImport widget={widget} />
+    </>
+  );
+}

@@ -1,0 +1,51 @@
+// The widget's identity secret: generated (shown once), rotated, removed.
+import { useMutation, useQueryClient } from '@tanstack/react-query';
+import { useState } from 'react';
+import { api, unwrap, type Schemas } from '../../api/client';
+import { useTenant } from '../../tenant';
+import { ProblemAlert, SecretOnce } from '../../ui';
+import { widgetKey } from './keys';
+
+type Widget = Schemas['Widget'];
+
+export default function Secrets({ widget }: { widget: Widget }) {
+  const tenant = useTenant();
+  const client = useQueryClient();
+  const [secret, setSecret] = useState<string | null>(null);
+  const path = { tenant: tenant.slug, id: widget.id };
+  const refresh = () => client.invalidateQueries({ queryKey: widgetKey(tenant.slug, widget.id) });
+  const rotate = useMutation({
+    mutationFn: () => unwrap(api.POST('/api/v1/tenants/{tenant}/widgets/{id}/identity-secret', { params: { path } })),
+    onSuccess: (answer) => {
+      setSecret(answer.identity_secret);
+      void refresh();
+    },
+  });
+  const remove = useMutation({
+    mutationFn: () => unwrap(api.DELETE('/api/v1/tenants/{tenant}/widgets/{id}/identity-secret', { params: { path } })),
+    onSuccess: () => void refresh(),
+  });
+  const canWrite = tenant.can('widgets:write');
+  return (
+    <div className="card">
+      <h3>Identity secret</h3>
+      <p className="hint">
+        Your backend signs identity tokens with it (Embed tab) so the chat knows your signed-in users. A new secret replaces the old one at once:
+        tokens signed with the old one stop working.
+      </p>
+      <p>{widget.has_identity_secret ? 'A secret is set (it is never shown again).' : 'No secret yet.'}</p>
+      {secret && <SecretOnce title="The new identity secret." secret={secret} onDone={() => setSecret(null)} />}
+      <div className="row">
+        <button type="button" disabled={!canWrite || rotate.isPending} onClick={() => rotate.mutate()}>
+          {widget.has_identity_secret ? 'Rotate the secret' : 'Generate a secret'}
+        </button>
+        {widget.has_identity_secret && (
+          <button type="button" className="danger" disabled={!canWrite || remove.isPending} onClick={() => remove.mutate()}>
+            Remove the secret
+          </button>
+        )}
+      </div>
+      <ProblemAlert error={rotate.error ?? remove.error} />
+    </div>
+  );
+}

@@ -1,0 +1,161 @@
+// Publishing with a note; the published versions, each with its difference from the draft;
+// restoring one into the draft.
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { diffJson } from 'diff';
+import { useState } from 'react';
+import { api, ifMatch, unwrap, type Schemas } from '../../api/client';
+import { useTenant } from '../../tenant';
+import { Empty, Field, formatDate, ProblemAlert, Query } from '../../ui';
+import { versionsKey, widgetKey } from './keys';
+
+type Widget = Schemas['Widget'];
+
+function Diff({ before, after }: { before: object; after: object }) {
+  const parts = diffJson(before, after);
+  if (parts.every((p) => !p.added && !p.removed)) return <p className="muted">The draft is the same as this version.</p>;
+  return (
+    <pre className="diff" aria-label="Differences: lines marked - are in the version, + in the draft">
+      {parts.map((part, i) => (
+        <span key={i} className={part.added ? 'added' : part.removed ? 'removed' : 'same'}>
+          {part.value
+            .replace(/\n$/, '')
+            .split('\n')
+            .map((line) => `${part.added ? '+ ' : part.removed ? '- ' : '  '}${line}`)
+            .join('\n') + '\n'}
+        </span>
+      ))}
+    </pre>
+  );
+}
+
+function VersionDetail({ widget, number }: { widget: Widget; number: number }) {
+  const tenant = useTenant();
+  const client = useQueryClient();
+  const version = useQuery({
+    queryKey: [...versionsKey(tenant.slug, widget.id), number],
+    queryFn: () =>
+      unwrap(
+        api.GET('/api/v1/tenants/{tenant}/widgets/{id}/versions/{number}', {
+          params: { path: { tenant: tenant.slug, id: widget.id, number } },
+        }),
+      ),
+  });
+  const restore = useMutation({
+    mutationFn: () =>
+      unwrap(
+        api.POST('/api/v1/tenants/{tenant}/widgets/{id}/versions/{number}/restore', {
+          params: { path: { tenant: tenant.slug, id: widget.id, number }, header: ifMatch(widget.revision) },
+        }),
+      ),
+    onSuccess: (restored) => client.setQueryData(widgetKey(tenant.slug, widget.id), restored),
+  });
+  return (
+    <Query query={version} what={`version ${number}`}>
+      {(v) => (
+        <div className="card">
+          <h3>
+            Version {v.number} against the draft
+          </h3>
+          <Diff before={v.config} after={widget.config} />
+          <button type="button" disabled={!tenant.can('widgets:write') || restore.isPending} onClick={() => restore.mutate()}>
+            Restore version {v.number} into the draft
+          </button>
+          {restore.isSuccess && <p role="status">Restored into the draft. Publish to show it to visitors.</p>}
+          <ProblemAlert error={restore.error} />
+        </div>
+      )}
+    </Query>
+  );
+}
+
+export default function Versions({ widget }: { widget: Widget }) {
+  const tenant = useTenant();
+  const client = useQueryClient();
+  const [note, setNote] = useState('');
+  const [shown, setShown] = useState<number | null>(null);
+  const versions = useQuery({
+    queryKey: versionsKey(tenant.slug, widget.id),
+    queryFn: () =>
+      unwrap(
+        api.GET('/api/v1/tenants/{tenant}/widgets/{id}/versions', { params: { path: { tenant: tenant.slug, id: widget.id }, query: { limit: 100 } } }),
+      ),
+  });
+  const publish = useMutation({
+    mutationFn: () =>
+      unwrap(
+        api.POST('/api/v1/tenants/{tenant}/widgets/{id}/publish', {
+          params: { path: { tenant: tenant.slug, id: widget.id }, header: ifMatch(widget.revision) },
+          body: { note },
+        }),
+      ),
+    onSuccess: (published) => {
+      setNote('');
+      client.setQueryData(widgetKey(tenant.slug, widget.id), published);
+      void client.invalidateQueries({ queryKey: versionsKey(tenant.slug, widget.id) });
+    },
+  });
+  const canWrite = tenant.can('widgets:write');
+  return (
+    <>
+      <form
+        className="card"
+        onSubmit={(event) => {
+          event.preventDefault();
+          publish.mutate();
+        }}
+      >
+        <h3>Publish the draft</h3>
+        <p className="hint">Visitors see the published version; saving the draft changes nothing for them until you publish.</p>
+        <Field label="Note (what changes)">
+          {(props) => <input {...props} value={note} maxLength={500} disabled={!canWrite} onChange={(e) => setNote(e.target.value)} />}
+        </Field>
+        <button type="submit" disabled={!canWrite || publish.isPending}>
+          Publish
+        </button>
+        {publish.isSuccess && <p role="status">Published as version {publish.data.published_version}.</p>}
+        <ProblemAlert error={publish.error} />
+      </form>
+      <h3>Published versions</h3>
+      <Query query={versions} what="versions">
+        {(list) =>
+          list.length === 0 ? (
+            <Empty>Nothing published yet.</Empty>
+          ) : (
+            <div className="table-wrap">
+              <table>
+                <thead>
+                  <tr>
+                    <th scope="col">Version</th>
+                    <th scope="col">Published</th>
+                    <th scope="col">Note</th>
+                    <th scope="col">
+                      <span className="visually-hidden">Compare</span>
+                    </th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {list.map((v) => (
+                    <tr key={v.number}>
+                      <td>
+                        v{v.number}
+                        {v.number === widget.published_version && <span className="badge">live</span>}
+                      </td>
+                      <td>{formatDate(v.created_at)}</td>
+                      <td>{v.note || <span className="muted">—</span>}</td>
+                      <td>
+                        <button type="button" className="secondary" onClick={() => setShown(v.number)}>
+                          Compare with the draft
+                        </button>
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )
+        }
+      </Query>
+      {shown !== null && <VersionDetail widget={widget} number={shown} />}
+    </>
+  );
+}

@@ -1,0 +1,181 @@
+// The draft being edited, as plain JSON, and controls bound to a path in it
+// (`chatkit.theme.colorScheme`). Clearing a control removes its key, so ChatKit's own
+// default applies. The API's errors name the same paths (`config.<path>`), shown beside
+// the control at fault.
+import { createContext, useContext, type ReactNode } from 'react';
+import type { ApiError } from '../../api/client';
+import { Field } from '../../ui';
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type JsonObject = { [key: string]: Json };
+
+export function getPath(value: Json | undefined, path: string): Json | undefined {
+  return path.split('.').reduce<Json | undefined>((node, key) => {
+    if (node === null || typeof node !== 'object') return undefined;
+    return Array.isArray(node) ? node[Number(key)] : node[key];
+  }, value);
+}
+
+const isEmpty = (value: Json | undefined): boolean =>
+  value === undefined || value === '' || (typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 0);
+
+/** `root` with `value` at `path` (removed when empty, and so are parents left empty). */
+export function setPath(root: JsonObject, path: string, value: Json | undefined): JsonObject {
+  const [key, ...rest] = path.split('.') as [string, ...string[]];
+  const copy: JsonObject = { ...root };
+  const next = rest.length === 0 ? value : setPath(asObject(root[key]), rest.join('.'), value);
+  if (isEmpty(next)) delete copy[key];
+  else copy[key] = next as Json;
+  return copy;
+}
+
+export const asObject = (value: Json | undefined): JsonObject =>
+  value !== null && typeof value === 'object' && !Array.isArray(value) ? value : {};
+
+type Draft = {
+  config: JsonObject;
+  set: (path: string, value: Json | undefined) => void;
+  error: ApiError | null;
+  disabled: boolean;
+};
+
+export const DraftContext = createContext<Draft | null>(null);
+
+export function useDraft(): Draft & { value: (path: string) => Json | undefined; errorAt: (path: string) => string | undefined } {
+  const draft = useContext(DraftContext);
+  if (!draft) throw new Error('useDraft outside the editor');
+  return {
+    ...draft,
+    value: (path) => getPath(draft.config, path),
+    errorAt: (path) => draft.error?.problem.errors?.find((e) => e.field === `config.${path}`)?.message,
+  };
+}
+
+type Bound = { path: string; label: string; hint?: ReactNode };
+
+export function Text({ path, label, hint, multiline, placeholder }: Bound & { multiline?: boolean; placeholder?: string }) {
+  const draft = useDraft();
+  const value = draft.value(path);
+  const common = {
+    value: typeof value === 'string' ? value : '',
+    disabled: draft.disabled,
+    placeholder,
+    onChange: (event: { target: { value: string } }) => draft.set(path, event.target.value),
+  };
+  return (
+    <Field label={label} hint={hint} error={draft.errorAt(path)}>
+      {(props) => (multiline ? <textarea {...props} {...common} rows={5} /> : <input {...props} {...common} />)}
+    </Field>
+  );
+}
+
+export function NumberInput({ path, label, hint, min, max, step }: Bound & { min?: number; max?: number; step?: number }) {
+  const draft = useDraft();
+  const value = draft.value(path);
+  return (
+    <Field label={label} hint={hint} error={draft.errorAt(path)}>
+      {(props) => (
+        <input
+          {...props}
+          type="number"
+          min={min}
+          max={max}
+          step={step}
+          disabled={draft.disabled}
+          value={typeof value === 'number' ? value : ''}
+          onChange={(event) => draft.set(path, event.target.value === '' ? undefined : Number(event.target.value))}
+        />
+      )}
+    </Field>
+  );
+}
+
+export function Select({ path, label, hint, options }: Bound & { options: (string | [string, string])[] }) {
+  const draft = useDraft();
+  const value = draft.value(path);
+  return (
+    <Field label={label} hint={hint} error={draft.errorAt(path)}>
+      {(props) => (
+        <select
+          {...props}
+          disabled={draft.disabled}
+          value={value === undefined || value === null ? '' : String(value)}
+          onChange={(event) => {
+            const raw = event.target.value;
+            draft.set(path, raw === '' ? undefined : /^-?\d+$/.test(raw) ? Number(raw) : raw);
+          }}
+        >
+          <option value="">Default</option>
+          {options.map((option) => {
+            const [key, text] = Array.isArray(option) ? option : [option, option];
+            return (
+              <option key={key} value={key}>
+                {text}
+              </option>
+            );
+          })}
+        </select>
+      )}
+    </Field>
+  );
+}
+
+export function Check({ path, label, hint }: Bound) {
+  const draft = useDraft();
+  const error = draft.errorAt(path);
+  const id = `check-${path.replaceAll('.', '-')}`;
+  return (
+    <div className={`field check${error ? ' invalid' : ''}`}>
+      <input
+        id={id}
+        type="checkbox"
+        disabled={draft.disabled}
+        checked={draft.value(path) === true}
+        onChange={(event) => draft.set(path, event.target.checked)}
+      />
+      <label htmlFor={id}>{label}</label>
+      {hint && <p className="hint">{hint}</p>}
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
+    </div>
+  );
+}
+
+/** A colour as `#rrggbb`: a picker and the text beside it. */
+export function Color({ path, label, hint }: Bound) {
+  const draft = useDraft();
+  const value = draft.value(path);
+  const text = typeof value === 'string' ? value : '';
+  return (
+    <Field label={label} hint={hint} error={draft.errorAt(path)}>
+      {(props) => (
+        <span className="row">
+          <input
+            {...props}
+            value={text}
+            placeholder="#2563eb"
+            disabled={draft.disabled}
+            onChange={(event) => draft.set(path, event.target.value)}
+          />
+          <input
+            type="color"
+            aria-label={`${label}: picker`}
+            disabled={draft.disabled}
+            value={/^#[0-9a-f]{6}$/i.test(text) ? text : '#000000'}
+            onChange={(event) => draft.set(path, event.target.value)}
+          />
+        </span>
+      )}
+    </Field>
+  );
+}
+
+export const Group = ({ title, children }: { title: string; children: ReactNode }) => (
+  <fieldset className="group">
+    <legend>{title}</legend>
+    {children}
+  </fieldset>
+);

@@ -1,0 +1,143 @@
+// The dashboard's building blocks: labelled fields with their errors, buttons, the states of
+// a screen (loading, empty, failed), copying, and secrets shown once.
+import { useId, useState, type ReactNode } from 'react';
+import { ApiError } from './api/client';
+
+export function Page({ title, actions, children }: { title: string; actions?: ReactNode; children: ReactNode }) {
+  return (
+    <section className="page" aria-labelledby="page-title">
+      <header className="page-head">
+        <h1 id="page-title">{title}</h1>
+        {actions && <div className="actions">{actions}</div>}
+      </header>
+      {children}
+    </section>
+  );
+}
+
+export function Field({
+  label,
+  hint,
+  error,
+  children,
+}: {
+  label: string;
+  hint?: ReactNode;
+  error?: string | undefined;
+  children: (props: { id: string; 'aria-invalid': boolean; 'aria-describedby'?: string }) => ReactNode;
+}) {
+  const id = useId();
+  const describedBy = [hint ? `${id}-hint` : '', error ? `${id}-error` : ''].filter(Boolean).join(' ');
+  return (
+    <div className={`field${error ? ' invalid' : ''}`}>
+      <label htmlFor={id}>{label}</label>
+      {children({ id, 'aria-invalid': Boolean(error), ...(describedBy ? { 'aria-describedby': describedBy } : {}) })}
+      {hint && (
+        <p className="hint" id={`${id}-hint`}>
+          {hint}
+        </p>
+      )}
+      {error && (
+        <p className="error" id={`${id}-error`} role="alert">
+          {error}
+        </p>
+      )}
+    </div>
+  );
+}
+
+/** What went wrong with an action, with the problem's fields that no form field shows. */
+export function ProblemAlert({ error }: { error: unknown }) {
+  if (!error) return null;
+  const message = error instanceof Error ? error.message : String(error);
+  const fields = error instanceof ApiError ? (error.problem.errors ?? []) : [];
+  return (
+    <div className="alert" role="alert">
+      <p>{message}</p>
+      {fields.length > 0 && (
+        <ul>
+          {fields.map((f) => (
+            <li key={f.field + f.message}>
+              <code>{f.field}</code>: {f.message}
+            </li>
+          ))}
+        </ul>
+      )}
+    </div>
+  );
+}
+
+export const Loading = ({ what }: { what: string }) => (
+  <p className="muted" role="status">
+    Loading {what}…
+  </p>
+);
+
+export const Empty = ({ children }: { children: ReactNode }) => <p className="empty">{children}</p>;
+
+/** A query's states around its content. */
+export function Query<T>({
+  query,
+  what,
+  children,
+}: {
+  query: { data: T | undefined; error: unknown; isPending: boolean };
+  what: string;
+  children: (data: T) => ReactNode;
+}) {
+  if (query.isPending) return <Loading what={what} />;
+  if (query.error || query.data === undefined) return <ProblemAlert error={query.error ?? new Error(`No ${what}.`)} />;
+  return <>{children(query.data)}</>;
+}
+
+export function CopyButton({ text, label = 'Copy' }: { text: string; label?: string }) {
+  const [copied, setCopied] = useState(false);
+  return (
+    <button
+      type="button"
+      className="secondary"
+      onClick={() => {
+        void navigator.clipboard?.writeText(text).then(
+          () => setCopied(true),
+          () => setCopied(false),
+        );
+        setCopied(true);
+        window.setTimeout(() => setCopied(false), 2000);
+      }}
+    >
+      {copied ? 'Copied' : label}
+    </button>
+  );
+}
+
+/** A secret the server shows once: displayed with a copy button until dismissed, never again. */
+export function SecretOnce({ title, secret, onDone }: { title: string; secret: string; onDone: () => void }) {
+  return (
+    <div className="secret" role="status">
+      <p>
+        <strong>{title}</strong> It is shown only this once: copy it now.
+      </p>
+      <div className="row">
+        <code className="secret-value" data-testid="secret">
+          {secret}
+        </code>
+        <CopyButton text={secret} />
+        <button type="button" className="secondary" onClick={onDone}>
+          Done
+        </button>
+      </div>
+    </div>
+  );
+}
+
+export const formatDate = (value: string | null | undefined): string =>
+  value ? new Date(value).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' }) : '—';
+
+/** A write the current role may not make: disabled controls and a note, never hidden ones. */
+export function ReadOnlyNote({ canWrite }: { canWrite: boolean }) {
+  return canWrite ? null : (
+    <p className="note" role="note">
+      Your role can view this but not change it.
+    </p>
+  );
+}
