@@ -48,7 +48,7 @@ def start(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], list[str]]:
             break
         lines.append(line.rstrip())
         if READY_LINE in line:
-            for _ in range(4):
+            for _ in range(7):
                 lines.append(process.stdout.readline().rstrip())
             return process, lines
     process.kill()
@@ -72,6 +72,8 @@ def test_run_serves_everything_and_stops_cleanly(tmp_path: Path) -> None:
         assert "owner_password: " in output
         assert f"http://localhost:{port}/healthz" in output
         assert f"http://localhost:{port}/demo" in output
+        assert f"http://localhost:{port}/admin/" in output
+        assert "owner@demo.kithost.test" in output
         base = f"http://127.0.0.1:{port}"
         assert httpx.get(f"{base}/healthz").status_code == 200
         demo = httpx.get(f"{base}/demo")

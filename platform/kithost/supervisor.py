@@ -13,6 +13,7 @@ import time
 import urllib.request
 from types import FrameType
 
+from kithost.demo import DEMO_OWNER
 from kithost.settings import Settings
 
 STOP_TIMEOUT_SECONDS = 15.0
@@ -65,6 +66,9 @@ def _announce(settings: Settings, api: subprocess.Popen[bytes]) -> None:
     demo = f"  Demo       {base}/demo\n" if settings.demo_page_on else ""
     print(
         "\nKithost is running (Ctrl-C stops it):\n"
+        f"  Dashboard  {base}/admin/\n"
+        f"             sign in as {DEMO_OWNER} (the password is printed once, when the\n"
+        "             demo is first seeded: see above on the first run)\n"
         f"{demo}"
         f"  API        {base}/api/v1/docs\n"
         f"  Health     {base}/healthz  {base}/readyz  {base}/metrics\n"
