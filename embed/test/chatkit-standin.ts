@@ -76,6 +76,31 @@ Object.assign(window, {
       });
       return response.status;
     },
+    /** A new thread with `text` through the ChatKit endpoint, as ChatKit's composer sends
+     * it; the streamed reply is shown in the element and returned. */
+    converse: async (text: string): Promise<string> => {
+      const api = current().options!.api;
+      if (!('url' in api)) throw new Error('not a custom api');
+      const input = { content: [{ type: 'input_text', text }], attachments: [], inference_options: {} };
+      const response = await (api.fetch ?? fetch)(api.url, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ type: 'threads.create', params: { input } }),
+      });
+      let reply = '';
+      for (const line of (await response.text()).split('\n')) {
+        if (!line.startsWith('data: ')) continue;
+        const event = JSON.parse(line.slice(6)) as { type: string; update?: { type: string; delta?: string } };
+        if (event.type === 'thread.item.updated' && event.update?.type === 'assistant_message.content_part.text_delta') {
+          reply += event.update.delta ?? '';
+        }
+      }
+      const shown = document.createElement('p');
+      shown.className = 'standin-reply';
+      shown.textContent = reply;
+      current().append(shown);
+      return reply;
+    },
     clientSecret: (currentSecret: string | null): Promise<string> => {
       const api = current().options!.api;
       if (!('getClientSecret' in api)) throw new Error('not a hosted api');

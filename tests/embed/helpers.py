@@ -76,18 +76,20 @@ def assert_refused(response: httpx.Response, status: int, code: str) -> None:
 
 
 class Server:
-    """``kithost serve`` in a subprocess, configured like ``settings``."""
+    """``kithost serve`` in a subprocess, configured like ``settings`` and ``env_vars``."""
 
-    def __init__(self, settings: Settings, log_path: Path, **env_vars: str) -> None:
-        self.url = f"http://127.0.0.1:{free_port()}"
+    def __init__(
+        self, settings: Settings, log_path: Path, port: int | None = None, **env_vars: str
+    ) -> None:
+        self.url = f"http://127.0.0.1:{port or free_port()}"
         env = {
             **os.environ,
-            **env_vars,
             "KITHOST_DATA_DIR": str(settings.data_dir),
             "KITHOST_DATABASE_URL": settings.database,
             "KITHOST_SECRET_KEY": "test-secret-key",
             "KITHOST_PORT": self.url.rsplit(":", 1)[1],
             "KITHOST_PUBLIC_URL": self.url,
+            **env_vars,
         }
         self.log_path = log_path
         with log_path.open("wb") as log:

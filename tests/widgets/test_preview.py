@@ -169,5 +169,6 @@ async def test_the_preview_page_gets_its_config_without_an_origin_header(
         f"/v1/embed/{key}/config", headers={"Sec-Fetch-Site": "cross-site"}
     )
     assert cross_site.status_code == 403
+    # The live widget does not allow Kithost's own origin (the demo widget does).
     live = await client.get(f"/v1/embed/{widget['public_key']}/config", headers=same_origin)
     assert live.status_code == 403

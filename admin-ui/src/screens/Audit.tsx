@@ -74,7 +74,7 @@ export default function Audit() {
                   <td>
                     <details>
                       <summary>Data</summary>
-                      <pre className="code">{JSON.stringify(e.data, null, 2)}</pre>
+                      <pre className="code" tabIndex={0}>{JSON.stringify(e.data, null, 2)}</pre>
                     </details>
                   </td>
                 </tr>

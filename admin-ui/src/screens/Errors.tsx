@@ -68,7 +68,7 @@ export default function Errors() {
               {g.hint && <p className="hint-box">How to fix: {g.hint}</p>}
               <details>
                 <summary>Sample</summary>
-                <pre className="code">{JSON.stringify(g.sample, null, 2)}</pre>
+                <pre className="code" tabIndex={0}>{JSON.stringify(g.sample, null, 2)}</pre>
               </details>
             </li>
           ))}

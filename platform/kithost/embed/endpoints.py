@@ -4,8 +4,8 @@ Order of checks, so that nothing is looked up for a request no allowed page can 
 nothing tells a foreign page more than that a widget key is published (which any page
 embedding it shows anyway):
 
-1. no ``Origin``, ``null`` or not http(s) → 403 ``origin_not_allowed`` (before any lookup),
-   except for a preview key asked by its own page (same-origin: ``widgets.preview``);
+1. no ``Origin`` (but for a page on Kithost's own origin: the demo page, a preview), ``null``
+   or not http(s) → 403 ``origin_not_allowed`` (before any lookup);
 2. unknown key or nothing published → 404 ``widget_not_found``;
 3. an origin none of the widget's entries allows → 403 ``origin_not_allowed``.
 
@@ -26,7 +26,6 @@ from kithost.embed.schemas import EmbedConfig
 from kithost.embed.service import Rendered
 from kithost.kit.cors import preflight
 from kithost.kit.schemas import problems
-from kithost.widgets.preview import is_preview_key
 
 CONFIG_PATH = "/v1/embed/{pk}/config"
 CACHE_CONTROL = b"public, max-age=60, stale-while-revalidate=300"
@@ -96,24 +95,23 @@ router.add_api_route(
 
 async def _allowed(pk: str, request: Request) -> tuple[str, Rendered]:
     """The requesting origin and its response, or the error that refuses it."""
-    origin = request.headers.get("origin")
-    if origin is None and _same_origin_preview(pk, request):
-        # Browsers send no Origin on a same-origin GET: the preview page, on Kithost's own
-        # origin, which is the only one a preview key allows.
-        answers = await published_answers(request.app.state, pk)
-        origin = answers.published.origins[0].pattern
-    elif origin is None or not origin.startswith(("https://", "http://")):
+    origin = request.headers.get("origin") or _own_page_origin(request)
+    if origin is None or not origin.startswith(("https://", "http://")):
         raise origin_not_allowed()
-    else:
-        answers = await published_answers(request.app.state, pk)
+    answers = await published_answers(request.app.state, pk)
     rendered = answers.for_origin(origin)
     if rendered is None:
         raise origin_not_allowed()
     return origin, rendered
 
 
-def _same_origin_preview(pk: str, request: Request) -> bool:
-    return is_preview_key(pk) and request.headers.get("sec-fetch-site") == "same-origin"
+def _own_page_origin(request: Request) -> str | None:
+    """The origin of a page on Kithost itself (the demo page, a preview): browsers send no
+    ``Origin`` on a same-origin GET, but say it is one (``Sec-Fetch-Site``, which no page
+    can set)."""
+    if request.headers.get("sec-fetch-site") != "same-origin":
+        return None
+    return f"{request.url.scheme}://{request.url.netloc}"
 
 
 def _etag_matches(if_none_match: str | None, etag: str) -> bool:

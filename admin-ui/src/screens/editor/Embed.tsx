@@ -15,7 +15,7 @@ function Snippet({ title, code, hint }: { title: string; code: string; hint?: st
         <CopyButton text={code} label={`Copy ${title.toLowerCase()}`} />
       </div>
       {hint && <p className="hint">{hint}</p>}
-      <pre className="code">
+      <pre className="code" tabIndex={0}>
         <code>{code}</code>
       </pre>
     </div>

@@ -14,7 +14,7 @@ function Diff({ before, after }: { before: object; after: object }) {
   const parts = diffJson(before, after);
   if (parts.every((p) => !p.added && !p.removed)) return <p className="muted">The draft is the same as this version.</p>;
   return (
-    <pre className="diff" aria-label="Differences: lines marked - are in the version, + in the draft">
+    <pre className="diff" tabIndex={0} aria-label="Differences: lines marked - are in the version, + in the draft">
       {parts.map((part, i) => (
         <span key={i} className={part.added ? 'added' : part.removed ? 'removed' : 'same'}>
           {part.value

@@ -1,0 +1,473 @@
+"""The dashboard (``/admin/``) in real Chromium against ``kithost serve`` on PostgreSQL, with
+a real worker (Redis) and the fake OpenAI server: the main journeys, every main screen
+through axe-core at 1280 and 390 px (screenshots under ``test-results/browser``), and the
+demo page's chat answering with the demo model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Frame, Page, expect
+
+from kithost import migrate
+from kithost.analytics.tasks import rollup
+from kithost.audit.service import CLI
+from kithost.db import create_engine, create_sessionmaker, session_scope
+from kithost.demo import seed_demo
+from kithost.settings import Settings
+from kithost.tenants.service import create_tenant
+from kithost.users.service import create_user
+from kithost.worker.app import create_celery
+from tests.browser.conftest import CDN, serve_standin
+from tests.browser.helpers import Site, widget_snippet
+from tests.conftest import (
+    REDIS_URL,
+    create_pg_database,
+    drop_pg_database,
+    free_port,
+    make_settings,
+)
+from tests.embed.helpers import Server
+from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI
+from tests.workers import start_worker, stop_worker
+
+AXE = Path(__file__).resolve().parents[2] / "admin-ui" / "node_modules" / "axe-core" / "axe.min.js"
+OWNER = "owner@acme.example"
+PASSWORD = "a long dashboard password"
+TENANT = "acme"
+WIDTHS = (1280, 390)
+PREVIEW = 'iframe[title="Live preview of the draft"]'
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    url: str
+    settings: Settings
+
+    def admin(self, path: str = "") -> str:
+        return f"{self.url}/admin/t/{TENANT}/{path}"
+
+
+@pytest.fixture(scope="module")
+async def dashboard(
+    tmp_path_factory: pytest.TempPathFactory, task_queue: str, openai: FakeOpenAI
+) -> AsyncIterator[Dashboard]:
+    """Kithost on a PostgreSQL database of its own, a worker, and tenant ``acme``'s owner."""
+    data = tmp_path_factory.mktemp("dashboard")
+    database = create_pg_database()
+    queue = f"{task_queue}-dashboard"
+    settings = make_settings(data, database, queue)
+    await asyncio.to_thread(migrate.upgrade, settings)
+    engine = create_engine(settings.database)
+    async with session_scope(create_sessionmaker(engine, create_celery(settings))) as db:
+        owner = await create_user(db, CLI, OWNER, password=PASSWORD)
+        await create_tenant(db, CLI, slug=TENANT, name="Acme", owner=owner.user)
+    await engine.dispose()
+    server = Server(
+        settings,
+        data / "serve.log",
+        KITHOST_BROKER_URL=REDIS_URL,
+        KITHOST_TASK_QUEUE=queue,
+        KITHOST_OPENAI_BASE_URL=openai.base_url,
+        KITHOST_OPENAI_API_KEY=openai.api_key,
+    )
+    worker = start_worker(settings, KITHOST_DATABASE_URL=settings.database)
+    try:
+        async with httpx.AsyncClient() as client:
+            await server.wait_ready(client)
+        yield Dashboard(server.url, settings)
+    finally:
+        stop_worker(worker)
+        server.stop()
+        drop_pg_database(database)
+
+
+@dataclass
+class Console:
+    """What the page logged as an error: a script's, not a refused request's."""
+
+    errors: list[str]
+
+    def on_message(self, message: ConsoleMessage) -> None:
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            self.errors.append(message.text)
+
+
+@pytest.fixture
+async def console() -> Console:
+    return Console([])
+
+
+@pytest.fixture
+async def context(browser: Browser, console: Console) -> AsyncIterator[BrowserContext]:
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    await context.route(CDN, serve_standin)
+    # axe-core in every page (an init script, which the dashboard's CSP does not apply to).
+    await context.add_init_script(path=AXE)
+    yield context
+    await context.close()
+
+
+@pytest.fixture
+async def page(context: BrowserContext, console: Console) -> AsyncIterator[Page]:
+    """The dashboard's page: it logs no error (the visitors' pages are other pages)."""
+    page = await context.new_page()
+    page.on("console", console.on_message)
+    page.on("pageerror", lambda error: console.errors.append(str(error)))
+    yield page
+    assert console.errors == []
+
+
+async def sign_in(
+    page: Page, dashboard: Dashboard, email: str = OWNER, password: str = PASSWORD
+) -> None:
+    await page.goto(dashboard.url + "/")
+    await expect(page.get_by_role("heading", name="Sign in to Kithost")).to_be_visible()
+    await page.get_by_label("Email").fill(OWNER)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", name="Widgets")).to_be_visible()
+
+
+async def check_screen(page: Page, output: Path, name: str) -> None:
+    """No serious or critical axe-core violation; screenshots at each width."""
+    found = await page.evaluate(
+        """async () => {
+            const result = await axe.run(document, { iframes: false });
+            return result.violations
+                .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+                .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+        }"""
+    )
+    assert found == [], f"{name}: {found}"
+    for width in WIDTHS:
+        await page.set_viewport_size({"width": width, "height": 900})
+        await page.screenshot(path=str(output / f"dashboard-{name}-{width}.png"), full_page=True)
+    await page.set_viewport_size({"width": 1280, "height": 900})
+
+
+@asynccontextmanager
+async def api(dashboard: Dashboard) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client signed in as the owner, sending the CSRF token on writes."""
+    async with httpx.AsyncClient(base_url=dashboard.url) as client:
+        login = {"email": OWNER, "password": PASSWORD}
+        signed_in = await client.post("/api/v1/auth/login", json=login)
+        assert signed_in.status_code == 200, signed_in.text
+        client.headers["X-CSRF-Token"] = signed_in.json()["csrf_token"]
+        yield client
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 45) -> None:
+    for _ in range(int(seconds * 2)):
+        if await check():
+            return
+        await asyncio.sleep(0.5)
+    raise AssertionError("never happened")
+
+
+async def chat_frame(page: Page) -> Frame:
+    """The framed chat's document once ChatKit (the stand-in) has its options."""
+    await page.wait_for_function(
+        "() => [...document.querySelectorAll('iframe')].some((f) => f.src.includes('/w/'))"
+    )
+    for _ in range(60):
+        for frame in page.frames:
+            if "/w/" in frame.url and await frame.evaluate("() => !!window.chatkit?.calls.length"):
+                return frame
+        await asyncio.sleep(0.25)
+    raise AssertionError("the chat never started")
+
+
+def rolled_up(dashboard: Dashboard) -> None:
+    """The analytics rollup, run now by the worker instead of by beat within the minute."""
+    celery = create_celery(dashboard.settings)
+    celery.send_task(rollup.name).get(timeout=60)
+
+
+async def test_owner_builds_publishes_embeds_and_measures_a_widget(
+    dashboard: Dashboard, page: Page, context: BrowserContext, output: Path, openai: FakeOpenAI
+) -> None:
+    openai.reset()
+    await sign_in(page, dashboard)
+    await check_screen(page, output, "widgets-empty")
+    await page.get_by_role("button", name="New widget").click()
+    await page.get_by_label("Name").fill("Shop chat")
+    await page.get_by_role("button", name="Create widget").click()
+    await expect(page.get_by_role("heading", name="Shop chat")).to_be_visible()
+
+    # Theme and start screen, saved to the draft: the preview runs the loader on it.
+    await page.get_by_label("Colour scheme").select_option("dark")
+    await page.get_by_label("Greeting").fill("Hello from Acme")
+    start_screen = page.get_by_role("group", name="Start screen")
+    await start_screen.get_by_role("button", name="Add").click()
+    await start_screen.get_by_label("Label").fill("Track order")
+    await start_screen.get_by_label("Text sent").fill("Where is my order?")
+    await page.get_by_role("button", name="Save the draft").click()
+    await expect(page.get_by_role("status").filter(has_text="Saved")).to_be_visible()
+    chat = page.frame_locator(PREVIEW).frame_locator("iframe")
+    await expect(chat.get_by_role("heading", name="Hello from Acme")).to_be_visible()
+    await expect(chat.get_by_role("button", name="Track order")).to_be_visible()
+    await check_screen(page, output, "editor")
+
+    # Bad input is shown beside its field, and nothing is saved.
+    await page.get_by_role("link", name="Launcher & behaviour").click()
+    await page.get_by_label("Background", exact=True).fill("teal")
+    await page.get_by_role("button", name="Save the draft").click()
+    background = page.locator(".field.invalid").filter(has_text="Background")
+    await expect(background.locator(".error")).to_contain_text("pattern")
+    await page.get_by_role("button", name="Discard changes").click()
+    await expect(page.get_by_label("Background", exact=True)).to_have_value("#111827")
+
+    shop = Site()
+    try:
+        await page.get_by_role("link", name="Origins").click()
+        await page.get_by_label("Add an origin").fill("https://shop.example.com/cart")
+        await expect(page.get_by_text("An origin has no path")).to_be_visible()
+        await page.get_by_label("Add an origin").fill(shop.origin)
+        await page.get_by_role("button", name="Add origin").click()
+        await expect(page.get_by_label("Allowed origins").get_by_text(shop.origin)).to_be_visible()
+        await check_screen(page, output, "origins")
+
+        await page.get_by_role("link", name="Publish & versions").click()
+        await page.get_by_label("Note (what changes)").fill("First look")
+        await page.get_by_role("button", name="Publish", exact=True).click()
+        await expect(page.get_by_text("Published as version 1.")).to_be_visible()
+        await expect(page.get_by_role("cell", name="First look")).to_be_visible()
+
+        await page.get_by_role("link", name="Embed").click()
+        await page.get_by_role("button", name="Copy snippet").click()
+        await expect(page.get_by_role("button", name="Copied")).to_be_visible()
+        snippet = await page.locator("pre.code code").first.inner_text()
+        public_key = re.search(r"/embed/(pk_[\w-]+)\.js", snippet)
+        assert public_key is not None
+        assert snippet == widget_snippet(dashboard.url, public_key[1])
+        await check_screen(page, output, "embed")
+
+        # The snippet on the shop's page: the published theme, and the fake model's answer.
+        visitor = await context.new_page()
+        await visitor.goto(shop.page(snippet))
+        await visitor.get_by_role("button", name="Chat with us").click()
+        frame = await chat_frame(visitor)
+        options = await frame.evaluate(
+            "() => chatkit.calls.filter((c) => c.method === 'setOptions').at(-1).args"
+        )
+        assert options["theme"]["colorScheme"] == "dark"
+        assert options["startScreen"]["greeting"] == "Hello from Acme"
+        assert await frame.evaluate("chatkit.converse('Where is my order?')") == DEFAULT_REPLY_TEXT
+        await expect(frame.get_by_text(DEFAULT_REPLY_TEXT)).to_be_visible()
+        await visitor.wait_for_timeout(1500)  # the loader sends its events within a second
+        await visitor.close(run_before_unload=True)
+    finally:
+        shop.close()
+
+    # The worker ingests the visit; the analytics screen shows the load, open and message.
+    await page.get_by_role("link", name="Analytics").click()
+
+    async def counted() -> bool:
+        await asyncio.to_thread(rolled_up, dashboard)
+        await page.reload()
+        await expect(page.locator("[data-metric=loads]")).to_be_visible()
+        values = {
+            metric: int(await page.locator(f"[data-metric={metric}]").inner_text())
+            for metric in ("loads", "opens", "messages")
+        }
+        return all(value >= 1 for value in values.values())
+
+    await eventually(counted)
+    await check_screen(page, output, "analytics")
+
+
+async def test_an_older_version_is_compared_and_restored(
+    dashboard: Dashboard, page: Page, output: Path
+) -> None:
+    async with api(dashboard) as client:
+        widgets = f"/api/v1/tenants/{TENANT}/widgets"
+        created = await client.post(
+            widgets, json={"name": "Versioned", "config": {"launcher": {"label": "First"}}}
+        )
+        widget = created.json()
+        first = await client.post(f"{widgets}/{widget['id']}/publish", headers={"If-Match": '"1"'})
+        changed = await client.patch(
+            f"{widgets}/{widget['id']}",
+            json={"config": {"launcher": {"label": "Second"}}},
+            headers={"If-Match": first.headers["etag"]},
+        )
+        assert changed.status_code == 200
+    await sign_in(page, dashboard)
+    await page.goto(dashboard.admin(f"widgets/{widget['id']}/versions"))
+    await page.get_by_role("button", name="Compare with the draft").click()
+    diff = page.get_by_label("Differences", exact=False)
+    await expect(diff).to_contain_text('-       "label": "First"')
+    await expect(diff).to_contain_text('+       "label": "Second"')
+    await check_screen(page, output, "versions")
+    await page.get_by_role("button", name="Restore version 1 into the draft").click()
+    await expect(page.get_by_text("Restored into the draft.")).to_be_visible()
+    await page.get_by_role("link", name="Launcher & behaviour").click()
+    await expect(page.get_by_label("Label", exact=True)).to_have_value("First")
+
+
+async def test_an_api_client_is_created_shown_once_and_revoked(
+    dashboard: Dashboard, page: Page, output: Path
+) -> None:
+    await sign_in(page, dashboard)
+    await page.get_by_role("link", name="API clients").click()
+    await page.get_by_label("Name").fill("Backend")
+    await page.get_by_role("button", name="Create client").click()
+    secret = await page.get_by_test_id("secret").inner_text()
+    assert len(secret) > 20
+    await check_screen(page, output, "clients")
+    await page.get_by_role("button", name="Done").click()
+    await expect(page.get_by_test_id("secret")).to_have_count(0)
+    await page.reload()
+    await expect(page.get_by_text(secret)).to_have_count(0)
+    await page.get_by_role("button", name="Revoke Backend").click()
+    await expect(page.get_by_text("Revoked")).to_be_visible()
+
+
+async def test_an_invited_viewer_joins_and_can_change_nothing(
+    dashboard: Dashboard, page: Page, browser: Browser, console: Console, output: Path
+) -> None:
+    async with api(dashboard) as client:
+        widget = (
+            await client.post(f"/api/v1/tenants/{TENANT}/widgets", json={"name": "Read only"})
+        ).json()
+    await sign_in(page, dashboard)
+    await page.get_by_role("link", name="Team").click()
+    invite = page.locator("form").filter(has_text="Invite someone")
+    await invite.get_by_label("Email", exact=True).fill("viewer@acme.example")
+    await invite.get_by_label("Role", exact=True).select_option("viewer")
+    await invite.get_by_role("button", name="Invite").click()
+    link = await page.get_by_test_id("invite-link").inner_text()
+    assert link.startswith(f"{dashboard.url}/admin/invite#token=")
+    await check_screen(page, output, "team")
+
+    invitee = await browser.new_context()
+    try:
+        viewer = await invitee.new_page()
+        viewer.on("console", console.on_message)
+        await viewer.goto(link)
+        await viewer.get_by_label("Your name").fill("Vera Viewer")
+        await viewer.get_by_label("Password").fill("another long password")
+        await viewer.get_by_role("button", name="Accept and create my account").click()
+        await expect(viewer.get_by_role("heading", name="Invitation accepted")).to_be_visible()
+        await viewer.get_by_role("link", name="Sign in").click()
+        await viewer.get_by_label("Email").fill("viewer@acme.example")
+        await viewer.get_by_label("Password").fill("another long password")
+        await viewer.get_by_role("button", name="Sign in").click()
+        await expect(viewer.get_by_role("heading", name="Widgets")).to_be_visible()
+        await expect(viewer.get_by_role("button", name="New widget")).to_be_disabled()
+
+        await viewer.goto(dashboard.admin(f"widgets/{widget['id']}"))
+        await expect(
+            viewer.get_by_text("Your role can view this but not change it.")
+        ).to_be_visible()
+        await expect(viewer.get_by_label("Colour scheme")).to_be_disabled()
+        await expect(viewer.get_by_role("button", name="Save the draft")).to_be_disabled()
+        # And the API refuses the write anyway.
+        status = await viewer.evaluate(
+            """async (id) => {
+                const me = await (await fetch('/api/v1/auth/me')).json();
+                const answer = await fetch(`/api/v1/tenants/acme/widgets/${id}`, {
+                    method: 'DELETE', headers: { 'X-CSRF-Token': me.csrf_token } });
+                return answer.status;
+            }""",
+            widget["id"],
+        )
+        assert status == 403
+    finally:
+        await invitee.close()
+
+
+async def test_the_error_log_shows_a_refused_origin_with_its_hint(
+    dashboard: Dashboard, page: Page, context: BrowserContext, output: Path
+) -> None:
+    async with api(dashboard) as client:
+        widgets = f"/api/v1/tenants/{TENANT}/widgets"
+        widget = (
+            await client.post(widgets, json={"name": "Refused", "origins": ["https://a.example"]})
+        ).json()
+        published = await client.post(
+            f"{widgets}/{widget['id']}/publish", headers={"If-Match": f'"{widget["revision"]}"'}
+        )
+        assert published.status_code == 200
+    elsewhere = Site()
+    try:
+        visitor = await context.new_page()
+        async with visitor.expect_response(lambda r: r.url.endswith("/events")) as reported:
+            await visitor.goto(elsewhere.page(widget_snippet(dashboard.url, widget["public_key"])))
+        assert (await reported.value).status == 202
+        await visitor.close()
+    finally:
+        elsewhere.close()
+    await sign_in(page, dashboard)
+    await page.get_by_role("link", name="Errors").click()
+
+    async def shown() -> bool:
+        await page.reload()
+        await expect(page.get_by_role("status")).to_have_count(0)  # loaded
+        return await page.get_by_text("config_refused").count() > 0
+
+    await eventually(shown)
+    group = page.locator(".error-group").filter(has_text="config_refused")
+    await expect(group.get_by_text("How to fix:")).to_be_visible()
+    await check_screen(page, output, "errors")
+
+
+SCREENS = ["conversations", "knowledge", "webhooks", "audit", "settings"]
+
+
+@pytest.mark.parametrize("screen", SCREENS)
+async def test_every_other_screen_is_accessible_at_both_widths(
+    dashboard: Dashboard, page: Page, output: Path, screen: str
+) -> None:
+    await sign_in(page, dashboard)
+    await page.goto(dashboard.admin(screen))
+    await expect(page.locator("#page-title")).to_be_visible()
+    await expect(page.get_by_role("status")).to_have_count(0)  # nothing still loading
+    await check_screen(page, output, screen)
+
+
+@pytest.fixture
+async def keyless_demo(tmp_path: Path, task_queue: str) -> AsyncIterator[int]:
+    """Kithost on SQLite without an OpenAI key, set up as ``make run`` does (public at
+    ``http://localhost:<port>``, the demo seeded): its port."""
+    settings = make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path}/kithost.db", task_queue)
+    await asyncio.to_thread(migrate.upgrade, settings)
+    port = free_port()
+    public = f"http://localhost:{port}"
+    settings = settings.model_copy(update={"port": port, "public_url": public})
+    engine = create_engine(settings.database)
+    async with session_scope(create_sessionmaker(engine, create_celery(settings))) as db:
+        await seed_demo(db, settings)
+    await engine.dispose()
+    server = Server(settings, tmp_path / "serve.log", port, KITHOST_PUBLIC_URL=public)
+    try:
+        async with httpx.AsyncClient() as client:
+            await server.wait_ready(client)
+        yield port
+    finally:
+        server.stop()
+
+
+async def test_the_demo_page_chats_with_the_demo_model_at_either_host(
+    keyless_demo: int, context: BrowserContext, output: Path
+) -> None:
+    port = keyless_demo
+    for host in ("127.0.0.1", "localhost"):
+        page = await context.new_page()
+        await page.goto(f"http://{host}:{port}/demo")
+        await expect(page.get_by_text("No OpenAI API key is set")).to_be_visible()
+        await page.get_by_role("button", name="Chat with us").click()
+        frame = await chat_frame(page)
+        assert "demo model" in await frame.evaluate("chatkit.converse('Hello?')")
+        await page.screenshot(path=str(output / f"demo-{host}.png"))
+        await page.close()
