@@ -141,3 +141,45 @@ export function ReadOnlyNote({ canWrite }: { canWrite: boolean }) {
     </p>
   );
 }
+
+/** A table's frame: its column headers (a hidden one names a column of buttons) and rows. */
+export function Table({ columns, children }: { columns: (string | { hidden: string })[]; children: ReactNode }) {
+  return (
+    <div className="table-wrap">
+      <table>
+        <thead>
+          <tr>
+            {columns.map((column) =>
+              typeof column === 'string' ? (
+                <th scope="col" key={column}>
+                  {column}
+                </th>
+              ) : (
+                <th scope="col" key={column.hidden}>
+                  <span className="visually-hidden">{column.hidden}</span>
+                </th>
+              ),
+            )}
+          </tr>
+        </thead>
+        <tbody>{children}</tbody>
+      </table>
+    </div>
+  );
+}
+
+/** The next page of a paged list, while there is one. */
+export function MoreButton({
+  query,
+  label,
+}: {
+  query: { hasNextPage: boolean; isFetchingNextPage: boolean; fetchNextPage: () => Promise<unknown> };
+  label: string;
+}) {
+  if (!query.hasNextPage) return null;
+  return (
+    <button type="button" className="secondary" onClick={() => void query.fetchNextPage()} disabled={query.isFetchingNextPage}>
+      {label}
+    </button>
+  );
+}

@@ -3,7 +3,7 @@ import { useInfiniteQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, unwrap } from '../api/client';
 import { useTenant } from '../tenant';
-import { Empty, formatDate, Loading, Page, ProblemAlert } from '../ui';
+import { Empty, formatDate, Loading, MoreButton, Page, ProblemAlert, Table } from '../ui';
 
 export default function Audit() {
   const tenant = useTenant();
@@ -48,18 +48,7 @@ export default function Audit() {
       ) : list.length === 0 ? (
         <Empty>No entries match.</Empty>
       ) : (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">Who</th>
-                <th scope="col">Action</th>
-                <th scope="col">Target</th>
-                <th scope="col">Details</th>
-              </tr>
-            </thead>
-            <tbody>
+        <Table columns={['When', 'Who', 'Action', 'Target', 'Details']}>
               {list.map((e) => (
                 <tr key={e.id}>
                   <td>{formatDate(e.created_at)}</td>
@@ -79,15 +68,9 @@ export default function Audit() {
                   </td>
                 </tr>
               ))}
-            </tbody>
-          </table>
-        </div>
+            </Table>
       )}
-      {entries.hasNextPage && (
-        <button type="button" className="secondary" onClick={() => void entries.fetchNextPage()} disabled={entries.isFetchingNextPage}>
-          Older entries
-        </button>
-      )}
+      <MoreButton query={entries} label="Older entries" />
     </Page>
   );
 }

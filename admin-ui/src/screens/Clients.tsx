@@ -4,7 +4,7 @@ import { useState } from 'react';
 import { useForm } from 'react-hook-form';
 import { api, ApiError, unwrap, type Schemas } from '../api/client';
 import { useTenant } from '../tenant';
-import { Empty, Field, formatDate, Page, ProblemAlert, Query, SecretOnce } from '../ui';
+import { Empty, Field, formatDate, Page, ProblemAlert, Query, SecretOnce, Table } from '../ui';
 
 type Scope = Schemas['Scope'];
 const SCOPES: Scope[] = [
@@ -74,18 +74,7 @@ export default function Clients() {
           list.length === 0 ? (
             <Empty>No API clients yet.</Empty>
           ) : (
-            <div className="table-wrap">
-              <table>
-                <thead>
-                  <tr>
-                    <th scope="col">Name</th>
-                    <th scope="col">Client id</th>
-                    <th scope="col">Scopes</th>
-                    <th scope="col">Last used</th>
-                    <th scope="col">Status</th>
-                  </tr>
-                </thead>
-                <tbody>
+            <Table columns={['Name', 'Client id', 'Scopes', 'Last used', 'Status']}>
                   {list.map((c) => (
                     <tr key={c.id}>
                       <td>{c.name}</td>
@@ -105,9 +94,7 @@ export default function Clients() {
                       </td>
                     </tr>
                   ))}
-                </tbody>
-              </table>
-            </div>
+                </Table>
           )
         }
       </Query>

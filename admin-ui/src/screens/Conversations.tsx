@@ -4,7 +4,7 @@ import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tansta
 import { useState } from 'react';
 import { api, unwrap, type Schemas } from '../api/client';
 import { useTenant } from '../tenant';
-import { Empty, Field, formatDate, Loading, Page, ProblemAlert, Query } from '../ui';
+import { Empty, Field, formatDate, Loading, MoreButton, Page, ProblemAlert, Query, Table } from '../ui';
 import { WidgetFilter } from './Analytics';
 
 type Feedback = Schemas['FeedbackFilter'];
@@ -139,19 +139,7 @@ export default function Conversations() {
       ) : list.length === 0 ? (
         <Empty>No conversations match.</Empty>
       ) : (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Title</th>
-                <th scope="col">End user</th>
-                <th scope="col">Messages</th>
-                <th scope="col">Feedback</th>
-                <th scope="col">Last activity</th>
-                <th scope="col">Reviewed</th>
-              </tr>
-            </thead>
-            <tbody>
+        <Table columns={['Title', 'End user', 'Messages', 'Feedback', 'Last activity', 'Reviewed']}>
               {list.map((c) => (
                 <tr key={c.id}>
                   <td>
@@ -168,15 +156,9 @@ export default function Conversations() {
                   <td>{c.reviewed ? 'Yes' : 'No'}</td>
                 </tr>
               ))}
-            </tbody>
-          </table>
-        </div>
+            </Table>
       )}
-      {threads.hasNextPage && (
-        <button type="button" className="secondary" onClick={() => void threads.fetchNextPage()} disabled={threads.isFetchingNextPage}>
-          Older conversations
-        </button>
-      )}
+      <MoreButton query={threads} label="Older conversations" />
     </Page>
   );
 }

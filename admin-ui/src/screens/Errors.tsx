@@ -4,7 +4,7 @@ import { useInfiniteQuery, useMutation, useQueryClient } from '@tanstack/react-q
 import { useState } from 'react';
 import { api, unwrap, type Schemas } from '../api/client';
 import { useTenant } from '../tenant';
-import { Empty, formatDate, Loading, Page, ProblemAlert } from '../ui';
+import { Empty, formatDate, Loading, MoreButton, Page, ProblemAlert } from '../ui';
 import { WidgetFilter } from './Analytics';
 
 type Status = Schemas['ErrorStatus'];
@@ -74,11 +74,7 @@ export default function Errors() {
           ))}
         </ul>
       )}
-      {groups.hasNextPage && (
-        <button type="button" className="secondary" onClick={() => void groups.fetchNextPage()} disabled={groups.isFetchingNextPage}>
-          Load more
-        </button>
-      )}
+      <MoreButton query={groups} label="Load more" />
       <ProblemAlert error={resolve.error} />
     </Page>
   );

@@ -4,7 +4,7 @@ import { useState } from 'react';
 import { useForm } from 'react-hook-form';
 import { api, ApiError, unwrap, type Schemas } from '../api/client';
 import { useTenant } from '../tenant';
-import { CopyButton, Empty, Field, formatDate, Page, ProblemAlert, Query, ReadOnlyNote } from '../ui';
+import { CopyButton, Empty, Field, formatDate, Page, ProblemAlert, Query, ReadOnlyNote, Table } from '../ui';
 
 type Role = Schemas['Role'];
 const ROLES: Role[] = ['owner', 'admin', 'editor', 'viewer'];
@@ -90,20 +90,7 @@ export default function Team() {
       <h2>Members</h2>
       <Query query={members} what="members">
         {(list) => (
-          <div className="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Email</th>
-                  <th scope="col">Role</th>
-                  <th scope="col">Since</th>
-                  <th scope="col">
-                    <span className="visually-hidden">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
+          <Table columns={['Name', 'Email', 'Role', 'Since', { hidden: 'Actions' }]}>
                 {list.map((m) => (
                   <tr key={m.user_id}>
                     <td>{m.name || '—'}</td>
@@ -128,9 +115,7 @@ export default function Team() {
                     </td>
                   </tr>
                 ))}
-              </tbody>
-            </table>
-          </div>
+              </Table>
         )}
       </Query>
       <ProblemAlert error={changeRole.error ?? removeMember.error} />

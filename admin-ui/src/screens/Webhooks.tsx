@@ -5,7 +5,7 @@ import { useState } from 'react';
 import { useForm } from 'react-hook-form';
 import { api, ApiError, unwrap, type Schemas } from '../api/client';
 import { useTenant } from '../tenant';
-import { Empty, Field, formatDate, Page, ProblemAlert, Query, SecretOnce } from '../ui';
+import { Empty, Field, formatDate, Page, ProblemAlert, Query, SecretOnce, Table } from '../ui';
 
 type EventType = Schemas['EventType'];
 const EVENTS: EventType[] = ['widget.published', 'feedback.created'];
@@ -29,20 +29,7 @@ function Deliveries({ id }: { id: string }) {
         list.length === 0 ? (
           <Empty>No deliveries yet.</Empty>
         ) : (
-          <div className="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">When</th>
-                  <th scope="col">Event</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Response</th>
-                  <th scope="col">
-                    <span className="visually-hidden">Replay</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
+          <Table columns={['When', 'Event', 'Status', 'Response', { hidden: 'Replay' }]}>
                 {list.map((d) => (
                   <tr key={d.id}>
                     <td>{formatDate(d.created_at)}</td>
@@ -62,9 +49,7 @@ function Deliveries({ id }: { id: string }) {
                     </td>
                   </tr>
                 ))}
-              </tbody>
-            </table>
-          </div>
+              </Table>
         )
       }
     </Query>

@@ -6,7 +6,7 @@ import { useForm } from 'react-hook-form';
 import { Link, useNavigate } from 'react-router';
 import { api, ApiError, unwrap, type Schemas } from '../api/client';
 import { useTenant } from '../tenant';
-import { Empty, Field, formatDate, Page, ProblemAlert, Query, ReadOnlyNote } from '../ui';
+import { Empty, Field, formatDate, Page, ProblemAlert, Query, ReadOnlyNote, Table } from '../ui';
 
 type Widget = Schemas['Widget'];
 
@@ -127,22 +127,7 @@ export default function Widgets() {
           list.length === 0 ? (
             <Empty>No widgets yet. Create one, then paste its snippet into your site.</Empty>
           ) : (
-            <div className="table-wrap">
-              <table>
-                <thead>
-                  <tr>
-                    <th scope="col">Name</th>
-                    <th scope="col">Mode</th>
-                    <th scope="col">Placement</th>
-                    <th scope="col">Published</th>
-                    <th scope="col">Last change</th>
-                    <th scope="col">Loads this week</th>
-                    <th scope="col">
-                      <span className="visually-hidden">Actions</span>
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
+            <Table columns={['Name', 'Mode', 'Placement', 'Published', 'Last change', 'Loads this week', { hidden: 'Actions' }]}>
                   {list.map((w) => (
                     <tr key={w.id}>
                       <td>
@@ -163,9 +148,7 @@ export default function Widgets() {
                       </td>
                     </tr>
                   ))}
-                </tbody>
-              </table>
-            </div>
+                </Table>
           )
         }
       </Query>

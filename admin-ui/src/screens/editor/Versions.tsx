@@ -5,7 +5,7 @@ import { diffJson } from 'diff';
 import { useState } from 'react';
 import { api, ifMatch, unwrap, type Schemas } from '../../api/client';
 import { useTenant } from '../../tenant';
-import { Empty, Field, formatDate, ProblemAlert, Query } from '../../ui';
+import { Empty, Field, formatDate, ProblemAlert, Query, Table } from '../../ui';
 import { versionsKey, widgetKey } from './keys';
 
 type Widget = Schemas['Widget'];
@@ -121,19 +121,7 @@ export default function Versions({ widget }: { widget: Widget }) {
           list.length === 0 ? (
             <Empty>Nothing published yet.</Empty>
           ) : (
-            <div className="table-wrap">
-              <table>
-                <thead>
-                  <tr>
-                    <th scope="col">Version</th>
-                    <th scope="col">Published</th>
-                    <th scope="col">Note</th>
-                    <th scope="col">
-                      <span className="visually-hidden">Compare</span>
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
+            <Table columns={['Version', 'Published', 'Note', { hidden: 'Compare' }]}>
                   {list.map((v) => (
                     <tr key={v.number}>
                       <td>
@@ -149,9 +137,7 @@ export default function Versions({ widget }: { widget: Widget }) {
                       </td>
                     </tr>
                   ))}
-                </tbody>
-              </table>
-            </div>
+                </Table>
           )
         }
       </Query>
