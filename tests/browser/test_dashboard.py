@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from kithost.analytics.tasks import rollup
 from kithost.audit.service import CLI
 from kithost.db import create_engine, create_sessionmaker, session_scope
 from kithost.demo import seed_demo
+from kithost.models import Widget
 from kithost.settings import Settings
 from kithost.tenants.service import create_tenant
 from kithost.users.service import create_user
@@ -36,7 +38,9 @@ from tests.conftest import (
     make_settings,
 )
 from tests.embed.helpers import Server
+from tests.factories import set_draft
 from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI
+from tests.widgets.test_agent_builder_exit import HOSTED
 from tests.workers import start_worker, stop_worker
 
 AXE = Path(__file__).resolve().parents[2] / "admin-ui" / "node_modules" / "axe-core" / "axe.min.js"
@@ -197,6 +201,9 @@ async def test_owner_builds_publishes_embeds_and_measures_a_widget(
     dashboard: Dashboard, page: Page, context: BrowserContext, output: Path, openai: FakeOpenAI
 ) -> None:
     openai.reset()
+    await page.goto(dashboard.url + "/")
+    await expect(page.get_by_role("heading", name="Sign in to Kithost")).to_be_visible()
+    await check_screen(page, output, "sign-in")
     await sign_in(page, dashboard)
     await check_screen(page, output, "widgets-empty")
     await page.get_by_role("button", name="New widget").click()
@@ -420,6 +427,32 @@ async def test_the_error_log_shows_a_refused_origin_with_its_hint(
     group = page.locator(".error-group").filter(has_text="config_refused")
     await expect(group.get_by_text("How to fix:")).to_be_visible()
     await check_screen(page, output, "errors")
+
+
+async def test_a_hosted_widget_shows_the_shutdown_and_converts(
+    dashboard: Dashboard, page: Page, output: Path
+) -> None:
+    """Hosted widgets date from before Agent Builder's shutdown: made here in the database."""
+    async with api(dashboard) as client:
+        widget = (
+            await client.post(f"/api/v1/tenants/{TENANT}/widgets", json={"name": "Hosted"})
+        ).json()
+    engine = create_engine(dashboard.settings.database)
+    async with session_scope(create_sessionmaker(engine, create_celery(dashboard.settings))) as db:
+        row = await db.get(Widget, uuid.UUID(widget["id"]))
+        assert row is not None
+        set_draft(row, {**row.draft, **HOSTED})
+    await engine.dispose()
+    await sign_in(page, dashboard)
+    await expect(page.get_by_text("Agent Builder retired")).to_be_visible()
+    await page.get_by_role("link", name="Hosted").click()
+    notice = page.get_by_role("region", name="Agent Builder shutdown")
+    await expect(notice).to_contain_text("OpenAI shut Agent Builder down")
+    await check_screen(page, output, "hosted")
+    await notice.get_by_role("button", name="Convert to self-hosted").click()
+    await expect(notice).to_contain_text("The draft is now self-hosted")
+    await page.get_by_role("link", name="Agent").click()
+    await expect(page.get_by_label("Model", exact=True)).to_be_enabled()
 
 
 SCREENS = ["conversations", "knowledge", "webhooks", "audit", "settings"]
