@@ -94,6 +94,9 @@ async def test_routing_errors_are_problems(client: httpx.AsyncClient) -> None:
     assert (not_found.status_code, not_found.json()["code"]) == (404, "not_found")
     not_allowed = await client.post("/healthz")
     assert (not_allowed.status_code, not_allowed.json()["code"]) == (405, "method_not_allowed")
+    # Every method of the path, though each has a route of its own.
+    key = await client.post("/api/v1/tenants/acme/openai-key")
+    assert (key.status_code, key.headers["allow"]) == (405, "DELETE, GET, PUT")
 
 
 async def test_request_ids_are_generated_unless_a_sane_one_is_given(

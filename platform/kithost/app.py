@@ -27,6 +27,7 @@ from kithost.kit.edge import install_edge
 from kithost.kit.headers import SecurityHeadersMiddleware
 from kithost.kit.limits import LimitsMiddleware
 from kithost.kit.ratelimit import create_rate_limiter
+from kithost.kit.schemas import document_problems
 from kithost.loader.endpoints import router as loader_router
 from kithost.log import configure_logging
 from kithost.middleware import RequestContextMiddleware
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.facts = facts
     app.state.oidc = oidc.create_client(settings)
     install_error_handlers(app)
+    document_problems(app)
     # Authlib keeps the OIDC flow's state, nonce and PKCE verifier here (auth/oidc.py).
     app.add_middleware(
         SessionMiddleware,

@@ -21,6 +21,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 log = structlog.get_logger(__name__)
 
@@ -208,9 +209,23 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_la
 async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, HTTPStatus(exc.status_code).phrase.lower())
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
     return problem_response(
-        request, exc.status_code, code.replace(" ", "_"), exc.detail, headers=exc.headers
+        request, exc.status_code, code.replace(" ", "_"), exc.detail, headers=headers
     )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers at the request's path (Starlette's 405 names only
+    those of the first route that matched the path)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def _client_gone(request: Request, exc: Exception) -> Response:

@@ -104,6 +104,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("DELETE", WIDGET): Rule(Scope.widgets_write),
     ("PUT", f"{WIDGET}/config"): Rule(Scope.widgets_write, {"placement": "direct"}, '"1"'),
     ("POST", f"{WIDGET}/publish"): Rule(Scope.widgets_write, None, '"1"'),
+    ("POST", f"{WIDGET}/preview"): Rule(Scope.widgets_write, None),
     ("POST", f"{WIDGET}/convert"): Rule(Scope.widgets_write, None, '"1"'),
     ("POST", f"{WIDGET}/agent-import"): Rule(
         Scope.widgets_write, {"code": 'a = Agent(name="A", instructions="Hi")'}, '"1"'

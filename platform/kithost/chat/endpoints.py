@@ -197,6 +197,7 @@ for path, endpoint, method, summary, statuses in (
         methods=[method],
         route_class_override=PathParamsRoute,
         summary=summary,
+        status_code=204 if method == "OPTIONS" else 200,
         response_class=Response,
         responses=problems(*statuses),
     )

@@ -5,10 +5,11 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Annotated, Any
 
+from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 from pydantic_core import PydanticCustomError
 
-from kithost.errors import Problem
+from kithost.errors import PROBLEM_JSON, Problem
 
 NUL = "\x00"
 
@@ -52,3 +53,43 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         status: {"model": Problem, "description": HTTPStatus(status).phrase}
         for status in sorted(set(statuses))
     }
+
+
+PROBLEM_REF = "#/components/schemas/Problem"
+ERROR_SCHEMAS = {PROBLEM_REF, "#/components/schemas/HTTPValidationError"}
+
+
+def _problem(status: int) -> dict[str, Any]:
+    return {
+        "description": HTTPStatus(status).phrase,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}},
+    }
+
+
+def document_problems(app: FastAPI) -> None:
+    """Make the OpenAPI document say what error responses are: ``problems()`` gives each a
+    ``Problem`` model, which FastAPI documents as ``application/json``, and FastAPI adds its
+    own 422 shape; the handlers answer every error as an ``application/problem+json``
+    ``Problem``."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        schemas = document["components"]["schemas"]
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.get("responses", {})
+                for status, response in responses.items():
+                    json = response.get("content", {}).get("application/json", {})
+                    if status[0] in "45" and json.get("schema", {}).get("$ref") in ERROR_SCHEMAS:
+                        response["content"] = {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}
+                if "requestBody" in operation:
+                    for status in (400, 413):  # a body that is not JSON; one too large
+                        responses.setdefault(str(status), _problem(status))
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
