@@ -8,6 +8,7 @@ routing errors) into a problem document with a stable ``code``. Anything else is
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -21,7 +22,6 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
-from starlette.routing import Match
 
 log = structlog.get_logger(__name__)
 
@@ -210,22 +210,21 @@ async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, HTTPStatus(exc.status_code).phrase.lower())
     headers = exc.headers
-    if exc.status_code == 405:
-        headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+    if exc.status_code == 405 and (allowed := _documented_methods(request)):
+        headers = {**(headers or {}), "Allow": allowed}
     return problem_response(
         request, exc.status_code, code.replace(" ", "_"), exc.detail, headers=headers
     )
 
 
-def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route answers at the request's path (Starlette's 405 names only
-    those of the first route that matched the path)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
-    return sorted(methods)
+def _documented_methods(request: Request) -> str | None:
+    """Every method the API documents at the request's path (Starlette's 405 names only
+    those of the first route that matched the path, and each method has a route)."""
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        pattern = "[^/]+".join(re.escape(part) for part in re.split(r"\{[^}]+\}", template))
+        if re.fullmatch(pattern, request.url.path):
+            return ", ".join(sorted(method.upper() for method in operations))
+    return None
 
 
 async def _client_gone(request: Request, exc: Exception) -> Response:
