@@ -3,6 +3,8 @@ the scope, CSRF on cookie writes — for users and API clients alike."""
 
 from __future__ import annotations
 
+import base64
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -68,3 +70,7 @@ async def test_clients_by_scope_and_tenant(
     bad = await client.post(url, headers={"Authorization": "Bearer not-a-jwt"})
     assert (bad.status_code, bad.json()["code"]) == (401, "invalid_token")
     assert bad.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    # A header nested deeper than Python's json recursion limit: refused, not a 500.
+    deep = base64.urlsafe_b64encode(b"[" * 3000 + b"]" * 3000).decode().rstrip("=")
+    nested = await client.post(url, headers={"Authorization": f"Bearer {deep}.e30.sig"})
+    assert (nested.status_code, nested.json()["code"]) == (401, "invalid_token")

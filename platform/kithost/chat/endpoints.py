@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 import structlog
 from chatkit.errors import ErrorCode
 from chatkit.server import StreamingResult
@@ -223,7 +223,8 @@ def page_context(header: str | None) -> dict[str, Any] | None:
     try:
         if len(header) > MAX_CONTEXT_BYTES or not _BASE64URL.match(header):
             raise ValueError("not base64url")
-        value = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+        # orjson: bounded nesting (json.loads would raise RecursionError, a 500).
+        value = orjson.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
     except (ValueError, binascii.Error) as exc:  # UnicodeDecodeError is a ValueError
         raise _bad_context() from exc
     if not isinstance(value, dict):

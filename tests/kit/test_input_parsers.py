@@ -1,0 +1,115 @@
+"""Hypothesis over the parsers that take outside input: whatever arrives, each answers a
+value or a 4xx problem (a ``KithostError``), never another exception (a 500)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import jwt
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from kithost.analytics.service import parse_batch
+from kithost.chat.endpoints import _parse as parse_chatkit_request
+from kithost.chat.endpoints import page_context
+from kithost.errors import KithostError
+from kithost.sessions.identity import verify_identity_token
+
+T = TypeVar("T")
+SECRET = "identity-secret-0123456789abcdef"
+NOW = datetime(2026, 12, 5, tzinfo=UTC)
+DEEP = "[" * 1500 + "]" * 1500
+"""Deeper than Python's json (1,000 by default) and orjson (1,024) nest; small enough for
+the page-context header."""
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+MESSAGE = json.dumps(
+    {
+        "type": "threads.create",
+        "params": {
+            "input": {
+                "content": [{"type": "input_text", "text": "Hello"}],
+                "attachments": [],
+                "inference_options": {},
+            }
+        },
+    }
+).encode()
+
+
+def attempt(parse: Callable[[], T]) -> T | KithostError:
+    """What ``parse`` answers, or the problem it raises."""
+    try:
+        return parse()
+    except KithostError as refused:
+        return refused
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+@given(
+    st.text(max_size=300)
+    | st.binary(max_size=300).map(_b64)
+    | JSON_VALUES.map(lambda value: _b64(json.dumps(value).encode()))
+)
+@example(_b64(DEEP.encode()))
+@example(_b64(b'{"a": ' * 3000 + b"1" + b"}" * 3000))
+def test_page_context_is_an_object_or_a_400(header: str) -> None:
+    value = attempt(lambda: page_context(header))
+    if isinstance(value, KithostError):
+        assert value.status == 400
+    else:
+        assert isinstance(value, dict)
+
+
+@given(
+    st.binary(max_size=2000) | JSON_VALUES.map(lambda value: json.dumps(value).encode()),
+    st.sampled_from(["application/json", "text/plain; charset=utf-8", "text/html", None]),
+)
+@example(DEEP.encode(), "application/json")
+@example(b'{"end_user": null, "events": [' + b"{}," * 60 + b"{}]}", "text/plain")
+def test_an_event_batch_is_parsed_or_refused(body: bytes, content_type: str | None) -> None:
+    batch = attempt(lambda: parse_batch(body, content_type, NOW))
+    if isinstance(batch, KithostError):
+        assert 400 <= batch.status < 500
+    else:
+        assert len(batch.events) + len(batch.dropped) <= 200
+
+
+@given(st.binary(max_size=500) | st.integers(0, len(MESSAGE)).map(lambda n: MESSAGE[:n]))
+@example(MESSAGE)
+@example(DEEP.encode())
+def test_a_chatkit_request_is_parsed_or_a_400(body: bytes) -> None:
+    request = attempt(lambda: parse_chatkit_request(body))
+    if isinstance(request, KithostError):
+        assert request.status == 400
+        assert body != MESSAGE
+    else:
+        assert request.type == "threads.create"
+
+
+CLAIMS = st.dictionaries(
+    st.sampled_from(["sub", "exp", "nbf", "name", "email", "iat", "x"]), JSON_VALUES, max_size=6
+)
+
+
+@given(st.text(max_size=400) | CLAIMS.map(lambda claims: jwt.encode(claims, SECRET)))
+@example(jwt.encode({"sub": "42", "exp": 2_000_000_000 + 10**6}, SECRET))
+@example(jwt.encode({"sub": "\u202e42", "exp": int(time.time()) + 60}, SECRET))
+def test_an_identity_token_is_an_end_user_or_a_401(token: str) -> None:
+    user = attempt(lambda: verify_identity_token(token, SECRET))
+    if isinstance(user, KithostError):
+        assert user.status == 401
+    else:
+        assert user.id.startswith("u:")
+        assert user.verified
