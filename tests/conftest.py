@@ -219,3 +219,14 @@ async def http(app: FastAPI, loopback: LoopbackServer) -> AsyncIterator[httpx.As
     async with httpx.AsyncClient(base_url=loopback.url, timeout=30) as client:
         yield client
     loopback.app = None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark by folder: ``browser`` for tests/browser/, ``slow`` for tests/deploy/ (modules
+    mark themselves ``worker`` or ``slow`` otherwise); ``make test-fast`` leaves them out."""
+    for item in items:
+        parts = item.path.parts
+        if "browser" in parts:
+            item.add_marker(pytest.mark.browser)
+        if "deploy" in parts:
+            item.add_marker(pytest.mark.slow)

@@ -10,8 +10,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import free_port
+
+pytestmark = pytest.mark.slow
 
 READY_LINE = "Kithost is running"
 

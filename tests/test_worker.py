@@ -24,6 +24,8 @@ from kithost.worker.enqueue import enqueue
 from tests.conftest import RABBITMQ_URL, REDIS_URL
 from tests.workers import TIMEOUT, start_worker, stop_worker
 
+pytestmark = pytest.mark.worker
+
 
 @pytest.fixture(scope="module")
 def redis_worker(task_queue: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:

@@ -46,6 +46,8 @@ from tests.conftest import REDIS_URL
 from tests.factories import Credentials, bare_tenant, client_token
 from tests.workers import TIMEOUT, start_worker, stop_worker
 
+pytestmark = pytest.mark.worker
+
 VISIBILITY_TIMEOUT = 2
 """Seconds after which Redis hands a killed worker's message to the next worker."""
 

@@ -20,6 +20,8 @@ from tests.conftest import create_test_app
 from tests.factories import login, make_member, make_tenant
 from tests.workers import TIMEOUT, start_worker, stop_worker
 
+pytestmark = pytest.mark.worker
+
 
 class Inbox:
     def __init__(self) -> None:

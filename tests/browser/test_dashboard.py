@@ -40,7 +40,7 @@ from tests.conftest import (
 from tests.embed.helpers import Server
 from tests.factories import set_draft
 from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI
-from tests.widgets.test_agent_builder_exit import HOSTED
+from tests.widgets.helpers import HOSTED
 from tests.workers import start_worker, stop_worker
 
 AXE = Path(__file__).resolve().parents[2] / "admin-ui" / "node_modules" / "axe-core" / "axe.min.js"

@@ -26,6 +26,8 @@ from tests.fakes.openai_server import FakeOpenAI
 from tests.knowledge.helpers import GUIDE
 from tests.workers import TIMEOUT, start_worker, stop_worker
 
+pytestmark = pytest.mark.worker
+
 
 @pytest.fixture
 def worker_settings(

@@ -104,3 +104,23 @@ EVERY_OPTION: dict[str, Any] = {
     "disclaimer": {"text": "AI can make *mistakes*.", "highContrast": True},
     "thread": {"autoScroll": True},
 }
+
+
+# A hosted widget's configuration, as widgets made before Agent Builder's shutdown have it.
+HOSTED: dict[str, Any] = {
+    "mode": "hosted",
+    "placement": "direct",
+    "chatkit": {"theme": {"colorScheme": "dark"}, "startScreen": {"greeting": "Hi there"}},
+    "launcher": {"label": "Ask Acme"},
+    "require_identity": True,
+    "hosted": {
+        "workflow_id": "wf_68df4b13_acme",
+        "state_variables": ["plan"],
+        "chatkit_configuration": {
+            "history": {"enabled": False, "recent_threads": 20},
+            "file_upload": {"enabled": True, "max_file_size": 5, "max_files": 3},
+            "automatic_thread_titling": {"enabled": True},
+        },
+        "max_requests_per_minute": 30,
+    },
+}

@@ -5,31 +5,12 @@ carries over and says what does not; visitors see nothing until publish."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.models import Widget
-from tests.widgets.helpers import WIDGETS, Acme, audit_entries, create, url
-
-HOSTED: dict[str, Any] = {
-    "mode": "hosted",
-    "placement": "direct",
-    "chatkit": {"theme": {"colorScheme": "dark"}, "startScreen": {"greeting": "Hi there"}},
-    "launcher": {"label": "Ask Acme"},
-    "require_identity": True,
-    "hosted": {
-        "workflow_id": "wf_68df4b13_acme",
-        "state_variables": ["plan"],
-        "chatkit_configuration": {
-            "history": {"enabled": False, "recent_threads": 20},
-            "file_upload": {"enabled": True, "max_file_size": 5, "max_files": 3},
-            "automatic_thread_titling": {"enabled": True},
-        },
-        "max_requests_per_minute": 30,
-    },
-}
+from tests.widgets.helpers import HOSTED, WIDGETS, Acme, audit_entries, create, url
 
 
 async def hosted_widget(client: httpx.AsyncClient, acme: Acme, db: AsyncSession) -> str:
