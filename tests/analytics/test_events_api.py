@@ -6,10 +6,12 @@ each test reads back exactly the task messages its requests sent.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -23,6 +25,7 @@ from kithost.models import Widget
 from kithost.settings import Settings
 from tests.analytics.helpers import SHOP, USER, event, now_ms, published_widget
 from tests.conftest import REDIS_URL, create_test_app
+from tests.proxy import CuttableProxy
 from tests.workers import take_sent_tasks
 
 DAY_MS = 24 * 3600 * 1000
@@ -296,3 +299,32 @@ async def test_an_unreachable_broker_is_503_not_a_silent_drop(
         response = await send(client, widget, {"events": [event("loader.loaded")]})
     assert (response.status_code, response.json()["code"]) == (503, "events_unavailable")
     assert response.headers["retry-after"] == "5"
+
+
+async def test_the_broker_going_away_and_back_loses_nothing_silently(
+    settings: Settings, connection: AsyncConnection, db: AsyncSession
+) -> None:
+    """Redis cut under a running app: 503 (the loader sends the batch again), then 202 with
+    the batch queued once it is back, in the same process."""
+    widget = await published_widget(db)
+    direct = urlsplit(REDIS_URL)
+    proxy = CuttableProxy(direct.hostname or "127.0.0.1", direct.port or 6379)
+    await proxy.start()
+    app = create_test_app(
+        settings, connection, broker_url=f"redis://127.0.0.1:{proxy.port}{direct.path}"
+    )
+    transport = httpx.ASGITransport(app=app)
+    batch = {"events": [event("loader.loaded")]}
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            assert (await send(client, widget, batch)).status_code == 202
+            await proxy.cut()
+            down = await send(client, widget, batch)
+            assert (down.status_code, down.json()["code"]) == (503, "events_unavailable")
+            await proxy.restore()
+            assert (await send(client, widget, batch)).status_code == 202
+        # In a thread: the proxy serves on this event loop.
+        accepted = await asyncio.to_thread(sent, app)
+        assert len(accepted) == 2, "the two accepted batches, and only those"
+    finally:
+        await proxy.cut()

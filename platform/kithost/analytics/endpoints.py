@@ -26,7 +26,7 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from kombu.exceptions import OperationalError as BrokerError
+from kombu.exceptions import KombuError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import State
 
@@ -64,7 +64,8 @@ EVENTS_PATH = "/v1/embed/{pk}/events"
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 DEFAULT_RANGE = {Interval.hour: timedelta(days=1), Interval.day: timedelta(days=7)}
-BROKER_ERRORS = (BrokerError, OSError)
+BROKER_ERRORS = (KombuError, OSError)
+"""The broker away: refused connections, and a publish cut off midway (``BatchPublishError``)."""
 REFUSED = "config_refused"
 REFUSALS_PER_MINUTE = 1
 """Refusals kept per widget, page origin and client address a minute: one tells the tenant;
