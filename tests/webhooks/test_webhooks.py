@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
-from standardwebhooks import Webhook
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from kithost.analytics import service as analytics
 from kithost.analytics.tasks import ingest
@@ -298,3 +298,51 @@ async def test_a_new_client_error_group_is_announced_once(
     ]
     assert all(e["data"]["widget_id"] == str(widget.id) for e in events)
     assert USER not in str(events)
+
+
+async def test_a_rotated_secret_signs_beside_the_new_one_for_a_day(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    receiver: Receiver,
+    sent: list[tuple[str, list[Any]]],
+) -> None:
+    owner = await owner_of_acme(app, db)
+    created = await endpoint(client, owner, receiver.url, ["widget.published"])
+    old, hook = created["secret"], created["endpoint"]
+    rotated = await client.post(f"{WEBHOOKS}/{hook['id']}/rotate-secret", headers=owner.headers)
+    assert rotated.status_code == 200, rotated.text
+    new = rotated.json()["secret"]
+    assert new.startswith("whsec_")
+    assert new != old
+    until = datetime.fromisoformat(rotated.json()["old_secret_until"])
+    assert timedelta(hours=23) < until - utcnow() <= timedelta(hours=24)
+    stored = await db.get(WebhookEndpoint, uuid.UUID(hook["id"]))
+    assert stored is not None
+    await db.refresh(stored)
+    assert stored.previous_secret is not None
+    assert old not in stored.previous_secret, "encrypted at rest"
+    assert app.state.secret_box.decrypt(stored.previous_secret) == old
+    listed = await client.get(WEBHOOKS, headers=owner.headers)
+    assert old not in listed.text
+    assert new not in listed.text
+    assert "webhook.secret_rotated" in await audit_actions(db, stored.tenant_id)
+
+    await client.post(f"{WEBHOOKS}/{hook['id']}/test", headers=owner.headers)
+    assert await run_deliveries(app, sent) == [True]
+    got = receiver.received[-1]
+    assert len(got.headers["webhook-signature"].split(" ")) == 2
+    assert Webhook(new).verify(got.body, got.headers)["type"] == "webhook.test"
+    assert Webhook(old).verify(got.body, got.headers)["type"] == "webhook.test"
+
+    stored.previous_secret_until = utcnow() - timedelta(seconds=1)  # the day is over
+    await db.flush()
+    await client.post(f"{WEBHOOKS}/{hook['id']}/test", headers=owner.headers)
+    assert await run_deliveries(app, sent) == [True]
+    got = receiver.received[-1]
+    assert len(got.headers["webhook-signature"].split(" ")) == 1
+    assert Webhook(new).verify(got.body, got.headers)["type"] == "webhook.test"
+    with pytest.raises(WebhookVerificationError):
+        Webhook(old).verify(got.body, got.headers)
+    await db.refresh(stored)
+    assert stored.previous_secret is None, "not kept past its overlap"

@@ -61,6 +61,14 @@ class EndpointCreated(Schema):
     secret: str
 
 
+class SecretRotated(Schema):
+    """The new signing secret: shown this once."""
+
+    secret: str
+    old_secret_until: datetime
+    """Until then deliveries are signed with the old secret too."""
+
+
 class Delivery(Schema):
     id: uuid.UUID
     event_id: str
