@@ -18,6 +18,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit.service import CLI
+from kithost.auth.roles import ROLE_SCOPES
+from kithost.auth.scopes import Scope
 from kithost.models import (
     AnalyticsEvent,
     AuditLogEntry,
@@ -31,7 +33,7 @@ from kithost.models import (
 from kithost.models.base import utcnow
 from kithost.widgets.service import create_widget
 from tests.api.helpers import audit_actions
-from tests.factories import Credentials, login, make_member, make_tenant
+from tests.factories import Credentials, client_token, login, make_member, make_tenant
 
 CONVERSATIONS = "/api/v1/tenants/acme/conversations"
 ANONYMOUS = "a:anon_" + "z" * 24
@@ -182,6 +184,51 @@ async def test_reading_a_transcript_is_audited_and_deleting_it_too(
     )
     assert left == 0
     assert "conversation.deleted" in await audit_actions(db, tenant.id)
+
+
+async def test_editors_read_conversations_where_the_tenant_lets_them_viewers_never(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    tenant, owner, threads = await acme_with_chats(app, db)
+    editor = await login(app, db, await make_member(db, tenant, Role.editor))
+    viewer = await login(app, db, await make_member(db, tenant, Role.viewer))
+    settings = CONVERSATIONS + "/settings"
+    shown = await client.get(settings, headers=owner.headers)
+    assert shown.json() == {"editors_may_read": False}
+
+    opened = await client.put(settings, json={"editors_may_read": True}, headers=owner.headers)
+    assert opened.json() == {"editors_may_read": True}
+    assert "conversations.settings_changed" in await audit_actions(db, tenant.id)
+    everything = [threads["returns"], threads["anonymous"], threads["blog"]]
+    assert await listed(client, editor) == everything
+    read = await client.get(f"{CONVERSATIONS}/{threads['returns']}", headers=editor.headers)
+    assert read.status_code == 200
+    for path in ("", f"/{threads['returns']}", "/export.csv", "/settings"):
+        refused = await client.get(CONVERSATIONS + path, headers=viewer.headers)
+        assert (refused.status_code, refused.json()["code"]) == (403, "insufficient_scope")
+    them = await client.get("/api/v1/tenants/other/conversations", headers=editor.headers)
+    assert them.status_code == 404, "still only their own tenant"
+
+    # Making an editor now gives conversations:read: only a caller holding it may.
+    editors = sorted(ROLE_SCOPES[Role.editor] | {Scope.members_write})
+    manager = await client_token(app, db, tenant, editors)
+    invite = {"email": "eve@example.test", "role": "editor"}
+    invited = await client.post(
+        "/api/v1/tenants/acme/invitations", json=invite, headers=manager.headers
+    )
+    assert (invited.status_code, invited.json()["code"]) == (403, "role_too_high")
+    # Nor may it open conversations to editors.
+    refused = await client.put(settings, json={"editors_may_read": True}, headers=manager.headers)
+    assert (refused.status_code, refused.json()["code"]) == (403, "scope_escalation")
+    closed = await client.put(settings, json={"editors_may_read": False}, headers=manager.headers)
+    assert closed.json() == {"editors_may_read": False}
+    again = await client.get(CONVERSATIONS, headers=editor.headers)
+    assert (again.status_code, again.json()["code"]) == (403, "insufficient_scope")
+    assert await listed(client, owner) == everything, "owners always"
+    invited = await client.post(
+        "/api/v1/tenants/acme/invitations", json=invite, headers=manager.headers
+    )
+    assert invited.status_code == 201, "an editor reads nothing now"
 
 
 @pytest.mark.parametrize("role", [Role.editor, Role.viewer])

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.auth.dependencies import ConversationsRead
+from kithost.auth.dependencies import ConversationsRead, MembersWrite
 from kithost.auth.principals import TenantAccess
 from kithost.conversations import schemas, service
 from kithost.db import DbSession, session_scope
@@ -103,6 +103,29 @@ def _streamed(
         media_type=media_type,
         headers={"Content-Disposition": f'attachment; filename="conversations.{extension}"'},
     )
+
+
+@router.get(
+    "/settings",
+    summary="Who may read conversations",
+    description="Owners and admins always; editors when `editors_may_read`; viewers never.",
+    responses=problems(*TENANT_ERRORS),
+)
+async def get_settings(access: ConversationsRead) -> schemas.ConversationSettings:
+    return service.settings_of(access)
+
+
+@router.put(
+    "/settings",
+    summary="Let editors read conversations, or not",
+    description="Needs `members:write`; opening them to editors needs `conversations:read` "
+    "too (403 `scope_escalation` without it). Audited.",
+    responses=problems(*TENANT_ERRORS),
+)
+async def put_settings(
+    access: MembersWrite, session: DbSession, body: schemas.ConversationSettings
+) -> schemas.ConversationSettings:
+    return service.change_settings(session, access, body)
 
 
 @router.get(

@@ -92,3 +92,10 @@ class ReviewUpdate(Schema):
 class Transcript(Conversation):
     items: list[TranscriptItem]
     review: Review | None
+
+
+class ConversationSettings(Schema):
+    """Who may read the tenant's conversations besides owners and admins (viewers never)."""
+
+    editors_may_read: bool
+    """Editors hold ``conversations:read``: they list, read, export and delete them."""

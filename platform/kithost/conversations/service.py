@@ -12,22 +12,57 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit import service as audit
 from kithost.auth.principals import TenantAccess
+from kithost.auth.scopes import Scope
 from kithost.chat import service as chat
 from kithost.conversations import repository
 from kithost.conversations.schemas import (
     Conversation,
     ConversationPage,
     ConversationQuery,
+    ConversationSettings,
     Review,
     ReviewUpdate,
     Transcript,
     TranscriptItem,
 )
-from kithost.errors import NotFound
+from kithost.errors import FieldError, Forbidden, NotFound
 from kithost.models import ChatItem, ConversationReview
 from kithost.sessions.identity import exported_end_user
 
 EXPORT_PAGE = 200
+
+
+def settings_of(access: TenantAccess) -> ConversationSettings:
+    return ConversationSettings(editors_may_read=access.tenant.editors_read_conversations)
+
+
+def change_settings(
+    session: AsyncSession, access: TenantAccess, wanted: ConversationSettings
+) -> ConversationSettings:
+    """Let editors read conversations, or stop them; audited. Only a caller who reads them
+    may open them to others (nobody grants beyond their own scopes)."""
+    if wanted.editors_may_read and Scope.conversations_read not in access.scopes:
+        message = f"you do not hold {Scope.conversations_read.value}"
+        raise Forbidden(
+            f"Cannot open conversations to editors: {message}.",
+            code="scope_escalation",
+            errors=[FieldError(field="editors_may_read", message=message, type="scope_escalation")],
+        )
+    tenant = access.tenant
+    before = settings_of(access).model_dump()
+    tenant.editors_read_conversations = wanted.editors_may_read
+    changes = audit.changes(before, wanted.model_dump())
+    if changes:
+        audit.record(
+            session,
+            access.actor,
+            "conversations.settings_changed",
+            tenant_id=tenant.id,
+            target_type="tenant",
+            target_id=tenant.id,
+            data=changes,
+        )
+    return wanted
 
 
 async def list_conversations(
