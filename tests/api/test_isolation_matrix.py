@@ -135,6 +135,11 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("PUT", f"{ANALYTICS}/settings"): Rule(Scope.members_write, {"retention_days": 30}),
     ("GET", f"{PREFIX}/conversations"): Rule(Scope.conversations_read),
     ("GET", f"{PREFIX}/conversations/export.jsonl"): Rule(Scope.conversations_read),
+    ("GET", f"{PREFIX}/conversations/export.csv"): Rule(Scope.conversations_read),
+    ("GET", f"{PREFIX}/conversations/settings"): Rule(Scope.conversations_read),
+    ("PUT", f"{PREFIX}/conversations/settings"): Rule(
+        Scope.members_write, {"editors_may_read": False}
+    ),
     ("GET", f"{PREFIX}/conversations/{{thread_id}}"): Rule(Scope.conversations_read),
     ("DELETE", f"{PREFIX}/conversations/{{thread_id}}"): Rule(Scope.conversations_read),
     ("PATCH", f"{PREFIX}/conversations/{{thread_id}}/review"): Rule(

@@ -4,6 +4,8 @@ deleted (audited); owners and admins only; anonymous visitors never shown in cle
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import secrets
 from datetime import timedelta
@@ -16,11 +18,22 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit.service import CLI
-from kithost.models import ChatItem, ChatThread, Role, Tenant, Widget
+from kithost.auth.roles import ROLE_SCOPES
+from kithost.auth.scopes import Scope
+from kithost.models import (
+    AnalyticsEvent,
+    AuditLogEntry,
+    ChatAttachment,
+    ChatItem,
+    ChatThread,
+    Role,
+    Tenant,
+    Widget,
+)
 from kithost.models.base import utcnow
 from kithost.widgets.service import create_widget
 from tests.api.helpers import audit_actions
-from tests.factories import Credentials, login, make_member, make_tenant
+from tests.factories import Credentials, client_token, login, make_member, make_tenant
 
 CONVERSATIONS = "/api/v1/tenants/acme/conversations"
 ANONYMOUS = "a:anon_" + "z" * 24
@@ -173,13 +186,58 @@ async def test_reading_a_transcript_is_audited_and_deleting_it_too(
     assert "conversation.deleted" in await audit_actions(db, tenant.id)
 
 
+async def test_editors_read_conversations_where_the_tenant_lets_them_viewers_never(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    tenant, owner, threads = await acme_with_chats(app, db)
+    editor = await login(app, db, await make_member(db, tenant, Role.editor))
+    viewer = await login(app, db, await make_member(db, tenant, Role.viewer))
+    settings = CONVERSATIONS + "/settings"
+    shown = await client.get(settings, headers=owner.headers)
+    assert shown.json() == {"editors_may_read": False}
+
+    opened = await client.put(settings, json={"editors_may_read": True}, headers=owner.headers)
+    assert opened.json() == {"editors_may_read": True}
+    assert "conversations.settings_changed" in await audit_actions(db, tenant.id)
+    everything = [threads["returns"], threads["anonymous"], threads["blog"]]
+    assert await listed(client, editor) == everything
+    read = await client.get(f"{CONVERSATIONS}/{threads['returns']}", headers=editor.headers)
+    assert read.status_code == 200
+    for path in ("", f"/{threads['returns']}", "/export.csv", "/settings"):
+        refused = await client.get(CONVERSATIONS + path, headers=viewer.headers)
+        assert (refused.status_code, refused.json()["code"]) == (403, "insufficient_scope")
+    them = await client.get("/api/v1/tenants/other/conversations", headers=editor.headers)
+    assert them.status_code == 404, "still only their own tenant"
+
+    # Making an editor now gives conversations:read: only a caller holding it may.
+    editors = sorted(ROLE_SCOPES[Role.editor] | {Scope.members_write})
+    manager = await client_token(app, db, tenant, editors)
+    invite = {"email": "eve@example.test", "role": "editor"}
+    invited = await client.post(
+        "/api/v1/tenants/acme/invitations", json=invite, headers=manager.headers
+    )
+    assert (invited.status_code, invited.json()["code"]) == (403, "role_too_high")
+    # Nor may it open conversations to editors.
+    refused = await client.put(settings, json={"editors_may_read": True}, headers=manager.headers)
+    assert (refused.status_code, refused.json()["code"]) == (403, "scope_escalation")
+    closed = await client.put(settings, json={"editors_may_read": False}, headers=manager.headers)
+    assert closed.json() == {"editors_may_read": False}
+    again = await client.get(CONVERSATIONS, headers=editor.headers)
+    assert (again.status_code, again.json()["code"]) == (403, "insufficient_scope")
+    assert await listed(client, owner) == everything, "owners always"
+    invited = await client.post(
+        "/api/v1/tenants/acme/invitations", json=invite, headers=manager.headers
+    )
+    assert invited.status_code == 201, "an editor reads nothing now"
+
+
 @pytest.mark.parametrize("role", [Role.editor, Role.viewer])
 async def test_only_owners_and_admins_read_conversations(
     client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, role: Role
 ) -> None:
     tenant, _, threads = await acme_with_chats(app, db)
     member = await login(app, db, await make_member(db, tenant, role))
-    for path in ("", f"/{threads['returns']}", "/export.jsonl"):
+    for path in ("", f"/{threads['returns']}", "/export.jsonl", "/export.csv"):
         refused = await client.get(CONVERSATIONS + path, headers=member.headers)
         assert (refused.status_code, refused.json()["code"]) == (403, "insufficient_scope")
     admin = await login(app, db, await make_member(db, tenant, Role.admin))
@@ -239,3 +297,124 @@ async def test_staff_note_and_mark_a_conversation_reviewed(
     too_long = await client.patch(review, json={"note": "x" * 5001}, headers=owner.headers)
     assert too_long.status_code == 422
     assert [e["field"] for e in too_long.json()["errors"]] == ["note"]
+
+
+async def test_the_list_finds_threads_with_errors_or_attachments(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    _tenant, owner, threads = await acme_with_chats(app, db)
+    failed = await db.get(ChatThread, threads["anonymous"])
+    stopped = await db.get(ChatThread, threads["blog"])
+    theirs = await db.get(ChatThread, threads["theirs"])
+    assert failed is not None
+    assert stopped is not None
+    assert theirs is not None
+    for thread, error in ((failed, "APIError"), (stopped, "cancelled"), (theirs, "APIError")):
+        db.add(
+            AnalyticsEvent(
+                tenant_id=thread.tenant_id,
+                event_id="s_" + secrets.token_hex(16),
+                widget_id=thread.widget_id,
+                name="server.response.failed",
+                occurred_at=utcnow(),
+                received_at=utcnow(),
+                end_user_id=thread.end_user_id,
+                thread_id=thread.id,
+                data={"thread_id": thread.id, "error": error},
+            )
+        )
+    returns = await db.get(ChatThread, threads["returns"])
+    assert returns is not None
+    for thread in (returns, theirs):
+        db.add(
+            ChatAttachment(
+                id="atc_" + secrets.token_hex(8),
+                tenant_id=thread.tenant_id,
+                widget_id=thread.widget_id,
+                end_user_id=thread.end_user_id,
+                thread_id=thread.id,
+                mime_type="image/png",
+                size=1234,
+                uploaded_at=utcnow(),
+                payload={"name": "tent.png"},
+                payload_version=1,
+            )
+        )
+    await db.flush()
+
+    assert await listed(client, owner, has_error="true") == [threads["anonymous"]], "not a stop"
+    assert await listed(client, owner, has_error="false") == [threads["returns"], threads["blog"]]
+    assert await listed(client, owner, has_attachments="true") == [threads["returns"]]
+    without = await listed(client, owner, has_attachments="false")
+    assert without == [threads["anonymous"], threads["blog"]]
+    both = await listed(client, owner, has_error="true", has_attachments="true")
+    assert both == []
+    exported = await client.get(
+        CONVERSATIONS + "/export.csv", params={"has_error": "true"}, headers=owner.headers
+    )
+    assert {row["thread_id"] for row in csv.DictReader(io.StringIO(exported.text))} == {
+        threads["anonymous"]
+    }
+
+
+async def test_the_csv_export_streams_every_message_one_row_each_audited(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    tenant, owner, threads = await acme_with_chats(app, db)
+    widget = await db.scalar(select(Widget).where(Widget.tenant_id == tenant.id))
+    assert widget is not None
+    for n in range(450):  # more than two export pages
+        await conversation(db, widget, f"u:{n}", [f"question {n}", "answer, with a comma"])
+    await conversation(db, widget, "u:formula", ['=HYPERLINK("http://x", "y")\nsecond line'])
+    async with client.stream("GET", CONVERSATIONS + "/export.csv", headers=owner.headers) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/csv")
+        assert "conversations.csv" in r.headers["content-disposition"]
+        text = "".join([chunk async for chunk in r.aiter_text()])
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert list(rows[0]) == [
+        "thread_id",
+        "widget_id",
+        "end_user",
+        "item_id",
+        "created_at",
+        "kind",
+        "text",
+    ]
+    assert len(rows) == 2 + 4 + 1 + 900 + 1
+    assert threads["theirs"] not in {row["thread_id"] for row in rows}
+    assert ANONYMOUS not in text
+    norway = [row for row in rows if row["thread_id"] == threads["anonymous"]]
+    assert [(row["kind"], row["text"]) for row in norway] == [
+        ("user_message", "Do you ship to Norway?"),
+        ("assistant_message", "We do."),
+        ("user_message", "How long?"),
+        ("assistant_message", "A week."),
+    ]
+    assert norway[0]["end_user"].startswith("a:h_")
+    assert norway[0]["widget_id"] == str(widget.id)
+    assert "answer, with a comma" in {row["text"] for row in rows}
+    [formula] = [row for row in rows if row["end_user"] == "u:formula"]
+    assert formula["text"] == '\'=HYPERLINK("http://x", "y")\nsecond line'
+
+    only = await client.get(
+        CONVERSATIONS + "/export.csv", params={"q": "Norway"}, headers=owner.headers
+    )
+    assert {row["thread_id"] for row in csv.DictReader(io.StringIO(only.text))} == {
+        threads["anonymous"]
+    }
+    await client.get(CONVERSATIONS + "/export.jsonl", headers=owner.headers)
+    entries = (
+        await db.scalars(
+            select(AuditLogEntry).where(
+                AuditLogEntry.tenant_id == tenant.id,
+                AuditLogEntry.action == "conversations.exported",
+            )
+        )
+    ).all()
+    assert sorted((e.data["format"], str(e.data["filters"])) for e in entries) == [
+        ("csv", "{'q': 'Norway'}"),
+        ("csv", "{}"),
+        ("jsonl", "{}"),
+    ]
+    assert {e.actor_type for e in entries} == {"user"}

@@ -19,6 +19,7 @@ OPENAI_KEY = "sk-proj-" + "x" * 40
 IDENTITY_SECRET = "wis_" + "y" * 43
 MODEL_KEY = "model-key-" + "z" * 20
 WEBHOOK_SECRET = "whsec_" + "w" * 40
+ROTATED_WEBHOOK_SECRET = "whsec_" + "v" * 40
 
 
 def stored(settings: Settings) -> dict[str, list[str]]:
@@ -40,6 +41,13 @@ def stored(settings: Settings) -> dict[str, list[str]]:
             "webhook_endpoints.secret": list(
                 session.scalars(select(WebhookEndpoint.secret).order_by(WebhookEndpoint.id))
             ),
+            "webhook_endpoints.previous_secret": [
+                v
+                for v in session.scalars(
+                    select(WebhookEndpoint.previous_secret).order_by(WebhookEndpoint.id)
+                )
+                if v
+            ],
         }
 
 
@@ -66,6 +74,7 @@ def test_reencrypt_moves_every_secret_to_the_first_key(
                 url="https://hooks.example.com/k",
                 events=["widget.published"],
                 secret=old_box.encrypt(WEBHOOK_SECRET),
+                previous_secret=old_box.encrypt(ROTATED_WEBHOOK_SECRET),
             )
         )
         session.commit()
@@ -76,6 +85,7 @@ def test_reencrypt_moves_every_secret_to_the_first_key(
     assert plaintexts["widgets.identity_secret"] == [IDENTITY_SECRET]
     assert plaintexts["widgets.model_key"] == [MODEL_KEY]
     assert plaintexts["webhook_endpoints.secret"] == [WEBHOOK_SECRET]
+    assert plaintexts["webhook_endpoints.previous_secret"] == [ROTATED_WEBHOOK_SECRET]
     assert plaintexts["signing_keys.private_key"]
 
     monkeypatch.setenv("KITHOST_SECRET_KEY", f"{NEW},{OLD}")

@@ -7,21 +7,27 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
-from standardwebhooks import Webhook
+from standardwebhooks import Webhook, WebhookVerificationError
 
-from kithost.models import Role, WebhookEndpoint
+from kithost.analytics import service as analytics
+from kithost.analytics.tasks import ingest
+from kithost.db import session_scope
+from kithost.models import Role, Tenant, WebhookEndpoint
 from kithost.models.base import utcnow
 from kithost.webhooks import delivery
 from kithost.webhooks.tasks import deliver
+from tests.analytics.helpers import SHOP, USER, client_error, published_widget
 from tests.api.helpers import audit_actions
+from tests.chat.helpers import make_chat_widget, thread_of, visitor
 from tests.factories import Credentials, login, make_member, make_tenant
+from tests.fakes.openai_server import FakeOpenAI
 from tests.webhooks.helpers import Receiver
 from tests.workers import RecordedTasks
 
@@ -209,3 +215,134 @@ async def test_editors_and_other_tenants_see_no_webhooks(
     theirs = f"/api/v1/tenants/other/webhooks/{hook['id']}"
     gone = await client.patch(theirs, json={"enabled": False}, headers=stranger.headers)
     assert (gone.status_code, gone.json()["code"]) == (404, "webhook_not_found")
+
+
+async def test_a_new_conversation_is_announced_once(
+    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    receiver: Receiver,
+    sent: list[tuple[str, list[Any]]],
+) -> None:
+    widget = await make_chat_widget(db, app, fake_openai)
+    tenant = await db.get(Tenant, widget.tenant_id)
+    assert tenant is not None
+    owner = await login(app, db, await make_member(db, tenant, Role.owner))
+    hooks = f"/api/v1/tenants/{tenant.slug}/webhooks"
+    created = await client.post(
+        hooks,
+        json={"url": receiver.url, "events": ["conversation.started"]},
+        headers=owner.headers,
+    )
+    assert created.status_code == 201, created.text
+    secret = created.json()["secret"]
+
+    alice = await visitor(http, app, db, widget)
+    thread = thread_of(await alice.send("Where is my order?"))
+    await alice.send("And the invoice?", thread_id=thread)
+    bob = await visitor(http, app, db, widget, end_user="u:42")
+    bobs = thread_of(await bob.send("Hi there"))
+    assert await run_deliveries(app, sent) == [True, True], "one per new thread"
+
+    events = [Webhook(secret).verify(got.body, got.headers) for got in receiver.received]
+    assert {e["type"] for e in events} == {"conversation.started"}
+    by_thread = {e["data"]["thread_id"]: e["data"] for e in events}
+    assert set(by_thread) == {thread, bobs}
+    assert (by_thread[thread]["text"], by_thread[thread]["end_user"]) == (
+        "Where is my order?",
+        None,
+    )
+    assert (by_thread[bobs]["text"], by_thread[bobs]["end_user"]) == ("Hi there", "u:42")
+    assert by_thread[bobs]["widget_id"] == str(widget.id)
+    assert by_thread[bobs]["item_id"].startswith("msg_")
+
+
+async def test_a_new_client_error_group_is_announced_once(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    receiver: Receiver,
+    sent: list[tuple[str, list[Any]]],
+) -> None:
+    tenant = await make_tenant(db, "acme")
+    owner = await login(app, db, await make_member(db, tenant, Role.owner))
+    created = await endpoint(client, owner, receiver.url, ["client_error.new_group"])
+    widget = await published_widget(db, tenant)
+
+    async def report(*events: dict[str, Any]) -> None:
+        """Send a batch as the loader does, then store it as the worker does."""
+        response = await client.post(
+            f"/v1/embed/{widget.public_key}/events",
+            json={"end_user": USER, "events": list(events)},
+            headers={"Origin": SHOP},
+        )
+        assert response.status_code == 202, response.text
+        batches = [args for name, args in sent if name == ingest.name]
+        sent[:] = [s for s in sent if s[0] != ingest.name]
+        for tenant_id, widget_id, stored in batches:
+            async with session_scope(app.state.sessionmaker) as session:
+                await analytics.store(
+                    session, uuid.UUID(tenant_id), uuid.UUID(widget_id), stored, utcnow()
+                )
+
+    await report(client_error("Request 123 failed"), client_error("Request 456 failed"))
+    await report(client_error("Request 789 failed"), client_error("Socket closed"))
+    assert await run_deliveries(app, sent) == [True, True], "two groups, each new once"
+    events = [Webhook(created["secret"]).verify(got.body, got.headers) for got in receiver.received]
+    assert {e["type"] for e in events} == {"client_error.new_group"}
+    assert sorted((e["data"]["message"], e["data"]["count"]) for e in events) == [
+        ("Request <?> failed", 2),
+        ("Socket closed", 1),
+    ]
+    assert all(e["data"]["widget_id"] == str(widget.id) for e in events)
+    assert USER not in str(events)
+
+
+async def test_a_rotated_secret_signs_beside_the_new_one_for_a_day(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    receiver: Receiver,
+    sent: list[tuple[str, list[Any]]],
+) -> None:
+    owner = await owner_of_acme(app, db)
+    created = await endpoint(client, owner, receiver.url, ["widget.published"])
+    old, hook = created["secret"], created["endpoint"]
+    rotated = await client.post(f"{WEBHOOKS}/{hook['id']}/rotate-secret", headers=owner.headers)
+    assert rotated.status_code == 200, rotated.text
+    new = rotated.json()["secret"]
+    assert new.startswith("whsec_")
+    assert new != old
+    until = datetime.fromisoformat(rotated.json()["old_secret_until"])
+    assert timedelta(hours=23) < until - utcnow() <= timedelta(hours=24)
+    stored = await db.get(WebhookEndpoint, uuid.UUID(hook["id"]))
+    assert stored is not None
+    await db.refresh(stored)
+    assert stored.previous_secret is not None
+    assert old not in stored.previous_secret, "encrypted at rest"
+    assert app.state.secret_box.decrypt(stored.previous_secret) == old
+    listed = await client.get(WEBHOOKS, headers=owner.headers)
+    assert old not in listed.text
+    assert new not in listed.text
+    assert "webhook.secret_rotated" in await audit_actions(db, stored.tenant_id)
+
+    await client.post(f"{WEBHOOKS}/{hook['id']}/test", headers=owner.headers)
+    assert await run_deliveries(app, sent) == [True]
+    got = receiver.received[-1]
+    assert len(got.headers["webhook-signature"].split(" ")) == 2
+    assert Webhook(new).verify(got.body, got.headers)["type"] == "webhook.test"
+    assert Webhook(old).verify(got.body, got.headers)["type"] == "webhook.test"
+
+    stored.previous_secret_until = utcnow() - timedelta(seconds=1)  # the day is over
+    await db.flush()
+    await client.post(f"{WEBHOOKS}/{hook['id']}/test", headers=owner.headers)
+    assert await run_deliveries(app, sent) == [True]
+    got = receiver.received[-1]
+    assert len(got.headers["webhook-signature"].split(" ")) == 1
+    assert Webhook(new).verify(got.body, got.headers)["type"] == "webhook.test"
+    with pytest.raises(WebhookVerificationError):
+        Webhook(old).verify(got.body, got.headers)
+    await db.refresh(stored)
+    assert stored.previous_secret is None, "not kept past its overlap"

@@ -159,12 +159,13 @@ class Occurrences:
 
 async def add_occurrences(
     session: AsyncSession, tenant_id: uuid.UUID, found: Occurrences, now: datetime
-) -> None:
+) -> uuid.UUID | None:
     """Count ``found`` into its group (created if new; reopened when resolved before its
-    latest occurrence) and remember its end users."""
+    latest occurrence) and remember its end users; the group's id when it is new."""
     group = ErrorGroup.__table__.c
+    new_id = uuid.uuid4()
     statement = _insert(session, ErrorGroup).values(
-        id=uuid.uuid4(),
+        id=new_id,
         created_at=now,
         updated_at=now,
         tenant_id=tenant_id,
@@ -208,6 +209,7 @@ async def add_occurrences(
                 for user in sorted(found.end_users)
             ],
         )
+    return group_id if group_id == new_id else None
 
 
 # --- rollups ---------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from kithost.errors import (
 )
 from kithost.models import ErrorGroup, ErrorStatus, RollupPeriod, Tenant
 from kithost.models.base import utcnow
+from kithost.webhooks import service as webhooks
 
 log = structlog.get_logger(__name__)
 
@@ -141,8 +142,25 @@ async def store(
                 log.warning("analytics_event_refused", event_id=event.id, error=str(refused.orig))
     new = [e for e in unique if e.id in inserted]
     for found in _occurrences(widget_id, new):
-        await repository.add_occurrences(session, tenant_id, found, now)
+        group_id = await repository.add_occurrences(session, tenant_id, found, now)
+        if group_id is not None:
+            data = _group(group_id, found)
+            await webhooks.emit(session, tenant_id, "client_error.new_group", data)
     return len(new)
+
+
+def _group(group_id: uuid.UUID, found: repository.Occurrences) -> dict[str, Any]:
+    """A new error group as ``client_error.new_group`` announces it (no end user)."""
+    return {
+        "group_id": str(group_id),
+        "widget_id": str(found.widget_id),
+        "kind": found.kind,
+        "message": found.message,
+        "frame": found.frame,
+        "hint": found.hint,
+        "first_seen": found.first_seen.isoformat(),
+        "count": found.count,
+    }
 
 
 async def _insert(

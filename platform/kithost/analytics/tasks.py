@@ -12,33 +12,15 @@ batch redelivered after a crash, or retried after a database error, is stored on
 from __future__ import annotations
 
 import uuid
-from typing import Any, TypedDict
+from typing import Any
 
 from celery import Task, shared_task
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from kithost.analytics import service
 from kithost.db import Sessionmaker, session_scope
 from kithost.models.base import utcnow
 from kithost.worker import database
-
-
-class _Retry(TypedDict):
-    autoretry_for: tuple[type[Exception], ...]
-    retry_backoff: bool
-    retry_backoff_max: int
-    retry_jitter: bool
-    max_retries: None
-
-
-RETRY = _Retry(
-    autoretry_for=(OperationalError, InterfaceError, OSError),
-    retry_backoff=True,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=None,
-)
-"""Database outages are waited out (exponential backoff, at most 5 minutes apart)."""
+from kithost.worker.database import RETRY
 
 
 @shared_task(name="kithost.analytics.ingest", bind=True, ignore_result=True, **RETRY)

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost.auth import repository, sessions, signing
 from kithost.auth.oauth import API_AUDIENCE
 from kithost.auth.principals import ClientPrincipal, Principal, TenantAccess, UserPrincipal
-from kithost.auth.roles import ALL_SCOPES, ROLE_SCOPES
+from kithost.auth.roles import ALL_SCOPES, scopes_of
 from kithost.auth.scopes import Scope
 from kithost.db import DbSession
 from kithost.errors import Forbidden, NotFound, Unauthorized
@@ -152,7 +152,7 @@ async def _access(
     membership = await members.get_membership(session, tenant.id, principal.user.id)
     if membership is None:
         return None
-    return TenantAccess(tenant, principal, ROLE_SCOPES[membership.role], membership.role)
+    return TenantAccess(tenant, principal, scopes_of(membership.role, tenant), membership.role)
 
 
 def _requiring(scope: Scope) -> object:

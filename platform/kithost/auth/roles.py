@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from kithost.auth.principals import ClientPrincipal, TenantAccess
 from kithost.auth.scopes import Scope
-from kithost.models import Role
+from kithost.models import Role, Tenant
 
 ALL_SCOPES = frozenset(Scope)
 
@@ -29,6 +29,15 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     ),
     Role.viewer: frozenset({Scope.widgets_read, Scope.analytics_read, Scope.members_read}),
 }
+
+
+def scopes_of(role: Role, tenant: Tenant) -> frozenset[Scope]:
+    """The scopes of ``role`` in ``tenant``: its row of the table, and ``conversations:read``
+    for editors where the tenant lets them read conversations."""
+    scopes = ROLE_SCOPES[role]
+    if role is Role.editor and tenant.editors_read_conversations:
+        return scopes | {Scope.conversations_read}
+    return scopes
 
 
 def may_grant(access: TenantAccess, role: Role) -> bool:

@@ -337,6 +337,9 @@ class SqlStore(Store[ChatContext]):
                 created_at=_aware(item.created_at),
             )
         )
+        if new and isinstance(item, UserMessageItem):
+            data = _started(item, context)
+            await webhooks.emit(session, context.tenant_id, "conversation.started", data)
 
     async def count_user_messages_since(self, since: datetime, context: ChatContext) -> int:
         async with self.unit() as session:
@@ -540,6 +543,20 @@ def _owns(row: ChatThread | ChatAttachment, context: ChatContext) -> bool:
         context.widget_id,
         context.end_user_id,
     )
+
+
+def _started(item: UserMessageItem, context: ChatContext) -> dict[str, Any]:
+    """``conversation.started``: a new thread's first user message. A verified end user is
+    named (the tenant's own id); an anonymous visitor is not (a device id is a credential)."""
+    end_user = context.end_user_id
+    return {
+        "thread_id": item.thread_id,
+        "widget_id": str(context.widget_id),
+        "end_user": end_user if end_user.startswith("u:") else None,
+        "item_id": item.id,
+        "created_at": _aware(item.created_at).isoformat(),
+        "text": "".join(part.text for part in item.content if part.type == "input_text"),
+    }
 
 
 def _stored_item(item: ThreadItem) -> dict[str, Any]:

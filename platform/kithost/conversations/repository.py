@@ -21,7 +21,13 @@ from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.conversations.schemas import ConversationQuery, FeedbackFilter
-from kithost.models import ChatItem, ChatThread, ConversationReview
+from kithost.models import (
+    AnalyticsEvent,
+    ChatAttachment,
+    ChatItem,
+    ChatThread,
+    ConversationReview,
+)
 
 MESSAGE_KINDS = ("user_message", "assistant_message")
 ThreadRow = Row[ChatThread, int, int, int, bool | None]
@@ -46,6 +52,18 @@ def _count(*where: ColumnElement[bool]) -> Any:
 MESSAGES = _count(ChatItem.kind.in_(MESSAGE_KINDS))
 POSITIVE = _count(ChatItem.feedback == "positive")
 NEGATIVE = _count(ChatItem.feedback == "negative")
+FAILED = "server.response.failed"
+ERRORED = exists().where(
+    AnalyticsEvent.tenant_id == ChatThread.tenant_id,
+    AnalyticsEvent.thread_id == ChatThread.id,
+    AnalyticsEvent.name == FAILED,
+    AnalyticsEvent.data["error"].as_string() != "cancelled",
+)
+"""A response of the thread failed (the model's error, a refused address; not the visitor's
+stop): its ``server.response.failed`` fact, since ChatKit streams errors, it stores none."""
+ATTACHED = exists().where(
+    ChatAttachment.tenant_id == ChatThread.tenant_id, ChatAttachment.thread_id == ChatThread.id
+)
 
 
 async def page(
@@ -101,6 +119,10 @@ def _filters(session: AsyncSession, query: ConversationQuery) -> list[ColumnElem
         where.append(query.min_messages <= MESSAGES)
     if query.reviewed is not None:
         where.append(func.coalesce(REVIEWED, False) == query.reviewed)
+    if query.has_error is not None:
+        where.append(ERRORED if query.has_error else ~ERRORED)
+    if query.has_attachments is not None:
+        where.append(ATTACHED if query.has_attachments else ~ATTACHED)
     if query.q is not None:
         where.append(
             exists().where(

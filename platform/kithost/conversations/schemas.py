@@ -28,6 +28,12 @@ class ConversationQuery(Schema):
     )
     min_messages: int | None = Field(default=None, ge=1, le=10_000)
     reviewed: bool | None = None
+    has_error: bool | None = Field(
+        default=None, description="Threads with a failed response (or without any)."
+    )
+    has_attachments: bool | None = Field(
+        default=None, description="Threads with a file the visitor attached (or without)."
+    )
     q: str | None = Field(
         default=None, min_length=2, max_length=200, description="Words in the messages."
     )
@@ -86,3 +92,10 @@ class ReviewUpdate(Schema):
 class Transcript(Conversation):
     items: list[TranscriptItem]
     review: Review | None
+
+
+class ConversationSettings(Schema):
+    """Who may read the tenant's conversations besides owners and admins (viewers never)."""
+
+    editors_may_read: bool
+    """Editors hold ``conversations:read``: they list, read, export and delete them."""

@@ -3,6 +3,8 @@ deletion is in the audit log (who, which thread)."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -10,22 +12,57 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit import service as audit
 from kithost.auth.principals import TenantAccess
+from kithost.auth.scopes import Scope
 from kithost.chat import service as chat
 from kithost.conversations import repository
 from kithost.conversations.schemas import (
     Conversation,
     ConversationPage,
     ConversationQuery,
+    ConversationSettings,
     Review,
     ReviewUpdate,
     Transcript,
     TranscriptItem,
 )
-from kithost.errors import NotFound
+from kithost.errors import FieldError, Forbidden, NotFound
 from kithost.models import ChatItem, ConversationReview
 from kithost.sessions.identity import exported_end_user
 
 EXPORT_PAGE = 200
+
+
+def settings_of(access: TenantAccess) -> ConversationSettings:
+    return ConversationSettings(editors_may_read=access.tenant.editors_read_conversations)
+
+
+def change_settings(
+    session: AsyncSession, access: TenantAccess, wanted: ConversationSettings
+) -> ConversationSettings:
+    """Let editors read conversations, or stop them; audited. Only a caller who reads them
+    may open them to others (nobody grants beyond their own scopes)."""
+    if wanted.editors_may_read and Scope.conversations_read not in access.scopes:
+        message = f"you do not hold {Scope.conversations_read.value}"
+        raise Forbidden(
+            f"Cannot open conversations to editors: {message}.",
+            code="scope_escalation",
+            errors=[FieldError(field="editors_may_read", message=message, type="scope_escalation")],
+        )
+    tenant = access.tenant
+    before = settings_of(access).model_dump()
+    tenant.editors_read_conversations = wanted.editors_may_read
+    changes = audit.changes(before, wanted.model_dump())
+    if changes:
+        audit.record(
+            session,
+            access.actor,
+            "conversations.settings_changed",
+            tenant_id=tenant.id,
+            target_type="tenant",
+            target_id=tenant.id,
+            data=changes,
+        )
+    return wanted
 
 
 async def list_conversations(
@@ -86,28 +123,95 @@ async def delete_conversation(session: AsyncSession, access: TenantAccess, threa
     _record(session, access, "conversation.deleted", thread_id)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+CSV_COLUMNS = ("thread_id", "widget_id", "end_user", "item_id", "created_at", "kind", "text")
+
+
 async def export_lines(
     session: AsyncSession, access: TenantAccess, query: ConversationQuery, key: str
 ) -> AsyncIterator[str]:
     """Every matching conversation with its items, one JSON line each, read a page at a
     time (memory stays bounded however many there are)."""
+    async for page, by_thread in _export_pages(session, access, query):
+        for row in page:
+            conversation = _conversation(row, key)
+            items = [_item(i) for i in by_thread.get(conversation.id, [])]
+            transcript = Transcript(**conversation.model_dump(), items=items, review=None)
+            yield transcript.model_dump_json() + "\n"
+
+
+async def export_csv(
+    session: AsyncSession, access: TenantAccess, query: ConversationQuery, key: str
+) -> AsyncIterator[str]:
+    """Every item of every matching conversation, one CSV row each (``CSV_COLUMNS``, a
+    header first), a page of conversations at a time."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    yield _drained(buffer)
+    async for page, by_thread in _export_pages(session, access, query):
+        for row in page:
+            thread = row[0]
+            end_user = exported_end_user(thread.end_user_id, key)
+            for item in by_thread.get(thread.id, []):
+                writer.writerow(
+                    (
+                        thread.id,
+                        thread.widget_id,
+                        end_user,
+                        item.id,
+                        item.created_at.isoformat(),
+                        item.kind,
+                        _cell(_text(item.payload)),
+                    )
+                )
+        yield _drained(buffer)
+
+
+def _cell(text: str) -> str:
+    """Visitors write this text: a spreadsheet must not run it as a formula (OWASP's CSV
+    injection advice: such a cell starts with an apostrophe)."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _drained(buffer: io.StringIO) -> str:
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return text
+
+
+async def _export_pages(
+    session: AsyncSession, access: TenantAccess, query: ConversationQuery
+) -> AsyncIterator[tuple[Sequence[repository.ThreadRow], dict[str, list[ChatItem]]]]:
+    """The matching conversations a page at a time, each with its threads' items."""
     query = query.model_copy(update={"limit": EXPORT_PAGE, "before": None})
     while True:
         rows = await repository.page(session, access.tenant.id, query) or []
         page = rows[:EXPORT_PAGE]
         items = await repository.items(session, access.tenant.id, [r[0].id for r in page])
-        by_thread: dict[str, list[TranscriptItem]] = {}
+        by_thread: dict[str, list[ChatItem]] = {}
         for item in items:
-            by_thread.setdefault(item.thread_id, []).append(_item(item))
-        for row in page:
-            conversation = _conversation(row, key)
-            transcript = Transcript(
-                **conversation.model_dump(), items=by_thread.get(conversation.id, []), review=None
-            )
-            yield transcript.model_dump_json() + "\n"
+            by_thread.setdefault(item.thread_id, []).append(item)
+        yield page, by_thread
         if len(rows) <= EXPORT_PAGE:
             return
         query = query.model_copy(update={"before": page[-1][0].id})
+
+
+def record_export(
+    session: AsyncSession, access: TenantAccess, query: ConversationQuery, export_format: str
+) -> None:
+    """Audit an export: who, in which format, with which filters."""
+    filters = query.model_dump(mode="json", exclude={"before", "limit"}, exclude_none=True)
+    audit.record(
+        session,
+        access.actor,
+        "conversations.exported",
+        tenant_id=access.tenant.id,
+        target_type="conversation",
+        data={"format": export_format, "filters": filters},
+    )
 
 
 def _conversation(row: repository.ThreadRow, key: str) -> Conversation:

@@ -7,7 +7,6 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from kithost.analytics.tasks import RETRY
 from kithost.chat.storage import storage_for
 from kithost.db import Sessionmaker
 from kithost.kit.crypto import SecretBox
@@ -15,6 +14,7 @@ from kithost.knowledge import ingest as work
 from kithost.models import DocumentStatus
 from kithost.settings import get_settings
 from kithost.worker import database
+from kithost.worker.database import RETRY
 
 MAX_UPSTREAM_RETRIES = 8
 """OpenAI unreachable or overloaded: retried 8 times over about 8 minutes, then failed."""

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit import service as audit
 from kithost.auth.principals import TenantAccess
-from kithost.auth.roles import ROLE_SCOPES, may_grant
+from kithost.auth.roles import may_grant, scopes_of
 from kithost.errors import Conflict, FieldError, Forbidden, NotFound
 from kithost.members import repository
 from kithost.members.repository import MemberRow
@@ -22,7 +22,7 @@ def check_may_grant(access: TenantAccess, role: Role) -> None:
     scopes they do not all hold themselves (403 ``role_too_high`` on ``role``)."""
     if not may_grant(access, role):
         raise Forbidden("Only owners may give or take the owner role.", code="owner_role_required")
-    missing = sorted(ROLE_SCOPES[role] - access.scopes)
+    missing = sorted(scopes_of(role, access.tenant) - access.scopes)
     if missing:
         message = f"needs scopes you do not hold: {' '.join(missing)}"
         raise Forbidden(

@@ -16,3 +16,5 @@ class Tenant(Record):
     openai_api_key: Mapped[str | None] = mapped_column(Text)
     """Encrypted (``kit.crypto.SecretBox``); write-only through the API."""
     openai_api_key_last4: Mapped[str | None] = mapped_column(String(4))
+    editors_read_conversations: Mapped[bool] = mapped_column(default=False)
+    """Editors hold ``conversations:read`` too (owners and admins always; viewers never)."""

@@ -22,6 +22,10 @@ class WebhookEndpoint(TenantOwned):
     events: Mapped[list[str]] = mapped_column(JSON)
     enabled: Mapped[bool] = mapped_column(default=True)
     secret: Mapped[str] = mapped_column(Text)
+    previous_secret: Mapped[str | None] = mapped_column(Text)
+    """The secret before the last rotation (encrypted too): deliveries are signed with both
+    until ``previous_secret_until``, so receivers can switch without losing events."""
+    previous_secret_until: Mapped[datetime | None]
     failing_since: Mapped[datetime | None]
     """The first failed delivery of the current run of failures; None when the last one
     went through. A day of failures disables the endpoint."""

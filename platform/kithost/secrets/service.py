@@ -25,6 +25,7 @@ ENCRYPTED_COLUMNS: tuple[EncryptedColumn, ...] = (
     Widget.model_key,
     SigningKey.private_key,
     WebhookEndpoint.secret,
+    WebhookEndpoint.previous_secret,
 )
 """Every column holding ``SecretBox`` ciphertexts."""
 

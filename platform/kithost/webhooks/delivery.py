@@ -49,14 +49,21 @@ async def attempt(
         if endpoint is None or not endpoint.enabled:
             delivery.status = DeliveryStatus.failed
             return Attempt(delivered=False, retry=False)
-        url, secret = endpoint.url, box.decrypt(endpoint.secret)
+        now = utcnow()
+        url, secrets = endpoint.url, [box.decrypt(endpoint.secret)]
+        if endpoint.previous_secret is not None:
+            until = endpoint.previous_secret_until
+            if until is not None and now < until:
+                secrets.append(box.decrypt(endpoint.previous_secret))
+            else:  # its overlap is over: it need not be kept
+                endpoint.previous_secret = endpoint.previous_secret_until = None
         event_id, body = delivery.event_id, json.dumps(delivery.payload, separators=(",", ":"))
-    now = utcnow()
     headers = {
         "content-type": "application/json",
         "webhook-id": event_id,
         "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Webhook(secret).sign(event_id, now, body),
+        # Standard Webhooks: several signatures, space-separated; any one verifies.
+        "webhook-signature": " ".join(Webhook(s).sign(event_id, now, body) for s in secrets),
     }
     started = time.monotonic()
     status, snippet = None, ""

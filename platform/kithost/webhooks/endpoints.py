@@ -68,13 +68,16 @@ async def delete_endpoint(access: WebhooksWrite, session: DbSession, id: uuid.UU
 @router.post(
     "/{id}/rotate-secret",
     summary="Give the endpoint a new signing secret",
-    description="Shown only here; the old secret stops signing at once.",
+    description="The new secret is shown only here. For 24 hours deliveries carry two "
+    "signatures in `webhook-signature` (space-separated, as Standard Webhooks allows): one "
+    "with the new secret, one with the old, so the receiver can switch secrets in that time.",
     responses=ERRORS,
 )
 async def rotate_secret(
     access: WebhooksWrite, session: DbSession, box: AppSecretBox, id: uuid.UUID
-) -> dict[str, str]:
-    return {"secret": await service.rotate_secret(session, box, access, id)}
+) -> schemas.SecretRotated:
+    secret, until = await service.rotate_secret(session, box, access, id)
+    return schemas.SecretRotated(secret=secret, old_secret_until=until)
 
 
 @router.post(

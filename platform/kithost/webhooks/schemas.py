@@ -12,8 +12,23 @@ from kithost.models import DeliveryStatus
 
 
 class EventType(StrEnum):
-    widget_published = "widget.published"
+    """What an endpoint may subscribe to; each event's body is ``{"type", "timestamp",
+    "data"}``, with ``data``:
+
+    - ``conversation.started``: a new thread's first user message: ``thread_id``,
+      ``widget_id``, ``end_user`` (a verified ``u:…``; null for anonymous visitors),
+      ``item_id``, ``created_at``, ``text``;
+    - ``feedback.created``: ``thread_id``, ``item_ids``, ``kind`` (positive, negative);
+    - ``client_error.new_group``: a client error unlike any before in the widget:
+      ``group_id``, ``widget_id``, ``kind``, ``message`` (normalised), ``frame``, ``hint``,
+      ``first_seen``, ``count``;
+    - ``widget.published``: ``widget_id``, ``name``, ``version`` (its number).
+    """
+
+    conversation_started = "conversation.started"
     feedback_created = "feedback.created"
+    client_error_new_group = "client_error.new_group"
+    widget_published = "widget.published"
 
 
 class EndpointCreate(Schema):
@@ -44,6 +59,14 @@ class EndpointCreated(Schema):
 
     endpoint: Endpoint
     secret: str
+
+
+class SecretRotated(Schema):
+    """The new signing secret: shown this once."""
+
+    secret: str
+    old_secret_until: datetime
+    """Until then deliveries are signed with the old secret too."""
 
 
 class Delivery(Schema):

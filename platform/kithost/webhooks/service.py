@@ -9,6 +9,7 @@ import ipaddress
 import secrets
 import uuid
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +28,8 @@ from kithost.webhooks.tasks import deliver
 from kithost.worker.enqueue import enqueue
 
 TEST_EVENT = "webhook.test"
+SECRET_OVERLAP = timedelta(hours=24)
+"""How long the secret a rotation replaces still signs deliveries."""
 
 
 def new_secret() -> str:
@@ -106,13 +109,17 @@ async def update_endpoint(
 
 async def rotate_secret(
     session: AsyncSession, box: SecretBox, access: TenantAccess, endpoint_id: uuid.UUID
-) -> str:
-    """A new signing secret, in use at once; the old one stops signing."""
+) -> tuple[str, datetime]:
+    """A new signing secret, in use at once; the old one keeps signing beside it for
+    ``SECRET_OVERLAP`` (a secret rotated twice within it: the one just replaced). The new
+    secret, and until when the old one signs."""
     endpoint = await get_endpoint(session, access, endpoint_id)
     secret = new_secret()
+    until = utcnow() + SECRET_OVERLAP
+    endpoint.previous_secret, endpoint.previous_secret_until = endpoint.secret, until
     endpoint.secret = box.encrypt(secret)
-    _record(session, access, "webhook.secret_rotated", endpoint)
-    return secret
+    _record(session, access, "webhook.secret_rotated", endpoint, {"old_until": until.isoformat()})
+    return secret, until
 
 
 async def delete_endpoint(

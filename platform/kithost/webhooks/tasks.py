@@ -8,12 +8,12 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from kithost.analytics.tasks import RETRY
 from kithost.db import Sessionmaker
 from kithost.kit.crypto import SecretBox
 from kithost.settings import get_settings
 from kithost.webhooks import delivery
 from kithost.worker import database
+from kithost.worker.database import RETRY
 
 MAX_BACKOFF_SECONDS = 3600
 

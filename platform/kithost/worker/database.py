@@ -10,14 +10,33 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TypedDict, TypeVar
 
 from celery import Celery
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from kithost.db import Sessionmaker, create_engine, create_sessionmaker
 from kithost.settings import get_settings
 
 T = TypeVar("T")
+
+
+class _Retry(TypedDict):
+    autoretry_for: tuple[type[Exception], ...]
+    retry_backoff: bool
+    retry_backoff_max: int
+    retry_jitter: bool
+    max_retries: None
+
+
+RETRY = _Retry(
+    autoretry_for=(OperationalError, InterfaceError, OSError),
+    retry_backoff=True,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=None,
+)
+"""Database outages are waited out (exponential backoff, at most 5 minutes apart)."""
 
 _runtime: tuple[int, asyncio.Runner, Sessionmaker] | None = None
 
