@@ -1,7 +1,7 @@
 """A note on each published widget version.
 
 Revision ID: fa7f3cd9e79f
-Revises: 91a1eecd5cd9
+Revises: 1191d8c2213a
 Create Date: 2026-12-05 16:09:49.855332
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "fa7f3cd9e79f"
-down_revision: str | None = "91a1eecd5cd9"
+down_revision: str | None = "1191d8c2213a"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

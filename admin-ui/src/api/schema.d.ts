@@ -474,6 +474,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tenants/{tenant}/conversations/export.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export messages (CSV, streamed)
+         * @description Every item of the conversations the filters match, one row each: `thread_id, widget_id, end_user, item_id, created_at, kind, text` (a header first; text that a spreadsheet would take for a formula starts with `'`). Audited.
+         */
+        get: operations["export_messages_api_v1_tenants__tenant__conversations_export_csv_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tenants/{tenant}/conversations/export.jsonl": {
         parameters: {
             query?: never;
@@ -483,10 +503,34 @@ export interface paths {
         };
         /**
          * Export conversations (JSON lines, streamed)
-         * @description Every conversation the filters match, one per line, with its items.
+         * @description Every conversation the filters match, one per line, with its items. Audited.
          */
         get: operations["export_conversations_api_v1_tenants__tenant__conversations_export_jsonl_get"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenant}/conversations/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Who may read conversations
+         * @description Owners and admins always; editors when `editors_may_read`; viewers never.
+         */
+        get: operations["get_settings_api_v1_tenants__tenant__conversations_settings_get"];
+        /**
+         * Let editors read conversations, or not
+         * @description Needs `members:write`; opening them to editors needs `conversations:read` too (403 `scope_escalation` without it). Audited.
+         */
+        put: operations["put_settings_api_v1_tenants__tenant__conversations_settings_put"];
         post?: never;
         delete?: never;
         options?: never;
@@ -808,7 +852,7 @@ export interface paths {
         put?: never;
         /**
          * Give the endpoint a new signing secret
-         * @description Shown only here; the old secret stops signing at once.
+         * @description The new secret is shown only here. For 24 hours deliveries carry two signatures in `webhook-signature` (space-separated, as Standard Webhooks allows): one with the new secret, one with the old, so the receiver can switch secrets in that time.
          */
         post: operations["rotate_secret_api_v1_tenants__tenant__webhooks__id__rotate_secret_post"];
         delete?: never;
@@ -1670,6 +1714,14 @@ export interface components {
             next: string | null;
         };
         /**
+         * ConversationSettings
+         * @description Who may read the tenant's conversations besides owners and admins (viewers never).
+         */
+        ConversationSettings: {
+            /** Editors May Read */
+            editors_may_read: boolean;
+        };
+        /**
          * Converted
          * @description The widget with its self-hosted draft (publish to show it), what carried over and
          *     what did not.
@@ -1900,9 +1952,20 @@ export interface components {
         ErrorStatus: "open" | "resolved";
         /**
          * EventType
+         * @description What an endpoint may subscribe to; each event's body is ``{"type", "timestamp",
+         *     "data"}``, with ``data``:
+         *
+         *     - ``conversation.started``: a new thread's first user message: ``thread_id``,
+         *       ``widget_id``, ``end_user`` (a verified ``u:…``; null for anonymous visitors),
+         *       ``item_id``, ``created_at``, ``text``;
+         *     - ``feedback.created``: ``thread_id``, ``item_ids``, ``kind`` (positive, negative);
+         *     - ``client_error.new_group``: a client error unlike any before in the widget:
+         *       ``group_id``, ``widget_id``, ``kind``, ``message`` (normalised), ``frame``, ``hint``,
+         *       ``first_seen``, ``count``;
+         *     - ``widget.published``: ``widget_id``, ``name``, ``version`` (its number).
          * @enum {string}
          */
-        EventType: "widget.published" | "feedback.created";
+        EventType: "conversation.started" | "feedback.created" | "client_error.new_group" | "widget.published";
         /**
          * FeedbackFilter
          * @enum {string}
@@ -2570,6 +2633,19 @@ export interface components {
          * @enum {string}
          */
         Scope: "widgets:read" | "widgets:write" | "sessions:mint" | "analytics:read" | "members:read" | "members:write" | "clients:write" | "knowledge:read" | "knowledge:write" | "conversations:read" | "webhooks:write";
+        /**
+         * SecretRotated
+         * @description The new signing secret: shown this once.
+         */
+        SecretRotated: {
+            /**
+             * Old Secret Until
+             * Format: date-time
+             */
+            old_secret_until: string;
+            /** Secret */
+            secret: string;
+        };
         /** SelfHostedSession */
         SelfHostedSession: {
             /** Chatkit Url */
@@ -4765,6 +4841,10 @@ export interface operations {
                 feedback?: components["schemas"]["FeedbackFilter"] | null;
                 min_messages?: number | null;
                 reviewed?: boolean | null;
+                /** @description Threads with a failed response (or without any). */
+                has_error?: boolean | null;
+                /** @description Threads with a file the visitor attached (or without). */
+                has_attachments?: boolean | null;
                 /** @description Words in the messages. */
                 q?: string | null;
                 /** @description The last id of the previous page. */
@@ -4826,6 +4906,85 @@ export interface operations {
             };
         };
     };
+    export_messages_api_v1_tenants__tenant__conversations_export_csv_get: {
+        parameters: {
+            query?: {
+                widget?: string | null;
+                /** @description Last activity at or after. */
+                since?: string | null;
+                /** @description Last activity before. */
+                until?: string | null;
+                /** @description A verified end user, `u:…`. */
+                end_user?: string | null;
+                /** @description Threads with feedback of this kind. */
+                feedback?: components["schemas"]["FeedbackFilter"] | null;
+                min_messages?: number | null;
+                reviewed?: boolean | null;
+                /** @description Threads with a failed response (or without any). */
+                has_error?: boolean | null;
+                /** @description Threads with a file the visitor attached (or without). */
+                has_attachments?: boolean | null;
+                /** @description Words in the messages. */
+                q?: string | null;
+                /** @description The last id of the previous page. */
+                before?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": unknown;
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     export_conversations_api_v1_tenants__tenant__conversations_export_jsonl_get: {
         parameters: {
             query?: {
@@ -4840,6 +4999,10 @@ export interface operations {
                 feedback?: components["schemas"]["FeedbackFilter"] | null;
                 min_messages?: number | null;
                 reviewed?: boolean | null;
+                /** @description Threads with a failed response (or without any). */
+                has_error?: boolean | null;
+                /** @description Threads with a file the visitor attached (or without). */
+                has_attachments?: boolean | null;
                 /** @description Words in the messages. */
                 q?: string | null;
                 /** @description The last id of the previous page. */
@@ -4883,6 +5046,144 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_settings_api_v1_tenants__tenant__conversations_settings_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationSettings"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    put_settings_api_v1_tenants__tenant__conversations_settings_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConversationSettings"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationSettings"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6527,9 +6828,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: string;
-                    };
+                    "application/json": components["schemas"]["SecretRotated"];
                 };
             };
             /** @description Unauthorized */
