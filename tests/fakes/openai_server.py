@@ -118,6 +118,10 @@ class FakeOpenAI:
         """How long every answer waits (to make clients time out)."""
         self.event_interval_seconds = 0.0
         """The pause after each text delta of a stream (a model that takes its time)."""
+        self.function_calls: deque[tuple[str, str]] = deque()
+        """Scripted function calls (:meth:`call_function`), in order."""
+        self.function_outputs: list[str] = []
+        """The ``function_call_output`` items the Responses requests sent back, in order."""
         self._failures: deque[_ScriptedError] = deque()
         self._stream_script: _StreamScript | None = None
         self._released = threading.Event()
@@ -192,6 +196,13 @@ class FakeOpenAI:
         self._released.clear()
         self._stream_script = _StreamScript(after, None)
 
+    def call_function(self, name: str, arguments: Json | str) -> None:
+        """Make the next Responses request offering a function tool ``name`` answer with a
+        call of it (``arguments``: an object, or raw text as a model may send) instead of
+        text; the request that brings its output back gets the reply text."""
+        raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        self.function_calls.append((name, raw))
+
     def release(self) -> None:
         self._released.set()
 
@@ -204,6 +215,8 @@ class FakeOpenAI:
         self.sessions.clear()
         self.retired_workflows.clear()
         self.web_searches.clear()
+        self.function_calls.clear()
+        self.function_outputs.clear()
         self.vector_stores.reset()
         self._failures.clear()
         self._stream_script = None
@@ -472,6 +485,12 @@ class FakeOpenAI:
             "usage": None,
             "user": None,
         }
+        for item in body.get("input") or []:
+            if isinstance(item, dict) and item.get("type") == "function_call_output":
+                self.function_outputs.append(str(item.get("output")))
+        call = self._function_call(body.get("tools") or [])
+        if call is not None:
+            return self._function_call_response(body, in_progress, call)
         part: Json = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
         message: Json = {
             "id": item_id,
@@ -536,6 +555,45 @@ class FakeOpenAI:
             data = {"type": event_type, "sequence_number": len(events), **fields}
             error_events.append(f"event: {event_type}\ndata: {json.dumps(data)}\n\n")
         return self._stream(events, first_delta, error_events)
+
+    def _function_call(self, tools: list[Json]) -> Json | None:
+        """The scripted call of a function among ``tools``, if one is next."""
+        offered = {t.get("name") for t in tools if isinstance(t, dict) and t["type"] == "function"}
+        if not self.function_calls or self.function_calls[0][0] not in offered:
+            return None
+        name, arguments = self.function_calls.popleft()
+        return {
+            "id": _new_id("fc_"),
+            "type": "function_call",
+            "status": "completed",
+            "call_id": _new_id("call_"),
+            "name": name,
+            "arguments": arguments,
+        }
+
+    def _function_call_response(self, body: Json, in_progress: Json, call: Json) -> Response:
+        usage = _responses_usage(_estimate_tokens(body.get("input")), 1)
+        completed = {**in_progress, "status": "completed", "output": [call], "usage": usage}
+        if not body.get("stream"):
+            return _json(completed)
+        events: list[str] = []
+        for event_type, fields in (
+            ("response.created", {"response": in_progress}),
+            ("response.output_item.added", {"output_index": 0, "item": {**call, "arguments": ""}}),
+            (
+                "response.function_call_arguments.delta",
+                {"item_id": call["id"], "output_index": 0, "delta": call["arguments"]},
+            ),
+            (
+                "response.function_call_arguments.done",
+                {"item_id": call["id"], "output_index": 0, "arguments": call["arguments"]},
+            ),
+            ("response.output_item.done", {"output_index": 0, "item": call}),
+            ("response.completed", {"response": completed}),
+        ):
+            data = {"type": event_type, "sequence_number": len(events), **fields}
+            events.append(f"event: {event_type}\ndata: {json.dumps(data)}\n\n")
+        return self._stream(events, len(events), [])
 
     def _hosted_tools(self, tools: list[Json], text: str) -> tuple[list[Json], list[Json]]:
         """The hosted tool calls a Responses request with ``tools`` gets before its message,

@@ -48,9 +48,10 @@ from openai.types.responses.web_search_tool import Filters
 from pydantic import BaseModel
 
 from kithost.chat.context import ChatContext
+from kithost.chat.http_tool import HttpToolRunner
 from kithost.chat.store import SqlAttachmentStore
 from kithost.widgets.config import Agent as AgentConfig
-from kithost.widgets.config import ModelApi, WebSearch
+from kithost.widgets.config import HttpTool, ModelApi, WebSearch
 
 HISTORY_ITEMS = 40
 """How many of the thread's latest items the model sees."""
@@ -67,14 +68,16 @@ def agent(
     client: AsyncOpenAI,
     context: ChatContext,
     vector_stores: dict[uuid.UUID, str] | None = None,
+    http: HttpToolRunner | None = None,
 ) -> Agent[AgentContext[ChatContext]]:
     """The widget's agent; ``vector_stores``: the OpenAI vector store of each knowledge base
-    its ``file_search`` tools name (bases without one are left out)."""
+    its ``file_search`` tools name (bases without one are left out); ``http``: what calls
+    its ``http`` tools (none: they are left out)."""
     return Agent(
         name="assistant",
         instructions=instructions(config.instructions, context),
         model=model(config, client),
-        tools=tools(config, vector_stores or {}),
+        tools=tools(config, vector_stores or {}, http),
         model_settings=ModelSettings(
             temperature=config.temperature,
             max_tokens=config.max_output_tokens,
@@ -84,9 +87,15 @@ def agent(
     )
 
 
-def tools(config: AgentConfig, vector_stores: dict[uuid.UUID, str]) -> list[Tool]:
+def tools(
+    config: AgentConfig, vector_stores: dict[uuid.UUID, str], http: HttpToolRunner | None = None
+) -> list[Tool]:
     made: list[Tool] = []
     for tool in config.tools:
+        if isinstance(tool, HttpTool):
+            if http is not None:
+                made.append(http.function_tool(tool))
+            continue
         if isinstance(tool, WebSearch):
             domains = tool.allowed_domains
             filters = Filters(allowed_domains=domains) if domains else None
@@ -109,7 +118,9 @@ def hosted_tool_events(
     runs them, so no hook of the Agents SDK sees them): each call shows the visitor its
     tool's label (a progress update), and citations reach the converter as plain data (it
     refuses the annotation objects the ``openai`` client builds for streamed events)."""
-    labels = {HOSTED_CALLS[tool.type]: tool.label for tool in config.tools}
+    labels = {
+        HOSTED_CALLS[tool.type]: tool.label for tool in config.tools if tool.type in HOSTED_CALLS
+    }
     if not labels:
         return result
     return cast(RunResultStreaming, _HostedToolEvents(result, labels, context))

@@ -58,14 +58,15 @@ from pydantic import TypeAdapter
 
 from kithost.chat import agent, demo_model
 from kithost.chat.context import ChatContext
+from kithost.chat.http_tool import HttpToolRunner
 from kithost.chat.store import SqlAttachmentStore, SqlStore, new_id
 from kithost.db import session_scope
 from kithost.errors import Conflict
 from kithost.kit.crypto import SecretBox
-from kithost.kit.outbound import refused_in
+from kithost.kit.outbound import Resolver, refused_in, system_resolver
 from kithost.kit.upstream import ModelEndpoint, model_client
 from kithost.knowledge import repository as knowledge
-from kithost.secrets.service import model_endpoint
+from kithost.secrets.service import model_endpoint, widget_tool_secret
 from kithost.settings import Settings
 from kithost.widgets.config import FileSearch, Forward
 
@@ -92,10 +93,13 @@ class ChatServer(ChatKitServer[ChatContext]):
         settings: Settings,
         box: SecretBox,
         new_message: bool,
+        resolver: Resolver = system_resolver,
     ) -> None:
         super().__init__(store, attachment_store)
         self.settings = settings
         self.box = box
+        self.resolver = resolver
+        """How tenant-chosen tool URLs resolve (tests answer for names)."""
         self.new_message = new_message
         """Whether this request adds the user message ``respond`` gets (not a retry)."""
 
@@ -208,7 +212,13 @@ class ChatServer(ChatKitServer[ChatContext]):
             thread=thread, store=self.store, request_context=context
         )
         run = Runner.run_streamed(
-            agent.agent(config, client, context, await self._vector_stores(context)),
+            agent.agent(
+                config,
+                client,
+                context,
+                await self._vector_stores(context),
+                self._http_tools(context),
+            ),
             model_input,
             context=agent_context,
             run_config=RunConfig(tracing_disabled=True),
@@ -258,6 +268,10 @@ class ChatServer(ChatKitServer[ChatContext]):
             return {}
         async with session_scope(self.store.sessionmaker) as session:
             return await knowledge.vector_stores(session, context.widget.tenant_id, wanted)
+
+    def _http_tools(self, context: ChatContext) -> HttpToolRunner:
+        secret = widget_tool_secret(self.box, context.widget.widget_tool_secret)
+        return HttpToolRunner(secret, self.settings.outbound_policy, self.resolver)
 
     def _endpoint(self, context: ChatContext) -> ModelEndpoint:
         """The agent's endpoint and key (from the config cache, as the widget); 409

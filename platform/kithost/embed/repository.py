@@ -24,6 +24,8 @@ class WidgetRow(NamedTuple):
     """The tenant's OpenAI API key, encrypted (hosted widgets call OpenAI with it)."""
     widget_model_key: str | None
     """The widget's own model key, encrypted (for its agent's ``base_url``)."""
+    widget_tool_secret: str | None
+    """The secret signing its ``http`` tools' calls, encrypted."""
 
 
 async def revision(session: AsyncSession, public_key: str) -> int | None:
@@ -49,6 +51,7 @@ async def widget_with_published_config(session: AsyncSession, public_key: str) -
             WidgetVersion.config,
             Tenant.openai_api_key,
             Widget.model_key,
+            Widget.tool_secret,
         )
         .join(Tenant, Tenant.id == Widget.tenant_id)
         .outerjoin(WidgetVersion, published)

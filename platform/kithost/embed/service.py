@@ -42,6 +42,8 @@ class Published:
     """Encrypted; a change of it bumps the revision of every widget of the tenant."""
     widget_model_key: str | None = field(default=None, repr=False)
     """Encrypted; the widget's own key for its agent's ``base_url``."""
+    widget_tool_secret: str | None = field(default=None, repr=False)
+    """Encrypted; signs the calls of the agent's ``http`` tools."""
 
     def entry_for(self, origin: str) -> AllowedEntry | None:
         """The allowed entry that lets ``origin`` (an ``Origin`` header) show the widget."""
@@ -97,6 +99,7 @@ async def load(session: AsyncSession, public_key: str) -> Snapshot:
         origins=tuple(entries),
         tenant_openai_key=row.tenant_openai_key,
         widget_model_key=row.widget_model_key,
+        widget_tool_secret=row.widget_tool_secret,
     )
     return Snapshot(revision=row.revision, published=published)
 

@@ -7,12 +7,15 @@ ChatKit widget actions. :meth:`WidgetConfig.public` is the part the loader may s
 
 from __future__ import annotations
 
+import json
 import re
 import string
 import uuid
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
 from pydantic import (
     AnyHttpUrl,
     Field,
@@ -88,7 +91,52 @@ class WebSearch(Schema):
     allowed_domains: Annotated[list[Domain], Field(max_length=20)] = []
 
 
-Tool = Annotated[FileSearch | WebSearch, Field(discriminator="type")]
+ToolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+MAX_SCHEMA_BYTES = 16_384
+"""The largest JSON Schema of an ``http`` tool's arguments, encoded."""
+
+
+class HttpMethod(StrEnum):
+    post = "POST"
+    put = "PUT"
+    patch = "PATCH"
+
+
+class HttpTool(Schema):
+    """A tenant's endpoint as a function tool: the model calls ``name`` with arguments
+    matching ``parameters``; Kithost sends them (JSON, signed with the widget's tool secret:
+    ``chat.http_tool``) and hands the endpoint's JSON answer back to the model."""
+
+    type: Literal["http"]
+    id: ToolId
+    label: ShortText = "Working on it…"
+    """What the visitor sees while it runs."""
+    name: ToolName
+    """The function's name as the model sees it, unique among the agent's tools."""
+    description: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    parameters: dict[str, Any] = {"type": "object", "properties": {}}
+    """The JSON Schema of the arguments (an object)."""
+    url: AnyHttpUrl
+    """HTTPS, at a public address (plain HTTP only where ``KITHOST_OUTBOUND_ALLOW`` opens)."""
+    method: HttpMethod = HttpMethod.post
+    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10
+    max_response_bytes: Annotated[int, Field(ge=1, le=1_048_576)] = 65_536
+
+    @field_validator("parameters")
+    @classmethod
+    def _json_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(schema)) > MAX_SCHEMA_BYTES:
+            raise ValueError(f"at most {MAX_SCHEMA_BYTES} bytes as JSON")
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            raise ValueError(f"not a JSON Schema: {exc.message}") from None
+        if schema.get("type") != "object":
+            raise ValueError('the arguments are an object: "type": "object"')
+        return schema
+
+
+Tool = Annotated[FileSearch | WebSearch | HttpTool, Field(discriminator="type")]
 
 
 class Agent(Schema):
