@@ -118,6 +118,10 @@ class FakeOpenAI:
         """How long every answer waits (to make clients time out)."""
         self.event_interval_seconds = 0.0
         """The pause after each text delta of a stream (a model that takes its time)."""
+        self.flagged_words: set[str] = {"FLAGGED"}
+        """What the moderation endpoint flags (a case-sensitive substring of the input)."""
+        self.moderated: list[Any] = []
+        """The inputs of the moderation requests so far."""
         self.function_calls: deque[tuple[str, str]] = deque()
         """Scripted function calls (:meth:`call_function`), in order."""
         self.function_outputs: list[str] = []
@@ -149,6 +153,7 @@ class FakeOpenAI:
                     methods=["POST"],
                 ),
                 Route("/v1/responses", self._endpoint(self._responses), methods=["POST"]),
+                Route("/v1/moderations", self._endpoint(self._moderations), methods=["POST"]),
                 *self.vector_stores.routes(self._endpoint),
                 Route(
                     "/{path:path}",
@@ -217,6 +222,7 @@ class FakeOpenAI:
         self.web_searches.clear()
         self.function_calls.clear()
         self.function_outputs.clear()
+        self.moderated.clear()
         self.vector_stores.reset()
         self._failures.clear()
         self._stream_script = None
@@ -445,6 +451,25 @@ class FakeOpenAI:
         return self._stream(
             events, 1, [_sse_data({"error": {**error, "param": None, "code": None}})]
         )
+
+    # -- Moderations -----------------------------------------------------------------------
+
+    async def _moderations(self, request: Request, body: Json) -> Response:
+        given = body.get("input")
+        if given is None:
+            return _missing_parameter("input")
+        self.moderated.append(given)
+        texts = [given] if isinstance(given, str) else [json.dumps(t) for t in given]
+        results = []
+        for text in texts:
+            flagged = any(word in text for word in self.flagged_words)
+            categories = {"harassment": flagged, "violence": False}
+            scores = {"harassment": 0.9 if flagged else 0.01, "violence": 0.01}
+            results.append(
+                {"flagged": flagged, "categories": categories, "category_scores": scores}
+            )
+        model = body.get("model", "omni-moderation-latest")
+        return _json({"id": _new_id("modr-"), "model": model, "results": results})
 
     # -- Responses -------------------------------------------------------------------------
 

@@ -35,6 +35,12 @@ EVERYTHING: dict[str, Any] = {
         "max_output_tokens": 2048,
         "messages_per_user_per_day": 200,
         "tools": [],
+        "guardrails": {
+            "max_input_length": 4000,
+            "refused_topics": ["politics"],
+            "moderation": False,
+            "refusal_message": "I can only help with orders.",
+        },
     },
     "hosted": {
         "workflow_id": "wf_68df4b13_acme",

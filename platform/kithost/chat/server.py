@@ -36,6 +36,7 @@ from chatkit.agents import AgentContext, stream_agent_response
 from chatkit.errors import CustomStreamError
 from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
 from chatkit.types import (
+    AssistantMessageContent,
     AssistantMessageContentPartTextDelta,
     AssistantMessageItem,
     ChatKitReq,
@@ -54,9 +55,10 @@ from chatkit.types import (
     WidgetItem,
     is_streaming_req,
 )
+from openai import AsyncOpenAI, OpenAIError
 from pydantic import TypeAdapter
 
-from kithost.chat import agent, demo_model
+from kithost.chat import agent, demo_model, guardrails
 from kithost.chat.context import ChatContext
 from kithost.chat.http_tool import HttpToolRunner
 from kithost.chat.store import SqlAttachmentStore, SqlStore, new_id
@@ -68,7 +70,7 @@ from kithost.kit.upstream import ModelEndpoint, model_client
 from kithost.knowledge import repository as knowledge
 from kithost.secrets.service import model_endpoint, widget_tool_secret
 from kithost.settings import Settings
-from kithost.widgets.config import FileSearch, Forward
+from kithost.widgets.config import FileSearch, Forward, Guardrails
 
 _REQUEST: TypeAdapter[ChatKitReq] = TypeAdapter(ChatKitReq)
 TITLE_LENGTH = 60
@@ -143,6 +145,18 @@ class ChatServer(ChatKitServer[ChatContext]):
                 yield QUOTA_NOTICE
                 return
         try:
+            if input_user_message is not None and await self._tripped(
+                thread, input_user_message, context
+            ):
+                yield ThreadItemDoneEvent(
+                    item=AssistantMessageItem(
+                        id=new_id("message"),
+                        thread_id=thread.id,
+                        created_at=datetime.now(),
+                        content=[AssistantMessageContent(text=refusal_of(context))],
+                    )
+                )
+                return
             async for event in self._answer(thread, context):
                 yield event
         finally:
@@ -260,6 +274,31 @@ class ChatServer(ChatKitServer[ChatContext]):
             output_tokens=usage.output_tokens if counted else None,
         )
 
+    async def _tripped(
+        self, thread: ThreadMetadata, message: UserMessageItem, context: ChatContext
+    ) -> bool:
+        """Whether a guardrail refuses ``message`` (reported when one does)."""
+
+        async def moderation_client() -> AsyncOpenAI | None:
+            try:
+                endpoint = self._endpoint(context)
+            except Conflict:  # no key: the demo model answers, nothing to moderate with
+                return None
+            timeout, policy = self.settings.openai_timeout_seconds, self.settings.outbound_policy
+            return model_client(endpoint, timeout, policy)
+
+        try:
+            tripped = await guardrails.check(guardrails_of(context), message, moderation_client)
+        except OpenAIError as exc:
+            self.store.report(
+                context, "response.failed", thread_id=thread.id, error=f"moderation: {exc}"[:1000]
+            )
+            raise CustomStreamError("This chat cannot check messages right now.") from exc
+        if tripped is None:
+            return False
+        self.store.report(context, "guardrail.tripped", thread_id=thread.id, guardrail=tripped)
+        return True
+
     async def _vector_stores(self, context: ChatContext) -> dict[uuid.UUID, str]:
         """The vector stores of the knowledge bases the agent's tools search (none: no query)."""
         tools = context.widget.widget_config.agent.tools
@@ -285,6 +324,14 @@ class ChatServer(ChatKitServer[ChatContext]):
             widget_key=published.widget_model_key,
             tenant_key=published.tenant_openai_key,
         )
+
+
+def guardrails_of(context: ChatContext) -> Guardrails:
+    return context.widget.widget_config.agent.guardrails
+
+
+def refusal_of(context: ChatContext) -> str:
+    return guardrails_of(context).refusal_message
 
 
 def own_ids(event: ThreadStreamEvent, ids: dict[str, str]) -> ThreadStreamEvent:

@@ -139,6 +139,27 @@ class HttpTool(Schema):
 Tool = Annotated[FileSearch | WebSearch | HttpTool, Field(discriminator="type")]
 
 
+Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=100)]
+
+
+class Guardrails(Schema):
+    """Checks of the visitor's message before the model sees it; a tripped one answers
+    with ``refusal_message`` (stored with the thread, reported as
+    ``server.guardrail.tripped``) and the model is never called."""
+
+    max_input_length: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    """The most characters a message's text may have."""
+    refused_topics: Annotated[list[Topic], Field(max_length=50)] = []
+    """Words or phrases a message may not contain: a case-insensitive match of the text as
+    written (no stemming, no synonyms: "refund" matches "Refunds" but not "money back")."""
+    moderation: bool = False
+    """Check the message with OpenAI's moderation endpoint (with the key the agent uses;
+    not for an agent with its own ``base_url``) and refuse what it flags."""
+    refusal_message: Annotated[str, StringConstraints(min_length=1, max_length=1000)] = (
+        "Sorry, I can't help with that here."
+    )
+
+
 class Agent(Schema):
     """How Kithost answers for a self-hosted widget."""
 
@@ -155,6 +176,7 @@ class Agent(Schema):
     """Per-end-user quota; beyond it the chat shows a notice instead of answering."""
     tools: Annotated[list[Tool], Field(max_length=16)] = []
     """What the agent may use while answering, each with an id unique in the widget."""
+    guardrails: Guardrails = Guardrails()
 
 
 class FileUpload(Schema):

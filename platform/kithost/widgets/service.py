@@ -530,6 +530,12 @@ def check_agent(
     base_url = config.agent.base_url
     if config.mode is not WidgetMode.self_hosted or base_url is None:
         return
+    if config.agent.guardrails.moderation:
+        raise invalid_field(
+            "config.agent.guardrails.moderation",
+            "OpenAI's moderation needs an agent on OpenAI (no base_url)",
+            "moderation_needs_openai",
+        )
     refused = None if outbound is None else outbound.url_refusal(str(base_url))
     if refused is not None:
         raise invalid_field(
