@@ -41,6 +41,7 @@ EVERYTHING: dict[str, Any] = {
             "moderation": False,
             "refusal_message": "I can only help with orders.",
         },
+        "limits": {"max_turns": 4, "max_tool_calls": 6, "max_seconds": 90},
     },
     "hosted": {
         "workflow_id": "wf_68df4b13_acme",

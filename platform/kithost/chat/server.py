@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
-from agents import RunConfig, Runner
+from agents import MaxTurnsExceeded, RunConfig, Runner
 from chatkit.actions import Action
 from chatkit.agents import AgentContext, stream_agent_response
 from chatkit.errors import CustomStreamError
@@ -236,7 +236,9 @@ class ChatServer(ChatKitServer[ChatContext]):
             model_input,
             context=agent_context,
             run_config=RunConfig(tracing_disabled=True),
+            max_turns=config.limits.max_turns,
         )
+        run = agent.limited(run, config.limits, context.received_at)
         result = agent.hosted_tool_events(run, config, agent_context)
         first_token_ms = None
         ids: dict[str, str] = {}
@@ -252,6 +254,18 @@ class ChatServer(ChatKitServer[ChatContext]):
         except asyncio.CancelledError:
             result.cancel()
             raise
+        except (agent.LimitExceeded, MaxTurnsExceeded) as exc:
+            result.cancel()
+            if isinstance(exc, MaxTurnsExceeded):
+                exc = agent.LimitExceeded(
+                    "max_turns",
+                    f"This answer stopped: it needed more than {config.limits.max_turns} steps.",
+                )
+            self.store.report(
+                context, "response.failed", thread_id=thread.id, error=f"limit: {exc.limit}"
+            )
+            yield NoticeEvent(level="warning", title="Answer stopped", message=exc.notice)
+            return
         except Exception as exc:
             result.cancel()
             refused = refused_in(exc)

@@ -160,6 +160,17 @@ class Guardrails(Schema):
     )
 
 
+class ResponseLimits(Schema):
+    """What one answer may take; beyond it the answer ends with a notice saying which."""
+
+    max_turns: Annotated[int, Field(ge=1, le=50)] = 10
+    """Model calls in one answer (each tool result goes back to the model in a new turn)."""
+    max_tool_calls: Annotated[int, Field(ge=0, le=100)] | None = None
+    """Tool calls of any kind in one answer."""
+    max_seconds: Annotated[int, Field(ge=1, le=600)] | None = None
+    """The whole answer, from the visitor's message to its last word."""
+
+
 class Agent(Schema):
     """How Kithost answers for a self-hosted widget."""
 
@@ -177,6 +188,7 @@ class Agent(Schema):
     tools: Annotated[list[Tool], Field(max_length=16)] = []
     """What the agent may use while answering, each with an id unique in the widget."""
     guardrails: Guardrails = Guardrails()
+    limits: ResponseLimits = ResponseLimits()
 
 
 class FileUpload(Schema):
