@@ -65,6 +65,7 @@ async def test_an_answer_beyond_its_limits_ends_with_a_notice(
 
         events = await alice.send("Where is my order?")
 
+    assert len(endpoint.received) == min(calls, 1), "no call beyond the limits"
     [stopped] = [e for e in events if isinstance(e, NoticeEvent)]
     assert stopped.title == "Answer stopped"
     assert notice in stopped.message

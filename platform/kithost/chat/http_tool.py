@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
@@ -64,6 +64,10 @@ class HttpToolRunner:
     secret: str | None
     policy: OutboundPolicy
     resolver: Resolver
+    max_calls: int | None = None
+    """The answer's ``limits.max_tool_calls``: a call beyond it is never sent (the answer
+    stops on the call's event too: ``agent.limited``)."""
+    _sent: list[str] = field(default_factory=list)
 
     def function_tool(self, tool: HttpTool) -> FunctionTool:
         async def invoke(run: ToolContext[AgentContext[ChatContext]], raw: str) -> str:
@@ -89,6 +93,9 @@ class HttpToolRunner:
     ) -> Any:
         if self.secret is None:
             raise ToolFailed("This tool is not set up yet (the widget has no tool secret).")
+        if self.max_calls is not None and len(self._sent) >= self.max_calls:
+            raise ToolFailed("This answer may call no more tools.")
+        self._sent.append(tool.name)
         try:
             arguments = json.loads(raw or "{}")
         except ValueError:

@@ -324,7 +324,8 @@ class ChatServer(ChatKitServer[ChatContext]):
 
     def _http_tools(self, context: ChatContext) -> HttpToolRunner:
         secret = widget_tool_secret(self.box, context.widget.widget_tool_secret)
-        return HttpToolRunner(secret, self.settings.outbound_policy, self.resolver)
+        limit = context.widget.widget_config.agent.limits.max_tool_calls
+        return HttpToolRunner(secret, self.settings.outbound_policy, self.resolver, limit)
 
     def _endpoint(self, context: ChatContext) -> ModelEndpoint:
         """The agent's endpoint and key (from the config cache, as the widget); 409
