@@ -194,3 +194,25 @@ async def test_plain_http_to_a_public_name_is_refused_without_resolving(
     assert resolver.asked == []
     [output] = [json.loads(o) for o in fake_openai.function_outputs]
     assert "https:// is required" in output["error"]
+
+
+async def test_the_tool_works_with_chat_completions(
+    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    async with ToolEndpoint(SECRET) as endpoint:
+        widget = await tool_widget(db, app, fake_openai, endpoint.url)
+        config = chat_config(
+            fake_openai,
+            agent={"model_api": "chat_completions", "tools": [http_tool(endpoint.url)]},
+        )
+        await publish_unchecked(db, widget, config)
+        alice = await make_visitor(http, app, db, widget)
+        fake_openai.call_function("lookup_order", ORDER_ARGS)
+
+        events = await alice.send("Where is my order A-1?")
+
+    [received] = endpoint.received
+    assert received.signed
+    assert received.json["arguments"] == ORDER_ARGS
+    assert [json.loads(o) for o in fake_openai.function_outputs] == [{"status": "shipped"}]
+    assert "".join(deltas(events)) == DEFAULT_REPLY_TEXT

@@ -410,6 +410,15 @@ class FakeOpenAI:
         messages = body.get("messages")
         if not isinstance(messages, list):
             return _missing_parameter("messages")
+        for message in messages:
+            if isinstance(message, dict) and message.get("role") == "tool":
+                self.function_outputs.append(str(message.get("content")))
+        offered = [
+            {"type": "function", **_object(t.get("function"))}
+            for t in body.get("tools") or []
+            if isinstance(t, dict)
+        ]
+        call = self._function_call(offered)
         text = self.reply_text
         pieces = _split(text)
         base: Json = {
@@ -431,6 +440,36 @@ class FakeOpenAI:
             return _json({**base, "object": "chat.completion", "choices": [answer], "usage": usage})
 
         include_usage = bool(_object(body.get("stream_options")).get("include_usage"))
+        if call is not None:
+            if not body.get("stream"):
+                return _error(400, "The fake calls functions in streams only.")
+            tool_call = {
+                "index": 0,
+                "id": call["call_id"],
+                "type": "function",
+                "function": {"name": call["name"], "arguments": call["arguments"]},
+            }
+            start = {"role": "assistant", "content": None, "tool_calls": [tool_call]}
+            chunks: list[Json] = [
+                {"index": 0, "delta": start, "logprobs": None, "finish_reason": None},
+                {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "tool_calls"},
+            ]
+            sent = [
+                _sse_data({**base, "object": "chat.completion.chunk", "choices": [c]})
+                for c in chunks
+            ]
+            if include_usage:
+                sent.append(
+                    _sse_data(
+                        {
+                            **base,
+                            "object": "chat.completion.chunk",
+                            "choices": [],
+                            "usage": _chat_usage(_estimate_tokens(messages), 1),
+                        }
+                    )
+                )
+            return self._stream([*sent, "data: [DONE]\n\n"], len(sent) + 1, [])
 
         def chunk(choices: list[Json], chunk_usage: Json | None = None) -> str:
             data: Json = {**base, "object": "chat.completion.chunk", "choices": choices}
