@@ -410,9 +410,9 @@ class FakeOpenAI:
         messages = body.get("messages")
         if not isinstance(messages, list):
             return _missing_parameter("messages")
-        for message in messages:
-            if isinstance(message, dict) and message.get("role") == "tool":
-                self.function_outputs.append(str(message.get("content")))
+        for sent_message in messages:
+            if isinstance(sent_message, dict) and sent_message.get("role") == "tool":
+                self.function_outputs.append(str(sent_message.get("content")))
         offered = [
             {"type": "function", **_object(t.get("function"))}
             for t in body.get("tools") or []
