@@ -74,6 +74,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("DELETE", f"{PREFIX}/openai-key"): Rule(Scope.widgets_write),
     ("POST", f"{WIDGET}/identity-secret"): Rule(Scope.widgets_write),
     ("DELETE", f"{WIDGET}/identity-secret"): Rule(Scope.widgets_write),
+    ("POST", f"{WIDGET}/tool-secret"): Rule(Scope.widgets_write),
     ("PUT", f"{WIDGET}/model-key"): Rule(Scope.widgets_write, {"api_key": "model-key-0123"}),
     ("DELETE", f"{WIDGET}/model-key"): Rule(Scope.widgets_write),
     ("POST", f"{WIDGET}/sessions"): Rule(Scope.sessions_mint, {"user": "42"}),

@@ -118,6 +118,14 @@ class FakeOpenAI:
         """How long every answer waits (to make clients time out)."""
         self.event_interval_seconds = 0.0
         """The pause after each text delta of a stream (a model that takes its time)."""
+        self.flagged_words: set[str] = {"FLAGGED"}
+        """What the moderation endpoint flags (a case-sensitive substring of the input)."""
+        self.moderated: list[Any] = []
+        """The inputs of the moderation requests so far."""
+        self.function_calls: deque[tuple[str, str]] = deque()
+        """Scripted function calls (:meth:`call_function`), in order."""
+        self.function_outputs: list[str] = []
+        """The ``function_call_output`` items the Responses requests sent back, in order."""
         self._failures: deque[_ScriptedError] = deque()
         self._stream_script: _StreamScript | None = None
         self._released = threading.Event()
@@ -145,6 +153,7 @@ class FakeOpenAI:
                     methods=["POST"],
                 ),
                 Route("/v1/responses", self._endpoint(self._responses), methods=["POST"]),
+                Route("/v1/moderations", self._endpoint(self._moderations), methods=["POST"]),
                 *self.vector_stores.routes(self._endpoint),
                 Route(
                     "/{path:path}",
@@ -192,6 +201,13 @@ class FakeOpenAI:
         self._released.clear()
         self._stream_script = _StreamScript(after, None)
 
+    def call_function(self, name: str, arguments: Json | str) -> None:
+        """Make the next Responses request offering a function tool ``name`` answer with a
+        call of it (``arguments``: an object, or raw text as a model may send) instead of
+        text; the request that brings its output back gets the reply text."""
+        raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        self.function_calls.append((name, raw))
+
     def release(self) -> None:
         self._released.set()
 
@@ -204,6 +220,9 @@ class FakeOpenAI:
         self.sessions.clear()
         self.retired_workflows.clear()
         self.web_searches.clear()
+        self.function_calls.clear()
+        self.function_outputs.clear()
+        self.moderated.clear()
         self.vector_stores.reset()
         self._failures.clear()
         self._stream_script = None
@@ -391,6 +410,15 @@ class FakeOpenAI:
         messages = body.get("messages")
         if not isinstance(messages, list):
             return _missing_parameter("messages")
+        for sent_message in messages:
+            if isinstance(sent_message, dict) and sent_message.get("role") == "tool":
+                self.function_outputs.append(str(sent_message.get("content")))
+        offered = [
+            {"type": "function", **_object(t.get("function"))}
+            for t in body.get("tools") or []
+            if isinstance(t, dict)
+        ]
+        call = self._function_call(offered)
         text = self.reply_text
         pieces = _split(text)
         base: Json = {
@@ -412,6 +440,36 @@ class FakeOpenAI:
             return _json({**base, "object": "chat.completion", "choices": [answer], "usage": usage})
 
         include_usage = bool(_object(body.get("stream_options")).get("include_usage"))
+        if call is not None:
+            if not body.get("stream"):
+                return _error(400, "The fake calls functions in streams only.")
+            tool_call = {
+                "index": 0,
+                "id": call["call_id"],
+                "type": "function",
+                "function": {"name": call["name"], "arguments": call["arguments"]},
+            }
+            start = {"role": "assistant", "content": None, "tool_calls": [tool_call]}
+            chunks: list[Json] = [
+                {"index": 0, "delta": start, "logprobs": None, "finish_reason": None},
+                {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "tool_calls"},
+            ]
+            sent = [
+                _sse_data({**base, "object": "chat.completion.chunk", "choices": [c]})
+                for c in chunks
+            ]
+            if include_usage:
+                sent.append(
+                    _sse_data(
+                        {
+                            **base,
+                            "object": "chat.completion.chunk",
+                            "choices": [],
+                            "usage": _chat_usage(_estimate_tokens(messages), 1),
+                        }
+                    )
+                )
+            return self._stream([*sent, "data: [DONE]\n\n"], len(sent) + 1, [])
 
         def chunk(choices: list[Json], chunk_usage: Json | None = None) -> str:
             data: Json = {**base, "object": "chat.completion.chunk", "choices": choices}
@@ -432,6 +490,25 @@ class FakeOpenAI:
         return self._stream(
             events, 1, [_sse_data({"error": {**error, "param": None, "code": None}})]
         )
+
+    # -- Moderations -----------------------------------------------------------------------
+
+    async def _moderations(self, request: Request, body: Json) -> Response:
+        given = body.get("input")
+        if given is None:
+            return _missing_parameter("input")
+        self.moderated.append(given)
+        texts = [given] if isinstance(given, str) else [json.dumps(t) for t in given]
+        results = []
+        for text in texts:
+            flagged = any(word in text for word in self.flagged_words)
+            categories = {"harassment": flagged, "violence": False}
+            scores = {"harassment": 0.9 if flagged else 0.01, "violence": 0.01}
+            results.append(
+                {"flagged": flagged, "categories": categories, "category_scores": scores}
+            )
+        model = body.get("model", "omni-moderation-latest")
+        return _json({"id": _new_id("modr-"), "model": model, "results": results})
 
     # -- Responses -------------------------------------------------------------------------
 
@@ -472,6 +549,12 @@ class FakeOpenAI:
             "usage": None,
             "user": None,
         }
+        for item in body.get("input") or []:
+            if isinstance(item, dict) and item.get("type") == "function_call_output":
+                self.function_outputs.append(str(item.get("output")))
+        call = self._function_call(body.get("tools") or [])
+        if call is not None:
+            return self._function_call_response(body, in_progress, call)
         part: Json = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
         message: Json = {
             "id": item_id,
@@ -536,6 +619,45 @@ class FakeOpenAI:
             data = {"type": event_type, "sequence_number": len(events), **fields}
             error_events.append(f"event: {event_type}\ndata: {json.dumps(data)}\n\n")
         return self._stream(events, first_delta, error_events)
+
+    def _function_call(self, tools: list[Json]) -> Json | None:
+        """The scripted call of a function among ``tools``, if one is next."""
+        offered = {t.get("name") for t in tools if isinstance(t, dict) and t["type"] == "function"}
+        if not self.function_calls or self.function_calls[0][0] not in offered:
+            return None
+        name, arguments = self.function_calls.popleft()
+        return {
+            "id": _new_id("fc_"),
+            "type": "function_call",
+            "status": "completed",
+            "call_id": _new_id("call_"),
+            "name": name,
+            "arguments": arguments,
+        }
+
+    def _function_call_response(self, body: Json, in_progress: Json, call: Json) -> Response:
+        usage = _responses_usage(_estimate_tokens(body.get("input")), 1)
+        completed = {**in_progress, "status": "completed", "output": [call], "usage": usage}
+        if not body.get("stream"):
+            return _json(completed)
+        events: list[str] = []
+        for event_type, fields in (
+            ("response.created", {"response": in_progress}),
+            ("response.output_item.added", {"output_index": 0, "item": {**call, "arguments": ""}}),
+            (
+                "response.function_call_arguments.delta",
+                {"item_id": call["id"], "output_index": 0, "delta": call["arguments"]},
+            ),
+            (
+                "response.function_call_arguments.done",
+                {"item_id": call["id"], "output_index": 0, "arguments": call["arguments"]},
+            ),
+            ("response.output_item.done", {"output_index": 0, "item": call}),
+            ("response.completed", {"response": completed}),
+        ):
+            data = {"type": event_type, "sequence_number": len(events), **fields}
+            events.append(f"event: {event_type}\ndata: {json.dumps(data)}\n\n")
+        return self._stream(events, len(events), [])
 
     def _hosted_tools(self, tools: list[Json], text: str) -> tuple[list[Json], list[Json]]:
         """The hosted tool calls a Responses request with ``tools`` gets before its message,

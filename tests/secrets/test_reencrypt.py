@@ -18,6 +18,7 @@ OLD, NEW = "old-key-0123456789", "new-key-9876543210"
 OPENAI_KEY = "sk-proj-" + "x" * 40
 IDENTITY_SECRET = "wis_" + "y" * 43
 MODEL_KEY = "model-key-" + "z" * 20
+TOOL_SECRET = "kts_" + "t" * 43
 WEBHOOK_SECRET = "whsec_" + "w" * 40
 ROTATED_WEBHOOK_SECRET = "whsec_" + "v" * 40
 
@@ -34,6 +35,9 @@ def stored(settings: Settings) -> dict[str, list[str]]:
             ],
             "widgets.model_key": [
                 v for v in session.scalars(select(Widget.model_key).order_by(Widget.id)) if v
+            ],
+            "widgets.tool_secret": [
+                v for v in session.scalars(select(Widget.tool_secret).order_by(Widget.id)) if v
             ],
             "signing_keys.private_key": list(
                 session.scalars(select(SigningKey.private_key).order_by(SigningKey.id))
@@ -68,6 +72,7 @@ def test_reencrypt_moves_every_secret_to_the_first_key(
         tenant.openai_api_key = old_box.encrypt(OPENAI_KEY)
         widget.identity_secret = old_box.encrypt(IDENTITY_SECRET)
         widget.model_key = old_box.encrypt(MODEL_KEY)
+        widget.tool_secret = old_box.encrypt(TOOL_SECRET)
         session.add(
             WebhookEndpoint(
                 tenant_id=tenant.id,
@@ -84,6 +89,7 @@ def test_reencrypt_moves_every_secret_to_the_first_key(
     assert plaintexts["tenants.openai_api_key"] == [OPENAI_KEY]
     assert plaintexts["widgets.identity_secret"] == [IDENTITY_SECRET]
     assert plaintexts["widgets.model_key"] == [MODEL_KEY]
+    assert plaintexts["widgets.tool_secret"] == [TOOL_SECRET]
     assert plaintexts["webhook_endpoints.secret"] == [WEBHOOK_SECRET]
     assert plaintexts["webhook_endpoints.previous_secret"] == [ROTATED_WEBHOOK_SECRET]
     assert plaintexts["signing_keys.private_key"]

@@ -35,6 +35,13 @@ EVERYTHING: dict[str, Any] = {
         "max_output_tokens": 2048,
         "messages_per_user_per_day": 200,
         "tools": [],
+        "guardrails": {
+            "max_input_length": 4000,
+            "refused_topics": ["politics"],
+            "moderation": False,
+            "refusal_message": "I can only help with orders.",
+        },
+        "limits": {"max_turns": 4, "max_tool_calls": 6, "max_seconds": 90},
     },
     "hosted": {
         "workflow_id": "wf_68df4b13_acme",

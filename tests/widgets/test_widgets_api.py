@@ -48,6 +48,8 @@ async def test_a_new_widget_has_the_defaults_an_etag_and_its_origins(
         "updated_at": widget["updated_at"],
         "has_identity_secret": False,
         "has_model_key": False,
+        "has_tool_secret": False,
+        "new_tool_secret": None,
         "attention": [],
     }
 

@@ -1134,6 +1134,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tenants/{tenant}/widgets/{id}/tool-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Generate a new tool secret for a widget
+         * @description The key with which Kithost signs the calls of the widget's `http` tools (HMAC-SHA256, see the `http` tool). Made with the widget's first `http` tool and shown in that answer only; this shows a new one, only in this response, and the old one stops signing at once.
+         */
+        post: operations["rotate_tool_secret_api_v1_tenants__tenant__widgets__id__tool_secret_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tenants/{tenant}/widgets/{id}/versions": {
         parameters: {
             query?: never;
@@ -1492,10 +1512,24 @@ export interface components {
             /** Base Url */
             base_url?: string | null;
             /**
+             * @default {
+             *       "moderation": false,
+             *       "refusal_message": "Sorry, I can't help with that here.",
+             *       "refused_topics": []
+             *     }
+             */
+            guardrails?: components["schemas"]["Guardrails"];
+            /**
              * Instructions
              * @default You are a helpful assistant.
              */
             instructions?: string;
+            /**
+             * @default {
+             *       "max_turns": 10
+             *     }
+             */
+            limits?: components["schemas"]["ResponseLimits"];
             /** Max Output Tokens */
             max_output_tokens?: number | null;
             /** Messages Per User Per Day */
@@ -1513,7 +1547,7 @@ export interface components {
              * Tools
              * @default []
              */
-            tools?: (components["schemas"]["FileSearch"] | components["schemas"]["WebSearch"])[];
+            tools?: (components["schemas"]["FileSearch"] | components["schemas"]["WebSearch"] | components["schemas"]["HttpTool"])[];
         };
         /**
          * AgentImport
@@ -2059,6 +2093,31 @@ export interface components {
              */
             until: string;
         };
+        /**
+         * Guardrails
+         * @description Checks of the visitor's message before the model sees it; a tripped one answers
+         *     with ``refusal_message`` (stored with the thread, reported as
+         *     ``server.guardrail.tripped``) and the model is never called.
+         */
+        Guardrails: {
+            /** Max Input Length */
+            max_input_length?: number | null;
+            /**
+             * Moderation
+             * @default false
+             */
+            moderation?: boolean;
+            /**
+             * Refusal Message
+             * @default Sorry, I can't help with that here.
+             */
+            refusal_message?: string;
+            /**
+             * Refused Topics
+             * @default []
+             */
+            refused_topics?: string[];
+        };
         /** Health */
         Health: {
             /**
@@ -2124,6 +2183,62 @@ export interface components {
              * @enum {string}
              */
             mode: "hosted";
+        };
+        /**
+         * HttpMethod
+         * @enum {string}
+         */
+        HttpMethod: "POST" | "PUT" | "PATCH";
+        /**
+         * HttpTool
+         * @description A tenant's endpoint as a function tool: the model calls ``name`` with arguments
+         *     matching ``parameters``; Kithost sends them (JSON, signed with the widget's tool secret:
+         *     ``chat.http_tool``) and hands the endpoint's JSON answer back to the model.
+         */
+        HttpTool: {
+            /** Description */
+            description: string;
+            /** Id */
+            id: string;
+            /**
+             * Label
+             * @default Working on it…
+             */
+            label?: string;
+            /**
+             * Max Response Bytes
+             * @default 65536
+             */
+            max_response_bytes?: number;
+            /** @default POST */
+            method?: components["schemas"]["HttpMethod"];
+            /** Name */
+            name: string;
+            /**
+             * Parameters
+             * @default {
+             *       "properties": {},
+             *       "type": "object"
+             *     }
+             */
+            parameters?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Timeout Seconds
+             * @default 10
+             */
+            timeout_seconds?: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "http";
+            /**
+             * Url
+             * Format: uri
+             */
+            url: string;
         };
         /**
          * IdentitySecret
@@ -2599,6 +2714,21 @@ export interface components {
             note?: string;
         };
         /**
+         * ResponseLimits
+         * @description What one answer may take; beyond it the answer ends with a notice saying which.
+         */
+        ResponseLimits: {
+            /** Max Seconds */
+            max_seconds?: number | null;
+            /** Max Tool Calls */
+            max_tool_calls?: number | null;
+            /**
+             * Max Turns
+             * @default 10
+             */
+            max_turns?: number;
+        };
+        /**
          * Review
          * @description Staff's note and the reviewed flag: never shown to the visitor.
          */
@@ -2837,6 +2967,19 @@ export interface components {
              */
             token_type?: "Bearer";
         };
+        /**
+         * ToolSecret
+         * @description A widget's new tool secret (signs its ``http`` tools' calls): shown this once.
+         */
+        ToolSecret: {
+            /**
+             * Revision
+             * @description The widget's revision (its ETag) after the change.
+             */
+            revision: number;
+            /** Tool Secret */
+            tool_secret: string;
+        };
         /** Transcript */
         Transcript: {
             /** End User */
@@ -2993,6 +3136,8 @@ export interface components {
             has_identity_secret: boolean;
             /** Has Model Key */
             has_model_key: boolean;
+            /** Has Tool Secret */
+            has_tool_secret: boolean;
             /**
              * Id
              * Format: uuid
@@ -3000,6 +3145,8 @@ export interface components {
             id: string;
             /** Name */
             name: string;
+            /** New Tool Secret */
+            new_tool_secret?: string | null;
             /** Public Key */
             public_key: string;
             /** Published Version */
@@ -3026,7 +3173,15 @@ export interface components {
             };
             /**
              * @default {
+             *       "guardrails": {
+             *         "moderation": false,
+             *         "refusal_message": "Sorry, I can't help with that here.",
+             *         "refused_topics": []
+             *       },
              *       "instructions": "You are a helpful assistant.",
+             *       "limits": {
+             *         "max_turns": 10
+             *       },
              *       "model": "gpt-4.1-mini",
              *       "model_api": "responses",
              *       "tools": []
@@ -8423,6 +8578,65 @@ export interface operations {
             };
             /** @description Service Unavailable */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    rotate_tool_secret_api_v1_tenants__tenant__widgets__id__tool_secret_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolSecret"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -77,6 +77,11 @@ class ResponseFailed(_Data):
     error: Text
 
 
+class GuardrailTripped(_Data):
+    thread_id: ThreadId
+    guardrail: Literal["max_input_length", "refused_topic", "moderation"]
+
+
 class Feedback(_Data):
     thread_id: ThreadId
     kind: Literal["positive", "negative"]
@@ -111,6 +116,7 @@ TYPED: dict[str, type[_Data]] = {
     "server.response.finished": ResponseFinished,
     "server.response.failed": ResponseFailed,
     "server.feedback": Feedback,
+    "server.guardrail.tripped": GuardrailTripped,
 }
 SERVER_NAMES = frozenset(name for name in TYPED if name.startswith(SERVER_PREFIX))
 

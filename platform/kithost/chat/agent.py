@@ -8,8 +8,10 @@ neither stored in the thread nor replayed with the history. It is at most 4 KiB 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import cast
@@ -48,9 +50,10 @@ from openai.types.responses.web_search_tool import Filters
 from pydantic import BaseModel
 
 from kithost.chat.context import ChatContext
+from kithost.chat.http_tool import HttpToolRunner
 from kithost.chat.store import SqlAttachmentStore
 from kithost.widgets.config import Agent as AgentConfig
-from kithost.widgets.config import ModelApi, WebSearch
+from kithost.widgets.config import HttpTool, ModelApi, ResponseLimits, WebSearch
 
 HISTORY_ITEMS = 40
 """How many of the thread's latest items the model sees."""
@@ -67,14 +70,16 @@ def agent(
     client: AsyncOpenAI,
     context: ChatContext,
     vector_stores: dict[uuid.UUID, str] | None = None,
+    http: HttpToolRunner | None = None,
 ) -> Agent[AgentContext[ChatContext]]:
     """The widget's agent; ``vector_stores``: the OpenAI vector store of each knowledge base
-    its ``file_search`` tools name (bases without one are left out)."""
+    its ``file_search`` tools name (bases without one are left out); ``http``: what calls
+    its ``http`` tools (none: they are left out)."""
     return Agent(
         name="assistant",
         instructions=instructions(config.instructions, context),
         model=model(config, client),
-        tools=tools(config, vector_stores or {}),
+        tools=tools(config, vector_stores or {}, http),
         model_settings=ModelSettings(
             temperature=config.temperature,
             max_tokens=config.max_output_tokens,
@@ -84,9 +89,15 @@ def agent(
     )
 
 
-def tools(config: AgentConfig, vector_stores: dict[uuid.UUID, str]) -> list[Tool]:
+def tools(
+    config: AgentConfig, vector_stores: dict[uuid.UUID, str], http: HttpToolRunner | None = None
+) -> list[Tool]:
     made: list[Tool] = []
     for tool in config.tools:
+        if isinstance(tool, HttpTool):
+            if http is not None:
+                made.append(http.function_tool(tool))
+            continue
         if isinstance(tool, WebSearch):
             domains = tool.allowed_domains
             filters = Filters(allowed_domains=domains) if domains else None
@@ -109,7 +120,9 @@ def hosted_tool_events(
     runs them, so no hook of the Agents SDK sees them): each call shows the visitor its
     tool's label (a progress update), and citations reach the converter as plain data (it
     refuses the annotation objects the ``openai`` client builds for streamed events)."""
-    labels = {HOSTED_CALLS[tool.type]: tool.label for tool in config.tools}
+    labels = {
+        HOSTED_CALLS[tool.type]: tool.label for tool in config.tools if tool.type in HOSTED_CALLS
+    }
     if not labels:
         return result
     return cast(RunResultStreaming, _HostedToolEvents(result, labels, context))
@@ -184,3 +197,54 @@ class Converter(ThreadItemConverter):
     async def history(self, items: Sequence[ThreadItem]) -> list[TResponseInputItem]:
         """The model input for the latest items (given newest first)."""
         return await self.to_agent_input(list(reversed(items)))
+
+
+class LimitExceeded(Exception):
+    """An answer went beyond one of the agent's ``limits``."""
+
+    def __init__(self, limit: str, notice: str) -> None:
+        super().__init__(limit)
+        self.limit = limit
+        self.notice = notice
+
+
+def limited(
+    result: RunResultStreaming, limits: ResponseLimits, started: float
+) -> RunResultStreaming:
+    """``result`` whose events stop with :class:`LimitExceeded` beyond ``max_tool_calls``
+    tool calls or ``max_seconds`` after ``started`` (``time.monotonic()``); ``max_turns``
+    is the runner's own (``MaxTurnsExceeded``)."""
+    if limits.max_tool_calls is None and limits.max_seconds is None:
+        return result
+    return cast(RunResultStreaming, _Limited(result, limits, started))
+
+
+class _Limited:
+    def __init__(self, result: RunResultStreaming, limits: ResponseLimits, started: float) -> None:
+        self._result, self._limits, self._started = result, limits, started
+
+    async def stream_events(self) -> AsyncIterator[StreamEvent]:
+        events = self._result.stream_events()
+        calls, seconds = 0, self._limits.max_seconds
+        while True:
+            remaining = None if seconds is None else seconds - (time.monotonic() - self._started)
+            try:
+                event = await asyncio.wait_for(anext(events), remaining)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise LimitExceeded(
+                    "max_seconds", f"This answer stopped: it took longer than {seconds} s."
+                ) from None
+            if event.type == "run_item_stream_event" and event.name == "tool_called":
+                calls += 1
+                most = self._limits.max_tool_calls
+                if most is not None and calls > most:
+                    raise LimitExceeded(
+                        "max_tool_calls",
+                        f"This answer stopped: it needed more than {most} tool calls.",
+                    )
+            yield event
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._result, name)

@@ -17,6 +17,7 @@ from kithost.chat.storage import BlobStorage, storage_for
 from kithost.chat.store import SqlAttachmentStore, SqlStore
 from kithost.db import Sessionmaker
 from kithost.kit.crypto import SecretBox
+from kithost.kit.outbound import Resolver, system_resolver
 from kithost.settings import Settings
 
 
@@ -29,6 +30,8 @@ class Runtime:
     urls: AttachmentUrls
     tokens: VerifiedTokens
     facts: FactBuffer
+    resolver: Resolver = system_resolver
+    """How names in tenant-chosen tool URLs resolve (``kit.outbound``; tests answer)."""
 
     def attachment_store(self, *, read_ahead: int = 0) -> SqlAttachmentStore:
         store = SqlStore(
@@ -46,6 +49,7 @@ class Runtime:
             settings=self.settings,
             box=self.box,
             new_message=isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq),
+            resolver=self.resolver,
         )
 
 

@@ -30,12 +30,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
-from agents import RunConfig, Runner
+from agents import MaxTurnsExceeded, RunConfig, Runner
 from chatkit.actions import Action
 from chatkit.agents import AgentContext, stream_agent_response
 from chatkit.errors import CustomStreamError
 from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
 from chatkit.types import (
+    AssistantMessageContent,
     AssistantMessageContentPartTextDelta,
     AssistantMessageItem,
     ChatKitReq,
@@ -54,20 +55,22 @@ from chatkit.types import (
     WidgetItem,
     is_streaming_req,
 )
+from openai import AsyncOpenAI, OpenAIError
 from pydantic import TypeAdapter
 
-from kithost.chat import agent, demo_model
+from kithost.chat import agent, demo_model, guardrails
 from kithost.chat.context import ChatContext
+from kithost.chat.http_tool import HttpToolRunner
 from kithost.chat.store import SqlAttachmentStore, SqlStore, new_id
 from kithost.db import session_scope
 from kithost.errors import Conflict
 from kithost.kit.crypto import SecretBox
-from kithost.kit.outbound import refused_in
+from kithost.kit.outbound import Resolver, refused_in, system_resolver
 from kithost.kit.upstream import ModelEndpoint, model_client
 from kithost.knowledge import repository as knowledge
-from kithost.secrets.service import model_endpoint
+from kithost.secrets.service import model_endpoint, widget_tool_secret
 from kithost.settings import Settings
-from kithost.widgets.config import FileSearch, Forward
+from kithost.widgets.config import FileSearch, Forward, Guardrails
 
 _REQUEST: TypeAdapter[ChatKitReq] = TypeAdapter(ChatKitReq)
 TITLE_LENGTH = 60
@@ -92,10 +95,13 @@ class ChatServer(ChatKitServer[ChatContext]):
         settings: Settings,
         box: SecretBox,
         new_message: bool,
+        resolver: Resolver = system_resolver,
     ) -> None:
         super().__init__(store, attachment_store)
         self.settings = settings
         self.box = box
+        self.resolver = resolver
+        """How tenant-chosen tool URLs resolve (tests answer for names)."""
         self.new_message = new_message
         """Whether this request adds the user message ``respond`` gets (not a retry)."""
 
@@ -139,6 +145,18 @@ class ChatServer(ChatKitServer[ChatContext]):
                 yield QUOTA_NOTICE
                 return
         try:
+            if input_user_message is not None and await self._tripped(
+                thread, input_user_message, context
+            ):
+                yield ThreadItemDoneEvent(
+                    item=AssistantMessageItem(
+                        id=new_id("message"),
+                        thread_id=thread.id,
+                        created_at=datetime.now(),
+                        content=[AssistantMessageContent(text=refusal_of(context))],
+                    )
+                )
+                return
             async for event in self._answer(thread, context):
                 yield event
         finally:
@@ -208,11 +226,19 @@ class ChatServer(ChatKitServer[ChatContext]):
             thread=thread, store=self.store, request_context=context
         )
         run = Runner.run_streamed(
-            agent.agent(config, client, context, await self._vector_stores(context)),
+            agent.agent(
+                config,
+                client,
+                context,
+                await self._vector_stores(context),
+                self._http_tools(context),
+            ),
             model_input,
             context=agent_context,
             run_config=RunConfig(tracing_disabled=True),
+            max_turns=config.limits.max_turns,
         )
+        run = agent.limited(run, config.limits, context.received_at)
         result = agent.hosted_tool_events(run, config, agent_context)
         first_token_ms = None
         ids: dict[str, str] = {}
@@ -228,6 +254,18 @@ class ChatServer(ChatKitServer[ChatContext]):
         except asyncio.CancelledError:
             result.cancel()
             raise
+        except (agent.LimitExceeded, MaxTurnsExceeded) as exc:
+            result.cancel()
+            if isinstance(exc, MaxTurnsExceeded):
+                exc = agent.LimitExceeded(
+                    "max_turns",
+                    f"This answer stopped: it needed more than {config.limits.max_turns} steps.",
+                )
+            self.store.report(
+                context, "response.failed", thread_id=thread.id, error=f"limit: {exc.limit}"
+            )
+            yield NoticeEvent(level="warning", title="Answer stopped", message=exc.notice)
+            return
         except Exception as exc:
             result.cancel()
             refused = refused_in(exc)
@@ -250,6 +288,31 @@ class ChatServer(ChatKitServer[ChatContext]):
             output_tokens=usage.output_tokens if counted else None,
         )
 
+    async def _tripped(
+        self, thread: ThreadMetadata, message: UserMessageItem, context: ChatContext
+    ) -> bool:
+        """Whether a guardrail refuses ``message`` (reported when one does)."""
+
+        async def moderation_client() -> AsyncOpenAI | None:
+            try:
+                endpoint = self._endpoint(context)
+            except Conflict:  # no key: the demo model answers, nothing to moderate with
+                return None
+            timeout, policy = self.settings.openai_timeout_seconds, self.settings.outbound_policy
+            return model_client(endpoint, timeout, policy)
+
+        try:
+            tripped = await guardrails.check(guardrails_of(context), message, moderation_client)
+        except OpenAIError as exc:
+            self.store.report(
+                context, "response.failed", thread_id=thread.id, error=f"moderation: {exc}"[:1000]
+            )
+            raise CustomStreamError("This chat cannot check messages right now.") from exc
+        if tripped is None:
+            return False
+        self.store.report(context, "guardrail.tripped", thread_id=thread.id, guardrail=tripped)
+        return True
+
     async def _vector_stores(self, context: ChatContext) -> dict[uuid.UUID, str]:
         """The vector stores of the knowledge bases the agent's tools search (none: no query)."""
         tools = context.widget.widget_config.agent.tools
@@ -258,6 +321,11 @@ class ChatServer(ChatKitServer[ChatContext]):
             return {}
         async with session_scope(self.store.sessionmaker) as session:
             return await knowledge.vector_stores(session, context.widget.tenant_id, wanted)
+
+    def _http_tools(self, context: ChatContext) -> HttpToolRunner:
+        secret = widget_tool_secret(self.box, context.widget.widget_tool_secret)
+        limit = context.widget.widget_config.agent.limits.max_tool_calls
+        return HttpToolRunner(secret, self.settings.outbound_policy, self.resolver, limit)
 
     def _endpoint(self, context: ChatContext) -> ModelEndpoint:
         """The agent's endpoint and key (from the config cache, as the widget); 409
@@ -271,6 +339,14 @@ class ChatServer(ChatKitServer[ChatContext]):
             widget_key=published.widget_model_key,
             tenant_key=published.tenant_openai_key,
         )
+
+
+def guardrails_of(context: ChatContext) -> Guardrails:
+    return context.widget.widget_config.agent.guardrails
+
+
+def refusal_of(context: ChatContext) -> str:
+    return guardrails_of(context).refusal_message
 
 
 def own_ids(event: ThreadStreamEvent, ids: dict[str, str]) -> ThreadStreamEvent:

@@ -24,6 +24,8 @@ class WidgetRow(NamedTuple):
     """The tenant's OpenAI API key, encrypted (hosted widgets call OpenAI with it)."""
     widget_model_key: str | None
     """The widget's own model key, encrypted (for its agent's ``base_url``)."""
+    widget_tool_secret: str | None
+    """The secret signing its ``http`` tools' calls, encrypted."""
 
 
 async def revision(session: AsyncSession, public_key: str) -> int | None:
@@ -49,6 +51,7 @@ async def widget_with_published_config(session: AsyncSession, public_key: str) -
             WidgetVersion.config,
             Tenant.openai_api_key,
             Widget.model_key,
+            Widget.tool_secret,
         )
         .join(Tenant, Tenant.id == Widget.tenant_id)
         .outerjoin(WidgetVersion, published)
@@ -63,6 +66,7 @@ class DraftRow(NamedTuple):
     published_version: int | None
     tenant_openai_key: str | None
     widget_model_key: str | None
+    widget_tool_secret: str | None
 
 
 async def widget_draft(
@@ -70,7 +74,13 @@ async def widget_draft(
 ) -> DraftRow | None:
     """The widget's draft with the keys it runs with (for a preview of it)."""
     query = (
-        select(Widget.draft, Widget.published_version, Tenant.openai_api_key, Widget.model_key)
+        select(
+            Widget.draft,
+            Widget.published_version,
+            Tenant.openai_api_key,
+            Widget.model_key,
+            Widget.tool_secret,
+        )
         .join(Tenant, Tenant.id == Widget.tenant_id)
         .where(Widget.tenant_id == tenant_id, Widget.id == widget_id)
     )

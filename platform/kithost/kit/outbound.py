@@ -140,6 +140,24 @@ class OutboundPolicy:
             return None
         return self.address_refusal(address)
 
+    def opens(self, host: str) -> bool:
+        """Whether the deployment opened ``host`` itself (by name, or a non-public address
+        in its CIDRs): where plain ``http://`` is allowed."""
+        address = _address(host)
+        if address is None:
+            return self.allows_host(host)
+        return self.address_refusal(address) is None and not address.is_global
+
+    def https_refusal(self, url: str) -> str | None:
+        """:meth:`url_refusal`, and plain ``http://`` only to what the deployment opened."""
+        refused = self.url_refusal(url)
+        if refused is not None:
+            return refused
+        parts = urlsplit(url)
+        if parts.scheme != "https" and not self.opens(parts.hostname or ""):
+            return "https:// is required (http only where KITHOST_OUTBOUND_ALLOW opens)"
+        return None
+
     async def addresses(self, host: str, port: int, resolver: Resolver) -> list[str]:
         """The addresses to connect to for ``host``; :class:`OutboundRefused` when any is
         refused (a name that resolves to one internal address is not trusted for the others)."""

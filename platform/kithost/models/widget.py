@@ -38,6 +38,8 @@ class Widget(TenantOwned):
     """Encrypted (``kit.crypto.SecretBox``): signs the identity tokens of tenant backends."""
     model_key: Mapped[str | None] = mapped_column(Text)
     """Encrypted: the tenant's API key for the endpoint its agent's ``base_url`` names."""
+    tool_secret: Mapped[str | None] = mapped_column(Text)
+    """Encrypted: signs the calls of the agent's ``http`` tools (made with the first one)."""
     revision: Mapped[int] = mapped_column(default=1)
 
     __mapper_args__ = {"version_id_col": revision}

@@ -14,6 +14,7 @@ router = APIRouter(prefix="/tenants/{tenant}", tags=["secrets"])
 OPENAI_KEY = "/openai-key"
 IDENTITY = "/widgets/{id}/identity-secret"
 MODEL_KEY = "/widgets/{id}/model-key"
+TOOL_SECRET = "/widgets/{id}/tool-secret"  # noqa: S105 (a path)
 
 
 @router.get(
@@ -107,3 +108,19 @@ async def set_model_key(
 )
 async def remove_model_key(access: WidgetsWrite, session: DbSession, id: uuid.UUID) -> None:
     await service.remove_model_key(session, access, id)
+
+
+@router.post(
+    TOOL_SECRET,
+    summary="Generate a new tool secret for a widget",
+    description="The key with which Kithost signs the calls of the widget's `http` tools "
+    "(HMAC-SHA256, see the `http` tool). Made with the widget's first `http` tool and shown "
+    "in that answer only; this shows a new one, only in this response, and the old one stops "
+    "signing at once.",
+    responses=problems(*TENANT_ERRORS),
+)
+async def rotate_tool_secret(
+    access: WidgetsWrite, session: DbSession, box: AppSecretBox, id: uuid.UUID
+) -> schemas.ToolSecret:
+    new = await service.rotate_tool_secret(session, box, access, id)
+    return schemas.ToolSecret.model_validate(new)

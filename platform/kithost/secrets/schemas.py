@@ -44,3 +44,10 @@ class IdentitySecret(Schema):
 
     identity_secret: str
     revision: int = Field(description="The widget's revision (its ETag) after the change.")
+
+
+class ToolSecret(Schema):
+    """A widget's new tool secret (signs its ``http`` tools' calls): shown this once."""
+
+    tool_secret: str
+    revision: int = Field(description="The widget's revision (its ETag) after the change.")

@@ -23,6 +23,7 @@ ENCRYPTED_COLUMNS: tuple[EncryptedColumn, ...] = (
     Tenant.openai_api_key,
     Widget.identity_secret,
     Widget.model_key,
+    Widget.tool_secret,
     SigningKey.private_key,
     WebhookEndpoint.secret,
     WebhookEndpoint.previous_secret,
@@ -194,10 +195,56 @@ async def remove_identity_secret(
     await _record_secret_change(session, access, widget, "widget.identity_secret_removed", before)
 
 
+@dataclass(frozen=True)
+class NewToolSecret:
+    """A widget's new tool secret, shown once, and the widget's revision after it."""
+
+    tool_secret: str
+    revision: int
+
+
+def new_tool_secret() -> str:
+    return random_token("kts_", 32)
+
+
+def widget_tool_secret(box: SecretBox, encrypted: str | None) -> str | None:
+    """The key that signs the calls of a widget's ``http`` tools (None: it has none)."""
+    return None if encrypted is None else box.decrypt(encrypted)
+
+
+async def ensure_tool_secret(
+    session: AsyncSession, box: SecretBox, access: TenantAccess, widget: Widget
+) -> str | None:
+    """Give ``widget`` its tool secret when its draft has its first ``http`` tool: the new
+    secret (to show this once), or None when there was one already or no such tool."""
+    tools = widget.draft.get("agent", {}).get("tools", [])
+    if widget.tool_secret is not None or not any(t.get("type") == "http" for t in tools):
+        return None
+    before = _secrets_state(widget)
+    secret = new_tool_secret()
+    widget.tool_secret = box.encrypt(secret)
+    await _record_secret_change(session, access, widget, "widget.tool_secret_created", before)
+    return secret
+
+
+async def rotate_tool_secret(
+    session: AsyncSession, box: SecretBox, access: TenantAccess, widget_id: uuid.UUID
+) -> NewToolSecret:
+    """Give the widget a new tool secret; calls are signed with it from the next answer on."""
+    widget = await get_widget(session, access.tenant, widget_id)
+    before = _secrets_state(widget)
+    secret = new_tool_secret()
+    widget.tool_secret = box.encrypt(secret)
+    action = "widget.tool_secret_" + ("rotated" if before["has_tool_secret"] else "created")
+    await _record_secret_change(session, access, widget, action, before)
+    return NewToolSecret(secret, widget.revision)
+
+
 def _secrets_state(widget: Widget) -> dict[str, Any]:
     return {
         "has_identity_secret": widget.identity_secret is not None,
         "has_model_key": widget.model_key is not None,
+        "has_tool_secret": widget.tool_secret is not None,
         "revision": widget.revision,
     }
 

@@ -5,7 +5,6 @@ work has committed."""
 from __future__ import annotations
 
 import base64
-import ipaddress
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -44,19 +43,10 @@ def check_url(url: str, policy: OutboundPolicy) -> None:
     if refused is not None:
         raise invalid_field("url", f"Kithost may not connect to this address: {refused}")
     parts = urlsplit(url)
-    if parts.scheme == "http" and not _opened(policy, parts.hostname or ""):
+    if parts.scheme == "http" and not policy.opens(parts.hostname or ""):
         raise invalid_field(
             "url", "a webhook URL must be https:// (http only where KITHOST_OUTBOUND_ALLOW opens)"
         )
-
-
-def _opened(policy: OutboundPolicy, host: str) -> bool:
-    """Whether the deployment opened ``host`` (by name, or an address in its CIDRs)."""
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return policy.allows_host(host)
-    return policy.address_refusal(address) is None and not address.is_global
 
 
 async def create_endpoint(

@@ -7,12 +7,15 @@ ChatKit widget actions. :meth:`WidgetConfig.public` is the part the loader may s
 
 from __future__ import annotations
 
+import json
 import re
 import string
 import uuid
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
 from pydantic import (
     AnyHttpUrl,
     Field,
@@ -88,7 +91,84 @@ class WebSearch(Schema):
     allowed_domains: Annotated[list[Domain], Field(max_length=20)] = []
 
 
-Tool = Annotated[FileSearch | WebSearch, Field(discriminator="type")]
+ToolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+MAX_SCHEMA_BYTES = 16_384
+"""The largest JSON Schema of an ``http`` tool's arguments, encoded."""
+
+
+class HttpMethod(StrEnum):
+    post = "POST"
+    put = "PUT"
+    patch = "PATCH"
+
+
+class HttpTool(Schema):
+    """A tenant's endpoint as a function tool: the model calls ``name`` with arguments
+    matching ``parameters``; Kithost sends them (JSON, signed with the widget's tool secret:
+    ``chat.http_tool``) and hands the endpoint's JSON answer back to the model."""
+
+    type: Literal["http"]
+    id: ToolId
+    label: ShortText = "Working on it…"
+    """What the visitor sees while it runs."""
+    name: ToolName
+    """The function's name as the model sees it, unique among the agent's tools."""
+    description: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    parameters: dict[str, Any] = {"type": "object", "properties": {}}
+    """The JSON Schema of the arguments (an object)."""
+    url: AnyHttpUrl
+    """HTTPS, at a public address (plain HTTP only where ``KITHOST_OUTBOUND_ALLOW`` opens)."""
+    method: HttpMethod = HttpMethod.post
+    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10
+    max_response_bytes: Annotated[int, Field(ge=1, le=1_048_576)] = 65_536
+
+    @field_validator("parameters")
+    @classmethod
+    def _json_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(schema)) > MAX_SCHEMA_BYTES:
+            raise ValueError(f"at most {MAX_SCHEMA_BYTES} bytes as JSON")
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            raise ValueError(f"not a JSON Schema: {exc.message}") from None
+        if schema.get("type") != "object":
+            raise ValueError('the arguments are an object: "type": "object"')
+        return schema
+
+
+Tool = Annotated[FileSearch | WebSearch | HttpTool, Field(discriminator="type")]
+
+
+Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=100)]
+
+
+class Guardrails(Schema):
+    """Checks of the visitor's message before the model sees it; a tripped one answers
+    with ``refusal_message`` (stored with the thread, reported as
+    ``server.guardrail.tripped``) and the model is never called."""
+
+    max_input_length: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    """The most characters a message's text may have."""
+    refused_topics: Annotated[list[Topic], Field(max_length=50)] = []
+    """Words or phrases a message may not contain: a case-insensitive match of the text as
+    written (no stemming, no synonyms: "refund" matches "Refunds" but not "money back")."""
+    moderation: bool = False
+    """Check the message with OpenAI's moderation endpoint (with the key the agent uses;
+    not for an agent with its own ``base_url``) and refuse what it flags."""
+    refusal_message: Annotated[str, StringConstraints(min_length=1, max_length=1000)] = (
+        "Sorry, I can't help with that here."
+    )
+
+
+class ResponseLimits(Schema):
+    """What one answer may take; beyond it the answer ends with a notice saying which."""
+
+    max_turns: Annotated[int, Field(ge=1, le=50)] = 10
+    """Model calls in one answer (each tool result goes back to the model in a new turn)."""
+    max_tool_calls: Annotated[int, Field(ge=0, le=100)] | None = None
+    """Tool calls of any kind in one answer."""
+    max_seconds: Annotated[int, Field(ge=1, le=600)] | None = None
+    """The whole answer, from the visitor's message to its last word."""
 
 
 class Agent(Schema):
@@ -107,6 +187,8 @@ class Agent(Schema):
     """Per-end-user quota; beyond it the chat shows a notice instead of answering."""
     tools: Annotated[list[Tool], Field(max_length=16)] = []
     """What the agent may use while answering, each with an id unique in the widget."""
+    guardrails: Guardrails = Guardrails()
+    limits: ResponseLimits = ResponseLimits()
 
 
 class FileUpload(Schema):

@@ -6,11 +6,14 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 
 from kithost.auth.dependencies import WidgetsRead, WidgetsWrite
+from kithost.auth.principals import TenantAccess
 from kithost.db import DbSession
+from kithost.kit.crypto import SecretBox
 from kithost.kit.schemas import TENANT_ERRORS, problems
 from kithost.models import Widget
 from kithost.models.base import utcnow
-from kithost.state import AppSettings
+from kithost.secrets import service as secrets
+from kithost.state import AppSecretBox, AppSettings
 from kithost.widgets import preview, schemas, service
 from kithost.widgets.config import WidgetConfig
 
@@ -32,6 +35,15 @@ def _widget(response: Response, widget: Widget) -> schemas.Widget:
     return schemas.Widget.model_validate(widget)
 
 
+async def _saved(
+    response: Response, session: DbSession, box: SecretBox, access: TenantAccess, widget: Widget
+) -> schemas.Widget:
+    """A widget whose draft changed: with its new tool secret if its first ``http`` tool
+    made one (shown this once)."""
+    secret = await secrets.ensure_tool_secret(session, box, access, widget)
+    return _widget(response, widget).model_copy(update={"new_tool_secret": secret})
+
+
 @router.post(
     "",
     summary="Create a widget",
@@ -44,6 +56,7 @@ async def create_widget(
     access: WidgetsWrite,
     session: DbSession,
     settings: AppSettings,
+    box: AppSecretBox,
     response: Response,
     body: schemas.WidgetCreate,
 ) -> schemas.Widget:
@@ -57,7 +70,7 @@ async def create_widget(
         allow_insecure_origins=body.allow_insecure_origins,
         outbound=settings.outbound_policy,
     )
-    return _widget(response, widget)
+    return await _saved(response, session, box, access, widget)
 
 
 @router.get(
@@ -102,6 +115,7 @@ async def update_widget(
     access: WidgetsWrite,
     session: DbSession,
     settings: AppSettings,
+    box: AppSecretBox,
     response: Response,
     id: uuid.UUID,
     body: schemas.WidgetUpdate,
@@ -117,7 +131,7 @@ async def update_widget(
         allow_insecure_origins=body.allow_insecure_origins,
         outbound=settings.outbound_policy,
     )
-    return _widget(response, widget)
+    return await _saved(response, session, box, access, widget)
 
 
 @router.delete(
@@ -141,6 +155,7 @@ async def replace_config(
     access: WidgetsWrite,
     session: DbSession,
     settings: AppSettings,
+    box: AppSecretBox,
     response: Response,
     id: uuid.UUID,
     body: Annotated[schemas.RawConfig, Body()],
@@ -149,7 +164,7 @@ async def replace_config(
     widget = await service.replace_config(
         session, access, id, if_match, body, outbound=settings.outbound_policy
     )
-    return _widget(response, widget)
+    return await _saved(response, session, box, access, widget)
 
 
 @router.post(
@@ -292,13 +307,14 @@ async def get_version(
 async def restore_version(
     access: WidgetsWrite,
     session: DbSession,
+    box: AppSecretBox,
     response: Response,
     id: uuid.UUID,
     number: int,
     if_match: IfMatch = None,
 ) -> schemas.Widget:
     widget = await service.restore_version(session, access, id, number, if_match)
-    return _widget(response, widget)
+    return await _saved(response, session, box, access, widget)
 
 
 @router.get(

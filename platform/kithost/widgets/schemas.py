@@ -39,8 +39,13 @@ class Widget(Schema):
     has_identity_secret: bool = Field(validation_alias="identity_secret")
     has_model_key: bool = Field(validation_alias="model_key")
     """Whether the widget has its own model key (``PUT …/model-key``), never the key."""
+    has_tool_secret: bool = Field(validation_alias="tool_secret")
+    """Whether the widget has a secret signing its ``http`` tools' calls."""
+    new_tool_secret: str | None = None
+    """The tool secret, only in the answer of the change that made it (the first ``http``
+    tool); ``POST …/tool-secret`` makes a new one."""
 
-    @field_validator("has_identity_secret", "has_model_key", mode="before")
+    @field_validator("has_identity_secret", "has_model_key", "has_tool_secret", mode="before")
     @classmethod
     def _whether_set(cls, secret: str | None) -> bool:
         return secret is not None

@@ -37,7 +37,7 @@ from kithost.models.base import utcnow
 from kithost.webhooks import service as webhooks
 from kithost.widgets import repository
 from kithost.widgets.agent_import import ImportedAgent, ImportRefused, read_export
-from kithost.widgets.config import FileSearch, ModelApi, WidgetConfig, parse_config
+from kithost.widgets.config import FileSearch, HttpTool, ModelApi, WidgetConfig, parse_config
 from kithost.widgets.convert import Conversion, convert
 
 ORIGIN_MAX_LENGTH = 255
@@ -474,19 +474,35 @@ async def _draft(
     """A configuration as stored: checked, with every default filled in."""
     parsed = parse_config(config)
     check_agent(parsed, has_model_key=has_model_key, outbound=outbound)
-    check_tools(parsed)
+    check_tools(parsed, outbound)
     await _check_knowledge_bases(session, tenant_id, parsed)
     return parsed.model_dump(mode="json")
 
 
-def check_tools(config: WidgetConfig) -> None:
+def check_tools(config: WidgetConfig, outbound: OutboundPolicy | None = None) -> None:
     """Tool ids are unique; OpenAI's hosted tools (``file_search``, ``web_search``) need the
-    Responses API, each once per agent (one ``file_search`` searches several bases)."""
+    Responses API, each once per agent (one ``file_search`` searches several bases); ``http``
+    tools have names of their own and, when ``outbound`` (the deployment's policy) is given,
+    an HTTPS URL Kithost may connect to (``kit.outbound``)."""
     seen: dict[str, str] = {}
+    names: set[str] = set()
     for index, tool in enumerate(config.agent.tools):
         field = f"{TOOLS}.{index}"
         if tool.id in seen:
             raise invalid_field(f"{field}.id", f"another tool has the id {tool.id!r}")
+        if isinstance(tool, HttpTool):
+            seen[tool.id] = tool.type
+            if tool.name in names:
+                raise invalid_field(f"{field}.name", f"another tool is named {tool.name!r}")
+            names.add(tool.name)
+            refused = None if outbound is None else outbound.https_refusal(str(tool.url))
+            if refused is not None:
+                raise invalid_field(
+                    f"{field}.url",
+                    f"Kithost may not connect to this address: {refused}",
+                    "outbound_refused",
+                )
+            continue
         if tool.type in seen.values():
             raise invalid_field(f"{field}.type", f"an agent has one {tool.type} tool")
         seen[tool.id] = tool.type
@@ -526,6 +542,12 @@ def check_agent(
     base_url = config.agent.base_url
     if config.mode is not WidgetMode.self_hosted or base_url is None:
         return
+    if config.agent.guardrails.moderation:
+        raise invalid_field(
+            "config.agent.guardrails.moderation",
+            "OpenAI's moderation needs an agent on OpenAI (no base_url)",
+            "moderation_needs_openai",
+        )
     refused = None if outbound is None else outbound.url_refusal(str(base_url))
     if refused is not None:
         raise invalid_field(
