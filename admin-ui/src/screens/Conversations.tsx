@@ -82,12 +82,16 @@ export default function Conversations() {
   const [search, setSearch] = useState('');
   const [feedback, setFeedback] = useState<Feedback | ''>('');
   const [endUser, setEndUser] = useState('');
+  const [hasError, setHasError] = useState(false);
+  const [hasAttachments, setHasAttachments] = useState(false);
   const [open, setOpen] = useState<string | null>(null);
   const filters = {
     ...(widget ? { widget } : {}),
     ...(search.length >= 2 ? { q: search } : {}),
     ...(feedback ? { feedback } : {}),
     ...(endUser ? { end_user: endUser } : {}),
+    ...(hasError ? { has_error: true } : {}),
+    ...(hasAttachments ? { has_attachments: true } : {}),
   };
   const threads = useInfiniteQuery({
     queryKey: ['conversations', tenant.slug, filters],
@@ -101,9 +105,22 @@ export default function Conversations() {
     getNextPageParam: (page) => page.next ?? null,
   });
   const list = threads.data?.pages.flatMap((p) => p.data) ?? [];
-  const exportUrl = `/api/v1/tenants/${tenant.slug}/conversations/export.jsonl?${new URLSearchParams(filters as Record<string, string>)}`;
+  const query = new URLSearchParams(Object.entries(filters).map(([key, value]) => [key, String(value)]));
+  const exportUrl = (format: 'jsonl' | 'csv') => `/api/v1/tenants/${tenant.slug}/conversations/export.${format}?${query}`;
   return (
-    <Page title="Conversations" actions={<a className="button secondary" href={exportUrl} download>Export (JSON lines)</a>}>
+    <Page
+      title="Conversations"
+      actions={
+        <>
+          <a className="button secondary" href={exportUrl('jsonl')} download>
+            Export (JSON lines)
+          </a>
+          <a className="button secondary" href={exportUrl('csv')} download>
+            Export messages (CSV)
+          </a>
+        </>
+      }
+    >
       <form
         className="filters"
         onSubmit={(event) => {
@@ -128,6 +145,12 @@ export default function Conversations() {
         <label className="filter">
           End user
           <input value={endUser} placeholder="u:42" onChange={(e) => setEndUser(e.target.value.trim())} />
+        </label>
+        <label className="check">
+          <input type="checkbox" checked={hasError} onChange={(e) => setHasError(e.target.checked)} /> With an error
+        </label>
+        <label className="check">
+          <input type="checkbox" checked={hasAttachments} onChange={(e) => setHasAttachments(e.target.checked)} /> With attachments
         </label>
         <button type="submit">Search</button>
       </form>

@@ -8,7 +8,7 @@ import { useTenant } from '../tenant';
 import { Empty, Field, formatDate, Page, ProblemAlert, Query, SecretOnce, Table } from '../ui';
 
 type EventType = Schemas['EventType'];
-const EVENTS: EventType[] = ['widget.published', 'feedback.created'];
+const EVENTS: EventType[] = ['conversation.started', 'feedback.created', 'client_error.new_group', 'widget.published'];
 
 function Deliveries({ id }: { id: string }) {
   const tenant = useTenant();

@@ -5,7 +5,7 @@ import { useState } from 'react';
 import { api, ApiError, ifMatch, unwrap, type Schemas } from '../../api/client';
 import { useTenant } from '../../tenant';
 import { Field, ProblemAlert } from '../../ui';
-import { asObject, Group, NumberInput, Select, Text, useDraft, type Json } from './draft';
+import { asObject, Check, Group, NumberInput, Select, Text, useDraft, type Json } from './draft';
 import { widgetKey } from './keys';
 
 type Widget = Schemas['Widget'];
@@ -60,6 +60,32 @@ function Tools() {
       </fieldset>
       {draft.errorAt('agent.tools') && <p className="error">{draft.errorAt('agent.tools')}</p>}
     </Group>
+  );
+}
+
+/** Refused topics, one per line (matched case-insensitively in what the visitor writes). */
+function Topics() {
+  const draft = useDraft();
+  const topics = (draft.value('agent.guardrails.refused_topics') as string[] | undefined) ?? [];
+  const [text, setText] = useState(topics.join('\n'));
+  return (
+    <Field label="Refused topics" hint="One per line: a message mentioning one is answered with the refusal, never by the model." error={draft.errorAt('agent.guardrails.refused_topics')}>
+      {(props) => (
+        <textarea
+          {...props}
+          rows={3}
+          disabled={draft.disabled}
+          value={text}
+          onChange={(e) => setText(e.target.value)}
+          onBlur={() =>
+            draft.set(
+              'agent.guardrails.refused_topics',
+              text.split('\n').map((line) => line.trim()).filter(Boolean),
+            )
+          }
+        />
+      )}
+    </Field>
   );
 }
 
@@ -181,6 +207,15 @@ export default function AgentTab({ widget }: { widget: Widget }) {
       <Group title="Limits">
         <NumberInput path="agent.max_output_tokens" label="Most tokens per answer" min={1} max={128000} />
         <NumberInput path="agent.messages_per_user_per_day" label="Messages per visitor per day" min={1} max={100000} />
+        <NumberInput path="agent.limits.max_turns" label="Most model turns per answer" min={1} max={100} />
+        <NumberInput path="agent.limits.max_tool_calls" label="Most tool calls per answer" min={0} max={100} />
+        <NumberInput path="agent.limits.max_seconds" label="Most seconds per answer" min={1} max={600} />
+      </Group>
+      <Group title="Guardrails">
+        <NumberInput path="agent.guardrails.max_input_length" label="Longest message a visitor may send (characters)" min={1} max={100000} />
+        <Topics />
+        <Check path="agent.guardrails.moderation" label="Check each message with OpenAI's moderation first" />
+        <Text path="agent.guardrails.refusal_message" label="What the visitor reads when a guardrail trips" />
       </Group>
       <Tools />
       <AgentImport widget={widget} />
