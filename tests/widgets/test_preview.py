@@ -178,3 +178,18 @@ async def test_the_preview_page_gets_its_config_without_an_origin_header(
     # The live widget does not allow Kithost's own origin (the demo widget does).
     live = await client.get(f"/v1/embed/{widget['public_key']}/config", headers=same_origin)
     assert live.status_code == 403
+
+
+async def test_a_direct_draft_is_previewed_framed(client: httpx.AsyncClient, acme: Acme) -> None:
+    """ChatKit in the dashboard's own page would need an OpenAI domain key for it."""
+    widget = await published_with_new_draft(client, acme)
+    current = await client.get(url(widget), headers=acme.headers)
+    direct = await client.patch(
+        url(widget),
+        json={"config": {"placement": "direct"}},
+        headers=acme.matching(current.headers["etag"]),
+    )
+    assert direct.status_code == 200, direct.text
+    key = await make_preview(client, acme, widget)
+    config = await client.get(f"/v1/embed/{key}/config", headers={"Origin": DASHBOARD})
+    assert config.json()["config"]["placement"] == "framed"

@@ -115,7 +115,8 @@ async def load_preview(
     row = await repository.widget_draft(session, preview.tenant_id, preview.widget_id)
     if row is None:
         return None
-    config = WidgetConfig.model_validate(row.draft)
+    draft = WidgetConfig.model_validate(row.draft)
+    config = draft.model_copy(update={"placement": Placement.framed})
     return Published(
         tenant_id=preview.tenant_id,
         widget_id=preview.widget_id,
