@@ -124,7 +124,7 @@ async def load_preview(
         version=row.published_version or 0,
         widget_config=config,
         config=config.public(),
-        direct=False,
+        direct=config.placement is Placement.direct,
         origins=(AllowedEntry(preview.origin, None),),
         tenant_openai_key=row.tenant_openai_key,
         widget_model_key=row.widget_model_key,
