@@ -35,6 +35,8 @@ const HINTS: Record<string, string> = {
   origin_not_allowed: "Add this page's origin to the widget's allowed origins.",
   identity_required: "Call kithost('identify', token) with a token your backend signed.",
   invalid_identity_token: "Sign identity tokens (HS256) with the widget's identity secret.",
+  hosted_workflow_unavailable:
+    'OpenAI shut Agent Builder down: convert this widget to self-hosted in the dashboard.',
 };
 
 const CHATKIT_EVENTS = [
