@@ -162,3 +162,26 @@ async def test_an_output_that_cannot_be_stored_is_refused_with_the_field(
         }
     ]
     assert (await answer(alice, thread_id, CART)).status_code == 200  # still pending
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [("{oops", "The arguments are not JSON."), ("[1]", "The arguments are not a JSON object.")],
+)
+async def test_arguments_the_page_cannot_take_go_back_to_the_model_as_an_error(
+    http: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    arguments: str,
+    error: str,
+) -> None:
+    widget = await cart_widget(db, app, fake_openai)
+    alice = await make_visitor(http, app, db, widget)
+    fake_openai.call_function("get_cart", arguments)
+
+    events = await alice.send("My cart?")
+
+    assert done_items(events, ClientToolCallItem) == []  # the page is not asked
+    assert [json.loads(o) for o in fake_openai.function_outputs] == [{"error": error}]
+    assert "".join(deltas(events)) == DEFAULT_REPLY_TEXT
