@@ -56,19 +56,23 @@ async def chatting(
 
 
 async def open_chat(
-    page: Page, kithost: Kithost, shop: Site, placement: Placement, handler: str | None
+    page: Page,
+    kithost: Kithost,
+    shop: Site,
+    placement: Placement,
+    handler: str | None,
+    extra: str = "",
 ) -> tuple[str, Frame | Page]:
-    """A shop page with the widget inline and ``handler`` (script) registered for
-    ``tool:get_cart``; the widget's key and the document running ChatKit."""
+    """A shop page with the widget inline, ``handler`` (script) registered for
+    ``tool:get_cart`` and ``extra`` HTML; the widget's key and the document running ChatKit."""
     config = WidgetConfig.model_validate({"placement": placement, "agent": {"tools": [CART_TOOL]}})
     pk = await kithost.publish([(shop.origin, "domain_pk_shop")], config)
     register = (
         "" if handler is None else f"<script>kithost('on', 'tool:get_cart', {handler})</script>"
     )
     container = '<section id="chat" style="height:500px" aria-label="Chat"></section>'
-    await page.goto(
-        shop.page(container + STUB + register + snippet(kithost.url, pk, container="#chat"))
-    )
+    widget = snippet(kithost.url, pk, container="#chat")
+    await page.goto(shop.page(container + STUB + register + extra + widget))
     if placement is Placement.framed:
         return pk, await chat_frame(page, pk)
     await page.wait_for_function("() => window.chatkit && window.chatkit.calls.length > 0")
@@ -163,6 +167,43 @@ async def test_a_handler_that_never_answers_times_out(
     await chat.evaluate(CONVERSE)
     await page.wait_for_function("() => window.toolCalled === true")
     assert chatting.function_outputs == []  # waiting for the page
+    await context.clock.fast_forward(TIMEOUT_SECONDS * 1000 + 500)
+
+    assert await chat.evaluate("() => window.answered") == DEFAULT_REPLY_TEXT
+    error = f"The page's get_cart tool failed: no answer within {TIMEOUT_SECONDS} s"
+    assert outputs(chatting) == [{"error": error}]
+
+
+async def test_another_frame_of_the_page_cannot_answer_a_call(
+    context: BrowserContext,
+    page: Page,
+    kithost: Kithost,
+    shop: Site,
+    elsewhere: Site,
+    chatting: FakeOpenAI,
+) -> None:
+    """The frame takes answers from the loader only (its origin and window), by call id."""
+    await context.clock.install()
+    other = elsewhere.page("")
+    spy = (
+        "<script>addEventListener('message', (e) => {"
+        " if (e.data && e.data.type === 'tool') window.callId = e.data.id; });</script>"
+        f'<iframe title="Other" src="{other}"></iframe>'
+    )
+    never = "() => new Promise(() => {})"
+    pk, chat = await open_chat(page, kithost, shop, Placement.framed, never, spy)
+    await chat.evaluate(CONVERSE)
+    call_id = await (await page.wait_for_function("() => window.callId")).json_value()
+
+    forger = page.frame(url=other)
+    assert forger is not None
+    await forger.evaluate(
+        """([pk, id, api]) => {
+          const forged = { kithost: pk, type: 'tool', id, result: { forged: true } };
+          for (let i = 0; i < parent.frames.length; i++) parent.frames[i].postMessage(forged, api);
+        }""",
+        [pk, call_id, kithost.url],
+    )
     await context.clock.fast_forward(TIMEOUT_SECONDS * 1000 + 500)
 
     assert await chat.evaluate("() => window.answered") == DEFAULT_REPLY_TEXT
