@@ -89,6 +89,23 @@ def outputs(openai: FakeOpenAI) -> list[Any]:
     return [json.loads(output) for output in openai.function_outputs]
 
 
+async def assert_times_out(
+    context: BrowserContext,
+    chat: Frame | Page,
+    openai: FakeOpenAI,
+    captured: Captured,
+    pk: str,
+) -> None:
+    """Once the tool's timeout has passed (on Playwright's clock), the model gets the error
+    and answers, and the page's analytics get a ``client.error``."""
+    await context.clock.fast_forward(TIMEOUT_SECONDS * 1000 + 500)
+    assert await chat.evaluate("() => window.answered") == DEFAULT_REPLY_TEXT
+    error = f"The page's get_cart tool failed: no answer within {TIMEOUT_SECONDS} s"
+    assert outputs(openai) == [{"error": error}]
+    [reported] = await eventually(lambda: captured.errors(pk), "client.error sent")
+    assert (reported["kind"], reported["message"]) == ("client_tool_failed", error)
+
+
 @PLACEMENTS
 async def test_the_handlers_answer_reaches_the_model(
     page: Page, kithost: Kithost, shop: Site, chatting: FakeOpenAI, placement: Placement
@@ -157,21 +174,18 @@ async def test_a_handler_that_never_answers_times_out(
     page: Page,
     kithost: Kithost,
     shop: Site,
+    captured: Captured,
     chatting: FakeOpenAI,
     placement: Placement,
 ) -> None:
     await context.clock.install()
     handler = "() => new Promise(() => { window.toolCalled = true; })"
-    _, chat = await open_chat(page, kithost, shop, placement, handler)
+    pk, chat = await open_chat(page, kithost, shop, placement, handler)
 
     await chat.evaluate(CONVERSE)
     await page.wait_for_function("() => window.toolCalled === true")
     assert chatting.function_outputs == []  # waiting for the page
-    await context.clock.fast_forward(TIMEOUT_SECONDS * 1000 + 500)
-
-    assert await chat.evaluate("() => window.answered") == DEFAULT_REPLY_TEXT
-    error = f"The page's get_cart tool failed: no answer within {TIMEOUT_SECONDS} s"
-    assert outputs(chatting) == [{"error": error}]
+    await assert_times_out(context, chat, chatting, captured, pk)
 
 
 async def test_another_frame_of_the_page_cannot_answer_a_call(
@@ -180,6 +194,7 @@ async def test_another_frame_of_the_page_cannot_answer_a_call(
     kithost: Kithost,
     shop: Site,
     elsewhere: Site,
+    captured: Captured,
     chatting: FakeOpenAI,
 ) -> None:
     """The frame takes answers from the loader only (its origin and window), by call id."""
@@ -204,8 +219,4 @@ async def test_another_frame_of_the_page_cannot_answer_a_call(
         }""",
         [pk, call_id, kithost.url],
     )
-    await context.clock.fast_forward(TIMEOUT_SECONDS * 1000 + 500)
-
-    assert await chat.evaluate("() => window.answered") == DEFAULT_REPLY_TEXT
-    error = f"The page's get_cart tool failed: no answer within {TIMEOUT_SECONDS} s"
-    assert outputs(chatting) == [{"error": error}]
+    await assert_times_out(context, chat, chatting, captured, pk)
