@@ -100,10 +100,16 @@ async def assert_times_out(
     and answers, and the page's analytics get a ``client.error``."""
     await context.clock.fast_forward(TIMEOUT_SECONDS * 1000 + 500)
     assert await chat.evaluate("() => window.answered") == DEFAULT_REPLY_TEXT
-    error = f"The page's get_cart tool failed: no answer within {TIMEOUT_SECONDS} s"
-    assert outputs(openai) == [{"error": error}]
+    await assert_failed(openai, captured, pk, f"no answer within {TIMEOUT_SECONDS} s")
+
+
+async def assert_failed(openai: FakeOpenAI, captured: Captured, pk: str, error: str) -> None:
+    """The model got the tool's failure as its result, and the page's analytics a
+    ``client.error`` saying the same."""
+    message = f"The page's get_cart tool failed: {error}"
+    assert outputs(openai) == [{"error": message}]
     [reported] = await eventually(lambda: captured.errors(pk), "client.error sent")
-    assert (reported["kind"], reported["message"]) == ("client_tool_failed", error)
+    assert (reported["kind"], reported["message"]) == ("client_tool_failed", message)
 
 
 @PLACEMENTS
@@ -162,10 +168,7 @@ async def test_a_missing_or_failing_handler_is_an_error_the_model_sees(
 
     assert await converse(chat) == DEFAULT_REPLY_TEXT
 
-    message = f"The page's get_cart tool failed: {error}"
-    assert outputs(chatting) == [{"error": message}]
-    [reported] = await eventually(lambda: captured.errors(pk), "client.error sent")
-    assert (reported["kind"], reported["message"]) == ("client_tool_failed", message)
+    await assert_failed(chatting, captured, pk, error)
 
 
 @PLACEMENTS
