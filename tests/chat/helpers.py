@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -14,6 +14,7 @@ from chatkit.types import (
     AssistantMessageContentPartTextDelta,
     AssistantMessageItem,
     ThreadCreatedEvent,
+    ThreadItem,
     ThreadItemDoneEvent,
     ThreadItemUpdatedEvent,
     ThreadStreamEvent,
@@ -30,6 +31,7 @@ from tests.embed.helpers import ORIGIN, make_widget, publish
 from tests.fakes.openai_server import FakeOpenAI
 
 EVENT: TypeAdapter[ThreadStreamEvent] = TypeAdapter(ThreadStreamEvent)
+Item = TypeVar("Item", bound=ThreadItem)
 INGEST = "kithost.analytics.ingest"
 
 
@@ -140,14 +142,17 @@ def thread_of(events: list[ThreadStreamEvent]) -> str:
     return created.thread.id
 
 
+def done_items(events: list[ThreadStreamEvent], kind: type[Item]) -> list[Item]:
+    """The items of type ``kind`` the events completed."""
+    return [
+        e.item for e in events if isinstance(e, ThreadItemDoneEvent) and isinstance(e.item, kind)
+    ]
+
+
 def answer_of(events: list[ThreadStreamEvent]) -> str:
     """The id of the assistant message the events completed."""
-    [answer] = [
-        e.item.id
-        for e in events
-        if isinstance(e, ThreadItemDoneEvent) and isinstance(e.item, AssistantMessageItem)
-    ]
-    return answer
+    [answer] = done_items(events, AssistantMessageItem)
+    return answer.id
 
 
 def decode(body: str) -> list[ThreadStreamEvent]:

@@ -41,6 +41,20 @@ def url(widget: httpx.Response | dict[str, Any], path: str = "") -> str:
     return f"{WIDGETS}/{data['id']}{path}"
 
 
+async def refused_tools(
+    client: httpx.AsyncClient, acme: Acme, tools: list[dict[str, Any]]
+) -> tuple[httpx.Response, list[tuple[str, str]]]:
+    """A new widget of ``acme`` and the field and type of each error of the 422 problem
+    that putting an agent with ``tools`` in its config gets."""
+    widget = await create(client, acme)
+    put = await client.put(
+        url(widget, "/config"), json={"agent": {"tools": tools}}, headers=acme.matching('"1"')
+    )
+    assert put.status_code == 422, put.text
+    assert put.headers["content-type"] == "application/problem+json"
+    return widget, [(e["field"], e["type"]) for e in put.json()["errors"]]
+
+
 async def audit_entries(db: AsyncSession, tenant: Tenant, action: str) -> list[AuditLogEntry]:
     """The tenant's audit entries of ``action``, oldest first."""
     result = await db.execute(

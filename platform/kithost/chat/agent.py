@@ -49,11 +49,12 @@ from openai.types.responses import (
 from openai.types.responses.web_search_tool import Filters
 from pydantic import BaseModel
 
+from kithost.chat import client_tools
 from kithost.chat.context import ChatContext
 from kithost.chat.http_tool import HttpToolRunner
 from kithost.chat.store import SqlAttachmentStore
 from kithost.widgets.config import Agent as AgentConfig
-from kithost.widgets.config import HttpTool, ModelApi, ResponseLimits, WebSearch
+from kithost.widgets.config import ClientTool, HttpTool, ModelApi, ResponseLimits, WebSearch
 
 HISTORY_ITEMS = 40
 """How many of the thread's latest items the model sees."""
@@ -80,6 +81,7 @@ def agent(
         instructions=instructions(config.instructions, context),
         model=model(config, client),
         tools=tools(config, vector_stores or {}, http),
+        tool_use_behavior=client_tools.stop_at_client_call,
         model_settings=ModelSettings(
             temperature=config.temperature,
             max_tokens=config.max_output_tokens,
@@ -94,6 +96,9 @@ def tools(
 ) -> list[Tool]:
     made: list[Tool] = []
     for tool in config.tools:
+        if isinstance(tool, ClientTool):
+            made.append(client_tools.function_tool(tool))
+            continue
         if isinstance(tool, HttpTool):
             if http is not None:
                 made.append(http.function_tool(tool))

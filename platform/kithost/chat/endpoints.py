@@ -46,6 +46,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter, ValidationError
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from kithost.chat import client_tools
 from kithost.chat.attachments import AttachmentRules, Purpose
 from kithost.chat.auth import missing_token
 from kithost.chat.context import ChatContext
@@ -109,6 +110,7 @@ async def _chatkit(
     parsed = _parse(body)
     server = chat.server(parsed)
     await _check_attachments(server, parsed, context)
+    await client_tools.check_output(server.store, parsed, context)
     result = await server.process_request(parsed, context)
     if isinstance(result, StreamingResult):
         return await _stream(result, cors, received_at)

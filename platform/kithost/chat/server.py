@@ -40,6 +40,7 @@ from chatkit.types import (
     AssistantMessageContentPartTextDelta,
     AssistantMessageItem,
     ChatKitReq,
+    ClientToolCallItem,
     FeedbackKind,
     HiddenContextItem,
     NoticeEvent,
@@ -350,14 +351,15 @@ def refusal_of(context: ChatContext) -> str:
 
 
 def own_ids(event: ThreadStreamEvent, ids: dict[str, str]) -> ThreadStreamEvent:
-    """The event with assistant messages under Kithost's ids instead of the model's.
+    """The event with assistant messages (and client tool calls) under Kithost's ids instead
+    of the model's.
 
     Model ids are not ours to trust: Chat Completions streams give every message the same
     placeholder id, and any OpenAI-compatible server may repeat ids. ``ids`` maps the
     model's id of each message in progress to its own.
     """
     if isinstance(event, ThreadItemAddedEvent | ThreadItemDoneEvent) and isinstance(
-        event.item, AssistantMessageItem
+        event.item, AssistantMessageItem | ClientToolCallItem
     ):
         model_id = event.item.id
         own = ids.get(model_id) or ids.setdefault(model_id, new_id("message"))

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     Field,
     StringConstraints,
@@ -93,7 +94,23 @@ class WebSearch(Schema):
 
 ToolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 MAX_SCHEMA_BYTES = 16_384
-"""The largest JSON Schema of an ``http`` tool's arguments, encoded."""
+"""The largest JSON Schema of a function tool's arguments, encoded."""
+
+
+def _arguments_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    if len(json.dumps(schema)) > MAX_SCHEMA_BYTES:
+        raise ValueError(f"at most {MAX_SCHEMA_BYTES} bytes as JSON")
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise ValueError(f"not a JSON Schema: {exc.message}") from None
+    if schema.get("type") != "object":
+        raise ValueError('the arguments are an object: "type": "object"')
+    return schema
+
+
+ArgumentsSchema = Annotated[dict[str, Any], AfterValidator(_arguments_schema)]
+"""The JSON Schema of a function tool's arguments (an object)."""
 
 
 class HttpMethod(StrEnum):
@@ -114,7 +131,7 @@ class HttpTool(Schema):
     name: ToolName
     """The function's name as the model sees it, unique among the agent's tools."""
     description: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
-    parameters: dict[str, Any] = {"type": "object", "properties": {}}
+    parameters: ArgumentsSchema = {"type": "object", "properties": {}}
     """The JSON Schema of the arguments (an object)."""
     url: AnyHttpUrl
     """HTTPS, at a public address (plain HTTP only where ``KITHOST_OUTBOUND_ALLOW`` opens)."""
@@ -122,21 +139,28 @@ class HttpTool(Schema):
     timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10
     max_response_bytes: Annotated[int, Field(ge=1, le=1_048_576)] = 65_536
 
-    @field_validator("parameters")
-    @classmethod
-    def _json_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
-        if len(json.dumps(schema)) > MAX_SCHEMA_BYTES:
-            raise ValueError(f"at most {MAX_SCHEMA_BYTES} bytes as JSON")
-        try:
-            Draft202012Validator.check_schema(schema)
-        except SchemaError as exc:
-            raise ValueError(f"not a JSON Schema: {exc.message}") from None
-        if schema.get("type") != "object":
-            raise ValueError('the arguments are an object: "type": "object"')
-        return schema
+
+class ClientTool(Schema):
+    """A function the host page implements: the model's call becomes ChatKit's client tool
+    call, which the loader hands to the page's handler (``kithost('on', 'tool:NAME', fn)``);
+    its answer goes back to the model (``chat.client_tools``). No handler, a failing one or
+    no answer within ``timeout_seconds`` is an error the model sees."""
+
+    type: Literal["client"]
+    id: ToolId
+    label: ShortText = "Working on it…"
+    """What the visitor sees while it runs."""
+    name: ToolName
+    """The function's name as the model sees it (and the page's handler: ``tool:NAME``),
+    unique among the agent's tools."""
+    description: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    parameters: ArgumentsSchema = {"type": "object", "properties": {}}
+    """The JSON Schema of the arguments (an object)."""
+    timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10
+    """How long the page's handler may take."""
 
 
-Tool = Annotated[FileSearch | WebSearch | HttpTool, Field(discriminator="type")]
+Tool = Annotated[FileSearch | WebSearch | HttpTool | ClientTool, Field(discriminator="type")]
 
 
 Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=100)]
@@ -310,8 +334,15 @@ class WidgetConfig(Schema):
         return self
 
     def public(self) -> dict[str, Any]:
-        """What the loader and the framed page may see: never the agent or workflow."""
-        return self.model_dump(mode="json", include=PUBLIC_FIELDS)
+        """What the loader and the framed page may see: never the agent or workflow, only
+        the names of its ``client`` tools (what the page implements) with their timeouts."""
+        public = self.model_dump(mode="json", include=PUBLIC_FIELDS)
+        public["client_tools"] = {
+            tool.name: tool.timeout_seconds
+            for tool in self.agent.tools
+            if isinstance(tool, ClientTool)
+        }
+        return public
 
 
 PUBLIC_FIELDS = {"mode", "placement", "chatkit", "launcher", "actions", "require_identity"}

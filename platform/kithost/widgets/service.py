@@ -37,7 +37,14 @@ from kithost.models.base import utcnow
 from kithost.webhooks import service as webhooks
 from kithost.widgets import repository
 from kithost.widgets.agent_import import ImportedAgent, ImportRefused, read_export
-from kithost.widgets.config import FileSearch, HttpTool, ModelApi, WidgetConfig, parse_config
+from kithost.widgets.config import (
+    ClientTool,
+    FileSearch,
+    HttpTool,
+    ModelApi,
+    WidgetConfig,
+    parse_config,
+)
 from kithost.widgets.convert import Conversion, convert
 
 ORIGIN_MAX_LENGTH = 255
@@ -482,19 +489,21 @@ async def _draft(
 def check_tools(config: WidgetConfig, outbound: OutboundPolicy | None = None) -> None:
     """Tool ids are unique; OpenAI's hosted tools (``file_search``, ``web_search``) need the
     Responses API, each once per agent (one ``file_search`` searches several bases); ``http``
-    tools have names of their own and, when ``outbound`` (the deployment's policy) is given,
-    an HTTPS URL Kithost may connect to (``kit.outbound``)."""
+    and ``client`` tools have names of their own and an ``http`` tool, when ``outbound`` (the
+    deployment's policy) is given, an HTTPS URL Kithost may connect to (``kit.outbound``)."""
     seen: dict[str, str] = {}
     names: set[str] = set()
     for index, tool in enumerate(config.agent.tools):
         field = f"{TOOLS}.{index}"
         if tool.id in seen:
             raise invalid_field(f"{field}.id", f"another tool has the id {tool.id!r}")
-        if isinstance(tool, HttpTool):
+        if isinstance(tool, HttpTool | ClientTool):
             seen[tool.id] = tool.type
             if tool.name in names:
                 raise invalid_field(f"{field}.name", f"another tool is named {tool.name!r}")
             names.add(tool.name)
+            if isinstance(tool, ClientTool):
+                continue
             refused = None if outbound is None else outbound.https_refusal(str(tool.url))
             if refused is not None:
                 raise invalid_field(
