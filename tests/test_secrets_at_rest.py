@@ -100,10 +100,10 @@ async def scenario(app: FastAPI, client: httpx.AsyncClient) -> dict[str, str]:
     found["access token"] = token.json()["access_token"]
     invited = await call("POST", "/invitations", {"email": "new@example.test", "role": "viewer"})
     found["invitation token"] = invited["accept_url"].partition("#token=")[2]
-    widget = f"/widgets/{self_hosted.widget.id}"
-    await call("PUT", f"{widget}/model-key", {"api_key": MODEL_KEY})
+    own = f"/widgets/{self_hosted.widget.id}"
+    await call("PUT", f"{own}/model-key", {"api_key": MODEL_KEY})
     found["model key"] = MODEL_KEY
-    found["tool secret"] = (await call("POST", f"{widget}/tool-secret"))["tool_secret"]
+    found["tool secret"] = (await call("POST", f"{own}/tool-secret"))["tool_secret"]
     hook = await call(
         "POST", "/webhooks", {"url": "https://hooks.example.com/in", "events": ["widget.published"]}
     )
