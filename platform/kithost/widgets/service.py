@@ -39,6 +39,7 @@ from kithost.widgets import repository
 from kithost.widgets.agent_import import ImportedAgent, ImportRefused, read_export
 from kithost.widgets.config import FileSearch, HttpTool, ModelApi, WidgetConfig, parse_config
 from kithost.widgets.convert import Conversion, convert
+from kithost.widgets.handoffs import check_handoffs
 
 ORIGIN_MAX_LENGTH = 255
 """The length of ``allowed_origins.origin``."""
@@ -475,6 +476,7 @@ async def _draft(
     parsed = parse_config(config)
     check_agent(parsed, has_model_key=has_model_key, outbound=outbound)
     check_tools(parsed, outbound)
+    check_handoffs(parsed)
     await _check_knowledge_bases(session, tenant_id, parsed)
     return parsed.model_dump(mode="json")
 
