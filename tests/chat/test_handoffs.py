@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from chatkit.types import TaskItem, ThreadItemDoneEvent, ThreadStreamEvent
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,8 +18,11 @@ from tests.chat.helpers import (
     chat_config,
     deltas,
     make_chat_widget,
+    model_requests,
+    offered,
     publish_unchecked,
     thread_of,
+    transfers,
     visitor,
 )
 from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI
@@ -57,26 +59,6 @@ async def team_widget(
     widget = await make_chat_widget(db, app, fake)
     await publish_unchecked(db, widget, chat_config(fake, agent={**team(), **agent}))
     return widget, await visitor(http, app, db, widget)
-
-
-def model_requests(fake: FakeOpenAI) -> list[dict[str, Any]]:
-    """The bodies of the model requests so far, in order."""
-    return [r.json for r in fake.requests if r.path in {"/v1/responses", "/v1/chat/completions"}]
-
-
-def offered(body: dict[str, Any]) -> list[str]:
-    """The tools a Responses request offers: function names, else the tool's type."""
-    return [t.get("name") or t["type"] for t in body.get("tools", [])]
-
-
-def transfers(events: list[ThreadStreamEvent]) -> list[str]:
-    return [
-        e.item.task.title or ""
-        for e in events
-        if isinstance(e, ThreadItemDoneEvent)
-        and isinstance(e.item, TaskItem)
-        and e.item.task.type == "custom"
-    ]
 
 
 async def test_the_main_agent_hands_over_and_the_other_agent_answers(

@@ -235,7 +235,13 @@ async def import_agent(
         tools.append({"type": "file_search", "id": "knowledge", "knowledge_bases": [str(base)]})
     if imported.web_search is not None:
         tools.append({"type": "web_search", "id": "web", **imported.web_search})
-    agent = {**WidgetConfig().agent.model_dump(mode="json"), **imported.agent, "tools": tools}
+    team = imported.team({tool["type"]: tool["id"] for tool in tools})
+    agent = {
+        **WidgetConfig().agent.model_dump(mode="json"),
+        **imported.agent,
+        "tools": tools,
+        **team,
+    }
     draft = await _draft(
         session,
         widget.tenant_id,
