@@ -16,33 +16,18 @@ after 5 of warm-up, on SQLite (the embedded default) and on PostgreSQL (a scratc
 
 from __future__ import annotations
 
-import asyncio
 import json
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.tool_endpoint import ToolEndpoint
 
-from bench._common import (
-    emit,
-    free_port,
-    kithost_env,
-    log,
-    scratch_postgres,
-    seed_demo_json,
-    service,
-    stop_on_sigterm,
-    wait_http,
-)
-from bench.bench_chat import Chat, timed_stream
+from bench._common import emit
+from bench.bench_chat import Chat, on_both_databases, timed_stream
 
-ROOT = Path(__file__).resolve().parents[1]
 SAMPLES, WARM_UP = 40, 5
 TOOL = "lookup_order"
 ARGUMENTS = {"order": "A-1"}
@@ -151,36 +136,5 @@ async def measure(base: str, seed: dict[str, Any], origin: str, fake: FakeOpenAI
     )
 
 
-def serve_and_measure(fake: FakeOpenAI, db: str, database_url: str | None) -> None:
-    """Seed a fresh data directory (and database), serve it, measure it."""
-    fake.reset()
-    with tempfile.TemporaryDirectory(prefix="kithost-bench-tool-") as tmp:
-        data = Path(tmp)
-        port = free_port()
-        env = kithost_env(
-            data,
-            port=str(port),
-            log_level="WARNING",
-            openai_base_url=fake.base_url,
-            openai_api_key=fake.api_key,
-            **({"database_url": database_url} if database_url else {}),
-        )
-        seed = seed_demo_json(env)
-        argv = [sys.executable, "-m", "kithost", "serve"]
-        with service("kithost serve", argv, env=env, cwd=ROOT, log_path=data / "serve.log") as api:
-            base = f"http://127.0.0.1:{port}"
-            wait_http(f"{base}/healthz", api)
-            asyncio.run(measure(base, seed, f"http://localhost:{port}", fake, db))
-            log(f"{db}: done")
-
-
-def main() -> None:
-    stop_on_sigterm()
-    with FakeOpenAI() as fake:
-        serve_and_measure(fake, "SQLite", None)
-        with scratch_postgres() as url:
-            serve_and_measure(fake, "PostgreSQL", url)
-
-
 if __name__ == "__main__":
-    main()
+    on_both_databases(measure)

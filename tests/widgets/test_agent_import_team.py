@@ -15,11 +15,12 @@ from agents import Agent, Runner, handoff
 
 refunds = Agent(name="Refunds", instructions="You refund.")
 billing = Agent(name="Billing", instructions="You bill.", handoffs=[refunds])
+invoices = Agent(name="billing", instructions="You send invoices.")
 lookup = make_agent("Lookup")
 triage = Agent(
     name="Triage",
     instructions="You route.",
-    handoffs=[billing, lookup, handoff(billing), handoff(agent=billing)],
+    handoffs=[billing, lookup, handoff(billing), handoff(agent=billing), invoices],
 )
 guardrails_config = {
     "guardrails": [
@@ -60,7 +61,10 @@ async def test_handoffs_it_cannot_follow_and_guardrails_kithost_lacks_are_listed
     answer = await dry_run(client, acme, code)
 
     agent = answer["config"]["agent"]
-    assert [(h["id"], h["name"]) for h in agent["handoffs"]] == [("billing", "Billing")]
+    assert [(h["id"], h["name"]) for h in agent["handoffs"]] == [
+        ("billing", "Billing"),
+        ("invoices", "billing (invoices)"),
+    ]
     assert agent["guardrails"]["refused_topics"] == keywords[:50]
     assert agent["guardrails"]["moderation"] is False
     not_carried = [(s["what"], s["line"]) for s in answer["not_carried"]]

@@ -335,6 +335,9 @@ class _Reader:
                 "instructions": "You are a helpful assistant.",
                 **member.agent,
             }
+            names = {a.agent["name"].casefold() for a in [imported, *imported.handoffs]}
+            if member.agent["name"].casefold() in names:  # names tell agents apart
+                member.agent["name"] = _short(f"{member.agent['name'][:60]} ({variable})")
             imported.handoffs.append(member)
             imported.vector_stores.extend(
                 s for s in member.vector_stores if s not in imported.vector_stores
