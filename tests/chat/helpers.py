@@ -13,6 +13,7 @@ import httpx
 from chatkit.types import (
     AssistantMessageContentPartTextDelta,
     AssistantMessageItem,
+    TaskItem,
     ThreadCreatedEvent,
     ThreadItem,
     ThreadItemDoneEvent,
@@ -259,3 +260,24 @@ async def upload(
         files={"file": ("a.png", data, mime_type)},
         headers={"Origin": "https://cdn.platform.openai.com"},
     )
+
+
+def model_requests(fake: FakeOpenAI) -> list[dict[str, Any]]:
+    """The bodies of the model requests so far, in order."""
+    return [r.json for r in fake.requests if r.path in {"/v1/responses", "/v1/chat/completions"}]
+
+
+def offered(body: dict[str, Any]) -> list[str]:
+    """The tools a Responses request offers: function names, else the tool's type."""
+    return [t.get("name") or t["type"] for t in body.get("tools", [])]
+
+
+def transfers(events: list[ThreadStreamEvent]) -> list[str]:
+    """The titles of the task items among ``events`` ("Transferred to …")."""
+    return [
+        e.item.task.title or ""
+        for e in events
+        if isinstance(e, ThreadItemDoneEvent)
+        and isinstance(e.item, TaskItem)
+        and e.item.task.type == "custom"
+    ]

@@ -4,6 +4,7 @@ ChatKit options object using every data option."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -138,3 +139,11 @@ HOSTED: dict[str, Any] = {
         "max_requests_per_minute": 30,
     },
 }
+
+
+EXPORTS = Path(__file__).parent / "exports"
+
+
+def export(name: str) -> str:
+    """The Agent Builder export fixture ``exports/<name>.export.txt``."""
+    return (EXPORTS / f"{name}.export.txt").read_text()

@@ -59,7 +59,7 @@ from chatkit.types import (
 from openai import AsyncOpenAI, OpenAIError
 from pydantic import TypeAdapter
 
-from kithost.chat import agent, demo_model, guardrails
+from kithost.chat import agent, demo_model, guardrails, handoffs
 from kithost.chat.context import ChatContext
 from kithost.chat.http_tool import HttpToolRunner
 from kithost.chat.store import SqlAttachmentStore, SqlStore, new_id
@@ -226,13 +226,10 @@ class ChatServer(ChatKitServer[ChatContext]):
         agent_context: AgentContext[ChatContext] = AgentContext(
             thread=thread, store=self.store, request_context=context
         )
+        vector_stores, http = await self._vector_stores(context), self._http_tools(context)
         run = Runner.run_streamed(
-            agent.agent(
-                config,
-                client,
-                context,
-                await self._vector_stores(context),
-                self._http_tools(context),
+            handoffs.starting_agent(
+                config, thread, lambda c: agent.agent(c, client, context, vector_stores, http)
             ),
             model_input,
             context=agent_context,

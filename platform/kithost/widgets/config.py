@@ -195,8 +195,38 @@ class ResponseLimits(Schema):
     """The whole answer, from the visitor's message to its last word."""
 
 
+HandoffId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
+MAX_HANDOFFS = 8
+
+
+class HandoffAgent(Schema):
+    """A further agent the main agent may hand the conversation to (the model calls
+    ``transfer_to_<id>``); it answers with the main agent's endpoint (``base_url``,
+    ``model_api``, key) and guardrails, and its own instructions, model settings and tools
+    (``chat.handoffs``)."""
+
+    id: HandoffId
+    """Unique among the handoffs; ``main`` is the main agent's."""
+    name: ShortText
+    """What the visitor sees: "Transferred to <name>"."""
+    description: Annotated[str, StringConstraints(max_length=1024)] = ""
+    """When the main agent should hand over (the model reads it)."""
+    instructions: Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
+    model: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    """The main agent's model when empty."""
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    max_output_tokens: Annotated[int, Field(ge=1, le=128_000)] | None = None
+    tools: Annotated[list[ToolId], Field(max_length=16)] = []
+    """Ids of ``agent.tools`` this agent may use."""
+    hand_back: bool = True
+    """May hand the conversation back to the main agent (``transfer_to_main``)."""
+
+
 class Agent(Schema):
     """How Kithost answers for a self-hosted widget."""
+
+    name: ShortText = "Assistant"
+    """The main agent's name as the visitor sees it when a handoff agent hands back."""
 
     model: Annotated[str, StringConstraints(min_length=1, max_length=100)] = "gpt-4.1-mini"
     instructions: Annotated[str, StringConstraints(max_length=20_000)] = (
@@ -213,6 +243,11 @@ class Agent(Schema):
     """What the agent may use while answering, each with an id unique in the widget."""
     guardrails: Guardrails = Guardrails()
     limits: ResponseLimits = ResponseLimits()
+    handoffs: Annotated[list[HandoffAgent], Field(max_length=MAX_HANDOFFS)] = []
+    """Agents the main agent may hand the conversation to; a thread's later turns go on with
+    the agent that answered last."""
+    main_tools: Annotated[list[ToolId], Field(max_length=16)] | None = None
+    """Ids of ``tools`` the main agent itself uses (all of them when null)."""
 
 
 class FileUpload(Schema):

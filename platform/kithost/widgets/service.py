@@ -46,6 +46,7 @@ from kithost.widgets.config import (
     parse_config,
 )
 from kithost.widgets.convert import Conversion, convert
+from kithost.widgets.handoffs import check_handoffs
 
 ORIGIN_MAX_LENGTH = 255
 """The length of ``allowed_origins.origin``."""
@@ -241,7 +242,13 @@ async def import_agent(
         tools.append({"type": "file_search", "id": "knowledge", "knowledge_bases": [str(base)]})
     if imported.web_search is not None:
         tools.append({"type": "web_search", "id": "web", **imported.web_search})
-    agent = {**WidgetConfig().agent.model_dump(mode="json"), **imported.agent, "tools": tools}
+    team = imported.team({tool["type"]: tool["id"] for tool in tools})
+    agent = {
+        **WidgetConfig().agent.model_dump(mode="json"),
+        **imported.agent,
+        "tools": tools,
+        **team,
+    }
     draft = await _draft(
         session,
         widget.tenant_id,
@@ -482,6 +489,7 @@ async def _draft(
     parsed = parse_config(config)
     check_agent(parsed, has_model_key=has_model_key, outbound=outbound)
     check_tools(parsed, outbound)
+    check_handoffs(parsed)
     await _check_knowledge_bases(session, tenant_id, parsed)
     return parsed.model_dump(mode="json")
 
