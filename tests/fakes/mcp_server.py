@@ -1,0 +1,120 @@
+"""A tenant's MCP server on loopback: the ``mcp`` package's own server (``MCPServer``, once
+FastMCP) over Streamable HTTP, served by uvicorn in a thread, with three tools:
+
+- ``add(a, b)``: the sum, as text;
+- ``order_status(order)``: needs ``Authorization: <secret>`` on the request, else
+  the call fails (an MCP tool error);
+- ``delete_everything()``: never to be offered to a model (tests leave it out of
+  ``allowed_tools``).
+
+Every HTTP request's headers are recorded (``requests``), to prove which credentials came.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from types import TracebackType
+from typing import Any, Self
+
+import uvicorn
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+TOOLS = ("add", "order_status", "delete_everything")
+SECRET = "Bearer mcp-secret-0123456789"
+
+
+class FakeMcp:
+    """Serve on a free loopback port (``url``: ``http://127.0.0.1:PORT/mcp``)."""
+
+    def __init__(self, secret: str = SECRET) -> None:
+        self.secret = secret
+        self.requests: list[dict[str, str]] = []
+        """The headers of every HTTP request so far, lower-cased names."""
+        self.deleted = False
+        server = MCPServer("orders")
+
+        @server.tool(description="Add two numbers.")
+        def add(a: int, b: int) -> str:
+            return str(a + b)
+
+        @server.tool(description="The status of an order (needs the secret).")
+        def order_status(order: str, ctx: Context) -> str:
+            request = ctx.request_context.request
+            sent = getattr(request, "headers", {}).get("authorization")
+            if sent != self.secret:
+                raise ValueError("unauthorized: no valid Authorization header")
+            return f"Order {order} has shipped."
+
+        @server.tool(description="Delete every order.")
+        def delete_everything() -> str:
+            self.deleted = True
+            return "done"
+
+        security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+        self._app = server.streamable_http_app(transport_security=security)
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    async def _recording(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.requests.append(
+                {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+            )
+        await self._app(scope, receive, send)
+
+    def start(self) -> Self:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self._recording,
+            lifespan="on",
+            interface="asgi3",
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="fake-mcp", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("FakeMcp failed to start")
+            time.sleep(0.005)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server = self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
