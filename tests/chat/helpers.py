@@ -4,6 +4,7 @@ speaks it (SSE decoded back into the SDK's typed events), problems, and attachme
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -201,6 +202,18 @@ class SentTasks:
         """The analytics events reported so far, in order."""
         await self.buffer.aclose()
         return [event for name, args in self.tasks if name == INGEST for event in args[2]]
+
+
+class Resolver:
+    """Every name resolves to ``answers`` (nothing is ever connected to: all are refused)."""
+
+    def __init__(self, answers: list[str]) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+
+    async def __call__(self, host: str, port: int) -> Sequence[str]:
+        self.asked.append(host)
+        return self.answers
 
 
 BOB = "a:anon_" + "b" * 24

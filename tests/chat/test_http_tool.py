@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -19,7 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.chat.runtime import runtime
 from kithost.models import Widget
-from tests.chat.helpers import chat_config, deltas, make_chat_widget, publish_unchecked, thread_of
+from tests.chat.helpers import (
+    Resolver,
+    chat_config,
+    deltas,
+    make_chat_widget,
+    publish_unchecked,
+    thread_of,
+)
 from tests.chat.helpers import visitor as make_visitor
 from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI
 from tests.fakes.tool_endpoint import ToolEndpoint
@@ -126,18 +132,6 @@ async def test_a_widget_without_a_tool_secret_sends_nothing(
     [output] = [json.loads(o) for o in fake_openai.function_outputs]
     assert "no tool secret" in output["error"]
     assert "".join(deltas(events)) == DEFAULT_REPLY_TEXT
-
-
-class Resolver:
-    """Every name resolves to ``answers`` (nothing is ever connected to: all are refused)."""
-
-    def __init__(self, answers: list[str]) -> None:
-        self.answers = answers
-        self.asked: list[str] = []
-
-    async def __call__(self, host: str, port: int) -> Sequence[str]:
-        self.asked.append(host)
-        return self.answers
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import anyio
 import httpx2
-from agents import FunctionTool, RunContextWrapper, Tool
+from agents import AgentsException, FunctionTool, RunContextWrapper, Tool
 from agents.mcp import MCPServerStreamableHttp, MCPUtil, create_static_tool_filter
 from agents.tool_context import ToolContext
 from chatkit.agents import AgentContext
@@ -110,6 +110,9 @@ def unavailable(error: BaseException, tool: McpTool) -> McpUnavailable:
             return McpUnavailable(
                 "failed", f"The MCP server could not be reached ({type(cause).__name__})."
             )
+    if isinstance(error, AgentsException):  # the SDK's wording, without the URL or headers
+        kind = "timeout" if "timeout" in str(error).lower() else "failed"
+        return McpUnavailable(kind, str(error))
     return McpUnavailable("failed", f"The MCP server failed ({type(error).__name__}).")
 
 

@@ -1,0 +1,257 @@
+"""An agent's ``mcp`` tool: Kithost connects to the tenant's MCP server (a real one, the
+``mcp`` package's, on loopback), offers the model only the allowed tools, calls them when
+the model does (with the tool's secret, sent to that server only) and hands the result back;
+a server that is refused, unreachable or failing becomes an error the model sees, never a
+failed response. Names resolve through a test resolver: nothing leaves loopback."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from chatkit.types import ProgressUpdateEvent
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.chat.mcp import origin_of
+from kithost.chat.runtime import runtime
+from kithost.models import Widget, WidgetMcpSecret
+from tests.chat.helpers import (
+    Resolver,
+    SentTasks,
+    chat_config,
+    deltas,
+    make_chat_widget,
+    publish_unchecked,
+)
+from tests.chat.helpers import visitor as make_visitor
+from tests.fakes.mcp_server import SECRET, FakeMcp
+from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI
+
+ALLOWED = ["add", "order_status"]
+
+
+@pytest.fixture
+def mcp_server() -> Iterator[FakeMcp]:
+    with FakeMcp() as server:
+        yield server
+
+
+def mcp_tool(url: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "mcp",
+        "id": "orders",
+        "label": "Asking the order system…",
+        "url": url,
+        "allowed_tools": ALLOWED,
+        **extra,
+    }
+
+
+async def set_secret(
+    db: AsyncSession, app: FastAPI, widget: Widget, url: str, value: str = SECRET
+) -> None:
+    db.add(
+        WidgetMcpSecret(
+            tenant_id=widget.tenant_id,
+            widget_id=widget.id,
+            tool_id="orders",
+            secret=app.state.secret_box.encrypt(value),
+            origin=origin_of(url),
+        )
+    )
+    await db.flush()
+
+
+async def mcp_widget(
+    db: AsyncSession, app: FastAPI, fake: FakeOpenAI, *tools: dict[str, Any], **agent: Any
+) -> Widget:
+    widget = await make_chat_widget(db, app, fake)
+    await publish_unchecked(db, widget, chat_config(fake, agent={"tools": list(tools), **agent}))
+    return widget
+
+
+def offered(fake: FakeOpenAI) -> list[str]:
+    """The function names the first model request offered."""
+    tools = fake.requests[0].json["tools"]
+    return sorted(t.get("name") or t["function"]["name"] for t in tools)
+
+
+@pytest.mark.parametrize("model_api", ["responses", "chat_completions"])
+async def test_allowed_tools_are_offered_and_the_call_reaches_the_server(
+    http: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    mcp_server: FakeMcp,
+    model_api: str,
+) -> None:
+    widget = await mcp_widget(db, app, fake_openai, mcp_tool(mcp_server.url), model_api=model_api)
+    await set_secret(db, app, widget, mcp_server.url)
+    alice = await make_visitor(http, app, db, widget)
+    fake_openai.call_function("order_status", {"order": "A-1"})
+
+    events = await alice.send("Where is my order A-1?")
+
+    assert offered(fake_openai) == ALLOWED  # never delete_everything
+    [output] = fake_openai.function_outputs
+    assert "Order A-1 has shipped." in output
+    progress = [e.text for e in events if isinstance(e, ProgressUpdateEvent)]
+    assert progress == ["Asking the order system…"]
+    assert "".join(deltas(events)) == DEFAULT_REPLY_TEXT
+    assert mcp_server.requests, "Kithost talked to the MCP server"
+    assert all(r.get("authorization") == SECRET for r in mcp_server.requests)
+    sent_to_model = [json.dumps(r.headers) for r in fake_openai.requests]
+    assert not any(SECRET.split()[1] in h for h in sent_to_model)
+
+
+async def test_a_tool_the_config_does_not_allow_is_never_called(
+    http: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    mcp_server: FakeMcp,
+) -> None:
+    widget = await mcp_widget(db, app, fake_openai, mcp_tool(mcp_server.url))
+    alice = await make_visitor(http, app, db, widget)
+    fake_openai.call_function("delete_everything", {})  # not offered: the fake answers text
+
+    events = await alice.send("Delete everything")
+
+    assert "delete_everything" not in offered(fake_openai)
+    assert not mcp_server.deleted
+    assert fake_openai.function_outputs == []
+    assert "".join(deltas(events)) == DEFAULT_REPLY_TEXT
+
+
+async def test_without_the_secret_the_server_refuses_and_the_model_is_told(
+    http: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    mcp_server: FakeMcp,
+) -> None:
+    widget = await mcp_widget(db, app, fake_openai, mcp_tool(mcp_server.url))
+    alice = await make_visitor(http, app, db, widget)
+    fake_openai.call_function("order_status", {"order": "A-1"})
+
+    events = await alice.send("Where is my order?")
+
+    [output] = fake_openai.function_outputs
+    assert "Error executing tool order_status" in output
+    assert all("authorization" not in r for r in mcp_server.requests)
+    assert "".join(deltas(events)) == DEFAULT_REPLY_TEXT
+
+
+async def test_the_secret_goes_only_to_the_server_it_was_set_for(
+    http: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    mcp_server: FakeMcp,
+) -> None:
+    with FakeMcp() as elsewhere:
+        widget = await mcp_widget(db, app, fake_openai, mcp_tool(elsewhere.url))
+        await set_secret(db, app, widget, mcp_server.url)  # then the URL changed
+        alice = await make_visitor(http, app, db, widget)
+        fake_openai.call_function("add", {"a": 1, "b": 2})
+
+        events = await alice.send("1 + 2?")
+
+    assert elsewhere.requests == []
+    assert mcp_server.requests == []
+    [output] = [json.loads(o) for o in fake_openai.function_outputs]
+    assert output["error"] == (
+        "This tool is unavailable right now. The tool's address changed since its secret "
+        "was set: set the secret again."
+    )
+    assert "".join(deltas(events)) == DEFAULT_REPLY_TEXT
+
+
+async def test_an_unreachable_server_is_an_error_the_model_sees(
+    http: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    mcp_server: FakeMcp,
+    sent_tasks: SentTasks,
+) -> None:
+    url = mcp_server.url
+    mcp_server.stop()
+    widget = await mcp_widget(db, app, fake_openai, mcp_tool(url, timeout_seconds=2))
+    alice = await make_visitor(http, app, db, widget)
+    fake_openai.call_function("add", {"a": 1, "b": 2})
+
+    events = await alice.send("1 + 2?")
+
+    [output] = [json.loads(o) for o in fake_openai.function_outputs]
+    assert output["error"] == (
+        "This tool is unavailable right now. "
+        "Failed to connect to MCP server 'orders': Could not reach the server."
+    )
+    assert "".join(deltas(events)) == DEFAULT_REPLY_TEXT
+    facts = [f["name"] for f in await sent_tasks.facts()]
+    assert "server.response.finished" in facts
+    assert "server.response.failed" not in facts
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("0.0.0.0", "unspecified"),  # noqa: S104 (an address refused, nothing binds)
+        ("10.0.0.1", "private"),
+        ("192.168.1.1", "private"),
+        ("169.254.169.254", "link-local"),
+        ("fd00::1", "unique-local"),
+        ("::ffff:a9fe:a9fe", "link-local"),
+        ("64:ff9b::a00:1", "private"),
+        ("100.64.0.1", "shared (CGNAT)"),
+        ("224.0.0.1", "multicast"),
+        ("240.0.0.1", "reserved"),
+    ],
+)
+async def test_a_name_resolving_to_an_internal_address_is_refused(
+    http: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    address: str,
+    reason: str,
+) -> None:
+    resolver = Resolver([address])
+    app.state.chat_runtime = dataclasses.replace(runtime(app.state), resolver=resolver)
+    url = "https://mcp.acme.example/mcp"
+    widget = await mcp_widget(db, app, fake_openai, mcp_tool(url))
+    await set_secret(db, app, widget, url)
+    alice = await make_visitor(http, app, db, widget)
+    fake_openai.call_function("add", {"a": 1, "b": 2})
+
+    events = await alice.send("1 + 2?")
+
+    assert resolver.asked == ["mcp.acme.example"]
+    [output] = [json.loads(o) for o in fake_openai.function_outputs]
+    assert output["error"] == (
+        "This tool is unavailable right now. Kithost may not connect to this address: "
+        f"mcp.acme.example: resolves to {address}: {reason}, not a public address"
+    )
+    assert "".join(deltas(events)) == DEFAULT_REPLY_TEXT
+
+
+async def test_plain_http_to_a_public_name_is_refused_without_resolving(
+    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    resolver = Resolver(["93.184.215.14"])
+    app.state.chat_runtime = dataclasses.replace(runtime(app.state), resolver=resolver)
+    widget = await mcp_widget(db, app, fake_openai, mcp_tool("http://mcp.acme.example/mcp"))
+    alice = await make_visitor(http, app, db, widget)
+    fake_openai.call_function("add", {"a": 1, "b": 2})
+
+    await alice.send("1 + 2?")
+
+    assert resolver.asked == []
+    [output] = [json.loads(o) for o in fake_openai.function_outputs]
+    assert "https:// is required" in output["error"]
