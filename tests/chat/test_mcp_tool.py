@@ -17,6 +17,7 @@ from chatkit.types import ProgressUpdateEvent
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.chat import mcp
 from kithost.chat.mcp import origin_of
 from kithost.chat.runtime import runtime
 from kithost.models import Widget, WidgetMcpSecret
@@ -197,6 +198,36 @@ async def test_an_unreachable_server_is_an_error_the_model_sees(
     facts = [f["name"] for f in await sent_tasks.facts()]
     assert "server.response.finished" in facts
     assert "server.response.failed" not in facts
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (("slow", {"seconds": 5}), "The MCP server did not answer within 0.5 s."),
+        (("big", {"size": 5000}), "The MCP server's answer is larger than 4000 bytes."),
+    ],
+)
+async def test_a_slow_or_oversized_answer_is_an_error_the_model_sees(
+    http: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    mcp_server: FakeMcp,
+    monkeypatch: pytest.MonkeyPatch,
+    call: tuple[str, dict[str, Any]],
+    error: str,
+) -> None:
+    monkeypatch.setattr(mcp, "MAX_RESPONSE_BYTES", 4000)
+    tool = mcp_tool(mcp_server.url, allowed_tools=["slow", "big"], timeout_seconds=0.5)
+    widget = await mcp_widget(db, app, fake_openai, tool)
+    alice = await make_visitor(http, app, db, widget)
+    fake_openai.call_function(*call)
+
+    events = await alice.send("Go")
+
+    [output] = [json.loads(o) for o in fake_openai.function_outputs]
+    assert output == {"error": error}
+    assert "".join(deltas(events)) == DEFAULT_REPLY_TEXT
 
 
 @pytest.mark.parametrize(

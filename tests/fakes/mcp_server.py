@@ -1,9 +1,10 @@
 """A tenant's MCP server on loopback: the ``mcp`` package's own server (``MCPServer``, once
-FastMCP) over Streamable HTTP, served by uvicorn in a thread, with three tools:
+FastMCP) over Streamable HTTP, served by uvicorn in a thread, with these tools:
 
 - ``add(a, b)``: the sum, as text;
 - ``order_status(order)``: needs ``Authorization: <secret>`` on the request, else
   the call fails (an MCP tool error);
+- ``slow(seconds)`` answers after ``seconds``; ``big(size)`` with ``size`` characters;
 - ``delete_everything()``: never to be offered to a model (tests leave it out of
   ``allowed_tools``).
 
@@ -19,6 +20,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from types import TracebackType
 from typing import Any, Self
 
+import anyio
 import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
@@ -27,7 +29,6 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-TOOLS = ("add", "order_status", "delete_everything")
 SECRET = "Bearer mcp-secret-0123456789"
 
 
@@ -52,6 +53,15 @@ class FakeMcp:
             if sent != self.secret:
                 raise ValueError("unauthorized: no valid Authorization header")
             return f"Order {order} has shipped."
+
+        @server.tool(description="Answer after a while.")
+        async def slow(seconds: float) -> str:
+            await anyio.sleep(seconds)
+            return "finally"
+
+        @server.tool(description="A long text.")
+        def big(size: int) -> str:
+            return "x" * size
 
         @server.tool(description="Delete every order.")
         def delete_everything() -> str:

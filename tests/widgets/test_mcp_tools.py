@@ -196,11 +196,12 @@ async def test_discovery_lists_the_servers_tools_and_flags_missing_ones(
     body = found.json()
     assert body["tool_id"] == "orders"
     tools = {t["name"]: t for t in body["tools"]}
-    assert sorted(tools) == ["add", "delete_everything", "order_status"]
     assert {n: t["allowed"] for n, t in tools.items()} == {
         "add": True,
+        "big": False,
         "delete_everything": False,
         "order_status": True,
+        "slow": False,
     }
     assert tools["add"]["description"] == "Add two numbers."
     assert tools["add"]["input_schema"]["properties"]["a"]["type"] == "integer"

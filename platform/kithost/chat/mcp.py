@@ -88,8 +88,21 @@ def _causes(error: BaseException) -> list[BaseException]:
     return found
 
 
-def unavailable(error: BaseException, tool: McpTool) -> McpUnavailable:
+@dataclass
+class _Cap:
+    """The response size limit of one server's clients, and whether a response passed it
+    (the MCP client reports only a closed connection)."""
+
+    limit: int
+    exceeded: bool = False
+
+
+def unavailable(error: BaseException, tool: McpTool, cap: _Cap) -> McpUnavailable:
     """The :class:`McpUnavailable` that ``error`` (from the SDK or the transport) means."""
+    if cap.exceeded:
+        return McpUnavailable(
+            "failed", f"The MCP server's answer is larger than {cap.limit} bytes."
+        )
     causes = _causes(error)
     for cause in causes:
         if isinstance(cause, McpUnavailable):
@@ -117,15 +130,16 @@ def unavailable(error: BaseException, tool: McpTool) -> McpUnavailable:
 
 
 class _CappedStream(httpx2.AsyncByteStream):
-    def __init__(self, inner: httpx2.AsyncByteStream, limit: int) -> None:
-        self._inner, self._limit = inner, limit
+    def __init__(self, inner: httpx2.AsyncByteStream, cap: _Cap) -> None:
+        self._inner, self._cap = inner, cap
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         received = 0
         async for chunk in self._inner:
             received += len(chunk)
-            if received > self._limit:
-                raise httpx2.ReadError(f"an answer larger than {self._limit} bytes")
+            if received > self._cap.limit:
+                self._cap.exceeded = True
+                raise httpx2.ReadError(f"an answer larger than {self._cap.limit} bytes")
             yield chunk
 
     async def aclose(self) -> None:
@@ -133,15 +147,15 @@ class _CappedStream(httpx2.AsyncByteStream):
 
 
 class _CappedTransport(httpx2.AsyncBaseTransport):
-    """Responses of at most ``limit`` bytes (the rest is a read error)."""
+    """Responses within ``cap`` (beyond it, a read error)."""
 
-    def __init__(self, inner: httpx2.AsyncBaseTransport, limit: int) -> None:
-        self._inner, self._limit = inner, limit
+    def __init__(self, inner: httpx2.AsyncBaseTransport, cap: _Cap) -> None:
+        self._inner, self._cap = inner, cap
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         response = await self._inner.handle_async_request(request)
         assert isinstance(response.stream, httpx2.AsyncByteStream)
-        response.stream = _CappedStream(response.stream, self._limit)
+        response.stream = _CappedStream(response.stream, self._cap)
         return response
 
     async def aclose(self) -> None:
@@ -155,7 +169,7 @@ class McpConnector:
     policy: OutboundPolicy
     resolver: Resolver
 
-    def client_factory(self, tool: McpTool) -> Callable[..., httpx2.AsyncClient]:
+    def client_factory(self, tool: McpTool, cap: _Cap) -> Callable[..., httpx2.AsyncClient]:
         """The SDK's ``httpx_client_factory``: a ``kit.outbound`` client for ``tool``."""
 
         def create(
@@ -165,7 +179,7 @@ class McpConnector:
         ) -> httpx2.AsyncClient:
             transport = CheckedTransport(self.policy, resolver=self.resolver)
             return httpx2.AsyncClient(
-                transport=_CappedTransport(transport, MAX_RESPONSE_BYTES),
+                transport=_CappedTransport(transport, cap),
                 headers=headers,
                 timeout=timeout or tool.timeout_seconds,
                 auth=auth,
@@ -176,7 +190,7 @@ class McpConnector:
         return create
 
     def server(
-        self, tool: McpTool, secret: McpSecret | None, *, allowed_only: bool
+        self, tool: McpTool, secret: McpSecret | None, cap: _Cap, *, allowed_only: bool
     ) -> MCPServerStreamableHttp:
         url = str(tool.url)
         refused = self.policy.https_refusal(url)
@@ -196,7 +210,7 @@ class McpConnector:
                 "headers": headers,
                 "timeout": tool.timeout_seconds,
                 "sse_read_timeout": tool.timeout_seconds,
-                "httpx_client_factory": self.client_factory(tool),
+                "httpx_client_factory": self.client_factory(tool, cap),
             },
             name=tool.id,
             client_session_timeout_seconds=tool.timeout_seconds,
@@ -205,36 +219,39 @@ class McpConnector:
                 if allowed_only
                 else None
             ),
-            failure_error_function=_tool_error(tool),
+            failure_error_function=_tool_error(tool, cap),
         )
 
     @asynccontextmanager
     async def connected(
         self, tool: McpTool, secret: McpSecret | None, *, allowed_only: bool = True
-    ) -> AsyncIterator[MCPServerStreamableHttp]:
-        """``tool``'s server, connected; :class:`McpUnavailable` when it cannot be."""
-        server = self.server(tool, secret, allowed_only=allowed_only)
+    ) -> AsyncIterator[tuple[MCPServerStreamableHttp, list[McpToolInfo]]]:
+        """``tool``'s server, connected, and its tools (the allowed ones, or all);
+        :class:`McpUnavailable` when it cannot be used."""
+        cap = _Cap(MAX_RESPONSE_BYTES)
+        server = self.server(tool, secret, cap, allowed_only=allowed_only)
         try:
             await server.connect()  # type: ignore[no-untyped-call]
         except Exception as exc:
-            raise unavailable(exc, tool) from exc
+            raise unavailable(exc, tool, cap) from exc
         try:
-            yield server
+            try:
+                listed = list(await server.list_tools())
+            except Exception as exc:
+                raise unavailable(exc, tool, cap) from exc
+            yield server, listed
         finally:
             await server.cleanup()  # type: ignore[no-untyped-call]
 
     async def discover(self, tool: McpTool, secret: McpSecret | None) -> list[McpToolInfo]:
         """Every tool ``tool``'s server has, allowed or not."""
-        async with self.connected(tool, secret, allowed_only=False) as server:
-            try:
-                return list(await server.list_tools())
-            except Exception as exc:
-                raise unavailable(exc, tool) from exc
+        async with self.connected(tool, secret, allowed_only=False) as (_, listed):
+            return listed
 
 
-def _tool_error(tool: McpTool) -> Callable[[RunContextWrapper[Any], Exception], str]:
+def _tool_error(tool: McpTool, cap: _Cap) -> Callable[[RunContextWrapper[Any], Exception], str]:
     def error(context: RunContextWrapper[Any], exc: Exception) -> str:
-        return json.dumps({"error": unavailable(exc, tool).reason})
+        return json.dumps({"error": unavailable(exc, tool, cap).reason})
 
     return error
 
@@ -322,10 +339,11 @@ class McpSession:
         self, stack: AsyncExitStack, tool: McpTool, secret: McpSecret | None
     ) -> list[Tool]:
         try:
-            server = await stack.enter_async_context(self._connector.connected(tool, secret))
-            listed = await server.list_tools()
-        except Exception as exc:
-            return _unavailable_tools(tool, unavailable(exc, tool).reason)
+            server, listed = await stack.enter_async_context(
+                self._connector.connected(tool, secret)
+            )
+        except McpUnavailable as exc:
+            return _unavailable_tools(tool, exc.reason)
         return [
             _labelled(MCPUtil.to_function_tool(info, server, False), tool.label) for info in listed
         ]
