@@ -204,6 +204,22 @@ class SentTasks:
         return [event for name, args in self.tasks if name == INGEST for event in args[2]]
 
 
+REFUSED_ADDRESSES = [
+    ("0.0.0.0", "unspecified"),  # noqa: S104 (an address refused, nothing binds)
+    ("10.0.0.1", "private"),
+    ("192.168.1.1", "private"),
+    ("169.254.169.254", "link-local"),
+    ("fd00::1", "unique-local"),
+    ("::ffff:a9fe:a9fe", "link-local"),  # ::ffff:169.254.169.254
+    ("64:ff9b::a00:1", "private"),
+    ("100.64.0.1", "shared (CGNAT)"),
+    ("224.0.0.1", "multicast"),
+    ("240.0.0.1", "reserved"),
+]
+"""Addresses a tenant's URL may not reach (outside ``KITHOST_OUTBOUND_ALLOW``), each with
+the reason ``kit.outbound`` gives: one of every class it refuses."""
+
+
 class Resolver:
     """Every name resolves to ``answers`` (nothing is ever connected to: all are refused)."""
 

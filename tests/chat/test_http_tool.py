@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost.chat.runtime import runtime
 from kithost.models import Widget
 from tests.chat.helpers import (
+    REFUSED_ADDRESSES,
     Resolver,
     chat_config,
     deltas,
@@ -134,21 +135,7 @@ async def test_a_widget_without_a_tool_secret_sends_nothing(
     assert "".join(deltas(events)) == DEFAULT_REPLY_TEXT
 
 
-@pytest.mark.parametrize(
-    ("address", "reason"),
-    [
-        ("0.0.0.0", "unspecified"),  # noqa: S104 (an address refused, nothing binds)
-        ("10.0.0.1", "private"),
-        ("192.168.1.1", "private"),
-        ("169.254.169.254", "link-local"),
-        ("fd00::1", "unique-local"),
-        ("::ffff:a9fe:a9fe", "link-local"),  # ::ffff:169.254.169.254
-        ("64:ff9b::a00:1", "private"),
-        ("100.64.0.1", "shared (CGNAT)"),
-        ("224.0.0.1", "multicast"),
-        ("240.0.0.1", "reserved"),
-    ],
-)
+@pytest.mark.parametrize(("address", "reason"), REFUSED_ADDRESSES)
 async def test_a_name_resolving_to_an_internal_address_is_refused(
     http: httpx.AsyncClient,
     app: FastAPI,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -22,6 +22,7 @@ from kithost.chat.mcp import origin_of
 from kithost.chat.runtime import runtime
 from kithost.models import Widget, WidgetMcpSecret
 from tests.chat.helpers import (
+    REFUSED_ADDRESSES,
     Resolver,
     SentTasks,
     chat_config,
@@ -37,8 +38,8 @@ ALLOWED = ["add", "order_status"]
 
 
 @pytest.fixture
-def mcp_server() -> Iterator[FakeMcp]:
-    with FakeMcp() as server:
+async def mcp_server() -> AsyncIterator[FakeMcp]:
+    async with FakeMcp() as server:
         yield server
 
 
@@ -155,7 +156,7 @@ async def test_the_secret_goes_only_to_the_server_it_was_set_for(
     fake_openai: FakeOpenAI,
     mcp_server: FakeMcp,
 ) -> None:
-    with FakeMcp() as elsewhere:
+    async with FakeMcp() as elsewhere:
         widget = await mcp_widget(db, app, fake_openai, mcp_tool(elsewhere.url))
         await set_secret(db, app, widget, mcp_server.url)  # then the URL changed
         alice = await make_visitor(http, app, db, widget)
@@ -182,7 +183,7 @@ async def test_an_unreachable_server_is_an_error_the_model_sees(
     sent_tasks: SentTasks,
 ) -> None:
     url = mcp_server.url
-    mcp_server.stop()
+    await mcp_server.stop()
     widget = await mcp_widget(db, app, fake_openai, mcp_tool(url, timeout_seconds=2))
     alice = await make_visitor(http, app, db, widget)
     fake_openai.call_function("add", {"a": 1, "b": 2})
@@ -230,21 +231,7 @@ async def test_a_slow_or_oversized_answer_is_an_error_the_model_sees(
     assert "".join(deltas(events)) == DEFAULT_REPLY_TEXT
 
 
-@pytest.mark.parametrize(
-    ("address", "reason"),
-    [
-        ("0.0.0.0", "unspecified"),  # noqa: S104 (an address refused, nothing binds)
-        ("10.0.0.1", "private"),
-        ("192.168.1.1", "private"),
-        ("169.254.169.254", "link-local"),
-        ("fd00::1", "unique-local"),
-        ("::ffff:a9fe:a9fe", "link-local"),
-        ("64:ff9b::a00:1", "private"),
-        ("100.64.0.1", "shared (CGNAT)"),
-        ("224.0.0.1", "multicast"),
-        ("240.0.0.1", "reserved"),
-    ],
-)
+@pytest.mark.parametrize(("address", "reason"), REFUSED_ADDRESSES)
 async def test_a_name_resolving_to_an_internal_address_is_refused(
     http: httpx.AsyncClient,
     app: FastAPI,

@@ -1,5 +1,5 @@
 """A tenant's MCP server on loopback: the ``mcp`` package's own server (``MCPServer``, once
-FastMCP) over Streamable HTTP, served by uvicorn in a thread, with these tools:
+FastMCP) over Streamable HTTP, served by uvicorn in the test's event loop, with these tools:
 
 - ``add(a, b)``: the sum, as text;
 - ``order_status(order)``: needs ``Authorization: <secret>`` on the request, else
@@ -13,21 +13,16 @@ Every HTTP request's headers are recorded (``requests``), to prove which credent
 
 from __future__ import annotations
 
+import asyncio
 import socket
-import threading
-import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import anyio
 import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+from starlette.types import Receive, Scope, Send
 
 SECRET = "Bearer mcp-secret-0123456789"
 
@@ -71,7 +66,7 @@ class FakeMcp:
         security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
         self._app = server.streamable_http_app(transport_security=security)
         self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._task: asyncio.Task[None] | None = None
         self.port = 0
 
     @property
@@ -85,46 +80,30 @@ class FakeMcp:
             )
         await self._app(scope, receive, send)
 
-    def start(self) -> Self:
+    async def __aenter__(self) -> Self:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
-            self._recording,
-            lifespan="on",
-            interface="asgi3",
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=1,
+            self._recording, log_config=None, log_level="warning", interface="asgi3"
         )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="fake-mcp", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("FakeMcp failed to start")
-            time.sleep(0.005)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        while not self._server.started:  # noqa: ASYNC110 (uvicorn offers only this flag)
+            await asyncio.sleep(0.01)
         return self
 
-    def stop(self) -> None:
-        if self._server is not None:
+    async def stop(self) -> None:
+        """Stop serving (a server gone away); the port stays closed."""
+        if self._server is not None and self._task is not None:
             self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
+            await self._task
+        self._server = self._task = None
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
+    async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.stop()
+        await self.stop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -27,8 +27,8 @@ from tests.widgets.helpers import Acme, audit_entries, create, url
 
 
 @pytest.fixture
-def mcp_server() -> Iterator[FakeMcp]:
-    with FakeMcp() as server:
+async def mcp_server() -> AsyncIterator[FakeMcp]:
+    async with FakeMcp() as server:
         yield server
 
 
@@ -230,7 +230,7 @@ async def test_discovery_failures_are_problems_with_stable_codes(
     assert refused.json()["code"] == "mcp_secret_stale"
     assert mcp_server.requests == []
 
-    mcp_server.stop()
+    await mcp_server.stop()
     gone = await with_tools(client, acme, mcp_tool(url=mcp_server.url, timeout_seconds=2))
     unreachable = await client.post(url(gone, discover), headers=acme.headers)
     assert unreachable.status_code == 502
