@@ -104,13 +104,11 @@ def unavailable(error: BaseException, tool: McpTool, cap: _Cap) -> McpUnavailabl
             "failed", f"The MCP server's answer is larger than {cap.limit} bytes."
         )
     causes = _causes(error)
-    for cause in causes:
-        if isinstance(cause, McpUnavailable):
-            return cause
-        if isinstance(cause, OutboundRefused):
-            return McpUnavailable(
-                "refused", f"Kithost may not connect to this address: {cause.host}: {cause.reason}"
-            )
+    refused = next((c for c in causes if isinstance(c, OutboundRefused)), None)
+    if refused is not None:
+        return McpUnavailable(
+            "refused", f"Kithost may not connect to this address: {refused.host}: {refused.reason}"
+        )
     for cause in causes:
         if isinstance(cause, httpx2.TimeoutException | TimeoutError):
             return McpUnavailable(
