@@ -273,3 +273,21 @@ async def test_plain_http_to_a_public_name_is_refused_without_resolving(
     assert resolver.asked == []
     [output] = [json.loads(o) for o in fake_openai.function_outputs]
     assert "https:// is required" in output["error"]
+
+
+async def test_arguments_that_are_not_json_are_an_error_the_model_sees(
+    http: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    mcp_server: FakeMcp,
+) -> None:
+    widget = await mcp_widget(db, app, fake_openai, mcp_tool(mcp_server.url))
+    alice = await make_visitor(http, app, db, widget)
+    fake_openai.call_function("add", "{not json")
+
+    events = await alice.send("1 + 2?")
+
+    [output] = [json.loads(o) for o in fake_openai.function_outputs]
+    assert output == {"error": "Invalid JSON input for tool add"}
+    assert "".join(deltas(events)) == DEFAULT_REPLY_TEXT
