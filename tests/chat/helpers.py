@@ -4,7 +4,7 @@ speaks it (SSE decoded back into the SDK's typed events), problems, and attachme
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -126,6 +126,32 @@ class Visitor:
         if thread_id is None:
             return await self.stream("threads.create", input=message)
         return await self.stream("threads.add_user_message", thread_id=thread_id, input=message)
+
+
+def message(text: str) -> dict[str, Any]:
+    return {
+        "content": [{"type": "input_text", "text": text}],
+        "attachments": [],
+        "inference_options": {},
+    }
+
+
+async def leave_when(
+    http: httpx.AsyncClient,
+    alice: Visitor,
+    text: str,
+    enough: Callable[[list[ThreadStreamEvent]], bool],
+) -> list[ThreadStreamEvent]:
+    """Start a thread with ``text`` and leave (close the connection: the visitor pressed stop
+    or left) once the events streamed so far are ``enough``; those events."""
+    body = {"type": "threads.create", "params": {"input": message(text)}}
+    seen = ""
+    async with http.stream("POST", alice.url, json=body, headers=alice.headers()) as response:
+        async for chunk in response.aiter_text():
+            seen += chunk
+            if enough(decode(seen)):
+                break
+    return decode(seen)
 
 
 def deltas(events: list[ThreadStreamEvent]) -> list[str]:

@@ -6,6 +6,7 @@ failed response. Names resolve through a test resolver: nothing leaves loopback.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator
@@ -13,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from chatkit.types import ProgressUpdateEvent
+from chatkit.types import ProgressUpdateEvent, ThreadStreamEvent
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +28,7 @@ from tests.chat.helpers import (
     SentTasks,
     chat_config,
     deltas,
+    leave_when,
     make_chat_widget,
     publish_unchecked,
 )
@@ -83,6 +85,11 @@ def offered(fake: FakeOpenAI) -> list[str]:
     return sorted(t.get("name") or t["function"]["name"] for t in tools)
 
 
+def sessions() -> list[asyncio.Task[Any]]:
+    """The tasks holding answers' MCP servers open (``chat.mcp.McpSession``)."""
+    return [t for t in asyncio.all_tasks() if t.get_name() == "mcp-session" and not t.done()]
+
+
 @pytest.mark.parametrize("model_api", ["responses", "chat_completions"])
 async def test_allowed_tools_are_offered_and_the_call_reaches_the_server(
     http: httpx.AsyncClient,
@@ -100,6 +107,7 @@ async def test_allowed_tools_are_offered_and_the_call_reaches_the_server(
     events = await alice.send("Where is my order A-1?")
 
     assert offered(fake_openai) == ALLOWED  # never delete_everything
+    assert not sessions()  # closed with the response
     [output] = fake_openai.function_outputs
     assert "Order A-1 has shipped." in output
     progress = [e.text for e in events if isinstance(e, ProgressUpdateEvent)]
@@ -291,3 +299,36 @@ async def test_arguments_that_are_not_json_are_an_error_the_model_sees(
     [output] = [json.loads(o) for o in fake_openai.function_outputs]
     assert output == {"error": "Invalid JSON input for tool add"}
     assert "".join(deltas(events)) == DEFAULT_REPLY_TEXT
+
+
+async def test_a_visitor_leaving_mid_call_closes_the_servers_connection(
+    http: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    mcp_server: FakeMcp,
+    sent_tasks: SentTasks,
+) -> None:
+    tool = mcp_tool(mcp_server.url, allowed_tools=["slow"], timeout_seconds=30)
+    widget = await mcp_widget(db, app, fake_openai, tool)
+    alice = await make_visitor(http, app, db, widget)
+    fake_openai.call_function("slow", {"seconds": 20})
+
+    held: list[int] = []
+
+    def calling(events: list[ThreadStreamEvent]) -> bool:
+        held.append(len(sessions()))
+        return any(isinstance(e, ProgressUpdateEvent) for e in events)
+
+    await leave_when(http, alice, "Take your time", calling)
+
+    assert held[-1] == 1  # the server was held open while its tool ran
+    for _ in range(100):  # the server notices the disconnect asynchronously
+        if not sessions():
+            break
+        await asyncio.sleep(0.05)
+    assert not sessions()  # Kithost closed its connection to the server
+    assert fake_openai.function_outputs == []
+    assert ("server.response.failed", "cancelled") in [
+        (f["name"], f["data"].get("error")) for f in await sent_tasks.facts()
+    ]

@@ -34,6 +34,8 @@ class FakeMcp:
         self.secret = secret
         self.requests: list[dict[str, str]] = []
         """The headers of every HTTP request so far, lower-cased names."""
+        self.methods: list[str] = []
+        """The method of every HTTP request so far."""
         self.deleted = False
         server = MCPServer("orders")
 
@@ -75,6 +77,7 @@ class FakeMcp:
 
     async def _recording(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            self.methods.append(scope["method"])
             self.requests.append(
                 {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
             )
