@@ -332,3 +332,26 @@ async def test_a_visitor_leaving_mid_call_closes_the_servers_connection(
     assert ("server.response.failed", "cancelled") in [
         (f["name"], f["data"].get("error")) for f in await sent_tasks.facts()
     ]
+
+
+async def test_another_tenants_widget_never_sends_the_secret(
+    http: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    mcp_server: FakeMcp,
+) -> None:
+    """Same tool id, same server: the secret belongs to one widget of one tenant."""
+    owner = await mcp_widget(db, app, fake_openai, mcp_tool(mcp_server.url))
+    await set_secret(db, app, owner, mcp_server.url)
+    other = await mcp_widget(db, app, fake_openai, mcp_tool(mcp_server.url))
+    assert other.tenant_id != owner.tenant_id
+    bob = await make_visitor(http, app, db, other)
+    fake_openai.call_function("order_status", {"order": "A-1"})
+
+    await bob.send("Where is order A-1?")
+
+    assert mcp_server.requests
+    assert all("authorization" not in r for r in mcp_server.requests)
+    [output] = fake_openai.function_outputs
+    assert "Error executing tool order_status" in output
