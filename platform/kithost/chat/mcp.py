@@ -7,7 +7,7 @@ through the Agents SDK's ``MCPServerStreamableHttp``, so they work with any mode
   :data:`MAX_RESPONSE_BYTES` per response.
 - Only ``allowed_tools`` are offered to the model (the SDK's static ``tool_filter``); a
   server's other tools never reach it.
-- The tool's secret (``mcp.service``, encrypted, write-only) goes in its ``secret_header``,
+- The tool's secret (``mcp_tools.service``, encrypted, write-only) goes in its ``secret_header``,
   and only to the origin it was set for: a URL changed since is refused until the secret is
   set again.
 - An answer connects to its servers once, before the model runs, in a task of its own
