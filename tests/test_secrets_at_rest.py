@@ -110,6 +110,15 @@ async def scenario(app: FastAPI, client: httpx.AsyncClient) -> dict[str, str]:
     found["webhook secret"] = hook["secret"]
     rotated = await call("POST", f"/webhooks/{hook['endpoint']['id']}/rotate-secret")
     found["rotated webhook secret"] = rotated["secret"]
+    tool = {"type": "mcp", "id": "orders", "url": "https://mcp.example.com/mcp"}
+    draft = {"agent": {"tools": [{**tool, "allowed_tools": ["add"]}]}}
+    revision = (await call("GET", own))["revision"]
+    saved = await client.put(
+        f"{prefix}{own}/config", json=draft, headers={**creds, "If-Match": f'"{revision}"'}
+    )
+    assert saved.status_code == 200, saved.text
+    found["mcp secret"] = "Bearer mcp-" + "s" * 30
+    await call("PUT", f"{own}/mcp-secrets/orders", {"value": found["mcp secret"]})
     return {what: value for what, value in found.items() if value}
 
 

@@ -4,6 +4,7 @@ speaks it (SSE decoded back into the SDK's typed events), problems, and attachme
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -128,6 +129,32 @@ class Visitor:
         return await self.stream("threads.add_user_message", thread_id=thread_id, input=message)
 
 
+def message(text: str) -> dict[str, Any]:
+    return {
+        "content": [{"type": "input_text", "text": text}],
+        "attachments": [],
+        "inference_options": {},
+    }
+
+
+async def leave_when(
+    http: httpx.AsyncClient,
+    alice: Visitor,
+    text: str,
+    enough: Callable[[list[ThreadStreamEvent]], bool],
+) -> list[ThreadStreamEvent]:
+    """Start a thread with ``text`` and leave (close the connection: the visitor pressed stop
+    or left) once the events streamed so far are ``enough``; those events."""
+    body = {"type": "threads.create", "params": {"input": message(text)}}
+    seen = ""
+    async with http.stream("POST", alice.url, json=body, headers=alice.headers()) as response:
+        async for chunk in response.aiter_text():
+            seen += chunk
+            if enough(decode(seen)):
+                break
+    return decode(seen)
+
+
 def deltas(events: list[ThreadStreamEvent]) -> list[str]:
     """The assistant's text deltas among ``events``."""
     return [
@@ -202,6 +229,34 @@ class SentTasks:
         """The analytics events reported so far, in order."""
         await self.buffer.aclose()
         return [event for name, args in self.tasks if name == INGEST for event in args[2]]
+
+
+REFUSED_ADDRESSES = [
+    ("0.0.0.0", "unspecified"),  # noqa: S104 (an address refused, nothing binds)
+    ("10.0.0.1", "private"),
+    ("192.168.1.1", "private"),
+    ("169.254.169.254", "link-local"),
+    ("fd00::1", "unique-local"),
+    ("::ffff:a9fe:a9fe", "link-local"),  # ::ffff:169.254.169.254
+    ("64:ff9b::a00:1", "private"),
+    ("100.64.0.1", "shared (CGNAT)"),
+    ("224.0.0.1", "multicast"),
+    ("240.0.0.1", "reserved"),
+]
+"""Addresses a tenant's URL may not reach (outside ``KITHOST_OUTBOUND_ALLOW``), each with
+the reason ``kit.outbound`` gives: one of every class it refuses."""
+
+
+class Resolver:
+    """Every name resolves to ``answers`` (nothing is ever connected to: all are refused)."""
+
+    def __init__(self, answers: list[str]) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+
+    async def __call__(self, host: str, port: int) -> Sequence[str]:
+        self.asked.append(host)
+        return self.answers
 
 
 BOB = "a:anon_" + "b" * 24

@@ -23,6 +23,7 @@ from kithost.models.tenant import Tenant
 from kithost.models.user import User
 from kithost.models.webhook import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from kithost.models.widget import Placement, Widget, WidgetMode
+from kithost.models.widget_mcp_secret import WidgetMcpSecret
 from kithost.models.widget_version import WidgetVersion
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "WebhookDelivery",
     "WebhookEndpoint",
     "Widget",
+    "WidgetMcpSecret",
     "WidgetMode",
     "WidgetVersion",
 ]

@@ -160,7 +160,57 @@ class ClientTool(Schema):
     """How long the page's handler may take."""
 
 
-Tool = Annotated[FileSearch | WebSearch | HttpTool | ClientTool, Field(discriminator="type")]
+HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")]
+RESERVED_HEADERS = frozenset(
+    {
+        "accept",
+        "connection",
+        "content-length",
+        "content-type",
+        "host",
+        "mcp-protocol-version",
+        "mcp-session-id",
+        "transfer-encoding",
+    }
+)
+"""Headers the MCP transport sets itself: never the one carrying a secret."""
+
+
+class McpTool(Schema):
+    """A remote MCP server (Streamable HTTP) whose ``allowed_tools`` the model may call,
+    connected to by Kithost itself (``chat.mcp``). Its secret, if the server needs one, is
+    sent as ``secret_header`` and set apart: ``PUT …/widgets/{id}/mcp-secrets/{tool_id}``."""
+
+    type: Literal["mcp"]
+    id: ToolId
+    label: ShortText = "Working on it…"
+    """What the visitor sees while one of its tools runs."""
+    url: AnyHttpUrl
+    """HTTPS, at a public address (plain HTTP only where ``KITHOST_OUTBOUND_ALLOW`` opens)."""
+    allowed_tools: Annotated[list[ToolName], Field(min_length=1, max_length=64)]
+    """The server's tools the model is offered, by name: no others, whatever the server has."""
+    secret_header: HeaderName = "Authorization"  # noqa: S105 (a header name)
+    """The header the secret goes in (its whole value, e.g. ``Bearer …``)."""
+    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10
+
+    @field_validator("allowed_tools")
+    @classmethod
+    def _unique(cls, names: list[str]) -> list[str]:
+        if len(set(names)) != len(names):
+            raise ValueError("each tool is named once")
+        return names
+
+    @field_validator("secret_header")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name.lower() in RESERVED_HEADERS:
+            raise ValueError(f"{name} is set by the MCP transport itself")
+        return name
+
+
+Tool = Annotated[
+    FileSearch | WebSearch | HttpTool | ClientTool | McpTool, Field(discriminator="type")
+]
 
 
 Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=100)]

@@ -41,6 +41,7 @@ from kithost.widgets.config import (
     ClientTool,
     FileSearch,
     HttpTool,
+    McpTool,
     ModelApi,
     WidgetConfig,
     parse_config,
@@ -497,19 +498,26 @@ async def _draft(
 def check_tools(config: WidgetConfig, outbound: OutboundPolicy | None = None) -> None:
     """Tool ids are unique; OpenAI's hosted tools (``file_search``, ``web_search``) need the
     Responses API, each once per agent (one ``file_search`` searches several bases); ``http``
-    and ``client`` tools have names of their own and an ``http`` tool, when ``outbound`` (the
-    deployment's policy) is given, an HTTPS URL Kithost may connect to (``kit.outbound``)."""
+    and ``client`` tools (and the tools an ``mcp`` tool allows) have names of their own and
+    an ``http`` or ``mcp`` tool, when ``outbound`` (the deployment's policy) is given, an
+    HTTPS URL Kithost may connect to (``kit.outbound``)."""
     seen: dict[str, str] = {}
     names: set[str] = set()
     for index, tool in enumerate(config.agent.tools):
         field = f"{TOOLS}.{index}"
         if tool.id in seen:
             raise invalid_field(f"{field}.id", f"another tool has the id {tool.id!r}")
-        if isinstance(tool, HttpTool | ClientTool):
+        if isinstance(tool, HttpTool | ClientTool | McpTool):
             seen[tool.id] = tool.type
-            if tool.name in names:
-                raise invalid_field(f"{field}.name", f"another tool is named {tool.name!r}")
-            names.add(tool.name)
+            named = (
+                [(f"{field}.allowed_tools.{i}", n) for i, n in enumerate(tool.allowed_tools)]
+                if isinstance(tool, McpTool)
+                else [(f"{field}.name", tool.name)]
+            )
+            for at, name in named:
+                if name in names:
+                    raise invalid_field(at, f"another tool is named {name!r}")
+                names.add(name)
             if isinstance(tool, ClientTool):
                 continue
             refused = None if outbound is None else outbound.https_refusal(str(tool.url))
