@@ -355,3 +355,32 @@ async def test_another_tenants_widget_never_sends_the_secret(
     assert all("authorization" not in r for r in mcp_server.requests)
     [output] = fake_openai.function_outputs
     assert "Error executing tool order_status" in output
+
+
+async def test_only_the_agents_that_pick_the_mcp_tool_are_offered_its_tools(
+    http: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    mcp_server: FakeMcp,
+) -> None:
+    orders = {"id": "orders", "name": "Orders", "instructions": "You track orders."}
+    widget = await mcp_widget(
+        db,
+        app,
+        fake_openai,
+        mcp_tool(mcp_server.url),
+        main_tools=[],
+        handoffs=[{**orders, "tools": ["orders"]}],
+    )
+    await set_secret(db, app, widget, mcp_server.url)
+    alice = await make_visitor(http, app, db, widget)
+    fake_openai.hand_off("orders")
+
+    await alice.send("Where is my order A-1?")
+
+    first, second = (r.json for r in fake_openai.requests[:2])
+    names = [
+        sorted(t.get("name") or t["function"]["name"] for t in r["tools"]) for r in (first, second)
+    ]
+    assert names == [["transfer_to_orders"], [*ALLOWED, "transfer_to_main"]]
