@@ -21,36 +21,13 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.chat.context import ChatContext
 from kithost.chat.errors import ChatNotFound
 from kithost.chat.runtime import runtime
 from kithost.chat.server import ChatServer
-from kithost.chat.store import SqlStore, new_id
-from kithost.embed import service as embed_service
+from kithost.chat.store import new_id
 from kithost.models import ChatItem, ChatThread
-from tests.chat.helpers import BOB, make_chat_widget
+from tests.chat.helpers import ALICE, BOB, context_of, store_of
 from tests.fakes.openai_server import FakeOpenAI
-
-ALICE = "a:anon_" + "a" * 24
-
-
-async def context_of(db: AsyncSession, app: FastAPI, fake: FakeOpenAI, user: str) -> ChatContext:
-    widget = await make_chat_widget(db, app, fake)
-    published = (await embed_service.load(db, widget.public_key)).published
-    assert published is not None
-    await db.commit()
-    return ChatContext(
-        widget=published,
-        end_user_id=user,
-        origin="https://shop.example.com",
-        locale=None,
-        page_context=None,
-        received_at=0.0,
-    )
-
-
-def store_of(app: FastAPI) -> SqlStore:
-    return runtime(app.state).attachment_store().store
 
 
 def user_message(thread_id: str, text: str, at: datetime | None = None) -> UserMessageItem:
