@@ -35,6 +35,7 @@ from fastapi import FastAPI
 from pydantic import AnyUrl
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.chat import agent
 from kithost.chat.context import ChatContext
 from kithost.chat.errors import ChatNotFound
 from kithost.chat.runtime import runtime
@@ -140,12 +141,15 @@ def other_context(context: ChatContext) -> ChatContext:
     return dataclasses.replace(context, end_user_id=ALICE)
 
 
-@pytest.fixture(params=["default_ids", "custom_ids"])
+@pytest.fixture(params=["default_ids", "custom_ids", "read_ahead"])
 def store(request: pytest.FixtureRequest, app: FastAPI) -> SqlStore:
-    """Upstream runs the suite on its store and on a subclass with its own id generators."""
+    """Upstream runs the suite on its store and on a subclass with its own id generators;
+    here also on the store of a streaming request (which reads a thread's latest items with
+    it and keeps them)."""
     kind = CustomIdStore if request.param == "custom_ids" else SqlStore
+    read_ahead = agent.HISTORY_ITEMS if request.param == "read_ahead" else 0
     parts = runtime(app.state)
-    return kind(parts.sessionmaker, parts.storage, parts.urls, parts.facts)
+    return kind(parts.sessionmaker, parts.storage, parts.urls, parts.facts, read_ahead=read_ahead)
 
 
 async def test_save_and_load_thread_metadata(store: SqlStore, context: ChatContext) -> None:
