@@ -2,7 +2,8 @@
 (not only Kithost's own endpoint): caller-chosen thread ids, the user's message kept when
 a response ends before any text, items in the order they were created, a vanished cursor
 answered with an error (never a silently short list), the recent-items cache scoped to its
-end user, and an item replaced by one of another type counted as that type."""
+end user, an item replaced by one of another type counted as that type, and a new thread
+saved again before it is written keeping the items added to it so far."""
 
 from __future__ import annotations
 
@@ -170,3 +171,22 @@ async def test_an_item_replaced_by_another_type_counts_as_that_type(
         await store.count_user_messages_since(datetime.now().astimezone() - timedelta(1), context)
         == 0
     )
+
+
+async def test_a_new_thread_saved_again_before_it_is_written_keeps_its_items(
+    app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    """The SDK saves a thread again as soon as a response changes it (a title, metadata),
+    which can be before the new thread and its first message are written."""
+    context = await context_of(db, app, fake_openai, BOB)
+    store = store_of(app)
+    thread = ThreadMetadata(id=store.generate_thread_id(context), created_at=datetime.now())
+    await store.save_thread(thread, context)
+    message = user_message(thread.id, "Hi")
+    await store.add_thread_item(thread.id, message, context)
+    thread.title = "Hi"
+    await store.save_thread(thread, context)
+    page = await store.load_thread_items(thread.id, None, 10, "desc", context)
+    assert [item.id for item in page.data] == [message.id]
+    await store.settled()
+    assert (await store_of(app).load_thread(thread.id, context)).title == "Hi"

@@ -202,8 +202,8 @@ class SqlStore(Store[ChatContext]):
         if thread.id in self._new:
             new = _thread_row(thread, payload, context)
             self._unwritten[thread.id] = (new, context)
-            # A new thread: every item will pass through here.
-            self._latest[_key(context, thread.id)] = Page()
+            # A new thread: every item will pass through here (saved again: kept so far).
+            self._latest.setdefault(_key(context, thread.id), Page())
             return
         async with self.unit(writes=True) as session:
             row = await session.get(ChatThread, thread.id)
