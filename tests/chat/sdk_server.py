@@ -16,19 +16,34 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from chatkit.actions import Action
 from chatkit.server import NonStreamingResult, StreamingResult
 from chatkit.types import (
+    AssistantMessageContent,
+    AssistantMessageItem,
     ChatKitReq,
     FeedbackKind,
+    InferenceOptions,
+    ItemsListParams,
+    ItemsListReq,
+    Page,
     SyncCustomActionResponse,
+    ThreadAddUserMessageParams,
+    ThreadCreateParams,
+    ThreadItem,
+    ThreadItemDoneEvent,
+    ThreadListParams,
     ThreadMetadata,
     ThreadsAddUserMessageReq,
     ThreadsCreateReq,
+    ThreadsListReq,
     ThreadStreamEvent,
+    UserMessageInput,
     UserMessageItem,
+    UserMessageTextContent,
     WidgetItem,
     is_streaming_req,
 )
@@ -55,6 +70,8 @@ FeedbackCallback = Callable[[str, list[str], FeedbackKind, ChatContext], None]
 
 _EVENT: TypeAdapter[ThreadStreamEvent] = TypeAdapter(ThreadStreamEvent)
 _REQUEST: TypeAdapter[ChatKitReq] = TypeAdapter(ChatKitReq)
+_ITEMS: TypeAdapter[Page[ThreadItem]] = TypeAdapter(Page[ThreadItem])
+_THREADS: TypeAdapter[Page[ThreadMetadata]] = TypeAdapter(Page[ThreadMetadata])
 
 
 @dataclass(frozen=True)
@@ -165,6 +182,23 @@ class SdkServer:
         assert isinstance(result, StreamingResult)
         return await decode_streaming_result(result)
 
+    async def create_threads(self, count: int) -> None:
+        """``count`` threads: "Thread 0", "Thread 1", … (upstream's thread listing tests)."""
+        for i in range(count):
+            await self.process_streaming(create_thread(f"Thread {i}"))
+
+    async def list_threads(self, **params: Any) -> Page[ThreadMetadata]:
+        """``threads.list``, as upstream's tests decode it."""
+        result = await self.process_non_streaming(ThreadsListReq(params=ThreadListParams(**params)))
+        return _THREADS.validate_json(result.json)
+
+    async def list_items(self, thread_id: str, after: str | None = None) -> Page[ThreadItem]:
+        """``items.list`` (default page size and order), as upstream's tests decode it."""
+        result = await self.process_non_streaming(
+            ItemsListReq(params=ItemsListParams(thread_id=thread_id, after=after))
+        )
+        return _ITEMS.validate_json(result.json)
+
     async def process_non_streaming(
         self, request: ChatKitReq, context: ChatContext | None = None
     ) -> NonStreamingResult:
@@ -175,6 +209,51 @@ class SdkServer:
 
 MakeServer = Callable[..., SdkServer]
 """The ``make_server`` fixture (tests/chat/conftest.py)."""
+
+
+def create_thread(text: str, **input: Any) -> ThreadsCreateReq:
+    """``threads.create`` with a text message: upstream's tests spell the request out in full
+    each time; ``input`` sets other fields of the message (attachments, inference options)."""
+    return ThreadsCreateReq(params=ThreadCreateParams(input=user_input(text, **input)))
+
+
+def add_user_message(thread_id: str, text: str, **input: Any) -> ThreadsAddUserMessageReq:
+    """``threads.add_user_message`` with a text message (as :func:`create_thread`)."""
+    return ThreadsAddUserMessageReq(
+        params=ThreadAddUserMessageParams(thread_id=thread_id, input=user_input(text, **input))
+    )
+
+
+def user_input(text: str, **fields: Any) -> UserMessageInput:
+    defaults: dict[str, Any] = {"attachments": [], "inference_options": InferenceOptions()}
+    return UserMessageInput(content=[UserMessageTextContent(text=text)], **{**defaults, **fields})
+
+
+def assistant_message_done(thread: ThreadMetadata, item_id: str, text: str) -> ThreadItemDoneEvent:
+    """An assistant message with ``text``, done, made now: what most of upstream's
+    responders yield, spelled out in full there."""
+    return ThreadItemDoneEvent(
+        item=AssistantMessageItem(
+            id=item_id,
+            content=[AssistantMessageContent(text=text)],
+            created_at=datetime.now(),
+            thread_id=thread.id,
+        )
+    )
+
+
+def user_message_done(thread: ThreadMetadata, item_id: str, text: str) -> ThreadItemDoneEvent:
+    """A user message with ``text``, done, made now (as :func:`assistant_message_done`)."""
+    return ThreadItemDoneEvent(
+        item=UserMessageItem(
+            id=item_id,
+            content=[UserMessageTextContent(text=text)],
+            attachments=[],
+            inference_options=InferenceOptions(),
+            thread_id=thread.id,
+            created_at=datetime.now(),
+        )
+    )
 
 
 def decode_event(event: bytes) -> ThreadStreamEvent:

@@ -42,42 +42,30 @@ from chatkit.types import (
     ClientToolCallItem,
     CustomTask,
     InferenceOptions,
-    ItemsListParams,
-    ItemsListReq,
     LockedStatus,
-    Page,
     ProgressUpdateEvent,
     Thread,
     ThreadAddClientToolOutputParams,
-    ThreadAddUserMessageParams,
     ThreadCreatedEvent,
-    ThreadCreateParams,
     ThreadDeleteParams,
     ThreadGetByIdParams,
-    ThreadItem,
     ThreadItemAddedEvent,
     ThreadItemDoneEvent,
     ThreadItemRemovedEvent,
     ThreadItemReplacedEvent,
     ThreadItemUpdatedEvent,
-    ThreadListParams,
     ThreadMetadata,
     ThreadRetryAfterItemParams,
     ThreadsAddClientToolOutputReq,
-    ThreadsAddUserMessageReq,
-    ThreadsCreateReq,
     ThreadsDeleteReq,
     ThreadsGetByIdReq,
-    ThreadsListReq,
     ThreadsRetryAfterItemReq,
     ThreadStreamEvent,
     ThreadsUpdateReq,
     ThreadUpdatedEvent,
     ThreadUpdateParams,
     ToolChoice,
-    UserMessageInput,
     UserMessageItem,
-    UserMessageTextContent,
     WidgetItem,
     Workflow,
     WorkflowItem,
@@ -87,8 +75,46 @@ from chatkit.widgets import Card, Text
 from pydantic import TypeAdapter
 
 from kithost.chat.errors import ChatNotFound
-from tests.chat.sdk_server import MakeServer, decode_event, decode_streaming_result
+from tests.chat.sdk_server import (
+    MakeServer,
+    Responder,
+    SdkServer,
+    add_user_message,
+    assistant_message_done,
+    create_thread,
+    decode_event,
+    decode_streaming_result,
+    user_message_done,
+)
 from tests.chat.test_sdk_store import CustomIdStore
+
+
+async def cancelled_thread(server: SdkServer) -> Thread:
+    """A thread created by a response the responder cancels, with the SDK's note of that.
+
+    (Upstream's two cancellation tests repeat these steps and assertions, and patch their
+    test store to generate ids for hidden context items: ``SqlStore`` generates them.)
+    """
+    stream = await server.process(
+        create_thread("Hello").model_dump_json(),
+        server.context,
+    )
+    assert isinstance(stream, StreamingResult)
+
+    events: list[ThreadStreamEvent] = []
+    with pytest.raises(asyncio.CancelledError):  # noqa: PT012
+        async for raw in stream.json_events:
+            events.append(decode_event(raw))
+
+    thread = next(e.thread for e in events if e.type == "thread.created")
+    items = await server.store.load_thread_items(thread.id, None, 1, "desc", server.context)
+    hidden_context_item = items.data[-1]
+    assert hidden_context_item.type == "sdk_hidden_context"
+    assert (
+        hidden_context_item.content
+        == "The user cancelled the stream. Stop responding to the prior request."
+    )
+    return thread
 
 
 async def test_stream_cancellation_persists_pending_assistant_message_and_hidden_context(
@@ -115,36 +141,7 @@ async def test_stream_cancellation_persists_pending_assistant_message_and_hidden
         raise asyncio.CancelledError()
 
     server = make_server(responder)
-    # (Upstream patches its test store to generate ids for hidden context items here;
-    # SqlStore generates them: ``shcx_…``.)
-
-    stream = await server.process(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Hello")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        ).model_dump_json(),
-        server.context,
-    )
-    assert isinstance(stream, StreamingResult)
-
-    events: list[ThreadStreamEvent] = []
-    with pytest.raises(asyncio.CancelledError):  # noqa: PT012
-        async for raw in stream.json_events:
-            events.append(decode_event(raw))
-
-    thread = next(e.thread for e in events if e.type == "thread.created")
-    items = await server.store.load_thread_items(thread.id, None, 1, "desc", server.context)
-    hidden_context_item = items.data[-1]
-    assert hidden_context_item.type == "sdk_hidden_context"
-    assert (
-        hidden_context_item.content
-        == "The user cancelled the stream. Stop responding to the prior request."
-    )
+    thread = await cancelled_thread(server)
 
     assistant_message_item = await server.store.load_item(
         thread.id, "assistant-message-pending", server.context
@@ -170,34 +167,7 @@ async def test_stream_cancellation_does_not_persist_pending_empty_assistant_mess
         raise asyncio.CancelledError()
 
     server = make_server(responder)
-
-    stream = await server.process(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Hello")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        ).model_dump_json(),
-        server.context,
-    )
-    assert isinstance(stream, StreamingResult)
-
-    events: list[ThreadStreamEvent] = []
-    with pytest.raises(asyncio.CancelledError):  # noqa: PT012
-        async for raw in stream.json_events:
-            events.append(decode_event(raw))
-
-    thread = next(e.thread for e in events if e.type == "thread.created")
-    items = await server.store.load_thread_items(thread.id, None, 1, "desc", server.context)
-    hidden_context_item = items.data[-1]
-    assert hidden_context_item.type == "sdk_hidden_context"
-    assert (
-        hidden_context_item.content
-        == "The user cancelled the stream. Stop responding to the prior request."
-    )
+    thread = await cancelled_thread(server)
 
     with pytest.raises(NotFoundError):
         await server.store.load_item(thread.id, "assistant-message-pending", server.context)
@@ -231,17 +201,7 @@ async def test_workflow_task_not_duplicated_on_done_event(make_server: MakeServe
         yield ThreadItemDoneEvent(item=workflow_item)
 
     server = make_server(responder)
-    events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Hello")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
-    )
+    events = await server.process_streaming(create_thread("Hello"))
 
     thread = next(e.thread for e in events if e.type == "thread.created")
     workflow_done_event = next(
@@ -267,16 +227,7 @@ async def test_creates_thread(make_server: MakeServer) -> None:
 
     server = make_server(responder)
     events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Hello, world!")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                    quoted_text="Quoted text",
-                )
-            )
-        )
+        create_thread("Hello, world!", quoted_text="Quoted text")
     )
 
     thread_created_event = next(event for event in events if event.type == "thread.created")
@@ -298,17 +249,7 @@ async def test_saves_thread_title(make_server: MakeServer) -> None:
         yield
 
     server = make_server(responder)
-    events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Hello, world!")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
-    )
+    events = await server.process_streaming(create_thread("Hello, world!"))
     thread = next(event.thread for event in events if event.type == "thread.created")
     assert (await server.store.load_thread(thread.id, server.context)).title == "Updated title"
     assert events[-1].type == "thread.updated"
@@ -324,17 +265,7 @@ async def test_saves_thread_metadata(make_server: MakeServer) -> None:
         yield
 
     server = make_server(responder)
-    events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Hello, world!")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
-    )
+    events = await server.process_streaming(create_thread("Hello, world!"))
     thread = next(event.thread for event in events if event.type == "thread.created")
     assert (await server.store.load_thread(thread.id, server.context)).metadata[
         "test_key"
@@ -351,17 +282,7 @@ async def test_saves_thread_locked_fields(make_server: MakeServer) -> None:
         yield
 
     server = make_server(responder)
-    events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Hello, world!")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
-    )
+    events = await server.process_streaming(create_thread("Hello, world!"))
     thread = next(event.thread for event in events if event.type == "thread.created")
     loaded = await server.store.load_thread(thread.id, server.context)
     assert loaded.status == LockedStatus(reason="Because")
@@ -380,17 +301,7 @@ async def test_saves_allowed_image_domains_and_streams_thread_updated(
         yield
 
     server = make_server(responder)
-    events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Hello, world!")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
-    )
+    events = await server.process_streaming(create_thread("Hello, world!"))
     thread = next(event.thread for event in events if event.type == "thread.created")
     loaded = await server.store.load_thread(thread.id, server.context)
     assert loaded.allowed_image_domains == ["example.com", "images.example.com"]
@@ -413,15 +324,7 @@ async def test_omits_unset_allowed_image_domains_in_created_and_updated_json_eve
 
     server = make_server(responder)
     stream = await server.process(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Hello, world!")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        ).model_dump_json(),
+        create_thread("Hello, world!").model_dump_json(),
         server.context,
     )
     assert isinstance(stream, StreamingResult)
@@ -448,50 +351,19 @@ async def test_emits_thread_updated_mid_stream_and_persists(make_server: MakeSer
         thread: ThreadMetadata, input: UserMessageItem | None, context: Any
     ) -> AsyncIterator[ThreadStreamEvent]:
         # First assistant message
-        yield ThreadItemDoneEvent(
-            item=AssistantMessageItem(
-                id="assistant_a",
-                content=[AssistantMessageContent(text="A")],
-                created_at=datetime.now(),
-                thread_id=thread.id,
-            ),
-        )
+        yield assistant_message_done(thread, "assistant_a", "A")
 
         # Update the thread mid-stream
         thread.title = "Mid-stream title"
 
         # Second assistant message, after which thread.updated should be emitted
-        yield ThreadItemDoneEvent(
-            item=AssistantMessageItem(
-                id="assistant_b",
-                content=[AssistantMessageContent(text="B")],
-                created_at=datetime.now(),
-                thread_id=thread.id,
-            ),
-        )
+        yield assistant_message_done(thread, "assistant_b", "B")
 
         # Continue streaming after the update event
-        yield ThreadItemDoneEvent(
-            item=AssistantMessageItem(
-                id="assistant_c",
-                content=[AssistantMessageContent(text="C")],
-                created_at=datetime.now(),
-                thread_id=thread.id,
-            ),
-        )
+        yield assistant_message_done(thread, "assistant_c", "C")
 
     server = make_server(responder)
-    events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Hello")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
-    )
+    events = await server.process_streaming(create_thread("Hello"))
 
     # Find the created thread
     thread = next(e.thread for e in events if isinstance(e, ThreadCreatedEvent))
@@ -535,27 +407,10 @@ async def test_respond_with_tool_call(make_server: MakeServer) -> None:
                 ),
             )
         elif input is None:
-            yield ThreadItemDoneEvent(
-                item=AssistantMessageItem(
-                    id="msg_2",
-                    content=[AssistantMessageContent(text="Glad the tool call succeeded!")],
-                    created_at=datetime.now(),
-                    thread_id=thread.id,
-                ),
-            )
+            yield assistant_message_done(thread, "msg_2", "Glad the tool call succeeded!")
 
     server = make_server(responder)
-    events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Hello, world!")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
-    )
+    events = await server.process_streaming(create_thread("Hello, world!"))
 
     assert len(events) == 4
     assert events[0].type == "thread.created"
@@ -593,27 +448,10 @@ async def test_respond_with_tool_status(make_server: MakeServer) -> None:
         thread: ThreadMetadata, input: UserMessageItem | None, context: Any
     ) -> AsyncIterator[ThreadStreamEvent]:
         yield ProgressUpdateEvent(text="Tool status")
-        yield ThreadItemDoneEvent(
-            item=AssistantMessageItem(
-                id="msg_4",
-                content=[AssistantMessageContent(text="Hello, world!")],
-                created_at=datetime.now(),
-                thread_id=thread.id,
-            ),
-        )
+        yield assistant_message_done(thread, "msg_4", "Hello, world!")
 
     server = make_server(responder)
-    events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Hello, world!")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
-    )
+    events = await server.process_streaming(create_thread("Hello, world!"))
 
     assert len(events) == 5
     assert events[0].type == "thread.created"
@@ -625,22 +463,8 @@ async def test_respond_with_tool_status(make_server: MakeServer) -> None:
 
 async def test_list_threads_response(make_server: MakeServer) -> None:
     server = make_server()
-    for i in range(25):
-        await server.process_streaming(
-            ThreadsCreateReq(
-                params=ThreadCreateParams(
-                    input=UserMessageInput(
-                        content=[UserMessageTextContent(text=f"Thread {i}")],
-                        attachments=[],
-                        inference_options=InferenceOptions(),
-                    )
-                )
-            )
-        )
-    list_result = await server.process_non_streaming(
-        ThreadsListReq(params=ThreadListParams(limit=20))
-    )
-    threads = TypeAdapter(Page[ThreadMetadata]).validate_json(list_result.json)
+    await server.create_threads(25)
+    threads = await server.list_threads(limit=20)
     assert len(threads.data) == 20
 
     # Newest first
@@ -648,10 +472,7 @@ async def test_list_threads_response(make_server: MakeServer) -> None:
     assert threads.has_more is True
     assert threads.after is not None
 
-    more_threads = await server.process_non_streaming(
-        ThreadsListReq(params=ThreadListParams(after=threads.data[-1].id))
-    )
-    threads = TypeAdapter(Page[ThreadMetadata]).validate_json(more_threads.json)
+    threads = await server.list_threads(after=threads.data[-1].id)
     assert len(threads.data) == 5
     assert threads.has_more is False
     assert not threads.after
@@ -662,63 +483,27 @@ async def test_list_items_response(make_server: MakeServer) -> None:
         thread: ThreadMetadata, input: UserMessageItem | None, context: Any
     ) -> AsyncIterator[ThreadStreamEvent]:
         for i in range(25):
-            yield ThreadItemDoneEvent(
-                item=UserMessageItem(
-                    id=f"msg_{i}",
-                    content=[UserMessageTextContent(text=f"Message {i}")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                    thread_id=thread.id,
-                    created_at=datetime.now(),
-                ),
-            )
+            yield user_message_done(thread, f"msg_{i}", f"Message {i}")
 
     server = make_server(responder)
-    events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Thread 1")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
-    )
+    events = await server.process_streaming(create_thread("Thread 1"))
     thread = next(event.thread for event in events if event.type == "thread.created")
-    list_result = await server.process_non_streaming(
-        ItemsListReq(params=ItemsListParams(thread_id=thread.id))
-    )
-    items = TypeAdapter(Page[ThreadItem]).validate_json(list_result.json)
+    items = await server.list_items(thread.id)
     assert len(items.data) == 20
     # Newest first
     assert items.data[0].created_at > items.data[1].created_at
     assert items.has_more is True
     assert items.after is not None
 
-    list_result = await server.process_non_streaming(
-        ItemsListReq(params=ItemsListParams(thread_id=thread.id, after=items.data[-1].id))
-    )
-    items = TypeAdapter(Page[ThreadItem]).validate_json(list_result.json)
+    items = await server.list_items(thread.id, after=items.data[-1].id)
     assert len(items.data) == 6  # +1 for user message
     assert items.has_more is False
 
 
 async def test_get_thread_by_id(make_server: MakeServer) -> None:
-
     server = make_server()
     # Create a thread by sending a ThreadCreateRequest
-    events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Test thread")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
-    )
+    events = await server.process_streaming(create_thread("Test thread"))
     thread = next(event.thread for event in events if event.type == "thread.created")
 
     # Retrieve the thread by id
@@ -736,47 +521,20 @@ async def test_get_thread_by_id(make_server: MakeServer) -> None:
 
 async def test_list_threads_paginated_response(make_server: MakeServer) -> None:
     server = make_server()
-    for i in range(25):
-        await server.process_streaming(
-            ThreadsCreateReq(
-                params=ThreadCreateParams(
-                    input=UserMessageInput(
-                        content=[UserMessageTextContent(text=f"Thread {i}")],
-                        attachments=[],
-                        inference_options=InferenceOptions(),
-                    )
-                )
-            )
-        )
-    list_result = await server.process_non_streaming(
-        ThreadsListReq(params=ThreadListParams(limit=20))
-    )
-    threads = TypeAdapter(Page[ThreadMetadata]).validate_json(list_result.json)
+    await server.create_threads(25)
+    threads = await server.list_threads(limit=20)
     assert len(threads.data) == 20
     assert threads.has_more is True
     assert threads.after is not None
 
-    list_result = await server.process_non_streaming(
-        ThreadsListReq(params=ThreadListParams(after=threads.data[-1].id))
-    )
-    threads = TypeAdapter(Page[ThreadMetadata]).validate_json(list_result.json)
+    threads = await server.list_threads(after=threads.data[-1].id)
     assert len(threads.data) == 5
     assert threads.has_more is False
 
 
 async def test_threads_update_request(make_server: MakeServer) -> None:
     server = make_server()
-    events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Hello, world!")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
-    )
+    events = await server.process_streaming(create_thread("Hello, world!"))
     thread = next(event.thread for event in events if event.type == "thread.created")
     result = await server.process_non_streaming(
         ThreadsUpdateReq(params=ThreadUpdateParams(thread_id=thread.id, title="New Title"))
@@ -787,17 +545,7 @@ async def test_threads_update_request(make_server: MakeServer) -> None:
 
 async def test_delete_thread(make_server: MakeServer) -> None:
     server = make_server()
-    events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Thread to delete")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
-    )
+    events = await server.process_streaming(create_thread("Thread to delete"))
     thread = next(event.thread for event in events if event.type == "thread.created")
 
     response = await server.process_non_streaming(
@@ -826,37 +574,15 @@ async def test_thread_item_removed_event_removes_item(make_server: MakeServer) -
         input: UserMessageItem | None,
         context: Any,
     ) -> AsyncIterator[ThreadStreamEvent]:
-        yield ThreadItemDoneEvent(
-            item=UserMessageItem(
-                id=removed_id,
-                content=[UserMessageTextContent(text="To be removed")],
-                attachments=[],
-                inference_options=InferenceOptions(),
-                thread_id=thread.id,
-                created_at=datetime.now(),
-            ),
-        )
+        yield user_message_done(thread, removed_id, "To be removed")
         yield ThreadItemRemovedEvent(item_id=removed_id)
 
     server = make_server(responder)
-    events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Trigger removal")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
-    )
+    events = await server.process_streaming(create_thread("Trigger removal"))
     thread = next(event.thread for event in events if event.type == "thread.created")
     assert any(e.type == "thread.item.removed" and e.item_id == removed_id for e in events)
     # The item should not be present in the store
-    list_result = await server.process_non_streaming(
-        ItemsListReq(params=ItemsListParams(thread_id=thread.id))
-    )
-    items = TypeAdapter(Page[ThreadItem]).validate_json(list_result.json).data
+    items = (await server.list_items(thread.id)).data
     assert all(i.id != removed_id for i in items)
 
 
@@ -871,15 +597,7 @@ async def test_raising_in_responder_yields_error_event(make_server: MakeServer) 
 
     server = make_server(responder)
     result = await server.process(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Test error")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        ).model_dump_json(),
+        create_thread("Test error").model_dump_json(),
         server.context,
     )
     assert isinstance(result, StreamingResult)
@@ -908,16 +626,7 @@ async def test_thread_item_replaced_event_replaces_item(make_server: MakeServer)
         context: Any,
     ) -> AsyncIterator[ThreadStreamEvent]:
         # First add an item
-        yield ThreadItemDoneEvent(
-            item=UserMessageItem(
-                id=original_id,
-                content=[UserMessageTextContent(text="Original content")],
-                attachments=[],
-                inference_options=InferenceOptions(),
-                thread_id=thread.id,
-                created_at=datetime.now(),
-            ),
-        )
+        yield user_message_done(thread, original_id, "Original content")
         # Then replace it
         replacement_item = AssistantMessageItem(
             id=original_id,
@@ -928,27 +637,14 @@ async def test_thread_item_replaced_event_replaces_item(make_server: MakeServer)
         yield ThreadItemReplacedEvent(item=replacement_item)
 
     server = make_server(responder)
-    events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Trigger replacement")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
-    )
+    events = await server.process_streaming(create_thread("Trigger replacement"))
     thread = next(event.thread for event in events if event.type == "thread.created")
 
     # Verify the replacement event was generated
     assert any(e.type == "thread.item.replaced" and e.item.id == original_id for e in events)
 
     # Verify the item was replaced in the store
-    list_result = await server.process_non_streaming(
-        ItemsListReq(params=ItemsListParams(thread_id=thread.id))
-    )
-    items = TypeAdapter(Page[ThreadItem]).validate_json(list_result.json).data
+    items = (await server.list_items(thread.id)).data
 
     # Find the replaced item
     replaced_item = next((i for i in items if i.id == original_id), None)
@@ -988,17 +684,7 @@ async def test_thread_item_replaced_event_with_widget(make_server: MakeServer) -
         )
 
     server = make_server(responder)
-    events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Trigger widget replacement")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
-    )
+    events = await server.process_streaming(create_thread("Trigger widget replacement"))
     thread = next(event.thread for event in events if event.type == "thread.created")
 
     # Verify the replacement event was generated
@@ -1011,10 +697,7 @@ async def test_thread_item_replaced_event_with_widget(make_server: MakeServer) -
     assert replacement_event.item.widget == replacement_widget
 
     # Verify the item was replaced in the store
-    list_result = await server.process_non_streaming(
-        ItemsListReq(params=ItemsListParams(thread_id=thread.id))
-    )
-    items = TypeAdapter(Page[ThreadItem]).validate_json(list_result.json).data
+    items = (await server.list_items(thread.id)).data
 
     # Find the replaced widget item
     replaced_item = next((i for i in items if i.id == widget_id), None)
@@ -1037,43 +720,16 @@ async def test_retry_after_item(make_server: MakeServer) -> None:
 
         if len(responder_calls) == 1:
             # First response - return an assistant message
-            yield ThreadItemDoneEvent(
-                item=AssistantMessageItem(
-                    id="assistant_msg_1",
-                    content=[AssistantMessageContent(text="First response")],
-                    created_at=datetime.now(),
-                    thread_id=thread.id,
-                ),
-            )
+            yield assistant_message_done(thread, "assistant_msg_1", "First response")
         else:
             # Retry response - return different content
-            yield ThreadItemDoneEvent(
-                item=AssistantMessageItem(
-                    id="assistant_msg_2",
-                    content=[AssistantMessageContent(text="Retried response")],
-                    created_at=datetime.now(),
-                    thread_id=thread.id,
-                ),
-            )
+            yield assistant_message_done(thread, "assistant_msg_2", "Retried response")
 
     server = make_server(responder)
-    events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Hello, world!")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
-    )
+    events = await server.process_streaming(create_thread("Hello, world!"))
     thread = next(event.thread for event in events if event.type == "thread.created")
 
-    list_result = await server.process_non_streaming(
-        ItemsListReq(params=ItemsListParams(thread_id=thread.id))
-    )
-    items_before = TypeAdapter(Page[ThreadItem]).validate_json(list_result.json)
+    items_before = await server.list_items(thread.id)
     assert len(items_before.data) == 2
     assert items_before.data[0].type == "assistant_message"
     assert items_before.data[0].content[0].type == "output_text"
@@ -1106,10 +762,7 @@ async def test_retry_after_item(make_server: MakeServer) -> None:
     assert responder_calls[0].content[0].text == "Hello, world!"
 
     # Verify the assistant response was replaced in storage
-    list_result_after = await server.process_non_streaming(
-        ItemsListReq(params=ItemsListParams(thread_id=thread.id))
-    )
-    items_after = TypeAdapter(Page[ThreadItem]).validate_json(list_result_after.json)
+    items_after = await server.list_items(thread.id)
     assert len(items_after.data) == 2  # Still user message + assistant message
     assert items_after.data[0].type == "assistant_message"
     assert items_after.data[0].content[0].type == "output_text"
@@ -1124,33 +777,13 @@ async def test_retry_after_item_invalid_item(make_server: MakeServer) -> None:
         input: UserMessageItem | None,
         context: Any,
     ) -> AsyncIterator[ThreadStreamEvent]:
-        yield ThreadItemDoneEvent(
-            item=AssistantMessageItem(
-                id="assistant_msg_1",
-                content=[AssistantMessageContent(text="Response")],
-                created_at=datetime.now(),
-                thread_id=thread.id,
-            ),
-        )
+        yield assistant_message_done(thread, "assistant_msg_1", "Response")
 
     server = make_server(responder)
-    events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Hello")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
-    )
+    events = await server.process_streaming(create_thread("Hello"))
     thread = next(event.thread for event in events if event.type == "thread.created")
 
-    items_result = await server.process_non_streaming(
-        ItemsListReq(params=ItemsListParams(thread_id=thread.id))
-    )
-    items = TypeAdapter(Page[ThreadItem]).validate_json(items_result.json)
+    items = await server.list_items(thread.id)
     assistant_item_id = items.data[0].id
 
     # Try to retry after an assistant message (should fail)
@@ -1173,47 +806,18 @@ async def test_retry_after_item_with_multiple_messages(make_server: MakeServer) 
         responder_calls.append(input)
         assert input is not None
         assert input.type == "user_message"
-        yield ThreadItemDoneEvent(
-            item=AssistantMessageItem(
-                id=f"assistant_msg_{len(responder_calls)}",
-                content=[AssistantMessageContent(text=f"Response to: {input.content[0].text}")],
-                created_at=datetime.now(),
-                thread_id=thread.id,
-            ),
+        yield assistant_message_done(
+            thread, f"assistant_msg_{len(responder_calls)}", f"Response to: {input.content[0].text}"
         )
 
     server = make_server(responder)
-    events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="First message")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
-    )
+    events = await server.process_streaming(create_thread("First message"))
     thread = next(event.thread for event in events if event.type == "thread.created")
 
-    await server.process_streaming(
-        ThreadsAddUserMessageReq(
-            params=ThreadAddUserMessageParams(
-                thread_id=thread.id,
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Second message")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                ),
-            )
-        )
-    )
+    await server.process_streaming(add_user_message(thread.id, "Second message"))
 
     # Verify we have 4 items: user1, assistant1, user2, assistant2
-    list_result = await server.process_non_streaming(
-        ItemsListReq(params=ItemsListParams(thread_id=thread.id))
-    )
-    items_before = TypeAdapter(Page[ThreadItem]).validate_json(list_result.json)
+    items_before = await server.list_items(thread.id)
     assert len(items_before.data) == 4
 
     # Get the second user message ID to retry after it
@@ -1236,10 +840,7 @@ async def test_retry_after_item_with_multiple_messages(make_server: MakeServer) 
     assert responder_calls[2].content[0].text == "Second message"
 
     # Verify only the last assistant response was removed and regenerated
-    list_result_after = await server.process_non_streaming(
-        ItemsListReq(params=ItemsListParams(thread_id=thread.id))
-    )
-    items_after = TypeAdapter(Page[ThreadItem]).validate_json(list_result_after.json)
+    items_after = await server.list_items(thread.id)
     assert len(items_after.data) == 4  # Still 4 items
     # First user message and response should remain unchanged
     assert items_after.data[3].type == "user_message"
@@ -1258,8 +859,8 @@ async def test_retry_after_item_with_multiple_messages(make_server: MakeServer) 
     assert items_after.data[0].id != items_before.data[0].id
 
 
-async def test_threads_create_passes_tools_to_responder(make_server: MakeServer) -> None:
-    tool_choice = ToolChoice(id="web_search")
+def expecting_tool_choice(tool_choice: ToolChoice, item_id: str) -> Responder:
+    """The responder of upstream's two tool-choice tests (the same but for the item id)."""
 
     async def responder(
         thread: ThreadMetadata, input: UserMessageItem | None, context: Any
@@ -1268,25 +869,19 @@ async def test_threads_create_passes_tools_to_responder(make_server: MakeServer)
         assert input.inference_options.tool_choice is not None
         assert input.inference_options.tool_choice.id == tool_choice.id
 
-        yield ThreadItemDoneEvent(
-            item=AssistantMessageItem(
-                id="assistant_msg_tools_create",
-                content=[AssistantMessageContent(text="ok")],
-                created_at=datetime.now(),
-                thread_id=thread.id,
-            ),
-        )
+        yield assistant_message_done(thread, item_id, "ok")
+
+    return responder
+
+
+async def test_threads_create_passes_tools_to_responder(make_server: MakeServer) -> None:
+    tool_choice = ToolChoice(id="web_search")
+    responder = expecting_tool_choice(tool_choice, "assistant_msg_tools_create")
 
     server = make_server(responder)
     events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Hello with tools")],
-                    attachments=[],
-                    inference_options=InferenceOptions(tool_choice=tool_choice),
-                )
-            )
+        create_thread(
+            "Hello with tools", inference_options=InferenceOptions(tool_choice=tool_choice)
         )
     )
     # Sanity check that the request flowed through.
@@ -1295,49 +890,19 @@ async def test_threads_create_passes_tools_to_responder(make_server: MakeServer)
 
 async def test_threads_add_message_passes_tools_to_responder(make_server: MakeServer) -> None:
     tool_choice = ToolChoice(id="retrieval")
-
-    async def responder(
-        thread: ThreadMetadata, input: UserMessageItem | None, context: Any
-    ) -> AsyncIterator[ThreadStreamEvent]:
-        assert input is not None
-        assert input.inference_options.tool_choice is not None
-        assert input.inference_options.tool_choice.id == tool_choice.id
-
-        yield ThreadItemDoneEvent(
-            item=AssistantMessageItem(
-                id="assistant_msg_tools_add",
-                content=[AssistantMessageContent(text="ok")],
-                created_at=datetime.now(),
-                thread_id=thread.id,
-            ),
-        )
+    responder = expecting_tool_choice(tool_choice, "assistant_msg_tools_add")
 
     server = make_server(responder)
     # Create a thread first.
     events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Start")],
-                    attachments=[],
-                    inference_options=InferenceOptions(tool_choice=tool_choice),
-                )
-            )
-        )
+        create_thread("Start", inference_options=InferenceOptions(tool_choice=tool_choice))
     )
     thread = next(e.thread for e in events if e.type == "thread.created")
 
     # Add a message with tools and verify they reach the responder.
     events = await server.process_streaming(
-        ThreadsAddUserMessageReq(
-            params=ThreadAddUserMessageParams(
-                thread_id=thread.id,
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Second")],
-                    attachments=[],
-                    inference_options=InferenceOptions(tool_choice=tool_choice),
-                ),
-            )
+        add_user_message(
+            thread.id, "Second", inference_options=InferenceOptions(tool_choice=tool_choice)
         )
     )
     # Sanity check that the request flowed through.
@@ -1357,15 +922,7 @@ async def test_custom_id_generators_on_server(make_server: MakeServer) -> None:
 
     # Create thread and verify thread id and user message id
     result = await server.process(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Hello")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        ).model_dump_json(),
+        create_thread("Hello").model_dump_json(),
         server.context,
     )
     assert isinstance(result, StreamingResult)

@@ -1,20 +1,12 @@
 """The ``openai-chatkit`` SDK's own server tests (actions, structured input, feedback,
 attachments, the context), run against Kithost's ``ChatServer`` and its stores.
 
-Ported from openai/chatkit-python at tag v1.6.5 (the version constraints.txt pins),
-``tests/test_chatkit_server.py``: Copyright 2025 OpenAI, licensed under the Apache License
-2.0 (a copy, with upstream's NOTICE: tests/chat/LICENSE-openai-chatkit.txt). Changed from
-upstream: the server is Kithost's ``ChatServer`` with upstream's scripted ``respond`` (and
-``action``/``sync_action``/feedback callbacks), on ``SqlStore`` over SQLite and PostgreSQL,
-one server and store per request as Kithost serves them (tests/chat/sdk_server.py says
-why); ``with make_server(...) as server`` is the ``make_server`` fixture; the context is an
-end user of a published widget. Where Kithost deliberately differs, the assertion says what
-Kithost does, with why.
-
-Left out of the port: ``test_create_file_without_filestore`` and
-``test_delete_file_without_filestore`` (``ChatServer`` always has its attachment store: the
-SDK's ``RuntimeError`` for a server without one cannot happen). The rest of upstream's
-module: test_sdk_server.py.
+The second half of upstream's ``tests/test_chatkit_server.py`` (v1.6.5, Copyright 2025
+OpenAI, Apache License 2.0: tests/chat/LICENSE-openai-chatkit.txt); test_sdk_server.py has
+the first, and says how the port differs from upstream. Left out here:
+``test_create_file_without_filestore`` and ``test_delete_file_without_filestore``
+(``ChatServer`` always has its attachment store: the SDK's ``RuntimeError`` for a server
+without one cannot happen).
 """
 
 from __future__ import annotations
@@ -29,7 +21,6 @@ import pytest
 from chatkit.actions import Action
 from chatkit.store import NotFoundError
 from chatkit.types import (
-    AssistantMessageContent,
     AssistantMessageItem,
     Attachment,
     AttachmentCreateParams,
@@ -38,12 +29,8 @@ from chatkit.types import (
     AttachmentsDeleteReq,
     FeedbackKind,
     FileAttachment,
-    InferenceOptions,
     ItemFeedbackParams,
     ItemsFeedbackReq,
-    ItemsListParams,
-    ItemsListReq,
-    Page,
     StructuredInputAnswerSubmission,
     StructuredInputFreeform,
     StructuredInputItem,
@@ -51,25 +38,19 @@ from chatkit.types import (
     StructuredInputMultipleChoiceOption,
     StructuredInputSubmission,
     SyncCustomActionResponse,
+    Thread,
     ThreadAddStructuredInputParams,
-    ThreadAddUserMessageParams,
     ThreadCreatedEvent,
-    ThreadCreateParams,
     ThreadCustomActionParams,
-    ThreadItem,
     ThreadItemDoneEvent,
     ThreadItemReplacedEvent,
     ThreadItemUpdatedEvent,
     ThreadMetadata,
     ThreadsAddStructuredInputReq,
-    ThreadsAddUserMessageReq,
-    ThreadsCreateReq,
     ThreadsCustomActionReq,
     ThreadsSyncCustomActionReq,
     ThreadStreamEvent,
-    UserMessageInput,
     UserMessageItem,
-    UserMessageTextContent,
     WidgetItem,
     WidgetRootUpdated,
 )
@@ -78,7 +59,13 @@ from pydantic import AnyUrl, TypeAdapter
 
 from kithost.chat.attachments import Purpose
 from kithost.chat.context import ChatContext
-from tests.chat.sdk_server import MakeServer, SdkServer
+from tests.chat.sdk_server import (
+    MakeServer,
+    SdkServer,
+    add_user_message,
+    assistant_message_done,
+    create_thread,
+)
 
 
 async def test_flows_context_to_responder(make_server: MakeServer) -> None:
@@ -90,14 +77,7 @@ async def test_flows_context_to_responder(make_server: MakeServer) -> None:
     ) -> AsyncIterator[ThreadStreamEvent]:
         nonlocal responder_context
         responder_context = context
-        yield ThreadItemDoneEvent(
-            item=AssistantMessageItem(
-                id="msg_1",
-                created_at=datetime.now(),
-                content=[AssistantMessageContent(text="Hello, world!")],
-                thread_id=thread.id,
-            ),
-        )
+        yield assistant_message_done(thread, "msg_1", "Hello, world!")
 
     def add_feedback(
         thread_id: str, item_ids: list[str], feedback: FeedbackKind, context: Any
@@ -108,15 +88,7 @@ async def test_flows_context_to_responder(make_server: MakeServer) -> None:
     server = make_server(responder, add_feedback)
     context = dataclasses.replace(server.context, end_user_id="a:anon_" + "c" * 24)
     events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Hello, world!")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        ),
+        create_thread("Hello, world!"),
         context,
     )
     assert responder_context == context
@@ -139,30 +111,46 @@ async def test_flows_context_to_responder(make_server: MakeServer) -> None:
     assert add_feedback_context == context
 
 
+CREATE_USER: Action[str, Any] = Action(type="create_user", payload={"user_id": "123"})
+"""The action upstream's action tests send."""
+
+
+async def widget_responder(
+    thread: ThreadMetadata, input: UserMessageItem | None, context: Any
+) -> AsyncIterator[ThreadStreamEvent]:
+    """The responder of upstream's action tests: a widget to act on."""
+    yield ThreadItemDoneEvent(
+        item=WidgetItem(
+            id="widget_1",
+            type="widget",
+            created_at=datetime.now(),
+            thread_id=thread.id,
+            widget=Card(
+                children=[
+                    Text(
+                        key="text_1",
+                        value="test",
+                    )
+                ],
+            ),
+        ),
+    )
+
+
+async def show_widget(server: SdkServer) -> tuple[Thread, WidgetItem]:
+    """A new thread answered by :func:`widget_responder`, and its widget."""
+    events = await server.process_streaming(create_thread("Show widget"))
+    thread = next(event.thread for event in events if event.type == "thread.created")
+    widget_item = next(
+        event.item
+        for event in events
+        if isinstance(event, ThreadItemDoneEvent) and isinstance(event.item, WidgetItem)
+    )
+    return thread, widget_item
+
+
 async def test_calls_action(make_server: MakeServer) -> None:
     actions = []
-
-    async def responder(
-        thread: ThreadMetadata,
-        input: UserMessageItem | None,
-        context: Any,
-    ) -> AsyncIterator[ThreadStreamEvent]:
-        yield ThreadItemDoneEvent(
-            item=WidgetItem(
-                id="widget_1",
-                type="widget",
-                created_at=datetime.now(),
-                thread_id=thread.id,
-                widget=Card(
-                    children=[
-                        Text(
-                            key="text_1",
-                            value="test",
-                        )
-                    ],
-                ),
-            ),
-        )
 
     async def action(
         thread: ThreadMetadata,
@@ -184,31 +172,13 @@ async def test_calls_action(make_server: MakeServer) -> None:
             ),
         )
 
-    server = make_server(responder, action_callback=action)
-    events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Show widget")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
-    )
-    thread = next(event.thread for event in events if event.type == "thread.created")
-    widget_item = next(
-        event.item
-        for event in events
-        if isinstance(event, ThreadItemDoneEvent) and isinstance(event.item, WidgetItem)
-    )
+    server = make_server(widget_responder, action_callback=action)
+    thread, widget_item = await show_widget(server)
 
     events = await server.process_streaming(
         ThreadsCustomActionReq(
             params=ThreadCustomActionParams(
-                thread_id=thread.id,
-                item_id=widget_item.id,
-                action=Action(type="create_user", payload={"user_id": "123"}),
+                thread_id=thread.id, item_id=widget_item.id, action=CREATE_USER
             )
         )
     )
@@ -227,6 +197,51 @@ async def test_calls_action(make_server: MakeServer) -> None:
     assert events[1].update.widget == Card(children=[Text(value="Email sent!")])
 
 
+def subject() -> StructuredInputMultipleChoice:
+    return StructuredInputMultipleChoice(
+        id="subject",
+        question="Which subject is this lesson for?",
+        options=[
+            StructuredInputMultipleChoiceOption(value="Math"),
+            StructuredInputMultipleChoiceOption(value="Science"),
+        ],
+    )
+
+
+def details() -> StructuredInputFreeform:
+    return StructuredInputFreeform(id="details", question="Anything else to know?")
+
+
+def lesson_questions(
+    thread: ThreadMetadata, *inputs: StructuredInputMultipleChoice | StructuredInputFreeform
+) -> ThreadItemDoneEvent:
+    """The structured input item upstream's responders ask with (``si_1``)."""
+    return ThreadItemDoneEvent(
+        item=StructuredInputItem(
+            id="si_1", thread_id=thread.id, created_at=datetime.now(), inputs=list(inputs)
+        )
+    )
+
+
+async def submit_answers(
+    server: SdkServer, thread_id: str, answers: dict[str, list[str]]
+) -> list[ThreadStreamEvent]:
+    """``threads.add_structured_input``: ``answers`` to ``si_1``, by input id."""
+    submission = StructuredInputSubmission(
+        status="answered",
+        answers={
+            key: StructuredInputAnswerSubmission(values=values) for key, values in answers.items()
+        },
+    )
+    return await server.process_streaming(
+        ThreadsAddStructuredInputReq(
+            params=ThreadAddStructuredInputParams(
+                thread_id=thread_id, item_id="si_1", input=submission
+            )
+        )
+    )
+
+
 async def test_add_structured_input_replaces_item_with_custom_answer_and_resumes_response(
     make_server: MakeServer,
 ) -> None:
@@ -236,68 +251,19 @@ async def test_add_structured_input_replaces_item_with_custom_answer_and_resumes
         context: Any,
     ) -> AsyncIterator[ThreadStreamEvent]:
         if input is not None:
-            yield ThreadItemDoneEvent(
-                item=StructuredInputItem(
-                    id="si_1",
-                    thread_id=thread.id,
-                    created_at=datetime.now(),
-                    inputs=[
-                        StructuredInputMultipleChoice(
-                            id="subject",
-                            question="Which subject is this lesson for?",
-                            options=[
-                                StructuredInputMultipleChoiceOption(value="Math"),
-                                StructuredInputMultipleChoiceOption(value="Science"),
-                            ],
-                        ),
-                        StructuredInputFreeform(
-                            id="details",
-                            question="Anything else to know?",
-                        ),
-                    ],
-                )
-            )
+            yield lesson_questions(thread, subject(), details())
             return
 
-        yield ThreadItemDoneEvent(
-            item=AssistantMessageItem(
-                id="msg_after_structured_input",
-                content=[AssistantMessageContent(text="Thanks, continuing now.")],
-                created_at=datetime.now(),
-                thread_id=thread.id,
-            )
+        yield assistant_message_done(
+            thread, "msg_after_structured_input", "Thanks, continuing now."
         )
 
     server = make_server(responder)
-    events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Plan a lesson")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
-    )
+    events = await server.process_streaming(create_thread("Plan a lesson"))
     thread = next(event.thread for event in events if isinstance(event, ThreadCreatedEvent))
 
-    events = await server.process_streaming(
-        ThreadsAddStructuredInputReq(
-            params=ThreadAddStructuredInputParams(
-                thread_id=thread.id,
-                item_id="si_1",
-                input=StructuredInputSubmission(
-                    status="answered",
-                    answers={
-                        "subject": StructuredInputAnswerSubmission(values=["Private class"]),
-                        "details": StructuredInputAnswerSubmission(
-                            values=["Please include group work."]
-                        ),
-                    },
-                ),
-            )
-        )
+    events = await submit_answers(
+        server, thread.id, {"subject": ["Private class"], "details": ["Please include group work."]}
     )
 
     replaced_event = next(event for event in events if isinstance(event, ThreadItemReplacedEvent))
@@ -331,56 +297,13 @@ async def test_add_structured_input_treats_omitted_answers_as_skipped(
         context: Any,
     ) -> AsyncIterator[ThreadStreamEvent]:
         if input is not None:
-            yield ThreadItemDoneEvent(
-                item=StructuredInputItem(
-                    id="si_1",
-                    thread_id=thread.id,
-                    created_at=datetime.now(),
-                    inputs=[
-                        StructuredInputMultipleChoice(
-                            id="subject",
-                            question="Which subject is this lesson for?",
-                            options=[
-                                StructuredInputMultipleChoiceOption(value="Math"),
-                                StructuredInputMultipleChoiceOption(value="Science"),
-                            ],
-                        ),
-                        StructuredInputFreeform(
-                            id="details",
-                            question="Anything else to know?",
-                        ),
-                    ],
-                )
-            )
+            yield lesson_questions(thread, subject(), details())
 
     server = make_server(responder)
-    events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Plan a lesson")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
-    )
+    events = await server.process_streaming(create_thread("Plan a lesson"))
     thread = next(event.thread for event in events if isinstance(event, ThreadCreatedEvent))
 
-    events = await server.process_streaming(
-        ThreadsAddStructuredInputReq(
-            params=ThreadAddStructuredInputParams(
-                thread_id=thread.id,
-                item_id="si_1",
-                input=StructuredInputSubmission(
-                    status="answered",
-                    answers={
-                        "subject": StructuredInputAnswerSubmission(values=["Math"]),
-                    },
-                ),
-            )
-        )
-    )
+    events = await submit_answers(server, thread.id, {"subject": ["Math"]})
 
     replaced_event = next(event for event in events if isinstance(event, ThreadItemReplacedEvent))
     assert isinstance(replaced_event.item, StructuredInputItem)
@@ -399,50 +322,14 @@ async def test_add_structured_input_ignores_unknown_answer_ids(make_server: Make
         context: Any,
     ) -> AsyncIterator[ThreadStreamEvent]:
         if input is not None:
-            yield ThreadItemDoneEvent(
-                item=StructuredInputItem(
-                    id="si_1",
-                    thread_id=thread.id,
-                    created_at=datetime.now(),
-                    inputs=[
-                        StructuredInputFreeform(
-                            id="details",
-                            question="Anything else to know?",
-                        ),
-                    ],
-                )
-            )
+            yield lesson_questions(thread, details())
 
     server = make_server(responder)
-    events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Plan a lesson")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
-    )
+    events = await server.process_streaming(create_thread("Plan a lesson"))
     thread = next(event.thread for event in events if isinstance(event, ThreadCreatedEvent))
 
-    events = await server.process_streaming(
-        ThreadsAddStructuredInputReq(
-            params=ThreadAddStructuredInputParams(
-                thread_id=thread.id,
-                item_id="si_1",
-                input=StructuredInputSubmission(
-                    status="answered",
-                    answers={
-                        "details": StructuredInputAnswerSubmission(
-                            values=["Please include group work."]
-                        ),
-                        "unknown": StructuredInputAnswerSubmission(values=["ignored"]),
-                    },
-                ),
-            )
-        )
+    events = await submit_answers(
+        server, thread.id, {"details": ["Please include group work."], "unknown": ["ignored"]}
     )
 
     replaced_event = next(event for event in events if isinstance(event, ThreadItemReplacedEvent))
@@ -460,54 +347,13 @@ async def test_add_structured_input_truncates_extra_single_choice_values(
         input: UserMessageItem | None,
         context: Any,
     ) -> AsyncIterator[ThreadStreamEvent]:
-        yield ThreadItemDoneEvent(
-            item=StructuredInputItem(
-                id="si_1",
-                thread_id=thread.id,
-                created_at=datetime.now(),
-                inputs=[
-                    StructuredInputMultipleChoice(
-                        id="subject",
-                        question="Which subject is this lesson for?",
-                        options=[
-                            StructuredInputMultipleChoiceOption(value="Math"),
-                            StructuredInputMultipleChoiceOption(value="Science"),
-                        ],
-                    ),
-                ],
-            )
-        )
+        yield lesson_questions(thread, subject())
 
     server = make_server(responder)
-    events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Plan a lesson")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
-    )
+    events = await server.process_streaming(create_thread("Plan a lesson"))
     thread = next(event.thread for event in events if isinstance(event, ThreadCreatedEvent))
 
-    events = await server.process_streaming(
-        ThreadsAddStructuredInputReq(
-            params=ThreadAddStructuredInputParams(
-                thread_id=thread.id,
-                item_id="si_1",
-                input=StructuredInputSubmission(
-                    status="answered",
-                    answers={
-                        "subject": StructuredInputAnswerSubmission(
-                            values=["Math", "Science"],
-                        ),
-                    },
-                ),
-            )
-        )
-    )
+    events = await submit_answers(server, thread.id, {"subject": ["Math", "Science"]})
 
     replaced_event = next(event for event in events if isinstance(event, ThreadItemReplacedEvent))
     assert isinstance(replaced_event.item, StructuredInputItem)
@@ -527,28 +373,6 @@ async def test_add_structured_input_truncates_extra_single_choice_values(
 
 async def test_calls_action_sync(make_server: MakeServer) -> None:
     sync_actions = []
-
-    async def responder(
-        thread: ThreadMetadata,
-        input: UserMessageItem | None,
-        context: Any,
-    ) -> AsyncIterator[ThreadStreamEvent]:
-        yield ThreadItemDoneEvent(
-            item=WidgetItem(
-                id="widget_1",
-                type="widget",
-                created_at=datetime.now(),
-                thread_id=thread.id,
-                widget=Card(
-                    children=[
-                        Text(
-                            key="text_1",
-                            value="test",
-                        )
-                    ],
-                ),
-            ),
-        )
 
     def sync_action(
         thread: ThreadMetadata,
@@ -571,31 +395,13 @@ async def test_calls_action_sync(make_server: MakeServer) -> None:
             )
         )
 
-    server = make_server(responder, sync_action_callback=sync_action)
-    events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Show widget")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
-    )
-    thread = next(event.thread for event in events if event.type == "thread.created")
-    widget_item = next(
-        event.item
-        for event in events
-        if isinstance(event, ThreadItemDoneEvent) and isinstance(event.item, WidgetItem)
-    )
+    server = make_server(widget_responder, sync_action_callback=sync_action)
+    thread, widget_item = await show_widget(server)
 
     result = await server.process_non_streaming(
         ThreadsSyncCustomActionReq(
             params=ThreadCustomActionParams(
-                thread_id=thread.id,
-                item_id=widget_item.id,
-                action=Action(type="create_user", payload={"user_id": "123"}),
+                thread_id=thread.id, item_id=widget_item.id, action=CREATE_USER
             )
         )
     )
@@ -624,16 +430,7 @@ async def test_add_feedback(make_server: MakeServer) -> None:
         input: UserMessageItem | None,
         context: Any,
     ) -> AsyncIterator[ThreadStreamEvent]:
-        yield ThreadItemDoneEvent(
-            item=AssistantMessageItem(
-                id="assistant_msg_1",
-                content=[
-                    AssistantMessageContent(text="Feedback received!"),
-                ],
-                created_at=datetime.now(),
-                thread_id=thread.id,
-            ),
-        )
+        yield assistant_message_done(thread, "assistant_msg_1", "Feedback received!")
         yield ThreadItemDoneEvent(
             item=WidgetItem(
                 id="widget_1",
@@ -645,17 +442,7 @@ async def test_add_feedback(make_server: MakeServer) -> None:
         )
 
     server = make_server(responder, handle_feedback=handle_feedback)
-    events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Test feedback")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
-    )
+    events = await server.process_streaming(create_thread("Test feedback"))
     thread = next(event.thread for event in events if event.type == "thread.created")
 
     await server.process_non_streaming(
@@ -771,22 +558,11 @@ async def test_user_message_attachment_metadata_not_serialized(make_server: Make
     server = make_server()
     await server.store.save_attachment(attachment, server.context)
     events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Message with file")],
-                    attachments=[attachment.id],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
+        create_thread("Message with file", attachments=[attachment.id])
     )
     thread = next(event.thread for event in events if event.type == "thread.created")
 
-    list_result = await server.process_non_streaming(
-        ItemsListReq(params=ItemsListParams(thread_id=thread.id))
-    )
-    items = TypeAdapter(Page[ThreadItem]).validate_json(list_result.json)
+    items = await server.list_items(thread.id)
     user_items = [item for item in items.data if item.type == "user_message"]
     assert user_items
     attachments = user_items[0].attachments
@@ -810,15 +586,7 @@ async def test_user_message_attachment_thread_id_persisted_on_thread_create(
     await server.store.save_attachment(attachment, server.context)
 
     events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Message with file")],
-                    attachments=[attachment.id],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
+        create_thread("Message with file", attachments=[attachment.id])
     )
     thread = next(e.thread for e in events if e.type == "thread.created")
 
@@ -833,17 +601,7 @@ async def test_user_message_attachment_thread_id_persisted_on_add_user_message(
 ) -> None:
     server = make_server()
     # Create a thread first.
-    events = await server.process_streaming(
-        ThreadsCreateReq(
-            params=ThreadCreateParams(
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Start")],
-                    attachments=[],
-                    inference_options=InferenceOptions(),
-                )
-            )
-        )
-    )
+    events = await server.process_streaming(create_thread("Start"))
     thread = next(e.thread for e in events if e.type == "thread.created")
 
     attachment = FileAttachment(
@@ -857,16 +615,7 @@ async def test_user_message_attachment_thread_id_persisted_on_add_user_message(
 
     # Attach the pre-created attachment to a message in an existing thread.
     await server.process_streaming(
-        ThreadsAddUserMessageReq(
-            params=ThreadAddUserMessageParams(
-                thread_id=thread.id,
-                input=UserMessageInput(
-                    content=[UserMessageTextContent(text="Second")],
-                    attachments=[attachment.id],
-                    inference_options=InferenceOptions(),
-                ),
-            )
-        )
+        add_user_message(thread.id, "Second", attachments=[attachment.id])
     )
 
     stored = await server.store.load_attachment(attachment.id, server.context)

@@ -5,9 +5,12 @@ Ported from openai/chatkit-python at tag v1.6.5 (the version constraints.txt pin
 copy, with upstream's NOTICE: tests/chat/LICENSE-openai-chatkit.txt). Changed from
 upstream: the store is ``SqlStore`` on SQLite and PostgreSQL (the ``database_url``
 fixture) instead of the SDK's test ``SQLiteStore``; ``TestSqliteStore`` and
-``TestSqliteStoreCustomIds`` are the ``store`` fixture's two parameters; the contexts are
+``TestSqliteStoreCustomIds`` are two of the ``store`` fixture's parameters (the third is
+the store of a streaming request, which reads ahead and caches); the contexts are
 Kithost's (one end user of a published widget, and another end user of the same widget);
 and where Kithost deliberately differs, the assertion says what Kithost does, with why.
+Upstream's ``test_overwrite_thread_metadata`` is its ``test_update_thread_metadata`` again,
+line for line: it is ported once.
 """
 
 from __future__ import annotations
@@ -191,15 +194,6 @@ async def test_save_and_load_thread_items(store: SqlStore, context: ChatContext)
         await store.add_thread_item(thread.id, item, context)
     loaded_items = (await store.load_thread_items(thread.id, None, 10, "asc", context)).data
     assert loaded_items == items
-
-
-async def test_overwrite_thread_metadata(store: SqlStore, context: ChatContext) -> None:
-    thread = make_thread()
-    await store.save_thread(thread, context)
-    thread.title = "Updated Title"
-    await store.save_thread(thread, context)
-    loaded_meta = await store.load_thread(thread.id, context)
-    assert loaded_meta.title == "Updated Title"
 
 
 async def test_save_and_load_file(store: SqlStore, context: ChatContext) -> None:
