@@ -11,8 +11,8 @@ allowed page can send):
    to refresh the token): no or a bad token (bound to widget, end user and origin) → 401
    ``missing_session_token`` / ``invalid_session_token``; ``X-Kithost-Context`` not
    base64url JSON of an object within 4096 bytes → 400 ``invalid_page_context``; a body
-   over ``KITHOST_CHAT_MAX_BODY_BYTES`` → 413; a body that is not a ChatKit request → 400
-   ``invalid_chatkit_request`` with the fields.
+   over ``KITHOST_CHAT_MAX_BODY_BYTES`` → 413; a body that is not a ChatKit request, or
+   one with a NUL character anywhere → 400 ``invalid_chatkit_request`` with the fields.
 
 Streams are ``text/event-stream``: the first event is produced before the response starts,
 so a thread, item or attachment the end user cannot see is a 404 problem, not a broken
@@ -59,7 +59,7 @@ from kithost.embed.service import Published
 from kithost.errors import BadRequest, Conflict, FieldError, PayloadTooLarge, Unauthorized
 from kithost.health.metrics import CHAT_FIRST_TOKEN_SECONDS, CHAT_STREAM_SECONDS, CHAT_STREAMS
 from kithost.kit.cors import preflight
-from kithost.kit.schemas import problems
+from kithost.kit.schemas import NUL_MESSAGE, nul_at, problems
 from kithost.models import WidgetMode
 from kithost.sessions.service import check_policy
 
@@ -295,20 +295,31 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 def _parse(body: bytes) -> ChatKitReq:
     try:
-        return _REQUEST.validate_json(body)
+        request = _REQUEST.validate_json(body)
     except ValidationError as exc:
-        raise BadRequest(
-            "The body is not a ChatKit request.",
-            code="invalid_chatkit_request",
-            errors=[
+        raise _not_chatkit(
+            [
                 FieldError(
                     field=".".join(str(part) for part in error["loc"]) or "body",
                     message=error["msg"],
                     type=error["type"],
                 )
                 for error in exc.errors()
-            ],
+            ]
         ) from exc
+    # JSON spells a NUL character only so; PostgreSQL's text and JSONB refuse it (as every
+    # schema of the API does), wherever it is: an id looked up, a message stored.
+    nul = nul_at(orjson.loads(body)) if b"\\u0000" in body else None
+    if nul is not None:
+        field = ".".join(str(part) for part in [request.type, *nul])
+        raise _not_chatkit([FieldError(field=field, message=NUL_MESSAGE, type="nul_character")])
+    return request
+
+
+def _not_chatkit(errors: list[FieldError]) -> BadRequest:
+    return BadRequest(
+        "The body is not a ChatKit request.", code="invalid_chatkit_request", errors=errors
+    )
 
 
 async def _check_attachments(server: ChatServer, request: ChatKitReq, context: ChatContext) -> None:
