@@ -1,9 +1,10 @@
 """The store and server as the ``openai-chatkit`` SDK's contract has them, for any caller
 (not only Kithost's own endpoint): caller-chosen thread ids, the user's message kept when
-a response ends before any text, items in the order they were created, a vanished cursor
-answered with an error (never a silently short list), the recent-items cache scoped to its
-end user, an item replaced by one of another type counted as that type, and a new thread
-saved again before it is written keeping the items added to it so far."""
+a response ends before any text, threads and items in the order they were created (not
+written), a vanished cursor answered with an error (never a silently short list), the
+recent-items cache scoped to its end user, an item replaced by one of another type counted
+as that type, and a new thread saved again before it is written keeping the items added to
+it so far."""
 
 from __future__ import annotations
 
@@ -190,3 +191,22 @@ async def test_a_new_thread_saved_again_before_it_is_written_keeps_its_items(
     assert [item.id for item in page.data] == [message.id]
     await store.settled()
     assert (await store_of(app).load_thread(thread.id, context)).title == "Hi"
+
+
+async def test_threads_come_back_in_the_order_they_were_created(
+    app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    """As the SDK's reference store lists them (by the thread's ``created_at``), not by
+    when each was written: a new thread is written with its first message, so a chat opened
+    in a second tab and answered sooner is written first."""
+    context = await context_of(db, app, fake_openai, BOB)
+    first_tab, second_tab = store_of(app), store_of(app)
+    older = ThreadMetadata(id=first_tab.generate_thread_id(context), created_at=datetime.now())
+    await first_tab.save_thread(older, context)
+    newer = ThreadMetadata(id=second_tab.generate_thread_id(context), created_at=datetime.now())
+    await second_tab.save_thread(newer, context)
+    for store, thread in ((second_tab, newer), (first_tab, older)):
+        await store.add_thread_item(thread.id, user_message(thread.id, "Hi"), context)
+        await store.settled()
+    page = await store_of(app).load_threads(10, None, "desc", context)
+    assert [thread.id for thread in page.data] == [newer.id, older.id]

@@ -529,6 +529,7 @@ def _thread_row(
         end_user_id=context.end_user_id,
         payload=payload,
         payload_version=PAYLOAD_VERSION,
+        created_at=_aware(thread.created_at),  # listed by it, as items are (not write time)
     )
 
 
