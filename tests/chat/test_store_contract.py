@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
 from chatkit.types import (
     AssistantMessageContent,
     AssistantMessageItem,
+    ErrorEvent,
+    FileAttachment,
     InferenceOptions,
     ThreadMetadata,
     UserMessageItem,
@@ -28,7 +31,15 @@ from kithost.chat.runtime import runtime
 from kithost.chat.server import ChatServer
 from kithost.chat.store import new_id
 from kithost.models import ChatItem, ChatThread
-from tests.chat.helpers import ALICE, BOB, context_of, store_of
+from tests.chat.helpers import (
+    ALICE,
+    BOB,
+    context_of,
+    make_chat_widget,
+    store_of,
+    thread_of,
+    visitor,
+)
 from tests.fakes.openai_server import FakeOpenAI
 
 
@@ -210,3 +221,28 @@ async def test_threads_come_back_in_the_order_they_were_created(
         await store.settled()
     page = await store_of(app).load_threads(10, None, "desc", context)
     assert [thread.id for thread in page.data] == [newer.id, older.id]
+
+
+async def test_text_with_a_nul_character_is_stored_on_every_database(
+    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    """The SDK stores whatever a model or tool answered; PostgreSQL's JSONB refuses NUL
+    (U+0000), so the store writes it as U+FFFD (the endpoint refuses it from visitors)."""
+    widget = await make_chat_widget(db, app, fake_openai)
+    await db.commit()
+    alice = await visitor(http, app, db, widget)
+    fake_openai.reply_text = "Null \x00 and void"
+    events = await alice.send("Hi")
+    assert not [event for event in events if isinstance(event, ErrorEvent)]
+    items = await alice.call("items.list", thread_id=thread_of(events))
+    assert items["data"][0]["content"][0]["text"] == "Null \ufffd and void"
+
+    context = await context_of(db, app, fake_openai, BOB)
+    store = store_of(app)
+    thread = ThreadMetadata(id="thr_nul", title="a\x00b", created_at=datetime.now())
+    await store.save_thread(thread, context)
+    await store.save_attachment(
+        FileAttachment(id="atc_nul", name="a\x00b.txt", mime_type="text/plain"), context
+    )
+    assert (await store.load_thread(thread.id, context)).title == "a\ufffdb"
+    assert (await store.load_attachment("atc_nul", context)).name == "a\ufffdb.txt"
