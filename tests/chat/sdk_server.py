@@ -55,6 +55,8 @@ from kithost.chat.context import ChatContext
 from kithost.chat.runtime import runtime
 from kithost.chat.server import ChatServer
 from kithost.chat.store import SqlAttachmentStore, SqlStore
+from kithost.kit.crypto import SecretBox
+from kithost.settings import Settings
 
 Responder = Callable[
     [ThreadMetadata, UserMessageItem | None, ChatContext], AsyncIterator[ThreadStreamEvent]
@@ -85,10 +87,26 @@ class Script:
 class ScriptedServer(ChatServer):
     """Upstream's ``TestChatKitServer``, as a ``ChatServer``."""
 
-    script: Script
+    def __init__(
+        self,
+        store: SqlStore,
+        attachment_store: SqlAttachmentStore,
+        *,
+        script: Script,
+        settings: Settings,
+        box: SecretBox,
+        new_message: bool,
+    ) -> None:
+        super().__init__(
+            store, attachment_store, settings=settings, box=box, new_message=new_message
+        )
+        self.script = script
 
     def respond(
-        self, thread: ThreadMetadata, input_user_message: UserMessageItem | None, context: Any
+        self,
+        thread: ThreadMetadata,
+        input_user_message: UserMessageItem | None,
+        context: ChatContext,
     ) -> AsyncIterator[ThreadStreamEvent]:
         if self.script.responder is None:
             return _nothing()
@@ -99,7 +117,7 @@ class ScriptedServer(ChatServer):
         thread: ThreadMetadata,
         action: Action[str, Any],
         sender: WidgetItem | None,
-        context: Any,
+        context: ChatContext,
     ) -> AsyncIterator[ThreadStreamEvent]:
         if self.script.action_callback is None:
             raise ValueError("action_callback not wired up")
@@ -110,7 +128,7 @@ class ScriptedServer(ChatServer):
         thread: ThreadMetadata,
         action: Action[str, Any],
         sender: WidgetItem | None,
-        context: Any,
+        context: ChatContext,
     ) -> SyncCustomActionResponse:
         if self.script.sync_action_callback is None:
             raise ValueError("sync_action_callback not wired up")
@@ -158,15 +176,14 @@ class SdkServer:
         parts = runtime(self.app.state)
         read_ahead = agent.HISTORY_ITEMS if is_streaming_req(request) else 0
         store = self.new_store(read_ahead=read_ahead)
-        server = ScriptedServer(
+        return ScriptedServer(
             store,
             SqlAttachmentStore(store, parts.settings),
+            script=self.script,
             settings=parts.settings,
             box=parts.box,
             new_message=isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq),
         )
-        server.script = self.script
-        return server
 
     async def process(
         self, request: str, context: ChatContext | None = None

@@ -56,9 +56,12 @@ from chatkit.types import (
 )
 from chatkit.widgets import Card, Text
 from pydantic import AnyUrl, TypeAdapter
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.chat.attachments import Purpose
 from kithost.chat.context import ChatContext
+from kithost.models import ChatItem
 from tests.chat.sdk_server import (
     MakeServer,
     SdkServer,
@@ -417,7 +420,7 @@ async def test_calls_action_sync(make_server: MakeServer) -> None:
     )
 
 
-async def test_add_feedback(make_server: MakeServer) -> None:
+async def test_add_feedback(make_server: MakeServer, db: AsyncSession) -> None:
     called = []
 
     def handle_feedback(
@@ -472,6 +475,13 @@ async def test_add_feedback(make_server: MakeServer) -> None:
     assert called[1][0] == thread.id
     assert called[1][1] == ["widget_1"]
     assert called[1][2] == "negative"
+
+    # Kithost's add_feedback (which the callback runs before) stores it on the items.
+    stored = await db.execute(
+        select(ChatItem.id, ChatItem.feedback).where(ChatItem.feedback.is_not(None))
+    )
+    expected = [("assistant_msg_1", "positive"), ("widget_1", "negative")]
+    assert sorted(tuple(row) for row in stored) == expected
 
 
 def assert_kithost_url(
