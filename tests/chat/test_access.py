@@ -176,17 +176,17 @@ def context_header(value: object) -> str:
         (  # PostgreSQL's text and JSONB refuse NUL characters: refused first, anywhere
             b'{"type": "threads.get_by_id", "params": {"thread_id": "thr_\\u0000"}}',
             {},
-            400,
-            "invalid_chatkit_request",
-            "threads.get_by_id.params.thread_id",
+            422,
+            "validation_failed",
+            "params.thread_id",
         ),
         (
             b'{"type": "threads.create", "params": {"input": {"content": [{"type": "input_text",'
             b' "text": "Hi \\u0000"}], "attachments": [], "inference_options": {}}}}',
             {},
-            400,
-            "invalid_chatkit_request",
-            "threads.create.params.input.content.0.text",
+            422,
+            "validation_failed",
+            "params.input.content.0.text",
         ),
         (
             b'{"type": "input.transcribe",'

@@ -11,8 +11,9 @@ allowed page can send):
    to refresh the token): no or a bad token (bound to widget, end user and origin) → 401
    ``missing_session_token`` / ``invalid_session_token``; ``X-Kithost-Context`` not
    base64url JSON of an object within 4096 bytes → 400 ``invalid_page_context``; a body
-   over ``KITHOST_CHAT_MAX_BODY_BYTES`` → 413; a body that is not a ChatKit request, or
-   one with a NUL character anywhere → 400 ``invalid_chatkit_request`` with the fields.
+   over ``KITHOST_CHAT_MAX_BODY_BYTES`` → 413; a body that is not a ChatKit request → 400
+   ``invalid_chatkit_request`` with the fields; a NUL character anywhere in it (PostgreSQL
+   refuses it) → 422 ``validation_failed`` naming where (type ``nul_character``).
 
 Streams are ``text/event-stream``: the first event is produced before the response starts,
 so a thread, item or attachment the end user cannot see is a 404 problem, not a broken
@@ -56,7 +57,14 @@ from kithost.chat.server import ChatServer
 from kithost.embed.cache import published_answers, visitor_origin
 from kithost.embed.endpoints import PathParamsRoute
 from kithost.embed.service import Published
-from kithost.errors import BadRequest, Conflict, FieldError, PayloadTooLarge, Unauthorized
+from kithost.errors import (
+    BadRequest,
+    Conflict,
+    FieldError,
+    PayloadTooLarge,
+    Unauthorized,
+    invalid_field,
+)
 from kithost.health.metrics import CHAT_FIRST_TOKEN_SECONDS, CHAT_STREAM_SECONDS, CHAT_STREAMS
 from kithost.kit.cors import preflight
 from kithost.kit.schemas import NUL_MESSAGE, nul_at, problems
@@ -297,29 +305,24 @@ def _parse(body: bytes) -> ChatKitReq:
     try:
         request = _REQUEST.validate_json(body)
     except ValidationError as exc:
-        raise _not_chatkit(
-            [
+        raise BadRequest(
+            "The body is not a ChatKit request.",
+            code="invalid_chatkit_request",
+            errors=[
                 FieldError(
                     field=".".join(str(part) for part in error["loc"]) or "body",
                     message=error["msg"],
                     type=error["type"],
                 )
                 for error in exc.errors()
-            ]
+            ],
         ) from exc
-    # JSON spells a NUL character only so; PostgreSQL's text and JSONB refuse it (as every
-    # schema of the API does), wherever it is: an id looked up, a message stored.
+    # JSON spells a NUL character only so; PostgreSQL's text and JSONB refuse it, wherever
+    # it is (an id looked up, a message or tool output stored): a 422, as in every schema.
     nul = nul_at(orjson.loads(body)) if b"\\u0000" in body else None
     if nul is not None:
-        field = ".".join(str(part) for part in [request.type, *nul])
-        raise _not_chatkit([FieldError(field=field, message=NUL_MESSAGE, type="nul_character")])
+        raise invalid_field(".".join(map(str, nul)), NUL_MESSAGE, "nul_character")
     return request
-
-
-def _not_chatkit(errors: list[FieldError]) -> BadRequest:
-    return BadRequest(
-        "The body is not a ChatKit request.", code="invalid_chatkit_request", errors=errors
-    )
 
 
 async def _check_attachments(server: ChatServer, request: ChatKitReq, context: ChatContext) -> None:
