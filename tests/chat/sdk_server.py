@@ -8,8 +8,10 @@ OpenAI, Apache License 2.0: tests/chat/LICENSE-openai-chatkit.txt) tests the SDK
 instead, so what runs is Kithost's: its ``process`` (the user's message written behind the
 answer, settled before the stream ends), its stream cancellation (shielded writes), its
 ``add_feedback`` (stored on the items: the callback is called first), and ``SqlStore`` /
-``SqlAttachmentStore``, built per request as ``Runtime.server`` builds them. Only the answer
-is scripted: the agent's own answers are tested by test_responses.py and test_protocol.py.
+``SqlAttachmentStore``, built per request as ``Runtime.server`` builds them. Scripted are
+only the answers (``respond``) and the widget action handlers, as upstream scripts them: the
+agent's own answers and Kithost's ``action`` (a hidden note, then the agent; ``sync_action``
+it does not implement) are tested by test_responses.py and test_protocol.py.
 """
 
 from __future__ import annotations
