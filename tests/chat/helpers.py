@@ -26,6 +26,10 @@ from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.facts import FactBuffer
+from kithost.chat.context import ChatContext
+from kithost.chat.runtime import runtime
+from kithost.chat.store import SqlStore
+from kithost.embed import service as embed_service
 from kithost.models import Tenant, Widget, WidgetVersion
 from kithost.sessions import tokens
 from kithost.widgets.config import WidgetConfig
@@ -260,6 +264,34 @@ class Resolver:
 
 
 BOB = "a:anon_" + "b" * 24
+ALICE = "a:anon_" + "a" * 24
+
+
+async def context_of(
+    db: AsyncSession,
+    app: FastAPI,
+    fake: FakeOpenAI,
+    user: str = BOB,
+    config: WidgetConfig | None = None,
+) -> ChatContext:
+    """The request context of ``user`` chatting with a new published widget (committed)."""
+    widget = await make_chat_widget(db, app, fake, config)
+    published = (await embed_service.load(db, widget.public_key)).published
+    assert published is not None
+    await db.commit()
+    return ChatContext(
+        widget=published,
+        end_user_id=user,
+        origin="https://shop.example.com",
+        locale=None,
+        page_context=None,
+        received_at=0.0,
+    )
+
+
+def store_of(app: FastAPI) -> SqlStore:
+    """A new store of the app's runtime (one lives for one request)."""
+    return runtime(app.state).attachment_store().store
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, object]:

@@ -156,7 +156,7 @@ async def test_an_output_that_cannot_be_stored_is_refused_with_the_field(
     )
     assert body["errors"] == [
         {
-            "field": "params.result",
+            "field": "params.result.note",
             "message": "NUL characters (U+0000) are not allowed",
             "type": "nul_character",
         }

@@ -11,8 +11,8 @@ fails or it takes longer than the tool's ``timeout_seconds`` — with
 again: the history then holds the call and its output, and the model continues from them.
 
 An output needs a pending call to answer (:func:`check_output`; else 409
-``no_pending_tool_call``) and is stored as JSON (a NUL character: 422, ``params.result`` of
-type ``nul_character``).
+``no_pending_tool_call``) and is stored as JSON (a NUL character, refused in any request by
+the endpoint: 422, ``params.result.…`` of type ``nul_character``).
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ from chatkit.types import ThreadsAddClientToolOutputReq as OutputRequest
 
 from kithost.chat.context import ChatContext
 from kithost.chat.store import SqlStore
-from kithost.errors import Conflict, invalid_field
-from kithost.kit.schemas import has_nul
+from kithost.errors import Conflict
 from kithost.widgets.config import ClientTool
 
 
@@ -69,14 +68,10 @@ def stop_at_client_call(
 
 
 async def check_output(store: SqlStore, request: ChatKitReq, context: ChatContext) -> None:
-    """An output (``threads.add_client_tool_output``) answers the thread's pending call and
-    can be stored; nothing to check for other requests."""
+    """An output (``threads.add_client_tool_output``) answers the thread's pending call;
+    nothing to check for other requests."""
     if not isinstance(request, OutputRequest):
         return
-    if has_nul(request.params.result):
-        raise invalid_field(
-            "params.result", "NUL characters (U+0000) are not allowed", "nul_character"
-        )
     latest = await store.load_thread_items(request.params.thread_id, None, 1, "desc", context)
     last = latest.data[0] if latest.data else None
     if not isinstance(last, ClientToolCallItem) or last.status != "pending":
