@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -79,16 +80,27 @@ async def list_conversations(
 async def read_transcript(
     session: AsyncSession, access: TenantAccess, thread_id: str, key: str
 ) -> Transcript:
-    row = await repository.thread(session, access.tenant.id, thread_id)
-    if row is None:
+    found = await transcript(session, access.tenant.id, thread_id, key)
+    if found is None:
         raise NotFound("No such conversation.", code="conversation_not_found")
-    items = await repository.items(session, access.tenant.id, [thread_id])
     review = await repository.review(session, access.tenant.id, thread_id)
     _record(session, access, "conversation.read", thread_id)
+    return found.model_copy(
+        update={"review": None if review is None else Review.model_validate(review)}
+    )
+
+
+async def transcript(
+    session: AsyncSession, tenant_id: uuid.UUID, thread_id: str, key: str
+) -> Transcript | None:
+    """The tenant's conversation with its items (no review, no audit entry: callers that
+    show it to staff record the read)."""
+    row = await repository.thread(session, tenant_id, thread_id)
+    if row is None:
+        return None
+    items = await repository.items(session, tenant_id, [thread_id])
     return Transcript(
-        **_conversation(row, key).model_dump(),
-        items=[_item(i) for i in items],
-        review=None if review is None else Review.model_validate(review),
+        **_conversation(row, key).model_dump(), items=[_item(i) for i in items], review=None
     )
 
 

@@ -21,7 +21,12 @@ from kithost.models.session_mint import SessionMint
 from kithost.models.signing_key import SigningKey
 from kithost.models.tenant import Tenant
 from kithost.models.user import User
-from kithost.models.webhook import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from kithost.models.webhook import (
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookIdleMark,
+)
 from kithost.models.widget import Placement, Widget, WidgetMode
 from kithost.models.widget_version import WidgetVersion
 
@@ -57,6 +62,7 @@ __all__ = [
     "User",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "WebhookIdleMark",
     "Widget",
     "WidgetMode",
     "WidgetVersion",
