@@ -33,56 +33,10 @@ from kithost.models import (
 from kithost.models.base import utcnow
 from kithost.widgets.service import create_widget
 from tests.api.helpers import audit_actions
+from tests.conversations.helpers import ANONYMOUS, conversation
 from tests.factories import Credentials, client_token, login, make_member, make_tenant
 
 CONVERSATIONS = "/api/v1/tenants/acme/conversations"
-ANONYMOUS = "a:anon_" + "z" * 24
-
-
-async def conversation(
-    db: AsyncSession,
-    widget: Widget,
-    end_user: str,
-    texts: list[str],
-    *,
-    hours_ago: int = 0,
-    feedback: str | None = None,
-) -> str:
-    """A thread of ``end_user`` alternating user and assistant messages of ``texts``."""
-    thread_id = "thr_" + secrets.token_hex(8)
-    at = utcnow() - timedelta(hours=hours_ago)
-    db.add(
-        ChatThread(
-            id=thread_id,
-            tenant_id=widget.tenant_id,
-            widget_id=widget.id,
-            end_user_id=end_user,
-            created_at=at,
-            updated_at=at,
-            payload={"id": thread_id, "title": texts[0][:20], "created_at": at.isoformat()},
-            payload_version=1,
-        )
-    )
-    await db.flush()
-    for index, text in enumerate(texts):
-        kind = "user_message" if index % 2 == 0 else "assistant_message"
-        part = "input_text" if kind == "user_message" else "output_text"
-        db.add(
-            ChatItem(
-                id="msg_" + secrets.token_hex(8),
-                thread_id=thread_id,
-                tenant_id=widget.tenant_id,
-                widget_id=widget.id,
-                end_user_id=end_user,
-                created_at=at + timedelta(seconds=index),
-                kind=kind,
-                feedback=feedback if kind == "assistant_message" else None,
-                payload={"type": kind, "content": [{"type": part, "text": text}]},
-                payload_version=1,
-            )
-        )
-    await db.flush()
-    return thread_id
 
 
 async def acme_with_chats(

@@ -26,6 +26,7 @@ from kithost.models import (
     ChatAttachment,
     ChatItem,
     ChatThread,
+    ConversationExport,
     ConversationReview,
 )
 
@@ -168,5 +169,15 @@ async def review(
     return await session.scalar(
         select(ConversationReview).where(
             ConversationReview.tenant_id == tenant_id, ConversationReview.thread_id == thread_id
+        )
+    )
+
+
+async def export(
+    session: AsyncSession, tenant_id: uuid.UUID, export_id: uuid.UUID
+) -> ConversationExport | None:
+    return await session.scalar(
+        select(ConversationExport).where(
+            ConversationExport.tenant_id == tenant_id, ConversationExport.id == export_id
         )
     )

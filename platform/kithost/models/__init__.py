@@ -11,6 +11,7 @@ from kithost.models.base import Base
 from kithost.models.chat_attachment import ChatAttachment
 from kithost.models.chat_item import ChatItem
 from kithost.models.chat_thread import ChatThread
+from kithost.models.conversation_export import ConversationExport, ExportStatus
 from kithost.models.conversation_review import ConversationReview
 from kithost.models.dashboard_session import DashboardSession
 from kithost.models.error_group import ErrorGroup, ErrorGroupUser, ErrorStatus
@@ -42,6 +43,7 @@ __all__ = [
     "ChatAttachment",
     "ChatItem",
     "ChatThread",
+    "ConversationExport",
     "ConversationReview",
     "DashboardSession",
     "DeliveryStatus",
@@ -49,6 +51,7 @@ __all__ = [
     "ErrorGroup",
     "ErrorGroupUser",
     "ErrorStatus",
+    "ExportStatus",
     "Invitation",
     "KnowledgeBase",
     "KnowledgeDocument",

@@ -18,6 +18,7 @@ from kithost.settings import Settings
 TASK_MODULES = [
     "kithost.analytics.tasks",
     "kithost.chat.tasks",
+    "kithost.conversations.tasks",
     "kithost.health.tasks",
     "kithost.invitations.tasks",
     "kithost.knowledge.tasks",
