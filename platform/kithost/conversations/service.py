@@ -31,7 +31,7 @@ from kithost.errors import FieldError, Forbidden, NotFound
 from kithost.models import ChatItem, ConversationReview
 from kithost.sessions.identity import exported_end_user
 
-EXPORT_PAGE = 200
+EXPORT_PAGE = 50
 FILTERS = set(ConversationFilters.model_fields)
 """A query's fields that choose conversations (not its paging)."""
 
