@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -59,8 +60,10 @@ def own_queue(settings: Settings, name: str, data_dir: Path, **updates: Any) -> 
 
 @contextmanager
 def worker_running(settings: Settings, **env_vars: str) -> Iterator[subprocess.Popen[bytes]]:
-    """A worker on ``settings``' database and queue (see :func:`own_queue`) while the block
-    runs; then stopped (unless the test already did) and its Redis queue dropped."""
+    """A worker on ``settings``' database, secret key and queue (see :func:`own_queue`)
+    while the block runs; then stopped (unless the test already did) and its Redis queue dropped."""
+    if settings.secret_key is not None:
+        env_vars = {"KITHOST_SECRET_KEY": settings.secret_key.get_secret_value(), **env_vars}
     process = start_worker(settings, KITHOST_DATABASE_URL=settings.database, **env_vars)
     try:
         yield process
@@ -103,6 +106,28 @@ def stop_worker(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         raise
+
+
+def kill_worker(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the worker and its pool processes at once (its machine or container died):
+    nothing it held is acknowledged or handed back."""
+    children = [
+        int(stat.split(" ", 1)[0])
+        for stat in _stats()
+        if int(stat.rsplit(") ", 1)[1].split()[1]) == process.pid
+    ]
+    for pid in (process.pid, *children):
+        os.kill(pid, signal.SIGKILL)
+    process.wait()
+
+
+def _stats() -> Iterator[str]:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                yield (entry / "stat").read_text()
+            except OSError:  # gone meanwhile
+                continue
 
 
 def take_sent_tasks(celery: Celery, queue: str, name: str) -> list[list[Any]]:
