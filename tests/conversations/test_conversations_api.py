@@ -372,3 +372,41 @@ async def test_the_csv_export_streams_every_message_one_row_each_audited(
         ("jsonl", "{}"),
     ]
     assert {e.actor_type for e in entries} == {"user"}
+
+
+async def test_the_search_means_the_same_on_both_databases(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """Whole words, any case, every word in one message, in the messages' text only (not
+    the stored JSON around it); what the visitor types is words, never query syntax."""
+    _tenant, owner, threads = await acme_with_chats(app, db)
+    norway = [threads["anonymous"]]
+    for q, found in [
+        ("Norway", norway),
+        ("NORWAY", norway),
+        ("Norway?!", norway),
+        ("ship norway", norway),
+        ("Norw", []),
+        ("Norway week", []),  # two messages of one thread: no message holds both
+        ("input_text", []),
+        ("content", []),
+        ('"Norway" OR tent', []),
+        ("Norway NEAR(ship)", []),
+        ("!!", []),
+        ("return tent", [threads["returns"]]),
+    ]:
+        assert await listed(client, owner, q=q) == found, q
+
+    answer = await db.scalar(
+        select(ChatItem).where(
+            ChatItem.thread_id == threads["blog"], ChatItem.kind == "user_message"
+        )
+    )
+    assert answer is not None
+    answer.payload = {"type": "user_message", "content": [{"type": "input_text", "text": "Kayaks"}]}
+    await db.flush()
+    assert await listed(client, owner, q="kayaks") == [threads["blog"]], "edits are indexed"
+    assert await listed(client, owner, q="blog") == []
+    await db.delete(answer)
+    await db.flush()
+    assert await listed(client, owner, q="kayaks") == []
