@@ -8,7 +8,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 
-from kithost.models.chat_item import SEARCH_TABLE
+from kithost.models.chat_item import SEARCH_INDEX, SEARCH_TABLE
 from kithost.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,9 +29,11 @@ def database_url(config: Config) -> str:
 
 
 def include_name(name: str | None, type_: str, _parents: Any) -> bool:
-    """What Alembic compares with the models: everything but SQLite's search index (made
-    by its migration's own SQL, not a model)."""
-    return not (type_ == "table" and (name or "").startswith(SEARCH_TABLE))
+    """What Alembic compares with the models: everything but the message search indexes
+    (made by their migration's own SQL, not models)."""
+    if type_ == "table":
+        return not (name or "").startswith(SEARCH_TABLE)
+    return not (type_ == "index" and name == SEARCH_INDEX)
 
 
 def upgrade(settings: Settings, revision: str = "head") -> None:

@@ -1,4 +1,4 @@
-"""SQLite: an FTS5 index of the messages' text for the conversation search
+"""Indexes of the messages' text for the conversation search: FTS5 on SQLite, GIN on PostgreSQL
 
 Revision ID: c3f1a9d27e64
 Revises: 90692dc37290
@@ -6,8 +6,9 @@ Create Date: 2026-12-05 19:45:00.000000
 
 PostgreSQL searches with its own full-text functions; on SQLite, ``chat_items_fts`` holds
 each user and assistant message's text (the ``text`` of its ``content`` parts) under the
-item's rowid, kept in step by triggers (cascading deletes fire them too). Nothing happens
-on PostgreSQL.
+item's rowid, kept in step by triggers (cascading deletes fire them too). On PostgreSQL,
+``ix_chat_items_search`` indexes the expression the search uses (the content parts' text as
+a ``simple`` tsvector). Neither is a model: Alembic's comparison leaves them out.
 """
 
 from collections.abc import Sequence
@@ -41,8 +42,16 @@ STATEMENTS = [
 ]
 
 
+POSTGRESQL_INDEX = (
+    "CREATE INDEX ix_chat_items_search ON chat_items USING gin (jsonb_to_tsvector("
+    "'simple'::regconfig, jsonb_path_query_array(payload, '$.content[*].text'::jsonpath),"
+    " '[\"string\"]'::jsonb))"
+)
+
+
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "sqlite":
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(POSTGRESQL_INDEX)
         return
     texts = {"chat_items_text": TEXT.format(row="chat_items"), "new_text": TEXT.format(row="new")}
     for statement in STATEMENTS:
@@ -50,7 +59,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name != "sqlite":
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP INDEX ix_chat_items_search")
         return
     for trigger in ("insert", "update", "delete"):
         op.execute(f"DROP TRIGGER chat_items_fts_{trigger}")
