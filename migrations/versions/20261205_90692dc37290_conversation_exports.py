@@ -26,7 +26,9 @@ def upgrade() -> None:
         ),
         sa.Column(
             "status",
-            sa.Enum("pending", "ready", name="exportstatus", native_enum=False, length=16),
+            sa.Enum(
+                "pending", "ready", "failed", name="exportstatus", native_enum=False, length=16
+            ),
             nullable=False,
         ),
         sa.Column("requested_by", sa.String(length=255), nullable=True),

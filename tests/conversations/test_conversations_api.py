@@ -8,7 +8,9 @@ import csv
 import io
 import json
 import secrets
+import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost.audit.service import CLI
 from kithost.auth.roles import ROLE_SCOPES
 from kithost.auth.scopes import Scope
+from kithost.chat.storage import LocalDiskStorage
+from kithost.conversations import exports
 from kithost.models import (
     AnalyticsEvent,
     AuditLogEntry,
@@ -35,6 +39,7 @@ from kithost.widgets.service import create_widget
 from tests.api.helpers import audit_actions
 from tests.conversations.helpers import ANONYMOUS, conversation
 from tests.factories import Credentials, client_token, login, make_member, make_tenant
+from tests.workers import RecordedTasks
 
 CONVERSATIONS = "/api/v1/tenants/acme/conversations"
 
@@ -410,3 +415,39 @@ async def test_the_search_means_the_same_on_both_databases(
     await db.delete(answer)
     await db.flush()
     assert await listed(client, owner, q="kayaks") == []
+
+
+class RefusingStorage(LocalDiskStorage):
+    """A blob storage that refuses every file with ``error``."""
+
+    def __init__(self, root: Path, error: Exception) -> None:
+        super().__init__(root)
+        self.error = error
+
+    async def put_file(self, key: str, path: Path) -> None:
+        raise self.error
+
+
+async def test_an_export_that_cannot_be_written_shows_failed_a_passing_fault_pending(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """(The worker's side runs here; tests/conversations/test_exports.py runs a real one.)"""
+    tenant, owner, _threads = await acme_with_chats(app, db)
+    monkeypatch.setattr(app.state.celery, "send_task", RecordedTasks().record)
+    for error, status in ((ValueError("refused"), "failed"), (OSError("busy"), "pending")):
+        requested = await client.post(
+            CONVERSATIONS + "/exports", json={"format": "csv"}, headers=owner.headers
+        )
+        assert requested.status_code == 202, requested.text
+        export_id = requested.json()["id"]
+        storage = RefusingStorage(tmp_path, error)
+        with pytest.raises(type(error)):
+            await exports.write(
+                app.state.sessionmaker, storage, "key", tenant.id, uuid.UUID(export_id)
+            )
+        shown = await client.get(f"{CONVERSATIONS}/exports/{export_id}", headers=owner.headers)
+        assert (shown.json()["status"], shown.json()["download_url"]) == (status, None)

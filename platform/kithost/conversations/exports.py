@@ -39,6 +39,7 @@ from kithost.kit.signed import signed, verified
 from kithost.models import ConversationExport, ExportStatus
 from kithost.models.base import utcnow
 from kithost.settings import Settings
+from kithost.worker.database import RETRY
 from kithost.worker.enqueue import enqueue
 
 LINK_TTL = timedelta(minutes=10)
@@ -159,13 +160,37 @@ async def write(
     export_id: uuid.UUID,
 ) -> bool:
     """Write a pending export's file and mark it ready (the task's work; run again after a
-    crash, it writes the file again). Whether there was one to write."""
+    crash, it writes the file again), or failed when that raised anything but a passing
+    fault (``worker.database.RETRY``). Whether there was one to write."""
     async with session_scope(sessionmaker) as session:
         export = await repository.export(session, tenant_id, export_id)
         if export is None or export.status is not ExportStatus.pending:
             return False
         exporter = EXPORTERS[ExportFormat(export.format)]
         filters, name = ConversationFilters.model_validate(export.filters), blob_key(export)
+    try:
+        size = await _written(sessionmaker, storage, key, tenant_id, exporter, filters, name)
+    except RETRY["autoretry_for"]:
+        raise  # the task tries again
+    except Exception:
+        await _finish(sessionmaker, tenant_id, export_id, ExportStatus.failed, None)
+        raise
+    if not await _finish(sessionmaker, tenant_id, export_id, ExportStatus.ready, size):
+        await storage.delete([name])  # deleted meanwhile (with its tenant)
+        return False
+    return True
+
+
+async def _written(
+    sessionmaker: Sessionmaker,
+    storage: BlobStorage,
+    key: str,
+    tenant_id: uuid.UUID,
+    exporter: Exporter,
+    filters: ConversationFilters,
+    name: str,
+) -> int:
+    """The export written through a temporary file into ``name``; its size."""
     with tempfile.TemporaryDirectory(prefix="kithost-export-") as folder:
         path = Path(folder) / "export"
         with path.open("w", encoding="utf-8", newline="") as file:
@@ -173,11 +198,20 @@ async def write(
                 async for chunk in exporter(session, tenant_id, filters, key):
                     file.write(chunk)
         await storage.put_file(name, path)
-        size = path.stat().st_size
+        return path.stat().st_size
+
+
+async def _finish(
+    sessionmaker: Sessionmaker,
+    tenant_id: uuid.UUID,
+    export_id: uuid.UUID,
+    status: ExportStatus,
+    size: int | None,
+) -> bool:
+    """Mark the export ``status``; False when it is gone."""
     async with session_scope(sessionmaker) as session:
         export = await repository.export(session, tenant_id, export_id)
-        if export is None:  # deleted meanwhile (with its tenant)
-            await storage.delete([name])
+        if export is None:
             return False
-        export.status, export.size_bytes, export.finished_at = ExportStatus.ready, size, utcnow()
-    return True
+        export.status, export.size_bytes, export.finished_at = status, size, utcnow()
+        return True

@@ -126,7 +126,8 @@ class Export(Schema):
     format: ExportFormat
     filters: dict[str, Any]
     status: str
-    """``pending``, then ``ready``."""
+    """``pending``, then ``ready``; ``failed`` when the file could not be written (not
+    after a passing fault, which the worker waits out): ask for a new export."""
     size_bytes: int | None
     created_at: datetime
     finished_at: datetime | None

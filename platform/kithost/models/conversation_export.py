@@ -13,6 +13,7 @@ from kithost.models.base import TenantOwned, str_enum
 class ExportStatus(StrEnum):
     pending = "pending"
     ready = "ready"
+    failed = "failed"
 
 
 class ConversationExport(TenantOwned):
