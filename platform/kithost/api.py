@@ -12,6 +12,7 @@ from kithost.conversations.endpoints import downloads as downloads_router
 from kithost.conversations.endpoints import router as conversations_router
 from kithost.invitations.endpoints import router as invitations_router
 from kithost.knowledge.endpoints import router as knowledge_router
+from kithost.mcp_tools.endpoints import router as mcp_tools_router
 from kithost.members.endpoints import router as members_router
 from kithost.secrets.endpoints import router as secrets_router
 from kithost.sessions.endpoints import router as sessions_router
@@ -35,5 +36,6 @@ for router in (
     conversations_router,
     downloads_router,
     webhooks_router,
+    mcp_tools_router,
 ):
     api_router.include_router(router)

@@ -76,6 +76,10 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", f"{WIDGET}/identity-secret"): Rule(Scope.widgets_write),
     ("DELETE", f"{WIDGET}/identity-secret"): Rule(Scope.widgets_write),
     ("POST", f"{WIDGET}/tool-secret"): Rule(Scope.widgets_write),
+    ("GET", f"{WIDGET}/mcp-secrets"): Rule(Scope.widgets_read),
+    ("PUT", f"{WIDGET}/mcp-secrets/{{tool_id}}"): Rule(Scope.widgets_write, {"value": "Bearer x"}),
+    ("DELETE", f"{WIDGET}/mcp-secrets/{{tool_id}}"): Rule(Scope.widgets_write),
+    ("POST", f"{WIDGET}/tools/{{tool_id}}/discover"): Rule(Scope.widgets_write),
     ("PUT", f"{WIDGET}/model-key"): Rule(Scope.widgets_write, {"api_key": "model-key-0123"}),
     ("DELETE", f"{WIDGET}/model-key"): Rule(Scope.widgets_write),
     ("POST", f"{WIDGET}/sessions"): Rule(Scope.sessions_mint, {"user": "42"}),
@@ -288,6 +292,10 @@ async def test_isolation_matrix(client: httpx.AsyncClient, app: FastAPI, db: Asy
         await db.flush()
         return str(group.id)
 
+    async def mcp_tool_id() -> str:
+        """A tool id the widget's draft lacks (409: the handler ran, nothing connects)."""
+        return "orders"
+
     bases: list[KnowledgeBase] = []
 
     async def knowledge_base() -> str:
@@ -372,6 +380,8 @@ async def test_isolation_matrix(client: httpx.AsyncClient, app: FastAPI, db: Asy
         "origins": origin,
         "versions": version,
         "errors": error_group,
+        "mcp-secrets": mcp_tool_id,
+        "tools": mcp_tool_id,
     }
     callers = {
         "nobody": Caller({}, refused=UNAUTHENTICATED),

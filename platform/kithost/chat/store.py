@@ -59,6 +59,7 @@ from kithost.chat.repository import Order
 from kithost.chat.storage import BlobStorage, blob_key
 from kithost.db import Sessionmaker, commit_asynchronously, session_scope
 from kithost.errors import Conflict
+from kithost.kit.schemas import NUL, has_nul
 from kithost.kit.tokens import random_token
 from kithost.models import ChatAttachment, ChatItem, ChatThread
 from kithost.models.base import utcnow
@@ -199,12 +200,12 @@ class SqlStore(Store[ChatContext]):
         return ThreadMetadata.model_validate(row.payload)
 
     async def save_thread(self, thread: ThreadMetadata, context: ChatContext) -> None:
-        payload = thread.model_dump(mode="json", exclude={"items"})
+        payload = _storable(thread.model_dump(mode="json", exclude={"items"}))
         if thread.id in self._new:
             new = _thread_row(thread, payload, context)
             self._unwritten[thread.id] = (new, context)
-            # A new thread: every item will pass through here.
-            self._latest[_key(context, thread.id)] = Page()
+            # A new thread: every item will pass through here (saved again: kept so far).
+            self._latest.setdefault(_key(context, thread.id), Page())
             return
         async with self.unit(writes=True) as session:
             row = await session.get(ChatThread, thread.id)
@@ -533,6 +534,7 @@ def _thread_row(
         end_user_id=context.end_user_id,
         payload=payload,
         payload_version=PAYLOAD_VERSION,
+        created_at=_aware(thread.created_at),  # listed by it, as items are (not write time)
     )
 
 
@@ -572,11 +574,27 @@ def _message(item: UserMessageItem | AssistantMessageItem, context: ChatContext)
 def _stored_item(item: ThreadItem) -> dict[str, Any]:
     if isinstance(item, UserMessageItem) and item.attachments:
         item = item.model_copy(update={"attachments": [_bare(a) for a in item.attachments]})
-    return item.model_dump(mode="json")
+    return _storable(item.model_dump(mode="json"))
 
 
 def _stored_attachment(attachment: Attachment) -> dict[str, Any]:
-    return _bare(attachment).model_dump(mode="json")
+    return _storable(_bare(attachment).model_dump(mode="json"))
+
+
+def _storable(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload with every NUL character as U+FFFD: PostgreSQL's JSONB refuses NUL, and
+    a model or tool may answer with one (visitors may not: the endpoint refuses it)."""
+    return _without_nul(payload) if has_nul(payload) else payload
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace(NUL, "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(entry) for key, entry in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(entry) for entry in value]
+    return value
 
 
 def _bare(attachment: Attachment) -> Attachment:

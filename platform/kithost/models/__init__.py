@@ -29,6 +29,7 @@ from kithost.models.webhook import (
     WebhookIdleMark,
 )
 from kithost.models.widget import Placement, Widget, WidgetMode
+from kithost.models.widget_mcp_secret import WidgetMcpSecret
 from kithost.models.widget_version import WidgetVersion
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "WebhookEndpoint",
     "WebhookIdleMark",
     "Widget",
+    "WidgetMcpSecret",
     "WidgetMode",
     "WidgetVersion",
 ]

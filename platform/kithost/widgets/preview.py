@@ -24,6 +24,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from kithost.errors import NotFound
+from kithost.kit.headers import page_policy
 from kithost.kit.signed import signed, verified
 from kithost.models.base import utcnow
 from kithost.settings import Settings
@@ -99,6 +100,8 @@ async def preview_page(request: Request, key: str) -> HTMLResponse:
         PAGE.format(src=src, key=escape(key)),
         headers={
             "Cache-Control": "no-store",
-            "Content-Security-Policy": f"frame-ancestors {preview.origin}",
+            "Content-Security-Policy": page_policy(
+                "script-src 'self'", f"frame-ancestors {preview.origin}"
+            ),
         },
     )
