@@ -1,7 +1,7 @@
 """webhook idle events
 
 Revision ID: f9ecf8afa231
-Revises: 61c6dc1c1d33
+Revises: e340f0ee765b
 Create Date: 2026-12-05 19:11:30.838445
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "f9ecf8afa231"
-down_revision: str | None = "61c6dc1c1d33"
+down_revision: str | None = "e340f0ee765b"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
