@@ -8,6 +8,7 @@ from kithost.analytics.endpoints import router as analytics_router
 from kithost.audit.endpoints import router as audit_router
 from kithost.auth.endpoints import router as auth_router
 from kithost.clients.endpoints import router as clients_router
+from kithost.conversations.endpoints import downloads as downloads_router
 from kithost.conversations.endpoints import router as conversations_router
 from kithost.invitations.endpoints import router as invitations_router
 from kithost.knowledge.endpoints import router as knowledge_router
@@ -33,6 +34,7 @@ for router in (
     analytics_router,
     knowledge_router,
     conversations_router,
+    downloads_router,
     webhooks_router,
     mcp_tools_router,
 ):

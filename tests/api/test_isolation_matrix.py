@@ -32,6 +32,7 @@ from kithost.invitations.service import create_invitation
 from kithost.models import (
     AllowedOrigin,
     ChatThread,
+    ConversationExport,
     ErrorGroup,
     KnowledgeBase,
     KnowledgeDocument,
@@ -142,6 +143,10 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", f"{PREFIX}/conversations/export.jsonl"): Rule(Scope.conversations_read),
     ("GET", f"{PREFIX}/conversations/export.csv"): Rule(Scope.conversations_read),
     ("GET", f"{PREFIX}/conversations/settings"): Rule(Scope.conversations_read),
+    ("POST", f"{PREFIX}/conversations/exports"): Rule(
+        Scope.conversations_read, {"format": "jsonl"}
+    ),
+    ("GET", f"{PREFIX}/conversations/exports/{{export_id}}"): Rule(Scope.conversations_read),
     ("PUT", f"{PREFIX}/conversations/settings"): Rule(
         Scope.members_write, {"editors_may_read": False}
     ),
@@ -327,6 +332,12 @@ async def test_isolation_matrix(client: httpx.AsyncClient, app: FastAPI, db: Asy
         await db.flush()
         return thread.id
 
+    async def export() -> str:
+        made = ConversationExport(tenant_id=tenant.id, format="csv", filters={})
+        db.add(made)
+        await db.flush()
+        return str(made.id)
+
     hooks: list[WebhookEndpoint] = []
 
     async def webhook() -> str:
@@ -359,6 +370,7 @@ async def test_isolation_matrix(client: httpx.AsyncClient, app: FastAPI, db: Asy
         "webhooks": webhook,
         "deliveries": delivery,
         "conversations": chat_thread,
+        "exports": export,
         "knowledge-bases": knowledge_base,
         "documents": document,
         "members": member,

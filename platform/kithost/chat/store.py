@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from chatkit.store import AttachmentStore, Store, StoreItemType
 from chatkit.types import (
+    AssistantMessageItem,
     Attachment,
     AttachmentCreateParams,
     AttachmentUploadDescriptor,
@@ -338,9 +339,12 @@ class SqlStore(Store[ChatContext]):
                 created_at=_aware(item.created_at),
             )
         )
-        if new and isinstance(item, UserMessageItem):
-            data = _started(item, context)
-            await webhooks.emit(session, context.tenant_id, "conversation.started", data)
+        if isinstance(item, UserMessageItem | AssistantMessageItem):
+            data = _message(item, context)
+            events = [("conversation.message", data)]
+            if new and isinstance(item, UserMessageItem):
+                events.insert(0, ("conversation.started", data))
+            await webhooks.emit_all(session, context.tenant_id, events)
 
     async def count_user_messages_since(self, since: datetime, context: ChatContext) -> int:
         async with self.unit() as session:
@@ -547,17 +551,23 @@ def _owns(row: ChatThread | ChatAttachment, context: ChatContext) -> bool:
     )
 
 
-def _started(item: UserMessageItem, context: ChatContext) -> dict[str, Any]:
-    """``conversation.started``: a new thread's first user message. A verified end user is
-    named (the tenant's own id); an anonymous visitor is not (a device id is a credential)."""
+def _message(item: UserMessageItem | AssistantMessageItem, context: ChatContext) -> dict[str, Any]:
+    """``conversation.message`` (and a new thread's first one, ``conversation.started``). A
+    verified end user is named (the tenant's own id); an anonymous visitor is not (a device
+    id is a credential)."""
     end_user = context.end_user_id
+    if isinstance(item, UserMessageItem):
+        role, text = "user", "".join(p.text for p in item.content if p.type == "input_text")
+    else:
+        role, text = "assistant", "".join(part.text for part in item.content)
     return {
         "thread_id": item.thread_id,
         "widget_id": str(context.widget_id),
         "end_user": end_user if end_user.startswith("u:") else None,
         "item_id": item.id,
         "created_at": _aware(item.created_at).isoformat(),
-        "text": "".join(part.text for part in item.content if part.type == "input_text"),
+        "role": role,
+        "text": text,
     }
 
 
