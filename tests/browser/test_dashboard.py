@@ -370,6 +370,23 @@ async def test_function_tools_and_handoffs_are_edited_in_the_agent_tab(
     assert saved["has_tool_secret"] is True
 
 
+async def test_a_background_export_is_written_by_the_worker_and_downloaded(
+    dashboard: Dashboard, page: Page
+) -> None:
+    await sign_in(page, dashboard)
+    await page.get_by_role("link", name="Conversations").click()
+    await page.get_by_label("Format of the background export").select_option("csv")
+    await page.get_by_role("button", name="Export in the background").click()
+    link = page.get_by_role("link", name="Download the export")
+    await expect(link).to_be_visible(timeout=45_000)
+    href = await link.get_attribute("href")
+    assert href is not None
+    async with httpx.AsyncClient(base_url=dashboard.url) as anonymous:
+        download = await anonymous.get(href)  # the signed link needs no credentials
+    assert download.status_code == 200
+    assert download.headers["content-type"].startswith("text/csv")
+
+
 async def test_an_api_client_is_created_shown_once_and_revoked(
     dashboard: Dashboard, page: Page, output: Path
 ) -> None:

@@ -157,6 +157,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/conversation-exports/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download an export
+         * @description The link `GET …/conversations/exports/{id}` gave: 404 `download_not_found` for a link Kithost did not sign, 410 `download_link_expired` once its time is over. Audited.
+         */
+        get: operations["download_export_api_v1_conversation_exports__token__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/invitations/accept": {
         parameters: {
             query?: never;
@@ -506,6 +526,46 @@ export interface paths {
          * @description Every conversation the filters match, one per line, with its items. Audited.
          */
         get: operations["export_conversations_api_v1_tenants__tenant__conversations_export_jsonl_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenant}/conversations/exports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Export conversations in the background
+         * @description For exports too large to stream: a worker writes the file; poll `GET …/exports/{id}` for its download link. Same filters as the list. Audited.
+         */
+        post: operations["create_export_api_v1_tenants__tenant__conversations_exports_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenant}/conversations/exports/{export_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An export's status and download link
+         * @description Once `ready`, `download_url` is a link valid for 10 minutes, needing no credentials; each download is audited as the caller who got the link.
+         */
+        get: operations["get_export_api_v1_tenants__tenant__conversations_exports__export_id__get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1856,6 +1916,50 @@ export interface components {
              */
             widget_id: string;
         };
+        /**
+         * ConversationFilters
+         * @description Which conversations: a list, an export.
+         */
+        ConversationFilters: {
+            /**
+             * End User
+             * @description A verified end user, `u:…`.
+             */
+            end_user?: string | null;
+            /** @description Threads with feedback of this kind. */
+            feedback?: components["schemas"]["FeedbackFilter"] | null;
+            /**
+             * Has Attachments
+             * @description Threads with a file the visitor attached (or without).
+             */
+            has_attachments?: boolean | null;
+            /**
+             * Has Error
+             * @description Threads with a failed response (or without any).
+             */
+            has_error?: boolean | null;
+            /** Min Messages */
+            min_messages?: number | null;
+            /**
+             * Q
+             * @description Words in the messages.
+             */
+            q?: string | null;
+            /** Reviewed */
+            reviewed?: boolean | null;
+            /**
+             * Since
+             * @description Last activity at or after.
+             */
+            since?: string | null;
+            /**
+             * Until
+             * @description Last activity before.
+             */
+            until?: string | null;
+            /** Widget */
+            widget?: string | null;
+        };
         /** ConversationPage */
         ConversationPage: {
             /** Data */
@@ -2015,6 +2119,8 @@ export interface components {
              * Format: uuid
              */
             id: string;
+            /** Idle Minutes */
+            idle_minutes: number;
             /** Url */
             url: string;
         };
@@ -2027,6 +2133,12 @@ export interface components {
             description?: string;
             /** Events */
             events: components["schemas"]["EventType"][];
+            /**
+             * Idle Minutes
+             * @description `conversation.idle`: minutes without activity before a thread is announced.
+             * @default 30
+             */
+            idle_minutes?: number;
             /**
              * Url
              * Format: uri
@@ -2050,6 +2162,11 @@ export interface components {
             enabled?: boolean | null;
             /** Events */
             events?: components["schemas"]["EventType"][] | null;
+            /**
+             * Idle Minutes
+             * @description `conversation.idle`: minutes without activity before a thread is announced.
+             */
+            idle_minutes?: number | null;
             /** Url */
             url?: string | null;
         };
@@ -2122,7 +2239,12 @@ export interface components {
          *
          *     - ``conversation.started``: a new thread's first user message: ``thread_id``,
          *       ``widget_id``, ``end_user`` (a verified ``u:…``; null for anonymous visitors),
-         *       ``item_id``, ``created_at``, ``text``;
+         *       ``item_id``, ``created_at``, ``role`` (``user``), ``text``;
+         *     - ``conversation.message`` (one per stored message: high volume): the same fields, for
+         *       every user and assistant message (``role``: ``user`` or ``assistant``);
+         *     - ``conversation.idle``: a thread without activity for the endpoint's
+         *       ``idle_minutes``, once per idle period: the conversation as the REST API's transcript
+         *       shows it (``id``, ``widget_id``, ``end_user``, …, ``items``);
          *     - ``feedback.created``: ``thread_id``, ``item_ids``, ``kind`` (positive, negative);
          *     - ``client_error.new_group``: a client error unlike any before in the widget:
          *       ``group_id``, ``widget_id``, ``kind``, ``message`` (normalised), ``frame``, ``hint``,
@@ -2130,7 +2252,49 @@ export interface components {
          *     - ``widget.published``: ``widget_id``, ``name``, ``version`` (its number).
          * @enum {string}
          */
-        EventType: "conversation.started" | "feedback.created" | "client_error.new_group" | "widget.published";
+        EventType: "conversation.started" | "conversation.message" | "conversation.idle" | "feedback.created" | "client_error.new_group" | "widget.published";
+        /**
+         * Export
+         * @description An export written in the background; once ``ready``, ``download_url`` is a link that
+         *     needs no credentials and works until ``download_expires_at`` (ask again for a new one).
+         */
+        Export: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Download Expires At */
+            download_expires_at?: string | null;
+            /** Download Url */
+            download_url?: string | null;
+            /** Filters */
+            filters: {
+                [key: string]: unknown;
+            };
+            /** Finished At */
+            finished_at: string | null;
+            format: components["schemas"]["ExportFormat"];
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Size Bytes */
+            size_bytes: number | null;
+            /** Status */
+            status: string;
+        };
+        /** ExportCreate */
+        ExportCreate: {
+            filters?: components["schemas"]["ConversationFilters"];
+            format: components["schemas"]["ExportFormat"];
+        };
+        /**
+         * ExportFormat
+         * @enum {string}
+         */
+        ExportFormat: "jsonl" | "csv";
         /**
          * FeedbackFilter
          * @enum {string}
@@ -3891,6 +4055,56 @@ export interface operations {
             };
         };
     };
+    download_export_api_v1_conversation_exports__token__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": unknown;
+                    "text/csv": unknown;
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gone */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     accept_invitation_api_v1_invitations_accept_post: {
         parameters: {
             query?: never;
@@ -5427,6 +5641,145 @@ export interface operations {
                 };
                 content: {
                     "application/x-ndjson": unknown;
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_export_api_v1_tenants__tenant__conversations_exports_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExportCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Export"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_export_api_v1_tenants__tenant__conversations_exports__export_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                export_id: string;
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Export"];
                 };
             };
             /** @description Unauthorized */
