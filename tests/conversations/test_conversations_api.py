@@ -258,6 +258,67 @@ async def test_staff_note_and_mark_a_conversation_reviewed(
     assert [e["field"] for e in too_long.json()["errors"]] == ["note"]
 
 
+def fact(thread: ChatThread, name: str, **data: Any) -> AnalyticsEvent:
+    """A fact the chat runtime reported about ``thread`` (as the worker stores it)."""
+    return AnalyticsEvent(
+        tenant_id=thread.tenant_id,
+        event_id="s_" + secrets.token_hex(16),
+        widget_id=thread.widget_id,
+        name=name,
+        occurred_at=utcnow(),
+        received_at=utcnow(),
+        end_user_id=thread.end_user_id,
+        thread_id=thread.id,
+        data={"thread_id": thread.id, **data},
+    )
+
+
+async def test_each_conversation_has_its_answers_latency_and_tokens(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    _tenant, owner, threads = await acme_with_chats(app, db)
+    answered = await db.get(ChatThread, threads["anonymous"])
+    theirs = await db.get(ChatThread, threads["theirs"])
+    assert answered is not None
+    assert theirs is not None
+    finished = "server.response.finished"
+    db.add_all(
+        [
+            fact(
+                answered,
+                finished,
+                first_token_ms=300,
+                total_ms=900,
+                input_tokens=10,
+                output_tokens=4,
+            ),
+            fact(
+                answered,
+                finished,
+                first_token_ms=500,
+                total_ms=800,
+                input_tokens=20,
+                output_tokens=6,
+            ),
+            fact(answered, finished, total_ms=50),  # ended before a first word, no usage
+            fact(theirs, finished, first_token_ms=9, total_ms=9, input_tokens=99, output_tokens=99),
+        ]
+    )
+    await db.flush()
+
+    page = await client.get(CONVERSATIONS, headers=owner.headers)
+    rows = {row["id"]: row for row in page.json()["data"]}
+    figures = ("responses", "first_token_p50_ms", "input_tokens", "output_tokens")
+    assert [rows[threads["anonymous"]][f] for f in figures] == [3, 400.0, 30, 10]
+    assert [rows[threads["returns"]][f] for f in figures] == [0, None, 0, 0]
+    transcript = await client.get(f"{CONVERSATIONS}/{threads['anonymous']}", headers=owner.headers)
+    assert [transcript.json()[f] for f in figures] == [3, 400.0, 30, 10]
+    export = await client.get(f"{CONVERSATIONS}/export.jsonl", headers=owner.headers)
+    exported = {line["id"]: line for line in map(json.loads, export.text.splitlines())}
+    assert exported[threads["anonymous"]]["first_token_p50_ms"] == 400.0
+    assert threads["theirs"] not in exported
+
+
 async def test_the_list_finds_threads_with_errors_or_attachments(
     client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:

@@ -1893,8 +1893,12 @@ export interface components {
              * Format: date-time
              */
             first_activity: string;
+            /** First Token P50 Ms */
+            first_token_p50_ms: number | null;
             /** Id */
             id: string;
+            /** Input Tokens */
+            input_tokens: number;
             /**
              * Last Activity
              * Format: date-time
@@ -1904,8 +1908,12 @@ export interface components {
             messages: number;
             /** Negative Feedback */
             negative_feedback: number;
+            /** Output Tokens */
+            output_tokens: number;
             /** Positive Feedback */
             positive_feedback: number;
+            /** Responses */
+            responses: number;
             /** Reviewed */
             reviewed: boolean;
             /** Title */
@@ -3399,8 +3407,12 @@ export interface components {
              * Format: date-time
              */
             first_activity: string;
+            /** First Token P50 Ms */
+            first_token_p50_ms: number | null;
             /** Id */
             id: string;
+            /** Input Tokens */
+            input_tokens: number;
             /** Items */
             items: components["schemas"]["TranscriptItem"][];
             /**
@@ -3412,8 +3424,12 @@ export interface components {
             messages: number;
             /** Negative Feedback */
             negative_feedback: number;
+            /** Output Tokens */
+            output_tokens: number;
             /** Positive Feedback */
             positive_feedback: number;
+            /** Responses */
+            responses: number;
             review: components["schemas"]["Review"] | null;
             /** Reviewed */
             reviewed: boolean;

@@ -204,7 +204,7 @@ export default function Conversations() {
       ) : list.length === 0 ? (
         <Empty>No conversations match.</Empty>
       ) : (
-        <Table columns={['Title', 'End user', 'Messages', 'Feedback', 'Last activity', 'Reviewed']}>
+        <Table columns={['Title', 'End user', 'Messages', 'Feedback', 'First word (median)', 'Tokens in / out', 'Last activity', 'Reviewed']}>
               {list.map((c) => (
                 <tr key={c.id}>
                   <td>
@@ -216,6 +216,10 @@ export default function Conversations() {
                   <td>{c.messages}</td>
                   <td>
                     👍 {c.positive_feedback} 👎 {c.negative_feedback}
+                  </td>
+                  <td>{c.first_token_p50_ms === null ? '—' : `${Math.round(c.first_token_p50_ms)} ms`}</td>
+                  <td>
+                    {c.input_tokens} / {c.output_tokens}
                   </td>
                   <td>{formatDate(c.last_activity)}</td>
                   <td>{c.reviewed ? 'Yes' : 'No'}</td>

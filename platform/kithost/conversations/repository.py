@@ -70,6 +70,23 @@ ATTACHED = exists().where(
 )
 
 
+FINISHED = "server.response.finished"
+
+
+async def responses(
+    session: AsyncSession, tenant_id: uuid.UUID, thread_ids: Sequence[str]
+) -> Sequence[tuple[str, dict[str, Any]]]:
+    """The ``server.response.finished`` facts of the tenant's ``thread_ids``: (thread, data)."""
+    if not thread_ids:
+        return []
+    statement = select(AnalyticsEvent.thread_id, AnalyticsEvent.data).where(
+        AnalyticsEvent.tenant_id == tenant_id,
+        AnalyticsEvent.name == FINISHED,
+        AnalyticsEvent.thread_id.in_(thread_ids),
+    )
+    return [(str(thread), dict(data)) for thread, data in await session.execute(statement)]
+
+
 async def page(
     session: AsyncSession, tenant_id: uuid.UUID, query: ConversationQuery
 ) -> Sequence[ThreadRow] | None:

@@ -61,6 +61,14 @@ class Conversation(Schema):
     first_activity: datetime
     last_activity: datetime
     reviewed: bool
+    responses: int
+    """Answers that finished (as analytics recorded them, within its retention)."""
+    first_token_p50_ms: float | None
+    """The median time from the visitor's message to the answer's first word; null when
+    no answer has a first word on record."""
+    input_tokens: int
+    output_tokens: int
+    """The model's token counts, summed over the answers (where the model reported them)."""
 
 
 class ConversationPage(Schema):

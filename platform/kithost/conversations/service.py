@@ -6,7 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from statistics import median
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -75,7 +78,9 @@ async def list_conversations(
     rows = await repository.page(session, access.tenant.id, query)
     if rows is None:
         raise NotFound("The thread this page starts after is gone.", code="cursor_not_found")
-    data = [_conversation(row, key) for row in rows[: query.limit]]
+    shown = rows[: query.limit]
+    figures = await _figures(session, access.tenant.id, [row[0].id for row in shown])
+    data = [_conversation(row, key, figures[row[0].id]) for row in shown]
     more = len(rows) > query.limit
     return ConversationPage(data=data, next=data[-1].id if more and data else None)
 
@@ -102,8 +107,11 @@ async def transcript(
     if row is None:
         return None
     items = await repository.items(session, tenant_id, [thread_id])
+    figures = await _figures(session, tenant_id, [thread_id])
     return Transcript(
-        **_conversation(row, key).model_dump(), items=[_item(i) for i in items], review=None
+        **_conversation(row, key, figures[thread_id]).model_dump(),
+        items=[_item(i) for i in items],
+        review=None,
     )
 
 
@@ -148,8 +156,9 @@ async def export_lines(
     """Every matching conversation with its items, one JSON line each, read a page at a
     time (memory stays bounded however many there are)."""
     async for page, by_thread in _export_pages(session, tenant_id, query):
+        figures = await _figures(session, tenant_id, [row[0].id for row in page])
         for row in page:
-            conversation = _conversation(row, key)
+            conversation = _conversation(row, key, figures[row[0].id])
             items = [_item(i) for i in by_thread.get(conversation.id, [])]
             transcript = Transcript(**conversation.model_dump(), items=items, review=None)
             yield transcript.model_dump_json() + "\n"
@@ -239,7 +248,31 @@ def filters_of(filters: ConversationFilters) -> dict[str, Any]:
     return filters.model_dump(mode="json", exclude_none=True, include=FILTERS)
 
 
-def _conversation(row: repository.ThreadRow, key: str) -> Conversation:
+@dataclass
+class _Figures:
+    """A thread's answers, from their ``server.response.finished`` facts."""
+
+    first_tokens: list[float] = field(default_factory=list)
+    responses: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+async def _figures(
+    session: AsyncSession, tenant_id: uuid.UUID, thread_ids: list[str]
+) -> defaultdict[str, _Figures]:
+    figures: defaultdict[str, _Figures] = defaultdict(_Figures)
+    for thread_id, data in await repository.responses(session, tenant_id, thread_ids):
+        found = figures[thread_id]
+        found.responses += 1
+        if isinstance(first := data.get("first_token_ms"), int | float):
+            found.first_tokens.append(float(first))
+        found.input_tokens += int(data.get("input_tokens") or 0)
+        found.output_tokens += int(data.get("output_tokens") or 0)
+    return figures
+
+
+def _conversation(row: repository.ThreadRow, key: str, figures: _Figures) -> Conversation:
     thread, messages, positive, negative, reviewed = row
     title = thread.payload.get("title")
     return Conversation(
@@ -253,6 +286,10 @@ def _conversation(row: repository.ThreadRow, key: str) -> Conversation:
         first_activity=thread.created_at,
         last_activity=thread.updated_at,
         reviewed=bool(reviewed),
+        responses=figures.responses,
+        first_token_p50_ms=median(figures.first_tokens) if figures.first_tokens else None,
+        input_tokens=figures.input_tokens,
+        output_tokens=figures.output_tokens,
     )
 
 
