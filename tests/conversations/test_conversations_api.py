@@ -9,7 +9,7 @@ import io
 import json
 import secrets
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -258,14 +258,14 @@ async def test_staff_note_and_mark_a_conversation_reviewed(
     assert [e["field"] for e in too_long.json()["errors"]] == ["note"]
 
 
-def fact(thread: ChatThread, name: str, **data: Any) -> AnalyticsEvent:
+def fact(thread: ChatThread, name: str, at: datetime | None = None, **data: Any) -> AnalyticsEvent:
     """A fact the chat runtime reported about ``thread`` (as the worker stores it)."""
     return AnalyticsEvent(
         tenant_id=thread.tenant_id,
         event_id="s_" + secrets.token_hex(16),
         widget_id=thread.widget_id,
         name=name,
-        occurred_at=utcnow(),
+        occurred_at=at or utcnow(),
         received_at=utcnow(),
         end_user_id=thread.end_user_id,
         thread_id=thread.id,
@@ -313,10 +313,51 @@ async def test_each_conversation_has_its_answers_latency_and_tokens(
     assert [rows[threads["returns"]][f] for f in figures] == [0, None, 0, 0]
     transcript = await client.get(f"{CONVERSATIONS}/{threads['anonymous']}", headers=owner.headers)
     assert [transcript.json()[f] for f in figures] == [3, 400.0, 30, 10]
+    # The helper's messages were written an hour before these facts: no answer is theirs.
+    assert [i["answer"] for i in transcript.json()["items"]] == [None] * 4
     export = await client.get(f"{CONVERSATIONS}/export.jsonl", headers=owner.headers)
     exported = {line["id"]: line for line in map(json.loads, export.text.splitlines())}
     assert exported[threads["anonymous"]]["first_token_p50_ms"] == 400.0
     assert threads["theirs"] not in exported
+
+
+async def test_an_assistant_message_shows_the_answer_that_wrote_it(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    tenant = await make_tenant(db, "acme")
+    shop = await create_widget(db, CLI, tenant, name="Shop")
+    owner = await login(app, db, await make_member(db, tenant, Role.owner))
+    thread_id = await conversation(db, shop, "u:1", ["Hi", "Hello!", "Bye", "Goodbye!"])
+    thread = await db.get(ChatThread, thread_id)
+    assert thread is not None
+    items = (await client.get(f"{CONVERSATIONS}/{thread_id}", headers=owner.headers)).json()
+    hello, goodbye = (datetime.fromisoformat(i["created_at"]) for i in items["items"][1::2])
+    finished = "server.response.finished"
+    db.add_all(
+        [  # each answer ends half a second after its message was created
+            fact(
+                thread, finished, hello + timedelta(seconds=0.5), first_token_ms=120, total_ms=700
+            ),
+            fact(
+                thread,
+                finished,
+                goodbye + timedelta(seconds=0.5),
+                first_token_ms=80,
+                total_ms=600,
+                input_tokens=5,
+                output_tokens=2,
+            ),
+        ]
+    )
+    await db.flush()
+    items = (await client.get(f"{CONVERSATIONS}/{thread_id}", headers=owner.headers)).json()
+    answers = [i["answer"] for i in items["items"]]
+    assert answers == [
+        None,
+        {"first_token_ms": 120, "total_ms": 700, "input_tokens": None, "output_tokens": None},
+        None,
+        {"first_token_ms": 80, "total_ms": 600, "input_tokens": 5, "output_tokens": 2},
+    ]
 
 
 async def test_the_list_finds_threads_with_errors_or_attachments(

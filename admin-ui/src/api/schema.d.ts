@@ -1718,6 +1718,20 @@ export interface components {
             retention_days: number;
         };
         /**
+         * Answer
+         * @description How long an answer took and what it cost, as the chat runtime reported it.
+         */
+        Answer: {
+            /** First Token Ms */
+            first_token_ms: number | null;
+            /** Input Tokens */
+            input_tokens: number | null;
+            /** Output Tokens */
+            output_tokens: number | null;
+            /** Total Ms */
+            total_ms: number;
+        };
+        /**
          * Attention
          * @enum {string}
          */
@@ -3443,6 +3457,7 @@ export interface components {
         };
         /** TranscriptItem */
         TranscriptItem: {
+            answer?: components["schemas"]["Answer"] | null;
             /**
              * Created At
              * Format: date-time

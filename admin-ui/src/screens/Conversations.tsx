@@ -45,6 +45,9 @@ function Transcript({ id, onClose }: { id: string; onClose: () => void }) {
                   <span className="item-meta">
                     {item.type.replace('_', ' ')} · {formatDate(item.created_at)}
                     {item.feedback && ` · feedback: ${item.feedback}`}
+                    {item.answer &&
+                      ` · first word ${item.answer.first_token_ms === null ? '—' : `${Math.round(item.answer.first_token_ms)} ms`}, total ${Math.round(item.answer.total_ms)} ms` +
+                        (item.answer.input_tokens === null ? '' : `, ${item.answer.input_tokens} / ${item.answer.output_tokens ?? 0} tokens`)}
                   </span>
                   <p>{item.text || <span className="muted">(no text)</span>}</p>
                 </li>

@@ -77,6 +77,15 @@ class ConversationPage(Schema):
     """Pass as ``before`` for the next page; null on the last."""
 
 
+class Answer(Schema):
+    """How long an answer took and what it cost, as the chat runtime reported it."""
+
+    first_token_ms: float | None
+    total_ms: float
+    input_tokens: int | None
+    output_tokens: int | None
+
+
 class TranscriptItem(Schema):
     id: str
     type: str
@@ -86,6 +95,8 @@ class TranscriptItem(Schema):
     feedback: str | None
     item: dict[str, Any]
     """The item as ChatKit stored it (annotations, attachments, tool calls, hidden context)."""
+    answer: Answer | None = None
+    """An assistant message's answer: its latency and tokens (null when not on record)."""
 
 
 class Review(Schema):
