@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime, time, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -17,9 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics import service
 from kithost.analytics.facts import fact
-from kithost.auth.scopes import Scope
 from kithost.db import session_scope
-from kithost.models import AnalyticsEvent, ErrorGroup, Tenant, Widget
+from kithost.models import AnalyticsEvent, ErrorGroup
 from kithost.models.base import utcnow
 from tests.analytics.helpers import (
     SHOP,
@@ -29,45 +28,10 @@ from tests.analytics.helpers import (
     event,
     published_widget,
     server,
+    store,
+    subject,
 )
 from tests.api.helpers import audit_actions
-from tests.factories import Credentials, client_token
-
-
-def stamped(events: list[dict[str, Any]], end_user: str | None = USER) -> list[dict[str, Any]]:
-    """Client events as the API hands them to the task (the batch's end user copied in)."""
-    return [{**e, "end_user": e.get("end_user", end_user)} for e in events]
-
-
-async def store(
-    app: FastAPI, widget: Widget, events: list[dict[str, Any]], end_user: str | None = USER
-) -> int:
-    """Store as the ingest task does, then run the rollup as beat does."""
-    async with session_scope(app.state.sessionmaker) as session:
-        stored = await service.store(
-            session, widget.tenant_id, widget.id, stamped(events, end_user), utcnow()
-        )
-    await service.rollup_pending(app.state.sessionmaker)
-    return stored
-
-
-class Subject(NamedTuple):
-    widget: Widget
-    tenant: Tenant
-    creds: Credentials
-    """An API client of the tenant with analytics:read, widgets:write and members:write."""
-    url: str
-    """The tenant's analytics routes."""
-
-
-async def subject(app: FastAPI, db: AsyncSession, widget: Widget | None = None) -> Subject:
-    """A published widget (a new one unless given), its tenant and a client of it."""
-    widget = widget or await published_widget(db)
-    tenant = await db.get(Tenant, widget.tenant_id)
-    assert tenant is not None
-    scopes = [Scope.analytics_read, Scope.widgets_write, Scope.members_write]
-    creds = await client_token(app, db, tenant, scopes)
-    return Subject(widget, tenant, creds, f"/api/v1/tenants/{tenant.slug}/analytics")
 
 
 async def test_series_funnel_and_latency(
@@ -226,47 +190,6 @@ async def test_bad_report_queries_are_problems_with_the_field(
         url, params={"metric": "loads", "widget": str(other.id)}, headers=creds.headers
     )
     assert (response.status_code, response.json()["code"]) == (404, "widget_not_found")
-
-
-async def test_error_groups_group_count_resolve_and_reopen(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
-) -> None:
-    widget, tenant, creds, url = await subject(app, db)
-    url = f"{url}/errors"
-    await store(
-        app, widget, [client_error("Request 1234 failed"), client_error("Request 98 failed")]
-    )
-    await store(app, widget, [client_error("Request 77 failed")], end_user="a:anon_other_visitor")
-    await store(app, widget, [client_error("Socket closed", frame="at open (https://x/a.js:1:1)")])
-    groups = (await client.get(url, headers=creds.headers)).json()["groups"]
-    assert sorted((g["message"], g["count"], g["affected_end_users"]) for g in groups) == [
-        ("Request <?> failed", 3, 2),
-        ("Socket closed", 1, 1),
-    ]
-    group = next(g for g in groups if g["count"] == 3)
-    assert group["hint"] == "Check the network"
-    assert group["sample"]["message"] == "Request 77 failed"
-    assert group["status"] == "open"
-
-    page = (await client.get(url, params={"limit": 1}, headers=creds.headers)).json()
-    rest = (
-        await client.get(url, params={"cursor": page["next_cursor"]}, headers=creds.headers)
-    ).json()
-    assert len(page["groups"]) == len(rest["groups"]) == 1
-    assert page["groups"][0]["id"] != rest["groups"][0]["id"]
-    bad = await client.get(url, params={"cursor": "nope"}, headers=creds.headers)
-    assert (bad.status_code, bad.json()["errors"][0]["field"]) == (422, "cursor")
-
-    resolved = await client.post(f"{url}/{group['id']}/resolve", headers=creds.headers)
-    assert resolved.status_code == 200
-    assert resolved.json()["status"] == "resolved"
-    assert "error_group.resolved" in await audit_actions(db, tenant.id)
-    listed = await client.get(url, params={"status": "open"}, headers=creds.headers)
-    assert [g["message"] for g in listed.json()["groups"]] == ["Socket closed"]
-
-    await store(app, widget, [client_error("Request 5 failed")])
-    detail = (await client.get(f"{url}/{group['id']}", headers=creds.headers)).json()
-    assert (detail["status"], detail["count"], detail["resolved_at"]) == ("open", 4, None)
 
 
 async def test_another_tenants_analytics_are_invisible(

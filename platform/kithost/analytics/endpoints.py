@@ -31,10 +31,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import State
 
 from kithost.analytics import repository, schemas, service
+from kithost.analytics.errors.endpoints import router as errors_router
 from kithost.analytics.events import MAX_BODY_BYTES
 from kithost.analytics.service import Batch, Interval, Metric
 from kithost.analytics.tasks import ingest
-from kithost.auth.dependencies import AnalyticsRead, MembersWrite, WidgetsWrite
+from kithost.auth.dependencies import AnalyticsRead, MembersWrite
 from kithost.db import DbSession, session_scope
 from kithost.embed.cache import origin_not_allowed, published_answers, visitor_origin
 from kithost.embed.endpoints import PathParamsRoute
@@ -261,53 +262,6 @@ async def get_latency(
     return schemas.Latency(since=since, until=until, **found.__dict__)
 
 
-def _group_out(view: service.GroupView) -> schemas.ErrorGroupOut:
-    fields = schemas.ErrorGroupOut.model_fields.keys() - {"affected_end_users"}
-    return schemas.ErrorGroupOut(
-        **{name: getattr(view.group, name) for name in fields},
-        affected_end_users=view.affected_end_users,
-    )
-
-
-@router.get(
-    "/errors",
-    summary="Client error groups, latest occurrence first",
-    responses=problems(*TENANT_ERRORS),
-)
-async def list_error_groups(
-    access: AnalyticsRead, session: DbSession, query: Annotated[schemas.ErrorGroupQuery, Query()]
-) -> schemas.ErrorGroupPage:
-    page = await service.list_error_groups(
-        session,
-        access.tenant,
-        status=query.status,
-        widget_id=query.widget,
-        cursor=query.cursor,
-        limit=query.limit,
-    )
-    return schemas.ErrorGroupPage(
-        groups=[_group_out(v) for v in page.groups], next_cursor=page.next_cursor
-    )
-
-
-@router.get("/errors/{id}", summary="One client error group", responses=problems(*TENANT_ERRORS))
-async def get_error_group(
-    id: uuid.UUID, access: AnalyticsRead, session: DbSession
-) -> schemas.ErrorGroupOut:
-    return _group_out(await service.get_error_group(session, access.tenant, id))
-
-
-@router.post(
-    "/errors/{id}/resolve",
-    summary="Mark a client error group resolved (a later occurrence reopens it)",
-    responses=problems(*TENANT_ERRORS),
-)
-async def resolve_error_group(
-    id: uuid.UUID, access: WidgetsWrite, session: DbSession
-) -> schemas.ErrorGroupOut:
-    return _group_out(await service.resolve_error_group(session, access.tenant, access.actor, id))
-
-
 def _csv_lines(rows: Iterable[Iterable[Any]]) -> Iterable[str]:
     for row in rows:
         out = io.StringIO()
@@ -415,3 +369,6 @@ async def put_settings(
 ) -> schemas.AnalyticsSettingsOut:
     days = await service.set_retention(session, access.tenant, access.actor, body.retention_days)
     return schemas.AnalyticsSettingsOut(retention_days=days)
+
+
+router.include_router(errors_router)

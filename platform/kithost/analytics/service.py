@@ -15,7 +15,7 @@ import bisect
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics import events as contract
 from kithost.analytics import latency, repository
+from kithost.analytics.errors import service as errors
 from kithost.analytics.events import Dropped, Event
 from kithost.audit import service as audit
 from kithost.audit.service import Actor
@@ -35,14 +36,12 @@ from kithost.chat import service as chat
 from kithost.db import Sessionmaker, session_scope
 from kithost.errors import (
     BadRequest,
-    NotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
     invalid_field,
 )
-from kithost.models import ErrorGroup, ErrorStatus, RollupPeriod, Tenant
+from kithost.models import RollupPeriod, Tenant
 from kithost.models.base import utcnow
-from kithost.webhooks import service as webhooks
 
 log = structlog.get_logger(__name__)
 
@@ -141,26 +140,8 @@ async def store(
                     raise
                 log.warning("analytics_event_refused", event_id=event.id, error=str(refused.orig))
     new = [e for e in unique if e.id in inserted]
-    for found in _occurrences(widget_id, new):
-        group_id = await repository.add_occurrences(session, tenant_id, found, now)
-        if group_id is not None:
-            data = _group(group_id, found)
-            await webhooks.emit(session, tenant_id, "client_error.new_group", data)
+    await errors.count_occurrences(session, tenant_id, widget_id, new, now)
     return len(new)
-
-
-def _group(group_id: uuid.UUID, found: repository.Occurrences) -> dict[str, Any]:
-    """A new error group as ``client_error.new_group`` announces it (no end user)."""
-    return {
-        "group_id": str(group_id),
-        "widget_id": str(found.widget_id),
-        "kind": found.kind,
-        "message": found.message,
-        "frame": found.frame,
-        "hint": found.hint,
-        "first_seen": found.first_seen.isoformat(),
-        "count": found.count,
-    }
 
 
 async def _insert(
@@ -177,39 +158,6 @@ async def _insert(
 def _unavailable(exc: DBAPIError) -> bool:
     """Whether the database failed (retry the task) rather than refused a row."""
     return isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
-
-
-def _occurrences(widget_id: uuid.UUID, new: Sequence[Event]) -> list[repository.Occurrences]:
-    groups: dict[str, repository.Occurrences] = {}
-    for event in sorted((e for e in new if e.name == "client.error"), key=lambda e: e.occurred_at):
-        data = event.data
-        key = contract.fingerprint(data["kind"], data["message"], data.get("frame"))
-        found = groups.get(key)
-        sample = {**data, "event_id": event.id, "end_user": event.end_user}
-        if found is None:
-            found = groups[key] = repository.Occurrences(
-                widget_id=widget_id,
-                fingerprint=key,
-                kind=data["kind"],
-                message=contract.normalise_message(data["message"]),
-                frame=data.get("frame"),
-                hint=data.get("hint"),
-                sample=sample,
-                first_seen=event.occurred_at,
-                last_seen=event.occurred_at,
-                count=0,
-                end_users=set(),
-            )
-        groups[key] = found = replace(
-            found,
-            count=found.count + 1,
-            last_seen=event.occurred_at,
-            sample=sample,
-            hint=data.get("hint"),
-        )
-        if event.end_user is not None:
-            found.end_users.add(event.end_user)
-    return list(groups.values())
 
 
 # --- rollups ---------------------------------------------------------------------------
@@ -514,76 +462,6 @@ async def latencies(
         total_p50=latency.percentile(total, 0.5),
         total_p95=latency.percentile(total, 0.95),
     )
-
-
-# --- error groups ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GroupView:
-    group: ErrorGroup
-    affected_end_users: int
-
-
-@dataclass(frozen=True)
-class GroupPage:
-    groups: list[GroupView]
-    next_cursor: str | None
-
-
-async def list_error_groups(
-    session: AsyncSession,
-    tenant: Tenant,
-    *,
-    status: ErrorStatus | None,
-    widget_id: uuid.UUID | None,
-    cursor: str | None,
-    limit: int,
-) -> GroupPage:
-    before = None if cursor is None else _decode_cursor(cursor)
-    rows = await repository.list_error_groups(
-        session, tenant.id, status=status, widget_id=widget_id, before=before, limit=limit + 1
-    )
-    views = [GroupView(g, n) for g, n in rows]
-    if len(views) <= limit:
-        return GroupPage(views, None)
-    last = views[limit - 1].group
-    return GroupPage(views[:limit], f"{int(last.last_seen.timestamp() * 1e6)}.{last.id.hex}")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        micros, _, hex_id = cursor.partition(".")
-        return datetime.fromtimestamp(int(micros) / 1e6, UTC), uuid.UUID(hex=hex_id)
-    except (ValueError, OverflowError, OSError):
-        raise invalid_field("cursor", "not a cursor this list gave", "cursor") from None
-
-
-async def get_error_group(session: AsyncSession, tenant: Tenant, group_id: uuid.UUID) -> GroupView:
-    found = await repository.get_error_group(session, tenant.id, group_id)
-    if found is None:
-        raise NotFound(f"No error group {group_id}.", code="error_group_not_found")
-    return GroupView(*found)
-
-
-async def resolve_error_group(
-    session: AsyncSession, tenant: Tenant, actor: Actor, group_id: uuid.UUID
-) -> GroupView:
-    """Mark the group resolved; an occurrence after now reopens it."""
-    view = await get_error_group(session, tenant, group_id)
-    if view.group.status is not ErrorStatus.resolved:
-        view.group.status = ErrorStatus.resolved
-        view.group.resolved_at = utcnow()
-        audit.record(
-            session,
-            actor,
-            "error_group.resolved",
-            tenant_id=tenant.id,
-            target_type="error_group",
-            target_id=group_id,
-        )
-        await session.flush()
-    return view
 
 
 # --- retention and deletion ------------------------------------------------------------
