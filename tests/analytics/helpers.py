@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics import service
+from kithost.analytics.ingestion import service as ingestion
 from kithost.audit.service import CLI
 from kithost.auth.scopes import Scope
 from kithost.db import session_scope
@@ -95,7 +96,7 @@ async def store(
 ) -> int:
     """Store as the ingest task does, then run the rollup as beat does."""
     async with session_scope(app.state.sessionmaker) as session:
-        stored = await service.store(
+        stored = await ingestion.store(
             session, widget.tenant_id, widget.id, stamped(events, end_user), utcnow()
         )
     await service.rollup_pending(app.state.sessionmaker)

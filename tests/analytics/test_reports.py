@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics import service
 from kithost.analytics.facts import fact
-from kithost.db import session_scope
 from kithost.models import AnalyticsEvent, ErrorGroup
 from kithost.models.base import utcnow
 from tests.analytics.helpers import (
@@ -101,27 +100,6 @@ async def test_feedback_reported_by_the_chat_store_reaches_the_funnel(
     assert await store(app, widget, [*conversation("th_a", 1), thumbs_up]) == 4
     funnel = (await client.get(f"{url}/funnel", headers=creds.headers)).json()
     assert funnel["positive_feedback"] == 1
-
-
-async def test_rows_the_database_refuses_leave_the_rest_of_the_batch_stored(
-    app: FastAPI, db: AsyncSession
-) -> None:
-    """Events queued by an older sender with NUL characters (PostgreSQL refuses them), and
-    one the database refuses (a thread id longer than its column), cost only themselves."""
-    widget = await published_widget(db)
-    good = [event("loader.loaded"), event("widget.opened")]
-    bad = [
-        event("chatkit.log", {"text": "a\x00b"}),
-        event("loader.loaded", end_user="a:anon\x00"),
-        event("chatkit.log", {"thread_id": "t" * 65}),
-    ]
-    on_postgresql = db.get_bind().dialect.name == "postgresql"
-    assert await store(app, widget, [good[0], *bad, good[1]]) == 2 + (not on_postgresql)
-    async with session_scope(app.state.sessionmaker) as session:
-        stored = await session.scalars(
-            select(AnalyticsEvent.event_id).where(AnalyticsEvent.tenant_id == widget.tenant_id)
-        )
-        assert {e["id"] for e in good} <= set(stored)
 
 
 async def test_series_buckets_in_a_time_zone(

@@ -20,7 +20,7 @@ import structlog
 from celery import Celery
 from fastapi import Depends, Request
 
-from kithost.analytics.tasks import ingest
+from kithost.analytics.ingestion.tasks import ingest
 
 log = structlog.get_logger(__name__)
 

@@ -10,33 +10,6 @@ from kithost.analytics.service import Interval, Metric
 from kithost.kit.schemas import Schema
 
 
-class DroppedEvent(Schema):
-    index: int = Field(description="Position of the event in the batch.")
-    id: str | None
-    code: str = Field(
-        examples=[
-            "unknown_name",
-            "server_name",
-            "invalid_id",
-            "invalid_time",
-            "too_old",
-            "invalid_data",
-            "data_too_large",
-            "duplicate_id",
-            "invalid_event",
-        ]
-    )
-    field: str
-    message: str
-
-
-class Accepted(Schema):
-    """What ``POST /v1/embed/{pk}/events`` kept, and why it dropped the others."""
-
-    accepted: int
-    dropped: list[DroppedEvent]
-
-
 class RangeQuery(Schema):
     since: AwareDatetime | None = Field(None, description="Default: 7 days before `until`.")
     until: AwareDatetime | None = Field(None, description="Exclusive; default: now.")

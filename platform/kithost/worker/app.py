@@ -16,6 +16,7 @@ from kombu.transport import sqlalchemy as kombu_sqlalchemy
 from kithost.settings import Settings
 
 TASK_MODULES = [
+    "kithost.analytics.ingestion.tasks",
     "kithost.analytics.tasks",
     "kithost.chat.tasks",
     "kithost.health.tasks",
