@@ -9,8 +9,8 @@ from typing import Any, NamedTuple
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.analytics import service
 from kithost.analytics.ingestion import service as ingestion
+from kithost.analytics.rollups import service as rollups
 from kithost.audit.service import CLI
 from kithost.auth.scopes import Scope
 from kithost.db import session_scope
@@ -99,7 +99,7 @@ async def store(
         stored = await ingestion.store(
             session, widget.tenant_id, widget.id, stamped(events, end_user), utcnow()
         )
-    await service.rollup_pending(app.state.sessionmaker)
+    await rollups.rollup_pending(app.state.sessionmaker)
     return stored
 
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Integer,
     and_,
     case,
@@ -22,9 +21,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.analytics.sql import between
 from kithost.models import (
     AnalyticsEvent,
-    AnalyticsPendingRollup,
     AnalyticsRollup,
     AnalyticsSettings,
     ErrorGroup,
@@ -41,158 +40,6 @@ def _insert(session: AsyncSession, model: type[Any]) -> Any:
     """``INSERT`` with ``ON CONFLICT`` support, for the session's database."""
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
-
-
-# --- rollups ---------------------------------------------------------------------------
-
-
-class Pending(NamedTuple):
-    tenant_id: uuid.UUID
-    hour: datetime
-    marked_at: datetime
-
-
-async def pending_rollups(session: AsyncSession, limit: int) -> Sequence[Pending]:
-    """Hours of any tenant waiting for their rollup with their latest mark, the hour marked
-    least recently first (spans tenants)."""
-    p = AnalyticsPendingRollup
-    latest = func.max(p.marked_at)
-    result = await session.execute(
-        select(p.tenant_id, p.hour, latest)
-        .group_by(p.tenant_id, p.hour)
-        .order_by(latest)
-        .limit(limit)
-    )
-    return [Pending(*row) for row in result]
-
-
-async def clear_pending(session: AsyncSession, done: Pending) -> None:
-    """Forget the marks of ``done``'s hour up to the latest one read: marks of batches that
-    arrived since stay."""
-    p = AnalyticsPendingRollup
-    await session.execute(
-        delete(p).where(
-            p.tenant_id == done.tenant_id, p.hour == done.hour, p.marked_at <= done.marked_at
-        )
-    )
-
-
-def _between(tenant_id: uuid.UUID, start: datetime, end: datetime) -> ColumnElement[bool]:
-    return and_(
-        Stored.tenant_id == tenant_id, Stored.occurred_at >= start, Stored.occurred_at < end
-    )
-
-
-def _json_int(key: str) -> ColumnElement[Any]:
-    return func.coalesce(Stored.data[key].as_integer(), 0)
-
-
-class NameCounts(NamedTuple):
-    widget_id: uuid.UUID
-    name: str
-    events: int
-    tokens_in: int
-    tokens_out: int
-    positive: int
-
-
-async def name_counts(
-    session: AsyncSession, tenant_id: uuid.UUID, start: datetime, end: datetime
-) -> Sequence[NameCounts]:
-    """Per widget and event name: events, tokens in and out, positive feedback."""
-    positive = case((Stored.data["kind"].as_string() == "positive", 1), else_=0)
-    result = await session.execute(
-        select(
-            Stored.widget_id,
-            Stored.name,
-            func.count(),
-            func.sum(_json_int("input_tokens")),
-            func.sum(_json_int("output_tokens")),
-            func.sum(case((Stored.name == "server.feedback", positive), else_=0)),
-        )
-        .where(_between(tenant_id, start, end))
-        .group_by(Stored.widget_id, Stored.name)
-    )
-    return [
-        NameCounts(w, n, c, int(i or 0), int(o or 0), int(p or 0)) for w, n, c, i, o, p in result
-    ]
-
-
-async def distinct_end_users(
-    session: AsyncSession, tenant_id: uuid.UUID, start: datetime, end: datetime
-) -> dict[uuid.UUID, int]:
-    result = await session.execute(
-        select(Stored.widget_id, func.count(distinct(Stored.end_user_id)))
-        .where(_between(tenant_id, start, end), Stored.end_user_id.is_not(None))
-        .group_by(Stored.widget_id)
-    )
-    return {widget_id: count for widget_id, count in result}
-
-
-async def response_latencies(
-    session: AsyncSession, tenant_id: uuid.UUID, start: datetime, end: datetime
-) -> Sequence[tuple[uuid.UUID, int | None, int | None]]:
-    """(widget, first token ms, total ms) of every finished response."""
-    result = await session.execute(
-        select(
-            Stored.widget_id,
-            Stored.data["first_token_ms"].as_integer(),
-            Stored.data["total_ms"].as_integer(),
-        ).where(_between(tenant_id, start, end), Stored.name == "server.response.finished")
-    )
-    return [(w, f, t) for w, f, t in result]
-
-
-async def replace_rollups(
-    session: AsyncSession,
-    tenant_id: uuid.UUID,
-    period: RollupPeriod,
-    start: datetime,
-    rows: Sequence[dict[str, Any]],
-) -> None:
-    r = AnalyticsRollup
-    await session.execute(
-        delete(r).where(r.tenant_id == tenant_id, r.period == period, r.start == start)
-    )
-    if rows:
-        await session.execute(
-            _insert(session, r),
-            [{**row, "tenant_id": tenant_id, "period": period, "start": start} for row in rows],
-        )
-
-
-async def rollups(
-    session: AsyncSession,
-    tenant_id: uuid.UUID,
-    period: RollupPeriod,
-    start: datetime,
-    end: datetime,
-    widget_id: uuid.UUID | None = None,
-) -> Sequence[AnalyticsRollup]:
-    r = AnalyticsRollup
-    query = select(r).where(
-        r.tenant_id == tenant_id, r.period == period, r.start >= start, r.start < end
-    )
-    if widget_id is not None:
-        query = query.where(r.widget_id == widget_id)
-    return (await session.execute(query.order_by(r.start))).scalars().all()
-
-
-SUMMABLE = (
-    "loads",
-    "opens",
-    "sessions",
-    "threads",
-    "messages",
-    "responses",
-    "tokens_in",
-    "tokens_out",
-    "feedback_up",
-    "feedback_down",
-    "client_errors",
-    "guardrails_tripped",
-    "end_users",
-)
 
 
 async def summed(
@@ -250,7 +97,7 @@ async def end_user_times(
 ) -> AsyncIterator[tuple[str, datetime]]:
     """(end user, time) of the tenant's events with an end user, for distinct counts."""
     query = select(Stored.end_user_id, Stored.occurred_at).where(
-        _between(tenant_id, start, end), Stored.end_user_id.is_not(None)
+        between(tenant_id, start, end), Stored.end_user_id.is_not(None)
     )
     if widget_id is not None:
         query = query.where(Stored.widget_id == widget_id)
@@ -271,7 +118,7 @@ async def funnel_counts(
 ) -> tuple[int, int, int, int, int]:
     """Loads, opens, threads with a message, threads with ≥ 3, threads with positive
     feedback among those with a message."""
-    scope = _between(tenant_id, start, end)
+    scope = between(tenant_id, start, end)
     if widget_id is not None:
         scope = and_(scope, Stored.widget_id == widget_id)
     named = select(
@@ -313,7 +160,7 @@ async def stream_events(
     end: datetime,
     widget_id: uuid.UUID | None,
 ) -> AsyncIterator[AnalyticsEvent]:
-    query = select(Stored).where(_between(tenant_id, start, end)).order_by(Stored.occurred_at)
+    query = select(Stored).where(between(tenant_id, start, end)).order_by(Stored.occurred_at)
     if widget_id is not None:
         query = query.where(Stored.widget_id == widget_id)
     async for event in await session.stream_scalars(query.execution_options(yield_per=1000)):

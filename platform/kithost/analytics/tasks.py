@@ -11,12 +11,6 @@ from kithost.worker import database
 from kithost.worker.database import RETRY
 
 
-@shared_task(name="kithost.analytics.rollup", bind=True, **RETRY)
-def rollup(self: Task[Any, Any]) -> int:
-    """Recompute the rollups of the hours that got events since (beat, every minute)."""
-    return database.run(self.app, service.rollup_pending)
-
-
 @shared_task(name="kithost.analytics.purge", bind=True, **RETRY)
 def purge(self: Task[Any, Any]) -> dict[str, int]:
     """Remove what each tenant's retention no longer keeps (beat, hourly)."""

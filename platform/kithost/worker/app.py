@@ -17,6 +17,7 @@ from kithost.settings import Settings
 
 TASK_MODULES = [
     "kithost.analytics.ingestion.tasks",
+    "kithost.analytics.rollups.tasks",
     "kithost.analytics.tasks",
     "kithost.chat.tasks",
     "kithost.health.tasks",
