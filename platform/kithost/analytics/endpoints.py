@@ -1,60 +1,15 @@
-"""Analytics over HTTP: reports out to tenants (events come in through
-:mod:`kithost.analytics.ingestion.endpoints`).
-"""
+"""The tenants' analytics routes, ``/tenants/{tenant}/analytics/…``: one router per job
+(each job's ``endpoints`` module says what its routes do). Visitors' events come in through
+:mod:`kithost.analytics.ingestion.endpoints`, a visitor route mounted by ``app.py``."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-import structlog
-from fastapi import APIRouter, Body
-
-from kithost.analytics import schemas, service
 from kithost.analytics.errors.endpoints import router as errors_router
 from kithost.analytics.reports.endpoints import router as reports_router
-from kithost.auth.dependencies import AnalyticsRead, MembersWrite
-from kithost.db import DbSession
-from kithost.kit.schemas import TENANT_ERRORS, problems
-
-log = structlog.get_logger(__name__)
+from kithost.analytics.retention.endpoints import router as retention_router
 
 router = APIRouter(prefix="/tenants/{tenant}/analytics", tags=["analytics"])
-
-
-@router.post(
-    "/end-user-deletions",
-    summary="Delete one end user's data: events, error occurrences, chat threads and files",
-    responses=problems(*TENANT_ERRORS),
-)
-async def delete_end_user(
-    access: MembersWrite,
-    session: DbSession,
-    body: Annotated[schemas.EndUserDeletion, Body()],
-) -> schemas.EndUserDeleted:
-    removed = await service.delete_end_user(session, access.tenant, access.actor, body.end_user)
-    return schemas.EndUserDeleted(end_user=body.end_user, removed=removed)
-
-
-@router.get("/settings", summary="Analytics settings", responses=problems(*TENANT_ERRORS))
-async def get_settings(access: AnalyticsRead, session: DbSession) -> schemas.AnalyticsSettingsOut:
-    return schemas.AnalyticsSettingsOut(
-        retention_days=await service.retention(session, access.tenant)
-    )
-
-
-@router.put(
-    "/settings",
-    summary="Change analytics settings (retention of raw events, error samples, chat data)",
-    responses=problems(*TENANT_ERRORS),
-)
-async def put_settings(
-    access: MembersWrite,
-    session: DbSession,
-    body: Annotated[schemas.AnalyticsSettingsUpdate, Body()],
-) -> schemas.AnalyticsSettingsOut:
-    days = await service.set_retention(session, access.tenant, access.actor, body.retention_days)
-    return schemas.AnalyticsSettingsOut(retention_days=days)
-
-
-router.include_router(reports_router)
-router.include_router(errors_router)
+for job in (reports_router, errors_router, retention_router):
+    router.include_router(job)

@@ -18,7 +18,7 @@ from kithost.settings import Settings
 TASK_MODULES = [
     "kithost.analytics.ingestion.tasks",
     "kithost.analytics.rollups.tasks",
-    "kithost.analytics.tasks",
+    "kithost.analytics.retention.tasks",
     "kithost.chat.tasks",
     "kithost.health.tasks",
     "kithost.invitations.tasks",

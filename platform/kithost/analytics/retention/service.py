@@ -1,47 +1,63 @@
-"""Analytics in domain terms: batches in, events stored once, rollups, queries, retention.
+"""Retention and erasure in domain terms: :func:`purge_expired` (each tenant's, hourly) and
+:func:`delete_end_user` are the one place where end users' data is removed.
 
-- The API turns a body into a :class:`Batch` (:func:`parse_batch`) without any database.
-- Workers :func:`store` events idempotently: only events inserted now count into error
-  groups and mark their hour for the rollup, so a redelivered batch changes nothing.
-- :func:`rollup_pending` recomputes marked hours (and their UTC days) from raw events;
-  :func:`recompute` does it for any window.
-- :func:`purge_expired` and :func:`delete_end_user` are the one place where analytics data
-  (and, once the chat store exists, chat data) is removed.
+Analytics removes its own rows; the other domains holding end users' data under the same
+retention (chat: threads, items, attachments) register a :class:`DataOwner` when their
+service module is imported, so analytics never imports them. Every process imports them:
+the API through its routers, workers and beat through ``kithost.cli`` (which builds the app).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.analytics import repository
+from kithost.analytics.retention import repository
 from kithost.audit import service as audit
 from kithost.audit.service import Actor
-from kithost.chat import service as chat
 from kithost.db import Sessionmaker, session_scope
 from kithost.models import Tenant
 from kithost.models.base import utcnow
 
-log = structlog.get_logger(__name__)
+
+@dataclass(frozen=True)
+class DataOwner:
+    """A domain holding end users' data that purges and end-user deletions reach. Both
+    functions run in the caller's unit of work and return the number of rows removed."""
+
+    name: str
+    """Its key in what :func:`purge_expired` and :func:`delete_end_user` return."""
+    purge_before: Callable[[AsyncSession, uuid.UUID, datetime], Awaitable[int]]
+    """Remove the tenant's data older than the cutoff."""
+    delete_end_user: Callable[[AsyncSession, uuid.UUID, str], Awaitable[int]]
+    """Remove one end user's data from the tenant."""
 
 
-# --- retention and deletion ------------------------------------------------------------
+_owners: dict[str, DataOwner] = {}
+
+
+def register(owner: DataOwner) -> None:
+    """Let ``owner`` take part in purges and end-user deletions (one owner per name)."""
+    _owners[owner.name] = owner
 
 
 async def purge_expired(session: AsyncSession, tenant_id: uuid.UUID, days: int) -> dict[str, int]:
     """Remove what is older than the tenant's retention: raw events, error groups (with
-    their samples) last seen before it, and chat threads, items and attachments (their files
-    after the commit). Rollups stay: they hold no personal data."""
+    their samples) last seen before it, and what the data owners hold (chat threads, items
+    and attachments). Rollups stay: they hold no personal data."""
     cutoff = utcnow() - timedelta(days=days)
-    return {
+    removed = {
         "events": await repository.purge_events(session, tenant_id, cutoff),
         "error_groups": await repository.purge_error_groups(session, tenant_id, cutoff),
-        "chat": await chat.purge_before(session, tenant_id, cutoff),
     }
+    for owner in _owners.values():
+        removed[owner.name] = await owner.purge_before(session, tenant_id, cutoff)
+    return removed
 
 
 async def purge_all(sessionmaker: Sessionmaker) -> dict[str, int]:
@@ -65,8 +81,9 @@ async def delete_end_user(
         "error_occurrences": await repository.forget_error_group_user(
             session, tenant.id, end_user_id
         ),
-        "chat": await chat.delete_end_user_data(session, tenant.id, end_user_id),
     }
+    for owner in _owners.values():
+        removed[owner.name] = await owner.delete_end_user(session, tenant.id, end_user_id)
     audit.record(
         session,
         actor,

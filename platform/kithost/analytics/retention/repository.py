@@ -1,42 +1,18 @@
-"""SQL for analytics. Every statement on tenant data takes the tenant; the few that span
-tenants (the rollup queue, retention) say so."""
+"""SQL of retention: the tenant's setting, and deleting raw events, error groups and an end
+user's traces. Every statement takes the tenant, except the sweep's list of tenants."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import (
-    Integer,
-    delete,
-    func,
-    select,
-    update,
-)
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Integer, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.models import (
-    AnalyticsEvent,
-    AnalyticsSettings,
-    ErrorGroup,
-    ErrorGroupUser,
-    Tenant,
-)
+from kithost.analytics.sql import Stored, insert
+from kithost.models import AnalyticsSettings, ErrorGroup, ErrorGroupUser, Tenant
 from kithost.models.analytics_settings import DEFAULT_RETENTION_DAYS
-
-Stored = AnalyticsEvent
-
-
-def _insert(session: AsyncSession, model: type[Any]) -> Any:
-    """``INSERT`` with ``ON CONFLICT`` support, for the session's database."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
-
-
-# --- retention and deletion ------------------------------------------------------------
 
 
 async def retention_days(session: AsyncSession, tenant_id: uuid.UUID) -> int:
@@ -47,7 +23,7 @@ async def retention_days(session: AsyncSession, tenant_id: uuid.UUID) -> int:
 
 
 async def set_retention_days(session: AsyncSession, tenant_id: uuid.UUID, days: int) -> None:
-    statement = _insert(session, AnalyticsSettings).values(tenant_id=tenant_id, retention_days=days)
+    statement = insert(session, AnalyticsSettings).values(tenant_id=tenant_id, retention_days=days)
     statement = statement.on_conflict_do_update(
         index_elements=[AnalyticsSettings.tenant_id],
         set_={"retention_days": statement.excluded.retention_days},

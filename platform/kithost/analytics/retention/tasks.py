@@ -1,4 +1,4 @@
-"""The periodic work of analytics: rollups and the retention purge."""
+"""The retention sweep (beat, hourly)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from kithost.analytics import service
+from kithost.analytics.retention import service
 from kithost.worker import database
 from kithost.worker.database import RETRY
 
