@@ -26,8 +26,8 @@ from kithost.conversations.schemas import (
     TranscriptItem,
 )
 from kithost.errors import FieldError, Forbidden, NotFound
+from kithost.kit.pseudonyms import exported_end_user
 from kithost.models import ChatItem, ConversationReview
-from kithost.sessions.identity import exported_end_user
 
 EXPORT_PAGE = 200
 

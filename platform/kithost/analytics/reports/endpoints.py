@@ -21,10 +21,10 @@ from kithost.analytics.reports.service import Interval, Metric
 from kithost.auth.dependencies import AnalyticsRead
 from kithost.db import DbSession, session_scope
 from kithost.errors import invalid_field
+from kithost.kit.pseudonyms import exported_end_user
 from kithost.kit.schemas import TENANT_ERRORS, problems
 from kithost.models import Tenant
 from kithost.models.base import utcnow
-from kithost.sessions.identity import exported_end_user
 from kithost.state import AppSettings
 from kithost.widgets.service import get_widget
 
