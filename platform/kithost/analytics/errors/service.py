@@ -1,5 +1,5 @@
 """Client error groups in domain terms: new ``client.error`` events counted into their
-groups (a new group announced by the ``client.error.new_group`` webhook), and the tenant's
+groups (a new group announced by the ``client_error.new_group`` webhook), and the tenant's
 list, detail and resolution."""
 
 from __future__ import annotations
