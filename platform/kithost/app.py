@@ -9,8 +9,8 @@ from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 
 import kithost
-from kithost.analytics.endpoints import visitor_router as analytics_visitor_router
 from kithost.analytics.facts import FactBuffer
+from kithost.analytics.ingestion.endpoints import visitor_router as analytics_visitor_router
 from kithost.api import api_router
 from kithost.api_docs import router as api_docs_router
 from kithost.auth import oidc

@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost import migrate as migrations
-from kithost.analytics import service as analytics
+from kithost.analytics.rollups import service as rollups
 from kithost.app import create_app
 from kithost.audit.service import CLI
 from kithost.auth import signing
@@ -399,14 +399,14 @@ def analytics_rollup(
     async def work(sessionmaker: Sessionmaker) -> dict[str, Any]:
         async with session_scope(sessionmaker) as session:
             if tenant is None:
-                tenant_ids = await analytics.tenant_ids(session)
+                tenant_ids = await rollups.tenant_ids(session)
             else:
                 tenant_ids = [(await get_tenant(session, tenant)).id]
-        hours = analytics.hours_between(start, end)
+        hours = rollups.hours_between(start, end)
         with typer.progressbar(
             length=len(hours) * len(tenant_ids), label="Recomputing rollups", file=sys.stderr
         ) as bar:
-            done = await analytics.recompute(
+            done = await rollups.recompute(
                 sessionmaker, tenant_ids, start, end, advance=lambda: bar.update(1)
             )
         return {"tenants": len(tenant_ids), "hours": len(hours), "recomputed": done}

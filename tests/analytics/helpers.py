@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.analytics.ingestion import service as ingestion
+from kithost.analytics.rollups import service as rollups
 from kithost.audit.service import CLI
+from kithost.auth.scopes import Scope
+from kithost.db import session_scope
 from kithost.models import Tenant, Widget
+from kithost.models.base import utcnow
 from kithost.widgets.service import create_widget, publish_draft
-from tests.factories import make_tenant
+from tests.factories import Credentials, client_token, make_tenant
 
 SHOP = "https://shop.example.com"
 USER = "a:anon_" + "u" * 24
@@ -78,3 +84,39 @@ def client_error(
         "client.error",
         {"kind": "network", "message": message, "hint": "Check the network", "frame": frame},
     )
+
+
+def stamped(events: list[dict[str, Any]], end_user: str | None = USER) -> list[dict[str, Any]]:
+    """Client events as the API hands them to the task (the batch's end user copied in)."""
+    return [{**e, "end_user": e.get("end_user", end_user)} for e in events]
+
+
+async def store(
+    app: FastAPI, widget: Widget, events: list[dict[str, Any]], end_user: str | None = USER
+) -> int:
+    """Store as the ingest task does, then run the rollup as beat does."""
+    async with session_scope(app.state.sessionmaker) as session:
+        stored = await ingestion.store(
+            session, widget.tenant_id, widget.id, stamped(events, end_user), utcnow()
+        )
+    await rollups.rollup_pending(app.state.sessionmaker)
+    return stored
+
+
+class Subject(NamedTuple):
+    widget: Widget
+    tenant: Tenant
+    creds: Credentials
+    """An API client of the tenant with analytics:read, widgets:write and members:write."""
+    url: str
+    """The tenant's analytics routes."""
+
+
+async def subject(app: FastAPI, db: AsyncSession, widget: Widget | None = None) -> Subject:
+    """A published widget (a new one unless given), its tenant and a client of it."""
+    widget = widget or await published_widget(db)
+    tenant = await db.get(Tenant, widget.tenant_id)
+    assert tenant is not None
+    scopes = [Scope.analytics_read, Scope.widgets_write, Scope.members_write]
+    creds = await client_token(app, db, tenant, scopes)
+    return Subject(widget, tenant, creds, f"/api/v1/tenants/{tenant.slug}/analytics")

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from kithost.analytics import facts
 from kithost.analytics.facts import FactBuffer, fact
-from kithost.analytics.tasks import ingest
+from kithost.analytics.ingestion.tasks import ingest
 from tests.workers import take_sent_tasks
 
 

@@ -19,7 +19,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Frame, Page, expect
 
 from kithost import migrate
-from kithost.analytics.tasks import rollup
+from kithost.analytics.rollups.tasks import rollup
 from kithost.audit.service import CLI
 from kithost.db import create_engine, create_sessionmaker, session_scope
 from kithost.demo import seed_demo

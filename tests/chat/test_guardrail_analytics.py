@@ -11,7 +11,8 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.analytics import service
+from kithost.analytics.ingestion import service as ingestion
+from kithost.analytics.rollups import service as rollups
 from kithost.auth.scopes import Scope
 from kithost.db import session_scope
 from kithost.models import Tenant
@@ -37,8 +38,8 @@ async def test_tripped_guardrails_are_counted_and_reported(
     facts = await sent_tasks.facts()
     assert [f["name"] for f in facts].count("server.guardrail.tripped") == 3
     async with session_scope(app.state.sessionmaker) as session:
-        await service.store(session, widget.tenant_id, widget.id, facts, utcnow())
-    await service.rollup_pending(app.state.sessionmaker)
+        await ingestion.store(session, widget.tenant_id, widget.id, facts, utcnow())
+    await rollups.rollup_pending(app.state.sessionmaker)
     tenant = await db.get(Tenant, widget.tenant_id)
     assert tenant is not None
     creds = await client_token(app, db, tenant, [Scope.analytics_read])

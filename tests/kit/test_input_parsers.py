@@ -14,7 +14,7 @@ import jwt
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from kithost.analytics.service import parse_batch
+from kithost.analytics.ingestion.service import parse_batch
 from kithost.chat.endpoints import _parse as parse_chatkit_request
 from kithost.chat.endpoints import page_context
 from kithost.errors import KithostError

@@ -17,7 +17,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kithost.analytics.facts import FLUSH_SECONDS
-from kithost.analytics.tasks import ingest
+from kithost.analytics.ingestion.tasks import ingest
 from kithost.audit.service import CLI
 from kithost.auth.scopes import Scope
 from kithost.embed.cache import ConfigCache

@@ -16,8 +16,8 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from kithost.analytics import service as analytics
-from kithost.analytics.tasks import ingest
+from kithost.analytics.ingestion import service as ingestion
+from kithost.analytics.ingestion.tasks import ingest
 from kithost.db import session_scope
 from kithost.models import Role, Tenant, WebhookEndpoint, Widget
 from kithost.models.base import utcnow
@@ -274,7 +274,7 @@ async def test_a_new_client_error_group_is_announced_once(
         sent[:] = [s for s in sent if s[0] != ingest.name]
         for tenant_id, widget_id, stored in batches:
             async with session_scope(app.state.sessionmaker) as session:
-                await analytics.store(
+                await ingestion.store(
                     session, uuid.UUID(tenant_id), uuid.UUID(widget_id), stored, utcnow()
                 )
 

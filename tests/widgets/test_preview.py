@@ -10,7 +10,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.analytics.tasks import ingest
+from kithost.analytics.ingestion.tasks import ingest
 from kithost.kit.headers import page_policy
 from kithost.models import Role
 from kithost.models.base import utcnow

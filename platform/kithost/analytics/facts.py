@@ -1,5 +1,5 @@
 """Facts Kithost itself observes (a session minted, a response finished), sent to
-analytics as events named ``server.…`` through :func:`kithost.analytics.tasks.ingest`.
+analytics as events named ``server.…`` through :func:`kithost.analytics.ingestion.tasks.ingest`.
 
 Facts come from hot routes, so they are not sent one by one: each process keeps a
 :class:`FactBuffer` (``app.state.facts``) that sends what it holds as one task per widget
@@ -20,7 +20,7 @@ import structlog
 from celery import Celery
 from fastapi import Depends, Request
 
-from kithost.analytics.tasks import ingest
+from kithost.analytics.ingestion.tasks import ingest
 
 log = structlog.get_logger(__name__)
 

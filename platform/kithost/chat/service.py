@@ -1,4 +1,6 @@
-"""Chat data as a whole, for retention and erasure (analytics' retention calls them).
+"""Chat data as a whole, for retention and erasure: registered with analytics' retention
+(:class:`kithost.analytics.retention.service.DataOwner` ``"chat"``) when this module is
+imported, so the hourly purge and end-user deletions reach it.
 
 Both run in the caller's unit of work: rows go with its commit, and the attachments' bytes
 are removed after it by the ``kithost.chat.delete_blobs`` task (never before: a rollback
@@ -14,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, false
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.analytics.retention import service as retention
 from kithost.chat import repository
 from kithost.chat.tasks import delete_blobs
 from kithost.models import ChatAttachment, ChatThread
@@ -64,3 +67,6 @@ async def _delete(
     if keys or loose_keys:
         enqueue(session, delete_blobs, str(tenant_id), keys + loose_keys)
     return in_threads + loose
+
+
+retention.register(retention.DataOwner("chat", purge_before, delete_end_user_data))

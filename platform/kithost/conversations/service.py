@@ -33,8 +33,8 @@ from kithost.conversations.schemas import (
     TranscriptItem,
 )
 from kithost.errors import FieldError, Forbidden, NotFound
+from kithost.kit.pseudonyms import exported_end_user
 from kithost.models import ChatItem, ConversationReview
-from kithost.sessions.identity import exported_end_user
 
 EXPORT_PAGE = 50
 FILTERS = set(ConversationFilters.model_fields)

@@ -10,8 +10,6 @@ kind (``u:`` verified, ``a:`` anonymous), so an anonymous id can never pose as a
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import time
 import unicodedata
@@ -106,16 +104,6 @@ def verify_identity_token(token: str, secret: str, *, now: float | None = None) 
         expires_at=int(exp),
         secret_fingerprint=secret_fingerprint(secret),
     )
-
-
-def exported_end_user(end_user_id: str, key: str) -> str:
-    """How an end user appears in exports: a device id is a credential (it mints sessions),
-    so an anonymous one becomes ``a:h_`` and a keyed hash (HMAC-SHA256 with ``key``, stable
-    while it is, so rows of one visitor still group); verified ids are the tenant's own."""
-    if not end_user_id.startswith("a:"):
-        return end_user_id
-    digest = hmac.new(key.encode(), f"export:{end_user_id}".encode(), hashlib.sha256)
-    return f"a:h_{digest.hexdigest()[:32]}"
 
 
 def anonymous_user(device_id: str) -> EndUser:

@@ -16,7 +16,9 @@ from kombu.transport import sqlalchemy as kombu_sqlalchemy
 from kithost.settings import Settings
 
 TASK_MODULES = [
-    "kithost.analytics.tasks",
+    "kithost.analytics.ingestion.tasks",
+    "kithost.analytics.rollups.tasks",
+    "kithost.analytics.retention.tasks",
     "kithost.chat.tasks",
     "kithost.conversations.tasks",
     "kithost.health.tasks",

@@ -1,4 +1,4 @@
-"""The one way events reach analytics: a Celery task per batch; and the periodic work.
+"""The one way events reach analytics: a Celery task per batch.
 
 An event is a dict ``{"id", "name", "time", "end_user", "data"}``: ``id`` is unique per
 tenant (the loader's client event id; ``s_`` + uuid4 hex for server facts), ``time`` is
@@ -16,7 +16,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from kithost.analytics import service
+from kithost.analytics.ingestion import service
 from kithost.db import Sessionmaker, session_scope
 from kithost.models.base import utcnow
 from kithost.worker import database
@@ -36,15 +36,3 @@ def ingest(
             )
 
     return database.run(self.app, work)
-
-
-@shared_task(name="kithost.analytics.rollup", bind=True, **RETRY)
-def rollup(self: Task[Any, Any]) -> int:
-    """Recompute the rollups of the hours that got events since (beat, every minute)."""
-    return database.run(self.app, service.rollup_pending)
-
-
-@shared_task(name="kithost.analytics.purge", bind=True, **RETRY)
-def purge(self: Task[Any, Any]) -> dict[str, int]:
-    """Remove what each tenant's retention no longer keeps (beat, hourly)."""
-    return database.run(self.app, service.purge_all)

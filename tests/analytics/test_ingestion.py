@@ -1,4 +1,5 @@
-"""``POST /v1/embed/{pk}/events``: who may send, what is kept, what the broker receives.
+"""Ingestion. ``POST /v1/embed/{pk}/events``: who may send, what is kept, what the broker
+receives; and storing a batch as the ingest task does.
 
 The app sends to a queue of this module's own on the real Redis; no worker consumes it, so
 each test reads back exactly the task messages its requests sent.
@@ -17,13 +18,15 @@ import httpx
 import pytest
 import redis
 from fastapi import FastAPI
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kithost.analytics.events import MAX_BODY_BYTES
-from kithost.analytics.tasks import ingest
-from kithost.models import Widget
+from kithost.analytics.ingestion.tasks import ingest
+from kithost.db import session_scope
+from kithost.models import AnalyticsEvent, Widget
 from kithost.settings import Settings
-from tests.analytics.helpers import SHOP, USER, event, now_ms, published_widget
+from tests.analytics.helpers import SHOP, USER, event, now_ms, published_widget, store
 from tests.conftest import REDIS_URL, create_test_app
 from tests.proxy import CuttableProxy
 from tests.workers import take_sent_tasks
@@ -330,3 +333,24 @@ async def test_the_broker_going_away_and_back_loses_nothing_silently(
         assert len(accepted) == 2, "the two accepted batches, and only those"
     finally:
         await proxy.cut()
+
+
+async def test_rows_the_database_refuses_leave_the_rest_of_the_batch_stored(
+    app: FastAPI, db: AsyncSession
+) -> None:
+    """Events queued by an older sender with NUL characters (PostgreSQL refuses them), and
+    one the database refuses (a thread id longer than its column), cost only themselves."""
+    widget = await published_widget(db)
+    good = [event("loader.loaded"), event("widget.opened")]
+    bad = [
+        event("chatkit.log", {"text": "a\x00b"}),
+        event("loader.loaded", end_user="a:anon\x00"),
+        event("chatkit.log", {"thread_id": "t" * 65}),
+    ]
+    on_postgresql = db.get_bind().dialect.name == "postgresql"
+    assert await store(app, widget, [good[0], *bad, good[1]]) == 2 + (not on_postgresql)
+    async with session_scope(app.state.sessionmaker) as session:
+        stored = await session.scalars(
+            select(AnalyticsEvent.event_id).where(AnalyticsEvent.tenant_id == widget.tenant_id)
+        )
+        assert {e["id"] for e in good} <= set(stored)

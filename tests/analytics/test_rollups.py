@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kithost.analytics import service
+from kithost.analytics.ingestion import service as ingestion
 from kithost.db import Sessionmaker, create_sessionmaker, session_scope
 from kithost.models import AnalyticsRollup, RollupPeriod, Tenant, Widget
 from kithost.models.base import utcnow
@@ -50,7 +50,7 @@ async def test_recompute_a_window_with_a_progress_bar(
         widget = await published_widget(session, tenant)
         yesterday = int((datetime.now(UTC) - timedelta(days=1)).timestamp() * 1000)
         events = [event("loader.loaded", time=yesterday), event("loader.loaded")]
-        await service.store(
+        await ingestion.store(
             session, tenant.id, widget.id, [{**e, "end_user": USER} for e in events], utcnow()
         )
     assert await loads(committed, widget, RollupPeriod.hour) == 0  # no rollup ran yet

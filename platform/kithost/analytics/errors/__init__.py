@@ -1,0 +1,1 @@
+"""Client error groups: occurrences counted at ingestion, listed and resolved by tenants."""

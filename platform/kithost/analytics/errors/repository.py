@@ -1,0 +1,134 @@
+"""SQL for client error groups. Every statement takes the tenant."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.analytics.sql import insert
+from kithost.models import ErrorGroup, ErrorGroupUser, ErrorStatus
+
+
+@dataclass(frozen=True)
+class Occurrences:
+    """New occurrences of one client error group within a batch."""
+
+    widget_id: uuid.UUID
+    fingerprint: str
+    kind: str
+    message: str
+    frame: str | None
+    hint: str | None
+    sample: dict[str, Any]
+    first_seen: datetime
+    last_seen: datetime
+    count: int
+    end_users: set[str]
+
+
+async def add_occurrences(
+    session: AsyncSession, tenant_id: uuid.UUID, found: Occurrences, now: datetime
+) -> uuid.UUID | None:
+    """Count ``found`` into its group (created if new; reopened when resolved before its
+    latest occurrence) and remember its end users; the group's id when it is new."""
+    group = ErrorGroup.__table__.c
+    new_id = uuid.uuid4()
+    statement = insert(session, ErrorGroup).values(
+        id=new_id,
+        created_at=now,
+        updated_at=now,
+        tenant_id=tenant_id,
+        widget_id=found.widget_id,
+        fingerprint=found.fingerprint,
+        kind=found.kind,
+        message=found.message,
+        frame=found.frame,
+        hint=found.hint,
+        sample=found.sample,
+        first_seen=found.first_seen,
+        last_seen=found.last_seen,
+        count=found.count,
+        status=ErrorStatus.open,
+    )
+    new = statement.excluded
+    reopened = and_(group.status == ErrorStatus.resolved, group.resolved_at < new.last_seen)
+    newer = new.last_seen >= group.last_seen
+    statement = statement.on_conflict_do_update(
+        index_elements=[group.tenant_id, group.widget_id, group.fingerprint],
+        set_={
+            "count": group.count + new.count,
+            "first_seen": case(
+                (new.first_seen < group.first_seen, new.first_seen), else_=group.first_seen
+            ),
+            "last_seen": case((newer, new.last_seen), else_=group.last_seen),
+            "sample": case((newer, new.sample), else_=group.sample),
+            "hint": case((newer, new.hint), else_=group.hint),
+            "status": case((reopened, ErrorStatus.open.value), else_=group.status),
+            "resolved_at": case((reopened, None), else_=group.resolved_at),
+            "updated_at": now,
+        },
+    ).returning(group.id)
+    group_id = (await session.execute(statement)).scalar_one()
+    if found.end_users:
+        users = insert(session, ErrorGroupUser).on_conflict_do_nothing()
+        await session.execute(
+            users,
+            [
+                {"group_id": group_id, "end_user_id": user, "tenant_id": tenant_id}
+                for user in sorted(found.end_users)
+            ],
+        )
+    return group_id if group_id == new_id else None
+
+
+def _affected() -> Any:
+    return (
+        select(func.count())
+        .where(ErrorGroupUser.group_id == ErrorGroup.id)
+        .correlate(ErrorGroup)
+        .scalar_subquery()
+        .label("affected_end_users")
+    )
+
+
+async def list_error_groups(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    *,
+    status: ErrorStatus | None,
+    widget_id: uuid.UUID | None,
+    before: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> Sequence[tuple[ErrorGroup, int]]:
+    """The tenant's groups, latest occurrence first, from the one after ``before``."""
+    g = ErrorGroup
+    query: Select[Any] = (
+        select(g, _affected())
+        .where(g.tenant_id == tenant_id)
+        .order_by(g.last_seen.desc(), g.id.desc())
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(g.status == status)
+    if widget_id is not None:
+        query = query.where(g.widget_id == widget_id)
+    if before is not None:
+        seen, id = before
+        query = query.where(or_(g.last_seen < seen, and_(g.last_seen == seen, g.id < id)))
+    return [(group, affected) for group, affected in await session.execute(query)]
+
+
+async def get_error_group(
+    session: AsyncSession, tenant_id: uuid.UUID, group_id: uuid.UUID
+) -> tuple[ErrorGroup, int] | None:
+    query = select(ErrorGroup, _affected()).where(
+        ErrorGroup.tenant_id == tenant_id, ErrorGroup.id == group_id
+    )
+    row = (await session.execute(query)).one_or_none()
+    return None if row is None else (row[0], row[1])

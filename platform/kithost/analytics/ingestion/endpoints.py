@@ -1,0 +1,176 @@
+"""Events in from visitors' pages.
+
+``POST /v1/embed/{pk}/events`` is a hot visitor route (``PathParamsRoute``: no dependency
+solving) and touches no database: the widget and its allowed origins come from the config
+cache, the batch is validated here and handed to the broker as one ``kithost.analytics.ingest``
+task. Origins are checked fail-closed before anything else (403 ``origin_not_allowed``
+without CORS headers); Kithost's own origin is allowed too (the framed page ``/w/{pk}``).
+One exception, so a tenant learns that a page shows (or tries to show) the widget from an
+origin it does not allow: such a page's loader reports ``client.error`` of kind
+``config_refused`` by ``sendBeacon``; those events alone are kept (every other event of the
+batch is dropped) and the answer carries no CORS headers, so the page reads nothing.
+Under overload (more than ``KITHOST_EVENTS_MAX_IN_FLIGHT`` batches being handed to the
+broker) it answers 429 with ``Retry-After``; when the broker is unreachable, 503.
+"""
+
+from __future__ import annotations
+
+import json
+
+import structlog
+from fastapi import APIRouter, Request, Response
+from kombu.exceptions import KombuError
+from starlette.datastructures import State
+
+from kithost.analytics.events import MAX_BODY_BYTES
+from kithost.analytics.ingestion import schemas, service
+from kithost.analytics.ingestion.service import Batch
+from kithost.analytics.ingestion.tasks import ingest
+from kithost.embed.cache import origin_not_allowed, published_answers, visitor_origin
+from kithost.embed.endpoints import PathParamsRoute
+from kithost.embed.service import Published
+from kithost.errors import KithostError, PayloadTooLarge, RateLimited, ServiceUnavailable
+from kithost.health.metrics import EVENTS
+from kithost.kit.cors import preflight
+from kithost.kit.ratelimit import RateLimiter
+from kithost.kit.schemas import problems
+from kithost.models.base import utcnow
+from kithost.worker.sender import TaskSender
+
+log = structlog.get_logger(__name__)
+ACCEPTED, DROPPED = EVENTS.labels("accepted"), EVENTS.labels("dropped")
+
+EVENTS_PATH = "/v1/embed/{pk}/events"
+BROKER_ERRORS = (KombuError, OSError)
+"""The broker away: refused connections, and a publish cut off midway (``BatchPublishError``)."""
+REFUSED = "config_refused"
+REFUSALS_PER_MINUTE = 1
+"""Refusals kept per widget, page origin and client address a minute: one tells the tenant;
+the rest (a page reloading, or a flood) are only counted (``kithost_events_total``)."""
+REFUSED_DROPPED = EVENTS.labels("refusal_dropped")
+
+
+async def post_events(request: Request, pk: str) -> Response:
+    origin = request.headers.get("origin")
+    if origin is None or not origin.startswith(("https://", "http://")):
+        raise origin_not_allowed()
+    answers = await published_answers(request.app.state, pk)
+    published = answers.published
+    allowed = answers.admits(origin, request.app.state.settings.base_url)
+    cors = {"Vary": "Origin", "Cache-Control": "no-store"}
+    if allowed:
+        cors["Access-Control-Allow-Origin"] = origin
+    try:
+        body = await _bounded_body(request)
+        batch = service.parse_batch(body, request.headers.get("content-type"), utcnow())
+        if not allowed:
+            batch = await _refusal_kept(request, published, origin, batch)
+        if batch.events and not published.preview:
+            await _hand_over(request, published, batch)
+    except KithostError as exc:
+        exc.headers = {**cors, **exc.headers}
+        raise
+    ACCEPTED.inc(len(batch.events))
+    DROPPED.inc(len(batch.dropped))
+    answer = {
+        "accepted": len(batch.events),
+        "dropped": [d.__dict__ for d in batch.dropped],
+    }
+    return Response(json.dumps(answer), 202, headers=cors, media_type="application/json")
+
+
+async def preflight_events(request: Request, pk: str) -> Response:
+    origin, _ = await visitor_origin(request, pk)
+    return preflight(origin, method="POST", headers="Content-Type")
+
+
+async def _refusal_kept(request: Request, published: Published, origin: str, batch: Batch) -> Batch:
+    """What a page of a foreign origin may report: that the widget was refused to it, once a
+    minute per widget, origin and client address (unauthenticated: any page may send it)."""
+    refusals = [e for e in batch.events if e.name == "client.error" and e.data["kind"] == REFUSED]
+    if not refusals:
+        return Batch([], batch.dropped)
+    client = request.client.host if request.client else "unknown"
+    key = f"refused:{published.widget_id}:{origin}:{client}"
+    limiter: RateLimiter = request.app.state.rate_limiter
+    decision = await limiter.hit(key, REFUSALS_PER_MINUTE, 60)
+    kept = refusals[:1] if decision.allowed else []
+    REFUSED_DROPPED.inc(len(refusals) - len(kept))
+    return Batch(kept, batch.dropped)
+
+
+async def _bounded_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"A batch has at most {MAX_BODY_BYTES} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"A batch has at most {MAX_BODY_BYTES} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _hand_over(request: Request, published: Published, batch: Batch) -> None:
+    """Send the batch as one ingest task; shed load instead of queueing without bound."""
+    state = request.app.state
+    limit: int = state.settings.events_max_in_flight
+    in_flight: int = getattr(state, "events_in_flight", 0)
+    if in_flight >= limit:
+        raise RateLimited(1, "Too many events right now; send them again shortly.")
+    state.events_in_flight = in_flight + 1
+    args = [str(published.tenant_id), str(published.widget_id)]
+    events = [e.as_task_arg() for e in batch.events]
+    try:
+        await _sender(state).send(
+            ingest.name,
+            [*args, events],
+            # Celery would repr() every event for monitoring: half the cost of a send.
+            argsrepr=f"({args[0]!r}, {args[1]!r}, <{len(events)} events>)",
+        )
+    except BROKER_ERRORS as exc:
+        log.warning("events_broker_unavailable", error=repr(exc))
+        raise ServiceUnavailable(
+            "Events cannot be queued right now.",
+            code="events_unavailable",
+            headers={"Retry-After": "5"},
+        ) from exc
+    finally:
+        state.events_in_flight -= 1
+
+
+def _sender(state: State) -> TaskSender:
+    """The app's sender of ingest tasks: one thread publishing whatever batches are waiting
+    in one go (kombu's work is Python holding the GIL; more threads would only contend)."""
+    sender: TaskSender | None = getattr(state, "events_sender", None)
+    if sender is None:
+        sender = state.events_sender = TaskSender(state.celery)
+    return sender
+
+
+visitor_router = APIRouter(tags=["embed"])
+visitor_router.add_api_route(
+    EVENTS_PATH,
+    post_events,
+    methods=["POST"],
+    route_class_override=PathParamsRoute,
+    summary="Send a batch of analytics events and client errors",
+    description='Body (`application/json` or `text/plain`, at most 64 KiB): `{"end_user": '
+    '<the session\'s end_user or null>, "events": [{"id", "name", "time", "data"}]}`, '
+    "at most 50 events. Invalid events are dropped one by one, the rest is kept.",
+    status_code=202,
+    response_model=schemas.Accepted,
+    responses=problems(400, 403, 404, 413, 415, 422, 429, 503),
+)
+visitor_router.add_api_route(
+    EVENTS_PATH,
+    preflight_events,
+    methods=["OPTIONS"],
+    route_class_override=PathParamsRoute,
+    summary="CORS preflight for events",
+    status_code=204,
+    response_class=Response,
+    responses=problems(403, 404, 503),
+)

@@ -1,0 +1,1 @@
+"""Reports out: series, funnel and latency from the rollups, and the CSV exports."""

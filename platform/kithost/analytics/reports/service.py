@@ -1,0 +1,200 @@
+"""Reports in domain terms: a metric per bucket of a window in a time zone (:func:`series`),
+the conversion funnel, and latency percentiles; read from the rollups (the funnel and
+distinct end users over non-UTC days from raw events)."""
+
+from __future__ import annotations
+
+import bisect
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.analytics import latency
+from kithost.analytics.reports import repository
+from kithost.analytics.rollups.service import DAY, HOUR, hour_of
+from kithost.errors import invalid_field
+from kithost.models import RollupPeriod, Tenant
+
+MAX_BUCKETS = 1000
+
+
+class Interval(StrEnum):
+    hour = "hour"
+    day = "day"
+
+
+class Metric(StrEnum):
+    loads = "loads"
+    opens = "opens"
+    sessions = "sessions"
+    threads = "threads"
+    messages = "messages"
+    responses = "responses"
+    tokens_in = "tokens_in"
+    tokens_out = "tokens_out"
+    feedback_up = "feedback_up"
+    feedback_down = "feedback_down"
+    client_errors = "client_errors"
+    guardrails_tripped = "guardrails_tripped"
+    end_users = "end_users"
+    first_token_p50 = "first_token_p50"  # noqa: S105 (not a secret)
+    first_token_p95 = "first_token_p95"  # noqa: S105
+    total_p50 = "total_p50"
+    total_p95 = "total_p95"
+
+
+PERCENTILES = {
+    Metric.first_token_p50: ("first_token_ms", 0.50),
+    Metric.first_token_p95: ("first_token_ms", 0.95),
+    Metric.total_p50: ("total_ms", 0.50),
+    Metric.total_p95: ("total_ms", 0.95),
+}
+
+
+class Window:
+    """Buckets of an interval in a time zone covering [since, until)."""
+
+    def __init__(self, starts: list[datetime], interval: Interval) -> None:
+        self.starts = starts
+        """Bucket starts in the time zone, plus the end of the last bucket."""
+        self.interval = interval
+        self.utc_starts = [s.astimezone(UTC) for s in starts]
+        self.aligned_days = interval is Interval.day and all(
+            s.utcoffset() == timedelta(0) for s in starts
+        )
+        """Whether the buckets are UTC days (so the daily rollups answer exactly)."""
+
+    @property
+    def period(self) -> RollupPeriod:
+        """The rollups that answer for these buckets."""
+        return RollupPeriod.day if self.aligned_days else RollupPeriod.hour
+
+    def bucket(self, moment: datetime) -> int | None:
+        index = bisect.bisect_right(self.utc_starts, moment) - 1
+        return index if 0 <= index < len(self.starts) - 1 else None
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ValueError, OSError, KeyError):
+        raise invalid_field("tz", "an IANA time zone such as Europe/Paris") from None
+
+
+def window(since: datetime, until: datetime, interval: Interval, tz: ZoneInfo) -> Window:
+    if until <= since:
+        raise invalid_field("until", "must be after since")
+    local = since.astimezone(tz)
+    starts: list[datetime] = []
+    if interval is Interval.hour:
+        moment = hour_of(since.astimezone(UTC))
+        while moment < until and len(starts) <= MAX_BUCKETS:
+            starts.append(moment.astimezone(tz))
+            moment += HOUR
+        starts.append(moment.astimezone(tz))
+    else:
+        day: date = local.date()
+        while True:
+            start = datetime.combine(day, time(), tz)
+            starts.append(start)
+            if start >= until or len(starts) > MAX_BUCKETS + 1:
+                break
+            day += DAY
+    if len(starts) > MAX_BUCKETS + 1:
+        raise invalid_field("since", f"at most {MAX_BUCKETS} {interval.value}s per series")
+    return Window(starts, interval)
+
+
+async def series(
+    session: AsyncSession,
+    tenant: Tenant,
+    metric: Metric,
+    where: Window,
+    widget_id: uuid.UUID | None,
+) -> list[float | None]:
+    """The metric's value per bucket of ``where``."""
+    starts = where.utc_starts
+    start, end = starts[0], starts[-1]
+    values: list[float | None] = [0] * (len(starts) - 1)
+    if metric in PERCENTILES:
+        column, q = PERCENTILES[metric]
+        merged: list[list[int]] = [latency.empty() for _ in values]
+        for row_start, counts in await repository.histograms(
+            session, tenant.id, where.period, column, start, end, widget_id
+        ):
+            index = where.bucket(row_start)
+            if index is not None:
+                latency.add(merged[index], counts)
+        return [latency.percentile(counts, q) for counts in merged]
+    if metric is Metric.end_users and where.interval is Interval.day and not where.aligned_days:
+        users: list[set[str]] = [set() for _ in values]
+        async for user, at in repository.end_user_times(session, tenant.id, start, end, widget_id):
+            index = where.bucket(at)
+            if index is not None:
+                users[index].add(user)
+        return [len(s) for s in users]
+    for row_start, value in await repository.summed(
+        session, tenant.id, where.period, start, end, widget_id, [metric.value]
+    ):
+        index = where.bucket(row_start)
+        if index is not None:
+            values[index] = (values[index] or 0) + int(value or 0)
+    return values
+
+
+@dataclass(frozen=True)
+class Funnel:
+    loads: int
+    opens: int
+    conversations: int
+    engaged: int
+    positive_feedback: int
+
+
+async def funnel(
+    session: AsyncSession,
+    tenant: Tenant,
+    since: datetime,
+    until: datetime,
+    widget_id: uuid.UUID | None,
+) -> Funnel:
+    return Funnel(*await repository.funnel_counts(session, tenant.id, since, until, widget_id))
+
+
+@dataclass(frozen=True)
+class Latency:
+    responses: int
+    first_token_p50: int | None
+    first_token_p95: int | None
+    total_p50: int | None
+    total_p95: int | None
+
+
+async def latencies(
+    session: AsyncSession,
+    tenant: Tenant,
+    since: datetime,
+    until: datetime,
+    widget_id: uuid.UUID | None,
+) -> Latency:
+    """Percentiles over the hours from ``since``'s to ``until``'s."""
+    start, hour = hour_of(since), RollupPeriod.hour
+    first_rows = await repository.histograms(
+        session, tenant.id, hour, "first_token_ms", start, until, widget_id
+    )
+    total_rows = await repository.histograms(
+        session, tenant.id, hour, "total_ms", start, until, widget_id
+    )
+    first = latency.merge(counts for _, counts in first_rows)
+    total = latency.merge(counts for _, counts in total_rows)
+    return Latency(
+        responses=sum(total),
+        first_token_p50=latency.percentile(first, 0.5),
+        first_token_p95=latency.percentile(first, 0.95),
+        total_p50=latency.percentile(total, 0.5),
+        total_p95=latency.percentile(total, 0.95),
+    )

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from kithost.kit.schemas import Schema
+
+
+class EndUserDeletion(Schema):
+    end_user: Annotated[str, StringConstraints(pattern=r"^[ua]:", min_length=3, max_length=210)]
+    """The ``u:…`` (identified) or ``a:…`` (anonymous) id sessions answer with."""
+
+
+class EndUserDeleted(Schema):
+    end_user: str
+    removed: dict[str, int]
+
+
+class AnalyticsSettingsOut(Schema):
+    retention_days: int
+
+
+class AnalyticsSettingsUpdate(Schema):
+    retention_days: int = Field(ge=1, le=3650)

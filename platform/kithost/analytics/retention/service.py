@@ -1,0 +1,112 @@
+"""Retention and erasure in domain terms: :func:`purge_expired` (each tenant's, hourly) and
+:func:`delete_end_user` are the one place where end users' data is removed.
+
+Analytics removes its own rows; the other domains holding end users' data under the same
+retention (chat: threads, items, attachments) register a :class:`DataOwner` when their
+service module is imported, so analytics never imports them. Every process imports them:
+the API through its routers, workers and beat through ``kithost.cli`` (which builds the app).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.analytics.retention import repository
+from kithost.audit import service as audit
+from kithost.audit.service import Actor
+from kithost.db import Sessionmaker, session_scope
+from kithost.models import Tenant
+from kithost.models.base import utcnow
+
+
+@dataclass(frozen=True)
+class DataOwner:
+    """A domain holding end users' data that purges and end-user deletions reach. Both
+    functions run in the caller's unit of work and return the number of rows removed."""
+
+    name: str
+    """Its key in what :func:`purge_expired` and :func:`delete_end_user` return."""
+    purge_before: Callable[[AsyncSession, uuid.UUID, datetime], Awaitable[int]]
+    """Remove the tenant's data older than the cutoff."""
+    delete_end_user: Callable[[AsyncSession, uuid.UUID, str], Awaitable[int]]
+    """Remove one end user's data from the tenant."""
+
+
+_owners: dict[str, DataOwner] = {}
+
+
+def register(owner: DataOwner) -> None:
+    """Let ``owner`` take part in purges and end-user deletions (one owner per name)."""
+    _owners[owner.name] = owner
+
+
+async def purge_expired(session: AsyncSession, tenant_id: uuid.UUID, days: int) -> dict[str, int]:
+    """Remove what is older than the tenant's retention: raw events, error groups (with
+    their samples) last seen before it, and what the data owners hold (chat threads, items
+    and attachments). Rollups stay: they hold no personal data."""
+    cutoff = utcnow() - timedelta(days=days)
+    removed = {
+        "events": await repository.purge_events(session, tenant_id, cutoff),
+        "error_groups": await repository.purge_error_groups(session, tenant_id, cutoff),
+    }
+    for owner in _owners.values():
+        removed[owner.name] = await owner.purge_before(session, tenant_id, cutoff)
+    return removed
+
+
+async def purge_all(sessionmaker: Sessionmaker) -> dict[str, int]:
+    """:func:`purge_expired` for every tenant, each in its own transaction."""
+    async with session_scope(sessionmaker) as session:
+        tenants = await repository.tenants_with_retention(session)
+    totals: dict[str, int] = defaultdict(int)
+    for tenant_id, days in tenants:
+        async with session_scope(sessionmaker) as session:
+            for kind, count in (await purge_expired(session, tenant_id, days)).items():
+                totals[kind] += count
+    return dict(totals)
+
+
+async def delete_end_user(
+    session: AsyncSession, tenant: Tenant, actor: Actor, end_user_id: str
+) -> dict[str, int]:
+    """Remove one end user's data from the tenant, and record that in the audit log."""
+    removed = {
+        "events": await repository.delete_end_user_events(session, tenant.id, end_user_id),
+        "error_occurrences": await repository.forget_error_group_user(
+            session, tenant.id, end_user_id
+        ),
+    }
+    for owner in _owners.values():
+        removed[owner.name] = await owner.delete_end_user(session, tenant.id, end_user_id)
+    audit.record(
+        session,
+        actor,
+        "analytics.end_user_deleted",
+        tenant_id=tenant.id,
+        target_type="end_user",
+        data={"end_user": end_user_id, "removed": removed},
+    )
+    return removed
+
+
+async def retention(session: AsyncSession, tenant: Tenant) -> int:
+    return await repository.retention_days(session, tenant.id)
+
+
+async def set_retention(session: AsyncSession, tenant: Tenant, actor: Actor, days: int) -> int:
+    before = await repository.retention_days(session, tenant.id)
+    await repository.set_retention_days(session, tenant.id, days)
+    audit.record(
+        session,
+        actor,
+        "analytics.retention_changed",
+        tenant_id=tenant.id,
+        data=audit.changes({"retention_days": before}, {"retention_days": days}),
+    )
+    return days

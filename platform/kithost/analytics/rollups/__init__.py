@@ -1,0 +1,1 @@
+"""Hourly and daily rollups recomputed from raw events (beat, every minute; the CLI)."""

@@ -1,0 +1,51 @@
+"""Client error groups through the API: grouping, counts, pages, resolving and reopening."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.analytics.helpers import client_error, store, subject
+from tests.api.helpers import audit_actions
+
+
+async def test_error_groups_group_count_resolve_and_reopen(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    widget, tenant, creds, url = await subject(app, db)
+    url = f"{url}/errors"
+    await store(
+        app, widget, [client_error("Request 1234 failed"), client_error("Request 98 failed")]
+    )
+    await store(app, widget, [client_error("Request 77 failed")], end_user="a:anon_other_visitor")
+    await store(app, widget, [client_error("Socket closed", frame="at open (https://x/a.js:1:1)")])
+    groups = (await client.get(url, headers=creds.headers)).json()["groups"]
+    assert sorted((g["message"], g["count"], g["affected_end_users"]) for g in groups) == [
+        ("Request <?> failed", 3, 2),
+        ("Socket closed", 1, 1),
+    ]
+    group = next(g for g in groups if g["count"] == 3)
+    assert group["hint"] == "Check the network"
+    assert group["sample"]["message"] == "Request 77 failed"
+    assert group["status"] == "open"
+
+    page = (await client.get(url, params={"limit": 1}, headers=creds.headers)).json()
+    rest = (
+        await client.get(url, params={"cursor": page["next_cursor"]}, headers=creds.headers)
+    ).json()
+    assert len(page["groups"]) == len(rest["groups"]) == 1
+    assert page["groups"][0]["id"] != rest["groups"][0]["id"]
+    bad = await client.get(url, params={"cursor": "nope"}, headers=creds.headers)
+    assert (bad.status_code, bad.json()["errors"][0]["field"]) == (422, "cursor")
+
+    resolved = await client.post(f"{url}/{group['id']}/resolve", headers=creds.headers)
+    assert resolved.status_code == 200
+    assert resolved.json()["status"] == "resolved"
+    assert "error_group.resolved" in await audit_actions(db, tenant.id)
+    listed = await client.get(url, params={"status": "open"}, headers=creds.headers)
+    assert [g["message"] for g in listed.json()["groups"]] == ["Socket closed"]
+
+    await store(app, widget, [client_error("Request 5 failed")])
+    detail = (await client.get(f"{url}/{group['id']}", headers=creds.headers)).json()
+    assert (detail["status"], detail["count"], detail["resolved_at"]) == ("open", 4, None)
