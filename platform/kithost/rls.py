@@ -12,8 +12,8 @@ A session says whose data it works on once, where the tenant is known:
 - :func:`set_tenant` — the tenant routes' dependency (``auth.dependencies.tenant_access``),
   the visitor routes once the widget is found (``embed.cache``), tasks (they take the
   tenant id), the chat store's units of work;
-- :func:`bypass` — only where no single tenant is known, each call a named reason in
-  :class:`Bypass`: looking up what identifies the caller (a client id, an invitation
+- :func:`bypassing` (one block) or :func:`bypass` (the rest of the session) — only where no
+  single tenant is known, each call naming its reason in :class:`Bypass`: looking up what identifies the caller (a client id, an invitation
   token, a user's memberships), the visitor's widget by its public key, sweeps over every
   tenant (retention, key rotation) and operators' commands.
 
@@ -24,6 +24,8 @@ transactions. On SQLite (one tenant-agnostic file, no roles) both are no-ops.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from enum import StrEnum
 from typing import Any
 
@@ -60,6 +62,17 @@ async def set_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
 async def bypass(session: AsyncSession, reason: Bypass) -> None:
     """Let ``session`` see every tenant's rows, for ``reason``."""
     await _apply(session, {BYPASS: reason.value})
+
+
+@asynccontextmanager
+async def bypassing(session: AsyncSession, reason: Bypass) -> AsyncIterator[None]:
+    """Bypass for the block only: ``session``'s tenant (or nothing) again after it."""
+    before = {k: session.info[k] for k in (TENANT, BYPASS) if k in session.info}
+    await bypass(session, reason)
+    try:
+        yield
+    finally:
+        await _apply(session, before)
 
 
 async def _apply(session: AsyncSession, scope: dict[str, str]) -> None:

@@ -60,8 +60,8 @@ async def _client_principal(
         )
     except signing.InvalidToken as exc:
         raise _invalid_token("The access token is not valid.") from exc
-    await rls.bypass(session, rls.Bypass.credentials)
-    client = await repository.client_by_client_id(session, str(claims["sub"]))
+    async with rls.bypassing(session, rls.Bypass.credentials):
+        client = await repository.client_by_client_id(session, str(claims["sub"]))
     if client is not None:
         await rls.set_tenant(session, client.tenant_id)
     if (
