@@ -231,12 +231,17 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+def owner_sessionmaker(app: FastAPI) -> Sessionmaker:
+    """Sessions in the test's transaction as the tables' owner, whom row-level security does
+    not bind: for arranging and checking data of any tenant (the app's are the app role's)."""
+    return create_sessionmaker(app.state.sessionmaker.kw["bind"], app.state.celery)
+
+
 @pytest.fixture
 async def db(app: FastAPI) -> AsyncIterator[AsyncSession]:
     """A unit of work in the test's transaction, for arranging data and checking results:
     the owner's, which row-level security does not bind."""
-    owner = create_sessionmaker(app.state.sessionmaker.kw["bind"], app.state.celery)
-    async with session_scope(owner) as session:
+    async with session_scope(owner_sessionmaker(app)) as session:
         yield session
 
 

@@ -12,10 +12,11 @@ A session says whose data it works on once, where the tenant is known:
 - :func:`set_tenant` — the tenant routes' dependency (``auth.dependencies.tenant_access``),
   the visitor routes once the widget is found (``embed.cache``), tasks (they take the
   tenant id), the chat store's units of work;
-- :func:`bypassing` (one block) or :func:`bypass` (the rest of the session) — only where no
-  single tenant is known, each call naming its reason in :class:`Bypass`: looking up what identifies the caller (a client id, an invitation
-  token, a user's memberships), the visitor's widget by its public key, sweeps over every
-  tenant (retention, key rotation) and operators' commands.
+- :func:`bypassing` (one block), :func:`bypass` (the rest of the session) or
+  :func:`bypassing_sessions` (every session of an operator's command) — only where no single
+  tenant is known, each naming its reason in :class:`Bypass`: looking up what identifies
+  the caller (a client id, an invitation token, a user's memberships), the visitor's widget
+  by its public key, sweeps over every tenant, operators' commands.
 
 Both last for the session: they are applied again at the start of each of its
 transactions. On SQLite (one tenant-agnostic file, no roles) both are no-ops.
@@ -30,7 +31,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
 
 TENANT = "kithost.tenant_id"
@@ -73,6 +74,15 @@ async def bypassing(session: AsyncSession, reason: Bypass) -> AsyncIterator[None
         yield
     finally:
         await _apply(session, before)
+
+
+def bypassing_sessions(
+    sessionmaker: async_sessionmaker[AsyncSession], reason: Bypass
+) -> async_sessionmaker[AsyncSession]:
+    """``sessionmaker`` with each of its sessions bypassing for ``reason`` from the start
+    (operators' commands), until one is scoped to a tenant."""
+    sessionmaker.configure(info={**sessionmaker.kw.get("info", {}), BYPASS: reason.value})
+    return sessionmaker
 
 
 async def _apply(session: AsyncSession, scope: dict[str, str]) -> None:

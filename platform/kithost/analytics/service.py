@@ -26,6 +26,7 @@ import structlog
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost import rls
 from kithost.analytics import events as contract
 from kithost.analytics import latency, repository
 from kithost.analytics.events import Dropped, Event
@@ -294,9 +295,10 @@ def day_of(moment: datetime) -> datetime:
 async def rollup_pending(sessionmaker: Sessionmaker, limit: int = 500) -> int:
     """Recompute the hours that got events since their last rollup; returns how many."""
     async with session_scope(sessionmaker) as session:
+        await rls.bypass(session, rls.Bypass.sweep)
         pending = await repository.pending_rollups(session, limit)
     for item in pending:
-        async with session_scope(sessionmaker) as session:
+        async with session_scope(sessionmaker, tenant=item.tenant_id) as session:
             await rollup_hour(session, item.tenant_id, item.hour)
             await rollup_day(session, item.tenant_id, day_of(item.hour))
             await repository.clear_pending(session, item)
@@ -316,7 +318,7 @@ async def recompute(
     hours = list(hours_between(start, end))
     for tenant_id in tenant_ids:
         for hour in hours:
-            async with session_scope(sessionmaker) as session:
+            async with session_scope(sessionmaker, tenant=tenant_id) as session:
                 await rollup_hour(session, tenant_id, hour)
                 if hour == hours[-1] or hour + HOUR == day_of(hour + HOUR):
                     await rollup_day(session, tenant_id, day_of(hour))
@@ -602,10 +604,11 @@ async def purge_expired(session: AsyncSession, tenant_id: uuid.UUID, days: int) 
 async def purge_all(sessionmaker: Sessionmaker) -> dict[str, int]:
     """:func:`purge_expired` for every tenant, each in its own transaction."""
     async with session_scope(sessionmaker) as session:
+        await rls.bypass(session, rls.Bypass.sweep)
         tenants = await repository.tenants_with_retention(session)
     totals: dict[str, int] = defaultdict(int)
     for tenant_id, days in tenants:
-        async with session_scope(sessionmaker) as session:
+        async with session_scope(sessionmaker, tenant=tenant_id) as session:
             for kind, count in (await purge_expired(session, tenant_id, days)).items():
                 totals[kind] += count
     return dict(totals)

@@ -42,8 +42,10 @@ from chatkit.types import (
     UserMessageItem,
 )
 from pydantic import AnyUrl, TypeAdapter
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost import rls
 from kithost.analytics.facts import FactBuffer, fact
 from kithost.chat import repository
 from kithost.chat.attachments import AttachmentRules, AttachmentUrls
@@ -119,10 +121,12 @@ class SqlStore(Store[ChatContext]):
         """Set by :meth:`release`; a new one for each write."""
 
     @asynccontextmanager
-    async def unit(self, *, writes: bool = False) -> AsyncIterator[AsyncSession]:
+    async def unit(
+        self, context: ChatContext, *, writes: bool = False
+    ) -> AsyncIterator[AsyncSession]:
         """A unit of work after the write behind the response (:meth:`settled`)."""
         await self.settled()
-        async with self._unit(writes=writes) as session:
+        async with self._unit(context, writes=writes) as session:
             yield session
 
     def release(self) -> None:
@@ -143,7 +147,9 @@ class SqlStore(Store[ChatContext]):
                 self._writing = None
 
     @asynccontextmanager
-    async def _unit(self, *, writes: bool = False) -> AsyncIterator[AsyncSession]:
+    async def _unit(
+        self, context: ChatContext, *, writes: bool = False
+    ) -> AsyncIterator[AsyncSession]:
         """A unit of work that first writes the threads created since the last one.
 
         One that ``writes`` commits without waiting for the disk (:func:`~kithost.db.
@@ -151,6 +157,7 @@ class SqlStore(Store[ChatContext]):
         it inconsistent.
         """
         async with session_scope(self.sessionmaker) as session:
+            await rls.set_tenant(session, context.tenant_id)
             written = list(self._unwritten.values())
             if writes or written:
                 await commit_asynchronously(session)
@@ -187,7 +194,7 @@ class SqlStore(Store[ChatContext]):
 
     async def load_thread(self, thread_id: str, context: ChatContext) -> ThreadMetadata:
         limit = self.read_ahead
-        async with self.unit() as session:
+        async with self.unit(context) as session:
             row = await repository.thread(session, context, thread_id)
             if row is not None and limit:
                 rows = await repository.items(session, context, thread_id, None, limit + 1, "desc")
@@ -205,10 +212,14 @@ class SqlStore(Store[ChatContext]):
             # A new thread: every item will pass through here.
             self._latest[_key(context, thread.id)] = Page()
             return
-        async with self.unit(writes=True) as session:
+        async with self.unit(context, writes=True) as session:
             row = await session.get(ChatThread, thread.id)
             if row is None:  # an id the caller chose (the SDK's generate_thread_id, overridden)
                 session.add(_thread_row(thread, payload, context))
+                try:
+                    await session.flush()
+                except IntegrityError as exc:  # another tenant's, which row-level security hid
+                    raise thread_not_found() from exc
             elif not _owns(row, context):
                 raise thread_not_found()
             else:
@@ -221,7 +232,7 @@ class SqlStore(Store[ChatContext]):
         self, limit: int, after: str | None, order: str, context: ChatContext
     ) -> Page[ThreadMetadata]:
         limit = _page_size(limit)
-        async with self.unit() as session:
+        async with self.unit(context) as session:
             rows = await repository.threads(session, context, after, limit + 1, _order(order))
         if rows is None:
             raise cursor_not_found()
@@ -230,7 +241,7 @@ class SqlStore(Store[ChatContext]):
 
     async def delete_thread(self, thread_id: str, context: ChatContext) -> None:
         self._latest.pop(_key(context, thread_id), None)
-        async with self.unit(writes=True) as session:
+        async with self.unit(context, writes=True) as session:
             if not await repository.thread_exists(session, context, thread_id):
                 raise thread_not_found()
             _, keys = await repository.delete_threads(
@@ -258,7 +269,7 @@ class SqlStore(Store[ChatContext]):
         ):
             more = len(latest.data) > limit or latest.has_more
             return _page(latest.data[:limit], has_more=more)
-        async with self.unit() as session:
+        async with self.unit(context) as session:
             rows = await repository.items(
                 session, context, thread_id, after, limit + 1, _order(order)
             )
@@ -290,14 +301,14 @@ class SqlStore(Store[ChatContext]):
         await self._add_item(thread_id, item, context)
 
     async def _add_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
-        async with self._unit(writes=True) as session:
+        async with self._unit(context, writes=True) as session:
             await self._insert_item(session, thread_id, item, context)
         if isinstance(item, UserMessageItem):
             self.report(context, "message.received", thread_id=thread_id)
 
     async def save_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
         self._latest.pop(_key(context, thread_id), None)
-        async with self.unit(writes=True) as session:
+        async with self.unit(context, writes=True) as session:
             row = await repository.item(session, context, thread_id, item.id)
             if row is None:
                 await self._insert_item(session, thread_id, item, context)
@@ -306,7 +317,7 @@ class SqlStore(Store[ChatContext]):
                 row.kind = item.type  # a replacement may be of another type
 
     async def load_item(self, thread_id: str, item_id: str, context: ChatContext) -> ThreadItem:
-        async with self.unit() as session:
+        async with self.unit(context) as session:
             row = await repository.item(session, context, thread_id, item_id)
         if row is None:
             raise item_not_found()
@@ -314,7 +325,7 @@ class SqlStore(Store[ChatContext]):
 
     async def delete_thread_item(self, thread_id: str, item_id: str, context: ChatContext) -> None:
         self._latest.pop(_key(context, thread_id), None)
-        async with self.unit(writes=True) as session:
+        async with self.unit(context, writes=True) as session:
             await repository.delete_item(session, context, thread_id, item_id)
 
     async def _insert_item(
@@ -342,14 +353,14 @@ class SqlStore(Store[ChatContext]):
             await webhooks.emit(session, context.tenant_id, "conversation.started", data)
 
     async def count_user_messages_since(self, since: datetime, context: ChatContext) -> int:
-        async with self.unit() as session:
+        async with self.unit(context) as session:
             return await repository.count_items_since(session, context, "user_message", since)
 
     async def set_feedback(
         self, thread_id: str, item_ids: list[str], kind: str, context: ChatContext
     ) -> int:
         """Record the end user's feedback on items of the thread; how many it applied to."""
-        async with self.unit(writes=True) as session:
+        async with self.unit(context, writes=True) as session:
             if not await repository.thread_exists(session, context, thread_id):
                 raise thread_not_found()
             count = await repository.set_feedback(session, context, thread_id, item_ids, kind)
@@ -362,7 +373,7 @@ class SqlStore(Store[ChatContext]):
 
     async def save_attachment(self, attachment: Attachment, context: ChatContext) -> None:
         payload = _stored_attachment(attachment)
-        async with self.unit(writes=True) as session:
+        async with self.unit(context, writes=True) as session:
             row = await session.get(ChatAttachment, attachment.id)
             if row is None:
                 session.add(
@@ -384,19 +395,19 @@ class SqlStore(Store[ChatContext]):
             row.thread_id, row.payload = attachment.thread_id, payload
 
     async def load_attachment(self, attachment_id: str, context: ChatContext) -> Attachment:
-        async with self.unit() as session:
+        async with self.unit(context) as session:
             row = await repository.attachment(session, context, attachment_id)
         if row is None:
             raise attachment_not_found()
         return self.present_attachment(_ATTACHMENT.validate_python(row.payload), context)
 
     async def delete_attachment(self, attachment_id: str, context: ChatContext) -> None:
-        async with self.unit(writes=True) as session:
+        async with self.unit(context, writes=True) as session:
             await repository.delete_attachment(session, context, attachment_id)
 
     async def attachable(self, attachment_id: str, context: ChatContext) -> ChatAttachment:
         """The end user's uploaded attachment that no message carries yet."""
-        async with self.unit() as session:
+        async with self.unit(context) as session:
             row = await repository.attachment(session, context, attachment_id)
         if row is None:
             raise attachment_not_found()
@@ -468,7 +479,7 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
         return FileAttachment(**fields)
 
     async def delete_attachment(self, attachment_id: str, context: ChatContext) -> None:
-        async with self.store.unit() as session:
+        async with self.store.unit(context) as session:
             row = await repository.attachment(session, context, attachment_id)
         if row is None:
             raise attachment_not_found()
@@ -483,7 +494,7 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
         self, attachment_id: str, data: bytes, mime_type: str, context: ChatContext
     ) -> Attachment:
         """Store the bytes of a created attachment, once; refuse anything it did not declare."""
-        async with self.store.unit(writes=True) as session:
+        async with self.store.unit(context, writes=True) as session:
             row = await repository.attachment(session, context, attachment_id)
             if row is None:
                 raise attachment_not_found()
@@ -503,7 +514,7 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
 
     async def content(self, attachment_id: str, context: ChatContext) -> tuple[bytes, str]:
         """The bytes and MIME type of the end user's uploaded attachment."""
-        async with self.store.unit() as session:
+        async with self.store.unit(context) as session:
             row = await repository.attachment(session, context, attachment_id)
         data = None
         if row is not None and row.uploaded_at is not None:
