@@ -13,6 +13,7 @@ Processes the tests start connect as the app role (``settings.database``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import socket
@@ -31,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 from starlette.types import Receive, Scope, Send
 
-from kithost import migrate
+from kithost import migrate, rls
 from kithost.app import create_app
 from kithost.auth import passwords
 from kithost.db import Sessionmaker, create_engine, create_sessionmaker, session_scope
@@ -75,12 +76,12 @@ def create_app_role() -> None:
     may race to create it, and the loser finds it made)."""
     create = f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        exists = f"SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}'"
-        if conn.execute(exists).fetchone() is None:
-            try:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,))
+        if exists.fetchone() is None:
+            with contextlib.suppress(
+                psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation
+            ):
                 conn.execute(create)
-            except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
-                pass
 
 
 def as_app_role(url: str) -> str:
@@ -231,17 +232,21 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def owner_sessionmaker(app: FastAPI) -> Sessionmaker:
-    """Sessions in the test's transaction as the tables' owner, whom row-level security does
-    not bind: for arranging and checking data of any tenant (the app's are the app role's)."""
-    return create_sessionmaker(app.state.sessionmaker.kw["bind"], app.state.celery)
+def operator_sessions(app: FastAPI) -> Sessionmaker:
+    """Sessions on the app's database for arranging and checking data of any tenant, as an
+    operator's command has them (``rls.Bypass.platform``); in the test's transaction, as
+    the tables' owner, whom row-level security does not bind anyway."""
+    app_sessions: Sessionmaker = app.state.sessionmaker
+    sessionmaker = create_sessionmaker(app_sessions.kw["bind"], app.state.celery)
+    sessionmaker.configure(info=dict(app_sessions.kw["info"]))  # the same key ring
+    return rls.bypassing_sessions(sessionmaker, rls.Bypass.platform)
 
 
 @pytest.fixture
 async def db(app: FastAPI) -> AsyncIterator[AsyncSession]:
     """A unit of work in the test's transaction, for arranging data and checking results:
     the owner's, which row-level security does not bind."""
-    async with session_scope(owner_sessionmaker(app)) as session:
+    async with session_scope(operator_sessions(app)) as session:
         yield session
 
 

@@ -20,7 +20,7 @@ from kithost.auth.scopes import Scope
 from kithost.db import session_scope
 from kithost.models import Tenant
 from kithost.settings import Settings
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, operator_sessions
 from tests.factories import bare_tenant, client_token
 from tests.fakes.openai_server import FakeOpenAI
 from tests.knowledge.helpers import GUIDE
@@ -57,7 +57,7 @@ async def api(worker_settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.A
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield app, client
-    async with session_scope(app.state.sessionmaker) as session:
+    async with session_scope(operator_sessions(app)) as session:
         await session.execute(delete(Tenant).where(Tenant.slug.like("kb-worker-%")))
     await app.state.engine.dispose()
 
@@ -74,7 +74,7 @@ async def test_a_worker_indexes_an_upload_and_removes_a_deleted_base(
     api: tuple[FastAPI, httpx.AsyncClient], fake_openai: FakeOpenAI
 ) -> None:
     app, client = api
-    async with session_scope(app.state.sessionmaker) as session:
+    async with session_scope(operator_sessions(app)) as session:
         tenant = await bare_tenant(session, "kb-worker")
         slug = tenant.slug
         # An API client, not a user: the tenant's deletion takes everything it made with it.

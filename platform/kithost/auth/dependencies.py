@@ -60,10 +60,7 @@ async def _client_principal(
         )
     except signing.InvalidToken as exc:
         raise _invalid_token("The access token is not valid.") from exc
-    async with rls.bypassing(session, rls.Bypass.credentials):
-        client = await repository.client_by_client_id(session, str(claims["sub"]))
-    if client is not None:
-        await rls.set_tenant(session, client.tenant_id)
+    client = await repository.client_by_client_id(session, str(claims["sub"]))
     if (
         client is None
         or client.revoked_at is not None
