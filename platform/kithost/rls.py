@@ -50,9 +50,10 @@ class Bypass(StrEnum):
     public_key = "public_key"
     """Finding a visitor's widget by its public key: its tenant is known only then."""
     sweep = "sweep"
-    """A task or command over every tenant (retention, key rotation, demo seeding)."""
+    """Finding what a periodic task must do in every tenant (retention, pending rollups);
+    the work itself runs scoped to each tenant."""
     platform = "platform"
-    """A platform admin's or operator's action across tenants."""
+    """An operator's command (``kithost …``): tenants, users, key rotation, demo seeding."""
 
 
 async def set_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
