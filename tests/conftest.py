@@ -26,7 +26,7 @@ import pytest
 import uvicorn
 from argon2 import PasswordHasher, profiles
 from fastapi import FastAPI
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
@@ -36,7 +36,6 @@ from kithost import migrate, rls
 from kithost.app import create_app
 from kithost.auth import passwords
 from kithost.db import Sessionmaker, create_engine, create_sessionmaker, session_scope
-from kithost.rls import BYPASS, TENANT
 from kithost.settings import Settings
 from tests.fakes.openai_server import fake_openai
 
@@ -100,18 +99,18 @@ class AppRoleSession(Session):
 
 @event.listens_for(AppRoleSession, "after_begin")
 def _act_as_app_role(session: Session, _t: SessionTransaction, connection: Connection) -> None:
+    """The role, and the session's own scope only: not one the test's sessions set in the
+    shared transaction."""
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"SET ROLE {APP_ROLE}")
-
-
-_RESET = text(f"SELECT set_config('{TENANT}', '', true), set_config('{BYPASS}', '', true)")
+        connection.execute(rls.SET_SCOPE, rls.scope_values(session.info))
 
 
 @event.listens_for(AppRoleSession, "before_commit")
 def _leave_app_role(session: Session) -> None:
     if session.get_bind().dialect.name == "postgresql":
         session.connection().exec_driver_sql("RESET ROLE")
-        session.connection().execute(_RESET)
+        session.connection().execute(rls.SET_SCOPE, rls.scope_values({}))
 
 
 def drop_pg_database(url: str) -> None:

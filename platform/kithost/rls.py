@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 TENANT = "kithost.tenant_id"
 BYPASS = "kithost.rls_bypass"
-_SET = text(
+SET_SCOPE = text(
     "SELECT set_config(:tenant_name, :tenant, true), set_config(:bypass_name, :bypass, true)"
 )
 
@@ -91,10 +91,11 @@ async def _apply(session: AsyncSession, scope: dict[str, str]) -> None:
     session.info.pop(BYPASS, None)
     session.info.update(scope)
     if session.in_transaction() and _is_postgresql(session.sync_session):
-        await session.execute(_SET, _values(scope))
+        await session.execute(SET_SCOPE, scope_values(scope))
 
 
-def _values(info: dict[str, Any]) -> dict[str, str]:
+def scope_values(info: dict[str, Any]) -> dict[str, str]:
+    """:data:`SET_SCOPE`'s parameters for a session's ``info``: empty settings unscoped."""
     return {
         "tenant_name": TENANT,
         "tenant": info.get(TENANT, ""),
@@ -111,4 +112,4 @@ def _is_postgresql(session: Session) -> bool:
 def _on_begin(session: Session, _transaction: SessionTransaction, connection: Any) -> None:
     """Apply the session's tenant or bypass to each transaction it begins."""
     if (TENANT in session.info or BYPASS in session.info) and _is_postgresql(session):
-        connection.execute(_SET, _values(session.info))
+        connection.execute(SET_SCOPE, scope_values(session.info))
