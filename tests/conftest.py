@@ -188,8 +188,11 @@ def cli_settings(
     command (``tests/cli.py``): processes of their own, so not the test's transaction."""
     data_dir = tmp_path_factory.mktemp("cli")
     if request.param == "postgresql":
+        create_app_role()
         url = create_pg_database()
-        settings = Settings(data_dir=data_dir, database_url=url)
+        settings = Settings(
+            data_dir=data_dir, database_url=as_app_role(url), migration_database_url=url
+        )
         migrate.upgrade(settings)
         yield settings
         drop_pg_database(url)
