@@ -56,12 +56,17 @@ async def test_the_scope_outlives_a_commit_and_another_tenants_rows_cannot_be_wr
     if not database_url.startswith("postgresql"):
         pytest.skip("row-level security is PostgreSQL's")
     acme, globex = await make_tenant(db), await make_tenant(db)
+    await create_widget(db, CLI, globex, name="globex's")
     await db.flush()
     async with app.state.sessionmaker() as session:
         await rls.set_tenant(session, acme.id)
         session.add(Widget(tenant_id=acme.id, name="mine", public_key="pk_mine_0123456789"))
         await session.commit()
         # A new transaction of the same session: still acme's.
+        assert (await session.execute(select(Widget.name))).scalars().all() == ["mine"]
+        async with rls.bypassing(session, rls.Bypass.credentials):  # one block: every row
+            names = (await session.execute(select(Widget.name))).scalars().all()
+            assert sorted(names) == ["globex's", "mine"]
         assert (await session.execute(select(Widget.name))).scalars().all() == ["mine"]
         session.add(Widget(tenant_id=globex.id, name="theirs", public_key="pk_theirs_012345"))
         with pytest.raises(DBAPIError, match="row-level security"):
