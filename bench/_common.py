@@ -21,7 +21,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, Any
 
 import psycopg
 
@@ -57,6 +57,13 @@ def kithost_env(data_dir: Path, **overrides: str) -> dict[str, str]:
 
 def seed_demo(env: Mapping[str, str]) -> str:
     """Migrate and seed the demo data (``kithost demo``) with ``env``; the demo widget's key."""
+    public_key: str = seed_demo_json(env)["widget_public_key"]
+    return public_key
+
+
+def seed_demo_json(env: Mapping[str, str]) -> dict[str, Any]:
+    """Migrate and seed the demo data with ``env``; what ``kithost demo --json`` prints (the
+    widget's key, the owner's email and password)."""
     subprocess.run([sys.executable, "-m", "kithost", "migrate"], env=env, check=True)
     seeded = subprocess.run(
         [sys.executable, "-m", "kithost", "demo", "--json"],
@@ -65,8 +72,8 @@ def seed_demo(env: Mapping[str, str]) -> str:
         capture_output=True,
         text=True,
     )
-    public_key: str = json.loads(seeded.stdout)["widget_public_key"]
-    return public_key
+    printed: dict[str, Any] = json.loads(seeded.stdout)
+    return printed
 
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -27,6 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from bench._common import (
     kithost_env,
     log,
     scratch_postgres,
-    seed_demo,
+    seed_demo_json,
     service,
     stop_on_sigterm,
     wait_http,
@@ -130,11 +131,11 @@ async def direct_first_token(client: httpx.AsyncClient, fake: FakeOpenAI) -> flo
     return timing.first_token
 
 
-async def measure(base: str, public_key: str, origin: str, fake: FakeOpenAI, db: str) -> None:
+async def measure(base: str, seed: dict[str, Any], origin: str, fake: FakeOpenAI, db: str) -> None:
     """Emit the figures for one ``kithost serve``; ``db`` names its database in them."""
     limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
-        chat = Chat(client, base, public_key, origin)
+        chat = Chat(client, base, seed["widget_public_key"], origin)
         token = await chat.token("anon_" + "b" * 24)
         for _ in range(10):  # warm up both paths
             await chat.create_thread(token)
@@ -219,7 +220,13 @@ async def measure(base: str, public_key: str, origin: str, fake: FakeOpenAI, db:
         )
 
 
-def serve_and_measure(fake: FakeOpenAI, db: str, database_url: str | None) -> None:
+Measure = Callable[[str, dict[str, Any], str, FakeOpenAI, str], Coroutine[Any, Any, None]]
+"""Measures one ``kithost serve``: ``(base URL, kithost demo's seed, origin, fake, db)``."""
+
+
+def serve_and_measure(
+    fake: FakeOpenAI, db: str, database_url: str | None, measure: Measure
+) -> None:
     """Seed a fresh data directory (and database), serve it, measure it."""
     fake.reset()
     with tempfile.TemporaryDirectory(prefix="kithost-bench-chat-") as tmp:
@@ -235,21 +242,23 @@ def serve_and_measure(fake: FakeOpenAI, db: str, database_url: str | None) -> No
             mint_limit_per_user="100000000",
             **({"database_url": database_url} if database_url else {}),
         )
-        public_key = seed_demo(env)
+        seed = seed_demo_json(env)
         argv = [sys.executable, "-m", "kithost", "serve"]
         with service("kithost serve", argv, env=env, cwd=ROOT, log_path=data / "serve.log") as api:
             base = f"http://127.0.0.1:{port}"
             wait_http(f"{base}/healthz", api)
-            asyncio.run(measure(base, public_key, f"http://localhost:{port}", fake, db))
+            asyncio.run(measure(base, seed, f"http://localhost:{port}", fake, db))
 
 
-def main() -> None:
+def on_both_databases(measure: Measure) -> None:
+    """``measure`` the demo served on SQLite, then on a scratch PostgreSQL database, its
+    model the fake OpenAI server (in this process)."""
     stop_on_sigterm()
     with FakeOpenAI() as fake:
-        serve_and_measure(fake, "SQLite", None)
+        serve_and_measure(fake, "SQLite", None, measure)
         with scratch_postgres() as url:
-            serve_and_measure(fake, "PostgreSQL", url)
+            serve_and_measure(fake, "PostgreSQL", url, measure)
 
 
 if __name__ == "__main__":
-    main()
+    on_both_databases(measure)

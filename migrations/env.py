@@ -11,7 +11,7 @@ from sqlalchemy import JSON
 from sqlalchemy.engine import Connection
 
 from kithost.db import create_engine
-from kithost.migrate import database_url
+from kithost.migrate import database_url, include_name
 from kithost.models import Base
 from kithost.models.base import UTCDateTime
 
@@ -39,6 +39,7 @@ def _configure(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         render_item=_render_item,
+        include_name=include_name,
         transaction_per_migration=True,
     )
     with context.begin_transaction():

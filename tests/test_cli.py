@@ -1,4 +1,5 @@
-"""The ``kithost`` command, run as a real process against PostgreSQL and SQLite."""
+"""The ``kithost`` command against PostgreSQL and SQLite: in this process, and once as a
+real process (what only a process shows)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from kithost.auth.passwords import verify_password
 from kithost.kit.tokens import hash_secret
 from kithost.models import ApiClient, Membership, Role, User, Widget
 from kithost.settings import Settings
-from tests.cli import kithost, ok_json, sync_session
+from tests.cli import kithost, kithost_process, ok_json, sync_session
 
 
 def test_demo_seeds_once(cli_settings: Settings) -> None:
@@ -141,7 +142,7 @@ def test_what_kithost_writes_is_readable_by_its_user_only(tmp_path: Path) -> Non
     """The embedded database, the broker's, the secret key and the directory holding them
     are created 0600/0700 (they hold every tenant's data and keys)."""
     data_dir = tmp_path / "data"
-    result = kithost(Settings(data_dir=data_dir), "migrate")
+    result = kithost_process(Settings(data_dir=data_dir), "migrate")
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
     written = sorted(p.name for p in data_dir.iterdir())

@@ -34,7 +34,8 @@ def _sync_url(settings: Settings) -> str:
 def _tables(settings: Settings) -> set[str]:
     engine = create_engine(_sync_url(settings))
     try:
-        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+        names = set(inspect(engine).get_table_names()) - {"alembic_version"}
+        return {name for name in names if migrate.include_name(name, "table", {})}
     finally:
         engine.dispose()
 
@@ -49,7 +50,8 @@ def _diff(settings: Settings) -> list[object]:
 
 
 def _compare(connection: Connection) -> list[object]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    opts = {"compare_type": True, "include_name": migrate.include_name}
+    context = MigrationContext.configure(connection, opts=opts)
     return list(compare_metadata(context, Base.metadata))
 
 

@@ -1,6 +1,7 @@
 """After a full scenario through the HTTP API, no table holds a secret in plaintext and no
-log line carries one: passwords, OpenAI keys, identity secrets, client secrets, access and
-session tokens, invitation tokens. Runs on PostgreSQL and SQLite (every column of every
+log line carries one: passwords, OpenAI keys (the platform's, a tenant's, a widget's model key),
+identity secrets, client secrets, access and session tokens, invitation tokens, tool secrets,
+webhook signing secrets (first and rotated). Runs on PostgreSQL and SQLite (every column of every
 table), logs captured from the stdlib handler structlog writes through."""
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from tests.sessions.test_mint_api import (
 )
 
 TENANT_KEY = "sk-tenant-" + "q" * 40
+MODEL_KEY = "sk-model-" + "m" * 40
 
 
 @pytest.fixture
@@ -98,6 +100,25 @@ async def scenario(app: FastAPI, client: httpx.AsyncClient) -> dict[str, str]:
     found["access token"] = token.json()["access_token"]
     invited = await call("POST", "/invitations", {"email": "new@example.test", "role": "viewer"})
     found["invitation token"] = invited["accept_url"].partition("#token=")[2]
+    own = f"/widgets/{self_hosted.widget.id}"
+    await call("PUT", f"{own}/model-key", {"api_key": MODEL_KEY})
+    found["model key"] = MODEL_KEY
+    found["tool secret"] = (await call("POST", f"{own}/tool-secret"))["tool_secret"]
+    hook = await call(
+        "POST", "/webhooks", {"url": "https://hooks.example.com/in", "events": ["widget.published"]}
+    )
+    found["webhook secret"] = hook["secret"]
+    rotated = await call("POST", f"/webhooks/{hook['endpoint']['id']}/rotate-secret")
+    found["rotated webhook secret"] = rotated["secret"]
+    tool = {"type": "mcp", "id": "orders", "url": "https://mcp.example.com/mcp"}
+    draft = {"agent": {"tools": [{**tool, "allowed_tools": ["add"]}]}}
+    revision = (await call("GET", own))["revision"]
+    saved = await client.put(
+        f"{prefix}{own}/config", json=draft, headers={**creds, "If-Match": f'"{revision}"'}
+    )
+    assert saved.status_code == 200, saved.text
+    found["mcp secret"] = "Bearer mcp-" + "s" * 30
+    await call("PUT", f"{own}/mcp-secrets/orders", {"value": found["mcp secret"]})
     return {what: value for what, value in found.items() if value}
 
 
@@ -112,7 +133,8 @@ async def test_no_secret_in_the_database_or_the_logs(
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         found = await scenario(app, client)
-    assert {"password", "tenant key", "identity secret", "client secret"} <= set(found)
+    assert {"password", "tenant key", "identity secret", "client secret", "model key"} <= set(found)
+    assert {"tool secret", "webhook secret", "rotated webhook secret"} <= set(found)
 
     leaks, scanned = [], 0
     for table in Base.metadata.sorted_tables:

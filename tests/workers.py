@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import secrets
+import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from queue import Empty
 from typing import Any
 
+import httpx
+import redis
 from celery import Celery
+from fastapi import FastAPI
+from sqlalchemy import delete
 
+from kithost.app import create_app
+from kithost.db import session_scope
 from kithost.health.tasks import ping
+from kithost.models import Tenant
 from kithost.settings import Settings
 from kithost.worker.app import create_celery
+from tests.conftest import operator_sessions
 
 TIMEOUT = 60
 
@@ -39,6 +53,53 @@ def start_worker(settings: Settings, **env_vars: str) -> subprocess.Popen[bytes]
     return process
 
 
+def own_queue(settings: Settings, name: str, data_dir: Path, **updates: Any) -> Settings:
+    """``settings`` with a task queue of its own (named for ``name``) and ``data_dir``."""
+    queue = f"{settings.task_queue}-{name}-{secrets.token_hex(3)}"
+    return settings.model_copy(update={"task_queue": queue, "data_dir": data_dir, **updates})
+
+
+@contextmanager
+def worker_running(settings: Settings, **env_vars: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A worker on ``settings``' database, secret key and queue (see :func:`own_queue`)
+    while the block runs; then stopped (unless the test already did) and its Redis queue dropped."""
+    if settings.secret_key is not None:
+        env_vars = {"KITHOST_SECRET_KEY": settings.secret_key.get_secret_value(), **env_vars}
+    process = start_worker(settings, KITHOST_DATABASE_URL=settings.database, **env_vars)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            stop_worker(process)
+        if settings.broker.startswith("redis://"):
+            redis.Redis.from_url(settings.broker).delete(settings.task_queue)
+
+
+@asynccontextmanager
+async def committing_api(
+    settings: Settings, tenant_prefix: str
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """An app on ``settings`` (its units of work commit, for a worker to see) and a client;
+    afterwards the tenants whose slug starts with ``tenant_prefix`` are deleted, and with
+    them everything the test made."""
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield app, client
+    async with session_scope(operator_sessions(app)) as session:
+        await session.execute(delete(Tenant).where(Tenant.slug.like(f"{tenant_prefix}-%")))
+    await app.state.engine.dispose()
+
+
+async def until(check: Callable[[], Awaitable[bool]]) -> None:
+    """Wait for a worker's effect: ``check`` true within ``TIMEOUT`` seconds."""
+    for _ in range(TIMEOUT * 10):
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"not within {TIMEOUT} s")
+
+
 def stop_worker(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
@@ -46,6 +107,28 @@ def stop_worker(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         raise
+
+
+def kill_worker(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the worker and its pool processes at once (its machine or container died):
+    nothing it held is acknowledged or handed back."""
+    children = [
+        int(stat.split(" ", 1)[0])
+        for stat in _stats()
+        if int(stat.rsplit(") ", 1)[1].split()[1]) == process.pid
+    ]
+    for pid in (process.pid, *children):
+        os.kill(pid, signal.SIGKILL)
+    process.wait()
+
+
+def _stats() -> Iterator[str]:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                yield (entry / "stat").read_text()
+            except OSError:  # gone meanwhile
+                continue
 
 
 def take_sent_tasks(celery: Celery, queue: str, name: str) -> list[list[Any]]:

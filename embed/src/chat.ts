@@ -3,7 +3,7 @@
 // published options, forwards ChatKit's events and maps widget actions.
 import type { ChatKitOptions, OpenAIChatKit } from '@openai/chatkit';
 import { base64url, loadScript, postJson } from './net';
-import type { Emit, PublicConfig, Session, Visitor } from './types';
+import type { Emit, PublicConfig, RunTool, Session, Visitor } from './types';
 import { notice, UNAVAILABLE } from './ui';
 
 export type ChatSetup = {
@@ -20,6 +20,8 @@ export type ChatSetup = {
   frame: boolean;
   /** The session's end user and the thread to keep for them. */
   keep(user: string, thread: string | null): void;
+  /** The page's handler of a client tool (`kithost('on', 'tool:NAME', fn)`). */
+  tool: RunTool;
 };
 
 export type Chat = {
@@ -35,6 +37,8 @@ const HINTS: Record<string, string> = {
   origin_not_allowed: "Add this page's origin to the widget's allowed origins.",
   identity_required: "Call kithost('identify', token) with a token your backend signed.",
   invalid_identity_token: "Sign identity tokens (HS256) with the widget's identity secret.",
+  hosted_workflow_unavailable:
+    'OpenAI shut Agent Builder down: convert this widget to self-hosted in the dashboard.',
 };
 
 const CHATKIT_EVENTS = [
@@ -50,6 +54,39 @@ const CHATKIT_EVENTS = [
 ];
 
 const credential = (s: Session): string => (s.mode === 'hosted' ? s.client_secret : s.token);
+
+/** How long a client tool the config does not name (a newer version's) may take. */
+const TOOL_SECONDS = 10;
+
+/** A client tool's result for ChatKit (and the model): the page handler's answer (an object;
+ * anything else as `{result}`), or `{error}` when there is no handler, it fails or it does
+ * not answer within the tool's timeout — never a chat left waiting. Failures are reported. */
+async function clientTool(s: ChatSetup, name: string, params: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const seconds = s.config.client_tools?.[name] ?? TOOL_SECONDS;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const result = await Promise.race([
+      s.tool(name, params),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${seconds} s`)), seconds * 1000);
+      }),
+    ]);
+    return result !== null && typeof result === 'object' && !Array.isArray(result)
+      ? (result as Record<string, unknown>)
+      : { result: result ?? null };
+  } catch (error) {
+    const message = `The page's ${name} tool failed: ${error instanceof Error ? error.message : String(error)}`;
+    s.emit('client.error', {
+      kind: 'client_tool_failed',
+      message: message.slice(0, 1000),
+      hint: `Register the page's handler with kithost('on', 'tool:${name}', fn); it must answer within ${seconds} s.`,
+      frame: s.frame,
+    });
+    return { error: message };
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export function startChat(box: HTMLElement, s: ChatSetup): Chat {
   let current: Session | undefined;
@@ -119,6 +156,7 @@ export function startChat(box: HTMLElement, s: ChatSetup): Chat {
               },
             }
           : { url: first.chatkit_url, domainKey: s.domainKey, fetch: authorizedFetch },
+      onClientTool: ({ name, params }) => clientTool(s, name, params),
       widgets: {
         onAction: async (action, item) => {
           const mapped = actions[action.type] ?? { kind: 'forward' };

@@ -18,10 +18,12 @@
 import type { Chat, startChat } from './chat';
 import { batcher } from './events';
 import { base64url, call, randomId } from './net';
-import type { EmbedConfig, Emit, Launcher, Preset, Visitor } from './types';
+import type { EmbedConfig, Emit, Launcher, Preset, RunTool, ToolContext, Visitor } from './types';
 import { notice, NOTICE_CSS, UNAVAILABLE } from './ui';
 
 type Listener = (data: Record<string, unknown>, widget: string) => void;
+/** A page's client tool: `kithost('on', 'tool:NAME', fn)`, sync or async. */
+type ToolHandler = (params: Record<string, unknown>, context: ToolContext) => unknown;
 type Command = (name: string, args: unknown[]) => void;
 type Kithost = ((...args: unknown[]) => void) & {
   q?: ArrayLike<unknown>[];
@@ -137,6 +139,13 @@ function widget(script: WidgetScript, pk: string): Command {
     emit('client.error', { kind, message, hint });
   };
 
+  /** The page's handler of a client tool, with the end user's context (the first registered). */
+  const tool: RunTool = async (name, params) => {
+    const [handler] = listeners[`tool:${name}`] ?? [];
+    if (!handler) throw Error(`no handler (kithost('on', 'tool:${name}', fn))`);
+    return (handler as unknown as ToolHandler)(params, { widget: pk, user, thread: visitor.thread?.id ?? null, context: visitor.context });
+  };
+
   const keep = (endUser: string, thread: string | null): void => {
     user = endUser;
     visitor.thread = thread ? { user: endUser, id: thread } : null;
@@ -173,6 +182,10 @@ function widget(script: WidgetScript, pk: string): Command {
         outbox = [];
       } else if (m.type === 'event') relay(m.name, m.data);
       else if (m.type === 'keep') keep(m.user, m.thread);
+      else if (m.type === 'tool')
+        tool(m.name, m.params)
+          .then((result) => post({ type: 'tool', id: m.id, result }))
+          .catch((error) => post({ type: 'tool', id: m.id, error: String(error?.message ?? error) }));
       else if (m.type === 'close') close(true);
     });
     start();
@@ -204,6 +217,7 @@ function widget(script: WidgetScript, pk: string): Command {
           emit,
           frame: false,
           keep,
+          tool,
         }),
       () => {
         fail('script_blocked', `${api}/w/${__DIRECT__} did not load`, "Allow Kithost in the page's Content-Security-Policy (script-src).");

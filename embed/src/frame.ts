@@ -3,6 +3,7 @@
 // page by postMessage: sent to that page's origin only, received from it only.
 import { startChat, type Chat } from './chat';
 import { batcher } from './events';
+import { randomId } from './net';
 import type { Emit, PublicConfig, Visitor } from './types';
 import { notice, NOTICE_CSS } from './ui';
 
@@ -30,6 +31,8 @@ if (!embedder || parent === window || (ancestors && ancestors[0] !== embedder)) 
     events.add(name, data);
     post({ type: 'event', name, data });
   };
+  /** Client tool calls handed to the loader, by call id, until it answers. */
+  const tools = new Map<string, [(result: unknown) => void, (error: Error) => void]>();
   addEventListener('message', (event: MessageEvent) => {
     const m = event.data;
     if (event.origin !== embedder || event.source !== parent || m?.kithost !== setup.pk) return;
@@ -45,10 +48,21 @@ if (!embedder || parent === window || (ancestors && ancestors[0] !== embedder)) 
           user = endUser;
           post({ type: 'keep', user: endUser, thread });
         },
+        tool: (name, params) =>
+          new Promise((resolve, reject) => {
+            const id = randomId(16);
+            tools.set(id, [resolve, reject]);
+            post({ type: 'tool', id, name, params });
+          }),
       });
     } else if (m.type === 'visitor') {
       Object.assign(visitor, m.visitor);
       chat?.update(m.restart);
+    } else if (m.type === 'tool') {
+      const [resolve, reject] = tools.get(m.id) ?? [];
+      tools.delete(m.id);
+      if ('error' in m) reject?.(new Error(String(m.error)));
+      else resolve?.(m.result);
     } else if (m.type === 'send') chat?.send(m.text);
     else if (m.type === 'focus') chat?.focus();
   });

@@ -33,6 +33,8 @@ export type PublicConfig = {
   launcher: Launcher;
   actions: Record<string, Action>;
   require_identity: boolean;
+  /** The agent's `client` tools (what the page implements): name → timeout in seconds. */
+  client_tools: Record<string, number>;
 };
 
 /** What `/embed/{pk}.js` hands the loader with itself (`WidgetScript.kithostPreset`): only
@@ -65,3 +67,17 @@ export type Visitor = {
 
 /** Emits one event: to the events endpoint and to `kithost('on', …)` listeners. */
 export type Emit = (name: string, data?: Record<string, unknown>) => void;
+
+/** What a page's `kithost('on', 'tool:NAME', fn)` handler gets besides the arguments. */
+export type ToolContext = {
+  widget: string;
+  /** The session's end user (`u:…`/`a:…`), and the thread the call comes from. */
+  user: string | null;
+  thread: string | null;
+  /** The page context (`kithost('setContext', …)`). */
+  context: Context;
+};
+
+/** Runs the page's handler of a client tool: its answer, rejected when there is none or it
+ * fails (a chat's document asks the loader's; `chat.ts` adds the timeout). */
+export type RunTool = (name: string, params: Record<string, unknown>) => Promise<unknown>;

@@ -5,6 +5,13 @@
 import type { ChatKitEvents, ChatKitOptions, OpenAIChatKit } from '@openai/chatkit';
 
 type Call = { method: string; args: unknown };
+/** The parts of ChatKit's stream events the stand-in reads. */
+type StreamEvent = {
+  type: string;
+  thread?: { id: string };
+  update?: { type: string; delta?: string };
+  item?: { type: string; status?: string; name?: string; arguments?: Record<string, unknown> };
+};
 
 const calls: Call[] = [];
 let last: StandIn | undefined;
@@ -12,7 +19,7 @@ let last: StandIn | undefined;
 class StandIn extends HTMLElement implements OpenAIChatKit {
   options: ChatKitOptions | undefined;
 
-  private record(method: string, args: unknown): Promise<void> {
+  record(method: string, args: unknown): Promise<void> {
     calls.push({ method, args: JSON.parse(JSON.stringify(args ?? null)) });
     return Promise.resolve();
   }
@@ -77,22 +84,39 @@ Object.assign(window, {
       return response.status;
     },
     /** A new thread with `text` through the ChatKit endpoint, as ChatKit's composer sends
-     * it; the streamed reply is shown in the element and returned. */
+     * it; the streamed reply is shown in the element and returned. A client tool call the
+     * reply ends with goes to `onClientTool` (recorded as a `clientTool` call with its
+     * result), and its result back with `threads.add_client_tool_output`, as ChatKit does;
+     * the reply is then the text of all of those responses. */
     converse: async (text: string): Promise<string> => {
-      const api = current().options!.api;
+      const options = current().options!;
+      const api = options.api;
       if (!('url' in api)) throw new Error('not a custom api');
       const input = { content: [{ type: 'input_text', text }], attachments: [], inference_options: {} };
-      const response = await (api.fetch ?? fetch)(api.url, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ type: 'threads.create', params: { input } }),
-      });
+      let request: unknown = { type: 'threads.create', params: { input } };
+      let thread: string | undefined;
       let reply = '';
-      for (const line of (await response.text()).split('\n')) {
-        if (!line.startsWith('data: ')) continue;
-        const event = JSON.parse(line.slice(6)) as { type: string; update?: { type: string; delta?: string } };
-        if (event.type === 'thread.item.updated' && event.update?.type === 'assistant_message.content_part.text_delta') {
-          reply += event.update.delta ?? '';
+      while (request) {
+        const response = await (api.fetch ?? fetch)(api.url, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify(request),
+        });
+        request = undefined;
+        for (const line of (await response.text()).split('\n')) {
+          if (!line.startsWith('data: ')) continue;
+          const event = JSON.parse(line.slice(6)) as StreamEvent;
+          if (event.type === 'thread.created') thread = event.thread?.id;
+          if (event.type === 'thread.item.updated' && event.update?.type === 'assistant_message.content_part.text_delta') {
+            reply += event.update.delta ?? '';
+          }
+          const item = event.item;
+          if (event.type === 'thread.item.done' && item?.type === 'client_tool_call' && item.status === 'pending') {
+            const call = { name: item.name!, params: item.arguments ?? {} };
+            const result = await options.onClientTool!(call);
+            void current().record('clientTool', { ...call, result });
+            request = { type: 'threads.add_client_tool_output', params: { thread_id: thread, result } };
+          }
         }
       }
       const shown = document.createElement('p');

@@ -7,7 +7,7 @@ bound; the app connects as a role that owns nothing and lacks BYPASSRLS. Platfor
 the audit log (no tenant) may be written from a tenant's transaction, read only bypassing.
 
 Revision ID: 5f0c3a7e21b4
-Revises: 61c6dc1c1d33
+Revises: c3f1a9d27e64
 Create Date: 2026-12-05 19:30:00.000000
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "5f0c3a7e21b4"
-down_revision: str | None = "61c6dc1c1d33"
+down_revision: str | None = "c3f1a9d27e64"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -31,6 +31,7 @@ TABLES = (
     "chat_attachments",
     "chat_items",
     "chat_threads",
+    "conversation_exports",
     "conversation_reviews",
     "error_group_users",
     "error_groups",
@@ -41,6 +42,8 @@ TABLES = (
     "session_mints",
     "webhook_deliveries",
     "webhook_endpoints",
+    "webhook_idle_marks",
+    "widget_mcp_secrets",
     "widget_versions",
     "widgets",
 )

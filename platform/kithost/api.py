@@ -8,9 +8,11 @@ from kithost.analytics.endpoints import router as analytics_router
 from kithost.audit.endpoints import router as audit_router
 from kithost.auth.endpoints import router as auth_router
 from kithost.clients.endpoints import router as clients_router
+from kithost.conversations.endpoints import downloads as downloads_router
 from kithost.conversations.endpoints import router as conversations_router
 from kithost.invitations.endpoints import router as invitations_router
 from kithost.knowledge.endpoints import router as knowledge_router
+from kithost.mcp_tools.endpoints import router as mcp_tools_router
 from kithost.members.endpoints import router as members_router
 from kithost.secrets.endpoints import router as secrets_router
 from kithost.sessions.endpoints import router as sessions_router
@@ -32,6 +34,8 @@ for router in (
     analytics_router,
     knowledge_router,
     conversations_router,
+    downloads_router,
     webhooks_router,
+    mcp_tools_router,
 ):
     api_router.include_router(router)

@@ -12,6 +12,7 @@ import kithost
 from kithost.analytics.endpoints import visitor_router as analytics_visitor_router
 from kithost.analytics.facts import FactBuffer
 from kithost.api import api_router
+from kithost.api_docs import router as api_docs_router
 from kithost.auth import oidc
 from kithost.auth.oauth_endpoints import router as oauth_router
 from kithost.chat.endpoints import router as chat_router
@@ -60,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Kithost",
         version=kithost.__version__,
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        docs_url=None,  # api_docs.py: the page under a policy of its own
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -101,4 +102,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(demo_router)
     app.include_router(dashboard_router)
     app.include_router(preview_router)
+    app.include_router(api_docs_router)
     return app

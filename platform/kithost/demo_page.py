@@ -13,6 +13,7 @@ from kithost import rls
 from kithost.db import session_scope
 from kithost.demo import DEMO_SLUG
 from kithost.errors import NotFound
+from kithost.kit.headers import page_policy
 from kithost.models import Tenant, Widget
 from kithost.settings import Settings
 
@@ -83,8 +84,8 @@ async def demo_page(request: Request) -> HTMLResponse:
     no_key = settings.openai_api_key is None and not has_key
     base = settings.base_url
     html = PAGE.format(notice=NO_KEY if no_key else "", snippet_text=escape(tag), snippet=tag)
-    policy = (
-        f"default-src 'self'; script-src 'self' {base}; frame-src 'self' {base}; "
-        f"connect-src 'self' {base}; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+    policy = page_policy(
+        f"default-src 'self'; script-src 'self' {base}; frame-src 'self' {base}",
+        f"connect-src 'self' {base}; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
     )
     return HTMLResponse(html, headers={"Content-Security-Policy": policy})

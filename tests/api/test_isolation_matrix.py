@@ -32,6 +32,7 @@ from kithost.invitations.service import create_invitation
 from kithost.models import (
     AllowedOrigin,
     ChatThread,
+    ConversationExport,
     ErrorGroup,
     KnowledgeBase,
     KnowledgeDocument,
@@ -75,6 +76,10 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", f"{WIDGET}/identity-secret"): Rule(Scope.widgets_write),
     ("DELETE", f"{WIDGET}/identity-secret"): Rule(Scope.widgets_write),
     ("POST", f"{WIDGET}/tool-secret"): Rule(Scope.widgets_write),
+    ("GET", f"{WIDGET}/mcp-secrets"): Rule(Scope.widgets_read),
+    ("PUT", f"{WIDGET}/mcp-secrets/{{tool_id}}"): Rule(Scope.widgets_write, {"value": "Bearer x"}),
+    ("DELETE", f"{WIDGET}/mcp-secrets/{{tool_id}}"): Rule(Scope.widgets_write),
+    ("POST", f"{WIDGET}/tools/{{tool_id}}/discover"): Rule(Scope.widgets_write),
     ("PUT", f"{WIDGET}/model-key"): Rule(Scope.widgets_write, {"api_key": "model-key-0123"}),
     ("DELETE", f"{WIDGET}/model-key"): Rule(Scope.widgets_write),
     ("POST", f"{WIDGET}/sessions"): Rule(Scope.sessions_mint, {"user": "42"}),
@@ -138,6 +143,10 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", f"{PREFIX}/conversations/export.jsonl"): Rule(Scope.conversations_read),
     ("GET", f"{PREFIX}/conversations/export.csv"): Rule(Scope.conversations_read),
     ("GET", f"{PREFIX}/conversations/settings"): Rule(Scope.conversations_read),
+    ("POST", f"{PREFIX}/conversations/exports"): Rule(
+        Scope.conversations_read, {"format": "jsonl"}
+    ),
+    ("GET", f"{PREFIX}/conversations/exports/{{export_id}}"): Rule(Scope.conversations_read),
     ("PUT", f"{PREFIX}/conversations/settings"): Rule(
         Scope.members_write, {"editors_may_read": False}
     ),
@@ -283,6 +292,10 @@ async def test_isolation_matrix(client: httpx.AsyncClient, app: FastAPI, db: Asy
         await db.flush()
         return str(group.id)
 
+    async def mcp_tool_id() -> str:
+        """A tool id the widget's draft lacks (409: the handler ran, nothing connects)."""
+        return "orders"
+
     bases: list[KnowledgeBase] = []
 
     async def knowledge_base() -> str:
@@ -319,6 +332,12 @@ async def test_isolation_matrix(client: httpx.AsyncClient, app: FastAPI, db: Asy
         await db.flush()
         return thread.id
 
+    async def export() -> str:
+        made = ConversationExport(tenant_id=tenant.id, format="csv", filters={})
+        db.add(made)
+        await db.flush()
+        return str(made.id)
+
     hooks: list[WebhookEndpoint] = []
 
     async def webhook() -> str:
@@ -351,6 +370,7 @@ async def test_isolation_matrix(client: httpx.AsyncClient, app: FastAPI, db: Asy
         "webhooks": webhook,
         "deliveries": delivery,
         "conversations": chat_thread,
+        "exports": export,
         "knowledge-bases": knowledge_base,
         "documents": document,
         "members": member,
@@ -360,6 +380,8 @@ async def test_isolation_matrix(client: httpx.AsyncClient, app: FastAPI, db: Asy
         "origins": origin,
         "versions": version,
         "errors": error_group,
+        "mcp-secrets": mcp_tool_id,
+        "tools": mcp_tool_id,
     }
     callers = {
         "nobody": Caller({}, refused=UNAUTHENTICATED),

@@ -322,6 +322,71 @@ async def test_an_older_version_is_compared_and_restored(
     await expect(page.get_by_label("Label", exact=True)).to_have_value("First")
 
 
+async def test_function_tools_and_handoffs_are_edited_in_the_agent_tab(
+    dashboard: Dashboard, page: Page, output: Path
+) -> None:
+    async with api(dashboard) as client:
+        widgets = f"/api/v1/tenants/{TENANT}/widgets"
+        widget = (await client.post(widgets, json={"name": "Agents"})).json()
+    await sign_in(page, dashboard)
+    await page.goto(dashboard.admin(f"widgets/{widget['id']}/agent"))
+    await page.get_by_role("button", name="Add: Your endpoint (HTTP)").click()
+    endpoint = page.get_by_role("group", name="Your endpoint (HTTP): http-1")
+    await endpoint.get_by_label("URL").fill("https://tools.acme.example/lookup")
+    await page.get_by_role("button", name="Add: A function of your page").click()
+    page_tool = page.get_by_role("group", name="A function of your page: client-1")
+    await page_tool.get_by_label("Function name (as the model sees it)").fill("open_cart")
+    await page_tool.get_by_label("Arguments (JSON Schema of an object)").fill("{not json")
+    await expect(page_tool.get_by_text("This is not JSON.")).to_be_visible()
+    await page_tool.get_by_label("Arguments (JSON Schema of an object)").fill(
+        '{"type": "object", "properties": {"sku": {"type": "string"}}}'
+    )
+    await page.get_by_role("button", name="Add an agent").click()
+    agent = page.get_by_role("group", name="Agent Agent 1")
+    await agent.get_by_label("Instructions").fill("You answer billing questions.")
+    await agent.get_by_label("client-1").check()
+    await agent.get_by_label("Name (the visitor sees it)").fill("Billing")
+    await check_screen(page, output, "agent-tools")
+    await page.get_by_role("button", name="Save the draft").click()
+    # The first HTTP tool made the widget's tool secret: shown this once.
+    secret = await page.get_by_test_id("secret").inner_text()
+    assert len(secret) > 20
+    async with api(dashboard) as client:
+        saved = (await client.get(f"{widgets}/{widget['id']}")).json()
+    agent_config = saved["config"]["agent"]
+    assert [(t["type"], t["id"]) for t in agent_config["tools"]] == [
+        ("http", "http-1"),
+        ("client", "client-1"),
+    ]
+    assert agent_config["tools"][1]["name"] == "open_cart"
+    assert agent_config["tools"][1]["parameters"]["properties"] == {"sku": {"type": "string"}}
+    [billing] = agent_config["handoffs"]
+    assert (billing["name"], billing["tools"], billing["hand_back"]) == (
+        "Billing",
+        ["client-1"],
+        True,
+    )
+    assert agent_config["main_tools"] is None
+    assert saved["has_tool_secret"] is True
+
+
+async def test_a_background_export_is_written_by_the_worker_and_downloaded(
+    dashboard: Dashboard, page: Page
+) -> None:
+    await sign_in(page, dashboard)
+    await page.get_by_role("link", name="Conversations").click()
+    await page.get_by_label("Format of the background export").select_option("csv")
+    await page.get_by_role("button", name="Export in the background").click()
+    link = page.get_by_role("link", name="Download the export")
+    await expect(link).to_be_visible(timeout=45_000)
+    href = await link.get_attribute("href")
+    assert href is not None
+    async with httpx.AsyncClient(base_url=dashboard.url) as anonymous:
+        download = await anonymous.get(href)  # the signed link needs no credentials
+    assert download.status_code == 200
+    assert download.headers["content-type"].startswith("text/csv")
+
+
 async def test_an_api_client_is_created_shown_once_and_revoked(
     dashboard: Dashboard, page: Page, output: Path
 ) -> None:

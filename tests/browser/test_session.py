@@ -12,6 +12,7 @@ from kithost.widgets.config import Hosted, WidgetConfig
 from tests.browser.conftest import Kithost
 from tests.browser.helpers import (
     STUB,
+    UNAVAILABLE,
     Captured,
     Site,
     chat_frame,
@@ -83,3 +84,21 @@ async def test_a_hosted_widget_gets_client_secrets_from_the_session_endpoint(
     assert captured.sessions[1]["current"] == first
     created = [r.json for r in openai.requests if r.path == "/v1/chatkit/sessions"]
     assert created[-1]["workflow"]["state_variables"] == {"plan": "pro"}
+
+
+async def test_a_retired_workflow_shows_the_fallback_and_reports_the_way_out(
+    page: Page, kithost: Kithost, shop: Site, captured: Captured, openai: FakeOpenAI
+) -> None:
+    """OpenAI shut Agent Builder down on 2026-11-30: a hosted widget whose workflow no longer
+    runs shows the visitor the usual fallback, and the client error says to convert it."""
+    openai.retired_workflows.add("wf_retired")
+    hosted = Hosted(workflow_id="wf_retired")
+    pk = await kithost.publish([shop.origin], WidgetConfig(mode=WidgetMode.hosted, hosted=hosted))
+    await page.goto(shop.page(STUB + snippet(kithost.url, pk, open="true")))
+    alert = page.frame_locator(f'iframe[src*="/w/{pk}#"]').get_by_role("alert")
+    await alert.wait_for()
+    assert await alert.inner_text() == f"{UNAVAILABLE} Try again"
+    [error] = await eventually(lambda: captured.errors(pk), "a client error")
+    assert error["kind"] == "session_refused"
+    assert error["message"].startswith("502 hosted_workflow_unavailable")
+    assert "convert this widget" in error["hint"]

@@ -4,16 +4,19 @@ speaks it (SSE decoded back into the SDK's typed events), problems, and attachme
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 from chatkit.types import (
     AssistantMessageContentPartTextDelta,
     AssistantMessageItem,
+    TaskItem,
     ThreadCreatedEvent,
+    ThreadItem,
     ThreadItemDoneEvent,
     ThreadItemUpdatedEvent,
     ThreadStreamEvent,
@@ -23,6 +26,10 @@ from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.facts import FactBuffer
+from kithost.chat.context import ChatContext
+from kithost.chat.runtime import runtime
+from kithost.chat.store import SqlStore
+from kithost.embed import service as embed_service
 from kithost.models import Tenant, Widget, WidgetVersion
 from kithost.sessions import tokens
 from kithost.widgets.config import WidgetConfig
@@ -30,6 +37,7 @@ from tests.embed.helpers import ORIGIN, make_widget, publish
 from tests.fakes.openai_server import FakeOpenAI
 
 EVENT: TypeAdapter[ThreadStreamEvent] = TypeAdapter(ThreadStreamEvent)
+Item = TypeVar("Item", bound=ThreadItem)
 INGEST = "kithost.analytics.ingest"
 
 
@@ -125,6 +133,32 @@ class Visitor:
         return await self.stream("threads.add_user_message", thread_id=thread_id, input=message)
 
 
+def message(text: str) -> dict[str, Any]:
+    return {
+        "content": [{"type": "input_text", "text": text}],
+        "attachments": [],
+        "inference_options": {},
+    }
+
+
+async def leave_when(
+    http: httpx.AsyncClient,
+    alice: Visitor,
+    text: str,
+    enough: Callable[[list[ThreadStreamEvent]], bool],
+) -> list[ThreadStreamEvent]:
+    """Start a thread with ``text`` and leave (close the connection: the visitor pressed stop
+    or left) once the events streamed so far are ``enough``; those events."""
+    body = {"type": "threads.create", "params": {"input": message(text)}}
+    seen = ""
+    async with http.stream("POST", alice.url, json=body, headers=alice.headers()) as response:
+        async for chunk in response.aiter_text():
+            seen += chunk
+            if enough(decode(seen)):
+                break
+    return decode(seen)
+
+
 def deltas(events: list[ThreadStreamEvent]) -> list[str]:
     """The assistant's text deltas among ``events``."""
     return [
@@ -140,14 +174,17 @@ def thread_of(events: list[ThreadStreamEvent]) -> str:
     return created.thread.id
 
 
+def done_items(events: list[ThreadStreamEvent], kind: type[Item]) -> list[Item]:
+    """The items of type ``kind`` the events completed."""
+    return [
+        e.item for e in events if isinstance(e, ThreadItemDoneEvent) and isinstance(e.item, kind)
+    ]
+
+
 def answer_of(events: list[ThreadStreamEvent]) -> str:
     """The id of the assistant message the events completed."""
-    [answer] = [
-        e.item.id
-        for e in events
-        if isinstance(e, ThreadItemDoneEvent) and isinstance(e.item, AssistantMessageItem)
-    ]
-    return answer
+    [answer] = done_items(events, AssistantMessageItem)
+    return answer.id
 
 
 def decode(body: str) -> list[ThreadStreamEvent]:
@@ -198,7 +235,63 @@ class SentTasks:
         return [event for name, args in self.tasks if name == INGEST for event in args[2]]
 
 
+REFUSED_ADDRESSES = [
+    ("0.0.0.0", "unspecified"),  # noqa: S104 (an address refused, nothing binds)
+    ("10.0.0.1", "private"),
+    ("192.168.1.1", "private"),
+    ("169.254.169.254", "link-local"),
+    ("fd00::1", "unique-local"),
+    ("::ffff:a9fe:a9fe", "link-local"),  # ::ffff:169.254.169.254
+    ("64:ff9b::a00:1", "private"),
+    ("100.64.0.1", "shared (CGNAT)"),
+    ("224.0.0.1", "multicast"),
+    ("240.0.0.1", "reserved"),
+]
+"""Addresses a tenant's URL may not reach (outside ``KITHOST_OUTBOUND_ALLOW``), each with
+the reason ``kit.outbound`` gives: one of every class it refuses."""
+
+
+class Resolver:
+    """Every name resolves to ``answers`` (nothing is ever connected to: all are refused)."""
+
+    def __init__(self, answers: list[str]) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+
+    async def __call__(self, host: str, port: int) -> Sequence[str]:
+        self.asked.append(host)
+        return self.answers
+
+
 BOB = "a:anon_" + "b" * 24
+ALICE = "a:anon_" + "a" * 24
+
+
+async def context_of(
+    db: AsyncSession,
+    app: FastAPI,
+    fake: FakeOpenAI,
+    user: str = BOB,
+    config: WidgetConfig | None = None,
+) -> ChatContext:
+    """The request context of ``user`` chatting with a new published widget (committed)."""
+    widget = await make_chat_widget(db, app, fake, config)
+    published = (await embed_service.load(db, widget.public_key)).published
+    assert published is not None
+    await db.commit()
+    return ChatContext(
+        widget=published,
+        end_user_id=user,
+        origin="https://shop.example.com",
+        locale=None,
+        page_context=None,
+        received_at=0.0,
+    )
+
+
+def store_of(app: FastAPI) -> SqlStore:
+    """A new store of the app's runtime (one lives for one request)."""
+    return runtime(app.state).attachment_store().store
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, object]:
@@ -254,3 +347,24 @@ async def upload(
         files={"file": ("a.png", data, mime_type)},
         headers={"Origin": "https://cdn.platform.openai.com"},
     )
+
+
+def model_requests(fake: FakeOpenAI) -> list[dict[str, Any]]:
+    """The bodies of the model requests so far, in order."""
+    return [r.json for r in fake.requests if r.path in {"/v1/responses", "/v1/chat/completions"}]
+
+
+def offered(body: dict[str, Any]) -> list[str]:
+    """The tools a Responses request offers: function names, else the tool's type."""
+    return [t.get("name") or t["type"] for t in body.get("tools", [])]
+
+
+def transfers(events: list[ThreadStreamEvent]) -> list[str]:
+    """The titles of the task items among ``events`` ("Transferred to …")."""
+    return [
+        e.item.task.title or ""
+        for e in events
+        if isinstance(e, ThreadItemDoneEvent)
+        and isinstance(e.item, TaskItem)
+        and e.item.task.type == "custom"
+    ]

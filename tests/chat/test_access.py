@@ -173,6 +173,21 @@ def context_header(value: object) -> str:
             "payload_too_large",
             None,
         ),
+        (  # PostgreSQL's text and JSONB refuse NUL characters: refused first, anywhere
+            b'{"type": "threads.get_by_id", "params": {"thread_id": "thr_\\u0000"}}',
+            {},
+            422,
+            "validation_failed",
+            "params.thread_id",
+        ),
+        (
+            b'{"type": "threads.create", "params": {"input": {"content": [{"type": "input_text",'
+            b' "text": "Hi \\u0000"}], "attachments": [], "inference_options": {}}}}',
+            {},
+            422,
+            "validation_failed",
+            "params.input.content.0.text",
+        ),
         (
             b'{"type": "input.transcribe",'
             b' "params": {"audio_base64": "", "mime_type": "audio/webm"}}',

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -19,7 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.chat.runtime import runtime
 from kithost.models import Widget
-from tests.chat.helpers import chat_config, deltas, make_chat_widget, publish_unchecked, thread_of
+from tests.chat.helpers import (
+    REFUSED_ADDRESSES,
+    Resolver,
+    chat_config,
+    deltas,
+    make_chat_widget,
+    publish_unchecked,
+    thread_of,
+)
 from tests.chat.helpers import visitor as make_visitor
 from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI
 from tests.fakes.tool_endpoint import ToolEndpoint
@@ -128,33 +135,7 @@ async def test_a_widget_without_a_tool_secret_sends_nothing(
     assert "".join(deltas(events)) == DEFAULT_REPLY_TEXT
 
 
-class Resolver:
-    """Every name resolves to ``answers`` (nothing is ever connected to: all are refused)."""
-
-    def __init__(self, answers: list[str]) -> None:
-        self.answers = answers
-        self.asked: list[str] = []
-
-    async def __call__(self, host: str, port: int) -> Sequence[str]:
-        self.asked.append(host)
-        return self.answers
-
-
-@pytest.mark.parametrize(
-    ("address", "reason"),
-    [
-        ("0.0.0.0", "unspecified"),  # noqa: S104 (an address refused, nothing binds)
-        ("10.0.0.1", "private"),
-        ("192.168.1.1", "private"),
-        ("169.254.169.254", "link-local"),
-        ("fd00::1", "unique-local"),
-        ("::ffff:a9fe:a9fe", "link-local"),  # ::ffff:169.254.169.254
-        ("64:ff9b::a00:1", "private"),
-        ("100.64.0.1", "shared (CGNAT)"),
-        ("224.0.0.1", "multicast"),
-        ("240.0.0.1", "reserved"),
-    ],
-)
+@pytest.mark.parametrize(("address", "reason"), REFUSED_ADDRESSES)
 async def test_a_name_resolving_to_an_internal_address_is_refused(
     http: httpx.AsyncClient,
     app: FastAPI,

@@ -25,41 +25,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from kithost.models import ChatItem
 from tests.chat.helpers import (
     SentTasks,
-    Visitor,
     chat_config,
     decode,
     deltas,
+    leave_when,
     make_chat_widget,
     thread_of,
     visitor,
 )
 from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI, StreamFailure
-
-
-def message(text: str) -> dict[str, Any]:
-    return {
-        "content": [{"type": "input_text", "text": text}],
-        "attachments": [],
-        "inference_options": {},
-    }
-
-
-async def leave_when(
-    http: httpx.AsyncClient,
-    alice: Visitor,
-    text: str,
-    enough: Callable[[list[ThreadStreamEvent]], bool],
-) -> list[ThreadStreamEvent]:
-    """Start a thread with ``text`` and leave (close the connection: the visitor pressed stop
-    or left) once the events streamed so far are ``enough``; those events."""
-    body = {"type": "threads.create", "params": {"input": message(text)}}
-    seen = ""
-    async with http.stream("POST", alice.url, json=body, headers=alice.headers()) as response:
-        async for chunk in response.aiter_text():
-            seen += chunk
-            if enough(decode(seen)):
-                break
-    return decode(seen)
 
 
 async def stored_eventually(

@@ -11,12 +11,9 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.chat.context import ChatContext
-from kithost.chat.runtime import runtime
 from kithost.chat.store import new_id
-from kithost.embed import service as embed_service
 from kithost.models import ChatItem
-from tests.chat.helpers import BOB, make_chat_widget
+from tests.chat.helpers import context_of, store_of
 from tests.fakes.openai_server import FakeOpenAI
 
 
@@ -25,19 +22,8 @@ async def test_a_cancelled_wait_for_the_message_leaves_the_wait_to_the_next_call
 ) -> None:
     """A response cancelled while it waits for the user message's write (the visitor left)
     must not let the store's next unit of work (saving the partial answer) run before it."""
-    widget = await make_chat_widget(db, app, fake_openai)
-    published = (await embed_service.load(db, widget.public_key)).published
-    assert published is not None
-    await db.commit()
-    context = ChatContext(
-        widget=published,
-        end_user_id=BOB,
-        origin="https://shop.example.com",
-        locale=None,
-        page_context=None,
-        received_at=0.0,
-    )
-    store = runtime(app.state).attachment_store().store
+    context = await context_of(db, app, fake_openai)
+    store = store_of(app)
     thread = ThreadMetadata(id=store.generate_thread_id(context), created_at=datetime.now())
     await store.save_thread(thread, context)
     message = UserMessageItem(

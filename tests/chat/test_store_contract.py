@@ -1,17 +1,22 @@
 """The store and server as the ``openai-chatkit`` SDK's contract has them, for any caller
 (not only Kithost's own endpoint): caller-chosen thread ids, the user's message kept when
-a response ends before any text, items in the order they were created, a vanished cursor
-answered with an error (never a silently short list), the recent-items cache scoped to its
-end user, and an item replaced by one of another type counted as that type."""
+a response ends before any text, threads and items in the order they were created (not
+written), a vanished cursor answered with an error (never a silently short list), the
+recent-items cache scoped to its end user, an item replaced by one of another type counted
+as that type, and a new thread saved again before it is written keeping the items added to
+it so far."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
 from chatkit.types import (
     AssistantMessageContent,
     AssistantMessageItem,
+    ErrorEvent,
+    FileAttachment,
     InferenceOptions,
     ThreadMetadata,
     UserMessageItem,
@@ -21,36 +26,21 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.chat.context import ChatContext
 from kithost.chat.errors import ChatNotFound
 from kithost.chat.runtime import runtime
 from kithost.chat.server import ChatServer
-from kithost.chat.store import SqlStore, new_id
-from kithost.embed import service as embed_service
+from kithost.chat.store import new_id
 from kithost.models import ChatItem, ChatThread
-from tests.chat.helpers import BOB, make_chat_widget
+from tests.chat.helpers import (
+    ALICE,
+    BOB,
+    context_of,
+    make_chat_widget,
+    store_of,
+    thread_of,
+    visitor,
+)
 from tests.fakes.openai_server import FakeOpenAI
-
-ALICE = "a:anon_" + "a" * 24
-
-
-async def context_of(db: AsyncSession, app: FastAPI, fake: FakeOpenAI, user: str) -> ChatContext:
-    widget = await make_chat_widget(db, app, fake)
-    published = (await embed_service.load(db, widget.public_key)).published
-    assert published is not None
-    await db.commit()
-    return ChatContext(
-        widget=published,
-        end_user_id=user,
-        origin="https://shop.example.com",
-        locale=None,
-        page_context=None,
-        received_at=0.0,
-    )
-
-
-def store_of(app: FastAPI) -> SqlStore:
-    return runtime(app.state).attachment_store().store
 
 
 def user_message(thread_id: str, text: str, at: datetime | None = None) -> UserMessageItem:
@@ -193,3 +183,66 @@ async def test_an_item_replaced_by_another_type_counts_as_that_type(
         await store.count_user_messages_since(datetime.now().astimezone() - timedelta(1), context)
         == 0
     )
+
+
+async def test_a_new_thread_saved_again_before_it_is_written_keeps_its_items(
+    app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    """The SDK saves a thread again as soon as a response changes it (a title, metadata),
+    which can be before the new thread and its first message are written."""
+    context = await context_of(db, app, fake_openai, BOB)
+    store = store_of(app)
+    thread = ThreadMetadata(id=store.generate_thread_id(context), created_at=datetime.now())
+    await store.save_thread(thread, context)
+    message = user_message(thread.id, "Hi")
+    await store.add_thread_item(thread.id, message, context)
+    thread.title = "Hi"
+    await store.save_thread(thread, context)
+    page = await store.load_thread_items(thread.id, None, 10, "desc", context)
+    assert [item.id for item in page.data] == [message.id]
+    await store.settled()
+    assert (await store_of(app).load_thread(thread.id, context)).title == "Hi"
+
+
+async def test_threads_come_back_in_the_order_they_were_created(
+    app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    """As the SDK's reference store lists them (by the thread's ``created_at``), not by
+    when each was written: a new thread is written with its first message, so a chat opened
+    in a second tab and answered sooner is written first."""
+    context = await context_of(db, app, fake_openai, BOB)
+    first_tab, second_tab = store_of(app), store_of(app)
+    older = ThreadMetadata(id=first_tab.generate_thread_id(context), created_at=datetime.now())
+    await first_tab.save_thread(older, context)
+    newer = ThreadMetadata(id=second_tab.generate_thread_id(context), created_at=datetime.now())
+    await second_tab.save_thread(newer, context)
+    for store, thread in ((second_tab, newer), (first_tab, older)):
+        await store.add_thread_item(thread.id, user_message(thread.id, "Hi"), context)
+        await store.settled()
+    page = await store_of(app).load_threads(10, None, "desc", context)
+    assert [thread.id for thread in page.data] == [newer.id, older.id]
+
+
+async def test_text_with_a_nul_character_is_stored_on_every_database(
+    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    """The SDK stores whatever a model or tool answered; PostgreSQL's JSONB refuses NUL
+    (U+0000), so the store writes it as U+FFFD (the endpoint refuses it from visitors)."""
+    widget = await make_chat_widget(db, app, fake_openai)
+    await db.commit()
+    alice = await visitor(http, app, db, widget)
+    fake_openai.reply_text = "Null \x00 and void"
+    events = await alice.send("Hi")
+    assert not [event for event in events if isinstance(event, ErrorEvent)]
+    items = await alice.call("items.list", thread_id=thread_of(events))
+    assert items["data"][0]["content"][0]["text"] == "Null \ufffd and void"
+
+    context = await context_of(db, app, fake_openai, BOB)
+    store = store_of(app)
+    thread = ThreadMetadata(id="thr_nul", title="a\x00b", created_at=datetime.now())
+    await store.save_thread(thread, context)
+    await store.save_attachment(
+        FileAttachment(id="atc_nul", name="a\x00b.txt", mime_type="text/plain"), context
+    )
+    assert (await store.load_thread(thread.id, context)).title == "a\ufffdb"
+    assert (await store.load_attachment("atc_nul", context)).name == "a\ufffdb.txt"

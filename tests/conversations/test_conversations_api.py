@@ -8,7 +8,9 @@ import csv
 import io
 import json
 import secrets
+import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost.audit.service import CLI
 from kithost.auth.roles import ROLE_SCOPES
 from kithost.auth.scopes import Scope
+from kithost.chat.storage import LocalDiskStorage
+from kithost.conversations import exports
 from kithost.models import (
     AnalyticsEvent,
     AuditLogEntry,
@@ -33,56 +37,11 @@ from kithost.models import (
 from kithost.models.base import utcnow
 from kithost.widgets.service import create_widget
 from tests.api.helpers import audit_actions
+from tests.conversations.helpers import ANONYMOUS, conversation
 from tests.factories import Credentials, client_token, login, make_member, make_tenant
+from tests.workers import RecordedTasks
 
 CONVERSATIONS = "/api/v1/tenants/acme/conversations"
-ANONYMOUS = "a:anon_" + "z" * 24
-
-
-async def conversation(
-    db: AsyncSession,
-    widget: Widget,
-    end_user: str,
-    texts: list[str],
-    *,
-    hours_ago: int = 0,
-    feedback: str | None = None,
-) -> str:
-    """A thread of ``end_user`` alternating user and assistant messages of ``texts``."""
-    thread_id = "thr_" + secrets.token_hex(8)
-    at = utcnow() - timedelta(hours=hours_ago)
-    db.add(
-        ChatThread(
-            id=thread_id,
-            tenant_id=widget.tenant_id,
-            widget_id=widget.id,
-            end_user_id=end_user,
-            created_at=at,
-            updated_at=at,
-            payload={"id": thread_id, "title": texts[0][:20], "created_at": at.isoformat()},
-            payload_version=1,
-        )
-    )
-    await db.flush()
-    for index, text in enumerate(texts):
-        kind = "user_message" if index % 2 == 0 else "assistant_message"
-        part = "input_text" if kind == "user_message" else "output_text"
-        db.add(
-            ChatItem(
-                id="msg_" + secrets.token_hex(8),
-                thread_id=thread_id,
-                tenant_id=widget.tenant_id,
-                widget_id=widget.id,
-                end_user_id=end_user,
-                created_at=at + timedelta(seconds=index),
-                kind=kind,
-                feedback=feedback if kind == "assistant_message" else None,
-                payload={"type": kind, "content": [{"type": part, "text": text}]},
-                payload_version=1,
-            )
-        )
-    await db.flush()
-    return thread_id
 
 
 async def acme_with_chats(
@@ -418,3 +377,77 @@ async def test_the_csv_export_streams_every_message_one_row_each_audited(
         ("jsonl", "{}"),
     ]
     assert {e.actor_type for e in entries} == {"user"}
+
+
+async def test_the_search_means_the_same_on_both_databases(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """Whole words, any case, every word in one message, in the messages' text only (not
+    the stored JSON around it); what the visitor types is words, never query syntax."""
+    _tenant, owner, threads = await acme_with_chats(app, db)
+    norway = [threads["anonymous"]]
+    for q, found in [
+        ("Norway", norway),
+        ("NORWAY", norway),
+        ("Norway?!", norway),
+        ("ship norway", norway),
+        ("Norw", []),
+        ("Norway week", []),  # two messages of one thread: no message holds both
+        ("input_text", []),
+        ("content", []),
+        ('"Norway" OR tent', []),
+        ("Norway NEAR(ship)", []),
+        ("!!", []),
+        ("return tent", [threads["returns"]]),
+    ]:
+        assert await listed(client, owner, q=q) == found, q
+
+    answer = await db.scalar(
+        select(ChatItem).where(
+            ChatItem.thread_id == threads["blog"], ChatItem.kind == "user_message"
+        )
+    )
+    assert answer is not None
+    answer.payload = {"type": "user_message", "content": [{"type": "input_text", "text": "Kayaks"}]}
+    await db.flush()
+    assert await listed(client, owner, q="kayaks") == [threads["blog"]], "edits are indexed"
+    assert await listed(client, owner, q="blog") == []
+    await db.delete(answer)
+    await db.flush()
+    assert await listed(client, owner, q="kayaks") == []
+
+
+class RefusingStorage(LocalDiskStorage):
+    """A blob storage that refuses every file with ``error``."""
+
+    def __init__(self, root: Path, error: Exception) -> None:
+        super().__init__(root)
+        self.error = error
+
+    async def put_file(self, key: str, path: Path) -> None:
+        raise self.error
+
+
+async def test_an_export_that_cannot_be_written_shows_failed_a_passing_fault_pending(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """(The worker's side runs here; tests/conversations/test_exports.py runs a real one.)"""
+    tenant, owner, _threads = await acme_with_chats(app, db)
+    monkeypatch.setattr(app.state.celery, "send_task", RecordedTasks().record)
+    for error, status in ((ValueError("refused"), "failed"), (OSError("busy"), "pending")):
+        requested = await client.post(
+            CONVERSATIONS + "/exports", json={"format": "csv"}, headers=owner.headers
+        )
+        assert requested.status_code == 202, requested.text
+        export_id = requested.json()["id"]
+        storage = RefusingStorage(tmp_path, error)
+        with pytest.raises(type(error)):
+            await exports.write(
+                app.state.sessionmaker, storage, "key", tenant.id, uuid.UUID(export_id)
+            )
+        shown = await client.get(f"{CONVERSATIONS}/exports/{export_id}", headers=owner.headers)
+        assert (shown.json()["status"], shown.json()["download_url"]) == (status, None)

@@ -160,6 +160,7 @@ async def test_nothing_secret_is_served(client: httpx.AsyncClient, db: AsyncSess
         "launcher",
         "actions",
         "require_identity",
+        "client_tools",
     }
 
 

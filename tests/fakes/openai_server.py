@@ -208,6 +208,11 @@ class FakeOpenAI:
         raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
         self.function_calls.append((name, raw))
 
+    def hand_off(self, agent_id: str) -> None:
+        """Make the next request offering ``transfer_to_<agent_id>`` call it (an Agents SDK
+        handoff); the next agent's request then gets the reply text."""
+        self.call_function(f"transfer_to_{agent_id}", {})
+
     def release(self) -> None:
         self._released.set()
 

@@ -4,27 +4,21 @@ The worker reads committed rows, so this test commits, in a tenant deleted after
 
 from __future__ import annotations
 
-import asyncio
-import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
 from fastapi import FastAPI
-from sqlalchemy import delete
 
-from kithost.app import create_app
 from kithost.auth.scopes import Scope
 from kithost.db import session_scope
-from kithost.models import Tenant
 from kithost.settings import Settings
-from tests.conftest import REDIS_URL, operator_sessions
+from tests.conftest import operator_sessions
 from tests.factories import bare_tenant, client_token
 from tests.fakes.openai_server import FakeOpenAI
 from tests.knowledge.helpers import GUIDE
-from tests.workers import TIMEOUT, start_worker, stop_worker
+from tests.workers import committing_api, own_queue, until, worker_running
 
 pytestmark = pytest.mark.worker
 
@@ -33,41 +27,19 @@ pytestmark = pytest.mark.worker
 def worker_settings(
     settings: Settings, fake_openai: FakeOpenAI, tmp_path: Path
 ) -> Iterator[Settings]:
-    own = settings.model_copy(
-        update={
-            "task_queue": f"{settings.task_queue}-knowledge-{secrets.token_hex(3)}",
-            "data_dir": tmp_path,
-            "openai_base_url": fake_openai.base_url,
-        }
-    )
-    process = start_worker(
+    own = own_queue(settings, "knowledge", tmp_path, openai_base_url=fake_openai.base_url)
+    with worker_running(
         own,
-        KITHOST_DATABASE_URL=own.database,
         KITHOST_OPENAI_BASE_URL=fake_openai.base_url,
         KITHOST_OPENAI_API_KEY=fake_openai.api_key,
-    )
-    yield own
-    stop_worker(process)
-    redis.Redis.from_url(REDIS_URL).delete(own.task_queue)
+    ):
+        yield own
 
 
 @pytest.fixture
 async def api(worker_settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    app = create_app(worker_settings)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield app, client
-    async with session_scope(operator_sessions(app)) as session:
-        await session.execute(delete(Tenant).where(Tenant.slug.like("kb-worker-%")))
-    await app.state.engine.dispose()
-
-
-async def until(check: Callable[[], Awaitable[bool]]) -> None:
-    for _ in range(TIMEOUT * 10):
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not within {TIMEOUT} s")
+    async with committing_api(worker_settings, "kb-worker") as api:
+        yield api
 
 
 async def test_a_worker_indexes_an_upload_and_removes_a_deleted_base(

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.embed.cache import ConfigCache
 from kithost.errors import ServiceUnavailable
+from kithost.kit.headers import page_policy
 from kithost.loader import service
 from kithost.models import Placement
 from kithost.widgets.config import Launcher, WidgetConfig
@@ -118,7 +119,10 @@ async def test_the_frame_page_is_locked_to_the_allowed_origins(
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/html; charset=utf-8"
     policy = response.headers["content-security-policy"]
-    assert policy == f"frame-ancestors {ORIGIN} https://*.example.org"
+    assert policy == page_policy(
+        "script-src 'self' https://cdn.platform.openai.com",
+        f"frame-ancestors {ORIGIN} https://*.example.org",
+    )
     page = response.text
     assert '<html lang="de-DE">' in page
     assert "<title>Hilfe &amp; Rat</title>" in page
@@ -155,7 +159,9 @@ async def test_an_unknown_or_unpublished_widget_has_no_page_or_loader(
         assert response.headers["cache-control"] == "no-store"
         assert says in response.text
         if content_type.startswith("text/html"):  # shown in the iframe of any page
-            assert response.headers["content-security-policy"] == "frame-ancestors *"
+            assert response.headers["content-security-policy"] == page_policy(
+                "default-src 'none'", "frame-ancestors *"
+            )
 
 
 def test_a_missing_build_is_a_clear_503(tmp_path: Path) -> None:

@@ -10,7 +10,14 @@ import pytest
 from sqlalchemy import select
 
 from kithost.kit.crypto import SecretBox
-from kithost.models import AuditLogEntry, SigningKey, Tenant, WebhookEndpoint, Widget
+from kithost.models import (
+    AuditLogEntry,
+    SigningKey,
+    Tenant,
+    WebhookEndpoint,
+    Widget,
+    WidgetMcpSecret,
+)
 from kithost.settings import Settings
 from tests.cli import kithost, ok_json, sync_session
 
@@ -21,6 +28,7 @@ MODEL_KEY = "model-key-" + "z" * 20
 TOOL_SECRET = "kts_" + "t" * 43
 WEBHOOK_SECRET = "whsec_" + "w" * 40
 ROTATED_WEBHOOK_SECRET = "whsec_" + "v" * 40
+MCP_SECRET = "Bearer mcp-" + "m" * 30
 
 
 def stored(settings: Settings) -> dict[str, list[str]]:
@@ -38,6 +46,9 @@ def stored(settings: Settings) -> dict[str, list[str]]:
             ],
             "widgets.tool_secret": [
                 v for v in session.scalars(select(Widget.tool_secret).order_by(Widget.id)) if v
+            ],
+            "widget_mcp_secrets.secret": [
+                v for v in session.scalars(select(WidgetMcpSecret.secret)) if v
             ],
             "signing_keys.private_key": list(
                 session.scalars(select(SigningKey.private_key).order_by(SigningKey.id))
@@ -82,6 +93,15 @@ def test_reencrypt_moves_every_secret_to_the_first_key(
                 previous_secret=old_box.encrypt(ROTATED_WEBHOOK_SECRET),
             )
         )
+        session.add(
+            WidgetMcpSecret(
+                tenant_id=tenant.id,
+                widget_id=widget.id,
+                tool_id="orders",
+                secret=old_box.encrypt(MCP_SECRET),
+                origin="https://mcp.example.com:443",
+            )
+        )
         session.commit()
         revision = widget.revision
     before = stored(cli_settings)
@@ -90,6 +110,7 @@ def test_reencrypt_moves_every_secret_to_the_first_key(
     assert plaintexts["widgets.identity_secret"] == [IDENTITY_SECRET]
     assert plaintexts["widgets.model_key"] == [MODEL_KEY]
     assert plaintexts["widgets.tool_secret"] == [TOOL_SECRET]
+    assert plaintexts["widget_mcp_secrets.secret"] == [MCP_SECRET]
     assert plaintexts["webhook_endpoints.secret"] == [WEBHOOK_SECRET]
     assert plaintexts["webhook_endpoints.previous_secret"] == [ROTATED_WEBHOOK_SECRET]
     assert plaintexts["signing_keys.private_key"]

@@ -1,5 +1,6 @@
 """A webhook receiver on loopback (a real HTTP server in a thread) that records what it
-gets and answers with the status the test sets."""
+gets and answers with the status the test sets; told to, it holds each request (no answer)
+until released."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ class Received:
 class Receiver:
     status: int = 200
     received: list[Received] = field(default_factory=list)
+    hold: bool = False
+    """Keep each request waiting, unanswered, until ``release`` is set."""
+    arrived: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         receiver = self
@@ -29,9 +34,15 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 receiver.received.append(Received(headers, body))
-                self.send_response(receiver.status)
-                self.end_headers()
-                self.wfile.write(b"ok" if receiver.status < 300 else b"nope " * 200)
+                receiver.arrived.set()
+                if receiver.hold:
+                    receiver.release.wait(timeout=120)
+                try:
+                    self.send_response(receiver.status)
+                    self.end_headers()
+                    self.wfile.write(b"ok" if receiver.status < 300 else b"nope " * 200)
+                except OSError:  # the sender went away while held
+                    pass
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

@@ -19,9 +19,10 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from kithost.analytics import service as analytics
 from kithost.analytics.tasks import ingest
 from kithost.db import session_scope
-from kithost.models import Role, Tenant, WebhookEndpoint
+from kithost.models import Role, Tenant, WebhookEndpoint, Widget
 from kithost.models.base import utcnow
 from kithost.webhooks import delivery
+from kithost.webhooks.idle import announce_idle
 from kithost.webhooks.tasks import deliver
 from tests.analytics.helpers import SHOP, USER, client_error, published_widget
 from tests.api.helpers import audit_actions
@@ -226,19 +227,9 @@ async def test_a_new_conversation_is_announced_once(
     receiver: Receiver,
     sent: list[tuple[str, list[Any]]],
 ) -> None:
-    widget = await make_chat_widget(db, app, fake_openai)
-    tenant = await db.get(Tenant, widget.tenant_id)
-    assert tenant is not None
-    owner = await login(app, db, await make_member(db, tenant, Role.owner))
-    hooks = f"/api/v1/tenants/{tenant.slug}/webhooks"
-    created = await client.post(
-        hooks,
-        json={"url": receiver.url, "events": ["conversation.started"]},
-        headers=owner.headers,
+    widget, secret = await chat_tenant_with_hook(
+        client, app, db, fake_openai, receiver, events=["conversation.started"]
     )
-    assert created.status_code == 201, created.text
-    secret = created.json()["secret"]
-
     alice = await visitor(http, app, db, widget)
     thread = thread_of(await alice.send("Where is my order?"))
     await alice.send("And the invoice?", thread_id=thread)
@@ -348,3 +339,123 @@ async def test_a_rotated_secret_signs_beside_the_new_one_for_a_day(
         Webhook(old).verify(got.body, got.headers)
     await db.refresh(stored)
     assert stored.previous_secret is None, "not kept past its overlap"
+
+
+async def chat_tenant_with_hook(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    receiver: Receiver,
+    **endpoint: Any,
+) -> tuple[Widget, str]:
+    """A tenant with a self-hosted widget and an endpoint (``endpoint``: its fields);
+    the widget and the endpoint's secret."""
+    widget = await make_chat_widget(db, app, fake_openai)
+    tenant = await db.get(Tenant, widget.tenant_id)
+    assert tenant is not None
+    owner = await login(app, db, await make_member(db, tenant, Role.owner))
+    created = await client.post(
+        f"/api/v1/tenants/{tenant.slug}/webhooks",
+        json={"url": receiver.url, **endpoint},
+        headers=owner.headers,
+    )
+    assert created.status_code == 201, created.text
+    secret: str = created.json()["secret"]
+    return widget, secret
+
+
+async def test_every_message_is_announced_when_the_endpoint_asks(
+    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    receiver: Receiver,
+    sent: list[tuple[str, list[Any]]],
+) -> None:
+    widget, secret = await chat_tenant_with_hook(
+        client, app, db, fake_openai, receiver, events=["conversation.message"]
+    )
+    alice = await visitor(http, app, db, widget, end_user="u:7")
+    thread = thread_of(await alice.send("Where is my order?"))
+    await alice.send("And the invoice?", thread_id=thread)
+    assert await run_deliveries(app, sent) == [True] * 4, "two questions, two answers"
+    events = [Webhook(secret).verify(got.body, got.headers) for got in receiver.received]
+    assert {e["type"] for e in events} == {"conversation.message"}
+    said = sorted((e["data"]["created_at"], e["data"]["role"], e["data"]["text"]) for e in events)
+    assert [(role, text) for _, role, text in said] == [
+        ("user", "Where is my order?"),
+        ("assistant", fake_openai.reply_text),
+        ("user", "And the invoice?"),
+        ("assistant", fake_openai.reply_text),
+    ]
+    assert {(e["data"]["thread_id"], e["data"]["end_user"]) for e in events} == {(thread, "u:7")}
+    assert len({e["data"]["item_id"] for e in events}) == 4
+
+
+async def test_an_idle_conversation_is_announced_once_per_idle_period(
+    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    receiver: Receiver,
+    sent: list[tuple[str, list[Any]]],
+) -> None:
+    widget, secret = await chat_tenant_with_hook(
+        client, app, db, fake_openai, receiver, events=["conversation.idle"], idle_minutes=10
+    )
+    elsewhere = await make_chat_widget(db, app, fake_openai)  # another tenant, no endpoint
+    alice = await visitor(http, app, db, widget)
+    thread = thread_of(await alice.send("Where is my order?"))
+    stranger = await visitor(http, app, db, elsewhere)
+    await stranger.send("Not for acme's hook")
+    key = app.state.settings.encryption_keys()[0]
+
+    async def idle_after(minutes: int) -> list[dict[str, Any]]:
+        """Run the periodic work ``minutes`` from now; the events it delivered."""
+        now = utcnow() + timedelta(minutes=minutes)
+        await announce_idle(app.state.sessionmaker, key, now)
+        before = len(receiver.received)
+        assert all(await run_deliveries(app, sent))
+        return [Webhook(secret).verify(r.body, r.headers) for r in receiver.received[before:]]
+
+    assert await idle_after(9) == [], "not idle long enough"
+    [event] = await idle_after(11)
+    assert event["type"] == "conversation.idle"
+    assert event["data"]["id"] == thread
+    assert event["data"]["end_user"].startswith("a:h_"), "a device id is a credential"
+    assert [(i["type"], i["text"]) for i in event["data"]["items"]] == [
+        ("user_message", "Where is my order?"),
+        ("assistant_message", fake_openai.reply_text),
+    ]
+    assert await idle_after(12) == [], "once per idle period"
+    assert await idle_after(600) == [], "however long it stays idle"
+
+    await alice.send("Still there?", thread_id=thread)  # a new period of activity
+    assert await run_deliveries(app, sent) == []
+    assert await idle_after(5) == []
+    [again] = await idle_after(11)
+    assert again["data"]["id"] == thread
+    assert len(again["data"]["items"]) == 4
+    assert (
+        receiver.received[-1].headers["webhook-id"] != receiver.received[-2].headers["webhook-id"]
+    )
+
+
+@pytest.mark.parametrize("minutes", [0, 10_081, "soon"])
+async def test_an_idle_time_out_of_range_is_refused(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, receiver: Receiver, minutes: Any
+) -> None:
+    owner = await owner_of_acme(app, db)
+    body = {"url": receiver.url, "events": ["conversation.idle"], "idle_minutes": minutes}
+    refused = await client.post(WEBHOOKS, json=body, headers=owner.headers)
+    assert refused.status_code == 422, refused.text
+    assert [e["field"] for e in refused.json()["errors"]] == ["idle_minutes"]
+    hook = (await endpoint(client, owner, receiver.url, ["conversation.idle"]))["endpoint"]
+    assert hook["idle_minutes"] == 30, "the default"
+    changed = await client.patch(
+        f"{WEBHOOKS}/{hook['id']}", json={"idle_minutes": minutes}, headers=owner.headers
+    )
+    assert changed.status_code == 422, changed.text

@@ -4,6 +4,7 @@ ChatKit options object using every data option."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -39,6 +40,20 @@ def url(widget: httpx.Response | dict[str, Any], path: str = "") -> str:
     """The URL of a widget (from its creation's response or its JSON), plus ``path``."""
     data = widget.json() if isinstance(widget, httpx.Response) else widget
     return f"{WIDGETS}/{data['id']}{path}"
+
+
+async def refused_tools(
+    client: httpx.AsyncClient, acme: Acme, tools: list[dict[str, Any]]
+) -> tuple[httpx.Response, list[tuple[str, str]]]:
+    """A new widget of ``acme`` and the field and type of each error of the 422 problem
+    that putting an agent with ``tools`` in its config gets."""
+    widget = await create(client, acme)
+    put = await client.put(
+        url(widget, "/config"), json={"agent": {"tools": tools}}, headers=acme.matching('"1"')
+    )
+    assert put.status_code == 422, put.text
+    assert put.headers["content-type"] == "application/problem+json"
+    return widget, [(e["field"], e["type"]) for e in put.json()["errors"]]
 
 
 async def audit_entries(db: AsyncSession, tenant: Tenant, action: str) -> list[AuditLogEntry]:
@@ -124,3 +139,11 @@ HOSTED: dict[str, Any] = {
         "max_requests_per_minute": 30,
     },
 }
+
+
+EXPORTS = Path(__file__).parent / "exports"
+
+
+def export(name: str) -> str:
+    """The Agent Builder export fixture ``exports/<name>.export.txt``."""
+    return (EXPORTS / f"{name}.export.txt").read_text()

@@ -15,13 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.models import KnowledgeBase
-from tests.widgets.helpers import Acme, audit_entries, create, url
-
-EXPORTS = Path(__file__).parent / "exports"
-
-
-def export(name: str) -> str:
-    return (EXPORTS / f"{name}.export.txt").read_text()
+from tests.widgets.helpers import Acme, audit_entries, create, export, url
 
 
 async def import_into(
@@ -85,8 +79,14 @@ async def test_a_triage_workflow_carries_its_tools_and_lists_the_rest(
     skipped = {s["what"]: s for s in answer["not_carried"]}
     assert "tool HostedMCPTool" in skipped
     assert "function tool refund" in skipped
-    assert "Triage: handoffs" in skipped
-    assert "agent billing" in skipped
+    [billing] = agent["handoffs"]
+    assert (billing["id"], billing["name"], billing["model"]) == ("billing", "Billing", "gpt-4.1")
+    assert billing["instructions"] == "You answer billing questions."
+    assert (billing["tools"], agent["main_tools"]) == ([], ["knowledge", "web"])
+    assert "Triage: handoffs" not in skipped
+    assert "agent billing" not in skipped
+    assert agent["guardrails"]["moderation"] is True
+    assert "Moderation categories" in skipped
     assert "if in run_workflow" in skipped
     assert "model_settings.reasoning" in skipped
     lines = export("triage").splitlines()

@@ -42,6 +42,21 @@ EVERYTHING: dict[str, Any] = {
             "refusal_message": "I can only help with orders.",
         },
         "limits": {"max_turns": 4, "max_tool_calls": 6, "max_seconds": 90},
+        "name": "Orders desk",
+        "handoffs": [
+            {
+                "id": "billing",
+                "name": "Billing",
+                "description": "Invoices and refunds.",
+                "instructions": "You answer billing questions.",
+                "model": "gpt-4.1-mini",
+                "temperature": 0.1,
+                "max_output_tokens": 500,
+                "tools": [],
+                "hand_back": False,
+            }
+        ],
+        "main_tools": None,
     },
     "hosted": {
         "workflow_id": "wf_68df4b13_acme",

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.models import Widget
-from tests.widgets.helpers import Acme, audit_entries, create, url
+from tests.widgets.helpers import Acme, audit_entries, create, refused_tools, url
 
 
 def http_tool(**extra: Any) -> dict[str, Any]:
@@ -130,12 +130,8 @@ async def test_the_first_http_tool_makes_the_tool_secret_shown_once(
 async def test_http_tools_that_cannot_work_are_refused_with_the_field(
     client: httpx.AsyncClient, acme: Acme, tools: list[dict[str, Any]], field: str, type: str
 ) -> None:
-    widget = await create(client, acme)
-    put = await client.put(
-        url(widget, "/config"), json={"agent": {"tools": tools}}, headers=acme.matching('"1"')
-    )
-    assert put.status_code == 422, put.text
-    assert [(e["field"], e["type"]) for e in put.json()["errors"]] == [(field, type)]
+    widget, errors = await refused_tools(client, acme, tools)
+    assert errors == [(field, type)]
     kept = await client.get(url(widget), headers=acme.headers)
     assert kept.json()["has_tool_secret"] is False
 

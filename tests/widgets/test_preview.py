@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.tasks import ingest
+from kithost.kit.headers import page_policy
 from kithost.models import Role
 from kithost.models.base import utcnow
 from kithost.settings import Settings
@@ -69,11 +70,13 @@ async def test_a_preview_key_serves_the_draft_to_the_dashboard_origin_only(
 
     frame = await client.get(f"/w/{key}")
     assert frame.status_code == 200
-    assert frame.headers["content-security-policy"] == f"frame-ancestors {DASHBOARD}"
+    assert frame.headers["content-security-policy"].endswith(f"; frame-ancestors {DASHBOARD}")
     assert "Draft" in frame.text
     page = await client.get(f"/preview/{key}")
     assert page.status_code == 200
-    assert page.headers["content-security-policy"] == f"frame-ancestors {DASHBOARD}"
+    assert page.headers["content-security-policy"] == page_policy(
+        "script-src 'self'", f"frame-ancestors {DASHBOARD}"
+    )
     assert f'src="/embed/{key}.js"' in page.text
     assert (await client.get(f"/embed/{key}.js")).status_code == 200
 

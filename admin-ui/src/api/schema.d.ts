@@ -157,6 +157,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/conversation-exports/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download an export
+         * @description The link `GET …/conversations/exports/{id}` gave: 404 `download_not_found` for a link Kithost did not sign, 410 `download_link_expired` once its time is over. Audited.
+         */
+        get: operations["download_export_api_v1_conversation_exports__token__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/invitations/accept": {
         parameters: {
             query?: never;
@@ -506,6 +526,46 @@ export interface paths {
          * @description Every conversation the filters match, one per line, with its items. Audited.
          */
         get: operations["export_conversations_api_v1_tenants__tenant__conversations_export_jsonl_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenant}/conversations/exports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Export conversations in the background
+         * @description For exports too large to stream: a worker writes the file; poll `GET …/exports/{id}` for its download link. Same filters as the list. Audited.
+         */
+        post: operations["create_export_api_v1_tenants__tenant__conversations_exports_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenant}/conversations/exports/{export_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An export's status and download link
+         * @description Once `ready`, `download_url` is a link valid for 10 minutes, needing no credentials; each download is audited as the caller who got the link.
+         */
+        get: operations["get_export_api_v1_tenants__tenant__conversations_exports__export_id__get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -941,7 +1001,7 @@ export interface paths {
         put?: never;
         /**
          * Import an Agent Builder export as the widget's agent
-         * @description The Python code Agent Builder exports (Agents SDK) is read, never run: the agent that answers first becomes the draft's `agent` (name, instructions, model, temperature, max tokens; file search's vector stores adopted as a knowledge base; web search), and everything else is listed with its line and what to do instead. `dry_run=true` changes nothing (and needs no `If-Match`).
+         * @description The Python code Agent Builder exports (Agents SDK) is read, never run: the agent that answers first becomes the draft's `agent` (name, instructions, model, temperature, max tokens; file search's vector stores adopted as a knowledge base; web search; the agents it hands off to as `handoffs`; the guardrails Kithost has: moderation, keywords as refused topics), and everything else is listed with its line and what to do instead. `dry_run=true` changes nothing (and needs no `If-Match`).
          */
         post: operations["import_agent_api_v1_tenants__tenant__widgets__id__agent_import_post"];
         delete?: never;
@@ -1009,6 +1069,50 @@ export interface paths {
          * @description Identity tokens are refused from then on. Removing it when there is none is not an error.
          */
         delete: operations["remove_identity_secret_api_v1_tenants__tenant__widgets__id__identity_secret_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenant}/widgets/{id}/mcp-secrets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List which of a widget's mcp tools have a secret
+         * @description Only that one is set and for which server: secrets are never shown again.
+         */
+        get: operations["list_mcp_secrets_api_v1_tenants__tenant__widgets__id__mcp_secrets_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenant}/widgets/{id}/mcp-secrets/{tool_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set the secret of a widget's mcp tool
+         * @description The value of the tool's `secret_header` (e.g. `Authorization: Bearer …`) on every request to its MCP server. The tool must be in the draft (409 `mcp_tool_not_in_draft`); the secret is bound to the origin of its URL there and sent nowhere else: after changing the URL's origin, set it again. Stored encrypted, never shown again.
+         */
+        put: operations["set_mcp_secret_api_v1_tenants__tenant__widgets__id__mcp_secrets__tool_id__put"];
+        post?: never;
+        /**
+         * Remove the secret of a widget's mcp tool
+         * @description Removing it when there is none is not an error.
+         */
+        delete: operations["remove_mcp_secret_api_v1_tenants__tenant__widgets__id__mcp_secrets__tool_id__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1148,6 +1252,26 @@ export interface paths {
          * @description The key with which Kithost signs the calls of the widget's `http` tools (HMAC-SHA256, see the `http` tool). Made with the widget's first `http` tool and shown in that answer only; this shows a new one, only in this response, and the old one stops signing at once.
          */
         post: operations["rotate_tool_secret_api_v1_tenants__tenant__widgets__id__tool_secret_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenant}/widgets/{id}/tools/{tool_id}/discover": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List the tools of an mcp tool's server
+         * @description Connects to the MCP server of the draft's `mcp` tool `tool_id` (with its secret, within the deployment's outbound rules) and answers with its tools, each marked `allowed` when `allowed_tools` names it, and the allowed names it lacks (`missing_tools`). 409 `mcp_tool_not_in_draft` or `mcp_secret_stale` (the URL's origin changed since the secret was set); 422 `outbound_refused` (field: the tool's `url`); 502 `mcp_unavailable` or `mcp_timeout` when the server cannot be used.
+         */
+        post: operations["discover_mcp_tools_api_v1_tenants__tenant__widgets__id__tools__tool_id__discover_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1520,6 +1644,11 @@ export interface components {
              */
             guardrails?: components["schemas"]["Guardrails"];
             /**
+             * Handoffs
+             * @default []
+             */
+            handoffs?: components["schemas"]["HandoffAgent"][];
+            /**
              * Instructions
              * @default You are a helpful assistant.
              */
@@ -1530,6 +1659,8 @@ export interface components {
              *     }
              */
             limits?: components["schemas"]["ResponseLimits"];
+            /** Main Tools */
+            main_tools?: string[] | null;
             /** Max Output Tokens */
             max_output_tokens?: number | null;
             /** Messages Per User Per Day */
@@ -1541,13 +1672,18 @@ export interface components {
             model?: string;
             /** @default responses */
             model_api?: components["schemas"]["ModelApi"];
+            /**
+             * Name
+             * @default Assistant
+             */
+            name?: string;
             /** Temperature */
             temperature?: number | null;
             /**
              * Tools
              * @default []
              */
-            tools?: (components["schemas"]["FileSearch"] | components["schemas"]["WebSearch"] | components["schemas"]["HttpTool"])[];
+            tools?: (components["schemas"]["FileSearch"] | components["schemas"]["WebSearch"] | components["schemas"]["HttpTool"] | components["schemas"]["ClientTool"] | components["schemas"]["McpTool"])[];
         };
         /**
          * AgentImport
@@ -1708,6 +1844,46 @@ export interface components {
             /** Client Secret */
             client_secret: string;
         };
+        /**
+         * ClientTool
+         * @description A function the host page implements: the model's call becomes ChatKit's client tool
+         *     call, which the loader hands to the page's handler (``kithost('on', 'tool:NAME', fn)``);
+         *     its answer goes back to the model (``chat.client_tools``). No handler, a failing one or
+         *     no answer within ``timeout_seconds`` is an error the model sees.
+         */
+        ClientTool: {
+            /** Description */
+            description: string;
+            /** Id */
+            id: string;
+            /**
+             * Label
+             * @default Working on it…
+             */
+            label?: string;
+            /** Name */
+            name: string;
+            /**
+             * Parameters
+             * @default {
+             *       "properties": {},
+             *       "type": "object"
+             *     }
+             */
+            parameters?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Timeout Seconds
+             * @default 10
+             */
+            timeout_seconds?: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "client";
+        };
         /** Conversation */
         Conversation: {
             /** End User */
@@ -1739,6 +1915,50 @@ export interface components {
              * Format: uuid
              */
             widget_id: string;
+        };
+        /**
+         * ConversationFilters
+         * @description Which conversations: a list, an export.
+         */
+        ConversationFilters: {
+            /**
+             * End User
+             * @description A verified end user, `u:…`.
+             */
+            end_user?: string | null;
+            /** @description Threads with feedback of this kind. */
+            feedback?: components["schemas"]["FeedbackFilter"] | null;
+            /**
+             * Has Attachments
+             * @description Threads with a file the visitor attached (or without).
+             */
+            has_attachments?: boolean | null;
+            /**
+             * Has Error
+             * @description Threads with a failed response (or without any).
+             */
+            has_error?: boolean | null;
+            /** Min Messages */
+            min_messages?: number | null;
+            /**
+             * Q
+             * @description Words in the messages.
+             */
+            q?: string | null;
+            /** Reviewed */
+            reviewed?: boolean | null;
+            /**
+             * Since
+             * @description Last activity at or after.
+             */
+            since?: string | null;
+            /**
+             * Until
+             * @description Last activity before.
+             */
+            until?: string | null;
+            /** Widget */
+            widget?: string | null;
         };
         /** ConversationPage */
         ConversationPage: {
@@ -1802,6 +2022,21 @@ export interface components {
          * @enum {string}
          */
         DeliveryStatus: "pending" | "delivered" | "failed";
+        /**
+         * Discovery
+         * @description The tools an ``mcp`` tool's server has, as it answered just now.
+         */
+        Discovery: {
+            /**
+             * Missing Tools
+             * @description Names in `allowed_tools` the server does not have.
+             */
+            missing_tools: string[];
+            /** Tool Id */
+            tool_id: string;
+            /** Tools */
+            tools: components["schemas"]["ServerTool"][];
+        };
         /**
          * DocumentStatus
          * @enum {string}
@@ -1884,6 +2119,8 @@ export interface components {
              * Format: uuid
              */
             id: string;
+            /** Idle Minutes */
+            idle_minutes: number;
             /** Url */
             url: string;
         };
@@ -1896,6 +2133,12 @@ export interface components {
             description?: string;
             /** Events */
             events: components["schemas"]["EventType"][];
+            /**
+             * Idle Minutes
+             * @description `conversation.idle`: minutes without activity before a thread is announced.
+             * @default 30
+             */
+            idle_minutes?: number;
             /**
              * Url
              * Format: uri
@@ -1919,6 +2162,11 @@ export interface components {
             enabled?: boolean | null;
             /** Events */
             events?: components["schemas"]["EventType"][] | null;
+            /**
+             * Idle Minutes
+             * @description `conversation.idle`: minutes without activity before a thread is announced.
+             */
+            idle_minutes?: number | null;
             /** Url */
             url?: string | null;
         };
@@ -1991,7 +2239,12 @@ export interface components {
          *
          *     - ``conversation.started``: a new thread's first user message: ``thread_id``,
          *       ``widget_id``, ``end_user`` (a verified ``u:…``; null for anonymous visitors),
-         *       ``item_id``, ``created_at``, ``text``;
+         *       ``item_id``, ``created_at``, ``role`` (``user``), ``text``;
+         *     - ``conversation.message`` (one per stored message: high volume): the same fields, for
+         *       every user and assistant message (``role``: ``user`` or ``assistant``);
+         *     - ``conversation.idle``: a thread without activity for the endpoint's
+         *       ``idle_minutes``, once per idle period: the conversation as the REST API's transcript
+         *       shows it (``id``, ``widget_id``, ``end_user``, …, ``items``);
          *     - ``feedback.created``: ``thread_id``, ``item_ids``, ``kind`` (positive, negative);
          *     - ``client_error.new_group``: a client error unlike any before in the widget:
          *       ``group_id``, ``widget_id``, ``kind``, ``message`` (normalised), ``frame``, ``hint``,
@@ -1999,7 +2252,49 @@ export interface components {
          *     - ``widget.published``: ``widget_id``, ``name``, ``version`` (its number).
          * @enum {string}
          */
-        EventType: "conversation.started" | "feedback.created" | "client_error.new_group" | "widget.published";
+        EventType: "conversation.started" | "conversation.message" | "conversation.idle" | "feedback.created" | "client_error.new_group" | "widget.published";
+        /**
+         * Export
+         * @description An export written in the background; once ``ready``, ``download_url`` is a link that
+         *     needs no credentials and works until ``download_expires_at`` (ask again for a new one).
+         */
+        Export: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Download Expires At */
+            download_expires_at?: string | null;
+            /** Download Url */
+            download_url?: string | null;
+            /** Filters */
+            filters: {
+                [key: string]: unknown;
+            };
+            /** Finished At */
+            finished_at: string | null;
+            format: components["schemas"]["ExportFormat"];
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Size Bytes */
+            size_bytes: number | null;
+            /** Status */
+            status: string;
+        };
+        /** ExportCreate */
+        ExportCreate: {
+            filters?: components["schemas"]["ConversationFilters"];
+            format: components["schemas"]["ExportFormat"];
+        };
+        /**
+         * ExportFormat
+         * @enum {string}
+         */
+        ExportFormat: "jsonl" | "csv";
         /**
          * FeedbackFilter
          * @enum {string}
@@ -2117,6 +2412,42 @@ export interface components {
              * @default []
              */
             refused_topics?: string[];
+        };
+        /**
+         * HandoffAgent
+         * @description A further agent the main agent may hand the conversation to (the model calls
+         *     ``transfer_to_<id>``); it answers with the main agent's endpoint (``base_url``,
+         *     ``model_api``, key) and guardrails, and its own instructions, model settings and tools
+         *     (``chat.handoffs``).
+         */
+        HandoffAgent: {
+            /**
+             * Description
+             * @default
+             */
+            description?: string;
+            /**
+             * Hand Back
+             * @default true
+             */
+            hand_back?: boolean;
+            /** Id */
+            id: string;
+            /** Instructions */
+            instructions: string;
+            /** Max Output Tokens */
+            max_output_tokens?: number | null;
+            /** Model */
+            model?: string | null;
+            /** Name */
+            name: string;
+            /** Temperature */
+            temperature?: number | null;
+            /**
+             * Tools
+             * @default []
+             */
+            tools?: string[];
         };
         /** Health */
         Health: {
@@ -2495,6 +2826,69 @@ export interface components {
             password: string;
         };
         /**
+         * McpSecret
+         * @description That a tool's secret is set, and for which server: the secret is never shown again.
+         */
+        McpSecret: {
+            /**
+             * Origin
+             * @description The server (`scheme://host:port`) it is sent to, only.
+             */
+            origin: string;
+            /** Tool Id */
+            tool_id: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** McpSecretUpdate */
+        McpSecretUpdate: {
+            /**
+             * Value
+             * @description The header's whole value (e.g. `Bearer …`): printable ASCII.
+             */
+            value: string;
+        };
+        /**
+         * McpTool
+         * @description A remote MCP server (Streamable HTTP) whose ``allowed_tools`` the model may call,
+         *     connected to by Kithost itself (``chat.mcp``). Its secret, if the server needs one, is
+         *     sent as ``secret_header`` and set apart: ``PUT …/widgets/{id}/mcp-secrets/{tool_id}``.
+         */
+        McpTool: {
+            /** Allowed Tools */
+            allowed_tools: string[];
+            /** Id */
+            id: string;
+            /**
+             * Label
+             * @default Working on it…
+             */
+            label?: string;
+            /**
+             * Secret Header
+             * @default Authorization
+             */
+            secret_header?: string;
+            /**
+             * Timeout Seconds
+             * @default 10
+             */
+            timeout_seconds?: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "mcp";
+            /**
+             * Url
+             * Format: uri
+             */
+            url: string;
+        };
+        /**
          * Member
          * @description A user's membership of the tenant.
          */
@@ -2523,7 +2917,7 @@ export interface components {
          * Metric
          * @enum {string}
          */
-        Metric: "loads" | "opens" | "sessions" | "threads" | "messages" | "responses" | "tokens_in" | "tokens_out" | "feedback_up" | "feedback_down" | "client_errors" | "end_users" | "first_token_p50" | "first_token_p95" | "total_p50" | "total_p95";
+        Metric: "loads" | "opens" | "sessions" | "threads" | "messages" | "responses" | "tokens_in" | "tokens_out" | "feedback_up" | "feedback_down" | "client_errors" | "guardrails_tripped" | "end_users" | "first_token_p50" | "first_token_p95" | "total_p50" | "total_p95";
         /**
          * ModelApi
          * @enum {string}
@@ -2832,6 +3226,22 @@ export interface components {
             token_endpoint: string;
             /** Token Endpoint Auth Methods Supported */
             token_endpoint_auth_methods_supported: string[];
+        };
+        /** ServerTool */
+        ServerTool: {
+            /**
+             * Allowed
+             * @description Whether the tool's `allowed_tools` names it.
+             */
+            allowed: boolean;
+            /** Description */
+            description: string | null;
+            /** Input Schema */
+            input_schema: {
+                [key: string]: unknown;
+            };
+            /** Name */
+            name: string;
         };
         /**
          * SignInMethods
@@ -3178,12 +3588,14 @@ export interface components {
              *         "refusal_message": "Sorry, I can't help with that here.",
              *         "refused_topics": []
              *       },
+             *       "handoffs": [],
              *       "instructions": "You are a helpful assistant.",
              *       "limits": {
              *         "max_turns": 10
              *       },
              *       "model": "gpt-4.1-mini",
              *       "model_api": "responses",
+             *       "name": "Assistant",
              *       "tools": []
              *     }
              */
@@ -3634,6 +4046,56 @@ export interface operations {
             };
             /** @description Too Many Requests */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    download_export_api_v1_conversation_exports__token__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": unknown;
+                    "text/csv": unknown;
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gone */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5179,6 +5641,145 @@ export interface operations {
                 };
                 content: {
                     "application/x-ndjson": unknown;
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_export_api_v1_tenants__tenant__conversations_exports_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExportCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Export"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_export_api_v1_tenants__tenant__conversations_exports__export_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                export_id: string;
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Export"];
                 };
             };
             /** @description Unauthorized */
@@ -7864,6 +8465,214 @@ export interface operations {
             };
         };
     };
+    list_mcp_secrets_api_v1_tenants__tenant__widgets__id__mcp_secrets_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpSecret"][];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    set_mcp_secret_api_v1_tenants__tenant__widgets__id__mcp_secrets__tool_id__put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                tool_id: string;
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["McpSecretUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpSecret"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    remove_mcp_secret_api_v1_tenants__tenant__widgets__id__mcp_secrets__tool_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                tool_id: string;
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     set_model_key_api_v1_tenants__tenant__widgets__id__model_key_put: {
         parameters: {
             query?: never;
@@ -8637,6 +9446,84 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    discover_mcp_tools_api_v1_tenants__tenant__widgets__id__tools__tool_id__discover_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                tool_id: string;
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Discovery"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Bad Gateway */
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -22,6 +22,7 @@ const METRICS: { key: Metric; label: string }[] = [
   { key: 'client_errors', label: 'Errors' },
   { key: 'feedback_up', label: 'Thumbs up' },
   { key: 'feedback_down', label: 'Thumbs down' },
+  { key: 'guardrails_tripped', label: 'Guardrails tripped' },
 ];
 
 export function WidgetFilter({ value, onChange }: { value: string; onChange: (id: string) => void }) {

@@ -75,6 +75,47 @@ function Transcript({ id, onClose }: { id: string; onClose: () => void }) {
   );
 }
 
+type ExportFilters = Schemas['ConversationFilters'];
+
+/** A large export written by a worker: its status, then a short-lived download link. */
+function BackgroundExport({ filters }: { filters: ExportFilters }) {
+  const tenant = useTenant();
+  const [format, setFormat] = useState<Schemas['ExportFormat']>('jsonl');
+  const start = useMutation({
+    mutationFn: () => unwrap(api.POST('/api/v1/tenants/{tenant}/conversations/exports', { params: { path: { tenant: tenant.slug } }, body: { format, filters } })),
+  });
+  const id = start.data?.id;
+  const job = useQuery({
+    queryKey: ['conversation-export', tenant.slug, id],
+    queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/conversations/exports/{export_id}', { params: { path: { tenant: tenant.slug, export_id: id ?? '' } } })),
+    enabled: id !== undefined,
+    refetchInterval: (query) => (query.state.data?.status === 'pending' ? 2000 : false),
+  });
+  return (
+    <div className="row">
+      <select aria-label="Format of the background export" value={format} onChange={(e) => setFormat(e.target.value as Schemas['ExportFormat'])}>
+        <option value="jsonl">JSON lines</option>
+        <option value="csv">Messages (CSV)</option>
+      </select>
+      <button type="button" className="secondary" disabled={start.isPending} onClick={() => start.mutate()}>
+        Export in the background
+      </button>
+      <span role="status">
+        {job.data?.status === 'ready' && job.data.download_url ? (
+          <a href={job.data.download_url} download>
+            Download the export
+          </a>
+        ) : job.data?.status === 'failed' ? (
+          'The export failed: try again.'
+        ) : start.data ? (
+          'Writing the export…'
+        ) : null}
+      </span>
+      <ProblemAlert error={start.error ?? job.error} />
+    </div>
+  );
+}
+
 export default function Conversations() {
   const tenant = useTenant();
   const [widget, setWidget] = useState('');
@@ -118,6 +159,7 @@ export default function Conversations() {
           <a className="button secondary" href={exportUrl('csv')} download>
             Export messages (CSV)
           </a>
+          <BackgroundExport filters={filters} />
         </>
       }
     >

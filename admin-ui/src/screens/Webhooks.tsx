@@ -8,7 +8,17 @@ import { useTenant } from '../tenant';
 import { Empty, Field, formatDate, Page, ProblemAlert, Query, SecretOnce, Table } from '../ui';
 
 type EventType = Schemas['EventType'];
-const EVENTS: EventType[] = ['conversation.started', 'feedback.created', 'client_error.new_group', 'widget.published'];
+const EVENTS: EventType[] = [
+  'conversation.started',
+  'conversation.message',
+  'conversation.idle',
+  'feedback.created',
+  'client_error.new_group',
+  'widget.published',
+];
+/** Every event but one per message (high volume): what a new endpoint starts with. */
+const DEFAULT_EVENTS = EVENTS.filter((event) => event !== 'conversation.message');
+type NewEndpoint = { url: string; description: string; events: EventType[]; idle_minutes: number };
 
 function Deliveries({ id }: { id: string }) {
   const tenant = useTenant();
@@ -64,9 +74,9 @@ export default function Webhooks() {
   const [shown, setShown] = useState<string | null>(null);
   const endpoints = useQuery({ queryKey: ['webhooks', tenant.slug], queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/webhooks', { params: { path } })) });
   const refresh = () => client.invalidateQueries({ queryKey: ['webhooks', tenant.slug] });
-  const form = useForm<{ url: string; description: string; events: EventType[] }>({ defaultValues: { url: '', description: '', events: [...EVENTS] } });
+  const form = useForm<NewEndpoint>({ defaultValues: { url: '', description: '', events: DEFAULT_EVENTS, idle_minutes: 30 } });
   const create = useMutation({
-    mutationFn: (body: { url: string; description: string; events: EventType[] }) => unwrap(api.POST('/api/v1/tenants/{tenant}/webhooks', { params: { path }, body })),
+    mutationFn: (body: NewEndpoint) => unwrap(api.POST('/api/v1/tenants/{tenant}/webhooks', { params: { path }, body })),
     onSuccess: (created) => {
       setSecret(created.secret);
       form.reset();
@@ -116,6 +126,13 @@ export default function Webhooks() {
             </label>
           ))}
         </fieldset>
+        <Field
+          label="Idle after (minutes)"
+          hint="conversation.idle is sent once a thread has had no message for this long."
+          error={error?.fieldError('idle_minutes')}
+        >
+          {(props) => <input {...props} type="number" min={1} max={10080} {...form.register('idle_minutes', { valueAsNumber: true })} />}
+        </Field>
         <button type="submit" disabled={create.isPending}>
           Add endpoint
         </button>

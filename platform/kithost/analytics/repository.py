@@ -359,6 +359,7 @@ SUMMABLE = (
     "feedback_up",
     "feedback_down",
     "client_errors",
+    "guardrails_tripped",
     "end_users",
 )
 

@@ -223,6 +223,7 @@ COUNTED = {
     "server.message.received": "messages",
     "server.response.finished": "responses",
     "client.error": "client_errors",
+    "server.guardrail.tripped": "guardrails_tripped",
 }
 
 
@@ -356,6 +357,7 @@ class Metric(StrEnum):
     feedback_up = "feedback_up"
     feedback_down = "feedback_down"
     client_errors = "client_errors"
+    guardrails_tripped = "guardrails_tripped"
     end_users = "end_users"
     first_token_p50 = "first_token_p50"  # noqa: S105 (not a secret)
     first_token_p95 = "first_token_p95"  # noqa: S105

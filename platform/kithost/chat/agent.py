@@ -49,11 +49,19 @@ from openai.types.responses import (
 from openai.types.responses.web_search_tool import Filters
 from pydantic import BaseModel
 
+from kithost.chat import client_tools
 from kithost.chat.context import ChatContext
 from kithost.chat.http_tool import HttpToolRunner
 from kithost.chat.store import SqlAttachmentStore
 from kithost.widgets.config import Agent as AgentConfig
-from kithost.widgets.config import HttpTool, ModelApi, ResponseLimits, WebSearch
+from kithost.widgets.config import (
+    ClientTool,
+    HttpTool,
+    McpTool,
+    ModelApi,
+    ResponseLimits,
+    WebSearch,
+)
 
 HISTORY_ITEMS = 40
 """How many of the thread's latest items the model sees."""
@@ -71,15 +79,19 @@ def agent(
     context: ChatContext,
     vector_stores: dict[uuid.UUID, str] | None = None,
     http: HttpToolRunner | None = None,
+    mcp: Sequence[Tool] = (),
 ) -> Agent[AgentContext[ChatContext]]:
     """The widget's agent; ``vector_stores``: the OpenAI vector store of each knowledge base
     its ``file_search`` tools name (bases without one are left out); ``http``: what calls
-    its ``http`` tools (none: they are left out)."""
+    its ``http`` tools (none: they are left out); ``mcp``: the tools of the widget's ``mcp``
+    tools (``chat.mcp.McpSession``), of which those ``config`` allows are offered."""
+    allowed = {name for t in config.tools if isinstance(t, McpTool) for name in t.allowed_tools}
     return Agent(
         name="assistant",
         instructions=instructions(config.instructions, context),
         model=model(config, client),
-        tools=tools(config, vector_stores or {}, http),
+        tools=[*tools(config, vector_stores or {}, http), *(t for t in mcp if t.name in allowed)],
+        tool_use_behavior=client_tools.stop_at_client_call,
         model_settings=ModelSettings(
             temperature=config.temperature,
             max_tokens=config.max_output_tokens,
@@ -94,10 +106,15 @@ def tools(
 ) -> list[Tool]:
     made: list[Tool] = []
     for tool in config.tools:
+        if isinstance(tool, ClientTool):
+            made.append(client_tools.function_tool(tool))
+            continue
         if isinstance(tool, HttpTool):
             if http is not None:
                 made.append(http.function_tool(tool))
             continue
+        if isinstance(tool, McpTool):
+            continue  # connected per answer: chat.mcp
         if isinstance(tool, WebSearch):
             domains = tool.allowed_domains
             filters = Filters(allowed_domains=domains) if domains else None

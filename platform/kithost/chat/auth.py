@@ -10,7 +10,8 @@ that exact token from that page ever matches.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+
+from cachetools import TLRUCache
 
 from kithost.db import Sessionmaker
 from kithost.errors import Unauthorized
@@ -25,22 +26,27 @@ class VerifiedTokens:
     def __init__(self, settings: Settings, sessionmaker: Sessionmaker) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
-        self._verified: OrderedDict[tuple[str, str, str], VerifiedSession] = OrderedDict()
+        self._verified: TLRUCache[tuple[str, str, str], VerifiedSession] = TLRUCache(
+            maxsize=MAX_TOKENS, ttu=_expires_at, timer=time.time
+        )
 
     async def verify(self, token: str, *, public_key: str, origin: str) -> VerifiedSession:
         """The token's claims (``sessions.tokens.verify``); 401 ``invalid_session_token``."""
         key = (token, public_key, origin)
         claims = self._verified.get(key)
-        if claims is not None and claims.expires_at > time.time():
+        if claims is not None:
             return claims
         async with self.sessionmaker() as session:
             claims = await tokens.verify(
                 session, self.settings, token, public_key=public_key, origin=origin
             )
         self._verified[key] = claims
-        while len(self._verified) > MAX_TOKENS:
-            self._verified.popitem(last=False)
         return claims
+
+
+def _expires_at(_key: object, claims: VerifiedSession, _now: float) -> float:
+    """A verified token is kept until it expires (or the least recently used goes first)."""
+    return claims.expires_at
 
 
 def missing_token() -> Unauthorized:

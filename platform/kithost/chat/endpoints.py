@@ -12,7 +12,8 @@ allowed page can send):
    ``missing_session_token`` / ``invalid_session_token``; ``X-Kithost-Context`` not
    base64url JSON of an object within 4096 bytes → 400 ``invalid_page_context``; a body
    over ``KITHOST_CHAT_MAX_BODY_BYTES`` → 413; a body that is not a ChatKit request → 400
-   ``invalid_chatkit_request`` with the fields.
+   ``invalid_chatkit_request`` with the fields; a NUL character anywhere in it (PostgreSQL
+   refuses it) → 422 ``validation_failed`` naming where (type ``nul_character``).
 
 Streams are ``text/event-stream``: the first event is produced before the response starts,
 so a thread, item or attachment the end user cannot see is a 404 problem, not a broken
@@ -46,6 +47,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter, ValidationError
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from kithost.chat import client_tools
 from kithost.chat.attachments import AttachmentRules, Purpose
 from kithost.chat.auth import missing_token
 from kithost.chat.context import ChatContext
@@ -55,10 +57,17 @@ from kithost.chat.server import ChatServer
 from kithost.embed.cache import published_answers, visitor_origin
 from kithost.embed.endpoints import PathParamsRoute
 from kithost.embed.service import Published
-from kithost.errors import BadRequest, Conflict, FieldError, PayloadTooLarge, Unauthorized
+from kithost.errors import (
+    BadRequest,
+    Conflict,
+    FieldError,
+    PayloadTooLarge,
+    Unauthorized,
+    invalid_field,
+)
 from kithost.health.metrics import CHAT_FIRST_TOKEN_SECONDS, CHAT_STREAM_SECONDS, CHAT_STREAMS
 from kithost.kit.cors import preflight
-from kithost.kit.schemas import problems
+from kithost.kit.schemas import NUL_MESSAGE, nul_at, problems
 from kithost.models import WidgetMode
 from kithost.sessions.service import check_policy
 
@@ -109,6 +118,7 @@ async def _chatkit(
     parsed = _parse(body)
     server = chat.server(parsed)
     await _check_attachments(server, parsed, context)
+    await client_tools.check_output(server.store, parsed, context)
     result = await server.process_request(parsed, context)
     if isinstance(result, StreamingResult):
         return await _stream(result, cors, received_at)
@@ -293,7 +303,7 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 def _parse(body: bytes) -> ChatKitReq:
     try:
-        return _REQUEST.validate_json(body)
+        request = _REQUEST.validate_json(body)
     except ValidationError as exc:
         raise BadRequest(
             "The body is not a ChatKit request.",
@@ -307,6 +317,12 @@ def _parse(body: bytes) -> ChatKitReq:
                 for error in exc.errors()
             ],
         ) from exc
+    # JSON spells a NUL character only so; PostgreSQL's text and JSONB refuse it, wherever
+    # it is (an id looked up, a message or tool output stored): a 422, as in every schema.
+    nul = nul_at(orjson.loads(body)) if b"\\u0000" in body else None
+    if nul is not None:
+        raise invalid_field(".".join(map(str, nul)), NUL_MESSAGE, "nul_character")
+    return request
 
 
 async def _check_attachments(server: ChatServer, request: ChatKitReq, context: ChatContext) -> None:

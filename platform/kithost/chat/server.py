@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
-from agents import MaxTurnsExceeded, RunConfig, Runner
+from agents import MaxTurnsExceeded, RunConfig, Runner, Tool
 from chatkit.actions import Action
 from chatkit.agents import AgentContext, stream_agent_response
 from chatkit.errors import CustomStreamError
@@ -40,6 +40,7 @@ from chatkit.types import (
     AssistantMessageContentPartTextDelta,
     AssistantMessageItem,
     ChatKitReq,
+    ClientToolCallItem,
     FeedbackKind,
     HiddenContextItem,
     NoticeEvent,
@@ -59,9 +60,10 @@ from openai import AsyncOpenAI, OpenAIError
 from pydantic import TypeAdapter
 
 from kithost import rls
-from kithost.chat import agent, demo_model, guardrails
+from kithost.chat import agent, demo_model, guardrails, handoffs
 from kithost.chat.context import ChatContext
 from kithost.chat.http_tool import HttpToolRunner
+from kithost.chat.mcp import McpConnector, McpSession
 from kithost.chat.store import SqlAttachmentStore, SqlStore, new_id
 from kithost.db import session_scope
 from kithost.errors import Conflict
@@ -69,6 +71,7 @@ from kithost.kit.crypto import SecretBox
 from kithost.kit.outbound import Resolver, refused_in, system_resolver
 from kithost.kit.upstream import ModelEndpoint, model_client
 from kithost.knowledge import repository as knowledge
+from kithost.mcp_tools.service import answer_session
 from kithost.secrets.service import model_endpoint, widget_tool_secret
 from kithost.settings import Settings
 from kithost.widgets.config import FileSearch, Forward, Guardrails
@@ -105,6 +108,8 @@ class ChatServer(ChatKitServer[ChatContext]):
         """How tenant-chosen tool URLs resolve (tests answer for names)."""
         self.new_message = new_message
         """Whether this request adds the user message ``respond`` gets (not a retry)."""
+        self._mcp: list[McpSession] = []
+        """The MCP servers the answers hold open, closed when the response ends."""
 
     async def process(
         self, request: str | bytes | bytearray, context: ChatContext
@@ -129,6 +134,8 @@ class ChatServer(ChatKitServer[ChatContext]):
             await self.store.settled()
         finally:
             self.store.release()  # a closed or cancelled response: the write still goes in
+            for mcp in self._mcp:
+                await mcp.close()
 
     async def respond(
         self,
@@ -226,13 +233,11 @@ class ChatServer(ChatKitServer[ChatContext]):
         agent_context: AgentContext[ChatContext] = AgentContext(
             thread=thread, store=self.store, request_context=context
         )
+        vector_stores, http = await self._vector_stores(context), self._http_tools(context)
+        mcp = await self._mcp_tools(context)
         run = Runner.run_streamed(
-            agent.agent(
-                config,
-                client,
-                context,
-                await self._vector_stores(context),
-                self._http_tools(context),
+            handoffs.starting_agent(
+                config, thread, lambda c: agent.agent(c, client, context, vector_stores, http, mcp)
             ),
             model_input,
             context=agent_context,
@@ -329,6 +334,14 @@ class ChatServer(ChatKitServer[ChatContext]):
         limit = context.widget.widget_config.agent.limits.max_tool_calls
         return HttpToolRunner(secret, self.settings.outbound_policy, self.resolver, limit)
 
+    async def _mcp_tools(self, context: ChatContext) -> list[Tool]:
+        connector = McpConnector(self.settings.outbound_policy, self.resolver)
+        mcp = answer_session(self.store.sessionmaker, self.box, connector, context.widget)
+        if mcp is None:
+            return []
+        self._mcp.append(mcp)
+        return await mcp.open()
+
     def _endpoint(self, context: ChatContext) -> ModelEndpoint:
         """The agent's endpoint and key (from the config cache, as the widget); 409
         ``openai_key_missing`` when there is no key to use."""
@@ -352,14 +365,15 @@ def refusal_of(context: ChatContext) -> str:
 
 
 def own_ids(event: ThreadStreamEvent, ids: dict[str, str]) -> ThreadStreamEvent:
-    """The event with assistant messages under Kithost's ids instead of the model's.
+    """The event with assistant messages (and client tool calls) under Kithost's ids instead
+    of the model's.
 
     Model ids are not ours to trust: Chat Completions streams give every message the same
     placeholder id, and any OpenAI-compatible server may repeat ids. ``ids`` maps the
     model's id of each message in progress to its own.
     """
     if isinstance(event, ThreadItemAddedEvent | ThreadItemDoneEvent) and isinstance(
-        event.item, AssistantMessageItem
+        event.item, AssistantMessageItem | ClientToolCallItem
     ):
         model_id = event.item.id
         own = ids.get(model_id) or ids.setdefault(model_id, new_id("message"))

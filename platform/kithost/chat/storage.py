@@ -1,14 +1,19 @@
-"""Where attachment bytes live: a small interface, a local-disk implementation (one
-machine, or a ReadWriteMany volume shared by the pods) and an S3-compatible one.
+"""Where attachment bytes (and conversation exports) live: a small interface, a local-disk
+implementation (one machine, or a ReadWriteMany volume shared by the pods) and an
+S3-compatible one.
 
-Keys are ``tenant/widget/attachment`` ids (``blob_key``), never user input.
+Keys are ``tenant/widget/attachment`` ids (``blob_key``), or ``tenant/exports/id.format``
+(``conversations.exports``), never user input. Large files go in and out in pieces
+(``put_file``, ``chunks``): never whole in memory.
 ``KITHOST_ATTACHMENT_STORAGE_URL`` chooses the implementation (:func:`storage_for`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
@@ -23,10 +28,20 @@ if TYPE_CHECKING:
 
 S3_DELETE_BATCH = 1000
 """The most keys one ``DeleteObjects`` call takes."""
+CHUNK_BYTES = 256 * 1024
 
 
 class BlobStorage(Protocol):
     async def put(self, key: str, data: bytes) -> None: ...
+
+    async def put_file(self, key: str, path: Path) -> None:
+        """Store the file at ``path`` under ``key``, read in pieces."""
+        ...
+
+    def chunks(self, key: str) -> AsyncIterator[bytes]:
+        """The bytes under ``key`` in pieces of at most ``CHUNK_BYTES``; FileNotFoundError
+        when there are none (raised by the first step)."""
+        ...
 
     async def get(self, key: str) -> bytes | None:
         """The bytes under ``key``; None when there are none."""
@@ -56,6 +71,17 @@ class LocalDiskStorage:
     async def get(self, key: str) -> bytes | None:
         return await asyncio.to_thread(self._get, self._path(key))
 
+    async def put_file(self, key: str, path: Path) -> None:
+        await asyncio.to_thread(self._put_file, self._path(key), path)
+
+    async def chunks(self, key: str) -> AsyncIterator[bytes]:
+        file = await asyncio.to_thread(self._path(key).open, "rb")
+        try:
+            while chunk := await asyncio.to_thread(file.read, CHUNK_BYTES):
+                yield chunk
+        finally:
+            file.close()
+
     async def delete(self, keys: list[str]) -> None:
         paths = [self._path(key) for key in keys]
         await asyncio.to_thread(self._delete, paths)
@@ -65,6 +91,13 @@ class LocalDiskStorage:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".partial")
         partial.write_bytes(data)
+        partial.replace(path)
+
+    @staticmethod
+    def _put_file(path: Path, source: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        shutil.copyfile(source, partial)
         partial.replace(path)
 
     @staticmethod
@@ -98,6 +131,24 @@ class S3Storage:
 
     async def get(self, key: str) -> bytes | None:
         return await asyncio.to_thread(self._get, self._key(key))
+
+    async def put_file(self, key: str, path: Path) -> None:
+        # boto3's managed transfer: multipart for large files, read from disk in parts.
+        name = self._key(key)
+        await asyncio.to_thread(self.client.upload_file, str(path), self.bucket, name)
+
+    async def chunks(self, key: str) -> AsyncIterator[bytes]:
+        name = self._key(key)
+        try:
+            found = await asyncio.to_thread(self.client.get_object, Bucket=self.bucket, Key=name)
+        except self.client.exceptions.NoSuchKey as missing:
+            raise FileNotFoundError(key) from missing
+        body = found["Body"]
+        try:
+            while chunk := await asyncio.to_thread(body.read, CHUNK_BYTES):
+                yield chunk
+        finally:
+            body.close()
 
     async def delete(self, keys: list[str]) -> None:
         names = [self._key(key) for key in keys]

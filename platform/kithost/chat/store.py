@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from chatkit.store import AttachmentStore, Store, StoreItemType
 from chatkit.types import (
+    AssistantMessageItem,
     Attachment,
     AttachmentCreateParams,
     AttachmentUploadDescriptor,
@@ -60,6 +61,7 @@ from kithost.chat.repository import Order
 from kithost.chat.storage import BlobStorage, blob_key
 from kithost.db import Sessionmaker, commit_asynchronously, session_scope
 from kithost.errors import Conflict
+from kithost.kit.schemas import NUL, has_nul
 from kithost.kit.tokens import random_token
 from kithost.models import ChatAttachment, ChatItem, ChatThread
 from kithost.models.base import utcnow
@@ -205,12 +207,12 @@ class SqlStore(Store[ChatContext]):
         return ThreadMetadata.model_validate(row.payload)
 
     async def save_thread(self, thread: ThreadMetadata, context: ChatContext) -> None:
-        payload = thread.model_dump(mode="json", exclude={"items"})
+        payload = _storable(thread.model_dump(mode="json", exclude={"items"}))
         if thread.id in self._new:
             new = _thread_row(thread, payload, context)
             self._unwritten[thread.id] = (new, context)
-            # A new thread: every item will pass through here.
-            self._latest[_key(context, thread.id)] = Page()
+            # A new thread: every item will pass through here (saved again: kept so far).
+            self._latest.setdefault(_key(context, thread.id), Page())
             return
         async with self.unit(context, writes=True) as session:
             row = await session.get(ChatThread, thread.id)
@@ -348,9 +350,12 @@ class SqlStore(Store[ChatContext]):
                 created_at=_aware(item.created_at),
             )
         )
-        if new and isinstance(item, UserMessageItem):
-            data = _started(item, context)
-            await webhooks.emit(session, context.tenant_id, "conversation.started", data)
+        if isinstance(item, UserMessageItem | AssistantMessageItem):
+            data = _message(item, context)
+            events = [("conversation.message", data)]
+            if new and isinstance(item, UserMessageItem):
+                events.insert(0, ("conversation.started", data))
+            await webhooks.emit_all(session, context.tenant_id, events)
 
     async def count_user_messages_since(self, since: datetime, context: ChatContext) -> int:
         async with self.unit(context) as session:
@@ -540,6 +545,7 @@ def _thread_row(
         end_user_id=context.end_user_id,
         payload=payload,
         payload_version=PAYLOAD_VERSION,
+        created_at=_aware(thread.created_at),  # listed by it, as items are (not write time)
     )
 
 
@@ -556,28 +562,50 @@ def _owns(row: ChatThread | ChatAttachment, context: ChatContext) -> bool:
     )
 
 
-def _started(item: UserMessageItem, context: ChatContext) -> dict[str, Any]:
-    """``conversation.started``: a new thread's first user message. A verified end user is
-    named (the tenant's own id); an anonymous visitor is not (a device id is a credential)."""
+def _message(item: UserMessageItem | AssistantMessageItem, context: ChatContext) -> dict[str, Any]:
+    """``conversation.message`` (and a new thread's first one, ``conversation.started``). A
+    verified end user is named (the tenant's own id); an anonymous visitor is not (a device
+    id is a credential)."""
     end_user = context.end_user_id
+    if isinstance(item, UserMessageItem):
+        role, text = "user", "".join(p.text for p in item.content if p.type == "input_text")
+    else:
+        role, text = "assistant", "".join(part.text for part in item.content)
     return {
         "thread_id": item.thread_id,
         "widget_id": str(context.widget_id),
         "end_user": end_user if end_user.startswith("u:") else None,
         "item_id": item.id,
         "created_at": _aware(item.created_at).isoformat(),
-        "text": "".join(part.text for part in item.content if part.type == "input_text"),
+        "role": role,
+        "text": text,
     }
 
 
 def _stored_item(item: ThreadItem) -> dict[str, Any]:
     if isinstance(item, UserMessageItem) and item.attachments:
         item = item.model_copy(update={"attachments": [_bare(a) for a in item.attachments]})
-    return item.model_dump(mode="json")
+    return _storable(item.model_dump(mode="json"))
 
 
 def _stored_attachment(attachment: Attachment) -> dict[str, Any]:
-    return _bare(attachment).model_dump(mode="json")
+    return _storable(_bare(attachment).model_dump(mode="json"))
+
+
+def _storable(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload with every NUL character as U+FFFD: PostgreSQL's JSONB refuses NUL, and
+    a model or tool may answer with one (visitors may not: the endpoint refuses it)."""
+    return _without_nul(payload) if has_nul(payload) else payload
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace(NUL, "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(entry) for key, entry in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(entry) for entry in value]
+    return value
 
 
 def _bare(attachment: Attachment) -> Attachment:

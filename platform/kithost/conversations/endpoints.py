@@ -1,17 +1,19 @@
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import StreamingResponse
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.auth.dependencies import ConversationsRead, MembersWrite
 from kithost.auth.principals import TenantAccess
-from kithost.conversations import schemas, service
+from kithost.chat.runtime import runtime
+from kithost.conversations import exports, schemas, service
 from kithost.db import DbSession, session_scope
 from kithost.kit.schemas import TENANT_ERRORS, problems
+from kithost.models.base import utcnow
 from kithost.settings import Settings
 from kithost.state import AppSettings
 
@@ -75,14 +77,9 @@ async def export_messages(
     )
 
 
-Exporter = Callable[
-    [AsyncSession, TenantAccess, schemas.ConversationQuery, str], AsyncIterator[str]
-]
-
-
 def _streamed(
     request: Request,
-    export: Exporter,
+    export: exports.Exporter,
     access: TenantAccess,
     query: schemas.ConversationQuery,
     settings: Settings,
@@ -95,13 +92,87 @@ def _streamed(
 
     async def chunks() -> AsyncIterator[str]:
         async with session_scope(request.app.state.sessionmaker, tenant=access.tenant.id) as reader:
-            async for chunk in export(reader, access, query, key):
+            async for chunk in export(reader, access.tenant.id, query, key):
                 yield chunk
 
     return StreamingResponse(
         chunks(),
         media_type=media_type,
         headers={"Content-Disposition": f'attachment; filename="conversations.{extension}"'},
+    )
+
+
+@router.post(
+    "/exports",
+    summary="Export conversations in the background",
+    description="For exports too large to stream: a worker writes the file; poll "
+    "`GET …/exports/{id}` for its download link. Same filters as the list. Audited.",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problems(*TENANT_ERRORS),
+)
+async def create_export(
+    request: Request,
+    access: ConversationsRead,
+    session: DbSession,
+    settings: AppSettings,
+    body: schemas.ExportCreate,
+) -> schemas.Export:
+    export = await exports.create(session, access, body)
+    return exports.shown(settings, export, access.actor, _downloads(request), utcnow())
+
+
+@router.get(
+    "/exports/{export_id}",
+    summary="An export's status and download link",
+    description="Once `ready`, `download_url` is a link valid for 10 minutes, needing no "
+    "credentials; each download is audited as the caller who got the link.",
+    responses=problems(*TENANT_ERRORS, 404),
+)
+async def get_export(
+    request: Request,
+    access: ConversationsRead,
+    session: DbSession,
+    settings: AppSettings,
+    export_id: uuid.UUID,
+) -> schemas.Export:
+    export = await exports.get(session, access, export_id)
+    return exports.shown(settings, export, access.actor, _downloads(request), utcnow())
+
+
+def _downloads(request: Request) -> Callable[[str], str]:
+    """Where a download link with a token points."""
+    return lambda token: str(request.url_for("download_export", token=token))
+
+
+downloads = APIRouter(prefix="/conversation-exports", tags=["conversations"])
+
+
+@downloads.get(
+    "/{token}",
+    summary="Download an export",
+    description="The link `GET …/conversations/exports/{id}` gave: 404 `download_not_found` "
+    "for a link Kithost did not sign, 410 `download_link_expired` once its time is over. "
+    "Audited.",
+    responses={
+        200: {"content": {"application/x-ndjson": {}, "text/csv": {}}},
+        **problems(404, 410),
+    },
+    response_class=StreamingResponse,
+)
+async def download_export(
+    request: Request, session: DbSession, settings: AppSettings, token: str
+) -> StreamingResponse:
+    link = exports.read_link(settings, token, utcnow())
+    export = await exports.download(session, link)
+    storage = runtime(request.app.state).storage
+    name = f"conversations-{export.id}.{export.format}"
+    return StreamingResponse(
+        storage.chunks(exports.blob_key(export)),
+        media_type=exports.MEDIA_TYPES[schemas.ExportFormat(export.format)],
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        },
     )
 
 

@@ -1,24 +1,27 @@
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Row,
     Select,
-    Text,
-    cast,
+    column,
     exists,
+    false,
     func,
-    literal,
+    literal_column,
     or_,
     select,
+    table,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnClause
 
 from kithost.conversations.schemas import ConversationQuery, FeedbackFilter
 from kithost.models import (
@@ -26,6 +29,7 @@ from kithost.models import (
     ChatAttachment,
     ChatItem,
     ChatThread,
+    ConversationExport,
     ConversationReview,
 )
 
@@ -124,25 +128,39 @@ def _filters(session: AsyncSession, query: ConversationQuery) -> list[ColumnElem
     if query.has_attachments is not None:
         where.append(ATTACHED if query.has_attachments else ~ATTACHED)
     if query.q is not None:
-        where.append(
-            exists().where(
-                ChatItem.thread_id == ChatThread.id,
-                ChatItem.kind.in_(MESSAGE_KINDS),
-                _matches(session, query.q),
-            )
-        )
+        where.append(ChatThread.id.in_(_matching_threads(session, query.q)))
     return where
 
 
-def _matches(session: AsyncSession, words: str) -> ColumnElement[bool]:
-    """Items whose text holds ``words``: PostgreSQL's full-text search (every word, any
-    form the ``simple`` configuration folds together); elsewhere the phrase, ignoring case."""
-    text = cast(ChatItem.payload, Text)
+WORD = re.compile(r"[^\W_]+")
+"""What the search looks for: runs of letters and digits (as SQLite's ``unicode61``
+tokenizer and PostgreSQL's parser split text, near enough)."""
+SEARCH = table("chat_items_fts", column("rowid"), column("text"))
+"""SQLite's FTS5 index of the messages' text (its migration keeps it in step)."""
+ROWID: ColumnClause[int] = literal_column("chat_items.rowid", Integer)
+TEXT_PATH: ColumnClause[Any] = literal_column("'$.content[*].text'::jsonpath")
+STRINGS: ColumnClause[Any] = literal_column("'[\"string\"]'::jsonb")
+SIMPLE: ColumnClause[Any] = literal_column("'simple'::regconfig")
+"""PostgreSQL: a message's text is its content parts' ``text`` strings, as words of the
+``simple`` configuration; constants, not parameters, so the planner matches the index."""
+
+
+def _matching_threads(session: AsyncSession, q: str) -> Select[str]:
+    """The threads with a message holding every word of ``q`` (whole words, any case), in
+    the messages' text only: PostgreSQL's full-text search (``simple`` configuration) or
+    SQLite's FTS5 index. No words: nothing."""
+    words = WORD.findall(q)
+    threads = select(ChatItem.thread_id).where(ChatItem.kind.in_(MESSAGE_KINDS))
+    if not words:
+        return threads.where(false())
     if session.get_bind().dialect.name == "postgresql":
-        simple = cast(literal("simple"), REGCONFIG)
-        return func.to_tsvector(simple, text).op("@@")(func.plainto_tsquery(simple, words))
-    escaped = words.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return text.ilike(f"%{escaped}%", escape="\\")
+        texts = func.jsonb_path_query_array(ChatItem.payload, TEXT_PATH)
+        document = func.jsonb_to_tsvector(SIMPLE, texts, STRINGS)  # as in ix_chat_items_search
+        wanted = func.plainto_tsquery(SIMPLE, " ".join(words))
+        return threads.where(document.op("@@")(wanted))
+    phrase = " ".join(f'"{word}"' for word in words)  # each word a string: no operators
+    found = select(SEARCH.c.rowid).where(literal_column("chat_items_fts").op("MATCH")(phrase))
+    return threads.where(ROWID.in_(found))
 
 
 async def thread(session: AsyncSession, tenant_id: uuid.UUID, thread_id: str) -> ThreadRow | None:
@@ -168,5 +186,15 @@ async def review(
     return await session.scalar(
         select(ConversationReview).where(
             ConversationReview.tenant_id == tenant_id, ConversationReview.thread_id == thread_id
+        )
+    )
+
+
+async def export(
+    session: AsyncSession, tenant_id: uuid.UUID, export_id: uuid.UUID
+) -> ConversationExport | None:
+    return await session.scalar(
+        select(ConversationExport).where(
+            ConversationExport.tenant_id == tenant_id, ConversationExport.id == export_id
         )
     )

@@ -16,7 +16,9 @@ class FeedbackFilter(StrEnum):
     negative = "negative"
 
 
-class ConversationQuery(Schema):
+class ConversationFilters(Schema):
+    """Which conversations: a list, an export."""
+
     widget: uuid.UUID | None = None
     since: datetime | None = Field(default=None, description="Last activity at or after.")
     until: datetime | None = Field(default=None, description="Last activity before.")
@@ -37,6 +39,9 @@ class ConversationQuery(Schema):
     q: str | None = Field(
         default=None, min_length=2, max_length=200, description="Words in the messages."
     )
+
+
+class ConversationQuery(ConversationFilters):
     before: str | None = Field(
         default=None, max_length=64, description="The last id of the previous page."
     )
@@ -99,3 +104,32 @@ class ConversationSettings(Schema):
 
     editors_may_read: bool
     """Editors hold ``conversations:read``: they list, read, export and delete them."""
+
+
+class ExportFormat(StrEnum):
+    jsonl = "jsonl"
+    """One conversation a line, with its items (as ``export.jsonl``)."""
+    csv = "csv"
+    """One item a row (as ``export.csv``)."""
+
+
+class ExportCreate(Schema):
+    format: ExportFormat
+    filters: ConversationFilters = Field(default_factory=ConversationFilters)
+
+
+class Export(Schema):
+    """An export written in the background; once ``ready``, ``download_url`` is a link that
+    needs no credentials and works until ``download_expires_at`` (ask again for a new one)."""
+
+    id: uuid.UUID
+    format: ExportFormat
+    filters: dict[str, Any]
+    status: str
+    """``pending``, then ``ready``; ``failed`` when the file could not be written (not
+    after a passing fault, which the worker waits out): ask for a new export."""
+    size_bytes: int | None
+    created_at: datetime
+    finished_at: datetime | None
+    download_url: str | None = None
+    download_expires_at: datetime | None = None

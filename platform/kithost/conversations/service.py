@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ from kithost.chat import service as chat
 from kithost.conversations import repository
 from kithost.conversations.schemas import (
     Conversation,
+    ConversationFilters,
     ConversationPage,
     ConversationQuery,
     ConversationSettings,
@@ -29,7 +31,9 @@ from kithost.errors import FieldError, Forbidden, NotFound
 from kithost.models import ChatItem, ConversationReview
 from kithost.sessions.identity import exported_end_user
 
-EXPORT_PAGE = 200
+EXPORT_PAGE = 50
+FILTERS = set(ConversationFilters.model_fields)
+"""A query's fields that choose conversations (not its paging)."""
 
 
 def settings_of(access: TenantAccess) -> ConversationSettings:
@@ -79,16 +83,27 @@ async def list_conversations(
 async def read_transcript(
     session: AsyncSession, access: TenantAccess, thread_id: str, key: str
 ) -> Transcript:
-    row = await repository.thread(session, access.tenant.id, thread_id)
-    if row is None:
+    found = await transcript(session, access.tenant.id, thread_id, key)
+    if found is None:
         raise NotFound("No such conversation.", code="conversation_not_found")
-    items = await repository.items(session, access.tenant.id, [thread_id])
     review = await repository.review(session, access.tenant.id, thread_id)
     _record(session, access, "conversation.read", thread_id)
+    return found.model_copy(
+        update={"review": None if review is None else Review.model_validate(review)}
+    )
+
+
+async def transcript(
+    session: AsyncSession, tenant_id: uuid.UUID, thread_id: str, key: str
+) -> Transcript | None:
+    """The tenant's conversation with its items (no review, no audit entry: callers that
+    show it to staff record the read)."""
+    row = await repository.thread(session, tenant_id, thread_id)
+    if row is None:
+        return None
+    items = await repository.items(session, tenant_id, [thread_id])
     return Transcript(
-        **_conversation(row, key).model_dump(),
-        items=[_item(i) for i in items],
-        review=None if review is None else Review.model_validate(review),
+        **_conversation(row, key).model_dump(), items=[_item(i) for i in items], review=None
     )
 
 
@@ -128,11 +143,11 @@ CSV_COLUMNS = ("thread_id", "widget_id", "end_user", "item_id", "created_at", "k
 
 
 async def export_lines(
-    session: AsyncSession, access: TenantAccess, query: ConversationQuery, key: str
+    session: AsyncSession, tenant_id: uuid.UUID, query: ConversationFilters, key: str
 ) -> AsyncIterator[str]:
     """Every matching conversation with its items, one JSON line each, read a page at a
     time (memory stays bounded however many there are)."""
-    async for page, by_thread in _export_pages(session, access, query):
+    async for page, by_thread in _export_pages(session, tenant_id, query):
         for row in page:
             conversation = _conversation(row, key)
             items = [_item(i) for i in by_thread.get(conversation.id, [])]
@@ -141,7 +156,7 @@ async def export_lines(
 
 
 async def export_csv(
-    session: AsyncSession, access: TenantAccess, query: ConversationQuery, key: str
+    session: AsyncSession, tenant_id: uuid.UUID, query: ConversationFilters, key: str
 ) -> AsyncIterator[str]:
     """Every item of every matching conversation, one CSV row each (``CSV_COLUMNS``, a
     header first), a page of conversations at a time."""
@@ -149,7 +164,7 @@ async def export_csv(
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     yield _drained(buffer)
-    async for page, by_thread in _export_pages(session, access, query):
+    async for page, by_thread in _export_pages(session, tenant_id, query):
         for row in page:
             thread = row[0]
             end_user = exported_end_user(thread.end_user_id, key)
@@ -182,14 +197,14 @@ def _drained(buffer: io.StringIO) -> str:
 
 
 async def _export_pages(
-    session: AsyncSession, access: TenantAccess, query: ConversationQuery
+    session: AsyncSession, tenant_id: uuid.UUID, filters: ConversationFilters
 ) -> AsyncIterator[tuple[Sequence[repository.ThreadRow], dict[str, list[ChatItem]]]]:
     """The matching conversations a page at a time, each with its threads' items."""
-    query = query.model_copy(update={"limit": EXPORT_PAGE, "before": None})
+    query = ConversationQuery(**filters.model_dump(include=FILTERS), limit=EXPORT_PAGE)
     while True:
-        rows = await repository.page(session, access.tenant.id, query) or []
+        rows = await repository.page(session, tenant_id, query) or []
         page = rows[:EXPORT_PAGE]
-        items = await repository.items(session, access.tenant.id, [r[0].id for r in page])
+        items = await repository.items(session, tenant_id, [r[0].id for r in page])
         by_thread: dict[str, list[ChatItem]] = {}
         for item in items:
             by_thread.setdefault(item.thread_id, []).append(item)
@@ -200,18 +215,28 @@ async def _export_pages(
 
 
 def record_export(
-    session: AsyncSession, access: TenantAccess, query: ConversationQuery, export_format: str
+    session: AsyncSession,
+    access: TenantAccess,
+    filters: ConversationFilters,
+    export_format: str,
+    export_id: uuid.UUID | None = None,
 ) -> None:
-    """Audit an export: who, in which format, with which filters."""
-    filters = query.model_dump(mode="json", exclude={"before", "limit"}, exclude_none=True)
+    """Audit an export: who, in which format, with which filters (and the export's id
+    when it runs as a task)."""
     audit.record(
         session,
         access.actor,
         "conversations.exported",
         tenant_id=access.tenant.id,
         target_type="conversation",
-        data={"format": export_format, "filters": filters},
+        target_id=export_id,
+        data={"format": export_format, "filters": filters_of(filters)},
     )
+
+
+def filters_of(filters: ConversationFilters) -> dict[str, Any]:
+    """The filters as JSON, those left out omitted (no paging)."""
+    return filters.model_dump(mode="json", exclude_none=True, include=FILTERS)
 
 
 def _conversation(row: repository.ThreadRow, key: str) -> Conversation:

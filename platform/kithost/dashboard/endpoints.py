@@ -15,13 +15,14 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from kithost.errors import NotFound, ServiceUnavailable
+from kithost.kit.headers import page_policy
 
 DIST = Path(__file__).parent / "dist"
 IMMUTABLE = "public, max-age=31536000, immutable"
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; connect-src 'self'; frame-src 'self'; object-src 'none'; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+CSP = page_policy(
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data:; connect-src 'self'; frame-src 'self'; form-action 'self'",
+    "frame-ancestors 'none'",
 )
 
 router = APIRouter(include_in_schema=False)

@@ -12,6 +12,7 @@ class EmbedConfig(Schema):
     version: int
     """The published version number."""
     config: dict[str, Any]
-    """``WidgetConfig.public()``: mode, placement, chatkit, launcher, actions, require_identity."""
+    """``WidgetConfig.public()``: mode, placement, chatkit, launcher, actions, require_identity,
+    client_tools (the agent's ``client`` tools: name → timeout in seconds)."""
     domain_key: str | None
     """Direct placement only: the OpenAI domain key registered for the requesting origin."""

@@ -1,7 +1,9 @@
 """Security headers on every response: ``X-Content-Type-Options: nosniff`` and a
-``Referrer-Policy``; an HTML page that sets no ``Content-Security-Policy`` of its own (the API
-browser) may not be framed (``frame-ancestors 'none'``). Pages that set one (the framed chat
-page: framed by the widget's allowed origins only; attachment previews: sandboxed) keep it.
+``Referrer-Policy``. Every HTML page has a ``Content-Security-Policy`` built by
+:func:`page_policy` (no plugins, no ``<base>``, and who may frame it); a page that sets none
+of its own (the API browser) gets the strictest, unframed one. Pages that set one (the framed
+chat page: framed by the widget's allowed origins only; attachment previews: sandboxed) keep
+it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,15 @@ ALWAYS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"strict-origin-when-cross-origin"),
 ]
-UNFRAMED = (b"content-security-policy", b"frame-ancestors 'none'")
+
+
+def page_policy(*directives: str) -> str:
+    """An HTML page's ``Content-Security-Policy``: ``directives`` (who may frame it, where its
+    scripts come from) after what holds for every page."""
+    return "; ".join(("object-src 'none'", "base-uri 'none'", *directives))
+
+
+UNFRAMED = (b"content-security-policy", page_policy("frame-ancestors 'none'").encode())
 
 
 class SecurityHeadersMiddleware:

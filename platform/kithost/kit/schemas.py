@@ -14,16 +14,32 @@ from kithost.errors import PROBLEM_JSON, Problem
 NUL = "\x00"
 
 
+NUL_MESSAGE = "NUL characters (U+0000) are not allowed"
+
+
 def has_nul(value: object) -> bool:
     """Whether ``value`` (a string, or JSON-like lists and dicts of them) holds a NUL
     character, which PostgreSQL's text and JSONB refuse."""
+    return nul_at(value) is not None
+
+
+def nul_at(value: object) -> list[str | int] | None:
+    """Where ``value`` (as :func:`has_nul`) first holds a NUL character: the keys and
+    indexes down to it (empty for ``value`` itself); None where it holds none."""
     if isinstance(value, str):
-        return NUL in value
+        return [] if NUL in value else None
+    entries: list[tuple[str | int, object]] = []
     if isinstance(value, dict):
-        return any(has_nul(k) or has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(has_nul(v) for v in value)
-    return False
+        entries = list(value.items())
+    elif isinstance(value, list | tuple):
+        entries = list(enumerate(value))
+    for key, entry in entries:
+        if isinstance(key, str) and NUL in key:
+            return [key]
+        found = nul_at(entry)
+        if found is not None:
+            return [key, *found]
+    return None
 
 
 class Schema(BaseModel):
@@ -36,7 +52,7 @@ class Schema(BaseModel):
     @classmethod
     def _no_nul(cls, value: object) -> object:
         if has_nul(value):
-            raise PydanticCustomError("nul_character", "NUL characters (U+0000) are not allowed")
+            raise PydanticCustomError("nul_character", NUL_MESSAGE)
         return value
 
 

@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse
 from kithost.embed.cache import find_answers, published_answers
 from kithost.embed.endpoints import CACHE_CONTROL, PathParamsRoute
 from kithost.errors import NotFound
+from kithost.kit.headers import page_policy
 from kithost.kit.schemas import problems
 from kithost.loader import service
 from kithost.loader.service import Bundle, Script
@@ -108,14 +109,17 @@ async def get_frame(request: Request, pk: str) -> Response:
     answers = await find_answers(request.app.state, pk)
     if answers is None:
         # Shown in the loader's iframe on whichever page embeds the key: framable by any.
-        headers = {"Cache-Control": "no-store", "Content-Security-Policy": "frame-ancestors *"}
+        headers = {
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": page_policy("default-src 'none'", "frame-ancestors *"),
+        }
         return HTMLResponse(service.NOT_AVAILABLE_PAGE, status_code=404, headers=headers)
     published = answers.published
     frame = service.bundle().frame
     return HTMLResponse(
         service.frame_page(published, request.app.state.settings, f"frame.{frame.hash}.js"),
         headers={
-            "Content-Security-Policy": service.frame_ancestors(published),
+            "Content-Security-Policy": service.frame_policy(published, request.app.state.settings),
             "Cache-Control": FRAME_CACHE,
             "X-Content-Type-Options": "nosniff",
         },

@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from kithost.embed.service import Published
 from kithost.errors import ServiceUnavailable
+from kithost.kit.headers import page_policy
 from kithost.settings import Settings
 
 DIST = Path(__file__).parent / "dist"
@@ -119,7 +121,11 @@ NOT_AVAILABLE_PAGE = (
 )
 
 
-def frame_ancestors(published: Published) -> str:
-    """``Content-Security-Policy``: only the widget's allowed origins may frame the page."""
+def frame_policy(published: Published, settings: Settings) -> str:
+    """``Content-Security-Policy``: scripts from Kithost and ChatKit's script's origin only,
+    and only the widget's allowed origins may frame the page."""
     sources = " ".join(entry.pattern for entry in published.origins) or "'none'"
-    return f"frame-ancestors {sources}"
+    chatkit = urlsplit(settings.chatkit_script_url)
+    return page_policy(
+        f"script-src 'self' {chatkit.scheme}://{chatkit.netloc}", f"frame-ancestors {sources}"
+    )

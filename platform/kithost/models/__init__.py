@@ -11,6 +11,7 @@ from kithost.models.base import Base
 from kithost.models.chat_attachment import ChatAttachment
 from kithost.models.chat_item import ChatItem
 from kithost.models.chat_thread import ChatThread
+from kithost.models.conversation_export import ConversationExport, ExportStatus
 from kithost.models.conversation_review import ConversationReview
 from kithost.models.dashboard_session import DashboardSession
 from kithost.models.error_group import ErrorGroup, ErrorGroupUser, ErrorStatus
@@ -21,8 +22,14 @@ from kithost.models.session_mint import SessionMint
 from kithost.models.signing_key import SigningKey
 from kithost.models.tenant import Tenant
 from kithost.models.user import User
-from kithost.models.webhook import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from kithost.models.webhook import (
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookIdleMark,
+)
 from kithost.models.widget import Placement, Widget, WidgetMode
+from kithost.models.widget_mcp_secret import WidgetMcpSecret
 from kithost.models.widget_version import WidgetVersion
 
 __all__ = [
@@ -37,6 +44,7 @@ __all__ = [
     "ChatAttachment",
     "ChatItem",
     "ChatThread",
+    "ConversationExport",
     "ConversationReview",
     "DashboardSession",
     "DeliveryStatus",
@@ -44,6 +52,7 @@ __all__ = [
     "ErrorGroup",
     "ErrorGroupUser",
     "ErrorStatus",
+    "ExportStatus",
     "Invitation",
     "KnowledgeBase",
     "KnowledgeDocument",
@@ -57,7 +66,9 @@ __all__ = [
     "User",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "WebhookIdleMark",
     "Widget",
+    "WidgetMcpSecret",
     "WidgetMode",
     "WidgetVersion",
 ]

@@ -43,6 +43,7 @@ class AnalyticsRollup(Base):
     feedback_up: Mapped[int] = mapped_column(default=0)
     feedback_down: Mapped[int] = mapped_column(default=0)
     client_errors: Mapped[int] = mapped_column(default=0)
+    guardrails_tripped: Mapped[int] = mapped_column(default=0)
     end_users: Mapped[int] = mapped_column(default=0)
     first_token_ms: Mapped[list[int]] = mapped_column(JSONType)
     total_ms: Mapped[list[int]] = mapped_column(JSONType)

@@ -9,6 +9,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from kithost.models.base import Base, utcnow
 
+SEARCH_TABLE = "chat_items_fts"
+"""SQLite only: the FTS5 index of the messages' text (``conversations.repository``), made
+and kept in step with ``chat_items`` by triggers of its migration; outside the models (and
+so ignored, with FTS5's own tables, by Alembic's comparison)."""
+SEARCH_INDEX = "ix_chat_items_search"
+"""PostgreSQL only: the GIN index of the messages' text as ``tsvector``; made by the same
+migration, outside the models as well (its expression is the repository's search)."""
+
 
 class ChatItem(Base):
     """One item of a ChatKit thread (a message, a widget, hidden context…).

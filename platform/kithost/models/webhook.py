@@ -5,7 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kithost.models.base import TenantOwned, str_enum
@@ -26,6 +26,8 @@ class WebhookEndpoint(TenantOwned):
     """The secret before the last rotation (encrypted too): deliveries are signed with both
     until ``previous_secret_until``, so receivers can switch without losing events."""
     previous_secret_until: Mapped[datetime | None]
+    idle_minutes: Mapped[int] = mapped_column(default=30)
+    """``conversation.idle``: after how long without activity a thread is announced."""
     failing_since: Mapped[datetime | None]
     """The first failed delivery of the current run of failures; None when the last one
     went through. A day of failures disables the endpoint."""
@@ -57,3 +59,20 @@ class WebhookDelivery(TenantOwned):
     response_status: Mapped[int | None]
     response_snippet: Mapped[str | None] = mapped_column(String(500))
     latency_ms: Mapped[int | None]
+
+
+class WebhookIdleMark(TenantOwned):
+    """``conversation.idle`` announced to an endpoint for a thread's idle period: the one
+    that started at ``activity_at`` (the thread's last activity then). A thread active again
+    is announced again once idle."""
+
+    __tablename__ = "webhook_idle_marks"
+    __table_args__ = (UniqueConstraint("endpoint_id", "thread_id"),)
+
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    thread_id: Mapped[str] = mapped_column(
+        ForeignKey("chat_threads.id", ondelete="CASCADE"), index=True
+    )
+    activity_at: Mapped[datetime]

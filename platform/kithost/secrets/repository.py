@@ -20,7 +20,7 @@ async def lock_encrypted(
     result = await session.execute(
         select(entity.id, column).where(column.is_not(None)).order_by(entity.id).with_for_update()
     )
-    return [(id, value) for id, value in result.tuples()]
+    return [(id, value) for id, value in result]
 
 
 async def replace_encrypted(

@@ -13,7 +13,7 @@ from kithost.errors import Conflict
 from kithost.kit.crypto import SecretBox
 from kithost.kit.tokens import random_token
 from kithost.kit.upstream import ModelEndpoint
-from kithost.models import SigningKey, Tenant, WebhookEndpoint, Widget
+from kithost.models import SigningKey, Tenant, WebhookEndpoint, Widget, WidgetMcpSecret
 from kithost.secrets import repository
 from kithost.secrets.repository import EncryptedColumn
 from kithost.settings import Settings
@@ -24,6 +24,7 @@ ENCRYPTED_COLUMNS: tuple[EncryptedColumn, ...] = (
     Widget.identity_secret,
     Widget.model_key,
     Widget.tool_secret,
+    WidgetMcpSecret.secret,
     SigningKey.private_key,
     WebhookEndpoint.secret,
     WebhookEndpoint.previous_secret,

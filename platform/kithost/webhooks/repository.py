@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Row, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.models import WebhookDelivery, WebhookEndpoint
+from kithost.models import ChatThread, WebhookDelivery, WebhookEndpoint, WebhookIdleMark
 
 
 async def endpoints(session: AsyncSession, tenant_id: uuid.UUID) -> Sequence[WebhookEndpoint]:
@@ -48,3 +49,53 @@ async def delivery(
             WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id == delivery_id
         )
     )
+
+
+async def enabled_endpoints(session: AsyncSession) -> Sequence[WebhookEndpoint]:
+    """Every tenant's enabled endpoints (the periodic work's starting point)."""
+    result = await session.scalars(
+        select(WebhookEndpoint).where(WebhookEndpoint.enabled).order_by(WebhookEndpoint.id)
+    )
+    return result.all()
+
+
+async def newly_idle(
+    session: AsyncSession,
+    endpoint: WebhookEndpoint,
+    active_after: datetime,
+    idle_since: datetime,
+    limit: int,
+) -> Sequence[Row[str, datetime]]:
+    """The endpoint's tenant's threads last active between ``active_after`` and
+    ``idle_since`` whose idle period the endpoint has not been told of: (id, last activity),
+    longest idle first."""
+    told = exists().where(
+        WebhookIdleMark.endpoint_id == endpoint.id,
+        WebhookIdleMark.thread_id == ChatThread.id,
+        WebhookIdleMark.activity_at >= ChatThread.updated_at,
+    )
+    result = await session.execute(
+        select(ChatThread.id, ChatThread.updated_at)
+        .where(
+            ChatThread.tenant_id == endpoint.tenant_id,
+            ChatThread.updated_at > active_after,
+            ChatThread.updated_at <= idle_since,
+            ~told,
+        )
+        .order_by(ChatThread.updated_at, ChatThread.id)
+        .limit(limit)
+    )
+    return result.all()
+
+
+async def idle_marks(
+    session: AsyncSession, endpoint: WebhookEndpoint, thread_ids: Sequence[str]
+) -> dict[str, WebhookIdleMark]:
+    result = await session.scalars(
+        select(WebhookIdleMark).where(
+            WebhookIdleMark.tenant_id == endpoint.tenant_id,
+            WebhookIdleMark.endpoint_id == endpoint.id,
+            WebhookIdleMark.thread_id.in_(thread_ids),
+        )
+    )
+    return {mark.thread_id: mark for mark in result}

@@ -17,7 +17,12 @@ class EventType(StrEnum):
 
     - ``conversation.started``: a new thread's first user message: ``thread_id``,
       ``widget_id``, ``end_user`` (a verified ``u:…``; null for anonymous visitors),
-      ``item_id``, ``created_at``, ``text``;
+      ``item_id``, ``created_at``, ``role`` (``user``), ``text``;
+    - ``conversation.message`` (one per stored message: high volume): the same fields, for
+      every user and assistant message (``role``: ``user`` or ``assistant``);
+    - ``conversation.idle``: a thread without activity for the endpoint's
+      ``idle_minutes``, once per idle period: the conversation as the REST API's transcript
+      shows it (``id``, ``widget_id``, ``end_user``, …, ``items``);
     - ``feedback.created``: ``thread_id``, ``item_ids``, ``kind`` (positive, negative);
     - ``client_error.new_group``: a client error unlike any before in the widget:
       ``group_id``, ``widget_id``, ``kind``, ``message`` (normalised), ``frame``, ``hint``,
@@ -26,21 +31,28 @@ class EventType(StrEnum):
     """
 
     conversation_started = "conversation.started"
+    conversation_message = "conversation.message"
+    conversation_idle = "conversation.idle"
     feedback_created = "feedback.created"
     client_error_new_group = "client_error.new_group"
     widget_published = "widget.published"
+
+
+IDLE_MINUTES = "`conversation.idle`: minutes without activity before a thread is announced."
 
 
 class EndpointCreate(Schema):
     url: AnyHttpUrl
     description: str = Field(default="", max_length=500)
     events: list[EventType] = Field(min_length=1)
+    idle_minutes: int = Field(default=30, ge=1, le=10_080, description=IDLE_MINUTES)
 
 
 class EndpointUpdate(Schema):
     url: AnyHttpUrl | None = None
     description: str | None = Field(default=None, max_length=500)
     events: list[EventType] | None = Field(default=None, min_length=1)
+    idle_minutes: int | None = Field(default=None, ge=1, le=10_080, description=IDLE_MINUTES)
     enabled: bool | None = None
 
 
@@ -50,6 +62,7 @@ class Endpoint(Schema):
     description: str
     events: list[str]
     enabled: bool
+    idle_minutes: int
     failing_since: datetime | None
     created_at: datetime
 

@@ -21,9 +21,8 @@ from kithost.kit.crypto import SecretBox
 from kithost.kit.outbound import OutboundPolicy
 from kithost.models import WebhookDelivery, WebhookEndpoint
 from kithost.models.base import utcnow
-from kithost.webhooks import repository
+from kithost.webhooks import repository, tasks
 from kithost.webhooks.schemas import EndpointCreate, EndpointUpdate
-from kithost.webhooks.tasks import deliver
 from kithost.worker.enqueue import enqueue
 
 TEST_EVENT = "webhook.test"
@@ -65,6 +64,7 @@ async def create_endpoint(
         description=body.description,
         events=sorted({e.value for e in body.events}),
         enabled=True,
+        idle_minutes=body.idle_minutes,
         secret=box.encrypt(secret),
     )
     session.add(endpoint)
@@ -89,6 +89,8 @@ async def update_endpoint(
         endpoint.description = body.description
     if body.events is not None:
         endpoint.events = sorted({e.value for e in body.events})
+    if body.idle_minutes is not None:
+        endpoint.idle_minutes = body.idle_minutes
     if body.enabled is not None:
         endpoint.enabled = body.enabled
         endpoint.failing_since = None
@@ -133,7 +135,7 @@ async def send_test(
     session: AsyncSession, access: TenantAccess, endpoint_id: uuid.UUID
 ) -> WebhookDelivery:
     endpoint = await get_endpoint(session, access, endpoint_id)
-    return _deliver(session, endpoint, TEST_EVENT, {"message": "A test event from Kithost."})
+    return queue_delivery(session, endpoint, TEST_EVENT, {"message": "A test event from Kithost."})
 
 
 async def replay(
@@ -144,7 +146,7 @@ async def replay(
     original = await repository.delivery(session, access.tenant.id, delivery_id)
     if original is None or original.endpoint_id != endpoint.id:
         raise NotFound("No such delivery.", code="delivery_not_found")
-    return _deliver(
+    return queue_delivery(
         session, endpoint, original.event_type, original.payload["data"], original.event_id
     )
 
@@ -153,14 +155,24 @@ async def emit(
     session: AsyncSession, tenant_id: uuid.UUID, event_type: str, data: dict[str, Any]
 ) -> int:
     """Announce an event to the tenant's enabled endpoints subscribed to it; how many."""
+    return await emit_all(session, tenant_id, [(event_type, data)])
+
+
+async def emit_all(
+    session: AsyncSession, tenant_id: uuid.UUID, events: Sequence[tuple[str, dict[str, Any]]]
+) -> int:
+    """:func:`emit` for several events with one look at the endpoints; how many deliveries."""
     endpoints: Sequence[WebhookEndpoint] = await repository.endpoints(session, tenant_id)
-    subscribed = [e for e in endpoints if e.enabled and event_type in e.events]
-    for endpoint in subscribed:
-        _deliver(session, endpoint, event_type, data)
-    return len(subscribed)
+    deliveries = 0
+    for event_type, data in events:
+        for endpoint in endpoints:
+            if endpoint.enabled and event_type in endpoint.events:
+                queue_delivery(session, endpoint, event_type, data)
+                deliveries += 1
+    return deliveries
 
 
-def _deliver(
+def queue_delivery(
     session: AsyncSession,
     endpoint: WebhookEndpoint,
     event_type: str,
@@ -178,7 +190,7 @@ def _deliver(
         payload=payload,
     )
     session.add(delivery)
-    enqueue(session, deliver, str(endpoint.tenant_id), str(delivery.id))
+    enqueue(session, tasks.deliver, str(endpoint.tenant_id), str(delivery.id))
     return delivery
 
 
@@ -188,6 +200,7 @@ def _state(endpoint: WebhookEndpoint) -> dict[str, Any]:
         "description": endpoint.description,
         "events": endpoint.events,
         "enabled": endpoint.enabled,
+        "idle_minutes": endpoint.idle_minutes,
     }
 
 

@@ -8,14 +8,22 @@ is listed with its line and what to do instead.
 
 The shape read (Agent Builder's Python export): module-level tools (``FileSearchTool``,
 ``WebSearchTool``, ``HostedMCPTool``, ``@function_tool`` functions), ``Agent(...)``
-assignments (name, instructions, model, ``ModelSettings``, tools, handoffs), and an
-``async def run_workflow`` whose ``state = {...}`` keys are the workflow's state variables
-and whose ``Runner.run(<agent>, …)`` calls say which agent answers first.
+assignments (name, instructions, model, ``ModelSettings``, tools, handoffs), the guardrails'
+configuration (a module-level ``{"guardrails": [{"name", "config"}, …]}``, as
+``run_and_apply_guardrails`` takes it), and an ``async def run_workflow`` whose
+``state = {...}`` keys are the workflow's state variables and whose ``Runner.run(<agent>, …)``
+calls say which agent answers first.
+
+The first agent's handoffs (agents, or ``handoff(agent, …)``) become ``agent.handoffs``, each
+using the widget's tools of the kinds it had; their own handoffs do not carry (a handoff
+agent may only hand back). Guardrails map where Kithost has the same check (``Moderation``
+→ ``moderation``, ``Keyword Filter`` → ``refused_topics``); the others are listed.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +31,18 @@ MAX_SOURCE_BYTES = 256 * 1024
 MAX_NODES = 50_000
 """Larger exports are refused before they are walked."""
 CONTROL_FLOW = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.Try, ast.Match)
+GUARDRAILS_NOT_CARRIED = {
+    "Contains PII": "Kithost has no PII check: tell the agent in its instructions not to ask "
+    "for or repeat personal data.",
+    "Jailbreak": "Kithost has no jailbreak classifier: keep moderation on and state the "
+    "agent's limits in its instructions.",
+    "Prompt Injection Detection": "Kithost has no prompt-injection check: keep tools' answers "
+    "to data, and the agent's limits in its instructions.",
+    "Off Topic Prompts": "List the topics to refuse in agent.guardrails.refused_topics, or say "
+    "in the instructions what the agent answers.",
+}
+"""What to do instead of each guardrail Kithost does not have (others: the generic note)."""
+MAX_TOPICS = 50
 
 
 class ImportRefused(ValueError):
@@ -50,8 +70,23 @@ class ImportedAgent:
     vector_stores: list[str] = field(default_factory=list)
     """The OpenAI vector stores its file search used: adopted as a knowledge base."""
     web_search: dict[str, Any] | None = None
+    tool_kinds: list[str] = field(default_factory=list)
+    """The kinds of the widget's tools this agent uses (``file_search``, ``web_search``)."""
+    handoffs: list[ImportedAgent] = field(default_factory=list)
     state_variables: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+
+    def team(self, tool_ids: dict[str, str]) -> dict[str, Any]:
+        """The agent's ``handoffs`` and ``main_tools``, given the id of the widget's tool of
+        each kind (none without handoffs)."""
+        if not self.handoffs:
+            return {}
+
+        def ids(agent: ImportedAgent) -> list[str]:
+            return [tool_ids[kind] for kind in agent.tool_kinds if kind in tool_ids]
+
+        members = [{**member.agent, "tools": ids(member)} for member in self.handoffs]
+        return {"handoffs": members, "main_tools": ids(self)}
 
 
 def read_export(source: str) -> ImportedAgent:
@@ -109,8 +144,10 @@ class _Reader:
         )
         first = self._first_run(workflow) or agents[0]
         imported = self._agent(first)
+        members = self._handoffs(first, imported)
+        self._guardrails(imported)
         if workflow is not None:
-            self._workflow(workflow, first, agents, imported)
+            self._workflow(workflow, [first, *members], agents, imported)
         return imported
 
     def _first_run(self, workflow: ast.FunctionDef | ast.AsyncFunctionDef | None) -> str | None:
@@ -123,11 +160,13 @@ class _Reader:
                     return runs
         return None
 
-    def _agent(self, variable: str) -> ImportedAgent:
+    def _agent(self, variable: str, *, main: bool = True) -> ImportedAgent:
+        """The agent assigned to ``variable``; its handoffs are read by :meth:`_handoffs`
+        when it is the ``main`` one (and listed as not carried otherwise)."""
         _, call = self.calls[variable]
         keywords = {k.arg: k.value for k in call.keywords if k.arg is not None}
         name = self._literal(keywords.get("name"), str) or variable
-        imported = ImportedAgent(name=name, agent={})
+        imported = ImportedAgent(name=name, agent={"name": _short(name) or variable[:80]})
         instructions = keywords.get("instructions")
         if instructions is not None:
             text = self._literal(instructions, str)
@@ -150,7 +189,7 @@ class _Reader:
             self._tool(tool, imported)
         for key in ("handoffs", "input_guardrails", "output_guardrails", "output_type"):
             value = keywords.get(key)
-            if value is not None:
+            if value is not None and not (key == "handoffs" and main):
                 imported.skipped.append(
                     Skipped(
                         value.lineno,
@@ -199,6 +238,7 @@ class _Reader:
             keywords = {k.arg: k.value for k in call.keywords}
             stores = self._literal(keywords.get("vector_store_ids"), list) or []
             imported.vector_stores.extend(s for s in stores if isinstance(s, str))
+            imported.tool_kinds.append("file_search")
         elif isinstance(call, ast.Call) and callee == "WebSearchTool":
             keywords = {k.arg: k.value for k in call.keywords}
             filters = self._literal(keywords.get("filters"), dict) or {}
@@ -206,6 +246,7 @@ class _Reader:
             imported.web_search = {
                 "allowed_domains": [d for d in domains or [] if isinstance(d, str)]
             }
+            imported.tool_kinds.append("web_search")
         else:
             label = callee or (variable or "a tool")
             imported.skipped.append(
@@ -220,7 +261,7 @@ class _Reader:
     def _workflow(
         self,
         workflow: ast.FunctionDef | ast.AsyncFunctionDef,
-        first: str,
+        carried: list[str],
         agents: list[str],
         imported: ImportedAgent,
     ) -> None:
@@ -235,6 +276,17 @@ class _Reader:
                     for k in node.value.keys
                     if isinstance(k, ast.Constant) and isinstance(k.value, str)
                 ]
+            elif isinstance(node, ast.If) and any(
+                isinstance(n, ast.Name) and "tripwire" in n.id for n in ast.walk(node.test)
+            ):
+                imported.skipped.append(
+                    Skipped(
+                        node.lineno,
+                        "what run_workflow does when a guardrail trips",
+                        "Kithost answers a message its guardrails refuse with "
+                        "agent.guardrails.refusal_message: write that answer there.",
+                    )
+                )
             elif isinstance(node, CONTROL_FLOW):
                 imported.skipped.append(
                     Skipped(
@@ -245,15 +297,138 @@ class _Reader:
                     )
                 )
         for other in agents:
-            if other != first:
+            if other not in carried:
                 imported.skipped.append(
                     Skipped(
                         self.calls[other][1].lineno,
                         f"agent {other}",
-                        "Only the first agent is carried over: fold its instructions in, or wait "
-                        "for handoffs.",
+                        "Only the first agent and those it hands off to carry over: fold its "
+                        "instructions in, or add it to agent.handoffs.",
                     )
                 )
+
+    def _handoffs(self, first: str, imported: ImportedAgent) -> list[str]:
+        """The first agent's handoffs as ``imported.handoffs``; their variables."""
+        keywords = {k.arg: k.value for k in self.calls[first][1].keywords if k.arg is not None}
+        given = self._resolved(keywords.get("handoffs"))
+        members: list[str] = []
+        for node in given.elts if isinstance(given, ast.List) else []:
+            call = node if isinstance(node, ast.Call) and _callee(node) == "handoff" else None
+            target = _name(call.args[0]) if call is not None and call.args else None
+            variable = target if call is not None else _name(node)
+            if variable is None or self.calls.get(variable, ("",))[0] != "Agent":
+                imported.skipped.append(
+                    Skipped(
+                        node.lineno,
+                        "a handoff Kithost cannot follow",
+                        "Hand off to an Agent(...) of the export, or add it to agent.handoffs.",
+                    )
+                )
+                continue
+            if variable == first or variable in members:
+                continue
+            member = self._agent(variable, main=False)
+            described = self._described(call, self.calls[variable][1])
+            member.agent = {
+                "id": self._member_id(member.name, variable, imported),
+                "description": described,
+                "instructions": "You are a helpful assistant.",
+                **member.agent,
+            }
+            names = {a.agent["name"].casefold() for a in [imported, *imported.handoffs]}
+            if member.agent["name"].casefold() in names:  # names tell agents apart
+                member.agent["name"] = _short(f"{member.agent['name'][:60]} ({variable})")
+            imported.handoffs.append(member)
+            imported.vector_stores.extend(
+                s for s in member.vector_stores if s not in imported.vector_stores
+            )
+            imported.web_search = imported.web_search or member.web_search
+            imported.skipped.extend(member.skipped)
+            members.append(variable)
+        return members
+
+    def _described(self, handoff: ast.Call | None, agent: ast.Call) -> str:
+        """When to hand over: ``tool_description_override`` or the agent's
+        ``handoff_description``."""
+        keywords = {k.arg: k.value for k in (handoff.keywords if handoff else []) if k.arg}
+        own = {k.arg: k.value for k in agent.keywords if k.arg is not None}
+        text = self._literal(keywords.get("tool_description_override"), str) or self._literal(
+            own.get("handoff_description"), str
+        )
+        return (text or "")[:1024]
+
+    @staticmethod
+    def _member_id(name: str, variable: str, imported: ImportedAgent) -> str:
+        """The agent's name as the SDK makes a handoff's function name of it
+        (``transfer_to_billing``), unique among the handoffs."""
+        taken = {"main"} | {m.agent["id"] for m in imported.handoffs}
+        for candidate in (name, variable):
+            snake = re.sub(r"[^a-z0-9]+", "_", candidate.lower()).strip("_")[:40]
+            if snake and snake not in taken:
+                return snake
+        return f"agent_{len(imported.handoffs) + 1}"
+
+    def _guardrails(self, imported: ImportedAgent) -> None:
+        """The guardrails' configuration (``{"guardrails": [{"name", "config"}]}``) as
+        ``agent.guardrails`` where Kithost has the same check; the rest listed."""
+        carried: dict[str, Any] = {}
+        for value in self.assigned.values():
+            if not isinstance(value, ast.Dict):
+                continue
+            entries = next(
+                (
+                    v
+                    for k, v in zip(value.keys, value.values, strict=True)
+                    if isinstance(k, ast.Constant) and k.value == "guardrails"
+                ),
+                None,
+            )
+            for entry in entries.elts if isinstance(entries, ast.List) else []:
+                guardrail = self._literal(entry, dict) or {}
+                self._guardrail(guardrail, entry.lineno, carried, imported)
+        if carried:
+            imported.agent["guardrails"] = carried
+
+    @staticmethod
+    def _guardrail(
+        guardrail: dict[str, Any], line: int, carried: dict[str, Any], imported: ImportedAgent
+    ) -> None:
+        name = str(guardrail.get("name"))
+        given = guardrail.get("config")
+        config: dict[str, Any] = given if isinstance(given, dict) else {}
+        if name == "Moderation":
+            carried["moderation"] = True
+            if config.get("categories"):
+                imported.skipped.append(
+                    Skipped(
+                        line,
+                        "Moderation categories",
+                        "Kithost's moderation refuses a message OpenAI flags in any category.",
+                    )
+                )
+            return
+        words = config.get("keywords")
+        if name == "Keyword Filter" and isinstance(words, list):
+            topics = [w.strip()[:100] for w in words if isinstance(w, str) and len(w.strip()) > 1]
+            known = carried.setdefault("refused_topics", [])
+            known.extend(t for t in topics if t not in known)
+            if len(known) > MAX_TOPICS:
+                del known[MAX_TOPICS:]
+                imported.skipped.append(
+                    Skipped(line, "keywords", f"Kithost refuses at most {MAX_TOPICS} topics.")
+                )
+            return
+        imported.skipped.append(
+            Skipped(
+                line,
+                f"guardrail {name}",
+                GUARDRAILS_NOT_CARRIED.get(
+                    name,
+                    "Kithost checks messages for length, refused topics and moderation only: "
+                    "set those in agent.guardrails.",
+                ),
+            )
+        )
 
     def _resolved(self, node: ast.expr | None) -> ast.expr | None:
         """``node``, or what a module-level name stands for."""
@@ -271,6 +446,11 @@ class _Reader:
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             return None
         return value if isinstance(value, kind) and not isinstance(value, bool) else None
+
+
+def _short(text: str) -> str:
+    """``text`` as a display name (``ShortText``): one line, at most 80 characters."""
+    return " ".join(text.split())[:80].strip()
 
 
 def _name(node: ast.expr) -> str | None:

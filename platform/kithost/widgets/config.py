@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     Field,
     StringConstraints,
@@ -93,7 +94,23 @@ class WebSearch(Schema):
 
 ToolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 MAX_SCHEMA_BYTES = 16_384
-"""The largest JSON Schema of an ``http`` tool's arguments, encoded."""
+"""The largest JSON Schema of a function tool's arguments, encoded."""
+
+
+def _arguments_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    if len(json.dumps(schema)) > MAX_SCHEMA_BYTES:
+        raise ValueError(f"at most {MAX_SCHEMA_BYTES} bytes as JSON")
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise ValueError(f"not a JSON Schema: {exc.message}") from None
+    if schema.get("type") != "object":
+        raise ValueError('the arguments are an object: "type": "object"')
+    return schema
+
+
+ArgumentsSchema = Annotated[dict[str, Any], AfterValidator(_arguments_schema)]
+"""The JSON Schema of a function tool's arguments (an object)."""
 
 
 class HttpMethod(StrEnum):
@@ -114,7 +131,7 @@ class HttpTool(Schema):
     name: ToolName
     """The function's name as the model sees it, unique among the agent's tools."""
     description: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
-    parameters: dict[str, Any] = {"type": "object", "properties": {}}
+    parameters: ArgumentsSchema = {"type": "object", "properties": {}}
     """The JSON Schema of the arguments (an object)."""
     url: AnyHttpUrl
     """HTTPS, at a public address (plain HTTP only where ``KITHOST_OUTBOUND_ALLOW`` opens)."""
@@ -122,21 +139,78 @@ class HttpTool(Schema):
     timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10
     max_response_bytes: Annotated[int, Field(ge=1, le=1_048_576)] = 65_536
 
-    @field_validator("parameters")
+
+class ClientTool(Schema):
+    """A function the host page implements: the model's call becomes ChatKit's client tool
+    call, which the loader hands to the page's handler (``kithost('on', 'tool:NAME', fn)``);
+    its answer goes back to the model (``chat.client_tools``). No handler, a failing one or
+    no answer within ``timeout_seconds`` is an error the model sees."""
+
+    type: Literal["client"]
+    id: ToolId
+    label: ShortText = "Working on it…"
+    """What the visitor sees while it runs."""
+    name: ToolName
+    """The function's name as the model sees it (and the page's handler: ``tool:NAME``),
+    unique among the agent's tools."""
+    description: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    parameters: ArgumentsSchema = {"type": "object", "properties": {}}
+    """The JSON Schema of the arguments (an object)."""
+    timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10
+    """How long the page's handler may take."""
+
+
+HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")]
+RESERVED_HEADERS = frozenset(
+    {
+        "accept",
+        "connection",
+        "content-length",
+        "content-type",
+        "host",
+        "mcp-protocol-version",
+        "mcp-session-id",
+        "transfer-encoding",
+    }
+)
+"""Headers the MCP transport sets itself: never the one carrying a secret."""
+
+
+class McpTool(Schema):
+    """A remote MCP server (Streamable HTTP) whose ``allowed_tools`` the model may call,
+    connected to by Kithost itself (``chat.mcp``). Its secret, if the server needs one, is
+    sent as ``secret_header`` and set apart: ``PUT …/widgets/{id}/mcp-secrets/{tool_id}``."""
+
+    type: Literal["mcp"]
+    id: ToolId
+    label: ShortText = "Working on it…"
+    """What the visitor sees while one of its tools runs."""
+    url: AnyHttpUrl
+    """HTTPS, at a public address (plain HTTP only where ``KITHOST_OUTBOUND_ALLOW`` opens)."""
+    allowed_tools: Annotated[list[ToolName], Field(min_length=1, max_length=64)]
+    """The server's tools the model is offered, by name: no others, whatever the server has."""
+    secret_header: HeaderName = "Authorization"  # noqa: S105 (a header name)
+    """The header the secret goes in (its whole value, e.g. ``Bearer …``)."""
+    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10
+
+    @field_validator("allowed_tools")
     @classmethod
-    def _json_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
-        if len(json.dumps(schema)) > MAX_SCHEMA_BYTES:
-            raise ValueError(f"at most {MAX_SCHEMA_BYTES} bytes as JSON")
-        try:
-            Draft202012Validator.check_schema(schema)
-        except SchemaError as exc:
-            raise ValueError(f"not a JSON Schema: {exc.message}") from None
-        if schema.get("type") != "object":
-            raise ValueError('the arguments are an object: "type": "object"')
-        return schema
+    def _unique(cls, names: list[str]) -> list[str]:
+        if len(set(names)) != len(names):
+            raise ValueError("each tool is named once")
+        return names
+
+    @field_validator("secret_header")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name.lower() in RESERVED_HEADERS:
+            raise ValueError(f"{name} is set by the MCP transport itself")
+        return name
 
 
-Tool = Annotated[FileSearch | WebSearch | HttpTool, Field(discriminator="type")]
+Tool = Annotated[
+    FileSearch | WebSearch | HttpTool | ClientTool | McpTool, Field(discriminator="type")
+]
 
 
 Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=100)]
@@ -171,8 +245,38 @@ class ResponseLimits(Schema):
     """The whole answer, from the visitor's message to its last word."""
 
 
+HandoffId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
+MAX_HANDOFFS = 8
+
+
+class HandoffAgent(Schema):
+    """A further agent the main agent may hand the conversation to (the model calls
+    ``transfer_to_<id>``); it answers with the main agent's endpoint (``base_url``,
+    ``model_api``, key) and guardrails, and its own instructions, model settings and tools
+    (``chat.handoffs``)."""
+
+    id: HandoffId
+    """Unique among the handoffs; ``main`` is the main agent's."""
+    name: ShortText
+    """What the visitor sees: "Transferred to <name>"."""
+    description: Annotated[str, StringConstraints(max_length=1024)] = ""
+    """When the main agent should hand over (the model reads it)."""
+    instructions: Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
+    model: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    """The main agent's model when empty."""
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    max_output_tokens: Annotated[int, Field(ge=1, le=128_000)] | None = None
+    tools: Annotated[list[ToolId], Field(max_length=16)] = []
+    """Ids of ``agent.tools`` this agent may use."""
+    hand_back: bool = True
+    """May hand the conversation back to the main agent (``transfer_to_main``)."""
+
+
 class Agent(Schema):
     """How Kithost answers for a self-hosted widget."""
+
+    name: ShortText = "Assistant"
+    """The main agent's name as the visitor sees it when a handoff agent hands back."""
 
     model: Annotated[str, StringConstraints(min_length=1, max_length=100)] = "gpt-4.1-mini"
     instructions: Annotated[str, StringConstraints(max_length=20_000)] = (
@@ -189,6 +293,11 @@ class Agent(Schema):
     """What the agent may use while answering, each with an id unique in the widget."""
     guardrails: Guardrails = Guardrails()
     limits: ResponseLimits = ResponseLimits()
+    handoffs: Annotated[list[HandoffAgent], Field(max_length=MAX_HANDOFFS)] = []
+    """Agents the main agent may hand the conversation to; a thread's later turns go on with
+    the agent that answered last."""
+    main_tools: Annotated[list[ToolId], Field(max_length=16)] | None = None
+    """Ids of ``tools`` the main agent itself uses (all of them when null)."""
 
 
 class FileUpload(Schema):
@@ -310,8 +419,15 @@ class WidgetConfig(Schema):
         return self
 
     def public(self) -> dict[str, Any]:
-        """What the loader and the framed page may see: never the agent or workflow."""
-        return self.model_dump(mode="json", include=PUBLIC_FIELDS)
+        """What the loader and the framed page may see: never the agent or workflow, only
+        the names of its ``client`` tools (what the page implements) with their timeouts."""
+        public = self.model_dump(mode="json", include=PUBLIC_FIELDS)
+        public["client_tools"] = {
+            tool.name: tool.timeout_seconds
+            for tool in self.agent.tools
+            if isinstance(tool, ClientTool)
+        }
+        return public
 
 
 PUBLIC_FIELDS = {"mode", "placement", "chatkit", "launcher", "actions", "require_identity"}

@@ -200,7 +200,9 @@ async def convert(
     description="The Python code Agent Builder exports (Agents SDK) is read, never run: the "
     "agent that answers first becomes the draft's `agent` (name, instructions, model, "
     "temperature, max tokens; file search's vector stores adopted as a knowledge base; web "
-    "search), and everything else is listed with its line and what to do instead. "
+    "search; the agents it hands off to as `handoffs`; the guardrails Kithost has: "
+    "moderation, keywords as refused topics), and everything else is listed with its line "
+    "and what to do instead. "
     "`dry_run=true` changes nothing (and needs no `If-Match`).",
     responses={**CONDITIONAL, **problems(422)},
 )

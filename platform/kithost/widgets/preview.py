@@ -15,8 +15,6 @@ ends every preview.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,10 +24,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from kithost.errors import NotFound
+from kithost.kit.headers import page_policy
+from kithost.kit.signed import signed, verified
 from kithost.models.base import utcnow
 from kithost.settings import Settings
 
 PREFIX = "pv_"
+PURPOSE = b"kithost widget preview"
 PREVIEW_TTL = timedelta(minutes=15)
 PAGE_PATH = "/preview/{key}"
 
@@ -52,13 +53,13 @@ def issue(settings: Settings, preview: Preview) -> str:
     origin = base64.urlsafe_b64encode(preview.origin.encode()).decode().rstrip("=")
     expiry = int(preview.expires_at.timestamp())
     payload = f"{preview.tenant_id.hex}.{preview.widget_id.hex}.{expiry}.{origin}"
-    return f"{PREFIX}{payload}.{_signature(settings, payload)}"
+    return PREFIX + signed(settings, PURPOSE, payload)
 
 
 def read(settings: Settings, key: str, now: datetime) -> Preview | None:
     """The preview behind ``key``; None when it is malformed, forged or expired."""
-    payload, _, signature = key.removeprefix(PREFIX).rpartition(".")
-    if not hmac.compare_digest(signature.encode(), _signature(settings, payload).encode()):
+    payload = verified(settings, PURPOSE, key.removeprefix(PREFIX))
+    if payload is None:
         return None
     tenant, widget, expiry, origin = payload.split(".")
     expires_at = datetime.fromtimestamp(int(expiry), UTC)
@@ -66,12 +67,6 @@ def read(settings: Settings, key: str, now: datetime) -> Preview | None:
         return None
     decoded = base64.urlsafe_b64decode(origin + "=" * (-len(origin) % 4)).decode()
     return Preview(uuid.UUID(tenant), uuid.UUID(widget), decoded, expires_at)
-
-
-def _signature(settings: Settings, payload: str) -> str:
-    key = hmac.new(settings.encryption_keys()[0].encode(), b"kithost widget preview", "sha256")
-    mac = hmac.new(key.digest(), payload.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
 
 PAGE = """<!doctype html>
@@ -105,6 +100,8 @@ async def preview_page(request: Request, key: str) -> HTMLResponse:
         PAGE.format(src=src, key=escape(key)),
         headers={
             "Cache-Control": "no-store",
-            "Content-Security-Policy": f"frame-ancestors {preview.origin}",
+            "Content-Security-Policy": page_policy(
+                "script-src 'self'", f"frame-ancestors {preview.origin}"
+            ),
         },
     )

@@ -37,8 +37,17 @@ from kithost.models.base import utcnow
 from kithost.webhooks import service as webhooks
 from kithost.widgets import repository
 from kithost.widgets.agent_import import ImportedAgent, ImportRefused, read_export
-from kithost.widgets.config import FileSearch, HttpTool, ModelApi, WidgetConfig, parse_config
+from kithost.widgets.config import (
+    ClientTool,
+    FileSearch,
+    HttpTool,
+    McpTool,
+    ModelApi,
+    WidgetConfig,
+    parse_config,
+)
 from kithost.widgets.convert import Conversion, convert
+from kithost.widgets.handoffs import check_handoffs
 
 ORIGIN_MAX_LENGTH = 255
 """The length of ``allowed_origins.origin``."""
@@ -234,7 +243,13 @@ async def import_agent(
         tools.append({"type": "file_search", "id": "knowledge", "knowledge_bases": [str(base)]})
     if imported.web_search is not None:
         tools.append({"type": "web_search", "id": "web", **imported.web_search})
-    agent = {**WidgetConfig().agent.model_dump(mode="json"), **imported.agent, "tools": tools}
+    team = imported.team({tool["type"]: tool["id"] for tool in tools})
+    agent = {
+        **WidgetConfig().agent.model_dump(mode="json"),
+        **imported.agent,
+        "tools": tools,
+        **team,
+    }
     draft = await _draft(
         session,
         widget.tenant_id,
@@ -475,6 +490,7 @@ async def _draft(
     parsed = parse_config(config)
     check_agent(parsed, has_model_key=has_model_key, outbound=outbound)
     check_tools(parsed, outbound)
+    check_handoffs(parsed)
     await _check_knowledge_bases(session, tenant_id, parsed)
     return parsed.model_dump(mode="json")
 
@@ -482,19 +498,28 @@ async def _draft(
 def check_tools(config: WidgetConfig, outbound: OutboundPolicy | None = None) -> None:
     """Tool ids are unique; OpenAI's hosted tools (``file_search``, ``web_search``) need the
     Responses API, each once per agent (one ``file_search`` searches several bases); ``http``
-    tools have names of their own and, when ``outbound`` (the deployment's policy) is given,
-    an HTTPS URL Kithost may connect to (``kit.outbound``)."""
+    and ``client`` tools (and the tools an ``mcp`` tool allows) have names of their own and
+    an ``http`` or ``mcp`` tool, when ``outbound`` (the deployment's policy) is given, an
+    HTTPS URL Kithost may connect to (``kit.outbound``)."""
     seen: dict[str, str] = {}
     names: set[str] = set()
     for index, tool in enumerate(config.agent.tools):
         field = f"{TOOLS}.{index}"
         if tool.id in seen:
             raise invalid_field(f"{field}.id", f"another tool has the id {tool.id!r}")
-        if isinstance(tool, HttpTool):
+        if isinstance(tool, HttpTool | ClientTool | McpTool):
             seen[tool.id] = tool.type
-            if tool.name in names:
-                raise invalid_field(f"{field}.name", f"another tool is named {tool.name!r}")
-            names.add(tool.name)
+            named = (
+                [(f"{field}.allowed_tools.{i}", n) for i, n in enumerate(tool.allowed_tools)]
+                if isinstance(tool, McpTool)
+                else [(f"{field}.name", tool.name)]
+            )
+            for at, name in named:
+                if name in names:
+                    raise invalid_field(at, f"another tool is named {name!r}")
+                names.add(name)
+            if isinstance(tool, ClientTool):
+                continue
             refused = None if outbound is None else outbound.https_refusal(str(tool.url))
             if refused is not None:
                 raise invalid_field(

@@ -18,6 +18,7 @@ from kithost.settings import Settings
 TASK_MODULES = [
     "kithost.analytics.tasks",
     "kithost.chat.tasks",
+    "kithost.conversations.tasks",
     "kithost.health.tasks",
     "kithost.invitations.tasks",
     "kithost.knowledge.tasks",
@@ -76,6 +77,7 @@ def create_celery(settings: Settings) -> Celery:
                 "schedule": settings.analytics_rollup_seconds,
             },
             "analytics-purge": {"task": "kithost.analytics.purge", "schedule": 3600.0},
+            "webhooks-idle": {"task": "kithost.webhooks.announce_idle", "schedule": 60.0},
         },
     )
     return app

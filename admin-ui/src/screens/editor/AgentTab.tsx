@@ -5,7 +5,8 @@ import { useState } from 'react';
 import { api, ApiError, ifMatch, unwrap, type Schemas } from '../../api/client';
 import { useTenant } from '../../tenant';
 import { Field, ProblemAlert } from '../../ui';
-import { asObject, Check, Group, NumberInput, Select, Text, useDraft, type Json } from './draft';
+import { FunctionTools, Handoffs } from './AgentTools';
+import { asObject, Check, Group, Lines, NumberInput, Select, Text, useDraft, type Json } from './draft';
 import { widgetKey } from './keys';
 
 type Widget = Schemas['Widget'];
@@ -21,14 +22,13 @@ function Tools() {
   });
   const web = tools.find((t) => t.type === 'web_search');
   const files = tools.find((t) => t.type === 'file_search');
-  const others = tools.filter((t) => t !== web && t !== files);
   const chosen = new Set(((files?.knowledge_bases as string[] | undefined) ?? []).map(String));
-  const update = (nextWeb: boolean, nextBases: string[]) =>
-    draft.set('agent.tools', [
-      ...others,
-      ...(nextWeb ? [web ?? { type: 'web_search', id: 'web' }] : []),
-      ...(nextBases.length ? [{ ...(files ?? { type: 'file_search', id: 'knowledge' }), knowledge_bases: nextBases }] : []),
-    ]);
+  // Every tool keeps its place in the list; a new one goes last.
+  const update = (nextWeb: boolean, nextBases: string[]) => {
+    const nextFiles = nextBases.length ? { ...(files ?? { type: 'file_search', id: 'knowledge' }), knowledge_bases: nextBases } : null;
+    const kept = tools.flatMap((t) => (t === web ? (nextWeb ? [t] : []) : t === files ? (nextFiles ? [nextFiles] : []) : [t]));
+    draft.set('agent.tools', [...kept, ...(nextWeb && !web ? [{ type: 'web_search', id: 'web' }] : []), ...(nextFiles && !files ? [nextFiles] : [])]);
+  };
   return (
     <Group title="Tools">
       <div className="field check">
@@ -60,32 +60,6 @@ function Tools() {
       </fieldset>
       {draft.errorAt('agent.tools') && <p className="error">{draft.errorAt('agent.tools')}</p>}
     </Group>
-  );
-}
-
-/** Refused topics, one per line (matched case-insensitively in what the visitor writes). */
-function Topics() {
-  const draft = useDraft();
-  const topics = (draft.value('agent.guardrails.refused_topics') as string[] | undefined) ?? [];
-  const [text, setText] = useState(topics.join('\n'));
-  return (
-    <Field label="Refused topics" hint="One per line: a message mentioning one is answered with the refusal, never by the model." error={draft.errorAt('agent.guardrails.refused_topics')}>
-      {(props) => (
-        <textarea
-          {...props}
-          rows={3}
-          disabled={draft.disabled}
-          value={text}
-          onChange={(e) => setText(e.target.value)}
-          onBlur={() =>
-            draft.set(
-              'agent.guardrails.refused_topics',
-              text.split('\n').map((line) => line.trim()).filter(Boolean),
-            )
-          }
-        />
-      )}
-    </Field>
   );
 }
 
@@ -213,11 +187,17 @@ export default function AgentTab({ widget }: { widget: Widget }) {
       </Group>
       <Group title="Guardrails">
         <NumberInput path="agent.guardrails.max_input_length" label="Longest message a visitor may send (characters)" min={1} max={100000} />
-        <Topics />
+        <Lines
+          path="agent.guardrails.refused_topics"
+          label="Refused topics"
+          hint="One per line: a message mentioning one is answered with the refusal, never by the model."
+        />
         <Check path="agent.guardrails.moderation" label="Check each message with OpenAI's moderation first" />
         <Text path="agent.guardrails.refusal_message" label="What the visitor reads when a guardrail trips" />
       </Group>
       <Tools />
+      <FunctionTools widget={widget} />
+      <Handoffs />
       <AgentImport widget={widget} />
     </>
   );

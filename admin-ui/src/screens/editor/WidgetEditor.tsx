@@ -7,7 +7,7 @@ import { api, ApiError, ifMatch, unwrap, type Schemas } from '../../api/client';
 import { useTenant } from '../../tenant';
 import { Page, ProblemAlert, Query, ReadOnlyNote } from '../../ui';
 import { DraftContext, setPath, type Json, type JsonObject } from './draft';
-import { widgetKey } from './keys';
+import { newToolSecretKey, widgetKey } from './keys';
 
 const Design = lazy(() => import('./Design'));
 const AgentTab = lazy(() => import('./AgentTab'));
@@ -123,7 +123,11 @@ function DraftEditor({ widget, children }: { widget: Widget; children: ReactNode
           body: config as unknown as Schemas['WidgetConfig'],
         }),
       ),
-    onSuccess: (saved) => client.setQueryData(widgetKey(tenant.slug, widget.id), saved),
+    onSuccess: (saved) => {
+      // The tool secret the first HTTP tool made is in this answer only (shown by AgentTools).
+      if (saved.new_tool_secret) client.setQueryData(newToolSecretKey(tenant.slug, widget.id), saved.new_tool_secret);
+      client.setQueryData(widgetKey(tenant.slug, widget.id), saved);
+    },
   });
   const error = save.error instanceof ApiError ? save.error : null;
   const disabled = !tenant.can('widgets:write');

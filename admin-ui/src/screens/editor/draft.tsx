@@ -2,7 +2,7 @@
 // (`chatkit.theme.colorScheme`). Clearing a control removes its key, so ChatKit's own
 // default applies. The API's errors name the same paths (`config.<path>`), shown beside
 // the control at fault.
-import { createContext, useContext, type ReactNode } from 'react';
+import { createContext, useContext, useState, type ReactNode } from 'react';
 import type { ApiError } from '../../api/client';
 import { Field } from '../../ui';
 
@@ -19,11 +19,22 @@ export function getPath(value: Json | undefined, path: string): Json | undefined
 const isEmpty = (value: Json | undefined): boolean =>
   value === undefined || value === '' || (typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 0);
 
-/** `root` with `value` at `path` (removed when empty, and so are parents left empty). */
+/** `root` with `value` at `path` (removed when empty, and so are objects left empty; a
+ * number in the path is an index into a list). */
 export function setPath(root: JsonObject, path: string, value: Json | undefined): JsonObject {
-  const [key, ...rest] = path.split('.') as [string, ...string[]];
-  const copy: JsonObject = { ...root };
-  const next = rest.length === 0 ? value : setPath(asObject(root[key]), rest.join('.'), value);
+  return asObject(setIn(root, path.split('.'), value));
+}
+
+function setIn(node: Json | undefined, keys: string[], value: Json | undefined): Json | undefined {
+  const [key, ...rest] = keys;
+  if (key === undefined) return value;
+  if (Array.isArray(node)) {
+    const copy = [...node];
+    copy[Number(key)] = setIn(node[Number(key)], rest, value) ?? {};
+    return copy;
+  }
+  const copy: JsonObject = { ...asObject(node) };
+  const next = setIn(copy[key], rest, value);
   if (isEmpty(next)) delete copy[key];
   else copy[key] = next as Json;
   return copy;
@@ -168,6 +179,60 @@ export function Color({ path, label, hint }: Bound) {
             onChange={(event) => draft.set(path, event.target.value)}
           />
         </span>
+      )}
+    </Field>
+  );
+}
+
+/** A list of strings, one per line; the draft has the list as typed (blank lines left out). */
+export function Lines({ path, label, hint }: Bound) {
+  const draft = useDraft();
+  const value = draft.value(path);
+  const [text, setText] = useState(Array.isArray(value) ? value.join('\n') : '');
+  return (
+    <Field label={label} hint={hint} error={draft.errorAt(path)}>
+      {(props) => (
+        <textarea
+          {...props}
+          rows={3}
+          disabled={draft.disabled}
+          value={text}
+          onChange={(event) => {
+            setText(event.target.value);
+            const lines = event.target.value.split('\n').map((line) => line.trim()).filter(Boolean);
+            draft.set(path, lines.length ? lines : undefined);
+          }}
+        />
+      )}
+    </Field>
+  );
+}
+
+/** A JSON value as text; what does not parse goes to the API as text, which names the field. */
+export function JsonText({ path, label, hint }: Bound) {
+  const draft = useDraft();
+  const [text, setText] = useState(() => JSON.stringify(draft.value(path) ?? {}, null, 2));
+  const [parses, setParses] = useState(true);
+  return (
+    <Field label={label} hint={hint} error={parses ? draft.errorAt(path) : 'This is not JSON.'}>
+      {(props) => (
+        <textarea
+          {...props}
+          rows={6}
+          className="mono"
+          disabled={draft.disabled}
+          value={text}
+          onChange={(event) => {
+            setText(event.target.value);
+            try {
+              draft.set(path, JSON.parse(event.target.value) as Json);
+              setParses(true);
+            } catch {
+              draft.set(path, event.target.value);
+              setParses(false);
+            }
+          }}
+        />
       )}
     </Field>
   );

@@ -1,0 +1,217 @@
+"""Large exports: ``POST …/conversations/exports`` records the request (audited) and a task
+writes the file (the same lines as the streamed exports, a page of conversations at a time,
+through a temporary file into the blob storage: never whole in memory); once it is ready,
+``GET …/exports/{id}`` hands out a download link signed for ``LINK_TTL``.
+
+A link is ``/api/v1/conversation-exports/ex_`` + ``tenant.export.expiry.actor`` (hex ids,
+Unix seconds, the caller it was made for as base64url ``type:id``) + ``.`` + its HMAC
+(``kit.signed``): bound to its tenant and export, it needs no credentials, a forged one is
+404 and an expired one 410, and every download is in the audit log as the caller the link
+was made for."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.audit import service as audit
+from kithost.audit.service import Actor
+from kithost.auth.principals import TenantAccess
+from kithost.chat.storage import BlobStorage
+from kithost.conversations import repository, service, tasks
+from kithost.conversations.schemas import (
+    ConversationFilters,
+    Export,
+    ExportCreate,
+    ExportFormat,
+)
+from kithost.db import Sessionmaker, session_scope
+from kithost.errors import Gone, NotFound
+from kithost.kit.signed import signed, verified
+from kithost.models import ConversationExport, ExportStatus
+from kithost.models.base import utcnow
+from kithost.settings import Settings
+from kithost.worker.database import RETRY
+from kithost.worker.enqueue import enqueue
+
+LINK_TTL = timedelta(minutes=10)
+PREFIX = "ex_"
+PURPOSE = b"kithost conversation export"
+MEDIA_TYPES = {ExportFormat.jsonl: "application/x-ndjson", ExportFormat.csv: "text/csv"}
+Exporter = Callable[[AsyncSession, uuid.UUID, ConversationFilters, str], AsyncIterator[str]]
+EXPORTERS: dict[ExportFormat, Exporter] = {
+    ExportFormat.jsonl: service.export_lines,
+    ExportFormat.csv: service.export_csv,
+}
+
+
+@dataclass(frozen=True)
+class Link:
+    tenant_id: uuid.UUID
+    export_id: uuid.UUID
+    expires_at: datetime
+    actor: Actor
+    """Who the link was made for: the download is audited as them."""
+
+
+def blob_key(export: ConversationExport) -> str:
+    return f"{export.tenant_id}/exports/{export.id}.{export.format}"
+
+
+async def create(
+    session: AsyncSession, access: TenantAccess, body: ExportCreate
+) -> ConversationExport:
+    """Record an export (audited) and have a worker write it."""
+    export = ConversationExport(
+        id=uuid.uuid4(),
+        tenant_id=access.tenant.id,
+        format=body.format.value,
+        filters=service.filters_of(body.filters),
+        requested_by=access.actor.id,
+    )
+    session.add(export)
+    await session.flush()
+    service.record_export(session, access, body.filters, body.format.value, export.id)
+    enqueue(session, tasks.write_export, str(export.tenant_id), str(export.id))
+    return export
+
+
+async def get(
+    session: AsyncSession, access: TenantAccess, export_id: uuid.UUID
+) -> ConversationExport:
+    export = await repository.export(session, access.tenant.id, export_id)
+    if export is None:
+        raise NotFound("No such export.", code="export_not_found")
+    return export
+
+
+def shown(
+    settings: Settings,
+    export: ConversationExport,
+    actor: Actor,
+    url: Callable[[str], str],
+    now: datetime,
+) -> Export:
+    """The export as the API shows it; once it is ready, with a fresh link for ``actor``
+    (``url``: the download route's URL for a token)."""
+    shown = Export.model_validate(export)
+    if export.status is not ExportStatus.ready:
+        return shown
+    expires_at = now + LINK_TTL
+    who = base64.urlsafe_b64encode(f"{actor.type}:{actor.id or ''}".encode()).decode()
+    payload = f"{export.tenant_id.hex}.{export.id.hex}.{int(expires_at.timestamp())}.{who}"
+    token = PREFIX + signed(settings, PURPOSE, payload)
+    return shown.model_copy(update={"download_url": url(token), "download_expires_at": expires_at})
+
+
+def read_link(settings: Settings, token: str, now: datetime) -> Link:
+    """The link ``token`` stands for: 404 ``download_not_found`` when it is not one Kithost
+    signed, 410 ``download_link_expired`` when its time is over."""
+    payload = verified(settings, PURPOSE, token.removeprefix(PREFIX))
+    if not token.startswith(PREFIX) or payload is None:
+        raise NotFound("No such download.", code="download_not_found")
+    try:
+        tenant, export, expiry, who = payload.split(".")
+        actor_type, _, actor_id = base64.urlsafe_b64decode(who).decode().partition(":")
+        link = Link(
+            uuid.UUID(hex=tenant),
+            uuid.UUID(hex=export),
+            datetime.fromtimestamp(int(expiry), UTC),
+            Actor(actor_type, actor_id or None),
+        )
+    except (ValueError, binascii.Error) as malformed:  # signed by us: never, but not a 500
+        raise NotFound("No such download.", code="download_not_found") from malformed
+    if link.expires_at <= now:
+        raise Gone(
+            "This download link has expired: ask for a new one.", code="download_link_expired"
+        )
+    return link
+
+
+async def download(session: AsyncSession, link: Link) -> ConversationExport:
+    """The ready export a valid link names, its download audited."""
+    export = await repository.export(session, link.tenant_id, link.export_id)
+    if export is None or export.status is not ExportStatus.ready:
+        raise NotFound("No such download.", code="download_not_found")
+    audit.record(
+        session,
+        link.actor,
+        "conversations.export_downloaded",
+        tenant_id=export.tenant_id,
+        target_type="conversation_export",
+        target_id=export.id,
+    )
+    return export
+
+
+async def write(
+    sessionmaker: Sessionmaker,
+    storage: BlobStorage,
+    key: str,
+    tenant_id: uuid.UUID,
+    export_id: uuid.UUID,
+) -> bool:
+    """Write a pending export's file and mark it ready (the task's work; run again after a
+    crash, it writes the file again), or failed when that raised anything but a passing
+    fault (``worker.database.RETRY``). Whether there was one to write."""
+    async with session_scope(sessionmaker) as session:
+        export = await repository.export(session, tenant_id, export_id)
+        if export is None or export.status is not ExportStatus.pending:
+            return False
+        exporter = EXPORTERS[ExportFormat(export.format)]
+        filters, name = ConversationFilters.model_validate(export.filters), blob_key(export)
+    try:
+        size = await _written(sessionmaker, storage, key, tenant_id, exporter, filters, name)
+    except RETRY["autoretry_for"]:
+        raise  # the task tries again
+    except Exception:
+        await _finish(sessionmaker, tenant_id, export_id, ExportStatus.failed, None)
+        raise
+    if not await _finish(sessionmaker, tenant_id, export_id, ExportStatus.ready, size):
+        await storage.delete([name])  # deleted meanwhile (with its tenant)
+        return False
+    return True
+
+
+async def _written(
+    sessionmaker: Sessionmaker,
+    storage: BlobStorage,
+    key: str,
+    tenant_id: uuid.UUID,
+    exporter: Exporter,
+    filters: ConversationFilters,
+    name: str,
+) -> int:
+    """The export written through a temporary file into ``name``; its size."""
+    with tempfile.TemporaryDirectory(prefix="kithost-export-") as folder:
+        path = Path(folder) / "export"
+        with path.open("w", encoding="utf-8", newline="") as file:
+            async with session_scope(sessionmaker) as session:
+                async for chunk in exporter(session, tenant_id, filters, key):
+                    file.write(chunk)
+        await storage.put_file(name, path)
+        return path.stat().st_size
+
+
+async def _finish(
+    sessionmaker: Sessionmaker,
+    tenant_id: uuid.UUID,
+    export_id: uuid.UUID,
+    status: ExportStatus,
+    size: int | None,
+) -> bool:
+    """Mark the export ``status``; False when it is gone."""
+    async with session_scope(sessionmaker) as session:
+        export = await repository.export(session, tenant_id, export_id)
+        if export is None:
+            return False
+        export.status, export.size_bytes, export.finished_at = status, size, utcnow()
+        return True

@@ -1,0 +1,29 @@
+"""Background work of conversations: writing a large export."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from celery import Task, shared_task
+
+from kithost.chat.storage import storage_for
+from kithost.conversations import exports
+from kithost.db import Sessionmaker
+from kithost.settings import get_settings
+from kithost.worker import database
+from kithost.worker.database import RETRY
+
+
+@shared_task(name="kithost.conversations.write_export", bind=True, ignore_result=True, **RETRY)
+def write_export(self: Task[Any, Any], tenant_id: str, export_id: str) -> bool:
+    """Write an export's file to the blob storage and mark it ready (idempotent)."""
+    settings = get_settings()
+    storage, key = storage_for(settings), settings.encryption_keys()[0]
+
+    async def run(sessionmaker: Sessionmaker) -> bool:
+        return await exports.write(
+            sessionmaker, storage, key, uuid.UUID(tenant_id), uuid.UUID(export_id)
+        )
+
+    return database.run(self.app, run)

@@ -1,0 +1,198 @@
+"""The secrets of widgets' ``mcp`` tools and listing their servers' tools.
+
+A secret belongs to a tool of a widget (its id) and to the server's origin when it was set
+(``chat.mcp.origin_of``): it is sent nowhere else, so pointing the tool at another server
+does not take the secret along. Stored encrypted; the API says only that one is set.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.audit import service as audit
+from kithost.auth.principals import TenantAccess
+from kithost.chat.mcp import McpConnector, McpSecret, McpSession, McpUnavailable, origin_of
+from kithost.db import Sessionmaker, session_scope
+from kithost.embed.service import Published
+from kithost.errors import BadGateway, Conflict, invalid_field
+from kithost.kit.crypto import SecretBox
+from kithost.mcp_tools import repository
+from kithost.models import Widget, WidgetMcpSecret
+from kithost.widgets.config import McpTool
+from kithost.widgets.service import TOOLS, get_widget
+
+
+@dataclass(frozen=True)
+class SecretState:
+    """What anyone sees of a tool's secret: that it is set, and for which origin."""
+
+    tool_id: str
+    origin: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ServerTool:
+    name: str
+    description: str | None
+    input_schema: dict[str, Any]
+    allowed: bool
+
+
+@dataclass(frozen=True)
+class Discovery:
+    tool_id: str
+    tools: list[ServerTool]
+    missing_tools: list[str]
+    """Allowed names the server does not have."""
+
+
+def _state(row: WidgetMcpSecret) -> SecretState:
+    return SecretState(row.tool_id, row.origin, row.updated_at)
+
+
+def _draft_tool(widget: Widget, tool_id: str) -> tuple[int, McpTool]:
+    """The draft's ``mcp`` tool ``tool_id`` and its index; 409 when there is none."""
+    tools = widget.draft.get("agent", {}).get("tools", [])
+    for index, tool in enumerate(tools):
+        if isinstance(tool, dict) and tool.get("type") == "mcp" and tool.get("id") == tool_id:
+            try:
+                return index, McpTool.model_validate(tool)
+            except ValidationError:
+                break
+    raise Conflict(
+        f"The widget's draft has no mcp tool {tool_id!r}: save it in the draft first.",
+        code="mcp_tool_not_in_draft",
+    )
+
+
+async def secret_states(
+    session: AsyncSession, access: TenantAccess, widget_id: uuid.UUID
+) -> list[SecretState]:
+    widget = await get_widget(session, access.tenant, widget_id)
+    return [_state(r) for r in await repository.secrets(session, widget.tenant_id, widget.id)]
+
+
+async def set_secret(
+    session: AsyncSession,
+    box: SecretBox,
+    access: TenantAccess,
+    widget_id: uuid.UUID,
+    tool_id: str,
+    value: str,
+) -> SecretState:
+    """Store the secret of the draft's ``mcp`` tool ``tool_id`` (replacing any), bound to the
+    origin of the tool's URL in the draft."""
+    widget = await get_widget(session, access.tenant, widget_id)
+    _, tool = _draft_tool(widget, tool_id)
+    origin = origin_of(str(tool.url))
+    row = await repository.secret(session, widget.tenant_id, widget.id, tool_id)
+    action = "widget.mcp_secret_replaced"
+    before: dict[str, Any] = {"has_secret": True, "origin": None if row is None else row.origin}
+    if row is None:
+        action, before = "widget.mcp_secret_set", {"has_secret": False}
+        row = WidgetMcpSecret(tenant_id=widget.tenant_id, widget_id=widget.id, tool_id=tool_id)
+        session.add(row)
+    row.secret, row.origin = box.encrypt(value), origin
+    await session.flush()
+    after = {"has_secret": True, "origin": origin}
+    _record(session, access, widget, action, tool_id, before, after)
+    return _state(row)
+
+
+async def remove_secret(
+    session: AsyncSession, access: TenantAccess, widget_id: uuid.UUID, tool_id: str
+) -> None:
+    """Forget the tool's secret; without one, nothing changes."""
+    widget = await get_widget(session, access.tenant, widget_id)
+    if await repository.remove_secret(session, widget.tenant_id, widget.id, tool_id):
+        after = {"has_secret": False}
+        before = {"has_secret": True}
+        _record(session, access, widget, "widget.mcp_secret_removed", tool_id, before, after)
+
+
+def _record(
+    session: AsyncSession,
+    access: TenantAccess,
+    widget: Widget,
+    action: str,
+    tool_id: str,
+    before: dict[str, Any],
+    after: dict[str, Any],
+) -> None:
+    audit.record(
+        session,
+        access.actor,
+        action,
+        tenant_id=widget.tenant_id,
+        target_type="widget",
+        target_id=widget.id,
+        data={"tool_id": tool_id, **audit.changes(before, after)},
+    )
+
+
+async def widget_secrets(
+    session: AsyncSession, box: SecretBox, tenant_id: uuid.UUID, widget_id: uuid.UUID
+) -> dict[str, McpSecret]:
+    """The widget's ``mcp`` secrets by tool id, decrypted."""
+    return {
+        row.tool_id: McpSecret(box.decrypt(row.secret), row.origin)
+        for row in await repository.secrets(session, tenant_id, widget_id)
+        if row.secret is not None
+    }
+
+
+async def discover(
+    session: AsyncSession,
+    box: SecretBox,
+    connector: McpConnector,
+    access: TenantAccess,
+    widget_id: uuid.UUID,
+    tool_id: str,
+) -> Discovery:
+    """Connect to the server of the draft's ``mcp`` tool ``tool_id`` (with its secret) and
+    list its tools: 422 ``outbound_refused`` on the tool's ``url``, 409 ``mcp_secret_stale``
+    (the URL changed since the secret was set), 502 ``mcp_timeout`` or ``mcp_unavailable``."""
+    widget = await get_widget(session, access.tenant, widget_id)
+    index, tool = _draft_tool(widget, tool_id)
+    secrets = await widget_secrets(session, box, widget.tenant_id, widget.id)
+    try:
+        listed = await connector.discover(tool, secrets.get(tool_id))
+    except McpUnavailable as exc:
+        if exc.kind == "refused":
+            raise invalid_field(f"{TOOLS}.{index}.url", exc.reason, "outbound_refused") from exc
+        if exc.kind == "secret":
+            raise Conflict(exc.reason, code="mcp_secret_stale") from exc
+        code = "mcp_timeout" if exc.kind == "timeout" else "mcp_unavailable"
+        raise BadGateway(exc.reason, code=code) from exc
+    allowed = set(tool.allowed_tools)
+    names = {info.name for info in listed}
+    return Discovery(
+        tool_id,
+        [
+            ServerTool(info.name, info.description, dict(info.input_schema), info.name in allowed)
+            for info in listed
+        ],
+        [name for name in tool.allowed_tools if name not in names],
+    )
+
+
+def answer_session(
+    sessionmaker: Sessionmaker, box: SecretBox, connector: McpConnector, widget: Published
+) -> McpSession | None:
+    """The published agent's MCP servers for one answer, to open (None: it has none)."""
+    tools = [t for t in widget.widget_config.agent.tools if isinstance(t, McpTool)]
+    if not tools:
+        return None
+
+    async def secrets() -> dict[str, McpSecret]:
+        async with session_scope(sessionmaker) as session:
+            return await widget_secrets(session, box, widget.tenant_id, widget.widget_id)
+
+    return McpSession(connector, tools, secrets)

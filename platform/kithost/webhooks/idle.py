@@ -1,0 +1,74 @@
+"""``conversation.idle``: a thread nobody wrote in for the endpoint's ``idle_minutes`` is
+announced with its transcript, once per idle period (a mark per endpoint and thread holds
+the last activity announced; a thread active again is announced again once idle). Run by
+the beat every minute (``kithost.webhooks.announce_idle``) with the time passed in, so
+tests move the clock instead of waiting."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.conversations import service as conversations
+from kithost.db import Sessionmaker, session_scope
+from kithost.models import WebhookIdleMark
+from kithost.webhooks import repository, service
+
+IDLE = "conversation.idle"
+BATCH = 200
+"""Threads announced per unit of work (the task goes on until none is left)."""
+LOOKBACK = timedelta(days=1)
+"""Threads idle longer than this past their time when the task runs (the beat was down)
+are not announced late; nor are threads last active before the endpoint existed."""
+
+
+async def announce_idle(sessionmaker: Sessionmaker, key: str, now: datetime) -> int:
+    """Announce every thread idle at ``now`` to each endpoint subscribed; how many
+    deliveries. ``key`` hashes anonymous end users as exports do."""
+    async with session_scope(sessionmaker) as session:
+        endpoints = [
+            (e.tenant_id, e.id)
+            for e in await repository.enabled_endpoints(session)
+            if IDLE in e.events
+        ]
+    announced = 0
+    for tenant_id, endpoint_id in endpoints:
+        while True:
+            async with session_scope(sessionmaker) as session:
+                count = await _announce(session, tenant_id, endpoint_id, key, now)
+            announced += count
+            if count < BATCH:
+                break
+    return announced
+
+
+async def _announce(
+    session: AsyncSession, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, key: str, now: datetime
+) -> int:
+    endpoint = await repository.endpoint(session, tenant_id, endpoint_id)
+    if endpoint is None or not endpoint.enabled:
+        return 0
+    idle_since = now - timedelta(minutes=endpoint.idle_minutes)
+    active_after = max(endpoint.created_at, idle_since - LOOKBACK)
+    threads = await repository.newly_idle(session, endpoint, active_after, idle_since, BATCH)
+    marks = await repository.idle_marks(session, endpoint, [thread_id for thread_id, _ in threads])
+    for thread_id, activity_at in threads:
+        transcript = await conversations.transcript(session, tenant_id, thread_id, key)
+        if transcript is not None:
+            data = transcript.model_dump(mode="json", exclude={"review"})
+            service.queue_delivery(session, endpoint, IDLE, data)
+        mark = marks.get(thread_id)
+        if mark is None:
+            session.add(
+                WebhookIdleMark(
+                    tenant_id=tenant_id,
+                    endpoint_id=endpoint.id,
+                    thread_id=thread_id,
+                    activity_at=activity_at,
+                )
+            )
+        else:
+            mark.activity_at = activity_at
+    return len(threads)
