@@ -32,6 +32,8 @@ from tests.browser.conftest import CDN, serve_standin
 from tests.browser.helpers import Site, widget_snippet
 from tests.conftest import (
     REDIS_URL,
+    as_app_role,
+    create_app_role,
     create_pg_database,
     drop_pg_database,
     free_port,
@@ -64,13 +66,16 @@ class Dashboard:
 async def dashboard(
     tmp_path_factory: pytest.TempPathFactory, task_queue: str, openai: FakeOpenAI
 ) -> AsyncIterator[Dashboard]:
-    """Kithost on a PostgreSQL database of its own, a worker, and tenant ``acme``'s owner."""
+    """Kithost on a PostgreSQL database of its own (``kithost serve`` and the worker as the
+    app's role, migrations and the arranging as the owner), a worker, and tenant ``acme``'s
+    owner."""
     data = tmp_path_factory.mktemp("dashboard")
     database = create_pg_database()
+    create_app_role()
     queue = f"{task_queue}-dashboard"
-    settings = make_settings(data, database, queue)
+    settings = make_settings(data, as_app_role(database), queue, migration_database_url=database)
     await asyncio.to_thread(migrate.upgrade, settings)
-    engine = create_engine(settings.database)
+    engine = create_engine(settings.migration_database)
     async with session_scope(create_sessionmaker(engine, create_celery(settings))) as db:
         owner = await create_user(db, CLI, OWNER, password=PASSWORD)
         await create_tenant(db, CLI, slug=TENANT, name="Acme", owner=owner.user)
