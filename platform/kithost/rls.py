@@ -50,7 +50,8 @@ class Bypass(StrEnum):
     public_key = "public_key"
     """Finding a visitor's widget by its public key: its tenant is known only then."""
     sweep = "sweep"
-    """Finding what a periodic task must do in every tenant (retention, pending rollups);
+    """Finding what a periodic task must do in every tenant (retention, pending rollups,
+    idle conversations to announce);
     the work itself runs scoped to each tenant."""
     platform = "platform"
     """An operator's command (``kithost …``): tenants, users, key rotation, demo seeding."""
