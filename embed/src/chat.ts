@@ -37,21 +37,10 @@ const HINTS: Record<string, string> = {
   origin_not_allowed: "Add this page's origin to the widget's allowed origins.",
   identity_required: "Call kithost('identify', token) with a token your backend signed.",
   invalid_identity_token: "Sign identity tokens (HS256) with the widget's identity secret.",
-  hosted_workflow_unavailable:
-    'OpenAI shut Agent Builder down: convert this widget to self-hosted in the dashboard.',
+  hosted_workflow_unavailable: 'OpenAI shut Agent Builder down: convert this widget to self-hosted in the dashboard.',
 };
 
-const CHATKIT_EVENTS = [
-  'ready',
-  'error',
-  'log',
-  'effect',
-  'response.start',
-  'response.end',
-  'thread.change',
-  'thread.load.start',
-  'thread.load.end',
-];
+const CHATKIT_EVENTS = ['ready', 'error', 'log', 'effect', 'response.start', 'response.end', 'thread.change', 'thread.load.start', 'thread.load.end'];
 
 const credential = (s: Session): string => (s.mode === 'hosted' ? s.client_secret : s.token);
 
@@ -71,9 +60,7 @@ async function clientTool(s: ChatSetup, name: string, params: Record<string, unk
         timer = setTimeout(() => reject(new Error(`no answer within ${seconds} s`)), seconds * 1000);
       }),
     ]);
-    return result !== null && typeof result === 'object' && !Array.isArray(result)
-      ? (result as Record<string, unknown>)
-      : { result: result ?? null };
+    return result !== null && typeof result === 'object' && !Array.isArray(result) ? (result as Record<string, unknown>) : { result: result ?? null };
   } catch (error) {
     const message = `The page's ${name} tool failed: ${error instanceof Error ? error.message : String(error)}`;
     s.emit('client.error', {
@@ -98,11 +85,7 @@ export function startChat(box: HTMLElement, s: ChatSetup): Chat {
 
   const mint = async (refresh?: string): Promise<Session> => {
     const v = s.visitor;
-    const who = refresh
-      ? { current: refresh }
-      : v.identity
-        ? { identity_token: v.identity }
-        : { device_id: v.device };
+    const who = refresh ? { current: refresh } : v.identity ? { identity_token: v.identity } : { device_id: v.device };
     let response: Response;
     try {
       response = await postJson(`${s.api}/v1/embed/${s.pk}/session`, { ...who, context: v.context });
@@ -196,10 +179,7 @@ export function startChat(box: HTMLElement, s: ChatSetup): Chat {
               frame: s.frame,
             });
           if (name === 'thread.change') s.keep(first.end_user, detail.threadId);
-          s.emit(
-            `chatkit.${name}`,
-            detail?.threadId !== undefined ? { threadId: detail.threadId } : detail?.name ? { name: detail.name } : {},
-          );
+          s.emit(`chatkit.${name}`, detail?.threadId !== undefined ? { threadId: detail.threadId } : detail?.name ? { name: detail.name } : {});
         });
       s.keep(first.end_user, s.visitor.thread?.user === first.end_user ? s.visitor.thread.id : null);
       box.replaceChildren(el);

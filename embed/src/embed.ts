@@ -18,8 +18,8 @@
 import type { Chat, startChat } from './chat';
 import { batcher } from './events';
 import { base64url, call, randomId } from './net';
-import type { EmbedConfig, Emit, Launcher, Preset, RunTool, ToolContext, Visitor } from './types';
-import { notice, NOTICE_CSS, UNAVAILABLE } from './ui';
+import type { EmbedConfig, Emit, Launcher, Preset, RunTool, ToFrame, ToLoader, ToolContext, Visitor, Wire } from './types';
+import { NOTICE_CSS, notice, UNAVAILABLE } from './ui';
 
 type Listener = (data: Record<string, unknown>, widget: string) => void;
 /** A page's client tool: `kithost('on', 'tool:NAME', fn)`, sync or async. */
@@ -156,9 +156,9 @@ function widget(script: WidgetScript, pk: string): Command {
   const framed = (into: HTMLElement, cfg: EmbedConfig): Chat => {
     const frame = element('iframe', '');
     let ready = false;
-    let outbox: object[] = [];
-    const post = (message: object): void => {
-      if (ready) frame.contentWindow?.postMessage({ kithost: pk, ...message }, api);
+    let outbox: ToFrame[] = [];
+    const post = (message: ToFrame): void => {
+      if (ready) frame.contentWindow?.postMessage({ kithost: pk, ...message } satisfies Wire<ToFrame>, api);
       else outbox.push(message);
     };
     const start = (): void => {
@@ -168,11 +168,15 @@ function widget(script: WidgetScript, pk: string): Command {
       into.replaceChildren(frame);
       setTimeout(() => {
         if (ready) return;
-        fail('frame_blocked', `${api}/w/${pk} did not answer`, "Check the page's Content-Security-Policy (frame-src) and Cross-Origin-Embedder-Policy, and the widget's allowed origins.");
+        fail(
+          'frame_blocked',
+          `${api}/w/${pk} did not answer`,
+          "Check the page's Content-Security-Policy (frame-src) and Cross-Origin-Embedder-Policy, and the widget's allowed origins.",
+        );
         notice(into, UNAVAILABLE, start);
       }, HELLO_TIMEOUT_MS);
     };
-    addEventListener('message', (event: MessageEvent) => {
+    addEventListener('message', (event: MessageEvent<Wire<ToLoader> | null>) => {
       const m = event.data;
       if (event.origin !== api || event.source !== frame.contentWindow || m?.kithost !== pk) return;
       if (m.type === 'hello') {
@@ -231,8 +235,7 @@ function widget(script: WidgetScript, pk: string): Command {
     };
   };
 
-  const ensureChat = (): Chat =>
-    (chat ||= (config!.config.placement === 'framed' ? framed : direct)(box!, config!));
+  const ensureChat = (): Chat => (chat ||= (config!.config.placement === 'framed' ? framed : direct)(box!, config!));
 
   /** Opens the panel; `focus` moves the visitor into the chat (not when opening on load). */
   const open = (focus = true): void => {
@@ -300,7 +303,7 @@ function widget(script: WidgetScript, pk: string): Command {
       if (look.prefetch) (window.requestIdleCallback ?? setTimeout)(ensureChat);
       if (look.open_on_load || script.dataset.open === 'true') open(false);
     }
-    deferred.splice(0).forEach(([name, args]) => run(name, args));
+    for (const [name, args] of deferred.splice(0)) run(name, args);
   };
 
   /** No chat for this page: the preset's button goes again, and the failure is reported. */
@@ -325,42 +328,75 @@ function widget(script: WidgetScript, pk: string): Command {
         response = await call(url);
       } catch {
         // CORS hides a refusal: a no-cors request tells a refusal from an unreachable host.
-        const reachable = await fetch(url, { mode: 'no-cors' }).then(() => true, () => false);
+        const reachable = await fetch(url, { mode: 'no-cors' }).then(
+          () => true,
+          () => false,
+        );
         events.beaconOnly();
         return reachable
-          ? refuse('config_refused', `Kithost refused this widget for ${location.origin}`, "Publish the widget and add this page's origin to its allowed origins.")
+          ? refuse(
+              'config_refused',
+              `Kithost refused this widget for ${location.origin}`,
+              "Publish the widget and add this page's origin to its allowed origins.",
+            )
           : refuse('network', `${api} could not be reached`, 'Check that Kithost is reachable from this page.');
       }
       if (!response.ok) return refuse('config_refused', `the configuration answered ${response.status}`, 'Try again later.');
       mount((await response.json()) as EmbedConfig);
     })());
 
+  /** `kithost(name, first, second)`: what each command does. */
+  const commands = new Map<string, (first: unknown, second: unknown) => void>([
+    ['load', () => void load()],
+    ['open', () => open()],
+    ['close', () => close(false)],
+    ['toggle', () => (isOpen ? close(false) : open())],
+    [
+      'sendMessage',
+      (text) => {
+        open();
+        chat?.send(String(text));
+      },
+    ],
+    [
+      'identify',
+      (token) => {
+        visitor.identity = String(token);
+        chat?.update(true);
+      },
+    ],
+    [
+      'setContext',
+      (context) => {
+        if (base64url(context).length > MAX_CONTEXT) return console.error(`Kithost: context over ${MAX_CONTEXT} bytes`);
+        visitor.context = context as Visitor['context'];
+        chat?.update(false);
+      },
+    ],
+    [
+      'on',
+      (event, fn) => {
+        listeners[String(event)] ??= new Set();
+        listeners[String(event)]!.add(fn as Listener);
+      },
+    ],
+    ['off', (event, fn) => void listeners[String(event)]?.delete(fn as Listener)],
+    [
+      'shutdown',
+      () => {
+        Object.assign(visitor, { device: `anon_${randomId(22)}`, identity: null, thread: null });
+        user = null;
+        save();
+        close(false);
+        chat?.update(true);
+      },
+    ],
+  ]);
   const run: Command = (name, args) => {
     if (!config && !EARLY.includes(name)) return void deferred.push([name, args]);
-    const [first, second] = args;
-    if (name === 'load') void load();
-    else if (name === 'open') open();
-    else if (name === 'close') close(false);
-    else if (name === 'toggle') (isOpen ? close(false) : open());
-    else if (name === 'sendMessage') {
-      open();
-      chat?.send(String(first));
-    } else if (name === 'identify') {
-      visitor.identity = String(first);
-      chat?.update(true);
-    } else if (name === 'setContext') {
-      if (base64url(first).length > MAX_CONTEXT) return console.error(`Kithost: context over ${MAX_CONTEXT} bytes`);
-      visitor.context = first as Visitor['context'];
-      chat?.update(false);
-    } else if (name === 'on') (listeners[String(first)] ??= new Set()).add(second as Listener);
-    else if (name === 'off') listeners[String(first)]?.delete(second as Listener);
-    else if (name === 'shutdown') {
-      Object.assign(visitor, { device: `anon_${randomId(22)}`, identity: null, thread: null });
-      user = null;
-      save();
-      close(false);
-      chat?.update(true);
-    } else console.error(`Kithost: unknown command ${name}`);
+    const command = commands.get(name);
+    if (command) command(args[0], args[1]);
+    else console.error(`Kithost: unknown command ${name}`);
   };
 
   if (script.dataset.autoload !== 'false') void load();

@@ -12,7 +12,7 @@ export type Batcher = {
 };
 
 export function batcher(url: string, endUser: () => string | null): Batcher {
-  let queue: object[] = [];
+  const queue: object[] = [];
   let timer = 0;
   let beacon = false;
   const flush = (useBeacon: boolean): void => {
@@ -21,10 +21,7 @@ export function batcher(url: string, endUser: () => string | null): Batcher {
     while (queue.length) {
       const body = JSON.stringify({ end_user: endUser(), events: queue.splice(0, MAX_BATCH) });
       if (useBeacon || beacon) navigator.sendBeacon(url, body);
-      else
-        call(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body }).catch(
-          () => undefined,
-        );
+      else call(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body }).catch(() => undefined);
     }
   };
   addEventListener('pagehide', () => flush(true));

@@ -1,11 +1,11 @@
 // The framed page `/w/{pk}`: Kithost's own document, framed only by the widget's allowed
 // origins (`frame-ancestors`). It runs ChatKit and talks to the loader in the embedding
 // page by postMessage: sent to that page's origin only, received from it only.
-import { startChat, type Chat } from './chat';
+import { type Chat, startChat } from './chat';
 import { batcher } from './events';
 import { randomId } from './net';
-import type { Emit, PublicConfig, Visitor } from './types';
-import { notice, NOTICE_CSS } from './ui';
+import type { Emit, PublicConfig, ToFrame, ToLoader, Visitor, Wire } from './types';
+import { NOTICE_CSS, notice } from './ui';
 
 type FrameSetup = { pk: string; config: PublicConfig; domainKey: string; cdn: string; timeoutMs: number };
 
@@ -26,14 +26,14 @@ if (!embedder || parent === window || (ancestors && ancestors[0] !== embedder)) 
   let chat: Chat | undefined;
   let visitor: Visitor;
   const events = batcher(`/v1/embed/${setup.pk}/events`, () => user);
-  const post = (message: object): void => parent.postMessage({ kithost: setup.pk, ...message }, embedder);
+  const post = (message: ToLoader): void => parent.postMessage({ kithost: setup.pk, ...message } satisfies Wire<ToLoader>, embedder);
   const emit: Emit = (name, data = {}) => {
     events.add(name, data);
     post({ type: 'event', name, data });
   };
   /** Client tool calls handed to the loader, by call id, until it answers. */
   const tools = new Map<string, [(result: unknown) => void, (error: Error) => void]>();
-  addEventListener('message', (event: MessageEvent) => {
+  addEventListener('message', (event: MessageEvent<Wire<ToFrame> | null>) => {
     const m = event.data;
     if (event.origin !== embedder || event.source !== parent || m?.kithost !== setup.pk) return;
     if (m.type === 'init') {

@@ -4,10 +4,7 @@ import type { ChatKitOptions } from '@openai/chatkit';
 
 /** ChatKit options that are data (`WidgetConfig.chatkit`), validated by the API against the
  * JSON Schema generated from these same types. */
-export type ChatKitData = Omit<
-  ChatKitOptions,
-  'api' | 'initialThread' | 'onClientTool' | 'widgets' | 'entities' | 'commands'
->;
+export type ChatKitData = Omit<ChatKitOptions, 'api' | 'initialThread' | 'onClientTool' | 'widgets' | 'entities' | 'commands'>;
 
 export type Launcher = {
   position: 'bottom-right' | 'bottom-left';
@@ -19,11 +16,7 @@ export type Launcher = {
   prefetch: boolean;
 };
 
-export type Action =
-  | { kind: 'open_url'; url: string }
-  | { kind: 'send_message'; text: string }
-  | { kind: 'forward' }
-  | { kind: 'ignore' };
+export type Action = { kind: 'open_url'; url: string } | { kind: 'send_message'; text: string } | { kind: 'forward' } | { kind: 'ignore' };
 
 /** `WidgetConfig.public()`. */
 export type PublicConfig = {
@@ -77,6 +70,26 @@ export type ToolContext = {
   /** The page context (`kithost('setContext', …)`). */
   context: Context;
 };
+
+/** What the loader posts to Kithost's frame (each message also carries `kithost: pk`). */
+export type ToFrame =
+  | { type: 'init'; visitor: Visitor }
+  | { type: 'visitor'; visitor: Visitor; restart: boolean }
+  | { type: 'tool'; id: string; result: unknown }
+  | { type: 'tool'; id: string; error: string }
+  | { type: 'send'; text: string }
+  | { type: 'focus' };
+
+/** What Kithost's frame posts to the loader (each message also carries `kithost: pk`). */
+export type ToLoader =
+  | { type: 'hello' }
+  | { type: 'event'; name: string; data: Record<string, unknown> }
+  | { type: 'keep'; user: string; thread: string | null }
+  | { type: 'tool'; id: string; name: string; params: Record<string, unknown> }
+  | { type: 'close' };
+
+/** A message between loader and frame as it travels: addressed to one widget. */
+export type Wire<M> = M & { kithost: string };
 
 /** Runs the page's handler of a client tool: its answer, rejected when there is none or it
  * fails (a chat's document asks the loader's; `chat.ts` adds the timeout). */

@@ -51,8 +51,7 @@ class StandIn extends HTMLElement implements OpenAIChatKit {
 
   focusComposer = (): Promise<void> => this.record('focusComposer', null);
   setThreadId = (threadId: string | null): Promise<void> => this.record('setThreadId', threadId);
-  sendCustomAction: OpenAIChatKit['sendCustomAction'] = (action, itemId) =>
-    this.record('sendCustomAction', { action, itemId });
+  sendCustomAction: OpenAIChatKit['sendCustomAction'] = (action, itemId) => this.record('sendCustomAction', { action, itemId });
   sendUserMessage: OpenAIChatKit['sendUserMessage'] = (params) => this.record('sendUserMessage', params);
   setComposerValue: OpenAIChatKit['setComposerValue'] = (params) => this.record('setComposerValue', params);
   showHistory = (): Promise<void> => this.record('showHistory', null);

@@ -9,7 +9,7 @@ import io
 import json
 import secrets
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -256,6 +256,108 @@ async def test_staff_note_and_mark_a_conversation_reviewed(
     too_long = await client.patch(review, json={"note": "x" * 5001}, headers=owner.headers)
     assert too_long.status_code == 422
     assert [e["field"] for e in too_long.json()["errors"]] == ["note"]
+
+
+def fact(thread: ChatThread, name: str, at: datetime | None = None, **data: Any) -> AnalyticsEvent:
+    """A fact the chat runtime reported about ``thread`` (as the worker stores it)."""
+    return AnalyticsEvent(
+        tenant_id=thread.tenant_id,
+        event_id="s_" + secrets.token_hex(16),
+        widget_id=thread.widget_id,
+        name=name,
+        occurred_at=at or utcnow(),
+        received_at=utcnow(),
+        end_user_id=thread.end_user_id,
+        thread_id=thread.id,
+        data={"thread_id": thread.id, **data},
+    )
+
+
+async def test_each_conversation_has_its_answers_latency_and_tokens(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    _tenant, owner, threads = await acme_with_chats(app, db)
+    answered = await db.get(ChatThread, threads["anonymous"])
+    theirs = await db.get(ChatThread, threads["theirs"])
+    assert answered is not None
+    assert theirs is not None
+    finished = "server.response.finished"
+    db.add_all(
+        [
+            fact(
+                answered,
+                finished,
+                first_token_ms=300,
+                total_ms=900,
+                input_tokens=10,
+                output_tokens=4,
+            ),
+            fact(
+                answered,
+                finished,
+                first_token_ms=500,
+                total_ms=800,
+                input_tokens=20,
+                output_tokens=6,
+            ),
+            fact(answered, finished, total_ms=50),  # ended before a first word, no usage
+            fact(theirs, finished, first_token_ms=9, total_ms=9, input_tokens=99, output_tokens=99),
+        ]
+    )
+    await db.flush()
+
+    page = await client.get(CONVERSATIONS, headers=owner.headers)
+    rows = {row["id"]: row for row in page.json()["data"]}
+    figures = ("responses", "first_token_p50_ms", "input_tokens", "output_tokens")
+    assert [rows[threads["anonymous"]][f] for f in figures] == [3, 400.0, 30, 10]
+    assert [rows[threads["returns"]][f] for f in figures] == [0, None, 0, 0]
+    transcript = await client.get(f"{CONVERSATIONS}/{threads['anonymous']}", headers=owner.headers)
+    assert [transcript.json()[f] for f in figures] == [3, 400.0, 30, 10]
+    # The helper's messages were written an hour before these facts: no answer is theirs.
+    assert [i["answer"] for i in transcript.json()["items"]] == [None] * 4
+    export = await client.get(f"{CONVERSATIONS}/export.jsonl", headers=owner.headers)
+    exported = {line["id"]: line for line in map(json.loads, export.text.splitlines())}
+    assert exported[threads["anonymous"]]["first_token_p50_ms"] == 400.0
+    assert threads["theirs"] not in exported
+
+
+async def test_an_assistant_message_shows_the_answer_that_wrote_it(
+    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    tenant = await make_tenant(db, "acme")
+    shop = await create_widget(db, CLI, tenant, name="Shop")
+    owner = await login(app, db, await make_member(db, tenant, Role.owner))
+    thread_id = await conversation(db, shop, "u:1", ["Hi", "Hello!", "Bye", "Goodbye!"])
+    thread = await db.get(ChatThread, thread_id)
+    assert thread is not None
+    items = (await client.get(f"{CONVERSATIONS}/{thread_id}", headers=owner.headers)).json()
+    hello, goodbye = (datetime.fromisoformat(i["created_at"]) for i in items["items"][1::2])
+    finished = "server.response.finished"
+    db.add_all(
+        [  # each answer ends half a second after its message was created
+            fact(
+                thread, finished, hello + timedelta(seconds=0.5), first_token_ms=120, total_ms=700
+            ),
+            fact(
+                thread,
+                finished,
+                goodbye + timedelta(seconds=0.5),
+                first_token_ms=80,
+                total_ms=600,
+                input_tokens=5,
+                output_tokens=2,
+            ),
+        ]
+    )
+    await db.flush()
+    items = (await client.get(f"{CONVERSATIONS}/{thread_id}", headers=owner.headers)).json()
+    answers = [i["answer"] for i in items["items"]]
+    assert answers == [
+        None,
+        {"first_token_ms": 120, "total_ms": 700, "input_tokens": None, "output_tokens": None},
+        None,
+        {"first_token_ms": 80, "total_ms": 600, "input_tokens": 5, "output_tokens": 2},
+    ]
 
 
 async def test_the_list_finds_threads_with_errors_or_attachments(

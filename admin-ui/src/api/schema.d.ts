@@ -1718,6 +1718,20 @@ export interface components {
             retention_days: number;
         };
         /**
+         * Answer
+         * @description How long an answer took and what it cost, as the chat runtime reported it.
+         */
+        Answer: {
+            /** First Token Ms */
+            first_token_ms: number | null;
+            /** Input Tokens */
+            input_tokens: number | null;
+            /** Output Tokens */
+            output_tokens: number | null;
+            /** Total Ms */
+            total_ms: number;
+        };
+        /**
          * Attention
          * @enum {string}
          */
@@ -1893,8 +1907,12 @@ export interface components {
              * Format: date-time
              */
             first_activity: string;
+            /** First Token P50 Ms */
+            first_token_p50_ms: number | null;
             /** Id */
             id: string;
+            /** Input Tokens */
+            input_tokens: number;
             /**
              * Last Activity
              * Format: date-time
@@ -1904,8 +1922,12 @@ export interface components {
             messages: number;
             /** Negative Feedback */
             negative_feedback: number;
+            /** Output Tokens */
+            output_tokens: number;
             /** Positive Feedback */
             positive_feedback: number;
+            /** Responses */
+            responses: number;
             /** Reviewed */
             reviewed: boolean;
             /** Title */
@@ -3399,8 +3421,12 @@ export interface components {
              * Format: date-time
              */
             first_activity: string;
+            /** First Token P50 Ms */
+            first_token_p50_ms: number | null;
             /** Id */
             id: string;
+            /** Input Tokens */
+            input_tokens: number;
             /** Items */
             items: components["schemas"]["TranscriptItem"][];
             /**
@@ -3412,8 +3438,12 @@ export interface components {
             messages: number;
             /** Negative Feedback */
             negative_feedback: number;
+            /** Output Tokens */
+            output_tokens: number;
             /** Positive Feedback */
             positive_feedback: number;
+            /** Responses */
+            responses: number;
             review: components["schemas"]["Review"] | null;
             /** Reviewed */
             reviewed: boolean;
@@ -3427,6 +3457,7 @@ export interface components {
         };
         /** TranscriptItem */
         TranscriptItem: {
+            answer?: components["schemas"]["Answer"] | null;
             /**
              * Created At
              * Format: date-time

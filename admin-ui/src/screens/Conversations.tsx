@@ -45,6 +45,9 @@ function Transcript({ id, onClose }: { id: string; onClose: () => void }) {
                   <span className="item-meta">
                     {item.type.replace('_', ' ')} · {formatDate(item.created_at)}
                     {item.feedback && ` · feedback: ${item.feedback}`}
+                    {item.answer &&
+                      ` · first word ${item.answer.first_token_ms === null ? '—' : `${Math.round(item.answer.first_token_ms)} ms`}, total ${Math.round(item.answer.total_ms)} ms` +
+                        (item.answer.input_tokens === null ? '' : `, ${item.answer.input_tokens} / ${item.answer.output_tokens ?? 0} tokens`)}
                   </span>
                   <p>{item.text || <span className="muted">(no text)</span>}</p>
                 </li>
@@ -204,7 +207,7 @@ export default function Conversations() {
       ) : list.length === 0 ? (
         <Empty>No conversations match.</Empty>
       ) : (
-        <Table columns={['Title', 'End user', 'Messages', 'Feedback', 'Last activity', 'Reviewed']}>
+        <Table columns={['Title', 'End user', 'Messages', 'Feedback', 'First word (median)', 'Tokens in / out', 'Last activity', 'Reviewed']}>
               {list.map((c) => (
                 <tr key={c.id}>
                   <td>
@@ -216,6 +219,10 @@ export default function Conversations() {
                   <td>{c.messages}</td>
                   <td>
                     👍 {c.positive_feedback} 👎 {c.negative_feedback}
+                  </td>
+                  <td>{c.first_token_p50_ms === null ? '—' : `${Math.round(c.first_token_p50_ms)} ms`}</td>
+                  <td>
+                    {c.input_tokens} / {c.output_tokens}
                   </td>
                   <td>{formatDate(c.last_activity)}</td>
                   <td>{c.reviewed ? 'Yes' : 'No'}</td>

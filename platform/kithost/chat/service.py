@@ -1,4 +1,4 @@
-"""Chat data as a whole, for retention and erasure (the Analytics issue wires them).
+"""Chat data as a whole, for retention and erasure (analytics' retention calls them).
 
 Both run in the caller's unit of work: rows go with its commit, and the attachments' bytes
 are removed after it by the ``kithost.chat.delete_blobs`` task (never before: a rollback

@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -68,6 +69,27 @@ stop): its ``server.response.failed`` fact, since ChatKit streams errors, it sto
 ATTACHED = exists().where(
     ChatAttachment.tenant_id == ChatThread.tenant_id, ChatAttachment.thread_id == ChatThread.id
 )
+
+
+FINISHED = "server.response.finished"
+
+
+async def responses(
+    session: AsyncSession, tenant_id: uuid.UUID, thread_ids: Sequence[str]
+) -> Sequence[tuple[str, datetime, dict[str, Any]]]:
+    """The ``server.response.finished`` facts of the tenant's ``thread_ids``: (thread, when
+    the answer ended, data)."""
+    if not thread_ids:
+        return []
+    statement = select(
+        AnalyticsEvent.thread_id, AnalyticsEvent.occurred_at, AnalyticsEvent.data
+    ).where(
+        AnalyticsEvent.tenant_id == tenant_id,
+        AnalyticsEvent.name == FINISHED,
+        AnalyticsEvent.thread_id.in_(thread_ids),
+    )
+    rows = await session.execute(statement.order_by(AnalyticsEvent.occurred_at))
+    return [(str(thread), ended, dict(data)) for thread, ended, data in rows]
 
 
 async def page(

@@ -61,12 +61,29 @@ class Conversation(Schema):
     first_activity: datetime
     last_activity: datetime
     reviewed: bool
+    responses: int
+    """Answers that finished (as analytics recorded them, within its retention)."""
+    first_token_p50_ms: float | None
+    """The median time from the visitor's message to the answer's first word; null when
+    no answer has a first word on record."""
+    input_tokens: int
+    output_tokens: int
+    """The model's token counts, summed over the answers (where the model reported them)."""
 
 
 class ConversationPage(Schema):
     data: list[Conversation]
     next: str | None
     """Pass as ``before`` for the next page; null on the last."""
+
+
+class Answer(Schema):
+    """How long an answer took and what it cost, as the chat runtime reported it."""
+
+    first_token_ms: float | None
+    total_ms: float
+    input_tokens: int | None
+    output_tokens: int | None
 
 
 class TranscriptItem(Schema):
@@ -78,6 +95,8 @@ class TranscriptItem(Schema):
     feedback: str | None
     item: dict[str, Any]
     """The item as ChatKit stored it (annotations, attachments, tool calls, hidden context)."""
+    answer: Answer | None = None
+    """An assistant message's answer: its latency and tokens (null when not on record)."""
 
 
 class Review(Schema):

@@ -6,7 +6,11 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from statistics import median
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +21,7 @@ from kithost.auth.scopes import Scope
 from kithost.chat import service as chat
 from kithost.conversations import repository
 from kithost.conversations.schemas import (
+    Answer,
     Conversation,
     ConversationFilters,
     ConversationPage,
@@ -75,7 +80,9 @@ async def list_conversations(
     rows = await repository.page(session, access.tenant.id, query)
     if rows is None:
         raise NotFound("The thread this page starts after is gone.", code="cursor_not_found")
-    data = [_conversation(row, key) for row in rows[: query.limit]]
+    shown = rows[: query.limit]
+    figures = await _figures(session, access.tenant.id, [row[0].id for row in shown])
+    data = [_conversation(row, key, figures[row[0].id]) for row in shown]
     more = len(rows) > query.limit
     return ConversationPage(data=data, next=data[-1].id if more and data else None)
 
@@ -102,8 +109,11 @@ async def transcript(
     if row is None:
         return None
     items = await repository.items(session, tenant_id, [thread_id])
+    figures = await _figures(session, tenant_id, [thread_id])
     return Transcript(
-        **_conversation(row, key).model_dump(), items=[_item(i) for i in items], review=None
+        **_conversation(row, key, figures[thread_id]).model_dump(),
+        items=[_item(i, figures[thread_id]) for i in items],
+        review=None,
     )
 
 
@@ -148,9 +158,10 @@ async def export_lines(
     """Every matching conversation with its items, one JSON line each, read a page at a
     time (memory stays bounded however many there are)."""
     async for page, by_thread in _export_pages(session, tenant_id, query):
+        figures = await _figures(session, tenant_id, [row[0].id for row in page])
         for row in page:
-            conversation = _conversation(row, key)
-            items = [_item(i) for i in by_thread.get(conversation.id, [])]
+            conversation = _conversation(row, key, figures[row[0].id])
+            items = [_item(i, figures[row[0].id]) for i in by_thread.get(conversation.id, [])]
             transcript = Transcript(**conversation.model_dump(), items=items, review=None)
             yield transcript.model_dump_json() + "\n"
 
@@ -239,8 +250,48 @@ def filters_of(filters: ConversationFilters) -> dict[str, Any]:
     return filters.model_dump(mode="json", exclude_none=True, include=FILTERS)
 
 
-def _conversation(row: repository.ThreadRow, key: str) -> Conversation:
+@dataclass(frozen=True)
+class _Answer:
+    ended: datetime
+    figures: Answer
+
+    def made(self, item: ChatItem) -> bool:
+        """Whether ``item`` is an assistant message this answer wrote (created while it ran;
+        a second of slack for the clocks' granularity)."""
+        started = self.ended - timedelta(milliseconds=self.figures.total_ms, seconds=1)
+        return item.kind == "assistant_message" and started <= item.created_at <= self.ended
+
+
+@dataclass
+class _Figures:
+    """A thread's answers, from their ``server.response.finished`` facts."""
+
+    answers: list[_Answer] = field(default_factory=list)
+
+    def of(self, item: ChatItem) -> Answer | None:
+        return next((a.figures for a in self.answers if a.made(item)), None)
+
+
+async def _figures(
+    session: AsyncSession, tenant_id: uuid.UUID, thread_ids: list[str]
+) -> defaultdict[str, _Figures]:
+    figures: defaultdict[str, _Figures] = defaultdict(_Figures)
+    for thread_id, ended, data in await repository.responses(session, tenant_id, thread_ids):
+        answer = Answer(
+            first_token_ms=data.get("first_token_ms"),
+            total_ms=data.get("total_ms") or 0,
+            input_tokens=data.get("input_tokens"),
+            output_tokens=data.get("output_tokens"),
+        )
+        figures[thread_id].answers.append(_Answer(ended, answer))
+    return figures
+
+
+def _conversation(row: repository.ThreadRow, key: str, figures: _Figures) -> Conversation:
     thread, messages, positive, negative, reviewed = row
+    first_tokens = [
+        a.figures.first_token_ms for a in figures.answers if a.figures.first_token_ms is not None
+    ]
     title = thread.payload.get("title")
     return Conversation(
         id=thread.id,
@@ -253,10 +304,14 @@ def _conversation(row: repository.ThreadRow, key: str) -> Conversation:
         first_activity=thread.created_at,
         last_activity=thread.updated_at,
         reviewed=bool(reviewed),
+        responses=len(figures.answers),
+        first_token_p50_ms=median(first_tokens) if first_tokens else None,
+        input_tokens=sum(a.figures.input_tokens or 0 for a in figures.answers),
+        output_tokens=sum(a.figures.output_tokens or 0 for a in figures.answers),
     )
 
 
-def _item(item: ChatItem) -> TranscriptItem:
+def _item(item: ChatItem, figures: _Figures) -> TranscriptItem:
     return TranscriptItem(
         id=item.id,
         type=item.kind,
@@ -264,6 +319,7 @@ def _item(item: ChatItem) -> TranscriptItem:
         text=_text(item.payload),
         feedback=item.feedback,
         item=item.payload,
+        answer=figures.of(item),
     )
 
 

@@ -1,1 +1,2 @@
-"""Visitor endpoints: the public widget config (and later the loader, sessions, events)."""
+"""What the loader asks for: the published widget config (``GET /v1/embed/{pk}/config``),
+its cache in each process, and the origin check every visitor route shares."""
