@@ -73,5 +73,6 @@ def ok_json(settings: Settings, *args: str, stdin: str | None = None) -> dict[st
 
 
 def sync_session(settings: Settings) -> Session:
-    url = settings.database.replace("+aiosqlite", "")
+    """A session for checking what a command did, as the tables' owner (every tenant's)."""
+    url = settings.migration_database.replace("+aiosqlite", "")
     return Session(create_engine(url))

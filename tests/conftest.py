@@ -3,11 +3,17 @@
 Every API test runs twice, on PostgreSQL and on SQLite (the ``database_url`` fixture is
 parametrised). Each test runs inside a transaction that is rolled back at the end; the
 app's sessions join it with SAVEPOINTs, so their commits are real but never leak.
+
+On PostgreSQL the app acts as it does in production: as :data:`APP_ROLE`, which row-level
+security binds (``kithost.rls``). Its sessions switch to that role for each unit of work
+(``AppRoleSession``); the test's own (``db``, factories) stay the owner's, seeing every row.
+Processes the tests start connect as the app role (``settings.database``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import socket
@@ -20,13 +26,16 @@ import pytest
 import uvicorn
 from argon2 import PasswordHasher, profiles
 from fastapi import FastAPI
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 from starlette.types import Receive, Scope, Send
 
-from kithost import migrate
+from kithost import migrate, rls
 from kithost.app import create_app
 from kithost.auth import passwords
-from kithost.db import create_engine, create_sessionmaker, session_scope
+from kithost.db import Sessionmaker, create_engine, create_sessionmaker, session_scope
 from kithost.settings import Settings
 from tests.fakes.openai_server import fake_openai
 
@@ -39,6 +48,9 @@ passwords._hasher = PasswordHasher.from_parameters(profiles.CHEAPEST)
 
 PG_HOST = os.environ.get("KITHOST_TEST_PG_HOST", "127.0.0.1:5432")
 PG_ADMIN_URL = f"postgresql://postgres@{PG_HOST}/postgres"
+APP_ROLE = "kithost_app"
+"""The app's role in the tests' cluster: may log in, no superuser, no BYPASSRLS, owns
+nothing (the tables are the ``postgres`` user's, who migrates)."""
 REDIS_URL = os.environ.get("KITHOST_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RABBITMQ_URL = os.environ.get("KITHOST_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
@@ -56,6 +68,49 @@ def create_pg_database() -> str:
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return f"postgresql+psycopg://postgres@{PG_HOST}/{name}"
+
+
+def create_app_role() -> None:
+    """Create :data:`APP_ROLE` unless it exists (roles are cluster-wide: concurrent runs
+    may race to create it, and the loser finds it made)."""
+    create = f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,))
+        if exists.fetchone() is None:
+            with contextlib.suppress(
+                psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation
+            ):
+                conn.execute(create)
+
+
+def as_app_role(url: str) -> str:
+    """``url`` (PostgreSQL, the owner's) for the app's role."""
+    return make_url(url).set(username=APP_ROLE).render_as_string(hide_password=False)
+
+
+class AppRoleSession(Session):
+    """A session acting as :data:`APP_ROLE` for each unit of work on PostgreSQL.
+
+    It joins the test's transaction, so what it sets would outlive its SAVEPOINT: it sets
+    the role as it begins and, committing, resets the role and the tenant it was scoped to
+    (a rolled-back SAVEPOINT undoes both anyway), so the next unit of work starts with
+    nothing, as a new transaction does in production."""
+
+
+@event.listens_for(AppRoleSession, "after_begin")
+def _act_as_app_role(session: Session, _t: SessionTransaction, connection: Connection) -> None:
+    """The role, and the session's own scope only: not one the test's sessions set in the
+    shared transaction."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SET ROLE {APP_ROLE}")
+        connection.execute(rls.SET_SCOPE, rls.scope_values(session.info))
+
+
+@event.listens_for(AppRoleSession, "before_commit")
+def _leave_app_role(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().exec_driver_sql("RESET ROLE")
+        session.connection().execute(rls.SET_SCOPE, rls.scope_values({}))
 
 
 def drop_pg_database(url: str) -> None:
@@ -86,6 +141,7 @@ def make_settings(
 
 @pytest.fixture(scope="session")
 def postgresql_url() -> Iterator[str]:
+    create_app_role()
     url = create_pg_database()
     yield url
     drop_pg_database(url)
@@ -106,14 +162,20 @@ def database_url(request: pytest.FixtureRequest) -> str:
 def settings(
     database_url: str, task_queue: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
-    settings = make_settings(tmp_path_factory.mktemp("data"), database_url, task_queue)
+    """On PostgreSQL the app's URL is the app role's and migrations run as the owner,
+    granting the app role its privileges (as ``kithost migrate`` does in production)."""
+    url, overrides = database_url, {}
+    if database_url.startswith("postgresql"):
+        url, overrides = as_app_role(database_url), {"migration_database_url": database_url}
+    settings = make_settings(tmp_path_factory.mktemp("data"), url, task_queue, **overrides)
     migrate.upgrade(settings)
     return settings
 
 
 @pytest.fixture(scope="session")
 async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(settings.database)
+    """The owner's engine: the test's transaction; the app's sessions switch role in it."""
+    engine = create_engine(settings.migration_database)
     yield engine
     await engine.dispose()
 
@@ -126,8 +188,11 @@ def cli_settings(
     command (``tests/cli.py``): processes of their own, so not the test's transaction."""
     data_dir = tmp_path_factory.mktemp("cli")
     if request.param == "postgresql":
+        create_app_role()
         url = create_pg_database()
-        settings = Settings(data_dir=data_dir, database_url=url)
+        settings = Settings(
+            data_dir=data_dir, database_url=as_app_role(url), migration_database_url=url
+        )
         migrate.upgrade(settings)
         yield settings
         drop_pg_database(url)
@@ -151,7 +216,9 @@ def create_test_app(
     """The app as ``create_app`` builds it from ``settings`` changed by ``overrides``, its
     sessions in the test's transaction."""
     app = create_app(settings.model_copy(update=overrides))
-    app.state.sessionmaker = create_sessionmaker(connection, app.state.celery)
+    sessionmaker: Sessionmaker = create_sessionmaker(connection, app.state.celery)
+    sessionmaker.configure(sync_session_class=AppRoleSession)
+    app.state.sessionmaker = sessionmaker
     return app
 
 
@@ -167,10 +234,21 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+def operator_sessions(app: FastAPI) -> Sessionmaker:
+    """Sessions on the app's database for arranging and checking data of any tenant, as an
+    operator's command has them (``rls.Bypass.platform``); in the test's transaction, as
+    the tables' owner, whom row-level security does not bind anyway."""
+    app_sessions: Sessionmaker = app.state.sessionmaker
+    sessionmaker = create_sessionmaker(app_sessions.kw["bind"], app.state.celery)
+    sessionmaker.configure(info=dict(app_sessions.kw["info"]))  # the same key ring
+    return rls.bypassing_sessions(sessionmaker, rls.Bypass.platform)
+
+
 @pytest.fixture
 async def db(app: FastAPI) -> AsyncIterator[AsyncSession]:
-    """A unit of work in the test's transaction, for arranging data and checking results."""
-    async with session_scope(app.state.sessionmaker) as session:
+    """A unit of work in the test's transaction, for arranging data and checking results:
+    the owner's, which row-level security does not bind."""
+    async with session_scope(operator_sessions(app)) as session:
         yield session
 
 

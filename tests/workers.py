@@ -28,6 +28,7 @@ from kithost.health.tasks import ping
 from kithost.models import Tenant
 from kithost.settings import Settings
 from kithost.worker.app import create_celery
+from tests.conftest import operator_sessions
 
 TIMEOUT = 60
 
@@ -85,7 +86,7 @@ async def committing_api(
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield app, client
-    async with session_scope(app.state.sessionmaker) as session:
+    async with session_scope(operator_sessions(app)) as session:
         await session.execute(delete(Tenant).where(Tenant.slug.like(f"{tenant_prefix}-%")))
     await app.state.engine.dispose()
 

@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost import migrate as migrations
+from kithost import rls
 from kithost.analytics.rollups import service as rollups
 from kithost.app import create_app
 from kithost.audit.service import CLI
@@ -91,7 +92,8 @@ def _with_database(work: Callable[[Sessionmaker], Awaitable[T]], *, as_json: boo
     async def run() -> T:
         engine = create_engine(settings.database)
         try:
-            return await work(create_sessionmaker(engine, create_celery(settings)))
+            sessionmaker = create_sessionmaker(engine, create_celery(settings))
+            return await work(rls.bypassing_sessions(sessionmaker, rls.Bypass.platform))
         finally:
             await engine.dispose()
 

@@ -8,6 +8,7 @@ raises, and only after a commit sends the Celery tasks queued with
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
+from kithost import rls
 from kithost.auth.signing import KEY_RING, KeyRing
 from kithost.worker.enqueue import CELERY, discard_pending, send_pending
 
@@ -88,9 +90,14 @@ def create_sessionmaker(bind: AsyncEngine | AsyncConnection, celery: Celery) -> 
 
 
 @asynccontextmanager
-async def session_scope(sessionmaker: Sessionmaker) -> AsyncIterator[AsyncSession]:
-    """One unit of work: commit on success, roll back on error, then send queued tasks."""
+async def session_scope(
+    sessionmaker: Sessionmaker, *, tenant: uuid.UUID | None = None
+) -> AsyncIterator[AsyncSession]:
+    """One unit of work: commit on success, roll back on error, then send queued tasks.
+    ``tenant``: the tenant whose rows it works on (``rls.set_tenant``)."""
     async with sessionmaker() as session:
+        if tenant is not None:
+            await rls.set_tenant(session, tenant)
         try:
             yield session
             if session.in_transaction():  # a session nothing used has nothing to commit

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
+from kithost import rls
 from kithost.db import session_scope
 from kithost.demo import DEMO_SLUG
 from kithost.errors import NotFound
@@ -66,16 +67,17 @@ async def demo_page(request: Request) -> HTMLResponse:
     if not settings.demo_page_on:
         raise NotFound("The demo page is off.", code="demo_page_off")
     async with session_scope(request.app.state.sessionmaker) as session:
-        public_key = await session.scalar(
-            select(Widget.public_key)
-            .join(Tenant, Tenant.id == Widget.tenant_id)
-            .where(Tenant.slug == DEMO_SLUG, Widget.published_version.is_not(None))
-            .order_by(Widget.created_at)
-            .limit(1)
-        )
-        has_key = await session.scalar(
-            select(Tenant.openai_api_key.is_not(None)).where(Tenant.slug == DEMO_SLUG)
-        )
+        tenant = await session.scalar(select(Tenant).where(Tenant.slug == DEMO_SLUG))
+        public_key = None
+        if tenant is not None:
+            await rls.set_tenant(session, tenant.id)
+            public_key = await session.scalar(
+                select(Widget.public_key)
+                .where(Widget.tenant_id == tenant.id, Widget.published_version.is_not(None))
+                .order_by(Widget.created_at)
+                .limit(1)
+            )
+        has_key = tenant is not None and tenant.openai_api_key is not None
     if public_key is None:
         raise NotFound("There is no published demo widget: run `kithost demo`.", code="no_demo")
     tag = snippet(settings, public_key)

@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from alembic import command
 from alembic.config import Config
+from psycopg import sql
+from sqlalchemy.engine import make_url
 
 from kithost.models.chat_item import SEARCH_INDEX, SEARCH_TABLE
 from kithost.settings import Settings, get_settings
@@ -19,7 +22,7 @@ def alembic_config(settings: Settings | None = None) -> Config:
     """The Alembic configuration for ``settings`` (the environment's when omitted)."""
     config = Config(ROOT / "alembic.ini")
     if settings is not None:
-        config.attributes[URL_ATTRIBUTE] = settings.database
+        config.attributes[URL_ATTRIBUTE] = settings.migration_database
     return config
 
 
@@ -39,6 +42,26 @@ def include_name(name: str | None, type_: str, _parents: Any) -> bool:
 def upgrade(settings: Settings, revision: str = "head") -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(settings), revision)
+    if settings.migration_database != settings.database:
+        app_role = make_url(settings.database).username
+        if app_role and app_role != make_url(settings.migration_database).username:
+            grant_app_role(settings.migration_database, app_role)
+
+
+def grant_app_role(owner_url: str, role: str) -> None:
+    """Let ``role`` (the app's, which row-level security binds) read and write every table
+    and sequence of the schema, as the owner at ``owner_url`` (PostgreSQL)."""
+    url = make_url(owner_url).set(drivername="postgresql")
+    with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as conn:
+        [current] = conn.execute("SELECT current_schema()").fetchall()
+        schema = sql.Identifier(str(current[0]))
+        grantee = sql.Identifier(role)
+        for statement in (
+            "GRANT USAGE ON SCHEMA {schema} TO {role}",
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}",
+            "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}",
+        ):
+            conn.execute(sql.SQL(statement).format(schema=schema, role=grantee))
 
 
 def downgrade(settings: Settings, revision: str) -> None:

@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     env: Environment = Environment.development
     data_dir: Path = Path(".kithost")
     database_url: str | None = None
+    migration_database_url: str | None = None
+    """Who runs ``kithost migrate`` on PostgreSQL when not ``database_url``'s user: the
+    tables' owner. ``database_url``'s user is then the app's role (no superuser, no
+    BYPASSRLS, owning nothing, so row-level security binds it), which the migration grants
+    reading and writing every table."""
     broker_url: str | None = None
     result_backend: str | None = None
     task_queue: str = "kithost"
@@ -153,6 +158,11 @@ class Settings(BaseSettings):
     def database(self) -> str:
         """The SQLAlchemy async URL; an SQLite file in the data directory by default."""
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'kithost.db'}"
+
+    @property
+    def migration_database(self) -> str:
+        """The URL migrations run with: ``migration_database_url``, else ``database``."""
+        return self.migration_database_url or self.database
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -95,7 +95,7 @@ async def store(
     app: FastAPI, widget: Widget, events: list[dict[str, Any]], end_user: str | None = USER
 ) -> int:
     """Store as the ingest task does, then run the rollup as beat does."""
-    async with session_scope(app.state.sessionmaker) as session:
+    async with session_scope(app.state.sessionmaker, tenant=widget.tenant_id) as session:
         stored = await ingestion.store(
             session, widget.tenant_id, widget.id, stamped(events, end_user), utcnow()
         )

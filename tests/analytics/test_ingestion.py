@@ -349,7 +349,7 @@ async def test_rows_the_database_refuses_leave_the_rest_of_the_batch_stored(
     ]
     on_postgresql = db.get_bind().dialect.name == "postgresql"
     assert await store(app, widget, [good[0], *bad, good[1]]) == 2 + (not on_postgresql)
-    async with session_scope(app.state.sessionmaker) as session:
+    async with session_scope(app.state.sessionmaker, tenant=widget.tenant_id) as session:
         stored = await session.scalars(
             select(AnalyticsEvent.event_id).where(AnalyticsEvent.tenant_id == widget.tenant_id)
         )

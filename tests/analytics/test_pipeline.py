@@ -30,7 +30,7 @@ from sqlalchemy import delete, func, select
 from kithost import migrate
 from kithost.app import create_app
 from kithost.auth.scopes import Scope
-from kithost.db import session_scope
+from kithost.db import Sessionmaker, session_scope
 from kithost.models import AnalyticsEvent, Tenant, Widget
 from kithost.settings import Settings
 from kithost.worker.app import restore_unacknowledged
@@ -42,7 +42,7 @@ from tests.analytics.helpers import (
     event,
     published_widget,
 )
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, operator_sessions
 from tests.factories import Credentials, bare_tenant, client_token
 from tests.workers import TIMEOUT, start_worker, stop_worker
 
@@ -63,6 +63,10 @@ class Pipeline:
         celery: Celery = self.app.state.celery
         return celery
 
+    @property
+    def operator(self) -> Sessionmaker:
+        return operator_sessions(self.app)
+
     async def run(self, task: str) -> Any:
         """Send ``task`` and wait for its result (after everything queued before it)."""
         result = self.celery.send_task(task)
@@ -81,13 +85,13 @@ class Pipeline:
 
     async def token(self, widget: Widget, scopes: list[Scope]) -> Credentials:
         """An API client of the widget's tenant holding ``scopes`` (committed)."""
-        async with session_scope(self.app.state.sessionmaker) as session:
+        async with session_scope(self.operator) as session:
             tenant = await session.get(Tenant, widget.tenant_id)
             assert tenant is not None
             return await client_token(self.app, session, tenant, scopes)
 
     async def count(self, widget: Widget) -> int:
-        async with session_scope(self.app.state.sessionmaker) as session:
+        async with session_scope(self.operator) as session:
             count = await session.scalar(
                 select(func.count())
                 .select_from(AnalyticsEvent)
@@ -145,18 +149,18 @@ async def tenants(pipeline: Pipeline) -> AsyncIterator[Callable[[], Any]]:
     made: list[Widget] = []
 
     async def make() -> tuple[Widget, Credentials]:
-        async with session_scope(pipeline.app.state.sessionmaker) as session:
+        async with session_scope(pipeline.operator) as session:
             widget = await published_widget(session, await bare_tenant(session))
         made.append(widget)
         return widget, await pipeline.token(widget, [Scope.analytics_read])
 
     yield make
-    async with session_scope(pipeline.app.state.sessionmaker) as session:
+    async with session_scope(pipeline.operator) as session:
         await session.execute(delete(Tenant).where(Tenant.id.in_([w.tenant_id for w in made])))
 
 
 async def slug_of(pipeline: Pipeline, widget: Widget) -> str:
-    async with session_scope(pipeline.app.state.sessionmaker) as session:
+    async with session_scope(pipeline.operator) as session:
         tenant = await session.get(Tenant, widget.tenant_id)
         assert tenant is not None
         return tenant.slug
@@ -279,7 +283,7 @@ async def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(
         assert own.broker.startswith("sqla+sqlite:///")
     process = start_worker(own, **worker_env(own))
     async with pipeline_on(own) as pipeline:
-        async with session_scope(pipeline.app.state.sessionmaker) as session:
+        async with session_scope(pipeline.operator) as session:
             widget = await published_widget(session, await bare_tenant(session))
         try:
             batches = [[event("loader.loaded") for _ in range(50)] for _ in range(20)]
@@ -311,7 +315,7 @@ async def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(
         finally:
             stop_worker(process)
             redis.Redis.from_url(REDIS_URL).delete(own.task_queue)
-            async with session_scope(pipeline.app.state.sessionmaker) as session:
+            async with session_scope(pipeline.operator) as session:
                 await session.execute(delete(Tenant).where(Tenant.id == widget.tenant_id))
 
 
@@ -322,7 +326,7 @@ async def test_the_embedded_broker_carries_events_too(tmp_path: Path) -> None:
     process = start_worker(settings)
     try:
         async with pipeline_on(settings) as pipeline:
-            async with session_scope(pipeline.app.state.sessionmaker) as session:
+            async with session_scope(pipeline.operator) as session:
                 widget = await published_widget(session, await bare_tenant(session))
             creds = await pipeline.token(widget, [Scope.analytics_read])
             await pipeline.post(widget, [event("loader.loaded"), event("loader.loaded")])

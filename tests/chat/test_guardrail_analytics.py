@@ -37,7 +37,7 @@ async def test_tripped_guardrails_are_counted_and_reported(
         await alice.send(message)
     facts = await sent_tasks.facts()
     assert [f["name"] for f in facts].count("server.guardrail.tripped") == 3
-    async with session_scope(app.state.sessionmaker) as session:
+    async with session_scope(app.state.sessionmaker, tenant=widget.tenant_id) as session:
         await ingestion.store(session, widget.tenant_id, widget.id, facts, utcnow())
     await rollups.rollup_pending(app.state.sessionmaker)
     tenant = await db.get(Tenant, widget.tenant_id)

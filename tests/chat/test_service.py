@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost import rls
 from kithost.chat import service, tasks
 from kithost.db import session_scope
 from kithost.models import ChatAttachment, ChatItem, ChatThread
@@ -55,6 +56,7 @@ async def test_erasure_and_retention(
     assert await count(db) == {"chat_threads": 2, "chat_items": 4, "chat_attachments": 2}
 
     async with session_scope(app.state.sessionmaker) as session:
+        await rls.set_tenant(session, widget.tenant_id)  # as the deletion route does
         deleted = await service.delete_end_user_data(session, widget.tenant_id, alice.end_user)
         other_tenant = await service.delete_end_user_data(session, widget.id, BOB)
 
@@ -72,6 +74,7 @@ async def test_erasure_and_retention(
     assert not blob(app, widget, loose["id"]).exists()
 
     async with session_scope(app.state.sessionmaker) as session:
+        await rls.set_tenant(session, widget.tenant_id)  # as the retention task does
         kept = await service.purge_before(session, widget.tenant_id, utcnow() - timedelta(days=1))
         purged = await service.purge_before(
             session, widget.tenant_id, utcnow() + timedelta(seconds=1)

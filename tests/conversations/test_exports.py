@@ -27,6 +27,7 @@ from kithost.models import AuditLogEntry, ConversationExport
 from kithost.models.base import utcnow
 from kithost.settings import Settings
 from kithost.widgets.service import create_widget
+from tests.conftest import operator_sessions
 from tests.conversations.helpers import ANONYMOUS, conversation
 from tests.factories import Credentials, bare_tenant, client_token
 from tests.workers import committing_api, own_queue, until, worker_running
@@ -51,7 +52,7 @@ async def api(worker_settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.A
 async def chats(app: FastAPI) -> tuple[str, Credentials, dict[str, str]]:
     """A tenant with three conversations (one of an anonymous visitor) and a reader; another
     tenant with one. The first's slug, its reader and the threads by name."""
-    async with session_scope(app.state.sessionmaker) as session:
+    async with session_scope(operator_sessions(app)) as session:
         tenant, other = await bare_tenant(session, PREFIX), await bare_tenant(session, PREFIX)
         shop = await create_widget(session, CLI, tenant, name="Shop")
         theirs = await create_widget(session, CLI, other, name="Theirs")
@@ -104,7 +105,7 @@ async def test_a_worker_writes_an_export_downloaded_from_a_signed_link(
     tent = next(line for line in lines if line["id"] == threads["tent"])
     assert [item["text"] for item in tent["items"]] == ["My tent leaks", "Sorry!"]
 
-    async with session_scope(app.state.sessionmaker) as session:
+    async with session_scope(operator_sessions(app)) as session:
         row = await session.get(ConversationExport, uuid.UUID(export["id"]))
         assert row is not None
         entries = (

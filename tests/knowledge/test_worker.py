@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from kithost.auth.scopes import Scope
 from kithost.db import session_scope
 from kithost.settings import Settings
+from tests.conftest import operator_sessions
 from tests.factories import bare_tenant, client_token
 from tests.fakes.openai_server import FakeOpenAI
 from tests.knowledge.helpers import GUIDE
@@ -45,7 +46,7 @@ async def test_a_worker_indexes_an_upload_and_removes_a_deleted_base(
     api: tuple[FastAPI, httpx.AsyncClient], fake_openai: FakeOpenAI
 ) -> None:
     app, client = api
-    async with session_scope(app.state.sessionmaker) as session:
+    async with session_scope(operator_sessions(app)) as session:
         tenant = await bare_tenant(session, "kb-worker")
         slug = tenant.slug
         # An API client, not a user: the tenant's deletion takes everything it made with it.

@@ -24,7 +24,7 @@ from kithost.embed.cache import ConfigCache
 from kithost.models import Role, SessionMint, Tenant, Widget
 from kithost.settings import Settings
 from kithost.widgets.service import create_widget, publish_draft
-from tests.conftest import create_test_app
+from tests.conftest import create_test_app, operator_sessions
 from tests.factories import client_token, login, make_member, make_tenant, set_draft
 from tests.fakes.openai_server import FakeOpenAI
 from tests.workers import take_sent_tasks
@@ -231,7 +231,7 @@ def hosted_app(settings: Settings, connection: AsyncConnection, fake_openai: Fak
 
 
 async def test_hosted_sessions_and_refresh(hosted_app: FastAPI, fake_openai: FakeOpenAI) -> None:
-    async with hosted_app.state.sessionmaker() as setup:
+    async with operator_sessions(hosted_app)() as setup:
         target = await publish(setup, HOSTED)
         await setup.commit()
     transport = httpx.ASGITransport(app=hosted_app)
@@ -264,13 +264,13 @@ async def test_a_hosted_mint_whose_row_is_lost_still_answers_and_its_refresh_min
     anew). Here the widget vanishes from the database while the config cache still serves
     it, so the row breaks its foreign key."""
     hosted_app.state.embed_config_cache = ConfigCache(revalidate_after=3600)
-    async with hosted_app.state.sessionmaker() as setup:
+    async with operator_sessions(hosted_app)() as setup:
         target = await publish(setup, HOSTED)
         await setup.commit()
     transport = httpx.ASGITransport(app=hosted_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         assert (await mint(client, target, {"device_id": DEVICE})).status_code == 200
-        async with hosted_app.state.sessionmaker() as gone:
+        async with operator_sessions(hosted_app)() as gone:
             await gone.execute(delete(Widget).where(Widget.id == target.widget.id))
             await gone.commit()
         with caplog.at_level(logging.ERROR):
@@ -293,7 +293,7 @@ async def test_a_hosted_mint_whose_row_is_lost_still_answers_and_its_refresh_min
 async def test_hosted_upstream_failures(
     hosted_app: FastAPI, fake_openai: FakeOpenAI, failure: int | None, status: int, code: str
 ) -> None:
-    async with hosted_app.state.sessionmaker() as setup:
+    async with operator_sessions(hosted_app)() as setup:
         target = await publish(setup, HOSTED)
         await setup.commit()
     if failure is None:
@@ -401,7 +401,7 @@ async def test_a_retired_workflow_is_a_clear_problem_with_the_way_out(
 ) -> None:
     """OpenAI shut Agent Builder down on 2026-11-30: a mint for a workflow it no longer runs
     tells the visitor plainly, and the tenant's error group says to convert the widget."""
-    async with hosted_app.state.sessionmaker() as setup:
+    async with operator_sessions(hosted_app)() as setup:
         target = await publish(setup, HOSTED)
         await setup.commit()
     fake_openai.retired_workflows.add("wf_demo")

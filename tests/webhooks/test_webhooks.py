@@ -273,7 +273,9 @@ async def test_a_new_client_error_group_is_announced_once(
         batches = [args for name, args in sent if name == ingest.name]
         sent[:] = [s for s in sent if s[0] != ingest.name]
         for tenant_id, widget_id, stored in batches:
-            async with session_scope(app.state.sessionmaker) as session:
+            async with session_scope(
+                app.state.sessionmaker, tenant=uuid.UUID(tenant_id)
+            ) as session:
                 await ingestion.store(
                     session, uuid.UUID(tenant_id), uuid.UUID(widget_id), stored, utcnow()
                 )

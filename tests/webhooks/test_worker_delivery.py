@@ -18,6 +18,7 @@ from standardwebhooks import Webhook
 from kithost.auth.scopes import Scope
 from kithost.db import session_scope
 from kithost.settings import Settings
+from tests.conftest import operator_sessions
 from tests.factories import bare_tenant, client_token
 from tests.webhooks.helpers import Receiver
 from tests.workers import committing_api, kill_worker, own_queue, until, worker_running
@@ -44,7 +45,7 @@ async def test_a_worker_killed_mid_delivery_leads_to_one_more_delivery(
     api: tuple[FastAPI, httpx.AsyncClient], hook_settings: Settings
 ) -> None:
     app, client = api
-    async with session_scope(app.state.sessionmaker) as session:
+    async with session_scope(operator_sessions(app)) as session:
         tenant = await bare_tenant(session, PREFIX)
         admin = await client_token(app, session, tenant, [Scope.webhooks_write])
         hooks = f"/api/v1/tenants/{tenant.slug}/webhooks"

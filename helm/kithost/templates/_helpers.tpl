@@ -234,7 +234,7 @@ KITHOST_ATTACHMENT_STORAGE_URL: "file:///data/attachments"
 {{/* The Secret's data (the chart's Secret; the migrations hook's copy). */}}
 {{- define "kithost.secretData" -}}
 {{- $s := .Values.secrets -}}
-{{- $vars := dict "KITHOST_DATABASE_URL" $s.databaseUrl "KITHOST_BROKER_URL" $s.brokerUrl "KITHOST_REDIS_URL" $s.redisUrl "KITHOST_SECRET_KEY" $s.secretKey "KITHOST_OIDC_CLIENT_SECRET" $s.oidcClientSecret "KITHOST_SMTP_URL" $s.smtpUrl "KITHOST_OPENAI_API_KEY" $s.openaiApiKey "AWS_ACCESS_KEY_ID" $s.s3AccessKeyId "AWS_SECRET_ACCESS_KEY" $s.s3SecretAccessKey -}}
+{{- $vars := dict "KITHOST_DATABASE_URL" $s.databaseUrl "KITHOST_MIGRATION_DATABASE_URL" $s.migrationDatabaseUrl "KITHOST_BROKER_URL" $s.brokerUrl "KITHOST_REDIS_URL" $s.redisUrl "KITHOST_SECRET_KEY" $s.secretKey "KITHOST_OIDC_CLIENT_SECRET" $s.oidcClientSecret "KITHOST_SMTP_URL" $s.smtpUrl "KITHOST_OPENAI_API_KEY" $s.openaiApiKey "AWS_ACCESS_KEY_ID" $s.s3AccessKeyId "AWS_SECRET_ACCESS_KEY" $s.s3SecretAccessKey -}}
 {{- range $name := keys $vars | sortAlpha }}
 {{- with index $vars $name }}
 {{ $name }}: {{ . | b64enc | quote }}

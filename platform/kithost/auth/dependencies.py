@@ -16,6 +16,7 @@ from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import APIKeyCookie, OAuth2, SecurityScopes
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost import rls
 from kithost.auth import repository, sessions, signing
 from kithost.auth.oauth import API_AUDIENCE
 from kithost.auth.principals import ClientPrincipal, Principal, TenantAccess, UserPrincipal
@@ -131,6 +132,8 @@ async def tenant_access(
 ) -> TenantAccess:
     """The principal's access to the ``{tenant}`` of the path, holding the route's scopes."""
     found = await tenants.get_by_slug(session, tenant)
+    if found is not None:
+        await rls.set_tenant(session, found.id)
     access = None if found is None else await _access(session, found, principal)
     if access is None:
         raise NotFound(f"No tenant {tenant!r}.", code="tenant_not_found")

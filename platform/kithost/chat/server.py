@@ -59,6 +59,7 @@ from chatkit.types import (
 from openai import AsyncOpenAI, OpenAIError
 from pydantic import TypeAdapter
 
+from kithost import rls
 from kithost.chat import agent, demo_model, guardrails, handoffs
 from kithost.chat.context import ChatContext
 from kithost.chat.http_tool import HttpToolRunner
@@ -325,6 +326,7 @@ class ChatServer(ChatKitServer[ChatContext]):
         if not wanted:
             return {}
         async with session_scope(self.store.sessionmaker) as session:
+            await rls.set_tenant(session, context.widget.tenant_id)
             return await knowledge.vector_stores(session, context.widget.tenant_id, wanted)
 
     def _http_tools(self, context: ChatContext) -> HttpToolRunner:

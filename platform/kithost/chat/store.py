@@ -43,8 +43,10 @@ from chatkit.types import (
     UserMessageItem,
 )
 from pydantic import AnyUrl, TypeAdapter
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost import rls
 from kithost.analytics.facts import FactBuffer, fact
 from kithost.chat import repository
 from kithost.chat.attachments import AttachmentRules, AttachmentUrls
@@ -121,10 +123,12 @@ class SqlStore(Store[ChatContext]):
         """Set by :meth:`release`; a new one for each write."""
 
     @asynccontextmanager
-    async def unit(self, *, writes: bool = False) -> AsyncIterator[AsyncSession]:
+    async def unit(
+        self, context: ChatContext, *, writes: bool = False
+    ) -> AsyncIterator[AsyncSession]:
         """A unit of work after the write behind the response (:meth:`settled`)."""
         await self.settled()
-        async with self._unit(writes=writes) as session:
+        async with self._unit(context, writes=writes) as session:
             yield session
 
     def release(self) -> None:
@@ -145,7 +149,9 @@ class SqlStore(Store[ChatContext]):
                 self._writing = None
 
     @asynccontextmanager
-    async def _unit(self, *, writes: bool = False) -> AsyncIterator[AsyncSession]:
+    async def _unit(
+        self, context: ChatContext, *, writes: bool = False
+    ) -> AsyncIterator[AsyncSession]:
         """A unit of work that first writes the threads created since the last one.
 
         One that ``writes`` commits without waiting for the disk (:func:`~kithost.db.
@@ -153,6 +159,7 @@ class SqlStore(Store[ChatContext]):
         it inconsistent.
         """
         async with session_scope(self.sessionmaker) as session:
+            await rls.set_tenant(session, context.tenant_id)
             written = list(self._unwritten.values())
             if writes or written:
                 await commit_asynchronously(session)
@@ -189,7 +196,7 @@ class SqlStore(Store[ChatContext]):
 
     async def load_thread(self, thread_id: str, context: ChatContext) -> ThreadMetadata:
         limit = self.read_ahead
-        async with self.unit() as session:
+        async with self.unit(context) as session:
             row = await repository.thread(session, context, thread_id)
             if row is not None and limit:
                 rows = await repository.items(session, context, thread_id, None, limit + 1, "desc")
@@ -207,10 +214,14 @@ class SqlStore(Store[ChatContext]):
             # A new thread: every item will pass through here (saved again: kept so far).
             self._latest.setdefault(_key(context, thread.id), Page())
             return
-        async with self.unit(writes=True) as session:
+        async with self.unit(context, writes=True) as session:
             row = await session.get(ChatThread, thread.id)
             if row is None:  # an id the caller chose (the SDK's generate_thread_id, overridden)
                 session.add(_thread_row(thread, payload, context))
+                try:
+                    await session.flush()
+                except IntegrityError as exc:  # another tenant's, which row-level security hid
+                    raise thread_not_found() from exc
             elif not _owns(row, context):
                 raise thread_not_found()
             else:
@@ -223,7 +234,7 @@ class SqlStore(Store[ChatContext]):
         self, limit: int, after: str | None, order: str, context: ChatContext
     ) -> Page[ThreadMetadata]:
         limit = _page_size(limit)
-        async with self.unit() as session:
+        async with self.unit(context) as session:
             rows = await repository.threads(session, context, after, limit + 1, _order(order))
         if rows is None:
             raise cursor_not_found()
@@ -232,7 +243,7 @@ class SqlStore(Store[ChatContext]):
 
     async def delete_thread(self, thread_id: str, context: ChatContext) -> None:
         self._latest.pop(_key(context, thread_id), None)
-        async with self.unit(writes=True) as session:
+        async with self.unit(context, writes=True) as session:
             if not await repository.thread_exists(session, context, thread_id):
                 raise thread_not_found()
             _, keys = await repository.delete_threads(
@@ -260,7 +271,7 @@ class SqlStore(Store[ChatContext]):
         ):
             more = len(latest.data) > limit or latest.has_more
             return _page(latest.data[:limit], has_more=more)
-        async with self.unit() as session:
+        async with self.unit(context) as session:
             rows = await repository.items(
                 session, context, thread_id, after, limit + 1, _order(order)
             )
@@ -292,14 +303,14 @@ class SqlStore(Store[ChatContext]):
         await self._add_item(thread_id, item, context)
 
     async def _add_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
-        async with self._unit(writes=True) as session:
+        async with self._unit(context, writes=True) as session:
             await self._insert_item(session, thread_id, item, context)
         if isinstance(item, UserMessageItem):
             self.report(context, "message.received", thread_id=thread_id)
 
     async def save_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
         self._latest.pop(_key(context, thread_id), None)
-        async with self.unit(writes=True) as session:
+        async with self.unit(context, writes=True) as session:
             row = await repository.item(session, context, thread_id, item.id)
             if row is None:
                 await self._insert_item(session, thread_id, item, context)
@@ -308,7 +319,7 @@ class SqlStore(Store[ChatContext]):
                 row.kind = item.type  # a replacement may be of another type
 
     async def load_item(self, thread_id: str, item_id: str, context: ChatContext) -> ThreadItem:
-        async with self.unit() as session:
+        async with self.unit(context) as session:
             row = await repository.item(session, context, thread_id, item_id)
         if row is None:
             raise item_not_found()
@@ -316,7 +327,7 @@ class SqlStore(Store[ChatContext]):
 
     async def delete_thread_item(self, thread_id: str, item_id: str, context: ChatContext) -> None:
         self._latest.pop(_key(context, thread_id), None)
-        async with self.unit(writes=True) as session:
+        async with self.unit(context, writes=True) as session:
             await repository.delete_item(session, context, thread_id, item_id)
 
     async def _insert_item(
@@ -347,14 +358,14 @@ class SqlStore(Store[ChatContext]):
             await webhooks.emit_all(session, context.tenant_id, events)
 
     async def count_user_messages_since(self, since: datetime, context: ChatContext) -> int:
-        async with self.unit() as session:
+        async with self.unit(context) as session:
             return await repository.count_items_since(session, context, "user_message", since)
 
     async def set_feedback(
         self, thread_id: str, item_ids: list[str], kind: str, context: ChatContext
     ) -> int:
         """Record the end user's feedback on items of the thread; how many it applied to."""
-        async with self.unit(writes=True) as session:
+        async with self.unit(context, writes=True) as session:
             if not await repository.thread_exists(session, context, thread_id):
                 raise thread_not_found()
             count = await repository.set_feedback(session, context, thread_id, item_ids, kind)
@@ -367,7 +378,7 @@ class SqlStore(Store[ChatContext]):
 
     async def save_attachment(self, attachment: Attachment, context: ChatContext) -> None:
         payload = _stored_attachment(attachment)
-        async with self.unit(writes=True) as session:
+        async with self.unit(context, writes=True) as session:
             row = await session.get(ChatAttachment, attachment.id)
             if row is None:
                 session.add(
@@ -389,19 +400,19 @@ class SqlStore(Store[ChatContext]):
             row.thread_id, row.payload = attachment.thread_id, payload
 
     async def load_attachment(self, attachment_id: str, context: ChatContext) -> Attachment:
-        async with self.unit() as session:
+        async with self.unit(context) as session:
             row = await repository.attachment(session, context, attachment_id)
         if row is None:
             raise attachment_not_found()
         return self.present_attachment(_ATTACHMENT.validate_python(row.payload), context)
 
     async def delete_attachment(self, attachment_id: str, context: ChatContext) -> None:
-        async with self.unit(writes=True) as session:
+        async with self.unit(context, writes=True) as session:
             await repository.delete_attachment(session, context, attachment_id)
 
     async def attachable(self, attachment_id: str, context: ChatContext) -> ChatAttachment:
         """The end user's uploaded attachment that no message carries yet."""
-        async with self.unit() as session:
+        async with self.unit(context) as session:
             row = await repository.attachment(session, context, attachment_id)
         if row is None:
             raise attachment_not_found()
@@ -473,7 +484,7 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
         return FileAttachment(**fields)
 
     async def delete_attachment(self, attachment_id: str, context: ChatContext) -> None:
-        async with self.store.unit() as session:
+        async with self.store.unit(context) as session:
             row = await repository.attachment(session, context, attachment_id)
         if row is None:
             raise attachment_not_found()
@@ -488,7 +499,7 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
         self, attachment_id: str, data: bytes, mime_type: str, context: ChatContext
     ) -> Attachment:
         """Store the bytes of a created attachment, once; refuse anything it did not declare."""
-        async with self.store.unit(writes=True) as session:
+        async with self.store.unit(context, writes=True) as session:
             row = await repository.attachment(session, context, attachment_id)
             if row is None:
                 raise attachment_not_found()
@@ -508,7 +519,7 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
 
     async def content(self, attachment_id: str, context: ChatContext) -> tuple[bytes, str]:
         """The bytes and MIME type of the end user's uploaded attachment."""
-        async with self.store.unit() as session:
+        async with self.store.unit(context) as session:
             row = await repository.attachment(session, context, attachment_id)
         data = None
         if row is not None and row.uploaded_at is not None:

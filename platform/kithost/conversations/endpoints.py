@@ -91,7 +91,7 @@ def _streamed(
     key = settings.encryption_keys()[0]
 
     async def chunks() -> AsyncIterator[str]:
-        async with session_scope(request.app.state.sessionmaker) as reader:
+        async with session_scope(request.app.state.sessionmaker, tenant=access.tenant.id) as reader:
             async for chunk in export(reader, access.tenant.id, query, key):
                 yield chunk
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost import rls
 from kithost.audit import service as audit
 from kithost.audit.service import Actor
 from kithost.auth.principals import TenantAccess
@@ -138,6 +139,7 @@ def read_link(settings: Settings, token: str, now: datetime) -> Link:
 
 async def download(session: AsyncSession, link: Link) -> ConversationExport:
     """The ready export a valid link names, its download audited."""
+    await rls.set_tenant(session, link.tenant_id)
     export = await repository.export(session, link.tenant_id, link.export_id)
     if export is None or export.status is not ExportStatus.ready:
         raise NotFound("No such download.", code="download_not_found")
@@ -162,7 +164,7 @@ async def write(
     """Write a pending export's file and mark it ready (the task's work; run again after a
     crash, it writes the file again), or failed when that raised anything but a passing
     fault (``worker.database.RETRY``). Whether there was one to write."""
-    async with session_scope(sessionmaker) as session:
+    async with session_scope(sessionmaker, tenant=tenant_id) as session:
         export = await repository.export(session, tenant_id, export_id)
         if export is None or export.status is not ExportStatus.pending:
             return False
@@ -194,7 +196,7 @@ async def _written(
     with tempfile.TemporaryDirectory(prefix="kithost-export-") as folder:
         path = Path(folder) / "export"
         with path.open("w", encoding="utf-8", newline="") as file:
-            async with session_scope(sessionmaker) as session:
+            async with session_scope(sessionmaker, tenant=tenant_id) as session:
                 async for chunk in exporter(session, tenant_id, filters, key):
                     file.write(chunk)
         await storage.put_file(name, path)
@@ -209,7 +211,7 @@ async def _finish(
     size: int | None,
 ) -> bool:
     """Mark the export ``status``; False when it is gone."""
-    async with session_scope(sessionmaker) as session:
+    async with session_scope(sessionmaker, tenant=tenant_id) as session:
         export = await repository.export(session, tenant_id, export_id)
         if export is None:
             return False

@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import State
 from starlette.requests import Request
 
+from kithost import rls
 from kithost.db import Sessionmaker
 from kithost.embed import repository, service
 from kithost.embed.service import AllowedEntry, Published, Rendered, Snapshot
@@ -143,6 +144,7 @@ class ConfigCache:
     ) -> CachedWidget:
         try:
             async with sessionmaker() as session:  # read only: nothing to commit
+                await rls.bypass(session, rls.Bypass.public_key)
                 if (
                     cached is not None
                     and await repository.revision(session, public_key) == cached.revision
@@ -197,6 +199,7 @@ async def find_answers(state: State, public_key: str) -> PublishedAnswers | None
     if preview is None:
         return None
     async with state.sessionmaker() as session:
+        await rls.set_tenant(session, preview.tenant_id)  # signed by Kithost
         published = await service.load_preview(session, public_key, preview)
     return None if published is None else PublishedAnswers(published)
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost import rls
 from kithost.audit import service as audit
 from kithost.auth.principals import Principal, TenantAccess, UserPrincipal
 from kithost.errors import Forbidden, Gone, NotFound, Unauthorized, invalid_field
@@ -128,9 +129,11 @@ async def accept(
 ) -> Acceptance:
     """Use an invitation: as the signed-in user it was sent to, or, when no account has its
     email yet, by creating that account with ``password`` and ``name``."""
-    invitation = await repository.get_by_token_hash(session, hash_secret(token))
+    async with rls.bypassing(session, rls.Bypass.credentials):
+        invitation = await repository.get_by_token_hash(session, hash_secret(token))
     if invitation is None or invitation.accepted_at is not None:
         raise NotFound("No such invitation, or it was used.", code="invitation_not_found")
+    await rls.set_tenant(session, invitation.tenant_id)
     if invitation.expires_at <= utcnow():
         raise Gone("The invitation has expired.", code="invitation_expired")
     user = await _invitee(session, invitation, principal, password=password, name=name)

@@ -74,7 +74,7 @@ async def ingest(
     Raises one of :data:`TRANSIENT` for the task to retry; any other refusal by OpenAI
     fails the document with the reason.
     """
-    async with session_scope(sessionmaker) as session:
+    async with session_scope(sessionmaker, tenant=tenant_id) as session:
         document = await repository.get_document(session, tenant_id, document_id)
         if document is None or document.status is not DocumentStatus.processing:
             return None if document is None else document.status
@@ -98,7 +98,7 @@ async def ingest(
                 file=(filename, data, content_type), purpose="assistants"
             )
             file_id = made.id
-            async with session_scope(sessionmaker) as session:
+            async with session_scope(sessionmaker, tenant=tenant_id) as session:
                 document = await repository.get_document(session, tenant_id, document_id)
                 if document is None:  # deleted meanwhile: take the file back
                     await client.files.delete(file_id)
@@ -136,7 +136,7 @@ async def _vector_store(
     made = await client.vector_stores.create(
         name=name[:200], metadata={"kithost_knowledge_base": str(base_id)}
     )
-    async with session_scope(sessionmaker) as session:
+    async with session_scope(sessionmaker, tenant=tenant_id) as session:
         base = await repository.get_base(session, tenant_id, base_id, lock=True)
         if base is not None and base.vector_store_id is None:
             base.vector_store_id = made.id
@@ -150,7 +150,7 @@ async def settle(
     sessionmaker: Sessionmaker, tenant_id: uuid.UUID, document_id: uuid.UUID, reason: str | None
 ) -> DocumentStatus | None:
     """Mark the document ready (``reason`` None) or failed with ``reason``."""
-    async with session_scope(sessionmaker) as session:
+    async with session_scope(sessionmaker, tenant=tenant_id) as session:
         document = await repository.get_document(session, tenant_id, document_id)
         if document is None:
             return None
@@ -180,7 +180,7 @@ async def remove(
     """Remove documents' files from OpenAI (and the vector store when ``whole``) and their
     bytes; what is already gone is not an error."""
     await storage.delete(blob_keys)
-    async with session_scope(sessionmaker) as session:
+    async with session_scope(sessionmaker, tenant=tenant_id) as session:
         client = await upstream(session, settings, box, tenant_id)
     if client is None:
         log.warning("knowledge.remove_without_key", tenant=str(tenant_id), files=file_ids)

@@ -192,7 +192,7 @@ def answer_session(
         return None
 
     async def secrets() -> dict[str, McpSecret]:
-        async with session_scope(sessionmaker) as session:
+        async with session_scope(sessionmaker, tenant=widget.tenant_id) as session:
             return await widget_secrets(session, box, widget.tenant_id, widget.widget_id)
 
     return McpSession(connector, tools, secrets)

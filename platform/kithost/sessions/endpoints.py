@@ -15,6 +15,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Body, Request, Response
 
+from kithost import rls
 from kithost.analytics.facts import AppFacts
 from kithost.auth.dependencies import SessionsMint
 from kithost.db import DbSession
@@ -64,6 +65,7 @@ async def visitor_session(
     recorder: AppMintRecorder,
 ) -> MintedSession:
     origin, target = await visitor_origin(request, pk)
+    await rls.set_tenant(session, target.tenant_id)
     with mint_outcome(target.widget_config.mode.value):
         client = request.client.host if request.client else "unknown"
         await service.limit(

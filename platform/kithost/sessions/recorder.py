@@ -14,6 +14,8 @@ fails, each of its rows is tried alone, so one bad row never costs the others.
 
 from __future__ import annotations
 
+from itertools import groupby
+from operator import itemgetter
 from typing import Annotated, Any
 
 import structlog
@@ -22,6 +24,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import State
 
+from kithost import rls
 from kithost.db import Sessionmaker, session_scope
 from kithost.kit.batching import Batcher
 from kithost.models import SessionMint
@@ -45,7 +48,9 @@ class MintRecorder:
     async def _insert(self, rows: list[Row]) -> None:
         try:
             async with session_scope(self._sessionmaker) as session:
-                await session.execute(insert(SessionMint), rows)
+                for tenant_id, of_tenant in groupby(rows, key=itemgetter("tenant_id")):
+                    await rls.set_tenant(session, tenant_id)
+                    await session.execute(insert(SessionMint), list(of_tenant))
         except SQLAlchemyError:
             if len(rows) > 1:
                 for row in rows:

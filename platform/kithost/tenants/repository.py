@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost import rls
 from kithost.models import Membership, Tenant
 
 
@@ -29,5 +30,6 @@ async def list_tenants(
         )
     if after is not None:
         query = query.where(Tenant.slug > after)
-    result = await session.execute(query)
+    async with rls.bypassing(session, rls.Bypass.credentials):  # the user's memberships
+        result = await session.execute(query)
     return result.scalars().all()

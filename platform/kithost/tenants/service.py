@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost import rls
 from kithost.audit import service as audit
 from kithost.auth.principals import TenantAccess, UserPrincipal
 from kithost.errors import Conflict, InvalidInput, NotFound, invalid_field
@@ -105,6 +106,7 @@ async def _add_tenant(
     tenant = Tenant(slug=slug, name=name.strip())
     session.add(tenant)
     await session.flush()
+    await rls.set_tenant(session, tenant.id)  # the rest of the unit of work is the new tenant's
     audit.record(
         session,
         actor,

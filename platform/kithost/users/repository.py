@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost import rls
 from kithost.models import DashboardSession, Membership, Role, Tenant, User
 
 
@@ -16,12 +17,13 @@ async def get_by_email(session: AsyncSession, email: str) -> User | None:
 
 async def memberships(session: AsyncSession, user_id: uuid.UUID) -> list[tuple[Tenant, Role]]:
     """The tenants ``user_id`` belongs to, with the role held in each, by slug."""
-    result = await session.execute(
-        select(Tenant, Membership.role)
-        .join(Membership, Membership.tenant_id == Tenant.id)
-        .where(Membership.user_id == user_id)
-        .order_by(Tenant.slug)
-    )
+    async with rls.bypassing(session, rls.Bypass.credentials):
+        result = await session.execute(
+            select(Tenant, Membership.role)
+            .join(Membership, Membership.tenant_id == Tenant.id)
+            .where(Membership.user_id == user_id)
+            .order_by(Tenant.slug)
+        )
     return [(tenant, role) for tenant, role in result]
 
 

@@ -41,7 +41,7 @@ async def attempt(
     tenant_id: uuid.UUID,
     delivery_id: uuid.UUID,
 ) -> Attempt:
-    async with session_scope(sessionmaker) as session:
+    async with session_scope(sessionmaker, tenant=tenant_id) as session:
         delivery = await repository.delivery(session, tenant_id, delivery_id)
         if delivery is None or delivery.status is DeliveryStatus.delivered:
             return Attempt(delivered=True, retry=False)
@@ -81,7 +81,7 @@ async def attempt(
         snippet = f"{type(exc).__name__}: {exc}"
     latency = int((time.monotonic() - started) * 1000)
     delivered = status is not None and 200 <= status < 300
-    async with session_scope(sessionmaker) as session:
+    async with session_scope(sessionmaker, tenant=tenant_id) as session:
         delivery = await repository.delivery(session, tenant_id, delivery_id)
         endpoint = (
             await repository.endpoint(session, tenant_id, delivery.endpoint_id)

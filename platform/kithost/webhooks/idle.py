@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost import rls
 from kithost.conversations import service as conversations
 from kithost.db import Sessionmaker, session_scope
 from kithost.models import WebhookIdleMark
@@ -28,6 +29,7 @@ async def announce_idle(sessionmaker: Sessionmaker, key: str, now: datetime) -> 
     """Announce every thread idle at ``now`` to each endpoint subscribed; how many
     deliveries. ``key`` hashes anonymous end users as exports do."""
     async with session_scope(sessionmaker) as session:
+        await rls.bypass(session, rls.Bypass.sweep)
         endpoints = [
             (e.tenant_id, e.id)
             for e in await repository.enabled_endpoints(session)
@@ -36,7 +38,7 @@ async def announce_idle(sessionmaker: Sessionmaker, key: str, now: datetime) -> 
     announced = 0
     for tenant_id, endpoint_id in endpoints:
         while True:
-            async with session_scope(sessionmaker) as session:
+            async with session_scope(sessionmaker, tenant=tenant_id) as session:
                 count = await _announce(session, tenant_id, endpoint_id, key, now)
             announced += count
             if count < BATCH:

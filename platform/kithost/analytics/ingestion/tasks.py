@@ -30,7 +30,7 @@ def ingest(
     """Store ``events`` of one widget; returns how many were new."""
 
     async def work(sessionmaker: Sessionmaker) -> int:
-        async with session_scope(sessionmaker) as session:
+        async with session_scope(sessionmaker, tenant=uuid.UUID(tenant_id)) as session:
             return await service.store(
                 session, uuid.UUID(tenant_id), uuid.UUID(widget_id), events, utcnow()
             )

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost import rls
 from kithost.analytics.retention import repository
 from kithost.audit import service as audit
 from kithost.audit.service import Actor
@@ -63,10 +64,11 @@ async def purge_expired(session: AsyncSession, tenant_id: uuid.UUID, days: int) 
 async def purge_all(sessionmaker: Sessionmaker) -> dict[str, int]:
     """:func:`purge_expired` for every tenant, each in its own transaction."""
     async with session_scope(sessionmaker) as session:
+        await rls.bypass(session, rls.Bypass.sweep)
         tenants = await repository.tenants_with_retention(session)
     totals: dict[str, int] = defaultdict(int)
     for tenant_id, days in tenants:
-        async with session_scope(sessionmaker) as session:
+        async with session_scope(sessionmaker, tenant=tenant_id) as session:
             for kind, count in (await purge_expired(session, tenant_id, days)).items():
                 totals[kind] += count
     return dict(totals)

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost import rls
 from kithost.analytics import latency
 from kithost.analytics.rollups import repository
 from kithost.db import Sessionmaker, session_scope
@@ -105,9 +106,10 @@ def day_of(moment: datetime) -> datetime:
 async def rollup_pending(sessionmaker: Sessionmaker, limit: int = 500) -> int:
     """Recompute the hours that got events since their last rollup; returns how many."""
     async with session_scope(sessionmaker) as session:
+        await rls.bypass(session, rls.Bypass.sweep)
         pending = await repository.pending_rollups(session, limit)
     for item in pending:
-        async with session_scope(sessionmaker) as session:
+        async with session_scope(sessionmaker, tenant=item.tenant_id) as session:
             await rollup_hour(session, item.tenant_id, item.hour)
             await rollup_day(session, item.tenant_id, day_of(item.hour))
             await repository.clear_pending(session, item)
@@ -127,7 +129,7 @@ async def recompute(
     hours = list(hours_between(start, end))
     for tenant_id in tenant_ids:
         for hour in hours:
-            async with session_scope(sessionmaker) as session:
+            async with session_scope(sessionmaker, tenant=tenant_id) as session:
                 await rollup_hour(session, tenant_id, hour)
                 if hour == hours[-1] or hour + HOUR == day_of(hour + HOUR):
                     await rollup_day(session, tenant_id, day_of(hour))
