@@ -61,6 +61,7 @@ lint: install
 	$(BIN)/ruff check $(SOURCES)
 	$(BIN)/ruff format --check $(SOURCES)
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	cd embed && npm run lint
 
 # Models and migrations agree (on a scratch SQLite database; tests repeat it on PostgreSQL).
