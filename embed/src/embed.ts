@@ -42,7 +42,6 @@ declare global {
   }
 }
 
-const CDN = 'https://cdn.platform.openai.com/deployments/chatkit/chatkit.js';
 const SCRIPT_TIMEOUT_MS = 15_000;
 const HELLO_TIMEOUT_MS = 10_000;
 const MAX_CONTEXT = 4096;
@@ -215,7 +214,7 @@ function widget(script: WidgetScript, pk: string): Command {
           api,
           config: cfg.config,
           domainKey: cfg.domain_key ?? '',
-          cdn: CDN,
+          cdn: cfg.chatkit_script_url,
           timeoutMs: SCRIPT_TIMEOUT_MS,
           visitor,
           emit,

@@ -40,6 +40,8 @@ export type EmbedConfig = {
   version: number;
   config: PublicConfig;
   domain_key: string | null;
+  /** Where ChatKit's script loads from (the operator's setting). */
+  chatkit_script_url: string;
 };
 
 /** `POST /v1/embed/{pk}/session`. */

@@ -26,7 +26,9 @@ CONFIG = WidgetConfig(
 @pytest.fixture
 def clock(app: FastAPI) -> Clock:
     clock = Clock()
-    app.state.embed_config_cache = ConfigCache(revalidate_after=2.0, clock=clock)
+    app.state.embed_config_cache = ConfigCache(
+        revalidate_after=2.0, clock=clock, chatkit_script=app.state.settings.chatkit_script_url
+    )
     return clock
 
 
@@ -47,6 +49,7 @@ async def test_an_allowed_origin_gets_the_public_config_with_cors_for_it_only(
         "version": 1,
         "config": CONFIG.public(),
         "domain_key": None,
+        "chatkit_script_url": "https://cdn.platform.openai.com/deployments/chatkit/chatkit.js",
     }
     assert response.json()["config"]["require_identity"] is True
 
@@ -227,3 +230,17 @@ async def test_other_methods_are_not_allowed(client: httpx.AsyncClient, db: Asyn
     response = await client.post(config_url(widget), headers={"Origin": ORIGIN})
     assert response.status_code == 405
     assert response.json()["code"] == "method_not_allowed"
+
+
+async def test_the_config_names_the_chatkit_script_the_operator_set(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    """A deployment that serves ChatKit's script itself (``KITHOST_CHATKIT_SCRIPT_URL``) has
+    the direct placement load it from there (the loader holds no URL of its own)."""
+    app.state.settings = app.state.settings.model_copy(
+        update={"chatkit_script_url": "https://static.example.net/chatkit.js"}
+    )
+    assert not hasattr(app.state, "embed_config_cache")  # made from the settings on first use
+    widget = await make_widget(db, config=CONFIG)
+    response = await client.get(config_url(widget), headers={"Origin": ORIGIN})
+    assert response.json()["chatkit_script_url"] == "https://static.example.net/chatkit.js"

@@ -263,7 +263,9 @@ async def test_a_hosted_mint_whose_row_is_lost_still_answers_and_its_refresh_min
     visitor still has their secret, and only its refresh is refused (the loader then mints
     anew). Here the widget vanishes from the database while the config cache still serves
     it, so the row breaks its foreign key."""
-    hosted_app.state.embed_config_cache = ConfigCache(revalidate_after=3600)
+    hosted_app.state.embed_config_cache = ConfigCache(
+        revalidate_after=3600, chatkit_script=hosted_app.state.settings.chatkit_script_url
+    )
     async with operator_sessions(hosted_app)() as setup:
         target = await publish(setup, HOSTED)
         await setup.commit()
@@ -351,7 +353,9 @@ async def test_hosted_sessions_use_the_tenants_own_key_once_set(
     """Hosted mints read the tenant's key from the config cache, not the database: setting
     the key makes a new revision of every widget of the tenant, so caches reload them."""
     app = create_test_app(settings, connection, openai_base_url=fake_openai.base_url)
-    app.state.embed_config_cache = ConfigCache(revalidate_after=0)
+    app.state.embed_config_cache = ConfigCache(
+        revalidate_after=0, chatkit_script=app.state.settings.chatkit_script_url
+    )
     async with app.state.sessionmaker() as setup:
         target = await publish(setup, HOSTED)
         editor = await login(app, setup, await make_member(setup, target.tenant, Role.editor))

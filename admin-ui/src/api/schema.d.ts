@@ -2096,6 +2096,8 @@ export interface components {
          * @description What the loader gets: the published version's public configuration.
          */
         EmbedConfig: {
+            /** Chatkit Script Url */
+            chatkit_script_url: string;
             /** Config */
             config: {
                 [key: string]: unknown;

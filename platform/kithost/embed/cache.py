@@ -49,10 +49,11 @@ DATABASE_ERRORS = (SQLAlchemyError, OSError)
 class PublishedAnswers:
     """A published widget and, per requesting origin, its response (rendered once)."""
 
-    __slots__ = ("_answers", "_rendered", "published")
+    __slots__ = ("_answers", "_chatkit_script", "_rendered", "published")
 
-    def __init__(self, published: Published) -> None:
+    def __init__(self, published: Published, chatkit_script: str) -> None:
         self.published = published
+        self._chatkit_script = chatkit_script
         self._answers: dict[str, Rendered | None] = {}
         self._rendered: dict[AllowedEntry, Rendered] = {}
 
@@ -79,7 +80,9 @@ class PublishedAnswers:
     def _render(self, entry: AllowedEntry) -> Rendered:
         rendered = self._rendered.get(entry)
         if rendered is None:
-            rendered = self._rendered[entry] = service.render(self.published, entry)
+            rendered = self._rendered[entry] = service.render(
+                self.published, entry, self._chatkit_script
+            )
         return rendered
 
 
@@ -88,9 +91,13 @@ class CachedWidget:
 
     __slots__ = ("answers", "fresh_until", "revision")
 
-    def __init__(self, snapshot: Snapshot, fresh_until: float) -> None:
+    def __init__(self, snapshot: Snapshot, fresh_until: float, chatkit_script: str) -> None:
         self.revision = snapshot.revision
-        self.answers = None if snapshot.published is None else PublishedAnswers(snapshot.published)
+        self.answers = (
+            None
+            if snapshot.published is None
+            else PublishedAnswers(snapshot.published, chatkit_script)
+        )
         """None: no such widget, or nothing published."""
         self.fresh_until = fresh_until
 
@@ -108,7 +115,10 @@ class ConfigCache:
         revalidate_after: float = REVALIDATE_SECONDS,
         wait: float = WAIT_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        chatkit_script: str,
     ) -> None:
+        self._chatkit_script = chatkit_script
+        """Where ChatKit's script loads from, handed to every visitor (the app's setting)."""
         self._widgets: OrderedDict[str, CachedWidget] = OrderedDict()
         self._refreshing: dict[str, asyncio.Task[CachedWidget]] = {}
         self._max_widgets = max_widgets
@@ -154,7 +164,7 @@ class ConfigCache:
                     _REVALIDATED.inc()
                 else:
                     snapshot = await service.load(session, public_key)
-                    widget = CachedWidget(snapshot, self._fresh_until())
+                    widget = CachedWidget(snapshot, self._fresh_until(), self._chatkit_script)
                     _LOADED.inc()
         except DATABASE_ERRORS as exc:
             if cached is None:
@@ -201,7 +211,9 @@ async def find_answers(state: State, public_key: str) -> PublishedAnswers | None
     async with state.sessionmaker() as session:
         await rls.set_tenant(session, preview.tenant_id)  # signed by Kithost
         published = await service.load_preview(session, public_key, preview)
-    return None if published is None else PublishedAnswers(published)
+    if published is None:
+        return None
+    return PublishedAnswers(published, state.settings.chatkit_script_url)
 
 
 async def published_answers(state: State, public_key: str) -> PublishedAnswers:
@@ -240,5 +252,7 @@ def config_cache(state: State) -> ConfigCache:
     """The app's cache (``app.state``), created on first use."""
     cache: ConfigCache | None = getattr(state, "embed_config_cache", None)
     if cache is None:
-        cache = state.embed_config_cache = ConfigCache()
+        cache = state.embed_config_cache = ConfigCache(
+            chatkit_script=state.settings.chatkit_script_url
+        )
     return cache

@@ -16,3 +16,6 @@ class EmbedConfig(Schema):
     client_tools (the agent's ``client`` tools: name → timeout in seconds)."""
     domain_key: str | None
     """Direct placement only: the OpenAI domain key registered for the requesting origin."""
+    chatkit_script_url: str
+    """Where ChatKit's script loads from (``KITHOST_CHATKIT_SCRIPT_URL``): the direct
+    placement loads it into the page."""

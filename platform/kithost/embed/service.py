@@ -133,13 +133,14 @@ async def load_preview(
     )
 
 
-def render(published: Published, entry: AllowedEntry) -> Rendered:
+def render(published: Published, entry: AllowedEntry, chatkit_script: str) -> Rendered:
     """The body for a visitor allowed by ``entry``; its ETag is a hash of exactly these bytes."""
     body = EmbedConfig(
         public_key=published.public_key,
         version=published.version,
         config=published.config,
         domain_key=entry.domain_key if published.direct else None,
+        chatkit_script_url=chatkit_script,
     ).model_dump_json()
     data = body.encode()
     return Rendered(data, f'"{hashlib.blake2b(data, digest_size=16).hexdigest()}"')
