@@ -63,7 +63,7 @@ async def test_a_triage_workflow_carries_its_tools_and_lists_the_rest(
     agent = answer["config"]["agent"]
     assert agent["instructions"].startswith("You route the customer")
     assert agent["model"] == "gpt-5"
-    [search, web] = agent["tools"]
+    [search, web, crm] = agent["tools"]
     assert web == {
         "type": "web_search",
         "id": "web",
@@ -76,13 +76,22 @@ async def test_a_triage_workflow_carries_its_tools_and_lists_the_rest(
     assert search["knowledge_bases"] == [str(base.id)]
     assert base.vector_store_id == "vs_68f7ee2546808191a3a18e1c"
     assert answer["state_variables"] == ["customer_tier", "page"]
+    assert crm == {
+        "type": "mcp",
+        "id": "crm",
+        "label": "Working on it…",
+        "url": "https://mcp.acme.example/mcp",
+        "allowed_tools": ["find_order"],
+        "secret_header": "Authorization",
+        "timeout_seconds": 10.0,
+    }
     skipped = {s["what"]: s for s in answer["not_carried"]}
-    assert "tool HostedMCPTool" in skipped
+    assert "mcp-secrets/crm" in skipped["MCP server crm: its secret"]["instead"]
     assert "function tool refund" in skipped
     [billing] = agent["handoffs"]
     assert (billing["id"], billing["name"], billing["model"]) == ("billing", "Billing", "gpt-4.1")
     assert billing["instructions"] == "You answer billing questions."
-    assert (billing["tools"], agent["main_tools"]) == ([], ["knowledge", "web"])
+    assert (billing["tools"], agent["main_tools"]) == ([], ["knowledge", "web", "crm"])
     assert "Triage: handoffs" not in skipped
     assert "agent billing" not in skipped
     assert agent["guardrails"]["moderation"] is True
@@ -92,6 +101,26 @@ async def test_a_triage_workflow_carries_its_tools_and_lists_the_rest(
     lines = export("triage").splitlines()
     assert lines[skipped["if in run_workflow"]["line"] - 1].strip().startswith("if state")
     assert all(s["instead"] for s in answer["not_carried"])
+
+
+async def test_an_mcp_server_without_allowed_tools_or_url_is_listed_not_carried(
+    client: httpx.AsyncClient, acme: Acme
+) -> None:
+    code = """
+from agents import Agent, HostedMCPTool
+
+everything = HostedMCPTool(tool_config={"type": "mcp", "server_label": "crm",
+                                        "server_url": "https://mcp.acme.example/mcp"})
+drive = HostedMCPTool(tool_config={"type": "mcp", "server_label": "drive",
+                                   "connector_id": "connector_googledrive"})
+agent = Agent(name="Helper", instructions="Help.", tools=[everything, drive])
+"""
+    _, response = await import_into(client, acme, code)
+    assert response.status_code == 200, response.text
+    assert response.json()["config"]["agent"]["tools"] == []
+    skipped = {s["what"]: s["instead"] for s in response.json()["not_carried"]}
+    assert "allowed_tools" in skipped["MCP server crm: every tool"]
+    assert "connectors" in skipped["MCP server drive"]
 
 
 async def test_a_dry_run_changes_nothing(

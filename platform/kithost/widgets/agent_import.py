@@ -70,8 +70,11 @@ class ImportedAgent:
     vector_stores: list[str] = field(default_factory=list)
     """The OpenAI vector stores its file search used: adopted as a knowledge base."""
     web_search: dict[str, Any] | None = None
+    mcp: list[dict[str, Any]] = field(default_factory=list)
+    """Its hosted MCP servers as ``mcp`` tools (their secrets left for the tenant to set)."""
     tool_kinds: list[str] = field(default_factory=list)
-    """The kinds of the widget's tools this agent uses (``file_search``, ``web_search``)."""
+    """The kinds of the widget's tools this agent uses (``file_search``, ``web_search``; an
+    ``mcp`` tool by its id)."""
     handoffs: list[ImportedAgent] = field(default_factory=list)
     state_variables: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
@@ -247,16 +250,45 @@ class _Reader:
                 "allowed_domains": [d for d in domains or [] if isinstance(d, str)]
             }
             imported.tool_kinds.append("web_search")
+        elif isinstance(call, ast.Call) and callee == "HostedMCPTool":
+            self._mcp(call, imported)
         else:
             label = callee or (variable or "a tool")
             imported.skipped.append(
                 Skipped(
                     node.lineno,
                     f"tool {label}",
-                    "Not carried over: add it to the agent again once Kithost offers it "
-                    "(MCP servers and HTTP tools are on the way).",
+                    "Not carried over: add it to agent.tools as an http tool (your endpoint) or "
+                    "a client tool (a function of your page).",
                 )
             )
+
+    def _mcp(self, call: ast.Call, imported: ImportedAgent) -> None:
+        """A ``HostedMCPTool``'s remote server as an ``mcp`` tool Kithost connects to: its
+        URL and allowed tools; a header secret is never in the export (the tenant sets it)."""
+        keywords = {k.arg: k.value for k in call.keywords if k.arg is not None}
+        config = self._literal(keywords.get("tool_config"), dict) or {}
+        url, label = config.get("server_url"), config.get("server_label")
+        allowed = config.get("allowed_tools")
+        if isinstance(allowed, dict):  # {"tool_names": [...]}, the Responses API's filter
+            allowed = allowed.get("tool_names")
+        names = [n for n in allowed if isinstance(n, str)] if isinstance(allowed, list) else []
+        where = f"MCP server {label}" if isinstance(label, str) else "an MCP server"
+        if not isinstance(url, str):
+            instead = "OpenAI's connectors run only on OpenAI: add the service's own MCP server."
+            imported.skipped.append(Skipped(call.lineno, where, instead))
+            return
+        if not names:
+            instead = "Name the tools the agent may call in the mcp tool's allowed_tools."
+            imported.skipped.append(Skipped(call.lineno, f"{where}: every tool", instead))
+            return
+        slug = re.sub(r"[^a-z0-9_-]+", "-", str(label or "mcp").lower()).strip("-_")[:40]
+        tool_id = slug if slug and slug not in {"knowledge", "web"} else f"mcp-{len(imported.mcp)}"
+        if all(tool["id"] != tool_id for tool in imported.mcp):
+            imported.mcp.append({"type": "mcp", "id": tool_id, "url": url, "allowed_tools": names})
+        imported.tool_kinds.append(tool_id)
+        instead = f"If the server needs a secret, set it: PUT …/mcp-secrets/{tool_id}."
+        imported.skipped.append(Skipped(call.lineno, f"{where}: its secret", instead))
 
     def _workflow(
         self,
@@ -343,6 +375,8 @@ class _Reader:
                 s for s in member.vector_stores if s not in imported.vector_stores
             )
             imported.web_search = imported.web_search or member.web_search
+            known = {tool["id"] for tool in imported.mcp}
+            imported.mcp.extend(tool for tool in member.mcp if tool["id"] not in known)
             imported.skipped.extend(member.skipped)
             members.append(variable)
         return members

@@ -243,7 +243,9 @@ async def import_agent(
         tools.append({"type": "file_search", "id": "knowledge", "knowledge_bases": [str(base)]})
     if imported.web_search is not None:
         tools.append({"type": "web_search", "id": "web", **imported.web_search})
-    team = imported.team({tool["type"]: tool["id"] for tool in tools})
+    kinds = {tool["type"]: tool["id"] for tool in tools}
+    tools.extend(imported.mcp)
+    team = imported.team({**kinds, **{tool["id"]: tool["id"] for tool in imported.mcp}})
     agent = {
         **WidgetConfig().agent.model_dump(mode="json"),
         **imported.agent,
