@@ -83,6 +83,21 @@ async def test_the_main_agent_hands_over_and_the_other_agent_answers(
     assert items["data"][1]["task"]["title"] == "Transferred to Billing"
 
 
+async def test_the_reasoning_effort_reaches_the_model_of_each_agent_that_has_one(
+    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    """The main agent's effort is its own: a handoff agent (maybe on a model that refuses
+    the parameter) sends one only when it has its own."""
+    _, alice = await team_widget(http, db, app, fake_openai, model="gpt-5", reasoning_effort="low")
+    fake_openai.hand_off("billing")
+
+    await alice.send("Why was I charged twice?")
+
+    first, second = model_requests(fake_openai)
+    assert first["reasoning"] == {"effort": "low"}
+    assert "reasoning" not in second
+
+
 async def test_a_later_turn_goes_on_with_the_agent_that_answered_until_it_hands_back(
     http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:

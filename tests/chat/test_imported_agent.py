@@ -85,6 +85,7 @@ async def test_the_support_team_export_carries_its_handoffs_tools_and_guardrails
         "model": "gpt-4.1",
         "temperature": 0.2,
         "max_output_tokens": 600,
+        "reasoning_effort": None,
         "tools": ["web"],
         "hand_back": True,
     }

@@ -97,7 +97,8 @@ async def test_a_triage_workflow_carries_its_tools_and_lists_the_rest(
     assert agent["guardrails"]["moderation"] is True
     assert "Moderation categories" in skipped
     assert "if in run_workflow" in skipped
-    assert "model_settings.reasoning" in skipped
+    assert agent["reasoning_effort"] == "low"
+    assert "model_settings.reasoning.summary" in skipped
     lines = export("triage").splitlines()
     assert lines[skipped["if in run_workflow"]["line"] - 1].strip().startswith("if state")
     assert all(s["instead"] for s in answer["not_carried"])

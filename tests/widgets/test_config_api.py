@@ -33,6 +33,7 @@ EVERYTHING: dict[str, Any] = {
         "model_api": "chat_completions",
         "temperature": 0.3,
         "max_output_tokens": 2048,
+        "reasoning_effort": "medium",
         "messages_per_user_per_day": 200,
         "tools": [],
         "guardrails": {
@@ -52,6 +53,7 @@ EVERYTHING: dict[str, Any] = {
                 "model": "gpt-4.1-mini",
                 "temperature": 0.1,
                 "max_output_tokens": 500,
+                "reasoning_effort": None,
                 "tools": [],
                 "hand_back": False,
             }

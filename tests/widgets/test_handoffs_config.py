@@ -48,6 +48,7 @@ async def test_handoffs_are_kept_with_their_defaults(client: httpx.AsyncClient, 
             **member(description="Invoices.", tools=["web"], model="gpt-4.1"),
             "temperature": None,
             "max_output_tokens": None,
+            "reasoning_effort": None,
             "hand_back": True,
         }
     ]

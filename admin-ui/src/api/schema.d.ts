@@ -1677,6 +1677,7 @@ export interface components {
              * @default Assistant
              */
             name?: string;
+            reasoning_effort?: components["schemas"]["ReasoningEffort"] | null;
             /** Temperature */
             temperature?: number | null;
             /**
@@ -2465,6 +2466,7 @@ export interface components {
             model?: string | null;
             /** Name */
             name: string;
+            reasoning_effort?: components["schemas"]["ReasoningEffort"] | null;
             /** Temperature */
             temperature?: number | null;
             /**
@@ -3131,6 +3133,12 @@ export interface components {
              */
             note?: string;
         };
+        /**
+         * ReasoningEffort
+         * @description How much a reasoning model (gpt-5, the o-series) thinks before it answers.
+         * @enum {string}
+         */
+        ReasoningEffort: "minimal" | "low" | "medium" | "high";
         /**
          * ResponseLimits
          * @description What one answer may take; beyond it the answer ends with a notice saying which.

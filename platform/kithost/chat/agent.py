@@ -47,6 +47,7 @@ from openai.types.responses import (
     ResponseInputTextParam,
 )
 from openai.types.responses.web_search_tool import Filters
+from openai.types.shared.reasoning import Reasoning
 from pydantic import BaseModel
 
 from kithost.chat import client_tools
@@ -95,6 +96,9 @@ def agent(
         model_settings=ModelSettings(
             temperature=config.temperature,
             max_tokens=config.max_output_tokens,
+            reasoning=None
+            if config.reasoning_effort is None
+            else Reasoning(effort=config.reasoning_effort.value),
             # Token counts for analytics; OpenAI-compatible servers stream them on request.
             include_usage=True,
         ),

@@ -61,6 +61,7 @@ def _member_config(config: AgentConfig, member: HandoffAgent) -> AgentConfig:
         "model": member.model or config.model,
         "temperature": member.temperature,
         "max_output_tokens": member.max_output_tokens,
+        "reasoning_effort": member.reasoning_effort,
     }
     return _with_tools(config.model_copy(update=settings), member.tools)
 

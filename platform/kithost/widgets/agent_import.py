@@ -27,6 +27,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from kithost.widgets.config import ReasoningEffort
+
 MAX_SOURCE_BYTES = 256 * 1024
 MAX_NODES = 50_000
 """Larger exports are refused before they are walked."""
@@ -215,6 +217,8 @@ class _Reader:
                 value = self._literal(keyword.value, int)
                 if value is not None and 1 <= value <= 128_000:
                     imported.agent["max_output_tokens"] = value
+            elif keyword.arg == "reasoning":
+                self._reasoning(keyword.value, imported)
             elif keyword.arg not in {None, "store"}:
                 imported.skipped.append(
                     Skipped(
@@ -223,6 +227,19 @@ class _Reader:
                         "Kithost's agent sets model, temperature and max_output_tokens only.",
                     )
                 )
+
+    def _reasoning(self, node: ast.expr, imported: ImportedAgent) -> None:
+        """``Reasoning(effort=…)``: the effort carries over; a summary Kithost does not show."""
+        call = self._resolved(node)
+        keywords = {k.arg: k.value for k in call.keywords} if isinstance(call, ast.Call) else {}
+        effort = self._literal(keywords.get("effort"), str)
+        if effort in {e.value for e in ReasoningEffort}:
+            imported.agent["reasoning_effort"] = effort
+            left = sorted(f"model_settings.reasoning.{k}" for k in keywords if k != "effort")
+        else:
+            left = ["model_settings.reasoning"]
+        instead = "Kithost's agent sets the reasoning effort only (agent.reasoning_effort)."
+        imported.skipped.extend(Skipped(node.lineno, what, instead) for what in left)
 
     def _tool(self, node: ast.expr, imported: ImportedAgent) -> None:
         variable = _name(node)

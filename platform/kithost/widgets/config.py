@@ -58,6 +58,15 @@ class ModelApi(StrEnum):
     chat_completions = "chat_completions"
 
 
+class ReasoningEffort(StrEnum):
+    """How much a reasoning model (gpt-5, the o-series) thinks before it answers."""
+
+    minimal = "minimal"
+    low = "low"
+    medium = "medium"
+    high = "high"
+
+
 ToolId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 
 
@@ -266,6 +275,8 @@ class HandoffAgent(Schema):
     """The main agent's model when empty."""
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     max_output_tokens: Annotated[int, Field(ge=1, le=128_000)] | None = None
+    reasoning_effort: ReasoningEffort | None = None
+    """For a reasoning model only (not the main agent's: its model may be another)."""
     tools: Annotated[list[ToolId], Field(max_length=16)] = []
     """Ids of ``agent.tools`` this agent may use."""
     hand_back: bool = True
@@ -287,6 +298,9 @@ class Agent(Schema):
     model_api: ModelApi = ModelApi.responses
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     max_output_tokens: Annotated[int, Field(ge=1, le=128_000)] | None = None
+    reasoning_effort: ReasoningEffort | None = None
+    """For reasoning models only (gpt-5, the o-series; others refuse it): empty leaves the
+    model's default."""
     messages_per_user_per_day: Annotated[int, Field(ge=1, le=100_000)] | None = None
     """Per-end-user quota; beyond it the chat shows a notice instead of answering."""
     tools: Annotated[list[Tool], Field(max_length=16)] = []
