@@ -19,10 +19,7 @@ from typing import cast
 from agents import (
     Agent,
     FileSearchTool,
-    Model,
     ModelSettings,
-    OpenAIChatCompletionsModel,
-    OpenAIResponsesModel,
     RunResultStreaming,
     StreamEvent,
     Tool,
@@ -50,7 +47,7 @@ from openai.types.responses.web_search_tool import Filters
 from openai.types.shared.reasoning import Reasoning
 from pydantic import BaseModel
 
-from kithost.chat import client_tools
+from kithost.chat import client_tools, model
 from kithost.chat.context import ChatContext
 from kithost.chat.http_tool import HttpToolRunner
 from kithost.chat.store import SqlAttachmentStore
@@ -59,19 +56,12 @@ from kithost.widgets.config import (
     ClientTool,
     HttpTool,
     McpTool,
-    ModelApi,
     ResponseLimits,
     WebSearch,
 )
 
 HISTORY_ITEMS = 40
 """How many of the thread's latest items the model sees."""
-
-
-def model(config: AgentConfig, client: AsyncOpenAI) -> Model:
-    if config.model_api is ModelApi.chat_completions:
-        return OpenAIChatCompletionsModel(model=config.model, openai_client=client)
-    return OpenAIResponsesModel(model=config.model, openai_client=client)
 
 
 def agent(
@@ -90,7 +80,7 @@ def agent(
     return Agent(
         name="assistant",
         instructions=instructions(config.instructions, context),
-        model=model(config, client),
+        model=model.model(config, client),
         tools=[*tools(config, vector_stores or {}, http), *(t for t in mcp if t.name in allowed)],
         tool_use_behavior=client_tools.stop_at_client_call,
         model_settings=ModelSettings(

@@ -34,6 +34,23 @@ async def thread(session: AsyncSession, context: ChatContext, thread_id: str) ->
     )
 
 
+async def thread_with_items(
+    session: AsyncSession, context: ChatContext, thread_id: str, limit: int
+) -> tuple[ChatThread | None, list[ChatItem]]:
+    """The thread and up to ``limit`` of its latest items (newest first), in one query."""
+    rows = await session.execute(
+        select(ChatThread, ChatItem)
+        .outerjoin(ChatItem, and_(ChatItem.thread_id == ChatThread.id, owned(ChatItem, context)))
+        .where(ChatThread.id == thread_id, owned(ChatThread, context))
+        .order_by(*_ordering(ChatItem, "desc"))
+        .limit(limit)
+    )
+    found = rows.all()
+    if not found:
+        return None, []
+    return found[0][0], [item for _, item in found if item is not None]
+
+
 async def thread_exists(session: AsyncSession, context: ChatContext, thread_id: str) -> bool:
     found = await session.scalar(
         select(ChatThread.id).where(ChatThread.id == thread_id, owned(ChatThread, context))

@@ -197,11 +197,14 @@ class SqlStore(Store[ChatContext]):
     async def load_thread(self, thread_id: str, context: ChatContext) -> ThreadMetadata:
         limit = self.read_ahead
         async with self.unit(context) as session:
-            row = await repository.thread(session, context, thread_id)
-            if row is not None and limit:
-                rows = await repository.items(session, context, thread_id, None, limit + 1, "desc")
-                assert rows is not None  # no cursor
-                self._latest[_key(context, thread_id)] = self._items_page(rows, limit, context)
+            if limit:
+                row, rows = await repository.thread_with_items(
+                    session, context, thread_id, limit + 1
+                )
+            else:
+                row = await repository.thread(session, context, thread_id)
+        if row is not None and limit:
+            self._latest[_key(context, thread_id)] = self._items_page(rows, limit, context)
         if row is None:
             raise thread_not_found()
         return ThreadMetadata.model_validate(row.payload)

@@ -1,0 +1,49 @@
+"""The widget's model as the Agents SDK calls it, each text delta handed on at once.
+
+The runner reads the model's stream in a task of its own and queues its events; they reach
+the response's task through chatkit's merge of the run's events with its own (a task and a
+queue more). A stream that arrives in one piece (a fast or nearby model, a short answer)
+would be read and parsed to its end before the response could forward anything, its first
+token included. After each text delta these models let the event loop run the response's
+side first (:data:`HOPS` turns), so the text leaves while the rest is still being read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from agents import Model, OpenAIChatCompletionsModel, OpenAIResponsesModel
+from openai import AsyncOpenAI
+
+from kithost.widgets.config import Agent as AgentConfig
+from kithost.widgets.config import ModelApi
+
+HOPS = 4
+"""Event-loop turns from the runner's task to the response's send (measured: bench_chat)."""
+TEXT_DELTA = "response.output_text.delta"
+"""Both APIs' text deltas (the SDK turns Chat Completions chunks into Responses events)."""
+
+
+class _HandsOn:
+    async def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        async for event in super().stream_response(*args, **kwargs):  # type: ignore[misc]
+            yield event
+            if event.type == TEXT_DELTA:
+                for _ in range(HOPS):
+                    await asyncio.sleep(0)
+
+
+class ResponsesModel(_HandsOn, OpenAIResponsesModel):
+    pass
+
+
+class ChatCompletionsModel(_HandsOn, OpenAIChatCompletionsModel):
+    pass
+
+
+def model(config: AgentConfig, client: AsyncOpenAI) -> Model:
+    if config.model_api is ModelApi.chat_completions:
+        return ChatCompletionsModel(model=config.model, openai_client=client)
+    return ResponsesModel(model=config.model, openai_client=client)
