@@ -6,7 +6,7 @@ import { api, ApiError, ifMatch, unwrap, type Schemas } from '../../api/client';
 import { useTenant } from '../../tenant';
 import { Field, ProblemAlert } from '../../ui';
 import { FunctionTools, Handoffs } from './AgentTools';
-import { asObject, Check, Group, Lines, NumberInput, Select, Text, useDraft, type Json } from './draft';
+import { asObject, Check, EFFORTS, Group, Lines, NumberInput, Select, Text, useDraft, type Json } from './draft';
 import { widgetKey } from './keys';
 
 type Widget = Schemas['Widget'];
@@ -176,6 +176,7 @@ export default function AgentTab({ widget }: { widget: Widget }) {
         <Text path="agent.instructions" label="Instructions" multiline />
         <Text path="agent.base_url" label="Base URL" hint="Leave empty for OpenAI. Another endpoint needs its own key below." placeholder="https://api.example.com/v1" />
         <NumberInput path="agent.temperature" label="Temperature" min={0} max={2} step={0.1} />
+        <Select path="agent.reasoning_effort" label="Reasoning effort" hint="Reasoning models only (gpt-5, the o-series)." options={EFFORTS} />
       </Group>
       <ModelKey widget={widget} />
       <Group title="Limits">

@@ -5,7 +5,7 @@ import { useState } from 'react';
 import { api, ApiError, unwrap, type Schemas } from '../../api/client';
 import { useTenant } from '../../tenant';
 import { Field, ProblemAlert, SecretOnce } from '../../ui';
-import { asObject, Check, Group, JsonText, Lines, NumberInput, Select, Text, useDraft, type Json, type JsonObject } from './draft';
+import { asObject, Check, EFFORTS, Group, JsonText, Lines, NumberInput, Select, Text, useDraft, type Json, type JsonObject } from './draft';
 import { newToolSecretKey, widgetKey } from './keys';
 
 type Widget = Schemas['Widget'];
@@ -261,6 +261,7 @@ export function Handoffs() {
             <Text path={at('model')} label="Model" hint="The main agent's when empty." />
             <NumberInput path={at('temperature')} label="Temperature" min={0} max={2} step={0.1} />
             <NumberInput path={at('max_output_tokens')} label="Most tokens per answer" min={1} max={128000} />
+            <Select path={at('reasoning_effort')} label="Reasoning effort" hint="Reasoning models only." options={EFFORTS} />
             <ToolPicker path={at('tools')} label="Its tools" />
             <Check path={at('hand_back')} label="May hand the conversation back to the main agent" />
             <button

@@ -3,8 +3,11 @@
 // default applies. The API's errors name the same paths (`config.<path>`), shown beside
 // the control at fault.
 import { createContext, useContext, useState, type ReactNode } from 'react';
-import type { ApiError } from '../../api/client';
+import type { ApiError, Schemas } from '../../api/client';
 import { Field } from '../../ui';
+
+/** `agent.reasoning_effort`'s values. */
+export const EFFORTS: Schemas['ReasoningEffort'][] = ['minimal', 'low', 'medium', 'high'];
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type JsonObject = { [key: string]: Json };
