@@ -231,7 +231,7 @@ def test_secrets_appear_only_in_secrets(rendered: dict[str, list[Manifest]]) -> 
         for s in of_kind(docs, "Secret")
         if "helm.sh/hook" not in s["metadata"].get("annotations", {})
     ]
-    assert len(secret["data"]) == len(secret_values())
+    assert len(secret["data"]) == len(secret_values()) - 1  # all but the owner's URL
     for doc in docs:
         if doc["kind"] == "Secret":
             continue
@@ -246,6 +246,26 @@ def test_secrets_appear_only_in_secrets(rendered: dict[str, list[Manifest]]) -> 
             assert not {"KITHOST_DATABASE_URL", "KITHOST_SECRET_KEY", "KITHOST_BROKER_URL"} & set(
                 config["data"]
             )
+
+
+def test_only_the_migrations_job_holds_the_tables_owners_url() -> None:
+    """The API, worker and beat pods read a Secret without it (row-level security binds
+    them because they connect as the app's role); the migrations Job reads its own."""
+    owner = "KITHOST_MIGRATION_DATABASE_URL"
+    docs = render("chart-secret")
+    secrets = {s["metadata"]["name"]: s["data"] for s in of_kind(docs, "Secret")}
+    assert owner not in secrets["rel-kithost"]
+    assert owner in secrets["rel-kithost-migrations"]
+    managed = render("default", "--set", "secrets.existingMigrationSecret=kithost-owner")
+    for workload, template in pod_templates(managed):
+        names = {
+            s["secretRef"]["name"]
+            for c in template["spec"]["containers"]
+            for s in c.get("envFrom", [])
+            if "secretRef" in s
+        }
+        job = workload["kind"] == "Job"
+        assert ("kithost-owner" in names) is job, workload["metadata"]["name"]
 
 
 def test_checksums_roll_the_pods() -> None:

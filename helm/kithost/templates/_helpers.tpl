@@ -231,10 +231,12 @@ KITHOST_ATTACHMENT_STORAGE_URL: "file:///data/attachments"
 {{- end -}}
 {{- end -}}
 
-{{/* The Secret's data (the chart's Secret; the migrations hook's copy). */}}
+{{/* The Secret's data: the chart's Secret (the app's pods), and with `migrations` the
+migrations hook's copy, the only one holding the tables' owner's URL. */}}
 {{- define "kithost.secretData" -}}
-{{- $s := .Values.secrets -}}
-{{- $vars := dict "KITHOST_DATABASE_URL" $s.databaseUrl "KITHOST_MIGRATION_DATABASE_URL" $s.migrationDatabaseUrl "KITHOST_BROKER_URL" $s.brokerUrl "KITHOST_REDIS_URL" $s.redisUrl "KITHOST_SECRET_KEY" $s.secretKey "KITHOST_OIDC_CLIENT_SECRET" $s.oidcClientSecret "KITHOST_SMTP_URL" $s.smtpUrl "KITHOST_OPENAI_API_KEY" $s.openaiApiKey "AWS_ACCESS_KEY_ID" $s.s3AccessKeyId "AWS_SECRET_ACCESS_KEY" $s.s3SecretAccessKey -}}
+{{- $s := .root.Values.secrets -}}
+{{- $owner := ternary $s.migrationDatabaseUrl "" .migrations -}}
+{{- $vars := dict "KITHOST_DATABASE_URL" $s.databaseUrl "KITHOST_MIGRATION_DATABASE_URL" $owner "KITHOST_BROKER_URL" $s.brokerUrl "KITHOST_REDIS_URL" $s.redisUrl "KITHOST_SECRET_KEY" $s.secretKey "KITHOST_OIDC_CLIENT_SECRET" $s.oidcClientSecret "KITHOST_SMTP_URL" $s.smtpUrl "KITHOST_OPENAI_API_KEY" $s.openaiApiKey "AWS_ACCESS_KEY_ID" $s.s3AccessKeyId "AWS_SECRET_ACCESS_KEY" $s.s3SecretAccessKey -}}
 {{- range $name := keys $vars | sortAlpha }}
 {{- with index $vars $name }}
 {{ $name }}: {{ . | b64enc | quote }}
