@@ -3,6 +3,7 @@ speaks it (SSE decoded back into the SDK's typed events), problems, and attachme
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -257,6 +258,13 @@ class Resolver:
     def __init__(self, answers: list[str]) -> None:
         self.answers = answers
         self.asked: list[str] = []
+
+    @classmethod
+    def installed(cls, app: FastAPI, answers: list[str]) -> Resolver:
+        """A resolver the app's chat runtime (every outbound call of a chat) uses from now."""
+        resolver = cls(answers)
+        app.state.chat_runtime = dataclasses.replace(runtime(app.state), resolver=resolver)
+        return resolver
 
     async def __call__(self, host: str, port: int) -> Sequence[str]:
         self.asked.append(host)

@@ -6,7 +6,6 @@ never a failed response. Names resolve through a test resolver: nothing leaves l
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
@@ -16,7 +15,6 @@ from chatkit.types import ProgressUpdateEvent
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.chat.runtime import runtime
 from kithost.models import Widget
 from tests.chat.helpers import (
     REFUSED_ADDRESSES,
@@ -144,8 +142,7 @@ async def test_a_name_resolving_to_an_internal_address_is_refused(
     address: str,
     reason: str,
 ) -> None:
-    resolver = Resolver([address])
-    app.state.chat_runtime = dataclasses.replace(runtime(app.state), resolver=resolver)
+    resolver = Resolver.installed(app, [address])
     widget = await tool_widget(db, app, fake_openai, "https://tools.acme.example/order")
     alice = await make_visitor(http, app, db, widget)
     fake_openai.call_function("lookup_order", ORDER_ARGS)
@@ -164,8 +161,7 @@ async def test_a_name_resolving_to_an_internal_address_is_refused(
 async def test_plain_http_to_a_public_name_is_refused_without_resolving(
     http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
-    resolver = Resolver(["93.184.215.14"])
-    app.state.chat_runtime = dataclasses.replace(runtime(app.state), resolver=resolver)
+    resolver = Resolver.installed(app, ["93.184.215.14"])
     widget = await tool_widget(db, app, fake_openai, "http://tools.acme.example/order")
     alice = await make_visitor(http, app, db, widget)
     fake_openai.call_function("lookup_order", ORDER_ARGS)

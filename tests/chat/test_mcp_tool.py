@@ -7,7 +7,6 @@ failed response. Names resolve through a test resolver: nothing leaves loopback.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.chat import mcp
 from kithost.chat.mcp import origin_of
-from kithost.chat.runtime import runtime
 from kithost.models import Widget, WidgetMcpSecret
 from tests.chat.helpers import (
     REFUSED_ADDRESSES,
@@ -248,8 +246,7 @@ async def test_a_name_resolving_to_an_internal_address_is_refused(
     address: str,
     reason: str,
 ) -> None:
-    resolver = Resolver([address])
-    app.state.chat_runtime = dataclasses.replace(runtime(app.state), resolver=resolver)
+    resolver = Resolver.installed(app, [address])
     url = "https://mcp.acme.example/mcp"
     widget = await mcp_widget(db, app, fake_openai, mcp_tool(url))
     await set_secret(db, app, widget, url)
@@ -270,8 +267,7 @@ async def test_a_name_resolving_to_an_internal_address_is_refused(
 async def test_plain_http_to_a_public_name_is_refused_without_resolving(
     http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
-    resolver = Resolver(["93.184.215.14"])
-    app.state.chat_runtime = dataclasses.replace(runtime(app.state), resolver=resolver)
+    resolver = Resolver.installed(app, ["93.184.215.14"])
     widget = await mcp_widget(db, app, fake_openai, mcp_tool("http://mcp.acme.example/mcp"))
     alice = await make_visitor(http, app, db, widget)
     fake_openai.call_function("add", {"a": 1, "b": 2})

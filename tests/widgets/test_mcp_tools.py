@@ -7,7 +7,6 @@ reaches none of it."""
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,7 +17,6 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.chat.runtime import runtime
 from kithost.models import Role, WidgetMcpSecret
 from tests.chat.helpers import Resolver
 from tests.factories import login, make_member, make_tenant
@@ -237,8 +235,7 @@ async def test_discovery_failures_are_problems_with_stable_codes(
     assert unreachable.headers["content-type"] == "application/problem+json"
     assert unreachable.json()["code"] == "mcp_unavailable"
 
-    resolver = Resolver(["169.254.169.254"])
-    app.state.chat_runtime = dataclasses.replace(runtime(app.state), resolver=resolver)
+    resolver = Resolver.installed(app, ["169.254.169.254"])
     internal = await with_tools(client, acme, mcp_tool())
     blocked = await client.post(url(internal, discover), headers=acme.headers)
     assert blocked.status_code == 422
