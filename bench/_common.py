@@ -92,6 +92,20 @@ def scratch_postgres() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+APP_ROLE = "kithost_app"
+
+
+def app_role_url(owner_url: str) -> str:
+    """``owner_url`` for the app's role as production runs it: bound by row-level security
+    (no superuser, no BYPASSRLS, owns nothing); made once per cluster. ``migrate.upgrade``
+    with this URL as ``database_url`` and ``owner_url`` as ``migration_database_url``
+    grants it the tables."""
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone():
+            conn.execute(f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS")
+    return owner_url.replace("://postgres@", f"://{APP_ROLE}@", 1)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

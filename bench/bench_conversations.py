@@ -4,8 +4,10 @@ search (``q``), p50 and p95, on SQLite (FTS5) and PostgreSQL (full-text search).
 One tenant, one widget, 100,000 threads of two messages (a question and an answer drawn
 from a 2,000-word vocabulary, so a word is in ~1 % of the messages), written in bulk; the
 app in this process (``httpx.ASGITransport``: the route, its auth and the database, no
-socket) with an API client's token; then ``ANALYZE``. Each figure: the first request discarded, then
-``REQUESTS`` requests one after the other, each searching another word.
+socket) with an API client's token; then ``ANALYZE``. On PostgreSQL the app connects as
+production's role, which row-level security binds (the owner seeds). Each figure: the first
+request discarded, then ``REQUESTS`` requests one after the other, each searching another
+word.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 import httpx
 from sqlalchemy import insert, text
 
-from bench._common import emit, log, scratch_postgres, stop_on_sigterm
+from bench._common import app_role_url, emit, log, scratch_postgres, stop_on_sigterm
 from kithost import migrate
 from kithost.app import create_app
 from kithost.audit.service import CLI
@@ -139,18 +141,27 @@ async def measure(settings: Settings, token: str, database: str) -> None:
     await app.state.engine.dispose()
 
 
-def run(name: str, settings: Settings) -> None:
-    migrate.upgrade(settings)
-    token = asyncio.run(seed(settings))
-    asyncio.run(measure(settings, token, name))
+def run(name: str, owner: Settings, app: Settings) -> None:
+    migrate.upgrade(app)
+    token = asyncio.run(seed(owner))
+    asyncio.run(measure(app, token, name))
 
 
 def main() -> int:
     stop_on_sigterm()
     with tempfile.TemporaryDirectory(prefix="kithost-bench-conversations-") as tmp:
-        run("SQLite", Settings(_env_file=None, data_dir=Path(tmp) / "sqlite"))
+        sqlite = Settings(_env_file=None, data_dir=Path(tmp) / "sqlite")
+        run("SQLite", sqlite, sqlite)
         with scratch_postgres() as url:
-            run("PostgreSQL", Settings(_env_file=None, data_dir=Path(tmp) / "pg", database_url=url))
+            data_dir = Path(tmp) / "pg"
+            owner = Settings(_env_file=None, data_dir=data_dir, database_url=url)
+            app = Settings(
+                _env_file=None,
+                data_dir=data_dir,
+                database_url=app_role_url(url),
+                migration_database_url=url,
+            )
+            run("PostgreSQL", owner, app)
     return 0
 
 

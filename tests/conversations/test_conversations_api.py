@@ -16,14 +16,16 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost import rls
 from kithost.audit.service import CLI
 from kithost.auth.roles import ROLE_SCOPES
 from kithost.auth.scopes import Scope
 from kithost.chat.storage import LocalDiskStorage
-from kithost.conversations import exports
+from kithost.conversations import exports, repository
+from kithost.db import session_scope
 from kithost.models import (
     AnalyticsEvent,
     AuditLogEntry,
@@ -517,6 +519,35 @@ async def test_the_search_means_the_same_on_both_databases(
     await db.delete(answer)
     await db.flush()
     assert await listed(client, owner, q="kayaks") == []
+
+
+async def test_the_apps_role_searches_through_the_index_and_its_tenants_messages_only(
+    app: FastAPI, db: AsyncSession, database_url: str
+) -> None:
+    """Row-level security keeps PostgreSQL from using ``ix_chat_items_search`` on
+    ``chat_items`` itself (``@@`` is not leakproof: the planner parsed every message of the
+    tenant instead), so the search reads the view ``chat_item_words``, which repeats the
+    policy's condition."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite searches its FTS5 table")
+    tenant, _owner, threads = await acme_with_chats(app, db)
+    other = await db.scalar(select(Tenant).where(Tenant.slug == "other"))
+    assert other is not None
+    await conversation(
+        db, await create_widget(db, CLI, tenant, name="Busy"), "u:1", ["filler"] * 2_000
+    )
+    await db.execute(text("ANALYZE chat_items"))  # as autovacuum would: 2,000 messages
+    search = select(ChatThread.id).where(
+        ChatThread.id.in_(repository._matching_threads(db, "return"))
+    )
+    async with session_scope(app.state.sessionmaker) as session:
+        await rls.set_tenant(session, tenant.id)
+        sql = search.compile(session.get_bind(), compile_kwargs={"literal_binds": True})
+        plan = "\n".join((await session.execute(text(f"EXPLAIN {sql}"))).scalars())
+        assert "Bitmap Index Scan on ix_chat_items_search" in plan, plan
+        assert (await session.execute(search)).scalars().all() == [threads["returns"]]
+        await rls.set_tenant(session, other.id)
+        assert (await session.execute(search)).scalars().all() == [threads["theirs"]]
 
 
 class RefusingStorage(LocalDiskStorage):
