@@ -51,12 +51,14 @@ from kithost.auth.scopes import Scope
 from kithost.clients.service import create_client
 from kithost.db import create_engine, create_sessionmaker, session_scope
 from kithost.kit.crypto import SecretBox
+from kithost.kit.keys import Keys
 from kithost.models import AnalyticsRollup, RollupPeriod
 from kithost.settings import Settings
 from kithost.tenants.service import create_tenant
 from kithost.users.service import get_or_create_user
 from kithost.widgets.service import create_widget, publish_draft
 from kithost.worker.app import create_celery
+from kithost.worker.enqueue import PendingTasks
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 ORIGIN = "https://shop.example.com"
@@ -157,7 +159,7 @@ async def seed(settings: Settings) -> dict[str, Any]:
     """A tenant, a published widget allowing ``ORIGIN``, an analytics:read token."""
     engine = create_engine(settings.database)
     try:
-        sessionmaker = create_sessionmaker(engine, create_celery(settings))
+        sessionmaker = create_sessionmaker(engine, PendingTasks(create_celery(settings)))
         async with session_scope(sessionmaker) as session:
             owner = await get_or_create_user(session, CLI, "owner@bench.test")
             tenant = await create_tenant(session, CLI, slug="bench", name="Bench", owner=owner.user)
@@ -165,7 +167,11 @@ async def seed(settings: Settings) -> dict[str, Any]:
             await publish_draft(session, CLI, widget, published_by=None)
             new = await create_client(session, CLI, tenant, name="b", scopes=[Scope.analytics_read])
             token = await issue_access_token(
-                session, settings, SecretBox([SECRET_KEY]), new.client, [Scope.analytics_read]
+                session,
+                settings,
+                SecretBox(Keys((SECRET_KEY,))),
+                new.client,
+                [Scope.analytics_read],
             )
             return {
                 "tenant_id": tenant.id,

@@ -51,6 +51,7 @@ from kithost.tenants import repository as tenants
 from kithost.widgets.config import Hosted
 from kithost.widgets.service import create_widget, publish_draft
 from kithost.worker.app import create_celery
+from kithost.worker.enqueue import PendingTasks
 
 ROOT = Path(__file__).resolve().parents[1]
 MINT = """
@@ -68,7 +69,9 @@ async def add_hosted_widget(data: Path, database_url: str | None, origin: str) -
     settings = Settings(data_dir=data, database_url=database_url)
     engine = create_engine(settings.database)
     try:
-        async with session_scope(create_sessionmaker(engine, create_celery(settings))) as session:
+        async with session_scope(
+            create_sessionmaker(engine, PendingTasks(create_celery(settings)))
+        ) as session:
             tenant = await tenants.get_by_slug(session, DEMO_SLUG)
             assert tenant is not None
             widget = await create_widget(

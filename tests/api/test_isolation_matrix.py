@@ -346,7 +346,7 @@ async def test_isolation_matrix(client: httpx.AsyncClient, app: FastAPI, db: Asy
                 tenant_id=tenant.id,
                 url="https://hooks.example.com/k",
                 events=["widget.published"],
-                secret=settings.encryption_keys()[0],
+                secret="whsec_matrix",
             )
         )
         db.add(hooks[-1])

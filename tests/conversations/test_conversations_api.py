@@ -549,7 +549,11 @@ async def test_an_export_that_cannot_be_written_shows_failed_a_passing_fault_pen
         storage = RefusingStorage(tmp_path, error)
         with pytest.raises(type(error)):
             await exports.write(
-                app.state.sessionmaker, storage, "key", tenant.id, uuid.UUID(export_id)
+                app.state.sessionmaker,
+                storage,
+                app.state.settings.keys(),
+                tenant.id,
+                uuid.UUID(export_id),
             )
         shown = await client.get(f"{CONVERSATIONS}/exports/{export_id}", headers=owner.headers)
         assert (shown.json()["status"], shown.json()["download_url"]) == (status, None)

@@ -22,11 +22,10 @@ from kithost.auth.schemas import (
     TenantRole,
 )
 from kithost.db import DbSession
-from kithost.kit.ratelimit import AppRateLimiter
 from kithost.kit.schemas import problems
 from kithost.models import User
 from kithost.settings import Settings
-from kithost.state import AppSettings
+from kithost.state import AppRateLimiter, AppSettings, app_state
 from kithost.users import repository as users_repository
 from kithost.users import service as users
 
@@ -97,7 +96,7 @@ async def login(
 
 @router.get("/methods", summary="How users may sign in (the sign-in screen's buttons)")
 async def methods(request: Request) -> SignInMethods:
-    return SignInMethods(oidc=request.app.state.oidc is not None)
+    return SignInMethods(oidc=app_state(request).oidc is not None)
 
 
 @router.get(
