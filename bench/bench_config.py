@@ -28,7 +28,7 @@ from bench._common import (
     stop_on_sigterm,
     wait_http,
 )
-from kithost.audit.service import CLI
+from kithost.auth.principals import CLI
 from kithost.db import create_engine, create_sessionmaker, session_scope
 from kithost.settings import Settings
 from kithost.tenants.service import create_tenant

@@ -45,8 +45,8 @@ from bench._common import (
     wait_http,
 )
 from kithost.analytics import latency
-from kithost.audit.service import CLI
 from kithost.auth.oauth import issue_access_token
+from kithost.auth.principals import CLI
 from kithost.auth.scopes import Scope
 from kithost.clients.service import create_client
 from kithost.db import create_engine, create_sessionmaker, session_scope

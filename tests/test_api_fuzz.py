@@ -22,9 +22,9 @@ from schemathesis.generation.case import Case
 
 from kithost import migrate
 from kithost.app import create_app
-from kithost.audit.service import CLI
 from kithost.auth import sessions
 from kithost.auth.oauth import issue_access_token
+from kithost.auth.principals import CLI
 from kithost.auth.scopes import Scope
 from kithost.clients.service import create_client
 from kithost.db import create_engine, create_sessionmaker, session_scope

@@ -26,8 +26,8 @@ from kithost import migrate as migrations
 from kithost import rls
 from kithost.analytics.rollups import service as rollups
 from kithost.app import create_app
-from kithost.audit.service import CLI
 from kithost.auth import signing
+from kithost.auth.principals import CLI
 from kithost.clients.service import create_client, parse_scopes
 from kithost.db import Sessionmaker, create_engine, create_sessionmaker, session_scope
 from kithost.demo import seed_demo

@@ -20,7 +20,7 @@ from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Frame,
 
 from kithost import migrate
 from kithost.analytics.rollups.tasks import rollup
-from kithost.audit.service import CLI
+from kithost.auth.principals import CLI
 from kithost.db import create_engine, create_sessionmaker, session_scope
 from kithost.demo import seed_demo
 from kithost.models import Widget

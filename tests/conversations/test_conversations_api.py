@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.audit.service import CLI
+from kithost.auth.principals import CLI
 from kithost.auth.roles import ROLE_SCOPES
 from kithost.auth.scopes import Scope
 from kithost.chat.storage import LocalDiskStorage

@@ -24,8 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost import rls
 from kithost.audit import service as audit
-from kithost.audit.service import Actor
-from kithost.auth.principals import TenantAccess
+from kithost.auth.principals import Actor, TenantAccess
 from kithost.chat.storage import BlobStorage
 from kithost.conversations import repository, service, tasks
 from kithost.conversations.schemas import (

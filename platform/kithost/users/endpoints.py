@@ -13,14 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost.auth import oidc, sessions
 from kithost.auth.dependencies import CurrentUser
 from kithost.auth.roles import ALL_SCOPES, ROLE_SCOPES
-from kithost.auth.schemas import (
-    Login,
-    PasswordChange,
-    SignedIn,
-    SignedInUser,
-    SignInMethods,
-    TenantRole,
-)
 from kithost.db import DbSession
 from kithost.kit.schemas import problems
 from kithost.models import User
@@ -28,6 +20,14 @@ from kithost.settings import Settings
 from kithost.state import AppRateLimiter, AppSettings, app_state
 from kithost.users import repository as users_repository
 from kithost.users import service as users
+from kithost.users.schemas import (
+    Login,
+    PasswordChange,
+    SignedIn,
+    SignedInUser,
+    SignInMethods,
+    TenantRole,
+)
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
