@@ -51,7 +51,6 @@ from kithost.auth.scopes import Scope
 from kithost.clients.service import create_client
 from kithost.db import create_engine, create_sessionmaker, session_scope
 from kithost.kit.crypto import SecretBox
-from kithost.kit.keys import Keys
 from kithost.models import AnalyticsRollup, RollupPeriod
 from kithost.settings import Settings
 from kithost.tenants.service import create_tenant
@@ -167,11 +166,7 @@ async def seed(settings: Settings) -> dict[str, Any]:
             await publish_draft(session, CLI, widget, published_by=None)
             new = await create_client(session, CLI, tenant, name="b", scopes=[Scope.analytics_read])
             token = await issue_access_token(
-                session,
-                settings,
-                SecretBox(Keys((SECRET_KEY,))),
-                new.client,
-                [Scope.analytics_read],
+                session, settings, SecretBox(settings.keys()), new.client, [Scope.analytics_read]
             )
             return {
                 "tenant_id": tenant.id,
