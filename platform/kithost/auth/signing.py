@@ -8,10 +8,10 @@ it signed verify until they expire.
 Signing and verifying run on every session mint and API call, so each process keeps its
 keys in memory (:class:`KeyRing`: ``create_app`` gives one to its sessionmaker, whose
 sessions share it through ``session.info``; a session of any other sessionmaker, a CLI
-verb's, has one of its own) and reloads them every :data:`REFRESH_SECONDS`, or at once when a token
-names a key it does not hold (at most once per :data:`UNKNOWN_KID_RELOAD_SECONDS`). So a
-rotation reaches every process within ``REFRESH_SECONDS``; meanwhile they sign with the
-retired key, which stays published.
+verb's, has one of its own) and reloads them every :data:`REFRESH_SECONDS`, or at once when
+a token names a key it does not hold (at most once per
+:data:`UNKNOWN_KID_RELOAD_SECONDS`). So a rotation reaches every process within
+``REFRESH_SECONDS``; meanwhile they sign with the retired key, which stays published.
 """
 
 from __future__ import annotations
