@@ -28,13 +28,14 @@ from bench._common import (
     stop_on_sigterm,
     wait_http,
 )
-from kithost.audit.service import CLI
+from kithost.auth.principals import CLI
 from kithost.db import create_engine, create_sessionmaker, session_scope
 from kithost.settings import Settings
 from kithost.tenants.service import create_tenant
 from kithost.users.service import get_or_create_user
 from kithost.widgets.service import create_widget, publish_draft
 from kithost.worker.app import create_celery
+from kithost.worker.enqueue import PendingTasks
 
 THREADS, CONNECTIONS, SECONDS = 2, 50, 10
 ORIGIN = "https://shop.example.com"
@@ -44,6 +45,7 @@ import sys
 import uvicorn
 from fastapi import FastAPI
 from kithost.cli import UVICORN_OPTIONS
+from kithost.worker.enqueue import PendingTasks
 
 app = FastAPI()
 
@@ -79,7 +81,7 @@ def seed(data_dir: Path) -> str:
     async def run() -> str:
         engine = create_engine(settings.database)
         try:
-            sessionmaker = create_sessionmaker(engine, create_celery(settings))
+            sessionmaker = create_sessionmaker(engine, PendingTasks(create_celery(settings)))
             async with session_scope(sessionmaker) as session:
                 owner = await get_or_create_user(session, CLI, "owner@bench.test")
                 tenant = await create_tenant(

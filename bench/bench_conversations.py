@@ -28,8 +28,8 @@ from sqlalchemy import insert, text
 from bench._common import app_role_url, emit, log, scratch_postgres, stop_on_sigterm
 from kithost import migrate
 from kithost.app import create_app
-from kithost.audit.service import CLI
 from kithost.auth.oauth import issue_access_token
+from kithost.auth.principals import CLI
 from kithost.auth.scopes import Scope
 from kithost.clients.service import create_client
 from kithost.db import session_scope

@@ -45,8 +45,8 @@ from bench._common import (
     wait_http,
 )
 from kithost.analytics import latency
-from kithost.audit.service import CLI
 from kithost.auth.oauth import issue_access_token
+from kithost.auth.principals import CLI
 from kithost.auth.scopes import Scope
 from kithost.clients.service import create_client
 from kithost.db import create_engine, create_sessionmaker, session_scope
@@ -57,6 +57,7 @@ from kithost.tenants.service import create_tenant
 from kithost.users.service import get_or_create_user
 from kithost.widgets.service import create_widget, publish_draft
 from kithost.worker.app import create_celery
+from kithost.worker.enqueue import PendingTasks
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 ORIGIN = "https://shop.example.com"
@@ -157,7 +158,7 @@ async def seed(settings: Settings) -> dict[str, Any]:
     """A tenant, a published widget allowing ``ORIGIN``, an analytics:read token."""
     engine = create_engine(settings.database)
     try:
-        sessionmaker = create_sessionmaker(engine, create_celery(settings))
+        sessionmaker = create_sessionmaker(engine, PendingTasks(create_celery(settings)))
         async with session_scope(sessionmaker) as session:
             owner = await get_or_create_user(session, CLI, "owner@bench.test")
             tenant = await create_tenant(session, CLI, slug="bench", name="Bench", owner=owner.user)
@@ -165,7 +166,7 @@ async def seed(settings: Settings) -> dict[str, Any]:
             await publish_draft(session, CLI, widget, published_by=None)
             new = await create_client(session, CLI, tenant, name="b", scopes=[Scope.analytics_read])
             token = await issue_access_token(
-                session, settings, SecretBox([SECRET_KEY]), new.client, [Scope.analytics_read]
+                session, settings, SecretBox(settings.keys()), new.client, [Scope.analytics_read]
             )
             return {
                 "tenant_id": tenant.id,

@@ -42,15 +42,16 @@ from bench._common import (
     stop_on_sigterm,
     wait_http,
 )
-from kithost.audit.service import CLI
+from kithost.auth import repository as auth_repository
+from kithost.auth.principals import CLI
 from kithost.db import create_engine, create_sessionmaker, session_scope
 from kithost.demo import DEMO_SLUG
 from kithost.sessions import hosted
 from kithost.settings import Settings
-from kithost.tenants import repository as tenants
 from kithost.widgets.config import Hosted
 from kithost.widgets.service import create_widget, publish_draft
 from kithost.worker.app import create_celery
+from kithost.worker.enqueue import PendingTasks
 
 ROOT = Path(__file__).resolve().parents[1]
 MINT = """
@@ -68,8 +69,10 @@ async def add_hosted_widget(data: Path, database_url: str | None, origin: str) -
     settings = Settings(data_dir=data, database_url=database_url)
     engine = create_engine(settings.database)
     try:
-        async with session_scope(create_sessionmaker(engine, create_celery(settings))) as session:
-            tenant = await tenants.get_by_slug(session, DEMO_SLUG)
+        async with session_scope(
+            create_sessionmaker(engine, PendingTasks(create_celery(settings)))
+        ) as session:
+            tenant = await auth_repository.tenant_by_slug(session, DEMO_SLUG)
             assert tenant is not None
             widget = await create_widget(
                 session,

@@ -45,7 +45,7 @@ async def deliver_all(settings: Settings, url: str) -> float:
             tenant_id=tenant.id,
             url=url,
             events=["webhook.test"],
-            secret=SecretBox(settings.encryption_keys()).encrypt(new_secret()),
+            secret=SecretBox(settings.keys()).encrypt(new_secret()),
         )
         session.add(endpoint)
         await session.flush()

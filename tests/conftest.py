@@ -37,6 +37,7 @@ from kithost.app import create_app
 from kithost.auth import passwords
 from kithost.db import Sessionmaker, create_engine, create_sessionmaker, session_scope
 from kithost.settings import Settings
+from kithost.worker.enqueue import PendingTasks
 from tests.fakes.openai_server import fake_openai
 
 __all__ = ["fake_openai"]
@@ -216,7 +217,10 @@ def create_test_app(
     """The app as ``create_app`` builds it from ``settings`` changed by ``overrides``, its
     sessions in the test's transaction."""
     app = create_app(settings.model_copy(update=overrides))
-    sessionmaker: Sessionmaker = create_sessionmaker(connection, app.state.celery)
+    app_sessions: Sessionmaker = app.state.sessionmaker
+    sessionmaker = create_sessionmaker(
+        connection, PendingTasks(app.state.celery), app_sessions.kw["info"]
+    )
     sessionmaker.configure(sync_session_class=AppRoleSession)
     app.state.sessionmaker = sessionmaker
     return app
@@ -239,8 +243,9 @@ def operator_sessions(app: FastAPI) -> Sessionmaker:
     operator's command has them (``rls.Bypass.platform``); in the test's transaction, as
     the tables' owner, whom row-level security does not bind anyway."""
     app_sessions: Sessionmaker = app.state.sessionmaker
-    sessionmaker = create_sessionmaker(app_sessions.kw["bind"], app.state.celery)
-    sessionmaker.configure(info=dict(app_sessions.kw["info"]))  # the same key ring
+    sessionmaker = create_sessionmaker(
+        app_sessions.kw["bind"], PendingTasks(app.state.celery), app_sessions.kw["info"]
+    )  # the same key ring
     return rls.bypassing_sessions(sessionmaker, rls.Bypass.platform)
 
 

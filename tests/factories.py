@@ -9,9 +9,9 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.audit.service import CLI
 from kithost.auth import sessions
 from kithost.auth.oauth import issue_access_token
+from kithost.auth.principals import CLI
 from kithost.auth.scopes import Scope
 from kithost.clients.service import create_client
 from kithost.models import Membership, Role, Tenant, User, Widget

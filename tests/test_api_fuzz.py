@@ -22,9 +22,9 @@ from schemathesis.generation.case import Case
 
 from kithost import migrate
 from kithost.app import create_app
-from kithost.audit.service import CLI
 from kithost.auth import sessions
 from kithost.auth.oauth import issue_access_token
+from kithost.auth.principals import CLI
 from kithost.auth.scopes import Scope
 from kithost.clients.service import create_client
 from kithost.db import create_engine, create_sessionmaker, session_scope
@@ -33,6 +33,7 @@ from kithost.settings import Settings
 from kithost.tenants.service import create_tenant
 from kithost.users.service import create_user
 from kithost.worker.app import create_celery
+from kithost.worker.enqueue import PendingTasks
 
 TENANT = "acme"
 EXAMPLES = 5
@@ -42,12 +43,14 @@ UNCHECKED = [schemathesis.checks.positive_data_acceptance]
 async def _credentials(app_settings: Settings) -> dict[str, dict[str, str]]:
     """Tenant ``acme``: its owner's session and an API client's token with every scope."""
     engine = create_engine(app_settings.database)
-    async with session_scope(create_sessionmaker(engine, create_celery(app_settings))) as db:
+    async with session_scope(
+        create_sessionmaker(engine, PendingTasks(create_celery(app_settings)))
+    ) as db:
         owner = await create_user(db, CLI, "owner@acme.example", password="a long password")
         tenant = await create_tenant(db, CLI, slug=TENANT, name="Acme", owner=owner.user)
         session = await sessions.open_session(db, app_settings, owner.user, ip=None, user_agent="")
         client = await create_client(db, CLI, tenant, name="fuzz", scopes=list(Scope))
-        box = SecretBox(app_settings.encryption_keys())
+        box = SecretBox(app_settings.keys())
         token = await issue_access_token(db, app_settings, box, client.client, list(Scope))
     await engine.dispose()
     return {

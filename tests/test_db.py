@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.audit.service import CLI
+from kithost.auth.principals import CLI
 from kithost.db import session_scope
 from kithost.models import AuditLogEntry, Tenant, User
 from kithost.tenants.service import create_tenant

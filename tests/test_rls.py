@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost import rls
-from kithost.audit.service import CLI
+from kithost.auth.principals import CLI
 from kithost.db import session_scope
 from kithost.models import Base, Widget
 from kithost.widgets.service import create_widget

@@ -18,8 +18,8 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kithost.audit.service import CLI
 from kithost.auth import sessions as dashboard
+from kithost.auth.principals import CLI
 from kithost.models import Base, Role
 from kithost.settings import Settings
 from kithost.widgets.service import create_widget, publish_draft

@@ -6,7 +6,6 @@ from fastapi import APIRouter
 
 from kithost.analytics.endpoints import router as analytics_router
 from kithost.audit.endpoints import router as audit_router
-from kithost.auth.endpoints import router as auth_router
 from kithost.clients.endpoints import router as clients_router
 from kithost.conversations.endpoints import downloads as downloads_router
 from kithost.conversations.endpoints import router as conversations_router
@@ -17,6 +16,7 @@ from kithost.members.endpoints import router as members_router
 from kithost.secrets.endpoints import router as secrets_router
 from kithost.sessions.endpoints import router as sessions_router
 from kithost.tenants.endpoints import router as tenants_router
+from kithost.users.endpoints import router as auth_router
 from kithost.webhooks.endpoints import router as webhooks_router
 from kithost.widgets.endpoints import router as widgets_router
 

@@ -15,6 +15,7 @@ from kithost.api import api_router
 from kithost.api_docs import router as api_docs_router
 from kithost.auth import oidc
 from kithost.auth.oauth_endpoints import router as oauth_router
+from kithost.auth.signing import KEY_RING, KeyRing
 from kithost.chat.endpoints import router as chat_router
 from kithost.dashboard.endpoints import router as dashboard_router
 from kithost.db import create_engine, create_sessionmaker
@@ -23,9 +24,9 @@ from kithost.embed.endpoints import router as embed_router
 from kithost.errors import install_error_handlers
 from kithost.health.endpoints import router as health_router
 from kithost.health.metrics import MetricsMiddleware
-from kithost.kit.crypto import SecretBox
 from kithost.kit.edge import install_edge
 from kithost.kit.headers import SecurityHeadersMiddleware
+from kithost.kit.keys import Purpose
 from kithost.kit.limits import LimitsMiddleware
 from kithost.kit.ratelimit import create_rate_limiter
 from kithost.kit.schemas import document_problems
@@ -34,28 +35,36 @@ from kithost.log import configure_logging
 from kithost.middleware import RequestContextMiddleware
 from kithost.sessions.endpoints import visitor_router as sessions_visitor_router
 from kithost.settings import Settings, get_settings
+from kithost.state import AppState
 from kithost.widgets.preview import router as preview_router
 from kithost.worker.app import create_celery
+from kithost.worker.enqueue import PendingTasks
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(level=settings.log_level, json=settings.json_logs)
+    celery = create_celery(settings)
     engine = create_engine(
         settings.database,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
     )
-    celery = create_celery(settings)
-    rate_limiter = create_rate_limiter(settings)
+    state = AppState(
+        settings=settings,
+        engine=engine,
+        celery=celery,
+        sessionmaker=create_sessionmaker(engine, PendingTasks(celery), {KEY_RING: KeyRing()}),
+        rate_limiter=create_rate_limiter(settings.redis_url),
+        oidc=oidc.create_client(settings),
+    )
     facts = FactBuffer(celery)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         await facts.aclose()
-        await rate_limiter.aclose()
-        await engine.dispose()
+        await state.aclose()
 
     app = FastAPI(
         title="Kithost",
@@ -65,28 +74,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.engine = engine
-    app.state.celery = celery
-    app.state.secret_box = SecretBox(settings.encryption_keys())
-    app.state.sessionmaker = create_sessionmaker(engine, celery)
-    app.state.rate_limiter = rate_limiter
+    app.state = state
     app.state.facts = facts
-    app.state.oidc = oidc.create_client(settings)
     install_error_handlers(app)
     document_problems(app)
     # Authlib keeps the OIDC flow's state, nonce and PKCE verifier here (auth/oidc.py).
     app.add_middleware(
         SessionMiddleware,
-        secret_key=settings.encryption_keys()[0],
+        secret_key=settings.keys().current(Purpose.oidc_flow).hex(),
         session_cookie=oidc.SESSION_COOKIE,
         max_age=oidc.SESSION_MAX_AGE_SECONDS,
         path=oidc.SESSION_PATH,
         same_site="lax",
         https_only=settings.https,
     )
-    install_edge(app, settings)
-    app.add_middleware(LimitsMiddleware, settings=settings)
+    install_edge(
+        app,
+        allowed_hosts=settings.allowed_host_list,
+        trusted_proxies=settings.trusted_proxy_list,
+    )
+    app.add_middleware(LimitsMiddleware, limits=settings.limits)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(MetricsMiddleware)

@@ -26,8 +26,8 @@ from kithost import migrate as migrations
 from kithost import rls
 from kithost.analytics.rollups import service as rollups
 from kithost.app import create_app
-from kithost.audit.service import CLI
 from kithost.auth import signing
+from kithost.auth.principals import CLI
 from kithost.clients.service import create_client, parse_scopes
 from kithost.db import Sessionmaker, create_engine, create_sessionmaker, session_scope
 from kithost.demo import seed_demo
@@ -41,6 +41,7 @@ from kithost.supervisor import run_all
 from kithost.tenants.service import create_tenant, get_tenant
 from kithost.users.service import create_user, get_or_create_user
 from kithost.worker.app import create_celery, restore_unacknowledged
+from kithost.worker.enqueue import PendingTasks
 
 T = TypeVar("T")
 
@@ -92,7 +93,7 @@ def _with_database(work: Callable[[Sessionmaker], Awaitable[T]], *, as_json: boo
     async def run() -> T:
         engine = create_engine(settings.database)
         try:
-            sessionmaker = create_sessionmaker(engine, create_celery(settings))
+            sessionmaker = create_sessionmaker(engine, PendingTasks(create_celery(settings)))
             return await work(rls.bypassing_sessions(sessionmaker, rls.Bypass.platform))
         finally:
             await engine.dispose()
@@ -361,7 +362,7 @@ def keys_rotate(
     ] = False,
 ) -> None:
     """Sign with a new key from now on; the old one stays published until its tokens expire."""
-    box = SecretBox(_settings().encryption_keys())
+    box = SecretBox(_settings().keys())
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         key = await signing.rotate(session, box)
@@ -377,7 +378,7 @@ def keys_rotate(
 def secrets_reencrypt(as_json: JsonOption = False) -> None:
     """Re-encrypt every stored secret with the first key of KITHOST_SECRET_KEY, in one
     transaction; then the other keys may be dropped."""
-    box = SecretBox(_settings().encryption_keys())
+    box = SecretBox(_settings().keys())
     counts = _in_session(lambda s: reencrypt_all(s, box, CLI), as_json=as_json)
     _emit(counts, as_json=as_json)
 

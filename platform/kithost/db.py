@@ -2,18 +2,17 @@
 
 Services never commit: :func:`session_scope` (and the request dependency
 :func:`get_session` built on it) commits when the block succeeds, rolls back when it
-raises, and only after a commit sends the Celery tasks queued with
-:func:`kithost.worker.enqueue.enqueue`.
+raises, and only after a commit hands over the work the unit of work held back
+(:class:`AfterCommit`: the Celery tasks queued with :func:`kithost.worker.enqueue.enqueue`).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
-from celery import Celery
 from fastapi import Depends, Request
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -26,10 +25,19 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
 from kithost import rls
-from kithost.auth.signing import KEY_RING, KeyRing
-from kithost.worker.enqueue import CELERY, discard_pending, send_pending
 
 Sessionmaker = async_sessionmaker[AsyncSession]
+AFTER_COMMIT = "kithost.after_commit"
+
+
+class AfterCommit(Protocol):
+    """What units of work hold back until they end (``worker.enqueue.PendingTasks``)."""
+
+    async def committed(self, session: AsyncSession) -> None:
+        """``session`` committed: hand over what it held."""
+
+    def rolled_back(self, session: AsyncSession) -> None:
+        """``session`` rolled back: drop what it held."""
 
 
 def create_engine(
@@ -74,9 +82,13 @@ def _make_sqlite_transactional(engine: AsyncEngine) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_sessionmaker(bind: AsyncEngine | AsyncConnection, celery: Celery) -> Sessionmaker:
-    """Sessions that know where to send the tasks they enqueue, sharing one key ring
-    (``auth.signing.KeyRing``).
+def create_sessionmaker(
+    bind: AsyncEngine | AsyncConnection,
+    after_commit: AfterCommit,
+    info: Mapping[str, Any] | None = None,
+) -> Sessionmaker:
+    """Sessions whose units of work end with ``after_commit``, carrying ``info`` (shared by
+    all of them: the app's passes its key ring, ``auth.signing.KeyRing``).
 
     ``bind`` is an engine, or (in tests) a connection inside an outer transaction, which
     each session joins with a SAVEPOINT so its commits can still be rolled back.
@@ -84,7 +96,7 @@ def create_sessionmaker(bind: AsyncEngine | AsyncConnection, celery: Celery) -> 
     return async_sessionmaker(
         bind,
         expire_on_commit=False,
-        info={CELERY: celery, KEY_RING: KeyRing()},
+        info={**(info or {}), AFTER_COMMIT: after_commit},
         join_transaction_mode="create_savepoint",
     )
 
@@ -93,9 +105,11 @@ def create_sessionmaker(bind: AsyncEngine | AsyncConnection, celery: Celery) -> 
 async def session_scope(
     sessionmaker: Sessionmaker, *, tenant: uuid.UUID | None = None
 ) -> AsyncIterator[AsyncSession]:
-    """One unit of work: commit on success, roll back on error, then send queued tasks.
-    ``tenant``: the tenant whose rows it works on (``rls.set_tenant``)."""
+    """One unit of work: commit on success, roll back on error, then hand over what it held
+    back (:class:`AfterCommit`). ``tenant``: the tenant whose rows it works on
+    (``rls.set_tenant``)."""
     async with sessionmaker() as session:
+        after_commit: AfterCommit = session.info[AFTER_COMMIT]
         if tenant is not None:
             await rls.set_tenant(session, tenant)
         try:
@@ -103,10 +117,10 @@ async def session_scope(
             if session.in_transaction():  # a session nothing used has nothing to commit
                 await session.commit()
         except BaseException:
-            discard_pending(session)
+            after_commit.rolled_back(session)
             await session.rollback()
             raise
-        await send_pending(session)
+        await after_commit.committed(session)
 
 
 async def commit_asynchronously(session: AsyncSession) -> None:
@@ -123,6 +137,7 @@ async def commit_asynchronously(session: AsyncSession) -> None:
 
 
 async def get_sessionmaker(request: Request) -> Sessionmaker:
+    """The app's sessionmaker (``state.AppState.sessionmaker``)."""
     sessionmaker: Sessionmaker = request.app.state.sessionmaker
     return sessionmaker
 

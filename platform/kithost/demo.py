@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.audit.service import CLI
+from kithost.auth import repository as auth_repository
+from kithost.auth.principals import CLI
 from kithost.settings import Settings
-from kithost.tenants import repository as tenants
 from kithost.tenants.service import create_tenant
 from kithost.users.service import get_or_create_user
 from kithost.widgets.service import create_widget, publish_draft
@@ -29,7 +29,7 @@ class DemoSeed:
 async def seed_demo(session: AsyncSession, settings: Settings) -> DemoSeed:
     """Create the demo data unless it exists; the owner's password is returned only when
     this call created the owner."""
-    if await tenants.get_by_slug(session, DEMO_SLUG) is not None:
+    if await auth_repository.tenant_by_slug(session, DEMO_SLUG) is not None:
         return DemoSeed(DEMO_SLUG, DEMO_OWNER, None, None, created=False)
     owner = await get_or_create_user(session, CLI, DEMO_OWNER)
     tenant = await create_tenant(

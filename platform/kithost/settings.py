@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, computed_field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kithost.kit.keys import Keys, derive_keys
+from kithost.kit.limits import Limits
 from kithost.kit.outbound import LOOPBACK, OutboundPolicy
 
 
@@ -215,13 +217,24 @@ class Settings(BaseSettings):
     def attachments_dir(self) -> Path:
         return self.chat_attachment_dir or self.data_dir / "attachments"
 
-    def encryption_keys(self) -> list[str]:
-        """The keys that encrypt secrets at rest and sign cookies; the first is current.
+    @property
+    def limits(self) -> Limits:
+        """What every request must keep within (``kit.limits``)."""
+        return Limits(
+            max_header_bytes=self.max_header_bytes,
+            max_body_bytes=self.max_body_bytes,
+            max_document_bytes=self.knowledge_document_max_bytes,
+            body_timeout_seconds=self.body_timeout_seconds,
+        )
 
-        Production must set ``KITHOST_SECRET_KEY`` (several keys: comma-separated, newest
-        first); the embedded default creates one in the data directory on first use and
-        keeps it there (mode 0600).
-        """
+    def keys(self) -> Keys:
+        """The keys of every purpose (``kit.keys``), derived from the secret keys: those of
+        ``KITHOST_SECRET_KEY`` (several: comma-separated, newest first), which production
+        must set; the embedded default creates one in the data directory on first use and
+        keeps it there (mode 0600)."""
+        return derive_keys(tuple(self._secret_keys()))
+
+    def _secret_keys(self) -> list[str]:
         if self.secret_key is not None:
             return [k.strip() for k in self.secret_key.get_secret_value().split(",") if k.strip()]
         if self.env is Environment.production:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.ingestion import service as ingestion
 from kithost.analytics.rollups import service as rollups
-from kithost.audit.service import CLI
+from kithost.auth.principals import CLI
 from kithost.auth.scopes import Scope
 from kithost.db import session_scope
 from kithost.models import Tenant, Widget

@@ -17,6 +17,7 @@ from kithost.models import AnalyticsRollup, RollupPeriod, Tenant, Widget
 from kithost.models.base import utcnow
 from kithost.settings import Settings
 from kithost.worker.app import create_celery
+from kithost.worker.enqueue import PendingTasks
 from tests.analytics.helpers import USER, event, published_widget
 from tests.cli import kithost
 from tests.factories import bare_tenant
@@ -26,7 +27,7 @@ from tests.factories import bare_tenant
 async def committed(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Sessionmaker]:
     """Sessions that really commit (the CLI runs in another process); tenants made through
     them are deleted afterwards."""
-    sessionmaker = create_sessionmaker(engine, create_celery(settings))
+    sessionmaker = create_sessionmaker(engine, PendingTasks(create_celery(settings)))
     yield sessionmaker
     async with session_scope(sessionmaker) as session:
         await session.execute(delete(Tenant).where(Tenant.slug.like("analytics-%")))

@@ -7,7 +7,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.audit.service import CLI
+from kithost.auth.principals import CLI
 from kithost.auth.scopes import Scope
 from kithost.clients import repository as clients
 from kithost.clients.service import create_client

@@ -10,12 +10,12 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.audit.service import CLI
+from kithost.auth import repository as auth_repository
 from kithost.auth.passwords import verify_password
+from kithost.auth.principals import CLI
 from kithost.invitations import repository as invitations
 from kithost.invitations.service import create_invitation
 from kithost.kit.tokens import hash_secret
-from kithost.members import repository as members
 from kithost.models import Role, Tenant
 from kithost.models.base import utcnow
 from kithost.users import repository as users
@@ -149,7 +149,7 @@ async def test_a_signed_in_user_accepts_once(
     accepted = await client.post(ACCEPT, json={"token": token}, headers=credentials.headers)
     assert accepted.status_code == 200
     assert (accepted.json()["tenant"]["slug"], accepted.json()["role"]) == ("acme", "editor")
-    membership = await members.get_membership(db, acme.id, user.id)
+    membership = await auth_repository.membership(db, acme.id, user.id)
     assert membership is not None
     assert membership.role is Role.editor
     assert {"invitation.accepted", "member.added"} <= set(await audit_actions(db, acme.id))
@@ -169,7 +169,7 @@ async def test_accepting_as_a_member_changes_the_role(
     credentials = await login(app, db, viewer)
     accepted = await client.post(ACCEPT, json={"token": token}, headers=credentials.headers)
     assert (accepted.status_code, accepted.json()["role"]) == (200, "admin")
-    membership = await members.get_membership(db, acme.id, viewer.id)
+    membership = await auth_repository.membership(db, acme.id, viewer.id)
     assert membership is not None
     await db.refresh(membership)
     assert membership.role is Role.admin
@@ -184,7 +184,7 @@ async def test_only_the_invited_email_accepts(
         ACCEPT, json={"token": token}, headers=(await login(app, db, intruder)).headers
     )
     assert (refused.status_code, refused.json()["code"]) == (403, "invitation_email_mismatch")
-    assert await members.get_membership(db, acme.id, intruder.id) is None
+    assert await auth_repository.membership(db, acme.id, intruder.id) is None
     assert len(await invitations.list_pending(db, acme.id)) == 1
 
 
@@ -200,7 +200,7 @@ async def test_an_expired_invitation_is_gone(
         ACCEPT, json={"token": token}, headers=(await login(app, db, user)).headers
     )
     assert (expired.status_code, expired.json()["code"]) == (410, "invitation_expired")
-    assert await members.get_membership(db, acme.id, user.id) is None
+    assert await auth_repository.membership(db, acme.id, user.id) is None
 
 
 async def test_a_new_account_is_created_by_accepting(
@@ -219,7 +219,7 @@ async def test_a_new_account_is_created_by_accepting(
     assert user is not None
     assert user.name == "New Person"
     assert verify_password(user.password_hash, PASSWORD)
-    membership = await members.get_membership(db, acme.id, user.id)
+    membership = await auth_repository.membership(db, acme.id, user.id)
     assert membership is not None
     assert membership.role is Role.editor
     assert (await client.post(ACCEPT, json=body)).status_code == 404
@@ -234,4 +234,4 @@ async def test_an_existing_account_must_sign_in_to_accept(
     assert (anonymous.status_code, anonymous.json()["code"]) == (401, "unauthenticated")
     await db.refresh(user)
     assert verify_password(user.password_hash, PASSWORD)
-    assert await members.get_membership(db, acme.id, user.id) is None
+    assert await auth_repository.membership(db, acme.id, user.id) is None

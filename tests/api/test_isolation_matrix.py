@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.audit.service import CLI
+from kithost.auth.principals import CLI
 from kithost.auth.roles import ALL_SCOPES, ROLE_SCOPES
 from kithost.auth.scopes import Scope
 from kithost.clients.service import create_client
@@ -346,7 +346,7 @@ async def test_isolation_matrix(client: httpx.AsyncClient, app: FastAPI, db: Asy
                 tenant_id=tenant.id,
                 url="https://hooks.example.com/k",
                 events=["widget.published"],
-                secret=settings.encryption_keys()[0],
+                secret="whsec_matrix",
             )
         )
         db.add(hooks[-1])

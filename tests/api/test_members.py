@@ -8,6 +8,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.auth import repository as auth_repository
 from kithost.auth.scopes import Scope
 from kithost.members import repository as members
 from kithost.models import Role, Tenant, User
@@ -21,7 +22,7 @@ def member_url(tenant: Tenant, user: User | uuid.UUID) -> str:
 
 
 async def role_of(db: AsyncSession, tenant: Tenant, user: User) -> Role | None:
-    membership = await members.get_membership(db, tenant.id, user.id)
+    membership = await auth_repository.membership(db, tenant.id, user.id)
     if membership is None:
         return None
     await db.refresh(membership)

@@ -8,8 +8,8 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.auth import repository as auth_repository
 from kithost.auth.scopes import Scope
-from kithost.members import repository as members
 from kithost.models import Membership, Role
 from kithost.users import repository as users
 from tests.api.helpers import audit_actions, token_of
@@ -60,7 +60,7 @@ async def test_an_existing_user_owns_the_new_tenant_at_once(
     created = await client.post(TENANTS, json=body, headers=operator.headers)
     assert (created.status_code, created.json()["owner_invitation"]) == (201, None)
     tenant_id = uuid.UUID(created.json()["tenant"]["id"])
-    membership = await members.get_membership(db, tenant_id, owner.id)
+    membership = await auth_repository.membership(db, tenant_id, owner.id)
     assert membership is not None
     assert membership.role is Role.owner
 

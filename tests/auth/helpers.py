@@ -10,7 +10,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.audit.service import CLI
+from kithost.auth.principals import CLI
 from kithost.auth.scopes import Scope
 from kithost.clients.service import NewClient, create_client
 from kithost.kit.ratelimit import RedisRateLimiter

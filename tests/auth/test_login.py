@@ -16,9 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kithost.app import create_app
-from kithost.audit.service import CLI
 from kithost.auth import passwords, sessions
 from kithost.auth.passwords import check_password_rules
+from kithost.auth.principals import CLI
 from kithost.errors import InvalidInput
 from kithost.models import AuditLogEntry, Role, User
 from kithost.settings import Settings

@@ -23,6 +23,7 @@ from kithost.kit.crypto import SecretBox
 from kithost.settings import Settings
 from kithost.widgets.config import WidgetConfig
 from kithost.worker.app import create_celery
+from kithost.worker.enqueue import PendingTasks
 from tests.browser.helpers import CHROMIUM, CHROMIUM_ARGS, Captured, Site
 from tests.conftest import make_settings
 from tests.embed.helpers import Server, make_widget
@@ -85,8 +86,8 @@ async def kithost(browser_settings: Settings, openai: FakeOpenAI) -> AsyncIterat
     try:
         async with httpx.AsyncClient() as client:
             await server.wait_ready(client)
-        sessionmaker = create_sessionmaker(engine, create_celery(settings))
-        yield Kithost(server.url, sessionmaker, SecretBox(settings.encryption_keys()))
+        sessionmaker = create_sessionmaker(engine, PendingTasks(create_celery(settings)))
+        yield Kithost(server.url, sessionmaker, SecretBox(settings.keys()))
     finally:
         server.stop()
         await engine.dispose()

@@ -20,7 +20,7 @@ from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Frame,
 
 from kithost import migrate
 from kithost.analytics.rollups.tasks import rollup
-from kithost.audit.service import CLI
+from kithost.auth.principals import CLI
 from kithost.db import create_engine, create_sessionmaker, session_scope
 from kithost.demo import seed_demo
 from kithost.models import Widget
@@ -28,6 +28,7 @@ from kithost.settings import Settings
 from kithost.tenants.service import create_tenant
 from kithost.users.service import create_user
 from kithost.worker.app import create_celery
+from kithost.worker.enqueue import PendingTasks
 from tests.browser.conftest import CDN, serve_standin
 from tests.browser.helpers import Site, widget_snippet
 from tests.conftest import (
@@ -76,7 +77,9 @@ async def dashboard(
     settings = make_settings(data, as_app_role(database), queue, migration_database_url=database)
     await asyncio.to_thread(migrate.upgrade, settings)
     engine = create_engine(settings.migration_database)
-    async with session_scope(create_sessionmaker(engine, create_celery(settings))) as db:
+    async with session_scope(
+        create_sessionmaker(engine, PendingTasks(create_celery(settings)))
+    ) as db:
         owner = await create_user(db, CLI, OWNER, password=PASSWORD)
         await create_tenant(db, CLI, slug=TENANT, name="Acme", owner=owner.user)
     await engine.dispose()
@@ -508,7 +511,9 @@ async def test_a_hosted_widget_shows_the_shutdown_and_converts(
             await client.post(f"/api/v1/tenants/{TENANT}/widgets", json={"name": "Hosted"})
         ).json()
     engine = create_engine(dashboard.settings.migration_database)
-    async with session_scope(create_sessionmaker(engine, create_celery(dashboard.settings))) as db:
+    async with session_scope(
+        create_sessionmaker(engine, PendingTasks(create_celery(dashboard.settings)))
+    ) as db:
         row = await db.get(Widget, uuid.UUID(widget["id"]))
         assert row is not None
         set_draft(row, {**row.draft, **HOSTED})
@@ -550,7 +555,9 @@ async def keyless_demo(tmp_path: Path, task_queue: str) -> AsyncIterator[int]:
     public = f"http://localhost:{port}"
     settings = settings.model_copy(update={"port": port, "public_url": public})
     engine = create_engine(settings.database)
-    async with session_scope(create_sessionmaker(engine, create_celery(settings))) as db:
+    async with session_scope(
+        create_sessionmaker(engine, PendingTasks(create_celery(settings)))
+    ) as db:
         await seed_demo(db, settings)
     await engine.dispose()
     server = Server(settings, tmp_path / "serve.log", port, KITHOST_PUBLIC_URL=public)

@@ -20,7 +20,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost import rls
-from kithost.audit.service import CLI
+from kithost.auth.principals import CLI
 from kithost.auth.roles import ROLE_SCOPES
 from kithost.auth.scopes import Scope
 from kithost.chat.storage import LocalDiskStorage
@@ -580,7 +580,11 @@ async def test_an_export_that_cannot_be_written_shows_failed_a_passing_fault_pen
         storage = RefusingStorage(tmp_path, error)
         with pytest.raises(type(error)):
             await exports.write(
-                app.state.sessionmaker, storage, "key", tenant.id, uuid.UUID(export_id)
+                app.state.sessionmaker,
+                storage,
+                app.state.settings.keys(),
+                tenant.id,
+                uuid.UUID(export_id),
             )
         shown = await client.get(f"{CONVERSATIONS}/exports/{export_id}", headers=owner.headers)
         assert (shown.json()["status"], shown.json()["download_url"]) == (status, None)

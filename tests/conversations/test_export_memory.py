@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.audit.service import CLI
+from kithost.auth.principals import CLI
 from kithost.models import ChatItem, ChatThread, Role
 from kithost.models.base import utcnow
 from kithost.widgets.service import create_widget

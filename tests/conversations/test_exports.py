@@ -19,7 +19,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from kithost.audit.service import CLI
+from kithost.auth.principals import CLI
 from kithost.auth.scopes import Scope
 from kithost.conversations import exports
 from kithost.db import session_scope

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.audit.service import CLI
+from kithost.auth.principals import CLI
 from kithost.kit.origins import normalize_pattern
 from kithost.models import AllowedOrigin, Widget
 from kithost.settings import Settings

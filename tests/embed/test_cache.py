@@ -19,6 +19,7 @@ from kithost.db import create_engine, create_sessionmaker, session_scope
 from kithost.embed.cache import ConfigCache
 from kithost.settings import Settings
 from kithost.widgets.config import WidgetConfig
+from kithost.worker.enqueue import PendingTasks
 from tests.conftest import create_pg_database, drop_pg_database, make_settings
 from tests.embed.helpers import ORIGIN, Clock, assert_refused, config_url, make_widget
 
@@ -27,7 +28,7 @@ UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:1/nothing"
 
 def use_database(app: FastAPI, url: str) -> None:
     """From now on the app's sessions go to ``url``."""
-    app.state.sessionmaker = create_sessionmaker(create_engine(url), app.state.celery)
+    app.state.sessionmaker = create_sessionmaker(create_engine(url), PendingTasks(app.state.celery))
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from kithost.embed.cache import REVALIDATE_SECONDS
 from kithost.settings import Settings
 from kithost.widgets.config import Launcher, WidgetConfig
 from kithost.worker.app import create_celery
+from kithost.worker.enqueue import PendingTasks
 from tests.conftest import create_pg_database, drop_pg_database, make_settings
 from tests.embed.helpers import Server, make_widget, publish
 
@@ -41,7 +42,7 @@ async def test_every_process_serves_a_publish_within_the_bound(
     shared_database: Settings, tmp_path: Path
 ) -> None:
     engine = create_engine(shared_database.database)
-    sessionmaker = create_sessionmaker(engine, create_celery(shared_database))
+    sessionmaker = create_sessionmaker(engine, PendingTasks(create_celery(shared_database)))
     async with session_scope(sessionmaker) as db:
         widget = await make_widget(db, config=WidgetConfig())
     servers = [Server(shared_database, tmp_path / f"serve-{i}.log") for i in range(2)]

@@ -53,13 +53,12 @@ async def test_bodies_over_the_limit_are_413_with_or_without_a_length(
 
 
 def test_routes_that_take_uploads_have_their_own_limits(settings: Settings) -> None:
-    assert body_limit(settings, "/api/v1/auth/login") == settings.max_body_bytes
-    assert body_limit(settings, "/v1/chatkit/pk_1") is None, "the chat routes limit their own"
-    assert body_limit(settings, "/v1/chatkit/pk_1/attachments/att_1/upload") is None
+    limits = settings.limits
+    assert body_limit(limits, "/api/v1/auth/login") == settings.max_body_bytes
+    assert body_limit(limits, "/v1/chatkit/pk_1") is None, "the chat routes limit their own"
+    assert body_limit(limits, "/v1/chatkit/pk_1/attachments/att_1/upload") is None
     documents = "/api/v1/tenants/acme/knowledge-bases/kb/documents"
-    assert (
-        body_limit(settings, documents) == settings.knowledge_document_max_bytes + UPLOAD_OVERHEAD
-    )
+    assert body_limit(limits, documents) == settings.knowledge_document_max_bytes + UPLOAD_OVERHEAD
 
 
 @pytest.fixture

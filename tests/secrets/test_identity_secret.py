@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.audit.service import CLI
+from kithost.auth.principals import CLI
 from kithost.errors import Unauthorized
 from kithost.models import Role, Tenant, Widget
 from kithost.secrets.service import widget_identity_secret

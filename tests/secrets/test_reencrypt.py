@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from kithost.kit.crypto import SecretBox
+from kithost.kit.keys import Keys
 from kithost.models import (
     AuditLogEntry,
     SigningKey,
@@ -76,7 +77,7 @@ def test_reencrypt_moves_every_secret_to_the_first_key(
     monkeypatch.setenv("KITHOST_SECRET_KEY", OLD)
     ok_json(cli_settings, "demo")
     ok_json(cli_settings, "keys", "rotate")
-    old_box = SecretBox([OLD])
+    old_box = SecretBox(Keys((OLD,)))
     with sync_session(cli_settings) as session:
         tenant = session.scalars(select(Tenant).where(Tenant.slug == "demo")).one()
         widget = session.scalars(select(Widget).where(Widget.tenant_id == tenant.id)).one()
@@ -120,7 +121,7 @@ def test_reencrypt_moves_every_secret_to_the_first_key(
     assert counts == {column: len(values) for column, values in before.items()}
 
     after = stored(cli_settings)
-    new_box = SecretBox([NEW])
+    new_box = SecretBox(Keys((NEW,)))
     assert decrypted(new_box, after) == plaintexts
     for column, values in after.items():
         for value in values:
@@ -143,7 +144,7 @@ def test_reencrypt_moves_every_secret_to_the_first_key(
     with sync_session(cli_settings) as session:
         key = session.scalars(select(SigningKey)).first()
         assert key is not None
-        key.private_key = SecretBox(["lost-key-0123456789"]).encrypt("pem")
+        key.private_key = SecretBox(Keys(("lost-key-0123456789",))).encrypt("pem")
         session.commit()
     broken = stored(cli_settings)
     monkeypatch.setenv("KITHOST_SECRET_KEY", f"another-key-0123456,{NEW}")

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kithost.analytics.facts import FLUSH_SECONDS
 from kithost.analytics.ingestion.tasks import ingest
-from kithost.audit.service import CLI
+from kithost.auth.principals import CLI
 from kithost.auth.scopes import Scope
 from kithost.embed.cache import ConfigCache
 from kithost.models import Role, SessionMint, Tenant, Widget

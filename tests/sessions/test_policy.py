@@ -12,8 +12,8 @@ import jwt as pyjwt
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from kithost.audit.service import CLI
 from kithost.auth import signing
+from kithost.auth.principals import CLI
 from kithost.sessions import tokens
 from kithost.settings import Settings
 from kithost.widgets.service import publish_draft

@@ -14,7 +14,7 @@ from sqlalchemy import delete, event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from kithost.audit.service import CLI
+from kithost.auth.principals import CLI
 from kithost.kit.tokens import hash_secret
 from kithost.models import SessionMint, Widget, WidgetMode
 from kithost.models.base import utcnow

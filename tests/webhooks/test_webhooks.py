@@ -411,12 +411,12 @@ async def test_an_idle_conversation_is_announced_once_per_idle_period(
     thread = thread_of(await alice.send("Where is my order?"))
     stranger = await visitor(http, app, db, elsewhere)
     await stranger.send("Not for acme's hook")
-    key = app.state.settings.encryption_keys()[0]
+    keys = app.state.settings.keys()
 
     async def idle_after(minutes: int) -> list[dict[str, Any]]:
         """Run the periodic work ``minutes`` from now; the events it delivered."""
         now = utcnow() + timedelta(minutes=minutes)
-        await announce_idle(app.state.sessionmaker, key, now)
+        await announce_idle(app.state.sessionmaker, keys, now)
         before = len(receiver.received)
         assert all(await run_deliveries(app, sent))
         return [Webhook(secret).verify(r.body, r.headers) for r in receiver.received[before:]]

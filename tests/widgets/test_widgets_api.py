@@ -11,8 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from kithost.audit.service import CLI
-from kithost.auth.principals import ClientPrincipal, TenantAccess, UserPrincipal
+from kithost.auth.principals import CLI, ClientPrincipal, TenantAccess, UserPrincipal
 from kithost.auth.roles import ALL_SCOPES
 from kithost.errors import PreconditionFailed
 from kithost.models import ApiClient, Role, Tenant, Widget

@@ -12,20 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit import repository
 from kithost.audit.repository import AuditFilter, Position
+from kithost.auth.principals import Actor
 from kithost.errors import invalid_field
 from kithost.models import AuditLogEntry, Tenant
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acted: a dashboard user, an API client, the CLI or the system itself."""
-
-    type: str
-    id: str | None = None
-
-
-CLI = Actor("cli")
-SYSTEM = Actor("system")
 
 
 def record(

@@ -24,10 +24,8 @@ from kithost.auth.roles import ALL_SCOPES, scopes_of
 from kithost.auth.scopes import Scope
 from kithost.db import DbSession
 from kithost.errors import Forbidden, NotFound, Unauthorized
-from kithost.members import repository as members
 from kithost.models import Tenant
 from kithost.state import AppSettings
-from kithost.tenants import repository as tenants
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -131,7 +129,7 @@ async def tenant_access(
     principal: Annotated[Principal, Depends(require_principal)],
 ) -> TenantAccess:
     """The principal's access to the ``{tenant}`` of the path, holding the route's scopes."""
-    found = await tenants.get_by_slug(session, tenant)
+    found = await repository.tenant_by_slug(session, tenant)
     if found is not None:
         await rls.set_tenant(session, found.id)
     access = None if found is None else await _access(session, found, principal)
@@ -152,7 +150,7 @@ async def _access(
         return TenantAccess(tenant, principal, principal.scopes, None)
     if principal.user.is_platform_admin:
         return TenantAccess(tenant, principal, ALL_SCOPES, None)
-    membership = await members.get_membership(session, tenant.id, principal.user.id)
+    membership = await repository.membership(session, tenant.id, principal.user.id)
     if membership is None:
         return None
     return TenantAccess(tenant, principal, scopes_of(membership.role, tenant), membership.role)

@@ -30,6 +30,7 @@ from starlette.responses import Response
 
 from kithost.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
 from kithost.settings import Settings
+from kithost.state import app_state
 
 SESSION_COOKIE = "kithost_oidc"
 SESSION_PATH = "/api/v1/auth/oidc"
@@ -66,7 +67,7 @@ def create_client(settings: Settings) -> StarletteOAuth2App | None:
 
 
 async def _client(request: Request) -> StarletteOAuth2App:
-    client = request.app.state.oidc
+    client = app_state(request).oidc
     if client is None:
         raise NotFound("Single sign-on is not configured.", code="oidc_disabled")
     return client

@@ -1,13 +1,25 @@
-"""Who is calling, settled once per request by :mod:`kithost.auth.dependencies`."""
+"""Who is calling, settled once per request by :mod:`kithost.auth.dependencies`, and who
+acted, as the audit log records it."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 
-from kithost.audit.service import Actor
 from kithost.auth.scopes import Scope
 from kithost.models import ApiClient, Role, Tenant, User
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acted: a dashboard user, an API client, the CLI or the system itself."""
+
+    type: str
+    id: str | None = None
+
+
+CLI = Actor("cli")
+SYSTEM = Actor("system")
 
 
 @dataclass(frozen=True)

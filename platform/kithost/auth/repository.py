@@ -1,14 +1,16 @@
-"""SQL for identity: signing keys, dashboard sessions, API clients by their public id."""
+"""SQL for identity: signing keys, dashboard sessions, API clients by their public id, and
+what resolving a tenant route reads (the tenant of a slug, a user's membership of it)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost import rls
-from kithost.models import ApiClient, DashboardSession, SigningKey, User
+from kithost.models import ApiClient, DashboardSession, Membership, SigningKey, Tenant, User
 
 
 async def newest_signing_key(session: AsyncSession) -> SigningKey | None:
@@ -56,3 +58,17 @@ async def live_dashboard_session(
     )
     row = result.one_or_none()
     return None if row is None else (row[0], row[1])
+
+
+async def tenant_by_slug(session: AsyncSession, slug: str) -> Tenant | None:
+    result = await session.execute(select(Tenant).where(Tenant.slug == slug))
+    return result.scalar_one_or_none()
+
+
+async def membership(
+    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID
+) -> Membership | None:
+    result = await session.execute(
+        select(Membership).where(Membership.tenant_id == tenant_id, Membership.user_id == user_id)
+    )
+    return result.scalar_one_or_none()

@@ -18,6 +18,7 @@ from itsdangerous import BadSignature, Signer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.auth import repository
+from kithost.kit.keys import Purpose
 from kithost.kit.tokens import hash_secret
 from kithost.models import DashboardSession, User
 from kithost.models.base import utcnow
@@ -35,7 +36,9 @@ class NewSession:
 
 
 def _signer(settings: Settings) -> Signer:
-    return Signer(settings.encryption_keys(), salt="kithost.dashboard-session")
+    # itsdangerous signs with the last key and accepts all of them.
+    keys = list(reversed(settings.keys().derived(Purpose.dashboard_sessions)))
+    return Signer(keys, salt="kithost.dashboard-session")
 
 
 async def open_session(
@@ -74,7 +77,7 @@ async def resolve(
 def csrf_token(settings: Settings, cookie: str) -> str:
     """The CSRF token of the session in ``cookie``: derived, so it needs no storage and a
     page reload can ask for it again (``GET /api/v1/auth/me``)."""
-    key = settings.encryption_keys()[0].encode()
+    key = settings.keys().current(Purpose.dashboard_sessions)
     return hmac.new(key, b"csrf:" + cookie.encode(), hashlib.sha256).hexdigest()
 
 

@@ -6,11 +6,12 @@ The newest unretired key signs. A retired key stays published for
 it signed verify until they expire.
 
 Signing and verifying run on every session mint and API call, so each process keeps its
-keys in memory (:class:`KeyRing`, shared by the sessions of one sessionmaker through
-``session.info``) and reloads them every :data:`REFRESH_SECONDS`, or at once when a token
-names a key it does not hold (at most once per :data:`UNKNOWN_KID_RELOAD_SECONDS`). So a
-rotation reaches every process within ``REFRESH_SECONDS``; meanwhile they sign with the
-retired key, which stays published.
+keys in memory (:class:`KeyRing`: ``create_app`` gives one to its sessionmaker, whose
+sessions share it through ``session.info``; a session of any other sessionmaker, a CLI
+verb's, has one of its own) and reloads them every :data:`REFRESH_SECONDS`, or at once when
+a token names a key it does not hold (at most once per
+:data:`UNKNOWN_KID_RELOAD_SECONDS`). So a rotation reaches every process within
+``REFRESH_SECONDS``; meanwhile they sign with the retired key, which stays published.
 """
 
 from __future__ import annotations
@@ -176,8 +177,9 @@ class KeyRing:
 
 
 def key_ring(session: AsyncSession) -> KeyRing:
-    """The key ring of ``session``'s sessionmaker (``db.create_sessionmaker``)."""
-    ring: KeyRing = session.info[KEY_RING]
+    """The key ring of ``session``'s sessionmaker (``info`` of ``db.create_sessionmaker``),
+    else one of the session's own."""
+    ring: KeyRing = session.info.setdefault(KEY_RING, KeyRing())
     return ring
 
 

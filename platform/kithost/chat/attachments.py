@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from kithost.errors import FieldError, Forbidden, InvalidInput, Unauthorized, invalid_field
+from kithost.kit.keys import Purpose as KeyPurpose
 from kithost.settings import Settings
 
 Purpose = Literal["upload", "preview"]
@@ -94,7 +95,7 @@ class AttachmentUrls:
     def __init__(self, settings: Settings) -> None:
         self.base_url = settings.base_url
         # itsdangerous signs with the last key and accepts all of them.
-        keys = list(reversed(settings.encryption_keys()))
+        keys = list(reversed(settings.keys().derived(KeyPurpose.attachments)))
         self._serializer = URLSafeTimedSerializer(keys, salt="kithost.chat.attachment")
 
     def url(self, purpose: Purpose, public_key: str, attachment_id: str, end_user_id: str) -> str:

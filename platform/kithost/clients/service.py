@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit import service as audit
-from kithost.auth.principals import TenantAccess
+from kithost.auth.principals import Actor, TenantAccess
 from kithost.auth.scopes import Scope
 from kithost.clients import repository
 from kithost.errors import FieldError, Forbidden, NotFound, invalid_field
@@ -34,7 +34,7 @@ def parse_scopes(scopes: Iterable[str]) -> list[Scope]:
 
 
 async def create_client(
-    session: AsyncSession, actor: audit.Actor, tenant: Tenant, *, name: str, scopes: list[Scope]
+    session: AsyncSession, actor: Actor, tenant: Tenant, *, name: str, scopes: list[Scope]
 ) -> NewClient:
     secret = random_token("ks_", 32)
     client = ApiClient(

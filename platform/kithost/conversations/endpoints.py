@@ -32,7 +32,7 @@ Filters = Annotated[schemas.ConversationQuery, Query()]
 async def list_conversations(
     access: ConversationsRead, session: DbSession, settings: AppSettings, query: Filters
 ) -> schemas.ConversationPage:
-    return await service.list_conversations(session, access, query, settings.encryption_keys()[0])
+    return await service.list_conversations(session, access, query, settings.keys())
 
 
 @router.get(
@@ -88,11 +88,11 @@ def _streamed(
 ) -> StreamingResponse:
     """The export read in a session of its own (the request's has committed, with the
     audit entry, before the first byte)."""
-    key = settings.encryption_keys()[0]
+    keys = settings.keys()
 
     async def chunks() -> AsyncIterator[str]:
         async with session_scope(request.app.state.sessionmaker, tenant=access.tenant.id) as reader:
-            async for chunk in export(reader, access.tenant.id, query, key):
+            async for chunk in export(reader, access.tenant.id, query, keys):
                 yield chunk
 
     return StreamingResponse(
@@ -208,7 +208,7 @@ async def put_settings(
 async def read_conversation(
     access: ConversationsRead, session: DbSession, settings: AppSettings, thread_id: str
 ) -> schemas.Transcript:
-    return await service.read_transcript(session, access, thread_id, settings.encryption_keys()[0])
+    return await service.read_transcript(session, access, thread_id, settings.keys())
 
 
 @router.patch(

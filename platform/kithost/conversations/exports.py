@@ -24,8 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost import rls
 from kithost.audit import service as audit
-from kithost.audit.service import Actor
-from kithost.auth.principals import TenantAccess
+from kithost.auth.principals import Actor, TenantAccess
 from kithost.chat.storage import BlobStorage
 from kithost.conversations import repository, service, tasks
 from kithost.conversations.schemas import (
@@ -36,6 +35,7 @@ from kithost.conversations.schemas import (
 )
 from kithost.db import Sessionmaker, session_scope
 from kithost.errors import Gone, NotFound
+from kithost.kit.keys import Keys
 from kithost.kit.signed import signed, verified
 from kithost.models import ConversationExport, ExportStatus
 from kithost.models.base import utcnow
@@ -47,7 +47,7 @@ LINK_TTL = timedelta(minutes=10)
 PREFIX = "ex_"
 PURPOSE = b"kithost conversation export"
 MEDIA_TYPES = {ExportFormat.jsonl: "application/x-ndjson", ExportFormat.csv: "text/csv"}
-Exporter = Callable[[AsyncSession, uuid.UUID, ConversationFilters, str], AsyncIterator[str]]
+Exporter = Callable[[AsyncSession, uuid.UUID, ConversationFilters, Keys], AsyncIterator[str]]
 EXPORTERS: dict[ExportFormat, Exporter] = {
     ExportFormat.jsonl: service.export_lines,
     ExportFormat.csv: service.export_csv,
@@ -109,14 +109,14 @@ def shown(
     expires_at = now + LINK_TTL
     who = base64.urlsafe_b64encode(f"{actor.type}:{actor.id or ''}".encode()).decode()
     payload = f"{export.tenant_id.hex}.{export.id.hex}.{int(expires_at.timestamp())}.{who}"
-    token = PREFIX + signed(settings, PURPOSE, payload)
+    token = PREFIX + signed(settings.keys(), PURPOSE, payload)
     return shown.model_copy(update={"download_url": url(token), "download_expires_at": expires_at})
 
 
 def read_link(settings: Settings, token: str, now: datetime) -> Link:
     """The link ``token`` stands for: 404 ``download_not_found`` when it is not one Kithost
     signed, 410 ``download_link_expired`` when its time is over."""
-    payload = verified(settings, PURPOSE, token.removeprefix(PREFIX))
+    payload = verified(settings.keys(), PURPOSE, token.removeprefix(PREFIX))
     if not token.startswith(PREFIX) or payload is None:
         raise NotFound("No such download.", code="download_not_found")
     try:
@@ -157,7 +157,7 @@ async def download(session: AsyncSession, link: Link) -> ConversationExport:
 async def write(
     sessionmaker: Sessionmaker,
     storage: BlobStorage,
-    key: str,
+    keys: Keys,
     tenant_id: uuid.UUID,
     export_id: uuid.UUID,
 ) -> bool:
@@ -171,7 +171,7 @@ async def write(
         exporter = EXPORTERS[ExportFormat(export.format)]
         filters, name = ConversationFilters.model_validate(export.filters), blob_key(export)
     try:
-        size = await _written(sessionmaker, storage, key, tenant_id, exporter, filters, name)
+        size = await _written(sessionmaker, storage, keys, tenant_id, exporter, filters, name)
     except RETRY["autoretry_for"]:
         raise  # the task tries again
     except Exception:
@@ -186,7 +186,7 @@ async def write(
 async def _written(
     sessionmaker: Sessionmaker,
     storage: BlobStorage,
-    key: str,
+    keys: Keys,
     tenant_id: uuid.UUID,
     exporter: Exporter,
     filters: ConversationFilters,
@@ -197,7 +197,7 @@ async def _written(
         path = Path(folder) / "export"
         with path.open("w", encoding="utf-8", newline="") as file:
             async with session_scope(sessionmaker, tenant=tenant_id) as session:
-                async for chunk in exporter(session, tenant_id, filters, key):
+                async for chunk in exporter(session, tenant_id, filters, keys):
                     file.write(chunk)
         await storage.put_file(name, path)
         return path.stat().st_size

@@ -33,6 +33,7 @@ from kithost.conversations.schemas import (
     TranscriptItem,
 )
 from kithost.errors import FieldError, Forbidden, NotFound
+from kithost.kit.keys import Keys
 from kithost.kit.pseudonyms import exported_end_user
 from kithost.models import ChatItem, ConversationReview
 
@@ -75,22 +76,22 @@ def change_settings(
 
 
 async def list_conversations(
-    session: AsyncSession, access: TenantAccess, query: ConversationQuery, key: str
+    session: AsyncSession, access: TenantAccess, query: ConversationQuery, keys: Keys
 ) -> ConversationPage:
     rows = await repository.page(session, access.tenant.id, query)
     if rows is None:
         raise NotFound("The thread this page starts after is gone.", code="cursor_not_found")
     shown = rows[: query.limit]
     figures = await _figures(session, access.tenant.id, [row[0].id for row in shown])
-    data = [_conversation(row, key, figures[row[0].id]) for row in shown]
+    data = [_conversation(row, keys, figures[row[0].id]) for row in shown]
     more = len(rows) > query.limit
     return ConversationPage(data=data, next=data[-1].id if more and data else None)
 
 
 async def read_transcript(
-    session: AsyncSession, access: TenantAccess, thread_id: str, key: str
+    session: AsyncSession, access: TenantAccess, thread_id: str, keys: Keys
 ) -> Transcript:
-    found = await transcript(session, access.tenant.id, thread_id, key)
+    found = await transcript(session, access.tenant.id, thread_id, keys)
     if found is None:
         raise NotFound("No such conversation.", code="conversation_not_found")
     review = await repository.review(session, access.tenant.id, thread_id)
@@ -101,7 +102,7 @@ async def read_transcript(
 
 
 async def transcript(
-    session: AsyncSession, tenant_id: uuid.UUID, thread_id: str, key: str
+    session: AsyncSession, tenant_id: uuid.UUID, thread_id: str, keys: Keys
 ) -> Transcript | None:
     """The tenant's conversation with its items (no review, no audit entry: callers that
     show it to staff record the read)."""
@@ -111,7 +112,7 @@ async def transcript(
     items = await repository.items(session, tenant_id, [thread_id])
     figures = await _figures(session, tenant_id, [thread_id])
     return Transcript(
-        **_conversation(row, key, figures[thread_id]).model_dump(),
+        **_conversation(row, keys, figures[thread_id]).model_dump(),
         items=[_item(i, figures[thread_id]) for i in items],
         review=None,
     )
@@ -153,21 +154,21 @@ CSV_COLUMNS = ("thread_id", "widget_id", "end_user", "item_id", "created_at", "k
 
 
 async def export_lines(
-    session: AsyncSession, tenant_id: uuid.UUID, query: ConversationFilters, key: str
+    session: AsyncSession, tenant_id: uuid.UUID, query: ConversationFilters, keys: Keys
 ) -> AsyncIterator[str]:
     """Every matching conversation with its items, one JSON line each, read a page at a
     time (memory stays bounded however many there are)."""
     async for page, by_thread in _export_pages(session, tenant_id, query):
         figures = await _figures(session, tenant_id, [row[0].id for row in page])
         for row in page:
-            conversation = _conversation(row, key, figures[row[0].id])
+            conversation = _conversation(row, keys, figures[row[0].id])
             items = [_item(i, figures[row[0].id]) for i in by_thread.get(conversation.id, [])]
             transcript = Transcript(**conversation.model_dump(), items=items, review=None)
             yield transcript.model_dump_json() + "\n"
 
 
 async def export_csv(
-    session: AsyncSession, tenant_id: uuid.UUID, query: ConversationFilters, key: str
+    session: AsyncSession, tenant_id: uuid.UUID, query: ConversationFilters, keys: Keys
 ) -> AsyncIterator[str]:
     """Every item of every matching conversation, one CSV row each (``CSV_COLUMNS``, a
     header first), a page of conversations at a time."""
@@ -178,7 +179,7 @@ async def export_csv(
     async for page, by_thread in _export_pages(session, tenant_id, query):
         for row in page:
             thread = row[0]
-            end_user = exported_end_user(thread.end_user_id, key)
+            end_user = exported_end_user(thread.end_user_id, keys)
             for item in by_thread.get(thread.id, []):
                 writer.writerow(
                     (
@@ -287,7 +288,7 @@ async def _figures(
     return figures
 
 
-def _conversation(row: repository.ThreadRow, key: str, figures: _Figures) -> Conversation:
+def _conversation(row: repository.ThreadRow, keys: Keys, figures: _Figures) -> Conversation:
     thread, messages, positive, negative, reviewed = row
     first_tokens = [
         a.figures.first_token_ms for a in figures.answers if a.figures.first_token_ms is not None
@@ -296,7 +297,7 @@ def _conversation(row: repository.ThreadRow, key: str, figures: _Figures) -> Con
     return Conversation(
         id=thread.id,
         widget_id=thread.widget_id,
-        end_user=exported_end_user(thread.end_user_id, key),
+        end_user=exported_end_user(thread.end_user_id, keys),
         title=title if isinstance(title, str) else None,
         messages=messages,
         positive_feedback=positive,

@@ -19,11 +19,11 @@ from kithost.worker.database import RETRY
 def write_export(self: Task[Any, Any], tenant_id: str, export_id: str) -> bool:
     """Write an export's file to the blob storage and mark it ready (idempotent)."""
     settings = get_settings()
-    storage, key = storage_for(settings), settings.encryption_keys()[0]
+    storage, keys = storage_for(settings), settings.keys()
 
     async def run(sessionmaker: Sessionmaker) -> bool:
         return await exports.write(
-            sessionmaker, storage, key, uuid.UUID(tenant_id), uuid.UUID(export_id)
+            sessionmaker, storage, keys, uuid.UUID(tenant_id), uuid.UUID(export_id)
         )
 
     return database.run(self.app, run)

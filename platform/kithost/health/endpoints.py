@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kithost.errors import ServiceUnavailable
 from kithost.health.metrics import exposition
+from kithost.state import app_state
 
 log = structlog.get_logger(__name__)
 
@@ -38,10 +39,10 @@ async def healthz() -> Health:
     responses={503: {"description": "A dependency is unreachable"}},
 )
 async def readyz(request: Request) -> Health:
-    celery: Celery = request.app.state.celery
+    state = app_state(request)
     database, broker = await asyncio.gather(
-        _within_timeout(_check_database(request.app.state.engine)),
-        _within_timeout(asyncio.to_thread(_check_broker, celery)),
+        _within_timeout(_check_database(state.engine)),
+        _within_timeout(asyncio.to_thread(_check_broker, state.celery)),
     )
     failed = [name for name, ok in (("database", database), ("broker", broker)) if not ok]
     if failed:
@@ -51,8 +52,8 @@ async def readyz(request: Request) -> Health:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
-    celery: Celery = request.app.state.celery
-    queue = QueueDepth(celery, request.app.state.settings.task_queue)
+    state = app_state(request)
+    queue = QueueDepth(state.celery, state.settings.task_queue)
     return Response(await asyncio.to_thread(exposition, queue), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -8,8 +8,8 @@ from kithost.auth.dependencies import MembersRead, MembersWrite, OptionalPrincip
 from kithost.db import DbSession
 from kithost.invitations import schemas, service
 from kithost.kit.schemas import TENANT_ERRORS, problems
+from kithost.members.schemas import TenantMembership
 from kithost.state import AppSettings
-from kithost.tenants.schemas import TenantMembership
 
 router = APIRouter(tags=["invitations"])
 TENANT_INVITATIONS = "/tenants/{tenant}/invitations"

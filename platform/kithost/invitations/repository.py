@@ -8,7 +8,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Result, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.models import Invitation
+from kithost.models import Invitation, Tenant
 
 
 async def get_by_token_hash(session: AsyncSession, token_hash: str) -> Invitation | None:
@@ -64,3 +64,7 @@ async def mark_accepted(
 
 def _rowcount(result: Result[Any]) -> int:
     return cast(CursorResult[Any], result).rowcount
+
+
+async def tenant_of(session: AsyncSession, invitation: Invitation) -> Tenant:
+    return await session.get_one(Tenant, invitation.tenant_id)

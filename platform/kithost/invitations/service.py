@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost import rls
 from kithost.audit import service as audit
-from kithost.auth.principals import Principal, TenantAccess, UserPrincipal
+from kithost.auth.principals import Actor, Principal, TenantAccess, UserPrincipal
 from kithost.errors import Forbidden, Gone, NotFound, Unauthorized, invalid_field
 from kithost.invitations import repository
 from kithost.invitations.tasks import send_invitation_email
@@ -20,7 +20,6 @@ from kithost.members import service as members
 from kithost.models import Invitation, Role, Tenant, User
 from kithost.models.base import utcnow
 from kithost.settings import Settings
-from kithost.tenants import repository as tenants
 from kithost.users import repository as users
 from kithost.users.service import create_user, normalize_email
 from kithost.worker.enqueue import enqueue
@@ -62,7 +61,7 @@ async def invite(
 async def create_invitation(
     session: AsyncSession,
     settings: Settings,
-    actor: audit.Actor,
+    actor: Actor,
     tenant: Tenant,
     *,
     email: str,
@@ -139,7 +138,7 @@ async def accept(
     user = await _invitee(session, invitation, principal, password=password, name=name)
     if not await repository.mark_accepted(session, invitation.id, user.id, utcnow()):
         raise NotFound("No such invitation, or it was used.", code="invitation_not_found")
-    actor = audit.Actor("user", str(user.id))
+    actor = Actor("user", str(user.id))
     await members.join(session, actor, invitation.tenant_id, user.id, invitation.role)
     audit.record(
         session,
@@ -149,7 +148,7 @@ async def accept(
         target_type="invitation",
         target_id=invitation.id,
     )
-    return Acceptance(await tenants.get_by_id(session, invitation.tenant_id), invitation.role)
+    return Acceptance(await repository.tenant_of(session, invitation), invitation.role)
 
 
 async def _invitee(
@@ -173,6 +172,6 @@ async def _invitee(
         )
     if password is None:
         raise invalid_field("password", "required to create your account")
-    actor = audit.Actor("invitation", str(invitation.id))
+    actor = Actor("invitation", str(invitation.id))
     new = await create_user(session, actor, invitation.email, name=name, password=password)
     return new.user

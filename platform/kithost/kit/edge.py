@@ -16,7 +16,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from kithost.errors import problem_response
-from kithost.settings import Settings
 
 UNCHECKED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 """Paths the kubelet and Prometheus call by the pod's address: no host name to check."""
@@ -57,11 +56,12 @@ def _host(scope: Scope) -> str:
     return ""
 
 
-def install_edge(app: FastAPI, settings: Settings) -> None:
+def install_edge(app: FastAPI, *, allowed_hosts: list[str], trusted_proxies: list[str]) -> None:
     """Add the host check and the trusted-proxy handling to ``app`` (a FastAPI app), the
-    proxy handling outermost so the host check and everything after see the real client."""
-    hosts = settings.allowed_host_list
-    if "*" not in hosts:
-        app.add_middleware(AllowedHostsMiddleware, hosts=hosts)
-    if settings.trusted_proxy_list:
-        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
+    proxy handling outermost so the host check and everything after see the real client.
+    ``allowed_hosts``: lowercase, ``*`` for any (``Settings.allowed_host_list``);
+    ``trusted_proxies``: addresses or CIDRs (``Settings.trusted_proxy_list``)."""
+    if "*" not in allowed_hosts:
+        app.add_middleware(AllowedHostsMiddleware, hosts=allowed_hosts)
+    if trusted_proxies:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted_proxies)

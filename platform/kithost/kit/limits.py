@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import dataclass
 
 from starlette.middleware.body_limit import RequestBodyLimitResponder
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kithost.errors import KithostError, problem_response
-from kithost.settings import Settings
 
 UPLOAD_OVERHEAD = 64 * 1024
 """Room for a multipart upload's boundaries and part headers."""
@@ -30,21 +30,32 @@ class BodyTimeout(KithostError):
     status, code = 408, "request_timeout"
 
 
-def body_limit(settings: Settings, path: str) -> int | None:
+@dataclass(frozen=True)
+class Limits:
+    """The limits of :class:`LimitsMiddleware` (``Settings.limits``)."""
+
+    max_header_bytes: int
+    max_body_bytes: int
+    max_document_bytes: int
+    """A knowledge base's document (its upload route's body gets :data:`UPLOAD_OVERHEAD` more)."""
+    body_timeout_seconds: float
+
+
+def body_limit(limits: Limits, path: str) -> int | None:
     """The most bytes a request body to ``path`` may have; None for the chat routes, which
     limit their bodies themselves (with the CORS headers the visitor's page needs to read
     the refusal)."""
     if _CHAT.match(path):
         return None
     if _DOCUMENTS.match(path):
-        return settings.knowledge_document_max_bytes + UPLOAD_OVERHEAD
-    return settings.max_body_bytes
+        return limits.max_document_bytes + UPLOAD_OVERHEAD
+    return limits.max_body_bytes
 
 
 class LimitsMiddleware:
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, limits: Limits) -> None:
         self.app = app
-        self.settings = settings
+        self.limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,7 +68,7 @@ class LimitsMiddleware:
                 length = value
             elif name == b"transfer-encoding":
                 chunked = True
-        most = self.settings.max_header_bytes
+        most = self.limits.max_header_bytes
         if size > most:
             detail = f"The request's headers may have at most {most} bytes."
             await self._refuse(scope, receive, send, 431, "headers_too_large", detail)
@@ -65,8 +76,8 @@ class LimitsMiddleware:
         if length is None and not chunked:  # no body (most GETs): nothing more to watch
             await self.app(scope, receive, send)
             return
-        limit = body_limit(self.settings, scope["path"])
-        timed = _Timed(receive, self.settings.body_timeout_seconds)
+        limit = body_limit(self.limits, scope["path"])
+        timed = _Timed(receive, self.limits.body_timeout_seconds)
         if limit is None:
             await self.app(scope, timed, send)
             return

@@ -1,6 +1,6 @@
 """Fixed-window rate limiting: count events per key, refuse past a limit until the window ends.
 
-One limiter per app (``app.state.rate_limiter``, the :data:`AppRateLimiter` dependency):
+One limiter per app (``AppState.rate_limiter``, the ``state.AppRateLimiter`` dependency):
 :class:`RedisRateLimiter` when ``KITHOST_REDIS_URL`` is set, so every process shares the
 counts, else :class:`MemoryRateLimiter`, whose counts live in this process only. Keys are
 the caller's (``login:ip:203.0.113.7``); a window starts with its key's first event.
@@ -13,14 +13,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Protocol
+from typing import Protocol
 
-from fastapi import Depends, Request
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from kithost.errors import ServiceUnavailable
-from kithost.settings import Settings
 
 REDIS_PREFIX = "kithost:ratelimit:"
 REDIS_TIMEOUT_SECONDS = 2
@@ -153,15 +151,8 @@ def _reachable() -> Iterator[None]:
         ) from exc
 
 
-def create_rate_limiter(settings: Settings) -> RateLimiter:
-    if settings.redis_url:
-        return RedisRateLimiter(settings.redis_url)
+def create_rate_limiter(redis_url: str | None) -> RateLimiter:
+    """On Redis when ``redis_url`` is set (shared by every process), in-process otherwise."""
+    if redis_url:
+        return RedisRateLimiter(redis_url)
     return MemoryRateLimiter()
-
-
-async def _rate_limiter(request: Request) -> RateLimiter:
-    limiter: RateLimiter = request.app.state.rate_limiter
-    return limiter
-
-
-AppRateLimiter = Annotated[RateLimiter, Depends(_rate_limiter)]

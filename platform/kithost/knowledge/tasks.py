@@ -24,7 +24,7 @@ MAX_UPSTREAM_RETRIES = 8
 def ingest(self: Task[Any, Any], tenant_id: str, document_id: str) -> str | None:
     """Hand an uploaded document to OpenAI; its status after."""
     settings = get_settings()
-    box = SecretBox(settings.encryption_keys())
+    box = SecretBox(settings.keys())
     storage = storage_for(settings)
     tenant, document = uuid.UUID(tenant_id), uuid.UUID(document_id)
 
@@ -65,7 +65,7 @@ def remove(
 ) -> None:
     """Remove deleted documents (or a whole base) from OpenAI and the blob store."""
     settings = get_settings()
-    box = SecretBox(settings.encryption_keys())
+    box = SecretBox(settings.keys())
 
     async def run(sessionmaker: Sessionmaker) -> None:
         await work.remove(

@@ -17,15 +17,6 @@ _MEMBER = select(
 ).join(User, User.id == Membership.user_id)
 
 
-async def get_membership(
-    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID
-) -> Membership | None:
-    result = await session.execute(
-        select(Membership).where(Membership.tenant_id == tenant_id, Membership.user_id == user_id)
-    )
-    return result.scalar_one_or_none()
-
-
 async def list_members(session: AsyncSession, tenant_id: uuid.UUID) -> Sequence[MemberRow]:
     result = await session.execute(
         _MEMBER.where(Membership.tenant_id == tenant_id).order_by(User.email)

@@ -19,3 +19,18 @@ class Member(Schema):
 
 class MemberUpdate(Schema):
     role: Role
+
+
+# A tenant's own schema, here because invitations (below tenants) answer with it too.
+class Tenant(Schema):
+    id: uuid.UUID
+    slug: str
+    name: str
+    created_at: datetime
+
+
+class TenantMembership(Schema):
+    """A user's role in a tenant."""
+
+    tenant: Tenant
+    role: Role

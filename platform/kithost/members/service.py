@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit import service as audit
-from kithost.auth.principals import TenantAccess
+from kithost.auth import repository as auth_repository
+from kithost.auth.principals import Actor, TenantAccess
 from kithost.auth.roles import may_grant, scopes_of
 from kithost.errors import Conflict, FieldError, Forbidden, NotFound
 from kithost.members import repository
@@ -66,10 +67,10 @@ async def remove_member(session: AsyncSession, access: TenantAccess, user_id: uu
 
 
 async def join(
-    session: AsyncSession, actor: audit.Actor, tenant_id: uuid.UUID, user_id: uuid.UUID, role: Role
+    session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, user_id: uuid.UUID, role: Role
 ) -> None:
     """Make the user a member with ``role``, or give them ``role`` if they are one."""
-    membership = await repository.get_membership(session, tenant_id, user_id)
+    membership = await auth_repository.membership(session, tenant_id, user_id)
     if membership is not None:
         await _set_role(session, actor, membership, role)
         return
@@ -86,14 +87,14 @@ async def join(
 
 
 async def _membership(session: AsyncSession, tenant: Tenant, user_id: uuid.UUID) -> Membership:
-    membership = await repository.get_membership(session, tenant.id, user_id)
+    membership = await auth_repository.membership(session, tenant.id, user_id)
     if membership is None:
         raise NotFound(f"No member {user_id} in this tenant.", code="member_not_found")
     return membership
 
 
 async def _set_role(
-    session: AsyncSession, actor: audit.Actor, membership: Membership, role: Role
+    session: AsyncSession, actor: Actor, membership: Membership, role: Role
 ) -> None:
     if role is membership.role:
         return

@@ -8,7 +8,7 @@ from cryptography.fernet import InvalidToken
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit import service as audit
-from kithost.auth.principals import TenantAccess
+from kithost.auth.principals import Actor, TenantAccess
 from kithost.errors import Conflict
 from kithost.kit.crypto import SecretBox
 from kithost.kit.tokens import random_token
@@ -269,9 +269,7 @@ async def _record_secret_change(
     )
 
 
-async def reencrypt_all(
-    session: AsyncSession, box: SecretBox, actor: audit.Actor
-) -> dict[str, int]:
+async def reencrypt_all(session: AsyncSession, box: SecretBox, actor: Actor) -> dict[str, int]:
     """Re-encrypt every stored secret with ``box``'s first key; how many, per column.
 
     After it commits, the other keys of ``KITHOST_SECRET_KEY`` may be dropped.

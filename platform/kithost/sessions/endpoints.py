@@ -24,14 +24,13 @@ from kithost.embed.cache import visitor_origin
 from kithost.errors import Conflict, Forbidden
 from kithost.health.metrics import mint_outcome
 from kithost.kit.cors import preflight
-from kithost.kit.ratelimit import AppRateLimiter
 from kithost.kit.schemas import problems
 from kithost.models import Placement
 from kithost.sessions import service
 from kithost.sessions.identity import EndUser
 from kithost.sessions.recorder import AppMintRecorder
 from kithost.sessions.schemas import BackendSessionRequest, MintedSession, VisitorSessionRequest
-from kithost.state import AppSecretBox, AppSettings
+from kithost.state import AppRateLimiter, AppSecretBox, AppSettings
 from kithost.widgets.service import get_widget
 
 visitor_router = APIRouter(tags=["embed"])

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, status
 from kithost.auth.dependencies import AnyTenantAccess, CurrentUser, MembersWrite, PlatformAdmin
 from kithost.db import DbSession
 from kithost.kit.schemas import TENANT_ERRORS, problems
+from kithost.members.schemas import Tenant
 from kithost.state import AppSettings
 from kithost.tenants import schemas, service
 
@@ -41,18 +42,18 @@ async def list_tenants(
     session: DbSession,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     after: Annotated[str | None, Query(description="List the tenants after this slug.")] = None,
-) -> list[schemas.Tenant]:
+) -> list[Tenant]:
     tenants = await service.list_tenants(session, user.user, after=after, limit=limit)
-    return [schemas.Tenant.model_validate(t) for t in tenants]
+    return [Tenant.model_validate(t) for t in tenants]
 
 
 @router.get("/{tenant}", summary="Get a tenant", responses=problems(*TENANT_ERRORS))
-async def get_tenant(access: AnyTenantAccess) -> schemas.Tenant:
-    return schemas.Tenant.model_validate(access.tenant)
+async def get_tenant(access: AnyTenantAccess) -> Tenant:
+    return Tenant.model_validate(access.tenant)
 
 
 @router.patch("/{tenant}", summary="Rename a tenant", responses=problems(*TENANT_ERRORS))
 async def update_tenant(
     access: MembersWrite, session: DbSession, body: schemas.TenantUpdate
-) -> schemas.Tenant:
-    return schemas.Tenant.model_validate(service.rename_tenant(session, access, body.name))
+) -> Tenant:
+    return Tenant.model_validate(service.rename_tenant(session, access, body.name))

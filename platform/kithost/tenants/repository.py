@@ -10,15 +10,6 @@ from kithost import rls
 from kithost.models import Membership, Tenant
 
 
-async def get_by_slug(session: AsyncSession, slug: str) -> Tenant | None:
-    result = await session.execute(select(Tenant).where(Tenant.slug == slug))
-    return result.scalar_one_or_none()
-
-
-async def get_by_id(session: AsyncSession, tenant_id: uuid.UUID) -> Tenant:
-    return await session.get_one(Tenant, tenant_id)
-
-
 async def list_tenants(
     session: AsyncSession, *, member_id: uuid.UUID | None, after: str | None, limit: int
 ) -> Sequence[Tenant]:

@@ -1,20 +1,10 @@
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
-
 from pydantic import Field
 
 from kithost.invitations.schemas import InvitationCreated
 from kithost.kit.schemas import Name, Schema
-from kithost.models import Role
-
-
-class Tenant(Schema):
-    id: uuid.UUID
-    slug: str
-    name: str
-    created_at: datetime
+from kithost.members.schemas import Tenant
 
 
 class TenantCreate(Schema):
@@ -33,10 +23,3 @@ class TenantCreated(Schema):
 
 class TenantUpdate(Schema):
     name: Name
-
-
-class TenantMembership(Schema):
-    """A user's role in a tenant."""
-
-    tenant: Tenant
-    role: Role

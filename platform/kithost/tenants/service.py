@@ -8,7 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost import rls
 from kithost.audit import service as audit
-from kithost.auth.principals import TenantAccess, UserPrincipal
+from kithost.auth import repository as auth_repository
+from kithost.auth.principals import Actor, TenantAccess, UserPrincipal
 from kithost.errors import Conflict, InvalidInput, NotFound, invalid_field
 from kithost.invitations import service as invitations
 from kithost.models import Membership, Role, Tenant, User
@@ -29,7 +30,7 @@ class NewTenant:
 
 
 async def create_tenant(
-    session: AsyncSession, actor: audit.Actor, *, slug: str, name: str, owner: User
+    session: AsyncSession, actor: Actor, *, slug: str, name: str, owner: User
 ) -> Tenant:
     """Create a tenant with ``owner`` as its first member (role owner)."""
     tenant = await _add_tenant(session, actor, slug=slug, name=name, owner_email=owner.email)
@@ -64,7 +65,7 @@ async def open_tenant(
 
 
 async def get_tenant(session: AsyncSession, slug: str) -> Tenant:
-    tenant = await repository.get_by_slug(session, slug)
+    tenant = await auth_repository.tenant_by_slug(session, slug)
     if tenant is None:
         raise NotFound(f"No tenant {slug!r}.", code="tenant_not_found")
     return tenant
@@ -95,13 +96,13 @@ def rename_tenant(session: AsyncSession, access: TenantAccess, name: str) -> Ten
 
 
 async def _add_tenant(
-    session: AsyncSession, actor: audit.Actor, *, slug: str, name: str, owner_email: str
+    session: AsyncSession, actor: Actor, *, slug: str, name: str, owner_email: str
 ) -> Tenant:
     if not SLUG.fullmatch(slug):
         raise invalid_field("slug", "lowercase letters, digits and inner hyphens, at most 63")
     if not name.strip():
         raise invalid_field("name", "must not be empty")
-    if await repository.get_by_slug(session, slug) is not None:
+    if await auth_repository.tenant_by_slug(session, slug) is not None:
         raise Conflict(f"A tenant with slug {slug!r} exists.", code="tenant_exists")
     tenant = Tenant(slug=slug, name=name.strip())
     session.add(tenant)

@@ -1,1 +1,1 @@
-"""Dashboard user accounts."""
+"""Dashboard user accounts, and signing in to the dashboard (the ``/auth`` routes)."""

@@ -15,7 +15,7 @@ from kithost.auth.passwords import (
     needs_rehash,
     verify_password,
 )
-from kithost.auth.principals import UserPrincipal
+from kithost.auth.principals import SYSTEM, Actor, UserPrincipal
 from kithost.errors import Conflict, Forbidden, RateLimited, Unauthorized, invalid_field
 from kithost.kit.ratelimit import Decision, RateLimiter
 from kithost.models import DashboardSession, User
@@ -51,7 +51,7 @@ def normalize_email(email: str) -> str:
 
 async def create_user(
     session: AsyncSession,
-    actor: audit.Actor,
+    actor: Actor,
     email: str,
     *,
     name: str = "",
@@ -78,14 +78,14 @@ async def create_user(
     return NewUser(user, None if password is not None else secret)
 
 
-async def _add_user(session: AsyncSession, actor: audit.Actor, user: User) -> User:
+async def _add_user(session: AsyncSession, actor: Actor, user: User) -> User:
     session.add(user)
     await session.flush()
     audit.record(session, actor, "user.created", target_type="user", target_id=user.id)
     return user
 
 
-async def get_or_create_user(session: AsyncSession, actor: audit.Actor, email: str) -> NewUser:
+async def get_or_create_user(session: AsyncSession, actor: Actor, email: str) -> NewUser:
     existing = await repository.get_by_email(session, normalize_email(email))
     if existing is not None:
         return NewUser(existing, None)
@@ -183,7 +183,7 @@ async def sign_in_with_oidc(
                 f"No account uses {email} and sign-up is closed: ask for an invitation.",
                 code="signup_disabled",
             )
-        return await _add_user(session, audit.SYSTEM, User(email=email, name=name[:200]))
+        return await _add_user(session, SYSTEM, User(email=email, name=name[:200]))
     if not user.is_active:
         raise Forbidden("This account is disabled.", code="account_disabled")
     return user

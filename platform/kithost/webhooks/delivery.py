@@ -13,7 +13,7 @@ from datetime import timedelta
 from standardwebhooks import Webhook
 
 from kithost.audit import service as audit
-from kithost.audit.service import SYSTEM
+from kithost.auth.principals import SYSTEM
 from kithost.db import Sessionmaker, session_scope
 from kithost.kit.crypto import SecretBox
 from kithost.kit.outbound import OutboundPolicy, outbound_client

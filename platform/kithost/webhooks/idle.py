@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost import rls
 from kithost.conversations import service as conversations
 from kithost.db import Sessionmaker, session_scope
+from kithost.kit.keys import Keys
 from kithost.models import WebhookIdleMark
 from kithost.webhooks import repository, service
 
@@ -25,9 +26,9 @@ LOOKBACK = timedelta(days=1)
 are not announced late; nor are threads last active before the endpoint existed."""
 
 
-async def announce_idle(sessionmaker: Sessionmaker, key: str, now: datetime) -> int:
+async def announce_idle(sessionmaker: Sessionmaker, keys: Keys, now: datetime) -> int:
     """Announce every thread idle at ``now`` to each endpoint subscribed; how many
-    deliveries. ``key`` hashes anonymous end users as exports do."""
+    deliveries. ``keys`` hashes anonymous end users as exports do."""
     async with session_scope(sessionmaker) as session:
         await rls.bypass(session, rls.Bypass.sweep)
         endpoints = [
@@ -39,7 +40,7 @@ async def announce_idle(sessionmaker: Sessionmaker, key: str, now: datetime) -> 
     for tenant_id, endpoint_id in endpoints:
         while True:
             async with session_scope(sessionmaker, tenant=tenant_id) as session:
-                count = await _announce(session, tenant_id, endpoint_id, key, now)
+                count = await _announce(session, tenant_id, endpoint_id, keys, now)
             announced += count
             if count < BATCH:
                 break
@@ -47,7 +48,7 @@ async def announce_idle(sessionmaker: Sessionmaker, key: str, now: datetime) -> 
 
 
 async def _announce(
-    session: AsyncSession, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, key: str, now: datetime
+    session: AsyncSession, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, keys: Keys, now: datetime
 ) -> int:
     endpoint = await repository.endpoint(session, tenant_id, endpoint_id)
     if endpoint is None or not endpoint.enabled:
@@ -57,7 +58,7 @@ async def _announce(
     threads = await repository.newly_idle(session, endpoint, active_after, idle_since, BATCH)
     marks = await repository.idle_marks(session, endpoint, [thread_id for thread_id, _ in threads])
     for thread_id, activity_at in threads:
-        transcript = await conversations.transcript(session, tenant_id, thread_id, key)
+        transcript = await conversations.transcript(session, tenant_id, thread_id, keys)
         if transcript is not None:
             data = transcript.model_dump(mode="json", exclude={"review"})
             service.queue_delivery(session, endpoint, IDLE, data)

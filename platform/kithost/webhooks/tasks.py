@@ -32,7 +32,7 @@ def deliver(self: Task[Any, Any], tenant_id: str, delivery_id: str) -> bool:
     """Send one delivery; retried (the same ``webhook-id``) until it goes through, the
     endpoint is disabled after a day of failures, or it is deleted."""
     settings = get_settings()
-    box = SecretBox(settings.encryption_keys())
+    box = SecretBox(settings.keys())
 
     async def run(sessionmaker: Sessionmaker) -> delivery.Attempt:
         return await delivery.attempt(
@@ -52,9 +52,9 @@ def deliver(self: Task[Any, Any], tenant_id: str, delivery_id: str) -> bool:
 @shared_task(name="kithost.webhooks.announce_idle", bind=True, **RETRY)
 def announce_idle(self: Task[Any, Any]) -> int:
     """``conversation.idle`` for the threads idle since the last run (beat, every minute)."""
-    key = get_settings().encryption_keys()[0]
+    keys = get_settings().keys()
 
     async def run(sessionmaker: Sessionmaker) -> int:
-        return await idle.announce_idle(sessionmaker, key, utcnow())
+        return await idle.announce_idle(sessionmaker, keys, utcnow())
 
     return database.run(self.app, run)

@@ -53,12 +53,12 @@ def issue(settings: Settings, preview: Preview) -> str:
     origin = base64.urlsafe_b64encode(preview.origin.encode()).decode().rstrip("=")
     expiry = int(preview.expires_at.timestamp())
     payload = f"{preview.tenant_id.hex}.{preview.widget_id.hex}.{expiry}.{origin}"
-    return PREFIX + signed(settings, PURPOSE, payload)
+    return PREFIX + signed(settings.keys(), PURPOSE, payload)
 
 
 def read(settings: Settings, key: str, now: datetime) -> Preview | None:
     """The preview behind ``key``; None when it is malformed, forged or expired."""
-    payload = verified(settings, PURPOSE, key.removeprefix(PREFIX))
+    payload = verified(settings.keys(), PURPOSE, key.removeprefix(PREFIX))
     if payload is None:
         return None
     tenant, widget, expiry, origin = payload.split(".")

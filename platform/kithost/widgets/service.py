@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from kithost.audit import service as audit
-from kithost.auth.principals import TenantAccess, UserPrincipal
+from kithost.auth.principals import Actor, TenantAccess, UserPrincipal
 from kithost.errors import (
     Conflict,
     FieldError,
@@ -78,7 +78,7 @@ def check_if_match(widget: Widget, if_match: str | None) -> None:
 
 async def create_widget(
     session: AsyncSession,
-    actor: audit.Actor,
+    actor: Actor,
     tenant: Tenant,
     *,
     name: str,
@@ -320,7 +320,7 @@ async def publish(
 
 async def publish_draft(
     session: AsyncSession,
-    actor: audit.Actor,
+    actor: Actor,
     widget: Widget,
     *,
     published_by: User | None,
@@ -635,7 +635,7 @@ async def _refuse_insecure_origins(session: AsyncSession, widget: Widget) -> Non
 
 async def _change(
     session: AsyncSession,
-    actor: audit.Actor,
+    actor: Actor,
     widget: Widget,
     action: str,
     *,
@@ -673,7 +673,7 @@ def _origin_state(allowed: AllowedOrigin) -> dict[str, Any]:
 
 def _record_origin(
     session: AsyncSession,
-    actor: audit.Actor,
+    actor: Actor,
     widget: Widget,
     allowed: AllowedOrigin,
     action: str,
@@ -685,7 +685,7 @@ def _record_origin(
 
 
 def _record(
-    session: AsyncSession, actor: audit.Actor, widget: Widget, action: str, data: dict[str, Any]
+    session: AsyncSession, actor: Actor, widget: Widget, action: str, data: dict[str, Any]
 ) -> None:
     audit.record(
         session,

@@ -17,6 +17,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from kithost.db import Sessionmaker, create_engine, create_sessionmaker
 from kithost.settings import get_settings
+from kithost.worker.enqueue import PendingTasks
 
 T = TypeVar("T")
 
@@ -56,6 +57,6 @@ def run(celery: Celery, work: Callable[[Sessionmaker], Awaitable[T]]) -> T:
             pool_size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow,
         )
-        _runtime = (os.getpid(), runner, create_sessionmaker(engine, celery))
+        _runtime = (os.getpid(), runner, create_sessionmaker(engine, PendingTasks(celery)))
     _, runner, sessionmaker = _runtime
     return runner.run(work(sessionmaker))  # type: ignore[arg-type]

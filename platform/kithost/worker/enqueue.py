@@ -1,9 +1,9 @@
 """Send Celery tasks only once the database transaction that asked for them commits.
 
 A request (or a task) calls :func:`enqueue` with its session; :func:`kithost.db.session_scope`
-sends what was queued after a successful commit and drops it on rollback, so a failed
-request never triggers background work. Sessions carry their Celery app in
-``session.info["celery"]`` (see :func:`kithost.db.create_sessionmaker`).
+has the sessionmaker's :class:`PendingTasks` (its ``db.AfterCommit``) send what was queued
+after a successful commit and drop it on rollback, so a failed request never triggers
+background work.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from celery import Celery, Task
 from sqlalchemy.ext.asyncio import AsyncSession
 
 _PENDING = "kithost.pending_tasks"
-CELERY = "celery"
 
 
 @dataclass(frozen=True)
@@ -39,16 +38,20 @@ def enqueue(
     session.info.setdefault(_PENDING, []).append(_Pending(task.name, args, kwargs, task_id))
 
 
-def discard_pending(session: AsyncSession) -> None:
-    session.info.pop(_PENDING, None)
+class PendingTasks:
+    """Sends the tasks a unit of work queued to ``celery`` once it commits (``db.AfterCommit``)."""
 
+    def __init__(self, celery: Celery) -> None:
+        self.celery = celery
 
-async def send_pending(session: AsyncSession) -> None:
-    pending: list[_Pending] = session.info.pop(_PENDING, [])
-    if pending:
-        await asyncio.to_thread(_send, session.info[CELERY], pending)
+    async def committed(self, session: AsyncSession) -> None:
+        pending: list[_Pending] = session.info.pop(_PENDING, [])
+        if pending:
+            await asyncio.to_thread(self._send, pending)
 
+    def rolled_back(self, session: AsyncSession) -> None:
+        session.info.pop(_PENDING, None)
 
-def _send(celery: Celery, pending: list[_Pending]) -> None:
-    for job in pending:
-        celery.send_task(job.name, args=job.args, kwargs=job.kwargs, task_id=job.task_id)
+    def _send(self, pending: list[_Pending]) -> None:
+        for job in pending:
+            self.celery.send_task(job.name, args=job.args, kwargs=job.kwargs, task_id=job.task_id)

@@ -16,7 +16,7 @@ from kithost.analytics import events as contract
 from kithost.analytics.errors import repository
 from kithost.analytics.events import Event
 from kithost.audit import service as audit
-from kithost.audit.service import Actor
+from kithost.auth.principals import Actor
 from kithost.errors import NotFound, invalid_field
 from kithost.models import ErrorGroup, ErrorStatus, Tenant
 from kithost.models.base import utcnow

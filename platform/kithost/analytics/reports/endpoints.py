@@ -142,14 +142,14 @@ async def export_events(
 ) -> StreamingResponse:
     since, until, widget = await _range(session, access.tenant, query, Interval.day)
     tenant_id = access.tenant.id
-    key = settings.encryption_keys()[0]
+    keys = settings.keys()
 
     async def lines() -> AsyncIterator[str]:
         for line in _csv_lines([["id", "widget_id", "name", "time", "end_user", "data"]]):
             yield line
         async with session_scope(request.app.state.sessionmaker, tenant=tenant_id) as reader:
             async for e in repository.stream_events(reader, tenant_id, since, until, widget):
-                end_user = exported_end_user(e.end_user_id, key) if e.end_user_id else None
+                end_user = exported_end_user(e.end_user_id, keys) if e.end_user_id else None
                 row = [e.event_id, e.widget_id, e.name, e.occurred_at.isoformat(), end_user]
                 for line in _csv_lines([[*row, json.dumps(e.data, separators=(",", ":"))]]):
                     yield line

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost import rls
 from kithost.analytics.retention import repository
 from kithost.audit import service as audit
-from kithost.audit.service import Actor
+from kithost.auth.principals import Actor
 from kithost.db import Sessionmaker, session_scope
 from kithost.models import Tenant
 from kithost.models.base import utcnow

@@ -13,7 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost.auth import oidc, sessions
 from kithost.auth.dependencies import CurrentUser
 from kithost.auth.roles import ALL_SCOPES, ROLE_SCOPES
-from kithost.auth.schemas import (
+from kithost.db import DbSession
+from kithost.kit.schemas import problems
+from kithost.models import User
+from kithost.settings import Settings
+from kithost.state import AppRateLimiter, AppSettings, app_state
+from kithost.users import repository as users_repository
+from kithost.users import service as users
+from kithost.users.schemas import (
     Login,
     PasswordChange,
     SignedIn,
@@ -21,14 +28,6 @@ from kithost.auth.schemas import (
     SignInMethods,
     TenantRole,
 )
-from kithost.db import DbSession
-from kithost.kit.ratelimit import AppRateLimiter
-from kithost.kit.schemas import problems
-from kithost.models import User
-from kithost.settings import Settings
-from kithost.state import AppSettings
-from kithost.users import repository as users_repository
-from kithost.users import service as users
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -97,7 +96,7 @@ async def login(
 
 @router.get("/methods", summary="How users may sign in (the sign-in screen's buttons)")
 async def methods(request: Request) -> SignInMethods:
-    return SignInMethods(oidc=request.app.state.oidc is not None)
+    return SignInMethods(oidc=app_state(request).oidc is not None)
 
 
 @router.get(
