@@ -16,11 +16,11 @@ from sqlalchemy.engine import make_url
 from kithost import migrate
 from kithost.app import create_app
 from kithost.db import session_scope
-from kithost.embed.cache import ConfigCache
+from kithost.visitor.cache import ConfigCache
 from kithost.widgets.config import WidgetConfig
 from tests.conftest import create_pg_database, drop_pg_database, make_settings
-from tests.embed.helpers import ORIGIN, config_url, make_widget
 from tests.proxy import CuttableProxy
+from tests.visitor.helpers import ORIGIN, config_url, make_widget
 
 
 @pytest.fixture

@@ -26,8 +26,8 @@ from tests.chat.helpers import (
     thread_of,
     visitor,
 )
-from tests.embed.helpers import ORIGIN, make_widget
 from tests.fakes.openai_server import FakeOpenAI
+from tests.visitor.helpers import ORIGIN, make_widget
 
 
 async def test_end_users_and_widgets_are_isolated(

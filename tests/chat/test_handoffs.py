@@ -11,8 +11,8 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.embed.cache import ConfigCache
 from kithost.models import Widget
+from kithost.visitor.cache import ConfigCache
 from tests.chat.helpers import (
     Visitor,
     chat_config,

@@ -20,9 +20,9 @@ from kithost.analytics.facts import FLUSH_SECONDS
 from kithost.analytics.ingestion.tasks import ingest
 from kithost.audit.service import CLI
 from kithost.auth.scopes import Scope
-from kithost.embed.cache import ConfigCache
 from kithost.models import Role, SessionMint, Tenant, Widget
 from kithost.settings import Settings
+from kithost.visitor.cache import ConfigCache
 from kithost.widgets.service import create_widget, publish_draft
 from tests.conftest import create_test_app, operator_sessions
 from tests.factories import client_token, login, make_member, make_tenant, set_draft

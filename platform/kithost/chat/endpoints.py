@@ -54,9 +54,6 @@ from kithost.chat.context import ChatContext
 from kithost.chat.errors import problem_for
 from kithost.chat.runtime import Runtime, runtime
 from kithost.chat.server import ChatServer
-from kithost.embed.cache import published_answers, visitor_origin
-from kithost.embed.endpoints import PathParamsRoute
-from kithost.embed.service import Published
 from kithost.errors import (
     BadRequest,
     Conflict,
@@ -70,6 +67,9 @@ from kithost.kit.cors import preflight
 from kithost.kit.schemas import NUL_MESSAGE, nul_at, problems
 from kithost.models import WidgetMode
 from kithost.sessions.service import check_policy
+from kithost.visitor.cache import published_answers, visitor_origin
+from kithost.visitor.config import PathParamsRoute
+from kithost.visitor.service import Published
 
 log = structlog.get_logger(__name__)
 

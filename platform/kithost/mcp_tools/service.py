@@ -19,11 +19,11 @@ from kithost.audit import service as audit
 from kithost.auth.principals import TenantAccess
 from kithost.chat.mcp import McpConnector, McpSecret, McpSession, McpUnavailable, origin_of
 from kithost.db import Sessionmaker, session_scope
-from kithost.embed.service import Published
 from kithost.errors import BadGateway, Conflict, invalid_field
 from kithost.kit.crypto import SecretBox
 from kithost.mcp_tools import repository
 from kithost.models import Widget, WidgetMcpSecret
+from kithost.visitor.service import Published
 from kithost.widgets.config import McpTool
 from kithost.widgets.service import TOOLS, get_widget
 

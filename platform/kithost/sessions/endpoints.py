@@ -19,8 +19,6 @@ from kithost import rls
 from kithost.analytics.facts import AppFacts
 from kithost.auth.dependencies import SessionsMint
 from kithost.db import DbSession
-from kithost.embed import service as embed_service
-from kithost.embed.cache import visitor_origin
 from kithost.errors import Conflict, Forbidden
 from kithost.health.metrics import mint_outcome
 from kithost.kit.cors import preflight
@@ -32,6 +30,8 @@ from kithost.sessions.identity import EndUser
 from kithost.sessions.recorder import AppMintRecorder
 from kithost.sessions.schemas import BackendSessionRequest, MintedSession, VisitorSessionRequest
 from kithost.state import AppSecretBox, AppSettings
+from kithost.visitor import service as visitor_service
+from kithost.visitor.cache import visitor_origin
 from kithost.widgets.service import get_widget
 
 visitor_router = APIRouter(tags=["embed"])
@@ -126,7 +126,7 @@ async def backend_session(
 ) -> MintedSession:
     widget = await get_widget(session, access.tenant, id)
     # From the database, not the cache: a backend may mint right after publishing.
-    target = (await embed_service.load(session, widget.public_key)).published
+    target = (await visitor_service.load(session, widget.public_key)).published
     if target is None:
         raise Conflict("Publish the widget first.", code="widget_not_published")
     if body.origin is not None and not target.allows(body.origin):

@@ -24,7 +24,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.facts import FactBuffer, fact, observed_error
-from kithost.embed.service import Published
 from kithost.errors import Conflict, RateLimited, Unauthorized, invalid_field
 from kithost.kit.crypto import SecretBox
 from kithost.kit.ratelimit import RateLimiter
@@ -42,6 +41,7 @@ from kithost.sessions.identity import (
 from kithost.sessions.recorder import MintRecorder
 from kithost.sessions.schemas import HostedSessionOut, SelfHostedSession
 from kithost.settings import Settings
+from kithost.visitor.service import Published
 
 log = structlog.get_logger(__name__)
 

@@ -26,15 +26,15 @@ from kithost.analytics.events import MAX_BODY_BYTES
 from kithost.analytics.ingestion import schemas, service
 from kithost.analytics.ingestion.service import Batch
 from kithost.analytics.ingestion.tasks import ingest
-from kithost.embed.cache import origin_not_allowed, published_answers, visitor_origin
-from kithost.embed.endpoints import PathParamsRoute
-from kithost.embed.service import Published
 from kithost.errors import KithostError, PayloadTooLarge, RateLimited, ServiceUnavailable
 from kithost.health.metrics import EVENTS
 from kithost.kit.cors import preflight
 from kithost.kit.ratelimit import RateLimiter
 from kithost.kit.schemas import problems
 from kithost.models.base import utcnow
+from kithost.visitor.cache import origin_not_allowed, published_answers, visitor_origin
+from kithost.visitor.config import PathParamsRoute
+from kithost.visitor.service import Published
 from kithost.worker.sender import TaskSender
 
 log = structlog.get_logger(__name__)

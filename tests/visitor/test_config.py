@@ -11,10 +11,10 @@ from sqlalchemy import delete, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from kithost.embed.cache import ConfigCache
 from kithost.models import AllowedOrigin, Placement, WidgetMode
+from kithost.visitor.cache import ConfigCache
 from kithost.widgets.config import Agent, Hosted, Launcher, WidgetConfig
-from tests.embed.helpers import ORIGIN, Clock, assert_refused, config_url, make_widget, publish
+from tests.visitor.helpers import ORIGIN, Clock, assert_refused, config_url, make_widget, publish
 
 CONFIG = WidgetConfig(
     chatkit={"theme": {"colorScheme": "dark"}},

@@ -21,11 +21,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from starlette.types import Receive, Scope, Send
 
-from kithost.embed.cache import origin_not_allowed, published_answers
-from kithost.embed.schemas import EmbedConfig
-from kithost.embed.service import Rendered
 from kithost.kit.cors import preflight
 from kithost.kit.schemas import problems
+from kithost.visitor.cache import origin_not_allowed, published_answers
+from kithost.visitor.schemas import EmbedConfig
+from kithost.visitor.service import Rendered
 
 CONFIG_PATH = "/v1/embed/{pk}/config"
 CACHE_CONTROL = b"public, max-age=60, stale-while-revalidate=300"

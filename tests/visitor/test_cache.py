@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost import migrate
 from kithost.app import create_app
 from kithost.db import create_engine, create_sessionmaker, session_scope
-from kithost.embed.cache import ConfigCache
 from kithost.settings import Settings
+from kithost.visitor.cache import ConfigCache
 from kithost.widgets.config import WidgetConfig
 from tests.conftest import create_pg_database, drop_pg_database, make_settings
-from tests.embed.helpers import ORIGIN, Clock, assert_refused, config_url, make_widget
+from tests.visitor.helpers import ORIGIN, Clock, assert_refused, config_url, make_widget
 
 UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:1/nothing"
 

@@ -29,11 +29,11 @@ from starlette.requests import Request
 
 from kithost import rls
 from kithost.db import Sessionmaker
-from kithost.embed import repository, service
-from kithost.embed.service import AllowedEntry, Published, Rendered, Snapshot
 from kithost.errors import Forbidden, NotFound, ServiceUnavailable
 from kithost.health.metrics import CONFIG_CACHE
 from kithost.models.base import utcnow
+from kithost.visitor import repository, service
+from kithost.visitor.service import AllowedEntry, Published, Rendered, Snapshot
 from kithost.widgets.preview import is_preview_key
 from kithost.widgets.preview import read as read_preview
 
