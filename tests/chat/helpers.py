@@ -261,8 +261,9 @@ class Resolver:
 
     @classmethod
     def installed(cls, app: FastAPI, answers: list[str]) -> Resolver:
-        """A resolver the app's chat runtime (every outbound call of a chat) uses from now."""
+        """A resolver the app's outbound calls (a chat's tools, MCP discovery) use from now."""
         resolver = cls(answers)
+        app.state.outbound_resolver = resolver
         app.state.chat_runtime = dataclasses.replace(runtime(app.state), resolver=resolver)
         return resolver
 

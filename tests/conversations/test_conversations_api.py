@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost.audit.service import CLI
 from kithost.auth.roles import ROLE_SCOPES
 from kithost.auth.scopes import Scope
-from kithost.chat.storage import LocalDiskStorage
 from kithost.conversations import exports
 from kithost.models import (
     AnalyticsEvent,
@@ -35,6 +34,7 @@ from kithost.models import (
     Widget,
 )
 from kithost.models.base import utcnow
+from kithost.storage import LocalDiskStorage
 from kithost.widgets.service import create_widget
 from tests.api.helpers import audit_actions
 from tests.conversations.helpers import ANONYMOUS, conversation
