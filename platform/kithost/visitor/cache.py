@@ -178,7 +178,7 @@ class ConfigCache:
 
     def _serve_stale(self, public_key: str, cached: CachedWidget, reason: str) -> None:
         log.warning(
-            "embed_config_stale", public_key=public_key, revision=cached.revision, reason=reason
+            "visitor_config_stale", public_key=public_key, revision=cached.revision, reason=reason
         )
         cached.fresh_until = self._fresh_until()
         _STALE.inc()
@@ -229,9 +229,7 @@ async def published_answers(state: State, public_key: str) -> PublishedAnswers:
 
 def config_cache(state: State) -> ConfigCache:
     """The app's cache (``app.state``), created on first use."""
-    cache: ConfigCache | None = getattr(state, "embed_config_cache", None)
+    cache: ConfigCache | None = getattr(state, "visitor_cache", None)
     if cache is None:
-        cache = state.embed_config_cache = ConfigCache(
-            chatkit_script=state.settings.chatkit_script_url
-        )
+        cache = state.visitor_cache = ConfigCache(chatkit_script=state.settings.chatkit_script_url)
     return cache

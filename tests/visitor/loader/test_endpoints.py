@@ -58,7 +58,7 @@ async def test_a_widget_loader_carries_the_launcher_look_and_nothing_else(
 async def test_a_republished_launcher_changes_the_widget_loader(
     client: httpx.AsyncClient, db: AsyncSession, app: FastAPI
 ) -> None:
-    app.state.embed_config_cache = ConfigCache(
+    app.state.visitor_cache = ConfigCache(
         revalidate_after=0, chatkit_script=app.state.settings.chatkit_script_url
     )
     widget = await make_widget(db, config=WidgetConfig(launcher=Launcher(label="One")))
