@@ -8,7 +8,7 @@ WORKDIR /app/embed
 COPY embed/package.json embed/package-lock.json embed/.npmrc ./
 RUN npm ci --no-audit --no-fund
 COPY embed/ ./
-# The loader and the framed page's script, into /app/platform/kithost/loader/dist.
+# The loader and the framed page's script, into /app/platform/kithost/visitor/loader/dist.
 RUN npm run build
 WORKDIR /app/admin-ui
 COPY admin-ui/package.json admin-ui/package-lock.json admin-ui/.npmrc ./
@@ -25,7 +25,7 @@ COPY pyproject.toml constraints.txt README.md alembic.ini ./
 COPY docker/install.sh docker/install.sh
 COPY migrations/ migrations/
 COPY platform/ platform/
-COPY --from=frontends /app/platform/kithost/loader/dist/ platform/kithost/loader/dist/
+COPY --from=frontends /app/platform/kithost/visitor/loader/dist/ platform/kithost/visitor/loader/dist/
 COPY --from=frontends /app/platform/kithost/dashboard/dist/ platform/kithost/dashboard/dist/
 RUN sh docker/install.sh /app /opt/venv \
     && find /opt/venv /app -name __pycache__ -prune -exec rm -rf {} +

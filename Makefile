@@ -88,4 +88,4 @@ lock:
 	rm -rf /tmp/kithost-lock
 
 clean:
-	rm -rf build $(VENV) .kithost .mypy_cache .ruff_cache embed/node_modules admin-ui/node_modules platform/kithost/loader/dist platform/kithost/dashboard/dist tests/browser/dist test-results
+	rm -rf build $(VENV) .kithost .mypy_cache .ruff_cache embed/node_modules admin-ui/node_modules platform/kithost/visitor/loader/dist platform/kithost/dashboard/dist tests/browser/dist test-results

@@ -32,7 +32,7 @@ from bench._common import (
     stop_on_sigterm,
     wait_http,
 )
-from kithost.loader.service import DIST
+from kithost.visitor.loader.service import DIST
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = 15

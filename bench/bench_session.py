@@ -46,7 +46,7 @@ from kithost.auth import repository as auth_repository
 from kithost.auth.principals import CLI
 from kithost.db import create_engine, create_sessionmaker, session_scope
 from kithost.demo import DEMO_SLUG
-from kithost.sessions import hosted
+from kithost.sessions import hosted_chatkit
 from kithost.settings import Settings
 from kithost.widgets.config import Hosted
 from kithost.widgets.service import create_widget, publish_draft
@@ -90,12 +90,12 @@ async def add_hosted_widget(data: Path, database_url: str | None, origin: str) -
 
 
 async def upstream_median_ms(fake: FakeOpenAI) -> float:
-    """The median of the upstream call alone, made the way ``sessions.hosted`` makes it."""
+    """The median of the upstream call alone, made the way ``sessions.hosted_chatkit`` makes it."""
     workflow = Hosted.model_validate(HOSTED["hosted"])
     durations = []
     for _ in range(UPSTREAM_CALLS):
         started = time.perf_counter()
-        await hosted.create_session(
+        await hosted_chatkit.create_chatkit_session(
             api_key=fake.api_key,
             base_url=fake.base_url,
             timeout_seconds=10,

@@ -1,6 +1,6 @@
 // Builds the loader (embed.js), the framed page's script (frame.js) and the direct
 // placement's (direct.js, which the loader loads by its content-hashed name: built first)
-// into ../platform/kithost/loader/dist/, each also under a content-hashed name, with a
+// into ../platform/kithost/visitor/loader/dist/, each also under a content-hashed name, with a
 // manifest.json for the server, and the browser tests' ChatKit stand-in into
 // ../tests/browser/dist/. Prints raw/gzip/brotli sizes; fails when embed.js passes its
 // gzip budget.
@@ -9,7 +9,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
 
-const OUT = new URL('../platform/kithost/loader/dist/', import.meta.url);
+const OUT = new URL('../platform/kithost/visitor/loader/dist/', import.meta.url);
 const BUDGET_GZIP = 5000;
 const ENTRIES = { frame: 'src/frame.ts', direct: 'src/direct.ts', embed: 'src/embed.ts' };
 const STANDIN = new URL('../tests/browser/dist/chatkit-standin.js', import.meta.url);

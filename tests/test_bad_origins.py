@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.widgets.config import WidgetConfig
-from tests.embed.helpers import make_widget
+from tests.visitor.helpers import make_widget
 
 BAD_ORIGINS = [
     "https://[abc",

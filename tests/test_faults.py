@@ -16,11 +16,11 @@ from sqlalchemy.engine import make_url
 from kithost import migrate
 from kithost.app import create_app
 from kithost.db import session_scope
-from kithost.embed.cache import ConfigCache
+from kithost.visitor.cache import ConfigCache
 from kithost.widgets.config import WidgetConfig
 from tests.conftest import create_pg_database, drop_pg_database, make_settings
-from tests.embed.helpers import ORIGIN, config_url, make_widget
 from tests.proxy import CuttableProxy
+from tests.visitor.helpers import ORIGIN, config_url, make_widget
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ async def test_a_cached_config_is_served_while_the_database_is_away(
     through_proxy: tuple[FastAPI, CuttableProxy],
 ) -> None:
     app, proxy = through_proxy
-    app.state.embed_config_cache = ConfigCache(
+    app.state.visitor_cache = ConfigCache(
         revalidate_after=0, chatkit_script=app.state.settings.chatkit_script_url
     )  # every request checks
     async with session_scope(app.state.sessionmaker) as db:

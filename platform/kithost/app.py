@@ -20,7 +20,6 @@ from kithost.chat.endpoints import router as chat_router
 from kithost.dashboard.endpoints import router as dashboard_router
 from kithost.db import create_engine, create_sessionmaker
 from kithost.demo_page import router as demo_router
-from kithost.embed.endpoints import router as embed_router
 from kithost.errors import install_error_handlers
 from kithost.health.endpoints import router as health_router
 from kithost.health.metrics import MetricsMiddleware
@@ -30,12 +29,13 @@ from kithost.kit.keys import Purpose
 from kithost.kit.limits import LimitsMiddleware
 from kithost.kit.ratelimit import create_rate_limiter
 from kithost.kit.schemas import document_problems
-from kithost.loader.endpoints import router as loader_router
 from kithost.log import configure_logging
 from kithost.middleware import RequestContextMiddleware
 from kithost.sessions.endpoints import visitor_router as sessions_visitor_router
 from kithost.settings import Settings, get_settings
 from kithost.state import AppState
+from kithost.visitor.config import router as visitor_config_router
+from kithost.visitor.loader.endpoints import router as visitor_loader_router
 from kithost.widgets.preview import router as preview_router
 from kithost.worker.app import create_celery
 from kithost.worker.enqueue import PendingTasks
@@ -98,10 +98,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(MetricsMiddleware)
     # Visitor routes first: routes are matched one by one, and these are the hot ones.
-    app.include_router(embed_router)
+    app.include_router(visitor_config_router)
     app.include_router(sessions_visitor_router)
     app.include_router(analytics_visitor_router)
-    app.include_router(loader_router)
+    app.include_router(visitor_loader_router)
     app.include_router(chat_router)
     app.include_router(health_router)
     app.include_router(oauth_router)

@@ -10,7 +10,7 @@ nothing of another tenant, and without a tenant it finds nothing at all.
 A session says whose data it works on once, where the tenant is known:
 
 - :func:`set_tenant` — the tenant routes' dependency (``auth.dependencies.tenant_access``),
-  the visitor routes once the widget is found (``embed.cache``), tasks (they take the
+  the visitor routes once the widget is found (``visitor.cache``), tasks (they take the
   tenant id), the chat store's units of work;
 - :func:`bypassing` (one block), :func:`bypass` (the rest of the session) or
   :func:`bypassing_sessions` (every session of an operator's command) — only where no single

@@ -26,8 +26,8 @@ from kithost.worker.app import create_celery
 from kithost.worker.enqueue import PendingTasks
 from tests.browser.helpers import CHROMIUM, CHROMIUM_ARGS, Captured, Site
 from tests.conftest import make_settings
-from tests.embed.helpers import Server, make_widget
 from tests.fakes.openai_server import FakeOpenAI
+from tests.visitor.helpers import Server, make_widget
 
 STANDIN = Path(__file__).parent / "dist" / "chatkit-standin.js"
 CDN = "https://cdn.platform.openai.com/**"

@@ -40,9 +40,9 @@ from tests.conftest import (
     free_port,
     make_settings,
 )
-from tests.embed.helpers import Server
 from tests.factories import set_draft
 from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI
+from tests.visitor.helpers import Server
 from tests.widgets.helpers import HOSTED
 from tests.workers import start_worker, stop_worker
 

@@ -30,12 +30,12 @@ from kithost.analytics.facts import FactBuffer
 from kithost.chat.context import ChatContext
 from kithost.chat.runtime import runtime
 from kithost.chat.store import SqlStore
-from kithost.embed import service as embed_service
 from kithost.models import Tenant, Widget, WidgetVersion
 from kithost.sessions import tokens
+from kithost.visitor import service as visitor_service
 from kithost.widgets.config import WidgetConfig
-from tests.embed.helpers import ORIGIN, make_widget, publish
 from tests.fakes.openai_server import FakeOpenAI
+from tests.visitor.helpers import ORIGIN, make_widget, publish
 
 EVENT: TypeAdapter[ThreadStreamEvent] = TypeAdapter(ThreadStreamEvent)
 Item = TypeVar("Item", bound=ThreadItem)
@@ -261,8 +261,9 @@ class Resolver:
 
     @classmethod
     def installed(cls, app: FastAPI, answers: list[str]) -> Resolver:
-        """A resolver the app's chat runtime (every outbound call of a chat) uses from now."""
+        """A resolver the app's outbound calls (a chat's tools, MCP discovery) use from now."""
         resolver = cls(answers)
+        app.state.outbound_resolver = resolver
         app.state.chat_runtime = dataclasses.replace(runtime(app.state), resolver=resolver)
         return resolver
 
@@ -284,7 +285,7 @@ async def context_of(
 ) -> ChatContext:
     """The request context of ``user`` chatting with a new published widget (committed)."""
     widget = await make_chat_widget(db, app, fake, config)
-    published = (await embed_service.load(db, widget.public_key)).published
+    published = (await visitor_service.load(db, widget.public_key)).published
     assert published is not None
     await db.commit()
     return ChatContext(

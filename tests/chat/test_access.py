@@ -26,8 +26,8 @@ from tests.chat.helpers import (
     thread_of,
     visitor,
 )
-from tests.embed.helpers import ORIGIN, make_widget
 from tests.fakes.openai_server import FakeOpenAI
+from tests.visitor.helpers import ORIGIN, make_widget
 
 
 async def test_end_users_and_widgets_are_isolated(
@@ -127,6 +127,13 @@ async def test_preflight(
     denied = await http.options(url, headers={"Origin": "https://evil.test"})
     assert_problem(denied, 403, "origin_not_allowed")
     assert "access-control-allow-origin" not in denied.headers
+    # An upload URL carries its own signed token: any page may send it the bytes.
+    upload = await http.options(
+        f"{url}/attachments/atc_any/upload", headers={"Origin": "https://evil.test"}
+    )
+    assert upload.status_code == 204
+    assert upload.headers["access-control-allow-origin"] == "*"
+    assert upload.headers["access-control-allow-methods"] == "POST"
 
 
 def context_header(value: object) -> str:

@@ -14,9 +14,9 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from kithost.embed.cache import ConfigCache
 from kithost.models import Role, Tenant, Widget
 from kithost.settings import Settings
+from kithost.visitor.cache import ConfigCache
 from tests.chat.helpers import (
     SentTasks,
     assert_problem,
@@ -26,9 +26,9 @@ from tests.chat.helpers import (
     visitor,
 )
 from tests.conftest import create_test_app
-from tests.embed.helpers import make_widget
 from tests.factories import Credentials, login, make_member
 from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI
+from tests.visitor.helpers import make_widget
 from tests.widgets.helpers import audit_entries
 
 PLATFORM_KEY = "sk-platform-" + "p" * 32
@@ -53,7 +53,7 @@ def app(settings: Settings, connection: AsyncConnection, fake_openai: FakeOpenAI
         openai_api_key=SecretStr(PLATFORM_KEY),
         openai_base_url=fake_openai.base_url,
     )
-    app.state.embed_config_cache = ConfigCache(
+    app.state.visitor_cache = ConfigCache(
         revalidate_after=0, chatkit_script=app.state.settings.chatkit_script_url
     )
     return app

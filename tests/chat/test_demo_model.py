@@ -17,7 +17,7 @@ from kithost.settings import Environment, Settings
 from kithost.widgets.config import WidgetConfig
 from tests.chat.helpers import deltas, visitor
 from tests.conftest import LoopbackServer, create_test_app
-from tests.embed.helpers import make_widget
+from tests.visitor.helpers import make_widget
 
 NOT_SET_UP = "This chat is not set up to answer yet."
 

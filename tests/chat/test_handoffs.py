@@ -11,8 +11,8 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.embed.cache import ConfigCache
 from kithost.models import Widget
+from kithost.visitor.cache import ConfigCache
 from tests.chat.helpers import (
     Visitor,
     chat_config,
@@ -143,7 +143,7 @@ async def test_an_agent_without_hand_back_keeps_the_conversation(
 async def test_an_agent_the_config_no_longer_has_gives_the_turn_to_the_main_agent(
     http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
-    app.state.embed_config_cache = ConfigCache(
+    app.state.visitor_cache = ConfigCache(
         revalidate_after=0, chatkit_script=app.state.settings.chatkit_script_url
     )  # sees the new version
     widget, alice = await team_widget(http, db, app, fake_openai)

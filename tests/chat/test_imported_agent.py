@@ -28,9 +28,9 @@ from tests.chat.helpers import (
     transfers,
     visitor,
 )
-from tests.embed.helpers import ORIGIN
 from tests.factories import login, make_member, make_tenant
 from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI
+from tests.visitor.helpers import ORIGIN
 from tests.widgets.helpers import export
 
 STORE = "vs_6911f0c2a4d88191b1e0c5a3d2f7e901"

@@ -17,8 +17,8 @@ from chatkit.types import ProgressUpdateEvent, ThreadStreamEvent
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.chat import mcp
-from kithost.chat.mcp import origin_of
+from kithost.mcp_tools import client as mcp
+from kithost.mcp_tools.client import origin_of
 from kithost.models import Widget, WidgetMcpSecret
 from tests.chat.helpers import (
     REFUSED_ADDRESSES,
@@ -84,7 +84,7 @@ def offered(fake: FakeOpenAI) -> list[str]:
 
 
 def sessions() -> list[asyncio.Task[Any]]:
-    """The tasks holding answers' MCP servers open (``chat.mcp.McpSession``)."""
+    """The tasks holding answers' MCP servers open (``mcp_tools.client.McpSession``)."""
     return [t for t in asyncio.all_tasks() if t.get_name() == "mcp-session" and not t.done()]
 
 

@@ -15,8 +15,8 @@ from moto.server import ThreadedMotoServer
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from kithost.chat.storage import CHUNK_BYTES, LocalDiskStorage, S3Storage, storage_for
 from kithost.settings import Settings
+from kithost.storage import CHUNK_BYTES, LocalDiskStorage, S3Storage, storage_for
 from tests.chat.helpers import PNG, attachment_widget, create, path_of, upload, visitor
 from tests.conftest import create_test_app
 from tests.fakes.openai_server import FakeOpenAI

@@ -33,8 +33,8 @@ from tests.chat.helpers import (
     upload,
     visitor,
 )
-from tests.embed.helpers import ORIGIN
 from tests.fakes.openai_server import FakeOpenAI
+from tests.visitor.helpers import ORIGIN
 
 MESSAGE = {"content": [{"type": "input_text", "text": "hi"}], "inference_options": {}}
 DASHBOARD = "https://dashboard.example.com"

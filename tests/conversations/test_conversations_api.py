@@ -23,7 +23,6 @@ from kithost import rls
 from kithost.auth.principals import CLI
 from kithost.auth.roles import ROLE_SCOPES
 from kithost.auth.scopes import Scope
-from kithost.chat.storage import LocalDiskStorage
 from kithost.conversations import exports, repository
 from kithost.db import session_scope
 from kithost.models import (
@@ -37,6 +36,7 @@ from kithost.models import (
     Widget,
 )
 from kithost.models.base import utcnow
+from kithost.storage import LocalDiskStorage
 from kithost.widgets.service import create_widget
 from tests.api.helpers import audit_actions
 from tests.conversations.helpers import ANONYMOUS, conversation

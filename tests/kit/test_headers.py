@@ -18,7 +18,7 @@ from kithost.kit.headers import SecurityHeadersMiddleware, page_policy
 from kithost.models.base import utcnow
 from kithost.widgets import preview
 from kithost.widgets.config import WidgetConfig
-from tests.embed.helpers import ORIGIN, make_widget
+from tests.visitor.helpers import ORIGIN, make_widget
 
 
 async def test_every_response_says_nosniff_and_a_referrer_policy(

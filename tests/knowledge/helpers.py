@@ -7,11 +7,11 @@ import uuid
 
 from fastapi import FastAPI
 
-from kithost.chat.storage import storage_for
 from kithost.knowledge import ingest
 from kithost.knowledge.tasks import ingest as ingest_task
 from kithost.knowledge.tasks import remove as remove_task
 from kithost.settings import Settings
+from kithost.storage import storage_for
 from tests.workers import RecordedTasks
 
 GUIDE = ("guide.md", b"# Returns\n\nReturns are free within 30 days.\n", "text/markdown")

@@ -13,10 +13,10 @@ from fastapi import FastAPI
 from openai import InternalServerError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.chat.storage import storage_for
 from kithost.knowledge.ingest import NO_KEY, blob_key
 from kithost.knowledge.tasks import ingest as ingest_task
 from kithost.models import Role, Tenant
+from kithost.storage import storage_for
 from tests.api.helpers import audit_actions
 from tests.factories import Credentials, login, make_member, make_tenant
 from tests.fakes.openai_server import FakeOpenAI

@@ -20,9 +20,9 @@ from kithost.analytics.facts import FLUSH_SECONDS
 from kithost.analytics.ingestion.tasks import ingest
 from kithost.auth.principals import CLI
 from kithost.auth.scopes import Scope
-from kithost.embed.cache import ConfigCache
 from kithost.models import Role, SessionMint, Tenant, Widget
 from kithost.settings import Settings
+from kithost.visitor.cache import ConfigCache
 from kithost.widgets.service import create_widget, publish_draft
 from tests.conftest import create_test_app, operator_sessions
 from tests.factories import client_token, login, make_member, make_tenant, set_draft
@@ -263,7 +263,7 @@ async def test_a_hosted_mint_whose_row_is_lost_still_answers_and_its_refresh_min
     visitor still has their secret, and only its refresh is refused (the loader then mints
     anew). Here the widget vanishes from the database while the config cache still serves
     it, so the row breaks its foreign key."""
-    hosted_app.state.embed_config_cache = ConfigCache(
+    hosted_app.state.visitor_cache = ConfigCache(
         revalidate_after=3600, chatkit_script=hosted_app.state.settings.chatkit_script_url
     )
     async with operator_sessions(hosted_app)() as setup:
@@ -353,7 +353,7 @@ async def test_hosted_sessions_use_the_tenants_own_key_once_set(
     """Hosted mints read the tenant's key from the config cache, not the database: setting
     the key makes a new revision of every widget of the tenant, so caches reload them."""
     app = create_test_app(settings, connection, openai_base_url=fake_openai.base_url)
-    app.state.embed_config_cache = ConfigCache(
+    app.state.visitor_cache = ConfigCache(
         revalidate_after=0, chatkit_script=app.state.settings.chatkit_script_url
     )
     async with app.state.sessionmaker() as setup:

@@ -18,11 +18,11 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from kithost.analytics.ingestion import service as ingestion
 from kithost.analytics.ingestion.tasks import ingest
+from kithost.conversations.idle import announce_idle
 from kithost.db import session_scope
 from kithost.models import Role, Tenant, WebhookEndpoint, Widget
 from kithost.models.base import utcnow
 from kithost.webhooks import delivery
-from kithost.webhooks.idle import announce_idle
 from kithost.webhooks.tasks import deliver
 from tests.analytics.helpers import SHOP, USER, client_error, published_widget
 from tests.api.helpers import audit_actions

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.widgets.config import WidgetConfig
-from tests.embed.helpers import ORIGIN, config_url, make_widget
+from tests.visitor.helpers import ORIGIN, config_url, make_widget
 from tests.widgets.helpers import Acme, create, refused_tools, url
 
 

@@ -75,7 +75,7 @@ def agent(
     """The widget's agent; ``vector_stores``: the OpenAI vector store of each knowledge base
     its ``file_search`` tools name (bases without one are left out); ``http``: what calls
     its ``http`` tools (none: they are left out); ``mcp``: the tools of the widget's ``mcp``
-    tools (``chat.mcp.McpSession``), of which those ``config`` allows are offered."""
+    tools (``mcp_tools.client.McpSession``), of which those ``config`` allows are offered."""
     allowed = {name for t in config.tools if isinstance(t, McpTool) for name in t.allowed_tools}
     return Agent(
         name="assistant",
@@ -108,7 +108,7 @@ def tools(
                 made.append(http.function_tool(tool))
             continue
         if isinstance(tool, McpTool):
-            continue  # connected per answer: chat.mcp
+            continue  # connected per answer: mcp_tools.client
         if isinstance(tool, WebSearch):
             domains = tool.allowed_domains
             filters = Filters(allowed_domains=domains) if domains else None

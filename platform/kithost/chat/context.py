@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from kithost.embed.service import Published
+from kithost.visitor.service import Published
 
 
 @dataclass(frozen=True)

@@ -54,9 +54,6 @@ from kithost.chat.context import ChatContext
 from kithost.chat.errors import problem_for
 from kithost.chat.runtime import Runtime, runtime
 from kithost.chat.server import ChatServer
-from kithost.embed.cache import published_answers, visitor_origin
-from kithost.embed.endpoints import PathParamsRoute
-from kithost.embed.service import Published
 from kithost.errors import (
     BadRequest,
     Conflict,
@@ -66,10 +63,18 @@ from kithost.errors import (
     invalid_field,
 )
 from kithost.health.metrics import CHAT_FIRST_TOKEN_SECONDS, CHAT_STREAM_SECONDS, CHAT_STREAMS
-from kithost.kit.cors import preflight
 from kithost.kit.schemas import NUL_MESSAGE, nul_at, problems
 from kithost.models import WidgetMode
 from kithost.sessions.service import check_policy
+from kithost.visitor.cache import published_answers
+from kithost.visitor.routes import (
+    PathParamsRoute,
+    any_origin,
+    cors_headers,
+    visitor_origin,
+    visitor_route,
+)
+from kithost.visitor.service import Published
 
 log = structlog.get_logger(__name__)
 
@@ -90,7 +95,7 @@ async def chatkit(request: Request, pk: str) -> Response:
     received_at = time.monotonic()
     chat = runtime(request.app.state)
     origin, widget = await visitor_origin(request, pk)
-    cors = _cors(origin)
+    cors = cors_headers(origin)
     with _problems(cors):
         return await _chatkit(request, chat, widget, origin, received_at, cors)
 
@@ -125,13 +130,6 @@ async def _chatkit(
     return Response(result.json, media_type="application/json", headers=cors)
 
 
-async def chatkit_preflight(request: Request, pk: str) -> Response:
-    origin, _ = await visitor_origin(request, pk)
-    return preflight(
-        origin, method="POST", headers="Authorization, Content-Type, X-Kithost-Context"
-    )
-
-
 async def upload(request: Request, pk: str, attachment_id: str) -> Response:
     chat = runtime(request.app.state)
     with _problems(_ANY_ORIGIN):
@@ -142,10 +140,6 @@ async def upload(request: Request, pk: str, attachment_id: str) -> Response:
         by_alias=True, exclude_none=True, context={"exclude_metadata": True}
     )
     return Response(body, media_type="application/json", headers=_ANY_ORIGIN)
-
-
-async def upload_preflight(request: Request, pk: str, attachment_id: str) -> Response:
-    return preflight("*", method="POST", headers="Content-Type")
 
 
 async def preview(request: Request, pk: str, attachment_id: str) -> Response:
@@ -170,47 +164,42 @@ async def preview(request: Request, pk: str, attachment_id: str) -> Response:
 
 
 router = APIRouter(tags=["chat"])
-for path, endpoint, method, summary, statuses in (
-    (
-        CHATKIT_PATH,
-        chatkit,
-        "POST",
-        "The ChatKit protocol (self-hosted widgets)",
-        (400, 401, 403, 404, 409, 413, 422),
-    ),
-    (
-        CHATKIT_PATH,
-        chatkit_preflight,
-        "OPTIONS",
-        "CORS preflight for the ChatKit protocol",
-        (403, 404),
-    ),
-    (
-        f"{ATTACHMENT_PATH}/upload",
-        upload,
-        "POST",
-        "Upload an attachment's bytes (signed URL)",
-        (400, 401, 404, 409, 413),
-    ),
-    (f"{ATTACHMENT_PATH}/upload", upload_preflight, "OPTIONS", "CORS preflight for uploads", ()),
-    (
-        f"{ATTACHMENT_PATH}/preview",
-        preview,
-        "GET",
-        "An attachment's bytes for its owner (signed URL)",
-        (401, 404),
-    ),
-):
-    router.add_api_route(
-        path,
-        endpoint,
-        methods=[method],
-        route_class_override=PathParamsRoute,
-        summary=summary,
-        status_code=204 if method == "OPTIONS" else 200,
-        response_class=Response,
-        responses=problems(*statuses),
-    )
+visitor_route(
+    router,
+    CHATKIT_PATH,
+    chatkit,
+    method="POST",
+    allow_headers="Authorization, Content-Type, X-Kithost-Context",
+    preflight_name="chatkit_preflight",
+    preflight_summary="CORS preflight for the ChatKit protocol",
+    preflight_statuses=(403, 404),
+    summary="The ChatKit protocol (self-hosted widgets)",
+    response_class=Response,
+    responses=problems(400, 401, 403, 404, 409, 413, 422),
+)
+visitor_route(
+    router,
+    f"{ATTACHMENT_PATH}/upload",
+    upload,
+    method="POST",
+    allow_headers="Content-Type",
+    origin=any_origin,
+    preflight_name="upload_preflight",
+    preflight_summary="CORS preflight for uploads",
+    preflight_statuses=(),
+    summary="Upload an attachment's bytes (signed URL)",
+    response_class=Response,
+    responses=problems(400, 401, 404, 409, 413),
+)
+router.add_api_route(
+    f"{ATTACHMENT_PATH}/preview",
+    preview,
+    methods=["GET"],
+    route_class_override=PathParamsRoute,
+    summary="An attachment's bytes for its owner (signed URL)",
+    response_class=Response,
+    responses=problems(401, 404),
+)
 
 
 async def _end_user(request: Request, chat: Runtime, widget: Published, origin: str) -> str:
@@ -255,10 +244,6 @@ def _problems(headers: dict[str, str]) -> Iterator[None]:
         if problem is exc:
             raise
         raise problem from exc
-
-
-def _cors(origin: str) -> dict[str, str]:
-    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin", "Cache-Control": "no-store"}
 
 
 def _bad_context() -> BadRequest:

@@ -12,9 +12,9 @@ from sqlalchemy import ColumnElement, UnaryExpression, and_, delete, func, or_, 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.chat.context import ChatContext
-from kithost.chat.storage import blob_key
 from kithost.models import ChatAttachment, ChatItem, ChatThread
 from kithost.models.base import utcnow
+from kithost.storage import blob_key
 
 Order = Literal["asc", "desc"]
 Owned = type[ChatThread] | type[ChatItem] | type[ChatAttachment]

@@ -13,12 +13,12 @@ from kithost.chat import agent
 from kithost.chat.attachments import AttachmentUrls
 from kithost.chat.auth import VerifiedTokens
 from kithost.chat.server import ChatServer
-from kithost.chat.storage import BlobStorage, storage_for
 from kithost.chat.store import SqlAttachmentStore, SqlStore
 from kithost.db import Sessionmaker
 from kithost.kit.crypto import SecretBox
-from kithost.kit.outbound import Resolver, system_resolver
+from kithost.kit.outbound import Resolver, app_resolver
 from kithost.settings import Settings
+from kithost.storage import BlobStorage, storage_for
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,8 @@ class Runtime:
     urls: AttachmentUrls
     tokens: VerifiedTokens
     facts: FactBuffer
-    resolver: Resolver = system_resolver
-    """How names in tenant-chosen tool URLs resolve (``kit.outbound``; tests answer)."""
+    resolver: Resolver
+    """How names in tenant-chosen tool URLs resolve (``kit.outbound.app_resolver``)."""
 
     def attachment_store(self, *, read_ahead: int = 0) -> SqlAttachmentStore:
         store = SqlStore(
@@ -66,5 +66,6 @@ def runtime(state: State) -> Runtime:
             urls=AttachmentUrls(settings),
             tokens=VerifiedTokens(settings, state.sessionmaker),
             facts=state.facts,
+            resolver=app_resolver(state),
         )
     return found

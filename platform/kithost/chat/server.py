@@ -63,7 +63,6 @@ from kithost import rls
 from kithost.chat import agent, demo_model, guardrails, handoffs
 from kithost.chat.context import ChatContext
 from kithost.chat.http_tool import HttpToolRunner
-from kithost.chat.mcp import McpConnector, McpSession
 from kithost.chat.store import SqlAttachmentStore, SqlStore, new_id
 from kithost.db import session_scope
 from kithost.errors import Conflict
@@ -71,6 +70,7 @@ from kithost.kit.crypto import SecretBox
 from kithost.kit.outbound import Resolver, refused_in, system_resolver
 from kithost.kit.upstream import ModelEndpoint, model_client
 from kithost.knowledge import repository as knowledge
+from kithost.mcp_tools.client import McpConnector, McpSession
 from kithost.mcp_tools.service import answer_session
 from kithost.secrets.service import model_endpoint, widget_tool_secret
 from kithost.settings import Settings

@@ -58,7 +58,6 @@ from kithost.chat.errors import (
     thread_not_found,
 )
 from kithost.chat.repository import Order
-from kithost.chat.storage import BlobStorage, blob_key
 from kithost.db import Sessionmaker, commit_asynchronously, session_scope
 from kithost.errors import Conflict
 from kithost.kit.schemas import NUL, has_nul
@@ -66,6 +65,7 @@ from kithost.kit.tokens import random_token
 from kithost.models import ChatAttachment, ChatItem, ChatThread
 from kithost.models.base import utcnow
 from kithost.settings import Settings
+from kithost.storage import BlobStorage, blob_key
 from kithost.webhooks import service as webhooks
 
 PAYLOAD_VERSION = 1

@@ -7,8 +7,8 @@ import asyncio
 from botocore.exceptions import BotoCoreError, ClientError
 from celery import shared_task
 
-from kithost.chat.storage import storage_for
 from kithost.settings import get_settings
+from kithost.storage import storage_for
 
 
 @shared_task(

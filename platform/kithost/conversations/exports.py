@@ -25,7 +25,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost import rls
 from kithost.audit import service as audit
 from kithost.auth.principals import Actor, TenantAccess
-from kithost.chat.storage import BlobStorage
 from kithost.conversations import repository, service, tasks
 from kithost.conversations.schemas import (
     ConversationFilters,
@@ -40,6 +39,7 @@ from kithost.kit.signed import signed, verified
 from kithost.models import ConversationExport, ExportStatus
 from kithost.models.base import utcnow
 from kithost.settings import Settings
+from kithost.storage import BlobStorage
 from kithost.worker.database import RETRY
 from kithost.worker.enqueue import enqueue
 

@@ -1,4 +1,4 @@
-"""Background work of conversations: writing a large export."""
+"""Background work of conversations: writing a large export; announcing idle ones."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from kithost.chat.storage import storage_for
-from kithost.conversations import exports
+from kithost.conversations import exports, idle
 from kithost.db import Sessionmaker
+from kithost.models.base import utcnow
 from kithost.settings import get_settings
+from kithost.storage import storage_for
 from kithost.worker import database
 from kithost.worker.database import RETRY
 
@@ -25,5 +26,18 @@ def write_export(self: Task[Any, Any], tenant_id: str, export_id: str) -> bool:
         return await exports.write(
             sessionmaker, storage, keys, uuid.UUID(tenant_id), uuid.UUID(export_id)
         )
+
+    return database.run(self.app, run)
+
+
+# Named as when webhooks ran it: the beat schedule (``worker.app``) and messages already
+# queued know it by this name.
+@shared_task(name="kithost.webhooks.announce_idle", bind=True, **RETRY)
+def announce_idle(self: Task[Any, Any]) -> int:
+    """``conversation.idle`` for the threads idle since the last run (beat, every minute)."""
+    keys = get_settings().keys()
+
+    async def run(sessionmaker: Sessionmaker) -> int:
+        return await idle.announce_idle(sessionmaker, keys, utcnow())
 
     return database.run(self.app, run)

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import anyio
 import httpcore2
 import httpx2
+from starlette.datastructures import State
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -59,6 +60,13 @@ class OutboundRefused(Exception):
 async def system_resolver(host: str, port: int) -> Sequence[str]:
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def app_resolver(state: State) -> Resolver:
+    """How the app (``app.state``) resolves the names of tenant-chosen URLs: the system's
+    resolver, unless a test put its own in ``state.outbound_resolver``."""
+    resolver: Resolver = getattr(state, "outbound_resolver", system_resolver)
+    return resolver
 
 
 def refusal(address: IPAddress) -> str | None:

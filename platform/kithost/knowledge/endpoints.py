@@ -5,12 +5,12 @@ import uuid
 from fastapi import APIRouter, UploadFile, status
 
 from kithost.auth.dependencies import KnowledgeRead, KnowledgeWrite
-from kithost.chat.storage import storage_for
 from kithost.db import DbSession
 from kithost.kit.schemas import TENANT_ERRORS, problems
 from kithost.knowledge import schemas, service
 from kithost.models import DocumentStatus
 from kithost.state import AppSettings
+from kithost.storage import storage_for
 
 router = APIRouter(prefix="/tenants/{tenant}/knowledge-bases", tags=["knowledge"])
 

@@ -25,7 +25,6 @@ from openai import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.chat.storage import BlobStorage
 from kithost.db import Sessionmaker, session_scope
 from kithost.errors import Conflict
 from kithost.kit.crypto import SecretBox
@@ -34,6 +33,7 @@ from kithost.knowledge import repository
 from kithost.models import DocumentStatus, KnowledgeDocument, Tenant
 from kithost.secrets.service import openai_key_to_use
 from kithost.settings import Settings
+from kithost.storage import BlobStorage
 
 log = structlog.get_logger(__name__)
 

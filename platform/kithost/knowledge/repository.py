@@ -63,18 +63,6 @@ async def get_document(
     return result.scalar_one_or_none()
 
 
-async def existing_bases(
-    session: AsyncSession, tenant_id: uuid.UUID, base_ids: Collection[uuid.UUID]
-) -> set[uuid.UUID]:
-    """Which of ``base_ids`` are the tenant's knowledge bases."""
-    result = await session.execute(
-        select(KnowledgeBase.id).where(
-            KnowledgeBase.tenant_id == tenant_id, KnowledgeBase.id.in_(base_ids)
-        )
-    )
-    return set(result.scalars())
-
-
 async def vector_stores(
     session: AsyncSession, tenant_id: uuid.UUID, base_ids: Collection[uuid.UUID]
 ) -> dict[uuid.UUID, str]:

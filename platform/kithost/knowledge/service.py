@@ -12,12 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit import service as audit
 from kithost.auth.principals import TenantAccess
-from kithost.chat.storage import BlobStorage
 from kithost.errors import Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType
 from kithost.knowledge import repository
 from kithost.knowledge.ingest import blob_key
 from kithost.knowledge.tasks import ingest, remove
 from kithost.models import DocumentStatus, KnowledgeBase, KnowledgeDocument, Tenant
+from kithost.storage import BlobStorage
 from kithost.worker.enqueue import enqueue
 
 CONTENT_TYPES = {

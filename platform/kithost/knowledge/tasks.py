@@ -7,12 +7,12 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from kithost.chat.storage import storage_for
 from kithost.db import Sessionmaker
 from kithost.kit.crypto import SecretBox
 from kithost.knowledge import ingest as work
 from kithost.models import DocumentStatus
 from kithost.settings import get_settings
+from kithost.storage import storage_for
 from kithost.worker import database
 from kithost.worker.database import RETRY
 

@@ -6,12 +6,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, status
 
 from kithost.auth.dependencies import WidgetsRead, WidgetsWrite
-from kithost.chat.mcp import McpConnector
-from kithost.chat.runtime import runtime
 from kithost.db import DbSession
+from kithost.kit.outbound import app_resolver
 from kithost.kit.schemas import TENANT_ERRORS, problems
 from kithost.mcp_tools import schemas, service
-from kithost.state import AppSecretBox
+from kithost.mcp_tools.client import McpConnector
+from kithost.state import AppSecretBox, AppSettings
 
 router = APIRouter(prefix="/tenants/{tenant}/widgets/{id}", tags=["widgets"])
 SECRETS = "/mcp-secrets"
@@ -81,11 +81,11 @@ async def discover_mcp_tools(
     access: WidgetsWrite,
     session: DbSession,
     box: AppSecretBox,
+    settings: AppSettings,
     request: Request,
     id: uuid.UUID,
     tool_id: ToolId,
 ) -> schemas.Discovery:
-    chat = runtime(request.app.state)
-    connector = McpConnector(chat.settings.outbound_policy, chat.resolver)
+    connector = McpConnector(settings.outbound_policy, app_resolver(request.app.state))
     found = await service.discover(session, box, connector, access, id, tool_id)
     return schemas.Discovery.model_validate(found, from_attributes=True)

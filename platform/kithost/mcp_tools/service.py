@@ -1,7 +1,7 @@
 """The secrets of widgets' ``mcp`` tools and listing their servers' tools.
 
 A secret belongs to a tool of a widget (its id) and to the server's origin when it was set
-(``chat.mcp.origin_of``): it is sent nowhere else, so pointing the tool at another server
+(``mcp_tools.client.origin_of``): it is sent nowhere else, so pointing the tool at another server
 does not take the secret along. Stored encrypted; the API says only that one is set.
 """
 
@@ -17,13 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit import service as audit
 from kithost.auth.principals import TenantAccess
-from kithost.chat.mcp import McpConnector, McpSecret, McpSession, McpUnavailable, origin_of
 from kithost.db import Sessionmaker, session_scope
-from kithost.embed.service import Published
 from kithost.errors import BadGateway, Conflict, invalid_field
 from kithost.kit.crypto import SecretBox
 from kithost.mcp_tools import repository
+from kithost.mcp_tools.client import McpConnector, McpSecret, McpSession, McpUnavailable, origin_of
 from kithost.models import Widget, WidgetMcpSecret
+from kithost.visitor.service import Published
 from kithost.widgets.config import McpTool
 from kithost.widgets.service import TOOLS, get_widget
 

@@ -11,7 +11,7 @@ from kithost.models.base import Base, utcnow
 
 
 class ChatAttachment(Base):
-    """A file an end user attaches to a message: metadata here, bytes in ``chat.storage``.
+    """A file an end user attaches to a message: metadata here, bytes in ``storage``.
 
     Created by ``attachments.create`` (``uploaded_at`` unset), uploaded once with the signed
     URL it returns, then bound to a thread when a message carries it.

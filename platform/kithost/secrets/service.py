@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from cryptography.fernet import InvalidToken
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +17,7 @@ from kithost.secrets import repository
 from kithost.secrets.repository import EncryptedColumn
 from kithost.settings import Settings
 from kithost.widgets.service import get_widget
+from kithost.widgets.tool_secret import new_tool_secret, record_secret_change, secrets_state
 
 ENCRYPTED_COLUMNS: tuple[EncryptedColumn, ...] = (
     Tenant.openai_api_key,
@@ -107,10 +107,10 @@ async def set_model_key(
 ) -> ModelKeyState:
     """Store the widget's model key encrypted, replacing any other (never shown again)."""
     widget = await get_widget(session, access.tenant, widget_id)
-    before = _secrets_state(widget)
+    before = secrets_state(widget)
     widget.model_key = box.encrypt(key)
     action = "widget.model_key_" + ("replaced" if before["has_model_key"] else "set")
-    await _record_secret_change(session, access, widget, action, before)
+    await record_secret_change(session, access, widget, action, before)
     return ModelKeyState(True, widget.revision)
 
 
@@ -122,9 +122,9 @@ async def remove_model_key(
     widget = await get_widget(session, access.tenant, widget_id)
     if widget.model_key is None:
         return
-    before = _secrets_state(widget)
+    before = secrets_state(widget)
     widget.model_key = None
-    await _record_secret_change(session, access, widget, "widget.model_key_removed", before)
+    await record_secret_change(session, access, widget, "widget.model_key_removed", before)
 
 
 async def set_openai_key(
@@ -176,11 +176,11 @@ async def rotate_identity_secret(
 ) -> NewIdentitySecret:
     """Give the widget a new identity secret; the one it had stops verifying at once."""
     widget = await get_widget(session, access.tenant, widget_id)
-    before = _secrets_state(widget)
+    before = secrets_state(widget)
     secret = random_token("wis_", 32)
     widget.identity_secret = box.encrypt(secret)
     action = "widget.identity_secret_" + ("rotated" if before["has_identity_secret"] else "created")
-    await _record_secret_change(session, access, widget, action, before)
+    await record_secret_change(session, access, widget, action, before)
     return NewIdentitySecret(secret, widget.revision)
 
 
@@ -191,9 +191,9 @@ async def remove_identity_secret(
     widget = await get_widget(session, access.tenant, widget_id)
     if widget.identity_secret is None:
         return
-    before = _secrets_state(widget)
+    before = secrets_state(widget)
     widget.identity_secret = None
-    await _record_secret_change(session, access, widget, "widget.identity_secret_removed", before)
+    await record_secret_change(session, access, widget, "widget.identity_secret_removed", before)
 
 
 @dataclass(frozen=True)
@@ -204,28 +204,9 @@ class NewToolSecret:
     revision: int
 
 
-def new_tool_secret() -> str:
-    return random_token("kts_", 32)
-
-
 def widget_tool_secret(box: SecretBox, encrypted: str | None) -> str | None:
     """The key that signs the calls of a widget's ``http`` tools (None: it has none)."""
     return None if encrypted is None else box.decrypt(encrypted)
-
-
-async def ensure_tool_secret(
-    session: AsyncSession, box: SecretBox, access: TenantAccess, widget: Widget
-) -> str | None:
-    """Give ``widget`` its tool secret when its draft has its first ``http`` tool: the new
-    secret (to show this once), or None when there was one already or no such tool."""
-    tools = widget.draft.get("agent", {}).get("tools", [])
-    if widget.tool_secret is not None or not any(t.get("type") == "http" for t in tools):
-        return None
-    before = _secrets_state(widget)
-    secret = new_tool_secret()
-    widget.tool_secret = box.encrypt(secret)
-    await _record_secret_change(session, access, widget, "widget.tool_secret_created", before)
-    return secret
 
 
 async def rotate_tool_secret(
@@ -233,40 +214,12 @@ async def rotate_tool_secret(
 ) -> NewToolSecret:
     """Give the widget a new tool secret; calls are signed with it from the next answer on."""
     widget = await get_widget(session, access.tenant, widget_id)
-    before = _secrets_state(widget)
+    before = secrets_state(widget)
     secret = new_tool_secret()
     widget.tool_secret = box.encrypt(secret)
     action = "widget.tool_secret_" + ("rotated" if before["has_tool_secret"] else "created")
-    await _record_secret_change(session, access, widget, action, before)
+    await record_secret_change(session, access, widget, action, before)
     return NewToolSecret(secret, widget.revision)
-
-
-def _secrets_state(widget: Widget) -> dict[str, Any]:
-    return {
-        "has_identity_secret": widget.identity_secret is not None,
-        "has_model_key": widget.model_key is not None,
-        "has_tool_secret": widget.tool_secret is not None,
-        "revision": widget.revision,
-    }
-
-
-async def _record_secret_change(
-    session: AsyncSession,
-    access: TenantAccess,
-    widget: Widget,
-    action: str,
-    before: dict[str, Any],
-) -> None:
-    await session.flush()  # writes the row, and so bumps the widget's revision
-    audit.record(
-        session,
-        access.actor,
-        action,
-        tenant_id=access.tenant.id,
-        target_type="widget",
-        target_id=widget.id,
-        data=audit.changes(before, _secrets_state(widget)),
-    )
 
 
 async def reencrypt_all(session: AsyncSession, box: SecretBox, actor: Actor) -> dict[str, int]:

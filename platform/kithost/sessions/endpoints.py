@@ -14,16 +14,14 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Body, Request, Response
+from fastapi.routing import APIRoute
 
 from kithost import rls
 from kithost.analytics.facts import AppFacts
 from kithost.auth.dependencies import SessionsMint
 from kithost.db import DbSession
-from kithost.embed import service as embed_service
-from kithost.embed.cache import visitor_origin
 from kithost.errors import Conflict, Forbidden
 from kithost.health.metrics import mint_outcome
-from kithost.kit.cors import preflight
 from kithost.kit.schemas import problems
 from kithost.models import Placement
 from kithost.sessions import service
@@ -31,6 +29,8 @@ from kithost.sessions.identity import EndUser
 from kithost.sessions.recorder import AppMintRecorder
 from kithost.sessions.schemas import BackendSessionRequest, MintedSession, VisitorSessionRequest
 from kithost.state import AppRateLimiter, AppSecretBox, AppSettings
+from kithost.visitor import service as visitor_service
+from kithost.visitor.routes import cors_headers, visitor_origin, visitor_route
 from kithost.widgets.service import get_widget
 
 visitor_router = APIRouter(tags=["embed"])
@@ -39,17 +39,6 @@ router = APIRouter(tags=["sessions"])
 SESSION_PATH = "/v1/embed/{pk}/session"
 
 
-def _cors(response: Response, origin: str) -> None:
-    response.headers["Access-Control-Allow-Origin"] = origin
-    response.headers["Vary"] = "Origin"
-    response.headers["Cache-Control"] = "no-store"
-
-
-@visitor_router.post(
-    SESSION_PATH,
-    summary="Mint or refresh a visitor's ChatKit credential",
-    responses=problems(401, 403, 404, 422, 429, 502, 503),
-)
 async def visitor_session(
     pk: str,
     request: Request,
@@ -97,14 +86,21 @@ async def visitor_session(
             later=later,
             recorder=recorder,
         )
-    _cors(response, origin)
+    response.headers.update(cors_headers(origin))
     return minted
 
 
-@visitor_router.options(SESSION_PATH, include_in_schema=False)
-async def visitor_session_preflight(pk: str, request: Request) -> Response:
-    origin, _ = await visitor_origin(request, pk)
-    return preflight(origin, method="POST", headers="Content-Type")
+visitor_route(
+    visitor_router,
+    SESSION_PATH,
+    visitor_session,
+    method="POST",
+    allow_headers="Content-Type",
+    preflight_name="visitor_session_preflight",
+    route_class=APIRoute,
+    summary="Mint or refresh a visitor's ChatKit credential",
+    responses=problems(401, 403, 404, 422, 429, 502, 503),
+)
 
 
 @router.post(
@@ -125,7 +121,7 @@ async def backend_session(
 ) -> MintedSession:
     widget = await get_widget(session, access.tenant, id)
     # From the database, not the cache: a backend may mint right after publishing.
-    target = (await embed_service.load(session, widget.public_key)).published
+    target = (await visitor_service.load(session, widget.public_key)).published
     if target is None:
         raise Conflict("Publish the widget first.", code="widget_not_published")
     if body.origin is not None and not target.allows(body.origin):

@@ -1,7 +1,7 @@
 """Minting ChatKit credentials for visitors and tenant backends.
 
 Self-hosted widgets get a Kithost session token (``sessions.tokens``); hosted widgets get
-an OpenAI client secret (``sessions.hosted``). Every mint is recorded for analytics as a
+an OpenAI client secret (``sessions.hosted_chatkit``). Every mint is recorded for analytics as a
 ``server.session.minted`` fact (widget, end user, origin, mode, time; never a credential).
 Hosted mints are also kept in ``session_mints`` with the secret's hash: that is how a
 refresh presenting the current secret finds its end user. That row is written after the
@@ -24,7 +24,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.facts import FactBuffer, fact, observed_error
-from kithost.embed.service import Published
 from kithost.errors import Conflict, RateLimited, Unauthorized, invalid_field
 from kithost.kit.crypto import SecretBox
 from kithost.kit.ratelimit import RateLimiter
@@ -32,7 +31,7 @@ from kithost.kit.tokens import hash_secret
 from kithost.models import SessionMint, Widget, WidgetMode
 from kithost.models.base import utcnow
 from kithost.secrets.service import openai_key_to_use, widget_identity_secret
-from kithost.sessions import hosted, tokens
+from kithost.sessions import hosted_chatkit, tokens
 from kithost.sessions.identity import (
     EndUser,
     anonymous_user,
@@ -42,6 +41,7 @@ from kithost.sessions.identity import (
 from kithost.sessions.recorder import MintRecorder
 from kithost.sessions.schemas import HostedSessionOut, SelfHostedSession
 from kithost.settings import Settings
+from kithost.visitor.service import Published
 
 log = structlog.get_logger(__name__)
 
@@ -96,7 +96,7 @@ async def mint(
     if mode is WidgetMode.hosted:
         try:
             minted = await _mint_hosted(settings, box, target, end_user.id, context)
-        except hosted.HostedSessionFailed as exc:
+        except hosted_chatkit.HostedChatKitFailed as exc:
             error = observed_error(end_user.id, "hosted_session", exc.reason, exc.hint)
             buffer.add(target.tenant_id, target.widget_id, error)
             raise exc.problem from exc
@@ -224,7 +224,7 @@ async def _mint_hosted(
         and isinstance(value, str | int | float | bool)
         and not (isinstance(value, str) and len(value) > 1000)
     }
-    created = await hosted.create_session(
+    created = await hosted_chatkit.create_chatkit_session(
         api_key=api_key,
         base_url=settings.openai_base_url,
         timeout_seconds=settings.openai_timeout_seconds,

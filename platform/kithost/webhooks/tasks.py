@@ -1,5 +1,4 @@
-"""Background work of webhooks: sending a delivery, and trying again; announcing idle
-conversations."""
+"""Background work of webhooks: sending a delivery, and trying again."""
 
 from __future__ import annotations
 
@@ -11,9 +10,8 @@ from celery import Task, shared_task
 
 from kithost.db import Sessionmaker
 from kithost.kit.crypto import SecretBox
-from kithost.models.base import utcnow
 from kithost.settings import get_settings
-from kithost.webhooks import delivery, idle
+from kithost.webhooks import delivery
 from kithost.worker import database
 from kithost.worker.database import RETRY
 
@@ -47,14 +45,3 @@ def deliver(self: Task[Any, Any], tenant_id: str, delivery_id: str) -> bool:
     if outcome.retry:
         raise self.retry(countdown=backoff(self.request.retries), max_retries=None)
     return outcome.delivered
-
-
-@shared_task(name="kithost.webhooks.announce_idle", bind=True, **RETRY)
-def announce_idle(self: Task[Any, Any]) -> int:
-    """``conversation.idle`` for the threads idle since the last run (beat, every minute)."""
-    keys = get_settings().keys()
-
-    async def run(sessionmaker: Sessionmaker) -> int:
-        return await idle.announce_idle(sessionmaker, keys, utcnow())
-
-    return database.run(self.app, run)

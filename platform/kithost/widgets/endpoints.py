@@ -12,10 +12,10 @@ from kithost.kit.crypto import SecretBox
 from kithost.kit.schemas import TENANT_ERRORS, problems
 from kithost.models import Widget
 from kithost.models.base import utcnow
-from kithost.secrets import service as secrets
 from kithost.state import AppSecretBox, AppSettings
 from kithost.widgets import preview, schemas, service
 from kithost.widgets.config import WidgetConfig
+from kithost.widgets.tool_secret import ensure_tool_secret
 
 router = APIRouter(prefix="/tenants/{tenant}/widgets", tags=["widgets"])
 
@@ -40,7 +40,7 @@ async def _saved(
 ) -> schemas.Widget:
     """A widget whose draft changed: with its new tool secret if its first ``http`` tool
     made one (shown this once)."""
-    secret = await secrets.ensure_tool_secret(session, box, access, widget)
+    secret = await ensure_tool_secret(session, box, access, widget)
     return _widget(response, widget).model_copy(update={"new_tool_secret": secret})
 
 

@@ -2,7 +2,7 @@
 
 ``POST …/widgets/{id}/preview`` signs a *preview key* (``pv_…``) that every visitor route
 takes in place of a public key: the config, the loader, the framed page, sessions and the
-ChatKit endpoint then serve the widget's current *draft* (``embed.service.load_preview``),
+ChatKit endpoint then serve the widget's current *draft* (``visitor.service.load_preview``),
 to one origin only (the dashboard's, where the preview page is framed), for
 ``PREVIEW_TTL``. Nothing a preview does counts in analytics (``Published.preview``).
 

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.models import AllowedOrigin, Widget, WidgetVersion
+from kithost.models import AllowedOrigin, KnowledgeBase, Widget, WidgetVersion
 
 
 async def get_widget(
@@ -120,3 +120,15 @@ async def last_version_number(
         )
     )
     return int(result.scalar_one())
+
+
+async def existing_knowledge_bases(
+    session: AsyncSession, tenant_id: uuid.UUID, base_ids: Collection[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of ``base_ids`` are the tenant's knowledge bases."""
+    result = await session.execute(
+        select(KnowledgeBase.id).where(
+            KnowledgeBase.tenant_id == tenant_id, KnowledgeBase.id.in_(base_ids)
+        )
+    )
+    return set(result.scalars())

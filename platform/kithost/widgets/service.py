@@ -30,12 +30,11 @@ from kithost.errors import (
 from kithost.kit.origins import InvalidOrigin, normalize_pattern
 from kithost.kit.outbound import OutboundPolicy
 from kithost.kit.tokens import random_token
-from kithost.knowledge import repository as knowledge
-from kithost.knowledge.adoption import adopt_vector_stores
 from kithost.models import AllowedOrigin, Tenant, User, Widget, WidgetMode, WidgetVersion
 from kithost.models.base import utcnow
 from kithost.webhooks import service as webhooks
 from kithost.widgets import repository
+from kithost.widgets.adoption import adopt_vector_stores
 from kithost.widgets.agent_import import ImportedAgent, ImportRefused, read_export
 from kithost.widgets.config import (
     ClientTool,
@@ -548,7 +547,7 @@ async def _check_knowledge_bases(
     wanted = {base for _, tool in searches for base in tool.knowledge_bases}
     if not wanted:
         return
-    found = await knowledge.existing_bases(session, tenant_id, wanted)
+    found = await repository.existing_knowledge_bases(session, tenant_id, wanted)
     for index, tool in searches:
         missing = [str(b) for b in tool.knowledge_bases if b not in found]
         if missing:

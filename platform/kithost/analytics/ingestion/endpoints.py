@@ -26,15 +26,14 @@ from kithost.analytics.events import MAX_BODY_BYTES
 from kithost.analytics.ingestion import schemas, service
 from kithost.analytics.ingestion.service import Batch
 from kithost.analytics.ingestion.tasks import ingest
-from kithost.embed.cache import origin_not_allowed, published_answers, visitor_origin
-from kithost.embed.endpoints import PathParamsRoute
-from kithost.embed.service import Published
 from kithost.errors import KithostError, PayloadTooLarge, RateLimited, ServiceUnavailable
 from kithost.health.metrics import EVENTS
-from kithost.kit.cors import preflight
 from kithost.kit.ratelimit import RateLimiter
 from kithost.kit.schemas import problems
 from kithost.models.base import utcnow
+from kithost.visitor.cache import published_answers
+from kithost.visitor.routes import cors_headers, origin_not_allowed, visitor_route
+from kithost.visitor.service import Published
 from kithost.worker.sender import TaskSender
 
 log = structlog.get_logger(__name__)
@@ -57,9 +56,7 @@ async def post_events(request: Request, pk: str) -> Response:
     answers = await published_answers(request.app.state, pk)
     published = answers.published
     allowed = answers.admits(origin, request.app.state.settings.base_url)
-    cors = {"Vary": "Origin", "Cache-Control": "no-store"}
-    if allowed:
-        cors["Access-Control-Allow-Origin"] = origin
+    cors = cors_headers(origin if allowed else None)
     try:
         body = await _bounded_body(request)
         batch = service.parse_batch(body, request.headers.get("content-type"), utcnow())
@@ -77,11 +74,6 @@ async def post_events(request: Request, pk: str) -> Response:
         "dropped": [d.__dict__ for d in batch.dropped],
     }
     return Response(json.dumps(answer), 202, headers=cors, media_type="application/json")
-
-
-async def preflight_events(request: Request, pk: str) -> Response:
-    origin, _ = await visitor_origin(request, pk)
-    return preflight(origin, method="POST", headers="Content-Type")
 
 
 async def _refusal_kept(request: Request, published: Published, origin: str, batch: Batch) -> Batch:
@@ -151,11 +143,14 @@ def _sender(state: State) -> TaskSender:
 
 
 visitor_router = APIRouter(tags=["embed"])
-visitor_router.add_api_route(
+visitor_route(
+    visitor_router,
     EVENTS_PATH,
     post_events,
-    methods=["POST"],
-    route_class_override=PathParamsRoute,
+    method="POST",
+    allow_headers="Content-Type",
+    preflight_name="preflight_events",
+    preflight_summary="CORS preflight for events",
     summary="Send a batch of analytics events and client errors",
     description='Body (`application/json` or `text/plain`, at most 64 KiB): `{"end_user": '
     '<the session\'s end_user or null>, "events": [{"id", "name", "time", "data"}]}`, '
@@ -163,14 +158,4 @@ visitor_router.add_api_route(
     status_code=202,
     response_model=schemas.Accepted,
     responses=problems(400, 403, 404, 413, 415, 422, 429, 503),
-)
-visitor_router.add_api_route(
-    EVENTS_PATH,
-    preflight_events,
-    methods=["OPTIONS"],
-    route_class_override=PathParamsRoute,
-    summary="CORS preflight for events",
-    status_code=204,
-    response_class=Response,
-    responses=problems(403, 404, 503),
 )

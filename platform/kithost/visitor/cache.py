@@ -25,15 +25,14 @@ from functools import partial
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import State
-from starlette.requests import Request
 
 from kithost import rls
 from kithost.db import Sessionmaker
-from kithost.embed import repository, service
-from kithost.embed.service import AllowedEntry, Published, Rendered, Snapshot
-from kithost.errors import Forbidden, NotFound, ServiceUnavailable
+from kithost.errors import NotFound, ServiceUnavailable
 from kithost.health.metrics import CONFIG_CACHE
 from kithost.models.base import utcnow
+from kithost.visitor import repository, service
+from kithost.visitor.service import AllowedEntry, Published, Rendered, Snapshot
 from kithost.widgets.preview import is_preview_key
 from kithost.widgets.preview import read as read_preview
 
@@ -179,7 +178,7 @@ class ConfigCache:
 
     def _serve_stale(self, public_key: str, cached: CachedWidget, reason: str) -> None:
         log.warning(
-            "embed_config_stale", public_key=public_key, revision=cached.revision, reason=reason
+            "visitor_config_stale", public_key=public_key, revision=cached.revision, reason=reason
         )
         cached.fresh_until = self._fresh_until()
         _STALE.inc()
@@ -228,31 +227,9 @@ async def published_answers(state: State, public_key: str) -> PublishedAnswers:
     return answers
 
 
-async def visitor_origin(request: Request, public_key: str) -> tuple[str, Published]:
-    """The requesting page's origin and the published widget, for a visitor route that
-    serves the widget's pages and Kithost's framed page; 403 ``origin_not_allowed`` (no CORS
-    headers: fail closed) for any other origin or none."""
-    answers = await published_answers(request.app.state, public_key)
-    origin = request.headers.get("origin")
-    if origin is None or not answers.admits(origin, request.app.state.settings.base_url):
-        raise origin_not_allowed()
-    return origin, answers.published
-
-
-def origin_not_allowed() -> Forbidden:
-    """The refusal of every visitor route to a page it may not serve: no CORS headers."""
-    return Forbidden(
-        "This page may not use this widget.",
-        code="origin_not_allowed",
-        headers={"Cache-Control": "no-store", "Vary": "Origin"},
-    )
-
-
 def config_cache(state: State) -> ConfigCache:
     """The app's cache (``app.state``), created on first use."""
-    cache: ConfigCache | None = getattr(state, "embed_config_cache", None)
+    cache: ConfigCache | None = getattr(state, "visitor_cache", None)
     if cache is None:
-        cache = state.embed_config_cache = ConfigCache(
-            chatkit_script=state.settings.chatkit_script_url
-        )
+        cache = state.visitor_cache = ConfigCache(chatkit_script=state.settings.chatkit_script_url)
     return cache

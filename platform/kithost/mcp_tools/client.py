@@ -35,7 +35,6 @@ from chatkit.agents import AgentContext
 from chatkit.types import ProgressUpdateEvent
 from mcp.types import Tool as McpToolInfo
 
-from kithost.chat.context import ChatContext
 from kithost.kit.outbound import CheckedTransport, OutboundPolicy, OutboundRefused, Resolver
 from kithost.widgets.config import McpTool
 
@@ -258,7 +257,7 @@ def _labelled(function: FunctionTool, label: str) -> FunctionTool:
     """``function`` showing the visitor ``label`` when it runs."""
     invoke = function.on_invoke_tool
 
-    async def labelled(run: ToolContext[AgentContext[ChatContext]], raw: str) -> Any:
+    async def labelled(run: ToolContext[AgentContext[Any]], raw: str) -> Any:
         await run.context.stream(ProgressUpdateEvent(icon="bolt", text=label))
         return await invoke(run, raw)
 
@@ -270,7 +269,7 @@ def _unavailable_tools(tool: McpTool, reason: str) -> list[Tool]:
     """``tool``'s allowed tools answering why its server cannot be used."""
     answer = json.dumps({"error": f"This tool is unavailable right now. {reason}"})
 
-    async def invoke(run: ToolContext[AgentContext[ChatContext]], raw: str) -> str:
+    async def invoke(run: ToolContext[AgentContext[Any]], raw: str) -> str:
         return answer
 
     return [

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from kithost.embed.service import Published
 from kithost.errors import ServiceUnavailable
 from kithost.kit.headers import page_policy
 from kithost.settings import Settings
+from kithost.visitor.service import Published
 
 DIST = Path(__file__).parent / "dist"
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 
 from kithost.errors import BadGateway, KithostError, ServiceUnavailable
-from kithost.sessions.hosted import HostedSession, HostedSessionFailed, create_session
+from kithost.sessions.hosted_chatkit import (
+    HostedChatKitFailed,
+    HostedChatKitSession,
+    create_chatkit_session,
+)
 from kithost.widgets.config import Hosted
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -23,8 +27,8 @@ HOSTED = Hosted.model_validate(
 
 async def _create(
     fake: FakeOpenAI, *, api_key: str | None = None, timeout_seconds: float = 5
-) -> HostedSession:
-    return await create_session(
+) -> HostedChatKitSession:
+    return await create_chatkit_session(
         api_key=api_key or fake.api_key,
         base_url=fake.base_url,
         timeout_seconds=timeout_seconds,
@@ -47,7 +51,9 @@ async def test_a_session_is_created_with_the_widget_settings(fake_openai: FakeOp
         "rate_limits": {"max_requests_per_1_minute": 20},
     }
     [stored] = fake_openai.sessions.values()
-    assert session == HostedSession(stored["id"], stored["client_secret"], stored["expires_at"])
+    assert session == HostedChatKitSession(
+        stored["id"], stored["client_secret"], stored["expires_at"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -66,7 +72,7 @@ async def test_upstream_errors_map_to_clear_problems(
 ) -> None:
     """The visitor's problem says nothing of OpenAI's words; the tenant's reason does."""
     fake_openai.fail_next(status, "Workflow wf_abc123 not found in this project.")
-    with pytest.raises(HostedSessionFailed) as raised:
+    with pytest.raises(HostedChatKitFailed) as raised:
         await _create(fake_openai)
     problem = raised.value.problem
     assert (type(problem), problem.code, problem.status) == (error, code, http)
@@ -77,7 +83,7 @@ async def test_upstream_errors_map_to_clear_problems(
 
 
 async def test_a_wrong_key_is_rejected_without_the_key(fake_openai: FakeOpenAI) -> None:
-    with pytest.raises(HostedSessionFailed) as raised:
+    with pytest.raises(HostedChatKitFailed) as raised:
         await _create(fake_openai, api_key="sk-wrong-key-1234")
     assert raised.value.problem.code == "upstream_rejected"
     assert "key" not in str(raised.value.problem.detail)
@@ -89,15 +95,15 @@ async def test_a_wrong_key_is_rejected_without_the_key(fake_openai: FakeOpenAI) 
 
 async def test_a_slow_upstream_is_unavailable(fake_openai: FakeOpenAI) -> None:
     fake_openai.delay_seconds = 2
-    with pytest.raises(HostedSessionFailed) as raised:
+    with pytest.raises(HostedChatKitFailed) as raised:
         await _create(fake_openai, timeout_seconds=0.5)
     assert raised.value.problem.code == "upstream_unavailable"
     assert raised.value.problem.headers["Retry-After"] == "5"
 
 
 async def test_an_unreachable_upstream_is_unavailable() -> None:
-    with pytest.raises(HostedSessionFailed) as raised:
-        await create_session(
+    with pytest.raises(HostedChatKitFailed) as raised:
+        await create_chatkit_session(
             api_key="sk-x",
             base_url="http://127.0.0.1:1/v1",
             timeout_seconds=2,

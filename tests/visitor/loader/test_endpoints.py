@@ -12,13 +12,13 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.embed.cache import ConfigCache
 from kithost.errors import ServiceUnavailable
 from kithost.kit.headers import page_policy
-from kithost.loader import service
 from kithost.models import Placement
+from kithost.visitor.cache import ConfigCache
+from kithost.visitor.loader import service
 from kithost.widgets.config import Launcher, WidgetConfig
-from tests.embed.helpers import ORIGIN, make_widget, publish
+from tests.visitor.helpers import ORIGIN, make_widget, publish
 
 
 async def test_a_widget_loader_carries_the_launcher_look_and_nothing_else(
@@ -58,7 +58,7 @@ async def test_a_widget_loader_carries_the_launcher_look_and_nothing_else(
 async def test_a_republished_launcher_changes_the_widget_loader(
     client: httpx.AsyncClient, db: AsyncSession, app: FastAPI
 ) -> None:
-    app.state.embed_config_cache = ConfigCache(
+    app.state.visitor_cache = ConfigCache(
         revalidate_after=0, chatkit_script=app.state.settings.chatkit_script_url
     )
     widget = await make_widget(db, config=WidgetConfig(launcher=Launcher(label="One")))

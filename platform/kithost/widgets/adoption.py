@@ -1,5 +1,6 @@
 """Knowledge bases for OpenAI vector stores that exist already (an imported Agent Builder
-workflow's): a module of its own, without the upload tasks, for the widgets domain."""
+workflow's). Here rather than in ``knowledge``, which sits above widgets: a row and its
+audit record, nothing of the knowledge domain's upload work."""
 
 from __future__ import annotations
 

@@ -12,13 +12,13 @@ import pytest
 
 from kithost import migrate
 from kithost.db import create_engine, create_sessionmaker, session_scope
-from kithost.embed.cache import REVALIDATE_SECONDS
 from kithost.settings import Settings
+from kithost.visitor.cache import REVALIDATE_SECONDS
 from kithost.widgets.config import Launcher, WidgetConfig
 from kithost.worker.app import create_celery
 from kithost.worker.enqueue import PendingTasks
 from tests.conftest import create_pg_database, drop_pg_database, make_settings
-from tests.embed.helpers import Server, make_widget, publish
+from tests.visitor.helpers import Server, make_widget, publish
 
 SLACK_SECONDS = 1.0
 """For the revalidation query, polling, and a busy machine."""

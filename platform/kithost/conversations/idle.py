@@ -2,7 +2,8 @@
 announced with its transcript, once per idle period (a mark per endpoint and thread holds
 the last activity announced; a thread active again is announced again once idle). Run by
 the beat every minute (``kithost.webhooks.announce_idle``) with the time passed in, so
-tests move the clock instead of waiting."""
+tests move the clock instead of waiting. Conversations own it and send it through
+``webhooks`` (which imports no conversation code), as widgets send ``widget.published``."""
 
 from __future__ import annotations
 

@@ -16,12 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost import migrate
 from kithost.app import create_app
 from kithost.db import create_engine, create_sessionmaker, session_scope
-from kithost.embed.cache import ConfigCache
 from kithost.settings import Settings
+from kithost.visitor.cache import ConfigCache
 from kithost.widgets.config import WidgetConfig
 from kithost.worker.enqueue import PendingTasks
 from tests.conftest import create_pg_database, drop_pg_database, make_settings
-from tests.embed.helpers import ORIGIN, Clock, assert_refused, config_url, make_widget
+from tests.visitor.helpers import ORIGIN, Clock, assert_refused, config_url, make_widget
 
 UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:1/nothing"
 
@@ -63,7 +63,7 @@ async def test_the_last_good_config_is_served_while_the_database_is_gone(
     async with session_scope(app.state.sessionmaker) as db:
         widget = await make_widget(db, config=WidgetConfig())
     clock = Clock()
-    app.state.embed_config_cache = ConfigCache(
+    app.state.visitor_cache = ConfigCache(
         clock=clock, chatkit_script=app.state.settings.chatkit_script_url
     )
     transport = httpx.ASGITransport(app=app)
@@ -76,7 +76,7 @@ async def test_the_last_good_config_is_served_while_the_database_is_gone(
         with caplog.at_level(logging.WARNING):
             stale = await client.get(config_url(widget), headers={"Origin": ORIGIN})
         assert (stale.status_code, stale.content) == (200, good.content)
-        assert any("embed_config_stale" in r.getMessage() for r in caplog.records)
+        assert any("visitor_config_stale" in r.getMessage() for r in caplog.records)
         unknown = await client.get(config_url("pk_never_seen"), headers={"Origin": ORIGIN})
         assert unknown.status_code == 503
         assert unknown.json()["code"] == "config_unavailable"
@@ -87,7 +87,7 @@ async def test_a_silent_database_delays_visitors_by_the_wait_at_most(
     app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, silent_server: str
 ) -> None:
     clock = Clock()
-    app.state.embed_config_cache = ConfigCache(
+    app.state.visitor_cache = ConfigCache(
         clock=clock, wait=0.2, chatkit_script=app.state.settings.chatkit_script_url
     )
     widget = await make_widget(db, config=WidgetConfig())
@@ -105,7 +105,7 @@ async def test_a_silent_database_delays_visitors_by_the_wait_at_most(
 async def test_the_cache_keeps_the_most_recently_used_widgets(
     app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
 ) -> None:
-    app.state.embed_config_cache = ConfigCache(
+    app.state.visitor_cache = ConfigCache(
         max_widgets=2, clock=Clock(), chatkit_script=app.state.settings.chatkit_script_url
     )
     first, second, third = [await make_widget(db, config=WidgetConfig()) for _ in range(3)]
@@ -121,7 +121,7 @@ async def test_the_cache_keeps_the_most_recently_used_widgets(
 
 
 async def test_unknown_keys_are_remembered_too(app: FastAPI, client: httpx.AsyncClient) -> None:
-    app.state.embed_config_cache = ConfigCache(
+    app.state.visitor_cache = ConfigCache(
         clock=Clock(), chatkit_script=app.state.settings.chatkit_script_url
     )
     first = await client.get(config_url("pk_unknown"), headers={"Origin": ORIGIN})

@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.embed import repository
-from kithost.embed.schemas import EmbedConfig
 from kithost.kit.origins import WILDCARD, origin_matches
 from kithost.models import Placement
+from kithost.visitor import repository
+from kithost.visitor.schemas import EmbedConfig
 from kithost.widgets.config import WidgetConfig
 from kithost.widgets.preview import Preview
 

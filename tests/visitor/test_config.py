@@ -11,10 +11,10 @@ from sqlalchemy import delete, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from kithost.embed.cache import ConfigCache
 from kithost.models import AllowedOrigin, Placement, WidgetMode
+from kithost.visitor.cache import ConfigCache
 from kithost.widgets.config import Agent, Hosted, Launcher, WidgetConfig
-from tests.embed.helpers import ORIGIN, Clock, assert_refused, config_url, make_widget, publish
+from tests.visitor.helpers import ORIGIN, Clock, assert_refused, config_url, make_widget, publish
 
 CONFIG = WidgetConfig(
     chatkit={"theme": {"colorScheme": "dark"}},
@@ -26,7 +26,7 @@ CONFIG = WidgetConfig(
 @pytest.fixture
 def clock(app: FastAPI) -> Clock:
     clock = Clock()
-    app.state.embed_config_cache = ConfigCache(
+    app.state.visitor_cache = ConfigCache(
         revalidate_after=2.0, clock=clock, chatkit_script=app.state.settings.chatkit_script_url
     )
     return clock
@@ -240,7 +240,7 @@ async def test_the_config_names_the_chatkit_script_the_operator_set(
     app.state.settings = app.state.settings.model_copy(
         update={"chatkit_script_url": "https://static.example.net/chatkit.js"}
     )
-    assert not hasattr(app.state, "embed_config_cache")  # made from the settings on first use
+    assert not hasattr(app.state, "visitor_cache")  # made from the settings on first use
     widget = await make_widget(db, config=CONFIG)
     response = await client.get(config_url(widget), headers={"Origin": ORIGIN})
     assert response.json()["chatkit_script_url"] == "https://static.example.net/chatkit.js"

@@ -18,36 +18,15 @@ placement's domain key depends on it), which a shared cache must respect.
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.routing import APIRoute
-from starlette.types import Receive, Scope, Send
 
-from kithost.embed.cache import origin_not_allowed, published_answers
-from kithost.embed.schemas import EmbedConfig
-from kithost.embed.service import Rendered
-from kithost.kit.cors import preflight
 from kithost.kit.schemas import problems
+from kithost.visitor.cache import published_answers
+from kithost.visitor.routes import origin_not_allowed, visitor_route
+from kithost.visitor.schemas import EmbedConfig
+from kithost.visitor.service import Rendered
 
 CONFIG_PATH = "/v1/embed/{pk}/config"
 CACHE_CONTROL = b"public, max-age=60, stale-while-revalidate=300"
-
-
-class PathParamsRoute(APIRoute):
-    """A route that calls its endpoint as ``endpoint(request, **path_params)``, directly.
-
-    For the hot visitor routes: no dependency solving, no body, no response validation and
-    none of FastAPI's per-request machinery. Their endpoints take the request and string
-    path parameters and return a ready ``Response``; errors they raise reach the app's
-    handlers as usual. OpenAPI still documents them from the signature and the route's
-    ``response_model`` and ``responses``. Dependencies declared on such a route or its
-    routers would not run: declare none.
-    """
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["method"] not in (self.methods or ()):
-            await super().handle(scope, receive, send)  # 405, as any route answers
-            return
-        response: Response = await self.endpoint(Request(scope, receive), **scope["path_params"])
-        await response(scope, receive, send)
 
 
 async def get_config(request: Request, pk: str) -> Response:
@@ -66,30 +45,25 @@ async def get_config(request: Request, pk: str) -> Response:
     return response
 
 
-async def preflight_config(request: Request, pk: str) -> Response:
+async def config_origin(request: Request, pk: str) -> str:
+    """The origin the config answers (its preflight's check)."""
     origin, _ = await _allowed(pk, request)
-    return preflight(origin, method="GET", headers="If-None-Match")
+    return origin
 
 
 router = APIRouter(tags=["embed"])
-router.add_api_route(
+visitor_route(
+    router,
     CONFIG_PATH,
     get_config,
-    methods=["GET"],
-    route_class_override=PathParamsRoute,
+    method="GET",
+    allow_headers="If-None-Match",
+    origin=config_origin,
+    preflight_name="preflight_config",
+    preflight_summary="CORS preflight for the configuration",
     summary="The published configuration of a widget, for its loader",
     response_model=EmbedConfig,
     responses={304: {"description": "Not modified (If-None-Match)"}, **problems(403, 404, 503)},
-)
-router.add_api_route(
-    CONFIG_PATH,
-    preflight_config,
-    methods=["OPTIONS"],
-    route_class_override=PathParamsRoute,
-    summary="CORS preflight for the configuration",
-    status_code=204,
-    response_class=Response,
-    responses=problems(403, 404, 503),
 )
 
 

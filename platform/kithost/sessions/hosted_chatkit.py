@@ -1,7 +1,7 @@
 """Hosted ChatKit sessions: OpenAI's ``chatkit.sessions.create`` for Agent Builder workflows.
 
 OpenAI shuts Agent Builder down on 2026-11-30; this is the migration path. Upstream
-failures become :class:`HostedSessionFailed`: a problem with a stable code for the visitor,
+failures become :class:`HostedChatKitFailed`: a problem with a stable code for the visitor,
 never a bare 500 and never OpenAI's words (they may quote a masked key) —
 ``upstream_unavailable`` (OpenAI down, slow or overloaded; 502/503 with ``Retry-After``)
 and ``upstream_rejected`` (OpenAI refused the tenant's key, workflow or parameters; 502) —
@@ -33,7 +33,7 @@ CONVERT_HINT = (
 )
 
 
-class HostedSessionFailed(Exception):
+class HostedChatKitFailed(Exception):
     """OpenAI did not create the session: ``problem`` is the visitor's answer, ``reason``
     (OpenAI's message, keys blanked out) the tenant's, ``hint`` what the tenant can do."""
 
@@ -45,13 +45,13 @@ class HostedSessionFailed(Exception):
 
 
 @dataclass(frozen=True)
-class HostedSession:
+class HostedChatKitSession:
     id: str
     client_secret: str
     expires_at: int
 
 
-async def create_session(
+async def create_chatkit_session(
     *,
     api_key: str,
     base_url: str | None,
@@ -59,7 +59,7 @@ async def create_session(
     hosted: Hosted,
     user: str,
     state_variables: dict[str, str | int | float | bool],
-) -> HostedSession:
+) -> HostedChatKitSession:
     workflow: ChatSessionWorkflowParam = {"id": hosted.workflow_id}
     if hosted.version is not None:
         workflow["version"] = hosted.version
@@ -89,23 +89,23 @@ async def create_session(
             "This chat's Agent Builder workflow no longer runs.", code="hosted_workflow_unavailable"
         )
         reason = f"OpenAI no longer runs workflow {hosted.workflow_id}: {_message(exc)}"
-        raise HostedSessionFailed(problem, reason, CONVERT_HINT) from exc
+        raise HostedChatKitFailed(problem, reason, CONVERT_HINT) from exc
     except openai.APIStatusError as exc:
         problem = BadGateway(
             "The chat service refused to start a session for this widget.",
             code="upstream_rejected",
         )
-        raise HostedSessionFailed(problem, f"OpenAI refused the session: {_message(exc)}") from exc
-    return HostedSession(session.id, session.client_secret, session.expires_at)
+        raise HostedChatKitFailed(problem, f"OpenAI refused the session: {_message(exc)}") from exc
+    return HostedChatKitSession(session.id, session.client_secret, session.expires_at)
 
 
-def _unavailable(reason: str, error: type[BadGateway | ServiceUnavailable]) -> HostedSessionFailed:
+def _unavailable(reason: str, error: type[BadGateway | ServiceUnavailable]) -> HostedChatKitFailed:
     problem = error(
         "The chat service is unavailable right now; try again shortly.",
         code="upstream_unavailable",
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
-    return HostedSessionFailed(problem, reason)
+    return HostedChatKitFailed(problem, reason)
 
 
 def _message(exc: openai.APIStatusError) -> str:

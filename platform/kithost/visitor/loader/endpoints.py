@@ -20,13 +20,14 @@ from collections.abc import Callable
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
-from kithost.embed.cache import find_answers, published_answers
-from kithost.embed.endpoints import CACHE_CONTROL, PathParamsRoute
 from kithost.errors import NotFound
 from kithost.kit.headers import page_policy
 from kithost.kit.schemas import problems
-from kithost.loader import service
-from kithost.loader.service import Bundle, Script
+from kithost.visitor.cache import find_answers, published_answers
+from kithost.visitor.config import CACHE_CONTROL
+from kithost.visitor.loader import service
+from kithost.visitor.loader.service import Bundle, Script
+from kithost.visitor.routes import PathParamsRoute
 
 SHORT_CACHE = "public, max-age=300, stale-while-revalidate=86400"
 IMMUTABLE = "public, max-age=31536000, immutable"

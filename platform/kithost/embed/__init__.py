@@ -1,2 +1,0 @@
-"""What the loader asks for: the published widget config (``GET /v1/embed/{pk}/config``),
-its cache in each process, and the origin check every visitor route shares."""
