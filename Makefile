@@ -28,8 +28,8 @@ embed/node_modules/.package-lock.json: embed/package.json embed/package-lock.jso
 admin-ui/node_modules/.package-lock.json: admin-ui/package.json admin-ui/package-lock.json
 	cd admin-ui && npm ci --no-audit --no-fund
 
-# Every dependency (and the build backend) from the lock, each checked against its hashes;
-# then the project itself, built without fetching anything.
+# Every dependency (pip and the build backend too) from the lock, each checked against its
+# hashes; then the project itself, built without fetching anything.
 $(STAMP): pyproject.toml requirements-dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
@@ -98,7 +98,7 @@ bench: build
 # still fit are kept; `make lock UPGRADE=--upgrade` moves every one to its newest release,
 # `UPGRADE="--upgrade-package NAME"` one.
 LOCK := $(BIN)/uv pip compile pyproject.toml --quiet --universal --generate-hashes \
-	--group build --custom-compile-command "make lock" $(UPGRADE)
+	--group install --custom-compile-command "make lock" $(UPGRADE)
 lock: $(STAMP)
 	$(LOCK) --extra dev -o requirements-dev.lock
 	$(LOCK) -c requirements-dev.lock -o requirements.lock
