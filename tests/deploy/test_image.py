@@ -58,6 +58,21 @@ def test_the_image_rules() -> None:
         assert path in ignored, path
 
 
+def test_the_image_installs_nothing_the_lock_does_not_hash(tmp_path: Path) -> None:
+    """``docker/install.sh`` checks each package against ``requirements.lock``'s hashes."""
+    (tmp_path / "requirements.lock").write_text(f"six==1.17.0 --hash=sha256:{'0' * 64}\n")
+    result = subprocess.run(
+        ["sh", str(ROOT / "docker" / "install.sh"), str(tmp_path), str(tmp_path / "venv")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "DO NOT MATCH THE HASHES" in result.stderr
+    assert not (tmp_path / "venv" / "bin" / "kithost").exists()
+
+
 @pytest.fixture(scope="module")
 def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = tmp_path_factory.mktemp("image") / "venv"
