@@ -17,11 +17,11 @@ COPY admin-ui/ ./
 # The dashboard, into /app/platform/kithost/dashboard/dist (its client is committed).
 RUN npm run build
 
-# 2. The Python virtualenv from the pinned constraints (build tools stay in this stage).
+# 2. The Python virtualenv from the hashed lock (build tools stay in this stage).
 FROM python:3.11-slim-bookworm AS python
 ENV PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /app
-COPY pyproject.toml constraints.txt README.md alembic.ini ./
+COPY pyproject.toml requirements.lock README.md alembic.ini ./
 COPY docker/install.sh docker/install.sh
 COPY migrations/ migrations/
 COPY platform/ platform/

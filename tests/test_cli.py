@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from kithost.auth.passwords import verify_password
+from kithost.cli import SCHEMA_REF
 from kithost.kit.tokens import hash_secret
 from kithost.models import ApiClient, Membership, Role, User, Widget
 from kithost.settings import Settings
@@ -83,6 +84,21 @@ def test_tenant_user_and_client_creation(cli_settings: Settings) -> None:
     assert admin.password_hash is not None
     assert verify_password(admin.password_hash, "correct horse battery")
     assert Role.owner in roles
+
+
+def test_openapi_of_one_tag_holds_its_operations_and_the_schemas_they_use(
+    cli_settings: Settings,
+) -> None:
+    full = json.loads(kithost(cli_settings, "openapi").stdout)
+    part = json.loads(kithost(cli_settings, "openapi", "--tag", "embed").stdout)
+    assert part["paths"] == {
+        path: item
+        for path, item in full["paths"].items()
+        if any("embed" in operation["tags"] for operation in item.values())
+    }
+    used = set(SCHEMA_REF.findall(json.dumps(part)))
+    assert set(part["components"]["schemas"]) == used
+    assert {"EmbedConfig", "SelfHostedSession"} <= used < set(full["components"]["schemas"])
 
 
 @pytest.mark.parametrize(

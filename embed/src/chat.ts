@@ -3,7 +3,7 @@
 // published options, forwards ChatKit's events and maps widget actions.
 import type { ChatKitOptions, OpenAIChatKit } from '@openai/chatkit';
 import { base64url, loadScript, postJson } from './net';
-import type { Emit, PublicConfig, RunTool, Session, Visitor } from './types';
+import type { Emit, PublicConfig, RunTool, Session, SessionRequest, Visitor } from './types';
 import { notice, UNAVAILABLE } from './ui';
 
 export type ChatSetup = {
@@ -88,7 +88,7 @@ export function startChat(box: HTMLElement, s: ChatSetup): Chat {
     const who = refresh ? { current: refresh } : v.identity ? { identity_token: v.identity } : { device_id: v.device };
     let response: Response;
     try {
-      response = await postJson(`${s.api}/v1/embed/${s.pk}/session`, { ...who, context: v.context });
+      response = await postJson(`${s.api}/v1/embed/${s.pk}/session`, { ...who, context: v.context } satisfies SessionRequest);
     } catch {
       throw fail('network', `${s.api} could not be reached`, 'Check that Kithost is reachable from this page.');
     }

@@ -1,6 +1,10 @@
 /// <reference path="../node_modules/@openai/chatkit/types/dom-augment.d.ts" />
-// The shapes Kithost's API hands the browser, and ChatKit's option types they must satisfy.
+// The shapes Kithost's API hands the browser (from `api.d.ts`, generated from the OpenAPI
+// document: `make embed-client`), and ChatKit's option types they must satisfy.
 import type { ChatKitOptions } from '@openai/chatkit';
+import type { components } from './api';
+
+type Schemas = components['schemas'];
 
 /** ChatKit options that are data (`WidgetConfig.chatkit`), validated by the API against the
  * JSON Schema generated from these same types. */
@@ -34,20 +38,13 @@ export type PublicConfig = {
  * what the launcher shows every visitor, so that the button draws before the config arrives. */
 export type Preset = Pick<PublicConfig, 'launcher' | 'placement'>;
 
-/** `GET /v1/embed/{pk}/config`. */
-export type EmbedConfig = {
-  public_key: string;
-  version: number;
-  config: PublicConfig;
-  domain_key: string | null;
-  /** Where ChatKit's script loads from (the operator's setting). */
-  chatkit_script_url: string;
-};
+/** `GET /v1/embed/{pk}/config`, whose `config` (`WidgetConfig.public()`, any object to the
+ * OpenAPI document) is typed here. */
+export type EmbedConfig = Omit<Schemas['EmbedConfig'], 'config'> & { config: PublicConfig };
 
-/** `POST /v1/embed/{pk}/session`. */
-export type Session =
-  | { mode: 'self_hosted'; end_user: string; token: string; expires_at: number; chatkit_url: string }
-  | { mode: 'hosted'; end_user: string; client_secret: string; expires_at: number };
+/** `POST /v1/embed/{pk}/session`: what the loader sends, and what it gets. */
+export type SessionRequest = Schemas['VisitorSessionRequest'];
+export type Session = Schemas['SelfHostedSession'] | Schemas['HostedSessionOut'];
 
 export type Context = Record<string, unknown>;
 

@@ -10,6 +10,7 @@ import asyncio
 import gc
 import json
 import os
+import re
 import socket
 import sys
 from collections.abc import Awaitable, Callable
@@ -44,6 +45,7 @@ from kithost.worker.app import create_celery, restore_unacknowledged
 from kithost.worker.enqueue import PendingTasks
 
 T = TypeVar("T")
+SCHEMA_REF = re.compile(r'"#/components/schemas/([^"]+)"')
 
 app = typer.Typer(help="Kithost: hosting for OpenAI ChatKit.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
@@ -178,10 +180,37 @@ def serve(
 
 
 @app.command()
-def openapi() -> None:
-    """Print the HTTP API's OpenAPI document (the dashboard's client is generated from it)."""
-    json.dump(create_app(_settings()).openapi(), sys.stdout, indent=1, sort_keys=True)
+def openapi(
+    tag: Annotated[
+        str | None,
+        typer.Option(help="Only the operations with this tag, and the schemas they use."),
+    ] = None,
+) -> None:
+    """Print the HTTP API's OpenAPI document (the dashboard's client is generated from it,
+    the loader's API types from its `embed` operations)."""
+    document = create_app(_settings()).openapi()
+    json.dump(
+        document if tag is None else _tagged(document, tag), sys.stdout, indent=1, sort_keys=True
+    )
     sys.stdout.write("\n")
+
+
+def _tagged(document: dict[str, Any], tag: str) -> dict[str, Any]:
+    """``document`` with the operations tagged ``tag`` only, and the schemas they reach."""
+    paths = {
+        path: item
+        for path, item in document["paths"].items()
+        if any(tag in operation.get("tags", ()) for operation in item.values())
+    }
+    components = document["components"]
+    used: set[str] = set()
+    unread: list[Any] = [paths]
+    while unread:
+        for name in set(SCHEMA_REF.findall(json.dumps(unread.pop()))) - used:
+            used.add(name)
+            unread.append(components["schemas"][name])
+    schemas = {name: components["schemas"][name] for name in sorted(used)}
+    return {**document, "paths": paths, "components": {**components, "schemas": schemas}}
 
 
 @app.command()

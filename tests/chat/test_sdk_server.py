@@ -1,7 +1,7 @@
 """The ``openai-chatkit`` SDK's own server tests (threads, items, streaming, retries),
 run against Kithost's ``ChatServer`` and ``SqlStore``.
 
-Ported from openai/chatkit-python at tag v1.6.5 (the version constraints.txt pins),
+Ported from openai/chatkit-python at tag v1.6.5 (the version requirements.lock pins),
 ``tests/test_chatkit_server.py``: Copyright 2025 OpenAI, licensed under the Apache License
 2.0 (a copy, with upstream's NOTICE: tests/chat/LICENSE-openai-chatkit.txt). Changed from
 upstream: the server is Kithost's ``ChatServer`` with upstream's scripted ``respond`` (and

@@ -1,6 +1,6 @@
 """The ``openai-chatkit`` SDK's own store tests, run against Kithost's ``SqlStore``.
 
-Ported from openai/chatkit-python at tag v1.6.5 (the version constraints.txt pins),
+Ported from openai/chatkit-python at tag v1.6.5 (the version requirements.lock pins),
 ``tests/test_store.py``: Copyright 2025 OpenAI, licensed under the Apache License 2.0 (a
 copy, with upstream's NOTICE: tests/chat/LICENSE-openai-chatkit.txt). Changed from
 upstream: the store is ``SqlStore`` on SQLite and PostgreSQL (the ``database_url``

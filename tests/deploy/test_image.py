@@ -45,7 +45,7 @@ def test_the_image_rules() -> None:
     assert "/app/embed" in frontends
     assert "/app/admin-ui" in frontends
     python = next(s for s in builders if "docker/install.sh" in s)
-    assert "constraints.txt" in python
+    assert "requirements.lock" in python
     assert final.startswith("FROM python:3.11-slim")
     for forbidden in ("npm", "node", "gcc", "build-essential", "apt-get install", "HEALTHCHECK"):
         assert forbidden not in final.replace("--from=frontends", ""), forbidden
@@ -56,6 +56,21 @@ def test_the_image_rules() -> None:
     ignored = (ROOT / ".dockerignore").read_text().split()
     for path in (".env", ".venv", "**/node_modules", "**/.git", ".kithost", "tests"):
         assert path in ignored, path
+
+
+def test_the_image_installs_nothing_the_lock_does_not_hash(tmp_path: Path) -> None:
+    """``docker/install.sh`` checks each package against ``requirements.lock``'s hashes."""
+    (tmp_path / "requirements.lock").write_text(f"six==1.17.0 --hash=sha256:{'0' * 64}\n")
+    result = subprocess.run(
+        ["sh", str(ROOT / "docker" / "install.sh"), str(tmp_path), str(tmp_path / "venv")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "DO NOT MATCH THE HASHES" in result.stderr
+    assert not (tmp_path / "venv" / "bin" / "kithost").exists()
 
 
 @pytest.fixture(scope="module")
