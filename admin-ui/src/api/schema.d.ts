@@ -2880,7 +2880,7 @@ export interface components {
         /**
          * McpTool
          * @description A remote MCP server (Streamable HTTP) whose ``allowed_tools`` the model may call,
-         *     connected to by Kithost itself (``chat.mcp``). Its secret, if the server needs one, is
+         *     connected to by Kithost itself (``mcp_tools.client``). Its secret, if the server needs one, is
          *     sent as ``secret_header`` and set apart: ``PUT …/widgets/{id}/mcp-secrets/{tool_id}``.
          */
         McpTool: {
