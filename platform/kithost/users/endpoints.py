@@ -106,7 +106,7 @@ async def methods(request: Request) -> SignInMethods:
 async def me(
     principal: CurrentUser, request: Request, session: DbSession, settings: AppSettings
 ) -> SignedIn:
-    # CurrentUser resolved a session cookie, so the request carries one.
+    # CurrentUser resolved a sign-in cookie, so the request carries one.
     csrf_token = cookies.csrf_token(settings, request.cookies[cookies.SIGN_IN_COOKIE])
     return await _signed_in(session, principal.user, csrf_token)
 

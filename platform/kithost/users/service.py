@@ -147,7 +147,7 @@ async def change_password(
     current_password: str,
     new_password: str,
 ) -> None:
-    """Replace the signed-in user's password and end their other sessions. Attempts are
+    """Replace the signed-in user's password and end their other dashboard sessions. Attempts are
     counted per user before the current password is checked (a right one takes its count
     back): past :data:`FAILURES_PER_ACCOUNT` wrong ones, 429."""
     user = principal.user
