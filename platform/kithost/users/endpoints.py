@@ -77,7 +77,7 @@ async def _sign_in(
 
 @router.post(
     "/login",
-    summary="Sign in with email and password (sets the session cookie)",
+    summary="Sign in with email and password (sets the sign-in cookie)",
     responses=problems(401, 422, 429),
 )
 async def login(
@@ -101,7 +101,7 @@ async def methods(request: Request) -> SignInMethods:
 
 
 @router.get(
-    "/me", summary="The signed-in user and the session's CSRF token", responses=problems(401)
+    "/me", summary="The signed-in user and the sign-in cookie's CSRF token", responses=problems(401)
 )
 async def me(
     principal: CurrentUser, request: Request, session: DbSession, settings: AppSettings
@@ -113,7 +113,7 @@ async def me(
 
 @router.post(
     "/logout",
-    summary="End this session and clear its cookie",
+    summary="Sign out: end this dashboard session and clear its cookie",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problems(401, 403),
 )
@@ -126,7 +126,7 @@ async def logout(
 
 @router.post(
     "/password",
-    summary="Change the password; the user's other sessions end",
+    summary="Change the password; the user's other dashboard sessions end",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problems(401, 403, 422, 429),
 )
@@ -152,7 +152,7 @@ async def oidc_login(client: oidc.OidcClient, request: Request, settings: AppSet
 
 @router.get(
     "/oidc/callback",
-    summary="Where the identity provider sends the visitor back (redirects to the dashboard)",
+    summary="Where the identity provider sends the user back (redirects to the dashboard)",
     status_code=status.HTTP_303_SEE_OTHER,
     response_class=RedirectResponse,
     responses=problems(400, 403, 404, 422, 503),
