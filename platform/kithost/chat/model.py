@@ -36,7 +36,14 @@ class _HandsOn:
 
 
 class ResponsesModel(_HandsOn, OpenAIResponsesModel):
-    pass
+    def _build_response_create_kwargs(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The SDK's request, its ``input`` sent as it is (``extra_body``): the SDK has made
+        it JSON already, and the client's transform of it (checking every item against each
+        of the ~25 input item types, none of which renames or formats a field) costs about
+        a millisecond before the first token."""
+        created: dict[str, Any] = super()._build_response_create_kwargs(*args, **kwargs)
+        created["extra_body"] = {"input": created.pop("input"), **(created["extra_body"] or {})}
+        return created
 
 
 class ChatCompletionsModel(_HandsOn, OpenAIChatCompletionsModel):
