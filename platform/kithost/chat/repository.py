@@ -75,12 +75,15 @@ async def threads(
     return (await session.scalars(query)).all()
 
 
-async def touch_thread(session: AsyncSession, context: ChatContext, thread_id: str) -> bool:
-    """Mark the thread active now; False when the context's end user has no such thread."""
+async def touch_thread(
+    session: AsyncSession, context: ChatContext, thread_id: str, **values: Any
+) -> bool:
+    """Mark the thread active now, setting ``values`` too; False when the context's end user
+    has no such thread."""
     result = await session.execute(
         update(ChatThread)
         .where(ChatThread.id == thread_id, owned(ChatThread, context))
-        .values(updated_at=utcnow())
+        .values(updated_at=utcnow(), **values)
     )
     return int(getattr(result, "rowcount", 0)) == 1
 

@@ -218,20 +218,19 @@ class SqlStore(Store[ChatContext]):
             self._latest.setdefault(_key(context, thread.id), Page())
             return
         async with self.unit(context, writes=True) as session:
-            row = await session.get(ChatThread, thread.id)
-            if row is None:  # an id the caller chose (the SDK's generate_thread_id, overridden)
-                session.add(_thread_row(thread, payload, context))
-                try:
-                    await session.flush()
-                except IntegrityError as exc:  # another tenant's, which row-level security hid
-                    raise thread_not_found() from exc
-            elif not _owns(row, context):
+            if await repository.touch_thread(
+                session, context, thread.id, payload=payload, payload_version=PAYLOAD_VERSION
+            ):
+                return
+            if await session.get(ChatThread, thread.id) is not None:  # someone else's
                 raise thread_not_found()
-            else:
-                row.payload, row.payload_version = payload, PAYLOAD_VERSION
-                row.updated_at = utcnow()
-        if row is None:
-            self.report(context, "thread.created", thread_id=thread.id)
+            # An id the caller chose (the SDK's generate_thread_id, overridden).
+            session.add(_thread_row(thread, payload, context))
+            try:
+                await session.flush()
+            except IntegrityError as exc:  # another tenant's, which row-level security hid
+                raise thread_not_found() from exc
+        self.report(context, "thread.created", thread_id=thread.id)
 
     async def load_threads(
         self, limit: int, after: str | None, order: str, context: ChatContext
@@ -557,7 +556,7 @@ def _aware(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _owns(row: ChatThread | ChatAttachment, context: ChatContext) -> bool:
+def _owns(row: ChatAttachment, context: ChatContext) -> bool:
     return (row.tenant_id, row.widget_id, row.end_user_id) == (
         context.tenant_id,
         context.widget_id,
