@@ -198,16 +198,17 @@ class SqlStore(Store[ChatContext]):
         limit = self.read_ahead
         async with self.unit(context) as session:
             if limit:
-                row, rows = await repository.thread_with_items(
+                payload, items = await repository.thread_with_items(
                     session, context, thread_id, limit + 1
                 )
             else:
                 row = await repository.thread(session, context, thread_id)
-        if row is not None and limit:
-            self._latest[_key(context, thread_id)] = self._items_page(rows, limit, context)
-        if row is None:
+                payload, items = (None if row is None else row.payload), []
+        if payload is not None and limit:
+            self._latest[_key(context, thread_id)] = self._items_page(items, limit, context)
+        if payload is None:
             raise thread_not_found()
-        return ThreadMetadata.model_validate(row.payload)
+        return ThreadMetadata.model_validate(payload)
 
     async def save_thread(self, thread: ThreadMetadata, context: ChatContext) -> None:
         payload = _storable(thread.model_dump(mode="json", exclude={"items"}))
@@ -282,7 +283,7 @@ class SqlStore(Store[ChatContext]):
             raise thread_not_found()
         if rows is None:
             raise cursor_not_found()
-        result = self._items_page(rows, limit, context)
+        result = self._items_page([row.payload for row in rows], limit, context)
         if after is None and order == "desc":
             self._latest[_key(context, thread_id)] = result
         return result
@@ -427,10 +428,10 @@ class SqlStore(Store[ChatContext]):
     # -- presentation ----------------------------------------------------------------------
 
     def _items_page(
-        self, rows: Sequence[ChatItem], limit: int, context: ChatContext
+        self, payloads: Sequence[dict[str, Any]], limit: int, context: ChatContext
     ) -> Page[ThreadItem]:
-        page = [self._present(_ITEM.validate_python(row.payload), context) for row in rows[:limit]]
-        return _page(page, has_more=len(rows) > limit)
+        page = [self._present(_ITEM.validate_python(p), context) for p in payloads[:limit]]
+        return _page(page, has_more=len(payloads) > limit)
 
     def _present(self, item: ThreadItem, context: ChatContext) -> ThreadItem:
         if isinstance(item, UserMessageItem) and item.attachments:
