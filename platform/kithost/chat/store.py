@@ -43,6 +43,7 @@ from chatkit.types import (
     UserMessageItem,
 )
 from pydantic import AnyUrl, TypeAdapter
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -82,6 +83,7 @@ MAX_PAGE = 100
 T = TypeVar("T")
 
 _ITEM: TypeAdapter[ThreadItem] = TypeAdapter(ThreadItem)
+_INSERT_ITEM = insert(ChatItem)
 _ATTACHMENT: TypeAdapter[Attachment] = TypeAdapter(Attachment)
 
 
@@ -340,18 +342,20 @@ class SqlStore(Store[ChatContext]):
         new = thread_id in self._unwritten
         if not new and not await repository.touch_thread(session, context, thread_id):
             raise thread_not_found()
-        session.add(
-            ChatItem(
-                id=item.id,
-                thread_id=thread_id,
-                tenant_id=context.tenant_id,
-                widget_id=context.widget_id,
-                end_user_id=context.end_user_id,
-                kind=item.type,
-                payload=_stored_item(item),
-                payload_version=PAYLOAD_VERSION,
-                created_at=_aware(item.created_at),
-            )
+        # A statement, not an object for the session to flush: the same row, for less work.
+        await session.execute(
+            _INSERT_ITEM,
+            {
+                "id": item.id,
+                "thread_id": thread_id,
+                "tenant_id": context.tenant_id,
+                "widget_id": context.widget_id,
+                "end_user_id": context.end_user_id,
+                "kind": item.type,
+                "payload": _stored_item(item),
+                "payload_version": PAYLOAD_VERSION,
+                "created_at": _aware(item.created_at),
+            },
         )
         if isinstance(item, UserMessageItem | AssistantMessageItem):
             data = _message(item, context)
