@@ -21,6 +21,18 @@ PostgreSQL (a scratch database on 127.0.0.1:5432, dropped afterwards).
   (``process_cpu_seconds_total`` from its ``/metrics``) divided by the streams they
   answered. The burst figure depends on how busy the machine is; this one hardly does, and
   it is what bounds a process: one core answers at most 1000 / that many streams a second.
+- **Held streams**: how many open streams one process holds, rather than how many it can
+  start in one instant. Streams arrive at a steady ``HELD_ARRIVALS_PER_SECOND`` (about
+  half the start rate the CPU figure allows) and each answer streams one word-sized text
+  delta every ``WORD_SECONDS`` for N / that rate seconds, so N streams are open once the
+  ramp is over (15 s answers at 500); arrivals go on for ``HOLD_SECONDS`` more at N open.
+  N steps through ``HELD_STEPS`` while every stream completes (all its deltas, no error)
+  and the first token of the streams started after the ramp has a median and a p95 under
+  1 s. The visitors are a process of their own (raw HTTP/1.1 on asyncio, a connection per
+  stream) so that reading every delta of N streams does not compete with the fake model,
+  whose server thread then has this process to itself. Unlike the burst, this figure says
+  what a process holds while answering at a realistic pace: each delta is an event parsed
+  from the model's stream and an SSE event written to the visitor.
 
 The target (bench/README.md): an added time to first token of at most 5 ms at the median,
 and at least 500 concurrent streams.
@@ -30,16 +42,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+import uvloop
 from tests.fakes.openai_server import FakeOpenAI
 
 from bench._common import (
@@ -66,6 +82,10 @@ STREAM_SECONDS = 2.0
 MAX_FIRST_TOKEN_SECONDS = 1.0
 FIRST_STREAMS = 25
 MAX_STREAMS = 800
+HELD_STEPS = (100, 250, 500, 750, 1000)
+HELD_ARRIVALS_PER_SECOND = 1000 / 30
+WORD_SECONDS = 0.05  # 20 text deltas a second, as bench_load's model streams
+HOLD_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -237,6 +257,9 @@ async def measure(base: str, seed: dict[str, Any], origin: str, fake: FakeOpenAI
             f"one core: at most {1000 / per_stream_ms:.0f} streams/s",
         )
 
+        tokens += [await chat.token(f"anon_{n:024d}") for n in range(MAX_STREAMS, held_total())]
+        await held_streams(chat, tokens, fake, db)
+
 
 async def concurrent_streams(chat: Chat, tokens: list[str], db: str) -> bool:
     """Whether every one of ``len(tokens)`` streams opened at once, each on a connection of
@@ -255,6 +278,163 @@ async def concurrent_streams(chat: Chat, tokens: list[str], db: str) -> bool:
         f"{first * 1000:.0f} ms, all done in {elapsed:.1f} s"
     )
     return not failed and first <= MAX_FIRST_TOKEN_SECONDS
+
+
+def held_total(streams: int = HELD_STEPS[-1]) -> int:
+    """The streams one held step opens: the ramp to ``streams``, then ``HOLD_SECONDS`` more."""
+    return streams + round(HELD_ARRIVALS_PER_SECOND * HOLD_SECONDS)
+
+
+@dataclass(frozen=True)
+class HeldStep:
+    streams: int
+    failed: int
+    first_tokens: list[float]
+    """Of the streams started after the ramp, in seconds."""
+    open_at_start: list[int]
+    """How many streams were open as each of those started."""
+    server_cpu_percent: float
+    """``kithost serve``'s CPU over the hold, as % of one core."""
+
+    def first_token(self, quantile: int) -> float:
+        return statistics.quantiles(self.first_tokens, n=100)[quantile - 1]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed and self.first_token(95) < MAX_FIRST_TOKEN_SECONDS
+
+
+async def held_streams(chat: Chat, tokens: list[str], fake: FakeOpenAI, db: str) -> None:
+    """Step through ``HELD_STEPS`` while the held streams pass; emit the largest that did."""
+    held: HeldStep | None = None
+    failed: HeldStep | None = None
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as visitors:
+        for streams in HELD_STEPS:
+            words = round(streams / HELD_ARRIVALS_PER_SECOND / WORD_SECONDS)
+            fake.reply_text = " ".join(["word"] * words)
+            fake.event_interval_seconds = WORD_SECONDS
+            run = visitors.submit(
+                held_step, chat.base, chat.public_key, chat.origin, tokens, streams, words
+            )
+            step = await asyncio.wrap_future(run)
+            log(
+                f"{db}: {streams} held streams: {step.failed} failed, first token after the "
+                f"ramp p50 {step.first_token(50) * 1000:.0f} ms, p95 "
+                f"{step.first_token(95) * 1000:.0f} ms, {len(step.first_tokens)} streams "
+                f"started with {min(step.open_at_start)} to {max(step.open_at_start)} open; "
+                f"server CPU {step.server_cpu_percent:.0f} %"
+            )
+            if not step.passed:
+                failed = step
+                break
+            held = step
+    fake.reset()
+    shown = held or failed
+    assert shown is not None
+    seconds = shown.streams / HELD_ARRIVALS_PER_SECOND
+    emit(
+        "chat",
+        f"{db}: held streams sustained",
+        held.streams if held else 0,
+        "streams",
+        f"arrivals {HELD_ARRIVALS_PER_SECOND:.0f}/s, answers of {1 / WORD_SECONDS:.0f} "
+        f"deltas/s for N / that rate ({seconds:.1f} s); at N: first token p50 "
+        f"{shown.first_token(50) * 1000:.0f} / p95 {shown.first_token(95) * 1000:.0f} ms, "
+        f"server CPU {shown.server_cpu_percent:.0f} %; "
+        + (f"{failed.streams} failed" if failed else "the largest step tried"),
+    )
+
+
+def held_step(
+    base: str, public_key: str, origin: str, tokens: list[str], streams: int, words: int
+) -> HeldStep:
+    """One held step, run in the visitors' process (see the module docstring)."""
+    return uvloop.run(_held_step(base, public_key, origin, tokens, streams, words))
+
+
+async def _held_step(
+    base: str, public_key: str, origin: str, tokens: list[str], streams: int, words: int
+) -> HeldStep:
+    url = urlsplit(base)
+    host, port = url.hostname or "127.0.0.1", url.port or 80
+    total = held_total(streams)
+    opened = 0
+    after_ramp: list[tuple[int, float]] = []
+    failed = 0
+
+    async def visitor(index: int) -> None:
+        nonlocal opened, failed
+        open_at_start = opened
+        opened += 1
+        first_token = await raw_stream(host, port, public_key, origin, tokens[index], words)
+        opened -= 1
+        if first_token is None:
+            failed += 1
+        elif index >= streams:
+            after_ramp.append((open_at_start, first_token))
+
+    async def hold_cpu() -> float:
+        await asyncio.sleep(streams / HELD_ARRIVALS_PER_SECOND)
+        async with httpx.AsyncClient(timeout=30) as client:
+            before = await server_cpu_seconds(client, base)
+            await asyncio.sleep(HOLD_SECONDS)
+            return (await server_cpu_seconds(client, base) - before) / HOLD_SECONDS * 100
+
+    cpu = asyncio.create_task(hold_cpu())
+    started = time.perf_counter()
+    visitors = []
+    for index in range(total):
+        await asyncio.sleep(
+            max(0.0, started + index / HELD_ARRIVALS_PER_SECOND - time.perf_counter())
+        )
+        visitors.append(asyncio.create_task(visitor(index)))
+    await asyncio.gather(*visitors)
+    return HeldStep(
+        streams=streams,
+        failed=failed,
+        first_tokens=[first_token for _, first_token in after_ramp] or [float("inf")] * 2,
+        open_at_start=[open_at_start for open_at_start, _ in after_ramp] or [0],
+        server_cpu_percent=await cpu,
+    )
+
+
+async def raw_stream(
+    host: str, port: int, public_key: str, origin: str, token: str, words: int
+) -> float | None:
+    """Seconds to the first text delta of one ``threads.create`` answer over a connection of
+    its own, or None unless it completes with all ``words`` deltas and no error. Plain
+    HTTP/1.1 on asyncio streams: httpx costs more CPU per chunk than the server does."""
+    body = json.dumps({"type": "threads.create", "params": {"input": MESSAGE}}).encode()
+    request = (
+        f"POST /v1/chatkit/{public_key} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Authorization: Bearer {token}\r\nOrigin: {origin}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode() + body
+    started = time.perf_counter()
+    first_token = None
+    head, rest = b"", []
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(request)
+        while chunk := await reader.read(65536):
+            if first_token is None:
+                head += chunk
+                if DELTA in head:
+                    first_token = time.perf_counter() - started
+            else:
+                rest.append(chunk)
+        writer.close()
+    except OSError as exc:
+        log(f"a held stream broke: {exc!r}")
+        return None
+    response = head + b"".join(rest)
+    complete = response.startswith(b"HTTP/1.1 200") and response.endswith(b"\r\n0\r\n\r\n")
+    if not complete or b'"type":"error"' in response or response.count(DELTA) != words:
+        log(f"a held stream failed: {response[:200]!r} … {response[-200:]!r}")
+        return None
+    return first_token
 
 
 async def server_cpu_seconds(client: httpx.AsyncClient, base: str) -> float:
