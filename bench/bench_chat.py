@@ -21,6 +21,18 @@ PostgreSQL (a scratch database on 127.0.0.1:5432, dropped afterwards).
   (``process_cpu_seconds_total`` from its ``/metrics``) divided by the streams they
   answered. The burst figure depends on how busy the machine is; this one hardly does, and
   it is what bounds a process: one core answers at most 1000 / that many streams a second.
+- **Held streams**: how many open streams one process holds, rather than how many it can
+  start in one instant. Each answer streams for ``ANSWER_SECONDS``, one word-sized text
+  delta every ``WORD_SECONDS`` (a model's pace), and streams arrive at a steady N /
+  ``ANSWER_SECONDS`` a second: the rate that keeps N open (fewer arrivals would need
+  longer answers than real ones), so N are open once the ramp is over; arrivals go on for
+  ``HOLD_SECONDS`` more. N steps through ``HELD_STEPS`` while every stream completes (all
+  its deltas, no error) and the first token of the streams started after the ramp has a
+  median and a p95 under 1 s. The visitors are a process of their own (raw HTTP/1.1 on
+  asyncio, a connection per stream) so that reading every delta of N streams does not
+  compete with the fake model, whose server thread then has this process to itself.
+  Unlike the burst, this figure says what a process holds while answering at a model's
+  pace: each delta is an event parsed from the model's stream and an SSE event written.
 
 The target (bench/README.md): an added time to first token of at most 5 ms at the median,
 and at least 500 concurrent streams.
@@ -30,16 +42,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+import uvloop
 from tests.fakes.openai_server import FakeOpenAI
 
 from bench._common import (
@@ -66,6 +82,11 @@ STREAM_SECONDS = 2.0
 MAX_FIRST_TOKEN_SECONDS = 1.0
 FIRST_STREAMS = 25
 MAX_STREAMS = 800
+HELD_STEPS = (100, 250, 500, 750, 1000)
+ANSWER_SECONDS = 15.0
+WORD_SECONDS = 0.05  # 20 text deltas a second, as bench_load's model streams
+HOLD_SECONDS = 5.0
+WORDS = round(ANSWER_SECONDS / WORD_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -237,6 +258,9 @@ async def measure(base: str, seed: dict[str, Any], origin: str, fake: FakeOpenAI
             f"one core: at most {1000 / per_stream_ms:.0f} streams/s",
         )
 
+        tokens += [await chat.token(f"anon_{n:024d}") for n in range(MAX_STREAMS, held_total())]
+        await held_streams(chat, tokens, fake, db)
+
 
 async def concurrent_streams(chat: Chat, tokens: list[str], db: str) -> bool:
     """Whether every one of ``len(tokens)`` streams opened at once, each on a connection of
@@ -255,6 +279,189 @@ async def concurrent_streams(chat: Chat, tokens: list[str], db: str) -> bool:
         f"{first * 1000:.0f} ms, all done in {elapsed:.1f} s"
     )
     return not failed and first <= MAX_FIRST_TOKEN_SECONDS
+
+
+def held_total(streams: int = HELD_STEPS[-1]) -> int:
+    """The streams one held step opens: the ramp to ``streams``, then ``HOLD_SECONDS`` more."""
+    return streams + round(streams / ANSWER_SECONDS * HOLD_SECONDS)
+
+
+@dataclass(frozen=True)
+class HeldStep:
+    streams: int
+    failed: int
+    first_tokens: list[float]
+    """Of the streams started after the ramp, in seconds."""
+    open_at_start: list[int]
+    """How many streams were open as each of those started."""
+    server_cpu_percent: float
+    """``kithost serve``'s CPU over the hold, as % of one core."""
+    visitors_cpu_percent: float
+    """The visitors' process's CPU over the whole step, as % of one core."""
+    seconds: float
+    """The whole step's wall time."""
+
+    def first_token(self, quantile: int) -> float:
+        return statistics.quantiles(self.first_tokens, n=100)[quantile - 1]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed and self.first_token(95) < MAX_FIRST_TOKEN_SECONDS
+
+
+async def held_streams(chat: Chat, tokens: list[str], fake: FakeOpenAI, db: str) -> None:
+    """Step through ``HELD_STEPS`` while the held streams pass, then try halfway between the
+    last that passed and the first that failed; emit the largest that passed."""
+    held: HeldStep | None = None
+    failed: HeldStep | None = None
+    fake.reply_text = " ".join(["word"] * WORDS)
+    fake.event_interval_seconds = WORD_SECONDS
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as visitors:
+
+        async def step(streams: int) -> HeldStep:
+            run = visitors.submit(
+                held_step, chat.base, chat.public_key, chat.origin, tokens, streams
+            )
+            model_cpu = time.process_time()
+            done = await asyncio.wrap_future(run)
+            model_cpu = time.process_time() - model_cpu
+            log(
+                f"{db}: {streams} held streams: {done.failed} failed, first token after the "
+                f"ramp p50 {done.first_token(50) * 1000:.0f} ms, p95 "
+                f"{done.first_token(95) * 1000:.0f} ms, {len(done.first_tokens)} streams "
+                f"started with {min(done.open_at_start)} to {max(done.open_at_start)} open; "
+                f"server CPU {done.server_cpu_percent:.0f} % (of one core, over the hold); "
+                f"over the step: visitors {done.visitors_cpu_percent:.0f} %, fake model "
+                f"{model_cpu / done.seconds * 100:.0f} %"
+            )
+            return done
+
+        for streams in HELD_STEPS:
+            tried = await step(streams)
+            if not tried.passed:
+                failed = tried
+                break
+            held = tried
+        if held and failed:
+            tried = await step((held.streams + failed.streams) // 2)
+            held, failed = (tried, failed) if tried.passed else (held, tried)
+    fake.reset()
+    shown = held or failed
+    assert shown is not None
+    emit(
+        "chat",
+        f"{db}: held streams sustained",
+        held.streams if held else 0,
+        "streams",
+        f"{ANSWER_SECONDS:.0f} s answers of {WORDS} deltas, arriving at N / "
+        f"{ANSWER_SECONDS:.0f} s ({shown.streams / ANSWER_SECONDS:.0f}/s); at N: first token p50 "
+        f"{shown.first_token(50) * 1000:.0f} / p95 {shown.first_token(95) * 1000:.0f} ms, "
+        f"server CPU {shown.server_cpu_percent:.0f} %; "
+        + (f"{failed.streams} failed" if failed else "the largest step tried"),
+    )
+    delta_us = shown.server_cpu_percent / 100 / (shown.streams / WORD_SECONDS) * 1e6
+    emit(
+        "chat",
+        f"{db}: server CPU per streamed text delta, {shown.streams} held",
+        delta_us,
+        "µs",
+        f"kithost serve's CPU over the hold / {shown.streams / WORD_SECONDS:,.0f} deltas/s "
+        f"(the {shown.streams / ANSWER_SECONDS:.0f} starts/s included); one core: at most "
+        f"{1e6 / delta_us * WORD_SECONDS:.0f} streams at {1 / WORD_SECONDS:.0f} deltas/s",
+    )
+
+
+def held_step(base: str, public_key: str, origin: str, tokens: list[str], streams: int) -> HeldStep:
+    """One held step, run in the visitors' process (see the module docstring)."""
+    return uvloop.run(_held_step(base, public_key, origin, tokens, streams))
+
+
+async def _held_step(
+    base: str, public_key: str, origin: str, tokens: list[str], streams: int
+) -> HeldStep:
+    url = urlsplit(base)
+    host, port = url.hostname or "127.0.0.1", url.port or 80
+    total = held_total(streams)
+    arrivals_per_second = streams / ANSWER_SECONDS
+    opened = 0
+    after_ramp: list[tuple[int, float]] = []
+    failed = 0
+
+    async def visitor(index: int) -> None:
+        nonlocal opened, failed
+        open_at_start = opened
+        opened += 1
+        first_token = await raw_stream(host, port, public_key, origin, tokens[index])
+        opened -= 1
+        if first_token is None:
+            failed += 1
+        elif index >= streams:
+            after_ramp.append((open_at_start, first_token))
+
+    async def hold_cpu() -> float:
+        await asyncio.sleep(ANSWER_SECONDS)
+        async with httpx.AsyncClient(timeout=30) as client:
+            before = await server_cpu_seconds(client, base)
+            await asyncio.sleep(HOLD_SECONDS)
+            return (await server_cpu_seconds(client, base) - before) / HOLD_SECONDS * 100
+
+    cpu = asyncio.create_task(hold_cpu())
+    own_cpu = time.process_time()
+    started = time.perf_counter()
+    visitors = []
+    for index in range(total):
+        await asyncio.sleep(max(0.0, started + index / arrivals_per_second - time.perf_counter()))
+        visitors.append(asyncio.create_task(visitor(index)))
+    await asyncio.gather(*visitors)
+    seconds = time.perf_counter() - started
+    return HeldStep(
+        streams=streams,
+        failed=failed,
+        first_tokens=[first_token for _, first_token in after_ramp] or [float("inf")] * 2,
+        open_at_start=[open_at_start for open_at_start, _ in after_ramp] or [0],
+        server_cpu_percent=await cpu,
+        visitors_cpu_percent=(time.process_time() - own_cpu) / seconds * 100,
+        seconds=seconds,
+    )
+
+
+async def raw_stream(
+    host: str, port: int, public_key: str, origin: str, token: str
+) -> float | None:
+    """Seconds to the first text delta of one ``threads.create`` answer over a connection of
+    its own, or None unless it completes with all ``WORDS`` deltas and no error. Plain
+    HTTP/1.1 on asyncio streams: httpx costs more CPU per chunk than the server does."""
+    body = json.dumps({"type": "threads.create", "params": {"input": MESSAGE}}).encode()
+    request = (
+        f"POST /v1/chatkit/{public_key} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Authorization: Bearer {token}\r\nOrigin: {origin}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode() + body
+    started = time.perf_counter()
+    first_token = None
+    head, rest = b"", []
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(request)
+        while chunk := await reader.read(65536):
+            if first_token is None:
+                head += chunk
+                if DELTA in head:
+                    first_token = time.perf_counter() - started
+            else:
+                rest.append(chunk)
+        writer.close()
+    except OSError as exc:
+        log(f"a held stream broke: {exc!r}")
+        return None
+    response = head + b"".join(rest)
+    complete = response.startswith(b"HTTP/1.1 200") and response.endswith(b"\r\n0\r\n\r\n")
+    if not complete or b'"type":"error"' in response or response.count(DELTA) != WORDS:
+        log(f"a held stream failed: {response[:200]!r} … {response[-200:]!r}")
+        return None
+    return first_token
 
 
 async def server_cpu_seconds(client: httpx.AsyncClient, base: str) -> float:
