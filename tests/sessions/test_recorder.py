@@ -18,7 +18,7 @@ from kithost.auth.principals import CLI
 from kithost.kit.tokens import hash_secret
 from kithost.models import SessionMint, Widget, WidgetMode
 from kithost.models.base import utcnow
-from kithost.sessions.recorder import MintRecorder, mint_recorder
+from kithost.sessions.recorder import MintRecorder
 from kithost.widgets.service import create_widget
 from tests.factories import make_tenant
 
@@ -68,7 +68,7 @@ async def test_rows_waiting_together_share_one_commit(
     shop = await widget(db)
     await db.commit()
     commits.clear()
-    recorder = mint_recorder(app.state)
+    recorder = app.state.part(MintRecorder)
     secrets = [f"ek_{n}" for n in range(5)]
     assert await recorded(recorder, db, [row(shop, s) for s in secrets]) == {
         hash_secret(s) for s in secrets
@@ -84,7 +84,7 @@ async def test_a_bad_row_is_logged_and_the_others_written(
     await db.commit()
     rows = [row(shop, "ek_first"), row(gone, "ek_orphan"), row(shop, "ek_last")]
     with caplog.at_level(logging.ERROR):
-        written = await recorded(mint_recorder(app.state), db, rows)
+        written = await recorded(app.state.part(MintRecorder), db, rows)
     assert written == {hash_secret("ek_first"), hash_secret("ek_last")}
     logged = [r.msg for r in caplog.records if isinstance(r.msg, dict)]
     assert [(m["event"], m["widget_id"]) for m in logged] == [
