@@ -48,7 +48,7 @@ from kithost.db import create_engine, create_sessionmaker, session_scope
 from kithost.demo import DEMO_SLUG
 from kithost.sessions import hosted_chatkit
 from kithost.settings import Settings
-from kithost.widgets.config import Hosted
+from kithost.widgets.config import Hosted, WidgetConfig
 from kithost.widgets.service import create_widget, publish_draft
 from kithost.worker.app import create_celery
 from kithost.worker.enqueue import PendingTasks
@@ -65,7 +65,9 @@ UPSTREAM_CALLS = 2000
 
 
 async def add_hosted_widget(data: Path, database_url: str | None, origin: str) -> str:
-    """A published hosted widget under the demo tenant; its public key."""
+    """A published hosted widget under the demo tenant; its public key. Its config is stored
+    past the service's checks: hosted widgets exist only from before OpenAI's Agent Builder
+    shutdown (2026-11-30), and still mint for as long as OpenAI runs their workflow."""
     settings = Settings(data_dir=data, database_url=database_url)
     engine = create_engine(settings.database)
     try:
@@ -79,10 +81,10 @@ async def add_hosted_widget(data: Path, database_url: str | None, origin: str) -
                 CLI,
                 tenant,
                 name="Hosted bench",
-                config=HOSTED,
                 origins=[origin],
                 allow_insecure_origins=True,
             )
+            widget.draft = WidgetConfig.model_validate(HOSTED).model_dump(mode="json")
             await publish_draft(session, CLI, widget, published_by=None)
             return widget.public_key
     finally:

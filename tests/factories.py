@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.auth import sessions
+from kithost.auth import cookies
 from kithost.auth.oauth import issue_access_token
 from kithost.auth.principals import CLI
 from kithost.auth.scopes import Scope
@@ -58,10 +58,13 @@ class Credentials:
 
 
 async def login(app: FastAPI, db: AsyncSession, user: User) -> Credentials:
-    """A dashboard session for ``user`` (cookie + CSRF header), as the login endpoint gives."""
-    new = await sessions.open_session(db, app.state.settings, user, ip=None, user_agent="test")
+    """A sign-in cookie for ``user`` (cookie + CSRF header), as the login endpoint gives."""
+    signed_in = await cookies.sign_in(db, app.state.settings, user, ip=None, user_agent="test")
     return Credentials(
-        {"Cookie": f"{sessions.COOKIE}={new.cookie}", sessions.CSRF_HEADER: new.csrf_token}
+        {
+            "Cookie": f"{cookies.SIGN_IN_COOKIE}={signed_in.value}",
+            cookies.CSRF_HEADER: signed_in.csrf_token,
+        }
     )
 
 

@@ -22,7 +22,7 @@ from schemathesis.generation.case import Case
 
 from kithost import migrate
 from kithost.app import create_app
-from kithost.auth import sessions
+from kithost.auth import cookies
 from kithost.auth.oauth import issue_access_token
 from kithost.auth.principals import CLI
 from kithost.auth.scopes import Scope
@@ -48,15 +48,15 @@ async def _credentials(app_settings: Settings) -> dict[str, dict[str, str]]:
     ) as db:
         owner = await create_user(db, CLI, "owner@acme.example", password="a long password")
         tenant = await create_tenant(db, CLI, slug=TENANT, name="Acme", owner=owner.user)
-        session = await sessions.open_session(db, app_settings, owner.user, ip=None, user_agent="")
+        signed_in = await cookies.sign_in(db, app_settings, owner.user, ip=None, user_agent="")
         client = await create_client(db, CLI, tenant, name="fuzz", scopes=list(Scope))
         box = SecretBox(app_settings.keys())
         token = await issue_access_token(db, app_settings, box, client.client, list(Scope))
     await engine.dispose()
     return {
         "owner": {
-            "Cookie": f"{sessions.COOKIE}={session.cookie}",
-            sessions.CSRF_HEADER: session.csrf_token,
+            "Cookie": f"{cookies.SIGN_IN_COOKIE}={signed_in.value}",
+            cookies.CSRF_HEADER: signed_in.csrf_token,
         },
         "client": {"Authorization": f"Bearer {token}"},
         "anonymous": {},

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kithost.auth import sessions as dashboard
+from kithost.auth import cookies
 from kithost.auth.principals import CLI
 from kithost.models import Base, Role
 from kithost.settings import Settings
@@ -64,7 +64,7 @@ async def scenario(app: FastAPI, client: httpx.AsyncClient) -> dict[str, str]:
         "/api/v1/auth/login", json={"email": owner.email, "password": PASSWORD}
     )
     assert signed_in.status_code == 200, signed_in.text
-    found["dashboard cookie"] = signed_in.cookies[dashboard.COOKIE]
+    found["dashboard cookie"] = signed_in.cookies[cookies.SIGN_IN_COOKIE]
     async with app.state.sessionmaker() as db:
         creds = (await login(app, db, owner)).headers
         await db.commit()

@@ -109,3 +109,12 @@ def test_ping_round_trips_through_rabbitmq(task_queue: str, tmp_path: Path) -> N
         stop_worker(process)
         with celery.connection_for_write() as connection:
             Queue(settings.task_queue, channel=connection.default_channel).delete()
+
+
+def test_the_beat_sends_only_tasks_a_worker_knows(tmp_path: Path) -> None:
+    """A task renamed without its schedule entry would be dropped every time it is due."""
+    celery = create_celery(Settings(data_dir=tmp_path))
+    celery.loader.import_default_modules()
+    scheduled = {entry["task"] for entry in celery.conf.beat_schedule.values()}
+    assert "kithost.conversations.announce_idle" in scheduled
+    assert scheduled <= set(celery.tasks)

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kithost.app import create_app
-from kithost.auth import passwords, sessions
+from kithost.auth import cookies, passwords
 from kithost.auth.passwords import check_password_rules
 from kithost.auth.principals import CLI
 from kithost.errors import InvalidInput
@@ -39,13 +39,13 @@ NEW_PASSWORD = "a brand new passphrase"
 
 
 def cookie_attributes(response: httpx.Response) -> dict[str, str]:
-    """The attributes of the session cookie set by ``response`` (names lower-cased)."""
+    """The attributes of the sign-in cookie set by ``response`` (names lower-cased)."""
     for header in response.headers.get_list("set-cookie"):
         name, _, rest = header.partition("=")
-        if name == sessions.COOKIE:
+        if name == cookies.SIGN_IN_COOKIE:
             parts = [p.strip() for p in rest.split(";")[1:]]
             return {k.lower(): v for k, _, v in (p.partition("=") for p in parts)}
-    raise AssertionError("no session cookie set")
+    raise AssertionError("no sign-in cookie set")
 
 
 async def sign_in(
@@ -189,9 +189,9 @@ async def test_logout_needs_csrf_and_ends_the_session(
 ) -> None:
     user = await make_user(db)
     signed_in = await sign_in(client, user.email)
-    cookie = {"Cookie": f"{sessions.COOKIE}={client.cookies[sessions.COOKIE]}"}
-    csrf = {sessions.CSRF_HEADER: signed_in.json()["csrf_token"]}
-    assert (await client.get(ME)).json()["csrf_token"] == csrf[sessions.CSRF_HEADER]
+    cookie = {"Cookie": f"{cookies.SIGN_IN_COOKIE}={client.cookies[cookies.SIGN_IN_COOKIE]}"}
+    csrf = {cookies.CSRF_HEADER: signed_in.json()["csrf_token"]}
+    assert (await client.get(ME)).json()["csrf_token"] == csrf[cookies.CSRF_HEADER]
 
     forged = await client.post(LOGOUT)
     assert (forged.status_code, forged.json()["code"]) == (403, "csrf_failed")
@@ -200,7 +200,7 @@ async def test_logout_needs_csrf_and_ends_the_session(
     out = await client.post(LOGOUT, headers=csrf)
     assert out.status_code == 204
     assert cookie_attributes(out)["max-age"] == "0"
-    assert sessions.COOKIE not in client.cookies
+    assert cookies.SIGN_IN_COOKIE not in client.cookies
 
     replayed = await client.get(ME, headers=cookie)
     assert (replayed.status_code, replayed.json()["code"]) == (401, "unauthenticated")
@@ -246,7 +246,7 @@ async def test_password_change(app: FastAPI, client: httpx.AsyncClient, db: Asyn
     user = await make_user(db)
     other = await login(app, db, user)
     signed_in = await sign_in(client, user.email)
-    csrf = {sessions.CSRF_HEADER: signed_in.json()["csrf_token"]}
+    csrf = {cookies.CSRF_HEADER: signed_in.json()["csrf_token"]}
 
     def change(current: str, new: str) -> dict[str, str]:
         return {"current_password": current, "new_password": new}

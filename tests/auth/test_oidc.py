@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from kithost.auth import sessions
+from kithost.auth import cookies
 from kithost.models import AuditLogEntry, User
 from kithost.settings import Settings
 from tests.auth.helpers import ME, client_at
@@ -123,7 +123,7 @@ async def test_signup_when_open(
     )
     signed_in = await kithost.get(callback)
     assert (signed_in.status_code, signed_in.headers["location"]) == (303, "/admin/")
-    assert sessions.COOKIE in kithost.cookies
+    assert cookies.SIGN_IN_COOKIE in kithost.cookies
 
     me = (await kithost.get(ME)).json()["user"]
     assert (me["email"], me["name"], me["memberships"]) == (email, "Sso Person", [])
@@ -144,7 +144,7 @@ async def test_no_signup_when_closed(
     email = new_email()
     refused = await sign_in(kithost, provider, {"email": email, "email_verified": True})
     assert problem(refused) == (403, "signup_disabled")
-    assert sessions.COOKIE not in kithost.cookies
+    assert cookies.SIGN_IN_COOKIE not in kithost.cookies
     assert (await db.execute(select(User).where(User.email == email))).first() is None
 
 
@@ -179,7 +179,7 @@ async def test_tampered_state_refused(
         query=urlencode({**query, "state": query["state"] + "x"}).encode()
     )
     assert problem(await kithost.get(tampered)) == (400, "oidc_state_mismatch")
-    assert sessions.COOKIE not in kithost.cookies
+    assert cookies.SIGN_IN_COOKIE not in kithost.cookies
 
 
 async def test_callback_from_another_browser_refused(

@@ -83,9 +83,9 @@ def offered(fake: FakeOpenAI) -> list[str]:
     return sorted(t.get("name") or t["function"]["name"] for t in tools)
 
 
-def sessions() -> list[asyncio.Task[Any]]:
-    """The tasks holding answers' MCP servers open (``mcp_tools.client.McpSession``)."""
-    return [t for t in asyncio.all_tasks() if t.get_name() == "mcp-session" and not t.done()]
+def held_open() -> list[asyncio.Task[Any]]:
+    """The tasks holding answers' MCP servers open (``mcp_tools.client.McpConnections``)."""
+    return [t for t in asyncio.all_tasks() if t.get_name() == "mcp-connections" and not t.done()]
 
 
 @pytest.mark.parametrize("model_api", ["responses", "chat_completions"])
@@ -105,7 +105,7 @@ async def test_allowed_tools_are_offered_and_the_call_reaches_the_server(
     events = await alice.send("Where is my order A-1?")
 
     assert offered(fake_openai) == ALLOWED  # never delete_everything
-    assert not sessions()  # closed with the response
+    assert not held_open()  # closed with the response
     [output] = fake_openai.function_outputs
     assert "Order A-1 has shipped." in output
     progress = [e.text for e in events if isinstance(e, ProgressUpdateEvent)]
@@ -313,17 +313,17 @@ async def test_a_visitor_leaving_mid_call_closes_the_servers_connection(
     held: list[int] = []
 
     def calling(events: list[ThreadStreamEvent]) -> bool:
-        held.append(len(sessions()))
+        held.append(len(held_open()))
         return any(isinstance(e, ProgressUpdateEvent) for e in events)
 
     await leave_when(http, alice, "Take your time", calling)
 
     assert held[-1] == 1  # the server was held open while its tool ran
     for _ in range(100):  # the server notices the disconnect asynchronously
-        if not sessions():
+        if not held_open():
             break
         await asyncio.sleep(0.05)
-    assert not sessions()  # Kithost closed its connection to the server
+    assert not held_open()  # Kithost closed its connection to the server
     assert fake_openai.function_outputs == []
     assert ("server.response.failed", "cancelled") in [
         (f["name"], f["data"].get("error")) for f in await sent_tasks.facts()

@@ -394,6 +394,37 @@ async def test_every_message_is_announced_when_the_endpoint_asks(
     assert len({e["data"]["item_id"] for e in events}) == 4
 
 
+async def test_an_endpoint_hears_the_next_message_after_a_chat_found_none(
+    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    receiver: Receiver,
+    sent: list[tuple[str, list[Any]]],
+) -> None:
+    """A tenant found without endpoints is not looked up again for a while (QUIET_SECONDS),
+    except right after this process creates one."""
+    widget = await make_chat_widget(db, app, fake_openai)
+    tenant = await db.get(Tenant, widget.tenant_id)
+    assert tenant is not None
+    alice = await visitor(http, app, db, widget)
+    thread = thread_of(await alice.send("Where is my order?"))
+    owner = await login(app, db, await make_member(db, tenant, Role.owner))
+    created = await client.post(
+        f"/api/v1/tenants/{tenant.slug}/webhooks",
+        json={"url": receiver.url, "events": ["conversation.message"]},
+        headers=owner.headers,
+    )
+    assert created.status_code == 201, created.text
+    await alice.send("And the invoice?", thread_id=thread)
+    assert await run_deliveries(app, sent) == [True, True], "the second question and answer"
+    events = [
+        Webhook(created.json()["secret"]).verify(g.body, g.headers) for g in receiver.received
+    ]
+    assert sorted(e["data"]["role"] for e in events) == ["assistant", "user"]
+
+
 async def test_an_idle_conversation_is_announced_once_per_idle_period(
     client: httpx.AsyncClient,
     http: httpx.AsyncClient,

@@ -1,6 +1,6 @@
 // The dashboard's only way to the server: Kithost's public REST API, typed from its OpenAPI
 // document (`make admin-ui-client` regenerates schema.d.ts). The session cookie goes along;
-// every write carries the session's CSRF token. Errors become `ApiError`s holding the
+// every write carries the sign-in cookie's CSRF token. Errors become `ApiError`s holding the
 // problem document, whose `errors[].field` the forms show next to the field at fault.
 import createClient, { type Middleware } from 'openapi-fetch';
 import type { components, paths } from './schema';

@@ -47,7 +47,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Sign in with email and password (sets the session cookie) */
+        /** Sign in with email and password (sets the sign-in cookie) */
         post: operations["login_api_v1_auth_login_post"];
         delete?: never;
         options?: never;
@@ -64,7 +64,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** End this session and clear its cookie */
+        /** Sign out: end this dashboard session and clear its cookie */
         post: operations["logout_api_v1_auth_logout_post"];
         delete?: never;
         options?: never;
@@ -79,7 +79,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The signed-in user and the session's CSRF token */
+        /** The signed-in user and the sign-in cookie's CSRF token */
         get: operations["me_api_v1_auth_me_get"];
         put?: never;
         post?: never;
@@ -113,7 +113,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Where the identity provider sends the visitor back (redirects to the dashboard) */
+        /** Where the identity provider sends the user back (redirects to the dashboard) */
         get: operations["oidc_callback_api_v1_auth_oidc_callback_get"];
         put?: never;
         post?: never;
@@ -149,7 +149,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Change the password; the user's other sessions end */
+        /** Change the password; the user's other dashboard sessions end */
         post: operations["change_password_api_v1_auth_password_post"];
         delete?: never;
         options?: never;

@@ -17,7 +17,7 @@ from fastapi.security import APIKeyCookie, OAuth2, SecurityScopes
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost import rls
-from kithost.auth import repository, sessions, signing
+from kithost.auth import cookies, repository, signing
 from kithost.auth.oauth import API_AUDIENCE
 from kithost.auth.principals import ClientPrincipal, Principal, TenantAccess, UserPrincipal
 from kithost.auth.roles import ALL_SCOPES, scopes_of
@@ -38,8 +38,8 @@ oauth2 = OAuth2(
     scheme_name="client_credentials",
     auto_error=False,
 )
-session_cookie = APIKeyCookie(
-    name=sessions.COOKIE, scheme_name="dashboard_session", auto_error=False
+sign_in_cookie = APIKeyCookie(
+    name=cookies.SIGN_IN_COOKIE, scheme_name="dashboard_session", auto_error=False
 )
 
 
@@ -74,7 +74,7 @@ async def get_principal(
     session: DbSession,
     settings: AppSettings,
     authorization: Annotated[str | None, Depends(oauth2)],
-    cookie: Annotated[str | None, Depends(session_cookie)],
+    cookie: Annotated[str | None, Depends(sign_in_cookie)],
 ) -> Principal | None:
     """The caller: an API client (Bearer token) or a dashboard user (session cookie)."""
     if authorization is not None:
@@ -84,12 +84,12 @@ async def get_principal(
         return await _client_principal(session, settings, token.strip())
     if cookie is None:
         return None
-    found = await sessions.resolve(session, settings, cookie)
+    found = await cookies.resolve(session, settings, cookie)
     if found is None:
         return None
     record, user = found
-    if request.method not in SAFE_METHODS and not sessions.csrf_matches(
-        settings, cookie, request.headers.get(sessions.CSRF_HEADER)
+    if request.method not in SAFE_METHODS and not cookies.csrf_matches(
+        settings, cookie, request.headers.get(cookies.CSRF_HEADER)
     ):
         raise Forbidden("Missing or wrong X-CSRF-Token header.", code="csrf_failed")
     return UserPrincipal(user, record.id)

@@ -35,7 +35,7 @@ from kithost.state import app_state
 SESSION_COOKIE = "kithost_oidc"
 SESSION_PATH = "/api/v1/auth/oidc"
 SESSION_MAX_AGE_SECONDS = 10 * 60
-"""How long a visitor may take at the provider before the sign-in attempt expires."""
+"""How long a user may take at the provider before the sign-in attempt expires."""
 SCOPE = "openid email profile"
 PROVIDER_TIMEOUT_SECONDS = 10
 
@@ -104,7 +104,7 @@ def _provider_errors() -> Iterator[None]:
 async def redirect_to_provider(
     client: StarletteOAuth2App, request: Request, redirect_uri: str
 ) -> Response:
-    """Send the visitor to the provider, remembering state, nonce and PKCE verifier."""
+    """Send the user to the provider, remembering state, nonce and PKCE verifier."""
     with _provider_errors():
         response: Response = await client.authorize_redirect(request, redirect_uri)
     return response

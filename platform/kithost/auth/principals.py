@@ -24,10 +24,10 @@ SYSTEM = Actor("system")
 
 @dataclass(frozen=True)
 class UserPrincipal:
-    """A dashboard user signed in with a session cookie."""
+    """A dashboard user signed in with the sign-in cookie of a dashboard session."""
 
     user: User
-    session_id: uuid.UUID
+    dashboard_session_id: uuid.UUID
 
     @property
     def actor(self) -> Actor:

@@ -75,7 +75,7 @@ def agent(
     """The widget's agent; ``vector_stores``: the OpenAI vector store of each knowledge base
     its ``file_search`` tools name (bases without one are left out); ``http``: what calls
     its ``http`` tools (none: they are left out); ``mcp``: the tools of the widget's ``mcp``
-    tools (``mcp_tools.client.McpSession``), of which those ``config`` allows are offered."""
+    tools (``mcp_tools.client.McpConnections``), of which those ``config`` allows are offered."""
     allowed = {name for t in config.tools if isinstance(t, McpTool) for name in t.allowed_tools}
     return Agent(
         name="assistant",

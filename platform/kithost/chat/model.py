@@ -24,6 +24,8 @@ HOPS = 4
 """Event-loop turns from the runner's task to the response's send (measured: bench_chat)."""
 TEXT_DELTA = "response.output_text.delta"
 """Both APIs' text deltas (the SDK turns Chat Completions chunks into Responses events)."""
+PLAIN = ("input", "tools")
+"""The Responses request's lists sent without the client's transform (see ResponsesModel)."""
 
 
 class _HandsOn:
@@ -36,7 +38,15 @@ class _HandsOn:
 
 
 class ResponsesModel(_HandsOn, OpenAIResponsesModel):
-    pass
+    def _build_response_create_kwargs(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The SDK's request, its input items and tools sent as they are (``extra_body``):
+        the SDK has made them JSON already, and the client's transform (checking each item
+        against every type it may be, none of which renames or formats a field) costs before
+        the first token: 0.4 ms an input item, 0.24 ms a tool (measured)."""
+        created: dict[str, Any] = super()._build_response_create_kwargs(*args, **kwargs)
+        plain = {key: created.pop(key) for key in PLAIN if isinstance(created[key], list)}
+        created["extra_body"] = {**plain, **(created["extra_body"] or {})}
+        return created
 
 
 class ChatCompletionsModel(_HandsOn, OpenAIChatCompletionsModel):

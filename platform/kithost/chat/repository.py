@@ -8,7 +8,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, UnaryExpression, and_, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    UnaryExpression,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.chat.context import ChatContext
@@ -36,14 +46,18 @@ async def thread(session: AsyncSession, context: ChatContext, thread_id: str) ->
 
 async def thread_with_items(
     session: AsyncSession, context: ChatContext, thread_id: str, limit: int
-) -> tuple[ChatThread | None, list[ChatItem]]:
-    """The thread and up to ``limit`` of its latest items (newest first), in one query."""
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The payloads of the thread and of up to ``limit`` of its latest items (newest first),
+    in one query."""
     rows = await session.execute(
-        select(ChatThread, ChatItem)
-        .outerjoin(ChatItem, and_(ChatItem.thread_id == ChatThread.id, owned(ChatItem, context)))
-        .where(ChatThread.id == thread_id, owned(ChatThread, context))
-        .order_by(*_ordering(ChatItem, "desc"))
-        .limit(limit)
+        _THREAD_WITH_ITEMS,
+        {
+            "thread_id": thread_id,
+            "limit": limit,
+            "tenant_id": context.tenant_id,
+            "widget_id": context.widget_id,
+            "end_user_id": context.end_user_id,
+        },
     )
     found = rows.all()
     if not found:
@@ -75,12 +89,15 @@ async def threads(
     return (await session.scalars(query)).all()
 
 
-async def touch_thread(session: AsyncSession, context: ChatContext, thread_id: str) -> bool:
-    """Mark the thread active now; False when the context's end user has no such thread."""
+async def touch_thread(
+    session: AsyncSession, context: ChatContext, thread_id: str, **values: Any
+) -> bool:
+    """Mark the thread active now, setting ``values`` too; False when the context's end user
+    has no such thread."""
     result = await session.execute(
         update(ChatThread)
         .where(ChatThread.id == thread_id, owned(ChatThread, context))
-        .values(updated_at=utcnow())
+        .values(updated_at=utcnow(), **values)
     )
     return int(getattr(result, "rowcount", 0)) == 1
 
@@ -237,3 +254,23 @@ def _after(
         model.created_at > cursor_time,
         and_(model.created_at == cursor_time, model.id > cursor_id),
     )
+
+
+def _owned_by_parameters(model: Owned) -> ColumnElement[bool]:
+    """:func:`owned` with the end user as the parameters ``tenant_id``, ``widget_id`` and
+    ``end_user_id``, for a statement built once."""
+    return and_(
+        model.tenant_id == bindparam("tenant_id"),
+        model.widget_id == bindparam("widget_id"),
+        model.end_user_id == bindparam("end_user_id"),
+    )
+
+
+_THREAD_WITH_ITEMS = (
+    select(ChatThread.payload, ChatItem.payload)
+    .outerjoin(ChatItem, and_(ChatItem.thread_id == ChatThread.id, _owned_by_parameters(ChatItem)))
+    .where(ChatThread.id == bindparam("thread_id"), _owned_by_parameters(ChatThread))
+    .order_by(*_ordering(ChatItem, "desc"))
+    .limit(bindparam("limit"))
+)
+"""Built once: every reply reads its thread so, before its first token."""

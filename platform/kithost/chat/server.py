@@ -70,8 +70,8 @@ from kithost.kit.crypto import SecretBox
 from kithost.kit.outbound import Resolver, refused_in, system_resolver
 from kithost.kit.upstream import ModelEndpoint, model_client
 from kithost.knowledge import repository as knowledge
-from kithost.mcp_tools.client import McpConnector, McpSession
-from kithost.mcp_tools.service import answer_session
+from kithost.mcp_tools.client import McpConnections, McpConnector
+from kithost.mcp_tools.service import answer_connections
 from kithost.secrets.service import model_endpoint, widget_tool_secret
 from kithost.settings import Settings
 from kithost.widgets.config import FileSearch, Forward, Guardrails
@@ -108,7 +108,7 @@ class ChatServer(ChatKitServer[ChatContext]):
         """How tenant-chosen tool URLs resolve (tests answer for names)."""
         self.new_message = new_message
         """Whether this request adds the user message ``respond`` gets (not a retry)."""
-        self._mcp: list[McpSession] = []
+        self._mcp: list[McpConnections] = []
         """The MCP servers the answers hold open, closed when the response ends."""
 
     async def process(
@@ -336,7 +336,7 @@ class ChatServer(ChatKitServer[ChatContext]):
 
     async def _mcp_tools(self, context: ChatContext) -> list[Tool]:
         connector = McpConnector(self.settings.outbound_policy, self.resolver)
-        mcp = answer_session(self.store.sessionmaker, self.box, connector, context.widget)
+        mcp = answer_connections(self.store.sessionmaker, self.box, connector, context.widget)
         if mcp is None:
             return []
         self._mcp.append(mcp)

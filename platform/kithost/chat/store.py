@@ -43,6 +43,7 @@ from chatkit.types import (
     UserMessageItem,
 )
 from pydantic import AnyUrl, TypeAdapter
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -82,6 +83,7 @@ MAX_PAGE = 100
 T = TypeVar("T")
 
 _ITEM: TypeAdapter[ThreadItem] = TypeAdapter(ThreadItem)
+_INSERT_ITEM = insert(ChatItem)
 _ATTACHMENT: TypeAdapter[Attachment] = TypeAdapter(Attachment)
 
 
@@ -198,16 +200,17 @@ class SqlStore(Store[ChatContext]):
         limit = self.read_ahead
         async with self.unit(context) as session:
             if limit:
-                row, rows = await repository.thread_with_items(
+                payload, items = await repository.thread_with_items(
                     session, context, thread_id, limit + 1
                 )
             else:
                 row = await repository.thread(session, context, thread_id)
-        if row is not None and limit:
-            self._latest[_key(context, thread_id)] = self._items_page(rows, limit, context)
-        if row is None:
+                payload, items = (None if row is None else row.payload), []
+        if payload is not None and limit:
+            self._latest[_key(context, thread_id)] = self._items_page(items, limit, context)
+        if payload is None:
             raise thread_not_found()
-        return ThreadMetadata.model_validate(row.payload)
+        return ThreadMetadata.model_validate(payload)
 
     async def save_thread(self, thread: ThreadMetadata, context: ChatContext) -> None:
         payload = _storable(thread.model_dump(mode="json", exclude={"items"}))
@@ -218,20 +221,19 @@ class SqlStore(Store[ChatContext]):
             self._latest.setdefault(_key(context, thread.id), Page())
             return
         async with self.unit(context, writes=True) as session:
-            row = await session.get(ChatThread, thread.id)
-            if row is None:  # an id the caller chose (the SDK's generate_thread_id, overridden)
-                session.add(_thread_row(thread, payload, context))
-                try:
-                    await session.flush()
-                except IntegrityError as exc:  # another tenant's, which row-level security hid
-                    raise thread_not_found() from exc
-            elif not _owns(row, context):
+            if await repository.touch_thread(
+                session, context, thread.id, payload=payload, payload_version=PAYLOAD_VERSION
+            ):
+                return
+            if await session.get(ChatThread, thread.id) is not None:  # someone else's
                 raise thread_not_found()
-            else:
-                row.payload, row.payload_version = payload, PAYLOAD_VERSION
-                row.updated_at = utcnow()
-        if row is None:
-            self.report(context, "thread.created", thread_id=thread.id)
+            # An id the caller chose (the SDK's generate_thread_id, overridden).
+            session.add(_thread_row(thread, payload, context))
+            try:
+                await session.flush()
+            except IntegrityError as exc:  # another tenant's, which row-level security hid
+                raise thread_not_found() from exc
+        self.report(context, "thread.created", thread_id=thread.id)
 
     async def load_threads(
         self, limit: int, after: str | None, order: str, context: ChatContext
@@ -283,7 +285,7 @@ class SqlStore(Store[ChatContext]):
             raise thread_not_found()
         if rows is None:
             raise cursor_not_found()
-        result = self._items_page(rows, limit, context)
+        result = self._items_page([row.payload for row in rows], limit, context)
         if after is None and order == "desc":
             self._latest[_key(context, thread_id)] = result
         return result
@@ -340,18 +342,20 @@ class SqlStore(Store[ChatContext]):
         new = thread_id in self._unwritten
         if not new and not await repository.touch_thread(session, context, thread_id):
             raise thread_not_found()
-        session.add(
-            ChatItem(
-                id=item.id,
-                thread_id=thread_id,
-                tenant_id=context.tenant_id,
-                widget_id=context.widget_id,
-                end_user_id=context.end_user_id,
-                kind=item.type,
-                payload=_stored_item(item),
-                payload_version=PAYLOAD_VERSION,
-                created_at=_aware(item.created_at),
-            )
+        # A statement, not an object for the session to flush: the same row, for less work.
+        await session.execute(
+            _INSERT_ITEM,
+            {
+                "id": item.id,
+                "thread_id": thread_id,
+                "tenant_id": context.tenant_id,
+                "widget_id": context.widget_id,
+                "end_user_id": context.end_user_id,
+                "kind": item.type,
+                "payload": _stored_item(item),
+                "payload_version": PAYLOAD_VERSION,
+                "created_at": _aware(item.created_at),
+            },
         )
         if isinstance(item, UserMessageItem | AssistantMessageItem):
             data = _message(item, context)
@@ -428,10 +432,10 @@ class SqlStore(Store[ChatContext]):
     # -- presentation ----------------------------------------------------------------------
 
     def _items_page(
-        self, rows: Sequence[ChatItem], limit: int, context: ChatContext
+        self, payloads: Sequence[dict[str, Any]], limit: int, context: ChatContext
     ) -> Page[ThreadItem]:
-        page = [self._present(_ITEM.validate_python(row.payload), context) for row in rows[:limit]]
-        return _page(page, has_more=len(rows) > limit)
+        page = [self._present(_ITEM.validate_python(p), context) for p in payloads[:limit]]
+        return _page(page, has_more=len(payloads) > limit)
 
     def _present(self, item: ThreadItem, context: ChatContext) -> ThreadItem:
         if isinstance(item, UserMessageItem) and item.attachments:
@@ -557,7 +561,7 @@ def _aware(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _owns(row: ChatThread | ChatAttachment, context: ChatContext) -> bool:
+def _owns(row: ChatAttachment, context: ChatContext) -> bool:
     return (row.tenant_id, row.widget_id, row.end_user_id) == (
         context.tenant_id,
         context.widget_id,

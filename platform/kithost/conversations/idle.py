@@ -1,7 +1,7 @@
 """``conversation.idle``: a thread nobody wrote in for the endpoint's ``idle_minutes`` is
 announced with its transcript, once per idle period (a mark per endpoint and thread holds
 the last activity announced; a thread active again is announced again once idle). Run by
-the beat every minute (``kithost.webhooks.announce_idle``) with the time passed in, so
+the beat every minute (``kithost.conversations.announce_idle``) with the time passed in, so
 tests move the clock instead of waiting. Conversations own it and send it through
 ``webhooks`` (which imports no conversation code), as widgets send ``widget.published``."""
 

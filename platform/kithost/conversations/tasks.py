@@ -30,9 +30,7 @@ def write_export(self: Task[Any, Any], tenant_id: str, export_id: str) -> bool:
     return database.run(self.app, run)
 
 
-# Named as when webhooks ran it: the beat schedule (``worker.app``) and messages already
-# queued know it by this name.
-@shared_task(name="kithost.webhooks.announce_idle", bind=True, **RETRY)
+@shared_task(name="kithost.conversations.announce_idle", bind=True, **RETRY)
 def announce_idle(self: Task[Any, Any]) -> int:
     """``conversation.idle`` for the threads idle since the last run (beat, every minute)."""
     keys = get_settings().keys()

@@ -21,7 +21,7 @@ class Purpose(StrEnum):
     secrets = "secrets"
     """Secrets at rest (``kit.crypto.SecretBox``)."""
     dashboard_sessions = "dashboard-sessions"
-    """The dashboard's session cookie and its CSRF token (``auth.sessions``)."""
+    """The dashboard's sign-in cookie and its CSRF token (``auth.cookies``)."""
     oidc_flow = "oidc-flow"
     """The cookie holding single sign-on's state while the identity provider answers."""
     signed_links = "signed-links"

@@ -11,7 +11,7 @@ through the Agents SDK's ``MCPServerStreamableHttp``, so they work with any mode
   and only to the origin it was set for: a URL changed since is refused until the secret is
   set again.
 - An answer connects to its servers once, before the model runs, in a task of its own
-  (:class:`McpSession`), and closes them when the response ends. A server that cannot be
+  (:class:`McpConnections`), and closes them when the response ends. A server that cannot be
   reached, is refused, or fails leaves its allowed tools in place answering
   ``{"error": …}``, as a failing call does: the model explains, the answer goes on.
 """
@@ -284,7 +284,7 @@ def _unavailable_tools(tool: McpTool, reason: str) -> list[Tool]:
     ]
 
 
-class McpSession:
+class McpConnections:
     """One answer's MCP servers, held open by a task of its own (the MCP client's task
     groups must be entered and left in one task; the response's generators yield between).
     """
@@ -303,7 +303,7 @@ class McpSession:
     async def open(self) -> list[Tool]:
         """The agent's tools of every server (connected ones, or answering errors). Call
         :meth:`close` after, even when this fails or is cancelled."""
-        self._task = asyncio.create_task(self._hold(), name="mcp-session")
+        self._task = asyncio.create_task(self._hold(), name="mcp-connections")
         return await asyncio.shield(self._ready)
 
     async def close(self) -> None:

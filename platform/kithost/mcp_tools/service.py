@@ -21,7 +21,13 @@ from kithost.db import Sessionmaker, session_scope
 from kithost.errors import BadGateway, Conflict, invalid_field
 from kithost.kit.crypto import SecretBox
 from kithost.mcp_tools import repository
-from kithost.mcp_tools.client import McpConnector, McpSecret, McpSession, McpUnavailable, origin_of
+from kithost.mcp_tools.client import (
+    McpConnections,
+    McpConnector,
+    McpSecret,
+    McpUnavailable,
+    origin_of,
+)
 from kithost.models import Widget, WidgetMcpSecret
 from kithost.visitor.service import Published
 from kithost.widgets.config import McpTool
@@ -183,9 +189,9 @@ async def discover(
     )
 
 
-def answer_session(
+def answer_connections(
     sessionmaker: Sessionmaker, box: SecretBox, connector: McpConnector, widget: Published
-) -> McpSession | None:
+) -> McpConnections | None:
     """The published agent's MCP servers for one answer, to open (None: it has none)."""
     tools = [t for t in widget.widget_config.agent.tools if isinstance(t, McpTool)]
     if not tools:
@@ -195,4 +201,4 @@ def answer_session(
         async with session_scope(sessionmaker, tenant=widget.tenant_id) as session:
             return await widget_secrets(session, box, widget.tenant_id, widget.widget_id)
 
-    return McpSession(connector, tools, secrets)
+    return McpConnections(connector, tools, secrets)

@@ -1,6 +1,7 @@
-"""Dashboard sign-in: email and password, or single sign-on; the session behind the cookie.
+"""Dashboard sign-in: email and password, or single sign-on; the dashboard session behind the
+sign-in cookie.
 
-Signing in sets the session cookie and returns the CSRF token the dashboard echoes in
+Signing in sets the sign-in cookie and returns the CSRF token the dashboard echoes in
 ``X-CSRF-Token`` on every write (logout and password change included).
 """
 
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.auth import oidc, sessions
+from kithost.auth import cookies, oidc
 from kithost.auth.dependencies import CurrentUser
 from kithost.auth.roles import ALL_SCOPES, ROLE_SCOPES
 from kithost.db import DbSession
@@ -60,23 +61,23 @@ async def _signed_in(session: AsyncSession, user: User, csrf_token: str) -> Sign
     )
 
 
-async def _open_session(
+async def _sign_in(
     session: AsyncSession, settings: Settings, request: Request, response: Response, user: User
-) -> sessions.NewSession:
-    new = await sessions.open_session(
+) -> cookies.SignInCookie:
+    signed_in = await cookies.sign_in(
         session,
         settings,
         user,
         ip=_client_ip(request),
         user_agent=request.headers.get("user-agent"),
     )
-    sessions.set_cookie(response, settings, new)
-    return new
+    cookies.set_cookie(response, settings, signed_in)
+    return signed_in
 
 
 @router.post(
     "/login",
-    summary="Sign in with email and password (sets the session cookie)",
+    summary="Sign in with email and password (sets the sign-in cookie)",
     responses=problems(401, 422, 429),
 )
 async def login(
@@ -90,8 +91,8 @@ async def login(
     user = await users.authenticate(
         session, limiter, body.email, body.password, ip=_client_ip(request)
     )
-    new = await _open_session(session, settings, request, response, user)
-    return await _signed_in(session, user, new.csrf_token)
+    cookie = await _sign_in(session, settings, request, response, user)
+    return await _signed_in(session, user, cookie.csrf_token)
 
 
 @router.get("/methods", summary="How users may sign in (the sign-in screen's buttons)")
@@ -100,32 +101,32 @@ async def methods(request: Request) -> SignInMethods:
 
 
 @router.get(
-    "/me", summary="The signed-in user and the session's CSRF token", responses=problems(401)
+    "/me", summary="The signed-in user and the sign-in cookie's CSRF token", responses=problems(401)
 )
 async def me(
     principal: CurrentUser, request: Request, session: DbSession, settings: AppSettings
 ) -> SignedIn:
-    # CurrentUser resolved a session cookie, so the request carries one.
-    csrf_token = sessions.csrf_token(settings, request.cookies[sessions.COOKIE])
+    # CurrentUser resolved a sign-in cookie, so the request carries one.
+    csrf_token = cookies.csrf_token(settings, request.cookies[cookies.SIGN_IN_COOKIE])
     return await _signed_in(session, principal.user, csrf_token)
 
 
 @router.post(
     "/logout",
-    summary="End this session and clear its cookie",
+    summary="Sign out: end this dashboard session and clear its cookie",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problems(401, 403),
 )
 async def logout(
     principal: CurrentUser, response: Response, session: DbSession, settings: AppSettings
 ) -> None:
-    await users.sign_out(session, principal.session_id)
-    sessions.clear_cookie(response, settings)
+    await users.sign_out(session, principal.dashboard_session_id)
+    cookies.clear_cookie(response, settings)
 
 
 @router.post(
     "/password",
-    summary="Change the password; the user's other sessions end",
+    summary="Change the password; the user's other dashboard sessions end",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problems(401, 403, 422, 429),
 )
@@ -151,7 +152,7 @@ async def oidc_login(client: oidc.OidcClient, request: Request, settings: AppSet
 
 @router.get(
     "/oidc/callback",
-    summary="Where the identity provider sends the visitor back (redirects to the dashboard)",
+    summary="Where the identity provider sends the user back (redirects to the dashboard)",
     status_code=status.HTTP_303_SEE_OTHER,
     response_class=RedirectResponse,
     responses=problems(400, 403, 404, 422, 503),
@@ -164,5 +165,5 @@ async def oidc_callback(
         session, identity.email, identity.name, allow_signup=settings.oidc_allow_signup
     )
     response = RedirectResponse(DASHBOARD_PATH, status_code=status.HTTP_303_SEE_OTHER)
-    await _open_session(session, settings, request, response, user)
+    await _sign_in(session, settings, request, response, user)
     return response

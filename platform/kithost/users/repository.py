@@ -27,7 +27,7 @@ async def memberships(session: AsyncSession, user_id: uuid.UUID) -> list[tuple[T
     return [(tenant, role) for tenant, role in result]
 
 
-async def revoke_other_sessions(
+async def revoke_other_dashboard_sessions(
     session: AsyncSession, user_id: uuid.UUID, keep: uuid.UUID, now: datetime
 ) -> None:
     """End every live dashboard session of ``user_id`` except ``keep``."""

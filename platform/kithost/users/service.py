@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit import service as audit
-from kithost.auth import sessions
+from kithost.auth import cookies
 from kithost.auth.passwords import (
     check_password_rules,
     generate_password,
@@ -147,7 +147,7 @@ async def change_password(
     current_password: str,
     new_password: str,
 ) -> None:
-    """Replace the signed-in user's password and end their other sessions. Attempts are
+    """Replace the signed-in user's password and end their other dashboard sessions. Attempts are
     counted per user before the current password is checked (a right one takes its count
     back): past :data:`FAILURES_PER_ACCOUNT` wrong ones, 429."""
     user = principal.user
@@ -160,14 +160,16 @@ async def change_password(
     await limiter.release(key)
     check_password_rules(new_password, email=user.email, field="new_password")
     user.password_hash = await asyncio.to_thread(hash_password, new_password)
-    await repository.revoke_other_sessions(session, user.id, principal.session_id, utcnow())
+    await repository.revoke_other_dashboard_sessions(
+        session, user.id, principal.dashboard_session_id, utcnow()
+    )
     audit.record(
         session, principal.actor, "user.password_changed", target_type="user", target_id=user.id
     )
 
 
-async def sign_out(session: AsyncSession, session_id: uuid.UUID) -> None:
-    sessions.revoke(await session.get_one(DashboardSession, session_id))
+async def sign_out(session: AsyncSession, dashboard_session_id: uuid.UUID) -> None:
+    cookies.revoke(await session.get_one(DashboardSession, dashboard_session_id))
 
 
 async def sign_in_with_oidc(

@@ -1,11 +1,18 @@
 """Webhook endpoints as the tenant manages them, and :func:`emit`, how the domains announce
 an event: a delivery row per subscribed endpoint, sent by a task once the event's unit of
-work has committed."""
+work has committed.
+
+A process that finds a tenant without an enabled endpoint does not look again for
+``QUIET_SECONDS`` (the chat emits on every message it stores, and most tenants have no
+endpoint): an endpoint created or enabled in another process may miss that long of events;
+in the process that creates or enables it, none.
+"""
 
 from __future__ import annotations
 
 import base64
 import secrets
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -28,6 +35,10 @@ from kithost.worker.enqueue import enqueue
 TEST_EVENT = "webhook.test"
 SECRET_OVERLAP = timedelta(hours=24)
 """How long the secret a rotation replaces still signs deliveries."""
+QUIET_SECONDS = 2.0
+MAX_QUIET_TENANTS = 100_000
+_quiet: dict[uuid.UUID, float] = {}
+"""Tenants found without an enabled endpoint, and when (``time.monotonic()``); see above."""
 
 
 def new_secret() -> str:
@@ -69,6 +80,7 @@ async def create_endpoint(
     )
     session.add(endpoint)
     await session.flush()
+    _quiet.pop(access.tenant.id, None)
     _record(session, access, "webhook.created", endpoint, {"url": url, "events": endpoint.events})
     return endpoint, secret
 
@@ -95,6 +107,7 @@ async def update_endpoint(
         endpoint.enabled = body.enabled
         endpoint.failing_since = None
     await session.flush()
+    _quiet.pop(access.tenant.id, None)
     _record(session, access, "webhook.updated", endpoint, audit.changes(before, _state(endpoint)))
     return endpoint
 
@@ -161,8 +174,17 @@ async def emit(
 async def emit_all(
     session: AsyncSession, tenant_id: uuid.UUID, events: Sequence[tuple[str, dict[str, Any]]]
 ) -> int:
-    """:func:`emit` for several events with one look at the endpoints; how many deliveries."""
+    """:func:`emit` for several events with one look at the endpoints (none for a quiet
+    tenant, see above); how many deliveries."""
+    quiet_since = _quiet.get(tenant_id)
+    if quiet_since is not None and time.monotonic() - quiet_since < QUIET_SECONDS:
+        return 0
     endpoints: Sequence[WebhookEndpoint] = await repository.endpoints(session, tenant_id)
+    if not any(endpoint.enabled for endpoint in endpoints):
+        if len(_quiet) >= MAX_QUIET_TENANTS:
+            _quiet.clear()
+        _quiet[tenant_id] = time.monotonic()
+        return 0
     deliveries = 0
     for event_type, data in events:
         for endpoint in endpoints:

@@ -79,7 +79,10 @@ def create_celery(settings: Settings) -> Celery:
                 "schedule": settings.analytics_rollup_seconds,
             },
             "analytics-purge": {"task": "kithost.analytics.purge", "schedule": 3600.0},
-            "webhooks-idle": {"task": "kithost.webhooks.announce_idle", "schedule": 60.0},
+            "conversations-idle": {
+                "task": "kithost.conversations.announce_idle",
+                "schedule": 60.0,
+            },
         },
     )
     return app

@@ -1,8 +1,9 @@
-"""Dashboard sessions: a signed cookie holding a random token, its hash in the database.
+"""The dashboard's sign-in cookie: signed, holding a random token whose hash is a dashboard
+session's row (table ``dashboard_sessions``).
 
 The cookie is HttpOnly, SameSite=Lax, Secure when Kithost is served over https; every
-state-changing request made with it must echo the session's CSRF token in
-``X-CSRF-Token``. Sessions end at expiry, at logout, or when revoked server-side.
+state-changing request made with it must echo its CSRF token in ``X-CSRF-Token``. A
+sign-in ends at expiry, at logout, or when revoked server-side.
 """
 
 from __future__ import annotations
@@ -24,31 +25,34 @@ from kithost.models import DashboardSession, User
 from kithost.models.base import utcnow
 from kithost.settings import Settings
 
-COOKIE = "kithost_session"
+SIGN_IN_COOKIE = "kithost_session"
 CSRF_HEADER = "X-CSRF-Token"
 
 
 @dataclass(frozen=True)
-class NewSession:
+class SignInCookie:
+    """A sign-in just made: its row, the cookie's value and the cookie's CSRF token."""
+
     record: DashboardSession
-    cookie: str
+    value: str
     csrf_token: str
 
 
 def _signer(settings: Settings) -> Signer:
-    # itsdangerous signs with the last key and accepts all of them.
+    # itsdangerous signs with the last key and accepts all of them. The salt and the key's
+    # purpose keep their old names: cookies already set stay valid.
     keys = list(reversed(settings.keys().derived(Purpose.dashboard_sessions)))
     return Signer(keys, salt="kithost.dashboard-session")
 
 
-async def open_session(
+async def sign_in(
     session: AsyncSession,
     settings: Settings,
     user: User,
     *,
     ip: str | None,
     user_agent: str | None,
-) -> NewSession:
+) -> SignInCookie:
     token = secrets.token_urlsafe(32)
     record = DashboardSession(
         user_id=user.id,
@@ -61,7 +65,7 @@ async def open_session(
     user.last_login_at = utcnow()
     await session.flush()
     cookie = _signer(settings).sign(token).decode()
-    return NewSession(record, cookie, csrf_token(settings, cookie))
+    return SignInCookie(record, cookie, csrf_token(settings, cookie))
 
 
 async def resolve(
@@ -75,7 +79,7 @@ async def resolve(
 
 
 def csrf_token(settings: Settings, cookie: str) -> str:
-    """The CSRF token of the session in ``cookie``: derived, so it needs no storage and a
+    """The CSRF token of the sign-in ``cookie``: derived, so it needs no storage and a
     page reload can ask for it again (``GET /api/v1/auth/me``)."""
     key = settings.keys().current(Purpose.dashboard_sessions)
     return hmac.new(key, b"csrf:" + cookie.encode(), hashlib.sha256).hexdigest()
@@ -89,10 +93,10 @@ def revoke(record: DashboardSession) -> None:
     record.revoked_at = utcnow()
 
 
-def set_cookie(response: Response, settings: Settings, new: NewSession) -> None:
+def set_cookie(response: Response, settings: Settings, signed_in: SignInCookie) -> None:
     response.set_cookie(
-        COOKIE,
-        new.cookie,
+        SIGN_IN_COOKIE,
+        signed_in.value,
         max_age=settings.dashboard_session_ttl_hours * 3600,
         httponly=True,
         secure=settings.https,
@@ -102,4 +106,6 @@ def set_cookie(response: Response, settings: Settings, new: NewSession) -> None:
 
 
 def clear_cookie(response: Response, settings: Settings) -> None:
-    response.delete_cookie(COOKIE, path="/", httponly=True, secure=settings.https, samesite="lax")
+    response.delete_cookie(
+        SIGN_IN_COOKIE, path="/", httponly=True, secure=settings.https, samesite="lax"
+    )
