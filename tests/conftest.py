@@ -37,6 +37,7 @@ from kithost.app import create_app
 from kithost.auth import passwords
 from kithost.db import Sessionmaker, create_engine, create_sessionmaker, session_scope
 from kithost.settings import Settings
+from kithost.state import AppState
 from kithost.worker.enqueue import PendingTasks
 from tests.fakes.openai_server import fake_openai
 
@@ -217,13 +218,16 @@ def create_test_app(
     """The app as ``create_app`` builds it from ``settings`` changed by ``overrides``, its
     sessions in the test's transaction."""
     app = create_app(settings.model_copy(update=overrides))
+    # Reconfigured, not replaced: the app's parts (the chat runtime, …) hold this one.
     app_sessions: Sessionmaker = app.state.sessionmaker
-    sessionmaker = create_sessionmaker(
-        connection, PendingTasks(app.state.celery), app_sessions.kw["info"]
-    )
-    sessionmaker.configure(sync_session_class=AppRoleSession)
-    app.state.sessionmaker = sessionmaker
+    app_sessions.configure(bind=connection, sync_session_class=AppRoleSession)
     return app
+
+
+def state_of(app: FastAPI) -> AppState:
+    """``app.state``, typed."""
+    assert isinstance(app.state, AppState)
+    return app.state
 
 
 @pytest.fixture

@@ -73,8 +73,8 @@ async def test_a_cached_config_is_served_while_the_database_is_away(
     through_proxy: tuple[FastAPI, CuttableProxy],
 ) -> None:
     app, proxy = through_proxy
-    app.state.visitor_cache = ConfigCache(
-        revalidate_after=0, chatkit_script=app.state.settings.chatkit_script_url
+    app.state.add(
+        ConfigCache(revalidate_after=0, chatkit_script=app.state.settings.chatkit_script_url)
     )  # every request checks
     async with session_scope(app.state.sessionmaker) as db:
         widget = await make_widget(db, config=WidgetConfig())

@@ -10,6 +10,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 import kithost
 from kithost.analytics.facts import FactBuffer
+from kithost.analytics.ingestion.endpoints import EventsHandover
 from kithost.analytics.ingestion.endpoints import visitor_router as analytics_visitor_router
 from kithost.api import api_router
 from kithost.api_docs import router as api_docs_router
@@ -17,6 +18,7 @@ from kithost.auth import oidc
 from kithost.auth.oauth_endpoints import router as oauth_router
 from kithost.auth.signing import KEY_RING, KeyRing
 from kithost.chat.endpoints import router as chat_router
+from kithost.chat.runtime import create_runtime
 from kithost.dashboard.endpoints import router as dashboard_router
 from kithost.db import create_engine, create_sessionmaker
 from kithost.demo_page import router as demo_router
@@ -32,8 +34,10 @@ from kithost.kit.schemas import document_problems
 from kithost.log import configure_logging
 from kithost.middleware import RequestContextMiddleware
 from kithost.sessions.endpoints import visitor_router as sessions_visitor_router
+from kithost.sessions.recorder import MintRecorder
 from kithost.settings import Settings, get_settings
 from kithost.state import AppState
+from kithost.visitor.cache import ConfigCache
 from kithost.visitor.config import router as visitor_config_router
 from kithost.visitor.loader.endpoints import router as visitor_loader_router
 from kithost.widgets.preview import router as preview_router
@@ -58,12 +62,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rate_limiter=create_rate_limiter(settings.redis_url),
         oidc=oidc.create_client(settings),
     )
-    facts = FactBuffer(celery)
+    # Each after the parts it uses: they are closed in the opposite order.
+    state.add(
+        FactBuffer(celery),
+        ConfigCache(chatkit_script=settings.chatkit_script_url),
+        MintRecorder(state.sessionmaker),
+        EventsHandover(celery, settings.events_max_in_flight),
+    )
+    state.add(create_runtime(state))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        await facts.aclose()
         await state.aclose()
 
     app = FastAPI(
@@ -75,7 +85,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state = state
-    app.state.facts = facts
     install_error_handlers(app)
     document_problems(app)
     # Authlib keeps the OIDC flow's state, nonce and PKCE verifier here (auth/oidc.py).

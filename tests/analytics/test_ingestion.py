@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kithost.analytics.events import MAX_BODY_BYTES
+from kithost.analytics.ingestion.endpoints import EventsHandover
 from kithost.analytics.ingestion.tasks import ingest
 from kithost.db import session_scope
 from kithost.models import AnalyticsEvent, Widget
@@ -284,7 +285,7 @@ async def test_overload_is_shed_with_retry_after(
     client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     widget = await published_widget(db)
-    app.state.events_in_flight = app.state.settings.events_max_in_flight
+    app.state.part(EventsHandover).in_flight = app.state.settings.events_max_in_flight
     response = await send(client, widget, {"events": [event("loader.loaded")]})
     assert (response.status_code, response.json()["code"]) == (429, "rate_limited")
     assert int(response.headers["retry-after"]) >= 1

@@ -8,6 +8,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.analytics.facts import FactBuffer
 from kithost.chat.store import SqlStore
 from tests.chat.helpers import SentTasks, chat_config, context_of
 from tests.chat.sdk_server import (
@@ -26,7 +27,7 @@ from tests.fakes.openai_server import FakeOpenAI
 def sent_tasks(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> SentTasks:
     """The Celery tasks the app sends (after commits), recorded instead of sent (no worker
     consumes the analytics facts in these tests)."""
-    sent = SentTasks(app.state.facts)
+    sent = SentTasks(app.state.part(FactBuffer))
     monkeypatch.setattr(app.state.celery, "send_task", sent.record)
     return sent
 

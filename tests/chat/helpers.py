@@ -3,7 +3,6 @@ speaks it (SSE decoded back into the SDK's typed events), problems, and attachme
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,12 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.facts import FactBuffer
 from kithost.chat.context import ChatContext
-from kithost.chat.runtime import runtime
+from kithost.chat.runtime import create_runtime, runtime
 from kithost.chat.store import SqlStore
 from kithost.models import Tenant, Widget, WidgetVersion
 from kithost.sessions import tokens
 from kithost.visitor import service as visitor_service
 from kithost.widgets.config import WidgetConfig
+from tests.conftest import state_of
 from tests.fakes.openai_server import FakeOpenAI
 from tests.visitor.helpers import ORIGIN, make_widget, publish
 
@@ -264,7 +264,7 @@ class Resolver:
         """A resolver the app's outbound calls (a chat's tools, MCP discovery) use from now."""
         resolver = cls(answers)
         app.state.outbound_resolver = resolver
-        app.state.chat_runtime = dataclasses.replace(runtime(app.state), resolver=resolver)
+        app.state.add(create_runtime(state_of(app)))
         return resolver
 
     async def __call__(self, host: str, port: int) -> Sequence[str]:
@@ -300,7 +300,7 @@ async def context_of(
 
 def store_of(app: FastAPI) -> SqlStore:
     """A new store of the app's runtime (one lives for one request)."""
-    return runtime(app.state).attachment_store().store
+    return runtime(state_of(app)).attachment_store().store
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, object]:

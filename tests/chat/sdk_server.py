@@ -59,6 +59,7 @@ from kithost.chat.server import ChatServer
 from kithost.chat.store import SqlAttachmentStore, SqlStore
 from kithost.kit.crypto import SecretBox
 from kithost.settings import Settings
+from tests.conftest import state_of
 
 Responder = Callable[
     [ThreadMetadata, UserMessageItem | None, ChatContext], AsyncIterator[ThreadStreamEvent]
@@ -161,7 +162,7 @@ class SdkServer:
     store_type: type[SqlStore] = SqlStore
 
     def new_store(self, *, read_ahead: int = 0) -> SqlStore:
-        parts = runtime(self.app.state)
+        parts = runtime(state_of(self.app))
         return self.store_type(
             parts.sessionmaker, parts.storage, parts.urls, parts.facts, read_ahead=read_ahead
         )
@@ -172,10 +173,10 @@ class SdkServer:
 
     @property
     def attachment_store(self) -> SqlAttachmentStore:
-        return SqlAttachmentStore(self.store, runtime(self.app.state).settings)
+        return SqlAttachmentStore(self.store, runtime(state_of(self.app)).settings)
 
     def server(self, request: ChatKitReq) -> ScriptedServer:
-        parts = runtime(self.app.state)
+        parts = runtime(state_of(self.app))
         read_ahead = agent.HISTORY_ITEMS if is_streaming_req(request) else 0
         store = self.new_store(read_ahead=read_ahead)
         return ScriptedServer(

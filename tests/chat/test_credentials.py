@@ -53,8 +53,8 @@ def app(settings: Settings, connection: AsyncConnection, fake_openai: FakeOpenAI
         openai_api_key=SecretStr(PLATFORM_KEY),
         openai_base_url=fake_openai.base_url,
     )
-    app.state.visitor_cache = ConfigCache(
-        revalidate_after=0, chatkit_script=app.state.settings.chatkit_script_url
+    app.state.add(
+        ConfigCache(revalidate_after=0, chatkit_script=app.state.settings.chatkit_script_url)
     )
     return app
 

@@ -143,8 +143,8 @@ async def test_an_agent_without_hand_back_keeps_the_conversation(
 async def test_an_agent_the_config_no_longer_has_gives_the_turn_to_the_main_agent(
     http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
-    app.state.visitor_cache = ConfigCache(
-        revalidate_after=0, chatkit_script=app.state.settings.chatkit_script_url
+    app.state.add(
+        ConfigCache(revalidate_after=0, chatkit_script=app.state.settings.chatkit_script_url)
     )  # sees the new version
     widget, alice = await team_widget(http, db, app, fake_openai)
     fake_openai.hand_off("billing")

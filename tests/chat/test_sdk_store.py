@@ -44,6 +44,7 @@ from kithost.chat.errors import ChatNotFound
 from kithost.chat.runtime import runtime
 from kithost.chat.store import SqlStore
 from tests.chat.helpers import ALICE, context_of
+from tests.conftest import state_of
 from tests.fakes.openai_server import FakeOpenAI
 
 
@@ -151,7 +152,7 @@ def store(request: pytest.FixtureRequest, app: FastAPI) -> SqlStore:
     it and keeps them)."""
     kind = CustomIdStore if request.param == "custom_ids" else SqlStore
     read_ahead = agent.HISTORY_ITEMS if request.param == "read_ahead" else 0
-    parts = runtime(app.state)
+    parts = runtime(state_of(app))
     return kind(parts.sessionmaker, parts.storage, parts.urls, parts.facts, read_ahead=read_ahead)
 
 

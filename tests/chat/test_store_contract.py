@@ -40,6 +40,7 @@ from tests.chat.helpers import (
     thread_of,
     visitor,
 )
+from tests.conftest import state_of
 from tests.fakes.openai_server import FakeOpenAI
 
 
@@ -85,7 +86,7 @@ async def test_through_the_sdks_process_a_response_without_text_keeps_the_messag
 ) -> None:
     context = await context_of(db, app, fake_openai, BOB)
     fake_openai.fail_next(500)  # the model fails before its first token
-    attachments = runtime(app.state).attachment_store()
+    attachments = runtime(state_of(app)).attachment_store()
     server = ChatServer(
         attachments.store,
         attachments,

@@ -65,3 +65,19 @@ async def test_a_cancelled_callers_item_is_still_handled() -> None:
     go_on.set()
     await batcher.submit("next")
     assert handled == ["left", "next"]
+
+
+async def test_draining_waits_for_every_batch_handed_in() -> None:
+    handled: list[list[int]] = []
+
+    async def handle(items: list[int]) -> None:
+        await asyncio.sleep(0)
+        handled.append(items)
+
+    batcher = Batcher(handle)
+    await batcher.drain()  # nothing handed in: returns at once
+    callers = [asyncio.ensure_future(batcher.submit(n)) for n in (1, 2, 3)]
+    await asyncio.sleep(0)  # all handed in, none handled yet
+    await batcher.drain()
+    assert sorted(n for batch in handled for n in batch) == [1, 2, 3]
+    await asyncio.gather(*callers)

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from kithost.analytics.facts import FLUSH_SECONDS
+from kithost.analytics.facts import FLUSH_SECONDS, FactBuffer
 from kithost.analytics.ingestion.tasks import ingest
 from kithost.auth.principals import CLI
 from kithost.auth.scopes import Scope
@@ -263,8 +263,10 @@ async def test_a_hosted_mint_whose_row_is_lost_still_answers_and_its_refresh_min
     visitor still has their secret, and only its refresh is refused (the loader then mints
     anew). Here the widget vanishes from the database while the config cache still serves
     it, so the row breaks its foreign key."""
-    hosted_app.state.visitor_cache = ConfigCache(
-        revalidate_after=3600, chatkit_script=hosted_app.state.settings.chatkit_script_url
+    hosted_app.state.add(
+        ConfigCache(
+            revalidate_after=3600, chatkit_script=hosted_app.state.settings.chatkit_script_url
+        )
     )
     async with operator_sessions(hosted_app)() as setup:
         target = await publish(setup, HOSTED)
@@ -307,7 +309,7 @@ async def test_hosted_upstream_failures(
         response = await mint(client, target, {"device_id": DEVICE})
     assert (response.status_code, response.json()["code"]) == (status, code)
     assert "workflow" not in response.json()["detail"]
-    await hosted_app.state.facts.aclose()
+    await hosted_app.state.part(FactBuffer).aclose()
     sent = take_sent_tasks(
         hosted_app.state.celery, hosted_app.state.settings.task_queue, ingest.name
     )
@@ -340,7 +342,7 @@ async def test_openais_words_on_a_wrong_key_reach_neither_the_visitor_nor_the_te
     assert (response.status_code, response.json()["code"]) == (502, "upstream_rejected")
     assert "Incorrect API key" not in response.text
     assert "6789" not in response.text
-    await app.state.facts.aclose()
+    await app.state.part(FactBuffer).aclose()
     sent = take_sent_tasks(app.state.celery, app.state.settings.task_queue, ingest.name)
     [[error]] = [facts for _, widget, facts in sent if widget == str(target.widget.id)]
     assert error["data"]["message"].startswith("OpenAI refused the session: Incorrect API key")
@@ -353,8 +355,8 @@ async def test_hosted_sessions_use_the_tenants_own_key_once_set(
     """Hosted mints read the tenant's key from the config cache, not the database: setting
     the key makes a new revision of every widget of the tenant, so caches reload them."""
     app = create_test_app(settings, connection, openai_base_url=fake_openai.base_url)
-    app.state.visitor_cache = ConfigCache(
-        revalidate_after=0, chatkit_script=app.state.settings.chatkit_script_url
+    app.state.add(
+        ConfigCache(revalidate_after=0, chatkit_script=app.state.settings.chatkit_script_url)
     )
     async with app.state.sessionmaker() as setup:
         target = await publish(setup, HOSTED)
@@ -415,7 +417,7 @@ async def test_a_retired_workflow_is_a_clear_problem_with_the_way_out(
     assert response.status_code == 502
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "hosted_workflow_unavailable"
-    await hosted_app.state.facts.aclose()
+    await hosted_app.state.part(FactBuffer).aclose()
     sent = take_sent_tasks(
         hosted_app.state.celery, hosted_app.state.settings.task_queue, ingest.name
     )

@@ -18,8 +18,9 @@ from kithost.auth.principals import CLI
 from kithost.kit.tokens import hash_secret
 from kithost.models import SessionMint, Widget, WidgetMode
 from kithost.models.base import utcnow
-from kithost.sessions.recorder import MintRecorder, mint_recorder
+from kithost.sessions.recorder import MintRecorder
 from kithost.widgets.service import create_widget
+from tests.conftest import state_of
 from tests.factories import make_tenant
 
 
@@ -68,7 +69,7 @@ async def test_rows_waiting_together_share_one_commit(
     shop = await widget(db)
     await db.commit()
     commits.clear()
-    recorder = mint_recorder(app.state)
+    recorder = state_of(app).part(MintRecorder)
     secrets = [f"ek_{n}" for n in range(5)]
     assert await recorded(recorder, db, [row(shop, s) for s in secrets]) == {
         hash_secret(s) for s in secrets
@@ -84,9 +85,23 @@ async def test_a_bad_row_is_logged_and_the_others_written(
     await db.commit()
     rows = [row(shop, "ek_first"), row(gone, "ek_orphan"), row(shop, "ek_last")]
     with caplog.at_level(logging.ERROR):
-        written = await recorded(mint_recorder(app.state), db, rows)
+        written = await recorded(state_of(app).part(MintRecorder), db, rows)
     assert written == {hash_secret("ek_first"), hash_secret("ek_last")}
     logged = [r.msg for r in caplog.records if isinstance(r.msg, dict)]
     assert [(m["event"], m["widget_id"]) for m in logged] == [
         ("hosted_mint_not_recorded", str(gone.id))
     ]
+
+
+async def test_closing_writes_the_rows_still_waiting(app: FastAPI, db: AsyncSession) -> None:
+    """What the lifespan does as the process stops: no row handed in is left behind."""
+    shop = await widget(db)
+    await db.commit()
+    recorder = state_of(app).part(MintRecorder)
+    secrets = [f"ek_{n}" for n in range(3)]
+    pending = [asyncio.ensure_future(recorder.record(row(shop, s))) for s in secrets]
+    await asyncio.sleep(0)  # handed in, not yet written
+    await recorder.aclose()
+    assert all(task.done() for task in pending)
+    hashes = await db.execute(select(SessionMint.secret_hash))
+    assert {hash_secret(s) for s in secrets} <= set(hashes.scalars())

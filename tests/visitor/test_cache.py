@@ -63,9 +63,7 @@ async def test_the_last_good_config_is_served_while_the_database_is_gone(
     async with session_scope(app.state.sessionmaker) as db:
         widget = await make_widget(db, config=WidgetConfig())
     clock = Clock()
-    app.state.visitor_cache = ConfigCache(
-        clock=clock, chatkit_script=app.state.settings.chatkit_script_url
-    )
+    app.state.add(ConfigCache(clock=clock, chatkit_script=app.state.settings.chatkit_script_url))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         good = await client.get(config_url(widget), headers={"Origin": ORIGIN})
@@ -87,8 +85,8 @@ async def test_a_silent_database_delays_visitors_by_the_wait_at_most(
     app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, silent_server: str
 ) -> None:
     clock = Clock()
-    app.state.visitor_cache = ConfigCache(
-        clock=clock, wait=0.2, chatkit_script=app.state.settings.chatkit_script_url
+    app.state.add(
+        ConfigCache(clock=clock, wait=0.2, chatkit_script=app.state.settings.chatkit_script_url)
     )
     widget = await make_widget(db, config=WidgetConfig())
     good = await client.get(config_url(widget), headers={"Origin": ORIGIN})
@@ -105,8 +103,10 @@ async def test_a_silent_database_delays_visitors_by_the_wait_at_most(
 async def test_the_cache_keeps_the_most_recently_used_widgets(
     app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
 ) -> None:
-    app.state.visitor_cache = ConfigCache(
-        max_widgets=2, clock=Clock(), chatkit_script=app.state.settings.chatkit_script_url
+    app.state.add(
+        ConfigCache(
+            max_widgets=2, clock=Clock(), chatkit_script=app.state.settings.chatkit_script_url
+        )
     )
     first, second, third = [await make_widget(db, config=WidgetConfig()) for _ in range(3)]
     for widget in (first, second, first, third):  # second is now the least recently used
@@ -121,9 +121,7 @@ async def test_the_cache_keeps_the_most_recently_used_widgets(
 
 
 async def test_unknown_keys_are_remembered_too(app: FastAPI, client: httpx.AsyncClient) -> None:
-    app.state.visitor_cache = ConfigCache(
-        clock=Clock(), chatkit_script=app.state.settings.chatkit_script_url
-    )
+    app.state.add(ConfigCache(clock=Clock(), chatkit_script=app.state.settings.chatkit_script_url))
     first = await client.get(config_url("pk_unknown"), headers={"Origin": ORIGIN})
     assert_refused(first, 404, "widget_not_found")
     use_database(app, UNREACHABLE)

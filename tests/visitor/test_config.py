@@ -12,8 +12,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kithost.models import AllowedOrigin, Placement, WidgetMode
+from kithost.settings import Settings
 from kithost.visitor.cache import ConfigCache
 from kithost.widgets.config import Agent, Hosted, Launcher, WidgetConfig
+from tests.conftest import create_test_app
 from tests.visitor.helpers import ORIGIN, Clock, assert_refused, config_url, make_widget, publish
 
 CONFIG = WidgetConfig(
@@ -26,8 +28,10 @@ CONFIG = WidgetConfig(
 @pytest.fixture
 def clock(app: FastAPI) -> Clock:
     clock = Clock()
-    app.state.visitor_cache = ConfigCache(
-        revalidate_after=2.0, clock=clock, chatkit_script=app.state.settings.chatkit_script_url
+    app.state.add(
+        ConfigCache(
+            revalidate_after=2.0, clock=clock, chatkit_script=app.state.settings.chatkit_script_url
+        )
     )
     return clock
 
@@ -233,14 +237,14 @@ async def test_other_methods_are_not_allowed(client: httpx.AsyncClient, db: Asyn
 
 
 async def test_the_config_names_the_chatkit_script_the_operator_set(
-    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
+    settings: Settings, connection: AsyncConnection, db: AsyncSession
 ) -> None:
     """A deployment that serves ChatKit's script itself (``KITHOST_CHATKIT_SCRIPT_URL``) has
     the direct placement load it from there (the loader holds no URL of its own)."""
-    app.state.settings = app.state.settings.model_copy(
-        update={"chatkit_script_url": "https://static.example.net/chatkit.js"}
-    )
-    assert not hasattr(app.state, "visitor_cache")  # made from the settings on first use
+    script = "https://static.example.net/chatkit.js"
+    app = create_test_app(settings, connection, chatkit_script_url=script)
     widget = await make_widget(db, config=CONFIG)
-    response = await client.get(config_url(widget), headers={"Origin": ORIGIN})
-    assert response.json()["chatkit_script_url"] == "https://static.example.net/chatkit.js"
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.get(config_url(widget), headers={"Origin": ORIGIN})
+    assert response.json()["chatkit_script_url"] == script

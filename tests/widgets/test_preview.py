@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.analytics.facts import FactBuffer
 from kithost.analytics.ingestion.tasks import ingest
 from kithost.kit.headers import page_policy
 from kithost.models import Role
@@ -150,7 +151,7 @@ async def test_preview_sessions_and_events_never_count(
         assert minted.status_code == 200, minted.text
         sent = await client.post(f"/v1/embed/{pk}/events", json=event, headers={"Origin": origin})
         assert sent.status_code == 202, sent.text
-        await app.state.facts.aclose()
+        await app.state.part(FactBuffer).aclose()
 
     def counted() -> list[list[Any]]:
         """The ingest tasks for this widget (other tests' may wait in the queue too)."""

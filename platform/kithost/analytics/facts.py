@@ -2,7 +2,7 @@
 analytics as events named ``server.…`` through :func:`kithost.analytics.ingestion.tasks.ingest`.
 
 Facts come from hot routes, so they are not sent one by one: each process keeps a
-:class:`FactBuffer` (``app.state.facts``) that sends what it holds as one task per widget
+:class:`FactBuffer` (a part of ``app.state``) that sends what it holds as one task per widget
 every :data:`FLUSH_SECONDS`, or as soon as :data:`MAX_BUFFERED` facts wait. Recording a
 fact costs an append, not a broker round trip. A clean shutdown sends what is left; a
 process that dies loses at most ``FLUSH_SECONDS`` of facts.
@@ -21,6 +21,7 @@ from celery import Celery
 from fastapi import Depends, Request
 
 from kithost.analytics.ingestion.tasks import ingest
+from kithost.state import app_state
 
 log = structlog.get_logger(__name__)
 
@@ -104,8 +105,7 @@ class FactBuffer:
 
 
 async def _facts(request: Request) -> FactBuffer:
-    buffer: FactBuffer = request.app.state.facts
-    return buffer
+    return app_state(request).part(FactBuffer)
 
 
 AppFacts = Annotated[FactBuffer, Depends(_facts)]

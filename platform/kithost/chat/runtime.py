@@ -1,12 +1,11 @@
-"""What the chat routes share per app (so per API process): storage, URL signing, and the
-factories of the per-request server and stores."""
+"""What the chat routes share per app (so per API process; a part of ``app.state``):
+storage, URL signing, and the factories of the per-request server and stores."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from chatkit.types import ChatKitReq, ThreadsAddUserMessageReq, ThreadsCreateReq, is_streaming_req
-from starlette.datastructures import State
 
 from kithost.analytics.facts import FactBuffer
 from kithost.chat import agent
@@ -18,6 +17,7 @@ from kithost.db import Sessionmaker
 from kithost.kit.crypto import SecretBox
 from kithost.kit.outbound import Resolver, app_resolver
 from kithost.settings import Settings
+from kithost.state import AppState
 from kithost.storage import BlobStorage, storage_for
 
 
@@ -53,19 +53,21 @@ class Runtime:
         )
 
 
-def runtime(state: State) -> Runtime:
-    """The app's runtime (``app.state``), created on first use."""
-    found: Runtime | None = getattr(state, "chat_runtime", None)
-    if found is None:
-        settings: Settings = state.settings
-        found = state.chat_runtime = Runtime(
-            settings=settings,
-            box=state.secret_box,
-            sessionmaker=state.sessionmaker,
-            storage=storage_for(settings),
-            urls=AttachmentUrls(settings),
-            tokens=VerifiedTokens(settings, state.sessionmaker),
-            facts=state.facts,
-            resolver=app_resolver(state),
-        )
-    return found
+def create_runtime(state: AppState) -> Runtime:
+    """The app's runtime (``create_app`` adds it to ``app.state`` once ``FactBuffer`` is)."""
+    settings = state.settings
+    return Runtime(
+        settings=settings,
+        box=state.secret_box,
+        sessionmaker=state.sessionmaker,
+        storage=storage_for(settings),
+        urls=AttachmentUrls(settings),
+        tokens=VerifiedTokens(settings, state.sessionmaker),
+        facts=state.part(FactBuffer),
+        resolver=app_resolver(state),
+    )
+
+
+def runtime(state: AppState) -> Runtime:
+    """The app's runtime (``app.state``)."""
+    return state.part(Runtime)

@@ -28,6 +28,11 @@ class Batcher(Generic[T]):
             self._running = asyncio.create_task(self._run())
         await done
 
+    async def drain(self) -> None:
+        """Return once everything handed in so far is handled."""
+        if self._running is not None:
+            await asyncio.wait([self._running])
+
     async def _run(self) -> None:
         try:
             while self._waiting:

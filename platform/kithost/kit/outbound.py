@@ -63,9 +63,9 @@ async def system_resolver(host: str, port: int) -> Sequence[str]:
 
 
 def app_resolver(state: State) -> Resolver:
-    """How the app (``app.state``) resolves the names of tenant-chosen URLs: the system's
-    resolver, unless a test put its own in ``state.outbound_resolver``."""
-    resolver: Resolver = getattr(state, "outbound_resolver", system_resolver)
+    """How the app (``app.state``) resolves the names of tenant-chosen URLs
+    (``state.AppState.outbound_resolver``: the system's, unless a test set its own)."""
+    resolver: Resolver = state.outbound_resolver
     return resolver
 
 

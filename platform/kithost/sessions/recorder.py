@@ -22,12 +22,12 @@ import structlog
 from fastapi import Depends, Request
 from sqlalchemy import insert
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.datastructures import State
 
 from kithost import rls
 from kithost.db import Sessionmaker, session_scope
 from kithost.kit.batching import Batcher
 from kithost.models import SessionMint
+from kithost.state import app_state
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +45,10 @@ class MintRecorder:
         as lost (a ``BackgroundTasks`` job, so the answer never waits for it)."""
         await self._rows.submit(row)
 
+    async def aclose(self) -> None:
+        """Write what is waiting."""
+        await self._rows.drain()
+
     async def _insert(self, rows: list[Row]) -> None:
         try:
             async with session_scope(self._sessionmaker) as session:
@@ -59,16 +63,8 @@ class MintRecorder:
             log.exception("hosted_mint_not_recorded", widget_id=str(rows[0]["widget_id"]))
 
 
-def mint_recorder(state: State) -> MintRecorder:
-    """The app's recorder (``app.state``), created on first use with the app's sessionmaker."""
-    recorder: MintRecorder | None = getattr(state, "mint_recorder", None)
-    if recorder is None:
-        recorder = state.mint_recorder = MintRecorder(state.sessionmaker)
-    return recorder
-
-
 async def _recorder(request: Request) -> MintRecorder:
-    return mint_recorder(request.app.state)
+    return app_state(request).part(MintRecorder)
 
 
 AppMintRecorder = Annotated[MintRecorder, Depends(_recorder)]

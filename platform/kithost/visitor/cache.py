@@ -1,4 +1,5 @@
-"""The in-process cache of published configs: one per app, so one per API process.
+"""The in-process cache of published configs: one per app (a part of ``app.state``), so one
+per API process.
 
 - A public key maps to a :class:`CachedWidget`: what the database said (published config,
   allowed origins, revision) and, per requesting origin, the response body serialised once
@@ -24,13 +25,13 @@ from functools import partial
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.datastructures import State
 
 from kithost import rls
 from kithost.db import Sessionmaker
 from kithost.errors import NotFound, ServiceUnavailable
 from kithost.health.metrics import CONFIG_CACHE
 from kithost.models.base import utcnow
+from kithost.state import AppState
 from kithost.visitor import repository, service
 from kithost.visitor.service import AllowedEntry, Published, Rendered, Snapshot
 from kithost.widgets.preview import is_preview_key
@@ -125,6 +126,13 @@ class ConfigCache:
         self._wait = wait
         self._clock = clock
 
+    async def aclose(self) -> None:
+        """Stop the checks under way (no request waits for them any more)."""
+        refreshing = list(self._refreshing.values())
+        for task in refreshing:
+            task.cancel()
+        await asyncio.gather(*refreshing, return_exceptions=True)
+
     async def get(self, public_key: str, sessionmaker: Sessionmaker) -> CachedWidget:
         """The widget as checked at most ``revalidate_after`` seconds ago (if the database
         answers)."""
@@ -198,12 +206,12 @@ def _unavailable() -> ServiceUnavailable:
     )
 
 
-async def find_answers(state: State, public_key: str) -> PublishedAnswers | None:
+async def find_answers(state: AppState, public_key: str) -> PublishedAnswers | None:
     """The published widget behind a visitor route, from the app's cache, or the draft
     behind a preview key (``widgets.preview``, read each time); None when the key is
     unknown, expired or nothing is published."""
     if not is_preview_key(public_key):
-        return (await config_cache(state).get(public_key, state.sessionmaker)).answers
+        return (await state.part(ConfigCache).get(public_key, state.sessionmaker)).answers
     preview = read_preview(state.settings, public_key, utcnow())
     if preview is None:
         return None
@@ -215,7 +223,7 @@ async def find_answers(state: State, public_key: str) -> PublishedAnswers | None
     return PublishedAnswers(published, state.settings.chatkit_script_url)
 
 
-async def published_answers(state: State, public_key: str) -> PublishedAnswers:
+async def published_answers(state: AppState, public_key: str) -> PublishedAnswers:
     """:func:`find_answers`, or 404 ``widget_not_found``."""
     answers = await find_answers(state, public_key)
     if answers is None:
@@ -225,11 +233,3 @@ async def published_answers(state: State, public_key: str) -> PublishedAnswers:
             headers={"Cache-Control": "no-store", "Vary": "Origin"},
         )
     return answers
-
-
-def config_cache(state: State) -> ConfigCache:
-    """The app's cache (``app.state``), created on first use."""
-    cache: ConfigCache | None = getattr(state, "visitor_cache", None)
-    if cache is None:
-        cache = state.visitor_cache = ConfigCache(chatkit_script=state.settings.chatkit_script_url)
-    return cache

@@ -39,6 +39,11 @@ class TaskSender:
         cannot be reached."""
         await self._tasks.submit(_Task(name, args, argsrepr))
 
+    async def aclose(self) -> None:
+        """Send what was handed in, then stop the thread."""
+        await self._tasks.drain()
+        self._thread.shutdown()
+
     async def _publish_in_thread(self, tasks: list[_Task]) -> None:
         await asyncio.get_running_loop().run_in_executor(self._thread, self._publish, tasks)
 

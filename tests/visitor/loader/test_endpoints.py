@@ -58,8 +58,8 @@ async def test_a_widget_loader_carries_the_launcher_look_and_nothing_else(
 async def test_a_republished_launcher_changes_the_widget_loader(
     client: httpx.AsyncClient, db: AsyncSession, app: FastAPI
 ) -> None:
-    app.state.visitor_cache = ConfigCache(
-        revalidate_after=0, chatkit_script=app.state.settings.chatkit_script_url
+    app.state.add(
+        ConfigCache(revalidate_after=0, chatkit_script=app.state.settings.chatkit_script_url)
     )
     widget = await make_widget(db, config=WidgetConfig(launcher=Launcher(label="One")))
     first = await client.get(f"/embed/{widget.public_key}.js")

@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 
 import structlog
+from celery import Celery
 from fastapi import APIRouter, Request, Response
 from kombu.exceptions import KombuError
-from starlette.datastructures import State
 
 from kithost.analytics.events import MAX_BODY_BYTES
 from kithost.analytics.ingestion import schemas, service
@@ -28,9 +28,9 @@ from kithost.analytics.ingestion.service import Batch
 from kithost.analytics.ingestion.tasks import ingest
 from kithost.errors import KithostError, PayloadTooLarge, RateLimited, ServiceUnavailable
 from kithost.health.metrics import EVENTS
-from kithost.kit.ratelimit import RateLimiter
 from kithost.kit.schemas import problems
 from kithost.models.base import utcnow
+from kithost.state import AppState, app_state
 from kithost.visitor.cache import published_answers
 from kithost.visitor.routes import cors_headers, origin_not_allowed, visitor_route
 from kithost.visitor.service import Published
@@ -53,9 +53,10 @@ async def post_events(request: Request, pk: str) -> Response:
     origin = request.headers.get("origin")
     if origin is None or not origin.startswith(("https://", "http://")):
         raise origin_not_allowed()
-    answers = await published_answers(request.app.state, pk)
+    state: AppState = request.app.state
+    answers = await published_answers(state, pk)
     published = answers.published
-    allowed = answers.admits(origin, request.app.state.settings.base_url)
+    allowed = answers.admits(origin, state.settings.base_url)
     cors = cors_headers(origin if allowed else None)
     try:
         body = await _bounded_body(request)
@@ -63,7 +64,7 @@ async def post_events(request: Request, pk: str) -> Response:
         if not allowed:
             batch = await _refusal_kept(request, published, origin, batch)
         if batch.events and not published.preview:
-            await _hand_over(request, published, batch)
+            await state.part(EventsHandover).send(published, batch)
     except KithostError as exc:
         exc.headers = {**cors, **exc.headers}
         raise
@@ -84,8 +85,7 @@ async def _refusal_kept(request: Request, published: Published, origin: str, bat
         return Batch([], batch.dropped)
     client = request.client.host if request.client else "unknown"
     key = f"refused:{published.widget_id}:{origin}:{client}"
-    limiter: RateLimiter = request.app.state.rate_limiter
-    decision = await limiter.hit(key, REFUSALS_PER_MINUTE, 60)
+    decision = await app_state(request).rate_limiter.hit(key, REFUSALS_PER_MINUTE, 60)
     kept = refusals[:1] if decision.allowed else []
     REFUSED_DROPPED.inc(len(refusals) - len(kept))
     return Batch(kept, batch.dropped)
@@ -105,41 +105,44 @@ async def _bounded_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-async def _hand_over(request: Request, published: Published, batch: Batch) -> None:
-    """Send the batch as one ingest task; shed load instead of queueing without bound."""
-    state = request.app.state
-    limit: int = state.settings.events_max_in_flight
-    in_flight: int = getattr(state, "events_in_flight", 0)
-    if in_flight >= limit:
-        raise RateLimited(1, "Too many events right now; send them again shortly.")
-    state.events_in_flight = in_flight + 1
-    args = [str(published.tenant_id), str(published.widget_id)]
-    events = [e.as_task_arg() for e in batch.events]
-    try:
-        await _sender(state).send(
-            ingest.name,
-            [*args, events],
-            # Celery would repr() every event for monitoring: half the cost of a send.
-            argsrepr=f"({args[0]!r}, {args[1]!r}, <{len(events)} events>)",
-        )
-    except BROKER_ERRORS as exc:
-        log.warning("events_broker_unavailable", error=repr(exc))
-        raise ServiceUnavailable(
-            "Events cannot be queued right now.",
-            code="events_unavailable",
-            headers={"Retry-After": "5"},
-        ) from exc
-    finally:
-        state.events_in_flight -= 1
+class EventsHandover:
+    """How the app hands batches to the broker: as ingest tasks, from one thread publishing
+    whatever batches are waiting in one go (``worker.sender.TaskSender``; kombu's work is
+    Python holding the GIL, more threads would only contend), shedding load beyond
+    ``max_in_flight`` batches under way instead of queueing without bound."""
 
+    def __init__(self, celery: Celery, max_in_flight: int) -> None:
+        self._sender = TaskSender(celery)
+        self._max_in_flight = max_in_flight
+        self.in_flight = 0
 
-def _sender(state: State) -> TaskSender:
-    """The app's sender of ingest tasks: one thread publishing whatever batches are waiting
-    in one go (kombu's work is Python holding the GIL; more threads would only contend)."""
-    sender: TaskSender | None = getattr(state, "events_sender", None)
-    if sender is None:
-        sender = state.events_sender = TaskSender(state.celery)
-    return sender
+    async def send(self, published: Published, batch: Batch) -> None:
+        """Send the batch as one ingest task: 429 when too many are under way, 503 when the
+        broker is unreachable."""
+        if self.in_flight >= self._max_in_flight:
+            raise RateLimited(1, "Too many events right now; send them again shortly.")
+        self.in_flight += 1
+        args = [str(published.tenant_id), str(published.widget_id)]
+        events = [e.as_task_arg() for e in batch.events]
+        try:
+            await self._sender.send(
+                ingest.name,
+                [*args, events],
+                # Celery would repr() every event for monitoring: half the cost of a send.
+                argsrepr=f"({args[0]!r}, {args[1]!r}, <{len(events)} events>)",
+            )
+        except BROKER_ERRORS as exc:
+            log.warning("events_broker_unavailable", error=repr(exc))
+            raise ServiceUnavailable(
+                "Events cannot be queued right now.",
+                code="events_unavailable",
+                headers={"Retry-After": "5"},
+            ) from exc
+        finally:
+            self.in_flight -= 1
+
+    async def aclose(self) -> None:
+        await self._sender.aclose()
 
 
 visitor_router = APIRouter(tags=["embed"])
