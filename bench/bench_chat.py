@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2
 import uvloop
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -103,7 +103,7 @@ class Timing:
         return thread_id
 
 
-async def timed_stream(client: httpx.AsyncClient, url: str, **kwargs: Any) -> Timing:
+async def timed_stream(client: httpx2.AsyncClient, url: str, **kwargs: Any) -> Timing:
     """Seconds to the first byte and to the first text delta of one streamed answer."""
     started = time.perf_counter()
     first_byte = first_token = None
@@ -117,7 +117,7 @@ async def timed_stream(client: httpx.AsyncClient, url: str, **kwargs: Any) -> Ti
                 if (first_token is None and DELTA in body) or b"output_text.delta" in body:
                     first_token = first_token if first_token is not None else now
             ok = response.status_code == 200 and b'"type":"error"' not in body
-    except httpx.TransportError as exc:  # a broken stream fails, as an error event does
+    except httpx2.TransportError as exc:  # a broken stream fails, as an error event does
         log(f"a stream broke: {exc!r}")
         return Timing(0.0, 0.0, ok=False)
     if first_byte is None or first_token is None:
@@ -126,7 +126,7 @@ async def timed_stream(client: httpx.AsyncClient, url: str, **kwargs: Any) -> Ti
 
 
 class Chat:
-    def __init__(self, client: httpx.AsyncClient, base: str, public_key: str, origin: str):
+    def __init__(self, client: httpx2.AsyncClient, base: str, public_key: str, origin: str):
         self.client, self.base, self.public_key, self.origin = client, base, public_key, origin
 
     async def token(self, device: str) -> str:
@@ -155,7 +155,7 @@ class Chat:
         )
 
 
-async def direct_first_token(client: httpx.AsyncClient, fake: FakeOpenAI) -> float:
+async def direct_first_token(client: httpx2.AsyncClient, fake: FakeOpenAI) -> float:
     timing = await timed_stream(
         client,
         f"{fake.base_url}/responses",
@@ -167,8 +167,8 @@ async def direct_first_token(client: httpx.AsyncClient, fake: FakeOpenAI) -> flo
 
 async def measure(base: str, seed: dict[str, Any], origin: str, fake: FakeOpenAI, db: str) -> None:
     """Emit the figures for one ``kithost serve``; ``db`` names its database in them."""
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+    limits = httpx2.Limits(max_connections=1000, max_keepalive_connections=1000)
+    async with httpx2.AsyncClient(timeout=60, limits=limits) as client:
         chat = Chat(client, base, seed["widget_public_key"], origin)
         token = await chat.token("anon_" + "b" * 24)
         for _ in range(10):  # warm up both paths
@@ -266,8 +266,8 @@ async def concurrent_streams(chat: Chat, tokens: list[str], db: str) -> bool:
     """Whether every one of ``len(tokens)`` streams opened at once, each on a connection of
     its own (visitors are distinct browsers), completes with a median first token under
     ``MAX_FIRST_TOKEN_SECONDS``."""
-    limits = httpx.Limits(max_connections=len(tokens), max_keepalive_connections=0)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+    limits = httpx2.Limits(max_connections=len(tokens), max_keepalive_connections=0)
+    async with httpx2.AsyncClient(timeout=60, limits=limits) as client:
         visitors = Chat(client, chat.base, chat.public_key, chat.origin)
         started = time.perf_counter()
         timings = await asyncio.gather(*(visitors.create_thread(token) for token in tokens))
@@ -401,7 +401,7 @@ async def _held_step(
 
     async def hold_cpu() -> float:
         await asyncio.sleep(ANSWER_SECONDS)
-        async with httpx.AsyncClient(timeout=30) as client:
+        async with httpx2.AsyncClient(timeout=30) as client:
             before = await server_cpu_seconds(client, base)
             await asyncio.sleep(HOLD_SECONDS)
             return (await server_cpu_seconds(client, base) - before) / HOLD_SECONDS * 100
@@ -431,7 +431,7 @@ async def raw_stream(
 ) -> float | None:
     """Seconds to the first text delta of one ``threads.create`` answer over a connection of
     its own, or None unless it completes with all ``WORDS`` deltas and no error. Plain
-    HTTP/1.1 on asyncio streams: httpx costs more CPU per chunk than the server does."""
+    HTTP/1.1 on asyncio streams: httpx2 costs more CPU per chunk than the server does."""
     body = json.dumps({"type": "threads.create", "params": {"input": MESSAGE}}).encode()
     request = (
         f"POST /v1/chatkit/{public_key} HTTP/1.1\r\nHost: {host}:{port}\r\n"
@@ -464,7 +464,7 @@ async def raw_stream(
     return first_token
 
 
-async def server_cpu_seconds(client: httpx.AsyncClient, base: str) -> float:
+async def server_cpu_seconds(client: httpx2.AsyncClient, base: str) -> float:
     """The CPU time ``kithost serve`` has used so far (``process_cpu_seconds_total``)."""
     response = await client.get(f"{base}/metrics")
     response.raise_for_status()

@@ -3,7 +3,7 @@ search (``q``), p50 and p95, on SQLite (FTS5) and PostgreSQL (full-text search).
 
 One tenant, one widget, 100,000 threads of two messages (a question and an answer drawn
 from a 2,000-word vocabulary, so a word is in ~1 % of the messages), written in bulk; the
-app in this process (``httpx.ASGITransport``: the route, its auth and the database, no
+app in this process (``httpx2.ASGITransport``: the route, its auth and the database, no
 socket) with an API client's token; then ``ANALYZE``. On PostgreSQL the app connects as
 production's role, which row-level security binds (the owner seeds). Each figure: the first
 request discarded, then ``REQUESTS`` requests one after the other, each searching another
@@ -22,7 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 from sqlalchemy import insert, text
 
 from bench._common import app_role_url, emit, log, scratch_postgres, stop_on_sigterm
@@ -109,10 +109,10 @@ async def seed(settings: Settings) -> str:
 
 async def measure(settings: Settings, token: str, database: str) -> None:
     app = create_app(settings)
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx2.ASGITransport(app=app)
     headers = {"Authorization": f"Bearer {token}"}
     rng = random.Random(11)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+    async with httpx2.AsyncClient(transport=transport, base_url="http://bench") as client:
         words = [rng.choice(VOCABULARY) for _ in range(2 * (REQUESTS + 1))]
         runs: dict[str, list[dict[str, str]]] = {
             "list": [{}] * (REQUESTS + 1),

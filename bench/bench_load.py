@@ -6,7 +6,7 @@ reading it; the fake OpenAI server of the tests (``tests/fakes/openai_server.py`
 process, on loopback) as the model of ``kithost demo``'s self-hosted widget, streaming its
 7-word answer over ~0.35 s. Everything on loopback.
 
-Each visitor (an asyncio task with its own device id, sharing one httpx client) loops until
+Each visitor (an asyncio task with its own device id, sharing one httpx2 client) loops until
 its phase ends: ``GET /embed/{pk}.js``, ``GET /v1/embed/{pk}/config``, ``POST …/session``,
 ``POST /v1/chatkit/{pk}`` (``threads.create``, streamed to its end) and ``POST …/events``
 (a batch of 5), with the page's ``Origin``. A failed step (an exception, a status other
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import redis
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -82,7 +82,7 @@ class Tally:
 
 @dataclass(frozen=True)
 class Site:
-    client: httpx.AsyncClient
+    client: httpx2.AsyncClient
     base: str
     public_key: str
     origin: str
@@ -91,11 +91,11 @@ class Site:
         return f"{self.base}{path.replace('{pk}', self.public_key)}"
 
 
-async def step(tally: Tally, name: str, request: Awaitable[httpx.Response]) -> httpx.Response:
+async def step(tally: Tally, name: str, request: Awaitable[httpx2.Response]) -> httpx2.Response:
     started = time.perf_counter()
     try:
         response = await request
-    except httpx.HTTPError as exc:
+    except httpx2.HTTPError as exc:
         tally.errors[name] += 1
         raise Failed(name) from exc
     if response.status_code not in (200, 202):
@@ -115,7 +115,7 @@ async def chat(site: Site, tally: Tally, token: str) -> None:
             json={"type": "threads.create", "params": {"input": MESSAGE}},
             headers={"Authorization": f"Bearer {token}", "Origin": site.origin},
         )
-    except httpx.HTTPError as exc:
+    except httpx2.HTTPError as exc:
         tally.errors["POST chatkit: whole answer"] += 1
         raise Failed("chat") from exc
     if not timing.ok:
@@ -281,7 +281,7 @@ def run(fake: FakeOpenAI, database_url: str, work: Path) -> None:
     worker = [*kithost, "worker", "--concurrency=2"]
     # Idle connections are dropped before uvicorn's keep-alive timeout (5 s) can close them
     # under a request about to be sent (a client-side race, not the server's error).
-    limits = httpx.Limits(
+    limits = httpx2.Limits(
         max_connections=1000, max_keepalive_connections=1000, keepalive_expiry=2.0
     )
     base = f"http://127.0.0.1:{port}"
@@ -303,8 +303,8 @@ def run(fake: FakeOpenAI, database_url: str, work: Path) -> None:
         emit("load", f"peak RSS: {name}", kib / 1024, "MiB", "sampled from /proc during the run")
 
 
-async def with_client(limits: httpx.Limits, base: str, public_key: str, origin: str) -> None:
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+async def with_client(limits: httpx2.Limits, base: str, public_key: str, origin: str) -> None:
+    async with httpx2.AsyncClient(timeout=30, limits=limits) as client:
         await drive(Site(client, base, public_key, origin))
 
 

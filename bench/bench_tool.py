@@ -21,7 +21,7 @@ import statistics
 import time
 from typing import Any
 
-import httpx
+import httpx2
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.tool_endpoint import ToolEndpoint
 
@@ -35,7 +35,7 @@ PARAMETERS = {"type": "object", "properties": {"order": {"type": "string"}}}
 
 
 async def configure(
-    client: httpx.AsyncClient, base: str, seed: dict[str, Any], tool_url: str
+    client: httpx2.AsyncClient, base: str, seed: dict[str, Any], tool_url: str
 ) -> str:
     """Give the demo widget's agent the ``http`` tool and publish it (as the owner, through
     the API); the widget's new tool secret."""
@@ -71,7 +71,7 @@ async def configure(
     return secret
 
 
-async def model_alone(client: httpx.AsyncClient, fake: FakeOpenAI, tool_url: str) -> float:
+async def model_alone(client: httpx2.AsyncClient, fake: FakeOpenAI, tool_url: str) -> float:
     """Seconds to the first text delta of the round trip done directly."""
     auth = {"Authorization": f"Bearer {fake.api_key}"}
     function = {"type": "function", "name": TOOL, "parameters": PARAMETERS, "strict": False}
@@ -104,7 +104,7 @@ async def model_alone(client: httpx.AsyncClient, fake: FakeOpenAI, tool_url: str
 async def measure(base: str, seed: dict[str, Any], origin: str, fake: FakeOpenAI, db: str) -> None:
     """Emit the figures for one ``kithost serve``; ``db`` names its database in them."""
     endpoint = ToolEndpoint("known once configured")
-    async with httpx.AsyncClient(timeout=60) as client, endpoint:
+    async with httpx2.AsyncClient(timeout=60) as client, endpoint:
         endpoint.secret = await configure(client, base, seed, endpoint.url)
         chat = Chat(client, base, seed["widget_public_key"], origin)
         token = await chat.token("anon_" + "t" * 24)

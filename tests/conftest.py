@@ -20,7 +20,7 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import psycopg
 import pytest
 import uvicorn
@@ -236,9 +236,9 @@ def app(settings: Settings, connection: AsyncConnection) -> FastAPI:
 
 
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+async def client(app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
+    transport = httpx2.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
 
 
@@ -300,10 +300,10 @@ async def loopback() -> AsyncIterator[LoopbackServer]:
 
 
 @pytest.fixture
-async def http(app: FastAPI, loopback: LoopbackServer) -> AsyncIterator[httpx.AsyncClient]:
+async def http(app: FastAPI, loopback: LoopbackServer) -> AsyncIterator[httpx2.AsyncClient]:
     """An HTTP client of the test's app, over real sockets."""
     loopback.app = app
-    async with httpx.AsyncClient(base_url=loopback.url, timeout=30) as client:
+    async with httpx2.AsyncClient(base_url=loopback.url, timeout=30) as client:
         yield client
     loopback.app = None
 

@@ -3,7 +3,7 @@ never a 500 (an unclosed IPv6 bracket once crashed the origin check)."""
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,7 +39,7 @@ ROUTES = [
 
 @pytest.mark.parametrize("origin", BAD_ORIGINS)
 async def test_a_malformed_origin_is_refused_on_every_visitor_route(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, origin: str
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, origin: str
 ) -> None:
     widget = await make_widget(db, config=WidgetConfig())
     for method, path in ROUTES:

@@ -5,20 +5,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from kithost.dashboard import endpoints
 
 
-async def test_the_root_and_admin_lead_to_the_dashboard(client: httpx.AsyncClient) -> None:
+async def test_the_root_and_admin_lead_to_the_dashboard(client: httpx2.AsyncClient) -> None:
     for path in ("/", "/admin"):
         response = await client.get(path, follow_redirects=False)
         assert (response.status_code, response.headers["location"]) == (307, "/admin/")
 
 
 async def test_every_client_route_is_the_page_with_a_strict_policy(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
 ) -> None:
     for path in ("/admin/", "/admin/sign-in", "/admin/t/acme/widgets/123/design"):
         page = await client.get(path)
@@ -32,7 +32,7 @@ async def test_every_client_route_is_the_page_with_a_strict_policy(
 
 
 async def test_hashed_assets_are_immutable_and_nothing_else_is_served(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
 ) -> None:
     page = await client.get("/admin/")
     [script] = [part.split('"')[0] for part in page.text.split('src="/admin/')[1:]]
@@ -47,7 +47,7 @@ async def test_hashed_assets_are_immutable_and_nothing_else_is_served(
 
 
 async def test_without_a_build_the_page_says_how_to_make_one(
-    client: httpx.AsyncClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    client: httpx2.AsyncClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(endpoints, "DIST", tmp_path)
     response = await client.get("/admin/")

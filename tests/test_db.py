@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
@@ -69,7 +69,7 @@ async def test_naive_timestamps_are_refused(app: FastAPI) -> None:
 
 
 async def test_a_request_commits_before_its_response_is_sent(
-    app: FastAPI, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    app: FastAPI, http: httpx2.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Over a real socket: the response waits for the request's commit (``DbSession``)."""
     async with session_scope(app.state.sessionmaker) as session:

@@ -3,7 +3,7 @@ OpenAI key, the note that the demo model answers); off in production."""
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -14,7 +14,7 @@ from tests.conftest import create_test_app
 
 
 async def test_the_demo_page_embeds_the_demo_widget_with_the_snippet(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     seed = await seed_demo(db, app.state.settings)
     page = await client.get("/demo")
@@ -36,8 +36,8 @@ async def test_with_a_key_the_page_says_nothing_of_the_demo_model(
     app = create_test_app(settings, connection, openai_api_key="sk-platform-key-0123")
     async with session_scope(app.state.sessionmaker) as db:
         await seed_demo(db, settings)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
         page = await client.get("/demo")
     assert page.status_code == 200
     assert "No OpenAI API key is set" not in page.text
@@ -47,7 +47,7 @@ async def test_in_production_there_is_no_demo_page(
     settings: Settings, connection: AsyncConnection
 ) -> None:
     app = create_test_app(settings, connection, env=Environment.production)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
         page = await client.get("/demo")
     assert (page.status_code, page.json()["code"]) == (404, "demo_page_off")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import logging
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
@@ -35,7 +35,7 @@ def routes(app: FastAPI) -> FastAPI:
 
 
 @pytest.mark.usefixtures("routes")
-async def test_domain_errors_render_as_problem_json(client: httpx.AsyncClient) -> None:
+async def test_domain_errors_render_as_problem_json(client: httpx2.AsyncClient) -> None:
     response = await client.get("/t/missing")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
@@ -53,7 +53,7 @@ async def test_domain_errors_render_as_problem_json(client: httpx.AsyncClient) -
 
 
 @pytest.mark.usefixtures("routes")
-async def test_validation_errors_name_the_field(client: httpx.AsyncClient) -> None:
+async def test_validation_errors_name_the_field(client: httpx2.AsyncClient) -> None:
     response = await client.post("/t/things", json={"name": "", "size": "big"})
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
@@ -64,7 +64,7 @@ async def test_validation_errors_name_the_field(client: httpx.AsyncClient) -> No
 
 
 @pytest.mark.usefixtures("routes")
-async def test_malformed_json_is_a_problem_not_a_500(client: httpx.AsyncClient) -> None:
+async def test_malformed_json_is_a_problem_not_a_500(client: httpx2.AsyncClient) -> None:
     response = await client.post(
         "/t/things", content=b"{not json", headers={"content-type": "application/json"}
     )
@@ -74,7 +74,7 @@ async def test_malformed_json_is_a_problem_not_a_500(client: httpx.AsyncClient) 
 
 @pytest.mark.usefixtures("routes")
 async def test_unknown_errors_are_logged_and_hidden(
-    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    client: httpx2.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.ERROR):
         response = await client.get("/t/boom", headers={"X-Request-ID": "req-42"})
@@ -89,7 +89,7 @@ async def test_unknown_errors_are_logged_and_hidden(
     assert any("unhandled_exception" in m and "req-42" in m and "hunter2" in m for m in logged)
 
 
-async def test_routing_errors_are_problems(client: httpx.AsyncClient) -> None:
+async def test_routing_errors_are_problems(client: httpx2.AsyncClient) -> None:
     not_found = await client.get("/nowhere")
     assert (not_found.status_code, not_found.json()["code"]) == (404, "not_found")
     not_allowed = await client.post("/healthz")
@@ -100,7 +100,7 @@ async def test_routing_errors_are_problems(client: httpx.AsyncClient) -> None:
 
 
 async def test_request_ids_are_generated_unless_a_sane_one_is_given(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
 ) -> None:
     generated = (await client.get("/healthz")).headers["x-request-id"]
     assert len(generated) == 32

@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
@@ -47,8 +47,8 @@ async def test_the_database_going_away_is_a_503_and_the_process_recovers(
     async with session_scope(app.state.sessionmaker) as db:
         widget = await make_widget(db, config=WidgetConfig())
         unseen = await make_widget(db, config=WidgetConfig())
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    transport = httpx2.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
         login = {"email": "nobody@example.test", "password": "wrong-password-123"}
         assert (await client.post("/api/v1/auth/login", json=login)).status_code == 401
         config = await client.get(config_url(widget), headers={"Origin": ORIGIN})
@@ -78,8 +78,8 @@ async def test_a_cached_config_is_served_while_the_database_is_away(
     )  # every request checks
     async with session_scope(app.state.sessionmaker) as db:
         widget = await make_widget(db, config=WidgetConfig())
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    transport = httpx2.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
         first = await client.get(config_url(widget), headers={"Origin": ORIGIN})
         assert first.status_code == 200
         await proxy.cut()

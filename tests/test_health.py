@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import httpx
+import httpx2
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -8,21 +8,21 @@ from kithost.app import create_app
 from kithost.settings import Settings
 
 
-async def test_healthz_answers_without_dependencies(client: httpx.AsyncClient) -> None:
+async def test_healthz_answers_without_dependencies(client: httpx2.AsyncClient) -> None:
     response = await client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
 
 
-async def test_readyz_checks_database_and_broker(client: httpx.AsyncClient) -> None:
+async def test_readyz_checks_database_and_broker(client: httpx2.AsyncClient) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
 
 
-async def _readyz(app: FastAPI) -> httpx.Response:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+async def _readyz(app: FastAPI) -> httpx2.Response:
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
         return await client.get("/readyz")
 
 
@@ -52,7 +52,7 @@ def _samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
     }
 
 
-async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient) -> None:
+async def test_metrics_count_requests_by_route_template(client: httpx2.AsyncClient) -> None:
     before = _samples((await client.get("/metrics")).text, "kithost_http_requests_total")
     await client.get("/healthz")
     await client.get("/no/such/page/123")

@@ -4,7 +4,7 @@ import io
 import json
 from collections.abc import Iterator
 
-import httpx
+import httpx2
 import pytest
 import structlog
 from fastapi import FastAPI
@@ -22,7 +22,7 @@ def json_log(app: FastAPI) -> Iterator[io.StringIO]:
 
 
 async def test_production_logs_are_json_lines_with_the_request_id(
-    app: FastAPI, client: httpx.AsyncClient, json_log: io.StringIO
+    app: FastAPI, client: httpx2.AsyncClient, json_log: io.StringIO
 ) -> None:
     @app.get("/t/log")
     async def log_something() -> None:
@@ -39,7 +39,7 @@ async def test_production_logs_are_json_lines_with_the_request_id(
 
 
 async def test_development_logs_render_a_500s_traceback_plainly(
-    app: FastAPI, client: httpx.AsyncClient
+    app: FastAPI, client: httpx2.AsyncClient
 ) -> None:
     """A plain traceback: rich's syntax-highlighted ones took ~0.7 s of the event loop per
     500, so a few bad requests a second stalled every tenant's requests."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 
-import httpx
+import httpx2
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -17,7 +17,7 @@ from tests.conftest import REDIS_URL, create_test_app
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-async def scrape(client: httpx.AsyncClient) -> tuple[str, Samples]:
+async def scrape(client: httpx2.AsyncClient) -> tuple[str, Samples]:
     response = await client.get("/metrics")
     assert response.status_code == 200
     samples = {
@@ -37,15 +37,15 @@ async def test_mints_config_cache_events_and_queue_depth(
 ) -> None:
     queue = f"{task_queue}-metrics-{secrets.token_hex(3)}"  # its depth is this test's
     app = create_test_app(settings, connection, task_queue=queue)
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx2.ASGITransport(app=app)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
             await check_platform_metrics(client, db, queue)
     finally:
         redis.Redis.from_url(REDIS_URL).delete(queue)
 
 
-async def check_platform_metrics(client: httpx.AsyncClient, db: AsyncSession, queue: str) -> None:
+async def check_platform_metrics(client: httpx2.AsyncClient, db: AsyncSession, queue: str) -> None:
     widget = await published_widget(db)
     _, before = await scrape(client)
     session_url = f"/v1/embed/{widget.public_key}/session"
@@ -80,8 +80,8 @@ async def test_queue_depth_is_absent_when_the_broker_is_down(
     settings: Settings, connection: AsyncConnection
 ) -> None:
     app = create_test_app(settings, connection, broker_url="redis://127.0.0.1:1/0")
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
         text, _ = await scrape(client)
     assert "kithost_broker_queue_depth" not in text
     assert "kithost_http_requests_total" in text

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from tests.conftest import free_port
@@ -78,12 +78,12 @@ def test_run_serves_everything_and_stops_cleanly(tmp_path: Path) -> None:
         assert f"http://localhost:{port}/admin/" in output
         assert "owner@demo.kithost.test" in output
         base = f"http://127.0.0.1:{port}"
-        assert httpx.get(f"{base}/healthz").status_code == 200
-        demo = httpx.get(f"{base}/demo")
+        assert httpx2.get(f"{base}/healthz").status_code == 200
+        demo = httpx2.get(f"{base}/demo")
         assert demo.status_code == 200
         assert f'src="http://localhost:{port}/embed/pk_' in demo.text
-        assert httpx.get(f"{base}/readyz").status_code == 200
-        metrics = httpx.get(f"{base}/metrics")
+        assert httpx2.get(f"{base}/readyz").status_code == 200
+        metrics = httpx2.get(f"{base}/metrics")
         assert metrics.headers["content-type"].startswith("text/plain")
         assert "kithost_http_requests_total" in metrics.text
     finally:

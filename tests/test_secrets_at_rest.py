@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any
 
-import httpx
+import httpx2
 import jwt as pyjwt
 import pytest
 from fastapi import FastAPI
@@ -44,7 +44,7 @@ def app(settings: Settings, connection: AsyncConnection, fake_openai: FakeOpenAI
     return create_hosted_app(settings, connection, fake_openai)
 
 
-async def scenario(app: FastAPI, client: httpx.AsyncClient) -> dict[str, str]:
+async def scenario(app: FastAPI, client: httpx2.AsyncClient) -> dict[str, str]:
     """Every secret the scenario makes or uses, by what it is."""
     async with app.state.sessionmaker() as setup:
         tenant = await make_tenant(setup)
@@ -130,8 +130,8 @@ async def test_no_secret_in_the_database_or_the_logs(
     app: FastAPI, connection: AsyncConnection, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    transport = httpx2.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
         found = await scenario(app, client)
     assert {"password", "tenant key", "identity secret", "client secret", "model key"} <= set(found)
     assert {"tool secret", "webhook secret", "rotated webhook secret"} <= set(found)

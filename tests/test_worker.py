@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 import redis
 from celery import Celery
@@ -50,7 +50,7 @@ def ping_route(app: FastAPI) -> FastAPI:
 
 @pytest.mark.usefixtures("redis_worker")
 async def test_ping_round_trips_through_a_redis_worker(
-    client: httpx.AsyncClient, ping_route: FastAPI
+    client: httpx2.AsyncClient, ping_route: FastAPI
 ) -> None:
     task_id = str(uuid.uuid4())
     response = await client.post(f"/t/ping/{task_id}")
@@ -61,7 +61,7 @@ async def test_ping_round_trips_through_a_redis_worker(
 
 @pytest.mark.usefixtures("redis_worker")
 async def test_a_failed_request_sends_nothing(
-    client: httpx.AsyncClient, ping_route: FastAPI, task_queue: str
+    client: httpx2.AsyncClient, ping_route: FastAPI, task_queue: str
 ) -> None:
     celery: Celery = ping_route.state.celery
     failed, succeeded = str(uuid.uuid4()), str(uuid.uuid4())
@@ -88,8 +88,8 @@ async def test_ping_round_trips_through_the_embedded_broker(tmp_path: Path) -> N
             enqueue(session, ping, task_id, task_id=task_id)
 
         task_id = str(uuid.uuid4())
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
             assert (await client.post(f"/t/ping/{task_id}")).status_code == 200
         result: AsyncResult[str] = AsyncResult(task_id, app=app.state.celery)
         assert result.get(timeout=TIMEOUT) == task_id

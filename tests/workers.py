@@ -16,7 +16,7 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
-import httpx
+import httpx2
 import redis
 from celery import Celery
 from fastapi import FastAPI
@@ -78,13 +78,13 @@ def worker_running(settings: Settings, **env_vars: str) -> Iterator[subprocess.P
 @asynccontextmanager
 async def committing_api(
     settings: Settings, tenant_prefix: str
-) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+) -> AsyncIterator[tuple[FastAPI, httpx2.AsyncClient]]:
     """An app on ``settings`` (its units of work commit, for a worker to see) and a client;
     afterwards the tenants whose slug starts with ``tenant_prefix`` are deleted, and with
     them everything the test made."""
     app = create_app(settings)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield app, client
     async with session_scope(operator_sessions(app)) as session:
         await session.execute(delete(Tenant).where(Tenant.slug.like(f"{tenant_prefix}-%")))

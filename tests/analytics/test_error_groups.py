@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,7 +11,7 @@ from tests.api.helpers import audit_actions
 
 
 async def test_error_groups_group_count_resolve_and_reopen(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     widget, tenant, creds, url = await subject(app, db)
     url = f"{url}/errors"

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2
 import pytest
 import redis
 from fastapi import FastAPI
@@ -57,13 +57,13 @@ def url(widget: Widget | str) -> str:
 
 
 async def send(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     widget: Widget | str,
     body: Any,
     *,
     origin: str | None = SHOP,
     content_type: str = "application/json",
-) -> httpx.Response:
+) -> httpx2.Response:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     headers = {"Content-Type": content_type} | ({"Origin": origin} if origin else {})
     return await client.post(url(widget), content=content, headers=headers)
@@ -71,7 +71,7 @@ async def send(
 
 @pytest.mark.parametrize("content_type", ["application/json", "text/plain;charset=UTF-8"])
 async def test_a_batch_becomes_one_ingest_task(
-    client: httpx.AsyncClient, db: AsyncSession, app: FastAPI, content_type: str
+    client: httpx2.AsyncClient, db: AsyncSession, app: FastAPI, content_type: str
 ) -> None:
     widget = await published_widget(db)
     events = [event("loader.loaded", {"page": "/"}), event("widget.opened")]
@@ -88,7 +88,7 @@ async def test_a_batch_becomes_one_ingest_task(
 
 
 async def test_invalid_events_are_dropped_one_by_one(
-    client: httpx.AsyncClient, db: AsyncSession, app: FastAPI
+    client: httpx2.AsyncClient, db: AsyncSession, app: FastAPI
 ) -> None:
     widget = await published_widget(db)
     kept = event("chatkit.log", {"name": "x", "data": {"nested": [1, 2]}})
@@ -127,7 +127,7 @@ async def test_invalid_events_are_dropped_one_by_one(
 
 
 async def test_a_batch_without_valid_events_sends_nothing(
-    client: httpx.AsyncClient, db: AsyncSession, app: FastAPI
+    client: httpx2.AsyncClient, db: AsyncSession, app: FastAPI
 ) -> None:
     widget = await published_widget(db)
     response = await send(client, widget, {"end_user": None, "events": [event("nope")]})
@@ -168,7 +168,7 @@ async def test_a_batch_without_valid_events_sends_nothing(
     ],
 )
 async def test_malformed_batches_are_problems(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     db: AsyncSession,
     app: FastAPI,
     body: Any,
@@ -192,7 +192,7 @@ async def test_malformed_batches_are_problems(
 
 @pytest.mark.parametrize("origin", [None, "null", "file:///tmp/page.html"])
 async def test_missing_or_opaque_origins_are_refused_without_cors(
-    client: httpx.AsyncClient, db: AsyncSession, app: FastAPI, origin: str | None
+    client: httpx2.AsyncClient, db: AsyncSession, app: FastAPI, origin: str | None
 ) -> None:
     widget = await published_widget(db)
     body = {"end_user": None, "events": [event("loader.loaded")]}
@@ -207,7 +207,7 @@ async def test_missing_or_opaque_origins_are_refused_without_cors(
 
 @pytest.mark.parametrize("origin", ["https://evil.example.net", "http://shop.example.com"])
 async def test_foreign_origins_may_only_report_that_they_were_refused(
-    client: httpx.AsyncClient, db: AsyncSession, app: FastAPI, origin: str
+    client: httpx2.AsyncClient, db: AsyncSession, app: FastAPI, origin: str
 ) -> None:
     """The loader of a page the widget does not allow beacons a config_refused error, so
     the tenant sees where the widget is (mis)placed; nothing else of it is kept, and the
@@ -226,7 +226,7 @@ async def test_foreign_origins_may_only_report_that_they_were_refused(
 
 
 async def test_a_flood_of_refusals_keeps_one_a_minute_per_origin_and_client(
-    client: httpx.AsyncClient, db: AsyncSession, app: FastAPI
+    client: httpx2.AsyncClient, db: AsyncSession, app: FastAPI
 ) -> None:
     """Refusals come from anyone, unauthenticated: a page reloading (or a script) sending
     thousands keeps one a minute per widget, origin and client address, never a queue of
@@ -250,14 +250,14 @@ async def test_a_flood_of_refusals_keeps_one_a_minute_per_origin_and_client(
     assert kept == [f"refused for {foreign}", f"refused for {other}"]
 
 
-async def test_unknown_widget_is_404(client: httpx.AsyncClient, app: FastAPI) -> None:
+async def test_unknown_widget_is_404(client: httpx2.AsyncClient, app: FastAPI) -> None:
     response = await send(client, "pk_unknown", {"events": [event("loader.loaded")]})
     assert (response.status_code, response.json()["code"]) == (404, "widget_not_found")
     assert sent(app) == []
 
 
 async def test_the_framed_page_on_kithosts_origin_may_send(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     widget = await published_widget(db)
     own = app.state.settings.base_url
@@ -268,7 +268,7 @@ async def test_the_framed_page_on_kithosts_origin_may_send(
 
 
 async def test_preflight_allows_json_posts_from_allowed_origins(
-    client: httpx.AsyncClient, db: AsyncSession
+    client: httpx2.AsyncClient, db: AsyncSession
 ) -> None:
     widget = await published_widget(db)
     response = await client.options(
@@ -282,7 +282,7 @@ async def test_preflight_allows_json_posts_from_allowed_origins(
 
 
 async def test_overload_is_shed_with_retry_after(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     widget = await published_widget(db)
     app.state.part(EventsHandover).in_flight = app.state.settings.events_max_in_flight
@@ -298,8 +298,8 @@ async def test_an_unreachable_broker_is_503_not_a_silent_drop(
 ) -> None:
     widget = await published_widget(db)
     app = create_test_app(settings, connection, broker_url="redis://127.0.0.1:9/0")
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
         response = await send(client, widget, {"events": [event("loader.loaded")]})
     assert (response.status_code, response.json()["code"]) == (503, "events_unavailable")
     assert response.headers["retry-after"] == "5"
@@ -317,10 +317,10 @@ async def test_the_broker_going_away_and_back_loses_nothing_silently(
     app = create_test_app(
         settings, connection, broker_url=f"redis://127.0.0.1:{proxy.port}{direct.path}"
     )
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx2.ASGITransport(app=app)
     batch = {"events": [event("loader.loaded")]}
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
             assert (await send(client, widget, batch)).status_code == 202
             await proxy.cut()
             down = await send(client, widget, batch)

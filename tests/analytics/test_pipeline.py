@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import redis
 from celery import Celery
@@ -56,7 +56,7 @@ VISIBILITY_TIMEOUT = 2
 class Pipeline:
     settings: Settings
     app: FastAPI
-    client: httpx.AsyncClient
+    client: httpx2.AsyncClient
 
     @property
     def celery(self) -> Celery:
@@ -110,8 +110,8 @@ def worker_env(settings: Settings) -> dict[str, str]:
 @asynccontextmanager
 async def pipeline_on(settings: Settings) -> AsyncIterator[Pipeline]:
     app = create_app(settings)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield Pipeline(settings, app, client)
     await app.state.engine.dispose()
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
+import httpx2
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,7 +32,7 @@ from tests.analytics.helpers import (
 
 
 async def test_series_funnel_and_latency(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     widget, tenant, creds, url = await subject(app, db)
     events = [event("loader.loaded") for _ in range(5)] + [event("widget.opened") for _ in range(3)]
@@ -91,7 +91,7 @@ async def test_series_funnel_and_latency(
 
 
 async def test_feedback_reported_by_the_chat_store_reaches_the_funnel(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     widget, _tenant, creds, url = await subject(app, db)
     thumbs_up = fact("feedback", USER, thread_id="th_a", kind="positive", items=1)
@@ -101,7 +101,7 @@ async def test_feedback_reported_by_the_chat_store_reaches_the_funnel(
 
 
 async def test_series_buckets_in_a_time_zone(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     widget, _tenant, creds, url = await subject(app, db)
     now = utcnow()
@@ -127,7 +127,7 @@ async def test_series_buckets_in_a_time_zone(
 
 
 async def test_bad_report_queries_are_problems_with_the_field(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     _widget, _tenant, creds, url = await subject(app, db)
     url = f"{url}/series"
@@ -169,7 +169,7 @@ async def test_bad_report_queries_are_problems_with_the_field(
 
 
 async def test_another_tenants_analytics_are_invisible(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     mine, theirs = await published_widget(db), await published_widget(db)
     await store(app, theirs, [event("loader.loaded"), client_error("Boom 1")])
@@ -204,7 +204,7 @@ async def test_another_tenants_analytics_are_invisible(
     )
 
 
-async def test_csv_exports(client: httpx.AsyncClient, app: FastAPI, db: AsyncSession) -> None:
+async def test_csv_exports(client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession) -> None:
     widget, _tenant, creds, url = await subject(app, db)
     formula = {**event("widget.opened"), "id": "-A1-A2-calc"}  # a valid id, and a formula
     await store(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import httpx
+import httpx2
 from fastapi import FastAPI
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +18,7 @@ from tests.api.helpers import audit_actions
 
 
 async def test_end_user_deletion_removes_their_rows_and_is_audited(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     widget, tenant, creds, url = await subject(app, db)
     other = "u:someone-else"
@@ -47,7 +47,7 @@ async def test_end_user_deletion_removes_their_rows_and_is_audited(
 
 
 async def test_retention_purges_old_events_and_error_groups(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     widget, tenant, creds, url = await subject(app, db)
     settings = f"{url}/settings"

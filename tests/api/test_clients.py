@@ -3,7 +3,7 @@ listed without secrets, revoked for good."""
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +20,7 @@ CLIENTS = "/api/v1/tenants/acme/clients"
 
 
 async def test_the_secret_is_shown_once_and_only_its_hash_kept(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     tenant = await make_tenant(db, "acme")
     admin = await login(app, db, await make_member(db, tenant, Role.admin))
@@ -58,7 +58,7 @@ async def test_the_secret_is_shown_once_and_only_its_hash_kept(
 
 
 async def test_a_client_never_gets_scopes_its_creator_lacks(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     tenant = await make_tenant(db, "acme")
     backend = await client_token(app, db, tenant, [Scope.clients_write, Scope.widgets_read])
@@ -77,7 +77,7 @@ async def test_a_client_never_gets_scopes_its_creator_lacks(
 
 
 async def test_invalid_clients_are_refused(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     tenant = await make_tenant(db, "acme")
     owner = await login(app, db, await make_member(db, tenant, Role.owner))
@@ -92,7 +92,7 @@ async def test_invalid_clients_are_refused(
 
 
 async def test_a_revoked_client_is_locked_out_and_revoking_again_changes_nothing(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     tenant, other = await make_tenant(db, "acme"), await make_tenant(db, "other")
     owner = await login(app, db, await make_member(db, tenant, Role.owner))

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import Message
 
-import httpx
+import httpx2
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope, Session
@@ -56,8 +56,8 @@ async def test_the_invitation_link_is_emailed(
             tenant = await make_tenant(db, "mailers")
             owner = await login(app, db, await make_member(db, tenant, Role.owner))
             await db.commit()
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
             response = await client.post(
                 "/api/v1/tenants/mailers/invitations",
                 json={"email": "New.Person@example.test", "role": "editor"},

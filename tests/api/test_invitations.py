@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,7 +49,7 @@ async def admin(app: FastAPI, db: AsyncSession, acme: Tenant) -> Credentials:
 
 
 async def test_the_link_is_shown_once_and_only_its_hash_kept(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, admin: Credentials
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, admin: Credentials
 ) -> None:
     created = await client.post(
         invitations_url(acme),
@@ -88,7 +88,7 @@ async def test_the_link_is_shown_once_and_only_its_hash_kept(
 
 
 async def test_only_owners_invite_owners(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, admin: Credentials
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, admin: Credentials
 ) -> None:
     body = {"email": "boss@example.test", "role": "owner"}
     refused = await client.post(invitations_url(acme), json=body, headers=admin.headers)
@@ -99,7 +99,7 @@ async def test_only_owners_invite_owners(
 
 
 async def test_a_new_invitation_replaces_the_pending_one(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, admin: Credentials
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, admin: Credentials
 ) -> None:
     first = await invite(app, db, acme, "new@example.test", Role.viewer)
     body = {"email": "new@example.test", "role": "editor"}
@@ -117,7 +117,7 @@ async def test_a_new_invitation_replaces_the_pending_one(
 
 
 async def test_revoked_invitations_cannot_be_used(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, admin: Credentials
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, admin: Credentials
 ) -> None:
     other = await make_tenant(db, "other")
     token = await invite(app, db, acme, "new@example.test", Role.viewer)
@@ -140,7 +140,7 @@ async def test_revoked_invitations_cannot_be_used(
 
 
 async def test_a_signed_in_user_accepts_once(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant
 ) -> None:
     user = await make_user(db)
     token = await invite(app, db, acme, user.email, Role.editor)
@@ -162,7 +162,7 @@ async def test_a_signed_in_user_accepts_once(
 
 
 async def test_accepting_as_a_member_changes_the_role(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant
 ) -> None:
     viewer = await make_member(db, acme, Role.viewer)
     token = await invite(app, db, acme, viewer.email, Role.admin)
@@ -176,7 +176,7 @@ async def test_accepting_as_a_member_changes_the_role(
 
 
 async def test_only_the_invited_email_accepts(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant
 ) -> None:
     token = await invite(app, db, acme, "new@example.test", Role.viewer)
     intruder = await make_user(db)
@@ -189,7 +189,7 @@ async def test_only_the_invited_email_accepts(
 
 
 async def test_an_expired_invitation_is_gone(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant
 ) -> None:
     user = await make_user(db)
     token = await invite(app, db, acme, user.email, Role.viewer)
@@ -204,7 +204,7 @@ async def test_an_expired_invitation_is_gone(
 
 
 async def test_a_new_account_is_created_by_accepting(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant
 ) -> None:
     token = await invite(app, db, acme, "new@example.test", Role.editor)
     missing = await client.post(ACCEPT, json={"token": token})
@@ -226,7 +226,7 @@ async def test_a_new_account_is_created_by_accepting(
 
 
 async def test_an_existing_account_must_sign_in_to_accept(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant
 ) -> None:
     user = await make_user(db)
     token = await invite(app, db, acme, user.email, Role.viewer)

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -227,14 +227,14 @@ async def fill(path: str, tenant: Tenant, targets: dict[str, Target]) -> str:
     return url
 
 
-def outcome(response: httpx.Response) -> Outcome:
+def outcome(response: httpx2.Response) -> Outcome:
     status = response.status_code
     if status < 300 or (status < 500 and status not in {401, 403, 404, 422}):
         return ALLOWED
     return (status, response.json().get("code", ""))
 
 
-async def test_isolation_matrix(client: httpx.AsyncClient, app: FastAPI, db: AsyncSession) -> None:
+async def test_isolation_matrix(client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession) -> None:
     tenant, other = await make_tenant(db, "acme"), await make_tenant(db, "other")
     settings = app.state.settings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
+import httpx2
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,7 +30,7 @@ async def role_of(db: AsyncSession, tenant: Tenant, user: User) -> Role | None:
 
 
 async def test_members_are_listed_with_their_role(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     tenant, other = await make_tenant(db, "acme"), await make_tenant(db, "other")
     viewer = await make_member(db, tenant, Role.viewer)
@@ -53,7 +53,7 @@ async def owners(db: AsyncSession, tenant: Tenant) -> list[uuid.UUID]:
 
 
 async def test_admins_change_roles_but_only_owners_make_or_unmake_owners(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     tenant = await make_tenant(db, "acme")
     [owner_id] = await owners(db, tenant)
@@ -86,7 +86,7 @@ async def test_admins_change_roles_but_only_owners_make_or_unmake_owners(
 
 
 async def test_api_clients_never_make_owners(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     tenant = await make_tenant(db, "acme")
     backend = await client_token(app, db, tenant, list(Scope))
@@ -102,7 +102,7 @@ async def test_api_clients_never_make_owners(
 
 
 async def test_the_last_owner_is_never_demoted_or_removed(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     tenant = await make_tenant(db, "acme")
     [first_id] = await owners(db, tenant)
@@ -127,7 +127,7 @@ async def test_the_last_owner_is_never_demoted_or_removed(
 
 
 async def test_members_are_removed_by_those_who_may(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     tenant = await make_tenant(db, "acme")
     [owner_id] = await owners(db, tenant)
@@ -145,7 +145,7 @@ async def test_members_are_removed_by_those_who_may(
 
 
 async def test_a_user_outside_the_tenant_is_not_found(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     tenant, other = await make_tenant(db, "acme"), await make_tenant(db, "other")
     owner = await login(app, db, await make_member(db, tenant, Role.owner))

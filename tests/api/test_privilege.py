@@ -3,7 +3,7 @@ clients are bounded by the caller's scopes (a client's, or those of a user's rol
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,14 +16,14 @@ from tests.factories import client_token, make_member, make_tenant
 PREFIX = "/api/v1/tenants/acme"
 
 
-def assert_escalation(response: httpx.Response, code: str, field: str) -> None:
+def assert_escalation(response: httpx2.Response, code: str, field: str) -> None:
     body = response.json()
     assert (response.status_code, body["code"]) == (403, code)
     assert [e["field"] for e in body["errors"]] == [field]
 
 
 async def test_a_members_writer_cannot_invite_or_promote_above_its_scopes(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     acme = await make_tenant(db, "acme")
     viewer = await make_member(db, acme, Role.viewer)
@@ -49,7 +49,7 @@ async def test_a_members_writer_cannot_invite_or_promote_above_its_scopes(
 
 
 async def test_clients_get_only_scopes_their_creator_holds(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     acme = await make_tenant(db, "acme")
     maker = await client_token(app, db, acme, [Scope.clients_write, Scope.widgets_read])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
+import httpx2
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,7 +19,7 @@ TENANTS = "/api/v1/tenants"
 
 
 async def test_a_new_owner_gets_in_by_the_invitation_returned_once(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     operator = await login(app, db, await make_user(db, platform_admin=True))
     body = {"slug": "acme", "name": " Acme Inc ", "owner_email": "Boss@Acme.example"}
@@ -52,7 +52,7 @@ async def test_a_new_owner_gets_in_by_the_invitation_returned_once(
 
 
 async def test_an_existing_user_owns_the_new_tenant_at_once(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     operator = await login(app, db, await make_user(db, platform_admin=True))
     owner = await make_user(db)
@@ -66,7 +66,7 @@ async def test_an_existing_user_owns_the_new_tenant_at_once(
 
 
 async def test_only_platform_admins_create_valid_unique_tenants(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     await make_tenant(db, "taken")
     body = {"slug": "acme", "name": "Acme", "owner_email": "boss@acme.example"}
@@ -90,7 +90,7 @@ async def test_only_platform_admins_create_valid_unique_tenants(
 
 
 async def test_users_list_their_tenants_and_platform_admins_all(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     beta, alpha, gamma = [await make_tenant(db, slug) for slug in ("beta", "alpha", "gamma")]
     user = await make_member(db, beta, Role.viewer)
@@ -112,7 +112,7 @@ async def test_users_list_their_tenants_and_platform_admins_all(
 
 
 async def test_any_member_reads_the_tenant_and_admins_rename_it(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     tenant = await make_tenant(db, "acme")
     viewer = await login(app, db, await make_member(db, tenant, Role.viewer))

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,7 +46,7 @@ async def viewer(app: FastAPI, db: AsyncSession, acme: Tenant) -> Credentials:
 
 
 async def listing(
-    client: httpx.AsyncClient, credentials: Credentials, **params: Any
+    client: httpx2.AsyncClient, credentials: Credentials, **params: Any
 ) -> dict[str, Any]:
     response = await client.get(AUDIT, params=params, headers=credentials.headers)
     assert response.status_code == 200, response.text
@@ -55,7 +55,7 @@ async def listing(
 
 
 async def test_pages_follow_the_cursor_without_repeating_or_skipping(
-    client: httpx.AsyncClient, db: AsyncSession, acme: Tenant, viewer: Credentials
+    client: httpx2.AsyncClient, db: AsyncSession, acme: Tenant, viewer: Credentials
 ) -> None:
     other = await make_tenant(db, "other")
     # Three entries share each timestamp: only the id orders them.
@@ -93,7 +93,7 @@ async def test_pages_follow_the_cursor_without_repeating_or_skipping(
 
 
 async def test_filters_combine(
-    client: httpx.AsyncClient, db: AsyncSession, acme: Tenant, viewer: Credentials
+    client: httpx2.AsyncClient, db: AsyncSession, acme: Tenant, viewer: Credentials
 ) -> None:
     other = await make_tenant(db, "other")
     widget = str(uuid.uuid4())
@@ -129,7 +129,7 @@ async def test_filters_combine(
 
 
 async def test_entries_show_who_did_what_in_which_request(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, viewer: Credentials
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, viewer: Credentials
 ) -> None:
     admin_user = await make_member(db, acme, Role.admin)
     admin = await login(app, db, admin_user)
@@ -155,7 +155,7 @@ async def test_entries_show_who_did_what_in_which_request(
 
 
 async def test_another_tenants_log_stays_hidden(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant
 ) -> None:
     other = await make_tenant(db, "other")
     db.add(entry(other, "private.thing", T0))
@@ -181,7 +181,7 @@ async def test_another_tenants_log_stays_hidden(
     ],
 )
 async def test_bad_queries_are_refused(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     viewer: Credentials,
     params: dict[str, Any],
     field: str,

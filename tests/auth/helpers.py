@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import secrets
 
-import httpx
+import httpx2
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,9 +35,9 @@ def basic(client_id: str, secret: str) -> dict[str, str]:
     return {"Authorization": f"Basic {credentials}"}
 
 
-def client_at(app: FastAPI, ip: str) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, client=(ip, 50000), raise_app_exceptions=False)
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+def client_at(app: FastAPI, ip: str) -> httpx2.AsyncClient:
+    transport = httpx2.ASGITransport(app=app, client=(ip, 50000), raise_app_exceptions=False)
+    return httpx2.AsyncClient(transport=transport, base_url="http://testserver")
 
 
 def redis_limiter() -> RedisRateLimiter:

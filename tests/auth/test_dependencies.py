@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,7 +26,7 @@ def probe(app: FastAPI) -> FastAPI:
 
 
 @pytest.mark.usefixtures("probe")
-async def test_users_by_role(client: httpx.AsyncClient, app: FastAPI, db: AsyncSession) -> None:
+async def test_users_by_role(client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession) -> None:
     acme, other = await make_tenant(db, "acme"), await make_tenant(db, "other")
     url = "/t/tenants/acme/probe"
     assert (await client.post(url)).json()["code"] == "unauthenticated"
@@ -57,7 +57,7 @@ async def test_users_by_role(client: httpx.AsyncClient, app: FastAPI, db: AsyncS
 
 @pytest.mark.usefixtures("probe")
 async def test_clients_by_scope_and_tenant(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     acme, other = await make_tenant(db, "acme"), await make_tenant(db, "other")
     url = "/t/tenants/acme/probe"

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Literal
 
-import httpx
+import httpx2
 import pytest
 from argon2 import PasswordHasher, extract_parameters, profiles
 from fastapi import FastAPI
@@ -38,7 +38,7 @@ PASSWORD_URL = "/api/v1/auth/password"
 NEW_PASSWORD = "a brand new passphrase"
 
 
-def cookie_attributes(response: httpx.Response) -> dict[str, str]:
+def cookie_attributes(response: httpx2.Response) -> dict[str, str]:
     """The attributes of the sign-in cookie set by ``response`` (names lower-cased)."""
     for header in response.headers.get_list("set-cookie"):
         name, _, rest = header.partition("=")
@@ -49,13 +49,13 @@ def cookie_attributes(response: httpx.Response) -> dict[str, str]:
 
 
 async def sign_in(
-    client: httpx.AsyncClient, email: str, password: str = PASSWORD
-) -> httpx.Response:
+    client: httpx2.AsyncClient, email: str, password: str = PASSWORD
+) -> httpx2.Response:
     return await client.post(LOGIN, json={"email": email, "password": password})
 
 
 async def test_login_sets_the_cookie_and_answers_who(
-    client: httpx.AsyncClient, db: AsyncSession
+    client: httpx2.AsyncClient, db: AsyncSession
 ) -> None:
     tenant = await make_tenant(db, f"t-{secrets.token_hex(3)}")
     user = await make_member(db, tenant, Role.editor)
@@ -123,7 +123,7 @@ def test_production_parameters() -> None:
 
 
 async def test_sign_in_rehashes_a_password_of_other_parameters(
-    client: httpx.AsyncClient, db: AsyncSession
+    client: httpx2.AsyncClient, db: AsyncSession
 ) -> None:
     user = await make_user(db)
     user.password_hash = PasswordHasher(time_cost=1, memory_cost=16, parallelism=1).hash(PASSWORD)
@@ -144,7 +144,7 @@ async def test_sign_in_rehashes_a_password_of_other_parameters(
 
 
 async def test_refusals_look_alike(
-    client: httpx.AsyncClient, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+    client: httpx2.AsyncClient, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     user = await make_user(db)
     disabled = await make_user(db)
@@ -179,13 +179,13 @@ async def test_refusals_look_alike(
     assert verified == [parameters(str(user.password_hash))] * 4
 
 
-async def test_me_needs_a_session(client: httpx.AsyncClient) -> None:
+async def test_me_needs_a_session(client: httpx2.AsyncClient) -> None:
     response = await client.get(ME)
     assert (response.status_code, response.json()["code"]) == (401, "unauthenticated")
 
 
 async def test_logout_needs_csrf_and_ends_the_session(
-    client: httpx.AsyncClient, db: AsyncSession
+    client: httpx2.AsyncClient, db: AsyncSession
 ) -> None:
     user = await make_user(db)
     signed_in = await sign_in(client, user.email)
@@ -242,7 +242,7 @@ async def test_create_user_applies_the_rules(db: AsyncSession) -> None:
     assert refused.value.errors[0].field == "password"
 
 
-async def test_password_change(app: FastAPI, client: httpx.AsyncClient, db: AsyncSession) -> None:
+async def test_password_change(app: FastAPI, client: httpx2.AsyncClient, db: AsyncSession) -> None:
     user = await make_user(db)
     other = await login(app, db, user)
     signed_in = await sign_in(client, user.email)
@@ -283,7 +283,7 @@ async def throttled(request: pytest.FixtureRequest, app: FastAPI) -> AsyncIterat
     await app.state.rate_limiter.aclose()
 
 
-def assert_throttled(response: httpx.Response) -> None:
+def assert_throttled(response: httpx2.Response) -> None:
     assert (response.status_code, response.json()["code"]) == (429, "rate_limited")
     assert 0 < int(response.headers["retry-after"]) <= 15 * 60
 
@@ -346,7 +346,7 @@ async def test_failures_per_address(app: FastAPI, db: AsyncSession) -> None:
 
 
 async def test_wrong_current_passwords_are_throttled(
-    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
+    app: FastAPI, client: httpx2.AsyncClient, db: AsyncSession
 ) -> None:
     user: User = await make_user(db)
     me = await login(app, db, user)

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-import httpx
 import httpx2
 import jwt
 import pytest
@@ -41,7 +40,7 @@ def percent_encoded(text: str) -> str:
 @pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
 async def test_client_credentials_flow_with_authlib(
     app: FastAPI,
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     db: AsyncSession,
     settings: Settings,
     widgets_url: str,
@@ -89,7 +88,7 @@ async def test_client_credentials_flow_with_authlib(
 
 
 async def test_basic_credentials_are_form_urlencoded_and_scope_defaults_to_all(
-    client: httpx.AsyncClient, db: AsyncSession
+    client: httpx2.AsyncClient, db: AsyncSession
 ) -> None:
     backend = await make_backend(db, await make_tenant(db, "acme"))
     response = await client.post(
@@ -110,7 +109,7 @@ async def test_basic_credentials_are_form_urlencoded_and_scope_defaults_to_all(
     )
 
 
-async def test_token_errors_follow_rfc_6749(client: httpx.AsyncClient, db: AsyncSession) -> None:
+async def test_token_errors_follow_rfc_6749(client: httpx2.AsyncClient, db: AsyncSession) -> None:
     tenant = await make_tenant(db, "acme")
     good = await make_backend(db, tenant)
     revoked = await make_backend(db, tenant, "revoked")
@@ -122,10 +121,10 @@ async def test_token_errors_follow_rfc_6749(client: httpx.AsyncClient, db: Async
 
     def form(
         data: Mapping[str, str | list[str]], headers: dict[str, str] | None = None
-    ) -> httpx.Request:
+    ) -> httpx2.Request:
         return client.build_request("POST", TOKEN_URL, data=data, headers=headers)
 
-    cases: list[tuple[str, httpx.Request, int, str]] = [
+    cases: list[tuple[str, httpx2.Request, int, str]] = [
         ("wrong secret, Basic", form(GRANT, basic(good_id, "ks_wrong")), 401, "invalid_client"),
         ("wrong secret, post", form({**post, "client_secret": "ks_wrong"}), 401, "invalid_client"),
         ("unknown client", form(GRANT, basic("kc_nobody", good.secret)), 401, "invalid_client"),
@@ -190,7 +189,9 @@ async def test_token_errors_follow_rfc_6749(client: httpx.AsyncClient, db: Async
     assert (await client.send(form(post))).status_code == 200
 
 
-async def test_jwks_publishes_public_keys_only(client: httpx.AsyncClient, db: AsyncSession) -> None:
+async def test_jwks_publishes_public_keys_only(
+    client: httpx2.AsyncClient, db: AsyncSession
+) -> None:
     first = await client.get(JWKS_URL)
     assert first.status_code == 200
     assert first.headers["cache-control"] == "public, max-age=300"
@@ -206,7 +207,9 @@ async def test_jwks_publishes_public_keys_only(client: httpx.AsyncClient, db: As
     assert jwt.get_unverified_header(token.json()["access_token"])["kid"] == key["kid"]
 
 
-async def test_authorization_server_metadata(client: httpx.AsyncClient, settings: Settings) -> None:
+async def test_authorization_server_metadata(
+    client: httpx2.AsyncClient, settings: Settings
+) -> None:
     response = await client.get("/.well-known/oauth-authorization-server")
     assert response.status_code == 200
     assert response.headers["cache-control"] == "public, max-age=300"
@@ -221,9 +224,9 @@ async def test_authorization_server_metadata(client: httpx.AsyncClient, settings
         "scopes_supported": [s.value for s in Scope],
         "response_types_supported": [],
     }
-    jwks = await client.get(httpx.URL(metadata["jwks_uri"]).path)
+    jwks = await client.get(httpx2.URL(metadata["jwks_uri"]).path)
     assert jwks.json()["keys"]
-    token = await client.post(httpx.URL(metadata["token_endpoint"]).path, data=GRANT)
+    token = await client.post(httpx2.URL(metadata["token_endpoint"]).path, data=GRANT)
     assert token.json()["error"] == "invalid_client"
 
 

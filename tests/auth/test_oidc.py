@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from oidc_provider_mock import run_server_in_thread  # type: ignore[import-untyped]
@@ -39,8 +39,8 @@ def provider_url() -> Iterator[str]:
 
 
 @pytest.fixture
-async def provider(provider_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=provider_url) as client:
+async def provider(provider_url: str) -> AsyncIterator[httpx2.AsyncClient]:
+    async with httpx2.AsyncClient(base_url=provider_url) as client:
         yield client
 
 
@@ -66,7 +66,7 @@ CLOSED = pytest.mark.parametrize("signup_open", [False], ids=["closed"])
 @pytest.fixture
 async def kithost(
     settings: Settings, connection: AsyncConnection, provider_url: str, signup_open: bool
-) -> AsyncIterator[httpx.AsyncClient]:
+) -> AsyncIterator[httpx2.AsyncClient]:
     app = create_test_app(
         settings, connection, **sso_settings(provider_url, allow_signup=signup_open)
     )
@@ -79,8 +79,8 @@ def new_email() -> str:
 
 
 async def authorize(
-    kithost: httpx.AsyncClient, provider: httpx.AsyncClient, claims: dict[str, Any]
-) -> httpx.URL:
+    kithost: httpx2.AsyncClient, provider: httpx2.AsyncClient, claims: dict[str, Any]
+) -> httpx2.URL:
     """Start at Kithost, sign in at the provider as a user with ``claims``; returns the URL
     the provider sends the browser back to."""
     sub = secrets.token_hex(8)
@@ -89,21 +89,21 @@ async def authorize(
     assert start.status_code == 302
     granted = await provider.post(start.headers["location"], data={"sub": sub})
     assert granted.status_code == 302
-    return httpx.URL(granted.headers["location"])
+    return httpx2.URL(granted.headers["location"])
 
 
 async def sign_in(
-    kithost: httpx.AsyncClient, provider: httpx.AsyncClient, claims: dict[str, Any]
-) -> httpx.Response:
+    kithost: httpx2.AsyncClient, provider: httpx2.AsyncClient, claims: dict[str, Any]
+) -> httpx2.Response:
     return await kithost.get(await authorize(kithost, provider, claims))
 
 
-def problem(response: httpx.Response) -> tuple[int, str]:
+def problem(response: httpx2.Response) -> tuple[int, str]:
     return response.status_code, response.json()["code"]
 
 
 async def test_signup_when_open(
-    kithost: httpx.AsyncClient, provider: httpx.AsyncClient, db: AsyncSession
+    kithost: httpx2.AsyncClient, provider: httpx2.AsyncClient, db: AsyncSession
 ) -> None:
     email = new_email()
     start = await kithost.get(START)
@@ -139,7 +139,7 @@ async def test_signup_when_open(
 
 @CLOSED
 async def test_no_signup_when_closed(
-    kithost: httpx.AsyncClient, provider: httpx.AsyncClient, db: AsyncSession
+    kithost: httpx2.AsyncClient, provider: httpx2.AsyncClient, db: AsyncSession
 ) -> None:
     email = new_email()
     refused = await sign_in(kithost, provider, {"email": email, "email_verified": True})
@@ -150,7 +150,7 @@ async def test_no_signup_when_closed(
 
 @CLOSED
 async def test_existing_user_matched_by_email(
-    kithost: httpx.AsyncClient, provider: httpx.AsyncClient, db: AsyncSession
+    kithost: httpx2.AsyncClient, provider: httpx2.AsyncClient, db: AsyncSession
 ) -> None:
     user = await make_user(db)
     claims = {"email": user.email.upper(), "email_verified": True, "name": "Someone Else"}
@@ -161,7 +161,7 @@ async def test_existing_user_matched_by_email(
 
 @CLOSED
 async def test_disabled_user_refused(
-    kithost: httpx.AsyncClient, provider: httpx.AsyncClient, db: AsyncSession
+    kithost: httpx2.AsyncClient, provider: httpx2.AsyncClient, db: AsyncSession
 ) -> None:
     user = await make_user(db)
     user.is_active = False
@@ -171,7 +171,7 @@ async def test_disabled_user_refused(
 
 
 async def test_tampered_state_refused(
-    kithost: httpx.AsyncClient, provider: httpx.AsyncClient
+    kithost: httpx2.AsyncClient, provider: httpx2.AsyncClient
 ) -> None:
     callback = await authorize(kithost, provider, {"email": new_email(), "email_verified": True})
     query = dict(callback.params)
@@ -183,7 +183,7 @@ async def test_tampered_state_refused(
 
 
 async def test_callback_from_another_browser_refused(
-    kithost: httpx.AsyncClient, provider: httpx.AsyncClient
+    kithost: httpx2.AsyncClient, provider: httpx2.AsyncClient
 ) -> None:
     callback = await authorize(kithost, provider, {"email": new_email(), "email_verified": True})
     kithost.cookies.clear()
@@ -194,8 +194,8 @@ async def test_callback_from_another_browser_refused(
     "verified", [{"email_verified": False}, {}, {"email_verified": "true"}], ids=str
 )
 async def test_unverified_email_refused(
-    kithost: httpx.AsyncClient,
-    provider: httpx.AsyncClient,
+    kithost: httpx2.AsyncClient,
+    provider: httpx2.AsyncClient,
     db: AsyncSession,
     verified: dict[str, object],
 ) -> None:
@@ -206,7 +206,7 @@ async def test_unverified_email_refused(
 
 
 async def test_provider_error_refused(
-    kithost: httpx.AsyncClient, provider: httpx.AsyncClient
+    kithost: httpx2.AsyncClient, provider: httpx2.AsyncClient
 ) -> None:
     start = await kithost.get(START)
     denied = await provider.post(start.headers["location"], data={"action": "deny"})
@@ -216,7 +216,7 @@ async def test_provider_error_refused(
     assert "access_denied" in refused.json()["detail"]
 
 
-async def test_disabled_without_configuration(client: httpx.AsyncClient) -> None:
+async def test_disabled_without_configuration(client: httpx2.AsyncClient) -> None:
     for url in (START, CALLBACK):
         assert problem(await client.get(url)) == (404, "oidc_disabled")
 
@@ -241,7 +241,7 @@ async def test_unreachable_provider(settings: Settings, connection: AsyncConnect
 
 
 async def test_the_sign_in_screen_learns_that_single_sign_on_is_on(
-    kithost: httpx.AsyncClient, client: httpx.AsyncClient
+    kithost: httpx2.AsyncClient, client: httpx2.AsyncClient
 ) -> None:
     methods = "/api/v1/auth/methods"
     assert (await kithost.get(methods)).json() == {"password": True, "oidc": True}

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -36,19 +36,19 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def assert_invalid_token(response: httpx.Response) -> None:
+def assert_invalid_token(response: httpx2.Response) -> None:
     assert response.status_code == 401, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "invalid_token"
     assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
 
 
-async def published_kids(client: httpx.AsyncClient) -> set[str]:
+async def published_kids(client: httpx2.AsyncClient) -> set[str]:
     return {key["kid"] for key in (await client.get(JWKS_URL)).json()["keys"]}
 
 
 async def test_tokens_outlive_a_rotation_until_their_key_is_unpublished(
-    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, widgets_url: str
+    app: FastAPI, client: httpx2.AsyncClient, db: AsyncSession, widgets_url: str
 ) -> None:
     box: SecretBox = app.state.secret_box
     backend = (await make_backend(db, await make_tenant(db, "acme"))).client
@@ -101,7 +101,7 @@ async def test_a_process_meets_a_rotation_through_its_key_ring(
 
 
 async def test_revoking_a_client_stops_its_tokens_at_once(
-    client: httpx.AsyncClient, db: AsyncSession, widgets_url: str
+    client: httpx2.AsyncClient, db: AsyncSession, widgets_url: str
 ) -> None:
     backend = await make_backend(db, await make_tenant(db, "acme"))
     issued = await client.post(
@@ -236,7 +236,7 @@ async def forger(app: FastAPI, db: AsyncSession) -> Forger:
 
 @pytest.mark.parametrize("make_token", BAD_TOKENS.values(), ids=BAD_TOKENS.keys())
 async def test_bad_tokens_are_refused(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     forger: Forger,
     widgets_url: str,
     make_token: Callable[[Forger], Awaitable[str]],
@@ -246,7 +246,7 @@ async def test_bad_tokens_are_refused(
 
 
 async def test_forged_tokens_pass_with_the_real_key(
-    client: httpx.AsyncClient, forger: Forger, widgets_url: str
+    client: httpx2.AsyncClient, forger: Forger, widgets_url: str
 ) -> None:
     """The bad tokens above fail for the one flaw each has, not for their claims or tools."""
     kid = (await forger.kithost_key()).kid
@@ -261,7 +261,7 @@ async def test_forged_tokens_pass_with_the_real_key(
 
 async def test_secrets_and_tokens_never_reach_the_logs(
     caplog: pytest.LogCaptureFixture,
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     db: AsyncSession,
     widgets_url: str,
 ) -> None:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright
 
@@ -84,7 +84,7 @@ async def kithost(browser_settings: Settings, openai: FakeOpenAI) -> AsyncIterat
     )
     engine = create_engine(settings.database)
     try:
-        async with httpx.AsyncClient() as client:
+        async with httpx2.AsyncClient() as client:
             await server.wait_ready(client)
         sessionmaker = create_sessionmaker(engine, PendingTasks(create_celery(settings)))
         yield Kithost(server.url, sessionmaker, SecretBox(settings.keys()))

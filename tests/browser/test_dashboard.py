@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Frame, Page, expect
 
@@ -93,7 +93,7 @@ async def dashboard(
     )
     worker = start_worker(settings, KITHOST_DATABASE_URL=settings.database)
     try:
-        async with httpx.AsyncClient() as client:
+        async with httpx2.AsyncClient() as client:
             await server.wait_ready(client)
         yield Dashboard(server.url, settings)
     finally:
@@ -168,9 +168,9 @@ async def check_screen(page: Page, output: Path, name: str) -> None:
 
 
 @asynccontextmanager
-async def api(dashboard: Dashboard) -> AsyncIterator[httpx.AsyncClient]:
+async def api(dashboard: Dashboard) -> AsyncIterator[httpx2.AsyncClient]:
     """An HTTP client signed in as the owner, sending the CSRF token on writes."""
-    async with httpx.AsyncClient(base_url=dashboard.url) as client:
+    async with httpx2.AsyncClient(base_url=dashboard.url) as client:
         login = {"email": OWNER, "password": PASSWORD}
         signed_in = await client.post("/api/v1/auth/login", json=login)
         assert signed_in.status_code == 200, signed_in.text
@@ -389,7 +389,7 @@ async def test_a_background_export_is_written_by_the_worker_and_downloaded(
     await expect(link).to_be_visible(timeout=45_000)
     href = await link.get_attribute("href")
     assert href is not None
-    async with httpx.AsyncClient(base_url=dashboard.url) as anonymous:
+    async with httpx2.AsyncClient(base_url=dashboard.url) as anonymous:
         download = await anonymous.get(href)  # the signed link needs no credentials
     assert download.status_code == 200
     assert download.headers["content-type"].startswith("text/csv")
@@ -562,7 +562,7 @@ async def keyless_demo(tmp_path: Path, task_queue: str) -> AsyncIterator[int]:
     await engine.dispose()
     server = Server(settings, tmp_path / "serve.log", port, KITHOST_PUBLIC_URL=public)
     try:
-        async with httpx.AsyncClient() as client:
+        async with httpx2.AsyncClient() as client:
             await server.wait_ready(client)
         yield port
     finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 from playwright.async_api import BrowserContext, Page, Route
 
 from kithost.widgets.config import WidgetConfig
@@ -50,7 +50,7 @@ async def test_a_foreign_origin_gets_no_chat_and_reports_a_client_error(
         assert await each.evaluate("() => window.errors") == ["config_refused"]
         assert await each.locator("button, iframe, .kithost-panel").count() == 0
 
-    async with httpx.AsyncClient() as client:
+    async with httpx2.AsyncClient() as client:
         frame = await client.get(f"{kithost.url}/w/{pk}")
     assert frame.headers["content-security-policy"].endswith(f"; frame-ancestors {shop.origin}")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2
 from chatkit.types import (
     AssistantMessageContentPartTextDelta,
     AssistantMessageItem,
@@ -86,7 +86,7 @@ async def publish_unchecked(db: AsyncSession, widget: Widget, config: WidgetConf
 class Visitor:
     """One end user's ChatKit talking to ``POST /v1/chatkit/{pk}``."""
 
-    http: httpx.AsyncClient
+    http: httpx2.AsyncClient
     public_key: str
     token: str
     end_user: str
@@ -101,7 +101,7 @@ class Visitor:
 
     async def post(
         self, op: str, headers: dict[str, str] | None = None, **params: Any
-    ) -> httpx.Response:
+    ) -> httpx2.Response:
         return await self.http.post(
             self.url, json={"type": op, "params": params}, headers=headers or self.headers()
         )
@@ -143,7 +143,7 @@ def message(text: str) -> dict[str, Any]:
 
 
 async def leave_when(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     alice: Visitor,
     text: str,
     enough: Callable[[list[ThreadStreamEvent]], bool],
@@ -197,7 +197,7 @@ def decode(body: str) -> list[ThreadStreamEvent]:
 
 
 async def visitor(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     widget: Widget,
@@ -303,7 +303,7 @@ def store_of(app: FastAPI) -> SqlStore:
     return runtime(state_of(app)).attachment_store().store
 
 
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, object]:
+def assert_problem(response: httpx2.Response, status: int, code: str) -> dict[str, object]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     body: dict[str, object] = response.json()
@@ -344,11 +344,11 @@ async def create(
 
 
 async def upload(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     attachment: dict[str, Any],
     data: bytes = PNG,
     mime_type: str = "image/png",
-) -> httpx.Response:
+) -> httpx2.Response:
     descriptor = attachment["upload_descriptor"]
     assert descriptor["method"] == "POST"
     return await http.post(

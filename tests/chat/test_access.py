@@ -6,7 +6,7 @@ import base64
 import json
 import time
 
-import httpx
+import httpx2
 import pytest
 from chatkit.types import ErrorEvent
 from fastapi import FastAPI
@@ -31,7 +31,7 @@ from tests.visitor.helpers import ORIGIN, make_widget
 
 
 async def test_end_users_and_widgets_are_isolated(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     widget = await make_chat_widget(db, app, fake_openai)
     alice = await visitor(http, app, db, widget)
@@ -67,7 +67,7 @@ async def test_end_users_and_widgets_are_isolated(
 
 
 async def test_tokens_and_origins(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     widget = await make_chat_widget(db, app, fake_openai)
     alice = await visitor(http, app, db, widget)
@@ -111,7 +111,7 @@ async def test_tokens_and_origins(
 
 
 async def test_preflight(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     widget = await make_chat_widget(db, app, fake_openai)
     url = f"/v1/chatkit/{widget.public_key}"
@@ -206,7 +206,7 @@ def context_header(value: object) -> str:
     ],
 )
 async def test_bad_requests_are_problems(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -229,7 +229,7 @@ async def test_bad_requests_are_problems(
 
 
 async def test_widgets_kithost_does_not_answer(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     hosted = WidgetConfig.model_validate({"mode": "hosted", "hosted": {"workflow_id": "wf_1"}})
     widget = await make_chat_widget(db, app, fake_openai, hosted)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,7 +23,7 @@ from tests.fakes.openai_server import FakeOpenAI
 
 
 async def test_upload_preview_send_and_delete(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     widget = await attachment_widget(db, app, fake_openai)
     alice = await visitor(http, app, db, widget)
@@ -74,7 +74,7 @@ async def test_upload_preview_send_and_delete(
 
 
 async def test_unsent_attachments_are_deleted_with_their_bytes(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     widget = await attachment_widget(db, app, fake_openai)
     alice = await visitor(http, app, db, widget)
@@ -90,7 +90,7 @@ async def test_unsent_attachments_are_deleted_with_their_bytes(
 
 
 async def test_attachments_of_others_are_out_of_reach(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     widget = await attachment_widget(db, app, fake_openai)
     alice = await visitor(http, app, db, widget)
@@ -115,7 +115,7 @@ async def test_attachments_of_others_are_out_of_reach(
 
 
 async def test_limits_from_the_widget_config(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     alice = await visitor(http, app, db, await attachment_widget(db, app, fake_openai))
     too_large = await alice.post(

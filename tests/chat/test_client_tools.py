@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from chatkit.types import ClientToolCallItem, ProgressUpdateEvent, ThreadStreamEvent
 from fastapi import FastAPI
@@ -57,13 +57,13 @@ def pending_call(events: list[ThreadStreamEvent]) -> ClientToolCallItem:
     return call
 
 
-async def answer(visitor: Visitor, thread_id: str, result: Any) -> httpx.Response:
+async def answer(visitor: Visitor, thread_id: str, result: Any) -> httpx2.Response:
     return await visitor.post("threads.add_client_tool_output", thread_id=thread_id, result=result)
 
 
 @pytest.mark.parametrize("model_api", ["responses", "chat_completions"])
 async def test_the_pages_output_reaches_the_model_which_answers_from_it(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -110,7 +110,7 @@ async def test_the_pages_output_reaches_the_model_which_answers_from_it(
 
 
 async def test_an_output_needs_a_pending_call(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     widget = await cart_widget(db, app, fake_openai)
     alice = await make_visitor(http, app, db, widget)
@@ -128,7 +128,7 @@ async def test_an_output_needs_a_pending_call(
 
 
 async def test_only_the_threads_end_user_may_answer_its_call(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     widget = await cart_widget(db, app, fake_openai)
     alice = await make_visitor(http, app, db, widget)
@@ -144,7 +144,7 @@ async def test_only_the_threads_end_user_may_answer_its_call(
 
 
 async def test_an_output_that_cannot_be_stored_is_refused_with_the_field(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     widget = await cart_widget(db, app, fake_openai)
     alice = await make_visitor(http, app, db, widget)
@@ -169,7 +169,7 @@ async def test_an_output_that_cannot_be_stored_is_refused_with_the_field(
     [("{oops", "The arguments are not JSON."), ("[1]", "The arguments are not a JSON object.")],
 )
 async def test_arguments_the_page_cannot_take_go_back_to_the_model_as_an_error(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-import httpx
+import httpx2
 import pytest
 from chatkit.types import ErrorEvent
 from fastapi import FastAPI
@@ -75,15 +75,15 @@ def errors(events: Sequence[object]) -> list[tuple[str | None, str | None]]:
     return [(e.code, e.message) for e in events if isinstance(e, ErrorEvent)]
 
 
-async def if_match(client: httpx.AsyncClient, url: str, editor: Credentials) -> dict[str, str]:
+async def if_match(client: httpx2.AsyncClient, url: str, editor: Credentials) -> dict[str, str]:
     """The editor's headers with the widget's current ETag."""
     etag = (await client.get(url, headers=editor.headers)).headers["etag"]
     return {**editor.headers, "If-Match": etag}
 
 
 async def test_a_base_url_without_the_widgets_own_key_gets_no_key_at_all(
-    http: httpx.AsyncClient,
-    client: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
+    client: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -107,8 +107,8 @@ async def test_a_base_url_without_the_widgets_own_key_gets_no_key_at_all(
 
 
 async def test_the_widgets_model_key_is_the_only_key_its_base_url_gets(
-    http: httpx.AsyncClient,
-    client: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
+    client: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -168,8 +168,8 @@ async def test_the_widgets_model_key_is_the_only_key_its_base_url_gets(
 
 
 async def test_a_model_at_an_address_kithost_may_not_reach_is_refused(
-    http: httpx.AsyncClient,
-    client: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
+    client: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     tenant_server: FakeOpenAI,

@@ -3,7 +3,7 @@ any other tenant's widget says it is not set up; production never uses the demo 
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 from chatkit.types import ErrorEvent, ThreadStreamEvent
 from fastapi import FastAPI
 from sqlalchemy import select
@@ -29,7 +29,7 @@ async def ask_the_demo_widget(app: FastAPI, loopback: LoopbackServer) -> list[Th
         seed = await seed_demo(db, app.state.settings)
         widget = await db.scalar(select(Widget).where(Widget.public_key == seed.widget_public_key))
         assert widget is not None
-        async with httpx.AsyncClient(base_url=loopback.url, timeout=30) as http:
+        async with httpx2.AsyncClient(base_url=loopback.url, timeout=30) as http:
             alice = await visitor(http, app, db, widget, origin=app.state.settings.base_url)
             await db.commit()
             return await alice.send("Hello?")
@@ -53,7 +53,7 @@ async def test_in_production_the_demo_widget_is_not_set_up_either(
 
 
 async def test_another_tenants_widget_without_a_key_is_not_set_up(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     widget = await make_widget(db, config=WidgetConfig())
     alice = await visitor(http, app, db, widget)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 
-import httpx
+import httpx2
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,7 +23,7 @@ from tests.fakes.openai_server import FakeOpenAI
 
 
 async def test_tripped_guardrails_are_counted_and_reported(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from chatkit.types import AssistantMessageItem, ThreadItemDoneEvent
 from fastapi import FastAPI
@@ -49,7 +49,7 @@ def model_calls(fake: FakeOpenAI) -> list[str]:
     ],
 )
 async def test_a_tripped_guardrail_refuses_without_the_model(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -79,7 +79,7 @@ async def test_a_tripped_guardrail_refuses_without_the_model(
 
 
 async def test_a_message_passing_every_guardrail_reaches_the_model(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,

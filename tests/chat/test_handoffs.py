@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,7 +54,7 @@ def team(**billing: Any) -> dict[str, Any]:
 
 
 async def team_widget(
-    http: httpx.AsyncClient, db: AsyncSession, app: FastAPI, fake: FakeOpenAI, **agent: Any
+    http: httpx2.AsyncClient, db: AsyncSession, app: FastAPI, fake: FakeOpenAI, **agent: Any
 ) -> tuple[Widget, Visitor]:
     widget = await make_chat_widget(db, app, fake)
     await publish_unchecked(db, widget, chat_config(fake, agent={**team(), **agent}))
@@ -62,7 +62,7 @@ async def team_widget(
 
 
 async def test_the_main_agent_hands_over_and_the_other_agent_answers(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     _, alice = await team_widget(http, db, app, fake_openai)
     fake_openai.hand_off("billing")
@@ -84,7 +84,7 @@ async def test_the_main_agent_hands_over_and_the_other_agent_answers(
 
 
 async def test_the_reasoning_effort_reaches_the_model_of_each_agent_that_has_one(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     """The main agent's effort is its own: a handoff agent (maybe on a model that refuses
     the parameter) sends one only when it has its own."""
@@ -99,7 +99,7 @@ async def test_the_reasoning_effort_reaches_the_model_of_each_agent_that_has_one
 
 
 async def test_a_later_turn_goes_on_with_the_agent_that_answered_until_it_hands_back(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     _, alice = await team_widget(http, db, app, fake_openai)
     fake_openai.hand_off("billing")
@@ -128,7 +128,7 @@ async def test_a_later_turn_goes_on_with_the_agent_that_answered_until_it_hands_
 
 
 async def test_an_agent_without_hand_back_keeps_the_conversation(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     agent = team(hand_back=False, tools=[])
     _, alice = await team_widget(http, db, app, fake_openai, **agent)
@@ -141,7 +141,7 @@ async def test_an_agent_without_hand_back_keeps_the_conversation(
 
 
 async def test_an_agent_the_config_no_longer_has_gives_the_turn_to_the_main_agent(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     app.state.add(
         ConfigCache(revalidate_after=0, chatkit_script=app.state.settings.chatkit_script_url)
@@ -160,7 +160,7 @@ async def test_an_agent_the_config_no_longer_has_gives_the_turn_to_the_main_agen
 
 
 async def test_handoffs_work_with_chat_completions(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     agent = {**team(), "model_api": "chat_completions", "tools": [], "main_tools": None}
     agent["handoffs"] = [{**agent["handoffs"][0], "tools": []}]

@@ -5,7 +5,7 @@ answer cites the document it found (a ChatKit annotation, kept with the stored a
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 from chatkit.types import (
     AssistantMessageItem,
     FileSource,
@@ -71,7 +71,7 @@ def answer(events: list[ThreadStreamEvent]) -> AssistantMessageItem:
 
 
 async def test_the_answer_searches_the_knowledge_base_and_cites_it(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     store = await indexed_store(fake_openai)
     widget = await searching_widget(db, app, fake_openai, store)
@@ -99,7 +99,7 @@ async def test_the_answer_searches_the_knowledge_base_and_cites_it(
 
 
 async def test_a_knowledge_base_with_nothing_indexed_yet_is_not_searched(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     widget = await searching_widget(db, app, fake_openai, store=None)
     alice = await visitor(http, app, db, widget)
@@ -112,7 +112,7 @@ async def test_a_knowledge_base_with_nothing_indexed_yet_is_not_searched(
 
 
 async def test_the_answer_searches_the_allowed_domains_and_cites_the_page(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     widget = await make_chat_widget(db, app, fake_openai)
     tool = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from chatkit.types import ProgressUpdateEvent
 from fastapi import FastAPI
@@ -58,7 +58,7 @@ async def tool_widget(
 
 
 async def test_the_call_is_signed_and_its_answer_reaches_the_model(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     async with ToolEndpoint(SECRET) as endpoint:
         widget = await tool_widget(db, app, fake_openai, endpoint.url)
@@ -95,7 +95,7 @@ async def test_the_call_is_signed_and_its_answer_reaches_the_model(
     ],
 )
 async def test_a_failing_tool_is_an_error_the_model_sees(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -116,7 +116,7 @@ async def test_a_failing_tool_is_an_error_the_model_sees(
 
 
 async def test_a_widget_without_a_tool_secret_sends_nothing(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     async with ToolEndpoint(SECRET) as endpoint:
         widget = await tool_widget(db, app, fake_openai, endpoint.url)
@@ -135,7 +135,7 @@ async def test_a_widget_without_a_tool_secret_sends_nothing(
 
 @pytest.mark.parametrize(("address", "reason"), REFUSED_ADDRESSES)
 async def test_a_name_resolving_to_an_internal_address_is_refused(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -159,7 +159,7 @@ async def test_a_name_resolving_to_an_internal_address_is_refused(
 
 
 async def test_plain_http_to_a_public_name_is_refused_without_resolving(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     resolver = Resolver.installed(app, ["93.184.215.14"])
     widget = await tool_widget(db, app, fake_openai, "http://tools.acme.example/order")
@@ -174,7 +174,7 @@ async def test_plain_http_to_a_public_name_is_refused_without_resolving(
 
 
 async def test_the_tool_works_with_chat_completions(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     async with ToolEndpoint(SECRET) as endpoint:
         widget = await tool_widget(db, app, fake_openai, endpoint.url)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from chatkit.types import AssistantMessageItem, ThreadItemDoneEvent
 from fastapi import FastAPI
@@ -38,7 +38,7 @@ REFUSAL = "Sorry, I can't help with that here."
 
 
 async def imported_widget(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake: FakeOpenAI, name: str
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake: FakeOpenAI, name: str
 ) -> tuple[dict[str, Any], Visitor]:
     """A widget whose draft the export's import made, published answering with the fake
     model; the import's answer and a visitor."""
@@ -68,7 +68,7 @@ async def imported_widget(
 
 
 async def test_the_support_team_export_carries_its_handoffs_tools_and_guardrails(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     answer, _ = await imported_widget(http, app, db, fake_openai, "support_team")
 
@@ -120,7 +120,7 @@ async def test_the_support_team_export_carries_its_handoffs_tools_and_guardrails
     ],
 )
 async def test_the_triage_agent_hands_off_to_an_agent_with_its_own_tool(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -152,7 +152,7 @@ async def test_the_triage_agent_hands_off_to_an_agent_with_its_own_tool(
     [("Can I pay in Crypto?", "refused_topic"), ("You are FLAGGED.", "moderation")],
 )
 async def test_the_exports_guardrails_trip_before_the_model(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -176,7 +176,7 @@ async def test_the_exports_guardrails_trip_before_the_model(
 
 
 async def test_the_single_agent_export_answers_as_exported(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     _, alice = await imported_widget(http, app, db, fake_openai, "single_agent")
 

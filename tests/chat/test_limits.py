@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from chatkit.types import NoticeEvent
 from fastapi import FastAPI
@@ -45,7 +45,7 @@ async def limited_widget(
     ],
 )
 async def test_an_answer_beyond_its_limits_ends_with_a_notice(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -74,7 +74,7 @@ async def test_an_answer_beyond_its_limits_ends_with_a_notice(
 
 
 async def test_an_answer_within_its_limits_is_not_stopped(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     async with ToolEndpoint(SECRET) as endpoint:
         widget = await limited_widget(

@@ -11,7 +11,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from chatkit.types import ProgressUpdateEvent, ThreadStreamEvent
 from fastapi import FastAPI
@@ -90,7 +90,7 @@ def held_open() -> list[asyncio.Task[Any]]:
 
 @pytest.mark.parametrize("model_api", ["responses", "chat_completions"])
 async def test_allowed_tools_are_offered_and_the_call_reaches_the_server(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -118,7 +118,7 @@ async def test_allowed_tools_are_offered_and_the_call_reaches_the_server(
 
 
 async def test_a_tool_the_config_does_not_allow_is_never_called(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -137,7 +137,7 @@ async def test_a_tool_the_config_does_not_allow_is_never_called(
 
 
 async def test_without_the_secret_the_server_refuses_and_the_model_is_told(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -156,7 +156,7 @@ async def test_without_the_secret_the_server_refuses_and_the_model_is_told(
 
 
 async def test_the_secret_goes_only_to_the_server_it_was_set_for(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -181,7 +181,7 @@ async def test_the_secret_goes_only_to_the_server_it_was_set_for(
 
 
 async def test_an_unreachable_server_is_an_error_the_model_sees(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -215,7 +215,7 @@ async def test_an_unreachable_server_is_an_error_the_model_sees(
     ],
 )
 async def test_a_slow_or_oversized_answer_is_an_error_the_model_sees(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -239,7 +239,7 @@ async def test_a_slow_or_oversized_answer_is_an_error_the_model_sees(
 
 @pytest.mark.parametrize(("address", "reason"), REFUSED_ADDRESSES)
 async def test_a_name_resolving_to_an_internal_address_is_refused(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -265,7 +265,7 @@ async def test_a_name_resolving_to_an_internal_address_is_refused(
 
 
 async def test_plain_http_to_a_public_name_is_refused_without_resolving(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     resolver = Resolver.installed(app, ["93.184.215.14"])
     widget = await mcp_widget(db, app, fake_openai, mcp_tool("http://mcp.acme.example/mcp"))
@@ -280,7 +280,7 @@ async def test_plain_http_to_a_public_name_is_refused_without_resolving(
 
 
 async def test_arguments_that_are_not_json_are_an_error_the_model_sees(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -298,7 +298,7 @@ async def test_arguments_that_are_not_json_are_an_error_the_model_sees(
 
 
 async def test_a_visitor_leaving_mid_call_closes_the_servers_connection(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -331,7 +331,7 @@ async def test_a_visitor_leaving_mid_call_closes_the_servers_connection(
 
 
 async def test_another_tenants_widget_never_sends_the_secret(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -354,7 +354,7 @@ async def test_another_tenants_widget_never_sends_the_secret(
 
 
 async def test_only_the_agents_that_pick_the_mcp_tool_are_offered_its_tools(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-import httpx
+import httpx2
 import pytest
 from chatkit.types import (
     AssistantMessageItem,
@@ -36,7 +36,7 @@ OWN_ID = re.compile(r"^(thr|msg)_[A-Za-z0-9_-]{22}$")
 
 
 async def test_threads_create_streams_the_answer(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -81,7 +81,7 @@ async def test_threads_create_streams_the_answer(
 
 
 async def test_chat_completions_with_history(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     config = chat_config(fake_openai, agent={"model_api": "chat_completions", "model": "local-llm"})
     alice = await visitor(http, app, db, await make_chat_widget(db, app, fake_openai, config))
@@ -104,7 +104,7 @@ async def test_chat_completions_with_history(
 
 
 async def test_the_model_sees_the_latest_items_of_a_long_thread(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -130,7 +130,7 @@ def text_of(content: str | list[dict[str, str]]) -> str:
 
 
 async def test_threads_and_items_are_listed_read_renamed_and_deleted(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     alice = await visitor(http, app, db, await make_chat_widget(db, app, fake_openai))
     older = thread_of(await alice.send("First question"))
@@ -162,7 +162,7 @@ async def test_threads_and_items_are_listed_read_renamed_and_deleted(
 
 
 async def test_feedback_is_stored_and_reported(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -189,7 +189,7 @@ async def test_feedback_is_stored_and_reported(
 
 
 async def test_retry_after_item_answers_again(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     alice = await visitor(http, app, db, await make_chat_widget(db, app, fake_openai))
     events = await alice.send("Hello")

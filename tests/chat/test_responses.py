@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from chatkit.types import (
     ErrorEvent,
@@ -61,7 +61,7 @@ async def stored_kinds(db: AsyncSession, thread_id: str) -> list[str]:
     [("responses", "disconnect"), ("chat_completions", "error"), ("responses", "error")],
 )
 async def test_model_failing_mid_stream(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -90,7 +90,7 @@ async def test_model_failing_mid_stream(
 
 
 async def test_a_user_message_the_database_refuses_ends_the_answer_with_an_error(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     connection: AsyncConnection,
@@ -123,7 +123,7 @@ async def test_a_user_message_the_database_refuses_ends_the_answer_with_an_error
 
 
 async def test_a_response_stopped_before_its_first_token_keeps_the_message(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     """The message is written once the first token is out, or when the response ends
     without one: here the visitor leaves while the model has not answered yet."""
@@ -144,7 +144,7 @@ async def test_a_response_stopped_before_its_first_token_keeps_the_message(
 
 
 async def test_cancelled_response_keeps_the_partial_answer(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -170,7 +170,7 @@ async def test_cancelled_response_keeps_the_partial_answer(
 
 
 async def test_quota_answers_with_a_notice(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     config = chat_config(fake_openai, agent={"messages_per_user_per_day": 1})
     widget = await make_chat_widget(db, app, fake_openai, config)
@@ -193,7 +193,7 @@ async def test_quota_answers_with_a_notice(
 
 
 async def test_page_context_and_locale_reach_the_instructions(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     alice = await visitor(http, app, db, await make_chat_widget(db, app, fake_openai))
     page = {"url": "https://shop.example.com/cart", "cart_total": 42}
@@ -221,7 +221,7 @@ async def test_page_context_and_locale_reach_the_instructions(
 
 
 async def test_forwarded_widget_actions_reach_the_agent(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     actions = {"order.track": {"kind": "forward"}, "close": {"kind": "ignore"}}
     config = chat_config(fake_openai, actions=actions)

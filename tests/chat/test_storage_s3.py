@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from moto.server import ThreadedMotoServer
@@ -131,7 +131,7 @@ async def test_visitors_upload_to_the_bucket(
     app: FastAPI,
     s3_endpoint: str,
     bucket: str,
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
 ) -> None:

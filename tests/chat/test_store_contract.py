@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import httpx
+import httpx2
 import pytest
 from chatkit.types import (
     AssistantMessageContent,
@@ -225,7 +225,7 @@ async def test_threads_come_back_in_the_order_they_were_created(
 
 
 async def test_text_with_a_nul_character_is_stored_on_every_database(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     """The SDK stores whatever a model or tool answered; PostgreSQL's JSONB refuses NUL
     (U+0000), so the store writes it as U+FFFD (the endpoint refuses it from visitors)."""

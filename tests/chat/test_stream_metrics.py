@@ -3,7 +3,7 @@ latency."""
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,7 +12,7 @@ from tests.chat.helpers import deltas, make_chat_widget, visitor
 from tests.fakes.openai_server import FakeOpenAI
 
 
-async def samples(http: httpx.AsyncClient) -> dict[tuple[str, str], float]:
+async def samples(http: httpx2.AsyncClient) -> dict[tuple[str, str], float]:
     text = (await http.get("/metrics")).text
     return {
         (s.name, s.labels.get("result", "")): s.value
@@ -23,7 +23,7 @@ async def samples(http: httpx.AsyncClient) -> dict[tuple[str, str], float]:
 
 
 async def test_streams_are_counted_and_timed(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     widget = await make_chat_widget(db, app, fake_openai)
     alice = await visitor(http, app, db, widget)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import httpx
+import httpx2
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -50,7 +50,9 @@ class Theirs:
     attachment: dict[str, Any]
 
 
-async def theirs(http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, widget: Widget) -> Theirs:
+async def theirs(
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, widget: Widget
+) -> Theirs:
     bea = await visitor(http, app, db, widget)
     thread_id = thread_of(await bea.send("Tenant B's secret"))
     items = await bea.call("items.list", thread_id=thread_id, order="asc")
@@ -80,7 +82,7 @@ def protocol_calls(target: Theirs) -> list[tuple[str, dict[str, Any]]]:
 
 
 async def test_tenant_a_credentials_reach_nothing_of_tenant_b(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     mine = await attachment_widget(db, app, fake_openai)
     other = await attachment_widget(db, app, fake_openai)
@@ -99,7 +101,7 @@ async def test_tenant_a_credentials_reach_nothing_of_tenant_b(
     }
     mismatches: list[str] = []
 
-    def check(case: str, response: httpx.Response, status: int, code: str) -> None:
+    def check(case: str, response: httpx2.Response, status: int, code: str) -> None:
         body = response.json() if response.headers.get("content-type", "").endswith("json") else {}
         if (response.status_code, body.get("code")) != (status, code):
             mismatches.append(f"{case}: {response.status_code} {response.text[:200]}")
@@ -143,7 +145,7 @@ async def test_tenant_a_credentials_reach_nothing_of_tenant_b(
 
 
 async def test_a_preview_key_of_tenant_a_opens_nothing_of_tenant_b(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     mine = await attachment_widget(db, app, fake_openai)
     other = await attachment_widget(db, app, fake_openai)

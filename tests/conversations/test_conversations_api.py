@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select, text
@@ -78,14 +78,14 @@ async def acme_with_chats(
     return tenant, owner, threads
 
 
-async def listed(client: httpx.AsyncClient, owner: Credentials, **params: Any) -> list[str]:
+async def listed(client: httpx2.AsyncClient, owner: Credentials, **params: Any) -> list[str]:
     response = await client.get(CONVERSATIONS, params=params, headers=owner.headers)
     assert response.status_code == 200, response.text
     return [c["id"] for c in response.json()["data"]]
 
 
 async def test_the_list_filters_and_searches_the_tenants_threads_only(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     _tenant, owner, threads = await acme_with_chats(app, db)
     everything = await client.get(CONVERSATIONS, headers=owner.headers)
@@ -119,7 +119,7 @@ async def test_the_list_filters_and_searches_the_tenants_threads_only(
 
 
 async def test_reading_a_transcript_is_audited_and_deleting_it_too(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     tenant, owner, threads = await acme_with_chats(app, db)
     url = f"{CONVERSATIONS}/{threads['anonymous']}"
@@ -148,7 +148,7 @@ async def test_reading_a_transcript_is_audited_and_deleting_it_too(
 
 
 async def test_editors_read_conversations_where_the_tenant_lets_them_viewers_never(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     tenant, owner, threads = await acme_with_chats(app, db)
     editor = await login(app, db, await make_member(db, tenant, Role.editor))
@@ -194,7 +194,7 @@ async def test_editors_read_conversations_where_the_tenant_lets_them_viewers_nev
 
 @pytest.mark.parametrize("role", [Role.editor, Role.viewer])
 async def test_only_owners_and_admins_read_conversations(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, role: Role
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, role: Role
 ) -> None:
     tenant, _, threads = await acme_with_chats(app, db)
     member = await login(app, db, await make_member(db, tenant, role))
@@ -206,7 +206,7 @@ async def test_only_owners_and_admins_read_conversations(
 
 
 async def test_the_export_streams_every_match_a_page_at_a_time(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     tenant, owner, threads = await acme_with_chats(app, db)
     widget = await db.scalar(select(Widget).where(Widget.tenant_id == tenant.id))
@@ -232,7 +232,7 @@ async def test_the_export_streams_every_match_a_page_at_a_time(
 
 
 async def test_staff_note_and_mark_a_conversation_reviewed(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     tenant, owner, threads = await acme_with_chats(app, db)
     review = f"{CONVERSATIONS}/{threads['anonymous']}/review"
@@ -276,7 +276,7 @@ def fact(thread: ChatThread, name: str, at: datetime | None = None, **data: Any)
 
 
 async def test_each_conversation_has_its_answers_latency_and_tokens(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     _tenant, owner, threads = await acme_with_chats(app, db)
     answered = await db.get(ChatThread, threads["anonymous"])
@@ -324,7 +324,7 @@ async def test_each_conversation_has_its_answers_latency_and_tokens(
 
 
 async def test_an_assistant_message_shows_the_answer_that_wrote_it(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     tenant = await make_tenant(db, "acme")
     shop = await create_widget(db, CLI, tenant, name="Shop")
@@ -363,7 +363,7 @@ async def test_an_assistant_message_shows_the_answer_that_wrote_it(
 
 
 async def test_the_list_finds_threads_with_errors_or_attachments(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     _tenant, owner, threads = await acme_with_chats(app, db)
     failed = await db.get(ChatThread, threads["anonymous"])
@@ -421,7 +421,7 @@ async def test_the_list_finds_threads_with_errors_or_attachments(
 
 
 async def test_the_csv_export_streams_every_message_one_row_each_audited(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     tenant, owner, threads = await acme_with_chats(app, db)
     widget = await db.scalar(select(Widget).where(Widget.tenant_id == tenant.id))
@@ -484,7 +484,7 @@ async def test_the_csv_export_streams_every_message_one_row_each_audited(
 
 
 async def test_the_search_means_the_same_on_both_databases(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     """Whole words, any case, every word in one message, in the messages' text only (not
     the stored JSON around it); what the visitor types is words, never query syntax."""
@@ -562,7 +562,7 @@ class RefusingStorage(LocalDiskStorage):
 
 
 async def test_an_export_that_cannot_be_written_shows_failed_a_passing_fault_pending(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     monkeypatch: pytest.MonkeyPatch,

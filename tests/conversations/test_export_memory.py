@@ -9,7 +9,7 @@ import secrets
 import tracemalloc
 from datetime import timedelta
 
-import httpx
+import httpx2
 from fastapi import FastAPI
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,7 +26,7 @@ TEXT = "How long does shipping to Norway take for a tent? " * 30  # 1.5 KB
 
 
 async def test_the_streamed_export_of_thousands_of_threads_stays_small_in_memory(
-    http: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     tenant = await make_tenant(db, "acme")
     owner = await login(app, db, await make_member(db, tenant, Role.owner))

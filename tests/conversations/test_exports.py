@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
@@ -44,7 +44,7 @@ def worker_settings(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
 
 
 @pytest.fixture
-async def api(worker_settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+async def api(worker_settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx2.AsyncClient]]:
     async with committing_api(worker_settings, PREFIX) as api:
         yield api
 
@@ -66,7 +66,7 @@ async def chats(app: FastAPI) -> tuple[str, Credentials, dict[str, str]]:
         return tenant.slug, reader, threads
 
 
-async def ready(client: httpx.AsyncClient, url: str, reader: Credentials) -> dict[str, Any]:
+async def ready(client: httpx2.AsyncClient, url: str, reader: Credentials) -> dict[str, Any]:
     """The export at ``url`` once the worker has written it."""
     shown: dict[str, Any] = {}
 
@@ -80,7 +80,7 @@ async def ready(client: httpx.AsyncClient, url: str, reader: Credentials) -> dic
 
 
 async def test_a_worker_writes_an_export_downloaded_from_a_signed_link(
-    api: tuple[FastAPI, httpx.AsyncClient],
+    api: tuple[FastAPI, httpx2.AsyncClient],
 ) -> None:
     app, client = api
     slug, reader, threads = await chats(app)
@@ -127,7 +127,7 @@ async def test_a_worker_writes_an_export_downloaded_from_a_signed_link(
 
 
 async def test_a_csv_export_takes_the_lists_filters(
-    api: tuple[FastAPI, httpx.AsyncClient],
+    api: tuple[FastAPI, httpx2.AsyncClient],
 ) -> None:
     app, client = api
     slug, reader, threads = await chats(app)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from tests.conftest import REDIS_URL, free_port
@@ -133,13 +133,13 @@ def test_entry_commands_start_from_the_image_virtualenv(
     deadline = time.monotonic() + TIMEOUT
     while True:
         try:
-            ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+            ready = httpx2.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
             break
-        except httpx.TransportError:
+        except httpx2.TransportError:
             assert time.monotonic() < deadline, "kithost serve did not answer"
             time.sleep(0.2)
     assert ready.status_code == 200, ready.text
-    loader = httpx.get(f"http://127.0.0.1:{port}/embed.js", timeout=5)
+    loader = httpx2.get(f"http://127.0.0.1:{port}/embed.js", timeout=5)
     assert loader.status_code == 200  # the built front end is in place
 
     pinged = run("ping-worker", "--timeout", "20")

@@ -10,7 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
+import httpx2
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import free_port
@@ -38,18 +38,18 @@ def test_every_worker_is_counted(tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         while True:
             try:
-                httpx.get(f"{base}/api/v1/openapi.json", timeout=5)
+                httpx2.get(f"{base}/api/v1/openapi.json", timeout=5)
                 break
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 assert time.monotonic() < deadline, "kithost serve did not answer"
                 time.sleep(0.2)
         # A connection each, 10 at a time: the kernel spreads them over the workers.
         with ThreadPoolExecutor(10) as pool:
             answers = list(
-                pool.map(lambda _: httpx.get(f"{base}/healthz", timeout=5), range(REQUESTS))
+                pool.map(lambda _: httpx2.get(f"{base}/healthz", timeout=5), range(REQUESTS))
             )
         assert {a.status_code for a in answers} == {200}
-        scrapes = [httpx.get(f"{base}/metrics", timeout=5).text for _ in range(4)]
+        scrapes = [httpx2.get(f"{base}/metrics", timeout=5).text for _ in range(4)]
     finally:
         server.terminate()
         server.wait(timeout=60)

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
+import httpx2
 from prometheus_client.parser import text_string_to_metric_families
 
 from kithost.settings import Settings
@@ -46,7 +46,7 @@ def test_ping_worker_answers_while_the_worker_lives(tmp_path: Path) -> None:
     try:
         alive = ping_worker(settings)
         # start_worker waited for one kithost.ping task: the pool process counted it.
-        scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        scraped = httpx2.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     finally:
         stop_worker(worker)
     tasks = {

@@ -3,7 +3,7 @@ rate limits nor recorded addresses follow a spoofed header), and allowed host na
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI, Request
 from pydantic import ValidationError
@@ -79,8 +79,8 @@ async def test_rate_limits_and_sessions_see_the_real_client(
 
 async def test_unknown_hosts_are_refused(settings: Settings, connection: AsyncConnection) -> None:
     app = create_test_app(settings, connection, allowed_hosts="kithost.example, *.chat.example")
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://kithost.example") as client:
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://kithost.example") as client:
         for host in ("kithost.example", "KITHOST.example:8443", "eu.chat.example"):
             response = await client.get("/api/v1/openapi.json", headers={"Host": host})
             assert response.status_code == 200, host

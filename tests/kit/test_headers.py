@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-import httpx
+import httpx2
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +22,7 @@ from tests.visitor.helpers import ORIGIN, make_widget
 
 
 async def test_every_response_says_nosniff_and_a_referrer_policy(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
 ) -> None:
     for path in ("/healthz", "/api/v1/openapi.json", "/nowhere", "/api/v1/docs"):
         response = await client.get(path)
@@ -35,14 +35,14 @@ async def test_an_html_page_without_a_policy_of_its_own_gets_the_unframed_one() 
         return HTMLResponse("<p>hi</p>")
 
     app = SecurityHeadersMiddleware(Starlette(routes=[Route("/", page)]))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=app), base_url="http://testserver"
     ) as client:
         response = await client.get("/")
     assert response.headers["content-security-policy"] == page_policy("frame-ancestors 'none'")
 
 
-async def test_the_framed_page_says_by_whom(client: httpx.AsyncClient, db: AsyncSession) -> None:
+async def test_the_framed_page_says_by_whom(client: httpx2.AsyncClient, db: AsyncSession) -> None:
     widget = await make_widget(db, config=WidgetConfig())
     page = await client.get(f"/w/{widget.public_key}")
     assert page.status_code == 200
@@ -52,7 +52,7 @@ async def test_the_framed_page_says_by_whom(client: httpx.AsyncClient, db: Async
 
 
 async def test_every_html_page_has_a_policy_against_plugins_base_and_framing(
-    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
+    app: FastAPI, client: httpx2.AsyncClient, db: AsyncSession
 ) -> None:
     """Every GET route is asked, with its path filled so that it answers a page where it can:
     whatever answers HTML has nosniff, a referrer policy and a CSP that forbids plugins and

@@ -10,7 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,20 +23,20 @@ TOKEN = "/oauth/token"
 MiB = 1024 * 1024
 
 
-def assert_problem(response: httpx.Response, status: int, code: str) -> None:
+def assert_problem(response: httpx2.Response, status: int, code: str) -> None:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == code
 
 
-async def test_headers_over_the_limit_are_431(client: httpx.AsyncClient) -> None:
+async def test_headers_over_the_limit_are_431(client: httpx2.AsyncClient) -> None:
     response = await client.get("/healthz", headers={"X-Big": "x" * (33 * 1024)})
     assert_problem(response, 431, "headers_too_large")
     assert (await client.get("/healthz", headers={"X-Big": "x" * 1024})).status_code == 200
 
 
 async def test_bodies_over_the_limit_are_413_with_or_without_a_length(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
 ) -> None:
     big = b"x" * (MiB + 1)
     assert_problem(await client.post(TOKEN, content=big), 413, "payload_too_large")
@@ -83,7 +83,7 @@ async def half_sent(
 
 
 async def test_a_body_that_stops_arriving_is_408(
-    http: httpx.AsyncClient, loopback: LoopbackServer
+    http: httpx2.AsyncClient, loopback: LoopbackServer
 ) -> None:
     reader, writer = await half_sent(loopback, b"grant_type=", 100)
     answer = await asyncio.wait_for(reader.read(), 10)
@@ -95,7 +95,7 @@ async def test_a_body_that_stops_arriving_is_408(
 
 
 async def test_clients_leaving_mid_body_are_not_errors(
-    http: httpx.AsyncClient, loopback: LoopbackServer, caplog: pytest.LogCaptureFixture
+    http: httpx2.AsyncClient, loopback: LoopbackServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
     writers = [(await half_sent(loopback, b"grant_type=client", 100))[1] for _ in range(20)]

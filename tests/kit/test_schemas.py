@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +22,7 @@ from tests.factories import login, make_member, make_tenant
     ],
 )
 async def test_nul_in_any_text_field_is_a_422_naming_it(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, body: dict[str, Any], field: str
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, body: dict[str, Any], field: str
 ) -> None:
     tenant = await make_tenant(db)
     owner = await make_member(db, tenant, Role.owner)

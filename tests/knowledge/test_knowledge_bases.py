@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from openai import InternalServerError
@@ -28,7 +28,7 @@ BASES = "/api/v1/tenants/acme/knowledge-bases"
 
 
 async def editor_of_acme(
-    app: FastAPI, db: AsyncSession, client: httpx.AsyncClient, key: str | None
+    app: FastAPI, db: AsyncSession, client: httpx2.AsyncClient, key: str | None
 ) -> tuple[Tenant, Credentials]:
     """Tenant ``acme`` (with OpenAI key ``key``) and one of its editors."""
     tenant = await make_tenant(db, "acme")
@@ -41,7 +41,7 @@ async def editor_of_acme(
     return tenant, await login(app, db, await make_member(db, tenant, Role.editor))
 
 
-async def new_base(client: httpx.AsyncClient, editor: Credentials) -> str:
+async def new_base(client: httpx2.AsyncClient, editor: Credentials) -> str:
     created = await client.post(
         BASES, json={"name": "Help centre", "description": "FAQ"}, headers=editor.headers
     )
@@ -50,14 +50,14 @@ async def new_base(client: httpx.AsyncClient, editor: Credentials) -> str:
 
 
 async def upload(
-    client: httpx.AsyncClient, editor: Credentials, base: str, file: tuple[str, bytes, str]
-) -> httpx.Response:
+    client: httpx2.AsyncClient, editor: Credentials, base: str, file: tuple[str, bytes, str]
+) -> httpx2.Response:
     return await client.post(
         f"{BASES}/{base}/documents", files={"file": file}, headers=editor.headers
     )
 
 
-async def detail(client: httpx.AsyncClient, editor: Credentials, base: str) -> dict[str, Any]:
+async def detail(client: httpx2.AsyncClient, editor: Credentials, base: str) -> dict[str, Any]:
     found = await client.get(f"{BASES}/{base}", headers=editor.headers)
     assert found.status_code == 200, found.text
     body: dict[str, Any] = found.json()
@@ -65,7 +65,7 @@ async def detail(client: httpx.AsyncClient, editor: Credentials, base: str) -> d
 
 
 async def test_an_upload_is_indexed_in_the_bases_vector_store(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -112,7 +112,7 @@ async def test_an_upload_is_indexed_in_the_bases_vector_store(
 
 
 async def test_a_document_openai_cannot_index_fails_with_the_reason(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -130,7 +130,7 @@ async def test_a_document_openai_cannot_index_fails_with_the_reason(
 
 
 async def test_without_an_openai_key_a_document_fails_and_says_so(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, tasks: RecordedTasks
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, tasks: RecordedTasks
 ) -> None:
     _, editor = await editor_of_acme(app, db, client, None)
     base = await new_base(client, editor)
@@ -141,7 +141,7 @@ async def test_without_an_openai_key_a_document_fails_and_says_so(
 
 
 async def test_openai_failing_for_a_while_is_retried_without_duplicates(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -162,7 +162,7 @@ async def test_openai_failing_for_a_while_is_retried_without_duplicates(
 
 
 async def test_deleting_a_document_or_a_base_removes_it_from_openai(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -205,7 +205,7 @@ async def test_deleting_a_document_or_a_base_removes_it_from_openai(
     ],
 )
 async def test_uploads_it_cannot_take_are_refused(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     tasks: RecordedTasks,
@@ -224,7 +224,7 @@ async def test_uploads_it_cannot_take_are_refused(
 
 
 async def test_bad_requests_get_clear_problems(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     _, editor = await editor_of_acme(app, db, client, None)
     base = await new_base(client, editor)
@@ -245,7 +245,7 @@ async def test_bad_requests_get_clear_problems(
 
 
 async def test_viewers_and_other_tenants_see_nothing(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     tenant, editor = await editor_of_acme(app, db, client, fake_openai.api_key)
     base = await new_base(client, editor)

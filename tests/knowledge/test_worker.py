@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 
@@ -37,13 +37,13 @@ def worker_settings(
 
 
 @pytest.fixture
-async def api(worker_settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+async def api(worker_settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx2.AsyncClient]]:
     async with committing_api(worker_settings, "kb-worker") as api:
         yield api
 
 
 async def test_a_worker_indexes_an_upload_and_removes_a_deleted_base(
-    api: tuple[FastAPI, httpx.AsyncClient], fake_openai: FakeOpenAI
+    api: tuple[FastAPI, httpx2.AsyncClient], fake_openai: FakeOpenAI
 ) -> None:
     app, client = api
     async with session_scope(operator_sessions(app)) as session:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 
-import httpx
+import httpx2
 import jwt as pyjwt
 import pytest
 from fastapi import FastAPI
@@ -38,7 +38,7 @@ async def widget(db: AsyncSession, acme: Tenant) -> Widget:
 
 
 async def test_the_secret_is_shown_once_and_stored_encrypted(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     acme: Tenant,
@@ -75,7 +75,7 @@ async def test_the_secret_is_shown_once_and_stored_encrypted(
 
 
 async def test_a_new_secret_replaces_the_old_at_once(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     acme: Tenant,
@@ -106,7 +106,7 @@ async def test_a_new_secret_replaces_the_old_at_once(
 
 
 async def test_removing_the_secret(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     acme: Tenant,
@@ -135,7 +135,7 @@ async def test_removing_the_secret(
 
 
 async def test_another_tenants_widget_is_not_found(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, editor: Credentials
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, editor: Credentials
 ) -> None:
     other = await make_tenant(db, "other")
     theirs = await create_widget(db, CLI, other, name="Theirs")

@@ -3,7 +3,7 @@ four characters, removable, and never written to the audit log."""
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +20,7 @@ UNSET = {"configured": False, "last4": None}
 
 
 async def test_the_key_is_write_only_and_stored_encrypted(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, editor: Credentials
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, editor: Credentials
 ) -> None:
     viewer = await login(app, db, await make_member(db, acme, Role.viewer))
     assert (await client.get(URL, headers=viewer.headers)).json() == UNSET
@@ -65,7 +65,7 @@ async def test_the_key_is_write_only_and_stored_encrypted(
     ],
 )
 async def test_malformed_keys_are_refused(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     db: AsyncSession,
     acme: Tenant,
     editor: Credentials,
@@ -81,7 +81,7 @@ async def test_malformed_keys_are_refused(
 
 
 async def test_the_shortest_and_longest_keys_are_accepted(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, editor: Credentials
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, editor: Credentials
 ) -> None:
     for key in ("sk-" + "a" * 17, "sk-" + "~" * 297):
         response = await client.put(URL, json={"api_key": key}, headers=editor.headers)
@@ -93,7 +93,7 @@ async def test_the_shortest_and_longest_keys_are_accepted(
 
 
 async def test_removing_the_key(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, editor: Credentials
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, editor: Credentials
 ) -> None:
     await client.put(URL, json={"api_key": KEY}, headers=editor.headers)
     removed = await client.delete(URL, headers=editor.headers)

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 import jwt as pyjwt
 import pytest
 from fastapi import FastAPI
@@ -56,14 +56,14 @@ async def publish(db: AsyncSession, config: dict[str, Any] | None = None) -> Pub
 
 
 async def mint(
-    client: httpx.AsyncClient, target: Published, body: dict[str, Any], origin: str | None = SHOP
-) -> httpx.Response:
+    client: httpx2.AsyncClient, target: Published, body: dict[str, Any], origin: str | None = SHOP
+) -> httpx2.Response:
     headers = {"Origin": origin} if origin else {}
     return await client.post(target.url, json=body, headers=headers)
 
 
 async def test_anonymous_self_hosted_session(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     target = await publish(db)
     response = await mint(client, target, {"device_id": DEVICE})
@@ -102,7 +102,7 @@ async def test_anonymous_self_hosted_session(
     "origin", [None, "https://evil.example.com", "null", "http://shop.example.com"]
 )
 async def test_foreign_or_missing_origins_are_refused(
-    client: httpx.AsyncClient, db: AsyncSession, origin: str | None
+    client: httpx2.AsyncClient, db: AsyncSession, origin: str | None
 ) -> None:
     target = await publish(db)
     response = await mint(client, target, {"device_id": DEVICE}, origin=origin)
@@ -110,7 +110,7 @@ async def test_foreign_or_missing_origins_are_refused(
     assert "access-control-allow-origin" not in response.headers
 
 
-async def test_wildcard_origins_and_preflight(client: httpx.AsyncClient, db: AsyncSession) -> None:
+async def test_wildcard_origins_and_preflight(client: httpx2.AsyncClient, db: AsyncSession) -> None:
     target = await publish(db)
     assert (
         await mint(client, target, {"device_id": DEVICE}, "https://a.b.example.org")
@@ -122,7 +122,7 @@ async def test_wildcard_origins_and_preflight(client: httpx.AsyncClient, db: Asy
     assert denied.status_code == 403
 
 
-async def test_identity_tokens(client: httpx.AsyncClient, app: FastAPI, db: AsyncSession) -> None:
+async def test_identity_tokens(client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession) -> None:
     target = await publish(db, {"require_identity": True})
     secret = "wis_" + "k" * 43
     target.widget.identity_secret = app.state.secret_box.encrypt(secret)
@@ -155,7 +155,7 @@ async def test_identity_tokens(client: httpx.AsyncClient, app: FastAPI, db: Asyn
         assert response.json()["code"] in {"identity_required", "invalid_identity_token"}, case
 
 
-async def test_malformed_anonymous_ids(client: httpx.AsyncClient, db: AsyncSession) -> None:
+async def test_malformed_anonymous_ids(client: httpx2.AsyncClient, db: AsyncSession) -> None:
     target = await publish(db)
     for body in ({}, {"device_id": "u:42"}, {"device_id": "anon_short"}, {"device_id": 7}):
         response = await mint(client, target, body)
@@ -164,7 +164,7 @@ async def test_malformed_anonymous_ids(client: httpx.AsyncClient, db: AsyncSessi
 
 
 async def test_refresh_keeps_the_user_and_refuses_other_widgets(
-    client: httpx.AsyncClient, db: AsyncSession
+    client: httpx2.AsyncClient, db: AsyncSession
 ) -> None:
     first, second = await publish(db), await publish(db)
     token = (await mint(client, first, {"device_id": DEVICE})).json()["token"]
@@ -178,7 +178,7 @@ async def test_refresh_keeps_the_user_and_refuses_other_widgets(
     assert elsewhere.status_code == 401
 
 
-async def test_unknown_or_unpublished_widgets(client: httpx.AsyncClient, db: AsyncSession) -> None:
+async def test_unknown_or_unpublished_widgets(client: httpx2.AsyncClient, db: AsyncSession) -> None:
     tenant = await make_tenant(db)
     draft = await create_widget(db, CLI, tenant, name="draft", origins=[SHOP])
     for pk in ("pk_nope", draft.public_key):
@@ -195,8 +195,8 @@ async def test_rate_limit_and_recovery(
     async with app.state.sessionmaker() as setup:
         target = await publish(setup)
         await setup.commit()
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
         for _ in range(30):
             assert (await mint(client, target, {"device_id": DEVICE})).status_code == 200
         limited = await mint(client, target, {"device_id": DEVICE})
@@ -234,8 +234,8 @@ async def test_hosted_sessions_and_refresh(hosted_app: FastAPI, fake_openai: Fak
     async with operator_sessions(hosted_app)() as setup:
         target = await publish(setup, HOSTED)
         await setup.commit()
-    transport = httpx.ASGITransport(app=hosted_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    transport = httpx2.ASGITransport(app=hosted_app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
         body = {"device_id": DEVICE, "context": {"plan": "pro", "secret_note": "x"}}
         response = await mint(client, target, body)
         assert response.status_code == 200, response.text
@@ -271,8 +271,8 @@ async def test_a_hosted_mint_whose_row_is_lost_still_answers_and_its_refresh_min
     async with operator_sessions(hosted_app)() as setup:
         target = await publish(setup, HOSTED)
         await setup.commit()
-    transport = httpx.ASGITransport(app=hosted_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    transport = httpx2.ASGITransport(app=hosted_app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
         assert (await mint(client, target, {"device_id": DEVICE})).status_code == 200
         async with operator_sessions(hosted_app)() as gone:
             await gone.execute(delete(Widget).where(Widget.id == target.widget.id))
@@ -304,8 +304,8 @@ async def test_hosted_upstream_failures(
         fake_openai.delay_seconds = 3
     else:
         fake_openai.fail_next(failure, "Invalid workflow for this key.")
-    transport = httpx.ASGITransport(app=hosted_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    transport = httpx2.ASGITransport(app=hosted_app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
         response = await mint(client, target, {"device_id": DEVICE})
     assert (response.status_code, response.json()["code"]) == (status, code)
     assert "workflow" not in response.json()["detail"]
@@ -335,8 +335,8 @@ async def test_openais_words_on_a_wrong_key_reach_neither_the_visitor_nor_the_te
     async with app.state.sessionmaker() as setup:
         target = await publish(setup, HOSTED)
         await setup.commit()
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=app), base_url="http://t"
     ) as client:
         response = await mint(client, target, {"device_id": DEVICE})
     assert (response.status_code, response.json()["code"]) == (502, "upstream_rejected")
@@ -362,8 +362,8 @@ async def test_hosted_sessions_use_the_tenants_own_key_once_set(
         target = await publish(setup, HOSTED)
         editor = await login(app, setup, await make_member(setup, target.tenant, Role.editor))
         await setup.commit()
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
         missing = await mint(client, target, {"device_id": DEVICE})
         assert (missing.status_code, missing.json()["code"]) == (409, "openai_key_missing")
         key_url = f"/api/v1/tenants/{target.tenant.slug}/openai-key"
@@ -381,7 +381,7 @@ async def test_hosted_sessions_use_the_tenants_own_key_once_set(
 
 
 async def test_backend_mint_needs_the_scope_and_the_tenant(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     target = await publish(db)
     url = f"/api/v1/tenants/{target.tenant.slug}/widgets/{target.widget.id}/sessions"
@@ -411,8 +411,8 @@ async def test_a_retired_workflow_is_a_clear_problem_with_the_way_out(
         target = await publish(setup, HOSTED)
         await setup.commit()
     fake_openai.retired_workflows.add("wf_demo")
-    transport = httpx.ASGITransport(app=hosted_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    transport = httpx2.ASGITransport(app=hosted_app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
         response = await mint(client, target, {"device_id": DEVICE})
     assert response.status_code == 502
     assert response.headers["content-type"] == "application/problem+json"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import httpx
+import httpx2
 import jwt as pyjwt
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -23,11 +23,11 @@ from tests.sessions.test_mint_api import DEVICE, SHOP, Published, mint, publish
 SECRET = "wis_" + "k" * 43
 
 
-def fresh_client(settings: Settings, connection: AsyncConnection) -> httpx.AsyncClient:
+def fresh_client(settings: Settings, connection: AsyncConnection) -> httpx2.AsyncClient:
     """A client of a new app: its published-widget cache has not seen the widget yet."""
     app = create_test_app(settings, connection)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+    transport = httpx2.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx2.AsyncClient(transport=transport, base_url="http://testserver")
 
 
 async def republish(db: AsyncSession, target: Published, **config: Any) -> None:
@@ -36,12 +36,12 @@ async def republish(db: AsyncSession, target: Published, **config: Any) -> None:
     await db.flush()
 
 
-def assert_refused(response: httpx.Response, code: str) -> None:
+def assert_refused(response: httpx2.Response, code: str) -> None:
     assert (response.status_code, response.json()["code"]) == (401, code), response.text
 
 
 async def test_requiring_identity_ends_anonymous_sessions(
-    client: httpx.AsyncClient, db: AsyncSession, settings: Settings, connection: AsyncConnection
+    client: httpx2.AsyncClient, db: AsyncSession, settings: Settings, connection: AsyncConnection
 ) -> None:
     target = await publish(db)
     token = (await mint(client, target, {"device_id": DEVICE})).json()["token"]
@@ -57,7 +57,7 @@ async def test_requiring_identity_ends_anonymous_sessions(
 
 
 async def test_a_changed_identity_secret_ends_derived_sessions(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     target = await publish(db)
     box = app.state.secret_box
@@ -91,7 +91,7 @@ async def session_token(app: FastAPI, db: AsyncSession, target: Published, start
 
 
 async def test_refreshes_end_at_the_maximum_age(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
     target = await publish(db)
     max_age = app.state.settings.session_max_age_hours * 3600

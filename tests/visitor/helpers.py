@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import httpx
+import httpx2
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.auth.principals import CLI
@@ -65,7 +65,7 @@ def config_url(widget: Widget | str) -> str:
     return f"/v1/embed/{public_key}/config"
 
 
-def assert_refused(response: httpx.Response, status: int, code: str) -> None:
+def assert_refused(response: httpx2.Response, status: int, code: str) -> None:
     """A problem document without CORS headers that no cache may keep."""
     assert response.status_code == status
     assert response.headers["content-type"] == "application/problem+json"
@@ -100,19 +100,19 @@ class Server:
                 stderr=subprocess.STDOUT,
             )
 
-    async def wait_ready(self, client: httpx.AsyncClient) -> None:
+    async def wait_ready(self, client: httpx2.AsyncClient) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.log_path.read_text()
             try:
                 if (await client.get(f"{self.url}/healthz")).status_code == 200:
                     return
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 pass
             await asyncio.sleep(0.1)
         raise AssertionError(f"kithost serve did not start:\n{self.log_path.read_text()}")
 
-    async def config(self, client: httpx.AsyncClient, widget: Widget) -> httpx.Response:
+    async def config(self, client: httpx2.AsyncClient, widget: Widget) -> httpx2.Response:
         response = await client.get(self.url + config_url(widget), headers={"Origin": ORIGIN})
         assert response.status_code == 200, response.text
         return response

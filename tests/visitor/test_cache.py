@@ -8,7 +8,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -64,8 +64,8 @@ async def test_the_last_good_config_is_served_while_the_database_is_gone(
         widget = await make_widget(db, config=WidgetConfig())
     clock = Clock()
     app.state.add(ConfigCache(clock=clock, chatkit_script=app.state.settings.chatkit_script_url))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://test") as client:
         good = await client.get(config_url(widget), headers={"Origin": ORIGIN})
         assert good.status_code == 200
         assert doomed_database.database_url is not None
@@ -82,7 +82,7 @@ async def test_the_last_good_config_is_served_while_the_database_is_gone(
 
 
 async def test_a_silent_database_delays_visitors_by_the_wait_at_most(
-    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, silent_server: str
+    app: FastAPI, client: httpx2.AsyncClient, db: AsyncSession, silent_server: str
 ) -> None:
     clock = Clock()
     app.state.add(
@@ -101,7 +101,7 @@ async def test_a_silent_database_delays_visitors_by_the_wait_at_most(
 
 
 async def test_the_cache_keeps_the_most_recently_used_widgets(
-    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
+    app: FastAPI, client: httpx2.AsyncClient, db: AsyncSession
 ) -> None:
     app.state.add(
         ConfigCache(
@@ -120,7 +120,7 @@ async def test_the_cache_keeps_the_most_recently_used_widgets(
     assert evicted.status_code == 503
 
 
-async def test_unknown_keys_are_remembered_too(app: FastAPI, client: httpx.AsyncClient) -> None:
+async def test_unknown_keys_are_remembered_too(app: FastAPI, client: httpx2.AsyncClient) -> None:
     app.state.add(ConfigCache(clock=Clock(), chatkit_script=app.state.settings.chatkit_script_url))
     first = await client.get(config_url("pk_unknown"), headers={"Origin": ORIGIN})
     assert_refused(first, 404, "widget_not_found")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import delete, event
@@ -37,7 +37,7 @@ def clock(app: FastAPI) -> Clock:
 
 
 async def test_an_allowed_origin_gets_the_public_config_with_cors_for_it_only(
-    client: httpx.AsyncClient, db: AsyncSession
+    client: httpx2.AsyncClient, db: AsyncSession
 ) -> None:
     widget = await make_widget(db, config=CONFIG)
     response = await client.get(config_url(widget), headers={"Origin": ORIGIN})
@@ -59,7 +59,7 @@ async def test_an_allowed_origin_gets_the_public_config_with_cors_for_it_only(
 
 
 async def test_wildcard_entries_allow_subdomains_but_not_the_domain_itself(
-    client: httpx.AsyncClient, db: AsyncSession
+    client: httpx2.AsyncClient, db: AsyncSession
 ) -> None:
     widget = await make_widget(db, origins=["https://*.example.org"], config=CONFIG)
     for origin in ("https://help.example.org", "https://eu.help.example.org"):
@@ -82,7 +82,7 @@ async def test_wildcard_entries_allow_subdomains_but_not_the_domain_itself(
     ],
 )
 async def test_other_origins_are_refused(
-    client: httpx.AsyncClient, db: AsyncSession, origin: str | None
+    client: httpx2.AsyncClient, db: AsyncSession, origin: str | None
 ) -> None:
     widget = await make_widget(db, config=CONFIG)
     headers = {} if origin is None else {"Origin": origin}
@@ -92,7 +92,7 @@ async def test_other_origins_are_refused(
 
 
 async def test_preflight_is_answered_for_allowed_origins_only(
-    client: httpx.AsyncClient, db: AsyncSession
+    client: httpx2.AsyncClient, db: AsyncSession
 ) -> None:
     widget = await make_widget(db, config=CONFIG)
     request = {"Access-Control-Request-Method": "GET"}
@@ -110,7 +110,7 @@ async def test_preflight_is_answered_for_allowed_origins_only(
 
 
 async def test_unknown_or_unpublished_widgets_are_not_found(
-    client: httpx.AsyncClient, db: AsyncSession
+    client: httpx2.AsyncClient, db: AsyncSession
 ) -> None:
     unpublished = await make_widget(db, config=None)
     for public_key in ("pk_does_not_exist", unpublished.public_key):
@@ -119,14 +119,14 @@ async def test_unknown_or_unpublished_widgets_are_not_found(
 
 
 async def test_the_origin_is_checked_before_the_key_is_looked_up(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
 ) -> None:
     for headers in ({}, {"Origin": "null"}):
         response = await client.get(config_url("pk_does_not_exist"), headers=headers)
         assert_refused(response, 403, "origin_not_allowed")
 
 
-async def test_a_matching_etag_gets_304(client: httpx.AsyncClient, db: AsyncSession) -> None:
+async def test_a_matching_etag_gets_304(client: httpx2.AsyncClient, db: AsyncSession) -> None:
     widget = await make_widget(db, config=CONFIG)
     first = await client.get(config_url(widget), headers={"Origin": ORIGIN})
     etag = first.headers["etag"]
@@ -146,7 +146,7 @@ async def test_a_matching_etag_gets_304(client: httpx.AsyncClient, db: AsyncSess
     assert stale.content == first.content
 
 
-async def test_nothing_secret_is_served(client: httpx.AsyncClient, db: AsyncSession) -> None:
+async def test_nothing_secret_is_served(client: httpx2.AsyncClient, db: AsyncSession) -> None:
     config = WidgetConfig(
         mode=WidgetMode.hosted,
         agent=Agent(instructions="SECRET-INSTRUCTIONS never tell", model="secret-model-x"),
@@ -172,7 +172,7 @@ async def test_nothing_secret_is_served(client: httpx.AsyncClient, db: AsyncSess
 
 
 async def test_direct_placement_gets_the_domain_key_of_the_matching_entry(
-    client: httpx.AsyncClient, db: AsyncSession
+    client: httpx2.AsyncClient, db: AsyncSession
 ) -> None:
     origins = [("https://*.example.com", "dk_wildcard"), (ORIGIN, "dk_shop")]
     direct = await make_widget(db, origins=origins, config=WidgetConfig(placement=Placement.direct))
@@ -188,7 +188,7 @@ async def test_direct_placement_gets_the_domain_key_of_the_matching_entry(
 
 
 async def test_changes_are_served_once_the_revalidation_interval_has_passed(
-    client: httpx.AsyncClient, db: AsyncSession, clock: Clock
+    client: httpx2.AsyncClient, db: AsyncSession, clock: Clock
 ) -> None:
     widget = await make_widget(db, origins=[ORIGIN, "https://blog.example.com"], config=CONFIG)
     first = await client.get(config_url(widget), headers={"Origin": ORIGIN})
@@ -210,7 +210,7 @@ async def test_changes_are_served_once_the_revalidation_interval_has_passed(
 
 
 async def test_concurrent_requests_share_one_lookup(
-    client: httpx.AsyncClient, db: AsyncSession, connection: AsyncConnection
+    client: httpx2.AsyncClient, db: AsyncSession, connection: AsyncConnection
 ) -> None:
     widget = await make_widget(db, config=CONFIG)
     statements: list[str] = []
@@ -229,7 +229,7 @@ async def test_concurrent_requests_share_one_lookup(
     assert len([s for s in statements if "FROM widgets" in s]) == 1
 
 
-async def test_other_methods_are_not_allowed(client: httpx.AsyncClient, db: AsyncSession) -> None:
+async def test_other_methods_are_not_allowed(client: httpx2.AsyncClient, db: AsyncSession) -> None:
     widget = await make_widget(db, config=CONFIG)
     response = await client.post(config_url(widget), headers={"Origin": ORIGIN})
     assert response.status_code == 405
@@ -244,7 +244,7 @@ async def test_the_config_names_the_chatkit_script_the_operator_set(
     script = "https://static.example.net/chatkit.js"
     app = create_test_app(settings, connection, chatkit_script_url=script)
     widget = await make_widget(db, config=CONFIG)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
         response = await client.get(config_url(widget), headers={"Origin": ORIGIN})
     assert response.json()["chatkit_script_url"] == script

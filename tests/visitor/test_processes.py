@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from kithost import migrate
@@ -47,7 +47,7 @@ async def test_every_process_serves_a_publish_within_the_bound(
         widget = await make_widget(db, config=WidgetConfig())
     servers = [Server(shared_database, tmp_path / f"serve-{i}.log") for i in range(2)]
     try:
-        async with httpx.AsyncClient() as client:
+        async with httpx2.AsyncClient() as client:
             for server in servers:
                 await server.wait_ready(client)
             warm = [await server.config(client, widget) for server in servers]
@@ -75,7 +75,7 @@ async def test_serve_logs_each_request_when_asked(tmp_path: Path, task_queue: st
     settings = make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path}/kithost.db", task_queue)
     server = Server(settings, tmp_path / "serve.log", KITHOST_ACCESS_LOG="true")
     try:
-        async with httpx.AsyncClient() as client:
+        async with httpx2.AsyncClient() as client:
             await server.wait_ready(client)
             await client.get(f"{server.url}/healthz", headers={"X-Request-ID": "req-logged"})
     finally:

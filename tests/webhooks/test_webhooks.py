@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -71,7 +71,7 @@ async def owner_of_acme(app: FastAPI, db: AsyncSession) -> Credentials:
 
 
 async def endpoint(
-    client: httpx.AsyncClient, owner: Credentials, url: str, events: list[str]
+    client: httpx2.AsyncClient, owner: Credentials, url: str, events: list[str]
 ) -> dict[str, Any]:
     created = await client.post(
         WEBHOOKS, json={"url": url, "events": events}, headers=owner.headers
@@ -82,7 +82,7 @@ async def endpoint(
 
 
 async def test_a_test_event_arrives_signed_the_standard_webhooks_way(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     receiver: Receiver,
@@ -114,7 +114,7 @@ async def test_a_test_event_arrives_signed_the_standard_webhooks_way(
 
 
 async def test_failures_are_retried_logged_and_a_day_of_them_disables_the_endpoint(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     receiver: Receiver,
@@ -158,7 +158,7 @@ async def test_failures_are_retried_logged_and_a_day_of_them_disables_the_endpoi
 
 
 async def test_a_publish_is_announced_to_subscribed_endpoints(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     receiver: Receiver,
@@ -192,7 +192,7 @@ async def test_a_publish_is_announced_to_subscribed_endpoints(
     ],
 )
 async def test_urls_kithost_may_not_call_are_refused(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, url: str
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, url: str
 ) -> None:
     owner = await owner_of_acme(app, db)
     refused = await client.post(
@@ -203,7 +203,7 @@ async def test_urls_kithost_may_not_call_are_refused(
 
 
 async def test_editors_and_other_tenants_see_no_webhooks(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, receiver: Receiver
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, receiver: Receiver
 ) -> None:
     acme = await make_tenant(db, "acme")
     owner = await login(app, db, await make_member(db, acme, Role.owner))
@@ -219,8 +219,8 @@ async def test_editors_and_other_tenants_see_no_webhooks(
 
 
 async def test_a_new_conversation_is_announced_once(
-    client: httpx.AsyncClient,
-    http: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -251,7 +251,7 @@ async def test_a_new_conversation_is_announced_once(
 
 
 async def test_a_new_client_error_group_is_announced_once(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     receiver: Receiver,
@@ -294,7 +294,7 @@ async def test_a_new_client_error_group_is_announced_once(
 
 
 async def test_a_rotated_secret_signs_beside_the_new_one_for_a_day(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     receiver: Receiver,
@@ -342,7 +342,7 @@ async def test_a_rotated_secret_signs_beside_the_new_one_for_a_day(
 
 
 async def chat_tenant_with_hook(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -366,8 +366,8 @@ async def chat_tenant_with_hook(
 
 
 async def test_every_message_is_announced_when_the_endpoint_asks(
-    client: httpx.AsyncClient,
-    http: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -395,8 +395,8 @@ async def test_every_message_is_announced_when_the_endpoint_asks(
 
 
 async def test_an_endpoint_hears_the_next_message_after_a_chat_found_none(
-    client: httpx.AsyncClient,
-    http: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -426,8 +426,8 @@ async def test_an_endpoint_hears_the_next_message_after_a_chat_found_none(
 
 
 async def test_an_idle_conversation_is_announced_once_per_idle_period(
-    client: httpx.AsyncClient,
-    http: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
+    http: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     fake_openai: FakeOpenAI,
@@ -477,7 +477,7 @@ async def test_an_idle_conversation_is_announced_once_per_idle_period(
 
 @pytest.mark.parametrize("minutes", [0, 10_081, "soon"])
 async def test_an_idle_time_out_of_range_is_refused(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, receiver: Receiver, minutes: Any
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, receiver: Receiver, minutes: Any
 ) -> None:
     owner = await owner_of_acme(app, db)
     body = {"url": receiver.url, "events": ["conversation.idle"], "idle_minutes": minutes}

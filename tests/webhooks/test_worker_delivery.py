@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from standardwebhooks import Webhook
@@ -36,13 +36,13 @@ def hook_settings(settings: Settings, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def api(hook_settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+async def api(hook_settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx2.AsyncClient]]:
     async with committing_api(hook_settings, PREFIX) as api:
         yield api
 
 
 async def test_a_worker_killed_mid_delivery_leads_to_one_more_delivery(
-    api: tuple[FastAPI, httpx.AsyncClient], hook_settings: Settings
+    api: tuple[FastAPI, httpx2.AsyncClient], hook_settings: Settings
 ) -> None:
     app, client = api
     async with session_scope(operator_sessions(app)) as session:

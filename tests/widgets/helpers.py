@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,22 +29,22 @@ class Acme:
         return {**self.headers, "If-Match": etag}
 
 
-async def create(client: httpx.AsyncClient, acme: Acme, **body: Any) -> httpx.Response:
+async def create(client: httpx2.AsyncClient, acme: Acme, **body: Any) -> httpx2.Response:
     """Create a widget of ``acme`` (named "Shop chat" unless ``name`` is given)."""
     response = await client.post(WIDGETS, json={"name": "Shop chat", **body}, headers=acme.headers)
     assert response.status_code == 201, response.text
     return response
 
 
-def url(widget: httpx.Response | dict[str, Any], path: str = "") -> str:
+def url(widget: httpx2.Response | dict[str, Any], path: str = "") -> str:
     """The URL of a widget (from its creation's response or its JSON), plus ``path``."""
-    data = widget.json() if isinstance(widget, httpx.Response) else widget
+    data = widget.json() if isinstance(widget, httpx2.Response) else widget
     return f"{WIDGETS}/{data['id']}{path}"
 
 
 async def refused_tools(
-    client: httpx.AsyncClient, acme: Acme, tools: list[dict[str, Any]]
-) -> tuple[httpx.Response, list[tuple[str, str]]]:
+    client: httpx2.AsyncClient, acme: Acme, tools: list[dict[str, Any]]
+) -> tuple[httpx2.Response, list[tuple[str, str]]]:
     """A new widget of ``acme`` and the field and type of each error of the 422 problem
     that putting an agent with ``tools`` in its config gets."""
     widget = await create(client, acme)

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
+import httpx2
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.models import Widget
 from tests.widgets.helpers import HOSTED, WIDGETS, Acme, audit_entries, create, url
 
 
-async def hosted_widget(client: httpx.AsyncClient, acme: Acme, db: AsyncSession) -> str:
+async def hosted_widget(client: httpx2.AsyncClient, acme: Acme, db: AsyncSession) -> str:
     """A widget made hosted before the shutdown (new ones can no longer be), published."""
     created = (await create(client, acme)).json()
     widget = await db.get(Widget, uuid.UUID(created["id"]))
@@ -25,7 +25,7 @@ async def hosted_widget(client: httpx.AsyncClient, acme: Acme, db: AsyncSession)
     return url(created)
 
 
-async def test_no_new_widget_is_hosted(client: httpx.AsyncClient, acme: Acme) -> None:
+async def test_no_new_widget_is_hosted(client: httpx2.AsyncClient, acme: Acme) -> None:
     refused = await client.post(
         WIDGETS, json={"name": "Old style", "config": HOSTED}, headers=acme.headers
     )
@@ -37,7 +37,7 @@ async def test_no_new_widget_is_hosted(client: httpx.AsyncClient, acme: Acme) ->
 
 
 async def test_hosted_widgets_are_flagged_and_convert_into_a_self_hosted_draft(
-    client: httpx.AsyncClient, acme: Acme, db: AsyncSession
+    client: httpx2.AsyncClient, acme: Acme, db: AsyncSession
 ) -> None:
     widget = await hosted_widget(client, acme, db)
     shown = (await client.get(widget, headers=acme.headers)).json()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,8 +19,8 @@ from tests.widgets.helpers import Acme, audit_entries, create, export, url
 
 
 async def import_into(
-    client: httpx.AsyncClient, acme: Acme, code: str, *, dry_run: bool = False
-) -> tuple[str, httpx.Response]:
+    client: httpx2.AsyncClient, acme: Acme, code: str, *, dry_run: bool = False
+) -> tuple[str, httpx2.Response]:
     widget = url(await create(client, acme))
     params = {"dry_run": "true"} if dry_run else {}
     response = await client.post(
@@ -33,7 +33,7 @@ async def import_into(
 
 
 async def test_a_single_agent_becomes_the_drafts_agent(
-    client: httpx.AsyncClient, acme: Acme, db: AsyncSession
+    client: httpx2.AsyncClient, acme: Acme, db: AsyncSession
 ) -> None:
     widget, response = await import_into(client, acme, export("single_agent"))
     assert response.status_code == 200, response.text
@@ -55,7 +55,7 @@ async def test_a_single_agent_becomes_the_drafts_agent(
 
 
 async def test_a_triage_workflow_carries_its_tools_and_lists_the_rest(
-    client: httpx.AsyncClient, acme: Acme, db: AsyncSession
+    client: httpx2.AsyncClient, acme: Acme, db: AsyncSession
 ) -> None:
     _, response = await import_into(client, acme, export("triage"))
     assert response.status_code == 200, response.text
@@ -105,7 +105,7 @@ async def test_a_triage_workflow_carries_its_tools_and_lists_the_rest(
 
 
 async def test_an_mcp_server_without_allowed_tools_or_url_is_listed_not_carried(
-    client: httpx.AsyncClient, acme: Acme
+    client: httpx2.AsyncClient, acme: Acme
 ) -> None:
     code = """
 from agents import Agent, HostedMCPTool
@@ -125,7 +125,7 @@ agent = Agent(name="Helper", instructions="Help.", tools=[everything, drive])
 
 
 async def test_a_dry_run_changes_nothing(
-    client: httpx.AsyncClient, acme: Acme, db: AsyncSession
+    client: httpx2.AsyncClient, acme: Acme, db: AsyncSession
 ) -> None:
     widget, response = await import_into(client, acme, export("triage"), dry_run=True)
     assert response.status_code == 200, response.text
@@ -149,7 +149,7 @@ async def test_a_dry_run_changes_nothing(
     ],
 )
 async def test_code_it_cannot_read_is_refused_clearly(
-    client: httpx.AsyncClient, acme: Acme, code: str, status: int, error: str
+    client: httpx2.AsyncClient, acme: Acme, code: str, status: int, error: str
 ) -> None:
     _, response = await import_into(client, acme, code)
     assert response.status_code == status, response.text
@@ -159,7 +159,7 @@ async def test_code_it_cannot_read_is_refused_clearly(
 
 
 async def test_harmful_code_is_read_and_never_run(
-    client: httpx.AsyncClient, acme: Acme, tmp_path: Path
+    client: httpx2.AsyncClient, acme: Acme, tmp_path: Path
 ) -> None:
     code = export("harmful").replace("__file__", repr(str(tmp_path / "export")))
     _, response = await import_into(client, acme, code)

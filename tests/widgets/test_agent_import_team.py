@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 
 from tests.widgets.helpers import Acme, create, url
 
@@ -35,7 +35,7 @@ async def run_workflow(workflow_input):
 """
 
 
-async def dry_run(client: httpx.AsyncClient, acme: Acme, code: str) -> dict[str, Any]:
+async def dry_run(client: httpx2.AsyncClient, acme: Acme, code: str) -> dict[str, Any]:
     widget = await create(client, acme)
     response = await client.post(
         url(widget, "/agent-import"),
@@ -53,7 +53,7 @@ def line_of(code: str, text: str) -> int:
 
 
 async def test_handoffs_it_cannot_follow_and_guardrails_kithost_lacks_are_listed(
-    client: httpx.AsyncClient, acme: Acme
+    client: httpx2.AsyncClient, acme: Acme
 ) -> None:
     keywords = [f"word{n}" for n in range(60)]
     code = TEAM.replace("KEYWORDS", repr(["x", *keywords]))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,7 +28,7 @@ def search(base: str, **tool: Any) -> dict[str, Any]:
 
 
 async def test_a_file_search_tool_is_kept_with_its_defaults(
-    client: httpx.AsyncClient, acme: Acme, db: AsyncSession
+    client: httpx2.AsyncClient, acme: Acme, db: AsyncSession
 ) -> None:
     base = await knowledge_base(db, acme.tenant)
     widget = await create(client, acme)
@@ -69,7 +69,7 @@ async def test_a_file_search_tool_is_kept_with_its_defaults(
     ],
 )
 async def test_tools_that_cannot_work_are_refused_with_the_field(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     acme: Acme,
     db: AsyncSession,
     agent: dict[str, Any],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,7 +29,7 @@ def client_tool(**extra: Any) -> dict[str, Any]:
 
 
 async def test_a_client_tool_is_kept_with_its_defaults_and_needs_no_secret(
-    client: httpx.AsyncClient, acme: Acme
+    client: httpx2.AsyncClient, acme: Acme
 ) -> None:
     widget = await create(client, acme)
     put = await client.put(
@@ -47,7 +47,7 @@ async def test_a_client_tool_is_kept_with_its_defaults_and_needs_no_secret(
 
 
 async def test_the_loader_sees_client_tools_by_name_and_timeout_only(
-    client: httpx.AsyncClient, db: AsyncSession
+    client: httpx2.AsyncClient, db: AsyncSession
 ) -> None:
     tools = [client_tool(timeout_seconds=2.5), client_tool(id="b", name="pick_size")]
     config = WidgetConfig.model_validate(
@@ -110,7 +110,7 @@ async def test_the_loader_sees_client_tools_by_name_and_timeout_only(
     ],
 )
 async def test_client_tools_that_cannot_work_are_refused_with_the_field(
-    client: httpx.AsyncClient, acme: Acme, tools: list[dict[str, Any]], field: str, type: str
+    client: httpx2.AsyncClient, acme: Acme, tools: list[dict[str, Any]], field: str, type: str
 ) -> None:
     _, errors = await refused_tools(client, acme, tools)
     assert errors == [(field, type)]

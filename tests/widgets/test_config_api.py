@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from kithost.widgets.config import WidgetConfig
@@ -82,7 +82,9 @@ EVERYTHING: dict[str, Any] = {
 }
 
 
-async def test_every_option_comes_back_as_it_was_put(client: httpx.AsyncClient, acme: Acme) -> None:
+async def test_every_option_comes_back_as_it_was_put(
+    client: httpx2.AsyncClient, acme: Acme
+) -> None:
     assert set(EVERYTHING) == set(DEFAULTS), "set every option group"
     assert all(EVERYTHING[group] != DEFAULTS[group] for group in DEFAULTS)
     widget = url(await create(client, acme))
@@ -97,7 +99,7 @@ async def test_every_option_comes_back_as_it_was_put(client: httpx.AsyncClient, 
     assert version.json()["config"] == EVERYTHING
 
 
-async def widget_with_everything(client: httpx.AsyncClient, acme: Acme) -> str:
+async def widget_with_everything(client: httpx2.AsyncClient, acme: Acme) -> str:
     """A widget whose draft is :data:`EVERYTHING` (at revision 2): a hosted one is never
     created as such (Agent Builder's shutdown), an existing one's draft may be."""
     widget = url(await create(client, acme))
@@ -106,7 +108,7 @@ async def widget_with_everything(client: httpx.AsyncClient, acme: Acme) -> str:
     return widget
 
 
-async def test_put_replaces_the_whole_draft(client: httpx.AsyncClient, acme: Acme) -> None:
+async def test_put_replaces_the_whole_draft(client: httpx2.AsyncClient, acme: Acme) -> None:
     widget = await widget_with_everything(client, acme)
     put = await client.put(
         widget + "/config", json={"placement": "direct"}, headers=acme.matching('"2"')
@@ -114,7 +116,7 @@ async def test_put_replaces_the_whole_draft(client: httpx.AsyncClient, acme: Acm
     assert put.json()["config"] == {**DEFAULTS, "placement": "direct"}
 
 
-async def test_patch_merges_into_the_draft(client: httpx.AsyncClient, acme: Acme) -> None:
+async def test_patch_merges_into_the_draft(client: httpx2.AsyncClient, acme: Acme) -> None:
     widget = await widget_with_everything(client, acme)
     patch = {
         "launcher": {"label": "Help"},
@@ -171,7 +173,7 @@ INVALID = [
 
 @pytest.mark.parametrize(("config", "field", "rule"), INVALID)
 async def test_an_invalid_configuration_is_refused_by_path_and_rule(
-    client: httpx.AsyncClient, acme: Acme, config: dict[str, Any], field: str, rule: str
+    client: httpx2.AsyncClient, acme: Acme, config: dict[str, Any], field: str, rule: str
 ) -> None:
     widget = url(await create(client, acme))
     for method, path, body in [
@@ -190,7 +192,7 @@ async def test_an_invalid_configuration_is_refused_by_path_and_rule(
 
 
 async def test_a_configuration_that_is_not_an_object_is_refused(
-    client: httpx.AsyncClient, acme: Acme
+    client: httpx2.AsyncClient, acme: Acme
 ) -> None:
     widget = url(await create(client, acme))
     response = await client.put(widget + "/config", json=[], headers=acme.matching('"1"'))

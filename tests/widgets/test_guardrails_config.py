@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
+import httpx2
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,7 +14,7 @@ from tests.widgets.helpers import Acme, create, url
 
 
 async def test_guardrails_are_kept_with_their_defaults(
-    client: httpx.AsyncClient, acme: Acme
+    client: httpx2.AsyncClient, acme: Acme
 ) -> None:
     widget = await create(client, acme)
     guardrails = {"max_input_length": 500, "refused_topics": ["Politics"], "moderation": True}
@@ -31,7 +31,7 @@ async def test_guardrails_are_kept_with_their_defaults(
 
 
 async def test_moderation_needs_an_agent_on_openai(
-    client: httpx.AsyncClient, app: FastAPI, acme: Acme, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, acme: Acme, db: AsyncSession
 ) -> None:
     widget = await create(client, acme)
     stored = await db.get(Widget, uuid.UUID(widget.json()["id"]))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from tests.widgets.helpers import Acme, create, url
@@ -25,14 +25,18 @@ def member(agent_id: str = "billing", **fields: Any) -> dict[str, Any]:
     return {"id": agent_id, "name": agent_id.title(), "instructions": "You help.", **fields}
 
 
-async def put_agent(client: httpx.AsyncClient, acme: Acme, agent: dict[str, Any]) -> httpx.Response:
+async def put_agent(
+    client: httpx2.AsyncClient, acme: Acme, agent: dict[str, Any]
+) -> httpx2.Response:
     widget = await create(client, acme)
     return await client.put(
         url(widget, "/config"), json={"agent": agent}, headers=acme.matching('"1"')
     )
 
 
-async def test_handoffs_are_kept_with_their_defaults(client: httpx.AsyncClient, acme: Acme) -> None:
+async def test_handoffs_are_kept_with_their_defaults(
+    client: httpx2.AsyncClient, acme: Acme
+) -> None:
     agent = {
         "name": "Triage",
         "tools": [WEB],
@@ -96,7 +100,7 @@ async def test_handoffs_are_kept_with_their_defaults(client: httpx.AsyncClient, 
     ],
 )
 async def test_handoffs_that_cannot_work_are_refused_with_the_field(
-    client: httpx.AsyncClient, acme: Acme, agent: dict[str, Any], field: str, type: str | None
+    client: httpx2.AsyncClient, acme: Acme, agent: dict[str, Any], field: str, type: str | None
 ) -> None:
     put = await put_agent(client, acme, agent)
     assert put.status_code == 422, put.text
@@ -108,7 +112,7 @@ async def test_handoffs_that_cannot_work_are_refused_with_the_field(
 
 
 async def test_a_handoff_agent_with_a_tool_needs_a_tool_secret_like_the_main_agent(
-    client: httpx.AsyncClient, acme: Acme
+    client: httpx2.AsyncClient, acme: Acme
 ) -> None:
     put = await put_agent(
         client, acme, {"tools": [ORDERS], "main_tools": [], "handoffs": [member(tools=["orders"])]}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,7 +31,7 @@ def http_tool(**extra: Any) -> dict[str, Any]:
 
 
 async def test_the_first_http_tool_makes_the_tool_secret_shown_once(
-    client: httpx.AsyncClient, app: FastAPI, acme: Acme, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, acme: Acme, db: AsyncSession
 ) -> None:
     widget = await create(client, acme)
     assert widget.json()["has_tool_secret"] is False
@@ -128,7 +128,7 @@ async def test_the_first_http_tool_makes_the_tool_secret_shown_once(
     ],
 )
 async def test_http_tools_that_cannot_work_are_refused_with_the_field(
-    client: httpx.AsyncClient, acme: Acme, tools: list[dict[str, Any]], field: str, type: str
+    client: httpx2.AsyncClient, acme: Acme, tools: list[dict[str, Any]], field: str, type: str
 ) -> None:
     widget, errors = await refused_tools(client, acme, tools)
     assert errors == [(field, type)]
@@ -137,7 +137,7 @@ async def test_http_tools_that_cannot_work_are_refused_with_the_field(
 
 
 async def test_http_tools_work_with_chat_completions_and_loopback_in_development(
-    client: httpx.AsyncClient, acme: Acme
+    client: httpx2.AsyncClient, acme: Acme
 ) -> None:
     """Function tools need no hosted tool support; loopback is open outside production."""
     widget = await create(client, acme)

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
@@ -41,7 +41,7 @@ def mcp_tool(**extra: Any) -> dict[str, Any]:
 
 
 async def with_tools(
-    client: httpx.AsyncClient, acme: Acme, *tools: dict[str, Any]
+    client: httpx2.AsyncClient, acme: Acme, *tools: dict[str, Any]
 ) -> dict[str, Any]:
     """A new widget of acme's whose draft has ``tools``."""
     widget = await create(client, acme)
@@ -55,7 +55,9 @@ async def with_tools(
     return body
 
 
-async def test_an_mcp_tool_is_kept_with_its_defaults(client: httpx.AsyncClient, acme: Acme) -> None:
+async def test_an_mcp_tool_is_kept_with_its_defaults(
+    client: httpx2.AsyncClient, acme: Acme
+) -> None:
     widget = await with_tools(client, acme, mcp_tool())
 
     [tool] = widget["config"]["agent"]["tools"]
@@ -115,7 +117,7 @@ async def test_an_mcp_tool_is_kept_with_its_defaults(client: httpx.AsyncClient, 
     ],
 )
 async def test_mcp_tools_that_cannot_work_are_refused_with_the_field(
-    client: httpx.AsyncClient, acme: Acme, tools: list[dict[str, Any]], field: str, type: str
+    client: httpx2.AsyncClient, acme: Acme, tools: list[dict[str, Any]], field: str, type: str
 ) -> None:
     widget = await create(client, acme)
     put = await client.put(
@@ -127,7 +129,7 @@ async def test_mcp_tools_that_cannot_work_are_refused_with_the_field(
 
 
 async def test_a_secret_is_write_only_encrypted_and_audited_without_its_value(
-    client: httpx.AsyncClient, app: FastAPI, acme: Acme, db: AsyncSession
+    client: httpx2.AsyncClient, app: FastAPI, acme: Acme, db: AsyncSession
 ) -> None:
     widget = await with_tools(client, acme, mcp_tool())
     secrets = url(widget, "/mcp-secrets")
@@ -163,7 +165,7 @@ async def test_a_secret_is_write_only_encrypted_and_audited_without_its_value(
 
 
 async def test_a_secret_needs_its_tool_in_the_draft_and_a_printable_value(
-    client: httpx.AsyncClient, acme: Acme
+    client: httpx2.AsyncClient, acme: Acme
 ) -> None:
     widget = await with_tools(client, acme, mcp_tool())
     secrets = url(widget, "/mcp-secrets")
@@ -179,7 +181,7 @@ async def test_a_secret_needs_its_tool_in_the_draft_and_a_printable_value(
 
 
 async def test_discovery_lists_the_servers_tools_and_flags_missing_ones(
-    client: httpx.AsyncClient, acme: Acme, mcp_server: FakeMcp
+    client: httpx2.AsyncClient, acme: Acme, mcp_server: FakeMcp
 ) -> None:
     tool = mcp_tool(url=mcp_server.url, allowed_tools=["add", "order_status", "refund"])
     widget = await with_tools(client, acme, tool)
@@ -209,7 +211,7 @@ async def test_discovery_lists_the_servers_tools_and_flags_missing_ones(
 
 
 async def test_discovery_failures_are_problems_with_stable_codes(
-    client: httpx.AsyncClient, app: FastAPI, acme: Acme, mcp_server: FakeMcp
+    client: httpx2.AsyncClient, app: FastAPI, acme: Acme, mcp_server: FakeMcp
 ) -> None:
     discover = "/tools/orders/discover"
     stale = await with_tools(client, acme, mcp_tool(url=mcp_server.url))
@@ -251,7 +253,7 @@ async def test_discovery_failures_are_problems_with_stable_codes(
 
 
 async def test_another_tenant_reaches_no_secret_and_no_discovery(
-    client: httpx.AsyncClient, app: FastAPI, acme: Acme, db: AsyncSession, mcp_server: FakeMcp
+    client: httpx2.AsyncClient, app: FastAPI, acme: Acme, db: AsyncSession, mcp_server: FakeMcp
 ) -> None:
     widget = await with_tools(client, acme, mcp_tool(url=mcp_server.url))
     secrets = url(widget, "/mcp-secrets")

@@ -3,7 +3,7 @@ revision of the widget, audited."""
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,7 +22,7 @@ from tests.widgets.helpers import Acme, audit_entries, create, url
     ],
 )
 async def test_origins_are_stored_normalised_and_only_once(
-    client: httpx.AsyncClient, acme: Acme, given: str, stored: str
+    client: httpx2.AsyncClient, acme: Acme, given: str, stored: str
 ) -> None:
     origins = url(await create(client, acme), "/origins")
     added = await client.post(origins, json={"origin": given}, headers=acme.headers)
@@ -45,7 +45,7 @@ async def test_origins_are_stored_normalised_and_only_once(
     ],
 )
 async def test_what_is_not_an_allowed_origin_is_refused(
-    client: httpx.AsyncClient, acme: Acme, given: str, message: str
+    client: httpx2.AsyncClient, acme: Acme, given: str, message: str
 ) -> None:
     origins = url(await create(client, acme), "/origins")
     refused = await client.post(origins, json={"origin": given}, headers=acme.headers)
@@ -57,7 +57,7 @@ async def test_what_is_not_an_allowed_origin_is_refused(
 
 
 async def test_plain_http_beyond_localhost_needs_insecure_origins_allowed(
-    client: httpx.AsyncClient, acme: Acme
+    client: httpx2.AsyncClient, acme: Acme
 ) -> None:
     created = await create(client, acme)
     widget, origins = url(created), url(created, "/origins")
@@ -88,7 +88,7 @@ async def test_plain_http_beyond_localhost_needs_insecure_origins_allowed(
 
 
 async def test_each_origin_change_is_a_new_revision_of_the_widget(
-    client: httpx.AsyncClient, db: AsyncSession, acme: Acme
+    client: httpx2.AsyncClient, db: AsyncSession, acme: Acme
 ) -> None:
     created = await create(client, acme)
     widget, origins = url(created), url(created, "/origins")
@@ -156,7 +156,7 @@ async def test_each_origin_change_is_a_new_revision_of_the_widget(
 
 @pytest.mark.parametrize("domain_key", ["", "domain pk", "domain_pk_<script>", "k" * 256])
 async def test_a_domain_key_is_a_plain_token(
-    client: httpx.AsyncClient, acme: Acme, domain_key: str
+    client: httpx2.AsyncClient, acme: Acme, domain_key: str
 ) -> None:
     origins = url(await create(client, acme), "/origins")
     body = {"origin": "https://shop.example.com", "domain_key": domain_key}
@@ -165,7 +165,7 @@ async def test_a_domain_key_is_a_plain_token(
 
 
 async def test_an_origin_of_another_widget_is_not_found(
-    client: httpx.AsyncClient, acme: Acme
+    client: httpx2.AsyncClient, acme: Acme
 ) -> None:
     mine = await create(client, acme)
     theirs = await create(client, acme, name="Other", origins=["https://other.example"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import httpx
+import httpx2
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,7 +26,7 @@ SHOP = "https://shop.example.com"
 DEVICE = "anon_" + "d" * 24
 
 
-async def published_with_new_draft(client: httpx.AsyncClient, acme: Acme) -> dict[str, str]:
+async def published_with_new_draft(client: httpx2.AsyncClient, acme: Acme) -> dict[str, str]:
     """A widget published with the label "Published" whose draft says "Draft"."""
     created = await create(
         client, acme, origins=[SHOP], config={"launcher": {"label": "Published"}}
@@ -44,7 +44,7 @@ async def published_with_new_draft(client: httpx.AsyncClient, acme: Acme) -> dic
     return dict(created.json())
 
 
-async def make_preview(client: httpx.AsyncClient, acme: Acme, widget: dict[str, str]) -> str:
+async def make_preview(client: httpx2.AsyncClient, acme: Acme, widget: dict[str, str]) -> str:
     response = await client.post(url(widget, "/preview"), headers=acme.headers)
     assert response.status_code == 201, response.text
     body = response.json()
@@ -53,7 +53,7 @@ async def make_preview(client: httpx.AsyncClient, acme: Acme, widget: dict[str, 
 
 
 async def test_a_preview_key_serves_the_draft_to_the_dashboard_origin_only(
-    client: httpx.AsyncClient, acme: Acme
+    client: httpx2.AsyncClient, acme: Acme
 ) -> None:
     widget = await published_with_new_draft(client, acme)
     key = await make_preview(client, acme, widget)
@@ -83,7 +83,7 @@ async def test_a_preview_key_serves_the_draft_to_the_dashboard_origin_only(
 
 
 async def test_the_preview_follows_the_draft_while_it_lives(
-    client: httpx.AsyncClient, acme: Acme
+    client: httpx2.AsyncClient, acme: Acme
 ) -> None:
     widget = await published_with_new_draft(client, acme)
     key = await make_preview(client, acme, widget)
@@ -99,7 +99,7 @@ async def test_the_preview_follows_the_draft_while_it_lives(
 
 
 async def test_forged_expired_and_foreign_previews_are_unknown_widgets(
-    app: FastAPI, client: httpx.AsyncClient, acme: Acme
+    app: FastAPI, client: httpx2.AsyncClient, acme: Acme
 ) -> None:
     widget = await published_with_new_draft(client, acme)
     key = await make_preview(client, acme, widget)
@@ -123,7 +123,7 @@ async def test_forged_expired_and_foreign_previews_are_unknown_widgets(
 
 
 async def test_viewers_and_other_tenants_get_no_preview(
-    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, acme: Acme
+    app: FastAPI, client: httpx2.AsyncClient, db: AsyncSession, acme: Acme
 ) -> None:
     widget = await published_with_new_draft(client, acme)
     viewer = await login(app, db, await make_member(db, acme.tenant, Role.viewer))
@@ -138,7 +138,7 @@ async def test_viewers_and_other_tenants_get_no_preview(
 
 
 async def test_preview_sessions_and_events_never_count(
-    app: FastAPI, client: httpx.AsyncClient, acme: Acme, settings: Settings
+    app: FastAPI, client: httpx2.AsyncClient, acme: Acme, settings: Settings
 ) -> None:
     widget = await published_with_new_draft(client, acme)
     key = await make_preview(client, acme, widget)
@@ -165,7 +165,7 @@ async def test_preview_sessions_and_events_never_count(
 
 
 async def test_the_preview_page_gets_its_config_without_an_origin_header(
-    client: httpx.AsyncClient, acme: Acme
+    client: httpx2.AsyncClient, acme: Acme
 ) -> None:
     """A same-origin GET carries no ``Origin``: only a preview key's own page is answered."""
     widget = await published_with_new_draft(client, acme)
@@ -183,7 +183,7 @@ async def test_the_preview_page_gets_its_config_without_an_origin_header(
     assert live.status_code == 403
 
 
-async def test_a_direct_draft_is_previewed_framed(client: httpx.AsyncClient, acme: Acme) -> None:
+async def test_a_direct_draft_is_previewed_framed(client: httpx2.AsyncClient, acme: Acme) -> None:
     """ChatKit in the dashboard's own page would need an OpenAI domain key for it."""
     widget = await published_with_new_draft(client, acme)
     current = await client.get(url(widget), headers=acme.headers)

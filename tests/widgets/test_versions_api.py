@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
+import httpx2
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,7 +15,7 @@ from tests.widgets.helpers import Acme, audit_entries, create, url
 
 
 async def test_publishing_freezes_the_draft_as_numbered_versions(
-    client: httpx.AsyncClient, db: AsyncSession, acme: Acme
+    client: httpx2.AsyncClient, db: AsyncSession, acme: Acme
 ) -> None:
     created = await create(client, acme, config={"launcher": {"label": "One"}})
     widget = url(created)
@@ -71,7 +71,7 @@ async def test_publishing_freezes_the_draft_as_numbered_versions(
 
 
 async def test_versions_are_listed_newest_first_a_page_at_a_time(
-    client: httpx.AsyncClient, acme: Acme
+    client: httpx2.AsyncClient, acme: Acme
 ) -> None:
     widget = url(await create(client, acme))
     for revision in (1, 2, 3):
@@ -84,7 +84,7 @@ async def test_versions_are_listed_newest_first_a_page_at_a_time(
 
 
 async def test_a_version_published_by_an_api_client_names_no_user(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, acme: Acme
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Acme
 ) -> None:
     widget = url(await create(client, acme))
     backend = await client_token(app, db, acme.tenant, [Scope.widgets_write, Scope.widgets_read])
@@ -95,7 +95,7 @@ async def test_a_version_published_by_an_api_client_names_no_user(
 
 
 async def test_publishing_checks_the_draft_again(
-    client: httpx.AsyncClient, db: AsyncSession, acme: Acme
+    client: httpx2.AsyncClient, db: AsyncSession, acme: Acme
 ) -> None:
     created = await create(client, acme)
     stored = await db.get_one(Widget, uuid.UUID(created.json()["id"]))
@@ -109,7 +109,7 @@ async def test_publishing_checks_the_draft_again(
 
 
 async def test_restoring_copies_a_version_into_the_draft_without_publishing(
-    client: httpx.AsyncClient, db: AsyncSession, acme: Acme
+    client: httpx2.AsyncClient, db: AsyncSession, acme: Acme
 ) -> None:
     created = await create(client, acme, config={"launcher": {"label": "One"}})
     widget = url(created)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import delete
@@ -24,7 +24,7 @@ DEFAULTS = WidgetConfig().model_dump(mode="json")
 
 
 async def test_a_new_widget_has_the_defaults_an_etag_and_its_origins(
-    client: httpx.AsyncClient, db: AsyncSession, acme: Acme
+    client: httpx2.AsyncClient, db: AsyncSession, acme: Acme
 ) -> None:
     created = await create(
         client,
@@ -68,7 +68,7 @@ async def test_a_new_widget_has_the_defaults_an_etag_and_its_origins(
 
 
 async def test_a_widget_is_created_with_a_configuration(
-    client: httpx.AsyncClient, acme: Acme
+    client: httpx2.AsyncClient, acme: Acme
 ) -> None:
     config = {"placement": "direct", "launcher": {"label": "Ask us"}}
     widget = (await create(client, acme, config=config)).json()
@@ -98,7 +98,7 @@ async def test_a_widget_is_created_with_a_configuration(
 
 
 async def test_widgets_are_listed_in_creation_order_a_page_at_a_time(
-    client: httpx.AsyncClient, db: AsyncSession, acme: Acme
+    client: httpx2.AsyncClient, db: AsyncSession, acme: Acme
 ) -> None:
     ids = [(await create(client, acme, name=name)).json()["id"] for name in "cab"]
     await service.create_widget(db, CLI, await make_tenant(db, "other"), name="x")
@@ -119,7 +119,7 @@ async def test_widgets_are_listed_in_creation_order_a_page_at_a_time(
         assert (refused.status_code, refused.json()["errors"][0]["field"]) == (422, field)
 
 
-async def test_changes_need_the_current_etag(client: httpx.AsyncClient, acme: Acme) -> None:
+async def test_changes_need_the_current_etag(client: httpx2.AsyncClient, acme: Acme) -> None:
     widget = url(await create(client, acme))
     for headers in (acme.headers, acme.matching("*")):
         missing = await client.patch(widget, json={"name": "x"}, headers=headers)
@@ -141,7 +141,7 @@ async def test_changes_need_the_current_etag(client: httpx.AsyncClient, acme: Ac
 
 
 async def test_of_two_writers_that_read_the_same_revision_one_fails(
-    client: httpx.AsyncClient, db: AsyncSession, acme: Acme
+    client: httpx2.AsyncClient, db: AsyncSession, acme: Acme
 ) -> None:
     widget_id = uuid.UUID((await create(client, acme)).json()["id"])
     access = TenantAccess(acme.tenant, UserPrincipal(acme.owner, uuid.uuid4()), ALL_SCOPES, None)
@@ -163,7 +163,7 @@ async def test_of_two_writers_that_read_the_same_revision_one_fails(
 
 
 async def test_a_change_that_changes_nothing_keeps_the_revision(
-    client: httpx.AsyncClient, db: AsyncSession, acme: Acme
+    client: httpx2.AsyncClient, db: AsyncSession, acme: Acme
 ) -> None:
     widget = url(await create(client, acme))
     same = await client.patch(
@@ -176,7 +176,7 @@ async def test_a_change_that_changes_nothing_keeps_the_revision(
 
 
 async def test_changes_are_audited_with_what_they_changed(
-    client: httpx.AsyncClient, db: AsyncSession, acme: Acme
+    client: httpx2.AsyncClient, db: AsyncSession, acme: Acme
 ) -> None:
     widget = url(await create(client, acme))
     changed = await client.patch(
@@ -194,7 +194,7 @@ async def test_changes_are_audited_with_what_they_changed(
 
 
 async def test_a_deleted_widget_is_gone_with_its_versions_and_origins(
-    client: httpx.AsyncClient, db: AsyncSession, acme: Acme
+    client: httpx2.AsyncClient, db: AsyncSession, acme: Acme
 ) -> None:
     created = await create(client, acme, origins=["https://shop.example.com"])
     widget = url(created)
@@ -213,7 +213,7 @@ async def test_a_deleted_widget_is_gone_with_its_versions_and_origins(
 
 
 async def test_another_tenants_widget_is_not_found(
-    client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, acme: Acme
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Acme
 ) -> None:
     other = await make_tenant(db, "other")
     theirs = await service.create_widget(
@@ -248,7 +248,7 @@ async def test_another_tenants_widget_is_not_found(
 
 
 async def test_only_whether_an_identity_secret_is_set_is_shown(
-    client: httpx.AsyncClient, db: AsyncSession, acme: Acme
+    client: httpx2.AsyncClient, db: AsyncSession, acme: Acme
 ) -> None:
     created = await create(client, acme)
     stored = await db.get_one(Widget, uuid.UUID(created.json()["id"]))

@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +22,7 @@ from tests.visitor.helpers import ORIGIN, make_widget, publish
 
 
 async def test_a_widget_loader_carries_the_launcher_look_and_nothing_else(
-    client: httpx.AsyncClient, db: AsyncSession
+    client: httpx2.AsyncClient, db: AsyncSession
 ) -> None:
     config = WidgetConfig(
         chatkit={"startScreen": {"greeting": "Secret greeting"}},
@@ -56,7 +56,7 @@ async def test_a_widget_loader_carries_the_launcher_look_and_nothing_else(
 
 
 async def test_a_republished_launcher_changes_the_widget_loader(
-    client: httpx.AsyncClient, db: AsyncSession, app: FastAPI
+    client: httpx2.AsyncClient, db: AsyncSession, app: FastAPI
 ) -> None:
     app.state.add(
         ConfigCache(revalidate_after=0, chatkit_script=app.state.settings.chatkit_script_url)
@@ -72,7 +72,7 @@ async def test_a_republished_launcher_changes_the_widget_loader(
     assert b'"label":"Two"' in second.content
 
 
-async def test_the_loader_is_cached_briefly_and_revalidated(client: httpx.AsyncClient) -> None:
+async def test_the_loader_is_cached_briefly_and_revalidated(client: httpx2.AsyncClient) -> None:
     response = await client.get("/embed.js", headers={"Accept-Encoding": "identity"})
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/javascript; charset=utf-8"
@@ -85,11 +85,11 @@ async def test_the_loader_is_cached_briefly_and_revalidated(client: httpx.AsyncC
     assert again.content == b""
 
 
-async def test_the_loader_is_gzipped_for_clients_that_accept_it(client: httpx.AsyncClient) -> None:
+async def test_the_loader_is_gzipped_for_clients_that_accept_it(client: httpx2.AsyncClient) -> None:
     response = await client.get("/embed.js", headers={"Accept-Encoding": "gzip, br"})
     assert response.headers["content-encoding"] == "gzip"
     assert response.headers["vary"] == "Accept-Encoding"
-    assert response.content == service.bundle().embed.body  # httpx decodes
+    assert response.content == service.bundle().embed.body  # httpx2 decodes
     assert len(service.bundle().embed.gzipped) <= 5000
 
 
@@ -97,7 +97,7 @@ async def test_the_loader_is_gzipped_for_clients_that_accept_it(client: httpx.As
     ("name", "path"), [("embed", "/embed.{}.js"), ("direct", "/w/direct.{}.js")]
 )
 async def test_the_hashed_scripts_are_immutable(
-    client: httpx.AsyncClient, name: str, path: str
+    client: httpx2.AsyncClient, name: str, path: str
 ) -> None:
     script = getattr(service.bundle(), name)
     response = await client.get(path.format(script.hash))
@@ -110,7 +110,7 @@ async def test_the_hashed_scripts_are_immutable(
 
 
 async def test_the_frame_page_is_locked_to_the_allowed_origins(
-    client: httpx.AsyncClient, db: AsyncSession
+    client: httpx2.AsyncClient, db: AsyncSession
 ) -> None:
     config = WidgetConfig(
         chatkit={"locale": "de-DE", "startScreen": {"greeting": "</script><b>hi</b>"}},
@@ -151,7 +151,7 @@ async def test_the_frame_page_is_locked_to_the_allowed_origins(
     ],
 )
 async def test_an_unknown_or_unpublished_widget_has_no_page_or_loader(
-    client: httpx.AsyncClient, db: AsyncSession, path: str, content_type: str, says: str
+    client: httpx2.AsyncClient, db: AsyncSession, path: str, content_type: str, says: str
 ) -> None:
     unpublished = await make_widget(db, config=None)
     for key in ("pk_nope", unpublished.public_key):
