@@ -4,6 +4,12 @@ One limiter per app (``AppState.rate_limiter``, the ``state.AppRateLimiter`` dep
 :class:`RedisRateLimiter` when ``KITHOST_REDIS_URL`` is set, so every process shares the
 counts, else :class:`MemoryRateLimiter`, whose counts live in this process only. Keys are
 the caller's (``login:ip:203.0.113.7``); a window starts with its key's first event.
+
+Not the ``limits`` library (5.8, measured 2026-12-05): its keys carry the limit and window,
+where callers here peek and hit one key with different limits; it has no release on Redis
+(the script below would stay); its Redis extra wants ``redis<8``; and its memory storage
+scans every key on nearly every hit: 57 µs a hit at 1,000 live keys and 807 µs at 10,000,
+against 2.8 and 5.4 µs here, and self-hosted mints 26 % slower over 40 s of new visitors.
 """
 
 from __future__ import annotations
