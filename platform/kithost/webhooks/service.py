@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit import service as audit
@@ -36,8 +37,8 @@ TEST_EVENT = "webhook.test"
 SECRET_OVERLAP = timedelta(hours=24)
 """How long the secret a rotation replaces still signs deliveries."""
 QUIET_SECONDS = 2.0
-MAX_QUIET_TENANTS = 100_000
-_quiet: dict[uuid.UUID, float] = {}
+_quiet: TTLCache[uuid.UUID, bool] = TTLCache(100_000, QUIET_SECONDS, timer=time.monotonic)
+"""The tenants this process found without an enabled endpoint, for ``QUIET_SECONDS``."""
 """Tenants found without an enabled endpoint, and when (``time.monotonic()``); see above."""
 
 
@@ -176,14 +177,11 @@ async def emit_all(
 ) -> int:
     """:func:`emit` for several events with one look at the endpoints (none for a quiet
     tenant, see above); how many deliveries."""
-    quiet_since = _quiet.get(tenant_id)
-    if quiet_since is not None and time.monotonic() - quiet_since < QUIET_SECONDS:
+    if tenant_id in _quiet:
         return 0
     endpoints: Sequence[WebhookEndpoint] = await repository.endpoints(session, tenant_id)
     if not any(endpoint.enabled for endpoint in endpoints):
-        if len(_quiet) >= MAX_QUIET_TENANTS:
-            _quiet.clear()
-        _quiet[tenant_id] = time.monotonic()
+        _quiet[tenant_id] = True
         return 0
     deliveries = 0
     for event_type, data in events:
