@@ -15,7 +15,7 @@ from kithost.chat.server import ChatServer
 from kithost.chat.store import SqlAttachmentStore, SqlStore
 from kithost.db import Sessionmaker
 from kithost.kit.crypto import SecretBox
-from kithost.kit.outbound import Resolver, app_resolver
+from kithost.kit.outbound import Resolver
 from kithost.settings import Settings
 from kithost.state import AppState
 from kithost.storage import BlobStorage, storage_for
@@ -31,7 +31,7 @@ class Runtime:
     tokens: VerifiedTokens
     facts: FactBuffer
     resolver: Resolver
-    """How names in tenant-chosen tool URLs resolve (``kit.outbound.app_resolver``)."""
+    """How names in tenant-chosen tool URLs resolve (``AppState.outbound_resolver``)."""
 
     def attachment_store(self, *, read_ahead: int = 0) -> SqlAttachmentStore:
         store = SqlStore(
@@ -64,7 +64,7 @@ def create_runtime(state: AppState) -> Runtime:
         urls=AttachmentUrls(settings),
         tokens=VerifiedTokens(settings, state.sessionmaker),
         facts=state.part(FactBuffer),
-        resolver=app_resolver(state),
+        resolver=state.outbound_resolver,
     )
 
 

@@ -32,7 +32,6 @@ from urllib.parse import urlsplit
 import anyio
 import httpcore2
 import httpx2
-from starlette.datastructures import State
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -60,13 +59,6 @@ class OutboundRefused(Exception):
 async def system_resolver(host: str, port: int) -> Sequence[str]:
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-def app_resolver(state: State) -> Resolver:
-    """How the app (``app.state``) resolves the names of tenant-chosen URLs
-    (``state.AppState.outbound_resolver``: the system's, unless a test set its own)."""
-    resolver: Resolver = state.outbound_resolver
-    return resolver
 
 
 def refusal(address: IPAddress) -> str | None:

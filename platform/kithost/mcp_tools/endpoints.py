@@ -7,11 +7,10 @@ from fastapi import APIRouter, Path, Request, status
 
 from kithost.auth.dependencies import WidgetsRead, WidgetsWrite
 from kithost.db import DbSession
-from kithost.kit.outbound import app_resolver
 from kithost.kit.schemas import TENANT_ERRORS, problems
 from kithost.mcp_tools import schemas, service
 from kithost.mcp_tools.client import McpConnector
-from kithost.state import AppSecretBox, AppSettings
+from kithost.state import AppSecretBox, AppSettings, app_state
 
 router = APIRouter(prefix="/tenants/{tenant}/widgets/{id}", tags=["widgets"])
 SECRETS = "/mcp-secrets"
@@ -86,6 +85,6 @@ async def discover_mcp_tools(
     id: uuid.UUID,
     tool_id: ToolId,
 ) -> schemas.Discovery:
-    connector = McpConnector(settings.outbound_policy, app_resolver(request.app.state))
+    connector = McpConnector(settings.outbound_policy, app_state(request).outbound_resolver)
     found = await service.discover(session, box, connector, access, id, tool_id)
     return schemas.Discovery.model_validate(found, from_attributes=True)
