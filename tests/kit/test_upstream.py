@@ -1,0 +1,79 @@
+"""The model clients read a Responses stream as the openai client does, only cheaper: each
+event is checked against the class its ``type`` names instead of against all of them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx2
+import pytest
+from openai import AsyncOpenAI
+from openai.types.responses import ResponseStreamEvent, ResponseTextDeltaEvent
+
+from kithost.kit.upstream import openai_client
+from tests.fakes.openai_server import FakeOpenAI
+
+FUNCTION = {"type": "function", "name": "lookup", "parameters": {"type": "object"}}
+WEB_SEARCH = {"type": "web_search"}
+NOWHERE = "http://127.0.0.1:9/v1"
+RESPONSE = httpx2.Response(200, request=httpx2.Request("POST", NOWHERE))
+
+
+def read(client: AsyncOpenAI, data: dict[str, Any]) -> Any:
+    """``data`` as ``client`` reads an event of a Responses stream."""
+    union: Any = ResponseStreamEvent
+    return client._process_response_data(data=data, cast_to=union, response=RESPONSE)
+
+
+def clients(base_url: str, api_key: str = "sk-test") -> tuple[AsyncOpenAI, AsyncOpenAI]:
+    """Kithost's model client (not the cached one) and the openai client as it comes."""
+    ours = openai_client.__wrapped__(api_key, base_url, 10.0)
+    return ours, AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0)
+
+
+async def raw_events(fake: FakeOpenAI, tools: list[Any]) -> list[dict[str, Any]]:
+    """The data of each event the fake model streams, as JSON."""
+    body = {"model": "gpt-test", "input": "Hello", "tools": tools, "stream": True}
+    headers = {"Authorization": f"Bearer {fake.api_key}"}
+    async with httpx2.AsyncClient() as http:
+        response = await http.post(f"{fake.base_url}/responses", json=body, headers=headers)
+    lines = response.text.splitlines()
+    return [json.loads(line.removeprefix("data: ")) for line in lines if line.startswith("data: ")]
+
+
+@pytest.mark.parametrize(
+    "tools", [[], [WEB_SEARCH], [FUNCTION]], ids=["text", "hosted_tool", "function_call"]
+)
+async def test_each_stream_event_is_what_the_openai_client_makes_of_it(
+    fake_openai: FakeOpenAI, tools: list[Any]
+) -> None:
+    if tools == [FUNCTION]:
+        fake_openai.call_function("lookup", {"q": "x"})
+    events = await raw_events(fake_openai, tools)
+    assert {"response.created", "response.completed"} <= {event["type"] for event in events}
+    ours, plain = clients(NOWHERE)
+    for data in events:
+        mine, theirs = read(ours, data), read(plain, data)
+        assert type(mine) is type(theirs)
+        assert mine.model_dump() == theirs.model_dump()
+
+
+async def test_a_streamed_answer_reads_as_its_events(fake_openai: FakeOpenAI) -> None:
+    ours, _ = clients(fake_openai.base_url, fake_openai.api_key)
+    async with ours:
+        stream = await ours.responses.create(model="gpt-test", input="Hello", stream=True)
+        read = [event async for event in stream]
+    expected = [event["type"] for event in await raw_events(fake_openai, [])]
+    assert [event.type for event in read] == expected
+    deltas = [event for event in read if isinstance(event, ResponseTextDeltaEvent)]
+    assert "".join(event.delta for event in deltas) == fake_openai.reply_text
+
+
+def test_an_event_that_does_not_validate_is_read_as_leniently_as_the_client_reads_it() -> None:
+    bad = {"type": "response.output_text.delta", "delta": 5, "sequence_number": "x"}
+    mine, theirs = (read(client, bad) for client in clients(NOWHERE))
+    assert isinstance(mine, ResponseTextDeltaEvent)
+    assert isinstance(theirs, ResponseTextDeltaEvent)
+    assert vars(mine) == vars(theirs)
+    assert vars(mine)["delta"] == 5  # as sent, not checked
