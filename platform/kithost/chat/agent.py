@@ -68,11 +68,13 @@ def agent(
     config: AgentConfig,
     client: AsyncOpenAI,
     context: ChatContext,
+    first_token_out: asyncio.Event,
     vector_stores: dict[uuid.UUID, str] | None = None,
     http: HttpToolRunner | None = None,
     mcp: Sequence[Tool] = (),
 ) -> Agent[AgentContext[ChatContext]]:
-    """The widget's agent; ``vector_stores``: the OpenAI vector store of each knowledge base
+    """The widget's agent; ``first_token_out``: set once the response has sent its first
+    text (``chat.model``); ``vector_stores``: the OpenAI vector store of each knowledge base
     its ``file_search`` tools name (bases without one are left out); ``http``: what calls
     its ``http`` tools (none: they are left out); ``mcp``: the tools of the widget's ``mcp``
     tools (``mcp_tools.client.McpConnections``), of which those ``config`` allows are offered."""
@@ -80,7 +82,7 @@ def agent(
     return Agent(
         name="assistant",
         instructions=instructions(config.instructions, context),
-        model=model.model(config, client),
+        model=model.model(config, client, first_token_out),
         tools=[*tools(config, vector_stores or {}, http), *(t for t in mcp if t.name in allowed)],
         tool_use_behavior=client_tools.stop_at_client_call,
         model_settings=ModelSettings(

@@ -2,20 +2,18 @@
 
 The runner reads the model's stream in a task of its own and queues its events; they reach
 the response's task through chatkit's merge of the run's events with its own (a task and a
-queue more). A stream that arrives in one piece (a fast or nearby model, a short answer)
-would be read and parsed to its end before the response could forward anything, its first
-token included. After the first text delta these models let the event loop run the
-response's side first (:data:`HOPS` turns), so the first token leaves while the rest is
-still being read. Only after the first: each turn passes through the whole chain of awaits
-of the run, and after every delta the turns were a third of a streamed delta's CPU in
-Kithost's process (bench_chat's held streams: 352 → 233 µs a delta with this and
-``kit.upstream``'s event reading); a model streaming at its pace leaves the loop between
-deltas anyway.
+queue more per event). A stream that arrives in one piece (a fast or nearby model, a short
+answer) would be read and parsed to its end before the response could forward anything, its
+first token included. So after its first text delta a model waits until the response has
+sent it (``first_token_out``, set by ``ChatServer``), then reads on. Only the first: a
+model streaming at its pace leaves the loop between deltas anyway, and handing over after
+every delta cost a third of a streamed delta's CPU (bench_chat's held streams).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,8 +23,9 @@ from openai import AsyncOpenAI
 from kithost.widgets.config import Agent as AgentConfig
 from kithost.widgets.config import ModelApi
 
-HOPS = 4
-"""Event-loop turns from the runner's task to the response's send (measured: bench_chat)."""
+FIRST_TOKEN_WAIT_SECONDS = 1.0
+"""How long a model waits for its first token to be sent at most (it always is, unless the
+response is ending: then the run is cancelled)."""
 TEXT_DELTA = "response.output_text.delta"
 """Both APIs' text deltas (the SDK turns Chat Completions chunks into Responses events)."""
 PLAIN = ("input", "tools")
@@ -34,14 +33,16 @@ PLAIN = ("input", "tools")
 
 
 class _HandsOn:
+    first_token_out: asyncio.Event
+
     async def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        waiting = True
+        waiting = not self.first_token_out.is_set()
         async for event in super().stream_response(*args, **kwargs):  # type: ignore[misc]
             yield event
             if waiting and event.type == TEXT_DELTA:
                 waiting = False
-                for _ in range(HOPS):
-                    await asyncio.sleep(0)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.first_token_out.wait(), FIRST_TOKEN_WAIT_SECONDS)
 
 
 class ResponsesModel(_HandsOn, OpenAIResponsesModel):
@@ -60,7 +61,10 @@ class ChatCompletionsModel(_HandsOn, OpenAIChatCompletionsModel):
     pass
 
 
-def model(config: AgentConfig, client: AsyncOpenAI) -> Model:
-    if config.model_api is ModelApi.chat_completions:
-        return ChatCompletionsModel(model=config.model, openai_client=client)
-    return ResponsesModel(model=config.model, openai_client=client)
+def model(config: AgentConfig, client: AsyncOpenAI, first_token_out: asyncio.Event) -> Model:
+    """The agent's model; ``first_token_out``: set once the response has sent its first
+    text."""
+    kind = ChatCompletionsModel if config.model_api is ModelApi.chat_completions else ResponsesModel
+    built = kind(model=config.model, openai_client=client)
+    built.first_token_out = first_token_out
+    return built

@@ -235,9 +235,14 @@ class ChatServer(ChatKitServer[ChatContext]):
         )
         vector_stores, http = await self._vector_stores(context), self._http_tools(context)
         mcp = await self._mcp_tools(context)
+        first_token_out = asyncio.Event()
         run = Runner.run_streamed(
             handoffs.starting_agent(
-                config, thread, lambda c: agent.agent(c, client, context, vector_stores, http, mcp)
+                config,
+                thread,
+                lambda c: agent.agent(
+                    c, client, context, first_token_out, vector_stores, http, mcp
+                ),
             ),
             model_input,
             context=agent_context,
@@ -256,6 +261,7 @@ class ChatServer(ChatKitServer[ChatContext]):
                     first_token_ms = _ms_since(context.received_at)
                 yield owned
                 if first:
+                    first_token_out.set()
                     self.store.release()
         except asyncio.CancelledError:
             result.cancel()
