@@ -30,6 +30,9 @@ def streamed(fake: FakeOpenAI, api: str, first_token_out: asyncio.Event) -> Asyn
         output_schema=None,
         handoffs=[],
         tracing=ModelTracing.DISABLED,
+        previous_response_id=None,
+        conversation_id=None,
+        prompt=None,
     )
 
 
