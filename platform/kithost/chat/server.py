@@ -387,7 +387,7 @@ def own_ids(event: ThreadStreamEvent, ids: dict[str, str]) -> ThreadStreamEvent:
             del ids[model_id]  # a later message may come with the same model id
         return event.model_copy(update={"item": event.item.model_copy(update={"id": own})})
     if isinstance(event, ThreadItemUpdatedEvent) and event.item_id in ids:
-        return event.model_copy(update={"item_id": ids[event.item_id]})
+        event.item_id = ids[event.item_id]  # one per streamed delta, made for this response
     return event
 
 
