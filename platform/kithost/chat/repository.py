@@ -98,6 +98,8 @@ async def touch_thread(
         update(ChatThread)
         .where(ChatThread.id == thread_id, owned(ChatThread, context))
         .values(updated_at=utcnow(), **values)
+        # Units of work that touch a thread load none first: nothing to bring up to date.
+        .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0)) == 1
 
