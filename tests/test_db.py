@@ -2,21 +2,64 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.auth.principals import CLI
-from kithost.db import session_scope
+from kithost.db import create_engine, create_sessionmaker, only_reads, session_scope
 from kithost.models import AuditLogEntry, Tenant, User
 from kithost.tenants.service import create_tenant
 from kithost.users.service import create_user
 from kithost.widgets.service import create_widget, publish_draft
 from tests.conftest import operator_sessions
+
+
+class _NothingHeldBack:
+    async def committed(self, session: AsyncSession) -> None:
+        pass
+
+    def rolled_back(self, session: AsyncSession) -> None:
+        pass
+
+
+async def test_a_unit_that_only_reads_does_not_wait_for_the_sqlite_write_lock(
+    tmp_path: Path,
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'kithost.db'}")
+    sessionmaker = create_sessionmaker(engine, _NothingHeldBack())
+    statements: list[str] = []
+
+    def executed(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(engine.sync_engine, "before_cursor_execute", executed)
+    count = text("SELECT count(*) FROM t")
+    try:
+        async with engine.begin() as setup:
+            await setup.execute(text("CREATE TABLE t (x INTEGER)"))
+            await setup.execute(text("INSERT INTO t VALUES (1)"))
+        async with engine.connect() as writer:
+            await writer.execute(text("INSERT INTO t VALUES (2)"))  # holds the write lock
+            statements.clear()
+            async with session_scope(sessionmaker) as session:
+                await only_reads(session)
+                read = await asyncio.wait_for(session.scalar(count), 5)
+            assert read == 1  # what is committed
+            assert statements == [str(count)]
+            await writer.rollback()
+        statements.clear()
+        async with session_scope(sessionmaker) as session:
+            await session.scalar(count)
+        assert statements == ["BEGIN IMMEDIATE", str(count)]  # every other unit takes the lock
+    finally:
+        await engine.dispose()
 
 
 async def _count(app: FastAPI, model: type[Tenant] | type[User]) -> int:

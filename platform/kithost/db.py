@@ -28,6 +28,8 @@ from kithost import rls
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 AFTER_COMMIT = "kithost.after_commit"
+ONLY_READS = "kithost_only_reads"
+"""The execution option :func:`only_reads` sets."""
 
 
 class AfterCommit(Protocol):
@@ -78,8 +80,23 @@ def _make_sqlite_transactional(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        options = connection.get_execution_options()
+        if options.get("isolation_level") != "AUTOCOMMIT" and not options.get(ONLY_READS):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def only_reads(session: AsyncSession) -> None:
+    """Declare that ``session``'s unit of work is one statement that only reads; call it
+    before that statement.
+
+    On SQLite the statement then runs without a transaction of its own (one statement reads
+    one snapshot anyway): no ``BEGIN IMMEDIATE``, which waits for the write lock and costs
+    three hand-offs to the driver's thread (~0.35 ms). Elsewhere, and on a session bound to
+    a connection (the tests' savepoints), nothing changes.
+    """
+    bind = session.bind
+    if isinstance(bind, AsyncEngine) and bind.dialect.name == "sqlite":
+        await session.connection(execution_options={ONLY_READS: True})
 
 
 def create_sessionmaker(

@@ -59,7 +59,7 @@ from kithost.chat.errors import (
     thread_not_found,
 )
 from kithost.chat.repository import Order
-from kithost.db import Sessionmaker, commit_asynchronously, session_scope
+from kithost.db import Sessionmaker, commit_asynchronously, only_reads, session_scope
 from kithost.errors import Conflict
 from kithost.kit.schemas import NUL, has_nul
 from kithost.kit.tokens import random_token
@@ -126,11 +126,12 @@ class SqlStore(Store[ChatContext]):
 
     @asynccontextmanager
     async def unit(
-        self, context: ChatContext, *, writes: bool = False
+        self, context: ChatContext, *, writes: bool = False, one_read: bool = False
     ) -> AsyncIterator[AsyncSession]:
-        """A unit of work after the write behind the response (:meth:`settled`)."""
+        """A unit of work after the write behind the response (:meth:`settled`);
+        ``one_read``: it runs one statement that only reads (:func:`~kithost.db.only_reads`)."""
         await self.settled()
-        async with self._unit(context, writes=writes) as session:
+        async with self._unit(context, writes=writes, one_read=one_read) as session:
             yield session
 
     def release(self) -> None:
@@ -152,7 +153,7 @@ class SqlStore(Store[ChatContext]):
 
     @asynccontextmanager
     async def _unit(
-        self, context: ChatContext, *, writes: bool = False
+        self, context: ChatContext, *, writes: bool = False, one_read: bool = False
     ) -> AsyncIterator[AsyncSession]:
         """A unit of work that first writes the threads created since the last one.
 
@@ -165,6 +166,8 @@ class SqlStore(Store[ChatContext]):
             written = list(self._unwritten.values())
             if writes or written:
                 await commit_asynchronously(session)
+            elif one_read:
+                await only_reads(session)
             for row, _ in written:
                 session.add(row)
             if written:
@@ -198,7 +201,7 @@ class SqlStore(Store[ChatContext]):
 
     async def load_thread(self, thread_id: str, context: ChatContext) -> ThreadMetadata:
         limit = self.read_ahead
-        async with self.unit(context) as session:
+        async with self.unit(context, one_read=True) as session:
             if limit:
                 payload, items = await repository.thread_with_items(
                     session, context, thread_id, limit + 1
