@@ -458,8 +458,12 @@ async def raw_stream(
         return None
     response = head + b"".join(rest)
     complete = response.startswith(b"HTTP/1.1 200") and response.endswith(b"\r\n0\r\n\r\n")
-    if not complete or b'"type":"error"' in response or response.count(DELTA) != WORDS:
-        log(f"a held stream failed: {response[:200]!r} … {response[-200:]!r}")
+    error = response.find(b'"type":"error"')
+    if not complete or error >= 0 or response.count(DELTA) != WORDS:
+        why = f"{response.count(DELTA)} of {WORDS} deltas, complete: {complete}"
+        if error >= 0:
+            why += f", error event: {response[error - 200 : error + 300]!r}"
+        log(f"a held stream failed ({why}): {response[:200]!r} … {response[-200:]!r}")
         return None
     return first_token
 
