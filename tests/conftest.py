@@ -36,6 +36,7 @@ from kithost import migrate, rls
 from kithost.app import create_app
 from kithost.auth import passwords
 from kithost.db import Sessionmaker, create_engine, create_sessionmaker, session_scope
+from kithost.kit.upstream import ModelClients
 from kithost.settings import Settings
 from kithost.state import AppState
 from kithost.worker.enqueue import PendingTasks
@@ -206,10 +207,18 @@ def cli_settings(
 
 @pytest.fixture
 async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """The test's transaction; the apps made on it (:func:`create_test_app`) let go of
+    their model connections with it (an app under test does not run its lifespan)."""
     async with engine.connect() as connection:
         transaction = await connection.begin()
         yield connection
         await transaction.rollback()
+    while _MODEL_CLIENTS:
+        await _MODEL_CLIENTS.pop().aclose()
+
+
+_MODEL_CLIENTS: list[ModelClients] = []
+"""Of the apps made on the current test's connection."""
 
 
 def create_test_app(
@@ -221,6 +230,7 @@ def create_test_app(
     # Reconfigured, not replaced: the app's parts (the chat runtime, …) hold this one.
     app_sessions: Sessionmaker = app.state.sessionmaker
     app_sessions.configure(bind=connection, sync_session_class=AppRoleSession)
+    _MODEL_CLIENTS.append(state_of(app).part(ModelClients))
     return app
 
 

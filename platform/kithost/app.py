@@ -31,6 +31,7 @@ from kithost.kit.keys import Purpose
 from kithost.kit.limits import LimitsMiddleware
 from kithost.kit.ratelimit import create_rate_limiter
 from kithost.kit.schemas import document_problems
+from kithost.kit.upstream import ModelClients
 from kithost.log import configure_logging
 from kithost.middleware import RequestContextMiddleware
 from kithost.sessions.endpoints import visitor_router as sessions_visitor_router
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ConfigCache(chatkit_script=settings.chatkit_script_url),
         MintRecorder(state.sessionmaker),
         EventsHandover(celery, settings.events_max_in_flight),
+        ModelClients(settings.openai_timeout_seconds, settings.outbound_policy),
     )
     state.add(create_runtime(state))
 

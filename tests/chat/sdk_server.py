@@ -58,6 +58,7 @@ from kithost.chat.runtime import runtime
 from kithost.chat.server import ChatServer
 from kithost.chat.store import SqlAttachmentStore, SqlStore
 from kithost.kit.crypto import SecretBox
+from kithost.kit.upstream import ModelClients
 from kithost.settings import Settings
 from tests.conftest import state_of
 
@@ -98,10 +99,16 @@ class ScriptedServer(ChatServer):
         script: Script,
         settings: Settings,
         box: SecretBox,
+        models: ModelClients,
         new_message: bool,
     ) -> None:
         super().__init__(
-            store, attachment_store, settings=settings, box=box, new_message=new_message
+            store,
+            attachment_store,
+            settings=settings,
+            box=box,
+            models=models,
+            new_message=new_message,
         )
         self.script = script
 
@@ -185,6 +192,7 @@ class SdkServer:
             script=self.script,
             settings=parts.settings,
             box=parts.box,
+            models=parts.models,
             new_message=isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq),
         )
 

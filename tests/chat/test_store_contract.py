@@ -92,6 +92,7 @@ async def test_through_the_sdks_process_a_response_without_text_keeps_the_messag
         attachments,
         settings=app.state.settings,
         box=app.state.secret_box,
+        models=runtime(state_of(app)).models,
         new_message=True,
     )
     body = (

@@ -1,5 +1,6 @@
 """The model clients read a Responses stream as the openai client does, only cheaper: each
-event is checked against the class its ``type`` names instead of against all of them."""
+event is checked against the class its ``type`` names instead of against all of them. The
+chat runtime's clients share a pool per kind of endpoint, closed with the app."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ from typing import Any
 
 import httpx2
 import pytest
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, DefaultAioHttpClient
 from openai.types.responses import ResponseStreamEvent, ResponseTextDeltaEvent
 
-from kithost.kit.upstream import openai_client
+from kithost.app import create_app
+from kithost.kit.outbound import LOOPBACK, OutboundPolicy
+from kithost.kit.upstream import ModelClients, ModelEndpoint, openai_client
+from kithost.settings import Settings
+from tests.conftest import state_of
 from tests.fakes.openai_server import FakeOpenAI
 
 FUNCTION = {"type": "function", "name": "lookup", "parameters": {"type": "object"}}
@@ -77,3 +82,42 @@ def test_an_event_that_does_not_validate_is_read_as_leniently_as_the_client_read
     assert isinstance(theirs, ResponseTextDeltaEvent)
     assert vars(mine) == vars(theirs)
     assert vars(mine)["delta"] == 5  # as sent, not checked
+
+
+async def answer(clients: ModelClients, endpoint: ModelEndpoint) -> str:
+    stream = await clients.client(endpoint).responses.create(
+        model="gpt-test", input="Hello", stream=True
+    )
+    return "".join([e.delta async for e in stream if isinstance(e, ResponseTextDeltaEvent)])
+
+
+async def test_the_runtimes_clients_share_a_pool_per_kind_of_endpoint_and_close_it(
+    fake_openai: FakeOpenAI,
+) -> None:
+    clients = ModelClients(10.0, OutboundPolicy.parse(LOOPBACK))
+    operator = ModelEndpoint(fake_openai.base_url, fake_openai.api_key, chosen_by_tenant=False)
+    tenant = ModelEndpoint(fake_openai.base_url, fake_openai.api_key, chosen_by_tenant=True)
+    other_key = ModelEndpoint(fake_openai.base_url, "sk-other", chosen_by_tenant=False)
+    try:
+        assert await answer(clients, operator) == fake_openai.reply_text
+        assert await answer(clients, tenant) == fake_openai.reply_text
+        assert clients.client(operator) is clients.client(operator)
+        pools = {kind: clients.client(e)._client for kind, e in [("o", operator), ("t", tenant)]}
+        assert clients.client(other_key)._client is pools["o"]  # one pool, every key
+        assert isinstance(pools["o"], DefaultAioHttpClient)  # openai[aiohttp]'s
+        assert pools["t"] is not pools["o"]  # the tenant's URL: the checked transport
+        sent = [request.headers["authorization"] for request in fake_openai.requests]
+        assert sent == [f"Bearer {fake_openai.api_key}"] * 2
+    finally:
+        await clients.aclose()
+    assert pools["o"].is_closed
+    assert pools["t"].is_closed
+
+
+async def test_the_apps_lifespan_closes_its_model_clients(settings: Settings) -> None:
+    app = create_app(settings)
+    clients = state_of(app).part(ModelClients)
+    endpoint = ModelEndpoint(NOWHERE, "sk-test", chosen_by_tenant=False)
+    async with app.router.lifespan_context(app):
+        assert not clients.client(endpoint)._client.is_closed
+    assert clients.client(endpoint)._client.is_closed

@@ -16,6 +16,7 @@ from kithost.chat.store import SqlAttachmentStore, SqlStore
 from kithost.db import Sessionmaker
 from kithost.kit.crypto import SecretBox
 from kithost.kit.outbound import Resolver
+from kithost.kit.upstream import ModelClients
 from kithost.settings import Settings
 from kithost.state import AppState
 from kithost.storage import BlobStorage, storage_for
@@ -30,6 +31,7 @@ class Runtime:
     urls: AttachmentUrls
     tokens: VerifiedTokens
     facts: FactBuffer
+    models: ModelClients
     resolver: Resolver
     """How names in tenant-chosen tool URLs resolve (``AppState.outbound_resolver``)."""
 
@@ -48,13 +50,15 @@ class Runtime:
             attachments,
             settings=self.settings,
             box=self.box,
+            models=self.models,
             new_message=isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq),
             resolver=self.resolver,
         )
 
 
 def create_runtime(state: AppState) -> Runtime:
-    """The app's runtime (``create_app`` adds it to ``app.state`` once ``FactBuffer`` is)."""
+    """The app's runtime (``create_app`` adds it to ``app.state`` after the parts it uses:
+    ``FactBuffer``, ``ModelClients``)."""
     settings = state.settings
     return Runtime(
         settings=settings,
@@ -64,6 +68,7 @@ def create_runtime(state: AppState) -> Runtime:
         urls=AttachmentUrls(settings),
         tokens=VerifiedTokens(settings, state.sessionmaker),
         facts=state.part(FactBuffer),
+        models=state.part(ModelClients),
         resolver=state.outbound_resolver,
     )
 

@@ -68,7 +68,7 @@ from kithost.db import session_scope
 from kithost.errors import Conflict
 from kithost.kit.crypto import SecretBox
 from kithost.kit.outbound import Resolver, refused_in, system_resolver
-from kithost.kit.upstream import ModelEndpoint, model_client
+from kithost.kit.upstream import ModelClients, ModelEndpoint
 from kithost.knowledge import repository as knowledge
 from kithost.mcp_tools.client import McpConnections, McpConnector
 from kithost.mcp_tools.service import answer_connections
@@ -98,12 +98,14 @@ class ChatServer(ChatKitServer[ChatContext]):
         *,
         settings: Settings,
         box: SecretBox,
+        models: ModelClients,
         new_message: bool,
         resolver: Resolver = system_resolver,
     ) -> None:
         super().__init__(store, attachment_store)
         self.settings = settings
         self.box = box
+        self.models = models
         self.resolver = resolver
         """How tenant-chosen tool URLs resolve (tests answer for names)."""
         self.new_message = new_message
@@ -223,9 +225,7 @@ class ChatServer(ChatKitServer[ChatContext]):
             async for event in demo_model.answer(thread):
                 yield event
             return
-        client = model_client(
-            endpoint, self.settings.openai_timeout_seconds, self.settings.outbound_policy
-        )
+        client = self.models.client(endpoint)
         history = await self.store.load_thread_items(
             thread.id, None, agent.HISTORY_ITEMS, "desc", context
         )
@@ -310,8 +310,7 @@ class ChatServer(ChatKitServer[ChatContext]):
                 endpoint = self._endpoint(context)
             except Conflict:  # no key: the demo model answers, nothing to moderate with
                 return None
-            timeout, policy = self.settings.openai_timeout_seconds, self.settings.outbound_policy
-            return model_client(endpoint, timeout, policy)
+            return self.models.client(endpoint)
 
         try:
             tripped = await guardrails.check(guardrails_of(context), message, moderation_client)

@@ -1,4 +1,5 @@
-"""The OpenAI clients Kithost calls upstream with (hosted sessions, the chat runtime).
+"""The OpenAI clients Kithost calls upstream with (hosted sessions and knowledge indexing:
+:func:`openai_client`; the chat runtime: :class:`ModelClients`).
 
 Two kinds, never mixed: the operator's endpoint (``KITHOST_OPENAI_BASE_URL``, else OpenAI's)
 with the tenant's or the platform's key, and an endpoint a tenant chose (a widget's
@@ -12,7 +13,7 @@ from functools import lru_cache
 from typing import Any, get_args
 
 import httpx2
-from openai import AsyncOpenAI, omit
+from openai import AsyncOpenAI, DefaultAioHttpClient, omit
 from openai.types.responses import ResponseStreamEvent
 from pydantic import BaseModel, ValidationError
 
@@ -73,30 +74,47 @@ def openai_client(api_key: str, base_url: str | None, timeout: float) -> AsyncOp
     return _Client(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
 
 
-@lru_cache(maxsize=256)
-def tenant_endpoint_client(
-    api_key: str, base_url: str, timeout: float, policy: OutboundPolicy
-) -> AsyncOpenAI:
-    """A client for an OpenAI-compatible API at a URL a tenant chose: its connections reach
-    public addresses only (and what ``policy`` allows), and it sends the tenant's key and
-    nothing the process's environment would add (``OPENAI_CUSTOM_HEADERS`` may carry an
-    ``Authorization``; ``OPENAI_ORG_ID``/``OPENAI_PROJECT_ID`` name the operator's account)."""
-    headers: dict[str, Any] = {
-        "Authorization": f"Bearer {api_key}",
-        "OpenAI-Organization": omit,
-        "OpenAI-Project": omit,
-    }
-    return _Client(
-        api_key=api_key,
-        base_url=base_url,
-        timeout=timeout,
-        max_retries=0,
-        http_client=outbound_client(policy, timeout=timeout),
-        default_headers=headers,
-    )
+class ModelClients:
+    """The chat runtime's model clients: a part of the app, closed with it (its lifespan).
 
+    Two connection pools, shared by every key: the operator's endpoint on aiohttp (openai's
+    ``DefaultAioHttpClient``: its C parser reads a streamed answer for less of the process's
+    CPU per text delta than httpx2; measured in bench/README), and the endpoints tenants
+    chose on :mod:`kithost.kit.outbound`'s checked httpx2 transport, which sends the
+    tenant's key and nothing the process's environment would add (``OPENAI_CUSTOM_HEADERS``
+    may carry an ``Authorization``; ``OPENAI_ORG_ID``/``OPENAI_PROJECT_ID`` name the
+    operator's account). On top, a client per key and endpoint, kept (building one costs
+    ~0.08 ms): it holds nothing but its pool's reference. No retries: a visitor is waiting,
+    and every caller maps failures to a problem.
 
-def model_client(endpoint: ModelEndpoint, timeout: float, policy: OutboundPolicy) -> AsyncOpenAI:
-    if endpoint.chosen_by_tenant and endpoint.base_url is not None:
-        return tenant_endpoint_client(endpoint.api_key, endpoint.base_url, timeout, policy)
-    return openai_client(endpoint.api_key, endpoint.base_url, timeout)
+    aiohttp's pool belongs to the event loop it first ran in: so one per app, unlike
+    :func:`openai_client`'s, which Celery's tasks (a loop each) use.
+    """
+
+    def __init__(self, timeout: float, policy: OutboundPolicy) -> None:
+        self._timeout = timeout
+        self._operator = DefaultAioHttpClient(timeout=timeout)
+        self._tenants = outbound_client(policy, timeout=timeout)
+        self.client = lru_cache(maxsize=256)(self._client)
+        """The client for an endpoint (cached)."""
+
+    def _client(self, endpoint: ModelEndpoint) -> AsyncOpenAI:
+        tenants = endpoint.chosen_by_tenant and endpoint.base_url is not None
+        headers: dict[str, Any] = {
+            "Authorization": f"Bearer {endpoint.api_key}",
+            "OpenAI-Organization": omit,
+            "OpenAI-Project": omit,
+        }
+        return _Client(
+            api_key=endpoint.api_key,
+            base_url=endpoint.base_url,
+            timeout=self._timeout,
+            max_retries=0,
+            http_client=self._tenants if tenants else self._operator,
+            default_headers=headers if tenants else None,
+        )
+
+    async def aclose(self) -> None:
+        self.client.cache_clear()
+        await self._operator.aclose()
+        await self._tenants.aclose()
