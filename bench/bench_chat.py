@@ -28,7 +28,8 @@ PostgreSQL (a scratch database on 127.0.0.1:5432, dropped afterwards).
   longer answers than real ones), so N are open once the ramp is over; arrivals go on for
   ``HOLD_SECONDS`` more. N steps through ``HELD_STEPS`` while every stream completes (all
   its deltas, no error) and the first token of the streams started after the ramp has a
-  median and a p95 under 1 s. The visitors are a process of their own (raw HTTP/1.1 on
+  median and a p95 under 1 s, then the gap to the first N that failed is halved while it is
+  over a quarter of the last N that passed. The visitors are a process of their own (raw HTTP/1.1 on
   asyncio, a connection per stream) so that reading every delta of N streams does not
   compete with the fake model, whose server thread then has this process to itself.
   Unlike the burst, this figure says what a process holds while answering at a model's
@@ -310,8 +311,9 @@ class HeldStep:
 
 
 async def held_streams(chat: Chat, tokens: list[str], fake: FakeOpenAI, db: str) -> None:
-    """Step through ``HELD_STEPS`` while the held streams pass, then try halfway between the
-    last that passed and the first that failed; emit the largest that passed."""
+    """Step through ``HELD_STEPS`` while the held streams pass, then halve the gap between
+    the last that passed and the first that failed while it is over a quarter of the
+    former; emit the largest that passed."""
     held: HeldStep | None = None
     failed: HeldStep | None = None
     fake.reply_text = " ".join(["word"] * WORDS)
@@ -343,7 +345,7 @@ async def held_streams(chat: Chat, tokens: list[str], fake: FakeOpenAI, db: str)
                 failed = tried
                 break
             held = tried
-        if held and failed:
+        while held and failed and failed.streams - held.streams > held.streams // 4:
             tried = await step((held.streams + failed.streams) // 2)
             held, failed = (tried, failed) if tried.passed else (held, tried)
     fake.reset()
