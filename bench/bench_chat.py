@@ -509,6 +509,21 @@ def serve_and_measure(
             base = f"http://127.0.0.1:{port}"
             wait_http(f"{base}/healthz", api)
             asyncio.run(measure(base, seed, f"http://localhost:{port}", fake, db))
+        for line in logged_errors(data / "serve.log")[:80]:  # why a stream failed, if one did
+            log(f"{db}: kithost serve: {line}")
+
+
+def logged_errors(path: Path) -> list[str]:
+    """The errors in a ``kithost serve`` log, each with its traceback (chatkit logs the
+    exception behind a stream's error event)."""
+    errors: list[str] = []
+    taking = False
+    for line in path.read_text().splitlines():
+        if line[:1].isdigit():  # a new record: "2026-12-06T05:25:00Z [level ] …"
+            taking = "[error" in line
+        if taking:
+            errors.append(line)
+    return errors
 
 
 def on_both_databases(measure: Measure) -> None:
