@@ -29,9 +29,9 @@ PostgreSQL (a scratch database on 127.0.0.1:5432, dropped afterwards).
   ``HOLD_SECONDS`` more. N steps through ``HELD_STEPS`` while every stream completes (all
   its deltas, no error) and the first token of the streams started after the ramp has a
   median and a p95 under 1 s, then the gap to the first N that failed is halved while it is
-  over a quarter of the last N that passed. The visitors are a process of their own (raw HTTP/1.1 on
-  asyncio, a connection per stream) so that reading every delta of N streams does not
-  compete with the fake model, whose server thread then has this process to itself.
+  over a quarter of the last N that passed. The visitors are a process of their own (raw
+  HTTP/1.1 on asyncio, a connection per stream) so that reading every delta of N streams
+  does not compete with the fake model, whose server thread then has this process to itself.
   Unlike the burst, this figure says what a process holds while answering at a model's
   pace: each delta is an event parsed from the model's stream and an SSE event written.
 
