@@ -8,8 +8,9 @@ with the tenant's or the platform's key, and an endpoint a tenant chose (a widge
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, get_args
 
 import httpx2
@@ -93,28 +94,39 @@ class ModelClients:
 
     def __init__(self, timeout: float, policy: OutboundPolicy) -> None:
         self._timeout = timeout
-        self._operator = DefaultAioHttpClient(timeout=timeout)
+        self._operator = DefaultAioHttpClient(timeout=timeout, verify=_tls())
         self._tenants = outbound_client(policy, timeout=timeout)
         self.client = lru_cache(maxsize=256)(self._client)
         """The client for an endpoint (cached)."""
 
     def _client(self, endpoint: ModelEndpoint) -> AsyncOpenAI:
-        tenants = endpoint.chosen_by_tenant and endpoint.base_url is not None
-        headers: dict[str, Any] = {
-            "Authorization": f"Bearer {endpoint.api_key}",
-            "OpenAI-Organization": omit,
-            "OpenAI-Project": omit,
-        }
+        http: httpx2.AsyncClient = self._operator
+        headers: dict[str, Any] | None = None
+        if endpoint.chosen_by_tenant and endpoint.base_url is not None:
+            http = self._tenants
+            headers = {
+                "Authorization": f"Bearer {endpoint.api_key}",
+                "OpenAI-Organization": omit,
+                "OpenAI-Project": omit,
+            }
         return _Client(
             api_key=endpoint.api_key,
             base_url=endpoint.base_url,
             timeout=self._timeout,
             max_retries=0,
-            http_client=self._tenants if tenants else self._operator,
-            default_headers=headers if tenants else None,
+            http_client=http,
+            default_headers=headers,
         )
 
     async def aclose(self) -> None:
         self.client.cache_clear()
         await self._operator.aclose()
         await self._tenants.aclose()
+
+
+@cache
+def _tls() -> ssl.SSLContext:
+    """The operator pool's TLS settings (httpx2's defaults: its CA bundle, or
+    ``SSL_CERT_FILE``/``SSL_CERT_DIR``), built once a process: loading the CA bundle takes
+    ~20 ms, which every app would pay at start-up (each test builds one)."""
+    return httpx2.create_ssl_context()
