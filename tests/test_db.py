@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import psycopg
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import event, func, select, text
@@ -18,7 +19,7 @@ from kithost.models import AuditLogEntry, Tenant, User
 from kithost.tenants.service import create_tenant
 from kithost.users.service import create_user
 from kithost.widgets.service import create_widget, publish_draft
-from tests.conftest import operator_sessions
+from tests.conftest import PG_ADMIN_URL, operator_sessions
 
 
 class _NothingHeldBack:
@@ -58,6 +59,63 @@ async def test_a_unit_that_only_reads_does_not_wait_for_the_sqlite_write_lock(
         async with session_scope(sessionmaker) as session:
             await session.scalar(count)
         assert statements == ["BEGIN IMMEDIATE", str(count)]  # every other unit takes the lock
+    finally:
+        await engine.dispose()
+
+
+async def test_a_unit_that_began_nothing_ends_without_the_sqlite_drivers_commit(
+    tmp_path: Path,
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'kithost.db'}", pool_size=1)
+    sessionmaker = create_sessionmaker(engine, _NothingHeldBack())
+    ended: list[str] = []
+    try:
+        async with engine.begin() as setup:
+            await setup.execute(text("CREATE TABLE t (x INTEGER)"))
+        async with engine.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        for name in ("commit", "rollback"):
+            end = getattr(driver, name)
+
+            async def counted(end: Any = end, name: str = name) -> None:
+                ended.append(name)
+                await end()
+
+            setattr(driver, name, counted)
+        async with session_scope(sessionmaker) as session:
+            await only_reads(session)
+            await session.scalar(text("SELECT count(*) FROM t"))
+        assert ended == []  # no transaction began: no hand-off to end one
+        async with session_scope(sessionmaker) as session:
+            await session.execute(text("INSERT INTO t VALUES (1)"))
+        assert ended == ["commit"]
+
+        async def failing_unit() -> None:
+            async with session_scope(sessionmaker) as session:
+                await session.execute(text("INSERT INTO t VALUES (2)"))
+                raise RuntimeError
+
+        with pytest.raises(RuntimeError):
+            await failing_unit()
+        assert ended == ["commit", "rollback"]
+        async with session_scope(sessionmaker) as session:
+            assert await session.scalar(text("SELECT sum(x) FROM t")) == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_a_connection_the_database_closed_is_not_handed_out(postgresql_url: str) -> None:
+    engine = create_engine(postgresql_url, pool_size=1, max_overflow=0)
+    backend = text("SELECT pg_backend_pid()")
+    try:
+        async with engine.connect() as connection:
+            pid = await connection.scalar(backend)
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:  # a restart, for one
+            stop = "SELECT pg_terminate_backend(%s, 5000)"  # returns once it has exited
+            assert admin.execute(stop, (pid,)).fetchone() == (True,)
+        async with engine.connect() as connection:  # the pooled one is closed: a new one
+            assert await connection.scalar(backend) != pid
     finally:
         await engine.dispose()
 

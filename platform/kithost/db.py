@@ -8,14 +8,16 @@ raises, and only after a commit hands over the work the unit of work held back
 
 from __future__ import annotations
 
+import select
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -42,20 +44,35 @@ class AfterCommit(Protocol):
         """``session`` rolled back: drop what it held."""
 
 
-def create_engine(
-    url: str, *, pre_ping: bool = True, pool_size: int = 5, max_overflow: int = 10
-) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> AsyncEngine:
     """An async engine; on SQLite, with real transactions, foreign keys and WAL.
-    ``pre_ping``: check each pooled connection before use (a round trip), so a request
-    never fails on a connection the database dropped. ``pool_size`` + ``max_overflow``: the
-    most connections the process opens to a server database."""
+    ``pool_size`` + ``max_overflow``: the most connections the process opens to a server
+    database, each checked before use (:func:`_discard_closed_by_server`)."""
     if make_url(url).get_backend_name() != "sqlite":
-        return _create_async_engine(
-            url, pool_pre_ping=pre_ping, pool_size=pool_size, max_overflow=max_overflow
-        )
+        engine = _create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+        event.listen(engine.sync_engine, "checkout", _discard_closed_by_server)
+        return engine
     engine = _create_async_engine(url, connect_args={"timeout": 30})
     _make_sqlite_transactional(engine)
     return engine
+
+
+def _discard_closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Hand out no pooled connection the database has closed (a restart, a failover, an
+    idle timeout): the pool then opens a new one (SQLAlchemy's ``DisconnectionError``).
+
+    An idle PostgreSQL connection has nothing to read until it sends a query; once the
+    server has closed it, its socket reads the end (or the server's last error). Asking the
+    socket costs a system call where SQLAlchemy's ``pool_pre_ping`` costs a round trip to
+    the server before every unit of work (measured: ~0.3 ms of each).
+    """
+    driver = dbapi_connection.driver_connection
+    if driver.closed:
+        raise DisconnectionError("the connection is closed")
+    poll = select.poll()
+    poll.register(driver.fileno(), select.POLLIN | select.POLLPRI)
+    if poll.poll(0):
+        raise DisconnectionError("the database closed the connection")
 
 
 def _make_sqlite_transactional(engine: AsyncEngine) -> None:
@@ -83,6 +100,25 @@ def _make_sqlite_transactional(engine: AsyncEngine) -> None:
         options = connection.get_execution_options()
         if options.get("isolation_level") != "AUTOCOMMIT" and not options.get(ONLY_READS):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    # Nor does the driver know which units began nothing (only_reads, AUTOCOMMIT): ending
+    # one would still cost a hand-off to its thread for a COMMIT that does nothing.
+    dialect = engine.sync_engine.dialect
+    do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
+
+    def _if_begun(end: Callable[[Any], None]) -> Callable[[Any], None]:
+        def _end(dbapi_connection: Any) -> None:
+            try:
+                begun = dbapi_connection.driver_connection.in_transaction
+            except ValueError:  # closed: nothing to end (SQLAlchemy's adapter skips it too)
+                return
+            if begun:
+                end(dbapi_connection)
+
+        return _end
+
+    dialect.do_commit = _if_begun(do_commit)  # type: ignore[method-assign,assignment]
+    dialect.do_rollback = _if_begun(do_rollback)  # type: ignore[method-assign,assignment]
 
 
 async def only_reads(session: AsyncSession) -> None:

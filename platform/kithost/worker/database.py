@@ -47,13 +47,9 @@ def run(celery: Celery, work: Callable[[Sessionmaker], Awaitable[T]]) -> T:
     global _runtime
     if _runtime is None or _runtime[0] != os.getpid():
         runner = asyncio.Runner()
-        # No pre-ping: a task that meets a connection the database dropped fails with
-        # OperationalError and is retried (the pool is then refilled); a round trip per
-        # task is not worth saving that retry.
         settings = get_settings()
         engine = create_engine(
             settings.database,
-            pre_ping=False,
             pool_size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow,
         )
