@@ -18,7 +18,7 @@ from kithost.auth import oidc
 from kithost.auth.oauth_endpoints import router as oauth_router
 from kithost.auth.signing import KEY_RING, KeyRing
 from kithost.chat.endpoints import router as chat_router
-from kithost.chat.runtime import create_runtime
+from kithost.chat.runtime import create_runtime, prepare_process
 from kithost.dashboard.endpoints import router as dashboard_router
 from kithost.db import create_engine, create_sessionmaker
 from kithost.demo_page import router as demo_router
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        prepare_process()
         yield
         await state.aclose()
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import chatkit.types
+from agents import set_trace_provider
+from agents.tracing.provider import DefaultTraceProvider
 from chatkit.types import ChatKitReq, ThreadsAddUserMessageReq, ThreadsCreateReq, is_streaming_req
+from pydantic import BaseModel
 
 from kithost.analytics.facts import FactBuffer
 from kithost.chat import agent
@@ -16,7 +20,7 @@ from kithost.chat.store import SqlAttachmentStore, SqlStore
 from kithost.db import Sessionmaker
 from kithost.kit.crypto import SecretBox
 from kithost.kit.outbound import Resolver
-from kithost.kit.upstream import ModelClients
+from kithost.kit.upstream import ModelClients, complete_stream_events
 from kithost.settings import Settings
 from kithost.state import AppState
 from kithost.storage import BlobStorage, storage_for
@@ -76,3 +80,29 @@ def create_runtime(state: AppState) -> Runtime:
 def runtime(state: AppState) -> Runtime:
     """The app's runtime (``app.state``)."""
     return state.part(Runtime)
+
+
+def prepare_process() -> None:
+    """What a process does once before it answers (the app's start-up, before it takes
+    requests; ~0.3 s):
+
+    - build the validators of the models an answer is read and written as, openai's
+      Responses stream events and ChatKit's types: both SDKs leave them to their first use,
+      which held the event loop ~150 ms during a process's first answer (py-spy: its first
+      token after 200 ms, the next answers' after 5; every other request waited too);
+    - give the Agents SDK a trace provider that is off and has no processor: its default
+      one exports to OpenAI's trace backend (with the process's key), and creating it
+      built an HTTP client during the first answer (~25 ms). Answers run with tracing
+      disabled as well (``ChatServer``).
+    """
+    complete_stream_events()
+    for model in vars(chatkit.types).values():
+        if (
+            isinstance(model, type)
+            and issubclass(model, BaseModel)
+            and model.__module__ == chatkit.types.__name__
+        ):
+            model.model_rebuild()
+    untraced = DefaultTraceProvider()
+    untraced.set_disabled(True)
+    set_trace_provider(untraced)

@@ -30,6 +30,13 @@ _STREAM_EVENT: Any = ResponseStreamEvent
 """The union a Responses stream is read as (a type alias: compared by identity)."""
 
 
+def complete_stream_events() -> None:
+    """Build the Responses stream event classes' validators now (openai leaves them to
+    their first event: see :func:`kithost.chat.runtime.prepare_process`)."""
+    for event in _STREAM_EVENTS.values():
+        event.model_rebuild()
+
+
 @dataclass(frozen=True)
 class ModelEndpoint:
     """Where a model is called and with which key."""
