@@ -91,9 +91,9 @@ def prepare_process() -> None:
       which held the event loop ~150 ms during a process's first answer (py-spy: its first
       token after 200 ms, the next answers' after 5; every other request waited too);
     - give the Agents SDK a trace provider that is off and has no processor: its default
-      one exports to OpenAI's trace backend (with the process's key), and creating it
-      built an HTTP client during the first answer (~25 ms). Answers run with tracing
-      disabled as well (``ChatServer``).
+      one exports to OpenAI's trace backend (with ``OPENAI_API_KEY``, if the environment
+      has one), and creating it built an HTTP client during the first answer (~25 ms).
+      Answers run with tracing disabled as well (``ChatServer``).
     """
     complete_stream_events()
     for model in vars(chatkit.types).values():
