@@ -21,8 +21,10 @@ async def conversation(
     *,
     hours_ago: int = 0,
     feedback: str | None = None,
+    preview: bool = False,
 ) -> str:
-    """A thread of ``end_user`` alternating user and assistant messages of ``texts``."""
+    """A thread of ``end_user`` alternating user and assistant messages of ``texts``
+    (``preview``: started in the dashboard's preview of the widget's draft)."""
     thread_id = "thr_" + secrets.token_hex(8)
     at = utcnow() - timedelta(hours=hours_ago)
     db.add(
@@ -35,6 +37,7 @@ async def conversation(
             updated_at=at,
             payload={"id": thread_id, "title": texts[0][:20], "created_at": at.isoformat()},
             payload_version=1,
+            preview=preview,
         )
     )
     await db.flush()

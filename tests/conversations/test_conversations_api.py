@@ -118,6 +118,26 @@ async def test_the_list_filters_and_searches_the_tenants_threads_only(
     assert rest == [threads["blog"]]
 
 
+async def test_chats_of_the_dashboards_preview_are_not_conversations(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    tenant, owner, threads = await acme_with_chats(app, db)
+    shop = await db.scalar(
+        select(Widget).where(Widget.tenant_id == tenant.id, Widget.name == "Shop")
+    )
+    assert shop is not None
+    tried = await conversation(db, shop, "u:42", ["Can I return my draft?", "Sure."], preview=True)
+    assert await listed(client, owner) == [
+        threads["returns"],
+        threads["anonymous"],
+        threads["blog"],
+    ]
+    assert await listed(client, owner, q="draft") == []
+    assert await listed(client, owner, end_user="u:42") == [threads["returns"]]
+    read = await client.get(f"{CONVERSATIONS}/{tried}", headers=owner.headers)
+    assert (read.status_code, read.json()["code"]) == (404, "conversation_not_found")
+
+
 async def test_reading_a_transcript_is_audited_and_deleting_it_too(
     client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:

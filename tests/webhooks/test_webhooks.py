@@ -27,6 +27,7 @@ from kithost.webhooks.tasks import deliver
 from tests.analytics.helpers import SHOP, USER, client_error, published_widget
 from tests.api.helpers import audit_actions
 from tests.chat.helpers import make_chat_widget, thread_of, visitor
+from tests.conversations.helpers import conversation
 from tests.factories import Credentials, login, make_member, make_tenant
 from tests.fakes.openai_server import FakeOpenAI
 from tests.webhooks.helpers import Receiver
@@ -442,6 +443,7 @@ async def test_an_idle_conversation_is_announced_once_per_idle_period(
     thread = thread_of(await alice.send("Where is my order?"))
     stranger = await visitor(http, app, db, elsewhere)
     await stranger.send("Not for acme's hook")
+    await conversation(db, widget, "u:staff", ["Trying the draft"], preview=True)
     keys = app.state.settings.keys()
 
     async def idle_after(minutes: int) -> list[dict[str, Any]]:
@@ -453,7 +455,7 @@ async def test_an_idle_conversation_is_announced_once_per_idle_period(
         return [Webhook(secret).verify(r.body, r.headers) for r in receiver.received[before:]]
 
     assert await idle_after(9) == [], "not idle long enough"
-    [event] = await idle_after(11)
+    [event] = await idle_after(11)  # not the preview's chat: the tenant's own test
     assert event["type"] == "conversation.idle"
     assert event["data"]["id"] == thread
     assert event["data"]["end_user"].startswith("a:h_"), "a device id is a credential"

@@ -556,6 +556,7 @@ def _thread_row(
         payload=payload,
         payload_version=PAYLOAD_VERSION,
         created_at=_aware(thread.created_at),  # listed by it, as items are (not write time)
+        preview=context.widget.preview,
     )
 
 

@@ -116,13 +116,14 @@ async def page(
 
 
 def _rows() -> Select[ChatThread, int, int, int, bool | None]:
+    """Conversations: visitors' threads (not those of the dashboard's previews)."""
     return select(
         ChatThread,
         MESSAGES.label("messages"),
         POSITIVE.label("positive"),
         NEGATIVE.label("negative"),
         REVIEWED.label("reviewed"),
-    )
+    ).where(ChatThread.preview.is_(False))
 
 
 def _filters(session: AsyncSession, query: ConversationQuery) -> list[ColumnElement[bool]]:

@@ -16,6 +16,9 @@ class ChatThread(Base):
     ``payload`` is the SDK's ``ThreadMetadata`` as JSON, ``payload_version`` the layout it was
     written in (``chat.store.PAYLOAD_VERSION``): rows outlive SDK upgrades.
     ``updated_at`` moves with every item added: retention purges threads idle since a cutoff.
+    ``preview``: started in the dashboard's preview of a draft (``widgets.preview``): the
+    tenant's own test, not a conversation (the chat still answers it; nothing lists, exports
+    or announces it).
     """
 
     __tablename__ = "chat_threads"
@@ -34,3 +37,4 @@ class ChatThread(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     payload: Mapped[dict[str, Any]]
     payload_version: Mapped[int]
+    preview: Mapped[bool] = mapped_column(default=False)

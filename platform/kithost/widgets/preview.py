@@ -4,7 +4,8 @@
 takes in place of a public key: the config, the loader, the framed page, sessions and the
 ChatKit endpoint then serve the widget's current *draft* (``visitor.service.load_preview``),
 to one origin only (the dashboard's, where the preview page is framed), for
-``PREVIEW_TTL``. Nothing a preview does counts in analytics (``Published.preview``).
+``PREVIEW_TTL``. Nothing a preview does counts in analytics (``Published.preview``), and
+its chats' threads are marked (``ChatThread.preview``): not a tenant's conversations.
 
 A key is ``pv_`` + ``tenant.widget.expiry.origin`` (hex ids, Unix seconds, base64url) + ``.``
 + an HMAC-SHA256 of that with a key derived from the current encryption key: nothing is
