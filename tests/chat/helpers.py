@@ -203,8 +203,10 @@ async def visitor(
     widget: Widget,
     end_user: str = "a:anon_" + "a" * 24,
     origin: str = ORIGIN,
+    public_key: str | None = None,
 ) -> Visitor:
-    """A visitor holding a session token for ``widget``, as the session endpoint mints it.
+    """A visitor holding a session token for ``widget`` (``public_key``: a preview key of it,
+    say), as the session endpoint mints it.
 
     (Minted directly: over a real socket, that endpoint's unit of work commits after its
     response is sent, on the test's one connection, while the next request already runs.)
@@ -215,10 +217,11 @@ async def visitor(
         tenant_id=str(widget.tenant_id),
         widget_id=str(widget.id),
     )
+    key = public_key or widget.public_key
     minted = await tokens.issue(
-        db, app.state.settings, app.state.secret_box, public_key=widget.public_key, claims=claims
+        db, app.state.settings, app.state.secret_box, public_key=key, claims=claims
     )
-    return Visitor(http, widget.public_key, minted.token, end_user, origin)
+    return Visitor(http, key, minted.token, end_user, origin)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from typing import Any
 import httpx2
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks import Webhook, WebhookVerificationError
 
@@ -20,16 +21,18 @@ from kithost.analytics.ingestion import service as ingestion
 from kithost.analytics.ingestion.tasks import ingest
 from kithost.conversations.idle import announce_idle
 from kithost.db import session_scope
-from kithost.models import Role, Tenant, WebhookEndpoint, Widget
+from kithost.models import ChatThread, Role, Tenant, WebhookEndpoint, Widget
 from kithost.models.base import utcnow
 from kithost.webhooks import delivery
 from kithost.webhooks.tasks import deliver
+from kithost.widgets import preview
 from tests.analytics.helpers import SHOP, USER, client_error, published_widget
 from tests.api.helpers import audit_actions
-from tests.chat.helpers import make_chat_widget, thread_of, visitor
+from tests.chat.helpers import deltas, make_chat_widget, thread_of, visitor
 from tests.conversations.helpers import conversation
 from tests.factories import Credentials, login, make_member, make_tenant
 from tests.fakes.openai_server import FakeOpenAI
+from tests.visitor.helpers import ORIGIN
 from tests.webhooks.helpers import Receiver
 from tests.workers import RecordedTasks
 
@@ -249,6 +252,33 @@ async def test_a_new_conversation_is_announced_once(
     assert (by_thread[bobs]["text"], by_thread[bobs]["end_user"]) == ("Hi there", "u:42")
     assert by_thread[bobs]["widget_id"] == str(widget.id)
     assert by_thread[bobs]["item_id"].startswith("msg_")
+
+
+async def test_a_chat_in_the_dashboards_preview_is_answered_and_announced_nowhere(
+    client: httpx2.AsyncClient,
+    http: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    receiver: Receiver,
+    sent: list[tuple[str, list[Any]]],
+) -> None:
+    events = ["conversation.started", "conversation.message"]
+    widget, _ = await chat_tenant_with_hook(client, app, db, fake_openai, receiver, events=events)
+    shown = preview.Preview(widget.tenant_id, widget.id, ORIGIN, utcnow() + preview.PREVIEW_TTL)
+    key = preview.issue(app.state.settings, shown)
+    staff = await visitor(http, app, db, widget, public_key=key)
+    answered = await staff.send("Does the draft answer?")
+    assert "".join(deltas(answered)) == fake_openai.reply_text
+    thread = thread_of(answered)
+    again = await staff.send("And again?", thread_id=thread)
+    assert "".join(deltas(again)) == fake_openai.reply_text
+    assert await run_deliveries(app, sent) == [], "the tenant's own test, not a conversation"
+    assert await db.scalar(select(ChatThread.preview).where(ChatThread.id == thread)) is True
+
+    alice = await visitor(http, app, db, widget)
+    await alice.send("Where is my order?")
+    assert await run_deliveries(app, sent) == [True] * 3, "started, and both messages"
 
 
 async def test_a_new_client_error_group_is_announced_once(

@@ -360,7 +360,7 @@ class SqlStore(Store[ChatContext]):
                 "created_at": _aware(item.created_at),
             },
         )
-        if isinstance(item, UserMessageItem | AssistantMessageItem):
+        if isinstance(item, UserMessageItem | AssistantMessageItem) and not context.widget.preview:
             data = _message(item, context)
             events = [("conversation.message", data)]
             if new and isinstance(item, UserMessageItem):

@@ -17,8 +17,8 @@ class ChatThread(Base):
     written in (``chat.store.PAYLOAD_VERSION``): rows outlive SDK upgrades.
     ``updated_at`` moves with every item added: retention purges threads idle since a cutoff.
     ``preview``: started in the dashboard's preview of a draft (``widgets.preview``): the
-    tenant's own test, not a conversation (the chat still answers it; nothing lists, exports
-    or announces it).
+    tenant's own test, not a conversation (the chat answers it; conversations do not list,
+    search or export it, and no webhook announces it).
     """
 
     __tablename__ = "chat_threads"
