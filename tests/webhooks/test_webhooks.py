@@ -21,7 +21,7 @@ from kithost.analytics.ingestion import service as ingestion
 from kithost.analytics.ingestion.tasks import ingest
 from kithost.conversations.idle import announce_idle
 from kithost.db import session_scope
-from kithost.models import ChatThread, Role, Tenant, WebhookEndpoint, Widget
+from kithost.models import ChatThread, Role, Tenant, WebhookEndpoint, WebhookIdleMark, Widget
 from kithost.models.base import utcnow
 from kithost.webhooks import delivery
 from kithost.webhooks.tasks import deliver
@@ -473,7 +473,7 @@ async def test_an_idle_conversation_is_announced_once_per_idle_period(
     thread = thread_of(await alice.send("Where is my order?"))
     stranger = await visitor(http, app, db, elsewhere)
     await stranger.send("Not for acme's hook")
-    await conversation(db, widget, "u:staff", ["Trying the draft"], preview=True)
+    tried = await conversation(db, widget, "u:staff", ["Trying the draft"], preview=True)
     keys = app.state.settings.keys()
 
     async def idle_after(minutes: int) -> list[dict[str, Any]]:
@@ -486,6 +486,7 @@ async def test_an_idle_conversation_is_announced_once_per_idle_period(
 
     assert await idle_after(9) == [], "not idle long enough"
     [event] = await idle_after(11)  # not the preview's chat: the tenant's own test
+    assert not await db.scalar(select(WebhookIdleMark).where(WebhookIdleMark.thread_id == tried))
     assert event["type"] == "conversation.idle"
     assert event["data"]["id"] == thread
     assert event["data"]["end_user"].startswith("a:h_"), "a device id is a credential"

@@ -66,9 +66,9 @@ async def newly_idle(
     idle_since: datetime,
     limit: int,
 ) -> Sequence[Row[str, datetime]]:
-    """The endpoint's tenant's threads last active between ``active_after`` and
-    ``idle_since`` whose idle period the endpoint has not been told of: (id, last activity),
-    longest idle first."""
+    """The endpoint's tenant's conversations (not a preview's threads) last active between
+    ``active_after`` and ``idle_since`` whose idle period the endpoint has not been told of:
+    (id, last activity), longest idle first."""
     told = exists().where(
         WebhookIdleMark.endpoint_id == endpoint.id,
         WebhookIdleMark.thread_id == ChatThread.id,
@@ -78,6 +78,7 @@ async def newly_idle(
         select(ChatThread.id, ChatThread.updated_at)
         .where(
             ChatThread.tenant_id == endpoint.tenant_id,
+            ChatThread.preview.is_(False),
             ChatThread.updated_at > active_after,
             ChatThread.updated_at <= idle_since,
             ~told,
