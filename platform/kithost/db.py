@@ -64,7 +64,7 @@ def _discard_closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) 
     An idle PostgreSQL connection has nothing to read until it sends a query; once the
     server has closed it, its socket reads the end (or the server's last error). Asking the
     socket costs a system call where SQLAlchemy's ``pool_pre_ping`` costs a round trip to
-    the server before every unit of work (measured: ~0.3 ms of each).
+    the server before every unit of work (measured: a reply's read, 1.87 → 1.63 ms).
     """
     driver = dbapi_connection.driver_connection
     if driver.closed:
