@@ -23,7 +23,8 @@ from kithost import rls
 from kithost.auth.principals import CLI
 from kithost.auth.roles import ROLE_SCOPES
 from kithost.auth.scopes import Scope
-from kithost.conversations import exports, repository
+from kithost.conversations import exports, repository, service
+from kithost.conversations.schemas import ConversationFilters
 from kithost.db import session_scope
 from kithost.models import (
     AnalyticsEvent,
@@ -113,9 +114,61 @@ async def test_the_list_filters_and_searches_the_tenants_threads_only(
     assert await listed(client, owner, since=since) == [threads["returns"]]
 
     first = (await client.get(CONVERSATIONS, params={"limit": 2}, headers=owner.headers)).json()
-    assert first["next"] == threads["anonymous"]
     rest = await listed(client, owner, limit=2, before=first["next"])
     assert rest == [threads["blog"]]
+
+
+async def test_the_next_page_goes_on_when_the_last_thread_shown_changes_or_goes(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """``next`` names a position in the list (last activity, id), not a thread: after a
+    page whose last thread then gets a message (it moves to the top) or is deleted, the
+    next page goes on with the threads after it, repeating and skipping none."""
+    tenant, owner, threads = await acme_with_chats(app, db)
+    older = await _older_conversations(db, tenant, 2)
+
+    def page(response: httpx2.Response) -> tuple[list[str], str | None]:
+        assert response.status_code == 200, response.text
+        return [c["id"] for c in response.json()["data"]], response.json()["next"]
+
+    shown, after = page(await client.get(CONVERSATIONS, params={"limit": 2}, headers=owner.headers))
+    assert shown == [threads["returns"], threads["anonymous"]]
+    moved = await db.get(ChatThread, threads["anonymous"])
+    assert moved is not None
+    moved.updated_at = utcnow()  # a new message
+    await db.flush()
+    params = {"limit": 2, "before": after}
+    shown, after = page(await client.get(CONVERSATIONS, params=params, headers=owner.headers))
+    assert shown == [threads["blog"], older[0]]
+    deleted = await client.delete(f"{CONVERSATIONS}/{older[0]}", headers=owner.headers)
+    assert deleted.status_code == 204, deleted.text
+    params = {"limit": 2, "before": after}
+    shown, after = page(await client.get(CONVERSATIONS, params=params, headers=owner.headers))
+    assert (shown, after) == ([older[1]], None)
+    assert await listed(client, owner) == [
+        threads["anonymous"],
+        threads["returns"],
+        threads["blog"],
+        older[1],
+    ]
+
+    for cursor in (threads["blog"], "bm90IGEgY3Vyc29y", "%%%"):  # a thread's id is none
+        bad = await client.get(CONVERSATIONS, params={"before": cursor}, headers=owner.headers)
+        assert bad.status_code == 422, bad.text
+        assert bad.json()["errors"][0]["field"] == "before"
+
+
+async def _older_conversations(db: AsyncSession, tenant: Tenant, count: int) -> list[str]:
+    """``count`` more of the tenant's conversations, each an hour older than the last,
+    the first older than :func:`acme_with_chats`' threads."""
+    shop = await db.scalar(
+        select(Widget).where(Widget.tenant_id == tenant.id, Widget.name == "Shop")
+    )
+    assert shop is not None
+    return [
+        await conversation(db, shop, f"u:{n}", [f"question {n}"], hours_ago=4 + n)
+        for n in range(count)
+    ]
 
 
 async def test_chats_of_the_dashboards_preview_are_not_conversations(
@@ -249,6 +302,42 @@ async def test_the_export_streams_every_match_a_page_at_a_time(
         CONVERSATIONS + "/export.jsonl", params={"q": "Norway"}, headers=owner.headers
     )
     assert [json.loads(line)["id"] for line in only.text.splitlines()] == [threads["anonymous"]]
+    paged = await client.get(
+        CONVERSATIONS + "/export.jsonl", params={"limit": 2}, headers=owner.headers
+    )
+    assert paged.status_code == 422, "an export takes filters, and has every match"
+
+
+async def test_an_export_goes_on_past_a_thread_that_changes_or_goes_while_it_runs(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export reads a page at a time; the last thread of a page getting a message or
+    being deleted before the next page is read neither repeats threads nor ends the
+    export early."""
+    tenant, owner, threads = await acme_with_chats(app, db)
+    older = await _older_conversations(db, tenant, 3)
+    monkeypatch.setattr(service, "EXPORT_PAGE", 2)
+    exported: list[str] = []
+    async with session_scope(app.state.sessionmaker, tenant=tenant.id) as session:
+        keys = app.state.settings.keys()
+        async for line in service.export_lines(session, tenant.id, ConversationFilters(), keys):
+            exported.append(json.loads(line)["id"])
+            if len(exported) == 2:  # a page is out: its last thread gets a message
+                moved = await db.get(ChatThread, threads["anonymous"])
+                assert moved is not None
+                moved.updated_at = utcnow()
+                await db.flush()
+            if len(exported) == 4:  # and the next page's last thread is deleted
+                gone = await client.delete(f"{CONVERSATIONS}/{older[0]}", headers=owner.headers)
+                assert gone.status_code == 204, gone.text
+    assert exported == [
+        threads["returns"],
+        threads["anonymous"],
+        threads["blog"],
+        older[0],
+        older[1],
+        older[2],
+    ]
 
 
 async def test_staff_note_and_mark_a_conversation_reviewed(

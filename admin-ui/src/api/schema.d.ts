@@ -5505,7 +5505,7 @@ export interface operations {
                 has_attachments?: boolean | null;
                 /** @description Words in the messages. */
                 q?: string | null;
-                /** @description The last id of the previous page. */
+                /** @description The `next` of the previous page. */
                 before?: string | null;
                 limit?: number;
             };
@@ -5584,9 +5584,6 @@ export interface operations {
                 has_attachments?: boolean | null;
                 /** @description Words in the messages. */
                 q?: string | null;
-                /** @description The last id of the previous page. */
-                before?: string | null;
-                limit?: number;
             };
             header?: never;
             path: {
@@ -5663,9 +5660,6 @@ export interface operations {
                 has_attachments?: boolean | null;
                 /** @description Words in the messages. */
                 q?: string | null;
-                /** @description The last id of the previous page. */
-                before?: string | null;
-                limit?: number;
             };
             header?: never;
             path: {

@@ -1,19 +1,17 @@
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit import repository
-from kithost.audit.repository import AuditFilter, Position
+from kithost.audit.repository import AuditFilter
 from kithost.auth.principals import Actor
-from kithost.errors import invalid_field
+from kithost.kit import cursors
 from kithost.models import AuditLogEntry, Tenant
 
 
@@ -69,27 +67,9 @@ async def list_entries(
     session: AsyncSession, tenant: Tenant, where: AuditFilter, *, cursor: str | None, limit: int
 ) -> AuditPage:
     """A page of the tenant's entries matching ``where``; ``cursor`` continues a listing."""
-    before = None if cursor is None else _decode_cursor(cursor)
+    before = None if cursor is None else cursors.decode(cursor, uuid.UUID, field="cursor")
     rows = await repository.list_entries(session, tenant.id, where, before=before, limit=limit + 1)
     if len(rows) <= limit:
         return AuditPage(rows, None)
     last = rows[limit - 1]
-    return AuditPage(rows[:limit], _encode_cursor((last.created_at, last.id)))
-
-
-def _encode_cursor(position: Position) -> str:
-    created_at, id = position
-    raw = f"{created_at.isoformat()} {id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> Position:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created_at, id = raw.split(" ")
-        position = (datetime.fromisoformat(created_at), uuid.UUID(id))
-        if position[0].tzinfo is None:
-            raise ValueError("naive time")
-    except ValueError:
-        raise invalid_field("cursor", "not a cursor this list gave") from None
-    return position
+    return AuditPage(rows[:limit], cursors.encode(last.created_at, last.id))

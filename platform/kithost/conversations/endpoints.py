@@ -19,7 +19,8 @@ from kithost.state import AppSettings
 
 router = APIRouter(prefix="/tenants/{tenant}/conversations", tags=["conversations"])
 
-Filters = Annotated[schemas.ConversationQuery, Query()]
+Page = Annotated[schemas.ConversationQuery, Query()]
+Filters = Annotated[schemas.ConversationFilters, Query()]
 
 
 @router.get(
@@ -30,7 +31,7 @@ Filters = Annotated[schemas.ConversationQuery, Query()]
     responses=problems(*TENANT_ERRORS),
 )
 async def list_conversations(
-    access: ConversationsRead, session: DbSession, settings: AppSettings, query: Filters
+    access: ConversationsRead, session: DbSession, settings: AppSettings, query: Page
 ) -> schemas.ConversationPage:
     return await service.list_conversations(session, access, query, settings.keys())
 
@@ -81,7 +82,7 @@ def _streamed(
     request: Request,
     export: exports.Exporter,
     access: TenantAccess,
-    query: schemas.ConversationQuery,
+    query: schemas.ConversationFilters,
     settings: Settings,
     media_type: str,
     extension: str,

@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnClause
 
-from kithost.conversations.schemas import ConversationQuery, FeedbackFilter
+from kithost.conversations.schemas import ConversationFilters, FeedbackFilter
 from kithost.models import (
     AnalyticsEvent,
     ChatAttachment,
@@ -36,6 +36,8 @@ from kithost.models import (
 
 MESSAGE_KINDS = ("user_message", "assistant_message")
 ThreadRow = Row[ChatThread, int, int, int, bool | None]
+Position = tuple[datetime, str]
+"""Where a thread stands in the list: its last activity and, among equal times, its id."""
 """A thread with its counts of messages, positive and negative feedback, and whether staff
 reviewed it."""
 REVIEWED = (
@@ -93,26 +95,20 @@ async def responses(
 
 
 async def page(
-    session: AsyncSession, tenant_id: uuid.UUID, query: ConversationQuery
-) -> Sequence[ThreadRow] | None:
-    """The tenant's threads matching ``query``, last active first, after the ``before``
-    thread; None when that thread is not the tenant's (any more)."""
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    query: ConversationFilters,
+    *,
+    before: Position | None,
+    limit: int,
+) -> Sequence[ThreadRow]:
+    """The tenant's threads matching ``query``, last active first, from the one after
+    ``before``."""
     statement = _rows().where(ChatThread.tenant_id == tenant_id, *_filters(session, query))
-    if query.before is not None:
-        cursor = (
-            await session.execute(
-                select(ChatThread.updated_at, ChatThread.id).where(
-                    ChatThread.tenant_id == tenant_id, ChatThread.id == query.before
-                )
-            )
-        ).one_or_none()
-        if cursor is None:
-            return None
-        statement = statement.where(
-            tuple_(ChatThread.updated_at, ChatThread.id) < tuple_(cursor[0], cursor[1])
-        )
+    if before is not None:
+        statement = statement.where(tuple_(ChatThread.updated_at, ChatThread.id) < tuple_(*before))
     statement = statement.order_by(ChatThread.updated_at.desc(), ChatThread.id.desc())
-    return (await session.execute(statement.limit(query.limit + 1))).all()
+    return (await session.execute(statement.limit(limit))).all()
 
 
 def _rows() -> Select[ChatThread, int, int, int, bool | None]:
@@ -126,7 +122,7 @@ def _rows() -> Select[ChatThread, int, int, int, bool | None]:
     ).where(ChatThread.preview.is_(False))
 
 
-def _filters(session: AsyncSession, query: ConversationQuery) -> list[ColumnElement[bool]]:
+def _filters(session: AsyncSession, query: ConversationFilters) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if query.widget is not None:
         where.append(ChatThread.widget_id == query.widget)

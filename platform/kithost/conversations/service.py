@@ -33,12 +33,12 @@ from kithost.conversations.schemas import (
     TranscriptItem,
 )
 from kithost.errors import FieldError, Forbidden, NotFound
+from kithost.kit import cursors
 from kithost.kit.keys import Keys
 from kithost.kit.pseudonyms import exported_end_user
 from kithost.models import ChatItem, ConversationReview
 
 EXPORT_PAGE = 50
-FILTERS = set(ConversationFilters.model_fields)
 """A query's fields that choose conversations (not its paging)."""
 
 
@@ -78,14 +78,17 @@ def change_settings(
 async def list_conversations(
     session: AsyncSession, access: TenantAccess, query: ConversationQuery, keys: Keys
 ) -> ConversationPage:
-    rows = await repository.page(session, access.tenant.id, query)
-    if rows is None:
-        raise NotFound("The thread this page starts after is gone.", code="cursor_not_found")
+    before = None if query.before is None else cursors.decode(query.before, str, field="before")
+    rows = await repository.page(
+        session, access.tenant.id, query, before=before, limit=query.limit + 1
+    )
     shown = rows[: query.limit]
     figures = await _figures(session, access.tenant.id, [row[0].id for row in shown])
     data = [_conversation(row, keys, figures[row[0].id]) for row in shown]
-    more = len(rows) > query.limit
-    return ConversationPage(data=data, next=data[-1].id if more and data else None)
+    if len(rows) <= query.limit:
+        return ConversationPage(data=data, next=None)
+    last = shown[-1][0]
+    return ConversationPage(data=data, next=cursors.encode(last.updated_at, last.id))
 
 
 async def read_transcript(
@@ -212,9 +215,11 @@ async def _export_pages(
     session: AsyncSession, tenant_id: uuid.UUID, filters: ConversationFilters
 ) -> AsyncIterator[tuple[Sequence[repository.ThreadRow], dict[str, list[ChatItem]]]]:
     """The matching conversations a page at a time, each with its threads' items."""
-    query = ConversationQuery(**filters.model_dump(include=FILTERS), limit=EXPORT_PAGE)
+    before: repository.Position | None = None
     while True:
-        rows = await repository.page(session, tenant_id, query) or []
+        rows = await repository.page(
+            session, tenant_id, filters, before=before, limit=EXPORT_PAGE + 1
+        )
         page = rows[:EXPORT_PAGE]
         items = await repository.items(session, tenant_id, [r[0].id for r in page])
         by_thread: dict[str, list[ChatItem]] = {}
@@ -223,7 +228,8 @@ async def _export_pages(
         yield page, by_thread
         if len(rows) <= EXPORT_PAGE:
             return
-        query = query.model_copy(update={"before": page[-1][0].id})
+        last = page[-1][0]
+        before = (last.updated_at, last.id)
 
 
 def record_export(
@@ -247,8 +253,8 @@ def record_export(
 
 
 def filters_of(filters: ConversationFilters) -> dict[str, Any]:
-    """The filters as JSON, those left out omitted (no paging)."""
-    return filters.model_dump(mode="json", exclude_none=True, include=FILTERS)
+    """The filters as JSON, those left out omitted."""
+    return filters.model_dump(mode="json", exclude_none=True)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +17,8 @@ from kithost.analytics.errors import repository
 from kithost.analytics.events import Event
 from kithost.audit import service as audit
 from kithost.auth.principals import Actor
-from kithost.errors import NotFound, invalid_field
+from kithost.errors import NotFound
+from kithost.kit import cursors
 from kithost.models import ErrorGroup, ErrorStatus, Tenant
 from kithost.models.base import utcnow
 from kithost.webhooks import service as webhooks
@@ -107,7 +108,7 @@ async def list_error_groups(
     cursor: str | None,
     limit: int,
 ) -> GroupPage:
-    before = None if cursor is None else _decode_cursor(cursor)
+    before = None if cursor is None else cursors.decode(cursor, uuid.UUID, field="cursor")
     rows = await repository.list_error_groups(
         session, tenant.id, status=status, widget_id=widget_id, before=before, limit=limit + 1
     )
@@ -115,15 +116,7 @@ async def list_error_groups(
     if len(views) <= limit:
         return GroupPage(views, None)
     last = views[limit - 1].group
-    return GroupPage(views[:limit], f"{int(last.last_seen.timestamp() * 1e6)}.{last.id.hex}")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        micros, _, hex_id = cursor.partition(".")
-        return datetime.fromtimestamp(int(micros) / 1e6, UTC), uuid.UUID(hex=hex_id)
-    except (ValueError, OverflowError, OSError):
-        raise invalid_field("cursor", "not a cursor this list gave", "cursor") from None
+    return GroupPage(views[:limit], cursors.encode(last.last_seen, last.id))
 
 
 async def get_error_group(session: AsyncSession, tenant: Tenant, group_id: uuid.UUID) -> GroupView:

@@ -1,0 +1,39 @@
+"""Cursors of the API's keyset-paginated lists (the audit log, error groups, conversations).
+
+A cursor says where the previous page's last row stands: its time and, among rows of the
+same time, its id; the next page is the rows strictly after that position. It is opaque to
+clients (base64url) and names a position, not a row: a row that changes or goes away
+between two pages neither ends the listing nor shifts it.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
+from kithost.errors import invalid_field
+
+Id = TypeVar("Id", str, uuid.UUID)
+
+
+def encode(time: datetime, id: str | uuid.UUID) -> str:
+    """The cursor of the position (``time``, ``id``)."""
+    raw = f"{time.isoformat()} {id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode(cursor: str, id_type: Callable[[str], Id], *, field: str) -> tuple[datetime, Id]:
+    """The position a cursor of :func:`encode` names, its id made by ``id_type``; anything
+    else is a 422 on ``field``."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        time, id = raw.split(" ")
+        position = (datetime.fromisoformat(time), id_type(id))
+        if position[0].tzinfo is None:
+            raise ValueError("naive time")
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors too
+        raise invalid_field(field, "not a cursor this list gave", "cursor") from None
+    return position
