@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost import rls
 from kithost.chat import service, tasks
 from kithost.db import session_scope
-from kithost.models import ChatAttachment, ChatItem, ChatThread
+from kithost.models import ChatAttachment, ChatItem, ChatThread, Role, Tenant
 from kithost.models.base import utcnow
 from tests.chat.helpers import (
     BOB,
@@ -26,6 +26,7 @@ from tests.chat.helpers import (
     upload,
     visitor,
 )
+from tests.factories import login, make_member
 from tests.fakes.openai_server import FakeOpenAI
 
 
@@ -81,3 +82,41 @@ async def test_erasure_and_retention(
         )
     assert (kept, purged) == (0, 3)
     assert await count(db) == {"chat_threads": 0, "chat_items": 0, "chat_attachments": 0}
+
+
+async def test_deleting_a_widget_deletes_what_visitors_said_and_sent_to_it(
+    http: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    sent_tasks: SentTasks,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The database deletes a widget's threads, items and attachments with it; their bytes
+    go too, after the commit (the rows alone went, and visitors' files stayed)."""
+    widget = await attachment_widget(db, app, fake_openai)
+    other = await attachment_widget(db, app, fake_openai)
+    alice = await visitor(http, app, db, widget)
+    sent = await create(alice)
+    assert (await upload(http, sent)).status_code == 200
+    await alice.send("With a picture", attachments=[sent["id"]])
+    loose = await create(alice)
+    assert (await upload(http, loose)).status_code == 200
+    elsewhere = await visitor(http, app, db, other)
+    kept = await create(elsewhere)
+    assert (await upload(http, kept)).status_code == 200
+    tenant = await db.get(Tenant, widget.tenant_id)
+    assert tenant is not None
+    owner = await login(app, db, await make_member(db, tenant, Role.owner))
+
+    url = f"/api/v1/tenants/{tenant.slug}/widgets/{widget.id}"
+    deleted = await http.delete(url, headers=owner.headers)
+
+    assert deleted.status_code == 204, deleted.text
+    assert await count(db) == {"chat_threads": 0, "chat_items": 0, "chat_attachments": 1}
+    [(tenant_id, keys)] = [args for n, args in sent_tasks.tasks if n == tasks.delete_blobs.name]
+    monkeypatch.setattr(tasks, "get_settings", lambda: app.state.settings)
+    await asyncio.to_thread(tasks.delete_blobs.run, tenant_id, keys)  # as a worker does
+    assert not blob(app, widget, sent["id"]).exists()
+    assert not blob(app, widget, loose["id"]).exists()
+    assert blob(app, other, kept["id"]).exists(), "another widget's"

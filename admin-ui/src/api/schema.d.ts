@@ -978,7 +978,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a widget
-         * @description With its versions and origins; visitors can no longer load it.
+         * @description With its versions, origins and conversations (their attachments' files too); visitors can no longer load it.
          */
         delete: operations["delete_widget_api_v1_tenants__tenant__widgets__id__delete"];
         options?: never;

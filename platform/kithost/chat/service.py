@@ -1,6 +1,7 @@
 """Chat data as a whole, for retention and erasure: registered with analytics' retention
-(:class:`kithost.analytics.retention.service.DataOwner` ``"chat"``) when this module is
-imported, so the hourly purge and end-user deletions reach it.
+(:class:`kithost.analytics.retention.service.DataOwner` ``"chat"``) and with the widgets'
+deletion (:func:`kithost.widgets.service.owns_widget_data`) when this module is imported,
+so the hourly purge, end-user deletions and a widget's deletion reach it.
 
 Both run in the caller's unit of work: rows go with its commit, and the attachments' bytes
 are removed after it by the ``kithost.chat.delete_blobs`` task (never before: a rollback
@@ -20,6 +21,7 @@ from kithost.analytics.retention import service as retention
 from kithost.chat import repository
 from kithost.chat.tasks import delete_blobs
 from kithost.models import ChatAttachment, ChatThread
+from kithost.widgets import service as widgets
 from kithost.worker.enqueue import enqueue
 
 
@@ -39,6 +41,19 @@ async def delete_thread(session: AsyncSession, tenant_id: uuid.UUID, thread_id: 
     """Delete one of the tenant's conversations (a staff member's decision)."""
     return await _delete(
         session, tenant_id, threads=ChatThread.id == thread_id, attachments=false()
+    )
+
+
+async def delete_widget_data(
+    session: AsyncSession, tenant_id: uuid.UUID, widget_id: uuid.UUID
+) -> int:
+    """Erase everything said or sent to one of the tenant's widgets (it is being deleted:
+    its rows would go with it, its attachments' bytes would stay)."""
+    return await _delete(
+        session,
+        tenant_id,
+        threads=ChatThread.widget_id == widget_id,
+        attachments=ChatAttachment.widget_id == widget_id,
     )
 
 
@@ -70,3 +85,4 @@ async def _delete(
 
 
 retention.register(retention.DataOwner("chat", purge_before, delete_end_user_data))
+widgets.owns_widget_data(delete_widget_data)

@@ -137,7 +137,8 @@ async def update_widget(
 @router.delete(
     "/{id}",
     summary="Delete a widget",
-    description="With its versions and origins; visitors can no longer load it.",
+    description="With its versions, origins and conversations (their attachments' files "
+    "too); visitors can no longer load it.",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problems(*TENANT_ERRORS),
 )

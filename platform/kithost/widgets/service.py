@@ -10,7 +10,7 @@ revision, so concurrent writers never both win.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -295,10 +295,26 @@ async def replace_config(
     return widget
 
 
+WidgetData = Callable[[AsyncSession, uuid.UUID, uuid.UUID], Awaitable[object]]
+"""Deletes what a package above this one keeps of a widget beyond the rows the database
+deletes with it (the chat's attachments' bytes): ``(session, tenant_id, widget_id)``, in
+the caller's unit of work."""
+_WIDGET_DATA: list[WidgetData] = []
+
+
+def owns_widget_data(delete: WidgetData) -> None:
+    """Have ``delete`` run as each widget is deleted, before its rows go (``chat.service``
+    registers as it is imported)."""
+    _WIDGET_DATA.append(delete)
+
+
 async def delete_widget(session: AsyncSession, access: TenantAccess, widget_id: uuid.UUID) -> None:
-    """Delete the widget with its versions and origins: visitors see it no more."""
+    """Delete the widget with its versions, origins and everything visitors said or sent
+    to it: visitors see it no more."""
     widget = await get_widget(session, access.tenant, widget_id)
     _record(session, access.actor, widget, "widget.deleted", audit.changes(_audited(widget), {}))
+    for delete in _WIDGET_DATA:
+        await delete(session, access.tenant.id, widget.id)
     await session.delete(widget)
     await _flush(session)
 
