@@ -36,10 +36,10 @@ from kithost.models import (
 
 MESSAGE_KINDS = ("user_message", "assistant_message")
 ThreadRow = Row[ChatThread, int, int, int, bool | None]
-Position = tuple[datetime, str]
-"""Where a thread stands in the list: its last activity and, among equal times, its id."""
 """A thread with its counts of messages, positive and negative feedback, and whether staff
 reviewed it."""
+Position = tuple[datetime, str]
+"""Where a thread stands in the list: its last activity and, among equal times, its id."""
 REVIEWED = (
     select(ConversationReview.reviewed)
     .where(ConversationReview.thread_id == ChatThread.id)

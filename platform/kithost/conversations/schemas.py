@@ -43,7 +43,7 @@ class ConversationFilters(Schema):
 
 class ConversationQuery(ConversationFilters):
     before: str | None = Field(
-        default=None, max_length=128, description="The `next` of the previous page."
+        default=None, max_length=160, description="The `next` of the previous page."
     )
     limit: int = Field(default=50, ge=1, le=200)
 

@@ -39,7 +39,6 @@ from kithost.kit.pseudonyms import exported_end_user
 from kithost.models import ChatItem, ConversationReview
 
 EXPORT_PAGE = 50
-"""A query's fields that choose conversations (not its paging)."""
 
 
 def settings_of(access: TenantAccess) -> ConversationSettings:
