@@ -32,6 +32,7 @@ from kithost.models import (
     ChatAttachment,
     ChatItem,
     ChatThread,
+    ConversationExport,
     Role,
     Tenant,
     Widget,
@@ -697,3 +698,51 @@ async def test_an_export_that_cannot_be_written_shows_failed_a_passing_fault_pen
             )
         shown = await client.get(f"{CONVERSATIONS}/exports/{export_id}", headers=owner.headers)
         assert (shown.json()["status"], shown.json()["download_url"]) == (status, None)
+
+
+async def test_an_export_is_deleted_with_its_file_a_day_after_it_was_asked_for(
+    client: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """An export's transcripts must not outlive the conversations' retention or an end
+    user's erasure: the hourly purge deletes an export kept for ``exports.KEPT`` (its row,
+    and its file after the commit) and leaves younger ones; until then it shows when."""
+    tenant, owner, _threads = await acme_with_chats(app, db)
+    recorded = RecordedTasks()
+    monkeypatch.setattr(app.state.celery, "send_task", recorded.record)
+    storage = LocalDiskStorage(tmp_path)
+    written = []
+    for _ in range(2):
+        requested = await client.post(
+            CONVERSATIONS + "/exports", json={"format": "jsonl"}, headers=owner.headers
+        )
+        assert requested.status_code == 202, requested.text
+        export_id = uuid.UUID(requested.json()["id"])
+        keys = app.state.settings.keys()
+        assert await exports.write(app.state.sessionmaker, storage, keys, tenant.id, export_id)
+        written.append(await db.get(ConversationExport, export_id))
+    old, young = written
+    assert old is not None
+    assert young is not None
+    old.created_at = utcnow() - exports.KEPT - timedelta(minutes=1)
+    await db.flush()
+    shown = (await client.get(f"{CONVERSATIONS}/exports/{old.id}", headers=owner.headers)).json()
+    assert datetime.fromisoformat(shown["kept_until"]) == old.created_at + exports.KEPT
+    assert shown["download_url"] is None, "its time is over, though the purge has not run yet"
+    recorded.take("kithost.conversations.write_export")
+
+    assert await exports.purge_expired(app.state.sessionmaker, utcnow()) == 1
+
+    gone = await client.get(f"{CONVERSATIONS}/exports/{old.id}", headers=owner.headers)
+    assert (gone.status_code, gone.json()["code"]) == (404, "export_not_found")
+    kept = await client.get(f"{CONVERSATIONS}/exports/{young.id}", headers=owner.headers)
+    assert kept.json()["download_url"] is not None
+    [(tenant_id, names)] = recorded.take("kithost.chat.delete_blobs")
+    assert (tenant_id, names) == (str(tenant.id), [exports.blob_key(old)])
+    assert await storage.get(names[0]) is not None  # until the worker runs
+    await storage.delete(names)  # as kithost.chat.delete_blobs does
+    assert await storage.get(names[0]) is None
+    assert await storage.get(exports.blob_key(young)) is not None

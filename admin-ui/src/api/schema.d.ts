@@ -2305,6 +2305,8 @@ export interface components {
              * Format: uuid
              */
             id: string;
+            /** Kept Until */
+            kept_until?: string | null;
             /** Size Bytes */
             size_bytes: number | null;
             /** Status */

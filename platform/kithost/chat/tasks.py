@@ -18,5 +18,6 @@ from kithost.storage import storage_for
     max_retries=5,
 )
 def delete_blobs(tenant_id: str, keys: list[str]) -> None:
-    """Remove attachment bytes whose rows a committed transaction deleted (idempotent)."""
+    """Remove stored bytes whose rows a committed transaction deleted (chat attachments,
+    conversation exports; idempotent)."""
     asyncio.run(storage_for(get_settings()).delete(keys))

@@ -1,7 +1,9 @@
 """Large exports: ``POST …/conversations/exports`` records the request (audited) and a task
 writes the file (the same lines as the streamed exports, a page of conversations at a time,
 through a temporary file into the blob storage: never whole in memory); once it is ready,
-``GET …/exports/{id}`` hands out a download link signed for ``LINK_TTL``.
+``GET …/exports/{id}`` hands out a download link signed for ``LINK_TTL``. An export is
+kept for ``KEPT`` after it was asked for, then :func:`purge_expired` deletes it with its
+file (hourly).
 
 A link is ``/api/v1/conversation-exports/ex_`` + ``tenant.export.expiry.actor`` (hex ids,
 Unix seconds, the caller it was made for as base64url ``type:id``) + ``.`` + its HMAC
@@ -25,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost import rls
 from kithost.audit import service as audit
 from kithost.auth.principals import Actor, TenantAccess
+from kithost.chat.tasks import delete_blobs
 from kithost.conversations import repository, service, tasks
 from kithost.conversations.schemas import (
     ConversationFilters,
@@ -44,6 +47,10 @@ from kithost.worker.database import RETRY
 from kithost.worker.enqueue import enqueue
 
 LINK_TTL = timedelta(minutes=10)
+KEPT = timedelta(days=1)
+"""How long an export (its row and its file) is kept after it was asked for: its
+transcripts outlive neither the conversations' retention nor an end user's erasure by more
+than that."""
 PREFIX = "ex_"
 PURPOSE = b"kithost conversation export"
 MEDIA_TYPES = {ExportFormat.jsonl: "application/x-ndjson", ExportFormat.csv: "text/csv"}
@@ -101,12 +108,13 @@ def shown(
     url: Callable[[str], str],
     now: datetime,
 ) -> Export:
-    """The export as the API shows it; once it is ready, with a fresh link for ``actor``
-    (``url``: the download route's URL for a token)."""
-    shown = Export.model_validate(export)
-    if export.status is not ExportStatus.ready:
+    """The export as the API shows it; once it is ready, and until it is deleted, with a
+    fresh link for ``actor`` (``url``: the download route's URL for a token)."""
+    kept_until = export.created_at + KEPT
+    shown = Export.model_validate(export).model_copy(update={"kept_until": kept_until})
+    if export.status is not ExportStatus.ready or now >= kept_until:
         return shown
-    expires_at = now + LINK_TTL
+    expires_at = min(now + LINK_TTL, kept_until)
     who = base64.urlsafe_b64encode(f"{actor.type}:{actor.id or ''}".encode()).decode()
     payload = f"{export.tenant_id.hex}.{export.id.hex}.{int(expires_at.timestamp())}.{who}"
     token = PREFIX + signed(settings.keys(), PURPOSE, payload)
@@ -152,6 +160,23 @@ async def download(session: AsyncSession, link: Link) -> ConversationExport:
         target_id=export.id,
     )
     return export
+
+
+async def purge_expired(sessionmaker: Sessionmaker, now: datetime) -> int:
+    """Delete every tenant's exports asked for more than ``KEPT`` before ``now``, and after
+    the commit their files (``kithost.chat.delete_blobs``); how many."""
+    cutoff = now - KEPT
+    async with session_scope(sessionmaker) as session, rls.bypassing(session, rls.Bypass.sweep):
+        tenants = await repository.tenants_with_exports_before(session, cutoff)
+    purged = 0
+    for tenant_id in tenants:
+        async with session_scope(sessionmaker, tenant=tenant_id) as session:
+            expired = await repository.exports_before(session, tenant_id, cutoff)
+            for export in expired:
+                await session.delete(export)
+            enqueue(session, delete_blobs, str(tenant_id), [blob_key(e) for e in expired])
+            purged += len(expired)
+    return purged
 
 
 async def write(

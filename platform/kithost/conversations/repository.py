@@ -224,3 +224,21 @@ async def export(
             ConversationExport.tenant_id == tenant_id, ConversationExport.id == export_id
         )
     )
+
+
+async def tenants_with_exports_before(
+    session: AsyncSession, cutoff: datetime
+) -> Sequence[uuid.UUID]:
+    """The tenants with an export asked for before ``cutoff``."""
+    query = select(ConversationExport.tenant_id).where(ConversationExport.created_at < cutoff)
+    return (await session.execute(query.distinct())).scalars().all()
+
+
+async def exports_before(
+    session: AsyncSession, tenant_id: uuid.UUID, cutoff: datetime
+) -> Sequence[ConversationExport]:
+    """The tenant's exports asked for before ``cutoff``."""
+    query = select(ConversationExport).where(
+        ConversationExport.tenant_id == tenant_id, ConversationExport.created_at < cutoff
+    )
+    return (await session.execute(query)).scalars().all()

@@ -150,5 +150,7 @@ class Export(Schema):
     size_bytes: int | None
     created_at: datetime
     finished_at: datetime | None
+    kept_until: datetime | None = None
+    """When the export and its file are deleted (a day after it was asked for)."""
     download_url: str | None = None
     download_expires_at: datetime | None = None

@@ -1,4 +1,5 @@
-"""Background work of conversations: writing a large export; announcing idle ones."""
+"""Background work of conversations: writing a large export, deleting expired ones;
+announcing idle conversations."""
 
 from __future__ import annotations
 
@@ -26,6 +27,17 @@ def write_export(self: Task[Any, Any], tenant_id: str, export_id: str) -> bool:
         return await exports.write(
             sessionmaker, storage, keys, uuid.UUID(tenant_id), uuid.UUID(export_id)
         )
+
+    return database.run(self.app, run)
+
+
+@shared_task(name="kithost.conversations.purge_exports", bind=True, **RETRY)
+def purge_exports(self: Task[Any, Any]) -> int:
+    """Delete the exports kept long enough (``exports.KEPT``) with their files (beat,
+    hourly)."""
+
+    async def run(sessionmaker: Sessionmaker) -> int:
+        return await exports.purge_expired(sessionmaker, utcnow())
 
     return database.run(self.app, run)
 

@@ -83,6 +83,10 @@ def create_celery(settings: Settings) -> Celery:
                 "task": "kithost.conversations.announce_idle",
                 "schedule": 60.0,
             },
+            "conversations-exports-purge": {
+                "task": "kithost.conversations.purge_exports",
+                "schedule": 3600.0,
+            },
         },
     )
     return app
