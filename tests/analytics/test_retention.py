@@ -12,9 +12,11 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.retention import service
-from kithost.models import AnalyticsEvent, ErrorGroup
+from kithost.models import AnalyticsEvent, ErrorGroup, WebhookDelivery, WebhookEndpoint, Widget
+from kithost.models.base import utcnow
 from tests.analytics.helpers import USER, client_error, event, store, subject
 from tests.api.helpers import audit_actions
+from tests.conversations.helpers import conversation
 
 
 async def test_end_user_deletion_removes_their_rows_and_is_audited(
@@ -30,7 +32,7 @@ async def test_end_user_deletion_removes_their_rows_and_is_audited(
     assert response.status_code == 200, response.text
     assert response.json() == {
         "end_user": USER,
-        "removed": {"events": 2, "error_occurrences": 1, "chat": 0},
+        "removed": {"events": 2, "error_occurrences": 1, "webhook_deliveries": 0, "chat": 0},
     }
     users = await db.scalars(
         select(AnalyticsEvent.end_user_id).where(AnalyticsEvent.tenant_id == tenant.id)
@@ -75,3 +77,82 @@ async def test_retention_purges_old_events_and_error_groups(
     assert all(at > datetime.now(UTC) - timedelta(days=3) for at in names)
     groups = (await client.get(f"{url}/errors", headers=creds.headers)).json()["groups"]
     assert [g["message"] for g in groups] == ["New <?>"]
+
+
+async def _delivered(
+    db: AsyncSession, widget: Widget, events: dict[str, tuple[str, str, int]]
+) -> dict[str, str]:
+    """Deliveries to an endpoint of the widget's tenant, by name: ``(type, thread, days
+    ago)`` each, the thread named as ``conversation.idle`` names it (``data.id``) or as the
+    other events do (``data.thread_id``). Their event ids, by name."""
+    endpoint = WebhookEndpoint(
+        tenant_id=widget.tenant_id, url="https://hooks.example.com/r", events=[], secret="s"
+    )
+    db.add(endpoint)
+    await db.flush()
+    for name, (event_type, thread_id, days_ago) in events.items():
+        key = "id" if event_type == "conversation.idle" else "thread_id"
+        db.add(
+            WebhookDelivery(
+                tenant_id=widget.tenant_id,
+                endpoint_id=endpoint.id,
+                event_id=f"msg_{name}",
+                event_type=event_type,
+                payload={"type": event_type, "data": {key: thread_id, "text": "said"}},
+                created_at=utcnow() - timedelta(days=days_ago),
+            )
+        )
+    await db.flush()
+    return {name: f"msg_{name}" for name in events}
+
+
+async def _deliveries_left(db: AsyncSession, widget: Widget) -> set[str]:
+    rows = await db.scalars(
+        select(WebhookDelivery.event_id).where(WebhookDelivery.tenant_id == widget.tenant_id)
+    )
+    return set(rows)
+
+
+async def test_webhook_deliveries_about_an_end_user_go_with_their_data(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """A delivery's payload carries what the visitor said (``conversation.message``, the
+    whole transcript in ``conversation.idle``): erasing the end user erases those."""
+    widget, _tenant, creds, url = await subject(app, db)
+    theirs = await conversation(db, widget, USER, ["My address is 1 Main St"])
+    others = await conversation(db, widget, "u:someone-else", ["Hi"])
+    ids = await _delivered(
+        db,
+        widget,
+        {
+            "message": ("conversation.message", theirs, 0),
+            "idle": ("conversation.idle", theirs, 0),
+            "feedback": ("feedback.created", theirs, 0),
+            "another's": ("conversation.message", others, 0),
+        },
+    )
+    response = await client.post(
+        f"{url}/end-user-deletions", json={"end_user": USER}, headers=creds.headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["removed"]["webhook_deliveries"] == 3
+    assert await _deliveries_left(db, widget) == {ids["another's"]}
+
+
+async def test_retention_purges_old_webhook_deliveries(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    widget, _tenant, creds, url = await subject(app, db)
+    response = await client.put(
+        f"{url}/settings", json={"retention_days": 3}, headers=creds.headers
+    )
+    assert response.status_code == 200, response.text
+    thread = await conversation(db, widget, USER, ["Hello"])
+    ids = await _delivered(
+        db,
+        widget,
+        {"old": ("conversation.message", thread, 4), "new": ("conversation.message", thread, 2)},
+    )
+    removed = await service.purge_all(app.state.sessionmaker)
+    assert removed["webhook_deliveries"] == 1
+    assert await _deliveries_left(db, widget) == {ids["new"]}

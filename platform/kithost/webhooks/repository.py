@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, exists, select
+from sqlalchemy import Row, delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.models import ChatThread, WebhookDelivery, WebhookEndpoint, WebhookIdleMark
@@ -100,3 +100,33 @@ async def idle_marks(
         )
     )
     return {mark.thread_id: mark for mark in result}
+
+
+async def purge_deliveries(session: AsyncSession, tenant_id: uuid.UUID, cutoff: datetime) -> int:
+    """Delete the tenant's deliveries made before ``cutoff`` (their payloads carry what
+    visitors said); how many."""
+    result = await session.execute(
+        delete(WebhookDelivery).where(
+            WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.created_at < cutoff
+        )
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
+async def delete_end_user_deliveries(
+    session: AsyncSession, tenant_id: uuid.UUID, end_user_id: str
+) -> int:
+    """Delete the tenant's deliveries of events about the end user's threads (the thread's
+    id is ``data.thread_id``, or ``data.id`` for ``conversation.idle``): call it before the
+    threads go; how many."""
+    data = WebhookDelivery.payload["data"]
+    threads = select(ChatThread.id).where(
+        ChatThread.tenant_id == tenant_id, ChatThread.end_user_id == end_user_id
+    )
+    result = await session.execute(
+        delete(WebhookDelivery).where(
+            WebhookDelivery.tenant_id == tenant_id,
+            or_(data["thread_id"].as_string().in_(threads), data["id"].as_string().in_(threads)),
+        )
+    )
+    return int(getattr(result, "rowcount", 0))

@@ -1,8 +1,9 @@
 """Retention and erasure in domain terms: :func:`purge_expired` (each tenant's, hourly) and
 :func:`delete_end_user` are the one place where end users' data is removed.
 
-Analytics removes its own rows; the other domains holding end users' data under the same
-retention (chat: threads, items, attachments) register a :class:`DataOwner` when their
+Analytics removes its own rows, and the webhook deliveries of the package below it (their
+payloads carry what visitors said); the domains above it holding end users' data under the
+same retention (chat: threads, items, attachments) register a :class:`DataOwner` when their
 service module is imported, so analytics never imports them. Every process imports them:
 the API through its routers, workers and beat through ``kithost.cli`` (which builds the app).
 """
@@ -24,6 +25,7 @@ from kithost.auth.principals import Actor
 from kithost.db import Sessionmaker, session_scope
 from kithost.models import Tenant
 from kithost.models.base import utcnow
+from kithost.webhooks import repository as webhooks
 
 
 @dataclass(frozen=True)
@@ -49,12 +51,14 @@ def register(owner: DataOwner) -> None:
 
 async def purge_expired(session: AsyncSession, tenant_id: uuid.UUID, days: int) -> dict[str, int]:
     """Remove what is older than the tenant's retention: raw events, error groups (with
-    their samples) last seen before it, and what the data owners hold (chat threads, items
-    and attachments). Rollups stay: they hold no personal data."""
+    their samples) last seen before it, webhook deliveries (their payloads carry what
+    visitors said) and what the data owners hold (chat threads, items and attachments).
+    Rollups stay: they hold no personal data."""
     cutoff = utcnow() - timedelta(days=days)
     removed = {
         "events": await repository.purge_events(session, tenant_id, cutoff),
         "error_groups": await repository.purge_error_groups(session, tenant_id, cutoff),
+        "webhook_deliveries": await webhooks.purge_deliveries(session, tenant_id, cutoff),
     }
     for owner in _owners.values():
         removed[owner.name] = await owner.purge_before(session, tenant_id, cutoff)
@@ -77,10 +81,14 @@ async def purge_all(sessionmaker: Sessionmaker) -> dict[str, int]:
 async def delete_end_user(
     session: AsyncSession, tenant: Tenant, actor: Actor, end_user_id: str
 ) -> dict[str, int]:
-    """Remove one end user's data from the tenant, and record that in the audit log."""
+    """Remove one end user's data from the tenant, and record that in the audit log (webhook
+    deliveries about their threads before the data owners delete the threads)."""
     removed = {
         "events": await repository.delete_end_user_events(session, tenant.id, end_user_id),
         "error_occurrences": await repository.forget_error_group_user(
+            session, tenant.id, end_user_id
+        ),
+        "webhook_deliveries": await webhooks.delete_end_user_deliveries(
             session, tenant.id, end_user_id
         ),
     }
