@@ -12,7 +12,15 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.retention import service
-from kithost.models import AnalyticsEvent, ErrorGroup, WebhookDelivery, WebhookEndpoint, Widget
+from kithost.models import (
+    AnalyticsEvent,
+    ErrorGroup,
+    SessionMint,
+    WebhookDelivery,
+    WebhookEndpoint,
+    Widget,
+    WidgetMode,
+)
 from kithost.models.base import utcnow
 from tests.analytics.helpers import USER, client_error, event, store, subject
 from tests.api.helpers import audit_actions
@@ -32,7 +40,13 @@ async def test_end_user_deletion_removes_their_rows_and_is_audited(
     assert response.status_code == 200, response.text
     assert response.json() == {
         "end_user": USER,
-        "removed": {"events": 2, "error_occurrences": 1, "webhook_deliveries": 0, "chat": 0},
+        "removed": {
+            "events": 2,
+            "error_occurrences": 1,
+            "webhook_deliveries": 0,
+            "chat": 0,
+            "session_mints": 0,
+        },
     }
     users = await db.scalars(
         select(AnalyticsEvent.end_user_id).where(AnalyticsEvent.tenant_id == tenant.id)
@@ -156,3 +170,43 @@ async def test_retention_purges_old_webhook_deliveries(
     removed = await service.purge_all(app.state.sessionmaker)
     assert removed["webhook_deliveries"] == 1
     assert await _deliveries_left(db, widget) == {ids["new"]}
+
+
+async def test_hosted_mints_follow_the_retention_and_end_users_erasure(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """A hosted mint's row names its end user and page: erased with them, purged with the
+    rest of the tenant's data."""
+    widget, _tenant, creds, url = await subject(app, db)
+    mints = {
+        "theirs": (USER, 0),
+        "another's": ("u:someone-else", 0),
+        "old": ("u:someone-else", 4),
+    }
+    for name, (end_user, days_ago) in mints.items():
+        db.add(
+            SessionMint(
+                tenant_id=widget.tenant_id,
+                widget_id=widget.id,
+                end_user_id=end_user,
+                origin=f"https://{name}.example",
+                mode=WidgetMode.hosted,
+                created_at=utcnow() - timedelta(days=days_ago),
+            )
+        )
+    await db.flush()
+
+    async def left() -> set[str | None]:
+        rows = await db.scalars(
+            select(SessionMint.origin).where(SessionMint.tenant_id == widget.tenant_id)
+        )
+        return set(rows)
+
+    erased = await client.post(
+        f"{url}/end-user-deletions", json={"end_user": USER}, headers=creds.headers
+    )
+    assert erased.json()["removed"]["session_mints"] == 1
+    assert await left() == {"https://another's.example", "https://old.example"}
+    await client.put(f"{url}/settings", json={"retention_days": 3}, headers=creds.headers)
+    assert (await service.purge_all(app.state.sessionmaker))["session_mints"] == 1
+    assert await left() == {"https://another's.example"}

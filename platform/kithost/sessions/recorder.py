@@ -10,20 +10,29 @@ and a request needing the database waited behind them for up to half a second:
 A row that cannot be written is logged (``hosted_mint_not_recorded``) and dropped: only
 that secret's refresh is then refused, and the loader mints anew. When a shared write
 fails, each of its rows is tried alone, so one bad row never costs the others.
+
+A row names its end user and origin: the rows follow the analytics retention and end users'
+erasure (a :class:`~kithost.analytics.retention.service.DataOwner`, registered as this
+module is imported).
 """
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from itertools import groupby
 from operator import itemgetter
 from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, Request
-from sqlalchemy import insert
+from sqlalchemy import delete, insert
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from kithost import rls
+from kithost.analytics.retention import service as retention
 from kithost.db import Sessionmaker, session_scope
 from kithost.kit.batching import Batcher
 from kithost.models import SessionMint
@@ -68,3 +77,19 @@ async def _recorder(request: Request) -> MintRecorder:
 
 
 AppMintRecorder = Annotated[MintRecorder, Depends(_recorder)]
+
+
+async def _purge_before(session: AsyncSession, tenant_id: uuid.UUID, cutoff: datetime) -> int:
+    return await _delete(session, tenant_id, SessionMint.created_at < cutoff)
+
+
+async def _delete_end_user(session: AsyncSession, tenant_id: uuid.UUID, end_user_id: str) -> int:
+    return await _delete(session, tenant_id, SessionMint.end_user_id == end_user_id)
+
+
+async def _delete(session: AsyncSession, tenant_id: uuid.UUID, which: ColumnElement[bool]) -> int:
+    statement = delete(SessionMint).where(SessionMint.tenant_id == tenant_id, which)
+    return int(getattr(await session.execute(statement), "rowcount", 0))
+
+
+retention.register(retention.DataOwner("session_mints", _purge_before, _delete_end_user))
