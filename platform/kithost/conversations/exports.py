@@ -174,7 +174,8 @@ async def purge_expired(sessionmaker: Sessionmaker, now: datetime) -> int:
             expired = await repository.exports_before(session, tenant_id, cutoff)
             for export in expired:
                 await session.delete(export)
-            enqueue(session, delete_blobs, str(tenant_id), [blob_key(e) for e in expired])
+            if expired:  # else deleted meanwhile
+                enqueue(session, delete_blobs, str(tenant_id), [blob_key(e) for e in expired])
             purged += len(expired)
     return purged
 
