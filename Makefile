@@ -82,13 +82,16 @@ migrations-check: install
 	@d=$$(mktemp -d) && export KITHOST_DATA_DIR=$$d && \
 	$(BIN)/alembic upgrade head && $(BIN)/alembic check; s=$$?; rm -rf $$d; exit $$s
 
+# Tests run on every core (pytest-xdist; tests are written to run side by side, CONTRIBUTING.md).
+PYTEST := $(BIN)/pytest -n auto --dist worksteal
+
 pytest: build
-	$(BIN)/pytest
+	$(PYTEST)
 
 # The inner loop: all but the browser, worker and slow tests (`make test` runs every test).
 # The cache lives in build/pytest-cache, so `$(BIN)/pytest --lf` reruns the last failures.
 test-fast: build
-	$(BIN)/pytest -m "not browser and not worker and not slow"
+	$(PYTEST) -m "not browser and not worker and not slow"
 
 bench: build
 	$(BIN)/python bench/run.py
