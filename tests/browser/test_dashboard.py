@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import httpx2
@@ -23,7 +24,8 @@ from kithost.analytics.rollups.tasks import rollup
 from kithost.auth.principals import CLI
 from kithost.db import create_engine, create_sessionmaker, session_scope
 from kithost.demo import seed_demo
-from kithost.models import Widget
+from kithost.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, Widget
+from kithost.models.base import utcnow
 from kithost.settings import Settings
 from kithost.tenants.service import create_tenant
 from kithost.users.service import create_user
@@ -393,6 +395,53 @@ async def test_a_background_export_is_written_by_the_worker_and_downloaded(
         download = await anonymous.get(href)  # the signed link needs no credentials
     assert download.status_code == 200
     assert download.headers["content-type"].startswith("text/csv")
+
+
+async def test_the_delivery_log_shows_older_deliveries_on_request(
+    dashboard: Dashboard, page: Page
+) -> None:
+    """55 deliveries (made in the database, the endpoint disabled so the worker leaves
+    them): the newest 50, then the rest on "Older deliveries"."""
+    async with api(dashboard) as client:
+        created = await client.post(
+            f"/api/v1/tenants/{TENANT}/webhooks",
+            json={"url": "http://127.0.0.1:9/hook", "events": ["widget.published"]},
+        )
+        assert created.status_code == 201, created.text
+        hook = created.json()["endpoint"]["id"]
+        disabled = await client.patch(
+            f"/api/v1/tenants/{TENANT}/webhooks/{hook}", json={"enabled": False}
+        )
+        assert disabled.status_code == 200, disabled.text
+    engine = create_engine(dashboard.settings.migration_database)
+    async with session_scope(
+        create_sessionmaker(engine, PendingTasks(create_celery(dashboard.settings)))
+    ) as db:
+        endpoint = await db.get(WebhookEndpoint, uuid.UUID(hook))
+        assert endpoint is not None
+        for minutes in range(55):
+            db.add(
+                WebhookDelivery(
+                    tenant_id=endpoint.tenant_id,
+                    endpoint_id=endpoint.id,
+                    event_id=f"msg_{minutes}",
+                    event_type="widget.published",
+                    payload={},
+                    status=DeliveryStatus.delivered,
+                    attempts=1,
+                    response_status=200,
+                    created_at=utcnow() - timedelta(minutes=minutes),
+                )
+            )
+    await engine.dispose()
+    await sign_in(page, dashboard)
+    await page.get_by_role("link", name="Webhooks").click()
+    await page.get_by_role("button", name="Deliveries", exact=True).click()
+    replays = page.get_by_role("button", name="Replay")
+    await expect(replays).to_have_count(50)
+    await page.get_by_role("button", name="Older deliveries").click()
+    await expect(replays).to_have_count(55)
+    await expect(page.get_by_role("button", name="Older deliveries")).to_have_count(0)
 
 
 async def test_an_api_client_is_created_shown_once_and_revoked(

@@ -21,7 +21,15 @@ from kithost.analytics.ingestion import service as ingestion
 from kithost.analytics.ingestion.tasks import ingest
 from kithost.conversations.idle import announce_idle
 from kithost.db import session_scope
-from kithost.models import ChatThread, Role, Tenant, WebhookEndpoint, WebhookIdleMark, Widget
+from kithost.models import (
+    ChatThread,
+    Role,
+    Tenant,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookIdleMark,
+    Widget,
+)
 from kithost.models.base import utcnow
 from kithost.webhooks import delivery
 from kithost.webhooks.tasks import deliver
@@ -110,7 +118,9 @@ async def test_a_test_event_arrives_signed_the_standard_webhooks_way(
     assert payload["type"] == "webhook.test"
     assert got.headers["webhook-id"] == test.json()["event_id"]
 
-    log = (await client.get(f"{WEBHOOKS}/{hook['id']}/deliveries", headers=owner.headers)).json()
+    log = (await client.get(f"{WEBHOOKS}/{hook['id']}/deliveries", headers=owner.headers)).json()[
+        "deliveries"
+    ]
     assert [(d["status"], d["attempts"], d["response_status"]) for d in log] == [
         ("delivered", 1, 200)
     ]
@@ -133,7 +143,7 @@ async def test_failures_are_retried_logged_and_a_day_of_them_disables_the_endpoi
     assert await run_deliveries(app, [task]) == [False]
     [entry] = (
         await client.get(f"{WEBHOOKS}/{hook['id']}/deliveries", headers=owner.headers)
-    ).json()
+    ).json()["deliveries"]
     assert (entry["status"], entry["attempts"], entry["response_status"]) == ("pending", 1, 500)
     assert len(entry["response_snippet"]) <= 500
 
@@ -159,6 +169,51 @@ async def test_failures_are_retried_logged_and_a_day_of_them_disables_the_endpoi
     assert replayed.json()["event_id"] == first["event_id"]
     assert await run_deliveries(app, sent) == [True]
     assert receiver.received[-1].headers["webhook-id"] == first["event_id"]
+
+
+async def test_the_delivery_log_pages_to_its_first_delivery(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, receiver: Receiver
+) -> None:
+    """Every delivery once, newest first, across pages, though one is added meanwhile (the
+    log showed only the latest 200, and nothing said older ones existed); only this
+    endpoint's; a cursor the log did not give is a 422 on ``cursor``."""
+    owner = await owner_of_acme(app, db)
+    hook, other = [
+        (await endpoint(client, owner, receiver.url, ["widget.published"]))["endpoint"]["id"]
+        for _ in range(2)
+    ]
+    sent = [
+        (await client.post(f"{WEBHOOKS}/{hook}/test", headers=owner.headers)).json()["id"]
+        for _ in range(5)
+    ]
+    await client.post(f"{WEBHOOKS}/{other}/test", headers=owner.headers)
+    log = f"{WEBHOOKS}/{hook}/deliveries"
+    newest_first = [
+        str(row.id)
+        for row in (
+            await db.scalars(
+                select(WebhookDelivery)
+                .where(WebhookDelivery.id.in_([uuid.UUID(i) for i in sent]))
+                .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+            )
+        ).all()
+    ]
+    seen: list[str] = []
+    params: dict[str, Any] = {"limit": 2}
+    while True:
+        page = (await client.get(log, params=params, headers=owner.headers)).json()
+        seen += [d["id"] for d in page["deliveries"]]
+        if page["next_cursor"] is None:
+            break
+        if len(seen) == 2:  # a delivery added between two pages does not shift the next
+            await client.post(f"{WEBHOOKS}/{hook}/test", headers=owner.headers)
+        params = {"limit": 2, "cursor": page["next_cursor"]}
+    assert seen == newest_first
+
+    for cursor in ("bm90IGEgY3Vyc29y", "%%%", sent[0]):
+        refused = await client.get(log, params={"cursor": cursor}, headers=owner.headers)
+        assert refused.status_code == 422
+        assert [e["field"] for e in refused.json()["errors"]] == ["cursor"]
 
 
 async def test_a_publish_is_announced_to_subscribed_endpoints(

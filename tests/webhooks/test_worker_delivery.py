@@ -68,7 +68,8 @@ async def test_a_worker_killed_mid_delivery_leads_to_one_more_delivery(
 
         async def delivered() -> bool:
             nonlocal log
-            log = (await client.get(f"{hooks}/{hook}/deliveries", headers=admin.headers)).json()
+            listed = await client.get(f"{hooks}/{hook}/deliveries", headers=admin.headers)
+            log = listed.json()["deliveries"]
             return [d["status"] for d in log] == ["delivered"]
 
         with worker_running(hook_settings, **VISIBILITY):

@@ -871,7 +871,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The endpoint's delivery log */
+        /**
+         * The endpoint's delivery log, newest first
+         * @description Pages follow `next_cursor`; deliveries added meanwhile never shift a page.
+         */
         get: operations["list_deliveries_api_v1_tenants__tenant__webhooks__id__deliveries_get"];
         put?: never;
         post?: never;
@@ -2039,6 +2042,16 @@ export interface components {
             /** Response Status */
             response_status: number | null;
             status: components["schemas"]["DeliveryStatus"];
+        };
+        /** DeliveryPage */
+        DeliveryPage: {
+            /** Deliveries */
+            deliveries: components["schemas"]["Delivery"][];
+            /**
+             * Next Cursor
+             * @description Pass it as `cursor` for the next page; null on the last page.
+             */
+            next_cursor: string | null;
         };
         /**
          * DeliveryStatus
@@ -7485,6 +7498,8 @@ export interface operations {
     list_deliveries_api_v1_tenants__tenant__webhooks__id__deliveries_get: {
         parameters: {
             query?: {
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string | null;
                 limit?: number;
             };
             header?: never;
@@ -7502,7 +7517,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Delivery"][];
+                    "application/json": components["schemas"]["DeliveryPage"];
                 };
             };
             /** @description Unauthorized */

@@ -1,11 +1,11 @@
 // Webhooks: endpoints (the signing secret shown once, rotated), a test send, the delivery
 // log with replay.
-import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useForm } from 'react-hook-form';
 import { api, ApiError, unwrap, type Schemas } from '../api/client';
 import { useTenant } from '../tenant';
-import { Empty, Field, formatDate, Page, ProblemAlert, Query, SecretOnce, Table } from '../ui';
+import { Empty, Field, formatDate, Loading, MoreButton, Page, ProblemAlert, Query, SecretOnce, Table } from '../ui';
 
 type EventType = Schemas['EventType'];
 const EVENTS: EventType[] = [
@@ -24,45 +24,47 @@ function Deliveries({ id }: { id: string }) {
   const tenant = useTenant();
   const client = useQueryClient();
   const path = { tenant: tenant.slug, id };
-  const deliveries = useQuery({
+  const deliveries = useInfiniteQuery({
     queryKey: ['deliveries', tenant.slug, id],
-    queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/webhooks/{id}/deliveries', { params: { path, query: { limit: 50 } } })),
+    initialPageParam: null as string | null,
+    queryFn: ({ pageParam }) =>
+      unwrap(api.GET('/api/v1/tenants/{tenant}/webhooks/{id}/deliveries', { params: { path, query: { limit: 50, ...(pageParam ? { cursor: pageParam } : {}) } } })),
+    getNextPageParam: (page) => page.next_cursor ?? null,
   });
   const replay = useMutation({
     mutationFn: (delivery_id: string) =>
       unwrap(api.POST('/api/v1/tenants/{tenant}/webhooks/{id}/deliveries/{delivery_id}/replay', { params: { path: { ...path, delivery_id } } })),
     onSuccess: () => client.invalidateQueries({ queryKey: ['deliveries', tenant.slug, id] }),
   });
+  const list = deliveries.data?.pages.flatMap((p) => p.deliveries) ?? [];
+  if (deliveries.isPending) return <Loading what="deliveries" />;
+  if (deliveries.error) return <ProblemAlert error={deliveries.error} />;
+  if (list.length === 0) return <Empty>No deliveries yet.</Empty>;
   return (
-    <Query query={deliveries} what="deliveries">
-      {(list) =>
-        list.length === 0 ? (
-          <Empty>No deliveries yet.</Empty>
-        ) : (
-          <Table columns={['When', 'Event', 'Status', 'Response', { hidden: 'Replay' }]}>
-                {list.map((d) => (
-                  <tr key={d.id}>
-                    <td>{formatDate(d.created_at)}</td>
-                    <td>
-                      <code>{d.event_type}</code>
-                    </td>
-                    <td>
-                      {d.status} (attempt {d.attempts})
-                    </td>
-                    <td>
-                      {d.response_status ?? '—'} {d.latency_ms !== null && d.latency_ms !== undefined && `${d.latency_ms} ms`}
-                    </td>
-                    <td>
-                      <button type="button" className="secondary" onClick={() => replay.mutate(d.id)}>
-                        Replay
-                      </button>
-                    </td>
-                  </tr>
-                ))}
-              </Table>
-        )
-      }
-    </Query>
+    <>
+      <Table columns={['When', 'Event', 'Status', 'Response', { hidden: 'Replay' }]}>
+        {list.map((d) => (
+          <tr key={d.id}>
+            <td>{formatDate(d.created_at)}</td>
+            <td>
+              <code>{d.event_type}</code>
+            </td>
+            <td>
+              {d.status} (attempt {d.attempts})
+            </td>
+            <td>
+              {d.response_status ?? '—'} {d.latency_ms !== null && d.latency_ms !== undefined && `${d.latency_ms} ms`}
+            </td>
+            <td>
+              <button type="button" className="secondary" onClick={() => replay.mutate(d.id)}>
+                Replay
+              </button>
+            </td>
+          </tr>
+        ))}
+      </Table>
+      <MoreButton query={deliveries} label="Older deliveries" />
+    </>
   );
 }
 

@@ -69,7 +69,4 @@ async def list_entries(
     """A page of the tenant's entries matching ``where``; ``cursor`` continues a listing."""
     before = None if cursor is None else cursors.decode(cursor, uuid.UUID, field="cursor")
     rows = await repository.list_entries(session, tenant.id, where, before=before, limit=limit + 1)
-    if len(rows) <= limit:
-        return AuditPage(rows, None)
-    last = rows[limit - 1]
-    return AuditPage(rows[:limit], cursors.encode(last.created_at, last.id))
+    return AuditPage(*cursors.page(rows, limit, lambda entry: (entry.created_at, entry.id)))

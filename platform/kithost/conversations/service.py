@@ -81,13 +81,10 @@ async def list_conversations(
     rows = await repository.page(
         session, access.tenant.id, query, before=before, limit=query.limit + 1
     )
-    shown = rows[: query.limit]
+    shown, next = cursors.page(rows, query.limit, lambda row: (row[0].updated_at, row[0].id))
     figures = await _figures(session, access.tenant.id, [row[0].id for row in shown])
     data = [_conversation(row, keys, figures[row[0].id]) for row in shown]
-    if len(rows) <= query.limit:
-        return ConversationPage(data=data, next=None)
-    last = shown[-1][0]
-    return ConversationPage(data=data, next=cursors.encode(last.updated_at, last.id))
+    return ConversationPage(data=data, next=next)
 
 
 async def read_transcript(

@@ -1,4 +1,5 @@
-"""Cursors of the API's keyset-paginated lists (the audit log, error groups, conversations).
+"""Cursors of the API's keyset-paginated lists (the audit log, error groups, conversations,
+webhook deliveries).
 
 A cursor says where the previous page's last row stands: its time and, among rows of the
 same time, its id; the next page is the rows strictly after that position. It is opaque to
@@ -10,13 +11,14 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
 from kithost.errors import invalid_field
 
 Id = TypeVar("Id", str, uuid.UUID)
+Row = TypeVar("Row")
 
 
 def encode(time: datetime, id: str | uuid.UUID) -> str:
@@ -37,3 +39,13 @@ def decode(cursor: str, id_type: Callable[[str], Id], *, field: str) -> tuple[da
     except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors too
         raise invalid_field(field, "not a cursor this list gave", "cursor") from None
     return position
+
+
+def page(
+    rows: Sequence[Row], limit: int, position: Callable[[Row], tuple[datetime, str | uuid.UUID]]
+) -> tuple[Sequence[Row], str | None]:
+    """A page of a listing that asked for ``limit + 1`` rows: the first ``limit``, and the
+    cursor of the last of them (its ``position``), or None when no row follows."""
+    if len(rows) <= limit:
+        return rows, None
+    return rows[:limit], encode(*position(rows[limit - 1]))

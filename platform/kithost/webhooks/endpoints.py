@@ -92,16 +92,23 @@ async def send_test(access: WebhooksWrite, session: DbSession, id: uuid.UUID) ->
     return schemas.Delivery.model_validate(delivery)
 
 
-@router.get("/{id}/deliveries", summary="The endpoint's delivery log", responses=ERRORS)
+@router.get(
+    "/{id}/deliveries",
+    summary="The endpoint's delivery log, newest first",
+    description="Pages follow `next_cursor`; deliveries added meanwhile never shift a page.",
+    responses=ERRORS,
+)
 async def list_deliveries(
     access: WebhooksWrite,
     session: DbSession,
     id: uuid.UUID,
+    cursor: Annotated[
+        str | None, Query(max_length=100, description="The `next_cursor` of the previous page.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> list[schemas.Delivery]:
-    endpoint = await service.get_endpoint(session, access, id)
-    deliveries = await repository.deliveries(session, access.tenant.id, endpoint.id, limit)
-    return [schemas.Delivery.model_validate(d) for d in deliveries]
+) -> schemas.DeliveryPage:
+    page = await service.list_deliveries(session, access, id, cursor=cursor, limit=limit)
+    return schemas.DeliveryPage.model_validate(page)
 
 
 @router.post(

@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, delete, exists, or_, select
+from sqlalchemy import Row, and_, delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.models import ChatThread, WebhookDelivery, WebhookEndpoint, WebhookIdleMark
@@ -29,15 +29,34 @@ async def endpoint(
     )
 
 
+Position = tuple[datetime, uuid.UUID]
+
+
 async def deliveries(
-    session: AsyncSession, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, limit: int
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    *,
+    before: Position | None,
+    limit: int,
 ) -> Sequence[WebhookDelivery]:
-    result = await session.scalars(
-        select(WebhookDelivery)
-        .where(WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.endpoint_id == endpoint_id)
-        .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+    """The endpoint's deliveries, newest first, from the one after ``before``."""
+    delivery = WebhookDelivery
+    query = (
+        select(delivery)
+        .where(delivery.tenant_id == tenant_id, delivery.endpoint_id == endpoint_id)
+        .order_by(delivery.created_at.desc(), delivery.id.desc())
         .limit(limit)
     )
+    if before is not None:
+        created_at, id = before
+        query = query.where(
+            or_(
+                delivery.created_at < created_at,
+                and_(delivery.created_at == created_at, delivery.id < id),
+            )
+        )
+    result = await session.scalars(query)
     return result.all()
 
 

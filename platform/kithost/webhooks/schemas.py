@@ -93,3 +93,10 @@ class Delivery(Schema):
     latency_ms: int | None
     created_at: datetime
     payload: dict[str, Any]
+
+
+class DeliveryPage(Schema):
+    deliveries: list[Delivery]
+    next_cursor: str | None = Field(
+        description="Pass it as `cursor` for the next page; null on the last page."
+    )

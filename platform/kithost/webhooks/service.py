@@ -15,6 +15,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost.audit import service as audit
 from kithost.auth.principals import TenantAccess
 from kithost.errors import NotFound, invalid_field
+from kithost.kit import cursors
 from kithost.kit.crypto import SecretBox
 from kithost.kit.outbound import OutboundPolicy
 from kithost.models import WebhookDelivery, WebhookEndpoint
@@ -143,6 +145,31 @@ async def get_endpoint(
     if endpoint is None:
         raise NotFound("No such webhook endpoint.", code="webhook_not_found")
     return endpoint
+
+
+@dataclass(frozen=True)
+class DeliveryPage:
+    """Deliveries, newest first, and the cursor of the next page (None on the last)."""
+
+    deliveries: Sequence[WebhookDelivery]
+    next_cursor: str | None
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    access: TenantAccess,
+    endpoint_id: uuid.UUID,
+    *,
+    cursor: str | None,
+    limit: int,
+) -> DeliveryPage:
+    """A page of the endpoint's delivery log; ``cursor`` continues a listing."""
+    endpoint = await get_endpoint(session, access, endpoint_id)
+    before = None if cursor is None else cursors.decode(cursor, uuid.UUID, field="cursor")
+    rows = await repository.deliveries(
+        session, access.tenant.id, endpoint.id, before=before, limit=limit + 1
+    )
+    return DeliveryPage(*cursors.page(rows, limit, lambda row: (row.created_at, row.id)))
 
 
 async def send_test(

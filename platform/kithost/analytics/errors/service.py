@@ -95,7 +95,7 @@ class GroupView:
 
 @dataclass(frozen=True)
 class GroupPage:
-    groups: list[GroupView]
+    groups: Sequence[GroupView]
     next_cursor: str | None
 
 
@@ -113,10 +113,7 @@ async def list_error_groups(
         session, tenant.id, status=status, widget_id=widget_id, before=before, limit=limit + 1
     )
     views = [GroupView(g, n) for g, n in rows]
-    if len(views) <= limit:
-        return GroupPage(views, None)
-    last = views[limit - 1].group
-    return GroupPage(views[:limit], cursors.encode(last.last_seen, last.id))
+    return GroupPage(*cursors.page(views, limit, lambda v: (v.group.last_seen, v.group.id)))
 
 
 async def get_error_group(session: AsyncSession, tenant: Tenant, group_id: uuid.UUID) -> GroupView:
