@@ -18,13 +18,14 @@ from pathlib import Path
 import httpx2
 import pytest
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Frame, Page, expect
+from sqlalchemy import select
 
 from kithost import migrate
 from kithost.analytics.rollups.tasks import rollup
 from kithost.auth.principals import CLI
 from kithost.db import create_engine, create_sessionmaker, session_scope
 from kithost.demo import seed_demo
-from kithost.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, Widget
+from kithost.models import DeliveryStatus, User, WebhookDelivery, WebhookEndpoint, Widget
 from kithost.models.base import utcnow
 from kithost.settings import Settings
 from kithost.tenants.service import create_tenant
@@ -442,6 +443,33 @@ async def test_the_delivery_log_shows_older_deliveries_on_request(
     await page.get_by_role("button", name="Older deliveries").click()
     await expect(replays).to_have_count(55)
     await expect(page.get_by_role("button", name="Older deliveries")).to_have_count(0)
+
+
+async def test_the_widget_list_shows_more_widgets_on_request(
+    dashboard: Dashboard, page: Page
+) -> None:
+    """101 widgets, in a tenant of their own: the first 100, then the last on "More
+    widgets" (the list showed the first 200 and nothing of the rest)."""
+    engine = create_engine(dashboard.settings.migration_database)
+    async with session_scope(
+        create_sessionmaker(engine, PendingTasks(create_celery(dashboard.settings)))
+    ) as db:
+        owner = await db.scalar(select(User).where(User.email == OWNER))
+        assert owner is not None
+        await create_tenant(db, CLI, slug="many", name="Many", owner=owner)
+    await engine.dispose()
+    async with api(dashboard) as client:
+        for n in range(101):
+            made = await client.post("/api/v1/tenants/many/widgets", json={"name": f"W{n:03}"})
+            assert made.status_code == 201, made.text
+    await sign_in(page, dashboard)
+    await page.goto(f"{dashboard.url}/admin/t/many/widgets")
+    names = page.get_by_role("link", name=re.compile(r"^W\d{3}$"))
+    await expect(names).to_have_count(100)
+    await page.get_by_role("button", name="More widgets").click()
+    await expect(names).to_have_count(101)
+    await expect(page.get_by_role("link", name="W100", exact=True)).to_be_visible()
+    await expect(page.get_by_role("button", name="More widgets")).to_have_count(0)
 
 
 async def test_an_api_client_is_created_shown_once_and_revoked(

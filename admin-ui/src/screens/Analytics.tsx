@@ -28,7 +28,8 @@ const METRICS: { key: Metric; label: string }[] = [
 export function WidgetFilter({ value, onChange }: { value: string; onChange: (id: string) => void }) {
   const tenant = useTenant();
   const widgets = useQuery({
-    queryKey: ['widgets', tenant.slug],
+    // Not the widget list's key (that one pages): a list under it would be read as pages.
+    queryKey: ['widgets', tenant.slug, 'filter'],
     queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/widgets', { params: { path: { tenant: tenant.slug }, query: { limit: 200 } } })),
   });
   return (

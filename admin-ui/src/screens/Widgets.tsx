@@ -1,16 +1,17 @@
 // Widgets: the list (name, mode, placement, published version, last change, loads this
 // week), creating one, deleting one.
-import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useForm } from 'react-hook-form';
 import { Link, useNavigate } from 'react-router';
 import { api, ApiError, unwrap, type Schemas } from '../api/client';
 import { useTenant } from '../tenant';
-import { Empty, Field, formatDate, Page, ProblemAlert, Query, ReadOnlyNote, Table } from '../ui';
+import { Empty, Field, formatDate, Loading, MoreButton, Page, ProblemAlert, ReadOnlyNote, Table } from '../ui';
 
 type Widget = Schemas['Widget'];
 
 export const widgetsKey = (tenant: string) => ['widgets', tenant] as const;
+const WIDGETS_PAGE = 100;
 
 function LoadsThisWeek({ tenant, widget }: { tenant: string; widget: string }) {
   const series = useQuery({
@@ -105,11 +106,19 @@ function DeleteWidget({ widget }: { widget: Widget }) {
 export default function Widgets() {
   const tenant = useTenant();
   const [creating, setCreating] = useState(false);
-  const widgets = useQuery({
+  const widgets = useInfiniteQuery({
     queryKey: widgetsKey(tenant.slug),
-    queryFn: () =>
-      unwrap(api.GET('/api/v1/tenants/{tenant}/widgets', { params: { path: { tenant: tenant.slug }, query: { limit: 200 } } })),
+    initialPageParam: null as string | null,
+    queryFn: ({ pageParam }) =>
+      unwrap(
+        api.GET('/api/v1/tenants/{tenant}/widgets', {
+          params: { path: { tenant: tenant.slug }, query: { limit: WIDGETS_PAGE, ...(pageParam ? { after: pageParam } : {}) } },
+        }),
+      ),
+    // A full page may have more after it (the list pages by the last widget's id).
+    getNextPageParam: (page) => (page.length === WIDGETS_PAGE ? (page[page.length - 1]?.id ?? null) : null),
   });
+  const list = widgets.data?.pages.flat() ?? [];
   const canWrite = tenant.can('widgets:write');
   return (
     <Page
@@ -122,36 +131,35 @@ export default function Widgets() {
     >
       <ReadOnlyNote canWrite={canWrite} />
       {creating && <CreateWidget onDone={() => setCreating(false)} />}
-      <Query query={widgets} what="widgets">
-        {(list) =>
-          list.length === 0 ? (
-            <Empty>No widgets yet. Create one, then paste its snippet into your site.</Empty>
-          ) : (
-            <Table columns={['Name', 'Mode', 'Placement', 'Published', 'Last change', 'Loads this week', { hidden: 'Actions' }]}>
-                  {list.map((w) => (
-                    <tr key={w.id}>
-                      <td>
-                        <Link to={`/t/${tenant.slug}/widgets/${w.id}`}>{w.name}</Link>
-                        {w.attention.includes('agent_builder_retired') && (
-                          <span className="badge warn">Agent Builder retired</span>
-                        )}
-                      </td>
-                      <td>{w.config.mode === 'hosted' ? 'Hosted (retired)' : 'Self-hosted'}</td>
-                      <td>{w.config.placement}</td>
-                      <td>{w.published_version ? `v${w.published_version}` : <span className="muted">not yet</span>}</td>
-                      <td>{formatDate(w.updated_at)}</td>
-                      <td>
-                        <LoadsThisWeek tenant={tenant.slug} widget={w.id} />
-                      </td>
-                      <td>
-                        <DeleteWidget widget={w} />
-                      </td>
-                    </tr>
-                  ))}
-                </Table>
-          )
-        }
-      </Query>
+      {widgets.isPending ? (
+        <Loading what="widgets" />
+      ) : widgets.error ? (
+        <ProblemAlert error={widgets.error} />
+      ) : list.length === 0 ? (
+        <Empty>No widgets yet. Create one, then paste its snippet into your site.</Empty>
+      ) : (
+        <Table columns={['Name', 'Mode', 'Placement', 'Published', 'Last change', 'Loads this week', { hidden: 'Actions' }]}>
+          {list.map((w) => (
+            <tr key={w.id}>
+              <td>
+                <Link to={`/t/${tenant.slug}/widgets/${w.id}`}>{w.name}</Link>
+                {w.attention.includes('agent_builder_retired') && <span className="badge warn">Agent Builder retired</span>}
+              </td>
+              <td>{w.config.mode === 'hosted' ? 'Hosted (retired)' : 'Self-hosted'}</td>
+              <td>{w.config.placement}</td>
+              <td>{w.published_version ? `v${w.published_version}` : <span className="muted">not yet</span>}</td>
+              <td>{formatDate(w.updated_at)}</td>
+              <td>
+                <LoadsThisWeek tenant={tenant.slug} widget={w.id} />
+              </td>
+              <td>
+                <DeleteWidget widget={w} />
+              </td>
+            </tr>
+          ))}
+        </Table>
+      )}
+      <MoreButton query={widgets} label="More widgets" />
     </Page>
   );
 }
