@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.models import AuditLogEntry
@@ -57,9 +57,6 @@ async def list_entries(
     if where.until is not None:
         query = query.where(entry.created_at < where.until)
     if before is not None:
-        created_at, id = before
-        query = query.where(
-            or_(entry.created_at < created_at, and_(entry.created_at == created_at, entry.id < id))
-        )
+        query = query.where(tuple_(entry.created_at, entry.id) < tuple_(*before))
     result = await session.execute(query)
     return result.scalars().all()

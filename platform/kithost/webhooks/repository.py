@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, and_, delete, exists, or_, select
+from sqlalchemy import Row, delete, exists, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.models import ChatThread, WebhookDelivery, WebhookEndpoint, WebhookIdleMark
@@ -49,13 +49,7 @@ async def deliveries(
         .limit(limit)
     )
     if before is not None:
-        created_at, id = before
-        query = query.where(
-            or_(
-                delivery.created_at < created_at,
-                and_(delivery.created_at == created_at, delivery.id < id),
-            )
-        )
+        query = query.where(tuple_(delivery.created_at, delivery.id) < tuple_(*before))
     result = await session.scalars(query)
     return result.all()
 

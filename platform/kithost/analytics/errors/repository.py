@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy import Select, and_, case, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.sql import insert
@@ -119,8 +119,7 @@ async def list_error_groups(
     if widget_id is not None:
         query = query.where(g.widget_id == widget_id)
     if before is not None:
-        seen, id = before
-        query = query.where(or_(g.last_seen < seen, and_(g.last_seen == seen, g.id < id)))
+        query = query.where(tuple_(g.last_seen, g.id) < tuple_(*before))
     return [(group, affected) for group, affected in await session.execute(query)]
 
 
