@@ -5,7 +5,7 @@ import { useState } from 'react';
 import { useForm } from 'react-hook-form';
 import { api, ApiError, unwrap, type Schemas } from '../api/client';
 import { useTenant } from '../tenant';
-import { Empty, Field, formatDate, Loading, MoreButton, Page, ProblemAlert, Query, SecretOnce, Table } from '../ui';
+import { Empty, Field, formatDate, MoreButton, Page, ProblemAlert, Query, SecretOnce, Table } from '../ui';
 
 type EventType = Schemas['EventType'];
 const EVENTS: EventType[] = [
@@ -36,33 +36,37 @@ function Deliveries({ id }: { id: string }) {
       unwrap(api.POST('/api/v1/tenants/{tenant}/webhooks/{id}/deliveries/{delivery_id}/replay', { params: { path: { ...path, delivery_id } } })),
     onSuccess: () => client.invalidateQueries({ queryKey: ['deliveries', tenant.slug, id] }),
   });
-  const list = deliveries.data?.pages.flatMap((p) => p.deliveries) ?? [];
-  if (deliveries.isPending) return <Loading what="deliveries" />;
-  if (deliveries.error) return <ProblemAlert error={deliveries.error} />;
-  if (list.length === 0) return <Empty>No deliveries yet.</Empty>;
   return (
     <>
-      <Table columns={['When', 'Event', 'Status', 'Response', { hidden: 'Replay' }]}>
-        {list.map((d) => (
-          <tr key={d.id}>
-            <td>{formatDate(d.created_at)}</td>
-            <td>
-              <code>{d.event_type}</code>
-            </td>
-            <td>
-              {d.status} (attempt {d.attempts})
-            </td>
-            <td>
-              {d.response_status ?? '—'} {d.latency_ms !== null && d.latency_ms !== undefined && `${d.latency_ms} ms`}
-            </td>
-            <td>
-              <button type="button" className="secondary" onClick={() => replay.mutate(d.id)}>
-                Replay
-              </button>
-            </td>
-          </tr>
-        ))}
-      </Table>
+      <Query query={deliveries} what="deliveries">
+        {({ pages }) =>
+          pages[0]?.deliveries.length === 0 ? (
+            <Empty>No deliveries yet.</Empty>
+          ) : (
+            <Table columns={['When', 'Event', 'Status', 'Response', { hidden: 'Replay' }]}>
+              {pages.flatMap((p) => p.deliveries).map((d) => (
+                <tr key={d.id}>
+                  <td>{formatDate(d.created_at)}</td>
+                  <td>
+                    <code>{d.event_type}</code>
+                  </td>
+                  <td>
+                    {d.status} (attempt {d.attempts})
+                  </td>
+                  <td>
+                    {d.response_status ?? '—'} {d.latency_ms !== null && d.latency_ms !== undefined && `${d.latency_ms} ms`}
+                  </td>
+                  <td>
+                    <button type="button" className="secondary" onClick={() => replay.mutate(d.id)}>
+                      Replay
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </Table>
+          )
+        }
+      </Query>
       <MoreButton query={deliveries} label="Older deliveries" />
     </>
   );

@@ -6,7 +6,7 @@ import { useForm } from 'react-hook-form';
 import { Link, useNavigate } from 'react-router';
 import { api, ApiError, unwrap, type Schemas } from '../api/client';
 import { useTenant } from '../tenant';
-import { Empty, Field, formatDate, Loading, MoreButton, Page, ProblemAlert, ReadOnlyNote, Table } from '../ui';
+import { Empty, Field, formatDate, MoreButton, Page, ProblemAlert, Query, ReadOnlyNote, Table } from '../ui';
 
 type Widget = Schemas['Widget'];
 
@@ -118,7 +118,6 @@ export default function Widgets() {
     // A full page may have more after it (the list pages by the last widget's id).
     getNextPageParam: (page) => (page.length === WIDGETS_PAGE ? (page[page.length - 1]?.id ?? null) : null),
   });
-  const list = widgets.data?.pages.flat() ?? [];
   const canWrite = tenant.can('widgets:write');
   return (
     <Page
@@ -131,34 +130,34 @@ export default function Widgets() {
     >
       <ReadOnlyNote canWrite={canWrite} />
       {creating && <CreateWidget onDone={() => setCreating(false)} />}
-      {widgets.isPending ? (
-        <Loading what="widgets" />
-      ) : widgets.error ? (
-        <ProblemAlert error={widgets.error} />
-      ) : list.length === 0 ? (
-        <Empty>No widgets yet. Create one, then paste its snippet into your site.</Empty>
-      ) : (
-        <Table columns={['Name', 'Mode', 'Placement', 'Published', 'Last change', 'Loads this week', { hidden: 'Actions' }]}>
-          {list.map((w) => (
-            <tr key={w.id}>
-              <td>
-                <Link to={`/t/${tenant.slug}/widgets/${w.id}`}>{w.name}</Link>
-                {w.attention.includes('agent_builder_retired') && <span className="badge warn">Agent Builder retired</span>}
-              </td>
-              <td>{w.config.mode === 'hosted' ? 'Hosted (retired)' : 'Self-hosted'}</td>
-              <td>{w.config.placement}</td>
-              <td>{w.published_version ? `v${w.published_version}` : <span className="muted">not yet</span>}</td>
-              <td>{formatDate(w.updated_at)}</td>
-              <td>
-                <LoadsThisWeek tenant={tenant.slug} widget={w.id} />
-              </td>
-              <td>
-                <DeleteWidget widget={w} />
-              </td>
-            </tr>
-          ))}
-        </Table>
-      )}
+      <Query query={widgets} what="widgets">
+        {({ pages }) =>
+          pages[0]?.length === 0 ? (
+            <Empty>No widgets yet. Create one, then paste its snippet into your site.</Empty>
+          ) : (
+            <Table columns={['Name', 'Mode', 'Placement', 'Published', 'Last change', 'Loads this week', { hidden: 'Actions' }]}>
+              {pages.flat().map((w) => (
+                <tr key={w.id}>
+                  <td>
+                    <Link to={`/t/${tenant.slug}/widgets/${w.id}`}>{w.name}</Link>
+                    {w.attention.includes('agent_builder_retired') && <span className="badge warn">Agent Builder retired</span>}
+                  </td>
+                  <td>{w.config.mode === 'hosted' ? 'Hosted (retired)' : 'Self-hosted'}</td>
+                  <td>{w.config.placement}</td>
+                  <td>{w.published_version ? `v${w.published_version}` : <span className="muted">not yet</span>}</td>
+                  <td>{formatDate(w.updated_at)}</td>
+                  <td>
+                    <LoadsThisWeek tenant={tenant.slug} widget={w.id} />
+                  </td>
+                  <td>
+                    <DeleteWidget widget={w} />
+                  </td>
+                </tr>
+              ))}
+            </Table>
+          )
+        }
+      </Query>
       <MoreButton query={widgets} label="More widgets" />
     </Page>
   );

@@ -10,10 +10,8 @@ from datetime import datetime
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.kit.cursors import Position
 from kithost.models import AuditLogEntry
-
-Position = tuple[datetime, uuid.UUID]
-"""Where an entry stands in the log: its ``created_at`` and, among equal times, its ``id``."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +32,7 @@ async def list_entries(
     tenant_id: uuid.UUID,
     where: AuditFilter,
     *,
-    before: Position | None,
+    before: Position[uuid.UUID] | None,
     limit: int,
 ) -> Sequence[AuditLogEntry]:
     """The tenant's entries matching ``where``, newest first, from the one after ``before``."""

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnClause
 
 from kithost.conversations.schemas import ConversationFilters, FeedbackFilter
+from kithost.kit.cursors import Position
 from kithost.models import (
     AnalyticsEvent,
     ChatAttachment,
@@ -38,8 +39,6 @@ MESSAGE_KINDS = ("user_message", "assistant_message")
 ThreadRow = Row[ChatThread, int, int, int, bool | None]
 """A thread with its counts of messages, positive and negative feedback, and whether staff
 reviewed it."""
-Position = tuple[datetime, str]
-"""Where a thread stands in the list: its last activity and, among equal times, its id."""
 REVIEWED = (
     select(ConversationReview.reviewed)
     .where(ConversationReview.thread_id == ChatThread.id)
@@ -99,7 +98,7 @@ async def page(
     tenant_id: uuid.UUID,
     query: ConversationFilters,
     *,
-    before: Position | None,
+    before: Position[str] | None,
     limit: int,
 ) -> Sequence[ThreadRow]:
     """The tenant's threads matching ``query``, last active first, from the one after

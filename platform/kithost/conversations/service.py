@@ -211,7 +211,7 @@ async def _export_pages(
     session: AsyncSession, tenant_id: uuid.UUID, filters: ConversationFilters
 ) -> AsyncIterator[tuple[Sequence[repository.ThreadRow], dict[str, list[ChatItem]]]]:
     """The matching conversations a page at a time, each with its threads' items."""
-    before: repository.Position | None = None
+    before: cursors.Position[str] | None = None
     while True:
         rows = await repository.page(
             session, tenant_id, filters, before=before, limit=EXPORT_PAGE + 1

@@ -19,6 +19,8 @@ from kithost.errors import invalid_field
 
 Id = TypeVar("Id", str, uuid.UUID)
 Row = TypeVar("Row")
+Position = tuple[datetime, Id]
+"""Where a row stands in a list: its time and its id (a ``str`` or a UUID)."""
 
 
 def encode(time: datetime, id: str | uuid.UUID) -> str:
@@ -27,7 +29,7 @@ def encode(time: datetime, id: str | uuid.UUID) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode(cursor: str, id_type: Callable[[str], Id], *, field: str) -> tuple[datetime, Id]:
+def decode(cursor: str, id_type: Callable[[str], Id], *, field: str) -> Position[Id]:
     """The position a cursor of :func:`encode` names, its id made by ``id_type``; anything
     else is a 422 on ``field``."""
     try:

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import Row, delete, exists, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.kit.cursors import Position
 from kithost.models import ChatThread, WebhookDelivery, WebhookEndpoint, WebhookIdleMark
 
 
@@ -29,15 +30,12 @@ async def endpoint(
     )
 
 
-Position = tuple[datetime, uuid.UUID]
-
-
 async def deliveries(
     session: AsyncSession,
     tenant_id: uuid.UUID,
     endpoint_id: uuid.UUID,
     *,
-    before: Position | None,
+    before: Position[uuid.UUID] | None,
     limit: int,
 ) -> Sequence[WebhookDelivery]:
     """The endpoint's deliveries, newest first, from the one after ``before``."""

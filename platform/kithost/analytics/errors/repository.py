@@ -12,6 +12,7 @@ from sqlalchemy import Select, and_, case, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.sql import insert
+from kithost.kit.cursors import Position
 from kithost.models import ErrorGroup, ErrorGroupUser, ErrorStatus
 
 
@@ -103,7 +104,7 @@ async def list_error_groups(
     *,
     status: ErrorStatus | None,
     widget_id: uuid.UUID | None,
-    before: tuple[datetime, uuid.UUID] | None,
+    before: Position[uuid.UUID] | None,
     limit: int,
 ) -> Sequence[tuple[ErrorGroup, int]]:
     """The tenant's groups, latest occurrence first, from the one after ``before``."""
