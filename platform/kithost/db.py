@@ -12,10 +12,10 @@ import select
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, cast
 
 from fastapi import Depends, Request
-from sqlalchemy import event, text
+from sqlalchemy import CursorResult, Result, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -207,3 +207,9 @@ DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
 """The request's unit of work. ``scope="function"``: it commits when the route returns,
 before the response is sent, so a client never sees a success whose commit then failed,
 and its next request reads what this one wrote."""
+
+
+def rowcount(result: Result[Any]) -> int:
+    """How many rows an ``UPDATE`` or ``DELETE`` matched (``session.execute`` types its result
+    as a plain ``Result``; for these statements it is a ``CursorResult``)."""
+    return cast(CursorResult[Any], result).rowcount

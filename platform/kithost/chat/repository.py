@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.chat.context import ChatContext
+from kithost.db import rowcount
 from kithost.models import ChatAttachment, ChatItem, ChatThread
 from kithost.models.base import utcnow
 from kithost.storage import blob_key
@@ -101,7 +102,7 @@ async def touch_thread(
         # Units of work that touch a thread load none first: nothing to bring up to date.
         .execution_options(synchronize_session=False)
     )
-    return int(getattr(result, "rowcount", 0)) == 1
+    return rowcount(result) == 1
 
 
 async def item(
@@ -171,7 +172,7 @@ async def set_feedback(
         )
         .values(feedback=kind)
     )
-    return int(getattr(result, "rowcount", 0))
+    return rowcount(result)
 
 
 async def attachment(
@@ -216,7 +217,7 @@ async def delete_threads(
         (ChatThread, ChatThread.id),
     ):
         result = await session.execute(delete(model).where(column.in_(doomed)))
-        deleted += int(getattr(result, "rowcount", 0))
+        deleted += rowcount(result)
     return deleted, keys
 
 
@@ -230,7 +231,7 @@ async def delete_loose_attachments(
     )
     keys = [blob_key(*row) for row in rows]
     result = await session.execute(delete(ChatAttachment).where(scope))
-    return int(getattr(result, "rowcount", 0)), keys
+    return rowcount(result), keys
 
 
 def _ordering(model: type[ChatThread] | type[ChatItem], order: Order) -> list[UnaryExpression[Any]]:

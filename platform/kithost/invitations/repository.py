@@ -3,11 +3,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.db import rowcount
 from kithost.models import Invitation, Tenant
 
 
@@ -47,7 +47,7 @@ async def delete_pending_for(session: AsyncSession, tenant_id: uuid.UUID, email:
             Invitation.accepted_at.is_(None),
         )
     )
-    return _rowcount(result)
+    return rowcount(result)
 
 
 async def mark_accepted(
@@ -59,11 +59,7 @@ async def mark_accepted(
         .where(Invitation.id == invitation_id, Invitation.accepted_at.is_(None))
         .values(accepted_at=now, accepted_by_id=user_id)
     )
-    return _rowcount(result) == 1
-
-
-def _rowcount(result: Result[Any]) -> int:
-    return cast(CursorResult[Any], result).rowcount
+    return rowcount(result) == 1
 
 
 async def tenant_of(session: AsyncSession, invitation: Invitation) -> Tenant:

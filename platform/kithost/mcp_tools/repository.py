@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.db import rowcount
 from kithost.models import WidgetMcpSecret
 
 
@@ -44,4 +45,4 @@ async def remove_secret(
             WidgetMcpSecret.tool_id == tool_id,
         )
     )
-    return bool(getattr(result, "rowcount", 0))
+    return bool(rowcount(result))

@@ -33,7 +33,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from kithost import rls
 from kithost.analytics.retention import service as retention
-from kithost.db import Sessionmaker, session_scope
+from kithost.db import Sessionmaker, rowcount, session_scope
 from kithost.kit.batching import Batcher
 from kithost.models import SessionMint
 from kithost.state import app_state
@@ -89,7 +89,7 @@ async def _delete_end_user(session: AsyncSession, tenant_id: uuid.UUID, end_user
 
 async def _delete(session: AsyncSession, tenant_id: uuid.UUID, which: ColumnElement[bool]) -> int:
     statement = delete(SessionMint).where(SessionMint.tenant_id == tenant_id, which)
-    return int(getattr(await session.execute(statement), "rowcount", 0))
+    return rowcount(await session.execute(statement))
 
 
 retention.register(retention.DataOwner("session_mints", _purge_before, _delete_end_user))

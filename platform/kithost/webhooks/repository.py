@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import Row, delete, exists, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.db import rowcount
 from kithost.kit.cursors import Position
 from kithost.models import ChatThread, WebhookDelivery, WebhookEndpoint, WebhookIdleMark
 
@@ -125,7 +126,7 @@ async def purge_deliveries(session: AsyncSession, tenant_id: uuid.UUID, cutoff: 
             WebhookDelivery.created_at < cutoff,
         )
     )
-    return int(getattr(result, "rowcount", 0))
+    return rowcount(result)
 
 
 async def delete_end_user_deliveries(
@@ -144,4 +145,4 @@ async def delete_end_user_deliveries(
             or_(data["thread_id"].as_string().in_(threads), data["id"].as_string().in_(threads)),
         )
     )
-    return int(getattr(result, "rowcount", 0))
+    return rowcount(result)

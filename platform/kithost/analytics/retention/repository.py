@@ -11,6 +11,7 @@ from sqlalchemy import Integer, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.sql import Stored, insert
+from kithost.db import rowcount
 from kithost.models import AnalyticsSettings, ErrorGroup, ErrorGroupUser, Tenant
 from kithost.models.analytics_settings import DEFAULT_RETENTION_DAYS
 
@@ -44,7 +45,7 @@ async def purge_events(session: AsyncSession, tenant_id: uuid.UUID, cutoff: date
     result = await session.execute(
         delete(Stored).where(Stored.tenant_id == tenant_id, Stored.occurred_at < cutoff)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 async def purge_error_groups(session: AsyncSession, tenant_id: uuid.UUID, cutoff: datetime) -> int:
@@ -52,7 +53,7 @@ async def purge_error_groups(session: AsyncSession, tenant_id: uuid.UUID, cutoff
     result = await session.execute(
         delete(ErrorGroup).where(ErrorGroup.tenant_id == tenant_id, ErrorGroup.last_seen < cutoff)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 async def delete_end_user_events(
@@ -61,7 +62,7 @@ async def delete_end_user_events(
     result = await session.execute(
         delete(Stored).where(Stored.tenant_id == tenant_id, Stored.end_user_id == end_user_id)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 async def forget_error_group_user(
@@ -81,4 +82,4 @@ async def forget_error_group_user(
             ErrorGroupUser.tenant_id == tenant_id, ErrorGroupUser.end_user_id == end_user_id
         )
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return rowcount(result)
