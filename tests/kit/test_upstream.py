@@ -1,15 +1,20 @@
 """The model clients read a Responses stream as the openai client does, only cheaper: each
 event is checked against the class its ``type`` names instead of against all of them. The
-chat runtime's clients share a pool per kind of endpoint, closed with the app."""
+chat runtime's clients share a pool per kind of endpoint, closed with the app, and send a
+request once more when its connection was closed before the answer began."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import httpx2
 import pytest
-from openai import AsyncOpenAI, DefaultAioHttpClient
+from openai import APIConnectionError, APITimeoutError, AsyncOpenAI, DefaultAioHttpClient
 from openai.types.responses import ResponseStreamEvent, ResponseTextDeltaEvent
 
 from kithost.app import create_app
@@ -121,3 +126,135 @@ async def test_the_apps_lifespan_closes_its_model_clients(settings: Settings) ->
     async with app.router.lifespan_context(app):
         assert not clients.client(endpoint)._client.is_closed
     assert clients.client(endpoint)._client.is_closed
+
+
+Closing = Literal["reused", "every", "never_answers"]
+
+
+class ClosingProxy:
+    """A model server on loopback (the fake, behind a proxy) that closes connections:
+
+    - ``reused``: a connection's second request closes it unanswered, as a server does
+      that times an idle kept-alive connection out just as the client reuses it;
+    - ``every``: every request closes its connection unanswered;
+    - ``never_answers``: requests are read and never answered.
+
+    ``requests``: the requests that arrived; ``forwarded``: those the fake answered."""
+
+    def __init__(self, upstream: str, closing: Closing) -> None:
+        url = urlsplit(upstream)
+        assert url.hostname is not None
+        assert url.port is not None
+        self._upstream = (url.hostname, url.port)
+        self._path = url.path
+        self.closing = closing
+        self.requests = 0
+        self.forwarded = 0
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[str]:
+        server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            yield f"http://127.0.0.1:{port}{self._path}"
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        answered = 0
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.split(b"\r\n")[:-2]
+                length = next(
+                    int(line.partition(b":")[2])
+                    for line in lines
+                    if _named(line, b"content-length")
+                )
+                body = await reader.readexactly(length)
+                self.requests += 1
+                if self.closing == "never_answers":
+                    await asyncio.sleep(3600)
+                if self.closing == "every" or answered:
+                    return
+                await self._forward(lines, body, writer)
+                answered += 1
+        except asyncio.IncompleteReadError:
+            return
+        finally:
+            writer.close()
+
+    async def _forward(self, lines: list[bytes], body: bytes, writer: asyncio.StreamWriter) -> None:
+        """The fake's answer on a connection of its own (closed after it), without its
+        ``Connection: close``: the client keeps its connection to the proxy."""
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self._upstream)
+        kept = [line for line in lines if not _named(line, b"connection")]
+        upstream_writer.write(b"\r\n".join([*kept, b"Connection: close", b"", b""]) + body)
+        head = await upstream_reader.readuntil(b"\r\n\r\n")
+        self.forwarded += 1
+        writer.write(
+            b"\r\n".join(line for line in head.split(b"\r\n") if not _named(line, b"connection"))
+        )
+        while chunk := await upstream_reader.read(65536):
+            writer.write(chunk)
+        upstream_writer.close()
+
+
+def _named(line: bytes, header: bytes) -> bool:
+    return line.lower().startswith(header + b":")
+
+
+async def moderated(clients: ModelClients, endpoint: ModelEndpoint) -> bool:
+    """A request whose answer is not streamed."""
+    result = await clients.client(endpoint).moderations.create(input="Hello")
+    return result.results[0].flagged
+
+
+POOLS = pytest.mark.parametrize("tenants", [False, True], ids=["operators_pool", "tenants_pool"])
+
+
+@contextlib.asynccontextmanager
+async def behind(
+    proxy: ClosingProxy, fake: FakeOpenAI, tenants: bool, model_timeout: float = 10.0
+) -> AsyncIterator[tuple[ModelClients, ModelEndpoint]]:
+    """The runtime's clients, and the endpoint of the fake model behind ``proxy`` (a URL
+    the tenant chose, or the operator's)."""
+    clients = ModelClients(model_timeout, OutboundPolicy.parse(LOOPBACK))
+    try:
+        async with proxy.serving() as url:
+            yield clients, ModelEndpoint(url, fake.api_key, chosen_by_tenant=tenants)
+    finally:
+        await clients.aclose()
+
+
+@POOLS
+async def test_a_connection_closed_as_it_is_reused_sends_the_request_again_on_a_new_one(
+    fake_openai: FakeOpenAI, tenants: bool
+) -> None:
+    proxy = ClosingProxy(fake_openai.base_url, "reused")
+    async with behind(proxy, fake_openai, tenants) as (clients, endpoint):
+        assert await answer(clients, endpoint) == fake_openai.reply_text
+        assert await answer(clients, endpoint) == fake_openai.reply_text  # reused, closed
+        assert await moderated(clients, endpoint) is False  # reused, closed
+    assert (proxy.requests, proxy.forwarded) == (5, 3)
+    assert len(fake_openai.requests) == 3
+
+
+@POOLS
+async def test_a_model_that_closes_every_connection_gets_the_request_twice_and_no_more(
+    fake_openai: FakeOpenAI, tenants: bool
+) -> None:
+    proxy = ClosingProxy(fake_openai.base_url, "every")
+    async with behind(proxy, fake_openai, tenants) as (clients, endpoint):
+        with pytest.raises(APIConnectionError):
+            await answer(clients, endpoint)
+    assert (proxy.requests, proxy.forwarded) == (2, 0)
+
+
+@POOLS
+async def test_a_model_that_does_not_answer_in_time_is_not_asked_again(
+    fake_openai: FakeOpenAI, tenants: bool
+) -> None:
+    proxy = ClosingProxy(fake_openai.base_url, "never_answers")
+    async with behind(proxy, fake_openai, tenants, model_timeout=0.5) as (clients, endpoint):
+        with pytest.raises(APITimeoutError):
+            await answer(clients, endpoint)
+    assert proxy.requests == 1

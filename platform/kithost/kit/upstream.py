@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from typing import Any, get_args
 
+import aiohttp
 import httpx2
 from openai import AsyncOpenAI, DefaultAioHttpClient, omit
 from openai.types.responses import ResponseStreamEvent
@@ -49,8 +50,19 @@ class ModelEndpoint:
 
 
 class _Client(AsyncOpenAI):
-    """``AsyncOpenAI`` that reads each Responses stream event as the class its ``type``
-    names.
+    """``AsyncOpenAI`` that sends a request again, at once, when the connection it went on
+    was closed before the answer began, and reads each Responses stream event as the class
+    its ``type`` names.
+
+    A kept-alive connection the server closes as idle just as the pool hands it out (both
+    sides time idle connections out after ~5 s: httpx2's and aiohttp's pools, uvicorn,
+    Node) fails the request that took it: without a second try, the visitor's answer was an
+    error (bench_chat's held streams lost one in a few hundred this way). The client makes
+    no retries (``max_retries=0``: a visitor is waiting, and a failed model is a failed
+    answer), so this one is its own: once, with no delay, only for a connection that ended
+    before the response's head (:func:`_closed_before_answering`); asking a model again
+    changes nothing but the tokens it bills, which is why openai retries such errors itself
+    by default (twice, after a back-off).
 
     The client checks every event against the union of all 59 (a hash of the union and up
     to 59 tries per event): that was the largest cost of a streamed answer in Kithost's
@@ -59,6 +71,23 @@ class _Client(AsyncOpenAI):
     own (lenient) way. The hook is the client's private ``_process_response_data``, which
     every response and stream event passes through: check it when upgrading ``openai``.
     """
+
+    async def _send_request(
+        self, request: httpx2.Request, *, stream: bool, **kwargs: Any
+    ) -> httpx2.Response:
+        try:  # to the response's head (httpx2's stream=False reads the body on from there)
+            response = await super()._send_request(request, stream=True, **kwargs)
+        except httpx2.TransportError as exc:
+            if not _closed_before_answering(exc):
+                raise
+            response = await super()._send_request(request, stream=True, **kwargs)
+        if not stream:
+            try:
+                await response.aread()
+            except BaseException:
+                await response.aclose()
+                raise
+        return response
 
     def _process_response_data(
         self, *, data: object, cast_to: type[Any], response: httpx2.Response
@@ -73,11 +102,27 @@ class _Client(AsyncOpenAI):
         return super()._process_response_data(data=data, cast_to=cast_to, response=response)
 
 
+def _closed_before_answering(error: httpx2.TransportError) -> bool:
+    """Whether ``error`` is a connection that ended before the response's head came: the
+    server closed it (or reset it) while the request was sent or awaited its answer. Not a
+    connection that could not be made, not a timeout, not an address refused."""
+    if isinstance(error, httpx2.RemoteProtocolError | httpx2.WriteError | httpx2.ReadError):
+        return True  # httpx2's pool
+    cause = error.__cause__  # openai's aiohttp transport maps aiohttp's errors loosely
+    return isinstance(
+        cause,
+        aiohttp.ClientOSError
+        | aiohttp.ServerDisconnectedError
+        | aiohttp.ClientConnectionResetError,
+    ) and not isinstance(cause, aiohttp.ClientConnectorError)
+
+
 @lru_cache(maxsize=256)
 def openai_client(api_key: str, base_url: str | None, timeout: float) -> AsyncOpenAI:
     """One client (and connection pool) per key and endpoint, reused across requests.
 
-    No retries: a visitor is waiting, and every caller maps failures to a problem.
+    No retries but :class:`_Client`'s one: a visitor is waiting, and every caller maps
+    failures to a problem.
     """
     return _Client(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
 
@@ -92,8 +137,8 @@ class ModelClients:
     tenant's key and nothing the process's environment would add (``OPENAI_CUSTOM_HEADERS``
     may carry an ``Authorization``; ``OPENAI_ORG_ID``/``OPENAI_PROJECT_ID`` name the
     operator's account). On top, a client per key and endpoint, kept (building one costs
-    ~0.08 ms): it holds nothing but its pool's reference. No retries: a visitor is waiting,
-    and every caller maps failures to a problem.
+    ~0.08 ms): it holds nothing but its pool's reference. No retries but :class:`_Client`'s
+    one: a visitor is waiting, and every caller maps failures to a problem.
 
     aiohttp's pool belongs to the event loop it first ran in: so one per app, unlike
     :func:`openai_client`'s, which Celery's tasks (a loop each) use.
