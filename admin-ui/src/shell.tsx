@@ -1,11 +1,10 @@
 // The frame around every signed-in screen: navigation, the tenant switcher, signing out.
-import { useQuery } from '@tanstack/react-query';
 import { Suspense } from 'react';
 import { Navigate, NavLink, Outlet, useLocation, useNavigate } from 'react-router';
 import { api, unwrap } from './api/client';
 import { useMe, useSignOut } from './auth';
 import { useTenant, type Scope } from './tenant';
-import { Loading, ProblemAlert } from './ui';
+import { FindSelect, Loading, ProblemAlert } from './ui';
 
 const NAV: { to: string; label: string; scope: Scope }[] = [
   { to: 'widgets', label: 'Widgets', scope: 'widgets:read' },
@@ -47,17 +46,31 @@ function TenantSwitcher() {
   const me = useMe().data;
   const tenant = useTenant();
   const navigate = useNavigate();
-  const all = useQuery({
-    queryKey: ['tenants'],
-    queryFn: () => unwrap(api.GET('/api/v1/tenants', { params: { query: { limit: 200 } } })),
-    enabled: me?.user.is_platform_admin ?? false,
-  });
-  const options = me?.user.is_platform_admin && all.data ? all.data : (me?.user.memberships ?? []);
+  const go = (slug: string) => void navigate(`/t/${slug}/widgets`);
+  if (me?.user.is_platform_admin) {
+    return (
+      <span className="switcher">
+        <FindSelect
+          label={<span className="visually-hidden">Tenant</span>}
+          findLabel={<span className="visually-hidden">Find a tenant</span>}
+          className="switcher-part"
+          queryKey={['tenants']}
+          find={async (q, limit) => {
+            const found = await unwrap(api.GET('/api/v1/tenants', { params: { query: { limit, ...(q ? { q } : {}) } } }));
+            return found.map((t) => ({ value: t.slug, label: t.name || t.slug }));
+          }}
+          value={tenant.slug}
+          current={{ value: tenant.slug, label: tenant.name || tenant.slug }}
+          onChange={go}
+        />
+      </span>
+    );
+  }
   return (
     <label className="switcher">
       <span className="visually-hidden">Tenant</span>
-      <select value={tenant.slug} onChange={(event) => void navigate(`/t/${event.target.value}/widgets`)}>
-        {options.map((t) => (
+      <select value={tenant.slug} onChange={(event) => go(event.target.value)}>
+        {(me?.user.memberships ?? []).map((t) => (
           <option key={t.slug} value={t.slug}>
             {t.name || t.slug}
           </option>

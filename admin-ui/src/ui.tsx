@@ -1,6 +1,8 @@
 // The dashboard's building blocks: labelled fields with their errors, buttons, the states of
-// a screen (loading, empty, failed), copying, and secrets shown once.
-import { useId, useState, type ReactNode } from 'react';
+// a screen (loading, empty, failed), copying, secrets shown once, and choosing from a list the
+// server searches.
+import { keepPreviousData, useQuery } from '@tanstack/react-query';
+import { useEffect, useId, useState, type ReactNode } from 'react';
 import { ApiError } from './api/client';
 
 export function Page({ title, actions, children }: { title: string; actions?: ReactNode; children: ReactNode }) {
@@ -181,5 +183,93 @@ export function MoreButton({
     <button type="button" className="secondary" onClick={() => void query.fetchNextPage()} disabled={query.isFetchingNextPage}>
       {label}
     </button>
+  );
+}
+
+export type Choice = { value: string; label: string };
+
+/** How many of what `FindSelect` finds it lists. */
+export const FOUND = 100;
+
+/** `value`, once it has stayed the same for `ms`. */
+function useSettled<T>(value: T, ms: number): T {
+  const [settled, setSettled] = useState(value);
+  useEffect(() => {
+    const timer = window.setTimeout(() => setSettled(value), ms);
+    return () => window.clearTimeout(timer);
+  }, [value, ms]);
+  return settled;
+}
+
+/**
+ * A `<select>` of a list the server searches (`find`: the first `limit` that hold the text,
+ * all without it), and the search box beside it: the first `FOUND` found, then a note to type
+ * more when there are more. The chosen choice stays listed whatever the search finds.
+ */
+export function FindSelect({
+  label,
+  findLabel,
+  queryKey,
+  find,
+  value,
+  current,
+  first,
+  className,
+  onChange,
+}: {
+  label: ReactNode;
+  findLabel: ReactNode;
+  queryKey: readonly unknown[];
+  find: (q: string | undefined, limit: number) => Promise<Choice[]>;
+  value: string;
+  /** The choice `value` names, if the caller knows it (else the last one picked here). */
+  current?: Choice | undefined;
+  /** A choice before the found ones (e.g. "All"). */
+  first?: Choice;
+  className: string;
+  onChange: (value: string) => void;
+}) {
+  const [text, setText] = useState('');
+  const q = useSettled(text.trim(), 250) || undefined;
+  const found = useQuery({
+    queryKey: [...queryKey, q],
+    queryFn: () => find(q, FOUND + 1),
+    placeholderData: keepPreviousData,
+  });
+  const [picked, setPicked] = useState<Choice | undefined>(undefined);
+  const chosen = current ?? (picked?.value === value ? picked : undefined);
+  const shown = found.data?.slice(0, FOUND) ?? [];
+  const listed = chosen && !shown.some((c) => c.value === chosen.value) ? [chosen, ...shown] : shown;
+  const id = useId();
+  return (
+    <>
+      <div className={className}>
+        <label htmlFor={`${id}-select`}>{label}</label>
+        <select
+          id={`${id}-select`}
+          value={value}
+          onChange={(event) => {
+            setPicked(listed.find((c) => c.value === event.target.value));
+            onChange(event.target.value);
+          }}
+        >
+          {first && <option value={first.value}>{first.label}</option>}
+          {listed.map((c) => (
+            <option key={c.value} value={c.value}>
+              {c.label}
+            </option>
+          ))}
+          {(found.data?.length ?? 0) > FOUND && (
+            <option disabled value="">
+              {`Only the first ${FOUND}: type to find others`}
+            </option>
+          )}
+        </select>
+      </div>
+      <div className={className}>
+        <label htmlFor={`${id}-find`}>{findLabel}</label>
+        <input id={`${id}-find`} type="search" value={text} onChange={(event) => setText(event.target.value)} />
+      </div>
+    </>
   );
 }

@@ -111,6 +111,33 @@ async def test_users_list_their_tenants_and_platform_admins_all(
     assert (await client.get(TENANTS, params={"limit": 0}, headers=operator)).status_code == 422
 
 
+async def test_tenants_are_found_by_text_their_slug_or_name_holds(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    north, south, west = [await make_tenant(db, slug) for slug in ("north-1", "south-1", "west")]
+    south.name = "Southern Northwind"
+    user = await make_member(db, west, Role.viewer)
+    db.add(Membership(tenant_id=north.id, user_id=user.id, role=Role.editor))
+    await db.flush()
+    operator = (await login(app, db, await make_user(db, platform_admin=True))).headers
+    member = (await login(app, db, user)).headers
+
+    async def found(headers: dict[str, str], q: str, **params: str) -> list[str]:
+        listed = await client.get(TENANTS, params={"q": q, **params}, headers=headers)
+        assert listed.status_code == 200, listed.text
+        return [t["slug"] for t in listed.json()]
+
+    assert await found(operator, "NORTH") == ["north-1", "south-1"]  # slug, name, any case
+    assert await found(operator, "north", after="north-1") == ["south-1"]
+    assert await found(operator, "-1") == ["north-1", "south-1"]
+    assert await found(operator, "h_1") == []  # the text as it is: not a LIKE pattern
+    assert await found(member, "north") == ["north-1"]  # only the user's own
+    for q in ("", "x" * 101, "a\x00b"):
+        refused = await client.get(TENANTS, params={"q": q}, headers=operator)
+        assert refused.status_code == 422, refused.text
+        assert [e["field"] for e in refused.json()["errors"]] == ["q"]
+
+
 async def test_any_member_reads_the_tenant_and_admins_rename_it(
     client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:

@@ -19,6 +19,7 @@ import httpx2
 import pytest
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Frame, Page, expect
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost import migrate
 from kithost.analytics.rollups.tasks import rollup
@@ -147,8 +148,8 @@ async def sign_in(
 ) -> None:
     await page.goto(dashboard.url + "/")
     await expect(page.get_by_role("heading", name="Sign in to Kithost")).to_be_visible()
-    await page.get_by_label("Email").fill(OWNER)
-    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(password)
     await page.get_by_role("button", name="Sign in").click()
     await expect(page.get_by_role("heading", name="Widgets")).to_be_visible()
 
@@ -179,6 +180,19 @@ async def api(dashboard: Dashboard) -> AsyncIterator[httpx2.AsyncClient]:
         assert signed_in.status_code == 200, signed_in.text
         client.headers["X-CSRF-Token"] = signed_in.json()["csrf_token"]
         yield client
+
+
+@asynccontextmanager
+async def dashboard_session(dashboard: Dashboard) -> AsyncIterator[AsyncSession]:
+    """A unit of work on the dashboard's database, as its owner (for arranging)."""
+    engine = create_engine(dashboard.settings.migration_database)
+    try:
+        async with session_scope(
+            create_sessionmaker(engine, PendingTasks(create_celery(dashboard.settings)))
+        ) as db:
+            yield db
+    finally:
+        await engine.dispose()
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 45) -> None:
@@ -414,10 +428,7 @@ async def test_the_delivery_log_shows_older_deliveries_on_request(
             f"/api/v1/tenants/{TENANT}/webhooks/{hook}", json={"enabled": False}
         )
         assert disabled.status_code == 200, disabled.text
-    engine = create_engine(dashboard.settings.migration_database)
-    async with session_scope(
-        create_sessionmaker(engine, PendingTasks(create_celery(dashboard.settings)))
-    ) as db:
+    async with dashboard_session(dashboard) as db:
         endpoint = await db.get(WebhookEndpoint, uuid.UUID(hook))
         assert endpoint is not None
         for minutes in range(55):
@@ -434,7 +445,6 @@ async def test_the_delivery_log_shows_older_deliveries_on_request(
                     created_at=utcnow() - timedelta(minutes=minutes),
                 )
             )
-    await engine.dispose()
     await sign_in(page, dashboard)
     await page.get_by_role("link", name="Webhooks").click()
     await page.get_by_role("button", name="Deliveries", exact=True).click()
@@ -445,23 +455,28 @@ async def test_the_delivery_log_shows_older_deliveries_on_request(
     await expect(page.get_by_role("button", name="Older deliveries")).to_have_count(0)
 
 
+async def tenant_with_widgets(dashboard: Dashboard, slug: str, widgets: int) -> list[str]:
+    """A tenant of the owner's with widgets ``W000``, ``W001``…, made through the API: their
+    ids."""
+    async with dashboard_session(dashboard) as db:
+        owner = await db.scalar(select(User).where(User.email == OWNER))
+        assert owner is not None
+        await create_tenant(db, CLI, slug=slug, name=slug.title(), owner=owner)
+    ids = []
+    async with api(dashboard) as client:
+        for n in range(widgets):
+            made = await client.post(f"/api/v1/tenants/{slug}/widgets", json={"name": f"W{n:03}"})
+            assert made.status_code == 201, made.text
+            ids.append(made.json()["id"])
+    return ids
+
+
 async def test_the_widget_list_shows_more_widgets_on_request(
     dashboard: Dashboard, page: Page
 ) -> None:
     """101 widgets, in a tenant of their own: the first 100, then the last on "More
     widgets" (the list showed the first 200 and nothing of the rest)."""
-    engine = create_engine(dashboard.settings.migration_database)
-    async with session_scope(
-        create_sessionmaker(engine, PendingTasks(create_celery(dashboard.settings)))
-    ) as db:
-        owner = await db.scalar(select(User).where(User.email == OWNER))
-        assert owner is not None
-        await create_tenant(db, CLI, slug="many", name="Many", owner=owner)
-    await engine.dispose()
-    async with api(dashboard) as client:
-        for n in range(101):
-            made = await client.post("/api/v1/tenants/many/widgets", json={"name": f"W{n:03}"})
-            assert made.status_code == 201, made.text
+    await tenant_with_widgets(dashboard, "many", 101)
     await sign_in(page, dashboard)
     await page.goto(f"{dashboard.url}/admin/t/many/widgets")
     names = page.get_by_role("link", name=re.compile(r"^W\d{3}$"))
@@ -470,6 +485,50 @@ async def test_the_widget_list_shows_more_widgets_on_request(
     await expect(names).to_have_count(101)
     await expect(page.get_by_role("link", name="W100", exact=True)).to_be_visible()
     await expect(page.get_by_role("button", name="More widgets")).to_have_count(0)
+
+
+async def test_the_widget_filter_finds_widgets_beyond_the_first_hundred(
+    dashboard: Dashboard, page: Page
+) -> None:
+    """101 widgets: the analytics filter lists the first 100 and says so; typing finds the
+    last, which stays listed once chosen (the filter listed the first 200, silently)."""
+    last = (await tenant_with_widgets(dashboard, "filtered", 101))[-1]
+    await sign_in(page, dashboard)
+    await page.goto(f"{dashboard.url}/admin/t/filtered/analytics")
+    options = page.get_by_label("Widget", exact=True).locator("option")
+    await expect(options).to_have_count(102)  # all, 100 widgets, the note
+    await expect(options.last).to_have_text("Only the first 100: type to find others")
+    await page.get_by_label("Find a widget").fill("w100")
+    await expect(options).to_have_text(["All widgets", "W100"])
+    async with page.expect_request(lambda request: f"widget={last}" in request.url):
+        await page.get_by_label("Widget", exact=True).select_option(label="W100")
+    await page.get_by_label("Find a widget").fill("")
+    await expect(options).to_have_count(103)  # the chosen one too
+    await expect(page.get_by_label("Widget", exact=True)).to_have_value(last)
+
+
+async def test_a_platform_admin_finds_any_tenant_in_the_switcher(
+    dashboard: Dashboard, page: Page
+) -> None:
+    """102 tenants besides its own: the switcher lists 100 and says so; typing finds the
+    others (the switcher listed the first 200, silently)."""
+    admin = "operator@kithost.example"
+    async with dashboard_session(dashboard) as db:
+        made = await create_user(db, CLI, admin, password=PASSWORD, is_platform_admin=True)
+        await create_tenant(db, CLI, slug="hq", name="HQ", owner=made.user)
+        other = await create_user(db, CLI, "fleet@kithost.example", password=PASSWORD)
+        for n in range(102):
+            await create_tenant(db, CLI, slug=f"fleet-{n:03}", name=f"Fleet {n}", owner=other.user)
+    await sign_in(page, dashboard, admin)
+    switcher = page.get_by_label("Tenant", exact=True)
+    await expect(switcher).to_have_value("hq")
+    options = switcher.locator("option")
+    await expect(options).to_have_count(102)  # its own, 100 found, the note
+    await page.get_by_label("Find a tenant").fill("FLEET 101")
+    await expect(options).to_have_text(["HQ", "Fleet 101"])
+    await switcher.select_option("fleet-101")
+    await expect(page).to_have_url(re.compile(r"/admin/t/fleet-101/widgets$"))
+    await expect(page.get_by_role("heading", name="Widgets")).to_be_visible()
 
 
 async def test_an_api_client_is_created_shown_once_and_revoked(
@@ -587,14 +646,10 @@ async def test_a_hosted_widget_shows_the_shutdown_and_converts(
         widget = (
             await client.post(f"/api/v1/tenants/{TENANT}/widgets", json={"name": "Hosted"})
         ).json()
-    engine = create_engine(dashboard.settings.migration_database)
-    async with session_scope(
-        create_sessionmaker(engine, PendingTasks(create_celery(dashboard.settings)))
-    ) as db:
+    async with dashboard_session(dashboard) as db:
         row = await db.get(Widget, uuid.UUID(widget["id"]))
         assert row is not None
         set_draft(row, {**row.draft, **HOSTED})
-    await engine.dispose()
     await sign_in(page, dashboard)
     await expect(page.get_by_text("Agent Builder retired")).to_be_visible()
     await page.get_by_role("link", name="Hosted").click()

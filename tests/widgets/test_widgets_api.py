@@ -119,6 +119,35 @@ async def test_widgets_are_listed_in_creation_order_a_page_at_a_time(
         assert (refused.status_code, refused.json()["errors"][0]["field"]) == (422, field)
 
 
+async def test_widgets_are_found_by_text_their_name_holds(
+    client: httpx2.AsyncClient, db: AsyncSession, acme: Acme
+) -> None:
+    names = ["Support EN", "support FR", "Sales", "100% off_deals"]
+    ids = {name: (await create(client, acme, name=name)).json()["id"] for name in names}
+    await service.create_widget(db, CLI, await make_tenant(db, "other"), name="Support X")
+
+    async def found(q: str, **params: str | int) -> list[str]:
+        listed = await client.get(WIDGETS, params={"q": q, **params}, headers=acme.headers)
+        assert listed.status_code == 200, listed.text
+        return [w["name"] for w in listed.json()]
+
+    assert await found("SUPPORT") == ["Support EN", "support FR"]  # any case, the tenant's
+    assert await found("support", limit=1) == ["Support EN"]
+    assert await found("support", after=ids["Support EN"]) == ["support FR"]
+    assert await found("% off_") == ["100% off_deals"]
+    assert await found("s_") == []  # the text as it is: not a LIKE pattern
+    assert await found("%") == ["100% off_deals"]
+
+    for q, kind in [
+        ("", "string_too_short"),
+        ("x" * 101, "string_too_long"),
+        ("a\x00b", "nul_character"),
+    ]:
+        refused = await client.get(WIDGETS, params={"q": q}, headers=acme.headers)
+        assert refused.status_code == 422, refused.text
+        assert [(e["field"], e["type"]) for e in refused.json()["errors"]] == [("q", kind)]
+
+
 async def test_changes_need_the_current_etag(client: httpx2.AsyncClient, acme: Acme) -> None:
     widget = url(await create(client, acme))
     for headers in (acme.headers, acme.matching("*")):

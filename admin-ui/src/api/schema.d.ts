@@ -206,7 +206,7 @@ export interface paths {
         };
         /**
          * List tenants by slug
-         * @description Every tenant for a platform admin, the signed-in user's tenants otherwise.
+         * @description Every tenant for a platform admin, the signed-in user's tenants otherwise. `q`: only the tenants whose slug or name holds that text, in any case.
          */
         get: operations["list_tenants_api_v1_tenants_get"];
         put?: never;
@@ -950,7 +950,7 @@ export interface paths {
         };
         /**
          * List the widgets
-         * @description In creation order, `limit` at a time: for the next page, pass the last widget's id as `after`.
+         * @description In creation order, `limit` at a time: for the next page, pass the last widget's id as `after`. `q`: only the widgets whose name holds that text, in any case.
          */
         get: operations["list_widgets_api_v1_tenants__tenant__widgets_get"];
         put?: never;
@@ -4254,6 +4254,8 @@ export interface operations {
                 limit?: number;
                 /** @description List the tenants after this slug. */
                 after?: string | null;
+                /** @description Text the slug or name holds. */
+                q?: string | null;
             };
             header?: never;
             path?: never;
@@ -7742,6 +7744,8 @@ export interface operations {
                 limit?: number;
                 /** @description List the widgets after this one. */
                 after?: string | null;
+                /** @description Text the name holds. */
+                q?: string | null;
             };
             header?: never;
             path: {

@@ -4,7 +4,7 @@ import { useQueries, useQuery } from '@tanstack/react-query';
 import { lazy, Suspense, useState } from 'react';
 import { api, unwrap, type Schemas } from '../api/client';
 import { useTenant } from '../tenant';
-import { Loading, Page, ProblemAlert, Query } from '../ui';
+import { FindSelect, Loading, Page, ProblemAlert, Query } from '../ui';
 import type { Row } from './Charts';
 
 const Charts = lazy(() => import('./Charts'));
@@ -27,23 +27,22 @@ const METRICS: { key: Metric; label: string }[] = [
 
 export function WidgetFilter({ value, onChange }: { value: string; onChange: (id: string) => void }) {
   const tenant = useTenant();
-  const widgets = useQuery({
-    // Not the widget list's key (that one pages): a list under it would be read as pages.
-    queryKey: ['widgets', tenant.slug, 'filter'],
-    queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/widgets', { params: { path: { tenant: tenant.slug }, query: { limit: 200 } } })),
-  });
   return (
-    <label className="filter">
-      Widget
-      <select value={value} onChange={(e) => onChange(e.target.value)}>
-        <option value="">All widgets</option>
-        {widgets.data?.map((w) => (
-          <option key={w.id} value={w.id}>
-            {w.name}
-          </option>
-        ))}
-      </select>
-    </label>
+    <FindSelect
+      label="Widget"
+      findLabel="Find a widget"
+      className="filter"
+      // Not the widget list's key (that one pages): a list under it would be read as pages.
+      queryKey={['widgets', tenant.slug, 'filter']}
+      find={async (q, limit) => {
+        const query = { limit, ...(q ? { q } : {}) };
+        const found = await unwrap(api.GET('/api/v1/tenants/{tenant}/widgets', { params: { path: { tenant: tenant.slug }, query } }));
+        return found.map((w) => ({ value: w.id, label: w.name }));
+      }}
+      value={value}
+      first={{ value: '', label: 'All widgets' }}
+      onChange={onChange}
+    />
   );
 }
 

@@ -6,7 +6,7 @@ from http import HTTPStatus
 from typing import Annotated, Any
 
 from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
 from pydantic_core import PydanticCustomError
 
 from kithost.errors import PROBLEM_JSON, Problem
@@ -58,6 +58,18 @@ class Schema(BaseModel):
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 """A display name: surrounding whitespace dropped, never empty."""
+
+
+def _without_nul(value: str) -> str:
+    if NUL in value:
+        raise PydanticCustomError("nul_character", NUL_MESSAGE)
+    return value
+
+
+SearchText = Annotated[
+    str, StringConstraints(min_length=1, max_length=100), AfterValidator(_without_nul)
+]
+"""A list's ``q`` query parameter: text the rows' names hold, in any case."""
 
 TENANT_ERRORS = (401, 403, 404, 422)
 """What any route under ``/tenants/{tenant}`` may answer before its handler runs."""

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, status
 
 from kithost.auth.dependencies import AnyTenantAccess, CurrentUser, MembersWrite, PlatformAdmin
 from kithost.db import DbSession
-from kithost.kit.schemas import TENANT_ERRORS, problems
+from kithost.kit.schemas import TENANT_ERRORS, SearchText, problems
 from kithost.members.schemas import Tenant
 from kithost.state import AppSettings
 from kithost.tenants import schemas, service
@@ -34,7 +34,8 @@ async def create_tenant(
 @router.get(
     "",
     summary="List tenants by slug",
-    description="Every tenant for a platform admin, the signed-in user's tenants otherwise.",
+    description="Every tenant for a platform admin, the signed-in user's tenants otherwise. "
+    "`q`: only the tenants whose slug or name holds that text, in any case.",
     responses=problems(401, 422),
 )
 async def list_tenants(
@@ -42,8 +43,9 @@ async def list_tenants(
     session: DbSession,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     after: Annotated[str | None, Query(description="List the tenants after this slug.")] = None,
+    q: Annotated[SearchText | None, Query(description="Text the slug or name holds.")] = None,
 ) -> list[Tenant]:
-    tenants = await service.list_tenants(session, user.user, after=after, limit=limit)
+    tenants = await service.list_tenants(session, user.user, after=after, limit=limit, q=q)
     return [Tenant.model_validate(t) for t in tenants]
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost import rls
@@ -11,9 +11,15 @@ from kithost.models import Membership, Tenant
 
 
 async def list_tenants(
-    session: AsyncSession, *, member_id: uuid.UUID | None, after: str | None, limit: int
+    session: AsyncSession,
+    *,
+    member_id: uuid.UUID | None,
+    after: str | None,
+    limit: int,
+    q: str | None,
 ) -> Sequence[Tenant]:
-    """Tenants by slug, from the one after ``after``; only ``member_id``'s unless None."""
+    """Tenants by slug, from the one after ``after``; only ``member_id``'s unless None;
+    only those whose slug or name holds ``q`` (any case) unless it is None."""
     query = select(Tenant).order_by(Tenant.slug).limit(limit)
     if member_id is not None:
         query = query.join(Membership, Membership.tenant_id == Tenant.id).where(
@@ -21,6 +27,12 @@ async def list_tenants(
         )
     if after is not None:
         query = query.where(Tenant.slug > after)
+    if q is not None:
+        query = query.where(
+            or_(
+                Tenant.slug.icontains(q, autoescape=True), Tenant.name.icontains(q, autoescape=True)
+            )
+        )
     async with rls.bypassing(session, rls.Bypass.credentials):  # the user's memberships
         result = await session.execute(query)
     return result.scalars().all()

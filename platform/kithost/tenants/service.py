@@ -72,11 +72,14 @@ async def get_tenant(session: AsyncSession, slug: str) -> Tenant:
 
 
 async def list_tenants(
-    session: AsyncSession, user: User, *, after: str | None, limit: int
+    session: AsyncSession, user: User, *, after: str | None, limit: int, q: str | None
 ) -> Sequence[Tenant]:
-    """Every tenant for a platform admin, the user's own tenants for anyone else."""
+    """Every tenant for a platform admin, the user's own tenants for anyone else; only
+    those whose slug or name holds ``q`` unless it is None."""
     member_id = None if user.is_platform_admin else user.id
-    return await repository.list_tenants(session, member_id=member_id, after=after, limit=limit)
+    return await repository.list_tenants(
+        session, member_id=member_id, after=after, limit=limit, q=q
+    )
 
 
 def rename_tenant(session: AsyncSession, access: TenantAccess, name: str) -> Tenant:

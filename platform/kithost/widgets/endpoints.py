@@ -9,7 +9,7 @@ from kithost.auth.dependencies import WidgetsRead, WidgetsWrite
 from kithost.auth.principals import TenantAccess
 from kithost.db import DbSession
 from kithost.kit.crypto import SecretBox
-from kithost.kit.schemas import TENANT_ERRORS, problems
+from kithost.kit.schemas import TENANT_ERRORS, SearchText, problems
 from kithost.models import Widget
 from kithost.models.base import utcnow
 from kithost.state import AppSecretBox, AppSettings
@@ -77,7 +77,7 @@ async def create_widget(
     "",
     summary="List the widgets",
     description="In creation order, `limit` at a time: for the next page, pass the last "
-    "widget's id as `after`.",
+    "widget's id as `after`. `q`: only the widgets whose name holds that text, in any case.",
     responses=problems(*TENANT_ERRORS),
 )
 async def list_widgets(
@@ -87,8 +87,9 @@ async def list_widgets(
     after: Annotated[
         uuid.UUID | None, Query(description="List the widgets after this one.")
     ] = None,
+    q: Annotated[SearchText | None, Query(description="Text the name holds.")] = None,
 ) -> list[schemas.Widget]:
-    widgets = await service.list_widgets(session, access.tenant, after=after, limit=limit)
+    widgets = await service.list_widgets(session, access.tenant, after=after, limit=limit, q=q)
     return [schemas.Widget.model_validate(w) for w in widgets]
 
 

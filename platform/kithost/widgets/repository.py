@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.models import AllowedOrigin, KnowledgeBase, Widget, WidgetVersion
@@ -19,9 +19,10 @@ async def get_widget(
 
 
 async def list_widgets(
-    session: AsyncSession, tenant_id: uuid.UUID, *, after: Widget | None, limit: int
+    session: AsyncSession, tenant_id: uuid.UUID, *, after: Widget | None, limit: int, q: str | None
 ) -> Sequence[Widget]:
-    """The tenant's widgets in creation order, from the one after ``after``."""
+    """The tenant's widgets in creation order, from the one after ``after``; only those
+    whose name holds ``q`` (any case) unless it is None."""
     query = (
         select(Widget)
         .where(Widget.tenant_id == tenant_id)
@@ -29,12 +30,9 @@ async def list_widgets(
         .limit(limit)
     )
     if after is not None:
-        query = query.where(
-            or_(
-                Widget.created_at > after.created_at,
-                and_(Widget.created_at == after.created_at, Widget.id > after.id),
-            )
-        )
+        query = query.where(tuple_(Widget.created_at, Widget.id) > (after.created_at, after.id))
+    if q is not None:
+        query = query.where(Widget.name.icontains(q, autoescape=True))
     result = await session.execute(query)
     return result.scalars().all()
 

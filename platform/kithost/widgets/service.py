@@ -134,15 +134,16 @@ async def get_widget(session: AsyncSession, tenant: Tenant, widget_id: uuid.UUID
 
 
 async def list_widgets(
-    session: AsyncSession, tenant: Tenant, *, after: uuid.UUID | None, limit: int
+    session: AsyncSession, tenant: Tenant, *, after: uuid.UUID | None, limit: int, q: str | None
 ) -> Sequence[Widget]:
-    """The tenant's widgets in creation order, from the one after the widget ``after``."""
+    """The tenant's widgets in creation order, from the one after the widget ``after``;
+    only those whose name holds ``q`` unless it is None."""
     cursor = None
     if after is not None:
         cursor = await repository.get_widget(session, tenant.id, after)
         if cursor is None:
             raise invalid_field("after", "no widget with this id", "cursor")
-    return await repository.list_widgets(session, tenant.id, after=cursor, limit=limit)
+    return await repository.list_widgets(session, tenant.id, after=cursor, limit=limit, q=q)
 
 
 async def edit_widget(
