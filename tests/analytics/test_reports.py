@@ -90,6 +90,39 @@ async def test_series_funnel_and_latency(
     assert 1200 <= latency["total_p95"] <= 1344
 
 
+async def test_a_count_per_widget_in_one_request(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    busy, tenant, creds, url = await subject(app, db)
+    quiet, idle = await published_widget(db, tenant), await published_widget(db, tenant)
+    assert await store(app, busy, [event("loader.loaded") for _ in range(3)]) == 3
+    assert await store(app, quiet, [event("loader.loaded"), event("widget.opened")]) == 2
+    assert await store(app, await published_widget(db), [event("loader.loaded")]) == 1
+
+    async def totals(**params: str) -> list[tuple[str, int]]:
+        response = await client.get(f"{url}/widgets", params=params, headers=creds.headers)
+        assert response.status_code == 200, response.text
+        return [(w["widget_id"], w["value"]) for w in response.json()["widgets"]]
+
+    # Most first; the idle widget and another tenant's have none here.
+    assert await totals() == [(str(busy.id), 3), (str(quiet.id), 1)]
+    assert await totals(metric="opens") == [(str(quiet.id), 1)]
+    assert await totals(metric="loads", widget=str(quiet.id)) == [(str(quiet.id), 1)]
+    assert await totals(widget=str(idle.id)) == []
+    earlier = (utcnow() - timedelta(days=30)).isoformat()
+    assert await totals(until=earlier) == []
+
+    for params, field in [({"metric": "total_p95"}, "metric"), ({"metric": "end_users"}, "metric")]:
+        refused = await client.get(f"{url}/widgets", params=params, headers=creds.headers)
+        assert refused.status_code == 422, refused.text
+        assert [e["field"] for e in refused.json()["errors"]] == [field]
+    theirs = await published_widget(db)
+    refused = await client.get(
+        f"{url}/widgets", params={"widget": str(theirs.id)}, headers=creds.headers
+    )
+    assert (refused.status_code, refused.json()["code"]) == (404, "widget_not_found")
+
+
 async def test_feedback_reported_by_the_chat_store_reaches_the_funnel(
     client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:

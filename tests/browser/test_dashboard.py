@@ -317,6 +317,17 @@ async def test_owner_builds_publishes_embeds_and_measures_a_widget(
     await eventually(counted)
     await check_screen(page, output, "analytics")
 
+    # The widget list shows each widget's loads this week, from one request for the list.
+    reports: list[str] = []
+    page.on(
+        "request",
+        lambda request: reports.append(request.url) if "/analytics/" in request.url else None,
+    )
+    await page.get_by_role("link", name="Widgets", exact=True).click()
+    row = page.get_by_role("row").filter(has=page.get_by_role("link", name="Shop chat", exact=True))
+    await expect(row.get_by_role("cell").nth(5)).to_have_text(re.compile(r"^[1-9]\d*$"))
+    assert [url.partition("?")[0].rsplit("/", 1)[1] for url in reports] == ["widgets"]
+
 
 async def test_an_older_version_is_compared_and_restored(
     dashboard: Dashboard, page: Page, output: Path

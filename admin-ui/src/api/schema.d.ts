@@ -413,6 +413,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tenants/{tenant}/analytics/widgets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One count per widget
+         * @description Over the hours from `since`'s to `until`'s (default: the last 7 days), from the rollups: for a list of widgets, one request.
+         */
+        get: operations["get_widget_totals_api_v1_tenants__tenant__analytics_widgets_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tenants/{tenant}/audit": {
         parameters: {
             query?: never;
@@ -3713,6 +3733,35 @@ export interface components {
          * @enum {string}
          */
         WidgetMode: "self_hosted" | "hosted";
+        /** WidgetTotal */
+        WidgetTotal: {
+            /** Value */
+            value: number;
+            /**
+             * Widget Id
+             * Format: uuid
+             */
+            widget_id: string;
+        };
+        /** WidgetTotals */
+        WidgetTotals: {
+            metric: components["schemas"]["Metric"];
+            /**
+             * Since
+             * Format: date-time
+             */
+            since: string;
+            /**
+             * Until
+             * Format: date-time
+             */
+            until: string;
+            /**
+             * Widgets
+             * @description Each widget with any in the range, most first; the others have none.
+             */
+            widgets: components["schemas"]["WidgetTotal"][];
+        };
         /**
          * WidgetUpdate
          * @description The fields to change; those left out (or null) keep their value.
@@ -5220,6 +5269,73 @@ export interface operations {
             };
             /** @description Request Entity Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_widget_totals_api_v1_tenants__tenant__analytics_widgets_get: {
+        parameters: {
+            query?: {
+                /** @description Default: 7 days before `until`. */
+                since?: string | null;
+                /** @description Exclusive; default: now. */
+                until?: string | null;
+                /** @description Only this widget; default: all. */
+                widget?: string | null;
+                /** @description A count (not a percentile, not `end_users`). */
+                metric?: components["schemas"]["Metric"];
+            };
+            header?: never;
+            path: {
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WidgetTotals"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

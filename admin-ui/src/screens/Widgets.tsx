@@ -13,18 +13,14 @@ type Widget = Schemas['Widget'];
 export const widgetsKey = (tenant: string) => ['widgets', tenant] as const;
 const WIDGETS_PAGE = 100;
 
-function LoadsThisWeek({ tenant, widget }: { tenant: string; widget: string }) {
-  const series = useQuery({
-    queryKey: ['loads-week', tenant, widget],
+/** Each widget's loads over the last 7 days, in one request for the whole list. */
+function useLoadsThisWeek(tenant: string): Map<string, number> | undefined {
+  const totals = useQuery({
+    queryKey: ['loads-week', tenant],
     queryFn: () =>
-      unwrap(
-        api.GET('/api/v1/tenants/{tenant}/analytics/series', {
-          params: { path: { tenant }, query: { metric: 'loads', interval: 'day', widget } },
-        }),
-      ),
+      unwrap(api.GET('/api/v1/tenants/{tenant}/analytics/widgets', { params: { path: { tenant }, query: { metric: 'loads' } } })),
   });
-  if (!series.data) return <span className="muted">…</span>;
-  return <>{series.data.points.reduce((sum, p) => sum + (p.value ?? 0), 0)}</>;
+  return totals.data && new Map(totals.data.widgets.map((w) => [w.widget_id, w.value]));
 }
 
 function CreateWidget({ onDone }: { onDone: () => void }) {
@@ -118,6 +114,7 @@ export default function Widgets() {
     // A full page may have more after it (the list pages by the last widget's id).
     getNextPageParam: (page) => (page.length === WIDGETS_PAGE ? (page[page.length - 1]?.id ?? null) : null),
   });
+  const loads = useLoadsThisWeek(tenant.slug);
   const canWrite = tenant.can('widgets:write');
   return (
     <Page
@@ -146,9 +143,7 @@ export default function Widgets() {
                   <td>{w.config.placement}</td>
                   <td>{w.published_version ? `v${w.published_version}` : <span className="muted">not yet</span>}</td>
                   <td>{formatDate(w.updated_at)}</td>
-                  <td>
-                    <LoadsThisWeek tenant={tenant.slug} widget={w.id} />
-                  </td>
+                  <td>{loads ? (loads.get(w.id) ?? 0) : <span className="muted">…</span>}</td>
                   <td>
                     <DeleteWidget widget={w} />
                   </td>

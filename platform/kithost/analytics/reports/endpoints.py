@@ -73,6 +73,28 @@ async def get_series(
     )
 
 
+@router.get(
+    "/widgets",
+    summary="One count per widget",
+    description="Over the hours from `since`'s to `until`'s (default: the last 7 days), from "
+    "the rollups: for a list of widgets, one request.",
+    responses=problems(*TENANT_ERRORS),
+)
+async def get_widget_totals(
+    access: AnalyticsRead, session: DbSession, query: Annotated[schemas.TotalsQuery, Query()]
+) -> schemas.WidgetTotals:
+    since, until, widget = await _range(session, access.tenant, query, Interval.day)
+    found = await service.totals_by_widget(
+        session, access.tenant, query.metric, since, until, widget
+    )
+    return schemas.WidgetTotals(
+        metric=query.metric,
+        since=since,
+        until=until,
+        widgets=[schemas.WidgetTotal(widget_id=w, value=v) for w, v in found],
+    )
+
+
 @router.get("/funnel", summary="The conversion funnel", responses=problems(*TENANT_ERRORS))
 async def get_funnel(
     access: AnalyticsRead, session: DbSession, query: Annotated[schemas.RangeQuery, Query()]

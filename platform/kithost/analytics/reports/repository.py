@@ -38,6 +38,31 @@ async def summed(
     return [tuple(row) for row in await session.execute(query)]
 
 
+async def summed_by_widget(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    period: RollupPeriod,
+    start: datetime,
+    end: datetime,
+    widget_id: uuid.UUID | None,
+    column: str,
+) -> Sequence[tuple[uuid.UUID, int]]:
+    """Per widget with any: ``column`` added up over the rollups from ``start`` to ``end``,
+    most first."""
+    r = AnalyticsRollup
+    total = func.sum(getattr(r, column))
+    query = (
+        select(r.widget_id, total)
+        .where(r.tenant_id == tenant_id, r.period == period, r.start >= start, r.start < end)
+        .group_by(r.widget_id)
+        .having(total > 0)
+        .order_by(total.desc(), r.widget_id)
+    )
+    if widget_id is not None:
+        query = query.where(r.widget_id == widget_id)
+    return [(widget, int(value)) for widget, value in await session.execute(query)]
+
+
 async def histograms(
     session: AsyncSession,
     tenant_id: uuid.UUID,

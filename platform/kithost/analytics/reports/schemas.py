@@ -29,6 +29,24 @@ class ExportSeriesQuery(RangeQuery):
     tz: Annotated[str, StringConstraints(max_length=64)] = "UTC"
 
 
+class TotalsQuery(RangeQuery):
+    metric: Metric = Field(Metric.loads, description="A count (not a percentile, not `end_users`).")
+
+
+class WidgetTotal(Schema):
+    widget_id: uuid.UUID
+    value: int
+
+
+class WidgetTotals(Schema):
+    metric: Metric
+    since: datetime
+    until: datetime
+    widgets: list[WidgetTotal] = Field(
+        description="Each widget with any in the range, most first; the others have none."
+    )
+
+
 class Point(Schema):
     start: datetime = Field(description="Bucket start, in the requested time zone.")
     value: float | None = Field(description="Null: no value (a percentile without responses).")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import bisect
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -144,6 +145,23 @@ async def series(
         if index is not None:
             values[index] = (values[index] or 0) + int(value or 0)
     return values
+
+
+async def totals_by_widget(
+    session: AsyncSession,
+    tenant: Tenant,
+    metric: Metric,
+    since: datetime,
+    until: datetime,
+    widget_id: uuid.UUID | None,
+) -> Sequence[tuple[uuid.UUID, int]]:
+    """A count per widget with any, over the hours from ``since``'s to ``until``'s, most
+    first (one query for a list of widgets, not one a widget)."""
+    if metric in PERCENTILES or metric is Metric.end_users:
+        raise invalid_field("metric", "a count: percentiles and end users do not add up")
+    return await repository.summed_by_widget(
+        session, tenant.id, RollupPeriod.hour, hour_of(since), until, widget_id, metric.value
+    )
 
 
 @dataclass(frozen=True)
