@@ -7,7 +7,7 @@ import { Field, Loading, ProblemAlert } from './ui';
 
 export type SignedIn = Schemas['SignedIn'];
 
-const ME = ['me'] as const;
+export const ME = ['me'] as const;
 
 /** The signed-in user; `null` when nobody is (401). */
 export function useMe() {

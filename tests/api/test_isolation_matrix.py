@@ -127,6 +127,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ),
     ("DELETE", f"{WIDGET}/origins/{{origin_id}}"): Rule(Scope.widgets_write),
     ("GET", f"{ANALYTICS}/series"): Rule(Scope.analytics_read),
+    ("GET", f"{ANALYTICS}/widgets"): Rule(Scope.analytics_read),
     ("GET", f"{ANALYTICS}/funnel"): Rule(Scope.analytics_read),
     ("GET", f"{ANALYTICS}/latency"): Rule(Scope.analytics_read),
     ("GET", f"{ANALYTICS}/errors"): Rule(Scope.analytics_read),
@@ -175,6 +176,12 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("DELETE", f"{KNOWLEDGE}/{{id}}/documents/{{document_id}}"): Rule(Scope.knowledge_write),
 }
 
+TESTED_APART: dict[tuple[str, str], str] = {
+    ("DELETE", PREFIX): "an allowed call deletes the tenant every other call here needs; its "
+    "callers (owners and platform admins, never a client) are tests/api/test_tenant_deletion.py's",
+}
+"""Routes this matrix cannot call, each with the reason and the test that covers them."""
+
 Outcome = str | tuple[int, str]
 ALLOWED: Outcome = "allowed"
 UNAUTHENTICATED: Outcome = (401, "unauthenticated")
@@ -211,8 +218,9 @@ def tenant_routes(app: FastAPI) -> set[tuple[str, str]]:
 
 def test_every_tenant_route_is_classified(app: FastAPI) -> None:
     routes = tenant_routes(app)
-    assert sorted(routes - set(ROUTES)) == [], "classify these routes in ROUTES"
+    assert sorted(routes - set(ROUTES) - set(TESTED_APART)) == [], "classify these in ROUTES"
     assert sorted(set(ROUTES) - routes) == [], "these routes no longer exist"
+    assert sorted(set(TESTED_APART) - routes) == [], "these routes no longer exist"
 
 
 Target = Callable[[], Awaitable[str]]

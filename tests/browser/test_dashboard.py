@@ -542,6 +542,28 @@ async def test_a_platform_admin_finds_any_tenant_in_the_switcher(
     await expect(page.get_by_role("heading", name="Widgets")).to_be_visible()
 
 
+async def test_an_owner_deletes_a_tenant_after_typing_its_slug(
+    dashboard: Dashboard, page: Page
+) -> None:
+    await tenant_with_widgets(dashboard, "doomed", 1)
+    await sign_in(page, dashboard)
+    await page.goto(f"{dashboard.url}/admin/t/doomed/settings")
+    delete = page.get_by_role("button", name="Delete the tenant")
+    await expect(delete).to_be_disabled()
+    await page.get_by_label("Type doomed to confirm").fill("doome")
+    await expect(delete).to_be_disabled()
+    await page.get_by_label("Type doomed to confirm").fill("doomed")
+    await delete.click()
+    await expect(page.get_by_role("heading", name="Widgets")).to_be_visible()
+    await expect(page).not_to_have_url(re.compile("doomed"))
+    await expect(
+        page.get_by_label("Tenant", exact=True).locator("option[value=doomed]")
+    ).to_have_count(0)
+    async with api(dashboard) as client:
+        gone = await client.get("/api/v1/tenants/doomed")
+        assert (gone.status_code, gone.json()["code"]) == (404, "tenant_not_found")
+
+
 async def test_an_api_client_is_created_shown_once_and_revoked(
     dashboard: Dashboard, page: Page, output: Path
 ) -> None:

@@ -1,20 +1,81 @@
-"""What the knowledge base tests share: the tasks the app sent, and running them as a
-worker would (in the test's transaction)."""
+"""What the knowledge base tests share: an app keeping the tasks it sends, running them as a
+worker would (in the test's transaction), and a tenant with a base and its documents."""
 
 from __future__ import annotations
 
 import uuid
 
+import httpx2
+import pytest
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kithost.knowledge import ingest
 from kithost.knowledge.tasks import ingest as ingest_task
 from kithost.knowledge.tasks import remove as remove_task
+from kithost.models import Role, Tenant
 from kithost.settings import Settings
 from kithost.storage import storage_for
+from tests.conftest import create_test_app
+from tests.factories import Credentials, login, make_member, make_tenant
+from tests.fakes.openai_server import FakeOpenAI
 from tests.workers import RecordedTasks
 
 GUIDE = ("guide.md", b"# Returns\n\nReturns are free within 30 days.\n", "text/markdown")
+
+
+@pytest.fixture
+def tasks() -> RecordedTasks:
+    """The tasks the app sends, for the test to run (``run_ingest``, ``run_remove``)."""
+    return RecordedTasks()
+
+
+@pytest.fixture
+def app(
+    settings: Settings,
+    connection: AsyncConnection,
+    fake_openai: FakeOpenAI,
+    tasks: RecordedTasks,
+    monkeypatch: pytest.MonkeyPatch,
+) -> FastAPI:
+    """The app on the fake OpenAI server, keeping the tasks it sends in ``tasks`` (a
+    fixture: import it, with ``tasks``, where it replaces the usual ``app``)."""
+    app = create_test_app(settings, connection, openai_base_url=fake_openai.base_url)
+    monkeypatch.setattr(app.state.celery, "send_task", tasks.record)
+    return app
+
+
+BASES = "/api/v1/tenants/acme/knowledge-bases"
+
+
+async def editor_of_acme(
+    app: FastAPI, db: AsyncSession, client: httpx2.AsyncClient, key: str | None
+) -> tuple[Tenant, Credentials]:
+    """Tenant ``acme`` (with OpenAI key ``key``) and one of its editors."""
+    tenant = await make_tenant(db, "acme")
+    if key is not None:
+        owner = await login(app, db, await make_member(db, tenant, Role.owner))
+        put = await client.put(
+            "/api/v1/tenants/acme/openai-key", json={"api_key": key}, headers=owner.headers
+        )
+        assert put.is_success, put.text
+    return tenant, await login(app, db, await make_member(db, tenant, Role.editor))
+
+
+async def new_base(client: httpx2.AsyncClient, editor: Credentials) -> str:
+    created = await client.post(
+        BASES, json={"name": "Help centre", "description": "FAQ"}, headers=editor.headers
+    )
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+async def upload(
+    client: httpx2.AsyncClient, editor: Credentials, base: str, file: tuple[str, bytes, str]
+) -> httpx2.Response:
+    return await client.post(
+        f"{BASES}/{base}/documents", files={"file": file}, headers=editor.headers
+    )
 
 
 async def run_ingest(app: FastAPI, tasks: RecordedTasks) -> list[str | None]:
@@ -38,7 +99,7 @@ async def run_remove(app: FastAPI, tasks: RecordedTasks) -> int:
     """Run every removal task sent so far; how many."""
     settings: Settings = app.state.settings
     removals = tasks.take(remove_task.name)
-    for tenant_id, store_id, file_ids, blob_keys, whole in removals:
+    for tenant_id, store_id, file_ids, blob_keys, whole, tenant_key in removals:
         await ingest.remove(
             app.state.sessionmaker,
             settings,
@@ -49,5 +110,6 @@ async def run_remove(app: FastAPI, tasks: RecordedTasks) -> int:
             file_ids,
             blob_keys,
             whole,
+            tenant_key,
         )
     return len(removals)

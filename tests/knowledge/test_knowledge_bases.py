@@ -15,46 +15,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.knowledge.ingest import NO_KEY, blob_key
 from kithost.knowledge.tasks import ingest as ingest_task
-from kithost.models import Role, Tenant
+from kithost.models import Role
 from kithost.storage import storage_for
 from tests.api.helpers import audit_actions
 from tests.factories import Credentials, login, make_member, make_tenant
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.vector_stores import UNINDEXABLE
-from tests.knowledge.helpers import GUIDE, run_ingest, run_remove
+from tests.knowledge.helpers import (
+    BASES,
+    GUIDE,
+    editor_of_acme,
+    new_base,
+    run_ingest,
+    run_remove,
+    upload,
+)
 from tests.workers import RecordedTasks
-
-BASES = "/api/v1/tenants/acme/knowledge-bases"
-
-
-async def editor_of_acme(
-    app: FastAPI, db: AsyncSession, client: httpx2.AsyncClient, key: str | None
-) -> tuple[Tenant, Credentials]:
-    """Tenant ``acme`` (with OpenAI key ``key``) and one of its editors."""
-    tenant = await make_tenant(db, "acme")
-    if key is not None:
-        owner = await login(app, db, await make_member(db, tenant, Role.owner))
-        put = await client.put(
-            "/api/v1/tenants/acme/openai-key", json={"api_key": key}, headers=owner.headers
-        )
-        assert put.is_success, put.text
-    return tenant, await login(app, db, await make_member(db, tenant, Role.editor))
-
-
-async def new_base(client: httpx2.AsyncClient, editor: Credentials) -> str:
-    created = await client.post(
-        BASES, json={"name": "Help centre", "description": "FAQ"}, headers=editor.headers
-    )
-    assert created.status_code == 201, created.text
-    return str(created.json()["id"])
-
-
-async def upload(
-    client: httpx2.AsyncClient, editor: Credentials, base: str, file: tuple[str, bytes, str]
-) -> httpx2.Response:
-    return await client.post(
-        f"{BASES}/{base}/documents", files={"file": file}, headers=editor.headers
-    )
 
 
 async def detail(client: httpx2.AsyncClient, editor: Credentials, base: str) -> dict[str, Any]:

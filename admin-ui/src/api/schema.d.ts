@@ -232,7 +232,11 @@ export interface paths {
         get: operations["get_tenant_api_v1_tenants__tenant__get"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete a tenant and everything it holds
+         * @description Its widgets, conversations, analytics, knowledge (OpenAI's copies too, behind the commit), webhooks, API clients, invitations and audit log; its members keep their accounts. Its owners and platform admins only (never an API client); `confirm` is the tenant's slug. The platform's audit log records it.
+         */
+        delete: operations["delete_tenant_api_v1_tenants__tenant__delete"];
         options?: never;
         head?: never;
         /** Rename a tenant */
@@ -4438,6 +4442,65 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Tenant"];
                 };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_tenant_api_v1_tenants__tenant__delete: {
+        parameters: {
+            query: {
+                /** @description The tenant's slug. */
+                confirm: string;
+            };
+            header?: never;
+            path: {
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Unauthorized */
             401: {

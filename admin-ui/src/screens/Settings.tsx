@@ -1,8 +1,10 @@
 // The tenant's settings: its OpenAI key (write-only), how long analytics and chats are kept,
-// and deleting one end user's data.
+// deleting one end user's data, and deleting the tenant.
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
+import { useNavigate } from 'react-router';
 import { api, ApiError, unwrap } from '../api/client';
+import { ME, useMe } from '../auth';
 import { useTenant } from '../tenant';
 import { Field, Page, ProblemAlert, Query } from '../ui';
 
@@ -133,12 +135,54 @@ function EndUserDeletion() {
   );
 }
 
+function TenantDeletion() {
+  const tenant = useTenant();
+  const me = useMe().data;
+  const client = useQueryClient();
+  const navigate = useNavigate();
+  const [confirm, setConfirm] = useState('');
+  const remove = useMutation({
+    mutationFn: () => unwrap(api.DELETE('/api/v1/tenants/{tenant}', { params: { path: { tenant: tenant.slug }, query: { confirm } } })),
+    onSuccess: async () => {
+      await client.invalidateQueries({ queryKey: ME });
+      void navigate('/', { replace: true });
+    },
+  });
+  const error = remove.error instanceof ApiError ? remove.error : null;
+  const canDelete = tenant.role === 'owner' || Boolean(me?.user.is_platform_admin);
+  return (
+    <section className="card" aria-labelledby="tenant-deletion">
+      <h2 id="tenant-deletion">Delete this tenant</h2>
+      <p className="hint">
+        Its widgets stop answering at once, and its conversations, analytics, knowledge, webhooks, API clients and audit log are deleted; members keep
+        their accounts. Owners only. It cannot be undone.
+      </p>
+      <form
+        className="inline-form"
+        onSubmit={(event) => {
+          event.preventDefault();
+          remove.mutate();
+        }}
+      >
+        <Field label={`Type ${tenant.slug} to confirm`} error={error?.fieldError('confirm')}>
+          {(props) => <input {...props} value={confirm} autoComplete="off" disabled={!canDelete} onChange={(e) => setConfirm(e.target.value)} />}
+        </Field>
+        <button type="submit" className="danger" disabled={!canDelete || confirm !== tenant.slug || remove.isPending}>
+          Delete the tenant
+        </button>
+      </form>
+      {remove.error && !error?.fieldError('confirm') && <ProblemAlert error={remove.error} />}
+    </section>
+  );
+}
+
 export default function Settings() {
   return (
     <Page title="Settings">
       <OpenAIKey />
       <Retention />
       <EndUserDeletion />
+      <TenantDeletion />
     </Page>
   );
 }

@@ -1,7 +1,8 @@
 """Chat data as a whole, for retention and erasure: registered with analytics' retention
-(:class:`kithost.analytics.retention.service.DataOwner` ``"chat"``) and with the widgets'
-deletion (:func:`kithost.widgets.service.owns_widget_data`) when this module is imported,
-so the hourly purge, end-user deletions and a widget's deletion reach it.
+(:class:`kithost.analytics.retention.service.DataOwner` ``"chat"``), with the widgets'
+deletion (:func:`kithost.widgets.service.owns_widget_data`) and with the tenants'
+(:func:`kithost.tenants.service.owns_tenant_data`) when this module is imported, so the
+hourly purge, end-user deletions and a widget's or a tenant's deletion reach it.
 
 Both run in the caller's unit of work: rows go with its commit, and the attachments' bytes
 are removed after it by the ``kithost.chat.delete_blobs`` task (never before: a rollback
@@ -14,13 +15,14 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, false
+from sqlalchemy import ColumnElement, and_, false, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.retention import service as retention
 from kithost.chat import repository
 from kithost.chat.tasks import delete_blobs
-from kithost.models import ChatAttachment, ChatThread
+from kithost.models import ChatAttachment, ChatThread, Tenant
+from kithost.tenants import service as tenants
 from kithost.widgets import service as widgets
 from kithost.worker.enqueue import enqueue
 
@@ -57,6 +59,11 @@ async def delete_widget_data(
     )
 
 
+async def delete_tenant_data(session: AsyncSession, tenant: Tenant) -> int:
+    """Erase everything said or sent to any of the tenant's widgets (it is being deleted)."""
+    return await _delete(session, tenant.id, threads=true(), attachments=true())
+
+
 async def purge_before(session: AsyncSession, tenant_id: uuid.UUID, cutoff: datetime) -> int:
     """Delete the tenant's conversations idle since before ``cutoff`` (a conversation is kept
     whole while it is in use) and attachments never sent and created before it."""
@@ -86,3 +93,4 @@ async def _delete(
 
 retention.register(retention.DataOwner("chat", purge_before, delete_end_user_data))
 widgets.owns_widget_data(delete_widget_data)
+tenants.owns_tenant_data(delete_tenant_data)

@@ -39,10 +39,11 @@ from kithost.db import Sessionmaker, session_scope
 from kithost.errors import Gone, NotFound
 from kithost.kit.keys import Keys
 from kithost.kit.signed import signed, verified
-from kithost.models import ConversationExport, ExportStatus
+from kithost.models import ConversationExport, ExportStatus, Tenant
 from kithost.models.base import utcnow
 from kithost.settings import Settings
 from kithost.storage import BlobStorage
+from kithost.tenants import service as tenants
 from kithost.worker.database import RETRY
 from kithost.worker.enqueue import enqueue
 
@@ -178,6 +179,16 @@ async def purge_expired(sessionmaker: Sessionmaker, now: datetime) -> int:
                 enqueue(session, delete_blobs, str(tenant_id), [blob_key(e) for e in expired])
             purged += len(expired)
     return purged
+
+
+async def delete_tenant_exports(session: AsyncSession, tenant: Tenant) -> None:
+    """The files of a tenant being deleted, removed after the commit (the rows go with it)."""
+    exports = await repository.exports_before(session, tenant.id, None)
+    if exports:
+        enqueue(session, delete_blobs, str(tenant.id), [blob_key(e) for e in exports])
+
+
+tenants.owns_tenant_data(delete_tenant_exports)
 
 
 async def write(

@@ -234,10 +234,10 @@ async def tenants_with_exports_before(
 
 
 async def exports_before(
-    session: AsyncSession, tenant_id: uuid.UUID, cutoff: datetime
+    session: AsyncSession, tenant_id: uuid.UUID, cutoff: datetime | None
 ) -> Sequence[ConversationExport]:
-    """The tenant's exports asked for before ``cutoff``."""
-    query = select(ConversationExport).where(
-        ConversationExport.tenant_id == tenant_id, ConversationExport.created_at < cutoff
-    )
+    """The tenant's exports asked for before ``cutoff`` (every one when None)."""
+    query = select(ConversationExport).where(ConversationExport.tenant_id == tenant_id)
+    if cutoff is not None:
+        query = query.where(ConversationExport.created_at < cutoff)
     return (await session.execute(query)).scalars().all()

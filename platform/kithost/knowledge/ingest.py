@@ -52,10 +52,14 @@ async def upstream(
     """OpenAI with the tenant's key (else the platform's) on the operator's endpoint; None
     when there is no key to use (or no tenant any more)."""
     tenant = await session.get(Tenant, tenant_id)
-    if tenant is None:
-        return None
+    return None if tenant is None else _client(settings, box, tenant.openai_api_key)
+
+
+def _client(settings: Settings, box: SecretBox, stored_key: str | None) -> AsyncOpenAI | None:
+    """OpenAI with ``stored_key`` (a tenant's, encrypted; else the platform's) on the
+    operator's endpoint; None when there is no key to use."""
     try:
-        key = openai_key_to_use(settings, box, tenant.openai_api_key)
+        key = openai_key_to_use(settings, box, stored_key)
     except Conflict:
         return None
     return openai_client(key, settings.openai_base_url, settings.openai_timeout_seconds)
@@ -176,12 +180,19 @@ async def remove(
     file_ids: list[str],
     blob_keys: list[str],
     whole: bool,
+    tenant_key: str | None = None,
 ) -> None:
     """Remove documents' files from OpenAI (and the vector store when ``whole``) and their
-    bytes; what is already gone is not an error."""
+    bytes; what is already gone is not an error. ``tenant_key``: the tenant's OpenAI key as
+    stored (encrypted), given when the tenant itself is being deleted (its row is gone by
+    now); else its key is read, and a tenant without one (or no longer there) has the
+    platform's."""
     await storage.delete(blob_keys)
-    async with session_scope(sessionmaker, tenant=tenant_id) as session:
-        client = await upstream(session, settings, box, tenant_id)
+    if tenant_key is None:
+        async with session_scope(sessionmaker, tenant=tenant_id) as session:
+            tenant = await session.get(Tenant, tenant_id)
+        tenant_key = None if tenant is None else tenant.openai_api_key
+    client = _client(settings, box, tenant_key)
     if client is None:
         log.warning("knowledge.remove_without_key", tenant=str(tenant_id), files=file_ids)
         return

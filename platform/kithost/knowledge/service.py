@@ -18,6 +18,7 @@ from kithost.knowledge.ingest import blob_key
 from kithost.knowledge.tasks import ingest, remove
 from kithost.models import DocumentStatus, KnowledgeBase, KnowledgeDocument, Tenant
 from kithost.storage import BlobStorage
+from kithost.tenants import service as tenants
 from kithost.worker.enqueue import enqueue
 
 CONTENT_TYPES = {
@@ -149,6 +150,21 @@ async def _base(session: AsyncSession, tenant_id: uuid.UUID, base_id: uuid.UUID)
     return base
 
 
+async def delete_tenant_knowledge(session: AsyncSession, tenant: Tenant) -> None:
+    """Queue the removal of every base of a tenant being deleted from OpenAI and the blob
+    store, with the tenant's key as it is now (its row is gone when the task runs)."""
+    bases = await repository.list_bases(session, tenant.id)
+    documents = await repository.list_documents(session, tenant.id, [b.id for b in bases])
+    for base in bases:
+        mine = [d for d in documents if d.knowledge_base_id == base.id]
+        _remove_upstream(
+            session, tenant.id, base.vector_store_id, mine, tenant_key=tenant.openai_api_key
+        )
+
+
+tenants.owns_tenant_data(delete_tenant_knowledge)
+
+
 def _remove_upstream(
     session: AsyncSession,
     tenant_id: uuid.UUID,
@@ -156,9 +172,10 @@ def _remove_upstream(
     documents: Sequence[KnowledgeDocument],
     *,
     whole: bool = True,
+    tenant_key: str | None = None,
 ) -> None:
     """Queue the removal of ``documents`` from OpenAI and the blob store (and of the vector
-    store itself when ``whole``)."""
+    store itself when ``whole``; ``tenant_key``: ``ingest.remove``'s)."""
     enqueue(
         session,
         remove,
@@ -167,6 +184,7 @@ def _remove_upstream(
         [d.file_id for d in documents if d.file_id is not None],
         [blob_key(tenant_id, d.id) for d in documents],
         whole,
+        tenant_key,
     )
 
 

@@ -62,8 +62,10 @@ def remove(
     file_ids: list[str],
     blob_keys: list[str],
     whole: bool,
+    tenant_key: str | None = None,
 ) -> None:
-    """Remove deleted documents (or a whole base) from OpenAI and the blob store."""
+    """Remove deleted documents (or a whole base) from OpenAI and the blob store
+    (``tenant_key``: ``ingest.remove``'s; messages sent before it existed have none)."""
     settings = get_settings()
     box = SecretBox(settings.keys())
 
@@ -78,6 +80,7 @@ def remove(
             file_ids,
             blob_keys,
             whole,
+            tenant_key,
         )
 
     database.run(self.app, run)

@@ -59,3 +59,21 @@ async def update_tenant(
     access: MembersWrite, session: DbSession, body: schemas.TenantUpdate
 ) -> Tenant:
     return Tenant.model_validate(service.rename_tenant(session, access, body.name))
+
+
+@router.delete(
+    "/{tenant}",
+    summary="Delete a tenant and everything it holds",
+    description="Its widgets, conversations, analytics, knowledge (OpenAI's copies too, "
+    "behind the commit), webhooks, API clients, invitations and audit log; its members keep "
+    "their accounts. Its owners and platform admins only (never an API client); `confirm` "
+    "is the tenant's slug. The platform's audit log records it.",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(*TENANT_ERRORS),
+)
+async def delete_tenant(
+    access: AnyTenantAccess,
+    session: DbSession,
+    confirm: Annotated[str, Query(max_length=63, description="The tenant's slug.")],
+) -> None:
+    await service.delete_tenant(session, access, confirm)

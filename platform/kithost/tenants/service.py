@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost import rls
 from kithost.audit import service as audit
 from kithost.auth import repository as auth_repository
-from kithost.auth.principals import Actor, TenantAccess, UserPrincipal
-from kithost.errors import Conflict, InvalidInput, NotFound, invalid_field
+from kithost.auth.principals import Actor, ClientPrincipal, TenantAccess, UserPrincipal
+from kithost.errors import Conflict, Forbidden, InvalidInput, NotFound, invalid_field
 from kithost.invitations import service as invitations
 from kithost.models import Membership, Role, Tenant, User
 from kithost.settings import Settings
@@ -121,3 +121,43 @@ async def _add_tenant(
         data={"owner": owner_email},
     )
     return tenant
+
+
+TenantData = Callable[[AsyncSession, Tenant], Awaitable[object]]
+"""Deletes what a package above this one keeps of a tenant beyond the rows the database
+deletes with it (blobs, OpenAI's copies of its knowledge), in the caller's unit of work:
+what runs outside the database goes behind the commit (a task)."""
+_TENANT_DATA: list[TenantData] = []
+
+
+def owns_tenant_data(delete: TenantData) -> None:
+    """Have ``delete`` run as a tenant is deleted, before its rows go (``chat``,
+    ``conversations`` and ``knowledge`` register as they are imported)."""
+    _TENANT_DATA.append(delete)
+
+
+async def delete_tenant(session: AsyncSession, access: TenantAccess, confirm: str) -> None:
+    """Delete the tenant and everything it holds: its widgets stop answering, its members
+    lose it (their accounts stay), its API clients their tokens. Only its owners and platform
+    admins may, never an API client, and ``confirm`` must be its slug. The platform's audit
+    log keeps the deletion (the tenant's own log goes with it)."""
+    principal, tenant = access.principal, access.tenant
+    if isinstance(principal, ClientPrincipal) or not (
+        access.role is Role.owner or principal.user.is_platform_admin
+    ):
+        raise Forbidden(
+            "Only the tenant's owners and platform admins may delete it.", code="owner_required"
+        )
+    if confirm != tenant.slug:
+        raise invalid_field("confirm", "the tenant's slug, to confirm", "confirmation")
+    for delete in _TENANT_DATA:
+        await delete(session, tenant)
+    audit.record(
+        session,
+        access.actor,
+        "tenant.deleted",
+        target_type="tenant",
+        target_id=tenant.id,
+        data={"slug": tenant.slug, "name": tenant.name},
+    )
+    await session.delete(tenant)
