@@ -6,16 +6,24 @@ audit log keeps the deletion. On both databases."""
 
 from __future__ import annotations
 
-import httpx2
-from fastapi import FastAPI
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+import asyncio
+import uuid
 
+import httpx2
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from kithost.auth.principals import TenantAccess, UserPrincipal
+from kithost.auth.roles import ALL_SCOPES
 from kithost.auth.scopes import Scope
 from kithost.chat.tasks import delete_blobs
+from kithost.errors import NotFound
 from kithost.models import AuditLogEntry, ChatAttachment, Role, Tenant, User
 from kithost.models.base import Base
 from kithost.storage import blob_key, storage_for
+from kithost.tenants import service
 from tests.analytics.helpers import published_widget
 from tests.factories import client_token, login, make_member, make_tenant, make_user
 from tests.fakes.openai_server import FakeOpenAI
@@ -164,3 +172,40 @@ async def test_only_its_owners_and_platform_admins_delete_a_tenant_naming_it(
     )
     assert deleted.status_code == 204, deleted.text
     assert not await exists(db, Tenant, tenant.id)
+
+
+async def test_of_two_concurrent_deletions_the_second_finds_no_tenant(engine: AsyncEngine) -> None:
+    """Two transactions at once, on their own connections: the second waits for the first's
+    row lock, then finds the tenant gone: a 404, not an error. (SQLite runs one writer at a
+    time.)"""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("needs concurrent write transactions")
+    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    async with sessionmaker() as setup:
+        tenant = Tenant(slug=f"race-{uuid.uuid4().hex[:8]}", name="Race")
+        setup.add(tenant)
+        await setup.commit()
+    owner = UserPrincipal(User(id=uuid.uuid4(), email="owner@race.test"), uuid.uuid4())
+
+    async def access(session: AsyncSession) -> TenantAccess:
+        """The owner's access, as a request's unit of work loads it."""
+        return TenantAccess(await session.get_one(Tenant, tenant.id), owner, ALL_SCOPES, Role.owner)
+
+    try:
+        async with sessionmaker() as first, sessionmaker() as second:
+            await service.delete_tenant(first, await access(first), tenant.slug)
+            raced = await access(second)
+            waiting = asyncio.create_task(service.delete_tenant(second, raced, tenant.slug))
+            await asyncio.sleep(0.3)
+            assert not waiting.done(), "the second deletion waits for the first's row lock"
+            await first.commit()
+            with pytest.raises(NotFound) as refused:
+                await waiting
+            assert refused.value.code == "tenant_not_found"
+    finally:
+        async with sessionmaker() as cleanup:
+            await cleanup.execute(delete(Tenant).where(Tenant.id == tenant.id))
+            await cleanup.execute(
+                delete(AuditLogEntry).where(AuditLogEntry.target_id == str(tenant.id))
+            )
+            await cleanup.commit()

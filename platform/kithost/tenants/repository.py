@@ -3,10 +3,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost import rls
+from kithost.db import rowcount
 from kithost.models import Membership, Tenant
 
 
@@ -36,3 +37,9 @@ async def list_tenants(
     async with rls.bypassing(session, rls.Bypass.credentials):  # the user's memberships
         result = await session.execute(query)
     return result.scalars().all()
+
+
+async def delete_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> bool:
+    """Delete the tenant (its rows go with it: the foreign keys cascade); whether it was
+    there to delete."""
+    return bool(rowcount(await session.execute(delete(Tenant).where(Tenant.id == tenant_id))))

@@ -160,4 +160,7 @@ async def delete_tenant(session: AsyncSession, access: TenantAccess, confirm: st
         target_id=tenant.id,
         data={"slug": tenant.slug, "name": tenant.name},
     )
-    await session.delete(tenant)
+    # The database deletes what the tenant holds (foreign keys cascade). None: another
+    # request deleted it meanwhile (this one waited for its lock), and this one fails whole.
+    if not await repository.delete_tenant(session, tenant.id):
+        raise NotFound(f"No tenant {tenant.slug!r}.", code="tenant_not_found")
