@@ -28,7 +28,7 @@ from argon2 import PasswordHasher, profiles
 from fastapi import FastAPI
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
 from starlette.types import Receive, Scope, Send
 
@@ -181,6 +181,15 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(settings.migration_database)
     yield engine
     await engine.dispose()
+
+
+def concurrent_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions on connections of their own (outside the test's transaction), for two
+    transactions at once; the test is skipped on SQLite, which runs one writer at a time.
+    What they commit is the test's to delete."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("needs concurrent write transactions")
+    return async_sessionmaker(engine, expire_on_commit=False)
 
 
 @pytest.fixture(scope="module", params=["postgresql", "sqlite"])

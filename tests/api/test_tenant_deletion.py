@@ -13,7 +13,7 @@ import httpx2
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from kithost.auth.principals import TenantAccess, UserPrincipal
 from kithost.auth.roles import ALL_SCOPES
@@ -25,6 +25,7 @@ from kithost.models.base import Base
 from kithost.storage import blob_key, storage_for
 from kithost.tenants import service
 from tests.analytics.helpers import published_widget
+from tests.conftest import concurrent_sessions
 from tests.factories import client_token, login, make_member, make_tenant, make_user
 from tests.fakes.openai_server import FakeOpenAI
 from tests.knowledge.helpers import (
@@ -176,11 +177,8 @@ async def test_only_its_owners_and_platform_admins_delete_a_tenant_naming_it(
 
 async def test_of_two_concurrent_deletions_the_second_finds_no_tenant(engine: AsyncEngine) -> None:
     """Two transactions at once, on their own connections: the second waits for the first's
-    row lock, then finds the tenant gone: a 404, not an error. (SQLite runs one writer at a
-    time.)"""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("needs concurrent write transactions")
-    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    row lock, then finds the tenant gone: a 404, not an error."""
+    sessionmaker = concurrent_sessions(engine)
     async with sessionmaker() as setup:
         tenant = Tenant(slug=f"race-{uuid.uuid4().hex[:8]}", name="Race")
         setup.add(tenant)

@@ -9,7 +9,7 @@ import httpx2
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from kithost.auth.principals import CLI, ClientPrincipal, TenantAccess, UserPrincipal
 from kithost.auth.roles import ALL_SCOPES
@@ -17,6 +17,7 @@ from kithost.errors import PreconditionFailed
 from kithost.models import ApiClient, Role, Tenant, Widget
 from kithost.widgets import repository, service
 from kithost.widgets.config import WidgetConfig
+from tests.conftest import concurrent_sessions
 from tests.factories import login, make_member, make_tenant
 from tests.widgets.helpers import WIDGETS, Acme, audit_entries, create, url
 
@@ -290,10 +291,8 @@ async def test_only_whether_an_identity_secret_is_set_is_shown(
 
 async def test_of_two_concurrent_publishers_one_wins(engine: AsyncEngine) -> None:
     """Two transactions at once, on their own connections: the second waits for the first's
-    row lock, then finds the revision it read gone. (SQLite runs one writer at a time.)"""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("needs concurrent write transactions")
-    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    row lock, then finds the revision it read gone."""
+    sessionmaker = concurrent_sessions(engine)
     async with sessionmaker() as setup:
         tenant = Tenant(slug=f"race-{uuid.uuid4().hex[:8]}", name="Race")
         setup.add(tenant)
