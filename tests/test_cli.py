@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy import select
 from kithost.auth.passwords import verify_password
 from kithost.cli import SCHEMA_REF
 from kithost.kit.tokens import hash_secret
-from kithost.models import ApiClient, Membership, Role, User, Widget
+from kithost.models import ApiClient, AuditLogEntry, Membership, Role, Tenant, User, Widget
 from kithost.settings import Settings
 from tests.cli import kithost, kithost_process, ok_json, sync_session
 
@@ -120,7 +121,7 @@ def test_openapi_of_one_tag_holds_its_operations_and_the_schemas_they_use(
             None,
         ),
         (
-            ("client", "create", "--tenant", "demo", "--scopes", "widgets:read,root"),
+            ("client", "create", "--tenant", "nobody", "--scopes", "widgets:read,root"),
             "validation_failed",
             "scopes",
         ),
@@ -138,6 +139,48 @@ def test_errors_are_clear_and_exit_non_zero(
     human = kithost(cli_settings, *args)
     assert human.returncode == 1
     assert f"error ({code})" in human.stderr
+
+
+def test_a_tenant_is_deleted_when_its_slug_is_confirmed(cli_settings: Settings) -> None:
+    create = (
+        "tenant",
+        "create",
+        "--slug",
+        "gone",
+        "--name",
+        "Gone",
+        "--owner-email",
+        "g@gone.test",
+    )
+    assert kithost(cli_settings, *create).returncode == 0
+    with sync_session(cli_settings) as session:
+        tenant_id = session.execute(select(Tenant.id).where(Tenant.slug == "gone")).scalar_one()
+
+    def deleting(confirm: str) -> subprocess.CompletedProcess[str]:
+        return kithost(
+            cli_settings, "tenant", "delete", "--slug", "gone", "--confirm", confirm, "--json"
+        )
+
+    refused = deleting("Gone")
+    assert refused.returncode == 1
+    error = json.loads(refused.stderr.strip().splitlines()[-1])
+    assert (error["code"], [e["field"] for e in error["errors"]]) == (
+        "validation_failed",
+        ["confirm"],
+    )
+    assert ok_json(cli_settings, "tenant", "delete", "--slug", "gone", "--confirm", "gone") == {
+        "deleted": "gone"
+    }
+    with sync_session(cli_settings) as session:
+        assert session.get(Tenant, tenant_id) is None
+        assert session.execute(select(User).where(User.email == "g@gone.test")).scalar_one()
+        entry = session.execute(
+            select(AuditLogEntry).where(AuditLogEntry.target_id == str(tenant_id))
+        ).scalar_one()
+        assert (entry.action, entry.actor_type, entry.tenant_id) == ("tenant.deleted", "cli", None)
+    again = deleting("gone")
+    assert again.returncode == 1
+    assert json.loads(again.stderr.strip().splitlines()[-1])["code"] == "tenant_not_found"
 
 
 def test_duplicates_are_conflicts(cli_settings: Settings) -> None:

@@ -39,7 +39,7 @@ from kithost.log import configure_logging
 from kithost.secrets.service import reencrypt_all
 from kithost.settings import Settings, get_settings
 from kithost.supervisor import run_all
-from kithost.tenants.service import create_tenant, get_tenant
+from kithost.tenants.service import create_tenant, get_tenant, remove_tenant
 from kithost.users.service import create_user, get_or_create_user
 from kithost.worker.app import create_celery, restore_unacknowledged
 from kithost.worker.enqueue import PendingTasks
@@ -328,6 +328,22 @@ def tenant_create(
     _emit(_in_session(work, as_json=as_json), as_json=as_json)
 
 
+@tenant_app.command("delete")
+def tenant_delete(
+    slug: Annotated[str, typer.Option(help="URL name of the tenant.")],
+    confirm: Annotated[str, typer.Option(help="The slug again, to confirm.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Delete a tenant with everything it holds (its members keep their accounts); it cannot
+    be undone. Its files and OpenAI's copies of its knowledge go after, through the worker."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        await remove_tenant(session, CLI, await get_tenant(session, slug), confirm)
+        return {"deleted": slug}
+
+    _emit(_in_session(work, as_json=as_json), as_json=as_json)
+
+
 @user_app.command("create")
 def user_create(
     email: Annotated[str, typer.Option(help="Login email.")],
@@ -365,12 +381,9 @@ def client_create(
     """Create an OAuth client for a tenant's backend (the secret is printed once)."""
 
     async def work(session: AsyncSession) -> dict[str, Any]:
+        granted = parse_scopes(scopes.split(","))  # bad input first, before any lookup
         new = await create_client(
-            session,
-            CLI,
-            await get_tenant(session, tenant),
-            name=name,
-            scopes=parse_scopes(scopes.split(",")),
+            session, CLI, await get_tenant(session, tenant), name=name, scopes=granted
         )
         return {
             "client_id": new.client.client_id,

@@ -137,24 +137,29 @@ def owns_tenant_data(delete: TenantData) -> None:
 
 
 async def delete_tenant(session: AsyncSession, access: TenantAccess, confirm: str) -> None:
-    """Delete the tenant and everything it holds: its widgets stop answering, its members
-    lose it (their accounts stay), its API clients their tokens. Only its owners and platform
-    admins may, never an API client, and ``confirm`` must be its slug. The platform's audit
-    log keeps the deletion (the tenant's own log goes with it)."""
-    principal, tenant = access.principal, access.tenant
+    """:func:`remove_tenant`, by one of its owners or a platform admin, never an API client."""
+    principal = access.principal
     if isinstance(principal, ClientPrincipal) or not (
         access.role is Role.owner or principal.user.is_platform_admin
     ):
         raise Forbidden(
             "Only the tenant's owners and platform admins may delete it.", code="owner_required"
         )
+    await remove_tenant(session, access.actor, access.tenant, confirm)
+
+
+async def remove_tenant(session: AsyncSession, actor: Actor, tenant: Tenant, confirm: str) -> None:
+    """Delete the tenant and everything it holds: its widgets stop answering, its members
+    lose it (their accounts stay), its API clients their tokens; ``confirm`` must be its
+    slug. The platform's audit log keeps the deletion (the tenant's own log goes with it).
+    Who may is the caller's to check (:func:`delete_tenant`; the operator's command)."""
     if confirm != tenant.slug:
         raise invalid_field("confirm", "the tenant's slug, to confirm", "confirmation")
     for delete in _TENANT_DATA:
         await delete(session, tenant)
     audit.record(
         session,
-        access.actor,
+        actor,
         "tenant.deleted",
         target_type="tenant",
         target_id=tenant.id,
