@@ -53,7 +53,6 @@ function TenantSwitcher() {
         <FindSelect
           label={<span className="visually-hidden">Tenant</span>}
           findLabel={<span className="visually-hidden">Find a tenant</span>}
-          className="switcher-part"
           queryKey={['tenants']}
           find={async (q, limit) => {
             const found = await unwrap(api.GET('/api/v1/tenants', { params: { query: { limit, ...(q ? { q } : {}) } } }));

@@ -186,10 +186,10 @@ export function MoreButton({
   );
 }
 
-export type Choice = { value: string; label: string };
+type Choice = { value: string; label: string };
 
 /** How many of what `FindSelect` finds it lists. */
-export const FOUND = 100;
+const FOUND = 100;
 
 /** `value`, once it has stayed the same for `ms`. */
 function useSettled<T>(value: T, ms: number): T {
@@ -226,7 +226,8 @@ export function FindSelect({
   current?: Choice | undefined;
   /** A choice before the found ones (e.g. "All"). */
   first?: Choice;
-  className: string;
+  /** Of the two labelled parts (each a label and its control). */
+  className?: string;
   onChange: (value: string) => void;
 }) {
   const [text, setText] = useState('');
@@ -260,7 +261,7 @@ export function FindSelect({
             </option>
           ))}
           {(found.data?.length ?? 0) > FOUND && (
-            <option disabled value="">
+            <option disabled value="(more)">
               {`Only the first ${FOUND}: type to find others`}
             </option>
           )}
