@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.facts import fact
-from kithost.models import AnalyticsEvent, ErrorGroup
+from kithost.models import AnalyticsEvent, AnalyticsRollup, ErrorGroup, RollupPeriod
 from kithost.models.base import utcnow
 from tests.analytics.helpers import (
     SHOP,
@@ -111,6 +111,27 @@ async def test_a_count_per_widget_in_one_request(
     assert await totals(widget=str(idle.id)) == []
     earlier = (utcnow() - timedelta(days=30)).isoformat()
     assert await totals(until=earlier) == []
+    # Whole UTC days: the daily rollups answer, the same.
+    tomorrow = datetime.combine(utcnow().date() + timedelta(days=1), time(), UTC)
+    week = {"since": (tomorrow - timedelta(days=7)).isoformat(), "until": tomorrow.isoformat()}
+    assert await totals(**week) == [(str(busy.id), 3), (str(quiet.id), 1)]
+    yesterday = {"since": week["since"], "until": (tomorrow - timedelta(days=1)).isoformat()}
+    assert await totals(**yesterday) == []
+    # A day only the daily rollups hold: whole days count it, hours do not look there.
+    db.add(
+        AnalyticsRollup(
+            tenant_id=tenant.id,
+            period=RollupPeriod.day,
+            start=tomorrow - timedelta(days=3),
+            widget_id=idle.id,
+            loads=5,
+            first_token_ms=[],
+            total_ms=[],
+        )
+    )
+    await db.flush()
+    assert await totals(**week) == [(str(idle.id), 5), (str(busy.id), 3), (str(quiet.id), 1)]
+    assert await totals() == [(str(busy.id), 3), (str(quiet.id), 1)]
 
     for params, field in [({"metric": "total_p95"}, "metric"), ({"metric": "end_users"}, "metric")]:
         refused = await client.get(f"{url}/widgets", params=params, headers=creds.headers)

@@ -13,12 +13,16 @@ type Widget = Schemas['Widget'];
 export const widgetsKey = (tenant: string) => ['widgets', tenant] as const;
 const WIDGETS_PAGE = 100;
 
-/** Each widget's loads over the last 7 days, in one request for the whole list. */
+const DAY_MS = 86_400_000;
+
+/** Each widget's loads over the last 7 UTC days (today's so far included), in one request for
+ * the whole list: whole days, so the daily rollups answer. */
 function useLoadsThisWeek(tenant: string): Map<string, number> | undefined {
+  const tomorrow = Math.floor(Date.now() / DAY_MS) * DAY_MS + DAY_MS;
+  const query = { metric: 'loads' as const, since: new Date(tomorrow - 7 * DAY_MS).toISOString(), until: new Date(tomorrow).toISOString() };
   const totals = useQuery({
-    queryKey: ['loads-week', tenant],
-    queryFn: () =>
-      unwrap(api.GET('/api/v1/tenants/{tenant}/analytics/widgets', { params: { path: { tenant }, query: { metric: 'loads' } } })),
+    queryKey: ['loads-week', tenant, query.until],
+    queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/analytics/widgets', { params: { path: { tenant }, query } })),
   });
   return totals.data && new Map(totals.data.widgets.map((w) => [w.widget_id, w.value]));
 }

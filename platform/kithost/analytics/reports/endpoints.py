@@ -77,7 +77,8 @@ async def get_series(
     "/widgets",
     summary="One count per widget",
     description="Over the hours from `since`'s to `until`'s (default: the last 7 days), from "
-    "the rollups: for a list of widgets, one request.",
+    "the rollups; when both are midnights UTC, over those whole days (the daily rollups: "
+    "the quick way for many widgets). For a list of widgets, one request.",
     responses=problems(*TENANT_ERRORS),
 )
 async def get_widget_totals(
