@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from kithost.analytics.endpoints import router as analytics_router
+from kithost.audit.endpoints import platform_router as platform_audit_router
 from kithost.audit.endpoints import router as audit_router
 from kithost.clients.endpoints import router as clients_router
 from kithost.conversations.endpoints import downloads as downloads_router
@@ -31,6 +32,7 @@ for router in (
     secrets_router,
     sessions_router,
     audit_router,
+    platform_audit_router,
     analytics_router,
     knowledge_router,
     conversations_router,

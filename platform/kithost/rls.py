@@ -54,7 +54,8 @@ class Bypass(StrEnum):
     idle conversations to announce);
     the work itself runs scoped to each tenant."""
     platform = "platform"
-    """An operator's command (``kithost …``): tenants, users, key rotation, demo seeding."""
+    """An operator's command (``kithost …``): tenants, users, key rotation, demo seeding;
+    and a platform admin reading the platform's own audit entries (no tenant)."""
 
 
 async def set_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:

@@ -12,11 +12,14 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.auth.scopes import Scope
 from kithost.models import AuditLogEntry, Role, Tenant
 from kithost.models.base import utcnow
-from tests.factories import Credentials, login, make_member, make_tenant
+from tests.factories import Credentials, client_token, login, make_member, make_tenant, make_user
 
 AUDIT = "/api/v1/tenants/acme/audit"
+PLATFORM = "/api/v1/audit"
+HOUR = timedelta(hours=1)
 T0 = utcnow().replace(microsecond=0) - timedelta(days=1)
 
 
@@ -166,6 +169,45 @@ async def test_another_tenants_log_stays_hidden(
     own = await client.get("/api/v1/tenants/other/audit", headers=outsider.headers)
     assert [e["action"] for e in own.json()["entries"]] == ["tenant.created", "private.thing"]
     assert str(acme.id) not in own.text
+
+
+async def test_platform_admins_read_the_platforms_own_log(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, viewer: Credentials
+) -> None:
+    """What was done to no single tenant (a deleted tenant's entry, say) is the platform's
+    log: platform admins read it at ``/api/v1/audit``, as a tenant's is read; no tenant's
+    entries are in it, and no tenant's members or clients read it."""
+    db.add_all(
+        [
+            entry(None, "tenant.deleted", T0),
+            entry(None, "secrets.reencrypted", T0 + timedelta(minutes=1)),
+            entry(acme, "widget.published", T0 + timedelta(minutes=2)),
+        ]
+    )
+    await db.flush()
+    admin = await login(app, db, await make_user(db, platform_admin=True))
+    window = {"since": (T0 - timedelta(minutes=1)).isoformat(), "until": (T0 + HOUR).isoformat()}
+
+    async def actions(**params: Any) -> tuple[list[str], str | None]:
+        response = await client.get(PLATFORM, params=params, headers=admin.headers)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        return [e["action"] for e in page["entries"]], page["next_cursor"]
+
+    assert await actions(**window) == (["secrets.reencrypted", "tenant.deleted"], None)
+    first, cursor = await actions(**window, limit=1)
+    assert (first, await actions(**window, cursor=cursor)) == (
+        ["secrets.reencrypted"],
+        (["tenant.deleted"], None),
+    )
+    assert await actions(**window, action="tenant.deleted") == (["tenant.deleted"], None)
+
+    owner = await login(app, db, await make_member(db, acme, Role.owner))
+    for credentials in (viewer, owner):
+        refused = await client.get(PLATFORM, headers=credentials.headers)
+        assert (refused.status_code, refused.json()["code"]) == (403, "not_platform_admin")
+    backend = await client_token(app, db, acme, list(Scope))
+    assert (await client.get(PLATFORM, headers=backend.headers)).status_code == 401
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the platform's audit log, newest first
+         * @description What was done to no single tenant: users made, passwords changed, tenants deleted, secrets re-encrypted. Platform admins only; pages as a tenant's log does.
+         */
+        get: operations["list_platform_audit_entries_api_v1_audit_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/login": {
         parameters: {
             query?: never;
@@ -426,7 +446,7 @@ export interface paths {
         };
         /**
          * One count per widget
-         * @description Over the hours from `since`'s to `until`'s (default: the last 7 days), from the rollups: for a list of widgets, one request.
+         * @description Over the hours from `since`'s to `until`'s (default: the last 7 days), from the rollups; when both are midnights UTC, over those whole days (the daily rollups: the quick way for many widgets). For a list of widgets, one request.
          */
         get: operations["get_widget_totals_api_v1_tenants__tenant__analytics_widgets_get"];
         put?: never;
@@ -3831,6 +3851,64 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ServerMetadata"];
+                };
+            };
+        };
+    };
+    list_platform_audit_entries_api_v1_audit_get: {
+        parameters: {
+            query?: {
+                action?: string | null;
+                target_type?: string | null;
+                target_id?: string | null;
+                /** @description Entries at or after this time. */
+                since?: string | null;
+                /** @description Entries before this time. */
+                until?: string | null;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditPage"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };

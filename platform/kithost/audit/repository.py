@@ -29,17 +29,18 @@ class AuditFilter:
 
 async def list_entries(
     session: AsyncSession,
-    tenant_id: uuid.UUID,
+    tenant_id: uuid.UUID | None,
     where: AuditFilter,
     *,
     before: Position[uuid.UUID] | None,
     limit: int,
 ) -> Sequence[AuditLogEntry]:
-    """The tenant's entries matching ``where``, newest first, from the one after ``before``."""
+    """The tenant's entries (the platform's, without a tenant, when None) matching
+    ``where``, newest first, from the one after ``before``."""
     entry = AuditLogEntry
     query = (
         select(entry)
-        .where(entry.tenant_id == tenant_id)
+        .where(entry.tenant_id.is_(None) if tenant_id is None else entry.tenant_id == tenant_id)
         .order_by(entry.created_at.desc(), entry.id.desc())
         .limit(limit)
     )

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost import rls
 from kithost.audit import repository
 from kithost.audit.repository import AuditFilter
 from kithost.auth.principals import Actor
@@ -64,9 +66,20 @@ class AuditPage:
 
 
 async def list_entries(
-    session: AsyncSession, tenant: Tenant, where: AuditFilter, *, cursor: str | None, limit: int
+    session: AsyncSession,
+    tenant: Tenant | None,
+    where: AuditFilter,
+    *,
+    cursor: str | None,
+    limit: int,
 ) -> AuditPage:
-    """A page of the tenant's entries matching ``where``; ``cursor`` continues a listing."""
+    """A page of the tenant's entries (the platform's own when None: users made, tenants
+    deleted, secrets re-encrypted) matching ``where``; ``cursor`` continues a listing."""
     before = None if cursor is None else cursors.decode(cursor, uuid.UUID, field="cursor")
-    rows = await repository.list_entries(session, tenant.id, where, before=before, limit=limit + 1)
+    # Rows of no tenant are read bypassing row-level security (a platform admin's request).
+    scope = rls.bypassing(session, rls.Bypass.platform) if tenant is None else nullcontext()
+    async with scope:
+        rows = await repository.list_entries(
+            session, None if tenant is None else tenant.id, where, before=before, limit=limit + 1
+        )
     return AuditPage(*cursors.page(rows, limit, lambda entry: (entry.created_at, entry.id)))
