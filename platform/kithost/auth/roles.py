@@ -40,12 +40,16 @@ def scopes_of(role: Role, tenant: Tenant) -> frozenset[Scope]:
     return scopes
 
 
-def may_grant(access: TenantAccess, role: Role) -> bool:
-    """Whether ``access`` may give or take ``role``: only owners and platform admins make or
-    unmake owners (API clients never do)."""
-    if role is not Role.owner:
-        return True
+def acts_as_owner(access: TenantAccess) -> bool:
+    """Whether ``access`` is one of the tenant's owners or a platform admin (an API client
+    never is, whatever its scopes): who makes or unmakes owners and deletes the tenant."""
     principal = access.principal
     if isinstance(principal, ClientPrincipal):
         return False
     return access.role is Role.owner or principal.user.is_platform_admin
+
+
+def may_grant(access: TenantAccess, role: Role) -> bool:
+    """Whether ``access`` may give or take ``role``: only those who act as owners make or
+    unmake owners."""
+    return role is not Role.owner or acts_as_owner(access)

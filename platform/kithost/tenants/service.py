@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost import rls
 from kithost.audit import service as audit
 from kithost.auth import repository as auth_repository
-from kithost.auth.principals import Actor, ClientPrincipal, TenantAccess, UserPrincipal
+from kithost.auth.principals import Actor, TenantAccess, UserPrincipal
+from kithost.auth.roles import acts_as_owner
 from kithost.errors import Conflict, Forbidden, InvalidInput, NotFound, invalid_field
 from kithost.invitations import service as invitations
 from kithost.models import Membership, Role, Tenant, User
@@ -138,10 +139,7 @@ def owns_tenant_data(delete: TenantData) -> None:
 
 async def delete_tenant(session: AsyncSession, access: TenantAccess, confirm: str) -> None:
     """:func:`remove_tenant`, by one of its owners or a platform admin, never an API client."""
-    principal = access.principal
-    if isinstance(principal, ClientPrincipal) or not (
-        access.role is Role.owner or principal.user.is_platform_admin
-    ):
+    if not acts_as_owner(access):
         raise Forbidden(
             "Only the tenant's owners and platform admins may delete it.", code="owner_required"
         )
