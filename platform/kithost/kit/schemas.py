@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import FastAPI
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
@@ -12,6 +12,7 @@ from pydantic_core import PydanticCustomError
 from kithost.errors import PROBLEM_JSON, Problem
 
 NUL = "\x00"
+Value = TypeVar("Value")
 
 
 NUL_MESSAGE = "NUL characters (U+0000) are not allowed"
@@ -42,6 +43,13 @@ def nul_at(value: object) -> list[str | int] | None:
     return None
 
 
+def _refuse_nul(value: Value) -> Value:
+    """``value`` unless it holds a NUL character (:func:`has_nul`): a validation error."""
+    if has_nul(value):
+        raise PydanticCustomError("nul_character", NUL_MESSAGE)
+    return value
+
+
 class Schema(BaseModel):
     """Base of the API's schemas: built from ORM objects, unknown input fields refused,
     and text holding a NUL character (U+0000) refused in every field, however nested."""
@@ -51,23 +59,15 @@ class Schema(BaseModel):
     @field_validator("*")
     @classmethod
     def _no_nul(cls, value: object) -> object:
-        if has_nul(value):
-            raise PydanticCustomError("nul_character", NUL_MESSAGE)
-        return value
+        return _refuse_nul(value)
 
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 """A display name: surrounding whitespace dropped, never empty."""
 
 
-def _without_nul(value: str) -> str:
-    if NUL in value:
-        raise PydanticCustomError("nul_character", NUL_MESSAGE)
-    return value
-
-
 SearchText = Annotated[
-    str, StringConstraints(min_length=1, max_length=100), AfterValidator(_without_nul)
+    str, StringConstraints(min_length=1, max_length=100), AfterValidator(_refuse_nul)
 ]
 """A list's ``q`` query parameter: text the rows' names hold, in any case."""
 
