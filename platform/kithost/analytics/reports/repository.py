@@ -8,11 +8,25 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, distinct, func, select
+from sqlalchemy import ColumnElement, and_, case, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.sql import Stored, between
 from kithost.models import AnalyticsEvent, AnalyticsRollup, RollupPeriod
+
+
+def _rollups(
+    tenant_id: uuid.UUID,
+    period: RollupPeriod,
+    start: datetime,
+    end: datetime,
+    widget_id: uuid.UUID | None,
+) -> list[ColumnElement[bool]]:
+    """The tenant's rollups of ``period`` starting in [``start``, ``end``), of one widget
+    or all."""
+    r = AnalyticsRollup
+    where = [r.tenant_id == tenant_id, r.period == period, r.start >= start, r.start < end]
+    return where if widget_id is None else [*where, r.widget_id == widget_id]
 
 
 async def summed(
@@ -29,12 +43,10 @@ async def summed(
     sums = [func.sum(getattr(r, c)) for c in columns]
     query = (
         select(r.start, *sums)
-        .where(r.tenant_id == tenant_id, r.period == period, r.start >= start, r.start < end)
+        .where(*_rollups(tenant_id, period, start, end, widget_id))
         .group_by(r.start)
         .order_by(r.start)
     )
-    if widget_id is not None:
-        query = query.where(r.widget_id == widget_id)
     return [tuple(row) for row in await session.execute(query)]
 
 
@@ -53,13 +65,11 @@ async def summed_by_widget(
     total = func.sum(getattr(r, column))
     query = (
         select(r.widget_id, total)
-        .where(r.tenant_id == tenant_id, r.period == period, r.start >= start, r.start < end)
+        .where(*_rollups(tenant_id, period, start, end, widget_id))
         .group_by(r.widget_id)
         .having(total > 0)
         .order_by(total.desc(), r.widget_id)
     )
-    if widget_id is not None:
-        query = query.where(r.widget_id == widget_id)
     return [(widget, int(value)) for widget, value in await session.execute(query)]
 
 
@@ -75,14 +85,8 @@ async def histograms(
     """(start, latency histogram ``column``) of the rollups with responses in them."""
     r = AnalyticsRollup
     query = select(r.start, getattr(r, column)).where(
-        r.tenant_id == tenant_id,
-        r.period == period,
-        r.start >= start,
-        r.start < end,
-        r.responses > 0,
+        *_rollups(tenant_id, period, start, end, widget_id), r.responses > 0
     )
-    if widget_id is not None:
-        query = query.where(r.widget_id == widget_id)
     return [(s, counts) for s, counts in await session.execute(query)]
 
 
