@@ -42,6 +42,10 @@ build: install
 	cd embed && npm run build
 	cd admin-ui && npm run build
 
+# The API, a worker and beat on the embedded database and broker (./.kithost), the demo seeded.
+run: build
+	$(BIN)/kithost run
+
 # The API's OpenAPI document, which the dashboard's client is generated from, and the part the
 # loader calls (the operations tagged `embed`), which its API types are generated from.
 openapi: install

@@ -1,4 +1,5 @@
-"""``kithost run`` (what ``make run`` starts): every service up, then a clean stop."""
+"""``make run``: the front ends built, then ``kithost run``: every service up, then a clean
+stop."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tests.conftest import free_port
 pytestmark = pytest.mark.slow
 
 READY_LINE = "Kithost is running"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def children_of(pid: int) -> set[int]:
@@ -97,3 +99,18 @@ def test_run_serves_everything_and_stops_cleanly(tmp_path: Path) -> None:
         assert "owner_password" not in output
     finally:
         assert stop(again) == 0
+
+
+def test_make_run_builds_the_front_ends_then_runs_kithost() -> None:
+    """README's first command: what it runs, in order (``make`` only prints it here), ends
+    with the ``kithost run`` the test above starts."""
+    dry_run = subprocess.run(
+        ["make", "--dry-run", "--no-print-directory", "run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert dry_run[-1] == ".venv/bin/kithost run"
+    assert dry_run.index("cd embed && npm run build") < len(dry_run) - 1
+    assert dry_run.index("cd admin-ui && npm run build") < len(dry_run) - 1
