@@ -1,10 +1,12 @@
-"""The widget's model hands its first text delta on before it reads on (``chat.model``):
-a stream that arrives in one piece must not be parsed to its end before the first token
-can leave."""
+"""The widget's model (``chat.model``) hands its first text delta on before it reads on (a
+stream that arrives in one piece must not be parsed to its end before the first token can
+leave), and the others at a pace, joined, nothing lost or moved."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
@@ -12,6 +14,7 @@ import pytest
 from agents import ModelSettings, ModelTracing
 from openai import AsyncOpenAI
 from openai._utils._transform import PropertyInfo
+from openai.types.responses import ResponseTextDeltaEvent, ResponseTextDoneEvent
 from openai.types.responses.response_create_params import ResponseCreateParamsStreaming
 from typing_extensions import is_typeddict
 
@@ -80,6 +83,79 @@ def renamed_or_formatted(declared: Any, path: str, seen: set[Any]) -> list[str]:
             for at in renamed_or_formatted(field, f"{path}.{name}", seen)
         ]
     return [at for arg in get_args(declared) for at in renamed_or_formatted(arg, path, seen)]
+
+
+def shape(events: list[Any]) -> list[str]:
+    """The events' types, each run of text deltas as one."""
+    return [kind for kind, _ in itertools.groupby(event.type for event in events)]
+
+
+@pytest.mark.parametrize("api", ["responses", "chat_completions"])
+async def test_text_deltas_after_the_first_pass_on_at_the_pace_joined(
+    fake_openai: FakeOpenAI, api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_openai.reply_text = " ".join(f"w{n}" for n in range(50))
+    fake_openai.event_interval_seconds = 0.01  # a word every 10 ms: ten to a pace
+    first_token_out = asyncio.Event()
+    first_token_out.set()
+    paced: list[tuple[float, Any]] = []
+    async for event in streamed(fake_openai, api, first_token_out):
+        paced.append((time.monotonic(), event))
+    pace = model.TEXT_PACE_SECONDS
+    monkeypatch.setattr(model, "TEXT_PACE_SECONDS", 0.0)
+    each = [event async for event in streamed(fake_openai, api, first_token_out)]
+
+    events = [event for _, event in paced]
+    texts = [event.delta for event in events if event.type == TEXT_DELTA]
+    one_by_one = [event.delta for event in each if event.type == TEXT_DELTA]
+    assert len(one_by_one) == 50
+    assert "".join(texts) == "".join(one_by_one)
+    assert texts[0] == one_by_one[0]  # the first passes on alone
+    assert 1 < len(texts) < 50
+    assert shape(events) == shape(each)  # every other event, in its place
+    passed_at = [at for at, event in paced if event.type == TEXT_DELTA]
+    # Apart by the pace at least, but the last: the end of the text lets it go.
+    gaps = [b - a for a, b in itertools.pairwise(passed_at[:-1])]
+    assert all(gap >= pace * 0.9 for gap in gaps)
+
+
+def delta(text: str, content_index: int = 0, logprob: float | None = None) -> Any:
+    logprobs = [] if logprob is None else [{"token": text, "logprob": logprob}]
+    return ResponseTextDeltaEvent.model_validate(
+        {
+            "type": TEXT_DELTA,
+            "item_id": "msg_1",
+            "output_index": 0,
+            "content_index": content_index,
+            "delta": text,
+            "logprobs": logprobs,
+            "sequence_number": 0,
+        }
+    )
+
+
+def test_held_text_goes_before_the_text_of_another_part_and_any_other_event() -> None:
+    paced = model._Paced()
+    [first] = paced.passing(delta("a", logprob=-1.0))
+    assert first.delta == "a"
+    assert paced.passing(delta("b", logprob=-2.0)) == []
+    assert paced.passing(delta("c", logprob=-3.0)) == []
+    [joined] = paced.passing(delta("x", content_index=1))  # another content part
+    assert (joined.delta, [p.logprob for p in joined.logprobs]) == ("bc", [-2.0, -3.0])
+    done = ResponseTextDoneEvent.model_validate(
+        {
+            "type": "response.output_text.done",
+            "item_id": "msg_1",
+            "output_index": 0,
+            "content_index": 1,
+            "text": "x",
+            "logprobs": [],
+            "sequence_number": 9,
+        }
+    )
+    held, after = paced.passing(done)
+    assert (held.delta, held.content_index, after) == ("x", 1, done)
+    assert not paced.held
 
 
 def test_the_responses_request_is_sent_as_json_because_no_field_of_it_is_transformed() -> None:
