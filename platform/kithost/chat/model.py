@@ -80,7 +80,7 @@ class _Paced:
         """What passes on, in order, now that ``event`` came."""
         if event.type != TEXT_DELTA:
             return [self.release(), event] if self.held else [event]
-        out = [self.release()] if self.held and not _same_part(self.held[0], event) else []
+        out = [self.release()] if self.held and _part(self.held[0]) != _part(event) else []
         self.held.append(event)
         now = time.monotonic()
         if now - self._passed_at >= TEXT_PACE_SECONDS:
@@ -95,20 +95,16 @@ class _Paced:
         if others:
             first.delta += "".join(other.delta for other in others)
             first.sequence_number = others[-1].sequence_number
-            # A server that leaves them out gets a delta without them (the client's lenient
-            # way of reading events): no attribute.
-            logprobs = [p for e in (first, *others) for p in getattr(e, "logprobs", None) or ()]
+            # None from a server that leaves them out (the client reads its events leniently).
+            logprobs = [p for e in (first, *others) for p in e.logprobs or ()]
             if logprobs:
                 first.logprobs = logprobs
         return first
 
 
-def _same_part(a: ResponseTextDeltaEvent, b: ResponseTextDeltaEvent) -> bool:
-    return (a.item_id, a.output_index, a.content_index) == (
-        b.item_id,
-        b.output_index,
-        b.content_index,
-    )
+def _part(delta: ResponseTextDeltaEvent) -> tuple[str, int, int]:
+    """The content part a text delta adds to."""
+    return delta.item_id, delta.output_index, delta.content_index
 
 
 class ResponsesModel(_HandsOn, OpenAIResponsesModel):
