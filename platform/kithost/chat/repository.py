@@ -91,17 +91,26 @@ async def threads(
 
 
 async def touch_thread(
-    session: AsyncSession, context: ChatContext, thread_id: str, **values: Any
+    session: AsyncSession,
+    context: ChatContext,
+    thread_id: str,
+    payload: dict[str, Any] | None = None,
+    payload_version: int | None = None,
 ) -> bool:
-    """Mark the thread active now, setting ``values`` too; False when the context's end user
-    has no such thread."""
-    result = await session.execute(
-        update(ChatThread)
-        .where(ChatThread.id == thread_id, owned(ChatThread, context))
-        .values(updated_at=utcnow(), **values)
-        # Units of work that touch a thread load none first: nothing to bring up to date.
-        .execution_options(synchronize_session=False)
-    )
+    """Mark the thread active now, replacing its payload too when one is given; False when
+    the context's end user has no such thread."""
+    values = {
+        "thread_id": thread_id,
+        "now": utcnow(),
+        "owner_tenant_id": context.tenant_id,
+        "owner_widget_id": context.widget_id,
+        "owner_end_user_id": context.end_user_id,
+    }
+    if payload is None:
+        result = await session.execute(_TOUCH, values)
+    else:
+        values.update(new_payload=payload, new_payload_version=payload_version)
+        result = await session.execute(_TOUCH_WITH_PAYLOAD, values)
     return rowcount(result) == 1
 
 
@@ -259,13 +268,14 @@ def _after(
     )
 
 
-def _owned_by_parameters(model: Owned) -> ColumnElement[bool]:
+def _owned_by_parameters(model: Owned, prefix: str = "") -> ColumnElement[bool]:
     """:func:`owned` with the end user as the parameters ``tenant_id``, ``widget_id`` and
-    ``end_user_id``, for a statement built once."""
+    ``end_user_id`` (after ``prefix``: an UPDATE's own parameters may not be named as its
+    columns), for a statement built once."""
     return and_(
-        model.tenant_id == bindparam("tenant_id"),
-        model.widget_id == bindparam("widget_id"),
-        model.end_user_id == bindparam("end_user_id"),
+        model.tenant_id == bindparam(f"{prefix}tenant_id"),
+        model.widget_id == bindparam(f"{prefix}widget_id"),
+        model.end_user_id == bindparam(f"{prefix}end_user_id"),
     )
 
 
@@ -277,3 +287,17 @@ _THREAD_WITH_ITEMS = (
     .limit(bindparam("limit"))
 )
 """Built once: every reply reads its thread so, before its first token."""
+
+
+_TOUCH = (
+    update(ChatThread)
+    .where(ChatThread.id == bindparam("thread_id"), _owned_by_parameters(ChatThread, "owner_"))
+    .values(updated_at=bindparam("now"))
+    # Units of work that touch a thread load none first: nothing to bring up to date.
+    .execution_options(synchronize_session=False)
+)
+"""Built once, as the next: every message a response adds touches its thread."""
+_TOUCH_WITH_PAYLOAD = _TOUCH.values(
+    payload=bindparam("new_payload", type_=ChatThread.payload.type),
+    payload_version=bindparam("new_payload_version"),
+)
