@@ -34,6 +34,11 @@ PostgreSQL (a scratch database on 127.0.0.1:5432, dropped afterwards).
   does not compete with the fake model, whose server thread then has this process to itself.
   Unlike the burst, this figure says what a process holds while answering at a model's
   pace: each delta is an event parsed from the model's stream and an SSE event written.
+- **Model stream read alone**: the CPU per text delta of reading 250 such held answers
+  with Kithost's model (the operator's aiohttp pool, openai's stream, the Agents SDK's
+  model, the pacing) in a process that does nothing else: the part of a held stream's cost
+  that no change to Kithost's own code moves, against the budget ``TARGET_STREAMS`` held
+  streams leave a delta (1 s / their deltas a second).
 
 The target (bench/README.md): an added time to first token of at most 5 ms at the median,
 and at least 500 concurrent streams.
@@ -57,6 +62,7 @@ from urllib.parse import urlsplit
 
 import httpx2
 import uvloop
+from agents import ModelSettings, ModelTracing
 from tests.fakes.openai_server import FakeOpenAI
 
 from bench._common import (
@@ -70,6 +76,10 @@ from bench._common import (
     stop_on_sigterm,
     wait_http,
 )
+from kithost.chat.model import model as kithost_model
+from kithost.kit.outbound import OutboundPolicy
+from kithost.kit.upstream import ModelClients, ModelEndpoint, complete_stream_events
+from kithost.widgets.config import Agent
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = 60
@@ -83,6 +93,7 @@ STREAM_SECONDS = 2.0
 MAX_FIRST_TOKEN_SECONDS = 1.0
 FIRST_STREAMS = 25
 MAX_STREAMS = 800
+TARGET_STREAMS = 500
 HELD_STEPS = (100, 250, 500, 750, 1000)
 ANSWER_SECONDS = 15.0
 WORD_SECONDS = 0.05  # 20 text deltas a second, as bench_load's model streams
@@ -374,6 +385,64 @@ async def held_streams(chat: Chat, tokens: list[str], fake: FakeOpenAI, db: str)
     )
 
 
+def model_read_alone(fake: FakeOpenAI, streams: int) -> float:
+    """CPU seconds per text delta that Kithost's model spends reading ``streams`` held
+    answers of the fake model (as held steps stream them) and nothing else: the
+    operator's pool, openai's stream, the Agents SDK's model, the pacing. In a process of
+    its own, so the fake model's CPU is not counted."""
+    fake.reply_text = " ".join(["word"] * WORDS)
+    fake.event_interval_seconds = WORD_SECONDS
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as reader:
+        return reader.submit(_read_alone, fake.base_url, fake.api_key, streams).result()
+
+
+def _read_alone(base_url: str, api_key: str, streams: int) -> float:
+    return uvloop.run(_read_streams(base_url, api_key, streams))
+
+
+async def _read_streams(base_url: str, api_key: str, streams: int) -> float:
+    complete_stream_events()
+    clients = ModelClients(60, OutboundPolicy())
+    client = clients.client(ModelEndpoint(base_url, api_key, chosen_by_tenant=False))
+    sent = asyncio.Event()
+    sent.set()  # no response to wait for: the first token is out at once
+    words = 0
+
+    async def answer() -> None:
+        nonlocal words
+        model = kithost_model(Agent(), client, sent)
+        events = model.stream_response(
+            None,
+            "Hello",
+            ModelSettings(),
+            [],
+            None,
+            [],
+            ModelTracing.DISABLED,
+            previous_response_id=None,
+            conversation_id=None,
+            prompt=None,
+        )
+        async for event in events:
+            if event.type == "response.output_text.delta":
+                words += len(event.delta.split())
+
+    await answer()  # warm up
+    words = 0
+    cpu = time.process_time()
+    answers = []
+    for _ in range(streams):
+        answers.append(asyncio.create_task(answer()))
+        await asyncio.sleep(ANSWER_SECONDS / streams)
+    await asyncio.gather(*answers)
+    cpu = time.process_time() - cpu
+    await clients.aclose()
+    if words != streams * WORDS:
+        raise SystemExit(f"reading the model alone: {words} of {streams * WORDS} words")
+    return cpu / words
+
+
 def held_step(base: str, public_key: str, origin: str, tokens: list[str], streams: int) -> HeldStep:
     """One held step, run in the visitors' process (see the module docstring)."""
     return uvloop.run(_held_step(base, public_key, origin, tokens, streams))
@@ -547,5 +616,24 @@ def on_both_databases(measure: Measure) -> None:
             serve_and_measure(fake, "PostgreSQL", url, measure)
 
 
+def read_alone() -> None:
+    """Emit what reading the model's held answers alone costs, against the budget of a
+    held stream's text delta at the target."""
+    streams = 250
+    with FakeOpenAI() as fake:
+        per_delta_us = model_read_alone(fake, streams) * 1e6
+    budget_us = 1e6 / (TARGET_STREAMS / WORD_SECONDS)
+    emit(
+        "chat",
+        "model stream read alone: CPU per text delta",
+        per_delta_us,
+        "µs",
+        f"{streams} held answers of the fake model read by Kithost's model (openai's stream, "
+        f"the Agents SDK's model, the pacing) and nothing else; {TARGET_STREAMS} held streams "
+        f"leave {budget_us:.0f} µs a delta for everything, the starts included",
+    )
+
+
 if __name__ == "__main__":
     on_both_databases(measure)
+    read_alone()
