@@ -90,28 +90,35 @@ async def threads(
     return (await session.scalars(query)).all()
 
 
-async def touch_thread(
+async def touch_thread(session: AsyncSession, context: ChatContext, thread_id: str) -> bool:
+    """Mark the thread active now; False when the context's end user has no such thread."""
+    result = await session.execute(_TOUCH, _touching(context, thread_id))
+    return rowcount(result) == 1
+
+
+async def replace_thread(
     session: AsyncSession,
     context: ChatContext,
     thread_id: str,
-    payload: dict[str, Any] | None = None,
-    payload_version: int | None = None,
+    payload: dict[str, Any],
+    version: int,
 ) -> bool:
-    """Mark the thread active now, replacing its payload too when one is given; False when
-    the context's end user has no such thread."""
-    values = {
+    """Store the thread's new payload (of layout ``version``) and mark it active now; False
+    when the context's end user has no such thread."""
+    values = {**_touching(context, thread_id), "payload": payload, "version": version}
+    result = await session.execute(_REPLACE_THREAD, values)
+    return rowcount(result) == 1
+
+
+def _touching(context: ChatContext, thread_id: str) -> dict[str, Any]:
+    """The parameters of :data:`_TOUCH` (and :data:`_REPLACE_THREAD`'s but two)."""
+    return {
         "thread_id": thread_id,
         "now": utcnow(),
         "owner_tenant_id": context.tenant_id,
         "owner_widget_id": context.widget_id,
         "owner_end_user_id": context.end_user_id,
     }
-    if payload is None:
-        result = await session.execute(_TOUCH, values)
-    else:
-        values.update(new_payload=payload, new_payload_version=payload_version)
-        result = await session.execute(_TOUCH_WITH_PAYLOAD, values)
-    return rowcount(result) == 1
 
 
 async def item(
@@ -297,7 +304,7 @@ _TOUCH = (
     .execution_options(synchronize_session=False)
 )
 """Built once, as the next: every message a response adds touches its thread."""
-_TOUCH_WITH_PAYLOAD = _TOUCH.values(
-    payload=bindparam("new_payload", type_=ChatThread.payload.type),
-    payload_version=bindparam("new_payload_version"),
+_REPLACE_THREAD = _TOUCH.values(
+    payload=bindparam("payload", type_=ChatThread.payload.type),
+    payload_version=bindparam("version"),
 )

@@ -224,8 +224,8 @@ class SqlStore(Store[ChatContext]):
             self._latest.setdefault(_key(context, thread.id), Page())
             return
         async with self.unit(context, writes=True) as session:
-            if await repository.touch_thread(
-                session, context, thread.id, payload=payload, payload_version=PAYLOAD_VERSION
+            if await repository.replace_thread(
+                session, context, thread.id, payload, PAYLOAD_VERSION
             ):
                 return
             if await session.get(ChatThread, thread.id) is not None:  # someone else's
