@@ -34,11 +34,11 @@ PostgreSQL (a scratch database on 127.0.0.1:5432, dropped afterwards).
   does not compete with the fake model, whose server thread then has this process to itself.
   Unlike the burst, this figure says what a process holds while answering at a model's
   pace: each delta is an event parsed from the model's stream and an SSE event written.
-- **Model stream read alone**: the CPU per text delta of reading 250 such held answers
-  with Kithost's model (the operator's aiohttp pool, openai's stream, the Agents SDK's
-  model, the pacing) in a process that does nothing else: the part of a held stream's cost
-  that no change to Kithost's own code moves, against the budget ``TARGET_STREAMS`` held
-  streams leave a delta (1 s / their deltas a second).
+- **Model stream read alone**: the CPU per text delta of reading ``READ_ALONE_STREAMS``
+  (250) such held answers with Kithost's model (the operator's aiohttp pool, openai's
+  stream, the Agents SDK's model, the pacing) in a process that does nothing else: the part
+  of a held stream's cost that no change to Kithost's own code moves, against the budget
+  ``TARGET_STREAMS`` held streams leave a delta (1 s / their deltas a second).
 
 The target (bench/README.md): an added time to first token of at most 5 ms at the median,
 and at least 500 concurrent streams.
@@ -63,6 +63,7 @@ from urllib.parse import urlsplit
 import httpx2
 import uvloop
 from agents import ModelSettings, ModelTracing
+from openai.types.responses import ResponseTextDeltaEvent
 from tests.fakes.openai_server import FakeOpenAI
 
 from bench._common import (
@@ -94,6 +95,7 @@ MAX_FIRST_TOKEN_SECONDS = 1.0
 FIRST_STREAMS = 25
 MAX_STREAMS = 800
 TARGET_STREAMS = 500
+READ_ALONE_STREAMS = 250
 HELD_STEPS = (100, 250, 500, 750, 1000)
 ANSWER_SECONDS = 15.0
 WORD_SECONDS = 0.05  # 20 text deltas a second, as bench_load's model streams
@@ -327,8 +329,7 @@ async def held_streams(chat: Chat, tokens: list[str], fake: FakeOpenAI, db: str)
     former; emit the largest that passed."""
     held: HeldStep | None = None
     failed: HeldStep | None = None
-    fake.reply_text = " ".join(["word"] * WORDS)
-    fake.event_interval_seconds = WORD_SECONDS
+    stream_held_answers(fake)
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as visitors:
 
@@ -385,19 +386,15 @@ async def held_streams(chat: Chat, tokens: list[str], fake: FakeOpenAI, db: str)
     )
 
 
-def model_read_alone(fake: FakeOpenAI, streams: int) -> float:
-    """CPU seconds per text delta that Kithost's model spends reading ``streams`` held
-    answers of the fake model (as held steps stream them) and nothing else: the
-    operator's pool, openai's stream, the Agents SDK's model, the pacing. In a process of
-    its own, so the fake model's CPU is not counted."""
+def stream_held_answers(fake: FakeOpenAI) -> None:
+    """Make the fake model answer as held streams need: ``WORDS`` words, one every
+    ``WORD_SECONDS``."""
     fake.reply_text = " ".join(["word"] * WORDS)
     fake.event_interval_seconds = WORD_SECONDS
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as reader:
-        return reader.submit(_read_alone, fake.base_url, fake.api_key, streams).result()
 
 
 def _read_alone(base_url: str, api_key: str, streams: int) -> float:
+    """CPU seconds per text delta of reading ``streams`` held answers (``read_alone``)."""
     return uvloop.run(_read_streams(base_url, api_key, streams))
 
 
@@ -425,7 +422,7 @@ async def _read_streams(base_url: str, api_key: str, streams: int) -> float:
             prompt=None,
         )
         async for event in events:
-            if event.type == "response.output_text.delta":
+            if isinstance(event, ResponseTextDeltaEvent):
                 words += len(event.delta.split())
 
     await answer()  # warm up
@@ -617,20 +614,25 @@ def on_both_databases(measure: Measure) -> None:
 
 
 def read_alone() -> None:
-    """Emit what reading the model's held answers alone costs, against the budget of a
-    held stream's text delta at the target."""
-    streams = 250
-    with FakeOpenAI() as fake:
-        per_delta_us = model_read_alone(fake, streams) * 1e6
+    """Emit what reading ``READ_ALONE_STREAMS`` held answers costs Kithost's model and
+    nothing else (the operator's pool, openai's stream, the Agents SDK's model, the pacing),
+    against the budget of a held stream's text delta at the target. In a process of its
+    own, so the fake model's CPU is not counted."""
+    spawn = multiprocessing.get_context("spawn")
+    with FakeOpenAI() as fake, ProcessPoolExecutor(max_workers=1, mp_context=spawn) as reader:
+        stream_held_answers(fake)
+        read = reader.submit(_read_alone, fake.base_url, fake.api_key, READ_ALONE_STREAMS)
+        per_delta_us = read.result() * 1e6
     budget_us = 1e6 / (TARGET_STREAMS / WORD_SECONDS)
     emit(
         "chat",
         "model stream read alone: CPU per text delta",
         per_delta_us,
         "µs",
-        f"{streams} held answers of the fake model read by Kithost's model (openai's stream, "
-        f"the Agents SDK's model, the pacing) and nothing else; {TARGET_STREAMS} held streams "
-        f"leave {budget_us:.0f} µs a delta for everything, the starts included",
+        f"{READ_ALONE_STREAMS} held answers of the fake model read by Kithost's model "
+        "(openai's stream, the Agents SDK's model, the pacing) and nothing else; "
+        f"{TARGET_STREAMS} held streams leave {budget_us:.0f} µs a delta for everything, the "
+        "starts included",
     )
 
 

@@ -158,24 +158,19 @@ def test_held_text_goes_before_the_text_of_another_part_and_any_other_event() ->
     assert not paced.held
 
 
+def test_deltas_without_log_probabilities_join_too() -> None:
+    """A server may leave ``logprobs`` out: the client then reads its events leniently."""
+    paced = model._Paced()
+    for n, text in enumerate(["a", "b", "c"]):
+        paced.passing(delta(text).model_copy(update={"logprobs": None, "sequence_number": n}))
+    joined = paced.release()
+    assert (joined.delta, joined.sequence_number) == ("bc", 2)
+    assert joined.logprobs is None
+
+
 def test_the_responses_request_is_sent_as_json_because_no_field_of_it_is_transformed() -> None:
     """``ResponsesModel`` sends the request's JSON past the client's transform: that holds
     while no type of the request renames or formats a field."""
     seen: set[Any] = set()
     assert renamed_or_formatted(ResponseCreateParamsStreaming, "request", seen) == []
     assert len(seen) > 100  # the walk reached the input items' and tools' types
-
-
-def test_deltas_without_log_probabilities_join_too() -> None:
-    """A server may leave ``logprobs`` out: the client then reads its events leniently."""
-    paced = model._Paced()
-    for n, text in enumerate(["a", "b", "c"]):
-        fields: dict[str, Any] = {"type": TEXT_DELTA, "item_id": "msg_1", "output_index": 0}
-        paced.passing(
-            ResponseTextDeltaEvent.model_construct(
-                **fields, content_index=0, delta=text, sequence_number=n
-            )
-        )
-    joined = paced.release()
-    assert (joined.delta, joined.sequence_number) == ("bc", 2)
-    assert joined.logprobs is None
