@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import httpx2
 import uvloop
 from agents import ModelSettings, ModelTracing
@@ -393,21 +394,24 @@ def stream_held_answers(fake: FakeOpenAI) -> None:
     fake.event_interval_seconds = WORD_SECONDS
 
 
-def _read_alone(base_url: str, api_key: str, streams: int) -> float:
-    """CPU seconds per text delta of reading ``streams`` held answers (``read_alone``)."""
-    return uvloop.run(_read_streams(base_url, api_key, streams))
+def _read_alone(base_url: str, api_key: str, streams: int) -> tuple[float, float]:
+    """CPU seconds per text delta of reading ``streams`` held answers with Kithost's model,
+    then with aiohttp and ``json`` alone (``read_alone``)."""
+    return (
+        uvloop.run(_read_with_kithost(base_url, api_key, streams)),
+        uvloop.run(_read_bare(base_url, api_key, streams)),
+    )
 
 
-async def _read_streams(base_url: str, api_key: str, streams: int) -> float:
+async def _read_with_kithost(base_url: str, api_key: str, streams: int) -> float:
+    """Answers read by Kithost's model on the operator's pool."""
     complete_stream_events()
     clients = ModelClients(60, OutboundPolicy())
     client = clients.client(ModelEndpoint(base_url, api_key, chosen_by_tenant=False))
     sent = asyncio.Event()
     sent.set()  # no response to wait for: the first token is out at once
-    words = 0
 
-    async def answer() -> None:
-        nonlocal words
+    async def answer() -> int:
         model = kithost_model(Agent(), client, sent)
         events = model.stream_response(
             None,
@@ -421,20 +425,46 @@ async def _read_streams(base_url: str, api_key: str, streams: int) -> float:
             conversation_id=None,
             prompt=None,
         )
-        async for event in events:
-            if isinstance(event, ResponseTextDeltaEvent):
-                words += len(event.delta.split())
+        deltas = [e.delta async for e in events if isinstance(e, ResponseTextDeltaEvent)]
+        return len("".join(deltas).split())
 
+    try:
+        return await _cpu_per_word(answer, streams)
+    finally:
+        await clients.aclose()
+
+
+async def _read_bare(base_url: str, api_key: str, streams: int) -> float:
+    """Answers read as lines by aiohttp, each event's data parsed by ``json`` and nothing
+    more: a floor for any reader in Python on this event loop."""
+    request = {"model": Agent().model, "input": "Hello", "stream": True}
+    headers = {"Authorization": f"Bearer {api_key}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+
+        async def answer() -> int:
+            deltas = []
+            async with session.post(f"{base_url}/responses", json=request) as response:
+                async for line in response.content:
+                    if line.startswith(b"data: "):
+                        event = json.loads(line[6:])
+                        if event["type"] == "response.output_text.delta":
+                            deltas.append(event["delta"])
+            return len("".join(deltas).split())
+
+        return await _cpu_per_word(answer, streams)
+
+
+async def _cpu_per_word(answer: Callable[[], Coroutine[Any, Any, int]], streams: int) -> float:
+    """CPU seconds per word of ``streams`` answers (``answer`` reads one and returns its
+    words), started at a steady pace over ``ANSWER_SECONDS`` as held streams arrive."""
     await answer()  # warm up
-    words = 0
     cpu = time.process_time()
     answers = []
     for _ in range(streams):
         answers.append(asyncio.create_task(answer()))
         await asyncio.sleep(ANSWER_SECONDS / streams)
-    await asyncio.gather(*answers)
+    words = sum(await asyncio.gather(*answers))
     cpu = time.process_time() - cpu
-    await clients.aclose()
     if words != streams * WORDS:
         raise SystemExit(f"reading the model alone: {words} of {streams * WORDS} words")
     return cpu / words
@@ -616,23 +646,31 @@ def on_both_databases(measure: Measure) -> None:
 def read_alone() -> None:
     """Emit what reading ``READ_ALONE_STREAMS`` held answers costs Kithost's model and
     nothing else (the operator's pool, openai's stream, the Agents SDK's model, the pacing),
-    against the budget of a held stream's text delta at the target. In a process of its
-    own, so the fake model's CPU is not counted."""
+    and what it costs aiohttp and ``json`` alone, against the budget of a held stream's text
+    delta at the target. In a process of its own, so the fake model's CPU is not counted."""
     spawn = multiprocessing.get_context("spawn")
     with FakeOpenAI() as fake, ProcessPoolExecutor(max_workers=1, mp_context=spawn) as reader:
         stream_held_answers(fake)
         read = reader.submit(_read_alone, fake.base_url, fake.api_key, READ_ALONE_STREAMS)
-        per_delta_us = read.result() * 1e6
+        kithost_seconds, bare_seconds = read.result()
     budget_us = 1e6 / (TARGET_STREAMS / WORD_SECONDS)
+    held = f"{READ_ALONE_STREAMS} held answers of the fake model read"
     emit(
         "chat",
         "model stream read alone: CPU per text delta",
-        per_delta_us,
+        kithost_seconds * 1e6,
         "µs",
-        f"{READ_ALONE_STREAMS} held answers of the fake model read by Kithost's model "
-        "(openai's stream, the Agents SDK's model, the pacing) and nothing else; "
-        f"{TARGET_STREAMS} held streams leave {budget_us:.0f} µs a delta for everything, the "
-        "starts included",
+        f"{held} by Kithost's model (openai's stream, the Agents SDK's model, the pacing) and "
+        f"nothing else; {TARGET_STREAMS} held streams leave {budget_us:.0f} µs a delta for "
+        "everything, the starts included",
+    )
+    emit(
+        "chat",
+        "the same read by aiohttp and json alone: CPU per text delta",
+        bare_seconds * 1e6,
+        "µs",
+        f"{held} as lines by aiohttp, each event's data parsed by json and nothing more: a "
+        "floor for any reader in Python on this event loop",
     )
 
 
