@@ -498,11 +498,15 @@ async def _held_step(
             after_ramp.append((open_at_start, first_token))
 
     async def hold_cpu() -> float:
+        """The server's CPU over the hold, per cent of one core: between its two answers to
+        ``/metrics``, which a busy server gives late (the second's delay counts)."""
         await asyncio.sleep(ANSWER_SECONDS)
         async with httpx2.AsyncClient(timeout=30) as client:
             before = await server_cpu_seconds(client, base)
+            since = time.perf_counter()
             await asyncio.sleep(HOLD_SECONDS)
-            return (await server_cpu_seconds(client, base) - before) / HOLD_SECONDS * 100
+            used = await server_cpu_seconds(client, base) - before
+            return used / (time.perf_counter() - since) * 100
 
     cpu = asyncio.create_task(hold_cpu())
     own_cpu = time.process_time()

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT_TIMEOUT_SECONDS = 600.0
+SCRIPT_TIMEOUT_SECONDS = 900.0
 STOP_TIMEOUT_SECONDS = 30.0
 COLUMNS = ("benchmark", "figure", "value", "unit", "note")
 
