@@ -38,7 +38,9 @@ PostgreSQL (a scratch database on 127.0.0.1:5432, dropped afterwards).
   (250) such held answers with Kithost's model (the operator's aiohttp pool, openai's
   stream, the Agents SDK's model, the pacing) in a process that does nothing else: the part
   of a held stream's cost that no change to Kithost's own code moves, against the budget
-  ``TARGET_STREAMS`` held streams leave a delta (1 s / their deltas a second).
+  ``TARGET_STREAMS`` held streams leave a delta (1 s / their deltas a second). Beside it, the
+  same answers read by aiohttp as lines and each event's data parsed by ``json``, nothing
+  more: a floor for any reader in Python on this event loop.
 
 The target (bench/README.md): an added time to first token of at most 5 ms at the median,
 and at least 500 concurrent streams.
