@@ -80,6 +80,7 @@ from bench._common import (
     stop_on_sigterm,
     wait_http,
 )
+from kithost.chat.model import TEXT_DELTA
 from kithost.chat.model import model as kithost_model
 from kithost.kit.outbound import OutboundPolicy
 from kithost.kit.upstream import ModelClients, ModelEndpoint, complete_stream_events
@@ -449,7 +450,7 @@ async def _read_bare(base_url: str, api_key: str, streams: int) -> float:
                 async for line in response.content:
                     if line.startswith(b"data: "):
                         event = json.loads(line[6:])
-                        if event["type"] == "response.output_text.delta":
+                        if event["type"] == TEXT_DELTA:
                             deltas.append(event["delta"])
             return len("".join(deltas).split())
 
@@ -660,13 +661,13 @@ def read_alone() -> None:
         read = reader.submit(_read_alone, fake.base_url, fake.api_key, READ_ALONE_STREAMS)
         kithost_seconds, bare_seconds = read.result()
     budget_us = 1e6 / (TARGET_STREAMS / WORD_SECONDS)
-    held = f"{READ_ALONE_STREAMS} held answers of the fake model read"
+    answers = f"{READ_ALONE_STREAMS} held answers of the fake model read"
     emit(
         "chat",
         "model stream read alone: CPU per text delta",
         kithost_seconds * 1e6,
         "µs",
-        f"{held} by Kithost's model (openai's stream, the Agents SDK's model, the pacing) and "
+        f"{answers} by Kithost's model (openai's stream, the Agents SDK's model, the pacing) and "
         f"nothing else; {TARGET_STREAMS} held streams leave {budget_us:.0f} µs a delta for "
         "everything, the starts included",
     )
@@ -675,7 +676,7 @@ def read_alone() -> None:
         "the same read by aiohttp and json alone: CPU per text delta",
         bare_seconds * 1e6,
         "µs",
-        f"{held} as lines by aiohttp, each event's data parsed by json and nothing more: a "
+        f"{answers} as lines by aiohttp, each event's data parsed by json and nothing more: a "
         "floor for any reader in Python on this event loop",
     )
 
