@@ -87,6 +87,38 @@ async def test_the_link_is_shown_once_and_only_its_hash_kept(
     assert token not in listed.text
 
 
+@pytest.mark.parametrize(
+    "email",
+    [
+        "<script>@example.test",
+        'a"b@example.test',
+        "new@" + "a" * 64 + ".example.test",  # a DNS label is at most 63
+        "new@localhost",
+        "new@@example.test",
+    ],
+)
+async def test_an_address_that_cannot_be_one_is_refused(
+    client: httpx2.AsyncClient, db: AsyncSession, acme: Tenant, admin: Credentials, email: str
+) -> None:
+    body = {"email": email, "role": "editor"}
+    refused = await client.post(invitations_url(acme), json=body, headers=admin.headers)
+    assert refused.status_code == 422, refused.text
+    assert [e["field"] for e in refused.json()["errors"]] == ["email"]
+    assert await invitations.list_pending(db, acme.id) == []
+
+
+async def test_look_alike_addresses_are_one_account(
+    client: httpx2.AsyncClient, db: AsyncSession, acme: Tenant, admin: Credentials
+) -> None:
+    """Full-width letters fold to their ASCII forms (NFKC): U+FF56 (a full-width v) then
+    ``iewer@`` is ``viewer@``, so an invitation can't name an account that looks like
+    another one."""
+    body = {"email": "\uff56iewer@Example.test", "role": "viewer"}
+    created = await client.post(invitations_url(acme), json=body, headers=admin.headers)
+    assert created.status_code == 201, created.text
+    assert created.json()["invitation"]["email"] == "viewer@example.test"
+
+
 async def test_only_owners_invite_owners(
     client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, admin: Credentials
 ) -> None:
