@@ -152,9 +152,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
         Scope.members_write, {"editors_may_read": False}
     ),
     ("GET", f"{PREFIX}/conversations/{{thread_id}}"): Rule(Scope.conversations_read),
-    ("DELETE", f"{PREFIX}/conversations/{{thread_id}}"): Rule(Scope.conversations_read),
+    ("DELETE", f"{PREFIX}/conversations/{{thread_id}}"): Rule(Scope.conversations_write),
     ("PATCH", f"{PREFIX}/conversations/{{thread_id}}/review"): Rule(
-        Scope.conversations_read, {"reviewed": True}
+        Scope.conversations_write, {"reviewed": True}
     ),
     ("POST", HOOKS): Rule(
         Scope.webhooks_write, {"url": "https://hooks.example.com/k", "events": ["widget.published"]}

@@ -18,6 +18,7 @@ const SCOPES: Scope[] = [
   'knowledge:read',
   'knowledge:write',
   'conversations:read',
+  'conversations:write',
   'webhooks:write',
 ];
 

@@ -4,7 +4,7 @@ import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tansta
 import { useState } from 'react';
 import { api, unwrap, type Schemas } from '../api/client';
 import { useTenant } from '../tenant';
-import { Empty, Field, formatDate, Loading, MoreButton, Page, ProblemAlert, Query, Table } from '../ui';
+import { Empty, Field, formatDate, Loading, MoreButton, Page, ProblemAlert, Query, ReadOnlyNote, Table } from '../ui';
 import { WidgetFilter } from './Analytics';
 
 type Feedback = Schemas['FeedbackFilter'];
@@ -18,6 +18,7 @@ function Transcript({ id, onClose }: { id: string; onClose: () => void }) {
     queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/conversations/{thread_id}', { params: { path } })),
   });
   const [note, setNote] = useState<string | null>(null);
+  const canWrite = tenant.can('conversations:write');
   const review = useMutation({
     mutationFn: (body: Schemas['ReviewUpdate']) => unwrap(api.PATCH('/api/v1/tenants/{tenant}/conversations/{thread_id}/review', { params: { path }, body })),
     onSuccess: () => {
@@ -53,23 +54,30 @@ function Transcript({ id, onClose }: { id: string; onClose: () => void }) {
                 </li>
               ))}
             </ol>
-            <form
-              className="inline-form"
-              onSubmit={(event) => {
-                event.preventDefault();
-                review.mutate({ note: note ?? t.review?.note ?? '' });
-              }}
-            >
-              <Field label="Staff note (never shown to the visitor)">
-                {(props) => <textarea {...props} rows={3} value={note ?? t.review?.note ?? ''} onChange={(e) => setNote(e.target.value)} />}
-              </Field>
-              <button type="submit" className="secondary">
-                Save note
-              </button>
-              <button type="button" onClick={() => review.mutate({ reviewed: !t.reviewed })}>
-                {t.reviewed ? 'Mark as not reviewed' : 'Mark as reviewed'}
-              </button>
-            </form>
+            {canWrite ? (
+              <form
+                className="inline-form"
+                onSubmit={(event) => {
+                  event.preventDefault();
+                  review.mutate({ note: note ?? t.review?.note ?? '' });
+                }}
+              >
+                <Field label="Staff note (never shown to the visitor)">
+                  {(props) => <textarea {...props} rows={3} value={note ?? t.review?.note ?? ''} onChange={(e) => setNote(e.target.value)} />}
+                </Field>
+                <button type="submit" className="secondary">
+                  Save note
+                </button>
+                <button type="button" onClick={() => review.mutate({ reviewed: !t.reviewed })}>
+                  {t.reviewed ? 'Mark as not reviewed' : 'Mark as reviewed'}
+                </button>
+              </form>
+            ) : (
+              <>
+                {t.review?.note && <p className="muted">Staff note: {t.review.note}</p>}
+                <ReadOnlyNote canWrite={canWrite} />
+              </>
+            )}
             <ProblemAlert error={review.error} />
           </>
         )}

@@ -16,4 +16,5 @@ class Scope(StrEnum):
     knowledge_read = "knowledge:read"
     knowledge_write = "knowledge:write"
     conversations_read = "conversations:read"
+    conversations_write = "conversations:write"
     webhooks_write = "webhooks:write"

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import StreamingResponse
 
-from kithost.auth.dependencies import ConversationsRead, MembersWrite
+from kithost.auth.dependencies import ConversationsRead, ConversationsWrite, MembersWrite
 from kithost.auth.principals import TenantAccess
 from kithost.chat.runtime import runtime
 from kithost.conversations import exports, schemas, service
@@ -215,11 +215,11 @@ async def read_conversation(
 @router.patch(
     "/{thread_id}/review",
     summary="Note on a conversation, or mark it reviewed",
-    description="Staff only: never shown to the visitor. Audited.",
+    description="Staff only: never shown to the visitor. Needs `conversations:write`. Audited.",
     responses=problems(*TENANT_ERRORS, 404),
 )
 async def review_conversation(
-    access: ConversationsRead, session: DbSession, thread_id: str, body: schemas.ReviewUpdate
+    access: ConversationsWrite, session: DbSession, thread_id: str, body: schemas.ReviewUpdate
 ) -> schemas.Review:
     return await service.set_review(session, access, thread_id, body)
 
@@ -227,11 +227,11 @@ async def review_conversation(
 @router.delete(
     "/{thread_id}",
     summary="Delete a conversation",
-    description="Its items and attachments go too. Audited.",
+    description="Its items and attachments go too. Needs `conversations:write`. Audited.",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problems(*TENANT_ERRORS, 404),
 )
 async def delete_conversation(
-    access: ConversationsRead, session: DbSession, thread_id: str
+    access: ConversationsWrite, session: DbSession, thread_id: str
 ) -> None:
     await service.delete_conversation(session, access, thread_id)
