@@ -4,7 +4,7 @@ neither repeat nor skip an entry, each carrying the request that made the change
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx2
@@ -127,6 +127,11 @@ async def test_filters_combine(
         "until": (T0 + timedelta(minutes=2)).isoformat(),
     }
     assert await found(**window) == {"middle", "elsewhere"}
+    in_honolulu = {
+        key: datetime.fromisoformat(at).astimezone(timezone(timedelta(hours=-10))).isoformat()
+        for key, at in window.items()
+    }
+    assert await found(**in_honolulu) == {"middle", "elsewhere"}, "the same instants"
     assert await found(target_id=widget, since=T0.isoformat()) == {"early", "middle", "late"}
     assert await found(action="member.removed") == set()
 
@@ -216,7 +221,11 @@ async def test_platform_admins_read_the_platforms_own_log(
         ({"cursor": "bm90IGEgY3Vyc29y"}, "cursor"),
         ({"cursor": "%%%"}, "cursor"),
         ({"since": "2026-01-01T00:00:00"}, "since"),
+        ({"until": "2026-01-01"}, "until"),
         ({"until": "yesterday"}, "until"),
+        # Times whose offset carries them past what UTC can hold.
+        ({"since": "9999-12-31T23:59:59-14:00"}, "since"),
+        ({"until": "0001-01-01T00:00:00+14:00"}, "until"),
         ({"limit": 0}, "limit"),
         ({"limit": 201}, "limit"),
         ({"actoin": "tenant.renamed"}, "actoin"),
@@ -230,4 +239,25 @@ async def test_bad_queries_are_refused(
 ) -> None:
     response = await client.get(AUDIT, params=params, headers=viewer.headers)
     assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"since": "9999-12-31T23:59:59-14:00"}, "since"),
+        ({"until": "0001-01-01T00:00:00+14:00"}, "until"),
+        ({"since": "2026-01-01"}, "since"),
+    ],
+)
+async def test_bad_times_in_the_platforms_log_are_refused(
+    client: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    params: dict[str, Any],
+    field: str,
+) -> None:
+    admin = await login(app, db, await make_user(db, platform_admin=True))
+    response = await client.get(PLATFORM, params=params, headers=admin.headers)
+    assert response.status_code == 422, response.text
     assert [e["field"] for e in response.json()["errors"]] == [field]

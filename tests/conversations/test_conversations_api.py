@@ -9,7 +9,7 @@ import io
 import json
 import secrets
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -111,8 +111,11 @@ async def test_the_list_filters_and_searches_the_tenants_threads_only(
     assert await listed(client, owner, end_user="u:42") == [threads["returns"]]
     assert await listed(client, owner, q="return") == [threads["returns"]], "not theirs"
     assert await listed(client, owner, q="Norway") == [threads["anonymous"]]
-    since = (utcnow() - timedelta(minutes=90)).isoformat()
-    assert await listed(client, owner, since=since) == [threads["returns"]]
+    since = utcnow() - timedelta(minutes=90)
+    assert await listed(client, owner, since=since.isoformat()) == [threads["returns"]]
+    far_west = since.astimezone(timezone(timedelta(hours=-14))).isoformat()
+    assert await listed(client, owner, since=far_west) == [threads["returns"]], "that instant"
+    assert await listed(client, owner, until=far_west) == [threads["anonymous"], threads["blog"]]
 
     first = (await client.get(CONVERSATIONS, params={"limit": 2}, headers=owner.headers)).json()
     rest = await listed(client, owner, limit=2, before=first["next"])
@@ -157,6 +160,43 @@ async def test_the_next_page_goes_on_when_the_last_thread_shown_changes_or_goes(
         bad = await client.get(CONVERSATIONS, params={"before": cursor}, headers=owner.headers)
         assert bad.status_code == 422, bad.text
         assert bad.json()["errors"][0]["field"] == "before"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("since", "2026-01-01"),  # no time zone: which instant?
+        ("until", "2026-01-01T00:00:00"),
+        ("since", "9999-12-31T23:59:59-14:00"),  # past year 9999 in UTC
+        ("until", "0001-01-01T00:00:00+14:00"),  # before year 1 in UTC
+    ],
+)
+async def test_a_time_without_a_zone_or_outside_utc_is_refused_by_every_filter(
+    client: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+    field: str,
+    value: str,
+) -> None:
+    """The list, both streamed exports and the background export refuse it on the field,
+    before anything streams, is queued or is audited as exported."""
+    tenant, owner, _threads = await acme_with_chats(app, db)
+    sent = RecordedTasks()
+    monkeypatch.setattr(app.state.celery, "send_task", sent.record)
+    for path in ("", "/export.jsonl", "/export.csv"):
+        refused = await client.get(
+            CONVERSATIONS + path, params={field: value}, headers=owner.headers
+        )
+        assert refused.status_code == 422, (path, refused.text)
+        assert [e["field"] for e in refused.json()["errors"]] == [field], path
+    body = {"format": "jsonl", "filters": {field: value}}
+    refused = await client.post(CONVERSATIONS + "/exports", json=body, headers=owner.headers)
+    assert refused.status_code == 422, refused.text
+    assert [e["field"] for e in refused.json()["errors"]] == [f"filters.{field}"]
+    assert await db.scalar(select(func.count()).select_from(ConversationExport)) == 0
+    assert "conversations.exported" not in await audit_actions(db, tenant.id)
+    assert sent.sent == []
 
 
 async def _older_conversations(db: AsyncSession, tenant: Tenant, count: int) -> list[str]:

@@ -7,17 +7,19 @@ import base64
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import TypeVar
 
 import jwt
 from hypothesis import example, given
 from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
 
 from kithost.analytics.ingestion.service import parse_batch
 from kithost.chat.endpoints import _parse as parse_chatkit_request
 from kithost.chat.endpoints import page_context
 from kithost.errors import KithostError
+from kithost.kit.schemas import Instant
 from kithost.sessions.identity import verify_identity_token
 
 T = TypeVar("T")
@@ -113,3 +115,24 @@ def test_an_identity_token_is_an_end_user_or_a_401(token: str) -> None:
     else:
         assert user.id.startswith("u:")
         assert user.verified
+
+
+OFFSETS = st.none() | st.integers(-1439, 1439).map(lambda m: timezone(timedelta(minutes=m)))
+
+
+@given(st.datetimes(timezones=OFFSETS) | st.text(max_size=40))
+@example(datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-14))))
+@example(datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14))))
+def test_an_instant_is_the_same_moment_in_utc_or_a_validation_error(
+    given: datetime | str,
+) -> None:
+    """What a client sends as ``since``/``until`` (``kit.schemas.Instant``): a validation
+    error (a 422 on the field), never an ``OverflowError`` (a 500)."""
+    text = given.isoformat() if isinstance(given, datetime) else given
+    try:
+        moment = TypeAdapter(Instant).validate_python(text)
+    except ValidationError:
+        return
+    assert moment.tzinfo is UTC
+    if isinstance(given, datetime):
+        assert moment == given

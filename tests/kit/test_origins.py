@@ -75,6 +75,15 @@ def test_wildcards_match_any_depth_but_not_the_bare_domain() -> None:
     assert not origin_matches("https://a.example.com:8443", pattern)
 
 
+def test_an_origin_longer_than_kithost_keeps_never_matches() -> None:
+    pattern = normalize_pattern("https://*.example.com")
+    host = ".".join(["a" * 60] * 4)  # a name DNS resolves, under a wildcard
+    longest = f"https://{host[: 255 - len('https://.example.com')]}.example.com"
+    assert len(longest) == 255
+    assert origin_matches(longest, pattern)
+    assert not origin_matches(f"https://a{longest.removeprefix('https://')}", pattern)
+
+
 def test_garbage_origins_never_match() -> None:
     patterns = [normalize_pattern("https://shop.example.com")]
     for origin in (None, "", "null", "https://shop.example.com/x", "javascript:alert(1)"):

@@ -187,6 +187,10 @@ def test_a_url_whose_address_can_never_be_allowed_is_known_before_any_connection
     assert policy.url_refusal("http://[::ffff:169.254.169.254]/v1") == "link-local"
     assert policy.url_refusal("http://10.1.1.1/v1") is None
     assert policy.url_refusal("https://models.example/v1") is None  # checked when it connects
+    longest = ".".join(["a" * 63] * 3 + ["b" * 61])  # 253 characters
+    assert policy.url_refusal(f"https://{longest}/v1") is None
+    assert policy.url_refusal(f"https://{longest}b/v1") is not None
+    assert policy.url_refusal(f"https://{'a' * 64}.example/v1") is not None
 
 
 def test_loopback_is_allowed_by_default_except_in_production() -> None:

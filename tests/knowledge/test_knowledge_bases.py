@@ -199,6 +199,33 @@ async def test_uploads_it_cannot_take_are_refused(
     assert tasks.sent == []
 
 
+@pytest.mark.parametrize("name", ["a" * 300 + ".md", "é" * 253 + ".md", "a\x00b.md"])
+async def test_a_file_name_the_database_cannot_keep_is_refused_on_file(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, tasks: RecordedTasks, name: str
+) -> None:
+    _, editor = await editor_of_acme(app, db, client, None)
+    base = await new_base(client, editor)
+    # By hand: httpx would write the NUL as %00.
+    form = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="'
+        + name.encode()
+        + b'"\r\nContent-Type: text/markdown\r\n\r\n# Hello\r\n--b--\r\n'
+    )
+    refused = await client.post(
+        f"{BASES}/{base}/documents",
+        content=form,
+        headers={**editor.headers, "Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert refused.status_code == 422, refused.text
+    assert [e["field"] for e in refused.json()["errors"]] == ["file"]
+    assert (await detail(client, editor, base))["documents"] == 0
+    assert tasks.sent == []
+    longest = "é" * 252 + ".md"  # characters, not bytes
+    kept = await upload(client, editor, base, (longest, b"# Hello", "text/markdown"))
+    assert kept.status_code == 202, kept.text
+    assert kept.json()["filename"] == longest
+
+
 async def test_bad_requests_get_clear_problems(
     client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:

@@ -248,6 +248,10 @@ async def test_a_publish_is_announced_to_subscribed_endpoints(
         "https://10.0.0.7/hook",
         "https://169.254.169.254/latest",
         "ftp://x.com/h",
+        "https://user:pass@hooks.example.com/x",  # credentials go in no URL
+        "https://token@hooks.example.com/x",
+        "https://hooks.example.com/" + "p" * 2100,  # longer than its column
+        "https://hooks.example.com/" + "é" * 400,  # as long once percent-encoded
     ],
 )
 async def test_urls_kithost_may_not_call_are_refused(
@@ -259,6 +263,60 @@ async def test_urls_kithost_may_not_call_are_refused(
     )
     assert refused.status_code == 422, refused.text
     assert [e["field"] for e in refused.json()["errors"]] == ["url"]
+    hook = (await endpoint(client, owner, "https://hooks.example.com/x", ["widget.published"]))[
+        "endpoint"
+    ]
+    changed = await client.patch(
+        f"{WEBHOOKS}/{hook['id']}", json={"url": url}, headers=owner.headers
+    )
+    assert changed.status_code == 422, changed.text
+    assert [e["field"] for e in changed.json()["errors"]] == ["url"]
+
+
+async def test_the_audit_log_shows_a_webhooks_host_never_its_path_or_query(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """Viewers read the audit log but not the webhooks, whose URLs often carry the
+    receiver's token (Slack's in the path): the log names the host, the list the URL."""
+    acme = await make_tenant(db, "acme")
+    owner = await login(app, db, await make_member(db, acme, Role.owner))
+    viewer = await login(app, db, await make_member(db, acme, Role.viewer))
+    slack = "https://hooks.slack.com/services/T0/B0/SECRETTOKEN?token=abc"
+    hook = (await endpoint(client, owner, slack, ["widget.published"]))["endpoint"]
+    moved = "https://Hooks.Example.com:8443/x/OTHERTOKEN#frag"
+    for url in ("https://hooks.slack.com/services/T0/B0/NEWTOKEN", moved):
+        changed = await client.patch(
+            f"{WEBHOOKS}/{hook['id']}", json={"url": url}, headers=owner.headers
+        )
+        assert changed.status_code == 200, changed.text
+    listed = await client.get(WEBHOOKS, headers=owner.headers)
+    assert [e["url"] for e in listed.json()] == ["https://hooks.example.com:8443/x/OTHERTOKEN#frag"]
+    assert (await client.get(WEBHOOKS, headers=viewer.headers)).status_code == 403
+
+    log = await client.get(
+        "/api/v1/tenants/acme/audit", params={"target_type": "webhook"}, headers=viewer.headers
+    )
+    assert log.status_code == 200, log.text
+    for token in ("SECRETTOKEN", "abc", "NEWTOKEN", "OTHERTOKEN", "services", "frag"):
+        assert token not in log.text
+    entries = [(e["action"], e["data"]) for e in reversed(log.json()["entries"])]
+    assert entries == [
+        ("webhook.created", {"url": "https://hooks.slack.com", "events": ["widget.published"]}),
+        (  # a new path at the same host: a change, shown as the host
+            "webhook.updated",
+            {
+                "before": {"url": "https://hooks.slack.com"},
+                "after": {"url": "https://hooks.slack.com"},
+            },
+        ),
+        (
+            "webhook.updated",
+            {
+                "before": {"url": "https://hooks.slack.com"},
+                "after": {"url": "https://hooks.example.com:8443"},
+            },
+        ),
+    ]
 
 
 async def test_editors_and_other_tenants_see_no_webhooks(

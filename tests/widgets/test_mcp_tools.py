@@ -91,6 +91,11 @@ async def test_an_mcp_tool_is_kept_with_its_defaults(
             "config.agent.tools.0.url",
             "outbound_refused",
         ),
+        (  # no DNS name is that long: and where its secret may go would not fit the column
+            [mcp_tool(url=f"https://{'m' * 63}.{'c' * 63}.{'p' * 63}.{'x' * 63}.example/mcp")],
+            "config.agent.tools.0.url",
+            "outbound_refused",
+        ),
         ([mcp_tool(url="ftp://mcp.acme.example")], "config.agent.tools.0.url", "url_scheme"),
         ([mcp_tool(secret_header="Host")], "config.agent.tools.0.secret_header", "value_error"),
         (

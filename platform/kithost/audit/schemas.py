@@ -4,9 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from kithost.kit.schemas import Schema
+from kithost.kit.schemas import Instant, Schema
 
 
 class AuditEntry(Schema):
@@ -39,7 +39,7 @@ class AuditQuery(Schema):
     action: str | None = Field(None, max_length=64, examples=["member.role_changed"])
     target_type: str | None = Field(None, max_length=32, examples=["widget"])
     target_id: str | None = Field(None, max_length=64)
-    since: AwareDatetime | None = Field(None, description="Entries at or after this time.")
-    until: AwareDatetime | None = Field(None, description="Entries before this time.")
+    since: Instant | None = Field(None, description="Entries at or after this time.")
+    until: Instant | None = Field(None, description="Entries before this time.")
     cursor: str | None = Field(None, description="The `next_cursor` of the previous page.")
     limit: int = Field(50, ge=1, le=200)

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from kithost.kit.schemas import Schema
+from kithost.kit.schemas import Instant, Schema
 
 
 class FeedbackFilter(StrEnum):
@@ -20,8 +20,8 @@ class ConversationFilters(Schema):
     """Which conversations: a list, an export."""
 
     widget: uuid.UUID | None = None
-    since: datetime | None = Field(default=None, description="Last activity at or after.")
-    until: datetime | None = Field(default=None, description="Last activity before.")
+    since: Instant | None = Field(default=None, description="Last activity at or after.")
+    until: Instant | None = Field(default=None, description="Last activity before.")
     end_user: str | None = Field(
         default=None, max_length=210, description="A verified end user, `u:…`."
     )
@@ -122,7 +122,8 @@ class ConversationSettings(Schema):
     """Who may read the tenant's conversations besides owners and admins (viewers never)."""
 
     editors_may_read: bool
-    """Editors hold ``conversations:read``: they list, read, export and delete them."""
+    """Editors hold ``conversations:read``: they list, read and export them (reviewing and
+    deleting need ``conversations:write``: owners and admins)."""
 
 
 class ExportFormat(StrEnum):

@@ -16,6 +16,10 @@ from urllib.parse import urlsplit
 import idna
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+MAX_ORIGIN_LENGTH = 255
+"""The longest origin a page may be allowed from: what Kithost keeps of one (an allowed
+origin, a session's) fits in 255 characters. A wildcard pattern would otherwise match a
+host up to DNS's 253 characters, plus scheme and port."""
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 WILDCARD = "*."
 
@@ -103,6 +107,8 @@ def origin_matches(origin: str, pattern: str) -> bool:
         scheme, host, port = _split(origin)
         host = _normalize_host(host)
     except InvalidOrigin:
+        return False
+    if len(_join(scheme, host, port)) > MAX_ORIGIN_LENGTH:  # punycode may have grown it
         return False
     p_scheme, p_host, p_port = _split(pattern)
     if (scheme, port) != (p_scheme, p_port):

@@ -137,9 +137,13 @@ class OutboundPolicy:
         host = urlsplit(url).hostname
         if host is None:
             return "no host"
-        address = _address(host)
-        if address is None or self.allows_host(host):
+        if self.allows_host(host):
             return None
+        address = _address(host)
+        if address is None:
+            return (
+                None if _fits_dns(host) else "longer than a host name can be (DNS: 253, 63 a label)"
+            )
         return self.address_refusal(address)
 
     def opens(self, host: str) -> bool:
@@ -188,6 +192,14 @@ def _address(host: str) -> IPAddress | None:
         return ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return None
+
+
+def _fits_dns(host: str) -> bool:
+    """Whether DNS could resolve ``host`` at all: at most 253 characters, 63 a label (URL
+    parsers take longer ones; such a host would also outgrow the columns that keep where a
+    secret may go)."""
+    name = host.rstrip(".")
+    return len(name) <= 253 and all(0 < len(label) <= 63 for label in name.split("."))
 
 
 def _is_host_name(value: str) -> bool:

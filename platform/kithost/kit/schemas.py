@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Annotated, Any, TypeVar
 
 from fastapi import FastAPI
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    StringConstraints,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from kithost.errors import PROBLEM_JSON, Problem
@@ -70,6 +78,26 @@ SearchText = Annotated[
     str, StringConstraints(min_length=1, max_length=100), AfterValidator(_refuse_nul)
 ]
 """A list's ``q`` query parameter: text the rows' names hold, in any case."""
+
+
+def _in_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC, as the database stores and compares it. An offset can carry a
+    time past year 1 or 9999 (``9999-12-31T23:59:59-14:00``), which ``datetime`` cannot
+    hold in UTC: the client's mistake, so a validation error rather than an
+    ``OverflowError`` where the value is bound."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError(
+            "datetime_out_of_range", "in UTC the time must fall within the years 1 to 9999"
+        ) from None
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+"""A moment a client gives (a query parameter, a body field), in UTC. It needs a time zone
+or offset (the database compares instants, and a naive time names none: 422
+``timezone_aware``) and must exist in UTC (422 ``datetime_out_of_range``): every ``since``,
+``until`` and the like a client sends is one, so none reaches the database unfit."""
 
 TENANT_ERRORS = (401, 403, 404, 422)
 """What any route under ``/tenants/{tenant}`` may answer before its handler runs."""

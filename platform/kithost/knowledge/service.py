@@ -12,7 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit import service as audit
 from kithost.auth.principals import TenantAccess
-from kithost.errors import Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType
+from kithost.errors import (
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    invalid_field,
+)
+from kithost.kit.schemas import NUL_MESSAGE, has_nul
 from kithost.knowledge import repository
 from kithost.knowledge.ingest import blob_key
 from kithost.knowledge.tasks import ingest, remove
@@ -33,6 +40,8 @@ CONTENT_TYPES = {
 """The documents a knowledge base takes, by file name extension."""
 MAX_DOCUMENTS = 200
 """Per knowledge base."""
+FILENAME_MAX_LENGTH = 255
+"""As the column holds (``models.knowledge``)."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,15 @@ async def delete_base(session: AsyncSession, access: TenantAccess, base_id: uuid
 
 
 def document_type(filename: str) -> str:
-    """The content type of an upload named ``filename``; 415 for a kind not taken."""
+    """The content type of an upload named ``filename``: 415 for a kind not taken; 422 on
+    ``file`` for a name the database cannot keep (too long, or holding a NUL), which the
+    multipart form's own validation never looks at."""
+    if len(filename) > FILENAME_MAX_LENGTH:
+        raise invalid_field(
+            "file", f"the file's name may have at most {FILENAME_MAX_LENGTH} characters"
+        )
+    if has_nul(filename):
+        raise invalid_field("file", f"the file's name: {NUL_MESSAGE}", type="nul_character")
     content_type = CONTENT_TYPES.get(PurePath(filename).suffix.lower())
     if content_type is None:
         kinds = ", ".join(sorted(CONTENT_TYPES))

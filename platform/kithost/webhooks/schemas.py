@@ -3,9 +3,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AnyHttpUrl, Field
+from pydantic import AfterValidator, AnyHttpUrl, Field
+from pydantic_core import PydanticCustomError
 
 from kithost.kit.schemas import Schema
 from kithost.models import DeliveryStatus
@@ -39,17 +40,42 @@ class EventType(StrEnum):
 
 
 IDLE_MINUTES = "`conversation.idle`: minutes without activity before a thread is announced."
+URL_MAX_LENGTH = 2048
+"""As the column holds (``models.webhook``)."""
+
+
+def _storable(url: AnyHttpUrl) -> AnyHttpUrl:
+    """``url`` unless it names a user or password, or is longer than its column once
+    normalised (percent-encoding lengthens a URL: its input's length proves nothing).
+    Credentials in a URL end up wherever the URL is shown (the audit log, members' screens);
+    the receiver checks the signature made with the endpoint's secret instead."""
+    if url.username is not None or url.password is not None:
+        raise PydanticCustomError(
+            "url_userinfo",
+            "a webhook URL carries no user or password: the receiver checks the signature",
+        )
+    if len(str(url)) > URL_MAX_LENGTH:
+        raise PydanticCustomError(
+            "url_too_long",
+            "URL should have at most {max_length} characters",
+            {"max_length": URL_MAX_LENGTH},
+        )
+    return url
+
+
+WebhookUrl = Annotated[AnyHttpUrl, AfterValidator(_storable)]
+"""Where an endpoint's events go: http(s), no credentials, at most ``URL_MAX_LENGTH``."""
 
 
 class EndpointCreate(Schema):
-    url: AnyHttpUrl
+    url: WebhookUrl
     description: str = Field(default="", max_length=500)
     events: list[EventType] = Field(min_length=1)
     idle_minutes: int = Field(default=30, ge=1, le=10_080, description=IDLE_MINUTES)
 
 
 class EndpointUpdate(Schema):
-    url: AnyHttpUrl | None = None
+    url: WebhookUrl | None = None
     description: str | None = Field(default=None, max_length=500)
     events: list[EventType] | None = Field(default=None, min_length=1)
     idle_minutes: int | None = Field(default=None, ge=1, le=10_080, description=IDLE_MINUTES)
@@ -59,6 +85,8 @@ class EndpointUpdate(Schema):
 class Endpoint(Schema):
     id: uuid.UUID
     url: str
+    """In full: only those holding the webhooks scopes see it (the audit log shows its
+    origin alone)."""
     description: str
     events: list[str]
     enabled: bool

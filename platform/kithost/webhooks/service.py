@@ -84,7 +84,8 @@ async def create_endpoint(
     session.add(endpoint)
     await session.flush()
     _quiet.pop(access.tenant.id, None)
-    _record(session, access, "webhook.created", endpoint, {"url": url, "events": endpoint.events})
+    data = {"url": audited_url(url), "events": endpoint.events}
+    _record(session, access, "webhook.created", endpoint, data)
     return endpoint, secret
 
 
@@ -111,7 +112,7 @@ async def update_endpoint(
         endpoint.failing_since = None
     await session.flush()
     _quiet.pop(access.tenant.id, None)
-    _record(session, access, "webhook.updated", endpoint, audit.changes(before, _state(endpoint)))
+    _record(session, access, "webhook.updated", endpoint, _changes(before, _state(endpoint)))
     return endpoint
 
 
@@ -239,6 +240,26 @@ def queue_delivery(
     session.add(delivery)
     enqueue(session, tasks.deliver, str(endpoint.tenant_id), str(delivery.id))
     return delivery
+
+
+def audited_url(url: str) -> str:
+    """What the audit log shows of a webhook URL: its scheme, host and port. Members who may
+    not see the endpoints read the log, and a URL's path or query often holds the
+    receiver's token (Slack's ``/services/T…/B…/<token>``, ``?token=``)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}" + ("" if parts.port is None else f":{parts.port}")
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``audit.changes`` of two :func:`_state`s, the URLs compared in full and shown as
+    :func:`audited_url`: a new path at the same host still shows as a change of ``url``."""
+    data = audit.changes(before, after)
+    for side in data.values():
+        if "url" in side:
+            side["url"] = audited_url(side["url"])
+    return data
 
 
 def _state(endpoint: WebhookEndpoint) -> dict[str, Any]:

@@ -4,15 +4,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from kithost.analytics.reports.service import Interval, Metric
-from kithost.kit.schemas import Schema
+from kithost.kit.schemas import Instant, Schema
 
 
 class RangeQuery(Schema):
-    since: AwareDatetime | None = Field(None, description="Default: 7 days before `until`.")
-    until: AwareDatetime | None = Field(None, description="Exclusive; default: now.")
+    since: Instant | None = Field(None, description="Default: 7 days before `until`.")
+    until: Instant | None = Field(None, description="Exclusive; default: now.")
     widget: uuid.UUID | None = Field(None, description="Only this widget; default: all.")
 
 
