@@ -406,6 +406,27 @@ async def test_function_tools_and_handoffs_are_edited_in_the_agent_tab(
     assert saved["has_tool_secret"] is True
 
 
+async def test_a_new_base_url_saves_with_its_key(dashboard: Dashboard, page: Page) -> None:
+    """The model key goes only to the endpoint it was set for: a new base URL saves only with
+    a key for it, typed beside it and saved with the draft (the key first)."""
+    async with api(dashboard) as client:
+        widgets = f"/api/v1/tenants/{TENANT}/widgets"
+        widget = (await client.post(widgets, json={"name": "Own model"})).json()
+    await sign_in(page, dashboard)
+    await page.goto(dashboard.admin(f"widgets/{widget['id']}/agent"))
+    await page.get_by_label("Base URL", exact=True).fill("https://models.acme.example/v1")
+    await page.get_by_role("button", name="Save the draft").click()
+    await expect(page.get_by_text("needs the widget's model key for it").first).to_be_visible()
+    await page.get_by_label("API key for this base URL").fill("sk-own-endpoint-key")
+    await page.get_by_role("button", name="Save the draft").click()
+    await expect(page.get_by_role("status").filter(has_text="Saved")).to_be_visible()
+    await expect(page.get_by_text("A key is set (it is never shown).")).to_be_visible()
+    async with api(dashboard) as client:
+        saved = (await client.get(f"{widgets}/{widget['id']}")).json()
+    assert saved["config"]["agent"]["base_url"] == "https://models.acme.example/v1"
+    assert saved["has_model_key"] is True
+
+
 async def test_a_background_export_is_written_by_the_worker_and_downloaded(
     dashboard: Dashboard, page: Page
 ) -> None:

@@ -58,7 +58,7 @@ async def make_chat_widget(
     (for the fake's ``base_url``) and the same key as the tenant's OpenAI key."""
     widget = await make_widget(db)
     key = app.state.secret_box.encrypt(fake.api_key)
-    widget.model_key = key
+    widget.model_key, widget.model_key_base_url = key, fake.base_url
     tenant = await db.get(Tenant, widget.tenant_id)
     assert tenant is not None
     tenant.openai_api_key = key

@@ -1,7 +1,8 @@
 """Which key goes where: a URL a tenant typed (``agent.base_url``) gets only the widget's own
-model key — never the platform's key, never the tenant's OpenAI key, never anything from
-the process's environment — and only if Kithost may connect to its address. The tenant's
-server is a second fake on loopback that records what it receives."""
+model key set for that very URL — never the platform's key, never the tenant's OpenAI key,
+never a model key set for another endpoint, never anything from the process's environment —
+and only if Kithost may connect to its address. The tenant's servers are more fakes on
+loopback that record what they receive."""
 
 from __future__ import annotations
 
@@ -34,13 +35,29 @@ from tests.widgets.helpers import audit_entries
 PLATFORM_KEY = "sk-platform-" + "p" * 32
 TENANT_KEY = "sk-tenant-" + "t" * 32
 MODEL_KEY = "gw-model-key-" + "m" * 20
+EDITORS_KEY = "gw-editors-key-" + "e" * 20
 NOT_SET_UP = [("custom", "This chat is not set up to answer yet.")]
+SET_AGAIN = [
+    {
+        "field": "config.agent.base_url",
+        "message": "the widget's model key was set for another endpoint; set it again for "
+        "this base_url (PUT …/model-key) to send it here; no other key is sent there",
+        "type": "model_key_required",
+    }
+]
 
 
 @pytest.fixture(scope="module")
 def tenant_server() -> Iterator[FakeOpenAI]:
     """The server a tenant points its widget at; it accepts the widget's model key."""
     with FakeOpenAI(api_key=MODEL_KEY) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def editors_server() -> Iterator[FakeOpenAI]:
+    """A server an editor controls; it accepts only the editor's own key."""
+    with FakeOpenAI(api_key=EDITORS_KEY) as server:
         yield server
 
 
@@ -60,8 +77,9 @@ def app(settings: Settings, connection: AsyncConnection, fake_openai: FakeOpenAI
 
 
 @pytest.fixture(autouse=True)
-def _fresh(tenant_server: FakeOpenAI) -> None:
+def _fresh(tenant_server: FakeOpenAI, editors_server: FakeOpenAI) -> None:
     tenant_server.reset()
+    editors_server.reset()
 
 
 async def editor_of(app: FastAPI, db: AsyncSession, widget: Widget) -> tuple[Tenant, Credentials]:
@@ -115,6 +133,8 @@ async def test_the_widgets_model_key_is_the_only_key_its_base_url_gets(
     tenant_server: FakeOpenAI,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The key is set for the URL first (``base_url``: the draft may only name a URL its key
+    is for), then the draft names it."""
     for name, value in {
         "OPENAI_API_KEY": "sk-ambient-key",
         "OPENAI_ORG_ID": "org-operator",
@@ -136,10 +156,15 @@ async def test_the_widgets_model_key_is_the_only_key_its_base_url_gets(
             "type": "model_key_required",
         }
     ]
-    put = await client.put(url + "/model-key", json={"api_key": MODEL_KEY}, headers=editor.headers)
+    key = {"api_key": MODEL_KEY, "base_url": tenant_server.base_url}
+    put = await client.put(url + "/model-key", json=key, headers=editor.headers)
     assert put.status_code == 200, put.text
     revision = put.json()["revision"]
-    assert put.json() == {"has_model_key": True, "revision": revision}
+    assert put.json() == {
+        "has_model_key": True,
+        "base_url": tenant_server.base_url,
+        "revision": revision,
+    }
     read = await client.get(url, headers=editor.headers)
     assert read.json()["has_model_key"] is True
     assert MODEL_KEY not in read.text
@@ -211,3 +236,116 @@ async def test_a_model_at_an_address_kithost_may_not_reach_is_refused(
     assert failed["data"]["error"] == (
         "outbound_refused: 0.0.0.0: unspecified, not a public address"
     )
+
+
+async def test_a_model_key_goes_only_to_the_endpoint_it_was_set_for(
+    http: httpx2.AsyncClient,
+    client: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    tenant_server: FakeOpenAI,
+    editors_server: FakeOpenAI,
+) -> None:
+    """The attack: an owner sets the key for the tenant's model; an editor points the agent
+    at a server of their own and chats (a preview runs the draft, visitors a version). The
+    editor's URL is refused when saved or restored, gets no key when an older version names
+    it, and gets a key only once one is set for it — never the owner's."""
+    widget = await make_widget(db)
+    tenant, editor = await editor_of(app, db, widget)
+    owner = await login(app, db, await make_member(db, tenant, Role.owner))
+    url = f"/api/v1/tenants/{tenant.slug}/widgets/{widget.id}"
+    owners = {"api_key": MODEL_KEY, "base_url": tenant_server.base_url}
+    assert (await client.put(url + "/model-key", json=owners, headers=owner.headers)).is_success
+    agent = {"config": {"agent": {"base_url": tenant_server.base_url}}}
+    saved = await client.patch(url, json=agent, headers=await if_match(client, url, owner))
+    assert saved.status_code == 200, saved.text
+    published = await client.post(url + "/publish", headers=await if_match(client, url, owner))
+    assert published.status_code == 200, published.text
+    again = await client.put(url + "/model-key", json={"api_key": MODEL_KEY}, headers=owner.headers)
+    assert again.json()["base_url"] == tenant_server.base_url, "the draft's, by default"
+
+    theirs = {"agent": {"base_url": editors_server.base_url}}
+    for method, path, body in [
+        ("PATCH", url, {"config": theirs}),
+        ("PUT", url + "/config", {**published.json()["config"], **theirs}),
+    ]:
+        refused = await client.request(
+            method, path, json=body, headers=await if_match(client, url, editor)
+        )
+        assert assert_problem(refused, 422, "model_key_required")["errors"] == SET_AGAIN
+    preview = await client.post(url + "/preview", headers=editor.headers)
+    assert preview.status_code == 201, preview.text
+    staff = await visitor(
+        http, app, db, widget, origin="http://testserver", public_key=preview.json()["public_key"]
+    )
+    assert "".join(deltas(await staff.send("Draft?"))) == DEFAULT_REPLY_TEXT
+
+    # A version saved before keys named their endpoint, naming the editor's server.
+    await db.refresh(widget)
+    await publish_unchecked(db, widget, chat_config(editors_server))
+    alice = await visitor(http, app, db, widget)
+    assert errors(await alice.send("Hello?")) == NOT_SET_UP
+    restore = url + f"/versions/{widget.published_version}/restore"
+    refused = await client.post(restore, headers=await if_match(client, url, editor))
+    assert assert_problem(refused, 422, "model_key_required")["errors"] == SET_AGAIN
+    assert editors_server.requests == []
+    [previewed] = tenant_server.requests
+    assert previewed.headers["authorization"] == f"Bearer {MODEL_KEY}"
+
+    # Set again for the editor's server: sent there, and the owner's endpoint gets it no more.
+    editors = {"api_key": EDITORS_KEY, "base_url": editors_server.base_url}
+    put = await client.put(url + "/model-key", json=editors, headers=editor.headers)
+    assert put.json()["base_url"] == editors_server.base_url
+    assert "".join(deltas(await alice.send("And now?"))) == DEFAULT_REPLY_TEXT
+    [call] = editors_server.requests
+    assert call.headers["authorization"] == f"Bearer {EDITORS_KEY}"
+    assert errors(await staff.send("Draft again?")) == NOT_SET_UP
+    refused = await client.post(url + "/publish", headers=await if_match(client, url, editor))
+    assert_problem(refused, 422, "model_key_required")
+    assert len(tenant_server.requests) == 1
+    assert fake_openai.requests == []
+
+
+async def test_the_operators_endpoint_gets_a_model_key_only_if_it_was_set_for_it(
+    http: httpx2.AsyncClient,
+    client: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    tenant_server: FakeOpenAI,
+) -> None:
+    """An agent without a ``base_url`` is answered as before (the tenant's OpenAI key, else
+    the platform's), or with a model key set while the draft named no endpoint; a key set for
+    a URL stays there. Such a key cannot follow the agent to a URL saved later either."""
+    widget = await make_widget(db)
+    tenant, editor = await editor_of(app, db, widget)
+    url = f"/api/v1/tenants/{tenant.slug}/widgets/{widget.id}"
+    published = await client.post(url + "/publish", headers=await if_match(client, url, editor))
+    assert published.status_code == 200, published.text
+    alice = await visitor(http, app, db, widget)
+
+    async def key_sent() -> str:
+        fake_openai.reset()
+        await alice.send("Hello?")
+        [call] = fake_openai.requests
+        return call.headers["authorization"]
+
+    assert await key_sent() == f"Bearer {PLATFORM_KEY}"
+    key_url = f"/api/v1/tenants/{tenant.slug}/openai-key"
+    tenants = await client.put(key_url, json={"api_key": TENANT_KEY}, headers=editor.headers)
+    assert tenants.status_code == 200, tenants.text
+    assert await key_sent() == f"Bearer {TENANT_KEY}"
+
+    elsewhere = {"api_key": MODEL_KEY, "base_url": tenant_server.base_url}
+    put = await client.put(url + "/model-key", json=elsewhere, headers=editor.headers)
+    assert put.status_code == 200, put.text
+    assert await key_sent() == f"Bearer {TENANT_KEY}"
+
+    put = await client.put(url + "/model-key", json={"api_key": MODEL_KEY}, headers=editor.headers)
+    assert put.json()["base_url"] is None
+    assert await key_sent() == f"Bearer {MODEL_KEY}"
+    agent = {"config": {"agent": {"base_url": tenant_server.base_url}}}
+    refused = await client.patch(url, json=agent, headers=await if_match(client, url, editor))
+    assert assert_problem(refused, 422, "model_key_required")["errors"] == SET_AGAIN
+    assert tenant_server.requests == []

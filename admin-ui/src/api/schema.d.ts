@@ -658,7 +658,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a conversation
-         * @description Its items and attachments go too. Audited.
+         * @description Its items and attachments go too. Needs `conversations:write`. Audited.
          */
         delete: operations["delete_conversation_api_v1_tenants__tenant__conversations__thread_id__delete"];
         options?: never;
@@ -681,7 +681,7 @@ export interface paths {
         head?: never;
         /**
          * Note on a conversation, or mark it reviewed
-         * @description Staff only: never shown to the visitor. Audited.
+         * @description Staff only: never shown to the visitor. Needs `conversations:write`. Audited.
          */
         patch: operations["review_conversation_api_v1_tenants__tenant__conversations__thread_id__review_patch"];
         trace?: never;
@@ -1175,7 +1175,7 @@ export interface paths {
         get?: never;
         /**
          * Set a widget's model key
-         * @description The API key Kithost sends to the endpoint the widget's `agent.base_url` names (a self-hosted model, a gateway). Such a widget gets no other key: neither the tenant's OpenAI key nor the platform's goes to a URL a tenant chose. Stored encrypted and never shown again: the widget tells only `has_model_key`.
+         * @description The API key Kithost sends to the endpoint the widget's `agent.base_url` names (a self-hosted model, a gateway), and only to the endpoint it is set for: `base_url`, else the draft's. Such a widget gets no other key: neither the tenant's OpenAI key nor the platform's goes to a URL a tenant chose. Stored encrypted and never shown again: the widget tells only `has_model_key`.
          */
         put: operations["set_model_key_api_v1_tenants__tenant__widgets__id__model_key_put"];
         post?: never;
@@ -3010,9 +3010,15 @@ export interface components {
         ModelApi: "responses" | "chat_completions";
         /**
          * ModelKey
-         * @description Whether the widget has a model key; the key itself is never shown again.
+         * @description That the widget has a model key, and the endpoint it is for; the key itself is never
+         *     shown again.
          */
         ModelKey: {
+            /**
+             * Base Url
+             * @description The endpoint the key is sent to, and only there: the `agent.base_url` it was set for (null: the operator's endpoint, for an agent without one).
+             */
+            base_url: string | null;
             /** Has Model Key */
             has_model_key: boolean;
             /**
@@ -3025,9 +3031,14 @@ export interface components {
         ModelKeyUpdate: {
             /**
              * Api Key
-             * @description The API key of the endpoint the widget's `agent.base_url` names: printable ASCII without whitespace.
+             * @description The API key of the endpoint `base_url` names: printable ASCII without whitespace.
              */
             api_key: string;
+            /**
+             * Base Url
+             * @description The endpoint the key is for; left out or null: the one the draft's `agent.base_url` names (none: the operator's). The key is sent only there: a config naming another endpoint is refused when saved or published (422 `model_key_required`) and gets no key if it runs. Name a new endpoint here before saving it in the draft.
+             */
+            base_url?: string | null;
         };
         /** NotCarried */
         NotCarried: {
@@ -3247,7 +3258,7 @@ export interface components {
          * @description What an API client's access token may do within its tenant.
          * @enum {string}
          */
-        Scope: "widgets:read" | "widgets:write" | "sessions:mint" | "analytics:read" | "members:read" | "members:write" | "clients:write" | "knowledge:read" | "knowledge:write" | "conversations:read" | "webhooks:write";
+        Scope: "widgets:read" | "widgets:write" | "sessions:mint" | "analytics:read" | "members:read" | "members:write" | "clients:write" | "knowledge:read" | "knowledge:write" | "conversations:read" | "conversations:write" | "webhooks:write";
         /**
          * SecretRotated
          * @description The new signing secret: shown this once.
@@ -10586,6 +10597,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
             /** @description Validation Error */
             422: {

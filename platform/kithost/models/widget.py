@@ -37,7 +37,11 @@ class Widget(TenantOwned):
     identity_secret: Mapped[str | None] = mapped_column(Text)
     """Encrypted (``kit.crypto.SecretBox``): signs the identity tokens of tenant backends."""
     model_key: Mapped[str | None] = mapped_column(Text)
-    """Encrypted: the tenant's API key for the endpoint its agent's ``base_url`` names."""
+    """Encrypted: the tenant's API key for one endpoint, sealed with that endpoint
+    (``secrets.service.set_model_key``)."""
+    model_key_base_url: Mapped[str | None] = mapped_column(Text)
+    """The endpoint (an agent's ``base_url``) the model key was set for; None with a key:
+    the operator's. In clear, for the checks that save a config, which have no secret box."""
     tool_secret: Mapped[str | None] = mapped_column(Text)
     """Encrypted: signs the calls of the agent's ``http`` tools (made with the first one)."""
     revision: Mapped[int] = mapped_column(default=1)

@@ -82,9 +82,10 @@ async def remove_identity_secret(access: WidgetsWrite, session: DbSession, id: u
     MODEL_KEY,
     summary="Set a widget's model key",
     description="The API key Kithost sends to the endpoint the widget's `agent.base_url` "
-    "names (a self-hosted model, a gateway). Such a widget gets no other key: neither the "
-    "tenant's OpenAI key nor the platform's goes to a URL a tenant chose. Stored encrypted "
-    "and never shown again: the widget tells only `has_model_key`.",
+    "names (a self-hosted model, a gateway), and only to the endpoint it is set for: "
+    "`base_url`, else the draft's. Such a widget gets no other key: neither the tenant's "
+    "OpenAI key nor the platform's goes to a URL a tenant chose. Stored encrypted and never "
+    "shown again: the widget tells only `has_model_key`.",
     responses=problems(*TENANT_ERRORS),
 )
 async def set_model_key(
@@ -94,7 +95,8 @@ async def set_model_key(
     id: uuid.UUID,
     body: schemas.ModelKeyUpdate,
 ) -> schemas.ModelKey:
-    state = await service.set_model_key(session, box, access, id, body.api_key)
+    base_url = None if body.base_url is None else str(body.base_url)
+    state = await service.set_model_key(session, box, access, id, body.api_key, base_url)
     return schemas.ModelKey.model_validate(state)
 
 

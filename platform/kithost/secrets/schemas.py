@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import AnyHttpUrl, Field
 
 from kithost.kit.schemas import Schema
 
@@ -23,9 +23,14 @@ class OpenAIKeyUpdate(Schema):
 
 
 class ModelKey(Schema):
-    """Whether the widget has a model key; the key itself is never shown again."""
+    """That the widget has a model key, and the endpoint it is for; the key itself is never
+    shown again."""
 
     has_model_key: bool
+    base_url: str | None = Field(
+        description="The endpoint the key is sent to, and only there: the `agent.base_url` "
+        "it was set for (null: the operator's endpoint, for an agent without one)."
+    )
     revision: int = Field(description="The widget's revision (its ETag) after the change.")
 
 
@@ -34,8 +39,16 @@ class ModelKeyUpdate(Schema):
         min_length=1,
         max_length=500,
         pattern=r"^[!-~]+$",
-        description="The API key of the endpoint the widget's `agent.base_url` names: "
-        "printable ASCII without whitespace.",
+        description="The API key of the endpoint `base_url` names: printable ASCII without "
+        "whitespace.",
+    )
+    base_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="The endpoint the key is for; left out or null: the one the draft's "
+        "`agent.base_url` names (none: the operator's). The key is sent only there: a config "
+        "naming another endpoint is refused when saved or published (422 "
+        "`model_key_required`) and gets no key if it runs. Name a new endpoint here before "
+        "saving it in the draft.",
     )
 
 

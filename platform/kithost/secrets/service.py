@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from cryptography.fernet import InvalidToken
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,10 +42,41 @@ class OpenAIKey:
 
 @dataclass(frozen=True)
 class ModelKeyState:
-    """What anyone sees of a widget's model key: whether it has one."""
+    """What anyone sees of a widget's model key: that it has one, and the endpoint it is for
+    (None: the operator's)."""
 
     has_model_key: bool
+    base_url: str | None
     revision: int
+
+
+@dataclass(frozen=True)
+class _ModelKey:
+    """A widget's model key as stored, decrypted: the key and the endpoint it was set for."""
+
+    api_key: str = field(repr=False)
+    base_url: str | None
+    """None: the operator's endpoint."""
+    sealed: bool
+    """False: stored before keys named their endpoint; such a key goes where it went (the
+    checks that save configs hold it to the endpoint the migration recorded beside it)."""
+
+    def serves(self, base_url: str | None) -> bool:
+        return not self.sealed or self.base_url == base_url
+
+
+def _seal(api_key: str, base_url: str | None) -> str:
+    """The plaintext of a stored model key: its endpoint (empty: the operator's), a newline,
+    the key. Encrypted together, neither can be moved without the other, not even by
+    whoever can write the table. Neither holds a newline: URLs are stored normalised, keys
+    are printable ASCII (``schemas.ModelKeyUpdate``), so a plaintext without one is a key
+    stored before."""
+    return f"{base_url or ''}\n{api_key}"
+
+
+def _unseal(plaintext: str) -> _ModelKey:
+    base_url, sealed, api_key = plaintext.rpartition("\n")
+    return _ModelKey(api_key, base_url or None, bool(sealed))
 
 
 @dataclass(frozen=True)
@@ -83,35 +114,55 @@ def model_endpoint(
 
     A credential goes only to the endpoint it was given for: the platform's key and the
     tenant's OpenAI key only to the operator's endpoint (``KITHOST_OPENAI_BASE_URL``, else
-    OpenAI's), never to a ``base_url`` the tenant typed — which gets the widget's own model
-    key, or nothing is called (409 ``model_key_missing``). The tenant's OpenAI key stays
-    out too: it is write-only, and whoever may edit a widget must not be able to read it by
-    pointing the widget at their own server. Without a ``base_url`` the widget's model key
-    (if any) goes first, then the tenant's key, then the platform's."""
+    OpenAI's), never to a ``base_url`` the tenant typed; the widget's model key only to the
+    endpoint it was set for, sealed with it (:func:`set_model_key`). A ``base_url`` without
+    the widget's key for it gets nothing: nothing is called (409 ``model_key_missing``).
+    Otherwise whoever may edit a widget could read a key they may only write (the tenant's
+    OpenAI key, a model key an owner set) by pointing the agent at their own server — in
+    the draft a preview runs, or in an older version. Without a ``base_url`` the widget's
+    model key goes first if it was set for the operator's endpoint, then the tenant's key,
+    then the platform's."""
+    own = None if widget_key is None else _unseal(box.decrypt(widget_key))
+    if own is not None and not own.serves(base_url):
+        own = None
     if base_url is not None:
-        if widget_key is None:
+        if own is None:
             raise Conflict(
                 "The widget's agent has its own base_url but no model key for it.",
                 code="model_key_missing",
             )
-        return ModelEndpoint(base_url, box.decrypt(widget_key), chosen_by_tenant=True)
-    if widget_key is not None:
-        key = box.decrypt(widget_key)
-    else:
-        key = openai_key_to_use(settings, box, tenant_key)
+        return ModelEndpoint(base_url, own.api_key, chosen_by_tenant=True)
+    key = own.api_key if own is not None else openai_key_to_use(settings, box, tenant_key)
     return ModelEndpoint(settings.openai_base_url, key, chosen_by_tenant=False)
 
 
 async def set_model_key(
-    session: AsyncSession, box: SecretBox, access: TenantAccess, widget_id: uuid.UUID, key: str
+    session: AsyncSession,
+    box: SecretBox,
+    access: TenantAccess,
+    widget_id: uuid.UUID,
+    key: str,
+    base_url: str | None,
 ) -> ModelKeyState:
-    """Store the widget's model key encrypted, replacing any other (never shown again)."""
+    """Store the widget's model key encrypted, replacing any other (never shown again), for
+    one endpoint: ``base_url``, else the one the draft's agent names (none: the operator's).
+
+    The key goes there only (:func:`model_endpoint`), and a config naming another endpoint
+    is refused when saved or published (``widgets.service.check_agent``): whoever may edit
+    the widget cannot send a key someone else set to a server of their own. The draft's
+    endpoint by default, not the published version's: the draft is what a preview runs and
+    what is published next. ``base_url`` names a new endpoint before the draft may name it
+    (saving it needs the key for it); from then on the draft, its previews and published
+    versions get the key only while they name this endpoint."""
     widget = await get_widget(session, access.tenant, widget_id)
+    if base_url is None:
+        base_url = widget.draft.get("agent", {}).get("base_url")
     before = secrets_state(widget)
-    widget.model_key = box.encrypt(key)
+    widget.model_key = box.encrypt(_seal(key, base_url))
+    widget.model_key_base_url = base_url
     action = "widget.model_key_" + ("replaced" if before["has_model_key"] else "set")
     await record_secret_change(session, access, widget, action, before)
-    return ModelKeyState(True, widget.revision)
+    return ModelKeyState(True, base_url, widget.revision)
 
 
 async def remove_model_key(
@@ -123,7 +174,7 @@ async def remove_model_key(
     if widget.model_key is None:
         return
     before = secrets_state(widget)
-    widget.model_key = None
+    widget.model_key = widget.model_key_base_url = None
     await record_secret_change(session, access, widget, "widget.model_key_removed", before)
 
 

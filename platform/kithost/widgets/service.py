@@ -90,7 +90,7 @@ async def create_widget(
     the draft (the defaults when None). ``outbound``: see :func:`check_agent`. No new
     widget is hosted: OpenAI shut Agent Builder down on 2026-11-30."""
     draft = await _draft(
-        session, tenant.id, {} if config is None else config, has_model_key=False, outbound=outbound
+        session, tenant.id, {} if config is None else config, widget=None, outbound=outbound
     )
     if draft["mode"] == WidgetMode.hosted:
         raise InvalidInput(
@@ -166,7 +166,7 @@ async def edit_widget(
             session,
             widget.tenant_id,
             merged,
-            has_model_key=widget.model_key is not None,
+            widget=widget,
             outbound=outbound,
         )
     if allow_insecure_origins is False and widget.allow_insecure_origins:
@@ -202,7 +202,7 @@ async def convert_hosted(
         session,
         widget.tenant_id,
         conversion.config.model_dump(mode="json"),
-        has_model_key=widget.model_key is not None,
+        widget=widget,
         outbound=outbound,
     )
     await _change(session, access.actor, widget, "widget.converted", draft=draft)
@@ -256,7 +256,7 @@ async def import_agent(
         session,
         widget.tenant_id,
         {**widget.draft, "agent": agent},
-        has_model_key=widget.model_key is not None,
+        widget=widget,
         outbound=outbound,
     )
     if dry_run:
@@ -289,7 +289,7 @@ async def replace_config(
         session,
         widget.tenant_id,
         config,
-        has_model_key=widget.model_key is not None,
+        widget=widget,
         outbound=outbound,
     )
     await _change(session, access.actor, widget, "widget.updated", draft=draft)
@@ -344,7 +344,7 @@ async def publish_draft(
 ) -> Widget:
     """Publish ``widget``'s draft as its next version (callers have checked access)."""
     config = parse_config(widget.draft)
-    check_agent(config, has_model_key=widget.model_key is not None)
+    check_agent(config, widget=widget)
     number = await repository.last_version_number(session, widget.tenant_id, widget.id) + 1
     changes = audit.changes(
         {"published_version": widget.published_version}, {"published_version": number}
@@ -395,9 +395,12 @@ async def restore_version(
     number: int,
     if_match: str | None,
 ) -> Widget:
-    """Copy a version's configuration into the draft (publishing it is another step)."""
+    """Copy a version's configuration into the draft (publishing it is another step),
+    checked as a publish checks it: the version may name an endpoint the widget's model key
+    is no longer for (:func:`check_agent`)."""
     widget = await _writable(session, access.tenant, widget_id, if_match)
     version = await _version(session, widget, number)
+    check_agent(parse_config(version.config), widget=widget)
     await _change(
         session,
         access.actor,
@@ -501,12 +504,13 @@ async def _draft(
     tenant_id: uuid.UUID,
     config: Any,
     *,
-    has_model_key: bool,
+    widget: Widget | None,
     outbound: OutboundPolicy | None,
 ) -> dict[str, Any]:
-    """A configuration as stored: checked, with every default filled in."""
+    """A configuration as stored: checked, with every default filled in (for ``widget``:
+    see :func:`check_agent`)."""
     parsed = parse_config(config)
-    check_agent(parsed, has_model_key=has_model_key, outbound=outbound)
+    check_agent(parsed, widget=widget, outbound=outbound)
     check_tools(parsed, outbound)
     check_handoffs(parsed)
     await _check_knowledge_bases(session, tenant_id, parsed)
@@ -576,12 +580,15 @@ async def _check_knowledge_bases(
 
 
 def check_agent(
-    config: WidgetConfig, *, has_model_key: bool, outbound: OutboundPolicy | None = None
+    config: WidgetConfig, *, widget: Widget | None, outbound: OutboundPolicy | None = None
 ) -> None:
-    """A self-hosted agent with its own ``base_url`` needs the widget's model key (no other
-    key ever goes to a URL a tenant chose: ``secrets.service.model_endpoint``), and, when
-    ``outbound`` (the deployment's policy) is given, an address Kithost may connect to. A
-    name is checked again on every connection (``kit.outbound``)."""
+    """A self-hosted agent with its own ``base_url`` needs the model key of ``widget`` (None:
+    a new widget, which has none) set for that very URL: no other key ever goes to a URL a
+    tenant chose, and the key goes only to the endpoint it was set for
+    (``secrets.service.model_endpoint``), so an editor cannot send a key an owner set to
+    their own server. When ``outbound`` (the deployment's policy) is given, the address must
+    be one Kithost may connect to; a name is checked again on every connection
+    (``kit.outbound``)."""
     base_url = config.agent.base_url
     if config.mode is not WidgetMode.self_hosted or base_url is None:
         return
@@ -596,16 +603,25 @@ def check_agent(
         raise invalid_field(
             BASE_URL, f"Kithost may not connect to this address: {refused}", "outbound_refused"
         )
-    if not has_model_key:
+    if widget is None or widget.model_key is None:
+        title = "Set the widget's model key before giving its agent a base_url."
         message = (
             "an agent with its own base_url needs the widget's model key for it "
             "(PUT …/model-key first); no other key is sent there"
         )
-        raise InvalidInput(
-            "Set the widget's model key before giving its agent a base_url.",
-            code="model_key_required",
-            errors=[FieldError(field=BASE_URL, message=message, type="model_key_required")],
+    elif widget.model_key_base_url != str(base_url):
+        title = "The widget's model key was set for another endpoint: set it again for this one."
+        message = (
+            "the widget's model key was set for another endpoint; set it again for this "
+            "base_url (PUT …/model-key) to send it here; no other key is sent there"
         )
+    else:
+        return
+    raise InvalidInput(
+        title,
+        code="model_key_required",
+        errors=[FieldError(field=BASE_URL, message=message, type="model_key_required")],
+    )
 
 
 def _merge_patch(target: Any, patch: Any) -> Any:

@@ -2,7 +2,7 @@
 // tools; the endpoint's own key (write-only); importing an Agent Builder export.
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
-import { api, ApiError, ifMatch, unwrap, type Schemas } from '../../api/client';
+import { api, ifMatch, unwrap, type Schemas } from '../../api/client';
 import { useTenant } from '../../tenant';
 import { Field, ProblemAlert } from '../../ui';
 import { FunctionTools, Handoffs } from './AgentTools';
@@ -64,45 +64,20 @@ function Tools() {
 }
 
 function ModelKey({ widget }: { widget: Widget }) {
-  const tenant = useTenant();
-  const client = useQueryClient();
-  const [key, setKey] = useState('');
-  const save = useMutation({
-    mutationFn: () =>
-      unwrap(
-        api.PUT('/api/v1/tenants/{tenant}/widgets/{id}/model-key', {
-          params: { path: { tenant: tenant.slug, id: widget.id } },
-          body: { api_key: key },
-        }),
-      ),
-    onSuccess: () => {
-      setKey('');
-      void client.invalidateQueries({ queryKey: widgetKey(tenant.slug, widget.id) });
-    },
-  });
-  const error = save.error instanceof ApiError ? save.error : null;
+  const draft = useDraft();
   return (
-    <form
-      className="inline-form"
-      onSubmit={(event) => {
-        event.preventDefault();
-        save.mutate();
-      }}
+    <Field
+      label="API key for this base URL"
+      hint={
+        (widget.has_model_key ? 'A key is set (it is never shown). Enter a new one to replace it. ' : 'Needed when the agent calls its own base URL. ') +
+        'It goes only to the base URL above, saved with the draft: changing that URL needs the key again.'
+      }
+      error={draft.error?.fieldError('api_key')}
     >
-      <Field
-        label="API key for this base URL"
-        hint={widget.has_model_key ? 'A key is set (it is never shown). Enter a new one to replace it.' : 'Needed when the agent calls its own base URL.'}
-        error={error?.fieldError('api_key')}
-      >
-        {(props) => (
-          <input {...props} type="password" autoComplete="off" value={key} disabled={!tenant.can('widgets:write')} onChange={(e) => setKey(e.target.value)} />
-        )}
-      </Field>
-      <button type="submit" className="secondary" disabled={!key || !tenant.can('widgets:write')}>
-        Save key
-      </button>
-      {save.error && !error?.fieldError('api_key') && <ProblemAlert error={save.error} />}
-    </form>
+      {(props) => (
+        <input {...props} type="password" autoComplete="off" value={draft.modelKey} disabled={draft.disabled} onChange={(e) => draft.setModelKey(e.target.value)} />
+      )}
+    </Field>
   );
 }
 

@@ -6,7 +6,7 @@ import { Link, NavLink, useParams } from 'react-router';
 import { api, ApiError, ifMatch, unwrap, type Schemas } from '../../api/client';
 import { useTenant } from '../../tenant';
 import { Page, ProblemAlert, Query, ReadOnlyNote } from '../../ui';
-import { DraftContext, setPath, type Json, type JsonObject } from './draft';
+import { DraftContext, getPath, setPath, type Json, type JsonObject } from './draft';
 import { newToolSecretKey, widgetKey } from './keys';
 
 const Design = lazy(() => import('./Design'));
@@ -109,20 +109,40 @@ function Preview({ widget, reloads }: { widget: Widget; reloads: number }) {
   );
 }
 
-/** The draft-bound tabs: local edits, saved together (`PUT …/config`). */
+/** The draft-bound tabs: local edits, saved together (`PUT …/config`), after the model key
+ * typed in the agent tab (`PUT …/model-key`, for the base URL the draft names: a new base
+ * URL saves only once its key is set). */
 function DraftEditor({ widget, children }: { widget: Widget; children: ReactNode }) {
   const tenant = useTenant();
   const client = useQueryClient();
   const [config, setConfig] = useState<JsonObject>(() => widget.config as unknown as JsonObject);
-  const dirty = useMemo(() => JSON.stringify(config) !== JSON.stringify(widget.config), [config, widget.config]);
+  const [modelKey, setModelKey] = useState('');
+  // The key's answer moves the revision: the config then saves with it, even after a refusal.
+  const [revision, setRevision] = useState(widget.revision);
+  const dirty = useMemo(() => modelKey !== '' || JSON.stringify(config) !== JSON.stringify(widget.config), [config, modelKey, widget.config]);
+  const path = { tenant: tenant.slug, id: widget.id };
   const save = useMutation({
-    mutationFn: () =>
-      unwrap(
+    mutationFn: async () => {
+      let current = revision;
+      if (modelKey) {
+        const baseUrl = getPath(config, 'agent.base_url');
+        const key = await unwrap(
+          api.PUT('/api/v1/tenants/{tenant}/widgets/{id}/model-key', {
+            params: { path },
+            body: { api_key: modelKey, base_url: typeof baseUrl === 'string' && baseUrl ? baseUrl : null },
+          }),
+        );
+        current = key.revision;
+        setRevision(current);
+        setModelKey('');
+      }
+      return unwrap(
         api.PUT('/api/v1/tenants/{tenant}/widgets/{id}/config', {
-          params: { path: { tenant: tenant.slug, id: widget.id }, header: ifMatch(widget.revision) },
+          params: { path, header: ifMatch(current) },
           body: config as unknown as Schemas['WidgetConfig'],
         }),
-      ),
+      );
+    },
     onSuccess: (saved) => {
       // The tool secret the first HTTP tool made is in this answer only (shown by AgentTools).
       if (saved.new_tool_secret) client.setQueryData(newToolSecretKey(tenant.slug, widget.id), saved.new_tool_secret);
@@ -132,8 +152,8 @@ function DraftEditor({ widget, children }: { widget: Widget; children: ReactNode
   const error = save.error instanceof ApiError ? save.error : null;
   const disabled = !tenant.can('widgets:write');
   const context = useMemo(
-    () => ({ config, set: (path: string, value: Json | undefined) => setConfig((c) => setPath(c, path, value)), error, disabled }),
-    [config, error, disabled],
+    () => ({ config, set: (at: string, value: Json | undefined) => setConfig((c) => setPath(c, at, value)), error, disabled, modelKey, setModelKey }),
+    [config, error, disabled, modelKey],
   );
   return (
     <DraftContext.Provider value={context}>

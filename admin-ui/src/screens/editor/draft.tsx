@@ -51,6 +51,9 @@ type Draft = {
   set: (path: string, value: Json | undefined) => void;
   error: ApiError | null;
   disabled: boolean;
+  /** A new model key typed in the agent tab, saved with the draft (never shown again). */
+  modelKey: string;
+  setModelKey: (key: string) => void;
 };
 
 export const DraftContext = createContext<Draft | null>(null);
