@@ -29,6 +29,7 @@ from kithost.kit.edge import install_edge
 from kithost.kit.headers import SecurityHeadersMiddleware
 from kithost.kit.keys import Purpose
 from kithost.kit.limits import LimitsMiddleware
+from kithost.kit.nul import install_nul_check
 from kithost.kit.ratelimit import create_rate_limiter
 from kithost.kit.schemas import document_problems
 from kithost.kit.upstream import ModelClients
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         same_site="lax",
         https_only=settings.https,
     )
+    install_nul_check(app)  # inside the host check and the limits, which answer first
     install_edge(
         app,
         allowed_hosts=settings.allowed_host_list,

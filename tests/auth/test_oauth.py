@@ -128,6 +128,15 @@ async def test_token_errors_follow_rfc_6749(client: httpx2.AsyncClient, db: Asyn
         ("wrong secret, Basic", form(GRANT, basic(good_id, "ks_wrong")), 401, "invalid_client"),
         ("wrong secret, post", form({**post, "client_secret": "ks_wrong"}), 401, "invalid_client"),
         ("unknown client", form(GRANT, basic("kc_nobody", good.secret)), 401, "invalid_client"),
+        # An id holding a NUL (which PostgreSQL cannot even compare) is an unknown one.
+        ("NUL in the id, Basic", form(GRANT, basic("kc_\x00", good.secret)), 401, "invalid_client"),
+        ("NUL in the id, Basic, encoded", form(GRANT, basic("kc_%00", "x")), 401, "invalid_client"),
+        (
+            "NUL in the id, post",
+            form({**post, "client_id": f"{good_id}\x00"}),
+            401,
+            "invalid_client",
+        ),
         (
             "revoked client",
             form(GRANT, basic(revoked.client.client_id, revoked.secret)),

@@ -11,13 +11,15 @@ from fastapi.routing import iter_route_contexts
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from kithost.kit.headers import SecurityHeadersMiddleware, page_policy
+from kithost.models import Role
 from kithost.models.base import utcnow
 from kithost.widgets import preview
 from kithost.widgets.config import WidgetConfig
+from tests.factories import PASSWORD, login, make_member, make_tenant
 from tests.visitor.helpers import ORIGIN, make_widget
 
 
@@ -82,3 +84,49 @@ async def test_every_html_page_has_a_policy_against_plugins_base_and_framing(
             assert scripts, path
         assert not any("'unsafe-inline'" in d or "'unsafe-eval'" in d for d in scripts), path
     assert {"/w/{pk}", "/preview/{key}", "/api/v1/docs"} <= pages
+
+
+async def test_api_answers_are_never_stored_unless_their_route_says_otherwise(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """Everything under /api/ is a tenant's data, some of it a secret shown once."""
+    tenant = await make_tenant(db)
+    user = await make_member(db, tenant, Role.owner)
+    owner = (await login(app, db, user)).headers
+    clients = f"/api/v1/tenants/{tenant.slug}/clients"
+    created = await client.post(
+        clients, json={"name": "backend", "scopes": ["widgets:read"]}, headers=owner
+    )
+    assert created.status_code == 201, created.text
+    assert "client_secret" in created.json()
+    signed_in = await client.post(
+        "/api/v1/auth/login", json={"email": user.email, "password": PASSWORD}
+    )
+    assert "csrf_token" in signed_in.json()
+    widget = await client.post(
+        f"/api/v1/tenants/{tenant.slug}/widgets", json={"name": "Support"}, headers=owner
+    )
+    assert widget.headers["etag"]  # what If-Match needs stays readable
+    answers = [created, signed_in, widget]
+    for path in (clients, "/api/v1/auth/me", "/api/v1/nowhere", "/api/v1/openapi.json"):
+        answers.append(await client.get(path, headers=owner))
+    for answer in answers:
+        assert answer.headers["cache-control"] == "no-store", answer.url
+        assert answer.status_code < 500, answer.url
+
+    # Outside /api/, routes say how they may be cached (or not at all).
+    jwks = await client.get("/.well-known/jwks.json")
+    assert jwks.headers.get_list("cache-control") == ["public, max-age=300"]
+    assert "cache-control" not in (await client.get("/healthz")).headers
+
+
+async def test_an_api_route_with_a_cache_control_of_its_own_keeps_it() -> None:
+    async def cached(_request: Request) -> JSONResponse:
+        return JSONResponse({}, headers={"Cache-Control": "private, max-age=60"})
+
+    app = SecurityHeadersMiddleware(Starlette(routes=[Route("/api/v1/cached", cached)]))
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=app), base_url="http://testserver"
+    ) as client:
+        response = await client.get("/api/v1/cached")
+    assert response.headers.get_list("cache-control") == ["private, max-age=60"]

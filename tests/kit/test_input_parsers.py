@@ -14,11 +14,14 @@ import jwt
 from hypothesis import example, given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
+from starlette.datastructures import QueryParams
+from starlette.types import Scope
 
 from kithost.analytics.ingestion.service import parse_batch
 from kithost.chat.endpoints import _parse as parse_chatkit_request
 from kithost.chat.endpoints import page_context
 from kithost.errors import KithostError
+from kithost.kit.nul import refusal as nul_refusal
 from kithost.kit.schemas import Instant
 from kithost.sessions.identity import verify_identity_token
 
@@ -136,3 +139,34 @@ def test_an_instant_is_the_same_moment_in_utc_or_a_validation_error(
     assert moment.tzinfo is UTC
     if isinstance(given, datetime):
         assert moment == given
+
+
+QUERY_PARTS = st.sampled_from(
+    ["%00", "\x00", "%2500", "%", "%0", "=", "&", "+", ";", "a", "%C3%A9"]
+)
+
+
+@given(
+    st.text(max_size=60) | st.lists(QUERY_PARTS, max_size=12).map("".join),
+    # ASCII: the HTTP server refuses a request line holding any other byte (400).
+    (
+        st.text(st.characters(max_codepoint=0x7F), max_size=200)
+        | st.lists(QUERY_PARTS).map("".join)
+    ).map(str.encode),
+)
+@example("/api/v1/tenants/a\x00b", b"")
+@example("/", b"q=%2500&x%00=1")
+def test_a_url_is_refused_exactly_when_a_route_would_read_a_nul(path: str, query: bytes) -> None:
+    """Whatever the URL, :mod:`kithost.kit.nul` answers at once, and refuses it exactly when
+    the path, or a query parameter as the routes read it (Starlette's ``QueryParams``),
+    holds a NUL: never a NUL let through, never a good URL refused."""
+    scope: Scope = {"type": "http", "path": path, "query_string": query, "headers": []}
+    refusal = nul_refusal(scope)
+    if "\x00" in path:
+        assert refusal is not None
+        assert refusal.status_code == 404
+    elif any("\x00" in name + value for name, value in QueryParams(query).multi_items()):
+        assert refusal is not None
+        assert refusal.status_code == 422
+    else:
+        assert refusal is None

@@ -10,6 +10,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost import rls
+from kithost.kit.schemas import NUL
 from kithost.models import ApiClient, DashboardSession, Membership, SigningKey, Tenant, User
 
 
@@ -34,7 +35,11 @@ async def signing_keys_retired_after(session: AsyncSession, since: datetime) -> 
 
 async def client_by_client_id(session: AsyncSession, client_id: str) -> ApiClient | None:
     """The client of ``client_id``, found in every tenant; its tenant is ``session``'s from
-    here on (``rls``): the caller is that client."""
+    here on (``rls``): the caller is that client. None for an id holding a NUL character,
+    which no client has and PostgreSQL cannot compare (the token endpoint takes the id from
+    a form or HTTP Basic, where percent-encoding can put one)."""
+    if NUL in client_id:
+        return None
     async with rls.bypassing(session, rls.Bypass.credentials):
         result = await session.execute(select(ApiClient).where(ApiClient.client_id == client_id))
     client = result.scalar_one_or_none()

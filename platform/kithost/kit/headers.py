@@ -1,9 +1,16 @@
 """Security headers on every response: ``X-Content-Type-Options: nosniff`` and a
-``Referrer-Policy``. Every HTML page has a ``Content-Security-Policy`` built by
-:func:`page_policy` (no plugins, no ``<base>``, and who may frame it); a page that sets none
-of its own (the API browser) gets the strictest, unframed one. Pages that set one (the framed
-chat page: framed by the widget's allowed origins only; attachment previews: sandboxed) keep
-it.
+``Referrer-Policy``.
+
+Every HTML page has a ``Content-Security-Policy`` built by :func:`page_policy` (no plugins,
+no ``<base>``, and who may frame it); a page that sets none of its own (the API browser) gets
+the strictest, unframed one. Pages that set one (the framed chat page: framed by the widget's
+allowed origins only; attachment previews: sandboxed) keep it.
+
+Every answer under ``/api/`` is private: a tenant's data, and sometimes a secret shown once (an
+API client's secret, an invitation's link, a webhook's signing secret, a sign-in's CSRF
+token). Unless its route sets a ``Cache-Control`` of its own, it gets ``no-store``, so that no
+browser or proxy cache keeps it. (Routes outside ``/api/`` say themselves how they may be
+cached: the visitor routes, the token endpoint, the dashboard's files.)
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ def page_policy(*directives: str) -> str:
 
 
 UNFRAMED = (b"content-security-policy", page_policy("frame-ancestors 'none'").encode())
+API = "/api/"
+PRIVATE = (b"cache-control", b"no-store")
 
 
 class SecurityHeadersMiddleware:
@@ -34,11 +43,15 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
 
+        api = scope["path"].startswith(API)
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers: list[tuple[bytes, bytes]] = list(message.get("headers", ()))
                 names = {name.lower(): value for name, value in headers}
                 headers.extend(h for h in ALWAYS if h[0] not in names)
+                if api and PRIVATE[0] not in names:
+                    headers.append(PRIVATE)
                 html = names.get(b"content-type", b"").startswith(b"text/html")
                 if html and UNFRAMED[0] not in names:
                     headers.append(UNFRAMED)
