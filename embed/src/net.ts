@@ -3,16 +3,21 @@
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** `fetch`, retried on network errors and 5xx answers with exponential backoff and jitter
- * (at most `tries` attempts, about 3.5 s in all by default). */
+ * (at most `tries` attempts, about 3.5 s in all by default), and on a 429 that asks to wait
+ * at most 5 s (`Retry-After`, which Kithost exposes to pages): an events batch refused
+ * under load. A longer wait (a rate limit) is the caller's to show. */
 export async function call(url: string, init?: RequestInit, tries = 4): Promise<Response> {
   for (let attempt = 1; ; attempt++) {
+    let wait = 250 * 2 ** attempt * (0.5 + Math.random());
     try {
       const response = await fetch(url, init);
-      if (response.status < 500 || attempt >= tries) return response;
+      const after = response.status === 429 ? Number(response.headers.get('Retry-After') || 99) : 0;
+      if ((response.status < 500 && !(after && after <= 5)) || attempt >= tries) return response;
+      wait = Math.max(wait, after * 1000);
     } catch (error) {
       if (attempt >= tries) throw error;
     }
-    await sleep(250 * 2 ** attempt * (0.5 + Math.random()));
+    await sleep(wait);
   }
 }
 

@@ -178,7 +178,8 @@ def _field_name(loc: Sequence[int | str]) -> str:
     return ".".join(parts)
 
 
-def _validation_errors(raw: Sequence[Any]) -> list[FieldError]:
+def validation_errors(raw: Sequence[Any]) -> list[FieldError]:
+    """pydantic's errors (``ValidationError.errors()``) as problem fields."""
     return [
         FieldError(field=_field_name(e.get("loc", ())), message=e["msg"], type=e["type"])
         for e in raw
@@ -199,7 +200,7 @@ async def _validation_error(request: Request, exc: Exception) -> ProblemResponse
         422,
         "validation_failed",
         "The request is not valid.",
-        errors=_validation_errors(exc.errors()),
+        errors=validation_errors(exc.errors()),
     )
 
 

@@ -22,11 +22,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kithost.analytics.events import MAX_BODY_BYTES
-from kithost.analytics.ingestion.endpoints import EventsHandover
+from kithost.analytics.ingestion.endpoints import WIDGETS_IN_FLIGHT, EventsHandover
 from kithost.analytics.ingestion.tasks import ingest
 from kithost.db import session_scope
 from kithost.models import AnalyticsEvent, Widget
 from kithost.settings import Settings
+from kithost.worker.sender import TaskSender
 from tests.analytics.helpers import SHOP, USER, event, now_ms, published_widget, store
 from tests.conftest import REDIS_URL, create_test_app
 from tests.proxy import CuttableProxy
@@ -291,6 +292,58 @@ async def test_overload_is_shed_with_retry_after(
     assert int(response.headers["retry-after"]) >= 1
     assert response.headers["access-control-allow-origin"] == SHOP
     assert sent(app) == []
+
+
+async def test_a_widget_flooding_the_process_leaves_other_widgets_their_place(
+    settings: Settings,
+    connection: AsyncConnection,
+    db: AsyncSession,
+    queue: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A widget sends as many batches at once as the process has places, and the broker
+    holds them: its share stays under way and the rest is refused at once (429 with
+    ``Retry-After``), so another widget (another tenant's) still gets its whole share
+    accepted. Once the broker answers, the held batches are queued: none is lost unanswered."""
+    flooded, other = await published_widget(db), await published_widget(db)
+    places = 4 * WIDGETS_IN_FLIGHT
+    share = places // WIDGETS_IN_FLIGHT
+    app = create_test_app(settings, connection, task_queue=queue, events_max_in_flight=places)
+    held: list[str] = []
+    settled: asyncio.Queue[None] = asyncio.Queue()
+    """An item as each flooding batch is held at the broker, and as each is answered."""
+    release = asyncio.Event()
+    publish = TaskSender.send
+
+    async def holding(sender: TaskSender, name: str, args: list[Any], argsrepr: str) -> None:
+        if args[1] == str(flooded.id):
+            held.append(args[1])
+            settled.put_nowait(None)
+            await release.wait()
+        await publish(sender, name, args, argsrepr)
+
+    monkeypatch.setattr(TaskSender, "send", holding)
+    batch = {"events": [event("loader.loaded")]}
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        flood = [asyncio.create_task(send(client, flooded, batch)) for _ in range(places)]
+        for task in flood:
+            task.add_done_callback(lambda _: settled.put_nowait(None))
+        for _ in range(places):
+            await asyncio.wait_for(settled.get(), 10)
+        refused = [t.result() for t in flood if t.done()]
+        assert (len(held), len(refused)) == (share, places - share)
+        assert {(r.status_code, r.json()["code"]) for r in refused} == {(429, "rate_limited")}
+        for response in refused:
+            assert response.headers["content-type"] == "application/problem+json"
+            assert int(response.headers["retry-after"]) >= 1
+            assert response.headers["access-control-allow-origin"] == SHOP
+        others = await asyncio.gather(*(send(client, other, batch) for _ in range(share)))
+        assert [r.status_code for r in others] == [202] * share
+        release.set()
+        assert [(await r).status_code for r in flood].count(202) == share
+    queued = [args[1] for args in sent(app)]
+    assert sorted(queued) == sorted([str(flooded.id)] * share + [str(other.id)] * share)
 
 
 async def test_an_unreachable_broker_is_503_not_a_silent_drop(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 
-from playwright.async_api import Frame, Page
+from playwright.async_api import Frame, Page, Route
 
 from kithost.widgets.config import WidgetConfig
 from tests.browser.conftest import Kithost
@@ -87,3 +88,35 @@ async def test_the_thread_is_kept_per_widget_and_end_user(
     await page.goto(url)
     [options] = await chatkit_calls(await chat_frame(page, pk))
     assert options["initialThread"] is None
+
+
+async def test_a_batch_refused_under_load_is_sent_again(
+    page: Page, kithost: Kithost, shop: Site, captured: Captured
+) -> None:
+    """A 429 that asks to wait a moment (the process or the widget has its share of batches
+    under way) is retried after ``Retry-After``: no event is lost to load."""
+    pk = await kithost.publish([shop.origin], WidgetConfig())
+    refused: list[str] = []
+
+    async def refuse_first(route: Route) -> None:
+        if route.request.method != "POST" or refused:
+            await route.fallback()  # to the capturing route, then the real endpoint
+            return
+        refused.append(route.request.post_data or "")
+        await route.fulfill(
+            status=429,
+            headers={
+                "Retry-After": "1",
+                "Access-Control-Allow-Origin": shop.origin,
+                "Access-Control-Expose-Headers": "Retry-After",
+            },
+            content_type="application/problem+json",
+            body='{"status": 429, "code": "rate_limited"}',
+        )
+
+    await page.route(f"{kithost.url}/v1/embed/*/events", refuse_first)
+    await page.goto(shop.page(snippet(kithost.url, pk)))
+    await eventually(lambda: "loader.loaded" in captured.names(pk), "the refused batch, again")
+    [body] = refused
+    assert json.loads(body)["events"] == captured.batches[0].events, "the same batch"
+    assert captured.batches[0].status == 202

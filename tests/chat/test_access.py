@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 
 import httpx2
@@ -137,7 +138,17 @@ async def test_preflight(
 
 
 def context_header(value: object) -> str:
-    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+    return encoded_context(json.dumps(value))
+
+
+def encoded_context(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def nested_context(levels: int) -> str:
+    """The header of an object nesting ``levels`` deep (itself the first), built as text:
+    ``json.dumps`` of one that deep would hit the recursion limit the check guards."""
+    return encoded_context('{"k": ' + "[" * (levels - 1) + "]" * (levels - 1) + "}")
 
 
 @pytest.mark.parametrize(
@@ -169,6 +180,20 @@ def context_header(value: object) -> str:
         (
             b'{"type": "threads.list", "params": {}}',
             {"X-Kithost-Context": context_header({"k": "v" * 4000})},
+            400,
+            "invalid_page_context",
+            "X-Kithost-Context",
+        ),
+        (  # the model's instructions could not hold it (json.dumps recursing)
+            b'{"type": "threads.list", "params": {}}',
+            {"X-Kithost-Context": nested_context(1000)},
+            400,
+            "invalid_page_context",
+            "X-Kithost-Context",
+        ),
+        (
+            b'{"type": "threads.list", "params": {}}',
+            {"X-Kithost-Context": nested_context(33)},
             400,
             "invalid_page_context",
             "X-Kithost-Context",
@@ -244,3 +269,32 @@ async def test_widgets_kithost_does_not_answer(
         ("custom", "This chat is not set up to answer yet.")
     ]
     assert fake_openai.requests == []
+
+
+async def test_a_thread_out_of_reach_is_a_404_not_a_logged_error(
+    http: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Any visitor can name threads that are not theirs: answering that must not write
+    error-level tracebacks (which would bury real errors), while real errors still log."""
+    widget = await make_chat_widget(db, app, fake_openai)
+    alice = await visitor(http, app, db, widget)
+    bob = await visitor(http, app, db, widget, end_user=BOB)
+    theirs = thread_of(await alice.send("My secret order"))
+    action = {"type": "order.track", "payload": {}}
+    caplog.set_level(logging.INFO)
+
+    for thread_id in (theirs, "thr_unknown"):
+        for op, params in (
+            ("threads.custom_action", {"action": action, "item_id": None}),
+            ("threads.sync_custom_action", {"action": action, "item_id": "msg_x"}),
+            ("threads.retry_after_item", {"item_id": "msg_x"}),
+            ("threads.add_client_tool_output", {"result": {}}),
+        ):
+            response = await bob.post(op, thread_id=thread_id, **params)
+            assert_problem(response, 404, "thread_not_found")
+
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -141,3 +141,21 @@ async def test_limits_from_the_widget_config(
     plain = await visitor(http, app, db, await make_chat_widget(db, app, fake_openai))
     disabled = await plain.post("attachments.create", name="a.png", size=4, mime_type="image/png")
     assert_problem(disabled, 403, "attachments_disabled")
+
+
+async def test_an_attachment_goes_once_into_a_message(
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    alice = await visitor(http, app, db, await attachment_widget(db, app, fake_openai))
+    attachment = await create(alice)
+    assert (await upload(http, attachment)).status_code == 200
+    twice = {"content": [], "attachments": [attachment["id"]] * 2, "inference_options": {}}
+
+    refused = await alice.post("threads.create", input=twice)
+
+    assert_problem(refused, 422, "validation_failed")
+    assert refused.json()["errors"][0]["field"] == "params.input.attachments"
+    assert (await alice.call("threads.list"))["data"] == []  # nothing stored
+    events = await alice.send("What is this?", attachments=[attachment["id"]])  # still usable
+    items = await alice.call("items.list", thread_id=thread_of(events), order="asc")
+    assert [a["id"] for a in items["data"][0]["attachments"]] == [attachment["id"]]

@@ -16,14 +16,17 @@ from chatkit.types import (
     UserMessageItem,
 )
 from fastapi import FastAPI
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.chat import agent
-from kithost.models import ChatItem
+from kithost.models import ChatItem, WebhookDelivery, WebhookEndpoint
+from kithost.webhooks import service as webhooks
 from tests.chat.helpers import (
     INGEST,
     SentTasks,
     answer_of,
+    assert_problem,
     chat_config,
     deltas,
     make_chat_widget,
@@ -186,6 +189,74 @@ async def test_feedback_is_stored_and_reported(
     assert feedback["data"] == {"thread_id": thread_id, "kind": "negative", "items": 1}
     assert feedback["end_user"] == alice.end_user
     assert feedback["id"].startswith("s_")
+
+
+async def test_feedback_on_items_not_in_the_thread_counts_nowhere(
+    http: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    sent_tasks: SentTasks,
+) -> None:
+    widget = await make_chat_widget(db, app, fake_openai)
+    db.add(
+        WebhookEndpoint(
+            tenant_id=widget.tenant_id,
+            url="https://hooks.example.com/r",
+            events=["feedback.created"],
+            secret="s",
+        )
+    )
+    await db.flush()
+    webhooks._quiet.pop(widget.tenant_id, None)  # as creating it through the API does
+    alice = await visitor(http, app, db, widget)
+    events = await alice.send("Hello")
+    thread_id, answer = thread_of(events), answer_of(events)
+
+    forged = ["msg_FORGED_1", "msg_FORGED_2"]
+    await alice.call("items.feedback", thread_id=thread_id, item_ids=forged, kind="negative")
+    mixed = [answer, "msg_FORGED_1", answer]
+    await alice.call("items.feedback", thread_id=thread_id, item_ids=mixed, kind="positive")
+    too_many = [answer] + [f"msg_{n}" for n in range(100)]
+    refused = await alice.post(
+        "items.feedback", thread_id=thread_id, item_ids=too_many, kind="negative"
+    )
+
+    assert_problem(refused, 422, "validation_failed")
+    assert refused.json()["errors"][0]["field"] == "params.item_ids"
+    row = await db.get(ChatItem, answer)
+    assert row is not None
+    assert row.feedback == "positive"
+    feedback = [f["data"] for f in await sent_tasks.facts() if f["name"] == "server.feedback"]
+    assert feedback == [{"thread_id": thread_id, "kind": "positive", "items": 1}]
+    deliveries = (
+        await db.scalars(
+            select(WebhookDelivery).where(WebhookDelivery.tenant_id == widget.tenant_id)
+        )
+    ).all()
+    assert [(d.event_type, d.payload["data"]) for d in deliveries] == [
+        ("feedback.created", {"thread_id": thread_id, "item_ids": [answer], "kind": "positive"})
+    ]
+
+
+@pytest.mark.parametrize(
+    "title", ["t" * 201, "Refund \u202eredro\u202c", "Bell\u0007", "two\nlines"]
+)
+async def test_titles_a_visitor_gives_are_bounded_and_visible(
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI, title: str
+) -> None:
+    alice = await visitor(http, app, db, await make_chat_widget(db, app, fake_openai))
+    thread_id = thread_of(await alice.send("Where is my order?"))
+
+    refused = await alice.post("threads.update", thread_id=thread_id, title=title)
+
+    assert_problem(refused, 422, "validation_failed")
+    assert refused.json()["errors"][0]["field"] == "params.title"
+    thread = await alice.call("threads.get_by_id", thread_id=thread_id)
+    assert thread["title"] == "Where is my order?"
+    longest = "Ä" * 200
+    renamed = await alice.call("threads.update", thread_id=thread_id, title=longest)
+    assert renamed["title"] == longest
 
 
 async def test_retry_after_item_answers_again(

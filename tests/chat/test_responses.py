@@ -198,7 +198,10 @@ async def test_page_context_and_locale_reach_the_instructions(
     http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     alice = await visitor(http, app, db, await make_chat_widget(db, app, fake_openai))
-    page = {"url": "https://shop.example.com/cart", "cart_total": 42}
+    deepest: list[object] = []
+    for _ in range(30):  # the page, then 31 lists: as deep as a page context may nest
+        deepest = [deepest]
+    page = {"url": "https://shop.example.com/cart", "cart_total": 42, "deep": deepest}
     encoded = base64.urlsafe_b64encode(json.dumps(page).encode()).decode().rstrip("=")
     message = {
         "content": [{"type": "input_text", "text": "Hi"}],

@@ -99,15 +99,60 @@ async def test_anonymous_self_hosted_session(
 
 
 @pytest.mark.parametrize(
-    "origin", [None, "https://evil.example.com", "null", "http://shop.example.com"]
+    "origin",
+    [
+        None,
+        "https://evil.example.com",
+        "null",
+        "http://shop.example.com",
+        "HTTPS://SHOP.EXAMPLE.COM",  # no browser sends it; /config and /events refuse it too
+    ],
 )
 async def test_foreign_or_missing_origins_are_refused(
     client: httpx2.AsyncClient, db: AsyncSession, origin: str | None
 ) -> None:
     target = await publish(db)
-    response = await mint(client, target, {"device_id": DEVICE}, origin=origin)
-    assert (response.status_code, response.json()["code"]) == (403, "origin_not_allowed")
-    assert "access-control-allow-origin" not in response.headers
+    for body in ({"device_id": DEVICE}, {"device_id": 7}):  # before the body is looked at
+        response = await mint(client, target, body, origin=origin)
+        assert (response.status_code, response.json()["code"]) == (403, "origin_not_allowed")
+        assert "access-control-allow-origin" not in response.headers
+    preflight = await client.options(target.url, headers={"Origin": origin} if origin else {})
+    assert preflight.status_code == 403
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "field"),
+    [
+        (b'{"current": "abc"}', 401, "invalid_session_token", None),
+        (b"{}", 422, "validation_failed", "device_id"),
+        (b'{"device_id": "anon_short"}', 422, "validation_failed", "device_id"),
+        (b'{"device_id": 7}', 422, "validation_failed", "device_id"),
+        (b'{"device_id": "anon_dddddddddddddddddddddddd", "extra": 1}', 422, None, "extra"),
+        (b"{not json", 422, "validation_failed", None),
+    ],
+)
+async def test_problems_of_an_allowed_page_carry_cors_headers(
+    client: httpx2.AsyncClient,
+    db: AsyncSession,
+    body: bytes,
+    status: int,
+    code: str | None,
+    field: str | None,
+) -> None:
+    """A page on another origin (direct placement) reads a problem only with CORS headers:
+    without them its loader sees a network failure, not the 401 or 422 it must act on."""
+    target = await publish(db)
+    response = await client.post(
+        target.url, content=body, headers={"Origin": SHOP, "Content-Type": "application/json"}
+    )
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["access-control-allow-origin"] == SHOP
+    assert response.headers["vary"] == "Origin"
+    assert response.json()["code"] == (code or "validation_failed")
+    if field is not None:
+        assert response.json()["errors"][0]["field"] == field
 
 
 async def test_wildcard_origins_and_preflight(client: httpx2.AsyncClient, db: AsyncSession) -> None:
@@ -202,6 +247,7 @@ async def test_rate_limit_and_recovery(
         limited = await mint(client, target, {"device_id": DEVICE})
         assert limited.status_code == 429
         assert int(limited.headers["retry-after"]) >= 1
+        assert limited.headers["access-control-allow-origin"] == SHOP  # the loader reads it
         assert limited.json()["code"] == "rate_limited"
         other_user = await mint(client, target, {"device_id": "anon_" + "e" * 24})
         assert other_user.status_code == 200

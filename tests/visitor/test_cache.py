@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost import migrate
 from kithost.app import create_app
 from kithost.db import create_engine, create_sessionmaker, session_scope
+from kithost.kit.tokens import random_token
 from kithost.settings import Settings
 from kithost.visitor.cache import ConfigCache
 from kithost.widgets.config import WidgetConfig
@@ -75,7 +76,7 @@ async def test_the_last_good_config_is_served_while_the_database_is_gone(
             stale = await client.get(config_url(widget), headers={"Origin": ORIGIN})
         assert (stale.status_code, stale.content) == (200, good.content)
         assert any("visitor_config_stale" in r.getMessage() for r in caplog.records)
-        unknown = await client.get(config_url("pk_never_seen"), headers={"Origin": ORIGIN})
+        unknown = await client.get(config_url(random_token("pk_")), headers={"Origin": ORIGIN})
         assert unknown.status_code == 503
         assert unknown.json()["code"] == "config_unavailable"
     await app.state.engine.dispose()
@@ -122,8 +123,49 @@ async def test_the_cache_keeps_the_most_recently_used_widgets(
 
 async def test_unknown_keys_are_remembered_too(app: FastAPI, client: httpx2.AsyncClient) -> None:
     app.state.add(ConfigCache(clock=Clock(), chatkit_script=app.state.settings.chatkit_script_url))
-    first = await client.get(config_url("pk_unknown"), headers={"Origin": ORIGIN})
+    unknown = random_token("pk_")
+    first = await client.get(config_url(unknown), headers={"Origin": ORIGIN})
     assert_refused(first, 404, "widget_not_found")
     use_database(app, UNREACHABLE)
-    again = await client.get(config_url("pk_unknown"), headers={"Origin": ORIGIN})
+    again = await client.get(config_url(unknown), headers={"Origin": ORIGIN})
     assert_refused(again, 404, "widget_not_found")
+
+
+async def test_unknown_keys_never_push_out_the_widgets_shown(
+    app: FastAPI, client: httpx2.AsyncClient, db: AsyncSession
+) -> None:
+    """Anyone may ask for any number of random keys: they are remembered apart, so the
+    widgets visitors see stay in memory (and are served while the database is down)."""
+    app.state.add(
+        ConfigCache(
+            max_widgets=2, clock=Clock(), chatkit_script=app.state.settings.chatkit_script_url
+        )
+    )
+    shown = [await make_widget(db, config=WidgetConfig()) for _ in range(2)]
+    for widget in shown:
+        assert (await client.get(config_url(widget), headers={"Origin": ORIGIN})).is_success
+    for _ in range(5):
+        unknown = await client.get(config_url(random_token("pk_")), headers={"Origin": ORIGIN})
+        assert_refused(unknown, 404, "widget_not_found")
+    use_database(app, UNREACHABLE)
+    for widget in shown:
+        response = await client.get(config_url(widget), headers={"Origin": ORIGIN})
+        assert response.status_code == 200, response.text
+
+
+async def test_a_query_the_database_refuses_is_not_an_outage(
+    tmp_path: Path, task_queue: str
+) -> None:
+    """Only the database being unreachable (``errors.DATABASE_DOWN``) is an outage, served
+    stale or 503 ``config_unavailable``; a query it refuses (bad input, a bug; here: no
+    tables yet) is a 500 to see, as on every other route."""
+    url = create_pg_database()  # not migrated
+    app = create_app(make_settings(tmp_path, url, task_queue))
+    try:
+        transport = httpx2.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.get(config_url(random_token("pk_")), headers={"Origin": ORIGIN})
+        assert (response.status_code, response.json()["code"]) == (500, "internal_error")
+    finally:
+        await app.state.engine.dispose()
+        drop_pg_database(url)

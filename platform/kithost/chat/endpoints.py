@@ -4,16 +4,22 @@ attachment upload and preview URLs it hands out.
 Order of checks for the protocol route (fail closed, nothing looked up for a request no
 allowed page can send):
 
-1. unknown key or nothing published → 404 ``widget_not_found``;
-2. no ``Origin``, or one that is neither the widget's nor Kithost's own (the framed page)
-   → 403 ``origin_not_allowed``, without CORS headers;
-3. from here on, errors carry CORS headers so the loader can read them (a 401 is its cue
+1. no ``Origin``, or one not spelled as browsers send it → 403 ``origin_not_allowed``,
+   before any lookup (``visitor.routes.visitor_origin``, as the session route);
+2. unknown key or nothing published → 404 ``widget_not_found``;
+3. an origin that is neither the widget's nor Kithost's own (the framed page) → 403
+   ``origin_not_allowed``; these 403s carry no CORS headers;
+4. from here on, errors carry CORS headers so the loader can read them (a 401 is its cue
    to refresh the token): no or a bad token (bound to widget, end user and origin) → 401
    ``missing_session_token`` / ``invalid_session_token``; ``X-Kithost-Context`` not
-   base64url JSON of an object within 4096 bytes → 400 ``invalid_page_context``; a body
+   base64url JSON of an object within 4096 bytes and 32 levels of nesting → 400
+   ``invalid_page_context``; a body
    over ``KITHOST_CHAT_MAX_BODY_BYTES`` → 413; a body that is not a ChatKit request → 400
    ``invalid_chatkit_request`` with the fields; a NUL character anywhere in it (PostgreSQL
-   refuses it) → 422 ``validation_failed`` naming where (type ``nul_character``).
+   refuses it) → 422 ``validation_failed`` naming where (type ``nul_character``); so too
+   what ChatKit's types leave unbounded (:func:`_check_bounds`: feedback on over 100 items,
+   a title over 200 characters or with invisible ones) and an attachment twice in one
+   message.
 
 Streams are ``text/event-stream``: the first event is produced before the response starts,
 so a thread, item or attachment the end user cannot see is a 404 problem, not a broken
@@ -28,8 +34,7 @@ import base64
 import binascii
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import Any
 
 import orjson
@@ -39,8 +44,10 @@ from chatkit.server import StreamingResult
 from chatkit.types import (
     ChatKitReq,
     ErrorEvent,
+    ItemsFeedbackReq,
     ThreadsAddUserMessageReq,
     ThreadsCreateReq,
+    ThreadsUpdateReq,
 )
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
@@ -65,12 +72,15 @@ from kithost.errors import (
 from kithost.health.metrics import CHAT_FIRST_TOKEN_SECONDS, CHAT_STREAM_SECONDS, CHAT_STREAMS
 from kithost.kit.schemas import NUL_MESSAGE, nul_at, problems
 from kithost.models import WidgetMode
+from kithost.sessions.identity import has_invisible
 from kithost.sessions.service import check_policy
 from kithost.visitor.cache import published_answers
 from kithost.visitor.routes import (
     PathParamsRoute,
+    admitted_origin,
     any_origin,
     cors_headers,
+    cors_problems,
     visitor_origin,
     visitor_route,
 )
@@ -82,7 +92,17 @@ CHATKIT_PATH = "/v1/chatkit/{pk}"
 ATTACHMENT_PATH = "/v1/chatkit/{pk}/attachments/{attachment_id}"
 CONTEXT_HEADER = "x-kithost-context"
 MAX_CONTEXT_BYTES = 4096
+MAX_CONTEXT_DEPTH = 32
+"""How deeply the page context may nest (the object itself is level 1). orjson reads up to
+1024 levels, but the context is put into the model's instructions with ``json.dumps``,
+which recurses and fails near Python's recursion limit (~1000): a stream error after the
+message was stored. What a page passes is a few keys (``setContext``); 32 levels is far
+beyond that and far below any recursion limit."""
 MULTIPART_OVERHEAD = 64 * 1024
+MAX_FEEDBACK_ITEMS = 100
+"""ChatKit's thumbs name the items of one answer: a handful. Each id is looked up."""
+MAX_TITLE_LENGTH = 200
+"""Room for any title a person types; titles Kithost makes are 60 (``server.title_of``)."""
 _BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 _LOCALE = re.compile(r"^[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8}){0,3}$")
 _REQUEST: TypeAdapter[ChatKitReq] = TypeAdapter(ChatKitReq)
@@ -96,7 +116,7 @@ async def chatkit(request: Request, pk: str) -> Response:
     chat = runtime(request.app.state)
     origin, widget = await visitor_origin(request, pk)
     cors = cors_headers(origin)
-    with _problems(cors):
+    with cors_problems(cors, problem_for):
         return await _chatkit(request, chat, widget, origin, received_at, cors)
 
 
@@ -121,6 +141,7 @@ async def _chatkit(
     )
     body = await _read(request, chat.settings.chat_max_body_bytes)
     parsed = _parse(body)
+    _check_bounds(parsed)
     server = chat.server(parsed)
     await _check_attachments(server, parsed, context)
     await client_tools.check_output(server.store, parsed, context)
@@ -132,7 +153,7 @@ async def _chatkit(
 
 async def upload(request: Request, pk: str, attachment_id: str) -> Response:
     chat = runtime(request.app.state)
-    with _problems(_ANY_ORIGIN):
+    with cors_problems(_ANY_ORIGIN, problem_for):
         context = await _link_context(request, chat, pk, attachment_id, "upload")
         data, mime_type = await _uploaded_file(request, chat.settings.chat_attachment_max_bytes)
         attachment = await chat.attachment_store().upload(attachment_id, data, mime_type, context)
@@ -144,7 +165,7 @@ async def upload(request: Request, pk: str, attachment_id: str) -> Response:
 
 async def preview(request: Request, pk: str, attachment_id: str) -> Response:
     chat = runtime(request.app.state)
-    with _problems(_ANY_ORIGIN):
+    with cors_problems(_ANY_ORIGIN, problem_for):
         context = await _link_context(request, chat, pk, attachment_id, "preview")
         data, mime_type = await chat.attachment_store().content(attachment_id, context)
     disposition = "inline" if mime_type.startswith("image/") else "attachment"
@@ -170,6 +191,7 @@ visitor_route(
     chatkit,
     method="POST",
     allow_headers="Authorization, Content-Type, X-Kithost-Context",
+    origin=admitted_origin,
     preflight_name="chatkit_preflight",
     preflight_summary="CORS preflight for the ChatKit protocol",
     preflight_statuses=(403, 404),
@@ -226,28 +248,34 @@ def page_context(header: str | None) -> dict[str, Any] | None:
         value = orjson.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
     except (ValueError, binascii.Error) as exc:  # UnicodeDecodeError is a ValueError
         raise _bad_context() from exc
-    if not isinstance(value, dict):
+    if not isinstance(value, dict) or _deeper_than(value, MAX_CONTEXT_DEPTH):
         raise _bad_context()
     return value
 
 
-@contextmanager
-def _problems(headers: dict[str, str]) -> Iterator[None]:
-    """Errors as problems (the SDK's too: ``errors.problem_for``) with ``headers`` added."""
-    try:
-        yield
-    except Exception as exc:
-        problem = problem_for(exc)
-        if problem is None:
-            raise
-        problem.headers = {**headers, **problem.headers}
-        if problem is exc:
-            raise
-        raise problem from exc
+def _deeper_than(value: object, limit: int) -> bool:
+    """Whether JSON ``value`` nests objects and arrays more than ``limit`` levels (walked
+    without recursion: it is the recursion this guards against)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            children: Iterable[object] = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if level > limit:
+            return True
+        stack.extend((child, level + 1) for child in children)
+    return False
 
 
 def _bad_context() -> BadRequest:
-    message = f"base64url (no padding) of a JSON object, at most {MAX_CONTEXT_BYTES} bytes"
+    message = (
+        f"base64url (no padding) of a JSON object, at most {MAX_CONTEXT_BYTES} bytes,"
+        f" nested at most {MAX_CONTEXT_DEPTH} levels"
+    )
     return BadRequest(
         "The page context is not valid.",
         code="invalid_page_context",
@@ -310,14 +338,43 @@ def _parse(body: bytes) -> ChatKitReq:
     return request
 
 
+def _check_bounds(request: ChatKitReq) -> None:
+    """What ChatKit's types leave unbounded, bounded before anything is looked up or stored:
+    feedback names at most :data:`MAX_FEEDBACK_ITEMS` items, and a title the visitor gives
+    a thread is at most :data:`MAX_TITLE_LENGTH` characters, none of them invisible (control,
+    bidi override, …: tenants' staff read titles in the conversations they review, and such
+    characters can reorder or hide what they read; identity tokens' names are held to the
+    same rule). 422 ``validation_failed`` naming the field, as the attachments' count."""
+    if isinstance(request, ItemsFeedbackReq) and len(request.params.item_ids) > MAX_FEEDBACK_ITEMS:
+        raise invalid_field(
+            "params.item_ids", f"at most {MAX_FEEDBACK_ITEMS} items per feedback", "too_long"
+        )
+    if isinstance(request, ThreadsUpdateReq):
+        title = request.params.title
+        if len(title) > MAX_TITLE_LENGTH:
+            raise invalid_field(
+                "params.title", f"at most {MAX_TITLE_LENGTH} characters", "string_too_long"
+            )
+        if has_invisible(title):
+            raise invalid_field(
+                "params.title", "no control, bidi or other invisible characters", "value"
+            )
+
+
 async def _check_attachments(server: ChatServer, request: ChatKitReq, context: ChatContext) -> None:
-    """A message may only carry the end user's own uploaded, unused attachments."""
+    """A message may only carry the end user's own uploaded, unused attachments, each once.
+
+    A duplicate is refused rather than dropped: ChatKit's client never sends one (every
+    upload has its own id), so it is a broken or forged client, and a message stored as
+    other than it was sent would hide that."""
     if not isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq):
         return
     attachment_ids = request.params.input.attachments
     if attachment_ids:
         rules = AttachmentRules.of(context.widget.widget_config.chatkit, server.settings)
         rules.check_count(len(attachment_ids))
+        if len(set(attachment_ids)) < len(attachment_ids):
+            raise invalid_field("params.input.attachments", "each attachment at most once")
         for attachment_id in attachment_ids:
             await server.store.attachable(attachment_id, context)
 

@@ -177,9 +177,9 @@ async def count_items_since(
 
 async def set_feedback(
     session: AsyncSession, context: ChatContext, thread_id: str, item_ids: list[str], kind: str
-) -> int:
-    """Record ``kind`` on those of ``item_ids`` that are in the thread; how many were."""
-    result = await session.execute(
+) -> list[str]:
+    """Record ``kind`` on those of ``item_ids`` that are in the thread; their ids."""
+    result = await session.scalars(
         update(ChatItem)
         .where(
             ChatItem.thread_id == thread_id,
@@ -187,8 +187,9 @@ async def set_feedback(
             owned(ChatItem, context),
         )
         .values(feedback=kind)
+        .returning(ChatItem.id)
     )
-    return rowcount(result)
+    return list(result)
 
 
 async def attachment(

@@ -9,6 +9,8 @@ history, streamed by ``stream_agent_response``. Besides answering:
 - the first message titles the thread once answered (its text, shortened: no extra
   model call);
 - feedback is stored on the items and reported;
+- a thread or item the end user cannot see is a 404, kept out of the error log
+  (:class:`NotFoundIsNoError`);
 - a cancelled response keeps its partial answer (the SDK's default, run shielded from the
   cancellation so its writes complete);
 - widget actions the loader forwards (mapped to ``forward``, or not mapped at all) reach
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -35,6 +38,7 @@ from chatkit.actions import Action
 from chatkit.agents import AgentContext, stream_agent_response
 from chatkit.errors import CustomStreamError
 from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
+from chatkit.store import NotFoundError
 from chatkit.types import (
     AssistantMessageContent,
     AssistantMessageContentPartTextDelta,
@@ -85,6 +89,20 @@ QUOTA_NOTICE = NoticeEvent(
     title="Message limit reached",
     message="You have sent as many messages as this chat allows for now. Please try again later.",
 )
+
+
+class NotFoundIsNoError(logging.Filter):
+    """Keeps out of the SDK's log what the store raises for what the end user cannot see
+    (``errors.ChatNotFound``: another visitor's thread, an id made up). The SDK logs every
+    exception a stream raises at error level with its traceback ("Error while generating
+    streamed response"), before the endpoint answers it as the 404 it is: any visitor could
+    fill the error log and bury real errors. Every other exception is still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], NotFoundError))
+
+
+logging.getLogger("chatkit").addFilter(NotFoundIsNoError())
 
 
 class ChatServer(ChatKitServer[ChatContext]):

@@ -374,15 +374,23 @@ class SqlStore(Store[ChatContext]):
     async def set_feedback(
         self, thread_id: str, item_ids: list[str], kind: str, context: ChatContext
     ) -> int:
-        """Record the end user's feedback on items of the thread; how many it applied to."""
+        """Record the end user's feedback on items of the thread; how many it applied to.
+
+        The ids come from the visitor unchecked: only those of the thread's items count. The
+        tenant's webhook names only those, and feedback that applied to nothing (ids the
+        visitor made up) is neither announced nor reported, or any visitor could fill the
+        tenant's feedback figures. (The endpoint bounds how many ids a request may name.)"""
         async with self.unit(context, writes=True) as session:
             if not await repository.thread_exists(session, context, thread_id):
                 raise thread_not_found()
-            count = await repository.set_feedback(session, context, thread_id, item_ids, kind)
-            data = {"thread_id": thread_id, "item_ids": item_ids, "kind": kind}
+            applied = await repository.set_feedback(session, context, thread_id, item_ids, kind)
+            if not applied:
+                return 0
+            applied.sort(key=item_ids.index)  # as the visitor named them
+            data = {"thread_id": thread_id, "item_ids": applied, "kind": kind}
             await webhooks.emit(session, context.tenant_id, "feedback.created", data)
-        self.report(context, "feedback", thread_id=thread_id, kind=kind, items=count)
-        return count
+        self.report(context, "feedback", thread_id=thread_id, kind=kind, items=len(applied))
+        return len(applied)
 
     # -- attachment metadata ---------------------------------------------------------------
 

@@ -1,26 +1,33 @@
 """Session minting over HTTP: for visitors (``POST /v1/embed/{pk}/session``) and for
 tenant backends (``POST /api/v1/tenants/{tenant}/widgets/{id}/sessions``).
 
-The visitor route is fail-closed like the config endpoint: no ``Origin`` or one the widget
-does not allow → 403 ``origin_not_allowed``, with no CORS headers. The framed placement
-calls it from Kithost's own page (``/w/{pk}``), whose origin is Kithost's; that page may
-be framed only by the widget's allowed origins (``frame-ancestors``), so the visitor's
-site is checked there.
+The visitor route is fail-closed like the config endpoint: no ``Origin``, one not spelled
+as browsers send it (``visitor.routes.browser_origin``) or one the widget does not allow →
+403 ``origin_not_allowed``, with no CORS headers; unknown key → 404 ``widget_not_found``.
+That check runs before the body is read, and every later problem (401, 422 — the body's
+too —, 429, 502, 503) carries CORS headers, so the loader of a page on another origin reads
+its status (``identity_required``, ``rate_limited``…) instead of a network failure.
+
+The framed placement calls it from Kithost's own page (``/w/{pk}``), whose origin is
+Kithost's; that page may be framed only by the widget's allowed origins
+(``frame-ancestors``), so the visitor's site is checked there.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Body, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
 from kithost import rls
 from kithost.analytics.facts import AppFacts
 from kithost.auth.dependencies import SessionsMint
 from kithost.db import DbSession
-from kithost.errors import Conflict, Forbidden
+from kithost.errors import Conflict, Forbidden, InvalidInput, KithostError, validation_errors
 from kithost.health.metrics import mint_outcome
 from kithost.kit.schemas import problems
 from kithost.models import Placement
@@ -30,13 +37,53 @@ from kithost.sessions.recorder import AppMintRecorder
 from kithost.sessions.schemas import BackendSessionRequest, MintedSession, VisitorSessionRequest
 from kithost.state import AppRateLimiter, AppSecretBox, AppSettings
 from kithost.visitor import service as visitor_service
-from kithost.visitor.routes import cors_headers, visitor_origin, visitor_route
+from kithost.visitor.routes import (
+    admitted_origin,
+    cors_headers,
+    cors_problems,
+    kithost_error,
+    visitor_origin,
+    visitor_route,
+)
+from kithost.visitor.service import Published
 from kithost.widgets.service import get_widget
 
 visitor_router = APIRouter(tags=["embed"])
 router = APIRouter(tags=["sessions"])
 
 SESSION_PATH = "/v1/embed/{pk}/session"
+
+
+class AdmittedRoute(APIRoute):
+    """The session route: its origin checked before FastAPI reads the body (403 without
+    CORS headers), then every problem — the body's validation included, which FastAPI
+    raises before the endpoint runs — answered with the admitted origin's CORS headers.
+    The endpoint reads the admitted origin and widget with :func:`admitted`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def admitted_handle(request: Request) -> Response:
+            origin, target = await visitor_origin(request, request.path_params["pk"])
+            request.state.admitted = (origin, target)
+            with cors_problems(cors_headers(origin), _problem_for):
+                return await handle(request)
+
+        return admitted_handle
+
+
+def admitted(request: Request) -> tuple[str, Published]:
+    """The origin and published widget :class:`AdmittedRoute` admitted the request for."""
+    origin: str
+    target: Published
+    origin, target = request.state.admitted
+    return origin, target
+
+
+def _problem_for(exc: Exception) -> KithostError | None:
+    if isinstance(exc, RequestValidationError):  # as the app's handler answers it
+        return InvalidInput("The request is not valid.", errors=validation_errors(exc.errors()))
+    return kithost_error(exc)
 
 
 async def visitor_session(
@@ -52,7 +99,7 @@ async def visitor_session(
     later: BackgroundTasks,
     recorder: AppMintRecorder,
 ) -> MintedSession:
-    origin, target = await visitor_origin(request, pk)
+    origin, target = admitted(request)
     await rls.set_tenant(session, target.tenant_id)
     with mint_outcome(target.widget_config.mode.value):
         client = request.client.host if request.client else "unknown"
@@ -97,7 +144,8 @@ visitor_route(
     method="POST",
     allow_headers="Content-Type",
     preflight_name="visitor_session_preflight",
-    route_class=APIRoute,
+    origin=admitted_origin,
+    route_class=AdmittedRoute,
     summary="Mint or refresh a visitor's ChatKit credential",
     responses=problems(401, 403, 404, 422, 429, 502, 503),
 )

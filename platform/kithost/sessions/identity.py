@@ -59,9 +59,15 @@ _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
 (bidi overrides and isolates, zero-width characters), surrogate, private-use, unassigned."""
 
 
+def has_invisible(text: str) -> bool:
+    """Whether ``text`` holds a character of :data:`_INVISIBLE`: what text shown to people
+    (a name, a thread's title) must not, since it can reorder or hide what they read."""
+    return any(unicodedata.category(c) in _INVISIBLE for c in text)
+
+
 def _check_visible(claims: dict[str, object], name: str) -> None:
     value = claims.get(name)
-    if isinstance(value, str) and any(unicodedata.category(c) in _INVISIBLE for c in value):
+    if isinstance(value, str) and has_invisible(value):
         raise _refused(f"{name} must not contain control, bidi or other invisible characters")
 
 

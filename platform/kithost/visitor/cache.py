@@ -4,15 +4,19 @@ per API process.
 - A public key maps to a :class:`CachedWidget`: what the database said (published config,
   allowed origins, revision) and, per requesting origin, the response body serialised once
   with its ETag. At most ``max_widgets`` widgets (least recently used go first) and
-  ``MAX_ORIGINS`` remembered origins per widget.
+  ``MAX_ORIGINS`` remembered origins per widget. Keys with nothing published (unknown ones
+  among them) are remembered apart, at most ``MAX_UNKNOWN``: anyone may ask for any number
+  of random keys, and those must not push out the widgets visitors are shown. A string that
+  cannot be a public key (``service.is_public_key``) is answered without a lookup or entry.
 - An entry is served from memory for ``revalidate_after`` seconds (``REVALIDATE_SECONDS``)
   after it was checked. The first request after that checks the widget's revision with one
   cheap query, shared by every request for that widget meanwhile, and reloads the widget when
   the revision moved. So once a publish (or any change of the widget) has committed, no
   process serves the old config for longer than ``REVALIDATE_SECONDS`` plus that query.
-- When the database fails, or has not answered within ``WAIT_SECONDS``, the last good entry
-  is served (with a warning) and checked again ``revalidate_after`` seconds later; without
-  one, the request is answered 503 ``config_unavailable``.
+- When the database is unreachable (:data:`DATABASE_ERRORS`), or has not answered within
+  ``WAIT_SECONDS``, the last good entry is served (with a warning) and checked again
+  ``revalidate_after`` seconds later; without one, the request is answered 503
+  ``config_unavailable``.
 """
 
 from __future__ import annotations
@@ -24,11 +28,10 @@ from collections.abc import Callable
 from functools import partial
 
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
 
 from kithost import rls
 from kithost.db import Sessionmaker
-from kithost.errors import NotFound, ServiceUnavailable
+from kithost.errors import DATABASE_DOWN, NotFound, ServiceUnavailable
 from kithost.health.metrics import CONFIG_CACHE
 from kithost.models.base import utcnow
 from kithost.state import AppState
@@ -43,7 +46,12 @@ REVALIDATE_SECONDS = 2.0
 WAIT_SECONDS = 1.0
 MAX_WIDGETS = 10_000
 MAX_ORIGINS = 64
-DATABASE_ERRORS = (SQLAlchemyError, OSError)
+MAX_UNKNOWN = 1_000
+DATABASE_ERRORS = (*DATABASE_DOWN, OSError)
+"""What counts as the database being unreachable: the app's own ``DATABASE_DOWN``, or the
+network failing under the driver. Any other error (a query the database refuses, such as one
+comparing a key holding a NUL character) is a bug or bad input: neither an outage to
+answer 503 ``config_unavailable`` for, nor a reason to serve a stale config."""
 
 
 class PublishedAnswers:
@@ -120,6 +128,8 @@ class ConfigCache:
         self._chatkit_script = chatkit_script
         """Where ChatKit's script loads from, handed to every visitor (the app's setting)."""
         self._widgets: OrderedDict[str, CachedWidget] = OrderedDict()
+        self._unknown: OrderedDict[str, CachedWidget] = OrderedDict()
+        """Keys with nothing published, kept apart from :attr:`_widgets`."""
         self._refreshing: dict[str, asyncio.Task[CachedWidget]] = {}
         self._max_widgets = max_widgets
         self._revalidate_after = revalidate_after
@@ -136,9 +146,9 @@ class ConfigCache:
     async def get(self, public_key: str, sessionmaker: Sessionmaker) -> CachedWidget:
         """The widget as checked at most ``revalidate_after`` seconds ago (if the database
         answers)."""
-        cached = self._widgets.get(public_key)
+        cached = self._widgets.get(public_key) or self._unknown.get(public_key)
         if cached is not None and self._clock() < cached.fresh_until:
-            self._widgets.move_to_end(public_key)
+            self._entries(cached).move_to_end(public_key)
             _HIT.inc()
             return cached
         task = self._refreshing.get(public_key)
@@ -178,11 +188,17 @@ class ConfigCache:
                 raise _unavailable() from exc
             self._serve_stale(public_key, cached, repr(exc))
             return cached
-        self._widgets[public_key] = widget
-        self._widgets.move_to_end(public_key)
-        while len(self._widgets) > self._max_widgets:
-            self._widgets.popitem(last=False)
+        entries = self._entries(widget)
+        (self._unknown if entries is self._widgets else self._widgets).pop(public_key, None)
+        entries[public_key] = widget
+        entries.move_to_end(public_key)
+        while len(entries) > (self._max_widgets if entries is self._widgets else MAX_UNKNOWN):
+            entries.popitem(last=False)
         return widget
+
+    def _entries(self, widget: CachedWidget) -> OrderedDict[str, CachedWidget]:
+        """Where ``widget`` is kept: with the widgets, or with the keys that show nothing."""
+        return self._widgets if widget.answers is not None else self._unknown
 
     def _serve_stale(self, public_key: str, cached: CachedWidget, reason: str) -> None:
         log.warning(
@@ -210,8 +226,10 @@ async def find_answers(state: AppState, public_key: str) -> PublishedAnswers | N
     """The published widget behind a visitor route, from the app's cache, or the draft
     behind a preview key (``widgets.preview``, read each time); None when the key is
     unknown, expired or nothing is published."""
-    if not is_preview_key(public_key):
+    if service.is_public_key(public_key):
         return (await state.part(ConfigCache).get(public_key, state.sessionmaker)).answers
+    if not is_preview_key(public_key):
+        return None
     preview = read_preview(state.settings, public_key, utcnow())
     if preview is None:
         return None

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request, Response
 
 from kithost.kit.schemas import problems
 from kithost.visitor.cache import published_answers
-from kithost.visitor.routes import origin_not_allowed, visitor_route
+from kithost.visitor.routes import browser_origin, origin_not_allowed, visitor_route
 from kithost.visitor.schemas import EmbedConfig
 from kithost.visitor.service import Rendered
 
@@ -69,9 +69,7 @@ visitor_route(
 
 async def _allowed(pk: str, request: Request) -> tuple[str, Rendered]:
     """The requesting origin and its response, or the error that refuses it."""
-    origin = request.headers.get("origin") or _own_page_origin(request)
-    if origin is None or not origin.startswith(("https://", "http://")):
-        raise origin_not_allowed()
+    origin = browser_origin(request.headers.get("origin") or _own_page_origin(request))
     answers = await published_answers(request.app.state, pk)
     rendered = answers.for_origin(origin)
     if rendered is None:

@@ -12,20 +12,23 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from starlette.types import Receive, Scope, Send
 
-from kithost.errors import Forbidden
+from kithost.errors import Forbidden, KithostError
 from kithost.kit.schemas import problems
 from kithost.visitor.cache import published_answers
 from kithost.visitor.service import Published
 
 PREFLIGHT_MAX_AGE_SECONDS = 600
 
+BROWSER_SCHEMES = ("https://", "http://")
+"""How a browser spells the start of an ``Origin`` (lowercase): the only spelling admitted."""
 OriginCheck = Callable[[Request, str], Awaitable[str]]
 """``(request, pk)`` → the origin a visitor route answers (``*``: any), or raises the refusal."""
 
@@ -49,13 +52,23 @@ class PathParamsRoute(APIRoute):
         await response(scope, receive, send)
 
 
+def browser_origin(origin: str | None) -> str:
+    """``origin`` if a browser could have sent it, checked before any lookup; else 403
+    ``origin_not_allowed``. ``HTTPS://SHOP.EXAMPLE.COM`` matches an allowed
+    ``https://shop.example.com`` once normalised, but no browser sends it, and the value
+    would be echoed raw into ``Access-Control-Allow-Origin`` and bound into session tokens."""
+    if origin is None or not origin.startswith(BROWSER_SCHEMES):
+        raise origin_not_allowed()
+    return origin
+
+
 async def visitor_origin(request: Request, public_key: str) -> tuple[str, Published]:
     """The requesting page's origin and the published widget, for a visitor route that
     serves the widget's pages and Kithost's framed page; 403 ``origin_not_allowed`` (no CORS
     headers: fail closed) for any other origin or none."""
+    origin = browser_origin(request.headers.get("origin"))
     answers = await published_answers(request.app.state, public_key)
-    origin = request.headers.get("origin")
-    if origin is None or not answers.admits(origin, request.app.state.settings.base_url):
+    if not answers.admits(origin, request.app.state.settings.base_url):
         raise origin_not_allowed()
     return origin, answers.published
 
@@ -86,7 +99,36 @@ def cors_headers(origin: str | None) -> dict[str, str]:
     headers = {"Vary": "Origin", "Cache-Control": "no-store"}
     if origin is not None:
         headers["Access-Control-Allow-Origin"] = origin
+        # How long a 429 or 503 asks to wait: the loader retries a short one (events).
+        headers["Access-Control-Expose-Headers"] = "Retry-After"
     return headers
+
+
+def kithost_error(exc: Exception) -> KithostError | None:
+    """The problem ``exc`` is when it is one (a :class:`KithostError`); None otherwise."""
+    return exc if isinstance(exc, KithostError) else None
+
+
+@contextmanager
+def cors_problems(
+    headers: dict[str, str],
+    problem_for: Callable[[Exception], KithostError | None] = kithost_error,
+) -> Iterator[None]:
+    """Errors raised inside as problems (``problem_for``: the problem an exception stands
+    for, None for a bug, which propagates as it is) with ``headers`` added: the CORS headers
+    of the admitted origin. A page on another origin (the direct placement) reads only what
+    carries ``Access-Control-Allow-Origin``: without it the loader sees a network failure
+    where a 401 means "refresh", a 422 "fix the request" and a 429 "wait"."""
+    try:
+        yield
+    except Exception as exc:
+        problem = problem_for(exc)
+        if problem is None:
+            raise
+        problem.headers = {**headers, **problem.headers}
+        if problem is exc:
+            raise
+        raise problem from exc
 
 
 def preflight(origin: str, *, method: str, headers: str) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,19 @@ from kithost.visitor import repository
 from kithost.visitor.schemas import EmbedConfig
 from kithost.widgets.config import WidgetConfig
 from kithost.widgets.preview import Preview
+
+PUBLIC_KEY = re.compile(r"pk_[A-Za-z0-9_-]{32}")
+"""Every key ``widgets.service.create_widget`` has made (``random_token("pk_")``: ``pk_`` and
+24 random bytes, base64url without padding: 32 characters), and nothing else."""
+
+
+def is_public_key(key: str) -> bool:
+    """Whether ``key`` has the shape of a widget's public key: any other string names no
+    widget, so a visitor route answers it as an unknown key without a lookup (it would cost
+    a query and, in the config cache, an entry as long as the key: 60 KB keys pass the HTTP
+    parser). Preview keys (``pv_…``) are not public keys: ``widgets.preview.read`` checks
+    their signature, which costs no lookup either."""
+    return len(key) == 35 and PUBLIC_KEY.fullmatch(key) is not None
 
 
 @dataclass(frozen=True)
@@ -79,7 +93,10 @@ async def load(session: AsyncSession, public_key: str) -> Snapshot:
 
     The widget row (with its revision) is read before the origins: a change committed in
     between raises the revision past the one returned, so the next revalidation reloads.
+    A key of another shape than :data:`PUBLIC_KEY` is no widget, found without a query.
     """
+    if not is_public_key(public_key):
+        return Snapshot(revision=None, published=None)
     row = await repository.widget_with_published_config(session, public_key)
     if row is None:
         return Snapshot(revision=None, published=None)

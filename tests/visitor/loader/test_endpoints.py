@@ -170,3 +170,46 @@ def test_a_missing_build_is_a_clear_503(tmp_path: Path) -> None:
     with pytest.raises(ServiceUnavailable) as raised:
         service.bundle(tmp_path)
     assert raised.value.code == "loader_not_built"
+
+
+@pytest.mark.parametrize("path", ["/embed.js", "/embed/{}.js", "/w/{}", "/embed.{hash}.js"])
+async def test_head_answers_as_get_without_the_body(
+    client: httpx2.AsyncClient, db: AsyncSession, path: str
+) -> None:
+    """Caches and uptime checks ask with HEAD."""
+    widget = await make_widget(db, config=WidgetConfig())
+    url = path.format(widget.public_key, hash=service.bundle().embed.hash)
+    got = await client.get(url, headers={"Accept-Encoding": "gzip"})
+
+    head = await client.head(url, headers={"Accept-Encoding": "gzip"})
+
+    assert head.status_code == 200
+    assert head.content == b""
+    for name in ("content-type", "content-length", "cache-control", "etag"):
+        assert head.headers.get(name) == got.headers.get(name), name
+    if path == "/w/{}":
+        assert head.headers["content-security-policy"] == got.headers["content-security-policy"]
+    else:  # revalidated by ETag
+        again = await client.head(url, headers={"If-None-Match": got.headers["etag"]})
+        assert (again.status_code, again.content) == (304, b"")
+    if path == "/embed/{}.js":
+        assert (await client.head(path.format("pk_nope"))).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("origins", "ancestors"),
+    [
+        ([ORIGIN, "http://[::1]:3000"], f"frame-ancestors {ORIGIN}"),
+        (["http://[::1]:3000"], "frame-ancestors 'none'"),
+    ],
+)
+async def test_ipv6_literal_origins_cannot_frame_the_page(
+    client: httpx2.AsyncClient, db: AsyncSession, origins: list[str], ancestors: str
+) -> None:
+    """CSP's host-source grammar has no IPv6 literal: such a source would be dropped by
+    browsers, so the policy leaves it out and says what they enforce."""
+    widget = await make_widget(db, origins, WidgetConfig())
+    response = await client.get(f"/w/{widget.public_key}")
+    assert response.headers["content-security-policy"] == page_policy(
+        "script-src 'self' https://cdn.platform.openai.com", ancestors
+    )

@@ -9,13 +9,19 @@ One exception, so a tenant learns that a page shows (or tries to show) the widge
 origin it does not allow: such a page's loader reports ``client.error`` of kind
 ``config_refused`` by ``sendBeacon``; those events alone are kept (every other event of the
 batch is dropped) and the answer carries no CORS headers, so the page reads nothing.
-Under overload (more than ``KITHOST_EVENTS_MAX_IN_FLIGHT`` batches being handed to the
-broker) it answers 429 with ``Retry-After``; when the broker is unreachable, 503.
+Under overload it answers 429 with ``Retry-After`` (``EventsHandover``): when the process has
+``KITHOST_EVENTS_MAX_IN_FLIGHT`` batches under way, or the widget its share of them, so that
+one widget's flood is refused before it takes every other widget's (and tenant's) place.
+When the broker is unreachable, 503.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import structlog
 from celery import Celery
@@ -32,7 +38,7 @@ from kithost.kit.schemas import problems
 from kithost.models.base import utcnow
 from kithost.state import AppState, app_state
 from kithost.visitor.cache import published_answers
-from kithost.visitor.routes import cors_headers, origin_not_allowed, visitor_route
+from kithost.visitor.routes import browser_origin, cors_headers, visitor_route
 from kithost.visitor.service import Published
 from kithost.worker.sender import TaskSender
 
@@ -47,24 +53,27 @@ REFUSALS_PER_MINUTE = 1
 """Refusals kept per widget, page origin and client address a minute: one tells the tenant;
 the rest (a page reloading, or a flood) are only counted (``kithost_events_total``)."""
 REFUSED_DROPPED = EVENTS.labels("refusal_dropped")
+WIDGETS_IN_FLIGHT = 8
+"""Widgets that can each have their whole share of the process's batches under way at once
+(``EventsHandover``): with the default ``KITHOST_EVENTS_MAX_IN_FLIGHT`` of 256, 32 each."""
 
 
 async def post_events(request: Request, pk: str) -> Response:
-    origin = request.headers.get("origin")
-    if origin is None or not origin.startswith(("https://", "http://")):
-        raise origin_not_allowed()
+    origin = browser_origin(request.headers.get("origin"))
     state: AppState = request.app.state
     answers = await published_answers(state, pk)
     published = answers.published
     allowed = answers.admits(origin, state.settings.base_url)
     cors = cors_headers(origin if allowed else None)
+    handover = state.part(EventsHandover)
     try:
         body = await _bounded_body(request)
-        batch = service.parse_batch(body, request.headers.get("content-type"), utcnow())
-        if not allowed:
-            batch = await _refusal_kept(request, published, origin, batch)
-        if batch.events and not published.preview:
-            await state.part(EventsHandover).send(published, batch)
+        with handover.slot(published.widget_id):
+            batch = service.parse_batch(body, request.headers.get("content-type"), utcnow())
+            if not allowed:
+                batch = await _refusal_kept(request, published, origin, batch)
+            if batch.events and not published.preview:
+                await handover.send(published, batch)
     except KithostError as exc:
         exc.headers = {**cors, **exc.headers}
         raise
@@ -109,19 +118,46 @@ class EventsHandover:
     """How the app hands batches to the broker: as ingest tasks, from one thread publishing
     whatever batches are waiting in one go (``worker.sender.TaskSender``; kombu's work is
     Python holding the GIL, more threads would only contend), shedding load beyond
-    ``max_in_flight`` batches under way instead of queueing without bound."""
+    ``max_in_flight`` batches under way instead of queueing without bound.
+
+    A widget has at most ``max_in_flight // WIDGETS_IN_FLIGHT`` of them (at least one): the
+    batches wait their turn in one queue, so a widget flooding the process would otherwise
+    hold every place, and every other widget's batch would wait behind its batches or be
+    refused. With its share taken, its next batch is refused at once (before it is parsed),
+    and ``WIDGETS_IN_FLIGHT`` widgets (fewer only when ``max_in_flight`` is lower) can always
+    have theirs under way."""
 
     def __init__(self, celery: Celery, max_in_flight: int) -> None:
         self._sender = TaskSender(celery)
         self._max_in_flight = max_in_flight
+        self._max_per_widget = max(1, max_in_flight // WIDGETS_IN_FLIGHT)
         self.in_flight = 0
+        self._widgets: Counter[uuid.UUID] = Counter()
+        """Batches under way per widget (only widgets with some)."""
 
-    async def send(self, published: Published, batch: Batch) -> None:
-        """Send the batch as one ingest task: 429 when too many are under way, 503 when the
-        broker is unreachable."""
+    @contextmanager
+    def slot(self, widget_id: uuid.UUID) -> Iterator[None]:
+        """A place for one batch of the widget, from its parsing to the broker's answer:
+        429 when the process or the widget has all it may have under way."""
         if self.in_flight >= self._max_in_flight:
             raise RateLimited(1, "Too many events right now; send them again shortly.")
+        if self._widgets[widget_id] >= self._max_per_widget:
+            raise RateLimited(
+                1, "Too many events for this widget right now; send them again shortly."
+            )
         self.in_flight += 1
+        self._widgets[widget_id] += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            self._widgets[widget_id] -= 1
+            if not self._widgets[widget_id]:
+                del self._widgets[widget_id]
+
+    async def send(self, published: Published, batch: Batch) -> None:
+        """Send the batch as one ingest task (in a :meth:`slot`): 503 when the broker is
+        unreachable."""
         args = [str(published.tenant_id), str(published.widget_id)]
         events = [e.as_task_arg() for e in batch.events]
         try:
@@ -138,8 +174,6 @@ class EventsHandover:
                 code="events_unavailable",
                 headers={"Retry-After": "5"},
             ) from exc
-        finally:
-            self.in_flight -= 1
 
     async def aclose(self) -> None:
         await self._sender.aclose()

@@ -11,11 +11,15 @@ loader alone for the older ``data-widget`` snippet, is cached briefly (a deploy 
 visitors within minutes) and revalidated by ETag. The content-hashed URLs
 (``/embed.{hash}.js``, ``/w/frame.{hash}.js``, ``/w/direct.{hash}.js``) never change, so
 they are cached for a year. All are served from memory, gzipped when the client accepts it.
+Each answers ``HEAD`` too (caches and uptime checks send it): the same status and headers,
+no body. It is ``GET``'s by definition, so the API document does not list it apart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
@@ -52,20 +56,54 @@ def _serve(request: Request, script: Script, cache_control: str) -> Response:
     return Response(body, media_type="text/javascript; charset=utf-8", headers=headers)
 
 
-@router.get("/embed.js", summary="The loader", response_class=Response, responses=problems(503))
+Endpoint = Callable[..., Awaitable[Response]]
+
+
+def _get(path: str, endpoint: Endpoint, **route: Any) -> None:
+    """Add ``GET path`` (``route``: ``add_api_route``'s other arguments) and its ``HEAD``."""
+    router.add_api_route(path, endpoint, methods=["GET"], **route)
+    router.add_api_route(
+        path,
+        _headers_only(endpoint),
+        methods=["HEAD"],
+        name=f"head_{endpoint.__name__}",
+        include_in_schema=False,
+    )
+
+
+def _headers_only(endpoint: Endpoint) -> Endpoint:
+    """``endpoint``'s answer without its body (``Content-Length`` still the body's), for
+    ``HEAD``: left to the server, a body would go out to some (not every server drops it)."""
+
+    @functools.wraps(endpoint)
+    async def head(request: Request, **path_params: str) -> Response:
+        answer = await endpoint(request, **path_params)
+        return Response(status_code=answer.status_code, headers=dict(answer.headers))
+
+    return head
+
+
 async def get_loader(request: Request) -> Response:
     return _serve(request, service.bundle().embed, SHORT_CACHE)
 
 
-@router.get(
+_get(
+    "/embed.js", get_loader, summary="The loader", response_class=Response, responses=problems(503)
+)
+
+
+async def get_widget_loader(request: Request, pk: str) -> Response:
+    answers = await published_answers(request.app.state, pk)
+    return _serve(request, service.widget_loader(answers.published), WIDGET_CACHE)
+
+
+_get(
     "/embed/{pk}.js",
+    get_widget_loader,
     summary="The loader with a widget's launcher preset (the snippet to paste)",
     response_class=Response,
     responses={304: {"description": "Not modified (If-None-Match)"}, **problems(404, 503)},
 )
-async def get_widget_loader(request: Request, pk: str) -> Response:
-    answers = await published_answers(request.app.state, pk)
-    return _serve(request, service.widget_loader(answers.published), WIDGET_CACHE)
 
 
 def _add_hashed_route(path: str, summary: str, pick: Callable[[Bundle], Script]) -> None:
@@ -77,10 +115,9 @@ def _add_hashed_route(path: str, summary: str, pick: Callable[[Bundle], Script])
             raise NotFound("No such version of the script.", code="script_not_found")
         return _serve(request, script, IMMUTABLE)
 
-    router.add_api_route(
+    _get(
         path,
         get_hashed,
-        methods=["GET"],
         summary=summary,
         response_class=Response,
         responses=problems(404, 503),
@@ -100,12 +137,6 @@ _add_hashed_route(
 )
 
 
-@router.get(
-    "/w/{pk}",
-    summary="The framed widget page, for the loader's iframe",
-    response_class=HTMLResponse,
-    responses={404: {"description": "No published widget has this key"}, **problems(503)},
-)
 async def get_frame(request: Request, pk: str) -> Response:
     answers = await find_answers(request.app.state, pk)
     if answers is None:
@@ -125,3 +156,12 @@ async def get_frame(request: Request, pk: str) -> Response:
             "X-Content-Type-Options": "nosniff",
         },
     )
+
+
+_get(
+    "/w/{pk}",
+    get_frame,
+    summary="The framed widget page, for the loader's iframe",
+    response_class=HTMLResponse,
+    responses={404: {"description": "No published widget has this key"}, **problems(503)},
+)

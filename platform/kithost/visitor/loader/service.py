@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from kithost.errors import ServiceUnavailable
 from kithost.kit.headers import page_policy
 from kithost.settings import Settings
-from kithost.visitor.service import Published
+from kithost.visitor.service import AllowedEntry, Published
 
 DIST = Path(__file__).parent / "dist"
 
@@ -123,9 +123,23 @@ NOT_AVAILABLE_PAGE = (
 
 def frame_policy(published: Published, settings: Settings) -> str:
     """``Content-Security-Policy``: scripts from Kithost and ChatKit's script's origin only,
-    and only the widget's allowed origins may frame the page."""
-    sources = " ".join(entry.pattern for entry in published.origins) or "'none'"
+    and only the widget's allowed origins may frame the page.
+
+    An IPv6-literal origin (``http://[::1]:3000``) cannot be said in ``frame-ancestors``:
+    CSP's host-source grammar has no bracketed form (``host-char`` is letters, digits and
+    ``-``; w3c/webappsec#49: deliberately unsupported), and browsers drop such a source. It
+    is left out rather than sent to be dropped, so the policy says what browsers enforce:
+    the framed page cannot be embedded from such an origin (use ``localhost`` or a name)."""
+    sources = (
+        " ".join(entry.pattern for entry in published.origins if not _ipv6_literal(entry))
+        or "'none'"
+    )
     chatkit = urlsplit(settings.chatkit_script_url)
     return page_policy(
         f"script-src 'self' {chatkit.scheme}://{chatkit.netloc}", f"frame-ancestors {sources}"
     )
+
+
+def _ipv6_literal(entry: AllowedEntry) -> bool:
+    """Whether the allowed entry names its host as an IPv6 literal (``[…]``, normalised)."""
+    return "://[" in entry.pattern
