@@ -120,16 +120,18 @@ class EventsHandover:
     Python holding the GIL, more threads would only contend), shedding load beyond
     ``max_in_flight`` batches under way instead of queueing without bound.
 
-    A widget has at most ``max_in_flight // WIDGETS_IN_FLIGHT`` of them (at least one): the
-    batches wait their turn in one queue, so a widget flooding the process would otherwise
-    hold every place, and every other widget's batch would wait behind its batches or be
-    refused. With its share taken, its next batch is refused at once (before it is parsed),
-    and ``WIDGETS_IN_FLIGHT`` widgets (fewer only when ``max_in_flight`` is lower) can always
-    have theirs under way."""
+    Once half the places are taken, a widget holding ``max_in_flight // WIDGETS_IN_FLIGHT``
+    of them (at least one) gets no more: the batches wait their turn in one queue, so a
+    widget flooding the process would otherwise hold every place, and every other widget's
+    batch would wait behind its batches or be refused. Its next batch is then refused at
+    once (before it is parsed), and ``WIDGETS_IN_FLIGHT`` widgets (fewer only when
+    ``max_in_flight`` is lower) can still have their share under way. Below half, any widget
+    may take places: one busy site alone is not held back."""
 
     def __init__(self, celery: Celery, max_in_flight: int) -> None:
         self._sender = TaskSender(celery)
         self._max_in_flight = max_in_flight
+        self._busy = max_in_flight // 2
         self._max_per_widget = max(1, max_in_flight // WIDGETS_IN_FLIGHT)
         self.in_flight = 0
         self._widgets: Counter[uuid.UUID] = Counter()
@@ -141,7 +143,7 @@ class EventsHandover:
         429 when the process or the widget has all it may have under way."""
         if self.in_flight >= self._max_in_flight:
             raise RateLimited(1, "Too many events right now; send them again shortly.")
-        if self._widgets[widget_id] >= self._max_per_widget:
+        if self.in_flight >= self._busy and self._widgets[widget_id] >= self._max_per_widget:
             raise RateLimited(
                 1, "Too many events for this widget right now; send them again shortly."
             )
