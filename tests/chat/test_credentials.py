@@ -225,6 +225,7 @@ async def test_a_model_at_an_address_kithost_may_not_reach_is_refused(
             }
         ]
 
+    widget.model_key_base_url = unspecified  # as a key set for it before the check was
     await publish_unchecked(db, widget, chat_config(tenant_server, agent={"base_url": unspecified}))
     alice = await visitor(http, app, db, widget)
     events = await alice.send("Hello?")
@@ -349,3 +350,28 @@ async def test_the_operators_endpoint_gets_a_model_key_only_if_it_was_set_for_it
     refused = await client.patch(url, json=agent, headers=await if_match(client, url, editor))
     assert assert_problem(refused, 422, "model_key_required")["errors"] == SET_AGAIN
     assert tenant_server.requests == []
+
+
+async def test_a_key_stored_before_keys_named_their_endpoint_goes_only_to_the_recorded_one(
+    http: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    tenant_server: FakeOpenAI,
+    editors_server: FakeOpenAI,
+) -> None:
+    """A key encrypted alone (before it was sealed with its endpoint) is for the endpoint
+    the migration recorded beside it: a version naming another one, published before the
+    upgrade, gets no key when it runs."""
+    widget = await make_widget(db)
+    widget.model_key = app.state.secret_box.encrypt(MODEL_KEY)
+    widget.model_key_base_url = tenant_server.base_url
+    await publish_unchecked(db, widget, chat_config(editors_server))
+    alice = await visitor(http, app, db, widget)
+    assert errors(await alice.send("Hello?")) == NOT_SET_UP
+    assert editors_server.requests == []
+
+    await publish_unchecked(db, widget, chat_config(tenant_server))
+    bob = await visitor(http, app, db, widget)
+    assert "".join(deltas(await bob.send("Hello?"))) == DEFAULT_REPLY_TEXT
+    [call] = tenant_server.requests
+    assert call.headers["authorization"] == f"Bearer {MODEL_KEY}"

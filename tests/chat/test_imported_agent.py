@@ -61,6 +61,7 @@ async def imported_widget(
     assert widget is not None
     key = app.state.secret_box.encrypt(fake.api_key)
     widget.model_key = tenant.openai_api_key = key
+    widget.model_key_base_url = fake.base_url
     config = answer["config"]
     agent = {**config["agent"], "base_url": fake.base_url}
     await publish_unchecked(db, widget, WidgetConfig.model_validate({**config, "agent": agent}))

@@ -375,6 +375,7 @@ class ChatServer(ChatKitServer[ChatContext]):
             self.box,
             None if base_url is None else str(base_url),
             widget_key=published.widget_model_key,
+            widget_key_base_url=published.widget_model_key_base_url,
             tenant_key=published.tenant_openai_key,
         )
 

@@ -57,12 +57,6 @@ class _ModelKey:
     api_key: str = field(repr=False)
     base_url: str | None
     """None: the operator's endpoint."""
-    sealed: bool
-    """False: stored before keys named their endpoint; such a key goes where it went (the
-    checks that save configs hold it to the endpoint the migration recorded beside it)."""
-
-    def serves(self, base_url: str | None) -> bool:
-        return not self.sealed or self.base_url == base_url
 
 
 def _seal(api_key: str, base_url: str | None) -> str:
@@ -74,9 +68,11 @@ def _seal(api_key: str, base_url: str | None) -> str:
     return f"{base_url or ''}\n{api_key}"
 
 
-def _unseal(plaintext: str) -> _ModelKey:
+def _unseal(plaintext: str, recorded: str | None) -> _ModelKey:
+    """The key and its endpoint; a key stored before keys were sealed with theirs is for the
+    endpoint the migration recorded beside it (``recorded``, ``Widget.model_key_base_url``)."""
     base_url, sealed, api_key = plaintext.rpartition("\n")
-    return _ModelKey(api_key, base_url or None, bool(sealed))
+    return _ModelKey(api_key, (base_url if sealed else recorded) or None)
 
 
 @dataclass(frozen=True)
@@ -108,6 +104,7 @@ def model_endpoint(
     base_url: str | None,
     *,
     widget_key: str | None,
+    widget_key_base_url: str | None,
     tenant_key: str | None,
 ) -> ModelEndpoint:
     """Where a self-hosted widget's agent is called and with which key (keys encrypted).
@@ -122,8 +119,8 @@ def model_endpoint(
     the draft a preview runs, or in an older version. Without a ``base_url`` the widget's
     model key goes first if it was set for the operator's endpoint, then the tenant's key,
     then the platform's."""
-    own = None if widget_key is None else _unseal(box.decrypt(widget_key))
-    if own is not None and not own.serves(base_url):
+    own = None if widget_key is None else _unseal(box.decrypt(widget_key), widget_key_base_url)
+    if own is not None and own.base_url != base_url:
         own = None
     if base_url is not None:
         if own is None:

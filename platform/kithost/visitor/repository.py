@@ -24,6 +24,8 @@ class WidgetRow(NamedTuple):
     """The tenant's OpenAI API key, encrypted (hosted widgets call OpenAI with it)."""
     widget_model_key: str | None
     """The widget's own model key, encrypted (for its agent's ``base_url``)."""
+    widget_model_key_base_url: str | None
+    """The endpoint that key was set for (None: the operator's)."""
     widget_tool_secret: str | None
     """The secret signing its ``http`` tools' calls, encrypted."""
 
@@ -51,6 +53,7 @@ async def widget_with_published_config(session: AsyncSession, public_key: str) -
             WidgetVersion.config,
             Tenant.openai_api_key,
             Widget.model_key,
+            Widget.model_key_base_url,
             Widget.tool_secret,
         )
         .join(Tenant, Tenant.id == Widget.tenant_id)
@@ -66,6 +69,7 @@ class DraftRow(NamedTuple):
     published_version: int | None
     tenant_openai_key: str | None
     widget_model_key: str | None
+    widget_model_key_base_url: str | None
     widget_tool_secret: str | None
 
 
@@ -79,6 +83,7 @@ async def widget_draft(
             Widget.published_version,
             Tenant.openai_api_key,
             Widget.model_key,
+            Widget.model_key_base_url,
             Widget.tool_secret,
         )
         .join(Tenant, Tenant.id == Widget.tenant_id)

@@ -57,6 +57,8 @@ class Published:
     """Encrypted; a change of it bumps the revision of every widget of the tenant."""
     widget_model_key: str | None = field(default=None, repr=False)
     """Encrypted; the widget's own key for its agent's ``base_url``."""
+    widget_model_key_base_url: str | None = None
+    """The endpoint that key was set for (None: the operator's)."""
     widget_tool_secret: str | None = field(default=None, repr=False)
     """Encrypted; signs the calls of the agent's ``http`` tools."""
     preview: bool = False
@@ -119,6 +121,7 @@ async def load(session: AsyncSession, public_key: str) -> Snapshot:
         origins=tuple(entries),
         tenant_openai_key=row.tenant_openai_key,
         widget_model_key=row.widget_model_key,
+        widget_model_key_base_url=row.widget_model_key_base_url,
         widget_tool_secret=row.widget_tool_secret,
     )
     return Snapshot(revision=row.revision, published=published)
@@ -145,6 +148,7 @@ async def load_preview(
         origins=(AllowedEntry(preview.origin, None),),
         tenant_openai_key=row.tenant_openai_key,
         widget_model_key=row.widget_model_key,
+        widget_model_key_base_url=row.widget_model_key_base_url,
         widget_tool_secret=row.widget_tool_secret,
         preview=True,
     )
