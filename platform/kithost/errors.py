@@ -178,8 +178,7 @@ def _field_name(loc: Sequence[int | str]) -> str:
     return ".".join(parts)
 
 
-def validation_errors(raw: Sequence[Any]) -> list[FieldError]:
-    """pydantic's errors (``ValidationError.errors()``) as problem fields."""
+def _validation_errors(raw: Sequence[Any]) -> list[FieldError]:
     return [
         FieldError(field=_field_name(e.get("loc", ())), message=e["msg"], type=e["type"])
         for e in raw
@@ -193,15 +192,14 @@ async def _kithost_error(request: Request, exc: Exception) -> ProblemResponse:
     )
 
 
+def invalid_request(exc: RequestValidationError) -> InvalidInput:
+    """The 422 of a request FastAPI could not validate (its fields named)."""
+    return InvalidInput("The request is not valid.", errors=_validation_errors(exc.errors()))
+
+
 async def _validation_error(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, RequestValidationError)
-    return problem_response(
-        request,
-        422,
-        "validation_failed",
-        "The request is not valid.",
-        errors=validation_errors(exc.errors()),
-    )
+    return await _kithost_error(request, invalid_request(exc))
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}

@@ -17,8 +17,8 @@ from chatkit.types import ProgressUpdateEvent, ThreadStreamEvent
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.kit.outbound import origin_of
 from kithost.mcp_tools import client as mcp
-from kithost.mcp_tools.client import origin_of
 from kithost.models import Widget, WidgetMcpSecret
 from tests.chat.helpers import (
     REFUSED_ADDRESSES,

@@ -301,18 +301,18 @@ async def test_the_audit_log_shows_a_webhooks_host_never_its_path_or_query(
         assert token not in log.text
     entries = [(e["action"], e["data"]) for e in reversed(log.json()["entries"])]
     assert entries == [
-        ("webhook.created", {"url": "https://hooks.slack.com", "events": ["widget.published"]}),
+        ("webhook.created", {"url": "https://hooks.slack.com:443", "events": ["widget.published"]}),
         (  # a new path at the same host: a change, shown as the host
             "webhook.updated",
             {
-                "before": {"url": "https://hooks.slack.com"},
-                "after": {"url": "https://hooks.slack.com"},
+                "before": {"url": "https://hooks.slack.com:443"},
+                "after": {"url": "https://hooks.slack.com:443"},
             },
         ),
         (
             "webhook.updated",
             {
-                "before": {"url": "https://hooks.slack.com"},
+                "before": {"url": "https://hooks.slack.com:443"},
                 "after": {"url": "https://hooks.example.com:8443"},
             },
         ),

@@ -100,7 +100,8 @@ message was stored. What a page passes is a few keys (``setContext``); 32 levels
 beyond that and far below any recursion limit."""
 MULTIPART_OVERHEAD = 64 * 1024
 MAX_FEEDBACK_ITEMS = 100
-"""ChatKit's thumbs name the items of one answer: a handful. Each id is looked up."""
+"""ChatKit's thumbs name the items of one answer: a handful. The ids go into one statement's
+``IN`` list, which a body's worth of ids would make tens of thousands long."""
 MAX_TITLE_LENGTH = 200
 """Room for any title a person types; titles Kithost makes are 60 (``server.title_of``)."""
 _BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")

@@ -187,6 +187,16 @@ class OutboundPolicy:
         return [str(a) for a in found]
 
 
+def origin_of(url: str) -> str:
+    """``scheme://host:port`` (the port always written): the server a URL reaches, and all of
+    it that may be shown where the URL itself may not (its path or query may hold a token)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}:{port}"
+
+
 def _address(host: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(host.strip("[]"))

@@ -24,7 +24,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
 import httpx2
@@ -35,22 +34,19 @@ from chatkit.agents import AgentContext
 from chatkit.types import ProgressUpdateEvent
 from mcp.types import Tool as McpToolInfo
 
-from kithost.kit.outbound import CheckedTransport, OutboundPolicy, OutboundRefused, Resolver
+from kithost.kit.outbound import (
+    CheckedTransport,
+    OutboundPolicy,
+    OutboundRefused,
+    Resolver,
+    origin_of,
+)
 from kithost.widgets.config import McpTool
 
 MAX_RESPONSE_BYTES = 1_048_576
 """The most one HTTP response of an MCP server may carry."""
 CLOSE_SECONDS = 5
 """How long closing an answer's servers may take."""
-
-
-def origin_of(url: str) -> str:
-    """``scheme://host:port`` (the port always written): where a secret may go."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    host = parts.hostname or ""
-    host = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme}://{host}:{port}"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The secrets of widgets' ``mcp`` tools and listing their servers' tools.
 
 A secret belongs to a tool of a widget (its id) and to the server's origin when it was set
-(``mcp_tools.client.origin_of``): it is sent nowhere else, so pointing the tool at another server
+(``kit.outbound.origin_of``): it is sent nowhere else, so pointing the tool at another server
 does not take the secret along. Stored encrypted; the API says only that one is set.
 """
 
@@ -20,13 +20,13 @@ from kithost.auth.principals import TenantAccess
 from kithost.db import Sessionmaker, session_scope
 from kithost.errors import BadGateway, Conflict, invalid_field
 from kithost.kit.crypto import SecretBox
+from kithost.kit.outbound import origin_of
 from kithost.mcp_tools import repository
 from kithost.mcp_tools.client import (
     McpConnections,
     McpConnector,
     McpSecret,
     McpUnavailable,
-    origin_of,
 )
 from kithost.models import Widget, WidgetMcpSecret
 from kithost.visitor.service import Published

@@ -27,7 +27,7 @@ from kithost import rls
 from kithost.analytics.facts import AppFacts
 from kithost.auth.dependencies import SessionsMint
 from kithost.db import DbSession
-from kithost.errors import Conflict, Forbidden, InvalidInput, KithostError, validation_errors
+from kithost.errors import Conflict, Forbidden, KithostError, invalid_request
 from kithost.health.metrics import mint_outcome
 from kithost.kit.schemas import problems
 from kithost.models import Placement
@@ -82,7 +82,7 @@ def admitted(request: Request) -> tuple[str, Published]:
 
 def _problem_for(exc: Exception) -> KithostError | None:
     if isinstance(exc, RequestValidationError):  # as the app's handler answers it
-        return InvalidInput("The request is not valid.", errors=validation_errors(exc.errors()))
+        return invalid_request(exc)
     return kithost_error(exc)
 
 

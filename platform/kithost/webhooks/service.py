@@ -28,7 +28,7 @@ from kithost.auth.principals import TenantAccess
 from kithost.errors import NotFound, invalid_field
 from kithost.kit import cursors
 from kithost.kit.crypto import SecretBox
-from kithost.kit.outbound import OutboundPolicy
+from kithost.kit.outbound import OutboundPolicy, origin_of
 from kithost.models import WebhookDelivery, WebhookEndpoint
 from kithost.models.base import utcnow
 from kithost.webhooks import repository, tasks
@@ -84,7 +84,9 @@ async def create_endpoint(
     session.add(endpoint)
     await session.flush()
     _quiet.pop(access.tenant.id, None)
-    data = {"url": audited_url(url), "events": endpoint.events}
+    # The log's readers may not see the endpoints, and a URL's path or query often holds the
+    # receiver's token (Slack's ``/services/T…/B…/<token>``, ``?token=``): its origin only.
+    data = {"url": origin_of(url), "events": endpoint.events}
     _record(session, access, "webhook.created", endpoint, data)
     return endpoint, secret
 
@@ -242,23 +244,14 @@ def queue_delivery(
     return delivery
 
 
-def audited_url(url: str) -> str:
-    """What the audit log shows of a webhook URL: its scheme, host and port. Members who may
-    not see the endpoints read the log, and a URL's path or query often holds the
-    receiver's token (Slack's ``/services/T…/B…/<token>``, ``?token=``)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    host = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme}://{host}" + ("" if parts.port is None else f":{parts.port}")
-
-
 def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """``audit.changes`` of two :func:`_state`s, the URLs compared in full and shown as
-    :func:`audited_url`: a new path at the same host still shows as a change of ``url``."""
+    their origin (``create_endpoint``): a new path at the same host still shows as a change
+    of ``url``."""
     data = audit.changes(before, after)
     for side in data.values():
         if "url" in side:
-            side["url"] = audited_url(side["url"])
+            side["url"] = origin_of(side["url"])
     return data
 
 
