@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from kithost.kit.outbound import origin_of
 from kithost.models import Role, Tenant, Widget
 from kithost.settings import Settings
 from kithost.visitor.cache import ConfigCache
@@ -170,8 +171,12 @@ async def test_the_widgets_model_key_is_the_only_key_its_base_url_gets(
     assert MODEL_KEY not in read.text
     [entry] = await audit_entries(db, tenant, "widget.model_key_set")
     assert entry.data == {
-        "before": {"has_model_key": False, "revision": revision - 1},
-        "after": {"has_model_key": True, "revision": revision},
+        "before": {"has_model_key": False, "model_key_endpoint": None, "revision": revision - 1},
+        "after": {
+            "has_model_key": True,
+            "model_key_endpoint": origin_of(tenant_server.base_url),
+            "revision": revision,
+        },
     }
 
     patched = await client.patch(url, json=agent, headers=await if_match(client, url, editor))

@@ -259,6 +259,17 @@ async def test_titles_a_visitor_gives_are_bounded_and_visible(
     assert renamed["title"] == longest
 
 
+async def test_titles_made_from_a_message_leave_invisible_characters_out(
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    alice = await visitor(http, app, db, await make_chat_widget(db, app, fake_openai))
+
+    events = await alice.send("Refund\u202e \u200bredro\u202c\nplease\u0007 \u2066now")
+
+    thread = await alice.call("threads.get_by_id", thread_id=thread_of(events))
+    assert thread["title"] == "Refund redro please now"
+
+
 async def test_retry_after_item_answers_again(
     http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:

@@ -41,6 +41,7 @@ from kithost.models.base import utcnow
 from kithost.storage import LocalDiskStorage
 from kithost.widgets.service import create_widget
 from tests.api.helpers import audit_actions
+from tests.chat.helpers import assert_problem
 from tests.conversations.helpers import ANONYMOUS, conversation
 from tests.factories import Credentials, client_token, login, make_member, make_tenant
 from tests.workers import RecordedTasks
@@ -120,6 +121,33 @@ async def test_the_list_filters_and_searches_the_tenants_threads_only(
     first = (await client.get(CONVERSATIONS, params={"limit": 2}, headers=owner.headers)).json()
     rest = await listed(client, owner, limit=2, before=first["next"])
     assert rest == [threads["blog"]]
+
+
+async def test_a_widget_filter_names_one_of_the_tenants_widgets(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """Another tenant's widget, or none, is a 404 as in analytics (an empty list would say
+    it has no conversations), and nothing is exported or audited for it."""
+    tenant, owner, threads = await acme_with_chats(app, db)
+    theirs = await db.scalar(select(ChatThread.widget_id).where(ChatThread.id == threads["theirs"]))
+    audited = await audit_actions(db, tenant.id)
+
+    for widget in (theirs, uuid.uuid4()):
+        params = {"widget": str(widget)}
+        for refused in (
+            await client.get(CONVERSATIONS, params=params, headers=owner.headers),
+            await client.get(f"{CONVERSATIONS}/export.jsonl", params=params, headers=owner.headers),
+            await client.get(f"{CONVERSATIONS}/export.csv", params=params, headers=owner.headers),
+            await client.post(
+                f"{CONVERSATIONS}/exports",
+                json={"format": "csv", "filters": params},
+                headers=owner.headers,
+            ),
+        ):
+            assert_problem(refused, 404, "widget_not_found")
+
+    assert await audit_actions(db, tenant.id) == audited
+    assert await db.scalar(select(func.count()).select_from(ConversationExport)) == 0
 
 
 async def test_the_next_page_goes_on_when_the_last_thread_shown_changes_or_goes(

@@ -71,8 +71,8 @@ from kithost.errors import (
 )
 from kithost.health.metrics import CHAT_FIRST_TOKEN_SECONDS, CHAT_STREAM_SECONDS, CHAT_STREAMS
 from kithost.kit.schemas import NUL_MESSAGE, nul_at, problems
+from kithost.kit.visible import has_invisible
 from kithost.models import WidgetMode
-from kithost.sessions.identity import has_invisible
 from kithost.sessions.service import check_policy
 from kithost.visitor.cache import published_answers
 from kithost.visitor.routes import (

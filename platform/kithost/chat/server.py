@@ -73,6 +73,7 @@ from kithost.errors import Conflict
 from kithost.kit.crypto import SecretBox
 from kithost.kit.outbound import Resolver, refused_in, system_resolver
 from kithost.kit.upstream import ModelClients, ModelEndpoint
+from kithost.kit.visible import without_invisible
 from kithost.knowledge import repository as knowledge
 from kithost.mcp_tools.client import McpConnections, McpConnector
 from kithost.mcp_tools.service import answer_connections
@@ -410,10 +411,12 @@ def own_ids(event: ThreadStreamEvent, ids: dict[str, str]) -> ThreadStreamEvent:
 
 
 def title_of(message: UserMessageItem) -> str | None:
-    words = " ".join(
+    """The thread's title from its first message: its words, invisible characters left out
+    (a visitor must not reorder or hide what staff read in the list), cut at a word."""
+    text = " ".join(
         part.text for part in message.content if isinstance(part, UserMessageTextContent)
-    ).split()
-    text = " ".join(words)
+    )
+    text = " ".join(word for word in map(without_invisible, text.split()) if word)
     if len(text) <= TITLE_LENGTH:
         return text or None
     return text[:TITLE_LENGTH].rsplit(" ", 1)[0] + "…"

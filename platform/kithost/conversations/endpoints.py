@@ -50,7 +50,7 @@ async def export_conversations(
     settings: AppSettings,
     query: Filters,
 ) -> StreamingResponse:
-    service.record_export(session, access, query, "jsonl")
+    await service.record_export(session, access, query, "jsonl")
     return _streamed(
         request, service.export_lines, access, query, settings, "application/x-ndjson", "jsonl"
     )
@@ -72,7 +72,7 @@ async def export_messages(
     settings: AppSettings,
     query: Filters,
 ) -> StreamingResponse:
-    service.record_export(session, access, query, "csv")
+    await service.record_export(session, access, query, "csv")
     return _streamed(
         request, service.export_csv, access, query, settings, "text/csv; charset=utf-8", "csv"
     )

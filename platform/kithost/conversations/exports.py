@@ -88,7 +88,7 @@ async def create(
     )
     session.add(export)
     await session.flush()
-    service.record_export(session, access, body.filters, body.format.value, export.id)
+    await service.record_export(session, access, body.filters, body.format.value, export.id)
     enqueue(session, tasks.write_export, str(export.tenant_id), str(export.id))
     return export
 

@@ -37,6 +37,7 @@ from kithost.kit import cursors
 from kithost.kit.keys import Keys
 from kithost.kit.pseudonyms import exported_end_user
 from kithost.models import ChatItem, ConversationReview
+from kithost.widgets.service import get_widget
 
 EXPORT_PAGE = 50
 
@@ -77,6 +78,7 @@ def change_settings(
 async def list_conversations(
     session: AsyncSession, access: TenantAccess, query: ConversationQuery, keys: Keys
 ) -> ConversationPage:
+    await _check_widget(session, access, query)
     before = None if query.before is None else cursors.decode(query.before, str, field="before")
     rows = await repository.page(
         session, access.tenant.id, query, before=before, limit=query.limit + 1
@@ -228,7 +230,7 @@ async def _export_pages(
         before = (last.updated_at, last.id)
 
 
-def record_export(
+async def record_export(
     session: AsyncSession,
     access: TenantAccess,
     filters: ConversationFilters,
@@ -237,6 +239,7 @@ def record_export(
 ) -> None:
     """Audit an export: who, in which format, with which filters (and the export's id
     when it runs as a task)."""
+    await _check_widget(session, access, filters)
     audit.record(
         session,
         access.actor,
@@ -246,6 +249,15 @@ def record_export(
         target_id=export_id,
         data={"format": export_format, "filters": filters_of(filters)},
     )
+
+
+async def _check_widget(
+    session: AsyncSession, access: TenantAccess, filters: ConversationFilters
+) -> None:
+    """A widget filter names one of the tenant's widgets: 404 ``widget_not_found`` otherwise,
+    as analytics answers (an empty list would say the widget has no conversations)."""
+    if filters.widget is not None:
+        await get_widget(session, access.tenant, filters.widget)
 
 
 def filters_of(filters: ConversationFilters) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import time
-import unicodedata
 from dataclasses import dataclass
 from typing import TypeGuard
 
@@ -22,6 +21,7 @@ from joserfc.jwk import OctKey
 
 from kithost.errors import Unauthorized, invalid_field
 from kithost.kit.tokens import hash_secret
+from kithost.kit.visible import has_invisible
 
 MAX_IDENTITY_LIFETIME_SECONDS = 24 * 3600
 CLOCK_SKEW_SECONDS = 60
@@ -52,17 +52,6 @@ def secret_fingerprint(secret: str) -> str:
 
 def _refused(why: str) -> Unauthorized:
     return Unauthorized(f"The identity token is not valid: {why}.", code="invalid_identity_token")
-
-
-_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
-"""Unicode categories refused in claims shown to people or used as ids: control, format
-(bidi overrides and isolates, zero-width characters), surrogate, private-use, unassigned."""
-
-
-def has_invisible(text: str) -> bool:
-    """Whether ``text`` holds a character of :data:`_INVISIBLE`: what text shown to people
-    (a name, a thread's title) must not, since it can reorder or hide what they read."""
-    return any(unicodedata.category(c) in _INVISIBLE for c in text)
 
 
 def _check_visible(claims: dict[str, object], name: str) -> None:

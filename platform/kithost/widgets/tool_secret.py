@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost.audit import service as audit
 from kithost.auth.principals import TenantAccess
 from kithost.kit.crypto import SecretBox
+from kithost.kit.outbound import origin_of
 from kithost.kit.tokens import random_token
 from kithost.models import Widget
 
@@ -35,9 +36,13 @@ async def ensure_tool_secret(
 
 
 def secrets_state(widget: Widget) -> dict[str, Any]:
+    """What the audit log records of a widget's secrets: whether each is set and, for the
+    model key, the server it goes to (its origin; None: the operator's endpoint)."""
+    endpoint = widget.model_key_base_url
     return {
         "has_identity_secret": widget.identity_secret is not None,
         "has_model_key": widget.model_key is not None,
+        "model_key_endpoint": None if endpoint is None else origin_of(endpoint),
         "has_tool_secret": widget.tool_secret is not None,
         "revision": widget.revision,
     }
