@@ -19,6 +19,7 @@ import secrets
 import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import psycopg
@@ -39,6 +40,7 @@ from kithost.db import Sessionmaker, create_engine, create_sessionmaker, session
 from kithost.kit.upstream import ModelClients
 from kithost.settings import Settings
 from kithost.state import AppState
+from kithost.visitor.cache import ConfigCache
 from kithost.worker.enqueue import PendingTasks
 from tests.fakes.openai_server import fake_openai
 
@@ -138,6 +140,8 @@ def make_settings(
         "task_queue": task_queue,
         "secret_key": "test-secret-key",
         "log_json": False,
+        # A loaded machine may take over the second a visitor waits for a widget's config.
+        "config_wait_seconds": 30,
     }
     return Settings.model_validate({**values, **overrides})
 
@@ -241,6 +245,16 @@ def create_test_app(
     app_sessions.configure(bind=connection, sync_session_class=AppRoleSession)
     _MODEL_CLIENTS.append(state_of(app).part(ModelClients))
     return app
+
+
+def config_cache(app: FastAPI, **overrides: Any) -> ConfigCache:
+    """A visitor config cache for ``app`` as its settings make it, changed by ``overrides``."""
+    settings = state_of(app).settings
+    defaults = {
+        "chatkit_script": settings.chatkit_script_url,
+        "wait": settings.config_wait_seconds,
+    }
+    return ConfigCache(**{**defaults, **overrides})
 
 
 def state_of(app: FastAPI) -> AppState:

@@ -16,9 +16,8 @@ from sqlalchemy.engine import make_url
 from kithost import migrate
 from kithost.app import create_app
 from kithost.db import session_scope
-from kithost.visitor.cache import ConfigCache
 from kithost.widgets.config import WidgetConfig
-from tests.conftest import create_pg_database, drop_pg_database, make_settings
+from tests.conftest import config_cache, create_pg_database, drop_pg_database, make_settings
 from tests.proxy import CuttableProxy
 from tests.visitor.helpers import ORIGIN, config_url, make_widget
 
@@ -73,9 +72,7 @@ async def test_a_cached_config_is_served_while_the_database_is_away(
     through_proxy: tuple[FastAPI, CuttableProxy],
 ) -> None:
     app, proxy = through_proxy
-    app.state.add(
-        ConfigCache(revalidate_after=0, chatkit_script=app.state.settings.chatkit_script_url)
-    )  # every request checks
+    app.state.add(config_cache(app, revalidate_after=0))  # every request checks
     async with session_scope(app.state.sessionmaker) as db:
         widget = await make_widget(db, config=WidgetConfig())
     transport = httpx2.ASGITransport(app=app, raise_app_exceptions=False)

@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Each after the parts it uses: they are closed in the opposite order.
     state.add(
         FactBuffer(celery),
-        ConfigCache(chatkit_script=settings.chatkit_script_url),
+        ConfigCache(chatkit_script=settings.chatkit_script_url, wait=settings.config_wait_seconds),
         MintRecorder(state.sessionmaker),
         EventsHandover(celery, settings.events_max_in_flight),
         ModelClients(settings.openai_timeout_seconds, settings.outbound_policy),

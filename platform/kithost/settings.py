@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     """Redis broker: when a task a killed worker held is delivered again."""
     analytics_rollup_seconds: float = Field(default=60.0, gt=0)
     """How often beat recomputes the rollups of hours that got events."""
+    config_wait_seconds: float = Field(default=1.0, gt=0, le=60)
+    """How long a visitor's request waits for the database to read a widget's config the
+    process holds no copy of; then 503 ``config_unavailable``."""
     events_max_in_flight: int = Field(default=256, ge=1)
     """Event batches an API process may be handing to the broker at once; beyond, 429."""
     frame_domain_key: str = "domain_pk_localhost_dev"

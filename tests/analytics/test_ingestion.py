@@ -27,7 +27,6 @@ from kithost.analytics.ingestion.tasks import ingest
 from kithost.db import session_scope
 from kithost.models import AnalyticsEvent, Widget
 from kithost.settings import Settings
-from kithost.visitor.cache import ConfigCache
 from kithost.worker.sender import TaskSender
 from tests.analytics.helpers import SHOP, USER, event, now_ms, published_widget, store
 from tests.conftest import REDIS_URL, create_test_app
@@ -352,9 +351,6 @@ async def test_an_unreachable_broker_is_503_not_a_silent_drop(
 ) -> None:
     widget = await published_widget(db)
     app = create_test_app(settings, connection, broker_url="redis://127.0.0.1:9/0")
-    # The widget's config may take longer than the cache's usual second on a busy machine
-    # (a 503 config_unavailable): this test is about the broker.
-    app.state.add(ConfigCache(wait=30, chatkit_script=settings.chatkit_script_url))
     transport = httpx2.ASGITransport(app=app)
     async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
         response = await send(client, widget, {"events": [event("loader.loaded")]})

@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from kithost.kit.outbound import origin_of
 from kithost.models import Role, Tenant, Widget
 from kithost.settings import Settings
-from kithost.visitor.cache import ConfigCache
 from tests.chat.helpers import (
     SentTasks,
     assert_problem,
@@ -27,7 +26,7 @@ from tests.chat.helpers import (
     publish_unchecked,
     visitor,
 )
-from tests.conftest import create_test_app
+from tests.conftest import config_cache, create_test_app
 from tests.factories import Credentials, login, make_member
 from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI
 from tests.visitor.helpers import make_widget
@@ -71,9 +70,7 @@ def app(settings: Settings, connection: AsyncConnection, fake_openai: FakeOpenAI
         openai_api_key=SecretStr(PLATFORM_KEY),
         openai_base_url=fake_openai.base_url,
     )
-    app.state.add(
-        ConfigCache(revalidate_after=0, chatkit_script=app.state.settings.chatkit_script_url)
-    )
+    app.state.add(config_cache(app, revalidate_after=0))
     return app
 
 

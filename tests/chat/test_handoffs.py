@@ -12,7 +12,6 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.models import Widget
-from kithost.visitor.cache import ConfigCache
 from tests.chat.helpers import (
     Visitor,
     chat_config,
@@ -25,6 +24,7 @@ from tests.chat.helpers import (
     transfers,
     visitor,
 )
+from tests.conftest import config_cache
 from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI
 
 TRIAGE = "You route Acme's customers."
@@ -143,9 +143,7 @@ async def test_an_agent_without_hand_back_keeps_the_conversation(
 async def test_an_agent_the_config_no_longer_has_gives_the_turn_to_the_main_agent(
     http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
-    app.state.add(
-        ConfigCache(revalidate_after=0, chatkit_script=app.state.settings.chatkit_script_url)
-    )  # sees the new version
+    app.state.add(config_cache(app, revalidate_after=0))  # sees the new version
     widget, alice = await team_widget(http, db, app, fake_openai)
     fake_openai.hand_off("billing")
     thread = thread_of(await alice.send("Why was I charged twice?"))

@@ -22,9 +22,8 @@ from kithost.auth.principals import CLI
 from kithost.auth.scopes import Scope
 from kithost.models import Role, SessionMint, Tenant, Widget
 from kithost.settings import Settings
-from kithost.visitor.cache import ConfigCache
 from kithost.widgets.service import create_widget, publish_draft
-from tests.conftest import create_test_app, operator_sessions
+from tests.conftest import config_cache, create_test_app, operator_sessions
 from tests.factories import client_token, login, make_member, make_tenant, set_draft
 from tests.fakes.openai_server import FakeOpenAI
 from tests.workers import take_sent_tasks
@@ -309,11 +308,7 @@ async def test_a_hosted_mint_whose_row_is_lost_still_answers_and_its_refresh_min
     visitor still has their secret, and only its refresh is refused (the loader then mints
     anew). Here the widget vanishes from the database while the config cache still serves
     it, so the row breaks its foreign key."""
-    hosted_app.state.add(
-        ConfigCache(
-            revalidate_after=3600, chatkit_script=hosted_app.state.settings.chatkit_script_url
-        )
-    )
+    hosted_app.state.add(config_cache(hosted_app, revalidate_after=3600))
     async with operator_sessions(hosted_app)() as setup:
         target = await publish(setup, HOSTED)
         await setup.commit()
@@ -401,9 +396,7 @@ async def test_hosted_sessions_use_the_tenants_own_key_once_set(
     """Hosted mints read the tenant's key from the config cache, not the database: setting
     the key makes a new revision of every widget of the tenant, so caches reload them."""
     app = create_test_app(settings, connection, openai_base_url=fake_openai.base_url)
-    app.state.add(
-        ConfigCache(revalidate_after=0, chatkit_script=app.state.settings.chatkit_script_url)
-    )
+    app.state.add(config_cache(app, revalidate_after=0))
     async with app.state.sessionmaker() as setup:
         target = await publish(setup, HOSTED)
         editor = await login(app, setup, await make_member(setup, target.tenant, Role.editor))

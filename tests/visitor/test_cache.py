@@ -18,10 +18,9 @@ from kithost.app import create_app
 from kithost.db import create_engine, create_sessionmaker, session_scope
 from kithost.kit.tokens import random_token
 from kithost.settings import Settings
-from kithost.visitor.cache import ConfigCache
 from kithost.widgets.config import WidgetConfig
 from kithost.worker.enqueue import PendingTasks
-from tests.conftest import create_pg_database, drop_pg_database, make_settings
+from tests.conftest import config_cache, create_pg_database, drop_pg_database, make_settings
 from tests.visitor.helpers import ORIGIN, Clock, assert_refused, config_url, make_widget
 
 UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:1/nothing"
@@ -64,7 +63,7 @@ async def test_the_last_good_config_is_served_while_the_database_is_gone(
     async with session_scope(app.state.sessionmaker) as db:
         widget = await make_widget(db, config=WidgetConfig())
     clock = Clock()
-    app.state.add(ConfigCache(clock=clock, chatkit_script=app.state.settings.chatkit_script_url))
+    app.state.add(config_cache(app, clock=clock))
     transport = httpx2.ASGITransport(app=app)
     async with httpx2.AsyncClient(transport=transport, base_url="http://test") as client:
         good = await client.get(config_url(widget), headers={"Origin": ORIGIN})
@@ -86,9 +85,7 @@ async def test_a_silent_database_delays_visitors_by_the_wait_at_most(
     app: FastAPI, client: httpx2.AsyncClient, db: AsyncSession, silent_server: str
 ) -> None:
     clock = Clock()
-    app.state.add(
-        ConfigCache(clock=clock, wait=0.2, chatkit_script=app.state.settings.chatkit_script_url)
-    )
+    app.state.add(config_cache(app, clock=clock, wait=0.2))
     widget = await make_widget(db, config=WidgetConfig())
     good = await client.get(config_url(widget), headers={"Origin": ORIGIN})
     use_database(app, silent_server)
@@ -104,11 +101,7 @@ async def test_a_silent_database_delays_visitors_by_the_wait_at_most(
 async def test_the_cache_keeps_the_most_recently_used_widgets(
     app: FastAPI, client: httpx2.AsyncClient, db: AsyncSession
 ) -> None:
-    app.state.add(
-        ConfigCache(
-            max_widgets=2, clock=Clock(), chatkit_script=app.state.settings.chatkit_script_url
-        )
-    )
+    app.state.add(config_cache(app, max_widgets=2, clock=Clock()))
     first, second, third = [await make_widget(db, config=WidgetConfig()) for _ in range(3)]
     for widget in (first, second, first, third):  # second is now the least recently used
         response = await client.get(config_url(widget), headers={"Origin": ORIGIN})
@@ -122,7 +115,7 @@ async def test_the_cache_keeps_the_most_recently_used_widgets(
 
 
 async def test_unknown_keys_are_remembered_too(app: FastAPI, client: httpx2.AsyncClient) -> None:
-    app.state.add(ConfigCache(clock=Clock(), chatkit_script=app.state.settings.chatkit_script_url))
+    app.state.add(config_cache(app, clock=Clock()))
     unknown = random_token("pk_")
     first = await client.get(config_url(unknown), headers={"Origin": ORIGIN})
     assert_refused(first, 404, "widget_not_found")
@@ -136,11 +129,7 @@ async def test_unknown_keys_never_push_out_the_widgets_shown(
 ) -> None:
     """Anyone may ask for any number of random keys: they are remembered apart, so the
     widgets visitors see stay in memory (and are served while the database is down)."""
-    app.state.add(
-        ConfigCache(
-            max_widgets=2, clock=Clock(), chatkit_script=app.state.settings.chatkit_script_url
-        )
-    )
+    app.state.add(config_cache(app, max_widgets=2, clock=Clock()))
     shown = [await make_widget(db, config=WidgetConfig()) for _ in range(2)]
     for widget in shown:
         assert (await client.get(config_url(widget), headers={"Origin": ORIGIN})).is_success

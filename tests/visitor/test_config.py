@@ -13,9 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kithost.models import AllowedOrigin, Placement, WidgetMode
 from kithost.settings import Settings
-from kithost.visitor.cache import ConfigCache
 from kithost.widgets.config import Agent, Hosted, Launcher, WidgetConfig
-from tests.conftest import create_test_app
+from tests.conftest import config_cache, create_test_app
 from tests.visitor.helpers import ORIGIN, Clock, assert_refused, config_url, make_widget, publish
 
 CONFIG = WidgetConfig(
@@ -28,11 +27,7 @@ CONFIG = WidgetConfig(
 @pytest.fixture
 def clock(app: FastAPI) -> Clock:
     clock = Clock()
-    app.state.add(
-        ConfigCache(
-            revalidate_after=2.0, clock=clock, chatkit_script=app.state.settings.chatkit_script_url
-        )
-    )
+    app.state.add(config_cache(app, revalidate_after=2.0, clock=clock))
     return clock
 
 

@@ -14,9 +14,9 @@ per API process.
   the revision moved. So once a publish (or any change of the widget) has committed, no
   process serves the old config for longer than ``REVALIDATE_SECONDS`` plus that query.
 - When the database is unreachable (:data:`DATABASE_ERRORS`), or has not answered within
-  ``WAIT_SECONDS``, the last good entry is served (with a warning) and checked again
-  ``revalidate_after`` seconds later; without one, the request is answered 503
-  ``config_unavailable``.
+  ``wait`` seconds (``KITHOST_CONFIG_WAIT_SECONDS``), the last good entry is served (with a
+  warning) and checked again ``revalidate_after`` seconds later; without one, the request is
+  answered 503 ``config_unavailable``.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ from kithost.widgets.preview import read as read_preview
 log = structlog.get_logger(__name__)
 
 REVALIDATE_SECONDS = 2.0
-WAIT_SECONDS = 1.0
 MAX_WIDGETS = 10_000
 MAX_ORIGINS = 64
 MAX_UNKNOWN = 1_000
@@ -121,7 +120,7 @@ class ConfigCache:
         *,
         max_widgets: int = MAX_WIDGETS,
         revalidate_after: float = REVALIDATE_SECONDS,
-        wait: float = WAIT_SECONDS,
+        wait: float,
         clock: Callable[[], float] = time.monotonic,
         chatkit_script: str,
     ) -> None:

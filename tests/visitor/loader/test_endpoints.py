@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost.errors import ServiceUnavailable
 from kithost.kit.headers import page_policy
 from kithost.models import Placement
-from kithost.visitor.cache import ConfigCache
 from kithost.visitor.loader import service
 from kithost.widgets.config import Launcher, WidgetConfig
+from tests.conftest import config_cache
 from tests.visitor.helpers import ORIGIN, make_widget, publish
 
 
@@ -58,9 +58,7 @@ async def test_a_widget_loader_carries_the_launcher_look_and_nothing_else(
 async def test_a_republished_launcher_changes_the_widget_loader(
     client: httpx2.AsyncClient, db: AsyncSession, app: FastAPI
 ) -> None:
-    app.state.add(
-        ConfigCache(revalidate_after=0, chatkit_script=app.state.settings.chatkit_script_url)
-    )
+    app.state.add(config_cache(app, revalidate_after=0))
     widget = await make_widget(db, config=WidgetConfig(launcher=Launcher(label="One")))
     first = await client.get(f"/embed/{widget.public_key}.js")
     await publish(db, widget, WidgetConfig(launcher=Launcher(label="Two")))
