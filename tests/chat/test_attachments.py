@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import json
+from typing import Any
+
 import httpx2
+import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.chat import agent
 from tests.chat.helpers import (
     BOB,
     PNG,
@@ -14,6 +20,7 @@ from tests.chat.helpers import (
     blob,
     create,
     make_chat_widget,
+    model_requests,
     path_of,
     thread_of,
     upload,
@@ -159,3 +166,62 @@ async def test_an_attachment_goes_once_into_a_message(
     events = await alice.send("What is this?", attachments=[attachment["id"]])  # still usable
     items = await alice.call("items.list", thread_id=thread_of(events), order="asc")
     assert [a["id"] for a in items["data"][0]["attachments"]] == [attachment["id"]]
+
+
+def user_contents(fake: FakeOpenAI) -> list[list[dict[str, Any]]]:
+    """The content parts of each user message of the latest model request."""
+    body = model_requests(fake)[-1]
+    return [m["content"] for m in body["input"] if m.get("role") == "user"]
+
+
+def inlined(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+async def test_only_the_latest_messages_attachments_are_inlined(
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    """An answer reads and sends the bytes of the message it answers, not those of every
+    attachment in the history: those are named to the model instead."""
+    alice = await visitor(http, app, db, await attachment_widget(db, app, fake_openai))
+    first = await create(alice, "first.txt", 5, "text/plain")
+    assert (await upload(http, first, b"alpha", "text/plain")).status_code == 200
+    thread_id = thread_of(await alice.send("One", attachments=[first["id"]]))
+    second = await create(alice, "second.txt", 5, "text/plain")
+    assert (await upload(http, second, b"bravo", "text/plain")).status_code == 200
+
+    await alice.send("Two", thread_id, attachments=[second["id"]])
+
+    earlier, latest = user_contents(fake_openai)
+    assert earlier[1] == {
+        "type": "input_text",
+        "text": '[Attachment "first.txt" (text/plain): sent earlier in the conversation,'
+        " not shown again.]",
+    }
+    assert latest[1]["type"] == "input_file"
+    assert latest[1]["file_data"] == f"data:text/plain;base64,{inlined(b'bravo')}"
+    assert inlined(b"alpha") not in json.dumps(model_requests(fake_openai)[-1])
+
+
+async def test_attachments_beyond_the_inline_budget_are_named(
+    http: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(agent, "INLINE_ATTACHMENT_BYTES", 8)
+    alice = await visitor(http, app, db, await attachment_widget(db, app, fake_openai))
+    attachments = [await create(alice, f"{n}.txt", 5, "text/plain") for n in ("a", "b")]
+    for attachment, data in zip(attachments, [b"alpha", b"bravo"], strict=True):
+        assert (await upload(http, attachment, data, "text/plain")).status_code == 200
+
+    await alice.send("Both", attachments=[a["id"] for a in attachments])
+
+    [content] = user_contents(fake_openai)
+    assert content[1]["file_data"] == f"data:text/plain;base64,{inlined(b'alpha')}"
+    assert content[2] == {
+        "type": "input_text",
+        "text": '[Attachment "b.txt" (text/plain): not shown: the message\'s files are too'
+        " large together.]",
+    }

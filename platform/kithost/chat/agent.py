@@ -33,6 +33,7 @@ from chatkit.types import (
     ImageAttachment,
     ProgressUpdateEvent,
     ThreadItem,
+    UserMessageItem,
     UserMessageTagContent,
 )
 from openai import AsyncOpenAI
@@ -62,6 +63,10 @@ from kithost.widgets.config import (
 
 HISTORY_ITEMS = 40
 """How many of the thread's latest items the model sees."""
+INLINE_ATTACHMENT_BYTES = 32 * 1024 * 1024
+"""The most attachment bytes one answer reads and sends the model inline (base64), all its
+attachments together: OpenAI takes at most 32 MB of files in one request. Only the latest
+user message's attachments are inlined (:class:`Converter`)."""
 
 
 def agent(
@@ -182,15 +187,30 @@ def instructions(base: str, context: ChatContext) -> str:
 
 
 class Converter(ThreadItemConverter):
-    """Thread items → model input, with the end user's attachments inlined."""
+    """Thread items → model input. The attachments of the latest user message (the one being
+    answered) are inlined, read from storage, as long as their declared sizes fit in
+    :data:`INLINE_ATTACHMENT_BYTES` together; the model sees every other attachment of the
+    history (earlier messages', those beyond the budget) only as a note with its name and
+    type, so what an answer reads and holds is bounded however many files a thread has."""
 
     def __init__(self, attachments: SqlAttachmentStore, context: ChatContext) -> None:
         self.attachments = attachments
         self.context = context
+        self._inline: set[str] = set()
+        """The ids of the attachments :meth:`history`'s latest user message carries."""
+        self._budget = INLINE_ATTACHMENT_BYTES
+        """What the attachments inlined so far leave of :data:`INLINE_ATTACHMENT_BYTES`."""
 
     async def attachment_to_message_content(
         self, attachment: Attachment
     ) -> ResponseInputContentParam:
+        if attachment.id not in self._inline:
+            return _noted(attachment, "sent earlier in the conversation, not shown again")
+        # Declared by attachments.create (every stored one has it); the upload is at most it.
+        size = (attachment.metadata or {}).get("size")
+        if not isinstance(size, int) or size > self._budget:
+            return _noted(attachment, "not shown: the message's files are too large together")
+        self._budget -= size
         data, mime_type = await self.attachments.content(attachment.id, self.context)
         url = f"data:{mime_type};base64,{base64.b64encode(data).decode()}"
         if isinstance(attachment, ImageAttachment):
@@ -209,7 +229,17 @@ class Converter(ThreadItemConverter):
 
     async def history(self, items: Sequence[ThreadItem]) -> list[TResponseInputItem]:
         """The model input for the latest items (given newest first)."""
+        latest = next((item for item in items if isinstance(item, UserMessageItem)), None)
+        self._inline = {a.id for a in latest.attachments} if latest is not None else set()
         return await self.to_agent_input(list(reversed(items)))
+
+
+def _noted(attachment: Attachment, why: str) -> ResponseInputTextParam:
+    """An attachment the model is told of instead of shown."""
+    name = json.dumps(attachment.name, ensure_ascii=False)
+    return ResponseInputTextParam(
+        type="input_text", text=f"[Attachment {name} ({attachment.mime_type}): {why}.]"
+    )
 
 
 class LimitExceeded(Exception):
