@@ -73,8 +73,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
         Scope.widgets_write, {"api_key": "sk-test-0123456789abcdef"}
     ),
     ("DELETE", f"{PREFIX}/openai-key"): Rule(Scope.widgets_write),
-    ("POST", f"{WIDGET}/identity-secret"): Rule(Scope.widgets_write),
-    ("DELETE", f"{WIDGET}/identity-secret"): Rule(Scope.widgets_write),
+    ("POST", f"{WIDGET}/identity-secret"): Rule(Scope.sessions_mint),
+    ("DELETE", f"{WIDGET}/identity-secret"): Rule(Scope.sessions_mint),
     ("POST", f"{WIDGET}/tool-secret"): Rule(Scope.widgets_write),
     ("GET", f"{WIDGET}/mcp-secrets"): Rule(Scope.widgets_read),
     ("PUT", f"{WIDGET}/mcp-secrets/{{tool_id}}"): Rule(Scope.widgets_write, {"value": "Bearer x"}),

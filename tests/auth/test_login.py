@@ -78,7 +78,6 @@ async def test_login_sets_the_cookie_and_answers_who(
                     "knowledge:read",
                     "knowledge:write",
                     "members:read",
-                    "sessions:mint",
                     "widgets:read",
                     "widgets:write",
                 ],
@@ -97,6 +96,11 @@ async def test_login_sets_the_cookie_and_answers_who(
     assert me.json() == body
     await db.refresh(user)
     assert user.last_login_at is not None
+
+    tenant.editors_read_conversations = True  # the dashboard shows them Conversations then
+    await db.flush()
+    [membership] = (await client.get(ME)).json()["user"]["memberships"]
+    assert "conversations:read" in membership["scopes"]
 
 
 async def test_cookie_is_secure_over_https(

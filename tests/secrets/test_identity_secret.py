@@ -1,6 +1,6 @@
 """A widget's identity secret over REST: generated, shown once, stored encrypted; a new one
 replaces the old at once; each change is a new revision of the widget; another tenant's
-widget is not found."""
+widget is not found; only those who mint sessions (owners, admins) set or remove it."""
 
 from __future__ import annotations
 
@@ -37,16 +37,21 @@ async def widget(db: AsyncSession, acme: Tenant) -> Widget:
     return await create_widget(db, CLI, acme, name="Support")
 
 
+@pytest.fixture
+async def admin(app: FastAPI, db: AsyncSession, acme: Tenant) -> Credentials:
+    return await login(app, db, await make_member(db, acme, Role.admin))
+
+
 async def test_the_secret_is_shown_once_and_stored_encrypted(
     client: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     acme: Tenant,
     widget: Widget,
-    editor: Credentials,
+    admin: Credentials,
 ) -> None:
     start = widget.revision
-    created = await client.post(url(acme, widget.id), headers=editor.headers)
+    created = await client.post(url(acme, widget.id), headers=admin.headers)
     assert created.status_code == 200
     secret = created.json()["identity_secret"]
     assert created.json() == {"identity_secret": secret, "revision": start + 1}
@@ -80,11 +85,11 @@ async def test_a_new_secret_replaces_the_old_at_once(
     db: AsyncSession,
     acme: Tenant,
     widget: Widget,
-    editor: Credentials,
+    admin: Credentials,
 ) -> None:
     start = widget.revision
-    old = (await client.post(url(acme, widget.id), headers=editor.headers)).json()
-    new = (await client.post(url(acme, widget.id), headers=editor.headers)).json()
+    old = (await client.post(url(acme, widget.id), headers=admin.headers)).json()
+    new = (await client.post(url(acme, widget.id), headers=admin.headers)).json()
     assert new["identity_secret"] != old["identity_secret"]
     assert new["revision"] == start + 2
 
@@ -111,17 +116,17 @@ async def test_removing_the_secret(
     db: AsyncSession,
     acme: Tenant,
     widget: Widget,
-    editor: Credentials,
+    admin: Credentials,
 ) -> None:
-    secret = (await client.post(url(acme, widget.id), headers=editor.headers)).json()
-    removed = await client.delete(url(acme, widget.id), headers=editor.headers)
+    secret = (await client.post(url(acme, widget.id), headers=admin.headers)).json()
+    removed = await client.delete(url(acme, widget.id), headers=admin.headers)
     assert removed.status_code == 204
     await db.refresh(widget)
     assert widget.identity_secret is None
     assert widget_identity_secret(app.state.secret_box, widget) is None
     assert widget.revision == secret["revision"] + 1
 
-    again = await client.delete(url(acme, widget.id), headers=editor.headers)
+    again = await client.delete(url(acme, widget.id), headers=admin.headers)
     assert again.status_code == 204
     await db.refresh(widget)
     assert widget.revision == secret["revision"] + 1
@@ -135,7 +140,7 @@ async def test_removing_the_secret(
 
 
 async def test_another_tenants_widget_is_not_found(
-    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, editor: Credentials
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, admin: Credentials
 ) -> None:
     other = await make_tenant(db, "other")
     theirs = await create_widget(db, CLI, other, name="Theirs")
@@ -144,11 +149,31 @@ async def test_another_tenants_widget_is_not_found(
 
     for widget_id in (theirs.id, uuid.uuid4()):
         for method in ("POST", "DELETE"):
-            response = await client.request(method, url(acme, widget_id), headers=editor.headers)
+            response = await client.request(method, url(acme, widget_id), headers=admin.headers)
             assert (response.status_code, response.json()["code"]) == (404, "widget_not_found")
-    hidden = await client.post(url(other, theirs.id), headers=editor.headers)
+    hidden = await client.post(url(other, theirs.id), headers=admin.headers)
     assert (hidden.status_code, hidden.json()["code"]) == (404, "tenant_not_found")
 
     await db.refresh(theirs)
     assert theirs.revision == secret["revision"]
     assert widget_identity_secret(app.state.secret_box, theirs) == secret["identity_secret"]
+
+
+async def test_editors_can_neither_set_the_secret_nor_mint_sessions(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, widget: Widget
+) -> None:
+    """Either would let them sign in as any end user and read that user's threads, which
+    their role does not (a probe: an editor minted a session for user 42 and listed 42's
+    messages while ``GET …/conversations`` answered them 403)."""
+    editor = await login(app, db, await make_member(db, acme, Role.editor))
+    mint = {"user": "42", "origin": "https://shop.example.com"}
+    sessions = f"/api/v1/tenants/{acme.slug}/widgets/{widget.id}/sessions"
+
+    for response in (
+        await client.post(url(acme, widget.id), headers=editor.headers),
+        await client.delete(url(acme, widget.id), headers=editor.headers),
+        await client.post(sessions, json=mint, headers=editor.headers),
+    ):
+        assert (response.status_code, response.json()["code"]) == (403, "insufficient_scope")
+    await db.refresh(widget)
+    assert widget.identity_secret is None

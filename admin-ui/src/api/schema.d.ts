@@ -1108,7 +1108,7 @@ export interface paths {
         put?: never;
         /**
          * Generate a new identity secret for a widget
-         * @description The secret (HS256) with which the tenant's backend signs its visitors' identity tokens. It is shown only in this response. Calling again rotates it: the old secret stops working at once, so tokens it signed are refused from then on.
+         * @description The secret (HS256) with which the tenant's backend signs its visitors' identity tokens. It is shown only in this response. Calling again rotates it: the old secret stops working at once, so tokens it signed are refused from then on. Needs `sessions:mint`: whoever holds the secret signs in as any end user.
          */
         post: operations["rotate_identity_secret_api_v1_tenants__tenant__widgets__id__identity_secret_post"];
         /**

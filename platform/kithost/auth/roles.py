@@ -3,6 +3,10 @@
 A dashboard user acting in a tenant holds the scopes of their role there; an API client
 holds the scopes granted to it (and of its token). Platform admins hold every scope in
 every tenant.
+
+``sessions:mint`` acts as any end user of the tenant's widgets (a session minted for a
+user id, or an identity secret that signs for any): it reads their threads, so only the
+roles that read conversations anyway hold it.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
         {
             Scope.widgets_read,
             Scope.widgets_write,
-            Scope.sessions_mint,
             Scope.analytics_read,
             Scope.members_read,
             Scope.knowledge_read,

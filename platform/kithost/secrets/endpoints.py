@@ -4,7 +4,7 @@ import uuid
 
 from fastapi import APIRouter, status
 
-from kithost.auth.dependencies import WidgetsRead, WidgetsWrite
+from kithost.auth.dependencies import SessionsMint, WidgetsRead, WidgetsWrite
 from kithost.db import DbSession
 from kithost.kit.schemas import TENANT_ERRORS, problems
 from kithost.secrets import schemas, service
@@ -56,11 +56,12 @@ async def remove_openai_key(access: WidgetsWrite, session: DbSession) -> None:
     summary="Generate a new identity secret for a widget",
     description="The secret (HS256) with which the tenant's backend signs its visitors' "
     "identity tokens. It is shown only in this response. Calling again rotates it: the old "
-    "secret stops working at once, so tokens it signed are refused from then on.",
+    "secret stops working at once, so tokens it signed are refused from then on. Needs "
+    "`sessions:mint`: whoever holds the secret signs in as any end user.",
     responses=problems(*TENANT_ERRORS),
 )
 async def rotate_identity_secret(
-    access: WidgetsWrite, session: DbSession, box: AppSecretBox, id: uuid.UUID
+    access: SessionsMint, session: DbSession, box: AppSecretBox, id: uuid.UUID
 ) -> schemas.IdentitySecret:
     new = await service.rotate_identity_secret(session, box, access, id)
     return schemas.IdentitySecret.model_validate(new)
@@ -74,7 +75,7 @@ async def rotate_identity_secret(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problems(*TENANT_ERRORS),
 )
-async def remove_identity_secret(access: WidgetsWrite, session: DbSession, id: uuid.UUID) -> None:
+async def remove_identity_secret(access: SessionsMint, session: DbSession, id: uuid.UUID) -> None:
     await service.remove_identity_secret(session, access, id)
 
 

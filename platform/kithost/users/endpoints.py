@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.auth import cookies, oidc
 from kithost.auth.dependencies import CurrentUser
-from kithost.auth.roles import ALL_SCOPES, ROLE_SCOPES
+from kithost.auth.roles import ALL_SCOPES, scopes_of
 from kithost.db import DbSession
 from kithost.kit.schemas import problems
 from kithost.models import User
@@ -52,7 +52,7 @@ async def _signed_in(session: AsyncSession, user: User, csrf_token: str) -> Sign
                     slug=t.slug,
                     name=t.name,
                     role=r,
-                    scopes=sorted(ALL_SCOPES if user.is_platform_admin else ROLE_SCOPES[r]),
+                    scopes=sorted(ALL_SCOPES if user.is_platform_admin else scopes_of(r, t)),
                 )
                 for t, r in memberships
             ],

@@ -25,7 +25,8 @@ export default function Secrets({ widget }: { widget: Widget }) {
     mutationFn: () => unwrap(api.DELETE('/api/v1/tenants/{tenant}/widgets/{id}/identity-secret', { params: { path } })),
     onSuccess: () => void refresh(),
   });
-  const canWrite = tenant.can('widgets:write');
+  // Whoever holds the secret signs in as any end user: it is for those who mint sessions.
+  const canWrite = tenant.can('sessions:mint');
   return (
     <div className="card">
       <h3>Identity secret</h3>
