@@ -207,6 +207,67 @@ async def test_accepting_as_a_member_changes_the_role(
     assert membership.role is Role.admin
 
 
+async def test_accepting_never_lowers_a_role(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, admin: Credentials
+) -> None:
+    """An admin may not demote an owner (``PATCH …/members``: 403), and an invitation to
+    the owner as a viewer must not do it either."""
+    owner = await make_member(db, acme, Role.owner)
+    await make_member(db, acme, Role.owner)
+    created = await client.post(
+        invitations_url(acme), json={"email": owner.email, "role": "viewer"}, headers=admin.headers
+    )
+    assert created.status_code == 201, created.text
+
+    credentials = await login(app, db, owner)
+    accepted = await client.post(
+        ACCEPT, json={"token": token_of(created.json()["accept_url"])}, headers=credentials.headers
+    )
+
+    assert (accepted.status_code, accepted.json()["role"]) == (200, "owner")
+    membership = await auth_repository.membership(db, acme.id, owner.id)
+    assert membership is not None
+    await db.refresh(membership)
+    assert membership.role is Role.owner
+
+
+@pytest.mark.parametrize("change", ["removed", "demoted"])
+async def test_a_members_pending_invitations_go_when_they_are_removed_or_demoted(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, change: str
+) -> None:
+    """Whom an admin invited must not get in after the admin is removed or demoted (a probe:
+    an admin invited a second account of theirs, was removed, and the account joined as
+    admin)."""
+    inviter = await make_member(db, acme, Role.admin)
+    as_inviter = await login(app, db, inviter)
+    created = await client.post(
+        invitations_url(acme),
+        json={"email": "alt@example.test", "role": "admin"},
+        headers=as_inviter.headers,
+    )
+    assert created.status_code == 201, created.text
+    kept = await invite(app, db, acme, "kept@example.test", Role.viewer)  # the CLI's
+    owner = await login(app, db, await make_member(db, acme, Role.owner))
+    member = f"/api/v1/tenants/{acme.slug}/members/{inviter.id}"
+
+    if change == "removed":
+        done = await client.delete(member, headers=owner.headers)
+    else:
+        done = await client.patch(member, json={"role": "editor"}, headers=owner.headers)
+    assert done.status_code < 300, done.text
+
+    pending = await invitations.list_pending(db, acme.id)
+    assert [i.token_hash for i in pending] == [hash_secret(kept)]
+    alt = (await create_user(db, CLI, "alt@example.test", password=PASSWORD)).user
+    refused = await client.post(
+        ACCEPT,
+        json={"token": token_of(created.json()["accept_url"])},
+        headers=(await login(app, db, alt)).headers,
+    )
+    assert (refused.status_code, refused.json()["code"]) == (404, "invitation_not_found")
+    assert await auth_repository.membership(db, acme.id, alt.id) is None
+
+
 async def test_only_the_invited_email_accepts(
     client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant
 ) -> None:

@@ -34,6 +34,14 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
 }
 
 
+RANKED = (Role.viewer, Role.editor, Role.admin, Role.owner)
+"""The roles from the least to the most."""
+
+
+def outranks(role: Role, other: Role) -> bool:
+    return RANKED.index(role) > RANKED.index(other)
+
+
 def scopes_of(role: Role, tenant: Tenant) -> frozenset[Scope]:
     """The scopes of ``role`` in ``tenant``: its row of the table, and ``conversations:read``
     for editors where the tenant lets them read conversations."""

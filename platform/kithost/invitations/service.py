@@ -139,7 +139,7 @@ async def accept(
     if not await repository.mark_accepted(session, invitation.id, user.id, utcnow()):
         raise NotFound("No such invitation, or it was used.", code="invitation_not_found")
     actor = Actor("user", str(user.id))
-    await members.join(session, actor, invitation.tenant_id, user.id, invitation.role)
+    role = await members.join(session, actor, invitation.tenant_id, user.id, invitation.role)
     audit.record(
         session,
         actor,
@@ -148,7 +148,7 @@ async def accept(
         target_type="invitation",
         target_id=invitation.id,
     )
-    return Acceptance(await repository.tenant_of(session, invitation), invitation.role)
+    return Acceptance(await repository.tenant_of(session, invitation), role)
 
 
 async def _invitee(

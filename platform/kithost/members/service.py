@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost.audit import service as audit
 from kithost.auth import repository as auth_repository
 from kithost.auth.principals import Actor, TenantAccess
-from kithost.auth.roles import may_grant, scopes_of
+from kithost.auth.roles import may_grant, outranks, scopes_of
 from kithost.errors import Conflict, FieldError, Forbidden, NotFound
+from kithost.invitations import repository as invitations
 from kithost.members import repository
 from kithost.members.repository import MemberRow
 from kithost.models import Membership, Role, Tenant
@@ -43,7 +44,10 @@ async def change_role(
     membership = await _membership(session, access.tenant, user_id)
     check_may_grant(access, membership.role)
     check_may_grant(access, role)
-    await _set_role(session, access.actor, membership, role)
+    withdrawn = (
+        await _withdraw_invitations(session, membership) if outranks(membership.role, role) else 0
+    )
+    await _set_role(session, access.actor, membership, role, withdrawn)
     member = await repository.get_member(session, access.tenant.id, user_id)
     assert member is not None
     return member
@@ -54,6 +58,7 @@ async def remove_member(session: AsyncSession, access: TenantAccess, user_id: uu
     check_may_grant(access, membership.role)
     if membership.role is Role.owner:
         await _keep_another_owner(session, membership)
+    withdrawn = await _withdraw_invitations(session, membership)
     await session.delete(membership)
     audit.record(
         session,
@@ -62,18 +67,32 @@ async def remove_member(session: AsyncSession, access: TenantAccess, user_id: uu
         tenant_id=access.tenant.id,
         target_type="user",
         target_id=user_id,
-        data={"role": membership.role.value},
+        data={"role": membership.role.value} | _withdrawn(withdrawn),
     )
+
+
+async def _withdraw_invitations(session: AsyncSession, membership: Membership) -> int:
+    """Delete the pending invitations the member made: a member removed or given a lower
+    role no longer vouches for whom they invited (an admin removed at once still brought
+    in a second account of theirs as admin)."""
+    return await invitations.delete_pending_by(session, membership.tenant_id, membership.user_id)
+
+
+def _withdrawn(count: int) -> dict[str, int]:
+    return {"invitations_withdrawn": count} if count else {}
 
 
 async def join(
     session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, user_id: uuid.UUID, role: Role
-) -> None:
-    """Make the user a member with ``role``, or give them ``role`` if they are one."""
+) -> Role:
+    """Make the user a member with ``role``, or give a member ``role`` if it is higher than
+    theirs: an invitation never lowers a role (an admin cannot demote an owner, and could
+    by inviting them as a viewer). The member's role now."""
     membership = await auth_repository.membership(session, tenant_id, user_id)
     if membership is not None:
-        await _set_role(session, actor, membership, role)
-        return
+        if outranks(role, membership.role):
+            await _set_role(session, actor, membership, role)
+        return membership.role
     session.add(Membership(tenant_id=tenant_id, user_id=user_id, role=role))
     audit.record(
         session,
@@ -84,6 +103,7 @@ async def join(
         target_id=user_id,
         data={"role": role.value},
     )
+    return role
 
 
 async def _membership(session: AsyncSession, tenant: Tenant, user_id: uuid.UUID) -> Membership:
@@ -94,7 +114,7 @@ async def _membership(session: AsyncSession, tenant: Tenant, user_id: uuid.UUID)
 
 
 async def _set_role(
-    session: AsyncSession, actor: Actor, membership: Membership, role: Role
+    session: AsyncSession, actor: Actor, membership: Membership, role: Role, withdrawn: int = 0
 ) -> None:
     if role is membership.role:
         return
@@ -107,7 +127,7 @@ async def _set_role(
         tenant_id=membership.tenant_id,
         target_type="user",
         target_id=membership.user_id,
-        data={"from": membership.role.value, "to": role.value},
+        data={"from": membership.role.value, "to": role.value} | _withdrawn(withdrawn),
     )
     membership.role = role
 
