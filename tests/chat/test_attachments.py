@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
+from chatkit.types import AttachmentCreateParams
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from kithost.auth.principals import CLI
 from kithost.chat import agent
+from kithost.chat.context import ChatContext
+from kithost.chat.errors import ChatNotFound
+from kithost.chat.runtime import runtime
+from kithost.db import create_sessionmaker
+from kithost.models import ChatAttachment, Tenant
+from kithost.storage import LocalDiskStorage, blob_key
+from kithost.visitor import service as visitor_service
+from kithost.widgets.config import WidgetConfig
+from kithost.widgets.service import create_widget
+from kithost.worker.enqueue import PendingTasks
 from tests.chat.helpers import (
+    ALICE,
+    ATTACHMENTS,
     BOB,
     PNG,
     assert_problem,
@@ -26,7 +44,10 @@ from tests.chat.helpers import (
     upload,
     visitor,
 )
+from tests.conftest import concurrent_sessions, state_of
+from tests.factories import bare_tenant
 from tests.fakes.openai_server import FakeOpenAI
+from tests.visitor.helpers import ORIGIN, publish
 
 
 async def test_upload_preview_send_and_delete(
@@ -225,3 +246,69 @@ async def test_attachments_beyond_the_inline_budget_are_named(
         "text": '[Attachment "b.txt" (text/plain): not shown: the message\'s files are too'
         " large together.]",
     }
+
+
+class HeldStorage(LocalDiskStorage):
+    """Local storage whose writes wait for :attr:`go` (an upload's bytes still arriving)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.putting = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def put(self, key: str, data: bytes) -> None:
+        self.putting.set()
+        await self.go.wait()
+        await super().put(key, data)
+
+
+async def test_a_deletion_waits_for_the_upload_under_way(
+    app: FastAPI, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """Two units of work at once, on their own connections: ``attachments.delete`` waits for
+    the upload's row lock, then deletes the row and the bytes just written (it used to
+    delete the row under the upload, which failed with a 500 and left its bytes behind)."""
+    sessionmaker = concurrent_sessions(engine)
+    async with sessionmaker() as setup:
+        tenant = await bare_tenant(setup, "race")
+        widget = await create_widget(setup, CLI, tenant, name="Raced")
+        config = {"chatkit": {"composer": {"attachments": ATTACHMENTS}}}
+        await publish(setup, widget, WidgetConfig.model_validate(config))
+        published = (await visitor_service.load(setup, widget.public_key)).published
+        await setup.commit()
+    assert published is not None
+    context = ChatContext(published, ALICE, ORIGIN, None, None, 0.0)
+    storage = HeldStorage(tmp_path)
+    units = create_sessionmaker(engine, PendingTasks(app.state.celery))  # each its connection
+    chat = dataclasses.replace(runtime(state_of(app)), sessionmaker=units, storage=storage)
+    try:
+        created = await chat.attachment_store().create_attachment(
+            AttachmentCreateParams(name="a.txt", size=5, mime_type="text/plain"), context
+        )
+        await chat.attachment_store().store.save_attachment(created, context)
+        uploading = asyncio.create_task(
+            chat.attachment_store().upload(created.id, b"alpha", "text/plain", context)
+        )
+        await storage.putting.wait()
+
+        async def delete_attachment() -> None:  # as the SDK handles attachments.delete
+            attachments = chat.attachment_store()
+            await attachments.delete_attachment(created.id, context)
+            await attachments.store.delete_attachment(created.id, context)
+
+        deleting = asyncio.create_task(delete_attachment())
+        await asyncio.sleep(0.3)
+        assert not deleting.done(), "the deletion waits for the upload's row lock"
+        storage.go.set()
+        await uploading
+        await deleting
+
+        assert await storage.get(blob_key(tenant.id, widget.id, created.id)) is None
+        async with sessionmaker() as check:
+            assert await check.get(ChatAttachment, created.id) is None
+        with pytest.raises(ChatNotFound):
+            await chat.attachment_store().upload(created.id, b"alpha", "text/plain", context)
+    finally:
+        async with sessionmaker() as cleanup:
+            await cleanup.execute(delete(Tenant).where(Tenant.id == tenant.id))
+            await cleanup.commit()

@@ -193,13 +193,14 @@ async def set_feedback(
 
 
 async def attachment(
-    session: AsyncSession, context: ChatContext, attachment_id: str
+    session: AsyncSession, context: ChatContext, attachment_id: str, *, lock: bool = False
 ) -> ChatAttachment | None:
-    return await session.scalar(
-        select(ChatAttachment).where(
-            ChatAttachment.id == attachment_id, owned(ChatAttachment, context)
-        )
+    """The end user's attachment; ``lock``: row-locked until the unit of work ends (on
+    PostgreSQL; SQLite's writing units hold the database's one write lock anyway)."""
+    query = select(ChatAttachment).where(
+        ChatAttachment.id == attachment_id, owned(ChatAttachment, context)
     )
+    return await session.scalar(query.with_for_update() if lock else query)
 
 
 async def delete_attachment(

@@ -465,7 +465,7 @@ class SqlStore(Store[ChatContext]):
 
 class SqlAttachmentStore(AttachmentStore[ChatContext]):
     """Two-phase uploads: ``attachments.create`` answers a signed upload URL; the bytes go
-    to :meth:`upload`; :meth:`delete_attachment` removes them (the SDK then drops the row)."""
+    to :meth:`upload`; :meth:`delete_attachment` removes the row and the bytes."""
 
     def __init__(self, store: SqlStore, settings: Settings) -> None:
         self.store = store
@@ -502,23 +502,29 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
         return FileAttachment(**fields)
 
     async def delete_attachment(self, attachment_id: str, context: ChatContext) -> None:
-        async with self.store.unit(context) as session:
-            row = await repository.attachment(session, context, attachment_id)
-        if row is None:
-            raise attachment_not_found()
-        if row.thread_id is not None:
-            raise Conflict(
-                "The attachment is part of a message; delete the thread instead.",
-                code="attachment_in_use",
-            )
+        """Delete an attachment no message carries: its row (the SDK's deletion of it that
+        follows finds none) and, once that has committed, its bytes. The row is locked
+        first, as :meth:`upload` locks it: an upload under way ends before (and its bytes
+        are deleted), or after, finding no row and writing nothing."""
+        async with self.store.unit(context, writes=True) as session:
+            row = await repository.attachment(session, context, attachment_id, lock=True)
+            if row is None:
+                raise attachment_not_found()
+            if row.thread_id is not None:
+                raise Conflict(
+                    "The attachment is part of a message; delete the thread instead.",
+                    code="attachment_in_use",
+                )
+            await session.delete(row)
         await self.store.storage.delete([blob_key(row.tenant_id, row.widget_id, row.id)])
 
     async def upload(
         self, attachment_id: str, data: bytes, mime_type: str, context: ChatContext
     ) -> Attachment:
-        """Store the bytes of a created attachment, once; refuse anything it did not declare."""
+        """Store the bytes of a created attachment, once; refuse anything it did not declare.
+        The row stays locked while they are written (see :meth:`delete_attachment`)."""
         async with self.store.unit(context, writes=True) as session:
-            row = await repository.attachment(session, context, attachment_id)
+            row = await repository.attachment(session, context, attachment_id, lock=True)
             if row is None:
                 raise attachment_not_found()
             if row.uploaded_at is not None:
