@@ -439,6 +439,13 @@ async def test_backend_mint_needs_the_scope_and_the_tenant(
         url, json={"user": "42", "origin": "https://evil.test"}, headers=minter.headers
     )
     assert evil.status_code == 403
+    for spoofed in ("4\u202e2", "42\u200b", "42\n"):  # as identity tokens' sub
+        refused = await client.post(
+            url, json={"user": spoofed, "origin": SHOP}, headers=minter.headers
+        )
+        assert refused.status_code == 422, refused.text
+        [error] = refused.json()["errors"]
+        assert (error["field"], error["type"]) == ("user", "invisible_character")
 
 
 async def test_a_retired_workflow_is_a_clear_problem_with_the_way_out(

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import Field, SecretStr
+from pydantic import AfterValidator, Field, SecretStr
 
-from kithost.kit.schemas import Schema
+from kithost.kit.schemas import Schema, refuse_invisible
 from kithost.models import Role
 
 
@@ -38,4 +39,4 @@ class InvitationAccept(Schema):
 
     token: str = Field(min_length=1, max_length=200)
     password: SecretStr | None = None
-    name: str = Field(default="", max_length=200)
+    name: Annotated[str, Field(max_length=200), AfterValidator(refuse_invisible)] = ""

@@ -18,6 +18,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from kithost.errors import PROBLEM_JSON, Problem
+from kithost.kit.visible import has_invisible
 
 NUL = "\x00"
 Value = TypeVar("Value")
@@ -70,8 +71,23 @@ class Schema(BaseModel):
         return _refuse_nul(value)
 
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-"""A display name: surrounding whitespace dropped, never empty."""
+def refuse_invisible(value: str) -> str:
+    """``value`` unless it holds a character that reorders or hides what people read
+    (:func:`~kithost.kit.visible.has_invisible`): a validation error (a NUL character's
+    own, :func:`_refuse_nul`, when it holds one)."""
+    if has_invisible(_refuse_nul(value)):
+        raise PydanticCustomError(
+            "invisible_character", "must not contain control, bidi or other invisible characters"
+        )
+    return value
+
+
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(refuse_invisible),
+]
+"""A display name: surrounding whitespace dropped, never empty, every character visible."""
 
 
 SearchText = Annotated[

@@ -10,6 +10,7 @@ kind (``u:`` verified, ``a:`` anonymous), so an anonymous id can never pose as a
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -67,7 +68,8 @@ def _optional_text(claims: dict[str, object], name: str) -> str | None:
 
 
 def _is_number(value: object) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A JSON number that is finite (a token's JSON may spell NaN or Infinity)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def verify_identity_token(token: str, secret: str, *, now: float | None = None) -> EndUser:

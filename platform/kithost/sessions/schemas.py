@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
-from kithost.kit.schemas import Schema
+from kithost.kit.schemas import Schema, refuse_invisible
 
 Context = Annotated[dict[str, Any], Field(max_length=32)]
 """Page context from the loader (``kithost('setContext', …)``): small and flat."""
@@ -25,7 +25,9 @@ class VisitorSessionRequest(Schema):
 class BackendSessionRequest(Schema):
     """A tenant backend minting for a user it has authenticated itself."""
 
-    user: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    user: Annotated[
+        str, StringConstraints(min_length=1, max_length=200), AfterValidator(refuse_invisible)
+    ]
     origin: Annotated[str, StringConstraints(max_length=255)] | None = None
     """The page that will use a self-hosted session (one of the widget's allowed origins)."""
     context: Context = {}
