@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from kithost.auth.principals import CLI
 from kithost.chat import agent
+from kithost.chat.attachments import MAX_UNSENT
 from kithost.chat.context import ChatContext
 from kithost.chat.errors import ChatNotFound
 from kithost.chat.runtime import runtime
@@ -312,3 +313,25 @@ async def test_a_deletion_waits_for_the_upload_under_way(
         async with sessionmaker() as cleanup:
             await cleanup.execute(delete(Tenant).where(Tenant.id == tenant.id))
             await cleanup.commit()
+
+
+async def test_unsent_attachments_are_capped_per_end_user(
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    """A visitor may hold MAX_UNSENT attachments no message carries; sending or deleting one
+    makes room again, and another visitor has room of their own."""
+    widget = await attachment_widget(db, app, fake_openai)
+    alice = await visitor(http, app, db, widget)
+    held = [await create(alice) for _ in range(MAX_UNSENT)]
+
+    refused = await alice.post("attachments.create", name="a.png", size=4, mime_type="image/png")
+
+    assert_problem(refused, 422, "too_many_attachments")
+    assert (await create(await visitor(http, app, db, widget, end_user=BOB)))["id"]
+    assert (await upload(http, held[0])).status_code == 200
+    await alice.send("This one", attachments=[held[0]["id"]])
+    assert (await create(alice))["id"]  # the sent one no longer counts
+    await alice.call("attachments.delete", attachment_id=held[1]["id"])
+    assert (await create(alice))["id"]
+    again = await alice.post("attachments.create", name="a.png", size=4, mime_type="image/png")
+    assert_problem(again, 422, "too_many_attachments")

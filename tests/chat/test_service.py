@@ -8,11 +8,13 @@ from datetime import timedelta
 import httpx2
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost import rls
+from kithost.analytics.retention import service as retention
 from kithost.chat import service, tasks
+from kithost.chat.attachments import UNSENT_LIFETIME
 from kithost.db import session_scope
 from kithost.models import ChatAttachment, ChatItem, ChatThread, Role, Tenant
 from kithost.models.base import utcnow
@@ -120,3 +122,38 @@ async def test_deleting_a_widget_deletes_what_visitors_said_and_sent_to_it(
     assert not blob(app, widget, sent["id"]).exists()
     assert not blob(app, widget, loose["id"]).exists()
     assert blob(app, other, kept["id"]).exists(), "another widget's"
+
+
+async def test_unsent_attachments_expire_after_a_day(
+    http: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    sent_tasks: SentTasks,
+) -> None:
+    """The hourly purge deletes an attachment no message carries once it is a day old, with
+    the tenant's retention far longer; sent ones stay with their conversation."""
+    widget = await attachment_widget(db, app, fake_openai)
+    alice = await visitor(http, app, db, widget)
+    sent, stale, fresh = [await create(alice) for _ in range(3)]
+    for attachment in (sent, stale, fresh):
+        assert (await upload(http, attachment)).status_code == 200
+    await alice.send("With a picture", attachments=[sent["id"]])
+    day_ago = utcnow() - UNSENT_LIFETIME - timedelta(minutes=1)
+    await db.execute(
+        update(ChatAttachment)
+        .where(ChatAttachment.id.in_([sent["id"], stale["id"]]))
+        .values(created_at=day_ago)
+    )
+    await db.flush()
+
+    async with session_scope(app.state.sessionmaker, tenant=widget.tenant_id) as session:
+        removed = await retention.purge_expired(session, widget.tenant_id, days=90)
+
+    assert removed["chat"] == 1
+    remaining = await db.scalars(select(ChatAttachment.id).order_by(ChatAttachment.id))
+    assert sorted(remaining) == sorted([sent["id"], fresh["id"]])
+    [(_name, (_tenant, keys))] = [
+        (n, args) for n, args in sent_tasks.tasks if n == tasks.delete_blobs.name
+    ]
+    assert keys == [f"{widget.tenant_id}/{widget.id}/{stale['id']}"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -25,6 +26,15 @@ TOKEN_SECONDS: dict[Purpose, int] = {"upload": 15 * 60, "preview": 60 * 60}
 CHATKIT_DEFAULT_MAX_SIZE = 100 * 1024 * 1024
 CHATKIT_DEFAULT_MAX_COUNT = 10
 _MIME = re.compile(r"^[A-Za-z0-9!#$&^_.+-]{1,100}/[A-Za-z0-9!#$&^_.+-]{1,100}$")
+MAX_UNSENT = 20
+"""How many attachments one end user of a widget may hold that no message carries yet
+(created, uploaded or not): twice a message's most in ChatKit's composer. Beyond it,
+``attachments.create`` is 422 ``too_many_attachments`` until some are sent, deleted or
+expire (:data:`UNSENT_LIFETIME`); without it, one visitor could fill the storage with files
+never sent."""
+UNSENT_LIFETIME = timedelta(hours=24)
+"""How long an attachment no message carries is kept: the hourly retention purge
+(``chat.service.purge_before``) deletes it after that, whatever the tenant's retention."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,15 @@ class AttachmentRules:
                 f"Attachments of this type may have at most {limit} bytes.",
                 code="attachment_too_large",
                 errors=[FieldError(field="params.size", message=f"at most {limit}", type="value")],
+            )
+
+    @staticmethod
+    def check_unsent(count: int) -> None:
+        """Refuse another attachment to an end user already holding ``count`` unsent ones."""
+        if count >= MAX_UNSENT:
+            raise InvalidInput(
+                f"At most {MAX_UNSENT} attachments may wait to be sent: send or delete some.",
+                code="too_many_attachments",
             )
 
     def check_count(self, count: int) -> None:

@@ -203,6 +203,16 @@ async def attachment(
     return await session.scalar(query.with_for_update() if lock else query)
 
 
+async def count_unsent_attachments(session: AsyncSession, context: ChatContext) -> int:
+    """How many of the end user's attachments no message carries."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(ChatAttachment)
+        .where(owned(ChatAttachment, context), ChatAttachment.thread_id.is_(None))
+    )
+    return count or 0
+
+
 async def delete_attachment(
     session: AsyncSession, context: ChatContext, attachment_id: str
 ) -> None:

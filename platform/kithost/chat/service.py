@@ -20,8 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.retention import service as retention
 from kithost.chat import repository
+from kithost.chat.attachments import UNSENT_LIFETIME
 from kithost.chat.tasks import delete_blobs
 from kithost.models import ChatAttachment, ChatThread, Tenant
+from kithost.models.base import utcnow
 from kithost.tenants import service as tenants
 from kithost.widgets import service as widgets
 from kithost.worker.enqueue import enqueue
@@ -66,12 +68,14 @@ async def delete_tenant_data(session: AsyncSession, tenant: Tenant) -> int:
 
 async def purge_before(session: AsyncSession, tenant_id: uuid.UUID, cutoff: datetime) -> int:
     """Delete the tenant's conversations idle since before ``cutoff`` (a conversation is kept
-    whole while it is in use) and attachments never sent and created before it."""
+    whole while it is in use) and attachments never sent, created before it or longer than
+    :data:`~kithost.chat.attachments.UNSENT_LIFETIME` ago."""
+    unsent_cutoff = max(cutoff, utcnow() - UNSENT_LIFETIME)
     return await _delete(
         session,
         tenant_id,
         threads=ChatThread.updated_at < cutoff,
-        attachments=ChatAttachment.created_at < cutoff,
+        attachments=ChatAttachment.created_at < unsent_cutoff,
     )
 
 

@@ -479,6 +479,8 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
     ) -> Attachment:
         rules = AttachmentRules.of(context.widget.widget_config.chatkit, self.settings)
         rules.check(input.mime_type, input.size)
+        async with self.store.unit(context, one_read=True) as session:
+            rules.check_unsent(await repository.count_unsent_attachments(session, context))
         attachment_id = self.generate_attachment_id(input.mime_type, context)
         urls, public_key = self.store.urls, context.widget.public_key
         fields: dict[str, Any] = {
