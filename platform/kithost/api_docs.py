@@ -1,48 +1,32 @@
-"""The API browser (Swagger UI) at ``/api/v1/docs``: FastAPI's page, under a
-``Content-Security-Policy`` that runs Swagger UI's bundle and the page's own inline script
-(by its hash) and nothing else."""
+"""The API browser (Swagger UI) at ``/api/v1/docs``: ``admin-ui``'s ``api-docs.html``, built
+beside the dashboard with Swagger UI bundled in, under a ``Content-Security-Policy`` that runs
+Kithost's own scripts and nothing else (the page shares the dashboard's origin and cookie).
+Without a build it says how to make one (503 ``dashboard_not_built``)."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
-from functools import cache
-from urllib.parse import urlsplit
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
 
-from fastapi import APIRouter, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
-
+from kithost.dashboard.endpoints import DIST
+from kithost.errors import ServiceUnavailable
 from kithost.kit.headers import page_policy
 
 DOCS_PATH = "/api/v1/docs"
-_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+PAGE = DIST / "api-docs.html"
+CSP = page_policy(
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data:; connect-src 'self'",
+    "frame-ancestors 'none'",
+)
 
 router = APIRouter(include_in_schema=False)
 
 
 @router.get(DOCS_PATH)
-async def api_docs(request: Request) -> HTMLResponse:
-    body, policy = _page(request.app.openapi_url, request.app.title)
-    return HTMLResponse(body, headers={"Content-Security-Policy": policy})
-
-
-@cache
-def _page(openapi_url: str, title: str) -> tuple[str, str]:
-    page = get_swagger_ui_html(openapi_url=openapi_url, title=f"{title} API")
-    body = bytes(page.body).decode()
-    inline = " ".join(
-        "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
-        for script in _INLINE_SCRIPT.findall(body)
-    )
-    cdn = {
-        f"{url.scheme}://{url.netloc}"
-        for url in map(urlsplit, re.findall(r'(?:src|href)="(https://[^"]+)"', body))
-    }
-    sources = " ".join(sorted(cdn))
-    return body, page_policy(
-        f"script-src {sources} {inline}",
-        f"style-src {sources}",
-        "frame-ancestors 'none'",
-    )
+async def api_docs() -> FileResponse:
+    if not PAGE.is_file():
+        raise ServiceUnavailable(
+            "The API browser is not built: run `make build`.", code="dashboard_not_built"
+        )
+    return FileResponse(PAGE, headers={"Cache-Control": "no-cache", "Content-Security-Policy": CSP})
