@@ -37,6 +37,7 @@ from tests.chat.helpers import (
     assert_problem,
     attachment_widget,
     blob,
+    chat_config,
     create,
     make_chat_widget,
     model_requests,
@@ -335,3 +336,24 @@ async def test_unsent_attachments_are_capped_per_end_user(
     assert (await create(alice))["id"]
     again = await alice.post("attachments.create", name="a.png", size=4, mime_type="image/png")
     assert_problem(again, 422, "too_many_attachments")
+
+
+async def test_only_raster_images_are_previewed_inline(
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    """An SVG's links would be clickable on Kithost's origin: it is served as a download."""
+    accept = {"image/png": [".png"], "image/svg+xml": [".svg"]}
+    attachments = {**ATTACHMENTS, "maxSize": 1000, "accept": accept}
+    config = chat_config(fake_openai, chatkit={"composer": {"attachments": attachments}})
+    alice = await visitor(http, app, db, await make_chat_widget(db, app, fake_openai, config))
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><a href="https://evil.example">x</a></svg>'
+    shown = {}
+    for data, mime_type in ((PNG, "image/png"), (svg, "image/svg+xml")):
+        attachment = await create(alice, "a", len(data), mime_type)
+        uploaded = await upload(http, attachment, data, mime_type)
+        assert uploaded.status_code == 200, uploaded.text
+        preview = await http.get(path_of(uploaded.json()["preview_url"]))
+        assert (preview.status_code, preview.content) == (200, data)
+        shown[mime_type] = preview.headers["content-disposition"]
+
+    assert shown == {"image/png": "inline", "image/svg+xml": "attachment"}

@@ -99,6 +99,10 @@ which recurses and fails near Python's recursion limit (~1000): a stream error a
 message was stored. What a page passes is a few keys (``setContext``); 32 levels is far
 beyond that and far below any recursion limit."""
 MULTIPART_OVERHEAD = 64 * 1024
+INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+"""What a preview URL shows in the browser (``Content-Disposition: inline``): raster images,
+which hold no script or links. Anything else, SVG included, is a download: its links would
+be clickable on Kithost's own origin."""
 MAX_FEEDBACK_ITEMS = 100
 """ChatKit's thumbs name the items of one answer: a handful. The ids go into one statement's
 ``IN`` list, which a body's worth of ids would make tens of thousands long."""
@@ -169,7 +173,7 @@ async def preview(request: Request, pk: str, attachment_id: str) -> Response:
     with cors_problems(_ANY_ORIGIN, problem_for):
         context = await _link_context(request, chat, pk, attachment_id, "preview")
         data, mime_type = await chat.attachment_store().content(attachment_id, context)
-    disposition = "inline" if mime_type.startswith("image/") else "attachment"
+    disposition = "inline" if mime_type in INLINE_TYPES else "attachment"
     return Response(
         data,
         media_type=mime_type,
@@ -177,7 +181,7 @@ async def preview(request: Request, pk: str, attachment_id: str) -> Response:
             "Access-Control-Allow-Origin": "*",
             "Cache-Control": "private, max-age=3600",
             "Content-Disposition": disposition,
-            # An SVG from Kithost's origin must not run script there.
+            # Nothing served from Kithost's origin runs script there, whatever its type.
             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
             "Cross-Origin-Resource-Policy": "cross-origin",
             "X-Content-Type-Options": "nosniff",
