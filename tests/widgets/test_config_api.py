@@ -197,3 +197,26 @@ async def test_a_configuration_that_is_not_an_object_is_refused(
     widget = url(await create(client, acme))
     response = await client.put(widget + "/config", json=[], headers=acme.matching('"1"'))
     assert (response.status_code, response.json()["errors"][0]["field"]) == (422, "config")
+
+
+@pytest.mark.parametrize("number", [b"1e400", b"-1e400", b"NaN", b"Infinity"])
+async def test_a_number_json_cannot_hold_is_refused(
+    client: httpx2.AsyncClient, acme: Acme, number: bytes
+) -> None:
+    """Python reads ``1e400`` as infinity (and ``NaN``, ``Infinity`` as such): it was stored
+    as null, and the draft failed only when published."""
+    widget = url(await create(client, acme))
+    body = b'{"chatkit": {"composer": {"attachments": {"enabled": true, "maxCount": %s}}}}'
+    response = await client.put(
+        widget + "/config",
+        content=body % number,
+        headers={**acme.matching('"1"'), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert (error["field"], error["type"]) == (
+        "config.chatkit.composer.attachments.maxCount",
+        "type",
+    )
+    got = await client.get(widget, headers=acme.headers)
+    assert (got.headers["ETag"], got.json()["config"]) == ('"1"', DEFAULTS)

@@ -10,12 +10,14 @@ and ``widgets`` (widget actions have their own mapping).
 from __future__ import annotations
 
 import json
+import math
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from jsonschema import Draft7Validator
+from jsonschema import Draft7Validator, TypeChecker, validators
 from jsonschema.exceptions import best_match
+from jsonschema.protocols import Validator
 
 from kithost.errors import FieldError
 
@@ -35,9 +37,23 @@ def widget_options_schema() -> dict[str, Any]:
     return {"$schema": generated["$schema"], "$ref": generated["$ref"], "definitions": definitions}
 
 
+def _finite_number(checker: TypeChecker, instance: object) -> bool:
+    """JSON Schema's ``number``, finite: Python reads ``1e400`` as infinity, which JSON
+    cannot hold (it was stored as null)."""
+    return Draft7Validator.TYPE_CHECKER.is_type(instance, "number") and math.isfinite(
+        cast(float, instance)
+    )
+
+
+_Validator: type[Validator] = validators.extend(  # type: ignore[no-untyped-call]
+    Draft7Validator,
+    type_checker=Draft7Validator.TYPE_CHECKER.redefine("number", _finite_number),
+)
+
+
 @cache
-def _validator() -> Draft7Validator:
-    return Draft7Validator(widget_options_schema())
+def _validator() -> Validator:
+    return _Validator(widget_options_schema())
 
 
 def chatkit_errors(options: Any, field: str = "chatkit") -> list[FieldError]:
