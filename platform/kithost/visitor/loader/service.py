@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from kithost.errors import ServiceUnavailable
 from kithost.kit.headers import page_policy
+from kithost.kit.markup import json_in_markup
 from kithost.settings import Settings
 from kithost.visitor.service import AllowedEntry, Published
 
@@ -71,24 +72,18 @@ def _script(hash: str, body: bytes) -> Script:
 def widget_loader(published: Published) -> Script:
     """``/embed/{pk}.js``: the loader with the widget's key and launcher preset."""
     preset = {"launcher": published.config["launcher"], "placement": published.config["placement"]}
-    return _widget_loader(bundle().embed, published.public_key, _json_for_script(preset))
+    return _widget_loader(bundle().embed, published.public_key, json_in_markup(preset))
 
 
 @lru_cache(maxsize=1024)
 def _widget_loader(embed: Script, public_key: str, preset: str) -> Script:
     prelude = (
-        f"(function(s){{if(s){{s.dataset.widget={_json_for_script(public_key)};"
+        f"(function(s){{if(s){{s.dataset.widget={json_in_markup(public_key)};"
         f"s.kithostPreset={preset}}}}})"
         "(document.currentScript);\n"
     ).encode()
     body = prelude + embed.body
     return _script(hashlib.blake2b(body, digest_size=16).hexdigest(), body)
-
-
-def _json_for_script(value: object) -> str:
-    """JSON that is safe inside a ``<script>`` element or a JavaScript file."""
-    data = json.dumps(value, separators=(",", ":"))
-    return data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def frame_page(published: Published, settings: Settings, frame_script: str) -> str:
@@ -101,7 +96,7 @@ def frame_page(published: Published, settings: Settings, frame_script: str) -> s
         "cdn": settings.chatkit_script_url,
         "timeoutMs": round(settings.chatkit_script_timeout_seconds * 1000),
     }
-    data = _json_for_script(setup)
+    data = json_in_markup(setup)
     title = html.escape(config["chatkit"].get("frameTitle") or config["launcher"]["label"])
     lang = html.escape(config["chatkit"].get("locale") or "en")
     return (
