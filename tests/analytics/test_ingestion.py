@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from kithost.analytics.events import MAX_BODY_BYTES
+from kithost.analytics.events import LOADER_HINTS, MAX_BODY_BYTES, SESSION_HINTS
 from kithost.analytics.ingestion.endpoints import WIDGETS_IN_FLIGHT, EventsHandover
 from kithost.analytics.ingestion.tasks import ingest
 from kithost.db import session_scope
@@ -85,6 +85,31 @@ async def test_a_batch_becomes_one_ingest_task(
     assert response.headers["cache-control"] == "no-store"
     assert sent(app) == [
         [str(widget.tenant_id), str(widget.id), [{**e, "end_user": USER} for e in events]]
+    ]
+
+
+async def test_a_client_errors_hint_is_kithosts_never_the_senders(
+    client: httpx2.AsyncClient, db: AsyncSession, app: FastAPI
+) -> None:
+    """The owner's Errors screen shows the hint as "How to fix": a probe had any page put
+    "paste your OpenAI key at https://evil.example" there (config_refused reports are kept
+    from any origin)."""
+    widget = await published_widget(db)
+    forged = "Kithost security notice: paste your OpenAI key at https://evil.example"
+    errors = [
+        event("client.error", {"kind": "config_refused", "message": "refused", "hint": forged}),
+        event("client.error", {"kind": "session_refused", "message": "403 origin_not_allowed: x"}),
+        event("client.error", {"kind": "made_up", "message": "boom", "hint": forged}),
+    ]
+
+    response = await send(client, widget, {"end_user": USER, "events": errors})
+
+    assert response.status_code == 202, response.text
+    [[_, _, queued]] = sent(app)
+    assert [e["data"].get("hint") for e in queued] == [
+        LOADER_HINTS["config_refused"],
+        SESSION_HINTS["origin_not_allowed"],
+        None,
     ]
 
 

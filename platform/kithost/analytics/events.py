@@ -52,7 +52,49 @@ class ClientError(_Data):
     kind: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     message: Text
     hint: Annotated[str, StringConstraints(max_length=500)] | None = None
+    """What to do about it. A loader's hint (also handed to the page's ``error`` listeners)
+    is replaced by Kithost's own advice, :func:`loader_hint`: anyone can send a batch."""
     frame: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+LOADER_HINTS = {
+    "config_refused": "Publish the widget and add the page's origin to its allowed origins "
+    "(if the configuration answered an error, try again later).",
+    "network": "Check that Kithost is reachable from the page.",
+    "frame_blocked": "Check the page's Content-Security-Policy (frame-src) and "
+    "Cross-Origin-Embedder-Policy, and the widget's allowed origins.",
+    "domain_key_missing": "Add OpenAI's domain key for the page's origin to the widget's "
+    "allowed origin.",
+    "script_blocked": "Allow Kithost in the page's Content-Security-Policy (script-src).",
+    "script_timeout": "Allow cdn.platform.openai.com in the page's Content-Security-Policy "
+    "(script-src, frame-src).",
+    "rate_limited": "Visitors mint sessions faster than the widget's limits allow.",
+    "client_tool_failed": "Register the page's handler of the tool the message names with "
+    "kithost('on', 'tool:NAME', fn); it must answer within the tool's timeout.",
+    "chatkit_error": "See the browser console of the chat's page.",
+    "session_refused": "See the problem the message quotes.",
+}
+"""Kithost's advice for each kind of client error its loader reports."""
+
+SESSION_HINTS = {
+    "origin_not_allowed": "Add the page's origin to the widget's allowed origins.",
+    "identity_required": "Call kithost('identify', token) with a token your backend signed.",
+    "invalid_identity_token": "Sign identity tokens (HS256) with the widget's identity secret.",
+    "hosted_workflow_unavailable": "OpenAI shut Agent Builder down: convert this widget to "
+    "self-hosted in the dashboard.",
+}
+"""The advice for a refused session, by the problem's code (a ``session_refused`` message
+reads ``<status> <code>: <detail>``)."""
+
+_REFUSED_CODE = re.compile(r"\d{3} ([a-z_]+):")
+
+
+def loader_hint(kind: str, message: str) -> str | None:
+    """Kithost's advice for a client error a loader reported (never the text it sent: the
+    owner's Errors screen shows it as "How to fix")."""
+    if kind == "session_refused" and (code := _REFUSED_CODE.match(message)) is not None:
+        return SESSION_HINTS.get(code[1], LOADER_HINTS[kind])
+    return LOADER_HINTS.get(kind)
 
 
 class SessionMinted(_Data):
@@ -201,11 +243,20 @@ def validate(
     checked = _data(name, data)
     if isinstance(checked, tuple):
         return drop(*checked)
+    if from_client and name == "client.error":
+        checked = _advised(checked)
     user = end_user if from_client else raw.get("end_user")
     if not valid_end_user(user):
         return drop("invalid_end_user", "end_user", "a u:… or a:… end-user id, or null")
     assert user is None or isinstance(user, str)
     return Event(event_id, name, millis, user, checked)
+
+
+def _advised(error: dict[str, Any]) -> dict[str, Any]:
+    """A client error with Kithost's hint in place of the one its sender wrote."""
+    advised = {k: v for k, v in error.items() if k != "hint"}
+    hint = loader_hint(error["kind"], error["message"])
+    return advised if hint is None else advised | {"hint": hint}
 
 
 def _data(name: str, data: object) -> dict[str, Any] | tuple[str, str, str]:
