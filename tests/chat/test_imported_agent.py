@@ -28,6 +28,7 @@ from tests.chat.helpers import (
     transfers,
     visitor,
 )
+from tests.conftest import state_of
 from tests.factories import login, make_member, make_tenant
 from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI
 from tests.visitor.helpers import ORIGIN
@@ -50,17 +51,26 @@ async def imported_widget(
         widgets, json={"name": "Support", "origins": [ORIGIN]}, headers=headers
     )
     assert created.status_code == 201, created.text
-    imported = await http.post(
-        f"{widgets}/{created.json()['id']}/agent-import",
-        json={"code": export(name)},
-        headers={**headers, "If-Match": '"1"'},
-    )
+    key = app.state.secret_box.encrypt(fake.api_key)
+    tenant.openai_api_key = key  # its store is adopted: the tenant's own key reaches it
+    fake.vector_stores.add(fake.api_key, STORE)
+    await db.flush()
+    state = state_of(app)
+    settings = state.settings
+    state.settings = settings.model_copy(update={"openai_base_url": fake.base_url})
+    try:
+        imported = await http.post(
+            f"{widgets}/{created.json()['id']}/agent-import",
+            json={"code": export(name)},
+            headers={**headers, "If-Match": '"1"'},
+        )
+    finally:
+        state.settings = settings
     assert imported.status_code == 200, imported.text
     answer: dict[str, Any] = imported.json()
     widget = await db.get(Widget, uuid.UUID(created.json()["id"]))
     assert widget is not None
-    key = app.state.secret_box.encrypt(fake.api_key)
-    widget.model_key = tenant.openai_api_key = key
+    widget.model_key = key
     widget.model_key_base_url = fake.base_url
     config = answer["config"]
     agent = {**config["agent"], "base_url": fake.base_url}

@@ -104,7 +104,10 @@ class FakeOpenAI:
         self, *, api_key: str = DEFAULT_API_KEY, reply_text: str = DEFAULT_REPLY_TEXT
     ) -> None:
         self.api_key = api_key
-        """The only bearer token accepted; others get a 401 ``invalid_api_key`` error."""
+        """The bearer token accepted (with :attr:`project_keys`); others get a 401
+        ``invalid_api_key`` error."""
+        self.project_keys: set[str] = set()
+        """Further keys accepted: other OpenAI projects' (each sees its own vector stores)."""
         self.reply_text = reply_text
         """What the model answers, split into word-sized stream chunks."""
         self.requests: list[RecordedRequest] = []
@@ -221,6 +224,7 @@ class FakeOpenAI:
         self.api_key, self.reply_text = self._initial
         self.delay_seconds = 0.0
         self.event_interval_seconds = 0.0
+        self.project_keys.clear()
         self.requests.clear()
         self.sessions.clear()
         self.retired_workflows.clear()
@@ -338,7 +342,7 @@ class FakeOpenAI:
                 "You didn't provide an API key. You need to provide your API key in an "
                 "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
             )
-        if token != self.api_key:
+        if token != self.api_key and token not in self.project_keys:
             return _error(
                 401,
                 f"Incorrect API key provided: {_mask(token)}. You can find your API key at "

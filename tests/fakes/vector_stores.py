@@ -1,7 +1,9 @@
 """OpenAI's Files and Vector Stores APIs for `FakeOpenAI` (``fake.vector_stores``).
 
 - ``POST /v1/files`` (multipart ``file`` + ``purpose``), ``DELETE /v1/files/{id}``
-- ``POST /v1/vector_stores``, ``DELETE /v1/vector_stores/{id}``
+- ``POST /v1/vector_stores``, ``GET``/``DELETE /v1/vector_stores/{id}`` (a store is its
+  project's, the key that made it: another key gets 404 retrieving it, as OpenAI answers
+  for another project's; :meth:`VectorStores.add` makes one as Agent Builder had)
 - ``POST /v1/vector_stores/{id}/files`` (attach a file; indexed at once),
   ``GET``/``DELETE /v1/vector_stores/{id}/files/{file_id}``
 
@@ -46,6 +48,14 @@ class VectorStores:
         self.stores.clear()
         self.searches.clear()
 
+    def add(self, key: str, store_id: str | None = None) -> str:
+        """A vector store made with ``key`` (in its project) outside Kithost (``store_id``:
+        its id, else a new one); its id."""
+        store_id = store_id or self._new_id("vs_")
+        self.stores[store_id] = {"name": "Agent Builder's", "metadata": {}, "file_ids": set()}
+        self.stores[store_id]["key"] = key
+        return store_id
+
     def search(self, tools: list[Json]) -> tuple[Json, Json | None] | None:
         """The ``file_search_call`` output item and the citation of a Responses request with
         ``tools``; None without a ``file_search`` tool."""
@@ -78,7 +88,9 @@ class VectorStores:
             Route("/v1/files/{file_id}", wrap(self._delete_file, True), methods=["DELETE"]),
             Route("/v1/vector_stores", wrap(self._create_store, True), methods=["POST"]),
             Route(
-                "/v1/vector_stores/{store_id}", wrap(self._delete_store, True), methods=["DELETE"]
+                "/v1/vector_stores/{store_id}",
+                wrap(self._store, True),
+                methods=["GET", "DELETE"],
             ),
             Route(
                 "/v1/vector_stores/{store_id}/files",
@@ -125,31 +137,38 @@ class VectorStores:
             "name": body.get("name"),
             "metadata": body.get("metadata"),
             "file_ids": set(),
+            "key": _bearer(request),
         }
-        return JSONResponse(
-            {
-                "id": store_id,
-                "object": "vector_store",
-                "created_at": int(time.time()),
-                "name": body.get("name"),
-                "metadata": body.get("metadata"),
-                "usage_bytes": 0,
-                "status": "completed",
-                "file_counts": {
-                    "in_progress": 0,
-                    "completed": 0,
-                    "failed": 0,
-                    "cancelled": 0,
-                    "total": 0,
-                },
-            }
-        )
+        return JSONResponse(self._store_json(store_id))
 
-    async def _delete_store(self, request: Request, body: Json) -> Response:
+    async def _store(self, request: Request, body: Json) -> Response:
         store_id = request.path_params["store_id"]
-        if self.stores.pop(store_id, None) is None:
+        store = self.stores.get(store_id)
+        if store is None or (request.method == "GET" and store["key"] != _bearer(request)):
             return _error(404, f"No vector store found with id '{store_id}'.")
+        if request.method == "GET":
+            return JSONResponse(self._store_json(store_id))
+        del self.stores[store_id]
         return JSONResponse({"id": store_id, "object": "vector_store.deleted", "deleted": True})
+
+    def _store_json(self, store_id: str) -> Json:
+        store = self.stores[store_id]
+        return {
+            "id": store_id,
+            "object": "vector_store",
+            "created_at": int(time.time()),
+            "name": store["name"],
+            "metadata": store["metadata"],
+            "usage_bytes": 0,
+            "status": "completed",
+            "file_counts": {
+                "in_progress": 0,
+                "completed": len(store["file_ids"]),
+                "failed": 0,
+                "cancelled": 0,
+                "total": len(store["file_ids"]),
+            },
+        }
 
     async def _attach_file(self, request: Request, body: Json) -> Response:
         store = self.stores.get(request.path_params["store_id"])
@@ -187,6 +206,11 @@ class VectorStores:
                 else None
             ),
         }
+
+
+def _bearer(request: Request) -> str:
+    """The request's API key."""
+    return request.headers.get("authorization", "").partition(" ")[2]
 
 
 def _error(status: int, message: str) -> Response:

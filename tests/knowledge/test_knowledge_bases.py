@@ -199,8 +199,10 @@ async def test_uploads_it_cannot_take_are_refused(
     assert tasks.sent == []
 
 
-@pytest.mark.parametrize("name", ["a" * 300 + ".md", "é" * 253 + ".md", "a\x00b.md"])
-async def test_a_file_name_the_database_cannot_keep_is_refused_on_file(
+@pytest.mark.parametrize(
+    "name", ["a" * 300 + ".md", "é" * 253 + ".md", "a\x00b.md", "a\u202etxt.exe.md", "a\u200bb.md"]
+)
+async def test_a_file_name_the_database_cannot_keep_or_that_misleads_is_refused_on_file(
     client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, tasks: RecordedTasks, name: str
 ) -> None:
     _, editor = await editor_of_acme(app, db, client, None)

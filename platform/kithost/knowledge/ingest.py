@@ -30,8 +30,8 @@ from kithost.errors import Conflict
 from kithost.kit.crypto import SecretBox
 from kithost.kit.upstream import openai_client
 from kithost.knowledge import repository
-from kithost.models import DocumentStatus, KnowledgeDocument, Tenant
-from kithost.secrets.service import openai_key_to_use
+from kithost.models import DocumentStatus, KnowledgeDocument, Tenant, Widget
+from kithost.secrets.service import model_endpoint, openai_key_to_use
 from kithost.settings import Settings
 from kithost.storage import BlobStorage
 
@@ -40,6 +40,14 @@ log = structlog.get_logger(__name__)
 TRANSIENT = (APIConnectionError, RateLimitError, InternalServerError)
 """OpenAI failures worth waiting out (the task retries with backoff)."""
 NO_KEY = "The tenant has no OpenAI API key: set one, then upload the document again."
+NO_OWN_KEY = (
+    "Kithost adopts a vector store only with your own OpenAI API key: set the tenant's "
+    "(PUT …/openai-key), then import again."
+)
+NOT_REACHED = (
+    "Your OpenAI API key does not reach this vector store: set the key of its project, or "
+    "upload its documents to a knowledge base."
+)
 
 
 def blob_key(tenant_id: uuid.UUID, document_id: uuid.UUID) -> str:
@@ -65,6 +73,34 @@ def _client(settings: Settings, box: SecretBox, stored_key: str | None) -> Async
     return openai_client(key, settings.openai_base_url, settings.openai_timeout_seconds)
 
 
+async def store_access(
+    settings: Settings, box: SecretBox, tenant: Tenant, widget: Widget, store_id: str
+) -> str | None:
+    """Why ``tenant`` may not adopt vector store ``store_id`` for ``widget`` (None: it may):
+    the key the widget's agent calls the operator's endpoint with — its model key set for
+    that endpoint, else the tenant's OpenAI key, never the platform's (the settings are
+    taken without it) — must retrieve the store there (``widgets.adoption``)."""
+    try:
+        endpoint = model_endpoint(
+            settings.model_copy(update={"openai_api_key": None}),
+            box,
+            None,
+            widget_key=widget.model_key,
+            widget_key_base_url=widget.model_key_base_url,
+            tenant_key=tenant.openai_api_key,
+        )
+    except Conflict:
+        return NO_OWN_KEY
+    client = openai_client(endpoint.api_key, endpoint.base_url, settings.openai_timeout_seconds)
+    try:
+        await client.vector_stores.retrieve(store_id)
+    except (NotFoundError, AuthenticationError, PermissionDeniedError):
+        return NOT_REACHED
+    except (APIStatusError, APIConnectionError) as exc:
+        return f"OpenAI could not say whether it is yours ({type(exc).__name__}): import again."
+    return None
+
+
 async def ingest(
     sessionmaker: Sessionmaker,
     settings: Settings,
@@ -79,7 +115,7 @@ async def ingest(
     fails the document with the reason.
     """
     async with session_scope(sessionmaker, tenant=tenant_id) as session:
-        document = await repository.get_document(session, tenant_id, document_id)
+        document = await repository.get_document(session, tenant_id, document_id, lock=True)
         if document is None or document.status is not DocumentStatus.processing:
             return None if document is None else document.status
         base = await repository.get_base(session, tenant_id, document.knowledge_base_id)
@@ -103,7 +139,7 @@ async def ingest(
             )
             file_id = made.id
             async with session_scope(sessionmaker, tenant=tenant_id) as session:
-                document = await repository.get_document(session, tenant_id, document_id)
+                document = await repository.get_document(session, tenant_id, document_id, lock=True)
                 if document is None:  # deleted meanwhile: take the file back
                     await client.files.delete(file_id)
                     return None
@@ -153,9 +189,10 @@ async def _vector_store(
 async def settle(
     sessionmaker: Sessionmaker, tenant_id: uuid.UUID, document_id: uuid.UUID, reason: str | None
 ) -> DocumentStatus | None:
-    """Mark the document ready (``reason`` None) or failed with ``reason``."""
+    """Mark the document ready (``reason`` None) or failed with ``reason``; None when it is
+    gone (it is locked first: a deletion under way finishes before, or waits)."""
     async with session_scope(sessionmaker, tenant=tenant_id) as session:
-        document = await repository.get_document(session, tenant_id, document_id)
+        document = await repository.get_document(session, tenant_id, document_id, lock=True)
         if document is None:
             return None
         if reason is None:

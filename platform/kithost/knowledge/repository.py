@@ -53,13 +53,14 @@ async def count_documents(session: AsyncSession, tenant_id: uuid.UUID, base_id: 
 
 
 async def get_document(
-    session: AsyncSession, tenant_id: uuid.UUID, document_id: uuid.UUID
+    session: AsyncSession, tenant_id: uuid.UUID, document_id: uuid.UUID, *, lock: bool = False
 ) -> KnowledgeDocument | None:
-    result = await session.execute(
-        select(KnowledgeDocument).where(
-            KnowledgeDocument.tenant_id == tenant_id, KnowledgeDocument.id == document_id
-        )
+    """The document; with ``lock``, locked for the transaction (a deletion waits, or it was
+    deleted already and is None)."""
+    query = select(KnowledgeDocument).where(
+        KnowledgeDocument.tenant_id == tenant_id, KnowledgeDocument.id == document_id
     )
+    result = await session.execute(query.with_for_update() if lock else query)
     return result.scalar_one_or_none()
 
 

@@ -20,12 +20,14 @@ from kithost.errors import (
     invalid_field,
 )
 from kithost.kit.schemas import NUL_MESSAGE, has_nul
+from kithost.kit.visible import has_invisible
 from kithost.knowledge import repository
-from kithost.knowledge.ingest import blob_key
+from kithost.knowledge.ingest import blob_key, store_access
 from kithost.knowledge.tasks import ingest, remove
 from kithost.models import DocumentStatus, KnowledgeBase, KnowledgeDocument, Tenant
 from kithost.storage import BlobStorage
 from kithost.tenants import service as tenants
+from kithost.widgets import adoption
 from kithost.worker.enqueue import enqueue
 
 CONTENT_TYPES = {
@@ -74,23 +76,33 @@ async def get_base(session: AsyncSession, tenant: Tenant, base_id: uuid.UUID) ->
 
 
 async def delete_base(session: AsyncSession, access: TenantAccess, base_id: uuid.UUID) -> None:
-    """Remove the base and its documents; OpenAI's copies go behind the commit."""
-    summary = await get_base(session, access.tenant, base_id)
-    _remove_upstream(session, access.tenant.id, summary.base.vector_store_id, summary.documents)
-    await session.delete(summary.base)
-    _record(session, access, "knowledge_base.deleted", base_id, {"name": summary.base.name})
+    """Remove the base and its documents; OpenAI's copies go behind the commit (an adopted
+    base's vector store stays: it was the tenant's before). The base is locked first, so an
+    upload under way either finishes before (and its document goes too) or finds no base."""
+    base = await _base(session, access.tenant.id, base_id, lock=True)
+    documents = await repository.list_documents(session, access.tenant.id, [base.id])
+    _remove_upstream(session, access.tenant.id, base, documents)
+    await session.delete(base)
+    _record(session, access, "knowledge_base.deleted", base_id, {"name": base.name})
 
 
 def document_type(filename: str) -> str:
     """The content type of an upload named ``filename``: 415 for a kind not taken; 422 on
-    ``file`` for a name the database cannot keep (too long, or holding a NUL), which the
-    multipart form's own validation never looks at."""
+    ``file`` for a name the database cannot keep (too long, or holding a NUL) or one that
+    would mislead whoever reads it (invisible or bidi control characters: ``a\u202etxt.exe.md``
+    shows as ``adm.exe.txt``), which the multipart form's own validation never looks at."""
     if len(filename) > FILENAME_MAX_LENGTH:
         raise invalid_field(
             "file", f"the file's name may have at most {FILENAME_MAX_LENGTH} characters"
         )
     if has_nul(filename):
         raise invalid_field("file", f"the file's name: {NUL_MESSAGE}", type="nul_character")
+    if has_invisible(filename):
+        raise invalid_field(
+            "file",
+            "the file's name may not hold invisible or control characters",
+            type="invisible_character",
+        )
     content_type = CONTENT_TYPES.get(PurePath(filename).suffix.lower())
     if content_type is None:
         kinds = ", ".join(sorted(CONTENT_TYPES))
@@ -110,11 +122,20 @@ async def add_document(
     data: bytes,
     limit: int,
 ) -> KnowledgeDocument:
-    """Keep the upload and queue it for OpenAI (``tasks.ingest``, once this commits)."""
-    base = await _base(session, access.tenant.id, base_id)
+    """Keep the upload and queue it for OpenAI (``tasks.ingest``, once this commits). The
+    base is locked first: uploads to it are counted one at a time (at most
+    :data:`MAX_DOCUMENTS`), and its deletion waits, or went first (404). An adopted base
+    takes no uploads (409 ``knowledge_base_adopted``): its store is the tenant's at OpenAI."""
+    base = await _base(session, access.tenant.id, base_id, lock=True)
     content_type = document_type(filename)
     if len(data) > limit:
         raise PayloadTooLarge(f"A document may have at most {limit} bytes.")
+    if base.adopted:
+        raise Conflict(
+            "An adopted knowledge base takes no uploads: add the document to its vector store "
+            "at OpenAI, or upload it to a knowledge base of Kithost's.",
+            code="knowledge_base_adopted",
+        )
     if await repository.count_documents(session, access.tenant.id, base.id) >= MAX_DOCUMENTS:
         raise Conflict(
             f"A knowledge base holds at most {MAX_DOCUMENTS} documents.",
@@ -130,7 +151,6 @@ async def add_document(
     )
     session.add(document)
     await session.flush()
-    await storage.put(blob_key(access.tenant.id, document.id), data)
     enqueue(session, ingest, str(access.tenant.id), str(document.id))
     _record(
         session,
@@ -139,6 +159,7 @@ async def add_document(
         base.id,
         {"document": str(document.id), "filename": filename, "size_bytes": len(data)},
     )
+    await storage.put(blob_key(access.tenant.id, document.id), data)
     return document
 
 
@@ -149,7 +170,7 @@ async def delete_document(
     document = await repository.get_document(session, access.tenant.id, document_id)
     if document is None or document.knowledge_base_id != base.id:
         raise NotFound("No such document.", code="document_not_found")
-    _remove_upstream(session, access.tenant.id, base.vector_store_id, [document], whole=False)
+    _remove_upstream(session, access.tenant.id, base, [document], whole=False)
     await session.delete(document)
     _record(
         session,
@@ -160,8 +181,10 @@ async def delete_document(
     )
 
 
-async def _base(session: AsyncSession, tenant_id: uuid.UUID, base_id: uuid.UUID) -> KnowledgeBase:
-    base = await repository.get_base(session, tenant_id, base_id)
+async def _base(
+    session: AsyncSession, tenant_id: uuid.UUID, base_id: uuid.UUID, *, lock: bool = False
+) -> KnowledgeBase:
+    base = await repository.get_base(session, tenant_id, base_id, lock=lock)
     if base is None:
         raise NotFound("No such knowledge base.", code="knowledge_base_not_found")
     return base
@@ -169,35 +192,38 @@ async def _base(session: AsyncSession, tenant_id: uuid.UUID, base_id: uuid.UUID)
 
 async def delete_tenant_knowledge(session: AsyncSession, tenant: Tenant) -> None:
     """Queue the removal of every base of a tenant being deleted from OpenAI and the blob
-    store, with the tenant's key as it is now (its row is gone when the task runs)."""
+    store (adopted bases' vector stores stay), with the tenant's key as it is now (its row
+    is gone when the task runs)."""
     bases = await repository.list_bases(session, tenant.id)
     documents = await repository.list_documents(session, tenant.id, [b.id for b in bases])
     for base in bases:
         mine = [d for d in documents if d.knowledge_base_id == base.id]
-        _remove_upstream(
-            session, tenant.id, base.vector_store_id, mine, tenant_key=tenant.openai_api_key
-        )
+        _remove_upstream(session, tenant.id, base, mine, tenant_key=tenant.openai_api_key)
 
 
 tenants.owns_tenant_data(delete_tenant_knowledge)
+adoption.checks_store_access(store_access)
 
 
 def _remove_upstream(
     session: AsyncSession,
     tenant_id: uuid.UUID,
-    vector_store_id: str | None,
+    base: KnowledgeBase,
     documents: Sequence[KnowledgeDocument],
     *,
     whole: bool = True,
     tenant_key: str | None = None,
 ) -> None:
-    """Queue the removal of ``documents`` from OpenAI and the blob store (and of the vector
-    store itself when ``whole``; ``tenant_key``: ``ingest.remove``'s)."""
+    """Queue the removal of ``documents`` from OpenAI and the blob store (and of the base's
+    vector store itself when ``whole``, unless the base adopted it: then the store is left
+    as it is, documents and all; ``tenant_key``: ``ingest.remove``'s)."""
+    if base.adopted and not documents:
+        return
     enqueue(
         session,
         remove,
         str(tenant_id),
-        vector_store_id,
+        None if base.adopted else base.vector_store_id,
         [d.file_id for d in documents if d.file_id is not None],
         [blob_key(tenant_id, d.id) for d in documents],
         whole,

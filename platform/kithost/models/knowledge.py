@@ -11,14 +11,19 @@ from kithost.models.base import TenantOwned, str_enum
 
 class KnowledgeBase(TenantOwned):
     """A tenant's set of documents an agent searches (``file_search``): an OpenAI vector
-    store made with the tenant's key on the first upload."""
+    store made with the tenant's key on the first upload, or one that existed already,
+    ``adopted`` (an imported Agent Builder export's: ``widgets.adoption``)."""
 
     __tablename__ = "knowledge_bases"
 
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(String(1000), default="")
-    vector_store_id: Mapped[str | None] = mapped_column(String(128))
-    """OpenAI's id of the vector store; None until the first document is processed."""
+    vector_store_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    """OpenAI's id of the vector store; None until the first document is processed. One
+    base per store, across tenants."""
+    adopted: Mapped[bool] = mapped_column(default=False)
+    """The store was the tenant's before (its documents stay OpenAI's): the base takes no
+    uploads, and deleting it leaves the store at OpenAI."""
 
 
 class DocumentStatus(StrEnum):

@@ -14,10 +14,15 @@ configuration (a module-level ``{"guardrails": [{"name", "config"}, …]}``, as
 ``state = {...}`` keys are the workflow's state variables and whose ``Runner.run(<agent>, …)``
 calls say which agent answers first.
 
-The first agent's handoffs (agents, or ``handoff(agent, …)``) become ``agent.handoffs``, each
-using the widget's tools of the kinds it had; their own handoffs do not carry (a handoff
-agent may only hand back). Guardrails map where Kithost has the same check (``Moderation``
-→ ``moderation``, ``Keyword Filter`` → ``refused_topics``); the others are listed.
+The first agent's handoffs (agents, or ``handoff(agent, …)``, at most
+:data:`~kithost.widgets.config.MAX_HANDOFFS`) become ``agent.handoffs``, each using the
+widget's tools it had; their own handoffs do not carry (a handoff agent may only hand back).
+The file searches become the widget's one ``file_search`` tool (``knowledge``), each of their
+vector stores a knowledge base of its own, used by each agent that searched (agents
+searching different stores are listed: each searches all of them); each distinct MCP server
+(URL and tools) is an ``mcp`` tool of its own. Guardrails map where Kithost has the same
+check (``Moderation`` → ``moderation``, ``Keyword Filter`` → ``refused_topics``); the others
+are listed.
 """
 
 from __future__ import annotations
@@ -27,11 +32,20 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from kithost.widgets.config import ReasoningEffort
+from kithost.kit.schemas import NUL_MESSAGE
+from kithost.widgets.config import MAX_HANDOFFS, ReasoningEffort
 
 MAX_SOURCE_BYTES = 256 * 1024
 MAX_NODES = 50_000
 """Larger exports are refused before they are walked."""
+MAX_AGENTS = 100
+"""Module-level ``Agent(...)`` assignments an export may have."""
+MAX_TOOLS = 16
+"""Distinct tools an export may carry, as ``agent.tools`` holds."""
+MAX_VECTOR_STORES = 10
+"""Vector stores adopted from one export; the others are listed."""
+VECTOR_STORE_ID = re.compile(r"vs_[A-Za-z0-9_-]{1,125}")
+"""An OpenAI vector store's id, as ``knowledge_bases.vector_store_id`` holds it."""
 CONTROL_FLOW = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.Try, ast.Match)
 GUARDRAILS_NOT_CARRIED = {
     "Contains PII": "Kithost has no PII check: tell the agent in its instructions not to ask "
@@ -69,26 +83,27 @@ class ImportedAgent:
     name: str
     agent: dict[str, Any]
     """Fields of the widget's ``agent`` (``tools`` without ids of knowledge bases yet)."""
-    vector_stores: list[str] = field(default_factory=list)
-    """The OpenAI vector stores its file search used: adopted as a knowledge base."""
+    vector_stores: dict[str, int] = field(default_factory=dict)
+    """The vector stores its file searches use (the first agent's: every carried agent's),
+    each with the line it was first met on: a knowledge base each."""
     web_search: dict[str, Any] | None = None
     mcp: list[dict[str, Any]] = field(default_factory=list)
     """Its hosted MCP servers as ``mcp`` tools (their secrets left for the tenant to set)."""
     tool_kinds: list[str] = field(default_factory=list)
-    """The kinds of the widget's tools this agent uses (``file_search``, ``web_search``; an
-    ``mcp`` tool by its id)."""
+    """The ids of the widget's tools this agent uses (``knowledge``, ``web``, an ``mcp``
+    tool's)."""
     handoffs: list[ImportedAgent] = field(default_factory=list)
     state_variables: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
 
-    def team(self, tool_ids: dict[str, str]) -> dict[str, Any]:
-        """The agent's ``handoffs`` and ``main_tools``, given the id of the widget's tool of
-        each kind (none without handoffs)."""
+    def team(self, tool_ids: set[str]) -> dict[str, Any]:
+        """The agent's ``handoffs`` and ``main_tools``, given the ids of the widget's tools
+        that carried over (none without handoffs)."""
         if not self.handoffs:
             return {}
 
         def ids(agent: ImportedAgent) -> list[str]:
-            return [tool_ids[kind] for kind in agent.tool_kinds if kind in tool_ids]
+            return [kind for kind in dict.fromkeys(agent.tool_kinds) if kind in tool_ids]
 
         members = [{**member.agent, "tools": ids(member)} for member in self.handoffs]
         return {"handoffs": members, "main_tools": ids(self)}
@@ -108,8 +123,11 @@ def read_export(source: str) -> ImportedAgent:
         raise ImportRefused("invalid_python", f"Not Python: {exc.msg}.", exc.lineno) from None
     except (RecursionError, MemoryError, ValueError):
         raise ImportRefused("export_too_complex", "The code nests too deeply to read.") from None
-    if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
-        raise ImportRefused("export_too_complex", "The code is too large to read.")
+    for count, node in enumerate(ast.walk(tree), 1):
+        if count > MAX_NODES:
+            raise ImportRefused("export_too_complex", "The code is too large to read.")
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and "\x00" in node.value:
+            raise ImportRefused("nul_character", f"A string: {NUL_MESSAGE}.", node.lineno)
     return _Reader(tree).read()
 
 
@@ -120,6 +138,14 @@ class _Reader:
         self.calls: dict[str, tuple[str, ast.Call]] = {}
         """Module-level ``name = Callee(...)``: callee's name and the call."""
         self.function_tools: dict[str, int] = {}
+        self.tool_ids: set[str] = {"knowledge", "web"}
+        """Of the tools met so far (``knowledge``: the file search's, ``web``: the web
+        search's)."""
+        self.searches: dict[tuple[str, ...], int] = {}
+        """Each set of vector stores a file search names: its line."""
+        self.servers: dict[tuple[str, tuple[str, ...]], str] = {}
+        """Each MCP server met (URL, allowed tools): its tool's id."""
+        self.stores: dict[str, int] = {}
 
     def read(self) -> ImportedAgent:
         for statement in self.tree.body:
@@ -138,6 +164,11 @@ class _Reader:
         agents = [name for name, (callee, _) in self.calls.items() if callee == "Agent"]
         if not agents:
             raise ImportRefused("no_agent", "The code defines no Agent(...).")
+        if len(agents) > MAX_AGENTS:
+            line = self.calls[agents[MAX_AGENTS]][1].lineno
+            raise ImportRefused(
+                "too_many_agents", f"An export has at most {MAX_AGENTS} agents.", line
+            )
         workflow = next(
             (
                 s
@@ -150,6 +181,16 @@ class _Reader:
         first = self._first_run(workflow) or agents[0]
         imported = self._agent(first)
         members = self._handoffs(first, imported)
+        imported.vector_stores = self.stores
+        if len(self.searches) > 1:
+            imported.skipped.append(
+                Skipped(
+                    sorted(self.searches.values())[1],
+                    "file searches on different vector stores",
+                    "A widget has one file search: each agent that searches searches every "
+                    "imported store; say in its instructions what it looks for.",
+                )
+            )
         self._guardrails(imported)
         if workflow is not None:
             self._workflow(workflow, [first, *members], agents, imported)
@@ -255,10 +296,7 @@ class _Reader:
         call = self._resolved(node)
         callee = _callee(call) if isinstance(call, ast.Call) else None
         if isinstance(call, ast.Call) and callee == "FileSearchTool":
-            keywords = {k.arg: k.value for k in call.keywords}
-            stores = self._literal(keywords.get("vector_store_ids"), list) or []
-            imported.vector_stores.extend(s for s in stores if isinstance(s, str))
-            imported.tool_kinds.append("file_search")
+            self._file_search(call, imported)
         elif isinstance(call, ast.Call) and callee == "WebSearchTool":
             keywords = {k.arg: k.value for k in call.keywords}
             filters = self._literal(keywords.get("filters"), dict) or {}
@@ -266,7 +304,7 @@ class _Reader:
             imported.web_search = {
                 "allowed_domains": [d for d in domains or [] if isinstance(d, str)]
             }
-            imported.tool_kinds.append("web_search")
+            imported.tool_kinds.append("web")
         elif isinstance(call, ast.Call) and callee == "HostedMCPTool":
             self._mcp(call, imported)
         else:
@@ -279,6 +317,43 @@ class _Reader:
                     "a client tool (a function of your page).",
                 )
             )
+
+    def _file_search(self, call: ast.Call, imported: ImportedAgent) -> None:
+        """A ``FileSearchTool``: its vector stores for the widget's file search; ids that are
+        no vector store's, and stores beyond :data:`MAX_VECTOR_STORES`, listed."""
+        keywords = {k.arg: k.value for k in call.keywords}
+        given = self._literal(keywords.get("vector_store_ids"), list) or []
+        stores: list[str] = []
+        for store in given:
+            if not isinstance(store, str) or not VECTOR_STORE_ID.fullmatch(store):
+                instead = "Name an OpenAI vector store by its id (vs_…)."
+                imported.skipped.append(
+                    Skipped(call.lineno, f"vector store {store!r:.80}", instead)
+                )
+            elif store in self.stores or len(self.stores) < MAX_VECTOR_STORES:
+                self.stores.setdefault(store, call.lineno)
+                stores.append(store)
+            else:
+                instead = (
+                    f"Kithost adopts at most {MAX_VECTOR_STORES} vector stores from one export: "
+                    "upload its documents to a knowledge base."
+                )
+                imported.skipped.append(Skipped(call.lineno, f"vector store {store}", instead))
+        if stores:
+            self.searches.setdefault(tuple(sorted(set(stores))), call.lineno)
+            imported.tool_kinds.append("knowledge")
+
+    def _tool_id(self, wanted: str) -> str:
+        """``wanted``, or ``wanted-2``, ``-3``…: an id no tool met has yet; at most
+        :data:`MAX_TOOLS` of them."""
+        if len(self.tool_ids) > MAX_TOOLS:  # "web" is always among them
+            raise ImportRefused("too_many_tools", f"Kithost's agent has at most {MAX_TOOLS} tools.")
+        candidate, number = wanted, 1
+        while candidate in self.tool_ids:
+            number += 1
+            candidate = f"{wanted[:40]}-{number}"
+        self.tool_ids.add(candidate)
+        return candidate
 
     def _mcp(self, call: ast.Call, imported: ImportedAgent) -> None:
         """A ``HostedMCPTool``'s remote server as an ``mcp`` tool Kithost connects to: its
@@ -299,9 +374,11 @@ class _Reader:
             instead = "Name the tools the agent may call in the mcp tool's allowed_tools."
             imported.skipped.append(Skipped(call.lineno, f"{where}: every tool", instead))
             return
-        slug = re.sub(r"[^a-z0-9_-]+", "-", str(label or "mcp").lower()).strip("-_")[:40]
-        tool_id = slug if slug and slug not in {"knowledge", "web"} else f"mcp-{len(imported.mcp)}"
-        if all(tool["id"] != tool_id for tool in imported.mcp):
+        server = (url, tuple(names))
+        tool_id = self.servers.get(server)
+        if tool_id is None:
+            slug = re.sub(r"[^a-z0-9_-]+", "-", str(label or "").lower()).strip("-_")[:40]
+            tool_id = self.servers[server] = self._tool_id(slug or "mcp")
             imported.mcp.append({"type": "mcp", "id": tool_id, "url": url, "allowed_tools": names})
         imported.tool_kinds.append(tool_id)
         instead = f"If the server needs a secret, set it: PUT …/mcp-secrets/{tool_id}."
@@ -357,14 +434,25 @@ class _Reader:
                 )
 
     def _handoffs(self, first: str, imported: ImportedAgent) -> list[str]:
-        """The first agent's handoffs as ``imported.handoffs``; their variables."""
+        """The first agent's handoffs as ``imported.handoffs``; their variables. More than
+        :data:`MAX_HANDOFFS` are refused before any is read."""
         keywords = {k.arg: k.value for k in self.calls[first][1].keywords if k.arg is not None}
         given = self._resolved(keywords.get("handoffs"))
+        nodes = given.elts if isinstance(given, ast.List) else []
         members: list[str] = []
-        for node in given.elts if isinstance(given, ast.List) else []:
-            call = node if isinstance(node, ast.Call) and _callee(node) == "handoff" else None
-            target = _name(call.args[0]) if call is not None and call.args else None
-            variable = target if call is not None else _name(node)
+        targets = {self._handoff_target(node)[1] for node in nodes}
+        targets = {
+            t for t in targets if t != first and self.calls.get(t or "", ("",))[0] == "Agent"
+        }
+        if len(targets) > MAX_HANDOFFS:
+            raise ImportRefused(
+                "too_many_handoffs",
+                f"Kithost's agent hands off to at most {MAX_HANDOFFS} agents.",
+                nodes[0].lineno,
+            )
+        ids, names = {"main"}, {imported.agent["name"].casefold()}
+        for node in nodes:
+            call, variable = self._handoff_target(node)
             if variable is None or self.calls.get(variable, ("",))[0] != "Agent":
                 imported.skipped.append(
                     Skipped(
@@ -379,24 +467,30 @@ class _Reader:
             member = self._agent(variable, main=False)
             described = self._described(call, self.calls[variable][1])
             member.agent = {
-                "id": self._member_id(member.name, variable, imported),
+                "id": self._member_id(member.name, variable, ids, len(members)),
                 "description": described,
                 "instructions": "You are a helpful assistant.",
                 **member.agent,
             }
-            names = {a.agent["name"].casefold() for a in [imported, *imported.handoffs]}
             if member.agent["name"].casefold() in names:  # names tell agents apart
                 member.agent["name"] = _short(f"{member.agent['name'][:60]} ({variable})")
+            ids.add(member.agent["id"])
+            names.add(member.agent["name"].casefold())
             imported.handoffs.append(member)
-            imported.vector_stores.extend(
-                s for s in member.vector_stores if s not in imported.vector_stores
-            )
             imported.web_search = imported.web_search or member.web_search
-            known = {tool["id"] for tool in imported.mcp}
-            imported.mcp.extend(tool for tool in member.mcp if tool["id"] not in known)
+            imported.mcp.extend(member.mcp)
             imported.skipped.extend(member.skipped)
             members.append(variable)
         return members
+
+    @staticmethod
+    def _handoff_target(node: ast.expr) -> tuple[ast.Call | None, str | None]:
+        """A handoff list's entry: the ``handoff(...)`` call (if it is one) and the variable
+        of the agent it names."""
+        call = node if isinstance(node, ast.Call) and _callee(node) == "handoff" else None
+        if call is None:
+            return None, _name(node)
+        return call, _name(call.args[0]) if call.args else None
 
     def _described(self, handoff: ast.Call | None, agent: ast.Call) -> str:
         """When to hand over: ``tool_description_override`` or the agent's
@@ -409,15 +503,14 @@ class _Reader:
         return (text or "")[:1024]
 
     @staticmethod
-    def _member_id(name: str, variable: str, imported: ImportedAgent) -> str:
+    def _member_id(name: str, variable: str, taken: set[str], carried: int) -> str:
         """The agent's name as the SDK makes a handoff's function name of it
-        (``transfer_to_billing``), unique among the handoffs."""
-        taken = {"main"} | {m.agent["id"] for m in imported.handoffs}
+        (``transfer_to_billing``), not one of the ``taken`` ids."""
         for candidate in (name, variable):
             snake = re.sub(r"[^a-z0-9]+", "_", candidate.lower()).strip("_")[:40]
             if snake and snake not in taken:
                 return snake
-        return f"agent_{len(imported.handoffs) + 1}"
+        return f"agent_{carried + 1}"
 
     def _guardrails(self, imported: ImportedAgent) -> None:
         """The guardrails' configuration (``{"guardrails": [{"name", "config"}]}``) as
@@ -516,9 +609,13 @@ def _callee(node: ast.expr) -> str | None:
 
 
 def _dotted(node: ast.expr) -> str | None:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        base = _dotted(node.value)
-        return None if base is None else f"{base}.{node.attr}"
-    return None
+    """``a.b.c`` for a chain of attributes on a name (read in a loop: a chain may be as
+    long as the export)."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    parts.append(node.id)
+    return ".".join(reversed(parts))

@@ -201,8 +201,9 @@ async def convert(
     summary="Import an Agent Builder export as the widget's agent",
     description="The Python code Agent Builder exports (Agents SDK) is read, never run: the "
     "agent that answers first becomes the draft's `agent` (name, instructions, model, "
-    "temperature, max tokens; file search's vector stores adopted as a knowledge base; web "
-    "search; the agents it hands off to as `handoffs`; the guardrails Kithost has: "
+    "temperature, max tokens; file search, with each vector store the tenant's own key reaches "
+    "and no other tenant's knowledge base holds as a knowledge base; web search; the agents "
+    "it hands off to as `handoffs`; the guardrails Kithost has: "
     "moderation, keywords as refused topics), and everything else is listed with its line "
     "and what to do instead. "
     "`dry_run=true` changes nothing (and needs no `If-Match`).",
@@ -212,6 +213,7 @@ async def import_agent(
     access: WidgetsWrite,
     session: DbSession,
     settings: AppSettings,
+    box: AppSecretBox,
     response: Response,
     id: uuid.UUID,
     body: schemas.AgentImport,
@@ -219,7 +221,7 @@ async def import_agent(
     dry_run: Annotated[bool, Query(description="Show the result without saving it.")] = False,
 ) -> schemas.AgentImported:
     widget, draft, imported = await service.import_agent(
-        session, access, id, if_match, body.code, dry_run=dry_run, outbound=settings.outbound_policy
+        session, access, id, if_match, body.code, dry_run=dry_run, settings=settings, box=box
     )
     if not dry_run:
         _widget(response, widget)

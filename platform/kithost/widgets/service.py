@@ -27,11 +27,13 @@ from kithost.errors import (
     PreconditionRequired,
     invalid_field,
 )
+from kithost.kit.crypto import SecretBox
 from kithost.kit.origins import InvalidOrigin, normalize_pattern
 from kithost.kit.outbound import OutboundPolicy
 from kithost.kit.tokens import random_token
 from kithost.models import AllowedOrigin, Tenant, User, Widget, WidgetMode, WidgetVersion
 from kithost.models.base import utcnow
+from kithost.settings import Settings
 from kithost.webhooks import service as webhooks
 from kithost.widgets import repository
 from kithost.widgets.adoption import adopt_vector_stores
@@ -217,11 +219,14 @@ async def import_agent(
     source: str,
     *,
     dry_run: bool,
-    outbound: OutboundPolicy | None = None,
+    settings: Settings,
+    box: SecretBox,
 ) -> tuple[Widget, dict[str, Any], ImportedAgent]:
     """The widget's draft with the agent of an Agent Builder export (read, never run: see
-    ``widgets.agent_import``); its file search's vector stores adopted as a knowledge base.
-    A ``dry_run`` changes nothing (and needs no ``If-Match``)."""
+    ``widgets.agent_import``); each vector store its file searches name searched through the
+    tenant's knowledge base for it, adopted if it is the tenant's (``widgets.adoption``: the
+    others are listed as not carried). A ``dry_run`` changes nothing (and needs no
+    ``If-Match``)."""
     widget = await (
         get_widget(session, access.tenant, widget_id)
         if dry_run
@@ -237,15 +242,15 @@ async def import_agent(
             errors=[FieldError(field="code", message=exc.message + where, type=exc.code)],
         ) from None
     savepoint = await session.begin_nested()
+    bases = await adopt_vector_stores(session, settings, box, access, widget, imported)
     tools: list[dict[str, Any]] = []
-    if imported.vector_stores:
-        base = await adopt_vector_stores(session, access, imported.name, imported.vector_stores)
-        tools.append({"type": "file_search", "id": "knowledge", "knowledge_bases": [str(base)]})
+    if bases:
+        searched = [str(base) for base in bases.values()]
+        tools.append({"type": "file_search", "id": "knowledge", "knowledge_bases": searched})
     if imported.web_search is not None:
         tools.append({"type": "web_search", "id": "web", **imported.web_search})
-    kinds = {tool["type"]: tool["id"] for tool in tools}
     tools.extend(imported.mcp)
-    team = imported.team({**kinds, **{tool["id"]: tool["id"] for tool in imported.mcp}})
+    team = imported.team({tool["id"] for tool in tools})
     agent = {
         **WidgetConfig().agent.model_dump(mode="json"),
         **imported.agent,
@@ -257,7 +262,7 @@ async def import_agent(
         widget.tenant_id,
         {**widget.draft, "agent": agent},
         widget=widget,
-        outbound=outbound,
+        outbound=settings.outbound_policy,
     )
     if dry_run:
         await savepoint.rollback()

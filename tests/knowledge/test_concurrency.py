@@ -1,0 +1,123 @@
+"""Knowledge bases changed by two transactions at once (PostgreSQL, connections of their
+own): an upload and the base's deletion, two uploads near the cap, and a document settled by
+the ingest task while it is deleted. The base (or document) is locked first, so the second
+waits for the first and then sees what it did."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+import pytest
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from kithost.auth.principals import ClientPrincipal, TenantAccess
+from kithost.auth.roles import ALL_SCOPES
+from kithost.db import create_sessionmaker
+from kithost.errors import Conflict, NotFound
+from kithost.knowledge import ingest, service
+from kithost.models import ApiClient, KnowledgeBase, KnowledgeDocument, Tenant
+from kithost.settings import Settings
+from kithost.storage import BlobStorage, LocalDiskStorage, storage_for
+from kithost.worker.app import create_celery
+from kithost.worker.enqueue import PendingTasks
+from tests.conftest import concurrent_sessions
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+@pytest.fixture
+async def raced(engine: AsyncEngine) -> AsyncIterator[tuple[Sessions, TenantAccess, uuid.UUID]]:
+    """Committed: a tenant with one knowledge base; the sessions, an API client's access
+    and the base's id. Deleted after."""
+    sessionmaker = concurrent_sessions(engine)
+    async with sessionmaker() as setup:
+        tenant = Tenant(slug=f"race-{uuid.uuid4().hex[:8]}", name="Race")
+        setup.add(tenant)
+        await setup.flush()
+        base = KnowledgeBase(tenant_id=tenant.id, name="Help centre")
+        setup.add(base)
+        await setup.commit()
+    backend = ClientPrincipal(ApiClient(client_id="kc_race"), ALL_SCOPES)
+    try:
+        yield sessionmaker, TenantAccess(tenant, backend, ALL_SCOPES, None), base.id
+    finally:
+        async with sessionmaker() as cleanup:
+            await cleanup.execute(delete(Tenant).where(Tenant.id == tenant.id))
+            await cleanup.commit()
+
+
+def upload(
+    session: AsyncSession, storage: BlobStorage, access: TenantAccess, base_id: uuid.UUID
+) -> Coroutine[Any, Any, KnowledgeDocument]:
+    return service.add_document(
+        session, storage, access, base_id, filename="guide.md", data=b"# Guide", limit=1000
+    )
+
+
+async def waits(task: asyncio.Task[Any]) -> None:
+    await asyncio.sleep(0.3)
+    assert not task.done(), "the second transaction waits for the first's lock"
+
+
+async def test_an_upload_during_the_bases_deletion_finds_no_base(
+    raced: tuple[Sessions, TenantAccess, uuid.UUID], settings: Settings
+) -> None:
+    sessionmaker, access, base_id = raced
+    storage = storage_for(settings)
+    async with sessionmaker() as deleting, sessionmaker() as uploading:
+        await service.delete_base(deleting, access, base_id)
+        uploaded = asyncio.create_task(upload(uploading, storage, access, base_id))
+        await waits(uploaded)
+        await deleting.commit()
+        with pytest.raises(NotFound):
+            await uploaded
+    assert isinstance(storage, LocalDiskStorage)
+    assert not storage._path(f"knowledge/{access.tenant.id}").exists(), "a blob was kept"
+
+
+async def test_uploads_at_once_stop_at_the_cap(
+    raced: tuple[Sessions, TenantAccess, uuid.UUID], settings: Settings
+) -> None:
+    sessionmaker, access, base_id = raced
+    storage = storage_for(settings)
+    async with sessionmaker() as setup:
+        setup.add_all(
+            KnowledgeDocument(
+                tenant_id=access.tenant.id,
+                knowledge_base_id=base_id,
+                filename=f"{n}.md",
+                content_type="text/markdown",
+                size_bytes=1,
+            )
+            for n in range(service.MAX_DOCUMENTS - 1)
+        )
+        await setup.commit()
+    async with sessionmaker() as first, sessionmaker() as second:
+        await upload(first, storage, access, base_id)
+        other = asyncio.create_task(upload(second, storage, access, base_id))
+        await waits(other)
+        await first.commit()
+        with pytest.raises(Conflict) as refused:
+            await other
+    assert refused.value.code == "knowledge_base_full"
+
+
+async def test_a_document_deleted_while_it_is_settled_is_gone(
+    raced: tuple[Sessions, TenantAccess, uuid.UUID], settings: Settings, engine: AsyncEngine
+) -> None:
+    sessionmaker, access, base_id = raced
+    units = create_sessionmaker(engine, PendingTasks(create_celery(settings)))  # the task's
+    async with sessionmaker() as setup:
+        document = await upload(setup, storage_for(settings), access, base_id)
+        await setup.commit()
+    async with sessionmaker() as deleting:
+        await service.delete_document(deleting, access, base_id, document.id)
+        await deleting.flush()
+        settled = asyncio.create_task(ingest.settle(units, access.tenant.id, document.id, None))
+        await waits(settled)
+        await deleting.commit()
+    assert await settled is None
