@@ -50,20 +50,6 @@ async def delete_pending_for(session: AsyncSession, tenant_id: uuid.UUID, email:
     return rowcount(result)
 
 
-async def delete_pending_by(
-    session: AsyncSession, tenant_id: uuid.UUID, inviter_id: uuid.UUID
-) -> int:
-    """Delete the pending invitations to the tenant that ``inviter_id`` made; how many."""
-    result = await session.execute(
-        delete(Invitation).where(
-            Invitation.tenant_id == tenant_id,
-            Invitation.invited_by_id == inviter_id,
-            Invitation.accepted_at.is_(None),
-        )
-    )
-    return rowcount(result)
-
-
 async def mark_accepted(
     session: AsyncSession, invitation_id: uuid.UUID, user_id: uuid.UUID, now: datetime
 ) -> bool:

@@ -4,10 +4,11 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.models import Membership, Role, User
+from kithost.db import rowcount
+from kithost.models import Invitation, Membership, Role, User
 
 MemberRow = Row[uuid.UUID, str, str, Role, datetime]
 """A member as the API shows it: ``user_id``, ``email``, ``name``, ``role``, ``created_at``."""
@@ -43,3 +44,18 @@ async def lock_owner_ids(session: AsyncSession, tenant_id: uuid.UUID) -> list[uu
         .with_for_update()
     )
     return list(result.scalars())
+
+
+async def delete_pending_invitations_by(
+    session: AsyncSession, tenant_id: uuid.UUID, inviter_id: uuid.UUID
+) -> int:
+    """Delete the pending invitations to the tenant that ``inviter_id`` made; how many (this
+    package sits below ``invitations``: what a member made goes with their role here)."""
+    result = await session.execute(
+        delete(Invitation).where(
+            Invitation.tenant_id == tenant_id,
+            Invitation.invited_by_id == inviter_id,
+            Invitation.accepted_at.is_(None),
+        )
+    )
+    return rowcount(result)

@@ -12,7 +12,6 @@ from kithost.auth import repository as auth_repository
 from kithost.auth.principals import Actor, TenantAccess
 from kithost.auth.roles import may_grant, outranks, scopes_of
 from kithost.errors import Conflict, FieldError, Forbidden, NotFound
-from kithost.invitations import repository as invitations
 from kithost.members import repository
 from kithost.members.repository import MemberRow
 from kithost.models import Membership, Role, Tenant
@@ -75,7 +74,9 @@ async def _withdraw_invitations(session: AsyncSession, membership: Membership) -
     """Delete the pending invitations the member made: a member removed or given a lower
     role no longer vouches for whom they invited (an admin removed at once still brought
     in a second account of theirs as admin)."""
-    return await invitations.delete_pending_by(session, membership.tenant_id, membership.user_id)
+    return await repository.delete_pending_invitations_by(
+        session, membership.tenant_id, membership.user_id
+    )
 
 
 def _withdrawn(count: int) -> dict[str, int]:
