@@ -13,7 +13,7 @@ import httpx2
 import pytest
 from chatkit.types import AttachmentCreateParams
 from fastapi import FastAPI
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from kithost.auth.principals import CLI
@@ -357,3 +357,22 @@ async def test_only_raster_images_are_previewed_inline(
         shown[mime_type] = preview.headers["content-disposition"]
 
     assert shown == {"image/png": "inline", "image/svg+xml": "attachment"}
+
+
+@pytest.mark.parametrize("name", ["a\u202etxt.exe", "a\u200b.png", "a\x07.png"])
+async def test_attachment_names_hold_no_invisible_characters(
+    http: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    name: str,
+) -> None:
+    """Staff read the names: a bidi override (or a zero-width or control character) could
+    make one read as another."""
+    alice = await visitor(http, app, db, await attachment_widget(db, app, fake_openai))
+
+    refused = await alice.post("attachments.create", name=name, size=4, mime_type="image/png")
+
+    assert_problem(refused, 422, "validation_failed")
+    assert refused.json()["errors"][0]["field"] == "params.name"
+    assert await db.scalar(select(func.count()).select_from(ChatAttachment)) == 0

@@ -60,9 +60,10 @@ from kithost.chat.errors import (
 )
 from kithost.chat.repository import Order
 from kithost.db import Sessionmaker, commit_asynchronously, only_reads, session_scope
-from kithost.errors import Conflict
+from kithost.errors import Conflict, invalid_field
 from kithost.kit.schemas import NUL, has_nul
 from kithost.kit.tokens import random_token
+from kithost.kit.visible import has_invisible
 from kithost.models import ChatAttachment, ChatItem, ChatThread
 from kithost.models.base import utcnow
 from kithost.settings import Settings
@@ -477,8 +478,17 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
     async def create_attachment(
         self, input: AttachmentCreateParams, context: ChatContext
     ) -> Attachment:
+        """A new attachment of the end user's (its row is the SDK's ``save_attachment``),
+        refused unless the widget's rules allow it, its name holds no invisible character
+        (control, bidi override, …: tenants' staff read it in the conversations they review;
+        422 on ``params.name``, as a thread's title) and the end user holds fewer than
+        :data:`~kithost.chat.attachments.MAX_UNSENT` attachments no message carries."""
         rules = AttachmentRules.of(context.widget.widget_config.chatkit, self.settings)
         rules.check(input.mime_type, input.size)
+        if has_invisible(input.name):
+            raise invalid_field(
+                "params.name", "no control, bidi or other invisible characters", "value"
+            )
         async with self.store.unit(context, one_read=True) as session:
             rules.check_unsent(await repository.count_unsent_attachments(session, context))
         attachment_id = self.generate_attachment_id(input.mime_type, context)
