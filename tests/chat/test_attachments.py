@@ -374,5 +374,6 @@ async def test_attachment_names_hold_no_invisible_characters(
     refused = await alice.post("attachments.create", name=name, size=4, mime_type="image/png")
 
     assert_problem(refused, 422, "validation_failed")
-    assert refused.json()["errors"][0]["field"] == "params.name"
+    [error] = refused.json()["errors"]
+    assert (error["field"], error["type"]) == ("params.name", "invisible_character")
     assert await db.scalar(select(func.count()).select_from(ChatAttachment)) == 0

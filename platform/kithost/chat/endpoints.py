@@ -71,7 +71,7 @@ from kithost.errors import (
 )
 from kithost.health.metrics import CHAT_FIRST_TOKEN_SECONDS, CHAT_STREAM_SECONDS, CHAT_STREAMS
 from kithost.kit.schemas import NUL_MESSAGE, nul_at, problems
-from kithost.kit.visible import has_invisible
+from kithost.kit.visible import INVISIBLE_MESSAGE, INVISIBLE_TYPE, has_invisible
 from kithost.models import WidgetMode
 from kithost.sessions.service import check_policy
 from kithost.visitor.cache import published_answers
@@ -361,9 +361,7 @@ def _check_bounds(request: ChatKitReq) -> None:
                 "params.title", f"at most {MAX_TITLE_LENGTH} characters", "string_too_long"
             )
         if has_invisible(title):
-            raise invalid_field(
-                "params.title", "no control, bidi or other invisible characters", "value"
-            )
+            raise invalid_field("params.title", INVISIBLE_MESSAGE, INVISIBLE_TYPE)
 
 
 async def _check_attachments(server: ChatServer, request: ChatKitReq, context: ChatContext) -> None:

@@ -63,7 +63,7 @@ from kithost.db import Sessionmaker, commit_asynchronously, only_reads, session_
 from kithost.errors import Conflict, invalid_field
 from kithost.kit.schemas import NUL, has_nul
 from kithost.kit.tokens import random_token
-from kithost.kit.visible import has_invisible
+from kithost.kit.visible import INVISIBLE_MESSAGE, INVISIBLE_TYPE, has_invisible
 from kithost.models import ChatAttachment, ChatItem, ChatThread
 from kithost.models.base import utcnow
 from kithost.settings import Settings
@@ -486,9 +486,7 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
         rules = AttachmentRules.of(context.widget.widget_config.chatkit, self.settings)
         rules.check(input.mime_type, input.size)
         if has_invisible(input.name):
-            raise invalid_field(
-                "params.name", "no control, bidi or other invisible characters", "value"
-            )
+            raise invalid_field("params.name", INVISIBLE_MESSAGE, INVISIBLE_TYPE)
         async with self.store.unit(context, one_read=True) as session:
             rules.check_unsent(await repository.count_unsent_attachments(session, context))
         attachment_id = self.generate_attachment_id(input.mime_type, context)

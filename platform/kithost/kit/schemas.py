@@ -18,7 +18,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from kithost.errors import PROBLEM_JSON, Problem
-from kithost.kit.visible import has_invisible
+from kithost.kit.visible import INVISIBLE_MESSAGE, INVISIBLE_TYPE, has_invisible
 
 NUL = "\x00"
 Value = TypeVar("Value")
@@ -76,9 +76,7 @@ def refuse_invisible(value: str) -> str:
     (:func:`~kithost.kit.visible.has_invisible`): a validation error (a NUL character's
     own, :func:`_refuse_nul`, when it holds one)."""
     if has_invisible(_refuse_nul(value)):
-        raise PydanticCustomError(
-            "invisible_character", "must not contain control, bidi or other invisible characters"
-        )
+        raise PydanticCustomError(INVISIBLE_TYPE, INVISIBLE_MESSAGE)
     return value
 
 

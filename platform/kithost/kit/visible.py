@@ -2,6 +2,10 @@
 
 import unicodedata
 
+INVISIBLE_MESSAGE = "must not contain control, bidi or other invisible characters"
+INVISIBLE_TYPE = "invisible_character"
+"""The type of the field error refusing such text, wherever it arrives."""
+
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
 """Unicode categories kept out of text shown to people or used as ids: control, format
 (bidi overrides and isolates, zero-width characters), surrogate, private-use, unassigned."""

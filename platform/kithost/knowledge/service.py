@@ -20,7 +20,7 @@ from kithost.errors import (
     invalid_field,
 )
 from kithost.kit.schemas import NUL_MESSAGE, has_nul
-from kithost.kit.visible import has_invisible
+from kithost.kit.visible import INVISIBLE_MESSAGE, INVISIBLE_TYPE, has_invisible
 from kithost.knowledge import repository
 from kithost.knowledge.ingest import blob_key, store_access
 from kithost.knowledge.tasks import ingest, remove
@@ -98,11 +98,7 @@ def document_type(filename: str) -> str:
     if has_nul(filename):
         raise invalid_field("file", f"the file's name: {NUL_MESSAGE}", type="nul_character")
     if has_invisible(filename):
-        raise invalid_field(
-            "file",
-            "the file's name may not hold invisible or control characters",
-            type="invisible_character",
-        )
+        raise invalid_field("file", f"the file's name {INVISIBLE_MESSAGE}", type=INVISIBLE_TYPE)
     content_type = CONTENT_TYPES.get(PurePath(filename).suffix.lower())
     if content_type is None:
         kinds = ", ".join(sorted(CONTENT_TYPES))

@@ -22,7 +22,7 @@ from joserfc.jwk import OctKey
 
 from kithost.errors import Unauthorized, invalid_field
 from kithost.kit.tokens import hash_secret
-from kithost.kit.visible import has_invisible
+from kithost.kit.visible import INVISIBLE_MESSAGE, has_invisible
 
 MAX_IDENTITY_LIFETIME_SECONDS = 24 * 3600
 CLOCK_SKEW_SECONDS = 60
@@ -58,7 +58,7 @@ def _refused(why: str) -> Unauthorized:
 def _check_visible(claims: dict[str, object], name: str) -> None:
     value = claims.get(name)
     if isinstance(value, str) and has_invisible(value):
-        raise _refused(f"{name} must not contain control, bidi or other invisible characters")
+        raise _refused(f"{name} {INVISIBLE_MESSAGE}")
 
 
 def _optional_text(claims: dict[str, object], name: str) -> str | None:
