@@ -17,7 +17,15 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Frame, Page, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Dialog,
+    Frame,
+    Page,
+    expect,
+)
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -768,3 +776,39 @@ async def test_the_demo_page_chats_with_the_demo_model_at_either_host(
         assert "demo model" in await frame.evaluate("chatkit.converse('Hello?')")
         await page.screenshot(path=str(output / f"demo-{host}.png"))
         await page.close()
+
+
+async def test_a_member_is_removed_only_once_the_owner_confirms(
+    dashboard: Dashboard, page: Page
+) -> None:
+    """One click on Remove took a member's access away (a probe removed an editor so)."""
+    async with api(dashboard) as client:
+        invited = await client.post(
+            f"/api/v1/tenants/{TENANT}/invitations",
+            json={"email": "removed@acme.example", "role": "editor"},
+        )
+        assert invited.status_code == 201, invited.text
+        token = invited.json()["accept_url"].split("#token=")[1]
+    async with httpx2.AsyncClient(base_url=dashboard.url) as stranger:
+        accept = {"token": token, "password": "a long enough password", "name": "Rem"}
+        accepted = await stranger.post("/api/v1/invitations/accept", json=accept)
+        assert accepted.status_code == 200, accepted.text
+    await sign_in(page, dashboard)
+    await page.get_by_role("link", name="Team").click()
+    remove = page.get_by_role("button", name="Remove removed@acme.example")
+    asked: list[str] = []
+
+    async def answer(dialog: Dialog, accept: bool) -> None:
+        asked.append(dialog.message)
+        await (dialog.accept() if accept else dialog.dismiss())
+
+    page.once("dialog", lambda dialog: answer(dialog, accept=False))
+    await remove.click()
+    await page.reload()
+    await expect(remove).to_be_visible()
+    assert len(asked) == 1
+
+    page.once("dialog", lambda dialog: answer(dialog, accept=True))
+    await remove.click()
+    await expect(remove).to_have_count(0)
+    assert asked[0].startswith("Remove removed@acme.example from ")

@@ -109,7 +109,15 @@ export default function Team() {
                     </td>
                     <td>{formatDate(m.created_at)}</td>
                     <td>
-                      <button type="button" className="danger" disabled={!canWrite} aria-label={`Remove ${m.email}`} onClick={() => removeMember.mutate(m.user_id)}>
+                      <button
+                        type="button"
+                        className="danger"
+                        disabled={!canWrite}
+                        aria-label={`Remove ${m.email}`}
+                        onClick={() => {
+                          if (window.confirm(`Remove ${m.email} from ${tenant.name}? They lose access at once.`)) removeMember.mutate(m.user_id);
+                        }}
+                      >
                         Remove
                       </button>
                     </td>
