@@ -1,6 +1,6 @@
 """A webhook receiver on loopback (a real HTTP server in a thread) that records what it
-gets and answers with the status the test sets; told to, it holds each request (no answer)
-until released."""
+gets and answers with the status (and body) the test sets; told to, it holds each request
+(no answer) until released, or drips its answer a byte at a time."""
 
 from __future__ import annotations
 
@@ -25,6 +25,11 @@ class Receiver:
     """Keep each request waiting, unanswered, until ``release`` is set."""
     arrived: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
+    body: bytes | None = None
+    """The answer's body (None: ``ok``, or ``nope …`` for a failure status)."""
+    drip: float | None = None
+    """Answer the status at once, then a byte of body every ``drip`` seconds, without end
+    (until released)."""
 
     def __post_init__(self) -> None:
         receiver = self
@@ -40,7 +45,14 @@ class Receiver:
                 try:
                     self.send_response(receiver.status)
                     self.end_headers()
-                    self.wfile.write(b"ok" if receiver.status < 300 else b"nope " * 200)
+                    if receiver.drip is not None:
+                        while not receiver.release.wait(receiver.drip):
+                            self.wfile.write(b"x")
+                            self.wfile.flush()
+                    elif receiver.body is not None:
+                        self.wfile.write(receiver.body)
+                    else:
+                        self.wfile.write(b"ok" if receiver.status < 300 else b"nope " * 200)
                 except OSError:  # the sender went away while held
                     pass
 
@@ -64,5 +76,6 @@ class Receiver:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self.release.set()
         self._server.shutdown()
         self._server.server_close()

@@ -5,6 +5,7 @@ the domains (a publish); other tenants and lesser roles see nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -169,6 +170,35 @@ async def test_failures_are_retried_logged_and_a_day_of_them_disables_the_endpoi
     assert replayed.json()["event_id"] == first["event_id"]
     assert await run_deliveries(app, sent) == [True]
     assert receiver.received[-1].headers["webhook-id"] == first["event_id"]
+
+
+async def test_a_receiver_answering_slowly_fails_the_attempt_at_its_deadline(
+    client: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    receiver: Receiver,
+    sent: list[tuple[str, list[Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A receiver answering 200 then a byte at a time held a worker for as long as it
+    liked (the timeout was httpx's, per read): the attempt has one deadline, fails at it
+    and is tried again later."""
+    owner = await owner_of_acme(app, db)
+    hook = (await endpoint(client, owner, receiver.url, ["widget.published"]))["endpoint"]
+    monkeypatch.setattr(delivery, "TIMEOUT_SECONDS", 0.5)
+    receiver.drip = 0.1
+    await client.post(f"{WEBHOOKS}/{hook['id']}/test", headers=owner.headers)
+    [task] = sent
+    async with asyncio.timeout(5):
+        assert await run_deliveries(app, [task]) == [False]
+    [entry] = (
+        await client.get(f"{WEBHOOKS}/{hook['id']}/deliveries", headers=owner.headers)
+    ).json()["deliveries"]
+    assert (entry["status"], entry["attempts"], entry["response_status"]) == ("pending", 1, None)
+    assert entry["response_snippet"] == "Timeout: no complete answer within 0.5 s"
+
+    receiver.drip = None
+    assert await run_deliveries(app, [task]) == [True]
 
 
 async def test_the_delivery_log_pages_to_its_first_delivery(

@@ -1,9 +1,11 @@
 """Sending one delivery (the worker's side): signed with ``standardwebhooks``, POSTed
 through ``kit.outbound`` (public addresses only, unless the deployment opens others), with
-a timeout and a cap on what is read of the answer; the attempt is written to the log."""
+one deadline for the whole attempt and a cap on what is read of the answer; the attempt is
+written to the log."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -22,6 +24,8 @@ from kithost.models.base import utcnow
 from kithost.webhooks import repository
 
 TIMEOUT_SECONDS = 10.0
+"""The deadline of one attempt, from connecting to the end of the answer read: a receiver
+answering slowly (a byte every few seconds) fails the attempt, which is tried again later."""
 SNIPPET_BYTES = 500
 GIVE_UP_AFTER = timedelta(days=1)
 """An endpoint failing this long is disabled (and audited); its deliveries stop."""
@@ -69,6 +73,7 @@ async def attempt(
     status, snippet = None, ""
     try:
         async with (
+            asyncio.timeout(TIMEOUT_SECONDS),
             outbound_client(policy, timeout=TIMEOUT_SECONDS) as client,
             client.stream("POST", url, content=body, headers=headers) as response,
         ):
@@ -77,6 +82,8 @@ async def attempt(
                 snippet += chunk.decode(errors="replace")
                 if len(snippet) >= SNIPPET_BYTES:
                     break
+    except TimeoutError:
+        status, snippet = None, f"Timeout: no complete answer within {TIMEOUT_SECONDS:g} s"
     except Exception as exc:
         snippet = f"{type(exc).__name__}: {exc}"
     latency = int((time.monotonic() - started) * 1000)

@@ -16,6 +16,9 @@ from kithost.worker import database
 from kithost.worker.database import RETRY
 
 MAX_BACKOFF_SECONDS = 3600
+TIME_LIMIT_SECONDS = 60
+"""A backstop beyond ``delivery.TIMEOUT_SECONDS`` (the attempt's own deadline): a task
+running this long is stopped (softly first), so no receiver holds a worker."""
 
 
 def backoff(attempts: int) -> float:
@@ -25,7 +28,14 @@ def backoff(attempts: int) -> float:
     return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not a secret)
 
 
-@shared_task(name="kithost.webhooks.deliver", bind=True, ignore_result=True, **RETRY)
+@shared_task(
+    name="kithost.webhooks.deliver",
+    bind=True,
+    ignore_result=True,
+    soft_time_limit=TIME_LIMIT_SECONDS,
+    time_limit=TIME_LIMIT_SECONDS + 10,
+    **RETRY,
+)
 def deliver(self: Task[Any, Any], tenant_id: str, delivery_id: str) -> bool:
     """Send one delivery; retried (the same ``webhook-id``) until it goes through, the
     endpoint is disabled after a day of failures, or it is deleted."""
