@@ -49,3 +49,25 @@ async def test_error_groups_group_count_resolve_and_reopen(
     await store(app, widget, [client_error("Request 5 failed")])
     detail = (await client.get(f"{url}/{group['id']}", headers=creds.headers)).json()
     assert (detail["status"], detail["count"], detail["resolved_at"]) == ("open", 4, None)
+
+
+async def test_error_samples_show_no_anonymous_device_id(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """An anonymous end user's id mints sessions for their device: no answer about errors
+    holds it (a sample names identified end users only), while they still count."""
+    widget, _tenant, creds, url = await subject(app, db)
+    url = f"{url}/errors"
+    await store(app, widget, [client_error("Timeout")], end_user="u:42")
+    await store(app, widget, [client_error("Timeout"), client_error("Socket closed")])
+    listed = await client.get(url, headers=creds.headers)
+    groups = {g["message"]: g for g in listed.json()["groups"]}
+    detail = await client.get(f"{url}/{groups['Timeout']['id']}", headers=creds.headers)
+    for answer in (listed, detail):
+        assert answer.status_code == 200
+        assert "a:anon_" not in answer.text
+    assert groups["Timeout"]["affected_end_users"] == 2
+    assert "end_user" not in groups["Timeout"]["sample"]
+    await store(app, widget, [client_error("Timeout")], end_user="u:42")
+    detail = await client.get(f"{url}/{groups['Timeout']['id']}", headers=creds.headers)
+    assert detail.json()["sample"]["end_user"] == "u:42"

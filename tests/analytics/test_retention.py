@@ -62,6 +62,27 @@ async def test_end_user_deletion_removes_their_rows_and_is_audited(
     assert (bad.status_code, bad.json()["errors"][0]["field"]) == (422, "end_user")
 
 
+async def test_end_user_deletion_drops_their_error_samples(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """A sample names no anonymous end user: the erasure finds theirs by its event."""
+    widget, _tenant, creds, url = await subject(app, db)
+    await store(app, widget, [client_error("Boom")], end_user="u:someone-else")
+    await store(app, widget, [client_error("Boom"), client_error("Socket closed")])
+    await store(app, widget, [client_error("Timeout")], end_user="u:someone-else")
+    response = await client.post(
+        f"{url}/end-user-deletions", json={"end_user": USER}, headers=creds.headers
+    )
+    assert response.json()["removed"]["error_occurrences"] == 2
+    groups = (await client.get(f"{url}/errors", headers=creds.headers)).json()["groups"]
+    assert {g["message"]: (g["sample"], g["affected_end_users"]) for g in groups} == {
+        "Boom": ({}, 1),
+        "Socket closed": ({}, 0),
+        "Timeout": (groups[0]["sample"], 1),
+    }
+    assert groups[0]["sample"]["end_user"] == "u:someone-else"
+
+
 async def test_retention_purges_old_events_and_error_groups(
     client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:

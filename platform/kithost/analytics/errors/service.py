@@ -55,12 +55,17 @@ def _group(group_id: uuid.UUID, found: repository.Occurrences) -> dict[str, Any]
 
 
 def _occurrences(widget_id: uuid.UUID, new: Sequence[Event]) -> list[repository.Occurrences]:
+    """``new``'s client errors by group. A sample names its end user only when identified
+    (``u:…``, the tenant's own id): an anonymous one's device id is a credential (it mints
+    sessions) and is left out; erasing an end user finds their samples by ``event_id``."""
     groups: dict[str, repository.Occurrences] = {}
     for event in sorted((e for e in new if e.name == "client.error"), key=lambda e: e.occurred_at):
         data = event.data
         key = contract.fingerprint(data["kind"], data["message"], data.get("frame"))
         found = groups.get(key)
-        sample = {**data, "event_id": event.id, "end_user": event.end_user}
+        sample = {**data, "event_id": event.id}
+        if event.end_user is not None and event.end_user.startswith("u:"):
+            sample["end_user"] = event.end_user
         if found is None:
             found = groups[key] = repository.Occurrences(
                 widget_id=widget_id,

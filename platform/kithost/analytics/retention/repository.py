@@ -68,12 +68,16 @@ async def delete_end_user_events(
 async def forget_error_group_user(
     session: AsyncSession, tenant_id: uuid.UUID, end_user_id: str
 ) -> int:
-    """Remove the end user from every group's affected users and drop samples of theirs."""
+    """Remove the end user from every group's affected users and drop samples of theirs:
+    those of their events (a sample holds its event's id, not an anonymous end user's), so
+    run it before :func:`delete_end_user_events`."""
+    theirs = select(Stored.event_id).where(
+        Stored.tenant_id == tenant_id, Stored.end_user_id == end_user_id
+    )
     await session.execute(
         update(ErrorGroup)
         .where(
-            ErrorGroup.tenant_id == tenant_id,
-            ErrorGroup.sample["end_user"].as_string() == end_user_id,
+            ErrorGroup.tenant_id == tenant_id, ErrorGroup.sample["event_id"].as_string().in_(theirs)
         )
         .values(sample={})
     )

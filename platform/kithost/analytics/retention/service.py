@@ -81,13 +81,14 @@ async def purge_all(sessionmaker: Sessionmaker) -> dict[str, int]:
 async def delete_end_user(
     session: AsyncSession, tenant: Tenant, actor: Actor, end_user_id: str
 ) -> dict[str, int]:
-    """Remove one end user's data from the tenant, and record that in the audit log (webhook
-    deliveries about their threads before the data owners delete the threads)."""
+    """Remove one end user's data from the tenant, and record that in the audit log (error
+    samples before the events they are found by, webhook deliveries about their threads
+    before the data owners delete the threads)."""
     removed = {
-        "events": await repository.delete_end_user_events(session, tenant.id, end_user_id),
         "error_occurrences": await repository.forget_error_group_user(
             session, tenant.id, end_user_id
         ),
+        "events": await repository.delete_end_user_events(session, tenant.id, end_user_id),
         "webhook_deliveries": await webhooks.delete_end_user_deliveries(
             session, tenant.id, end_user_id
         ),
