@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -117,6 +119,50 @@ async def test_the_runtimes_clients_share_a_pool_per_kind_of_endpoint_and_close_
         await clients.aclose()
     assert pools["o"].is_closed
     assert pools["t"].is_closed
+
+
+@contextlib.contextmanager
+def cookie_setting_gateway() -> Iterator[tuple[str, list[str | None]]]:
+    """A model gateway on loopback whose every answer sets a cookie for the key it was
+    sent with: its base URL, and the ``Cookie`` header of each request it got."""
+    cookies: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            cookies.append(self.headers.get("cookie"))
+            body = b'{"object":"list","data":[]}'
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.send_header("set-cookie", f"gw={self.headers['authorization'][-4:]}; Path=/")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", cookies
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_a_cookie_one_tenants_gateway_sets_goes_with_no_other_request() -> None:
+    """The tenants' endpoints share one client: its cookie jar sent tenant A's gateway
+    session with tenant B's requests to the same host. It keeps no cookie."""
+    clients = ModelClients(10.0, OutboundPolicy.parse(LOOPBACK))
+    try:
+        with cookie_setting_gateway() as (base_url, cookies):
+            for key in ("sk-tenant-aaaa", "sk-tenant-bbbb", "sk-tenant-aaaa"):
+                endpoint = ModelEndpoint(base_url, key, chosen_by_tenant=True)
+                await clients.client(endpoint).models.list()
+    finally:
+        await clients.aclose()
+    assert cookies == [None, None, None]
 
 
 async def test_the_apps_lifespan_closes_its_model_clients(settings: Settings) -> None:

@@ -15,7 +15,8 @@ addresses.
   run`` and the tests reach their local servers, except in production, where it allows
   nothing.
 - No proxy from the environment (a proxy would resolve the name itself), no redirects
-  unless a caller asks for them.
+  unless a caller asks for them, no cookies (:func:`no_cookies`: a client serves many
+  tenants, and a cookie one tenant's server set would go with another's requests).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from urllib.parse import urlsplit
 
 import anyio
@@ -290,6 +292,11 @@ class CheckedTransport(httpx2.AsyncHTTPTransport):
         )
 
 
+def no_cookies() -> CookieJar:
+    """A client's cookie jar that keeps nothing: every ``Set-Cookie`` is ignored."""
+    return CookieJar(DefaultCookiePolicy(allowed_domains=[]))
+
+
 def outbound_client(
     policy: OutboundPolicy,
     *,
@@ -304,6 +311,7 @@ def outbound_client(
         transport=CheckedTransport(policy, resolver=resolver, backend=backend),
         timeout=timeout,
         follow_redirects=follow_redirects,
+        cookies=no_cookies(),
         trust_env=False,
     )
 

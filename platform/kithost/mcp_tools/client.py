@@ -39,6 +39,7 @@ from kithost.kit.outbound import (
     OutboundPolicy,
     OutboundRefused,
     Resolver,
+    no_cookies,
     origin_of,
 )
 from kithost.widgets.config import McpTool
@@ -177,6 +178,7 @@ class McpConnector:
                 timeout=timeout or tool.timeout_seconds,
                 auth=auth,
                 follow_redirects=False,
+                cookies=no_cookies(),
                 trust_env=False,
             )
 
