@@ -12,8 +12,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.retention import service
+from kithost.kit.pseudonyms import exported_end_user
 from kithost.models import (
     AnalyticsEvent,
+    AuditLogEntry,
     ErrorGroup,
     SessionMint,
     WebhookDelivery,
@@ -81,6 +83,29 @@ async def test_end_user_deletion_drops_their_error_samples(
         "Timeout": (groups[0]["sample"], 1),
     }
     assert groups[0]["sample"]["end_user"] == "u:someone-else"
+
+
+async def test_the_audit_log_names_an_erased_anonymous_end_user_by_pseudonym(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """members:read reads the log, and a device id mints sessions: the deletion of an
+    anonymous end user is recorded with the ``a:h_…`` exports show; ``u:…`` as given."""
+    _widget, tenant, creds, url = await subject(app, db)
+    for end_user in (USER, "u:42"):
+        response = await client.post(
+            f"{url}/end-user-deletions", json={"end_user": end_user}, headers=creds.headers
+        )
+        assert response.status_code == 200, response.text
+    entries = await db.scalars(
+        select(AuditLogEntry).where(
+            AuditLogEntry.tenant_id == tenant.id,
+            AuditLogEntry.action == "analytics.end_user_deleted",
+        )
+    )
+    keys = app.state.settings.keys()
+    assert sorted(e.data["end_user"] for e in entries) == sorted(
+        [exported_end_user(USER, keys), "u:42"]
+    )
 
 
 async def test_retention_purges_old_events_and_error_groups(

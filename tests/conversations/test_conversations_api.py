@@ -814,3 +814,38 @@ async def test_an_export_is_deleted_with_its_file_a_day_after_it_was_asked_for(
     await storage.delete(names)  # as kithost.chat.delete_blobs does
     assert await storage.get(names[0]) is None
     assert await storage.get(exports.blob_key(young)) is not None
+
+
+async def test_the_audit_log_names_an_exported_anonymous_end_user_by_pseudonym(
+    client: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """members:read reads the log, and a device id mints sessions: an export filtered by an
+    anonymous end user is recorded with the ``a:h_…`` the exports show; ``u:…`` as given."""
+    tenant, owner, threads = await acme_with_chats(app, db)
+    monkeypatch.setattr(app.state.celery, "send_task", RecordedTasks().record)
+    exported = await client.get(
+        CONVERSATIONS + "/export.csv", params={"end_user": ANONYMOUS}, headers=owner.headers
+    )
+    [row, *_] = csv.DictReader(io.StringIO(exported.text))
+    assert row["thread_id"] == threads["anonymous"]
+    await client.get(
+        CONVERSATIONS + "/export.jsonl", params={"end_user": "u:42"}, headers=owner.headers
+    )
+    requested = await client.post(
+        CONVERSATIONS + "/exports",
+        json={"format": "jsonl", "filters": {"end_user": ANONYMOUS}},
+        headers=owner.headers,
+    )
+    assert requested.status_code == 202, requested.text
+    entries = await db.scalars(
+        select(AuditLogEntry).where(
+            AuditLogEntry.tenant_id == tenant.id, AuditLogEntry.action == "conversations.exported"
+        )
+    )
+    assert sorted(e.data["filters"]["end_user"] for e in entries) == sorted(
+        [row["end_user"], row["end_user"], "u:42"]
+    )
+    assert row["end_user"].startswith("a:h_")

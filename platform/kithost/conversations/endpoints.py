@@ -50,7 +50,7 @@ async def export_conversations(
     settings: AppSettings,
     query: Filters,
 ) -> StreamingResponse:
-    await service.record_export(session, access, query, "jsonl")
+    await service.record_export(session, access, query, "jsonl", settings.keys())
     return _streamed(
         request, service.export_lines, access, query, settings, "application/x-ndjson", "jsonl"
     )
@@ -72,7 +72,7 @@ async def export_messages(
     settings: AppSettings,
     query: Filters,
 ) -> StreamingResponse:
-    await service.record_export(session, access, query, "csv")
+    await service.record_export(session, access, query, "csv", settings.keys())
     return _streamed(
         request, service.export_csv, access, query, settings, "text/csv; charset=utf-8", "csv"
     )
@@ -118,7 +118,7 @@ async def create_export(
     settings: AppSettings,
     body: schemas.ExportCreate,
 ) -> schemas.Export:
-    export = await exports.create(session, access, body)
+    export = await exports.create(session, access, body, settings.keys())
     return exports.shown(settings, export, access.actor, _downloads(request), utcnow())
 
 

@@ -76,9 +76,10 @@ def blob_key(export: ConversationExport) -> str:
 
 
 async def create(
-    session: AsyncSession, access: TenantAccess, body: ExportCreate
+    session: AsyncSession, access: TenantAccess, body: ExportCreate, keys: Keys
 ) -> ConversationExport:
-    """Record an export (audited) and have a worker write it."""
+    """Record an export (audited, ``keys`` hashing an anonymous end user there) and have a
+    worker write it."""
     export = ConversationExport(
         id=uuid.uuid4(),
         tenant_id=access.tenant.id,
@@ -88,7 +89,7 @@ async def create(
     )
     session.add(export)
     await session.flush()
-    await service.record_export(session, access, body.filters, body.format.value, export.id)
+    await service.record_export(session, access, body.filters, body.format.value, keys, export.id)
     enqueue(session, tasks.write_export, str(export.tenant_id), str(export.id))
     return export
 

@@ -235,11 +235,16 @@ async def record_export(
     access: TenantAccess,
     filters: ConversationFilters,
     export_format: str,
+    keys: Keys,
     export_id: uuid.UUID | None = None,
 ) -> None:
-    """Audit an export: who, in which format, with which filters (and the export's id
-    when it runs as a task)."""
+    """Audit an export: who, in which format, with which filters (an anonymous end user
+    as exports show them, ``keys`` hashing it: members:read reads the log) and the export's
+    id when it runs as a task."""
     await _check_widget(session, access, filters)
+    shown = filters_of(filters)
+    if filters.end_user is not None:
+        shown["end_user"] = exported_end_user(filters.end_user, keys)
     audit.record(
         session,
         access.actor,
@@ -247,7 +252,7 @@ async def record_export(
         tenant_id=access.tenant.id,
         target_type="conversation",
         target_id=export_id,
-        data={"format": export_format, "filters": filters_of(filters)},
+        data={"format": export_format, "filters": shown},
     )
 
 

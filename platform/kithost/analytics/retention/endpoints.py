@@ -11,6 +11,7 @@ from kithost.analytics.retention import schemas, service
 from kithost.auth.dependencies import AnalyticsRead, MembersWrite
 from kithost.db import DbSession
 from kithost.kit.schemas import TENANT_ERRORS, problems
+from kithost.state import AppSettings
 
 router = APIRouter()
 
@@ -23,9 +24,12 @@ router = APIRouter()
 async def delete_end_user(
     access: MembersWrite,
     session: DbSession,
+    settings: AppSettings,
     body: Annotated[schemas.EndUserDeletion, Body()],
 ) -> schemas.EndUserDeleted:
-    removed = await service.delete_end_user(session, access.tenant, access.actor, body.end_user)
+    removed = await service.delete_end_user(
+        session, access.tenant, access.actor, body.end_user, settings.keys()
+    )
     return schemas.EndUserDeleted(end_user=body.end_user, removed=removed)
 
 

@@ -23,6 +23,8 @@ from kithost.analytics.retention import repository
 from kithost.audit import service as audit
 from kithost.auth.principals import Actor
 from kithost.db import Sessionmaker, session_scope
+from kithost.kit.keys import Keys
+from kithost.kit.pseudonyms import exported_end_user
 from kithost.models import Tenant
 from kithost.models.base import utcnow
 from kithost.webhooks import repository as webhooks
@@ -79,11 +81,13 @@ async def purge_all(sessionmaker: Sessionmaker) -> dict[str, int]:
 
 
 async def delete_end_user(
-    session: AsyncSession, tenant: Tenant, actor: Actor, end_user_id: str
+    session: AsyncSession, tenant: Tenant, actor: Actor, end_user_id: str, keys: Keys
 ) -> dict[str, int]:
-    """Remove one end user's data from the tenant, and record that in the audit log (error
-    samples before the events they are found by, webhook deliveries about their threads
-    before the data owners delete the threads)."""
+    """Remove one end user's data from the tenant, and record that in the audit log, an
+    anonymous end user there as exports show them (``keys`` hashing the device id, a
+    credential: members:read reads the log). Error samples go before the events they are
+    found by, webhook deliveries about their threads before the data owners delete the
+    threads."""
     removed = {
         "error_occurrences": await repository.forget_error_group_user(
             session, tenant.id, end_user_id
@@ -101,7 +105,7 @@ async def delete_end_user(
         "analytics.end_user_deleted",
         tenant_id=tenant.id,
         target_type="end_user",
-        data={"end_user": end_user_id, "removed": removed},
+        data={"end_user": exported_end_user(end_user_id, keys), "removed": removed},
     )
     return removed
 
