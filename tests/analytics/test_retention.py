@@ -108,6 +108,25 @@ async def test_the_audit_log_names_an_erased_anonymous_end_user_by_pseudonym(
     )
 
 
+async def test_end_user_deletion_refuses_a_pseudonym(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """``a:h_…`` (how staff see an anonymous visitor) erases nothing: it is refused, naming
+    ``end_user``, rather than answered with counts of 0."""
+    widget, _tenant, creds, url = await subject(app, db)
+    await store(app, widget, [event("loader.loaded")])
+    pseudonym = exported_end_user(USER, app.state.settings.keys())
+    response = await client.post(
+        f"{url}/end-user-deletions", json={"end_user": pseudonym}, headers=creds.headers
+    )
+    assert (response.status_code, response.json()["errors"][0]["field"]) == (422, "end_user")
+    assert "visitor's own id" in response.json()["errors"][0]["message"]
+    events = await db.scalars(
+        select(AnalyticsEvent.end_user_id).where(AnalyticsEvent.tenant_id == widget.tenant_id)
+    )
+    assert list(events) == [USER]
+
+
 async def test_retention_purges_old_events_and_error_groups(
     client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:

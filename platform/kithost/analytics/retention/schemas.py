@@ -9,7 +9,9 @@ from kithost.kit.schemas import Schema
 
 class EndUserDeletion(Schema):
     end_user: Annotated[str, StringConstraints(pattern=r"^[ua]:", min_length=3, max_length=210)]
-    """The ``u:…`` (identified) or ``a:…`` (anonymous) id sessions answer with."""
+    """The ``u:…`` (identified) or ``a:…`` (anonymous) id sessions answer with; a pseudonym
+    (``a:h_…``, as exports, conversations and the audit log show anonymous visitors) is
+    refused (:func:`~kithost.analytics.retention.service.delete_end_user`)."""
 
 
 class EndUserDeleted(Schema):

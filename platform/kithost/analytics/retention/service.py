@@ -23,8 +23,9 @@ from kithost.analytics.retention import repository
 from kithost.audit import service as audit
 from kithost.auth.principals import Actor
 from kithost.db import Sessionmaker, session_scope
+from kithost.errors import invalid_field
+from kithost.kit import pseudonyms
 from kithost.kit.keys import Keys
-from kithost.kit.pseudonyms import exported_end_user
 from kithost.models import Tenant
 from kithost.models.base import utcnow
 from kithost.webhooks import repository as webhooks
@@ -87,7 +88,17 @@ async def delete_end_user(
     anonymous end user there as exports show them (``keys`` hashing the device id, a
     credential: members:read reads the log). Error samples go before the events they are
     found by, webhook deliveries about their threads before the data owners delete the
-    threads."""
+    threads.
+
+    A pseudonym (``a:h_…``, the only id staff see for an anonymous visitor) is refused, 422
+    on ``end_user``: it is a keyed hash, matched to no stored end user without hashing each
+    of the tenant's; the visitor's own ``a:anon_…`` id is what erases them."""
+    if end_user_id.startswith(pseudonyms.PREFIX):
+        raise invalid_field(
+            "end_user",
+            "a:h_… is how Kithost shows an anonymous visitor, not their id: give the visitor's "
+            "own id (a:anon_…, the end_user their session answers with)",
+        )
     removed = {
         "error_occurrences": await repository.forget_error_group_user(
             session, tenant.id, end_user_id
@@ -105,7 +116,7 @@ async def delete_end_user(
         "analytics.end_user_deleted",
         tenant_id=tenant.id,
         target_type="end_user",
-        data={"end_user": exported_end_user(end_user_id, keys), "removed": removed},
+        data={"end_user": pseudonyms.exported_end_user(end_user_id, keys), "removed": removed},
     )
     return removed
 
