@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx2
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.analytics.helpers import client_error, store, subject
+from tests.analytics.helpers import client_error, published_widget, store, subject
 from tests.api.helpers import audit_actions
 
 
@@ -71,3 +73,22 @@ async def test_error_samples_show_no_anonymous_device_id(
     await store(app, widget, [client_error("Timeout")], end_user="u:42")
     detail = await client.get(f"{url}/{groups['Timeout']['id']}", headers=creds.headers)
     assert detail.json()["sample"]["end_user"] == "u:42"
+
+
+async def test_error_groups_of_a_widget_not_the_tenants_are_a_404(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """As the reports answer: an empty list would say the widget had no errors."""
+    widget, _tenant, creds, url = await subject(app, db)
+    await store(app, widget, [client_error("Timeout")])
+    another = await published_widget(db)
+    await store(app, another, [client_error("Timeout")])
+    for unknown in (another.id, uuid.uuid4()):
+        response = await client.get(
+            f"{url}/errors", params={"widget": str(unknown)}, headers=creds.headers
+        )
+        assert (response.status_code, response.json()["code"]) == (404, "widget_not_found")
+    mine = await client.get(
+        f"{url}/errors", params={"widget": str(widget.id)}, headers=creds.headers
+    )
+    assert [g["widget_id"] for g in mine.json()["groups"]] == [str(widget.id)]

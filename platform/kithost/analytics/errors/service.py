@@ -22,6 +22,7 @@ from kithost.kit import cursors
 from kithost.models import ErrorGroup, ErrorStatus, Tenant
 from kithost.models.base import utcnow
 from kithost.webhooks import service as webhooks
+from kithost.widgets.service import get_widget
 
 
 async def count_occurrences(
@@ -113,6 +114,10 @@ async def list_error_groups(
     cursor: str | None,
     limit: int,
 ) -> GroupPage:
+    """The tenant's groups, latest occurrence first; a widget filter names one of the
+    tenant's widgets (404 ``widget_not_found`` otherwise, as the reports answer)."""
+    if widget_id is not None:
+        await get_widget(session, tenant, widget_id)
     before = None if cursor is None else cursors.decode(cursor, uuid.UUID, field="cursor")
     rows = await repository.list_error_groups(
         session, tenant.id, status=status, widget_id=widget_id, before=before, limit=limit + 1
