@@ -152,9 +152,8 @@ async def test_a_name_resolving_to_an_internal_address_is_refused(
     assert resolver.asked == ["tools.acme.example"]
     [output] = [json.loads(o) for o in fake_openai.function_outputs]
     assert output["error"] == (
-        "Kithost may not call this tool's address: tools.acme.example: resolves to "
-        f"{address}: {reason}, not a public address"
-    )
+        "Kithost may not call this tool's address: tools.acme.example: not a public address"
+    ), f"not what it resolves to ({address}: {reason}): the server log says"
     assert "".join(deltas(events)) == DEFAULT_REPLY_TEXT
 
 

@@ -259,8 +259,8 @@ async def test_a_name_resolving_to_an_internal_address_is_refused(
     [output] = [json.loads(o) for o in fake_openai.function_outputs]
     assert output["error"] == (
         "This tool is unavailable right now. Kithost may not connect to this address: "
-        f"mcp.acme.example: resolves to {address}: {reason}, not a public address"
-    )
+        "mcp.acme.example: not a public address"
+    ), f"not what it resolves to ({address}: {reason}): the server log says"
     assert "".join(deltas(events)) == DEFAULT_REPLY_TEXT
 
 

@@ -6,12 +6,13 @@ backend below records every connection attempt)."""
 from __future__ import annotations
 
 import asyncio
-import ipaddress
+import socket
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import httpcore2
 import pytest
+import structlog
 
 from kithost.kit.outbound import OutboundPolicy, OutboundRefused, outbound_client
 from kithost.settings import Environment, Settings
@@ -110,10 +111,9 @@ async def test_every_address_that_is_not_public_is_refused_without_connecting(
         for url in ("http://model.tenant.example:8080/v1", f"http://{literal}:8080/v1"):
             with pytest.raises(OutboundRefused) as refused:
                 await client.get(url)
-            resolved = f"resolves to {ipaddress.ip_address(address)}: "
             assert refused.value.reason == (
-                f"{resolved if 'tenant' in url else ''}{reason}, not a public address"
-            )
+                "not a public address" if "tenant" in url else f"{reason}, not a public address"
+            ), "a name's refusal says nothing of what it resolves to (the log does)"
     assert backend.attempts == []
 
 
@@ -123,9 +123,35 @@ async def test_a_name_with_one_internal_address_among_public_ones_is_refused() -
     async with outbound_client(
         OutboundPolicy(), timeout=2, resolver=resolver, backend=backend
     ) as c:
-        with pytest.raises(OutboundRefused, match=r"resolves to 10\.1\.2\.3"):
+        with pytest.raises(OutboundRefused, match=r"^mixed\.example: not a public address$"):
             await c.get("https://mixed.example/")
     assert backend.attempts == []
+
+
+async def test_a_names_refusal_tells_the_log_what_it_resolves_to_and_no_one_else() -> None:
+    """The refusal's text reaches tenants and visitors (MCP discovery, webhook logs, http
+    tools): it named the address a name resolved to, or the resolver's error."""
+
+    async def unknown(host: str, port: int) -> Sequence[str]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    shown = []
+    resolver = Resolver(internal_example=["10.1.2.3"])
+    with structlog.testing.capture_logs() as logs:
+        for name, resolving in (("internal.example", resolver), ("unknown.example", unknown)):
+            async with outbound_client(OutboundPolicy(), timeout=2, resolver=resolving) as c:
+                with pytest.raises(OutboundRefused) as refused:
+                    await c.get(f"https://{name}/")
+            shown.append(str(refused.value))
+    assert shown == [
+        "internal.example: not a public address",
+        "unknown.example: does not resolve",
+    ]
+    assert [(log["host"], log.get("address"), log["reason"]) for log in logs] == [
+        ("internal.example", "10.1.2.3", "private"),
+        ("unknown.example", None, "does not resolve"),
+    ]
+    assert "Name or service not known" in logs[1]["error"]
 
 
 async def test_each_connection_checks_the_address_it_connects_to(
@@ -144,7 +170,7 @@ async def test_each_connection_checks_the_address_it_connects_to(
         assert (await client.get(url)).text == "ok"
     resolver.rebind("rebind.example", ["10.0.0.7"])
     async with outbound_client(policy, timeout=2, resolver=resolver, backend=backend) as client:
-        with pytest.raises(OutboundRefused, match=r"resolves to 10\.0\.0\.7: private"):
+        with pytest.raises(OutboundRefused, match=r"^rebind\.example: not a public address$"):
             await client.get(url)
     assert backend.attempts == [("127.0.0.1", server.port)]
     [request] = server.requests
@@ -163,7 +189,7 @@ async def test_a_redirect_is_checked_like_the_first_request(server: Server) -> N
     async with outbound_client(
         policy, timeout=2, follow_redirects=True, resolver=resolver, backend=backend
     ) as client:
-        with pytest.raises(OutboundRefused, match="link-local"):
+        with pytest.raises(OutboundRefused, match=r"^metadata\.example: not a public address$"):
             await client.get(f"http://tools.example:{server.port}/hook")
     assert backend.attempts == [("127.0.0.1", server.port)]
 

@@ -22,6 +22,7 @@ from kithost.analytics.ingestion import service as ingestion
 from kithost.analytics.ingestion.tasks import ingest
 from kithost.conversations.idle import announce_idle
 from kithost.db import session_scope
+from kithost.kit.outbound import OutboundPolicy
 from kithost.models import (
     ChatThread,
     Role,
@@ -199,6 +200,34 @@ async def test_a_receiver_answering_slowly_fails_the_attempt_at_its_deadline(
 
     receiver.drip = None
     assert await run_deliveries(app, [task]) == [True]
+
+
+async def test_the_delivery_log_says_an_address_is_refused_not_what_it_resolves_to(
+    client: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    sent: list[tuple[str, list[Any]]],
+) -> None:
+    """A name resolving to an internal address is refused when it connects; the log (read
+    by the tenant's staff) named the address (``localhost: resolves to 127.0.0.1: …``)."""
+    owner = await owner_of_acme(app, db)
+    hook = (await endpoint(client, owner, "https://localhost:9/x", ["widget.published"]))[
+        "endpoint"
+    ]
+    await client.post(f"{WEBHOOKS}/{hook['id']}/test", headers=owner.headers)
+    [(_, (tenant_id, delivery_id))] = sent
+    attempt = await delivery.attempt(
+        app.state.sessionmaker,
+        app.state.secret_box,
+        OutboundPolicy(),  # no exception for loopback: localhost is refused, never connected
+        uuid.UUID(tenant_id),
+        uuid.UUID(delivery_id),
+    )
+    assert attempt == delivery.Attempt(delivered=False, retry=True)
+    [entry] = (
+        await client.get(f"{WEBHOOKS}/{hook['id']}/deliveries", headers=owner.headers)
+    ).json()["deliveries"]
+    assert entry["response_snippet"] == "Refused: localhost: not a public address"
 
 
 async def test_the_delivery_log_pages_to_its_first_delivery(

@@ -34,6 +34,9 @@ from urllib.parse import urlsplit
 import anyio
 import httpcore2
 import httpx2
+import structlog
+
+log = structlog.get_logger(__name__)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -168,7 +171,9 @@ class OutboundPolicy:
 
     async def addresses(self, host: str, port: int, resolver: Resolver) -> list[str]:
         """The addresses to connect to for ``host``; :class:`OutboundRefused` when any is
-        refused (a name that resolves to one internal address is not trusted for the others)."""
+        refused (a name that resolves to one internal address is not trusted for the others).
+        A name's refusal says only that it does not resolve or is not a public address (its
+        tenant may show it to anyone): what it resolves to, or the resolver's error, is logged."""
         literal = _address(host)
         if literal is not None:
             found = [literal]
@@ -178,14 +183,20 @@ class OutboundPolicy:
             try:
                 found = [ipaddress.ip_address(a.split("%")[0]) for a in await resolver(host, port)]
             except OSError as exc:
-                raise OutboundRefused(host, f"does not resolve ({exc})") from exc
+                log.warning(
+                    "outbound.refused", host=host, reason="does not resolve", error=str(exc)
+                )
+                raise OutboundRefused(host, "does not resolve") from exc
         if not found:
             raise OutboundRefused(host, "does not resolve")
         for address in found:
             reason = self.address_refusal(address)
-            if reason is not None:
-                where = "" if literal is not None else f"resolves to {address}: "
-                raise OutboundRefused(host, f"{where}{reason}, not a public address")
+            if reason is None:
+                continue
+            if literal is not None:  # the caller wrote it: why is no news to them
+                raise OutboundRefused(host, f"{reason}, not a public address")
+            log.warning("outbound.refused", host=host, address=str(address), reason=reason)
+            raise OutboundRefused(host, "not a public address")
         return [str(a) for a in found]
 
 

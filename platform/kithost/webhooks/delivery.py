@@ -18,7 +18,7 @@ from kithost.audit import service as audit
 from kithost.auth.principals import SYSTEM
 from kithost.db import Sessionmaker, session_scope
 from kithost.kit.crypto import SecretBox
-from kithost.kit.outbound import OutboundPolicy, outbound_client
+from kithost.kit.outbound import OutboundPolicy, outbound_client, refused_in
 from kithost.models import DeliveryStatus
 from kithost.models.base import utcnow
 from kithost.webhooks import repository
@@ -85,7 +85,8 @@ async def attempt(
     except TimeoutError:
         status, snippet = None, f"Timeout: no complete answer within {TIMEOUT_SECONDS:g} s"
     except Exception as exc:
-        snippet = f"{type(exc).__name__}: {exc}"
+        refused = refused_in(exc)
+        snippet = type(exc).__name__ if refused is None else f"Refused: {refused}"
     latency = int((time.monotonic() - started) * 1000)
     delivered = status is not None and 200 <= status < 300
     async with session_scope(sessionmaker, tenant=tenant_id) as session:
