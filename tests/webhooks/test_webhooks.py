@@ -202,6 +202,27 @@ async def test_a_receiver_answering_slowly_fails_the_attempt_at_its_deadline(
     assert await run_deliveries(app, [task]) == [True]
 
 
+async def test_an_answer_holding_a_nul_is_logged_with_a_replacement_character(
+    client: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    receiver: Receiver,
+    sent: list[tuple[str, list[Any]]],
+) -> None:
+    """PostgreSQL refused the snippet (the delivery stayed pending, never attempted again)
+    and SQLite kept it, for the log to answer a 500."""
+    owner = await owner_of_acme(app, db)
+    hook = (await endpoint(client, owner, receiver.url, ["widget.published"]))["endpoint"]
+    receiver.body = b"accepted\x00"
+    await client.post(f"{WEBHOOKS}/{hook['id']}/test", headers=owner.headers)
+    assert await run_deliveries(app, sent) == [True]
+    log = await client.get(f"{WEBHOOKS}/{hook['id']}/deliveries", headers=owner.headers)
+    assert log.status_code == 200, log.text
+    [entry] = log.json()["deliveries"]
+    assert (entry["status"], entry["attempts"]) == ("delivered", 1)
+    assert entry["response_snippet"] == "accepted\ufffd"
+
+
 async def test_the_delivery_log_says_an_address_is_refused_not_what_it_resolves_to(
     client: httpx2.AsyncClient,
     app: FastAPI,

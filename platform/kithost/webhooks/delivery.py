@@ -19,6 +19,7 @@ from kithost.auth.principals import SYSTEM
 from kithost.db import Sessionmaker, session_scope
 from kithost.kit.crypto import SecretBox
 from kithost.kit.outbound import OutboundPolicy, outbound_client, refused_in
+from kithost.kit.schemas import NUL
 from kithost.models import DeliveryStatus
 from kithost.models.base import utcnow
 from kithost.webhooks import repository
@@ -100,7 +101,8 @@ async def attempt(
             return Attempt(delivered=delivered, retry=False)
         delivery.attempts += 1
         delivery.response_status, delivery.latency_ms = status, latency
-        delivery.response_snippet = snippet[:SNIPPET_BYTES]
+        # PostgreSQL's text holds no NUL, nor does the log's schema show one.
+        delivery.response_snippet = snippet[:SNIPPET_BYTES].replace(NUL, "\ufffd")
         if delivered:
             delivery.status, endpoint.failing_since = DeliveryStatus.delivered, None
             return Attempt(delivered=True, retry=False)
