@@ -133,8 +133,9 @@ async def delete_end_user_deliveries(
     session: AsyncSession, tenant_id: uuid.UUID, end_user_id: str
 ) -> int:
     """Delete the tenant's deliveries of events about the end user's threads (the thread's
-    id is ``data.thread_id``, or ``data.id`` for ``conversation.idle``): call it before the
-    threads go; how many."""
+    id is ``data.thread_id``, or ``data.id`` for ``conversation.idle``), and those naming
+    the end user (``data.end_user``: a verified one's, whose thread may be gone already):
+    call it before the threads go; how many."""
     data = WebhookDelivery.payload["data"]
     threads = select(ChatThread.id).where(
         ChatThread.tenant_id == tenant_id, ChatThread.end_user_id == end_user_id
@@ -142,7 +143,11 @@ async def delete_end_user_deliveries(
     result = await session.execute(
         delete(WebhookDelivery).where(
             WebhookDelivery.tenant_id == tenant_id,
-            or_(data["thread_id"].as_string().in_(threads), data["id"].as_string().in_(threads)),
+            or_(
+                data["thread_id"].as_string().in_(threads),
+                data["id"].as_string().in_(threads),
+                data["end_user"].as_string() == end_user_id,
+            ),
         )
     )
     return rowcount(result)
