@@ -115,6 +115,23 @@ async def test_a_failing_tool_is_an_error_the_model_sees(
     assert "".join(deltas(events)) == DEFAULT_REPLY_TEXT
 
 
+async def test_an_answer_nested_too_deep_to_read_is_an_error_the_model_sees(
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    """json.loads raised RecursionError (not a ValueError), which failed the answer."""
+    async with ToolEndpoint(SECRET, answer=b"[" * 5000 + b"]" * 5000) as endpoint:
+        widget = await tool_widget(db, app, fake_openai, endpoint.url, max_response_bytes=20_000)
+        alice = await make_visitor(http, app, db, widget)
+        fake_openai.call_function("lookup_order", ORDER_ARGS)
+
+        events = await alice.send("Where is my order?")
+
+    assert [json.loads(o) for o in fake_openai.function_outputs] == [
+        {"error": "The tool's answer is not JSON."}
+    ]
+    assert "".join(deltas(events)) == DEFAULT_REPLY_TEXT
+
+
 async def test_a_widget_without_a_tool_secret_sends_nothing(
     http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:

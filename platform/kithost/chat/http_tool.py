@@ -45,6 +45,7 @@ from kithost.widgets.config import HttpTool
 
 TIMESTAMP_HEADER = "Kithost-Timestamp"
 SIGNATURE_HEADER = "Kithost-Signature"
+NOT_JSON = "The tool's answer is not JSON."
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -76,9 +77,11 @@ class HttpToolRunner:
             await context.stream(ProgressUpdateEvent(icon="bolt", text=tool.label))
             try:
                 answer = await self.call(tool, raw, context, run.tool_call_id)
+                return json.dumps(answer, ensure_ascii=False)
             except ToolFailed as exc:
                 return json.dumps({"error": str(exc)})
-            return json.dumps(answer, ensure_ascii=False)
+            except RecursionError:  # nested deeper than json can write back
+                return json.dumps({"error": NOT_JSON})
 
         return FunctionTool(
             name=tool.name,
@@ -138,8 +141,8 @@ class HttpToolRunner:
             raise ToolFailed(f"The tool answered with HTTP status {status}.")
         try:
             return json.loads(content) if content else None
-        except ValueError:
-            raise ToolFailed("The tool's answer is not JSON.") from None
+        except (ValueError, RecursionError):  # RecursionError: nested too deep to read
+            raise ToolFailed(NOT_JSON) from None
 
     async def _send(
         self, tool: HttpTool, url: str, body: bytes, headers: dict[str, str]
