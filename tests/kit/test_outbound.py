@@ -28,6 +28,7 @@ REFUSED = [
     ("169.254.169.254", "link-local"),
     ("fe80::1", "link-local"),
     ("fd00::1", "unique-local"),
+    ("fec0::1", "site-local"),
     ("224.0.0.1", "multicast"),
     ("ff02::1", "multicast"),
     ("::ffff:127.0.0.1", "loopback"),

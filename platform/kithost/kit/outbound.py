@@ -7,9 +7,9 @@ addresses.
   address when saved and to an internal one at run time (DNS rebinding) is refused when it
   connects. A redirect opens its own connection, so it is checked the same way.
 - Refused by default: every address that is not public — unspecified (``0.0.0.0``, ``::``),
-  loopback, private, link-local (the cloud metadata service), unique-local, multicast,
-  shared (CGNAT), documentation and reserved ranges — also written IPv4-mapped, 6to4 or
-  NAT64 (``::ffff:127.0.0.1``).
+  loopback, private, link-local (the cloud metadata service), unique-local, site-local
+  (the deprecated ``fec0::/10``), multicast, shared (CGNAT), documentation and reserved
+  ranges — also written IPv4-mapped, 6to4 or NAT64 (``::ffff:127.0.0.1``).
 - ``KITHOST_OUTBOUND_ALLOW`` (comma-separated CIDRs or host names) opens exceptions for
   models or tools on the deployment's own network. Unset, it allows loopback, so ``make
   run`` and the tests reach their local servers, except in production, where it allows
@@ -77,6 +77,7 @@ def refusal(address: IPAddress) -> str | None:
         ("link-local", address.is_link_local),
         ("multicast", address.is_multicast),
         ("unique-local", isinstance(address, ipaddress.IPv6Address) and address in _UNIQUE_LOCAL),
+        ("site-local", isinstance(address, ipaddress.IPv6Address) and address.is_site_local),
         ("shared (CGNAT)", isinstance(address, ipaddress.IPv4Address) and address in _SHARED),
         ("reserved", address.is_reserved),
         ("private", address.is_private),
