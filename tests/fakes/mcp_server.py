@@ -6,7 +6,9 @@ FastMCP) over Streamable HTTP, served by uvicorn in the test's event loop, with 
   the call fails (an MCP tool error);
 - ``slow(seconds)`` answers after ``seconds``; ``big(size)`` with ``size`` characters;
 - ``delete_everything()``: never to be offered to a model (tests leave it out of
-  ``allowed_tools``).
+  ``allowed_tools``);
+- ``garbled()``: its description holds a NUL character, which Kithost can neither store
+  nor show.
 
 Every HTTP request's headers are recorded (``requests``), to prove which credentials came.
 """
@@ -64,6 +66,10 @@ class FakeMcp:
         def delete_everything() -> str:
             self.deleted = True
             return "done"
+
+        @server.tool(description="Broken\x00 text.")
+        def garbled() -> str:
+            return "garbled"
 
         security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
         self._app = server.streamable_http_app(transport_security=security)

@@ -21,6 +21,7 @@ from kithost.db import Sessionmaker, session_scope
 from kithost.errors import BadGateway, Conflict, invalid_field
 from kithost.kit.crypto import SecretBox
 from kithost.kit.outbound import origin_of
+from kithost.kit.schemas import has_nul
 from kithost.mcp_tools import repository
 from kithost.mcp_tools.client import (
     McpConnections,
@@ -163,8 +164,9 @@ async def discover(
     tool_id: str,
 ) -> Discovery:
     """Connect to the server of the draft's ``mcp`` tool ``tool_id`` (with its secret) and
-    list its tools: 422 ``outbound_refused`` on the tool's ``url``, 409 ``mcp_secret_stale``
-    (the URL changed since the secret was set), 502 ``mcp_timeout`` or ``mcp_unavailable``."""
+    list its tools (but those holding a NUL character): 422 ``outbound_refused`` on the
+    tool's ``url``, 409 ``mcp_secret_stale`` (the URL changed since the secret was set), 502
+    ``mcp_timeout`` or ``mcp_unavailable``."""
     widget = await get_widget(session, access.tenant, widget_id)
     index, tool = _draft_tool(widget, tool_id)
     secrets = await widget_secrets(session, box, widget.tenant_id, widget.id)
@@ -179,11 +181,13 @@ async def discover(
         raise BadGateway(exc.reason, code=code) from exc
     allowed = set(tool.allowed_tools)
     names = {info.name for info in listed}
+    # A tool holding a NUL character can be neither stored (allowed_tools) nor shown.
+    shown = [i for i in listed if not has_nul([i.name, i.description or "", i.input_schema])]
     return Discovery(
         tool_id,
         [
             ServerTool(info.name, info.description, dict(info.input_schema), info.name in allowed)
-            for info in listed
+            for info in shown
         ],
         [name for name in tool.allowed_tools if name not in names],
     )
