@@ -163,7 +163,8 @@ async def _delivered(
 ) -> dict[str, str]:
     """Deliveries to an endpoint of the widget's tenant, by name: ``(type, thread, days
     ago)`` each, the thread named as ``conversation.idle`` names it (``data.id``) or as the
-    other events do (``data.thread_id``). Their event ids, by name."""
+    other events do (``data.thread_id``), and in the column, as ``webhooks.service`` queues
+    them. Their event ids, by name."""
     endpoint = WebhookEndpoint(
         tenant_id=widget.tenant_id, url="https://hooks.example.com/r", events=[], secret="s"
     )
@@ -178,6 +179,7 @@ async def _delivered(
                 event_id=f"msg_{name}",
                 event_type=event_type,
                 payload={"type": event_type, "data": {key: thread_id, "text": "said"}},
+                thread_id=thread_id,
                 created_at=utcnow() - timedelta(days=days_ago),
             )
         )

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.chat.context import ChatContext
 from kithost.db import rowcount
-from kithost.models import ChatAttachment, ChatItem, ChatThread
+from kithost.models import ChatAttachment, ChatItem, ChatThread, WebhookDelivery
 from kithost.models.base import utcnow
 from kithost.storage import blob_key
 
@@ -226,10 +226,11 @@ async def delete_attachment(
 async def delete_threads(
     session: AsyncSession, where: ColumnElement[bool]
 ) -> tuple[int, list[str]]:
-    """Delete the threads matching ``where`` with their items and attachments.
+    """Delete the threads matching ``where`` with their items, attachments and webhook
+    deliveries (sent or not: they carry what was said).
 
-    Returns the number of rows deleted and the storage keys of the attachments' bytes, to
-    delete once the transaction has committed.
+    Returns the number of chat rows deleted and the storage keys of the attachments' bytes,
+    to delete once the transaction has committed.
     """
     doomed = select(ChatThread.id).where(where)
     attachments = await session.execute(
@@ -238,6 +239,7 @@ async def delete_threads(
         )
     )
     keys = [blob_key(*row) for row in attachments]
+    await session.execute(delete(WebhookDelivery).where(WebhookDelivery.thread_id.in_(doomed)))
     deleted = 0
     for model, column in (
         (ChatAttachment, ChatAttachment.thread_id),

@@ -52,6 +52,9 @@ class WebhookDelivery(TenantOwned):
     """``webhook-id``: the same on every attempt, for the receiver to deduplicate on."""
     event_type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]]
+    thread_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    """The chat thread the event is about, if any: deleting the thread deletes its deliveries
+    (``chat.repository.delete_threads``), sent or not, as it deletes what was said."""
     status: Mapped[DeliveryStatus] = mapped_column(
         str_enum(DeliveryStatus), default=DeliveryStatus.pending
     )

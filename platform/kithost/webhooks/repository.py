@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, delete, exists, or_, select, tuple_
+from sqlalchemy import Row, delete, exists, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.db import rowcount
@@ -132,22 +132,14 @@ async def purge_deliveries(session: AsyncSession, tenant_id: uuid.UUID, cutoff: 
 async def delete_end_user_deliveries(
     session: AsyncSession, tenant_id: uuid.UUID, end_user_id: str
 ) -> int:
-    """Delete the tenant's deliveries of events about the end user's threads (the thread's
-    id is ``data.thread_id``, or ``data.id`` for ``conversation.idle``), and those naming
-    the end user (``data.end_user``: a verified one's, whose thread may be gone already):
-    call it before the threads go; how many."""
-    data = WebhookDelivery.payload["data"]
+    """Delete the tenant's deliveries of events about the end user's threads: call it before
+    the threads go; how many. (A thread deleted earlier took its deliveries with it.)"""
     threads = select(ChatThread.id).where(
         ChatThread.tenant_id == tenant_id, ChatThread.end_user_id == end_user_id
     )
     result = await session.execute(
         delete(WebhookDelivery).where(
-            WebhookDelivery.tenant_id == tenant_id,
-            or_(
-                data["thread_id"].as_string().in_(threads),
-                data["id"].as_string().in_(threads),
-                data["end_user"].as_string() == end_user_id,
-            ),
+            WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.thread_id.in_(threads)
         )
     )
     return rowcount(result)

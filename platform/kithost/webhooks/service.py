@@ -222,6 +222,13 @@ async def emit_all(
     return deliveries
 
 
+def _thread_of(event_type: str, data: dict[str, Any]) -> str | None:
+    """The thread an event is about: ``data.thread_id``, or a ``conversation.idle``
+    transcript's ``id``."""
+    thread = data.get("id") if event_type == "conversation.idle" else data.get("thread_id")
+    return thread if isinstance(thread, str) else None
+
+
 def queue_delivery(
     session: AsyncSession,
     endpoint: WebhookEndpoint,
@@ -238,6 +245,7 @@ def queue_delivery(
         event_id=event_id,
         event_type=event_type,
         payload=payload,
+        thread_id=_thread_of(event_type, data),
     )
     session.add(delivery)
     enqueue(session, tasks.deliver, str(endpoint.tenant_id), str(delivery.id))
