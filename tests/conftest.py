@@ -146,6 +146,23 @@ def make_settings(
     return Settings.model_validate({**values, **overrides})
 
 
+@contextlib.contextmanager
+def database_at(revision: str, dialect: str, data_dir: Path) -> Iterator[Settings]:
+    """Settings of a new database (``dialect``: postgresql or sqlite) migrated up to
+    ``revision``, dropped after: a data migration's test fills it, then upgrades."""
+    if dialect == "postgresql":
+        url = create_pg_database()
+        settings = Settings(data_dir=data_dir, database_url=url)
+    else:
+        settings = Settings(data_dir=data_dir, database_url=f"sqlite+aiosqlite:///{data_dir}/m.db")
+    migrate.upgrade(settings, revision)
+    try:
+        yield settings
+    finally:
+        if dialect == "postgresql":
+            drop_pg_database(url)
+
+
 @pytest.fixture(scope="session")
 def postgresql_url() -> Iterator[str]:
     create_app_role()

@@ -15,7 +15,7 @@ from kithost import migrate
 from kithost.models import ErrorGroup, Tenant
 from kithost.models.base import utcnow
 from kithost.settings import Settings
-from tests.conftest import create_pg_database, drop_pg_database
+from tests.conftest import database_at
 
 BEFORE = "1d47aea9c808"
 """The revision before samples left anonymous end users out."""
@@ -24,15 +24,8 @@ BEFORE = "1d47aea9c808"
 @pytest.fixture(params=["postgresql", "sqlite"])
 def before(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
     """A new database migrated up to :data:`BEFORE`."""
-    if request.param == "postgresql":
-        url = create_pg_database()
-        settings = Settings(data_dir=tmp_path, database_url=url)
-    else:
-        settings = Settings(data_dir=tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path}/m.db")
-    migrate.upgrade(settings, BEFORE)
-    yield settings
-    if request.param == "postgresql":
-        drop_pg_database(url)
+    with database_at(BEFORE, request.param, tmp_path) as settings:
+        yield settings
 
 
 def test_stored_samples_lose_anonymous_end_users(before: Settings) -> None:

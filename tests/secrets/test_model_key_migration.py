@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, insert, select
 from kithost import migrate
 from kithost.models import Tenant, Widget
 from kithost.settings import Settings
-from tests.conftest import create_pg_database, drop_pg_database
+from tests.conftest import database_at
 
 BEFORE = "3c7d2e9a41b6"
 """The revision before ``widgets.model_key_base_url``."""
@@ -25,15 +25,8 @@ GATEWAY = "https://gateway.acme.example/v1"
 @pytest.fixture(params=["postgresql", "sqlite"])
 def before(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
     """A new database migrated up to :data:`BEFORE`."""
-    if request.param == "postgresql":
-        url = create_pg_database()
-        settings = Settings(data_dir=tmp_path, database_url=url)
-    else:
-        settings = Settings(data_dir=tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path}/m.db")
-    migrate.upgrade(settings, BEFORE)
-    yield settings
-    if request.param == "postgresql":
-        drop_pg_database(url)
+    with database_at(BEFORE, request.param, tmp_path) as settings:
+        yield settings
 
 
 def test_existing_keys_are_bound_to_their_drafts_base_url(before: Settings) -> None:
