@@ -9,11 +9,12 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpcore2
 import pytest
-import structlog
 
+from kithost.kit import outbound
 from kithost.kit.outbound import OutboundPolicy, OutboundRefused, outbound_client
 from kithost.settings import Environment, Settings
 
@@ -129,21 +130,31 @@ async def test_a_name_with_one_internal_address_among_public_ones_is_refused() -
     assert backend.attempts == []
 
 
-async def test_a_names_refusal_tells_the_log_what_it_resolves_to_and_no_one_else() -> None:
+async def test_a_names_refusal_tells_the_log_what_it_resolves_to_and_no_one_else(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The refusal's text reaches tenants and visitors (MCP discovery, webhook logs, http
     tools): it named the address a name resolved to, or the resolver's error."""
 
     async def unknown(host: str, port: int) -> Sequence[str]:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
+    logs: list[dict[str, Any]] = []
+
+    class Recorded:
+        """The module's logger (structlog caches a logger once used: capture_logs misses it)."""
+
+        def warning(self, event: str, **fields: Any) -> None:
+            logs.append({"event": event, **fields})
+
+    monkeypatch.setattr(outbound, "log", Recorded())
     shown = []
     resolver = Resolver(internal_example=["10.1.2.3"])
-    with structlog.testing.capture_logs() as logs:
-        for name, resolving in (("internal.example", resolver), ("unknown.example", unknown)):
-            async with outbound_client(OutboundPolicy(), timeout=2, resolver=resolving) as c:
-                with pytest.raises(OutboundRefused) as refused:
-                    await c.get(f"https://{name}/")
-            shown.append(str(refused.value))
+    for name, resolving in (("internal.example", resolver), ("unknown.example", unknown)):
+        async with outbound_client(OutboundPolicy(), timeout=2, resolver=resolving) as c:
+            with pytest.raises(OutboundRefused) as refused:
+                await c.get(f"https://{name}/")
+        shown.append(str(refused.value))
     assert shown == [
         "internal.example: not a public address",
         "unknown.example: does not resolve",
