@@ -823,7 +823,8 @@ async def test_the_audit_log_names_an_exported_anonymous_end_user_by_pseudonym(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """members:read reads the log, and a device id mints sessions: an export filtered by an
-    anonymous end user is recorded with the ``a:h_…`` the exports show; ``u:…`` as given."""
+    anonymous end user is recorded, and shown, with the ``a:h_…`` the exports show; ``u:…``
+    as given."""
     tenant, owner, threads = await acme_with_chats(app, db)
     monkeypatch.setattr(app.state.celery, "send_task", RecordedTasks().record)
     exported = await client.get(
@@ -849,3 +850,8 @@ async def test_the_audit_log_names_an_exported_anonymous_end_user_by_pseudonym(
         [row["end_user"], row["end_user"], "u:42"]
     )
     assert row["end_user"].startswith("a:h_")
+    export = f"{CONVERSATIONS}/exports/{requested.json()['id']}"
+    assert requested.json()["filters"] == {"end_user": row["end_user"]}
+    shown = await client.get(export, headers=owner.headers)
+    assert shown.json()["filters"] == {"end_user": row["end_user"]}
+    assert ANONYMOUS not in shown.text

@@ -113,7 +113,10 @@ def shown(
     """The export as the API shows it; once it is ready, and until it is deleted, with a
     fresh link for ``actor`` (``url``: the download route's URL for a token)."""
     kept_until = export.created_at + KEPT
-    shown = Export.model_validate(export).model_copy(update={"kept_until": kept_until})
+    filters = service.shown_filters(export.filters, settings.keys())
+    shown = Export.model_validate(export).model_copy(
+        update={"kept_until": kept_until, "filters": filters}
+    )
     if export.status is not ExportStatus.ready or now >= kept_until:
         return shown
     expires_at = min(now + LINK_TTL, kept_until)

@@ -242,9 +242,6 @@ async def record_export(
     as exports show them, ``keys`` hashing it: members:read reads the log) and the export's
     id when it runs as a task."""
     await _check_widget(session, access, filters)
-    shown = filters_of(filters)
-    if filters.end_user is not None:
-        shown["end_user"] = exported_end_user(filters.end_user, keys)
     audit.record(
         session,
         access.actor,
@@ -252,7 +249,7 @@ async def record_export(
         tenant_id=access.tenant.id,
         target_type="conversation",
         target_id=export_id,
-        data={"format": export_format, "filters": shown},
+        data={"format": export_format, "filters": shown_filters(filters_of(filters), keys)},
     )
 
 
@@ -268,6 +265,15 @@ async def _check_widget(
 def filters_of(filters: ConversationFilters) -> dict[str, Any]:
     """The filters as JSON, those left out omitted."""
     return filters.model_dump(mode="json", exclude_none=True)
+
+
+def shown_filters(filters: dict[str, Any], keys: Keys) -> dict[str, Any]:
+    """Filters (:func:`filters_of`) as staff may read them: an anonymous end user as exports
+    show one (a device id mints that visitor's sessions)."""
+    end_user = filters.get("end_user")
+    if not isinstance(end_user, str):
+        return filters
+    return filters | {"end_user": exported_end_user(end_user, keys)}
 
 
 @dataclass(frozen=True)
