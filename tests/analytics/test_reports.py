@@ -295,20 +295,3 @@ async def test_csv_exports(client: httpx2.AsyncClient, app: FastAPI, db: AsyncSe
     assert sum(int(r["loads"]) for r in table) == 1
     assert sum(int(r["responses"]) for r in table) == 1
     assert [r["total_p50"] for r in table].count("") == 7
-
-
-async def test_end_users_across_widgets_count_once(
-    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
-) -> None:
-    """One visitor on two widgets is one end user of the tenant, by the day or the hour."""
-    widget, tenant, creds, url = await subject(app, db)
-    another = await published_widget(db, tenant)
-    for each in (widget, another):
-        await store(app, each, [event("loader.loaded")])
-    for interval in ("day", "hour"):
-        for widget_id, expected in ((None, 1), (widget.id, 1), (another.id, 1)):
-            params = {"metric": "end_users", "interval": interval}
-            params |= {} if widget_id is None else {"widget": str(widget_id)}
-            response = await client.get(f"{url}/series", params=params, headers=creds.headers)
-            assert response.status_code == 200, response.text
-            assert sum(p["value"] or 0 for p in response.json()["points"]) == expected

@@ -1,6 +1,6 @@
 """Reports in domain terms: a metric per bucket of a window in a time zone (:func:`series`),
 the conversion funnel, and latency percentiles; read from the rollups (the funnel and
-distinct end users over several widgets or non-UTC days from raw events)."""
+distinct end users over non-UTC days from raw events)."""
 
 from __future__ import annotations
 
@@ -117,9 +117,7 @@ async def series(
     where: Window,
     widget_id: uuid.UUID | None,
 ) -> list[float | None]:
-    """The metric's value per bucket of ``where``. End users are distinct: the rollups
-    count them per widget and bucket, so the figure over several widgets (no ``widget_id``)
-    or over non-UTC days is counted from raw events (within the retention)."""
+    """The metric's value per bucket of ``where``."""
     starts = where.utc_starts
     start, end = starts[0], starts[-1]
     values: list[float | None] = [0] * (len(starts) - 1)
@@ -133,8 +131,7 @@ async def series(
             if index is not None:
                 latency.add(merged[index], counts)
         return [latency.percentile(counts, q) for counts in merged]
-    distinct = widget_id is None or (where.interval is Interval.day and not where.aligned_days)
-    if metric is Metric.end_users and distinct:
+    if metric is Metric.end_users and where.interval is Interval.day and not where.aligned_days:
         users: list[set[str]] = [set() for _ in values]
         async for user, at in repository.end_user_times(session, tenant.id, start, end, widget_id):
             index = where.bucket(at)
