@@ -16,7 +16,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.facts import fact
-from kithost.models import AnalyticsEvent, AnalyticsRollup, ErrorGroup, RollupPeriod
+from kithost.models import (
+    TENANT_WIDE,
+    AnalyticsEvent,
+    AnalyticsRollup,
+    ErrorGroup,
+    RollupPeriod,
+)
 from kithost.models.base import utcnow
 from tests.analytics.helpers import (
     SHOP,
@@ -142,6 +148,37 @@ async def test_a_count_per_widget_in_one_request(
         f"{url}/widgets", params={"widget": str(theirs.id)}, headers=creds.headers
     )
     assert (refused.status_code, refused.json()["code"]) == (404, "widget_not_found")
+
+
+async def test_end_users_count_a_visitor_of_two_widgets_once(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    shop, tenant, creds, url = await subject(app, db)
+    blog = await published_widget(db, tenant)
+    assert await store(app, shop, [event("widget.opened")]) == 1
+    assert await store(app, blog, [event("widget.opened")]) == 1
+    assert await store(app, blog, [event("widget.opened")], end_user="u:42") == 1
+    assert await store(app, await published_widget(db), [event("widget.opened")]) == 1  # theirs
+    tomorrow = datetime.combine(utcnow().date() + timedelta(days=1), time(), UTC)
+    days = {"since": (tomorrow - timedelta(days=7)).isoformat(), "until": tomorrow.isoformat()}
+
+    async def total(**params: str) -> float:
+        response = await client.get(
+            f"{url}/series", params={"metric": "end_users", **params}, headers=creds.headers
+        )
+        assert response.status_code == 200, response.text
+        return sum(p["value"] or 0 for p in response.json()["points"])
+
+    for window in [{"interval": "hour"}, days, {"tz": "Asia/Kolkata"}]:
+        assert await total(**window) == 2, window  # USER visited both widgets: one
+        assert await total(widget=str(shop.id), **window) == 1, window
+        assert await total(widget=str(blog.id), **window) == 2, window
+    tenant_wide = await client.get(
+        f"{url}/series",
+        params={"metric": "end_users", "widget": str(TENANT_WIDE)},
+        headers=creds.headers,
+    )
+    assert (tenant_wide.status_code, tenant_wide.json()["code"]) == (404, "widget_not_found")
 
 
 async def test_feedback_reported_by_the_chat_store_reaches_the_funnel(

@@ -3,7 +3,7 @@
 from kithost.models.allowed_origin import AllowedOrigin
 from kithost.models.analytics_event import AnalyticsEvent
 from kithost.models.analytics_pending_rollup import AnalyticsPendingRollup
-from kithost.models.analytics_rollup import AnalyticsRollup, RollupPeriod
+from kithost.models.analytics_rollup import TENANT_WIDE, AnalyticsRollup, RollupPeriod
 from kithost.models.analytics_settings import AnalyticsSettings
 from kithost.models.api_client import ApiClient
 from kithost.models.audit_log_entry import AuditLogEntry
@@ -33,6 +33,7 @@ from kithost.models.widget_mcp_secret import WidgetMcpSecret
 from kithost.models.widget_version import WidgetVersion
 
 __all__ = [
+    "TENANT_WIDE",
     "AllowedOrigin",
     "AnalyticsEvent",
     "AnalyticsPendingRollup",

@@ -16,12 +16,18 @@ class RollupPeriod(StrEnum):
     """A UTC day."""
 
 
+TENANT_WIDE = uuid.UUID(int=0)
+"""The ``widget_id`` of a period's row for the whole tenant: it holds only ``end_users``,
+distinct across the tenant's widgets (a visitor of two widgets is one), its counters zero."""
+
+
 class AnalyticsRollup(Base):
     """A widget's metrics over one hour or one UTC day, recomputed from raw events.
 
-    Counters add up across rows; ``end_users`` (distinct end users) does not, and the
-    latency columns are histograms (counts per :data:`kithost.analytics.latency.BOUNDS_MS`
-    bucket) that merge by adding them up element-wise.
+    Counters add up across rows; ``end_users`` (distinct end users) does not: the tenant's
+    own is the :data:`TENANT_WIDE` row's. The latency columns are histograms (counts per
+    :data:`kithost.analytics.latency.BOUNDS_MS` bucket) that merge by adding them up
+    element-wise.
     """
 
     __tablename__ = "analytics_rollups"

@@ -52,8 +52,8 @@ async def _range(
     "/series",
     summary="One metric over time",
     description="Buckets of `interval` in `tz` covering [`since`, `until`), from the rollups "
-    "(recomputed every minute). Counts add up; `end_users` is distinct end users per widget "
-    "and bucket (without `widget`, summed over the widgets); "
+    "(recomputed every minute). Counts add up; `end_users` is distinct end users per bucket, "
+    "of the widget or, without `widget`, across the tenant's widgets; "
     "`*_p50`/`*_p95` are response latencies in ms.",
     responses=problems(*TENANT_ERRORS),
 )

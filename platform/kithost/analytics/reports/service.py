@@ -18,7 +18,7 @@ from kithost.analytics import latency
 from kithost.analytics.reports import repository
 from kithost.analytics.rollups.service import DAY, HOUR, day_of, hour_of
 from kithost.errors import invalid_field
-from kithost.models import RollupPeriod, Tenant
+from kithost.models import TENANT_WIDE, RollupPeriod, Tenant
 
 MAX_BUCKETS = 1000
 
@@ -138,6 +138,8 @@ async def series(
             if index is not None:
                 users[index].add(user)
         return [len(s) for s in users]
+    if metric is Metric.end_users and widget_id is None:
+        widget_id = TENANT_WIDE  # distinct across the widgets: a row of its own
     for row_start, value in await repository.summed(
         session, tenant.id, where.period, start, end, widget_id, [metric.value]
     ):

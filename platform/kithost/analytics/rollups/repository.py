@@ -12,7 +12,13 @@ from sqlalchemy import ColumnElement, case, delete, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.sql import Stored, between, insert
-from kithost.models import AnalyticsPendingRollup, AnalyticsRollup, RollupPeriod, Tenant
+from kithost.models import (
+    TENANT_WIDE,
+    AnalyticsPendingRollup,
+    AnalyticsRollup,
+    RollupPeriod,
+    Tenant,
+)
 
 
 class Pending(NamedTuple):
@@ -84,12 +90,16 @@ async def name_counts(
 async def distinct_end_users(
     session: AsyncSession, tenant_id: uuid.UUID, start: datetime, end: datetime
 ) -> dict[uuid.UUID, int]:
+    """Distinct end users per widget, and across them under ``TENANT_WIDE`` (none: no key)."""
+    scope = between(tenant_id, start, end), Stored.end_user_id.is_not(None)
+    users = func.count(distinct(Stored.end_user_id))
     result = await session.execute(
-        select(Stored.widget_id, func.count(distinct(Stored.end_user_id)))
-        .where(between(tenant_id, start, end), Stored.end_user_id.is_not(None))
-        .group_by(Stored.widget_id)
+        select(Stored.widget_id, users).where(*scope).group_by(Stored.widget_id)
     )
-    return {widget_id: count for widget_id, count in result}
+    counts = {widget_id: count for widget_id, count in result}
+    if counts:
+        counts[TENANT_WIDE] = await session.scalar(select(users).where(*scope)) or 0
+    return counts
 
 
 async def response_latencies(
