@@ -7,9 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 
 from kithost.audit import service as audit
 from kithost.auth.principals import TenantAccess
+from kithost.errors import PreconditionFailed
 from kithost.kit.crypto import SecretBox
 from kithost.kit.outbound import origin_of
 from kithost.kit.tokens import random_token
@@ -55,7 +57,14 @@ async def record_secret_change(
     action: str,
     before: dict[str, Any],
 ) -> None:
-    await session.flush()  # writes the row, and so bumps the widget's revision
+    """Write the widget's changed secrets and record the change. The write bumps the
+    widget's revision from the one read: another write of the widget that committed
+    meanwhile (a double click) makes it 412 ``precondition_failed``, as a stale ``If-Match``
+    is, and its change is not made."""
+    try:
+        await session.flush()
+    except StaleDataError as exc:
+        raise PreconditionFailed("The widget changed meanwhile; get it again.") from exc
     audit.record(
         session,
         access.actor,

@@ -1,0 +1,75 @@
+"""Requests raced at once through an app whose units of work commit, each on a connection of
+its own (not the test's transaction, whose one connection serves one request at a time):
+what two clicks, or a visitor's many requests, do to each other. The data is committed, in
+tenants deleted afterwards.
+
+On SQLite the app is the same; it runs one writer at a time (``BEGIN IMMEDIATE``), so a
+test that needs no more than that runs on both. A module of ``tests/chat/`` using it
+overrides that folder's ``sent_tasks`` (it opens the test's transaction, which on SQLite
+holds the write lock)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.app import create_app
+from kithost.db import session_scope
+from kithost.models import Tenant
+from kithost.settings import Settings
+from tests.conftest import operator_sessions
+from tests.factories import bare_tenant
+
+T = TypeVar("T")
+
+
+@dataclass
+class RacingApp:
+    app: FastAPI
+    prefix: str
+    """The slugs of the tenants :meth:`tenant` makes start with it; they are deleted after."""
+
+    @asynccontextmanager
+    async def arranging(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work (committed) for arranging data of any tenant."""
+        async with session_scope(operator_sessions(self.app)) as session:
+            yield session
+
+    async def tenant(self, session: AsyncSession) -> Tenant:
+        """A tenant deleted after the test, with all the test made in it."""
+        return await bare_tenant(session, self.prefix)
+
+
+@asynccontextmanager
+async def racing_app(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, **overrides: object
+) -> AsyncIterator[RacingApp]:
+    """The app on ``settings`` (changed by ``overrides``), in its lifespan; the Celery tasks
+    it sends go nowhere (no worker here)."""
+    app = create_app(settings.model_copy(update=overrides))
+    monkeypatch.setattr(app.state.celery, "send_task", _sent_nowhere)
+    racing = RacingApp(app, f"race{secrets.token_hex(3)}")
+    async with app.router.lifespan_context(app):
+        try:
+            yield racing
+        finally:
+            async with racing.arranging() as session:
+                await session.execute(delete(Tenant).where(Tenant.slug.like(f"{racing.prefix}-%")))
+
+
+def _sent_nowhere(*_args: Any, **_kwargs: Any) -> None:
+    return None
+
+
+async def at_once(count: int, request: Callable[[int], Awaitable[T]]) -> list[T]:
+    """``request(0)`` … ``request(count - 1)``, all started before any is awaited."""
+    return list(await asyncio.gather(*(request(n) for n in range(count))))
