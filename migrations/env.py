@@ -7,9 +7,10 @@ from typing import Any, Literal
 
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
-from sqlalchemy import JSON
+from sqlalchemy import JSON, text
 from sqlalchemy.engine import Connection
 
+from kithost import rls
 from kithost.db import create_engine
 from kithost.migrate import database_url, include_name
 from kithost.models import Base
@@ -49,6 +50,13 @@ def _configure(connection: Connection) -> None:
 async def _run_online() -> None:
     engine = create_engine(database_url(config))
     async with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # Row-level security binds the tables' owner too: data migrations see every
+            # tenant's rows for this session only.
+            await connection.execute(
+                text("SELECT set_config(:name, 'on', false)"), {"name": rls.BYPASS}
+            )
+            await connection.commit()
         await connection.run_sync(_configure)
         await connection.commit()
     await engine.dispose()

@@ -6,7 +6,8 @@ app's sessions join it with SAVEPOINTs, so their commits are real but never leak
 
 On PostgreSQL the app acts as it does in production: as :data:`APP_ROLE`, which row-level
 security binds (``kithost.rls``). Its sessions switch to that role for each unit of work
-(``AppRoleSession``); the test's own (``db``, factories) stay the owner's, seeing every row.
+(``AppRoleSession``); the test's own (``db``, factories) stay the owner's (a superuser),
+seeing every row.
 Processes the tests start connect as the app role (``settings.database``).
 """
 

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 
 import kithost
+from kithost import rls
 from kithost.analytics.facts import FactBuffer
 from kithost.analytics.ingestion.endpoints import EventsHandover
 from kithost.analytics.ingestion.endpoints import visitor_router as analytics_visitor_router
@@ -37,7 +38,7 @@ from kithost.log import configure_logging
 from kithost.middleware import RequestContextMiddleware
 from kithost.sessions.endpoints import visitor_router as sessions_visitor_router
 from kithost.sessions.recorder import MintRecorder
-from kithost.settings import Settings, get_settings
+from kithost.settings import Environment, Settings, get_settings
 from kithost.state import AppState
 from kithost.visitor.cache import ConfigCache
 from kithost.visitor.config import router as visitor_config_router
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
     )
+    rls.check_binding(engine, refuse=settings.env is Environment.production)
     state = AppState(
         settings=settings,
         engine=engine,

@@ -3,9 +3,9 @@
 Every tenant-owned table has the policy ``tenant_isolation`` (migration ``5f0c3a7e21b4``):
 a row is visible and writable only when its ``tenant_id`` is the transaction's
 ``kithost.tenant_id``, or when the transaction bypasses (``kithost.rls_bypass = on``). The
-app connects as a role the policy binds (no superuser, no BYPASSRLS, not the tables' owner;
-``Settings.migration_database_url``), so a query that forgets its tenant filter finds
-nothing of another tenant, and without a tenant it finds nothing at all.
+app connects as a role the policy binds (no superuser, no BYPASSRLS, and best not the
+tables' owner, who may switch it off; ``Settings.migration_database_url``), so a query that
+forgets its tenant filter finds nothing of another tenant, and without a tenant nothing.
 
 A session says whose data it works on once, where the tenant is known:
 
@@ -20,6 +20,13 @@ A session says whose data it works on once, where the tenant is known:
 
 Both last for the session: they are applied again at the start of each of its
 transactions. On SQLite (one tenant-agnostic file, no roles) both are no-ops.
+
+The policy is forced (migration ``bb42f09518a6``): it binds the tables' owner too, so an app
+that connects as the user that migrates is bound as well. Only superusers and roles with
+BYPASSRLS pass it: :func:`check_binding` makes the API's and the workers' connections
+refuse such a user in production (warn elsewhere). The bypass is a setting the app's own
+role may make: the policy guards against a query that forgets its tenant, not against SQL
+the app did not mean to run.
 """
 
 from __future__ import annotations
@@ -30,12 +37,14 @@ from contextlib import asynccontextmanager
 from enum import StrEnum
 from typing import Any
 
+import structlog
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
 
 TENANT = "kithost.tenant_id"
 BYPASS = "kithost.rls_bypass"
+log = structlog.get_logger(__name__)
 SET_SCOPE = text(
     "SELECT set_config(:tenant_name, :tenant, true), set_config(:bypass_name, :bypass, true)"
 )
@@ -104,6 +113,40 @@ def scope_values(info: dict[str, Any]) -> dict[str, str]:
         "bypass_name": BYPASS,
         "bypass": "on" if BYPASS in info else "",
     }
+
+
+class Unbound(RuntimeError):
+    """The policy cannot bind the database user the process connects as."""
+
+
+def check_binding(engine: AsyncEngine, *, refuse: bool) -> None:
+    """On ``engine``'s first connection (PostgreSQL), check that the policy binds its user:
+    not a superuser, no BYPASSRLS. If not, log it and, when ``refuse``, fail that connection
+    and each next one (a process whose database is down still starts, and checks once it
+    is back)."""
+    if engine.dialect.name != "postgresql":
+        return
+
+    @event.listens_for(engine.sync_engine, "first_connect")
+    def _check(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(ROLE)
+            user, superuser, bypasses = cursor.fetchone()
+        finally:
+            cursor.close()
+        if not (superuser or bypasses):
+            return
+        reason = f"the database user {user} {'is a superuser' if superuser else 'has BYPASSRLS'}"
+        log.warning("rls.unbound", reason=reason, refused=refuse)
+        if refuse:
+            raise Unbound(
+                f"Row-level security cannot bind the app: {reason}. Set "
+                "KITHOST_DATABASE_URL to a role without SUPERUSER and BYPASSRLS."
+            )
+
+
+ROLE = "SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
 
 
 def _is_postgresql(session: Session) -> bool:

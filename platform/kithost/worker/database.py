@@ -15,8 +15,9 @@ from typing import TypedDict, TypeVar
 from celery import Celery
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from kithost import rls
 from kithost.db import Sessionmaker, create_engine, create_sessionmaker
-from kithost.settings import get_settings
+from kithost.settings import Environment, get_settings
 from kithost.worker.enqueue import PendingTasks
 
 T = TypeVar("T")
@@ -53,6 +54,7 @@ def run(celery: Celery, work: Callable[[Sessionmaker], Awaitable[T]]) -> T:
             pool_size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow,
         )
+        rls.check_binding(engine, refuse=settings.env is Environment.production)
         _runtime = (os.getpid(), runner, create_sessionmaker(engine, PendingTasks(celery)))
     _, runner, sessionmaker = _runtime
     return runner.run(work(sessionmaker))  # type: ignore[arg-type]
