@@ -173,6 +173,39 @@ async def test_failures_are_retried_logged_and_a_day_of_them_disables_the_endpoi
     assert receiver.received[-1].headers["webhook-id"] == first["event_id"]
 
 
+async def test_a_delivery_failing_for_a_day_on_a_healthy_endpoint_fails_for_good(
+    client: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    receiver: Receiver,
+    sent: list[tuple[str, list[Any]]],
+) -> None:
+    """A receiver refusing one payload while taking the others kept the endpoint's
+    ``failing_since`` cleared, so that delivery was retried hourly until the retention."""
+    owner = await owner_of_acme(app, db)
+    hook = (await endpoint(client, owner, receiver.url, ["widget.published"]))["endpoint"]
+    receiver.status = 500
+    refused = (await client.post(f"{WEBHOOKS}/{hook['id']}/test", headers=owner.headers)).json()
+    [task] = sent
+    sent.clear()
+    assert await run_deliveries(app, [task]) == [False]
+    receiver.status = 200
+    await client.post(f"{WEBHOOKS}/{hook['id']}/test", headers=owner.headers)
+    assert await run_deliveries(app, sent) == [True]  # the endpoint is well again
+    stored = await db.get(WebhookDelivery, uuid.UUID(refused["id"]))
+    assert stored is not None
+    stored.created_at = utcnow() - timedelta(days=1, minutes=1)
+    await db.flush()
+    receiver.status = 500
+    assert await run_deliveries(app, [task]) == [False]
+    log = (await client.get(f"{WEBHOOKS}/{hook['id']}/deliveries", headers=owner.headers)).json()
+    assert {d["id"]: (d["status"], d["attempts"]) for d in log["deliveries"]}[refused["id"]] == (
+        "failed",
+        2,
+    )
+    assert (await client.get(WEBHOOKS, headers=owner.headers)).json()[0]["enabled"] is True
+
+
 async def test_a_receiver_answering_slowly_fails_the_attempt_at_its_deadline(
     client: httpx2.AsyncClient,
     app: FastAPI,

@@ -29,7 +29,9 @@ TIMEOUT_SECONDS = 10.0
 answering slowly (a byte every few seconds) fails the attempt, which is tried again later."""
 SNIPPET_BYTES = 500
 GIVE_UP_AFTER = timedelta(days=1)
-"""An endpoint failing this long is disabled (and audited); its deliveries stop."""
+"""An endpoint failing this long is disabled (and audited); its deliveries stop. A delivery
+still failing this long after it was made fails for good, the endpoint otherwise well (a
+receiver refusing one payload while taking the others)."""
 
 
 @dataclass(frozen=True)
@@ -119,5 +121,8 @@ async def attempt(
                 target_id=endpoint.id,
                 data={"failing_since": endpoint.failing_since.isoformat()},
             )
+            return Attempt(delivered=False, retry=False)
+        if now - delivery.created_at >= GIVE_UP_AFTER:
+            delivery.status = DeliveryStatus.failed
             return Attempt(delivered=False, retry=False)
         return Attempt(delivered=False, retry=True)
