@@ -129,6 +129,25 @@ async def test_a_test_event_arrives_signed_the_standard_webhooks_way(
     assert log[0]["latency_ms"] >= 0
 
 
+async def refused_test_delivery(
+    client: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    receiver: Receiver,
+    sent: list[tuple[str, list[Any]]],
+) -> tuple[Credentials, dict[str, Any], dict[str, Any], tuple[str, list[Any]]]:
+    """acme's owner, an endpoint and its test delivery, attempted once and refused (500):
+    (owner, endpoint, delivery, its task)."""
+    owner = await owner_of_acme(app, db)
+    hook = (await endpoint(client, owner, receiver.url, ["widget.published"]))["endpoint"]
+    receiver.status = 500
+    made = (await client.post(f"{WEBHOOKS}/{hook['id']}/test", headers=owner.headers)).json()
+    [task] = sent
+    sent.clear()
+    assert await run_deliveries(app, [task]) == [False]
+    return owner, hook, made, task
+
+
 async def test_failures_are_retried_logged_and_a_day_of_them_disables_the_endpoint(
     client: httpx2.AsyncClient,
     app: FastAPI,
@@ -136,13 +155,7 @@ async def test_failures_are_retried_logged_and_a_day_of_them_disables_the_endpoi
     receiver: Receiver,
     sent: list[tuple[str, list[Any]]],
 ) -> None:
-    owner = await owner_of_acme(app, db)
-    hook = (await endpoint(client, owner, receiver.url, ["widget.published"]))["endpoint"]
-    receiver.status = 500
-    first = (await client.post(f"{WEBHOOKS}/{hook['id']}/test", headers=owner.headers)).json()
-    [task] = sent
-    sent.clear()
-    assert await run_deliveries(app, [task]) == [False]
+    owner, hook, first, task = await refused_test_delivery(client, app, db, receiver, sent)
     [entry] = (
         await client.get(f"{WEBHOOKS}/{hook['id']}/deliveries", headers=owner.headers)
     ).json()["deliveries"]
@@ -182,13 +195,7 @@ async def test_a_delivery_failing_for_a_day_on_a_healthy_endpoint_fails_for_good
 ) -> None:
     """A receiver refusing one payload while taking the others kept the endpoint's
     ``failing_since`` cleared, so that delivery was retried hourly until the retention."""
-    owner = await owner_of_acme(app, db)
-    hook = (await endpoint(client, owner, receiver.url, ["widget.published"]))["endpoint"]
-    receiver.status = 500
-    refused = (await client.post(f"{WEBHOOKS}/{hook['id']}/test", headers=owner.headers)).json()
-    [task] = sent
-    sent.clear()
-    assert await run_deliveries(app, [task]) == [False]
+    owner, hook, refused, task = await refused_test_delivery(client, app, db, receiver, sent)
     receiver.status = 200
     await client.post(f"{WEBHOOKS}/{hook['id']}/test", headers=owner.headers)
     assert await run_deliveries(app, sent) == [True]  # the endpoint is well again
