@@ -16,8 +16,6 @@ export type ChatSetup = {
   timeoutMs: number;
   visitor: Visitor;
   emit: Emit;
-  /** Whether this runs in Kithost's frame (reported with client errors). */
-  frame: boolean;
   /** The session's end user and the thread to keep for them. */
   keep(user: string, thread: string | null): void;
   /** The page's handler of a client tool (`kithost('on', 'tool:NAME', fn)`). */
@@ -67,7 +65,6 @@ async function clientTool(s: ChatSetup, name: string, params: Record<string, unk
       kind: 'client_tool_failed',
       message: message.slice(0, 1000),
       hint: `Register the page's handler with kithost('on', 'tool:${name}', fn); it must answer within ${seconds} s.`,
-      frame: s.frame,
     });
     return { error: message };
   } finally {
@@ -176,7 +173,6 @@ export function startChat(box: HTMLElement, s: ChatSetup): Chat {
               kind: 'chatkit_error',
               message: String(detail?.error?.message ?? detail?.error),
               hint: "See the browser console of the chat's page.",
-              frame: s.frame,
             });
           if (name === 'thread.change') s.keep(first.end_user, detail.threadId);
           s.emit(`chatkit.${name}`, detail?.threadId !== undefined ? { threadId: detail.threadId } : detail?.name ? { name: detail.name } : {});
@@ -187,7 +183,7 @@ export function startChat(box: HTMLElement, s: ChatSetup): Chat {
       return el;
     });
     element.catch((failure: Failure) => {
-      s.emit('client.error', { ...failure, frame: s.frame });
+      s.emit('client.error', failure);
       notice(box, UNAVAILABLE, start);
     });
   };

@@ -218,7 +218,6 @@ function widget(script: WidgetScript, pk: string): Command {
           timeoutMs: SCRIPT_TIMEOUT_MS,
           visitor,
           emit,
-          frame: false,
           keep,
           tool,
         }),

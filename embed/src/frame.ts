@@ -43,7 +43,6 @@ if (!embedder || parent === window || (ancestors && ancestors[0] !== embedder)) 
         api: location.origin,
         visitor,
         emit,
-        frame: true,
         keep: (endUser, thread) => {
           user = endUser;
           post({ type: 'keep', user: endUser, thread });
