@@ -410,10 +410,14 @@ def keys_rotate(
     as_json: JsonOption = False,
     withdraw_previous: Annotated[
         bool,
-        typer.Option(help="Stop trusting the old keys at once (a leak): their tokens fail."),
+        typer.Option(
+            help="Stop trusting the old keys (a leak): every process refuses their tokens "
+            f"within {signing.REFRESH_SECONDS:g} seconds."
+        ),
     ] = False,
 ) -> None:
-    """Sign with a new key from now on; the old one stays published until its tokens expire."""
+    """Sign with a new key from now on (every process within a few seconds); the old one
+    stays published until its tokens expire."""
     box = SecretBox(_settings().keys())
 
     async def work(session: AsyncSession) -> dict[str, Any]:

@@ -8,10 +8,13 @@ it signed verify until they expire.
 Signing and verifying run on every session mint and API call, so each process keeps its
 keys in memory (:class:`KeyRing`: ``create_app`` gives one to its sessionmaker, whose
 sessions share it through ``session.info``; a session of any other sessionmaker, a CLI
-verb's, has one of its own) and reloads them every :data:`REFRESH_SECONDS`, or at once when
-a token names a key it does not hold (at most once per
-:data:`UNKNOWN_KID_RELOAD_SECONDS`). So a rotation reaches every process within
-``REFRESH_SECONDS``; meanwhile they sign with the retired key, which stays published.
+verb's, has one of its own) and reloads them every :data:`REFRESH_SECONDS` (one small
+query: a key already held is not parsed again), or at once when a token names a key it does
+not hold (at most once per :data:`UNKNOWN_KID_RELOAD_SECONDS`). No process is told of a
+rotation or a withdrawal: each sees it at its next reload. So every process signs with the
+new key, and refuses tokens of a withdrawn one, within ``REFRESH_SECONDS`` (the process
+that rotated or withdrew, at once); what keeps verified tokens beyond one request (the chat
+route's ``chat.auth.VerifiedTokens``) asks :meth:`KeyRing.trusts` on every use.
 """
 
 from __future__ import annotations
@@ -32,13 +35,15 @@ from joserfc.jwk import ECKey
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.auth import repository
+from kithost.db import Sessionmaker
 from kithost.kit.crypto import SecretBox
 from kithost.models import SigningKey
 from kithost.models.base import utcnow
 
 ALGORITHM = "ES256"
 PUBLISHED_AFTER_RETIREMENT = timedelta(hours=1)
-REFRESH_SECONDS = 30.0
+REFRESH_SECONDS = 5.0
+"""How old a process's copy of the keys may get: README promises a withdrawal within it."""
 UNKNOWN_KID_RELOAD_SECONDS = 1.0
 KEY_RING = "kithost.key_ring"
 
@@ -84,7 +89,8 @@ async def rotate(session: AsyncSession, box: SecretBox) -> SigningKey:
 async def withdraw_retired(session: AsyncSession) -> list[str]:
     """Stop publishing (and trusting) every retired key now rather than after
     :data:`PUBLISHED_AFTER_RETIREMENT`, for a key that leaked: tokens it signed stop
-    verifying within :data:`REFRESH_SECONDS` in every process. The kids withdrawn."""
+    verifying at once in this process, within :data:`REFRESH_SECONDS` in every other. The
+    kids withdrawn."""
     gone = utcnow() - PUBLISHED_AFTER_RETIREMENT - timedelta(seconds=1)
     withdrawn = [k for k in await published_keys(session) if k.retired_at is not None]
     for key in withdrawn:
@@ -129,6 +135,15 @@ class KeyRing:
     def invalidate(self) -> None:
         self._keys = None
 
+    def trusts(self, kid: str) -> bool:
+        """Whether ``kid`` is published, from keys loaded less than :data:`REFRESH_SECONDS`
+        ago (a dict lookup). False when they are older: then ask :meth:`public_key`, which
+        reloads them."""
+        keys = self._keys
+        if keys is None or self._clock() - keys.loaded_at > REFRESH_SECONDS:
+            return False
+        return _published(keys.public.get(kid)) is not None
+
     async def signer(self, session: AsyncSession, box: SecretBox) -> tuple[str, ECKey]:
         keys = await self._current(session)
         if keys.signer is None:
@@ -147,13 +162,7 @@ class KeyRing:
         keys = await self._current(session)
         if kid not in keys.public and self._clock() - keys.loaded_at > UNKNOWN_KID_RELOAD_SECONDS:
             keys = await self._load(session)
-        found = keys.public.get(kid)
-        if found is None or (
-            found.retired_at is not None
-            and found.retired_at <= utcnow() - PUBLISHED_AFTER_RETIREMENT
-        ):
-            return None
-        return found.key
+        return _published(keys.public.get(kid))
 
     async def _current(self, session: AsyncSession) -> _Keys:
         keys = self._keys
@@ -164,10 +173,16 @@ class KeyRing:
     async def _load(self, session: AsyncSession) -> _Keys:
         published = await published_keys(session)
         newest = next((k for k in published if k.retired_at is None), None)
+        held = {} if self._keys is None else self._keys.public
         keys = _Keys(
             signer=None if newest is None else (newest.kid, newest.private_key),
             public={
-                k.kid: _PublicKey(ECKey.import_key(k.public_jwk), k.retired_at) for k in published
+                # A kid's public key never changes: only its retirement is read again.
+                k.kid: _PublicKey(
+                    held[k.kid].key if k.kid in held else ECKey.import_key(k.public_jwk),
+                    k.retired_at,
+                )
+                for k in published
             },
             loaded_at=self._clock(),
         )
@@ -176,10 +191,25 @@ class KeyRing:
         return keys
 
 
+def _published(found: _PublicKey | None) -> ECKey | None:
+    if found is None or (
+        found.retired_at is not None and found.retired_at <= utcnow() - PUBLISHED_AFTER_RETIREMENT
+    ):
+        return None
+    return found.key
+
+
 def key_ring(session: AsyncSession) -> KeyRing:
     """The key ring of ``session``'s sessionmaker (``info`` of ``db.create_sessionmaker``),
     else one of the session's own."""
     ring: KeyRing = session.info.setdefault(KEY_RING, KeyRing())
+    return ring
+
+
+def sessions_key_ring(sessionmaker: Sessionmaker) -> KeyRing:
+    """The key ring every session of ``sessionmaker`` uses (one is given it if it had none)."""
+    info: dict[str, Any] = sessionmaker.kw.setdefault("info", {})
+    ring: KeyRing = info.setdefault(KEY_RING, KeyRing())
     return ring
 
 
@@ -206,13 +236,14 @@ async def verify(
     session: AsyncSession, token: str, *, issuer: str, audience: str
 ) -> dict[str, Any]:
     """The claims of a token Kithost signed for ``audience``; :class:`InvalidToken` otherwise."""
-    key = await key_ring(session).public_key(session, _kid(token))
+    key = await key_ring(session).public_key(session, token_kid(token))
     if key is None:
         raise InvalidToken("unknown or unpublished key")
     registry = jwt.JWTClaimsRegistry(
         iss={"essential": True, "value": issuer},
         aud={"essential": True, "value": audience},
         exp={"essential": True},
+        iat={"essential": True},  # ``sign`` always sets it; no later than now
         sub={"essential": True},
     )
     try:
@@ -224,8 +255,9 @@ async def verify(
     return claims
 
 
-def _kid(token: str) -> str:
-    """The ``kid`` of a compact JWS's header, unverified (it only picks the key)."""
+def token_kid(token: str) -> str:
+    """The ``kid`` of a compact JWS's header, unverified (it only picks the key);
+    :class:`InvalidToken` when it has none."""
     header = token.partition(".")[0]
     try:
         # orjson: bounded nesting (json.loads would raise RecursionError, a 500).

@@ -3,13 +3,16 @@
 An ES256 JWT signed with Kithost's keys (``auth.signing``): audience = the widget,
 subject = the end user, the page's origin in ``origin``, minutes long
 (``KITHOST_SESSION_TOKEN_TTL_SECONDS``). A token is only good for the widget and origin it
-was minted for.
+was minted for, and only as long as :func:`issue` makes one live: a token signed with
+Kithost's key (say a leaked one) that claims to live longer, or to belong to a session that
+started after it, is refused (the chat route keeps a verified token until it expires).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -103,7 +106,7 @@ async def verify(
         )
     except signing.InvalidToken as exc:
         raise _refused() from exc
-    if claims.get("origin") != origin:
+    if claims.get("origin") != origin or not _as_minted(settings, claims):
         raise _refused()
     return VerifiedSession(
         end_user_id=str(claims["sub"]),
@@ -115,6 +118,24 @@ async def verify(
         # Tokens minted before ``sst`` existed started at the latest when they were issued.
         started_at=_optional_int(claims.get("sst")) or int(claims["iat"]),
         expires_at=int(claims["exp"]),
+    )
+
+
+def _as_minted(settings: Settings, claims: dict[str, Any]) -> bool:
+    """Whether the token's times are ones :func:`issue` could have given it: it lives no
+    longer than ``KITHOST_SESSION_TOKEN_TTL_SECONDS`` from ``iat`` (which ``signing.verify``
+    holds to no later than now), its session started (``sst``) no later than it was issued,
+    and it outlives no identity token behind it (``idexp``). A token minted before the TTL
+    was lowered fails too, and its page mints a new one."""
+    issued_at, expires_at = claims["iat"], claims["exp"]
+    if expires_at - issued_at > settings.session_token_ttl_seconds:
+        return False
+    started_at = claims.get("sst")
+    if started_at is not None and (_optional_int(started_at) is None or started_at > issued_at):
+        return False
+    identity_expires_at = claims.get("idexp")
+    return identity_expires_at is None or (
+        _optional_int(identity_expires_at) is not None and expires_at <= identity_expires_at
     )
 
 
