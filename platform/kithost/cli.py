@@ -34,6 +34,7 @@ from kithost.db import Sessionmaker, create_engine, create_sessionmaker, session
 from kithost.demo import seed_demo
 from kithost.errors import KithostError
 from kithost.health import metrics
+from kithost.health.endpoints import QueueDepth
 from kithost.kit.crypto import SecretBox
 from kithost.log import configure_logging
 from kithost.secrets.service import reencrypt_all
@@ -174,13 +175,20 @@ def serve(
     """Serve the HTTP API, the loader and the dashboard (uvicorn)."""
     settings = _settings()
     workers = workers or settings.serve_workers
+    host = host or settings.host
     if workers > 1:
         # Each process counts in files there; a scrape of any one reports them all.
         metrics.prepare_multiprocess_dir(settings.data_dir / "metrics")
+    if settings.metrics_port is not None:
+        # Apart from the app's port, so that no proxy in front of the app exposes them.
+        queue = QueueDepth(create_celery(settings), settings.task_queue)
+        prometheus_client.start_http_server(
+            settings.metrics_port, addr=host, registry=metrics.registry(queue)
+        )
     uvicorn.run(
         "kithost.cli:create_served_app",
         factory=True,
-        host=host or settings.host,
+        host=host,
         port=port or settings.port,
         workers=workers,
         access_log=access_log,

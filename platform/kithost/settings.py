@@ -113,8 +113,12 @@ class Settings(BaseSettings):
     scheme; from anyone else these headers are ignored. Empty: trust none."""
     allowed_hosts: str = "*"
     """Comma-separated host names requests may name in ``Host`` (``*.example.com`` for
-    subdomains, ``*`` for any); others get 400 ``invalid_host``. Probes and ``/metrics`` are
-    exempt (the kubelet and Prometheus call pods by address)."""
+    subdomains, ``*`` for any); others get 400 ``invalid_host``. The probes are exempt (the
+    kubelet calls pods by address)."""
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """The port ``kithost serve`` serves Prometheus metrics on, apart from the app (on the
+    host it listens on; a scrape sums every process): the public port then answers 404 at
+    ``/metrics``. Unset: ``/metrics`` is one of the app's routes."""
     database_pool_size: int = Field(default=5, ge=1, le=100)
     """Connections each process keeps open to PostgreSQL."""
     database_max_overflow: int = Field(default=10, ge=0, le=100)

@@ -64,6 +64,11 @@ def _announce(settings: Settings, api: subprocess.Popen[bytes]) -> None:
             time.sleep(0.2)
     base = settings.base_url
     demo = f"  Demo       {base}/demo\n" if settings.demo_page_on else ""
+    metrics = (
+        f"{base}/metrics"
+        if settings.metrics_port is None
+        else f"http://{settings.host}:{settings.metrics_port}/metrics"
+    )
     print(
         "\nKithost is running (Ctrl-C stops it):\n"
         f"  Dashboard  {base}/admin/\n"
@@ -71,7 +76,7 @@ def _announce(settings: Settings, api: subprocess.Popen[bytes]) -> None:
         "             demo is first seeded: see above on the first run)\n"
         f"{demo}"
         f"  API        {base}/api/v1/docs\n"
-        f"  Health     {base}/healthz  {base}/readyz  {base}/metrics\n"
+        f"  Health     {base}/healthz  {base}/readyz  {metrics}\n"
         f"  Data       {settings.data_dir.resolve()}\n",
         flush=True,
     )

@@ -365,7 +365,7 @@ def test_network_policies_select_the_right_pods(rendered: dict[str, list[Manifes
     policies = {p["metadata"]["name"]: p["spec"] for p in of_kind(docs, "NetworkPolicy")}
     api = policies["rel-kithost-api"]
     assert components_selected(docs, api["podSelector"]) == {"api"}
-    [rule] = api["ingress"]
+    rule, _metrics = api["ingress"]
     assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
     assert rule["from"][0]["namespaceSelector"] == {
         "matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}
@@ -404,27 +404,56 @@ def test_network_policies_select_the_right_pods(rendered: dict[str, list[Manifes
     assert of_kind(rendered["default"], "NetworkPolicy") == []
 
 
-def test_service_monitor_scrapes_the_api(rendered: dict[str, list[Manifest]]) -> None:
+def test_prometheus_scrapes_a_port_the_ingress_never_routes(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    """/metrics is served on a port of its own (KITHOST_METRICS_PORT), which no Service and
+    so no Ingress reaches; the API's public port answers 404 there."""
     docs = rendered["networkpolicy"]
-    [monitor] = of_kind(docs, "ServiceMonitor")
-    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
-    assert monitor["metadata"]["labels"]["release"] == "prometheus"
-    [service] = of_kind(docs, "Service")
-    assert selects(monitor["spec"]["selector"], service["metadata"]["labels"])
-    assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
-    [pods] = of_kind(docs, "PodMonitor")
-    assert components_selected(docs, pods["spec"]["selector"]) == {"worker"}
-    worker = named(docs, "Deployment", "rel-kithost-worker")["spec"]["template"]["spec"]
-    [container] = worker["containers"]
-    assert container["ports"] == [{"name": "metrics", "containerPort": 9808, "protocol": "TCP"}]
-    assert pods["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
-    for name in ("rel-kithost-api", "rel-kithost-worker"):
-        [container] = named(docs, "Deployment", name)["spec"]["template"]["spec"]["containers"]
+    config = named(docs, "ConfigMap", "rel-kithost")["data"]
+    monitors = {m["metadata"]["name"]: m for m in of_kind(docs, "PodMonitor")}
+    assert set(monitors) == {"rel-kithost-api", "rel-kithost-worker"}
+    assert of_kind(docs, "ServiceMonitor") == []
+    for component in ("api", "worker"):
+        monitor = monitors[f"rel-kithost-{component}"]
+        assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+        assert monitor["metadata"]["labels"]["release"] == "prometheus"
+        assert components_selected(docs, monitor["spec"]["selector"]) == {component}
+        [endpoint] = monitor["spec"]["podMetricsEndpoints"]
+        assert endpoint == {"port": "metrics", "path": "/metrics", "interval": "30s"}
+        pod = named(docs, "Deployment", f"rel-kithost-{component}")["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports["metrics"] == 9808
         [directory] = [
             e["value"] for e in container["env"] if e["name"] == "PROMETHEUS_MULTIPROC_DIR"
         ]
         assert {"name": "metrics", "mountPath": directory} in container["volumeMounts"]
-    assert of_kind(rendered["default"], "ServiceMonitor") == []
+    assert config["KITHOST_METRICS_PORT"] == "9808"
+    api = named(docs, "Deployment", "rel-kithost-api")["spec"]["template"]["spec"]
+    [container] = api["containers"]
+    assert container["args"][0] == "serve"
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "http": 8000,
+        "metrics": 9808,
+    }
+    # The Service, hence the Ingress (and a LoadBalancer Service), reach the app's port only.
+    for variant_docs in rendered.values():
+        for service in of_kind(variant_docs, "Service"):
+            assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
+        for ingress in of_kind(variant_docs, "Ingress"):
+            for rule in ingress["spec"]["rules"]:
+                for path in rule["http"]["paths"]:
+                    assert path["backend"]["service"]["port"] == {"number": 80}
+    # Prometheus's namespace may reach the metrics port, the ingress controller the app's.
+    policy = named(docs, "NetworkPolicy", "rel-kithost-api")["spec"]
+    by_port = {rule["ports"][0]["port"]: rule["from"] for rule in policy["ingress"]}
+    assert set(by_port) == {"http", "metrics"}
+    assert by_port["metrics"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    assert all("monitoring" not in str(source) for source in by_port["http"])
+    assert of_kind(rendered["default"], "PodMonitor") == []
 
 
 @pytest.mark.parametrize(

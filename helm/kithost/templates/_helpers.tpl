@@ -156,6 +156,12 @@ envFrom:
       name: {{ include "kithost.secretName" . }}
 {{- end -}}
 
+{{/* The port the API serves /metrics on, apart from the app's port the Ingress routes to
+(the workers' too). */}}
+{{- define "kithost.metricsPort" -}}
+9808
+{{- end -}}
+
 {{/* Metrics of every process of a pod summed at each scrape (prometheus_client's
 multiprocess mode): the directory exists before the processes start. */}}
 {{- define "kithost.metricsEnv" -}}
@@ -203,6 +209,7 @@ KITHOST_DATABASE_POOL_SIZE: {{ .Values.config.databasePoolSize | quote }}
 KITHOST_DATABASE_MAX_OVERFLOW: {{ .Values.config.databaseMaxOverflow | quote }}
 KITHOST_SERVE_WORKERS: {{ .Values.api.workers | quote }}
 KITHOST_GRACEFUL_SHUTDOWN_SECONDS: {{ .Values.api.gracefulShutdownSeconds | quote }}
+KITHOST_METRICS_PORT: {{ include "kithost.metricsPort" . | quote }}
 KITHOST_DATA_DIR: /tmp/kithost
 {{- if eq .Values.attachments.storage "s3" }}
 {{- $s3 := .Values.attachments.s3 }}

@@ -13,7 +13,7 @@ from prometheus_client.registry import Collector
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kithost.errors import ServiceUnavailable
+from kithost.errors import NotFound, ServiceUnavailable
 from kithost.health.metrics import exposition
 from kithost.state import app_state
 
@@ -50,9 +50,16 @@ async def readyz(request: Request) -> Health:
     return Health()
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (404 when KITHOST_METRICS_PORT serves them)",
+    response_class=Response,
+    responses={404: {"description": "Metrics are served on KITHOST_METRICS_PORT instead"}},
+)
 async def metrics(request: Request) -> Response:
     state = app_state(request)
+    if state.settings.metrics_port is not None:
+        raise NotFound("Not Found")
     queue = QueueDepth(state.celery, state.settings.task_queue)
     return Response(await asyncio.to_thread(exposition, queue), media_type=CONTENT_TYPE_LATEST)
 

@@ -17,8 +17,9 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from kithost.errors import problem_response
 
-UNCHECKED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-"""Paths the kubelet and Prometheus call by the pod's address: no host name to check."""
+UNCHECKED_PATHS = frozenset({"/healthz", "/readyz"})
+"""Paths the kubelet calls by the pod's address: no host name to check. (Prometheus scrapes
+the metrics port, ``KITHOST_METRICS_PORT``, which is not the app's.)"""
 
 
 class AllowedHostsMiddleware:
