@@ -42,6 +42,11 @@ const CHATKIT_EVENTS = ['ready', 'error', 'log', 'effect', 'response.start', 're
 
 const credential = (s: Session): string => (s.mode === 'hosted' ? s.client_secret : s.token);
 
+/** `record[key]` when it is the record's own: a key such as `constructor` (an action's
+ * type, a tool's name) must not find `Object.prototype`'s member. */
+const own = <T>(record: Record<string, T> | undefined, key: string): T | undefined =>
+  record && (Object.getOwnPropertyDescriptor(record, key)?.value as T | undefined);
+
 /** How long a client tool the config does not name (a newer version's) may take. */
 const TOOL_SECONDS = 10;
 
@@ -49,7 +54,7 @@ const TOOL_SECONDS = 10;
  * anything else as `{result}`), or `{error}` when there is no handler, it fails or it does
  * not answer within the tool's timeout — never a chat left waiting. Failures are reported. */
 async function clientTool(s: ChatSetup, name: string, params: Record<string, unknown>): Promise<Record<string, unknown>> {
-  const seconds = s.config.client_tools?.[name] ?? TOOL_SECONDS;
+  const seconds = own(s.config.client_tools, name) ?? TOOL_SECONDS;
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     const result = await Promise.race([
@@ -139,7 +144,7 @@ export function startChat(box: HTMLElement, s: ChatSetup): Chat {
       onClientTool: ({ name, params }) => clientTool(s, name, params),
       widgets: {
         onAction: async (action, item) => {
-          const mapped = actions[action.type] ?? { kind: 'forward' };
+          const mapped = own(actions, action.type) ?? { kind: 'forward' };
           const fill = (template: string, encode: (value: string) => string): string =>
             template.replace(/\{(\w+)\}/g, (_, key: string) => encode(String(action.payload?.[key] ?? '')));
           if (mapped.kind === 'open_url') open(fill(mapped.url, encodeURIComponent), '_blank', 'noopener');

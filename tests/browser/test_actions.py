@@ -41,3 +41,26 @@ async def test_widget_actions_follow_the_mapping(
         {"action": {"type": "order.cancel", "payload": {"order": "42"}}, "itemId": "itm_1"},
         {"action": {"type": "unmapped", "payload": {}}, "itemId": "itm_1"},
     ]
+
+
+async def test_an_action_named_like_an_object_member_is_mapped_or_forwarded(
+    page: Page, kithost: Kithost, shop: Site
+) -> None:
+    """Only the mapping's own entries count: an action typed ``constructor`` or ``toString``
+    finds no member of ``Object.prototype`` (which has no ``kind``: the action was lost)."""
+    actions = {"valueOf": {"kind": "send_message", "text": "Value of {order}?"}}
+    pk = await kithost.publish([shop.origin], WidgetConfig.model_validate({"actions": actions}))
+    await page.goto(shop.page(snippet(kithost.url, pk, open="true")))
+    frame = await chat_frame(page, pk)
+    act = "([type, payload]) => window.chatkit.action(type, payload, 'itm_1')"
+
+    for action_type in ("constructor", "toString", "hasOwnProperty", "__proto__", "valueOf"):
+        await frame.evaluate(act, [action_type, {"order": "42"}])
+
+    assert await chatkit_calls(frame, "sendUserMessage") == [{"text": "Value of 42?"}]
+    assert [call["action"]["type"] for call in await chatkit_calls(frame, "sendCustomAction")] == [
+        "constructor",
+        "toString",
+        "hasOwnProperty",
+        "__proto__",
+    ]

@@ -223,3 +223,20 @@ async def test_another_frame_of_the_page_cannot_answer_a_call(
         [pk, call_id, kithost.url],
     )
     await assert_times_out(context, chat, chatting, captured, pk)
+
+
+async def test_a_tool_named_like_an_object_member_gets_the_default_timeout(
+    page: Page, kithost: Kithost, shop: Site
+) -> None:
+    """A tool the config does not time (a newer version's) waits the default 10 s, even when
+    its name is an ``Object.prototype`` member: ``constructor`` once timed out at once."""
+    pk = await kithost.publish([shop.origin], WidgetConfig())
+    handler = "<script>kithost('on', 'tool:constructor', () => new Promise((done) => "
+    handler += "setTimeout(() => done({built: true}), 300)))</script>"
+    await page.goto(shop.page(STUB + handler + snippet(kithost.url, pk, open="true")))
+    frame = await chat_frame(page, pk)
+    result = await frame.evaluate(
+        "() => document.querySelector('openai-chatkit').options"
+        ".onClientTool({name: 'constructor', params: {}})"
+    )
+    assert result == {"built": True}
