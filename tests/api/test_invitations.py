@@ -188,7 +188,7 @@ async def test_a_signed_in_user_accepts_once(
     assert await invitations.list_pending(db, acme.id) == []
 
     twice = await client.post(ACCEPT, json={"token": token}, headers=credentials.headers)
-    assert (twice.status_code, twice.json()["code"]) == (404, "invitation_not_found")
+    assert (twice.status_code, twice.json()["code"]) == (410, "invitation_used")
     unknown = await client.post(ACCEPT, json={"token": "ki_nope"}, headers=credentials.headers)
     assert (unknown.status_code, unknown.json()["code"]) == (404, "invitation_not_found")
 
@@ -235,9 +235,10 @@ async def test_accepting_never_lowers_a_role(
 async def test_a_members_pending_invitations_go_when_they_are_removed_or_demoted(
     client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, change: str
 ) -> None:
-    """Whom an admin invited must not get in after the admin is removed or demoted (a probe:
-    an admin invited a second account of theirs, was removed, and the account joined as
-    admin)."""
+    """Whom an admin invited must not get in after the admin is removed or demoted, nor
+    the admin get back in or up by an invitation sent to them before (probes: an admin
+    invited a second account of theirs, was removed, and the account joined as admin; a
+    demotion answered 200, then the member accepted an invitation as owner)."""
     inviter = await make_member(db, acme, Role.admin)
     as_inviter = await login(app, db, inviter)
     created = await client.post(
@@ -246,6 +247,7 @@ async def test_a_members_pending_invitations_go_when_they_are_removed_or_demoted
         headers=as_inviter.headers,
     )
     assert created.status_code == 201, created.text
+    sent = await invite(app, db, acme, inviter.email, Role.owner)
     kept = await invite(app, db, acme, "kept@example.test", Role.viewer)  # the CLI's
     owner = await login(app, db, await make_member(db, acme, Role.owner))
     member = f"/api/v1/tenants/{acme.slug}/members/{inviter.id}"
@@ -259,13 +261,19 @@ async def test_a_members_pending_invitations_go_when_they_are_removed_or_demoted
     pending = await invitations.list_pending(db, acme.id)
     assert [i.token_hash for i in pending] == [hash_secret(kept)]
     alt = (await create_user(db, CLI, "alt@example.test", password=PASSWORD)).user
-    refused = await client.post(
-        ACCEPT,
-        json={"token": token_of(created.json()["accept_url"])},
-        headers=(await login(app, db, alt)).headers,
-    )
-    assert (refused.status_code, refused.json()["code"]) == (404, "invitation_not_found")
+    for token, user in [(token_of(created.json()["accept_url"]), alt), (sent, inviter)]:
+        refused = await client.post(
+            ACCEPT, json={"token": token}, headers=(await login(app, db, user)).headers
+        )
+        assert (refused.status_code, refused.json()["code"]) == (404, "invitation_not_found")
     assert await auth_repository.membership(db, acme.id, alt.id) is None
+    membership = await auth_repository.membership(db, acme.id, inviter.id)
+    if change == "removed":
+        assert membership is None
+    else:
+        assert membership is not None
+        await db.refresh(membership)
+        assert membership.role is Role.editor
 
 
 async def test_only_the_invited_email_accepts(
@@ -315,7 +323,8 @@ async def test_a_new_account_is_created_by_accepting(
     membership = await auth_repository.membership(db, acme.id, user.id)
     assert membership is not None
     assert membership.role is Role.editor
-    assert (await client.post(ACCEPT, json=body)).status_code == 404
+    again = await client.post(ACCEPT, json=body)
+    assert (again.status_code, again.json()["code"]) == (410, "invitation_used")
 
 
 async def test_an_existing_account_must_sign_in_to_accept(

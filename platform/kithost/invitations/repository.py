@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.db import rowcount
@@ -14,6 +15,31 @@ from kithost.models import Invitation, Tenant
 async def get_by_token_hash(session: AsyncSession, token_hash: str) -> Invitation | None:
     result = await session.execute(select(Invitation).where(Invitation.token_hash == token_hash))
     return result.scalar_one_or_none()
+
+
+async def lock(session: AsyncSession, invitation_id: uuid.UUID) -> Invitation | None:
+    """The invitation as committed now, its row locked (PostgreSQL) until the unit of work
+    ends; None when it was deleted meanwhile."""
+    result = await session.execute(
+        select(Invitation)
+        .where(Invitation.id == invitation_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return result.scalar_one_or_none()
+
+
+async def lock_email(session: AsyncSession, tenant_id: uuid.UUID, email: str) -> None:
+    """Hold the invitations of ``email`` to the tenant until the unit of work ends, so that
+    replacing the pending ones and adding the new one is one step: a transaction-level
+    advisory lock on PostgreSQL (no row stands for an email not invited yet); SQLite runs
+    one writer at a time anyway."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.blake2b(f"invitations:{tenant_id}:{email}".encode(), digest_size=8)
+    await session.execute(
+        select(func.pg_advisory_xact_lock(int.from_bytes(digest.digest(), "big", signed=True)))
+    )
 
 
 async def list_pending(session: AsyncSession, tenant_id: uuid.UUID) -> Sequence[Invitation]:

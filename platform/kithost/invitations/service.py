@@ -70,6 +70,7 @@ async def create_invitation(
 ) -> NewInvitation:
     """A new invitation; it replaces the pending ones of the same email to the tenant."""
     email = normalize_email(email)
+    await repository.lock_email(session, tenant.id, email)  # two at once: one replaces the other
     replaced = await repository.delete_pending_for(session, tenant.id, email)
     token = random_token("ki_", 32)
     invitation = Invitation(
@@ -127,17 +128,29 @@ async def accept(
     name: str,
 ) -> Acceptance:
     """Use an invitation: as the signed-in user it was sent to, or, when no account has its
-    email yet, by creating that account with ``password`` and ``name``."""
+    email yet, by creating that account with ``password`` and ``name``.
+
+    It locks the member's row (signed in), then the invitation's, as a change of the
+    member's role does: of acceptances at once one uses the invitation and the others find
+    it used (410 ``invitation_used``); a demotion or removal at once either withdraws it
+    first (404) or comes after and sees the role it gave."""
     async with rls.bypassing(session, rls.Bypass.credentials):
-        invitation = await repository.get_by_token_hash(session, hash_secret(token))
-    if invitation is None or invitation.accepted_at is not None:
-        raise NotFound("No such invitation, or it was used.", code="invitation_not_found")
-    await rls.set_tenant(session, invitation.tenant_id)
+        found = await repository.get_by_token_hash(session, hash_secret(token))
+    if found is None:
+        raise _not_found()
+    await rls.set_tenant(session, found.tenant_id)
+    if isinstance(principal, UserPrincipal):
+        await members.lock_member(session, found.tenant_id, principal.user.id)
+    invitation = await repository.lock(session, found.id)
+    if invitation is None:  # revoked, replaced or withdrawn meanwhile
+        raise _not_found()
+    if invitation.accepted_at is not None:
+        raise _used()
     if invitation.expires_at <= utcnow():
         raise Gone("The invitation has expired.", code="invitation_expired")
     user = await _invitee(session, invitation, principal, password=password, name=name)
     if not await repository.mark_accepted(session, invitation.id, user.id, utcnow()):
-        raise NotFound("No such invitation, or it was used.", code="invitation_not_found")
+        raise _used()
     actor = Actor("user", str(user.id))
     role = await members.join(session, actor, invitation.tenant_id, user.id, invitation.role)
     audit.record(
@@ -149,6 +162,15 @@ async def accept(
         target_id=invitation.id,
     )
     return Acceptance(await repository.tenant_of(session, invitation), role)
+
+
+def _not_found() -> NotFound:
+    message = "No such invitation, or it was revoked or replaced."
+    return NotFound(message, code="invitation_not_found")
+
+
+def _used() -> Gone:
+    return Gone("The invitation was already used.", code="invitation_used")
 
 
 async def _invitee(

@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, delete, select
+from sqlalchemy import Row, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.db import rowcount
@@ -34,6 +34,20 @@ async def get_member(
     return result.one_or_none()
 
 
+async def lock_membership(
+    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID
+) -> Membership | None:
+    """The user's membership of the tenant as committed now, its row locked (PostgreSQL)
+    until the unit of work ends."""
+    result = await session.execute(
+        select(Membership)
+        .where(Membership.tenant_id == tenant_id, Membership.user_id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return result.scalar_one_or_none()
+
+
 async def lock_owner_ids(session: AsyncSession, tenant_id: uuid.UUID) -> list[uuid.UUID]:
     """The tenant's owners, their rows locked (PostgreSQL) so that two requests cannot each
     remove one of the last two owners."""
@@ -46,16 +60,18 @@ async def lock_owner_ids(session: AsyncSession, tenant_id: uuid.UUID) -> list[uu
     return list(result.scalars())
 
 
-async def delete_pending_invitations_by(
-    session: AsyncSession, tenant_id: uuid.UUID, inviter_id: uuid.UUID
+async def delete_pending_invitations_of(
+    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID
 ) -> int:
-    """Delete the pending invitations to the tenant that ``inviter_id`` made; how many (this
-    package sits below ``invitations``: what a member made goes with their role here)."""
+    """Delete the pending invitations to the tenant that ``user_id`` made or that were sent
+    to their email; how many (this package sits below ``invitations``: what goes with a
+    member's role goes here)."""
+    email = select(User.email).where(User.id == user_id).scalar_subquery()
     result = await session.execute(
         delete(Invitation).where(
             Invitation.tenant_id == tenant_id,
-            Invitation.invited_by_id == inviter_id,
             Invitation.accepted_at.is_(None),
+            or_(Invitation.invited_by_id == user_id, Invitation.email == email),
         )
     )
     return rowcount(result)

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit import service as audit
-from kithost.auth import repository as auth_repository
 from kithost.auth.principals import Actor, TenantAccess
 from kithost.auth.roles import may_grant, outranks, scopes_of
 from kithost.errors import Conflict, FieldError, Forbidden, NotFound
@@ -40,7 +39,7 @@ async def list_members(session: AsyncSession, tenant: Tenant) -> Sequence[Member
 async def change_role(
     session: AsyncSession, access: TenantAccess, user_id: uuid.UUID, role: Role
 ) -> MemberRow:
-    membership = await _membership(session, access.tenant, user_id)
+    membership = await _locked_membership(session, access.tenant, user_id)
     check_may_grant(access, membership.role)
     check_may_grant(access, role)
     withdrawn = (
@@ -53,7 +52,7 @@ async def change_role(
 
 
 async def remove_member(session: AsyncSession, access: TenantAccess, user_id: uuid.UUID) -> None:
-    membership = await _membership(session, access.tenant, user_id)
+    membership = await _locked_membership(session, access.tenant, user_id)
     check_may_grant(access, membership.role)
     if membership.role is Role.owner:
         await _keep_another_owner(session, membership)
@@ -71,10 +70,12 @@ async def remove_member(session: AsyncSession, access: TenantAccess, user_id: uu
 
 
 async def _withdraw_invitations(session: AsyncSession, membership: Membership) -> int:
-    """Delete the pending invitations the member made: a member removed or given a lower
-    role no longer vouches for whom they invited (an admin removed at once still brought
-    in a second account of theirs as admin)."""
-    return await repository.delete_pending_invitations_by(
+    """Delete the pending invitations the member made and those sent to them: a member
+    removed or given a lower role no longer vouches for whom they invited (an admin removed
+    at once still brought in a second account of theirs as admin), nor gets back in or up by
+    an invitation sent before (a demotion answered 200 was undone by the member accepting
+    an invitation as admin)."""
+    return await repository.delete_pending_invitations_of(
         session, membership.tenant_id, membership.user_id
     )
 
@@ -89,7 +90,7 @@ async def join(
     """Make the user a member with ``role``, or give a member ``role`` if it is higher than
     theirs: an invitation never lowers a role (an admin cannot demote an owner, and could
     by inviting them as a viewer). The member's role now."""
-    membership = await auth_repository.membership(session, tenant_id, user_id)
+    membership = await repository.lock_membership(session, tenant_id, user_id)
     if membership is not None:
         if outranks(role, membership.role):
             await _set_role(session, actor, membership, role)
@@ -107,8 +108,24 @@ async def join(
     return role
 
 
-async def _membership(session: AsyncSession, tenant: Tenant, user_id: uuid.UUID) -> Membership:
-    membership = await auth_repository.membership(session, tenant.id, user_id)
+async def lock_member(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """Lock the user's membership of the tenant, if they have one, until the unit of work
+    ends (PostgreSQL: ``SELECT … FOR UPDATE``). An invitation's acceptance takes it before it
+    locks the invitation, so that it and a change of the member's role run one after the
+    other, each seeing what the other did."""
+    await repository.lock_membership(session, tenant_id, user_id)
+
+
+async def _locked_membership(
+    session: AsyncSession, tenant: Tenant, user_id: uuid.UUID
+) -> Membership:
+    """The membership to change or remove, locked until the unit of work ends, as it is
+    committed now. Changes of members lock in one order, so that none waits for another
+    that waits for it: the tenant's owners (two owners demoting each other: the last owner
+    check), then the member, then the invitations (the withdrawal; an acceptance locks the
+    member, then its invitation)."""
+    await repository.lock_owner_ids(session, tenant.id)
+    membership = await repository.lock_membership(session, tenant.id, user_id)
     if membership is None:
         raise NotFound(f"No member {user_id} in this tenant.", code="member_not_found")
     return membership
