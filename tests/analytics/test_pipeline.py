@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -250,6 +251,108 @@ async def test_retention_sweep_in_the_worker_removes_old_rows(
     assert removed["events"] >= 1
     assert {"chat", "session_mints"} <= set(removed)  # the worker has them registered
     assert await pipeline.count(widget) == 1
+
+
+async def _figures(
+    pipeline: Pipeline, widget: Widget, creds: Credentials, hour: datetime
+) -> dict[str, float]:
+    """The hour's loads, and its UTC day's loads and end users, as the series answer them
+    (over the tenant's widgets: the tenant-wide row for end users)."""
+    slug = await slug_of(pipeline, widget)
+    day = hour.replace(hour=0)
+    figures = {}
+    for name, metric, interval, start in [
+        ("hour loads", "loads", "hour", hour),
+        ("day loads", "loads", "day", day),
+        ("day end users", "end_users", "day", day),
+    ]:
+        step = timedelta(hours=1) if interval == "hour" else timedelta(days=1)
+        response = await pipeline.client.get(
+            f"/api/v1/tenants/{slug}/analytics/series",
+            params={
+                "metric": metric,
+                "interval": interval,
+                "since": start.isoformat(),
+                "until": (start + step).isoformat(),
+            },
+            headers=creds.headers,
+        )
+        assert response.status_code == 200, response.text
+        [point] = response.json()["points"]
+        figures[name] = point["value"]
+    return figures
+
+
+async def _retention(pipeline: Pipeline, widget: Widget, days: int) -> None:
+    admin = await pipeline.token(widget, [Scope.members_write])
+    response = await pipeline.client.put(
+        f"/api/v1/tenants/{await slug_of(pipeline, widget)}/analytics/settings",
+        json={"retention_days": days},
+        headers=admin.headers,
+    )
+    assert response.status_code == 200, response.text
+
+
+async def _rolled_up_then_purged(
+    pipeline: Pipeline, widget: Widget, creds: Credentials, hour: datetime
+) -> None:
+    """Five visitors' loads in ``hour`` (three days ago), rolled up, then purged by a
+    retention of one day: the rollups stay."""
+    at = int((hour + timedelta(minutes=30)).timestamp() * 1000)
+    for i in range(5):
+        await pipeline.post(widget, [event("loader.loaded", time=at + i)], f"a:anon_{i:024d}")
+    await pipeline.run("kithost.analytics.rollup")
+    expected = {"hour loads": 5, "day loads": 5, "day end users": 5}
+    assert await _figures(pipeline, widget, creds, hour) == expected
+    await _retention(pipeline, widget, 1)
+    assert (await pipeline.run("kithost.analytics.purge"))["events"] >= 5
+    assert await pipeline.count(widget) == 0
+    assert await _figures(pipeline, widget, creds, hour) == expected
+
+
+def _three_days_ago() -> datetime:
+    return (datetime.now(UTC) - timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
+
+
+async def test_a_late_event_older_than_the_retention_is_not_stored(
+    pipeline: Pipeline, tenants: Any
+) -> None:
+    """Anyone may post an event dated up to 7 days back: one dated into an hour the retention
+    purged is not stored, so the hour and its day keep the figures their rollups had."""
+    widget, creds = await tenants()
+    hour = _three_days_ago()
+    await _rolled_up_then_purged(pipeline, widget, creds, hour)
+    late = int((hour + timedelta(minutes=40)).timestamp() * 1000)
+    await pipeline.post(widget, [event("loader.loaded", time=late)], "a:anon_" + "l" * 24)
+    await pipeline.post(widget, [client_error("Late", frame="late")], "a:anon_" + "l" * 24)
+    await pipeline.run("kithost.analytics.rollup")
+    assert await pipeline.count(widget) == 1  # the client error, sent now
+    assert await _figures(pipeline, widget, creds, hour) == {
+        "hour loads": 5,
+        "day loads": 5,
+        "day end users": 5,
+    }
+
+
+async def test_a_late_event_in_a_purged_hour_never_lowers_its_rollups(
+    pipeline: Pipeline, tenants: Any
+) -> None:
+    """Retention lengthened after a purge: an event dated into the purged hour is within the
+    retention again, so it is stored; the hour's and the day's figures, recomputed from the
+    raw events left, never drop below what their rollups held."""
+    widget, creds = await tenants()
+    hour = _three_days_ago()
+    await _rolled_up_then_purged(pipeline, widget, creds, hour)
+    await _retention(pipeline, widget, 90)
+    late = int((hour + timedelta(minutes=40)).timestamp() * 1000)
+    await pipeline.post(widget, [event("loader.loaded", time=late)], "a:anon_" + "l" * 24)
+    await pipeline.run("kithost.analytics.rollup")
+    assert await pipeline.count(widget) == 1
+    assert await _figures(pipeline, widget, creds, hour) == {
+        "hour loads": 5,
+        "day loads": 5,
+        "day end users": 5,
+    }
 
 
 def _children(pid: int) -> list[int]:

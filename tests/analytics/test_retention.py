@@ -133,15 +133,15 @@ async def test_retention_purges_old_events_and_error_groups(
     widget, tenant, creds, url = await subject(app, db)
     settings = f"{url}/settings"
     assert (await client.get(settings, headers=creds.headers)).json() == {"retention_days": 90}
-    response = await client.put(settings, json={"retention_days": 3}, headers=creds.headers)
-    assert response.json() == {"retention_days": 3}
-    bad = await client.put(settings, json={"retention_days": 0}, headers=creds.headers)
-    assert (bad.status_code, bad.json()["errors"][0]["field"]) == (422, "retention_days")
     four_days_ago = int((datetime.now(UTC) - timedelta(days=4)).timestamp() * 1000)
     await store(
         app, widget, [event("loader.loaded", time=four_days_ago), client_error("Old 1", frame="x")]
     )
     await store(app, widget, [event("loader.loaded"), client_error("New 1")])
+    response = await client.put(settings, json={"retention_days": 3}, headers=creds.headers)
+    assert response.json() == {"retention_days": 3}
+    bad = await client.put(settings, json={"retention_days": 0}, headers=creds.headers)
+    assert (bad.status_code, bad.json()["errors"][0]["field"]) == (422, "retention_days")
     await db.execute(
         update(ErrorGroup)
         .where(ErrorGroup.tenant_id == tenant.id, ErrorGroup.frame == "x")

@@ -31,6 +31,11 @@ def add(total: list[int], counts: Sequence[int]) -> None:
         total[i] += n
 
 
+def highest(counts: Sequence[int], other: Sequence[int]) -> list[int]:
+    """Bucket by bucket, the higher of the two counts."""
+    return [max(a, b) for a, b in zip(counts, other, strict=True)]
+
+
 def merge(histograms: Iterable[Sequence[int]]) -> list[int]:
     total = empty()
     for counts in histograms:

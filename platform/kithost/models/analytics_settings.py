@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from kithost.models.base import Base
 
 DEFAULT_RETENTION_DAYS = 90
+MIN_RETENTION_DAYS = 1
 
 
 class AnalyticsSettings(Base):

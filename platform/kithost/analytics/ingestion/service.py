@@ -3,14 +3,17 @@
 - The API turns a body into a :class:`Batch` (:func:`parse_batch`) without any database.
 - Workers :func:`store` events idempotently: only events inserted now count into error
   groups and mark their hour for the rollup, so a redelivered batch changes nothing.
+- An event dated before the tenant's retention cutoff is not stored (the contract accepts
+  events up to :data:`~kithost.analytics.events.MAX_AGE` old, longer than a retention may
+  be): the purge has taken that time's raw events, so it could count nowhere honestly.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -22,7 +25,9 @@ from kithost.analytics import events as contract
 from kithost.analytics.errors import service as errors
 from kithost.analytics.events import Dropped, Event
 from kithost.analytics.ingestion import repository
+from kithost.analytics.retention import repository as retention
 from kithost.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, invalid_field
+from kithost.models.analytics_settings import MIN_RETENTION_DAYS
 
 log = structlog.get_logger(__name__)
 
@@ -81,8 +86,9 @@ async def store(
     now: datetime,
 ) -> int:
     """Store the events not stored yet (by tenant and event id); returns how many. Invalid
-    events (a contract breach by a sender) and rows the database refuses are skipped:
-    retrying would not fix them; an unavailable database raises (the task retries)."""
+    events (a contract breach by a sender), events dated before the tenant's retention
+    cutoff and rows the database refuses are skipped: retrying would not fix them; an
+    unavailable database raises (the task retries)."""
     valid = [
         e
         for i, raw in enumerate(raw_events)
@@ -90,7 +96,7 @@ async def store(
             e := contract.validate(raw, i, end_user=None, now=now, from_client=False), Event
         )
     ]
-    unique = list({e.id: e for e in valid}.values())
+    unique = await _within_retention(session, tenant_id, now, {e.id: e for e in valid}.values())
     try:
         inserted = await _insert(session, tenant_id, widget_id, now, unique)
     except DBAPIError as exc:
@@ -109,6 +115,23 @@ async def store(
     new = [e for e in unique if e.id in inserted]
     await errors.count_occurrences(session, tenant_id, widget_id, new, now)
     return len(new)
+
+
+async def _within_retention(
+    session: AsyncSession, tenant_id: uuid.UUID, now: datetime, events: Iterable[Event]
+) -> list[Event]:
+    """``events`` less those dated before the tenant's retention cutoff (read only when one is
+    older than the shortest retention: most batches hold only recent events)."""
+    events = list(events)
+    if all(e.occurred_at >= now - timedelta(days=MIN_RETENTION_DAYS) for e in events):
+        return events
+    cutoff = now - timedelta(days=await retention.retention_days(session, tenant_id))
+    kept = [e for e in events if e.occurred_at >= cutoff]
+    if len(kept) < len(events):
+        log.info(
+            "analytics_events_expired", tenant_id=str(tenant_id), count=len(events) - len(kept)
+        )
+    return kept
 
 
 async def _insert(

@@ -5,6 +5,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 
 from kithost.kit.schemas import Schema
+from kithost.models.analytics_settings import MIN_RETENTION_DAYS
 
 
 class EndUserDeletion(Schema):
@@ -24,4 +25,4 @@ class AnalyticsSettingsOut(Schema):
 
 
 class AnalyticsSettingsUpdate(Schema):
-    retention_days: int = Field(ge=1, le=3650)
+    retention_days: int = Field(ge=MIN_RETENTION_DAYS, le=3650)
