@@ -21,6 +21,7 @@ import prometheus_client
 import typer
 import uvicorn
 from fastapi import FastAPI
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost import migrate as migrations
@@ -159,6 +160,19 @@ def create_served_app() -> FastAPI:
     return app
 
 
+def _startup_error(exc: Exception) -> str:
+    """What stopped the app from starting, on one line, naming no setting's value."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"KITHOST_{str(error['loc'][0]).upper()}: {error['msg']}"
+            if error["loc"]
+            else error["msg"]
+            for error in exc.errors()
+        )
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Default: KITHOST_HOST.")] = None,
@@ -173,7 +187,14 @@ def serve(
     ] = False,
 ) -> None:
     """Serve the HTTP API, the loader and the dashboard (uvicorn)."""
-    settings = _settings()
+    # Built once here, then thrown away: a configuration error ends the command with one
+    # line, where uvicorn's supervisor would start each worker to die, forever.
+    try:
+        settings = _settings()
+        create_app(settings)
+    except Exception as exc:
+        typer.echo(f"kithost serve: {_startup_error(exc)}", err=True)
+        raise typer.Exit(1) from None
     workers = workers or settings.serve_workers
     host = host or settings.host
     if workers > 1:

@@ -1,0 +1,62 @@
+"""``kithost serve`` with several workers (the chart's default) and a configuration it cannot
+start with: the command ends at once with one line saying why, rather than holding the port
+while uvicorn's supervisor starts worker after worker to die."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+
+
+def serve(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "KITHOST_DATA_DIR": str(tmp_path / "data"),
+        "KITHOST_PORT": str(free_port()),
+        "KITHOST_SERVE_WORKERS": "2",
+        **variables,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kithost", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # the supervisor and its workers
+        process.communicate()
+        pytest.fail("kithost serve kept running with a configuration it cannot start with")
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+@pytest.mark.parametrize(
+    ("variables", "reason"),
+    [
+        ({"KITHOST_ENV": "production"}, "KITHOST_SECRET_KEY must be set in production"),
+        ({"KITHOST_ENV": "prod"}, "KITHOST_ENV: Input should be 'development' or 'production'"),
+        ({"KITHOST_LOG_LEVEL": "LOUD"}, "Unknown level: 'LOUD'"),
+        (
+            {"KITHOST_DATABASE_URL": "postgres://kithost:hunter2-secret@db/kithost"},
+            "Can't load plugin: sqlalchemy.dialects:postgres",
+        ),
+    ],
+)
+def test_a_configuration_error_ends_serve_with_one_line(
+    tmp_path: Path, variables: dict[str, str], reason: str
+) -> None:
+    result = serve(tmp_path, **variables)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"kithost serve: {reason}"]
+    assert "hunter2" not in result.stderr + result.stdout
