@@ -166,7 +166,7 @@ def _startup_error(exc: Exception) -> str:
         return "; ".join(
             f"KITHOST_{str(error['loc'][0]).upper()}: {error['msg']}"
             if error["loc"]
-            else error["msg"]
+            else error["msg"].removeprefix("Value error, ")
             for error in exc.errors()
         )
     lines = str(exc).strip().splitlines()

@@ -9,7 +9,7 @@ from ipaddress import ip_network
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, computed_field, field_validator
+from pydantic import Field, SecretStr, computed_field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kithost.kit.keys import Keys, derive_keys
@@ -146,6 +146,21 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{entry!r} is not an IP address or CIDR") from None
         return value
+
+    @model_validator(mode="after")
+    def _production(self) -> Settings:
+        """Production runs on servers it is given: the embedded SQLite database and broker
+        are files of one process's data directory (a pod's emptyDir), lost with it and seen
+        by no other process."""
+        if self.env is Environment.production:
+            missing = [
+                f"KITHOST_{name.upper()}"
+                for name in ("database_url", "broker_url")
+                if not getattr(self, name)
+            ]
+            if missing:
+                raise ValueError(f"production requires {' and '.join(missing)}")
+        return self
 
     @property
     def trusted_proxy_list(self) -> list[str]:

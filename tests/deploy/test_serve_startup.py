@@ -14,6 +14,11 @@ import pytest
 
 from tests.conftest import free_port
 
+SERVERS = {
+    "KITHOST_DATABASE_URL": "postgresql+psycopg://kithost@127.0.0.1:1/none",  # never reached
+    "KITHOST_BROKER_URL": "redis://127.0.0.1:1/0",
+}
+
 
 def serve(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
     env = {
@@ -44,7 +49,14 @@ def serve(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("variables", "reason"),
     [
-        ({"KITHOST_ENV": "production"}, "KITHOST_SECRET_KEY must be set in production"),
+        (
+            {"KITHOST_ENV": "production", **SERVERS},
+            "KITHOST_SECRET_KEY must be set in production",
+        ),
+        (
+            {"KITHOST_ENV": "production", "KITHOST_SECRET_KEY": "k" * 32},
+            "production requires KITHOST_DATABASE_URL and KITHOST_BROKER_URL",
+        ),
         ({"KITHOST_ENV": "prod"}, "KITHOST_ENV: Input should be 'development' or 'production'"),
         ({"KITHOST_LOG_LEVEL": "LOUD"}, "Unknown level: 'LOUD'"),
         (

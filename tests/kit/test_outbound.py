@@ -233,6 +233,11 @@ def test_a_url_whose_address_can_never_be_allowed_is_known_before_any_connection
 
 def test_loopback_is_allowed_by_default_except_in_production() -> None:
     assert Settings().outbound_policy == OutboundPolicy.parse("127.0.0.0/8,::1/128")
-    assert Settings(env=Environment.production).outbound_policy == OutboundPolicy()
-    chosen = Settings(env=Environment.production, outbound_allow="10.0.0.0/8")
+    production = Settings(
+        env=Environment.production,
+        database_url="postgresql+psycopg://kithost@db/kithost",
+        broker_url="redis://redis:6379/0",
+    )
+    assert production.outbound_policy == OutboundPolicy()
+    chosen = production.model_copy(update={"outbound_allow": "10.0.0.0/8"})
     assert chosen.outbound_policy == OutboundPolicy.parse("10.0.0.0/8")

@@ -1457,7 +1457,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics */
+        /** Prometheus metrics (404 when KITHOST_METRICS_PORT serves them) */
         get: operations["metrics_metrics_get"];
         put?: never;
         post?: never;
@@ -1491,7 +1491,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The database and the broker are reachable */
+        /** The database (at this release's schema) and the broker are reachable */
         get: operations["readyz_readyz_get"];
         put?: never;
         post?: never;
@@ -10225,6 +10225,13 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Metrics are served on KITHOST_METRICS_PORT instead */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     token_oauth_token_post: {
@@ -10317,7 +10324,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
-            /** @description A dependency is unreachable */
+            /** @description A dependency is unreachable, or the schema is not this release's */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -1,20 +1,25 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Awaitable, Iterable
-from typing import Any, Literal
+from functools import lru_cache
+from typing import Any, Literal, TypeVar
 
 import structlog
+from alembic.script import ScriptDirectory
 from celery import Celery
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kithost.errors import NotFound, ServiceUnavailable
 from kithost.health.metrics import exposition
+from kithost.migrate import alembic_config
 from kithost.state import app_state
 
 log = structlog.get_logger(__name__)
@@ -22,6 +27,10 @@ log = structlog.get_logger(__name__)
 router = APIRouter(tags=["health"])
 
 READY_TIMEOUT_SECONDS = 3
+T = TypeVar("T")
+
+_SCHEMA_CURRENT: weakref.WeakSet[AsyncEngine] = weakref.WeakSet()
+"""Engines whose database was seen at this release's schema (not read again after)."""
 
 
 class Health(BaseModel):
@@ -35,8 +44,10 @@ async def healthz() -> Health:
 
 @router.get(
     "/readyz",
-    summary="The database and the broker are reachable",
-    responses={503: {"description": "A dependency is unreachable"}},
+    summary="The database (at this release's schema) and the broker are reachable",
+    responses={
+        503: {"description": "A dependency is unreachable, or the schema is not this release's"}
+    },
 )
 async def readyz(request: Request) -> Health:
     state = app_state(request)
@@ -44,9 +55,14 @@ async def readyz(request: Request) -> Health:
         _within_timeout(_check_database(state.engine)),
         _within_timeout(asyncio.to_thread(_check_broker, state.celery)),
     )
-    failed = [name for name, ok in (("database", database), ("broker", broker)) if not ok]
+    failed = [name for name, ok in (("database", database), ("broker", broker)) if ok is None]
     if failed:
         raise ServiceUnavailable(f"Unreachable: {', '.join(failed)}.", code="not_ready")
+    if not database:
+        raise ServiceUnavailable(
+            "The database's schema is not this release's: run `kithost migrate`.",
+            code="schema_mismatch",
+        )
     return Health()
 
 
@@ -88,21 +104,44 @@ class QueueDepth(Collector):
         return [gauge]
 
 
-async def _within_timeout(check: Awaitable[None]) -> bool:
+async def _within_timeout(check: Awaitable[T]) -> T | None:
+    """What ``check`` returned, or None when it failed or took too long."""
     try:
-        await asyncio.wait_for(check, READY_TIMEOUT_SECONDS)
+        return await asyncio.wait_for(check, READY_TIMEOUT_SECONDS)
     except Exception:
-        return False
-    return True
+        return None
 
 
-async def _check_database(engine: AsyncEngine) -> None:
+async def _check_database(engine: AsyncEngine) -> bool:
+    """Raises when the database is unreachable; else whether its schema is this release's
+    (Alembic's revision: read until it matched once, a query in the same connection)."""
     # Outside any transaction: on SQLite a transaction takes the write lock (kithost.db).
     async with engine.connect() as connection:
         autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
         await autocommit.exec_driver_sql("SELECT 1")
+        if engine in _SCHEMA_CURRENT:
+            return True
+        try:
+            result = await autocommit.exec_driver_sql("SELECT version_num FROM alembic_version")
+            found = {str(row[0]) for row in result}
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise
+            found = set()  # no alembic_version: never migrated
+    if found != code_heads():
+        log.warning("schema_mismatch", database=sorted(found), release=sorted(code_heads()))
+        return False
+    _SCHEMA_CURRENT.add(engine)
+    return True
 
 
-def _check_broker(celery: Celery) -> None:
+@lru_cache(maxsize=1)
+def code_heads() -> frozenset[str]:
+    """The Alembic revisions this release's migrations end at (one)."""
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def _check_broker(celery: Celery) -> bool:
     with celery.connection_for_write() as connection:
         connection.ensure_connection(max_retries=1, timeout=READY_TIMEOUT_SECONDS)
+    return True
