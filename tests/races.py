@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import delete
+from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.app import create_app
@@ -30,6 +30,7 @@ from tests.conftest import operator_sessions
 from tests.factories import bare_tenant
 
 T = TypeVar("T")
+MAX_AT_ONCE = 24
 
 
 @dataclass
@@ -44,6 +45,21 @@ class RacingApp:
         async with session_scope(operator_sessions(self.app)) as session:
             yield session
 
+    async def warm(self, count: int) -> None:
+        """Open ``count`` pooled connections ahead: requests raced at once then start
+        together, not one new connection apart (PostgreSQL's; SQLite's cost nothing, and
+        each would begin a write transaction)."""
+        if self.app.state.engine.dialect.name != "postgresql":
+            return
+        barrier = asyncio.Barrier(count)
+
+        async def hold(_: int) -> None:
+            async with self.app.state.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+                await barrier.wait()
+
+        await at_once(count, hold)
+
     async def tenant(self, session: AsyncSession) -> Tenant:
         """A tenant deleted after the test, with all the test made in it."""
         return await bare_tenant(session, self.prefix)
@@ -53,9 +69,11 @@ class RacingApp:
 async def racing_app(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, **overrides: object
 ) -> AsyncIterator[RacingApp]:
-    """The app on ``settings`` (changed by ``overrides``), in its lifespan; the Celery tasks
-    it sends go nowhere (no worker here)."""
-    app = create_app(settings.model_copy(update=overrides))
+    """The app on ``settings`` (changed by ``overrides``), in its lifespan, its pool large
+    enough for :data:`MAX_AT_ONCE` requests; the Celery tasks it sends go nowhere (no worker
+    here)."""
+    pool = {"database_pool_size": MAX_AT_ONCE}
+    app = create_app(settings.model_copy(update={**pool, **overrides}))
     monkeypatch.setattr(app.state.celery, "send_task", _sent_nowhere)
     racing = RacingApp(app, f"race{secrets.token_hex(3)}")
     async with app.router.lifespan_context(app):

@@ -34,6 +34,7 @@ class Raced:
             widget = await create_widget(session, CLI, tenant, name="Raced")
             scopes = [Scope.widgets_read, Scope.widgets_write, Scope.sessions_mint]
             self.editor = await client_token(self.racing.app, session, tenant, scopes)
+        await self.racing.warm(AT_ONCE)
         self.widget_id = widget.id
         self.url = f"/api/v1/tenants/{tenant.slug}/widgets/{widget.id}"
 

@@ -95,21 +95,33 @@ async def set_secret(
     value: str,
 ) -> SecretState:
     """Store the secret of the draft's ``mcp`` tool ``tool_id`` (replacing any), bound to the
-    origin of the tool's URL in the draft."""
+    origin of the tool's URL in the draft. The tool's row is locked (or added, once: of
+    writes at once, the others wait and replace it), so writes at once replace one another
+    in turn."""
     widget = await get_widget(session, access.tenant, widget_id)
     _, tool = _draft_tool(widget, tool_id)
     origin = origin_of(str(tool.url))
-    row = await repository.secret(session, widget.tenant_id, widget.id, tool_id)
-    action = "widget.mcp_secret_replaced"
-    before: dict[str, Any] = {"has_secret": True, "origin": None if row is None else row.origin}
-    if row is None:
-        action, before = "widget.mcp_secret_set", {"has_secret": False}
-        row = WidgetMcpSecret(tenant_id=widget.tenant_id, widget_id=widget.id, tool_id=tool_id)
-        session.add(row)
-    row.secret, row.origin = box.encrypt(value), origin
-    await session.flush()
+    secret = box.encrypt(value)
     after = {"has_secret": True, "origin": origin}
-    _record(session, access, widget, action, tool_id, before, after)
+    tenant_id = widget.tenant_id
+    row = await repository.secret(session, tenant_id, widget.id, tool_id, lock=True)
+    if row is None:
+        if await repository.add_secret(session, tenant_id, widget.id, tool_id, secret, origin):
+            added = await repository.secret(session, tenant_id, widget.id, tool_id)
+            assert added is not None
+            before: dict[str, Any] = {"has_secret": False}
+            _record(session, access, widget, "widget.mcp_secret_set", tool_id, before, after)
+            return _state(added)
+        # Added by another request meanwhile (committed: the insert waited for it).
+        row = await repository.secret(session, tenant_id, widget.id, tool_id, lock=True)
+        if row is None:  # and removed again since
+            raise Conflict(
+                "The tool's secret changed meanwhile; try again.", code="mcp_secret_changed"
+            )
+    before = {"has_secret": True, "origin": row.origin}
+    row.secret, row.origin = secret, origin
+    await session.flush()
+    _record(session, access, widget, "widget.mcp_secret_replaced", tool_id, before, after)
     return _state(row)
 
 
