@@ -35,6 +35,7 @@ from tests.chat.helpers import (
 )
 from tests.fakes.openai_server import FakeOpenAI
 from tests.visitor.helpers import ORIGIN
+from tests.widgets.previews import maker
 
 MESSAGE = {"content": [{"type": "input_text", "text": "hi"}], "inference_options": {}}
 DASHBOARD = "https://dashboard.example.com"
@@ -150,11 +151,17 @@ async def test_a_preview_key_of_tenant_a_opens_nothing_of_tenant_b(
     mine = await attachment_widget(db, app, fake_openai)
     other = await attachment_widget(db, app, fake_openai)
     settings = app.state.settings
-    expires = utcnow() + timedelta(minutes=5)
-    own_key = preview.issue(settings, preview.Preview(mine.tenant_id, mine.id, DASHBOARD, expires))
-    b_key = preview.issue(settings, preview.Preview(other.tenant_id, other.id, DASHBOARD, expires))
+    expires, by = utcnow() + timedelta(minutes=5), await maker(db)
+    own_key = preview.issue(
+        settings, preview.Preview(mine.tenant_id, mine.id, DASHBOARD, expires, by)
+    )
+    b_key = preview.issue(
+        settings, preview.Preview(other.tenant_id, other.id, DASHBOARD, expires, by)
+    )
     # Signed by Kithost, but naming tenant A and B's widget: the tenant scopes the lookup.
-    crossed = preview.issue(settings, preview.Preview(mine.tenant_id, other.id, DASHBOARD, expires))
+    crossed = preview.issue(
+        settings, preview.Preview(mine.tenant_id, other.id, DASHBOARD, expires, by)
+    )
     origin = {"Origin": DASHBOARD}
     assert (await http.get(f"/v1/embed/{own_key}/config", headers=origin)).status_code == 200
     assert (await http.get(f"/v1/embed/{b_key}/config", headers=origin)).status_code == 200

@@ -21,6 +21,7 @@ from kithost.widgets import preview
 from kithost.widgets.config import WidgetConfig
 from tests.factories import PASSWORD, login, make_member, make_tenant
 from tests.visitor.helpers import ORIGIN, make_widget
+from tests.widgets.previews import maker
 
 
 async def test_every_response_says_nosniff_and_a_referrer_policy(
@@ -62,7 +63,9 @@ async def test_every_html_page_has_a_policy_against_plugins_base_and_framing(
     widget = await make_widget(db, config=WidgetConfig())
     key = preview.issue(
         app.state.settings,
-        preview.Preview(widget.tenant_id, widget.id, ORIGIN, utcnow() + timedelta(minutes=5)),
+        preview.Preview(
+            widget.tenant_id, widget.id, ORIGIN, utcnow() + timedelta(minutes=5), await maker(db)
+        ),
     )
     fill = {"pk": widget.public_key, "key": key}
     pages: set[str] = set()

@@ -44,6 +44,7 @@ from tests.factories import Credentials, login, make_member, make_tenant
 from tests.fakes.openai_server import FakeOpenAI
 from tests.visitor.helpers import ORIGIN
 from tests.webhooks.helpers import Receiver
+from tests.widgets.previews import maker
 from tests.workers import RecordedTasks
 
 WEBHOOKS = "/api/v1/tenants/acme/webhooks"
@@ -498,7 +499,8 @@ async def test_a_chat_in_the_dashboards_preview_is_answered_and_announced_nowher
 ) -> None:
     events = ["conversation.started", "conversation.message"]
     widget, _ = await chat_tenant_with_hook(client, app, db, fake_openai, receiver, events=events)
-    shown = preview.Preview(widget.tenant_id, widget.id, ORIGIN, utcnow() + preview.PREVIEW_TTL)
+    expires = utcnow() + preview.PREVIEW_TTL
+    shown = preview.Preview(widget.tenant_id, widget.id, ORIGIN, expires, await maker(db))
     key = preview.issue(app.state.settings, shown)
     staff = await visitor(http, app, db, widget, public_key=key)
     answered = await staff.send("Does the draft answer?")

@@ -7,17 +7,19 @@ from datetime import timedelta
 from typing import Any
 
 import httpx2
+import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.facts import FactBuffer
 from kithost.analytics.ingestion.tasks import ingest
+from kithost.auth.scopes import Scope
 from kithost.kit.headers import page_policy
 from kithost.models import Role
 from kithost.models.base import utcnow
 from kithost.settings import Settings
 from kithost.widgets import preview
-from tests.factories import login, make_member, make_tenant
+from tests.factories import client_token, login, make_member, make_tenant
 from tests.widgets.helpers import Acme, create, url
 from tests.workers import take_sent_tasks
 
@@ -107,12 +109,17 @@ async def test_forged_expired_and_foreign_previews_are_unknown_widgets(
     claims = preview.read(settings, key, utcnow())
     assert claims is not None
     widened = preview.issue(
-        settings, claims.__class__(claims.tenant_id, claims.widget_id, SHOP, claims.expires_at)
+        settings,
+        claims.__class__(
+            claims.tenant_id, claims.widget_id, SHOP, claims.expires_at, claims.made_by
+        ),
     )
     forged = widened[: widened.rindex(".")] + key[key.rindex(".") :]
     expired = preview.issue(
         settings,
-        preview.Preview(claims.tenant_id, claims.widget_id, DASHBOARD, utcnow() - timedelta(1)),
+        preview.Preview(
+            claims.tenant_id, claims.widget_id, DASHBOARD, utcnow() - timedelta(1), claims.made_by
+        ),
     )
     for bad in (forged, expired, key[:-2], "pv_nonsense", "pv_ä.ö"):
         response = await client.get(f"/v1/embed/{bad}/config", headers={"Origin": DASHBOARD})
@@ -196,3 +203,63 @@ async def test_a_direct_draft_is_previewed_framed(client: httpx2.AsyncClient, ac
     key = await make_preview(client, acme, widget)
     config = await client.get(f"/v1/embed/{key}/config", headers={"Origin": DASHBOARD})
     assert config.json()["config"]["placement"] == "framed"
+
+
+async def ending_rights(
+    app: FastAPI, client: httpx2.AsyncClient, db: AsyncSession, acme: Acme, ending: str
+) -> tuple[dict[str, str], str, dict[str, Any]]:
+    """Who may edit acme's widgets until the owner ends it (``ending``), through the API:
+    their headers, and the request (method, URL, body) that ends it."""
+    if ending == "a client revoked":
+        maker = await client_token(app, db, acme.tenant, [Scope.widgets_write])
+        clients = await client.get("/api/v1/tenants/acme/clients", headers=acme.headers)
+        return (
+            maker.headers,
+            "DELETE",
+            {"url": f"/api/v1/tenants/acme/clients/{clients.json()[0]['id']}"},
+        )
+    editor = await make_member(db, acme.tenant, Role.editor)
+    member = f"/api/v1/tenants/acme/members/{editor.id}"
+    headers = (await login(app, db, editor)).headers
+    if ending == "removed":
+        return headers, "DELETE", {"url": member}
+    return headers, "PATCH", {"url": member, "json": {"role": "viewer"}}
+
+
+@pytest.mark.parametrize("ending", ["removed", "made a viewer", "a client revoked"])
+async def test_a_preview_ends_when_its_maker_may_no_longer_edit_the_widget(
+    app: FastAPI, client: httpx2.AsyncClient, db: AsyncSession, acme: Acme, ending: str
+) -> None:
+    """A preview chats with the draft on the tenant's model key: its sessions and chat
+    requests end with its maker's right to edit widgets, not 15 minutes later."""
+    widget = await published_with_new_draft(client, acme)
+    maker, method, end = await ending_rights(app, client, db, acme, ending)
+    made = await client.post(url(widget, "/preview"), headers=maker)
+    assert made.status_code == 201, made.text
+    key = made.json()["public_key"]
+    session_url, chat_url = f"/v1/embed/{key}/session", f"/v1/chatkit/{key}"
+    dashboard = {"Origin": DASHBOARD}
+    minted = await client.post(session_url, json={"device_id": DEVICE}, headers=dashboard)
+    assert minted.status_code == 200, minted.text
+    token = minted.json()["token"]
+    threads = {"type": "threads.list", "params": {}}
+    bearer = {**dashboard, "Authorization": f"Bearer {token}"}
+    assert (await client.post(chat_url, json=threads, headers=bearer)).status_code == 200
+
+    ended = await client.request(method, headers=acme.headers, **end)
+    assert ended.status_code in (200, 204), ended.text
+    for response in (
+        await client.post(session_url, json={"device_id": DEVICE}, headers=dashboard),
+        await client.post(session_url, json={"current": token}, headers=dashboard),
+        await client.post(chat_url, json=threads, headers=bearer),
+    ):
+        assert response.status_code == 404, response.text
+        assert response.json()["code"] == "widget_not_found"
+        assert response.headers["access-control-allow-origin"] == DASHBOARD
+
+    # The owner's own preview of the same draft is unaffected.
+    own = await make_preview(client, acme, widget)
+    again = await client.post(
+        f"/v1/embed/{own}/session", json={"device_id": DEVICE}, headers=dashboard
+    )
+    assert again.status_code == 200, again.text

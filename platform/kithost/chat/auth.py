@@ -8,7 +8,8 @@ that exact token from that page ever matches. Each entry keeps the key id that s
 and is used only while the process's key ring still trusts that key
 (``auth.signing.KeyRing.trusts``, a dict lookup): once a key is withdrawn, or the ring is
 due for a reload, the token is verified afresh, so a withdrawn key's tokens are refused
-as soon as this process's ring knows of it.
+as soon as this process's ring knows of it. A token on a preview key is used only while the
+preview's maker may still edit the widget (``widgets.preview.check_maker``, every request).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from kithost.errors import Unauthorized
 from kithost.sessions import tokens
 from kithost.sessions.tokens import VerifiedSession
 from kithost.settings import Settings
+from kithost.widgets.preview import check_maker, is_preview_key
 
 MAX_TOKENS = 10_000
 
@@ -45,7 +47,11 @@ class VerifiedTokens:
         )
 
     async def verify(self, token: str, *, public_key: str, origin: str) -> VerifiedSession:
-        """The token's claims (``sessions.tokens.verify``); 401 ``invalid_session_token``."""
+        """The token's claims (``sessions.tokens.verify``); 401 ``invalid_session_token``,
+        and 404 ``widget_not_found`` on a preview key its maker may no longer use."""
+        if is_preview_key(public_key):
+            async with self.sessionmaker() as session:
+                await check_maker(session, self.settings, public_key)
         key = (token, public_key, origin)
         verified = self._verified.get(key)
         if verified is not None:

@@ -42,6 +42,7 @@ from kithost.sessions.recorder import MintRecorder
 from kithost.sessions.schemas import HostedSessionOut, SelfHostedSession
 from kithost.settings import Settings
 from kithost.visitor.service import Published
+from kithost.widgets import preview
 
 log = structlog.get_logger(__name__)
 
@@ -90,7 +91,9 @@ async def mint(
     recorder: MintRecorder,
 ) -> SelfHostedSession | HostedSessionOut:
     """The credential; a hosted one is remembered (by ``recorder``, ``later``: see above)
-    for its refresh."""
+    for its refresh. On a preview key, only while its maker may still edit the widget."""
+    if target.preview:
+        await preview.check_maker(session, settings, target.public_key)
     minted: SelfHostedSession | HostedSessionOut
     mode = target.widget_config.mode
     if mode is WidgetMode.hosted:

@@ -249,7 +249,8 @@ async def create_preview(
     widget = await service.get_widget(session, access.tenant, id)
     origin = f"{request.url.scheme}://{request.url.netloc}"
     expires_at = utcnow() + preview.PREVIEW_TTL
-    key = preview.issue(settings, preview.Preview(widget.tenant_id, widget.id, origin, expires_at))
+    shown = preview.Preview(widget.tenant_id, widget.id, origin, expires_at, access.actor)
+    key = preview.issue(settings, shown)
     return schemas.PreviewLink(
         public_key=key, url=preview.PAGE_PATH.format(key=key), expires_at=expires_at
     )

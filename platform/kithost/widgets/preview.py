@@ -7,10 +7,13 @@ to one origin only (the dashboard's, where the preview page is framed), for
 ``PREVIEW_TTL``. Nothing a preview does counts in analytics (``Published.preview``), and
 its chats' threads are marked (``ChatThread.preview``): not a tenant's conversations.
 
-A key is ``pv_`` + ``tenant.widget.expiry.origin`` (hex ids, Unix seconds, base64url) + ``.``
-+ an HMAC-SHA256 of that with a key derived from the current encryption key: nothing is
-stored, a forged or expired key is an unknown widget (404), and rotating the encryption key
-ends every preview.
+A key is ``pv_`` + ``tenant.widget.expiry.origin.maker`` (hex ids, Unix seconds, base64url,
+the caller who asked as ``auth.standing.actor_text``) + ``.`` + an HMAC-SHA256 of that with
+a key derived from the current encryption key: nothing is stored, a forged or expired key is
+an unknown widget (404), and rotating the encryption key ends every preview. A preview
+chats with the draft on the tenant's model key, so its sessions and chat requests also
+check that the maker may still edit the widget (:func:`check_maker`: ``widgets:write``):
+one removed, given a lower role or revoked (a client) gets 404 there from then on.
 """
 
 from __future__ import annotations
@@ -23,7 +26,12 @@ from html import escape
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost import rls
+from kithost.auth.principals import Actor
+from kithost.auth.scopes import Scope
+from kithost.auth.standing import actor_of, actor_text, scopes_now
 from kithost.errors import NotFound
 from kithost.kit.headers import page_policy
 from kithost.kit.signed import signed, verified
@@ -43,6 +51,8 @@ class Preview:
     origin: str
     """The only page origin that may show the preview."""
     expires_at: datetime
+    made_by: Actor
+    """Who asked for it: the preview ends for good once they may no longer edit the widget."""
 
 
 def is_preview_key(public_key: str) -> bool:
@@ -53,7 +63,8 @@ def issue(settings: Settings, preview: Preview) -> str:
     """The preview key for ``preview``."""
     origin = base64.urlsafe_b64encode(preview.origin.encode()).decode().rstrip("=")
     expiry = int(preview.expires_at.timestamp())
-    payload = f"{preview.tenant_id.hex}.{preview.widget_id.hex}.{expiry}.{origin}"
+    maker = actor_text(preview.made_by)
+    payload = f"{preview.tenant_id.hex}.{preview.widget_id.hex}.{expiry}.{origin}.{maker}"
     return PREFIX + signed(settings.keys(), PURPOSE, payload)
 
 
@@ -62,12 +73,31 @@ def read(settings: Settings, key: str, now: datetime) -> Preview | None:
     payload = verified(settings.keys(), PURPOSE, key.removeprefix(PREFIX))
     if payload is None:
         return None
-    tenant, widget, expiry, origin = payload.split(".")
+    fields = payload.split(".")
+    if len(fields) != 5:  # a key from before previews named their maker
+        return None
+    tenant, widget, expiry, origin, maker = fields
     expires_at = datetime.fromtimestamp(int(expiry), UTC)
     if expires_at <= now:
         return None
     decoded = base64.urlsafe_b64decode(origin + "=" * (-len(origin) % 4)).decode()
-    return Preview(uuid.UUID(tenant), uuid.UUID(widget), decoded, expires_at)
+    return Preview(uuid.UUID(tenant), uuid.UUID(widget), decoded, expires_at, actor_of(maker))
+
+
+async def check_maker(session: AsyncSession, settings: Settings, key: str) -> None:
+    """404 ``widget_not_found`` (as for an expired key) unless the preview key's maker still
+    holds ``widgets:write`` in its tenant; ``session`` is scoped to that tenant from here on
+    (the key is signed by Kithost)."""
+    preview = read(settings, key, utcnow())
+    if preview is not None:
+        await rls.set_tenant(session, preview.tenant_id)
+        if Scope.widgets_write in await scopes_now(session, preview.tenant_id, preview.made_by):
+            return
+    raise NotFound(
+        "No published widget has this key.",
+        code="widget_not_found",
+        headers={"Cache-Control": "no-store", "Vary": "Origin"},
+    )
 
 
 PAGE = """<!doctype html>
