@@ -110,7 +110,8 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     """Comma-separated addresses or CIDRs of the reverse proxies (ingress controller, load
     balancer) whose ``X-Forwarded-For`` / ``X-Forwarded-Proto`` give the client's address and
-    scheme; from anyone else these headers are ignored. Empty: trust none."""
+    scheme; from anyone else these headers are ignored. Empty: trust none. Production refuses
+    ``0.0.0.0/0`` and ``::/0``."""
     allowed_hosts: str = "*"
     """Comma-separated host names requests may name in ``Host`` (``*.example.com`` for
     subdomains, ``*`` for any); others get 400 ``invalid_host``. The probes are exempt (the
@@ -149,9 +150,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production(self) -> Settings:
-        """Production runs on servers it is given: the embedded SQLite database and broker
-        are files of one process's data directory (a pod's emptyDir), lost with it and seen
-        by no other process."""
+        """What production refuses: the embedded SQLite database and broker (files of one
+        process's data directory, a pod's emptyDir: lost with it and seen by no other
+        process), and trusting every address as a proxy."""
         if self.env is Environment.production:
             missing = [
                 f"KITHOST_{name.upper()}"
@@ -160,6 +161,12 @@ class Settings(BaseSettings):
             ]
             if missing:
                 raise ValueError(f"production requires {' and '.join(missing)}")
+            for proxy in self.trusted_proxy_list:
+                if ip_network(proxy, strict=False).prefixlen == 0:
+                    raise ValueError(
+                        f"KITHOST_TRUSTED_PROXIES must not trust every address ({proxy}): "
+                        "any client could name its own"
+                    )
         return self
 
     @property

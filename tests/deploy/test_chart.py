@@ -456,6 +456,20 @@ def test_prometheus_scrapes_a_port_the_ingress_never_routes(
     assert of_kind(rendered["default"], "PodMonitor") == []
 
 
+def test_no_proxy_is_trusted_unless_named(rendered: dict[str, list[Manifest]]) -> None:
+    """Trusting a broad range lets any pod in it name its own client address (and dodge the
+    per-address sign-in throttle): nothing is trusted by default, every address never."""
+    config = named(rendered["default"], "ConfigMap", "rel-kithost")["data"]
+    assert config["KITHOST_TRUSTED_PROXIES"] == ""
+    named_proxies = render("default", "--set", "config.trustedProxies=10.42.7.0/24")
+    config = named(named_proxies, "ConfigMap", "rel-kithost")["data"]
+    assert config["KITHOST_TRUSTED_PROXIES"] == "10.42.7.0/24"
+    for everyone in ("0.0.0.0/0", "::/0", "10.42.7.0/24\\, 0.0.0.0/0"):
+        result = helm("template", "rel", str(CHART), "--set", f"config.trustedProxies={everyone}")
+        assert result.returncode != 0, everyone
+        assert "config.trustedProxies must not trust every address" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [

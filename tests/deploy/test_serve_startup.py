@@ -57,6 +57,16 @@ def serve(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
             {"KITHOST_ENV": "production", "KITHOST_SECRET_KEY": "k" * 32},
             "production requires KITHOST_DATABASE_URL and KITHOST_BROKER_URL",
         ),
+        (
+            {
+                "KITHOST_ENV": "production",
+                "KITHOST_SECRET_KEY": "k" * 32,
+                "KITHOST_TRUSTED_PROXIES": "10.42.7.0/24, ::/0",
+                **SERVERS,
+            },
+            "KITHOST_TRUSTED_PROXIES must not trust every address (::/0): any client could "
+            "name its own",
+        ),
         ({"KITHOST_ENV": "prod"}, "KITHOST_ENV: Input should be 'development' or 'production'"),
         ({"KITHOST_LOG_LEVEL": "LOUD"}, "Unknown level: 'LOUD'"),
         (

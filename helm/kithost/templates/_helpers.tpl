@@ -58,6 +58,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- range $proxy := splitList "," .Values.config.trustedProxies -}}
+{{- if has (trim $proxy) (list "0.0.0.0/0" "::/0") -}}
+{{- fail (printf "config.trustedProxies must not trust every address (%s): name the ingress controller's" (trim $proxy)) -}}
+{{- end -}}
+{{- end -}}
 {{- if and (eq .Values.attachments.storage "s3") (not .Values.attachments.s3.bucket) -}}
 {{- fail "attachments.s3.bucket is required when attachments.storage is s3" -}}
 {{- end -}}
