@@ -5,11 +5,13 @@ allowed-origin entry is either an exact origin or a wildcard pattern
 ``scheme://*.domain[:port]``, where ``*`` stands for one or more labels (any depth:
 ``https://*.example.com`` allows ``https://a.example.com`` and ``https://a.b.example.com``
 but not ``https://example.com`` itself). Everything is normalised the same way: lowercase,
-IDN hosts in punycode, default ports dropped, no trailing dot.
+IDN hosts in punycode, default ports dropped, no trailing dot. A visitor's page is admitted
+only with an ``Origin`` already in that form (:func:`is_browser_origin`), the one browsers send.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from urllib.parse import urlsplit
 
@@ -99,6 +101,22 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+@functools.lru_cache(maxsize=4096)
+def is_browser_origin(origin: str) -> bool:
+    """Whether ``origin`` is spelled as browsers send an ``Origin``: its own normal form
+    (scheme and host in lowercase, an IDN host in punycode, no default port, no trailing dot
+    or slash). Other spellings of an allowed origin (``https://SHOP.example.com``,
+    ``https://shop.example.com:443``, ``https://shop.example.com/``) come from no browser;
+    ``https://shop.example.com.`` (trailing dot) is another origin to browsers, whose pages
+    ``frame-ancestors https://shop.example.com`` does not admit. Cached: the visitor routes
+    ask on every request."""
+    try:
+        scheme, host, port = _split(origin)
+        return _join(scheme, _normalize_host(host), port) == origin
+    except InvalidOrigin:
+        return False
 
 
 def origin_matches(origin: str, pattern: str) -> bool:

@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute
 from starlette.types import Receive, Scope, Send
 
 from kithost.errors import Forbidden, KithostError
+from kithost.kit.origins import is_browser_origin
 from kithost.kit.schemas import problems
 from kithost.visitor.cache import published_answers
 from kithost.visitor.service import Published
@@ -53,11 +54,13 @@ class PathParamsRoute(APIRoute):
 
 
 def browser_origin(origin: str | None) -> str:
-    """``origin`` if a browser could have sent it, checked before any lookup; else 403
-    ``origin_not_allowed``. ``HTTPS://SHOP.EXAMPLE.COM`` matches an allowed
-    ``https://shop.example.com`` once normalised, but no browser sends it, and the value
-    would be echoed raw into ``Access-Control-Allow-Origin`` and bound into session tokens."""
-    if origin is None or not origin.startswith(BROWSER_SCHEMES):
+    """``origin`` if a browser could have sent it (:func:`kit.origins.is_browser_origin`),
+    checked before any lookup; else 403 ``origin_not_allowed``. ``https://SHOP.example.com``
+    or ``https://shop.example.com:443`` match an allowed ``https://shop.example.com`` once
+    normalised, but no browser sends them, and the value would be echoed raw into
+    ``Access-Control-Allow-Origin`` and bound into session tokens; a browser does send
+    ``https://shop.example.com.``, but from another origin than the one allowed."""
+    if origin is None or not origin.startswith(BROWSER_SCHEMES) or not is_browser_origin(origin):
         raise origin_not_allowed()
     return origin
 
