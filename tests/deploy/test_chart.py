@@ -172,6 +172,32 @@ def test_replicas_are_absent_under_the_hpa(rendered: dict[str, list[Manifest]]) 
     assert of_kind(rendered["default"], "HorizontalPodAutoscaler") == []
 
 
+def test_disruption_budgets_let_a_drain_end(rendered: dict[str, list[Manifest]]) -> None:
+    """Every PodDisruptionBudget allows evicting a pod however few run: with one worker (the
+    default), minAvailable 1 let no drain finish."""
+    for variant, docs in rendered.items():
+        budgets = of_kind(docs, "PodDisruptionBudget")
+        assert {b["metadata"]["name"] for b in budgets} == {
+            "rel-kithost-api",
+            "rel-kithost-worker",
+        }
+        for budget in budgets:
+            name = budget["metadata"]["name"]
+            deployment = named(docs, "Deployment", name)
+            hpas = [
+                h
+                for h in of_kind(docs, "HorizontalPodAutoscaler")
+                if h["spec"]["scaleTargetRef"]["name"] == name
+            ]
+            fewest = hpas[0]["spec"]["minReplicas"] if hpas else deployment["spec"]["replicas"]
+            spec = budget["spec"]
+            if "minAvailable" in spec:
+                allowed = fewest - int(spec["minAvailable"])
+            else:
+                allowed = min(fewest, int(spec["maxUnavailable"]))
+            assert allowed >= 1, (variant, name, fewest, spec)
+
+
 def test_selectors_match_their_own_pods_only(rendered: dict[str, list[Manifest]]) -> None:
     for docs in rendered.values():
         for workload, template in pod_templates(docs):
