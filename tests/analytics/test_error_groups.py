@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx2
 from fastapi import FastAPI
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.analytics.helpers import client_error, published_widget, store, subject
+from kithost.analytics.errors.repository import end_user_hash
+from kithost.analytics.retention.service import purge_all
+from kithost.models import ErrorGroupUser
+from tests.analytics.helpers import USER, client_error, published_widget, store, subject
 from tests.api.helpers import audit_actions
 
 
@@ -92,3 +97,48 @@ async def test_error_groups_of_a_widget_not_the_tenants_are_a_404(
         f"{url}/errors", params={"widget": str(widget.id)}, headers=creds.headers
     )
     assert [g["widget_id"] for g in mine.json()["groups"]] == [str(widget.id)]
+
+
+async def test_error_group_users_keep_no_end_user_id(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """What counts affected end users is a hash: an anonymous id there would be a credential
+    (minting a session with it reads that visitor's threads), and counting needs none."""
+    widget, tenant, creds, url = await subject(app, db)
+    for end_user in (USER, "u:42", USER):
+        await store(app, widget, [client_error("Boom")], end_user=end_user)
+    [group] = (await client.get(f"{url}/errors", headers=creds.headers)).json()["groups"]
+    assert (group["count"], group["affected_end_users"]) == (3, 2)
+    kept = (
+        await db.scalars(select(ErrorGroupUser).where(ErrorGroupUser.tenant_id == tenant.id))
+    ).all()
+    assert sorted(u.end_user_hash for u in kept) == sorted(
+        end_user_hash(tenant.id, end_user) for end_user in (USER, "u:42")
+    )
+    assert not any(USER in str(vars(u)) or "u:42" in str(vars(u)) for u in kept)
+
+
+async def test_an_end_user_stops_counting_once_their_occurrences_pass_the_retention(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """The group lives on while others meet it, but an end user who last met it before the
+    retention is forgotten by the purge; meeting it again counts them anew."""
+    widget, _tenant, creds, url = await subject(app, db)
+    three_days_ago = int((datetime.now(UTC) - timedelta(days=3)).timestamp() * 1000)
+    await store(app, widget, [{**client_error("Boom"), "time": three_days_ago}], end_user=USER)
+    await store(app, widget, [client_error("Boom")], end_user="a:anon_" + "y" * 24)
+
+    async def affected() -> tuple[int, int]:
+        [group] = (await client.get(f"{url}/errors", headers=creds.headers)).json()["groups"]
+        return group["count"], group["affected_end_users"]
+
+    assert await affected() == (2, 2)
+    response = await client.put(
+        f"{url}/settings", json={"retention_days": 1}, headers=creds.headers
+    )
+    assert response.status_code == 200, response.text
+    removed = await purge_all(app.state.sessionmaker)
+    assert removed["error_group_users"] >= 1
+    assert await affected() == (2, 1)
+    await store(app, widget, [client_error("Boom")], end_user=USER)
+    assert await affected() == (3, 2)

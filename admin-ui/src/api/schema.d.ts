@@ -2254,7 +2254,10 @@ export interface components {
         };
         /** ErrorGroupOut */
         ErrorGroupOut: {
-            /** Affected End Users */
+            /**
+             * Affected End Users
+             * @description Distinct end users who met it within the analytics retention.
+             */
             affected_end_users: number;
             /** Count */
             count: number;

@@ -40,13 +40,21 @@ class ErrorGroup(TenantOwned):
 
 
 class ErrorGroupUser(Base):
-    """An end user who met an error group (what ``affected end users`` counts)."""
+    """An end user who met an error group (what ``affected end users`` counts), known only
+    by a hash of their id (:func:`kithost.analytics.errors.repository.end_user_hash`):
+    counting needs no more, and an anonymous end user's id is a credential (it mints their
+    sessions). Purged once they have not met the group within the retention."""
 
     __tablename__ = "error_group_users"
-    __table_args__ = (Index(None, "tenant_id", "end_user_id"),)
+    __table_args__ = (
+        Index("ix_error_group_users_end_user", "tenant_id", "end_user_hash"),
+        Index("ix_error_group_users_age", "tenant_id", "last_seen"),
+    )
 
     group_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("error_groups.id", ondelete="CASCADE"), primary_key=True
     )
-    end_user_id: Mapped[str] = mapped_column(String(210), primary_key=True)
+    end_user_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    last_seen: Mapped[datetime]
+    """Their latest occurrence of the group."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,14 +31,26 @@ class Occurrences:
     first_seen: datetime
     last_seen: datetime
     count: int
-    end_users: set[str]
+    end_users: dict[str, datetime]
+    """Each end user's latest occurrence in the batch."""
+
+
+def end_user_hash(tenant_id: uuid.UUID, end_user_id: str) -> str:
+    """What an error group keeps of an end user who met it: enough to count them apart, and
+    to find them again from their id (an erasure), never the id itself. Unkeyed, so a key
+    rotation neither counts anyone twice nor hides them from an erasure: an anonymous id is
+    random (``anon_`` and at least 16 random characters), and an identified one is the
+    tenant's own, which its raw events hold anyway."""
+    text = f"error-group-user:{tenant_id}:{end_user_id}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 async def add_occurrences(
     session: AsyncSession, tenant_id: uuid.UUID, found: Occurrences, now: datetime
 ) -> uuid.UUID | None:
     """Count ``found`` into its group (created if new; reopened when resolved before its
-    latest occurrence) and remember its end users; the group's id when it is new."""
+    latest occurrence) and remember its end users with their latest occurrence; the group's
+    id when it is new."""
     group = ErrorGroup.__table__.c
     new_id = uuid.uuid4()
     statement = insert(session, ErrorGroup).values(
@@ -77,12 +90,26 @@ async def add_occurrences(
     ).returning(group.id)
     group_id = (await session.execute(statement)).scalar_one()
     if found.end_users:
-        users = insert(session, ErrorGroupUser).on_conflict_do_nothing()
+        users = insert(session, ErrorGroupUser)
+        met = users.excluded.last_seen
+        users = users.on_conflict_do_update(
+            index_elements=[ErrorGroupUser.group_id, ErrorGroupUser.end_user_hash],
+            set_={
+                "last_seen": case(
+                    (met > ErrorGroupUser.last_seen, met), else_=ErrorGroupUser.last_seen
+                )
+            },
+        )
         await session.execute(
             users,
             [
-                {"group_id": group_id, "end_user_id": user, "tenant_id": tenant_id}
-                for user in sorted(found.end_users)
+                {
+                    "group_id": group_id,
+                    "end_user_hash": end_user_hash(tenant_id, user),
+                    "tenant_id": tenant_id,
+                    "last_seen": last_seen,
+                }
+                for user, last_seen in sorted(found.end_users.items())
             ],
         )
     return group_id if group_id == new_id else None

@@ -22,7 +22,9 @@ class ErrorGroupOut(Schema):
     first_seen: datetime
     last_seen: datetime
     count: int
-    affected_end_users: int
+    affected_end_users: int = Field(
+        description="Distinct end users who met it within the analytics retention."
+    )
     status: ErrorStatus
     resolved_at: datetime | None
 

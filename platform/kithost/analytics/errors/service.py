@@ -79,7 +79,7 @@ def _occurrences(widget_id: uuid.UUID, new: Sequence[Event]) -> list[repository.
                 first_seen=event.occurred_at,
                 last_seen=event.occurred_at,
                 count=0,
-                end_users=set(),
+                end_users={},
             )
         groups[key] = found = replace(
             found,
@@ -89,7 +89,7 @@ def _occurrences(widget_id: uuid.UUID, new: Sequence[Event]) -> list[repository.
             hint=data.get("hint"),
         )
         if event.end_user is not None:
-            found.end_users.add(event.end_user)
+            found.end_users[event.end_user] = event.occurred_at
     return list(groups.values())
 
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import Integer, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.analytics.errors.repository import end_user_hash
 from kithost.analytics.sql import Stored, insert
 from kithost.db import rowcount
 from kithost.models import AnalyticsSettings, ErrorGroup, ErrorGroupUser, Tenant
@@ -56,6 +57,19 @@ async def purge_error_groups(session: AsyncSession, tenant_id: uuid.UUID, cutoff
     return rowcount(result)
 
 
+async def purge_error_group_users(
+    session: AsyncSession, tenant_id: uuid.UUID, cutoff: datetime
+) -> int:
+    """Groups' end users whose latest occurrence of the group is before ``cutoff`` (the
+    group may recur for others: it stays)."""
+    result = await session.execute(
+        delete(ErrorGroupUser).where(
+            ErrorGroupUser.tenant_id == tenant_id, ErrorGroupUser.last_seen < cutoff
+        )
+    )
+    return rowcount(result)
+
+
 async def delete_end_user_events(
     session: AsyncSession, tenant_id: uuid.UUID, end_user_id: str
 ) -> int:
@@ -83,7 +97,8 @@ async def forget_error_group_user(
     )
     result = await session.execute(
         delete(ErrorGroupUser).where(
-            ErrorGroupUser.tenant_id == tenant_id, ErrorGroupUser.end_user_id == end_user_id
+            ErrorGroupUser.tenant_id == tenant_id,
+            ErrorGroupUser.end_user_hash == end_user_hash(tenant_id, end_user_id),
         )
     )
     return rowcount(result)
