@@ -203,6 +203,19 @@ async def attachment(
     return await session.scalar(query.with_for_update() if lock else query)
 
 
+async def lock_end_user(session: AsyncSession, context: ChatContext) -> None:
+    """Hold the context's end user (of its widget) until the unit of work ends, so that units
+    counting what the end user has before adding to it (a cap, a quota) take turns. On
+    PostgreSQL a transaction's advisory lock on a hash of tenant, widget and end user (no
+    row stands for an end user; two hashing alike only wait for each other); SQLite's
+    writing units hold the database's one write lock anyway."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = f"kithost.chat.end_user:{context.tenant_id}:{context.widget_id}:"
+        await session.execute(
+            select(func.pg_advisory_xact_lock(func.hashtextextended(key + context.end_user_id, 0)))
+        )
+
+
 async def count_unsent_attachments(session: AsyncSession, context: ChatContext) -> int:
     """How many of the end user's attachments no message carries."""
     count = await session.scalar(

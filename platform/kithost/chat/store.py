@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -124,6 +124,9 @@ class SqlStore(Store[ChatContext]):
         """The user's message, written behind the response (see above) once released."""
         self._released = asyncio.Event()
         """Set by :meth:`release`; a new one for each write."""
+        self._created_attachments: dict[str, dict[str, Any]] = {}
+        """Attachments ``SqlAttachmentStore.create_attachment`` wrote, with their payloads:
+        the SDK's ``save_attachment`` that follows has nothing to write."""
 
     @asynccontextmanager
     async def unit(
@@ -397,26 +400,30 @@ class SqlStore(Store[ChatContext]):
 
     async def save_attachment(self, attachment: Attachment, context: ChatContext) -> None:
         payload = _stored_attachment(attachment)
+        if self._created_attachments.pop(attachment.id, None) == payload:
+            return  # as create_attachment wrote it, a moment ago
         async with self.unit(context, writes=True) as session:
             row = await session.get(ChatAttachment, attachment.id)
             if row is None:
-                session.add(
-                    ChatAttachment(
-                        id=attachment.id,
-                        tenant_id=context.tenant_id,
-                        widget_id=context.widget_id,
-                        end_user_id=context.end_user_id,
-                        thread_id=attachment.thread_id,
-                        mime_type=attachment.mime_type,
-                        size=int((attachment.metadata or {}).get("size", 0)),
-                        payload=payload,
-                        payload_version=PAYLOAD_VERSION,
-                    )
-                )
+                session.add(_attachment_row(attachment, payload, context))
                 return
             if not _owns(row, context):
                 raise attachment_not_found()
             row.thread_id, row.payload = attachment.thread_id, payload
+
+    async def add_unsent_attachment(
+        self, attachment: Attachment, context: ChatContext, check: Callable[[int], None]
+    ) -> None:
+        """Write the end user's new attachment once ``check`` has passed the number of their
+        attachments no message carries (it raises to refuse). Counted and written in one unit
+        of work with the end user held (``repository.lock_end_user``): of requests at once,
+        no more get in than the count allows."""
+        payload = _stored_attachment(attachment)
+        async with self.unit(context, writes=True) as session:
+            await repository.lock_end_user(session, context)
+            check(await repository.count_unsent_attachments(session, context))
+            session.add(_attachment_row(attachment, payload, context))
+        self._created_attachments[attachment.id] = payload
 
     async def load_attachment(self, attachment_id: str, context: ChatContext) -> Attachment:
         async with self.unit(context) as session:
@@ -478,17 +485,16 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
     async def create_attachment(
         self, input: AttachmentCreateParams, context: ChatContext
     ) -> Attachment:
-        """A new attachment of the end user's (its row is the SDK's ``save_attachment``),
-        refused unless the widget's rules allow it, its name holds no invisible character
-        (control, bidi override, …: tenants' staff read it in the conversations they review;
-        422 on ``params.name``, as a thread's title) and the end user holds fewer than
-        :data:`~kithost.chat.attachments.MAX_UNSENT` attachments no message carries."""
+        """A new attachment of the end user's (its row is written here; the SDK's
+        ``save_attachment`` that follows finds it), refused unless the widget's rules allow
+        it, its name holds no invisible character (control, bidi override, …: tenants' staff
+        read it in the conversations they review; 422 on ``params.name``, as a thread's
+        title) and the end user holds fewer than :data:`~kithost.chat.attachments.MAX_UNSENT`
+        attachments no message carries (:meth:`SqlStore.add_unsent_attachment`)."""
         rules = AttachmentRules.of(context.widget.widget_config.chatkit, self.settings)
         rules.check(input.mime_type, input.size)
         if has_invisible(input.name):
             raise invalid_field("params.name", INVISIBLE_MESSAGE, INVISIBLE_TYPE)
-        async with self.store.unit(context, one_read=True) as session:
-            rules.check_unsent(await repository.count_unsent_attachments(session, context))
         attachment_id = self.generate_attachment_id(input.mime_type, context)
         urls, public_key = self.store.urls, context.widget.public_key
         fields: dict[str, Any] = {
@@ -501,15 +507,19 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
             ),
             "metadata": {"size": input.size},
         }
+        attachment: Attachment
         if input.mime_type.startswith("image/"):
-            return self.store.present_attachment(
+            attachment = self.store.present_attachment(
                 ImageAttachment(
                     preview_url=AnyUrl(urls.bare_url("preview", public_key, attachment_id)),
                     **fields,
                 ),
                 context,
             )
-        return FileAttachment(**fields)
+        else:
+            attachment = FileAttachment(**fields)
+        await self.store.add_unsent_attachment(attachment, context, rules.check_unsent)
+        return attachment
 
     async def delete_attachment(self, attachment_id: str, context: ChatContext) -> None:
         """Delete an attachment no message carries: its row (the SDK's deletion of it that
@@ -581,6 +591,22 @@ def _thread_row(
         payload_version=PAYLOAD_VERSION,
         created_at=_aware(thread.created_at),  # listed by it, as items are (not write time)
         preview=context.widget.preview,
+    )
+
+
+def _attachment_row(
+    attachment: Attachment, payload: dict[str, Any], context: ChatContext
+) -> ChatAttachment:
+    return ChatAttachment(
+        id=attachment.id,
+        tenant_id=context.tenant_id,
+        widget_id=context.widget_id,
+        end_user_id=context.end_user_id,
+        thread_id=attachment.thread_id,
+        mime_type=attachment.mime_type,
+        size=int((attachment.metadata or {}).get("size", 0)),
+        payload=payload,
+        payload_version=PAYLOAD_VERSION,
     )
 
 

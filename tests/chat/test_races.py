@@ -1,0 +1,96 @@
+"""One visitor's ChatKit requests at once, through a real server whose units of work commit
+(``tests.races``): what counts what an end user holds before adding to it holds the end
+user meanwhile, so no more gets in than the rule allows and nothing within it is refused."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx2
+import pytest
+from sqlalchemy import func, select
+
+from kithost.auth.principals import CLI
+from kithost.chat.attachments import MAX_UNSENT
+from kithost.models import ChatAttachment, Widget
+from kithost.settings import Settings
+from kithost.widgets.service import create_widget
+from tests.chat.helpers import ALICE, ATTACHMENTS, Visitor, chat_config, visitor
+from tests.conftest import LoopbackServer
+from tests.fakes.openai_server import FakeOpenAI
+from tests.races import RacingApp, at_once, racing_app
+from tests.visitor.helpers import ORIGIN, publish
+
+
+@pytest.fixture
+def sent_tasks() -> None:
+    """Not the folder's: its app opens the test's transaction (on SQLite: the write lock)."""
+
+
+@pytest.fixture
+async def racing(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, loopback: LoopbackServer
+) -> AsyncIterator[RacingApp]:
+    async with racing_app(settings, monkeypatch) as racing:
+        loopback.app = racing.app
+        try:
+            yield racing
+        finally:
+            loopback.app = None
+
+
+@pytest.fixture
+async def http(loopback: LoopbackServer) -> AsyncIterator[httpx2.AsyncClient]:
+    limits = httpx2.Limits(max_connections=100)
+    async with httpx2.AsyncClient(base_url=loopback.url, timeout=60, limits=limits) as client:
+        yield client
+
+
+async def chat_widget(
+    racing: RacingApp, fake: FakeOpenAI, **config: Any
+) -> tuple[Widget, dict[str, Any]]:
+    """A published self-hosted widget answered by the fake model (committed), and the
+    arguments of :func:`visitor` but the client."""
+    app = racing.app
+    async with racing.arranging() as session:
+        tenant = await racing.tenant(session)
+        widget = await create_widget(session, CLI, tenant, name="Raced", origins=[ORIGIN])
+        key = app.state.secret_box.encrypt(fake.api_key)
+        widget.model_key, widget.model_key_base_url = key, fake.base_url
+        await publish(session, widget, chat_config(fake, **config))
+    return widget, {"app": app, "widget": widget}
+
+
+async def alice_of(racing: RacingApp, http: httpx2.AsyncClient, widget: Widget) -> Visitor:
+    async with racing.arranging() as session:
+        return await visitor(http, racing.app, session, widget, end_user=ALICE)
+
+
+async def test_attachments_created_at_once_stop_at_the_cap(
+    racing: RacingApp, http: httpx2.AsyncClient, fake_openai: FakeOpenAI
+) -> None:
+    widget, _ = await chat_widget(
+        racing, fake_openai, chatkit={"composer": {"attachments": ATTACHMENTS}}
+    )
+    alice = await alice_of(racing, http, widget)
+    await racing.warm(MAX_UNSENT)
+
+    async def create(n: int) -> httpx2.Response:
+        return await alice.post(
+            "attachments.create", name=f"{n}.png", size=4, mime_type="image/png"
+        )
+
+    responses = await at_once(2 * MAX_UNSENT, create)
+
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] * MAX_UNSENT + [422] * MAX_UNSENT, [r.text for r in responses]
+    for refused in (r for r in responses if r.status_code == 422):
+        assert refused.json()["code"] == "too_many_attachments"
+    async with racing.arranging() as session:
+        held = await session.scalar(
+            select(func.count())
+            .select_from(ChatAttachment)
+            .where(ChatAttachment.widget_id == widget.id)
+        )
+    assert held == MAX_UNSENT
