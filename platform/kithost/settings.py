@@ -152,7 +152,7 @@ class Settings(BaseSettings):
     def _production(self) -> Settings:
         """What production refuses: the embedded SQLite database and broker (files of one
         process's data directory, a pod's emptyDir: lost with it and seen by no other
-        process), and trusting every address as a proxy."""
+        process), a public URL that is not https, and trusting every address as a proxy."""
         if self.env is Environment.production:
             missing = [
                 f"KITHOST_{name.upper()}"
@@ -161,6 +161,9 @@ class Settings(BaseSettings):
             ]
             if missing:
                 raise ValueError(f"production requires {' and '.join(missing)}")
+            if not (self.public_url or "").startswith("https://"):
+                # Else cookies lose Secure, and tokens and links name http://localhost.
+                raise ValueError("production requires KITHOST_PUBLIC_URL, an https:// URL")
             for proxy in self.trusted_proxy_list:
                 if ip_network(proxy, strict=False).prefixlen == 0:
                     raise ValueError(

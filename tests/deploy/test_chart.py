@@ -511,6 +511,11 @@ def test_no_proxy_is_trusted_unless_named(rendered: dict[str, list[Manifest]]) -
             "attachments.s3.bucket is required when attachments.storage is s3",
         ),
         (["ingress.tls.enabled=true"], "ingress.tls.secretName is required"),
+        (["publicUrl=http://kithost.example.com"], "publicUrl must be an https:// URL"),
+        (
+            ["publicUrl=https://chat.example.com"],
+            "publicUrl's host (chat.example.com) must be ingress.host (kithost.example.com)",
+        ),
         (["api.terminationGracePeriodSeconds=30"], "api.terminationGracePeriodSeconds must exceed"),
         (
             ["worker.autoscaling.enabled=true", "worker.autoscaling.minReplicas=9"],

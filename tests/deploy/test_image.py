@@ -96,6 +96,7 @@ def environment(tmp_path: Path) -> dict[str, str]:
         "KITHOST_DATA_DIR": str(tmp_path / "data"),
         "KITHOST_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'kithost.db'}",
         "KITHOST_BROKER_URL": REDIS_URL,
+        "KITHOST_PUBLIC_URL": "https://kithost.example.com",
         "KITHOST_TASK_QUEUE": f"image-{secrets.token_hex(4)}",
         "KITHOST_LOG_LEVEL": "WARNING",
     }

@@ -17,6 +17,7 @@ from tests.conftest import free_port
 SERVERS = {
     "KITHOST_DATABASE_URL": "postgresql+psycopg://kithost@127.0.0.1:1/none",  # never reached
     "KITHOST_BROKER_URL": "redis://127.0.0.1:1/0",
+    "KITHOST_PUBLIC_URL": "https://kithost.example.com",
 }
 
 
@@ -66,6 +67,23 @@ def serve(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
             },
             "KITHOST_TRUSTED_PROXIES must not trust every address (::/0): any client could "
             "name its own",
+        ),
+        (
+            {
+                "KITHOST_ENV": "production",
+                "KITHOST_SECRET_KEY": "k" * 32,
+                **SERVERS,
+                "KITHOST_PUBLIC_URL": "http://kithost.example.com",
+            },
+            "production requires KITHOST_PUBLIC_URL, an https:// URL",
+        ),
+        (
+            {
+                "KITHOST_ENV": "production",
+                "KITHOST_SECRET_KEY": "k" * 32,
+                **{k: v for k, v in SERVERS.items() if k != "KITHOST_PUBLIC_URL"},
+            },
+            "production requires KITHOST_PUBLIC_URL, an https:// URL",
         ),
         ({"KITHOST_ENV": "prod"}, "KITHOST_ENV: Input should be 'development' or 'production'"),
         ({"KITHOST_LOG_LEVEL": "LOUD"}, "Unknown level: 'LOUD'"),

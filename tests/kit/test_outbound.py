@@ -237,6 +237,7 @@ def test_loopback_is_allowed_by_default_except_in_production() -> None:
         env=Environment.production,
         database_url="postgresql+psycopg://kithost@db/kithost",
         broker_url="redis://redis:6379/0",
+        public_url="https://kithost.example.com",
     )
     assert production.outbound_policy == OutboundPolicy()
     chosen = production.model_copy(update={"outbound_allow": "10.0.0.0/8"})

@@ -58,6 +58,12 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- if not (hasPrefix "https://" .Values.publicUrl) -}}
+{{- fail "publicUrl must be an https:// URL (production serves nothing else)" -}}
+{{- end -}}
+{{- if and .Values.ingress.enabled (ne (urlParse .Values.publicUrl).host .Values.ingress.host) -}}
+{{- fail (printf "publicUrl's host (%s) must be ingress.host (%s)" (urlParse .Values.publicUrl).host .Values.ingress.host) -}}
+{{- end -}}
 {{- range $proxy := splitList "," .Values.config.trustedProxies -}}
 {{- if has (trim $proxy) (list "0.0.0.0/0" "::/0") -}}
 {{- fail (printf "config.trustedProxies must not trust every address (%s): name the ingress controller's" (trim $proxy)) -}}
