@@ -6,15 +6,15 @@ kept for ``KEPT`` after it was asked for, then :func:`purge_expired` deletes it 
 file (hourly).
 
 A link is ``/api/v1/conversation-exports/ex_`` + ``tenant.export.expiry.actor`` (hex ids,
-Unix seconds, the caller it was made for as base64url ``type:id``) + ``.`` + its HMAC
+Unix seconds, the caller it was made for as ``auth.standing.actor_text``) + ``.`` + its HMAC
 (``kit.signed``): bound to its tenant and export, it needs no credentials, a forged one is
 404 and an expired one 410, and every download is in the audit log as the caller the link
-was made for."""
+was made for. So it works only while that caller may still read conversations
+(``auth.standing.scopes_now``): once they are removed, given a lower role, a revoked client
+or an editor after the tenant stopped letting editors read, their links answer 404."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -27,6 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost import rls
 from kithost.audit import service as audit
 from kithost.auth.principals import Actor, TenantAccess
+from kithost.auth.scopes import Scope
+from kithost.auth.standing import actor_of, actor_text, scopes_now
 from kithost.chat.tasks import delete_blobs
 from kithost.conversations import repository, service, tasks
 from kithost.conversations.schemas import (
@@ -120,7 +122,7 @@ def shown(
     if export.status is not ExportStatus.ready or now >= kept_until:
         return shown
     expires_at = min(now + LINK_TTL, kept_until)
-    who = base64.urlsafe_b64encode(f"{actor.type}:{actor.id or ''}".encode()).decode()
+    who = actor_text(actor)
     payload = f"{export.tenant_id.hex}.{export.id.hex}.{int(expires_at.timestamp())}.{who}"
     token = PREFIX + signed(settings.keys(), PURPOSE, payload)
     return shown.model_copy(update={"download_url": url(token), "download_expires_at": expires_at})
@@ -134,14 +136,13 @@ def read_link(settings: Settings, token: str, now: datetime) -> Link:
         raise NotFound("No such download.", code="download_not_found")
     try:
         tenant, export, expiry, who = payload.split(".")
-        actor_type, _, actor_id = base64.urlsafe_b64decode(who).decode().partition(":")
         link = Link(
             uuid.UUID(hex=tenant),
             uuid.UUID(hex=export),
             datetime.fromtimestamp(int(expiry), UTC),
-            Actor(actor_type, actor_id or None),
+            actor_of(who),
         )
-    except (ValueError, binascii.Error) as malformed:  # signed by us: never, but not a 500
+    except ValueError as malformed:  # signed by us: never, but not a 500
         raise NotFound("No such download.", code="download_not_found") from malformed
     if link.expires_at <= now:
         raise Gone(
@@ -151,10 +152,16 @@ def read_link(settings: Settings, token: str, now: datetime) -> Link:
 
 
 async def download(session: AsyncSession, link: Link) -> ConversationExport:
-    """The ready export a valid link names, its download audited."""
+    """The ready export a valid link names, its download audited as the link's caller;
+    404 ``download_not_found`` as well when that caller may no longer read conversations
+    (nothing is audited then: the download did not happen)."""
     await rls.set_tenant(session, link.tenant_id)
     export = await repository.export(session, link.tenant_id, link.export_id)
-    if export is None or export.status is not ExportStatus.ready:
+    if (
+        export is None
+        or export.status is not ExportStatus.ready
+        or Scope.conversations_read not in await scopes_now(session, link.tenant_id, link.actor)
+    ):
         raise NotFound("No such download.", code="download_not_found")
     audit.record(
         session,
