@@ -9,7 +9,7 @@ from typing import Any
 import httpx2
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kithost.analytics.facts import FactBuffer
 from kithost.analytics.ingestion.tasks import ingest
@@ -19,13 +19,20 @@ from kithost.models import Role
 from kithost.models.base import utcnow
 from kithost.settings import Settings
 from kithost.widgets import preview
+from tests.conftest import create_test_app
 from tests.factories import client_token, login, make_member, make_tenant
 from tests.widgets.helpers import Acme, create, url
 from tests.workers import take_sent_tasks
 
-DASHBOARD = "http://testserver"
 SHOP = "https://shop.example.com"
 DEVICE = "anon_" + "d" * 24
+DASHBOARD = "http://testserver"
+"""Kithost's public URL here: the dashboard's origin, the one a preview is shown on."""
+
+
+@pytest.fixture
+def app(settings: Settings, connection: AsyncConnection) -> FastAPI:
+    return create_test_app(settings, connection, public_url=DASHBOARD)
 
 
 async def published_with_new_draft(client: httpx2.AsyncClient, acme: Acme) -> dict[str, str]:
@@ -263,3 +270,57 @@ async def test_a_preview_ends_when_its_maker_may_no_longer_edit_the_widget(
         f"/v1/embed/{own}/session", json={"device_id": DEVICE}, headers=dashboard
     )
     assert again.status_code == 200, again.text
+
+
+@pytest.mark.parametrize("host", ["shop.example.com", "evil.example; script-src *"])
+async def test_the_preview_is_shown_on_kithost_own_origin_whatever_host_the_request_names(
+    app: FastAPI, client: httpx2.AsyncClient, acme: Acme, host: str
+) -> None:
+    """The only origin a preview admits (and lets frame it) is the dashboard's, from
+    ``KITHOST_PUBLIC_URL``: a caller naming another ``Host`` gets no preview on that site."""
+    widget = await published_with_new_draft(client, acme)
+    made = await client.post(url(widget, "/preview"), headers={**acme.headers, "Host": host})
+    assert made.status_code == 201, made.text
+    key = made.json()["public_key"]
+    claims = preview.read(app.state.settings, key, utcnow())
+    assert claims is not None
+    assert claims.origin == DASHBOARD
+    refused = await client.get(f"/v1/embed/{key}/config", headers={"Origin": SHOP})
+    assert refused.status_code == 403
+    frame = await client.get(f"/w/{key}")
+    assert frame.headers["content-security-policy"].endswith(f"; frame-ancestors {DASHBOARD}")
+    page = await client.get(f"/preview/{key}")
+    assert page.headers["content-security-policy"].endswith(f"; frame-ancestors {DASHBOARD}")
+
+
+async def test_the_preview_origin_is_the_public_url_origin_in_its_normal_form(
+    settings: Settings, connection: AsyncConnection, acme: Acme
+) -> None:
+    app = create_test_app(settings, connection, public_url="https://Kithost.Example.com:443/k/")
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="https://kithost.example.com") as c:
+        widget = await published_with_new_draft(c, acme)
+        key = await make_preview(c, acme, widget)
+    claims = preview.read(settings, key, utcnow())
+    assert claims is not None
+    assert claims.origin == "https://kithost.example.com"
+
+
+async def test_a_key_naming_no_browser_origin_serves_nothing(
+    app: FastAPI, client: httpx2.AsyncClient, acme: Acme
+) -> None:
+    """A key made while the origin came from the request's ``Host`` (for 15 minutes after
+    an upgrade) cannot write what it holds into a policy."""
+    widget = await published_with_new_draft(client, acme)
+    claims = preview.read(app.state.settings, await make_preview(client, acme, widget), utcnow())
+    assert claims is not None
+    injected = "http://evil.example; script-src *"
+    key = preview.issue(
+        app.state.settings,
+        preview.Preview(
+            claims.tenant_id, claims.widget_id, injected, claims.expires_at, claims.made_by
+        ),
+    )
+    assert (await client.get(f"/w/{key}")).status_code == 404
+    config = await client.get(f"/v1/embed/{key}/config", headers={"Origin": "http://evil.example"})
+    assert config.status_code == 404

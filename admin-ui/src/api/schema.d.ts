@@ -1239,7 +1239,7 @@ export interface paths {
         put?: never;
         /**
          * Preview a widget's draft
-         * @description A key that serves the current draft, instead of the published version, to the loader, the framed page and the chat, for 15 minutes and only on a page of the origin that asked (the dashboard's); `url` is such a page. Preview sessions, events and messages never count in analytics.
+         * @description A key that serves the current draft, instead of the published version, to the loader, the framed page and the chat, for 15 minutes and only on a page of Kithost's own origin (the dashboard's: `KITHOST_PUBLIC_URL`); `url` is such a page. Preview sessions, events and messages never count in analytics.
          */
         post: operations["create_preview_api_v1_tenants__tenant__widgets__id__preview_post"];
         delete?: never;

@@ -95,6 +95,12 @@ def normalize_pattern(value: str, *, allow_insecure: bool = False) -> str:
     return _join(scheme, WILDCARD + normalized if wildcard else normalized, port)
 
 
+def origin_of(url: str) -> str:
+    """The origin of ``url`` (an absolute http(s) URL, a path allowed), in its normal form."""
+    parts = urlsplit(url.strip())
+    return normalize_pattern(f"{parts.scheme}://{parts.netloc}", allow_insecure=True)
+
+
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host.strip("[]"))

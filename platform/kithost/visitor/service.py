@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.kit.origins import WILDCARD, origin_matches
+from kithost.kit.origins import WILDCARD, is_browser_origin, origin_matches
 from kithost.models import Placement
 from kithost.visitor import repository
 from kithost.visitor.schemas import EmbedConfig
@@ -132,6 +132,8 @@ async def load_preview(
 ) -> Published | None:
     """The widget's current draft as a preview key serves it: framed (the direct placement
     needs a domain key OpenAI registered for the page), to the preview's origin only."""
+    if not is_browser_origin(preview.origin):  # a key made when it came from the Host header
+        return None
     row = await repository.widget_draft(session, preview.tenant_id, preview.widget_id)
     if row is None:
         return None

@@ -3,12 +3,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Query, Request, Response, status
+from fastapi import APIRouter, Body, Header, Query, Response, status
 
 from kithost.auth.dependencies import WidgetsRead, WidgetsWrite
 from kithost.auth.principals import TenantAccess
 from kithost.db import DbSession
 from kithost.kit.crypto import SecretBox
+from kithost.kit.origins import origin_of
 from kithost.kit.schemas import TENANT_ERRORS, SearchText, problems
 from kithost.models import Widget
 from kithost.models.base import utcnow
@@ -237,17 +238,19 @@ async def import_agent(
     "/{id}/preview",
     summary="Preview a widget's draft",
     description="A key that serves the current draft, instead of the published version, to "
-    "the loader, the framed page and the chat, for 15 minutes and only on a page of the "
-    "origin that asked (the dashboard's); `url` is such a page. Preview sessions, events and "
-    "messages never count in analytics.",
+    "the loader, the framed page and the chat, for 15 minutes and only on a page of "
+    "Kithost's own origin (the dashboard's: `KITHOST_PUBLIC_URL`); `url` is such a page. "
+    "Preview sessions, events and messages never count in analytics.",
     status_code=status.HTTP_201_CREATED,
     responses=problems(*TENANT_ERRORS),
 )
 async def create_preview(
-    access: WidgetsWrite, session: DbSession, settings: AppSettings, request: Request, id: uuid.UUID
+    access: WidgetsWrite, session: DbSession, settings: AppSettings, id: uuid.UUID
 ) -> schemas.PreviewLink:
     widget = await service.get_widget(session, access.tenant, id)
-    origin = f"{request.url.scheme}://{request.url.netloc}"
+    # The dashboard's origin as configured, never the request's Host: the caller would name
+    # any site as the one page allowed to show the draft (and write it into frame-ancestors).
+    origin = origin_of(settings.base_url)
     expires_at = utcnow() + preview.PREVIEW_TTL
     shown = preview.Preview(widget.tenant_id, widget.id, origin, expires_at, access.actor)
     key = preview.issue(settings, shown)
