@@ -110,7 +110,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         trusted_proxies=settings.trusted_proxy_list,
     )
     app.add_middleware(LimitsMiddleware, limits=settings.limits)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(
+        SecurityHeadersMiddleware, hsts=settings.env is Environment.production and settings.https
+    )
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(MetricsMiddleware)
     # Visitor routes first: routes are matched one by one, and these are the hot ones.

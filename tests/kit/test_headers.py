@@ -8,7 +8,7 @@ from datetime import timedelta
 import httpx2
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
@@ -17,8 +17,10 @@ from starlette.routing import Route
 from kithost.kit.headers import SecurityHeadersMiddleware, page_policy
 from kithost.models import Role
 from kithost.models.base import utcnow
+from kithost.settings import Environment, Settings
 from kithost.widgets import preview
 from kithost.widgets.config import WidgetConfig
+from tests.conftest import create_test_app
 from tests.factories import PASSWORD, login, make_member, make_tenant
 from tests.visitor.helpers import ORIGIN, make_widget
 from tests.widgets.previews import maker
@@ -31,6 +33,26 @@ async def test_every_response_says_nosniff_and_a_referrer_policy(
         response = await client.get(path)
         assert response.headers["x-content-type-options"] == "nosniff", path
         assert response.headers["referrer-policy"] == "strict-origin-when-cross-origin", path
+
+
+async def test_production_on_https_tells_browsers_to_stay_on_https(
+    settings: Settings, connection: AsyncConnection, client: httpx2.AsyncClient
+) -> None:
+    production = create_test_app(
+        settings,
+        connection,
+        env=Environment.production,
+        public_url="https://kithost.example.com",
+    )
+    transport = httpx2.ASGITransport(app=production, raise_app_exceptions=False)
+    async with httpx2.AsyncClient(transport=transport, base_url="https://testserver") as https:
+        for path in ("/healthz", "/api/v1/openapi.json", "/admin/", "/nowhere"):
+            response = await https.get(path)
+            assert response.headers["strict-transport-security"] == "max-age=31536000", path
+        login = await https.post("/api/v1/auth/login", json={"email": "a@b.c", "password": "x"})
+        assert login.headers["strict-transport-security"] == "max-age=31536000"
+    # Development (http://localhost) sends none: it would pin localhost to https.
+    assert "strict-transport-security" not in (await client.get("/healthz")).headers
 
 
 async def test_an_html_page_without_a_policy_of_its_own_gets_the_unframed_one() -> None:

@@ -1,5 +1,7 @@
-"""Security headers on every response: ``X-Content-Type-Options: nosniff`` and a
-``Referrer-Policy``.
+"""Security headers on every response: ``X-Content-Type-Options: nosniff``, a
+``Referrer-Policy`` and, when told (production on https), ``Strict-Transport-Security``: a
+browser that once reached Kithost over https never again tries http, where a network could
+answer in its place.
 
 Every HTML page has a ``Content-Security-Policy`` built by :func:`page_policy` (no plugins,
 no ``<base>``, and who may frame it); a page that sets none of its own (the API browser) gets
@@ -32,11 +34,14 @@ def page_policy(*directives: str) -> str:
 UNFRAMED = (b"content-security-policy", page_policy("frame-ancestors 'none'").encode())
 API = "/api/"
 PRIVATE = (b"cache-control", b"no-store")
+HSTS = (b"strict-transport-security", b"max-age=31536000")
+"""A year; not ``includeSubDomains``: other hosts of the domain are not Kithost's to decide."""
 
 
 class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
         self.app = app
+        self.always = [*ALWAYS, HSTS] if hsts else ALWAYS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,7 +54,7 @@ class SecurityHeadersMiddleware:
             if message["type"] == "http.response.start":
                 headers: list[tuple[bytes, bytes]] = list(message.get("headers", ()))
                 names = {name.lower(): value for name, value in headers}
-                headers.extend(h for h in ALWAYS if h[0] not in names)
+                headers.extend(h for h in self.always if h[0] not in names)
                 if api and PRIVATE[0] not in names:
                     headers.append(PRIVATE)
                 html = names.get(b"content-type", b"").startswith(b"text/html")
