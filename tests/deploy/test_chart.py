@@ -482,6 +482,13 @@ def test_prometheus_scrapes_a_port_the_ingress_never_routes(
     assert of_kind(rendered["default"], "PodMonitor") == []
 
 
+def test_extra_env_adds_settings_the_chart_leaves_alone() -> None:
+    docs = render("default", "--set", "config.extraEnv.KITHOST_OIDC_CLIENT_ID=kithost")
+    config = named(docs, "ConfigMap", "rel-kithost")["data"]
+    assert config["KITHOST_OIDC_CLIENT_ID"] == "kithost"
+    assert config["KITHOST_ENV"] == "production"
+
+
 def test_no_proxy_is_trusted_unless_named(rendered: dict[str, list[Manifest]]) -> None:
     """Trusting a broad range lets any pod in it name its own client address (and dodge the
     per-address sign-in throttle): nothing is trusted by default, every address never."""
@@ -511,6 +518,18 @@ def test_no_proxy_is_trusted_unless_named(rendered: dict[str, list[Manifest]]) -
             "attachments.s3.bucket is required when attachments.storage is s3",
         ),
         (["ingress.tls.enabled=true"], "ingress.tls.secretName is required"),
+        (
+            ["config.extraEnv.KITHOST_ENV=development"],
+            "config.extraEnv.KITHOST_ENV is set by the chart: use its value instead",
+        ),
+        (
+            ["config.extraEnv.KITHOST_TRUSTED_PROXIES=10.0.0.0/8"],
+            "config.extraEnv.KITHOST_TRUSTED_PROXIES is set by the chart",
+        ),
+        (
+            ["config.extraEnv.KITHOST_SECRET_KEY=plaintext"],
+            "config.extraEnv.KITHOST_SECRET_KEY is a secret: put it in the Secret",
+        ),
         (["publicUrl=http://kithost.example.com"], "publicUrl must be an https:// URL"),
         (
             ["publicUrl=https://chat.example.com"],

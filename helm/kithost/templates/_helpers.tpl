@@ -64,6 +64,16 @@ app.kubernetes.io/component: {{ .component }}
 {{- if and .Values.ingress.enabled (ne (urlParse .Values.publicUrl).host .Values.ingress.host) -}}
 {{- fail (printf "publicUrl's host (%s) must be ingress.host (%s)" (urlParse .Values.publicUrl).host .Values.ingress.host) -}}
 {{- end -}}
+{{- $managed := fromYaml (include "kithost.chartConfigData" .) -}}
+{{- $secrets := include "kithost.secretNames" . | fromJsonArray -}}
+{{- range $name := keys .Values.config.extraEnv | sortAlpha -}}
+{{- if hasKey $managed $name -}}
+{{- fail (printf "config.extraEnv.%s is set by the chart: use its value instead" $name) -}}
+{{- end -}}
+{{- if has $name $secrets -}}
+{{- fail (printf "config.extraEnv.%s is a secret: put it in the Secret (secrets.*), not the ConfigMap" $name) -}}
+{{- end -}}
+{{- end -}}
 {{- range $proxy := splitList "," .Values.config.trustedProxies -}}
 {{- if has (trim $proxy) (list "0.0.0.0/0" "::/0") -}}
 {{- fail (printf "config.trustedProxies must not trust every address (%s): name the ingress controller's" (trim $proxy)) -}}
@@ -208,8 +218,16 @@ volumes:
 {{- end }}
 {{- end -}}
 
-{{/* The non-secret settings (the ConfigMap's data; the migrations hook repeats them). */}}
+{{/* The non-secret settings (the ConfigMap's data; the migrations hook repeats them): the
+chart's, then config.extraEnv (kithost.validate refuses a name the chart sets). */}}
 {{- define "kithost.configData" -}}
+{{ include "kithost.chartConfigData" . }}
+{{- range $name, $value := .Values.config.extraEnv }}
+{{ $name }}: {{ $value | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "kithost.chartConfigData" -}}
 KITHOST_ENV: production
 KITHOST_PUBLIC_URL: {{ .Values.publicUrl | quote }}
 KITHOST_LOG_LEVEL: {{ .Values.config.logLevel | quote }}
@@ -234,9 +252,11 @@ KITHOST_S3_REGION: {{ . | quote }}
 {{- else }}
 KITHOST_ATTACHMENT_STORAGE_URL: "file:///data/attachments"
 {{- end }}
-{{- range $name, $value := .Values.config.extraEnv }}
-{{ $name }}: {{ $value | quote }}
-{{- end }}
+{{- end -}}
+
+{{/* What the chart's Secret may hold (secrets.*): never in config.extraEnv, the ConfigMap. */}}
+{{- define "kithost.secretNames" -}}
+{{- list "KITHOST_DATABASE_URL" "KITHOST_MIGRATION_DATABASE_URL" "KITHOST_BROKER_URL" "KITHOST_REDIS_URL" "KITHOST_SECRET_KEY" "KITHOST_OIDC_CLIENT_SECRET" "KITHOST_SMTP_URL" "KITHOST_OPENAI_API_KEY" "AWS_ACCESS_KEY_ID" "AWS_SECRET_ACCESS_KEY" | toJson -}}
 {{- end -}}
 
 {{- define "kithost.allowedHosts" -}}
