@@ -5,18 +5,24 @@ from __future__ import annotations
 
 import httpx2
 from fastapi import FastAPI
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.auth.principals import CLI
+from kithost.auth.roles import ALL_SCOPES
 from kithost.auth.scopes import Scope
 from kithost.clients import repository as clients
 from kithost.clients.service import create_client
+from kithost.invitations import repository as invitation_repository
+from kithost.invitations.service import create_invitation
 from kithost.kit.tokens import hash_secret
-from kithost.models import Role
-from tests.api.helpers import audit_actions
-from tests.factories import client_token, login, make_member, make_tenant
+from kithost.models import AuditLogEntry, Role
+from kithost.users import repository as users
+from tests.api.helpers import audit_actions, token_of
+from tests.factories import PASSWORD, Credentials, client_token, login, make_member, make_tenant
 
 CLIENTS = "/api/v1/tenants/acme/clients"
+ACCEPT = "/api/v1/invitations/accept"
 
 
 async def test_the_secret_is_shown_once_and_only_its_hash_kept(
@@ -120,3 +126,58 @@ async def test_a_revoked_client_is_locked_out_and_revoking_again_changes_nothing
     assert (await audit_actions(db, tenant.id)).count("client.revoked") == 1
     listed = await client.get(CLIENTS, headers=owner.headers)
     assert [c["revoked_at"] is not None for c in listed.json()] == [True]
+
+
+async def test_revoking_a_client_withdraws_the_invitations_it_made(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """Revoking a leaked client leaves none of its invitations to accept (a probe: a
+    revoked client's pending admin invitation was accepted, and the new account read
+    conversations); other clients' and the CLI's invitations stay, as accepted ones do."""
+    tenant = await make_tenant(db, "acme")
+    owner = await login(app, db, await make_member(db, tenant, Role.owner))
+    leaked = await client_token(app, db, tenant, sorted(ALL_SCOPES))
+    other = await client_token(app, db, tenant, sorted(ALL_SCOPES))
+    invitations = "/api/v1/tenants/acme/invitations"
+
+    async def invitation(email: str, by: Credentials) -> str:
+        made = await client.post(
+            invitations, json={"email": email, "role": "admin"}, headers=by.headers
+        )
+        assert made.status_code == 201, made.text
+        return token_of(made.json()["accept_url"])
+
+    joined = await invitation("joined@example.test", leaked)
+    accepted = await client.post(ACCEPT, json={"token": joined, "password": PASSWORD})
+    assert accepted.status_code == 200, accepted.text
+    pending = await invitation("alt2@example.test", leaked)
+    kept = await invitation("kept@example.test", other)
+    new = await create_invitation(
+        db,
+        app.state.settings,
+        CLI,
+        tenant,
+        email="cli@example.test",
+        role=Role.viewer,
+        invited_by=None,
+    )
+    [leaked_client, _] = await clients.list_clients(db, tenant.id)
+
+    revoked = await client.delete(f"{CLIENTS}/{leaked_client.id}", headers=owner.headers)
+
+    assert revoked.status_code == 204
+    left = await client.get(invitations, headers=owner.headers)
+    assert sorted(i["email"] for i in left.json()) == ["cli@example.test", "kept@example.test"]
+    refused = await client.post(ACCEPT, json={"token": pending, "password": PASSWORD})
+    assert (refused.status_code, refused.json()["code"]) == (404, "invitation_not_found")
+    assert await users.get_by_email(db, "alt2@example.test") is None
+    assert await users.get_by_email(db, "joined@example.test") is not None
+    for token in (kept, token_of(new.accept_url)):
+        assert await invitation_repository.get_by_token_hash(db, hash_secret(token)) is not None
+    entry = await db.scalar(
+        select(AuditLogEntry).where(
+            AuditLogEntry.tenant_id == tenant.id, AuditLogEntry.action == "client.revoked"
+        )
+    )
+    assert entry is not None
+    assert entry.data == {"invitations_withdrawn": 1}

@@ -23,16 +23,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from kithost import rls
 from kithost.app import create_app
-from kithost.auth.principals import CLI, TenantAccess, UserPrincipal
+from kithost.auth.oauth import issue_access_token
+from kithost.auth.principals import CLI, ClientPrincipal, TenantAccess, UserPrincipal
 from kithost.auth.roles import ALL_SCOPES
+from kithost.clients import service as clients
+from kithost.clients.service import create_client
 from kithost.db import Sessionmaker, create_sessionmaker, session_scope
-from kithost.errors import NotFound
+from kithost.errors import NotFound, Unauthorized
 from kithost.invitations import service as invitations
 from kithost.invitations.service import create_invitation
 from kithost.kit.tokens import hash_secret
 from kithost.members import service as members
 from kithost.members.repository import MemberRow
-from kithost.models import AuditLogEntry, Invitation, Membership, Role, Tenant, User
+from kithost.models import ApiClient, AuditLogEntry, Invitation, Membership, Role, Tenant, User
 from kithost.settings import Settings
 from kithost.users.service import create_user
 from kithost.worker.enqueue import PendingTasks
@@ -321,3 +324,130 @@ async def test_a_demotion_after_the_acceptance_lowers_the_role_it_gave(
         assert (await demoted).role is Role.viewer
         await demoting.commit()
     assert await demotion.race.role(demotion.tenant, demotion.member.email) is Role.viewer
+
+
+# An API client's invitations and its revocation (a probe: a revoked client's pending admin
+# invitation was accepted). The revocation locks the client, then withdraws what it made;
+# an invitation by a client locks it for share first: one waits for the other.
+
+
+@dataclass
+class Revocation:
+    """A client of the tenant with every scope, made by the CLI, and its revocation by an
+    owner, each a unit of work of its own."""
+
+    race: Race
+    tenant: Tenant
+    client: ApiClient
+
+    def revoke(self, session: AsyncSession) -> Coroutine[Any, Any, None]:
+        owner = UserPrincipal(User(id=uuid.uuid4(), email="owner@race.test"), uuid.uuid4())
+
+        async def revoke() -> None:
+            await rls.set_tenant(session, self.tenant.id)
+            tenant = await session.get_one(Tenant, self.tenant.id)
+            access = TenantAccess(tenant, owner, ALL_SCOPES, Role.owner)
+            await clients.revoke_client(session, access, self.client.id)
+
+        return revoke()
+
+    def invite(self, session: AsyncSession) -> Coroutine[Any, Any, invitations.NewInvitation]:
+        async def invite() -> invitations.NewInvitation:
+            await rls.set_tenant(session, self.tenant.id)
+            tenant = await session.get_one(Tenant, self.tenant.id)
+            client = await session.get_one(ApiClient, self.client.id)
+            access = TenantAccess(tenant, ClientPrincipal(client, ALL_SCOPES), ALL_SCOPES, None)
+            settings = self.race.app.state.settings
+            email = self.race.email("alt")
+            return await invitations.invite(session, settings, access, email=email, role=Role.admin)
+
+        return invite()
+
+    async def pending(self) -> list[Invitation]:
+        async with session_scope(self.race.sessions) as session:
+            result = await session.execute(
+                select(Invitation).where(
+                    Invitation.tenant_id == self.tenant.id, Invitation.accepted_at.is_(None)
+                )
+            )
+            return list(result.scalars())
+
+
+async def a_client(race: Race) -> Revocation:
+    tenant, _ = await race.tenant()
+    async with session_scope(race.sessions) as session:
+        new = await create_client(session, CLI, tenant, name="leaked", scopes=sorted(ALL_SCOPES))
+    return Revocation(race, tenant, new.client)
+
+
+@pytest.fixture
+async def revocation(race: Race, engine: AsyncEngine) -> Revocation:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("needs concurrent write transactions")
+    return await a_client(race)
+
+
+async def test_an_invitation_by_a_client_being_revoked_is_refused(
+    revocation: Revocation,
+) -> None:
+    """The client's request was let in before the revocation committed: once it has, the
+    invitation is refused, not made after the withdrawal and left pending."""
+    sessions = state_of(revocation.race.app).sessionmaker
+    async with sessions() as revoking, sessions() as inviting:
+        await revocation.revoke(revoking)
+        invited = asyncio.create_task(revocation.invite(inviting))
+        await waits(invited)
+        await revoking.commit()
+        with pytest.raises(Unauthorized) as refused:
+            await invited
+    assert refused.value.code == "invalid_token"
+    assert await revocation.pending() == []
+
+
+async def test_a_revocation_after_an_invitation_by_the_client_withdraws_it(
+    revocation: Revocation,
+) -> None:
+    sessions = state_of(revocation.race.app).sessionmaker
+    async with sessions() as inviting, sessions() as revoking:
+        await revocation.invite(inviting)
+        revoked = asyncio.create_task(revocation.revoke(revoking))
+        await waits(revoked)
+        await inviting.commit()
+        await revoked
+        await revoking.commit()
+    assert await revocation.pending() == []
+
+
+async def test_invitations_by_a_client_at_once_with_its_revocation_leave_none(
+    race: Race,
+) -> None:
+    """Over HTTP, on both databases: a client inviting while an owner revokes it. Each
+    invitation is made (and then withdrawn) or refused; none is left pending."""
+    revocation = await a_client(race)
+    _, owner = await race.member(revocation.tenant, Role.owner)
+    async with session_scope(race.sessions) as session:
+        state = state_of(race.app)
+        token = await issue_access_token(
+            session, state.settings, state.secret_box, revocation.client, ALL_SCOPES
+        )
+    slug = revocation.tenant.slug
+    bearer = {"Authorization": f"Bearer {token}"}
+
+    *made, revoked = await asyncio.gather(
+        *(
+            race.client.post(
+                f"/api/v1/tenants/{slug}/invitations",
+                json={"email": race.email(f"alt{n}"), "role": "admin"},
+                headers=bearer,
+            )
+            for n in range(AT_ONCE)
+        ),
+        race.client.delete(
+            f"/api/v1/tenants/{slug}/clients/{revocation.client.id}", headers=owner.headers
+        ),
+    )
+
+    assert revoked.status_code == 204, revoked.text
+    assert {a.status_code for a in made} <= {201, 401}, problems(made)
+    assert await revocation.pending() == []
+

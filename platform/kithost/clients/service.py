@@ -11,6 +11,7 @@ from kithost.auth.principals import Actor, TenantAccess
 from kithost.auth.scopes import Scope
 from kithost.clients import repository
 from kithost.errors import FieldError, Forbidden, NotFound, invalid_field
+from kithost.invitations import service as invitations
 from kithost.kit.tokens import hash_secret, random_token
 from kithost.models import ApiClient, Tenant
 from kithost.models.base import utcnow
@@ -79,13 +80,18 @@ async def list_clients(session: AsyncSession, tenant: Tenant) -> Sequence[ApiCli
 
 
 async def revoke_client(session: AsyncSession, access: TenantAccess, id: uuid.UUID) -> None:
-    """Revoke a client: its tokens stop working at once. Revoking it again changes nothing."""
-    client = await repository.get_client(session, access.tenant.id, id)
+    """Revoke a client: its tokens stop working at once, and the pending invitations it
+    made are withdrawn, as a removed member's are. Revoking it again changes nothing.
+
+    The client's row stays locked until the unit of work ends, so an invitation the client
+    makes at that moment is either refused or made first and withdrawn here."""
+    client = await repository.lock_client(session, access.tenant.id, id)
     if client is None:
         raise NotFound(f"No API client {id}.", code="client_not_found")
     if client.revoked_at is not None:
         return
     client.revoked_at = utcnow()
+    withdrawn = await invitations.withdraw_made_by(session, client)
     audit.record(
         session,
         access.actor,
@@ -93,4 +99,5 @@ async def revoke_client(session: AsyncSession, access: TenantAccess, id: uuid.UU
         tenant_id=access.tenant.id,
         target_type="api_client",
         target_id=client.id,
+        data={"invitations_withdrawn": withdrawn} if withdrawn else {},
     )

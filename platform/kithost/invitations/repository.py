@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.db import rowcount
-from kithost.models import Invitation, Tenant
+from kithost.models import ApiClient, Invitation, Tenant
 
 
 async def get_by_token_hash(session: AsyncSession, token_hash: str) -> Invitation | None:
@@ -40,6 +40,33 @@ async def lock_email(session: AsyncSession, tenant_id: uuid.UUID, email: str) ->
     await session.execute(
         select(func.pg_advisory_xact_lock(int.from_bytes(digest.digest(), "big", signed=True)))
     )
+
+
+async def lock_client(session: AsyncSession, client_id: uuid.UUID) -> ApiClient | None:
+    """The API client as committed now, its row locked for share (PostgreSQL) until the unit
+    of work ends: its revocation, which locks it for update, then waits for the invitation
+    being made, or this waits for the revocation and sees it."""
+    result = await session.execute(
+        select(ApiClient)
+        .where(ApiClient.id == client_id)
+        .with_for_update(read=True)
+        .execution_options(populate_existing=True)
+    )
+    return result.scalar_one_or_none()
+
+
+async def delete_pending_by_client(
+    session: AsyncSession, tenant_id: uuid.UUID, client_id: uuid.UUID
+) -> int:
+    """Delete the pending invitations to the tenant that the API client made; how many."""
+    result = await session.execute(
+        delete(Invitation).where(
+            Invitation.tenant_id == tenant_id,
+            Invitation.invited_by_client_id == client_id,
+            Invitation.accepted_at.is_(None),
+        )
+    )
+    return rowcount(result)
 
 
 async def list_pending(session: AsyncSession, tenant_id: uuid.UUID) -> Sequence[Invitation]:

@@ -17,7 +17,7 @@ from kithost.invitations import repository
 from kithost.invitations.tasks import send_invitation_email
 from kithost.kit.tokens import hash_secret, random_token
 from kithost.members import service as members
-from kithost.models import Invitation, Role, Tenant, User
+from kithost.models import ApiClient, Invitation, Role, Tenant, User
 from kithost.models.base import utcnow
 from kithost.settings import Settings
 from kithost.users import repository as users
@@ -54,7 +54,7 @@ async def invite(
         access.tenant,
         email=email,
         role=role,
-        invited_by=principal.user if isinstance(principal, UserPrincipal) else None,
+        invited_by=principal.user if isinstance(principal, UserPrincipal) else principal.client,
     )
 
 
@@ -66,10 +66,15 @@ async def create_invitation(
     *,
     email: str,
     role: Role,
-    invited_by: User | None,
+    invited_by: User | ApiClient | None,
 ) -> NewInvitation:
-    """A new invitation; it replaces the pending ones of the same email to the tenant."""
+    """A new invitation; it replaces the pending ones of the same email to the tenant.
+    ``invited_by`` is who vouches for it: a member (their pending invitations go when they
+    are removed or given a lower role), an API client (they go when it is revoked) or
+    nobody (the CLI)."""
     email = normalize_email(email)
+    if isinstance(invited_by, ApiClient):
+        await _check_not_revoked(session, invited_by)
     await repository.lock_email(session, tenant.id, email)  # two at once: one replaces the other
     replaced = await repository.delete_pending_for(session, tenant.id, email)
     token = random_token("ki_", 32)
@@ -78,7 +83,8 @@ async def create_invitation(
         email=email,
         role=role,
         token_hash=hash_secret(token),
-        invited_by_id=invited_by.id if invited_by is not None else None,
+        invited_by_id=invited_by.id if isinstance(invited_by, User) else None,
+        invited_by_client_id=invited_by.id if isinstance(invited_by, ApiClient) else None,
         expires_at=utcnow() + timedelta(hours=settings.invitation_ttl_hours),
     )
     session.add(invitation)
@@ -96,6 +102,27 @@ async def create_invitation(
     if settings.smtp_url is not None:
         enqueue(session, send_invitation_email, email, tenant.name, role.value, accept_url)
     return NewInvitation(invitation, accept_url)
+
+
+async def _check_not_revoked(session: AsyncSession, client: ApiClient) -> None:
+    """Refuse a client revoked since its request was authenticated, and hold it unrevoked
+    until the unit of work ends (its revocation waits, then withdraws what it made): a
+    revocation never leaves behind an invitation made at that moment. This comes before
+    any other lock the invitation takes, as the revocation's does."""
+    locked = await repository.lock_client(session, client.id)
+    if locked is None or locked.revoked_at is not None:
+        raise Unauthorized(
+            "The access token's client is revoked.",
+            code="invalid_token",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+
+
+async def withdraw_made_by(session: AsyncSession, client: ApiClient) -> int:
+    """Delete the pending invitations ``client`` made: a revoked client no longer vouches
+    for whom it invited (a leaked client's admin invitations still let their holder in).
+    How many; the caller holds the client's row locked (see :func:`create_invitation`)."""
+    return await repository.delete_pending_by_client(session, client.tenant_id, client.id)
 
 
 async def list_pending(session: AsyncSession, tenant: Tenant) -> Sequence[Invitation]:

@@ -21,6 +21,11 @@ class Invitation(TenantOwned):
     invited_by_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )
+    invited_by_client_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_clients.id", ondelete="SET NULL")
+    )
+    """The API client that made it, when one did (``invited_by_id`` names a user): its
+    pending invitations are withdrawn when it is revoked."""
     expires_at: Mapped[datetime]
     accepted_at: Mapped[datetime | None]
     accepted_by_id: Mapped[uuid.UUID | None] = mapped_column(
