@@ -14,7 +14,7 @@ import re
 import socket
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import prometheus_client
@@ -33,7 +33,7 @@ from kithost.auth.principals import CLI
 from kithost.clients.service import create_client, parse_scopes
 from kithost.db import Sessionmaker, create_engine, create_sessionmaker, session_scope
 from kithost.demo import seed_demo
-from kithost.errors import KithostError
+from kithost.errors import KithostError, invalid_field
 from kithost.health import metrics
 from kithost.health.endpoints import QueueDepth
 from kithost.kit.crypto import SecretBox
@@ -473,6 +473,9 @@ UTC_TIME = typer.Option(
 )
 
 
+MAX_ROLLUP_RANGE = timedelta(days=366)
+
+
 @analytics_app.command("rollup")
 def analytics_rollup(
     since: Annotated[datetime, UTC_TIME],
@@ -480,9 +483,21 @@ def analytics_rollup(
     tenant: Annotated[str | None, typer.Option(help="Tenant slug; default: every one.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Recompute the hourly and daily rollups of [SINCE, UNTIL) from raw events."""
+    """Recompute the hourly and daily rollups of [SINCE, UNTIL) from raw events, at most
+    366 days at once."""
     start = since.replace(tzinfo=UTC)
     end = until.replace(tzinfo=UTC) if until is not None else datetime.now(UTC)
+    if end <= start:
+        _fail(invalid_field("until", "--until must be after --since."), as_json=as_json)
+    if end - start > MAX_ROLLUP_RANGE:
+        # Each hour is recomputed against the database: a typo's century would run for days.
+        _fail(
+            invalid_field(
+                "since",
+                f"At most {MAX_ROLLUP_RANGE.days} days at once: split the range.",
+            ),
+            as_json=as_json,
+        )
 
     async def work(sessionmaker: Sessionmaker) -> dict[str, Any]:
         async with session_scope(sessionmaker) as session:
