@@ -1,19 +1,22 @@
-"""Invitations and members changed by requests at once: the app on connections of its own,
-so that each request is a transaction of its own (at once on PostgreSQL; one after the
-other on SQLite, which runs one writer at a time). What the tests commit is deleted after.
+"""Invitations, members, API clients and accounts changed by requests at once: the app on
+connections of its own, so that each request is a transaction of its own (at once on
+PostgreSQL; one after the other on SQLite, which runs one writer at a time). What the
+tests commit is deleted after.
 
-A probe found an invitation accepted by many at once answering 500 to all but one (the
+Probes found an invitation accepted by many at once answering 500 to all but one (the
 account was created by each), a demotion answered 200 undone by the member accepting an
-invitation as admin at that moment, and invitations of one email at once all kept pending."""
+invitation as admin at that moment, invitations of one email at once all kept pending, a
+revoked client's invitations left to accept, and two tenants' invitations of one new email
+accepted at once answering 500 to one (each created the account)."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 import pytest
@@ -24,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from kithost import rls
 from kithost.app import create_app
 from kithost.auth.oauth import issue_access_token
+from kithost.auth.passwords import verify_password
 from kithost.auth.principals import CLI, ClientPrincipal, TenantAccess, UserPrincipal
 from kithost.auth.roles import ALL_SCOPES
 from kithost.clients import service as clients
@@ -37,7 +41,13 @@ from kithost.members import service as members
 from kithost.members.repository import MemberRow
 from kithost.models import ApiClient, AuditLogEntry, Invitation, Membership, Role, Tenant, User
 from kithost.settings import Settings
-from kithost.users.service import create_user
+from kithost.users.service import (
+    NewUser,
+    UserExists,
+    create_user,
+    get_or_create_user,
+    sign_in_with_oidc,
+)
 from kithost.worker.enqueue import PendingTasks
 from tests.api.helpers import token_of
 from tests.conftest import state_of
@@ -45,6 +55,7 @@ from tests.factories import PASSWORD, Credentials, bare_tenant, login
 
 ACCEPT = "/api/v1/invitations/accept"
 AT_ONCE = 8
+T = TypeVar("T")
 
 
 @dataclass
@@ -451,3 +462,124 @@ async def test_invitations_by_a_client_at_once_with_its_revocation_leave_none(
     assert {a.status_code for a in made} <= {201, 401}, problems(made)
     assert await revocation.pending() == []
 
+
+# One account made by requests at once (a probe: two tenants' invitations of one new email,
+# accepted at once, both created the account and one answered 500 on the unique email).
+
+
+async def test_invitations_of_one_new_email_accepted_at_once_make_one_account(
+    race: Race,
+) -> None:
+    """Several tenants invite the same new email and each invitation is accepted at once
+    with a password: one creates the account and joins; the others are answered as they
+    would be a moment later, 401: sign in as that account to accept (they joined it with a
+    password it does not have, or answered 500). Their invitations stay pending."""
+    email = race.email("new")
+    tenants = [(await race.tenant())[0] for _ in range(4)]
+    tokens = [await race.invite(tenant, email, Role.editor) for tenant in tenants]
+    passwords = [f"{PASSWORD}-{n}" for n in range(len(tokens))]
+
+    answers = await asyncio.gather(
+        *(
+            race.client.post(ACCEPT, json={"token": token, "password": password})
+            for token, password in zip(tokens, passwords, strict=True)
+        )
+    )
+
+    assert [a.status_code for a in answers].count(200) == 1, problems(answers)
+    assert problems(answers) == [(401, "unauthenticated")] * (len(tokens) - 1)
+    [won] = [n for n, a in enumerate(answers) if a.status_code == 200]
+    async with session_scope(race.sessions) as session:
+        [user] = (await session.execute(select(User).where(User.email == email))).scalars()
+        assert verify_password(user.password_hash, passwords[won])
+    roles = [await race.role(tenant, email) for tenant in tenants]
+    assert roles == [Role.editor if n == won else None for n in range(len(tenants))]
+    pending = [len(await race.pending(tenant, email)) for tenant in tenants]
+    assert pending == [0 if n == won else 1 for n in range(len(tenants))]
+
+
+@dataclass
+class Creation:
+    """A new account of one email, made by two units of work on the app's connections: the
+    second starts while the first holds the email (inserted, not committed)."""
+
+    race: Race
+    email: str
+
+    async def first(self, session: AsyncSession) -> User:
+        return (await create_user(session, CLI, self.email, password=PASSWORD)).user
+
+    async def second(
+        self, make: Callable[[AsyncSession], Coroutine[Any, Any, T]]
+    ) -> tuple[User, T | BaseException]:
+        """What ``make`` did in the second unit of work, once the first committed; the user
+        the first made."""
+        sessions = state_of(self.race.app).sessionmaker
+        async with sessions() as first, sessions() as second:
+            made = await self.first(first)
+            task = asyncio.create_task(make(second))
+            await waits(task)
+            await first.commit()
+            try:
+                outcome: T | BaseException = await task
+            except Exception as exc:  # what it raised is what is checked
+                outcome = exc
+            await second.commit()
+        return made, outcome
+
+    async def accounts(self) -> int:
+        async with session_scope(self.race.sessions) as session:
+            found = await session.scalar(select(func.count()).where(User.email == self.email))
+            return found or 0
+
+
+@pytest.fixture
+async def creation(race: Race, engine: AsyncEngine) -> Creation:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("needs concurrent write transactions")
+    return Creation(race, race.email("new"))
+
+
+async def test_a_user_created_at_once_with_another_is_409(creation: Creation) -> None:
+    """``kithost user create`` twice at once: the second is told the user exists."""
+    _, outcome = await creation.second(
+        lambda session: create_user(session, CLI, creation.email, password=PASSWORD)
+    )
+    assert isinstance(outcome, UserExists)
+    assert (outcome.status, outcome.code) == (409, "user_exists")
+    assert await creation.accounts() == 1
+
+
+async def test_get_or_create_at_once_with_a_creation_gets_that_user(creation: Creation) -> None:
+    """``kithost tenant create`` for a new owner email while the account is being made."""
+    made, outcome = await creation.second(
+        lambda session: get_or_create_user(session, CLI, creation.email)
+    )
+    assert isinstance(outcome, NewUser)
+    assert (outcome.user.id, outcome.password) == (made.id, None)
+    assert await creation.accounts() == 1
+
+
+async def test_a_first_oidc_sign_in_at_once_with_another_gets_that_user(
+    creation: Creation,
+) -> None:
+    made, outcome = await creation.second(
+        lambda session: sign_in_with_oidc(session, creation.email, "New", allow_signup=True)
+    )
+    assert isinstance(outcome, User)
+    assert outcome.id == made.id
+    assert await creation.accounts() == 1
+
+
+async def test_an_acceptance_at_once_with_the_accounts_creation_asks_to_sign_in(
+    creation: Creation,
+) -> None:
+    tenant, _ = await creation.race.tenant()
+    token = await creation.race.invite(tenant, creation.email, Role.editor)
+    _, outcome = await creation.second(
+        lambda session: invitations.accept(session, None, token, password=PASSWORD, name="")
+    )
+    assert isinstance(outcome, Unauthorized)
+    assert outcome.code == "unauthenticated"
+    assert await creation.accounts() == 1
+    assert await creation.race.role(tenant, creation.email) is None

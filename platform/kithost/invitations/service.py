@@ -21,7 +21,7 @@ from kithost.models import ApiClient, Invitation, Role, Tenant, User
 from kithost.models.base import utcnow
 from kithost.settings import Settings
 from kithost.users import repository as users
-from kithost.users.service import create_user, normalize_email
+from kithost.users.service import UserExists, create_user, normalize_email
 from kithost.worker.enqueue import enqueue
 
 
@@ -216,11 +216,21 @@ async def _invitee(
             )
         return principal.user
     if principal is not None or await users.get_by_email(session, invitation.email) is not None:
-        raise Unauthorized(
-            "Sign in as the invited user to accept the invitation.", code="unauthenticated"
-        )
+        raise _sign_in()
     if password is None:
         raise invalid_field("password", "required to create your account")
     actor = Actor("invitation", str(invitation.id))
-    new = await create_user(session, actor, invitation.email, name=name, password=password)
+    try:
+        new = await create_user(session, actor, invitation.email, name=name, password=password)
+    except UserExists:
+        # Made at this moment by the acceptance of another invitation of the email (another
+        # tenant's): answered as it would be a moment later, never with that account,
+        # whose password is not the one given here.
+        raise _sign_in() from None
     return new.user
+
+
+def _sign_in() -> Unauthorized:
+    return Unauthorized(
+        "Sign in as the invited user to accept the invitation.", code="unauthenticated"
+    )

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit import service as audit
@@ -57,6 +58,12 @@ def normalize_email(email: str) -> str:
     return valid.normalized.lower()
 
 
+class UserExists(Conflict):
+    """409 ``user_exists``: an account has the email."""
+
+    code = "user_exists"
+
+
 async def create_user(
     session: AsyncSession,
     actor: Actor,
@@ -66,38 +73,65 @@ async def create_user(
     password: str | None = None,
     is_platform_admin: bool = False,
 ) -> NewUser:
-    """Create a user; without ``password`` one is generated and returned once."""
+    """Create a user; without ``password`` one is generated and returned once. An account
+    with the email already, or made by another request at the same moment, is 409
+    ``user_exists`` (:class:`UserExists`)."""
     email = normalize_email(email)
     if password is not None:
         check_password_rules(password, email=email, field="password")
-    secret = password if password is not None else generate_password()
     if await repository.get_by_email(session, email) is not None:
-        raise Conflict(f"A user with email {email} exists.", code="user_exists")
-    user = await _add_user(
-        session,
-        actor,
-        User(
-            email=email,
-            name=name,
-            password_hash=hash_password(secret),
-            is_platform_admin=is_platform_admin,
-        ),
+        raise _exists(email)
+    secret = password if password is not None else generate_password()
+    user = User(
+        email=email,
+        name=name,
+        password_hash=await asyncio.to_thread(hash_password, secret),
+        is_platform_admin=is_platform_admin,
     )
+    if not await _add_user(session, actor, user):
+        raise _exists(email)
     return NewUser(user, None if password is not None else secret)
 
 
-async def _add_user(session: AsyncSession, actor: Actor, user: User) -> User:
-    session.add(user)
-    await session.flush()
-    audit.record(session, actor, "user.created", target_type="user", target_id=user.id)
-    return user
+def _exists(email: str) -> UserExists:
+    return UserExists(f"A user with email {email} exists.")
 
 
 async def get_or_create_user(session: AsyncSession, actor: Actor, email: str) -> NewUser:
+    """The user with ``email``; created (with a generated password) when there is none, not
+    even one made by another request at the same moment."""
     existing = await repository.get_by_email(session, normalize_email(email))
     if existing is not None:
         return NewUser(existing, None)
-    return await create_user(session, actor, email)
+    try:
+        return await create_user(session, actor, email)
+    except UserExists:
+        return NewUser(await _made_meanwhile(session, normalize_email(email)), None)
+
+
+async def _add_user(session: AsyncSession, actor: Actor, user: User) -> bool:
+    """Insert ``user``; False, with nothing written, when another unit of work committed a
+    user of its email first. Requests at once that create one account (invitations of two
+    tenants accepted together, two first sign-ins) both find the email free; the unique
+    email makes the second insert wait for the first and then fail, and the savepoint
+    keeps that failure from ending the unit of work (never a 500)."""
+    try:
+        async with session.begin_nested():
+            session.add(user)
+            await session.flush()
+    except IntegrityError:
+        if await repository.get_by_email(session, user.email) is None:
+            raise  # not the email's
+        return False
+    audit.record(session, actor, "user.created", target_type="user", target_id=user.id)
+    return True
+
+
+async def _made_meanwhile(session: AsyncSession, email: str) -> User:
+    """The user of ``email`` another unit of work has just committed."""
+    user = await repository.get_by_email(session, email)
+    assert user is not None, "a user of the email was committed"
+    return user
 
 
 def _refused(decisions: list[Decision]) -> RateLimited:
@@ -184,7 +218,8 @@ async def sign_in_with_oidc(
     session: AsyncSession, email: str, name: str, *, allow_signup: bool
 ) -> User:
     """The user whose email an identity provider verified; created on first sign-in only
-    when sign-up is open (else 403 ``signup_disabled``)."""
+    when sign-up is open (else 403 ``signup_disabled``). A first sign-in at the same moment
+    as another of the email (two tabs) gets the account the other made."""
     email = normalize_email(email)
     user = await repository.get_by_email(session, email)
     if user is None:
@@ -193,7 +228,10 @@ async def sign_in_with_oidc(
                 f"No account uses {email} and sign-up is closed: ask for an invitation.",
                 code="signup_disabled",
             )
-        return await _add_user(session, SYSTEM, User(email=email, name=name[:200]))
+        new = User(email=email, name=name[:200])
+        if await _add_user(session, SYSTEM, new):
+            return new
+        user = await _made_meanwhile(session, email)  # two first sign-ins at once
     if not user.is_active:
         raise Forbidden("This account is disabled.", code="account_disabled")
     return user
