@@ -5,6 +5,7 @@ strict), and the chart's promises are checked on the rendered objects."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -487,6 +488,37 @@ def test_extra_env_adds_settings_the_chart_leaves_alone() -> None:
     config = named(docs, "ConfigMap", "rel-kithost")["data"]
     assert config["KITHOST_OIDC_CLIENT_ID"] == "kithost"
     assert config["KITHOST_ENV"] == "production"
+
+
+def notes(tmp_path: Path, *extra: str) -> str:
+    """NOTES.txt as ``helm install`` prints it (``helm template`` leaves it out): rendered
+    from a copy of the chart where it is a manifest's block scalar."""
+    copy = tmp_path / "kithost"
+    shutil.copytree(CHART, copy)
+    source = copy / "templates" / "NOTES.txt"
+    body = "".join(f"  {line}\n" for line in source.read_text().splitlines())
+    source.unlink()
+    (copy / "templates" / "notes.yaml").write_text(f"notes: |\n{body}")
+    result = helm("template", "rel", str(copy), "--show-only", "templates/notes.yaml", *extra)
+    assert result.returncode == 0, result.stderr
+    text: str = yaml.safe_load(result.stdout)["notes"]
+    return text
+
+
+def test_notes_say_what_was_done_and_what_is_left(tmp_path: Path) -> None:
+    default = notes(tmp_path / "default")
+    assert "migrated by the rel-kithost-migrations Job" in default
+    assert "WARNING: config.trustedProxies is empty" in default
+    off = notes(
+        tmp_path / "off",
+        "--set",
+        "migrations.enabled=false",
+        "--set",
+        "config.trustedProxies=10.42.7.0/24",
+    )
+    assert "migrated by" not in off
+    assert "Migrations are off (migrations.enabled=false): run `kithost migrate`" in off
+    assert "WARNING" not in off
 
 
 def test_no_proxy_is_trusted_unless_named(rendered: dict[str, list[Manifest]]) -> None:
