@@ -11120,6 +11120,13 @@ export interface operations {
                     "text/html": string;
                 };
             };
+            /** @description Not modified (If-None-Match) */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description No published widget has this key */
             404: {
                 headers: {

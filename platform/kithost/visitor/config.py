@@ -31,7 +31,7 @@ CACHE_CONTROL = b"public, max-age=60, stale-while-revalidate=300"
 
 async def get_config(request: Request, pk: str) -> Response:
     origin, rendered = await _allowed(pk, request)
-    if _etag_matches(request.headers.get("if-none-match"), rendered.etag):
+    if etag_matches(request.headers.get("if-none-match"), rendered.etag):
         response = Response(status_code=304)
     else:
         response = Response(rendered.body, media_type="application/json")
@@ -86,7 +86,7 @@ def _own_page_origin(request: Request) -> str | None:
     return f"{request.url.scheme}://{request.url.netloc}"
 
 
-def _etag_matches(if_none_match: str | None, etag: str) -> bool:
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
     """RFC 9110 §13.1.2: a weak comparison against the listed tags, or ``*``."""
     if if_none_match is None:
         return False

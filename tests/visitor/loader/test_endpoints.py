@@ -10,15 +10,16 @@ from pathlib import Path
 import httpx2
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.errors import ServiceUnavailable
 from kithost.kit.headers import page_policy
-from kithost.models import Placement
+from kithost.models import AllowedOrigin, Placement
 from kithost.visitor.loader import service
 from kithost.widgets.config import Launcher, WidgetConfig
 from tests.conftest import config_cache
-from tests.visitor.helpers import ORIGIN, make_widget, publish
+from tests.visitor.helpers import ORIGIN, Clock, make_widget, publish
 
 
 async def test_a_widget_loader_carries_the_launcher_look_and_nothing_else(
@@ -187,9 +188,9 @@ async def test_head_answers_as_get_without_the_body(
         assert head.headers.get(name) == got.headers.get(name), name
     if path == "/w/{}":
         assert head.headers["content-security-policy"] == got.headers["content-security-policy"]
-    else:  # revalidated by ETag
-        again = await client.head(url, headers={"If-None-Match": got.headers["etag"]})
-        assert (again.status_code, again.content) == (304, b"")
+    # revalidated by ETag
+    again = await client.head(url, headers={"If-None-Match": got.headers["etag"]})
+    assert (again.status_code, again.content) == (304, b"")
     if path == "/embed/{}.js":
         assert (await client.head(path.format("pk_nope"))).status_code == 404
 
@@ -211,3 +212,32 @@ async def test_ipv6_literal_origins_cannot_frame_the_page(
     assert response.headers["content-security-policy"] == page_policy(
         "script-src 'self' https://cdn.platform.openai.com", ancestors
     )
+
+
+async def test_the_frame_page_is_revalidated_on_every_load_so_a_removed_origin_stops_framing(
+    app: FastAPI, client: httpx2.AsyncClient, db: AsyncSession
+) -> None:
+    """Browsers may keep the page only to ask again (``no-cache``): its ``frame-ancestors``
+    is never older than the config cache's few seconds. A 304 carries the policy too."""
+    clock = Clock()
+    app.state.add(config_cache(app, revalidate_after=2.0, clock=clock))
+    blog = "https://blog.example.com"
+    widget = await make_widget(db, [ORIGIN, blog], WidgetConfig())
+    url = f"/w/{widget.public_key}"
+    first = await client.get(url)
+    assert first.headers["cache-control"] == "no-cache"
+    policy = first.headers["content-security-policy"]
+    assert policy.endswith(f"frame-ancestors {blog} {ORIGIN}")
+    unchanged = await client.get(url, headers={"If-None-Match": first.headers["etag"]})
+    assert (unchanged.status_code, unchanged.content) == (304, b"")
+    assert unchanged.headers["content-security-policy"] == policy
+    assert unchanged.headers["cache-control"] == "no-cache"
+
+    await db.execute(delete(AllowedOrigin).where(AllowedOrigin.origin == ORIGIN))
+    widget.name = "Renamed, so the revision moves with the origins"
+    await db.flush()
+    clock.now += 2.1
+    changed = await client.get(url, headers={"If-None-Match": first.headers["etag"]})
+    assert changed.status_code == 200
+    assert changed.headers["content-security-policy"].endswith(f"frame-ancestors {blog}")
+    assert changed.headers["etag"] != first.headers["etag"]

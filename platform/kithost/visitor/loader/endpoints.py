@@ -11,6 +11,10 @@ loader alone for the older ``data-widget`` snippet, is cached briefly (a deploy 
 visitors within minutes) and revalidated by ETag. The content-hashed URLs
 (``/embed.{hash}.js``, ``/w/frame.{hash}.js``, ``/w/direct.{hash}.js``) never change, so
 they are cached for a year. All are served from memory, gzipped when the client accepts it.
+The framed page ``/w/{pk}`` is revalidated on every load (``no-cache``, its ETag covering the
+page and its ``Content-Security-Policy``): its ``frame-ancestors`` is the widget's allowed
+origins as the config cache has them now, so a removed origin stops framing the chat on the
+next page load (within the cache's few seconds), whatever the browser kept.
 Each answers ``HEAD`` too (caches and uptime checks send it): the same status and headers,
 no body. It is ``GET``'s by definition, so the API document does not list it apart.
 """
@@ -18,6 +22,7 @@ no body. It is ``GET``'s by definition, so the API document does not list it apa
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,14 +33,15 @@ from kithost.errors import NotFound
 from kithost.kit.headers import page_policy
 from kithost.kit.schemas import problems
 from kithost.visitor.cache import find_answers, published_answers
-from kithost.visitor.config import CACHE_CONTROL
+from kithost.visitor.config import CACHE_CONTROL, etag_matches
 from kithost.visitor.loader import service
 from kithost.visitor.loader.service import Bundle, Script
 from kithost.visitor.routes import PathParamsRoute
 
 SHORT_CACHE = "public, max-age=300, stale-while-revalidate=86400"
 IMMUTABLE = "public, max-age=31536000, immutable"
-FRAME_CACHE = "public, max-age=60"
+FRAME_CACHE = "no-cache"
+"""The framed page is kept only to be revalidated: its CSP must never be a stale one."""
 WIDGET_CACHE = CACHE_CONTROL.decode()
 
 router = APIRouter(tags=["embed"], route_class=PathParamsRoute)
@@ -146,16 +152,21 @@ async def get_frame(request: Request, pk: str) -> Response:
             "Content-Security-Policy": page_policy("default-src 'none'", "frame-ancestors *"),
         }
         return HTMLResponse(service.NOT_AVAILABLE_PAGE, status_code=404, headers=headers)
-    published = answers.published
+    published, settings = answers.published, request.app.state.settings
     frame = service.bundle().frame
-    return HTMLResponse(
-        service.frame_page(published, request.app.state.settings, f"frame.{frame.hash}.js"),
-        headers={
-            "Content-Security-Policy": service.frame_policy(published, request.app.state.settings),
-            "Cache-Control": FRAME_CACHE,
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    page = service.frame_page(published, settings, f"frame.{frame.hash}.js").encode()
+    policy = service.frame_policy(published, settings)
+    digest = hashlib.blake2b(page, digest_size=16)
+    digest.update(policy.encode())
+    headers = {
+        "Content-Security-Policy": policy,
+        "Cache-Control": FRAME_CACHE,
+        "ETag": f'"{digest.hexdigest()}"',
+        "X-Content-Type-Options": "nosniff",
+    }
+    if etag_matches(request.headers.get("if-none-match"), headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    return HTMLResponse(page, headers=headers)
 
 
 _get(
@@ -163,5 +174,9 @@ _get(
     get_frame,
     summary="The framed widget page, for the loader's iframe",
     response_class=HTMLResponse,
-    responses={404: {"description": "No published widget has this key"}, **problems(503)},
+    responses={
+        304: {"description": "Not modified (If-None-Match)"},
+        404: {"description": "No published widget has this key"},
+        **problems(503),
+    },
 )
