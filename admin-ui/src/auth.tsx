@@ -79,7 +79,7 @@ export function SignIn() {
             />
           )}
         </Field>
-        {signIn.error && !error?.problem.errors?.length && <ProblemAlert error={signIn.error} />}
+        <ProblemAlert error={signIn.error} shown={['email', 'password']} />
         <button type="submit" disabled={signIn.isPending}>
           {signIn.isPending ? 'Signing in…' : 'Sign in'}
         </button>
@@ -156,7 +156,7 @@ export function AcceptInvitation() {
           </button>
         </form>
       )}
-      {accept.error && !error?.problem.errors?.length && <ProblemAlert error={accept.error} />}
+      <ProblemAlert error={accept.error} shown={me.data ? [] : ['name', 'password']} />
     </main>
   );
 }

@@ -3,7 +3,7 @@
 // server searches.
 import { keepPreviousData, useQuery } from '@tanstack/react-query';
 import { useEffect, useId, useState, type ReactNode } from 'react';
-import { ApiError } from './api/client';
+import { ApiError, fieldShows } from './api/client';
 
 export function Page({ title, actions, children }: { title: string; actions?: ReactNode; children: ReactNode }) {
   return (
@@ -48,11 +48,19 @@ export function Field({
   );
 }
 
-/** What went wrong with an action, with the problem's fields that no form field shows. */
-export function ProblemAlert({ error }: { error: unknown }) {
+/**
+ * What went wrong with an action, and the problem's field errors that no field on screen
+ * shows. `shown` names the fields the form shows errors beside (as `ApiError.fieldError`
+ * finds them): when every field error is one of theirs, the fields say it all and the alert
+ * stays away; otherwise it shows the problem with the errors they leave out. Without
+ * `shown`, it lists every field error.
+ */
+export function ProblemAlert({ error, shown = [] }: { error: unknown; shown?: readonly string[] }) {
   if (!error) return null;
   const message = error instanceof Error ? error.message : String(error);
-  const fields = error instanceof ApiError ? (error.problem.errors ?? []) : [];
+  const all = error instanceof ApiError ? (error.problem.errors ?? []) : [];
+  const fields = all.filter((f) => !shown.some((name) => fieldShows(name, f.field)));
+  if (all.length > 0 && fields.length === 0) return null;
   return (
     <div className="alert" role="alert">
       <p>{message}</p>

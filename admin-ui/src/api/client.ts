@@ -8,6 +8,10 @@ import type { components, paths } from './schema';
 export type Schemas = components['schemas'];
 export type Problem = Schemas['Problem'];
 
+/** Whether a form's field `name` shows the problem's error on `path` (the same field, or the
+ * field at the end of the path). */
+export const fieldShows = (name: string, path: string): boolean => path === name || path.endsWith(`.${name}`);
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -18,7 +22,7 @@ export class ApiError extends Error {
 
   /** The message for one field (a dotted path such as `config.launcher.label`), if any. */
   fieldError(field: string): string | undefined {
-    return this.problem.errors?.find((e) => e.field === field || e.field.endsWith(`.${field}`))?.message;
+    return this.problem.errors?.find((e) => fieldShows(field, e.field))?.message;
   }
 }
 

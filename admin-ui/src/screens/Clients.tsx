@@ -62,12 +62,16 @@ export default function Clients() {
               </label>
             ))}
           </div>
-          {error?.fieldError('scopes') && <p className="error">{error.fieldError('scopes')}</p>}
+          {error?.fieldError('scopes') && (
+            <p className="error" role="alert">
+              {error.fieldError('scopes')}
+            </p>
+          )}
         </fieldset>
         <button type="submit" disabled={create.isPending}>
           Create client
         </button>
-        {create.error && !error?.problem.errors?.length && <ProblemAlert error={create.error} />}
+        <ProblemAlert error={create.error} shown={['name', 'scopes']} />
       </form>
       {created && <SecretOnce title={`Client ${created.id} created.`} secret={created.secret} onDone={() => setCreated(null)} />}
       <Query query={clients} what="API clients">

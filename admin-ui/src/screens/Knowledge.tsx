@@ -121,7 +121,7 @@ export default function Knowledge() {
         <button type="submit" disabled={!canWrite || create.isPending}>
           Create
         </button>
-        {create.error && !error?.problem.errors?.length && <ProblemAlert error={create.error} />}
+        <ProblemAlert error={create.error} shown={['name', 'description']} />
       </form>
       <Query query={bases} what="knowledge bases">
         {(list) =>

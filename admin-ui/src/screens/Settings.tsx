@@ -52,7 +52,7 @@ function OpenAIKey() {
           </button>
         )}
       </form>
-      {save.error && !error?.fieldError('api_key') && <ProblemAlert error={save.error} />}
+      <ProblemAlert error={save.error} shown={['api_key']} />
       <ProblemAlert error={remove.error} />
     </section>
   );
@@ -97,7 +97,7 @@ function Retention() {
           </form>
         )}
       </Query>
-      {save.error && !error?.fieldError('retention_days') && <ProblemAlert error={save.error} />}
+      <ProblemAlert error={save.error} shown={['retention_days']} />
     </section>
   );
 }
@@ -130,7 +130,7 @@ function EndUserDeletion() {
         </button>
       </form>
       {erase.data && <p role="status">Deleted: {JSON.stringify(erase.data.removed)}</p>}
-      {erase.error && !error?.fieldError('end_user') && <ProblemAlert error={erase.error} />}
+      <ProblemAlert error={erase.error} shown={['end_user']} />
     </section>
   );
 }
@@ -171,7 +171,7 @@ function TenantDeletion() {
           Delete the tenant
         </button>
       </form>
-      {remove.error && !error?.fieldError('confirm') && <ProblemAlert error={remove.error} />}
+      <ProblemAlert error={remove.error} shown={['confirm']} />
     </section>
   );
 }

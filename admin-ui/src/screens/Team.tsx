@@ -44,7 +44,7 @@ function Invite() {
           Invite
         </button>
       </div>
-      {invite.error && !error?.problem.errors?.length && <ProblemAlert error={invite.error} />}
+      <ProblemAlert error={invite.error} shown={['email', 'role']} />
       {link && (
         <div className="secret" role="status">
           <p>Send this link to the invitee (it is shown only now):</p>

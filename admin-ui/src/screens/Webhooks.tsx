@@ -131,6 +131,11 @@ export default function Webhooks() {
               <input type="checkbox" value={event} {...form.register('events')} /> <code>{event}</code>
             </label>
           ))}
+          {error?.fieldError('events') && (
+            <p className="error" role="alert">
+              {error.fieldError('events')}
+            </p>
+          )}
         </fieldset>
         <Field
           label="Idle after (minutes)"
@@ -142,7 +147,7 @@ export default function Webhooks() {
         <button type="submit" disabled={create.isPending}>
           Add endpoint
         </button>
-        {create.error && !error?.problem.errors?.length && <ProblemAlert error={create.error} />}
+        <ProblemAlert error={create.error} shown={['url', 'description', 'events', 'idle_minutes']} />
       </form>
       {secret && <SecretOnce title="The endpoint's signing secret." secret={secret} onDone={() => setSecret(null)} />}
       <Query query={endpoints} what="endpoints">

@@ -47,6 +47,7 @@ function CreateWidget({ onDone }: { onDone: () => void }) {
     },
   });
   const error = create.error instanceof ApiError ? create.error : null;
+  const originsError = error?.problem.errors?.find((e) => e.field.includes('origins'));
   return (
     <form className="card" onSubmit={form.handleSubmit((values) => create.mutate(values))} noValidate>
       <h2>New widget</h2>
@@ -56,11 +57,11 @@ function CreateWidget({ onDone }: { onDone: () => void }) {
       <Field
         label="Allowed origins"
         hint="One per line, e.g. https://www.example.com or https://*.example.com. You can add them later."
-        error={error?.problem.errors?.find((e) => e.field.includes('origins'))?.message}
+        error={originsError?.message}
       >
         {(props) => <textarea {...props} rows={3} {...form.register('origins')} />}
       </Field>
-      {create.error && !error?.problem.errors?.length && <ProblemAlert error={create.error} />}
+      <ProblemAlert error={create.error} shown={['name', ...(originsError ? [originsError.field] : [])]} />
       <div className="row">
         <button type="submit" disabled={create.isPending}>
           Create widget
