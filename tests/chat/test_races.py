@@ -4,20 +4,33 @@ user meanwhile, so no more gets in than the rule allows and nothing within it is
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx2
 import pytest
+from chatkit.types import ErrorEvent, ThreadItemDoneEvent, ThreadStreamEvent
 from sqlalchemy import func, select
 
 from kithost.auth.principals import CLI
+from kithost.auth.scopes import Scope
 from kithost.chat.attachments import MAX_UNSENT
-from kithost.models import ChatAttachment, Widget
+from kithost.models import ChatAttachment, ChatThread, Tenant, Widget
 from kithost.settings import Settings
 from kithost.widgets.service import create_widget
-from tests.chat.helpers import ALICE, ATTACHMENTS, Visitor, chat_config, visitor
+from tests.chat.helpers import (
+    ALICE,
+    ATTACHMENTS,
+    Visitor,
+    chat_config,
+    decode,
+    deltas,
+    message,
+    visitor,
+)
 from tests.conftest import LoopbackServer
+from tests.factories import client_token
 from tests.fakes.openai_server import FakeOpenAI
 from tests.races import RacingApp, at_once, racing_app
 from tests.visitor.helpers import ORIGIN, publish
@@ -47,11 +60,9 @@ async def http(loopback: LoopbackServer) -> AsyncIterator[httpx2.AsyncClient]:
         yield client
 
 
-async def chat_widget(
-    racing: RacingApp, fake: FakeOpenAI, **config: Any
-) -> tuple[Widget, dict[str, Any]]:
-    """A published self-hosted widget answered by the fake model (committed), and the
-    arguments of :func:`visitor` but the client."""
+async def chat_widget(racing: RacingApp, fake: FakeOpenAI, **config: Any) -> tuple[Widget, Tenant]:
+    """A published self-hosted widget answered by the fake model (committed), and its
+    tenant."""
     app = racing.app
     async with racing.arranging() as session:
         tenant = await racing.tenant(session)
@@ -59,7 +70,7 @@ async def chat_widget(
         key = app.state.secret_box.encrypt(fake.api_key)
         widget.model_key, widget.model_key_base_url = key, fake.base_url
         await publish(session, widget, chat_config(fake, **config))
-    return widget, {"app": app, "widget": widget}
+    return widget, tenant
 
 
 async def alice_of(racing: RacingApp, http: httpx2.AsyncClient, widget: Widget) -> Visitor:
@@ -94,3 +105,59 @@ async def test_attachments_created_at_once_stop_at_the_cap(
             .where(ChatAttachment.widget_id == widget.id)
         )
     assert held == MAX_UNSENT
+
+
+def shown(events: list[ThreadStreamEvent]) -> bool:
+    """The visitor's message is shown as sent (the model has not answered yet)."""
+    return any(isinstance(e, ThreadItemDoneEvent) for e in events)
+
+
+def answering(events: list[ThreadStreamEvent]) -> bool:
+    """The answer's first word is out (the visitor's message is written)."""
+    return bool(deltas(events))
+
+
+@pytest.mark.parametrize("deleted_when", [shown, answering], ids=["before", "after"])
+async def test_a_chat_whose_widget_is_deleted_meanwhile_says_it_is_no_longer_available(
+    racing: RacingApp,
+    http: httpx2.AsyncClient,
+    fake_openai: FakeOpenAI,
+    caplog: pytest.LogCaptureFixture,
+    deleted_when: Callable[[list[ThreadStreamEvent]], bool],
+) -> None:
+    """The widget is deleted (with its threads) while the model answers, before the first
+    word (the visitor's message is not written yet) or after it; what the response writes
+    next finds the widget gone: it ends with ChatKit's error saying the chat is no longer
+    available, no retry offered (it could only fail), and nothing is logged as an error
+    (it was a foreign key violation, the visitor invited to retry)."""
+    widget, tenant = await chat_widget(racing, fake_openai)
+    alice = await alice_of(racing, http, widget)
+    async with racing.arranging() as session:
+        editor = await client_token(racing.app, session, tenant, [Scope.widgets_write])
+    fake_openai.hold_stream(after=0 if deleted_when is shown else 1)
+    body = {"type": "threads.create", "params": {"input": message("Tell me a story")}}
+    seen, deleted = "", None
+    with caplog.at_level(logging.INFO):
+        async with http.stream("POST", alice.url, json=body, headers=alice.headers()) as response:
+            async for chunk in response.aiter_text():
+                seen += chunk
+                if deleted is None and deleted_when(decode(seen)):
+                    deleted = await http.delete(
+                        f"/api/v1/tenants/{tenant.slug}/widgets/{widget.id}",
+                        headers=editor.headers,
+                    )
+                    fake_openai.release()
+
+    assert deleted is not None
+    assert deleted.status_code == 204, deleted.text
+    events = decode(seen)
+    [error] = [e for e in events if isinstance(e, ErrorEvent)]
+    assert (error.message, error.allow_retry) == ("This chat is no longer available.", False)
+    assert events[-1] == error
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "chat.widget_gone" in caplog.text
+    async with racing.arranging() as session:
+        left = await session.scalar(
+            select(func.count()).select_from(ChatThread).where(ChatThread.widget_id == widget.id)
+        )
+    assert left == 0

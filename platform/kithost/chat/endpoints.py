@@ -58,7 +58,7 @@ from kithost.chat import client_tools
 from kithost.chat.attachments import AttachmentRules, Purpose
 from kithost.chat.auth import missing_token
 from kithost.chat.context import ChatContext
-from kithost.chat.errors import problem_for
+from kithost.chat.errors import ChatGone, problem_for
 from kithost.chat.runtime import Runtime, runtime
 from kithost.chat.server import ChatServer
 from kithost.errors import (
@@ -407,6 +407,10 @@ async def _continue(
                 CHAT_FIRST_TOKEN_SECONDS.observe(time.monotonic() - received_at)
             yield event
         outcome = "completed"
+    except ChatGone as exc:  # after the SDK's last error event (the store logged it)
+        outcome = "failed"
+        error = ErrorEvent(code="custom", message=exc.message, allow_retry=False)
+        yield b"data: " + error.model_dump_json().encode() + b"\n\n"
     except Exception:
         # The SDK turns the response's errors into error events itself; this is the rest.
         log.exception("chat_stream_failed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from chatkit.errors import CustomStreamError
 from chatkit.store import NotFoundError
 
 from kithost.errors import BadRequest, KithostError, NotFound
@@ -14,6 +15,18 @@ class ChatNotFound(NotFoundError):
         super().__init__(detail)
         self.code = code
         self.detail = detail
+
+
+class ChatGone(CustomStreamError):
+    """The chat's widget was deleted while the chat ran (its threads went with it): what
+    the store raises instead of the write's failure. A response ends with ChatKit's error
+    saying so, retry not offered (it could only fail); any other request is 404
+    ``widget_not_found``, as the widget's visitor routes answer from then on."""
+
+    MESSAGE = "This chat is no longer available."
+
+    def __init__(self) -> None:
+        super().__init__(self.MESSAGE, allow_retry=False)
 
 
 def thread_not_found() -> ChatNotFound:
@@ -38,6 +51,8 @@ def problem_for(exc: Exception) -> KithostError | None:
     """The problem an exception from ``ChatKitServer.process`` stands for; None for a bug."""
     if isinstance(exc, KithostError):
         return exc
+    if isinstance(exc, ChatGone):
+        return NotFound(ChatGone.MESSAGE, code="widget_not_found")
     if isinstance(exc, ChatNotFound):
         return NotFound(exc.detail, code=exc.code)
     if isinstance(exc, NotFoundError):

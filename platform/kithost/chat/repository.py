@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.chat.context import ChatContext
 from kithost.db import rowcount
-from kithost.models import ChatAttachment, ChatItem, ChatThread, WebhookDelivery
+from kithost.models import ChatAttachment, ChatItem, ChatThread, WebhookDelivery, Widget
 from kithost.models.base import utcnow
 from kithost.storage import blob_key
 
@@ -69,6 +69,15 @@ async def thread_with_items(
 async def thread_exists(session: AsyncSession, context: ChatContext, thread_id: str) -> bool:
     found = await session.scalar(
         select(ChatThread.id).where(ChatThread.id == thread_id, owned(ChatThread, context))
+    )
+    return found is not None
+
+
+async def widget_exists(session: AsyncSession, context: ChatContext) -> bool:
+    found = await session.scalar(
+        select(Widget.id).where(
+            Widget.id == context.widget_id, Widget.tenant_id == context.tenant_id
+        )
     )
     return found is not None
 

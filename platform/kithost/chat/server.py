@@ -45,6 +45,7 @@ from chatkit.types import (
     AssistantMessageItem,
     ChatKitReq,
     ClientToolCallItem,
+    ErrorEvent,
     FeedbackKind,
     HiddenContextItem,
     NoticeEvent,
@@ -66,6 +67,7 @@ from pydantic import TypeAdapter
 from kithost import rls
 from kithost.chat import agent, demo_model, guardrails, handoffs
 from kithost.chat.context import ChatContext
+from kithost.chat.errors import ChatGone
 from kithost.chat.http_tool import HttpToolRunner
 from kithost.chat.store import SqlAttachmentStore, SqlStore, new_id
 from kithost.db import session_scope
@@ -94,13 +96,15 @@ QUOTA_NOTICE = NoticeEvent(
 
 class NotFoundIsNoError(logging.Filter):
     """Keeps out of the SDK's log what the store raises for what the end user cannot see
-    (``errors.ChatNotFound``: another visitor's thread, an id made up). The SDK logs every
-    exception a stream raises at error level with its traceback ("Error while generating
-    streamed response"), before the endpoint answers it as the 404 it is: any visitor could
-    fill the error log and bury real errors. Every other exception is still logged."""
+    (``errors.ChatNotFound``: another visitor's thread, an id made up) or what is no longer
+    there (``errors.ChatGone``: the widget was deleted meanwhile, logged at info by the
+    store). The SDK logs every exception a stream raises at error level with its traceback
+    ("Error while generating streamed response"), before the endpoint answers it as the 404
+    it is: any visitor could fill the error log and bury real errors. Every other exception
+    is still logged."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], NotFoundError))
+        return not (record.exc_info and isinstance(record.exc_info[1], NotFoundError | ChatGone))
 
 
 logging.getLogger("chatkit").addFilter(NotFoundIsNoError())
@@ -148,11 +152,19 @@ class ChatServer(ChatKitServer[ChatContext]):
         return NonStreamingResult(await self._process_non_streaming(request, context))
 
     async def _settled(self, events: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
-        """``events``, then the store's write behind the response (its error, if any)."""
+        """``events``, then the store's write behind the response (its error, if any), and
+        the error saying the chat is no longer available when its widget was deleted
+        meanwhile (the response ran on without writing: ``SqlStore.gone_untold``)."""
         try:
             async for event in events:
                 yield event
-            await self.store.settled()
+            try:
+                await self.store.settled()
+            except ChatGone:
+                self.store.gone_untold = True
+            if self.store.gone_untold:  # the widget was deleted meanwhile
+                gone = ErrorEvent(code="custom", message=ChatGone.MESSAGE, allow_retry=False)
+                yield b"data: " + self._serialize(gone) + b"\n\n"
         finally:
             self.store.release()  # a closed or cancelled response: the write still goes in
             for mcp in self._mcp:

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import structlog
 from chatkit.store import AttachmentStore, Store, StoreItemType
 from chatkit.types import (
     AssistantMessageItem,
@@ -53,6 +54,8 @@ from kithost.chat import repository
 from kithost.chat.attachments import AttachmentRules, AttachmentUrls
 from kithost.chat.context import ChatContext
 from kithost.chat.errors import (
+    ChatGone,
+    ChatNotFound,
     attachment_not_found,
     cursor_not_found,
     item_not_found,
@@ -70,6 +73,7 @@ from kithost.settings import Settings
 from kithost.storage import BlobStorage, blob_key
 from kithost.webhooks import service as webhooks
 
+log = structlog.get_logger(__name__)
 PAYLOAD_VERSION = 1
 ID_PREFIXES: dict[StoreItemType, str] = {
     "thread": "thr",
@@ -124,6 +128,11 @@ class SqlStore(Store[ChatContext]):
         """The user's message, written behind the response (see above) once released."""
         self._released = asyncio.Event()
         """Set by :meth:`release`; a new one for each write."""
+        self.gone = False
+        """Whether the widget was deleted while the chat ran (:class:`ChatGone` was raised):
+        there is nothing left to write the rest of the response to."""
+        self.gone_untold = False
+        """Whether a write found the widget gone and the response has not said so yet."""
         self._created_attachments: dict[str, dict[str, Any]] = {}
         """Attachments ``SqlAttachmentStore.create_attachment`` wrote, with their payloads:
         the SDK's ``save_attachment`` that follows has nothing to write."""
@@ -165,22 +174,51 @@ class SqlStore(Store[ChatContext]):
         commit_asynchronously`): a crash may lose the last moments of a chat, never leave
         it inconsistent.
         """
-        async with session_scope(self.sessionmaker) as session:
-            await rls.set_tenant(session, context.tenant_id)
-            written = list(self._unwritten.values())
-            if writes or written:
-                await commit_asynchronously(session)
-            elif one_read:
-                await only_reads(session)
-            for row, _ in written:
-                session.add(row)
-            if written:
-                await session.flush()
-            yield session
+        written = list(self._unwritten.values())
+        try:
+            async with session_scope(self.sessionmaker) as session:
+                await rls.set_tenant(session, context.tenant_id)
+                if writes or written:
+                    await commit_asynchronously(session)
+                elif one_read:
+                    await only_reads(session)
+                for row, _ in written:
+                    session.add(row)
+                if written:
+                    await session.flush()
+                yield session
+        except (IntegrityError, ChatNotFound) as exc:
+            if await self._widget_gone(context):
+                raise ChatGone from exc
+            raise
         for row, context in written:
             self._unwritten.pop(row.id, None)
             self._new.discard(row.id)
             self.report(context, "thread.created", thread_id=row.id)
+
+    @contextmanager
+    def _told_at_the_end(self) -> Iterator[None]:
+        """Around a write of the response (the SDK's ``save_thread``, ``add_thread_item``,
+        …): the first to find the widget deleted does not stop the response midway (the SDK
+        would leave the model's stream running, abandoned); it runs on, writing nothing,
+        and tells the visitor at its end (``ChatServer``, :attr:`gone_untold`)."""
+        try:
+            yield
+        except ChatGone:
+            self.gone_untold = True
+
+    async def _widget_gone(self, context: ChatContext) -> bool:
+        """Whether the context's widget has been deleted (a write failed, or the thread is
+        missing: the deletion took the widget's threads with it); from then on the store's
+        writes do nothing (:attr:`gone`)."""
+        async with session_scope(self.sessionmaker) as session:
+            await rls.set_tenant(session, context.tenant_id)
+            await only_reads(session)
+            exists = await repository.widget_exists(session, context)
+        if not exists and not self.gone:
+            self.gone = True
+            log.info("chat.widget_gone", widget_id=str(context.widget_id))
+        return not exists
 
     def report(self, context: ChatContext, name: str, **data: Any) -> None:
         """Report ``server.<name>`` about the context's end user (see ``analytics.facts``);
@@ -220,6 +258,12 @@ class SqlStore(Store[ChatContext]):
         return ThreadMetadata.model_validate(payload)
 
     async def save_thread(self, thread: ThreadMetadata, context: ChatContext) -> None:
+        if self.gone:
+            return
+        with self._told_at_the_end():
+            await self._save_thread(thread, context)
+
+    async def _save_thread(self, thread: ThreadMetadata, context: ChatContext) -> None:
         payload = _storable(thread.model_dump(mode="json", exclude={"items"}))
         if thread.id in self._new:
             new = _thread_row(thread, payload, context)
@@ -298,6 +342,14 @@ class SqlStore(Store[ChatContext]):
         return result
 
     async def add_thread_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
+        if self.gone:
+            return
+        with self._told_at_the_end():
+            await self._add_thread_item(thread_id, item, context)
+
+    async def _add_thread_item(
+        self, thread_id: str, item: ThreadItem, context: ChatContext
+    ) -> None:
         latest = self._latest.pop(_key(context, thread_id), None)
         await self.settled()
         if isinstance(item, UserMessageItem):
@@ -321,6 +373,12 @@ class SqlStore(Store[ChatContext]):
             self.report(context, "message.received", thread_id=thread_id)
 
     async def save_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
+        if self.gone:
+            return
+        with self._told_at_the_end():
+            await self._save_item(thread_id, item, context)
+
+    async def _save_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
         self._latest.pop(_key(context, thread_id), None)
         async with self.unit(context, writes=True) as session:
             row = await repository.item(session, context, thread_id, item.id)
@@ -338,6 +396,12 @@ class SqlStore(Store[ChatContext]):
         return self._present(_ITEM.validate_python(row.payload), context)
 
     async def delete_thread_item(self, thread_id: str, item_id: str, context: ChatContext) -> None:
+        if self.gone:
+            return
+        with self._told_at_the_end():
+            await self._delete_thread_item(thread_id, item_id, context)
+
+    async def _delete_thread_item(self, thread_id: str, item_id: str, context: ChatContext) -> None:
         self._latest.pop(_key(context, thread_id), None)
         async with self.unit(context, writes=True) as session:
             await repository.delete_item(session, context, thread_id, item_id)
