@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kithost.kit.keys import Keys, derive_keys
 from kithost.kit.limits import Limits
+from kithost.kit.origins import origin_of
 from kithost.kit.outbound import LOOPBACK, OutboundPolicy
 
 
@@ -42,6 +43,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str | None = None
+    visitor_url: str | None = None
+    """Where visitors' pages load Kithost from (the loader, the framed page, the chat and
+    session routes) when not ``public_url``: a host of its own, so that what runs in the
+    framed page (ChatKit's script) never runs on the dashboard's origin. The chart sets it
+    from ``ingress.visitorHost``."""
     log_level: str = "INFO"
     log_json: bool | None = None
     openai_base_url: str | None = None
@@ -77,7 +83,8 @@ class Settings(BaseSettings):
     events_max_in_flight: int = Field(default=256, ge=1)
     """Event batches an API process may be handing to the broker at once; beyond, 429."""
     frame_domain_key: str = "domain_pk_localhost_dev"
-    """OpenAI's domain key for Kithost's own domain (``public_url``), used by the framed page."""
+    """OpenAI's domain key for the domain framed pages are served from (``visitor_url``'s,
+    else ``public_url``'s)."""
     chatkit_script_url: str = "https://cdn.platform.openai.com/deployments/chatkit/chatkit.js"
     """ChatKit's script, as the framed page loads it."""
     chatkit_script_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
@@ -164,6 +171,8 @@ class Settings(BaseSettings):
             if not (self.public_url or "").startswith("https://"):
                 # Else cookies lose Secure, and tokens and links name http://localhost.
                 raise ValueError("production requires KITHOST_PUBLIC_URL, an https:// URL")
+            if not (self.visitor_url or "https://").startswith("https://"):
+                raise ValueError("KITHOST_VISITOR_URL must be an https:// URL in production")
             for proxy in self.trusted_proxy_list:
                 if ip_network(proxy, strict=False).prefixlen == 0:
                     raise ValueError(
@@ -224,6 +233,17 @@ class Settings(BaseSettings):
     def base_url(self) -> str:
         """The public URL visitors and tenants reach Kithost at, without a trailing slash."""
         return (self.public_url or f"http://localhost:{self.port}").rstrip("/")
+
+    @property
+    def visitor_base_url(self) -> str:
+        """The URL visitors' pages reach Kithost at (``visitor_url``, else ``base_url``)."""
+        return (self.visitor_url or self.base_url).rstrip("/")
+
+    @property
+    def own_origins(self) -> frozenset[str]:
+        """Kithost's own origins: its framed page's requests come from one of them (asked
+        on every visitor request: computed once per pair of URLs)."""
+        return _own_origins(self.base_url, self.visitor_base_url)
 
     @property
     def json_logs(self) -> bool:
@@ -291,3 +311,8 @@ def _items(value: str) -> list[str]:
 @lru_cache
 def _outbound_policy(allow: str) -> OutboundPolicy:
     return OutboundPolicy.parse(allow)
+
+
+@lru_cache(maxsize=8)
+def _own_origins(*urls: str) -> frozenset[str]:
+    return frozenset(origin_of(url) for url in urls)

@@ -376,6 +376,7 @@ def test_ingress_tls_and_visitor_host(rendered: dict[str, list[Manifest]]) -> No
     assert [p["path"] for p in rules["kithost.example.com"]] == ["/"]
     assert [(p["path"], p["pathType"]) for p in rules["chat.example.net"]] == [
         ("/embed.js", "Exact"),
+        ("/embed/", "Prefix"),
         ("/w/", "Prefix"),
         ("/v1/", "Prefix"),
     ]
@@ -383,6 +384,9 @@ def test_ingress_tls_and_visitor_host(rendered: dict[str, list[Manifest]]) -> No
         assert {p["backend"]["service"]["name"] for p in paths} == {"rel-kithost-api"}
     config = named(docs, "ConfigMap", "rel-kithost")["data"]
     assert config["KITHOST_ALLOWED_HOSTS"] == "kithost.example.com,chat.example.net"
+    assert config["KITHOST_VISITOR_URL"] == "https://chat.example.net"
+    default_config = named(rendered["default"], "ConfigMap", "rel-kithost")["data"]
+    assert "KITHOST_VISITOR_URL" not in default_config
     [default] = of_kind(rendered["default"], "Ingress")
     assert "tls" not in default["spec"]
 

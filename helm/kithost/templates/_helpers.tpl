@@ -230,6 +230,9 @@ chart's, then config.extraEnv (kithost.validate refuses a name the chart sets). 
 {{- define "kithost.chartConfigData" -}}
 KITHOST_ENV: production
 KITHOST_PUBLIC_URL: {{ .Values.publicUrl | quote }}
+{{- with .Values.ingress.visitorHost }}
+KITHOST_VISITOR_URL: {{ printf "https://%s" . | quote }}
+{{- end }}
 KITHOST_LOG_LEVEL: {{ .Values.config.logLevel | quote }}
 KITHOST_TASK_QUEUE: {{ .Values.config.taskQueue | quote }}
 KITHOST_TRUSTED_PROXIES: {{ .Values.config.trustedProxies | quote }}

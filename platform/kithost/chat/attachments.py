@@ -112,7 +112,7 @@ class AttachmentUrls:
     """Signs and checks the upload and preview URLs of attachments."""
 
     def __init__(self, settings: Settings) -> None:
-        self.base_url = settings.base_url
+        self.base_url = settings.visitor_base_url
         # itsdangerous signs with the last key and accepts all of them.
         keys = list(reversed(settings.keys().derived(KeyPurpose.attachments)))
         self._serializer = URLSafeTimedSerializer(keys, salt="kithost.chat.attachment")

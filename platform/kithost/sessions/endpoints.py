@@ -29,6 +29,7 @@ from kithost.auth.dependencies import SessionsMint
 from kithost.db import DbSession
 from kithost.errors import Conflict, Forbidden, KithostError, invalid_request
 from kithost.health.metrics import mint_outcome
+from kithost.kit.origins import origin_of
 from kithost.kit.schemas import problems
 from kithost.models import Placement
 from kithost.sessions import service
@@ -183,8 +184,8 @@ async def backend_session(
             facts,
             target,
             end_user=EndUser(id=f"u:{body.user}", verified=True),
-            # A framed chat calls Kithost from Kithost's own page.
-            origin=body.origin or (settings.base_url if framed else None),
+            # A framed chat calls Kithost from Kithost's own page, where visitors load it.
+            origin=body.origin or (origin_of(settings.visitor_base_url) if framed else None),
             context=body.context,
             later=later,
             recorder=recorder,

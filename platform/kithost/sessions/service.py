@@ -204,7 +204,7 @@ async def _mint_self_hosted(
         end_user=end_user.id,
         token=minted.token,
         expires_at=minted.expires_at,
-        chatkit_url=f"{settings.base_url}/v1/chatkit/{target.public_key}",
+        chatkit_url=f"{settings.visitor_base_url}/v1/chatkit/{target.public_key}",
     )
 
 

@@ -77,12 +77,10 @@ class PublishedAnswers:
         self._answers[origin] = answer
         return answer
 
-    def admits(self, origin: str | None, kithost_origin: str) -> bool:
+    def admits(self, origin: str | None, own_origins: frozenset[str]) -> bool:
         """Whether a visitor route may serve a page of ``origin``: one the widget allows
-        (remembered per origin), or Kithost's own (the framed page ``/w/{pk}``)."""
-        return origin is not None and (
-            origin == kithost_origin or self.for_origin(origin) is not None
-        )
+        (remembered per origin), or one of Kithost's own (the framed page ``/w/{pk}``)."""
+        return origin is not None and (origin in own_origins or self.for_origin(origin) is not None)
 
     def _render(self, entry: AllowedEntry) -> Rendered:
         rendered = self._rendered.get(entry)

@@ -71,7 +71,7 @@ async def visitor_origin(request: Request, public_key: str) -> tuple[str, Publis
     headers: fail closed) for any other origin or none."""
     origin = browser_origin(request.headers.get("origin"))
     answers = await published_answers(request.app.state, public_key)
-    if not answers.admits(origin, request.app.state.settings.base_url):
+    if not answers.admits(origin, request.app.state.settings.own_origins):
         raise origin_not_allowed()
     return origin, answers.published
 

@@ -63,7 +63,7 @@ async def post_events(request: Request, pk: str) -> Response:
     state: AppState = request.app.state
     answers = await published_answers(state, pk)
     published = answers.published
-    allowed = answers.admits(origin, state.settings.base_url)
+    allowed = answers.admits(origin, state.settings.own_origins)
     cors = cors_headers(origin if allowed else None)
     handover = state.part(EventsHandover)
     try:

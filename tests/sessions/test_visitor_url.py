@@ -1,0 +1,75 @@
+"""A visitor host of its own (``KITHOST_VISITOR_URL``, the chart's ``ingress.visitorHost``):
+the framed page loads from it, so its requests come from that origin, which the visitor
+routes take as Kithost's own, as they take ``KITHOST_PUBLIC_URL``'s; sessions send the
+chat there, and a backend's framed session is bound to it."""
+
+from __future__ import annotations
+
+import httpx2
+import jwt as pyjwt
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kithost.auth.scopes import Scope
+from kithost.settings import Settings
+from tests.conftest import create_test_app, operator_sessions
+from tests.factories import client_token
+from tests.sessions.test_mint_api import DEVICE, SHOP, Published, mint, publish
+
+DASHBOARD = "https://kithost.example.com"
+VISITORS = "https://chat.example.net"
+
+
+async def visitor_host_app(
+    settings: Settings, connection: AsyncConnection, visitor_url: str | None
+) -> tuple[FastAPI, Published]:
+    app = create_test_app(settings, connection, public_url=DASHBOARD, visitor_url=visitor_url)
+    async with operator_sessions(app)() as setup:
+        target = await publish(setup)
+        await setup.commit()
+    return app, target
+
+
+async def test_the_visitor_host_is_kithosts_own_origin(
+    settings: Settings, connection: AsyncConnection
+) -> None:
+    app, target = await visitor_host_app(settings, connection, VISITORS + "/")
+    key = target.widget.public_key
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
+        for origin in (VISITORS, DASHBOARD, SHOP):
+            minted = await mint(client, target, {"device_id": DEVICE}, origin=origin)
+            assert minted.status_code == 200, (origin, minted.text)
+            assert minted.json()["chatkit_url"] == f"{VISITORS}/v1/chatkit/{key}"
+            events = await client.post(
+                f"/v1/embed/{key}/events", json={"events": []}, headers={"Origin": origin}
+            )
+            assert events.headers.get("access-control-allow-origin") == origin, origin
+        refused = await mint(client, target, {"device_id": DEVICE}, origin="https://evil.test")
+        assert (refused.status_code, refused.json()["code"]) == (403, "origin_not_allowed")
+
+        async with operator_sessions(app)() as setup:
+            minter = await client_token(app, setup, target.tenant, [Scope.sessions_mint])
+            await setup.commit()
+        backend = await client.post(
+            f"/api/v1/tenants/{target.tenant.slug}/widgets/{target.widget.id}/sessions",
+            json={"user": "42"},
+            headers=minter.headers,
+        )
+        assert backend.status_code == 200, backend.text
+        claims = pyjwt.decode(backend.json()["token"], options={"verify_signature": False})
+        assert claims["origin"] == VISITORS  # the framed page's, where visitors load it
+
+
+async def test_without_one_only_the_public_url_is_kithosts_own(
+    settings: Settings, connection: AsyncConnection
+) -> None:
+    app, target = await visitor_host_app(settings, connection, None)
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
+        own = await mint(client, target, {"device_id": DEVICE}, origin=DASHBOARD)
+        assert own.status_code == 200, own.text
+        key = target.widget.public_key
+        assert own.json()["chatkit_url"] == f"{DASHBOARD}/v1/chatkit/{key}"
+        other = await mint(client, target, {"device_id": DEVICE}, origin=VISITORS)
+        assert (other.status_code, other.json()["code"]) == (403, "origin_not_allowed")
