@@ -10,13 +10,19 @@ from typing import Any
 
 import httpx2
 import pytest
-from chatkit.types import ErrorEvent, ThreadItemDoneEvent, ThreadStreamEvent
+from chatkit.types import (
+    AssistantMessageItem,
+    ErrorEvent,
+    NoticeEvent,
+    ThreadItemDoneEvent,
+    ThreadStreamEvent,
+)
 from sqlalchemy import func, select
 
 from kithost.auth.principals import CLI
 from kithost.auth.scopes import Scope
 from kithost.chat.attachments import MAX_UNSENT
-from kithost.models import ChatAttachment, ChatThread, Tenant, Widget
+from kithost.models import ChatAttachment, ChatItem, ChatThread, Tenant, Widget
 from kithost.settings import Settings
 from kithost.widgets.service import create_widget
 from tests.chat.helpers import (
@@ -26,6 +32,7 @@ from tests.chat.helpers import (
     chat_config,
     decode,
     deltas,
+    done_items,
     message,
     visitor,
 )
@@ -161,3 +168,33 @@ async def test_a_chat_whose_widget_is_deleted_meanwhile_says_it_is_no_longer_ava
             select(func.count()).select_from(ChatThread).where(ChatThread.widget_id == widget.id)
         )
     assert left == 0
+
+
+async def test_messages_sent_at_once_are_answered_up_to_the_quota(
+    racing: RacingApp, http: httpx2.AsyncClient, fake_openai: FakeOpenAI
+) -> None:
+    """A visitor who has sent nothing sends ten messages at once to a widget allowing three
+    a day: three are answered, the others get the quota's notice (each counted the others,
+    and none was answered)."""
+    quota, at_once_count = 3, 10
+    widget, _ = await chat_widget(racing, fake_openai, agent={"messages_per_user_per_day": quota})
+    alice = await alice_of(racing, http, widget)
+    await racing.warm(at_once_count)
+
+    async def send(n: int) -> list[ThreadStreamEvent]:
+        return await alice.send(f"Question {n}")
+
+    sent = await at_once(at_once_count, send)
+
+    answered = [events for events in sent if done_items(events, AssistantMessageItem)]
+    refused = [events for events in sent if any(isinstance(e, NoticeEvent) for e in events)]
+    assert (len(answered), len(refused)) == (quota, at_once_count - quota)
+    async with racing.arranging() as session:
+        kept = await session.scalar(
+            select(func.count())
+            .select_from(ChatItem)
+            .where(ChatItem.widget_id == widget.id, ChatItem.kind == "user_message")
+        )
+    assert kept == quota
+    refused_again = await alice.send("One more")
+    assert any(isinstance(e, NoticeEvent) for e in refused_again)

@@ -18,7 +18,9 @@ history, streamed by ``stream_agent_response``. Besides answering:
   the config maps to something the loader does itself are refused here;
 - beyond ``messages_per_user_per_day`` (user messages in the last 24 hours) the chat answers
   with a ChatKit ``notice`` instead of the model, and a new message over the quota is
-  removed again, so it neither stays unanswered nor counts.
+  removed again, so it neither stays unanswered nor counts. Each message is counted with
+  those written before it, as it is written (``SqlStore.user_messages_sent``): of messages
+  sent at once, as many are answered as the quota allows, no more.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -85,7 +87,6 @@ from kithost.widgets.config import FileSearch, Forward, Guardrails
 
 _REQUEST: TypeAdapter[ChatKitReq] = TypeAdapter(ChatKitReq)
 TITLE_LENGTH = 60
-QUOTA_WINDOW_HOURS = 24
 ACTION_NOTE_LENGTH = 2000
 QUOTA_NOTICE = NoticeEvent(
     level="warning",
@@ -178,8 +179,7 @@ class ChatServer(ChatKitServer[ChatContext]):
     ) -> AsyncIterator[ThreadStreamEvent]:
         quota = context.widget.widget_config.agent.messages_per_user_per_day
         if quota is not None and input_user_message is not None:
-            since = datetime.now(UTC) - timedelta(hours=QUOTA_WINDOW_HOURS)
-            sent = await self.store.count_user_messages_since(since, context)
+            sent = await self.store.user_messages_sent(input_user_message, context)
             if sent > quota:
                 if self.new_message:
                     yield ThreadItemRemovedEvent(item_id=input_user_message.id)

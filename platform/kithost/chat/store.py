@@ -26,7 +26,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
@@ -75,6 +75,7 @@ from kithost.webhooks import service as webhooks
 
 log = structlog.get_logger(__name__)
 PAYLOAD_VERSION = 1
+QUOTA_WINDOW_HOURS = 24
 ID_PREFIXES: dict[StoreItemType, str] = {
     "thread": "thr",
     "message": "msg",
@@ -128,6 +129,9 @@ class SqlStore(Store[ChatContext]):
         """The user's message, written behind the response (see above) once released."""
         self._released = asyncio.Event()
         """Set by :meth:`release`; a new one for each write."""
+        self._sent_with: dict[str, int] = {}
+        """Per user message this store wrote under a quota, how many the end user had sent
+        within the window with it (:meth:`user_messages_sent`)."""
         self.gone = False
         """Whether the widget was deleted while the chat ran (:class:`ChatGone` was raised):
         there is nothing left to write the rest of the response to."""
@@ -368,6 +372,14 @@ class SqlStore(Store[ChatContext]):
 
     async def _add_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
         async with self._unit(context, writes=True) as session:
+            if isinstance(item, UserMessageItem) and _quota(context) is not None:
+                # Counted where it is written, the end user held: messages sent at once take
+                # turns, each counting those written before it (:meth:`user_messages_sent`).
+                await repository.lock_end_user(session, context)
+                before = await repository.count_items_since(
+                    session, context, "user_message", quota_window_start()
+                )
+                self._sent_with[item.id] = before + 1
             await self._insert_item(session, thread_id, item, context)
         if isinstance(item, UserMessageItem):
             self.report(context, "message.received", thread_id=thread_id)
@@ -434,6 +446,17 @@ class SqlStore(Store[ChatContext]):
             if new and isinstance(item, UserMessageItem):
                 events.insert(0, ("conversation.started", data))
             await webhooks.emit_all(session, context.tenant_id, events)
+
+    async def user_messages_sent(self, message: UserMessageItem, context: ChatContext) -> int:
+        """How many messages the end user has sent within the quota's window, ``message``
+        included: for a message this store wrote, those written before it and itself,
+        counted as it was written (messages sent at once are not counted by one another
+        both ways); for one written before (a retry), all of them now."""
+        await self.settled()
+        counted = self._sent_with.pop(message.id, None)
+        if counted is not None:
+            return counted
+        return await self.count_user_messages_since(quota_window_start(), context)
 
     async def count_user_messages_since(self, since: datetime, context: ChatContext) -> int:
         async with self.unit(context) as session:
@@ -656,6 +679,15 @@ def _thread_row(
         created_at=_aware(thread.created_at),  # listed by it, as items are (not write time)
         preview=context.widget.preview,
     )
+
+
+def quota_window_start() -> datetime:
+    """Since when the messages counted by ``messages_per_user_per_day`` were sent."""
+    return datetime.now(UTC) - timedelta(hours=QUOTA_WINDOW_HOURS)
+
+
+def _quota(context: ChatContext) -> int | None:
+    return context.widget.widget_config.agent.messages_per_user_per_day
 
 
 def _attachment_row(
