@@ -360,6 +360,7 @@ async def test_an_older_version_is_compared_and_restored(
     await expect(diff).to_contain_text('-       "label": "First"')
     await expect(diff).to_contain_text('+       "label": "Second"')
     await check_screen(page, output, "versions")
+    page.once("dialog", lambda dialog: dialog.accept())  # it replaces the draft: asked first
     await page.get_by_role("button", name="Restore version 1 into the draft").click()
     await expect(page.get_by_text("Restored into the draft.")).to_be_visible()
     await page.get_by_role("link", name="Launcher & behaviour").click()
@@ -607,6 +608,7 @@ async def test_an_api_client_is_created_shown_once_and_revoked(
     await expect(page.get_by_test_id("secret")).to_have_count(0)
     await page.reload()
     await expect(page.get_by_text(secret)).to_have_count(0)
+    page.once("dialog", lambda dialog: dialog.accept())
     await page.get_by_role("button", name="Revoke Backend").click()
     await expect(page.get_by_text("Revoked")).to_be_visible()
 

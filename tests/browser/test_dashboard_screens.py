@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx2
 import pytest
-from playwright.async_api import BrowserContext, Page, Route, expect
+from playwright.async_api import BrowserContext, Dialog, Locator, Page, Request, Route, expect
 
 from kithost.auth.principals import CLI
 from kithost.db import session_scope
@@ -84,15 +85,16 @@ async def open_screen(page: Page, tenant: Tenant, path: str, heading: str) -> No
     await expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
 
 
-async def owner_api(tenant: Tenant) -> httpx2.AsyncClient:
+@asynccontextmanager
+async def owner_api(tenant: Tenant) -> AsyncIterator[httpx2.AsyncClient]:
     """An HTTP client signed in as the owner, sending the CSRF token on writes."""
-    client = httpx2.AsyncClient(base_url=tenant.url)
-    signed_in = await client.post(
-        "/api/v1/auth/login", json={"email": tenant.owner, "password": PASSWORD}
-    )
-    assert signed_in.status_code == 200, signed_in.text
-    client.headers["X-CSRF-Token"] = signed_in.json()["csrf_token"]
-    return client
+    async with httpx2.AsyncClient(base_url=tenant.url) as client:
+        signed_in = await client.post(
+            "/api/v1/auth/login", json={"email": tenant.owner, "password": PASSWORD}
+        )
+        assert signed_in.status_code == 200, signed_in.text
+        client.headers["X-CSRF-Token"] = signed_in.json()["csrf_token"]
+        yield client
 
 
 # Item: a problem whose field the form does not show is shown all the same.
@@ -143,3 +145,122 @@ async def test_the_alert_lists_the_field_errors_no_field_shows(page: Page, tenan
     await expect(alert).to_contain_text("body.expires_in: At most 90 days.")
     await expect(alert).not_to_contain_text("Name taken.")
     await expect(page.locator(".field.invalid")).to_contain_text("Name taken.")
+
+
+# Item: actions that cannot be undone ask first.
+
+
+async def asks_first(page: Page, button: Locator, method: str, path: str) -> str:
+    """Click ``button``, decline the question, click again and accept: only the second click
+    sends its ``method`` request to ``path`` (the URL's end). The question asked."""
+    sent: list[str] = []
+
+    def record(request: Request) -> None:
+        if request.method == method and request.url.split("?")[0].endswith(path):
+            sent.append(request.url)
+
+    questions: list[str] = []
+
+    async def answer(dialog: Dialog, accept: bool) -> None:
+        questions.append(dialog.message)
+        await (dialog.accept() if accept else dialog.dismiss())
+
+    page.on("request", record)
+    try:
+        page.once("dialog", lambda dialog: answer(dialog, accept=False))
+        await button.click()
+        page.once("dialog", lambda dialog: answer(dialog, accept=True))
+        async with page.expect_response(
+            lambda r: r.request.method == method and r.url.split("?")[0].endswith(path)
+        ) as response:
+            await button.click()
+        assert (await response.value).ok
+    finally:
+        page.remove_listener("request", record)
+    assert len(sent) == 1, sent
+    assert len(questions) == 2, questions
+    assert questions[0] == questions[1]
+    return questions[0]
+
+
+async def test_webhook_deletion_and_secret_rotation_ask_first(page: Page, tenant: Tenant) -> None:
+    url = "https://hooks.example.test/kithost"
+    async with owner_api(tenant) as api:
+        body = {"url": url, "events": ["widget.published"]}
+        made = await api.post(f"/api/v1/tenants/{tenant.slug}/webhooks", json=body)
+        assert made.status_code == 201, made.text
+        id = made.json()["endpoint"]["id"]
+    await sign_in(page, tenant)
+    await open_screen(page, tenant, "webhooks", "Webhooks")
+    rotate = page.get_by_role("button", name="Rotate secret")
+    asked = await asks_first(page, rotate, "POST", f"/webhooks/{id}/rotate-secret")
+    assert asked.startswith(f"Give {url} a new signing secret?")
+    await expect(page.get_by_test_id("secret")).to_be_visible()
+    delete = page.get_by_role("button", name=f"Delete {url}")
+    asked = await asks_first(page, delete, "DELETE", f"/webhooks/{id}")
+    assert asked.startswith(f"Delete the endpoint {url}?")
+    await expect(delete).to_have_count(0)
+
+
+async def test_revoking_an_api_client_asks_first(page: Page, tenant: Tenant) -> None:
+    async with owner_api(tenant) as api:
+        body = {"name": "Backend", "scopes": ["widgets:read"]}
+        made = await api.post(f"/api/v1/tenants/{tenant.slug}/clients", json=body)
+        assert made.status_code == 201, made.text
+        id = made.json()["client"]["id"]
+    await sign_in(page, tenant)
+    await open_screen(page, tenant, "clients", "API clients")
+    revoke = page.get_by_role("button", name="Revoke Backend")
+    asked = await asks_first(page, revoke, "DELETE", f"/clients/{id}")
+    assert asked.startswith("Revoke the API client Backend?")
+    await expect(page.get_by_text("Revoked")).to_be_visible()
+
+
+async def test_deleting_knowledge_asks_first(page: Page, tenant: Tenant) -> None:
+    bases = f"/api/v1/tenants/{tenant.slug}/knowledge-bases"
+    async with owner_api(tenant) as api:
+        made = await api.post(bases, json={"name": "Manuals", "description": ""})
+        assert made.status_code == 201, made.text
+        base = made.json()["id"]
+        files = {"file": ("faq.md", b"# Tents\n\nThey keep the rain out.\n", "text/markdown")}
+        uploaded = await api.post(f"{bases}/{base}/documents", files=files)
+        assert uploaded.status_code in (201, 202), uploaded.text
+        document = uploaded.json()["id"]
+    await sign_in(page, tenant)
+    await open_screen(page, tenant, "knowledge", "Knowledge")
+    await page.get_by_role("button", name="Manuals", exact=True).click()
+    delete = page.get_by_role("button", name="Delete faq.md")
+    asked = await asks_first(page, delete, "DELETE", f"/{base}/documents/{document}")
+    assert asked.startswith("Delete the document faq.md?")
+    await expect(delete).to_have_count(0)
+    delete = page.get_by_role("button", name="Delete Manuals")
+    asked = await asks_first(page, delete, "DELETE", f"/knowledge-bases/{base}")
+    assert asked.startswith("Delete the knowledge base Manuals")
+    await expect(delete).to_have_count(0)
+
+
+async def test_removing_the_openai_key_asks_first(page: Page, tenant: Tenant) -> None:
+    async with owner_api(tenant) as api:
+        key = {"api_key": "sk-test-" + "k" * 36 + "wxyz"}
+        put = await api.put(f"/api/v1/tenants/{tenant.slug}/openai-key", json=key)
+        assert put.status_code == 200, put.text
+    await sign_in(page, tenant)
+    await open_screen(page, tenant, "settings", "Settings")
+    remove = page.get_by_role("button", name="Remove key")
+    asked = await asks_first(page, remove, "DELETE", "/openai-key")
+    assert asked.startswith("Remove the OpenAI key ending in …wxyz?")
+    await expect(page.get_by_text("No key: widgets use the platform key")).to_be_visible()
+
+
+async def test_revoking_an_invitation_asks_first(page: Page, tenant: Tenant) -> None:
+    async with owner_api(tenant) as api:
+        body = {"email": "later@example.test", "role": "editor"}
+        made = await api.post(f"/api/v1/tenants/{tenant.slug}/invitations", json=body)
+        assert made.status_code == 201, made.text
+        id = made.json()["invitation"]["id"]
+    await sign_in(page, tenant)
+    await open_screen(page, tenant, "team", "Team")
+    revoke = page.get_by_role("button", name="Revoke the invitation of later@example.test")
+    asked = await asks_first(page, revoke, "DELETE", f"/invitations/{id}")
+    assert asked == "Revoke the invitation of later@example.test? Its link stops working."
+    await expect(page.get_by_text("No pending invitations.")).to_be_visible()

@@ -3,6 +3,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useForm } from 'react-hook-form';
 import { api, ApiError, unwrap, type Schemas } from '../api/client';
+import { ConfirmButton } from '../confirm';
 import { useTenant } from '../tenant';
 import { Empty, Field, formatDate, Page, ProblemAlert, Query, SecretOnce, Table } from '../ui';
 
@@ -92,9 +93,13 @@ export default function Clients() {
                         {c.revoked_at ? (
                           <span className="muted">Revoked {formatDate(c.revoked_at)}</span>
                         ) : (
-                          <button type="button" className="danger" aria-label={`Revoke ${c.name}`} onClick={() => revoke.mutate(c.id)}>
+                          <ConfirmButton
+                            aria-label={`Revoke ${c.name}`}
+                            question={`Revoke the API client ${c.name}? Its tokens stop working at once, and the pending invitations it made are withdrawn.`}
+                            onConfirm={() => revoke.mutate(c.id)}
+                          >
                             Revoke
-                          </button>
+                          </ConfirmButton>
                         )}
                       </td>
                     </tr>

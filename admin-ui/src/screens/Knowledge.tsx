@@ -3,6 +3,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useForm } from 'react-hook-form';
 import { api, ApiError, unwrap } from '../api/client';
+import { ConfirmButton } from '../confirm';
 import { useTenant } from '../tenant';
 import { Empty, Field, formatDate, Page, ProblemAlert, Query, ReadOnlyNote } from '../ui';
 
@@ -72,9 +73,14 @@ function Base({ id }: { id: string }) {
                     {d.filename} · {Math.ceil(d.size_bytes / 1024)} KB · <span className={`badge ${d.status === 'failed' ? 'warn' : ''}`}>{d.status}</span>
                     {d.failure_reason && ` — ${d.failure_reason}`} · {formatDate(d.created_at)}
                   </span>
-                  <button type="button" className="danger" disabled={!canWrite} aria-label={`Delete ${d.filename}`} onClick={() => remove.mutate(d.id)}>
+                  <ConfirmButton
+                    disabled={!canWrite}
+                    aria-label={`Delete ${d.filename}`}
+                    question={`Delete the document ${d.filename}? It is removed from OpenAI too, and agents stop finding it.`}
+                    onConfirm={() => remove.mutate(d.id)}
+                  >
                     Delete
-                  </button>
+                  </ConfirmButton>
                 </li>
               ))}
             </ul>
@@ -137,9 +143,14 @@ export default function Knowledge() {
                   <span className="muted">
                     {b.documents} documents · {b.processing} processing · {b.failed} failed
                   </span>
-                  <button type="button" className="danger" disabled={!canWrite} aria-label={`Delete ${b.name}`} onClick={() => remove.mutate(b.id)}>
+                  <ConfirmButton
+                    disabled={!canWrite}
+                    aria-label={`Delete ${b.name}`}
+                    question={`Delete the knowledge base ${b.name} and its ${b.documents} documents? They are removed from OpenAI too, and agents stop finding them.`}
+                    onConfirm={() => remove.mutate(b.id)}
+                  >
                     Delete
-                  </button>
+                  </ConfirmButton>
                 </li>
               ))}
             </ul>

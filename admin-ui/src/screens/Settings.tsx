@@ -5,6 +5,7 @@ import { useState } from 'react';
 import { useNavigate } from 'react-router';
 import { api, ApiError, unwrap } from '../api/client';
 import { ME, useMe } from '../auth';
+import { ConfirmButton, confirmed } from '../confirm';
 import { useTenant } from '../tenant';
 import { Field, Page, ProblemAlert, Query } from '../ui';
 
@@ -47,9 +48,13 @@ function OpenAIKey() {
           Save key
         </button>
         {key.data?.configured && (
-          <button type="button" className="danger" disabled={!canWrite} onClick={() => remove.mutate()}>
+          <ConfirmButton
+            disabled={!canWrite}
+            question={`Remove the OpenAI key ending in …${key.data.last4}? Widgets then answer with the platform's key, if there is one, or not at all.`}
+            onConfirm={() => remove.mutate()}
+          >
             Remove key
-          </button>
+          </ConfirmButton>
         )}
       </form>
       <ProblemAlert error={save.error} shown={['api_key']} />
@@ -119,7 +124,7 @@ function EndUserDeletion() {
         className="inline-form"
         onSubmit={(event) => {
           event.preventDefault();
-          if (window.confirm(`Delete every record of ${endUser}?`)) erase.mutate();
+          if (confirmed(`Delete every record of ${endUser.trim()}?`)) erase.mutate();
         }}
       >
         <Field label="End user id" hint="u:<your user id> or a:<device id>" error={error?.fieldError('end_user')}>

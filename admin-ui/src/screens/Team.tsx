@@ -3,6 +3,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useForm } from 'react-hook-form';
 import { api, ApiError, unwrap, type Schemas } from '../api/client';
+import { ConfirmButton } from '../confirm';
 import { useTenant } from '../tenant';
 import { CopyButton, Empty, Field, formatDate, Page, ProblemAlert, Query, ReadOnlyNote, Table } from '../ui';
 
@@ -109,17 +110,14 @@ export default function Team() {
                     </td>
                     <td>{formatDate(m.created_at)}</td>
                     <td>
-                      <button
-                        type="button"
-                        className="danger"
+                      <ConfirmButton
                         disabled={!canWrite}
                         aria-label={`Remove ${m.email}`}
-                        onClick={() => {
-                          if (window.confirm(`Remove ${m.email} from ${tenant.name}? They lose access at once.`)) removeMember.mutate(m.user_id);
-                        }}
+                        question={`Remove ${m.email} from ${tenant.name}? They lose access at once.`}
+                        onConfirm={() => removeMember.mutate(m.user_id)}
                       >
                         Remove
-                      </button>
+                      </ConfirmButton>
                     </td>
                   </tr>
                 ))}
@@ -139,9 +137,14 @@ export default function Team() {
                   <span>
                     {i.email} as <strong>{i.role}</strong>, until {formatDate(i.expires_at)}
                   </span>
-                  <button type="button" className="danger" disabled={!canWrite} onClick={() => revoke.mutate(i.id)}>
+                  <ConfirmButton
+                    disabled={!canWrite}
+                    aria-label={`Revoke the invitation of ${i.email}`}
+                    question={`Revoke the invitation of ${i.email}? Its link stops working.`}
+                    onConfirm={() => revoke.mutate(i.id)}
+                  >
                     Revoke
-                  </button>
+                  </ConfirmButton>
                 </li>
               ))}
             </ul>

@@ -4,6 +4,7 @@ import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tansta
 import { useState } from 'react';
 import { useForm } from 'react-hook-form';
 import { api, ApiError, unwrap, type Schemas } from '../api/client';
+import { ConfirmButton } from '../confirm';
 import { useTenant } from '../tenant';
 import { Empty, Field, formatDate, MoreButton, Page, ProblemAlert, Query, SecretOnce, Table } from '../ui';
 
@@ -167,18 +168,26 @@ export default function Webhooks() {
                       <button type="button" className="secondary" onClick={() => test.mutate(e.id)}>
                         Send a test
                       </button>
-                      <button type="button" className="secondary" onClick={() => rotate.mutate(e.id)}>
+                      <ConfirmButton
+                        className="secondary"
+                        question={`Give ${e.url} a new signing secret? For 24 hours deliveries carry both signatures; then only the new secret's, so your receiver must switch to it.`}
+                        onConfirm={() => rotate.mutate(e.id)}
+                      >
                         Rotate secret
-                      </button>
+                      </ConfirmButton>
                       <button type="button" className="secondary" onClick={() => toggle.mutate({ id: e.id, enabled: !e.enabled })}>
                         {e.enabled ? 'Disable' : 'Enable'}
                       </button>
                       <button type="button" className="secondary" onClick={() => setShown(shown === e.id ? null : e.id)}>
                         Deliveries
                       </button>
-                      <button type="button" className="danger" onClick={() => remove.mutate(e.id)}>
+                      <ConfirmButton
+                        aria-label={`Delete ${e.url}`}
+                        question={`Delete the endpoint ${e.url}? It gets no more events, and its delivery log goes with it.`}
+                        onConfirm={() => remove.mutate(e.id)}
+                      >
                         Delete
-                      </button>
+                      </ConfirmButton>
                     </span>
                   </div>
                   <p className="muted">

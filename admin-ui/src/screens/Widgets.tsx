@@ -5,6 +5,7 @@ import { useState } from 'react';
 import { useForm } from 'react-hook-form';
 import { Link, useNavigate } from 'react-router';
 import { api, ApiError, unwrap, type Schemas } from '../api/client';
+import { ConfirmButton } from '../confirm';
 import { useTenant } from '../tenant';
 import { Empty, Field, formatDate, MoreButton, Page, ProblemAlert, Query, ReadOnlyNote, Table } from '../ui';
 
@@ -88,17 +89,14 @@ function DeleteWidget({ widget }: { widget: Widget }) {
   });
   return (
     <>
-      <button
-        type="button"
-        className="danger"
+      <ConfirmButton
         disabled={!tenant.can('widgets:write') || remove.isPending}
         aria-label={`Delete ${widget.name}`}
-        onClick={() => {
-          if (window.confirm(`Delete the widget "${widget.name}"? Pages embedding it stop showing it.`)) remove.mutate();
-        }}
+        question={`Delete the widget "${widget.name}"? Pages embedding it stop showing it.`}
+        onConfirm={() => remove.mutate()}
       >
         Delete
-      </button>
+      </ConfirmButton>
       <ProblemAlert error={remove.error} />
     </>
   );
