@@ -279,8 +279,9 @@ async def test_a_model_key_goes_only_to_the_endpoint_it_was_set_for(
         assert assert_problem(refused, 422, "model_key_required")["errors"] == SET_AGAIN
     preview = await client.post(url + "/preview", headers=editor.headers)
     assert preview.status_code == 201, preview.text
+    dashboard = app.state.settings.base_url  # a preview's only origin: Kithost's own
     staff = await visitor(
-        http, app, db, widget, origin="http://testserver", public_key=preview.json()["public_key"]
+        http, app, db, widget, origin=dashboard, public_key=preview.json()["public_key"]
     )
     assert "".join(deltas(await staff.send("Draft?"))) == DEFAULT_REPLY_TEXT
 
