@@ -3,6 +3,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, ifMatch, unwrap, type Schemas } from '../../api/client';
+import { confirmed } from '../../confirm';
 import { useTenant } from '../../tenant';
 import { Field, ProblemAlert } from '../../ui';
 import { FunctionTools, Handoffs } from './AgentTools';
@@ -84,7 +85,10 @@ function ModelKey({ widget }: { widget: Widget }) {
 function AgentImport({ widget }: { widget: Widget }) {
   const tenant = useTenant();
   const client = useQueryClient();
+  const draft = useDraft();
   const [code, setCode] = useState('');
+  // Even a dry run needs edit rights: it answers what the import would write.
+  const canWrite = tenant.can('widgets:write');
   const run = useMutation({
     mutationFn: (dryRun: boolean) =>
       unwrap(
@@ -94,7 +98,9 @@ function AgentImport({ widget }: { widget: Widget }) {
         }),
       ),
     onSuccess: (result) => {
-      if (!result.dry_run) void client.invalidateQueries({ queryKey: widgetKey(tenant.slug, widget.id) });
+      if (result.dry_run) return;
+      draft.drop();
+      void client.invalidateQueries({ queryKey: widgetKey(tenant.slug, widget.id) });
     },
   });
   return (
@@ -103,13 +109,19 @@ function AgentImport({ widget }: { widget: Widget }) {
         Paste the Python code Agent Builder exported (Agents SDK). Kithost reads it, never runs it, and builds this draft's agent from it.
       </p>
       <Field label="Exported code">
-        {(props) => <textarea {...props} rows={8} className="mono" value={code} onChange={(e) => setCode(e.target.value)} />}
+        {(props) => <textarea {...props} rows={8} className="mono" value={code} disabled={!canWrite} onChange={(e) => setCode(e.target.value)} />}
       </Field>
       <div className="row">
-        <button type="button" className="secondary" disabled={!code || run.isPending} onClick={() => run.mutate(true)}>
+        <button type="button" className="secondary" disabled={!code || run.isPending || !canWrite} onClick={() => run.mutate(true)}>
           Check (dry run)
         </button>
-        <button type="button" disabled={!code || run.isPending || !tenant.can('widgets:write')} onClick={() => run.mutate(false)}>
+        <button
+          type="button"
+          disabled={!code || run.isPending || !canWrite}
+          onClick={() => {
+            if (!draft.dirty || confirmed('Import into the draft? It replaces the agent, and drops the changes you have not saved.')) run.mutate(false);
+          }}
+        >
           Import into the draft
         </button>
       </div>

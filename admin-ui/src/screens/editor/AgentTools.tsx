@@ -1,7 +1,7 @@
 // The agent's function tools (an endpoint of the tenant's, a function of the host page, an
 // MCP server), with the secrets they use (write-only), and its handoffs to further agents.
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { useState } from 'react';
+import { useRef, useState } from 'react';
 import { api, ApiError, unwrap, type Schemas } from '../../api/client';
 import { useTenant } from '../../tenant';
 import { Field, ProblemAlert, SecretOnce } from '../../ui';
@@ -33,6 +33,11 @@ function freeId(taken: Json[], prefix: string): string {
   return `${prefix}-${n}`;
 }
 
+/** A list entry's React key: its place, never a field being edited (a key that changes
+ * remounts the entry, and its focused field loses focus). The list's length is part of it, so
+ * adding or removing an entry remounts them all rather than lending one's state to another. */
+const listKey = (index: number, length: number) => `${index}-of-${length}`;
+
 export function FunctionTools({ widget }: { widget: Widget }) {
   const draft = useDraft();
   const tools = useTools();
@@ -47,7 +52,7 @@ export function FunctionTools({ widget }: { widget: Widget }) {
       {tools.map((tool, index) =>
         isKind(tool.type) ? (
           <ToolCard
-            key={`${index}-${String(tool.id)}`}
+            key={listKey(index, tools.length)}
             kind={tool.type}
             index={index}
             toolId={String(tool.id)}
@@ -114,16 +119,18 @@ function ToolSecret({ widget }: { widget: Widget }) {
   const tenant = useTenant();
   const client = useQueryClient();
   const made = newToolSecretKey(tenant.slug, widget.id);
-  const [secret, setSecret] = useState<string | null>(() => client.getQueryData<string>(made) ?? null);
+  // Put there by the save that made it, or by a rotation: nothing fetches it.
+  const secret = useQuery({ queryKey: made, queryFn: () => client.getQueryData<string>(made) ?? null, enabled: false }).data ?? null;
+  const button = useRef<HTMLButtonElement>(null);
   const done = () => {
     client.removeQueries({ queryKey: made });
-    setSecret(null);
+    button.current?.focus();
   };
   const rotate = useMutation({
     mutationFn: () =>
       unwrap(api.POST('/api/v1/tenants/{tenant}/widgets/{id}/tool-secret', { params: { path: { tenant: tenant.slug, id: widget.id } } })),
     onSuccess: (answer) => {
-      setSecret(answer.tool_secret);
+      client.setQueryData(made, answer.tool_secret);
       void client.invalidateQueries({ queryKey: widgetKey(tenant.slug, widget.id) });
     },
   });
@@ -134,7 +141,7 @@ function ToolSecret({ widget }: { widget: Widget }) {
         Your endpoints check the <code>Kithost-Signature</code> header with it. {widget.has_tool_secret ? 'A secret is set (it is never shown again).' : 'Saving the first HTTP tool makes one.'}
       </p>
       {secret && <SecretOnce title="The new tool secret." secret={secret} onDone={done} />}
-      <button type="button" className="secondary" disabled={!tenant.can('widgets:write') || rotate.isPending} onClick={() => rotate.mutate()}>
+      <button ref={button} type="button" className="secondary" disabled={!tenant.can('widgets:write') || rotate.isPending} onClick={() => rotate.mutate()}>
         {widget.has_tool_secret ? 'Rotate the tool secret' : 'Generate a tool secret'}
       </button>
       <ProblemAlert error={rotate.error} />
@@ -252,7 +259,7 @@ export function Handoffs() {
       {members.map((member, index) => {
         const at = (field: string) => `agent.handoffs.${index}.${field}`;
         return (
-          <fieldset className="group" key={`${index}-${String(member.id)}`} aria-label={`Agent ${String(member.name)}`}>
+          <fieldset className="group" key={listKey(index, members.length)} aria-label={`Agent ${String(member.name)}`}>
             <legend>{String(member.name)}</legend>
             <Text path={at('id')} label="Id" hint="The model hands over by calling transfer_to_ID." />
             <Text path={at('name')} label="Name (the visitor sees it)" />

@@ -1,7 +1,8 @@
 // ChatKit's look and behaviour: theme, header, history, start screen, composer, thread item
 // actions, disclaimer, locale and the frame's title (ChatKitOptions of @openai/chatkit).
 import type { SupportedLocale } from '@openai/chatkit';
-import { asObject, Check, Color, Group, NumberInput, Select, Text, useDraft, type Json, type JsonObject } from './draft';
+import { useContext, useMemo, type ReactNode } from 'react';
+import { asObject, Check, Color, DraftContext, getPath, Group, NumberInput, Select, Text, useDraft, type Json, type JsonObject } from './draft';
 
 const LOCALES: SupportedLocale[] = ['en', 'de-DE', 'es-ES', 'fr-FR', 'it-IT', 'ja-JP', 'ko-KR', 'nl-NL', 'pl-PL', 'pt-BR', 'sv-SE', 'tr-TR', 'uk-UA', 'zh-CN'];
 
@@ -76,17 +77,63 @@ export function ListEditor({
   );
 }
 
+/** Black or white, whichever reads on `hex` (`#rrggbb`). */
+function contrasting(hex: Json | undefined): string {
+  const match = typeof hex === 'string' ? /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex) : null;
+  if (!match) return '#111827';
+  const [r, g, b] = match.slice(1).map((part) => Number.parseInt(part, 16));
+  return 0.299 * (r ?? 0) + 0.587 * (g ?? 0) + 0.114 * (b ?? 0) > 150 ? '#111827' : '#ffffff';
+}
+
+/** ChatKit's colour objects whose two keys go together (its schema requires both): the
+ * partner's value when only one is set. */
+const PAIRS: Record<string, Record<string, (group: JsonObject) => Json>> = {
+  'chatkit.theme.color.accent': { primary: () => '#2563eb', level: () => 1 },
+  'chatkit.theme.color.grayscale': { hue: () => 220, tint: () => 4 },
+  'chatkit.theme.color.surface': { background: (g) => contrasting(g.foreground), foreground: (g) => contrasting(g.background) },
+};
+
+/** The controls inside set a pair's missing partner to a default as one is set, and clear the
+ * pair when one is cleared: the draft never holds half a pair, which ChatKit refuses. */
+function Pairs({ children }: { children: ReactNode }) {
+  const draft = useContext(DraftContext);
+  const paired = useMemo(
+    () =>
+      draft && {
+        ...draft,
+        set: (path: string, value: Json | undefined) => {
+          const at = path.slice(0, path.lastIndexOf('.'));
+          const partners = PAIRS[at];
+          const key = path.slice(at.length + 1);
+          if (!partners || !(key in partners)) return draft.set(path, value);
+          const group: JsonObject = { ...asObject(getPath(draft.config, at)) };
+          if (value === undefined || value === '') {
+            for (const member of Object.keys(partners)) delete group[member];
+          } else {
+            group[key] = value;
+            for (const [member, fill] of Object.entries(partners)) if (group[member] === undefined) group[member] = fill(group);
+          }
+          draft.set(at, group);
+        },
+      },
+    [draft],
+  );
+  return <DraftContext.Provider value={paired}>{children}</DraftContext.Provider>;
+}
+
 export default function Design() {
   return (
     <>
       <Group title="Theme">
         <Select path="chatkit.theme.colorScheme" label="Colour scheme" options={['light', 'dark']} />
-        <Color path="chatkit.theme.color.accent.primary" label="Accent colour" />
-        <Select path="chatkit.theme.color.accent.level" label="Accent level" options={['0', '1', '2', '3']} />
-        <NumberInput path="chatkit.theme.color.grayscale.hue" label="Grayscale hue" min={0} max={360} />
-        <NumberInput path="chatkit.theme.color.grayscale.tint" label="Grayscale tint" min={0} max={9} />
-        <Color path="chatkit.theme.color.surface.background" label="Surface background" />
-        <Color path="chatkit.theme.color.surface.foreground" label="Surface foreground" />
+        <Pairs>
+          <Color path="chatkit.theme.color.accent.primary" label="Accent colour" hint="Goes with the accent level: setting one sets the other, clearing one clears both." />
+          <Select path="chatkit.theme.color.accent.level" label="Accent level" options={['0', '1', '2', '3']} />
+          <NumberInput path="chatkit.theme.color.grayscale.hue" label="Grayscale hue" min={0} max={360} hint="Goes with the tint: setting one sets the other, clearing one clears both." />
+          <NumberInput path="chatkit.theme.color.grayscale.tint" label="Grayscale tint" min={0} max={9} />
+          <Color path="chatkit.theme.color.surface.background" label="Surface background" hint="Goes with the foreground: setting one sets the other, clearing one clears both." />
+          <Color path="chatkit.theme.color.surface.foreground" label="Surface foreground" />
+        </Pairs>
         <Select path="chatkit.theme.radius" label="Corner radius" options={['pill', 'round', 'soft', 'sharp']} />
         <Select path="chatkit.theme.density" label="Density" options={['compact', 'normal', 'spacious']} />
         <Select path="chatkit.theme.typography.baseSize" label="Base font size" options={['14', '15', '16', '17', '18']} />

@@ -2,6 +2,7 @@
 // identity tokens their backend signs; a check that runs the snippet in the preview.
 import { CopyButton } from '../../ui';
 import type { Schemas } from '../../api/client';
+import { useTenant } from '../../tenant';
 
 type Widget = Schemas['Widget'];
 
@@ -23,6 +24,7 @@ function Snippet({ title, code, hint }: { title: string; code: string; hint?: st
 }
 
 export default function Embed({ widget, onCheck }: { widget: Widget; onCheck: () => void }) {
+  const tenant = useTenant();
   const base = window.location.origin;
   const snippet = `<script async src="${base}/embed/${widget.public_key}.js"></script>`;
   const python = `# pip install pyjwt — sign on your server, never in the browser.
@@ -60,7 +62,8 @@ export const kithostIdentityToken = (user) =>
       />
       <Snippet title="Identity token (Python)" code={python} hint="Then, in the page: kithost('identify', token)." />
       <Snippet title="Identity token (Node)" code={node} />
-      <button type="button" className="secondary" onClick={onCheck}>
+      {/* The preview runs on the draft, which needs edit rights (the editor's note says so). */}
+      <button type="button" className="secondary" disabled={!tenant.can('widgets:write')} onClick={onCheck}>
         Check: run the snippet in the preview
       </button>
     </>

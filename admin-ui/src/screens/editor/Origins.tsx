@@ -3,6 +3,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, ApiError, unwrap, type Schemas } from '../../api/client';
+import { ConfirmButton } from '../../confirm';
 import { useTenant } from '../../tenant';
 import { Empty, Field, ProblemAlert, Query } from '../../ui';
 import { originsKey, widgetKey } from './keys';
@@ -127,9 +128,14 @@ export default function Origins({ widget }: { widget: Widget }) {
                         No domain key: the direct placement cannot load ChatKit here
                       </span>
                     )}
-                    <button type="button" className="danger" disabled={!canWrite} aria-label={`Remove ${o.origin}`} onClick={() => remove.mutate(o.id)}>
+                    <ConfirmButton
+                      disabled={!canWrite}
+                      aria-label={`Remove ${o.origin}`}
+                      question={`Remove ${o.origin}? Its pages stop showing the widget at once.`}
+                      onConfirm={() => remove.mutate(o.id)}
+                    >
                       Remove
-                    </button>
+                    </ConfirmButton>
                   </div>
                   {direct && <DomainKey widget={widget} origin={o} />}
                 </li>

@@ -1,7 +1,8 @@
 // The widget's identity secret: generated (shown once), rotated, removed.
 import { useMutation, useQueryClient } from '@tanstack/react-query';
-import { useState } from 'react';
+import { useRef, useState } from 'react';
 import { api, unwrap, type Schemas } from '../../api/client';
+import { ConfirmButton } from '../../confirm';
 import { useTenant } from '../../tenant';
 import { ProblemAlert, SecretOnce } from '../../ui';
 import { widgetKey } from './keys';
@@ -12,6 +13,7 @@ export default function Secrets({ widget }: { widget: Widget }) {
   const tenant = useTenant();
   const client = useQueryClient();
   const [secret, setSecret] = useState<string | null>(null);
+  const button = useRef<HTMLButtonElement>(null);
   const path = { tenant: tenant.slug, id: widget.id };
   const refresh = () => client.invalidateQueries({ queryKey: widgetKey(tenant.slug, widget.id) });
   const rotate = useMutation({
@@ -35,15 +37,28 @@ export default function Secrets({ widget }: { widget: Widget }) {
         tokens signed with the old one stop working.
       </p>
       <p>{widget.has_identity_secret ? 'A secret is set (it is never shown again).' : 'No secret yet.'}</p>
-      {secret && <SecretOnce title="The new identity secret." secret={secret} onDone={() => setSecret(null)} />}
+      {secret && (
+        <SecretOnce
+          title="The new identity secret."
+          secret={secret}
+          onDone={() => {
+            setSecret(null);
+            button.current?.focus();
+          }}
+        />
+      )}
       <div className="row">
-        <button type="button" disabled={!canWrite || rotate.isPending} onClick={() => rotate.mutate()}>
+        <button ref={button} type="button" disabled={!canWrite || rotate.isPending} onClick={() => rotate.mutate()}>
           {widget.has_identity_secret ? 'Rotate the secret' : 'Generate a secret'}
         </button>
         {widget.has_identity_secret && (
-          <button type="button" className="danger" disabled={!canWrite || remove.isPending} onClick={() => remove.mutate()}>
+          <ConfirmButton
+            disabled={!canWrite || remove.isPending}
+            question="Remove the identity secret? Identity tokens your backend signs stop working at once."
+            onConfirm={() => remove.mutate()}
+          >
             Remove the secret
-          </button>
+          </ConfirmButton>
         )}
       </div>
       <ProblemAlert error={rotate.error ?? remove.error} />

@@ -3,7 +3,8 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { diffJson } from 'diff';
 import { useState } from 'react';
-import { api, ifMatch, unwrap, type Schemas } from '../../api/client';
+import { api, ApiError, ifMatch, unwrap, type Schemas } from '../../api/client';
+import { ConfirmButton } from '../../confirm';
 import { useTenant } from '../../tenant';
 import { Empty, Field, formatDate, ProblemAlert, Query, Table } from '../../ui';
 import { versionsKey, widgetKey } from './keys';
@@ -28,7 +29,27 @@ function Diff({ before, after }: { before: object; after: object }) {
   );
 }
 
-function VersionDetail({ widget, number }: { widget: Widget; number: number }) {
+/** A change refused because the widget changed since it was read (412): the latest, to try
+ * again on. */
+function Stale({ widget, error, onLoaded }: { widget: Widget; error: unknown; onLoaded: () => void }) {
+  const tenant = useTenant();
+  const client = useQueryClient();
+  const reload = useMutation({
+    mutationFn: () => client.invalidateQueries({ queryKey: widgetKey(tenant.slug, widget.id) }),
+    onSuccess: onLoaded,
+  });
+  if (!(error instanceof ApiError && error.status === 412)) return <ProblemAlert error={error} />;
+  return (
+    <div className="alert" role="alert">
+      <p>Someone changed this widget after this page loaded it. Load the latest, check it, then try again.</p>
+      <button type="button" disabled={reload.isPending} onClick={() => reload.mutate()}>
+        Load the latest
+      </button>
+    </div>
+  );
+}
+
+function VersionDetail({ widget, number, onRestored }: { widget: Widget; number: number; onRestored: () => void }) {
   const tenant = useTenant();
   const client = useQueryClient();
   const version = useQuery({
@@ -47,7 +68,10 @@ function VersionDetail({ widget, number }: { widget: Widget; number: number }) {
           params: { path: { tenant: tenant.slug, id: widget.id, number }, header: ifMatch(widget.revision) },
         }),
       ),
-    onSuccess: (restored) => client.setQueryData(widgetKey(tenant.slug, widget.id), restored),
+    onSuccess: (restored) => {
+      onRestored();
+      client.setQueryData(widgetKey(tenant.slug, widget.id), restored);
+    },
   });
   return (
     <Query query={version} what={`version ${number}`}>
@@ -57,18 +81,22 @@ function VersionDetail({ widget, number }: { widget: Widget; number: number }) {
             Version {v.number} against the draft
           </h3>
           <Diff before={v.config} after={widget.config} />
-          <button type="button" disabled={!tenant.can('widgets:write') || restore.isPending} onClick={() => restore.mutate()}>
+          <ConfirmButton
+            disabled={!tenant.can('widgets:write') || restore.isPending}
+            question={`Restore version ${v.number} into the draft? It replaces the draft, and any changes you have not saved.`}
+            onConfirm={() => restore.mutate()}
+          >
             Restore version {v.number} into the draft
-          </button>
+          </ConfirmButton>
           {restore.isSuccess && <p role="status">Restored into the draft. Publish to show it to visitors.</p>}
-          <ProblemAlert error={restore.error} />
+          <Stale widget={widget} error={restore.error} onLoaded={() => restore.reset()} />
         </div>
       )}
     </Query>
   );
 }
 
-export default function Versions({ widget }: { widget: Widget }) {
+export default function Versions({ widget, onRestored }: { widget: Widget; onRestored: () => void }) {
   const tenant = useTenant();
   const client = useQueryClient();
   const [note, setNote] = useState('');
@@ -113,7 +141,7 @@ export default function Versions({ widget }: { widget: Widget }) {
           Publish
         </button>
         {publish.isSuccess && <p role="status">Published as version {publish.data.published_version}.</p>}
-        <ProblemAlert error={publish.error} />
+        <Stale widget={widget} error={publish.error} onLoaded={() => publish.reset()} />
       </form>
       <h3>Published versions</h3>
       <Query query={versions} what="versions">
@@ -141,7 +169,7 @@ export default function Versions({ widget }: { widget: Widget }) {
           )
         }
       </Query>
-      {shown !== null && <VersionDetail widget={widget} number={shown} />}
+      {shown !== null && <VersionDetail widget={widget} number={shown} onRestored={onRestored} />}
     </>
   );
 }

@@ -25,7 +25,43 @@ const isEmpty = (value: Json | undefined): boolean =>
 /** `root` with `value` at `path` (removed when empty, and so are objects left empty; a
  * number in the path is an index into a list). */
 export function setPath(root: JsonObject, path: string, value: Json | undefined): JsonObject {
-  return asObject(setIn(root, path.split('.'), value));
+  return setKeys(root, path.split('.'), value);
+}
+
+/** `setPath` with the path as keys (a key may hold a dot: a widget action's name). */
+export function setKeys(root: JsonObject, keys: string[], value: Json | undefined): JsonObject {
+  return asObject(setIn(root, keys, value));
+}
+
+function getKeys(value: Json | undefined, keys: string[]): Json | undefined {
+  return keys.reduce<Json | undefined>((node, key) => (node !== null && typeof node === 'object' && !Array.isArray(node) ? node[key] : undefined), value);
+}
+
+const same = (a: Json | undefined, b: Json | undefined): boolean => JSON.stringify(a) === JSON.stringify(b);
+const isObject = (value: Json | undefined): value is JsonObject => value !== null && typeof value === 'object' && !Array.isArray(value);
+
+/** What changed from `before` to `after`, value by value (a list is one value; `undefined`:
+ * removed). */
+export function changes(before: Json | undefined, after: Json | undefined, keys: string[] = []): [string[], Json | undefined][] {
+  // An object added or removed whole is compared key by key with nothing.
+  if ((isObject(before) || before === undefined) && (isObject(after) || after === undefined) && before !== after) {
+    const [b, a] = [before ?? {}, after ?? {}];
+    return [...new Set([...Object.keys(b), ...Object.keys(a)])].flatMap((key) => changes(b[key], a[key], [...keys, key]));
+  }
+  return same(before, after) ? [] : [[keys, after]];
+}
+
+/** `mine` (edits of `base`) applied on top of `latest`, and the paths someone else changed
+ * too since `base` (where `mine` wins). */
+export function rebase(base: JsonObject, mine: JsonObject, latest: JsonObject): { config: JsonObject; overlapped: string[] } {
+  let config = latest;
+  const overlapped: string[] = [];
+  for (const [keys, value] of changes(base, mine)) {
+    const theirs = getKeys(latest, keys);
+    if (!same(theirs, getKeys(base, keys)) && !same(theirs, value)) overlapped.push(keys.join('.'));
+    config = setKeys(config, keys, value);
+  }
+  return { config, overlapped };
 }
 
 function setIn(node: Json | undefined, keys: string[], value: Json | undefined): Json | undefined {
@@ -54,6 +90,10 @@ type Draft = {
   /** A new model key typed in the agent tab, saved with the draft (never shown again). */
   modelKey: string;
   setModelKey: (key: string) => void;
+  /** There are edits not saved (or a model key). */
+  dirty: boolean;
+  /** Forgets the edits not saved: the server has just replaced the draft (an import). */
+  drop: () => void;
 };
 
 export const DraftContext = createContext<Draft | null>(null);
@@ -64,8 +104,20 @@ export function useDraft(): Draft & { value: (path: string) => Json | undefined;
   return {
     ...draft,
     value: (path) => getPath(draft.config, path),
-    errorAt: (path) => draft.error?.problem.errors?.find((e) => e.field === `config.${path}`)?.message,
+    errorAt: (path) => errorAt(draft.error, path),
   };
+}
+
+/** The API's error for the control at `path`: its own, or one its object has about its key
+ * (`'level' is a required property` on `….accent` belongs beside `….accent.level`). */
+function errorAt(error: ApiError | null, path: string): string | undefined {
+  const errors = error?.problem.errors ?? [];
+  const own = errors.find((e) => e.field === `config.${path}`);
+  if (own) return own.message;
+  const cut = path.lastIndexOf('.');
+  const parent = `config.${path.slice(0, cut)}`;
+  const key = path.slice(cut + 1);
+  return errors.find((e) => e.field === parent && e.message.includes(`'${key}'`))?.message;
 }
 
 type Bound = { path: string; label: string; hint?: ReactNode };
