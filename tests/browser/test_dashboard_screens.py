@@ -264,3 +264,37 @@ async def test_revoking_an_invitation_asks_first(page: Page, tenant: Tenant) -> 
     asked = await asks_first(page, revoke, "DELETE", f"/invitations/{id}")
     assert asked == "Revoke the invitation of later@example.test? Its link stops working."
     await expect(page.get_by_text("No pending invitations.")).to_be_visible()
+
+
+# Item: a viewer is offered no control that can only be refused.
+
+
+async def test_a_viewer_finds_the_forms_and_exports_they_may_not_use_disabled(
+    page: Page, tenant: Tenant
+) -> None:
+    """Opened by URL, the webhook and client forms were enabled (and 403'd), as were the
+    conversation exports."""
+    await sign_in(page, tenant, tenant.viewer)
+    await open_screen(page, tenant, "webhooks", "Webhooks")
+    await expect(page.get_by_label("URL")).to_be_disabled()
+    await expect(page.get_by_role("button", name="Add endpoint")).to_be_disabled()
+    await expect(page.get_by_text("Your role can view this but not change it.")).to_be_visible()
+    await open_screen(page, tenant, "clients", "API clients")
+    await expect(page.get_by_label("Name")).to_be_disabled()
+    await expect(page.get_by_role("button", name="Create client")).to_be_disabled()
+    await open_screen(page, tenant, "conversations", "Conversations")
+    for name in ("Export (JSON lines)", "Export messages (CSV)", "Export in the background"):
+        await expect(page.get_by_text(name, exact=True)).to_be_disabled()
+    await expect(page.get_by_label("Format of the background export")).to_be_disabled()
+
+
+async def test_an_owner_finds_the_same_controls_enabled(page: Page, tenant: Tenant) -> None:
+    await sign_in(page, tenant)
+    await open_screen(page, tenant, "webhooks", "Webhooks")
+    await expect(page.get_by_role("button", name="Add endpoint")).to_be_enabled()
+    await expect(page.get_by_text("Your role can view this but not change it.")).to_have_count(0)
+    await open_screen(page, tenant, "clients", "API clients")
+    await expect(page.get_by_role("button", name="Create client")).to_be_enabled()
+    await open_screen(page, tenant, "conversations", "Conversations")
+    await expect(page.get_by_role("link", name="Export (JSON lines)")).to_be_visible()
+    await expect(page.get_by_role("button", name="Export in the background")).to_be_enabled()

@@ -5,7 +5,7 @@ import { useForm } from 'react-hook-form';
 import { api, ApiError, unwrap, type Schemas } from '../api/client';
 import { ConfirmButton } from '../confirm';
 import { useTenant } from '../tenant';
-import { Empty, Field, formatDate, Page, ProblemAlert, Query, SecretOnce, Table } from '../ui';
+import { Empty, Field, formatDate, Page, ProblemAlert, Query, ReadOnlyNote, SecretOnce, Table } from '../ui';
 
 type Scope = Schemas['Scope'];
 const SCOPES: Scope[] = [
@@ -43,23 +43,25 @@ export default function Clients() {
     onSettled: () => client.invalidateQueries({ queryKey: ['clients', tenant.slug] }),
   });
   const error = create.error instanceof ApiError ? create.error : null;
+  const canWrite = tenant.can('clients:write');
   return (
     <Page title="API clients">
       <p className="hint">
         Your backend gets access tokens with a client's id and secret (<code>POST /oauth/token</code>, client credentials) and calls the
         REST API with the scopes you grant here.
       </p>
+      <ReadOnlyNote canWrite={canWrite} />
       <form className="card" onSubmit={form.handleSubmit((body) => create.mutate(body))} noValidate>
         <h2>New client</h2>
         <Field label="Name" error={form.formState.errors.name?.message ?? error?.fieldError('name')}>
-          {(props) => <input {...props} {...form.register('name', { required: 'Name the client.' })} />}
+          {(props) => <input {...props} disabled={!canWrite} {...form.register('name', { required: 'Name the client.' })} />}
         </Field>
         <fieldset className="group">
           <legend>Scopes</legend>
           <div className="checks">
             {SCOPES.map((scope) => (
               <label key={scope} className="check">
-                <input type="checkbox" value={scope} {...form.register('scopes')} /> <code>{scope}</code>
+                <input type="checkbox" value={scope} disabled={!canWrite} {...form.register('scopes')} /> <code>{scope}</code>
               </label>
             ))}
           </div>
@@ -69,7 +71,7 @@ export default function Clients() {
             </p>
           )}
         </fieldset>
-        <button type="submit" disabled={create.isPending}>
+        <button type="submit" disabled={!canWrite || create.isPending}>
           Create client
         </button>
         <ProblemAlert error={create.error} shown={['name', 'scopes']} />
@@ -94,6 +96,7 @@ export default function Clients() {
                           <span className="muted">Revoked {formatDate(c.revoked_at)}</span>
                         ) : (
                           <ConfirmButton
+                            disabled={!canWrite}
                             aria-label={`Revoke ${c.name}`}
                             question={`Revoke the API client ${c.name}? Its tokens stop working at once, and the pending invitations it made are withdrawn.`}
                             onConfirm={() => revoke.mutate(c.id)}

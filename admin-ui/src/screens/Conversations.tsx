@@ -1,7 +1,7 @@
 // Conversations: filters and search, the list, one transcript with feedback and tool calls,
 // staff notes and the reviewed flag, the export.
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { useState } from 'react';
+import { useState, type ReactNode } from 'react';
 import { api, unwrap, type Schemas } from '../api/client';
 import { useTenant } from '../tenant';
 import { Empty, Field, formatDate, Loading, MoreButton, Page, ProblemAlert, Query, ReadOnlyNote, Table } from '../ui';
@@ -88,8 +88,22 @@ function Transcript({ id, onClose }: { id: string; onClose: () => void }) {
 
 type ExportFilters = Schemas['ConversationFilters'];
 
+/** A streamed export's download: a link, or (for a role that may not read conversations) a
+ * disabled button, since a link cannot be disabled. */
+function ExportLink({ href, canRead, children }: { href: string; canRead: boolean; children: ReactNode }) {
+  return canRead ? (
+    <a className="button secondary" href={href} download>
+      {children}
+    </a>
+  ) : (
+    <button type="button" className="secondary" disabled>
+      {children}
+    </button>
+  );
+}
+
 /** A large export written by a worker: its status, then a short-lived download link. */
-function BackgroundExport({ filters }: { filters: ExportFilters }) {
+function BackgroundExport({ filters, canRead }: { filters: ExportFilters; canRead: boolean }) {
   const tenant = useTenant();
   const [format, setFormat] = useState<Schemas['ExportFormat']>('jsonl');
   const start = useMutation({
@@ -104,11 +118,11 @@ function BackgroundExport({ filters }: { filters: ExportFilters }) {
   });
   return (
     <div className="row">
-      <select aria-label="Format of the background export" value={format} onChange={(e) => setFormat(e.target.value as Schemas['ExportFormat'])}>
+      <select aria-label="Format of the background export" value={format} disabled={!canRead} onChange={(e) => setFormat(e.target.value as Schemas['ExportFormat'])}>
         <option value="jsonl">JSON lines</option>
         <option value="csv">Messages (CSV)</option>
       </select>
-      <button type="button" className="secondary" disabled={start.isPending} onClick={() => start.mutate()}>
+      <button type="button" className="secondary" disabled={!canRead || start.isPending} onClick={() => start.mutate()}>
         Export in the background
       </button>
       <span role="status">
@@ -158,19 +172,20 @@ export default function Conversations() {
   });
   const list = threads.data?.pages.flatMap((p) => p.data) ?? [];
   const query = new URLSearchParams(Object.entries(filters).map(([key, value]) => [key, String(value)]));
+  const canRead = tenant.can('conversations:read');
   const exportUrl = (format: 'jsonl' | 'csv') => `/api/v1/tenants/${tenant.slug}/conversations/export.${format}?${query}`;
   return (
     <Page
       title="Conversations"
       actions={
         <>
-          <a className="button secondary" href={exportUrl('jsonl')} download>
+          <ExportLink href={exportUrl('jsonl')} canRead={canRead}>
             Export (JSON lines)
-          </a>
-          <a className="button secondary" href={exportUrl('csv')} download>
+          </ExportLink>
+          <ExportLink href={exportUrl('csv')} canRead={canRead}>
             Export messages (CSV)
-          </a>
-          <BackgroundExport filters={filters} />
+          </ExportLink>
+          <BackgroundExport filters={filters} canRead={canRead} />
         </>
       }
     >

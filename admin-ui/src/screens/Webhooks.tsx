@@ -6,7 +6,7 @@ import { useForm } from 'react-hook-form';
 import { api, ApiError, unwrap, type Schemas } from '../api/client';
 import { ConfirmButton } from '../confirm';
 import { useTenant } from '../tenant';
-import { Empty, Field, formatDate, MoreButton, Page, ProblemAlert, Query, SecretOnce, Table } from '../ui';
+import { Empty, Field, formatDate, MoreButton, Page, ProblemAlert, Query, ReadOnlyNote, SecretOnce, Table } from '../ui';
 
 type EventType = Schemas['EventType'];
 const EVENTS: EventType[] = [
@@ -37,6 +37,7 @@ function Deliveries({ id }: { id: string }) {
       unwrap(api.POST('/api/v1/tenants/{tenant}/webhooks/{id}/deliveries/{delivery_id}/replay', { params: { path: { ...path, delivery_id } } })),
     onSuccess: () => client.invalidateQueries({ queryKey: ['deliveries', tenant.slug, id] }),
   });
+  const canWrite = tenant.can('webhooks:write');
   return (
     <>
       <Query query={deliveries} what="deliveries">
@@ -58,7 +59,7 @@ function Deliveries({ id }: { id: string }) {
                     {d.response_status ?? '—'} {d.latency_ms !== null && d.latency_ms !== undefined && `${d.latency_ms} ms`}
                   </td>
                   <td>
-                    <button type="button" className="secondary" onClick={() => replay.mutate(d.id)}>
+                    <button type="button" className="secondary" disabled={!canWrite} onClick={() => replay.mutate(d.id)}>
                       Replay
                     </button>
                   </td>
@@ -111,25 +112,27 @@ export default function Webhooks() {
     onSuccess: () => void refresh(),
   });
   const error = create.error instanceof ApiError ? create.error : null;
+  const canWrite = tenant.can('webhooks:write');
   return (
     <Page title="Webhooks">
       <p className="hint">
         Kithost POSTs events to your endpoints, signed as the Standard Webhooks specification says (<code>webhook-id</code>,{' '}
         <code>webhook-timestamp</code>, <code>webhook-signature</code>), retrying for up to a day.
       </p>
+      <ReadOnlyNote canWrite={canWrite} />
       <form className="card" onSubmit={form.handleSubmit((body) => create.mutate(body))} noValidate>
         <h2>New endpoint</h2>
         <Field label="URL" error={form.formState.errors.url?.message ?? error?.fieldError('url')}>
-          {(props) => <input {...props} type="url" placeholder="https://example.com/kithost" {...form.register('url', { required: 'Enter the HTTPS URL.' })} />}
+          {(props) => <input {...props} type="url" disabled={!canWrite} placeholder="https://example.com/kithost" {...form.register('url', { required: 'Enter the HTTPS URL.' })} />}
         </Field>
         <Field label="Description" error={error?.fieldError('description')}>
-          {(props) => <input {...props} {...form.register('description')} />}
+          {(props) => <input {...props} disabled={!canWrite} {...form.register('description')} />}
         </Field>
         <fieldset className="group">
           <legend>Events</legend>
           {EVENTS.map((event) => (
             <label key={event} className="check">
-              <input type="checkbox" value={event} {...form.register('events')} /> <code>{event}</code>
+              <input type="checkbox" value={event} disabled={!canWrite} {...form.register('events')} /> <code>{event}</code>
             </label>
           ))}
           {error?.fieldError('events') && (
@@ -143,9 +146,9 @@ export default function Webhooks() {
           hint="conversation.idle is sent once a thread has had no message for this long."
           error={error?.fieldError('idle_minutes')}
         >
-          {(props) => <input {...props} type="number" min={1} max={10080} {...form.register('idle_minutes', { valueAsNumber: true })} />}
+          {(props) => <input {...props} type="number" min={1} max={10080} disabled={!canWrite} {...form.register('idle_minutes', { valueAsNumber: true })} />}
         </Field>
-        <button type="submit" disabled={create.isPending}>
+        <button type="submit" disabled={!canWrite || create.isPending}>
           Add endpoint
         </button>
         <ProblemAlert error={create.error} shown={['url', 'description', 'events', 'idle_minutes']} />
@@ -165,23 +168,25 @@ export default function Webhooks() {
                       {e.failing_since && <span className="badge warn">failing since {formatDate(e.failing_since)}</span>}
                     </span>
                     <span className="row">
-                      <button type="button" className="secondary" onClick={() => test.mutate(e.id)}>
+                      <button type="button" className="secondary" disabled={!canWrite} onClick={() => test.mutate(e.id)}>
                         Send a test
                       </button>
                       <ConfirmButton
                         className="secondary"
+                        disabled={!canWrite}
                         question={`Give ${e.url} a new signing secret? For 24 hours deliveries carry both signatures; then only the new secret's, so your receiver must switch to it.`}
                         onConfirm={() => rotate.mutate(e.id)}
                       >
                         Rotate secret
                       </ConfirmButton>
-                      <button type="button" className="secondary" onClick={() => toggle.mutate({ id: e.id, enabled: !e.enabled })}>
+                      <button type="button" className="secondary" disabled={!canWrite} onClick={() => toggle.mutate({ id: e.id, enabled: !e.enabled })}>
                         {e.enabled ? 'Disable' : 'Enable'}
                       </button>
                       <button type="button" className="secondary" onClick={() => setShown(shown === e.id ? null : e.id)}>
                         Deliveries
                       </button>
                       <ConfirmButton
+                        disabled={!canWrite}
                         aria-label={`Delete ${e.url}`}
                         question={`Delete the endpoint ${e.url}? It gets no more events, and its delivery log goes with it.`}
                         onConfirm={() => remove.mutate(e.id)}
