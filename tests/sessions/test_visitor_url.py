@@ -1,7 +1,7 @@
 """A visitor host of its own (``KITHOST_VISITOR_URL``, the chart's ``ingress.visitorHost``):
 the framed page loads from it, so its requests come from that origin, which the visitor
 routes take as Kithost's own, as they take ``KITHOST_PUBLIC_URL``'s; sessions send the
-chat there, and a backend's framed session is bound to it."""
+chat there, a backend's framed session is bound to it, and the dashboard's snippets name it."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kithost.auth.scopes import Scope
+from kithost.models import Role
 from kithost.settings import Settings
 from tests.conftest import create_test_app, operator_sessions
-from tests.factories import client_token
+from tests.factories import client_token, login, make_member
 from tests.sessions.test_mint_api import DEVICE, SHOP, Published, mint, publish
 
 DASHBOARD = "https://kithost.example.com"
@@ -73,3 +74,18 @@ async def test_without_one_only_the_public_url_is_kithosts_own(
         assert own.json()["chatkit_url"] == f"{DASHBOARD}/v1/chatkit/{key}"
         other = await mint(client, target, {"device_id": DEVICE}, origin=VISITORS)
         assert (other.status_code, other.json()["code"]) == (403, "origin_not_allowed")
+
+
+async def test_the_dashboard_learns_where_snippets_point(
+    settings: Settings, connection: AsyncConnection
+) -> None:
+    for visitor_url, expected in [(VISITORS, VISITORS), (None, DASHBOARD)]:
+        app, target = await visitor_host_app(settings, connection, visitor_url)
+        async with operator_sessions(app)() as setup:
+            owner = await login(app, setup, await make_member(setup, target.tenant, Role.owner))
+            await setup.commit()
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
+            me = await client.get("/api/v1/auth/me", headers=owner.headers)
+        assert me.status_code == 200, me.text
+        assert me.json()["visitor_url"] == expected

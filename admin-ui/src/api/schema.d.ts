@@ -3369,6 +3369,8 @@ export interface components {
             /** Csrf Token */
             csrf_token: string;
             user: components["schemas"]["SignedInUser"];
+            /** Visitor Url */
+            visitor_url: string;
         };
         /** SignedInUser */
         SignedInUser: {

@@ -39,7 +39,9 @@ def _client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def _signed_in(session: AsyncSession, user: User, csrf_token: str) -> SignedIn:
+async def _signed_in(
+    session: AsyncSession, settings: Settings, user: User, csrf_token: str
+) -> SignedIn:
     memberships = await users_repository.memberships(session, user.id)
     return SignedIn(
         user=SignedInUser(
@@ -58,6 +60,7 @@ async def _signed_in(session: AsyncSession, user: User, csrf_token: str) -> Sign
             ],
         ),
         csrf_token=csrf_token,
+        visitor_url=settings.visitor_base_url,
     )
 
 
@@ -92,7 +95,7 @@ async def login(
         session, limiter, body.email, body.password, ip=_client_ip(request)
     )
     cookie = await _sign_in(session, settings, request, response, user)
-    return await _signed_in(session, user, cookie.csrf_token)
+    return await _signed_in(session, settings, user, cookie.csrf_token)
 
 
 @router.get("/methods", summary="How users may sign in (the sign-in screen's buttons)")
@@ -108,7 +111,7 @@ async def me(
 ) -> SignedIn:
     # CurrentUser resolved a sign-in cookie, so the request carries one.
     csrf_token = cookies.csrf_token(settings, request.cookies[cookies.SIGN_IN_COOKIE])
-    return await _signed_in(session, principal.user, csrf_token)
+    return await _signed_in(session, settings, principal.user, csrf_token)
 
 
 @router.post(

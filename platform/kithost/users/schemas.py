@@ -44,6 +44,9 @@ class SignedIn(Schema):
 
     user: SignedInUser
     csrf_token: str
+    visitor_url: str
+    """Where visitors' pages load Kithost from (``KITHOST_VISITOR_URL``, else
+    ``KITHOST_PUBLIC_URL``): the host the install snippets name."""
 
 
 class SignInMethods(Schema):

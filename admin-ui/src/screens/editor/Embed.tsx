@@ -2,6 +2,7 @@
 // identity tokens their backend signs; a check that runs the snippet in the preview.
 import { CopyButton } from '../../ui';
 import type { Schemas } from '../../api/client';
+import { useMe } from '../../auth';
 import { useTenant } from '../../tenant';
 
 type Widget = Schemas['Widget'];
@@ -25,7 +26,7 @@ function Snippet({ title, code, hint }: { title: string; code: string; hint?: st
 
 export default function Embed({ widget, onCheck }: { widget: Widget; onCheck: () => void }) {
   const tenant = useTenant();
-  const base = window.location.origin;
+  const base = useMe().data?.visitor_url ?? window.location.origin;
   const snippet = `<script async src="${base}/embed/${widget.public_key}.js"></script>`;
   const python = `# pip install pyjwt — sign on your server, never in the browser.
 import os, time, jwt
