@@ -101,7 +101,7 @@ class Server:
             )
 
     async def wait_ready(self, client: httpx2.AsyncClient) -> None:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.log_path.read_text()
             try:
