@@ -298,3 +298,52 @@ async def test_an_owner_finds_the_same_controls_enabled(page: Page, tenant: Tena
     await open_screen(page, tenant, "conversations", "Conversations")
     await expect(page.get_by_role("link", name="Export (JSON lines)")).to_be_visible()
     await expect(page.get_by_role("button", name="Export in the background")).to_be_enabled()
+
+
+# Item: conversations are deleted, and opened to editors, from the dashboard.
+
+
+async def test_an_owner_deletes_a_conversation_once_they_confirm(
+    page: Page, tenant: Tenant
+) -> None:
+    await sign_in(page, tenant)
+    await open_screen(page, tenant, "conversations", "Conversations")
+    await page.get_by_role("button", name="Question 0 about ten").click()
+    transcript = page.get_by_role("region", name="Transcript")
+    await expect(transcript.get_by_text("Question 0 about tents")).to_be_visible()
+    delete = transcript.get_by_role("button", name="Delete conversation")
+    asked = await asks_first(page, delete, "DELETE", f"/conversations/{tenant.threads[0]}")
+    assert asked.startswith("Delete this conversation?")
+    await expect(transcript).to_have_count(0)
+    await expect(page.get_by_role("button", name="Question 0 about ten")).to_have_count(0)
+    await expect(page.get_by_role("button", name="Question 1 about ten")).to_be_visible()
+    async with owner_api(tenant) as api:
+        gone = await api.get(f"/api/v1/tenants/{tenant.slug}/conversations/{tenant.threads[0]}")
+        assert gone.status_code == 404, gone.text
+
+
+async def test_an_owner_lets_editors_read_conversations(page: Page, tenant: Tenant) -> None:
+    await sign_in(page, tenant)
+    await open_screen(page, tenant, "settings", "Settings")
+    editors = page.get_by_label("Editors may read and export conversations")
+    await expect(editors).not_to_be_checked()
+    # Checked once the server has it (a controlled box).
+    await editors.click()
+    await expect(editors).to_be_checked()
+    await expect(page.get_by_role("status").filter(has_text="Saved.")).to_be_visible()
+    async with owner_api(tenant) as api:
+        answer = await api.get(f"/api/v1/tenants/{tenant.slug}/conversations/settings")
+        assert answer.json() == {"editors_may_read": True}
+    await page.reload()
+    await expect(editors).to_be_checked()
+    await editors.click()
+    await expect(editors).not_to_be_checked()
+    async with owner_api(tenant) as api:
+        answer = await api.get(f"/api/v1/tenants/{tenant.slug}/conversations/settings")
+        assert answer.json() == {"editors_may_read": False}
+
+
+async def test_a_viewer_is_told_they_do_not_read_conversations(page: Page, tenant: Tenant) -> None:
+    await sign_in(page, tenant, tenant.viewer)
+    await open_screen(page, tenant, "settings", "Settings")
+    await expect(page.get_by_text("Your role does not read conversations.")).to_be_visible()

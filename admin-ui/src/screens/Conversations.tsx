@@ -1,8 +1,9 @@
 // Conversations: filters and search, the list, one transcript with feedback and tool calls,
-// staff notes and the reviewed flag, the export.
+// staff notes and the reviewed flag, deleting it, the export.
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState, type ReactNode } from 'react';
 import { api, unwrap, type Schemas } from '../api/client';
+import { ConfirmButton } from '../confirm';
 import { useTenant } from '../tenant';
 import { Empty, Field, formatDate, Loading, MoreButton, Page, ProblemAlert, Query, ReadOnlyNote, Table } from '../ui';
 import { WidgetFilter } from './Analytics';
@@ -26,14 +27,32 @@ function Transcript({ id, onClose }: { id: string; onClose: () => void }) {
       void client.invalidateQueries({ queryKey: ['conversations', tenant.slug] });
     },
   });
+  const remove = useMutation({
+    mutationFn: () => unwrap(api.DELETE('/api/v1/tenants/{tenant}/conversations/{thread_id}', { params: { path } })),
+    onSuccess: () => {
+      client.removeQueries({ queryKey: ['conversation', tenant.slug, id] });
+      void client.invalidateQueries({ queryKey: ['conversations', tenant.slug] });
+      onClose();
+    },
+  });
   return (
     <section className="card transcript" aria-label="Transcript">
       <div className="row spread">
         <h2>Conversation</h2>
-        <button type="button" className="secondary" onClick={onClose}>
-          Close
-        </button>
+        <span className="row">
+          <ConfirmButton
+            disabled={!canWrite || remove.isPending}
+            question="Delete this conversation? Its messages and the files the visitor attached go too, for you and for the visitor."
+            onConfirm={() => remove.mutate()}
+          >
+            Delete conversation
+          </ConfirmButton>
+          <button type="button" className="secondary" onClick={onClose}>
+            Close
+          </button>
+        </span>
       </div>
+      <ProblemAlert error={remove.error} />
       <Query query={thread} what="the conversation">
         {(t) => (
           <>

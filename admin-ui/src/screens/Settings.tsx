@@ -1,5 +1,5 @@
 // The tenant's settings: its OpenAI key (write-only), how long analytics and chats are kept,
-// deleting one end user's data, and deleting the tenant.
+// whether editors read conversations, deleting one end user's data, and deleting the tenant.
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useNavigate } from 'react-router';
@@ -7,7 +7,7 @@ import { api, ApiError, unwrap } from '../api/client';
 import { ME, useMe } from '../auth';
 import { ConfirmButton, confirmed } from '../confirm';
 import { useTenant } from '../tenant';
-import { Field, Page, ProblemAlert, Query } from '../ui';
+import { Field, Page, ProblemAlert, Query, ReadOnlyNote } from '../ui';
 
 function OpenAIKey() {
   const tenant = useTenant();
@@ -107,6 +107,56 @@ function Retention() {
   );
 }
 
+/** Whether editors read (and export) conversations; owners and admins always do, viewers never. */
+function ConversationReaders() {
+  const tenant = useTenant();
+  const client = useQueryClient();
+  const path = { tenant: tenant.slug };
+  const canRead = tenant.can('conversations:read');
+  const settings = useQuery({
+    queryKey: ['conversation-settings', tenant.slug],
+    queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/conversations/settings', { params: { path } })),
+    enabled: canRead,
+  });
+  const save = useMutation({
+    mutationFn: (editors_may_read: boolean) =>
+      unwrap(api.PUT('/api/v1/tenants/{tenant}/conversations/settings', { params: { path }, body: { editors_may_read } })),
+    onSuccess: (saved) => {
+      client.setQueryData(['conversation-settings', tenant.slug], saved);
+      void client.invalidateQueries({ queryKey: ME });
+    },
+  });
+  const canWrite = tenant.can('members:write');
+  return (
+    <section className="card" aria-labelledby="conversation-readers">
+      <h2 id="conversation-readers">Who reads conversations</h2>
+      <p className="hint">Owners and admins always read and export them; viewers never. Editors only when you allow it here.</p>
+      {canRead ? (
+        <Query query={settings} what="who reads conversations">
+          {(s) => (
+            <>
+              <label className="check">
+                <input
+                  type="checkbox"
+                  checked={s.editors_may_read}
+                  disabled={!canWrite || save.isPending}
+                  onChange={(e) => save.mutate(e.target.checked)}
+                />{' '}
+                Editors may read and export conversations
+              </label>
+              <ReadOnlyNote canWrite={canWrite} />
+              {save.isSuccess && <span role="status">Saved.</span>}
+            </>
+          )}
+        </Query>
+      ) : (
+        <p className="muted">Your role does not read conversations.</p>
+      )}
+      <ProblemAlert error={save.error} />
+    </section>
+  );
+}
+
 function EndUserDeletion() {
   const tenant = useTenant();
   const [endUser, setEndUser] = useState('');
@@ -186,6 +236,7 @@ export default function Settings() {
     <Page title="Settings">
       <OpenAIKey />
       <Retention />
+      <ConversationReaders />
       <EndUserDeletion />
       <TenantDeletion />
     </Page>
