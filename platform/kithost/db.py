@@ -15,7 +15,8 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Protocol, cast
 
 from fastapi import Depends, Request
-from sqlalchemy import CursorResult, Result, event, text
+from sqlalchemy import CursorResult, Result, event, func, text
+from sqlalchemy import select as select_
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -213,3 +214,12 @@ def rowcount(result: Result[Any]) -> int:
     """How many rows an ``UPDATE`` or ``DELETE`` matched (``session.execute`` types its result
     as a plain ``Result``; for these statements it is a ``CursorResult``)."""
     return cast(CursorResult[Any], result).rowcount
+
+
+async def lock_key(session: AsyncSession, key: str) -> None:
+    """Hold ``key`` until the unit of work ends, where no row stands for what a rule counts
+    before writing (an end user, an email not invited yet): units locking the same key take
+    turns. On PostgreSQL a transaction's advisory lock on a hash of it (two keys hashing
+    alike only wait for each other); SQLite's writing units hold its one write lock anyway."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select_(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))

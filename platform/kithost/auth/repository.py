@@ -48,6 +48,22 @@ async def client_by_client_id(session: AsyncSession, client_id: str) -> ApiClien
     return client
 
 
+async def lock_client(
+    session: AsyncSession, tenant_id: uuid.UUID, id: uuid.UUID, *, share: bool = False
+) -> ApiClient | None:
+    """The tenant's API client as committed now, its row locked (PostgreSQL; ``share``: for
+    share) until the unit of work ends: its revocation locks it for update, and what the
+    client makes meanwhile (an invitation) locks it for share, so one waits for the other
+    and sees it."""
+    result = await session.execute(
+        select(ApiClient)
+        .where(ApiClient.tenant_id == tenant_id, ApiClient.id == id)
+        .with_for_update(read=share)
+        .execution_options(populate_existing=True)
+    )
+    return result.scalar_one_or_none()
+
+
 async def live_dashboard_session(
     session: AsyncSession, token_hash: str, now: datetime
 ) -> tuple[DashboardSession, User] | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit import service as audit
+from kithost.auth import repository as auth_repository
 from kithost.auth.principals import Actor, TenantAccess
 from kithost.auth.scopes import Scope
 from kithost.clients import repository
@@ -85,7 +86,7 @@ async def revoke_client(session: AsyncSession, access: TenantAccess, id: uuid.UU
 
     The client's row stays locked until the unit of work ends, so an invitation the client
     makes at that moment is either refused or made first and withdrawn here."""
-    client = await repository.lock_client(session, access.tenant.id, id)
+    client = await auth_repository.lock_client(session, access.tenant.id, id)
     if client is None:
         raise NotFound(f"No API client {id}.", code="client_not_found")
     if client.revoked_at is not None:

@@ -1,15 +1,14 @@
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.db import rowcount
-from kithost.models import ApiClient, Invitation, Tenant
+from kithost.db import lock_key, rowcount
+from kithost.models import Invitation, Tenant
 
 
 async def get_by_token_hash(session: AsyncSession, token_hash: str) -> Invitation | None:
@@ -34,25 +33,7 @@ async def lock_email(session: AsyncSession, tenant_id: uuid.UUID, email: str) ->
     replacing the pending ones and adding the new one is one step: a transaction-level
     advisory lock on PostgreSQL (no row stands for an email not invited yet); SQLite runs
     one writer at a time anyway."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    digest = hashlib.blake2b(f"invitations:{tenant_id}:{email}".encode(), digest_size=8)
-    await session.execute(
-        select(func.pg_advisory_xact_lock(int.from_bytes(digest.digest(), "big", signed=True)))
-    )
-
-
-async def lock_client(session: AsyncSession, client_id: uuid.UUID) -> ApiClient | None:
-    """The API client as committed now, its row locked for share (PostgreSQL) until the unit
-    of work ends: its revocation, which locks it for update, then waits for the invitation
-    being made, or this waits for the revocation and sees it."""
-    result = await session.execute(
-        select(ApiClient)
-        .where(ApiClient.id == client_id)
-        .with_for_update(read=True)
-        .execution_options(populate_existing=True)
-    )
-    return result.scalar_one_or_none()
+    await lock_key(session, f"kithost.invitations:{tenant_id}:{email}")
 
 
 async def delete_pending_by_client(

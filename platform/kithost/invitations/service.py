@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost import rls
 from kithost.audit import service as audit
+from kithost.auth import repository as auth_repository
 from kithost.auth.principals import Actor, Principal, TenantAccess, UserPrincipal
 from kithost.errors import Forbidden, Gone, NotFound, Unauthorized, invalid_field
 from kithost.invitations import repository
@@ -109,7 +110,7 @@ async def _check_not_revoked(session: AsyncSession, client: ApiClient) -> None:
     until the unit of work ends (its revocation waits, then withdraws what it made): a
     revocation never leaves behind an invitation made at that moment. This comes before
     any other lock the invitation takes, as the revocation's does."""
-    locked = await repository.lock_client(session, client.id)
+    locked = await auth_repository.lock_client(session, client.tenant_id, client.id, share=True)
     if locked is None or locked.revoked_at is not None:
         raise Unauthorized(
             "The access token's client is revoked.",
