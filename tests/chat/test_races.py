@@ -34,6 +34,7 @@ from tests.chat.helpers import (
     deltas,
     done_items,
     message,
+    thread_of,
     visitor,
 )
 from tests.conftest import LoopbackServer
@@ -198,3 +199,27 @@ async def test_messages_sent_at_once_are_answered_up_to_the_quota(
     assert kept == quota
     refused_again = await alice.send("One more")
     assert any(isinstance(e, NoticeEvent) for e in refused_again)
+
+
+async def test_widget_actions_sent_at_once_are_answered_up_to_the_quota(
+    racing: RacingApp, http: httpx2.AsyncClient, fake_openai: FakeOpenAI
+) -> None:
+    """A widget action the agent answers counts as a message: of eight sent at once after a
+    first message, within a quota of four, three are answered, and five get the notice."""
+    quota, at_once_count = 4, 8
+    widget, _ = await chat_widget(racing, fake_openai, agent={"messages_per_user_per_day": quota})
+    alice = await alice_of(racing, http, widget)
+    thread_id = thread_of(await alice.send("Where is my order?"))
+    await racing.warm(at_once_count)
+
+    async def act(n: int) -> list[ThreadStreamEvent]:
+        action = {"type": "order.track", "payload": {"n": n}}
+        return await alice.stream(
+            "threads.custom_action", thread_id=thread_id, item_id=None, action=action
+        )
+
+    sent = await at_once(at_once_count, act)
+
+    answered = [events for events in sent if done_items(events, AssistantMessageItem)]
+    refused = [events for events in sent if any(isinstance(e, NoticeEvent) for e in events)]
+    assert (len(answered), len(refused)) == (quota - 1, at_once_count - quota + 1)

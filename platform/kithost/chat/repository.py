@@ -23,12 +23,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.chat.context import ChatContext
 from kithost.db import rowcount
-from kithost.models import ChatAttachment, ChatItem, ChatThread, WebhookDelivery, Widget
+from kithost.models import (
+    ChatAttachment,
+    ChatItem,
+    ChatQuotaUse,
+    ChatThread,
+    WebhookDelivery,
+    Widget,
+)
 from kithost.models.base import utcnow
 from kithost.storage import blob_key
 
 Order = Literal["asc", "desc"]
-Owned = type[ChatThread] | type[ChatItem] | type[ChatAttachment]
+Owned = type[ChatThread] | type[ChatItem] | type[ChatAttachment] | type[ChatQuotaUse]
 
 
 def owned(model: Owned, context: ChatContext) -> ColumnElement[bool]:
@@ -182,6 +189,46 @@ async def count_items_since(
         .where(owned(ChatItem, context), ChatItem.kind == kind, ChatItem.created_at >= since)
     )
     return count or 0
+
+
+async def count_quota_uses(session: AsyncSession, context: ChatContext, since: datetime) -> int:
+    """How many messages the end user has sent since ``since``, as the quota counts them."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(ChatQuotaUse)
+        .where(owned(ChatQuotaUse, context), ChatQuotaUse.created_at >= since)
+    )
+    return count or 0
+
+
+async def add_quota_use(
+    session: AsyncSession, context: ChatContext, use_id: str, kind: str, expired: datetime
+) -> None:
+    """Count one more message of the end user's (``kind``: what it was), and forget theirs
+    sent before ``expired`` (the quota's window has passed them)."""
+    await session.execute(
+        delete(ChatQuotaUse).where(owned(ChatQuotaUse, context), ChatQuotaUse.created_at < expired)
+    )
+    session.add(
+        ChatQuotaUse(
+            id=use_id,
+            tenant_id=context.tenant_id,
+            widget_id=context.widget_id,
+            end_user_id=context.end_user_id,
+            kind=kind,
+            created_at=utcnow(),
+        )
+    )
+
+
+async def delete_quota_uses(
+    session: AsyncSession, tenant_id: uuid.UUID, where: ColumnElement[bool]
+) -> int:
+    """Delete the tenant's quota uses matching ``where``; how many."""
+    result = await session.execute(
+        delete(ChatQuotaUse).where(ChatQuotaUse.tenant_id == tenant_id, where)
+    )
+    return rowcount(result)
 
 
 async def set_feedback(

@@ -16,11 +16,14 @@ history, streamed by ``stream_agent_response``. Besides answering:
 - widget actions the loader forwards (mapped to ``forward``, or not mapped at all) reach
   :meth:`action`, which records them as hidden context and lets the agent answer; actions
   the config maps to something the loader does itself are refused here;
-- beyond ``messages_per_user_per_day`` (user messages in the last 24 hours) the chat answers
-  with a ChatKit ``notice`` instead of the model, and a new message over the quota is
-  removed again, so it neither stays unanswered nor counts. Each message is counted with
-  those written before it, as it is written (``SqlStore.user_messages_sent``): of messages
-  sent at once, as many are answered as the quota allows, no more.
+- beyond ``messages_per_user_per_day`` (messages in the last 24 hours) the chat answers
+  with a ChatKit ``notice`` instead of the model. A message is every request that makes the
+  agent answer: a user message, a retry, a widget action the agent answers, a client
+  tool's output (``SqlStore.spend_quota``; ``models.ChatQuotaUse``). A new user message
+  over the quota is removed again, so it neither stays unanswered nor counts; a retry over
+  it is refused before the answers it would replace are deleted. Each is counted with those
+  counted before it, the end user held (``SqlStore.messages_sent``): of messages sent at
+  once, as many are answered as the quota allows, no more.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from chatkit.types import (
     ThreadItemRemovedEvent,
     ThreadItemUpdatedEvent,
     ThreadMetadata,
+    ThreadsRetryAfterItemReq,
     ThreadStreamEvent,
     UserMessageItem,
     UserMessageTextContent,
@@ -149,8 +153,29 @@ class ChatServer(ChatKitServer[ChatContext]):
     ) -> StreamingResult | NonStreamingResult:
         """:meth:`process` for a request the endpoint has parsed already."""
         if is_streaming_req(request):
+            if isinstance(request, ThreadsRetryAfterItemReq) and not await self._may_retry(
+                request, context
+            ):
+                return StreamingResult(self._only(QUOTA_NOTICE))
             return StreamingResult(self._settled(self._process_streaming(request, context)))
         return NonStreamingResult(await self._process_non_streaming(request, context))
+
+    async def _only(self, *events: ThreadStreamEvent) -> AsyncGenerator[bytes, None]:
+        """A stream of ``events`` alone, as the SDK streams events."""
+        for event in events:
+            yield b"data: " + self._serialize(event) + b"\n\n"
+
+    async def _may_retry(self, request: ThreadsRetryAfterItemReq, context: ChatContext) -> bool:
+        """Whether the retry may go on; counted against the quota (``SqlStore.spend_quota``)
+        here, before the SDK deletes the answers it replaces. A thread or item the end user
+        cannot see is a 404 (the SDK would look for it through the whole thread, and stream
+        nothing); an item that is not a user message is the SDK's to refuse."""
+        params = request.params
+        await self.store.load_thread(params.thread_id, context)
+        item = await self.store.load_item(params.thread_id, params.item_id, context)
+        return not isinstance(item, UserMessageItem) or await self.store.spend_quota(
+            "retry", context
+        )
 
     async def _settled(self, events: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
         """``events``, then the store's write behind the response (its error, if any), and
@@ -178,13 +203,17 @@ class ChatServer(ChatKitServer[ChatContext]):
         context: ChatContext,
     ) -> AsyncIterator[ThreadStreamEvent]:
         quota = context.widget.widget_config.agent.messages_per_user_per_day
-        if quota is not None and input_user_message is not None:
-            sent = await self.store.user_messages_sent(input_user_message, context)
-            if sent > quota:
-                if self.new_message:
-                    yield ThreadItemRemovedEvent(item_id=input_user_message.id)
+        if quota is not None and input_user_message is not None and self.new_message:
+            if await self.store.messages_sent(input_user_message, context) > quota:
+                yield ThreadItemRemovedEvent(item_id=input_user_message.id)
                 yield QUOTA_NOTICE
                 return
+        elif input_user_message is None and not await self.store.spend_quota(
+            "tool_output", context
+        ):
+            yield QUOTA_NOTICE
+            return
+        # A retry (a user message that is not new) was counted before it began (_may_retry).
         try:
             if input_user_message is not None and await self._tripped(
                 thread, input_user_message, context
@@ -215,6 +244,9 @@ class ChatServer(ChatKitServer[ChatContext]):
         mapped = context.widget.widget_config.actions.get(action.type)
         if mapped is not None and not isinstance(mapped, Forward):
             raise CustomStreamError("This action is not available.")
+        if not await self.store.spend_quota("action", context):
+            yield QUOTA_NOTICE
+            return
         payload = json.dumps(action.payload, ensure_ascii=False, default=str)
         note = f"The visitor used the widget action {action.type!r} with payload {payload}"
         if sender is not None:

@@ -7,7 +7,7 @@ hourly purge, end-user deletions and a widget's or a tenant's deletion reach it.
 Both run in the caller's unit of work: rows go with its commit, and the attachments' bytes
 are removed after it by the ``kithost.chat.delete_blobs`` task (never before: a rollback
 must not leave rows without bytes). Both return the number of rows deleted (threads, items
-and attachments).
+and attachments; not the quota uses they delete with them, ``models.ChatQuotaUse``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost.analytics.retention import service as retention
 from kithost.chat import repository
 from kithost.chat.attachments import UNSENT_LIFETIME
+from kithost.chat.store import quota_window_start
 from kithost.chat.tasks import delete_blobs
-from kithost.models import ChatAttachment, ChatThread, Tenant
+from kithost.models import ChatAttachment, ChatQuotaUse, ChatThread, Tenant
 from kithost.models.base import utcnow
 from kithost.tenants import service as tenants
 from kithost.widgets import service as widgets
@@ -32,7 +33,9 @@ from kithost.worker.enqueue import enqueue
 async def delete_end_user_data(
     session: AsyncSession, tenant_id: uuid.UUID, end_user_id: str
 ) -> int:
-    """Erase everything an end user said or sent to any widget of the tenant."""
+    """Erase everything an end user said or sent to any widget of the tenant (and what
+    their quota counted)."""
+    await repository.delete_quota_uses(session, tenant_id, ChatQuotaUse.end_user_id == end_user_id)
     return await _delete(
         session,
         tenant_id,
@@ -69,8 +72,11 @@ async def delete_tenant_data(session: AsyncSession, tenant: Tenant) -> int:
 async def purge_before(session: AsyncSession, tenant_id: uuid.UUID, cutoff: datetime) -> int:
     """Delete the tenant's conversations idle since before ``cutoff`` (a conversation is kept
     whole while it is in use) and attachments never sent, created before it or longer than
-    :data:`~kithost.chat.attachments.UNSENT_LIFETIME` ago."""
+    :data:`~kithost.chat.attachments.UNSENT_LIFETIME` ago; quota uses the quota's window has
+    passed (they count for nothing)."""
     unsent_cutoff = max(cutoff, utcnow() - UNSENT_LIFETIME)
+    expired = max(cutoff, quota_window_start())
+    await repository.delete_quota_uses(session, tenant_id, ChatQuotaUse.created_at < expired)
     return await _delete(
         session,
         tenant_id,

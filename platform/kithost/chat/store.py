@@ -76,6 +76,8 @@ from kithost.webhooks import service as webhooks
 log = structlog.get_logger(__name__)
 PAYLOAD_VERSION = 1
 QUOTA_WINDOW_HOURS = 24
+QUOTA_USE_PREFIX = "qu_"
+"""The ids of quota uses that are not a user message's (``ChatQuotaUse``)."""
 ID_PREFIXES: dict[StoreItemType, str] = {
     "thread": "thr",
     "message": "msg",
@@ -131,7 +133,7 @@ class SqlStore(Store[ChatContext]):
         """Set by :meth:`release`; a new one for each write."""
         self._sent_with: dict[str, int] = {}
         """Per user message this store wrote under a quota, how many the end user had sent
-        within the window with it (:meth:`user_messages_sent`)."""
+        within the window with it (:meth:`messages_sent`)."""
         self.gone = False
         """Whether the widget was deleted while the chat ran (:class:`ChatGone` was raised):
         there is nothing left to write the rest of the response to."""
@@ -372,14 +374,18 @@ class SqlStore(Store[ChatContext]):
 
     async def _add_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
         async with self._unit(context, writes=True) as session:
-            if isinstance(item, UserMessageItem) and _quota(context) is not None:
+            quota = _quota(context)
+            if isinstance(item, UserMessageItem) and quota is not None:
                 # Counted where it is written, the end user held: messages sent at once take
-                # turns, each counting those written before it (:meth:`user_messages_sent`).
+                # turns, each counting those written before it (:meth:`messages_sent`); one
+                # over the quota is not answered, and counts for nothing.
                 await repository.lock_end_user(session, context)
-                before = await repository.count_items_since(
-                    session, context, "user_message", quota_window_start()
-                )
+                before = await repository.count_quota_uses(session, context, quota_window_start())
                 self._sent_with[item.id] = before + 1
+                if before < quota:
+                    await repository.add_quota_use(
+                        session, context, item.id, "message", quota_window_start()
+                    )
             await self._insert_item(session, thread_id, item, context)
         if isinstance(item, UserMessageItem):
             self.report(context, "message.received", thread_id=thread_id)
@@ -447,16 +453,35 @@ class SqlStore(Store[ChatContext]):
                 events.insert(0, ("conversation.started", data))
             await webhooks.emit_all(session, context.tenant_id, events)
 
-    async def user_messages_sent(self, message: UserMessageItem, context: ChatContext) -> int:
-        """How many messages the end user has sent within the quota's window, ``message``
-        included: for a message this store wrote, those written before it and itself,
-        counted as it was written (messages sent at once are not counted by one another
-        both ways); for one written before (a retry), all of them now."""
+    async def messages_sent(self, message: UserMessageItem, context: ChatContext) -> int:
+        """How many messages the end user has sent within the quota's window as the quota
+        counts them (:class:`~kithost.models.ChatQuotaUse`), ``message`` (which this store
+        wrote) included: those counted before it was written, and itself (messages sent at
+        once are not counted by one another both ways)."""
         await self.settled()
         counted = self._sent_with.pop(message.id, None)
         if counted is not None:
             return counted
-        return await self.count_user_messages_since(quota_window_start(), context)
+        async with self.unit(context) as session:
+            return await repository.count_quota_uses(session, context, quota_window_start())
+
+    async def spend_quota(self, kind: str, context: ChatContext) -> bool:
+        """Count one more message of the end user's (``kind``: ``retry``, ``action``,
+        ``tool_output``; a user message is counted as it is written), unless they have sent
+        as many as the widget's quota allows within its window: whether it was counted (it
+        may be answered). Counted with the end user held, as user messages are."""
+        quota = _quota(context)
+        if quota is None:
+            return True
+        async with self.unit(context, writes=True) as session:
+            await repository.lock_end_user(session, context)
+            since = quota_window_start()
+            if await repository.count_quota_uses(session, context, since) >= quota:
+                return False
+            await repository.add_quota_use(
+                session, context, random_token(QUOTA_USE_PREFIX, 16), kind, since
+            )
+        return True
 
     async def count_user_messages_since(self, since: datetime, context: ChatContext) -> int:
         async with self.unit(context) as session:

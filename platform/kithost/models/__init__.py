@@ -10,6 +10,7 @@ from kithost.models.audit_log_entry import AuditLogEntry
 from kithost.models.base import Base
 from kithost.models.chat_attachment import ChatAttachment
 from kithost.models.chat_item import ChatItem
+from kithost.models.chat_quota_use import ChatQuotaUse
 from kithost.models.chat_thread import ChatThread
 from kithost.models.conversation_export import ConversationExport, ExportStatus
 from kithost.models.conversation_review import ConversationReview
@@ -44,6 +45,7 @@ __all__ = [
     "Base",
     "ChatAttachment",
     "ChatItem",
+    "ChatQuotaUse",
     "ChatThread",
     "ConversationExport",
     "ConversationReview",
