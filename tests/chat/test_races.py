@@ -4,6 +4,7 @@ user meanwhile, so no more gets in than the rule allows and nothing within it is
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -12,6 +13,7 @@ import httpx2
 import pytest
 from chatkit.types import (
     AssistantMessageItem,
+    ClientToolCallItem,
     ErrorEvent,
     NoticeEvent,
     ThreadItemDoneEvent,
@@ -29,6 +31,7 @@ from tests.chat.helpers import (
     ALICE,
     ATTACHMENTS,
     Visitor,
+    assert_problem,
     chat_config,
     decode,
     deltas,
@@ -39,9 +42,18 @@ from tests.chat.helpers import (
 )
 from tests.conftest import LoopbackServer
 from tests.factories import client_token
-from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI
 from tests.races import RacingApp, at_once, racing_app
 from tests.visitor.helpers import ORIGIN, publish
+
+CART_TOOL = {
+    "type": "client",
+    "id": "cart",
+    "label": "Looking at your cart…",
+    "name": "get_cart",
+    "description": "The visitor's shopping cart.",
+    "parameters": {"type": "object", "properties": {}},
+}
 
 
 @pytest.fixture
@@ -223,3 +235,40 @@ async def test_widget_actions_sent_at_once_are_answered_up_to_the_quota(
     answered = [events for events in sent if done_items(events, AssistantMessageItem)]
     refused = [events for events in sent if any(isinstance(e, NoticeEvent) for e in events)]
     assert (len(answered), len(refused)) == (quota - 1, at_once_count - quota + 1)
+
+
+async def test_outputs_sent_at_once_for_one_call_are_taken_once(
+    racing: RacingApp, http: httpx2.AsyncClient, fake_openai: FakeOpenAI
+) -> None:
+    """The page's handler answers a client tool's call four times at once (a double click,
+    a retried request): one output completes the call and is answered, the others are 409
+    ``no_pending_tool_call``, and the model is asked once."""
+    at_once_count = 4
+    widget, _ = await chat_widget(racing, fake_openai, agent={"tools": [CART_TOOL]})
+    alice = await alice_of(racing, http, widget)
+    fake_openai.call_function("get_cart", {})
+    first = await alice.send("What is in my cart?")
+    thread_id = thread_of(first)
+    assert done_items(first, ClientToolCallItem)
+    await racing.warm(at_once_count)
+
+    async def answer(n: int) -> httpx2.Response:
+        return await alice.post(
+            "threads.add_client_tool_output", thread_id=thread_id, result={"n": n}
+        )
+
+    responses = await at_once(at_once_count, answer)
+
+    taken = [r for r in responses if r.status_code == 200]
+    assert len(taken) == 1, [r.text for r in responses]
+    for refused in (r for r in responses if r.status_code != 200):
+        assert_problem(refused, 409, "no_pending_tool_call")
+    assert "".join(deltas(decode(taken[0].text))) == DEFAULT_REPLY_TEXT
+    assert len(fake_openai.function_outputs) == 1
+    listed = await alice.call("items.list", thread_id=thread_id, order="asc")
+    kinds = [(i["type"], i.get("output")) for i in listed["data"]]
+    assert kinds == [
+        ("user_message", None),
+        ("client_tool_call", json.loads(fake_openai.function_outputs[0])),
+        ("assistant_message", None),
+    ]

@@ -11,8 +11,11 @@ fails or it takes longer than the tool's ``timeout_seconds`` — with
 again: the history then holds the call and its output, and the model continues from them.
 
 An output needs a pending call to answer (:func:`check_output`; else 409
-``no_pending_tool_call``) and is stored as JSON (a NUL character, refused in any request by
-the endpoint: 422, ``params.result.…`` of type ``nul_character``).
+``no_pending_tool_call``), and a call takes one output: of outputs sent at once, the store
+completes the call with the first (``SqlStore.save_item``, the call's row locked) and
+refuses the others with the same 409, before the model is asked. It is stored as JSON (a
+NUL character, refused in any request by the endpoint: 422, ``params.result.…`` of type
+``nul_character``).
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ from chatkit.types import ChatKitReq, ClientToolCallItem, ProgressUpdateEvent
 from chatkit.types import ThreadsAddClientToolOutputReq as OutputRequest
 
 from kithost.chat.context import ChatContext
+from kithost.chat.errors import no_pending_tool_call
 from kithost.chat.store import SqlStore
-from kithost.errors import Conflict
 from kithost.widgets.config import ClientTool
 
 
@@ -75,9 +78,7 @@ async def check_output(store: SqlStore, request: ChatKitReq, context: ChatContex
     latest = await store.load_thread_items(request.params.thread_id, None, 1, "desc", context)
     last = latest.data[0] if latest.data else None
     if not isinstance(last, ClientToolCallItem) or last.status != "pending":
-        raise Conflict(
-            "The thread has no tool call waiting for an output.", code="no_pending_tool_call"
-        )
+        raise no_pending_tool_call()
 
 
 def _error(message: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from chatkit.errors import CustomStreamError
 from chatkit.store import NotFoundError
 
-from kithost.errors import BadRequest, KithostError, NotFound
+from kithost.errors import BadRequest, Conflict, KithostError, NotFound
 
 
 class ChatNotFound(NotFoundError):
@@ -45,6 +45,14 @@ def cursor_not_found() -> ChatNotFound:
 
 def attachment_not_found() -> ChatNotFound:
     return ChatNotFound("attachment_not_found", "No such attachment.")
+
+
+def no_pending_tool_call() -> Conflict:
+    """A client tool's output for a thread whose latest item is no call waiting for one
+    (none was made, or another output answered it: ``chat.client_tools``)."""
+    return Conflict(
+        "The thread has no tool call waiting for an output.", code="no_pending_tool_call"
+    )
 
 
 def problem_for(exc: Exception) -> KithostError | None:

@@ -138,13 +138,16 @@ def _touching(context: ChatContext, thread_id: str) -> dict[str, Any]:
 
 
 async def item(
-    session: AsyncSession, context: ChatContext, thread_id: str, item_id: str
+    session: AsyncSession, context: ChatContext, thread_id: str, item_id: str, *, lock: bool = False
 ) -> ChatItem | None:
-    return await session.scalar(
-        select(ChatItem).where(
-            ChatItem.id == item_id, ChatItem.thread_id == thread_id, owned(ChatItem, context)
-        )
+    """The end user's item of the thread; ``lock``: row-locked until the unit of work ends
+    (as :func:`attachment`)."""
+    query = select(ChatItem).where(
+        ChatItem.id == item_id, ChatItem.thread_id == thread_id, owned(ChatItem, context)
     )
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return await session.scalar(query)
 
 
 async def items(

@@ -77,7 +77,7 @@ from kithost.chat.errors import ChatGone
 from kithost.chat.http_tool import HttpToolRunner
 from kithost.chat.store import SqlAttachmentStore, SqlStore, new_id
 from kithost.db import session_scope
-from kithost.errors import Conflict
+from kithost.errors import Conflict, KithostError
 from kithost.kit.crypto import SecretBox
 from kithost.kit.outbound import Resolver, refused_in, system_resolver
 from kithost.kit.upstream import ModelClients, ModelEndpoint
@@ -101,15 +101,20 @@ QUOTA_NOTICE = NoticeEvent(
 
 class NotFoundIsNoError(logging.Filter):
     """Keeps out of the SDK's log what the store raises for what the end user cannot see
-    (``errors.ChatNotFound``: another visitor's thread, an id made up) or what is no longer
+    (``errors.ChatNotFound``: another visitor's thread, an id made up), what is no longer
     there (``errors.ChatGone``: the widget was deleted meanwhile, logged at info by the
-    store). The SDK logs every exception a stream raises at error level with its traceback
-    ("Error while generating streamed response"), before the endpoint answers it as the 404
-    it is: any visitor could fill the error log and bury real errors. Every other exception
-    is still logged."""
+    store) and the conflicts it answers (a tool call another output answered meanwhile:
+    ``errors.no_pending_tool_call``). The SDK logs every exception a stream raises at error
+    level with its traceback ("Error while generating streamed response"), before the
+    endpoint answers it as the 404 or 409 it is: any visitor could fill the error log and
+    bury real errors. Every other exception is still logged."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], NotFoundError | ChatGone))
+        error = record.exc_info[1] if record.exc_info else None
+        return not (
+            isinstance(error, NotFoundError | ChatGone)
+            or (isinstance(error, KithostError) and error.status < 500)
+        )
 
 
 logging.getLogger("chatkit").addFilter(NotFoundIsNoError())

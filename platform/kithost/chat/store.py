@@ -36,6 +36,7 @@ from chatkit.types import (
     Attachment,
     AttachmentCreateParams,
     AttachmentUploadDescriptor,
+    ClientToolCallItem,
     FileAttachment,
     ImageAttachment,
     Page,
@@ -59,6 +60,7 @@ from kithost.chat.errors import (
     attachment_not_found,
     cursor_not_found,
     item_not_found,
+    no_pending_tool_call,
     thread_not_found,
 )
 from kithost.chat.repository import Order
@@ -398,11 +400,15 @@ class SqlStore(Store[ChatContext]):
 
     async def _save_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
         self._latest.pop(_key(context, thread_id), None)
+        call = isinstance(item, ClientToolCallItem)
         async with self.unit(context, writes=True) as session:
-            row = await repository.item(session, context, thread_id, item.id)
+            row = await repository.item(session, context, thread_id, item.id, lock=call)
             if row is None:
                 await self._insert_item(session, thread_id, item, context)
             else:
+                if call and row.kind == item.type and row.payload.get("status") != "pending":
+                    # Answered by another output meanwhile (its row was locked till then).
+                    raise no_pending_tool_call()
                 row.payload, row.payload_version = _stored_item(item), PAYLOAD_VERSION
                 row.kind = item.type  # a replacement may be of another type
 
