@@ -6,7 +6,10 @@ tenants deleted afterwards.
 On SQLite the app is the same; it runs one writer at a time (``BEGIN IMMEDIATE``), so a
 test that needs no more than that runs on both. A module of ``tests/chat/`` using it
 overrides that folder's ``sent_tasks`` (it opens the test's transaction, which on SQLite
-holds the write lock)."""
+holds the write lock).
+
+The users a test makes up have addresses of its own domain (:meth:`RacingApp.email`): they
+are deleted after too, with the audit entries naming them or the tenants."""
 
 from __future__ import annotations
 
@@ -14,17 +17,18 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import httpx2
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import delete, text
+from sqlalchemy import delete, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.app import create_app
 from kithost.db import session_scope
-from kithost.models import Tenant
+from kithost.models import AuditLogEntry, Tenant, User
 from kithost.settings import Settings
 from tests.conftest import operator_sessions
 from tests.factories import bare_tenant
@@ -38,6 +42,14 @@ class RacingApp:
     app: FastAPI
     prefix: str
     """The slugs of the tenants :meth:`tenant` makes start with it; they are deleted after."""
+    domain: str = field(default_factory=lambda: f"{secrets.token_hex(4)}.race.test")
+    """The domain of :meth:`email`'s addresses; their users are deleted after."""
+    client: httpx2.AsyncClient = field(init=False)
+    """An HTTP client to the app (in process; a 500 is answered, not raised)."""
+
+    def __post_init__(self) -> None:
+        transport = httpx2.ASGITransport(app=self.app, raise_app_exceptions=False)
+        self.client = httpx2.AsyncClient(transport=transport, base_url="http://testserver")
 
     @asynccontextmanager
     async def arranging(self) -> AsyncIterator[AsyncSession]:
@@ -64,6 +76,22 @@ class RacingApp:
         """A tenant deleted after the test, with all the test made in it."""
         return await bare_tenant(session, self.prefix)
 
+    def email(self, name: str) -> str:
+        """An address of the test's own: a user made with it is deleted after the test."""
+        return f"{name}@{self.domain}"
+
+    async def _clean_up(self) -> None:
+        """Delete the tenants and users the test made, and the audit entries naming them."""
+        async with self.arranging() as session:
+            tenants = select(Tenant.id).where(Tenant.slug.like(f"{self.prefix}-%"))
+            users = select(User.id).where(User.email.like(f"%@{self.domain}"))
+            ids = [str(i) for i in (await session.scalars(tenants.union(users))).all()]
+            if ids:
+                named = or_(AuditLogEntry.target_id.in_(ids), AuditLogEntry.actor_id.in_(ids))
+                await session.execute(delete(AuditLogEntry).where(named))
+            await session.execute(delete(Tenant).where(Tenant.slug.like(f"{self.prefix}-%")))
+            await session.execute(delete(User).where(User.email.like(f"%@{self.domain}")))
+
 
 @asynccontextmanager
 async def racing_app(
@@ -71,7 +99,7 @@ async def racing_app(
 ) -> AsyncIterator[RacingApp]:
     """The app on ``settings`` (changed by ``overrides``), in its lifespan, its pool large
     enough for :data:`MAX_AT_ONCE` requests; the Celery tasks it sends go nowhere (no worker
-    here)."""
+    here). What the test made is deleted after (:meth:`RacingApp._clean_up`)."""
     pool = {"database_pool_size": MAX_AT_ONCE}
     app = create_app(settings.model_copy(update={**pool, **overrides}))
     monkeypatch.setattr(app.state.celery, "send_task", _sent_nowhere)
@@ -80,8 +108,8 @@ async def racing_app(
         try:
             yield racing
         finally:
-            async with racing.arranging() as session:
-                await session.execute(delete(Tenant).where(Tenant.slug.like(f"{racing.prefix}-%")))
+            await racing.client.aclose()
+            await racing._clean_up()
 
 
 def _sent_nowhere(*_args: Any, **_kwargs: Any) -> None:

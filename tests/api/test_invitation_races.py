@@ -1,7 +1,7 @@
 """Invitations, members, API clients and accounts changed by requests at once: the app on
-connections of its own, so that each request is a transaction of its own (at once on
-PostgreSQL; one after the other on SQLite, which runs one writer at a time). What the
-tests commit is deleted after.
+connections of its own (``tests.races``), so that each request is a transaction of its own
+(at once on PostgreSQL; one after the other on SQLite, which runs one writer at a time).
+What the tests commit is deleted after.
 
 Probes found an invitation accepted by many at once answering 500 to all but one (the
 account was created by each), a demotion answered 200 undone by the member accepting an
@@ -15,31 +15,28 @@ import asyncio
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx2
 import pytest
-from fastapi import FastAPI
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from kithost import rls
-from kithost.app import create_app
 from kithost.auth.oauth import issue_access_token
 from kithost.auth.passwords import verify_password
 from kithost.auth.principals import CLI, ClientPrincipal, TenantAccess, UserPrincipal
 from kithost.auth.roles import ALL_SCOPES
 from kithost.clients import service as clients
 from kithost.clients.service import create_client
-from kithost.db import Sessionmaker, create_sessionmaker, session_scope
 from kithost.errors import NotFound, Unauthorized
 from kithost.invitations import service as invitations
 from kithost.invitations.service import create_invitation
 from kithost.kit.tokens import hash_secret
 from kithost.members import service as members
 from kithost.members.repository import MemberRow
-from kithost.models import ApiClient, AuditLogEntry, Invitation, Membership, Role, Tenant, User
+from kithost.models import ApiClient, Invitation, Membership, Role, Tenant, User
 from kithost.settings import Settings
 from kithost.users.service import (
     NewUser,
@@ -48,128 +45,95 @@ from kithost.users.service import (
     get_or_create_user,
     sign_in_with_oidc,
 )
-from kithost.worker.enqueue import PendingTasks
 from tests.api.helpers import token_of
 from tests.conftest import state_of
-from tests.factories import PASSWORD, Credentials, bare_tenant, login
+from tests.factories import PASSWORD, Credentials, login
+from tests.races import RacingApp, at_once, racing_app
 
 ACCEPT = "/api/v1/invitations/accept"
 AT_ONCE = 8
 T = TypeVar("T")
 
 
-@dataclass
-class Race:
-    """The app on connections of its own, an HTTP client to it, and sessions for arranging
-    and checking data (committed, the owner's, seeing every tenant)."""
-
-    app: FastAPI
-    client: httpx2.AsyncClient
-    sessions: Sessionmaker
-    domain: str = field(default_factory=lambda: f"{secrets.token_hex(4)}.race.test")
-    tenant_ids: list[uuid.UUID] = field(default_factory=list)
-
-    def email(self, name: str) -> str:
-        """An address of this test's own (its users are deleted after)."""
-        return f"{name}@{self.domain}"
-
-    async def tenant(self) -> tuple[Tenant, Credentials]:
-        """A new tenant and its owner, signed in."""
-        async with session_scope(self.sessions) as session:
-            tenant = await bare_tenant(session, "race")
-            self.tenant_ids.append(tenant.id)
-        _, credentials = await self.member(tenant, Role.owner)
-        return tenant, credentials
-
-    async def member(self, tenant: Tenant, role: Role) -> tuple[User, Credentials]:
-        """A new member of ``tenant`` with ``role``, signed in."""
-        async with session_scope(self.sessions) as session:
-            email = self.email(f"m-{secrets.token_hex(4)}")
-            user = (await create_user(session, CLI, email, password=PASSWORD)).user
-            session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=role))
-            credentials = await login(self.app, session, user)
-        return user, credentials
-
-    async def invite(self, tenant: Tenant, email: str, role: Role) -> str:
-        """The token of a new invitation of ``email`` (made by the CLI)."""
-        async with session_scope(self.sessions) as session:
-            settings = self.app.state.settings
-            new = await create_invitation(
-                session, settings, CLI, tenant, email=email, role=role, invited_by=None
-            )
-        return token_of(new.accept_url)
-
-    async def role(self, tenant: Tenant, email: str) -> Role | None:
-        async with session_scope(self.sessions) as session:
-            result = await session.execute(
-                select(Membership.role)
-                .join(User, User.id == Membership.user_id)
-                .where(Membership.tenant_id == tenant.id, User.email == email)
-            )
-            return result.scalar_one_or_none()
-
-    async def pending(self, tenant: Tenant, email: str) -> list[Invitation]:
-        async with session_scope(self.sessions) as session:
-            result = await session.execute(
-                select(Invitation).where(
-                    Invitation.tenant_id == tenant.id,
-                    Invitation.email == email,
-                    Invitation.accepted_at.is_(None),
-                )
-            )
-            return list(result.scalars())
-
-
 @pytest.fixture
-async def race(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Race]:
-    app = create_app(settings)
-    state = state_of(app)
-    sessions = rls.bypassing_sessions(
-        create_sessionmaker(engine, PendingTasks(state.celery), state.sessionmaker.kw["info"]),
-        rls.Bypass.platform,
-    )
-    transport = httpx2.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        raced = Race(app, client, sessions)
-        try:
-            yield raced
-        finally:
-            await state.aclose()
-            async with session_scope(sessions) as cleanup:
-                users = select(User.id).where(User.email.like(f"%@{raced.domain}"))
-                ids = [str(i) for i in (await cleanup.execute(users)).scalars()]
-                ids += [str(i) for i in raced.tenant_ids]
-                await cleanup.execute(
-                    delete(AuditLogEntry).where(
-                        or_(AuditLogEntry.target_id.in_(ids), AuditLogEntry.actor_id.in_(ids))
-                    )
-                )
-                await cleanup.execute(delete(Tenant).where(Tenant.id.in_(raced.tenant_ids)))
-                await cleanup.execute(delete(User).where(User.email.like(f"%@{raced.domain}")))
+async def race(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RacingApp]:
+    async with racing_app(settings, monkeypatch) as racing:
+        yield racing
+
+
+async def owned_tenant(race: RacingApp) -> tuple[Tenant, Credentials]:
+    """A new tenant and its owner, signed in."""
+    async with race.arranging() as session:
+        tenant = await race.tenant(session)
+    _, credentials = await new_member(race, tenant, Role.owner)
+    return tenant, credentials
+
+
+async def new_member(race: RacingApp, tenant: Tenant, role: Role) -> tuple[User, Credentials]:
+    """A new member of ``tenant`` with ``role``, signed in."""
+    async with race.arranging() as session:
+        email = race.email(f"m-{secrets.token_hex(4)}")
+        user = (await create_user(session, CLI, email, password=PASSWORD)).user
+        session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=role))
+        credentials = await login(race.app, session, user)
+    return user, credentials
+
+
+async def invitation(race: RacingApp, tenant: Tenant, email: str, role: Role) -> str:
+    """The token of a new invitation of ``email`` (made by the CLI)."""
+    async with race.arranging() as session:
+        settings = race.app.state.settings
+        new = await create_invitation(
+            session, settings, CLI, tenant, email=email, role=role, invited_by=None
+        )
+    return token_of(new.accept_url)
+
+
+async def role_of(race: RacingApp, tenant: Tenant, email: str) -> Role | None:
+    async with race.arranging() as session:
+        result = await session.execute(
+            select(Membership.role)
+            .join(User, User.id == Membership.user_id)
+            .where(Membership.tenant_id == tenant.id, User.email == email)
+        )
+        return result.scalar_one_or_none()
+
+
+async def pending_of(race: RacingApp, tenant: Tenant, email: str) -> list[Invitation]:
+    async with race.arranging() as session:
+        result = await session.execute(
+            select(Invitation).where(
+                Invitation.tenant_id == tenant.id,
+                Invitation.email == email,
+                Invitation.accepted_at.is_(None),
+            )
+        )
+        return list(result.scalars())
 
 
 def problems(answers: Sequence[httpx2.Response]) -> list[tuple[int, str]]:
     return sorted((a.status_code, a.json().get("code", "")) for a in answers if a.is_error)
 
 
-async def test_of_acceptances_at_once_that_create_the_account_one_does(race: Race) -> None:
+async def test_of_acceptances_at_once_that_create_the_account_one_does(race: RacingApp) -> None:
     """One invitation, accepted by many at once with a password: one account, one
     membership, and every other request is told the invitation was used (it was a 500: each
     request created the account, and all but one broke the unique email)."""
-    tenant, _ = await race.tenant()
+    tenant, _ = await owned_tenant(race)
     email = race.email("new")
-    token = await race.invite(tenant, email, Role.editor)
+    token = await invitation(race, tenant, email, Role.editor)
 
-    answers = await asyncio.gather(
-        *(
-            race.client.post(ACCEPT, json={"token": token, "password": PASSWORD, "name": f"n{n}"})
-            for n in range(AT_ONCE)
-        )
-    )
+    await race.warm(AT_ONCE)
+
+    async def accept(n: int) -> httpx2.Response:
+        body = {"token": token, "password": PASSWORD, "name": f"n{n}"}
+        return await race.client.post(ACCEPT, json=body)
+
+    answers = await at_once(AT_ONCE, accept)
 
     assert [a.status_code for a in answers].count(200) == 1, problems(answers)
     assert problems(answers) == [(410, "invitation_used")] * (AT_ONCE - 1)
-    async with session_scope(race.sessions) as session:
+    async with race.arranging() as session:
         accounts = await session.scalar(select(func.count()).where(User.email == email))
         joined = await session.scalar(
             select(func.count())
@@ -178,18 +142,19 @@ async def test_of_acceptances_at_once_that_create_the_account_one_does(race: Rac
             .where(User.email == email)
         )
     assert (accounts, joined) == (1, 1)
-    assert await race.role(tenant, email) is Role.editor
+    assert await role_of(race, tenant, email) is Role.editor
 
 
-async def test_a_demotion_at_once_with_an_acceptance_leaves_the_lower_role(race: Race) -> None:
+async def test_a_demotion_at_once_with_an_acceptance_leaves_the_lower_role(race: RacingApp) -> None:
     """An editor accepts an invitation as admin while an owner makes them a viewer: once the
     demotion has answered 200 they are a viewer, whichever ran first (the acceptance used
     to win after the demotion: both answered 200 and the member was admin). The demotion
     withdraws the invitation (404) or comes after the acceptance and lowers its role."""
-    tenant, owner = await race.tenant()
+    tenant, owner = await owned_tenant(race)
+    await race.warm(2)
     for _ in range(6):
-        member, credentials = await race.member(tenant, Role.editor)
-        token = await race.invite(tenant, member.email, Role.admin)
+        member, credentials = await new_member(race, tenant, Role.editor)
+        token = await invitation(race, tenant, member.email, Role.admin)
 
         accepted, demoted = await asyncio.gather(
             race.client.post(ACCEPT, json={"token": token}, headers=credentials.headers),
@@ -204,41 +169,42 @@ async def test_a_demotion_at_once_with_an_acceptance_leaves_the_lower_role(race:
         assert accepted.status_code == 200 or problems([accepted]) == [
             (404, "invitation_not_found")
         ], accepted.text
-        assert await race.role(tenant, member.email) is Role.viewer
-        assert await race.pending(tenant, member.email) == []
+        assert await role_of(race, tenant, member.email) is Role.viewer
+        assert await pending_of(race, tenant, member.email) == []
 
 
-async def test_invitations_of_one_email_at_once_leave_one_pending(race: Race) -> None:
+async def test_invitations_of_one_email_at_once_leave_one_pending(race: RacingApp) -> None:
     """A new invitation replaces the pending ones of its email; many at once used to all
     stay pending, each link working."""
-    tenant, owner = await race.tenant()
+    tenant, owner = await owned_tenant(race)
     email = race.email("invited")
 
-    answers = await asyncio.gather(
-        *(
-            race.client.post(
-                f"/api/v1/tenants/{tenant.slug}/invitations",
-                json={"email": email, "role": "viewer"},
-                headers=owner.headers,
-            )
-            for _ in range(AT_ONCE)
+    await race.warm(AT_ONCE)
+
+    async def invite(_: int) -> httpx2.Response:
+        return await race.client.post(
+            f"/api/v1/tenants/{tenant.slug}/invitations",
+            json={"email": email, "role": "viewer"},
+            headers=owner.headers,
         )
-    )
+
+    answers = await at_once(AT_ONCE, invite)
 
     assert [a.status_code for a in answers] == [201] * AT_ONCE, problems(answers)
-    [kept] = await race.pending(tenant, email)
+    [kept] = await pending_of(race, tenant, email)
     tokens = {hash_secret(token_of(a.json()["accept_url"])) for a in answers}
     assert kept.token_hash in tokens
 
 
-async def test_two_owners_demoting_each_other_at_once_leave_one_owner(race: Race) -> None:
+async def test_two_owners_demoting_each_other_at_once_leave_one_owner(race: RacingApp) -> None:
     """A change of role locks the tenant's owners before the member: two owners demoting
     each other wait for one another in turn (never a deadlock), and the second is refused:
     409 when its access was read before the first committed, else 403 (no longer an owner;
     SQLite runs the two one after the other)."""
-    tenant, first = await race.tenant()
+    tenant, first = await owned_tenant(race)
     [first_id] = [m.user_id for m in await members_of(race, tenant)]
-    second_user, second = await race.member(tenant, Role.owner)
+    second_user, second = await new_member(race, tenant, Role.owner)
+    await race.warm(2)
 
     answers = await asyncio.gather(
         race.client.patch(
@@ -258,8 +224,8 @@ async def test_two_owners_demoting_each_other_at_once_leave_one_owner(race: Race
     assert [m.role for m in await members_of(race, tenant)].count(Role.owner) == 1
 
 
-async def members_of(race: Race, tenant: Tenant) -> list[Membership]:
-    async with session_scope(race.sessions) as session:
+async def members_of(race: RacingApp, tenant: Tenant) -> list[Membership]:
+    async with race.arranging() as session:
         result = await session.execute(select(Membership).where(Membership.tenant_id == tenant.id))
         return list(result.scalars())
 
@@ -273,7 +239,7 @@ class Demotion:
     """An owner's demotion of an editor, and the editor's acceptance of an invitation as
     admin, each a unit of work of its own."""
 
-    race: Race
+    race: RacingApp
     tenant: Tenant
     member: User
     token: str
@@ -295,12 +261,12 @@ class Demotion:
 
 
 @pytest.fixture
-async def demotion(race: Race, engine: AsyncEngine) -> Demotion:
+async def demotion(race: RacingApp, engine: AsyncEngine) -> Demotion:
     if engine.dialect.name != "postgresql":
         pytest.skip("needs concurrent write transactions")
-    tenant, _ = await race.tenant()
-    member, _ = await race.member(tenant, Role.editor)
-    return Demotion(race, tenant, member, await race.invite(tenant, member.email, Role.admin))
+    tenant, _ = await owned_tenant(race)
+    member, _ = await new_member(race, tenant, Role.editor)
+    return Demotion(race, tenant, member, await invitation(race, tenant, member.email, Role.admin))
 
 
 async def waits(task: asyncio.Task[Any]) -> None:
@@ -320,7 +286,7 @@ async def test_an_acceptance_after_the_demotion_finds_the_invitation_withdrawn(
         with pytest.raises(NotFound) as refused:
             await accepted
     assert refused.value.code == "invitation_not_found"
-    assert await demotion.race.role(demotion.tenant, demotion.member.email) is Role.viewer
+    assert await role_of(demotion.race, demotion.tenant, demotion.member.email) is Role.viewer
 
 
 async def test_a_demotion_after_the_acceptance_lowers_the_role_it_gave(
@@ -334,7 +300,7 @@ async def test_a_demotion_after_the_acceptance_lowers_the_role_it_gave(
         await accepting.commit()
         assert (await demoted).role is Role.viewer
         await demoting.commit()
-    assert await demotion.race.role(demotion.tenant, demotion.member.email) is Role.viewer
+    assert await role_of(demotion.race, demotion.tenant, demotion.member.email) is Role.viewer
 
 
 # An API client's invitations and its revocation (a probe: a revoked client's pending admin
@@ -347,7 +313,7 @@ class Revocation:
     """A client of the tenant with every scope, made by the CLI, and its revocation by an
     owner, each a unit of work of its own."""
 
-    race: Race
+    race: RacingApp
     tenant: Tenant
     client: ApiClient
 
@@ -375,7 +341,7 @@ class Revocation:
         return invite()
 
     async def pending(self) -> list[Invitation]:
-        async with session_scope(self.race.sessions) as session:
+        async with self.race.arranging() as session:
             result = await session.execute(
                 select(Invitation).where(
                     Invitation.tenant_id == self.tenant.id, Invitation.accepted_at.is_(None)
@@ -384,15 +350,15 @@ class Revocation:
             return list(result.scalars())
 
 
-async def a_client(race: Race) -> Revocation:
-    tenant, _ = await race.tenant()
-    async with session_scope(race.sessions) as session:
+async def a_client(race: RacingApp) -> Revocation:
+    tenant, _ = await owned_tenant(race)
+    async with race.arranging() as session:
         new = await create_client(session, CLI, tenant, name="leaked", scopes=sorted(ALL_SCOPES))
     return Revocation(race, tenant, new.client)
 
 
 @pytest.fixture
-async def revocation(race: Race, engine: AsyncEngine) -> Revocation:
+async def revocation(race: RacingApp, engine: AsyncEngine) -> Revocation:
     if engine.dialect.name != "postgresql":
         pytest.skip("needs concurrent write transactions")
     return await a_client(race)
@@ -430,19 +396,20 @@ async def test_a_revocation_after_an_invitation_by_the_client_withdraws_it(
 
 
 async def test_invitations_by_a_client_at_once_with_its_revocation_leave_none(
-    race: Race,
+    race: RacingApp,
 ) -> None:
     """Over HTTP, on both databases: a client inviting while an owner revokes it. Each
     invitation is made (and then withdrawn) or refused; none is left pending."""
     revocation = await a_client(race)
-    _, owner = await race.member(revocation.tenant, Role.owner)
-    async with session_scope(race.sessions) as session:
+    _, owner = await new_member(race, revocation.tenant, Role.owner)
+    async with race.arranging() as session:
         state = state_of(race.app)
         token = await issue_access_token(
             session, state.settings, state.secret_box, revocation.client, ALL_SCOPES
         )
     slug = revocation.tenant.slug
     bearer = {"Authorization": f"Bearer {token}"}
+    await race.warm(AT_ONCE + 1)
 
     *made, revoked = await asyncio.gather(
         *(
@@ -468,33 +435,33 @@ async def test_invitations_by_a_client_at_once_with_its_revocation_leave_none(
 
 
 async def test_invitations_of_one_new_email_accepted_at_once_make_one_account(
-    race: Race,
+    race: RacingApp,
 ) -> None:
     """Several tenants invite the same new email and each invitation is accepted at once
     with a password: one creates the account and joins; the others are answered as they
     would be a moment later, 401: sign in as that account to accept (they joined it with a
     password it does not have, or answered 500). Their invitations stay pending."""
     email = race.email("new")
-    tenants = [(await race.tenant())[0] for _ in range(4)]
-    tokens = [await race.invite(tenant, email, Role.editor) for tenant in tenants]
+    tenants = [(await owned_tenant(race))[0] for _ in range(4)]
+    tokens = [await invitation(race, tenant, email, Role.editor) for tenant in tenants]
     passwords = [f"{PASSWORD}-{n}" for n in range(len(tokens))]
 
-    answers = await asyncio.gather(
-        *(
-            race.client.post(ACCEPT, json={"token": token, "password": password})
-            for token, password in zip(tokens, passwords, strict=True)
-        )
-    )
+    await race.warm(len(tokens))
+
+    async def accept(n: int) -> httpx2.Response:
+        return await race.client.post(ACCEPT, json={"token": tokens[n], "password": passwords[n]})
+
+    answers = await at_once(len(tokens), accept)
 
     assert [a.status_code for a in answers].count(200) == 1, problems(answers)
     assert problems(answers) == [(401, "unauthenticated")] * (len(tokens) - 1)
     [won] = [n for n, a in enumerate(answers) if a.status_code == 200]
-    async with session_scope(race.sessions) as session:
+    async with race.arranging() as session:
         [user] = (await session.execute(select(User).where(User.email == email))).scalars()
         assert verify_password(user.password_hash, passwords[won])
-    roles = [await race.role(tenant, email) for tenant in tenants]
+    roles = [await role_of(race, tenant, email) for tenant in tenants]
     assert roles == [Role.editor if n == won else None for n in range(len(tenants))]
-    pending = [len(await race.pending(tenant, email)) for tenant in tenants]
+    pending = [len(await pending_of(race, tenant, email)) for tenant in tenants]
     assert pending == [0 if n == won else 1 for n in range(len(tenants))]
 
 
@@ -503,7 +470,7 @@ class Creation:
     """A new account of one email, made by two units of work on the app's connections: the
     second starts while the first holds the email (inserted, not committed)."""
 
-    race: Race
+    race: RacingApp
     email: str
 
     async def first(self, session: AsyncSession) -> User:
@@ -528,13 +495,13 @@ class Creation:
         return made, outcome
 
     async def accounts(self) -> int:
-        async with session_scope(self.race.sessions) as session:
+        async with self.race.arranging() as session:
             found = await session.scalar(select(func.count()).where(User.email == self.email))
             return found or 0
 
 
 @pytest.fixture
-async def creation(race: Race, engine: AsyncEngine) -> Creation:
+async def creation(race: RacingApp, engine: AsyncEngine) -> Creation:
     if engine.dialect.name != "postgresql":
         pytest.skip("needs concurrent write transactions")
     return Creation(race, race.email("new"))
@@ -574,12 +541,12 @@ async def test_a_first_oidc_sign_in_at_once_with_another_gets_that_user(
 async def test_an_acceptance_at_once_with_the_accounts_creation_asks_to_sign_in(
     creation: Creation,
 ) -> None:
-    tenant, _ = await creation.race.tenant()
-    token = await creation.race.invite(tenant, creation.email, Role.editor)
+    tenant, _ = await owned_tenant(creation.race)
+    token = await invitation(creation.race, tenant, creation.email, Role.editor)
     _, outcome = await creation.second(
         lambda session: invitations.accept(session, None, token, password=PASSWORD, name="")
     )
     assert isinstance(outcome, Unauthorized)
     assert outcome.code == "unauthenticated"
     assert await creation.accounts() == 1
-    assert await creation.race.role(tenant, creation.email) is None
+    assert await role_of(creation.race, tenant, creation.email) is None
