@@ -60,11 +60,9 @@ class Raced:
 @pytest.fixture
 async def raced(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Raced]:
     async with racing_app(settings, monkeypatch) as racing:
-        transport = httpx2.ASGITransport(app=racing.app, raise_app_exceptions=False)
-        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            raced = Raced(racing, client)
-            await raced.arrange()
-            yield raced
+        raced = Raced(racing, racing.client)
+        await raced.arrange()
+        yield raced
 
 
 def answered(responses: list[httpx2.Response], success: int) -> list[httpx2.Response]:

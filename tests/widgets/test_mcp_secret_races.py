@@ -36,14 +36,12 @@ async def test_a_secret_set_at_once_is_added_once_and_replaced_by_the_others(
             editor = await client_token(racing.app, session, tenant, [Scope.widgets_write])
         await racing.warm(AT_ONCE)
         secret_url = f"/api/v1/tenants/{tenant.slug}/widgets/{widget.id}/mcp-secrets/orders"
-        transport = httpx2.ASGITransport(app=racing.app, raise_app_exceptions=False)
-        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
 
-            async def put(n: int) -> httpx2.Response:
-                body = {"value": f"Bearer secret-{n}"}
-                return await client.put(secret_url, json=body, headers=editor.headers)
+        async def put(n: int) -> httpx2.Response:
+            body = {"value": f"Bearer secret-{n}"}
+            return await racing.client.put(secret_url, json=body, headers=editor.headers)
 
-            responses = await at_once(AT_ONCE, put)
+        responses = await at_once(AT_ONCE, put)
 
         assert [r.status_code for r in responses] == [200] * AT_ONCE, [r.text for r in responses]
         async with racing.arranging() as session:
