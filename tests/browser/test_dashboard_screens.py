@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from playwright.async_api import BrowserContext, Dialog, Locator, Page, Request,
 
 from kithost.auth.principals import CLI
 from kithost.db import session_scope
-from kithost.models import Membership, Role
+from kithost.models import DocumentStatus, KnowledgeDocument, Membership, Role
 from kithost.tenants.service import create_tenant
 from kithost.users.service import create_user
 from kithost.widgets.service import create_widget
@@ -347,3 +348,103 @@ async def test_a_viewer_is_told_they_do_not_read_conversations(page: Page, tenan
     await sign_in(page, tenant, tenant.viewer)
     await open_screen(page, tenant, "settings", "Settings")
     await expect(page.get_by_text("Your role does not read conversations.")).to_be_visible()
+
+
+# Items: the time zone is chosen from a list; a reload keeps a screen's filters.
+
+
+async def test_analytics_keeps_its_range_and_time_zone_across_a_reload(
+    page: Page, tenant: Tenant
+) -> None:
+    """The time zone was free text sending eleven requests (each 422) per keystroke; a
+    reload reset the range and the zone."""
+    refused: list[str] = []
+    page.on("response", lambda r: refused.append(r.url) if r.status == 422 else None)
+    await sign_in(page, tenant)
+    await open_screen(page, tenant, "analytics", "Analytics")
+    days = page.locator("label.filter", has_text="Range").locator("select")
+    zone = page.locator("label.filter", has_text="Time zone").locator("select")
+    await days.select_option("30")
+    await zone.select_option("Europe/Paris")
+    await expect(page.locator('[data-metric="loads"]')).to_have_text("0")
+    await page.reload()
+    await expect(days).to_have_value("30")
+    await expect(zone).to_have_value("Europe/Paris")
+    assert "tz=Europe%2FParis" in page.url
+    assert refused == []
+
+
+async def test_conversations_keep_their_search_filters_and_transcript_across_a_reload(
+    page: Page, tenant: Tenant
+) -> None:
+    await sign_in(page, tenant)
+    await open_screen(page, tenant, "conversations", "Conversations")
+    await page.get_by_label("End user").fill("u:1")
+    await page.get_by_label("Search messages").fill("tents")
+    await page.get_by_role("button", name="Search", exact=True).click()
+    await expect(page.get_by_role("button", name="Question 0 about ten")).to_have_count(0)
+    await page.get_by_role("button", name="Question 1 about ten").click()
+    transcript = page.get_by_role("region", name="Transcript")
+    await expect(transcript.get_by_text("Question 1 about tents")).to_be_visible()
+    await page.reload()
+    await expect(page.get_by_label("Search messages")).to_have_value("tents")
+    await expect(page.get_by_label("End user")).to_have_value("u:1")
+    await expect(transcript.get_by_text("Question 1 about tents")).to_be_visible()
+    await expect(page.get_by_role("button", name="Question 0 about ten")).to_have_count(0)
+    # A one-character search says why it finds what it did.
+    await page.get_by_label("Search messages").fill("t")
+    await page.get_by_role("button", name="Search", exact=True).click()
+    await expect(page.get_by_text("Search needs at least 2 characters")).to_be_visible()
+
+
+# Item: the knowledge list follows its documents' processing.
+
+
+async def test_the_knowledge_list_shows_a_document_ready_once_it_is(
+    page: Page, tenant: Tenant, kithost: Kithost
+) -> None:
+    """The base's card said ready while the list above kept "1 processing" until a reload."""
+    bases = f"/api/v1/tenants/{tenant.slug}/knowledge-bases"
+    async with owner_api(tenant) as api:
+        made = await api.post(bases, json={"name": "Manuals", "description": ""})
+        base = made.json()["id"]
+        files = {"file": ("faq.md", b"# Tents\n\nThey keep the rain out.\n", "text/markdown")}
+        uploaded = await api.post(f"{bases}/{base}/documents", files=files)
+        assert uploaded.status_code in (201, 202), uploaded.text
+        document = uploaded.json()["id"]
+    await sign_in(page, tenant)
+    await open_screen(page, tenant, "knowledge", "Knowledge")
+    await expect(page.get_by_text("1 documents · 1 processing · 0 failed")).to_be_visible()
+    await page.get_by_role("button", name="Manuals", exact=True).click()
+    await expect(page.locator(".badge", has_text="processing")).to_be_visible()
+    # What the worker does once OpenAI has indexed the file.
+    async with session_scope(kithost.sessionmaker) as db:
+        row = await db.get(KnowledgeDocument, uuid.UUID(document))
+        assert row is not None
+        row.status = DocumentStatus.ready
+    await expect(page.locator(".badge", has_text="ready")).to_be_visible()
+    await expect(page.get_by_text("1 documents · 0 processing · 0 failed")).to_be_visible()
+
+
+# Item: inviting again says what it replaces, and keeps the role chosen.
+
+
+async def test_inviting_again_says_it_replaces_the_earlier_link_and_keeps_the_role(
+    page: Page, tenant: Tenant
+) -> None:
+    await sign_in(page, tenant)
+    await open_screen(page, tenant, "team", "Team")
+    invite = page.locator("form").filter(has_text="Invite someone")
+    email, role = invite.get_by_label("Email", exact=True), invite.get_by_label("Role", exact=True)
+    await email.fill("twice@example.test")
+    await role.select_option("viewer")
+    await invite.get_by_role("button", name="Invite").click()
+    first = await page.get_by_test_id("invite-link").inner_text()
+    await expect(page.get_by_text("twice@example.test as viewer")).to_be_visible()
+    await expect(role).to_have_value("viewer")
+    await email.fill("Twice@example.test")
+    await expect(invite.get_by_text("inviting again replaces it")).to_be_visible()
+    await invite.get_by_role("button", name="Invite").click()
+    await expect(page.get_by_test_id("invite-link")).not_to_have_text(first)
+    await expect(page.get_by_text("It replaces their earlier invitation")).to_be_visible()
+    await expect(page.get_by_text("twice@example.test as viewer")).to_be_visible()

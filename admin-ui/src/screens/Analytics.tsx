@@ -1,7 +1,8 @@
 // Analytics: a date range, time zone and widget filter; metrics over time, the funnel,
 // latency percentiles and feedback; the CSV export.
 import { useQueries, useQuery } from '@tanstack/react-query';
-import { lazy, Suspense, useState } from 'react';
+import { lazy, Suspense } from 'react';
+import { useSearchParams } from 'react-router';
 import { api, unwrap, type Schemas } from '../api/client';
 import { useTenant } from '../tenant';
 import { FindSelect, Loading, Page, ProblemAlert, Query } from '../ui';
@@ -46,11 +47,31 @@ export function WidgetFilter({ value, onChange }: { value: string; onChange: (id
   );
 }
 
+const RANGES = [7, 30, 90];
+
+/** The browser's time zone, and every IANA zone it knows (the API takes any of them). */
+const localZone = (): string => Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+let zones: string[] | undefined;
+const timeZones = (): string[] => (zones ??= ['UTC', ...Intl.supportedValuesOf('timeZone').filter((zone) => zone !== 'UTC')]);
+
 export default function Analytics() {
   const tenant = useTenant();
-  const [days, setDays] = useState(7);
-  const [tz, setTz] = useState(() => Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC');
-  const [widget, setWidget] = useState('');
+  // The range, time zone and widget live in the URL, so that a reload or Back keeps them.
+  const [params, setParams] = useSearchParams();
+  const set = (key: string, value: string, initial: string) =>
+    setParams(
+      (current) => {
+        const next = new URLSearchParams(current);
+        if (value === initial) next.delete(key);
+        else next.set(key, value);
+        return next;
+      },
+      { replace: true },
+    );
+  const days = RANGES.find((d) => String(d) === params.get('days')) ?? 7;
+  const tz = params.get('tz') || localZone();
+  const widget = params.get('widget') ?? '';
+  const zoneList = timeZones().includes(tz) ? timeZones() : [tz, ...timeZones()];
   // Whole hours, so that the queries stay the same between renders.
   const until = new Date(Math.ceil(Date.now() / 3_600_000) * 3_600_000);
   const since = new Date(until.getTime() - days * 86_400_000);
@@ -92,7 +113,7 @@ export default function Analytics() {
       <div className="filters">
         <label className="filter">
           Range
-          <select value={days} onChange={(e) => setDays(Number(e.target.value))}>
+          <select value={days} onChange={(e) => set('days', e.target.value, '7')}>
             <option value={7}>Last 7 days</option>
             <option value={30}>Last 30 days</option>
             <option value={90}>Last 90 days</option>
@@ -100,9 +121,13 @@ export default function Analytics() {
         </label>
         <label className="filter">
           Time zone
-          <input value={tz} onChange={(e) => setTz(e.target.value)} />
+          <select value={tz} onChange={(e) => set('tz', e.target.value, localZone())}>
+            {zoneList.map((zone) => (
+              <option key={zone}>{zone}</option>
+            ))}
+          </select>
         </label>
-        <WidgetFilter value={widget} onChange={setWidget} />
+        <WidgetFilter value={widget} onChange={(id) => set('widget', id, '')} />
       </div>
       {failed ? (
         <ProblemAlert error={failed} />

@@ -2,6 +2,7 @@
 // staff notes and the reviewed flag, deleting it, the export.
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState, type ReactNode } from 'react';
+import { useSearchParams } from 'react-router';
 import { api, unwrap, type Schemas } from '../api/client';
 import { ConfirmButton } from '../confirm';
 import { useTenant } from '../tenant';
@@ -160,19 +161,39 @@ function BackgroundExport({ filters, canRead }: { filters: ExportFilters; canRea
   );
 }
 
+const FEEDBACK: Feedback[] = ['any', 'positive', 'negative'];
+/** The shortest search the list runs (a single character finds too much to mean anything). */
+const SEARCH_MIN = 2;
+
 export default function Conversations() {
   const tenant = useTenant();
-  const [widget, setWidget] = useState('');
-  const [q, setQ] = useState('');
-  const [search, setSearch] = useState('');
-  const [feedback, setFeedback] = useState<Feedback | ''>('');
-  const [endUser, setEndUser] = useState('');
-  const [hasError, setHasError] = useState(false);
-  const [hasAttachments, setHasAttachments] = useState(false);
-  const [open, setOpen] = useState<string | null>(null);
+  // The filters, the search and the open transcript live in the URL, so that a reload or Back
+  // keeps them.
+  const [params, setParams] = useSearchParams();
+  const set = (values: Record<string, string | boolean | null>) =>
+    setParams(
+      (current) => {
+        const next = new URLSearchParams(current);
+        for (const [key, value] of Object.entries(values)) {
+          if (value === null || value === '' || value === false) next.delete(key);
+          else next.set(key, value === true ? '1' : value);
+        }
+        return next;
+      },
+      { replace: true },
+    );
+  const widget = params.get('widget') ?? '';
+  const search = params.get('q') ?? '';
+  const feedback = FEEDBACK.find((f) => f === params.get('feedback')) ?? '';
+  const endUser = params.get('end_user') ?? '';
+  const hasError = params.get('has_error') === '1';
+  const hasAttachments = params.get('has_attachments') === '1';
+  const open = params.get('thread');
+  const setOpen = (thread: string | null) => set({ thread });
+  const [q, setQ] = useState(search);
   const filters = {
     ...(widget ? { widget } : {}),
-    ...(search.length >= 2 ? { q: search } : {}),
+    ...(search.length >= SEARCH_MIN ? { q: search } : {}),
     ...(feedback ? { feedback } : {}),
     ...(endUser ? { end_user: endUser } : {}),
     ...(hasError ? { has_error: true } : {}),
@@ -212,17 +233,17 @@ export default function Conversations() {
         className="filters"
         onSubmit={(event) => {
           event.preventDefault();
-          setSearch(q.trim());
+          set({ q: q.trim() });
         }}
       >
         <label className="filter">
           Search messages
-          <input type="search" value={q} onChange={(e) => setQ(e.target.value)} />
+          <input type="search" value={q} aria-describedby="search-note" onChange={(e) => setQ(e.target.value)} />
         </label>
-        <WidgetFilter value={widget} onChange={setWidget} />
+        <WidgetFilter value={widget} onChange={(id) => set({ widget: id })} />
         <label className="filter">
           Feedback
-          <select value={feedback} onChange={(e) => setFeedback(e.target.value as Feedback | '')}>
+          <select value={feedback} onChange={(e) => set({ feedback: e.target.value })}>
             <option value="">Any or none</option>
             <option value="any">With feedback</option>
             <option value="positive">Positive</option>
@@ -231,16 +252,19 @@ export default function Conversations() {
         </label>
         <label className="filter">
           End user
-          <input value={endUser} placeholder="u:42" onChange={(e) => setEndUser(e.target.value.trim())} />
+          <input value={endUser} placeholder="u:42" onChange={(e) => set({ end_user: e.target.value.trim() })} />
         </label>
         <label className="check">
-          <input type="checkbox" checked={hasError} onChange={(e) => setHasError(e.target.checked)} /> With an error
+          <input type="checkbox" checked={hasError} onChange={(e) => set({ has_error: e.target.checked })} /> With an error
         </label>
         <label className="check">
-          <input type="checkbox" checked={hasAttachments} onChange={(e) => setHasAttachments(e.target.checked)} /> With attachments
+          <input type="checkbox" checked={hasAttachments} onChange={(e) => set({ has_attachments: e.target.checked })} /> With attachments
         </label>
         <button type="submit">Search</button>
       </form>
+      <p id="search-note" className="hint" role="status">
+        {search && search.length < SEARCH_MIN ? `Search needs at least ${SEARCH_MIN} characters: "${search}" is not searched.` : ''}
+      </p>
       {open && <Transcript id={open} onClose={() => setOpen(null)} />}
       {threads.isPending ? (
         <Loading what="conversations" />

@@ -39,7 +39,10 @@ function Base({ id }: { id: string }) {
   const remove = useMutation({
     mutationFn: (document_id: string) =>
       unwrap(api.DELETE('/api/v1/tenants/{tenant}/knowledge-bases/{id}/documents/{document_id}', { params: { path: { ...path, document_id } } })),
-    onSuccess: refresh,
+    onSuccess: () => {
+      upload.reset();
+      refresh();
+    },
   });
   const canWrite = tenant.can('knowledge:write');
   return (
@@ -56,7 +59,15 @@ function Base({ id }: { id: string }) {
             }}
           >
             <Field label="Upload a document" hint="PDF, Markdown, HTML, plain text or DOCX.">
-              {(props) => <input {...props} type="file" disabled={!canWrite} onChange={(e) => setFile(e.target.files?.[0] ?? null)} />}
+              {(props) => <input
+                  {...props}
+                  type="file"
+                  disabled={!canWrite}
+                  onChange={(e) => {
+                    upload.reset();
+                    setFile(e.target.files?.[0] ?? null);
+                  }}
+                />}
             </Field>
             <button type="submit" disabled={!canWrite || !file || upload.isPending}>
               Upload
@@ -96,7 +107,12 @@ export default function Knowledge() {
   const client = useQueryClient();
   const path = { tenant: tenant.slug };
   const [shown, setShown] = useState<string | null>(null);
-  const bases = useQuery({ queryKey: ['knowledge-bases', tenant.slug], queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/knowledge-bases', { params: { path } })) });
+  const bases = useQuery({
+    queryKey: ['knowledge-bases', tenant.slug],
+    queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/knowledge-bases', { params: { path } })),
+    // Documents are processed in the background: the counts change until none is left.
+    refetchInterval: (query) => (query.state.data?.some((b) => b.processing > 0) ? 3000 : false),
+  });
   const form = useForm<{ name: string; description: string }>({ defaultValues: { name: '', description: '' } });
   const create = useMutation({
     mutationFn: (body: { name: string; description: string }) => unwrap(api.POST('/api/v1/tenants/{tenant}/knowledge-bases', { params: { path }, body })),

@@ -10,26 +10,33 @@ import { CopyButton, Empty, Field, formatDate, Page, ProblemAlert, Query, ReadOn
 type Role = Schemas['Role'];
 const ROLES: Role[] = ['owner', 'admin', 'editor', 'viewer'];
 
-function Invite() {
+function Invite({ pending }: { pending: Schemas['Invitation'][] }) {
   const tenant = useTenant();
   const client = useQueryClient();
-  const [link, setLink] = useState<string | null>(null);
+  const [sent, setSent] = useState<{ link: string; email: string; replaced: boolean } | null>(null);
   const form = useForm<{ email: string; role: Role }>({ defaultValues: { email: '', role: 'editor' } });
+  const pendingFor = (email: string) => pending.find((i) => i.email.toLowerCase() === email.trim().toLowerCase());
   const invite = useMutation({
     mutationFn: (body: { email: string; role: Role }) => unwrap(api.POST('/api/v1/tenants/{tenant}/invitations', { params: { path: { tenant: tenant.slug } }, body })),
-    onSuccess: (created) => {
-      setLink(created.accept_url);
-      form.reset();
+    onSuccess: (created, body) => {
+      setSent({ link: created.accept_url, email: created.invitation.email, replaced: pendingFor(body.email) !== undefined });
+      // The role stays as chosen: the next invitation is often of the same kind.
+      form.reset({ email: '', role: body.role });
       void client.invalidateQueries({ queryKey: ['invitations', tenant.slug] });
     },
   });
+  const replaces = pendingFor(form.watch('email'));
   const error = invite.error instanceof ApiError ? invite.error : null;
   const canWrite = tenant.can('members:write');
   return (
     <form className="card" onSubmit={form.handleSubmit((body) => invite.mutate(body))} noValidate>
       <h2>Invite someone</h2>
       <div className="row">
-        <Field label="Email" error={form.formState.errors.email?.message ?? error?.fieldError('email')}>
+        <Field
+          label="Email"
+          hint={replaces && `${replaces.email} has a pending invitation: inviting again replaces it, and the link sent before stops working.`}
+          error={form.formState.errors.email?.message ?? error?.fieldError('email')}
+        >
           {(props) => <input {...props} type="email" disabled={!canWrite} {...form.register('email', { required: 'Enter an email.' })} />}
         </Field>
         <Field label="Role" error={error?.fieldError('role')}>
@@ -46,14 +53,17 @@ function Invite() {
         </button>
       </div>
       <ProblemAlert error={invite.error} shown={['email', 'role']} />
-      {link && (
+      {sent && (
         <div className="secret" role="status">
-          <p>Send this link to the invitee (it is shown only now):</p>
+          <p>
+            Send this link to {sent.email} (it is shown only now).
+            {sent.replaced && ' It replaces their earlier invitation, whose link no longer works.'}
+          </p>
           <div className="row">
             <code className="secret-value" data-testid="invite-link">
-              {link}
+              {sent.link}
             </code>
-            <CopyButton text={link} />
+            <CopyButton text={sent.link} />
           </div>
         </div>
       )}
@@ -87,7 +97,7 @@ export default function Team() {
   return (
     <Page title="Team">
       <ReadOnlyNote canWrite={canWrite} />
-      <Invite />
+      <Invite pending={invitations.data ?? []} />
       <h2>Members</h2>
       <Query query={members} what="members">
         {(list) => (
