@@ -27,18 +27,11 @@ from tests.chat.helpers import (
     thread_of,
     visitor,
 )
+from tests.chat.test_client_tools import client_tool
 from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI
 
 FORWARDED = {"type": "order.track", "payload": {"order": "A-1"}}
 """A widget action the config does not map: the loader forwards it, the agent answers."""
-CART_TOOL = {
-    "type": "client",
-    "id": "cart",
-    "label": "Looking at your cart…",
-    "name": "get_cart",
-    "description": "The visitor's shopping cart.",
-    "parameters": {"type": "object", "properties": {}},
-}
 
 
 async def quota_widget(
@@ -98,7 +91,7 @@ async def test_messages_retries_and_actions_all_count_and_are_refused_over_the_q
 async def test_a_client_tools_output_counts_and_is_refused_over_the_quota(
     http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
-    widget = await quota_widget(db, app, fake_openai, 2, tools=[CART_TOOL])
+    widget = await quota_widget(db, app, fake_openai, 2, tools=[client_tool()])
     alice = await visitor(http, app, db, widget)
     fake_openai.call_function("get_cart", {})
     events = await alice.send("What is in my cart?")  # 1
@@ -114,7 +107,7 @@ async def test_a_client_tools_output_counts_and_is_refused_over_the_quota(
     assert len(fake_openai.function_outputs) == 1
     assert len(model_requests(fake_openai)) == 2
 
-    widget = await quota_widget(db, app, fake_openai, 1, tools=[CART_TOOL])
+    widget = await quota_widget(db, app, fake_openai, 1, tools=[client_tool()])
     alice = await visitor(http, app, db, widget)
     fake_openai.call_function("get_cart", {})
     thread_id = thread_of(await alice.send("What is in my cart?"))  # 1

@@ -40,20 +40,12 @@ from tests.chat.helpers import (
     thread_of,
     visitor,
 )
+from tests.chat.test_client_tools import client_tool
 from tests.conftest import LoopbackServer
 from tests.factories import client_token
 from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI
 from tests.races import RacingApp, at_once, racing_app
 from tests.visitor.helpers import ORIGIN, publish
-
-CART_TOOL = {
-    "type": "client",
-    "id": "cart",
-    "label": "Looking at your cart…",
-    "name": "get_cart",
-    "description": "The visitor's shopping cart.",
-    "parameters": {"type": "object", "properties": {}},
-}
 
 
 @pytest.fixture
@@ -244,7 +236,7 @@ async def test_outputs_sent_at_once_for_one_call_are_taken_once(
     a retried request): one output completes the call and is answered, the others are 409
     ``no_pending_tool_call``, and the model is asked once."""
     at_once_count = 4
-    widget, _ = await chat_widget(racing, fake_openai, agent={"tools": [CART_TOOL]})
+    widget, _ = await chat_widget(racing, fake_openai, agent={"tools": [client_tool()]})
     alice = await alice_of(racing, http, widget)
     fake_openai.call_function("get_cart", {})
     first = await alice.send("What is in my cart?")
