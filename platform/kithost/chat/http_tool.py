@@ -11,7 +11,8 @@ outside those), with two headers the endpoint checks:
 - ``Kithost-Signature``: ``sha256=`` and the hex HMAC-SHA256, keyed with the widget's tool
   secret (``kts_…``, its UTF-8 bytes), of ``"{timestamp}." + body`` (the body's exact bytes).
 
-A 2xx answer's JSON (at most ``max_response_bytes``) goes back to the model. Anything
+A 2xx answer's JSON (at most ``max_response_bytes``) goes back to the model (a lone
+surrogate's escape in it, ``"\\ud800"``, as U+FFFD: ``kit.surrogates``). Anything
 else — no secret, a refused address, a timeout, another status, a body too large or not
 JSON, arguments that are not a JSON object — becomes ``{"error": …}`` for the model to
 explain: a tool never fails the response.
@@ -41,6 +42,7 @@ from kithost.kit.outbound import (
     outbound_client,
     refused_in,
 )
+from kithost.kit.surrogates import without_lone_surrogates
 from kithost.widgets.config import HttpTool
 
 TIMESTAMP_HEADER = "Kithost-Timestamp"
@@ -77,7 +79,8 @@ class HttpToolRunner:
             await context.stream(ProgressUpdateEvent(icon="bolt", text=tool.label))
             try:
                 answer = await self.call(tool, raw, context, run.tool_call_id)
-                return json.dumps(answer, ensure_ascii=False)
+                # json reads "\ud800" as a lone surrogate, which no model request can carry.
+                return without_lone_surrogates(json.dumps(answer, ensure_ascii=False))
             except ToolFailed as exc:
                 return json.dumps({"error": str(exc)})
             except RecursionError:  # nested deeper than json can write back

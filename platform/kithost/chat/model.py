@@ -33,7 +33,9 @@ from typing import Any
 from agents import Model, OpenAIChatCompletionsModel, OpenAIResponsesModel
 from openai import AsyncOpenAI
 from openai.types.responses import ResponseTextDeltaEvent
+from pydantic import BaseModel
 
+from kithost.kit.surrogates import without_lone_surrogates
 from kithost.widgets.config import Agent as AgentConfig
 from kithost.widgets.config import ModelApi
 
@@ -55,7 +57,7 @@ class _HandsOn:
         waiting = not self.first_token_out.is_set()
         paced = _Paced()
         async for event in super().stream_response(*args, **kwargs):  # type: ignore[misc]
-            for out in paced.passing(event):
+            for out in paced.passing(_mended(event)):
                 yield out
                 if waiting and out.type == TEXT_DELTA:
                     waiting = False
@@ -100,6 +102,40 @@ class _Paced:
             if logprobs:
                 first.logprobs = logprobs
         return first
+
+
+def _mended(event: Any) -> Any:
+    """``event`` with each lone surrogate in its text as U+FFFD (``kit.surrogates``): any
+    OpenAI-compatible server may stream the escape ``"\\ud800"``, which the client reads
+    and nothing after can write (the answer's next event, its row, the next request). A
+    delta's text is all a delta holds (checked for nothing more: one per token); the other
+    events, a few an answer, are searched whole, as their texts repeat the deltas'."""
+    delta = getattr(event, "delta", None)
+    if isinstance(delta, str):
+        mended = without_lone_surrogates(delta)
+        if mended is not delta:
+            event.delta = mended
+    else:
+        _mend_all(event)
+    return event
+
+
+def _mend_all(value: Any) -> Any:
+    """``value`` (a model, a list, a dict or text), its text mended in place."""
+    if isinstance(value, str):
+        return without_lone_surrogates(value)
+    if isinstance(value, BaseModel):
+        fields = value.__dict__
+    elif isinstance(value, dict):
+        fields = value
+    elif isinstance(value, list):
+        value[:] = [_mend_all(entry) for entry in value]
+        return value
+    else:
+        return value
+    for key, entry in fields.items():
+        fields[key] = _mend_all(entry)
+    return value
 
 
 def _part(delta: ResponseTextDeltaEvent) -> tuple[str, int, int]:

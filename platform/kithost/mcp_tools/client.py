@@ -4,7 +4,8 @@ through the Agents SDK's ``MCPServerStreamableHttp``, so they work with any mode
 - Every HTTP request goes through ``kit.outbound`` (``httpx_client_factory``): public
   addresses only, unless ``KITHOST_OUTBOUND_ALLOW`` opens others, checked on every connection;
   HTTPS outside those; no redirects; the tool's ``timeout_seconds``; at most
-  :data:`MAX_RESPONSE_BYTES` per response.
+  :data:`MAX_RESPONSE_BYTES` per response, a lone surrogate in it as U+FFFD (the model reads
+  the text; the MCP client would refuse the whole answer).
 - Only ``allowed_tools`` are offered to the model (the SDK's static ``tool_filter``); a
   server's other tools never reach it.
 - The tool's secret (``mcp_tools.service``, encrypted, write-only) goes in its ``secret_header``,
@@ -42,6 +43,7 @@ from kithost.kit.outbound import (
     no_cookies,
     origin_of,
 )
+from kithost.kit.surrogates import JsonMender
 from kithost.widgets.config import McpTool
 
 MAX_RESPONSE_BYTES = 1_048_576
@@ -129,19 +131,23 @@ class _CappedStream(httpx2.AsyncByteStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         received = 0
+        mender = JsonMender()
         async for chunk in self._inner:
             received += len(chunk)
             if received > self._cap.limit:
                 self._cap.exceeded = True
                 raise httpx2.ReadError(f"an answer larger than {self._cap.limit} bytes")
-            yield chunk
+            yield mender.feed(chunk)
+        yield mender.end()
 
     async def aclose(self) -> None:
         await self._inner.aclose()
 
 
 class _CappedTransport(httpx2.AsyncBaseTransport):
-    """Responses within ``cap`` (beyond it, a read error)."""
+    """Responses within ``cap`` (beyond it, a read error), each lone surrogate's escape in
+    them (``"\\ud800"``, which the MCP client's parser refuses: the call would fail) as
+    U+FFFD's (``kit.surrogates``)."""
 
     def __init__(self, inner: httpx2.AsyncBaseTransport, cap: _Cap) -> None:
         self._inner, self._cap = inner, cap
