@@ -120,8 +120,17 @@ export function CopyButton({ text, label = 'Copy' }: { text: string; label?: str
   );
 }
 
-/** A secret the server shows once: displayed with a copy button until dismissed, never again. */
+/**
+ * A secret the server shows once: displayed with a copy button until dismissed, never again.
+ * Done puts the focus back on the control that asked for it (or on the screen, if it has gone).
+ */
 export function SecretOnce({ title, secret, onDone }: { title: string; secret: string; onDone: () => void }) {
+  const [origin] = useState(() => (document.activeElement instanceof HTMLElement ? document.activeElement : null));
+  const done = () => {
+    onDone();
+    const back = origin?.isConnected && origin !== document.body ? origin : document.getElementById('main');
+    back?.focus();
+  };
   return (
     <div className="secret" role="status">
       <p>
@@ -132,7 +141,7 @@ export function SecretOnce({ title, secret, onDone }: { title: string; secret: s
           {secret}
         </code>
         <CopyButton text={secret} />
-        <button type="button" className="secondary" onClick={onDone}>
+        <button type="button" className="secondary" onClick={done}>
           Done
         </button>
       </div>

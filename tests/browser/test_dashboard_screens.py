@@ -19,7 +19,14 @@ from playwright.async_api import BrowserContext, Dialog, Locator, Page, Request,
 
 from kithost.auth.principals import CLI
 from kithost.db import session_scope
-from kithost.models import DocumentStatus, KnowledgeDocument, Membership, Role
+from kithost.models import (
+    DeliveryStatus,
+    DocumentStatus,
+    KnowledgeDocument,
+    Membership,
+    Role,
+    WebhookDelivery,
+)
 from kithost.tenants.service import create_tenant
 from kithost.users.service import create_user
 from kithost.widgets.service import create_widget
@@ -448,3 +455,70 @@ async def test_inviting_again_says_it_replaces_the_earlier_link_and_keeps_the_ro
     await expect(page.get_by_test_id("invite-link")).not_to_have_text(first)
     await expect(page.get_by_text("It replaces their earlier invitation")).to_be_visible()
     await expect(page.get_by_text("twice@example.test as viewer")).to_be_visible()
+
+
+# Item: feedback and focus on the screens.
+
+
+async def test_settings_check_what_they_can_before_asking_or_sending(
+    page: Page, tenant: Tenant
+) -> None:
+    """A cleared retention box showed 0; an end user id of the wrong shape was asked about
+    ("Delete every record of bogus?") before the 422."""
+    asked: list[str] = []
+
+    async def decline(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        await dialog.dismiss()
+
+    page.on("dialog", decline)
+    await sign_in(page, tenant)
+    await open_screen(page, tenant, "settings", "Settings")
+    retention = page.get_by_label("Keep raw events, error samples and chats for (days)")
+    await expect(retention).not_to_have_value("")
+    await retention.fill("")
+    await expect(retention).to_have_value("")
+    await retention.press("Enter")
+    await expect(page.get_by_text("Enter a whole number of days, at least 1.")).to_be_visible()
+    await page.get_by_label("End user id").fill("bogus")
+    await page.get_by_role("button", name="Delete their data").click()
+    await expect(page.get_by_text("An end user id starts with u:")).to_be_visible()
+    assert asked == []
+
+
+async def test_the_keyboard_follows_new_forms_and_dismissed_secrets(
+    page: Page, tenant: Tenant
+) -> None:
+    """Focus fell to the page's body when the new widget form opened and after Done."""
+    await sign_in(page, tenant)
+    await page.get_by_role("button", name="New widget").click()
+    await expect(page.get_by_label("Name")).to_be_focused()
+    await open_screen(page, tenant, "clients", "API clients")
+    await page.get_by_label("Name").fill("Backend")
+    await page.get_by_role("button", name="Create client").click()
+    await page.get_by_role("button", name="Done").click()
+    await expect(page.get_by_test_id("secret")).to_have_count(0)
+    assert await page.evaluate("document.activeElement !== document.body")
+
+
+async def test_a_test_delivery_shows_its_outcome_without_reopening(
+    page: Page, tenant: Tenant, kithost: Kithost
+) -> None:
+    """The delivery stayed "pending (attempt 0)" until Deliveries was opened again."""
+    url = "https://hooks.example.test/kithost"
+    async with owner_api(tenant) as api:
+        body = {"url": url, "events": ["widget.published"]}
+        made = await api.post(f"/api/v1/tenants/{tenant.slug}/webhooks", json=body)
+        assert made.status_code == 201, made.text
+    await sign_in(page, tenant)
+    await open_screen(page, tenant, "webhooks", "Webhooks")
+    async with page.expect_response(lambda r: r.url.endswith("/test")) as sent:
+        await page.get_by_role("button", name="Send a test").click()
+    delivery = (await (await sent.value).json())["id"]
+    await expect(page.get_by_text("pending (attempt 0)")).to_be_visible()
+    # What the worker does once the receiver answers.
+    async with session_scope(kithost.sessionmaker) as db:
+        row = await db.get(WebhookDelivery, uuid.UUID(delivery))
+        assert row is not None
+        row.status, row.attempts, row.response_status = DeliveryStatus.delivered, 1, 200
+    await expect(page.get_by_text("delivered (attempt 1)")).to_be_visible()

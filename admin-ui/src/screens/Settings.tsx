@@ -71,7 +71,9 @@ function Retention() {
     queryKey: ['analytics-settings', tenant.slug],
     queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/analytics/settings', { params: { path } })),
   });
-  const [days, setDays] = useState<number | null>(null);
+  // As typed (an empty box stays empty, not 0), until saved.
+  const [days, setDays] = useState<string | null>(null);
+  const [typo, setTypo] = useState<string | undefined>(undefined);
   const save = useMutation({
     mutationFn: (retention_days: number) => unwrap(api.PUT('/api/v1/tenants/{tenant}/analytics/settings', { params: { path }, body: { retention_days } })),
     onSuccess: (saved) => client.setQueryData(['analytics-settings', tenant.slug], saved),
@@ -87,12 +89,18 @@ function Retention() {
             className="inline-form"
             onSubmit={(event) => {
               event.preventDefault();
-              save.mutate(days ?? s.retention_days);
+              const value = days === null ? s.retention_days : Number(days);
+              if (days !== null && (days.trim() === '' || !Number.isInteger(value) || value < 1)) {
+                setTypo('Enter a whole number of days, at least 1.');
+                return;
+              }
+              setTypo(undefined);
+              save.mutate(value);
             }}
           >
-            <Field label="Keep raw events, error samples and chats for (days)" error={error?.fieldError('retention_days')}>
+            <Field label="Keep raw events, error samples and chats for (days)" error={typo ?? error?.fieldError('retention_days')}>
               {(props) => (
-                <input {...props} type="number" min={1} value={days ?? s.retention_days} disabled={!canWrite} onChange={(e) => setDays(Number(e.target.value))} />
+                <input {...props} type="number" min={1} value={days ?? s.retention_days} disabled={!canWrite} onChange={(e) => setDays(e.target.value)} />
               )}
             </Field>
             <button type="submit" disabled={!canWrite || save.isPending}>
@@ -157,9 +165,13 @@ function ConversationReaders() {
   );
 }
 
+/** The shape of an end user id (the API checks the rest). */
+const END_USER = /^[ua]:./;
+
 function EndUserDeletion() {
   const tenant = useTenant();
   const [endUser, setEndUser] = useState('');
+  const [typo, setTypo] = useState<string | undefined>(undefined);
   const erase = useMutation({
     mutationFn: () =>
       unwrap(api.POST('/api/v1/tenants/{tenant}/analytics/end-user-deletions', { params: { path: { tenant: tenant.slug } }, body: { end_user: endUser.trim() } })),
@@ -174,10 +186,16 @@ function EndUserDeletion() {
         className="inline-form"
         onSubmit={(event) => {
           event.preventDefault();
+          // Checked before asking: a question about an id that cannot be one misleads.
+          if (!END_USER.test(endUser.trim())) {
+            setTypo('An end user id starts with u: (your user id) or a: (a device id).');
+            return;
+          }
+          setTypo(undefined);
           if (confirmed(`Delete every record of ${endUser.trim()}?`)) erase.mutate();
         }}
       >
-        <Field label="End user id" hint="u:<your user id> or a:<device id>" error={error?.fieldError('end_user')}>
+        <Field label="End user id" hint="u:<your user id> or a:<device id>" error={typo ?? error?.fieldError('end_user')}>
           {(props) => <input {...props} value={endUser} disabled={!canWrite} onChange={(e) => setEndUser(e.target.value)} />}
         </Field>
         <button type="submit" className="danger" disabled={!canWrite || !endUser || erase.isPending}>

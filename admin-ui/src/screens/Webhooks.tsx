@@ -31,6 +31,8 @@ function Deliveries({ id }: { id: string }) {
     queryFn: ({ pageParam }) =>
       unwrap(api.GET('/api/v1/tenants/{tenant}/webhooks/{id}/deliveries', { params: { path, query: { limit: 50, ...(pageParam ? { cursor: pageParam } : {}) } } })),
     getNextPageParam: (page) => page.next_cursor ?? null,
+    // A delivery is sent by a worker: follow it until none is pending.
+    refetchInterval: (query) => (query.state.data?.pages.some((p) => p.deliveries.some((d) => d.status === 'pending')) ? 3000 : false),
   });
   const replay = useMutation({
     mutationFn: (delivery_id: string) =>

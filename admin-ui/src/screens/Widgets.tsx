@@ -1,7 +1,7 @@
 // Widgets: the list (name, mode, placement, published version, last change, loads this
 // week), creating one, deleting one.
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { useForm } from 'react-hook-form';
 import { Link, useNavigate } from 'react-router';
 import { api, ApiError, unwrap, type Schemas } from '../api/client';
@@ -33,6 +33,8 @@ function CreateWidget({ onDone }: { onDone: () => void }) {
   const client = useQueryClient();
   const navigate = useNavigate();
   const form = useForm<{ name: string; origins: string }>({ defaultValues: { name: '', origins: '' } });
+  // The form opens on a click elsewhere: the keyboard follows it to its first field.
+  useEffect(() => form.setFocus('name'), [form]);
   const create = useMutation({
     mutationFn: (values: { name: string; origins: string }) =>
       unwrap(
