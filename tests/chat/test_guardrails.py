@@ -10,13 +10,15 @@ import httpx2
 import pytest
 from chatkit.types import AssistantMessageItem, ThreadItemDoneEvent
 from fastapi import FastAPI
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.models import Widget
+from kithost.models import ChatItem, Widget
 from tests.chat.helpers import (
     SentTasks,
     chat_config,
     deltas,
+    done_items,
     make_chat_widget,
     publish_unchecked,
     thread_of,
@@ -102,3 +104,94 @@ async def test_a_message_passing_every_guardrail_reaches_the_model(
     assert "".join(deltas(events)) == DEFAULT_REPLY_TEXT
     names = [f["name"] for f in await sent_tasks.facts()]
     assert "server.guardrail.tripped" not in names
+
+
+FULLWIDTH_BITCOIN = "\uff42\uff49\uff54\uff43\uff4f\uff49\uff4e"
+
+
+def text(value: str) -> dict[str, Any]:
+    return {"type": "input_text", "text": value}
+
+
+def tag(name: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "input_tag", "id": "t1", "text": name, "data": data, "interactive": False}
+
+
+@pytest.mark.parametrize(
+    ("guardrails", "content", "quoted_text"),
+    [
+        ({"refused_topics": ["Bitcoin"]}, [text("bit\u200bcoin, please")], None),
+        ({"refused_topics": ["Bitcoin"]}, [text(FULLWIDTH_BITCOIN + ", please")], None),
+        ({"refused_topics": ["bitcoin"]}, [text("What about "), tag("bitcoin", {})], None),
+        ({"refused_topics": ["bitcoin"]}, [text("This: "), tag("coin", {"q": "bitcoin"})], None),
+        ({"refused_topics": ["bitcoin"]}, [text("Explain this")], "all about bitcoin"),
+        ({"max_input_length": 20}, [text("Hi "), tag("order", {"note": "x" * 5000})], None),
+        ({"max_input_length": 20}, [text("Explain this")], "y" * 5000),
+    ],
+    ids=["zero-width", "fullwidth", "tag", "tag-data", "quoted", "long-tag", "long-quote"],
+)
+async def test_guardrails_read_all_of_the_message_the_model_would(
+    http: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    guardrails: dict[str, Any],
+    content: list[dict[str, Any]],
+    quoted_text: str | None,
+) -> None:
+    """Its tags (their text and data), the text it quotes, and the text as the visitor may
+    spell it to slip past a plain match: compatibility forms, invisible characters."""
+    widget = await guarded_widget(db, app, fake_openai, **guardrails)
+    alice = await visitor(http, app, db, widget)
+
+    events = await alice.stream(
+        "threads.create",
+        input={
+            "content": content,
+            "quoted_text": quoted_text,
+            "attachments": [],
+            "inference_options": {},
+        },
+    )
+
+    assert model_calls(fake_openai) == []
+    [answer] = done_items(events, AssistantMessageItem)
+    assert [c.text for c in answer.content] == [REFUSAL]
+
+
+async def test_a_widget_action_the_agent_would_answer_passes_the_guardrails_first(
+    http: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    sent_tasks: SentTasks,
+) -> None:
+    """Its type and payload reach the model (a hidden note): a refused topic in them, or
+    more than max_input_length, is refused as a message would be, and never noted in the
+    thread (a later answer would read it)."""
+    widget = await guarded_widget(
+        db, app, fake_openai, refused_topics=["bitcoin"], max_input_length=100
+    )
+    alice = await visitor(http, app, db, widget)
+    thread_id = thread_of(await alice.send("Hello"))
+    asked = len(model_calls(fake_openai))
+
+    for payload in ({"coin": "BITCOIN"}, {"note": "x" * 500}):
+        action = {"type": "order.track", "payload": payload}
+        events = await alice.stream(
+            "threads.custom_action", thread_id=thread_id, item_id=None, action=action
+        )
+        [answer] = done_items(events, AssistantMessageItem)
+        assert [c.text for c in answer.content] == [REFUSAL]
+    assert len(model_calls(fake_openai)) == asked
+    async with db.begin_nested():
+        kinds = list(await db.scalars(select(ChatItem.kind).where(ChatItem.thread_id == thread_id)))
+    assert "hidden_context_item" not in kinds
+    tripped = [f for f in await sent_tasks.facts() if f["name"] == "server.guardrail.tripped"]
+    assert [f["data"]["guardrail"] for f in tripped] == ["refused_topic", "max_input_length"]
+
+    action = {"type": "order.track", "payload": {"order": "A-1"}}
+    events = await alice.stream(
+        "threads.custom_action", thread_id=thread_id, item_id=None, action=action
+    )
+    assert "".join(deltas(events)) == DEFAULT_REPLY_TEXT

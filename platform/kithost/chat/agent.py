@@ -49,7 +49,7 @@ from openai.types.responses.web_search_tool import Filters
 from openai.types.shared.reasoning import Reasoning
 from pydantic import BaseModel
 
-from kithost.chat import client_tools, model
+from kithost.chat import client_tools, guardrails, model
 from kithost.chat.context import ChatContext
 from kithost.chat.http_tool import HttpToolRunner
 from kithost.chat.store import SqlAttachmentStore
@@ -220,9 +220,7 @@ class Converter(ThreadItemConverter):
         return ResponseInputFileParam(type="input_file", file_data=url, filename=attachment.name)
 
     async def tag_to_message_content(self, tag: UserMessageTagContent) -> ResponseInputContentParam:
-        return ResponseInputTextParam(
-            type="input_text", text=f"@{tag.text}: {json.dumps(tag.data, ensure_ascii=False)}"
-        )
+        return ResponseInputTextParam(type="input_text", text=guardrails.tag_text(tag))
 
     async def assistant_message_to_input(self, item: AssistantMessageItem) -> TResponseInputItem:
         # Plain text: the SDK's ``output_text`` parts are refused by the Chat Completions path.

@@ -14,8 +14,9 @@ history, streamed by ``stream_agent_response``. Besides answering:
 - a cancelled response keeps its partial answer (the SDK's default, run shielded from the
   cancellation so its writes complete);
 - widget actions the loader forwards (mapped to ``forward``, or not mapped at all) reach
-  :meth:`action`, which records them as hidden context and lets the agent answer; actions
-  the config maps to something the loader does itself are refused here;
+  :meth:`action`, which records them as hidden context and lets the agent answer (the
+  guardrails read their type and payload first, as a message's text); actions the config
+  maps to something the loader does itself are refused here;
 - beyond ``messages_per_user_per_day`` (messages in the last 24 hours) the chat answers
   with a ChatKit ``notice`` instead of the model. A message is every request that makes the
   agent answer: a user message, a retry, a widget action the agent answers, a client
@@ -29,7 +30,6 @@ history, streamed by ``stream_agent_response``. Besides answering:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
@@ -221,16 +221,9 @@ class ChatServer(ChatKitServer[ChatContext]):
         # A retry (a user message that is not new) was counted before it began (_may_retry).
         try:
             if input_user_message is not None and await self._tripped(
-                thread, input_user_message, context
+                thread, guardrails.message_texts(input_user_message), context
             ):
-                yield ThreadItemDoneEvent(
-                    item=AssistantMessageItem(
-                        id=new_id("message"),
-                        thread_id=thread.id,
-                        created_at=datetime.now(),
-                        content=[AssistantMessageContent(text=refusal_of(context))],
-                    )
-                )
+                yield refusal(thread, context)
                 return
             async for event in self._answer(thread, context):
                 yield event
@@ -252,7 +245,11 @@ class ChatServer(ChatKitServer[ChatContext]):
         if not await self.store.spend_quota("action", context):
             yield QUOTA_NOTICE
             return
-        payload = json.dumps(action.payload, ensure_ascii=False, default=str)
+        texts = guardrails.action_texts(action.type, action.payload)
+        if await self._tripped(thread, texts, context):
+            yield refusal(thread, context)  # the action is not noted: no later answer reads it
+            return
+        payload = texts[1]
         note = f"The visitor used the widget action {action.type!r} with payload {payload}"
         if sender is not None:
             note += f" on widget item {sender.id}"
@@ -369,9 +366,10 @@ class ChatServer(ChatKitServer[ChatContext]):
         )
 
     async def _tripped(
-        self, thread: ThreadMetadata, message: UserMessageItem, context: ChatContext
+        self, thread: ThreadMetadata, texts: list[str], context: ChatContext
     ) -> bool:
-        """Whether a guardrail refuses ``message`` (reported when one does)."""
+        """Whether a guardrail refuses what the visitor gives the model (``texts``: a
+        message's, an action's; reported when one does)."""
 
         async def moderation_client() -> AsyncOpenAI | None:
             try:
@@ -381,7 +379,7 @@ class ChatServer(ChatKitServer[ChatContext]):
             return self.models.client(endpoint)
 
         try:
-            tripped = await guardrails.check(guardrails_of(context), message, moderation_client)
+            tripped = await guardrails.check(guardrails_of(context), texts, moderation_client)
         except OpenAIError as exc:
             self.store.report(
                 context, "response.failed", thread_id=thread.id, error=f"moderation: {exc}"[:1000]
@@ -436,6 +434,18 @@ def guardrails_of(context: ChatContext) -> Guardrails:
 
 def refusal_of(context: ChatContext) -> str:
     return guardrails_of(context).refusal_message
+
+
+def refusal(thread: ThreadMetadata, context: ChatContext) -> ThreadItemDoneEvent:
+    """The widget's refusal message, answered when a guardrail trips."""
+    return ThreadItemDoneEvent(
+        item=AssistantMessageItem(
+            id=new_id("message"),
+            thread_id=thread.id,
+            created_at=datetime.now(),
+            content=[AssistantMessageContent(text=refusal_of(context))],
+        )
+    )
 
 
 def own_ids(event: ThreadStreamEvent, ids: dict[str, str]) -> ThreadStreamEvent:
