@@ -1,8 +1,9 @@
 // The frame around every signed-in screen: navigation, the tenant switcher, signing out.
-import { Suspense } from 'react';
-import { Navigate, NavLink, Outlet, useLocation, useNavigate } from 'react-router';
-import { api, unwrap } from './api/client';
-import { useMe, useSignOut } from './auth';
+import { useQueryClient } from '@tanstack/react-query';
+import { Suspense, useEffect } from 'react';
+import { Link, Navigate, NavLink, Outlet, useLocation, useNavigate } from 'react-router';
+import { api, ApiError, unwrap } from './api/client';
+import { ME, useMe, useSignOut } from './auth';
 import { useTenant, type Scope } from './tenant';
 import { FindSelect, Loading, ProblemAlert } from './ui';
 
@@ -46,7 +47,10 @@ function TenantSwitcher() {
   const me = useMe().data;
   const tenant = useTenant();
   const navigate = useNavigate();
-  const go = (slug: string) => void navigate(`/t/${slug}/widgets`);
+  const location = useLocation();
+  // The same section in the other tenant (a widget's editor: its widget list).
+  const section = /^\/t\/[^/]+\/([^/]+)/.exec(location.pathname)?.[1] ?? 'widgets';
+  const go = (slug: string) => void navigate(`/t/${slug}/${section}`);
   if (me?.user.is_platform_admin) {
     return (
       <span className="switcher">
@@ -79,10 +83,35 @@ function TenantSwitcher() {
   );
 }
 
+/** What a member removed (or never one) sees instead of a tenant's screens. */
+function NoAccess({ slug }: { slug: string }) {
+  return (
+    <section className="page" aria-labelledby="page-title">
+      <h1 id="page-title">No access to {slug}</h1>
+      <p>You are not a member of this tenant, or no longer are. Ask one of its owners for an invitation.</p>
+      <Link to="/">Go to your tenants</Link>
+    </section>
+  );
+}
+
 export function Shell() {
   const me = useMe().data;
   const tenant = useTenant();
   const signOut = useSignOut();
+  const client = useQueryClient();
+  // A tenant answering tenant_not_found may be one the user was just removed from: /auth/me
+  // says so (and this frame then says it too, not each screen's "No tenant").
+  useEffect(
+    () =>
+      client.getQueryCache().subscribe((event) => {
+        const error = event.query.state.error;
+        if (event.type === 'updated' && event.action.type === 'error' && error instanceof ApiError && error.problem.code === 'tenant_not_found') {
+          void client.invalidateQueries({ queryKey: ME });
+        }
+      }),
+    [client],
+  );
+  const member = Boolean(me?.user.is_platform_admin) || (me?.user.memberships ?? []).some((m) => m.slug === tenant.slug);
   return (
     <div className="shell">
       <a className="skip" href="#main">
@@ -109,9 +138,13 @@ export function Shell() {
         </ul>
       </nav>
       <main id="main" className="content" tabIndex={-1}>
-        <Suspense fallback={<Loading what="the screen" />}>
-          <Outlet />
-        </Suspense>
+        {member ? (
+          <Suspense fallback={<Loading what="the screen" />}>
+            <Outlet />
+          </Suspense>
+        ) : (
+          <NoAccess slug={tenant.slug} />
+        )}
       </main>
     </div>
   );

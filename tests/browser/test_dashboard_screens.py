@@ -7,6 +7,7 @@ reload keeps.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import httpx2
 import pytest
 from playwright.async_api import BrowserContext, Dialog, Locator, Page, Request, Route, expect
+from sqlalchemy import select
 
 from kithost.auth.principals import CLI
 from kithost.db import session_scope
@@ -25,6 +27,7 @@ from kithost.models import (
     KnowledgeDocument,
     Membership,
     Role,
+    User,
     WebhookDelivery,
 )
 from kithost.tenants.service import create_tenant
@@ -522,3 +525,36 @@ async def test_a_test_delivery_shows_its_outcome_without_reopening(
         assert row is not None
         row.status, row.attempts, row.response_status = DeliveryStatus.delivered, 1, 200
     await expect(page.get_by_text("delivered (attempt 1)")).to_be_visible()
+
+
+# Items: the tenant switcher keeps the section; a removed member is told so.
+
+
+async def test_switching_tenants_keeps_the_section(
+    page: Page, tenant: Tenant, kithost: Kithost
+) -> None:
+    """Switching from one tenant's analytics landed on the other's widgets."""
+    other = f"{tenant.slug}-b"
+    async with session_scope(kithost.sessionmaker) as db:
+        owner = (await db.execute(select(User).where(User.email == tenant.owner))).scalar_one()
+        await create_tenant(db, CLI, slug=other, name="Other", owner=owner)
+    await sign_in(page, tenant)
+    await open_screen(page, tenant, "analytics", "Analytics")
+    await page.locator("label.switcher select").select_option(other)
+    await expect(page).to_have_url(re.compile(f"/admin/t/{other}/analytics$"))
+    await expect(page.get_by_role("heading", name="Analytics", exact=True)).to_be_visible()
+
+
+async def test_a_member_removed_while_signed_in_is_told_they_lost_access(
+    page: Page, tenant: Tenant
+) -> None:
+    """Each screen said "No tenant …" about a tenant that exists."""
+    await sign_in(page, tenant, tenant.viewer)
+    async with owner_api(tenant) as api:
+        members = (await api.get(f"/api/v1/tenants/{tenant.slug}/members")).json()
+        viewer = next(m["user_id"] for m in members if m["email"] == tenant.viewer)
+        removed = await api.delete(f"/api/v1/tenants/{tenant.slug}/members/{viewer}")
+        assert removed.status_code == 204, removed.text
+    await page.get_by_role("link", name="Analytics").click()
+    await expect(page.get_by_role("heading", name=f"No access to {tenant.slug}")).to_be_visible()
+    await expect(page.get_by_text("No tenant")).to_have_count(0)
