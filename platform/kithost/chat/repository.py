@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.chat.context import ChatContext
-from kithost.db import rowcount
+from kithost.db import lock_key, rowcount
 from kithost.models import (
     ChatAttachment,
     ChatItem,
@@ -264,15 +264,10 @@ async def attachment(
 
 async def lock_end_user(session: AsyncSession, context: ChatContext) -> None:
     """Hold the context's end user (of its widget) until the unit of work ends, so that units
-    counting what the end user has before adding to it (a cap, a quota) take turns. On
-    PostgreSQL a transaction's advisory lock on a hash of tenant, widget and end user (no
-    row stands for an end user; two hashing alike only wait for each other); SQLite's
-    writing units hold the database's one write lock anyway."""
-    if session.get_bind().dialect.name == "postgresql":
-        key = f"kithost.chat.end_user:{context.tenant_id}:{context.widget_id}:"
-        await session.execute(
-            select(func.pg_advisory_xact_lock(func.hashtextextended(key + context.end_user_id, 0)))
-        )
+    counting what the end user has before adding to it (a cap, a quota) take turns (no row
+    stands for an end user: ``db.lock_key``)."""
+    end_user = f"{context.tenant_id}:{context.widget_id}:{context.end_user_id}"
+    await lock_key(session, f"kithost.chat.end_user:{end_user}")
 
 
 async def count_unsent_attachments(session: AsyncSession, context: ChatContext) -> int:
