@@ -183,17 +183,6 @@ async def delete_item(
     )
 
 
-async def count_items_since(
-    session: AsyncSession, context: ChatContext, kind: str, since: datetime
-) -> int:
-    count = await session.scalar(
-        select(func.count())
-        .select_from(ChatItem)
-        .where(owned(ChatItem, context), ChatItem.kind == kind, ChatItem.created_at >= since)
-    )
-    return count or 0
-
-
 async def count_quota_uses(session: AsyncSession, context: ChatContext, since: datetime) -> int:
     """How many messages the end user has sent since ``since``, as the quota counts them."""
     count = await session.scalar(

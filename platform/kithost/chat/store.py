@@ -489,10 +489,6 @@ class SqlStore(Store[ChatContext]):
             )
         return True
 
-    async def count_user_messages_since(self, since: datetime, context: ChatContext) -> int:
-        async with self.unit(context) as session:
-            return await repository.count_items_since(session, context, "user_message", since)
-
     async def set_feedback(
         self, thread_id: str, item_ids: list[str], kind: str, context: ChatContext
     ) -> int:

@@ -23,13 +23,13 @@ class ChatItem(Base):
     """One item of a ChatKit thread (a message, a widget, hidden context…).
 
     Ordered by ``(created_at, id)``, the time the SDK made it; ``kind`` is the item's
-    ``type`` (user messages are counted for quotas); ``feedback`` the end user's thumbs.
+    ``type`` (messages are counted in the conversation list); ``feedback`` the end user's
+    thumbs.
     """
 
     __tablename__ = "chat_items"
     __table_args__ = (
         Index("ix_chat_items_order", "thread_id", "created_at", "id"),
-        Index("ix_chat_items_quota", "tenant_id", "widget_id", "end_user_id", "kind", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
