@@ -28,9 +28,7 @@ class ChatItem(Base):
     """
 
     __tablename__ = "chat_items"
-    __table_args__ = (
-        Index("ix_chat_items_order", "thread_id", "created_at", "id"),
-    )
+    __table_args__ = (Index("ix_chat_items_order", "thread_id", "created_at", "id"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     thread_id: Mapped[str] = mapped_column(ForeignKey("chat_threads.id", ondelete="CASCADE"))
