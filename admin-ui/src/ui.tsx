@@ -2,7 +2,7 @@
 // a screen (loading, empty, failed), copying, secrets shown once, and choosing from a list the
 // server searches.
 import { keepPreviousData, useQuery } from '@tanstack/react-query';
-import { useEffect, useId, useState, type ReactNode } from 'react';
+import { useEffect, useId, useState, type MouseEvent, type ReactNode } from 'react';
 import { ApiError, fieldShows } from './api/client';
 
 export function Page({ title, actions, children }: { title: string; actions?: ReactNode; children: ReactNode }) {
@@ -126,8 +126,10 @@ export function CopyButton({ text, label = 'Copy' }: { text: string; label?: str
  */
 export function SecretOnce({ title, secret, onDone }: { title: string; secret: string; onDone: () => void }) {
   const [origin] = useState(() => (document.activeElement instanceof HTMLElement ? document.activeElement : null));
-  const done = () => {
+  const done = (event: MouseEvent<HTMLButtonElement>) => {
     onDone();
+    const active = document.activeElement;
+    if (active !== null && active !== document.body && active !== event.currentTarget) return; // onDone placed it
     const back = origin?.isConnected && origin !== document.body ? origin : document.getElementById('main');
     back?.focus();
   };

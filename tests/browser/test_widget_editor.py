@@ -329,6 +329,8 @@ async def test_destructive_editor_actions_ask_first(editor: Editor, page: Page) 
 
     await page.get_by_role("link", name="Secrets").click()
     await page.get_by_role("button", name="Generate a secret").click()
+    # The widget is read again after the change: Done once it has been (it re-renders).
+    await expect(page.get_by_text("A secret is set")).to_be_visible()
     await page.get_by_role("button", name="Done").click()
     await expect(page.get_by_role("button", name="Rotate the secret")).to_be_focused()
     dialogs.accept = False
