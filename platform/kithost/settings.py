@@ -121,8 +121,8 @@ class Settings(BaseSettings):
     ``0.0.0.0/0`` and ``::/0``."""
     allowed_hosts: str = "*"
     """Comma-separated host names requests may name in ``Host`` (``*.example.com`` for
-    subdomains, ``*`` for any); others get 400 ``invalid_host``. The probes are exempt (the
-    kubelet calls pods by address)."""
+    subdomains, ``*`` for any); others get 400 ``invalid_host``. The probes answer only to
+    other names (the kubelet calls pods by address): under these, 404."""
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     """The port ``kithost serve`` serves Prometheus metrics on, apart from the app (on the
     host it listens on; a scrape sums every process): the public port then answers 404 at

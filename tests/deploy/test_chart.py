@@ -5,6 +5,7 @@ strict), and the chart's promises are checked on the rendered objects."""
 
 from __future__ import annotations
 
+import ipaddress
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -223,6 +224,10 @@ def test_migrations_run_first_and_wait_on_nothing_created_after(
             for d in docs
             if "helm.sh/hook" in d["metadata"].get("annotations", {})
         }
+        for key, hook in hooks.items():
+            # A retry replaces what a failed run left; a run that succeeded leaves nothing.
+            policy = set(hook["helm.sh/hook-delete-policy"].split(","))
+            assert {"before-hook-creation", "hook-succeeded"} <= policy, (variant, key)
         job = named(docs, "Job", "rel-kithost-migrations")
         annotations = job["metadata"]["annotations"]
         assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
@@ -391,6 +396,26 @@ def test_ingress_tls_and_visitor_host(rendered: dict[str, list[Manifest]]) -> No
     assert "tls" not in default["spec"]
 
 
+def test_the_ingress_never_publishes_the_probes(rendered: dict[str, list[Manifest]]) -> None:
+    """The kubelet calls the API's probes at the pod's address (no host, no Host header).
+    Every host the Ingress routes is an allowed host name, under which the app answers 404 at
+    /healthz and /readyz (tests/kit/test_edge.py); the visitor host does not route them."""
+    for variant, docs in rendered.items():
+        api = named(docs, "Deployment", "rel-kithost-api")["spec"]["template"]["spec"]
+        [container] = api["containers"]
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            get = container[probe]["httpGet"]
+            assert get["path"] in {"/healthz", "/readyz"}
+            assert "host" not in get, (variant, probe)
+            assert all(h["name"].lower() != "host" for h in get.get("httpHeaders", []))
+        allowed = named(docs, "ConfigMap", "rel-kithost")["data"]["KITHOST_ALLOWED_HOSTS"]
+        for ingress in of_kind(docs, "Ingress"):
+            for rule in ingress["spec"]["rules"]:
+                assert rule["host"] in allowed.split(","), variant
+                for path in rule["http"]["paths"]:
+                    assert path["path"] not in {"/healthz", "/readyz"}
+
+
 def test_network_policies_select_the_right_pods(rendered: dict[str, list[Manifest]]) -> None:
     docs = rendered["networkpolicy"]
     policies = {p["metadata"]["name"]: p["spec"] for p in of_kind(docs, "NetworkPolicy")}
@@ -433,6 +458,88 @@ def test_network_policies_select_the_right_pods(rendered: dict[str, list[Manifes
         ("10.30.0.5/32", 587),
     }
     assert of_kind(rendered["default"], "NetworkPolicy") == []
+
+
+def egress_allows(docs: list[Manifest], component: str, address: str, port: int) -> bool:
+    """Whether the NetworkPolicies let ``component``'s pods open a TCP connection to
+    ``address``:``port`` (ipBlock peers only; Kubernetes' union of every policy selecting it)."""
+    [labels] = {
+        frozenset(t["metadata"]["labels"].items())
+        for _, t in pod_templates(docs)
+        if t["metadata"]["labels"][COMPONENT] == component
+    }
+    target = ipaddress.ip_address(address)
+    for policy in of_kind(docs, "NetworkPolicy"):
+        spec = policy["spec"]
+        if "Egress" not in spec["policyTypes"] or not selects(spec["podSelector"], dict(labels)):
+            continue
+        for rule in spec.get("egress", []):
+            ports = rule.get("ports", [])
+            if ports and not any(
+                p.get("protocol", "TCP") == "TCP" and p.get("port", port) == port for p in ports
+            ):
+                continue
+            for peer in rule["to"]:
+                block = peer.get("ipBlock")
+                if (
+                    block
+                    and target in ipaddress.ip_network(block["cidr"])
+                    and not any(target in ipaddress.ip_network(e) for e in block.get("except", []))
+                ):
+                    return True
+    return False
+
+
+PUBLIC = ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c", "1.1.1.1"]
+"""Addresses a tenant's webhook, MCP server or agent's base_url may have."""
+INTERNAL = [
+    "10.96.0.1",  # a Service
+    "10.244.3.7",  # a pod
+    "172.20.0.10",
+    "192.168.1.1",
+    "100.100.100.200",  # Alibaba's metadata service (shared address space)
+    "169.254.169.254",  # the cloud's metadata service
+    "127.0.0.1",
+    "fd00:ec2::254",  # AWS's metadata service over IPv6
+    "fe80::1",
+    "::1",
+]
+
+
+def test_tenants_urls_reach_public_addresses_only(rendered: dict[str, list[Manifest]]) -> None:
+    """Webhooks (workers), MCP servers, `http` tools and an agent's base_url (API) name any
+    public address and port: the NetworkPolicies let the API and the workers reach them, and
+    nothing of the cluster's network beyond the database, the broker and extraEgress."""
+    docs = rendered["networkpolicy"]
+    for component in ("api", "worker"):
+        for address in PUBLIC:
+            for port in (443, 80, 8443):
+                assert egress_allows(docs, component, address, port), (component, address, port)
+        for address in INTERNAL:
+            for port in (443, 80, 5432, 6379):
+                assert not egress_allows(docs, component, address, port), (component, address)
+        assert egress_allows(docs, component, "10.20.0.9", 5432)  # the database
+        assert not egress_allows(docs, component, "10.20.0.9", 443)
+        assert egress_allows(docs, component, "10.30.0.5", 587)  # extraEgress
+    for component in ("beat", "migrations"):
+        assert not egress_allows(docs, component, PUBLIC[0], 443), component
+        assert egress_allows(docs, component, "162.159.140.7", 443), component  # modelCIDRs
+
+    narrowed = render(
+        "networkpolicy",
+        "--set",
+        "networkPolicy.tenantEgress.ports={443}",
+        "--set",
+        "networkPolicy.tenantEgress.except={10.0.0.0/8,172.16.0.0/12,100.64.0.0/10,fc00::/7}",
+    )
+    assert egress_allows(narrowed, "api", PUBLIC[1], 443)
+    assert not egress_allows(narrowed, "api", PUBLIC[0], 80)
+    assert not egress_allows(narrowed, "worker", "172.20.0.10", 443)
+    assert not egress_allows(narrowed, "worker", "fd00:ec2::254", 443)
+    closed = render("networkpolicy", "--set", "networkPolicy.tenantEgress.enabled=false")
+    assert not egress_allows(closed, "api", PUBLIC[0], 443)
+    names = {p["metadata"]["name"] for p in of_kind(closed, "NetworkPolicy")}
+    assert "rel-kithost-tenant-egress" not in names
 
 
 def test_prometheus_scrapes_a_port_the_ingress_never_routes(

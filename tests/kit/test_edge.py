@@ -95,6 +95,25 @@ async def test_unknown_hosts_are_refused(settings: Settings, connection: AsyncCo
         assert probe.status_code == 200
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+async def test_probes_answer_by_address_only(
+    settings: Settings, connection: AsyncConnection, path: str
+) -> None:
+    """The kubelet calls the pod by its address; an Ingress (or any proxy) forwards a public
+    name, under which the probes are 404: routing ``/`` to the app publishes neither."""
+    app = create_test_app(settings, connection, allowed_hosts="kithost.example, *.chat.example")
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://kithost.example") as client:
+        for host in ("kithost.example", "KITHOST.example:443", "eu.chat.example"):
+            hidden = await client.get(path, headers={"Host": host})
+            assert hidden.status_code == 404, host
+            assert hidden.headers["content-type"] == "application/problem+json"
+            assert hidden.json()["code"] == "not_found"
+        for host in ("10.0.3.4:8000", "[fd00::4]:8000", ""):
+            probe = await client.get(path, headers={"Host": host})
+            assert probe.status_code == 200, (host, probe.text)
+
+
 def test_trusted_proxies_must_be_addresses() -> None:
     assert Settings(trusted_proxies="10.0.0.0/8, 192.168.1.1,::1").trusted_proxy_list == [
         "10.0.0.0/8",

@@ -17,13 +17,15 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from kithost.errors import problem_response
 
-UNCHECKED_PATHS = frozenset({"/healthz", "/readyz"})
-"""Paths the kubelet calls by the pod's address: no host name to check. (Prometheus scrapes
-the metrics port, ``KITHOST_METRICS_PORT``, which is not the app's.)"""
+PROBE_PATHS = frozenset({"/healthz", "/readyz"})
+"""Paths the kubelet calls by the pod's address: no host name to check. Under an allowed name
+they are 404, so the Ingress (or any proxy) that forwards the public host does not publish
+them. (Prometheus scrapes the metrics port, ``KITHOST_METRICS_PORT``, which is not the app's.)"""
 
 
 class AllowedHostsMiddleware:
-    """400 ``invalid_host`` (problem+json) for a ``Host`` header outside the allowed names."""
+    """400 ``invalid_host`` (problem+json) for a ``Host`` header outside the allowed names;
+    404 for the probes under one of them."""
 
     def __init__(self, app: ASGIApp, hosts: list[str]) -> None:
         self.app = app
@@ -34,16 +36,22 @@ class AllowedHostsMiddleware:
         return host in self.exact or host.endswith(self.suffixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in UNCHECKED_PATHS:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         host = _host(scope)
-        if self.allows(host):
+        if scope["path"] in PROBE_PATHS:
+            if not self.allows(host):  # the pod's address: the kubelet
+                await self.app(scope, receive, send)
+                return
+            response = problem_response(Request(scope), 404, "not_found", "Not Found")
+        elif self.allows(host):
             await self.app(scope, receive, send)
             return
-        response = problem_response(
-            Request(scope), 400, "invalid_host", f"This server does not answer to {host!r}."
-        )
+        else:
+            response = problem_response(
+                Request(scope), 400, "invalid_host", f"This server does not answer to {host!r}."
+            )
         await response(scope, receive, send)
 
 
