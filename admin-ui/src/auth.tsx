@@ -1,4 +1,4 @@
-// Who is signed in (`GET /api/v1/auth/me`), signing in and out, and accepting an invitation.
+// Who is signed in (`GET /api/v1/auth/status`), signing in and out, and accepting an invitation.
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useForm } from 'react-hook-form';
 import { Navigate, useLocation, useNavigate } from 'react-router';
@@ -9,19 +9,15 @@ export type SignedIn = Schemas['SignedIn'];
 
 export const ME = ['me'] as const;
 
-/** The signed-in user; `null` when nobody is (401). */
+/** The signed-in user; `null` when nobody is. Asked of `/auth/status`, which says so with a
+ * 200: `/auth/me`'s 401 would be logged by the browser as an error on every signed-out visit. */
 export function useMe() {
   return useQuery({
     queryKey: ME,
     queryFn: async (): Promise<SignedIn | null> => {
-      try {
-        const me = await unwrap(api.GET('/api/v1/auth/me'));
-        setCsrfToken(me.csrf_token);
-        return me;
-      } catch (error) {
-        if (error instanceof ApiError && error.status === 401) return null;
-        throw error;
-      }
+      const { signed_in: me } = await unwrap(api.GET('/api/v1/auth/status'));
+      setCsrfToken(me?.csrf_token ?? null);
+      return me;
     },
     staleTime: 60_000,
   });

@@ -99,7 +99,7 @@ export function Shell() {
   const tenant = useTenant();
   const signOut = useSignOut();
   const client = useQueryClient();
-  // A tenant answering tenant_not_found may be one the user was just removed from: /auth/me
+  // A tenant answering tenant_not_found may be one the user was just removed from: /auth/status
   // says so (and this frame then says it too, not each screen's "No tenant").
   useEffect(
     () =>

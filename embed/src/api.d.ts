@@ -304,6 +304,8 @@ export interface components {
             current?: string | null;
             /** Device Id */
             device_id?: string | null;
+            /** Embedder */
+            embedder?: string | null;
             /** Identity Token */
             identity_token?: string | null;
         };

@@ -10,6 +10,8 @@ export type ChatSetup = {
   pk: string;
   /** Kithost's base URL. */
   api: string;
+  /** The framed page's embedder (the origin of the page framing it), sent with every mint. */
+  embedder?: string;
   config: PublicConfig;
   domainKey: string;
   cdn: string;
@@ -33,6 +35,7 @@ type Failure = { kind: string; message: string; hint: string };
 
 const HINTS: Record<string, string> = {
   origin_not_allowed: "Add this page's origin to the widget's allowed origins.",
+  embedder_not_allowed: "Add the origin of the page framing the chat to the widget's allowed origins.",
   identity_required: "Call kithost('identify', token) with a token your backend signed.",
   invalid_identity_token: "Sign identity tokens (HS256) with the widget's identity secret.",
   hosted_workflow_unavailable: 'OpenAI shut Agent Builder down: convert this widget to self-hosted in the dashboard.',
@@ -90,7 +93,9 @@ export function startChat(box: HTMLElement, s: ChatSetup): Chat {
     const who = refresh ? { current: refresh } : v.identity ? { identity_token: v.identity } : { device_id: v.device };
     let response: Response;
     try {
-      response = await postJson(`${s.api}/v1/embed/${s.pk}/session`, { ...who, context: v.context } satisfies SessionRequest);
+      const sent: SessionRequest = { ...who, context: v.context };
+      if (s.embedder) sent.embedder = s.embedder;
+      response = await postJson(`${s.api}/v1/embed/${s.pk}/session`, sent);
     } catch {
       throw fail('network', `${s.api} could not be reached`, 'Check that Kithost is reachable from this page.');
     }

@@ -41,6 +41,9 @@ if (!embedder || parent === window || (ancestors && ancestors[0] !== embedder)) 
       chat = startChat(box, {
         ...setup,
         api: location.origin,
+        // Equal to ancestorOrigins[0] where the browser has it (checked above), and the
+        // origin of the parent whose init this is: the mint refuses a widget's removed origin.
+        embedder,
         visitor,
         emit,
         keep: (endUser, thread) => {

@@ -34,6 +34,7 @@ from tests.factories import PASSWORD, login, make_member, make_tenant, make_user
 
 LOGIN = "/api/v1/auth/login"
 LOGOUT = "/api/v1/auth/logout"
+STATUS = "/api/v1/auth/status"
 PASSWORD_URL = "/api/v1/auth/password"
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -208,6 +209,28 @@ async def test_logout_needs_csrf_and_ends_the_session(
 
     replayed = await client.get(ME, headers=cookie)
     assert (replayed.status_code, replayed.json()["code"]) == (401, "unauthenticated")
+
+
+async def test_status_answers_who_is_signed_in_or_nobody_without_a_401(
+    client: httpx2.AsyncClient, db: AsyncSession
+) -> None:
+    """The dashboard's first question: a signed-out visitor's browser logs a 401 as an error."""
+    nobody = await client.get(STATUS)
+    assert (nobody.status_code, nobody.json()) == (200, {"signed_in": None})
+    forged = await client.get(STATUS, headers={"Cookie": f"{cookies.SIGN_IN_COOKIE}=forged"})
+    assert (forged.status_code, forged.json()) == (200, {"signed_in": None})
+
+    user = await make_user(db)
+    signed_in = await sign_in(client, user.email)
+    cookie = {"Cookie": f"{cookies.SIGN_IN_COOKIE}={client.cookies[cookies.SIGN_IN_COOKIE]}"}
+    status = await client.get(STATUS)
+    assert (status.status_code, status.json()) == (200, {"signed_in": signed_in.json()})
+    assert status.json()["signed_in"] == (await client.get(ME)).json()
+
+    out = await client.post(LOGOUT, headers={cookies.CSRF_HEADER: signed_in.json()["csrf_token"]})
+    assert out.status_code == 204
+    ended = await client.get(STATUS, headers=cookie)
+    assert (ended.status_code, ended.json()) == (200, {"signed_in": None})
 
 
 @pytest.mark.parametrize(

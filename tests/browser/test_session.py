@@ -41,6 +41,7 @@ async def test_the_token_reaches_fetch_and_is_refreshed_before_it_expires(
     frame = await chat_frame(page, pk)
     [first] = captured.sessions
     assert first["device_id"].startswith("anon_")
+    assert first["embedder"] == shop.origin  # the page framing the chat, for the mint to check
 
     assert await frame.evaluate(REQUEST) == 200
     [headers] = captured.chatkit
@@ -55,7 +56,7 @@ async def test_the_token_reaches_fetch_and_is_refreshed_before_it_expires(
 
     await context.clock.fast_forward("14:30")  # the token lives 15 minutes
     assert await frame.evaluate(REQUEST) == 200
-    assert captured.sessions[1] == {"current": token, "context": CONTEXT}
+    assert captured.sessions[1] == {"current": token, "context": CONTEXT, "embedder": shop.origin}
     refreshed = captured.chatkit[2]["authorization"].removeprefix("Bearer ")
     assert refreshed != token
     minted = await eventually(

@@ -38,8 +38,8 @@ async def test_the_visitor_host_is_kithosts_own_origin(
     key = target.widget.public_key
     transport = httpx2.ASGITransport(app=app)
     async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
-        for origin in (VISITORS, DASHBOARD, SHOP):
-            minted = await mint(client, target, {"device_id": DEVICE}, origin=origin)
+        for origin in (VISITORS, DASHBOARD, SHOP):  # the framed page reports its embedder
+            minted = await mint(client, target, {"device_id": DEVICE, "embedder": SHOP}, origin)
             assert minted.status_code == 200, (origin, minted.text)
             assert minted.json()["chatkit_url"] == f"{VISITORS}/v1/chatkit/{key}"
             events = await client.post(
@@ -68,7 +68,7 @@ async def test_without_one_only_the_public_url_is_kithosts_own(
     app, target = await visitor_host_app(settings, connection, None)
     transport = httpx2.ASGITransport(app=app)
     async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
-        own = await mint(client, target, {"device_id": DEVICE}, origin=DASHBOARD)
+        own = await mint(client, target, {"device_id": DEVICE, "embedder": SHOP}, DASHBOARD)
         assert own.status_code == 200, own.text
         key = target.widget.public_key
         assert own.json()["chatkit_url"] == f"{DASHBOARD}/v1/chatkit/{key}"

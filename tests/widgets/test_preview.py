@@ -159,9 +159,8 @@ async def test_preview_sessions_and_events_never_count(
     event = {"events": [{"name": "widget.opened", "device_id": DEVICE}]}
 
     async def visit(pk: str, origin: str) -> None:
-        minted = await client.post(
-            f"/v1/embed/{pk}/session", json={"device_id": DEVICE}, headers={"Origin": origin}
-        )
+        body = {"device_id": DEVICE, "embedder": DASHBOARD}  # the preview page frames the chat
+        minted = await client.post(f"/v1/embed/{pk}/session", json=body, headers={"Origin": origin})
         assert minted.status_code == 200, minted.text
         sent = await client.post(f"/v1/embed/{pk}/events", json=event, headers={"Origin": origin})
         assert sent.status_code == 202, sent.text
@@ -246,7 +245,8 @@ async def test_a_preview_ends_when_its_maker_may_no_longer_edit_the_widget(
     key = made.json()["public_key"]
     session_url, chat_url = f"/v1/embed/{key}/session", f"/v1/chatkit/{key}"
     dashboard = {"Origin": DASHBOARD}
-    minted = await client.post(session_url, json={"device_id": DEVICE}, headers=dashboard)
+    new = {"device_id": DEVICE, "embedder": DASHBOARD}  # the preview page frames the chat
+    minted = await client.post(session_url, json=new, headers=dashboard)
     assert minted.status_code == 200, minted.text
     token = minted.json()["token"]
     threads = {"type": "threads.list", "params": {}}
@@ -256,7 +256,7 @@ async def test_a_preview_ends_when_its_maker_may_no_longer_edit_the_widget(
     ended = await client.request(method, headers=acme.headers, **end)
     assert ended.status_code in (200, 204), ended.text
     for response in (
-        await client.post(session_url, json={"device_id": DEVICE}, headers=dashboard),
+        await client.post(session_url, json=new, headers=dashboard),
         await client.post(session_url, json={"current": token}, headers=dashboard),
         await client.post(chat_url, json=threads, headers=bearer),
     ):
@@ -266,9 +266,7 @@ async def test_a_preview_ends_when_its_maker_may_no_longer_edit_the_widget(
 
     # The owner's own preview of the same draft is unaffected.
     own = await make_preview(client, acme, widget)
-    again = await client.post(
-        f"/v1/embed/{own}/session", json={"device_id": DEVICE}, headers=dashboard
-    )
+    again = await client.post(f"/v1/embed/{own}/session", json=new, headers=dashboard)
     assert again.status_code == 200, again.text
 
 

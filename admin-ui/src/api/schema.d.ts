@@ -177,6 +177,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Whether a dashboard user is signed in: who, or null (200 either way)
+         * @description What ``/auth/me`` answers, or ``signed_in: null`` where it answers 401: the
+         *     dashboard's first question, whose 401 a signed-out visitor's browser would log as an
+         *     error. Open to anyone (no security scheme): the sign-in cookie is read if present.
+         */
+        get: operations["sign_in_status_api_v1_auth_status_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/conversation-exports/{token}": {
         parameters: {
             query?: never;
@@ -3362,6 +3384,13 @@ export interface components {
             password?: boolean;
         };
         /**
+         * SignInStatus
+         * @description Who is signed in to the dashboard: what ``/auth/me`` answers, or null for nobody.
+         */
+        SignInStatus: {
+            signed_in: components["schemas"]["SignedIn"] | null;
+        };
+        /**
          * SignedIn
          * @description The signed-in user, and the token to send as ``X-CSRF-Token`` on every write.
          */
@@ -3609,6 +3638,8 @@ export interface components {
             current?: string | null;
             /** Device Id */
             device_id?: string | null;
+            /** Embedder */
+            embedder?: string | null;
             /** Identity Token */
             identity_token?: string | null;
         };
@@ -4254,6 +4285,26 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    sign_in_status_api_v1_auth_status_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignInStatus"];
                 };
             };
         };

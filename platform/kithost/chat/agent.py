@@ -14,7 +14,7 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from typing import cast
 
 from agents import (
@@ -227,8 +227,16 @@ class Converter(ThreadItemConverter):
         text = "".join(part.text for part in item.content)
         return EasyInputMessageParam(type="message", role="assistant", content=text)
 
-    async def history(self, items: Sequence[ThreadItem]) -> list[TResponseInputItem]:
-        """The model input for the latest items (given newest first)."""
+    async def history(
+        self, items: Sequence[ThreadItem], refused: Collection[str] = ()
+    ) -> list[TResponseInputItem]:
+        """The model input for the latest items (given newest first), those of ``refused``
+        (``SqlStore.refused``: what a guardrail refused, the refusals answering it) left
+        out: the visitor still sees what they sent and the refusal, the model never does,
+        in this answer or any later one. Left out rather than noted, so no text of the
+        visitor's reaches the model, and the refused exchange leaves no gap it would read
+        as an unanswered question."""
+        items = [item for item in items if item.id not in refused]
         latest = next((item for item in items if isinstance(item, UserMessageItem)), None)
         self._inline = {a.id for a in latest.attachments} if latest is not None else set()
         return await self.to_agent_input(list(reversed(items)))

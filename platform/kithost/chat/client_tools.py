@@ -16,6 +16,11 @@ completes the call with the first (``SqlStore.save_item``, the call's row locked
 refuses the others with the same 409, before the model is asked. It is stored as JSON (a
 NUL character, refused in any request by the endpoint: 422, ``params.result.…`` of type
 ``nul_character``).
+
+The output is the visitor's page's text on its way to the model: the guardrails check it
+before the SDK stores it (``ChatServer.process_request``, ``guardrails.output_texts``). One
+that trips one is stored as :data:`REFUSED_OUTPUT` instead, and answered with the widget's
+refusal message: what the page sent is kept nowhere, so no later answer can read it.
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ from kithost.chat.context import ChatContext
 from kithost.chat.errors import no_pending_tool_call
 from kithost.chat.store import SqlStore
 from kithost.widgets.config import ClientTool
+
+REFUSED_OUTPUT = {"error": "The page's answer was refused by this chat's guardrails."}
+"""The output stored, and read by the model in later answers, for one a guardrail refused."""
 
 
 def function_tool(tool: ClientTool) -> FunctionTool:

@@ -11,7 +11,9 @@ allowed page can send):
    ``origin_not_allowed``; these 403s carry no CORS headers;
 4. from here on, errors carry CORS headers so the loader can read them (a 401 is its cue
    to refresh the token): no or a bad token (bound to widget, end user and origin) → 401
-   ``missing_session_token`` / ``invalid_session_token``; ``X-Kithost-Context`` not
+   ``missing_session_token`` / ``invalid_session_token``; a framed chat's token whose
+   embedder the widget no longer allows → 403 ``embedder_not_allowed`` (checked against
+   the config cache, every request); ``X-Kithost-Context`` not
    base64url JSON of an object within 4096 bytes and 32 levels of nesting → 400
    ``invalid_page_context``; a body
    over ``KITHOST_CHAT_MAX_BODY_BYTES`` → 413; a body that is not a ChatKit request → 400
@@ -73,7 +75,7 @@ from kithost.health.metrics import CHAT_FIRST_TOKEN_SECONDS, CHAT_STREAM_SECONDS
 from kithost.kit.schemas import NUL_MESSAGE, nul_at, problems
 from kithost.kit.visible import INVISIBLE_MESSAGE, INVISIBLE_TYPE, has_invisible
 from kithost.models import WidgetMode
-from kithost.sessions.service import check_policy
+from kithost.sessions.service import check_embedder, check_policy
 from kithost.visitor.cache import published_answers
 from kithost.visitor.routes import (
     PathParamsRoute,
@@ -239,6 +241,8 @@ async def _end_user(request: Request, chat: Runtime, widget: Published, origin: 
             "The session token is not for this widget.", code="invalid_session_token"
         )
     check_policy(widget, claims.end_user_id)
+    if claims.embedder is not None:  # a framed chat: its embedder still allowed
+        check_embedder(widget, claims.embedder)
     return claims.end_user_id
 
 

@@ -4,8 +4,9 @@ with the widget's refusal message instead of the model.
 
 They read everything of the visitor's that the model would: a message's text (its tags as
 ``@name``), the text it quotes and its tags' data (:func:`message_texts`, as
-``agent.Converter`` writes them), and a widget action's type and payload (:func:`action_texts`,
-which ``ChatServer.action`` hands the model as a hidden note). A refused topic is matched
+``agent.Converter`` writes them), a widget action's type and payload (:func:`action_texts`,
+which ``ChatServer.action`` hands the model as a hidden note), and what the page answers a
+client tool call with (:func:`output_texts`, the call's output). A refused topic is matched
 in text folded alike (:func:`fold`): compatibility forms as their plain letters (NFKC:
 fullwidth letters are ASCII ones), invisible characters left out (``kit.visible``: a zero-width
 space inside a word), case ignored."""
@@ -51,6 +52,23 @@ def message_texts(message: UserMessageItem) -> list[str]:
 def action_texts(action_type: str, payload: Any) -> list[str]:
     """What the model reads of a widget action the visitor used: its type and payload."""
     return [action_type, json.dumps(payload, ensure_ascii=False, default=str)]
+
+
+def output_texts(result: Any) -> list[str]:
+    """What the model reads of a client tool's output (``client_tools``): the result as
+    JSON, invisible characters left out of its strings first (JSON would spell a control
+    character as a visible escape, ``\\u0001``, which :func:`fold` would keep)."""
+    return [json.dumps(_visible(result), ensure_ascii=False)]
+
+
+def _visible(value: Any) -> Any:
+    if isinstance(value, str):
+        return without_invisible(value)
+    if isinstance(value, dict):
+        return {_visible(key): _visible(entry) for key, entry in value.items()}
+    if isinstance(value, list):
+        return [_visible(entry) for entry in value]
+    return value
 
 
 def fold(text: str) -> str:

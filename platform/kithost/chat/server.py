@@ -24,7 +24,17 @@ history, streamed by ``stream_agent_response``. Besides answering:
   over the quota is removed again, so it neither stays unanswered nor counts; a retry over
   it is refused before the answers it would replace are deleted. Each is counted with those
   counted before it, the end user held (``SqlStore.messages_sent``): of messages sent at
-  once, as many are answered as the quota allows, no more.
+  once, as many are answered as the quota allows, no more;
+- what a guardrail refuses (a message, a widget action, a client tool's output) never
+  reaches the model, in its answer or any later one. A refused message stays in the thread
+  for the visitor (and the tenant's staff), marked for the store before it is written
+  (checked before the quota, which writes it) so that no answer, not even one running at
+  the same moment, reads it unmarked (a mark per item, ``SqlStore.refused``: a list in the
+  thread's metadata would be overwritten by requests sent at once); the refusal answering
+  it is marked too, and the model's history leaves both out (``agent.Converter.history``).
+  A message whose check failed (moderation unavailable) is marked as well. A refused action
+  is never noted. A refused tool output is checked before the SDK stores it, and stored as
+  ``client_tools.REFUSED_OUTPUT`` instead: nothing of it is kept to leave out.
 """
 
 from __future__ import annotations
@@ -60,6 +70,7 @@ from chatkit.types import (
     ThreadItemRemovedEvent,
     ThreadItemUpdatedEvent,
     ThreadMetadata,
+    ThreadsAddClientToolOutputReq,
     ThreadsRetryAfterItemReq,
     ThreadStreamEvent,
     UserMessageItem,
@@ -71,7 +82,7 @@ from openai import AsyncOpenAI, OpenAIError
 from pydantic import TypeAdapter
 
 from kithost import rls
-from kithost.chat import agent, demo_model, guardrails, handoffs
+from kithost.chat import agent, client_tools, demo_model, guardrails, handoffs
 from kithost.chat.context import ChatContext
 from kithost.chat.errors import ChatGone
 from kithost.chat.http_tool import HttpToolRunner
@@ -145,6 +156,8 @@ class ChatServer(ChatKitServer[ChatContext]):
         """Whether this request adds the user message ``respond`` gets (not a retry)."""
         self._mcp: list[McpConnections] = []
         """The MCP servers the answers hold open, closed when the response ends."""
+        self._output_refused = False
+        """Whether a guardrail refused the client tool output this request sends."""
 
     async def process(
         self, request: str | bytes | bytearray, context: ChatContext
@@ -162,6 +175,14 @@ class ChatServer(ChatKitServer[ChatContext]):
                 request, context
             ):
                 return StreamingResult(self._only(QUOTA_NOTICE))
+            if isinstance(request, ThreadsAddClientToolOutputReq):
+                try:
+                    await self._check_output(request, context)
+                except CustomStreamError as exc:
+                    error = ErrorEvent(
+                        code="custom", message=exc.message, allow_retry=exc.allow_retry
+                    )
+                    return StreamingResult(self._only(error))
             return StreamingResult(self._settled(self._process_streaming(request, context)))
         return NonStreamingResult(await self._process_non_streaming(request, context))
 
@@ -207,29 +228,37 @@ class ChatServer(ChatKitServer[ChatContext]):
         input_user_message: UserMessageItem | None,
         context: ChatContext,
     ) -> AsyncIterator[ThreadStreamEvent]:
+        if input_user_message is None:  # a client tool's output (checked: process_request)
+            if not await self.store.spend_quota("tool_output", context):
+                yield QUOTA_NOTICE
+            elif self._output_refused:
+                yield self._refusal(thread, context)
+            else:
+                async for event in self._answer(thread, context):
+                    yield event
+            return
         quota = context.widget.widget_config.agent.messages_per_user_per_day
-        if quota is not None and input_user_message is not None and self.new_message:
-            if await self.store.messages_sent(input_user_message, context) > quota:
+        removed = False
+        try:
+            passed = await self._check_message(thread, input_user_message, context)
+            # A retry (a user message that is not new) was counted before it began (_may_retry).
+            if (
+                quota is not None
+                and self.new_message
+                and await self.store.messages_sent(input_user_message, context) > quota
+            ):
+                removed = True
                 yield ThreadItemRemovedEvent(item_id=input_user_message.id)
                 yield QUOTA_NOTICE
                 return
-        elif input_user_message is None and not await self.store.spend_quota(
-            "tool_output", context
-        ):
-            yield QUOTA_NOTICE
-            return
-        # A retry (a user message that is not new) was counted before it began (_may_retry).
-        try:
-            if input_user_message is not None and await self._tripped(
-                thread, guardrails.message_texts(input_user_message), context
-            ):
-                yield refusal(thread, context)
+            if not passed:
+                yield self._refusal(thread, context)
                 return
             async for event in self._answer(thread, context):
                 yield event
         finally:
             # Titled after the answer: one write less before its first token.
-            if input_user_message is not None and thread.title is None:
+            if not removed and thread.title is None:
                 thread.title = title_of(input_user_message)
 
     async def action(
@@ -246,8 +275,8 @@ class ChatServer(ChatKitServer[ChatContext]):
             yield QUOTA_NOTICE
             return
         texts = guardrails.action_texts(action.type, action.payload)
-        if await self._tripped(thread, texts, context):
-            yield refusal(thread, context)  # the action is not noted: no later answer reads it
+        if await self._tripped(thread.id, texts, context):
+            yield self._refusal(thread, context)  # the action is not noted: none reads it
             return
         payload = texts[1]
         note = f"The visitor used the widget action {action.type!r} with payload {payload}"
@@ -294,7 +323,8 @@ class ChatServer(ChatKitServer[ChatContext]):
         history = await self.store.load_thread_items(
             thread.id, None, agent.HISTORY_ITEMS, "desc", context
         )
-        model_input = await agent.Converter(self.attachment_store, context).history(history.data)
+        converter = agent.Converter(self.attachment_store, context)
+        model_input = await converter.history(history.data, self.store.refused)
         agent_context: AgentContext[ChatContext] = AgentContext(
             thread=thread, store=self.store, request_context=context
         )
@@ -365,11 +395,44 @@ class ChatServer(ChatKitServer[ChatContext]):
             output_tokens=usage.output_tokens if counted else None,
         )
 
-    async def _tripped(
-        self, thread: ThreadMetadata, texts: list[str], context: ChatContext
+    async def _check_message(
+        self, thread: ThreadMetadata, message: UserMessageItem, context: ChatContext
     ) -> bool:
+        """Whether ``message`` passes the guardrails; marked refused for the store
+        (``SqlStore.refused``) unless it does, before the store writes a new message (see
+        the module's docstring). A retried message is stored again when its mark changes."""
+        refused = self.store.refused
+        was_refused = message.id in refused
+        refused.add(message.id)  # until it passes: a check that fails leaves it out too
+        passed = not await self._tripped(thread.id, guardrails.message_texts(message), context)
+        if passed:
+            refused.discard(message.id)
+        if not self.new_message and was_refused == passed:
+            await self.store.save_item(thread.id, message, context)
+        return passed
+
+    async def _check_output(
+        self, request: ThreadsAddClientToolOutputReq, context: ChatContext
+    ) -> None:
+        """Check a client tool's output before the SDK stores it; one a guardrail refuses is
+        replaced by ``client_tools.REFUSED_OUTPUT`` and answered with the refusal
+        (:meth:`respond`)."""
+        params = request.params
+        texts = guardrails.output_texts(params.result)
+        if await self._tripped(params.thread_id, texts, context):
+            self._output_refused = True
+            params.result = dict(client_tools.REFUSED_OUTPUT)
+
+    def _refusal(self, thread: ThreadMetadata, context: ChatContext) -> ThreadItemDoneEvent:
+        """:func:`refusal`, marked for the store: the model never reads it (it answers what
+        the model never reads either)."""
+        event = refusal(thread, context)
+        self.store.refused.add(event.item.id)
+        return event
+
+    async def _tripped(self, thread_id: str, texts: list[str], context: ChatContext) -> bool:
         """Whether a guardrail refuses what the visitor gives the model (``texts``: a
-        message's, an action's; reported when one does)."""
+        message's, an action's, a client tool output's; reported when one does)."""
 
         async def moderation_client() -> AsyncOpenAI | None:
             try:
@@ -382,12 +445,12 @@ class ChatServer(ChatKitServer[ChatContext]):
             tripped = await guardrails.check(guardrails_of(context), texts, moderation_client)
         except OpenAIError as exc:
             self.store.report(
-                context, "response.failed", thread_id=thread.id, error=f"moderation: {exc}"[:1000]
+                context, "response.failed", thread_id=thread_id, error=f"moderation: {exc}"[:1000]
             )
             raise CustomStreamError("This chat cannot check messages right now.") from exc
         if tripped is None:
             return False
-        self.store.report(context, "guardrail.tripped", thread_id=thread.id, guardrail=tripped)
+        self.store.report(context, "guardrail.tripped", thread_id=thread_id, guardrail=tripped)
         return True
 
     async def _vector_stores(self, context: ChatContext) -> dict[uuid.UUID, str]:

@@ -18,6 +18,10 @@
   written in): when an SDK upgrade changes a model incompatibly, bump it and upgrade older
   rows where they are read.
 - Image previews are stored without their token and signed afresh for the owner on read.
+- An item the model must never read (a message a guardrail refused, the refusal answering
+  it: ``ChatServer``) carries :data:`REFUSED` in its payload, written with the item itself
+  (a user message is written after its check), so no request reads it unmarked;
+  :attr:`SqlStore.refused` holds the ids of the marked items the store has read or written.
 """
 
 from __future__ import annotations
@@ -90,6 +94,9 @@ ID_PREFIXES: dict[StoreItemType, str] = {
     "sdk_hidden_context": "shcx",
 }
 MAX_PAGE = 100
+REFUSED = "kithost_refused"
+"""In an item's payload (beside the SDK's fields, which its models ignore): the model never
+reads the item (:attr:`SqlStore.refused`)."""
 T = TypeVar("T")
 
 _ITEM: TypeAdapter[ThreadItem] = TypeAdapter(ThreadItem)
@@ -144,6 +151,10 @@ class SqlStore(Store[ChatContext]):
         self._created_attachments: dict[str, dict[str, Any]] = {}
         """Attachments ``SqlAttachmentStore.create_attachment`` wrote, with their payloads:
         the SDK's ``save_attachment`` that follows has nothing to write."""
+        self.refused: set[str] = set()
+        """Ids of the items the model never reads: those read marked :data:`REFUSED`, and
+        those the server adds before it writes them (an item written, or saved again, is
+        marked while its id is here)."""
 
     @asynccontextmanager
     async def unit(
@@ -409,7 +420,7 @@ class SqlStore(Store[ChatContext]):
                 if call and row.kind == item.type and row.payload.get("status") != "pending":
                     # Answered by another output meanwhile (its row was locked till then).
                     raise no_pending_tool_call()
-                row.payload, row.payload_version = _stored_item(item), PAYLOAD_VERSION
+                row.payload, row.payload_version = self._stored(item), PAYLOAD_VERSION
                 row.kind = item.type  # a replacement may be of another type
 
     async def load_item(self, thread_id: str, item_id: str, context: ChatContext) -> ThreadItem:
@@ -417,7 +428,7 @@ class SqlStore(Store[ChatContext]):
             row = await repository.item(session, context, thread_id, item_id)
         if row is None:
             raise item_not_found()
-        return self._present(_ITEM.validate_python(row.payload), context)
+        return self._read(row.payload, context)
 
     async def delete_thread_item(self, thread_id: str, item_id: str, context: ChatContext) -> None:
         if self.gone:
@@ -447,7 +458,7 @@ class SqlStore(Store[ChatContext]):
                 "widget_id": context.widget_id,
                 "end_user_id": context.end_user_id,
                 "kind": item.type,
-                "payload": _stored_item(item),
+                "payload": self._stored(item),
                 "payload_version": PAYLOAD_VERSION,
                 "created_at": _aware(item.created_at),
             },
@@ -567,8 +578,20 @@ class SqlStore(Store[ChatContext]):
     def _items_page(
         self, payloads: Sequence[dict[str, Any]], limit: int, context: ChatContext
     ) -> Page[ThreadItem]:
-        page = [self._present(_ITEM.validate_python(p), context) for p in payloads[:limit]]
+        page = [self._read(p, context) for p in payloads[:limit]]
         return _page(page, has_more=len(payloads) > limit)
+
+    def _read(self, payload: dict[str, Any], context: ChatContext) -> ThreadItem:
+        item = self._present(_ITEM.validate_python(payload), context)
+        if payload.get(REFUSED):
+            self.refused.add(item.id)
+        return item
+
+    def _stored(self, item: ThreadItem) -> dict[str, Any]:
+        payload = _stored_item(item)
+        if item.id in self.refused:
+            payload[REFUSED] = True
+        return payload
 
     def _present(self, item: ThreadItem, context: ChatContext) -> ThreadItem:
         if isinstance(item, UserMessageItem) and item.attachments:

@@ -10,7 +10,9 @@ its status (``identity_required``, ``rate_limited``…) instead of a network fai
 
 The framed placement calls it from Kithost's own page (``/w/{pk}``), whose origin is
 Kithost's; that page may be framed only by the widget's allowed origins
-(``frame-ancestors``), so the visitor's site is checked there.
+(``frame-ancestors``), so the visitor's site is checked there when the page loads, and it
+reports that site (``embedder``), which must be allowed when the session is minted and
+when it is refreshed (403 ``embedder_not_allowed``; ``service.embedder_of``).
 """
 
 from __future__ import annotations
@@ -119,6 +121,9 @@ async def visitor_session(
                 identity_token=body.identity_token,
                 device_id=body.device_id,
             )
+        embedder = service.embedder_of(
+            settings, target, origin, reported=body.embedder, kept=end_user.embedder
+        )
         await service.limit(
             limiter, f"mint:user:{target.widget_id}:{end_user.id}", settings.mint_limit_per_user
         )
@@ -133,6 +138,7 @@ async def visitor_session(
             context=body.context,
             later=later,
             recorder=recorder,
+            embedder=embedder,
         )
     response.headers.update(cors_headers(origin))
     return minted

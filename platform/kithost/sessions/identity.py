@@ -44,6 +44,9 @@ class EndUser:
     derived from it stops refreshing once the widget's secret is removed or rotated."""
     started_at: int | None = None
     """When the session's first credential was minted (None: now); refreshes keep it."""
+    embedder: str | None = None
+    """The page framing the session's framed chat, as its first token named it (refreshes
+    keep it; ``sessions.tokens``)."""
 
 
 def secret_fingerprint(secret: str) -> str:

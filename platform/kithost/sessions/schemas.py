@@ -4,6 +4,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints
 
+from kithost.kit.origins import MAX_ORIGIN_LENGTH
 from kithost.kit.schemas import Schema, refuse_invisible
 
 Context = Annotated[dict[str, Any], Field(max_length=32)]
@@ -19,6 +20,9 @@ class VisitorSessionRequest(Schema):
     """The anonymous visitor's id (``anon_…``), when there is no identity token."""
     current: Annotated[str, StringConstraints(max_length=4096)] | None = None
     """The credential being refreshed: a Kithost session token or a hosted client secret."""
+    embedder: Annotated[str, StringConstraints(max_length=MAX_ORIGIN_LENGTH)] | None = None
+    """The origin of the page framing the chat, which Kithost's framed page (``/w/{pk}``)
+    reports: one of the widget's allowed origins. Ignored from any other page."""
     context: Context = {}
 
 

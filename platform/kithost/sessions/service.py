@@ -11,6 +11,12 @@ in between, the database was down) only makes that one refresh fail, after which
 loader mints anew.
 Self-hosted mints need no row (their tokens carry the end user), so minting one touches no
 table.
+
+A framed chat calls from Kithost's own page (``/w/{pk}``), so its requests' ``Origin`` says
+nothing of the site showing it: that page reports its embedder (the framing page's origin),
+which must be one of the widget's allowed origins when the session is minted, and again on
+every refresh and chat request while the session lives (:func:`embedder_of`,
+:func:`check_embedder`; a self-hosted token carries it, ``sessions.tokens``).
 """
 
 from __future__ import annotations
@@ -24,8 +30,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.facts import FactBuffer, fact, observed_error
-from kithost.errors import Conflict, RateLimited, Unauthorized, invalid_field
+from kithost.errors import Conflict, FieldError, Forbidden, RateLimited, Unauthorized, invalid_field
 from kithost.kit.crypto import SecretBox
+from kithost.kit.origins import is_browser_origin
 from kithost.kit.ratelimit import RateLimiter
 from kithost.kit.tokens import hash_secret
 from kithost.models import SessionMint, Widget, WidgetMode
@@ -41,6 +48,7 @@ from kithost.sessions.identity import (
 from kithost.sessions.recorder import MintRecorder
 from kithost.sessions.schemas import HostedSessionOut, SelfHostedSession
 from kithost.settings import Settings
+from kithost.visitor.routes import BROWSER_SCHEMES
 from kithost.visitor.service import Published
 from kithost.widgets import preview
 
@@ -89,6 +97,7 @@ async def mint(
     context: dict[str, Any],
     later: BackgroundTasks,
     recorder: MintRecorder,
+    embedder: str | None = None,
 ) -> SelfHostedSession | HostedSessionOut:
     """The credential; a hosted one is remembered (by ``recorder``, ``later``: see above)
     for its refresh. On a preview key, only while its maker may still edit the widget."""
@@ -116,7 +125,7 @@ async def mint(
     else:
         if origin is None:
             raise invalid_field("origin", "the page origin that will use the session")
-        minted = await _mint_self_hosted(session, settings, box, target, end_user, origin)
+        minted = await _mint_self_hosted(session, settings, box, target, end_user, origin, embedder)
     if not target.preview:
         buffer.add(
             target.tenant_id,
@@ -148,6 +157,7 @@ async def refreshed_end_user(
             expires_at=claims.identity_expires_at,
             secret_fingerprint=claims.secret_fingerprint,
             started_at=claims.started_at,
+            embedder=claims.embedder,
         )
     else:
         result = await session.execute(
@@ -182,6 +192,38 @@ def check_policy(target: Published, end_user_id: str) -> None:
         raise Unauthorized("This widget needs an identity token.", code="identity_required")
 
 
+def embedder_of(
+    settings: Settings, target: Published, origin: str, *, reported: str | None, kept: str | None
+) -> str | None:
+    """The page framing the chat, when the request comes from Kithost's framed page (its
+    ``origin`` one of Kithost's own, the widget framed): the embedder the session already
+    names (``kept``, on a refresh) or else the one the page ``reported``, checked by
+    :func:`check_embedder`. None from any other page (the direct placement's chat runs in
+    the tenant's page, whose own origin is checked and bound)."""
+    if origin not in settings.own_origins or target.direct:
+        return None
+    return check_embedder(target, kept or reported)
+
+
+def check_embedder(target: Published, embedder: str | None) -> str:
+    """``embedder`` if the widget allows it now (a browser's spelling of one of its allowed
+    origins); else 403 ``embedder_not_allowed`` on ``embedder``: an origin removed from the
+    widget stops the framed chats open there at their next refresh or request."""
+    if (
+        embedder is None
+        or not embedder.startswith(BROWSER_SCHEMES)
+        or not is_browser_origin(embedder)
+        or not target.allows(embedder)
+    ):
+        message = "the origin of the page framing the chat, one of the widget's allowed origins"
+        raise Forbidden(
+            "The page framing this chat may not use this widget.",
+            code="embedder_not_allowed",
+            errors=[FieldError(field="embedder", message=message, type="origin")],
+        )
+    return embedder
+
+
 async def _mint_self_hosted(
     session: AsyncSession,
     settings: Settings,
@@ -189,6 +231,7 @@ async def _mint_self_hosted(
     target: Published,
     end_user: EndUser,
     origin: str,
+    embedder: str | None,
 ) -> SelfHostedSession:
     claims = tokens.SessionClaims(
         end_user_id=end_user.id,
@@ -198,6 +241,7 @@ async def _mint_self_hosted(
         origin=origin,
         tenant_id=str(target.tenant_id),
         widget_id=str(target.widget_id),
+        embedder=embedder,
     )
     minted = await tokens.issue(session, settings, box, public_key=target.public_key, claims=claims)
     return SelfHostedSession(

@@ -6,6 +6,13 @@ subject = the end user, the page's origin in ``origin``, minutes long
 was minted for, and only as long as :func:`issue` makes one live: a token signed with
 Kithost's key (say a leaked one) that claims to live longer, or to belong to a session that
 started after it, is refused (the chat route keeps a verified token until it expires).
+
+A framed chat's token (its ``origin`` Kithost's own: the framed page ``/w/{pk}``) also
+names the page that frames it, its *embedder*, in ``emb`` (an origin, as the framed page
+reported it when the session was first minted; refreshes keep it). Every refresh and chat
+request checks it against the widget's allowed origins as they are now
+(``sessions.service.check_embedder``), so an origin removed from the widget stops a chat
+already open there within the config cache's seconds, not at the session's end.
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ class SessionClaims:
     started_at: int = field(default_factory=lambda: int(time.time()))
     """When the session's first token was minted (``sst``): no refresh outlives
     ``KITHOST_SESSION_MAX_AGE_HOURS`` from then."""
+    embedder: str | None = None
+    """The origin of the page framing a framed chat (``emb``); None for any other token."""
 
 
 def audience(public_key: str) -> str:
@@ -84,6 +93,7 @@ async def issue(
             "sst": claims.started_at,
             **({"idexp": claims.identity_expires_at} if claims.identity_expires_at else {}),
             **({"idk": claims.secret_fingerprint} if claims.secret_fingerprint else {}),
+            **({"emb": claims.embedder} if claims.embedder else {}),
         },
         lifetime,
         now=now,
@@ -117,6 +127,7 @@ async def verify(
         secret_fingerprint=_optional_str(claims.get("idk")),
         # Tokens minted before ``sst`` existed started at the latest when they were issued.
         started_at=_optional_int(claims.get("sst")) or int(claims["iat"]),
+        embedder=_optional_str(claims.get("emb")),
         expires_at=int(claims["exp"]),
     )
 

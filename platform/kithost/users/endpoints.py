@@ -27,6 +27,7 @@ from kithost.users.schemas import (
     SignedIn,
     SignedInUser,
     SignInMethods,
+    SignInStatus,
     TenantRole,
 )
 
@@ -112,6 +113,24 @@ async def me(
     # CurrentUser resolved a sign-in cookie, so the request carries one.
     csrf_token = cookies.csrf_token(settings, request.cookies[cookies.SIGN_IN_COOKIE])
     return await _signed_in(session, settings, principal.user, csrf_token)
+
+
+@router.get(
+    "/status",
+    summary="Whether a dashboard user is signed in: who, or null (200 either way)",
+)
+async def sign_in_status(
+    request: Request, session: DbSession, settings: AppSettings
+) -> SignInStatus:
+    """What ``/auth/me`` answers, or ``signed_in: null`` where it answers 401: the
+    dashboard's first question, whose 401 a signed-out visitor's browser would log as an
+    error. Open to anyone (no security scheme): the sign-in cookie is read if present."""
+    cookie = request.cookies.get(cookies.SIGN_IN_COOKIE)
+    if cookie is None or (found := await cookies.resolve(session, settings, cookie)) is None:
+        return SignInStatus(signed_in=None)
+    _, user = found
+    csrf_token = cookies.csrf_token(settings, cookie)
+    return SignInStatus(signed_in=await _signed_in(session, settings, user, csrf_token))
 
 
 @router.post(

@@ -49,6 +49,12 @@ class SignedIn(Schema):
     ``KITHOST_PUBLIC_URL``): the host the install snippets name."""
 
 
+class SignInStatus(Schema):
+    """Who is signed in to the dashboard: what ``/auth/me`` answers, or null for nobody."""
+
+    signed_in: SignedIn | None
+
+
 class SignInMethods(Schema):
     """How users may sign in: always a password; single sign-on when it is configured."""
 
