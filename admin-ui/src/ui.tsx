@@ -210,8 +210,11 @@ type Choice = { value: string; label: string };
 /** How many of what `FindSelect` finds it lists. */
 const FOUND = 100;
 
+/** How long typing pauses before what was typed is searched for. */
+export const TYPING_PAUSE_MS = 250;
+
 /** `value`, once it has stayed the same for `ms`. */
-function useSettled<T>(value: T, ms: number): T {
+export function useSettled<T>(value: T, ms: number = TYPING_PAUSE_MS): T {
   const [settled, setSettled] = useState(value);
   useEffect(() => {
     const timer = window.setTimeout(() => setSettled(value), ms);
@@ -250,7 +253,7 @@ export function FindSelect({
   onChange: (value: string) => void;
 }) {
   const [text, setText] = useState('');
-  const q = useSettled(text.trim(), 250) || undefined;
+  const q = useSettled(text.trim()) || undefined;
   const found = useQuery({
     queryKey: [...queryKey, q],
     queryFn: () => find(q, FOUND + 1),

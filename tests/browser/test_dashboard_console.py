@@ -1,6 +1,7 @@
 """The dashboard's page in real Chromium against ``kithost serve`` (the session's, on SQLite)
 logs no error and sends no request that fails on a normal visit: signed out on the sign-in
-page, and signed in on the Conversations, Analytics and Errors screens.
+page, and signed in on the Conversations, Analytics and Errors screens; the Conversations
+screen's End user filter asks the server once typing stops, not per keystroke.
 """
 
 from __future__ import annotations
@@ -136,6 +137,32 @@ async def test_a_signed_out_visitor_opening_the_dashboard_sees_no_console_error(
     await page.goto(kithost.url + "/admin/sign-in")
     await expect(page.get_by_role("heading", name="Sign in to Kithost")).to_be_visible()
     await page.wait_for_load_state("networkidle")
+    assert troubles.found == []
+
+
+async def test_the_end_user_filter_asks_once_typing_stops(
+    page: Page, troubles: Troubles, tenant: Tenant
+) -> None:
+    """Each keystroke sent a list request: twelve for an end user id."""
+    await sign_in(page, tenant, tenant.owner)
+    await open_screen(page, tenant, "conversations", "Conversations")
+    for user in END_USERS:
+        await expect(page.get_by_role("cell", name=user, exact=True)).to_be_visible()
+    filtered: list[str] = []
+
+    def record(request: Request) -> None:
+        path = request.url.split("?")[0]
+        if path.endswith(f"/tenants/{tenant.slug}/conversations") and "end_user=" in request.url:
+            filtered.append(request.url)
+
+    page.on("request", record)
+    await page.get_by_label("End user").press_sequentially(END_USERS[1], delay=40)
+    await expect(page.get_by_role("cell", name=END_USERS[1], exact=True)).to_be_visible()
+    await expect(page.get_by_role("cell", name=END_USERS[0], exact=True)).to_have_count(0)
+    await expect(page.get_by_role("cell", name=END_USERS[2], exact=True)).to_have_count(0)
+    await expect(page).to_have_url(f"{tenant.admin('conversations')}?end_user=u%3Acustomer02")
+    await page.wait_for_load_state("networkidle")
+    assert 1 <= len(filtered) <= 2, filtered
     assert troubles.found == []
 
 

@@ -1,12 +1,12 @@
 // Conversations: filters and search, the list, one transcript with feedback and tool calls,
 // staff notes and the reviewed flag, deleting it, the export.
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { useState, type ReactNode } from 'react';
+import { useEffect, useState, type ReactNode } from 'react';
 import { useSearchParams } from 'react-router';
 import { api, unwrap, type Schemas } from '../api/client';
 import { ConfirmButton } from '../confirm';
 import { useTenant } from '../tenant';
-import { Empty, Field, formatDate, Loading, MoreButton, Page, ProblemAlert, Query, ReadOnlyNote, Table } from '../ui';
+import { Empty, Field, formatDate, Loading, MoreButton, Page, ProblemAlert, Query, ReadOnlyNote, Table, useSettled } from '../ui';
 import { WidgetFilter } from './Analytics';
 
 type Feedback = Schemas['FeedbackFilter'];
@@ -191,6 +191,13 @@ export default function Conversations() {
   const open = params.get('thread');
   const setOpen = (thread: string | null) => set({ thread });
   const [q, setQ] = useState(search);
+  // The end user box reaches the URL (and the list) once typing pauses, not per keystroke;
+  // only what was typed does: the URL changing (Search, Back) is no reason to write it back.
+  const [endUserText, setEndUserText] = useState(endUser);
+  const settledEndUser = useSettled(endUserText.trim());
+  useEffect(() => {
+    if (settledEndUser !== endUser) set({ end_user: settledEndUser });
+  }, [settledEndUser]);
   const filters = {
     ...(widget ? { widget } : {}),
     ...(search.length >= SEARCH_MIN ? { q: search } : {}),
@@ -199,6 +206,7 @@ export default function Conversations() {
     ...(hasError ? { has_error: true } : {}),
     ...(hasAttachments ? { has_attachments: true } : {}),
   };
+  // Each filter has a key of its own: an answer to an earlier one never shows under a later one.
   const threads = useInfiniteQuery({
     queryKey: ['conversations', tenant.slug, filters],
     initialPageParam: null as string | null,
@@ -233,7 +241,7 @@ export default function Conversations() {
         className="filters"
         onSubmit={(event) => {
           event.preventDefault();
-          set({ q: q.trim() });
+          set({ q: q.trim(), end_user: endUserText.trim() });
         }}
       >
         <label className="filter">
@@ -252,7 +260,7 @@ export default function Conversations() {
         </label>
         <label className="filter">
           End user
-          <input value={endUser} placeholder="u:42" onChange={(e) => set({ end_user: e.target.value.trim() })} />
+          <input value={endUserText} placeholder="u:42" onChange={(e) => setEndUserText(e.target.value)} />
         </label>
         <label className="check">
           <input type="checkbox" checked={hasError} onChange={(e) => set({ has_error: e.target.checked })} /> With an error
