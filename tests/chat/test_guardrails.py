@@ -194,7 +194,8 @@ async def test_a_widget_action_the_agent_would_answer_passes_the_guardrails_firs
     thread_id = thread_of(await alice.send("Hello"))
     asked = len(model_calls(fake_openai))
 
-    for payload in ({"coin": "BITCOIN"}, {"note": "x" * 500}):
+    # A control character splitting the word is dropped as the model would never see it.
+    for payload in ({"coin": "BITCOIN"}, {"coin": "bit\u0001coin"}, {"note": "x" * 500}):
         action = {"type": "order.track", "payload": payload}
         events = await alice.stream(
             "threads.custom_action", thread_id=thread_id, item_id=None, action=action
@@ -206,7 +207,11 @@ async def test_a_widget_action_the_agent_would_answer_passes_the_guardrails_firs
         kinds = list(await db.scalars(select(ChatItem.kind).where(ChatItem.thread_id == thread_id)))
     assert "hidden_context_item" not in kinds
     tripped = [f for f in await sent_tasks.facts() if f["name"] == "server.guardrail.tripped"]
-    assert [f["data"]["guardrail"] for f in tripped] == ["refused_topic", "max_input_length"]
+    assert [f["data"]["guardrail"] for f in tripped] == [
+        "refused_topic",
+        "refused_topic",
+        "max_input_length",
+    ]
 
     action = {"type": "order.track", "payload": {"order": "A-1"}}
     events = await alice.stream(

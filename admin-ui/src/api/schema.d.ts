@@ -2499,7 +2499,8 @@ export interface components {
         };
         /**
          * Guardrails
-         * @description Checks of the visitor's message before the model sees it; a tripped one answers
+         * @description Checks of what the visitor gives the model (a message, a widget action, a client
+         *     tool's output: ``chat.guardrails``) before the model sees it; a tripped one answers
          *     with ``refusal_message`` (stored with the thread, reported as
          *     ``server.guardrail.tripped``) and the model is never called.
          */

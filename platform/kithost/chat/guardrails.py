@@ -50,8 +50,9 @@ def message_texts(message: UserMessageItem) -> list[str]:
 
 
 def action_texts(action_type: str, payload: Any) -> list[str]:
-    """What the model reads of a widget action the visitor used: its type and payload."""
-    return [action_type, json.dumps(payload, ensure_ascii=False, default=str)]
+    """What the model reads of a widget action the visitor used: its type and payload (as
+    JSON, its strings without invisible characters: see :func:`output_texts`)."""
+    return [action_type, json.dumps(_visible(payload), ensure_ascii=False, default=str)]
 
 
 def output_texts(result: Any) -> list[str]:

@@ -226,7 +226,8 @@ Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, ma
 
 
 class Guardrails(Schema):
-    """Checks of the visitor's message before the model sees it; a tripped one answers
+    """Checks of what the visitor gives the model (a message, a widget action, a client
+    tool's output: ``chat.guardrails``) before the model sees it; a tripped one answers
     with ``refusal_message`` (stored with the thread, reported as
     ``server.guardrail.tripped``) and the model is never called."""
 
