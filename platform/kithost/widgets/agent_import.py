@@ -20,9 +20,12 @@ widget's tools it had; their own handoffs do not carry (a handoff agent may only
 The file searches become the widget's one ``file_search`` tool (``knowledge``), each of their
 vector stores a knowledge base of its own, used by each agent that searched (agents
 searching different stores are listed: each searches all of them); each distinct MCP server
-(URL and tools) is an ``mcp`` tool of its own. Guardrails map where Kithost has the same
-check (``Moderation`` → ``moderation``, ``Keyword Filter`` → ``refused_topics``); the others
-are listed.
+(URL and tools) is an ``mcp`` tool of its own, its URL without the credentials it may hold
+(the tenant sets the server's secret). A web search keeps its domain limit: one that cannot
+be read leaves the web search out rather than widen it to the whole web. Names and domains
+that Kithost's configuration cannot hold are listed, not carried. Guardrails map where
+Kithost has the same check (``Moderation`` → ``moderation``, ``Keyword Filter`` →
+``refused_topics``); the others are listed.
 """
 
 from __future__ import annotations
@@ -31,9 +34,13 @@ import ast
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import TypeAdapter, ValidationError
 
 from kithost.kit.schemas import NUL_MESSAGE
-from kithost.widgets.config import MAX_HANDOFFS, ReasoningEffort
+from kithost.kit.surrogates import without_lone_surrogates
+from kithost.widgets.config import MAX_HANDOFFS, Domain, ReasoningEffort, ToolName
 
 MAX_SOURCE_BYTES = 256 * 1024
 MAX_NODES = 50_000
@@ -59,6 +66,14 @@ GUARDRAILS_NOT_CARRIED = {
 }
 """What to do instead of each guardrail Kithost does not have (others: the generic note)."""
 MAX_TOPICS = 50
+MAX_DOMAINS = 20
+"""Allowed domains of a ``web_search`` tool (``config.WebSearch``)."""
+MAX_MCP_TOOLS = 64
+"""Allowed tools of an ``mcp`` tool (``config.McpTool``)."""
+FILTERS = {"WebSearchToolFilters", "Filters"}
+"""The Agents SDK's type of a web search's ``filters`` (``openai``'s ``Filters``)."""
+_DOMAIN: TypeAdapter[str] = TypeAdapter(Domain)
+_TOOL_NAME: TypeAdapter[str] = TypeAdapter(ToolName)
 
 
 class ImportRefused(ValueError):
@@ -126,8 +141,10 @@ def read_export(source: str) -> ImportedAgent:
     for count, node in enumerate(ast.walk(tree), 1):
         if count > MAX_NODES:
             raise ImportRefused("export_too_complex", "The code is too large to read.")
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and "\x00" in node.value:
-            raise ImportRefused("nul_character", f"A string: {NUL_MESSAGE}.", node.lineno)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if "\x00" in node.value:
+                raise ImportRefused("nul_character", f"A string: {NUL_MESSAGE}.", node.lineno)
+            node.value = without_lone_surrogates(node.value)  # as a request's own text
     return _Reader(tree).read()
 
 
@@ -298,13 +315,7 @@ class _Reader:
         if isinstance(call, ast.Call) and callee == "FileSearchTool":
             self._file_search(call, imported)
         elif isinstance(call, ast.Call) and callee == "WebSearchTool":
-            keywords = {k.arg: k.value for k in call.keywords}
-            filters = self._literal(keywords.get("filters"), dict) or {}
-            domains = filters.get("allowed_domains") if isinstance(filters, dict) else None
-            imported.web_search = {
-                "allowed_domains": [d for d in domains or [] if isinstance(d, str)]
-            }
-            imported.tool_kinds.append("web")
+            self._web_search(call, imported)
         elif isinstance(call, ast.Call) and callee == "HostedMCPTool":
             self._mcp(call, imported)
         else:
@@ -343,6 +354,51 @@ class _Reader:
             self.searches.setdefault(tuple(sorted(set(stores))), call.lineno)
             imported.tool_kinds.append("knowledge")
 
+    def _web_search(self, call: ast.Call, imported: ImportedAgent) -> None:
+        """A ``WebSearchTool``, limited to its ``filters``' allowed domains (a dict, or the
+        SDK's ``WebSearchToolFilters(allowed_domains=…)``). A limit that cannot be read, or
+        whose domains none carries over, leaves the web search out: carried without it, the
+        agent would search the whole web where the export searched a few sites."""
+        keywords = {k.arg: k.value for k in call.keywords if k.arg is not None}
+        node = self._resolved(keywords.get("filters"))
+        given: Any
+        if node is None or _is_none(node):
+            given = []
+        elif isinstance(node, ast.Call) and _callee(node) in FILTERS and not node.args:
+            limits = {k.arg: k.value for k in node.keywords if k.arg is not None}
+            domains_given = limits.get("allowed_domains")
+            unlimited = domains_given is None or _is_none(domains_given)
+            given = [] if unlimited else self._literal(domains_given, list)
+        else:
+            filters = self._literal(node, dict)
+            given = None if filters is None else filters.get("allowed_domains") or []
+        left_out = "Add a web_search tool to agent.tools with the domains it may search."
+        if not isinstance(given, list):
+            imported.skipped.append(
+                Skipped(call.lineno, "web search: domains Kithost cannot read", left_out)
+            )
+            return
+        domains: list[str] = []
+        for entry in given:
+            domain = _domain(entry)
+            if domain is not None and domain in domains:
+                continue
+            if domain is None or len(domains) >= MAX_DOMAINS:
+                instead = (
+                    f"A web search is limited to at most {MAX_DOMAINS} domains, each a host "
+                    "name such as help.example.com."
+                )
+                imported.skipped.append(
+                    Skipped(call.lineno, f"web search domain {entry!r:.80}", instead)
+                )
+            else:
+                domains.append(domain)
+        if given and not domains:
+            imported.skipped.append(Skipped(call.lineno, "web search", left_out))
+            return
+        imported.web_search = {"allowed_domains": domains}
+        imported.tool_kinds.append("web")
+
     def _tool_id(self, wanted: str) -> str:
         """``wanted``, or ``wanted-2``, ``-3``…: an id no tool met has yet; at most
         :data:`MAX_TOOLS` of them."""
@@ -370,10 +426,17 @@ class _Reader:
             instead = "OpenAI's connectors run only on OpenAI: add the service's own MCP server."
             imported.skipped.append(Skipped(call.lineno, where, instead))
             return
+        server_url, credentials = _server_url(url)
+        if server_url is None:
+            instead = "Add the server to agent.tools as an mcp tool with its http(s) URL."
+            imported.skipped.append(Skipped(call.lineno, f"{where}: its URL", instead))
+            return
+        names = self._tool_names(names, where, call.lineno, imported)
         if not names:
             instead = "Name the tools the agent may call in the mcp tool's allowed_tools."
             imported.skipped.append(Skipped(call.lineno, f"{where}: every tool", instead))
             return
+        url = server_url
         server = (url, tuple(names))
         tool_id = self.servers.get(server)
         if tool_id is None:
@@ -382,7 +445,31 @@ class _Reader:
             imported.mcp.append({"type": "mcp", "id": tool_id, "url": url, "allowed_tools": names})
         imported.tool_kinds.append(tool_id)
         instead = f"If the server needs a secret, set it: PUT …/mcp-secrets/{tool_id}."
+        if credentials:  # never kept in the URL, where anyone reading the widget sees it
+            instead = (
+                "The credentials in its URL were left out: set the server's secret (its "
+                f"Authorization header) with PUT …/mcp-secrets/{tool_id}."
+            )
         imported.skipped.append(Skipped(call.lineno, f"{where}: its secret", instead))
+
+    @staticmethod
+    def _tool_names(names: list[str], where: str, line: int, imported: ImportedAgent) -> list[str]:
+        """``names`` an ``mcp`` tool may allow: each once, well formed, at most
+        :data:`MAX_MCP_TOOLS`; the others listed."""
+        kept: list[str] = []
+        for name in dict.fromkeys(names):
+            try:
+                _TOOL_NAME.validate_python(name)
+            except ValidationError:
+                instead = "A tool's name is 1-64 letters, digits, _ or -."
+                imported.skipped.append(Skipped(line, f"{where}: tool {name!r:.80}", instead))
+                continue
+            if len(kept) >= MAX_MCP_TOOLS:
+                instead = f"An mcp tool allows at most {MAX_MCP_TOOLS} of the server's tools."
+                imported.skipped.append(Skipped(line, f"{where}: tool {name}", instead))
+                continue
+            kept.append(name)
+        return kept
 
     def _workflow(
         self,
@@ -590,6 +677,42 @@ class _Reader:
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             return None
         return value if isinstance(value, kind) and not isinstance(value, bool) else None
+
+
+def _is_none(node: ast.expr) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None
+
+
+def _domain(entry: object) -> str | None:
+    """``entry`` as a web search's allowed domain (``Help.Example.com``, a URL of it, a
+    trailing dot: ``help.example.com``); None when it is none."""
+    if not isinstance(entry, str):
+        return None
+    text = entry.strip().lower()
+    if "://" in text:
+        text = urlsplit(text).hostname or ""
+    text = text.rstrip(".")
+    try:
+        return _DOMAIN.validate_python(text)
+    except ValidationError:
+        return None
+
+
+def _server_url(url: str) -> tuple[str | None, bool]:
+    """An MCP server's ``url`` as Kithost keeps it (http or https, no credentials) and
+    whether it held credentials; None when it is no such URL."""
+    try:
+        parts = urlsplit(url.strip())
+        hostname, port = parts.hostname, parts.port
+    except ValueError:
+        return None, False
+    if parts.scheme not in {"http", "https"} or not hostname:
+        return None, False
+    if parts.username is None and parts.password is None:
+        return url.strip(), False
+    host = f"[{hostname}]" if ":" in hostname else hostname
+    netloc = host if port is None else f"{host}:{port}"
+    return urlunsplit(parts._replace(netloc=netloc)), True
 
 
 def _short(text: str) -> str:
