@@ -3,7 +3,9 @@
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { lazy, StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
-import { createBrowserRouter, RouterProvider } from 'react-router';
+import { createBrowserRouter } from 'react-router';
+// The DOM's RouterProvider: it carries out a navigation's flushSync (see ui.tsx's useUrlState).
+import { RouterProvider } from 'react-router/dom';
 import { ApiError } from './api/client';
 import { AcceptInvitation, SignIn } from './auth';
 import { Home, RequireSignIn, Shell } from './shell';

@@ -3,6 +3,7 @@
 // server searches.
 import { keepPreviousData, useQuery } from '@tanstack/react-query';
 import { useEffect, useId, useState, type MouseEvent, type ReactNode } from 'react';
+import { useSearchParams } from 'react-router';
 import { ApiError, fieldShows } from './api/client';
 
 export function Page({ title, actions, children }: { title: string; actions?: ReactNode; children: ReactNode }) {
@@ -221,6 +222,33 @@ export function useSettled<T>(value: T, ms: number = TYPING_PAUSE_MS): T {
     return () => window.clearTimeout(timer);
   }, [value, ms]);
   return settled;
+}
+
+/** What a screen writes to its URL's query: `null`, `''` and `false` remove the key, `true` is `1`. */
+export type UrlValues = Record<string, string | boolean | null>;
+
+/**
+ * A screen's state kept in its URL's query (a reload or Back keeps it) and its setter, which
+ * replaces the history entry. From a control's event the page changes at once (`flushSync`): a
+ * navigation is a transition, and until it commits a controlled checkbox or select shows its old
+ * value (a checkbox clicked flipped back for a moment). `{ at: 'effect' }` from an effect, where
+ * React forbids flushing.
+ */
+export function useUrlState(): [URLSearchParams, (values: UrlValues, from?: { at: 'event' | 'effect' }) => void] {
+  const [params, setParams] = useSearchParams();
+  const set = (values: UrlValues, from: { at: 'event' | 'effect' } = { at: 'event' }) =>
+    setParams(
+      (current) => {
+        const next = new URLSearchParams(current);
+        for (const [key, value] of Object.entries(values)) {
+          if (value === null || value === '' || value === false) next.delete(key);
+          else next.set(key, value === true ? '1' : value);
+        }
+        return next;
+      },
+      { replace: true, flushSync: from.at === 'event' },
+    );
+  return [params, set];
 }
 
 /**

@@ -184,3 +184,21 @@ async def test_conversations_analytics_and_errors_log_no_error(
     await expect(page.get_by_text("How to fix: Check the allowed origins.")).to_be_visible()
     await page.wait_for_load_state("networkidle")
     assert troubles.found == []
+
+
+async def test_the_filter_checkboxes_take_a_click_at_once(
+    page: Page, troubles: Troubles, tenant: Tenant
+) -> None:
+    """A click on "With an error" flipped back until the URL's navigation committed (Playwright's
+    check() saw it not change); the filter applies and nothing is logged."""
+    await sign_in(page, tenant, tenant.owner)
+    await open_screen(page, tenant, "conversations", "Conversations")
+    await expect(page.get_by_role("cell", name=END_USERS[0], exact=True)).to_be_visible()
+    for box, key in (("With an error", "has_error"), ("With attachments", "has_attachments")):
+        await page.get_by_label(box).check()
+        await expect(page).to_have_url(f"{tenant.admin('conversations')}?{key}=1")
+        await expect(page.get_by_text("No conversations match.")).to_be_visible()
+        await page.get_by_label(box).uncheck()
+        await expect(page).to_have_url(tenant.admin("conversations"))
+        await expect(page.get_by_role("cell", name=END_USERS[0], exact=True)).to_be_visible()
+    assert troubles.found == []

@@ -2,10 +2,9 @@
 // latency percentiles and feedback; the CSV export.
 import { useQueries, useQuery } from '@tanstack/react-query';
 import { lazy, Suspense } from 'react';
-import { useSearchParams } from 'react-router';
 import { api, unwrap, type Schemas } from '../api/client';
 import { useTenant } from '../tenant';
-import { FindSelect, Loading, Page, ProblemAlert, Query } from '../ui';
+import { FindSelect, Loading, Page, ProblemAlert, Query, useUrlState } from '../ui';
 import type { Row } from './Charts';
 
 const Charts = lazy(() => import('./Charts'));
@@ -57,17 +56,8 @@ const timeZones = (): string[] => (zones ??= ['UTC', ...Intl.supportedValuesOf('
 export default function Analytics() {
   const tenant = useTenant();
   // The range, time zone and widget live in the URL, so that a reload or Back keeps them.
-  const [params, setParams] = useSearchParams();
-  const set = (key: string, value: string, initial: string) =>
-    setParams(
-      (current) => {
-        const next = new URLSearchParams(current);
-        if (value === initial) next.delete(key);
-        else next.set(key, value);
-        return next;
-      },
-      { replace: true },
-    );
+  const [params, setUrl] = useUrlState();
+  const set = (key: string, value: string, initial: string) => setUrl({ [key]: value === initial ? null : value });
   const days = RANGES.find((d) => String(d) === params.get('days')) ?? 7;
   const tz = params.get('tz') || localZone();
   const widget = params.get('widget') ?? '';

@@ -2,11 +2,10 @@
 // staff notes and the reviewed flag, deleting it, the export.
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useState, type ReactNode } from 'react';
-import { useSearchParams } from 'react-router';
 import { api, unwrap, type Schemas } from '../api/client';
 import { ConfirmButton } from '../confirm';
 import { useTenant } from '../tenant';
-import { Empty, Field, formatDate, Loading, MoreButton, Page, ProblemAlert, Query, ReadOnlyNote, Table, useSettled } from '../ui';
+import { Empty, Field, formatDate, Loading, MoreButton, Page, ProblemAlert, Query, ReadOnlyNote, Table, useSettled, useUrlState } from '../ui';
 import { WidgetFilter } from './Analytics';
 
 type Feedback = Schemas['FeedbackFilter'];
@@ -169,19 +168,7 @@ export default function Conversations() {
   const tenant = useTenant();
   // The filters, the search and the open transcript live in the URL, so that a reload or Back
   // keeps them.
-  const [params, setParams] = useSearchParams();
-  const set = (values: Record<string, string | boolean | null>) =>
-    setParams(
-      (current) => {
-        const next = new URLSearchParams(current);
-        for (const [key, value] of Object.entries(values)) {
-          if (value === null || value === '' || value === false) next.delete(key);
-          else next.set(key, value === true ? '1' : value);
-        }
-        return next;
-      },
-      { replace: true },
-    );
+  const [params, set] = useUrlState();
   const widget = params.get('widget') ?? '';
   const search = params.get('q') ?? '';
   const feedback = FEEDBACK.find((f) => f === params.get('feedback')) ?? '';
@@ -196,7 +183,7 @@ export default function Conversations() {
   const [endUserText, setEndUserText] = useState(endUser);
   const settledEndUser = useSettled(endUserText.trim());
   useEffect(() => {
-    if (settledEndUser !== endUser) set({ end_user: settledEndUser });
+    if (settledEndUser !== endUser) set({ end_user: settledEndUser }, { at: 'effect' });
   }, [settledEndUser]);
   const filters = {
     ...(widget ? { widget } : {}),
