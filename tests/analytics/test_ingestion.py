@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from kithost.analytics.events import LOADER_HINTS, MAX_BODY_BYTES, SESSION_HINTS
+from kithost.analytics.events import LOADER_HINTS, MAX_BODY_BYTES, MAX_DATA_DEPTH, SESSION_HINTS
 from kithost.analytics.ingestion.endpoints import WIDGETS_IN_FLIGHT, EventsHandover
 from kithost.analytics.ingestion.tasks import ingest
 from kithost.db import session_scope
@@ -150,6 +150,42 @@ async def test_invalid_events_are_dropped_one_by_one(
     assert all(d["message"] for d in answer["dropped"])
     [[_, _, events]] = sent(app)
     assert events == [{**kept, "end_user": None}]
+
+
+def nested(depth: int) -> bytes:
+    """JSON of ``depth`` arrays one inside the other (written out: Python's ``json`` would
+    recurse as deep)."""
+    return b"[" * depth + b"]" * depth
+
+
+async def test_data_nested_too_deep_is_dropped_not_a_500(
+    client: httpx2.AsyncClient, db: AsyncSession, app: FastAPI
+) -> None:
+    """A body's JSON may nest a thousand levels within 64 KiB, deeper than the checks of
+    ``data`` could recurse: such an event was a 500, the whole batch lost."""
+    widget = await published_widget(db)
+    kept = event("chatkit.log", {"deep": "NEST"})
+    too_deep = event("chatkit.log", {"deep": "NEST"})
+    crashed = event("client.error", {"kind": "network", "message": "Failed", "extra": "NEST"})
+    events = [  # data itself is a level
+        json.dumps(kept).encode().replace(b'"NEST"', nested(MAX_DATA_DEPTH - 1)),
+        json.dumps(too_deep).encode().replace(b'"NEST"', nested(MAX_DATA_DEPTH)),
+        json.dumps(crashed).encode().replace(b'"NEST"', nested(1000)),
+    ]
+    body = b'{"end_user": null, "events": [' + b", ".join(events) + b"]}"
+    assert len(body) < MAX_BODY_BYTES
+
+    response = await send(client, widget, body)
+
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    assert answer["accepted"] == 1
+    assert [(d["index"], d["code"], d["field"]) for d in answer["dropped"]] == [
+        (1, "invalid_data", "data"),
+        (2, "invalid_data", "data"),
+    ]
+    [[_, _, queued]] = sent(app)
+    assert [e["id"] for e in queued] == [kept["id"]]
 
 
 async def test_a_batch_without_valid_events_sends_nothing(

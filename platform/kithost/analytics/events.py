@@ -6,6 +6,7 @@ Client names are what loaders send to ``POST /v1/embed/{pk}/events``; names star
 ``server.`` are facts from Kithost (session minting, the chat runtime) and are refused from
 clients. ``data`` is checked per name: the typed names below field by field, the others as
 a small JSON object (at most :data:`MAX_GENERIC_KEYS` keys, :data:`MAX_DATA_BYTES` bytes).
+Any ``data`` nests at most :data:`MAX_DATA_DEPTH` arrays and objects deep.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ MAX_EVENTS = 50
 MAX_BODY_BYTES = 64 * 1024
 MAX_DATA_BYTES = 2048
 MAX_GENERIC_KEYS = 16
+MAX_DATA_DEPTH = 32
+"""How deep ``data`` may nest: a body's JSON may nest a thousand levels, deeper than
+Python's checks of it (NUL characters, the models) can recurse."""
 MAX_AGE = timedelta(days=7)
 """Older events are dropped (``too_old``): a beacon that late is not worth a rollup rewrite."""
 MAX_AHEAD = timedelta(hours=1)
@@ -263,6 +267,8 @@ def _data(name: str, data: object) -> dict[str, Any] | tuple[str, str, str]:
     """The event's data, or (code, field, message) refusing it."""
     if not isinstance(data, dict):
         return ("invalid_data", "data", "a JSON object")
+    if _deeper_than(data, MAX_DATA_DEPTH):
+        return ("invalid_data", "data", f"nested more than {MAX_DATA_DEPTH} levels deep")
     if has_nul(data):
         return ("invalid_data", "data", "NUL characters (U+0000) are not allowed")
     model = TYPED.get(name)
@@ -283,6 +289,23 @@ def _data(name: str, data: object) -> dict[str, Any] | tuple[str, str, str]:
     if size > MAX_DATA_BYTES:
         return ("data_too_large", "data", f"at most {MAX_DATA_BYTES} bytes of JSON")
     return data
+
+
+def _deeper_than(data: object, depth: int) -> bool:
+    """Whether ``data`` nests more than ``depth`` arrays and objects (walked without
+    recursion: the nesting is the sender's)."""
+    level: list[object] = [data]
+    for _ in range(depth):
+        level = [
+            child
+            for value in level
+            if isinstance(value, dict | list)
+            for child in (value.values() if isinstance(value, dict) else value)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return False
+    return True
 
 
 _VOLATILE = re.compile(
