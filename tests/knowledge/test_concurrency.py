@@ -20,6 +20,7 @@ from kithost.db import create_sessionmaker
 from kithost.errors import Conflict, NotFound
 from kithost.knowledge import ingest, service
 from kithost.models import ApiClient, KnowledgeBase, KnowledgeDocument, Tenant
+from kithost.models.knowledge import MAX_KNOWLEDGE_BASES
 from kithost.settings import Settings
 from kithost.storage import BlobStorage, LocalDiskStorage, storage_for
 from kithost.worker.app import create_celery
@@ -121,3 +122,25 @@ async def test_a_document_deleted_while_it_is_settled_is_gone(
         await waits(settled)
         await deleting.commit()
     assert await settled is None
+
+
+async def test_bases_made_at_once_stop_at_the_cap(
+    raced: tuple[Sessions, TenantAccess, uuid.UUID],
+) -> None:
+    sessionmaker, access, _ = raced
+    async with sessionmaker() as setup:
+        setup.add_all(
+            KnowledgeBase(tenant_id=access.tenant.id, name=f"Base {n}")
+            for n in range(MAX_KNOWLEDGE_BASES - 2)  # and the fixture's
+        )
+        await setup.commit()
+    async with sessionmaker() as first, sessionmaker() as second:
+        await service.create_base(first, access, name="Last", description="")
+        other = asyncio.create_task(
+            service.create_base(second, access, name="One more", description="")
+        )
+        await waits(other)
+        await first.commit()
+        with pytest.raises(Conflict) as refused:
+            await other
+    assert refused.value.code == "knowledge_bases_full"

@@ -19,7 +19,7 @@ from kithost.settings import Settings
 from tests.factories import make_tenant
 from tests.fakes.openai_server import FakeOpenAI
 from tests.knowledge.helpers import BASES, GUIDE, app, run_remove, tasks
-from tests.widgets.helpers import Acme, create, url
+from tests.widgets.helpers import WIDGETS, Acme, create, url
 from tests.workers import RecordedTasks
 
 __all__ = ["app", "tasks"]
@@ -101,6 +101,11 @@ async def test_a_store_of_the_tenants_own_project_is_adopted_once_and_stays_at_o
     assert uploaded.status_code == 409, uploaded.text
     assert uploaded.json()["code"] == "knowledge_base_adopted"
 
+    in_use = await client.delete(f"{BASES}/{base.id}", headers=acme.headers)
+    assert in_use.status_code == 409, in_use.text
+    assert in_use.json()["code"] == "knowledge_base_in_use"
+    for widget in (await client.get(WIDGETS, headers=acme.headers)).json():
+        assert (await client.delete(url(widget), headers=acme.headers)).status_code == 204
     deleted = await client.delete(f"{BASES}/{base.id}", headers=acme.headers)
     assert deleted.status_code == 204, deleted.text
     await run_remove(app, tasks)

@@ -759,7 +759,10 @@ export interface paths {
         /** List the knowledge bases */
         get: operations["list_knowledge_bases_api_v1_tenants__tenant__knowledge_bases_get"];
         put?: never;
-        /** Create a knowledge base */
+        /**
+         * Create a knowledge base
+         * @description A tenant has at most 100 (409 `knowledge_bases_full`).
+         */
         post: operations["create_knowledge_base_api_v1_tenants__tenant__knowledge_bases_post"];
         delete?: never;
         options?: never;
@@ -780,7 +783,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a knowledge base
-         * @description Its documents go too, here at once and at OpenAI shortly after.
+         * @description Its documents go too, here at once and at OpenAI shortly after. A base a widget's draft or published version searches is 409 `knowledge_base_in_use`.
          */
         delete: operations["delete_knowledge_base_api_v1_tenants__tenant__knowledge_bases__id__delete"];
         options?: never;
@@ -6845,6 +6848,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Request Entity Too Large */
             413: {
                 headers: {
@@ -6963,6 +6975,15 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -9,6 +9,7 @@ from kithost.db import DbSession
 from kithost.kit.schemas import TENANT_ERRORS, problems
 from kithost.knowledge import schemas, service
 from kithost.models import DocumentStatus
+from kithost.models.knowledge import MAX_KNOWLEDGE_BASES
 from kithost.state import AppSettings
 from kithost.storage import storage_for
 
@@ -39,8 +40,9 @@ def _detail(summary: service.Summary) -> schemas.KnowledgeBaseDetail:
 @router.post(
     "",
     summary="Create a knowledge base",
+    description=f"A tenant has at most {MAX_KNOWLEDGE_BASES} (409 `knowledge_bases_full`).",
     status_code=status.HTTP_201_CREATED,
-    responses=problems(*TENANT_ERRORS),
+    responses=problems(*TENANT_ERRORS, 409),
 )
 async def create_knowledge_base(
     access: KnowledgeWrite, session: DbSession, body: schemas.KnowledgeBaseCreate
@@ -68,9 +70,10 @@ async def get_knowledge_base(
 @router.delete(
     "/{id}",
     summary="Delete a knowledge base",
-    description="Its documents go too, here at once and at OpenAI shortly after.",
+    description="Its documents go too, here at once and at OpenAI shortly after. A base a "
+    "widget's draft or published version searches is 409 `knowledge_base_in_use`.",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problems(*BASE_ERRORS),
+    responses=problems(*BASE_ERRORS, 409),
 )
 async def delete_knowledge_base(access: KnowledgeWrite, session: DbSession, id: uuid.UUID) -> None:
     await service.delete_base(session, access, id)

@@ -112,8 +112,23 @@ async def ingest(
     """Hand one document to OpenAI; its status after (None: it no longer exists).
 
     Raises one of :data:`TRANSIENT` for the task to retry; any other refusal by OpenAI
-    fails the document with the reason.
+    fails the document with the reason. Once it is ready or failed its bytes are deleted:
+    OpenAI holds them, or nothing will read them again (a failed document is uploaded anew).
     """
+    status = await _ingest(sessionmaker, settings, box, storage, tenant_id, document_id)
+    if status is not None and status is not DocumentStatus.processing:
+        await storage.delete([blob_key(tenant_id, document_id)])
+    return status
+
+
+async def _ingest(
+    sessionmaker: Sessionmaker,
+    settings: Settings,
+    box: SecretBox,
+    storage: BlobStorage,
+    tenant_id: uuid.UUID,
+    document_id: uuid.UUID,
+) -> DocumentStatus | None:
     async with session_scope(sessionmaker, tenant=tenant_id) as session:
         document = await repository.get_document(session, tenant_id, document_id, lock=True)
         if document is None or document.status is not DocumentStatus.processing:
@@ -158,10 +173,7 @@ async def ingest(
     reason = None
     if indexed.status != "completed":
         reason = f"OpenAI could not index it: {error.message if error else indexed.status}"
-    status = await settle(sessionmaker, tenant_id, document_id, reason)
-    if status is DocumentStatus.ready:
-        await storage.delete([blob_key(tenant_id, document_id)])
-    return status
+    return await settle(sessionmaker, tenant_id, document_id, reason)
 
 
 async def _vector_store(

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import String, and_, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.models import KnowledgeBase, KnowledgeDocument
+from kithost.models import KnowledgeBase, KnowledgeDocument, Widget, WidgetVersion
 
 
 async def list_bases(session: AsyncSession, tenant_id: uuid.UUID) -> Sequence[KnowledgeBase]:
@@ -16,6 +17,50 @@ async def list_bases(session: AsyncSession, tenant_id: uuid.UUID) -> Sequence[Kn
         .order_by(KnowledgeBase.created_at, KnowledgeBase.id)
     )
     return result.scalars().all()
+
+
+async def count_bases(session: AsyncSession, tenant_id: uuid.UUID) -> int:
+    result = await session.execute(select(func.count()).where(KnowledgeBase.tenant_id == tenant_id))
+    return result.scalar_one()
+
+
+async def widgets_searching(
+    session: AsyncSession, tenant_id: uuid.UUID, base_id: uuid.UUID
+) -> list[tuple[str, str]]:
+    """The tenant's widgets whose draft or published version has a ``file_search`` tool
+    searching the base: each widget's name and which (``draft``, ``published``)."""
+    mentioned = f"%{base_id}%"
+    drafts = await session.execute(
+        select(Widget.name, Widget.draft).where(
+            Widget.tenant_id == tenant_id, cast(Widget.draft, String).like(mentioned)
+        )
+    )
+    published = await session.execute(
+        select(Widget.name, WidgetVersion.config)
+        .join(
+            WidgetVersion,
+            and_(
+                WidgetVersion.widget_id == Widget.id,
+                WidgetVersion.number == Widget.published_version,
+            ),
+        )
+        .where(Widget.tenant_id == tenant_id, cast(WidgetVersion.config, String).like(mentioned))
+    )
+    found = [(name, "draft") for name, config in drafts.all() if _searches(config, base_id)]
+    found += [(name, "published") for name, config in published.all() if _searches(config, base_id)]
+    return sorted(found)
+
+
+def _searches(config: dict[str, Any], base_id: uuid.UUID) -> bool:
+    """Whether a widget's configuration (as stored) has a file search of the base."""
+    agent = config.get("agent")
+    tools = agent.get("tools") if isinstance(agent, dict) else None
+    return any(
+        isinstance(tool, dict)
+        and tool.get("type") == "file_search"
+        and str(base_id) in (tool.get("knowledge_bases") or [])
+        for tool in tools or []
+    )
 
 
 async def get_base(

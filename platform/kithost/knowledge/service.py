@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import PurePath, PureWindowsPath
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +25,7 @@ from kithost.knowledge import repository
 from kithost.knowledge.ingest import blob_key, store_access
 from kithost.knowledge.tasks import ingest, remove
 from kithost.models import DocumentStatus, KnowledgeBase, KnowledgeDocument, Tenant
+from kithost.models.knowledge import MAX_KNOWLEDGE_BASES
 from kithost.storage import BlobStorage
 from kithost.tenants import service as tenants
 from kithost.widgets import adoption
@@ -55,6 +56,15 @@ class Summary:
 async def create_base(
     session: AsyncSession, access: TenantAccess, *, name: str, description: str
 ) -> Summary:
+    """A new, empty base; 409 ``knowledge_bases_full`` when the tenant has
+    :data:`~kithost.models.knowledge.MAX_KNOWLEDGE_BASES` (counted one creation at a time:
+    ``adoption.lock_bases``)."""
+    await adoption.lock_bases(session, access.tenant.id)
+    if await repository.count_bases(session, access.tenant.id) >= MAX_KNOWLEDGE_BASES:
+        raise Conflict(
+            f"A tenant has at most {MAX_KNOWLEDGE_BASES} knowledge bases: delete one first.",
+            code="knowledge_bases_full",
+        )
     base = KnowledgeBase(tenant_id=access.tenant.id, name=name, description=description)
     session.add(base)
     await session.flush()
@@ -78,12 +88,30 @@ async def get_base(session: AsyncSession, tenant: Tenant, base_id: uuid.UUID) ->
 async def delete_base(session: AsyncSession, access: TenantAccess, base_id: uuid.UUID) -> None:
     """Remove the base and its documents; OpenAI's copies go behind the commit (an adopted
     base's vector store stays: it was the tenant's before). The base is locked first, so an
-    upload under way either finishes before (and its document goes too) or finds no base."""
+    upload under way either finishes before (and its document goes too) or finds no base.
+    A base a widget's draft or published version searches is 409 ``knowledge_base_in_use``:
+    deleting it would leave the live widget without it and its draft refusing every edit."""
     base = await _base(session, access.tenant.id, base_id, lock=True)
+    searching = await repository.widgets_searching(session, access.tenant.id, base.id)
+    if searching:
+        widgets = "; ".join(f"{name} ({which})" for name, which in searching[:5])
+        more = f" and {len(searching) - 5} more" if len(searching) > 5 else ""
+        raise Conflict(
+            f"Widgets search this knowledge base: {widgets}{more}. Take it out of their "
+            "file search (and publish) first.",
+            code="knowledge_base_in_use",
+        )
     documents = await repository.list_documents(session, access.tenant.id, [base.id])
     _remove_upstream(session, access.tenant.id, base, documents)
     await session.delete(base)
     _record(session, access, "knowledge_base.deleted", base_id, {"name": base.name})
+
+
+def document_name(filename: str) -> str:
+    """The name an upload is kept under: the multipart form's ``filename`` without the
+    directories a client may have put before it (``../x.md``, ``C:\\docs\\x.md``; RFC 7578
+    §4.2), as browsers send it."""
+    return PureWindowsPath(filename).name
 
 
 def document_type(filename: str) -> str:
@@ -123,9 +151,12 @@ async def add_document(
     :data:`MAX_DOCUMENTS`), and its deletion waits, or went first (404). An adopted base
     takes no uploads (409 ``knowledge_base_adopted``): its store is the tenant's at OpenAI."""
     base = await _base(session, access.tenant.id, base_id, lock=True)
+    filename = document_name(filename)
     content_type = document_type(filename)
     if len(data) > limit:
         raise PayloadTooLarge(f"A document may have at most {limit} bytes.")
+    if not data:
+        raise invalid_field("file", "the file is empty", type="empty")
     if base.adopted:
         raise Conflict(
             "An adopted knowledge base takes no uploads: add the document to its vector store "

@@ -39,7 +39,9 @@ def ingest(self: Task[Any, Any], tenant_id: str, document_id: str) -> str | None
         reason = f"OpenAI could not be reached ({type(exc).__name__}); upload it again later."
 
         async def give_up(sessionmaker: Sessionmaker) -> DocumentStatus | None:
-            return await work.settle(sessionmaker, tenant, document, reason)
+            settled = await work.settle(sessionmaker, tenant, document, reason)
+            await storage.delete([work.blob_key(tenant, document)])
+            return settled
 
         status = database.run(self.app, give_up)
     return None if status is None else status.value

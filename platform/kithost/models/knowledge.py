@@ -8,6 +8,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from kithost.models.base import TenantOwned, str_enum
 
+MAX_KNOWLEDGE_BASES = 100
+"""A tenant's knowledge bases, made or adopted: each holds up to 200 documents, which a
+tenant without a key of its own stores in the platform's OpenAI project."""
+
 
 class KnowledgeBase(TenantOwned):
     """A tenant's set of documents an agent searches (``file_search``): an OpenAI vector

@@ -17,14 +17,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit import service as audit
 from kithost.auth.principals import TenantAccess
+from kithost.db import lock_key
 from kithost.kit.crypto import SecretBox
 from kithost.models import KnowledgeBase, Tenant, Widget
+from kithost.models.knowledge import MAX_KNOWLEDGE_BASES
 from kithost.settings import Settings
 from kithost.widgets.agent_import import ImportedAgent, Skipped
 
@@ -40,6 +42,16 @@ HELD = (
     "Another tenant's knowledge base holds this vector store: upload its documents to a "
     "knowledge base of yours."
 )
+FULL = (
+    f"The tenant has {MAX_KNOWLEDGE_BASES} knowledge bases, the most it may have: delete one, "
+    "then import again."
+)
+
+
+async def lock_bases(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Have the creations of the tenant's knowledge bases (made or adopted) take turns until
+    the unit of work ends: their count is capped (``MAX_KNOWLEDGE_BASES``)."""
+    await lock_key(session, f"knowledge_bases:{tenant_id}")
 
 
 def checks_store_access(check: StoreAccess) -> None:
@@ -88,6 +100,13 @@ async def _adopt(
     )
     if refused is not None:
         return refused
+    await lock_bases(session, access.tenant.id)
+    held = await _held(session, access, store)  # adopted by a rival meanwhile
+    if held is not None:
+        return held
+    count = select(func.count()).where(KnowledgeBase.tenant_id == access.tenant.id)
+    if (await session.scalar(count) or 0) >= MAX_KNOWLEDGE_BASES:
+        return FULL
     base = KnowledgeBase(
         tenant_id=access.tenant.id,
         name=f"{name} (imported)"[:200],
