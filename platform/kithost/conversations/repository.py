@@ -188,8 +188,16 @@ def _matching_threads(session: AsyncSession, q: str) -> Select[str]:
     return select(ChatItem.thread_id).where(ChatItem.kind.in_(MESSAGE_KINDS), ROWID.in_(indexed))
 
 
-async def thread(session: AsyncSession, tenant_id: uuid.UUID, thread_id: str) -> ThreadRow | None:
+async def thread(
+    session: AsyncSession, tenant_id: uuid.UUID, thread_id: str, *, lock: bool = False
+) -> ThreadRow | None:
+    """The tenant's conversation; ``lock``: its thread's row locked until the unit of work
+    ends (a rival's change or deletion waits, and is seen once it commits)."""
     statement = _rows().where(ChatThread.tenant_id == tenant_id, ChatThread.id == thread_id)
+    if lock:
+        statement = statement.with_for_update(of=ChatThread).execution_options(
+            populate_existing=True
+        )
     return (await session.execute(statement)).one_or_none()
 
 

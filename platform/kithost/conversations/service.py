@@ -122,8 +122,10 @@ async def transcript(
 async def set_review(
     session: AsyncSession, access: TenantAccess, thread_id: str, update: ReviewUpdate
 ) -> Review:
-    """Change the note and/or the reviewed flag (what is left out stays)."""
-    if await repository.thread(session, access.tenant.id, thread_id) is None:
+    """Change the note and/or the reviewed flag (what is left out stays). The thread is
+    locked first: of reviews at once, each sees what the last one committed (the first
+    creates the review), and one racing a deletion finds the thread gone."""
+    if await repository.thread(session, access.tenant.id, thread_id, lock=True) is None:
         raise NotFound("No such conversation.", code="conversation_not_found")
     review = await repository.review(session, access.tenant.id, thread_id)
     if review is None:
@@ -144,7 +146,9 @@ async def set_review(
 
 
 async def delete_conversation(session: AsyncSession, access: TenantAccess, thread_id: str) -> None:
-    if await repository.thread(session, access.tenant.id, thread_id) is None:
+    """Delete the thread (locked first: of deletions at once, one deletes and is audited,
+    the others find it gone)."""
+    if await repository.thread(session, access.tenant.id, thread_id, lock=True) is None:
         raise NotFound("No such conversation.", code="conversation_not_found")
     await chat.delete_thread(session, access.tenant.id, thread_id)
     _record(session, access, "conversation.deleted", thread_id)
