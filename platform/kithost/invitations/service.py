@@ -13,6 +13,7 @@ from kithost import rls
 from kithost.audit import service as audit
 from kithost.auth import repository as auth_repository
 from kithost.auth.principals import Actor, Principal, TenantAccess, UserPrincipal
+from kithost.auth.scopes import Scope
 from kithost.errors import Forbidden, Gone, NotFound, Unauthorized, invalid_field
 from kithost.invitations import repository
 from kithost.invitations.tasks import send_invitation_email
@@ -45,7 +46,13 @@ class Acceptance:
 async def invite(
     session: AsyncSession, settings: Settings, access: TenantAccess, *, email: str, role: Role
 ) -> NewInvitation:
-    """Invite ``email`` to the tenant of ``access`` with ``role`` (if ``access`` may grant it)."""
+    """Invite ``email`` to the tenant of ``access`` with ``role`` (if ``access`` may grant it).
+
+    A member's role is read again and held (for share) until the unit of work ends
+    (``members.access_now``), before any other lock the invitation takes: their removal or
+    demotion at that moment either comes first and the invitation is refused, or waits and
+    withdraws it."""
+    access = await members.access_now(session, access, Scope.members_write)
     members.check_may_grant(access, role)
     principal = access.principal
     return await create_invitation(

@@ -35,14 +35,14 @@ async def get_member(
 
 
 async def lock_membership(
-    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID
+    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, *, share: bool = False
 ) -> Membership | None:
-    """The user's membership of the tenant as committed now, its row locked (PostgreSQL)
-    until the unit of work ends."""
+    """The user's membership of the tenant as committed now, its row locked (PostgreSQL;
+    ``share``: for share) until the unit of work ends."""
     result = await session.execute(
         select(Membership)
         .where(Membership.tenant_id == tenant_id, Membership.user_id == user_id)
-        .with_for_update()
+        .with_for_update(read=share)
         .execution_options(populate_existing=True)
     )
     return result.scalar_one_or_none()

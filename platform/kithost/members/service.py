@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit import service as audit
-from kithost.auth.principals import Actor, TenantAccess
+from kithost.auth.principals import Actor, TenantAccess, UserPrincipal
 from kithost.auth.roles import may_grant, outranks, scopes_of
+from kithost.auth.scopes import Scope
 from kithost.errors import Conflict, FieldError, Forbidden, NotFound
 from kithost.members import repository
 from kithost.members.repository import MemberRow
@@ -32,6 +33,27 @@ def check_may_grant(access: TenantAccess, role: Role) -> None:
         )
 
 
+async def access_now(session: AsyncSession, access: TenantAccess, needs: Scope) -> TenantAccess:
+    """``access`` as the member's role stands now, that role's row locked for share until
+    the unit of work ends; 404 ``tenant_not_found`` once they are no longer a member, 403
+    ``insufficient_scope`` once their role lacks ``needs``. A request's access is read
+    before it waits for its locks, so without this a member removed or demoted meanwhile
+    still acted: two admins removing each other at once both succeeded, and an admin
+    removed at the moment they invited someone left that invitation pending. API clients
+    and platform admins hold no role: theirs is ``access`` as it came."""
+    principal = access.principal
+    if not isinstance(principal, UserPrincipal) or principal.user.is_platform_admin:
+        return access
+    tenant = access.tenant
+    membership = await repository.lock_membership(session, tenant.id, principal.user.id, share=True)
+    if membership is None:
+        raise NotFound(f"No tenant {tenant.slug!r}.", code="tenant_not_found")
+    now = TenantAccess(tenant, principal, scopes_of(membership.role, tenant), membership.role)
+    if needs not in now.scopes:
+        raise Forbidden(f"Missing scope: {needs.value}.", code="insufficient_scope")
+    return now
+
+
 async def list_members(session: AsyncSession, tenant: Tenant) -> Sequence[MemberRow]:
     return await repository.list_members(session, tenant.id)
 
@@ -39,7 +61,7 @@ async def list_members(session: AsyncSession, tenant: Tenant) -> Sequence[Member
 async def change_role(
     session: AsyncSession, access: TenantAccess, user_id: uuid.UUID, role: Role
 ) -> MemberRow:
-    membership = await _locked_membership(session, access.tenant, user_id)
+    access, membership = await _locked_membership(session, access, user_id)
     check_may_grant(access, membership.role)
     check_may_grant(access, role)
     withdrawn = (
@@ -52,7 +74,7 @@ async def change_role(
 
 
 async def remove_member(session: AsyncSession, access: TenantAccess, user_id: uuid.UUID) -> None:
-    membership = await _locked_membership(session, access.tenant, user_id)
+    access, membership = await _locked_membership(session, access, user_id)
     check_may_grant(access, membership.role)
     if membership.role is Role.owner:
         await _keep_another_owner(session, membership)
@@ -117,18 +139,22 @@ async def lock_member(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid
 
 
 async def _locked_membership(
-    session: AsyncSession, tenant: Tenant, user_id: uuid.UUID
-) -> Membership:
-    """The membership to change or remove, locked until the unit of work ends, as it is
-    committed now. Changes of members lock in one order, so that none waits for another
-    that waits for it: the tenant's owners (two owners demoting each other: the last owner
-    check), then the member, then the invitations (the withdrawal; an acceptance locks the
-    member, then its invitation)."""
+    session: AsyncSession, access: TenantAccess, user_id: uuid.UUID
+) -> tuple[TenantAccess, Membership]:
+    """The caller's access as it stands now (:func:`access_now`) and the membership to
+    change or remove, locked until the unit of work ends, as it is committed now. Changes
+    of members lock in one order, so that none waits for another that waits for it: the
+    tenant's owners (two owners demoting each other: the last owner check; every change of
+    members waits there for the one before, so the caller's role read next is the one it
+    left), then the caller's membership (for share), then the member, then the
+    invitations (the withdrawal; an acceptance locks the member, then its invitation)."""
+    tenant = access.tenant
     await repository.lock_owner_ids(session, tenant.id)
+    access = await access_now(session, access, Scope.members_write)
     membership = await repository.lock_membership(session, tenant.id, user_id)
     if membership is None:
         raise NotFound(f"No member {user_id} in this tenant.", code="member_not_found")
-    return membership
+    return access, membership
 
 
 async def _set_role(
