@@ -699,6 +699,29 @@ async def test_the_search_means_the_same_on_both_databases(
     assert await listed(client, owner, q="kayaks") == []
 
 
+async def test_the_search_finds_words_written_with_combining_marks(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """Hindi's vowel signs and viramas and Arabic's vowel marks are combining marks: the
+    search cut the words it looked for at them, and PostgreSQL, whose index keeps such a word
+    whole, found nothing."""
+    tenant, owner, _threads = await acme_with_chats(app, db)
+    shop = await db.scalar(
+        select(Widget).where(Widget.tenant_id == tenant.id, Widget.name == "Shop")
+    )
+    assert shop is not None
+    hindi = await conversation(db, shop, "u:8", ["नमस्ते दुनिया", "स्वागत है"])
+    arabic = await conversation(db, shop, "u:9", ["كَتَبَ الوَلَدُ", "شُكْرًا"])
+    for q, found in [
+        ("नमस्ते", [hindi]),
+        ("दुनिया नमस्ते", [hindi]),
+        ("स्वागत", [hindi]),
+        ("كَتَبَ", [arabic]),
+        ("شُكْرًا", [arabic]),
+    ]:
+        assert await listed(client, owner, q=q) == found, q
+
+
 async def test_the_apps_role_searches_through_the_index_and_its_tenants_messages_only(
     app: FastAPI, db: AsyncSession, database_url: str
 ) -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import re
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -150,9 +150,22 @@ def _filters(session: AsyncSession, query: ConversationFilters) -> list[ColumnEl
     return where
 
 
-WORD = re.compile(r"[^\W_]+")
-"""What the search looks for: runs of letters and digits (as SQLite's ``unicode61``
-tokenizer and PostgreSQL's parser split text, near enough)."""
+def search_words(text: str) -> list[str]:
+    """What the search looks for in ``text``: runs of letters, digits and combining marks, as
+    PostgreSQL's parser splits text (a Devanagari or vowelled Arabic word is one word there,
+    not the pieces between its marks; SQLite's ``unicode61`` tokenizer splits a quoted word at
+    its marks as it split the message, so the pieces match as a phrase)."""
+    found: list[str] = []
+    word: list[str] = []
+    for character in text + " ":
+        if character.isalnum() or unicodedata.category(character).startswith("M"):
+            word.append(character)
+        elif word:
+            found.append("".join(word))
+            word = []
+    return found
+
+
 SEARCH = table("chat_items_fts", column("rowid"), column("text"))
 """SQLite's FTS5 index of the messages' text (its migration keeps it in step)."""
 ROWID: ColumnClause[int] = literal_column("chat_items.rowid", Integer)
@@ -171,7 +184,7 @@ def _matching_threads(session: AsyncSession, q: str) -> Select[str]:
     On PostgreSQL the matching messages are found first (a materialized CTE, through the
     index), then their threads: left to itself, the planner walks the tenant's threads
     newest first and parses each one's messages, expecting an early end it rarely gets."""
-    words = WORD.findall(q)
+    words = search_words(q)
     if not words:
         return select(ChatItem.thread_id).where(false())
     if session.get_bind().dialect.name == "postgresql":
