@@ -26,6 +26,7 @@ from kithost.auth.scopes import Scope
 from kithost.conversations import exports, repository, service
 from kithost.conversations.schemas import ConversationFilters
 from kithost.db import session_scope
+from kithost.kit import cursors
 from kithost.models import (
     AnalyticsEvent,
     AuditLogEntry,
@@ -184,7 +185,13 @@ async def test_the_next_page_goes_on_when_the_last_thread_shown_changes_or_goes(
         older[1],
     ]
 
-    for cursor in (threads["blog"], "bm90IGEgY3Vyc29y", "%%%"):  # a thread's id is none
+    holding_nul = cursors.encode(utcnow(), "thr_\x00")  # PostgreSQL refused it: a 500
+    for cursor in (
+        threads["blog"],
+        "bm90IGEgY3Vyc29y",
+        "%%%",
+        holding_nul,
+    ):  # a thread's id is none
         bad = await client.get(CONVERSATIONS, params={"before": cursor}, headers=owner.headers)
         assert bad.status_code == 422, bad.text
         assert bad.json()["errors"][0]["field"] == "before"
