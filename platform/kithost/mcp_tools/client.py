@@ -4,8 +4,10 @@ through the Agents SDK's ``MCPServerStreamableHttp``, so they work with any mode
 - Every HTTP request goes through ``kit.outbound`` (``httpx_client_factory``): public
   addresses only, unless ``KITHOST_OUTBOUND_ALLOW`` opens others, checked on every connection;
   HTTPS outside those; no redirects; the tool's ``timeout_seconds``; at most
-  :data:`MAX_RESPONSE_BYTES` per response, a lone surrogate in it as U+FFFD (the model reads
-  the text; the MCP client would refuse the whole answer).
+  :data:`MAX_RESPONSE_BYTES` per response (decoded: as the MCP client holds it), a lone
+  surrogate in it as U+FFFD (the model reads the text; the MCP client would refuse the
+  whole answer). Connecting and listing take at most twice the timeout, closing at most
+  :data:`CLOSE_SECONDS`, however slowly the server answers.
 - Only ``allowed_tools`` are offered to the model (the SDK's static ``tool_filter``); a
   server's other tools never reach it.
 - The tool's secret (``mcp_tools.service``, encrypted, write-only) goes in its ``secret_header``,
@@ -144,10 +146,26 @@ class _CappedStream(httpx2.AsyncByteStream):
         await self._inner.aclose()
 
 
+class _DecodedStream(httpx2.AsyncByteStream):
+    """A response's body decoded (``Content-Encoding``), in bounded pieces (httpx2's
+    decoders)."""
+
+    def __init__(self, encoded: httpx2.Response) -> None:
+        self._encoded = encoded
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._encoded.aiter_bytes():
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._encoded.aclose()
+
+
 class _CappedTransport(httpx2.AsyncBaseTransport):
     """Responses within ``cap`` (beyond it, a read error), each lone surrogate's escape in
     them (``"\\ud800"``, which the MCP client's parser refuses: the call would fail) as
-    U+FFFD's (``kit.surrogates``)."""
+    U+FFFD's (``kit.surrogates``). A compressed response is decoded here, so the cap counts
+    what the MCP client holds, not what the server sent (300 KB of gzip made 2 GB)."""
 
     def __init__(self, inner: httpx2.AsyncBaseTransport, cap: _Cap) -> None:
         self._inner, self._cap = inner, cap
@@ -155,7 +173,15 @@ class _CappedTransport(httpx2.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         response = await self._inner.handle_async_request(request)
         assert isinstance(response.stream, httpx2.AsyncByteStream)
-        response.stream = _CappedStream(response.stream, self._cap)
+        stream: httpx2.AsyncByteStream = response.stream
+        if "content-encoding" in response.headers:
+            encoded = httpx2.Response(
+                response.status_code, headers=response.headers, stream=stream, request=request
+            )
+            stream = _DecodedStream(encoded)
+            del response.headers["content-encoding"]
+            response.headers.pop("content-length", None)
+        response.stream = _CappedStream(stream, self._cap)
         return response
 
     async def aclose(self) -> None:
@@ -232,17 +258,21 @@ class McpConnector:
         cap = _Cap(MAX_RESPONSE_BYTES)
         server = self.server(tool, secret, cap, allowed_only=allowed_only)
         try:
-            await server.connect()  # type: ignore[no-untyped-call]
-        except Exception as exc:
-            raise unavailable(exc, tool, cap) from exc
-        try:
             try:
-                listed = list(await server.list_tools())
+                # Each request has the tool's timeout, but not what the SDK does around
+                # them (closing the session after a failed start, a DELETE a server may
+                # answer a byte at a time): connecting and listing get two, and closing.
+                with anyio.fail_after(2 * tool.timeout_seconds + CLOSE_SECONDS):
+                    await server.connect()  # type: ignore[no-untyped-call]
+                    listed = list(await server.list_tools())
             except Exception as exc:
                 raise unavailable(exc, tool, cap) from exc
             yield server, listed
         finally:
-            await server.cleanup()  # type: ignore[no-untyped-call]
+            # Closing ends the server's session (a DELETE): a server answering it a byte at
+            # a time held the caller (a discovery request, an answer) for as long as it liked.
+            with anyio.move_on_after(CLOSE_SECONDS):
+                await server.cleanup()  # type: ignore[no-untyped-call]
 
     async def discover(self, tool: McpTool, secret: McpSecret | None) -> list[McpToolInfo]:
         """Every tool ``tool``'s server has, allowed or not."""

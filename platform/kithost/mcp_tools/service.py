@@ -176,12 +176,15 @@ async def discover(
     tool_id: str,
 ) -> Discovery:
     """Connect to the server of the draft's ``mcp`` tool ``tool_id`` (with its secret) and
-    list its tools (but those holding a NUL character): 422 ``outbound_refused`` on the
-    tool's ``url``, 409 ``mcp_secret_stale`` (the URL changed since the secret was set), 502
-    ``mcp_timeout`` or ``mcp_unavailable``."""
+    list its tools (but those holding a NUL character), holding no database connection
+    meanwhile: 422 ``outbound_refused`` on the tool's ``url``, 409 ``mcp_secret_stale`` (the
+    URL changed since the secret was set), 502 ``mcp_timeout`` or ``mcp_unavailable``."""
     widget = await get_widget(session, access.tenant, widget_id)
     index, tool = _draft_tool(widget, tool_id)
     secrets = await widget_secrets(session, box, widget.tenant_id, widget.id)
+    # All it reads is read: the unit of work ends before the server's turn (up to twice the
+    # tool's timeout, and closing), so a slow server holds no database connection.
+    await session.commit()
     try:
         listed = await connector.discover(tool, secrets.get(tool_id))
     except McpUnavailable as exc:
