@@ -1,7 +1,8 @@
 """Staff changing one conversation at once (a double click, two members, a script): every
 request is answered, never a 500; reviews at once leave one review holding one of the
 notes, deletions at once delete and audit the conversation once, and a review racing the
-deletion finds the conversation either there or gone."""
+deletion finds the conversation either there or gone; exports asked for at once stay
+within the tenant's cap."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from sqlalchemy import func, select
 
 from kithost.auth.principals import CLI
 from kithost.auth.scopes import Scope
-from kithost.models import AuditLogEntry, ChatThread, ConversationReview, Tenant
+from kithost.conversations import exports
+from kithost.models import AuditLogEntry, ChatThread, ConversationExport, ConversationReview, Tenant
 from kithost.settings import Settings
 from kithost.widgets.service import create_widget
 from tests.conversations.helpers import conversation
@@ -119,3 +121,22 @@ async def test_reviews_racing_the_deletion_find_it_there_or_gone(raced: Raced) -
     assert responses[AT_ONCE // 2].status_code == 204
     assert await raced.threads() == 0
     assert await raced.reviews() == 0
+
+
+async def test_exports_asked_at_once_stay_within_the_cap(raced: Raced) -> None:
+    """Each counted the exports being written before any was recorded."""
+
+    async def ask(_: int) -> httpx2.Response:
+        url = f"/api/v1/tenants/{raced.tenant.slug}/conversations/exports"
+        return await raced.racing.client.post(
+            url, json={"format": "csv"}, headers=raced.staff.headers
+        )
+
+    responses = await at_once(AT_ONCE, ask)
+
+    for response in responses:
+        assert response.status_code in (202, 409), response.text
+    assert [r.status_code for r in responses].count(202) == exports.MAX_PENDING
+    async with raced.racing.arranging() as session:
+        kept = select(func.count()).where(ConversationExport.tenant_id == raced.tenant.id)
+        assert await session.scalar(kept) == exports.MAX_PENDING

@@ -34,6 +34,7 @@ from kithost.models import (
     ChatItem,
     ChatThread,
     ConversationExport,
+    ExportStatus,
     Role,
     Tenant,
     Widget,
@@ -767,6 +768,35 @@ class RefusingStorage(LocalDiskStorage):
 
     async def put_file(self, key: str, path: Path) -> None:
         raise self.error
+
+
+async def test_a_tenant_has_at_most_three_exports_being_written(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each export reads every conversation it matches: a script asking for thousands queued
+    thousands. Another waits until one is written (or failed); nothing of it is kept,
+    queued or audited."""
+    tenant, owner, _threads = await acme_with_chats(app, db)
+    sent = RecordedTasks()
+    monkeypatch.setattr(app.state.celery, "send_task", sent.record)
+
+    async def ask() -> httpx2.Response:
+        body = {"format": "jsonl"}
+        return await client.post(CONVERSATIONS + "/exports", json=body, headers=owner.headers)
+
+    asked = [await ask() for _ in range(exports.MAX_PENDING)]
+    assert [r.status_code for r in asked] == [202] * exports.MAX_PENDING
+    refused = await ask()
+    assert_problem(refused, 409, "too_many_exports")
+    assert await db.scalar(select(func.count()).select_from(ConversationExport)) == 3
+    assert (await audit_actions(db, tenant.id)).count("conversations.exported") == 3
+    assert len(sent.sent) == 3
+
+    first = await db.get(ConversationExport, uuid.UUID(asked[0].json()["id"]))
+    assert first is not None
+    first.status = ExportStatus.failed
+    await db.flush()
+    assert (await ask()).status_code == 202
 
 
 async def test_an_export_that_cannot_be_written_shows_failed_a_passing_fault_pending(

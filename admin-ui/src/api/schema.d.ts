@@ -611,7 +611,7 @@ export interface paths {
         put?: never;
         /**
          * Export conversations in the background
-         * @description For exports too large to stream: a worker writes the file; poll `GET …/exports/{id}` for its download link. Same filters as the list. Audited.
+         * @description For exports too large to stream: a worker writes the file; poll `GET …/exports/{id}` for its download link. Same filters as the list. Audited. 409 `too_many_exports` while the tenant has 3 being written.
          */
         post: operations["create_export_api_v1_tenants__tenant__conversations_exports_post"];
         delete?: never;
@@ -6114,6 +6114,15 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -107,9 +107,10 @@ def _streamed(
     "/exports",
     summary="Export conversations in the background",
     description="For exports too large to stream: a worker writes the file; poll "
-    "`GET …/exports/{id}` for its download link. Same filters as the list. Audited.",
+    "`GET …/exports/{id}` for its download link. Same filters as the list. Audited. "
+    "409 `too_many_exports` while the tenant has 3 being written.",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problems(*TENANT_ERRORS),
+    responses=problems(*TENANT_ERRORS, 409),
 )
 async def create_export(
     request: Request,

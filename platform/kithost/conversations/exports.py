@@ -37,8 +37,8 @@ from kithost.conversations.schemas import (
     ExportCreate,
     ExportFormat,
 )
-from kithost.db import Sessionmaker, session_scope
-from kithost.errors import Gone, NotFound
+from kithost.db import Sessionmaker, lock_key, session_scope
+from kithost.errors import Conflict, Gone, NotFound
 from kithost.kit.keys import Keys
 from kithost.kit.signed import signed, verified
 from kithost.models import ConversationExport, ExportStatus, Tenant
@@ -49,6 +49,9 @@ from kithost.tenants import service as tenants
 from kithost.worker.database import RETRY
 from kithost.worker.enqueue import enqueue
 
+MAX_PENDING = 3
+"""A tenant's exports being written at once: each reads every conversation it matches, so
+clicks (or a script) cannot queue them without bound; another waits until one is done."""
 LINK_TTL = timedelta(minutes=10)
 KEPT = timedelta(days=1)
 """How long an export (its row and its file) is kept after it was asked for: its
@@ -81,7 +84,14 @@ async def create(
     session: AsyncSession, access: TenantAccess, body: ExportCreate, keys: Keys
 ) -> ConversationExport:
     """Record an export (audited, ``keys`` hashing an anonymous end user there) and have a
-    worker write it."""
+    worker write it: 409 ``too_many_exports`` while the tenant has ``MAX_PENDING`` being
+    written (requests at once take turns counting them)."""
+    await lock_key(session, f"kithost.conversations.exports:{access.tenant.id}")
+    if await repository.pending_exports(session, access.tenant.id) >= MAX_PENDING:
+        raise Conflict(
+            f"{MAX_PENDING} exports are being written: ask again once one is ready.",
+            code="too_many_exports",
+        )
     export = ConversationExport(
         id=uuid.uuid4(),
         tenant_id=access.tenant.id,

@@ -33,6 +33,7 @@ from kithost.models import (
     ChatThread,
     ConversationExport,
     ConversationReview,
+    ExportStatus,
 )
 
 MESSAGE_KINDS = ("user_message", "assistant_message")
@@ -244,6 +245,15 @@ async def export(
             ConversationExport.tenant_id == tenant_id, ConversationExport.id == export_id
         )
     )
+
+
+async def pending_exports(session: AsyncSession, tenant_id: uuid.UUID) -> int:
+    """How many of the tenant's exports are still being written."""
+    count = select(func.count()).where(
+        ConversationExport.tenant_id == tenant_id,
+        ConversationExport.status == ExportStatus.pending,
+    )
+    return await session.scalar(count) or 0
 
 
 async def tenants_with_exports_before(
