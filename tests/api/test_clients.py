@@ -1,5 +1,6 @@
 """API clients over REST: the secret shown once, never more than the creator's scopes,
-listed without secrets, revoked for good."""
+listed without secrets and with who made them, revoked for good, kept by the tenant when
+their maker goes."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from kithost.kit.tokens import hash_secret
 from kithost.models import AuditLogEntry, Role
 from kithost.users import repository as users
 from tests.api.helpers import audit_actions, token_of
+from tests.auth.helpers import GRANT, TOKEN_URL, basic
 from tests.factories import PASSWORD, Credentials, client_token, login, make_member, make_tenant
 
 CLIENTS = "/api/v1/tenants/acme/clients"
@@ -56,6 +58,7 @@ async def test_the_secret_is_shown_once_and_only_its_hash_kept(
         "name",
         "scopes",
         "created_at",
+        "created_by",
         "last_used_at",
         "revoked_at",
     }
@@ -181,3 +184,74 @@ async def test_revoking_a_client_withdraws_the_invitations_it_made(
     )
     assert entry is not None
     assert entry.data == {"invitations_withdrawn": 1}
+
+
+async def test_a_client_belongs_to_the_tenant_and_outlives_its_maker(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """A member's removal, or the revocation of a client that made clients, leaves the
+    clients they made working (the tenant's backends go on); the list says who made each,
+    and the audit entry of the removal names the live ones, which whoever may revoke them
+    decides about."""
+    tenant = await make_tenant(db, "acme")
+    owner = await login(app, db, await make_member(db, tenant, Role.owner))
+    maker = await make_member(db, tenant, Role.admin)
+    admin = await login(app, db, maker)
+
+    async def create(name: str, scopes: list[str], by: Credentials) -> dict[str, str]:
+        made = await client.post(CLIENTS, json={"name": name, "scopes": scopes}, headers=by.headers)
+        assert made.status_code == 201, made.text
+        return {
+            "client_id": made.json()["client"]["client_id"],
+            "id": made.json()["client"]["id"],
+            "secret": made.json()["client_secret"],
+        }
+
+    async def bearer(made: dict[str, str]) -> Credentials:
+        issued = await client.post(
+            TOKEN_URL, data=GRANT, headers=basic(made["client_id"], made["secret"])
+        )
+        assert issued.status_code == 200, issued.text
+        return Credentials({"Authorization": f"Bearer {issued.json()['access_token']}"})
+
+    kept = await create("backend", ["widgets:read", "clients:write"], admin)
+    dropped = await create("old", ["widgets:read"], admin)
+    assert (await client.delete(f"{CLIENTS}/{dropped['id']}", headers=owner.headers)).is_success
+    kept_token = await bearer(kept)
+    child = await create("child", ["widgets:read"], kept_token)
+
+    listed = {
+        c["name"]: c["created_by"]
+        for c in (await client.get(CLIENTS, headers=owner.headers)).json()
+    }
+    assert listed == {
+        "backend": {"type": "user", "id": str(maker.id)},
+        "old": {"type": "user", "id": str(maker.id)},
+        "child": {"type": "client", "id": kept["client_id"]},
+    }
+
+    removed = await client.delete(f"/api/v1/tenants/acme/members/{maker.id}", headers=owner.headers)
+    assert removed.status_code == 204
+    widgets = "/api/v1/tenants/acme/widgets"
+    assert (await client.get(widgets, headers=admin.headers)).status_code == 404
+    assert (await client.get(widgets, headers=kept_token.headers)).status_code == 200
+    assert (await client.get(widgets, headers=(await bearer(kept)).headers)).status_code == 200
+
+    assert (await client.delete(f"{CLIENTS}/{kept['id']}", headers=owner.headers)).is_success
+    assert (await client.get(widgets, headers=kept_token.headers)).status_code == 401
+    assert (await client.get(widgets, headers=(await bearer(child)).headers)).status_code == 200
+
+    entries = {
+        e.action: e.data
+        for e in await db.scalars(
+            select(AuditLogEntry).where(
+                AuditLogEntry.tenant_id == tenant.id,
+                AuditLogEntry.action.in_(["member.removed", "client.revoked"]),
+                AuditLogEntry.target_id != dropped["id"],
+            )
+        )
+    }
+    assert entries == {
+        "member.removed": {"role": "admin", "clients_kept": [kept["client_id"]]},
+        "client.revoked": {"clients_kept": [child["client_id"]]},
+    }

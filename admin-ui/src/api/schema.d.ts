@@ -506,7 +506,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the API clients */
+        /**
+         * List the API clients
+         * @description Revoked ones included, each with who made it.
+         */
         get: operations["list_clients_api_v1_tenants__tenant__clients_get"];
         put?: never;
         /**
@@ -532,7 +535,7 @@ export interface paths {
         post?: never;
         /**
          * Revoke an API client
-         * @description Its access tokens stop working at once. Revoking twice is not an error.
+         * @description Its access tokens stop working at once. Revoking twice is not an error. The clients it made keep working (the audit entry lists them).
          */
         delete: operations["revoke_client_api_v1_tenants__tenant__clients__id__delete"];
         options?: never;
@@ -1891,7 +1894,10 @@ export interface components {
         };
         /**
          * Client
-         * @description An OAuth 2.0 client of the tenant's backend (its secret is never shown again).
+         * @description An OAuth 2.0 client of the tenant's backend (its secret is never shown again). It
+         *     belongs to the tenant, not to whoever made it: it keeps its scopes when they are
+         *     removed, given a lower role or revoked (revoke it, or make another and revoke this one,
+         *     to end what its secret opens).
          */
         Client: {
             /** Client Id */
@@ -1901,6 +1907,8 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /** @description Who made it, from the audit log (null only where the log has no record). */
+            created_by: components["schemas"]["ClientMaker"] | null;
             /**
              * Id
              * Format: uuid
@@ -1930,6 +1938,24 @@ export interface components {
             client: components["schemas"]["Client"];
             /** Client Secret */
             client_secret: string;
+        };
+        /**
+         * ClientMaker
+         * @description Who made a client, named as the audit log names actors.
+         */
+        ClientMaker: {
+            /**
+             * Id
+             * @description The user's id, the API client's `client_id`; null for the CLI.
+             */
+            id: string | null;
+            /**
+             * Type
+             * @example user
+             * @example client
+             * @example cli
+             */
+            type: string;
         };
         /**
          * ClientTool
@@ -10494,6 +10520,15 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,17 +1,31 @@
-"""SQL for identity: signing keys, dashboard sessions, API clients by their public id, and
-what resolving a tenant route reads (the tenant of a slug, a user's membership of it)."""
+"""SQL for identity: signing keys, dashboard sessions, API clients by their public id and by
+who made them, and what resolving a tenant route reads (the tenant of a slug, a user's
+membership of it)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost import rls
+from kithost.auth.principals import Actor
 from kithost.kit.schemas import NUL
-from kithost.models import ApiClient, DashboardSession, Membership, SigningKey, Tenant, User
+from kithost.models import (
+    ApiClient,
+    AuditLogEntry,
+    DashboardSession,
+    Membership,
+    SigningKey,
+    Tenant,
+    User,
+)
+
+CLIENT_CREATED = "client.created"
+"""The audit action recording who made an API client: the one record of its maker."""
 
 
 async def newest_signing_key(session: AsyncSession) -> SigningKey | None:
@@ -62,6 +76,50 @@ async def lock_client(
         .execution_options(populate_existing=True)
     )
     return result.scalar_one_or_none()
+
+
+async def client_makers(
+    session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Actor]:
+    """Who made each of the tenant's clients ``ids``, as the audit log recorded it."""
+    if not ids:
+        return {}
+    result = await session.execute(
+        select(AuditLogEntry.target_id, AuditLogEntry.actor_type, AuditLogEntry.actor_id).where(
+            AuditLogEntry.tenant_id == tenant_id,
+            AuditLogEntry.action == CLIENT_CREATED,
+            AuditLogEntry.target_id.in_([str(i) for i in ids]),
+        )
+    )
+    return {uuid.UUID(target): Actor(kind, by) for target, kind, by in result if target}
+
+
+async def live_clients_made_by(
+    session: AsyncSession, tenant_id: uuid.UUID, actor: Actor
+) -> list[ApiClient]:
+    """The tenant's clients that ``actor`` made (as the audit log recorded it) and that are
+    not revoked, oldest first."""
+    made = await session.execute(
+        select(AuditLogEntry.target_id).where(
+            AuditLogEntry.tenant_id == tenant_id,
+            AuditLogEntry.action == CLIENT_CREATED,
+            AuditLogEntry.actor_type == actor.type,
+            AuditLogEntry.actor_id == actor.id,
+        )
+    )
+    ids = [uuid.UUID(target) for target in made.scalars() if target]
+    if not ids:
+        return []
+    result = await session.execute(
+        select(ApiClient)
+        .where(
+            ApiClient.tenant_id == tenant_id,
+            ApiClient.id.in_(ids),
+            ApiClient.revoked_at.is_(None),
+        )
+        .order_by(ApiClient.created_at, ApiClient.id)
+    )
+    return list(result.scalars())
 
 
 async def live_dashboard_session(

@@ -24,19 +24,26 @@ async def create_client(
     access: ClientsWrite, session: DbSession, body: schemas.ClientCreate
 ) -> schemas.ClientCreated:
     new = await service.register_client(session, access, name=body.name, scopes=body.scopes)
-    return schemas.ClientCreated.model_validate(new)
+    made = schemas.Client.of(new.client, access.actor)
+    return schemas.ClientCreated.model_validate({"client": made, "secret": new.secret})
 
 
-@router.get("", summary="List the API clients", responses=problems(*TENANT_ERRORS))
+@router.get(
+    "",
+    summary="List the API clients",
+    description="Revoked ones included, each with who made it.",
+    responses=problems(*TENANT_ERRORS),
+)
 async def list_clients(access: ClientsWrite, session: DbSession) -> list[schemas.Client]:
     clients = await service.list_clients(session, access.tenant)
-    return [schemas.Client.model_validate(c) for c in clients]
+    return [schemas.Client.of(c, maker) for c, maker in clients]
 
 
 @router.delete(
     "/{id}",
     summary="Revoke an API client",
-    description="Its access tokens stop working at once. Revoking twice is not an error.",
+    description="Its access tokens stop working at once. Revoking twice is not an error. "
+    "The clients it made keep working (the audit entry lists them).",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problems(*TENANT_ERRORS),
 )

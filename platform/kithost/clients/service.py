@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +14,7 @@ from kithost.clients import repository
 from kithost.errors import FieldError, Forbidden, NotFound, invalid_field
 from kithost.invitations import service as invitations
 from kithost.kit.tokens import hash_secret, random_token
+from kithost.members import service as members
 from kithost.models import ApiClient, Tenant
 from kithost.models.base import utcnow
 
@@ -51,7 +52,7 @@ async def create_client(
     audit.record(
         session,
         actor,
-        "client.created",
+        auth_repository.CLIENT_CREATED,
         tenant_id=tenant.id,
         target_type="api_client",
         target_id=client.id,
@@ -75,14 +76,19 @@ async def register_client(
     return await create_client(session, access.actor, access.tenant, name=name, scopes=scopes)
 
 
-async def list_clients(session: AsyncSession, tenant: Tenant) -> Sequence[ApiClient]:
-    """Every client of the tenant, revoked ones included."""
-    return await repository.list_clients(session, tenant.id)
+async def list_clients(
+    session: AsyncSession, tenant: Tenant
+) -> list[tuple[ApiClient, Actor | None]]:
+    """Every client of the tenant, revoked ones included, with who made it."""
+    clients = await repository.list_clients(session, tenant.id)
+    makers = await auth_repository.client_makers(session, tenant.id, [c.id for c in clients])
+    return [(c, makers.get(c.id)) for c in clients]
 
 
 async def revoke_client(session: AsyncSession, access: TenantAccess, id: uuid.UUID) -> None:
     """Revoke a client: its tokens stop working at once, and the pending invitations it
-    made are withdrawn, as a removed member's are. Revoking it again changes nothing.
+    made are withdrawn, as a removed member's are; the clients it made keep working, as
+    a removed member's do (the audit entry names them). Revoking it again changes nothing.
 
     The client's row stays locked until the unit of work ends, so an invitation the client
     makes at that moment is either refused or made first and withdrawn here."""
@@ -93,6 +99,9 @@ async def revoke_client(session: AsyncSession, access: TenantAccess, id: uuid.UU
         return
     client.revoked_at = utcnow()
     withdrawn = await invitations.withdraw_made_by(session, client)
+    made = await auth_repository.live_clients_made_by(
+        session, access.tenant.id, Actor("client", client.client_id)
+    )
     audit.record(
         session,
         access.actor,
@@ -100,5 +109,10 @@ async def revoke_client(session: AsyncSession, access: TenantAccess, id: uuid.UU
         tenant_id=access.tenant.id,
         target_type="api_client",
         target_id=client.id,
-        data={"invitations_withdrawn": withdrawn} if withdrawn else {},
+        data=({"invitations_withdrawn": withdrawn} if withdrawn else {})
+        | members.clients_kept(made),
     )
+
+
+def _withdrawn(count: int) -> dict[str, int]:
+    return {"invitations_withdrawn": count} if count else {}

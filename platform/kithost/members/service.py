@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit import service as audit
+from kithost.auth import repository as auth_repository
 from kithost.auth.principals import Actor, TenantAccess, UserPrincipal
 from kithost.auth.roles import may_grant, outranks, scopes_of
 from kithost.auth.scopes import Scope
 from kithost.errors import Conflict, FieldError, Forbidden, NotFound
 from kithost.members import repository
 from kithost.members.repository import MemberRow
-from kithost.models import Membership, Role, Tenant
+from kithost.models import ApiClient, Membership, Role, Tenant
 
 
 def check_may_grant(access: TenantAccess, role: Role) -> None:
@@ -79,6 +80,9 @@ async def remove_member(session: AsyncSession, access: TenantAccess, user_id: uu
     if membership.role is Role.owner:
         await _keep_another_owner(session, membership)
     withdrawn = await _withdraw_invitations(session, membership)
+    made = await auth_repository.live_clients_made_by(
+        session, access.tenant.id, Actor("user", str(user_id))
+    )
     await session.delete(membership)
     audit.record(
         session,
@@ -87,7 +91,7 @@ async def remove_member(session: AsyncSession, access: TenantAccess, user_id: uu
         tenant_id=access.tenant.id,
         target_type="user",
         target_id=user_id,
-        data={"role": membership.role.value} | _withdrawn(withdrawn),
+        data={"role": membership.role.value} | _withdrawn(withdrawn) | clients_kept(made),
     )
 
 
@@ -100,6 +104,14 @@ async def _withdraw_invitations(session: AsyncSession, membership: Membership) -
     return await repository.delete_pending_invitations_of(
         session, membership.tenant_id, membership.user_id
     )
+
+
+def clients_kept(clients: Sequence[ApiClient]) -> dict[str, list[str]]:
+    """What the audit entry of a removal (of a member, or a client's revocation) says of the
+    live API clients they made: their ``client_id``s. A client belongs to the tenant and
+    keeps working without its maker, who may still hold its secret: the entry says which
+    ones to revoke if that is not wanted."""
+    return {"clients_kept": [c.client_id for c in clients]} if clients else {}
 
 
 def _withdrawn(count: int) -> dict[str, int]:
