@@ -259,6 +259,29 @@ async def test_bad_report_queries_are_problems_with_the_field(
     assert (response.status_code, response.json()["code"]) == (404, "widget_not_found")
 
 
+async def test_every_report_refuses_a_range_ending_where_or_before_it_starts(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """The series refused it; the funnel, latency, the count per widget and both exports
+    answered zeros (and an empty file) as if the range had nothing in it."""
+    _widget, _tenant, creds, url = await subject(app, db)
+    since = datetime(2026, 3, 2, tzinfo=UTC)
+    for until in (since, since - timedelta(days=1)):
+        params = {"since": since.isoformat(), "until": until.isoformat()}
+        for path in (
+            "series",
+            "funnel",
+            "latency",
+            "widgets",
+            "export/series.csv",
+            "export/events.csv",
+        ):
+            response = await client.get(f"{url}/{path}", params=params, headers=creds.headers)
+            assert response.status_code == 422, (path, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+            assert [e["field"] for e in response.json()["errors"]] == ["until"], path
+
+
 async def test_another_tenants_analytics_are_invisible(
     client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:

@@ -43,6 +43,8 @@ async def _range(
             raise invalid_field(name, f"between {EARLIEST.year} and {LATEST.year}")
     until = query.until or utcnow()
     since = query.since or until - DEFAULT_RANGE[interval]
+    if until <= since:
+        raise invalid_field("until", "must be after since")
     if query.widget is not None:
         await get_widget(session, tenant, query.widget)
     return since, until, query.widget
