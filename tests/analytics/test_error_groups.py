@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -56,6 +57,29 @@ async def test_error_groups_group_count_resolve_and_reopen(
     await store(app, widget, [client_error("Request 5 failed")])
     detail = (await client.get(f"{url}/{group['id']}", headers=creds.headers)).json()
     assert (detail["status"], detail["count"], detail["resolved_at"]) == ("open", 4, None)
+
+
+async def test_ids_with_a_prefix_do_not_split_a_group(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """ChatKit's and most APIs' ids are a prefix and random letters and digits: only the
+    digits were replaced, so the same error about each thread made a group (and a
+    client_error.new_group webhook) of its own."""
+    widget, _tenant, creds, url = await subject(app, db)
+    await store(
+        app,
+        widget,
+        [
+            client_error(
+                f"Thread thr_7{secrets.token_hex(6)} not found: req_5{secrets.token_hex(5)}"
+            )
+            for _ in range(3)
+        ],
+    )
+    groups = (await client.get(f"{url}/errors", headers=creds.headers)).json()["groups"]
+    assert [(g["message"], g["count"]) for g in groups] == [
+        ("Thread thr_<?> not found: req_<?>", 3)
+    ]
 
 
 async def test_error_samples_show_no_anonymous_device_id(

@@ -313,6 +313,7 @@ _VOLATILE = re.compile(
     "[^"]*" | '[^']*'                                   # quoted values
     | https?://\S+                                      # urls
     | \b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b   # uuids
+    | (?<=_)(?=[a-z0-9]*\d)[a-z0-9]{6,}\b                # prefixed ids: thr_<?>, req_<?>
     | \b0x[0-9a-f]+\b | \b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{6,}\b   # hex ids
     | \d+(?:\.\d+)?                                     # numbers (units stay: 30s -> <?>s)
     """,
