@@ -28,6 +28,7 @@ from kithost import migrate as migrations
 from kithost import rls
 from kithost.analytics.rollups import service as rollups
 from kithost.app import create_app
+from kithost.audit import service as audit
 from kithost.auth import signing
 from kithost.auth.principals import CLI
 from kithost.clients.service import create_client, parse_scopes
@@ -451,8 +452,15 @@ def keys_rotate(
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         key = await signing.rotate(session, box)
-        if withdraw_previous:
-            await signing.withdraw_retired(session)
+        withdrawn = await signing.withdraw_retired(session) if withdraw_previous else []
+        audit.record(
+            session,
+            CLI,
+            "signing_key.rotated",
+            target_type="signing_key",
+            target_id=key.kid,
+            data={"withdrawn": withdrawn} if withdraw_previous else {},
+        )
         published = await signing.published_keys(session)
         return {"kid": key.kid, "published": " ".join(k.kid for k in published)}
 

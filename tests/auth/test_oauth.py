@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost import migrate
 from kithost.auth.scopes import Scope
-from kithost.models import SigningKey
+from kithost.models import AuditLogEntry, SigningKey
 from kithost.models.base import utcnow
 from kithost.settings import Settings
 from tests.auth.helpers import GRANT, JWKS_URL, TOKEN_URL, basic, make_backend
@@ -257,3 +257,20 @@ def test_keys_rotate_command(tmp_path: Path) -> None:
     human = kithost(settings, "keys", "rotate")
     assert human.returncode == 0, human.stderr
     assert human.stdout.startswith("kid: ")
+
+    withdrawing = ok_json(settings, "keys", "rotate", "--withdraw-previous")
+    with sync_session(settings) as session:
+        entries = session.execute(
+            select(AuditLogEntry)
+            .where(AuditLogEntry.action == "signing_key.rotated")
+            .order_by(AuditLogEntry.created_at)
+        ).scalars()
+        audited = [(e.actor_type, e.tenant_id, e.target_id, e.data) for e in entries]
+    assert audited[:2] == [
+        ("cli", None, first["kid"], {}),
+        ("cli", None, second["kid"], {}),
+    ]
+    assert len(audited) == 4
+    assert audited[3][2] == withdrawing["kid"]
+    assert set(audited[3][3]["withdrawn"]) == {first["kid"], second["kid"], audited[2][2]}
+    assert "PRIVATE KEY" not in str(audited)
