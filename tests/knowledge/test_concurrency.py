@@ -17,12 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from kithost.auth.principals import ClientPrincipal, TenantAccess
 from kithost.auth.roles import ALL_SCOPES
 from kithost.db import create_sessionmaker
-from kithost.errors import Conflict, NotFound
+from kithost.errors import Conflict, InvalidInput, NotFound
 from kithost.knowledge import ingest, service
-from kithost.models import ApiClient, KnowledgeBase, KnowledgeDocument, Tenant
+from kithost.models import ApiClient, KnowledgeBase, KnowledgeDocument, Tenant, Widget
 from kithost.models.knowledge import MAX_KNOWLEDGE_BASES
 from kithost.settings import Settings
 from kithost.storage import BlobStorage, LocalDiskStorage, storage_for
+from kithost.widgets import service as widgets
 from kithost.worker.app import create_celery
 from kithost.worker.enqueue import PendingTasks
 from tests.conftest import concurrent_sessions
@@ -144,3 +145,38 @@ async def test_bases_made_at_once_stop_at_the_cap(
         with pytest.raises(Conflict) as refused:
             await other
     assert refused.value.code == "knowledge_bases_full"
+
+
+async def test_a_draft_naming_the_base_and_its_deletion_take_turns(
+    raced: tuple[Sessions, TenantAccess, uuid.UUID],
+) -> None:
+    """Either the deletion waits for the draft and finds it searching the base (409), or the
+    draft waits for the deletion and finds no base (422): never a draft naming a base gone."""
+    sessionmaker, access, base_id = raced
+    config = {
+        "agent": {"tools": [{"type": "file_search", "id": "kb", "knowledge_bases": [str(base_id)]}]}
+    }
+
+    def draft(session: AsyncSession, name: str) -> Coroutine[Any, Any, Any]:
+        return widgets.create_widget(session, access.actor, access.tenant, name=name, config=config)
+
+    async with sessionmaker() as drafting, sessionmaker() as deleting:
+        await draft(drafting, "Searching")
+        deleted = asyncio.create_task(service.delete_base(deleting, access, base_id))
+        await waits(deleted)
+        await drafting.commit()
+        with pytest.raises(Conflict) as in_use:
+            await deleted
+    assert in_use.value.code == "knowledge_base_in_use"
+
+    async with sessionmaker() as cleanup:
+        await cleanup.execute(delete(Widget).where(Widget.tenant_id == access.tenant.id))
+        await cleanup.commit()
+    async with sessionmaker() as deleting, sessionmaker() as drafting:
+        await service.delete_base(deleting, access, base_id)
+        drafted = asyncio.create_task(draft(drafting, "Too late"))
+        await waits(drafted)
+        await deleting.commit()
+        with pytest.raises(InvalidInput) as gone:
+            await drafted
+    assert [e.type for e in gone.value.errors] == ["knowledge_base_not_found"]

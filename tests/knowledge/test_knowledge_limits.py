@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx2
 from fastapi import FastAPI
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.knowledge.ingest import blob_key
@@ -81,6 +82,24 @@ async def test_a_base_a_widget_searches_is_not_deleted(
     assert deleted.status_code == 204, deleted.text
     shown = await client.get(widget, headers=acme.headers)
     assert shown.json()["config"]["agent"]["tools"] == []
+
+
+async def test_a_draft_naming_a_base_gone_is_not_published(
+    client: httpx2.AsyncClient, acme: Acme, db: AsyncSession
+) -> None:
+    """A draft saved before bases in use were kept (or by any other way the base went) is
+    checked again when published: the live widget would search nothing."""
+    created = await client.post(BASES, json={"name": "Help centre"}, headers=acme.headers)
+    base = created.json()["id"]
+    widget = url(await create(client, acme))
+    etag = await put_config(client, acme, widget, '"1"', searching(base))
+    await db.execute(delete(KnowledgeBase).where(KnowledgeBase.id == uuid.UUID(base)))
+
+    refused = await client.post(widget + "/publish", headers=acme.matching(etag))
+    assert refused.status_code == 422, refused.text
+    [error] = refused.json()["errors"]
+    assert error["field"] == "config.agent.tools.0.knowledge_bases"
+    assert error["type"] == "knowledge_base_not_found"
 
 
 async def test_a_tenant_has_at_most_so_many_bases_made_or_adopted(

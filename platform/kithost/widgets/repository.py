@@ -123,10 +123,12 @@ async def last_version_number(
 async def existing_knowledge_bases(
     session: AsyncSession, tenant_id: uuid.UUID, base_ids: Collection[uuid.UUID]
 ) -> set[uuid.UUID]:
-    """Which of ``base_ids`` are the tenant's knowledge bases."""
+    """Which of ``base_ids`` are the tenant's knowledge bases, locked for share until the
+    commit: a deletion (which locks its base, then looks for widgets searching it) waits for
+    the draft naming it, or the draft waits and finds it gone."""
     result = await session.execute(
-        select(KnowledgeBase.id).where(
-            KnowledgeBase.tenant_id == tenant_id, KnowledgeBase.id.in_(base_ids)
-        )
+        select(KnowledgeBase.id)
+        .where(KnowledgeBase.tenant_id == tenant_id, KnowledgeBase.id.in_(base_ids))
+        .with_for_update(read=True)
     )
     return set(result.scalars())

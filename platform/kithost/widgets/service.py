@@ -350,6 +350,7 @@ async def publish_draft(
     """Publish ``widget``'s draft as its next version (callers have checked access)."""
     config = parse_config(widget.draft)
     check_agent(config, widget=widget)
+    await _check_knowledge_bases(session, widget.tenant_id, config)
     number = await repository.last_version_number(session, widget.tenant_id, widget.id) + 1
     changes = audit.changes(
         {"published_version": widget.published_version}, {"published_version": number}
