@@ -227,6 +227,18 @@ async def test_revoking_an_api_client_asks_first(page: Page, tenant: Tenant) -> 
     await expect(page.get_by_text("Revoked")).to_be_visible()
 
 
+async def test_the_api_clients_say_who_made_them(page: Page, tenant: Tenant) -> None:
+    """A client outlives its maker's membership: the list names the member who made it."""
+    async with owner_api(tenant) as api:
+        body = {"name": "Backend", "scopes": ["widgets:read"]}
+        made = await api.post(f"/api/v1/tenants/{tenant.slug}/clients", json=body)
+        assert made.status_code == 201, made.text
+    await sign_in(page, tenant)
+    await open_screen(page, tenant, "clients", "API clients")
+    row = page.get_by_role("row", name=re.compile("Backend"))
+    await expect(row.get_by_role("cell", name=tenant.owner, exact=True)).to_be_visible()
+
+
 async def test_deleting_knowledge_asks_first(page: Page, tenant: Tenant) -> None:
     bases = f"/api/v1/tenants/{tenant.slug}/knowledge-bases"
     async with owner_api(tenant) as api:

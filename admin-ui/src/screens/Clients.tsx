@@ -30,6 +30,20 @@ export default function Clients() {
   const [created, setCreated] = useState<{ id: string; secret: string } | null>(null);
   const form = useForm<{ name: string; scopes: Scope[] }>({ defaultValues: { name: '', scopes: ['widgets:read', 'sessions:mint'] } });
   const clients = useQuery({ queryKey: ['clients', tenant.slug], queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/clients', { params: { path } })) });
+  // The Team screen's query: who made a client is named by their address where it may be read.
+  const members = useQuery({
+    queryKey: ['members', tenant.slug],
+    queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/members', { params: { path } })),
+    enabled: tenant.can('members:read'),
+  });
+  const madeBy = (made: Schemas['Client']['created_by'], list: Schemas['Client'][]): string => {
+    if (made === null) return '—';
+    if (made.type === 'cli') return 'The command line';
+    if (made.type === 'client') return `API client ${list.find((c) => c.client_id === made.id)?.name ?? made.id}`;
+    const member = members.data?.find((m) => m.user_id === made.id);
+    if (member) return member.email;
+    return members.data ? 'A former member' : 'A member';
+  };
   const create = useMutation({
     mutationFn: (body: { name: string; scopes: Scope[] }) => unwrap(api.POST('/api/v1/tenants/{tenant}/clients', { params: { path }, body })),
     onSuccess: (answer) => {
@@ -82,7 +96,7 @@ export default function Clients() {
           list.length === 0 ? (
             <Empty>No API clients yet.</Empty>
           ) : (
-            <Table columns={['Name', 'Client id', 'Scopes', 'Last used', 'Status']}>
+            <Table columns={['Name', 'Client id', 'Scopes', 'Made by', 'Last used', 'Status']}>
                   {list.map((c) => (
                     <tr key={c.id}>
                       <td>{c.name}</td>
@@ -90,6 +104,7 @@ export default function Clients() {
                         <code>{c.client_id}</code>
                       </td>
                       <td>{c.scopes.join(', ')}</td>
+                      <td>{madeBy(c.created_by, list)}</td>
                       <td>{formatDate(c.last_used_at)}</td>
                       <td>
                         {c.revoked_at ? (
