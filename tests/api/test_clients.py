@@ -48,6 +48,14 @@ async def test_the_secret_is_shown_once_and_only_its_hash_kept(
     assert stored.secret_hash == hash_secret(secret)
     assert secret not in {stored.secret_hash, stored.client_id, stored.name}
     assert "client.created" in await audit_actions(db, tenant.id)
+    entry = await db.scalar(select(AuditLogEntry).where(AuditLogEntry.target_id == str(stored.id)))
+    assert entry is not None
+    # The log names the client as the dashboard shows it, long after it is revoked.
+    assert entry.data == {
+        "name": "backend",
+        "client_id": stored.client_id,
+        "scopes": ["sessions:mint", "widgets:read"],
+    }
 
     listed = await client.get(CLIENTS, headers=admin.headers)
     assert listed.status_code == 200

@@ -56,7 +56,7 @@ async def create_client(
         tenant_id=tenant.id,
         target_type="api_client",
         target_id=client.id,
-        data={"scopes": client.scopes},
+        data={"name": client.name, "client_id": client.client_id, "scopes": client.scopes},
     )
     return NewClient(client, secret)
 
