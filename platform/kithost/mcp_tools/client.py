@@ -6,8 +6,8 @@ through the Agents SDK's ``MCPServerStreamableHttp``, so they work with any mode
   HTTPS outside those; no redirects; the tool's ``timeout_seconds``; at most
   :data:`MAX_RESPONSE_BYTES` per response (decoded: as the MCP client holds it), a lone
   surrogate in it as U+FFFD (the model reads the text; the MCP client would refuse the
-  whole answer). Connecting and listing take at most twice the timeout, closing at most
-  :data:`CLOSE_SECONDS`, however slowly the server answers.
+  whole answer). Connecting takes at most twice the timeout and :data:`CLOSE_SECONDS`,
+  closing at most :data:`CLOSE_SECONDS`, however slowly the server answers.
 - Only ``allowed_tools`` are offered to the model (the SDK's static ``tool_filter``); a
   server's other tools never reach it.
 - The tool's secret (``mcp_tools.service``, encrypted, write-only) goes in its ``secret_header``,
@@ -258,19 +258,22 @@ class McpConnector:
         cap = _Cap(MAX_RESPONSE_BYTES)
         server = self.server(tool, secret, cap, allowed_only=allowed_only)
         try:
+            # Each request has the tool's timeout, but not what the SDK does around them:
+            # closing the session after a failed start, a DELETE a server may answer a byte
+            # at a time (the SDK cleans up a failed start itself).
+            with anyio.fail_after(2 * tool.timeout_seconds + CLOSE_SECONDS):
+                await server.connect()  # type: ignore[no-untyped-call]
+        except Exception as exc:
+            raise unavailable(exc, tool, cap) from exc
+        try:
             try:
-                # Each request has the tool's timeout, but not what the SDK does around
-                # them (closing the session after a failed start, a DELETE a server may
-                # answer a byte at a time): connecting and listing get two, and closing.
-                with anyio.fail_after(2 * tool.timeout_seconds + CLOSE_SECONDS):
-                    await server.connect()  # type: ignore[no-untyped-call]
-                    listed = list(await server.list_tools())
+                listed = list(await server.list_tools())
             except Exception as exc:
                 raise unavailable(exc, tool, cap) from exc
             yield server, listed
         finally:
-            # Closing ends the server's session (a DELETE): a server answering it a byte at
-            # a time held the caller (a discovery request, an answer) for as long as it liked.
+            # The same DELETE: a server answering it slowly held the caller (a discovery
+            # request, an answer whose server failed) for as long as it liked.
             with anyio.move_on_after(CLOSE_SECONDS):
                 await server.cleanup()  # type: ignore[no-untyped-call]
 
