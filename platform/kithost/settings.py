@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     """Largest request body ``POST /v1/chatkit/{pk}`` accepts."""
     chat_attachment_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     """Largest attachment any widget accepts, whatever its ``composer.attachments`` say."""
+    max_open_answers: int = Field(default=300, ge=1)
+    """Chat answers an API process streams at once; one more is refused before anything is
+    written (503 ``server_busy`` with ``Retry-After``). 300: on PostgreSQL a process kept 312
+    held streams answering and not 375, where the first token's p95 passed a second (1.32 s)
+    for every visitor of the process (``bench/README.md``, 15 s answers at 20 text deltas a
+    second, on a box adding 10 M numbers in 0.49 s; SQLite: 375 and not 437; a box taking
+    0.72 s held 250). Set it below what ``make bench`` finds on your own box."""
     demo_page: bool | None = None
     """Serve ``/demo`` (the demo widget on a small product page); unset: on except in
     production."""

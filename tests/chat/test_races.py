@@ -4,6 +4,7 @@ user meanwhile, so no more gets in than the rule allows and nothing within it is
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -20,12 +21,15 @@ from chatkit.types import (
     ThreadStreamEvent,
 )
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.auth.principals import CLI
 from kithost.auth.scopes import Scope
 from kithost.chat.attachments import MAX_UNSENT
-from kithost.models import ChatAttachment, ChatItem, ChatThread, Tenant, Widget
+from kithost.models import ChatAttachment, ChatItem, ChatThread, Membership, Role, Tenant, Widget
+from kithost.models.base import Base
 from kithost.settings import Settings
+from kithost.users.service import create_user
 from kithost.widgets.service import create_widget
 from tests.chat.helpers import (
     ALICE,
@@ -42,7 +46,7 @@ from tests.chat.helpers import (
 )
 from tests.chat.test_client_tools import client_tool
 from tests.conftest import LoopbackServer
-from tests.factories import client_token
+from tests.factories import PASSWORD, client_token, login
 from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI
 from tests.races import RacingApp, at_once, racing_app
 from tests.visitor.helpers import ORIGIN, publish
@@ -51,6 +55,12 @@ from tests.visitor.helpers import ORIGIN, publish
 @pytest.fixture
 def sent_tasks() -> None:
     """Not the folder's: its app opens the test's transaction (on SQLite: the write lock)."""
+
+
+@pytest.fixture
+def tenant_checks() -> None:
+    """Not the folder's: this app's units of work have connections of their own, and check
+    for deleted tenants as production does."""
 
 
 @pytest.fixture
@@ -160,12 +170,7 @@ async def test_a_chat_whose_widget_is_deleted_meanwhile_says_it_is_no_longer_ava
                     )
                     fake_openai.release()
 
-    assert deleted is not None
-    assert deleted.status_code == 204, deleted.text
-    events = decode(seen)
-    [error] = [e for e in events if isinstance(e, ErrorEvent)]
-    assert (error.message, error.allow_retry) == ("This chat is no longer available.", False)
-    assert events[-1] == error
+    ends_unavailable(seen, deleted)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert "chat.widget_gone" in caplog.text
     async with racing.arranging() as session:
@@ -173,6 +178,75 @@ async def test_a_chat_whose_widget_is_deleted_meanwhile_says_it_is_no_longer_ava
             select(func.count()).select_from(ChatThread).where(ChatThread.widget_id == widget.id)
         )
     assert left == 0
+
+
+async def test_a_chat_whose_tenant_is_deleted_meanwhile_ends_at_once(
+    racing: RacingApp,
+    http: httpx2.AsyncClient,
+    fake_openai: FakeOpenAI,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Its owner deletes the tenant while the model is in the middle of an answer (held,
+    its first word out: the visitor's message and thread are written): the answer ends
+    within seconds (``answers.CHECK_SECONDS``), the model still holding, with ChatKit's
+    error saying the chat is no longer available, no retry offered; no row of the tenant is
+    left, nor written afterwards. Nothing is logged as an error."""
+    widget, tenant = await chat_widget(racing, fake_openai)
+    alice = await alice_of(racing, http, widget)
+    async with racing.arranging() as session:
+        created = await create_user(session, CLI, racing.email("owner"), password=PASSWORD)
+        session.add(Membership(tenant_id=tenant.id, user_id=created.user.id, role=Role.owner))
+        owner = await login(racing.app, session, created.user)
+    fake_openai.hold_stream(after=1)
+    body = {"type": "threads.create", "params": {"input": message("Tell me a story")}}
+    seen, deleted = "", None
+    try:
+        with caplog.at_level(logging.INFO):
+            async with (
+                asyncio.timeout(8),  # the model's own timeout is 10 s
+                http.stream("POST", alice.url, json=body, headers=alice.headers()) as response,
+            ):
+                async for chunk in response.aiter_text():
+                    seen += chunk
+                    if deleted is None and deltas(decode(seen)):
+                        deleted = await http.delete(
+                            f"/api/v1/tenants/{tenant.slug}",
+                            params={"confirm": tenant.slug},
+                            headers=owner.headers,
+                        )
+    finally:
+        fake_openai.release()
+
+    assert not done_items(ends_unavailable(seen, deleted), AssistantMessageItem)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "chat.tenant_gone" in caplog.text
+    await asyncio.sleep(0.5)  # time for anything still running to write: nothing does
+    async with racing.arranging() as session:
+        assert await rows_of(session, tenant) == {}
+        assert await session.get(Tenant, tenant.id) is None
+
+
+def ends_unavailable(seen: str, deleted: httpx2.Response | None) -> list[ThreadStreamEvent]:
+    """The events ``seen``, once the deletion answered 204 and they end with ChatKit's error
+    saying the chat is no longer available (the only error; no retry offered)."""
+    assert deleted is not None
+    assert deleted.status_code == 204, deleted.text
+    events = decode(seen)
+    [error] = [e for e in events if isinstance(e, ErrorEvent)]
+    assert (error.message, error.allow_retry) == ("This chat is no longer available.", False)
+    assert events[-1] == error
+    return events
+
+
+async def rows_of(session: AsyncSession, tenant: Tenant) -> dict[str, int]:
+    """How many rows of each table hold ``tenant``'s id (the tables with none left out)."""
+    counts = {}
+    for table in Base.metadata.sorted_tables:
+        if "tenant_id" in table.c:
+            query = select(func.count()).select_from(table).where(table.c.tenant_id == tenant.id)
+            if found := await session.scalar(query):
+                counts[table.name] = found
+    return counts
 
 
 async def test_messages_sent_at_once_are_answered_up_to_the_quota(

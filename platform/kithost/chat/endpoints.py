@@ -20,8 +20,10 @@ allowed page can send):
    ``invalid_chatkit_request`` with the fields; a NUL character anywhere in it (PostgreSQL
    refuses it) → 422 ``validation_failed`` naming where (type ``nul_character``); so too
    what ChatKit's types leave unbounded (:func:`_check_bounds`: feedback on over 100 items,
-   a title over 200 characters or with invisible ones) and an attachment twice in one
-   message.
+   a title over 200 characters or with invisible ones); a streamed request (an answer) when
+   the process streams ``KITHOST_MAX_OPEN_ANSWERS`` already → 503 ``server_busy`` with
+   ``Retry-After``, before any thread is read or anything written (``answers``); and an
+   attachment twice in one message.
 
 Streams are ``text/event-stream``: the first event is produced before the response starts,
 so a thread, item or attachment the end user cannot see is a 404 problem, not a broken
@@ -32,6 +34,7 @@ calls them without the loader's ``fetch``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
@@ -42,7 +45,7 @@ from typing import Any
 import orjson
 import structlog
 from chatkit.errors import ErrorCode
-from chatkit.server import StreamingResult
+from chatkit.server import NonStreamingResult, StreamingResult
 from chatkit.types import (
     ChatKitReq,
     ErrorEvent,
@@ -50,13 +53,16 @@ from chatkit.types import (
     ThreadsAddUserMessageReq,
     ThreadsCreateReq,
     ThreadsUpdateReq,
+    is_streaming_req,
 )
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter, ValidationError
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.types import Receive, Scope, Send
 
 from kithost.chat import client_tools
+from kithost.chat.answers import OpenAnswer
 from kithost.chat.attachments import AttachmentRules, Purpose
 from kithost.chat.auth import missing_token
 from kithost.chat.context import ChatContext
@@ -150,12 +156,22 @@ async def _chatkit(
     parsed = _parse(body)
     _check_bounds(parsed)
     server = chat.server(parsed)
-    await _check_attachments(server, parsed, context)
-    await client_tools.check_output(server.store, parsed, context)
-    result = await server.process_request(parsed, context)
-    if isinstance(result, StreamingResult):
-        return await _stream(result, cors, received_at)
-    return Response(result.json, media_type="application/json", headers=cors)
+    if not is_streaming_req(parsed):  # answers nothing
+        result = await server.process_request(parsed, context)
+        assert isinstance(result, NonStreamingResult)
+        return Response(result.json, media_type="application/json", headers=cors)
+    # An answer: in progress from before anything is written (503 ``server_busy`` when the
+    # process streams as many as it may) until its response ends, however it ends.
+    answer = chat.answers.open(context, server.store, getattr(parsed.params, "thread_id", None))
+    try:
+        await _check_attachments(server, parsed, context)
+        await client_tools.check_output(server.store, parsed, context)
+        streamed = await server.process_request(parsed, context)
+        assert isinstance(streamed, StreamingResult)
+        return await _stream(streamed, cors, received_at, answer)
+    except BaseException:
+        answer.close()
+        raise
 
 
 async def upload(request: Request, pk: str, attachment_id: str) -> Response:
@@ -204,7 +220,7 @@ visitor_route(
     preflight_statuses=(403, 404),
     summary="The ChatKit protocol (self-hosted widgets)",
     response_class=Response,
-    responses=problems(400, 401, 403, 404, 409, 413, 422),
+    responses=problems(400, 401, 403, 404, 409, 413, 422, 503),
 )
 visitor_route(
     router,
@@ -387,25 +403,60 @@ async def _check_attachments(server: ChatServer, request: ChatKitReq, context: C
 
 
 async def _stream(
-    result: StreamingResult, cors: dict[str, str], received_at: float
+    result: StreamingResult, cors: dict[str, str], received_at: float, answer: OpenAnswer
 ) -> StreamingResponse:
     events = aiter(result)
     first = await anext(events, b"")
-    return StreamingResponse(
-        _continue(first, events, received_at),
+    return _AnswerResponse(
+        _continue(first, events, received_at, answer),
+        answer,
         media_type="text/event-stream",
         headers={**cors, "Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
+class _AnswerResponse(StreamingResponse):
+    """An answer's stream, which gives its place back however the response ends: even when
+    its events are never read (the visitor gone before it started), or read no further
+    (gone amid one: the events are closed only once collected)."""
+
+    def __init__(
+        self,
+        content: AsyncIterator[bytes],
+        answer: OpenAnswer,
+        *,
+        media_type: str,
+        headers: dict[str, str],
+    ) -> None:
+        super().__init__(content, media_type=media_type, headers=headers)
+        self.answer = answer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.answer.close()
+
+
 async def _continue(
-    first: bytes, events: AsyncIterator[bytes], received_at: float
+    first: bytes, events: AsyncIterator[bytes], received_at: float, answer: OpenAnswer
 ) -> AsyncIterator[bytes]:
+    """The answer's events; cut short with ``ChatGone``'s error when its tenant is deleted
+    (``answers``: the task is cancelled while it waits for the next event)."""
     outcome = "disconnected"  # unless the stream gets to its end
     waiting_for_text = True
+    next_event = events.__anext__
+    answer.streaming()
     try:
         yield first
-        async for event in events:
+        while True:
+            answer.waiting = True
+            try:
+                event = await next_event()
+            except StopAsyncIteration:
+                break
+            finally:
+                answer.waiting = False
             if waiting_for_text and TEXT_DELTA in event:
                 waiting_for_text = False
                 CHAT_FIRST_TOKEN_SECONDS.observe(time.monotonic() - received_at)
@@ -415,6 +466,12 @@ async def _continue(
         outcome = "failed"
         error = ErrorEvent(code="custom", message=exc.message, allow_retry=False)
         yield b"data: " + error.model_dump_json().encode() + b"\n\n"
+    except asyncio.CancelledError:
+        if not answer.was_cut():  # the visitor left, or the server stops
+            raise
+        outcome = "failed"  # the tenant was deleted (the SDKs stopped the answer)
+        error = ErrorEvent(code="custom", message=ChatGone.MESSAGE, allow_retry=False)
+        yield b"data: " + error.model_dump_json().encode() + b"\n\n"
     except Exception:
         # The SDK turns the response's errors into error events itself; this is the rest.
         log.exception("chat_stream_failed")
@@ -422,6 +479,7 @@ async def _continue(
         error = ErrorEvent(code=ErrorCode.STREAM_ERROR, allow_retry=True)
         yield b"data: " + error.model_dump_json().encode() + b"\n\n"
     finally:
+        answer.close()
         CHAT_STREAMS.labels(outcome).inc()
         CHAT_STREAM_SECONDS.observe(time.monotonic() - received_at)
 

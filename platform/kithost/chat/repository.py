@@ -4,7 +4,7 @@ tenant (:func:`owned`), except the tenant-wide deletions that retention and eras
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -28,6 +28,7 @@ from kithost.models import (
     ChatItem,
     ChatQuotaUse,
     ChatThread,
+    Tenant,
     WebhookDelivery,
     Widget,
 )
@@ -87,6 +88,12 @@ async def widget_exists(session: AsyncSession, context: ChatContext) -> bool:
         )
     )
     return found is not None
+
+
+async def tenants_left(session: AsyncSession, tenant_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of ``tenant_ids`` have not been deleted (``tenants`` has no row-level security:
+    no tenant to scope to, nor a bypass, is needed)."""
+    return set(await session.scalars(select(Tenant.id).where(Tenant.id.in_(tenant_ids))))
 
 
 async def threads(

@@ -1,5 +1,6 @@
 """What the chat routes share per app (so per API process; a part of ``app.state``):
-storage, URL signing, and the factories of the per-request server and stores."""
+storage, URL signing, the answers in progress (``answers.OpenAnswers``), and the factories
+of the per-request server and stores."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 
 from kithost.analytics.facts import FactBuffer
 from kithost.chat import agent
+from kithost.chat.answers import OpenAnswers
 from kithost.chat.attachments import AttachmentUrls
 from kithost.chat.auth import VerifiedTokens
 from kithost.chat.server import ChatServer
@@ -38,6 +40,8 @@ class Runtime:
     models: ModelClients
     resolver: Resolver
     """How names in tenant-chosen tool URLs resolve (``AppState.outbound_resolver``)."""
+    answers: OpenAnswers
+    """The answers this process is streaming: at most ``KITHOST_MAX_OPEN_ANSWERS``."""
 
     def attachment_store(self, *, read_ahead: int = 0) -> SqlAttachmentStore:
         store = SqlStore(
@@ -59,6 +63,9 @@ class Runtime:
             resolver=self.resolver,
         )
 
+    async def aclose(self) -> None:
+        await self.answers.aclose()
+
 
 def create_runtime(state: AppState) -> Runtime:
     """The app's runtime (``create_app`` adds it to ``app.state`` after the parts it uses:
@@ -74,6 +81,7 @@ def create_runtime(state: AppState) -> Runtime:
         facts=state.part(FactBuffer),
         models=state.part(ModelClients),
         resolver=state.outbound_resolver,
+        answers=OpenAnswers(state.sessionmaker, settings.max_open_answers),
     )
 
 

@@ -305,7 +305,10 @@ class ChatServer(ChatKitServer[ChatContext]):
         # the shield, the first write would be cancelled too.
         with anyio.CancelScope(shield=True):
             await super().handle_stream_cancelled(thread, pending_items, context)
-            self.store.report(context, "response.failed", thread_id=thread.id, error="cancelled")
+            if not self.store.gone:  # else nothing is left to report on (``answers``)
+                self.store.report(
+                    context, "response.failed", thread_id=thread.id, error="cancelled"
+                )
 
     async def _answer(
         self, thread: ThreadMetadata, context: ChatContext

@@ -144,10 +144,11 @@ class SqlStore(Store[ChatContext]):
         """Per user message this store wrote under a quota, how many the end user had sent
         within the window with it (:meth:`messages_sent`)."""
         self.gone = False
-        """Whether the widget was deleted while the chat ran (:class:`ChatGone` was raised):
-        there is nothing left to write the rest of the response to."""
+        """Whether the widget was deleted while the chat ran (:class:`ChatGone` was raised),
+        or its tenant (``answers.OpenAnswers`` found it): there is nothing left to write the
+        rest of the response to."""
         self.gone_untold = False
-        """Whether a write found the widget gone and the response has not said so yet."""
+        """Whether the widget or tenant was found gone and the response has not said so yet."""
         self._created_attachments: dict[str, dict[str, Any]] = {}
         """Attachments ``SqlAttachmentStore.create_attachment`` wrote, with their payloads:
         the SDK's ``save_attachment`` that follows has nothing to write."""
@@ -383,7 +384,8 @@ class SqlStore(Store[ChatContext]):
 
     async def _add_released(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
         await self._released.wait()
-        await self._add_item(thread_id, item, context)
+        if not self.gone:  # else its tenant was deleted meanwhile (``answers``)
+            await self._add_item(thread_id, item, context)
 
     async def _add_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
         async with self._unit(context, writes=True) as session:

@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from celery.signals import task_failure, task_retry, task_success
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -66,6 +73,12 @@ CHAT_STREAM_SECONDS = Histogram(
     "kithost_chat_stream_duration_seconds",
     "A ChatKit stream from the request to its last event.",
     buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300),
+)
+CHAT_OPEN_ANSWERS = Gauge(
+    "kithost_chat_open_answers",
+    "ChatKit answers streaming now (KITHOST_MAX_OPEN_ANSWERS per process; one more is "
+    "refused with 503 server_busy).",
+    multiprocess_mode="livesum",
 )
 CHAT_FIRST_TOKEN_SECONDS = Histogram(
     "kithost_chat_first_token_seconds",
