@@ -219,6 +219,20 @@ async def test_the_allow_list_opens_networks_and_host_names() -> None:
         OutboundPolicy.parse("10.0.0.0/8, http://evil")
 
 
+async def test_an_allowed_name_that_does_not_resolve_is_refused_like_any_other() -> None:
+    """The resolver's error (or no address at all: an AssertionError) escaped unwrapped for a
+    name the allow list opens, where callers expect an HTTP error or a refusal."""
+
+    async def unknown(host: str, port: int) -> Sequence[str]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    policy = OutboundPolicy.parse("tools.internal")
+    for resolver in (unknown, Resolver(tools_internal=[])):
+        async with outbound_client(policy, timeout=2, resolver=resolver) as client:
+            with pytest.raises(OutboundRefused, match=r"^tools\.internal: does not resolve$"):
+                await client.get("http://tools.internal/hook")
+
+
 def test_a_url_whose_address_can_never_be_allowed_is_known_before_any_connection() -> None:
     policy = OutboundPolicy.parse("10.0.0.0/8")
     assert policy.url_refusal("http://0.0.0.0:8080/v1") == "unspecified"

@@ -178,16 +178,17 @@ class OutboundPolicy:
         literal = _address(host)
         if literal is not None:
             found = [literal]
-        elif self.allows_host(host):
-            return list(await resolver(host, port))
         else:
             try:
-                found = [ipaddress.ip_address(a.split("%")[0]) for a in await resolver(host, port)]
+                answers = list(await resolver(host, port))
             except OSError as exc:
                 log.warning(
                     "outbound.refused", host=host, reason="does not resolve", error=str(exc)
                 )
                 raise OutboundRefused(host, "does not resolve") from exc
+            if answers and self.allows_host(host):  # opened by name: whatever it resolves to
+                return answers
+            found = [ipaddress.ip_address(a.split("%")[0]) for a in answers]
         if not found:
             raise OutboundRefused(host, "does not resolve")
         for address in found:
