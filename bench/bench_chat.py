@@ -615,6 +615,7 @@ def serve_and_measure(
             openai_api_key=fake.api_key,
             mint_limit_per_client="100000000",
             mint_limit_per_user="100000000",
+            max_open_answers="100000",  # the capacity measured, not the cap's refusals
             **({"database_url": database_url} if database_url else {}),
         )
         seed = seed_demo_json(env)

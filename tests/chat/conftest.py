@@ -9,7 +9,6 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.facts import FactBuffer
-from kithost.chat import answers
 from kithost.chat.store import SqlStore
 from tests.chat.helpers import SentTasks, chat_config, context_of
 from tests.chat.sdk_server import (
@@ -31,16 +30,6 @@ def sent_tasks(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> SentTasks:
     sent = SentTasks(app.state.part(FactBuffer))
     monkeypatch.setattr(app.state.celery, "send_task", sent.record)
     return sent
-
-
-@pytest.fixture(autouse=True)
-def tenant_checks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No check of deleted tenants while answers are open (``chat.answers``): the app's
-    units of work share the test's one connection, which serves one at a time, and the
-    check, running beside a request's, would change the role and tenant that one runs as.
-    The tests of deleted tenants (``test_races.py``) run the app on connections of its own
-    and check as production does."""
-    monkeypatch.setattr(answers, "CHECK_SECONDS", 3600.0)
 
 
 @pytest.fixture
