@@ -12,6 +12,18 @@ import pytest
 from tests.widgets.helpers import Acme, create, url
 
 WEB = {"type": "web_search", "id": "web"}
+PAGE = {
+    "type": "client",
+    "id": "page",
+    "name": "open_cart",
+    "description": "Opens the cart.",
+}
+DOCS = {
+    "type": "mcp",
+    "id": "docs",
+    "url": "https://mcp.acme.example/mcp",
+    "allowed_tools": ["search_docs"],
+}
 ORDERS = {
     "type": "http",
     "id": "orders",
@@ -90,6 +102,19 @@ async def test_handoffs_are_kept_with_their_defaults(
             "config.agent.tools.0.name",
             "name_taken",
         ),
+        (
+            {"tools": [{**PAGE, "name": "transfer_to_billing"}], "handoffs": [member()]},
+            "config.agent.handoffs.0.id",
+            "name_taken",
+        ),
+        (
+            {
+                "tools": [{**DOCS, "allowed_tools": ["search_docs", "transfer_to_main"]}],
+                "handoffs": [member()],
+            },
+            "config.agent.tools.0.allowed_tools.1",
+            "name_taken",
+        ),
         ({"handoffs": [member(f"a{n}") for n in range(9)]}, "config.agent.handoffs", "too_long"),
         (
             {"handoffs": [member("Billing!")]},
@@ -109,6 +134,19 @@ async def test_handoffs_that_cannot_work_are_refused_with_the_field(
     assert error["field"] == field
     if type is not None:
         assert error["type"] == type
+
+
+@pytest.mark.parametrize("tool", [ORDERS, DOCS], ids=["http", "mcp"])
+async def test_a_tool_url_with_credentials_is_refused(
+    client: httpx2.AsyncClient, acme: Acme, tool: dict[str, Any]
+) -> None:
+    """They would be kept in every version of the config and shown wherever it is."""
+    sent = {**tool, "url": "https://bot:hunter2@tools.acme.example/x"}
+    put = await put_agent(client, acme, {"tools": [sent]})
+    assert put.status_code == 422, put.text
+    [error] = put.json()["errors"]
+    assert (error["field"], error["type"]) == ("config.agent.tools.0.url", "url_userinfo")
+    assert "hunter2" not in put.text
 
 
 async def test_a_handoff_agent_with_a_tool_needs_a_tool_secret_like_the_main_agent(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from kithost.errors import invalid_field
-from kithost.widgets.config import HttpTool, WidgetConfig
+from kithost.widgets.config import ClientTool, HttpTool, McpTool, WidgetConfig
 
 MAIN = "main"
 """The main agent's id: its handoff is ``transfer_to_main``."""
@@ -29,7 +29,7 @@ def check_handoffs(config: WidgetConfig) -> None:
     naming the field at fault."""
     agent = config.agent
     tool_ids = {tool.id for tool in agent.tools}
-    functions = {tool.name: i for i, tool in enumerate(agent.tools) if isinstance(tool, HttpTool)}
+    functions = _functions(config)
     if agent.main_tools is not None:
         _check_references(agent.main_tools, tool_ids, "config.agent.main_tools")
     ids: set[str] = set()
@@ -43,7 +43,7 @@ def check_handoffs(config: WidgetConfig) -> None:
         if tool_name(handoff.id) in functions:
             raise invalid_field(
                 f"{field}.id",
-                f"the http tool {tool_name(handoff.id)!r} has the name of this handoff's function",
+                f"the tool {tool_name(handoff.id)!r} has the name of this handoff's function",
                 "name_taken",
             )
         if handoff.name.casefold() in names:
@@ -56,10 +56,24 @@ def check_handoffs(config: WidgetConfig) -> None:
     back = tool_name(MAIN)
     if any(h.hand_back for h in agent.handoffs) and back in functions:
         raise invalid_field(
-            f"config.agent.tools.{functions[back]}.name",
+            functions[back],
             f"{back!r} is the function handing the conversation back to the main agent",
             "name_taken",
         )
+
+
+def _functions(config: WidgetConfig) -> dict[str, str]:
+    """Each function the model may call by a tool's name (an ``http`` or ``client`` tool's,
+    each of an ``mcp`` tool's ``allowed_tools``), with the field naming it."""
+    functions: dict[str, str] = {}
+    for index, tool in enumerate(config.agent.tools):
+        field = f"config.agent.tools.{index}"
+        if isinstance(tool, HttpTool | ClientTool):
+            functions[tool.name] = f"{field}.name"
+        elif isinstance(tool, McpTool):
+            for at, name in enumerate(tool.allowed_tools):
+                functions[name] = f"{field}.allowed_tools.{at}"
+    return functions
 
 
 def _check_references(references: Iterable[str], tool_ids: set[str], field: str) -> None:

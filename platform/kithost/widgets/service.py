@@ -548,6 +548,13 @@ def check_tools(config: WidgetConfig, outbound: OutboundPolicy | None = None) ->
                 names.add(name)
             if isinstance(tool, ClientTool):
                 continue
+            if tool.url.username is not None or tool.url.password is not None:
+                raise invalid_field(
+                    f"{field}.url",
+                    "a tool's URL carries no user or password (they would be shown wherever "
+                    "the config is): set the tool's secret",
+                    "url_userinfo",
+                )
             refused = None if outbound is None else outbound.https_refusal(str(tool.url))
             if refused is not None:
                 raise invalid_field(
