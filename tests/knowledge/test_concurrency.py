@@ -179,4 +179,4 @@ async def test_a_draft_naming_the_base_and_its_deletion_take_turns(
         await deleting.commit()
         with pytest.raises(InvalidInput) as gone:
             await drafted
-    assert [e.type for e in gone.value.errors] == ["knowledge_base_not_found"]
+    assert [e.type for e in gone.value.errors or []] == ["knowledge_base_not_found"]
