@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import string
 import time
 from typing import Any, NamedTuple
 
@@ -84,6 +85,17 @@ def client_error(
         "client.error",
         {"kind": "network", "message": message, "hint": "Check the network", "frame": frame},
     )
+
+
+def made_up_error() -> dict[str, Any]:
+    """A client error unlike any other (letters only: nothing in it is normalised away), as
+    a page reporting random messages sends them."""
+    word = "".join(secrets.choice(string.ascii_lowercase) for _ in range(16))
+    return client_error(f"Made up {word}")
+
+
+NEW_GROUP_HOOK = {"url": "https://hooks.example.com/errors", "events": ["client_error.new_group"]}
+"""A webhook endpoint announcing new error groups (``POST …/webhooks``; never delivered)."""
 
 
 def stamped(events: list[dict[str, Any]], end_user: str | None = USER) -> list[dict[str, Any]]:

@@ -5,17 +5,36 @@ from __future__ import annotations
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx2
+import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.errors.repository import end_user_hash
+from kithost.analytics.errors.service import NEW_GROUPS_PER_HOUR
+from kithost.analytics.ingestion import service as ingestion
+from kithost.analytics.ingestion.tasks import ingest
 from kithost.analytics.retention.service import purge_all
-from kithost.models import ErrorGroupUser
-from tests.analytics.helpers import USER, client_error, published_widget, store, subject
+from kithost.auth.scopes import Scope
+from kithost.db import session_scope
+from kithost.models import ErrorGroupUser, WebhookDelivery
+from kithost.models.base import utcnow
+from tests.analytics.helpers import (
+    NEW_GROUP_HOOK,
+    SHOP,
+    USER,
+    client_error,
+    made_up_error,
+    published_widget,
+    store,
+    subject,
+)
 from tests.api.helpers import audit_actions
+from tests.factories import client_token
+from tests.workers import RecordedTasks
 
 
 async def test_error_groups_group_count_resolve_and_reopen(
@@ -166,3 +185,69 @@ async def test_an_end_user_stops_counting_once_their_occurrences_pass_the_retent
     assert await affected() == (2, 1)
     await store(app, widget, [client_error("Boom")], end_user=USER)
     assert await affected() == (3, 2)
+
+
+async def test_a_widget_gets_at_most_its_cap_of_new_error_groups_an_hour(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any page a widget allows may send client errors, 50 unlike one another a batch: each
+    made a group and a client_error.new_group webhook to the tenant, without end. Past
+    NEW_GROUPS_PER_HOUR in an hour they count into the hour's overflow group, unannounced;
+    errors grouped before go on counting into their groups."""
+    tasks = RecordedTasks()
+    monkeypatch.setattr(app.state.celery, "send_task", tasks.record)
+    widget, tenant, creds, url = await subject(app, db)
+    hooks = await client_token(app, db, tenant, [Scope.webhooks_write])
+    created = await client.post(
+        f"/api/v1/tenants/{tenant.slug}/webhooks", json=NEW_GROUP_HOOK, headers=hooks.headers
+    )
+    assert created.status_code == 201, created.text
+    now = utcnow()
+
+    async def report(errors: list[dict[str, Any]], at: datetime = now) -> None:
+        """Send a batch as the loader does, then store it as the ingest task does."""
+        response = await client.post(
+            f"/v1/embed/{widget.public_key}/events",
+            json={"end_user": USER, "events": errors},
+            headers={"Origin": SHOP},
+        )
+        assert response.status_code == 202, response.text
+        for tenant_id, widget_id, events in tasks.take(ingest.name):
+            async with session_scope(app.state.sessionmaker, tenant=widget.tenant_id) as session:
+                await ingestion.store(
+                    session, uuid.UUID(tenant_id), uuid.UUID(widget_id), events, at
+                )
+
+    async def announced() -> int:
+        found = select(func.count()).where(
+            WebhookDelivery.tenant_id == tenant.id,
+            WebhookDelivery.event_type == "client_error.new_group",
+        )
+        return await db.scalar(found) or 0
+
+    async def groups() -> dict[str, Any]:
+        answer = await client.get(f"{url}/errors", params={"limit": 200}, headers=creds.headers)
+        assert answer.status_code == 200, answer.text
+        return {g["fingerprint"]: g for g in answer.json()["groups"]}
+
+    await report([client_error("Timeout")])
+    for _ in range(3):
+        await report([made_up_error() for _ in range(50)])
+    await report([client_error("Timeout"), made_up_error()])
+
+    cap = NEW_GROUPS_PER_HOUR
+    assert cap == 100
+    assert await announced() == cap
+    shown = await groups()
+    assert len(shown) == cap + 1, "the cap's groups and the hour's overflow group"
+    [overflow] = [g for g in shown.values() if g["kind"] == "overflow"]
+    assert overflow["message"].startswith("Too many distinct errors")
+    assert overflow["count"] == 1 + 3 * 50 + 1 - cap
+    assert overflow["sample"]["message"].startswith("Made up ")
+    [timeout] = [g for g in shown.values() if g["message"] == "Timeout"]
+    assert timeout["count"] == 2
+    assert sum(g["count"] for g in shown.values()) == 1 + 3 * 50 + 2, "every one counted"
+
+    await report([made_up_error()], at=now + timedelta(hours=1))
+    assert await announced() == cap + 1, "the next hour has room again"
+    assert len(await groups()) == cap + 2

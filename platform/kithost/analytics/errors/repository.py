@@ -7,9 +7,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, select, tuple_
+from sqlalchemy import Select, and_, case, func, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.sql import insert
@@ -45,6 +46,33 @@ def end_user_hash(tenant_id: uuid.UUID, end_user_id: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+async def count_into(
+    session: AsyncSession, tenant_id: uuid.UUID, found: Occurrences, now: datetime
+) -> uuid.UUID | None:
+    """Count ``found`` into its group when the widget has one (reopened when resolved
+    before its latest occurrence) and remember its end users; the group's id, or None when
+    there is no such group (none is made: :func:`add_occurrences` makes one)."""
+    group = ErrorGroup.__table__.c
+    columns = ("count", "first_seen", "last_seen", "sample", "hint")
+    new = SimpleNamespace(
+        **{name: literal(getattr(found, name), group[name].type) for name in columns}
+    )
+    statement = (
+        update(ErrorGroup)
+        .where(
+            group.tenant_id == tenant_id,
+            group.widget_id == found.widget_id,
+            group.fingerprint == found.fingerprint,
+        )
+        .values(_counted(new, now))
+        .returning(group.id)
+    )
+    group_id: uuid.UUID | None = (await session.execute(statement)).scalar_one_or_none()
+    if group_id is not None:
+        await _remember_end_users(session, tenant_id, group_id, found)
+    return group_id
+
+
 async def add_occurrences(
     session: AsyncSession, tenant_id: uuid.UUID, found: Occurrences, now: datetime
 ) -> uuid.UUID | None:
@@ -70,49 +98,84 @@ async def add_occurrences(
         count=found.count,
         status=ErrorStatus.open,
     )
-    new = statement.excluded
-    reopened = and_(group.status == ErrorStatus.resolved, group.resolved_at < new.last_seen)
-    newer = new.last_seen >= group.last_seen
     statement = statement.on_conflict_do_update(
         index_elements=[group.tenant_id, group.widget_id, group.fingerprint],
-        set_={
-            "count": group.count + new.count,
-            "first_seen": case(
-                (new.first_seen < group.first_seen, new.first_seen), else_=group.first_seen
-            ),
-            "last_seen": case((newer, new.last_seen), else_=group.last_seen),
-            "sample": case((newer, new.sample), else_=group.sample),
-            "hint": case((newer, new.hint), else_=group.hint),
-            "status": case((reopened, ErrorStatus.open.value), else_=group.status),
-            "resolved_at": case((reopened, None), else_=group.resolved_at),
-            "updated_at": now,
-        },
+        set_=_counted(statement.excluded, now),
     ).returning(group.id)
     group_id = (await session.execute(statement)).scalar_one()
-    if found.end_users:
-        users = insert(session, ErrorGroupUser)
-        met = users.excluded.last_seen
-        users = users.on_conflict_do_update(
-            index_elements=[ErrorGroupUser.group_id, ErrorGroupUser.end_user_hash],
-            set_={
-                "last_seen": case(
-                    (met > ErrorGroupUser.last_seen, met), else_=ErrorGroupUser.last_seen
-                )
-            },
-        )
-        await session.execute(
-            users,
-            [
-                {
-                    "group_id": group_id,
-                    "end_user_hash": end_user_hash(tenant_id, user),
-                    "tenant_id": tenant_id,
-                    "last_seen": last_seen,
-                }
-                for user, last_seen in sorted(found.end_users.items())
-            ],
-        )
+    await _remember_end_users(session, tenant_id, group_id, found)
     return group_id if group_id == new_id else None
+
+
+def _counted(new: Any, now: datetime) -> dict[str, Any]:
+    """What counting new occurrences (``new``: their count, first and last seen, sample and
+    hint, as columns of a row or values) into a group sets."""
+    group = ErrorGroup.__table__.c
+    reopened = and_(group.status == ErrorStatus.resolved, group.resolved_at < new.last_seen)
+    newer = new.last_seen >= group.last_seen
+    return {
+        "count": group.count + new.count,
+        "first_seen": case(
+            (new.first_seen < group.first_seen, new.first_seen), else_=group.first_seen
+        ),
+        "last_seen": case((newer, new.last_seen), else_=group.last_seen),
+        "sample": case((newer, new.sample), else_=group.sample),
+        "hint": case((newer, new.hint), else_=group.hint),
+        "status": case((reopened, ErrorStatus.open.value), else_=group.status),
+        "resolved_at": case((reopened, None), else_=group.resolved_at),
+        "updated_at": now,
+    }
+
+
+async def _remember_end_users(
+    session: AsyncSession, tenant_id: uuid.UUID, group_id: uuid.UUID, found: Occurrences
+) -> None:
+    """Remember the end users who met the group in ``found``, with their latest occurrence."""
+    if not found.end_users:
+        return
+    users = insert(session, ErrorGroupUser)
+    met = users.excluded.last_seen
+    users = users.on_conflict_do_update(
+        index_elements=[ErrorGroupUser.group_id, ErrorGroupUser.end_user_hash],
+        set_={
+            "last_seen": case((met > ErrorGroupUser.last_seen, met), else_=ErrorGroupUser.last_seen)
+        },
+    )
+    await session.execute(
+        users,
+        [
+            {
+                "group_id": group_id,
+                "end_user_hash": end_user_hash(tenant_id, user),
+                "tenant_id": tenant_id,
+                "last_seen": last_seen,
+            }
+            for user, last_seen in sorted(found.end_users.items())
+        ],
+    )
+
+
+async def has_group(
+    session: AsyncSession, tenant_id: uuid.UUID, widget_id: uuid.UUID, fingerprint: str
+) -> bool:
+    query = select(ErrorGroup.id).where(
+        ErrorGroup.tenant_id == tenant_id,
+        ErrorGroup.widget_id == widget_id,
+        ErrorGroup.fingerprint == fingerprint,
+    )
+    return (await session.scalar(query)) is not None
+
+
+async def groups_made_since(
+    session: AsyncSession, tenant_id: uuid.UUID, widget_id: uuid.UUID, since: datetime
+) -> int:
+    """How many of the widget's groups were made at or after ``since``."""
+    query = select(func.count()).where(
+        ErrorGroup.tenant_id == tenant_id,
+        ErrorGroup.widget_id == widget_id,
+        ErrorGroup.created_at >= since,
+    )
+    return (await session.scalar(query)) or 0
 
 
 def _affected() -> Any:
