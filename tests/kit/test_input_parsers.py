@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TypeVar
@@ -21,8 +22,9 @@ from kithost.analytics.ingestion.service import parse_batch
 from kithost.chat.endpoints import _parse as parse_chatkit_request
 from kithost.chat.endpoints import page_context
 from kithost.errors import KithostError
+from kithost.kit import cursors
 from kithost.kit.nul import refusal as nul_refusal
-from kithost.kit.schemas import Instant
+from kithost.kit.schemas import Instant, has_nul
 from kithost.sessions.identity import verify_identity_token
 
 T = TypeVar("T")
@@ -170,3 +172,37 @@ def test_a_url_is_refused_exactly_when_a_route_would_read_a_nul(path: str, query
         assert refusal.status_code == 422
     else:
         assert refusal is None
+
+
+CURSOR_TIMES = st.datetimes(timezones=OFFSETS).map(datetime.isoformat) | st.text(max_size=30)
+CURSOR_IDS = st.uuids().map(str) | st.text(max_size=30)
+
+
+@given(
+    st.text(max_size=100)
+    | st.tuples(CURSOR_TIMES, CURSOR_IDS).map(lambda p: _b64(f"{p[0]} {p[1]}".encode())),
+    st.booleans(),
+)
+@example(_b64(b"2026-12-05T00:00:00+00:00 thr_\x00"), False)
+@example(_b64(b"0001-01-01T00:00:00+01:00 thr_a"), False)
+@example(_b64(b"9999-12-31T23:59:59-01:00 " + str(uuid.UUID(int=1)).encode()), True)
+def test_a_cursor_is_a_position_a_database_compares_or_a_422(cursor: str, uuids: bool) -> None:
+    """A cursor a client sends back (``kit.cursors``), tampered with or not: a position whose
+    time exists in UTC and whose id holds no NUL (PostgreSQL refuses one even to compare),
+    of the list's type, or a 422 on the cursor's parameter; never a 500 from the database."""
+
+    def decoded() -> cursors.Position[uuid.UUID] | cursors.Position[str]:
+        if uuids:
+            return cursors.decode(cursor, uuid.UUID, field="cursor")
+        return cursors.decode(cursor, str, field="cursor")
+
+    position = attempt(decoded)
+    if isinstance(position, KithostError):
+        assert position.status == 422
+        assert [e.field for e in position.errors or []] == ["cursor"]
+        return
+    moment, id = position
+    assert moment.tzinfo is not None
+    moment.astimezone(UTC)  # what binding it does: an OverflowError out of range
+    assert isinstance(id, uuid.UUID if uuids else str)
+    assert not has_nul(str(id))

@@ -12,10 +12,11 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from kithost.errors import invalid_field
+from kithost.kit.schemas import has_nul
 
 Id = TypeVar("Id", str, uuid.UUID)
 Row = TypeVar("Row")
@@ -31,14 +32,20 @@ def encode(time: datetime, id: str | uuid.UUID) -> str:
 
 def decode(cursor: str, id_type: Callable[[str], Id], *, field: str) -> Position[Id]:
     """The position a cursor of :func:`encode` names, its id made by ``id_type``; anything
-    else is a 422 on ``field``."""
+    else is a 422 on ``field``, before any database sees it: a time without an offset or
+    outside the years 1 to 9999 in UTC, an id ``id_type`` refuses or holding a NUL character
+    (PostgreSQL refuses one even to compare)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         time, id = raw.split(" ")
-        position = (datetime.fromisoformat(time), id_type(id))
-        if position[0].tzinfo is None:
+        if has_nul(id):
+            raise ValueError("NUL character")
+        moment = datetime.fromisoformat(time)
+        if moment.tzinfo is None:
             raise ValueError("naive time")
-    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors too
+        position = (moment.astimezone(UTC), id_type(id))
+    # binascii.Error and UnicodeDecodeError are ValueErrors too; OverflowError: out of range
+    except (ValueError, OverflowError):
         raise invalid_field(field, "not a cursor this list gave", "cursor") from None
     return position
 
