@@ -5,6 +5,7 @@ gets and answers with the status (and body) the test sets; told to, it holds eac
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -27,6 +28,8 @@ class Receiver:
     release: threading.Event = field(default_factory=threading.Event)
     body: bytes | None = None
     """The answer's body (None: ``ok``, or ``nope …`` for a failure status)."""
+    answer: Callable[[bytes], bytes] | None = None
+    """Makes the answer's body of the request's (before ``body``)."""
     drip: float | None = None
     """Answer the status at once, then a byte of body every ``drip`` seconds, without end
     (until released)."""
@@ -49,6 +52,8 @@ class Receiver:
                         while not receiver.release.wait(receiver.drip):
                             self.wfile.write(b"x")
                             self.wfile.flush()
+                    elif receiver.answer is not None:
+                        self.wfile.write(receiver.answer(body))
                     elif receiver.body is not None:
                         self.wfile.write(receiver.body)
                     else:

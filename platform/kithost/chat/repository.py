@@ -36,6 +36,8 @@ from kithost.models.base import utcnow
 from kithost.storage import blob_key
 
 Order = Literal["asc", "desc"]
+DELETE_BATCH = 500
+"""Thread ids per statement deleting their webhook deliveries (SQLite's bound parameters)."""
 Owned = type[ChatThread] | type[ChatItem] | type[ChatAttachment] | type[ChatQuotaUse]
 
 
@@ -290,7 +292,13 @@ async def delete_threads(
     session: AsyncSession, where: ColumnElement[bool]
 ) -> tuple[int, list[str]]:
     """Delete the threads matching ``where`` with their items, attachments and webhook
-    deliveries (sent or not: they carry what was said).
+    deliveries (sent or not: they carry what was said; a pending one is never sent, its task
+    finding nothing).
+
+    The deliveries go last, by the ids of the threads deleted: whatever writes a delivery
+    about a thread holds, until it commits, a lock this deletion waits for (a message's item
+    its thread, ``conversation.idle`` its mark, feedback the items, a replay the thread), so
+    a delivery written meanwhile is committed, and found, by then.
 
     Returns the number of chat rows deleted and the storage keys of the attachments' bytes,
     to delete once the transaction has committed.
@@ -302,15 +310,28 @@ async def delete_threads(
         )
     )
     keys = [blob_key(*row) for row in attachments]
-    await session.execute(delete(WebhookDelivery).where(WebhookDelivery.thread_id.in_(doomed)))
     deleted = 0
     for model, column in (
         (ChatAttachment, ChatAttachment.thread_id),
         (ChatItem, ChatItem.thread_id),
-        (ChatThread, ChatThread.id),
     ):
         result = await session.execute(delete(model).where(column.in_(doomed)))
         deleted += rowcount(result)
+    threads = await session.execute(
+        delete(ChatThread).where(where).returning(ChatThread.tenant_id, ChatThread.id)
+    )
+    by_tenant: dict[uuid.UUID, list[str]] = {}
+    for tenant_id, thread_id in threads:
+        by_tenant.setdefault(tenant_id, []).append(thread_id)
+        deleted += 1
+    for tenant_id, ids in by_tenant.items():
+        for start in range(0, len(ids), DELETE_BATCH):
+            chunk = ids[start : start + DELETE_BATCH]
+            await session.execute(
+                delete(WebhookDelivery).where(
+                    WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.thread_id.in_(chunk)
+                )
+            )
     return deleted, keys
 
 

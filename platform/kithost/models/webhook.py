@@ -54,7 +54,8 @@ class WebhookDelivery(TenantOwned):
     payload: Mapped[dict[str, Any]]
     thread_id: Mapped[str | None] = mapped_column(String(64), index=True)
     """The chat thread the event is about, if any: deleting the thread deletes its deliveries
-    (``chat.repository.delete_threads``), sent or not, as it deletes what was said."""
+    (``chat.repository.delete_threads``), sent or not (a pending one is never sent), as it
+    deletes what was said."""
     status: Mapped[DeliveryStatus] = mapped_column(
         str_enum(DeliveryStatus), default=DeliveryStatus.pending
     )

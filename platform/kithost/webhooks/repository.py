@@ -63,6 +63,18 @@ async def delivery(
     )
 
 
+async def hold_thread(session: AsyncSession, tenant_id: uuid.UUID, thread_id: str) -> bool:
+    """Whether the tenant's thread is there, held (``FOR KEY SHARE``) until the unit of work
+    ends: its deletion waits for a delivery about it written meanwhile, and deletes it too
+    (``chat.repository.delete_threads``)."""
+    held = await session.scalar(
+        select(ChatThread.id)
+        .where(ChatThread.tenant_id == tenant_id, ChatThread.id == thread_id)
+        .with_for_update(key_share=True)
+    )
+    return held is not None
+
+
 async def enabled_endpoints(session: AsyncSession) -> Sequence[WebhookEndpoint]:
     """Every tenant's enabled endpoints (the periodic work's starting point)."""
     result = await session.scalars(

@@ -185,10 +185,18 @@ async def send_test(
 async def replay(
     session: AsyncSession, access: TenantAccess, endpoint_id: uuid.UUID, delivery_id: uuid.UUID
 ) -> WebhookDelivery:
-    """The same event (same ``webhook-id``) sent again, as a new delivery."""
+    """The same event (same ``webhook-id``) sent again, as a new delivery; not once its
+    thread is deleted (its deliveries go with it), nor while it is being deleted."""
     endpoint = await get_endpoint(session, access, endpoint_id)
     original = await repository.delivery(session, access.tenant.id, delivery_id)
-    if original is None or original.endpoint_id != endpoint.id:
+    if (
+        original is None
+        or original.endpoint_id != endpoint.id
+        or (
+            original.thread_id is not None
+            and not await repository.hold_thread(session, access.tenant.id, original.thread_id)
+        )
+    ):
         raise NotFound("No such delivery.", code="delivery_not_found")
     return queue_delivery(
         session, endpoint, original.event_type, original.payload["data"], original.event_id
