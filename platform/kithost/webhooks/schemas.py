@@ -25,9 +25,10 @@ class EventType(StrEnum):
       ``idle_minutes``, once per idle period: the conversation as the REST API's transcript
       shows it (``id``, ``widget_id``, ``end_user``, …, ``items``);
     - ``feedback.created``: ``thread_id``, ``item_ids``, ``kind`` (positive, negative);
-    - ``client_error.new_group``: a client error unlike any before in the widget:
-      ``group_id``, ``widget_id``, ``kind``, ``message`` (normalised), ``frame``, ``hint``,
-      ``first_seen``, ``count``;
+    - ``client_error.new_group``: a client error unlike any before in the widget (at most
+      100 a widget's hour; the distinct errors beyond are counted into that hour's overflow
+      group, announced by none): ``group_id``, ``widget_id``, ``kind``, ``message``
+      (normalised), ``frame``, ``hint``, ``first_seen``, ``count``;
     - ``widget.published``: ``widget_id``, ``name``, ``version`` (its number).
     """
 
