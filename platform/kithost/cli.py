@@ -296,7 +296,18 @@ def ping_worker(
     the worker's liveness probe."""
     settings = _settings()
     node = worker_node(settings)
-    replies = create_celery(settings).control.ping(destination=[node], timeout=timeout) or []
+    celery = create_celery(settings)
+    with celery.connection_for_read() as connection:
+        broadcasts = "fanout" in connection.transport.implements.exchange_type
+    if not broadcasts:
+        # Celery's ping is a broadcast: on such a broker no worker ever hears it.
+        typer.echo(
+            f"kithost ping-worker: the broker ({connection.transport_cls}) carries no "
+            "broadcasts, so no worker can answer: set KITHOST_BROKER_URL to Redis or RabbitMQ",
+            err=True,
+        )
+        raise typer.Exit(1)
+    replies = celery.control.ping(destination=[node], timeout=timeout) or []
     if not any(node in reply for reply in replies):
         typer.echo(f"{node} did not answer within {timeout} s", err=True)
         raise typer.Exit(1)
@@ -320,10 +331,19 @@ def migrate(
 
 
 @app.command()
-def demo(as_json: JsonOption = False) -> None:
+def demo(
+    as_json: JsonOption = False,
+    new_password: Annotated[
+        bool,
+        typer.Option(
+            help="Give the demo owner a new password (printed once; their dashboard "
+            "sign-ins end): the first run's is shown only then."
+        ),
+    ] = False,
+) -> None:
     """Seed the demo tenant, owner and widget unless they exist (prints the password once)."""
     settings = _settings()
-    seed = _in_session(lambda s: seed_demo(s, settings), as_json=as_json)
+    seed = _in_session(lambda s: seed_demo(s, settings, new_password=new_password), as_json=as_json)
     _emit(
         {
             "tenant": seed.tenant,
@@ -341,8 +361,9 @@ def run() -> None:
     """Migrate, seed the demo, then run the API, a worker and beat until Ctrl-C."""
     settings = _settings()
     migrations.upgrade(settings)
-    demo(as_json=False)
-    raise typer.Exit(run_all(settings))
+    seed = _in_session(lambda s: seed_demo(s, settings), as_json=False)
+    # The password goes with the URLs, printed last: not above the services' start-up logs.
+    raise typer.Exit(run_all(settings, owner_password=seed.owner_password))
 
 
 @tenant_app.command("create")

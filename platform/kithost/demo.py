@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.audit import service as audit
 from kithost.auth import repository as auth_repository
+from kithost.auth.passwords import generate_password, hash_password
 from kithost.auth.principals import CLI
+from kithost.errors import NotFound
+from kithost.models.base import utcnow
 from kithost.settings import Settings
 from kithost.tenants.service import create_tenant
+from kithost.users import repository as users_repository
 from kithost.users.service import get_or_create_user
 from kithost.widgets.service import create_widget, publish_draft
 
 DEMO_SLUG = "demo"
 DEMO_OWNER = "owner@demo.kithost.test"
+NO_SESSION = uuid.UUID(int=0)
+"""No dashboard session's id: a new password keeps none of the owner's."""
 
 
 @dataclass(frozen=True)
@@ -26,11 +35,15 @@ class DemoSeed:
     created: bool
 
 
-async def seed_demo(session: AsyncSession, settings: Settings) -> DemoSeed:
+async def seed_demo(
+    session: AsyncSession, settings: Settings, *, new_password: bool = False
+) -> DemoSeed:
     """Create the demo data unless it exists; the owner's password is returned only when
-    this call created the owner."""
+    this call created the owner, or, with ``new_password``, gave the owner a new one (the
+    first run's password is shown once: this is the way back in)."""
     if await auth_repository.tenant_by_slug(session, DEMO_SLUG) is not None:
-        return DemoSeed(DEMO_SLUG, DEMO_OWNER, None, None, created=False)
+        password = await _new_owner_password(session) if new_password else None
+        return DemoSeed(DEMO_SLUG, DEMO_OWNER, password, None, created=False)
     owner = await get_or_create_user(session, CLI, DEMO_OWNER)
     tenant = await create_tenant(
         session, CLI, slug=DEMO_SLUG, name="Demo Company", owner=owner.user
@@ -44,4 +57,20 @@ async def seed_demo(session: AsyncSession, settings: Settings) -> DemoSeed:
         allow_insecure_origins=not settings.https,
     )
     await publish_draft(session, CLI, widget, published_by=None)
-    return DemoSeed(DEMO_SLUG, DEMO_OWNER, owner.password, widget.public_key, created=True)
+    password = owner.password
+    if password is None and new_password:
+        password = await _new_owner_password(session)
+    return DemoSeed(DEMO_SLUG, DEMO_OWNER, password, widget.public_key, created=True)
+
+
+async def _new_owner_password(session: AsyncSession) -> str:
+    """Give the demo owner a new generated password and end their dashboard sessions
+    (audited as a password change, by the command line)."""
+    owner = await users_repository.get_by_email(session, DEMO_OWNER)
+    if owner is None:
+        raise NotFound(f"There is no user {DEMO_OWNER}.", code="user_not_found")
+    password = generate_password()
+    owner.password_hash = await asyncio.to_thread(hash_password, password)
+    await users_repository.revoke_other_dashboard_sessions(session, owner.id, NO_SESSION, utcnow())
+    audit.record(session, CLI, "user.password_changed", target_type="user", target_id=owner.id)
+    return password
