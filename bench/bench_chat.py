@@ -150,7 +150,9 @@ class Chat:
     async def token(self, device: str) -> str:
         response = await self.client.post(
             f"{self.base}/v1/embed/{self.public_key}/session",
-            json={"device_id": device},
+            # The framed chat's page is Kithost's own: it names the page framing it, the
+            # demo page here (sessions.service.embedder_of).
+            json={"device_id": device, "embedder": self.origin},
             headers={"Origin": self.origin},
         )
         response.raise_for_status()

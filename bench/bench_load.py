@@ -136,7 +136,10 @@ async def visit(site: Site, tally: Tally, device: str) -> None:
         tally,
         "POST session",
         site.client.post(
-            site.url("/v1/embed/{pk}/session"), json={"device_id": device}, headers=origin
+            site.url("/v1/embed/{pk}/session"),
+            # The framed chat names the page framing it (the demo page, Kithost's own).
+            json={"device_id": device, "embedder": site.origin},
+            headers=origin,
         ),
     )
     session: dict[str, Any] = minted.json()

@@ -56,7 +56,7 @@ from kithost.worker.enqueue import PendingTasks
 ROOT = Path(__file__).resolve().parents[1]
 MINT = """
 wrk.method = "POST"
-wrk.body = '{"device_id": "anon_benchbenchbenchbench"}'
+wrk.body = '{"device_id": "anon_benchbenchbenchbench", "embedder": "ORIGIN"}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Origin"] = "ORIGIN"
 """
