@@ -3,7 +3,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useForm } from 'react-hook-form';
 import { Navigate, useLocation, useNavigate } from 'react-router';
 import { api, ApiError, setCsrfToken, unwrap, type Schemas } from './api/client';
-import { Field, Loading, ProblemAlert } from './ui';
+import { Field, Loading, ProblemAlert, useTitle } from './ui';
 
 export type SignedIn = Schemas['SignedIn'];
 
@@ -51,6 +51,7 @@ export function SignIn() {
       client.setQueryData(ME, signedIn);
     },
   });
+  useTitle('Sign in');
   if (me.data) {
     const back = (location.state as { from?: string } | null)?.from;
     return <Navigate to={back ?? '/'} replace />;
@@ -109,9 +110,16 @@ export function AcceptInvitation() {
       }
     },
   });
+  useTitle(accept.isSuccess && !me.data ? 'Invitation accepted' : 'Join a Kithost team');
   if (me.isPending) return <Loading what="your session" />;
   const error = accept.error instanceof ApiError ? accept.error : null;
-  if (!token) return <main className="sign-in"><ProblemAlert error={new Error('This invitation link has no token.')} /></main>;
+  if (!token)
+    return (
+      <main className="sign-in">
+        <h1>Join a Kithost team</h1>
+        <ProblemAlert error={new Error('This invitation link has no token.')} />
+      </main>
+    );
   if (accept.isSuccess && !me.data) {
     return (
       <main className="sign-in">

@@ -5,7 +5,7 @@ import { Link, Navigate, NavLink, Outlet, useLocation, useNavigate } from 'react
 import { api, ApiError, unwrap } from './api/client';
 import { ME, useMe, useSignOut } from './auth';
 import { useTenant, type Scope } from './tenant';
-import { FindSelect, Loading, ProblemAlert } from './ui';
+import { FindSelect, Loading, ProblemAlert, useTitle } from './ui';
 
 const NAV: { to: string; label: string; scope: Scope }[] = [
   { to: 'widgets', label: 'Widgets', scope: 'widgets:read' },
@@ -34,6 +34,7 @@ export function RequireSignIn() {
 export function Home() {
   const me = useMe().data;
   const first = me?.user.memberships[0];
+  useTitle('No team yet');
   if (first) return <Navigate to={`/t/${first.slug}/widgets`} replace />;
   return (
     <main className="sign-in">
@@ -85,6 +86,7 @@ function TenantSwitcher() {
 
 /** What a member removed (or never one) sees instead of a tenant's screens. */
 function NoAccess({ slug }: { slug: string }) {
+  useTitle(`No access to ${slug}`);
   return (
     <section className="page" aria-labelledby="page-title">
       <h1 id="page-title">No access to {slug}</h1>

@@ -6,7 +6,16 @@ import { useEffect, useId, useState, type MouseEvent, type ReactNode } from 'rea
 import { useSearchParams } from 'react-router';
 import { ApiError, fieldShows } from './api/client';
 
+/** The browser's title (the tab, the window, what a screen reader says on arriving): the
+ * screen's own, then Kithost. */
+export function useTitle(title: string) {
+  useEffect(() => {
+    document.title = `${title} · Kithost`;
+  }, [title]);
+}
+
 export function Page({ title, actions, children }: { title: string; actions?: ReactNode; children: ReactNode }) {
+  useTitle(title);
   return (
     <section className="page" aria-labelledby="page-title">
       <header className="page-head">

@@ -63,7 +63,9 @@ export default function Audit() {
                   <td>
                     <details>
                       <summary>Data</summary>
-                      <pre className="code" tabIndex={0}>{JSON.stringify(e.data, null, 2)}</pre>
+                      <pre className="code" tabIndex={0} role="region" aria-label={`Data of ${e.action}`}>
+                        {JSON.stringify(e.data, null, 2)}
+                      </pre>
                     </details>
                   </td>
                 </tr>

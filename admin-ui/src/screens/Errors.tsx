@@ -68,7 +68,9 @@ export default function Errors() {
               {g.hint && <p className="hint-box">How to fix: {g.hint}</p>}
               <details>
                 <summary>Sample</summary>
-                <pre className="code" tabIndex={0}>{JSON.stringify(g.sample, null, 2)}</pre>
+                <pre className="code" tabIndex={0} role="region" aria-label={`Sample of ${g.kind} ${g.message}`}>
+                  {JSON.stringify(g.sample, null, 2)}
+                </pre>
               </details>
             </li>
           ))}

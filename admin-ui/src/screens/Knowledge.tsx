@@ -49,7 +49,7 @@ function Base({ id }: { id: string }) {
     <Query query={base} what="the knowledge base">
       {(b) => (
         <div className="card">
-          <h3>{b.name}</h3>
+          <h2>{b.name}</h2>
           {b.description && <p>{b.description}</p>}
           <form
             className="inline-form"

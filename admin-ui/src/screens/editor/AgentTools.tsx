@@ -136,7 +136,7 @@ function ToolSecret({ widget }: { widget: Widget }) {
   });
   return (
     <div className="card">
-      <h3>Tool secret</h3>
+      <h2 className="h3">Tool secret</h2>
       <p className="hint">
         Your endpoints check the <code>Kithost-Signature</code> header with it. {widget.has_tool_secret ? 'A secret is set (it is never shown again).' : 'Saving the first HTTP tool makes one.'}
       </p>

@@ -26,8 +26,8 @@ export function ListEditor({
       rows.map((row, i) => (i === index ? { ...asObject(row), [key]: value } : row)),
     );
   return (
-    <div className="list-editor">
-      <h4>{title}</h4>
+    <fieldset className="list-editor">
+      <legend>{title}</legend>
       {rows.map((row, index) => (
         <div className="list-row" key={index} role="group" aria-label={`${title} ${index + 1}`}>
           {fields.map((field) => {
@@ -73,7 +73,7 @@ export function ListEditor({
       <button type="button" className="secondary" disabled={draft.disabled} onClick={() => draft.set(path, [...rows, blank])}>
         Add
       </button>
-    </div>
+    </fieldset>
   );
 }
 

@@ -13,11 +13,11 @@ function Snippet({ title, code, hint }: { title: string; code: string; hint?: st
   return (
     <div className="card">
       <div className="row spread">
-        <h3>{title}</h3>
+        <h2>{title}</h2>
         <CopyButton text={code} label={`Copy ${title.toLowerCase()}`} />
       </div>
       {hint && <p className="hint">{hint}</p>}
-      <pre className="code" tabIndex={0}>
+      <pre className="code" tabIndex={0} role="region" aria-label={title}>
         <code>{code}</code>
       </pre>
     </div>

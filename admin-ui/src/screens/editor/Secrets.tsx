@@ -31,7 +31,7 @@ export default function Secrets({ widget }: { widget: Widget }) {
   const canWrite = tenant.can('sessions:mint');
   return (
     <div className="card">
-      <h3>Identity secret</h3>
+      <h2>Identity secret</h2>
       <p className="hint">
         Your backend signs identity tokens with it (Embed tab) so the chat knows your signed-in users. A new secret replaces the old one at once:
         tokens signed with the old one stop working.

@@ -15,7 +15,7 @@ function Diff({ before, after }: { before: object; after: object }) {
   const parts = diffJson(before, after);
   if (parts.every((p) => !p.added && !p.removed)) return <p className="muted">The draft is the same as this version.</p>;
   return (
-    <pre className="diff" tabIndex={0} aria-label="Differences: lines marked - are in the version, + in the draft">
+    <pre className="diff" tabIndex={0} role="region" aria-label="Differences: lines marked - are in the version, + in the draft">
       {parts.map((part, i) => (
         <span key={i} className={part.added ? 'added' : part.removed ? 'removed' : 'same'}>
           {part.value
@@ -132,7 +132,7 @@ export default function Versions({ widget, onRestored }: { widget: Widget; onRes
           publish.mutate();
         }}
       >
-        <h3>Publish the draft</h3>
+        <h2>Publish the draft</h2>
         <p className="hint">Visitors see the published version; saving the draft changes nothing for them until you publish.</p>
         <Field label="Note (what changes)">
           {(props) => <input {...props} value={note} maxLength={500} disabled={!canWrite} onChange={(e) => setNote(e.target.value)} />}
@@ -143,7 +143,7 @@ export default function Versions({ widget, onRestored }: { widget: Widget; onRes
         {publish.isSuccess && <p role="status">Published as version {publish.data.published_version}.</p>}
         <Stale widget={widget} error={publish.error} onLoaded={() => publish.reset()} />
       </form>
-      <h3>Published versions</h3>
+      <h2>Published versions</h2>
       <Query query={versions} what="versions">
         {(list) =>
           list.length === 0 ? (
