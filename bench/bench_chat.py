@@ -506,7 +506,10 @@ async def _held_step(
         """The server's CPU over the hold, per cent of one core: between its two answers to
         ``/metrics``, which a busy server gives late (the second's delay counts)."""
         await asyncio.sleep(ANSWER_SECONDS)
-        async with httpx2.AsyncClient(timeout=30) as client:
+        # A connection each: kept alive for the hold, the second read raced the server's
+        # closing it as idle (both time out at ~5 s) and failed the step with a ReadError.
+        fresh = httpx2.Limits(max_keepalive_connections=0)
+        async with httpx2.AsyncClient(timeout=30, limits=fresh) as client:
             before = await server_cpu_seconds(client, base)
             since = time.perf_counter()
             await asyncio.sleep(HOLD_SECONDS)
