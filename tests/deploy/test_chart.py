@@ -673,6 +673,11 @@ def test_no_proxy_is_trusted_unless_named(rendered: dict[str, list[Manifest]]) -
             ["config.extraEnv.KITHOST_SECRET_KEY=plaintext"],
             "config.extraEnv.KITHOST_SECRET_KEY is a secret: put it in the Secret",
         ),
+        (["config.allowedHosts=*"], "config.allowedHosts must not be * with the Ingress on"),
+        (
+            ["config.allowedHosts=kithost.example.com\\, *"],
+            "config.allowedHosts must not be * with the Ingress on",
+        ),
         (["publicUrl=http://kithost.example.com"], "publicUrl must be an https:// URL"),
         (
             ["publicUrl=https://chat.example.com"],

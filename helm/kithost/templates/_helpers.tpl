@@ -79,6 +79,13 @@ app.kubernetes.io/component: {{ .component }}
 {{- fail (printf "config.trustedProxies must not trust every address (%s): name the ingress controller's" (trim $proxy)) -}}
 {{- end -}}
 {{- end -}}
+{{- if .Values.ingress.enabled -}}
+{{- range $host := splitList "," .Values.config.allowedHosts -}}
+{{- if eq (trim $host) "*" -}}
+{{- fail "config.allowedHosts must not be * with the Ingress on: it publishes /healthz and /readyz and checks no Host header (name the hosts, or leave it empty for the Ingress's)" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- if and (eq .Values.attachments.storage "s3") (not .Values.attachments.s3.bucket) -}}
 {{- fail "attachments.s3.bucket is required when attachments.storage is s3" -}}
 {{- end -}}
