@@ -66,7 +66,7 @@ from kithost.chat.answers import OpenAnswer
 from kithost.chat.attachments import AttachmentRules, Purpose
 from kithost.chat.auth import missing_token
 from kithost.chat.context import ChatContext
-from kithost.chat.errors import ChatGone, problem_for
+from kithost.chat.errors import GONE_EVENT, ChatGone, problem_for, sse
 from kithost.chat.runtime import Runtime, runtime
 from kithost.chat.server import ChatServer
 from kithost.errors import (
@@ -462,22 +462,19 @@ async def _continue(
                 CHAT_FIRST_TOKEN_SECONDS.observe(time.monotonic() - received_at)
             yield event
         outcome = "completed"
-    except ChatGone as exc:  # after the SDK's last error event (the store logged it)
+    except ChatGone:  # after the SDK's last error event (the store logged it)
         outcome = "failed"
-        error = ErrorEvent(code="custom", message=exc.message, allow_retry=False)
-        yield b"data: " + error.model_dump_json().encode() + b"\n\n"
+        yield sse(GONE_EVENT)
     except asyncio.CancelledError:
         if not answer.was_cut():  # the visitor left, or the server stops
             raise
         outcome = "failed"  # the tenant was deleted (the SDKs stopped the answer)
-        error = ErrorEvent(code="custom", message=ChatGone.MESSAGE, allow_retry=False)
-        yield b"data: " + error.model_dump_json().encode() + b"\n\n"
+        yield sse(GONE_EVENT)
     except Exception:
         # The SDK turns the response's errors into error events itself; this is the rest.
         log.exception("chat_stream_failed")
         outcome = "failed"
-        error = ErrorEvent(code=ErrorCode.STREAM_ERROR, allow_retry=True)
-        yield b"data: " + error.model_dump_json().encode() + b"\n\n"
+        yield sse(ErrorEvent(code=ErrorCode.STREAM_ERROR, allow_retry=True))
     finally:
         answer.close()
         CHAT_STREAMS.labels(outcome).inc()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from chatkit.errors import CustomStreamError
 from chatkit.store import NotFoundError
+from chatkit.types import ErrorEvent
 
 from kithost.errors import BadRequest, Conflict, KithostError, NotFound
 
@@ -27,6 +28,15 @@ class ChatGone(CustomStreamError):
 
     def __init__(self) -> None:
         super().__init__(self.MESSAGE, allow_retry=False)
+
+
+GONE_EVENT = ErrorEvent(code="custom", message=ChatGone.MESSAGE, allow_retry=False)
+"""The event ending a response whose widget or tenant was deleted meanwhile."""
+
+
+def sse(error: ErrorEvent) -> bytes:
+    """``error`` as the server-sent event a response ends with."""
+    return b"data: " + error.model_dump_json().encode() + b"\n\n"
 
 
 def thread_not_found() -> ChatNotFound:

@@ -84,7 +84,7 @@ from pydantic import TypeAdapter
 from kithost import rls
 from kithost.chat import agent, client_tools, demo_model, guardrails, handoffs
 from kithost.chat.context import ChatContext
-from kithost.chat.errors import ChatGone
+from kithost.chat.errors import GONE_EVENT, ChatGone, sse
 from kithost.chat.http_tool import HttpToolRunner
 from kithost.chat.store import SqlAttachmentStore, SqlStore, new_id
 from kithost.db import session_scope
@@ -215,8 +215,7 @@ class ChatServer(ChatKitServer[ChatContext]):
             except ChatGone:
                 self.store.gone_untold = True
             if self.store.gone_untold:  # the widget was deleted meanwhile
-                gone = ErrorEvent(code="custom", message=ChatGone.MESSAGE, allow_retry=False)
-                yield b"data: " + self._serialize(gone) + b"\n\n"
+                yield sse(GONE_EVENT)
         finally:
             self.store.release()  # a closed or cancelled response: the write still goes in
             for mcp in self._mcp:
