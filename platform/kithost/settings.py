@@ -95,11 +95,11 @@ class Settings(BaseSettings):
     """Largest attachment any widget accepts, whatever its ``composer.attachments`` say."""
     max_open_answers: int = Field(default=300, ge=1)
     """Chat answers an API process streams at once; one more is refused before anything is
-    written (503 ``server_busy`` with ``Retry-After``). 300: on PostgreSQL a process kept 312
-    held streams answering and not 375, where the first token's p95 passed a second (1.32 s)
-    for every visitor of the process (``bench/README.md``, 15 s answers at 20 text deltas a
-    second, on a box adding 10 M numbers in 0.49 s; SQLite: 375 and not 437; a box taking
-    0.72 s held 250). Set it below what ``make bench`` finds on your own box."""
+    written (503 ``server_busy`` with ``Retry-After``). 300: below what one process held in
+    ``bench/README.md``'s chat figures (15 s answers at 20 text deltas a second: 312 on
+    SQLite, 375 on PostgreSQL on a box adding 10 M numbers in 0.56 s; 250 on one taking
+    0.72 s), past which every visitor's first token took seconds. Set it below what ``make
+    bench`` finds on your own box."""
     demo_page: bool | None = None
     """Serve ``/demo`` (the demo widget on a small product page); unset: on except in
     production."""
