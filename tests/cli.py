@@ -21,7 +21,11 @@ from kithost.settings import Settings, get_settings
 
 
 def _environment(settings: Settings) -> dict[str, str]:
-    env = {"KITHOST_DATA_DIR": str(settings.data_dir), "KITHOST_LOG_LEVEL": "ERROR"}
+    env = {
+        "KITHOST_DATA_DIR": str(settings.data_dir),
+        "KITHOST_LOG_LEVEL": "ERROR",
+        "KITHOST_PORT": str(settings.port),
+    }
     if settings.database_url:
         env["KITHOST_DATABASE_URL"] = settings.database_url
     return env

@@ -10,8 +10,8 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from kithost.auth.passwords import verify_password
-from kithost.demo import DEMO_OWNER
-from kithost.models import AuditLogEntry, DashboardSession, User
+from kithost.demo import DEMO_OWNER, DEMO_SLUG, DEMO_WIDGET
+from kithost.models import AllowedOrigin, AuditLogEntry, DashboardSession, Tenant, User, Widget
 from kithost.models.base import utcnow
 from kithost.settings import Settings
 from tests.cli import kithost, ok_json, sync_session
@@ -50,6 +50,40 @@ def test_demo_new_password_lets_the_owner_back_in_and_ends_their_sign_ins(
     assert ("user.password_changed", "cli") in actions
     # Without the option the password is never shown again.
     assert ok_json(cli_settings, "demo")["owner_password"] is None
+
+
+def test_a_run_on_another_port_allows_its_origins_on_the_demo_widget(
+    cli_settings: Settings,
+) -> None:
+    ok_json(cli_settings, "demo")
+    moved = cli_settings.model_copy(update={"port": 8123})
+
+    def demo_widget_origins() -> tuple[set[str], int]:
+        with sync_session(cli_settings) as session:
+            widget = session.execute(
+                select(Widget)
+                .join(Tenant, Tenant.id == Widget.tenant_id)
+                .where(Tenant.slug == DEMO_SLUG, Widget.name == DEMO_WIDGET)
+            ).scalar_one()
+            origins = session.execute(
+                select(AllowedOrigin.origin).where(AllowedOrigin.widget_id == widget.id)
+            ).scalars()
+            added = session.execute(
+                select(AuditLogEntry).where(
+                    AuditLogEntry.target_id == str(widget.id),
+                    AuditLogEntry.action == "widget.origin_added",
+                    AuditLogEntry.actor_type == "cli",
+                )
+            ).all()
+            return set(origins), len(added)
+
+    first, _ = demo_widget_origins()
+    assert ok_json(moved, "demo")["created"] is False
+    origins, added = demo_widget_origins()
+    assert origins == first | {"http://localhost:8123", "http://127.0.0.1:8123"}
+    assert added == 2
+    ok_json(moved, "demo")  # allowed already: nothing more
+    assert demo_widget_origins() == (origins, 2)
 
 
 def test_ping_worker_on_the_embedded_broker_says_why_it_cannot_answer(

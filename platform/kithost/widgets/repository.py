@@ -18,6 +18,17 @@ async def get_widget(
     return result.scalar_one_or_none()
 
 
+async def widget_named(session: AsyncSession, tenant_id: uuid.UUID, name: str) -> Widget | None:
+    """The tenant's first widget named ``name``, if any."""
+    result = await session.execute(
+        select(Widget)
+        .where(Widget.tenant_id == tenant_id, Widget.name == name)
+        .order_by(Widget.created_at, Widget.id)
+        .limit(1)
+    )
+    return result.scalar_one_or_none()
+
+
 async def list_widgets(
     session: AsyncSession, tenant_id: uuid.UUID, *, after: Widget | None, limit: int, q: str | None
 ) -> Sequence[Widget]:

@@ -434,18 +434,28 @@ async def add_origin(
     domain_key: str | None,
 ) -> AllowedOrigin:
     widget = await get_widget(session, access.tenant, widget_id)
+    allowed = await allow_origin(session, access.actor, widget, origin, domain_key=domain_key)
+    if allowed is None:
+        raise Conflict(f"{origin} is allowed already.", code="origin_exists")
+    return allowed
+
+
+async def allow_origin(
+    session: AsyncSession, actor: Actor, widget: Widget, origin: str, *, domain_key: str | None
+) -> AllowedOrigin | None:
+    """Allow ``origin`` on ``widget`` (audited); None when it is allowed already."""
     normalized = _normalize(origin, "origin", allow_insecure=widget.allow_insecure_origins)
-    if await repository.origin_exists(session, access.tenant.id, widget.id, normalized):
-        raise Conflict(f"{normalized} is allowed already.", code="origin_exists")
+    if await repository.origin_exists(session, widget.tenant_id, widget.id, normalized):
+        return None
     # The new revision first: of two requests adding the same origin, one fails here.
     await _touch(session, widget)
     allowed = AllowedOrigin(
-        tenant_id=access.tenant.id, widget_id=widget.id, origin=normalized, domain_key=domain_key
+        tenant_id=widget.tenant_id, widget_id=widget.id, origin=normalized, domain_key=domain_key
     )
     session.add(allowed)
     await session.flush()
     _record_origin(
-        session, access.actor, widget, allowed, "widget.origin_added", {}, _origin_state(allowed)
+        session, actor, widget, allowed, "widget.origin_added", {}, _origin_state(allowed)
     )
     return allowed
 
