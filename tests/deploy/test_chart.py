@@ -6,6 +6,7 @@ strict), and the chart's promises are checked on the rendered objects."""
 from __future__ import annotations
 
 import ipaddress
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -16,6 +17,10 @@ import jsonschema
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
+from fastapi.routing import iter_route_contexts
+
+from kithost.app import create_app
+from kithost.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "kithost"
@@ -394,6 +399,56 @@ def test_ingress_tls_and_visitor_host(rendered: dict[str, list[Manifest]]) -> No
     assert "KITHOST_VISITOR_URL" not in default_config
     [default] = of_kind(rendered["default"], "Ingress")
     assert "tls" not in default["spec"]
+
+
+def ingress_routes(paths: list[Manifest], path: str) -> bool:
+    """Whether one of an Ingress rule's ``paths`` takes ``path``, as Kubernetes matches them:
+    ``Exact``, the whole path; ``Prefix``, its first elements, whole element by element (``/w/``
+    takes ``/w`` and ``/w/x``, never ``/w.x.js``; a trailing ``/`` does not count)."""
+    elements = [e for e in path.split("/") if e]
+    for rule in paths:
+        assert rule["pathType"] in {"Exact", "Prefix"}, rule
+        if rule["pathType"] == "Exact" and rule["path"] == path:
+            return True
+        prefix = [e for e in rule["path"].split("/") if e]
+        if rule["pathType"] == "Prefix" and elements[: len(prefix)] == prefix:
+            return True
+    return False
+
+
+@pytest.fixture(scope="module")
+def app_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bool]:
+    """Every path the app serves (each route's, its parameters filled in) and whether a
+    visitor's browser fetches it: the app's operations tagged ``embed`` (the loader's scripts,
+    the framed page and its script, config, session, events) or ``chat`` (the self-hosted
+    ChatKit endpoint, attachments' uploads and previews), as the API document says."""
+    settings = Settings(data_dir=tmp_path_factory.mktemp("app"), secret_key="k")
+    app = create_app(settings)
+    visitor = {
+        path
+        for path, item in app.openapi()["paths"].items()
+        if any({"embed", "chat"} & set(operation.get("tags", ())) for operation in item.values())
+    }
+    return {
+        re.sub(r"{\w+(:path)?}", "x", route.path): route.path in visitor
+        for route in iter_route_contexts(app.routes)
+        if route.path is not None
+    }
+
+
+def test_the_visitor_host_routes_what_visitors_fetch_and_nothing_else(
+    rendered: dict[str, list[Manifest]], app_paths: dict[str, bool]
+) -> None:
+    """Every URL the app serves visitors' browsers (``/embed/{pk}.js``, the hashed scripts, the
+    framed page, the visitor routes, ChatKit's) reaches it on the visitor host, and nothing
+    else does (the dashboard, the API, the probes); the API host routes everything."""
+    [ingress] = of_kind(rendered["ingress-tls"], "Ingress")
+    rules = {rule["host"]: rule["http"]["paths"] for rule in ingress["spec"]["rules"]}
+    assert "/embed/x.js" in app_paths
+    assert "/v1/chatkit/x" in app_paths
+    for path, visitor in app_paths.items():
+        assert ingress_routes(rules["chat.example.net"], path) == visitor, path
+        assert ingress_routes(rules["kithost.example.com"], path), path
 
 
 def test_the_ingress_never_publishes_the_probes(rendered: dict[str, list[Manifest]]) -> None:

@@ -1427,7 +1427,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/embed.{hash}.js": {
+    "/embed/loader.{hash}.js": {
         parameters: {
             query?: never;
             header?: never;
@@ -1435,7 +1435,7 @@ export interface paths {
             cookie?: never;
         };
         /** The loader at its content-hashed, immutable URL */
-        get: operations["get_hashed_embed__hash__js_get"];
+        get: operations["get_hashed_embed_loader__hash__js_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -10202,7 +10202,7 @@ export interface operations {
             };
         };
     };
-    get_hashed_embed__hash__js_get: {
+    get_hashed_embed_loader__hash__js_get: {
         parameters: {
             query?: never;
             header?: never;

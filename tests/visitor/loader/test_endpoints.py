@@ -93,11 +93,14 @@ async def test_the_loader_is_gzipped_for_clients_that_accept_it(client: httpx2.A
 
 
 @pytest.mark.parametrize(
-    ("name", "path"), [("embed", "/embed.{}.js"), ("direct", "/w/direct.{}.js")]
+    ("name", "path"),
+    [("embed", "/embed/loader.{}.js"), ("frame", "/w/frame.{}.js"), ("direct", "/w/direct.{}.js")],
 )
 async def test_the_hashed_scripts_are_immutable(
     client: httpx2.AsyncClient, name: str, path: str
 ) -> None:
+    """Under ``/embed/`` and ``/w/``, which a visitor host routes (``/embed/{pk}.js`` does not
+    take ``/embed/loader.{hash}.js``: the stale hash below is no unknown widget)."""
     script = getattr(service.bundle(), name)
     response = await client.get(path.format(script.hash))
     assert response.status_code == 200
@@ -171,7 +174,7 @@ def test_a_missing_build_is_a_clear_503(tmp_path: Path) -> None:
     assert raised.value.code == "loader_not_built"
 
 
-@pytest.mark.parametrize("path", ["/embed.js", "/embed/{}.js", "/w/{}", "/embed.{hash}.js"])
+@pytest.mark.parametrize("path", ["/embed.js", "/embed/{}.js", "/w/{}", "/embed/loader.{hash}.js"])
 async def test_head_answers_as_get_without_the_body(
     client: httpx2.AsyncClient, db: AsyncSession, path: str
 ) -> None:

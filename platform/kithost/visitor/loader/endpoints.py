@@ -9,8 +9,10 @@ cached as the config is (a republish shows within the same minute), revalidated 
 404 ``widget_not_found`` (``no-store``) until the widget is published. ``/embed.js``, the
 loader alone for the older ``data-widget`` snippet, is cached briefly (a deploy reaches
 visitors within minutes) and revalidated by ETag. The content-hashed URLs
-(``/embed.{hash}.js``, ``/w/frame.{hash}.js``, ``/w/direct.{hash}.js``) never change, so
-they are cached for a year. All are served from memory, gzipped when the client accepts it.
+(``/embed/loader.{hash}.js``, ``/w/frame.{hash}.js``, ``/w/direct.{hash}.js``) never change,
+so they are cached for a year. All are served from memory, gzipped when the client accepts
+it. Every URL here is under ``/embed/`` or ``/w/`` but ``/embed.js``: a visitor host that
+routes only those (the Helm chart's Ingress) serves them all.
 The framed page ``/w/{pk}`` is revalidated on every load (``no-cache``, its ETag covering the
 page and its ``Content-Security-Policy``): its ``frame-ancestors`` is the widget's allowed
 origins as the config cache has them now, so a removed origin stops framing the chat on the
@@ -98,20 +100,6 @@ _get(
 )
 
 
-async def get_widget_loader(request: Request, pk: str) -> Response:
-    answers = await published_answers(request.app.state, pk)
-    return _serve(request, service.widget_loader(answers.published), WIDGET_CACHE)
-
-
-_get(
-    "/embed/{pk}.js",
-    get_widget_loader,
-    summary="The loader with a widget's launcher preset (the snippet to paste)",
-    response_class=Response,
-    responses={304: {"description": "Not modified (If-None-Match)"}, **problems(404, 503)},
-)
-
-
 def _add_hashed_route(path: str, summary: str, pick: Callable[[Bundle], Script]) -> None:
     """``path`` (with ``{hash}``) serves the current build of one script, immutable."""
 
@@ -131,7 +119,7 @@ def _add_hashed_route(path: str, summary: str, pick: Callable[[Bundle], Script])
 
 
 _add_hashed_route(
-    "/embed.{hash}.js", "The loader at its content-hashed, immutable URL", lambda b: b.embed
+    "/embed/loader.{hash}.js", "The loader at its content-hashed, immutable URL", lambda b: b.embed
 )
 _add_hashed_route(
     "/w/frame.{hash}.js", "The framed page's script (content-hashed, immutable)", lambda b: b.frame
@@ -140,6 +128,21 @@ _add_hashed_route(
     "/w/direct.{hash}.js",
     "The direct placement's script, which the loader loads (content-hashed, immutable)",
     lambda b: b.direct,
+)
+
+
+async def get_widget_loader(request: Request, pk: str) -> Response:
+    answers = await published_answers(request.app.state, pk)
+    return _serve(request, service.widget_loader(answers.published), WIDGET_CACHE)
+
+
+# After the loader's hashed URL, which ``{pk}`` would take (``loader.{hash}`` is no key).
+_get(
+    "/embed/{pk}.js",
+    get_widget_loader,
+    summary="The loader with a widget's launcher preset (the snippet to paste)",
+    response_class=Response,
+    responses={304: {"description": "Not modified (If-None-Match)"}, **problems(404, 503)},
 )
 
 
