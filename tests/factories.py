@@ -59,7 +59,9 @@ class Credentials:
 
 async def login(app: FastAPI, db: AsyncSession, user: User) -> Credentials:
     """A sign-in cookie for ``user`` (cookie + CSRF header), as the login endpoint gives."""
-    signed_in = await cookies.sign_in(db, app.state.settings, user, ip=None, user_agent="test")
+    signed_in = await cookies.sign_in(
+        db, app.state.settings, user, replacing=None, ip=None, user_agent="test"
+    )
     return Credentials(
         {
             "Cookie": f"{cookies.SIGN_IN_COOKIE}={signed_in.value}",

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Literal
 
 import httpx2
 import pytest
 from argon2 import PasswordHasher, extract_parameters, profiles
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kithost.app import create_app
@@ -20,7 +21,8 @@ from kithost.auth import cookies, passwords
 from kithost.auth.passwords import check_password_rules
 from kithost.auth.principals import CLI
 from kithost.errors import InvalidInput
-from kithost.models import AuditLogEntry, Role, User
+from kithost.models import AuditLogEntry, DashboardSession, Role, User
+from kithost.models.base import utcnow
 from kithost.settings import Settings
 from kithost.users.service import (
     FAILURES_PER_ACCOUNT,
@@ -231,6 +233,71 @@ async def test_status_answers_who_is_signed_in_or_nobody_without_a_401(
     assert out.status_code == 204
     ended = await client.get(STATUS, headers=cookie)
     assert (ended.status_code, ended.json()) == (200, {"signed_in": None})
+
+
+Ending = Literal["revoked", "expired", "deactivated"]
+
+
+async def end(db: AsyncSession, user: User, how: Ending) -> None:
+    """End ``user``'s dashboard sessions server-side: revoked, past their expiry, or by
+    disabling the account."""
+    if how == "deactivated":
+        user.is_active = False
+    else:
+        column = "revoked_at" if how == "revoked" else "expires_at"
+        await db.execute(
+            update(DashboardSession)
+            .where(DashboardSession.user_id == user.id)
+            .values({column: utcnow() - timedelta(seconds=1)})
+        )
+    await db.flush()
+
+
+@pytest.mark.parametrize("how", ["revoked", "expired", "deactivated"])
+async def test_status_answers_nobody_for_a_session_ended_server_side(
+    app: FastAPI, client: httpx2.AsyncClient, db: AsyncSession, how: Ending
+) -> None:
+    """``/auth/status`` resolves the sign-in cookie as every other route does: where
+    ``/auth/me`` is 401, it answers nobody."""
+    user = await make_user(db)
+    me = await login(app, db, user)
+    assert (await client.get(STATUS, headers=me.headers)).json()["signed_in"] is not None
+
+    await end(db, user, how)
+    assert (await client.get(ME, headers=me.headers)).status_code == 401
+    status = await client.get(STATUS, headers=me.headers)
+    assert (status.status_code, status.json()) == (200, {"signed_in": None})
+
+
+async def test_signing_in_ends_the_session_the_browser_had(
+    app: FastAPI, client: httpx2.AsyncClient, db: AsyncSession
+) -> None:
+    """Session fixation: a successful sign-in ends the dashboard session of the sign-in
+    cookie the request carried, whoever's it was, and sets a fresh one; a failed one ends
+    nothing."""
+    first, second = await make_user(db), await make_user(db)
+    assert (await sign_in(client, first.email)).status_code == 200
+    firsts = {"Cookie": f"{cookies.SIGN_IN_COOKIE}={client.cookies[cookies.SIGN_IN_COOKIE]}"}
+
+    assert (await sign_in(client, second.email, "wrong")).status_code == 401
+    assert (await client.get(ME, headers=firsts)).json()["user"]["email"] == first.email
+
+    assert (await sign_in(client, second.email)).status_code == 200
+    seconds = {"Cookie": f"{cookies.SIGN_IN_COOKIE}={client.cookies[cookies.SIGN_IN_COOKIE]}"}
+    assert seconds != firsts
+    assert (await client.get(ME, headers=firsts)).status_code == 401
+    assert (await client.get(ME)).json()["user"]["email"] == second.email
+
+    assert (await sign_in(client, second.email)).status_code == 200  # the same user again
+    assert client.cookies[cookies.SIGN_IN_COOKIE] not in seconds["Cookie"]
+    assert (await client.get(ME, headers=seconds)).status_code == 401
+    assert (await client.get(ME)).json()["user"]["email"] == second.email
+    rows = await db.execute(
+        select(DashboardSession.revoked_at.is_(None)).where(
+            DashboardSession.user_id.in_([first.id, second.id])
+        )
+    )
+    assert sorted(live for (live,) in rows) == [False, False, True]
 
 
 @pytest.mark.parametrize(

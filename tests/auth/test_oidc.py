@@ -160,6 +160,25 @@ async def test_existing_user_matched_by_email(
 
 
 @CLOSED
+async def test_signing_in_ends_the_session_the_browser_had(
+    kithost: httpx2.AsyncClient, provider: httpx2.AsyncClient, db: AsyncSession
+) -> None:
+    """Session fixation: single sign-on ends the dashboard session of the sign-in cookie the
+    browser came back with, whoever's it was, and sets a fresh one."""
+    first, second = await make_user(db), await make_user(db)
+    assert (await sign_in(kithost, provider, verified(first))).status_code == 303
+    firsts = {"Cookie": f"{cookies.SIGN_IN_COOKIE}={kithost.cookies[cookies.SIGN_IN_COOKIE]}"}
+
+    assert (await sign_in(kithost, provider, verified(second))).status_code == 303
+    assert (await kithost.get(ME, headers=firsts)).status_code == 401
+    assert (await kithost.get(ME)).json()["user"]["email"] == second.email
+
+
+def verified(user: User) -> dict[str, Any]:
+    return {"email": user.email, "email_verified": True}
+
+
+@CLOSED
 async def test_disabled_user_refused(
     kithost: httpx2.AsyncClient, provider: httpx2.AsyncClient, db: AsyncSession
 ) -> None:

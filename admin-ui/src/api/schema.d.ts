@@ -188,7 +188,7 @@ export interface paths {
          * Whether a dashboard user is signed in: who, or null (200 either way)
          * @description What ``/auth/me`` answers, or ``signed_in: null`` where it answers 401: the
          *     dashboard's first question, whose 401 a signed-out visitor's browser would log as an
-         *     error. Open to anyone (no security scheme): the sign-in cookie is read if present.
+         *     error. Open to anyone: the sign-in cookie, if present, is resolved as for any route.
          */
         get: operations["sign_in_status_api_v1_auth_status_get"];
         put?: never;

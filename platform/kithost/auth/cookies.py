@@ -50,9 +50,15 @@ async def sign_in(
     settings: Settings,
     user: User,
     *,
+    replacing: str | None,
     ip: str | None,
     user_agent: str | None,
 ) -> SignInCookie:
+    """Open a dashboard session for ``user``. The one of ``replacing``, the sign-in cookie
+    the request carried, ends, whoever's it was: a browser never keeps a session it had
+    before signing in (session fixation), and the new one has a token of its own."""
+    if replacing is not None and (old := _token(settings, replacing)) is not None:
+        await repository.revoke_dashboard_session(session, hash_secret(old), utcnow())
     token = secrets.token_urlsafe(32)
     record = DashboardSession(
         user_id=user.id,
@@ -71,11 +77,18 @@ async def sign_in(
 async def resolve(
     session: AsyncSession, settings: Settings, cookie: str
 ) -> tuple[DashboardSession, User] | None:
-    try:
-        token = _signer(settings).unsign(cookie).decode()
-    except BadSignature:
+    token = _token(settings, cookie)
+    if token is None:
         return None
     return await repository.live_dashboard_session(session, hash_secret(token), utcnow())
+
+
+def _token(settings: Settings, cookie: str) -> str | None:
+    """The token a sign-in cookie carries; None when its signature is not ours."""
+    try:
+        return _signer(settings).unsign(cookie).decode()
+    except BadSignature:
+        return None
 
 
 def csrf_token(settings: Settings, cookie: str) -> str:

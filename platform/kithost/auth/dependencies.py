@@ -82,6 +82,17 @@ async def get_principal(
         if scheme.lower() != "bearer" or not token:
             raise _invalid_token("Use an OAuth 2.0 Bearer access token.")
         return await _client_principal(session, settings, token.strip())
+    return await get_signed_in_user(request, session, settings, cookie)
+
+
+async def get_signed_in_user(
+    request: Request,
+    session: DbSession,
+    settings: AppSettings,
+    cookie: Annotated[str | None, Depends(sign_in_cookie)],
+) -> UserPrincipal | None:
+    """The dashboard user of the sign-in cookie, while its dashboard session is live (not
+    expired, not revoked, its user active); a write must echo the cookie's CSRF token."""
     if cookie is None:
         return None
     found = await cookies.resolve(session, settings, cookie)
@@ -96,6 +107,8 @@ async def get_principal(
 
 
 OptionalPrincipal = Annotated[Principal | None, Depends(get_principal)]
+OptionalUser = Annotated[UserPrincipal | None, Depends(get_signed_in_user)]
+"""The dashboard user of the sign-in cookie, or None: a Bearer token is not looked at."""
 
 
 async def require_principal(principal: OptionalPrincipal) -> Principal:

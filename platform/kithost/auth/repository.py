@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost import rls
@@ -137,6 +137,16 @@ async def live_dashboard_session(
     )
     row = result.one_or_none()
     return None if row is None else (row[0], row[1])
+
+
+async def revoke_dashboard_session(session: AsyncSession, token_hash: str, now: datetime) -> None:
+    """Revoke the dashboard session of ``token_hash``, if there is one not revoked yet, live
+    or not (a disabled user's would come back with the account)."""
+    await session.execute(
+        update(DashboardSession)
+        .where(DashboardSession.token_hash == token_hash, DashboardSession.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
 
 
 async def tenant_by_slug(session: AsyncSession, slug: str) -> Tenant | None:

@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.auth import cookies, oidc
-from kithost.auth.dependencies import CurrentUser
+from kithost.auth.dependencies import CurrentUser, OptionalUser
 from kithost.auth.roles import ALL_SCOPES, scopes_of
 from kithost.db import DbSession
 from kithost.kit.schemas import problems
@@ -72,6 +72,7 @@ async def _sign_in(
         session,
         settings,
         user,
+        replacing=request.cookies.get(cookies.SIGN_IN_COOKIE),
         ip=_client_ip(request),
         user_agent=request.headers.get("user-agent"),
     )
@@ -120,17 +121,15 @@ async def me(
     summary="Whether a dashboard user is signed in: who, or null (200 either way)",
 )
 async def sign_in_status(
-    request: Request, session: DbSession, settings: AppSettings
+    principal: OptionalUser, request: Request, session: DbSession, settings: AppSettings
 ) -> SignInStatus:
     """What ``/auth/me`` answers, or ``signed_in: null`` where it answers 401: the
     dashboard's first question, whose 401 a signed-out visitor's browser would log as an
-    error. Open to anyone (no security scheme): the sign-in cookie is read if present."""
-    cookie = request.cookies.get(cookies.SIGN_IN_COOKIE)
-    if cookie is None or (found := await cookies.resolve(session, settings, cookie)) is None:
+    error. Open to anyone: the sign-in cookie, if present, is resolved as for any route."""
+    if principal is None:
         return SignInStatus(signed_in=None)
-    _, user = found
-    csrf_token = cookies.csrf_token(settings, cookie)
-    return SignInStatus(signed_in=await _signed_in(session, settings, user, csrf_token))
+    csrf_token = cookies.csrf_token(settings, request.cookies[cookies.SIGN_IN_COOKIE])
+    return SignInStatus(signed_in=await _signed_in(session, settings, principal.user, csrf_token))
 
 
 @router.post(
