@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost.auth import repository as auth_repository
 from kithost.auth.passwords import verify_password
 from kithost.auth.principals import CLI
+from kithost.auth.roles import ALL_SCOPES
+from kithost.clients import repository as clients
 from kithost.invitations import repository as invitations
 from kithost.invitations.service import create_invitation
 from kithost.kit.tokens import hash_secret
@@ -21,7 +23,15 @@ from kithost.models.base import utcnow
 from kithost.users import repository as users
 from kithost.users.service import create_user
 from tests.api.helpers import audit_actions, token_of
-from tests.factories import PASSWORD, Credentials, login, make_member, make_tenant, make_user
+from tests.factories import (
+    PASSWORD,
+    Credentials,
+    client_token,
+    login,
+    make_member,
+    make_tenant,
+    make_user,
+)
 
 ACCEPT = "/api/v1/invitations/accept"
 
@@ -81,10 +91,42 @@ async def test_the_link_is_shown_once_and_only_its_hash_kept(
         "email",
         "role",
         "invited_by_id",
+        "invited_by",
         "created_at",
         "expires_at",
     }
     assert token not in listed.text
+
+
+async def test_the_list_says_who_invited(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant
+) -> None:
+    """A member, an API client or the CLI, as the audit log names them: an invitation an
+    API client made has no inviting user, and the CLI's is named by no column."""
+    member = await make_member(db, acme, Role.admin)
+    backend = await client_token(app, db, acme, sorted(ALL_SCOPES))
+    [api_client] = await clients.list_clients(db, acme.id)
+
+    async def invite_as(by: Credentials, email: str) -> dict[str, object]:
+        body = {"email": email, "role": "viewer"}
+        made = await client.post(invitations_url(acme), json=body, headers=by.headers)
+        assert made.status_code == 201, made.text
+        invitation: dict[str, object] = made.json()["invitation"]
+        return invitation
+
+    by_client = await invite_as(backend, "by-client@example.test")
+    by_member = await invite_as(await login(app, db, member), "by-member@example.test")
+    await invite(app, db, acme, "by-cli@example.test", Role.viewer)
+    await db.flush()  # its audit entry
+
+    assert by_client["invited_by"] == {"type": "client", "id": api_client.client_id}
+    assert by_member["invited_by"] == {"type": "user", "id": str(member.id)}
+    listed = await client.get(invitations_url(acme), headers=backend.headers)
+    assert {i["email"]: (i["invited_by"], i["invited_by_id"]) for i in listed.json()} == {
+        "by-client@example.test": ({"type": "client", "id": api_client.client_id}, None),
+        "by-member@example.test": ({"type": "user", "id": str(member.id)}, str(member.id)),
+        "by-cli@example.test": ({"type": "cli", "id": None}, None),
+    }
 
 
 @pytest.mark.parametrize(

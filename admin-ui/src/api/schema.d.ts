@@ -720,7 +720,7 @@ export interface paths {
         };
         /**
          * List the pending invitations
-         * @description Invitations not accepted yet, expired ones included until revoked.
+         * @description Invitations not accepted yet, expired ones included until revoked, each with who made it.
          */
         get: operations["list_invitations_api_v1_tenants__tenant__invitations_get"];
         put?: never;
@@ -2760,7 +2760,12 @@ export interface components {
              * Format: uuid
              */
             id: string;
-            /** Invited By Id */
+            /** @description Who made it, from the audit log (null only where the log has no record). */
+            invited_by: components["schemas"]["Inviter"] | null;
+            /**
+             * Invited By Id
+             * @description The inviting user's id while the account exists; null when an API client or the CLI invited (`invited_by` names each).
+             */
             invited_by_id: string | null;
             role: components["schemas"]["Role"];
         };
@@ -2794,6 +2799,24 @@ export interface components {
             /** Accept Url */
             accept_url: string;
             invitation: components["schemas"]["Invitation"];
+        };
+        /**
+         * Inviter
+         * @description Who made an invitation, named as the audit log names actors.
+         */
+        Inviter: {
+            /**
+             * Id
+             * @description The user's id, the API client's `client_id`; null for the CLI.
+             */
+            id: string | null;
+            /**
+             * Type
+             * @example user
+             * @example client
+             * @example cli
+             */
+            type: string;
         };
         /** Jwks */
         Jwks: {

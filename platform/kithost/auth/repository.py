@@ -1,6 +1,6 @@
 """SQL for identity: signing keys, dashboard sessions, API clients by their public id and by
-who made them, and what resolving a tenant route reads (the tenant of a slug, a user's
-membership of it)."""
+who made them, who made what (API clients, invitations) as the audit log recorded it, and
+what resolving a tenant route reads (the tenant of a slug, a user's membership of it)."""
 
 from __future__ import annotations
 
@@ -82,12 +82,20 @@ async def client_makers(
     session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, Actor]:
     """Who made each of the tenant's clients ``ids``, as the audit log recorded it."""
+    return await makers(session, tenant_id, CLIENT_CREATED, ids)
+
+
+async def makers(
+    session: AsyncSession, tenant_id: uuid.UUID, action: str, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Actor]:
+    """Who made each of the tenant's ``ids``: the actor of the audit entry of ``action`` (the
+    one recording their making) whose target each is."""
     if not ids:
         return {}
     result = await session.execute(
         select(AuditLogEntry.target_id, AuditLogEntry.actor_type, AuditLogEntry.actor_id).where(
             AuditLogEntry.tenant_id == tenant_id,
-            AuditLogEntry.action == CLIENT_CREATED,
+            AuditLogEntry.action == action,
             AuditLogEntry.target_id.in_([str(i) for i in ids]),
         )
     )

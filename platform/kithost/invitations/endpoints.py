@@ -30,18 +30,19 @@ async def invite(
     body: schemas.InvitationCreate,
 ) -> schemas.InvitationCreated:
     new = await service.invite(session, settings, access, email=body.email, role=body.role)
-    return schemas.InvitationCreated.model_validate(new)
+    return schemas.InvitationCreated.of(new)
 
 
 @router.get(
     TENANT_INVITATIONS,
     summary="List the pending invitations",
-    description="Invitations not accepted yet, expired ones included until revoked.",
+    description="Invitations not accepted yet, expired ones included until revoked, each "
+    "with who made it.",
     responses=problems(*TENANT_ERRORS),
 )
 async def list_invitations(access: MembersRead, session: DbSession) -> list[schemas.Invitation]:
     invitations = await service.list_pending(session, access.tenant)
-    return [schemas.Invitation.model_validate(i) for i in invitations]
+    return [schemas.Invitation.of(i, inviter) for i, inviter in invitations]
 
 
 @router.delete(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -26,13 +25,18 @@ from kithost.users import repository as users
 from kithost.users.service import UserExists, create_user, normalize_email
 from kithost.worker.enqueue import enqueue
 
+INVITATION_CREATED = "invitation.created"
+"""The audit action recording who made an invitation: the one record of the CLI's."""
+
 
 @dataclass(frozen=True)
 class NewInvitation:
-    """An invitation just created, with its accept link: shown once (the token is hashed)."""
+    """An invitation just created, with its accept link: shown once (the token is hashed),
+    and who made it, as the audit log records it."""
 
     invitation: Invitation
     accept_url: str
+    inviter: Actor
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ async def create_invitation(
     audit.record(
         session,
         actor,
-        "invitation.created",
+        INVITATION_CREATED,
         tenant_id=tenant.id,
         target_type="invitation",
         target_id=invitation.id,
@@ -109,7 +113,7 @@ async def create_invitation(
     accept_url = f"{settings.base_url}/admin/invite#token={token}"
     if settings.smtp_url is not None:
         enqueue(session, send_invitation_email, email, tenant.name, role.value, accept_url)
-    return NewInvitation(invitation, accept_url)
+    return NewInvitation(invitation, accept_url, actor)
 
 
 async def _check_not_revoked(session: AsyncSession, client: ApiClient) -> None:
@@ -133,9 +137,16 @@ async def withdraw_made_by(session: AsyncSession, client: ApiClient) -> int:
     return await repository.delete_pending_by_client(session, client.tenant_id, client.id)
 
 
-async def list_pending(session: AsyncSession, tenant: Tenant) -> Sequence[Invitation]:
-    """The invitations not accepted yet (expired ones included, until revoked)."""
-    return await repository.list_pending(session, tenant.id)
+async def list_pending(
+    session: AsyncSession, tenant: Tenant
+) -> list[tuple[Invitation, Actor | None]]:
+    """The invitations not accepted yet (expired ones included, until revoked), with who
+    made each: a member, an API client or the CLI."""
+    invitations = await repository.list_pending(session, tenant.id)
+    inviters = await auth_repository.makers(
+        session, tenant.id, INVITATION_CREATED, [i.id for i in invitations]
+    )
+    return [(i, inviters.get(i.id)) for i in invitations]
 
 
 async def revoke(session: AsyncSession, access: TenantAccess, invitation_id: uuid.UUID) -> None:

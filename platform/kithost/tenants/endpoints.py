@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, status
 
 from kithost.auth.dependencies import AnyTenantAccess, CurrentUser, MembersWrite, PlatformAdmin
 from kithost.db import DbSession
+from kithost.invitations.schemas import InvitationCreated
 from kithost.kit.schemas import TENANT_ERRORS, SearchText, problems
 from kithost.members.schemas import Tenant
 from kithost.state import AppSettings
@@ -28,7 +29,11 @@ async def create_tenant(
     new = await service.open_tenant(
         session, settings, admin, slug=body.slug, name=body.name, owner_email=body.owner_email
     )
-    return schemas.TenantCreated.model_validate(new)
+    invited = new.owner_invitation
+    return schemas.TenantCreated(
+        tenant=Tenant.model_validate(new.tenant),
+        owner_invitation=None if invited is None else InvitationCreated.of(invited),
+    )
 
 
 @router.get(
