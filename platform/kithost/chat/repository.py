@@ -37,7 +37,7 @@ from kithost.storage import blob_key
 
 Order = Literal["asc", "desc"]
 DELETE_BATCH = 500
-"""Thread ids per statement deleting their webhook deliveries (SQLite's bound parameters)."""
+"""Thread ids per statement deleting them and what is theirs (SQLite's bound parameters)."""
 Owned = type[ChatThread] | type[ChatItem] | type[ChatAttachment] | type[ChatQuotaUse]
 
 
@@ -289,11 +289,20 @@ async def delete_attachment(
 
 
 async def delete_threads(
-    session: AsyncSession, where: ColumnElement[bool]
+    session: AsyncSession, where: ColumnElement[bool], *, skip_locked: bool = False
 ) -> tuple[int, list[str]]:
     """Delete the threads matching ``where`` with their items, attachments and webhook
     deliveries (sent or not: they carry what was said; a pending one is never sent, its task
     finding nothing).
+
+    The threads are chosen locked (``FOR UPDATE``; on SQLite the unit of work holds the
+    database's one write lock already) and only those are deleted, whole: what writes to a
+    thread (a message's item touches it, binding an attachment references it) waits for
+    this deletion and finds the thread gone, so nothing is written to a thread once it is
+    chosen, and nothing of one is deleted that is not deleted with it. A thread another
+    unit of work holds is waited for, and ``where`` checked again on what it committed
+    (``updated_at``, moved by a message: no longer idle); ``skip_locked``: left out at once
+    instead (it is being written to).
 
     The deliveries go last, by the ids of the threads deleted: whatever writes a delivery
     about a thread holds, until it commits, a lock this deletion waits for (a message's item
@@ -303,49 +312,50 @@ async def delete_threads(
     Returns the number of chat rows deleted and the storage keys of the attachments' bytes,
     to delete once the transaction has committed.
     """
-    doomed = select(ChatThread.id).where(where)
-    attachments = await session.execute(
-        select(ChatAttachment.tenant_id, ChatAttachment.widget_id, ChatAttachment.id).where(
-            ChatAttachment.thread_id.in_(doomed)
-        )
-    )
-    keys = [blob_key(*row) for row in attachments]
-    deleted = 0
-    for model, column in (
-        (ChatAttachment, ChatAttachment.thread_id),
-        (ChatItem, ChatItem.thread_id),
-    ):
-        result = await session.execute(delete(model).where(column.in_(doomed)))
-        deleted += rowcount(result)
-    threads = await session.execute(
-        delete(ChatThread).where(where).returning(ChatThread.tenant_id, ChatThread.id)
+    chosen = await session.execute(
+        select(ChatThread.tenant_id, ChatThread.id)
+        .where(where)
+        .with_for_update(skip_locked=skip_locked)
     )
     by_tenant: dict[uuid.UUID, list[str]] = {}
-    for tenant_id, thread_id in threads:
+    for tenant_id, thread_id in chosen:
         by_tenant.setdefault(tenant_id, []).append(thread_id)
-        deleted += 1
+    deleted = 0
+    keys: list[str] = []
     for tenant_id, ids in by_tenant.items():
         for start in range(0, len(ids), DELETE_BATCH):
             chunk = ids[start : start + DELETE_BATCH]
+            attachments = await session.execute(
+                delete(ChatAttachment)
+                .where(ChatAttachment.thread_id.in_(chunk))
+                .returning(ChatAttachment.tenant_id, ChatAttachment.widget_id, ChatAttachment.id)
+            )
+            found = [blob_key(*row) for row in attachments]
+            keys += found
+            items = await session.execute(delete(ChatItem).where(ChatItem.thread_id.in_(chunk)))
+            threads = await session.execute(delete(ChatThread).where(ChatThread.id.in_(chunk)))
             await session.execute(
                 delete(WebhookDelivery).where(
                     WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.thread_id.in_(chunk)
                 )
             )
+            deleted += len(found) + rowcount(items) + rowcount(threads)
     return deleted, keys
 
 
 async def delete_loose_attachments(
     session: AsyncSession, tenant_id: uuid.UUID, where: ColumnElement[bool]
 ) -> tuple[int, list[str]]:
-    """Delete the tenant's attachments matching ``where`` that no message carries."""
-    scope = and_(ChatAttachment.tenant_id == tenant_id, ChatAttachment.thread_id.is_(None), where)
+    """Delete the tenant's attachments matching ``where`` that no message carries; how many,
+    and the storage keys of their bytes: of the rows deleted, not of rows seen first (one a
+    message has taken meanwhile is no longer deleted, and its bytes are its message's)."""
     rows = await session.execute(
-        select(ChatAttachment.tenant_id, ChatAttachment.widget_id, ChatAttachment.id).where(scope)
+        delete(ChatAttachment)
+        .where(ChatAttachment.tenant_id == tenant_id, ChatAttachment.thread_id.is_(None), where)
+        .returning(ChatAttachment.tenant_id, ChatAttachment.widget_id, ChatAttachment.id)
     )
     keys = [blob_key(*row) for row in rows]
-    result = await session.execute(delete(ChatAttachment).where(scope))
-    return rowcount(result), keys
+    return len(keys), keys
 
 
 def _ordering(model: type[ChatThread] | type[ChatItem], order: Order) -> list[UnaryExpression[Any]]:

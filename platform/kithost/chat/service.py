@@ -71,7 +71,8 @@ async def delete_tenant_data(session: AsyncSession, tenant: Tenant) -> int:
 
 async def purge_before(session: AsyncSession, tenant_id: uuid.UUID, cutoff: datetime) -> int:
     """Delete the tenant's conversations idle since before ``cutoff`` (a conversation is kept
-    whole while it is in use) and attachments never sent, created before it or longer than
+    whole while it is in use: one being written to, its thread held, is not idle, and is
+    left for the next purge) and attachments never sent, created before it or longer than
     :data:`~kithost.chat.attachments.UNSENT_LIFETIME` ago; quota uses the quota's window has
     passed (they count for nothing)."""
     unsent_cutoff = max(cutoff, utcnow() - UNSENT_LIFETIME)
@@ -82,6 +83,7 @@ async def purge_before(session: AsyncSession, tenant_id: uuid.UUID, cutoff: date
         tenant_id,
         threads=ChatThread.updated_at < cutoff,
         attachments=ChatAttachment.created_at < unsent_cutoff,
+        skip_locked=True,
     )
 
 
@@ -91,9 +93,10 @@ async def _delete(
     *,
     threads: ColumnElement[bool],
     attachments: ColumnElement[bool],
+    skip_locked: bool = False,
 ) -> int:
     in_threads, keys = await repository.delete_threads(
-        session, and_(ChatThread.tenant_id == tenant_id, threads)
+        session, and_(ChatThread.tenant_id == tenant_id, threads), skip_locked=skip_locked
     )
     loose, loose_keys = await repository.delete_loose_attachments(session, tenant_id, attachments)
     if keys or loose_keys:

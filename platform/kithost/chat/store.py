@@ -145,10 +145,12 @@ class SqlStore(Store[ChatContext]):
         within the window with it (:meth:`messages_sent`)."""
         self.gone = False
         """Whether the widget was deleted while the chat ran (:class:`ChatGone` was raised),
-        or its tenant (``answers.OpenAnswers`` found it): there is nothing left to write the
-        rest of the response to."""
+        its tenant (``answers.OpenAnswers`` found it) or its thread (a write found it gone:
+        :meth:`_told_at_the_end`): there is nothing left to write the rest of the response
+        to."""
         self.gone_untold = False
-        """Whether the widget or tenant was found gone and the response has not said so yet."""
+        """Whether the widget, tenant or thread was found gone and the response has not said
+        so yet."""
         self._created_attachments: dict[str, dict[str, Any]] = {}
         """Attachments ``SqlAttachmentStore.create_attachment`` wrote, with their payloads:
         the SDK's ``save_attachment`` that follows has nothing to write."""
@@ -217,15 +219,23 @@ class SqlStore(Store[ChatContext]):
             self.report(context, "thread.created", thread_id=row.id)
 
     @contextmanager
-    def _told_at_the_end(self) -> Iterator[None]:
+    def _told_at_the_end(self, thread_id: str | None = None) -> Iterator[None]:
         """Around a write of the response (the SDK's ``save_thread``, ``add_thread_item``,
         …): the first to find the widget deleted does not stop the response midway (the SDK
         would leave the model's stream running, abandoned); it runs on, writing nothing,
-        and tells the visitor at its end (``ChatServer``, :attr:`gone_untold`)."""
+        and tells the visitor at its end (``ChatServer``, :attr:`gone_untold`). So does the
+        first write of an item of ``thread_id`` (which the response loaded) to find the
+        thread gone: retention's purge, staff or the visitor elsewhere deleted it since."""
         try:
             yield
         except ChatGone:
             self.gone_untold = True
+        except ChatNotFound as exc:
+            if thread_id is None or exc.code != "thread_not_found":
+                raise
+            if not self.gone:
+                log.info("chat.thread_gone", thread_id=thread_id)
+            self.gone = self.gone_untold = True
 
     async def _widget_gone(self, context: ChatContext) -> bool:
         """Whether the context's widget has been deleted (a write failed, or the thread is
@@ -364,7 +374,7 @@ class SqlStore(Store[ChatContext]):
     async def add_thread_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
         if self.gone:
             return
-        with self._told_at_the_end():
+        with self._told_at_the_end(thread_id):
             await self._add_thread_item(thread_id, item, context)
 
     async def _add_thread_item(
@@ -385,7 +395,8 @@ class SqlStore(Store[ChatContext]):
     async def _add_released(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
         await self._released.wait()
         if not self.gone:  # else its tenant was deleted meanwhile (``answers``)
-            await self._add_item(thread_id, item, context)
+            with self._told_at_the_end(thread_id):
+                await self._add_item(thread_id, item, context)
 
     async def _add_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
         async with self._unit(context, writes=True) as session:
@@ -408,7 +419,7 @@ class SqlStore(Store[ChatContext]):
     async def save_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
         if self.gone:
             return
-        with self._told_at_the_end():
+        with self._told_at_the_end(thread_id):
             await self._save_item(thread_id, item, context)
 
     async def _save_item(self, thread_id: str, item: ThreadItem, context: ChatContext) -> None:
@@ -435,7 +446,7 @@ class SqlStore(Store[ChatContext]):
     async def delete_thread_item(self, thread_id: str, item_id: str, context: ChatContext) -> None:
         if self.gone:
             return
-        with self._told_at_the_end():
+        with self._told_at_the_end(thread_id):
             await self._delete_thread_item(thread_id, item_id, context)
 
     async def _delete_thread_item(self, thread_id: str, item_id: str, context: ChatContext) -> None:
@@ -537,6 +548,10 @@ class SqlStore(Store[ChatContext]):
             if not _owns(row, context):
                 raise attachment_not_found()
             row.thread_id, row.payload = attachment.thread_id, payload
+            try:
+                await session.flush()
+            except IntegrityError as exc:  # its message's thread was deleted meanwhile
+                raise thread_not_found() from exc
 
     async def add_unsent_attachment(
         self, attachment: Attachment, context: ChatContext, check: Callable[[int], None]
