@@ -2,7 +2,7 @@
 // page for the direct placement. Mints and refreshes the visitor's session, passes the
 // published options, forwards ChatKit's events and maps widget actions.
 import type { ChatKitOptions, OpenAIChatKit } from '@openai/chatkit';
-import { base64url, loadScript, postJson } from './net';
+import { base64url, loadScript, postJson, sleep } from './net';
 import type { Emit, PublicConfig, RunTool, Session, SessionRequest, Visitor } from './types';
 import { notice, UNAVAILABLE } from './ui';
 
@@ -49,6 +49,22 @@ const credential = (s: Session): string => (s.mode === 'hosted' ? s.client_secre
  * type, a tool's name) must not find `Object.prototype`'s member. */
 const own = <T>(record: Record<string, T> | undefined, key: string): T | undefined =>
   record && (Object.getOwnPropertyDescriptor(record, key)?.value as T | undefined);
+
+/** How many times a chat request refused 503 `server_busy` is sent in all, at most, and the
+ * longest wait between two (seconds) its `Retry-After` may ask for. */
+const BUSY_TRIES = 3;
+const BUSY_MAX_SECONDS = 10;
+
+/** Whether `response` refuses the request 503 `server_busy`: the API process streams as
+ * many answers as it may, and refused this one before writing anything (its body is read
+ * from a copy, so that the response stays ChatKit's to read). */
+const busy = async (response: Response): Promise<boolean> => {
+  try {
+    return response.status === 503 && (await response.clone().json()).code === 'server_busy';
+  } catch {
+    return false; // not JSON: not Kithost's answer
+  }
+};
 
 /** How long a client tool the config does not name (a newer version's) may take. */
 const TOOL_SECONDS = 10;
@@ -123,11 +139,19 @@ export function startChat(box: HTMLElement, s: ChatSetup): Chat {
     return pending;
   };
 
+  /** ChatKit's requests, with the session's token and the page context. One refused 503
+   * `server_busy` is sent again after its `Retry-After` (at most `BUSY_MAX_SECONDS`, and up
+   * to a second more, so that the refused do not all come back at once), `BUSY_TRIES` times
+   * in all; any other answer, a stream's among them, is ChatKit's as it comes. */
   const authorizedFetch: typeof fetch = async (input, init) => {
-    const headers = new Headers(init?.headers);
-    headers.set('Authorization', `Bearer ${credential(await session())}`);
-    if (Object.keys(s.visitor.context).length) headers.set('X-Kithost-Context', base64url(s.visitor.context));
-    return fetch(input, { ...init, headers });
+    for (let attempt = 1; ; attempt++) {
+      const headers = new Headers(init?.headers);
+      headers.set('Authorization', `Bearer ${credential(await session())}`);
+      if (Object.keys(s.visitor.context).length) headers.set('X-Kithost-Context', base64url(s.visitor.context));
+      const response = await fetch(input, { ...init, headers });
+      if (attempt >= BUSY_TRIES || !(await busy(response))) return response;
+      await sleep((Math.min(Number(response.headers.get('Retry-After')) || 1, BUSY_MAX_SECONDS) + Math.random()) * 1000);
+    }
   };
 
   const configure = (el: OpenAIChatKit, first: Session): void => {
