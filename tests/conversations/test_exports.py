@@ -21,13 +21,14 @@ from sqlalchemy import select
 
 from kithost.auth.principals import CLI
 from kithost.auth.scopes import Scope
+from kithost.chat.runtime import runtime
 from kithost.conversations import exports
 from kithost.db import session_scope
-from kithost.models import AuditLogEntry, ConversationExport
+from kithost.models import AuditLogEntry, ConversationExport, Tenant
 from kithost.models.base import utcnow
 from kithost.settings import Settings
 from kithost.widgets.service import create_widget
-from tests.conftest import operator_sessions
+from tests.conftest import operator_sessions, state_of
 from tests.conversations.helpers import ANONYMOUS, conversation
 from tests.factories import Credentials, bare_tenant, client_token
 from tests.workers import committing_api, own_queue, until, worker_running
@@ -157,3 +158,34 @@ async def test_a_csv_export_takes_the_lists_filters(
         refused = await client.post(base, json=wrong, headers=reader.headers)
         assert refused.status_code == 422, refused.text
         assert [e["field"] for e in refused.json()["errors"]] == [field]
+
+
+async def test_an_export_holding_a_deleted_conversation_is_gone(
+    api: tuple[FastAPI, httpx2.AsyncClient],
+) -> None:
+    app, client = api
+    slug, reader, threads = await chats(app)
+    async with session_scope(operator_sessions(app)) as session:
+        tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug))
+        assert tenant is not None
+        writer = await client_token(app, session, tenant, [Scope.conversations_write])
+    base = f"/api/v1/tenants/{slug}/conversations"
+    requested = await client.post(f"{base}/exports", json={"format": "csv"}, headers=reader.headers)
+    export = await ready(client, f"{base}/exports/{requested.json()['id']}", reader)
+    assert threads["tent"] in (await client.get(export["download_url"])).text
+
+    deleted = await client.delete(f"{base}/{threads['tent']}", headers=writer.headers)
+    assert deleted.status_code == 204, deleted.text
+    refused = await client.get(export["download_url"])
+    assert (refused.status_code, refused.json()["code"]) == (410, "export_invalidated")
+    shown = await client.get(f"{base}/exports/{export['id']}", headers=reader.headers)
+    assert (shown.json()["status"], shown.json()["download_url"]) == ("invalidated", None)
+    storage = runtime(state_of(app)).storage
+
+    async def file_gone() -> bool:  # the worker deletes it
+        async with session_scope(operator_sessions(app)) as session:
+            row = await session.get(ConversationExport, uuid.UUID(export["id"]))
+        assert row is not None
+        return await storage.get(exports.blob_key(row)) is None
+
+    await until(file_gone)

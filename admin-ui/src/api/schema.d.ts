@@ -208,7 +208,7 @@ export interface paths {
         };
         /**
          * Download an export
-         * @description The link `GET …/conversations/exports/{id}` gave: 404 `download_not_found` for a link Kithost did not sign, 410 `download_link_expired` once its time is over. Audited.
+         * @description The link `GET …/conversations/exports/{id}` gave: 404 `download_not_found` for a link Kithost did not sign, 410 `download_link_expired` once its time is over, 410 `export_invalidated` once a conversation the export holds is deleted. Audited.
          */
         get: operations["download_export_api_v1_conversation_exports__token__get"];
         put?: never;
@@ -632,7 +632,7 @@ export interface paths {
         };
         /**
          * An export's status and download link
-         * @description Once `ready`, `download_url` is a link valid for 10 minutes, needing no credentials; each download is audited as the caller who got the link.
+         * @description Once `ready`, `download_url` is a link valid for 10 minutes, needing no credentials; each download is audited as the caller who got the link. `invalidated` once a conversation the export holds is deleted: ask for a new one.
          */
         get: operations["get_export_api_v1_tenants__tenant__conversations_exports__export_id__get"];
         put?: never;
@@ -683,7 +683,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a conversation
-         * @description Its items and attachments go too. Needs `conversations:write`. Audited.
+         * @description Its items and attachments go too, and the exports holding it (their downloads answer 410 `export_invalidated`). Needs `conversations:write`. Audited.
          */
         delete: operations["delete_conversation_api_v1_tenants__tenant__conversations__thread_id__delete"];
         options?: never;

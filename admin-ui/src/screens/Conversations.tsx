@@ -151,6 +151,8 @@ function BackgroundExport({ filters, canRead }: { filters: ExportFilters; canRea
           </a>
         ) : job.data?.status === 'failed' ? (
           'The export failed: try again.'
+        ) : job.data?.status === 'invalidated' ? (
+          'A conversation in the export was deleted: export again.'
         ) : start.data ? (
           'Writing the export…'
         ) : null}

@@ -11,7 +11,7 @@ from kithost.auth.dependencies import ConversationsRead, ConversationsWrite, Mem
 from kithost.auth.principals import TenantAccess
 from kithost.chat.runtime import runtime
 from kithost.conversations import exports, schemas, service
-from kithost.db import DbSession, session_scope
+from kithost.db import DbSession
 from kithost.kit.schemas import TENANT_ERRORS, problems
 from kithost.models.base import utcnow
 from kithost.settings import Settings
@@ -80,21 +80,20 @@ async def export_messages(
 
 def _streamed(
     request: Request,
-    export: exports.Exporter,
+    export: service.Exporter,
     access: TenantAccess,
     query: schemas.ConversationFilters,
     settings: Settings,
     media_type: str,
     extension: str,
 ) -> StreamingResponse:
-    """The export read in a session of its own (the request's has committed, with the
-    audit entry, before the first byte)."""
-    keys = settings.keys()
+    """The export read a page at a time, each in a unit of work of its own (the request's
+    has committed, with the audit entry, before the first byte)."""
+    keys, sessionmaker = settings.keys(), request.app.state.sessionmaker
 
     async def chunks() -> AsyncIterator[str]:
-        async with session_scope(request.app.state.sessionmaker, tenant=access.tenant.id) as reader:
-            async for chunk in export(reader, access.tenant.id, query, keys):
-                yield chunk
+        async for part in export(sessionmaker, access.tenant.id, query, keys):
+            yield part.text
 
     return StreamingResponse(
         chunks(),
@@ -127,7 +126,8 @@ async def create_export(
     "/exports/{export_id}",
     summary="An export's status and download link",
     description="Once `ready`, `download_url` is a link valid for 10 minutes, needing no "
-    "credentials; each download is audited as the caller who got the link.",
+    "credentials; each download is audited as the caller who got the link. `invalidated` "
+    "once a conversation the export holds is deleted: ask for a new one.",
     responses=problems(*TENANT_ERRORS, 404),
 )
 async def get_export(
@@ -153,8 +153,8 @@ downloads = APIRouter(prefix="/conversation-exports", tags=["conversations"])
     "/{token}",
     summary="Download an export",
     description="The link `GET …/conversations/exports/{id}` gave: 404 `download_not_found` "
-    "for a link Kithost did not sign, 410 `download_link_expired` once its time is over. "
-    "Audited.",
+    "for a link Kithost did not sign, 410 `download_link_expired` once its time is over, 410 "
+    "`export_invalidated` once a conversation the export holds is deleted. Audited.",
     responses={
         200: {"content": {"application/x-ndjson": {}, "text/csv": {}}},
         **problems(404, 410),
@@ -228,7 +228,8 @@ async def review_conversation(
 @router.delete(
     "/{thread_id}",
     summary="Delete a conversation",
-    description="Its items and attachments go too. Needs `conversations:write`. Audited.",
+    description="Its items and attachments go too, and the exports holding it (their "
+    "downloads answer 410 `export_invalidated`). Needs `conversations:write`. Audited.",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problems(*TENANT_ERRORS, 404),
 )
@@ -236,3 +237,4 @@ async def delete_conversation(
     access: ConversationsWrite, session: DbSession, thread_id: str
 ) -> None:
     await service.delete_conversation(session, access, thread_id)
+    await exports.invalidate(session, access.tenant.id, threads=[thread_id])

@@ -1,9 +1,17 @@
 """Large exports: ``POST …/conversations/exports`` records the request (audited) and a task
-writes the file (the same lines as the streamed exports, a page of conversations at a time,
-through a temporary file into the blob storage: never whole in memory); once it is ready,
+writes the file (the same lines as the streamed exports, a page at a time, through a
+temporary file into the blob storage: never whole in memory); once it is ready,
 ``GET …/exports/{id}`` hands out a download link signed for ``LINK_TTL``. An export is
 kept for ``KEPT`` after it was asked for, then :func:`purge_expired` deletes it with its
 file (hourly).
+
+An export never outlives a conversation it holds: the task records each conversation it
+writes (``ConversationExportThread``) before it publishes the file, and an export holding
+one deleted since is *invalidated* (:func:`invalidate`): its file deleted, its download 410
+``export_invalidated``. A deletion through the conversations API invalidates at once; any
+other (the end user's, retention's, a widget's) is found by the download and the export's
+status, which refuse it from the deletion's commit on, and by the hourly purge, which
+deletes the file. A file written while one of its conversations is deleted is not published.
 
 A link is ``/api/v1/conversation-exports/ex_`` + ``tenant.export.expiry.actor`` (hex ids,
 Unix seconds, the caller it was made for as ``auth.standing.actor_text``) + ``.`` + its HMAC
@@ -17,7 +25,7 @@ from __future__ import annotations
 
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,8 +68,7 @@ than that."""
 PREFIX = "ex_"
 PURPOSE = b"kithost conversation export"
 MEDIA_TYPES = {ExportFormat.jsonl: "application/x-ndjson", ExportFormat.csv: "text/csv"}
-Exporter = Callable[[AsyncSession, uuid.UUID, ConversationFilters, Keys], AsyncIterator[str]]
-EXPORTERS: dict[ExportFormat, Exporter] = {
+EXPORTERS: dict[ExportFormat, service.Exporter] = {
     ExportFormat.jsonl: service.export_lines,
     ExportFormat.csv: service.export_csv,
 }
@@ -109,6 +116,8 @@ async def create(
 async def get(
     session: AsyncSession, access: TenantAccess, export_id: uuid.UUID
 ) -> ConversationExport:
+    """The tenant's export, invalidated first if it holds a conversation deleted since."""
+    await invalidate(session, access.tenant.id, exports=[export_id])
     export = await repository.export(session, access.tenant.id, export_id)
     if export is None:
         raise NotFound("No such export.", code="export_not_found")
@@ -164,15 +173,23 @@ def read_link(settings: Settings, token: str, now: datetime) -> Link:
 async def download(session: AsyncSession, link: Link) -> ConversationExport:
     """The ready export a valid link names, its download audited as the link's caller;
     404 ``download_not_found`` as well when that caller may no longer read conversations
-    (nothing is audited then: the download did not happen)."""
+    (nothing is audited then: the download did not happen), 410 ``export_invalidated`` when
+    it holds a conversation deleted since it was written."""
     await rls.set_tenant(session, link.tenant_id)
     export = await repository.export(session, link.tenant_id, link.export_id)
     if (
         export is None
-        or export.status is not ExportStatus.ready
+        or export.status not in (ExportStatus.ready, ExportStatus.invalidated)
         or Scope.conversations_read not in await scopes_now(session, link.tenant_id, link.actor)
     ):
         raise NotFound("No such download.", code="download_not_found")
+    if export.status is ExportStatus.invalidated or await repository.lost_exports(
+        session, link.tenant_id, exports=[export.id]
+    ):
+        raise Gone(
+            "A conversation this export holds was deleted: ask for a new export.",
+            code="export_invalidated",
+        )
     audit.record(
         session,
         link.actor,
@@ -184,12 +201,33 @@ async def download(session: AsyncSession, link: Link) -> ConversationExport:
     return export
 
 
+async def invalidate(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    *,
+    exports: Sequence[uuid.UUID] | None = None,
+    threads: Sequence[str] | None = None,
+) -> int:
+    """Invalidate the tenant's exports (among ``exports``, or holding one of ``threads``, or
+    any) that hold a conversation deleted since they were written, and delete their files
+    after the commit (``kithost.chat.delete_blobs``; one still being written is not
+    published, :func:`write`); how many."""
+    lost = await repository.lost_exports(session, tenant_id, exports=exports, threads=threads)
+    for export in lost:
+        export.status = ExportStatus.invalidated
+        await repository.forget_threads(session, tenant_id, export.id)
+    if lost:
+        enqueue(session, delete_blobs, str(tenant_id), [blob_key(e) for e in lost])
+    return len(lost)
+
+
 async def purge_expired(sessionmaker: Sessionmaker, now: datetime) -> int:
-    """Delete every tenant's exports asked for more than ``KEPT`` before ``now``, and after
-    the commit their files (``kithost.chat.delete_blobs``); how many."""
+    """Delete every tenant's exports asked for more than ``KEPT`` before ``now``, and
+    invalidate those holding a conversation deleted since (:func:`invalidate`); after the
+    commit, delete their files (``kithost.chat.delete_blobs``). How many were deleted."""
     cutoff = now - KEPT
     async with session_scope(sessionmaker) as session, rls.bypassing(session, rls.Bypass.sweep):
-        tenants = await repository.tenants_with_exports_before(session, cutoff)
+        tenants = await repository.tenants_with_exports(session)
     purged = 0
     for tenant_id in tenants:
         async with session_scope(sessionmaker, tenant=tenant_id) as session:
@@ -198,6 +236,8 @@ async def purge_expired(sessionmaker: Sessionmaker, now: datetime) -> int:
                 await session.delete(export)
             if expired:  # else deleted meanwhile
                 enqueue(session, delete_blobs, str(tenant_id), [blob_key(e) for e in expired])
+            await session.flush()
+            await invalidate(session, tenant_id)
             purged += len(expired)
     return purged
 
@@ -221,22 +261,29 @@ async def write(
 ) -> bool:
     """Write a pending export's file and mark it ready (the task's work; run again after a
     crash, it writes the file again), or failed when that raised anything but a passing
-    fault (``worker.database.RETRY``). Whether there was one to write."""
+    fault (``worker.database.RETRY``). Whether it became ready: not when it was deleted or
+    invalidated meanwhile, nor when a conversation it holds was deleted while it was being
+    written (it is invalidated then); its file is not kept then."""
     async with session_scope(sessionmaker, tenant=tenant_id) as session:
         export = await repository.export(session, tenant_id, export_id)
         if export is None or export.status is not ExportStatus.pending:
             return False
+        await repository.forget_threads(session, tenant_id, export_id)  # an earlier run's
         exporter = EXPORTERS[ExportFormat(export.format)]
         filters, name = ConversationFilters.model_validate(export.filters), blob_key(export)
     try:
-        size = await _written(sessionmaker, storage, keys, tenant_id, exporter, filters, name)
+        size = await _written(
+            sessionmaker, storage, keys, tenant_id, export_id, exporter, filters, name
+        )
     except RETRY["autoretry_for"]:
         raise  # the task tries again
     except Exception:
-        await _finish(sessionmaker, tenant_id, export_id, ExportStatus.failed, None)
+        await _finish(sessionmaker, tenant_id, export_id, None)
         raise
-    if not await _finish(sessionmaker, tenant_id, export_id, ExportStatus.ready, size):
-        await storage.delete([name])  # deleted meanwhile (with its tenant)
+    if size is None:
+        return False
+    if not await _finish(sessionmaker, tenant_id, export_id, size):
+        await storage.delete([name])
         return False
     return True
 
@@ -246,32 +293,60 @@ async def _written(
     storage: BlobStorage,
     keys: Keys,
     tenant_id: uuid.UUID,
-    exporter: Exporter,
+    export_id: uuid.UUID,
+    exporter: service.Exporter,
     filters: ConversationFilters,
     name: str,
-) -> int:
-    """The export written through a temporary file into ``name``; its size."""
+) -> int | None:
+    """The export written through a temporary file into ``name``, the conversations it holds
+    recorded as they are written; its size, or None (nothing stored) when the export was
+    deleted or invalidated meanwhile."""
     with tempfile.TemporaryDirectory(prefix="kithost-export-") as folder:
         path = Path(folder) / "export"
         with path.open("w", encoding="utf-8", newline="") as file:
-            async with session_scope(sessionmaker, tenant=tenant_id) as session:
-                async for chunk in exporter(session, tenant_id, filters, keys):
-                    file.write(chunk)
+            held: list[str] = []
+            last: str | None = None
+            async for part in exporter(sessionmaker, tenant_id, filters, keys):
+                file.write(part.text)
+                if part.thread_id not in (None, last):
+                    last = part.thread_id
+                    held.append(last)
+                if len(held) == service.EXPORT_PAGE:
+                    if not await _hold(sessionmaker, tenant_id, export_id, held):
+                        return None
+                    held = []
+            if held and not await _hold(sessionmaker, tenant_id, export_id, held):
+                return None
         await storage.put_file(name, path)
         return path.stat().st_size
 
 
-async def _finish(
-    sessionmaker: Sessionmaker,
-    tenant_id: uuid.UUID,
-    export_id: uuid.UUID,
-    status: ExportStatus,
-    size: int | None,
+async def _hold(
+    sessionmaker: Sessionmaker, tenant_id: uuid.UUID, export_id: uuid.UUID, thread_ids: list[str]
 ) -> bool:
-    """Mark the export ``status``; False when it is gone."""
+    """Record that the export holds ``thread_ids``; False when it is no longer pending."""
     async with session_scope(sessionmaker, tenant=tenant_id) as session:
-        export = await repository.export(session, tenant_id, export_id)
-        if export is None:
+        export = await repository.export(session, tenant_id, export_id, lock=True)
+        if export is None or export.status is not ExportStatus.pending:
             return False
-        export.status, export.size_bytes, export.finished_at = status, size, utcnow()
+        await repository.hold_threads(session, tenant_id, export_id, thread_ids)
+        return True
+
+
+async def _finish(
+    sessionmaker: Sessionmaker, tenant_id: uuid.UUID, export_id: uuid.UUID, size: int | None
+) -> bool:
+    """Mark the pending export ready (``size``: its file's), or failed (None); invalidated
+    instead of ready when a conversation it holds is gone. Whether it became ready."""
+    async with session_scope(sessionmaker, tenant=tenant_id) as session:
+        export = await repository.export(session, tenant_id, export_id, lock=True)
+        if export is None or export.status is not ExportStatus.pending:
+            return False
+        export.finished_at = utcnow()
+        if size is None:
+            export.status = ExportStatus.failed
+            return False
+        if await invalidate(session, tenant_id, exports=[export_id]):
+            return False
+        export.status, export.size_bytes = ExportStatus.ready, size
         return True

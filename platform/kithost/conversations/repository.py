@@ -12,9 +12,11 @@ from sqlalchemy import (
     Row,
     Select,
     column,
+    delete,
     exists,
     false,
     func,
+    insert,
     literal_column,
     or_,
     select,
@@ -22,6 +24,7 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnClause
 
 from kithost.conversations.schemas import ConversationFilters, FeedbackFilter
@@ -32,6 +35,7 @@ from kithost.models import (
     ChatItem,
     ChatThread,
     ConversationExport,
+    ConversationExportThread,
     ConversationReview,
     ExportStatus,
 )
@@ -227,6 +231,49 @@ async def items(
     return result.all()
 
 
+async def first_items(
+    session: AsyncSession, tenant_id: uuid.UUID, thread_ids: Sequence[str], limit: int
+) -> Sequence[ChatItem]:
+    """The first ``limit`` items of each of the tenant's ``thread_ids``, each thread's in
+    order."""
+    order = (ChatItem.created_at, ChatItem.id)
+    number = func.row_number().over(partition_by=ChatItem.thread_id, order_by=order)
+    numbered = (
+        select(ChatItem, number.label("number"))
+        .where(ChatItem.tenant_id == tenant_id, ChatItem.thread_id.in_(thread_ids))
+        .subquery()
+    )
+    item = aliased(ChatItem, numbered)
+    result = await session.scalars(
+        select(item)
+        .where(numbered.c.number <= limit)
+        .order_by(item.thread_id, item.created_at, item.id)
+    )
+    return result.all()
+
+
+async def items_after(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    thread_id: str,
+    after: tuple[datetime, str],
+    limit: int,
+) -> Sequence[ChatItem]:
+    """The first ``limit`` items of the tenant's thread after the item at ``after`` (its
+    time and id), in order."""
+    result = await session.scalars(
+        select(ChatItem)
+        .where(
+            ChatItem.tenant_id == tenant_id,
+            ChatItem.thread_id == thread_id,
+            tuple_(ChatItem.created_at, ChatItem.id) > tuple_(*after),
+        )
+        .order_by(ChatItem.created_at, ChatItem.id)
+        .limit(limit)
+    )
+    return result.all()
+
+
 async def review(
     session: AsyncSession, tenant_id: uuid.UUID, thread_id: str
 ) -> ConversationReview | None:
@@ -237,14 +284,20 @@ async def review(
     )
 
 
+LIVE = (ExportStatus.pending, ExportStatus.ready)
+"""The statuses of an export that may yet be downloaded."""
+
+
 async def export(
-    session: AsyncSession, tenant_id: uuid.UUID, export_id: uuid.UUID
+    session: AsyncSession, tenant_id: uuid.UUID, export_id: uuid.UUID, *, lock: bool = False
 ) -> ConversationExport | None:
-    return await session.scalar(
-        select(ConversationExport).where(
-            ConversationExport.tenant_id == tenant_id, ConversationExport.id == export_id
-        )
+    """The tenant's export; ``lock``: its row locked until the unit of work ends."""
+    statement = select(ConversationExport).where(
+        ConversationExport.tenant_id == tenant_id, ConversationExport.id == export_id
     )
+    if lock:
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    return await session.scalar(statement)
 
 
 async def pending_exports(session: AsyncSession, tenant_id: uuid.UUID) -> int:
@@ -256,12 +309,10 @@ async def pending_exports(session: AsyncSession, tenant_id: uuid.UUID) -> int:
     return await session.scalar(count) or 0
 
 
-async def tenants_with_exports_before(
-    session: AsyncSession, cutoff: datetime
-) -> Sequence[uuid.UUID]:
-    """The tenants with an export asked for before ``cutoff``."""
-    query = select(ConversationExport.tenant_id).where(ConversationExport.created_at < cutoff)
-    return (await session.execute(query.distinct())).scalars().all()
+async def tenants_with_exports(session: AsyncSession) -> Sequence[uuid.UUID]:
+    """The tenants with an export."""
+    query = select(ConversationExport.tenant_id).distinct()
+    return (await session.execute(query)).scalars().all()
 
 
 async def exports_before(
@@ -272,3 +323,47 @@ async def exports_before(
     if cutoff is not None:
         query = query.where(ConversationExport.created_at < cutoff)
     return (await session.execute(query)).scalars().all()
+
+
+async def hold_threads(
+    session: AsyncSession, tenant_id: uuid.UUID, export_id: uuid.UUID, thread_ids: Sequence[str]
+) -> None:
+    """Record that the export's file holds the tenant's ``thread_ids``."""
+    held = [{"export_id": export_id, "thread_id": t, "tenant_id": tenant_id} for t in thread_ids]
+    await session.execute(insert(ConversationExportThread), held)
+
+
+async def forget_threads(session: AsyncSession, tenant_id: uuid.UUID, export_id: uuid.UUID) -> None:
+    """Forget which threads the export's file holds (it is being written again, or is gone)."""
+    await session.execute(
+        delete(ConversationExportThread).where(
+            ConversationExportThread.tenant_id == tenant_id,
+            ConversationExportThread.export_id == export_id,
+        )
+    )
+
+
+async def lost_exports(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    *,
+    exports: Sequence[uuid.UUID] | None = None,
+    threads: Sequence[str] | None = None,
+) -> Sequence[ConversationExport]:
+    """The tenant's pending or ready exports (among ``exports``, or holding one of
+    ``threads``, or any) whose files hold a thread deleted since, their rows locked until
+    the unit of work ends."""
+    held = ConversationExportThread
+    gone = ~exists().where(ChatThread.tenant_id == held.tenant_id, ChatThread.id == held.thread_id)
+    losing = select(held.export_id).where(held.tenant_id == tenant_id, gone)
+    if exports is not None:
+        losing = losing.where(held.export_id.in_(exports))
+    if threads is not None:
+        losing = losing.where(held.thread_id.in_(threads))
+    statement = select(ConversationExport).where(
+        ConversationExport.tenant_id == tenant_id,
+        ConversationExport.status.in_(LIVE),
+        ConversationExport.id.in_(losing),
+    )
+    locked = statement.with_for_update().execution_options(populate_existing=True)
+    return (await session.scalars(locked)).all()

@@ -147,7 +147,8 @@ class Export(Schema):
     filters: dict[str, Any]
     status: str
     """``pending``, then ``ready``; ``failed`` when the file could not be written (not
-    after a passing fault, which the worker waits out): ask for a new export."""
+    after a passing fault, which the worker waits out); ``invalidated`` once a conversation
+    it holds is deleted (its file is deleted with it): ask for a new export."""
     size_bytes: int | None
     created_at: datetime
     finished_at: datetime | None

@@ -7,11 +7,11 @@ import csv
 import io
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from statistics import median
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,14 +32,13 @@ from kithost.conversations.schemas import (
     Transcript,
     TranscriptItem,
 )
+from kithost.db import Sessionmaker, session_scope
 from kithost.errors import FieldError, Forbidden, NotFound
 from kithost.kit import cursors
 from kithost.kit.keys import Keys
 from kithost.kit.pseudonyms import exported_end_user
 from kithost.models import ChatItem, ConversationReview
 from kithost.widgets.service import get_widget
-
-EXPORT_PAGE = 50
 
 
 def settings_of(access: TenantAccess) -> ConversationSettings:
@@ -156,36 +155,55 @@ async def delete_conversation(session: AsyncSession, access: TenantAccess, threa
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = ("thread_id", "widget_id", "end_user", "item_id", "created_at", "kind", "text")
+EXPORT_PAGE = 50
+"""Conversations an export reads at once."""
+ITEM_PAGE = 250
+"""Items an export reads at once: with a page of conversations, the first ``ITEM_PAGE //
+EXPORT_PAGE`` of each; a longer conversation's others ``ITEM_PAGE`` at a time."""
+
+
+class ExportPart(NamedTuple):
+    """Text of an export, in order, and the conversation it is of (None: the CSV header)."""
+
+    thread_id: str | None
+    text: str
+
+
+Exporter = Callable[[Sessionmaker, uuid.UUID, ConversationFilters, Keys], AsyncIterator[ExportPart]]
 
 
 async def export_lines(
-    session: AsyncSession, tenant_id: uuid.UUID, query: ConversationFilters, keys: Keys
-) -> AsyncIterator[str]:
-    """Every matching conversation with its items, one JSON line each, read a page at a
-    time (memory stays bounded however many there are)."""
-    async for page, by_thread in _export_pages(session, tenant_id, query):
-        figures = await _figures(session, tenant_id, [row[0].id for row in page])
-        for row in page:
-            conversation = _conversation(row, keys, figures[row[0].id])
-            items = [_item(i, figures[row[0].id]) for i in by_thread.get(conversation.id, [])]
-            transcript = Transcript(**conversation.model_dump(), items=items, review=None)
-            yield transcript.model_dump_json() + "\n"
+    sessionmaker: Sessionmaker, tenant_id: uuid.UUID, query: ConversationFilters, keys: Keys
+) -> AsyncIterator[ExportPart]:
+    """Every matching conversation with its items, one JSON line each (a ``Transcript``
+    without its review), written as it is read: memory holds a page of conversations and a
+    page of items however many and however long they are."""
+    async for row, figures, pages in _exported(sessionmaker, tenant_id, query):
+        thread_id = row[0].id
+        conversation = _conversation(row, keys, figures).model_dump_json()
+        yield ExportPart(thread_id, conversation[:-1] + ',"items":[')
+        separator = ""
+        async for items in pages:
+            for item in items:
+                yield ExportPart(thread_id, separator + _item(item, figures).model_dump_json())
+                separator = ","
+        yield ExportPart(thread_id, '],"review":null}\n')
 
 
 async def export_csv(
-    session: AsyncSession, tenant_id: uuid.UUID, query: ConversationFilters, keys: Keys
-) -> AsyncIterator[str]:
+    sessionmaker: Sessionmaker, tenant_id: uuid.UUID, query: ConversationFilters, keys: Keys
+) -> AsyncIterator[ExportPart]:
     """Every item of every matching conversation, one CSV row each (``CSV_COLUMNS``, a
-    header first), a page of conversations at a time."""
+    header first), written a page of items at a time."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
-    yield _drained(buffer)
-    async for page, by_thread in _export_pages(session, tenant_id, query):
-        for row in page:
-            thread = row[0]
-            end_user = exported_end_user(thread.end_user_id, keys)
-            for item in by_thread.get(thread.id, []):
+    yield ExportPart(None, _drained(buffer))
+    async for row, _figures, pages in _exported(sessionmaker, tenant_id, query):
+        thread = row[0]
+        end_user = exported_end_user(thread.end_user_id, keys)
+        async for items in pages:
+            for item in items:
                 writer.writerow(
                     (
                         thread.id,
@@ -197,7 +215,7 @@ async def export_csv(
                         _cell(_text(item.payload)),
                     )
                 )
-        yield _drained(buffer)
+            yield ExportPart(thread.id, _drained(buffer))
 
 
 def _cell(text: str) -> str:
@@ -213,25 +231,56 @@ def _drained(buffer: io.StringIO) -> str:
     return text
 
 
-async def _export_pages(
-    session: AsyncSession, tenant_id: uuid.UUID, filters: ConversationFilters
-) -> AsyncIterator[tuple[Sequence[repository.ThreadRow], dict[str, list[ChatItem]]]]:
-    """The matching conversations a page at a time, each with its threads' items."""
+async def _exported(
+    sessionmaker: Sessionmaker, tenant_id: uuid.UUID, filters: ConversationFilters
+) -> AsyncIterator[tuple[repository.ThreadRow, _Figures, AsyncIterator[Sequence[ChatItem]]]]:
+    """The matching conversations in the list's order, each with its answers' figures and
+    its items a page at a time (to be read before the next conversation). Each read is a
+    unit of work of its own, ended before anything is yielded: no transaction stays open
+    while the export is written or sent."""
     before: cursors.Position[str] | None = None
+    first = ITEM_PAGE // EXPORT_PAGE
     while True:
-        rows = await repository.page(
-            session, tenant_id, filters, before=before, limit=EXPORT_PAGE + 1
-        )
-        page = rows[:EXPORT_PAGE]
-        items = await repository.items(session, tenant_id, [r[0].id for r in page])
-        by_thread: dict[str, list[ChatItem]] = {}
-        for item in items:
-            by_thread.setdefault(item.thread_id, []).append(item)
-        yield page, by_thread
+        async with session_scope(sessionmaker, tenant=tenant_id) as session:
+            rows = await repository.page(
+                session, tenant_id, filters, before=before, limit=EXPORT_PAGE + 1
+            )
+            page = rows[:EXPORT_PAGE]
+            ids = [row[0].id for row in page]
+            figures = await _figures(session, tenant_id, ids)
+            items: dict[str, list[ChatItem]] = {}
+            for item in await repository.first_items(session, tenant_id, ids, first):
+                items.setdefault(item.thread_id, []).append(item)
+        for row in page:
+            thread_id = row[0].id
+            pages = _items(sessionmaker, tenant_id, thread_id, items.pop(thread_id, []), first)
+            yield row, figures[thread_id], pages
         if len(rows) <= EXPORT_PAGE:
             return
         last = page[-1][0]
         before = (last.updated_at, last.id)
+
+
+async def _items(
+    sessionmaker: Sessionmaker,
+    tenant_id: uuid.UUID,
+    thread_id: str,
+    first: list[ChatItem],
+    asked: int,
+) -> AsyncIterator[Sequence[ChatItem]]:
+    """A conversation's items a page at a time: ``first`` (its first ones, ``asked`` of them
+    read), then the others, ``ITEM_PAGE`` at a time."""
+    page: Sequence[ChatItem] = first
+    while page:
+        yield page
+        if len(page) < asked:
+            return
+        last = page[-1]
+        async with session_scope(sessionmaker, tenant=tenant_id) as session:
+            page = await repository.items_after(
+                session, tenant_id, thread_id, (last.created_at, last.id), ITEM_PAGE
+            )
+        asked = ITEM_PAGE
 
 
 async def record_export(

@@ -12,7 +12,11 @@ from kithost.models.chat_attachment import ChatAttachment
 from kithost.models.chat_item import ChatItem
 from kithost.models.chat_quota_use import ChatQuotaUse
 from kithost.models.chat_thread import ChatThread
-from kithost.models.conversation_export import ConversationExport, ExportStatus
+from kithost.models.conversation_export import (
+    ConversationExport,
+    ConversationExportThread,
+    ExportStatus,
+)
 from kithost.models.conversation_review import ConversationReview
 from kithost.models.dashboard_session import DashboardSession
 from kithost.models.error_group import ErrorGroup, ErrorGroupUser, ErrorStatus
@@ -48,6 +52,7 @@ __all__ = [
     "ChatQuotaUse",
     "ChatThread",
     "ConversationExport",
+    "ConversationExportThread",
     "ConversationReview",
     "DashboardSession",
     "DeliveryStatus",

@@ -1,0 +1,172 @@
+"""An export never outlives a conversation it holds: once one is deleted (by staff, the end
+user, the visitor or retention), its download is 410 ``export_invalidated``, the export
+shows ``invalidated`` and its file is deleted; a file written while one of its
+conversations is deleted is never published. The worker's part runs here
+(tests/conversations/test_exports.py runs a real one)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx2
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.analytics.retention import service as retention
+from kithost.chat import repository as chat
+from kithost.chat.runtime import runtime
+from kithost.conversations import exports, service
+from kithost.conversations.schemas import ConversationFilters, ExportFormat
+from kithost.db import Sessionmaker
+from kithost.kit.keys import Keys
+from kithost.models import ChatThread, ConversationExport, Tenant
+from kithost.models.base import utcnow
+from tests.conftest import state_of
+from tests.conversations.test_conversations_api import CONVERSATIONS, acme_with_chats
+from tests.factories import Credentials
+from tests.workers import RecordedTasks
+
+DELETE_BLOBS = "kithost.chat.delete_blobs"
+
+
+async def requested(client: httpx2.AsyncClient, owner: Credentials) -> uuid.UUID:
+    answer = await client.post(
+        f"{CONVERSATIONS}/exports", json={"format": "jsonl"}, headers=owner.headers
+    )
+    assert answer.status_code == 202, answer.text
+    return uuid.UUID(answer.json()["id"])
+
+
+async def written(app: FastAPI, tenant: Tenant, export_id: uuid.UUID) -> bool:
+    """The task's work, run here into the app's storage."""
+    storage, keys = runtime(state_of(app)).storage, app.state.settings.keys()
+    return await exports.write(app.state.sessionmaker, storage, keys, tenant.id, export_id)
+
+
+async def stored(app: FastAPI, export: ConversationExport) -> bool:
+    return await runtime(state_of(app)).storage.get(exports.blob_key(export)) is not None
+
+
+async def delete(
+    how: str,
+    app: FastAPI,
+    client: httpx2.AsyncClient,
+    db: AsyncSession,
+    owner: Credentials,
+    tenant: Tenant,
+    thread_id: str,
+) -> None:
+    """Delete the conversation as ``how`` says, each through its own path."""
+    if how == "staff":
+        gone = await client.delete(f"{CONVERSATIONS}/{thread_id}", headers=owner.headers)
+        assert gone.status_code == 204, gone.text
+    elif how == "end user":
+        erased = await client.post(
+            "/api/v1/tenants/acme/analytics/end-user-deletions",
+            json={"end_user": "u:42"},
+            headers=owner.headers,
+        )
+        assert erased.status_code == 200, erased.text
+    elif how == "visitor":  # ChatKit's threads.delete: the store's deletion
+        await chat.delete_threads(
+            db, (ChatThread.tenant_id == tenant.id) & (ChatThread.id == thread_id)
+        )
+        await db.commit()
+    else:  # retention: everything idle since before now
+        await retention.purge_expired(db, tenant.id, 0)
+        await db.commit()
+
+
+@pytest.mark.parametrize("how", ["staff", "end user", "visitor", "retention"])
+async def test_a_deleted_conversation_takes_the_exports_holding_it(
+    client: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+    how: str,
+) -> None:
+    tenant, owner, threads = await acme_with_chats(app, db)
+    tasks = RecordedTasks()
+    monkeypatch.setattr(app.state.celery, "send_task", tasks.record)
+    export_id = await requested(client, owner)
+    assert await written(app, tenant, export_id)
+    url = f"{CONVERSATIONS}/exports/{export_id}"
+    link = (await client.get(url, headers=owner.headers)).json()["download_url"]
+    downloaded = await client.get(link)
+    assert downloaded.status_code == 200
+    assert threads["returns"] in downloaded.text
+
+    await delete(how, app, client, db, owner, tenant, threads["returns"])
+    refused = await client.get(link)
+    assert (refused.status_code, refused.json()["code"]) == (410, "export_invalidated")
+    shown = (await client.get(url, headers=owner.headers)).json()
+    assert (shown["status"], shown["download_url"]) == ("invalidated", None)
+    assert (await client.get(link)).status_code == 410, "and it stays so"
+
+    # The file goes after the deletion's commit or, found later, after the status's.
+    export = await db.get(ConversationExport, export_id)
+    assert export is not None
+    blobs = [key for args in tasks.take(DELETE_BLOBS) for key in args[1]]
+    assert exports.blob_key(export) in blobs
+    await runtime(state_of(app)).storage.delete([exports.blob_key(export)])
+
+
+async def test_the_hourly_purge_deletes_the_file_of_an_export_holding_a_deleted_conversation(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant, owner, threads = await acme_with_chats(app, db)
+    tasks = RecordedTasks()
+    monkeypatch.setattr(app.state.celery, "send_task", tasks.record)
+    lost = await requested(client, owner)
+    assert await written(app, tenant, lost)
+    await chat.delete_threads(db, ChatThread.id == threads["blog"])
+    await db.commit()
+    kept = await requested(client, owner)  # written without it
+    assert await written(app, tenant, kept)
+
+    await exports.purge_expired(app.state.sessionmaker, utcnow())
+    kept_row = await db.get(ConversationExport, kept, populate_existing=True)
+    lost_row = await db.get(ConversationExport, lost, populate_existing=True)
+    assert kept_row is not None
+    assert lost_row is not None
+    assert (kept_row.status, lost_row.status) == ("ready", "invalidated")
+    blobs = [key for args in tasks.take(DELETE_BLOBS) for key in args[1]]
+    assert blobs == [exports.blob_key(lost_row)]
+    kept_link = (await client.get(f"{CONVERSATIONS}/exports/{kept}", headers=owner.headers)).json()
+    assert (await client.get(kept_link["download_url"])).status_code == 200
+    await runtime(state_of(app)).storage.delete(
+        [exports.blob_key(kept_row), exports.blob_key(lost_row)]
+    )
+
+
+@pytest.mark.parametrize("how", ["staff", "visitor"])
+async def test_a_file_written_while_a_conversation_it_holds_is_deleted_is_not_published(
+    client: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+    how: str,
+) -> None:
+    """The conversation goes once the export has written it, before the file is stored."""
+    tenant, owner, threads = await acme_with_chats(app, db)
+    monkeypatch.setattr(app.state.celery, "send_task", RecordedTasks().record)
+    lines = exports.EXPORTERS[ExportFormat.jsonl]
+
+    async def deleting_meanwhile(
+        sessionmaker: Sessionmaker, tenant_id: uuid.UUID, filters: ConversationFilters, keys: Keys
+    ) -> AsyncIterator[service.ExportPart]:
+        async for part in lines(sessionmaker, tenant_id, filters, keys):
+            yield part
+            if part.thread_id == threads["returns"] and part.text.endswith("\n"):
+                await delete(how, app, client, db, owner, tenant, threads["returns"])
+
+    monkeypatch.setitem(exports.EXPORTERS, ExportFormat.jsonl, deleting_meanwhile)
+    export_id = await requested(client, owner)
+    assert not await written(app, tenant, export_id)
+    shown = await client.get(f"{CONVERSATIONS}/exports/{export_id}", headers=owner.headers)
+    assert (shown.json()["status"], shown.json()["download_url"]) == ("invalidated", None)
+    export = await db.get(ConversationExport, export_id)
+    assert export is not None
+    assert not await stored(app, export), "the file is not kept"
