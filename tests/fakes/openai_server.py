@@ -525,6 +525,9 @@ class FakeOpenAI:
         model = body.get("model")
         if not isinstance(model, str):
             return _missing_parameter("model")
+        missing = self.vector_stores.unknown(body.get("tools") or [])
+        if missing is not None:
+            return _error(404, f"No vector store found with id '{missing}'.", param="tools")
         text = self.reply_text
         pieces = _split(text)
         created_at = int(time.time())

@@ -12,7 +12,8 @@ A file whose bytes contain :data:`UNINDEXABLE` is attached with status ``failed`
 
 A Responses request with a ``file_search`` tool (:meth:`VectorStores.search`) gets a
 ``file_search_call`` before its message, and the message cites the first file of the first
-of the tool's vector stores that has one.
+of the tool's vector stores that has one; one naming a vector store that does not exist
+(:meth:`VectorStores.unknown`: deleted, say) is refused 404, as OpenAI refuses it.
 """
 
 from __future__ import annotations
@@ -55,6 +56,16 @@ class VectorStores:
         self.stores[store_id] = {"name": "Agent Builder's", "metadata": {}, "file_ids": set()}
         self.stores[store_id]["key"] = key
         return store_id
+
+    def unknown(self, tools: list[Json]) -> str | None:
+        """The first vector store a ``file_search`` tool among ``tools`` names that does not
+        exist; None when they all do."""
+        for tool in tools:
+            if isinstance(tool, dict) and tool.get("type") == "file_search":
+                for store_id in tool.get("vector_store_ids", []):
+                    if store_id not in self.stores:
+                        return str(store_id)
+        return None
 
     def search(self, tools: list[Json]) -> tuple[Json, Json | None] | None:
         """The ``file_search_call`` output item and the citation of a Responses request with

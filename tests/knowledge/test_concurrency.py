@@ -1,7 +1,8 @@
 """Knowledge bases changed by two transactions at once (PostgreSQL, connections of their
-own): an upload and the base's deletion, two uploads near the cap, and a document settled by
-the ingest task while it is deleted. The base (or document) is locked first, so the second
-waits for the first and then sees what it did."""
+own): an upload and the base's deletion, two uploads near the cap, a document settled by
+the ingest task while it is deleted, and two ingest tasks finding the base's vector store
+lost. The base (or document) is locked first, so the second waits for the first and then
+sees what it did."""
 
 from __future__ import annotations
 
@@ -11,15 +12,23 @@ from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from kithost.auth.principals import ClientPrincipal, TenantAccess
 from kithost.auth.roles import ALL_SCOPES
 from kithost.db import create_sessionmaker
 from kithost.errors import Conflict, InvalidInput, NotFound
+from kithost.kit.crypto import SecretBox
 from kithost.knowledge import ingest, service
-from kithost.models import ApiClient, KnowledgeBase, KnowledgeDocument, Tenant, Widget
+from kithost.models import (
+    ApiClient,
+    DocumentStatus,
+    KnowledgeBase,
+    KnowledgeDocument,
+    Tenant,
+    Widget,
+)
 from kithost.models.knowledge import MAX_KNOWLEDGE_BASES
 from kithost.settings import Settings
 from kithost.storage import BlobStorage, LocalDiskStorage, storage_for
@@ -27,6 +36,7 @@ from kithost.widgets import service as widgets
 from kithost.worker.app import create_celery
 from kithost.worker.enqueue import PendingTasks
 from tests.conftest import concurrent_sessions
+from tests.fakes.openai_server import FakeOpenAI
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -180,3 +190,49 @@ async def test_a_draft_naming_the_base_and_its_deletion_take_turns(
         with pytest.raises(InvalidInput) as gone:
             await drafted
     assert [e.type for e in gone.value.errors or []] == ["knowledge_base_not_found"]
+
+
+async def test_two_tasks_finding_the_store_lost_make_one_new_store(
+    raced: tuple[Sessions, TenantAccess, uuid.UUID],
+    settings: Settings,
+    engine: AsyncEngine,
+    fake_openai: FakeOpenAI,
+) -> None:
+    """Two documents' tasks at once, the base's vector store deleted at OpenAI: the base
+    forgets it once, one new store holds both, and the document the lost one held fails."""
+    sessionmaker, access, base_id = raced
+    tenant_id, the_base = access.tenant.id, KnowledgeBase.id == base_id
+    settings = settings.model_copy(update={"openai_base_url": fake_openai.base_url})
+    box, storage = SecretBox(settings.keys()), storage_for(settings)
+    units = create_sessionmaker(engine, PendingTasks(create_celery(settings)))  # the tasks'
+    async with sessionmaker() as setup:
+        key = box.encrypt(fake_openai.api_key)
+        await setup.execute(update(Tenant).where(Tenant.id == tenant_id).values(openai_api_key=key))
+        await setup.execute(
+            update(KnowledgeBase).where(the_base).values(vector_store_id="vs_deleted_at_openai")
+        )
+        held = KnowledgeDocument(
+            tenant_id=tenant_id,
+            knowledge_base_id=base_id,
+            filename="held.md",
+            content_type="text/markdown",
+            size_bytes=1,
+            status=DocumentStatus.ready,
+            file_id="file-held",
+        )
+        setup.add(held)
+        documents = [await upload(setup, storage, access, base_id) for _ in range(2)]
+        await setup.commit()
+
+    statuses = await asyncio.gather(
+        *(ingest.ingest(units, settings, box, storage, tenant_id, d.id) for d in documents)
+    )
+
+    assert statuses == [DocumentStatus.ready, DocumentStatus.ready]
+    [(store, kept)] = fake_openai.vector_stores.stores.items()
+    assert len(kept["file_ids"]) == 2
+    async with sessionmaker() as check:
+        assert await check.scalar(select(KnowledgeBase.vector_store_id).where(the_base)) == store
+        failed = select(KnowledgeDocument.status, KnowledgeDocument.failure_reason)
+        [lost] = (await check.execute(failed.where(KnowledgeDocument.id == held.id))).all()
+        assert tuple(lost) == (DocumentStatus.failed, ingest.LOST)

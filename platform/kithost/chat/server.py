@@ -94,6 +94,7 @@ from kithost.kit.outbound import Resolver, refused_in, system_resolver
 from kithost.kit.upstream import ModelClients, ModelEndpoint
 from kithost.kit.visible import without_invisible
 from kithost.knowledge import repository as knowledge
+from kithost.knowledge.ingest import missing_store
 from kithost.mcp_tools.client import McpConnections, McpConnector
 from kithost.mcp_tools.service import answer_connections
 from kithost.secrets.service import model_endpoint, widget_tool_secret
@@ -377,12 +378,18 @@ class ChatServer(ChatKitServer[ChatContext]):
             return
         except Exception as exc:
             result.cancel()
-            refused = refused_in(exc)
-            error = type(exc).__name__ if refused is None else f"outbound_refused: {refused}"
+            refused, missing = refused_in(exc), missing_store(exc, vector_stores)
+            error = missing or (
+                type(exc).__name__ if refused is None else f"outbound_refused: {refused}"
+            )
             self.store.report(context, "response.failed", thread_id=thread.id, error=error[:1000])
             if refused is not None:
                 raise CustomStreamError(
                     "This chat's model is at an address Kithost may not connect to."
+                ) from exc
+            if missing is not None:
+                raise CustomStreamError(
+                    "This chat cannot search its documents right now.", allow_retry=False
                 ) from exc
             raise
         usage = result.context_wrapper.usage

@@ -4,13 +4,18 @@ the base's vector store (made on first use), and removed documents leave OpenAI 
 Every step is idempotent (workers acknowledge late; a task may run twice): what OpenAI
 returned is written down as soon as it exists (``vector_store_id``, ``file_id``) and a
 step already done is skipped. No transaction stays open across a call to OpenAI.
+
+A vector store OpenAI no longer holds (deleted there, or out of the key's reach) is
+replaced by the next upload to its base (:func:`replace_store`); the documents it held fail
+with :data:`LOST`. Answers searching it meanwhile fail, and :func:`missing_store` says
+which base is missing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 
 import structlog
 from openai import (
@@ -18,11 +23,13 @@ from openai import (
     APIStatusError,
     AsyncOpenAI,
     AuthenticationError,
+    BadRequestError,
     InternalServerError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
 )
+from openai.types.vector_stores import VectorStoreFile
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.db import Sessionmaker, session_scope
@@ -43,6 +50,10 @@ NO_KEY = "The tenant has no OpenAI API key: set one, then upload the document ag
 NO_OWN_KEY = (
     "Kithost adopts a vector store only with your own OpenAI API key: set the tenant's "
     "(PUT …/openai-key), then import again."
+)
+LOST = (
+    "OpenAI no longer holds this document: the knowledge base's vector store is gone there "
+    "(deleted at OpenAI, or not in the project of the API key now set). Upload it again."
 )
 NOT_REACHED = (
     "Your OpenAI API key does not reach this vector store: set the key of its project, or "
@@ -159,9 +170,17 @@ async def _ingest(
                     await client.files.delete(file_id)
                     return None
                 document.file_id = file_id
-        indexed = await client.vector_stores.files.create_and_poll(
-            file_id, vector_store_id=store_id, poll_interval_ms=1000
-        )
+        try:
+            indexed = await _index(client, file_id, store_id)
+        except NotFoundError:
+            if not await _store_gone(client, store_id):
+                raise  # the file is gone, not the store
+            store_id = await replace_store(
+                sessionmaker, client, tenant_id, base.id, base.name, store_id
+            )
+            if store_id is None:  # the base was deleted meanwhile
+                return None
+            indexed = await _index(client, file_id, store_id)
     except (AuthenticationError, PermissionDeniedError):
         return await settle(sessionmaker, tenant_id, document_id, "OpenAI refused the API key.")
     except TRANSIENT:
@@ -173,7 +192,58 @@ async def _ingest(
     reason = None
     if indexed.status != "completed":
         reason = f"OpenAI could not index it: {error.message if error else indexed.status}"
-    return await settle(sessionmaker, tenant_id, document_id, reason)
+    return await settle(sessionmaker, tenant_id, document_id, reason, store_id=store_id)
+
+
+async def _index(client: AsyncOpenAI, file_id: str, store_id: str) -> VectorStoreFile:
+    """Attach the file to the vector store; the file once OpenAI has indexed it (or could
+    not)."""
+    return await client.vector_stores.files.create_and_poll(
+        file_id, vector_store_id=store_id, poll_interval_ms=1000
+    )
+
+
+async def _store_gone(client: AsyncOpenAI, store_id: str) -> bool:
+    """Whether OpenAI no longer holds vector store ``store_id`` (for the client's key)."""
+    try:
+        await client.vector_stores.retrieve(store_id)
+    except NotFoundError:
+        return True
+    return False
+
+
+async def replace_store(
+    sessionmaker: Sessionmaker,
+    client: AsyncOpenAI,
+    tenant_id: uuid.UUID,
+    base_id: uuid.UUID,
+    name: str,
+    lost: str,
+) -> str | None:
+    """The base's vector store in place of ``lost``, which OpenAI no longer holds; None when
+    the base is gone.
+
+    Only if ``lost`` is still the base's (another task may have replaced it already: then
+    that task's store is the base's) the base forgets it, and its documents ready in it fail
+    with :data:`LOST` (their bytes are gone). Those are locked, so a document being settled
+    ready in it meanwhile fails too (:func:`settle`). Then a store is made as on first use
+    (:func:`_vector_store`) unless the base has one.
+    """
+    async with session_scope(sessionmaker, tenant=tenant_id) as session:
+        base = await repository.get_base(session, tenant_id, base_id, lock=True)
+        if base is None:
+            return None
+        if base.vector_store_id == lost:
+            log.warning("knowledge.vector_store_lost", base=str(base_id), vector_store=lost)
+            base.vector_store_id = None
+            documents = await repository.list_documents(session, tenant_id, [base_id], lock=True)
+            for document in documents:
+                if document.status is DocumentStatus.ready:
+                    _fail(document, LOST)
+        current = base.vector_store_id
+    if current is not None:
+        return current
+    return await _vector_store(sessionmaker, client, tenant_id, base_id, name)
 
 
 async def _vector_store(
@@ -199,14 +269,25 @@ async def _vector_store(
 
 
 async def settle(
-    sessionmaker: Sessionmaker, tenant_id: uuid.UUID, document_id: uuid.UUID, reason: str | None
+    sessionmaker: Sessionmaker,
+    tenant_id: uuid.UUID,
+    document_id: uuid.UUID,
+    reason: str | None,
+    *,
+    store_id: str | None = None,
 ) -> DocumentStatus | None:
     """Mark the document ready (``reason`` None) or failed with ``reason``; None when it is
-    gone (it is locked first: a deletion under way finishes before, or waits)."""
+    gone (it is locked first: a deletion under way finishes before, or waits). Indexed in
+    vector store ``store_id`` that its base no longer has (lost meanwhile:
+    :func:`replace_store`), it fails with :data:`LOST` instead of being ready."""
     async with session_scope(sessionmaker, tenant=tenant_id) as session:
         document = await repository.get_document(session, tenant_id, document_id, lock=True)
         if document is None:
             return None
+        if reason is None and store_id is not None:
+            base = await repository.get_base(session, tenant_id, document.knowledge_base_id)
+            if base is not None and base.vector_store_id != store_id:
+                reason = LOST
         if reason is None:
             document.status, document.failure_reason = DocumentStatus.ready, None
             return document.status
@@ -257,3 +338,16 @@ async def _gone(call: Awaitable[object]) -> None:
     """Await a deletion; one OpenAI no longer knows of is done already."""
     with contextlib.suppress(NotFoundError):
         await call
+
+
+def missing_store(exc: BaseException, vector_stores: Mapping[uuid.UUID, str]) -> str | None:
+    """What ``server.response.failed`` reports when an answer searching ``vector_stores``
+    (each base's) failed because OpenAI refused one as unknown (``exc``, naming it):
+    ``knowledge_base_missing: <base id>``; None for any other failure. Nothing is changed:
+    the base's next upload replaces its store (:func:`replace_store`)."""
+    if not isinstance(exc, NotFoundError | BadRequestError):
+        return None
+    for base_id, store_id in vector_stores.items():
+        if store_id in exc.message:
+            return f"knowledge_base_missing: {base_id}"
+    return None

@@ -74,9 +74,14 @@ async def get_base(
 
 
 async def list_documents(
-    session: AsyncSession, tenant_id: uuid.UUID, base_ids: Sequence[uuid.UUID]
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    base_ids: Sequence[uuid.UUID],
+    *,
+    lock: bool = False,
 ) -> Sequence[KnowledgeDocument]:
-    result = await session.execute(
+    """The bases' documents, oldest first; with ``lock``, locked for the transaction."""
+    query = (
         select(KnowledgeDocument)
         .where(
             KnowledgeDocument.tenant_id == tenant_id,
@@ -84,6 +89,7 @@ async def list_documents(
         )
         .order_by(KnowledgeDocument.created_at, KnowledgeDocument.id)
     )
+    result = await session.execute(query.with_for_update() if lock else query)
     return result.scalars().all()
 
 
