@@ -2254,6 +2254,8 @@ export interface components {
             id: string;
             /** Idle Minutes */
             idle_minutes: number;
+            /** Next Attempt At */
+            next_attempt_at: string | null;
             /** Url */
             url: string;
         };

@@ -31,6 +31,10 @@ class WebhookEndpoint(TenantOwned):
     failing_since: Mapped[datetime | None]
     """The first failed delivery of the current run of failures; None when the last one
     went through. A day of failures disables the endpoint."""
+    next_attempt_at: Mapped[datetime | None]
+    """While the endpoint fails, no delivery is attempted before this (its rest after a
+    failed attempt, or the deadline of the attempt under way): one at a time, and ever
+    fewer, however many wait (``webhooks.delivery``). None when the last one went through."""
 
 
 class DeliveryStatus(StrEnum):

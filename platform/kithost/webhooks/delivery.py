@@ -28,6 +28,11 @@ TIMEOUT_SECONDS = 10.0
 """The deadline of one attempt, from connecting to the end of the answer read: a receiver
 answering slowly (a byte every few seconds) fails the attempt, which is tried again later."""
 SNIPPET_BYTES = 500
+REST = (timedelta(seconds=30), timedelta(hours=1))
+"""How long a failing endpoint rests after a failed attempt: as long as it has been failing,
+within these bounds (so about twice as long each time)."""
+CLAIM = timedelta(seconds=TIMEOUT_SECONDS + 5)
+"""How long the attempt under way holds a failing endpoint (its deadline, and some)."""
 GIVE_UP_AFTER = timedelta(days=1)
 """An endpoint failing this long is disabled (and audited); its deliveries stop. A delivery
 still failing this long after it was made fails for good, the endpoint otherwise well (a
@@ -39,6 +44,8 @@ class Attempt:
     delivered: bool
     retry: bool
     """Worth trying again later (the endpoint is still enabled)."""
+    wait_seconds: float | None = None
+    """Not attempted: the failing endpoint takes none before this many seconds."""
 
 
 async def attempt(
@@ -57,6 +64,17 @@ async def attempt(
             delivery.status = DeliveryStatus.failed
             return Attempt(delivered=False, retry=False)
         now = utcnow()
+        if endpoint.failing_since is not None:
+            # A failing endpoint takes one attempt at a time, after its rest: a receiver
+            # that hangs holds one worker at most, and less and less of its time.
+            due = await repository.claim_endpoint(session, endpoint, now, now + CLAIM)
+            if due is not None:
+                if now - delivery.created_at >= GIVE_UP_AFTER:
+                    delivery.status = DeliveryStatus.failed
+                    return Attempt(delivered=False, retry=False)
+                return Attempt(
+                    delivered=False, retry=True, wait_seconds=(due - now).total_seconds()
+                )
         url, secrets = endpoint.url, [box.decrypt(endpoint.secret)]
         if endpoint.previous_secret is not None:
             until = endpoint.previous_secret_until
@@ -106,9 +124,14 @@ async def attempt(
         # PostgreSQL's text holds no NUL, nor does the log's schema show one.
         delivery.response_snippet = snippet[:SNIPPET_BYTES].replace(NUL, "\ufffd")
         if delivered:
-            delivery.status, endpoint.failing_since = DeliveryStatus.delivered, None
+            delivery.status = DeliveryStatus.delivered
+            endpoint.failing_since = endpoint.next_attempt_at = None
             return Attempt(delivered=True, retry=False)
         endpoint.failing_since = endpoint.failing_since or now
+        ended = utcnow()
+        endpoint.next_attempt_at = ended + min(
+            max(ended - endpoint.failing_since, REST[0]), REST[1]
+        )
         if now - endpoint.failing_since >= GIVE_UP_AFTER:
             endpoint.enabled = False
             delivery.status = DeliveryStatus.failed

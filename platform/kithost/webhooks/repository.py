@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, delete, exists, select, tuple_
+from sqlalchemy import Row, delete, exists, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.db import rowcount
@@ -29,6 +29,27 @@ async def endpoint(
             WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.id == endpoint_id
         )
     )
+
+
+async def claim_endpoint(
+    session: AsyncSession, endpoint: WebhookEndpoint, now: datetime, until: datetime
+) -> datetime | None:
+    """Hold ``endpoint`` for an attempt until ``until`` unless an attempt holds it or it
+    rests; else when it is due (None: held now). One statement: of two workers, one holds it."""
+    held = await session.execute(
+        update(WebhookEndpoint)
+        .where(
+            WebhookEndpoint.tenant_id == endpoint.tenant_id,
+            WebhookEndpoint.id == endpoint.id,
+            or_(WebhookEndpoint.next_attempt_at.is_(None), WebhookEndpoint.next_attempt_at <= now),
+        )
+        .values(next_attempt_at=until)
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(endpoint, ["next_attempt_at"])
+    if rowcount(held):
+        return None
+    return endpoint.next_attempt_at or now
 
 
 async def deliveries(

@@ -93,6 +93,9 @@ class Endpoint(Schema):
     enabled: bool
     idle_minutes: int
     failing_since: datetime | None
+    next_attempt_at: datetime | None
+    """While the endpoint fails, when its next delivery is attempted (one at a time, after a
+    rest as long as it has been failing: 30 s to an hour); a test or replay is tried at once."""
     created_at: datetime
 
 

@@ -32,6 +32,7 @@ from kithost.kit.outbound import OutboundPolicy, origin_of
 from kithost.models import WebhookDelivery, WebhookEndpoint
 from kithost.models.base import utcnow
 from kithost.webhooks import repository, tasks
+from kithost.webhooks.delivery import CLAIM
 from kithost.webhooks.schemas import EndpointCreate, EndpointUpdate
 from kithost.worker.enqueue import enqueue
 
@@ -111,7 +112,7 @@ async def update_endpoint(
         endpoint.idle_minutes = body.idle_minutes
     if body.enabled is not None:
         endpoint.enabled = body.enabled
-        endpoint.failing_since = None
+        endpoint.failing_since = endpoint.next_attempt_at = None
     await session.flush()
     _quiet.pop(access.tenant.id, None)
     _record(session, access, "webhook.updated", endpoint, _changes(before, _state(endpoint)))
@@ -179,6 +180,7 @@ async def send_test(
     session: AsyncSession, access: TenantAccess, endpoint_id: uuid.UUID
 ) -> WebhookDelivery:
     endpoint = await get_endpoint(session, access, endpoint_id)
+    _due_now(endpoint)
     return queue_delivery(session, endpoint, TEST_EVENT, {"message": "A test event from Kithost."})
 
 
@@ -198,9 +200,19 @@ async def replay(
         )
     ):
         raise NotFound("No such delivery.", code="delivery_not_found")
+    _due_now(endpoint)
     return queue_delivery(
         session, endpoint, original.event_type, original.payload["data"], original.event_id
     )
+
+
+def _due_now(endpoint: WebhookEndpoint) -> None:
+    """End a failing endpoint's rest: a test or replay the staff ask for (their receiver
+    mended, say) is tried at once, not in up to an hour. An attempt under way (its hold at
+    most ``CLAIM`` ahead) keeps it: one at a time still."""
+    now = utcnow()
+    if endpoint.next_attempt_at is not None and endpoint.next_attempt_at > now + CLAIM:
+        endpoint.next_attempt_at = now
 
 
 async def emit(
