@@ -3,7 +3,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useForm } from 'react-hook-form';
 import { Navigate, useLocation, useNavigate } from 'react-router';
 import { api, ApiError, setCsrfToken, unwrap, type Schemas } from './api/client';
-import { Field, Loading, ProblemAlert, useTitle } from './ui';
+import { Field, Loading, ProblemAlert, ScreenHeading, useTitle } from './ui';
 
 export type SignedIn = Schemas['SignedIn'];
 
@@ -59,7 +59,7 @@ export function SignIn() {
   const error = signIn.error instanceof ApiError ? signIn.error : null;
   return (
     <main className="sign-in">
-      <h1>Sign in to Kithost</h1>
+      <ScreenHeading>Sign in to Kithost</ScreenHeading>
       <form onSubmit={form.handleSubmit((body) => signIn.mutate(body))} noValidate>
         <Field label="Email" error={form.formState.errors.email?.message ?? error?.fieldError('email')}>
           {(props) => (
@@ -116,14 +116,14 @@ export function AcceptInvitation() {
   if (!token)
     return (
       <main className="sign-in">
-        <h1>Join a Kithost team</h1>
+        <ScreenHeading>Join a Kithost team</ScreenHeading>
         <ProblemAlert error={new Error('This invitation link has no token.')} />
       </main>
     );
   if (accept.isSuccess && !me.data) {
     return (
       <main className="sign-in">
-        <h1>Invitation accepted</h1>
+        <ScreenHeading>Invitation accepted</ScreenHeading>
         <p>Your account is ready: sign in with the invited email and the password you chose.</p>
         <a className="button" href="/admin/sign-in">Sign in</a>
       </main>
@@ -131,7 +131,7 @@ export function AcceptInvitation() {
   }
   return (
     <main className="sign-in">
-      <h1>Join a Kithost team</h1>
+      <ScreenHeading>Join a Kithost team</ScreenHeading>
       {me.data ? (
         <>
           <p>You are signed in as {me.data.user.email}.</p>

@@ -8,6 +8,7 @@ import { createBrowserRouter } from 'react-router';
 import { RouterProvider } from 'react-router/dom';
 import { ApiError } from './api/client';
 import { AcceptInvitation, SignIn } from './auth';
+import { ConfirmDialog } from './confirm';
 import { Home, RequireSignIn, Shell } from './shell';
 import './styles.css';
 
@@ -68,7 +69,9 @@ const router = createBrowserRouter(
 createRoot(document.getElementById('root')!).render(
   <StrictMode>
     <QueryClientProvider client={queryClient}>
-      <RouterProvider router={router} />
+      <ConfirmDialog>
+        <RouterProvider router={router} />
+      </ConfirmDialog>
     </QueryClientProvider>
   </StrictMode>,
 );

@@ -5,7 +5,7 @@ import { Link, Navigate, NavLink, Outlet, useLocation, useNavigate } from 'react
 import { api, ApiError, unwrap } from './api/client';
 import { ME, useMe, useSignOut } from './auth';
 import { useTenant, type Scope } from './tenant';
-import { FindSelect, Loading, ProblemAlert, useTitle } from './ui';
+import { FindSelect, Loading, ProblemAlert, ScreenHeading, useTitle } from './ui';
 
 const NAV: { to: string; label: string; scope: Scope }[] = [
   { to: 'widgets', label: 'Widgets', scope: 'widgets:read' },
@@ -38,7 +38,7 @@ export function Home() {
   if (first) return <Navigate to={`/t/${first.slug}/widgets`} replace />;
   return (
     <main className="sign-in">
-      <h1>No team yet</h1>
+      <ScreenHeading>No team yet</ScreenHeading>
       <p>You are not a member of any tenant. Ask an owner for an invitation.</p>
     </main>
   );
@@ -89,7 +89,7 @@ function NoAccess({ slug }: { slug: string }) {
   useTitle(`No access to ${slug}`);
   return (
     <section className="page" aria-labelledby="page-title">
-      <h1 id="page-title">No access to {slug}</h1>
+      <ScreenHeading id="page-title">No access to {slug}</ScreenHeading>
       <p>You are not a member of this tenant, or no longer are. Ask one of its owners for an invitation.</p>
       <Link to="/">Go to your tenants</Link>
     </section>

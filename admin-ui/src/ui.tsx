@@ -2,8 +2,8 @@
 // a screen (loading, empty, failed), copying, secrets shown once, and choosing from a list the
 // server searches.
 import { keepPreviousData, useQuery } from '@tanstack/react-query';
-import { useEffect, useId, useState, type MouseEvent, type ReactNode } from 'react';
-import { useSearchParams } from 'react-router';
+import { useEffect, useId, useRef, useState, type MouseEvent, type ReactNode } from 'react';
+import { useLocation, useSearchParams } from 'react-router';
 import { ApiError, fieldShows } from './api/client';
 
 /** The browser's title (the tab, the window, what a screen reader says on arriving): the
@@ -14,12 +14,37 @@ export function useTitle(title: string) {
   }, [title]);
 }
 
+/** The history entry (`Location.key`) whose screen last put up its heading. */
+let arrivedAt: string | null = null;
+
+/**
+ * A screen's `h1`. Arriving on the screen from another one (a link, Back, the way on after an
+ * action) moves the focus to it, so that a screen reader says where the user is and Tab starts
+ * from the top of the screen. The page's first load leaves the focus where the browser puts it,
+ * and a change that keeps the screen (the URL's query alone, as `useUrlState`'s filters; the
+ * editor's tabs) keeps the focus where it is: the heading stays mounted.
+ */
+export function ScreenHeading({ id, children }: { id?: string; children: ReactNode }) {
+  const heading = useRef<HTMLHeadingElement>(null);
+  const { key } = useLocation();
+  const [mountedAt] = useState(key);
+  useEffect(() => {
+    if (arrivedAt !== null && arrivedAt !== mountedAt) heading.current?.focus();
+    arrivedAt = mountedAt;
+  }, [mountedAt]);
+  return (
+    <h1 id={id} ref={heading} tabIndex={-1}>
+      {children}
+    </h1>
+  );
+}
+
 export function Page({ title, actions, children }: { title: string; actions?: ReactNode; children: ReactNode }) {
   useTitle(title);
   return (
     <section className="page" aria-labelledby="page-title">
       <header className="page-head">
-        <h1 id="page-title">{title}</h1>
+        <ScreenHeading id="page-title">{title}</ScreenHeading>
         {actions && <div className="actions">{actions}</div>}
       </header>
       {children}

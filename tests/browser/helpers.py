@@ -1,4 +1,5 @@
-"""Fixture sites, snippets and what the browser sent, for the browser tests."""
+"""Fixture sites, snippets, what the browser sent and the dashboard's questions answered, for
+the browser tests."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
-from playwright.async_api import Frame, Page, Request, Route
+from playwright.async_api import Frame, Page, Request, Route, expect
 
 T = TypeVar("T")
 
@@ -185,3 +186,17 @@ async def chatkit_calls(frame: Frame | Page, method: str = "setOptions") -> list
     """The arguments of each recorded call of ``method`` on the ChatKit stand-in."""
     calls: list[dict[str, Any]] = await frame.evaluate("() => window.chatkit.calls")
     return [call["args"] for call in calls if call["method"] == method]
+
+
+async def answer_confirm(page: Page, action: str, *, agree: bool) -> str:
+    """Answer the dashboard's question before an action (its confirm dialog, open on ``page``,
+    named ``"{action}?"``) with its button ``action`` when ``agree``, else with Cancel; the
+    question it asked (its description), once it has closed."""
+    dialog = page.get_by_role("alertdialog", name=f"{action}?", exact=True)
+    await expect(dialog).to_be_visible()
+    question: str = await dialog.evaluate(
+        "(d) => document.getElementById(d.getAttribute('aria-describedby')).textContent"
+    )
+    await dialog.get_by_role("button", name=action if agree else "Cancel", exact=True).click()
+    await expect(dialog).to_be_hidden()
+    return question

@@ -21,7 +21,6 @@ from playwright.async_api import (
     Browser,
     BrowserContext,
     ConsoleMessage,
-    Dialog,
     Frame,
     Page,
     expect,
@@ -42,7 +41,7 @@ from kithost.users.service import create_user
 from kithost.worker.app import create_celery
 from kithost.worker.enqueue import PendingTasks
 from tests.browser.conftest import CDN, serve_standin
-from tests.browser.helpers import Site, widget_snippet
+from tests.browser.helpers import Site, answer_confirm, widget_snippet
 from tests.conftest import (
     REDIS_URL,
     as_app_role,
@@ -360,8 +359,8 @@ async def test_an_older_version_is_compared_and_restored(
     await expect(diff).to_contain_text('-       "label": "First"')
     await expect(diff).to_contain_text('+       "label": "Second"')
     await check_screen(page, output, "versions")
-    page.once("dialog", lambda dialog: dialog.accept())  # it replaces the draft: asked first
     await page.get_by_role("button", name="Restore version 1 into the draft").click()
+    await answer_confirm(page, "Restore version 1", agree=True)  # it replaces the draft
     await expect(page.get_by_text("Restored into the draft.")).to_be_visible()
     await page.get_by_role("link", name="Launcher & behaviour").click()
     await expect(page.get_by_label("Label", exact=True)).to_have_value("First")
@@ -608,8 +607,8 @@ async def test_an_api_client_is_created_shown_once_and_revoked(
     await expect(page.get_by_test_id("secret")).to_have_count(0)
     await page.reload()
     await expect(page.get_by_text(secret)).to_have_count(0)
-    page.once("dialog", lambda dialog: dialog.accept())
     await page.get_by_role("button", name="Revoke Backend").click()
+    await answer_confirm(page, "Revoke API client", agree=True)
     await expect(page.get_by_text("Revoked")).to_be_visible()
 
 
@@ -798,19 +797,12 @@ async def test_a_member_is_removed_only_once_the_owner_confirms(
     await sign_in(page, dashboard)
     await page.get_by_role("link", name="Team").click()
     remove = page.get_by_role("button", name="Remove removed@acme.example")
-    asked: list[str] = []
-
-    async def answer(dialog: Dialog, accept: bool) -> None:
-        asked.append(dialog.message)
-        await (dialog.accept() if accept else dialog.dismiss())
-
-    page.once("dialog", lambda dialog: answer(dialog, accept=False))
     await remove.click()
+    asked = await answer_confirm(page, "Remove member", agree=False)
     await page.reload()
     await expect(remove).to_be_visible()
-    assert len(asked) == 1
 
-    page.once("dialog", lambda dialog: answer(dialog, accept=True))
     await remove.click()
+    await answer_confirm(page, "Remove member", agree=True)
     await expect(remove).to_have_count(0)
-    assert asked[0].startswith("Remove removed@acme.example from ")
+    assert asked.startswith("Remove removed@acme.example from ")

@@ -6,8 +6,9 @@ an error group's sample, a knowledge base, a webhook with its deliveries, an API
 team with an invitation, the audit log, settings; the sign-in and invitation screens signed
 out. What Tab stops at besides controls has a role and a name, and each screen names itself
 in the browser's title. The question before an action that
-cannot be undone is the browser's own modal dialog (confirm.tsx): answered from the keyboard,
-Cancel sends nothing and gives the focus back to the button that asked.
+cannot be undone (confirm.tsx) is a modal alert dialog that passes axe too: answered from the
+keyboard, it holds the focus, Escape sends nothing and gives the focus back to the button that
+asked.
 
 axe-core is admin-ui's devDependency (``make install``), put in every page by an init script,
 which the dashboard's CSP does not apply to. The editor's preview is embed/'s framed page,
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import BrowserContext, Dialog, Page, expect
+from playwright.async_api import BrowserContext, Page, expect
 
 from tests.browser import test_dashboard_console as console
 from tests.browser.test_dashboard_screens import Tenant, open_screen, owner_api, sign_in
@@ -208,30 +209,55 @@ async def test_every_screen_passes_axe(page: Page, tenant: Tenant) -> None:
 async def test_the_question_before_an_irreversible_action_is_answered_from_the_keyboard(
     page: Page, tenant: Tenant
 ) -> None:
-    """Enter on the focused button asks; while the question is open the page gets no input
-    (the browser's modal dialog: its script waits for the answer); Cancel (Escape) sends
-    nothing and the focus is back on the button; Space asks again, and OK sends the request."""
+    """Enter on the focused button asks: a modal alert dialog named by its heading, described
+    by the question, its focus on Cancel; Tab goes round its two buttons and the browser's own
+    controls, never to the page behind; axe finds nothing wrong with it. Escape sends nothing
+    and the focus is back on the button; Space asks again, and the button named by the action
+    sends the request."""
     await sign_in(page, tenant)
     await open_screen(page, tenant, "clients", "API clients")
     revoke = page.get_by_role("button", name="Revoke Backend")
     sent: list[str] = []
     page.on("request", lambda r: sent.append(r.url) if r.method == "DELETE" else None)
-    asked: list[str] = []
-
-    async def cancel(dialog: Dialog) -> None:
-        asked.append(dialog.message)
-        await dialog.dismiss()
 
     await revoke.focus()
-    page.once("dialog", cancel)
     await page.keyboard.press("Enter")
+    dialog = page.get_by_role("alertdialog", name="Revoke API client?", exact=True)
+    await expect(dialog).to_be_visible()
+    await expect(dialog).to_have_accessible_description(
+        re.compile(r"^Revoke the API client Backend\? Its tokens stop working at once")
+    )
+    cancel = dialog.get_by_role("button", name="Cancel", exact=True)
+    agree = dialog.get_by_role("button", name="Revoke API client", exact=True)
+    await expect(cancel).to_be_focused()
+    # Tab goes round the dialog's buttons and the browser's own controls (nothing in the page
+    # has the focus then), never to the page behind.
+    focused: list[str] = []
+    for _ in range(6):
+        await page.keyboard.press("Tab")
+        focused.append(
+            await dialog.evaluate(
+                """(dialog) => { const at = document.activeElement;
+                    return dialog.contains(at) ? at.textContent
+                        : at === document.body ? 'nothing' : at.outerHTML.slice(0, 80); }"""
+            )
+        )
+    assert set(focused) <= {"Cancel", "Revoke API client", "nothing"}, focused
+    assert {"Cancel", "Revoke API client"} <= set(focused), focused
+    await expect(cancel).to_be_focused()
+    found = await violations(page, "the question before revoking an API client")
+    assert found == [], "\n".join(found)
+    await page.keyboard.press("Escape")
+    await expect(dialog).to_be_hidden()
     await expect(revoke).to_be_focused()
-    assert len(asked) == 1, asked
-    assert asked[0].startswith("Revoke the API client Backend?")
     assert sent == []
-    page.once("dialog", lambda dialog: dialog.accept())
+
+    await page.keyboard.press("Space")
+    await expect(cancel).to_be_focused()
+    await page.keyboard.press("Tab")
+    await expect(agree).to_be_focused()
     async with page.expect_response(lambda r: r.request.method == "DELETE") as revoked:
-        await page.keyboard.press("Space")
+        await page.keyboard.press("Enter")
     assert (await revoked.value).ok
     await expect(page.get_by_text("Revoked")).to_be_visible()
     assert len(sent) == 1, sent

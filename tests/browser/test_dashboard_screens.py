@@ -1,7 +1,7 @@
 """The dashboard's screens other than the widget editor, in real Chromium against ``kithost
 serve`` (the session's, on SQLite): what a problem the server names shows, which actions ask
-first, what a viewer may not touch, deleting a conversation and who reads them, and what a
-reload keeps.
+first, what a viewer may not touch, deleting a conversation and who reads them, where the focus
+goes on arriving on a screen, and what a reload keeps.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import httpx2
 import pytest
-from playwright.async_api import BrowserContext, Dialog, Locator, Page, Request, Route, expect
+from playwright.async_api import BrowserContext, Locator, Page, Request, Route, expect
 from sqlalchemy import select
 
 from kithost.auth.principals import CLI
@@ -34,6 +34,7 @@ from kithost.tenants.service import create_tenant
 from kithost.users.service import create_user
 from kithost.widgets.service import create_widget
 from tests.browser.conftest import Kithost
+from tests.browser.helpers import answer_confirm
 from tests.conversations.helpers import conversation
 
 PASSWORD = "a long dashboard password"
@@ -161,37 +162,32 @@ async def test_the_alert_lists_the_field_errors_no_field_shows(page: Page, tenan
 # Item: actions that cannot be undone ask first.
 
 
-async def asks_first(page: Page, button: Locator, method: str, path: str) -> str:
-    """Click ``button``, decline the question, click again and accept: only the second click
-    sends its ``method`` request to ``path`` (the URL's end). The question asked."""
+async def asks_first(page: Page, button: Locator, action: str, method: str, path: str) -> str:
+    """Click ``button``, cancel the question (the focus is back on the button), click again and
+    agree to ``action``: only the second click sends its ``method`` request to ``path`` (the
+    URL's end). The question asked."""
     sent: list[str] = []
 
     def record(request: Request) -> None:
         if request.method == method and request.url.split("?")[0].endswith(path):
             sent.append(request.url)
 
-    questions: list[str] = []
-
-    async def answer(dialog: Dialog, accept: bool) -> None:
-        questions.append(dialog.message)
-        await (dialog.accept() if accept else dialog.dismiss())
-
     page.on("request", record)
     try:
-        page.once("dialog", lambda dialog: answer(dialog, accept=False))
         await button.click()
-        page.once("dialog", lambda dialog: answer(dialog, accept=True))
+        declined = await answer_confirm(page, action, agree=False)
+        await expect(button).to_be_focused()
+        await button.click()
         async with page.expect_response(
             lambda r: r.request.method == method and r.url.split("?")[0].endswith(path)
         ) as response:
-            await button.click()
+            agreed = await answer_confirm(page, action, agree=True)
         assert (await response.value).ok
     finally:
         page.remove_listener("request", record)
     assert len(sent) == 1, sent
-    assert len(questions) == 2, questions
-    assert questions[0] == questions[1]
-    return questions[0]
+    assert declined == agreed
+    return agreed
 
 
 async def test_webhook_deletion_and_secret_rotation_ask_first(page: Page, tenant: Tenant) -> None:
@@ -204,11 +200,11 @@ async def test_webhook_deletion_and_secret_rotation_ask_first(page: Page, tenant
     await sign_in(page, tenant)
     await open_screen(page, tenant, "webhooks", "Webhooks")
     rotate = page.get_by_role("button", name="Rotate secret")
-    asked = await asks_first(page, rotate, "POST", f"/webhooks/{id}/rotate-secret")
+    asked = await asks_first(page, rotate, "Rotate secret", "POST", f"/webhooks/{id}/rotate-secret")
     assert asked.startswith(f"Give {url} a new signing secret?")
     await expect(page.get_by_test_id("secret")).to_be_visible()
     delete = page.get_by_role("button", name=f"Delete {url}")
-    asked = await asks_first(page, delete, "DELETE", f"/webhooks/{id}")
+    asked = await asks_first(page, delete, "Delete endpoint", "DELETE", f"/webhooks/{id}")
     assert asked.startswith(f"Delete the endpoint {url}?")
     await expect(delete).to_have_count(0)
 
@@ -222,7 +218,7 @@ async def test_revoking_an_api_client_asks_first(page: Page, tenant: Tenant) -> 
     await sign_in(page, tenant)
     await open_screen(page, tenant, "clients", "API clients")
     revoke = page.get_by_role("button", name="Revoke Backend")
-    asked = await asks_first(page, revoke, "DELETE", f"/clients/{id}")
+    asked = await asks_first(page, revoke, "Revoke API client", "DELETE", f"/clients/{id}")
     assert asked.startswith("Revoke the API client Backend?")
     await expect(page.get_by_text("Revoked")).to_be_visible()
 
@@ -253,11 +249,15 @@ async def test_deleting_knowledge_asks_first(page: Page, tenant: Tenant) -> None
     await open_screen(page, tenant, "knowledge", "Knowledge")
     await page.get_by_role("button", name="Manuals", exact=True).click()
     delete = page.get_by_role("button", name="Delete faq.md")
-    asked = await asks_first(page, delete, "DELETE", f"/{base}/documents/{document}")
+    asked = await asks_first(
+        page, delete, "Delete document", "DELETE", f"/{base}/documents/{document}"
+    )
     assert asked.startswith("Delete the document faq.md?")
     await expect(delete).to_have_count(0)
     delete = page.get_by_role("button", name="Delete Manuals")
-    asked = await asks_first(page, delete, "DELETE", f"/knowledge-bases/{base}")
+    asked = await asks_first(
+        page, delete, "Delete knowledge base", "DELETE", f"/knowledge-bases/{base}"
+    )
     assert asked.startswith("Delete the knowledge base Manuals")
     await expect(delete).to_have_count(0)
 
@@ -270,7 +270,7 @@ async def test_removing_the_openai_key_asks_first(page: Page, tenant: Tenant) ->
     await sign_in(page, tenant)
     await open_screen(page, tenant, "settings", "Settings")
     remove = page.get_by_role("button", name="Remove key")
-    asked = await asks_first(page, remove, "DELETE", "/openai-key")
+    asked = await asks_first(page, remove, "Remove key", "DELETE", "/openai-key")
     assert asked.startswith("Remove the OpenAI key ending in …wxyz?")
     await expect(page.get_by_text("No key: widgets use the platform key")).to_be_visible()
 
@@ -284,7 +284,7 @@ async def test_revoking_an_invitation_asks_first(page: Page, tenant: Tenant) -> 
     await sign_in(page, tenant)
     await open_screen(page, tenant, "team", "Team")
     revoke = page.get_by_role("button", name="Revoke the invitation of later@example.test")
-    asked = await asks_first(page, revoke, "DELETE", f"/invitations/{id}")
+    asked = await asks_first(page, revoke, "Revoke invitation", "DELETE", f"/invitations/{id}")
     assert asked == "Revoke the invitation of later@example.test? Its link stops working."
     await expect(page.get_by_text("No pending invitations.")).to_be_visible()
 
@@ -335,7 +335,9 @@ async def test_an_owner_deletes_a_conversation_once_they_confirm(
     transcript = page.get_by_role("region", name="Transcript")
     await expect(transcript.get_by_text("Question 0 about tents")).to_be_visible()
     delete = transcript.get_by_role("button", name="Delete conversation")
-    asked = await asks_first(page, delete, "DELETE", f"/conversations/{tenant.threads[0]}")
+    asked = await asks_first(
+        page, delete, "Delete conversation", "DELETE", f"/conversations/{tenant.threads[0]}"
+    )
     assert asked.startswith("Delete this conversation?")
     await expect(transcript).to_have_count(0)
     await expect(page.get_by_role("button", name="Question 0 about ten")).to_have_count(0)
@@ -480,13 +482,6 @@ async def test_settings_check_what_they_can_before_asking_or_sending(
 ) -> None:
     """A cleared retention box showed 0; an end user id of the wrong shape was asked about
     ("Delete every record of bogus?") before the 422."""
-    asked: list[str] = []
-
-    async def decline(dialog: Dialog) -> None:
-        asked.append(dialog.message)
-        await dialog.dismiss()
-
-    page.on("dialog", decline)
     await sign_in(page, tenant)
     await open_screen(page, tenant, "settings", "Settings")
     retention = page.get_by_label("Keep raw events, error samples and chats for (days)")
@@ -498,7 +493,7 @@ async def test_settings_check_what_they_can_before_asking_or_sending(
     await page.get_by_label("End user id").fill("bogus")
     await page.get_by_role("button", name="Delete their data").click()
     await expect(page.get_by_text("An end user id starts with u:")).to_be_visible()
-    assert asked == []
+    await expect(page.get_by_role("alertdialog")).to_have_count(0)
 
 
 async def test_the_keyboard_follows_new_forms_and_dismissed_secrets(
@@ -514,6 +509,45 @@ async def test_the_keyboard_follows_new_forms_and_dismissed_secrets(
     await page.get_by_role("button", name="Done").click()
     await expect(page.get_by_test_id("secret")).to_have_count(0)
     assert await page.evaluate("document.activeElement !== document.body")
+
+
+async def test_arriving_on_a_screen_puts_the_focus_on_its_heading(
+    page: Page, tenant: Tenant
+) -> None:
+    """The focus stayed on the link followed: a screen reader said nothing of the new screen,
+    and Tab went on through the navigation."""
+    await sign_in(page, tenant)
+    await expect(page.get_by_role("heading", name="Widgets", exact=True, level=1)).to_be_focused()
+    # The page's first load leaves the focus where the browser puts it.
+    await open_screen(page, tenant, "conversations", "Conversations")
+    assert await page.evaluate("document.activeElement === document.body")
+    # A filter changes the URL's query only: the screen, and the focus, stay.
+    with_error = page.get_by_label("With an error")
+    await with_error.check()
+    await expect(page).to_have_url(re.compile(r"[?&]has_error=1"))
+    await expect(with_error).to_be_focused()
+    # Another screen, from the keyboard, by a click and by Back: the focus is on its heading.
+    sections = page.get_by_role("navigation", name="Sections")
+    await sections.get_by_role("link", name="Team").focus()
+    await page.keyboard.press("Enter")
+    team = page.get_by_role("heading", name="Team", exact=True, level=1)
+    await expect(team).to_be_focused()
+    await expect(page).to_have_title("Team · Kithost")
+    await sections.get_by_role("link", name="Audit log").click()
+    await expect(page.get_by_role("heading", name="Audit log", level=1)).to_be_focused()
+    await expect(page).to_have_title("Audit log · Kithost")
+    await page.go_back()
+    await expect(team).to_be_focused()
+    # The editor's tabs are parts of one screen: the focus stays on the tab followed.
+    await sections.get_by_role("link", name="Widgets").click()
+    await page.get_by_role("link", name="Shop", exact=True).click()
+    await expect(page.get_by_role("heading", name="Shop", exact=True, level=1)).to_be_focused()
+    origins = page.get_by_role("navigation", name="Widget settings").get_by_role(
+        "link", name="Origins"
+    )
+    await origins.click()
+    await expect(origins).to_have_attribute("aria-current", "page")
+    await expect(origins).to_be_focused()
 
 
 async def test_a_test_delivery_shows_its_outcome_without_reopening(

@@ -21,6 +21,7 @@ from kithost.db import session_scope
 from kithost.tenants.service import create_tenant
 from kithost.users.service import create_user
 from tests.browser.conftest import Kithost
+from tests.browser.helpers import answer_confirm
 
 TENANT = "editing"
 OWNER = "owner@editing.example"
@@ -104,24 +105,24 @@ async def sign_in(page: Page, editor: Editor, email: str = OWNER) -> None:
 
 
 class Dialogs:
-    """The page's dialogs (confirm, beforeunload), each answered as the test says next."""
+    """The browser's own dialogs on the page (beforeunload: the dashboard asks its questions in
+    a dialog of its own), each dismissed."""
 
     def __init__(self, page: Page) -> None:
-        self.asked: list[tuple[str, str]] = []
-        self.accept = False
-        page.on("dialog", self._answer)
+        self.kinds: list[str] = []
+        page.on("dialog", self._dismiss)
 
-    async def _answer(self, dialog: Dialog) -> None:
-        await (dialog.accept() if self.accept else dialog.dismiss())
-        self.asked.append((dialog.type, dialog.message))
+    async def _dismiss(self, dialog: Dialog) -> None:
+        await dialog.dismiss()
+        self.kinds.append(dialog.type)
 
-    async def kinds(self, count: int) -> list[str]:
+    async def asked(self, count: int) -> list[str]:
         """The kinds of the dialogs asked, once there are ``count``."""
         for _ in range(150):
-            if len(self.asked) >= count:
+            if len(self.kinds) >= count:
                 break
             await asyncio.sleep(0.1)
-        return [kind for kind, _ in self.asked]
+        return self.kinds
 
 
 async def test_draft_edits_stay_across_tabs_and_leaving_asks_first(
@@ -148,14 +149,14 @@ async def test_draft_edits_stay_across_tabs_and_leaving_asks_first(
     # Leaving the editor asks first; staying keeps the edit.
     dialogs = Dialogs(page)
     await page.get_by_role("link", name="Analytics").click()
-    assert await dialogs.kinds(1) == ["confirm"]
+    asked = await answer_confirm(page, "Leave the editor", agree=False)
+    assert asked.startswith("Leave the editor?")
     await expect(greeting).to_have_value("Hello from A")
-    assert dialogs.asked[0][1].startswith("Leave the editor?")
     assert page.url == editor.widget(widget, "design")
 
-    # So does unloading the page (a reload, closing the tab).
+    # So does unloading the page (a reload, closing the tab), in the browser's own dialog.
     await page.evaluate("() => { location.reload(); }")
-    assert await dialogs.kinds(2) == ["confirm", "beforeunload"]
+    assert await dialogs.asked(1) == ["beforeunload"]
     await expect(greeting).to_have_value("Hello from A")
 
     # Saved: the status says so, and leaving asks nothing.
@@ -166,13 +167,14 @@ async def test_draft_edits_stay_across_tabs_and_leaving_asks_first(
     }
     await page.get_by_role("link", name="Analytics").click()
     await expect(page.get_by_role("heading", name="Analytics")).to_be_visible()
-    assert len(dialogs.asked) == 2
+    await expect(page.get_by_role("alertdialog")).to_have_count(0)
+    assert dialogs.kinds == ["beforeunload"]
 
     # An edit abandoned when asked is gone: the editor shows the saved draft.
     await page.go_back()
     await greeting.fill("Never saved")
-    dialogs.accept = True
     await page.get_by_role("link", name="Analytics").click()
+    await answer_confirm(page, "Leave the editor", agree=True)
     await expect(page.get_by_role("heading", name="Analytics")).to_be_visible()
     await page.go_back()
     await expect(greeting).to_have_value("Hello from A")
@@ -316,15 +318,16 @@ async def test_destructive_editor_actions_ask_first(editor: Editor, page: Page) 
         )
         assert changed.status_code == 200, changed.text
     await sign_in(page, editor)
-    dialogs = Dialogs(page)
+    asked: list[str] = []
 
     await page.goto(editor.widget(widget, "origins"))
     remove = page.get_by_role("button", name="Remove https://a.editing.example")
     await remove.click()
+    asked.append(await answer_confirm(page, "Remove origin", agree=False))
     await page.reload()
     await expect(remove).to_be_visible()
-    dialogs.accept = True
     await remove.click()
+    asked.append(await answer_confirm(page, "Remove origin", agree=True))
     await expect(remove).to_have_count(0)
 
     await page.get_by_role("link", name="Secrets").click()
@@ -333,29 +336,28 @@ async def test_destructive_editor_actions_ask_first(editor: Editor, page: Page) 
     await expect(page.get_by_text("A secret is set")).to_be_visible()
     await page.get_by_role("button", name="Done").click()
     await expect(page.get_by_role("button", name="Rotate the secret")).to_be_focused()
-    dialogs.accept = False
     await page.get_by_role("button", name="Remove the secret").click()
+    asked.append(await answer_confirm(page, "Remove the secret", agree=False))
     await page.reload()
     await expect(page.get_by_text("A secret is set")).to_be_visible()
-    dialogs.accept = True
     await page.get_by_role("button", name="Remove the secret").click()
+    asked.append(await answer_confirm(page, "Remove the secret", agree=True))
     await expect(page.get_by_text("No secret yet.")).to_be_visible()
 
     await page.get_by_role("link", name="Publish & versions").click()
     await page.get_by_role("button", name="Compare with the draft").click()
     restore = page.get_by_role("button", name="Restore version 1 into the draft")
-    dialogs.accept = False
     await restore.click()
+    asked.append(await answer_confirm(page, "Restore version 1", agree=False))
     await page.reload()
     await page.get_by_role("button", name="Compare with the draft").click()
     await expect(restore).to_be_visible()
     assert (await read_widget(editor, widget))["config"]["launcher"]["label"] == "v2"
-    dialogs.accept = True
     await restore.click()
+    asked.append(await answer_confirm(page, "Restore version 1", agree=True))
     await expect(page.get_by_text("Restored into the draft.")).to_be_visible()
     assert (await read_widget(editor, widget))["config"]["launcher"]["label"] == "v1"
-    messages = [message for _, message in dialogs.asked]
-    assert [m.split("?")[0] for m in messages] == [
+    assert [m.split("?")[0] for m in asked] == [
         "Remove https://a.editing.example",
         "Remove https://a.editing.example",
         "Remove the identity secret",

@@ -113,6 +113,7 @@ export default function Clients() {
                           <ConfirmButton
                             disabled={!canWrite}
                             aria-label={`Revoke ${c.name}`}
+                            action="Revoke API client"
                             question={`Revoke the API client ${c.name}? Its tokens stop working at once, and the pending invitations it made are withdrawn.`}
                             onConfirm={() => revoke.mutate(c.id)}
                           >

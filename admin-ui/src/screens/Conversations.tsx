@@ -42,6 +42,7 @@ function Transcript({ id, onClose }: { id: string; onClose: () => void }) {
         <span className="row">
           <ConfirmButton
             disabled={!canWrite || remove.isPending}
+            action="Delete conversation"
             question="Delete this conversation? Its messages and the files the visitor attached go too, for you and for the visitor."
             onConfirm={() => remove.mutate()}
           >

@@ -87,6 +87,7 @@ function Base({ id }: { id: string }) {
                   <ConfirmButton
                     disabled={!canWrite}
                     aria-label={`Delete ${d.filename}`}
+                    action="Delete document"
                     question={`Delete the document ${d.filename}? It is removed from OpenAI too, and agents stop finding it.`}
                     onConfirm={() => remove.mutate(d.id)}
                   >
@@ -162,6 +163,7 @@ export default function Knowledge() {
                   <ConfirmButton
                     disabled={!canWrite}
                     aria-label={`Delete ${b.name}`}
+                    action="Delete knowledge base"
                     question={`Delete the knowledge base ${b.name} and its ${b.documents} documents? They are removed from OpenAI too, and agents stop finding them.`}
                     onConfirm={() => remove.mutate(b.id)}
                   >

@@ -5,7 +5,7 @@ import { useState } from 'react';
 import { useNavigate } from 'react-router';
 import { api, ApiError, unwrap } from '../api/client';
 import { ME, useMe } from '../auth';
-import { ConfirmButton, confirmed } from '../confirm';
+import { ConfirmButton, useConfirm } from '../confirm';
 import { useTenant } from '../tenant';
 import { Field, Page, ProblemAlert, Query, ReadOnlyNote } from '../ui';
 
@@ -50,6 +50,7 @@ function OpenAIKey() {
         {key.data?.configured && (
           <ConfirmButton
             disabled={!canWrite}
+            action="Remove key"
             question={`Remove the OpenAI key ending in …${key.data.last4}? Widgets then answer with the platform's key, if there is one, or not at all.`}
             onConfirm={() => remove.mutate()}
           >
@@ -172,6 +173,7 @@ function EndUserDeletion() {
   const tenant = useTenant();
   const [endUser, setEndUser] = useState('');
   const [typo, setTypo] = useState<string | undefined>(undefined);
+  const confirm = useConfirm();
   const erase = useMutation({
     mutationFn: () =>
       unwrap(api.POST('/api/v1/tenants/{tenant}/analytics/end-user-deletions', { params: { path: { tenant: tenant.slug } }, body: { end_user: endUser.trim() } })),
@@ -184,7 +186,7 @@ function EndUserDeletion() {
       <p className="hint">Their events, error occurrences, chats and files, for a deletion request. It cannot be undone.</p>
       <form
         className="inline-form"
-        onSubmit={(event) => {
+        onSubmit={async (event) => {
           event.preventDefault();
           // Checked before asking: a question about an id that cannot be one misleads.
           if (!END_USER.test(endUser.trim())) {
@@ -192,7 +194,7 @@ function EndUserDeletion() {
             return;
           }
           setTypo(undefined);
-          if (confirmed(`Delete every record of ${endUser.trim()}?`)) erase.mutate();
+          if (await confirm({ action: 'Delete their data', question: `Delete every record of ${endUser.trim()}?` })) erase.mutate();
         }}
       >
         <Field label="End user id" hint="u:<your user id> or a:<device id>" error={typo ?? error?.fieldError('end_user')}>

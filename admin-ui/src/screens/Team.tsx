@@ -123,6 +123,7 @@ export default function Team() {
                       <ConfirmButton
                         disabled={!canWrite}
                         aria-label={`Remove ${m.email}`}
+                        action="Remove member"
                         question={`Remove ${m.email} from ${tenant.name}? They lose access at once.`}
                         onConfirm={() => removeMember.mutate(m.user_id)}
                       >
@@ -150,6 +151,7 @@ export default function Team() {
                   <ConfirmButton
                     disabled={!canWrite}
                     aria-label={`Revoke the invitation of ${i.email}`}
+                    action="Revoke invitation"
                     question={`Revoke the invitation of ${i.email}? Its link stops working.`}
                     onConfirm={() => revoke.mutate(i.id)}
                   >

@@ -176,6 +176,7 @@ export default function Webhooks() {
                       <ConfirmButton
                         className="secondary"
                         disabled={!canWrite}
+                        action="Rotate secret"
                         question={`Give ${e.url} a new signing secret? For 24 hours deliveries carry both signatures; then only the new secret's, so your receiver must switch to it.`}
                         onConfirm={() => rotate.mutate(e.id)}
                       >
@@ -190,6 +191,7 @@ export default function Webhooks() {
                       <ConfirmButton
                         disabled={!canWrite}
                         aria-label={`Delete ${e.url}`}
+                        action="Delete endpoint"
                         question={`Delete the endpoint ${e.url}? It gets no more events, and its delivery log goes with it.`}
                         onConfirm={() => remove.mutate(e.id)}
                       >

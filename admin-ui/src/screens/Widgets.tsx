@@ -94,6 +94,7 @@ function DeleteWidget({ widget }: { widget: Widget }) {
       <ConfirmButton
         disabled={!tenant.can('widgets:write') || remove.isPending}
         aria-label={`Delete ${widget.name}`}
+        action="Delete widget"
         question={`Delete the widget "${widget.name}"? Pages embedding it stop showing it.`}
         onConfirm={() => remove.mutate()}
       >

@@ -3,7 +3,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, ifMatch, unwrap, type Schemas } from '../../api/client';
-import { confirmed } from '../../confirm';
+import { useConfirm } from '../../confirm';
 import { useTenant } from '../../tenant';
 import { Field, ProblemAlert } from '../../ui';
 import { FunctionTools, Handoffs } from './AgentTools';
@@ -86,6 +86,7 @@ function AgentImport({ widget }: { widget: Widget }) {
   const tenant = useTenant();
   const client = useQueryClient();
   const draft = useDraft();
+  const confirm = useConfirm();
   const [code, setCode] = useState('');
   // Even a dry run needs edit rights: it answers what the import would write.
   const canWrite = tenant.can('widgets:write');
@@ -118,8 +119,9 @@ function AgentImport({ widget }: { widget: Widget }) {
         <button
           type="button"
           disabled={!code || run.isPending || !canWrite}
-          onClick={() => {
-            if (!draft.dirty || confirmed('Import into the draft? It replaces the agent, and drops the changes you have not saved.')) run.mutate(false);
+          onClick={async () => {
+            const question = 'Import into the draft? It replaces the agent, and drops the changes you have not saved.';
+            if (!draft.dirty || (await confirm({ action: 'Import into the draft', question }))) run.mutate(false);
           }}
         >
           Import into the draft

@@ -131,6 +131,7 @@ export default function Origins({ widget }: { widget: Widget }) {
                     <ConfirmButton
                       disabled={!canWrite}
                       aria-label={`Remove ${o.origin}`}
+                      action="Remove origin"
                       question={`Remove ${o.origin}? Its pages stop showing the widget at once.`}
                       onConfirm={() => remove.mutate(o.id)}
                     >

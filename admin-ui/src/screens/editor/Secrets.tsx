@@ -54,6 +54,7 @@ export default function Secrets({ widget }: { widget: Widget }) {
         {widget.has_identity_secret && (
           <ConfirmButton
             disabled={!canWrite || remove.isPending}
+            action="Remove the secret"
             question="Remove the identity secret? Identity tokens your backend signs stop working at once."
             onConfirm={() => remove.mutate()}
           >

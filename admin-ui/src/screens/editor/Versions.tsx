@@ -83,6 +83,7 @@ function VersionDetail({ widget, number, onRestored }: { widget: Widget; number:
           <Diff before={v.config} after={widget.config} />
           <ConfirmButton
             disabled={!tenant.can('widgets:write') || restore.isPending}
+            action={`Restore version ${v.number}`}
             question={`Restore version ${v.number} into the draft? It replaces the draft, and any changes you have not saved.`}
             onConfirm={() => restore.mutate()}
           >

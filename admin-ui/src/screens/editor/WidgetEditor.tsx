@@ -4,7 +4,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { lazy, useEffect, useMemo, useState, type ReactNode } from 'react';
 import { Link, NavLink, useBlocker, useParams } from 'react-router';
 import { api, ApiError, ifMatch, unwrap, type Schemas } from '../../api/client';
-import { confirmed } from '../../confirm';
+import { useConfirm } from '../../confirm';
 import { useTenant } from '../../tenant';
 import { Page, ProblemAlert, Query, ReadOnlyNote } from '../../ui';
 import { DraftContext, getPath, rebase, setPath, type Json, type JsonObject } from './draft';
@@ -275,19 +275,19 @@ function DraftForm({ edits, children }: { edits: DraftEdits; children: ReactNode
   );
 }
 
-const LEAVE = 'Leave the editor? The draft has changes you have not saved, and they will be lost.';
+const LEAVE = { action: 'Leave the editor', question: 'Leave the editor? The draft has changes you have not saved, and they will be lost.' };
 
 /** While there are edits not saved: a question before leaving the widget (in the app, and
- * before the page unloads). Its tabs are the same editor. */
+ * before the page unloads, in the browser's own dialog). Its tabs are the same editor. */
 function useWarnBeforeLeaving(dirty: boolean, editor: string) {
+  const confirm = useConfirm();
   const blocker = useBlocker(
     ({ nextLocation }) => dirty && nextLocation.pathname !== editor && !nextLocation.pathname.startsWith(`${editor}/`),
   );
   useEffect(() => {
     if (blocker.state !== 'blocked') return;
-    if (confirmed(LEAVE)) blocker.proceed();
-    else blocker.reset();
-  }, [blocker]);
+    void confirm(LEAVE).then((leave) => (leave ? blocker.proceed() : blocker.reset()));
+  }, [blocker, confirm]);
   useEffect(() => {
     if (!dirty) return;
     const warn = (event: BeforeUnloadEvent) => event.preventDefault();
