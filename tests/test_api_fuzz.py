@@ -48,7 +48,9 @@ async def _credentials(app_settings: Settings) -> dict[str, dict[str, str]]:
     ) as db:
         owner = await create_user(db, CLI, "owner@acme.example", password="a long password")
         tenant = await create_tenant(db, CLI, slug=TENANT, name="Acme", owner=owner.user)
-        signed_in = await cookies.sign_in(db, app_settings, owner.user, ip=None, user_agent="")
+        signed_in = await cookies.sign_in(
+            db, app_settings, owner.user, replacing=None, ip=None, user_agent=""
+        )
         client = await create_client(db, CLI, tenant, name="fuzz", scopes=list(Scope))
         box = SecretBox(app_settings.keys())
         token = await issue_access_token(db, app_settings, box, client.client, list(Scope))
