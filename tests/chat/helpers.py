@@ -4,6 +4,7 @@ speaks it (SSE decoded back into the SDK's typed events), problems, and attachme
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx2
+import pytest
 from chatkit.types import (
     AssistantMessageContentPartTextDelta,
     AssistantMessageItem,
@@ -380,3 +382,10 @@ def transfers(events: list[ThreadStreamEvent]) -> list[str]:
         and isinstance(e.item, TaskItem)
         and e.item.task.type == "custom"
     ]
+
+
+def errors_logged(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """The errors ``caplog`` holds, but asyncio's reports of tasks collected as garbage
+    (chatkit's queue readers, abandoned by any earlier test in this process): they may land
+    in any test, and are not its errors."""
+    return [r for r in caplog.records if r.levelno >= logging.ERROR and r.name != "asyncio"]

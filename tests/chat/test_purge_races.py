@@ -39,6 +39,7 @@ from tests.chat.helpers import (
     decode,
     deltas,
     done_items,
+    errors_logged,
     message,
     thread_of,
     upload,
@@ -144,9 +145,7 @@ def ends_unavailable(seen: str) -> None:
 
 
 def no_errors_logged(caplog: pytest.LogCaptureFixture) -> None:
-    # asyncio's reports of tasks collected as garbage (chatkit's queue readers, abandoned by
-    # any earlier test in this process) may land in any test: not this chat's errors.
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and r.name != "asyncio"]
+    errors = errors_logged(caplog)
     assert not errors, [r.getMessage() for r in errors]
 
 
