@@ -15,6 +15,7 @@ from chatkit.types import ClientToolCallItem, ProgressUpdateEvent, ThreadStreamE
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.chat import client_tools
 from kithost.models import Widget
 from tests.chat.helpers import (
     BOB,
@@ -125,6 +126,39 @@ async def test_an_output_needs_a_pending_call(
     # answered already
     assert_problem(await answer(alice, thread_id, CART), 409, "no_pending_tool_call")
     assert_problem(await answer(alice, "thr_" + "x" * 22, CART), 404, "thread_not_found")
+
+
+async def test_an_output_whose_call_another_answered_after_its_check_is_a_409(
+    http: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Of two outputs for one call, the second passed the endpoint's check and the first
+    completed the call before the SDK read the thread again: the SDK found no pending call
+    and raised (a 500, logged as an error). It is the store's 409, as for outputs sent at
+    once."""
+    widget = await cart_widget(db, app, fake_openai)
+    alice = await make_visitor(http, app, db, widget)
+    fake_openai.call_function("get_cart", {})
+    thread_id = thread_of(await alice.send("My cart?"))
+    checked = client_tools.check_output
+    first: list[httpx2.Response | None] = []
+
+    async def checked_then_answered_by_another(*args: Any) -> None:
+        await checked(*args)
+        if not first:  # once: the first's own check comes here too
+            first.append(None)
+            first[0] = await answer(alice, thread_id, CART)
+
+    monkeypatch.setattr(client_tools, "check_output", checked_then_answered_by_another)
+    second = await answer(alice, thread_id, {"items": []})
+
+    assert first[0] is not None
+    assert first[0].status_code == 200
+    assert_problem(second, 409, "no_pending_tool_call")
+    assert [json.loads(o) for o in fake_openai.function_outputs] == [CART]
 
 
 async def test_only_the_threads_end_user_may_answer_its_call(

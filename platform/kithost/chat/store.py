@@ -282,7 +282,13 @@ class SqlStore(Store[ChatContext]):
                 row = await repository.thread(session, context, thread_id)
                 payload, items = (None if row is None else row.payload), []
         if payload is not None and limit:
-            self._latest[_key(context, thread_id)] = self._items_page(items, limit, context)
+            # What this request read already stays what it knows: a client tool's output
+            # checked against the call it found pending (``client_tools.check_output``) must
+            # not find it answered by another output in the SDK's next read (the SDK raised);
+            # saving it answers that the way outputs sent at once are (``_save_item``).
+            self._latest.setdefault(
+                _key(context, thread_id), self._items_page(items, limit, context)
+            )
         if payload is None:
             raise thread_not_found()
         return ThreadMetadata.model_validate(payload)
