@@ -119,6 +119,8 @@ async def me(
 @router.get(
     "/status",
     summary="Whether a dashboard user is signed in: who, or null (200 either way)",
+    # The sign-in cookie is optional here (OpenAPI's empty requirement beside it).
+    openapi_extra={"security": [{}]},
 )
 async def sign_in_status(
     principal: OptionalUser, request: Request, session: DbSession, settings: AppSettings
