@@ -85,7 +85,7 @@ def offered(fake: FakeOpenAI) -> list[str]:
 
 def held_open() -> list[asyncio.Task[Any]]:
     """The tasks holding answers' MCP servers open (``mcp_tools.client.McpConnections``)."""
-    return [t for t in asyncio.all_tasks() if t.get_name() == "mcp-connections" and not t.done()]
+    return [t for t in asyncio.all_tasks() if t.get_name() == mcp.TASK_NAME and not t.done()]
 
 
 @pytest.mark.parametrize("model_api", ["responses", "chat_completions"])
@@ -115,6 +115,37 @@ async def test_allowed_tools_are_offered_and_the_call_reaches_the_server(
     assert all(r.get("authorization") == SECRET for r in mcp_server.requests)
     sent_to_model = [json.dumps(r.headers) for r in fake_openai.requests]
     assert not any(SECRET.split()[1] in h for h in sent_to_model)
+
+
+async def test_an_answers_servers_are_connected_side_by_side(
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    """Each server answers its first request only once the other has had its own: connected
+    one after the other (as they were), the first timed out waiting and the model was
+    offered its tools as errors."""
+    gate = asyncio.Barrier(2)
+    async with FakeMcp(gate=gate) as orders, FakeMcp(gate=gate) as maths:
+        widget = await mcp_widget(
+            db,
+            app,
+            fake_openai,
+            mcp_tool(orders.url, allowed_tools=["order_status"], timeout_seconds=2),
+            mcp_tool(maths.url, id="maths", allowed_tools=["add"], timeout_seconds=2),
+        )
+        await set_secret(db, app, widget, orders.url)
+        alice = await make_visitor(http, app, db, widget)
+        fake_openai.call_function("add", {"a": 2, "b": 3})
+
+        events = await alice.send("What is 2 + 3?")
+
+    assert offered(fake_openai) == ["add", "order_status"]
+    descriptions = [t.get("description", "") for t in fake_openai.requests[0].json["tools"]]
+    assert not [d for d in descriptions if "unavailable" in d]  # both servers connected
+    [output] = fake_openai.function_outputs
+    assert "5" in output
+    assert "unavailable" not in output
+    assert "".join(deltas(events)) == DEFAULT_REPLY_TEXT
+    assert not held_open()
 
 
 async def test_a_tool_the_config_does_not_allow_is_never_called(

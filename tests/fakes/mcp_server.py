@@ -10,12 +10,15 @@ FastMCP) over Streamable HTTP, served by uvicorn in the test's event loop, with 
 - ``garbled()``: its description holds a NUL character, which Kithost can neither store
   nor show.
 
+Servers given one ``gate`` (a barrier) answer their first requests only once all have come.
+
 Every HTTP request's headers are recorded (``requests``), to prove which credentials came.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from types import TracebackType
 from typing import Self
@@ -32,8 +35,11 @@ SECRET = "Bearer mcp-secret-0123456789"
 class FakeMcp:
     """Serve on a free loopback port (``url``: ``http://127.0.0.1:PORT/mcp``)."""
 
-    def __init__(self, secret: str = SECRET) -> None:
+    def __init__(self, secret: str = SECRET, gate: asyncio.Barrier | None = None) -> None:
         self.secret = secret
+        self.gate = gate
+        """Its first request waits (30 s at most: longer than a client waits to connect)
+        until every server sharing the barrier has had its first one."""
         self.requests: list[dict[str, str]] = []
         """The headers of every HTTP request so far, lower-cased names."""
         self.methods: list[str] = []
@@ -87,6 +93,10 @@ class FakeMcp:
             self.requests.append(
                 {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
             )
+            gate, self.gate = self.gate, None
+            if gate is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(gate.wait(), 30)
         await self._app(scope, receive, send)
 
     async def __aenter__(self) -> Self:

@@ -13,10 +13,10 @@ through the Agents SDK's ``MCPServerStreamableHttp``, so they work with any mode
 - The tool's secret (``mcp_tools.service``, encrypted, write-only) goes in its ``secret_header``,
   and only to the origin it was set for: a URL changed since is refused until the secret is
   set again.
-- An answer connects to its servers once, before the model runs, in a task of its own
-  (:class:`McpConnections`), and closes them when the response ends. A server that cannot be
-  reached, is refused, or fails leaves its allowed tools in place answering
-  ``{"error": …}``, as a failing call does: the model explains, the answer goes on.
+- An answer connects to its servers once, before the model runs, side by side, each in a
+  task of its own (:class:`McpConnections`), and closes them when the response ends. A
+  server that cannot be reached, is refused, or fails leaves its allowed tools in place
+  answering ``{"error": …}``, as a failing call does: the model explains, the answer goes on.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +52,8 @@ MAX_RESPONSE_BYTES = 1_048_576
 """The most one HTTP response of an MCP server may carry."""
 CLOSE_SECONDS = 5
 """How long closing an answer's servers may take."""
+TASK_NAME = "mcp-connection"
+"""The name of the tasks holding an answer's servers open."""
 
 
 @dataclass(frozen=True)
@@ -322,9 +324,10 @@ def _unavailable_tools(tool: McpTool, reason: str) -> list[Tool]:
 
 
 class McpConnections:
-    """One answer's MCP servers, held open by a task of its own (the MCP client's task
-    groups must be entered and left in one task; the response's generators yield between).
-    """
+    """One answer's MCP servers, connected side by side (the answer waits for the slowest,
+    not for them all in turn), each held open by a task of its own: the MCP client's task
+    groups must be entered and left in one task, and the response's generators yield
+    between."""
 
     def __init__(
         self,
@@ -333,51 +336,60 @@ class McpConnections:
         secrets: Callable[[], Awaitable[dict[str, McpSecret]]],
     ) -> None:
         self._connector, self._tools, self._secrets = connector, tools, secrets
-        self._ready: asyncio.Future[list[Tool]] = asyncio.get_running_loop().create_future()
         self._done = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def open(self) -> list[Tool]:
         """The agent's tools of every server (connected ones, or answering errors). Call
         :meth:`close` after, even when this fails or is cancelled."""
-        self._task = asyncio.create_task(self._hold(), name="mcp-connections")
-        return await asyncio.shield(self._ready)
+        secrets = await self._secrets()
+        loop = asyncio.get_running_loop()
+        ready: list[asyncio.Future[list[Tool]]] = [loop.create_future() for _ in self._tools]
+        self._tasks = [
+            asyncio.create_task(self._hold(tool, secrets.get(tool.id), made), name=TASK_NAME)
+            for tool, made in zip(self._tools, ready, strict=True)
+        ]
+        # Shielded: a cancelled answer leaves the servers to close(). Every outcome is
+        # collected, so that none is reported as never retrieved.
+        outcomes = await asyncio.gather(*map(asyncio.shield, ready), return_exceptions=True)
+        tools: list[Tool] = []
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            tools.extend(outcome)
+        return tools
 
     async def close(self) -> None:
         """Close the servers (shielded: a cancelled response closes them too)."""
         self._done.set()
-        if self._task is None:
+        if not self._tasks:
             return
         with anyio.CancelScope(shield=True):
-            done, _ = await asyncio.wait({self._task}, timeout=CLOSE_SECONDS)
-        if not done:
-            self._task.cancel()
-        elif not self._task.cancelled():
-            self._task.exception()  # retrieved: logged by the SDK already, if any
+            done, pending = await asyncio.wait(self._tasks, timeout=CLOSE_SECONDS)
+        for task in pending:
+            task.cancel()
+        for task in done:
+            if not task.cancelled():
+                task.exception()  # retrieved: logged by the SDK already, if any
 
-    async def _hold(self) -> None:
+    async def _hold(
+        self, tool: McpTool, secret: McpSecret | None, ready: asyncio.Future[list[Tool]]
+    ) -> None:
+        """Connect to ``tool``'s server, hand its tools to ``ready``, and keep it open until
+        the answer ends."""
         try:
-            secrets = await self._secrets()
-            async with AsyncExitStack() as stack:
-                made: list[Tool] = []
-                for tool in self._tools:
-                    made.extend(await self._connect(stack, tool, secrets.get(tool.id)))
-                self._ready.set_result(made)
+            async with self._connector.connected(tool, secret) as (server, listed):
+                ready.set_result(
+                    [
+                        _labelled(MCPUtil.to_function_tool(info, server, False), tool.label)
+                        for info in listed
+                    ]
+                )
                 await self._done.wait()
-        except BaseException as exc:
-            if not self._ready.done():
-                self._ready.set_exception(exc)
-            raise
-
-    async def _connect(
-        self, stack: AsyncExitStack, tool: McpTool, secret: McpSecret | None
-    ) -> list[Tool]:
-        try:
-            server, listed = await stack.enter_async_context(
-                self._connector.connected(tool, secret)
-            )
         except McpUnavailable as exc:
-            return _unavailable_tools(tool, exc.reason)
-        return [
-            _labelled(MCPUtil.to_function_tool(info, server, False), tool.label) for info in listed
-        ]
+            if not ready.done():
+                ready.set_result(_unavailable_tools(tool, exc.reason))
+        except BaseException as exc:
+            if not ready.done():
+                ready.set_exception(exc)
+            raise
