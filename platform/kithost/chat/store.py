@@ -701,7 +701,8 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
     async def upload(
         self, attachment_id: str, data: bytes, mime_type: str, context: ChatContext
     ) -> Attachment:
-        """Store the bytes of a created attachment, once; refuse anything it did not declare.
+        """Store the bytes of a created attachment, once; refuse anything it did not declare
+        (another type, or a size other than announced: staff and the model read that size).
         The row stays locked while they are written (see :meth:`delete_attachment`)."""
         async with self.store.unit(context, writes=True) as session:
             row = await repository.attachment(session, context, attachment_id, lock=True)
@@ -709,7 +710,7 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
                 raise attachment_not_found()
             if row.uploaded_at is not None:
                 raise Conflict("This attachment is already uploaded.", code="attachment_uploaded")
-            if len(data) > row.size or mime_type != row.mime_type:
+            if len(data) != row.size or mime_type != row.mime_type:
                 raise Conflict(
                     "The file is not the one announced by attachments.create.",
                     code="attachment_mismatch",
