@@ -217,6 +217,44 @@ async def test_series_buckets_in_a_time_zone(
     assert [p["value"] for p in body["points"]][-2:] == [1, 1]
 
 
+async def test_daily_series_count_only_the_hours_of_the_range(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """The dashboard asks for 7 days ending at the next hour: its daily buckets counted the
+    whole first and last days (from the daily rollups), so their total disagreed with the
+    hourly series, the count per widget, the funnel and latency of the very same range."""
+    widget, _tenant, creds, url = await subject(app, db)
+    now = utcnow()
+    since = datetime.combine(now.date() - timedelta(days=3), time(12), UTC)
+    until = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    before, inside = since - timedelta(hours=6), since + timedelta(hours=1)
+    events = [
+        event("loader.loaded", time=int(before.timestamp() * 1000)),
+        *(event("loader.loaded", time=int(inside.timestamp() * 1000)) for _ in range(2)),
+        event("loader.loaded"),
+    ]
+    assert await store(app, widget, events, end_user="u:7") == 4
+    bounds = {"since": since.isoformat(), "until": until.isoformat()}
+
+    async def total(metric: str, **params: str) -> float:
+        response = await client.get(
+            f"{url}/series", params={"metric": metric, **bounds, **params}, headers=creds.headers
+        )
+        assert response.status_code == 200, response.text
+        return sum(p["value"] or 0 for p in response.json()["points"])
+
+    for params in [{"interval": "hour"}, {}, {"tz": "America/New_York"}, {"tz": "Asia/Kolkata"}]:
+        assert await total("loads", **params) == 3, params
+    # The first day counts u:7 once, in its hours within the range.
+    assert await total("end_users") == 2
+    widgets = await client.get(f"{url}/widgets", params=bounds, headers=creds.headers)
+    assert [w["value"] for w in widgets.json()["widgets"]] == [3]
+    funnel = await client.get(f"{url}/funnel", params=bounds, headers=creds.headers)
+    assert funnel.json()["loads"] == 3
+    export = await client.get(f"{url}/export/series.csv", params=bounds, headers=creds.headers)
+    assert sum(int(r["loads"]) for r in csv.DictReader(io.StringIO(export.text))) == 3
+
+
 async def test_bad_report_queries_are_problems_with_the_field(
     client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:

@@ -54,7 +54,10 @@ async def _range(
     "/series",
     summary="One metric over time",
     description="Buckets of `interval` in `tz` covering [`since`, `until`), from the rollups "
-    "(recomputed every minute). Counts add up; `end_users` is distinct end users per bucket, "
+    "(recomputed every minute), counting the hours from `since`'s to `until`'s: a first or "
+    "last day bucket counts only its hours in the range, so the buckets add up to the hourly "
+    "series, the funnel and latency of the same range. Counts add up; `end_users` is "
+    "distinct end users per bucket, "
     "of the widget or, without `widget`, across the tenant's widgets; "
     "`*_p50`/`*_p95` are response latencies in ms.",
     responses=problems(*TENANT_ERRORS),

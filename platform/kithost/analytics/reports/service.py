@@ -57,22 +57,43 @@ PERCENTILES = {
 
 
 class Window:
-    """Buckets of an interval in a time zone covering [since, until)."""
+    """Buckets of an interval in a time zone covering [since, until), counting the hours
+    from ``since``'s to ``until``'s: a day bucket the range starts or ends within counts
+    only its hours in the range."""
 
-    def __init__(self, starts: list[datetime], interval: Interval) -> None:
+    def __init__(
+        self, starts: list[datetime], interval: Interval, since: datetime, until: datetime
+    ) -> None:
         self.starts = starts
         """Bucket starts in the time zone, plus the end of the last bucket."""
         self.interval = interval
         self.utc_starts = [s.astimezone(UTC) for s in starts]
+        self.start = hour_of(since.astimezone(UTC))
+        """The first hour counted."""
+        self.end = hour_of(until.astimezone(UTC) - timedelta(microseconds=1)) + HOUR
+        """The end of the last hour counted."""
         self.aligned_days = interval is Interval.day and all(
             s.utcoffset() == timedelta(0) for s in starts
         )
-        """Whether the buckets are UTC days (so the daily rollups answer exactly)."""
+        """Whether the buckets are UTC days (so the daily rollups answer for the whole ones)."""
 
-    @property
-    def period(self) -> RollupPeriod:
-        """The rollups that answer for these buckets."""
-        return RollupPeriod.day if self.aligned_days else RollupPeriod.hour
+    def spans(self) -> list[tuple[RollupPeriod, datetime, datetime]]:
+        """The rollups that answer for [start, end), each for a span of it: the daily ones
+        for the whole buckets when those are UTC days, the hourly ones for the rest."""
+        hours = [(RollupPeriod.hour, self.start, self.end)]
+        if not self.aligned_days:
+            return hours
+        starts = self.utc_starts
+        first = starts[0] if starts[0] == self.start else starts[1]
+        last = starts[-1] if starts[-1] == self.end else starts[-2]
+        if first >= last:
+            return hours
+        spans = [
+            (RollupPeriod.hour, self.start, first),
+            (RollupPeriod.day, first, last),
+            (RollupPeriod.hour, last, self.end),
+        ]
+        return [span for span in spans if span[1] < span[2]]
 
     def bucket(self, moment: datetime) -> int | None:
         index = bisect.bisect_right(self.utc_starts, moment) - 1
@@ -107,7 +128,7 @@ def window(since: datetime, until: datetime, interval: Interval, tz: ZoneInfo) -
             day += DAY
     if len(starts) > MAX_BUCKETS + 1:
         raise invalid_field("since", f"at most {MAX_BUCKETS} {interval.value}s per series")
-    return Window(starts, interval)
+    return Window(starts, interval, since, until)
 
 
 async def series(
@@ -117,35 +138,42 @@ async def series(
     where: Window,
     widget_id: uuid.UUID | None,
 ) -> list[float | None]:
-    """The metric's value per bucket of ``where``."""
-    starts = where.utc_starts
-    start, end = starts[0], starts[-1]
-    values: list[float | None] = [0] * (len(starts) - 1)
+    """The metric's value per bucket of ``where``. Distinct end users of a span of day
+    buckets the daily rollups do not answer for (a day in another zone, the range's first or
+    last day when partial) are counted from raw events."""
+    values: list[float | None] = [0] * (len(where.starts) - 1)
     if metric in PERCENTILES:
         column, q = PERCENTILES[metric]
         merged: list[list[int]] = [latency.empty() for _ in values]
-        for row_start, counts in await repository.histograms(
-            session, tenant.id, where.period, column, start, end, widget_id
+        for period, start, end in where.spans():
+            for row_start, counts in await repository.histograms(
+                session, tenant.id, period, column, start, end, widget_id
+            ):
+                index = where.bucket(row_start)
+                if index is not None:
+                    latency.add(merged[index], counts)
+        return [latency.percentile(counts, q) for counts in merged]
+    # Distinct across the widgets: a row of its own.
+    rows_of = TENANT_WIDE if metric is Metric.end_users and widget_id is None else widget_id
+    distinct_days = metric is Metric.end_users and where.interval is Interval.day
+    for period, start, end in where.spans():
+        if distinct_days and period is RollupPeriod.hour:
+            users: list[set[str]] = [set() for _ in values]
+            async for user, at in repository.end_user_times(
+                session, tenant.id, start, end, widget_id
+            ):
+                index = where.bucket(at)
+                if index is not None:
+                    users[index].add(user)
+            for index, found in enumerate(users):
+                values[index] = (values[index] or 0) + len(found)
+            continue
+        for row_start, value in await repository.summed(
+            session, tenant.id, period, start, end, rows_of, [metric.value]
         ):
             index = where.bucket(row_start)
             if index is not None:
-                latency.add(merged[index], counts)
-        return [latency.percentile(counts, q) for counts in merged]
-    if metric is Metric.end_users and where.interval is Interval.day and not where.aligned_days:
-        users: list[set[str]] = [set() for _ in values]
-        async for user, at in repository.end_user_times(session, tenant.id, start, end, widget_id):
-            index = where.bucket(at)
-            if index is not None:
-                users[index].add(user)
-        return [len(s) for s in users]
-    if metric is Metric.end_users and widget_id is None:
-        widget_id = TENANT_WIDE  # distinct across the widgets: a row of its own
-    for row_start, value in await repository.summed(
-        session, tenant.id, where.period, start, end, widget_id, [metric.value]
-    ):
-        index = where.bucket(row_start)
-        if index is not None:
-            values[index] = (values[index] or 0) + int(value or 0)
+                values[index] = (values[index] or 0) + int(value or 0)
     return values
 
 
