@@ -6,6 +6,7 @@ timeout out of range)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx2
@@ -114,3 +115,38 @@ async def test_client_tools_that_cannot_work_are_refused_with_the_field(
 ) -> None:
     _, errors = await refused_tools(client, acme, tools)
     assert errors == [(field, type)]
+
+
+def nested(depth: int) -> str:
+    """An arguments schema whose one property's ``items`` nest ``depth`` deep."""
+    return (
+        '{"type": "object", "properties": {"a": ' + '{"items": ' * depth + "{}" + "}" * (depth + 2)
+    )
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        '{"type": "object", "default": NaN}',
+        '{"type": "object", "examples": [{"x": Infinity}]}',
+        '{"type": "object", "default": {"x": -Infinity}}',
+        nested(900),
+    ],
+)
+async def test_arguments_that_are_no_json_schema_are_refused_with_the_field(
+    client: httpx2.AsyncClient, acme: Acme, parameters: str
+) -> None:
+    """Python reads ``NaN`` and ``Infinity`` in a body, which no JSON holds (the model's API
+    and a browser reading the config back would refuse it); a schema nested deeper than the
+    checks recurse is none a model is given either."""
+    widget = url(await create(client, acme))
+    tools = json.dumps({"agent": {"tools": [client_tool(parameters="ARGS")]}})
+    put = await client.put(
+        widget + "/config",
+        content=tools.replace('"ARGS"', parameters),
+        headers={**acme.matching('"1"'), "content-type": "application/json"},
+    )
+    assert put.status_code == 422, put.text
+    assert [(e["field"], e["type"]) for e in put.json()["errors"]] == [
+        ("config.agent.tools.0.parameters", "value_error")
+    ]

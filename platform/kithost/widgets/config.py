@@ -107,12 +107,18 @@ MAX_SCHEMA_BYTES = 16_384
 
 
 def _arguments_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    if len(json.dumps(schema)) > MAX_SCHEMA_BYTES:
+    try:
+        encoded = json.dumps(schema, allow_nan=False)
+    except ValueError:
+        raise ValueError("JSON has no NaN or Infinity") from None
+    if len(encoded) > MAX_SCHEMA_BYTES:
         raise ValueError(f"at most {MAX_SCHEMA_BYTES} bytes as JSON")
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         raise ValueError(f"not a JSON Schema: {exc.message}") from None
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
     if schema.get("type") != "object":
         raise ValueError('the arguments are an object: "type": "object"')
     return schema
