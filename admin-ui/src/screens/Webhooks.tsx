@@ -101,6 +101,8 @@ export default function Webhooks() {
     mutationFn: (id: string) => unwrap(api.POST('/api/v1/tenants/{tenant}/webhooks/{id}/test', { params: { path: { ...path, id } } })),
     onSuccess: (_, id) => {
       setShown(id);
+      // A failing endpoint's next try moves to now.
+      void refresh();
       void client.invalidateQueries({ queryKey: ['deliveries', tenant.slug, id] });
     },
   });
@@ -168,9 +170,16 @@ export default function Webhooks() {
                     <span>
                       <code>{e.url}</code> {e.enabled ? '' : <span className="badge warn">disabled</span>}
                       {e.failing_since && <span className="badge warn">failing since {formatDate(e.failing_since)}</span>}
+                      {e.failing_since && e.next_attempt_at && <span className="badge">next try {formatDate(e.next_attempt_at)}</span>}
                     </span>
                     <span className="row">
-                      <button type="button" className="secondary" disabled={!canWrite} onClick={() => test.mutate(e.id)}>
+                      <button
+                        type="button"
+                        className="secondary"
+                        disabled={!canWrite}
+                        aria-describedby={e.failing_since ? `test-hint-${e.id}` : undefined}
+                        onClick={() => test.mutate(e.id)}
+                      >
                         Send a test
                       </button>
                       <ConfirmButton
@@ -199,6 +208,11 @@ export default function Webhooks() {
                       </ConfirmButton>
                     </span>
                   </div>
+                  {e.failing_since && (
+                    <p className="hint" id={`test-hint-${e.id}`}>
+                      While it fails, one delivery at a time is attempted, each after a rest; a test or a replay is tried at once.
+                    </p>
+                  )}
                   <p className="muted">
                     {e.description} · {e.events.join(', ')}
                   </p>
