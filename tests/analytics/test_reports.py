@@ -255,6 +255,37 @@ async def test_daily_series_count_only_the_hours_of_the_range(
     assert sum(int(r["loads"]) for r in csv.DictReader(io.StringIO(export.text))) == 3
 
 
+async def test_the_funnel_counts_the_hours_the_series_count(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """A range not on the hour: the series, the count per widget and latency count the
+    hours from ``since``'s to ``until``'s (the rollups hold no finer), while the funnel
+    counted the raw events of the exact range, so its loads disagreed with theirs."""
+    widget, _tenant, creds, url = await subject(app, db)
+    hour = utcnow().replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    early, late = hour + timedelta(minutes=10), hour + timedelta(minutes=50)
+    events = [event("loader.loaded", time=int(early.timestamp() * 1000))]
+    events += [event("loader.loaded", time=int(late.timestamp() * 1000))]
+    events += conversation("th_a", 1)  # now: the last hour
+    assert await store(app, widget, events) == 5
+    until = utcnow().replace(second=0, microsecond=0)
+    bounds = {"since": (hour + timedelta(minutes=30)).isoformat(), "until": until.isoformat()}
+
+    async def get(path: str, **params: str) -> Any:
+        response = await client.get(
+            f"{url}/{path}", params={**bounds, **params}, headers=creds.headers
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    series = await get("series", metric="loads", interval="hour")
+    assert sum(p["value"] for p in series["points"]) == 2
+    assert [w["value"] for w in (await get("widgets"))["widgets"]] == [2]
+    assert (await get("latency"))["responses"] == 1
+    funnel = await get("funnel")
+    assert (funnel["loads"], funnel["conversations"]) == (2, 1)
+
+
 async def test_bad_report_queries_are_problems_with_the_field(
     client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:

@@ -1,6 +1,7 @@
 """Reports over HTTP: series, funnel, latency and the CSV exports (mounted by
 ``analytics.endpoints``). A range is [``since``, ``until``) within 2000 to 2100, of one widget
-of the tenant or all."""
+of the tenant or all; the reports count the hours from ``since``'s to ``until``'s (the rollups
+hold no finer), so that their figures of one range agree; the events export is exact."""
 
 from __future__ import annotations
 

@@ -68,10 +68,8 @@ class Window:
         """Bucket starts in the time zone, plus the end of the last bucket."""
         self.interval = interval
         self.utc_starts = [s.astimezone(UTC) for s in starts]
-        self.start = hour_of(since.astimezone(UTC))
-        """The first hour counted."""
-        self.end = hour_of(until.astimezone(UTC) - timedelta(microseconds=1)) + HOUR
-        """The end of the last hour counted."""
+        self.start, self.end = hours(since, until)
+        """The start of the first hour counted and the end of the last."""
         self.aligned_days = interval is Interval.day and all(
             s.utcoffset() == timedelta(0) for s in starts
         )
@@ -98,6 +96,13 @@ class Window:
     def bucket(self, moment: datetime) -> int | None:
         index = bisect.bisect_right(self.utc_starts, moment) - 1
         return index if 0 <= index < len(self.starts) - 1 else None
+
+
+def hours(since: datetime, until: datetime) -> tuple[datetime, datetime]:
+    """The hours from ``since``'s to ``until``'s, as [start, end) in UTC: what every report
+    counts (the rollups hold no finer), so that their figures of one range agree."""
+    last = hour_of(until.astimezone(UTC) - timedelta(microseconds=1))
+    return hour_of(since.astimezone(UTC)), last + HOUR
 
 
 def zone(name: str) -> ZoneInfo:
@@ -186,15 +191,13 @@ async def totals_by_widget(
     widget_id: uuid.UUID | None,
 ) -> Sequence[tuple[uuid.UUID, int]]:
     """A count per widget with any, most first (one query for a list of widgets, not one a
-    widget): over whole UTC days from the daily rollups when both ends are midnights UTC (24
-    times fewer rows), else over the hours from ``since``'s to ``until``'s."""
+    widget), over the :func:`hours` of the range: from the daily rollups when those are
+    whole UTC days (24 times fewer rows)."""
     if metric in PERCENTILES or metric is Metric.end_users:
         raise invalid_field("metric", "a count: percentiles and end users do not add up")
-    start, end = since.astimezone(UTC), until.astimezone(UTC)
-    if start == day_of(start) and end == day_of(end):
-        period = RollupPeriod.day
-    else:
-        period, start = RollupPeriod.hour, hour_of(start)
+    start, end = hours(since, until)
+    whole_days = start == day_of(start) and end == day_of(end)
+    period = RollupPeriod.day if whole_days else RollupPeriod.hour
     return await repository.summed_by_widget(
         session, tenant.id, period, start, end, widget_id, metric.value
     )
@@ -216,7 +219,9 @@ async def funnel(
     until: datetime,
     widget_id: uuid.UUID | None,
 ) -> Funnel:
-    return Funnel(*await repository.funnel_counts(session, tenant.id, since, until, widget_id))
+    """The funnel of the raw events over the :func:`hours` of the range."""
+    start, end = hours(since, until)
+    return Funnel(*await repository.funnel_counts(session, tenant.id, start, end, widget_id))
 
 
 @dataclass(frozen=True)
@@ -235,13 +240,13 @@ async def latencies(
     until: datetime,
     widget_id: uuid.UUID | None,
 ) -> Latency:
-    """Percentiles over the hours from ``since``'s to ``until``'s."""
-    start, hour = hour_of(since), RollupPeriod.hour
+    """Percentiles over the :func:`hours` of the range."""
+    (start, end), hour = hours(since, until), RollupPeriod.hour
     first_rows = await repository.histograms(
-        session, tenant.id, hour, "first_token_ms", start, until, widget_id
+        session, tenant.id, hour, "first_token_ms", start, end, widget_id
     )
     total_rows = await repository.histograms(
-        session, tenant.id, hour, "total_ms", start, until, widget_id
+        session, tenant.id, hour, "total_ms", start, end, widget_id
     )
     first = latency.merge(counts for _, counts in first_rows)
     total = latency.merge(counts for _, counts in total_rows)
