@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 
 import httpx2
+import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.auth.scopes import Scope
-from kithost.models import Widget
+from kithost.models import KnowledgeBase, Widget
 from tests.factories import client_token
 from tests.widgets.helpers import Acme, audit_entries, create, url
 
@@ -136,3 +137,50 @@ async def test_restoring_copies_a_version_into_the_draft_without_publishing(
     }
     unknown = await client.post(widget + "/versions/7/restore", headers=acme.matching('"5"'))
     assert (unknown.status_code, unknown.json()["code"]) == (404, "version_not_found")
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/versions/3000000000", {}, "number"),
+        ("/versions/99999999999999999999", {}, "number"),
+        ("/versions/0", {}, "number"),
+        ("/versions", {"before": 3000000000}, "before"),
+    ],
+)
+async def test_a_version_number_beyond_any_version_is_refused_with_the_field(
+    client: httpx2.AsyncClient, acme: Acme, path: str, params: dict[str, int], field: str
+) -> None:
+    widget = url(await create(client, acme))
+    for method, headers in [("GET", acme.headers), ("POST", acme.matching('"1"'))]:
+        if method == "POST" and params:
+            continue
+        target = widget + path + ("/restore" if method == "POST" else "")
+        response = await client.request(method, target, params=params, headers=headers)
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
+async def test_restoring_checks_the_version_as_a_draft_is_checked(
+    client: httpx2.AsyncClient, db: AsyncSession, acme: Acme
+) -> None:
+    base = KnowledgeBase(tenant_id=acme.tenant.id, name="Help centre")
+    db.add(base)
+    await db.flush()
+    search = {"type": "file_search", "id": "help", "knowledge_bases": [str(base.id)]}
+    created = await create(client, acme, config={"agent": {"tools": [search]}})
+    widget = url(created)
+    assert (await client.post(widget + "/publish", headers=acme.matching('"1"'))).status_code == 200
+    emptied = await client.put(widget + "/config", json={}, headers=acme.matching('"2"'))
+    assert emptied.status_code == 200
+    await db.delete(base)
+    await db.flush()
+
+    refused = await client.post(widget + "/versions/1/restore", headers=acme.matching('"3"'))
+    assert refused.status_code == 422, refused.text
+    assert [(e["field"], e["type"]) for e in refused.json()["errors"]] == [
+        ("config.agent.tools.0.knowledge_bases", "knowledge_base_not_found")
+    ]
+    draft = await client.get(widget, headers=acme.headers)
+    assert (draft.headers["ETag"], draft.json()["config"]["agent"]["tools"]) == ('"3"', [])

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Query, Response, status
+from fastapi import APIRouter, Body, Header, Path, Query, Response, status
 
 from kithost.auth.dependencies import WidgetsRead, WidgetsWrite
 from kithost.auth.principals import TenantAccess
@@ -29,6 +29,9 @@ CONDITIONAL = problems(*TENANT_ERRORS, 412, 428)
 ORIGIN_CHANGE = problems(*TENANT_ERRORS, 412)
 """412: the widget changed while the request ran (origin changes make a new revision)."""
 Limit = Annotated[int, Query(ge=1, le=200)]
+MAX_VERSION = 2**31 - 1
+"""The largest number ``widget_versions.number`` holds."""
+VersionNumber = Annotated[int, Path(ge=1, le=MAX_VERSION)]
 
 
 def _widget(response: Response, widget: Widget) -> schemas.Widget:
@@ -290,7 +293,9 @@ async def list_versions(
     session: DbSession,
     id: uuid.UUID,
     limit: Limit = 50,
-    before: Annotated[int | None, Query(description="List the versions below this one.")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_VERSION, description="List the versions below this one.")
+    ] = None,
 ) -> list[schemas.VersionSummary]:
     versions = await service.list_versions(session, access.tenant, id, before=before, limit=limit)
     return [schemas.VersionSummary.model_validate(v) for v in versions]
@@ -302,7 +307,7 @@ async def list_versions(
     responses=problems(*TENANT_ERRORS),
 )
 async def get_version(
-    access: WidgetsRead, session: DbSession, id: uuid.UUID, number: int
+    access: WidgetsRead, session: DbSession, id: uuid.UUID, number: VersionNumber
 ) -> schemas.Version:
     version = await service.get_version(session, access.tenant, id, number)
     return schemas.Version.model_validate(version)
@@ -317,13 +322,16 @@ async def get_version(
 async def restore_version(
     access: WidgetsWrite,
     session: DbSession,
+    settings: AppSettings,
     box: AppSecretBox,
     response: Response,
     id: uuid.UUID,
-    number: int,
+    number: VersionNumber,
     if_match: IfMatch = None,
 ) -> schemas.Widget:
-    widget = await service.restore_version(session, access, id, number, if_match)
+    widget = await service.restore_version(
+        session, access, id, number, if_match, outbound=settings.outbound_policy
+    )
     return await _saved(response, session, box, access, widget)
 
 

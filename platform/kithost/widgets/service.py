@@ -400,19 +400,24 @@ async def restore_version(
     widget_id: uuid.UUID,
     number: int,
     if_match: str | None,
+    *,
+    outbound: OutboundPolicy | None = None,
 ) -> Widget:
     """Copy a version's configuration into the draft (publishing it is another step),
-    checked as a publish checks it: the version may name an endpoint the widget's model key
-    is no longer for (:func:`check_agent`)."""
+    checked as any draft is: since it was published, the widget's model key may have been
+    set for another endpoint (:func:`check_agent`), a knowledge base it searches deleted, a
+    tool's address refused by ``outbound``."""
     widget = await _writable(session, access.tenant, widget_id, if_match)
     version = await _version(session, widget, number)
-    check_agent(parse_config(version.config), widget=widget)
+    draft = await _draft(
+        session, widget.tenant_id, version.config, widget=widget, outbound=outbound
+    )
     await _change(
         session,
         access.actor,
         widget,
         "widget.version_restored",
-        draft=version.config,
+        draft=draft,
         data={"version": number},
     )
     return widget
