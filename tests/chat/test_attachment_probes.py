@@ -1,5 +1,5 @@
-"""Attachments probed as an attacker would: files that lie about themselves, and ids and
-links of others."""
+"""Attachments probed as an attacker would: files that lie about themselves, ids and links
+of others, and attachments bound twice."""
 
 from __future__ import annotations
 
@@ -10,16 +10,23 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.chat.context import ChatContext
+from kithost.errors import Conflict
+from kithost.visitor import service as visitor_service
 from tests.chat.helpers import (
+    ALICE,
     PNG,
     assert_problem,
     attachment_widget,
     create,
     path_of,
+    store_of,
+    thread_of,
     upload,
     visitor,
 )
 from tests.fakes.openai_server import FakeOpenAI
+from tests.visitor.helpers import ORIGIN
 
 HTML = b"<html><script>alert(document.domain)</script></html>"
 
@@ -38,6 +45,31 @@ async def test_an_upload_shorter_than_announced_is_refused(
 
     assert_problem(await upload(http, attachment, data), 409, "attachment_mismatch")
     assert (await upload(http, attachment)).status_code == 200
+
+
+async def test_a_sent_attachment_is_not_bound_to_another_thread(
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    """Two messages at once may both find an attachment unsent (``attachable``); the second
+    to store it is refused, instead of taking it from the first (whose thread's deletion
+    would then delete the bytes the second's message shows)."""
+    widget = await attachment_widget(db, app, fake_openai)
+    alice = await visitor(http, app, db, widget)
+    first, second = [thread_of(await alice.send(text)) for text in ("One", "Two")]
+    attachment = await create(alice)
+    assert (await upload(http, attachment)).status_code == 200
+    published = (await visitor_service.load(db, widget.public_key)).published
+    assert published is not None
+    context = ChatContext(published, ALICE, ORIGIN, None, None, 0.0)
+    store = store_of(app)
+    unsent = await store.load_attachment(attachment["id"], context)
+
+    await store.save_attachment(unsent.model_copy(update={"thread_id": first}), context)
+    with pytest.raises(Conflict) as refused:
+        await store.save_attachment(unsent.model_copy(update={"thread_id": second}), context)
+
+    assert refused.value.code == "attachment_in_use"
+    assert (await store.load_attachment(attachment["id"], context)).thread_id == first
 
 
 async def test_what_holds(

@@ -543,16 +543,24 @@ class SqlStore(Store[ChatContext]):
     # -- attachment metadata ---------------------------------------------------------------
 
     async def save_attachment(self, attachment: Attachment, context: ChatContext) -> None:
+        """Write the attachment; one a message carries stays that message's: binding it to
+        another thread is 409 ``attachment_in_use`` (two messages at once may both have found
+        it unsent, ``attachable``; the row is locked, so the second to get here finds it
+        bound)."""
         payload = _stored_attachment(attachment)
         if self._created_attachments.pop(attachment.id, None) == payload:
             return  # as create_attachment wrote it, a moment ago
         async with self.unit(context, writes=True) as session:
-            row = await session.get(ChatAttachment, attachment.id)
+            row = await session.get(
+                ChatAttachment, attachment.id, with_for_update=True, populate_existing=True
+            )
             if row is None:
                 session.add(_attachment_row(attachment, payload, context))
                 return
             if not _owns(row, context):
                 raise attachment_not_found()
+            if row.thread_id not in (None, attachment.thread_id):
+                raise _in_use()
             row.thread_id, row.payload = attachment.thread_id, payload
             try:
                 await session.flush()
@@ -593,7 +601,7 @@ class SqlStore(Store[ChatContext]):
         if row.uploaded_at is None:
             raise Conflict("Upload the attachment first.", code="attachment_not_uploaded")
         if row.thread_id is not None:
-            raise Conflict("This attachment is already in a message.", code="attachment_in_use")
+            raise _in_use()
         return row
 
     # -- presentation ----------------------------------------------------------------------
@@ -778,6 +786,10 @@ def _attachment_row(
         payload=payload,
         payload_version=PAYLOAD_VERSION,
     )
+
+
+def _in_use() -> Conflict:
+    return Conflict("This attachment is already in a message.", code="attachment_in_use")
 
 
 def _aware(moment: datetime) -> datetime:
