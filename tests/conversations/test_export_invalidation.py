@@ -1,25 +1,28 @@
 """An export never outlives a conversation it holds: once one is deleted (by staff, the end
-user, the visitor or retention), its download is 410 ``export_invalidated``, the export
-shows ``invalidated`` and its file is deleted; a file written while one of its
-conversations is deleted is never published. The worker's part runs here
-(tests/conversations/test_exports.py runs a real one)."""
+user, the visitor, retention or the widget's deletion), its download is 410
+``export_invalidated``, the export shows ``invalidated`` and its file's deletion is sent
+with the deletion's commit; a file written while one of its conversations is deleted is
+never published. The worker's part runs here (tests/conversations/test_exports.py runs a
+real one)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 
 import httpx2
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import delete as sa_delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.retention import service as retention
 from kithost.chat import repository as chat
 from kithost.chat.runtime import runtime
-from kithost.conversations import exports, service
+from kithost.conversations import exports, repository, service
 from kithost.conversations.schemas import ConversationFilters, ExportFormat
-from kithost.db import Sessionmaker
+from kithost.db import Sessionmaker, session_scope
 from kithost.kit.keys import Keys
 from kithost.models import ChatThread, ConversationExport, Tenant
 from kithost.models.base import utcnow
@@ -69,17 +72,23 @@ async def delete(
             headers=owner.headers,
         )
         assert erased.status_code == 200, erased.text
-    elif how == "visitor":  # ChatKit's threads.delete: the store's deletion
-        await chat.delete_threads(
-            db, (ChatThread.tenant_id == tenant.id) & (ChatThread.id == thread_id)
-        )
-        await db.commit()
+    elif how == "widget":
+        thread = await db.get(ChatThread, thread_id)
+        assert thread is not None
+        widgets = f"/api/v1/tenants/{tenant.slug}/widgets"
+        gone = await client.delete(f"{widgets}/{thread.widget_id}", headers=owner.headers)
+        assert gone.status_code == 204, gone.text
+    elif how == "visitor":  # ChatKit's threads.delete: the store's deletion, a unit of its own
+        async with session_scope(app.state.sessionmaker, tenant=tenant.id) as session:
+            await chat.delete_threads(
+                session, (ChatThread.tenant_id == tenant.id) & (ChatThread.id == thread_id)
+            )
     else:  # retention: everything idle since before now
-        await retention.purge_expired(db, tenant.id, 0)
-        await db.commit()
+        async with session_scope(app.state.sessionmaker, tenant=tenant.id) as session:
+            await retention.purge_expired(session, tenant.id, 0)
 
 
-@pytest.mark.parametrize("how", ["staff", "end user", "visitor", "retention"])
+@pytest.mark.parametrize("how", ["staff", "end user", "visitor", "retention", "widget"])
 async def test_a_deleted_conversation_takes_the_exports_holding_it(
     client: httpx2.AsyncClient,
     app: FastAPI,
@@ -99,21 +108,22 @@ async def test_a_deleted_conversation_takes_the_exports_holding_it(
     assert threads["returns"] in downloaded.text
 
     await delete(how, app, client, db, owner, tenant, threads["returns"])
+    # The file goes with the deletion's commit, before anything reads the export.
+    export = await db.get(ConversationExport, export_id, populate_existing=True)
+    assert export is not None
+    assert export.status == "invalidated"
+    blobs = [key for args in tasks.take(DELETE_BLOBS) for key in args[1]]
+    assert exports.blob_key(export) in blobs
     refused = await client.get(link)
     assert (refused.status_code, refused.json()["code"]) == (410, "export_invalidated")
     shown = (await client.get(url, headers=owner.headers)).json()
     assert (shown["status"], shown["download_url"]) == ("invalidated", None)
     assert (await client.get(link)).status_code == 410, "and it stays so"
-
-    # The file goes after the deletion's commit or, found later, after the status's.
-    export = await db.get(ConversationExport, export_id)
-    assert export is not None
-    blobs = [key for args in tasks.take(DELETE_BLOBS) for key in args[1]]
-    assert exports.blob_key(export) in blobs
+    assert tasks.take(DELETE_BLOBS) == [], "its file was sent for deletion once"
     await runtime(state_of(app)).storage.delete([exports.blob_key(export)])
 
 
-async def test_the_hourly_purge_deletes_the_file_of_an_export_holding_a_deleted_conversation(
+async def test_the_hourly_purge_invalidates_an_export_holding_a_conversation_deleted_before(
     client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tenant, owner, threads = await acme_with_chats(app, db)
@@ -121,7 +131,8 @@ async def test_the_hourly_purge_deletes_the_file_of_an_export_holding_a_deleted_
     monkeypatch.setattr(app.state.celery, "send_task", tasks.record)
     lost = await requested(client, owner)
     assert await written(app, tenant, lost)
-    await chat.delete_threads(db, ChatThread.id == threads["blog"])
+    # Deleted without invalidating it, as before deletions invalidated exports.
+    await db.execute(sa_delete(ChatThread).where(ChatThread.id == threads["blog"]))
     await db.commit()
     kept = await requested(client, owner)  # written without it
     assert await written(app, tenant, kept)
@@ -170,3 +181,30 @@ async def test_a_file_written_while_a_conversation_it_holds_is_deleted_is_not_pu
     export = await db.get(ConversationExport, export_id)
     assert export is not None
     assert not await stored(app, export), "the file is not kept"
+
+
+@pytest.mark.filterwarnings("error")
+async def test_the_hourly_purge_leaves_an_export_deleted_meanwhile_to_its_deletion(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another purge (or the tenant's deletion) deletes one of the exports this one found
+    old enough, before this one deletes it: this one deletes the others and is done."""
+    tenant, owner, _ = await acme_with_chats(app, db)
+    tasks = RecordedTasks()
+    monkeypatch.setattr(app.state.celery, "send_task", tasks.record)
+    first, second = await requested(client, owner), await requested(client, owner)
+    found = repository.exports_before
+
+    async def one_deleted_meanwhile(
+        session: AsyncSession, tenant_id: uuid.UUID, cutoff: datetime | None
+    ) -> Sequence[ConversationExport]:
+        old = await found(session, tenant_id, cutoff)
+        async with session_scope(app.state.sessionmaker, tenant=tenant_id) as other:
+            await other.execute(sa_delete(ConversationExport).where(ConversationExport.id == first))
+        return old
+
+    monkeypatch.setattr(repository, "exports_before", one_deleted_meanwhile)
+    assert await exports.purge_expired(app.state.sessionmaker, utcnow() + exports.KEPT) == 1
+    assert await db.get(ConversationExport, second, populate_existing=True) is None
+    [[_, blobs]] = tasks.take(DELETE_BLOBS)
+    assert blobs == [f"{tenant.id}/exports/{second}.jsonl"]

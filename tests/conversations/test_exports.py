@@ -160,32 +160,43 @@ async def test_a_csv_export_takes_the_lists_filters(
         assert [e["field"] for e in refused.json()["errors"]] == [field]
 
 
+@pytest.mark.parametrize("by", ["staff", "the end user's erasure"])
 async def test_an_export_holding_a_deleted_conversation_is_gone(
-    api: tuple[FastAPI, httpx2.AsyncClient],
+    api: tuple[FastAPI, httpx2.AsyncClient], by: str
 ) -> None:
+    """The worker deletes its file after the deletion's commit, before anything reads the
+    export."""
     app, client = api
     slug, reader, threads = await chats(app)
     async with session_scope(operator_sessions(app)) as session:
         tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug))
         assert tenant is not None
-        writer = await client_token(app, session, tenant, [Scope.conversations_write])
+        scopes = [Scope.conversations_write, Scope.members_write]
+        writer = await client_token(app, session, tenant, scopes)
     base = f"/api/v1/tenants/{slug}/conversations"
     requested = await client.post(f"{base}/exports", json={"format": "csv"}, headers=reader.headers)
     export = await ready(client, f"{base}/exports/{requested.json()['id']}", reader)
     assert threads["tent"] in (await client.get(export["download_url"])).text
 
-    deleted = await client.delete(f"{base}/{threads['tent']}", headers=writer.headers)
-    assert deleted.status_code == 204, deleted.text
-    refused = await client.get(export["download_url"])
-    assert (refused.status_code, refused.json()["code"]) == (410, "export_invalidated")
-    shown = await client.get(f"{base}/exports/{export['id']}", headers=reader.headers)
-    assert (shown.json()["status"], shown.json()["download_url"]) == ("invalidated", None)
+    if by == "staff":
+        deleted = await client.delete(f"{base}/{threads['tent']}", headers=writer.headers)
+    else:
+        deleted = await client.post(
+            f"/api/v1/tenants/{slug}/analytics/end-user-deletions",
+            json={"end_user": "u:42"},
+            headers=writer.headers,
+        )
+    assert deleted.is_success, deleted.text
     storage = runtime(state_of(app)).storage
 
-    async def file_gone() -> bool:  # the worker deletes it
+    async def file_gone() -> bool:
         async with session_scope(operator_sessions(app)) as session:
             row = await session.get(ConversationExport, uuid.UUID(export["id"]))
         assert row is not None
         return await storage.get(exports.blob_key(row)) is None
 
     await until(file_gone)
+    refused = await client.get(export["download_url"])
+    assert (refused.status_code, refused.json()["code"]) == (410, "export_invalidated")
+    shown = await client.get(f"{base}/exports/{export['id']}", headers=reader.headers)
+    assert (shown.json()["status"], shown.json()["download_url"]) == ("invalidated", None)

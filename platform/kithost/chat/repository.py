@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import (
     ColumnElement,
@@ -39,6 +39,25 @@ Order = Literal["asc", "desc"]
 DELETE_BATCH = 500
 """Thread ids per statement deleting them and what is theirs (SQLite's bound parameters)."""
 Owned = type[ChatThread] | type[ChatItem] | type[ChatAttachment] | type[ChatQuotaUse]
+
+
+class ThreadsDeleted(Protocol):
+    """What runs in the unit of work deleting threads, once they are gone: given their
+    tenant and ids (at most :data:`DELETE_BATCH` at a time)."""
+
+    async def __call__(
+        self, session: AsyncSession, tenant_id: uuid.UUID, *, threads: Sequence[str]
+    ) -> object: ...
+
+
+_THREADS_DELETED: list[ThreadsDeleted] = []
+
+
+def on_threads_deleted(hook: ThreadsDeleted) -> None:
+    """Have ``hook`` run by every deletion of threads (:func:`delete_threads`), in its unit
+    of work: ``conversations.exports`` registers as it is imported, invalidating the exports
+    that hold them (``chat`` sits below ``conversations``)."""
+    _THREADS_DELETED.append(hook)
 
 
 def owned(model: Owned, context: ChatContext) -> ColumnElement[bool]:
@@ -307,7 +326,8 @@ async def delete_threads(
     The deliveries go last, by the ids of the threads deleted: whatever writes a delivery
     about a thread holds, until it commits, a lock this deletion waits for (a message's item
     its thread, ``conversation.idle`` its mark, feedback the items, a replay the thread), so
-    a delivery written meanwhile is committed, and found, by then.
+    a delivery written meanwhile is committed, and found, by then. Then the hooks
+    (:func:`on_threads_deleted`) run on the threads deleted.
 
     Returns the number of chat rows deleted and the storage keys of the attachments' bytes,
     to delete once the transaction has committed.
@@ -339,6 +359,8 @@ async def delete_threads(
                     WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.thread_id.in_(chunk)
                 )
             )
+            for hook in _THREADS_DELETED:
+                await hook(session, tenant_id, threads=chunk)
             deleted += len(found) + rowcount(items) + rowcount(threads)
     return deleted, keys
 

@@ -237,4 +237,3 @@ async def delete_conversation(
     access: ConversationsWrite, session: DbSession, thread_id: str
 ) -> None:
     await service.delete_conversation(session, access, thread_id)
-    await exports.invalidate(session, access.tenant.id, threads=[thread_id])

@@ -8,10 +8,12 @@ file (hourly).
 An export never outlives a conversation it holds: the task records each conversation it
 writes (``ConversationExportThread``) before it publishes the file, and an export holding
 one deleted since is *invalidated* (:func:`invalidate`): its file deleted, its download 410
-``export_invalidated``. A deletion through the conversations API invalidates at once; any
-other (the end user's, retention's, a widget's) is found by the download and the export's
-status, which refuse it from the deletion's commit on, and by the hourly purge, which
-deletes the file. A file written while one of its conversations is deleted is not published.
+``export_invalidated``. Every deletion of a conversation (staff's, the visitor's, the end
+user's, retention's, a widget's) invalidates them in its unit of work, whose commit sends
+their files' deletion: ``chat.repository.delete_threads``, which they all end in, runs
+:func:`invalidate` on the threads it deleted (registered with
+``chat.repository.on_threads_deleted``, since ``chat`` sits below ``conversations``). A file
+written while one of its conversations is deleted is not published.
 
 A link is ``/api/v1/conversation-exports/ex_`` + ``tenant.export.expiry.actor`` (hex ids,
 Unix seconds, the caller it was made for as ``auth.standing.actor_text``) + ``.`` + its HMAC
@@ -37,6 +39,7 @@ from kithost.audit import service as audit
 from kithost.auth.principals import Actor, TenantAccess
 from kithost.auth.scopes import Scope
 from kithost.auth.standing import actor_of, actor_text, scopes_now
+from kithost.chat.repository import on_threads_deleted
 from kithost.chat.tasks import delete_blobs
 from kithost.conversations import repository, service, tasks
 from kithost.conversations.schemas import (
@@ -211,7 +214,7 @@ async def invalidate(
     """Invalidate the tenant's exports (among ``exports``, or holding one of ``threads``, or
     any) that hold a conversation deleted since they were written, and delete their files
     after the commit (``kithost.chat.delete_blobs``; one still being written is not
-    published, :func:`write`); how many."""
+    published, :func:`write`); how many. Every deletion of threads runs it on them."""
     lost = await repository.lost_exports(session, tenant_id, exports=exports, threads=threads)
     for export in lost:
         export.status = ExportStatus.invalidated
@@ -221,20 +224,28 @@ async def invalidate(
     return len(lost)
 
 
+on_threads_deleted(invalidate)
+
+
 async def purge_expired(sessionmaker: Sessionmaker, now: datetime) -> int:
-    """Delete every tenant's exports asked for more than ``KEPT`` before ``now``, and
-    invalidate those holding a conversation deleted since (:func:`invalidate`); after the
-    commit, delete their files (``kithost.chat.delete_blobs``). How many were deleted."""
+    """Delete every tenant's exports asked for more than ``KEPT`` before ``now`` (each
+    locked first: one deleted meanwhile, by a tenant's deletion or another purge, is left to
+    it), and invalidate those holding a conversation deleted since (:func:`invalidate`);
+    after the commit, delete their files (``kithost.chat.delete_blobs``). How many were
+    deleted."""
     cutoff = now - KEPT
     async with session_scope(sessionmaker) as session, rls.bypassing(session, rls.Bypass.sweep):
         tenants = await repository.tenants_with_exports(session)
     purged = 0
     for tenant_id in tenants:
         async with session_scope(sessionmaker, tenant=tenant_id) as session:
-            expired = await repository.exports_before(session, tenant_id, cutoff)
-            for export in expired:
-                await session.delete(export)
-            if expired:  # else deleted meanwhile
+            expired: list[ConversationExport] = []
+            for found in await repository.exports_before(session, tenant_id, cutoff):
+                export = await repository.export(session, tenant_id, found.id, lock=True)
+                if export is not None:
+                    await session.delete(export)
+                    expired.append(export)
+            if expired:
                 enqueue(session, delete_blobs, str(tenant_id), [blob_key(e) for e in expired])
             await session.flush()
             await invalidate(session, tenant_id)
