@@ -91,7 +91,7 @@ async def test_what_holds(
     foreign = url.replace(attachment["id"], other["id"])
     assert_problem(await http.post(foreign, files=two), 401, "invalid_attachment_token")
     huge = await http.post(url, files={"file": ("x" * 100_000, HTML, "image/png")})
-    assert_problem(huge, 400, "invalid_upload")
+    assert_problem(huge, 413, "payload_too_large")  # far over the announced size
     named = {"file": ("../../\x00.png", HTML, "image/png")}  # names are never paths
     assert (await http.post(url, files=named)).status_code == 200
 
@@ -106,3 +106,17 @@ async def test_what_holds(
     assert_problem(with_upload_token, 401, "invalid_attachment_token")
     assert await alice.call("attachments.delete", attachment_id=attachment["id"]) == {}
     assert_problem(await http.get(preview), 404, "attachment_not_found")
+
+
+async def test_an_upload_is_read_no_further_than_announced(
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    """A file far over the size its attachment announced is cut off there (413), not read
+    up to the platform's cap: an attachment announced at 28 bytes takes no 2 MB."""
+    alice = await visitor(http, app, db, await attachment_widget(db, app, fake_openai))
+    attachment = await create(alice)
+
+    over = await upload(http, attachment, PNG * 80_000)
+
+    assert_problem(over, 413, "payload_too_large")
+    assert (await upload(http, attachment)).status_code == 200

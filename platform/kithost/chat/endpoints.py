@@ -178,8 +178,10 @@ async def upload(request: Request, pk: str, attachment_id: str) -> Response:
     chat = runtime(request.app.state)
     with cors_problems(_ANY_ORIGIN, problem_for):
         context = await _link_context(request, chat, pk, attachment_id, "upload")
-        data, mime_type = await _uploaded_file(request, chat.settings.chat_attachment_max_bytes)
-        attachment = await chat.attachment_store().upload(attachment_id, data, mime_type, context)
+        attachments = chat.attachment_store()
+        announced = await attachments.announced_size(attachment_id, context)
+        data, mime_type = await _uploaded_file(request, announced)
+        attachment = await attachments.upload(attachment_id, data, mime_type, context)
     body = attachment.model_dump_json(
         by_alias=True, exclude_none=True, context={"exclude_metadata": True}
     )
@@ -497,12 +499,18 @@ async def _link_context(
     )
 
 
-async def _uploaded_file(request: Request, limit: int) -> tuple[bytes, str]:
-    """The ``file`` part of a multipart upload of at most ``limit`` bytes, and its type."""
+async def _uploaded_file(request: Request, announced: int) -> tuple[bytes, str]:
+    """The ``file`` part of a multipart upload, and its type; 413 once the body is
+    :data:`MULTIPART_OVERHEAD` over the ``announced`` size (``attachments.create``'s, at
+    most the platform's limit): a file slightly off is the store's 409 ``attachment_mismatch``.
+    """
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise _bad_upload("send multipart/form-data with a 'file' part")
     parser = MultiPartParser(
-        request.headers, _limited(request, limit + MULTIPART_OVERHEAD), max_files=1, max_fields=8
+        request.headers,
+        _limited(request, announced + MULTIPART_OVERHEAD),
+        max_files=1,
+        max_fields=8,
     )
     try:
         form = await parser.parse()
@@ -513,8 +521,6 @@ async def _uploaded_file(request: Request, limit: int) -> tuple[bytes, str]:
         raise _bad_upload("no 'file' part")
     data = await file.read()
     await form.close()
-    if len(data) > limit:
-        raise _too_large(limit)
     return data, (file.content_type or "application/octet-stream").split(";", 1)[0].strip()
 
 

@@ -706,6 +706,17 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
             await session.delete(row)
         await self.store.storage.delete([blob_key(row.tenant_id, row.widget_id, row.id)])
 
+    async def announced_size(self, attachment_id: str, context: ChatContext) -> int:
+        """The size ``attachments.create`` announced for the end user's attachment that
+        awaits its bytes: what its upload is read up to (:meth:`upload` checks it again)."""
+        async with self.store.unit(context) as session:
+            row = await repository.attachment(session, context, attachment_id)
+        if row is None:
+            raise attachment_not_found()
+        if row.uploaded_at is not None:
+            raise _uploaded()
+        return row.size
+
     async def upload(
         self, attachment_id: str, data: bytes, mime_type: str, context: ChatContext
     ) -> Attachment:
@@ -717,7 +728,7 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
             if row is None:
                 raise attachment_not_found()
             if row.uploaded_at is not None:
-                raise Conflict("This attachment is already uploaded.", code="attachment_uploaded")
+                raise _uploaded()
             if len(data) != row.size or mime_type != row.mime_type:
                 raise Conflict(
                     "The file is not the one announced by attachments.create.",
@@ -786,6 +797,10 @@ def _attachment_row(
         payload=payload,
         payload_version=PAYLOAD_VERSION,
     )
+
+
+def _uploaded() -> Conflict:
+    return Conflict("This attachment is already uploaded.", code="attachment_uploaded")
 
 
 def _in_use() -> Conflict:
