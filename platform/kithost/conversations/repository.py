@@ -352,7 +352,8 @@ async def lost_exports(
 ) -> Sequence[ConversationExport]:
     """The tenant's pending or ready exports (among ``exports``, or holding one of
     ``threads``, or any) whose files hold a thread deleted since, their rows locked until
-    the unit of work ends."""
+    the unit of work ends, in the order of their ids: two deletions holding some of the same
+    exports lock them in one order (else PostgreSQL may find a deadlock and abort one)."""
     held = ConversationExportThread
     gone = ~exists().where(ChatThread.tenant_id == held.tenant_id, ChatThread.id == held.thread_id)
     losing = select(held.export_id).where(held.tenant_id == tenant_id, gone)
@@ -360,10 +361,14 @@ async def lost_exports(
         losing = losing.where(held.export_id.in_(exports))
     if threads is not None:
         losing = losing.where(held.thread_id.in_(threads))
-    statement = select(ConversationExport).where(
-        ConversationExport.tenant_id == tenant_id,
-        ConversationExport.status.in_(LIVE),
-        ConversationExport.id.in_(losing),
+    statement = (
+        select(ConversationExport)
+        .where(
+            ConversationExport.tenant_id == tenant_id,
+            ConversationExport.status.in_(LIVE),
+            ConversationExport.id.in_(losing),
+        )
+        .order_by(ConversationExport.id)
     )
     locked = statement.with_for_update().execution_options(populate_existing=True)
     return (await session.scalars(locked)).all()
