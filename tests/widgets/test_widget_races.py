@@ -118,3 +118,27 @@ async def test_origins_added_at_once_are_each_added_or_refused_412(race: RacingA
     listed = await race.client.get(f"{widget}/origins", headers=headers)
     assert sorted(o["origin"] for o in listed.json()) == added
     assert len(set(added)) == len(added)
+
+
+async def test_a_widget_deleted_while_it_is_changed_is_gone_or_changed_never_500(
+    race: RacingApp,
+) -> None:
+    widget, headers = await owner_widget(race)
+    matching = {**headers, "If-Match": '"3"'}
+    await race.warm(AT_ONCE)
+
+    async def change(n: int) -> httpx2.Response:
+        if n == 0:
+            return await race.client.delete(widget, headers=headers)
+        if n % 3 == 0:
+            return await race.client.post(f"{widget}/publish", headers=matching)
+        if n % 3 == 1:
+            return await race.client.post(f"{widget}/versions/1/restore", headers=matching)
+        origin = {"origin": f"https://shop{n}.example.com"}
+        return await race.client.post(f"{widget}/origins", json=origin, headers=headers)
+
+    answers = await at_once(AT_ONCE, change)
+    assert answers[0].status_code in {204, 412}, answers[0].text
+    assert {r.status_code for r in answers[1:]} <= {200, 201, 404, 412}, [r.text for r in answers]
+    after = await race.client.get(widget, headers=headers)
+    assert after.status_code == (404 if answers[0].status_code == 204 else 200)
