@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.chat.context import ChatContext
+from kithost.chat.errors import ChatNotFound
 from kithost.errors import Conflict
 from kithost.visitor import service as visitor_service
 from tests.chat.helpers import (
@@ -70,6 +71,32 @@ async def test_a_sent_attachment_is_not_bound_to_another_thread(
 
     assert refused.value.code == "attachment_in_use"
     assert (await store.load_attachment(attachment["id"], context)).thread_id == first
+
+
+async def test_a_deleted_attachment_is_not_bound_to_a_message(
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    """A message sent as its attachment is deleted may find it (``attachable``) before the
+    deletion; storing the message then finds it gone, rather than writing it again without
+    its bytes (a message carrying a file that no longer exists)."""
+    widget = await attachment_widget(db, app, fake_openai)
+    alice = await visitor(http, app, db, widget)
+    thread_id = thread_of(await alice.send("One"))
+    attachment = await create(alice)
+    assert (await upload(http, attachment)).status_code == 200
+    published = (await visitor_service.load(db, widget.public_key)).published
+    assert published is not None
+    context = ChatContext(published, ALICE, ORIGIN, None, None, 0.0)
+    store = store_of(app)
+    found = await store.load_attachment(attachment["id"], context)
+    assert await alice.call("attachments.delete", attachment_id=attachment["id"]) == {}
+
+    with pytest.raises(ChatNotFound) as refused:
+        await store.save_attachment(found.model_copy(update={"thread_id": thread_id}), context)
+
+    assert refused.value.code == "attachment_not_found"
+    with pytest.raises(ChatNotFound):
+        await store.load_attachment(attachment["id"], context)
 
 
 async def test_what_holds(

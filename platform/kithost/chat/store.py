@@ -546,7 +546,8 @@ class SqlStore(Store[ChatContext]):
         """Write the attachment; one a message carries stays that message's: binding it to
         another thread is 409 ``attachment_in_use`` (two messages at once may both have found
         it unsent, ``attachable``; the row is locked, so the second to get here finds it
-        bound)."""
+        bound), and binding one deleted meanwhile is 404 ``attachment_not_found`` (it is not
+        written again, without its bytes)."""
         payload = _stored_attachment(attachment)
         if self._created_attachments.pop(attachment.id, None) == payload:
             return  # as create_attachment wrote it, a moment ago
@@ -555,6 +556,8 @@ class SqlStore(Store[ChatContext]):
                 ChatAttachment, attachment.id, with_for_update=True, populate_existing=True
             )
             if row is None:
+                if attachment.thread_id is not None:
+                    raise attachment_not_found()
                 session.add(_attachment_row(attachment, payload, context))
                 return
             if not _owns(row, context):
