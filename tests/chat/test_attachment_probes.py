@@ -3,20 +3,24 @@ of others, and attachments bound twice."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import httpx2
 import pytest
+from chatkit.types import Attachment
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.chat.context import ChatContext
 from kithost.chat.errors import ChatNotFound
+from kithost.chat.store import SqlStore
 from kithost.errors import Conflict
 from kithost.visitor import service as visitor_service
 from tests.chat.helpers import (
     ALICE,
     PNG,
+    Visitor,
     assert_problem,
     attachment_widget,
     create,
@@ -48,29 +52,50 @@ async def test_an_upload_shorter_than_announced_is_refused(
     assert (await upload(http, attachment)).status_code == 200
 
 
+@dataclass(frozen=True)
+class Uploaded:
+    """Alice, her threads, her uploaded attachment as the store loads it for her."""
+
+    alice: Visitor
+    thread_ids: list[str]
+    attachment: Attachment
+    store: SqlStore
+    context: ChatContext
+
+
+async def uploaded(
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake: FakeOpenAI, threads: int
+) -> Uploaded:
+    widget = await attachment_widget(db, app, fake)
+    alice = await visitor(http, app, db, widget)
+    thread_ids = [thread_of(await alice.send(f"Message {n}")) for n in range(threads)]
+    created = await create(alice)
+    assert (await upload(http, created)).status_code == 200
+    published = (await visitor_service.load(db, widget.public_key)).published
+    assert published is not None
+    context = ChatContext(published, ALICE, ORIGIN, None, None, 0.0)
+    store = store_of(app)
+    attachment = await store.load_attachment(created["id"], context)
+    return Uploaded(alice, thread_ids, attachment, store, context)
+
+
 async def test_a_sent_attachment_is_not_bound_to_another_thread(
     http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
 ) -> None:
     """Two messages at once may both find an attachment unsent (``attachable``); the second
     to store it is refused, instead of taking it from the first (whose thread's deletion
     would then delete the bytes the second's message shows)."""
-    widget = await attachment_widget(db, app, fake_openai)
-    alice = await visitor(http, app, db, widget)
-    first, second = [thread_of(await alice.send(text)) for text in ("One", "Two")]
-    attachment = await create(alice)
-    assert (await upload(http, attachment)).status_code == 200
-    published = (await visitor_service.load(db, widget.public_key)).published
-    assert published is not None
-    context = ChatContext(published, ALICE, ORIGIN, None, None, 0.0)
-    store = store_of(app)
-    unsent = await store.load_attachment(attachment["id"], context)
+    made = await uploaded(http, app, db, fake_openai, threads=2)
+    first, second = made.thread_ids
+    bound = made.attachment.model_copy(update={"thread_id": first})
+    taken = made.attachment.model_copy(update={"thread_id": second})
 
-    await store.save_attachment(unsent.model_copy(update={"thread_id": first}), context)
+    await made.store.save_attachment(bound, made.context)
     with pytest.raises(Conflict) as refused:
-        await store.save_attachment(unsent.model_copy(update={"thread_id": second}), context)
+        await made.store.save_attachment(taken, made.context)
 
     assert refused.value.code == "attachment_in_use"
-    assert (await store.load_attachment(attachment["id"], context)).thread_id == first
+    assert (await made.store.load_attachment(bound.id, made.context)).thread_id == first
 
 
 async def test_a_deleted_attachment_is_not_bound_to_a_message(
@@ -79,24 +104,17 @@ async def test_a_deleted_attachment_is_not_bound_to_a_message(
     """A message sent as its attachment is deleted may find it (``attachable``) before the
     deletion; storing the message then finds it gone, rather than writing it again without
     its bytes (a message carrying a file that no longer exists)."""
-    widget = await attachment_widget(db, app, fake_openai)
-    alice = await visitor(http, app, db, widget)
-    thread_id = thread_of(await alice.send("One"))
-    attachment = await create(alice)
-    assert (await upload(http, attachment)).status_code == 200
-    published = (await visitor_service.load(db, widget.public_key)).published
-    assert published is not None
-    context = ChatContext(published, ALICE, ORIGIN, None, None, 0.0)
-    store = store_of(app)
-    found = await store.load_attachment(attachment["id"], context)
-    assert await alice.call("attachments.delete", attachment_id=attachment["id"]) == {}
+    made = await uploaded(http, app, db, fake_openai, threads=1)
+    attachment_id = made.attachment.id
+    assert await made.alice.call("attachments.delete", attachment_id=attachment_id) == {}
+    bound = made.attachment.model_copy(update={"thread_id": made.thread_ids[0]})
 
     with pytest.raises(ChatNotFound) as refused:
-        await store.save_attachment(found.model_copy(update={"thread_id": thread_id}), context)
+        await made.store.save_attachment(bound, made.context)
 
     assert refused.value.code == "attachment_not_found"
     with pytest.raises(ChatNotFound):
-        await store.load_attachment(attachment["id"], context)
+        await made.store.load_attachment(attachment_id, made.context)
 
 
 async def test_what_holds(
