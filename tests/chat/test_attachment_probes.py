@@ -165,3 +165,22 @@ async def test_an_upload_is_read_no_further_than_announced(
 
     assert_problem(over, 413, "payload_too_large")
     assert (await upload(http, attachment)).status_code == 200
+
+
+async def test_another_widgets_attachment_is_out_of_reach(
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    """The same end user id on another tenant's widget holds none of the first widget's
+    attachments (held up: the store filters by tenant, widget and end user)."""
+    alice = await visitor(http, app, db, await attachment_widget(db, app, fake_openai))
+    elsewhere = await visitor(http, app, db, await attachment_widget(db, app, fake_openai))
+    attachment = await create(alice)
+    assert (await upload(http, attachment)).status_code == 200
+    message = {"content": [], "attachments": [attachment["id"]], "inference_options": {}}
+
+    refused = await elsewhere.post("threads.create", input=message)
+
+    assert_problem(refused, 404, "attachment_not_found")
+    deleted = await elsewhere.post("attachments.delete", attachment_id=attachment["id"])
+    assert_problem(deleted, 404, "attachment_not_found")
+    assert (await http.get(path_of(attachment["preview_url"]))).status_code == 200
