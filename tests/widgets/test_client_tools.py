@@ -13,7 +13,7 @@ import httpx2
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.widgets.config import WidgetConfig
+from kithost.widgets.config import MAX_SCHEMA_DEPTH, WidgetConfig
 from tests.visitor.helpers import ORIGIN, config_url, make_widget
 from tests.widgets.helpers import Acme, create, refused_tools, url
 
@@ -124,21 +124,35 @@ def nested(depth: int) -> str:
     )
 
 
+async def test_arguments_nested_within_the_limit_are_kept(
+    client: httpx2.AsyncClient, acme: Acme
+) -> None:
+    widget = url(await create(client, acme))
+    tools = json.dumps({"agent": {"tools": [client_tool(parameters="ARGS")]}})
+    put = await client.put(
+        widget + "/config",
+        content=tools.replace('"ARGS"', nested(MAX_SCHEMA_DEPTH - 4)),
+        headers={**acme.matching('"1"'), "content-type": "application/json"},
+    )
+    assert put.status_code == 200, put.text
+
+
 @pytest.mark.parametrize(
     "parameters",
     [
         '{"type": "object", "default": NaN}',
         '{"type": "object", "examples": [{"x": Infinity}]}',
         '{"type": "object", "default": {"x": -Infinity}}',
-        nested(900),
+        nested(40),
     ],
 )
 async def test_arguments_that_are_no_json_schema_are_refused_with_the_field(
     client: httpx2.AsyncClient, acme: Acme, parameters: str
 ) -> None:
     """Python reads ``NaN`` and ``Infinity`` in a body, which no JSON holds (the model's API
-    and a browser reading the config back would refuse it); a schema nested deeper than the
-    checks recurse is none a model is given either."""
+    and a browser reading the config back would refuse it); a schema nested deeper than
+    ``MAX_SCHEMA_DEPTH`` is none a model is given either (checking one 900 deep ran out of
+    stack: a 500, or a 400 or 422 by the depth of the caller's stack)."""
     widget = url(await create(client, acme))
     tools = json.dumps({"agent": {"tools": [client_tool(parameters="ARGS")]}})
     put = await client.put(

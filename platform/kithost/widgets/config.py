@@ -104,9 +104,29 @@ class WebSearch(Schema):
 ToolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 MAX_SCHEMA_BYTES = 16_384
 """The largest JSON Schema of a function tool's arguments, encoded."""
+MAX_SCHEMA_DEPTH = 32
+"""How deep a function tool's arguments schema may nest (objects and lists): deeper is no
+schema a model is given, and checking it ran out of stack at a depth that varies with the
+caller's (a 500, then a 422 or a 400 by chance)."""
+
+
+def _depth(value: Any) -> int:
+    """How deep ``value``'s objects and lists nest (past ``MAX_SCHEMA_DEPTH``: one more),
+    measured without recursion."""
+    deepest, pending = 0, [(value, 1)]
+    while pending and deepest <= MAX_SCHEMA_DEPTH:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            pending.extend(
+                (v, depth + 1) for v in (item.values() if isinstance(item, dict) else item)
+            )
+    return deepest
 
 
 def _arguments_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    if _depth(schema) > MAX_SCHEMA_DEPTH:
+        raise ValueError(f"nested at most {MAX_SCHEMA_DEPTH} deep (objects and lists)")
     try:
         encoded = json.dumps(schema, allow_nan=False)
     except ValueError:
@@ -117,8 +137,6 @@ def _arguments_schema(schema: dict[str, Any]) -> dict[str, Any]:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         raise ValueError(f"not a JSON Schema: {exc.message}") from None
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
     if schema.get("type") != "object":
         raise ValueError('the arguments are an object: "type": "object"')
     return schema
