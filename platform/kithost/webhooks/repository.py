@@ -35,8 +35,9 @@ async def claim_endpoint(
     session: AsyncSession, endpoint: WebhookEndpoint, now: datetime, until: datetime
 ) -> datetime | None:
     """Hold ``endpoint`` for an attempt until ``until`` unless an attempt holds it or it
-    rests; else when it is due (None: held now). One statement: of two workers, one holds it."""
-    held = await session.execute(
+    rests; else when it is due (None: held now). One statement: of two workers, one holds it
+    (the other reads when it is due)."""
+    held = await session.scalar(
         update(WebhookEndpoint)
         .where(
             WebhookEndpoint.tenant_id == endpoint.tenant_id,
@@ -44,11 +45,12 @@ async def claim_endpoint(
             or_(WebhookEndpoint.next_attempt_at.is_(None), WebhookEndpoint.next_attempt_at <= now),
         )
         .values(next_attempt_at=until)
+        .returning(WebhookEndpoint.id)
         .execution_options(synchronize_session=False)
     )
-    await session.refresh(endpoint, ["next_attempt_at"])
-    if rowcount(held):
+    if held is not None:
         return None
+    await session.refresh(endpoint, ["next_attempt_at"])
     return endpoint.next_attempt_at or now
 
 
