@@ -7,17 +7,21 @@ real one)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import httpx2
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import delete as sa_delete
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from kithost.analytics.retention import service as retention
+from kithost.auth.principals import CLI
+from kithost.auth.scopes import Scope
 from kithost.chat import repository as chat
 from kithost.chat.runtime import runtime
 from kithost.conversations import exports, repository, service
@@ -26,9 +30,14 @@ from kithost.db import Sessionmaker, session_scope
 from kithost.kit.keys import Keys
 from kithost.models import ChatThread, ConversationExport, Tenant
 from kithost.models.base import utcnow
+from kithost.settings import Settings
+from kithost.widgets.service import create_widget
+from tests.chat.test_purge_races import ended_or_waiting
 from tests.conftest import state_of
+from tests.conversations.helpers import conversation
 from tests.conversations.test_conversations_api import CONVERSATIONS, acme_with_chats
-from tests.factories import Credentials
+from tests.factories import Credentials, client_token
+from tests.races import RacingApp, racing_app
 from tests.workers import RecordedTasks
 
 DELETE_BLOBS = "kithost.chat.delete_blobs"
@@ -123,35 +132,6 @@ async def test_a_deleted_conversation_takes_the_exports_holding_it(
     await runtime(state_of(app)).storage.delete([exports.blob_key(export)])
 
 
-async def test_the_hourly_purge_invalidates_an_export_holding_a_conversation_deleted_before(
-    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    tenant, owner, threads = await acme_with_chats(app, db)
-    tasks = RecordedTasks()
-    monkeypatch.setattr(app.state.celery, "send_task", tasks.record)
-    lost = await requested(client, owner)
-    assert await written(app, tenant, lost)
-    # Deleted without invalidating it, as before deletions invalidated exports.
-    await db.execute(sa_delete(ChatThread).where(ChatThread.id == threads["blog"]))
-    await db.commit()
-    kept = await requested(client, owner)  # written without it
-    assert await written(app, tenant, kept)
-
-    await exports.purge_expired(app.state.sessionmaker, utcnow())
-    kept_row = await db.get(ConversationExport, kept, populate_existing=True)
-    lost_row = await db.get(ConversationExport, lost, populate_existing=True)
-    assert kept_row is not None
-    assert lost_row is not None
-    assert (kept_row.status, lost_row.status) == ("ready", "invalidated")
-    blobs = [key for args in tasks.take(DELETE_BLOBS) for key in args[1]]
-    assert blobs == [exports.blob_key(lost_row)]
-    kept_link = (await client.get(f"{CONVERSATIONS}/exports/{kept}", headers=owner.headers)).json()
-    assert (await client.get(kept_link["download_url"])).status_code == 200
-    await runtime(state_of(app)).storage.delete(
-        [exports.blob_key(kept_row), exports.blob_key(lost_row)]
-    )
-
-
 @pytest.mark.parametrize("how", ["staff", "visitor"])
 async def test_a_file_written_while_a_conversation_it_holds_is_deleted_is_not_published(
     client: httpx2.AsyncClient,
@@ -181,6 +161,123 @@ async def test_a_file_written_while_a_conversation_it_holds_is_deleted_is_not_pu
     export = await db.get(ConversationExport, export_id)
     assert export is not None
     assert not await stored(app, export), "the file is not kept"
+
+
+@dataclass
+class Raced:
+    """An export asked for (not yet written) of a tenant's one conversation, in an app whose
+    units of work commit."""
+
+    racing: RacingApp
+    tenant: Tenant
+    reader: Credentials
+    thread_id: str
+    export_id: uuid.UUID
+
+    def write(self) -> asyncio.Task[bool]:
+        """The export's task, started."""
+        app = self.racing.app
+        storage, keys = runtime(state_of(app)).storage, app.state.settings.keys()
+        writing = exports.write(
+            app.state.sessionmaker, storage, keys, self.tenant.id, self.export_id
+        )
+        return asyncio.create_task(writing)
+
+    async def delete(self, session: AsyncSession) -> None:
+        """The visitor's deletion of the conversation, in ``session`` (not committed)."""
+        deleted = (ChatThread.tenant_id == self.tenant.id) & (ChatThread.id == self.thread_id)
+        await chat.delete_threads(session, deleted)
+
+    async def shown(self) -> tuple[str, str | None]:
+        """The export's status and download link, through the API; its file then deleted."""
+        url = f"/api/v1/tenants/{self.tenant.slug}/conversations/exports/{self.export_id}"
+        shown = (await self.racing.client.get(url, headers=self.reader.headers)).json()
+        storage = runtime(state_of(self.racing.app)).storage
+        await storage.delete([f"{self.tenant.id}/exports/{self.export_id}.jsonl"])
+        return shown["status"], shown["download_url"]
+
+
+@pytest.fixture
+async def raced(
+    settings: Settings, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Raced]:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("needs concurrent write transactions")
+    async with racing_app(settings, monkeypatch) as racing:
+        async with racing.arranging() as session:
+            tenant = await racing.tenant(session)
+            widget = await create_widget(session, CLI, tenant, name="Support")
+            thread_id = await conversation(session, widget, "u:1", ["Where is it?", "Shipped."])
+            reader = await client_token(racing.app, session, tenant, [Scope.conversations_read])
+        url = f"/api/v1/tenants/{tenant.slug}/conversations/exports"
+        asked = await racing.client.post(url, json={"format": "jsonl"}, headers=reader.headers)
+        assert asked.status_code == 202, asked.text
+        yield Raced(racing, tenant, reader, thread_id, uuid.UUID(asked.json()["id"]))
+
+
+async def test_an_export_recording_a_conversation_being_deleted_waits_for_the_deletion(
+    raced: Raced,
+) -> None:
+    """The visitor's deletion has deleted the conversation and invalidated the exports it
+    saw holding it, not yet committed, when the export's task (which read the conversation
+    before) records that its file holds it: the task waits for the deletion's commit, then
+    finds the conversation gone and does not publish the file. Had it not waited, the
+    deletion would never see what it recorded, and the task would find the conversation
+    still there: a file holding a deleted conversation, ready to download."""
+    sessions = raced.racing.app.state.sessionmaker
+    async with session_scope(sessions, tenant=raced.tenant.id) as deletion:
+        await raced.delete(deletion)
+        writing = raced.write()
+        await ended_or_waiting(raced.racing, writing, "SELECT chat_threads.id")
+        waited = not writing.done()
+    published = await writing
+
+    assert (published, *await raced.shown()) == (False, "invalidated", None)
+    assert waited, "the task waited for the deletion"
+
+
+async def test_a_deletion_of_a_conversation_an_export_is_recording_waits_for_the_record(
+    raced: Raced, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export's task has recorded that its file holds the conversation, not yet
+    committed, when the visitor deletes it: the deletion waits for the record, finds it and
+    invalidates the export, whose task then does not publish the file. Had it not waited,
+    it would not have seen the record, and the task, finishing before the deletion's commit,
+    would have found the conversation still there."""
+    recorded, release, deleted = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    hold, finish = repository.hold_threads, exports._finish
+
+    async def holding(
+        session: AsyncSession, tenant_id: uuid.UUID, export_id: uuid.UUID, thread_ids: Sequence[str]
+    ) -> None:
+        await hold(session, tenant_id, export_id, thread_ids)
+        recorded.set()
+        await release.wait()
+
+    async def finishing(
+        sessions: Sessionmaker, tenant_id: uuid.UUID, export_id: uuid.UUID, size: int | None
+    ) -> bool:
+        await deleted.wait()
+        return await finish(sessions, tenant_id, export_id, size)
+
+    monkeypatch.setattr(repository, "hold_threads", holding)
+    monkeypatch.setattr(exports, "_finish", finishing)
+    writing = raced.write()
+    await recorded.wait()
+    sessions = raced.racing.app.state.sessionmaker
+    async with session_scope(sessions, tenant=raced.tenant.id) as deletion:
+        deleting = asyncio.create_task(raced.delete(deletion))
+        await ended_or_waiting(raced.racing, deleting, "SELECT chat_threads.tenant_id")
+        waited = not deleting.done()
+        release.set()
+        await deleting
+        deleted.set()
+        # The task finishes before the deletion commits, or waits for the export it locked.
+        await ended_or_waiting(raced.racing, writing, "SELECT conversation_exports")
+    published = await writing
+
+    assert (published, *await raced.shown()) == (False, "invalidated", None)
+    assert waited, "the deletion waited for the record"
 
 
 @pytest.mark.filterwarnings("error")

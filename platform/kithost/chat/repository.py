@@ -314,11 +314,13 @@ async def delete_threads(
     deliveries (sent or not: they carry what was said; a pending one is never sent, its task
     finding nothing).
 
-    The threads are chosen locked (``FOR UPDATE``; on SQLite the unit of work holds the
-    database's one write lock already) and only those are deleted, whole: what writes to a
-    thread (a message's item touches it, binding an attachment references it) waits for
-    this deletion and finds the thread gone, so nothing is written to a thread once it is
-    chosen, and nothing of one is deleted that is not deleted with it. A thread another
+    The threads are chosen locked (``FOR UPDATE``, in the order of their ids, as an export
+    recording the threads it holds locks them: neither holds a thread the other waits for
+    while waiting for one the other holds; on SQLite the unit of work holds the database's
+    one write lock already) and only those are deleted, whole: what writes to a thread (a
+    message's item touches it, binding an attachment references it) waits for this deletion
+    and finds the thread gone, so nothing is written to a thread once it is chosen, and
+    nothing of one is deleted that is not deleted with it. A thread another
     unit of work holds is waited for, and ``where`` checked again on what it committed
     (``updated_at``, moved by a message: no longer idle); ``skip_locked``: left out at once
     instead (it is being written to).
@@ -335,6 +337,7 @@ async def delete_threads(
     chosen = await session.execute(
         select(ChatThread.tenant_id, ChatThread.id)
         .where(where)
+        .order_by(ChatThread.id)
         .with_for_update(skip_locked=skip_locked)
     )
     by_tenant: dict[uuid.UUID, list[str]] = {}

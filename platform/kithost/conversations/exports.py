@@ -12,8 +12,15 @@ one deleted since is *invalidated* (:func:`invalidate`): its file deleted, its d
 user's, retention's, a widget's) invalidates them in its unit of work, whose commit sends
 their files' deletion: ``chat.repository.delete_threads``, which they all end in, runs
 :func:`invalidate` on the threads it deleted (registered with
-``chat.repository.on_threads_deleted``, since ``chat`` sits below ``conversations``). A file
-written while one of its conversations is deleted is not published.
+``chat.repository.on_threads_deleted``, since ``chat`` sits below ``conversations``).
+
+A file written while one of its conversations is deleted is not published: the task records
+the conversations it wrote (:func:`_hold`) with their threads' rows locked until that
+commits (``FOR KEY SHARE``), and publishes the file only if every one it recorded is still
+there (:func:`_finish`). So a deletion under way when they are recorded either waits for the
+record and then finds it (the export is invalidated), or the record waits for the deletion's
+commit (the task then finds the conversation gone); one deleted before it is recorded is
+found gone as well. On SQLite, one writer at a time, they take turns anyway.
 
 A link is ``/api/v1/conversation-exports/ex_`` + ``tenant.export.expiry.actor`` (hex ids,
 Unix seconds, the caller it was made for as ``auth.standing.actor_text``) + ``.`` + its HMAC
@@ -119,8 +126,7 @@ async def create(
 async def get(
     session: AsyncSession, access: TenantAccess, export_id: uuid.UUID
 ) -> ConversationExport:
-    """The tenant's export, invalidated first if it holds a conversation deleted since."""
-    await invalidate(session, access.tenant.id, exports=[export_id])
+    """The tenant's export: 404 ``export_not_found`` when there is none."""
     export = await repository.export(session, access.tenant.id, export_id)
     if export is None:
         raise NotFound("No such export.", code="export_not_found")
@@ -186,9 +192,7 @@ async def download(session: AsyncSession, link: Link) -> ConversationExport:
         or Scope.conversations_read not in await scopes_now(session, link.tenant_id, link.actor)
     ):
         raise NotFound("No such download.", code="download_not_found")
-    if export.status is ExportStatus.invalidated or await repository.lost_exports(
-        session, link.tenant_id, exports=[export.id]
-    ):
+    if export.status is ExportStatus.invalidated:
         raise Gone(
             "A conversation this export holds was deleted: ask for a new export.",
             code="export_invalidated",
@@ -230,8 +234,7 @@ on_threads_deleted(invalidate)
 async def purge_expired(sessionmaker: Sessionmaker, now: datetime) -> int:
     """Delete every tenant's exports asked for more than ``KEPT`` before ``now`` (each
     locked first: one deleted meanwhile, by a tenant's deletion or another purge, is left to
-    it), and invalidate those holding a conversation deleted since (:func:`invalidate`);
-    after the commit, delete their files (``kithost.chat.delete_blobs``). How many were
+    it); after the commit, delete their files (``kithost.chat.delete_blobs``). How many were
     deleted."""
     cutoff = now - KEPT
     async with session_scope(sessionmaker) as session, rls.bypassing(session, rls.Bypass.sweep):
@@ -247,8 +250,6 @@ async def purge_expired(sessionmaker: Sessionmaker, now: datetime) -> int:
                     expired.append(export)
             if expired:
                 enqueue(session, delete_blobs, str(tenant_id), [blob_key(e) for e in expired])
-            await session.flush()
-            await invalidate(session, tenant_id)
             purged += len(expired)
     return purged
 
@@ -335,8 +336,10 @@ async def _written(
 async def _hold(
     sessionmaker: Sessionmaker, tenant_id: uuid.UUID, export_id: uuid.UUID, thread_ids: list[str]
 ) -> bool:
-    """Record that the export holds ``thread_ids``; False when it is no longer pending."""
+    """Record that the export holds ``thread_ids``, their threads locked until it commits
+    (see the module's docstring); False when it is no longer pending."""
     async with session_scope(sessionmaker, tenant=tenant_id) as session:
+        await repository.lock_threads(session, tenant_id, thread_ids)
         export = await repository.export(session, tenant_id, export_id, lock=True)
         if export is None or export.status is not ExportStatus.pending:
             return False

@@ -325,6 +325,22 @@ async def exports_before(
     return (await session.execute(query)).scalars().all()
 
 
+async def lock_threads(
+    session: AsyncSession, tenant_id: uuid.UUID, thread_ids: Sequence[str]
+) -> None:
+    """Lock the rows of those of the tenant's ``thread_ids`` still there (``FOR KEY SHARE``,
+    in the order of their ids, as ``chat.repository.delete_threads`` locks them) until the
+    unit of work ends: their deletion waits for it, or it for their deletion. Messages and
+    other updates that keep a thread's key do not wait. SQLite has no row locks: its one
+    writer at a time serialises the two already."""
+    await session.execute(
+        select(ChatThread.id)
+        .where(ChatThread.tenant_id == tenant_id, ChatThread.id.in_(thread_ids))
+        .order_by(ChatThread.id)
+        .with_for_update(read=True, key_share=True)
+    )
+
+
 async def hold_threads(
     session: AsyncSession, tenant_id: uuid.UUID, export_id: uuid.UUID, thread_ids: Sequence[str]
 ) -> None:
