@@ -215,8 +215,8 @@ async def invalidate(
     exports: Sequence[uuid.UUID] | None = None,
     threads: Sequence[str] | None = None,
 ) -> int:
-    """Invalidate the tenant's exports (among ``exports``, or holding one of ``threads``, or
-    any) that hold a conversation deleted since they were written, and delete their files
+    """Invalidate the tenant's exports (among ``exports``, or holding one of ``threads``) that
+    hold a conversation deleted since they were written, and delete their files
     after the commit (``kithost.chat.delete_blobs``; one still being written is not
     published, :func:`write`); how many. Every deletion of threads runs it on them."""
     lost = await repository.lost_exports(session, tenant_id, exports=exports, threads=threads)

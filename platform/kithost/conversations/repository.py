@@ -367,7 +367,7 @@ async def lost_exports(
     threads: Sequence[str] | None = None,
 ) -> Sequence[ConversationExport]:
     """The tenant's pending or ready exports (among ``exports``, or holding one of
-    ``threads``, or any) whose files hold a thread deleted since, their rows locked until
+    ``threads``) whose files hold a thread deleted since, their rows locked until
     the unit of work ends, in the order of their ids: two deletions holding some of the same
     exports lock them in one order (else PostgreSQL may find a deadlock and abort one)."""
     held = ConversationExportThread
