@@ -5,7 +5,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import Field, PlainValidator, StringConstraints, computed_field, field_validator
+from pydantic import (
+    Field,
+    GetCoreSchemaHandler,
+    PlainValidator,
+    StringConstraints,
+    computed_field,
+    field_validator,
+)
+from pydantic_core import core_schema
 
 from kithost.kit.schemas import Name, Schema
 from kithost.models import WidgetMode
@@ -15,6 +23,28 @@ from kithost.widgets.config import WidgetConfig
 RawConfig = Annotated[Any, PlainValidator(lambda value: value, json_schema_input_type=WidgetConfig)]
 """A configuration as sent: documented as a ``WidgetConfig``, checked by the service with
 ``config.parse_config`` (whose errors name the JSON path and the rule)."""
+
+
+class _AsStored:
+    """A configuration taken and answered as it is, documented as a ``WidgetConfig``: a
+    validator around the model's schema that never calls it."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_wrap_validator_function(
+            lambda stored, _check: stored,
+            handler.generate_schema(WidgetConfig),
+            serialization=core_schema.plain_serializer_function_ser_schema(lambda stored: stored),
+        )
+
+
+StoredConfig = Annotated[dict[str, Any], _AsStored]
+"""A configuration as stored (a draft, a version), answered as it is: documented as a
+``WidgetConfig``, never checked again on the way out. One saved before a rule grew stricter
+is still read; saving or publishing it is checked (``config.parse_config``) and refused on
+the field that no longer passes."""
 
 DomainKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,255}$")]
 """An OpenAI domain key (``domain_pk_…``), registered for an origin in OpenAI's dashboard."""
@@ -29,7 +59,7 @@ class Widget(Schema):
     id: uuid.UUID
     name: str
     public_key: str
-    config: WidgetConfig = Field(validation_alias="draft")
+    config: StoredConfig = Field(validation_alias="draft")
     """The draft: what the next publish freezes."""
     allow_insecure_origins: bool
     published_version: int | None
@@ -55,7 +85,7 @@ class Widget(Schema):
     def attention(self) -> list[Attention]:
         """What the tenant must act on: ``agent_builder_retired``, a hosted draft (OpenAI shut
         Agent Builder down on 2026-11-30; ``POST …/convert`` makes it self-hosted)."""
-        retired = self.config.mode is WidgetMode.hosted
+        retired = self.config.get("mode") == WidgetMode.hosted
         return [Attention.agent_builder_retired] if retired else []
 
 
@@ -124,7 +154,7 @@ class Publish(Schema):
 
 
 class Version(VersionSummary):
-    config: WidgetConfig
+    config: StoredConfig
 
 
 class Origin(Schema):
