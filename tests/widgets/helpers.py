@@ -3,6 +3,7 @@ ChatKit options object using every data option."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,8 @@ import httpx2
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.models import AuditLogEntry, Tenant, User
+from kithost.models import AuditLogEntry, Tenant, User, Widget
+from tests.factories import set_draft
 
 WIDGETS = "/api/v1/tenants/acme/widgets"
 
@@ -139,6 +141,16 @@ HOSTED: dict[str, Any] = {
         "max_requests_per_minute": 30,
     },
 }
+
+
+async def hosted_widget(client: httpx2.AsyncClient, acme: Acme, db: AsyncSession) -> str:
+    """The URL of a widget of ``acme`` made hosted before Agent Builder's shutdown (its draft
+    :data:`HOSTED`, at revision 2, nothing published): no widget becomes hosted since."""
+    created = await create(client, acme)
+    stored = await db.get_one(Widget, uuid.UUID(created.json()["id"]))
+    set_draft(stored, {**stored.draft, **HOSTED})
+    await db.flush()
+    return url(created)
 
 
 EXPORTS = Path(__file__).parent / "exports"

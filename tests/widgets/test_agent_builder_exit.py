@@ -10,19 +10,23 @@ import httpx2
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.models import Widget
-from tests.widgets.helpers import HOSTED, WIDGETS, Acme, audit_entries, create, url
+from tests.widgets.helpers import (
+    HOSTED,
+    WIDGETS,
+    Acme,
+    audit_entries,
+    create,
+    hosted_widget,
+    url,
+)
 
 
-async def hosted_widget(client: httpx2.AsyncClient, acme: Acme, db: AsyncSession) -> str:
-    """A widget made hosted before the shutdown (new ones can no longer be), published."""
-    created = (await create(client, acme)).json()
-    widget = await db.get(Widget, uuid.UUID(created["id"]))
-    assert widget is not None
-    widget.draft = {**widget.draft, **HOSTED}
-    await db.flush()
-    published = await client.post(url(created, "/publish"), headers=acme.matching('"2"'))
+async def published_hosted_widget(client: httpx2.AsyncClient, acme: Acme, db: AsyncSession) -> str:
+    """A widget made hosted before the shutdown, published (at revision 3)."""
+    widget = await hosted_widget(client, acme, db)
+    published = await client.post(widget + "/publish", headers=acme.matching('"2"'))
     assert published.status_code == 200, published.text
-    return url(created)
+    return widget
 
 
 async def test_no_new_widget_is_hosted(client: httpx2.AsyncClient, acme: Acme) -> None:
@@ -39,7 +43,7 @@ async def test_no_new_widget_is_hosted(client: httpx2.AsyncClient, acme: Acme) -
 async def test_hosted_widgets_are_flagged_and_convert_into_a_self_hosted_draft(
     client: httpx2.AsyncClient, acme: Acme, db: AsyncSession
 ) -> None:
-    widget = await hosted_widget(client, acme, db)
+    widget = await published_hosted_widget(client, acme, db)
     shown = (await client.get(widget, headers=acme.headers)).json()
     assert shown["attention"] == ["agent_builder_retired"]
     listed = (await client.get(WIDGETS, headers=acme.headers)).json()
@@ -80,3 +84,55 @@ async def test_hosted_widgets_are_flagged_and_convert_into_a_self_hosted_draft(
         widget + "/convert", headers=acme.matching(f'"{answer["widget"]["revision"]}"')
     )
     assert (again.status_code, again.json()["code"]) == (409, "not_hosted")
+
+
+def retired(response: httpx2.Response) -> None:
+    """``response`` is the 422 refusing a hosted draft, on ``config.mode``."""
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert (body["code"], [e["field"] for e in body["errors"]]) == (
+        "agent_builder_retired",
+        ["config.mode"],
+    )
+
+
+async def test_a_self_hosted_widget_never_becomes_hosted(
+    client: httpx2.AsyncClient, acme: Acme, db: AsyncSession
+) -> None:
+    created = await create(client, acme)
+    widget = url(created)
+    retired(await client.put(widget + "/config", json=HOSTED, headers=acme.matching('"1"')))
+    retired(await client.patch(widget, json={"config": HOSTED}, headers=acme.matching('"1"')))
+    published = await client.post(widget + "/publish", headers=acme.matching('"1"'))
+    assert published.status_code == 200, published.text
+
+    # A draft made hosted before saving checked the mode is not published either.
+    stored = await db.get_one(Widget, uuid.UUID(created.json()["id"]))
+    stored.draft = {**stored.draft, **HOSTED}
+    await db.flush()
+    retired(await client.post(widget + "/publish", headers=acme.matching('"3"')))
+    versions = await client.get(widget + "/versions", headers=acme.headers)
+    assert [v["number"] for v in versions.json()] == [1]
+
+
+async def test_a_hosted_widget_stays_hosted_until_a_self_hosted_version_is_published(
+    client: httpx2.AsyncClient, acme: Acme, db: AsyncSession
+) -> None:
+    widget = await published_hosted_widget(client, acme, db)
+    edited = await client.patch(
+        widget, json={"config": {"hosted": {"version": "4"}}}, headers=acme.matching('"3"')
+    )
+    assert edited.status_code == 200, edited.text
+    converted = await client.post(widget + "/convert", headers=acme.matching('"4"'))
+    assert converted.status_code == 200, converted.text
+    undone = await client.patch(widget, json={"config": HOSTED}, headers=acme.matching('"5"'))
+    assert (undone.status_code, undone.json()["config"]["mode"]) == (200, "hosted")
+    again = await client.post(widget + "/publish", headers=acme.matching('"6"'))
+    assert again.status_code == 200, again.text
+
+    converted = await client.post(widget + "/convert", headers=acme.matching('"7"'))
+    assert converted.status_code == 200, converted.text
+    self_hosted = await client.post(widget + "/publish", headers=acme.matching('"8"'))
+    assert self_hosted.json()["published_version"] == 3
+    retired(await client.post(widget + "/versions/2/restore", headers=acme.matching('"9"')))
+    retired(await client.patch(widget, json={"config": HOSTED}, headers=acme.matching('"9"')))

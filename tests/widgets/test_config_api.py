@@ -7,9 +7,10 @@ from typing import Any
 
 import httpx2
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.widgets.config import WidgetConfig
-from tests.widgets.helpers import EVERY_OPTION, Acme, create, url
+from tests.widgets.helpers import EVERY_OPTION, Acme, create, hosted_widget, url
 
 DEFAULTS = WidgetConfig().model_dump(mode="json")
 
@@ -83,48 +84,51 @@ EVERYTHING: dict[str, Any] = {
 
 
 async def test_every_option_comes_back_as_it_was_put(
-    client: httpx2.AsyncClient, acme: Acme
+    client: httpx2.AsyncClient, acme: Acme, db: AsyncSession
 ) -> None:
     assert set(EVERYTHING) == set(DEFAULTS), "set every option group"
     assert all(EVERYTHING[group] != DEFAULTS[group] for group in DEFAULTS)
-    widget = url(await create(client, acme))
-    put = await client.put(widget + "/config", json=EVERYTHING, headers=acme.matching('"1"'))
-    assert (put.status_code, put.headers["ETag"]) == (200, '"2"'), put.text
+    widget = await hosted_widget(client, acme, db)
+    put = await client.put(widget + "/config", json=EVERYTHING, headers=acme.matching('"2"'))
+    assert (put.status_code, put.headers["ETag"]) == (200, '"3"'), put.text
     assert put.json()["config"] == EVERYTHING
     assert (await client.get(widget, headers=acme.headers)).json()["config"] == EVERYTHING
 
-    published = await client.post(widget + "/publish", headers=acme.matching('"2"'))
-    assert published.status_code == 200
+    published = await client.post(widget + "/publish", headers=acme.matching('"3"'))
+    assert published.status_code == 200, published.text
     version = await client.get(widget + "/versions/1", headers=acme.headers)
     assert version.json()["config"] == EVERYTHING
 
 
-async def widget_with_everything(client: httpx2.AsyncClient, acme: Acme) -> str:
-    """A widget whose draft is :data:`EVERYTHING` (at revision 2): a hosted one is never
-    created as such (Agent Builder's shutdown), an existing one's draft may be."""
-    widget = url(await create(client, acme))
-    put = await client.put(widget + "/config", json=EVERYTHING, headers=acme.matching('"1"'))
+async def widget_with_everything(client: httpx2.AsyncClient, acme: Acme, db: AsyncSession) -> str:
+    """A hosted widget whose draft is :data:`EVERYTHING` (at revision 3)."""
+    widget = await hosted_widget(client, acme, db)
+    put = await client.put(widget + "/config", json=EVERYTHING, headers=acme.matching('"2"'))
     assert put.status_code == 200, put.text
     return widget
 
 
-async def test_put_replaces_the_whole_draft(client: httpx2.AsyncClient, acme: Acme) -> None:
-    widget = await widget_with_everything(client, acme)
+async def test_put_replaces_the_whole_draft(
+    client: httpx2.AsyncClient, acme: Acme, db: AsyncSession
+) -> None:
+    widget = await widget_with_everything(client, acme, db)
     put = await client.put(
-        widget + "/config", json={"placement": "direct"}, headers=acme.matching('"2"')
+        widget + "/config", json={"placement": "direct"}, headers=acme.matching('"3"')
     )
     assert put.json()["config"] == {**DEFAULTS, "placement": "direct"}
 
 
-async def test_patch_merges_into_the_draft(client: httpx2.AsyncClient, acme: Acme) -> None:
-    widget = await widget_with_everything(client, acme)
+async def test_patch_merges_into_the_draft(
+    client: httpx2.AsyncClient, acme: Acme, db: AsyncSession
+) -> None:
+    widget = await widget_with_everything(client, acme, db)
     patch = {
         "launcher": {"label": "Help"},
         "agent": {"temperature": None},
         "chatkit": {"locale": None, "theme": {"radius": "sharp"}},
         "actions": {"noop": None, "new": {"kind": "forward"}},
     }
-    patched = await client.patch(widget, json={"config": patch}, headers=acme.matching('"2"'))
+    patched = await client.patch(widget, json={"config": patch}, headers=acme.matching('"3"'))
     assert patched.status_code == 200, patched.text
     config = patched.json()["config"]
     assert config["launcher"] == {**EVERYTHING["launcher"], "label": "Help"}
@@ -140,10 +144,10 @@ async def test_patch_merges_into_the_draft(client: httpx2.AsyncClient, acme: Acm
 
     # Self-hosted again, its agent would call its base_url: that needs the widget's model key.
     back: dict[str, Any] = {"mode": None, "hosted": None}
-    keyless = await client.patch(widget, json={"config": back}, headers=acme.matching('"3"'))
+    keyless = await client.patch(widget, json={"config": back}, headers=acme.matching('"4"'))
     assert (keyless.status_code, keyless.json()["code"]) == (422, "model_key_required")
     back["agent"] = {"base_url": None}
-    reset = await client.patch(widget, json={"config": back}, headers=acme.matching('"3"'))
+    reset = await client.patch(widget, json={"config": back}, headers=acme.matching('"4"'))
     assert (reset.json()["config"]["mode"], reset.json()["config"]["hosted"]) == (
         "self_hosted",
         None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import httpx2
 import pytest
@@ -184,3 +185,73 @@ async def test_restoring_checks_the_version_as_a_draft_is_checked(
     ]
     draft = await client.get(widget, headers=acme.headers)
     assert (draft.headers["ETag"], draft.json()["config"]["agent"]["tools"]) == ('"3"', [])
+
+
+STORED_PAST_TODAYS_CHECKS = [
+    (
+        {
+            "tools": [
+                {
+                    "type": "http",
+                    "id": "orders",
+                    "name": "lookup_order",
+                    "description": "The status of an order.",
+                    "url": "https://10.0.0.7/order",
+                }
+            ]
+        },
+        "config.agent.tools.0.url",
+        "outbound_refused",
+    ),
+    (
+        {
+            "tools": [
+                {
+                    "type": "mcp",
+                    "id": "orders",
+                    "url": "https://169.254.169.254/mcp",
+                    "allowed_tools": ["order_status"],
+                }
+            ]
+        },
+        "config.agent.tools.0.url",
+        "outbound_refused",
+    ),
+    ({"base_url": "https://10.0.0.7/v1"}, "config.agent.base_url", "outbound_refused"),
+    (
+        {
+            "handoffs": [
+                {"id": "billing", "name": "Billing", "instructions": "Bills.", "tools": ["x"]}
+            ]
+        },
+        "config.agent.handoffs.0.tools.0",
+        "tool_not_found",
+    ),
+    (
+        {"tools": [{"type": "file_search", "id": "help", "knowledge_bases": [str(uuid.uuid4())]}]},
+        "config.agent.tools.0.knowledge_bases",
+        "knowledge_base_not_found",
+    ),
+]
+
+
+@pytest.mark.parametrize(("agent", "field", "rule"), STORED_PAST_TODAYS_CHECKS)
+async def test_publishing_checks_the_draft_as_saving_does(
+    client: httpx2.AsyncClient,
+    db: AsyncSession,
+    acme: Acme,
+    agent: dict[str, Any],
+    field: str,
+    rule: str,
+) -> None:
+    """A draft saved before its address was refused (the outbound policy changed), a
+    knowledge base deleted or a rule added is refused when published, on the field."""
+    created = await create(client, acme)
+    stored = await db.get_one(Widget, uuid.UUID(created.json()["id"]))
+    stored.draft = {**stored.draft, "agent": {**stored.draft["agent"], **agent}}
+    await db.flush()
+    refused = await client.post(url(created, "/publish"), headers=acme.matching('"2"'))
+    assert refused.status_code == 422, refused.text
+    assert [(e["field"], e["type"]) for e in refused.json()["errors"]] == [(field, rule)]
+    listed = await client.get(url(created, "/versions"), headers=acme.headers)
+    assert listed.json() == []

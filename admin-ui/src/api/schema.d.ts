@@ -1287,7 +1287,7 @@ export interface paths {
         put?: never;
         /**
          * Publish a widget's draft
-         * @description Freezes the draft, checked again, as the next numbered version, which visitors see from then on.
+         * @description Freezes the draft, checked again as saving it is, as the next numbered version, which visitors see from then on.
          */
         post: operations["publish_api_v1_tenants__tenant__widgets__id__publish_post"];
         delete?: never;

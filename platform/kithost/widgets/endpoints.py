@@ -265,20 +265,24 @@ async def create_preview(
 @router.post(
     "/{id}/publish",
     summary="Publish a widget's draft",
-    description="Freezes the draft, checked again, as the next numbered version, which "
-    "visitors see from then on.",
+    description="Freezes the draft, checked again as saving it is, as the next numbered "
+    "version, which visitors see from then on.",
     responses=CONDITIONAL,
 )
 async def publish(
     access: WidgetsWrite,
     session: DbSession,
+    settings: AppSettings,
     response: Response,
     id: uuid.UUID,
     body: schemas.Publish | None = None,
     if_match: IfMatch = None,
 ) -> schemas.Widget:
     note = body.note if body is not None else ""
-    return _widget(response, await service.publish(session, access, id, if_match, note))
+    widget = await service.publish(
+        session, access, id, if_match, note, outbound=settings.outbound_policy
+    )
+    return _widget(response, widget)
 
 
 @router.get(

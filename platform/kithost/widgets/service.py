@@ -53,8 +53,8 @@ from kithost.widgets.handoffs import check_handoffs
 ORIGIN_MAX_LENGTH = 255
 """The length of ``allowed_origins.origin``."""
 AGENT_BUILDER_RETIRED = (
-    "OpenAI shut Agent Builder down on 2026-11-30: new widgets are self-hosted (Kithost runs "
-    "their agent); hosted ones convert with POST …/widgets/{id}/convert."
+    "OpenAI shut Agent Builder down on 2026-11-30: no widget becomes hosted (Kithost runs "
+    "self-hosted widgets' agents); hosted ones convert with POST …/widgets/{id}/convert."
 )
 BASE_URL = "config.agent.base_url"
 TOOLS = "config.agent.tools"
@@ -89,17 +89,10 @@ async def create_widget(
     outbound: OutboundPolicy | None = None,
 ) -> Widget:
     """Create a widget with a fresh public key (``pk_`` + 192 random bits); ``config`` is
-    the draft (the defaults when None). ``outbound``: see :func:`check_agent`. No new
-    widget is hosted: OpenAI shut Agent Builder down on 2026-11-30."""
+    the draft (the defaults when None), checked by :func:`_draft` (no new widget is hosted)."""
     draft = await _draft(
         session, tenant.id, {} if config is None else config, widget=None, outbound=outbound
     )
-    if draft["mode"] == WidgetMode.hosted:
-        raise InvalidInput(
-            AGENT_BUILDER_RETIRED,
-            code="agent_builder_retired",
-            errors=[FieldError(field="config.mode", message=AGENT_BUILDER_RETIRED, type="retired")],
-        )
     normalized = sorted(
         {
             _normalize(o, f"origins.{i}", allow_insecure=allow_insecure_origins)
@@ -331,12 +324,16 @@ async def publish(
     widget_id: uuid.UUID,
     if_match: str | None,
     note: str = "",
+    *,
+    outbound: OutboundPolicy | None = None,
 ) -> Widget:
     """Freeze the draft, checked again, as the next version and show it to visitors."""
     widget = await _writable(session, access.tenant, widget_id, if_match)
     principal = access.principal
     user = principal.user if isinstance(principal, UserPrincipal) else None
-    return await publish_draft(session, access.actor, widget, published_by=user, note=note)
+    return await publish_draft(
+        session, access.actor, widget, published_by=user, note=note, outbound=outbound
+    )
 
 
 async def publish_draft(
@@ -346,11 +343,13 @@ async def publish_draft(
     *,
     published_by: User | None,
     note: str = "",
+    outbound: OutboundPolicy | None = None,
 ) -> Widget:
-    """Publish ``widget``'s draft as its next version (callers have checked access)."""
-    config = parse_config(widget.draft)
-    check_agent(config, widget=widget)
-    await _check_knowledge_bases(session, widget.tenant_id, config)
+    """Publish ``widget``'s draft as its next version (callers have checked access), checked
+    as saving it is (:func:`_draft`): since it was saved, a rule may have grown stricter, a
+    knowledge base it searches been deleted, an address it calls been refused by
+    ``outbound``, the widget's model key been set for another endpoint."""
+    config = await _draft(session, widget.tenant_id, widget.draft, widget=widget, outbound=outbound)
     number = await repository.last_version_number(session, widget.tenant_id, widget.id) + 1
     changes = audit.changes(
         {"published_version": widget.published_version}, {"published_version": number}
@@ -366,7 +365,7 @@ async def publish_draft(
             tenant_id=widget.tenant_id,
             widget_id=widget.id,
             number=number,
-            config=config.model_dump(mode="json"),
+            config=config,
             published_by_id=published_by.id if published_by is not None else None,
             note=note,
         )
@@ -404,9 +403,10 @@ async def restore_version(
     outbound: OutboundPolicy | None = None,
 ) -> Widget:
     """Copy a version's configuration into the draft (publishing it is another step),
-    checked as any draft is: since it was published, the widget's model key may have been
-    set for another endpoint (:func:`check_agent`), a knowledge base it searches deleted, a
-    tool's address refused by ``outbound``."""
+    checked as any draft is (:func:`_draft`): since it was published, the widget's model key
+    may have been set for another endpoint (:func:`check_agent`), a knowledge base it
+    searches deleted, a tool's address refused by ``outbound``, a self-hosted version
+    published (a hosted one is not restored then)."""
     widget = await _writable(session, access.tenant, widget_id, if_match)
     version = await _version(session, widget, number)
     draft = await _draft(
@@ -528,14 +528,38 @@ async def _draft(
     widget: Widget | None,
     outbound: OutboundPolicy | None,
 ) -> dict[str, Any]:
-    """A configuration as stored: checked, with every default filled in (for ``widget``:
-    see :func:`check_agent`)."""
+    """A configuration as stored: checked, with every default filled in. The one check of
+    a draft, whichever way it comes (created, saved, converted, imported, restored), run
+    again when it is published. ``widget``: the one it is for (None: a new widget), see
+    :func:`check_agent` and :func:`_check_mode`."""
     parsed = parse_config(config)
+    await _check_mode(session, parsed, widget)
     check_agent(parsed, widget=widget, outbound=outbound)
     check_tools(parsed, outbound)
     check_handoffs(parsed)
     await _check_knowledge_bases(session, tenant_id, parsed)
     return parsed.model_dump(mode="json")
+
+
+async def _check_mode(session: AsyncSession, config: WidgetConfig, widget: Widget | None) -> None:
+    """A hosted draft only in a hosted widget: OpenAI shut Agent Builder down on 2026-11-30,
+    so no widget becomes hosted, whether made, saved, restored or published so. A widget is
+    hosted when its published version is or, never published, its draft is (as stored, which
+    for a publish is the draft itself: a hosted widget made before the shutdown)."""
+    if config.mode is not WidgetMode.hosted:
+        return
+    stored = None if widget is None else widget.draft
+    if widget is not None and widget.published_version is not None:
+        version = await repository.get_version(
+            session, widget.tenant_id, widget.id, widget.published_version
+        )
+        stored = None if version is None else version.config
+    if stored is None or stored.get("mode") != WidgetMode.hosted:
+        raise InvalidInput(
+            AGENT_BUILDER_RETIRED,
+            code="agent_builder_retired",
+            errors=[FieldError(field="config.mode", message=AGENT_BUILDER_RETIRED, type="retired")],
+        )
 
 
 def check_tools(config: WidgetConfig, outbound: OutboundPolicy | None = None) -> None:
