@@ -1,6 +1,7 @@
 """A webhook receiver on loopback (a real HTTP server in a thread) that records what it
 gets and answers with the status (and body) the test sets; told to, it holds each request
-(no answer) until released, or drips its answer a byte at a time."""
+(no answer) until released, or one request by its arrival until its gate opens, or drips its
+answer a byte at a time. It counts the requests it is handling at once."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ class Receiver:
     """Keep each request waiting, unanswered, until ``release`` is set."""
     arrived: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
+    gates: dict[int, threading.Event] = field(default_factory=dict)
+    """The request arriving ``n``-th (from 1) waits, unanswered, until ``gates[n]`` is set."""
     body: bytes | None = None
     """The answer's body (None: ``ok``, or ``nope …`` for a failure status)."""
     answer: Callable[[bytes], bytes] | None = None
@@ -33,18 +36,40 @@ class Receiver:
     drip: float | None = None
     """Answer the status at once, then a byte of body every ``drip`` seconds, without end
     (until released)."""
+    in_flight: int = 0
+    """Requests arrived and not yet answered in full."""
+    most_in_flight: int = 0
+    """The most ``in_flight`` has been."""
+    _counting: threading.Condition = field(
+        default_factory=threading.Condition, init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
+                with receiver._counting:
+                    receiver.in_flight += 1
+                    receiver.most_in_flight = max(receiver.most_in_flight, receiver.in_flight)
+                try:
+                    self._answer()
+                finally:
+                    with receiver._counting:
+                        receiver.in_flight -= 1
+
+            def _answer(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                receiver.received.append(Received(headers, body))
+                with receiver._counting:
+                    receiver.received.append(Received(headers, body))
+                    gate = receiver.gates.get(len(receiver.received))
+                    receiver._counting.notify_all()
                 receiver.arrived.set()
                 if receiver.hold:
                     receiver.release.wait(timeout=120)
+                if gate is not None:
+                    gate.wait(timeout=120)
                 try:
                     self.send_response(receiver.status)
                     self.end_headers()
@@ -67,6 +92,11 @@ class Receiver:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
+    def has_received(self, count: int) -> bool:
+        """Wait (10 s at most) until ``count`` requests have arrived; whether they have."""
+        with self._counting:
+            return self._counting.wait_for(lambda: len(self.received) >= count, timeout=10)
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/hooks/kithost"
@@ -82,5 +112,7 @@ class Receiver:
         traceback: TracebackType | None,
     ) -> None:
         self.release.set()
+        for gate in self.gates.values():
+            gate.set()
         self._server.shutdown()
         self._server.server_close()

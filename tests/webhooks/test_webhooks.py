@@ -6,6 +6,7 @@ the domains (a publish); other tenants and lesser roles see nothing."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -263,6 +264,135 @@ async def test_a_failing_endpoint_takes_one_attempt_at_a_time(
         receiver.release.set()
     assert (await held).delivered is True
     assert (await attempt(app, again)).delivered is True  # the endpoint well again
+
+
+SLOW = 0.3
+"""``delivery.SLOW_SECONDS`` in the tests of slow endpoints: an attempt held this long is slow."""
+
+
+async def slow_endpoint_tests(
+    client: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    sent: list[tuple[str, list[Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+    receiver: Receiver,
+    count: int,
+) -> tuple[Credentials, dict[str, Any], list[tuple[str, list[Any]]]]:
+    """acme's owner, an endpoint at ``receiver`` and the tasks of ``count`` test deliveries
+    to it, not attempted; attempts longer than ``SLOW`` are slow."""
+    monkeypatch.setattr(delivery, "SLOW_SECONDS", SLOW)
+    owner = await owner_of_acme(app, db)
+    hook = (await endpoint(client, owner, receiver.url, ["widget.published"]))["endpoint"]
+    for _ in range(count):
+        made = await client.post(f"{WEBHOOKS}/{hook['id']}/test", headers=owner.headers)
+        assert made.status_code == 202, made.text
+    tasks = [task for task in sent if task[0] == deliver.name]
+    sent.clear()
+    return owner, hook, tasks
+
+
+async def arrived(receiver: Receiver, count: int) -> None:
+    """Wait until ``receiver`` has had ``count`` requests."""
+    assert await asyncio.to_thread(receiver.has_received, count)
+
+
+async def waits_its_turn(app: FastAPI, task: tuple[str, list[Any]]) -> None:
+    """Attempt ``task`` while another attempt holds its endpoint: it is not sent (sent, it
+    would wait at the receiver) and comes back by the end of the hold."""
+    async with asyncio.timeout(5):
+        outcome = await attempt(app, task)
+    assert (outcome.delivered, outcome.retry) == (False, True)
+    assert outcome.wait_seconds is not None
+    assert 0 < outcome.wait_seconds <= delivery.CLAIM.total_seconds()
+
+
+async def test_a_slow_endpoint_takes_one_attempt_at_a_time_until_one_is_fast(
+    client: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    receiver: Receiver,
+    sent: list[tuple[str, list[Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A healthy receiver answering each delivery in 9 s held a worker for each of them,
+    however many came at once: a tenant sending many events took every worker, delaying
+    every other tenant's deliveries and every other task. An endpoint whose last attempt was
+    slow takes one attempt at a time (the others wait, unsent and not counted), the next one
+    as soon as the one under way ends; a fast attempt gives it its concurrency back."""
+    owner, hook, tasks = await slow_endpoint_tests(client, app, db, sent, monkeypatch, receiver, 5)
+    first, held, waiting, *fast = tasks
+    gates = receiver.gates = {n: threading.Event() for n in (1, 2, 4, 5)}  # by arrival
+    slow = asyncio.create_task(attempt(app, first))
+    await arrived(receiver, 1)
+    await asyncio.sleep(SLOW)
+    gates[1].set()
+    assert (await slow).delivered is True
+    shown = (await client.get(WEBHOOKS, headers=owner.headers)).json()[0]
+    assert shown["slow_since"] is not None
+    assert (shown["failing_since"], shown["next_attempt_at"]) == (None, None)
+
+    receiver.most_in_flight = 0
+    under_way = asyncio.create_task(attempt(app, held))
+    await arrived(receiver, 2)
+    await waits_its_turn(app, waiting)
+    await asyncio.sleep(SLOW)  # this attempt is slow too
+    gates[2].set()
+    assert (await under_way).delivered is True
+    assert (receiver.most_in_flight, len(receiver.received)) == (1, 2)
+    log = (await client.get(f"{WEBHOOKS}/{hook['id']}/deliveries", headers=owner.headers)).json()
+    states = {d["id"]: (d["status"], d["attempts"]) for d in log["deliveries"]}
+    assert states[waiting[1][1]] == ("pending", 0)
+
+    # The endpoint answers fast again: the waiting delivery goes at once (no rest after a
+    # success), and the endpoint is no longer slow.
+    assert (await attempt(app, waiting)).delivered is True
+    shown = (await client.get(WEBHOOKS, headers=owner.headers)).json()[0]
+    assert (shown["slow_since"], shown["next_attempt_at"]) == (None, None)
+
+    under_way = asyncio.create_task(attempt(app, fast[0]))
+    await arrived(receiver, 4)
+    beside = asyncio.create_task(attempt(app, fast[1]))
+    await arrived(receiver, 5)
+    assert receiver.in_flight == 2
+    gates[4].set()
+    assert (await under_way).delivered is True
+    gates[5].set()
+    assert (await beside).delivered is True
+
+
+async def test_an_attempt_begun_before_its_endpoint_was_slow_leaves_the_hold_of_a_later_one(
+    client: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    receiver: Receiver,
+    sent: list[tuple[str, list[Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Attempts begun while the endpoint was fast hold nothing. One of them ending while an
+    attempt holds the endpoint, slow meanwhile, must not end that hold: else the attempts
+    under way when it turned slow (as many as the workers, under a flood) would each let
+    another go, and as many would go on at once."""
+    _, hook, tasks = await slow_endpoint_tests(client, app, db, sent, monkeypatch, receiver, 3)
+    early, holding, waiting = tasks
+    gates = receiver.gates = {n: threading.Event() for n in (1, 2)}  # by arrival
+    begun = asyncio.create_task(attempt(app, early))
+    await arrived(receiver, 1)
+    stored = await db.get(WebhookEndpoint, uuid.UUID(hook["id"]))
+    assert stored is not None
+    stored.slow_since = utcnow()  # the endpoint turns slow
+    await db.flush()
+    holds = asyncio.create_task(attempt(app, holding))
+    await arrived(receiver, 2)
+    await asyncio.sleep(SLOW)  # the early attempt is slow too
+    gates[1].set()
+    assert (await begun).delivered is True
+    await waits_its_turn(app, waiting)
+    assert len(receiver.received) == 2
+    gates[2].set()
+    assert (await holds).delivered is True
+    assert (await attempt(app, waiting)).delivered is True
+    assert receiver.most_in_flight == 2  # the early one and the holding one
 
 
 async def test_a_delivery_failing_for_a_day_on_a_healthy_endpoint_fails_for_good(

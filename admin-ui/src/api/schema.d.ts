@@ -2256,6 +2256,8 @@ export interface components {
             idle_minutes: number;
             /** Next Attempt At */
             next_attempt_at: string | null;
+            /** Slow Since */
+            slow_since: string | null;
             /** Url */
             url: string;
         };

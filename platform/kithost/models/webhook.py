@@ -31,10 +31,15 @@ class WebhookEndpoint(TenantOwned):
     failing_since: Mapped[datetime | None]
     """The first failed delivery of the current run of failures; None when the last one
     went through. A day of failures disables the endpoint."""
+    slow_since: Mapped[datetime | None]
+    """The first slow attempt (longer than ``webhooks.delivery.SLOW_SECONDS``) of the current
+    run of them; None when the last attempt was fast. A slow endpoint takes one attempt at a
+    time, as a failing one does."""
     next_attempt_at: Mapped[datetime | None]
-    """While the endpoint fails, no delivery is attempted before this (its rest after a
-    failed attempt, or the deadline of the attempt under way): one at a time, and ever
-    fewer, however many wait (``webhooks.delivery``). None when the last one went through."""
+    """While the endpoint fails or is slow, no delivery is attempted before this: the
+    deadline of the attempt under way (one at a time, however many wait), or a failing
+    endpoint's rest after a failed attempt (ever fewer attempts; ``webhooks.delivery``).
+    None when no attempt holds it and it does not rest."""
 
 
 class DeliveryStatus(StrEnum):

@@ -1,7 +1,12 @@
 """Sending one delivery (the worker's side): signed with ``standardwebhooks``, POSTed
 through ``kit.outbound`` (public addresses only, unless the deployment opens others), with
 one deadline for the whole attempt and a cap on what is read of the answer; the attempt is
-written to the log."""
+written to the log.
+
+An endpoint that fails or answers slowly takes one attempt at a time: the attempt holds it
+(``repository.claim_endpoint``) and the deliveries finding it held wait, unsent, so such a
+receiver holds one worker at most, whatever its tenant sends; a fast endpoint takes its
+deliveries side by side."""
 
 from __future__ import annotations
 
@@ -27,16 +32,20 @@ from kithost.webhooks import repository
 TIMEOUT_SECONDS = 10.0
 """The deadline of one attempt, from connecting to the end of the answer read: a receiver
 answering slowly (a byte every few seconds) fails the attempt, which is tried again later."""
+SLOW_SECONDS = 2.0
+"""An attempt longer than this is slow (a receiver answering in full within the deadline
+but late): its endpoint takes one attempt at a time until one is no longer slow."""
 SNIPPET_BYTES = 500
 REST = (timedelta(seconds=30), timedelta(hours=1))
 """How long a failing endpoint rests after a failed attempt: as long as it has been failing,
 within these bounds (so about twice as long each time)."""
 CLAIM = timedelta(seconds=TIMEOUT_SECONDS + 5)
-"""How long the attempt under way holds a failing endpoint (its deadline, and some)."""
+"""How long the attempt under way holds a failing or slow endpoint (its deadline, and some);
+it ends its hold sooner when it goes through."""
 GIVE_UP_AFTER = timedelta(days=1)
 """An endpoint failing this long is disabled (and audited); its deliveries stop. A delivery
-still failing this long after it was made fails for good, the endpoint otherwise well (a
-receiver refusing one payload while taking the others)."""
+still not delivered this long after it was made fails for good, the endpoint otherwise well
+(a receiver refusing one payload while taking the others, or slow ones waiting their turn)."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +54,7 @@ class Attempt:
     retry: bool
     """Worth trying again later (the endpoint is still enabled)."""
     wait_seconds: float | None = None
-    """Not attempted: the failing endpoint takes none before this many seconds."""
+    """Not attempted: the endpoint (failing or slow) takes none before this many seconds."""
 
 
 async def attempt(
@@ -63,11 +72,13 @@ async def attempt(
         if endpoint is None or not endpoint.enabled:
             delivery.status = DeliveryStatus.failed
             return Attempt(delivered=False, retry=False)
-        now = utcnow()
-        if endpoint.failing_since is not None:
+        now, hold = utcnow(), None
+        if endpoint.failing_since is not None or endpoint.slow_since is not None:
             # A failing endpoint takes one attempt at a time, after its rest: a receiver
-            # that hangs holds one worker at most, and less and less of its time.
-            due = await repository.claim_endpoint(session, endpoint, now, now + CLAIM)
+            # that hangs holds one worker at most, and less and less of its time. A slow
+            # one too, its next attempt due as soon as this one goes through.
+            hold = now + CLAIM
+            due = await repository.claim_endpoint(session, endpoint, now, hold)
             if due is not None:
                 if now - delivery.created_at >= GIVE_UP_AFTER:
                     delivery.status = DeliveryStatus.failed
@@ -108,7 +119,7 @@ async def attempt(
     except Exception as exc:
         refused = refused_in(exc)
         snippet = type(exc).__name__ if refused is None else f"Refused: {refused}"
-    latency = int((time.monotonic() - started) * 1000)
+    took = time.monotonic() - started
     delivered = status is not None and 200 <= status < 300
     async with session_scope(sessionmaker, tenant=tenant_id) as session:
         delivery = await repository.delivery(session, tenant_id, delivery_id)
@@ -120,12 +131,17 @@ async def attempt(
         if delivery is None or endpoint is None:
             return Attempt(delivered=delivered, retry=False)
         delivery.attempts += 1
-        delivery.response_status, delivery.latency_ms = status, latency
+        delivery.response_status, delivery.latency_ms = status, int(took * 1000)
         # PostgreSQL's text holds no NUL, nor does the log's schema show one.
         delivery.response_snippet = snippet[:SNIPPET_BYTES].replace(NUL, "\ufffd")
+        endpoint.slow_since = (endpoint.slow_since or now) if took > SLOW_SECONDS else None
         if delivered:
             delivery.status = DeliveryStatus.delivered
-            endpoint.failing_since = endpoint.next_attempt_at = None
+            endpoint.failing_since = None
+            if hold is not None and endpoint.next_attempt_at == hold:
+                # Its own hold only: one an attempt begun since holds (the endpoint slow
+                # meanwhile) stays, or each attempt ending would let one more go at once.
+                endpoint.next_attempt_at = None
             return Attempt(delivered=True, retry=False)
         endpoint.failing_since = endpoint.failing_since or now
         ended = utcnow()

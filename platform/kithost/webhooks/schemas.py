@@ -93,9 +93,14 @@ class Endpoint(Schema):
     enabled: bool
     idle_minutes: int
     failing_since: datetime | None
+    slow_since: datetime | None
+    """Since when its attempts have taken longer than 2 s (null once one is faster): while
+    slow, the endpoint takes one delivery at a time, the next as soon as the one under way
+    ends, the others waiting their turn."""
     next_attempt_at: datetime | None
     """While the endpoint fails, when its next delivery is attempted (one at a time, after a
-    rest as long as it has been failing: 30 s to an hour); a test or replay is tried at once."""
+    rest as long as it has been failing: 30 s to an hour); a test or replay is tried at once.
+    While an attempt holds a failing or slow endpoint, its deadline."""
     created_at: datetime
 
 
