@@ -7,11 +7,11 @@ import asyncio
 import httpx2
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import delete, event
+from sqlalchemy import delete, event, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from kithost.models import AllowedOrigin, Placement, WidgetMode
+from kithost.models import AllowedOrigin, Placement, WidgetMode, WidgetVersion
 from kithost.settings import Settings
 from kithost.widgets.config import Agent, Hosted, Launcher, WidgetConfig
 from tests.conftest import config_cache, create_test_app
@@ -243,3 +243,27 @@ async def test_the_config_names_the_chatkit_script_the_operator_set(
     async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
         response = await client.get(config_url(widget), headers={"Origin": ORIGIN})
     assert response.json()["chatkit_script_url"] == script
+
+
+async def test_a_published_config_refused_by_todays_rules_is_no_widget_and_an_error_logged(
+    client: httpx2.AsyncClient, db: AsyncSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A version published before a rule grew stricter is not served half-understood, nor
+    a 500: visitors find no widget, the operator's log says which and why (the dashboard
+    shows the config as stored, tests/widgets/test_stored_configs.py)."""
+    widget = await make_widget(db, config=CONFIG)
+    version = await db.scalar(select(WidgetVersion).where(WidgetVersion.widget_id == widget.id))
+    assert version is not None
+    version.config = {**version.config, "colour": "teal"}
+    await db.flush()
+
+    response = await client.get(config_url(widget), headers={"Origin": ORIGIN})
+
+    assert_refused(response, 404, "widget_not_found")
+    logged = [
+        (r.levelname, r.msg["widget_id"], r.msg["version"], tuple(r.msg["fields"]))
+        for r in caplog.records
+        if isinstance(r.msg, dict) and r.msg["event"] == "published_config_invalid"
+    ]
+    assert logged
+    assert set(logged) == {("ERROR", str(widget.id), 1, ("colour",))}

@@ -8,6 +8,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.kit.origins import WILDCARD, is_browser_origin, origin_matches
@@ -16,6 +18,8 @@ from kithost.visitor import repository
 from kithost.visitor.schemas import EmbedConfig
 from kithost.widgets.config import WidgetConfig
 from kithost.widgets.preview import Preview
+
+log = structlog.get_logger(__name__)
 
 PUBLIC_KEY = re.compile(r"pk_[A-Za-z0-9_-]{32}")
 """Every key ``widgets.service.create_widget`` has made (``random_token("pk_")``: ``pk_`` and
@@ -95,7 +99,9 @@ async def load(session: AsyncSession, public_key: str) -> Snapshot:
 
     The widget row (with its revision) is read before the origins: a change committed in
     between raises the revision past the one returned, so the next revalidation reloads.
-    A key of another shape than :data:`PUBLIC_KEY` is no widget, found without a query.
+    A key of another shape than :data:`PUBLIC_KEY` is no widget, found without a query. A
+    published config that today's rules refuse (they grew stricter since) is nothing
+    published, and an error in the log naming the widget and the fields at fault.
     """
     if not is_public_key(public_key):
         return Snapshot(revision=None, published=None)
@@ -104,7 +110,19 @@ async def load(session: AsyncSession, public_key: str) -> Snapshot:
         return Snapshot(revision=None, published=None)
     if row.published_version is None or row.config is None:
         return Snapshot(revision=row.revision, published=None)
-    config = WidgetConfig.model_validate(row.config)
+    try:
+        config = WidgetConfig.model_validate(row.config)
+    except ValidationError as outdated:
+        # Published under rules since made stricter: served as nothing published (404 to
+        # visitors), and said in the log; the dashboard shows it, and refuses to publish it
+        # again until it is fixed (``widgets.schemas.StoredConfig``).
+        log.error(
+            "published_config_invalid",
+            widget_id=str(row.id),
+            version=row.published_version,
+            fields=sorted({".".join(map(str, e["loc"])) for e in outdated.errors()}),
+        )
+        return Snapshot(revision=row.revision, published=None)
     origins = await repository.allowed_origins(session, row.tenant_id, row.id)
     entries = sorted(
         (AllowedEntry(pattern, domain_key) for pattern, domain_key in origins),
@@ -137,7 +155,10 @@ async def load_preview(
     row = await repository.widget_draft(session, preview.tenant_id, preview.widget_id)
     if row is None:
         return None
-    draft = WidgetConfig.model_validate(row.draft)
+    try:
+        draft = WidgetConfig.model_validate(row.draft)
+    except ValidationError:  # saved under rules since made stricter: it needs fixing first
+        return None
     config = draft.model_copy(update={"placement": Placement.framed})
     return Published(
         tenant_id=preview.tenant_id,
