@@ -93,7 +93,7 @@ async def hold_thread(session: AsyncSession, tenant_id: uuid.UUID, thread_id: st
     held = await session.scalar(
         select(ChatThread.id)
         .where(ChatThread.tenant_id == tenant_id, ChatThread.id == thread_id)
-        .with_for_update(key_share=True)
+        .with_for_update(read=True, key_share=True)
     )
     return held is not None
 
