@@ -9,6 +9,7 @@ import { useTenant } from '../tenant';
 import { Empty, Field, formatDate, MoreButton, Page, ProblemAlert, Query, ReadOnlyNote, SecretOnce, Table } from '../ui';
 
 type EventType = Schemas['EventType'];
+type Endpoint = Schemas['Endpoint'];
 const EVENTS: EventType[] = [
   'conversation.started',
   'conversation.message',
@@ -20,6 +21,15 @@ const EVENTS: EventType[] = [
 /** Every event but one per message (high volume): what a new endpoint starts with. */
 const DEFAULT_EVENTS = EVENTS.filter((event) => event !== 'conversation.message');
 type NewEndpoint = { url: string; description: string; events: EventType[]; idle_minutes: number };
+
+/** When the endpoint's next delivery may be attempted, if one waits for a time: a failing
+ * endpoint's rest (or the deadline of the attempt under way), a slow endpoint's attempt under
+ * way (its deadline, the next going sooner if it ends sooner). */
+function NextTry({ endpoint: e }: { endpoint: Endpoint }) {
+  const at = e.next_attempt_at;
+  const waits = at !== null && (e.failing_since !== null || (e.slow_since !== null && Date.parse(at) > Date.now()));
+  return waits ? <span className="badge">next try {formatDate(at)}</span> : null;
+}
 
 function Deliveries({ id }: { id: string }) {
   const tenant = useTenant();
@@ -170,7 +180,8 @@ export default function Webhooks() {
                     <span>
                       <code>{e.url}</code> {e.enabled ? '' : <span className="badge warn">disabled</span>}
                       {e.failing_since && <span className="badge warn">failing since {formatDate(e.failing_since)}</span>}
-                      {e.failing_since && e.next_attempt_at && <span className="badge">next try {formatDate(e.next_attempt_at)}</span>}
+                      {e.slow_since && <span className="badge warn">slow since {formatDate(e.slow_since)}</span>}
+                      <NextTry endpoint={e} />
                     </span>
                     <span className="row">
                       <button
@@ -208,10 +219,16 @@ export default function Webhooks() {
                       </ConfirmButton>
                     </span>
                   </div>
-                  {e.failing_since && (
+                  {e.failing_since ? (
                     <p className="hint" id={`test-hint-${e.id}`}>
                       While it fails, one delivery at a time is attempted, each after a rest; a test or a replay is tried at once.
                     </p>
+                  ) : (
+                    e.slow_since && (
+                      <p className="hint">
+                        While it answers slowly (over 2 s), one delivery at a time is attempted, the next as soon as the one under way ends; the others wait their turn.
+                      </p>
+                    )
                   )}
                   <p className="muted">
                     {e.description} · {e.events.join(', ')}
