@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost.conversations.idle import announce_idle
 from kithost.models import Role, Tenant, WebhookDelivery, Widget
 from kithost.models.base import utcnow
+from kithost.webhooks.tasks import deliver
 from tests.chat.helpers import thread_of, visitor
 from tests.factories import Credentials, login, make_member
 from tests.fakes.openai_server import FakeOpenAI
@@ -90,7 +91,9 @@ async def test_a_deleted_conversations_idle_transcripts_leave_the_delivery_log(
     assert await run_deliveries(app, sent) == [True] * 3, "one per conversation, sent"
     await alice.send("Still there?", thread_id=thread)  # idle again: a pending transcript
     await announce_idle(app.state.sessionmaker, keys, utcnow() + timedelta(minutes=11))
-    assert len(sent) == 1
+    # Only the delivery: the chat's analytics may have been sent meanwhile (their buffer's
+    # timer), as on a busy machine.
+    assert len([task for task in sent if task[0] == deliver.name]) == 1
     rows = (await db.scalars(select(WebhookDelivery))).all()
     assert sorted((r.status, r.response_snippet) for r in rows if r.thread_id == thread) == [
         ("delivered", f"Thanks for: {SECRET}"),
