@@ -11,7 +11,6 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -37,9 +36,12 @@ pytestmark = pytest.mark.worker
 PREFIX = "cx-worker"
 
 
-@pytest.fixture
-def worker_settings(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
-    own = own_queue(settings, "exports", tmp_path)
+@pytest.fixture(scope="module")
+def worker_settings(
+    settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    """One worker for the module's tests (each starts its own tenants)."""
+    own = own_queue(settings, "exports", tmp_path_factory.mktemp("exports"))
     with worker_running(own):
         yield own
 
