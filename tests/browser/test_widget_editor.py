@@ -294,6 +294,8 @@ async def test_an_edit_conflict_loads_the_latest_with_the_edits_on_top(
         assert added.status_code == 201, added.text
     await page.get_by_role("button", name="Publish", exact=True).click()
     await page.get_by_role("button", name="Load the latest").click()
+    # Loaded once the alert is gone: a click before it publishes on the stale revision again.
+    await expect(page.get_by_text("Someone changed this widget")).to_be_hidden()
     await page.get_by_role("button", name="Publish", exact=True).click()
     await expect(page.get_by_text("Published as version 1.")).to_be_visible()
 
