@@ -85,3 +85,20 @@ async def test_a_stored_config_that_no_longer_validates_is_read_as_stored(
     assert fixed.status_code == 200, fixed.text
     published = await client.post(widget + "/publish", headers=acme.matching(fixed.headers["ETag"]))
     assert (published.status_code, published.json()["published_version"]) == (200, 3)
+
+
+async def test_a_stored_config_that_still_validates_is_read_with_todays_defaults(
+    client: httpx2.AsyncClient, db: AsyncSession, acme: Acme
+) -> None:
+    """A draft saved before an option existed is answered with the option's default, as
+    every draft saved since holds it: the dashboard reads every option a config has."""
+    created = await create(client, acme)
+    stored = await db.get_one(Widget, uuid.UUID(created.json()["id"]))
+    assert stored.draft["require_identity"] is False
+    stored.draft = {k: v for k, v in stored.draft.items() if k != "require_identity"}
+    await db.flush()
+
+    got = await client.get(url(created), headers=acme.headers)
+
+    assert got.status_code == 200, got.text
+    assert got.json()["config"] == created.json()["config"]

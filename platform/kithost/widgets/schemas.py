@@ -10,6 +10,8 @@ from pydantic import (
     GetCoreSchemaHandler,
     PlainValidator,
     StringConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
     computed_field,
     field_validator,
 )
@@ -26,25 +28,38 @@ RawConfig = Annotated[Any, PlainValidator(lambda value: value, json_schema_input
 
 
 class _AsStored:
-    """A configuration taken and answered as it is, documented as a ``WidgetConfig``: a
-    validator around the model's schema that never calls it."""
+    """A stored configuration as today's ``WidgetConfig`` answers it (its defaults filled
+    in), or, when today's rules refuse it, as it is; documented as a ``WidgetConfig``."""
 
     @classmethod
     def __get_pydantic_core_schema__(
         cls, source: Any, handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
         return core_schema.no_info_wrap_validator_function(
-            lambda stored, _check: stored,
+            _as_stored,
             handler.generate_schema(WidgetConfig),
-            serialization=core_schema.plain_serializer_function_ser_schema(lambda stored: stored),
+            serialization=core_schema.plain_serializer_function_ser_schema(_answered),
         )
 
 
-StoredConfig = Annotated[dict[str, Any], _AsStored]
-"""A configuration as stored (a draft, a version), answered as it is: documented as a
-``WidgetConfig``, never checked again on the way out. One saved before a rule grew stricter
-is still read; saving or publishing it is checked (``config.parse_config``) and refused on
-the field that no longer passes."""
+def _as_stored(stored: Any, check: ValidatorFunctionWrapHandler) -> WidgetConfig | Any:
+    try:
+        return check(stored)
+    except ValidationError:
+        return stored
+
+
+def _answered(config: WidgetConfig | Any) -> Any:
+    if isinstance(config, WidgetConfig):
+        return config.model_dump(mode="json", by_alias=True)
+    return config
+
+
+StoredConfig = Annotated[WidgetConfig | dict[str, Any], _AsStored]
+"""A configuration as stored (a draft, a version): answered as today's ``WidgetConfig``
+when it still passes, else as it is. One saved before a rule grew stricter is still read;
+saving or publishing it is checked (``config.parse_config``) and refused on the field that
+no longer passes."""
 
 DomainKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,255}$")]
 """An OpenAI domain key (``domain_pk_…``), registered for an origin in OpenAI's dashboard."""
@@ -85,7 +100,9 @@ class Widget(Schema):
     def attention(self) -> list[Attention]:
         """What the tenant must act on: ``agent_builder_retired``, a hosted draft (OpenAI shut
         Agent Builder down on 2026-11-30; ``POST …/convert`` makes it self-hosted)."""
-        retired = self.config.get("mode") == WidgetMode.hosted
+        config = self.config
+        mode = config.mode if isinstance(config, WidgetConfig) else config.get("mode")
+        retired = mode == WidgetMode.hosted
         return [Attention.agent_builder_retired] if retired else []
 
 
