@@ -3,7 +3,10 @@ of others, and attachments bound twice."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -23,6 +26,7 @@ from tests.chat.helpers import (
     Visitor,
     assert_problem,
     attachment_widget,
+    blob,
     create,
     path_of,
     store_of,
@@ -151,6 +155,46 @@ async def test_what_holds(
     assert_problem(with_upload_token, 401, "invalid_attachment_token")
     assert await alice.call("attachments.delete", attachment_id=attachment["id"]) == {}
     assert_problem(await http.get(preview), 404, "attachment_not_found")
+
+
+async def test_an_upload_leaves_no_temporary_file_behind(
+    http: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The file goes through a temporary file on its way to the storage, removed once it is
+    stored or refused."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    alice = await visitor(http, app, db, await attachment_widget(db, app, fake_openai))
+    attachment = await create(alice)
+
+    assert_problem(await upload(http, attachment, PNG[:-1]), 409, "attachment_mismatch")
+    assert (await upload(http, attachment)).status_code == 200
+
+    assert os.listdir(tmp_path) == []
+
+
+async def test_an_attachment_whose_bytes_are_gone_is_not_found(
+    http: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, fake_openai: FakeOpenAI
+) -> None:
+    """The preview streams, but only once the stored file's first piece is read: bytes lost
+    from the storage are a 404 problem the frame can read, not a stream cut short."""
+    widget = await attachment_widget(db, app, fake_openai)
+    alice = await visitor(http, app, db, widget)
+    attachment = await create(alice)
+    uploaded = await upload(http, attachment)
+    preview = path_of(uploaded.json()["preview_url"])
+    shown = await http.get(preview)
+    assert (shown.content, shown.headers["content-length"]) == (PNG, str(len(PNG)))
+
+    blob(app, widget, attachment["id"]).unlink()
+
+    lost = await http.get(preview)
+    assert_problem(lost, 404, "attachment_not_found")
+    assert lost.headers["access-control-allow-origin"] == "*"
 
 
 async def test_an_upload_is_read_no_further_than_announced(

@@ -258,10 +258,10 @@ class HeldStorage(LocalDiskStorage):
         self.putting = asyncio.Event()
         self.go = asyncio.Event()
 
-    async def put(self, key: str, data: bytes) -> None:
+    async def put_file(self, key: str, path: Path) -> None:
         self.putting.set()
         await self.go.wait()
-        await super().put(key, data)
+        await super().put_file(key, path)
 
 
 async def test_a_deletion_waits_for_the_upload_under_way(
@@ -288,8 +288,10 @@ async def test_a_deletion_waits_for_the_upload_under_way(
             AttachmentCreateParams(name="a.txt", size=5, mime_type="text/plain"), context
         )
         await chat.attachment_store().store.save_attachment(created, context)
+        uploaded = tmp_path / "a.txt"
+        uploaded.write_bytes(b"alpha")
         uploading = asyncio.create_task(
-            chat.attachment_store().upload(created.id, b"alpha", "text/plain", context)
+            chat.attachment_store().upload(created.id, uploaded, "text/plain", context)
         )
         await storage.putting.wait()
 
@@ -309,7 +311,7 @@ async def test_a_deletion_waits_for_the_upload_under_way(
         async with sessionmaker() as check:
             assert await check.get(ChatAttachment, created.id) is None
         with pytest.raises(ChatNotFound):
-            await chat.attachment_store().upload(created.id, b"alpha", "text/plain", context)
+            await chat.attachment_store().upload(created.id, uploaded, "text/plain", context)
     finally:
         async with sessionmaker() as cleanup:
             await cleanup.execute(delete(Tenant).where(Tenant.id == tenant.id))

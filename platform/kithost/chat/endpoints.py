@@ -38,9 +38,13 @@ import asyncio
 import base64
 import binascii
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
-from typing import Any
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import orjson
 import structlog
@@ -180,8 +184,8 @@ async def upload(request: Request, pk: str, attachment_id: str) -> Response:
         context = await _link_context(request, chat, pk, attachment_id, "upload")
         attachments = chat.attachment_store()
         announced = await attachments.announced_size(attachment_id, context)
-        data, mime_type = await _uploaded_file(request, announced)
-        attachment = await attachments.upload(attachment_id, data, mime_type, context)
+        async with _uploaded_file(request, announced) as (path, mime_type):
+            attachment = await attachments.upload(attachment_id, path, mime_type, context)
     body = attachment.model_dump_json(
         by_alias=True, exclude_none=True, context={"exclude_metadata": True}
     )
@@ -189,18 +193,20 @@ async def upload(request: Request, pk: str, attachment_id: str) -> Response:
 
 
 async def preview(request: Request, pk: str, attachment_id: str) -> Response:
+    """The attachment's bytes as the storage reads them, a piece at a time."""
     chat = runtime(request.app.state)
     with cors_problems(_ANY_ORIGIN, problem_for):
         context = await _link_context(request, chat, pk, attachment_id, "preview")
-        data, mime_type = await chat.attachment_store().content(attachment_id, context)
-    disposition = "inline" if mime_type in INLINE_TYPES else "attachment"
-    return Response(
-        data,
-        media_type=mime_type,
+        stored = await chat.attachment_store().pieces(attachment_id, context)
+    disposition = "inline" if stored.mime_type in INLINE_TYPES else "attachment"
+    return StreamingResponse(
+        stored.pieces,
+        media_type=stored.mime_type,
         headers={
             "Access-Control-Allow-Origin": "*",
             "Cache-Control": "private, max-age=3600",
             "Content-Disposition": disposition,
+            "Content-Length": str(stored.size),
             # Nothing served from Kithost's origin runs script there, whatever its type.
             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
             "Cross-Origin-Resource-Policy": "cross-origin",
@@ -499,14 +505,18 @@ async def _link_context(
     )
 
 
-async def _uploaded_file(request: Request, announced: int) -> tuple[bytes, str]:
-    """The ``file`` part of a multipart upload, and its type; 413 once the body is
-    :data:`MULTIPART_OVERHEAD` over the ``announced`` size (``attachments.create``'s, at
-    most the platform's limit): a file slightly off is the store's 409 ``attachment_mismatch``.
+@asynccontextmanager
+async def _uploaded_file(request: Request, announced: int) -> AsyncIterator[tuple[Path, str]]:
+    """The ``file`` part of a multipart upload in a temporary file (removed on exit), and
+    its type; 413 once the body is :data:`MULTIPART_OVERHEAD` over the ``announced`` size
+    (``attachments.create``'s, at most the platform's limit): a file slightly off is the
+    store's 409 ``attachment_mismatch``. The parser spools the part to disk as it arrives
+    (:attr:`_UploadParser.spool_max_size` at most in memory); it is copied from there in
+    pieces to a file the storage reads by name (``BlobStorage.put_file``).
     """
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise _bad_upload("send multipart/form-data with a 'file' part")
-    parser = MultiPartParser(
+    parser = _UploadParser(
         request.headers,
         _limited(request, announced + MULTIPART_OVERHEAD),
         max_files=1,
@@ -516,12 +526,29 @@ async def _uploaded_file(request: Request, announced: int) -> tuple[bytes, str]:
         form = await parser.parse()
     except MultiPartException as exc:
         raise _bad_upload(exc.message) from exc
-    file = form.get("file")
-    if isinstance(file, str) or file is None:
-        raise _bad_upload("no 'file' part")
-    data = await file.read()
-    await form.close()
-    return data, (file.content_type or "application/octet-stream").split(";", 1)[0].strip()
+    try:
+        file = form.get("file")
+        if isinstance(file, str) or file is None:
+            raise _bad_upload("no 'file' part")
+        mime_type = (file.content_type or "application/octet-stream").split(";", 1)[0].strip()
+        with tempfile.TemporaryDirectory(prefix="kithost-upload-") as folder:
+            path = Path(folder) / "file"
+            await asyncio.to_thread(_copy, file.file, path)
+            yield path, mime_type
+    finally:
+        await form.close()
+
+
+class _UploadParser(MultiPartParser):
+    spool_max_size = 64 * 1024
+    """What of a file part stays in memory before it goes to a temporary file (Starlette's
+    default is a megabyte: a megabyte of every upload under way)."""
+
+
+def _copy(source: BinaryIO, path: Path) -> None:
+    source.seek(0)
+    with path.open("wb") as target:
+        shutil.copyfileobj(source, target)
 
 
 def _bad_upload(message: str) -> BadRequest:

@@ -30,7 +30,9 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
@@ -721,23 +723,26 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
         return row.size
 
     async def upload(
-        self, attachment_id: str, data: bytes, mime_type: str, context: ChatContext
+        self, attachment_id: str, path: Path, mime_type: str, context: ChatContext
     ) -> Attachment:
-        """Store the bytes of a created attachment, once; refuse anything it did not declare
-        (another type, or a size other than announced: staff and the model read that size).
-        The row stays locked while they are written (see :meth:`delete_attachment`)."""
+        """Store the file at ``path`` as the bytes of a created attachment, once (read in
+        pieces); refuse anything it did not declare (another type, or a size other than
+        announced: staff and the model read that size, and previews send it as their
+        ``Content-Length``). The row stays locked while they are written (see
+        :meth:`delete_attachment`)."""
         async with self.store.unit(context, writes=True) as session:
             row = await repository.attachment(session, context, attachment_id, lock=True)
             if row is None:
                 raise attachment_not_found()
             if row.uploaded_at is not None:
                 raise _uploaded()
-            if len(data) != row.size or mime_type != row.mime_type:
+            size = (await asyncio.to_thread(path.stat)).st_size
+            if size != row.size or mime_type != row.mime_type:
                 raise Conflict(
                     "The file is not the one announced by attachments.create.",
                     code="attachment_mismatch",
                 )
-            await self.store.storage.put(blob_key(row.tenant_id, row.widget_id, row.id), data)
+            await self.store.storage.put_file(blob_key(row.tenant_id, row.widget_id, row.id), path)
             attachment = _ATTACHMENT.validate_python(row.payload).model_copy(
                 update={"upload_descriptor": None}
             )
@@ -746,14 +751,47 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
 
     async def content(self, attachment_id: str, context: ChatContext) -> tuple[bytes, str]:
         """The bytes and MIME type of the end user's uploaded attachment."""
-        async with self.store.unit(context) as session:
-            row = await repository.attachment(session, context, attachment_id)
-        data = None
-        if row is not None and row.uploaded_at is not None:
-            data = await self.store.storage.get(blob_key(row.tenant_id, row.widget_id, row.id))
-        if row is None or data is None:
+        row = await self._uploaded_row(attachment_id, context)
+        data = await self.store.storage.get(blob_key(row.tenant_id, row.widget_id, row.id))
+        if data is None:
             raise attachment_not_found()
         return data, row.mime_type
+
+    async def pieces(self, attachment_id: str, context: ChatContext) -> StoredFile:
+        """The end user's uploaded attachment in pieces of at most ``CHUNK_BYTES``, its
+        first read already: a file that is not there is :func:`attachment_not_found` here,
+        before any response starts."""
+        row = await self._uploaded_row(attachment_id, context)
+        rest = self.store.storage.chunks(blob_key(row.tenant_id, row.widget_id, row.id))
+        try:
+            first = await anext(rest, b"")
+        except FileNotFoundError as exc:
+            raise attachment_not_found() from exc
+        return StoredFile(_after(first, rest), row.mime_type, row.size)
+
+    async def _uploaded_row(self, attachment_id: str, context: ChatContext) -> ChatAttachment:
+        async with self.store.unit(context) as session:
+            row = await repository.attachment(session, context, attachment_id)
+        if row is None or row.uploaded_at is None:
+            raise attachment_not_found()
+        return row
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """An uploaded attachment's bytes as they are read, its MIME type and its size (checked
+    against the announced one when it was uploaded)."""
+
+    pieces: AsyncIterator[bytes]
+    mime_type: str
+    size: int
+
+
+async def _after(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for piece in rest:
+        yield piece
 
 
 def _key(context: ChatContext, thread_id: str) -> tuple[uuid.UUID, uuid.UUID, str, str]:
