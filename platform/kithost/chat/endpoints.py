@@ -193,7 +193,6 @@ async def upload(request: Request, pk: str, attachment_id: str) -> Response:
 
 
 async def preview(request: Request, pk: str, attachment_id: str) -> Response:
-    """The attachment's bytes as the storage reads them, a piece at a time."""
     chat = runtime(request.app.state)
     with cors_problems(_ANY_ORIGIN, problem_for):
         context = await _link_context(request, chat, pk, attachment_id, "preview")
