@@ -1,6 +1,9 @@
 """``kithost serve`` with several workers (the chart's default) and a configuration it cannot
 start with: the command ends at once with one line saying why, rather than holding the port
-while uvicorn's supervisor starts worker after worker to die."""
+while uvicorn's supervisor starts worker after worker to die.
+
+One case runs the real command, the way an operator (and a pod) does; the rest check each
+configuration against the same code in this process, through Typer's runner."""
 
 from __future__ import annotations
 
@@ -9,9 +12,13 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
+from typer.testing import CliRunner
 
+from kithost import cli
+from kithost.settings import get_settings
 from tests.conftest import free_port
 
 SERVERS = {
@@ -19,17 +26,21 @@ SERVERS = {
     "KITHOST_BROKER_URL": "redis://127.0.0.1:1/0",
     "KITHOST_PUBLIC_URL": "https://kithost.example.com",
 }
+LEAKY_URL = {"KITHOST_DATABASE_URL": "postgres://kithost:hunter2-secret@db/kithost"}
+LEAKY_REASON = "Can't load plugin: sqlalchemy.dialects:postgres"
 
 
-def serve(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
+def environment(tmp_path: Path, variables: dict[str, str]) -> dict[str, str]:
+    return {
         "KITHOST_DATA_DIR": str(tmp_path / "data"),
         "KITHOST_PORT": str(free_port()),
         "KITHOST_SERVE_WORKERS": "2",
         **variables,
     }
+
+
+def serve_process(tmp_path: Path, variables: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), **environment(tmp_path, variables)}
     process = subprocess.Popen(
         [sys.executable, "-m", "kithost", "serve"],
         env=env,
@@ -45,6 +56,34 @@ def serve(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
         process.communicate()
         pytest.fail("kithost serve kept running with a configuration it cannot start with")
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def serve_here(tmp_path: Path, variables: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``kithost serve`` in this process, with only ``variables`` of Kithost's settings set
+    (the test process's own are hidden); uvicorn must never be started."""
+    hidden: dict[str, str | None] = {
+        name: None for name in os.environ if name.startswith("KITHOST_")
+    }
+    get_settings.cache_clear()
+    try:
+        with (
+            mock.patch.object(cli, "configure_logging"),
+            mock.patch.object(cli.uvicorn, "run") as run,
+        ):
+            result = CliRunner().invoke(
+                cli.app, ["serve"], env={**hidden, **environment(tmp_path, variables)}
+            )
+    finally:
+        get_settings.cache_clear()
+    assert not run.called
+    return subprocess.CompletedProcess(["serve"], result.exit_code, result.stdout, result.stderr)
+
+
+def test_the_command_ends_with_one_line_naming_no_secret(tmp_path: Path) -> None:
+    result = serve_process(tmp_path, LEAKY_URL)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"kithost serve: {LEAKY_REASON}"]
+    assert "hunter2" not in result.stderr + result.stdout
 
 
 @pytest.mark.parametrize(
@@ -87,16 +126,13 @@ def serve(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
         ),
         ({"KITHOST_ENV": "prod"}, "KITHOST_ENV: Input should be 'development' or 'production'"),
         ({"KITHOST_LOG_LEVEL": "LOUD"}, "Unknown level: 'LOUD'"),
-        (
-            {"KITHOST_DATABASE_URL": "postgres://kithost:hunter2-secret@db/kithost"},
-            "Can't load plugin: sqlalchemy.dialects:postgres",
-        ),
+        (LEAKY_URL, LEAKY_REASON),
     ],
 )
 def test_a_configuration_error_ends_serve_with_one_line(
     tmp_path: Path, variables: dict[str, str], reason: str
 ) -> None:
-    result = serve(tmp_path, **variables)
+    result = serve_here(tmp_path, variables)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [f"kithost serve: {reason}"]
     assert "hunter2" not in result.stderr + result.stdout
