@@ -68,7 +68,7 @@ def serve_here(tmp_path: Path, variables: dict[str, str]) -> subprocess.Complete
     try:
         with (
             mock.patch.object(cli, "configure_logging"),
-            mock.patch.object(cli.uvicorn, "run") as run,
+            mock.patch("uvicorn.run") as run,
         ):
             result = CliRunner().invoke(
                 cli.app, ["serve"], env={**hidden, **environment(tmp_path, variables)}
