@@ -56,6 +56,22 @@ def blob_key(tenant_id: uuid.UUID, widget_id: uuid.UUID, attachment_id: str) -> 
     return f"{tenant_id}/{widget_id}/{attachment_id}"
 
 
+async def opened(storage: BlobStorage, key: str) -> AsyncIterator[bytes]:
+    """The bytes under ``key`` in pieces (:meth:`BlobStorage.chunks`), the first already
+    read: FileNotFoundError here, before any response that streams them starts (raised by
+    its first step, it would break off a response already answered 200)."""
+    rest = storage.chunks(key)
+    first = await anext(rest, b"")
+    return _after(first, rest)
+
+
+async def _after(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for piece in rest:
+        yield piece
+
+
 class LocalDiskStorage:
     """Files under a directory (``KITHOST_CHAT_ATTACHMENT_DIR``), written atomically."""
 

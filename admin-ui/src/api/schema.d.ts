@@ -208,7 +208,7 @@ export interface paths {
         };
         /**
          * Download an export
-         * @description The link `GET …/conversations/exports/{id}` gave: 404 `download_not_found` for a link Kithost did not sign, 410 `download_link_expired` once its time is over, 410 `export_invalidated` once a conversation the export holds is deleted. Audited.
+         * @description The link `GET …/conversations/exports/{id}` gave: 404 `download_not_found` for a link Kithost did not sign, 410 `download_link_expired` once its time is over, 410 `export_invalidated` once a conversation the export holds is deleted, 410 `export_lost` when its file is gone from the storage (ask for a new export). Audited.
          */
         get: operations["download_export_api_v1_conversation_exports__token__get"];
         put?: never;

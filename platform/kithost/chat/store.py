@@ -78,7 +78,7 @@ from kithost.kit.visible import INVISIBLE_MESSAGE, INVISIBLE_TYPE, has_invisible
 from kithost.models import ChatAttachment, ChatItem, ChatThread
 from kithost.models.base import utcnow
 from kithost.settings import Settings
-from kithost.storage import BlobStorage, blob_key
+from kithost.storage import BlobStorage, blob_key, opened
 from kithost.webhooks import service as webhooks
 
 log = structlog.get_logger(__name__)
@@ -762,12 +762,12 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
         first read already: a file that is not there is :func:`attachment_not_found` here,
         before any response starts."""
         row = await self._uploaded_row(attachment_id, context)
-        rest = self.store.storage.chunks(blob_key(row.tenant_id, row.widget_id, row.id))
+        key = blob_key(row.tenant_id, row.widget_id, row.id)
         try:
-            first = await anext(rest, b"")
+            pieces = await opened(self.store.storage, key)
         except FileNotFoundError as exc:
             raise attachment_not_found() from exc
-        return StoredFile(_after(first, rest), row.mime_type, row.size)
+        return StoredFile(pieces, row.mime_type, row.size)
 
     async def _uploaded_row(self, attachment_id: str, context: ChatContext) -> ChatAttachment:
         async with self.store.unit(context) as session:
@@ -785,13 +785,6 @@ class StoredFile:
     pieces: AsyncIterator[bytes]
     mime_type: str
     size: int
-
-
-async def _after(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    if first:
-        yield first
-    async for piece in rest:
-        yield piece
 
 
 def _key(context: ChatContext, thread_id: str) -> tuple[uuid.UUID, uuid.UUID, str, str]:

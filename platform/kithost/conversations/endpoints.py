@@ -12,10 +12,12 @@ from kithost.auth.principals import TenantAccess
 from kithost.chat.runtime import runtime
 from kithost.conversations import exports, schemas, service
 from kithost.db import DbSession
+from kithost.errors import Gone
 from kithost.kit.schemas import TENANT_ERRORS, problems
 from kithost.models.base import utcnow
 from kithost.settings import Settings
 from kithost.state import AppSettings
+from kithost.storage import opened
 
 router = APIRouter(prefix="/tenants/{tenant}/conversations", tags=["conversations"])
 
@@ -154,7 +156,8 @@ downloads = APIRouter(prefix="/conversation-exports", tags=["conversations"])
     summary="Download an export",
     description="The link `GET …/conversations/exports/{id}` gave: 404 `download_not_found` "
     "for a link Kithost did not sign, 410 `download_link_expired` once its time is over, 410 "
-    "`export_invalidated` once a conversation the export holds is deleted. Audited.",
+    "`export_invalidated` once a conversation the export holds is deleted, 410 `export_lost` "
+    "when its file is gone from the storage (ask for a new export). Audited.",
     responses={
         200: {"content": {"application/x-ndjson": {}, "text/csv": {}}},
         **problems(404, 410),
@@ -167,9 +170,15 @@ async def download_export(
     link = exports.read_link(settings, token, utcnow())
     export = await exports.download(session, link)
     storage = runtime(request.app.state).storage
+    try:
+        pieces = await opened(storage, exports.blob_key(export))
+    except FileNotFoundError as lost:  # the download did not happen: nothing is audited
+        raise Gone(
+            "This export's file is lost: ask for a new export.", code="export_lost"
+        ) from lost
     name = f"conversations-{export.id}.{export.format}"
     return StreamingResponse(
-        storage.chunks(exports.blob_key(export)),
+        pieces,
         media_type=exports.MEDIA_TYPES[schemas.ExportFormat(export.format)],
         headers={
             "Content-Disposition": f'attachment; filename="{name}"',
