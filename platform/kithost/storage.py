@@ -11,31 +11,39 @@ Keys are ``tenant/widget/attachment`` ids (``blob_key``), or ``tenant/exports/id
 from __future__ import annotations
 
 import asyncio
+import io
 import shutil
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 from urllib.parse import urlsplit
 
 import boto3
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 from kithost.settings import Settings
 
 if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
     from types_boto3_s3 import S3Client
 
 S3_DELETE_BATCH = 1000
 """The most keys one ``DeleteObjects`` call takes."""
+S3_UPLOAD = TransferConfig(multipart_threshold=5 * 1024**3)
+"""boto3's managed transfer reads an open file's multipart parts whole into memory (8 MB
+each, up to ten at once: a 20 MB attachment was held whole); one ``PutObject`` streams the
+file in pieces, so files go in one up to its limit (5 GiB), in parts only beyond it."""
 CHUNK_BYTES = 256 * 1024
 
 
 class BlobStorage(Protocol):
     async def put(self, key: str, data: bytes) -> None: ...
 
-    async def put_file(self, key: str, path: Path) -> None:
-        """Store the file at ``path`` under ``key``, read in pieces."""
+    async def put_file(self, key: str, file: BinaryIO) -> None:
+        """Store the bytes of ``file``, an open binary file, under ``key``, read in pieces
+        from its start (it is rewound first, whatever its position); it stays open."""
         ...
 
     def chunks(self, key: str) -> AsyncIterator[bytes]:
@@ -87,8 +95,8 @@ class LocalDiskStorage:
     async def get(self, key: str) -> bytes | None:
         return await asyncio.to_thread(self._get, self._path(key))
 
-    async def put_file(self, key: str, path: Path) -> None:
-        await asyncio.to_thread(self._put_file, self._path(key), path)
+    async def put_file(self, key: str, file: BinaryIO) -> None:
+        await asyncio.to_thread(self._put_file, self._path(key), file)
 
     async def chunks(self, key: str) -> AsyncIterator[bytes]:
         file = await asyncio.to_thread(self._path(key).open, "rb")
@@ -110,10 +118,12 @@ class LocalDiskStorage:
         partial.replace(path)
 
     @staticmethod
-    def _put_file(path: Path, source: Path) -> None:
+    def _put_file(path: Path, source: BinaryIO) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".partial")
-        shutil.copyfile(source, partial)
+        source.seek(0)
+        with partial.open("wb") as target:
+            shutil.copyfileobj(source, target, CHUNK_BYTES)
         partial.replace(path)
 
     @staticmethod
@@ -148,10 +158,8 @@ class S3Storage:
     async def get(self, key: str) -> bytes | None:
         return await asyncio.to_thread(self._get, self._key(key))
 
-    async def put_file(self, key: str, path: Path) -> None:
-        # boto3's managed transfer: multipart for large files, read from disk in parts.
-        name = self._key(key)
-        await asyncio.to_thread(self.client.upload_file, str(path), self.bucket, name)
+    async def put_file(self, key: str, file: BinaryIO) -> None:
+        await asyncio.to_thread(self._put_file, self._key(key), file)
 
     async def chunks(self, key: str) -> AsyncIterator[bytes]:
         name = self._key(key)
@@ -172,6 +180,11 @@ class S3Storage:
             batch = names[start : start + S3_DELETE_BATCH]
             await asyncio.to_thread(self._delete, batch)
 
+    def _put_file(self, name: str, file: BinaryIO) -> None:
+        file.seek(0)  # boto3 reads from where the file stands
+        lent = io.BufferedReader(_Lent(file), CHUNK_BYTES)
+        self.client.upload_fileobj(lent, self.bucket, name, Config=S3_UPLOAD)
+
     def _get(self, name: str) -> bytes | None:
         try:
             found = self.client.get_object(Bucket=self.bucket, Key=name)
@@ -187,6 +200,33 @@ class S3Storage:
         if answer.get("Errors"):
             # Raised as OSError so the deleting task retries (chat.tasks.delete_blobs).
             raise OSError(f"S3 refused to delete: {answer['Errors']}")
+
+
+class _Lent(io.RawIOBase):
+    """An open file lent to boto3, which closes the files it uploads: reads and seeks go to
+    ``file``; closing this leaves ``file`` open to its owner."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        super().__init__()
+        self.file = file
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.file.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
+        return self.file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.file.tell()
 
 
 def _parts(key: str) -> list[str]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx2
 import pytest
@@ -258,10 +259,10 @@ class HeldStorage(LocalDiskStorage):
         self.putting = asyncio.Event()
         self.go = asyncio.Event()
 
-    async def put_file(self, key: str, path: Path) -> None:
+    async def put_file(self, key: str, file: BinaryIO) -> None:
         self.putting.set()
         await self.go.wait()
-        await super().put_file(key, path)
+        await super().put_file(key, file)
 
 
 async def test_a_deletion_waits_for_the_upload_under_way(
@@ -288,8 +289,7 @@ async def test_a_deletion_waits_for_the_upload_under_way(
             AttachmentCreateParams(name="a.txt", size=5, mime_type="text/plain"), context
         )
         await chat.attachment_store().store.save_attachment(created, context)
-        uploaded = tmp_path / "a.txt"
-        uploaded.write_bytes(b"alpha")
+        uploaded = io.BytesIO(b"alpha")  # as a small upload stays spooled in memory
         uploading = asyncio.create_task(
             chat.attachment_store().upload(created.id, uploaded, "text/plain", context)
         )

@@ -12,9 +12,9 @@ without one cannot happen).
 from __future__ import annotations
 
 import dataclasses
+import io
 from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -633,7 +633,7 @@ async def test_user_message_attachment_thread_id_persisted_on_add_user_message(
     assert stored.thread_id == thread.id
 
 
-async def test_delete_file(make_server: MakeServer, tmp_path: Path) -> None:
+async def test_delete_file(make_server: MakeServer) -> None:
     # Upstream deletes from its in-memory store; here the attachment is created and uploaded
     # through Kithost's attachment store first, and its record and bytes must both go.
     server = make_server()
@@ -643,8 +643,7 @@ async def test_delete_file(make_server: MakeServer, tmp_path: Path) -> None:
         )
     )
     attachment_id = TypeAdapter[Attachment](Attachment).validate_json(result.json).id
-    uploaded = tmp_path / "test.txt"
-    uploaded.write_bytes(b"hello")
+    uploaded = io.BytesIO(b"hello")
     await server.attachment_store.upload(attachment_id, uploaded, "text/plain", server.context)
     assert await server.attachment_store.content(attachment_id, server.context) == (
         b"hello",

@@ -4,6 +4,11 @@ the service (real HTTP, real boto3 signing and errors)."""
 from __future__ import annotations
 
 import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from kithost.settings import Settings
 from kithost.storage import CHUNK_BYTES, LocalDiskStorage, S3Storage, storage_for
 from tests.chat.helpers import PNG, attachment_widget, create, path_of, upload, visitor
-from tests.conftest import create_test_app
+from tests.conftest import create_test_app, free_port
 from tests.fakes.openai_server import FakeOpenAI
 
 REGION = "us-east-1"
@@ -33,13 +38,37 @@ def s3_endpoint() -> Iterator[str]:
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def s3_apart() -> Iterator[str]:
+    """moto's S3 server in a process of its own: what it stores is not the test's memory."""
+    port = free_port()
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                httpx2.get(endpoint, timeout=1)
+                break
+            except httpx2.TransportError:
+                time.sleep(0.05)
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait()
+
+
 @pytest.fixture
 def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    return new_bucket(s3_endpoint, monkeypatch)
+
+
+def new_bucket(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A new bucket; boto3 finds the credentials where production gives them (``AWS_*``)."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "kithost-test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "kithost-test-secret")
     name = f"kithost-{secrets.token_hex(4)}"
-    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name=REGION)
+    client = boto3.client("s3", endpoint_url=endpoint, region_name=REGION)
     client.create_bucket(Bucket=name)
     return name
 
@@ -87,21 +116,50 @@ async def test_put_get_delete_under_the_prefix(
 async def test_large_files_go_in_and_out_in_pieces(
     settings: Settings, s3_endpoint: str, bucket: str, tmp_path: Path, kind: str
 ) -> None:
-    """Exports: a file stored from disk and read back a piece at a time, on both kinds."""
+    """Exports and uploads: an open file stored (from its start, wherever it stands: an
+    upload's size check leaves it at its end) and read back a piece at a time, on both
+    kinds."""
     chosen = (
         s3_settings(s3_endpoint, bucket)
         if kind == "s3"
         else {"attachment_storage_url": f"file://{tmp_path / 'blobs'}"}
     )
     storage = storage_for(settings.model_copy(update=chosen))
-    source = tmp_path / "export"
-    source.write_bytes(secrets.token_bytes(CHUNK_BYTES * 2 + 5))
-    await storage.put_file("t/exports/e.jsonl", source)
+    data = secrets.token_bytes(CHUNK_BYTES * 2 + 5)
+    with tempfile.TemporaryFile() as source:
+        source.write(data)
+        await storage.put_file("t/exports/e.jsonl", source)
+        assert not source.closed
     pieces = [piece async for piece in storage.chunks("t/exports/e.jsonl")]
     assert [len(p) for p in pieces] == [CHUNK_BYTES, CHUNK_BYTES, 5]
-    assert b"".join(pieces) == source.read_bytes()
+    assert b"".join(pieces) == data
     with pytest.raises(FileNotFoundError):
         await anext(storage.chunks("t/exports/missing"))
+
+
+async def test_an_open_file_goes_to_the_bucket_in_pieces(
+    settings: Settings, s3_apart: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """boto3 reads an open file's multipart parts whole into memory (8 MB each, up to ten at
+    once): a 20 MB attachment was held whole, more than once. One PUT streams it."""
+    bucket = new_bucket(s3_apart, monkeypatch)
+    storage = storage_for(settings.model_copy(update=s3_settings(s3_apart, bucket)))
+    size = 20 * 1024 * 1024
+    with tempfile.TemporaryFile() as source:
+        for _ in range(size // CHUNK_BYTES):
+            source.write(secrets.token_bytes(CHUNK_BYTES))
+        tracemalloc.start()
+        try:
+            before, _ = tracemalloc.get_traced_memory()
+            tracemalloc.reset_peak()
+            await storage.put_file("t/w/big", source)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    client = boto3.client("s3", endpoint_url=s3_apart, region_name=REGION)
+    stored = client.head_object(Bucket=bucket, Key="attachments/t/w/big")
+    assert stored["ContentLength"] == size
+    assert peak - before < size / 4, f"{(peak - before) / 1e6:.1f} MB held for {size / 1e6} MB"
 
 
 async def test_an_unreachable_bucket_fails_loudly(settings: Settings, s3_endpoint: str) -> None:

@@ -11,7 +11,7 @@ import secrets
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx2
 import pytest
@@ -770,7 +770,7 @@ class RefusingStorage(LocalDiskStorage):
         super().__init__(root)
         self.error = error
 
-    async def put_file(self, key: str, path: Path) -> None:
+    async def put_file(self, key: str, file: BinaryIO) -> None:
         raise self.error
 
 

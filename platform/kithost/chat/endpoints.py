@@ -38,12 +38,9 @@ import asyncio
 import base64
 import binascii
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
@@ -184,8 +181,8 @@ async def upload(request: Request, pk: str, attachment_id: str) -> Response:
         context = await _link_context(request, chat, pk, attachment_id, "upload")
         attachments = chat.attachment_store()
         announced = await attachments.announced_size(attachment_id, context)
-        async with _uploaded_file(request, announced) as (path, mime_type):
-            attachment = await attachments.upload(attachment_id, path, mime_type, context)
+        async with _uploaded_file(request, announced) as (file, mime_type):
+            attachment = await attachments.upload(attachment_id, file, mime_type, context)
     body = attachment.model_dump_json(
         by_alias=True, exclude_none=True, context={"exclude_metadata": True}
     )
@@ -505,13 +502,13 @@ async def _link_context(
 
 
 @asynccontextmanager
-async def _uploaded_file(request: Request, announced: int) -> AsyncIterator[tuple[Path, str]]:
-    """The ``file`` part of a multipart upload in a temporary file (removed on exit), and
-    its type; 413 once the body is :data:`MULTIPART_OVERHEAD` over the ``announced`` size
-    (``attachments.create``'s, at most the platform's limit): a file slightly off is the
-    store's 409 ``attachment_mismatch``. The parser spools the part to disk as it arrives
-    (:attr:`_UploadParser.spool_max_size` at most in memory); it is copied from there in
-    pieces to a file the storage reads by name (``BlobStorage.put_file``).
+async def _uploaded_file(request: Request, announced: int) -> AsyncIterator[tuple[BinaryIO, str]]:
+    """The ``file`` part of a multipart upload, as the parser spooled it to a temporary file
+    while it arrived (:attr:`_UploadParser.spool_max_size` at most in memory; closed and
+    removed on exit), and its type; 413 once the body is :data:`MULTIPART_OVERHEAD` over the
+    ``announced`` size (``attachments.create``'s, at most the platform's limit): a file
+    slightly off is the store's 409 ``attachment_mismatch``. The storage reads it from there
+    in pieces (``BlobStorage.put_file``): it is written to disk once.
     """
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise _bad_upload("send multipart/form-data with a 'file' part")
@@ -530,10 +527,7 @@ async def _uploaded_file(request: Request, announced: int) -> AsyncIterator[tupl
         if isinstance(file, str) or file is None:
             raise _bad_upload("no 'file' part")
         mime_type = (file.content_type or "application/octet-stream").split(";", 1)[0].strip()
-        with tempfile.TemporaryDirectory(prefix="kithost-upload-") as folder:
-            path = Path(folder) / "file"
-            await asyncio.to_thread(_copy, file.file, path)
-            yield path, mime_type
+        yield file.file, mime_type
     finally:
         await form.close()
 
@@ -542,12 +536,6 @@ class _UploadParser(MultiPartParser):
     spool_max_size = 64 * 1024
     """What of a file part stays in memory before it goes to a temporary file (Starlette's
     default is a megabyte: a megabyte of every upload under way)."""
-
-
-def _copy(source: BinaryIO, path: Path) -> None:
-    source.seek(0)
-    with path.open("wb") as target:
-        shutil.copyfileobj(source, target)
 
 
 def _bad_upload(message: str) -> BadRequest:

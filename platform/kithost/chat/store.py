@@ -27,13 +27,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import structlog
 from chatkit.store import AttachmentStore, Store, StoreItemType
@@ -723,26 +723,26 @@ class SqlAttachmentStore(AttachmentStore[ChatContext]):
         return row.size
 
     async def upload(
-        self, attachment_id: str, path: Path, mime_type: str, context: ChatContext
+        self, attachment_id: str, file: BinaryIO, mime_type: str, context: ChatContext
     ) -> Attachment:
-        """Store the file at ``path`` as the bytes of a created attachment, once (read in
-        pieces); refuse anything it did not declare (another type, or a size other than
-        announced: staff and the model read that size, and previews send it as their
-        ``Content-Length``). The row stays locked while they are written (see
-        :meth:`delete_attachment`)."""
+        """Store ``file`` (an open binary file, its size found by seeking to its end, not by
+        reading it) as the bytes of a created attachment, once (read in pieces); refuse
+        anything it did not declare (another type, or a size other than announced: staff and
+        the model read that size, and previews send it as their ``Content-Length``). The row
+        stays locked while they are written (see :meth:`delete_attachment`)."""
         async with self.store.unit(context, writes=True) as session:
             row = await repository.attachment(session, context, attachment_id, lock=True)
             if row is None:
                 raise attachment_not_found()
             if row.uploaded_at is not None:
                 raise _uploaded()
-            size = (await asyncio.to_thread(path.stat)).st_size
+            size = await asyncio.to_thread(file.seek, 0, os.SEEK_END)
             if size != row.size or mime_type != row.mime_type:
                 raise Conflict(
                     "The file is not the one announced by attachments.create.",
                     code="attachment_mismatch",
                 )
-            await self.store.storage.put_file(blob_key(row.tenant_id, row.widget_id, row.id), path)
+            await self.store.storage.put_file(blob_key(row.tenant_id, row.widget_id, row.id), file)
             attachment = _ATTACHMENT.validate_python(row.payload).model_copy(
                 update={"upload_descriptor": None}
             )

@@ -37,7 +37,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -313,24 +312,23 @@ async def _written(
     """The export written through a temporary file into ``name``, the conversations it holds
     recorded as they are written; its size, or None (nothing stored) when the export was
     deleted or invalidated meanwhile."""
-    with tempfile.TemporaryDirectory(prefix="kithost-export-") as folder:
-        path = Path(folder) / "export"
-        with path.open("w", encoding="utf-8", newline="") as file:
-            held: list[str] = []
-            last: str | None = None
-            async for part in exporter(sessionmaker, tenant_id, filters, keys):
-                file.write(part.text)
-                if part.thread_id not in (None, last):
-                    last = part.thread_id
-                    held.append(last)
-                if len(held) == service.EXPORT_PAGE:
-                    if not await _hold(sessionmaker, tenant_id, export_id, held):
-                        return None
-                    held = []
-            if held and not await _hold(sessionmaker, tenant_id, export_id, held):
-                return None
-        await storage.put_file(name, path)
-        return path.stat().st_size
+    with tempfile.TemporaryFile(prefix="kithost-export-") as file:
+        held: list[str] = []
+        last: str | None = None
+        async for part in exporter(sessionmaker, tenant_id, filters, keys):
+            file.write(part.text.encode())
+            if part.thread_id not in (None, last):
+                last = part.thread_id
+                held.append(last)
+            if len(held) == service.EXPORT_PAGE:
+                if not await _hold(sessionmaker, tenant_id, export_id, held):
+                    return None
+                held = []
+        if held and not await _hold(sessionmaker, tenant_id, export_id, held):
+            return None
+        size = file.tell()
+        await storage.put_file(name, file)
+        return size
 
 
 async def _hold(
