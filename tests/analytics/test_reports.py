@@ -268,7 +268,9 @@ async def test_the_funnel_counts_the_hours_the_series_count(
     events += [event("loader.loaded", time=int(late.timestamp() * 1000))]
     events += conversation("th_a", 1)  # now: the last hour
     assert await store(app, widget, events) == 5
-    until = utcnow().replace(second=0, microsecond=0)
+    # After the conversation's facts (``until`` is exclusive), on a minute: never before them
+    # on the hour, which would leave their hour out.
+    until = (utcnow() + timedelta(minutes=1)).replace(second=0, microsecond=0)
     bounds = {"since": (hour + timedelta(minutes=30)).isoformat(), "until": until.isoformat()}
 
     async def get(path: str, **params: str) -> Any:
