@@ -17,10 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from kithost.auth.principals import ClientPrincipal, TenantAccess
 from kithost.auth.roles import ALL_SCOPES
-from kithost.db import create_sessionmaker
+from kithost.db import create_sessionmaker, session_scope
 from kithost.errors import Conflict, InvalidInput, NotFound
 from kithost.kit.crypto import SecretBox
-from kithost.knowledge import ingest, service
+from kithost.knowledge import ingest, repository, service
+from kithost.knowledge.tasks import remove as remove_task
 from kithost.models import (
     ApiClient,
     DocumentStatus,
@@ -37,6 +38,7 @@ from kithost.worker.app import create_celery
 from kithost.worker.enqueue import PendingTasks
 from tests.conftest import concurrent_sessions
 from tests.fakes.openai_server import FakeOpenAI
+from tests.workers import RecordedTasks
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -133,6 +135,47 @@ async def test_a_document_deleted_while_it_is_settled_is_gone(
         await waits(settled)
         await deleting.commit()
     assert await settled is None
+
+
+@pytest.mark.parametrize("deleted", ["document", "base", "tenant"])
+async def test_a_file_id_written_during_a_deletion_is_removed_from_openai(
+    raced: tuple[Sessions, TenantAccess, uuid.UUID],
+    settings: Settings,
+    engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+    deleted: str,
+) -> None:
+    """The ingest task writes the id of the file it just made at OpenAI (the document
+    locked) while the document, its base or its tenant is being deleted: the deletion waits
+    for it and takes that file back too, never leaving it at OpenAI for nobody."""
+    sessionmaker, access, base_id = raced
+    celery, sent = create_celery(settings), RecordedTasks()
+    monkeypatch.setattr(celery, "send_task", sent.record)
+    units = create_sessionmaker(engine, PendingTasks(celery))  # the request's
+    async with sessionmaker() as setup:
+        document = await upload(setup, storage_for(settings), access, base_id)
+        await setup.commit()
+
+    async def delete() -> None:
+        async with session_scope(units) as session:
+            if deleted == "document":
+                await service.delete_document(session, access, base_id, document.id)
+            elif deleted == "base":
+                await service.delete_base(session, access, base_id)
+            else:  # the tenant's part of its deletion (the fixture deletes the tenant after)
+                await service.delete_tenant_knowledge(session, access.tenant)
+
+    async with sessionmaker() as ingesting:
+        found = await repository.get_document(ingesting, access.tenant.id, document.id, lock=True)
+        assert found is not None
+        found.file_id = "file-made-meanwhile"
+        await ingesting.flush()
+        deleting = asyncio.create_task(delete())
+        await waits(deleting)
+        await ingesting.commit()
+    await deleting
+    [(_, _, file_ids, _, _, _)] = sent.take(remove_task.name)
+    assert file_ids == ["file-made-meanwhile"], "the file made meanwhile was left at OpenAI"
 
 
 async def test_bases_made_at_once_stop_at_the_cap(

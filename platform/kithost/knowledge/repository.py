@@ -10,12 +10,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost.models import KnowledgeBase, KnowledgeDocument, Widget, WidgetVersion
 
 
-async def list_bases(session: AsyncSession, tenant_id: uuid.UUID) -> Sequence[KnowledgeBase]:
-    result = await session.execute(
+async def list_bases(
+    session: AsyncSession, tenant_id: uuid.UUID, *, lock: bool = False
+) -> Sequence[KnowledgeBase]:
+    """The tenant's bases, oldest first; with ``lock``, locked for the transaction."""
+    query = (
         select(KnowledgeBase)
         .where(KnowledgeBase.tenant_id == tenant_id)
         .order_by(KnowledgeBase.created_at, KnowledgeBase.id)
     )
+    result = await session.execute(query.with_for_update() if lock else query)
     return result.scalars().all()
 
 

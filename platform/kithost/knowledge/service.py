@@ -90,7 +90,9 @@ async def delete_base(session: AsyncSession, access: TenantAccess, base_id: uuid
     base's vector store stays: it was the tenant's before). The base is locked first, so an
     upload under way either finishes before (and its document goes too) or finds no base.
     A base a widget's draft or published version searches is 409 ``knowledge_base_in_use``:
-    deleting it would leave the live widget without it and its draft refusing every edit."""
+    deleting it would leave the live widget without it and its draft refusing every edit.
+    Its documents are locked too: an ingest task writing a file id OpenAI just gave (see
+    :func:`delete_document`) finishes first, and that file is removed with the rest."""
     base = await _base(session, access.tenant.id, base_id, lock=True)
     searching = await repository.widgets_searching(session, access.tenant.id, base.id)
     if searching:
@@ -101,7 +103,7 @@ async def delete_base(session: AsyncSession, access: TenantAccess, base_id: uuid
             "file search (and publish) first.",
             code="knowledge_base_in_use",
         )
-    documents = await repository.list_documents(session, access.tenant.id, [base.id])
+    documents = await repository.list_documents(session, access.tenant.id, [base.id], lock=True)
     _remove_upstream(session, access.tenant.id, base, documents)
     await session.delete(base)
     _record(session, access, "knowledge_base.deleted", base_id, {"name": base.name})
@@ -193,8 +195,12 @@ async def add_document(
 async def delete_document(
     session: AsyncSession, access: TenantAccess, base_id: uuid.UUID, document_id: uuid.UUID
 ) -> None:
+    """Remove the document; its OpenAI file goes behind the commit. It is locked first: an
+    ingest task writing the id of the file OpenAI just made for it finishes before, and the
+    removal takes that file (read unlocked, the id could be missed and the file left at
+    OpenAI), or the task finds the document gone and deletes the file itself."""
     base = await _base(session, access.tenant.id, base_id)
-    document = await repository.get_document(session, access.tenant.id, document_id)
+    document = await repository.get_document(session, access.tenant.id, document_id, lock=True)
     if document is None or document.knowledge_base_id != base.id:
         raise NotFound("No such document.", code="document_not_found")
     _remove_upstream(session, access.tenant.id, base, [document], whole=False)
@@ -220,9 +226,12 @@ async def _base(
 async def delete_tenant_knowledge(session: AsyncSession, tenant: Tenant) -> None:
     """Queue the removal of every base of a tenant being deleted from OpenAI and the blob
     store (adopted bases' vector stores stay), with the tenant's key as it is now (its row
-    is gone when the task runs)."""
-    bases = await repository.list_bases(session, tenant.id)
-    documents = await repository.list_documents(session, tenant.id, [b.id for b in bases])
+    is gone when the task runs). The bases, then their documents, are locked as
+    :func:`delete_base` locks them, so no OpenAI file id being written meanwhile is missed."""
+    bases = await repository.list_bases(session, tenant.id, lock=True)
+    documents = await repository.list_documents(
+        session, tenant.id, [b.id for b in bases], lock=True
+    )
     for base in bases:
         mine = [d for d in documents if d.knowledge_base_id == base.id]
         _remove_upstream(session, tenant.id, base, mine, tenant_key=tenant.openai_api_key)
