@@ -1,16 +1,26 @@
 """A webhook receiver on loopback (a real HTTP server in a thread) that records what it
 gets and answers with the status (and body) the test sets; told to, it holds each request
 (no answer) until released, or one request by its arrival until its gate opens, or drips its
-answer a byte at a time. It counts the requests it is handling at once."""
+answer a byte at a time. It counts the requests it is handling at once. Endpoints and
+deliveries made as rows (``hook_at``, ``pending``), for the tests of attempts."""
 
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kithost.models import Tenant, WebhookDelivery, WebhookEndpoint
+from kithost.models.base import utcnow
+from kithost.webhooks.service import new_secret
+from kithost.webhooks.tasks import deliver
 
 
 @dataclass(frozen=True)
@@ -116,3 +126,33 @@ class Receiver:
             gate.set()
         self._server.shutdown()
         self._server.server_close()
+
+
+async def hook_at(
+    app: FastAPI, db: AsyncSession, tenant: Tenant, url: str, *, slow: bool = True
+) -> WebhookEndpoint:
+    """An endpoint of ``tenant`` at ``url``: slow (its last attempt was), unless not."""
+    hook = WebhookEndpoint(
+        tenant_id=tenant.id,
+        url=url,
+        events=["widget.published"],
+        secret=app.state.secret_box.encrypt(new_secret()),
+        slow_since=utcnow() if slow else None,
+    )
+    db.add(hook)
+    await db.flush()
+    return hook
+
+
+async def pending(db: AsyncSession, hook: WebhookEndpoint) -> tuple[str, list[Any]]:
+    """The task of a new delivery to ``hook``, not attempted."""
+    made = WebhookDelivery(
+        tenant_id=hook.tenant_id,
+        endpoint_id=hook.id,
+        event_id=f"msg_{uuid.uuid4().hex}",
+        event_type="webhook.test",
+        payload={"type": "webhook.test", "timestamp": utcnow().isoformat(), "data": {}},
+    )
+    db.add(made)
+    await db.flush()
+    return deliver.name, [str(hook.tenant_id), str(made.id)]

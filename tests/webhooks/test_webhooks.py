@@ -15,7 +15,7 @@ from typing import Any
 import httpx2
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks import Webhook, WebhookVerificationError
 
@@ -44,7 +44,7 @@ from tests.conversations.helpers import conversation
 from tests.factories import Credentials, login, make_member, make_tenant
 from tests.fakes.openai_server import FakeOpenAI
 from tests.visitor.helpers import ORIGIN
-from tests.webhooks.helpers import Receiver
+from tests.webhooks.helpers import Receiver, hook_at, pending
 from tests.widgets.previews import maker
 from tests.workers import RecordedTasks
 
@@ -393,6 +393,27 @@ async def test_an_attempt_begun_before_its_endpoint_was_slow_leaves_the_hold_of_
     assert (await holds).delivered is True
     assert (await attempt(app, waiting)).delivered is True
     assert receiver.most_in_flight == 2  # the early one and the holding one
+
+
+async def test_an_attempt_ends_its_hold_whatever_became_of_its_delivery(
+    app: FastAPI, db: AsyncSession, receiver: Receiver
+) -> None:
+    """An attempt whose delivery was deleted meanwhile (its conversation deleted, the
+    retention purge) left its endpoint held until the hold's deadline, some 15 s: the
+    endpoint's next delivery waited that long. Its hold ends with it."""
+    acme = await make_tenant(db, "acme")
+    hook = await hook_at(app, db, acme, receiver.url)
+    first, again = await pending(db, hook), await pending(db, hook)
+    gate = threading.Event()
+    receiver.gates = {1: gate}
+    under_way = asyncio.create_task(attempt(app, first))
+    await arrived(receiver, 1)
+    gone = uuid.UUID(first[1][1])
+    await db.execute(delete(WebhookDelivery).where(WebhookDelivery.id == gone))
+    gate.set()
+    assert (await under_way).retry is False
+    assert (await attempt(app, again)).delivered is True, "its endpoint no longer held"
+    assert len(receiver.received) == 2
 
 
 async def test_a_delivery_failing_for_a_day_on_a_healthy_endpoint_fails_for_good(

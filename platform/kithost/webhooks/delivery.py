@@ -6,7 +6,9 @@ written to the log.
 An endpoint that fails or answers slowly takes one attempt at a time: the attempt holds it
 (``repository.claim_endpoint``) and the deliveries finding it held wait, unsent, so such a
 receiver holds one worker at most, whatever its tenant sends; a fast endpoint takes its
-deliveries side by side."""
+deliveries side by side. An attempt ends its hold when it ends, whatever became of its
+delivery or its endpoint meanwhile; a worker lost mid-attempt leaves it to its deadline
+(``CLAIM``)."""
 
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ REST = (timedelta(seconds=30), timedelta(hours=1))
 within these bounds (so about twice as long each time)."""
 CLAIM = timedelta(seconds=TIMEOUT_SECONDS + 5)
 """How long the attempt under way holds a failing or slow endpoint (its deadline, and some);
-it ends its hold sooner when it goes through."""
+it ends its hold sooner when it ends (a failed attempt's endpoint rests instead)."""
 GIVE_UP_AFTER = timedelta(days=1)
 """An endpoint failing this long is disabled (and audited); its deliveries stop. A delivery
 still not delivered this long after it was made fails for good, the endpoint otherwise well
@@ -72,7 +74,7 @@ async def attempt(
         if endpoint is None or not endpoint.enabled:
             delivery.status = DeliveryStatus.failed
             return Attempt(delivered=False, retry=False)
-        now, hold = utcnow(), None
+        endpoint_id, now, hold = endpoint.id, utcnow(), None
         if endpoint.failing_since is not None or endpoint.slow_since is not None:
             # A failing endpoint takes one attempt at a time, after its rest: a receiver
             # that hangs holds one worker at most, and less and less of its time. A slow
@@ -122,12 +124,13 @@ async def attempt(
     took = time.monotonic() - started
     delivered = status is not None and 200 <= status < 300
     async with session_scope(sessionmaker, tenant=tenant_id) as session:
+        if hold is not None:
+            # Its own hold only, whatever became of the delivery meanwhile: one an attempt
+            # begun since holds (the endpoint slow meanwhile) stays, or each attempt ending
+            # would let one more go at once.
+            await repository.release_endpoint(session, tenant_id, endpoint_id, hold)
         delivery = await repository.delivery(session, tenant_id, delivery_id)
-        endpoint = (
-            await repository.endpoint(session, tenant_id, delivery.endpoint_id)
-            if delivery
-            else None
-        )
+        endpoint = await repository.endpoint(session, tenant_id, endpoint_id)
         if delivery is None or endpoint is None:
             return Attempt(delivered=delivered, retry=False)
         delivery.attempts += 1
@@ -138,10 +141,6 @@ async def attempt(
         if delivered:
             delivery.status = DeliveryStatus.delivered
             endpoint.failing_since = None
-            if hold is not None and endpoint.next_attempt_at == hold:
-                # Its own hold only: one an attempt begun since holds (the endpoint slow
-                # meanwhile) stays, or each attempt ending would let one more go at once.
-                endpoint.next_attempt_at = None
             return Attempt(delivered=True, retry=False)
         endpoint.failing_since = endpoint.failing_since or now
         ended = utcnow()

@@ -54,6 +54,23 @@ async def claim_endpoint(
     return endpoint.next_attempt_at or now
 
 
+async def release_endpoint(
+    session: AsyncSession, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, hold: datetime
+) -> None:
+    """End the endpoint's hold taken until ``hold``, unless another attempt holds it since
+    (or it rests)."""
+    await session.execute(
+        update(WebhookEndpoint)
+        .where(
+            WebhookEndpoint.tenant_id == tenant_id,
+            WebhookEndpoint.id == endpoint_id,
+            WebhookEndpoint.next_attempt_at == hold,
+        )
+        .values(next_attempt_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def deliveries(
     session: AsyncSession,
     tenant_id: uuid.UUID,
