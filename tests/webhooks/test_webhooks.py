@@ -395,25 +395,67 @@ async def test_an_attempt_begun_before_its_endpoint_was_slow_leaves_the_hold_of_
     assert receiver.most_in_flight == 2  # the early one and the holding one
 
 
-async def test_an_attempt_ends_its_hold_whatever_became_of_its_delivery(
+async def test_a_tenants_slow_endpoints_take_one_attempt_at_a_time_all_together(
     app: FastAPI, db: AsyncSession, receiver: Receiver
+) -> None:
+    """A tenant may have any number of endpoints, and each slow one took its own attempt at
+    a time: a tenant with many slow receivers held as many workers at once, each up to the
+    deadline, starving every other tenant's deliveries and tasks. Its slow endpoints take
+    one attempt at a time all together: one waiting its turn is not sent, holds nothing
+    (not even its endpoint) and goes as soon as the turn is free; the tenant's fast
+    endpoints, and other tenants' slow ones, go beside them."""
+    acme, globex = await make_tenant(db, "acme"), await make_tenant(db, "globex")
+    first = await pending(db, await hook_at(app, db, acme, f"{receiver.url}?1"))
+    other = await hook_at(app, db, acme, f"{receiver.url}?2")
+    second = await pending(db, other)
+    fast = await pending(db, await hook_at(app, db, acme, f"{receiver.url}?3", slow=False))
+    theirs = await pending(db, await hook_at(app, db, globex, f"{receiver.url}?4"))
+    gates = receiver.gates = {n: threading.Event() for n in (1, 3)}  # by arrival
+    under_way = asyncio.create_task(attempt(app, first))
+    await arrived(receiver, 1)
+    await waits_its_turn(app, second)
+    await db.refresh(other)
+    assert other.next_attempt_at is None, "the endpoint waiting its turn is not held"
+    assert (await attempt(app, fast)).delivered is True
+    beside = asyncio.create_task(attempt(app, theirs))
+    await arrived(receiver, 3)
+    assert (receiver.in_flight, len(receiver.received)) == (2, 3)
+    gates[1].set()
+    assert (await under_way).delivered is True
+    assert (await attempt(app, second)).delivered is True
+    gates[3].set()
+    assert (await beside).delivered is True
+
+
+@pytest.mark.parametrize("deleted", ["delivery", "endpoint"])
+async def test_an_attempt_ends_its_holds_whatever_became_of_its_delivery(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, receiver: Receiver, deleted: str
 ) -> None:
     """An attempt whose delivery was deleted meanwhile (its conversation deleted, the
     retention purge) left its endpoint held until the hold's deadline, some 15 s: the
-    endpoint's next delivery waited that long. Its hold ends with it."""
+    endpoint's next delivery waited that long. Its holds end with it, the endpoint's and
+    the tenant's turn for slow endpoints, the endpoint deleted meanwhile or not."""
     acme = await make_tenant(db, "acme")
-    hook = await hook_at(app, db, acme, receiver.url)
+    owner = await login(app, db, await make_member(db, acme, Role.owner))
+    hook = await hook_at(app, db, acme, f"{receiver.url}?1")
     first, again = await pending(db, hook), await pending(db, hook)
+    other = await pending(db, await hook_at(app, db, acme, f"{receiver.url}?2"))
     gate = threading.Event()
     receiver.gates = {1: gate}
     under_way = asyncio.create_task(attempt(app, first))
     await arrived(receiver, 1)
-    gone = uuid.UUID(first[1][1])
-    await db.execute(delete(WebhookDelivery).where(WebhookDelivery.id == gone))
+    if deleted == "delivery":
+        gone = uuid.UUID(first[1][1])
+        await db.execute(delete(WebhookDelivery).where(WebhookDelivery.id == gone))
+    else:
+        removed = await client.delete(f"{WEBHOOKS}/{hook.id}", headers=owner.headers)
+        assert removed.status_code == 204, removed.text
     gate.set()
     assert (await under_way).retry is False
-    assert (await attempt(app, again)).delivered is True, "its endpoint no longer held"
-    assert len(receiver.received) == 2
+    if deleted == "delivery":
+        assert (await attempt(app, again)).delivered is True, "its endpoint no longer held"
+    assert (await attempt(app, other)).delivered is True, "the tenant's turn free"
+    assert len(receiver.received) == (3 if deleted == "delivery" else 2)
 
 
 async def test_a_delivery_failing_for_a_day_on_a_healthy_endpoint_fails_for_good(

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from kithost.models.base import TenantOwned, str_enum
+from kithost.models.base import Base, TenantOwned, str_enum
 
 
 class WebhookEndpoint(TenantOwned):
@@ -34,12 +34,27 @@ class WebhookEndpoint(TenantOwned):
     slow_since: Mapped[datetime | None]
     """The first slow attempt (longer than ``webhooks.delivery.SLOW_SECONDS``) of the current
     run of them; None when the last attempt was fast. A slow endpoint takes one attempt at a
-    time, as a failing one does."""
+    time, as a failing one does, and the tenant's slow endpoints together take one at a time
+    (``WebhookTenantSlot``)."""
     next_attempt_at: Mapped[datetime | None]
     """While the endpoint fails or is slow, no delivery is attempted before this: the
     deadline of the attempt under way (one at a time, however many wait), or a failing
     endpoint's rest after a failed attempt (ever fewer attempts; ``webhooks.delivery``).
     None when no attempt holds it and it does not rest."""
+
+
+class WebhookTenantSlot(Base):
+    """The tenant's one attempt at a time to its slow endpoints, all of them together
+    (``webhooks.delivery``): the row is there while an attempt to one of them holds the
+    slot, until ``held_until`` (that attempt's deadline, and some) or until it ends, which
+    deletes it. No row, or one past its ``held_until``, is a free slot."""
+
+    __tablename__ = "webhook_tenant_slots"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    held_until: Mapped[datetime]
 
 
 class DeliveryStatus(StrEnum):

@@ -4,11 +4,14 @@ one deadline for the whole attempt and a cap on what is read of the answer; the 
 written to the log.
 
 An endpoint that fails or answers slowly takes one attempt at a time: the attempt holds it
-(``repository.claim_endpoint``) and the deliveries finding it held wait, unsent, so such a
-receiver holds one worker at most, whatever its tenant sends; a fast endpoint takes its
-deliveries side by side. An attempt ends its hold when it ends, whatever became of its
-delivery or its endpoint meanwhile; a worker lost mid-attempt leaves it to its deadline
-(``CLAIM``)."""
+(``repository.claim_endpoint``) and the deliveries finding it held wait, unsent. A tenant's
+slow endpoints take one attempt at a time all together: the attempt holds the tenant's slot
+too (``repository.claim_tenant_slot``), and a slow endpoint finding it held waits, unsent,
+holding nothing; so a tenant's slow receivers hold one worker at most, whatever it sends and
+however many endpoints it has (a failing one answering fast rests between attempts
+instead). A fast endpoint takes its deliveries side by side, whatever its tenant's slow
+ones do. An attempt ends its holds when it ends, whatever became of its delivery or its
+endpoint meanwhile; a worker lost mid-attempt leaves them to their deadline (``CLAIM``)."""
 
 from __future__ import annotations
 
@@ -36,14 +39,16 @@ TIMEOUT_SECONDS = 10.0
 answering slowly (a byte every few seconds) fails the attempt, which is tried again later."""
 SLOW_SECONDS = 2.0
 """An attempt longer than this is slow (a receiver answering in full within the deadline
-but late): its endpoint takes one attempt at a time until one is no longer slow."""
+but late): its endpoint takes one attempt at a time, in turn with its tenant's other slow
+endpoints, until one is no longer slow."""
 SNIPPET_BYTES = 500
 REST = (timedelta(seconds=30), timedelta(hours=1))
 """How long a failing endpoint rests after a failed attempt: as long as it has been failing,
 within these bounds (so about twice as long each time)."""
 CLAIM = timedelta(seconds=TIMEOUT_SECONDS + 5)
-"""How long the attempt under way holds a failing or slow endpoint (its deadline, and some);
-it ends its hold sooner when it ends (a failed attempt's endpoint rests instead)."""
+"""How long the attempt under way holds a failing or slow endpoint, and a slow one's tenant
+slot (its deadline, and some); it ends its holds sooner when it ends (a failed attempt's
+endpoint rests instead)."""
 GIVE_UP_AFTER = timedelta(days=1)
 """An endpoint failing this long is disabled (and audited); its deliveries stop. A delivery
 still not delivered this long after it was made fails for good, the endpoint otherwise well
@@ -56,7 +61,8 @@ class Attempt:
     retry: bool
     """Worth trying again later (the endpoint is still enabled)."""
     wait_seconds: float | None = None
-    """Not attempted: the endpoint (failing or slow) takes none before this many seconds."""
+    """Not attempted: the endpoint (failing or slow), or its tenant's slow endpoints, take
+    none before this many seconds."""
 
 
 async def attempt(
@@ -78,9 +84,15 @@ async def attempt(
         if endpoint.failing_since is not None or endpoint.slow_since is not None:
             # A failing endpoint takes one attempt at a time, after its rest: a receiver
             # that hangs holds one worker at most, and less and less of its time. A slow
-            # one too, its next attempt due as soon as this one goes through.
+            # one too, its next attempt due as soon as this one goes through, and in turn
+            # with the tenant's other slow endpoints (the endpoint held first, then the
+            # tenant's slot, everywhere: no two attempts wait for each other's locks).
             hold = now + CLAIM
             due = await repository.claim_endpoint(session, endpoint, now, hold)
+            if due is None and endpoint.slow_since is not None:
+                due = await repository.claim_tenant_slot(session, tenant_id, now, hold)
+                if due is not None:  # the tenant's turn is another endpoint's
+                    await repository.release_endpoint(session, tenant_id, endpoint_id, hold)
             if due is not None:
                 if now - delivery.created_at >= GIVE_UP_AFTER:
                     delivery.status = DeliveryStatus.failed
@@ -125,10 +137,11 @@ async def attempt(
     delivered = status is not None and 200 <= status < 300
     async with session_scope(sessionmaker, tenant=tenant_id) as session:
         if hold is not None:
-            # Its own hold only, whatever became of the delivery meanwhile: one an attempt
-            # begun since holds (the endpoint slow meanwhile) stays, or each attempt ending
-            # would let one more go at once.
+            # Its own holds only, whatever became of the delivery or the endpoint meanwhile:
+            # one an attempt begun since holds (the endpoint slow meanwhile) stays, or each
+            # attempt ending would let one more go at once.
             await repository.release_endpoint(session, tenant_id, endpoint_id, hold)
+            await repository.release_tenant_slot(session, tenant_id, hold)
         delivery = await repository.delivery(session, tenant_id, delivery_id)
         endpoint = await repository.endpoint(session, tenant_id, endpoint_id)
         if delivery is None or endpoint is None:

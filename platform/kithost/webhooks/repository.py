@@ -3,13 +3,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Row, delete, exists, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.db import rowcount
 from kithost.kit.cursors import Position
 from kithost.models import ChatThread, WebhookDelivery, WebhookEndpoint, WebhookIdleMark
+from kithost.models.webhook import WebhookTenantSlot
 
 
 async def endpoints(session: AsyncSession, tenant_id: uuid.UUID) -> Sequence[WebhookEndpoint]:
@@ -54,6 +57,32 @@ async def claim_endpoint(
     return endpoint.next_attempt_at or now
 
 
+async def claim_tenant_slot(
+    session: AsyncSession, tenant_id: uuid.UUID, now: datetime, until: datetime
+) -> datetime | None:
+    """Hold the tenant's slot for its slow endpoints until ``until`` unless an attempt holds
+    it; else when it is free (None: held now). One statement, ``INSERT … ON CONFLICT DO
+    UPDATE … WHERE`` its hold is over: of two workers, one holds it (the other reads when it
+    is free)."""
+    dialect = session.get_bind().dialect.name
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    slot = WebhookTenantSlot
+    held = await session.scalar(
+        insert(slot)
+        .values(tenant_id=tenant_id, held_until=until)
+        .on_conflict_do_update(
+            index_elements=[slot.tenant_id],
+            set_={"held_until": until},
+            where=slot.held_until <= now,
+        )
+        .returning(slot.tenant_id)
+    )
+    if held is not None:
+        return None
+    due = await session.scalar(select(slot.held_until).where(slot.tenant_id == tenant_id))
+    return due or now
+
+
 async def release_endpoint(
     session: AsyncSession, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, hold: datetime
 ) -> None:
@@ -68,6 +97,15 @@ async def release_endpoint(
         )
         .values(next_attempt_at=None)
         .execution_options(synchronize_session=False)
+    )
+
+
+async def release_tenant_slot(session: AsyncSession, tenant_id: uuid.UUID, hold: datetime) -> None:
+    """Free the tenant's slot taken until ``hold``, unless another attempt holds it since."""
+    await session.execute(
+        delete(WebhookTenantSlot).where(
+            WebhookTenantSlot.tenant_id == tenant_id, WebhookTenantSlot.held_until == hold
+        )
     )
 
 

@@ -17,7 +17,8 @@ from kithost.worker.database import RETRY
 
 MAX_BACKOFF_SECONDS = 3600
 REST_JITTER_SECONDS = 10
-"""Deliveries waiting for a resting endpoint come back spread over this long after it is due."""
+"""Deliveries waiting for their endpoint (resting or held) or their tenant's slot for slow
+endpoints come back spread over this long after it is due."""
 TIME_LIMIT_SECONDS = 60
 """A backstop beyond ``delivery.TIMEOUT_SECONDS`` (the attempt's own deadline): a task
 running this long is stopped (softly first), so no receiver holds a worker."""
@@ -56,7 +57,7 @@ def deliver(self: Task[Any, Any], tenant_id: str, delivery_id: str) -> bool:
     outcome = database.run(self.app, run)
     if outcome.retry:
         countdown = backoff(self.request.retries)
-        if outcome.wait_seconds is not None:  # the endpoint rests: back when it is due
+        if outcome.wait_seconds is not None:  # not attempted: back when it is due
             countdown = outcome.wait_seconds + random.uniform(0, REST_JITTER_SECONDS)  # noqa: S311
         raise self.retry(countdown=countdown, max_retries=None)
     return outcome.delivered
