@@ -17,6 +17,7 @@ from typing import Annotated, Any, Protocol, cast
 from fastapi import Depends, Request
 from sqlalchemy import CursorResult, Result, event, func, text
 from sqlalchemy import select as select_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -214,6 +215,12 @@ def rowcount(result: Result[Any]) -> int:
     """How many rows an ``UPDATE`` or ``DELETE`` matched (``session.execute`` types its result
     as a plain ``Result``; for these statements it is a ``CursorResult``)."""
     return cast(CursorResult[Any], result).rowcount
+
+
+def insert(session: AsyncSession, model: type[Any]) -> Any:
+    """``INSERT`` into ``model`` with ``ON CONFLICT`` support, for the session's database."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
 
 async def lock_key(session: AsyncSession, key: str) -> None:

@@ -1,25 +1,15 @@
-"""SQL pieces the jobs' repositories share: raw events by tenant and time, and ``INSERT …
-ON CONFLICT`` for the session's database."""
+"""SQL pieces the jobs' repositories share: raw events by tenant and time."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import ColumnElement, and_
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.models import AnalyticsEvent
 
 Stored = AnalyticsEvent
-
-
-def insert(session: AsyncSession, model: type[Any]) -> Any:
-    """``INSERT`` with ``ON CONFLICT`` support, for the session's database."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
 
 def between(tenant_id: uuid.UUID, start: datetime, end: datetime) -> ColumnElement[bool]:

@@ -2,13 +2,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.db import rowcount
+from kithost.db import insert, rowcount
 from kithost.models import WidgetMcpSecret
 
 
@@ -52,10 +50,8 @@ async def add_secret(
 ) -> bool:
     """Add the tool's secret unless it has one (which another unit of work may have added
     meanwhile: the insert waits for that one to end); whether it was added."""
-    dialect = session.get_bind().dialect.name
-    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
-        insert(WidgetMcpSecret)
+        insert(session, WidgetMcpSecret)
         .values(
             tenant_id=tenant_id, widget_id=widget_id, tool_id=tool_id, secret=secret, origin=origin
         )

@@ -32,6 +32,7 @@ from kithost.models.webhook import (
     WebhookDelivery,
     WebhookEndpoint,
     WebhookIdleMark,
+    WebhookTenantSlot,
 )
 from kithost.models.widget import Placement, Widget, WidgetMode
 from kithost.models.widget_mcp_secret import WidgetMcpSecret
@@ -75,6 +76,7 @@ __all__ = [
     "WebhookDelivery",
     "WebhookEndpoint",
     "WebhookIdleMark",
+    "WebhookTenantSlot",
     "Widget",
     "WidgetMcpSecret",
     "WidgetMode",

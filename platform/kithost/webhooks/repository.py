@@ -3,16 +3,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Row, delete, exists, or_, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.db import rowcount
+from kithost.db import insert, rowcount
 from kithost.kit.cursors import Position
-from kithost.models import ChatThread, WebhookDelivery, WebhookEndpoint, WebhookIdleMark
-from kithost.models.webhook import WebhookTenantSlot
+from kithost.models import (
+    ChatThread,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookIdleMark,
+    WebhookTenantSlot,
+)
 
 
 async def endpoints(session: AsyncSession, tenant_id: uuid.UUID) -> Sequence[WebhookEndpoint]:
@@ -64,11 +67,9 @@ async def claim_tenant_slot(
     it; else when it is free (None: held now). One statement, ``INSERT … ON CONFLICT DO
     UPDATE … WHERE`` its hold is over: of two workers, one holds it (the other reads when it
     is free)."""
-    dialect = session.get_bind().dialect.name
-    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
     slot = WebhookTenantSlot
     held = await session.scalar(
-        insert(slot)
+        insert(session, slot)
         .values(tenant_id=tenant_id, held_until=until)
         .on_conflict_do_update(
             index_elements=[slot.tenant_id],

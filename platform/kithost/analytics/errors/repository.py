@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Select, and_, case, func, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.analytics.sql import insert
+from kithost.db import insert
 from kithost.kit.cursors import Position
 from kithost.models import ErrorGroup, ErrorGroupUser, ErrorStatus
 

@@ -11,7 +11,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.events import Event as ValidEvent
-from kithost.analytics.sql import Stored, insert
+from kithost.analytics.sql import Stored
+from kithost.db import insert
 from kithost.models import AnalyticsPendingRollup
 
 _INSERT_AND_MARK = text(

@@ -11,8 +11,8 @@ from sqlalchemy import Integer, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.errors.repository import end_user_hash
-from kithost.analytics.sql import Stored, insert
-from kithost.db import rowcount
+from kithost.analytics.sql import Stored
+from kithost.db import insert, rowcount
 from kithost.models import AnalyticsSettings, ErrorGroup, ErrorGroupUser, Tenant
 from kithost.models.analytics_settings import DEFAULT_RETENTION_DAYS
 

@@ -11,7 +11,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import ColumnElement, case, delete, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.analytics.sql import Stored, between, insert
+from kithost.analytics.sql import Stored, between
+from kithost.db import insert
 from kithost.models import (
     TENANT_WIDE,
     AnalyticsPendingRollup,
