@@ -11,7 +11,9 @@ Endpoints, shaped after the types of the installed `openai` client:
 - ``POST /v1/chatkit/sessions`` and ``POST /v1/chatkit/sessions/{session_id}/cancel``
 - ``POST /v1/chat/completions``, plain or with ``stream: true``
 - ``POST /v1/responses``, plain or with ``stream: true``
-- Files and Vector Stores (``fake.vector_stores``, see ``tests/fakes/vector_stores.py``)
+- Files and Vector Stores (``fake.vector_stores``, see ``tests/fakes/vector_stores.py``);
+  with `FakeOpenAI.projects` set, each file and vector store is its project's (the key that
+  made it): other keys get OpenAI's 404 for it
 
 Any other URL answers 404 in OpenAI's error shape. Every request is recorded in
 `FakeOpenAI.requests` before scripted failures and the API key check are applied.
@@ -108,6 +110,12 @@ class FakeOpenAI:
         ``invalid_api_key`` error."""
         self.project_keys: set[str] = set()
         """Further keys accepted: other OpenAI projects' (each sees its own vector stores)."""
+        self.projects = False
+        """Whether files and vector stores are their projects' (:attr:`owners`): a key that
+        did not make one gets OpenAI's 404 for it, a store's files included (off: any key
+        reaches any of them, but only the key that made a store retrieves it)."""
+        self.owners: dict[str, str] = {}
+        """The key that made each file and vector store, by id."""
         self.reply_text = reply_text
         """What the model answers, split into word-sized stream chunks."""
         self.requests: list[RecordedRequest] = []
@@ -225,6 +233,8 @@ class FakeOpenAI:
         self.delay_seconds = 0.0
         self.event_interval_seconds = 0.0
         self.project_keys.clear()
+        self.projects = False
+        self.owners.clear()
         self.requests.clear()
         self.sessions.clear()
         self.retired_workflows.clear()
@@ -329,7 +339,16 @@ class FakeOpenAI:
                 return denied
             if json_body and raw and not isinstance(body, dict):
                 return _error(400, "We could not parse the JSON body of your request.")
-            return await handler(request, body if isinstance(body, dict) else {})
+            body = body if isinstance(body, dict) else {}
+            key = request.headers["authorization"].partition(" ")[2]
+            hidden = self._other_project(request, body, key)
+            if hidden is not None:
+                return hidden
+            response = await handler(request, body)
+            made = request.method == "POST" and request.url.path in _OWNED
+            if made and response.status_code == 200:
+                self.owners[json.loads(bytes(response.body))["id"]] = key
+            return response
 
         return endpoint
 
@@ -349,6 +368,20 @@ class FakeOpenAI:
                 "https://platform.openai.com/account/api-keys.",
                 code="invalid_api_key",
             )
+        return None
+
+    def _other_project(self, request: Request, body: Json, key: str) -> Response | None:
+        """With :attr:`projects`, OpenAI's 404 for a request with ``key`` naming a file or
+        vector store another key made (in the path, or the ``file_id`` attached); else None."""
+        if not self.projects:
+            return None
+        named = [*request.path_params.values(), body.get("file_id")]
+        for object_id in named:
+            owner = self.owners.get(object_id) if isinstance(object_id, str) else None
+            if owner is not None and owner != key:
+                if object_id.startswith("vs_"):
+                    return _error(404, f"No vector store found with id '{object_id}'.")
+                return _error(404, f"No such File object: {object_id}")
         return None
 
     async def _not_found(self, request: Request) -> Response:
@@ -771,6 +804,10 @@ def _sse_data(data: Json) -> str:
 
 def _new_id(prefix: str) -> str:
     return prefix + secrets.token_hex(16)
+
+
+_OWNED = ("/v1/files", "/v1/vector_stores")
+"""Where files and vector stores are made (their makers: :attr:`FakeOpenAI.owners`)."""
 
 
 def _mask(key: str) -> str:

@@ -40,7 +40,19 @@ def app(
 ) -> FastAPI:
     """The app on the fake OpenAI server, keeping the tasks it sends in ``tasks`` (a
     fixture: import it, with ``tasks``, where it replaces the usual ``app``)."""
-    app = create_test_app(settings, connection, openai_base_url=fake_openai.base_url)
+    return knowledge_app(settings, connection, fake_openai, tasks, monkeypatch)
+
+
+def knowledge_app(
+    settings: Settings,
+    connection: AsyncConnection,
+    fake_openai: FakeOpenAI,
+    tasks: RecordedTasks,
+    monkeypatch: pytest.MonkeyPatch,
+    **overrides: object,
+) -> FastAPI:
+    """:func:`app`'s app, its settings changed by ``overrides``."""
+    app = create_test_app(settings, connection, openai_base_url=fake_openai.base_url, **overrides)
     monkeypatch.setattr(app.state.celery, "send_task", tasks.record)
     return app
 

@@ -9,13 +9,19 @@ A vector store OpenAI no longer holds (deleted there, or out of the key's reach)
 replaced by the next upload to its base (:func:`replace_store`); the documents it held fail
 with :data:`LOST`. Answers searching it meanwhile fail, and :func:`missing_store` says
 which base is missing.
+
+A tenant without a key of its own has its files and stores made with the platform's key
+(``KITHOST_OPENAI_API_KEY``), in the operator's OpenAI project, where the key it sets later
+does not reach them: what that key does not find is removed with the platform's key
+(:func:`remove`, :func:`replace_store`), so none of the tenant's documents stay with the
+operator. What a tenant's earlier key of its own made stays in that key's project when it
+sets another: Kithost keeps no earlier key.
 """
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 
 import structlog
 from openai import (
@@ -30,7 +36,6 @@ from openai import (
     RateLimitError,
 )
 from openai.types.vector_stores import VectorStoreFile
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.db import Sessionmaker, session_scope
 from kithost.errors import Conflict
@@ -65,15 +70,6 @@ def blob_key(tenant_id: uuid.UUID, document_id: uuid.UUID) -> str:
     return f"knowledge/{tenant_id}/{document_id}"
 
 
-async def upstream(
-    session: AsyncSession, settings: Settings, box: SecretBox, tenant_id: uuid.UUID
-) -> AsyncOpenAI | None:
-    """OpenAI with the tenant's key (else the platform's) on the operator's endpoint; None
-    when there is no key to use (or no tenant any more)."""
-    tenant = await session.get(Tenant, tenant_id)
-    return None if tenant is None else _client(settings, box, tenant.openai_api_key)
-
-
 def _client(settings: Settings, box: SecretBox, stored_key: str | None) -> AsyncOpenAI | None:
     """OpenAI with ``stored_key`` (a tenant's, encrypted; else the platform's) on the
     operator's endpoint; None when there is no key to use."""
@@ -82,6 +78,13 @@ def _client(settings: Settings, box: SecretBox, stored_key: str | None) -> Async
     except Conflict:
         return None
     return openai_client(key, settings.openai_base_url, settings.openai_timeout_seconds)
+
+
+def _platform(settings: Settings, box: SecretBox, stored_key: str | None) -> AsyncOpenAI | None:
+    """OpenAI with the platform's key when the tenant's calls have its own (``stored_key``,
+    encrypted) and the operator set one: what Kithost made for the tenant before it had a
+    key of its own is there; else None."""
+    return None if stored_key is None else _client(settings, box, None)
 
 
 async def store_access(
@@ -146,9 +149,12 @@ async def _ingest(
             return None if document is None else document.status
         base = await repository.get_base(session, tenant_id, document.knowledge_base_id)
         assert base is not None  # a document goes with its base (ON DELETE CASCADE)
-        client = await upstream(session, settings, box, tenant_id)
+        tenant = await session.get(Tenant, tenant_id)
+        stored_key = None if tenant is None else tenant.openai_api_key
+        client = None if tenant is None else _client(settings, box, stored_key)
         if client is None:
             return _fail(document, NO_KEY)
+        platform = _platform(settings, box, stored_key)
         store_id, file_id = base.vector_store_id, document.file_id
         filename, content_type = document.filename, document.content_type
     try:
@@ -176,7 +182,7 @@ async def _ingest(
             if not await _store_gone(client, store_id):
                 raise  # the file is gone, not the store
             store_id = await replace_store(
-                sessionmaker, client, tenant_id, base.id, base.name, store_id
+                sessionmaker, client, tenant_id, base.id, base.name, store_id, platform
             )
             if store_id is None:  # the base was deleted meanwhile
                 return None
@@ -219,16 +225,25 @@ async def replace_store(
     base_id: uuid.UUID,
     name: str,
     lost: str,
+    platform: AsyncOpenAI | None = None,
 ) -> str | None:
-    """The base's vector store in place of ``lost``, which OpenAI no longer holds; None when
-    the base is gone.
+    """The base's vector store in place of ``lost``, which OpenAI no longer holds for
+    ``client``; None when the base is gone.
+
+    With ``platform`` (:func:`_platform`: ``client`` has the tenant's own key), ``lost`` is
+    deleted with the platform's key first: it was made with it before the tenant had a key
+    of its own, and nothing else would remove it from the operator's project (a 404 there
+    too: it is lost indeed).
 
     Only if ``lost`` is still the base's (another task may have replaced it already: then
     that task's store is the base's) the base forgets it, and its documents ready in it fail
-    with :data:`LOST` (their bytes are gone). Those are locked, so a document being settled
-    ready in it meanwhile fails too (:func:`settle`). Then a store is made as on first use
-    (:func:`_vector_store`) unless the base has one.
+    with :data:`LOST` (their bytes are gone); when the platform's key deleted ``lost``, their
+    files go with it (those it finds). Those documents are locked, so a document being
+    settled ready in it meanwhile fails too (:func:`settle`). Then a store is made as on
+    first use (:func:`_vector_store`) unless the base has one.
     """
+    taken_back = await _delete(None, platform, vector_store=lost)
+    files: list[str] = []
     async with session_scope(sessionmaker, tenant=tenant_id) as session:
         base = await repository.get_base(session, tenant_id, base_id, lock=True)
         if base is None:
@@ -240,7 +255,12 @@ async def replace_store(
             for document in documents:
                 if document.status is DocumentStatus.ready:
                     _fail(document, LOST)
+                    if document.file_id is not None:
+                        files.append(document.file_id)
         current = base.vector_store_id
+    if taken_back:
+        for file_id in files:
+            await _delete(None, platform, file=file_id)
     if current is not None:
         return current
     return await _vector_store(sessionmaker, client, tenant_id, base_id, name)
@@ -316,7 +336,13 @@ async def remove(
     bytes; what is already gone is not an error. ``tenant_key``: the tenant's OpenAI key as
     stored (encrypted), given when the tenant itself is being deleted (its row is gone by
     now); else its key is read, and a tenant without one (or no longer there) has the
-    platform's."""
+    platform's.
+
+    What the tenant's own key does not find is tried once more with the platform's (when
+    the operator set one): the platform's key made it while the tenant had none of its own.
+    Every id given was made by Kithost (adopted bases' stores are never given), so the
+    platform's key deletes nobody else's. Made with an earlier key of the tenant's own, it
+    stays in that key's project: Kithost keeps no earlier key."""
     await storage.delete(blob_keys)
     if tenant_key is None:
         async with session_scope(sessionmaker, tenant=tenant_id) as session:
@@ -326,18 +352,41 @@ async def remove(
     if client is None:
         log.warning("knowledge.remove_without_key", tenant=str(tenant_id), files=file_ids)
         return
+    platform = _platform(settings, box, tenant_key)
     for file_id in file_ids:
         if vector_store_id is not None and not whole:
-            await _gone(client.vector_stores.files.delete(file_id, vector_store_id=vector_store_id))
-        await _gone(client.files.delete(file_id))
+            await _delete(client, platform, file=file_id, vector_store=vector_store_id)
+        await _delete(client, platform, file=file_id)
     if whole and vector_store_id is not None:
-        await _gone(client.vector_stores.delete(vector_store_id))
+        await _delete(client, platform, vector_store=vector_store_id)
 
 
-async def _gone(call: Awaitable[object]) -> None:
-    """Await a deletion; one OpenAI no longer knows of is done already."""
-    with contextlib.suppress(NotFoundError):
-        await call
+async def _delete(
+    client: AsyncOpenAI | None,
+    platform: AsyncOpenAI | None,
+    *,
+    file: str | None = None,
+    vector_store: str | None = None,
+) -> bool:
+    """Delete ``file`` from OpenAI, or ``vector_store``, or with both the file from the
+    store, with ``client``; what its key does not find (404), with ``platform`` (logged);
+    whether one of them deleted it (a 404 from each: it is gone already)."""
+    for number, upstream in enumerate((client, platform)):
+        if upstream is None:
+            continue
+        try:
+            if file is not None and vector_store is not None:
+                await upstream.vector_stores.files.delete(file, vector_store_id=vector_store)
+            elif file is not None:
+                await upstream.files.delete(file)
+            elif vector_store is not None:
+                await upstream.vector_stores.delete(vector_store)
+        except NotFoundError:
+            continue
+        if number:
+            log.info("knowledge.removed_with_platform_key", file=file, vector_store=vector_store)
+        return True
+    return False
 
 
 def missing_store(exc: BaseException, vector_stores: Mapping[uuid.UUID, str]) -> str | None:
