@@ -12,9 +12,13 @@ from kithost.dashboard import endpoints
 
 
 async def test_the_root_and_admin_lead_to_the_dashboard(client: httpx2.AsyncClient) -> None:
-    for path in ("/", "/admin"):
-        response = await client.get(path, follow_redirects=False)
-        assert (response.status_code, response.headers["location"]) == (307, "/admin/")
+    for method in ("GET", "HEAD"):
+        for path in ("/", "/admin"):
+            response = await client.request(method, path, follow_redirects=False)
+            assert (response.status_code, response.headers["location"]) == (307, "/admin/")
+    page = await client.head("/admin/")  # as uptime checks ask
+    assert (page.status_code, page.content) == (200, b"")
+    assert page.headers["content-type"].startswith("text/html")
 
 
 async def test_every_client_route_is_the_page_with_a_strict_policy(

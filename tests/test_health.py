@@ -26,6 +26,13 @@ async def test_readyz_checks_database_and_broker(client: httpx2.AsyncClient) -> 
     assert response.json() == {"status": "ok"}
 
 
+async def test_uptime_checks_may_ask_with_head(client: httpx2.AsyncClient) -> None:
+    for path in ("/healthz", "/readyz"):
+        response = await client.head(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-type"] == "application/json"
+
+
 async def _readyz(app: FastAPI) -> httpx2.Response:
     transport = httpx2.ASGITransport(app=app)
     async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:

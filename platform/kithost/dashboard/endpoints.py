@@ -28,13 +28,14 @@ CSP = page_policy(
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/")
-@router.get("/admin")
+# HEAD as well as GET (FastAPI adds none): uptime checks ask that way.
+@router.api_route("/", methods=["GET", "HEAD"])
+@router.api_route("/admin", methods=["GET", "HEAD"])
 async def home() -> Response:
     return RedirectResponse("/admin/", status_code=307)
 
 
-@router.get("/admin/{path:path}")
+@router.api_route("/admin/{path:path}", methods=["GET", "HEAD"])
 async def dashboard(path: str) -> Response:
     if path.startswith("assets/"):
         asset = (DIST / path).resolve()

@@ -66,6 +66,12 @@ async def readyz(request: Request) -> Health:
     return Health()
 
 
+# Uptime checks often ask with HEAD, which FastAPI does not add to GET routes (outside the
+# OpenAPI document: the same operations).
+for _path, _probe in (("/healthz", healthz), ("/readyz", readyz)):
+    router.add_api_route(_path, _probe, methods=["HEAD"], include_in_schema=False)
+
+
 @router.get(
     "/metrics",
     summary="Prometheus metrics (404 when KITHOST_METRICS_PORT serves them)",
