@@ -105,6 +105,62 @@ async def test_a_document_openai_cannot_index_fails_with_the_reason(
     assert file["failure_reason"] == "OpenAI could not index it: The file could not be parsed."
 
 
+async def test_the_list_counts_each_bases_documents_as_the_base_shows_them(
+    client: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    tasks: RecordedTasks,
+) -> None:
+    _, editor = await editor_of_acme(app, db, client, fake_openai.api_key)
+    bases = []
+    for name in ("Mixed", "Empty", "Ready", "Failing"):
+        created = await client.post(BASES, json={"name": name}, headers=editor.headers)
+        assert created.status_code == 201, created.text
+        bases.append(created.json()["id"])
+    mixed, _, ready, failing = bases
+    for base, file in [
+        (mixed, ("a.md", b"# A", "text/markdown")),
+        (mixed, ("b.pdf", UNINDEXABLE + b"12", "application/pdf")),
+        (ready, ("c.txt", b"C" * 10, "text/plain")),
+        (ready, ("d.txt", b"D" * 20, "text/plain")),
+        (failing, ("e.pdf", UNINDEXABLE, "application/pdf")),
+    ]:
+        assert (await upload(client, editor, base, file)).status_code == 202
+    assert await run_ingest(app, tasks) == ["ready", "failed", "ready", "ready", "failed"]
+    processing = await upload(client, editor, mixed, ("f.html", b"<p>F</p>", "text/html"))
+    assert processing.status_code == 202
+    # Another tenant's documents count for none of acme's bases.
+    other = await make_tenant(db, "other")
+    stranger = await login(app, db, await make_member(db, other, Role.owner))
+    theirs = await client.post(
+        "/api/v1/tenants/other/knowledge-bases", json={"name": "Theirs"}, headers=stranger.headers
+    )
+    put = await client.post(
+        f"/api/v1/tenants/other/knowledge-bases/{theirs.json()['id']}/documents",
+        files={"file": GUIDE},
+        headers=stranger.headers,
+    )
+    assert put.status_code == 202, put.text
+
+    listed = await client.get(BASES, headers=editor.headers)
+    assert listed.status_code == 200, listed.text
+    figures = [
+        (b["name"], b["documents"], b["size_bytes"], b["processing"], b["failed"])
+        for b in listed.json()
+    ]
+    assert figures == [
+        ("Mixed", 3, 3 + len(UNINDEXABLE) + 2 + 8, 1, 1),
+        ("Empty", 0, 0, 0, 0),
+        ("Ready", 2, 30, 0, 0),
+        ("Failing", 1, len(UNINDEXABLE), 0, 1),
+    ]
+    for base, shown in zip(bases, listed.json(), strict=True):
+        one = await detail(client, editor, base)
+        del one["files"]
+        assert shown == one
+
+
 async def test_without_an_openai_key_a_document_fails_and_says_so(
     client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, tasks: RecordedTasks
 ) -> None:

@@ -8,7 +8,8 @@ from kithost.auth.dependencies import KnowledgeRead, KnowledgeWrite
 from kithost.db import DbSession
 from kithost.kit.schemas import TENANT_ERRORS, problems
 from kithost.knowledge import schemas, service
-from kithost.models import DocumentStatus
+from kithost.knowledge.repository import Figures
+from kithost.models import KnowledgeBase
 from kithost.models.knowledge import MAX_KNOWLEDGE_BASES
 from kithost.state import AppSettings
 from kithost.storage import storage_for
@@ -18,23 +19,20 @@ router = APIRouter(prefix="/tenants/{tenant}/knowledge-bases", tags=["knowledge"
 BASE_ERRORS = (*TENANT_ERRORS, 404)
 
 
-def _base(summary: service.Summary) -> schemas.KnowledgeBase:
-    documents = summary.documents
+def _base(base: KnowledgeBase, figures: Figures) -> schemas.KnowledgeBase:
     return schemas.KnowledgeBase(
-        id=summary.base.id,
-        name=summary.base.name,
-        description=summary.base.description,
-        documents=len(documents),
-        size_bytes=sum(d.size_bytes for d in documents),
-        processing=sum(d.status is DocumentStatus.processing for d in documents),
-        failed=sum(d.status is DocumentStatus.failed for d in documents),
-        created_at=summary.base.created_at,
+        id=base.id,
+        name=base.name,
+        description=base.description,
+        **figures._asdict(),
+        created_at=base.created_at,
     )
 
 
 def _detail(summary: service.Summary) -> schemas.KnowledgeBaseDetail:
     files = [schemas.KnowledgeDocument.model_validate(d) for d in summary.documents]
-    return schemas.KnowledgeBaseDetail(**_base(summary).model_dump(), files=files)
+    base = _base(summary.base, summary.figures)
+    return schemas.KnowledgeBaseDetail(**base.model_dump(), files=files)
 
 
 @router.post(
@@ -57,7 +55,7 @@ async def create_knowledge_base(
 async def list_knowledge_bases(
     access: KnowledgeRead, session: DbSession
 ) -> list[schemas.KnowledgeBase]:
-    return [_base(s) for s in await service.list_bases(session, access.tenant)]
+    return [_base(b, figures) for b, figures in await service.list_bases(session, access.tenant)]
 
 
 @router.get("/{id}", summary="A knowledge base and its documents", responses=problems(*BASE_ERRORS))

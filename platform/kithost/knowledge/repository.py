@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import String, and_, cast, func, select
+from sqlalchemy import BigInteger, String, and_, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.models import KnowledgeBase, KnowledgeDocument, Widget, WidgetVersion
+from kithost.models import DocumentStatus, KnowledgeBase, KnowledgeDocument, Widget, WidgetVersion
 
 
 async def list_bases(
@@ -21,6 +21,51 @@ async def list_bases(
     )
     result = await session.execute(query.with_for_update() if lock else query)
     return result.scalars().all()
+
+
+class Figures(NamedTuple):
+    """A base's documents counted: all of them (whatever their status), their bytes, and
+    how many are processing or failed."""
+
+    documents: int
+    size_bytes: int
+    processing: int
+    failed: int
+
+
+async def list_bases_with_figures(
+    session: AsyncSession, tenant_id: uuid.UUID
+) -> list[tuple[KnowledgeBase, Figures]]:
+    """The tenant's bases, oldest first, each with its :class:`Figures`: counted in one
+    aggregate query, without loading a document."""
+    document = KnowledgeDocument
+    figures = (
+        select(
+            document.knowledge_base_id,
+            func.count().label("documents"),
+            cast(func.sum(document.size_bytes), BigInteger).label("size_bytes"),
+            func.sum(case((document.status == DocumentStatus.processing, 1), else_=0)).label(
+                "processing"
+            ),
+            func.sum(case((document.status == DocumentStatus.failed, 1), else_=0)).label("failed"),
+        )
+        .where(document.tenant_id == tenant_id)
+        .group_by(document.knowledge_base_id)
+        .subquery()
+    )
+    result = await session.execute(
+        select(
+            KnowledgeBase,
+            func.coalesce(figures.c.documents, 0),
+            func.coalesce(figures.c.size_bytes, 0),
+            func.coalesce(figures.c.processing, 0),
+            func.coalesce(figures.c.failed, 0),
+        )
+        .outerjoin(figures, figures.c.knowledge_base_id == KnowledgeBase.id)
+        .where(KnowledgeBase.tenant_id == tenant_id)
+        .order_by(KnowledgeBase.created_at, KnowledgeBase.id)
+    )
+    return [(base, Figures(*counts)) for base, *counts in result.all()]
 
 
 async def count_bases(session: AsyncSession, tenant_id: uuid.UUID) -> int:

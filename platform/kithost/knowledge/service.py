@@ -23,6 +23,7 @@ from kithost.kit.schemas import NUL_MESSAGE, has_nul
 from kithost.kit.visible import INVISIBLE_MESSAGE, INVISIBLE_TYPE, has_invisible
 from kithost.knowledge import repository
 from kithost.knowledge.ingest import blob_key, store_access
+from kithost.knowledge.repository import Figures
 from kithost.knowledge.tasks import ingest, remove
 from kithost.models import DocumentStatus, KnowledgeBase, KnowledgeDocument, Tenant
 from kithost.models.knowledge import MAX_KNOWLEDGE_BASES
@@ -52,6 +53,16 @@ class Summary:
     base: KnowledgeBase
     documents: Sequence[KnowledgeDocument]
 
+    @property
+    def figures(self) -> Figures:
+        """Its documents counted, as :func:`list_bases` counts them in SQL."""
+        return Figures(
+            documents=len(self.documents),
+            size_bytes=sum(d.size_bytes for d in self.documents),
+            processing=sum(d.status is DocumentStatus.processing for d in self.documents),
+            failed=sum(d.status is DocumentStatus.failed for d in self.documents),
+        )
+
 
 async def create_base(
     session: AsyncSession, access: TenantAccess, *, name: str, description: str
@@ -72,12 +83,9 @@ async def create_base(
     return Summary(base, [])
 
 
-async def list_bases(session: AsyncSession, tenant: Tenant) -> list[Summary]:
-    bases = await repository.list_bases(session, tenant.id)
-    documents = await repository.list_documents(session, tenant.id, [b.id for b in bases])
-    return [
-        Summary(base, [d for d in documents if d.knowledge_base_id == base.id]) for base in bases
-    ]
+async def list_bases(session: AsyncSession, tenant: Tenant) -> list[tuple[KnowledgeBase, Figures]]:
+    """The tenant's bases, oldest first, with their documents counted (none loaded)."""
+    return await repository.list_bases_with_figures(session, tenant.id)
 
 
 async def get_base(session: AsyncSession, tenant: Tenant, base_id: uuid.UUID) -> Summary:
