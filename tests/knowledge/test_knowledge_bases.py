@@ -284,6 +284,22 @@ async def test_a_file_name_the_database_cannot_keep_or_that_misleads_is_refused_
     assert kept.json()["filename"] == longest
 
 
+async def test_spaces_around_a_file_name_are_dropped_and_a_name_needs_a_stem(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, tasks: RecordedTasks
+) -> None:
+    _, editor = await editor_of_acme(app, db, client, None)
+    base = await new_base(client, editor)
+    for sent in ("   .md", ".md", "docs/  .txt "):
+        refused = await upload(client, editor, base, (sent, b"# Hello", "text/markdown"))
+        assert refused.status_code == 422, refused.text
+        assert [(e["field"], e["type"]) for e in refused.json()["errors"]] == [("file", "no_name")]
+    assert tasks.sent == []
+    kept = await upload(client, editor, base, (" guide.md ", b"# Hello", "text/markdown"))
+    assert kept.status_code == 202, kept.text
+    assert (kept.json()["filename"], kept.json()["content_type"]) == ("guide.md", "text/markdown")
+    assert [f["filename"] for f in (await detail(client, editor, base))["files"]] == ["guide.md"]
+
+
 async def test_bad_requests_get_clear_problems(
     client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:

@@ -82,7 +82,8 @@ async def delete_knowledge_base(access: KnowledgeWrite, session: DbSession, id: 
     summary="Upload a document",
     description="PDF, Markdown, HTML, plain text or DOCX, by file name, of at most "
     f"`KITHOST_KNOWLEDGE_DOCUMENT_MAX_BYTES` (10 MiB); at most {service.MAX_DOCUMENTS} per "
-    "knowledge base. "
+    "knowledge base. The name is kept without its directories and the whitespace around it, "
+    "and needs something before its extension (422 on `file`: `.md` alone is refused). "
     "It is `processing` until OpenAI has indexed it, then `ready` (or `failed` with a reason).",
     status_code=status.HTTP_202_ACCEPTED,
     responses=problems(*BASE_ERRORS, 409, 413, 415),

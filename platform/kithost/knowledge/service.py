@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import PurePath, PureWindowsPath
+from pathlib import PureWindowsPath
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -120,15 +120,17 @@ async def delete_base(session: AsyncSession, access: TenantAccess, base_id: uuid
 def document_name(filename: str) -> str:
     """The name an upload is kept under: the multipart form's ``filename`` without the
     directories a client may have put before it (``../x.md``, ``C:\\docs\\x.md``; RFC 7578
-    §4.2), as browsers send it."""
-    return PureWindowsPath(filename).name
+    §4.2), as browsers send it, nor the whitespace around it (`` guide.md `` is
+    ``guide.md``)."""
+    return PureWindowsPath(filename).name.strip()
 
 
 def document_type(filename: str) -> str:
-    """The content type of an upload named ``filename``: 415 for a kind not taken; 422 on
-    ``file`` for a name the database cannot keep (too long, or holding a NUL) or one that
-    would mislead whoever reads it (invisible or bidi control characters: ``a\u202etxt.exe.md``
-    shows as ``adm.exe.txt``), which the multipart form's own validation never looks at."""
+    """The content type of an upload named ``filename`` (a :func:`document_name`): 415 for a
+    kind not taken; 422 on ``file`` for a name the database cannot keep (too long, or
+    holding a NUL), one that would mislead whoever reads it (invisible or bidi control
+    characters: ``a\u202etxt.exe.md`` shows as ``adm.exe.txt``), which the multipart form's
+    own validation never looks at, or one with nothing before its extension (``.md``)."""
     if len(filename) > FILENAME_MAX_LENGTH:
         raise invalid_field(
             "file", f"the file's name may have at most {FILENAME_MAX_LENGTH} characters"
@@ -137,11 +139,16 @@ def document_type(filename: str) -> str:
         raise invalid_field("file", f"the file's name: {NUL_MESSAGE}", type="nul_character")
     if has_invisible(filename):
         raise invalid_field("file", f"the file's name {INVISIBLE_MESSAGE}", type=INVISIBLE_TYPE)
-    content_type = CONTENT_TYPES.get(PurePath(filename).suffix.lower())
+    stem, dot, extension = filename.rpartition(".")
+    content_type = CONTENT_TYPES.get(dot + extension.lower())
     if content_type is None:
         kinds = ", ".join(sorted(CONTENT_TYPES))
         raise UnsupportedMediaType(
             f"A knowledge base takes {kinds} files.", code="unsupported_document_type"
+        )
+    if not stem:
+        raise invalid_field(
+            "file", "the file's name has nothing before its extension", type="no_name"
         )
     return content_type
 
