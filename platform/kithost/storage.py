@@ -11,7 +11,6 @@ Keys are ``tenant/widget/attachment`` ids (``blob_key``), or ``tenant/exports/id
 from __future__ import annotations
 
 import asyncio
-import io
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -26,7 +25,6 @@ from botocore.config import Config
 from kithost.settings import Settings
 
 if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
     from types_boto3_s3 import S3Client
 
 S3_DELETE_BATCH = 1000
@@ -43,7 +41,9 @@ class BlobStorage(Protocol):
 
     async def put_file(self, key: str, file: BinaryIO) -> None:
         """Store the bytes of ``file``, an open binary file, under ``key``, read in pieces
-        from its start (it is rewound first, whatever its position); it stays open."""
+        from its start (it is rewound first, whatever its position). The caller reads
+        nothing more of it: it may be closed when this returns (boto3 closes what it
+        uploads)."""
         ...
 
     def chunks(self, key: str) -> AsyncIterator[bytes]:
@@ -182,8 +182,7 @@ class S3Storage:
 
     def _put_file(self, name: str, file: BinaryIO) -> None:
         file.seek(0)  # boto3 reads from where the file stands
-        lent = io.BufferedReader(_Lent(file), CHUNK_BYTES)
-        self.client.upload_fileobj(lent, self.bucket, name, Config=S3_UPLOAD)
+        self.client.upload_fileobj(file, self.bucket, name, Config=S3_UPLOAD)
 
     def _get(self, name: str) -> bytes | None:
         try:
@@ -200,33 +199,6 @@ class S3Storage:
         if answer.get("Errors"):
             # Raised as OSError so the deleting task retries (chat.tasks.delete_blobs).
             raise OSError(f"S3 refused to delete: {answer['Errors']}")
-
-
-class _Lent(io.RawIOBase):
-    """An open file lent to boto3, which closes the files it uploads: reads and seeks go to
-    ``file``; closing this leaves ``file`` open to its owner."""
-
-    def __init__(self, file: BinaryIO) -> None:
-        super().__init__()
-        self.file = file
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self.file.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
-        return self.file.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self.file.tell()
 
 
 def _parts(key: str) -> list[str]:
