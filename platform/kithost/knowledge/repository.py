@@ -10,16 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost.models import DocumentStatus, KnowledgeBase, KnowledgeDocument, Widget, WidgetVersion
 
 
-async def list_bases(
-    session: AsyncSession, tenant_id: uuid.UUID, *, lock: bool = False
-) -> Sequence[KnowledgeBase]:
-    """The tenant's bases, oldest first; with ``lock``, locked for the transaction."""
-    query = (
+async def lock_bases(session: AsyncSession, tenant_id: uuid.UUID) -> Sequence[KnowledgeBase]:
+    """The tenant's bases, oldest first, locked until the unit of work ends."""
+    result = await session.execute(
         select(KnowledgeBase)
         .where(KnowledgeBase.tenant_id == tenant_id)
         .order_by(KnowledgeBase.created_at, KnowledgeBase.id)
+        .with_for_update()
     )
-    result = await session.execute(query.with_for_update() if lock else query)
     return result.scalars().all()
 
 

@@ -243,7 +243,7 @@ async def delete_tenant_knowledge(session: AsyncSession, tenant: Tenant) -> None
     store (adopted bases' vector stores stay), with the tenant's key as it is now (its row
     is gone when the task runs). The bases, then their documents, are locked as
     :func:`delete_base` locks them, so no OpenAI file id being written meanwhile is missed."""
-    bases = await repository.list_bases(session, tenant.id, lock=True)
+    bases = await repository.lock_bases(session, tenant.id)
     documents = await repository.list_documents(
         session, tenant.id, [b.id for b in bases], lock=True
     )
