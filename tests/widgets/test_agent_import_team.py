@@ -71,7 +71,6 @@ async def test_handoffs_it_cannot_follow_and_guardrails_kithost_lacks_are_listed
     assert not_carried == [
         ("Billing: handoffs", line_of(code, "billing = Agent")),
         ("a handoff Kithost cannot follow", line_of(code, "handoffs=[billing, lookup")),
-        ("a handoff Kithost cannot follow", line_of(code, "handoffs=[billing, lookup")),
         ("guardrail URL Filter", line_of(code, "URL Filter")),
         ("keywords", line_of(code, "Keyword Filter")),
         ("agent refunds", line_of(code, "refunds = Agent")),

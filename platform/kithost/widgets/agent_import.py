@@ -45,6 +45,12 @@ from kithost.widgets.config import MAX_HANDOFFS, Domain, ReasoningEffort, ToolNa
 MAX_SOURCE_BYTES = 256 * 1024
 MAX_NODES = 50_000
 """Larger exports are refused before they are walked."""
+MAX_BRACES = 10_000
+"""Braces an export may hold, counted before it is parsed: Python 3.11's parser reads an
+f-string in time quadratic in its fields (80,000 took seconds of the event loop)."""
+MAX_LITERAL_NODES = MAX_NODES
+"""Nodes of literals read in all, a value read again (a list of ids named by many tools)
+counting again: beyond, reading would cost more than the export's size says."""
 MAX_AGENTS = 100
 """Module-level ``Agent(...)`` assignments an export may have."""
 MAX_TOOLS = 16
@@ -128,6 +134,8 @@ def read_export(source: str) -> ImportedAgent:
     """The export's first-answering agent as Kithost's, with what it could not carry."""
     if len(source.encode()) > MAX_SOURCE_BYTES:
         raise ImportRefused("export_too_large", f"An export has at most {MAX_SOURCE_BYTES} bytes.")
+    if source.count("{") > MAX_BRACES:
+        raise ImportRefused("export_too_complex", f"The code has more than {MAX_BRACES} braces.")
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
@@ -163,6 +171,9 @@ class _Reader:
         self.servers: dict[tuple[str, tuple[str, ...]], str] = {}
         """Each MCP server met (URL, allowed tools): its tool's id."""
         self.stores: dict[str, int] = {}
+        self.sizes: dict[int, int] = {}
+        """The number of nodes of each literal read (by the node's id)."""
+        self.literal_nodes = 0
 
     def read(self) -> ImportedAgent:
         for statement in self.tree.body:
@@ -211,6 +222,7 @@ class _Reader:
         self._guardrails(imported)
         if workflow is not None:
             self._workflow(workflow, [first, *members], agents, imported)
+        imported.skipped = list(dict.fromkeys(imported.skipped))  # a value read twice: once
         return imported
 
     def _first_run(self, workflow: ast.FunctionDef | ast.AsyncFunctionDef | None) -> str | None:
@@ -641,13 +653,16 @@ class _Reader:
         words = config.get("keywords")
         if name == "Keyword Filter" and isinstance(words, list):
             topics = [w.strip()[:100] for w in words if isinstance(w, str) and len(w.strip()) > 1]
-            known = carried.setdefault("refused_topics", [])
-            known.extend(t for t in topics if t not in known)
-            if len(known) > MAX_TOPICS:
-                del known[MAX_TOPICS:]
-                imported.skipped.append(
-                    Skipped(line, "keywords", f"Kithost refuses at most {MAX_TOPICS} topics.")
-                )
+            known: list[str] = carried.setdefault("refused_topics", [])
+            for topic in dict.fromkeys(topics):  # known stays short: no quadratic reading
+                if topic in known:
+                    continue
+                if len(known) >= MAX_TOPICS:
+                    imported.skipped.append(
+                        Skipped(line, "keywords", f"Kithost refuses at most {MAX_TOPICS} topics.")
+                    )
+                    break
+                known.append(topic)
             return
         imported.skipped.append(
             Skipped(
@@ -672,6 +687,14 @@ class _Reader:
         node = self._resolved(node)
         if node is None:
             return None
+        size = self.sizes.setdefault(id(node), sum(1 for _ in ast.walk(node)))
+        self.literal_nodes += size
+        if self.literal_nodes > MAX_LITERAL_NODES:
+            raise ImportRefused(
+                "export_too_complex",
+                "The code names the same values too often to read.",
+                node.lineno,
+            )
         try:
             value = ast.literal_eval(node)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
