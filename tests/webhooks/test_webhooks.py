@@ -35,7 +35,12 @@ from kithost.models import (
 )
 from kithost.models.base import utcnow
 from kithost.webhooks import delivery
-from kithost.webhooks.tasks import deliver
+from kithost.webhooks.tasks import (
+    REST_JITTER_SECONDS,
+    TURN_JITTER_SECONDS,
+    countdown,
+    deliver,
+)
 from kithost.widgets import preview
 from tests.analytics.helpers import SHOP, USER, client_error, published_widget
 from tests.api.helpers import audit_actions
@@ -298,13 +303,14 @@ async def arrived(receiver: Receiver, count: int) -> None:
 
 
 async def waits_its_turn(app: FastAPI, task: tuple[str, list[Any]]) -> None:
-    """Attempt ``task`` while another attempt holds its endpoint: it is not sent (sent, it
-    would wait at the receiver) and comes back by the end of the hold."""
+    """Attempt ``task`` while another attempt holds its endpoint or its tenant's slot: it is
+    not sent (sent, it would wait at the receiver) and looks again within ``TURN_SECONDS``,
+    not at the hold's deadline (``CLAIM``): the attempt under way may end any moment."""
     async with asyncio.timeout(5):
         outcome = await attempt(app, task)
-    assert (outcome.delivered, outcome.retry) == (False, True)
+    assert (outcome.delivered, outcome.retry, outcome.turn) == (False, True, True)
     assert outcome.wait_seconds is not None
-    assert 0 < outcome.wait_seconds <= delivery.CLAIM.total_seconds()
+    assert 0 < outcome.wait_seconds <= delivery.TURN_SECONDS < delivery.CLAIM.total_seconds()
 
 
 async def test_a_slow_endpoint_takes_one_attempt_at_a_time_until_one_is_fast(
@@ -425,6 +431,45 @@ async def test_a_tenants_slow_endpoints_take_one_attempt_at_a_time_all_together(
     assert (await attempt(app, second)).delivered is True
     gates[3].set()
     assert (await beside).delivered is True
+
+
+async def test_a_slow_endpoint_resting_after_a_failure_waits_for_its_rest_not_its_turn(
+    app: FastAPI, db: AsyncSession, receiver: Receiver
+) -> None:
+    """Waiting its turn looks again within ``TURN_SECONDS``; a slow endpoint that failed
+    rests, and its deliveries wait the rest in full, as a failing endpoint's do. Its rest
+    over, it waits its turn like any slow endpoint."""
+    acme = await make_tenant(db, "acme")
+    resting = await hook_at(app, db, acme, f"{receiver.url}?1")
+    resting.failing_since, resting.next_attempt_at = utcnow(), utcnow() + timedelta(minutes=1)
+    task = await pending(db, resting)
+    outcome = await attempt(app, task)
+    assert (outcome.delivered, outcome.retry, outcome.turn) == (False, True, False)
+    assert outcome.wait_seconds is not None
+    assert 50 < outcome.wait_seconds <= 60
+
+    receiver.gates = {1: threading.Event()}
+    under_way = asyncio.create_task(
+        attempt(app, await pending(db, await hook_at(app, db, acme, f"{receiver.url}?2")))
+    )
+    await arrived(receiver, 1)
+    resting.next_attempt_at = utcnow()  # its rest over
+    await db.flush()
+    await waits_its_turn(app, task)
+    receiver.gates[1].set()
+    assert (await under_way).delivered is True
+    assert (await attempt(app, task)).delivered is True
+
+
+def test_a_delivery_waiting_its_turn_comes_back_within_a_few_seconds() -> None:
+    """The task's countdown: a delivery waiting its turn comes back with a second of jitter
+    at most (ten, beside a turn of a few seconds, left it unused most of the time); one
+    waiting for a rest, with up to ``REST_JITTER_SECONDS``."""
+    turn = delivery.Attempt(False, True, wait_seconds=delivery.TURN_SECONDS, turn=True)
+    rest = delivery.Attempt(False, True, wait_seconds=60.0)
+    for _ in range(100):
+        assert 0 <= countdown(turn, 3) - delivery.TURN_SECONDS <= TURN_JITTER_SECONDS <= 1
+        assert 0 <= countdown(rest, 3) - 60 <= REST_JITTER_SECONDS
 
 
 @pytest.mark.parametrize("deleted", ["delivery", "endpoint"])

@@ -11,7 +11,9 @@ holding nothing; so a tenant's slow receivers hold one worker at most, whatever 
 however many endpoints it has (a failing one answering fast rests between attempts
 instead). A fast endpoint takes its deliveries side by side, whatever its tenant's slow
 ones do. An attempt ends its holds when it ends, whatever became of its delivery or its
-endpoint meanwhile; a worker lost mid-attempt leaves them to their deadline (``CLAIM``)."""
+endpoint meanwhile; a worker lost mid-attempt leaves them to their deadline (``CLAIM``).
+A delivery finding its endpoint or its tenant's slot held (not resting) looks again within
+``TURN_SECONDS``, not at the hold's deadline: the attempt under way may end any moment."""
 
 from __future__ import annotations
 
@@ -49,6 +51,15 @@ CLAIM = timedelta(seconds=TIMEOUT_SECONDS + 5)
 """How long the attempt under way holds a failing or slow endpoint, and a slow one's tenant
 slot (its deadline, and some); it ends its holds sooner when it ends (a failed attempt's
 endpoint rests instead)."""
+TURN_SECONDS = 2.0
+"""How long a delivery waiting its turn (its slow endpoint, or its tenant's slot, held by an
+attempt under way) waits at most before it looks again. Waiting for the hold's deadline
+(``CLAIM``, and the task's jitter) left the turn unused most of the time: a slow attempt
+takes a few seconds, so a tenant's slow endpoints got a few attempts a quarter of a minute,
+and a tenant sending faster piled up deliveries until they failed (``GIVE_UP_AFTER``). A
+look costs a few statements; the task spreads the waiting ones over a second
+(``tasks.TURN_JITTER_SECONDS``), and the first to look once the turn is free takes it. A
+failing endpoint's rest is waited for in full."""
 GIVE_UP_AFTER = timedelta(days=1)
 """An endpoint failing this long is disabled (and audited); its deliveries stop. A delivery
 still not delivered this long after it was made fails for good, the endpoint otherwise well
@@ -63,6 +74,9 @@ class Attempt:
     wait_seconds: float | None = None
     """Not attempted: the endpoint (failing or slow), or its tenant's slow endpoints, take
     none before this many seconds."""
+    turn: bool = False
+    """Not attempted because an attempt under way holds the endpoint or its tenant's slot
+    (not a rest): ``wait_seconds`` is ``TURN_SECONDS`` at most, the hold may end sooner."""
 
 
 async def attempt(
@@ -89,17 +103,21 @@ async def attempt(
             # tenant's slot, everywhere: no two attempts wait for each other's locks).
             hold = now + CLAIM
             due = await repository.claim_endpoint(session, endpoint, now, hold)
+            # A failing endpoint's next attempt may be after a rest, waited for in full.
+            turn = endpoint.failing_since is None
             if due is None and endpoint.slow_since is not None:
                 due = await repository.claim_tenant_slot(session, tenant_id, now, hold)
+                turn = True
                 if due is not None:  # the tenant's turn is another endpoint's
                     await repository.release_endpoint(session, tenant_id, endpoint_id, hold)
             if due is not None:
                 if now - delivery.created_at >= GIVE_UP_AFTER:
                     delivery.status = DeliveryStatus.failed
                     return Attempt(delivered=False, retry=False)
-                return Attempt(
-                    delivered=False, retry=True, wait_seconds=(due - now).total_seconds()
-                )
+                wait = (due - now).total_seconds()
+                if turn:
+                    wait = min(wait, TURN_SECONDS)
+                return Attempt(delivered=False, retry=True, wait_seconds=wait, turn=turn)
         url, secrets = endpoint.url, [box.decrypt(endpoint.secret)]
         if endpoint.previous_secret is not None:
             until = endpoint.previous_secret_until

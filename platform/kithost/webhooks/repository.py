@@ -41,8 +41,8 @@ async def claim_endpoint(
     session: AsyncSession, endpoint: WebhookEndpoint, now: datetime, until: datetime
 ) -> datetime | None:
     """Hold ``endpoint`` for an attempt until ``until`` unless an attempt holds it or it
-    rests; else when it is due (None: held now). One statement: of two workers, one holds it
-    (the other reads when it is due)."""
+    rests; else when it is due (None: held now), ``endpoint`` read again (whether it fails).
+    One statement: of two workers, one holds it (the other reads when it is due)."""
     held = await session.scalar(
         update(WebhookEndpoint)
         .where(
@@ -56,7 +56,7 @@ async def claim_endpoint(
     )
     if held is not None:
         return None
-    await session.refresh(endpoint, ["next_attempt_at"])
+    await session.refresh(endpoint, ["next_attempt_at", "failing_since"])
     return endpoint.next_attempt_at or now
 
 

@@ -17,11 +17,23 @@ from kithost.worker.database import RETRY
 
 MAX_BACKOFF_SECONDS = 3600
 REST_JITTER_SECONDS = 10
-"""Deliveries waiting for their endpoint (resting or held) or their tenant's slot for slow
-endpoints come back spread over this long after it is due."""
+"""Deliveries waiting for a failing endpoint (resting or held) come back spread over this
+long after it is due."""
+TURN_JITTER_SECONDS = 1.0
+"""Deliveries waiting their turn (``delivery.TURN_SECONDS``) come back spread over this long:
+enough that they do not all look at once, little beside the turn's few seconds."""
 TIME_LIMIT_SECONDS = 60
 """A backstop beyond ``delivery.TIMEOUT_SECONDS`` (the attempt's own deadline): a task
 running this long is stopped (softly first), so no receiver holds a worker."""
+
+
+def countdown(outcome: delivery.Attempt, retries: int) -> float:
+    """Seconds before the delivery is tried again after ``outcome``: when it is due (with
+    jitter) if it was not attempted, else :func:`backoff`."""
+    if outcome.wait_seconds is None:
+        return backoff(retries)
+    jitter = TURN_JITTER_SECONDS if outcome.turn else REST_JITTER_SECONDS
+    return outcome.wait_seconds + random.uniform(0, jitter)  # noqa: S311 (jitter)
 
 
 def backoff(attempts: int) -> float:
@@ -56,8 +68,5 @@ def deliver(self: Task[Any, Any], tenant_id: str, delivery_id: str) -> bool:
 
     outcome = database.run(self.app, run)
     if outcome.retry:
-        countdown = backoff(self.request.retries)
-        if outcome.wait_seconds is not None:  # not attempted: back when it is due
-            countdown = outcome.wait_seconds + random.uniform(0, REST_JITTER_SECONDS)  # noqa: S311
-        raise self.retry(countdown=countdown, max_retries=None)
+        raise self.retry(countdown=countdown(outcome, self.request.retries), max_retries=None)
     return outcome.delivered
