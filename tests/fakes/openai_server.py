@@ -21,7 +21,9 @@ Any other URL answers 404 in OpenAI's error shape. Every request is recorded in
 Streams send the reply in word-sized text deltas, the first one at once. Two hooks act
 on the next stream, after ``n`` deltas: `FakeOpenAI.break_stream` fails it (an error event
 in the API's own shape, or a dropped connection) and `FakeOpenAI.hold_stream` pauses it
-until `FakeOpenAI.release` (or `reset`).
+until `FakeOpenAI.release` (or `reset`). `FakeOpenAI.hold_answer` holds the answer of the
+next request to one URL, done already (what it made exists), until `FakeOpenAI.release`:
+the test acts meanwhile, as if elsewhere between the call and what the client does next.
 
 The `fake_openai` fixture is function-scoped but shares one server per test session (stopping
 uvicorn takes ~0.2 s), calling `FakeOpenAI.reset()` before each test. Importing that one name
@@ -82,6 +84,8 @@ class _ScriptedError:
     error_type: str
     code: str | None
     param: str | None
+    method: str | None
+    """Only a request with this method takes it (None: any)."""
 
 
 StreamFailure = Literal["error", "disconnect"]
@@ -140,6 +144,9 @@ class FakeOpenAI:
         self._failures: deque[_ScriptedError] = deque()
         self._stream_script: _StreamScript | None = None
         self._released = threading.Event()
+        self._held_answer: tuple[str, str] | None = None
+        self.holding = threading.Event()
+        """Set while an answer :meth:`hold_answer` holds waits for :meth:`release`."""
         self._initial = (api_key, reply_text)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -191,16 +198,19 @@ class FakeOpenAI:
         *,
         error_type: str | None = None,
         param: str | None = None,
+        method: str | None = None,
     ) -> None:
         """Answer the next request to a known endpoint with an OpenAI error JSON.
 
         Calls queue up: each one is used by exactly one request, so a client that retries
-        consumes one per attempt. `error_type` defaults to ``server_error`` for 5xx,
-        ``requests`` for 429 and ``invalid_request_error`` otherwise.
+        consumes one per attempt; with ``method`` (``DELETE``, say), only a request with
+        that method uses it (the others pass it by). `error_type` defaults to
+        ``server_error`` for 5xx, ``requests`` for 429 and ``invalid_request_error``
+        otherwise.
         """
         if error_type is None:
             error_type = _default_error_type(status)
-        self._failures.append(_ScriptedError(status, message, error_type, code, param))
+        self._failures.append(_ScriptedError(status, message, error_type, code, param, method))
 
     def break_stream(self, after: int, failure: StreamFailure = "error") -> None:
         """Make the next stream fail after ``after`` text deltas: ``error`` sends the API's
@@ -211,6 +221,13 @@ class FakeOpenAI:
         """Make the next stream pause after ``after`` text deltas until :meth:`release`."""
         self._released.clear()
         self._stream_script = _StreamScript(after, None)
+
+    def hold_answer(self, method: str, path: str) -> None:
+        """Make the next ``method`` request to ``path`` (``/v1/files``, say) wait, once
+        handled, until :meth:`release`: what it made exists, the client has no answer yet
+        (:attr:`holding` is set meanwhile)."""
+        self._released.clear()
+        self._held_answer = (method, path)
 
     def call_function(self, name: str, arguments: Json | str) -> None:
         """Make the next Responses request offering a function tool ``name`` answer with a
@@ -245,6 +262,8 @@ class FakeOpenAI:
         self.vector_stores.reset()
         self._failures.clear()
         self._stream_script = None
+        self._held_answer = None
+        self.holding.clear()
         self._released.set()
 
     def start(self) -> Self:
@@ -322,11 +341,8 @@ class FakeOpenAI:
             raw, body = await self._record(request)
             if self.delay_seconds:
                 await asyncio.sleep(self.delay_seconds)
-            try:
-                failure = self._failures.popleft()
-            except IndexError:
-                pass
-            else:
+            failure = self._scripted_failure(request.method)
+            if failure is not None:
                 return _error(
                     failure.status,
                     failure.message,
@@ -348,9 +364,23 @@ class FakeOpenAI:
             made = request.method == "POST" and request.url.path in _OWNED
             if made and response.status_code == 200:
                 self.owners[json.loads(bytes(response.body))["id"]] = key
+            if self._held_answer == (request.method, request.url.path):
+                self._held_answer = None
+                self.holding.set()
+                await asyncio.to_thread(self._released.wait, 30)
+                self.holding.clear()
             return response
 
         return endpoint
+
+    def _scripted_failure(self, method: str) -> _ScriptedError | None:
+        """The first failure queued (:meth:`fail_next`) for a request with ``method``,
+        taken from the queue; None when there is none."""
+        for failure in self._failures:
+            if failure.method in (None, method):
+                self._failures.remove(failure)
+                return failure
+        return None
 
     def _check_api_key(self, request: Request) -> Response | None:
         authorization = request.headers.get("authorization", "")

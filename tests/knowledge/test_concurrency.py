@@ -240,14 +240,18 @@ async def test_two_tasks_finding_the_store_lost_make_one_new_store(
     settings: Settings,
     engine: AsyncEngine,
     fake_openai: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Two documents' tasks at once, the base's vector store deleted at OpenAI: the base
-    forgets it once, one new store holds both, and the document the lost one held fails."""
+    forgets it once, one new store holds both (a store both made is taken back by the
+    removal task), and the document the lost one held fails."""
     sessionmaker, access, base_id = raced
     tenant_id, the_base = access.tenant.id, KnowledgeBase.id == base_id
     settings = settings.model_copy(update={"openai_base_url": fake_openai.base_url})
     box, storage = SecretBox(settings.keys()), storage_for(settings)
-    units = create_sessionmaker(engine, PendingTasks(create_celery(settings)))  # the tasks'
+    celery, sent = create_celery(settings), RecordedTasks()
+    monkeypatch.setattr(celery, "send_task", sent.record)
+    units = create_sessionmaker(engine, PendingTasks(celery))  # the tasks'
     async with sessionmaker() as setup:
         key = box.encrypt(fake_openai.api_key)
         await setup.execute(update(Tenant).where(Tenant.id == tenant_id).values(openai_api_key=key))
@@ -270,6 +274,10 @@ async def test_two_tasks_finding_the_store_lost_make_one_new_store(
     statuses = await asyncio.gather(
         *(ingest.ingest(units, settings, box, storage, tenant_id, d.id) for d in documents)
     )
+    for _, store_id, file_ids, blob_keys, whole, key in sent.take(remove_task.name):
+        await ingest.remove(
+            units, settings, box, storage, tenant_id, store_id, file_ids, blob_keys, whole, key
+        )
 
     assert statuses == [DocumentStatus.ready, DocumentStatus.ready]
     [(store, kept)] = fake_openai.vector_stores.stores.items()

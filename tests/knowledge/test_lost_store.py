@@ -160,7 +160,7 @@ async def test_a_store_another_task_replaced_already_is_kept(
     openai = AsyncOpenAI(api_key=fake_openai.api_key, base_url=fake_openai.base_url)
     sessionmaker = app.state.sessionmaker
     kept = await ingest.replace_store(
-        sessionmaker, openai, tenant.id, uuid.UUID(base), "Help centre", lost
+        sessionmaker, ingest.Upstream(openai), tenant.id, uuid.UUID(base), "Help centre", lost
     )
 
     assert kept == replaced == await store_of(db, base)

@@ -176,6 +176,7 @@ async def test_a_store_lost_to_the_tenants_own_key_is_removed_with_the_platforms
 
     assert (await upload(client, editor, base, FAQ)).status_code == 202
     assert await run_ingest(app, tasks) == ["ready"]
+    assert await run_remove(app, tasks) == 1  # the lost store's file, taken back
 
     shown = (await client.get(f"{BASES}/{base}", headers=editor.headers)).json()["files"]
     assert [(f["filename"], f["status"], f["failure_reason"]) for f in shown] == [

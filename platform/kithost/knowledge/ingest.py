@@ -16,12 +16,18 @@ does not reach them: what that key does not find is removed with the platform's 
 (:func:`remove`, :func:`replace_store`), so none of the tenant's documents stay with the
 operator. What a tenant's earlier key of its own made stays in that key's project when it
 sets another: Kithost keeps no earlier key.
+
+What a task made at OpenAI for a document or base deleted meanwhile (a file, a vector store)
+is taken back by the ``remove`` task (:func:`_take_back`), retried as any removal: deleted
+inline, a failure of that one call would leave it there for nobody, since the task's retry
+finds nothing left to do.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import structlog
 from openai import (
@@ -30,27 +36,25 @@ from openai import (
     AsyncOpenAI,
     AuthenticationError,
     BadRequestError,
-    InternalServerError,
     NotFoundError,
     PermissionDeniedError,
-    RateLimitError,
 )
 from openai.types.vector_stores import VectorStoreFile
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.db import Sessionmaker, session_scope
 from kithost.errors import Conflict
 from kithost.kit.crypto import SecretBox
 from kithost.kit.upstream import openai_client
-from kithost.knowledge import repository
+from kithost.knowledge import repository, tasks
 from kithost.models import DocumentStatus, KnowledgeDocument, Tenant, Widget
 from kithost.secrets.service import model_endpoint, openai_key_to_use
 from kithost.settings import Settings
 from kithost.storage import BlobStorage
+from kithost.worker.enqueue import enqueue
 
 log = structlog.get_logger(__name__)
 
-TRANSIENT = (APIConnectionError, RateLimitError, InternalServerError)
-"""OpenAI failures worth waiting out (the task retries with backoff)."""
 NO_KEY = "The tenant has no OpenAI API key: set one, then upload the document again."
 NO_OWN_KEY = (
     "Kithost adopts a vector store only with your own OpenAI API key: set the tenant's "
@@ -85,6 +89,42 @@ def _platform(settings: Settings, box: SecretBox, stored_key: str | None) -> Asy
     encrypted) and the operator set one: what Kithost made for the tenant before it had a
     key of its own is there; else None."""
     return None if stored_key is None else _client(settings, box, None)
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """How a task reaches OpenAI for a tenant: ``client`` with its key (:func:`_client`),
+    ``platform`` for what the platform's key made before it had its own (:func:`_platform`),
+    and ``stored_key``, the tenant's key as stored (encrypted), for the ``remove`` task
+    (:func:`_take_back`) to use the same key whatever becomes of the tenant meanwhile."""
+
+    client: AsyncOpenAI
+    platform: AsyncOpenAI | None = None
+    stored_key: str | None = None
+
+
+def _take_back(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    upstream: Upstream,
+    *,
+    files: Sequence[str] = (),
+    vector_store: str | None = None,
+) -> None:
+    """Queue the removal of ``files``, or of ``vector_store``, from OpenAI once ``session``
+    commits: the ``remove`` task retries what OpenAI fails to answer, and what the tenant's
+    key does not find it deletes with the platform's (:func:`remove`)."""
+    whole = vector_store is not None
+    enqueue(
+        session,
+        tasks.remove,
+        str(tenant_id),
+        vector_store,
+        list(files),
+        [],
+        whole,
+        upstream.stored_key,
+    )
 
 
 async def store_access(
@@ -125,7 +165,7 @@ async def ingest(
 ) -> DocumentStatus | None:
     """Hand one document to OpenAI; its status after (None: it no longer exists).
 
-    Raises one of :data:`TRANSIENT` for the task to retry; any other refusal by OpenAI
+    Raises one of ``tasks.TRANSIENT`` for the task to retry; any other refusal by OpenAI
     fails the document with the reason. Once it is ready or failed its bytes are deleted:
     OpenAI holds them, or nothing will read them again (a failed document is uploaded anew).
     """
@@ -154,12 +194,12 @@ async def _ingest(
         client = None if tenant is None else _client(settings, box, stored_key)
         if client is None:
             return _fail(document, NO_KEY)
-        platform = _platform(settings, box, stored_key)
+        upstream = Upstream(client, _platform(settings, box, stored_key), stored_key)
         store_id, file_id = base.vector_store_id, document.file_id
         filename, content_type = document.filename, document.content_type
     try:
         if store_id is None:
-            store_id = await _vector_store(sessionmaker, client, tenant_id, base.id, base.name)
+            store_id = await _vector_store(sessionmaker, upstream, tenant_id, base.id, base.name)
             if store_id is None:  # the base (and so the document) was deleted meanwhile
                 return None
         if file_id is None:
@@ -173,7 +213,7 @@ async def _ingest(
             async with session_scope(sessionmaker, tenant=tenant_id) as session:
                 document = await repository.get_document(session, tenant_id, document_id, lock=True)
                 if document is None:  # deleted meanwhile: take the file back
-                    await client.files.delete(file_id)
+                    _take_back(session, tenant_id, upstream, files=[file_id])
                     return None
                 document.file_id = file_id
         try:
@@ -182,14 +222,14 @@ async def _ingest(
             if not await _store_gone(client, store_id):
                 raise  # the file is gone, not the store
             store_id = await replace_store(
-                sessionmaker, client, tenant_id, base.id, base.name, store_id, platform
+                sessionmaker, upstream, tenant_id, base.id, base.name, store_id
             )
             if store_id is None:  # the base was deleted meanwhile
                 return None
             indexed = await _index(client, file_id, store_id)
     except (AuthenticationError, PermissionDeniedError):
         return await settle(sessionmaker, tenant_id, document_id, "OpenAI refused the API key.")
-    except TRANSIENT:
+    except tasks.TRANSIENT:
         raise
     except APIStatusError as exc:
         refused = f"OpenAI refused the document: {exc.message}"
@@ -220,29 +260,28 @@ async def _store_gone(client: AsyncOpenAI, store_id: str) -> bool:
 
 async def replace_store(
     sessionmaker: Sessionmaker,
-    client: AsyncOpenAI,
+    upstream: Upstream,
     tenant_id: uuid.UUID,
     base_id: uuid.UUID,
     name: str,
     lost: str,
-    platform: AsyncOpenAI | None = None,
 ) -> str | None:
     """The base's vector store in place of ``lost``, which OpenAI no longer holds for
-    ``client``; None when the base is gone.
+    ``upstream.client``; None when the base is gone.
 
-    With ``platform`` (:func:`_platform`: ``client`` has the tenant's own key), ``lost`` is
-    deleted with the platform's key first: it was made with it before the tenant had a key
-    of its own, and nothing else would remove it from the operator's project (a 404 there
-    too: it is lost indeed).
+    With ``upstream.platform`` (the client has the tenant's own key), ``lost`` is deleted
+    with the platform's key first: it was made with it before the tenant had a key of its
+    own, and nothing else would remove it from the operator's project (a 404 there too: it
+    is lost indeed).
 
     Only if ``lost`` is still the base's (another task may have replaced it already: then
     that task's store is the base's) the base forgets it, and its documents ready in it fail
     with :data:`LOST` (their bytes are gone); when the platform's key deleted ``lost``, their
-    files go with it (those it finds). Those documents are locked, so a document being
-    settled ready in it meanwhile fails too (:func:`settle`). Then a store is made as on
-    first use (:func:`_vector_store`) unless the base has one.
+    files are taken back (:func:`_take_back`). Those documents are locked, so a document
+    being settled ready in it meanwhile fails too (:func:`settle`). Then a store is made as
+    on first use (:func:`_vector_store`) unless the base has one.
     """
-    taken_back = await _delete(None, platform, vector_store=lost)
+    taken_back = await _delete(None, upstream.platform, vector_store=lost)
     files: list[str] = []
     async with session_scope(sessionmaker, tenant=tenant_id) as session:
         base = await repository.get_base(session, tenant_id, base_id, lock=True)
@@ -257,25 +296,24 @@ async def replace_store(
                     _fail(document, LOST)
                     if document.file_id is not None:
                         files.append(document.file_id)
+            if taken_back and files:
+                _take_back(session, tenant_id, upstream, files=files)
         current = base.vector_store_id
-    if taken_back:
-        for file_id in files:
-            await _delete(None, platform, file=file_id)
     if current is not None:
         return current
-    return await _vector_store(sessionmaker, client, tenant_id, base_id, name)
+    return await _vector_store(sessionmaker, upstream, tenant_id, base_id, name)
 
 
 async def _vector_store(
     sessionmaker: Sessionmaker,
-    client: AsyncOpenAI,
+    upstream: Upstream,
     tenant_id: uuid.UUID,
     base_id: uuid.UUID,
     name: str,
 ) -> str | None:
     """The base's vector store, made now; when another task made one meanwhile, that one
-    (and this one is deleted); None when the base is gone."""
-    made = await client.vector_stores.create(
+    (and this one is taken back); None when the base is gone (this one taken back too)."""
+    made = await upstream.client.vector_stores.create(
         name=name[:200], metadata={"kithost_knowledge_base": str(base_id)}
     )
     async with session_scope(sessionmaker, tenant=tenant_id) as session:
@@ -283,9 +321,8 @@ async def _vector_store(
         if base is not None and base.vector_store_id is None:
             base.vector_store_id = made.id
             return made.id
-        existing = None if base is None else base.vector_store_id
-    await client.vector_stores.delete(made.id)
-    return existing
+        _take_back(session, tenant_id, upstream, vector_store=made.id)
+        return None if base is None else base.vector_store_id
 
 
 async def settle(

@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from celery import Task, shared_task
+from openai import APIConnectionError, InternalServerError, RateLimitError
 
 from kithost.db import Sessionmaker
 from kithost.kit.crypto import SecretBox
@@ -16,6 +17,8 @@ from kithost.storage import storage_for
 from kithost.worker import database
 from kithost.worker.database import RETRY
 
+TRANSIENT = (APIConnectionError, RateLimitError, InternalServerError)
+"""OpenAI failures worth waiting out (the task retries with backoff)."""
 MAX_UPSTREAM_RETRIES = 8
 """OpenAI unreachable or overloaded: retried 8 times over about 8 minutes, then failed."""
 
@@ -33,7 +36,7 @@ def ingest(self: Task[Any, Any], tenant_id: str, document_id: str) -> str | None
 
     try:
         status = database.run(self.app, run)
-    except work.TRANSIENT as exc:
+    except TRANSIENT as exc:
         if self.request.retries < MAX_UPSTREAM_RETRIES:
             raise self.retry(exc=exc, countdown=min(2**self.request.retries * 4, 120)) from exc
         reason = f"OpenAI could not be reached ({type(exc).__name__}); upload it again later."
@@ -51,7 +54,7 @@ def ingest(self: Task[Any, Any], tenant_id: str, document_id: str) -> str | None
     name="kithost.knowledge.remove",
     bind=True,
     ignore_result=True,
-    autoretry_for=(*RETRY["autoretry_for"], *work.TRANSIENT),
+    autoretry_for=(*RETRY["autoretry_for"], *TRANSIENT),
     retry_backoff=RETRY["retry_backoff"],
     retry_backoff_max=RETRY["retry_backoff_max"],
     retry_jitter=RETRY["retry_jitter"],
