@@ -5,7 +5,10 @@ to the import and the conversion alike."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx2
+import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -86,3 +89,152 @@ async def test_another_tenants_widget_is_not_found(
         f"/api/v1/tenants/{other.slug}/widgets/{made.json()['id']}", headers=headers
     )
     assert shown.json()["revision"] == 1
+
+
+async def dry_run(client: httpx2.AsyncClient, acme: Acme, code: str) -> dict[str, Any]:
+    response = await post_import(client, acme, code, dry_run=True)
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def listed(answer: dict[str, Any]) -> list[tuple[int, str]]:
+    return [(s["line"], s["what"]) for s in answer["not_carried"]]
+
+
+TEAM = """\
+web = WebSearchTool()
+billing = Agent(name="Billing", instructions="You bill.")
+TOOLS = [web]
+HANDOFFS = (billing,)
+triage = Agent(name="Triage", instructions="You route.", tools=TOOLS, handoffs=HANDOFFS)
+"""
+
+
+async def test_tools_and_handoffs_named_or_computed_are_carried_or_listed(
+    client: httpx2.AsyncClient, acme: Acme
+) -> None:
+    agent = (await dry_run(client, acme, TEAM))["config"]["agent"]
+    assert (agent["name"], [t["id"] for t in agent["tools"]]) == ("Triage", ["web"])
+    assert [h["id"] for h in agent["handoffs"]] == ["billing"]
+
+    computed = (
+        TEAM.replace("tools=TOOLS", "tools=TOOLS + extra").replace(
+            "handoffs=HANDOFFS", "handoffs=list(HANDOFFS)"
+        )
+        + "async def run_workflow(workflow_input):\n    return await Runner.run(triage, input=[])\n"
+    )
+    answer = await dry_run(client, acme, computed)
+    assert (answer["config"]["agent"]["tools"], answer["config"]["agent"]["handoffs"]) == ([], [])
+    assert listed(answer) == [
+        (5, "Triage: tools computed in code"),
+        (5, "Triage: handoffs computed in code"),
+        (2, "agent billing"),
+    ]
+
+
+async def test_agent_settings_it_cannot_carry_are_listed_not_dropped(
+    client: httpx2.AsyncClient, acme: Acme
+) -> None:
+    code = """\
+settings = ModelSettings(temperature=3, max_tokens=200_000)
+a = Agent(
+    "Helper",
+    name="A",
+    instructions="x" * 3,
+    model=os.environ["MODEL"],
+    model_settings=settings,
+    tool_use_behavior="stop_on_first_tool",
+    **common,
+)
+b = Agent(name="B", model_settings=load_settings())
+"""
+    answer = await dry_run(client, acme, code)
+    agent = answer["config"]["agent"]
+    assert (agent["model"], agent["temperature"], agent["max_output_tokens"]) == (
+        "gpt-4.1-mini",
+        None,
+        None,
+    )
+    assert listed(answer) == [
+        (5, "instructions computed in code"),
+        (6, "A: model"),
+        (1, "model_settings.temperature"),
+        (1, "model_settings.max_tokens"),
+        (3, "A: an argument"),
+        (8, "A: tool_use_behavior"),
+        (9, "A: **common"),
+        (11, "agent b"),
+    ]
+    assert all(s["instead"] for s in answer["not_carried"])
+    other = await dry_run(client, acme, "a = Agent(name='B', model_settings=load())\n")
+    assert listed(other) == [(1, "model_settings computed in code")]
+
+
+async def test_instructions_longer_than_kept_are_listed(
+    client: httpx2.AsyncClient, acme: Acme
+) -> None:
+    text = "Be kind. " * 2500
+    answer = await dry_run(client, acme, f"a = Agent(name='A', instructions={text!r})\n")
+    assert answer["config"]["agent"]["instructions"] == text[:20_000]
+    assert listed(answer) == [(1, "A: the instructions' end")]
+
+
+async def test_a_file_search_with_filters_is_left_out_rather_than_widened(
+    client: httpx2.AsyncClient, acme: Acme
+) -> None:
+    code = """\
+search = FileSearchTool(
+    vector_store_ids=["vs_6911f0c2a4d88191b1e0c5a3d2f7e901"],
+    filters={"type": "eq", "key": "audience", "value": "public"},
+)
+a = Agent(name="A", tools=[search])
+"""
+    answer = await dry_run(client, acme, code)
+    assert answer["config"]["agent"]["tools"] == []
+    assert listed(answer) == [(1, "file search with filters")]
+
+
+async def test_an_mcp_server_that_asked_before_each_call_says_kithost_does_not(
+    client: httpx2.AsyncClient, acme: Acme
+) -> None:
+    code = """\
+crm = HostedMCPTool(tool_config={"type": "mcp", "server_label": "crm",
+                                 "server_url": "https://mcp.acme.example/mcp",
+                                 "allowed_tools": ["refund_order"],
+                                 "require_approval": "always"})
+a = Agent(name="A", tools=[crm])
+"""
+    answer = await dry_run(client, acme, code)
+    [tool] = answer["config"]["agent"]["tools"]
+    assert (tool["id"], tool["allowed_tools"]) == ("crm", ["refund_order"])
+    assert listed(answer) == [
+        (1, "MCP server crm: require_approval"),
+        (1, "MCP server crm: its secret"),
+    ]
+    never = await dry_run(client, acme, code.replace('"always"', '"never"'))
+    assert listed(never) == [(1, "MCP server crm: its secret")]
+
+
+AGENTS = """\
+billing = Agent(name="Billing", instructions="You bill.")
+triage = Agent(name="Triage", instructions="You route.", handoffs=[billing])
+"""
+
+
+@pytest.mark.parametrize(
+    "workflow",
+    ids=["no workflow", "starting_agent", "run_streamed"],
+    argvalues=[
+        "",
+        "async def run_workflow(workflow_input):\n"
+        "    return await Runner.run(starting_agent=triage, input=[])\n",
+        "async def run_workflow(workflow_input):\n"
+        "    return Runner.run_streamed(triage, input=[])\n",
+    ],
+)
+async def test_the_agent_that_answers_first_is_the_one_the_workflow_runs(
+    client: httpx2.AsyncClient, acme: Acme, workflow: str
+) -> None:
+    agent = (await dry_run(client, acme, AGENTS + workflow))["config"]["agent"]
+    assert (agent["name"], [h["name"] for h in agent["handoffs"]]) == ("Triage", ["Billing"])

@@ -26,6 +26,14 @@ be read leaves the web search out rather than widen it to the whole web. Names a
 that Kithost's configuration cannot hold are listed, not carried. Guardrails map where
 Kithost has the same check (``Moderation`` → ``moderation``, ``Keyword Filter`` →
 ``refused_topics``); the others are listed.
+
+Nothing is dropped unsaid: an argument not read (a positional one, ``**``, any but those
+above), a value computed in code or out of Kithost's range, and instructions beyond what an
+agent keeps are listed. The agent that answers first is the one the workflow runs
+(``Runner.run``, ``run_streamed`` or ``run_sync``: the first argument or ``starting_agent``),
+else the first that no other hands off to. A file search with ``filters`` is left out (it
+would search documents the export kept out), and an MCP server that asked for approval
+carries with a note that Kithost calls its tools unasked.
 """
 
 from __future__ import annotations
@@ -59,6 +67,8 @@ MAX_VECTOR_STORES = 10
 """Vector stores adopted from one export; the others are listed."""
 VECTOR_STORE_ID = re.compile(r"vs_[A-Za-z0-9_-]{1,125}")
 """An OpenAI vector store's id, as ``knowledge_bases.vector_store_id`` holds it."""
+RUNS = {"Runner.run", "Runner.run_streamed", "Runner.run_sync"}
+"""How a workflow runs its first agent (``starting_agent``, the first argument)."""
 CONTROL_FLOW = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.Try, ast.Match)
 GUARDRAILS_NOT_CARRIED = {
     "Contains PII": "Kithost has no PII check: tell the agent in its instructions not to ask "
@@ -76,6 +86,11 @@ MAX_DOMAINS = 20
 """Allowed domains of a ``web_search`` tool (``config.WebSearch``)."""
 MAX_MCP_TOOLS = 64
 """Allowed tools of an ``mcp`` tool (``config.McpTool``)."""
+AGENT_READ = {"name", "instructions", "model", "model_settings", "tools", "handoff_description"}
+"""``Agent(...)`` arguments read (``handoffs`` too, the first agent's); the others are listed."""
+MAX_INSTRUCTIONS = 20_000
+"""Characters of an agent's instructions (``config.Agent``)."""
+MAX_OUTPUT_TOKENS = 128_000
 FILTERS = {"WebSearchToolFilters", "Filters"}
 """The Agents SDK's type of a web search's ``filters`` (``openai``'s ``Filters``)."""
 _DOMAIN: TypeAdapter[str] = TypeAdapter(Domain)
@@ -206,7 +221,7 @@ class _Reader:
             ),
             None,
         )
-        first = self._first_run(workflow) or agents[0]
+        first = self._first_run(workflow) or self._root(agents)
         imported = self._agent(first)
         members = self._handoffs(first, imported)
         imported.vector_stores = self.stores
@@ -221,7 +236,18 @@ class _Reader:
             )
         self._guardrails(imported)
         if workflow is not None:
-            self._workflow(workflow, [first, *members], agents, imported)
+            self._workflow(workflow, imported)
+        carried = {first, *members}
+        for other in agents:
+            if other not in carried:
+                imported.skipped.append(
+                    Skipped(
+                        self.calls[other][1].lineno,
+                        f"agent {other}",
+                        "Only the first agent and those it hands off to carry over: fold its "
+                        "instructions in, or add it to agent.handoffs.",
+                    )
+                )
         imported.skipped = list(dict.fromkeys(imported.skipped))  # a value read twice: once
         return imported
 
@@ -229,11 +255,26 @@ class _Reader:
         if workflow is None:
             return None
         for node in ast.walk(workflow):
-            if isinstance(node, ast.Call) and _dotted(node.func) == "Runner.run" and node.args:
-                runs = _name(node.args[0])
+            if isinstance(node, ast.Call) and _dotted(node.func) in RUNS:
+                starting = {k.arg: k.value for k in node.keywords}.get("starting_agent")
+                given = node.args[0] if node.args else starting
+                runs = None if given is None else _name(given)
                 if runs is not None and runs in self.calls:
                     return runs
         return None
+
+    def _root(self, agents: list[str]) -> str:
+        """The agent that answers first when no run names it: the first that no other agent
+        hands off to (an export defines the agents handed to before the one handing off)."""
+        targets: set[str | None] = set()
+        walked: set[int] = set()  # a list many agents name is walked once
+        for variable in agents:
+            keywords = {k.arg: k.value for k in self.calls[variable][1].keywords}
+            given = self._resolved(keywords.get("handoffs"))
+            if isinstance(given, ast.List | ast.Tuple) and id(given) not in walked:
+                walked.add(id(given))
+                targets.update(self._handoff_target(node)[1] for node in given.elts)
+        return next((agent for agent in agents if agent not in targets), agents[0])
 
     def _agent(self, variable: str, *, main: bool = True) -> ImportedAgent:
         """The agent assigned to ``variable``; its handoffs are read by :meth:`_handoffs`
@@ -254,39 +295,80 @@ class _Reader:
                     )
                 )
             else:
-                imported.agent["instructions"] = text[:20_000]
-        model = self._literal(keywords.get("model"), str)
+                imported.agent["instructions"] = text[:MAX_INSTRUCTIONS]
+                if len(text) > MAX_INSTRUCTIONS:
+                    instead = f"Kithost keeps the first {MAX_INSTRUCTIONS}: shorten them."
+                    imported.skipped.append(
+                        Skipped(instructions.lineno, f"{name}: the instructions' end", instead)
+                    )
+        model = keywords.get("model")
         if model is not None:
-            imported.agent["model"] = model[:100]
+            text = self._literal(model, str)
+            if text is None or not 1 <= len(text) <= 100:
+                instead = "Set the model by name (at most 100 characters) in agent.model."
+                imported.skipped.append(Skipped(model.lineno, f"{name}: model", instead))
+            else:
+                imported.agent["model"] = text
         self._model_settings(keywords.get("model_settings"), imported)
         tools = keywords.get("tools")
-        for tool in tools.elts if isinstance(tools, ast.List) else []:
+        for tool in self._entries(tools, f"{name}: tools", imported):
             self._tool(tool, imported)
-        for key in ("handoffs", "input_guardrails", "output_guardrails", "output_type"):
-            value = keywords.get(key)
-            if value is not None and not (key == "handoffs" and main):
-                imported.skipped.append(
-                    Skipped(
-                        value.lineno,
-                        f"{name}: {key}",
-                        "Not carried over yet: describe that work in the instructions.",
-                    )
+        for argument in call.args:
+            instead = "Kithost reads an Agent's arguments by name only: name=, instructions=…"
+            imported.skipped.append(Skipped(argument.lineno, f"{name}: an argument", instead))
+        for keyword in call.keywords:
+            if keyword.arg in AGENT_READ or (keyword.arg == "handoffs" and main):
+                continue
+            imported.skipped.append(
+                Skipped(
+                    keyword.value.lineno,
+                    f"{name}: {keyword.arg or '**' + (_name(keyword.value) or '…')}",
+                    "Not carried over yet: describe that work in the instructions.",
                 )
+            )
         return imported
 
-    def _model_settings(self, node: ast.expr | None, imported: ImportedAgent) -> None:
-        node = self._resolved(node)
+    def _entries(self, node: ast.expr | None, what: str, imported: ImportedAgent) -> list[ast.expr]:
+        """The entries of a list (or tuple) ``node`` stands for; one Kithost cannot read
+        (computed in code) is listed as ``what``."""
+        given = self._resolved(node)
+        if given is None or _is_none(given):
+            return []
+        if isinstance(given, ast.List | ast.Tuple):
+            return given.elts
+        instead = "Write the list out: [a, b, …], each entry an Agent or tool of the export."
+        imported.skipped.append(Skipped(given.lineno, f"{what} computed in code", instead))
+        return []
+
+    def _model_settings(self, given: ast.expr | None, imported: ImportedAgent) -> None:
+        node = self._resolved(given)
+        if node is None or _is_none(node):
+            return
         if not isinstance(node, ast.Call) or _callee(node) != "ModelSettings":
+            instead = "Set temperature, max_output_tokens and reasoning_effort in agent."
+            imported.skipped.append(
+                Skipped(node.lineno, "model_settings computed in code", instead)
+            )
             return
         for keyword in node.keywords:
             if keyword.arg == "temperature":
                 value = self._literal(keyword.value, float | int)
                 if value is not None and 0 <= value <= 2:
                     imported.agent["temperature"] = float(value)
+                elif not _is_none(keyword.value):
+                    instead = "Set agent.temperature, a number from 0 to 2."
+                    imported.skipped.append(
+                        Skipped(keyword.value.lineno, "model_settings.temperature", instead)
+                    )
             elif keyword.arg == "max_tokens":
                 value = self._literal(keyword.value, int)
-                if value is not None and 1 <= value <= 128_000:
+                if value is not None and 1 <= value <= MAX_OUTPUT_TOKENS:
                     imported.agent["max_output_tokens"] = value
+                elif not _is_none(keyword.value):
+                    instead = f"Set agent.max_output_tokens, from 1 to {MAX_OUTPUT_TOKENS}."
+                    imported.skipped.append(
+                        Skipped(keyword.value.lineno, "model_settings.max_tokens", instead)
+                    )
             elif keyword.arg == "reasoning":
                 self._reasoning(keyword.value, imported)
             elif keyword.arg not in {None, "store"}:
@@ -345,6 +427,14 @@ class _Reader:
         """A ``FileSearchTool``: its vector stores for the widget's file search; ids that are
         no vector store's, and stores beyond :data:`MAX_VECTOR_STORES`, listed."""
         keywords = {k.arg: k.value for k in call.keywords}
+        filters = keywords.get("filters")
+        if filters is not None and not _is_none(filters):
+            instead = (
+                "Kithost searches every document of a knowledge base: upload the documents "
+                "the filter kept to a knowledge base of their own."
+            )  # carried without it, the agent would search documents the export kept out
+            imported.skipped.append(Skipped(call.lineno, "file search with filters", instead))
+            return
         given = self._literal(keywords.get("vector_store_ids"), list) or []
         stores: list[str] = []
         for store in given:
@@ -456,6 +546,12 @@ class _Reader:
             tool_id = self.servers[server] = self._tool_id(slug or "mcp")
             imported.mcp.append({"type": "mcp", "id": tool_id, "url": url, "allowed_tools": names})
         imported.tool_kinds.append(tool_id)
+        if config.get("require_approval", "never") != "never":
+            instead = (
+                "Kithost calls the server's tools without asking anyone: allow only tools "
+                f"safe to call unasked in the mcp tool {tool_id}'s allowed_tools."
+            )
+            imported.skipped.append(Skipped(call.lineno, f"{where}: require_approval", instead))
         instead = f"If the server needs a secret, set it: PUT …/mcp-secrets/{tool_id}."
         if credentials:  # never kept in the URL, where anyone reading the widget sees it
             instead = (
@@ -484,11 +580,7 @@ class _Reader:
         return kept
 
     def _workflow(
-        self,
-        workflow: ast.FunctionDef | ast.AsyncFunctionDef,
-        carried: list[str],
-        agents: list[str],
-        imported: ImportedAgent,
+        self, workflow: ast.FunctionDef | ast.AsyncFunctionDef, imported: ImportedAgent
     ) -> None:
         for node in ast.walk(workflow):
             if (
@@ -521,23 +613,12 @@ class _Reader:
                         "put the decision in its instructions.",
                     )
                 )
-        for other in agents:
-            if other not in carried:
-                imported.skipped.append(
-                    Skipped(
-                        self.calls[other][1].lineno,
-                        f"agent {other}",
-                        "Only the first agent and those it hands off to carry over: fold its "
-                        "instructions in, or add it to agent.handoffs.",
-                    )
-                )
 
     def _handoffs(self, first: str, imported: ImportedAgent) -> list[str]:
         """The first agent's handoffs as ``imported.handoffs``; their variables. More than
         :data:`MAX_HANDOFFS` are refused before any is read."""
         keywords = {k.arg: k.value for k in self.calls[first][1].keywords if k.arg is not None}
-        given = self._resolved(keywords.get("handoffs"))
-        nodes = given.elts if isinstance(given, ast.List) else []
+        nodes = self._entries(keywords.get("handoffs"), f"{imported.name}: handoffs", imported)
         members: list[str] = []
         targets = {self._handoff_target(node)[1] for node in nodes}
         targets = {
