@@ -238,3 +238,41 @@ async def test_the_agent_that_answers_first_is_the_one_the_workflow_runs(
 ) -> None:
     agent = (await dry_run(client, acme, AGENTS + workflow))["config"]["agent"]
     assert (agent["name"], [h["name"] for h in agent["handoffs"]]) == ("Triage", ["Billing"])
+
+
+async def test_an_mcp_server_kithost_may_not_connect_to_is_listed_with_why(
+    client: httpx2.AsyncClient, acme: Acme
+) -> None:
+    servers = [
+        ("metadata", "https://169.254.169.254/latest/mcp"),
+        ("intranet", "https://10.0.0.7/mcp"),
+        ("plain", "http://mcp.acme.example/mcp"),
+        ("crm", "https://mcp.acme.example/mcp"),
+    ]
+    code = (
+        "".join(
+            f"{label} = HostedMCPTool(tool_config={{'type': 'mcp', 'server_label': {label!r}, "
+            f"'server_url': {address!r}, 'allowed_tools': ['find']}})\n"
+            for label, address in servers
+        )
+        + "a = Agent(name='A', tools=[metadata, intranet, plain, crm])\n"
+    )
+    widget = url(await create(client, acme))
+    response = await client.post(
+        widget + "/agent-import", json={"code": code}, headers=acme.matching('"1"')
+    )
+    assert response.status_code == 200, response.text
+    [tool] = response.json()["config"]["agent"]["tools"]
+    assert (tool["id"], tool["url"]) == ("crm", "https://mcp.acme.example/mcp")
+    notes = {s["what"]: (s["line"], s["instead"]) for s in response.json()["not_carried"]}
+    assert notes.keys() == {
+        "MCP server metadata: its URL",
+        "MCP server intranet: its URL",
+        "MCP server plain: its URL",
+        "MCP server crm: its secret",
+    }
+    assert "link-local" in notes["MCP server metadata: its URL"][1]
+    assert "private" in notes["MCP server intranet: its URL"][1]
+    assert "https:// is required" in notes["MCP server plain: its URL"][1]
+    shown = (await client.get(widget, headers=acme.headers)).json()["config"]["agent"]["tools"]
+    assert shown == [tool]

@@ -21,7 +21,9 @@ The file searches become the widget's one ``file_search`` tool (``knowledge``), 
 vector stores a knowledge base of its own, used by each agent that searched (agents
 searching different stores are listed: each searches all of them); each distinct MCP server
 (URL and tools) is an ``mcp`` tool of its own, its URL without the credentials it may hold
-(the tenant sets the server's secret). A web search keeps its domain limit: one that cannot
+(the tenant sets the server's secret); a server at an address Kithost may not connect to
+(``kit.outbound``'s policy, as saving the tool checks) is listed with why, not the whole
+import refused. A web search keeps its domain limit: one that cannot
 be read leaves the web search out rather than widen it to the whole web. Names and domains
 that Kithost's configuration cannot hold are listed, not carried. Guardrails map where
 Kithost has the same check (``Moderation`` → ``moderation``, ``Keyword Filter`` →
@@ -40,11 +42,12 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import AnyHttpUrl, TypeAdapter, ValidationError
 
 from kithost.kit.schemas import NUL_MESSAGE
 from kithost.kit.surrogates import without_lone_surrogates
@@ -95,6 +98,9 @@ FILTERS = {"WebSearchToolFilters", "Filters"}
 """The Agents SDK's type of a web search's ``filters`` (``openai``'s ``Filters``)."""
 _DOMAIN: TypeAdapter[str] = TypeAdapter(Domain)
 _TOOL_NAME: TypeAdapter[str] = TypeAdapter(ToolName)
+_URL: TypeAdapter[AnyHttpUrl] = TypeAdapter(AnyHttpUrl)
+Refusal = Callable[[str], str | None]
+"""Why Kithost may not connect to a URL (None: it may), as ``kit.outbound`` says."""
 
 
 class ImportRefused(ValueError):
@@ -145,8 +151,9 @@ class ImportedAgent:
         return {"handoffs": members, "main_tools": ids(self)}
 
 
-def read_export(source: str) -> ImportedAgent:
-    """The export's first-answering agent as Kithost's, with what it could not carry."""
+def read_export(source: str, refusal: Refusal = lambda url: None) -> ImportedAgent:
+    """The export's first-answering agent as Kithost's, with what it could not carry; an MCP
+    server at a URL ``refusal`` refuses is listed with why."""
     if len(source.encode()) > MAX_SOURCE_BYTES:
         raise ImportRefused("export_too_large", f"An export has at most {MAX_SOURCE_BYTES} bytes.")
     if source.count("{") > MAX_BRACES:
@@ -168,12 +175,12 @@ def read_export(source: str) -> ImportedAgent:
             if "\x00" in node.value:
                 raise ImportRefused("nul_character", f"A string: {NUL_MESSAGE}.", node.lineno)
             node.value = without_lone_surrogates(node.value)  # as a request's own text
-    return _Reader(tree).read()
+    return _Reader(tree, refusal).read()
 
 
 class _Reader:
-    def __init__(self, tree: ast.Module) -> None:
-        self.tree = tree
+    def __init__(self, tree: ast.Module, refusal: Refusal) -> None:
+        self.tree, self.refusal = tree, refusal
         self.assigned: dict[str, ast.expr] = {}
         self.calls: dict[str, tuple[str, ast.Call]] = {}
         """Module-level ``name = Callee(...)``: callee's name and the call."""
@@ -529,8 +536,18 @@ class _Reader:
             imported.skipped.append(Skipped(call.lineno, where, instead))
             return
         server_url, credentials = _server_url(url)
-        if server_url is None:
+        try:
+            url = str(_URL.validate_python(server_url))
+        except ValidationError:
             instead = "Add the server to agent.tools as an mcp tool with its http(s) URL."
+            imported.skipped.append(Skipped(call.lineno, f"{where}: its URL", instead))
+            return
+        refused = self.refusal(url)
+        if refused is not None:  # as saving the tool would be: not the rest of the import
+            instead = (
+                f"Kithost may not connect to this address ({refused}): serve the server at "
+                "a public https:// address and add it to agent.tools as an mcp tool."
+            )
             imported.skipped.append(Skipped(call.lineno, f"{where}: its URL", instead))
             return
         names = self._tool_names(names, where, call.lineno, imported)
@@ -538,7 +555,6 @@ class _Reader:
             instead = "Name the tools the agent may call in the mcp tool's allowed_tools."
             imported.skipped.append(Skipped(call.lineno, f"{where}: every tool", instead))
             return
-        url = server_url
         server = (url, tuple(names))
         tool_id = self.servers.get(server)
         if tool_id is None:

@@ -226,7 +226,7 @@ async def import_agent(
         else _writable(session, access.tenant, widget_id, if_match)
     )
     try:
-        imported = read_export(source)
+        imported = read_export(source, settings.outbound_policy.https_refusal)
     except ImportRefused as exc:
         where = "" if exc.line is None else f" (line {exc.line})"
         raise InvalidInput(
