@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from kithost.auth.principals import ClientPrincipal, TenantAccess
@@ -72,6 +73,26 @@ def upload(
     )
 
 
+def blobs(storage: BlobStorage, tenant_id: uuid.UUID) -> list[str]:
+    """The keys of the tenant's knowledge blobs on disk."""
+    assert isinstance(storage, LocalDiskStorage)
+    kept = storage._path(f"knowledge/{tenant_id}")
+    return sorted(f"knowledge/{tenant_id}/{p.name}" for p in kept.glob("*") if p.is_file())
+
+
+class HeldStorage(LocalDiskStorage):
+    """Disk storage whose writes wait, once begun (``writing``), until ``released``."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.writing, self.released = asyncio.Event(), asyncio.Event()
+
+    async def put(self, key: str, data: bytes) -> None:
+        self.writing.set()
+        await self.released.wait()
+        await super().put(key, data)
+
+
 async def waits(task: asyncio.Task[Any]) -> None:
     await asyncio.sleep(0.3)
     assert not task.done(), "the second transaction waits for the first's lock"
@@ -89,8 +110,7 @@ async def test_an_upload_during_the_bases_deletion_finds_no_base(
         await deleting.commit()
         with pytest.raises(NotFound):
             await uploaded
-    assert isinstance(storage, LocalDiskStorage)
-    assert not storage._path(f"knowledge/{access.tenant.id}").exists(), "a blob was kept"
+    assert blobs(storage, access.tenant.id) == [], "a blob was kept"
 
 
 async def test_uploads_at_once_stop_at_the_cap(
@@ -111,13 +131,40 @@ async def test_uploads_at_once_stop_at_the_cap(
         )
         await setup.commit()
     async with sessionmaker() as first, sessionmaker() as second:
-        await upload(first, storage, access, base_id)
+        last = await upload(first, storage, access, base_id)
         other = asyncio.create_task(upload(second, storage, access, base_id))
         await waits(other)
         await first.commit()
         with pytest.raises(Conflict) as refused:
             await other
     assert refused.value.code == "knowledge_base_full"
+    assert blobs(storage, access.tenant.id) == [ingest.blob_key(access.tenant.id, last.id)]
+
+
+async def test_an_uploads_bytes_are_stored_with_the_base_unlocked(
+    raced: tuple[Sessions, TenantAccess, uuid.UUID], settings: Settings
+) -> None:
+    """While an upload's bytes are being written (seconds on S3), another upload to the
+    same base completes: the base is locked only to count and insert. (Its lock timeout
+    only ends the wait should the first hold the base: then it would wait forever.)"""
+    sessionmaker, access, base_id = raced
+    storage = storage_for(settings)
+    assert isinstance(storage, LocalDiskStorage)
+    held = HeldStorage(storage.root)
+    async with sessionmaker() as first, sessionmaker() as second:
+        storing = asyncio.create_task(upload(first, held, access, base_id))
+        await held.writing.wait()
+        await second.execute(text("SET LOCAL lock_timeout = '5s'"))
+        other = await upload(second, storage, access, base_id)
+        await second.commit()
+        held.released.set()
+        stored = await storing
+        await first.commit()
+    async with sessionmaker() as check:
+        kept = await repository.list_documents(check, access.tenant.id, [base_id])
+    assert {d.id for d in kept} == {other.id, stored.id}
+    keys = sorted(ingest.blob_key(access.tenant.id, d.id) for d in kept)
+    assert blobs(storage, access.tenant.id) == keys
 
 
 async def test_a_document_deleted_while_it_is_settled_is_gone(

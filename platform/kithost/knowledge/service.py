@@ -163,29 +163,28 @@ async def add_document(
     data: bytes,
     limit: int,
 ) -> KnowledgeDocument:
-    """Keep the upload and queue it for OpenAI (``tasks.ingest``, once this commits). The
-    base is locked first: uploads to it are counted one at a time (at most
-    :data:`MAX_DOCUMENTS`), and its deletion waits, or went first (404). An adopted base
-    takes no uploads (409 ``knowledge_base_adopted``): its store is the tenant's at OpenAI."""
-    base = await _base(session, access.tenant.id, base_id, lock=True)
+    """Keep the upload and queue it for OpenAI (``tasks.ingest``, once this commits). Its
+    bytes are stored first, under the new document's key, the base not locked: a write to
+    the blob store takes seconds (S3), and every other write to the base would wait for it.
+    Then the base is locked: uploads to it are counted one at a time (at most
+    :data:`MAX_DOCUMENTS`), and its deletion waits, or went first (404); refused there (or
+    failing), the bytes are deleted again. An adopted base takes no uploads (409
+    ``knowledge_base_adopted``): its store is the tenant's at OpenAI."""
+    base = await _base(session, access.tenant.id, base_id)
     filename = document_name(filename)
     content_type = document_type(filename)
     if len(data) > limit:
         raise PayloadTooLarge(f"A document may have at most {limit} bytes.")
     if not data:
         raise invalid_field("file", "the file is empty", type="empty")
-    if base.adopted:
+    if base.adopted:  # made so, never changed
         raise Conflict(
             "An adopted knowledge base takes no uploads: add the document to its vector store "
             "at OpenAI, or upload it to a knowledge base of Kithost's.",
             code="knowledge_base_adopted",
         )
-    if await repository.count_documents(session, access.tenant.id, base.id) >= MAX_DOCUMENTS:
-        raise Conflict(
-            f"A knowledge base holds at most {MAX_DOCUMENTS} documents.",
-            code="knowledge_base_full",
-        )
     document = KnowledgeDocument(
+        id=uuid.uuid4(),
         tenant_id=access.tenant.id,
         knowledge_base_id=base.id,
         filename=filename,
@@ -193,8 +192,20 @@ async def add_document(
         size_bytes=len(data),
         status=DocumentStatus.processing,
     )
-    session.add(document)
-    await session.flush()
+    key = blob_key(access.tenant.id, document.id)
+    await storage.put(key, data)
+    try:
+        await _base(session, access.tenant.id, base_id, lock=True)
+        if await repository.count_documents(session, access.tenant.id, base.id) >= MAX_DOCUMENTS:
+            raise Conflict(
+                f"A knowledge base holds at most {MAX_DOCUMENTS} documents.",
+                code="knowledge_base_full",
+            )
+        session.add(document)
+        await session.flush()
+    except BaseException:
+        await storage.delete([key])
+        raise
     enqueue(session, ingest, str(access.tenant.id), str(document.id))
     _record(
         session,
@@ -203,7 +214,6 @@ async def add_document(
         base.id,
         {"document": str(document.id), "filename": filename, "size_bytes": len(data)},
     )
-    await storage.put(blob_key(access.tenant.id, document.id), data)
     return document
 
 
