@@ -118,6 +118,7 @@ async def test_the_list_counts_each_bases_documents_as_the_base_shows_them(
         created = await client.post(BASES, json={"name": name}, headers=editor.headers)
         assert created.status_code == 201, created.text
         bases.append(created.json()["id"])
+        assert created.json() == await detail(client, editor, bases[-1])
     mixed, _, ready, failing = bases
     for base, file in [
         (mixed, ("a.md", b"# A", "text/markdown")),
@@ -157,8 +158,14 @@ async def test_the_list_counts_each_bases_documents_as_the_base_shows_them(
     ]
     for base, shown in zip(bases, listed.json(), strict=True):
         one = await detail(client, editor, base)
-        del one["files"]
+        files = one.pop("files")
         assert shown == one
+        assert (one["documents"], one["size_bytes"], one["processing"], one["failed"]) == (
+            len(files),
+            sum(f["size_bytes"] for f in files),
+            sum(f["status"] == "processing" for f in files),
+            sum(f["status"] == "failed" for f in files),
+        ), "the base's figures count the files it shows"
 
 
 async def test_without_an_openai_key_a_document_fails_and_says_so(

@@ -32,11 +32,16 @@ class Figures(NamedTuple):
 
 
 async def list_bases_with_figures(
-    session: AsyncSession, tenant_id: uuid.UUID
+    session: AsyncSession, tenant_id: uuid.UUID, base_id: uuid.UUID | None = None
 ) -> list[tuple[KnowledgeBase, Figures]]:
-    """The tenant's bases, oldest first, each with its :class:`Figures`: counted in one
-    aggregate query, without loading a document."""
+    """The tenant's bases (with ``base_id``, that one only), oldest first, each with its
+    :class:`Figures`: counted in one aggregate query, without loading a document. The list
+    and one base's page both count here, so they always agree."""
     document = KnowledgeDocument
+    documents, bases = [document.tenant_id == tenant_id], [KnowledgeBase.tenant_id == tenant_id]
+    if base_id is not None:
+        documents.append(document.knowledge_base_id == base_id)
+        bases.append(KnowledgeBase.id == base_id)
     figures = (
         select(
             document.knowledge_base_id,
@@ -47,7 +52,7 @@ async def list_bases_with_figures(
             ),
             func.sum(case((document.status == DocumentStatus.failed, 1), else_=0)).label("failed"),
         )
-        .where(document.tenant_id == tenant_id)
+        .where(*documents)
         .group_by(document.knowledge_base_id)
         .subquery()
     )
@@ -60,7 +65,7 @@ async def list_bases_with_figures(
             func.coalesce(figures.c.failed, 0),
         )
         .outerjoin(figures, figures.c.knowledge_base_id == KnowledgeBase.id)
-        .where(KnowledgeBase.tenant_id == tenant_id)
+        .where(*bases)
         .order_by(KnowledgeBase.created_at, KnowledgeBase.id)
     )
     return [(base, Figures(*counts)) for base, *counts in result.all()]

@@ -50,18 +50,12 @@ FILENAME_MAX_LENGTH = 255
 
 @dataclass(frozen=True)
 class Summary:
-    base: KnowledgeBase
-    documents: Sequence[KnowledgeDocument]
+    """A base, its documents counted (in SQL, as :func:`list_bases` counts them) and its
+    documents."""
 
-    @property
-    def figures(self) -> Figures:
-        """Its documents counted, as :func:`list_bases` counts them in SQL."""
-        return Figures(
-            documents=len(self.documents),
-            size_bytes=sum(d.size_bytes for d in self.documents),
-            processing=sum(d.status is DocumentStatus.processing for d in self.documents),
-            failed=sum(d.status is DocumentStatus.failed for d in self.documents),
-        )
+    base: KnowledgeBase
+    figures: Figures
+    documents: Sequence[KnowledgeDocument]
 
 
 async def create_base(
@@ -80,7 +74,7 @@ async def create_base(
     session.add(base)
     await session.flush()
     _record(session, access, "knowledge_base.created", base.id, {"name": name})
-    return Summary(base, [])
+    return await get_base(session, access.tenant, base.id)
 
 
 async def list_bases(session: AsyncSession, tenant: Tenant) -> list[tuple[KnowledgeBase, Figures]]:
@@ -89,8 +83,12 @@ async def list_bases(session: AsyncSession, tenant: Tenant) -> list[tuple[Knowle
 
 
 async def get_base(session: AsyncSession, tenant: Tenant, base_id: uuid.UUID) -> Summary:
-    base = await _base(session, tenant.id, base_id)
-    return Summary(base, await repository.list_documents(session, tenant.id, [base.id]))
+    found = await repository.list_bases_with_figures(session, tenant.id, base_id)
+    if not found:
+        raise _no_base()
+    [(base, figures)] = found
+    documents = await repository.list_documents(session, tenant.id, [base.id])
+    return Summary(base, figures, documents)
 
 
 async def delete_base(session: AsyncSession, access: TenantAccess, base_id: uuid.UUID) -> None:
@@ -244,8 +242,12 @@ async def _base(
 ) -> KnowledgeBase:
     base = await repository.get_base(session, tenant_id, base_id, lock=lock)
     if base is None:
-        raise NotFound("No such knowledge base.", code="knowledge_base_not_found")
+        raise _no_base()
     return base
+
+
+def _no_base() -> NotFound:
+    return NotFound("No such knowledge base.", code="knowledge_base_not_found")
 
 
 async def delete_tenant_knowledge(session: AsyncSession, tenant: Tenant) -> None:
