@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.models import Role
 from tests.factories import login, make_member, make_tenant
-from tests.widgets.helpers import WIDGETS, Acme, create, url
+from tests.widgets.helpers import WIDGETS, Acme, create, export, hosted_widget, url
 
 
 async def post_import(
@@ -276,3 +276,30 @@ async def test_an_mcp_server_kithost_may_not_connect_to_is_listed_with_why(
     assert "https:// is required" in notes["MCP server plain: its URL"][1]
     shown = (await client.get(widget, headers=acme.headers)).json()["config"]["agent"]["tools"]
     assert shown == [tool]
+
+
+async def test_a_hosted_widget_is_converted_before_an_agent_is_imported(
+    client: httpx2.AsyncClient, acme: Acme, db: AsyncSession
+) -> None:
+    widget = await hosted_widget(client, acme, db)
+    for params in ({}, {"dry_run": "true"}):
+        refused = await client.post(
+            widget + "/agent-import",
+            json={"code": export("single_agent")},
+            params=params,
+            headers=acme.matching('"2"'),
+        )
+        assert (refused.status_code, refused.json()["code"]) == (409, "widget_hosted")
+    assert (await client.get(widget, headers=acme.headers)).json()["revision"] == 2
+
+    converted = await client.post(widget + "/convert", headers=acme.matching('"2"'))
+    assert converted.status_code == 200, converted.text
+    imported = await client.post(
+        widget + "/agent-import",
+        json={"code": export("single_agent")},
+        headers=acme.matching('"3"'),
+    )
+    assert imported.status_code == 200, imported.text
+    config = imported.json()["config"]
+    assert (config["mode"], config["agent"]["model"]) == ("self_hosted", "gpt-4.1-mini")
+    assert config["agent"]["instructions"].startswith("You help Acme's customers")

@@ -210,8 +210,9 @@ async def convert(
     "it hands off to as `handoffs`; the guardrails Kithost has: "
     "moderation, keywords as refused topics), and everything else is listed with its line "
     "and what to do instead. "
-    "`dry_run=true` changes nothing (and needs no `If-Match`).",
-    responses={**CONDITIONAL, **problems(422)},
+    "`dry_run=true` changes nothing (and needs no `If-Match`). A hosted widget is 409 "
+    "`widget_hosted`: convert it first.",
+    responses={**CONDITIONAL, **problems(409, 422)},
 )
 async def import_agent(
     access: WidgetsWrite,

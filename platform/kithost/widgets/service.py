@@ -219,12 +219,19 @@ async def import_agent(
     ``widgets.agent_import``); each vector store its file searches name searched through the
     tenant's knowledge base for it, adopted if it is the tenant's (``widgets.adoption``: the
     others are listed as not carried). A ``dry_run`` changes nothing (and needs no
-    ``If-Match``)."""
+    ``If-Match``). A hosted widget's draft is refused: its workflow, not the agent, answers
+    until it is converted."""
     widget = await (
         get_widget(session, access.tenant, widget_id)
         if dry_run
         else _writable(session, access.tenant, widget_id, if_match)
     )
+    if widget.draft.get("mode") == WidgetMode.hosted:  # its workflow would answer, not the agent
+        raise Conflict(
+            "A hosted widget's agent never answers: convert the widget first "
+            "(POST …/widgets/{id}/convert), then import.",
+            code="widget_hosted",
+        )
     try:
         imported = read_export(source, settings.outbound_policy.https_refusal)
     except ImportRefused as exc:
