@@ -5,6 +5,8 @@ to the import and the conversion alike."""
 
 from __future__ import annotations
 
+import copy
+import uuid
 from typing import Any
 
 import httpx2
@@ -12,9 +14,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.models import Role
-from tests.factories import login, make_member, make_tenant
-from tests.widgets.helpers import WIDGETS, Acme, create, export, hosted_widget, url
+from kithost.models import Role, Widget
+from tests.conftest import state_of
+from tests.factories import login, make_member, make_tenant, set_draft
+from tests.widgets.helpers import HOSTED, WIDGETS, Acme, create, export, hosted_widget, url
 
 
 async def post_import(
@@ -303,3 +306,28 @@ async def test_a_hosted_widget_is_converted_before_an_agent_is_imported(
     config = imported.json()["config"]
     assert (config["mode"], config["agent"]["model"]) == ("self_hosted", "gpt-4.1-mini")
     assert config["agent"]["instructions"].startswith("You help Acme's customers")
+
+
+async def test_a_converted_widget_offers_no_file_larger_than_kithost_takes(
+    client: httpx2.AsyncClient, acme: Acme, app: FastAPI, db: AsyncSession
+) -> None:
+    widget = await hosted_widget(client, acme, db)
+    stored = await db.get_one(Widget, uuid.UUID(widget.rsplit("/", 1)[1]))
+    hosted = copy.deepcopy(HOSTED["hosted"])
+    hosted["chatkit_configuration"]["file_upload"]["max_file_size"] = 512
+    set_draft(stored, {**stored.draft, "hosted": hosted})
+    await db.flush()
+    cap = state_of(app).settings.chat_attachment_max_bytes
+    assert cap < 512 * 1024 * 1024
+
+    converted = await client.post(widget + "/convert", headers=acme.matching('"3"'))
+
+    assert converted.status_code == 200, converted.text
+    answer = converted.json()
+    attachments = answer["widget"]["config"]["chatkit"]["composer"]["attachments"]
+    assert attachments["maxSize"] == {"*": cap}
+    [note] = [
+        n for n in answer["not_carried"] if n["setting"].startswith("chatkit_configuration.file")
+    ]
+    assert note["setting"] == "chatkit_configuration.file_upload.max_file_size: 512"
+    assert str(cap) in note["instead"]

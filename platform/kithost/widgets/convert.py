@@ -28,9 +28,11 @@ class Conversion:
     not_carried: list[NotCarried] = field(default_factory=list)
 
 
-def convert(config: WidgetConfig) -> Conversion:
+def convert(config: WidgetConfig, max_attachment_bytes: int) -> Conversion:
     """``config`` (hosted) as a self-hosted configuration; ChatKit options, the launcher,
-    actions, placement and identity settings stay as they are."""
+    actions, placement and identity settings stay as they are. Files larger than
+    ``max_attachment_bytes`` (the deployment's cap) are refused, so the size ChatKit offers
+    is capped there too, and said."""
     hosted = config.hosted
     assert hosted is not None  # a hosted configuration has one (WidgetConfig checks)
     chatkit: dict[str, Any] = copy.deepcopy(config.chatkit)
@@ -52,7 +54,17 @@ def convert(config: WidgetConfig) -> Conversion:
         if upload.max_files is not None:
             attachments["maxCount"] = upload.max_files
         if upload.max_file_size is not None:
-            attachments["maxSize"] = {"*": upload.max_file_size * MEGABYTE}
+            attachments["maxSize"] = {
+                "*": min(upload.max_file_size * MEGABYTE, max_attachment_bytes)
+            }
+            if upload.max_file_size * MEGABYTE > max_attachment_bytes:
+                result.not_carried.append(
+                    NotCarried(
+                        f"chatkit_configuration.file_upload.max_file_size: {upload.max_file_size}",
+                        f"Kithost takes files of at most {max_attachment_bytes} bytes here "
+                        "(the operator's KITHOST_CHAT_ATTACHMENT_MAX_BYTES).",
+                    )
+                )
         composer = chatkit.setdefault("composer", {})
         composer["attachments"] = {**composer.get("attachments", {}), **attachments}
         result.carried.append("chatkit_configuration.file_upload → chatkit.composer.attachments")

@@ -191,7 +191,7 @@ async def convert(
     if_match: IfMatch = None,
 ) -> schemas.Converted:
     widget, conversion = await service.convert_hosted(
-        session, access, id, if_match, outbound=settings.outbound_policy
+        session, access, id, if_match, settings=settings
     )
     return schemas.Converted(
         widget=_widget(response, widget),

@@ -184,7 +184,7 @@ async def convert_hosted(
     widget_id: uuid.UUID,
     if_match: str | None,
     *,
-    outbound: OutboundPolicy | None = None,
+    settings: Settings,
 ) -> tuple[Widget, Conversion]:
     """Turn a hosted widget's draft into a self-hosted one (see ``widgets.convert``);
     visitors see nothing of it until it is published."""
@@ -192,13 +192,13 @@ async def convert_hosted(
     config = parse_config(widget.draft)
     if config.mode is not WidgetMode.hosted:
         raise Conflict("Only a hosted widget converts.", code="not_hosted")
-    conversion = convert(config)
+    conversion = convert(config, settings.chat_attachment_max_bytes)
     draft = await _draft(
         session,
         widget.tenant_id,
         conversion.config.model_dump(mode="json"),
         widget=widget,
-        outbound=outbound,
+        outbound=settings.outbound_policy,
     )
     await _change(session, access.actor, widget, "widget.converted", draft=draft)
     return widget, conversion
