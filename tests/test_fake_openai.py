@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -169,6 +170,33 @@ async def test_fail_next_scripts_errors_in_order(
         "/v1/chatkit/sessions",
         "/v1/chat/completions",
     ]
+
+
+async def test_a_failure_for_one_method_waits_for_a_request_with_it(
+    fake_openai: FakeOpenAI, openai_client: AsyncOpenAI
+) -> None:
+    fake_openai.fail_next(500, method="DELETE")
+    made = await openai_client.files.create(file=("a.txt", b"A"), purpose="assistants")
+
+    with pytest.raises(openai.InternalServerError):
+        await openai_client.files.delete(made.id)
+    assert (await openai_client.files.delete(made.id)).deleted
+
+
+async def test_a_held_answer_waits_for_release_with_its_work_done(
+    fake_openai: FakeOpenAI, openai_client: AsyncOpenAI
+) -> None:
+    fake_openai.hold_answer("POST", "/v1/files")
+    creating = asyncio.create_task(
+        openai_client.files.create(file=("a.txt", b"A"), purpose="assistants")
+    )
+    await asyncio.to_thread(fake_openai.holding.wait, 10)
+    [file_id] = fake_openai.vector_stores.files
+    assert not creating.done()
+
+    fake_openai.release()
+    assert (await creating).id == file_id
+    assert not fake_openai.holding.is_set()
 
 
 async def test_unknown_route_is_openai_shaped_404(openai_client: AsyncOpenAI) -> None:

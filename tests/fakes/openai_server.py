@@ -908,6 +908,15 @@ def _chatkit_configuration(overrides: Json) -> Json:
 _SESSION_SERVER = pytest.StashKey[FakeOpenAI]()
 
 
+def shared_fake(config: pytest.Config) -> FakeOpenAI:
+    """The test session's FakeOpenAI (the one `fake_openai` hands out), as it stands: for a
+    fixture of a wider scope that needs only its address and key (a worker's settings)."""
+    if _SESSION_SERVER not in config.stash:
+        config.stash[_SESSION_SERVER] = FakeOpenAI().start()
+        config.add_cleanup(config.stash[_SESSION_SERVER].stop)
+    return config.stash[_SESSION_SERVER]
+
+
 @pytest.fixture
 def fake_openai(request: pytest.FixtureRequest) -> FakeOpenAI:
     """A running FakeOpenAI, `reset()` for this test.
@@ -915,10 +924,6 @@ def fake_openai(request: pytest.FixtureRequest) -> FakeOpenAI:
     The server (and so its port and `base_url`) is shared by the whole test session: it starts
     on first use and stops when the session ends.
     """
-    config = request.config
-    if _SESSION_SERVER not in config.stash:
-        config.stash[_SESSION_SERVER] = FakeOpenAI().start()
-        config.add_cleanup(config.stash[_SESSION_SERVER].stop)
-    fake = config.stash[_SESSION_SERVER]
+    fake = shared_fake(request.config)
     fake.reset()
     return fake
