@@ -1,7 +1,8 @@
 """The Webhooks screen of a failing or slow endpoint, in real Chromium against ``kithost serve``
 (the session's, on SQLite): beside "failing since" it shows when the next delivery is attempted,
 and "Send a test" is described as tried at once; beside "slow since", that one delivery goes at
-a time and, while an attempt holds the endpoint, until when; the screen still passes axe-core.
+a time and, while an attempt holds the endpoint, until when, or that it waits its turn while an
+attempt to another slow endpoint is under way; the screen still passes axe-core.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import datetime, timedelta
 from playwright.async_api import Page, expect
 
 from kithost.db import session_scope
-from kithost.models import WebhookEndpoint
+from kithost.models import WebhookEndpoint, WebhookTenantSlot
 from kithost.models.base import utcnow
 from kithost.webhooks.delivery import CLAIM
 from tests.browser import test_dashboard_a11y as a11y
@@ -77,7 +78,8 @@ async def test_a_slow_endpoint_shows_since_when_and_that_one_delivery_goes_at_a_
     page: Page, tenant: screens.Tenant, kithost: Kithost
 ) -> None:
     """The screen showed nothing of ``slow_since``: not that the endpoint is slow, nor that its
-    deliveries wait their turn, nor until when the attempt under way holds it. A hold that has
+    deliveries wait their turn, nor until when the attempt under way holds it; nor, for
+    another slow endpoint, that it waits for that attempt (``waiting_turn``). A hold that has
     ended (its attempt gone without ending it) is no next try."""
     held = await add_endpoint(tenant, "https://hooks.example.test/held")
     free = await add_endpoint(tenant, "https://hooks.example.test/free")
@@ -91,6 +93,8 @@ async def test_a_slow_endpoint_shows_since_when_and_that_one_delivery_goes_at_a_
             endpoint = await db.get(WebhookEndpoint, endpoint_id)
             assert endpoint is not None
             endpoint.slow_since, endpoint.next_attempt_at = slow_since, next_attempt_at
+            if endpoint_id == held:  # its attempt holds the tenant's slot for slow ones too
+                db.add(WebhookTenantSlot(tenant_id=endpoint.tenant_id, held_until=hold))
     await screens.open_screen(page, tenant, "webhooks", "Webhooks")
     for url in ("held", "free"):
         card = page.get_by_role("listitem").filter(has_text=f"https://hooks.example.test/{url}")
@@ -100,7 +104,9 @@ async def test_a_slow_endpoint_shows_since_when_and_that_one_delivery_goes_at_a_
         await expect(
             card.get_by_text(
                 "While it answers slowly (over 2 s), one delivery at a time is attempted, the next "
-                "as soon as the one under way ends; the others wait their turn.",
+                "within seconds of the one under way ending; the others wait their turn. Your "
+                "slow endpoints take one delivery at a time all together: while another one's is "
+                "under way, this one is waiting its turn.",
                 exact=True,
             )
         ).to_be_visible()
@@ -113,5 +119,8 @@ async def test_a_slow_endpoint_shows_since_when_and_that_one_delivery_goes_at_a_
         held_card.get_by_text(f"next try {await shown(page, hold)}", exact=True)
     ).to_be_visible()
     await expect(page.get_by_text(re.compile("^next try "))).to_have_count(1)
+    free_card = page.get_by_role("listitem").filter(has_text="https://hooks.example.test/free")
+    await expect(free_card.get_by_text("waiting its turn", exact=True)).to_be_visible()
+    await expect(page.get_by_text("waiting its turn", exact=True)).to_have_count(1)
     found = await a11y.violations(page, "webhooks with a slow endpoint")
     assert found == [], "\n".join(found)

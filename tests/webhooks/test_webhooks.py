@@ -433,6 +433,44 @@ async def test_a_tenants_slow_endpoints_take_one_attempt_at_a_time_all_together(
     assert (await beside).delivered is True
 
 
+async def test_an_endpoint_waiting_for_another_slow_endpoints_attempt_says_so(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, receiver: Receiver
+) -> None:
+    """A slow endpoint whose deliveries waited for an attempt to another of the tenant's
+    slow endpoints was shown with ``next_attempt_at: null`` and nothing saying why: its
+    ``waiting_turn`` says so while that attempt is under way; not the endpoint under way's,
+    a fast one's, nor a resting one's (its ``next_attempt_at`` says when)."""
+    acme = await make_tenant(db, "acme")
+    owner = await login(app, db, await make_member(db, acme, Role.owner))
+    under_way = await hook_at(app, db, acme, f"{receiver.url}?1")
+    waiting = await hook_at(app, db, acme, f"{receiver.url}?2")
+    fast = await hook_at(app, db, acme, f"{receiver.url}?3", slow=False)
+    resting = await hook_at(app, db, acme, f"{receiver.url}?4")
+    resting.failing_since, resting.next_attempt_at = utcnow(), utcnow() + timedelta(minutes=1)
+    task = await pending(db, under_way)
+
+    async def waiting_turn() -> dict[str, bool]:
+        listed = await client.get(WEBHOOKS, headers=owner.headers)
+        return {e["url"]: e["waiting_turn"] for e in listed.json()}
+
+    receiver.gates = {1: threading.Event()}
+    attempting = asyncio.create_task(attempt(app, task))
+    await arrived(receiver, 1)
+    assert await waiting_turn() == {
+        under_way.url: False,
+        waiting.url: True,
+        fast.url: False,
+        resting.url: False,
+    }
+    changed = await client.patch(
+        f"{WEBHOOKS}/{waiting.id}", json={"description": "CRM"}, headers=owner.headers
+    )
+    assert (changed.json()["waiting_turn"], changed.json()["next_attempt_at"]) == (True, None)
+    receiver.gates[1].set()
+    assert (await attempting).delivered is True
+    assert not any((await waiting_turn()).values())
+
+
 async def test_a_slow_endpoint_resting_after_a_failure_waits_for_its_rest_not_its_turn(
     app: FastAPI, db: AsyncSession, receiver: Receiver
 ) -> None:

@@ -2260,6 +2260,12 @@ export interface components {
             slow_since: string | null;
             /** Url */
             url: string;
+            /**
+             * Waiting Turn
+             * @description Slow (`slow_since`), neither held nor resting itself (`next_attempt_at` null or past), and an attempt to another of the tenant's slow endpoints is under way: they take one attempt at a time all together, so this endpoint's deliveries, if any, wait, unsent, until that attempt ends (within 10 s).
+             * @default false
+             */
+            waiting_turn?: boolean;
         };
         /** EndpointCreate */
         EndpointCreate: {

@@ -24,7 +24,8 @@ type NewEndpoint = { url: string; description: string; events: EventType[]; idle
 
 /** When the endpoint's next delivery may be attempted, if one waits for a time: a failing
  * endpoint's rest (or the deadline of the attempt under way), a slow endpoint's attempt under
- * way (its deadline, the next going sooner if it ends sooner). */
+ * way (its deadline, the next going sooner if it ends sooner). One waiting for another slow
+ * endpoint's attempt has none: its `waiting_turn` says so. */
 function NextTry({ endpoint: e }: { endpoint: Endpoint }) {
   const at = e.next_attempt_at;
   const waits = at !== null && (e.failing_since !== null || (e.slow_since !== null && Date.parse(at) > Date.now()));
@@ -182,6 +183,7 @@ export default function Webhooks() {
                       {e.failing_since && <span className="badge warn">failing since {formatDate(e.failing_since)}</span>}
                       {e.slow_since && <span className="badge warn">slow since {formatDate(e.slow_since)}</span>}
                       <NextTry endpoint={e} />
+                      {e.waiting_turn && <span className="badge">waiting its turn</span>}
                     </span>
                     <span className="row">
                       <button
@@ -226,7 +228,7 @@ export default function Webhooks() {
                   ) : (
                     e.slow_since && (
                       <p className="hint">
-                        While it answers slowly (over 2 s), one delivery at a time is attempted, the next as soon as the one under way ends; the others wait their turn.
+                        While it answers slowly (over 2 s), one delivery at a time is attempted, the next within seconds of the one under way ending; the others wait their turn. Your slow endpoints take one delivery at a time all together: while another one's is under way, this one is waiting its turn.
                       </p>
                     )
                   )}

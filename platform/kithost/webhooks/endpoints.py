@@ -32,15 +32,14 @@ async def create_endpoint(
     endpoint, secret = await service.create_endpoint(
         session, box, settings.outbound_policy, access, body
     )
-    return schemas.EndpointCreated(
-        endpoint=schemas.Endpoint.model_validate(endpoint), secret=secret
-    )
+    [shown] = await service.shown(session, access.tenant.id, [endpoint])
+    return schemas.EndpointCreated(endpoint=shown, secret=secret)
 
 
 @router.get("", summary="List the webhook endpoints", responses=problems(*TENANT_ERRORS))
 async def list_endpoints(access: WebhooksWrite, session: DbSession) -> list[schemas.Endpoint]:
     endpoints = await repository.endpoints(session, access.tenant.id)
-    return [schemas.Endpoint.model_validate(e) for e in endpoints]
+    return await service.shown(session, access.tenant.id, endpoints)
 
 
 @router.patch("/{id}", summary="Change a webhook endpoint", responses=ERRORS)
@@ -52,7 +51,8 @@ async def update_endpoint(
     body: schemas.EndpointUpdate,
 ) -> schemas.Endpoint:
     endpoint = await service.update_endpoint(session, settings.outbound_policy, access, id, body)
-    return schemas.Endpoint.model_validate(endpoint)
+    [shown] = await service.shown(session, access.tenant.id, [endpoint])
+    return shown
 
 
 @router.delete(

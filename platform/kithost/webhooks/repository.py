@@ -84,6 +84,16 @@ async def claim_tenant_slot(
     return due or now
 
 
+async def tenant_slot_held_until(
+    session: AsyncSession, tenant_id: uuid.UUID, now: datetime
+) -> datetime | None:
+    """Until when an attempt holds the tenant's slot for its slow endpoints (None: free)."""
+    slot = WebhookTenantSlot
+    return await session.scalar(
+        select(slot.held_until).where(slot.tenant_id == tenant_id, slot.held_until > now)
+    )
+
+
 async def release_endpoint(
     session: AsyncSession, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, hold: datetime
 ) -> None:

@@ -95,13 +95,22 @@ class Endpoint(Schema):
     failing_since: datetime | None
     slow_since: datetime | None
     """Since when its attempts have taken longer than 2 s (null once one is faster): while
-    slow, the endpoint takes one delivery at a time, the next as soon as the one under way
-    ends, the others waiting their turn."""
+    slow, the endpoint takes one delivery at a time, the next within seconds of the one
+    under way ending, the others waiting their turn; and the tenant's slow endpoints take
+    one at a time all together (``waiting_turn``)."""
     next_attempt_at: datetime | None
     """While the endpoint fails, when its next delivery is attempted (one at a time, after a
     rest as long as it has been failing: 30 s to an hour); a test or replay is tried at once.
-    While an attempt holds a failing or slow endpoint, its deadline."""
+    While an attempt holds a failing or slow endpoint, its deadline (a slow endpoint's next
+    attempt goes sooner if it ends sooner). Null while it waits its turn (``waiting_turn``)."""
     created_at: datetime
+    waiting_turn: bool = Field(
+        default=False,
+        description="Slow (`slow_since`), neither held nor resting itself (`next_attempt_at` "
+        "null or past), and an attempt to another of the tenant's slow endpoints is under way: "
+        "they take one attempt at a time all together, so this endpoint's deliveries, if any, "
+        "wait, unsent, until that attempt ends (within 10 s).",
+    )
 
 
 class EndpointCreated(Schema):

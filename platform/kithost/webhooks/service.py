@@ -33,7 +33,7 @@ from kithost.models import WebhookDelivery, WebhookEndpoint
 from kithost.models.base import utcnow
 from kithost.webhooks import repository, tasks
 from kithost.webhooks.delivery import CLAIM
-from kithost.webhooks.schemas import EndpointCreate, EndpointUpdate
+from kithost.webhooks.schemas import Endpoint, EndpointCreate, EndpointUpdate
 from kithost.worker.enqueue import enqueue
 
 TEST_EVENT = "webhook.test"
@@ -140,6 +140,27 @@ async def delete_endpoint(
     endpoint = await get_endpoint(session, access, endpoint_id)
     await session.delete(endpoint)
     _record(session, access, "webhook.deleted", endpoint)
+
+
+async def shown(
+    session: AsyncSession, tenant_id: uuid.UUID, endpoints: Sequence[WebhookEndpoint]
+) -> list[Endpoint]:
+    """The tenant's ``endpoints`` as the API shows them: with ``waiting_turn``, whether one
+    that is slow, neither held nor resting itself, waits for an attempt to another of the
+    tenant's slow endpoints, which holds their one turn (the tenant's slot)."""
+    now = utcnow()
+    held = await repository.tenant_slot_held_until(session, tenant_id, now) is not None
+
+    def waiting(endpoint: WebhookEndpoint) -> bool:
+        due = endpoint.next_attempt_at
+        return endpoint.enabled and endpoint.slow_since is not None and (due is None or due <= now)
+
+    return [
+        Endpoint.model_validate(endpoint).model_copy(
+            update={"waiting_turn": held and waiting(endpoint)}
+        )
+        for endpoint in endpoints
+    ]
 
 
 async def get_endpoint(
