@@ -331,3 +331,31 @@ async def test_a_converted_widget_offers_no_file_larger_than_kithost_takes(
     ]
     assert note["setting"] == "chatkit_configuration.file_upload.max_file_size: 512"
     assert str(cap) in note["instead"]
+
+
+async def test_an_import_keeps_the_widgets_settings_the_export_says_nothing_of(
+    client: httpx2.AsyncClient, acme: Acme
+) -> None:
+    own = {
+        "model_api": "chat_completions",
+        "messages_per_user_per_day": 40,
+        "limits": {"max_turns": 3, "max_tool_calls": 2, "max_seconds": 60},
+        "guardrails": {"max_input_length": 500, "refusal_message": "Not here, sorry."},
+    }
+    widget = url(await create(client, acme, config={"agent": own}))
+    response = await client.post(
+        widget + "/agent-import",
+        json={"code": export("single_agent")},
+        headers=acme.matching('"1"'),
+    )
+    assert response.status_code == 200, response.text
+    agent = response.json()["config"]["agent"]
+    assert agent["instructions"].startswith("You help Acme's customers")
+    kept = {key: agent[key] for key in ("model_api", "messages_per_user_per_day", "limits")}
+    assert kept == {key: own[key] for key in kept}
+    assert agent["guardrails"] == {
+        "max_input_length": 500,
+        "refused_topics": [],
+        "moderation": False,
+        "refusal_message": "Not here, sorry.",
+    }

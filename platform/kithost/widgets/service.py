@@ -56,6 +56,10 @@ AGENT_BUILDER_RETIRED = (
     "OpenAI shut Agent Builder down on 2026-11-30: no widget becomes hosted (Kithost runs "
     "self-hosted widgets' agents); hosted ones convert with POST …/widgets/{id}/convert."
 )
+KEPT_AGENT = ("base_url", "model_api", "messages_per_user_per_day", "limits")
+"""What an imported agent keeps of the widget's: where it answers from and what it may spend,
+of which an export says nothing."""
+KEPT_GUARDRAILS = ("max_input_length", "refusal_message")
 BASE_URL = "config.agent.base_url"
 TOOLS = "config.agent.tools"
 
@@ -218,9 +222,10 @@ async def import_agent(
     """The widget's draft with the agent of an Agent Builder export (read, never run: see
     ``widgets.agent_import``); each vector store its file searches name searched through the
     tenant's knowledge base for it, adopted if it is the tenant's (``widgets.adoption``: the
-    others are listed as not carried). A ``dry_run`` changes nothing (and needs no
-    ``If-Match``). A hosted widget's draft is refused: its workflow, not the agent, answers
-    until it is converted."""
+    others are listed as not carried). What the export says nothing of (the agent's endpoint,
+    quota and limits: :data:`KEPT_AGENT`, :data:`KEPT_GUARDRAILS`) stays the widget's. A
+    ``dry_run`` changes nothing (and needs no ``If-Match``). A hosted widget's draft is
+    refused: its workflow, not the agent, answers until it is converted."""
     widget = await (
         get_widget(session, access.tenant, widget_id)
         if dry_run
@@ -251,9 +256,13 @@ async def import_agent(
         tools.append({"type": "web_search", "id": "web", **imported.web_search})
     tools.extend(imported.mcp)
     team = imported.team({tool["id"] for tool in tools})
+    own: dict[str, Any] = widget.draft.get("agent") or {}
+    guardrails = {k: v for k, v in own.get("guardrails", {}).items() if k in KEPT_GUARDRAILS}
     agent = {
         **WidgetConfig().agent.model_dump(mode="json"),
+        **{key: own[key] for key in KEPT_AGENT if key in own},
         **imported.agent,
+        "guardrails": {**guardrails, **imported.agent.get("guardrails", {})},
         "tools": tools,
         **team,
     }
