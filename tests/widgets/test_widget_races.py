@@ -5,17 +5,19 @@ same one exactly one wins; none answers 500 and nothing is numbered twice."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx2
 import pytest
 
 from kithost.auth.principals import CLI
-from kithost.models import Membership, Role
+from kithost.models import Membership, Role, Widget
 from kithost.settings import Settings
 from kithost.users.service import create_user
-from tests.factories import PASSWORD, login
+from tests.factories import PASSWORD, login, set_draft
 from tests.races import RacingApp, at_once, racing_app
+from tests.widgets.helpers import HOSTED
 
 AT_ONCE = 8
 
@@ -26,9 +28,8 @@ async def race(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIter
         yield racing
 
 
-async def owner_widget(race: RacingApp) -> tuple[str, dict[str, str]]:
-    """A new tenant's widget (published once, then its draft changed: at revision 3) and its
-    owner's headers."""
+async def new_widget(race: RacingApp) -> tuple[str, dict[str, str]]:
+    """A new tenant's new widget (at revision 1) and its owner's headers."""
     async with race.arranging() as session:
         tenant = await race.tenant(session)
         user = (await create_user(session, CLI, race.email("owner"), password=PASSWORD)).user
@@ -37,7 +38,13 @@ async def owner_widget(race: RacingApp) -> tuple[str, dict[str, str]]:
     widgets = f"/api/v1/tenants/{tenant.slug}/widgets"
     created = await race.client.post(widgets, json={"name": "Shop chat"}, headers=headers)
     assert created.status_code == 201, created.text
-    widget = f"{widgets}/{created.json()['id']}"
+    return f"{widgets}/{created.json()['id']}", headers
+
+
+async def owner_widget(race: RacingApp) -> tuple[str, dict[str, str]]:
+    """A new tenant's widget (published once, then its draft changed: at revision 3) and its
+    owner's headers."""
+    widget, headers = await new_widget(race)
     published = await race.client.post(f"{widget}/publish", headers={**headers, "If-Match": '"1"'})
     assert published.status_code == 200, published.text
     edited = await race.client.patch(
@@ -142,3 +149,27 @@ async def test_a_widget_deleted_while_it_is_changed_is_gone_or_changed_never_500
     assert {r.status_code for r in answers[1:]} <= {200, 201, 404, 412}, [r.text for r in answers]
     after = await race.client.get(widget, headers=headers)
     assert after.status_code == (404 if answers[0].status_code == 204 else 200)
+
+
+async def test_of_converting_and_publishing_a_hosted_widget_at_once_one_wins(
+    race: RacingApp,
+) -> None:
+    widget, headers = await new_widget(race)
+    async with race.arranging() as session:
+        stored = await session.get_one(Widget, uuid.UUID(widget.rsplit("/", 1)[1]))
+        set_draft(stored, {**stored.draft, **HOSTED})
+    matching = {**headers, "If-Match": '"2"'}
+    await race.warm(AT_ONCE)
+
+    async def act(n: int) -> httpx2.Response:
+        return await race.client.post(
+            f"{widget}/{'publish' if n % 2 else 'convert'}", headers=matching
+        )
+
+    answers = await at_once(AT_ONCE, act)
+
+    assert statuses(answers) == [200] + [412] * (AT_ONCE - 1), [r.text for r in answers]
+    [winner] = [r for r in answers if r.status_code == 200]
+    now = await race.client.get(widget, headers=headers)
+    assert now.headers["ETag"] == '"3"'
+    assert now.json() == winner.json().get("widget", winner.json())
