@@ -359,3 +359,45 @@ async def test_an_import_keeps_the_widgets_settings_the_export_says_nothing_of(
         "moderation": False,
         "refusal_message": "Not here, sorry.",
     }
+
+
+LIMITED = "WebSearchTool(filters={'allowed_domains': ['help.acme.example']})"
+
+
+@pytest.mark.parametrize(
+    ("main", "member"),
+    [(LIMITED, "WebSearchTool()"), ("WebSearchTool()", LIMITED)],
+    ids=["member unlimited", "member limited"],
+)
+async def test_agents_searching_the_web_limited_otherwise_are_listed_never_widened(
+    client: httpx2.AsyncClient, acme: Acme, main: str, member: str
+) -> None:
+    code = (
+        f"billing = Agent(name='Billing', instructions='You bill.', tools=[{member}])\n"
+        f"triage = Agent(name='Triage', instructions='You route.', tools=[{main}], "
+        "handoffs=[billing])\n"
+    )
+    answer = await dry_run(client, acme, code)
+    agent = answer["config"]["agent"]
+    [web] = agent["tools"]
+    assert web["allowed_domains"] == (["help.acme.example"] if main == LIMITED else [])
+    assert (agent["main_tools"], agent["handoffs"][0]["tools"]) == (["web"], [])
+    assert listed(answer) == [(1, "a web search limited otherwise")]
+    both = await dry_run(client, acme, f"a = Agent(name='A', tools=[{main}, {member}])\n")
+    assert both["config"]["agent"]["tools"] == [web]
+    assert listed(both) == [(1, "a web search limited otherwise")]
+
+
+async def test_a_handoff_agent_without_instructions_or_with_a_long_description_is_imported(
+    client: httpx2.AsyncClient, acme: Acme
+) -> None:
+    described = "When the customer asks about money. " * 40
+    code = (
+        f"billing = Agent(name='Billing', instructions='', handoff_description={described!r})\n"
+        "triage = Agent(name='Triage', instructions='You route.', handoffs=[billing])\n"
+    )
+    answer = await dry_run(client, acme, code)
+    [billing] = answer["config"]["agent"]["handoffs"]
+    assert billing["instructions"] == "You are a helpful assistant."
+    assert billing["description"] == described[:1024]
+    assert listed(answer) == [(1, "Billing: the handoff description's end")]

@@ -24,7 +24,9 @@ searching different stores are listed: each searches all of them); each distinct
 (the tenant sets the server's secret); a server at an address Kithost may not connect to
 (``kit.outbound``'s policy, as saving the tool checks) is listed with why, not the whole
 import refused. A web search keeps its domain limit: one that cannot
-be read leaves the web search out rather than widen it to the whole web. Names and domains
+be read leaves the web search out rather than widen it to the whole web, and the widget's
+one web search is limited as the first met (the first agent's): an agent searching with
+another limit is listed without it. Names and domains
 that Kithost's configuration cannot hold are listed, not carried. Guardrails map where
 Kithost has the same check (``Moderation`` → ``moderation``, ``Keyword Filter`` →
 ``refused_topics``); the others are listed.
@@ -94,6 +96,8 @@ AGENT_READ = {"name", "instructions", "model", "model_settings", "tools", "hando
 MAX_INSTRUCTIONS = 20_000
 """Characters of an agent's instructions (``config.Agent``)."""
 MAX_OUTPUT_TOKENS = 128_000
+MAX_DESCRIPTION = 1024
+"""Characters of a handoff's description (``config.HandoffAgent``)."""
 FILTERS = {"WebSearchToolFilters", "Filters"}
 """The Agents SDK's type of a web search's ``filters`` (``openai``'s ``Filters``)."""
 _DOMAIN: TypeAdapter[str] = TypeAdapter(Domain)
@@ -193,6 +197,8 @@ class _Reader:
         self.servers: dict[tuple[str, tuple[str, ...]], str] = {}
         """Each MCP server met (URL, allowed tools): its tool's id."""
         self.stores: dict[str, int] = {}
+        self.web_search: dict[str, list[str]] | None = None
+        """The first web search carried: the widget's one."""
         self.sizes: dict[int, int] = {}
         """The number of nodes of each literal read (by the node's id)."""
         self.literal_nodes = 0
@@ -505,7 +511,16 @@ class _Reader:
         if given and not domains:
             imported.skipped.append(Skipped(call.lineno, "web search", left_out))
             return
-        imported.web_search = {"allowed_domains": domains}
+        search = {"allowed_domains": domains}
+        self.web_search = self.web_search or search
+        if set(domains) != set(self.web_search["allowed_domains"]):
+            instead = (
+                "A widget has one web search, limited as the first agent's: say in this "
+                "agent's instructions which sites it may use, or add them to that search."
+            )  # never the other's limit, wider or elsewhere
+            imported.skipped.append(Skipped(call.lineno, "a web search limited otherwise", instead))
+            return
+        imported.web_search = self.web_search
         imported.tool_kinds.append("web")
 
     def _tool_id(self, wanted: str) -> str:
@@ -661,12 +676,11 @@ class _Reader:
             if variable == first or variable in members:
                 continue
             member = self._agent(variable, main=False)
-            described = self._described(call, self.calls[variable][1])
             member.agent = {
                 "id": self._member_id(member.name, variable, ids, len(members)),
-                "description": described,
-                "instructions": "You are a helpful assistant.",
+                "description": self._described(call, self.calls[variable][1], member),
                 **member.agent,
+                "instructions": member.agent.get("instructions") or "You are a helpful assistant.",
             }
             if member.agent["name"].casefold() in names:  # names tell agents apart
                 member.agent["name"] = _short(f"{member.agent['name'][:60]} ({variable})")
@@ -688,15 +702,23 @@ class _Reader:
             return None, _name(node)
         return call, _name(call.args[0]) if call.args else None
 
-    def _described(self, handoff: ast.Call | None, agent: ast.Call) -> str:
+    def _described(self, handoff: ast.Call | None, agent: ast.Call, member: ImportedAgent) -> str:
         """When to hand over: ``tool_description_override`` or the agent's
-        ``handoff_description``."""
+        ``handoff_description`` (beyond what Kithost keeps: listed)."""
         keywords = {k.arg: k.value for k in (handoff.keywords if handoff else []) if k.arg}
         own = {k.arg: k.value for k in agent.keywords if k.arg is not None}
-        text = self._literal(keywords.get("tool_description_override"), str) or self._literal(
-            own.get("handoff_description"), str
-        )
-        return (text or "")[:1024]
+        for node in (keywords.get("tool_description_override"), own.get("handoff_description")):
+            text: str | None = self._literal(node, str)
+            if node is not None and text:
+                if len(text) > MAX_DESCRIPTION:
+                    instead = f"Kithost keeps the first {MAX_DESCRIPTION}: shorten it."
+                    member.skipped.append(
+                        Skipped(
+                            node.lineno, f"{member.name}: the handoff description's end", instead
+                        )
+                    )
+                return text[:MAX_DESCRIPTION]
+        return ""
 
     @staticmethod
     def _member_id(name: str, variable: str, taken: set[str], carried: int) -> str:
