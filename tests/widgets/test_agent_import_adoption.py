@@ -14,9 +14,10 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.auth.scopes import Scope
 from kithost.models import KnowledgeBase
 from kithost.settings import Settings
-from tests.factories import make_tenant
+from tests.factories import client_token, make_tenant
 from tests.fakes.openai_server import FakeOpenAI
 from tests.knowledge.helpers import BASES, GUIDE, app, run_remove, tasks
 from tests.widgets.helpers import WIDGETS, Acme, create, url
@@ -170,3 +171,43 @@ async def test_each_store_has_a_base_and_agents_searching_others_are_listed(
     [listed] = answer["not_carried"]
     assert listed["what"] == "file searches on different vector stores"
     assert code.splitlines()[listed["line"] - 1].startswith("other = FileSearchTool")
+
+
+async def test_a_store_is_adopted_only_by_who_may_make_knowledge_bases(
+    client: httpx2.AsyncClient,
+    acme: Acme,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    app: FastAPI,
+) -> None:
+    await set_own_key(client, acme, fake_openai)
+    store = fake_openai.vector_stores.add(OWN_KEY)
+    widgets_only = await client_token(
+        app, db, acme.tenant, [Scope.widgets_read, Scope.widgets_write]
+    )
+    widget = await create(client, acme)
+
+    response = await client.post(
+        url(widget, "/agent-import"),
+        json={"code": exported(store)},
+        headers={**widgets_only.headers, "If-Match": '"1"'},
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["config"]["agent"]["tools"] == []
+    assert "knowledge:write" in not_carried(response.json())[f"vector store {store}"]
+    assert await bases_of(db, acme.tenant.id) == []
+    adopted = await imported(client, acme, exported(store))  # the owner may
+    [base] = await bases_of(db, acme.tenant.id)
+    again = await client.post(
+        url(widget, "/agent-import"),
+        json={"code": exported(store)},
+        params={"dry_run": "true"},
+        headers=widgets_only.headers,
+    )  # a base the tenant has already is the widget's to search
+    [search] = again.json()["config"]["agent"]["tools"]
+    assert (
+        search["knowledge_bases"]
+        == [str(base.id)]
+        == adopted["config"]["agent"]["tools"][0]["knowledge_bases"]
+    )

@@ -1076,7 +1076,7 @@ export interface paths {
         put?: never;
         /**
          * Import an Agent Builder export as the widget's agent
-         * @description The Python code Agent Builder exports (Agents SDK) is read, never run: the agent that answers first becomes the draft's `agent` (name, instructions, model, temperature, max tokens; file search, with each vector store the tenant's own key reaches and no other tenant's knowledge base holds as a knowledge base; web search; the agents it hands off to as `handoffs`; the guardrails Kithost has: moderation, keywords as refused topics), and everything else is listed with its line and what to do instead. `dry_run=true` changes nothing (and needs no `If-Match`). A hosted widget is 409 `widget_hosted`: convert it first.
+         * @description The Python code Agent Builder exports (Agents SDK) is read, never run: the agent that answers first becomes the draft's `agent` (name, instructions, model, temperature, max tokens; file search, with each vector store the tenant's own key reaches and no other tenant's knowledge base holds as a knowledge base, adopted only by a caller holding `knowledge:write`; web search; the agents it hands off to as `handoffs`; the guardrails Kithost has: moderation, keywords as refused topics), and everything else is listed with its line and what to do instead. `dry_run=true` changes nothing (and needs no `If-Match`). A hosted widget is 409 `widget_hosted`: convert it first.
          */
         post: operations["import_agent_api_v1_tenants__tenant__widgets__id__agent_import_post"];
         delete?: never;

@@ -7,8 +7,10 @@ A store is adopted only when it is the tenant's: its own key (the widget's model
 operator's endpoint, else the tenant's OpenAI key; never the platform's) retrieves it at the
 operator's endpoint, and no other tenant's base holds it (``knowledge_bases.vector_store_id``
 is unique: a store Kithost made for a base, or adopted, is one base's only). A store this
-tenant holds already is searched through its base again. A store not adopted is listed among
-what did not carry over, with why: the rest of the import goes on. An adopted base is marked
+tenant holds already is searched through its base again. Adopting makes a base, so only who
+holds ``knowledge:write`` adopts (a ``widgets:write``-only client's import lists the store).
+A store not adopted is listed among what did not carry over, with why: the rest of the import
+goes on. An adopted base is marked
 ``adopted``: it takes no uploads, and deleting it leaves the store at OpenAI.
 """
 
@@ -23,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit import service as audit
 from kithost.auth.principals import TenantAccess
+from kithost.auth.scopes import Scope
 from kithost.db import lock_key
 from kithost.kit.crypto import SecretBox
 from kithost.models import KnowledgeBase, Tenant, Widget
@@ -41,6 +44,10 @@ UNCHECKED = (
 HELD = (
     "Another tenant's knowledge base holds this vector store: upload its documents to a "
     "knowledge base of yours."
+)
+NOT_PERMITTED = (
+    "Adopting this vector store makes a knowledge base, which needs knowledge:write: import "
+    "again as someone who holds it."
 )
 FULL = (
     f"The tenant has {MAX_KNOWLEDGE_BASES} knowledge bases, the most it may have: delete one, "
@@ -94,6 +101,8 @@ async def _adopt(
     held = await _held(session, access, store)
     if held is not None:
         return held
+    if Scope.knowledge_write not in access.scopes:  # widgets:write searches bases, makes none
+        return NOT_PERMITTED
     check = _STORE_ACCESS[0] if _STORE_ACCESS else None
     refused = (
         UNCHECKED if check is None else await check(settings, box, access.tenant, widget, store)
