@@ -1,19 +1,23 @@
 """A conversation deleted while a delivery about it is written (the idle announcement's
 transcript, a replay), through a real server whose units of work commit (``tests.races``):
 the deletion, by staff or by the visitor, waits for the writer and takes its delivery too;
-none outlives the thread."""
+none outlives the thread. A tenant deleted while an attempt takes its turn or ends: one
+waits for the other, never both for each other (PostgreSQL's deadlock)."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import httpx2
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.auth.principals import TenantAccess, UserPrincipal
+from kithost.auth.principals import SYSTEM, TenantAccess, UserPrincipal
 from kithost.auth.roles import ALL_SCOPES
 from kithost.auth.scopes import Scope
 from kithost.conversations.idle import _announce
@@ -29,34 +33,40 @@ from kithost.models import (
     WebhookIdleMark,
 )
 from kithost.models.base import utcnow
+from kithost.tenants import service as tenants
+from kithost.webhooks import delivery, repository
 from kithost.webhooks import service as webhooks
+from kithost.webhooks.delivery import Attempt
 from tests.chat.helpers import ALICE, visitor
 from tests.chat.test_races import chat_widget, http, racing, tenant_checks
 from tests.conversations.helpers import conversation
 from tests.factories import client_token
 from tests.fakes.openai_server import FakeOpenAI
 from tests.races import RacingApp
+from tests.webhooks.helpers import Receiver, hook_at, pending
 
 __all__ = ["http", "racing", "tenant_checks"]  # the fixtures: chat races'
 
 SECRET = "My card is 4111 1111 1111 1111"
 
 
-async def ended_or_waiting(racing: RacingApp, deleting: asyncio.Task[None]) -> None:
-    """Until the deletion has run as far as it can: ended, or waiting for a lock on the
-    thread (the writer's, held until it commits)."""
+async def ended_or_waiting(
+    racing: RacingApp, task: asyncio.Task[Any], table: str = "chat_threads"
+) -> None:
+    """Until ``task`` has run as far as it can: ended, or waiting for a lock on a row of
+    ``table`` (held by another unit of work until it commits)."""
     waiting = text(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-        " AND wait_event_type = 'Lock' AND query ILIKE '%chat_threads%'"
-    )
+        " AND wait_event_type = 'Lock' AND query ILIKE :table"
+    ).bindparams(table=f"%{table}%")
     for _ in range(400):
-        if deleting.done():
+        if task.done():
             return
         async with racing.arranging() as session:
             if await session.scalar(waiting):
                 return
         await asyncio.sleep(0.025)
-    raise AssertionError("the deletion neither ended nor waited")
+    raise AssertionError(f"{task.get_name()} neither ended nor waited")
 
 
 @pytest.mark.parametrize("writer", ["announcement", "replay"])
@@ -140,3 +150,113 @@ async def test_a_conversation_deleted_while_a_delivery_about_it_is_written_takes
         mine = WebhookDelivery.tenant_id == tenant.id
         left = (await session.scalars(select(WebhookDelivery.payload).where(mine))).all()
     assert [p for p in left if SECRET in str(p)] == []
+
+
+def attempt(racing: RacingApp, tenant: Tenant, delivery_id: uuid.UUID) -> asyncio.Task[Attempt]:
+    """An attempt of the delivery, under way (as a worker's, its units of work committing)."""
+    app = racing.app
+    attempting = delivery.attempt(
+        app.state.sessionmaker,
+        app.state.secret_box,
+        app.state.settings.outbound_policy,
+        tenant.id,
+        delivery_id,
+    )
+    return asyncio.create_task(attempting, name="the attempt")
+
+
+def deletion(racing: RacingApp, tenant: Tenant) -> asyncio.Task[None]:
+    """The tenant's deletion, under way (as the operator's command's)."""
+
+    async def delete() -> None:
+        async with racing.arranging() as session:
+            found = await session.get_one(Tenant, tenant.id)
+            await tenants.remove_tenant(session, SYSTEM, found, found.slug)
+
+    return asyncio.create_task(delete(), name="the deletion")
+
+
+async def gone(racing: RacingApp, tenant: Tenant) -> bool:
+    async with racing.arranging() as session:
+        return await session.get(Tenant, tenant.id) is None
+
+
+async def test_a_tenant_deleted_while_an_attempt_ends_waits_for_it_or_it_for_the_deletion(
+    racing: RacingApp, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tenant's deletion takes its threads' deliveries (the chat's part), then the
+    tenant's row and, by the cascade, its endpoints; an attempt ending took its endpoint
+    (ending its hold), then waited for its delivery: each waited for the other, and
+    PostgreSQL ended one (the deletion answering 503 ``database_unavailable``, or the
+    attempt failing). The attempt holds its tenant first and leaves a delivery being
+    deleted unrecorded: both end, the tenant gone."""
+    if racing.app.state.engine.dialect.name != "postgresql":
+        pytest.skip("needs concurrent write transactions")
+    app = racing.app
+    widget, tenant = await chat_widget(racing, fake_openai)
+    with Receiver() as receiver:
+        async with racing.arranging() as session:
+            hook = await hook_at(app, session, tenant, receiver.url)
+            thread = await conversation(session, widget, ALICE, [SECRET, "Noted."])
+            made = WebhookDelivery(
+                tenant_id=tenant.id,
+                endpoint_id=hook.id,
+                event_id="msg_raced",
+                event_type="conversation.message",
+                payload={"type": "conversation.message", "data": {"thread_id": thread}},
+                thread_id=thread,
+            )
+            session.add(made)
+        chat_part_done, go_on = asyncio.Event(), asyncio.Event()
+
+        async def pause(_session: AsyncSession, _tenant: Tenant) -> None:
+            chat_part_done.set()
+            await go_on.wait()
+
+        parts = [*tenants._TENANT_DATA, pause]  # the chat's part runs before the pause
+        monkeypatch.setattr(tenants, "_TENANT_DATA", parts)
+
+        receiver.gates = {1: threading.Event()}
+        attempting = attempt(racing, tenant, made.id)
+        assert await asyncio.to_thread(receiver.has_received, 1)  # holding its endpoint
+        deleting = deletion(racing, tenant)
+        await chat_part_done.wait()  # the thread's deliveries are the deletion's
+        receiver.gates[1].set()
+        await ended_or_waiting(racing, attempting, "webhook_deliveries")
+        go_on.set()
+        outcome, _ = await asyncio.gather(attempting, deleting)
+    assert outcome.retry is False
+    assert await gone(racing, tenant)
+
+
+async def test_a_tenant_deleted_while_an_attempt_takes_its_turn_waits_for_it(
+    racing: RacingApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attempt to a slow endpoint held it, then took its tenant's slot: a row inserted,
+    whose foreign key waited for the tenant's row, which the deletion held while its cascade
+    waited for the endpoint: each waited for the other. The attempt holds its tenant first:
+    the deletion waits for it, and it for the deletion once it ends."""
+    if racing.app.state.engine.dialect.name != "postgresql":
+        pytest.skip("needs concurrent write transactions")
+    app = racing.app
+    with Receiver() as receiver:
+        async with racing.arranging() as session:
+            tenant = await racing.tenant(session)
+            task = await pending(session, await hook_at(app, session, tenant, receiver.url))
+        endpoint_held, go_on = asyncio.Event(), asyncio.Event()
+        claim_tenant_slot = repository.claim_tenant_slot
+
+        async def after_a_pause(*args: Any) -> datetime | None:
+            endpoint_held.set()
+            await go_on.wait()
+            return await claim_tenant_slot(*args)
+
+        monkeypatch.setattr(repository, "claim_tenant_slot", after_a_pause)
+        attempting = attempt(racing, tenant, uuid.UUID(task[1][1]))
+        await endpoint_held.wait()
+        deleting = deletion(racing, tenant)
+        await ended_or_waiting(racing, deleting, "DELETE FROM tenants")
+        go_on.set()
+        outcome, _ = await asyncio.gather(attempting, deleting)
+    assert outcome.retry is False
+    assert await gone(racing, tenant)

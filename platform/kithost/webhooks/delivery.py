@@ -13,7 +13,14 @@ instead). A fast endpoint takes its deliveries side by side, whatever its tenant
 ones do. An attempt ends its holds when it ends, whatever became of its delivery or its
 endpoint meanwhile; a worker lost mid-attempt leaves them to their deadline (``CLAIM``).
 A delivery finding its endpoint or its tenant's slot held (not resting) looks again within
-``TURN_SECONDS``, not at the hold's deadline: the attempt under way may end any moment."""
+``TURN_SECONDS``, not at the hold's deadline: the attempt under way may end any moment.
+
+Each unit of work of an attempt holds its tenant first (``repository.hold_tenant``), then
+its endpoint, then the slot, and writes its delivery last, only if no other unit of work
+holds it (``repository.lock_delivery``): the tenant's deletion takes the deliveries about
+its threads, then the tenant's row, then (by the cascade) its endpoints, slot and other
+deliveries; an attempt ending took its endpoint, then waited for its delivery, and the two
+waited for each other until PostgreSQL ended one."""
 
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks import Webhook
 
 from kithost.audit import service as audit
@@ -32,7 +40,7 @@ from kithost.db import Sessionmaker, session_scope
 from kithost.kit.crypto import SecretBox
 from kithost.kit.outbound import OutboundPolicy, outbound_client, refused_in
 from kithost.kit.schemas import NUL
-from kithost.models import DeliveryStatus
+from kithost.models import DeliveryStatus, WebhookDelivery
 from kithost.models.base import utcnow
 from kithost.webhooks import repository
 
@@ -87,12 +95,14 @@ async def attempt(
     delivery_id: uuid.UUID,
 ) -> Attempt:
     async with session_scope(sessionmaker, tenant=tenant_id) as session:
+        if not await repository.hold_tenant(session, tenant_id):  # deleted: all went with it
+            return Attempt(delivered=False, retry=False)
         delivery = await repository.delivery(session, tenant_id, delivery_id)
         if delivery is None or delivery.status is DeliveryStatus.delivered:
             return Attempt(delivered=True, retry=False)
         endpoint = await repository.endpoint(session, tenant_id, delivery.endpoint_id)
         if endpoint is None or not endpoint.enabled:
-            delivery.status = DeliveryStatus.failed
+            await _fail(session, delivery)
             return Attempt(delivered=False, retry=False)
         endpoint_id, now, hold = endpoint.id, utcnow(), None
         if endpoint.failing_since is not None or endpoint.slow_since is not None:
@@ -112,7 +122,7 @@ async def attempt(
                     await repository.release_endpoint(session, tenant_id, endpoint_id, hold)
             if due is not None:
                 if now - delivery.created_at >= GIVE_UP_AFTER:
-                    delivery.status = DeliveryStatus.failed
+                    await _fail(session, delivery)
                     return Attempt(delivered=False, retry=False)
                 wait = (due - now).total_seconds()
                 if turn:
@@ -154,13 +164,16 @@ async def attempt(
     took = time.monotonic() - started
     delivered = status is not None and 200 <= status < 300
     async with session_scope(sessionmaker, tenant=tenant_id) as session:
+        if not await repository.hold_tenant(session, tenant_id):  # its holds went with it
+            return Attempt(delivered=delivered, retry=False)
         if hold is not None:
             # Its own holds only, whatever became of the delivery or the endpoint meanwhile:
             # one an attempt begun since holds (the endpoint slow meanwhile) stays, or each
             # attempt ending would let one more go at once.
             await repository.release_endpoint(session, tenant_id, endpoint_id, hold)
             await repository.release_tenant_slot(session, tenant_id, hold)
-        delivery = await repository.delivery(session, tenant_id, delivery_id)
+        # None too while a deletion holds it (it goes) or its other attempt records its own.
+        delivery = await repository.lock_delivery(session, tenant_id, delivery_id)
         endpoint = await repository.endpoint(session, tenant_id, endpoint_id)
         if delivery is None or endpoint is None:
             return Attempt(delivered=delivered, retry=False)
@@ -195,3 +208,11 @@ async def attempt(
             delivery.status = DeliveryStatus.failed
             return Attempt(delivered=False, retry=False)
         return Attempt(delivered=False, retry=True)
+
+
+async def _fail(session: AsyncSession, delivery: WebhookDelivery) -> None:
+    """Mark ``delivery`` failed for good, unless a deletion of it (or its other attempt)
+    holds it: waiting for that while holding the tenant could be waiting in a circle
+    (``repository.lock_delivery``)."""
+    if await repository.lock_delivery(session, delivery.tenant_id, delivery.id) is not None:
+        delivery.status = DeliveryStatus.failed

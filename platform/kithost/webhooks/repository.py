@@ -11,6 +11,7 @@ from kithost.db import insert, rowcount
 from kithost.kit.cursors import Position
 from kithost.models import (
     ChatThread,
+    Tenant,
     WebhookDelivery,
     WebhookEndpoint,
     WebhookIdleMark,
@@ -149,6 +150,32 @@ async def delivery(
         select(WebhookDelivery).where(
             WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id == delivery_id
         )
+    )
+
+
+async def hold_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> bool:
+    """Whether the tenant is there, held (``FOR KEY SHARE``) until the unit of work ends. An
+    attempt takes it before its endpoint, its tenant's slot and its delivery, as the tenant's
+    deletion takes the tenant's row before theirs (the foreign keys' cascade): one waits for
+    the other holding nothing the other needs, never in a circle."""
+    held = await session.scalar(
+        select(Tenant.id).where(Tenant.id == tenant_id).with_for_update(read=True, key_share=True)
+    )
+    return held is not None
+
+
+async def lock_delivery(
+    session: AsyncSession, tenant_id: uuid.UUID, delivery_id: uuid.UUID
+) -> WebhookDelivery | None:
+    """The delivery, locked to be written (``FOR NO KEY UPDATE``); None, at once, when it is
+    gone or another unit of work holds it: a deletion (of it, its thread, its end user, its
+    tenant; the purge), or its other attempt recording its own outcome. An attempt holds its
+    tenant by then, and the tenant's deletion takes its threads' deliveries before the
+    tenant's row: waiting for the delivery would be waiting in a circle."""
+    return await session.scalar(
+        select(WebhookDelivery)
+        .where(WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id == delivery_id)
+        .with_for_update(key_share=True, skip_locked=True)
     )
 
 
