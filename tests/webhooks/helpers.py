@@ -144,14 +144,21 @@ async def hook_at(
     return hook
 
 
-async def pending(db: AsyncSession, hook: WebhookEndpoint) -> tuple[str, list[Any]]:
-    """The task of a new delivery to ``hook``, not attempted."""
+async def pending(
+    db: AsyncSession, hook: WebhookEndpoint, *, thread: str | None = None
+) -> tuple[str, list[Any]]:
+    """The task of a new delivery to ``hook``, not attempted: a test event, or a message of
+    ``thread``'s (deleted with it)."""
+    event_type, data = (
+        ("webhook.test", {}) if thread is None else ("conversation.message", {"thread_id": thread})
+    )
     made = WebhookDelivery(
         tenant_id=hook.tenant_id,
         endpoint_id=hook.id,
         event_id=f"msg_{uuid.uuid4().hex}",
-        event_type="webhook.test",
-        payload={"type": "webhook.test", "timestamp": utcnow().isoformat(), "data": {}},
+        event_type=event_type,
+        payload={"type": event_type, "timestamp": utcnow().isoformat(), "data": data},
+        thread_id=thread,
     )
     db.add(made)
     await db.flush()

@@ -198,15 +198,7 @@ async def test_a_tenant_deleted_while_an_attempt_ends_waits_for_it_or_it_for_the
         async with racing.arranging() as session:
             hook = await hook_at(app, session, tenant, receiver.url)
             thread = await conversation(session, widget, ALICE, [SECRET, "Noted."])
-            made = WebhookDelivery(
-                tenant_id=tenant.id,
-                endpoint_id=hook.id,
-                event_id="msg_raced",
-                event_type="conversation.message",
-                payload={"type": "conversation.message", "data": {"thread_id": thread}},
-                thread_id=thread,
-            )
-            session.add(made)
+            task = await pending(session, hook, thread=thread)
         chat_part_done, go_on = asyncio.Event(), asyncio.Event()
 
         async def pause(_session: AsyncSession, _tenant: Tenant) -> None:
@@ -217,7 +209,7 @@ async def test_a_tenant_deleted_while_an_attempt_ends_waits_for_it_or_it_for_the
         monkeypatch.setattr(tenants, "_TENANT_DATA", parts)
 
         receiver.gates = {1: threading.Event()}
-        attempting = attempt(racing, tenant, made.id)
+        attempting = attempt(racing, tenant, uuid.UUID(task[1][1]))
         assert await asyncio.to_thread(receiver.has_received, 1)  # holding its endpoint
         deleting = deletion(racing, tenant)
         await chat_part_done.wait()  # the thread's deliveries are the deletion's
