@@ -401,3 +401,33 @@ async def test_a_handoff_agent_without_instructions_or_with_a_long_description_i
     assert billing["instructions"] == "You are a helpful assistant."
     assert billing["description"] == described[:1024]
     assert listed(answer) == [(1, "Billing: the handoff description's end")]
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "a = Agent(name='A')\n"
+        "async def run_workflow(workflow_input):\n"
+        "    config = {'guardrails': [{'name': 'Moderation', 'config': {}}]}\n"
+        "    return await Runner.run(a, input=[])\n",
+        "a = Agent(name='A')\n"
+        "CHECKS = [{'name': 'Moderation', 'config': {}}]\n"
+        "config = {'guardrails': CHECKS}\n",
+        "a = Agent(name='A')\n"
+        "config = {'guardrails': [{'name': 'Moderation', 'config': {'categories': CATEGORIES}}]}\n",
+    ],
+    ids=["in run_workflow", "named", "config named"],
+)
+async def test_a_moderation_guardrail_is_carried_wherever_the_export_keeps_it(
+    client: httpx2.AsyncClient, acme: Acme, code: str
+) -> None:
+    answer = await dry_run(client, acme, code)
+    assert answer["config"]["agent"]["guardrails"]["moderation"] is True
+    assert listed(answer) == []
+
+
+async def test_guardrails_it_cannot_read_are_listed(client: httpx2.AsyncClient, acme: Acme) -> None:
+    code = "a = Agent(name='A')\nconfig = {'guardrails': load_guardrails()}\n"
+    answer = await dry_run(client, acme, code)
+    assert answer["config"]["agent"]["guardrails"]["moderation"] is False
+    assert listed(answer) == [(2, "guardrails computed in code")]

@@ -9,8 +9,8 @@ is listed with its line and what to do instead.
 The shape read (Agent Builder's Python export): module-level tools (``FileSearchTool``,
 ``WebSearchTool``, ``HostedMCPTool``, ``@function_tool`` functions), ``Agent(...)``
 assignments (name, instructions, model, ``ModelSettings``, tools, handoffs), the guardrails'
-configuration (a module-level ``{"guardrails": [{"name", "config"}, …]}``, as
-``run_and_apply_guardrails`` takes it), and an ``async def run_workflow`` whose
+configuration (a ``{"guardrails": [{"name", "config"}, …]}`` at module level or in
+``run_workflow``, as ``run_and_apply_guardrails`` takes it), and an ``async def run_workflow`` whose
 ``state = {...}`` keys are the workflow's state variables and whose ``Runner.run(<agent>, …)``
 calls say which agent answers first.
 
@@ -734,19 +734,15 @@ class _Reader:
         """The guardrails' configuration (``{"guardrails": [{"name", "config"}]}``) as
         ``agent.guardrails`` where Kithost has the same check; the rest listed."""
         carried: dict[str, Any] = {}
-        for value in self.assigned.values():
-            if not isinstance(value, ast.Dict):
+        for node in ast.walk(self.tree):  # at module level or in run_workflow
+            entries = _key(node, "guardrails") if isinstance(node, ast.Dict) else None
+            if entries is None:
                 continue
-            entries = next(
-                (
-                    v
-                    for k, v in zip(value.keys, value.values, strict=True)
-                    if isinstance(k, ast.Constant) and k.value == "guardrails"
-                ),
-                None,
-            )
-            for entry in entries.elts if isinstance(entries, ast.List) else []:
-                guardrail = self._literal(entry, dict) or {}
+            for entry in self._entries(entries, "guardrails", imported):
+                guardrail = self._literal(entry, dict)
+                if guardrail is None:  # its config computed: its name may still say what it is
+                    name = _key(entry, "name") if isinstance(entry, ast.Dict) else None
+                    guardrail = {"name": self._literal(name, str)}
                 self._guardrail(guardrail, entry.lineno, carried, imported)
         if carried:
             imported.agent["guardrails"] = carried
@@ -819,6 +815,12 @@ class _Reader:
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             return None
         return value if isinstance(value, kind) and not isinstance(value, bool) else None
+
+
+def _key(node: ast.Dict, key: str) -> ast.expr | None:
+    """The value of ``key`` in a dict display."""
+    pairs = zip(node.keys, node.values, strict=True)
+    return next((v for k, v in pairs if isinstance(k, ast.Constant) and k.value == key), None)
 
 
 def _is_none(node: ast.expr) -> bool:
