@@ -23,13 +23,12 @@ searching different stores are listed: each searches all of them); each distinct
 (URL and tools) is an ``mcp`` tool of its own, its URL without the credentials it may hold
 (the tenant sets the server's secret); a server at an address Kithost may not connect to
 (``kit.outbound``'s policy, as saving the tool checks) is listed with why, not the whole
-import refused. A web search keeps its domain limit: one that cannot
-be read leaves the web search out rather than widen it to the whole web, and the widget's
-one web search is limited as the first met (the first agent's): an agent searching with
-another limit is listed without it. Names and domains
-that Kithost's configuration cannot hold are listed, not carried. Guardrails map where
-Kithost has the same check (``Moderation`` → ``moderation``, ``Keyword Filter`` →
-``refused_topics``); the others are listed.
+import refused. A web search keeps its domain limit: one that cannot be read leaves the web
+search out rather than widen it to the whole web, and the widget's one web search is limited
+as the first met (the first agent's): an agent searching with another limit is listed without
+it. Names and domains that Kithost's configuration cannot hold are listed, not carried.
+Guardrails map where Kithost has the same check (``Moderation`` → ``moderation``, ``Keyword
+Filter`` → ``refused_topics``); the others are listed.
 
 Nothing is dropped unsaid: an argument not read (a positional one, ``**``, any but those
 above), a value computed in code or out of Kithost's range, and instructions beyond what an
