@@ -431,3 +431,18 @@ async def test_guardrails_it_cannot_read_are_listed(client: httpx2.AsyncClient, 
     answer = await dry_run(client, acme, code)
     assert answer["config"]["agent"]["guardrails"]["moderation"] is False
     assert listed(answer) == [(2, "guardrails computed in code")]
+
+
+async def test_handoff_agents_named_alike_get_ids_of_their_own(
+    client: httpx2.AsyncClient, acme: Acme
+) -> None:
+    code = (
+        "p = Agent(name='agent_2', instructions='x')\n"
+        "agent_2 = Agent(name='agent_2', instructions='y')\n"
+        "m = Agent(name='M', handoffs=[p, agent_2])\n"
+    )
+    handoffs = (await dry_run(client, acme, code))["config"]["agent"]["handoffs"]
+    assert [(h["id"], h["name"]) for h in handoffs] == [
+        ("agent_2", "agent_2"),
+        ("agent_3", "agent_2 (agent_2)"),
+    ]

@@ -42,6 +42,7 @@ carries with a note that Kithost calls its tools unasked.
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -727,7 +728,7 @@ class _Reader:
             snake = re.sub(r"[^a-z0-9]+", "_", candidate.lower()).strip("_")[:40]
             if snake and snake not in taken:
                 return snake
-        return f"agent_{carried + 1}"
+        return next(f"agent_{n}" for n in itertools.count(carried + 1) if f"agent_{n}" not in taken)
 
     def _guardrails(self, imported: ImportedAgent) -> None:
         """The guardrails' configuration (``{"guardrails": [{"name", "config"}]}``) as
