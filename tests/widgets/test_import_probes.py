@@ -1,7 +1,10 @@
-"""The Agent Builder exit as an attacker sends it: an export whose reading would cost far
-more than its size (a value named again and again, an f-string of many fields) is refused
-with 422 on ``code``, a note met twice is listed once, and another tenant's widget is 404
-to the import and the conversion alike."""
+"""The Agent Builder exit probed as a customer and an attacker would use it. An export whose
+reading would cost far more than its size is 422 on ``code``; nothing it holds is dropped
+unsaid or widened (settings computed or out of range, arguments not read, filtered file
+searches, web searches limited otherwise, approvals, guardrails kept elsewhere, servers at
+addresses Kithost may not reach); what it says nothing of stays the widget's; a hosted
+widget converts before it imports, its file size capped at what Kithost takes; another
+tenant's widget is 404."""
 
 from __future__ import annotations
 
@@ -28,6 +31,17 @@ async def post_import(
     return await client.post(
         widget + "/agent-import", json={"code": code}, params=params, headers=acme.matching('"1"')
     )
+
+
+async def dry_run(client: httpx2.AsyncClient, acme: Acme, code: str) -> dict[str, Any]:
+    response = await post_import(client, acme, code, dry_run=True)
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def listed(answer: dict[str, Any]) -> list[tuple[int, str]]:
+    return [(s["line"], s["what"]) for s in answer["not_carried"]]
 
 
 def refused(response: httpx2.Response, code: str) -> None:
@@ -92,17 +106,6 @@ async def test_another_tenants_widget_is_not_found(
         f"/api/v1/tenants/{other.slug}/widgets/{made.json()['id']}", headers=headers
     )
     assert shown.json()["revision"] == 1
-
-
-async def dry_run(client: httpx2.AsyncClient, acme: Acme, code: str) -> dict[str, Any]:
-    response = await post_import(client, acme, code, dry_run=True)
-    assert response.status_code == 200, response.text
-    answer: dict[str, Any] = response.json()
-    return answer
-
-
-def listed(answer: dict[str, Any]) -> list[tuple[int, str]]:
-    return [(s["line"], s["what"]) for s in answer["not_carried"]]
 
 
 TEAM = """\
