@@ -5,7 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kithost.models.base import Base, TenantOwned, str_enum
@@ -64,10 +64,22 @@ class DeliveryStatus(StrEnum):
 
 
 class WebhookDelivery(TenantOwned):
-    """One event for one endpoint: its attempts so far (the delivery log)."""
+    """One event for one endpoint: its attempts so far (the delivery log). The pending ones
+    have an index of their own, by tenant and time: a tenant's oldest is found without
+    reading the delivered ones, which pile up for the retention's length."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (Index(None, "endpoint_id", "created_at"),)
+    __table_args__ = (
+        Index(None, "endpoint_id", "created_at"),
+        Index(
+            "ix_webhook_deliveries_pending",
+            "tenant_id",
+            "created_at",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+    )
 
     endpoint_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
