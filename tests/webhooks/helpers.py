@@ -2,7 +2,8 @@
 gets and answers with the status (and body) the test sets; told to, it holds each request
 (no answer) until released, or one request by its arrival until its gate opens, or drips its
 answer a byte at a time. It counts the requests it is handling at once. Endpoints and
-deliveries made as rows (``hook_at``, ``pending``), for the tests of attempts."""
+deliveries made as rows (``hook_at``, ``pending``), for the tests of attempts, made as a
+worker makes them (``attempt``)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.models import Tenant, WebhookDelivery, WebhookEndpoint
 from kithost.models.base import utcnow
+from kithost.webhooks import delivery
 from kithost.webhooks.service import new_secret
 from kithost.webhooks.tasks import deliver
 
@@ -163,3 +165,17 @@ async def pending(
     db.add(made)
     await db.flush()
     return deliver.name, [str(hook.tenant_id), str(made.id)]
+
+
+async def attempt(app: FastAPI, task: tuple[str, list[Any]]) -> delivery.Attempt:
+    """Attempt the delivery of ``task``, as the worker would (a hand-off it makes goes to the
+    app's Celery once its unit of work commits)."""
+    tenant_id, delivery_id, *_ = task[1]
+    return await delivery.attempt(
+        app.state.sessionmaker,
+        app.state.secret_box,
+        app.state.settings.outbound_policy,
+        uuid.UUID(tenant_id),
+        uuid.UUID(delivery_id),
+        deliver,
+    )

@@ -34,7 +34,7 @@ from kithost.models import (
 )
 from kithost.models.base import utcnow
 from kithost.tenants import service as tenants
-from kithost.webhooks import delivery, repository
+from kithost.webhooks import repository
 from kithost.webhooks import service as webhooks
 from kithost.webhooks.delivery import Attempt
 from tests.chat.helpers import ALICE, visitor
@@ -43,7 +43,7 @@ from tests.conversations.helpers import conversation
 from tests.factories import client_token
 from tests.fakes.openai_server import FakeOpenAI
 from tests.races import RacingApp
-from tests.webhooks.helpers import Receiver, hook_at, pending
+from tests.webhooks.helpers import Receiver, attempt, hook_at, pending
 
 __all__ = ["http", "racing", "tenant_checks"]  # the fixtures: chat races'
 
@@ -152,17 +152,9 @@ async def test_a_conversation_deleted_while_a_delivery_about_it_is_written_takes
     assert [p for p in left if SECRET in str(p)] == []
 
 
-def attempt(racing: RacingApp, tenant: Tenant, delivery_id: uuid.UUID) -> asyncio.Task[Attempt]:
+def attempt_under_way(racing: RacingApp, task: tuple[str, list[Any]]) -> asyncio.Task[Attempt]:
     """An attempt of the delivery, under way (as a worker's, its units of work committing)."""
-    app = racing.app
-    attempting = delivery.attempt(
-        app.state.sessionmaker,
-        app.state.secret_box,
-        app.state.settings.outbound_policy,
-        tenant.id,
-        delivery_id,
-    )
-    return asyncio.create_task(attempting, name="the attempt")
+    return asyncio.create_task(attempt(racing.app, task), name="the attempt")
 
 
 def deletion(racing: RacingApp, tenant: Tenant) -> asyncio.Task[None]:
@@ -209,7 +201,7 @@ async def test_a_tenant_deleted_while_an_attempt_ends_waits_for_it_or_it_for_the
         monkeypatch.setattr(tenants, "_TENANT_DATA", parts)
 
         receiver.gates = {1: threading.Event()}
-        attempting = attempt(racing, tenant, uuid.UUID(task[1][1]))
+        attempting = attempt_under_way(racing, task)
         assert await asyncio.to_thread(receiver.has_received, 1)  # holding its endpoint
         deleting = deletion(racing, tenant)
         await chat_part_done.wait()  # the thread's deliveries are the deletion's
@@ -244,7 +236,7 @@ async def test_a_tenant_deleted_while_an_attempt_takes_its_turn_waits_for_it(
             return await claim_tenant_slot(*args)
 
         monkeypatch.setattr(repository, "claim_tenant_slot", after_a_pause)
-        attempting = attempt(racing, tenant, uuid.UUID(task[1][1]))
+        attempting = attempt_under_way(racing, task)
         await endpoint_held.wait()
         deleting = deletion(racing, tenant)
         await ended_or_waiting(racing, deleting, "DELETE FROM tenants")

@@ -1,21 +1,19 @@
 """A tenant's slow endpoints attempted at once, through an app whose units of work commit
 (``tests.races``), each attempt on a connection of its own: one is sent, the others wait
-their turn, unsent, looking again within ``delivery.TURN_SECONDS``; the tenant's turn is
-taken in one statement, so two workers never both take it."""
+their turn, unsent, until the hold's deadline (the attempt sent hands the turn on as it
+ends); the tenant's turn is taken in one statement, so two workers never both take it."""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from itertools import islice
-from typing import Any
 
 import pytest
 
 from kithost.settings import Settings
 from kithost.webhooks import delivery
 from tests.races import racing_app
-from tests.webhooks.helpers import Receiver, hook_at, pending
+from tests.webhooks.helpers import Receiver, attempt, hook_at, pending
 
 AT_ONCE = 6
 
@@ -34,17 +32,7 @@ async def test_a_tenants_slow_endpoints_attempted_at_once_send_one(
                 hooks = [await hook_at(app, session, tenant, url) for url in urls]
                 tasks = [await pending(session, hook) for hook in hooks]
             await racing.warm(AT_ONCE)
-
-            async def attempt(task: tuple[str, list[Any]]) -> delivery.Attempt:
-                return await delivery.attempt(
-                    app.state.sessionmaker,
-                    app.state.secret_box,
-                    app.state.settings.outbound_policy,
-                    tenant.id,
-                    uuid.UUID(task[1][1]),
-                )
-
-            attempts = [asyncio.create_task(attempt(task)) for task in tasks]
+            attempts = [asyncio.create_task(attempt(app, task)) for task in tasks]
             try:
                 async with asyncio.timeout(10):  # all but the one sent, held at the receiver
                     for ended in islice(asyncio.as_completed(attempts), AT_ONCE - 1):
@@ -57,5 +45,5 @@ async def test_a_tenants_slow_endpoints_attempted_at_once_send_one(
     assert [o.delivered for o in outcomes].count(True) == 1
     waited = [o for o in outcomes if not o.delivered]
     assert all(o.retry for o in waited)
-    assert all(o.turn and 0 < (o.wait_seconds or 0) <= delivery.TURN_SECONDS for o in waited)
+    assert all(0 < (o.wait_seconds or 0) <= delivery.CLAIM.total_seconds() for o in waited)
     assert receiver.most_in_flight == 1

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from celery.exceptions import Retry
 from fastapi import FastAPI
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,17 +32,14 @@ from kithost.models import (
     WebhookDelivery,
     WebhookEndpoint,
     WebhookIdleMark,
+    WebhookTenantSlot,
     Widget,
 )
 from kithost.models.base import utcnow
-from kithost.webhooks import delivery
-from kithost.webhooks.tasks import (
-    REST_JITTER_SECONDS,
-    TURN_JITTER_SECONDS,
-    countdown,
-    deliver,
-)
+from kithost.webhooks import delivery, tasks
+from kithost.webhooks.tasks import deliver
 from kithost.widgets import preview
+from kithost.worker import database
 from tests.analytics.helpers import SHOP, USER, client_error, published_widget
 from tests.api.helpers import audit_actions
 from tests.chat.helpers import deltas, make_chat_widget, thread_of, visitor
@@ -49,7 +47,7 @@ from tests.conversations.helpers import conversation
 from tests.factories import Credentials, login, make_member, make_tenant
 from tests.fakes.openai_server import FakeOpenAI
 from tests.visitor.helpers import ORIGIN
-from tests.webhooks.helpers import Receiver, hook_at, pending
+from tests.webhooks.helpers import Receiver, attempt, hook_at, pending
 from tests.widgets.previews import maker
 from tests.workers import RecordedTasks
 
@@ -68,18 +66,6 @@ def sent(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[
     tasks = RecordedTasks()
     monkeypatch.setattr(app.state.celery, "send_task", tasks.record)
     return tasks.sent
-
-
-async def attempt(app: FastAPI, task: tuple[str, list[Any]]) -> delivery.Attempt:
-    """Attempt the delivery of ``task``, as the worker would."""
-    tenant_id, delivery_id = task[1]
-    return await delivery.attempt(
-        app.state.sessionmaker,
-        app.state.secret_box,
-        app.state.settings.outbound_policy,
-        uuid.UUID(tenant_id),
-        uuid.UUID(delivery_id),
-    )
 
 
 async def run_deliveries(app: FastAPI, sent: list[tuple[str, list[Any]]]) -> list[bool]:
@@ -304,13 +290,16 @@ async def arrived(receiver: Receiver, count: int) -> None:
 
 async def waits_its_turn(app: FastAPI, task: tuple[str, list[Any]]) -> None:
     """Attempt ``task`` while another attempt holds its endpoint or its tenant's slot: it is
-    not sent (sent, it would wait at the receiver) and looks again within ``TURN_SECONDS``,
-    not at the hold's deadline (``CLAIM``): the attempt under way may end any moment."""
+    not sent (sent, it would wait at the receiver) and comes back at the hold's deadline
+    (``CLAIM``, begun a moment ago), not within a few seconds: looking again so often, a
+    tenant's backlog to a slow receiver took more task runs than a worker delivers, while
+    the attempt under way hands the turn on when it ends."""
     async with asyncio.timeout(5):
         outcome = await attempt(app, task)
-    assert (outcome.delivered, outcome.retry, outcome.turn) == (False, True, True)
+    assert (outcome.delivered, outcome.retry) == (False, True)
     assert outcome.wait_seconds is not None
-    assert 0 < outcome.wait_seconds <= delivery.TURN_SECONDS < delivery.CLAIM.total_seconds()
+    claim = delivery.CLAIM.total_seconds()
+    assert claim / 2 < outcome.wait_seconds <= claim
 
 
 async def test_a_slow_endpoint_takes_one_attempt_at_a_time_until_one_is_fast(
@@ -474,15 +463,14 @@ async def test_an_endpoint_waiting_for_another_slow_endpoints_attempt_says_so(
 async def test_a_slow_endpoint_resting_after_a_failure_waits_for_its_rest_not_its_turn(
     app: FastAPI, db: AsyncSession, receiver: Receiver
 ) -> None:
-    """Waiting its turn looks again within ``TURN_SECONDS``; a slow endpoint that failed
-    rests, and its deliveries wait the rest in full, as a failing endpoint's do. Its rest
-    over, it waits its turn like any slow endpoint."""
+    """A slow endpoint that failed rests, and its deliveries wait the rest in full, as a
+    failing endpoint's do. Its rest over, it waits its turn like any slow endpoint."""
     acme = await make_tenant(db, "acme")
     resting = await hook_at(app, db, acme, f"{receiver.url}?1")
     resting.failing_since, resting.next_attempt_at = utcnow(), utcnow() + timedelta(minutes=1)
     task = await pending(db, resting)
     outcome = await attempt(app, task)
-    assert (outcome.delivered, outcome.retry, outcome.turn) == (False, True, False)
+    assert (outcome.delivered, outcome.retry) == (False, True)
     assert outcome.wait_seconds is not None
     assert 50 < outcome.wait_seconds <= 60
 
@@ -499,25 +487,102 @@ async def test_a_slow_endpoint_resting_after_a_failure_waits_for_its_rest_not_it
     assert (await attempt(app, task)).delivered is True
 
 
-def test_a_delivery_waiting_its_turn_comes_back_within_a_few_seconds() -> None:
-    """The task's countdown: a delivery waiting its turn comes back with a second of jitter
-    at most (ten, beside a turn of a few seconds, left it unused most of the time); one
-    waiting for a rest, with up to ``REST_JITTER_SECONDS``."""
-    turn = delivery.Attempt(False, True, wait_seconds=delivery.TURN_SECONDS, turn=True)
-    rest = delivery.Attempt(False, True, wait_seconds=60.0)
-    for _ in range(100):
-        assert 0 <= countdown(turn, 3) - delivery.TURN_SECONDS <= TURN_JITTER_SECONDS <= 1
-        assert 0 <= countdown(rest, 3) - 60 <= REST_JITTER_SECONDS
+async def test_a_slow_attempt_ending_hands_the_turn_to_the_oldest_delivery_waiting_for_it(
+    app: FastAPI,
+    db: AsyncSession,
+    receiver: Receiver,
+    sent: list[tuple[str, list[Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Deliveries waiting their turn looked again every 2-3 s: a tenant's backlog of a
+    thousand to a slow receiver took some 400 task runs a second from every tenant's workers,
+    in no order (the oldest could lose every race for a day). The attempt holding the
+    tenant's slot hands it on as it ends, once its unit of work commits: a hand-off task of
+    the tenant's oldest delivery to a slow endpoint that may go, whichever endpoint, and so
+    on, oldest first. Not to another tenant's, a fast endpoint's (it needs no turn), a
+    resting or disabled one's, nor to one already sent."""
+    monkeypatch.setattr(delivery, "SLOW_SECONDS", SLOW)
+
+    def slowly(body: bytes) -> bytes:
+        threading.Event().wait(2 * SLOW)  # every attempt is slow: the endpoints stay slow
+        return b"ok"
+
+    acme, globex = await make_tenant(db, "acme"), await make_tenant(db, "globex")
+    await pending(db, await hook_at(app, db, globex, f"{receiver.url}?theirs"))
+    await pending(db, await hook_at(app, db, acme, f"{receiver.url}?fast", slow=False))
+    resting = await hook_at(app, db, acme, f"{receiver.url}?resting")
+    resting.failing_since, resting.next_attempt_at = utcnow(), utcnow() + timedelta(minutes=1)
+    disabled = await hook_at(app, db, acme, f"{receiver.url}?disabled")
+    disabled.enabled = False
+    await pending(db, resting)
+    await pending(db, disabled)
+    one = await hook_at(app, db, acme, f"{receiver.url}?1")
+    other = await hook_at(app, db, acme, f"{receiver.url}?2")
+    first = await pending(db, one)
+    older, again, newer = await pending(db, other), await pending(db, one), await pending(db, other)
+    receiver.gates = {1: threading.Event()}
+    receiver.answer = slowly
+    under_way = asyncio.create_task(attempt(app, first))
+    await arrived(receiver, 1)
+    await waits_its_turn(app, newer)
+    assert sent == []
+    receiver.gates[1].set()
+    assert (await under_way).delivered is True
+
+    handed: list[str] = []
+    while sent:
+        [(name, [tenant_id, delivery_id, hand_off])] = sent
+        assert (name, tenant_id, hand_off) == (deliver.name, str(acme.id), True)
+        sent.clear()
+        handed.append(delivery_id)
+        assert (await attempt(app, (name, [tenant_id, delivery_id, hand_off]))).delivered is True
+    assert handed == [task[1][1] for task in (older, again, newer)]
+    assert len(receiver.received) == 4
+
+
+async def test_a_hand_off_finding_the_turn_taken_ends_and_the_deliverys_own_task_retries(
+    app: FastAPI,
+    db: AsyncSession,
+    receiver: Receiver,
+    sent: list[tuple[str, list[Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The task as a worker runs it (on the test's database): a hand-off whose turn another
+    attempt took meanwhile ends, unsent and not retried (its delivery's own task, which
+    retries, would come back twice as often after every hand-off, and so on); the delivery's
+    own task retries, at the hold's deadline."""
+    loop = asyncio.get_running_loop()
+
+    def on_the_tests_database(celery: object, work: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(work(app.state.sessionmaker), loop).result()
+
+    monkeypatch.setattr(tasks, "get_settings", lambda: app.state.settings)
+    monkeypatch.setattr(database, "run", on_the_tests_database)
+    acme = await make_tenant(db, "acme")
+    task = await pending(db, await hook_at(app, db, acme, receiver.url))
+    db.add(WebhookTenantSlot(tenant_id=acme.id, held_until=utcnow() + delivery.CLAIM))
+    await db.flush()
+    tenant_id, delivery_id = task[1]
+    assert await asyncio.to_thread(deliver, tenant_id, delivery_id, True) is False
+    with pytest.raises(Retry):
+        await asyncio.to_thread(deliver, tenant_id, delivery_id)
+    assert (receiver.received, sent) == ([], [])
 
 
 @pytest.mark.parametrize("deleted", ["delivery", "endpoint"])
 async def test_an_attempt_ends_its_holds_whatever_became_of_its_delivery(
-    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, receiver: Receiver, deleted: str
+    client: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    receiver: Receiver,
+    sent: list[tuple[str, list[Any]]],
+    deleted: str,
 ) -> None:
     """An attempt whose delivery was deleted meanwhile (its conversation deleted, the
     retention purge) left its endpoint held until the hold's deadline, some 15 s: the
     endpoint's next delivery waited that long. Its holds end with it, the endpoint's and
-    the tenant's turn for slow endpoints, the endpoint deleted meanwhile or not."""
+    the tenant's turn for slow endpoints, which it hands on, the endpoint deleted meanwhile
+    or not."""
     acme = await make_tenant(db, "acme")
     owner = await login(app, db, await make_member(db, acme, Role.owner))
     hook = await hook_at(app, db, acme, f"{receiver.url}?1")
@@ -535,6 +600,10 @@ async def test_an_attempt_ends_its_holds_whatever_became_of_its_delivery(
         assert removed.status_code == 204, removed.text
     gate.set()
     assert (await under_way).retry is False
+    handed = again if deleted == "delivery" else other  # the oldest waiting
+    assert [task for task in sent if task[0] == deliver.name] == [
+        (deliver.name, [*handed[1], True])
+    ]
     if deleted == "delivery":
         assert (await attempt(app, again)).delivered is True, "its endpoint no longer held"
     assert (await attempt(app, other)).delivered is True, "the tenant's turn free"
@@ -639,6 +708,7 @@ async def test_the_delivery_log_says_an_address_is_refused_not_what_it_resolves_
         OutboundPolicy(),  # no exception for loopback: localhost is refused, never connected
         uuid.UUID(tenant_id),
         uuid.UUID(delivery_id),
+        deliver,
     )
     assert attempt == delivery.Attempt(delivered=False, retry=True)
     [entry] = (

@@ -65,8 +65,9 @@ class DeliveryStatus(StrEnum):
 
 class WebhookDelivery(TenantOwned):
     """One event for one endpoint: its attempts so far (the delivery log). The pending ones
-    have an index of their own, by tenant and time: a tenant's oldest is found without
-    reading the delivered ones, which pile up for the retention's length."""
+    have an index of their own, by tenant and time: the tenant's slot for slow endpoints goes
+    to the oldest (``webhooks.repository.next_turn``), found without reading the delivered
+    ones, which pile up for the retention's length."""
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (

@@ -12,15 +12,23 @@ however many endpoints it has (a failing one answering fast rests between attemp
 instead). A fast endpoint takes its deliveries side by side, whatever its tenant's slow
 ones do. An attempt ends its holds when it ends, whatever became of its delivery or its
 endpoint meanwhile; a worker lost mid-attempt leaves them to their deadline (``CLAIM``).
-A delivery finding its endpoint or its tenant's slot held (not resting) looks again within
-``TURN_SECONDS``, not at the hold's deadline: the attempt under way may end any moment.
+An attempt that held the tenant's slot hands the turn on when it ends: it enqueues, once
+its unit of work commits, a hand-off (``tasks.deliver``'s) of the tenant's oldest delivery
+waiting for a slow endpoint that may go (``repository.next_turn``), so the turn is taken as
+soon as it is free, oldest first, whatever the backlog. A delivery finding the turn held
+waits for the hold's deadline (``CLAIM``, and the task's jitter), not a few seconds: with a
+thousand waiting, looking again every few seconds took more task runs than a worker
+delivers, from every other tenant. A hand-off is tried once: finding the turn taken, or its
+delivery gone, it ends, and its delivery's own task still comes back, so tasks never
+multiply; a hand-off lost (a worker killed) costs that wait once.
 
 Each unit of work of an attempt holds its tenant first (``repository.hold_tenant``), then
 its endpoint, then the slot, and writes its delivery last, only if no other unit of work
 holds it (``repository.lock_delivery``): the tenant's deletion takes the deliveries about
 its threads, then the tenant's row, then (by the cascade) its endpoints, slot and other
 deliveries; an attempt ending took its endpoint, then waited for its delivery, and the two
-waited for each other until PostgreSQL ended one."""
+waited for each other until PostgreSQL ended one. The delivery next in turn it reads without
+a lock (``repository.next_turn``), waiting for no one."""
 
 from __future__ import annotations
 
@@ -29,8 +37,10 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
+from celery import Task
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks import Webhook
 
@@ -43,6 +53,7 @@ from kithost.kit.schemas import NUL
 from kithost.models import DeliveryStatus, WebhookDelivery
 from kithost.models.base import utcnow
 from kithost.webhooks import repository
+from kithost.worker.enqueue import enqueue
 
 TIMEOUT_SECONDS = 10.0
 """The deadline of one attempt, from connecting to the end of the answer read: a receiver
@@ -59,15 +70,6 @@ CLAIM = timedelta(seconds=TIMEOUT_SECONDS + 5)
 """How long the attempt under way holds a failing or slow endpoint, and a slow one's tenant
 slot (its deadline, and some); it ends its holds sooner when it ends (a failed attempt's
 endpoint rests instead)."""
-TURN_SECONDS = 2.0
-"""How long a delivery waiting its turn (its slow endpoint, or its tenant's slot, held by an
-attempt under way) waits at most before it looks again. Waiting for the hold's deadline
-(``CLAIM``, and the task's jitter) left the turn unused most of the time: a slow attempt
-takes a few seconds, so a tenant's slow endpoints got a few attempts a quarter of a minute,
-and a tenant sending faster piled up deliveries until they failed (``GIVE_UP_AFTER``). A
-look costs a few statements; the task spreads the waiting ones over a second
-(``tasks.TURN_JITTER_SECONDS``), and the first to look once the turn is free takes it. A
-failing endpoint's rest is waited for in full."""
 GIVE_UP_AFTER = timedelta(days=1)
 """An endpoint failing this long is disabled (and audited); its deliveries stop. A delivery
 still not delivered this long after it was made fails for good, the endpoint otherwise well
@@ -82,9 +84,6 @@ class Attempt:
     wait_seconds: float | None = None
     """Not attempted: the endpoint (failing or slow), or its tenant's slow endpoints, take
     none before this many seconds."""
-    turn: bool = False
-    """Not attempted because an attempt under way holds the endpoint or its tenant's slot
-    (not a rest): ``wait_seconds`` is ``TURN_SECONDS`` at most, the hold may end sooner."""
 
 
 async def attempt(
@@ -93,7 +92,10 @@ async def attempt(
     policy: OutboundPolicy,
     tenant_id: uuid.UUID,
     delivery_id: uuid.UUID,
+    task: Task[Any, Any],
 ) -> Attempt:
+    """Attempt the delivery unless its turn is taken; ``task`` (``tasks.deliver``) is what
+    a hand-off enqueues."""
     async with session_scope(sessionmaker, tenant=tenant_id) as session:
         if not await repository.hold_tenant(session, tenant_id):  # deleted: all went with it
             return Attempt(delivered=False, retry=False)
@@ -104,7 +106,7 @@ async def attempt(
         if endpoint is None or not endpoint.enabled:
             await _fail(session, delivery)
             return Attempt(delivered=False, retry=False)
-        endpoint_id, now, hold = endpoint.id, utcnow(), None
+        endpoint_id, now, hold, slot = endpoint.id, utcnow(), None, False
         if endpoint.failing_since is not None or endpoint.slow_since is not None:
             # A failing endpoint takes one attempt at a time, after its rest: a receiver
             # that hangs holds one worker at most, and less and less of its time. A slow
@@ -113,21 +115,18 @@ async def attempt(
             # tenant's slot, everywhere: no two attempts wait for each other's locks).
             hold = now + CLAIM
             due = await repository.claim_endpoint(session, endpoint, now, hold)
-            # A failing endpoint's next attempt may be after a rest, waited for in full.
-            turn = endpoint.failing_since is None
             if due is None and endpoint.slow_since is not None:
                 due = await repository.claim_tenant_slot(session, tenant_id, now, hold)
-                turn = True
+                slot = due is None
                 if due is not None:  # the tenant's turn is another endpoint's
                     await repository.release_endpoint(session, tenant_id, endpoint_id, hold)
             if due is not None:
                 if now - delivery.created_at >= GIVE_UP_AFTER:
                     await _fail(session, delivery)
                     return Attempt(delivered=False, retry=False)
-                wait = (due - now).total_seconds()
-                if turn:
-                    wait = min(wait, TURN_SECONDS)
-                return Attempt(delivered=False, retry=True, wait_seconds=wait, turn=turn)
+                return Attempt(
+                    delivered=False, retry=True, wait_seconds=(due - now).total_seconds()
+                )
         url, secrets = endpoint.url, [box.decrypt(endpoint.secret)]
         if endpoint.previous_secret is not None:
             until = endpoint.previous_secret_until
@@ -161,53 +160,81 @@ async def attempt(
     except Exception as exc:
         refused = refused_in(exc)
         snippet = type(exc).__name__ if refused is None else f"Refused: {refused}"
-    took = time.monotonic() - started
-    delivered = status is not None and 200 <= status < 300
+    answer = _Answer(status, snippet, time.monotonic() - started)
     async with session_scope(sessionmaker, tenant=tenant_id) as session:
         if not await repository.hold_tenant(session, tenant_id):  # its holds went with it
-            return Attempt(delivered=delivered, retry=False)
+            return Attempt(delivered=answer.delivered, retry=False)
         if hold is not None:
             # Its own holds only, whatever became of the delivery or the endpoint meanwhile:
             # one an attempt begun since holds (the endpoint slow meanwhile) stays, or each
             # attempt ending would let one more go at once.
             await repository.release_endpoint(session, tenant_id, endpoint_id, hold)
-            await repository.release_tenant_slot(session, tenant_id, hold)
-        # None too while a deletion holds it (it goes) or its other attempt records its own.
-        delivery = await repository.lock_delivery(session, tenant_id, delivery_id)
-        endpoint = await repository.endpoint(session, tenant_id, endpoint_id)
-        if delivery is None or endpoint is None:
-            return Attempt(delivered=delivered, retry=False)
-        delivery.attempts += 1
-        delivery.response_status, delivery.latency_ms = status, int(took * 1000)
-        # PostgreSQL's text holds no NUL, nor does the log's schema show one.
-        delivery.response_snippet = snippet[:SNIPPET_BYTES].replace(NUL, "\ufffd")
-        endpoint.slow_since = (endpoint.slow_since or now) if took > SLOW_SECONDS else None
-        if delivered:
-            delivery.status = DeliveryStatus.delivered
-            endpoint.failing_since = None
-            return Attempt(delivered=True, retry=False)
-        endpoint.failing_since = endpoint.failing_since or now
-        ended = utcnow()
-        endpoint.next_attempt_at = ended + min(
-            max(ended - endpoint.failing_since, REST[0]), REST[1]
+            slot = slot and await repository.release_tenant_slot(session, tenant_id, hold)
+        outcome = await _record(session, tenant_id, delivery_id, endpoint_id, now, answer)
+        if slot:  # the turn is free: the oldest waiting takes it, after this commits
+            after = await repository.next_turn(session, tenant_id, delivery_id, utcnow())
+            if after is not None:
+                enqueue(session, task, str(tenant_id), str(after), True)
+        return outcome
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int | None
+    snippet: str
+    took: float
+    """Seconds, from connecting to the end of the answer read."""
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+async def _record(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    delivery_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    now: datetime,
+    answer: _Answer,
+) -> Attempt:
+    """Write the attempt begun at ``now`` to its delivery and endpoint; what became of it."""
+    # None too while a deletion holds it (it goes) or its other attempt records its own.
+    delivery = await repository.lock_delivery(session, tenant_id, delivery_id)
+    endpoint = await repository.endpoint(session, tenant_id, endpoint_id)
+    if delivery is None or endpoint is None:
+        return Attempt(delivered=answer.delivered, retry=False)
+    delivery.attempts += 1
+    delivery.response_status = answer.status
+    delivery.latency_ms = int(answer.took * 1000)
+    # PostgreSQL's text holds no NUL, nor does the log's schema show one.
+    delivery.response_snippet = answer.snippet[:SNIPPET_BYTES].replace(NUL, "\ufffd")
+    slow = answer.took > SLOW_SECONDS
+    endpoint.slow_since = (endpoint.slow_since or now) if slow else None
+    if answer.delivered:
+        delivery.status = DeliveryStatus.delivered
+        endpoint.failing_since = None
+        return Attempt(delivered=True, retry=False)
+    endpoint.failing_since = endpoint.failing_since or now
+    ended = utcnow()
+    endpoint.next_attempt_at = ended + min(max(ended - endpoint.failing_since, REST[0]), REST[1])
+    if now - endpoint.failing_since >= GIVE_UP_AFTER:
+        endpoint.enabled = False
+        delivery.status = DeliveryStatus.failed
+        audit.record(
+            session,
+            SYSTEM,
+            "webhook.disabled",
+            tenant_id=tenant_id,
+            target_type="webhook",
+            target_id=endpoint.id,
+            data={"failing_since": endpoint.failing_since.isoformat()},
         )
-        if now - endpoint.failing_since >= GIVE_UP_AFTER:
-            endpoint.enabled = False
-            delivery.status = DeliveryStatus.failed
-            audit.record(
-                session,
-                SYSTEM,
-                "webhook.disabled",
-                tenant_id=tenant_id,
-                target_type="webhook",
-                target_id=endpoint.id,
-                data={"failing_since": endpoint.failing_since.isoformat()},
-            )
-            return Attempt(delivered=False, retry=False)
-        if now - delivery.created_at >= GIVE_UP_AFTER:
-            delivery.status = DeliveryStatus.failed
-            return Attempt(delivered=False, retry=False)
-        return Attempt(delivered=False, retry=True)
+        return Attempt(delivered=False, retry=False)
+    if now - delivery.created_at >= GIVE_UP_AFTER:
+        delivery.status = DeliveryStatus.failed
+        return Attempt(delivered=False, retry=False)
+    return Attempt(delivered=False, retry=True)
 
 
 async def _fail(session: AsyncSession, delivery: WebhookDelivery) -> None:

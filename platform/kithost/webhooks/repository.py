@@ -11,6 +11,7 @@ from kithost.db import insert, rowcount
 from kithost.kit.cursors import Position
 from kithost.models import (
     ChatThread,
+    DeliveryStatus,
     Tenant,
     WebhookDelivery,
     WebhookEndpoint,
@@ -42,8 +43,8 @@ async def claim_endpoint(
     session: AsyncSession, endpoint: WebhookEndpoint, now: datetime, until: datetime
 ) -> datetime | None:
     """Hold ``endpoint`` for an attempt until ``until`` unless an attempt holds it or it
-    rests; else when it is due (None: held now), ``endpoint`` read again (whether it fails).
-    One statement: of two workers, one holds it (the other reads when it is due)."""
+    rests; else when it is due (None: held now). One statement: of two workers, one holds it
+    (the other reads when it is due)."""
     held = await session.scalar(
         update(WebhookEndpoint)
         .where(
@@ -57,7 +58,7 @@ async def claim_endpoint(
     )
     if held is not None:
         return None
-    await session.refresh(endpoint, ["next_attempt_at", "failing_since"])
+    await session.refresh(endpoint, ["next_attempt_at"])
     return endpoint.next_attempt_at or now
 
 
@@ -112,12 +113,41 @@ async def release_endpoint(
     )
 
 
-async def release_tenant_slot(session: AsyncSession, tenant_id: uuid.UUID, hold: datetime) -> None:
-    """Free the tenant's slot taken until ``hold``, unless another attempt holds it since."""
-    await session.execute(
+async def release_tenant_slot(session: AsyncSession, tenant_id: uuid.UUID, hold: datetime) -> bool:
+    """Free the tenant's slot taken until ``hold``, unless another attempt holds it since;
+    whether it did."""
+    result = await session.execute(
         delete(WebhookTenantSlot).where(
             WebhookTenantSlot.tenant_id == tenant_id, WebhookTenantSlot.held_until == hold
         )
+    )
+    return rowcount(result) > 0
+
+
+async def next_turn(
+    session: AsyncSession, tenant_id: uuid.UUID, attempted: uuid.UUID, now: datetime
+) -> uuid.UUID | None:
+    """The tenant's oldest pending delivery to a slow endpoint that may take the tenant's
+    slot (enabled, neither held nor resting), other than ``attempted``: that one went,
+    failed for good, rests with its endpoint, or another unit of work holds it (a deletion,
+    its other attempt), so its turn would be lost. A plain read, no lock: it waits for no
+    one, whatever the attempt holds. The pending deliveries' index (tenant, time) reads the
+    tenant's backlog from its oldest, never its history of delivered ones."""
+    delivery, endpoint = WebhookDelivery, WebhookEndpoint
+    return await session.scalar(
+        select(delivery.id)
+        .join(endpoint, endpoint.id == delivery.endpoint_id)
+        .where(
+            delivery.tenant_id == tenant_id,
+            delivery.status == DeliveryStatus.pending,
+            delivery.id != attempted,
+            endpoint.tenant_id == tenant_id,
+            endpoint.enabled,
+            endpoint.slow_since.is_not(None),
+            or_(endpoint.next_attempt_at.is_(None), endpoint.next_attempt_at <= now),
+        )
+        .order_by(delivery.created_at, delivery.id)
+        .limit(1)
     )
 
 

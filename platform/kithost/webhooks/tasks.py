@@ -17,11 +17,8 @@ from kithost.worker.database import RETRY
 
 MAX_BACKOFF_SECONDS = 3600
 REST_JITTER_SECONDS = 10
-"""Deliveries waiting for a failing endpoint (resting or held) come back spread over this
-long after it is due."""
-TURN_JITTER_SECONDS = 1.0
-"""Deliveries waiting their turn (``delivery.TURN_SECONDS``) come back spread over this long:
-enough that they do not all look at once, little beside the turn's few seconds."""
+"""Deliveries waiting for their endpoint (resting or held) or their tenant's slot for slow
+endpoints come back spread over this long after it is due."""
 TIME_LIMIT_SECONDS = 60
 """A backstop beyond ``delivery.TIMEOUT_SECONDS`` (the attempt's own deadline): a task
 running this long is stopped (softly first), so no receiver holds a worker."""
@@ -32,8 +29,7 @@ def countdown(outcome: delivery.Attempt, retries: int) -> float:
     jitter) if it was not attempted, else :func:`backoff`."""
     if outcome.wait_seconds is None:
         return backoff(retries)
-    jitter = TURN_JITTER_SECONDS if outcome.turn else REST_JITTER_SECONDS
-    return outcome.wait_seconds + random.uniform(0, jitter)  # noqa: S311 (jitter)
+    return outcome.wait_seconds + random.uniform(0, REST_JITTER_SECONDS)  # noqa: S311 (jitter)
 
 
 def backoff(attempts: int) -> float:
@@ -51,9 +47,12 @@ def backoff(attempts: int) -> float:
     time_limit=TIME_LIMIT_SECONDS + 10,
     **RETRY,
 )
-def deliver(self: Task[Any, Any], tenant_id: str, delivery_id: str) -> bool:
+def deliver(self: Task[Any, Any], tenant_id: str, delivery_id: str, hand_off: bool = False) -> bool:
     """Send one delivery; retried (the same ``webhook-id``) until it goes through, the
-    endpoint is disabled after a day of failures, or it is deleted."""
+    endpoint is disabled after a day of failures, or it is deleted. A ``hand_off`` (the
+    tenant's slot passed on by the attempt that held it, ``delivery``) is tried once and
+    never retried: the delivery's own task is, so a hand-off finding the turn taken or the
+    attempt failing ends, and no delivery ever has two tasks coming back."""
     settings = get_settings()
     box = SecretBox(settings.keys())
 
@@ -64,9 +63,10 @@ def deliver(self: Task[Any, Any], tenant_id: str, delivery_id: str) -> bool:
             settings.outbound_policy,
             uuid.UUID(tenant_id),
             uuid.UUID(delivery_id),
+            self,
         )
 
     outcome = database.run(self.app, run)
-    if outcome.retry:
+    if outcome.retry and not hand_off:
         raise self.retry(countdown=countdown(outcome, self.request.retries), max_retries=None)
     return outcome.delivered
