@@ -1,11 +1,13 @@
 """Webhook deliveries by a real ``kithost worker`` process to a real receiver on loopback,
 checked with Standard Webhooks' own library: a worker killed (SIGKILL, with its pool) while
 the receiver holds the request, then restarted, sends the event once more with the same
-``webhook-id``: at least once, never zero. The worker reads committed rows, so this test
-commits, in a tenant deleted afterwards."""
+``webhook-id``: at least once, never zero. An attempt holding its tenant's slot for slow
+endpoints hands the turn on through the broker. The worker reads committed rows, so these
+tests commit, in tenants deleted afterwards."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +19,13 @@ from standardwebhooks import Webhook
 
 from kithost.auth.scopes import Scope
 from kithost.db import session_scope
+from kithost.models import DeliveryStatus, WebhookDelivery
 from kithost.settings import Settings
+from kithost.webhooks.tasks import deliver
+from kithost.worker.enqueue import enqueue
 from tests.conftest import operator_sessions
 from tests.factories import bare_tenant, client_token
-from tests.webhooks.helpers import Receiver
+from tests.webhooks.helpers import Receiver, hook_at, pending
 from tests.workers import committing_api, kill_worker, own_queue, until, worker_running
 
 pytestmark = pytest.mark.worker
@@ -82,3 +87,27 @@ async def test_a_worker_killed_mid_delivery_leads_to_one_more_delivery(
     assert (log[0]["attempts"], log[0]["response_status"]) == (1, 200), (
         "the killed attempt never finished; the one after it did"
     )
+
+
+async def test_a_slow_attempt_ending_hands_the_turn_on_through_the_worker(
+    api: tuple[FastAPI, httpx2.AsyncClient], hook_settings: Settings
+) -> None:
+    """The tenant's oldest delivery waiting for its slow endpoints goes once the attempt
+    holding their turn ends, its own task not due yet (here: none at all): the hand-off is
+    sent after the attempt's unit of work commits, and the worker runs it."""
+    app, _ = api
+    with Receiver() as receiver:
+        async with session_scope(operator_sessions(app)) as session:
+            tenant = await bare_tenant(session, PREFIX)
+            waiting = await pending(session, await hook_at(app, session, tenant, receiver.url))
+            first = await pending(session, await hook_at(app, session, tenant, receiver.url))
+            enqueue(session, deliver, *first[1])
+
+        async def delivered() -> bool:
+            async with session_scope(operator_sessions(app)) as session:
+                made = await session.get(WebhookDelivery, uuid.UUID(waiting[1][1]))
+                return made is not None and made.status is DeliveryStatus.delivered
+
+        with worker_running(hook_settings, **VISIBILITY):
+            await until(delivered)
+    assert len(receiver.received) == 2
