@@ -8,6 +8,7 @@ tenant's widget is 404."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import uuid
 from typing import Any
@@ -18,6 +19,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.models import Role, Widget
+from kithost.widgets.agent_import import read_export
 from tests.conftest import state_of
 from tests.factories import login, make_member, make_tenant, set_draft
 from tests.widgets.helpers import HOSTED, WIDGETS, Acme, create, export, hosted_widget, url
@@ -449,3 +451,24 @@ async def test_handoff_agents_named_alike_get_ids_of_their_own(
         ("agent_2", "agent_2"),
         ("agent_3", "agent_2 (agent_2)"),
     ]
+
+
+async def test_an_export_is_read_off_the_event_loop(
+    client: httpx2.AsyncClient, acme: Acme, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large export takes a few hundred milliseconds of parsing: on the event loop, every
+    other request of the process (every tenant's visitors) would wait for it."""
+    on_loop: list[bool] = []
+
+    def spy(source: str, refusal: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return read_export(source, refusal)
+
+    monkeypatch.setattr("kithost.widgets.service.read_export", spy)
+    response = await post_import(client, acme, "a = Agent(name='A')\n", dry_run=True)
+    assert response.status_code == 200, response.text
+    assert on_loop == [False]

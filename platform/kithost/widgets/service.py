@@ -9,6 +9,7 @@ revision, so concurrent writers never both win.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
@@ -237,8 +238,10 @@ async def import_agent(
             "(POST …/widgets/{id}/convert), then import.",
             code="widget_hosted",
         )
-    try:
-        imported = read_export(source, settings.outbound_policy.https_refusal)
+    try:  # off the event loop: a large export takes a few hundred ms of parsing
+        imported = await asyncio.to_thread(
+            read_export, source, settings.outbound_policy.https_refusal
+        )
     except ImportRefused as exc:
         where = "" if exc.line is None else f" (line {exc.line})"
         raise InvalidInput(
