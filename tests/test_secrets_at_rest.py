@@ -26,7 +26,7 @@ from kithost.widgets.service import create_widget, publish_draft
 from tests.auth.helpers import GRANT, TOKEN_URL, basic
 from tests.factories import PASSWORD, login, make_member, make_tenant, set_draft
 from tests.fakes.openai_server import FakeOpenAI
-from tests.sessions.test_mint_api import (
+from tests.sessions.helpers import (
     DEVICE,
     HOSTED,
     SHOP,

@@ -27,7 +27,7 @@ from kithost.settings import Settings
 from kithost.worker.enqueue import PendingTasks
 from tests.auth.helpers import GRANT, JWKS_URL, TOKEN_URL, basic, make_backend
 from tests.conftest import create_test_app
-from tests.sessions.test_mint_api import DEVICE, SHOP, Published, mint, publish
+from tests.sessions.helpers import DEVICE, SHOP, Published, mint, publish
 
 
 class Clock:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import httpx2
@@ -20,45 +19,14 @@ from kithost.analytics.facts import FLUSH_SECONDS, FactBuffer
 from kithost.analytics.ingestion.tasks import ingest
 from kithost.auth.principals import CLI
 from kithost.auth.scopes import Scope
-from kithost.models import Role, SessionMint, Tenant, Widget
+from kithost.models import Role, SessionMint, Widget
 from kithost.settings import Settings
-from kithost.widgets.service import create_widget, publish_draft
+from kithost.widgets.service import create_widget
 from tests.conftest import config_cache, create_test_app, operator_sessions
-from tests.factories import client_token, login, make_member, make_tenant, set_draft
+from tests.factories import client_token, login, make_member, make_tenant
 from tests.fakes.openai_server import FakeOpenAI
+from tests.sessions.helpers import DEVICE, HOSTED, SHOP, create_hosted_app, mint, publish
 from tests.workers import take_sent_tasks
-
-SHOP = "https://shop.example.com"
-DEVICE = "anon_" + "d" * 24
-
-
-@dataclass
-class Published:
-    tenant: Tenant
-    widget: Widget
-
-    @property
-    def url(self) -> str:
-        return f"/v1/embed/{self.widget.public_key}/session"
-
-
-async def publish(db: AsyncSession, config: dict[str, Any] | None = None) -> Published:
-    tenant = await make_tenant(db)
-    widget = await create_widget(
-        db, CLI, tenant, name="chat", origins=[SHOP, "https://*.example.org"]
-    )
-    if config is not None:
-        set_draft(widget, config)
-    await publish_draft(db, CLI, widget, published_by=None)
-    await db.flush()
-    return Published(tenant, widget)
-
-
-async def mint(
-    client: httpx2.AsyncClient, target: Published, body: dict[str, Any], origin: str | None = SHOP
-) -> httpx2.Response:
-    headers = {"Origin": origin} if origin else {}
-    return await client.post(target.url, json=body, headers=headers)
 
 
 async def test_anonymous_self_hosted_session(
@@ -252,22 +220,6 @@ async def test_rate_limit_and_recovery(
         assert other_user.status_code == 200
         await app.state.rate_limiter.reset(f"mint:user:{target.widget.id}:a:{DEVICE}")
         assert (await mint(client, target, {"device_id": DEVICE})).status_code == 200
-
-
-HOSTED = {"mode": "hosted", "hosted": {"workflow_id": "wf_demo", "state_variables": ["plan"]}}
-
-
-def create_hosted_app(
-    settings: Settings, connection: AsyncConnection, fake_openai: FakeOpenAI
-) -> FastAPI:
-    """The test app with OpenAI at ``fake_openai`` (the platform key its key)."""
-    return create_test_app(
-        settings,
-        connection,
-        openai_base_url=fake_openai.base_url,
-        openai_api_key=SecretStr(fake_openai.api_key),
-        openai_timeout_seconds=1,
-    )
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from kithost.sessions import tokens
 from kithost.settings import Settings
 from kithost.widgets.service import publish_draft
 from tests.conftest import create_test_app
-from tests.sessions.test_mint_api import DEVICE, SHOP, Published, mint, publish
+from tests.sessions.helpers import DEVICE, SHOP, Published, mint, publish
 
 SECRET = "wis_" + "k" * 43
 

@@ -15,7 +15,7 @@ from kithost.models import Role
 from kithost.settings import Settings
 from tests.conftest import create_test_app, operator_sessions
 from tests.factories import client_token, login, make_member
-from tests.sessions.test_mint_api import DEVICE, SHOP, Published, mint, publish
+from tests.sessions.helpers import DEVICE, SHOP, Published, mint, publish
 
 DASHBOARD = "https://kithost.example.com"
 VISITORS = "https://chat.example.net"
