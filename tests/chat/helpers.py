@@ -1,11 +1,15 @@
 """Self-hosted widgets to chat with, visitors' tokens, the ChatKit protocol as a client
-speaks it (SSE decoded back into the SDK's typed events), problems, and attachments."""
+speaks it (SSE decoded back into the SDK's typed events), problems, and attachments; agents'
+client, ``http`` and ``mcp`` tools and widgets using them, a store with ids of its own, and
+chats raced through a real server (``tests.races``: the ``racing`` app and ``http`` client
+fixtures, which a module imports by name)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,6 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx2
 import pytest
+from chatkit.store import StoreItemType
 from chatkit.types import (
     AssistantMessageContentPartTextDelta,
     AssistantMessageItem,
@@ -21,26 +26,35 @@ from chatkit.types import (
     ThreadItem,
     ThreadItemDoneEvent,
     ThreadItemUpdatedEvent,
+    ThreadMetadata,
     ThreadStreamEvent,
 )
 from fastapi import FastAPI
 from pydantic import TypeAdapter
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.facts import FactBuffer
+from kithost.auth.principals import CLI
 from kithost.chat.context import ChatContext
 from kithost.chat.runtime import create_runtime, runtime
 from kithost.chat.store import SqlStore
-from kithost.models import Tenant, Widget, WidgetVersion
+from kithost.kit.outbound import origin_of
+from kithost.models import Tenant, Widget, WidgetMcpSecret, WidgetVersion
 from kithost.sessions import tokens
+from kithost.settings import Settings
 from kithost.visitor import service as visitor_service
 from kithost.widgets.config import WidgetConfig
-from tests.conftest import state_of
+from kithost.widgets.service import create_widget
+from tests.conftest import LoopbackServer, state_of
+from tests.fakes import mcp_server
 from tests.fakes.openai_server import FakeOpenAI
+from tests.races import RacingApp, racing_app
 from tests.visitor.helpers import ORIGIN, make_widget, publish
 
 EVENT: TypeAdapter[ThreadStreamEvent] = TypeAdapter(ThreadStreamEvent)
 Item = TypeVar("Item", bound=ThreadItem)
+T = TypeVar("T")
 INGEST = "kithost.analytics.ingest"
 
 
@@ -389,3 +403,174 @@ def errors_logged(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     (chatkit's queue readers, abandoned by any earlier test in this process): they may land
     in any test, and are not its errors."""
     return [r for r in caplog.records if r.levelno >= logging.ERROR and r.name != "asyncio"]
+
+
+def client_tool(**extra: Any) -> dict[str, Any]:
+    return {
+        "type": "client",
+        "id": "cart",
+        "label": "Looking at your cart…",
+        "name": "get_cart",
+        "description": "The visitor's shopping cart.",
+        "parameters": {"type": "object", "properties": {"currency": {"type": "string"}}},
+        **extra,
+    }
+
+
+SECRET = "kts_" + "s" * 43
+"""The tool secret of ``tool_widget``'s widgets, which signs their ``http`` tool's calls."""
+ORDER_ARGS = {"order": "A-1"}
+
+
+def http_tool(url: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "id": "orders",
+        "label": "Looking up your order…",
+        "name": "lookup_order",
+        "description": "The status of an order.",
+        "parameters": {"type": "object", "properties": {"order": {"type": "string"}}},
+        "url": url,
+        **extra,
+    }
+
+
+async def tool_widget(
+    db: AsyncSession, app: FastAPI, fake: FakeOpenAI, url: str, **extra: Any
+) -> Widget:
+    widget = await make_chat_widget(db, app, fake)
+    widget.tool_secret = app.state.secret_box.encrypt(SECRET)
+    config = chat_config(fake, agent={"tools": [http_tool(url, **extra)]})
+    await publish_unchecked(db, widget, config)
+    return widget
+
+
+ALLOWED = ["add", "order_status"]
+
+
+def mcp_tool(url: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "mcp",
+        "id": "orders",
+        "label": "Asking the order system…",
+        "url": url,
+        "allowed_tools": ALLOWED,
+        **extra,
+    }
+
+
+async def set_secret(
+    db: AsyncSession, app: FastAPI, widget: Widget, url: str, value: str = mcp_server.SECRET
+) -> None:
+    db.add(
+        WidgetMcpSecret(
+            tenant_id=widget.tenant_id,
+            widget_id=widget.id,
+            tool_id="orders",
+            secret=app.state.secret_box.encrypt(value),
+            origin=origin_of(url),
+        )
+    )
+    await db.flush()
+
+
+async def mcp_widget(
+    db: AsyncSession, app: FastAPI, fake: FakeOpenAI, *tools: dict[str, Any], **agent: Any
+) -> Widget:
+    widget = await make_chat_widget(db, app, fake)
+    await publish_unchecked(db, widget, chat_config(fake, agent={"tools": list(tools), **agent}))
+    return widget
+
+
+class CustomIdStore(SqlStore):
+    """Upstream's ``CustomSQLiteStore``: the SDK's id generators, overridden."""
+
+    counter = 0
+
+    def generate_thread_id(self, context: ChatContext) -> str:
+        self.counter += 1
+        return f"thr_custom_{self.counter}"
+
+    def generate_item_id(
+        self, item_type: StoreItemType, thread: ThreadMetadata, context: ChatContext
+    ) -> str:
+        self.counter += 1
+        return f"{item_type}_custom_{self.counter}_{thread.id}"
+
+
+# Chats raced through a real server: a module racing imports these fixtures by name.
+
+
+@pytest.fixture
+def sent_tasks() -> None:
+    """Not the folder's: its app opens the test's transaction (on SQLite: the write lock)."""
+
+
+@pytest.fixture
+def tenant_checks() -> None:
+    """Not the folder's: this app's units of work have connections of their own, and check
+    for deleted tenants as production does."""
+
+
+@pytest.fixture
+async def racing(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, loopback: LoopbackServer
+) -> AsyncIterator[RacingApp]:
+    async with racing_app(settings, monkeypatch) as racing:
+        loopback.app = racing.app
+        try:
+            yield racing
+        finally:
+            loopback.app = None
+
+
+@pytest.fixture
+async def http(loopback: LoopbackServer) -> AsyncIterator[httpx2.AsyncClient]:
+    limits = httpx2.Limits(max_connections=100)
+    async with httpx2.AsyncClient(base_url=loopback.url, timeout=60, limits=limits) as client:
+        yield client
+
+
+async def chat_widget(racing: RacingApp, fake: FakeOpenAI, **config: Any) -> tuple[Widget, Tenant]:
+    """A published self-hosted widget answered by the fake model (committed), and its
+    tenant."""
+    app = racing.app
+    async with racing.arranging() as session:
+        tenant = await racing.tenant(session)
+        widget = await create_widget(session, CLI, tenant, name="Raced", origins=[ORIGIN])
+        key = app.state.secret_box.encrypt(fake.api_key)
+        widget.model_key, widget.model_key_base_url = key, fake.base_url
+        await publish(session, widget, chat_config(fake, **config))
+    return widget, tenant
+
+
+async def alice_of(racing: RacingApp, http: httpx2.AsyncClient, widget: Widget) -> Visitor:
+    async with racing.arranging() as session:
+        return await visitor(http, racing.app, session, widget, end_user=ALICE)
+
+
+def shown(events: list[ThreadStreamEvent]) -> bool:
+    """The visitor's message is shown as sent (the model has not answered yet)."""
+    return any(isinstance(e, ThreadItemDoneEvent) for e in events)
+
+
+def answering(events: list[ThreadStreamEvent]) -> bool:
+    """The answer's first word is out (the visitor's message is written)."""
+    return bool(deltas(events))
+
+
+async def ended_or_waiting(racing: RacingApp, task: asyncio.Task[T], statement: str) -> None:
+    """Until ``task`` has ended, or waits for a row lock in a statement starting with
+    ``statement``."""
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND wait_event_type = 'Lock' AND query ILIKE :statement"
+    ).bindparams(statement=f"{statement}%")
+    for _ in range(400):
+        if task.done():
+            return
+        async with racing.arranging() as session:
+            if await session.scalar(waiting):
+                return
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"neither ended nor waited in {statement}")

@@ -22,6 +22,7 @@ from tests.chat.helpers import (
     Visitor,
     assert_problem,
     chat_config,
+    client_tool,
     decode,
     deltas,
     done_items,
@@ -32,18 +33,6 @@ from tests.chat.helpers import visitor as make_visitor
 from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI
 
 CART = {"items": [{"sku": "tee-1", "quantity": 2}], "total": "€38.00"}
-
-
-def client_tool(**extra: Any) -> dict[str, Any]:
-    return {
-        "type": "client",
-        "id": "cart",
-        "label": "Looking at your cart…",
-        "name": "get_cart",
-        "description": "The visitor's shopping cart.",
-        "parameters": {"type": "object", "properties": {"currency": {"type": "string"}}},
-        **extra,
-    }
 
 
 async def cart_widget(

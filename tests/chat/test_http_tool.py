@@ -15,46 +15,23 @@ from chatkit.types import ProgressUpdateEvent
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.models import Widget
 from tests.chat.helpers import (
+    ORDER_ARGS,
     REFUSED_ADDRESSES,
+    SECRET,
     Resolver,
     chat_config,
     deltas,
-    make_chat_widget,
+    http_tool,
     publish_unchecked,
     thread_of,
+    tool_widget,
 )
 from tests.chat.helpers import visitor as make_visitor
 from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI
 from tests.fakes.tool_endpoint import ToolEndpoint
 
-SECRET = "kts_" + "s" * 43
-ORDER_ARGS = {"order": "A-1"}
 LARGER = "larger than 100 bytes"
-
-
-def http_tool(url: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "id": "orders",
-        "label": "Looking up your order…",
-        "name": "lookup_order",
-        "description": "The status of an order.",
-        "parameters": {"type": "object", "properties": {"order": {"type": "string"}}},
-        "url": url,
-        **extra,
-    }
-
-
-async def tool_widget(
-    db: AsyncSession, app: FastAPI, fake: FakeOpenAI, url: str, **extra: Any
-) -> Widget:
-    widget = await make_chat_widget(db, app, fake)
-    widget.tool_secret = app.state.secret_box.encrypt(SECRET)
-    config = chat_config(fake, agent={"tools": [http_tool(url, **extra)]})
-    await publish_unchecked(db, widget, config)
-    return widget
 
 
 async def test_the_call_is_signed_and_its_answer_reaches_the_model(

@@ -15,9 +15,8 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.chat.runtime import create_runtime
-from tests.chat.helpers import deltas
+from tests.chat.helpers import ORDER_ARGS, deltas, tool_widget
 from tests.chat.helpers import visitor as make_visitor
-from tests.chat.test_http_tool import ORDER_ARGS, tool_widget
 from tests.conftest import state_of
 from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI
 

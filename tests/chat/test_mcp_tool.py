@@ -18,64 +18,27 @@ from chatkit.types import ProgressUpdateEvent, ThreadStreamEvent
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.kit.outbound import origin_of
 from kithost.mcp_tools import client as mcp
-from kithost.models import Widget, WidgetMcpSecret
 from tests.chat.helpers import (
+    ALLOWED,
     REFUSED_ADDRESSES,
     Resolver,
     SentTasks,
-    chat_config,
     deltas,
     leave_when,
-    make_chat_widget,
-    publish_unchecked,
+    mcp_tool,
+    mcp_widget,
+    set_secret,
 )
 from tests.chat.helpers import visitor as make_visitor
 from tests.fakes.mcp_server import SECRET, FakeMcp
 from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI
-
-ALLOWED = ["add", "order_status"]
 
 
 @pytest.fixture
 async def mcp_server() -> AsyncIterator[FakeMcp]:
     async with FakeMcp() as server:
         yield server
-
-
-def mcp_tool(url: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "type": "mcp",
-        "id": "orders",
-        "label": "Asking the order system…",
-        "url": url,
-        "allowed_tools": ALLOWED,
-        **extra,
-    }
-
-
-async def set_secret(
-    db: AsyncSession, app: FastAPI, widget: Widget, url: str, value: str = SECRET
-) -> None:
-    db.add(
-        WidgetMcpSecret(
-            tenant_id=widget.tenant_id,
-            widget_id=widget.id,
-            tool_id="orders",
-            secret=app.state.secret_box.encrypt(value),
-            origin=origin_of(url),
-        )
-    )
-    await db.flush()
-
-
-async def mcp_widget(
-    db: AsyncSession, app: FastAPI, fake: FakeOpenAI, *tools: dict[str, Any], **agent: Any
-) -> Widget:
-    widget = await make_chat_widget(db, app, fake)
-    await publish_unchecked(db, widget, chat_config(fake, agent={"tools": list(tools), **agent}))
-    return widget
 
 
 def offered(fake: FakeOpenAI) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import httpx2
 import pytest
 from chatkit.types import AssistantMessageItem, ErrorEvent, ThreadStreamEvent
-from sqlalchemy import Executable, func, select, text, update
+from sqlalchemy import Executable, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.retention import service as retention
@@ -34,25 +34,24 @@ from kithost.models.base import utcnow
 from tests.chat.helpers import (
     ATTACHMENTS,
     Visitor,
+    alice_of,
+    answering,
     assert_problem,
+    chat_widget,
     create,
     decode,
     deltas,
     done_items,
+    ended_or_waiting,
     errors_logged,
-    message,
-    thread_of,
-    upload,
-)
-from tests.chat.test_races import (
-    alice_of,
-    answering,
-    chat_widget,
     http,
+    message,
     racing,
     sent_tasks,
     shown,
     tenant_checks,
+    thread_of,
+    upload,
 )
 from tests.fakes.openai_server import FakeOpenAI
 from tests.races import RacingApp
@@ -84,23 +83,6 @@ async def purge(racing: RacingApp, tenant: Tenant) -> dict[str, int]:
     """The hourly purge of ``tenant``, as the sweep runs it (a unit of work of its own)."""
     async with session_scope(racing.app.state.sessionmaker, tenant=tenant.id) as session:
         return await retention.purge_expired(session, tenant.id, RETENTION_DAYS)
-
-
-async def ended_or_waiting(racing: RacingApp, task: asyncio.Task[T], statement: str) -> None:
-    """Until ``task`` has ended, or waits for a row lock in a statement starting with
-    ``statement``."""
-    waiting = text(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-        " AND wait_event_type = 'Lock' AND query ILIKE :statement"
-    ).bindparams(statement=f"{statement}%")
-    for _ in range(400):
-        if task.done():
-            return
-        async with racing.arranging() as session:
-            if await session.scalar(waiting):
-                return
-        await asyncio.sleep(0.025)
-    raise AssertionError(f"neither ended nor waited in {statement}")
 
 
 async def held(

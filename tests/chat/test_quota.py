@@ -20,6 +20,7 @@ from tests.chat.helpers import (
     Visitor,
     assert_problem,
     chat_config,
+    client_tool,
     deltas,
     done_items,
     make_chat_widget,
@@ -27,7 +28,6 @@ from tests.chat.helpers import (
     thread_of,
     visitor,
 )
-from tests.chat.test_client_tools import client_tool
 from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI
 
 FORWARDED = {"type": "order.track", "payload": {"order": "A-1"}}

@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import Callable
 
 import httpx2
 import pytest
@@ -17,7 +16,6 @@ from chatkit.types import (
     ClientToolCallItem,
     ErrorEvent,
     NoticeEvent,
-    ThreadItemDoneEvent,
     ThreadStreamEvent,
 )
 from sqlalchemy import func, select
@@ -26,79 +24,33 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost.auth.principals import CLI
 from kithost.auth.scopes import Scope
 from kithost.chat.attachments import MAX_UNSENT
-from kithost.models import ChatAttachment, ChatItem, ChatThread, Membership, Role, Tenant, Widget
+from kithost.models import ChatAttachment, ChatItem, ChatThread, Membership, Role, Tenant
 from kithost.models.base import Base
-from kithost.settings import Settings
 from kithost.users.service import create_user
-from kithost.widgets.service import create_widget
 from tests.chat.helpers import (
-    ALICE,
     ATTACHMENTS,
-    Visitor,
+    alice_of,
+    answering,
     assert_problem,
-    chat_config,
+    chat_widget,
+    client_tool,
     decode,
     deltas,
     done_items,
     errors_logged,
+    http,
     message,
+    racing,
+    sent_tasks,
+    shown,
+    tenant_checks,
     thread_of,
-    visitor,
 )
-from tests.chat.test_client_tools import client_tool
-from tests.conftest import LoopbackServer
 from tests.factories import PASSWORD, client_token, login
 from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI
-from tests.races import RacingApp, at_once, racing_app
-from tests.visitor.helpers import ORIGIN, publish
+from tests.races import RacingApp, at_once
 
-
-@pytest.fixture
-def sent_tasks() -> None:
-    """Not the folder's: its app opens the test's transaction (on SQLite: the write lock)."""
-
-
-@pytest.fixture
-def tenant_checks() -> None:
-    """Not the folder's: this app's units of work have connections of their own, and check
-    for deleted tenants as production does."""
-
-
-@pytest.fixture
-async def racing(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, loopback: LoopbackServer
-) -> AsyncIterator[RacingApp]:
-    async with racing_app(settings, monkeypatch) as racing:
-        loopback.app = racing.app
-        try:
-            yield racing
-        finally:
-            loopback.app = None
-
-
-@pytest.fixture
-async def http(loopback: LoopbackServer) -> AsyncIterator[httpx2.AsyncClient]:
-    limits = httpx2.Limits(max_connections=100)
-    async with httpx2.AsyncClient(base_url=loopback.url, timeout=60, limits=limits) as client:
-        yield client
-
-
-async def chat_widget(racing: RacingApp, fake: FakeOpenAI, **config: Any) -> tuple[Widget, Tenant]:
-    """A published self-hosted widget answered by the fake model (committed), and its
-    tenant."""
-    app = racing.app
-    async with racing.arranging() as session:
-        tenant = await racing.tenant(session)
-        widget = await create_widget(session, CLI, tenant, name="Raced", origins=[ORIGIN])
-        key = app.state.secret_box.encrypt(fake.api_key)
-        widget.model_key, widget.model_key_base_url = key, fake.base_url
-        await publish(session, widget, chat_config(fake, **config))
-    return widget, tenant
-
-
-async def alice_of(racing: RacingApp, http: httpx2.AsyncClient, widget: Widget) -> Visitor:
-    async with racing.arranging() as session:
-        return await visitor(http, racing.app, session, widget, end_user=ALICE)
+__all__ = ["http", "racing", "sent_tasks", "tenant_checks"]  # the fixtures: chat races'
 
 
 async def test_attachments_created_at_once_stop_at_the_cap(
@@ -128,16 +80,6 @@ async def test_attachments_created_at_once_stop_at_the_cap(
             .where(ChatAttachment.widget_id == widget.id)
         )
     assert held == MAX_UNSENT
-
-
-def shown(events: list[ThreadStreamEvent]) -> bool:
-    """The visitor's message is shown as sent (the model has not answered yet)."""
-    return any(isinstance(e, ThreadItemDoneEvent) for e in events)
-
-
-def answering(events: list[ThreadStreamEvent]) -> bool:
-    """The answer's first word is out (the visitor's message is written)."""
-    return bool(deltas(events))
 
 
 @pytest.mark.parametrize("deleted_when", [shown, answering], ids=["before", "after"])

@@ -75,6 +75,7 @@ from chatkit.widgets import Card, Text
 from pydantic import TypeAdapter
 
 from kithost.chat.errors import ChatNotFound
+from tests.chat.helpers import CustomIdStore
 from tests.chat.sdk_server import (
     MakeServer,
     Responder,
@@ -86,7 +87,6 @@ from tests.chat.sdk_server import (
     decode_streaming_result,
     user_message_done,
 )
-from tests.chat.test_sdk_store import CustomIdStore
 
 
 async def cancelled_thread(server: SdkServer) -> Thread:

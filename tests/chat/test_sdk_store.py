@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from chatkit.store import NotFoundError, StoreItemType
+from chatkit.store import NotFoundError
 from chatkit.types import (
     AssistantMessageContent,
     AssistantMessageItem,
@@ -43,25 +43,9 @@ from kithost.chat.context import ChatContext
 from kithost.chat.errors import ChatNotFound
 from kithost.chat.runtime import runtime
 from kithost.chat.store import SqlStore
-from tests.chat.helpers import ALICE, context_of
+from tests.chat.helpers import ALICE, CustomIdStore, context_of
 from tests.conftest import state_of
 from tests.fakes.openai_server import FakeOpenAI
-
-
-class CustomIdStore(SqlStore):
-    """Upstream's ``CustomSQLiteStore``: the SDK's id generators, overridden."""
-
-    counter = 0
-
-    def generate_thread_id(self, context: ChatContext) -> str:
-        self.counter += 1
-        return f"thr_custom_{self.counter}"
-
-    def generate_item_id(
-        self, item_type: StoreItemType, thread: ThreadMetadata, context: ChatContext
-    ) -> str:
-        self.counter += 1
-        return f"{item_type}_custom_{self.counter}_{thread.id}"
 
 
 def make_thread(

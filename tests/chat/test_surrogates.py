@@ -15,15 +15,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import Message, Receive, Scope, Send
 
 from tests.chat.helpers import (
+    SECRET,
     chat_config,
     deltas,
     done_items,
     make_chat_widget,
+    mcp_tool,
+    mcp_widget,
+    set_secret,
     thread_of,
+    tool_widget,
     visitor,
 )
-from tests.chat.test_http_tool import SECRET, tool_widget
-from tests.chat.test_mcp_tool import mcp_tool, mcp_widget, set_secret
 from tests.fakes.mcp_server import FakeMcp
 from tests.fakes.openai_server import DEFAULT_REPLY_TEXT, FakeOpenAI
 from tests.fakes.tool_endpoint import ToolEndpoint

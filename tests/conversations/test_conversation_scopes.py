@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.auth.scopes import Scope
 from kithost.models import Role
-from tests.conversations.test_conversations_api import CONVERSATIONS, acme_with_chats, listed
+from tests.conversations.helpers import CONVERSATIONS, acme_with_chats, listed
 from tests.factories import Credentials, client_token, login, make_member
 
 

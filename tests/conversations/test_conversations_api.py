@@ -44,49 +44,15 @@ from kithost.storage import LocalDiskStorage
 from kithost.widgets.service import create_widget
 from tests.api.helpers import audit_actions
 from tests.chat.helpers import assert_problem
-from tests.conversations.helpers import ANONYMOUS, conversation
-from tests.factories import Credentials, client_token, login, make_member, make_tenant
+from tests.conversations.helpers import (
+    ANONYMOUS,
+    CONVERSATIONS,
+    acme_with_chats,
+    conversation,
+    listed,
+)
+from tests.factories import client_token, login, make_member, make_tenant
 from tests.workers import RecordedTasks
-
-CONVERSATIONS = "/api/v1/tenants/acme/conversations"
-
-
-async def acme_with_chats(
-    app: FastAPI, db: AsyncSession
-) -> tuple[Tenant, Credentials, dict[str, str]]:
-    tenant = await make_tenant(db, "acme")
-    shop = await create_widget(db, CLI, tenant, name="Shop")
-    blog = await create_widget(db, CLI, tenant, name="Blog")
-    threads = {
-        "returns": await conversation(
-            db,
-            shop,
-            "u:42",
-            ["Can I return my tent?", "Yes, within 30 days."],
-            hours_ago=1,
-            feedback="positive",
-        ),
-        "anonymous": await conversation(
-            db,
-            shop,
-            ANONYMOUS,
-            ["Do you ship to Norway?", "We do.", "How long?", "A week."],
-            hours_ago=2,
-            feedback="negative",
-        ),
-        "blog": await conversation(db, blog, "u:7", ["Who writes the blog?"], hours_ago=3),
-    }
-    other = await make_tenant(db, "other")
-    theirs = await create_widget(db, CLI, other, name="Theirs")
-    threads["theirs"] = await conversation(db, theirs, "u:42", ["Can I return my kayak?"])
-    owner = await login(app, db, await make_member(db, tenant, Role.owner))
-    return tenant, owner, threads
-
-
-async def listed(client: httpx2.AsyncClient, owner: Credentials, **params: Any) -> list[str]:
-    response = await client.get(CONVERSATIONS, params=params, headers=owner.headers)
-    assert response.status_code == 200, response.text
-    return [c["id"] for c in response.json()["data"]]
 
 
 async def test_the_list_filters_and_searches_the_tenants_threads_only(

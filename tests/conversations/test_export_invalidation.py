@@ -32,10 +32,9 @@ from kithost.models import ChatThread, ConversationExport, Tenant
 from kithost.models.base import utcnow
 from kithost.settings import Settings
 from kithost.widgets.service import create_widget
-from tests.chat.test_purge_races import ended_or_waiting
+from tests.chat.helpers import ended_or_waiting
 from tests.conftest import state_of
-from tests.conversations.helpers import conversation
-from tests.conversations.test_conversations_api import CONVERSATIONS, acme_with_chats
+from tests.conversations.helpers import CONVERSATIONS, acme_with_chats, conversation
 from tests.factories import Credentials, client_token
 from tests.races import RacingApp, racing_app
 from tests.workers import RecordedTasks

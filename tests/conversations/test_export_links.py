@@ -19,7 +19,7 @@ from kithost.chat.runtime import runtime
 from kithost.conversations import exports
 from kithost.models import AuditLogEntry, ConversationExport, Role, Tenant
 from tests.conftest import state_of
-from tests.conversations.test_conversations_api import CONVERSATIONS, acme_with_chats
+from tests.conversations.helpers import CONVERSATIONS, acme_with_chats, link_for
 from tests.factories import Credentials, client_token, login, make_member
 from tests.workers import RecordedTasks
 
@@ -51,24 +51,6 @@ async def reader_until(
     if ending == "removed":
         return await login(app, db, admin), "DELETE", {"url": member}
     return await login(app, db, admin), "PATCH", {"url": member, "json": {"role": "viewer"}}
-
-
-async def link_for(
-    app: FastAPI, client: httpx2.AsyncClient, tenant: Tenant, caller: Credentials
-) -> str:
-    """A ready export's download link, as ``caller`` asks for it (the worker's part run
-    here, into the app's storage)."""
-    requested = await client.post(
-        f"{CONVERSATIONS}/exports", json={"format": "jsonl"}, headers=caller.headers
-    )
-    assert requested.status_code == 202, requested.text
-    export_id = uuid.UUID(requested.json()["id"])
-    storage, keys = runtime(state_of(app)).storage, app.state.settings.keys()
-    assert await exports.write(app.state.sessionmaker, storage, keys, tenant.id, export_id)
-    shown = await client.get(f"{CONVERSATIONS}/exports/{export_id}", headers=caller.headers)
-    link: str = shown.json()["download_url"]
-    assert link is not None, shown.text
-    return link
 
 
 @pytest.mark.parametrize(

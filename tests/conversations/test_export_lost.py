@@ -18,8 +18,7 @@ from kithost.models import ConversationExport
 from tests.api.helpers import audit_actions
 from tests.chat.helpers import assert_problem
 from tests.conftest import state_of
-from tests.conversations.test_conversations_api import acme_with_chats
-from tests.conversations.test_export_links import link_for
+from tests.conversations.helpers import acme_with_chats, link_for
 from tests.workers import RecordedTasks
 
 

@@ -37,8 +37,7 @@ from kithost.tenants import service as tenants
 from kithost.webhooks import repository
 from kithost.webhooks import service as webhooks
 from kithost.webhooks.delivery import Attempt
-from tests.chat.helpers import ALICE, visitor
-from tests.chat.test_races import chat_widget, http, racing, tenant_checks
+from tests.chat.helpers import ALICE, chat_widget, http, racing, tenant_checks, visitor
 from tests.conversations.helpers import conversation
 from tests.factories import client_token
 from tests.fakes.openai_server import FakeOpenAI
