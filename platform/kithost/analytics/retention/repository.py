@@ -1,5 +1,6 @@
 """SQL of retention: the tenant's setting, and deleting raw events, error groups and an end
-user's traces. Every statement takes the tenant, except the sweep's list of tenants."""
+user's traces (their chat threads held first). Every statement takes the tenant, except the
+sweep's list of tenants."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost.analytics.errors.repository import end_user_hash
 from kithost.analytics.sql import Stored
 from kithost.db import insert, rowcount
-from kithost.models import AnalyticsSettings, ErrorGroup, ErrorGroupUser, Tenant
+from kithost.models import AnalyticsSettings, ChatThread, ErrorGroup, ErrorGroupUser, Tenant
 from kithost.models.analytics_settings import DEFAULT_RETENTION_DAYS
 
 
@@ -68,6 +69,23 @@ async def purge_error_group_users(
         )
     )
     return rowcount(result)
+
+
+async def lock_end_user_threads(
+    session: AsyncSession, tenant_id: uuid.UUID, end_user_id: str
+) -> None:
+    """Hold the end user's chat threads (``FOR UPDATE``, in the order of their ids) until the
+    unit of work ends, before anything else of theirs: every deletion of threads takes them
+    first (``chat.repository.delete_threads``: a conversation's, a tenant's), then what is
+    theirs (deliveries, items) and, a tenant's, its row and by the cascade its events and
+    error groups; an erasure taking any of those before the threads waited in a circle with
+    it. A thread deleted meanwhile is waited for and left out."""
+    await session.execute(
+        select(ChatThread.id)
+        .where(ChatThread.tenant_id == tenant_id, ChatThread.end_user_id == end_user_id)
+        .order_by(ChatThread.id)
+        .with_for_update()
+    )
 
 
 async def delete_end_user_events(

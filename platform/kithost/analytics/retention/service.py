@@ -23,7 +23,7 @@ from kithost.analytics.retention import repository
 from kithost.audit import service as audit
 from kithost.auth.principals import Actor
 from kithost.db import Sessionmaker, session_scope
-from kithost.errors import invalid_field
+from kithost.errors import NotFound, invalid_field
 from kithost.kit import pseudonyms
 from kithost.kit.keys import Keys
 from kithost.models import Tenant
@@ -92,6 +92,11 @@ async def delete_end_user(
     found by, webhook deliveries about their threads before the data owners delete the
     threads.
 
+    The end user's threads are held first, then the tenant's row (shared), as every other
+    deletion takes them (a conversation's, a tenant's: threads, what is theirs, then the
+    tenant's row and its cascade): one waits for the other, never both for each other
+    (PostgreSQL's deadlock). A tenant deleted meanwhile is 404 ``tenant_not_found``.
+
     A pseudonym (``a:h_…``, the only id staff see for an anonymous visitor) is refused, 422
     on ``end_user``: it is a keyed hash, matched to no stored end user without hashing each
     of the tenant's; the visitor's own ``a:anon_…`` id is what erases them."""
@@ -101,6 +106,9 @@ async def delete_end_user(
             "a:h_… is how Kithost shows an anonymous visitor, not their id: give the visitor's "
             "own id (a:anon_…, the end_user their session answers with)",
         )
+    await repository.lock_end_user_threads(session, tenant.id, end_user_id)
+    if not await webhooks.hold_tenant(session, tenant.id):
+        raise NotFound(f"No tenant {tenant.slug!r}.", code="tenant_not_found")
     removed = {
         "error_occurrences": await repository.forget_error_group_user(
             session, tenant.id, end_user_id
