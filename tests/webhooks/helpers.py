@@ -3,26 +3,34 @@ gets and answers with the status (and body) the test sets; told to, it holds eac
 (no answer) until released, or one request by its arrival until its gate opens, or drips its
 answer a byte at a time. It counts the requests it is handling at once. Endpoints and
 deliveries made as rows (``hook_at``, ``pending``), for the tests of attempts, made as a
-worker makes them (``attempt``)."""
+worker makes them (``attempt``); the ``receiver`` and ``sent`` fixtures (a module imports
+them by name), the deliveries sent run as the worker would, and a chat tenant with an
+endpoint."""
 
 from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 
+import httpx2
+import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kithost.models import Tenant, WebhookDelivery, WebhookEndpoint
+from kithost.models import Role, Tenant, WebhookDelivery, WebhookEndpoint, Widget
 from kithost.models.base import utcnow
 from kithost.webhooks import delivery
 from kithost.webhooks.service import new_secret
 from kithost.webhooks.tasks import deliver
+from tests.chat.helpers import make_chat_widget
+from tests.factories import login, make_member
+from tests.fakes.openai_server import FakeOpenAI
+from tests.workers import RecordedTasks
 
 
 @dataclass(frozen=True)
@@ -179,3 +187,48 @@ async def attempt(app: FastAPI, task: tuple[str, list[Any]]) -> delivery.Attempt
         uuid.UUID(delivery_id),
         deliver,
     )
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def sent(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[Any]]]:
+    """The tasks the app sends after its commits, kept (the test runs them, as a worker)."""
+    tasks = RecordedTasks()
+    monkeypatch.setattr(app.state.celery, "send_task", tasks.record)
+    return tasks.sent
+
+
+async def run_deliveries(app: FastAPI, sent: list[tuple[str, list[Any]]]) -> list[bool]:
+    """Attempt every delivery sent so far, as the worker would; whether each went through."""
+    outcomes = [(await attempt(app, task)).delivered for task in sent if task[0] == deliver.name]
+    sent.clear()
+    return outcomes
+
+
+async def chat_tenant_with_hook(
+    client: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    receiver: Receiver,
+    **endpoint: Any,
+) -> tuple[Widget, str]:
+    """A tenant with a self-hosted widget and an endpoint (``endpoint``: its fields);
+    the widget and the endpoint's secret."""
+    widget = await make_chat_widget(db, app, fake_openai)
+    tenant = await db.get(Tenant, widget.tenant_id)
+    assert tenant is not None
+    owner = await login(app, db, await make_member(db, tenant, Role.owner))
+    created = await client.post(
+        f"/api/v1/tenants/{tenant.slug}/webhooks",
+        json={"url": receiver.url, **endpoint},
+        headers=owner.headers,
+    )
+    assert created.status_code == 201, created.text
+    secret: str = created.json()["secret"]
+    return widget, secret

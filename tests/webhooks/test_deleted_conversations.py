@@ -22,8 +22,7 @@ from kithost.webhooks.tasks import deliver
 from tests.chat.helpers import thread_of, visitor
 from tests.factories import Credentials, login, make_member
 from tests.fakes.openai_server import FakeOpenAI
-from tests.webhooks.helpers import Receiver
-from tests.webhooks.test_webhooks import chat_tenant_with_hook, receiver, run_deliveries, sent
+from tests.webhooks.helpers import Receiver, chat_tenant_with_hook, receiver, run_deliveries, sent
 
 __all__ = ["receiver", "sent"]  # the fixtures
 

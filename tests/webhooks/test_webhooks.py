@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,7 +32,6 @@ from kithost.models import (
     WebhookEndpoint,
     WebhookIdleMark,
     WebhookTenantSlot,
-    Widget,
 )
 from kithost.models.base import utcnow
 from kithost.webhooks import delivery, tasks
@@ -47,32 +45,21 @@ from tests.conversations.helpers import conversation
 from tests.factories import Credentials, login, make_member, make_tenant
 from tests.fakes.openai_server import FakeOpenAI
 from tests.visitor.helpers import ORIGIN
-from tests.webhooks.helpers import Receiver, attempt, hook_at, pending
+from tests.webhooks.helpers import (
+    Receiver,
+    attempt,
+    chat_tenant_with_hook,
+    hook_at,
+    pending,
+    receiver,
+    run_deliveries,
+    sent,
+)
 from tests.widgets.previews import maker
-from tests.workers import RecordedTasks
+
+__all__ = ["receiver", "sent"]  # the fixtures
 
 WEBHOOKS = "/api/v1/tenants/acme/webhooks"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def sent(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[Any]]]:
-    """The tasks the app sends after its commits, kept (the test runs them, as a worker)."""
-    tasks = RecordedTasks()
-    monkeypatch.setattr(app.state.celery, "send_task", tasks.record)
-    return tasks.sent
-
-
-async def run_deliveries(app: FastAPI, sent: list[tuple[str, list[Any]]]) -> list[bool]:
-    """Attempt every delivery sent so far, as the worker would; whether each went through."""
-    outcomes = [(await attempt(app, task)).delivered for task in sent if task[0] == deliver.name]
-    sent.clear()
-    return outcomes
 
 
 async def owner_of_acme(app: FastAPI, db: AsyncSession) -> Credentials:
@@ -1031,30 +1018,6 @@ async def test_a_rotated_secret_signs_beside_the_new_one_for_a_day(
         Webhook(old).verify(got.body, got.headers)
     await db.refresh(stored)
     assert stored.previous_secret is None, "not kept past its overlap"
-
-
-async def chat_tenant_with_hook(
-    client: httpx2.AsyncClient,
-    app: FastAPI,
-    db: AsyncSession,
-    fake_openai: FakeOpenAI,
-    receiver: Receiver,
-    **endpoint: Any,
-) -> tuple[Widget, str]:
-    """A tenant with a self-hosted widget and an endpoint (``endpoint``: its fields);
-    the widget and the endpoint's secret."""
-    widget = await make_chat_widget(db, app, fake_openai)
-    tenant = await db.get(Tenant, widget.tenant_id)
-    assert tenant is not None
-    owner = await login(app, db, await make_member(db, tenant, Role.owner))
-    created = await client.post(
-        f"/api/v1/tenants/{tenant.slug}/webhooks",
-        json={"url": receiver.url, **endpoint},
-        headers=owner.headers,
-    )
-    assert created.status_code == 201, created.text
-    secret: str = created.json()["secret"]
-    return widget, secret
 
 
 async def test_every_message_is_announced_when_the_endpoint_asks(
