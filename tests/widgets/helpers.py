@@ -1,5 +1,6 @@
-"""Helpers for the widget API tests: tenant ``acme``'s owner, URLs, audit entries, and a
-ChatKit options object using every data option."""
+"""Helpers for the widget API tests: tenant ``acme``'s owner, URLs, audit entries, a
+ChatKit options object using every data option, and an ``mcp`` tool and a widget whose draft
+has tools."""
 
 from __future__ import annotations
 
@@ -159,3 +160,28 @@ EXPORTS = Path(__file__).parent / "exports"
 def export(name: str) -> str:
     """The Agent Builder export fixture ``exports/<name>.export.txt``."""
     return (EXPORTS / f"{name}.export.txt").read_text()
+
+
+def mcp_tool(**extra: Any) -> dict[str, Any]:
+    return {
+        "type": "mcp",
+        "id": "orders",
+        "url": "https://mcp.acme.example/mcp",
+        "allowed_tools": ["add", "order_status"],
+        **extra,
+    }
+
+
+async def with_tools(
+    client: httpx2.AsyncClient, acme: Acme, *tools: dict[str, Any]
+) -> dict[str, Any]:
+    """A new widget of acme's whose draft has ``tools``."""
+    widget = await create(client, acme)
+    put = await client.put(
+        url(widget, "/config"),
+        json={"agent": {"tools": list(tools)}},
+        headers=acme.matching(widget.headers["ETag"]),
+    )
+    assert put.status_code == 200, put.text
+    body: dict[str, Any] = put.json()
+    return body

@@ -19,8 +19,7 @@ from kithost.widgets.service import create_widget
 from tests.factories import client_token, set_draft
 from tests.fakes.hostile_mcp import HostileMcp, tool
 from tests.races import racing_app
-from tests.widgets.helpers import Acme, url
-from tests.widgets.test_mcp_tools import mcp_tool, with_tools
+from tests.widgets.helpers import Acme, mcp_tool, url, with_tools
 
 DISCOVER = "/tools/orders/discover"
 

@@ -21,38 +21,13 @@ from kithost.models import Role, WidgetMcpSecret
 from tests.chat.helpers import Resolver
 from tests.factories import login, make_member, make_tenant
 from tests.fakes.mcp_server import SECRET, FakeMcp
-from tests.widgets.helpers import Acme, audit_entries, create, url
+from tests.widgets.helpers import Acme, audit_entries, create, mcp_tool, url, with_tools
 
 
 @pytest.fixture
 async def mcp_server() -> AsyncIterator[FakeMcp]:
     async with FakeMcp() as server:
         yield server
-
-
-def mcp_tool(**extra: Any) -> dict[str, Any]:
-    return {
-        "type": "mcp",
-        "id": "orders",
-        "url": "https://mcp.acme.example/mcp",
-        "allowed_tools": ["add", "order_status"],
-        **extra,
-    }
-
-
-async def with_tools(
-    client: httpx2.AsyncClient, acme: Acme, *tools: dict[str, Any]
-) -> dict[str, Any]:
-    """A new widget of acme's whose draft has ``tools``."""
-    widget = await create(client, acme)
-    put = await client.put(
-        url(widget, "/config"),
-        json={"agent": {"tools": list(tools)}},
-        headers=acme.matching(widget.headers["ETag"]),
-    )
-    assert put.status_code == 200, put.text
-    body: dict[str, Any] = put.json()
-    return body
 
 
 async def test_an_mcp_tool_is_kept_with_its_defaults(
