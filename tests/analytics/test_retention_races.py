@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import pytest
@@ -16,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.ingestion import service as ingestion
+from kithost.analytics.retention import repository as retention_repository
 from kithost.analytics.retention import service as retention
 from kithost.auth.principals import SYSTEM, TenantAccess, UserPrincipal
 from kithost.auth.roles import ALL_SCOPES
@@ -23,7 +25,15 @@ from kithost.chat import service as chat
 from kithost.conversations import service as conversations
 from kithost.db import session_scope
 from kithost.errors import KithostError
-from kithost.models import AnalyticsEvent, ChatThread, Role, Tenant, User, WebhookDelivery
+from kithost.models import (
+    AnalyticsEvent,
+    ChatThread,
+    ErrorGroup,
+    Role,
+    Tenant,
+    User,
+    WebhookDelivery,
+)
 from kithost.models.base import utcnow
 from kithost.settings import Settings
 from kithost.tenants import service as tenants
@@ -181,4 +191,71 @@ async def test_an_end_user_erased_while_their_conversation_or_tenant_is_deleted(
         deliveries = select(WebhookDelivery.id).where(WebhookDelivery.tenant_id == tenant.id)
         events = select(AnalyticsEvent.event_id).where(AnalyticsEvent.tenant_id == tenant.id)
         assert (await session.scalars(deliveries)).all() == []
+        assert (await session.scalars(events)).all() == []
+
+
+async def test_an_end_user_erased_while_the_purge_removes_their_expired_error(
+    racing: RacingApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The purge deleted the tenant's expired events, then its expired error groups; the
+    erasure emptied the sample of a group (the end user's event), then deleted their events:
+    one held the event the other waited for, the other the group. The purge, paused before
+    the groups, now takes them (and their end users) before the events, as the erasure:
+    both end, the group and the event gone."""
+    days = 30
+    expired = utcnow() - timedelta(days=days + 1)
+    async with racing.arranging() as session:
+        tenant = await racing.tenant(session)
+        widget = await published_widget(session, tenant)
+        event = AnalyticsEvent(
+            tenant_id=tenant.id,
+            event_id="ev_expired",
+            widget_id=widget.id,
+            name="client.error",
+            occurred_at=expired,
+            received_at=expired,
+            end_user_id=USER,
+            thread_id=None,
+            data={},
+        )
+        group = ErrorGroup(
+            tenant_id=tenant.id,
+            widget_id=widget.id,
+            fingerprint="f" * 64,
+            kind="network",
+            message="Failed to fetch",
+            frame=None,
+            hint=None,
+            sample={"event_id": event.event_id},
+            first_seen=expired,
+            last_seen=expired,
+            count=1,
+        )
+        session.add_all([event, group])
+    reached, go_on = asyncio.Event(), asyncio.Event()
+    purge_error_groups = retention_repository.purge_error_groups
+
+    async def after_a_pause(*args: Any) -> int:
+        await pausing(reached, go_on)()
+        return await purge_error_groups(*args)
+
+    monkeypatch.setattr(retention_repository, "purge_error_groups", after_a_pause)
+
+    async def purge(session: AsyncSession, found: Tenant) -> dict[str, int]:
+        return await retention.purge_expired(session, found.id, days)
+
+    purging = run(racing, tenant, "the purge", purge)
+    await reached.wait()
+    erasing = erasure(racing, tenant)
+    try:
+        await ended_or_waiting(racing, erasing, table="")  # for a lock on any row
+    finally:
+        go_on.set()
+    purged, erased = await asyncio.gather(purging, erasing, return_exceptions=True)
+
+    assert isinstance(purged, dict), purged
+    assert isinstance(erased, dict), erased
+    async with racing.arranging() as session:
+        assert await session.get(ErrorGroup, group.id) is None
+        events = select(AnalyticsEvent.event_id).where(AnalyticsEvent.tenant_id == tenant.id)
         assert (await session.scalars(events)).all() == []

@@ -53,16 +53,20 @@ def register(owner: DataOwner) -> None:
 
 
 async def purge_expired(session: AsyncSession, tenant_id: uuid.UUID, days: int) -> dict[str, int]:
-    """Remove what is older than the tenant's retention: raw events, error groups (with
-    their samples) last seen before it, the end users of the others who last met them
-    before it, webhook deliveries (their payloads carry what visitors said) and what the
-    data owners hold (chat threads, items and attachments). Rollups stay: they hold no
-    personal data."""
+    """Remove what is older than the tenant's retention: error groups (with their samples)
+    last seen before it, the end users of the others who last met them before it, raw
+    events, webhook deliveries (their payloads carry what visitors said) and what the data
+    owners hold (chat threads, items and attachments). Rollups stay: they hold no personal
+    data.
+
+    The groups go before the events, as :func:`delete_end_user` takes them (a sample is
+    found by its event): a purge holding an expired event while waiting for its group, which
+    an erasure held while waiting for the event, was a deadlock on PostgreSQL."""
     cutoff = utcnow() - timedelta(days=days)
     removed = {
-        "events": await repository.purge_events(session, tenant_id, cutoff),
         "error_groups": await repository.purge_error_groups(session, tenant_id, cutoff),
         "error_group_users": await repository.purge_error_group_users(session, tenant_id, cutoff),
+        "events": await repository.purge_events(session, tenant_id, cutoff),
         "webhook_deliveries": await webhooks.purge_deliveries(session, tenant_id, cutoff),
     }
     for owner in _owners.values():
