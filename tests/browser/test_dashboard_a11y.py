@@ -17,22 +17,24 @@ which embed/'s tests check (``iframes: false``).
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
 import pytest
-from playwright.async_api import BrowserContext, Page, expect
+from playwright.async_api import Page, expect
 
-from tests.browser import test_dashboard_console as console
-from tests.browser.test_dashboard_screens import Tenant, open_screen, owner_api, sign_in
+from tests.browser.helpers import (
+    END_USERS,
+    Tenant,
+    console_tenant,
+    open_screen,
+    owner_api,
+    page,
+    sign_in,
+    violations,
+)
 
-AXE = Path(__file__).resolve().parents[2] / "admin-ui" / "node_modules" / "axe-core" / "axe.min.js"
-RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
-BUSY = re.compile(r"^(Loading .*|Starting the preview)…$")
-"""What a screen shows while it loads (the editor's preview is never network-idle)."""
+__all__ = ["console_tenant", "page"]  # the fixtures
+
 URL = "https://hooks.example.test/kithost"
 EDITOR_TABS = (
     "Design",
@@ -44,22 +46,6 @@ EDITOR_TABS = (
     "Embed",
     "Secrets",
 )
-
-console_tenant = console.tenant
-"""A tenant of the test's own: its owner, a published widget, three conversations, an hour of
-analytics and an error group."""
-
-
-@pytest.fixture
-async def page(context: BrowserContext) -> AsyncIterator[Page]:
-    """The dashboard's page, axe-core in each of its documents: no script error while the
-    test runs."""
-    page = await context.new_page()
-    await page.add_init_script(path=AXE)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    assert errors == []
 
 
 @pytest.fixture
@@ -91,40 +77,6 @@ async def tenant(console_tenant: Tenant) -> Tenant:
     for answer in answers:
         assert answer.status_code in (200, 201, 202), answer.text
     return tenant
-
-
-async def violations(page: Page, where: str) -> list[str]:
-    """axe-core's violations of ``RULES`` on the page as it is now, one line each: where, the
-    rule, its impact and help, the elements (at most five) and what to fix on the first; a tab
-    stop that is no control and has no role or name; a browser title that does not name the
-    screen (WCAG 2.4.2)."""
-    await expect(page.get_by_text(BUSY)).to_have_count(0)
-    found: list[dict[str, Any]] = await page.evaluate(
-        """async (tags) => (await axe.run(document, {
-            runOnly: {type: 'tag', values: tags}, iframes: false, resultTypes: ['violations'],
-        })).violations.map((v) => ({
-            id: v.id, impact: v.impact, help: v.help,
-            targets: v.nodes.map((n) => n.target), fix: v.nodes[0].failureSummary,
-        }))""",
-        RULES,
-    )
-    # What Tab stops at besides controls (a block that scrolls) says what it is (WCAG 4.1.2).
-    stops: list[str] = await page.evaluate(
-        """() => [...document.querySelectorAll('[tabindex="0"]')]
-            .filter((e) => !e.matches('a[href], button, input, select, textarea, summary'))
-            .filter((e) => !e.role || !(e.ariaLabel || e.getAttribute('aria-labelledby')))
-            .map((e) => e.outerHTML.slice(0, 80))"""
-    )
-    title = await page.title()
-    return (
-        [
-            f"{where}: {v['id']} ({v['impact']}) {v['help']}: {json.dumps(v['targets'][:5])}; "
-            + v["fix"].replace("\n", " ")
-            for v in found
-        ]
-        + [f"{where}: a tab stop without a role or a name: {stop}" for stop in stops]
-        + ([] if title.endswith(" · Kithost") else [f"{where}: the title is {title!r}"])
-    )
 
 
 async def test_the_signed_out_screens_pass_axe(page: Page, tenant: Tenant) -> None:
@@ -170,7 +122,7 @@ async def test_every_screen_passes_axe(page: Page, tenant: Tenant) -> None:
             await expect(page.locator("pre.diff")).to_be_visible()
             found += await violations(page, "editor's version 1")
     await open_screen(page, tenant, "conversations", "Conversations")
-    question = f"Question 0 from {console.END_USERS[0]}"
+    question = f"Question 0 from {END_USERS[0]}"
     await page.get_by_role("button", name=question[:20]).click()
     transcript = page.get_by_role("region", name="Transcript")
     await expect(transcript.get_by_text(question)).to_be_visible()

@@ -6,27 +6,17 @@ screen's End user filter asks the server once typing stops, not per keystroke.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import pytest
 from playwright.async_api import BrowserContext, ConsoleMessage, Page, Request, Response, expect
 
-from kithost.analytics.latency import histogram
-from kithost.auth.principals import CLI
-from kithost.db import session_scope
-from kithost.models import AnalyticsRollup, ErrorGroup, RollupPeriod
-from kithost.models.base import utcnow
-from kithost.tenants.service import create_tenant
-from kithost.users.service import create_user
-from kithost.widgets.service import create_widget, publish_draft
 from tests.browser.conftest import Kithost
-from tests.browser.test_dashboard_screens import PASSWORD, Tenant, open_screen, sign_in
-from tests.conversations.helpers import conversation
+from tests.browser.helpers import END_USERS, Tenant, console_tenant, open_screen, sign_in
 
-END_USERS = ("u:customer01", "u:customer02", "u:visitor-77")
-"""End users of 12 characters, each with one conversation."""
+tenant = console_tenant
+"""A tenant of the test's own: its owner, a published widget, one conversation per end user,
+an hour of analytics and an error group."""
 
 
 @dataclass
@@ -66,69 +56,6 @@ async def page(context: BrowserContext, troubles: Troubles) -> Page:
     page.on("response", troubles.on_response)
     page.on("requestfailed", troubles.on_failed)
     return page
-
-
-@pytest.fixture
-async def tenant(kithost: Kithost) -> Tenant:
-    """A new tenant: its owner, a published widget, one conversation per end user, an hour
-    of analytics and an error group."""
-    slug = f"con-{secrets.token_hex(4)}"
-    owner = f"owner-{slug}@example.test"
-    async with session_scope(kithost.sessionmaker) as db:
-        made = await create_user(db, CLI, owner, password=PASSWORD)
-        tenant = await create_tenant(db, CLI, slug=slug, name="Console", owner=made.user)
-        widget = await create_widget(
-            db, CLI, tenant, name="Shop", origins=["https://shop.example.test"]
-        )
-        await publish_draft(db, CLI, widget, published_by=None)
-        threads = [
-            await conversation(
-                db, widget, user, [f"Question {n} from {user}", "Answer"], feedback="positive"
-            )
-            for n, user in enumerate(END_USERS)
-        ]
-        now = utcnow()
-        hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-        latency = histogram([420, 900, 1300])
-        # The same hour as the rollup keeps it: alone, and as its UTC day.
-        db.add_all(
-            [
-                AnalyticsRollup(
-                    tenant_id=tenant.id,
-                    period=period,
-                    start=hour if period is RollupPeriod.hour else hour.replace(hour=0),
-                    widget_id=widget.id,
-                    loads=9,
-                    opens=5,
-                    sessions=4,
-                    threads=3,
-                    messages=6,
-                    responses=3,
-                    tokens_in=300,
-                    tokens_out=120,
-                    feedback_up=3,
-                    client_errors=1,
-                    first_token_ms=latency,
-                    total_ms=latency,
-                )
-                for period in RollupPeriod
-            ]
-            + [
-                ErrorGroup(
-                    tenant_id=tenant.id,
-                    widget_id=widget.id,
-                    fingerprint=secrets.token_hex(32),
-                    kind="network",
-                    message="Failed to fetch",
-                    hint="Check the allowed origins.",
-                    sample={"message": "Failed to fetch"},
-                    first_seen=now,
-                    last_seen=now,
-                    count=1,
-                ),
-            ]
-        )
-    return Tenant(kithost.url, slug, owner, owner, threads)
 
 
 async def test_a_signed_out_visitor_opening_the_dashboard_sees_no_console_error(

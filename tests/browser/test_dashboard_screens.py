@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
-import httpx2
 import pytest
 from playwright.async_api import BrowserContext, Locator, Page, Request, Route, expect
 from sqlalchemy import select
@@ -25,53 +21,21 @@ from kithost.models import (
     DeliveryStatus,
     DocumentStatus,
     KnowledgeDocument,
-    Membership,
-    Role,
     User,
     WebhookDelivery,
 )
 from kithost.tenants.service import create_tenant
-from kithost.users.service import create_user
-from kithost.widgets.service import create_widget
 from tests.browser.conftest import Kithost
-from tests.browser.helpers import answer_confirm
-from tests.conversations.helpers import conversation
+from tests.browser.helpers import (
+    Tenant,
+    answer_confirm,
+    open_screen,
+    owner_api,
+    sign_in,
+    tenant,
+)
 
-PASSWORD = "a long dashboard password"
-
-
-@dataclass(frozen=True)
-class Tenant:
-    """A tenant of the test's own on the session's Kithost, with an owner and a viewer."""
-
-    url: str
-    slug: str
-    owner: str
-    viewer: str
-    threads: list[str]
-
-    def admin(self, path: str) -> str:
-        return f"{self.url}/admin/t/{self.slug}/{path}"
-
-
-@pytest.fixture
-async def tenant(kithost: Kithost) -> Tenant:
-    """A new tenant (owner, viewer, a widget and three conversations), so tests share nothing."""
-    slug = f"scr-{secrets.token_hex(4)}"
-    owner, viewer = f"owner-{slug}@example.test", f"viewer-{slug}@example.test"
-    async with session_scope(kithost.sessionmaker) as db:
-        made = await create_user(db, CLI, owner, password=PASSWORD)
-        tenant = await create_tenant(db, CLI, slug=slug, name="Screens", owner=made.user)
-        looker = await create_user(db, CLI, viewer, password=PASSWORD)
-        db.add(Membership(tenant_id=tenant.id, user_id=looker.user.id, role=Role.viewer))
-        widget = await create_widget(db, CLI, tenant, name="Shop")
-        threads = [
-            await conversation(
-                db, widget, f"u:{n}", [f"Question {n} about tents", "Answer"], hours_ago=n
-            )
-            for n in range(3)
-        ]
-    return Tenant(kithost.url, slug, owner, viewer, threads)
+__all__ = ["tenant"]  # the fixture
 
 
 @pytest.fixture
@@ -82,31 +46,6 @@ async def page(context: BrowserContext) -> AsyncIterator[Page]:
     page.on("pageerror", lambda error: errors.append(str(error)))
     yield page
     assert errors == []
-
-
-async def sign_in(page: Page, tenant: Tenant, email: str | None = None) -> None:
-    await page.goto(tenant.url + "/admin/sign-in")
-    await page.get_by_label("Email").fill(email or tenant.owner)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_role("heading", name="Widgets")).to_be_visible()
-
-
-async def open_screen(page: Page, tenant: Tenant, path: str, heading: str) -> None:
-    await page.goto(tenant.admin(path))
-    await expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
-
-
-@asynccontextmanager
-async def owner_api(tenant: Tenant) -> AsyncIterator[httpx2.AsyncClient]:
-    """An HTTP client signed in as the owner, sending the CSRF token on writes."""
-    async with httpx2.AsyncClient(base_url=tenant.url) as client:
-        signed_in = await client.post(
-            "/api/v1/auth/login", json={"email": tenant.owner, "password": PASSWORD}
-        )
-        assert signed_in.status_code == 200, signed_in.text
-        client.headers["X-CSRF-Token"] = signed_in.json()["csrf_token"]
-        yield client
 
 
 # Item: a problem whose field the form does not show is shown all the same.

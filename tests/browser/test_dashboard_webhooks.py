@@ -17,19 +17,15 @@ from kithost.db import session_scope
 from kithost.models import WebhookEndpoint, WebhookTenantSlot
 from kithost.models.base import utcnow
 from kithost.webhooks.delivery import CLAIM
-from tests.browser import test_dashboard_a11y as a11y
-from tests.browser import test_dashboard_screens as screens
 from tests.browser.conftest import Kithost
+from tests.browser.helpers import Tenant, open_screen, owner_api, page, sign_in, tenant, violations
 
-page = a11y.page
-"""The dashboard's page with axe-core in it."""
-tenant = screens.tenant
-"""A tenant of the test's own, with an owner."""
+__all__ = ["page", "tenant"]  # the fixtures: axe-core's page, a tenant with an owner
 
 
-async def add_endpoint(tenant: screens.Tenant, url: str) -> uuid.UUID:
+async def add_endpoint(tenant: Tenant, url: str) -> uuid.UUID:
     """A new endpoint of ``tenant``'s at ``url``, made through the API."""
-    async with screens.owner_api(tenant) as api:
+    async with owner_api(tenant) as api:
         body = {"url": url, "events": ["widget.published"]}
         made = await api.post(f"/api/v1/tenants/{tenant.slug}/webhooks", json=body)
         assert made.status_code == 201, made.text
@@ -47,7 +43,7 @@ async def shown(page: Page, when: datetime) -> str:
 
 
 async def test_a_failing_endpoint_shows_its_next_try_and_that_a_test_goes_at_once(
-    page: Page, tenant: screens.Tenant, kithost: Kithost
+    page: Page, tenant: Tenant, kithost: Kithost
 ) -> None:
     """The screen showed "failing since …" but not when the next attempt is, nor that a test
     skips the rest (nor, once sent, the next try it moved)."""
@@ -58,15 +54,15 @@ async def test_a_failing_endpoint_shows_its_next_try_and_that_a_test_goes_at_onc
         endpoint = await db.get(WebhookEndpoint, endpoint_id)
         assert endpoint is not None
         endpoint.failing_since, endpoint.next_attempt_at = now - timedelta(minutes=20), next_try
-    await screens.sign_in(page, tenant)
-    await screens.open_screen(page, tenant, "webhooks", "Webhooks")
+    await sign_in(page, tenant)
+    await open_screen(page, tenant, "webhooks", "Webhooks")
     written = await shown(page, next_try)
     await expect(page.get_by_text(f"next try {written}", exact=True)).to_be_visible()
     await expect(page.get_by_role("button", name="Send a test")).to_have_accessible_description(
         "While it fails, one delivery at a time is attempted, each after a rest; "
         "a test or a replay is tried at once."
     )
-    found = await a11y.violations(page, "webhooks with a failing endpoint")
+    found = await violations(page, "webhooks with a failing endpoint")
     assert found == [], "\n".join(found)
     # A test is tried at once: the next try the screen shows moves to now.
     await page.get_by_role("button", name="Send a test").click()
@@ -75,7 +71,7 @@ async def test_a_failing_endpoint_shows_its_next_try_and_that_a_test_goes_at_onc
 
 
 async def test_a_slow_endpoint_shows_since_when_and_that_one_delivery_goes_at_a_time(
-    page: Page, tenant: screens.Tenant, kithost: Kithost
+    page: Page, tenant: Tenant, kithost: Kithost
 ) -> None:
     """The screen showed nothing of ``slow_since``: not that the endpoint is slow, nor that its
     deliveries wait their turn, nor until when the attempt under way holds it; nor, for
@@ -83,7 +79,7 @@ async def test_a_slow_endpoint_shows_since_when_and_that_one_delivery_goes_at_a_
     ended (its attempt gone without ending it) is no next try."""
     held = await add_endpoint(tenant, "https://hooks.example.test/held")
     free = await add_endpoint(tenant, "https://hooks.example.test/free")
-    await screens.sign_in(page, tenant)
+    await sign_in(page, tenant)
     now = utcnow()
     # A hold further off than any attempt takes (CLAIM): the screen shows it whatever it is,
     # and a slow run of this test cannot see it pass.
@@ -95,7 +91,7 @@ async def test_a_slow_endpoint_shows_since_when_and_that_one_delivery_goes_at_a_
             endpoint.slow_since, endpoint.next_attempt_at = slow_since, next_attempt_at
             if endpoint_id == held:  # its attempt holds the tenant's slot for slow ones too
                 db.add(WebhookTenantSlot(tenant_id=endpoint.tenant_id, held_until=hold))
-    await screens.open_screen(page, tenant, "webhooks", "Webhooks")
+    await open_screen(page, tenant, "webhooks", "Webhooks")
     for url in ("held", "free"):
         card = page.get_by_role("listitem").filter(has_text=f"https://hooks.example.test/{url}")
         await expect(
@@ -122,5 +118,5 @@ async def test_a_slow_endpoint_shows_since_when_and_that_one_delivery_goes_at_a_
     free_card = page.get_by_role("listitem").filter(has_text="https://hooks.example.test/free")
     await expect(free_card.get_by_text("waiting its turn", exact=True)).to_be_visible()
     await expect(page.get_by_text("waiting its turn", exact=True)).to_have_count(1)
-    found = await a11y.violations(page, "webhooks with a slow endpoint")
+    found = await violations(page, "webhooks with a slow endpoint")
     assert found == [], "\n".join(found)
