@@ -43,3 +43,17 @@ async def delete_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> bool:
     """Delete the tenant (its rows go with it: the foreign keys cascade); whether it was
     there to delete."""
     return bool(rowcount(await session.execute(delete(Tenant).where(Tenant.id == tenant_id))))
+
+
+async def hold_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> bool:
+    """Whether the tenant is there, held (``FOR KEY SHARE``) until the unit of work ends: its
+    deletion waits for this unit of work, or went first. Work that writes several of a
+    tenant's tables while its deletion may run takes it before them, as the deletion takes
+    the tenant's row before theirs (the foreign keys' cascade), so one waits for the other
+    holding nothing the other needs, never in a circle: a webhook attempt (before its
+    endpoint, its tenant's slot and its delivery), an end user's erasure (after their
+    threads, which the deletion takes first too)."""
+    held = await session.scalar(
+        select(Tenant.id).where(Tenant.id == tenant_id).with_for_update(read=True, key_share=True)
+    )
+    return held is not None

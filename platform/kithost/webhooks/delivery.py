@@ -22,8 +22,8 @@ delivers, from every other tenant. A hand-off is tried once: finding the turn ta
 delivery gone, it ends, and its delivery's own task still comes back, so tasks never
 multiply; a hand-off lost (a worker killed) costs that wait once.
 
-Each unit of work of an attempt holds its tenant first (``repository.hold_tenant``), then
-its endpoint, then the slot, and writes its delivery last, only if no other unit of work
+Each unit of work of an attempt holds its tenant first (``tenants.repository.hold_tenant``),
+then its endpoint, then the slot, and writes its delivery last, only if no other unit of work
 holds it (``repository.lock_delivery``): the tenant's deletion takes the deliveries about
 its threads, then the tenant's row, then (by the cascade) its endpoints, slot and other
 deliveries; an attempt ending took its endpoint, then waited for its delivery, and the two
@@ -52,6 +52,7 @@ from kithost.kit.outbound import OutboundPolicy, outbound_client, refused_in
 from kithost.kit.schemas import NUL
 from kithost.models import DeliveryStatus, WebhookDelivery
 from kithost.models.base import utcnow
+from kithost.tenants import repository as tenants
 from kithost.webhooks import repository
 from kithost.worker.enqueue import enqueue
 
@@ -97,7 +98,7 @@ async def attempt(
     """Attempt the delivery unless its turn is taken; ``task`` (``tasks.deliver``) is what
     a hand-off enqueues."""
     async with session_scope(sessionmaker, tenant=tenant_id) as session:
-        if not await repository.hold_tenant(session, tenant_id):  # deleted: all went with it
+        if not await tenants.hold_tenant(session, tenant_id):  # deleted: all went with it
             return Attempt(delivered=False, retry=False)
         delivery = await repository.delivery(session, tenant_id, delivery_id)
         if delivery is None or delivery.status is DeliveryStatus.delivered:
@@ -162,7 +163,7 @@ async def attempt(
         snippet = type(exc).__name__ if refused is None else f"Refused: {refused}"
     answer = _Answer(status, snippet, time.monotonic() - started)
     async with session_scope(sessionmaker, tenant=tenant_id) as session:
-        if not await repository.hold_tenant(session, tenant_id):  # its holds went with it
+        if not await tenants.hold_tenant(session, tenant_id):  # its holds went with it
             return Attempt(delivered=answer.delivered, retry=False)
         if hold is not None:
             # Its own holds only, whatever became of the delivery or the endpoint meanwhile:

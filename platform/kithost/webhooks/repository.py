@@ -12,7 +12,6 @@ from kithost.kit.cursors import Position
 from kithost.models import (
     ChatThread,
     DeliveryStatus,
-    Tenant,
     WebhookDelivery,
     WebhookEndpoint,
     WebhookIdleMark,
@@ -181,17 +180,6 @@ async def delivery(
             WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id == delivery_id
         )
     )
-
-
-async def hold_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> bool:
-    """Whether the tenant is there, held (``FOR KEY SHARE``) until the unit of work ends. An
-    attempt takes it before its endpoint, its tenant's slot and its delivery, as the tenant's
-    deletion takes the tenant's row before theirs (the foreign keys' cascade): one waits for
-    the other holding nothing the other needs, never in a circle."""
-    held = await session.scalar(
-        select(Tenant.id).where(Tenant.id == tenant_id).with_for_update(read=True, key_share=True)
-    )
-    return held is not None
 
 
 async def lock_delivery(

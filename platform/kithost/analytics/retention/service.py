@@ -28,6 +28,7 @@ from kithost.kit import pseudonyms
 from kithost.kit.keys import Keys
 from kithost.models import Tenant
 from kithost.models.base import utcnow
+from kithost.tenants import repository as tenants
 from kithost.webhooks import repository as webhooks
 
 
@@ -111,7 +112,7 @@ async def delete_end_user(
             "own id (a:anon_…, the end_user their session answers with)",
         )
     await repository.lock_end_user_threads(session, tenant.id, end_user_id)
-    if not await webhooks.hold_tenant(session, tenant.id):
+    if not await tenants.hold_tenant(session, tenant.id):
         raise NotFound(f"No tenant {tenant.slug!r}.", code="tenant_not_found")
     removed = {
         "error_occurrences": await repository.forget_error_group_user(
