@@ -119,3 +119,22 @@ def _sent_nowhere(*_args: Any, **_kwargs: Any) -> None:
 async def at_once(count: int, request: Callable[[int], Awaitable[T]]) -> list[T]:
     """``request(0)`` … ``request(count - 1)``, all started before any is awaited."""
     return list(await asyncio.gather(*(request(n) for n in range(count))))
+
+
+async def ended_or_waiting(racing: RacingApp, task: asyncio.Task[Any], query: str = "%") -> None:
+    """Until ``task`` has run as far as it can: ended, or waiting for a row lock (held by
+    another unit of work until it commits) in a statement matching ``query``, an ``ILIKE``
+    pattern (``"DELETE FROM chat_attachments%"``, ``"%webhook_deliveries%"``; any statement
+    by default). PostgreSQL only: it reads ``pg_stat_activity``."""
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND wait_event_type = 'Lock' AND query ILIKE :query"
+    ).bindparams(query=query)
+    for _ in range(400):
+        if task.done():
+            return
+        async with racing.arranging() as session:
+            if await session.scalar(waiting):
+                return
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"{task.get_name()} neither ended nor waited in {query!r}")

@@ -39,9 +39,8 @@ from kithost.settings import Settings
 from kithost.tenants import service as tenants
 from tests.analytics.helpers import USER, published_widget, server, stamped
 from tests.conversations.helpers import conversation
-from tests.races import RacingApp, racing_app
+from tests.races import RacingApp, ended_or_waiting, racing_app
 from tests.webhooks.helpers import hook_at, pending
-from tests.webhooks.test_deletion_races import ended_or_waiting
 
 T = TypeVar("T")
 
@@ -171,7 +170,7 @@ async def test_an_end_user_erased_while_their_conversation_or_tenant_is_deleted(
     await reached.wait()
     following = rivalling() if first == "the erasure" else erasure(racing, tenant)
     try:
-        await ended_or_waiting(racing, following, table="")  # for a lock on any row
+        await ended_or_waiting(racing, following)  # for a lock on any row
     finally:
         go_on.set()
     outcomes = await asyncio.gather(leading, following, return_exceptions=True)
@@ -248,7 +247,7 @@ async def test_an_end_user_erased_while_the_purge_removes_their_expired_error(
     await reached.wait()
     erasing = erasure(racing, tenant)
     try:
-        await ended_or_waiting(racing, erasing, table="")  # for a lock on any row
+        await ended_or_waiting(racing, erasing)  # for a lock on any row
     finally:
         go_on.set()
     purged, erased = await asyncio.gather(purging, erasing, return_exceptions=True)

@@ -6,7 +6,6 @@ fixtures, which a module imports by name)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -31,7 +30,6 @@ from chatkit.types import (
 )
 from fastapi import FastAPI
 from pydantic import TypeAdapter
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.analytics.facts import FactBuffer
@@ -557,20 +555,3 @@ def shown(events: list[ThreadStreamEvent]) -> bool:
 def answering(events: list[ThreadStreamEvent]) -> bool:
     """The answer's first word is out (the visitor's message is written)."""
     return bool(deltas(events))
-
-
-async def ended_or_waiting(racing: RacingApp, task: asyncio.Task[T], statement: str) -> None:
-    """Until ``task`` has ended, or waits for a row lock in a statement starting with
-    ``statement``."""
-    waiting = text(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-        " AND wait_event_type = 'Lock' AND query ILIKE :statement"
-    ).bindparams(statement=f"{statement}%")
-    for _ in range(400):
-        if task.done():
-            return
-        async with racing.arranging() as session:
-            if await session.scalar(waiting):
-                return
-        await asyncio.sleep(0.025)
-    raise AssertionError(f"neither ended nor waited in {statement}")

@@ -42,7 +42,6 @@ from tests.chat.helpers import (
     decode,
     deltas,
     done_items,
-    ended_or_waiting,
     errors_logged,
     http,
     message,
@@ -54,7 +53,7 @@ from tests.chat.helpers import (
     upload,
 )
 from tests.fakes.openai_server import FakeOpenAI
-from tests.races import RacingApp
+from tests.races import RacingApp, ended_or_waiting
 
 __all__ = ["http", "racing", "sent_tasks", "tenant_checks"]  # the fixtures: chat races'
 
@@ -99,10 +98,10 @@ async def held(
     async with racing.arranging() as session:
         await session.execute(lock)
         purged = asyncio.create_task(purge(racing, tenant))
-        await ended_or_waiting(racing, purged, held_at)
+        await ended_or_waiting(racing, purged, f"{held_at}%")
         assert not purged.done(), purged.result()
         written = asyncio.create_task(writing())
-        await ended_or_waiting(racing, written, written_at)
+        await ended_or_waiting(racing, written, f"{written_at}%")
     return await purged, await written
 
 
@@ -330,7 +329,7 @@ async def test_an_attachment_sent_while_the_purge_deletes_unsent_ones_keeps_its_
     async with racing.arranging() as session:
         await session.execute(update(ChatAttachment).where(mine).values(thread_id=thread))
         purged = asyncio.create_task(purge(racing, tenant))
-        await ended_or_waiting(racing, purged, "DELETE FROM chat_attachments")
+        await ended_or_waiting(racing, purged, "DELETE FROM chat_attachments%")
         assert not purged.done(), purged.result()
     removed = await purged
 

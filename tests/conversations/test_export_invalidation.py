@@ -32,11 +32,10 @@ from kithost.models import ChatThread, ConversationExport, Tenant
 from kithost.models.base import utcnow
 from kithost.settings import Settings
 from kithost.widgets.service import create_widget
-from tests.chat.helpers import ended_or_waiting
 from tests.conftest import state_of
 from tests.conversations.helpers import CONVERSATIONS, acme_with_chats, conversation
 from tests.factories import Credentials, client_token
-from tests.races import RacingApp, racing_app
+from tests.races import RacingApp, ended_or_waiting, racing_app
 from tests.workers import RecordedTasks
 
 DELETE_BLOBS = "kithost.chat.delete_blobs"
@@ -227,7 +226,7 @@ async def test_an_export_recording_a_conversation_being_deleted_waits_for_the_de
     async with session_scope(sessions, tenant=raced.tenant.id) as deletion:
         await raced.delete(deletion)
         writing = raced.write()
-        await ended_or_waiting(raced.racing, writing, "SELECT chat_threads.id")
+        await ended_or_waiting(raced.racing, writing, "SELECT chat_threads.id%")
         waited = not writing.done()
     published = await writing
 
@@ -266,13 +265,13 @@ async def test_a_deletion_of_a_conversation_an_export_is_recording_waits_for_the
     sessions = raced.racing.app.state.sessionmaker
     async with session_scope(sessions, tenant=raced.tenant.id) as deletion:
         deleting = asyncio.create_task(raced.delete(deletion))
-        await ended_or_waiting(raced.racing, deleting, "SELECT chat_threads.tenant_id")
+        await ended_or_waiting(raced.racing, deleting, "SELECT chat_threads.tenant_id%")
         waited = not deleting.done()
         release.set()
         await deleting
         deleted.set()
         # The task finishes before the deletion commits, or waits for the export it locked.
-        await ended_or_waiting(raced.racing, writing, "SELECT conversation_exports")
+        await ended_or_waiting(raced.racing, writing, "SELECT conversation_exports%")
     published = await writing
 
     assert (published, *await raced.shown()) == (False, "invalidated", None)

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.auth.principals import SYSTEM, TenantAccess, UserPrincipal
@@ -41,31 +41,12 @@ from tests.chat.helpers import ALICE, chat_widget, http, racing, tenant_checks, 
 from tests.conversations.helpers import conversation
 from tests.factories import client_token
 from tests.fakes.openai_server import FakeOpenAI
-from tests.races import RacingApp
+from tests.races import RacingApp, ended_or_waiting
 from tests.webhooks.helpers import Receiver, attempt, hook_at, pending
 
 __all__ = ["http", "racing", "tenant_checks"]  # the fixtures: chat races'
 
 SECRET = "My card is 4111 1111 1111 1111"
-
-
-async def ended_or_waiting(
-    racing: RacingApp, task: asyncio.Task[Any], table: str = "chat_threads"
-) -> None:
-    """Until ``task`` has run as far as it can: ended, or waiting for a lock on a row of
-    ``table`` (held by another unit of work until it commits)."""
-    waiting = text(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-        " AND wait_event_type = 'Lock' AND query ILIKE :table"
-    ).bindparams(table=f"%{table}%")
-    for _ in range(400):
-        if task.done():
-            return
-        async with racing.arranging() as session:
-            if await session.scalar(waiting):
-                return
-        await asyncio.sleep(0.025)
-    raise AssertionError(f"{task.get_name()} neither ended nor waited")
 
 
 @pytest.mark.parametrize("writer", ["announcement", "replay"])
@@ -141,7 +122,7 @@ async def test_a_conversation_deleted_while_a_delivery_about_it_is_written_takes
             await webhooks.replay(session, access, hook.id, sent.id)
         await session.flush()
         deleting = asyncio.create_task(delete())
-        await ended_or_waiting(racing, deleting)
+        await ended_or_waiting(racing, deleting, "%chat_threads%")
     await deleting
 
     async with racing.arranging() as session:
@@ -205,7 +186,7 @@ async def test_a_tenant_deleted_while_an_attempt_ends_waits_for_it_or_it_for_the
         deleting = deletion(racing, tenant)
         await chat_part_done.wait()  # the thread's deliveries are the deletion's
         receiver.gates[1].set()
-        await ended_or_waiting(racing, attempting, "webhook_deliveries")
+        await ended_or_waiting(racing, attempting, "%webhook_deliveries%")
         go_on.set()
         outcome, _ = await asyncio.gather(attempting, deleting)
     assert outcome.retry is False
@@ -238,7 +219,7 @@ async def test_a_tenant_deleted_while_an_attempt_takes_its_turn_waits_for_it(
         attempting = attempt_under_way(racing, task)
         await endpoint_held.wait()
         deleting = deletion(racing, tenant)
-        await ended_or_waiting(racing, deleting, "DELETE FROM tenants")
+        await ended_or_waiting(racing, deleting, "%DELETE FROM tenants%")
         go_on.set()
         outcome, _ = await asyncio.gather(attempting, deleting)
     assert outcome.retry is False
