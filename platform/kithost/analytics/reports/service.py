@@ -94,8 +94,14 @@ class Window:
         return [span for span in spans if span[1] < span[2]]
 
     def bucket(self, moment: datetime) -> int | None:
+        """The bucket counting ``moment`` (an hour's start or an event's time), None outside
+        [start, end). The range's first and last hours count in its first and last buckets
+        even where they start before the first's midnight (a zone at +05:45: a range from
+        local midnight counts the hour from 18:00 UTC), so a day's total is its hours' sum."""
+        if not self.start <= moment < self.end:
+            return None
         index = bisect.bisect_right(self.utc_starts, moment) - 1
-        return index if 0 <= index < len(self.starts) - 1 else None
+        return min(max(index, 0), len(self.starts) - 2)
 
 
 def hours(since: datetime, until: datetime) -> tuple[datetime, datetime]:
