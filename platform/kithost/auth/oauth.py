@@ -123,10 +123,13 @@ async def authenticate_client(session: AsyncSession, credentials: ClientCredenti
 
 
 def _granted_scopes(client: ApiClient, scope: str | None) -> list[Scope]:
+    """The scopes requested, each one the client holds. Only spaces separate them (RFC 6749
+    §3.3): ``str.split()`` also split on tabs and Unicode spaces (U+00A0, U+3000), so a
+    string that names no scope of the grammar was granted as if it listed two."""
     held = sorted(Scope(s) for s in client.scopes)
     if scope is None:
         return held
-    requested = set(scope.split())
+    requested = set(scope.split(" ")) - {""}
     if not requested or not requested <= set(held):
         # Never echo the request: §5.2 limits error_description to a few ASCII characters.
         raise OAuthError(
