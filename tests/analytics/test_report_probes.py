@@ -218,3 +218,38 @@ async def test_error_group_cursors_tampered_are_a_problem_on_cursor(
         )
         assert response.status_code == 422, (cursor, response.text)
         assert [e["field"] for e in response.json()["errors"]] == ["cursor"]
+
+
+async def test_error_groups_of_one_instant_page_through_each_once(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """Groups last seen at the same millisecond (one batch) page by their ids."""
+    who = await subject(app, db)
+    at = _ms(utcnow())
+    batch = [{**client_error(f"Failure {c} happened"), "time": at} for c in "abcde"]
+    assert await store(app, who.widget, batch) == 5
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": "2"} | ({"cursor": cursor} if cursor else {})
+        page = await _get(client, who, "errors", **params)
+        seen += [g["id"] for g in page["groups"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 5
+
+
+async def test_a_stack_whose_top_line_ends_in_blanks_groups_across_builds(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """A frame's line and column numbers are left out of the fingerprint only at the end of
+    its top line: a stack whose first line ended in spaces made a group per build."""
+    who = await subject(app, db)
+    frames = [
+        f"at send (https://shop.example.com/app.js:{n}:5)  \n  at run (x.js:1:1)" for n in (10, 42)
+    ]
+    frames.append("at send (https://shop.example.com/app.js:7:9)")
+    assert await store(app, who.widget, [client_error("Failed to fetch", f) for f in frames]) == 3
+    groups = (await _get(client, who, "errors"))["groups"]
+    assert [g["count"] for g in groups] == [3]

@@ -332,6 +332,8 @@ def normalise_message(message: str) -> str:
 
 def fingerprint(kind: str, message: str, frame: str | None) -> str:
     """Which group a client error belongs to: kind + normalised message + top frame."""
-    top = (frame or "").strip().splitlines()[0] if frame and frame.strip() else ""
+    # The top line without the blanks around it: a stack's lines may end in spaces, which
+    # kept its line numbers in (``_VOLATILE_LINE`` matches at the line's end).
+    top = frame.strip().splitlines()[0].strip() if frame and frame.strip() else ""
     key = "\x1f".join((kind, normalise_message(message), _VOLATILE_LINE.sub("", top)))
     return hashlib.sha256(key.encode()).hexdigest()
