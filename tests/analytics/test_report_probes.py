@@ -84,15 +84,26 @@ async def test_hour_buckets_at_plus_14_and_a_range_ending_mid_hour(
 async def test_days_of_a_zone_whose_midnight_is_skipped(
     client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
-    """America/Havana skips from 00:00 to 01:00 when summer time starts: its day buckets
-    still follow each other, one a day."""
+    """America/Havana skips from 00:00 to 01:00 when summer time starts, and Pacific/Apia
+    skipped 30 December 2011: each day bucket starts at a moment its zone's clocks showed
+    (Havana's 8 March at 01:00-04:00, not a 00:00-05:00 they never showed), one after the
+    other (Apia's skipped day was a bucket of no length, at the same instant as the next)."""
     who = await subject(app, db)
-    params = {"since": "2026-03-06T12:00:00Z", "until": "2026-03-10T12:00:00Z"}
-    for tz in ("America/Havana", "America/Santiago", "Asia/Beirut"):
-        series = await _get(client, who, "series", tz=tz, **params)
-        starts = [datetime.fromisoformat(p["start"]) for p in series["points"]]
-        assert len(starts) == 5, tz
-        assert all(a < b for a, b in pairwise(starts)), tz
+    cases = [
+        ("America/Havana", "2026-03-06T12:00:00Z", "2026-03-10T12:00:00Z", 5),
+        ("America/Santiago", "2026-09-04T12:00:00Z", "2026-09-08T12:00:00Z", 5),
+        ("Pacific/Apia", "2011-12-28T00:00:00Z", "2012-01-02T00:00:00Z", 6),
+    ]
+    for tz, since, until, days in cases:
+        series = await _get(client, who, "series", tz=tz, since=since, until=until)
+        labels = [p["start"] for p in series["points"]]
+        starts = [datetime.fromisoformat(label) for label in labels]
+        assert len(starts) == days, (tz, labels)
+        assert all(a < b for a, b in pairwise(starts)), (tz, labels)
+        shown = [s.astimezone(ZoneInfo(tz)) for s in starts]
+        assert [(s.time(), s.utcoffset()) for s in shown] == [
+            (s.time(), s.utcoffset()) for s in starts
+        ], (tz, labels)
 
 
 async def test_time_zone_names_that_are_no_zone_are_a_problem_on_tz(

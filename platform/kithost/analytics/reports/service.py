@@ -132,8 +132,11 @@ def window(since: datetime, until: datetime, interval: Interval, tz: ZoneInfo) -
     else:
         day: date = local.date()
         while True:
-            start = datetime.combine(day, time(), tz)
-            starts.append(start)
+            # A midnight the clocks skip (summer time starting at 00:00) starts its day at
+            # the day's first real moment; a day the zone skipped altogether is no bucket.
+            start = datetime.combine(day, time(), tz).astimezone(UTC).astimezone(tz)
+            if not starts or starts[-1] < start:
+                starts.append(start)
             if start >= until or len(starts) > MAX_BUCKETS + 1:
                 break
             day += DAY
