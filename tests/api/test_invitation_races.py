@@ -38,7 +38,7 @@ from kithost.invitations.service import create_invitation
 from kithost.kit.tokens import hash_secret
 from kithost.members import service as members
 from kithost.members.repository import MemberRow
-from kithost.models import ApiClient, Invitation, Membership, Role, Tenant, User
+from kithost.models import ApiClient, AuditLogEntry, Invitation, Membership, Role, Tenant, User
 from kithost.settings import Settings
 from kithost.users.service import (
     NewUser,
@@ -494,6 +494,116 @@ async def test_invitations_by_a_client_at_once_with_its_revocation_leave_none(
     assert revoked.status_code == 204, revoked.text
     assert {a.status_code for a in made} <= {201, 401}, problems(made)
     assert await revocation.pending() == []
+
+
+# An API client made by its maker at the moment of the maker's removal (a member) or
+# revocation (a client): a probe found it made unnamed by the removal's ``clients_kept``
+# (the removal read the maker's clients before the creation committed), a working
+# credential of someone removed that the audit log never pointed at.
+
+
+@dataclass
+class Making:
+    """A maker of the tenant (an admin, or a client holding every scope), the maker's
+    removal or revocation by an owner, and a client the maker makes, each a unit of work
+    of its own."""
+
+    race: RacingApp
+    tenant: Tenant
+    owner_id: uuid.UUID
+    maker: User | ApiClient
+
+    def remove(self, session: AsyncSession) -> Coroutine[Any, Any, None]:
+        owner = UserPrincipal(User(id=self.owner_id, email="owner@race.test"), uuid.uuid4())
+
+        async def remove() -> None:
+            await rls.set_tenant(session, self.tenant.id)
+            tenant = await session.get_one(Tenant, self.tenant.id)
+            access = TenantAccess(tenant, owner, ALL_SCOPES, Role.owner)
+            if isinstance(self.maker, User):
+                await members.remove_member(session, access, self.maker.id)
+            else:
+                await clients.revoke_client(session, access, self.maker.id)
+
+        return remove()
+
+    def make(self, session: AsyncSession) -> Coroutine[Any, Any, clients.NewClient]:
+        async def make() -> clients.NewClient:
+            await rls.set_tenant(session, self.tenant.id)
+            tenant = await session.get_one(Tenant, self.tenant.id)
+            principal: UserPrincipal | ClientPrincipal
+            if isinstance(self.maker, User):
+                principal = UserPrincipal(self.maker, uuid.uuid4())
+                access = TenantAccess(tenant, principal, ALL_SCOPES, Role.admin)
+            else:
+                client = await session.get_one(ApiClient, self.maker.id)
+                principal = ClientPrincipal(client, ALL_SCOPES)
+                access = TenantAccess(tenant, principal, ALL_SCOPES, None)
+            return await clients.register_client(
+                session, access, name="made", scopes=sorted(ALL_SCOPES)
+            )
+
+        return make()
+
+    async def kept(self) -> list[str]:
+        """What the audit entry of the maker's removal or revocation names as kept."""
+        async with self.race.arranging() as session:
+            data = await session.scalar(
+                select(AuditLogEntry.data).where(
+                    AuditLogEntry.tenant_id == self.tenant.id,
+                    AuditLogEntry.action.in_(["member.removed", "client.revoked"]),
+                )
+            )
+        assert data is not None
+        return list(data.get("clients_kept", []))
+
+    async def made(self) -> list[ApiClient]:
+        async with self.race.arranging() as session:
+            result = await session.execute(
+                select(ApiClient).where(
+                    ApiClient.tenant_id == self.tenant.id, ApiClient.name == "made"
+                )
+            )
+            return list(result.scalars())
+
+
+@pytest.fixture(params=["member", "client"])
+async def making(request: pytest.FixtureRequest, race: RacingApp, engine: AsyncEngine) -> Making:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("needs concurrent write transactions")
+    maker: User | ApiClient
+    if request.param == "client":
+        revocation = await a_client(race)
+        tenant, maker = revocation.tenant, revocation.client
+    else:
+        tenant, _ = await owned_tenant(race)
+        maker, _ = await new_member(race, tenant, Role.admin)
+    [owner_id] = [m.user_id for m in await members_of(race, tenant) if m.role is Role.owner]
+    return Making(race, tenant, owner_id, maker)
+
+
+async def test_a_client_made_by_someone_being_removed_is_refused(making: Making) -> None:
+    sessions = state_of(making.race.app).sessionmaker
+    async with sessions() as removing, sessions() as creating:
+        await making.remove(removing)
+        made = asyncio.create_task(making.make(creating))
+        await waits(made)
+        await removing.commit()
+        with pytest.raises((NotFound, Unauthorized)):
+            await made
+    assert await making.made() == []
+
+
+async def test_a_removal_after_its_maker_made_a_client_names_it(making: Making) -> None:
+    sessions = state_of(making.race.app).sessionmaker
+    async with sessions() as creating, sessions() as removing:
+        new = await making.make(creating)
+        removed = asyncio.create_task(making.remove(removing))
+        await waits(removed)
+        await creating.commit()
+        await removed
+        await removing.commit()
+    assert await making.kept() == [new.client.client_id]
 
 
 # One account made by requests at once (a probe: two tenants' invitations of one new email,

@@ -64,7 +64,11 @@ async def create_client(
 async def register_client(
     session: AsyncSession, access: TenantAccess, *, name: str, scopes: list[Scope]
 ) -> NewClient:
-    """A client of the tenant of ``access``, with scopes that ``access`` holds itself."""
+    """A client of the tenant of ``access``, with scopes that ``access`` holds itself as it
+    stands now (``members.access_now``): a member removed or demoted, or a client revoked,
+    at that moment either comes first and the client is refused, or waits and then names
+    it among the clients its maker leaves (``clients_kept``)."""
+    access = await members.access_now(session, access, Scope.clients_write)
     escalated = sorted(set(scopes) - access.scopes)
     if escalated:
         message = f"you do not hold {' '.join(escalated)}"

@@ -52,10 +52,10 @@ async def invite(
 ) -> NewInvitation:
     """Invite ``email`` to the tenant of ``access`` with ``role`` (if ``access`` may grant it).
 
-    A member's role is read again and held (for share) until the unit of work ends
-    (``members.access_now``), before any other lock the invitation takes: their removal or
-    demotion at that moment either comes first and the invitation is refused, or waits and
-    withdraws it."""
+    A member's role, or a client unrevoked, is read again and held (for share) until the
+    unit of work ends (``members.access_now``), before any other lock the invitation takes:
+    their removal, demotion or revocation at that moment either comes first and the
+    invitation is refused, or waits and withdraws it."""
     access = await members.access_now(session, access, Scope.members_write)
     members.check_may_grant(access, role)
     principal = access.principal
@@ -85,8 +85,6 @@ async def create_invitation(
     are removed or given a lower role), an API client (they go when it is revoked) or
     nobody (the CLI)."""
     email = normalize_email(email)
-    if isinstance(invited_by, ApiClient):
-        await _check_not_revoked(session, invited_by)
     await repository.lock_email(session, tenant.id, email)  # two at once: one replaces the other
     replaced = await repository.delete_pending_for(session, tenant.id, email)
     token = random_token("ki_", 32)
@@ -116,24 +114,10 @@ async def create_invitation(
     return NewInvitation(invitation, accept_url, actor)
 
 
-async def _check_not_revoked(session: AsyncSession, client: ApiClient) -> None:
-    """Refuse a client revoked since its request was authenticated, and hold it unrevoked
-    until the unit of work ends (its revocation waits, then withdraws what it made): a
-    revocation never leaves behind an invitation made at that moment. This comes before
-    any other lock the invitation takes, as the revocation's does."""
-    locked = await auth_repository.lock_client(session, client.tenant_id, client.id, share=True)
-    if locked is None or locked.revoked_at is not None:
-        raise Unauthorized(
-            "The access token's client is revoked.",
-            code="invalid_token",
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        )
-
-
 async def withdraw_made_by(session: AsyncSession, client: ApiClient) -> int:
     """Delete the pending invitations ``client`` made: a revoked client no longer vouches
     for whom it invited (a leaked client's admin invitations still let their holder in).
-    How many; the caller holds the client's row locked (see :func:`create_invitation`)."""
+    How many; the caller holds the client's row locked (see :func:`invite`)."""
     return await repository.delete_pending_by_client(session, client.tenant_id, client.id)
 
 

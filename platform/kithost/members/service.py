@@ -9,10 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit import service as audit
 from kithost.auth import repository as auth_repository
-from kithost.auth.principals import Actor, TenantAccess, UserPrincipal
+from kithost.auth.principals import Actor, ClientPrincipal, TenantAccess
 from kithost.auth.roles import may_grant, outranks, scopes_of
 from kithost.auth.scopes import Scope
-from kithost.errors import Conflict, FieldError, Forbidden, NotFound
+from kithost.errors import Conflict, FieldError, Forbidden, NotFound, Unauthorized
 from kithost.members import repository
 from kithost.members.repository import MemberRow
 from kithost.models import ApiClient, Membership, Role, Tenant
@@ -35,15 +35,21 @@ def check_may_grant(access: TenantAccess, role: Role) -> None:
 
 
 async def access_now(session: AsyncSession, access: TenantAccess, needs: Scope) -> TenantAccess:
-    """``access`` as the member's role stands now, that role's row locked for share until
-    the unit of work ends; 404 ``tenant_not_found`` once they are no longer a member, 403
-    ``insufficient_scope`` once their role lacks ``needs``. A request's access is read
-    before it waits for its locks, so without this a member removed or demoted meanwhile
-    still acted: two admins removing each other at once both succeeded, and an admin
-    removed at the moment they invited someone left that invitation pending. API clients
-    and platform admins hold no role: theirs is ``access`` as it came."""
+    """``access`` as the caller stands now, held until the unit of work ends: a member's
+    role (its row locked for share; 404 ``tenant_not_found`` once they are no longer a
+    member, 403 ``insufficient_scope`` once their role lacks ``needs``), an API client not
+    revoked (its row locked for share; 401 ``invalid_token`` once it is). A request's access
+    is read before it waits for its locks, so without this a member removed or demoted, or
+    a client revoked, meanwhile still acted: two admins removing each other at once both
+    succeeded, an admin removed at the moment they invited someone left that invitation
+    pending, and one removed at the moment they made an API client kept it unnamed by the
+    removal (``clients_kept``). A client's scopes and a platform admin's are ``access``'s
+    as it came."""
     principal = access.principal
-    if not isinstance(principal, UserPrincipal) or principal.user.is_platform_admin:
+    if isinstance(principal, ClientPrincipal):
+        await _hold_client(session, principal.client)
+        return access
+    if principal.user.is_platform_admin:
         return access
     tenant = access.tenant
     membership = await repository.lock_membership(session, tenant.id, principal.user.id, share=True)
@@ -53,6 +59,19 @@ async def access_now(session: AsyncSession, access: TenantAccess, needs: Scope) 
     if needs not in now.scopes:
         raise Forbidden(f"Missing scope: {needs.value}.", code="insufficient_scope")
     return now
+
+
+async def _hold_client(session: AsyncSession, client: ApiClient) -> None:
+    """Refuse a client revoked since its request was authenticated, and hold it unrevoked
+    until the unit of work ends: its revocation waits, then sees (and withdraws, or names)
+    what it made."""
+    locked = await auth_repository.lock_client(session, client.tenant_id, client.id, share=True)
+    if locked is None or locked.revoked_at is not None:
+        raise Unauthorized(
+            "The access token's client is revoked.",
+            code="invalid_token",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
 
 
 async def list_members(session: AsyncSession, tenant: Tenant) -> Sequence[MemberRow]:
