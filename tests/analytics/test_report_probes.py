@@ -264,3 +264,35 @@ async def test_a_stack_whose_top_line_ends_in_blanks_groups_across_builds(
     assert await store(app, who.widget, [client_error("Failed to fetch", f) for f in frames]) == 3
     groups = (await _get(client, who, "errors"))["groups"]
     assert [g["count"] for g in groups] == [3]
+
+
+async def test_odd_instants_are_read_or_refused_on_their_field(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """Offsets with seconds, fractions finer than microseconds, epoch numbers and text:
+    read as the instant they name, or 422 on the field, never a 500."""
+    who = await subject(app, db)
+    odd = [
+        "2026-01-01T00:00:00+05:45:30",
+        "2026-01-01T00:00:00.123456789Z",
+        "2026-01-01T00:00:00+23:59",
+        "2026-01-01T00:00:00-23:59",
+        "2026-01-01T00:00:00+24:00",
+        "1767225600",
+        "1767225600000",
+        "2026-02-30T00:00:00Z",
+        "2026-01-01T24:00:00Z",
+        "yesterday",
+        "2026-01-01T00:00:00Z\x00",
+        "",
+    ]
+    for value in odd:
+        for path in ("series", "funnel", "export/events.csv"):
+            params = {"since": value, "until": "2026-01-08T00:00:00Z"}
+            response = await client.get(
+                f"{who.url}/{path}", params=params, headers=who.creds.headers
+            )
+            assert response.status_code in (200, 422), (value, path, response.text)
+            if response.status_code == 422:
+                fields = [e["field"] for e in response.json().get("errors", [])]
+                assert fields == ["since"], (value, path, response.text)
