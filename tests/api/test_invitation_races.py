@@ -287,6 +287,18 @@ async def test_an_invitation_at_once_with_its_makers_removal_is_refused_or_withd
         assert await pending_of(race, tenant, email) == []
 
 
+async def in_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> Tenant:
+    """The tenant, with ``session``'s unit of work set to it (row-level security)."""
+    await rls.set_tenant(session, tenant_id)
+    return await session.get_one(Tenant, tenant_id)
+
+
+def as_owner(tenant: Tenant, owner_id: uuid.UUID) -> TenantAccess:
+    """An owner's access to ``tenant``, as a request of theirs would have it."""
+    owner = UserPrincipal(User(id=owner_id, email="owner@race.test"), uuid.uuid4())
+    return TenantAccess(tenant, owner, ALL_SCOPES, Role.owner)
+
+
 async def members_of(race: RacingApp, tenant: Tenant) -> list[Membership]:
     async with race.arranging() as session:
         result = await session.execute(select(Membership).where(Membership.tenant_id == tenant.id))
@@ -309,12 +321,8 @@ class Demotion:
     token: str
 
     def demote(self, session: AsyncSession) -> Coroutine[Any, Any, MemberRow]:
-        owner = UserPrincipal(User(id=self.owner_id, email="owner@race.test"), uuid.uuid4())
-
         async def demote() -> MemberRow:
-            await rls.set_tenant(session, self.tenant.id)
-            tenant = await session.get_one(Tenant, self.tenant.id)
-            access = TenantAccess(tenant, owner, ALL_SCOPES, Role.owner)
+            access = as_owner(await in_tenant(session, self.tenant.id), self.owner_id)
             return await members.change_role(session, access, self.member.id, Role.viewer)
 
         return demote()
@@ -384,20 +392,15 @@ class Revocation:
     client: ApiClient
 
     def revoke(self, session: AsyncSession) -> Coroutine[Any, Any, None]:
-        owner = UserPrincipal(User(id=uuid.uuid4(), email="owner@race.test"), uuid.uuid4())
-
         async def revoke() -> None:
-            await rls.set_tenant(session, self.tenant.id)
-            tenant = await session.get_one(Tenant, self.tenant.id)
-            access = TenantAccess(tenant, owner, ALL_SCOPES, Role.owner)
+            access = as_owner(await in_tenant(session, self.tenant.id), uuid.uuid4())
             await clients.revoke_client(session, access, self.client.id)
 
         return revoke()
 
     def invite(self, session: AsyncSession) -> Coroutine[Any, Any, invitations.NewInvitation]:
         async def invite() -> invitations.NewInvitation:
-            await rls.set_tenant(session, self.tenant.id)
-            tenant = await session.get_one(Tenant, self.tenant.id)
+            tenant = await in_tenant(session, self.tenant.id)
             client = await session.get_one(ApiClient, self.client.id)
             access = TenantAccess(tenant, ClientPrincipal(client, ALL_SCOPES), ALL_SCOPES, None)
             settings = self.race.app.state.settings
@@ -514,12 +517,8 @@ class Making:
     maker: User | ApiClient
 
     def remove(self, session: AsyncSession) -> Coroutine[Any, Any, None]:
-        owner = UserPrincipal(User(id=self.owner_id, email="owner@race.test"), uuid.uuid4())
-
         async def remove() -> None:
-            await rls.set_tenant(session, self.tenant.id)
-            tenant = await session.get_one(Tenant, self.tenant.id)
-            access = TenantAccess(tenant, owner, ALL_SCOPES, Role.owner)
+            access = as_owner(await in_tenant(session, self.tenant.id), self.owner_id)
             if isinstance(self.maker, User):
                 await members.remove_member(session, access, self.maker.id)
             else:
@@ -529,8 +528,7 @@ class Making:
 
     def make(self, session: AsyncSession) -> Coroutine[Any, Any, clients.NewClient]:
         async def make() -> clients.NewClient:
-            await rls.set_tenant(session, self.tenant.id)
-            tenant = await session.get_one(Tenant, self.tenant.id)
+            tenant = await in_tenant(session, self.tenant.id)
             principal: UserPrincipal | ClientPrincipal
             if isinstance(self.maker, User):
                 principal = UserPrincipal(self.maker, uuid.uuid4())
