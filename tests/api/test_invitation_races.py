@@ -32,7 +32,7 @@ from kithost.auth.principals import CLI, ClientPrincipal, TenantAccess, UserPrin
 from kithost.auth.roles import ALL_SCOPES
 from kithost.clients import service as clients
 from kithost.clients.service import create_client
-from kithost.errors import NotFound, Unauthorized
+from kithost.errors import Forbidden, NotFound, Unauthorized
 from kithost.invitations import service as invitations
 from kithost.invitations.service import create_invitation
 from kithost.kit.tokens import hash_secret
@@ -40,6 +40,7 @@ from kithost.members import service as members
 from kithost.members.repository import MemberRow
 from kithost.models import ApiClient, AuditLogEntry, Invitation, Membership, Role, Tenant, User
 from kithost.settings import Settings
+from kithost.tenants import service as tenants
 from kithost.users.service import (
     NewUser,
     UserExists,
@@ -602,6 +603,40 @@ async def test_a_removal_after_its_maker_made_a_client_names_it(making: Making) 
         await removed
         await removing.commit()
     assert await making.kept() == [new.client.client_id]
+
+
+# A tenant deleted by an owner at the moment another owner demotes or removes them (a probe:
+# the deletion read the owner's role before the change committed, and deleted the tenant).
+
+
+@pytest.mark.parametrize("change", ["remove", "demote"])
+async def test_an_owner_demoted_or_removed_while_deleting_the_tenant_is_refused(
+    race: RacingApp, engine: AsyncEngine, change: str
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("needs concurrent write transactions")
+    tenant, _ = await owned_tenant(race)
+    [first] = [m.user_id for m in await members_of(race, tenant)]
+    second, _ = await new_member(race, tenant, Role.owner)
+    sessions = state_of(race.app).sessionmaker
+    async with sessions() as changing, sessions() as deleting:
+        access = as_owner(await in_tenant(changing, tenant.id), first)
+        if change == "remove":
+            await members.remove_member(changing, access, second.id)
+        else:
+            await members.change_role(changing, access, second.id, Role.admin)
+
+        async def delete() -> None:
+            access = as_owner(await in_tenant(deleting, tenant.id), second.id)
+            await tenants.delete_tenant(deleting, access, tenant.slug)
+
+        deleted = asyncio.create_task(delete())
+        await waits(deleted)
+        await changing.commit()
+        with pytest.raises((NotFound, Forbidden)):
+            await deleted
+    async with race.arranging() as session:
+        assert await session.get(Tenant, tenant.id) is not None
 
 
 # One account made by requests at once (a probe: two tenants' invitations of one new email,

@@ -20,7 +20,7 @@ from kithost.auth.roles import ALL_SCOPES
 from kithost.auth.scopes import Scope
 from kithost.chat.tasks import delete_blobs
 from kithost.errors import NotFound
-from kithost.models import AuditLogEntry, ChatAttachment, Role, Tenant, User
+from kithost.models import AuditLogEntry, ChatAttachment, Membership, Role, Tenant, User
 from kithost.models.base import Base
 from kithost.storage import blob_key, storage_for
 from kithost.tenants import service
@@ -181,9 +181,12 @@ async def test_of_two_concurrent_deletions_the_second_finds_no_tenant(engine: As
     sessionmaker = concurrent_sessions(engine)
     async with sessionmaker() as setup:
         tenant = Tenant(slug=f"race-{uuid.uuid4().hex[:8]}", name="Race")
-        setup.add(tenant)
+        user = User(email=f"owner-{tenant.slug}@race.test")
+        setup.add_all([tenant, user])
+        await setup.flush()
+        setup.add(Membership(tenant_id=tenant.id, user_id=user.id, role=Role.owner))
         await setup.commit()
-    owner = UserPrincipal(User(id=uuid.uuid4(), email="owner@race.test"), uuid.uuid4())
+    owner = UserPrincipal(user, uuid.uuid4())
 
     async def access(session: AsyncSession) -> TenantAccess:
         """The owner's access, as a request's unit of work loads it."""
@@ -203,6 +206,7 @@ async def test_of_two_concurrent_deletions_the_second_finds_no_tenant(engine: As
     finally:
         async with sessionmaker() as cleanup:
             await cleanup.execute(delete(Tenant).where(Tenant.id == tenant.id))
+            await cleanup.execute(delete(User).where(User.id == user.id))
             await cleanup.execute(
                 delete(AuditLogEntry).where(AuditLogEntry.target_id == str(tenant.id))
             )

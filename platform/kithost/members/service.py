@@ -61,6 +61,15 @@ async def access_now(session: AsyncSession, access: TenantAccess, needs: Scope) 
     return now
 
 
+async def owners_first(session: AsyncSession, access: TenantAccess, needs: Scope) -> TenantAccess:
+    """:func:`access_now`, after locking the tenant's owners (until the unit of work ends):
+    what changes or relies on who owns the tenant takes them first, so that it waits for
+    the change of members before it (and sees the caller's role that change left), and
+    none waits for another that waits for it."""
+    await repository.lock_owner_ids(session, access.tenant.id)
+    return await access_now(session, access, needs)
+
+
 async def _hold_client(session: AsyncSession, client: ApiClient) -> None:
     """Refuse a client revoked since its request was authenticated, and hold it unrevoked
     until the unit of work ends: its revocation waits, then sees (and withdraws, or names)
@@ -180,8 +189,7 @@ async def _locked_membership(
     left), then the caller's membership (for share), then the member, then the
     invitations (the withdrawal; an acceptance locks the member, then its invitation)."""
     tenant = access.tenant
-    await repository.lock_owner_ids(session, tenant.id)
-    access = await access_now(session, access, Scope.members_write)
+    access = await owners_first(session, access, Scope.members_write)
     membership = await repository.lock_membership(session, tenant.id, user_id)
     if membership is None:
         raise NotFound(f"No member {user_id} in this tenant.", code="member_not_found")

@@ -11,8 +11,10 @@ from kithost.audit import service as audit
 from kithost.auth import repository as auth_repository
 from kithost.auth.principals import Actor, TenantAccess, UserPrincipal
 from kithost.auth.roles import acts_as_owner
+from kithost.auth.scopes import Scope
 from kithost.errors import Conflict, Forbidden, InvalidInput, NotFound, invalid_field
 from kithost.invitations import service as invitations
+from kithost.members import service as members
 from kithost.models import Membership, Role, Tenant, User
 from kithost.settings import Settings
 from kithost.tenants import repository
@@ -138,7 +140,12 @@ def owns_tenant_data(delete: TenantData) -> None:
 
 
 async def delete_tenant(session: AsyncSession, access: TenantAccess, confirm: str) -> None:
-    """:func:`remove_tenant`, by one of its owners or a platform admin, never an API client."""
+    """:func:`remove_tenant`, by one of its owners or a platform admin, never an API client.
+    An owner's role is read again once the tenant's owners are locked
+    (``members.owners_first``): an owner demoted or removed at that moment deleted the
+    tenant all the same, their role read before the change committed."""
+    if acts_as_owner(access):
+        access = await members.owners_first(session, access, Scope.members_write)
     if not acts_as_owner(access):
         raise Forbidden(
             "Only the tenant's owners and platform admins may delete it.", code="owner_required"
