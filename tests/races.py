@@ -46,6 +46,9 @@ class RacingApp:
     """The domain of :meth:`email`'s addresses; their users are deleted after."""
     client: httpx2.AsyncClient = field(init=False)
     """An HTTP client to the app (in process; a 500 is answered, not raised)."""
+    made: list[str] = field(default_factory=list)
+    """The ids of the tenants :meth:`tenant` made: the audit entries naming one the test
+    deleted (``tenant.deleted``, of no tenant) are deleted after too."""
 
     def __post_init__(self) -> None:
         transport = httpx2.ASGITransport(app=self.app, raise_app_exceptions=False)
@@ -74,7 +77,9 @@ class RacingApp:
 
     async def tenant(self, session: AsyncSession) -> Tenant:
         """A tenant deleted after the test, with all the test made in it."""
-        return await bare_tenant(session, self.prefix)
+        tenant = await bare_tenant(session, self.prefix)
+        self.made.append(str(tenant.id))
+        return tenant
 
     def email(self, name: str) -> str:
         """An address of the test's own: a user made with it is deleted after the test."""
@@ -86,6 +91,7 @@ class RacingApp:
             tenants = select(Tenant.id).where(Tenant.slug.like(f"{self.prefix}-%"))
             users = select(User.id).where(User.email.like(f"%@{self.domain}"))
             ids = [str(i) for i in (await session.scalars(tenants.union(users))).all()]
+            ids = list({*ids, *self.made})
             if ids:
                 named = or_(AuditLogEntry.target_id.in_(ids), AuditLogEntry.actor_id.in_(ids))
                 await session.execute(delete(AuditLogEntry).where(named))
