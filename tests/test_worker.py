@@ -13,7 +13,6 @@ from celery import Celery
 from celery.result import AsyncResult
 from fastapi import FastAPI
 from kombu import Queue
-from kombu.transport import redis as kombu_redis
 
 from kithost.app import create_app
 from kithost.db import DbSession
@@ -47,21 +46,6 @@ def ping_route(app: FastAPI) -> FastAPI:
             raise Conflict("the request fails after enqueueing")
 
     return app
-
-
-def test_a_killed_workers_redis_messages_are_swept_back_at_each_interval(
-    settings: Settings,
-) -> None:
-    """kombu's Redis transport puts back what a killed worker held only when a running
-    worker sweeps for it: at its start, then on every 10th tick (100 s) unless the throttle
-    is lifted. A sweep missed at a worker's start (another worker held the sweep's lock) left
-    a killed worker's events undelivered that long. The channel reads Kithost's options."""
-    app = create_celery(settings.model_copy(update={"broker_url": REDIS_URL}))
-    with app.connection_for_read() as connection:
-        channel = connection.default_channel
-        assert isinstance(channel, kombu_redis.Channel)
-        assert channel.unacked_restore_throttle == 1  # type: ignore[attr-defined]  # stubs lag kombu 5.7
-        assert channel.visibility_timeout == settings.broker_visibility_timeout_seconds
 
 
 @pytest.mark.usefixtures("redis_worker")

@@ -46,16 +46,10 @@ def _embedded_broker_journal(dbapi_connection: object, _record: object) -> None:
 
 
 def _transport_options(settings: Settings) -> dict[str, object]:
-    # Redis: a message a killed worker held goes back to the queue after the visibility
-    # timeout, at the next sweep of a running worker (every 10 s: kombu's throttle would make
-    # it every 10th, 100 s, and a sweep missed at a worker's start, another worker holding the
-    # sweep's lock, waited that long). (The SQLAlchemy transport passes its options to
-    # create_engine: give it none.)
+    # Redis: a message a killed worker held goes back to the queue after this long. (The
+    # SQLAlchemy transport passes its options to create_engine: give it none.)
     if settings.broker.startswith(("redis://", "rediss://")):
-        return {
-            "visibility_timeout": settings.broker_visibility_timeout_seconds,
-            "unacked_restore_throttle": 1,
-        }
+        return {"visibility_timeout": settings.broker_visibility_timeout_seconds}
     return {}
 
 
