@@ -24,6 +24,7 @@ async def test_the_demo_page_embeds_the_demo_widget_with_the_snippet(
     tag = f'<script async src="{base}/embed/{seed.widget_public_key}.js"'
     assert tag in page.text
     assert "&lt;script async src=" in page.text, "the snippet is shown too"
+    assert '<link rel="icon" href="data:,">' in page.text, "else a browser asks for /favicon.ico"
     assert "No OpenAI API key is set" in page.text
     policy = page.headers["content-security-policy"]
     assert f"script-src 'self' {base}" in policy

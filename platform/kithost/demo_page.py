@@ -25,6 +25,7 @@ PAGE = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Kithost demo: Acme Outdoor</title>
+<link rel="icon" href="data:,">
 <style>
 body{{margin:0;font:16px/1.6 system-ui,sans-serif;color:#111827;background:#f9fafb}}
 main{{max-width:720px;margin:0 auto;padding:48px 24px}}
