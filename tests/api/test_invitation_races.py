@@ -32,7 +32,7 @@ from kithost.auth.principals import CLI, ClientPrincipal, TenantAccess, UserPrin
 from kithost.auth.roles import ALL_SCOPES
 from kithost.clients import service as clients
 from kithost.clients.service import create_client
-from kithost.errors import Forbidden, NotFound, Unauthorized
+from kithost.errors import Forbidden, KithostError, NotFound, Unauthorized
 from kithost.invitations import service as invitations
 from kithost.invitations.service import create_invitation
 from kithost.kit.tokens import hash_secret
@@ -56,6 +56,8 @@ from tests.races import RacingApp, at_once, racing_app
 ACCEPT = "/api/v1/invitations/accept"
 AT_ONCE = 8
 T = TypeVar("T")
+F = TypeVar("F")
+S = TypeVar("S")
 
 
 @pytest.fixture
@@ -344,37 +346,56 @@ async def demotion(race: RacingApp, engine: AsyncEngine) -> Demotion:
     return Demotion(race, tenant, owner_id, member, token)
 
 
-async def waits(task: asyncio.Task[Any]) -> None:
-    await asyncio.sleep(0.3)
-    assert not task.done(), "the second unit of work waits for the first's locks"
+async def in_turn(
+    race: RacingApp,
+    first: Callable[[AsyncSession], Coroutine[Any, Any, F]],
+    second: Callable[[AsyncSession], Coroutine[Any, Any, S]],
+) -> tuple[F, S | Exception]:
+    """``first`` in a unit of work, then ``second`` in another, started while the first
+    holds its locks: it must wait for them (PostgreSQL). What ``first`` returned, and what
+    ``second`` returned (then committed) or raised once the first committed."""
+    sessions = state_of(race.app).sessionmaker
+    async with sessions() as one, sessions() as other:
+        done = await first(one)
+        task = asyncio.create_task(second(other))
+        await asyncio.sleep(0.3)
+        assert not task.done(), "the second unit of work waits for the first's locks"
+        await one.commit()
+        try:
+            outcome = await task
+        except Exception as exc:  # what it raised is what is checked
+            return done, exc
+        await other.commit()
+    return done, outcome
+
+
+def returned(outcome: S | Exception) -> S:
+    """What a unit of work of :func:`in_turn` returned; what it raised, raised again."""
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def refused(outcome: object, *kinds: type[KithostError]) -> KithostError:
+    """The error of one of ``kinds`` a unit of work of :func:`in_turn` raised."""
+    assert isinstance(outcome, kinds), outcome
+    return outcome
 
 
 async def test_an_acceptance_after_the_demotion_finds_the_invitation_withdrawn(
     demotion: Demotion,
 ) -> None:
-    sessions = state_of(demotion.race.app).sessionmaker
-    async with sessions() as demoting, sessions() as accepting:
-        await demotion.demote(demoting)
-        accepted = asyncio.create_task(demotion.accept(accepting))
-        await waits(accepted)
-        await demoting.commit()
-        with pytest.raises(NotFound) as refused:
-            await accepted
-    assert refused.value.code == "invitation_not_found"
+    _, accepted = await in_turn(demotion.race, demotion.demote, demotion.accept)
+    assert refused(accepted, NotFound).code == "invitation_not_found"
     assert await role_of(demotion.race, demotion.tenant, demotion.member.email) is Role.viewer
 
 
 async def test_a_demotion_after_the_acceptance_lowers_the_role_it_gave(
     demotion: Demotion,
 ) -> None:
-    sessions = state_of(demotion.race.app).sessionmaker
-    async with sessions() as accepting, sessions() as demoting:
-        assert (await demotion.accept(accepting)).role is Role.admin
-        demoted = asyncio.create_task(demotion.demote(demoting))
-        await waits(demoted)
-        await accepting.commit()
-        assert (await demoted).role is Role.viewer
-        await demoting.commit()
+    accepted, demoted = await in_turn(demotion.race, demotion.accept, demotion.demote)
+    assert accepted.role is Role.admin
+    assert returned(demoted).role is Role.viewer
     assert await role_of(demotion.race, demotion.tenant, demotion.member.email) is Role.viewer
 
 
@@ -439,29 +460,16 @@ async def test_an_invitation_by_a_client_being_revoked_is_refused(
 ) -> None:
     """The client's request was let in before the revocation committed: once it has, the
     invitation is refused, not made after the withdrawal and left pending."""
-    sessions = state_of(revocation.race.app).sessionmaker
-    async with sessions() as revoking, sessions() as inviting:
-        await revocation.revoke(revoking)
-        invited = asyncio.create_task(revocation.invite(inviting))
-        await waits(invited)
-        await revoking.commit()
-        with pytest.raises(Unauthorized) as refused:
-            await invited
-    assert refused.value.code == "invalid_token"
+    _, invited = await in_turn(revocation.race, revocation.revoke, revocation.invite)
+    assert refused(invited, Unauthorized).code == "invalid_token"
     assert await revocation.pending() == []
 
 
 async def test_a_revocation_after_an_invitation_by_the_client_withdraws_it(
     revocation: Revocation,
 ) -> None:
-    sessions = state_of(revocation.race.app).sessionmaker
-    async with sessions() as inviting, sessions() as revoking:
-        await revocation.invite(inviting)
-        revoked = asyncio.create_task(revocation.revoke(revoking))
-        await waits(revoked)
-        await inviting.commit()
-        await revoked
-        await revoking.commit()
+    _, revoked = await in_turn(revocation.race, revocation.invite, revocation.revoke)
+    returned(revoked)
     assert await revocation.pending() == []
 
 
@@ -582,26 +590,14 @@ async def making(request: pytest.FixtureRequest, race: RacingApp, engine: AsyncE
 
 
 async def test_a_client_made_by_someone_being_removed_is_refused(making: Making) -> None:
-    sessions = state_of(making.race.app).sessionmaker
-    async with sessions() as removing, sessions() as creating:
-        await making.remove(removing)
-        made = asyncio.create_task(making.make(creating))
-        await waits(made)
-        await removing.commit()
-        with pytest.raises((NotFound, Unauthorized)):
-            await made
+    _, made = await in_turn(making.race, making.remove, making.make)
+    refused(made, NotFound, Unauthorized)
     assert await making.made() == []
 
 
 async def test_a_removal_after_its_maker_made_a_client_names_it(making: Making) -> None:
-    sessions = state_of(making.race.app).sessionmaker
-    async with sessions() as creating, sessions() as removing:
-        new = await making.make(creating)
-        removed = asyncio.create_task(making.remove(removing))
-        await waits(removed)
-        await creating.commit()
-        await removed
-        await removing.commit()
+    new, removed = await in_turn(making.race, making.make, making.remove)
+    returned(removed)
     assert await making.kept() == [new.client.client_id]
 
 
@@ -618,23 +614,20 @@ async def test_an_owner_demoted_or_removed_while_deleting_the_tenant_is_refused(
     tenant, _ = await owned_tenant(race)
     [first] = [m.user_id for m in await members_of(race, tenant)]
     second, _ = await new_member(race, tenant, Role.owner)
-    sessions = state_of(race.app).sessionmaker
-    async with sessions() as changing, sessions() as deleting:
-        access = as_owner(await in_tenant(changing, tenant.id), first)
+
+    async def change_second(session: AsyncSession) -> None:
+        access = as_owner(await in_tenant(session, tenant.id), first)
         if change == "remove":
-            await members.remove_member(changing, access, second.id)
+            await members.remove_member(session, access, second.id)
         else:
-            await members.change_role(changing, access, second.id, Role.admin)
+            await members.change_role(session, access, second.id, Role.admin)
 
-        async def delete() -> None:
-            access = as_owner(await in_tenant(deleting, tenant.id), second.id)
-            await tenants.delete_tenant(deleting, access, tenant.slug)
+    async def delete(session: AsyncSession) -> None:
+        access = as_owner(await in_tenant(session, tenant.id), second.id)
+        await tenants.delete_tenant(session, access, tenant.slug)
 
-        deleted = asyncio.create_task(delete())
-        await waits(deleted)
-        await changing.commit()
-        with pytest.raises((NotFound, Forbidden)):
-            await deleted
+    _, deleted = await in_turn(race, change_second, delete)
+    refused(deleted, NotFound, Forbidden)
     async with race.arranging() as session:
         assert await session.get(Tenant, tenant.id) is not None
 
@@ -687,21 +680,10 @@ class Creation:
 
     async def second(
         self, make: Callable[[AsyncSession], Coroutine[Any, Any, T]]
-    ) -> tuple[User, T | BaseException]:
+    ) -> tuple[User, T | Exception]:
         """What ``make`` did in the second unit of work, once the first committed; the user
         the first made."""
-        sessions = state_of(self.race.app).sessionmaker
-        async with sessions() as first, sessions() as second:
-            made = await self.first(first)
-            task = asyncio.create_task(make(second))
-            await waits(task)
-            await first.commit()
-            try:
-                outcome: T | BaseException = await task
-            except Exception as exc:  # what it raised is what is checked
-                outcome = exc
-            await second.commit()
-        return made, outcome
+        return await in_turn(self.race, self.first, make)
 
     async def accounts(self) -> int:
         async with self.race.arranging() as session:
