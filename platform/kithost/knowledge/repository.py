@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, String, and_, case, cast, func, select
+from sqlalchemy import BigInteger, Select, String, and_, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.models import DocumentStatus, KnowledgeBase, KnowledgeDocument, Widget, WidgetVersion
@@ -31,12 +31,12 @@ class Figures(NamedTuple):
     failed: int
 
 
-async def list_bases_with_figures(
-    session: AsyncSession, tenant_id: uuid.UUID, base_id: uuid.UUID | None = None
-) -> list[tuple[KnowledgeBase, Figures]]:
+def _bases_with_figures(
+    tenant_id: uuid.UUID, base_id: uuid.UUID | None = None
+) -> Select[KnowledgeBase, int, int, int, int]:
     """The tenant's bases (with ``base_id``, that one only), oldest first, each with its
-    :class:`Figures`: counted in one aggregate query, without loading a document. The list
-    and one base's page both count here, so they always agree."""
+    :class:`Figures`' four columns: counted in one aggregate of the tenant's documents
+    grouped by base, without loading a document."""
     document = KnowledgeDocument
     documents, bases = [document.tenant_id == tenant_id], [KnowledgeBase.tenant_id == tenant_id]
     if base_id is not None:
@@ -56,7 +56,7 @@ async def list_bases_with_figures(
         .group_by(document.knowledge_base_id)
         .subquery()
     )
-    result = await session.execute(
+    return (
         select(
             KnowledgeBase,
             func.coalesce(figures.c.documents, 0),
@@ -68,7 +68,41 @@ async def list_bases_with_figures(
         .where(*bases)
         .order_by(KnowledgeBase.created_at, KnowledgeBase.id)
     )
+
+
+async def list_bases_with_figures(
+    session: AsyncSession, tenant_id: uuid.UUID
+) -> list[tuple[KnowledgeBase, Figures]]:
+    """The tenant's bases, oldest first, each with its :class:`Figures` (one statement)."""
+    result = await session.execute(_bases_with_figures(tenant_id))
     return [(base, Figures(*counts)) for base, *counts in result.all()]
+
+
+async def base_with_documents(
+    session: AsyncSession, tenant_id: uuid.UUID, base_id: uuid.UUID
+) -> tuple[KnowledgeBase, Figures, list[KnowledgeDocument]] | None:
+    """The base, its :class:`Figures` (counted as :func:`list_bases_with_figures` counts
+    them) and its documents, oldest first; None when the tenant has no such base.
+
+    One statement, so one snapshot: the documents listed are the ones counted, however
+    many uploads commit meanwhile (two statements on PostgreSQL, read committed, each saw
+    the documents committed by its own start)."""
+    document = KnowledgeDocument
+    query = (
+        _bases_with_figures(tenant_id, base_id)
+        .add_columns(document)
+        .outerjoin(
+            document,
+            and_(document.knowledge_base_id == KnowledgeBase.id, document.tenant_id == tenant_id),
+        )
+        .order_by(None)
+        .order_by(document.created_at, document.id)
+    )
+    rows = (await session.execute(query)).all()
+    if not rows:
+        return None
+    base, *counts, _ = rows[0]
+    return base, Figures(*counts), [row[-1] for row in rows if row[-1] is not None]
 
 
 async def count_bases(session: AsyncSession, tenant_id: uuid.UUID) -> int:

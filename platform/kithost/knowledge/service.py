@@ -51,7 +51,7 @@ FILENAME_MAX_LENGTH = 255
 @dataclass(frozen=True)
 class Summary:
     """A base, its documents counted (in SQL, as :func:`list_bases` counts them) and its
-    documents."""
+    documents, read in one statement (:func:`repository.base_with_documents`)."""
 
     base: KnowledgeBase
     figures: Figures
@@ -83,12 +83,11 @@ async def list_bases(session: AsyncSession, tenant: Tenant) -> list[tuple[Knowle
 
 
 async def get_base(session: AsyncSession, tenant: Tenant, base_id: uuid.UUID) -> Summary:
-    found = await repository.list_bases_with_figures(session, tenant.id, base_id)
-    if not found:
+    """The base with its figures and documents, read at one moment (they always agree)."""
+    found = await repository.base_with_documents(session, tenant.id, base_id)
+    if found is None:
         raise _no_base()
-    [(base, figures)] = found
-    documents = await repository.list_documents(session, tenant.id, [base.id])
-    return Summary(base, figures, documents)
+    return Summary(*found)
 
 
 async def delete_base(session: AsyncSession, access: TenantAccess, base_id: uuid.UUID) -> None:
