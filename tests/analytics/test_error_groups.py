@@ -28,6 +28,7 @@ from tests.analytics.helpers import (
     USER,
     client_error,
     made_up_error,
+    now_ms,
     published_widget,
     store,
     subject,
@@ -76,6 +77,25 @@ async def test_error_groups_group_count_resolve_and_reopen(
     await store(app, widget, [client_error("Request 5 failed")])
     detail = (await client.get(f"{url}/{group['id']}", headers=creds.headers)).json()
     assert (detail["status"], detail["count"], detail["resolved_at"]) == ("open", 4, None)
+
+
+async def test_an_error_after_the_resolution_reopens_its_group_whatever_the_visitors_clock(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """A group reopened only for an occurrence dated after its resolution by the visitor's
+    clock: a device ten minutes slow met the error again after the fix was called done, and
+    the group stayed resolved."""
+    widget, _tenant, creds, url = await subject(app, db)
+    url = f"{url}/errors"
+    await store(app, widget, [client_error("Request 1 failed")])
+    group = (await client.get(url, headers=creds.headers)).json()["groups"][0]
+    resolved = await client.post(f"{url}/{group['id']}/resolve", headers=creds.headers)
+    assert resolved.status_code == 200
+
+    slow = {**client_error("Request 2 failed"), "time": now_ms() - 10 * 60 * 1000}
+    await store(app, widget, [slow])
+    detail = (await client.get(f"{url}/{group['id']}", headers=creds.headers)).json()
+    assert (detail["status"], detail["count"], detail["resolved_at"]) == ("open", 2, None)
 
 
 async def test_ids_with_a_prefix_do_not_split_a_group(

@@ -50,8 +50,9 @@ async def count_into(
     session: AsyncSession, tenant_id: uuid.UUID, found: Occurrences, now: datetime
 ) -> uuid.UUID | None:
     """Count ``found`` into its group when the widget has one (reopened when resolved
-    before its latest occurrence) and remember its end users; the group's id, or None when
-    there is no such group (none is made: :func:`add_occurrences` makes one)."""
+    before ``now``, when the occurrences arrived) and remember its end users; the group's
+    id, or None when there is no such group (none is made: :func:`add_occurrences` makes
+    one)."""
     group = ErrorGroup.__table__.c
     columns = ("count", "first_seen", "last_seen", "sample", "hint")
     new = SimpleNamespace(
@@ -76,9 +77,9 @@ async def count_into(
 async def add_occurrences(
     session: AsyncSession, tenant_id: uuid.UUID, found: Occurrences, now: datetime
 ) -> uuid.UUID | None:
-    """Count ``found`` into its group (created if new; reopened when resolved before its
-    latest occurrence) and remember its end users with their latest occurrence; the group's
-    id when it is new."""
+    """Count ``found`` into its group (created if new; reopened when resolved before
+    ``now``, when the occurrences arrived) and remember its end users with their latest
+    occurrence; the group's id when it is new."""
     group = ErrorGroup.__table__.c
     new_id = uuid.uuid4()
     statement = insert(session, ErrorGroup).values(
@@ -111,7 +112,9 @@ def _counted(new: Any, now: datetime) -> dict[str, Any]:
     """What counting new occurrences (``new``: their count, first and last seen, sample and
     hint, as columns of a row or values) into a group sets."""
     group = ErrorGroup.__table__.c
-    reopened = and_(group.status == ErrorStatus.resolved, group.resolved_at < new.last_seen)
+    # Reopened by what arrives after the resolution, not by the visitor's clock: a device
+    # minutes slow meets the error again after the fix and dates it before.
+    reopened = and_(group.status == ErrorStatus.resolved, group.resolved_at < now)
     newer = new.last_seen >= group.last_seen
     return {
         "count": group.count + new.count,
