@@ -1,10 +1,20 @@
 """A TCP proxy on loopback that a test can cut and restore, to play a server (the database,
-the broker) going away and coming back."""
+the broker) going away and coming back; ``through_proxy``, an app on PostgreSQL through one."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+
+from kithost import migrate
+from kithost.app import create_app
+from tests.conftest import create_pg_database, drop_pg_database, make_settings
 
 
 class CuttableProxy:
@@ -51,3 +61,21 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             writer.write(data)
             await writer.drain()
     writer.close()
+
+
+@pytest.fixture
+async def through_proxy(
+    tmp_path: Path, task_queue: str
+) -> AsyncIterator[tuple[FastAPI, CuttableProxy]]:
+    """An app on a PostgreSQL database of its own, reached through a proxy the test cuts."""
+    url = create_pg_database()
+    await asyncio.to_thread(migrate.upgrade, make_settings(tmp_path, url, task_queue))
+    direct = make_url(url)
+    proxy = CuttableProxy(direct.host or "127.0.0.1", direct.port or 5432)
+    await proxy.start()
+    proxied = direct.set(port=proxy.port).render_as_string(hide_password=False)
+    app = create_app(make_settings(tmp_path, proxied, task_queue))
+    yield app, proxy
+    await app.state.engine.dispose()
+    await proxy.cut()
+    drop_pg_database(url)

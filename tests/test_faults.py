@@ -4,39 +4,16 @@ are served from memory, every other route answers 503 ``database_unavailable`` w
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import httpx2
-import pytest
 from fastapi import FastAPI
-from sqlalchemy.engine import make_url
 
-from kithost import migrate
-from kithost.app import create_app
 from kithost.db import session_scope
 from kithost.widgets.config import WidgetConfig
-from tests.conftest import config_cache, create_pg_database, drop_pg_database, make_settings
-from tests.proxy import CuttableProxy
+from tests.conftest import config_cache
+from tests.proxy import CuttableProxy, through_proxy
 from tests.visitor.helpers import ORIGIN, config_url, make_widget
 
-
-@pytest.fixture
-async def through_proxy(
-    tmp_path: Path, task_queue: str
-) -> AsyncIterator[tuple[FastAPI, CuttableProxy]]:
-    url = create_pg_database()
-    await asyncio.to_thread(migrate.upgrade, make_settings(tmp_path, url, task_queue))
-    direct = make_url(url)
-    proxy = CuttableProxy(direct.host or "127.0.0.1", direct.port or 5432)
-    await proxy.start()
-    proxied = direct.set(port=proxy.port).render_as_string(hide_password=False)
-    app = create_app(make_settings(tmp_path, proxied, task_queue))
-    yield app, proxy
-    await app.state.engine.dispose()
-    await proxy.cut()
-    drop_pg_database(url)
+__all__ = ["through_proxy"]  # the fixture
 
 
 async def test_the_database_going_away_is_a_503_and_the_process_recovers(

@@ -237,15 +237,20 @@ DATABASE_DOWN = (OperationalError, InterfaceError, SQLAlchemyTimeoutError)
 DATABASE_RETRY_SECONDS = 5
 
 
-async def _database_unavailable(request: Request, exc: Exception) -> ProblemResponse:
-    log.warning("database_unavailable", path=request.url.path, error=str(exc).splitlines()[0])
-    return problem_response(
-        request,
-        503,
-        "database_unavailable",
+def database_unavailable(exc: Exception, path: str | None = None) -> ServiceUnavailable:
+    """The 503 ``database_unavailable`` of a request that met the database away (one of
+    :data:`DATABASE_DOWN`), logged: for a route that answers its own problems (a visitor
+    route's, with CORS headers) as the app's handler answers the rest."""
+    log.warning("database_unavailable", path=path, error=str(exc).splitlines()[0])
+    return ServiceUnavailable(
         "The database is not answering; try again shortly.",
+        code="database_unavailable",
         headers={"Retry-After": str(DATABASE_RETRY_SECONDS)},
     )
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> ProblemResponse:
+    return await _kithost_error(request, database_unavailable(exc, request.url.path))
 
 
 def install_error_handlers(app: FastAPI) -> None:
