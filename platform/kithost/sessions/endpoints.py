@@ -24,12 +24,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Body, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 
 from kithost import rls
 from kithost.analytics.facts import AppFacts
 from kithost.auth.dependencies import SessionsMint
 from kithost.db import DbSession
-from kithost.errors import Conflict, Forbidden, KithostError, invalid_request
+from kithost.errors import BadRequest, Conflict, Forbidden, KithostError, invalid_request
 from kithost.health.metrics import mint_outcome
 from kithost.kit.origins import origin_of
 from kithost.kit.schemas import problems
@@ -86,6 +87,10 @@ def admitted(request: Request) -> tuple[str, Published]:
 def _problem_for(exc: Exception) -> KithostError | None:
     if isinstance(exc, RequestValidationError):  # as the app's handler answers it
         return invalid_request(exc)
+    if isinstance(exc, HTTPException) and exc.status_code == 400:
+        # A body FastAPI could not parse at all (JSON nested past the parser's recursion
+        # limit, a number of thousands of digits): its 400, as the app's handler answers it.
+        return BadRequest(exc.detail)
     return kithost_error(exc)
 
 

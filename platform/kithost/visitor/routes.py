@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from starlette.types import Receive, Scope, Send
 
-from kithost.errors import Forbidden, KithostError
+from kithost.errors import DATABASE_DOWN, Forbidden, KithostError, database_unavailable
 from kithost.kit.origins import is_browser_origin
 from kithost.kit.schemas import problems
 from kithost.visitor.cache import published_answers
@@ -121,11 +121,15 @@ def cors_problems(
     for, None for a bug, which propagates as it is) with ``headers`` added: the CORS headers
     of the admitted origin. A page on another origin (the direct placement) reads only what
     carries ``Access-Control-Allow-Origin``: without it the loader sees a network failure
-    where a 401 means "refresh", a 422 "fix the request" and a 429 "wait"."""
+    where a 401 means "refresh", a 422 "fix the request" and a 429 "wait". The database
+    away is its 503 ``database_unavailable`` (``Retry-After``), as the app answers it
+    elsewhere, here readable by the page too."""
     try:
         yield
     except Exception as exc:
         problem = problem_for(exc)
+        if problem is None and isinstance(exc, DATABASE_DOWN):
+            problem = database_unavailable(exc)
         if problem is None:
             raise
         problem.headers = {**headers, **problem.headers}
