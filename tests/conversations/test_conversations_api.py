@@ -164,22 +164,32 @@ async def test_the_next_page_goes_on_when_the_last_thread_shown_changes_or_goes(
         assert bad.json()["errors"][0]["field"] == "before"
 
 
+HOUR_AGO = "2026-01-01T11:00:00+00:00"
+
+
 @pytest.mark.parametrize(
-    ("field", "value"),
+    ("filters", "field"),
     [
-        ("since", "2026-01-01"),  # no time zone: which instant?
-        ("until", "2026-01-01T00:00:00"),
-        ("since", "9999-12-31T23:59:59-14:00"),  # past year 9999 in UTC
-        ("until", "0001-01-01T00:00:00+14:00"),  # before year 1 in UTC
+        ({"since": "2026-01-01"}, "since"),  # no time zone: which instant?
+        ({"until": "2026-01-01T00:00:00"}, "until"),
+        ({"since": "9999-12-31T23:59:59-14:00"}, "since"),  # past year 9999 in UTC
+        ({"until": "0001-01-01T00:00:00+14:00"}, "until"),  # before year 1 in UTC
+        # filters that can match nothing: an empty list would say there is no such
+        # conversation. A range ending before it starts, or where it starts (the same
+        # instant in another zone)
+        ({"since": "2026-01-01T12:00:00+00:00", "until": HOUR_AGO}, "until"),
+        ({"since": HOUR_AGO, "until": "2026-01-01T12:00:00+01:00"}, "until"),
+        # how the list shows an anonymous visitor: a keyed hash, matching no stored id
+        ({"end_user": "a:h_" + "0" * 32}, "end_user"),
     ],
 )
-async def test_a_time_without_a_zone_or_outside_utc_is_refused_by_every_filter(
+async def test_a_filter_that_is_no_filter_is_refused_by_the_list_and_every_export(
     client: httpx2.AsyncClient,
     app: FastAPI,
     db: AsyncSession,
     monkeypatch: pytest.MonkeyPatch,
+    filters: dict[str, str],
     field: str,
-    value: str,
 ) -> None:
     """The list, both streamed exports and the background export refuse it on the field,
     before anything streams, is queued or is audited as exported."""
@@ -187,18 +197,28 @@ async def test_a_time_without_a_zone_or_outside_utc_is_refused_by_every_filter(
     sent = RecordedTasks()
     monkeypatch.setattr(app.state.celery, "send_task", sent.record)
     for path in ("", "/export.jsonl", "/export.csv"):
-        refused = await client.get(
-            CONVERSATIONS + path, params={field: value}, headers=owner.headers
-        )
+        refused = await client.get(CONVERSATIONS + path, params=filters, headers=owner.headers)
         assert refused.status_code == 422, (path, refused.text)
+        assert refused.headers["content-type"] == "application/problem+json"
         assert [e["field"] for e in refused.json()["errors"]] == [field], path
-    body = {"format": "jsonl", "filters": {field: value}}
+    body = {"format": "jsonl", "filters": filters}
     refused = await client.post(CONVERSATIONS + "/exports", json=body, headers=owner.headers)
     assert refused.status_code == 422, refused.text
     assert [e["field"] for e in refused.json()["errors"]] == [f"filters.{field}"]
     assert await db.scalar(select(func.count()).select_from(ConversationExport)) == 0
     assert "conversations.exported" not in await audit_actions(db, tenant.id)
     assert sent.sent == []
+
+
+async def test_a_moments_range_and_an_anonymous_visitors_own_id_are_filters(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    _tenant, owner, threads = await acme_with_chats(app, db)
+    read = await client.get(f"{CONVERSATIONS}/{threads['returns']}", headers=owner.headers)
+    at = datetime.fromisoformat(read.json()["last_activity"])
+    moment = {"since": at.isoformat(), "until": (at + timedelta(microseconds=1)).isoformat()}
+    assert await listed(client, owner, **moment) == [threads["returns"]]
+    assert await listed(client, owner, end_user=ANONYMOUS) == [threads["anonymous"]]
 
 
 async def _older_conversations(db: AsyncSession, tenant: Tenant, count: int) -> list[str]:

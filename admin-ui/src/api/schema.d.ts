@@ -2044,7 +2044,7 @@ export interface components {
         ConversationFilters: {
             /**
              * End User
-             * @description A verified end user, `u:…`.
+             * @description A verified end user, `u:…`, or an anonymous one by their own id (`a:anon_…`); never the `a:h_…` the list shows (422).
              */
             end_user?: string | null;
             /** @description Threads with feedback of this kind. */
@@ -5898,7 +5898,7 @@ export interface operations {
                 since?: string | null;
                 /** @description Last activity before. */
                 until?: string | null;
-                /** @description A verified end user, `u:…`. */
+                /** @description A verified end user, `u:…`, or an anonymous one by their own id (`a:anon_…`); never the `a:h_…` the list shows (422). */
                 end_user?: string | null;
                 /** @description Threads with feedback of this kind. */
                 feedback?: components["schemas"]["FeedbackFilter"] | null;
@@ -5977,7 +5977,7 @@ export interface operations {
                 since?: string | null;
                 /** @description Last activity before. */
                 until?: string | null;
-                /** @description A verified end user, `u:…`. */
+                /** @description A verified end user, `u:…`, or an anonymous one by their own id (`a:anon_…`); never the `a:h_…` the list shows (422). */
                 end_user?: string | null;
                 /** @description Threads with feedback of this kind. */
                 feedback?: components["schemas"]["FeedbackFilter"] | null;
@@ -6053,7 +6053,7 @@ export interface operations {
                 since?: string | null;
                 /** @description Last activity before. */
                 until?: string | null;
-                /** @description A verified end user, `u:…`. */
+                /** @description A verified end user, `u:…`, or an anonymous one by their own id (`a:anon_…`); never the `a:h_…` the list shows (422). */
                 end_user?: string | null;
                 /** @description Threads with feedback of this kind. */
                 feedback?: components["schemas"]["FeedbackFilter"] | null;

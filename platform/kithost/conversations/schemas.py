@@ -5,8 +5,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
+from kithost.kit import pseudonyms
 from kithost.kit.schemas import Instant, Schema
 
 
@@ -23,7 +25,10 @@ class ConversationFilters(Schema):
     since: Instant | None = Field(default=None, description="Last activity at or after.")
     until: Instant | None = Field(default=None, description="Last activity before.")
     end_user: str | None = Field(
-        default=None, max_length=210, description="A verified end user, `u:…`."
+        default=None,
+        max_length=210,
+        description="A verified end user, `u:…`, or an anonymous one by their own id "
+        "(`a:anon_…`); never the `a:h_…` the list shows (422).",
     )
     feedback: FeedbackFilter | None = Field(
         default=None, description="Threads with feedback of this kind."
@@ -39,6 +44,28 @@ class ConversationFilters(Schema):
     q: str | None = Field(
         default=None, min_length=2, max_length=200, description="Words in the messages."
     )
+
+    # A filter that can match nothing is refused on its field: an empty list would say there
+    # is no such conversation.
+
+    @field_validator("until")
+    @classmethod
+    def _after_since(cls, until: datetime | None, info: ValidationInfo) -> datetime | None:
+        since = info.data.get("since")
+        if until is not None and since is not None and until <= since:
+            raise PydanticCustomError("value", "must be after since")
+        return until
+
+    @field_validator("end_user")
+    @classmethod
+    def _not_a_pseudonym(cls, end_user: str | None) -> str | None:
+        if end_user is not None and end_user.startswith(pseudonyms.PREFIX):
+            raise PydanticCustomError(
+                "pseudonym",
+                "a:h_… is how Kithost shows an anonymous visitor, a keyed hash matching no "
+                "stored id: give the visitor's own id (a:anon_…)",
+            )
+        return end_user
 
 
 class ConversationQuery(ConversationFilters):
