@@ -185,7 +185,6 @@ async def attempt(app: FastAPI, task: tuple[str, list[Any]]) -> delivery.Attempt
         app.state.settings.outbound_policy,
         uuid.UUID(tenant_id),
         uuid.UUID(delivery_id),
-        deliver,
     )
 
 

@@ -695,7 +695,6 @@ async def test_the_delivery_log_says_an_address_is_refused_not_what_it_resolves_
         OutboundPolicy(),  # no exception for loopback: localhost is refused, never connected
         uuid.UUID(tenant_id),
         uuid.UUID(delivery_id),
-        deliver,
     )
     assert attempt == delivery.Attempt(delivered=False, retry=True)
     [entry] = (

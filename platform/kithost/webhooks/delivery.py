@@ -38,9 +38,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from celery import Task
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks import Webhook
 
@@ -53,7 +51,7 @@ from kithost.kit.schemas import NUL
 from kithost.models import DeliveryStatus, WebhookDelivery
 from kithost.models.base import utcnow
 from kithost.tenants import repository as tenants
-from kithost.webhooks import repository
+from kithost.webhooks import repository, tasks
 from kithost.worker.enqueue import enqueue
 
 TIMEOUT_SECONDS = 10.0
@@ -93,10 +91,8 @@ async def attempt(
     policy: OutboundPolicy,
     tenant_id: uuid.UUID,
     delivery_id: uuid.UUID,
-    task: Task[Any, Any],
 ) -> Attempt:
-    """Attempt the delivery unless its turn is taken; ``task`` (``tasks.deliver``) is what
-    a hand-off enqueues."""
+    """Attempt the delivery unless its turn is taken."""
     async with session_scope(sessionmaker, tenant=tenant_id) as session:
         if not await tenants.hold_tenant(session, tenant_id):  # deleted: all went with it
             return Attempt(delivered=False, retry=False)
@@ -175,7 +171,7 @@ async def attempt(
         if slot:  # the turn is free: the oldest waiting takes it, after this commits
             after = await repository.next_turn(session, tenant_id, delivery_id, utcnow())
             if after is not None:
-                enqueue(session, task, str(tenant_id), str(after), True)
+                enqueue(session, tasks.deliver, str(tenant_id), str(after), True)
         return outcome
 
 

@@ -63,7 +63,6 @@ def deliver(self: Task[Any, Any], tenant_id: str, delivery_id: str, hand_off: bo
             settings.outbound_policy,
             uuid.UUID(tenant_id),
             uuid.UUID(delivery_id),
-            self,
         )
 
     outcome = database.run(self.app, run)
