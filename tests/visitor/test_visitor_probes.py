@@ -70,3 +70,32 @@ async def test_the_database_away_is_a_503_the_page_reads(
         assert_readable_problem(response, 503, "database_unavailable")
         assert int(response.headers["retry-after"]) > 0
         assert response.headers["access-control-expose-headers"] == "Retry-After"
+
+
+@pytest.mark.parametrize(
+    ("first", "address"),
+    [
+        ("2001:db8:7:1::1", "2001:db8:7:1:{:x}::1"),  # one /64, a new address each time
+        ("203.0.113.7", "::ffff:203.0.113.7"),  # the same IPv4 client, spelled as IPv6
+    ],
+)
+async def test_a_client_rotating_its_addresses_is_one_client_to_the_mint_limit(
+    app: FastAPI, db: AsyncSession, first: str, address: str
+) -> None:
+    """New anonymous visitors from one client are bounded by ``mint_limit_per_client``
+    (each gets a day's ``messages_per_user_per_day``): an IPv6 client counts by its /64,
+    which hands it more addresses than any limit could count one by one."""
+    target = await publish(db)
+    limit = app.state.settings.mint_limit_per_client
+
+    async def mint_from(host: str, device: int) -> httpx2.Response:
+        transport = httpx2.ASGITransport(app=app, client=(host, 40000))
+        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            return await mint(c, target, {"device_id": f"anon_{device:024d}"})
+
+    assert (await mint_from(first, 0)).status_code == 200
+    for n in range(1, limit):
+        minted = await mint_from(address.format(n), n)
+        assert minted.status_code == 200, minted.text
+    refused = await mint_from(address.format(limit), limit)
+    assert_readable_problem(refused, 429, "rate_limited")

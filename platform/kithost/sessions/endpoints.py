@@ -33,6 +33,7 @@ from kithost.db import DbSession
 from kithost.errors import BadRequest, Conflict, Forbidden, KithostError, invalid_request
 from kithost.health.metrics import mint_outcome
 from kithost.kit.origins import origin_of
+from kithost.kit.ratelimit import client_key
 from kithost.kit.schemas import problems
 from kithost.models import Placement
 from kithost.sessions import service
@@ -110,7 +111,7 @@ async def visitor_session(
     origin, target = admitted(request)
     await rls.set_tenant(session, target.tenant_id)
     with mint_outcome(target.widget_config.mode.value):
-        client = request.client.host if request.client else "unknown"
+        client = client_key(request.client.host) if request.client else "unknown"
         await service.limit(
             limiter, f"mint:ip:{target.widget_id}:{client}", settings.mint_limit_per_client
         )
