@@ -17,16 +17,17 @@ does not reach them: what that key does not find is removed with the platform's 
 operator. What a tenant's earlier key of its own made stays in that key's project when it
 sets another: Kithost keeps no earlier key.
 
-What a task made at OpenAI for a document or base deleted meanwhile (a file, a vector store)
-is taken back by the ``remove`` task (:func:`_take_back`), retried as any removal: deleted
-inline, a failure of that one call would leave it there for nobody, since the task's retry
-finds nothing left to do.
+What a task made at OpenAI for a document or base deleted meanwhile (a file, a vector store),
+or failed to write down (:func:`_writing_down`), is taken back by the ``remove`` task
+(:func:`_take_back`), retried as any removal: deleted inline, a failure of that one call
+would leave it there for nobody, since the task's retry finds nothing left to do.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import structlog
@@ -127,6 +128,34 @@ def _take_back(
     )
 
 
+@asynccontextmanager
+async def _writing_down(
+    sessionmaker: Sessionmaker,
+    tenant_id: uuid.UUID,
+    upstream: Upstream,
+    *,
+    files: Sequence[str] = (),
+    vector_store: str | None = None,
+) -> AsyncIterator[AsyncSession]:
+    """The unit of work writing down ``files``, or ``vector_store``, which OpenAI has just
+    made. Should it fail (the database gone meanwhile, say), the ``remove`` task takes them
+    back (:func:`_take_back`) before the failure goes on: the task's retry makes them anew,
+    and nothing would ever remove these. That removal is queued by a unit of work that runs
+    no statement, so it is sent whatever became of the database (one using none commits
+    nothing and sends what it queued: ``db.session_scope``).
+
+    A commit that failed only to say it succeeded leaves them written down and removed: the
+    document then fails as OpenAI no longer holds its file (its base's store is replaced as
+    lost), and is uploaded again, rather than leaving them behind for nobody."""
+    try:
+        async with session_scope(sessionmaker, tenant=tenant_id) as session:
+            yield session
+    except BaseException:
+        async with session_scope(sessionmaker) as session:
+            _take_back(session, tenant_id, upstream, files=files, vector_store=vector_store)
+        raise
+
+
 async def store_access(
     settings: Settings, box: SecretBox, tenant: Tenant, widget: Widget, store_id: str
 ) -> str | None:
@@ -210,7 +239,7 @@ async def _ingest(
                 file=(filename, data, content_type), purpose="assistants"
             )
             file_id = made.id
-            async with session_scope(sessionmaker, tenant=tenant_id) as session:
+            async with _writing_down(sessionmaker, tenant_id, upstream, files=[file_id]) as session:
                 document = await repository.get_document(session, tenant_id, document_id, lock=True)
                 if document is None:  # deleted meanwhile: take the file back
                     _take_back(session, tenant_id, upstream, files=[file_id])
@@ -316,7 +345,7 @@ async def _vector_store(
     made = await upstream.client.vector_stores.create(
         name=name[:200], metadata={"kithost_knowledge_base": str(base_id)}
     )
-    async with session_scope(sessionmaker, tenant=tenant_id) as session:
+    async with _writing_down(sessionmaker, tenant_id, upstream, vector_store=made.id) as session:
         base = await repository.get_base(session, tenant_id, base_id, lock=True)
         if base is not None and base.vector_store_id is None:
             base.vector_store_id = made.id
