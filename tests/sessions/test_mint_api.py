@@ -400,6 +400,36 @@ async def test_backend_mint_needs_the_scope_and_the_tenant(
         assert (error["field"], error["type"]) == ("user", "invisible_character")
 
 
+@pytest.mark.parametrize(
+    "spelling",
+    ["https://SHOP.example.com", "https://shop.example.com/", "https://shop.example.com:443"],
+)
+async def test_a_backend_mint_binds_the_origin_as_the_browser_will_send_it(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, spelling: str
+) -> None:
+    """A backend naming its page in another spelling (a slash at the end, capitals, the
+    default port) gets a token that page can use: its browser sends the normal form, and a
+    token bound to the spelling given was a 200 that every chat request refused (401)."""
+    target = await publish(db)
+    url = f"/api/v1/tenants/{target.tenant.slug}/widgets/{target.widget.id}/sessions"
+    minter = await client_token(app, db, target.tenant, [Scope.sessions_mint])
+    minted = await client.post(url, json={"user": "42", "origin": spelling}, headers=minter.headers)
+    assert minted.status_code == 200, minted.text
+    token = minted.json()["token"]
+    assert pyjwt.decode(token, options={"verify_signature": False})["origin"] == SHOP
+    chat = await client.post(
+        f"/v1/chatkit/{target.widget.public_key}",
+        json={"type": "threads.list", "params": {}},
+        headers={"Authorization": f"Bearer {token}", "Origin": SHOP},
+    )
+    assert chat.status_code == 200, chat.text
+    garbled = await client.post(
+        url, json={"user": "42", "origin": "shop.example.com"}, headers=minter.headers
+    )
+    assert garbled.status_code == 422, garbled.text
+    assert [e["field"] for e in garbled.json()["errors"]] == ["origin"]
+
+
 async def test_a_retired_workflow_is_a_clear_problem_with_the_way_out(
     hosted_app: FastAPI, fake_openai: FakeOpenAI
 ) -> None:

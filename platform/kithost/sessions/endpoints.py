@@ -30,9 +30,16 @@ from kithost import rls
 from kithost.analytics.facts import AppFacts
 from kithost.auth.dependencies import SessionsMint
 from kithost.db import DbSession
-from kithost.errors import BadRequest, Conflict, Forbidden, KithostError, invalid_request
+from kithost.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    KithostError,
+    invalid_field,
+    invalid_request,
+)
 from kithost.health.metrics import mint_outcome
-from kithost.kit.origins import origin_of
+from kithost.kit.origins import InvalidOrigin, normalize_pattern, origin_of
 from kithost.kit.ratelimit import client_key
 from kithost.kit.schemas import problems
 from kithost.models import Placement
@@ -185,7 +192,8 @@ async def backend_session(
     target = (await visitor_service.load(session, widget.public_key)).published
     if target is None:
         raise Conflict("Publish the widget first.", code="widget_not_published")
-    if body.origin is not None and not target.allows(body.origin):
+    page = _page_origin(body.origin)
+    if page is not None and not target.allows(page):
         raise Forbidden("That origin may not use this widget.", code="origin_not_allowed")
     framed = target.widget_config.placement is Placement.framed
     with mint_outcome(target.widget_config.mode.value):
@@ -197,8 +205,20 @@ async def backend_session(
             target,
             end_user=EndUser(id=f"u:{body.user}", verified=True),
             # A framed chat calls Kithost from Kithost's own page, where visitors load it.
-            origin=body.origin or (origin_of(settings.visitor_base_url) if framed else None),
+            origin=page or (origin_of(settings.visitor_base_url) if framed else None),
             context=body.context,
             later=later,
             recorder=recorder,
         )
+
+
+def _page_origin(origin: str | None) -> str | None:
+    """The page a backend names, as its browser will send its ``Origin`` (the token is bound
+    to that): ``https://SHOP.example.com/`` is ``https://shop.example.com``; 422 on
+    ``origin`` for what is no origin."""
+    if origin is None:
+        return None
+    try:
+        return normalize_pattern(origin, allow_insecure=True)
+    except InvalidOrigin as exc:
+        raise invalid_field("origin", str(exc)) from exc
