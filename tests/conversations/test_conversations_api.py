@@ -697,6 +697,46 @@ async def test_the_search_means_the_same_on_both_databases(
     assert await listed(client, owner, q="kayaks") == []
 
 
+async def test_the_search_finds_the_words_of_addresses_numbers_and_names_on_both_databases(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """PostgreSQL's parser kept an email address, a URL, a file name, a version, a decimal
+    and a hyphenated number whole, where the search looks for the words between their
+    punctuation (as SQLite does): none of these was found there. A final sigma is a sigma
+    in any case."""
+    tenant, owner, _threads = await acme_with_chats(app, db)
+    shop = await db.scalar(
+        select(Widget).where(Widget.tenant_id == tenant.id, Widget.name == "Shop")
+    )
+    assert shop is not None
+    said = {
+        "email": "Mail me at john.doe@example.com please",
+        "order": "My order ORD-12345 is late",
+        "file": "See invoice_2024.pdf, it costs 3.14 more in app 1.2.3",
+        "url": "Look at https://shop.example.com/orders/123 now",
+        "greek": "ΟΔΟΣ σοφίας",
+    }
+    made = {name: await conversation(db, shop, f"u:{name}", [text]) for name, text in said.items()}
+    for q, found in [
+        ("john.doe@example.com", ["email"]),
+        ("john", ["email"]),
+        ("example.com", ["email", "url"]),
+        ("john.doe@example.org", []),
+        ("ORD-12345", ["order"]),
+        ("12345", ["order"]),
+        ("invoice_2024.pdf", ["file"]),
+        ("invoice", ["file"]),
+        ("3.14", ["file"]),
+        ("1.2.3", ["file"]),
+        ("https://shop.example.com/orders/123", ["url"]),
+        ("orders", ["url"]),
+        ("οδος", ["greek"]),
+        ("ΣΟΦΊΑΣ", ["greek"]),
+        ("σοφίας", ["greek"]),
+    ]:
+        assert sorted(await listed(client, owner, q=q)) == sorted(made[n] for n in found), q
+
+
 async def test_the_search_finds_words_written_with_combining_marks(
     client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:

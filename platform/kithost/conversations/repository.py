@@ -177,7 +177,11 @@ ROWID: ColumnClause[int] = literal_column("chat_items.rowid", Integer)
 WORDS = table("chat_item_words", column("thread_id"), column("kind"), column("words"))
 """PostgreSQL: the messages as the view ``chat_item_words`` (migration ``bf5a3a2ac457``),
 ``words`` being the expression ``ix_chat_items_search`` indexes, so that the app's role,
-which row-level security binds, searches through the index."""
+which row-level security binds, searches through the index. That expression is the SQL
+function ``message_words(payload)`` (migration ``7e3b5c1d9a42``): the messages' text with
+ASCII punctuation read as spaces, so that PostgreSQL's parser finds the words
+:func:`search_words` and SQLite find, not an email address, URL, file name or hyphenated
+number kept whole."""
 SIMPLE: ColumnClause[Any] = literal_column("'simple'::regconfig")
 
 
@@ -193,7 +197,8 @@ def _matching_threads(session: AsyncSession, q: str) -> Select[str]:
     if not words:
         return select(ChatItem.thread_id).where(false())
     if session.get_bind().dialect.name == "postgresql":
-        wanted = func.plainto_tsquery(SIMPLE, " ".join(words))
+        # the index reads a final sigma as sigma (message_words), lower case does not
+        wanted = func.plainto_tsquery(SIMPLE, " ".join(words).replace("\u03c2", "\u03c3"))
         found = (
             select(WORDS.c.thread_id)
             .where(WORDS.c.kind.in_(MESSAGE_KINDS), WORDS.c.words.op("@@")(wanted))
