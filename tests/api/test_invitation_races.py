@@ -411,20 +411,19 @@ class Revocation:
 
     race: RacingApp
     tenant: Tenant
+    owner_id: uuid.UUID
     client: ApiClient
 
     def revoke(self, session: AsyncSession) -> Coroutine[Any, Any, None]:
         async def revoke() -> None:
-            access = as_owner(await in_tenant(session, self.tenant.id), uuid.uuid4())
+            access = as_owner(await in_tenant(session, self.tenant.id), self.owner_id)
             await clients.revoke_client(session, access, self.client.id)
 
         return revoke()
 
     def invite(self, session: AsyncSession) -> Coroutine[Any, Any, invitations.NewInvitation]:
         async def invite() -> invitations.NewInvitation:
-            tenant = await in_tenant(session, self.tenant.id)
-            client = await session.get_one(ApiClient, self.client.id)
-            access = TenantAccess(tenant, ClientPrincipal(client, ALL_SCOPES), ALL_SCOPES, None)
+            access = await acting_as(session, self.tenant.id, self.client)
             settings = self.race.app.state.settings
             email = self.race.email("alt")
             return await invitations.invite(session, settings, access, email=email, role=Role.admin)
@@ -443,9 +442,27 @@ class Revocation:
 
 async def a_client(race: RacingApp) -> Revocation:
     tenant, _ = await owned_tenant(race)
+    [owner_id] = [m.user_id for m in await members_of(race, tenant)]
+    return Revocation(race, tenant, owner_id, await client_of(race, tenant, "leaked"))
+
+
+async def client_of(race: RacingApp, tenant: Tenant, name: str) -> ApiClient:
+    """A new API client of ``tenant`` holding every scope, made by the CLI."""
     async with race.arranging() as session:
-        new = await create_client(session, CLI, tenant, name="leaked", scopes=sorted(ALL_SCOPES))
-    return Revocation(race, tenant, new.client)
+        new = await create_client(session, CLI, tenant, name=name, scopes=sorted(ALL_SCOPES))
+    return new.client
+
+
+async def acting_as(
+    session: AsyncSession, tenant_id: uuid.UUID, who: User | ApiClient
+) -> TenantAccess:
+    """The access of an admin ``who``, or of a client ``who`` holding every scope, as their
+    request would have it, with ``session``'s unit of work set to the tenant."""
+    tenant = await in_tenant(session, tenant_id)
+    if isinstance(who, User):
+        return TenantAccess(tenant, UserPrincipal(who, uuid.uuid4()), ALL_SCOPES, Role.admin)
+    client = await session.get_one(ApiClient, who.id)
+    return TenantAccess(tenant, ClientPrincipal(client, ALL_SCOPES), ALL_SCOPES, None)
 
 
 @pytest.fixture
@@ -537,15 +554,7 @@ class Making:
 
     def make(self, session: AsyncSession) -> Coroutine[Any, Any, clients.NewClient]:
         async def make() -> clients.NewClient:
-            tenant = await in_tenant(session, self.tenant.id)
-            principal: UserPrincipal | ClientPrincipal
-            if isinstance(self.maker, User):
-                principal = UserPrincipal(self.maker, uuid.uuid4())
-                access = TenantAccess(tenant, principal, ALL_SCOPES, Role.admin)
-            else:
-                client = await session.get_one(ApiClient, self.maker.id)
-                principal = ClientPrincipal(client, ALL_SCOPES)
-                access = TenantAccess(tenant, principal, ALL_SCOPES, None)
+            access = await acting_as(session, self.tenant.id, self.maker)
             return await clients.register_client(
                 session, access, name="made", scopes=sorted(ALL_SCOPES)
             )
@@ -599,6 +608,140 @@ async def test_a_removal_after_its_maker_made_a_client_names_it(making: Making) 
     new, removed = await in_turn(making.race, making.make, making.remove)
     returned(removed)
     assert await making.kept() == [new.client.client_id]
+
+
+# What an admin or a client does in the tenant at the moment an owner removes or demotes
+# the admin, or revokes the client (a probe: an admin removed at that moment still revoked
+# an API client, cancelled an invitation and renamed the tenant, their access read before
+# the removal committed).
+
+ACTS = ["revoke_client", "revoke_invitation", "rename"]
+REFUSED: dict[str, tuple[type[KithostError], str]] = {
+    "remove": (NotFound, "tenant_not_found"),
+    "demote": (Forbidden, "insufficient_scope"),
+    "revoke": (Unauthorized, "invalid_token"),
+}
+
+
+@dataclass
+class Standing:
+    """An admin (``change``: removed or demoted to editor) or a client holding every scope
+    (revoked), acting in the tenant: revoking a client, cancelling an invitation, renaming
+    the tenant. The change and the act are units of work of their own."""
+
+    race: RacingApp
+    tenant: Tenant
+    owner_id: uuid.UUID
+    how: str
+    caller: User | ApiClient
+    client: ApiClient
+    invitation_id: uuid.UUID
+
+    async def change(self, session: AsyncSession) -> None:
+        access = as_owner(await in_tenant(session, self.tenant.id), self.owner_id)
+        if isinstance(self.caller, ApiClient):
+            await clients.revoke_client(session, access, self.caller.id)
+        elif self.how == "remove":
+            await members.remove_member(session, access, self.caller.id)
+        else:
+            await members.change_role(session, access, self.caller.id, Role.editor)
+
+    def act(self, act: str) -> Callable[[AsyncSession], Coroutine[Any, Any, None]]:
+        async def acting(session: AsyncSession) -> None:
+            access = await acting_as(session, self.tenant.id, self.caller)
+            if act == "revoke_client":
+                await clients.revoke_client(session, access, self.client.id)
+            elif act == "revoke_invitation":
+                await invitations.revoke(session, access, self.invitation_id)
+            else:
+                await tenants.rename_tenant(session, access, "Renamed")
+
+        return acting
+
+    async def done(self) -> set[str]:
+        """What of :data:`ACTS` the tenant shows done."""
+        async with self.race.arranging() as session:
+            client = await session.get_one(ApiClient, self.client.id)
+            invitation = await session.get(Invitation, self.invitation_id)
+            tenant = await session.get_one(Tenant, self.tenant.id)
+        done = {
+            "revoke_client": client.revoked_at is not None,
+            "revoke_invitation": invitation is None,
+            "rename": tenant.name == "Renamed",
+        }
+        return {act for act, is_done in done.items() if is_done}
+
+
+@pytest.fixture(params=list(REFUSED))
+async def standing(
+    request: pytest.FixtureRequest, race: RacingApp, engine: AsyncEngine
+) -> Standing:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("needs concurrent write transactions")
+    tenant, _ = await owned_tenant(race)
+    [owner_id] = [m.user_id for m in await members_of(race, tenant)]
+    caller: User | ApiClient
+    if request.param == "revoke":
+        caller = await client_of(race, tenant, "caller")
+    else:
+        caller, _ = await new_member(race, tenant, Role.admin)
+    target = await client_of(race, tenant, "target")
+    email = race.email("invited")
+    await invitation(race, tenant, email, Role.viewer)
+    [pending] = await pending_of(race, tenant, email)
+    return Standing(race, tenant, owner_id, request.param, caller, target, pending.id)
+
+
+@pytest.mark.parametrize("act", ACTS)
+async def test_what_an_admin_or_client_does_as_it_loses_access_is_refused(
+    standing: Standing, act: str
+) -> None:
+    _, acted = await in_turn(standing.race, standing.change, standing.act(act))
+    kind, code = REFUSED[standing.how]
+    assert refused(acted, kind).code == code
+    assert await standing.done() == set()
+
+
+@pytest.mark.parametrize("act", ACTS)
+async def test_a_loss_of_access_waits_for_what_the_admin_or_client_does(
+    standing: Standing, act: str
+) -> None:
+    _, changed = await in_turn(standing.race, standing.act(act), standing.change)
+    returned(changed)
+    assert await standing.done() == {act}
+
+
+async def test_two_clients_revoking_each_other_at_once_leave_one(race: RacingApp) -> None:
+    """Each revocation holds its caller unrevoked and locks the client it revokes: they
+    lock the two in one order (the clients' ids), so the second waits for the first, then
+    finds its own client revoked (401), never a deadlock (503) nor both revoked."""
+    tenant, _ = await owned_tenant(race)
+    state = state_of(race.app)
+    for _ in range(3):
+        pair = [await client_of(race, tenant, f"pair-{n}") for n in range(2)]
+        bearers = []
+        async with race.arranging() as session:
+            for client in pair:
+                token = await issue_access_token(
+                    session, state.settings, state.secret_box, client, ALL_SCOPES
+                )
+                bearers.append({"Authorization": f"Bearer {token}"})
+        await race.warm(2)
+
+        answers = await asyncio.gather(
+            *(
+                race.client.delete(
+                    f"/api/v1/tenants/{tenant.slug}/clients/{other.id}", headers=bearer
+                )
+                for bearer, other in zip(bearers, reversed(pair), strict=True)
+            )
+        )
+
+        assert sorted(a.status_code for a in answers) == [204, 401], problems(answers)
+        assert problems(answers) == [(401, "invalid_token")]
+        async with race.arranging() as session:
+            revoked = [(await session.get_one(ApiClient, c.id)).revoked_at for c in pair]
+        assert [r is None for r in revoked].count(True) == 1
 
 
 # A tenant deleted by an owner at the moment another owner demotes or removes them (a probe:

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit import service as audit
 from kithost.auth import repository as auth_repository
-from kithost.auth.principals import Actor, TenantAccess
+from kithost.auth.principals import Actor, ClientPrincipal, TenantAccess
 from kithost.auth.scopes import Scope
 from kithost.clients import repository
 from kithost.errors import FieldError, Forbidden, NotFound, invalid_field
@@ -94,9 +94,11 @@ async def revoke_client(session: AsyncSession, access: TenantAccess, id: uuid.UU
     made are withdrawn, as a removed member's are; the clients it made keep working, as
     a removed member's do (the audit entry names them). Revoking it again changes nothing.
 
-    The client's row stays locked until the unit of work ends, so an invitation the client
+    The caller is read again and held as they stand now (``members.access_now``): a member
+    removed or demoted, or a client revoked, at that moment is refused or waited for. The
+    client's row stays locked until the unit of work ends, so an invitation the client
     makes at that moment is either refused or made first and withdrawn here."""
-    client = await auth_repository.lock_client(session, access.tenant.id, id)
+    access, client = await _caller_and_client(session, access, id)
     if client is None:
         raise NotFound(f"No API client {id}.", code="client_not_found")
     if client.revoked_at is not None:
@@ -118,5 +120,15 @@ async def revoke_client(session: AsyncSession, access: TenantAccess, id: uuid.UU
     )
 
 
-def _withdrawn(count: int) -> dict[str, int]:
-    return {"invitations_withdrawn": count} if count else {}
+async def _caller_and_client(
+    session: AsyncSession, access: TenantAccess, id: uuid.UUID
+) -> tuple[TenantAccess, ApiClient | None]:
+    """The caller as they stand now, held (``members.access_now``), and the client ``id``
+    locked for update. A client revoking a client locks the two in the order of their ids:
+    two clients revoking each other at once each held itself and waited for the other."""
+    caller = access.principal
+    if isinstance(caller, ClientPrincipal) and id <= caller.client.id:
+        client = await auth_repository.lock_client(session, access.tenant.id, id)
+        return await members.access_now(session, access, Scope.clients_write), client
+    access = await members.access_now(session, access, Scope.clients_write)
+    return access, await auth_repository.lock_client(session, access.tenant.id, id)

@@ -59,15 +59,20 @@ async def list_pending(session: AsyncSession, tenant_id: uuid.UUID) -> Sequence[
     return result.scalars().all()
 
 
-async def get_pending(
+async def lock_pending(
     session: AsyncSession, tenant_id: uuid.UUID, invitation_id: uuid.UUID
 ) -> Invitation | None:
+    """The tenant's pending invitation as committed now, its row locked (PostgreSQL) until
+    the unit of work ends; None when there is none, or it was used or deleted meanwhile."""
     result = await session.execute(
-        select(Invitation).where(
+        select(Invitation)
+        .where(
             Invitation.tenant_id == tenant_id,
             Invitation.id == invitation_id,
             Invitation.accepted_at.is_(None),
         )
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     return result.scalar_one_or_none()
 

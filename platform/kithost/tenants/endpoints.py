@@ -63,7 +63,7 @@ async def get_tenant(access: AnyTenantAccess) -> Tenant:
 async def update_tenant(
     access: MembersWrite, session: DbSession, body: schemas.TenantUpdate
 ) -> Tenant:
-    return Tenant.model_validate(service.rename_tenant(session, access, body.name))
+    return Tenant.model_validate(await service.rename_tenant(session, access, body.name))
 
 
 @router.delete(

@@ -85,7 +85,11 @@ async def list_tenants(
     )
 
 
-def rename_tenant(session: AsyncSession, access: TenantAccess, name: str) -> Tenant:
+async def rename_tenant(session: AsyncSession, access: TenantAccess, name: str) -> Tenant:
+    """Give the tenant ``name``, the caller read again and held as they stand now
+    (``members.access_now``): a member removed or demoted, or a client revoked, at that
+    moment is refused or waited for."""
+    access = await members.access_now(session, access, Scope.members_write)
     tenant = access.tenant
     if name != tenant.name:
         audit.record(
