@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 import httpx2
@@ -12,14 +13,16 @@ import jwt as pyjwt
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kithost.analytics.facts import FLUSH_SECONDS, FactBuffer
 from kithost.analytics.ingestion.tasks import ingest
 from kithost.auth.principals import CLI
 from kithost.auth.scopes import Scope
+from kithost.kit.tokens import hash_secret
 from kithost.models import Role, SessionMint, Widget
+from kithost.models.base import utcnow
 from kithost.settings import Settings
 from kithost.widgets.service import create_widget
 from tests.conftest import config_cache, create_test_app, operator_sessions
@@ -251,6 +254,32 @@ async def test_hosted_sessions_and_refresh(hosted_app: FastAPI, fake_openai: Fak
             hashes = (await check.execute(select(SessionMint.secret_hash))).scalars().all()
         assert minted["client_secret"] not in hashes
         assert all(h is not None and len(h) == 64 for h in hashes)
+
+
+async def test_a_hosted_secret_refreshes_only_while_it_lives(
+    hosted_app: FastAPI, fake_openai: FakeOpenAI
+) -> None:
+    """A client secret refreshes into a new one only within its own life (the workflow's
+    ``expires_after_seconds``; the loader refreshes before its end): one found later (a
+    stale tab's, a log's) no longer buys a fresh secret for its end user, as an expired
+    session token buys none."""
+    async with operator_sessions(hosted_app)() as setup:
+        target = await publish(setup, HOSTED)
+        await setup.commit()
+    transport = httpx2.ASGITransport(app=hosted_app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
+        live = (await mint(client, target, {"device_id": DEVICE})).json()["client_secret"]
+        old = (await mint(client, target, {"device_id": DEVICE})).json()["client_secret"]
+        async with operator_sessions(hosted_app)() as aging:
+            await aging.execute(
+                update(SessionMint)
+                .where(SessionMint.secret_hash == hash_secret(old))
+                .values(created_at=utcnow() - timedelta(seconds=600 + 61))
+            )
+            await aging.commit()
+        refused = await mint(client, target, {"current": old})
+        assert (refused.status_code, refused.json()["code"]) == (401, "invalid_session_token")
+        assert (await mint(client, target, {"current": live})).status_code == 200
 
 
 async def test_a_hosted_mint_whose_row_is_lost_still_answers_and_its_refresh_mints_anew(

@@ -4,11 +4,11 @@ Self-hosted widgets get a Kithost session token (``sessions.tokens``); hosted wi
 an OpenAI client secret (``sessions.hosted_chatkit``). Every mint is recorded for analytics as a
 ``server.session.minted`` fact (widget, end user, origin, mode, time; never a credential).
 Hosted mints are also kept in ``session_mints`` with the secret's hash: that is how a
-refresh presenting the current secret finds its end user. That row is written after the
-answer is sent (``sessions.recorder``; its commit would otherwise double what Kithost adds
-to OpenAI's call): a refresh comes minutes later, and a row that is lost (the process died
-in between, the database was down) only makes that one refresh fail, after which the
-loader mints anew.
+refresh presenting the current secret, while it lives, finds its end user. That row is
+written after the answer is sent (``sessions.recorder``; its commit would otherwise double
+what Kithost adds to OpenAI's call): a refresh comes minutes later, and a row that is lost
+(the process died in between, the database was down) only makes that one refresh fail,
+after which the loader mints anew.
 Self-hosted mints need no row (their tokens carry the end user), so minting one touches no
 table.
 
@@ -22,6 +22,7 @@ every refresh and chat request while the session lives (:func:`embedder_of`,
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -40,6 +41,7 @@ from kithost.models.base import utcnow
 from kithost.secrets.service import openai_key_to_use, widget_identity_secret
 from kithost.sessions import hosted_chatkit, tokens
 from kithost.sessions.identity import (
+    CLOCK_SKEW_SECONDS,
     EndUser,
     anonymous_user,
     secret_fingerprint,
@@ -165,6 +167,7 @@ async def refreshed_end_user(
                 SessionMint.widget_id == target.widget_id,
                 SessionMint.secret_hash == hash_secret(current),
                 SessionMint.origin == origin,
+                SessionMint.created_at >= _hosted_secrets_since(target),
             )
         )
         end_user_id = result.scalar_one_or_none()
@@ -183,6 +186,17 @@ async def refreshed_end_user(
                 code="identity_secret_changed",
             )
     return end_user
+
+
+def _hosted_secrets_since(target: Published) -> datetime:
+    """When the oldest hosted client secret still alive was minted: the widget's workflow
+    says how long they live (``expires_after_seconds``; the loader refreshes before the
+    end), plus the clocks' skew. An older one no longer refreshes, as an expired session
+    token does not: found in a stale tab or a log, it bought a new secret for its end user
+    for as long as its row is kept (the analytics retention)."""
+    workflow = target.widget_config.hosted
+    lifetime = 0 if workflow is None else workflow.expires_after_seconds
+    return utcnow() - timedelta(seconds=lifetime + CLOCK_SKEW_SECONDS)
 
 
 def check_policy(target: Published, end_user_id: str) -> None:
