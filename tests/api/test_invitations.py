@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost.auth import repository as auth_repository
 from kithost.auth.passwords import verify_password
 from kithost.auth.principals import CLI
-from kithost.auth.roles import ALL_SCOPES
+from kithost.auth.roles import ALL_SCOPES, ROLE_SCOPES
+from kithost.auth.scopes import Scope
 from kithost.clients import repository as clients
 from kithost.invitations import repository as invitations
 from kithost.invitations.service import create_invitation
@@ -211,6 +212,40 @@ async def test_revoked_invitations_cannot_be_used(
     used = await client.post(ACCEPT, json={"token": token, "password": PASSWORD})
     assert (used.status_code, used.json()["code"]) == (404, "invitation_not_found")
     assert await users.get_by_email(db, "new@example.test") is None
+
+
+async def test_nobody_cancels_an_invitation_to_a_role_they_could_not_give(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, acme: Tenant, admin: Credentials
+) -> None:
+    """Cancelling an invitation takes back the role it offers, as a removal does, under the
+    same rule as making it: an admin cannot cancel an owner's invitation of an owner (403
+    ``owner_role_required``), a client holding ``members:write`` alone cannot cancel one of
+    a viewer (403 ``role_too_high`` on ``role``); both stay pending. An owner cancels the
+    first, a client holding a viewer's scopes the second."""
+    owner = await login(app, db, await make_member(db, acme, Role.owner))
+    body = {"email": "boss@example.test", "role": "owner"}
+    made = await client.post(invitations_url(acme), json=body, headers=owner.headers)
+    assert made.status_code == 201, made.text
+    to_owner = f"{invitations_url(acme)}/{made.json()['invitation']['id']}"
+    await invite(app, db, acme, "new@example.test", Role.viewer)
+    [viewer] = [i for i in await invitations.list_pending(db, acme.id) if i.role is Role.viewer]
+    to_viewer = f"{invitations_url(acme)}/{viewer.id}"
+    writer = await client_token(app, db, acme, [Scope.members_write])
+
+    refused = await client.delete(to_owner, headers=admin.headers)
+    assert (refused.status_code, refused.json()["code"]) == (403, "owner_role_required")
+    refused = await client.delete(to_viewer, headers=writer.headers)
+    assert (refused.status_code, refused.json()["code"]) == (403, "role_too_high")
+    assert [e["field"] for e in refused.json()["errors"]] == ["role"]
+    assert len(await invitations.list_pending(db, acme.id)) == 2
+    assert "invitation.revoked" not in await audit_actions(db, acme.id)
+
+    assert (await client.delete(to_owner, headers=owner.headers)).status_code == 204
+    bounded = await client_token(
+        app, db, acme, sorted(ROLE_SCOPES[Role.viewer] | {Scope.members_write})
+    )
+    assert (await client.delete(to_viewer, headers=bounded.headers)).status_code == 204
+    assert await invitations.list_pending(db, acme.id) == []
 
 
 async def test_a_signed_in_user_accepts_once(

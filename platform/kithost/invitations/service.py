@@ -134,14 +134,18 @@ async def list_pending(
 
 
 async def revoke(session: AsyncSession, access: TenantAccess, invitation_id: uuid.UUID) -> None:
-    """Delete a pending invitation. The caller is read again and held as they stand now
-    (``members.access_now``, as :func:`invite` does): a member removed or demoted, or a
-    client revoked, at that moment is refused or waited for; then the invitation is locked,
-    so that of revocations at once one deletes it and the others find none (404)."""
+    """Delete a pending invitation, if ``access`` may take back the role it offers, as
+    giving it takes (``members.check_may_grant``: an admin does not cancel an invitation
+    of an owner, nor a ``members:write`` client one of any role). The caller is read again
+    and held as they stand now (``members.access_now``, as :func:`invite` does): a member
+    removed or demoted, or a client revoked, at that moment is refused or waited for; then
+    the invitation is locked, so that of revocations at once one deletes it and the others
+    find none (404)."""
     access = await members.access_now(session, access, Scope.members_write)
     invitation = await repository.lock_pending(session, access.tenant.id, invitation_id)
     if invitation is None:
         raise NotFound(f"No pending invitation {invitation_id}.", code="invitation_not_found")
+    members.check_may_grant(access, invitation.role)
     await session.delete(invitation)
     audit.record(
         session,
