@@ -15,7 +15,7 @@ from kithost.knowledge.tasks import ingest as ingest_task
 from kithost.knowledge.tasks import remove as remove_task
 from kithost.models import Role, Tenant
 from kithost.settings import Settings
-from kithost.storage import storage_for
+from kithost.storage import BlobStorage, LocalDiskStorage, storage_for
 from tests.conftest import create_test_app
 from tests.factories import Credentials, login, make_member, make_tenant
 from tests.fakes.openai_server import FakeOpenAI
@@ -125,3 +125,10 @@ async def run_remove(app: FastAPI, tasks: RecordedTasks) -> int:
             tenant_key,
         )
     return len(removals)
+
+
+def blobs(storage: BlobStorage, tenant_id: uuid.UUID) -> list[str]:
+    """The keys of the tenant's knowledge blobs on disk."""
+    assert isinstance(storage, LocalDiskStorage)
+    kept = storage._path(f"knowledge/{tenant_id}")
+    return sorted(f"knowledge/{tenant_id}/{p.name}" for p in kept.glob("*") if p.is_file())

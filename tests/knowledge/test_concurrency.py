@@ -39,6 +39,7 @@ from kithost.worker.app import create_celery
 from kithost.worker.enqueue import PendingTasks
 from tests.conftest import concurrent_sessions
 from tests.fakes.openai_server import FakeOpenAI
+from tests.knowledge.helpers import blobs
 from tests.workers import RecordedTasks
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -68,16 +69,10 @@ async def raced(engine: AsyncEngine) -> AsyncIterator[tuple[Sessions, TenantAcce
 def upload(
     session: AsyncSession, storage: BlobStorage, access: TenantAccess, base_id: uuid.UUID
 ) -> Coroutine[Any, Any, KnowledgeDocument]:
+    blobs = service.NewBlobs(storage)
     return service.add_document(
-        session, storage, access, base_id, filename="guide.md", data=b"# Guide", limit=1000
+        session, blobs, access, base_id, filename="guide.md", data=b"# Guide", limit=1000
     )
-
-
-def blobs(storage: BlobStorage, tenant_id: uuid.UUID) -> list[str]:
-    """The keys of the tenant's knowledge blobs on disk."""
-    assert isinstance(storage, LocalDiskStorage)
-    kept = storage._path(f"knowledge/{tenant_id}")
-    return sorted(f"knowledge/{tenant_id}/{p.name}" for p in kept.glob("*") if p.is_file())
 
 
 class HeldStorage(LocalDiskStorage):

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import APIRouter, UploadFile, status
+from fastapi import APIRouter, Depends, UploadFile, status
 
 from kithost.auth.dependencies import KnowledgeRead, KnowledgeWrite
 from kithost.db import DbSession
@@ -17,6 +19,21 @@ from kithost.storage import storage_for
 router = APIRouter(prefix="/tenants/{tenant}/knowledge-bases", tags=["knowledge"])
 
 BASE_ERRORS = (*TENANT_ERRORS, 404)
+
+
+async def new_blobs(settings: AppSettings) -> AsyncIterator[service.NewBlobs]:
+    """The bytes a request stores ahead of its commit, deleted again should its unit of
+    work fail, its commit too: declared before the route's session (and its access, which
+    opens the session), it ends after the session does, and sees how."""
+    blobs = service.NewBlobs(storage_for(settings))
+    try:
+        yield blobs
+    except BaseException:
+        await blobs.discard()
+        raise
+
+
+NewBlobs = Annotated[service.NewBlobs, Depends(new_blobs, scope="function")]
 
 
 def _base(base: KnowledgeBase, figures: Figures) -> schemas.KnowledgeBase:
@@ -89,6 +106,7 @@ async def delete_knowledge_base(access: KnowledgeWrite, session: DbSession, id: 
     responses=problems(*BASE_ERRORS, 409, 413, 415),
 )
 async def upload_document(
+    blobs: NewBlobs,
     access: KnowledgeWrite,
     session: DbSession,
     settings: AppSettings,
@@ -99,7 +117,7 @@ async def upload_document(
     data = await file.read(limit + 1)
     document = await service.add_document(
         session,
-        storage_for(settings),
+        blobs,
         access,
         id,
         filename=file.filename or "",

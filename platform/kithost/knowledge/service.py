@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PureWindowsPath
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from kithost.audit import service as audit
 from kithost.auth.principals import TenantAccess
@@ -150,9 +152,37 @@ def document_type(filename: str) -> str:
     return content_type
 
 
+class NewBlobs:
+    """The bytes uploads store ahead of their unit of work's commit (:func:`add_document`),
+    deleted again by :meth:`discard` unless it committed: no document names them then, and
+    nothing else would ever delete them. The upload route discards them when its unit of
+    work fails, its commit too (``endpoints.new_blobs``)."""
+
+    def __init__(self, storage: BlobStorage) -> None:
+        self.storage = storage
+        self.keys: list[str] = []
+        self.committed = False
+
+    async def put(self, session: AsyncSession, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` for what ``session`` writes."""
+        if not self.keys:
+            event.listen(session.sync_session, "after_commit", self._committed, once=True)
+        self.keys.append(key)
+        await self.storage.put(key, data)
+
+    def _committed(self, _session: Session) -> None:
+        self.committed = True
+
+    async def discard(self) -> None:
+        """Delete the bytes stored, unless their unit of work committed."""
+        if self.keys and not self.committed:
+            keys, self.keys = self.keys, []
+            await self.storage.delete(keys)
+
+
 async def add_document(
     session: AsyncSession,
-    storage: BlobStorage,
+    blobs: NewBlobs,
     access: TenantAccess,
     base_id: uuid.UUID,
     *,
@@ -165,8 +195,9 @@ async def add_document(
     the blob store takes seconds (S3), and every other write to the base would wait for it.
     Then the base is locked: uploads to it are counted one at a time (at most
     :data:`MAX_DOCUMENTS`), and its deletion waits, or went first (404); refused there (or
-    failing), the bytes are deleted again. An adopted base takes no uploads (409
-    ``knowledge_base_adopted``): its store is the tenant's at OpenAI."""
+    failing), the bytes are deleted again, as they are should the unit of work not commit
+    (:class:`NewBlobs`). An adopted base takes no uploads (409 ``knowledge_base_adopted``):
+    its store is the tenant's at OpenAI."""
     base = await _base(session, access.tenant.id, base_id)
     filename = document_name(filename)
     content_type = document_type(filename)
@@ -189,8 +220,7 @@ async def add_document(
         size_bytes=len(data),
         status=DocumentStatus.processing,
     )
-    key = blob_key(access.tenant.id, document.id)
-    await storage.put(key, data)
+    await blobs.put(session, blob_key(access.tenant.id, document.id), data)
     try:
         await _base(session, access.tenant.id, base_id, lock=True)
         if await repository.count_documents(session, access.tenant.id, base.id) >= MAX_DOCUMENTS:
@@ -201,7 +231,7 @@ async def add_document(
         session.add(document)
         await session.flush()
     except BaseException:
-        await storage.delete([key])
+        await blobs.discard()
         raise
     enqueue(session, ingest, str(access.tenant.id), str(document.id))
     _record(
