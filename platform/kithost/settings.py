@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     production."""
     knowledge_document_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     """Largest document a knowledge base takes."""
+    knowledge_max_bytes_per_tenant: int = Field(default=1024**3, ge=1024)
+    """The most bytes a tenant's knowledge documents hold together, whatever their status
+    (an upload past it: 413 ``knowledge_quota_exceeded``)."""
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     """Largest request body of any other route (413 beyond)."""
     max_header_bytes: int = Field(default=32 * 1024, ge=4096)
