@@ -7,11 +7,15 @@ from __future__ import annotations
 import httpx2
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.db import session_scope
+from kithost.models import AllowedOrigin
+from tests.conftest import config_cache
 from tests.proxy import CuttableProxy, through_proxy
-from tests.sessions.helpers import DEVICE, SHOP, mint, publish
+from tests.sessions.helpers import DEVICE, SHOP, Published, mint, publish
+from tests.visitor.helpers import assert_refused
 
 __all__ = ["through_proxy"]  # the fixture
 
@@ -99,3 +103,37 @@ async def test_a_client_rotating_its_addresses_is_one_client_to_the_mint_limit(
         assert minted.status_code == 200, minted.text
     refused = await mint_from(address.format(limit), limit)
     assert_readable_problem(refused, 429, "rate_limited")
+
+
+async def test_a_removed_origin_stops_the_direct_chats_open_there(
+    app: FastAPI, client: httpx2.AsyncClient, db: AsyncSession
+) -> None:
+    """A page's session (the direct placement: bound to the page's own origin) neither
+    refreshes nor chats once its origin is no longer allowed, and the refusals tell the page
+    nothing (no CORS headers); another allowed page's session goes on."""
+    app.state.add(config_cache(app, revalidate_after=0))  # every request sees the change
+    target = await publish(db)
+    other = "https://blog.example.org"
+    shop = (await mint(client, target, {"device_id": DEVICE})).json()["token"]
+    blog = (await mint(client, target, {"device_id": DEVICE}, other)).json()["token"]
+    await db.execute(delete(AllowedOrigin).where(AllowedOrigin.origin == SHOP))
+    target.widget.name = "chat, without the shop"  # a change of origins touches the widget
+    await db.flush()
+
+    for refused in (
+        await mint(client, target, {"current": shop}),
+        await chat(client, target, shop, SHOP),
+    ):
+        assert_refused(refused, 403, "origin_not_allowed")
+    assert (await mint(client, target, {"current": blog}, other)).status_code == 200
+    assert (await chat(client, target, blog, other)).status_code == 200
+
+
+async def chat(
+    client: httpx2.AsyncClient, target: Published, token: str, origin: str
+) -> httpx2.Response:
+    return await client.post(
+        f"/v1/chatkit/{target.widget.public_key}",
+        json={"type": "threads.list", "params": {}},
+        headers={"Authorization": f"Bearer {token}", "Origin": origin},
+    )
