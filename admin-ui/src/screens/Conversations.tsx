@@ -264,11 +264,11 @@ export default function Conversations() {
         {search && search.length < SEARCH_MIN ? `Search needs at least ${SEARCH_MIN} characters: "${search}" is not searched.` : ''}
       </p>
       {open && <Transcript id={open} onClose={() => setOpen(null)} />}
+      {/* A page that fails leaves those shown before it (paging on is asking again). */}
+      <ProblemAlert error={threads.error} />
       {threads.isPending ? (
         <Loading what="conversations" />
-      ) : threads.error ? (
-        <ProblemAlert error={threads.error} />
-      ) : list.length === 0 ? (
+      ) : threads.error && list.length === 0 ? null : list.length === 0 ? (
         <Empty>No conversations match.</Empty>
       ) : (
         <Table columns={['Title', 'End user', 'Messages', 'Feedback', 'First word (median)', 'Tokens in / out', 'Last activity', 'Reviewed']}>

@@ -1,0 +1,72 @@
+"""The dashboard's Conversations screen in real Chromium against ``kithost serve`` (the
+session's, on SQLite): paging through older conversations when a page fails, and what a
+transcript shows of a visitor's messages (their files; hostile text as text)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from playwright.async_api import Page, Route, expect
+from sqlalchemy import select
+
+from kithost.db import session_scope
+from kithost.models import Tenant as TenantRow
+from kithost.models import Widget
+from tests.browser.conftest import Kithost
+from tests.browser.helpers import Tenant, open_screen, page, sign_in, tenant
+from tests.conversations.helpers import conversation
+
+__all__ = ["page", "tenant"]  # the fixtures
+
+LIST = re.compile(r".*/api/v1/tenants/[^/]+/conversations\?.*")
+
+
+async def _shop(kithost: Kithost, tenant: Tenant) -> Widget:
+    async with session_scope(kithost.sessionmaker) as db:
+        widget = await db.scalar(
+            select(Widget).join(TenantRow).where(TenantRow.slug == tenant.slug)
+        )
+        assert widget is not None
+        return widget
+
+
+async def test_an_older_page_that_fails_leaves_the_conversations_shown(
+    page: Page, tenant: Tenant, kithost: Kithost
+) -> None:
+    """The list gave way to the alert: a support agent fifty conversations down lost them
+    all when the next page failed, and found them again only by a reload."""
+    shop = await _shop(kithost, tenant)
+    async with session_scope(kithost.sessionmaker) as db:
+        for n in range(50):
+            said = [f"Older question {n}", "Answer"]
+            await conversation(db, shop, f"u:old{n}", said, hours_ago=5)
+    failing = True
+
+    async def older(route: Route) -> None:
+        if failing and "before=" in route.request.url:
+            problem = {
+                "type": "about:blank",
+                "title": "Service Unavailable",
+                "status": 503,
+                "code": "database_unavailable",
+                "detail": "The database is unavailable: try again shortly.",
+            }
+            await route.fulfill(
+                status=503, content_type="application/problem+json", body=json.dumps(problem)
+            )
+        else:
+            await route.continue_()
+
+    await page.route(LIST, older)
+    await sign_in(page, tenant)
+    await open_screen(page, tenant, "conversations", "Conversations")
+    more = page.get_by_role("button", name="Older conversations")
+    await more.click()
+    await expect(page.get_by_role("alert")).to_contain_text("The database is unavailable")
+    await expect(page.get_by_role("button", name="Question 0 about ten")).to_be_visible()
+    failing = False
+    await more.click()
+    await expect(page.get_by_role("button", name="Older question 49")).to_be_visible()
+    await expect(page.get_by_role("alert")).to_have_count(0)
+    await expect(page.get_by_role("button", name="Question 0 about ten")).to_be_visible()
