@@ -460,13 +460,13 @@ async def test_an_export_is_read_off_the_event_loop(
     other request of the process (every tenant's visitors) would wait for it."""
     on_loop: list[bool] = []
 
-    def spy(source: str, refusal: Any) -> Any:
+    def spy(source: str, *given: Any) -> Any:
         try:
             asyncio.get_running_loop()
             on_loop.append(True)
         except RuntimeError:
             on_loop.append(False)
-        return read_export(source, refusal)
+        return read_export(source, *given)
 
     monkeypatch.setattr("kithost.widgets.service.read_export", spy)
     response = await post_import(client, acme, "a = Agent(name='A')\n", dry_run=True)

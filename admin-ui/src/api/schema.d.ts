@@ -805,7 +805,7 @@ export interface paths {
         put?: never;
         /**
          * Upload a document
-         * @description PDF, Markdown, HTML, plain text or DOCX, by file name, of at most `KITHOST_KNOWLEDGE_DOCUMENT_MAX_BYTES` (10 MiB); at most 200 per knowledge base. The name is kept without its directories and the whitespace around it, and needs something before its extension (422 on `file`: `.md` alone is refused). It is `processing` until OpenAI has indexed it, then `ready` (or `failed` with a reason).
+         * @description PDF, Markdown, HTML, plain text or DOCX, by file name, of at most `KITHOST_KNOWLEDGE_DOCUMENT_MAX_BYTES` (10 MiB); at most 200 per knowledge base. The name is kept without its directories and the whitespace around it, and needs something before its extension (422 on `file`: `.md` alone is refused). It is `processing` until OpenAI has indexed it, then `ready` (or `failed` with a reason). A tenant's documents hold at most `KITHOST_KNOWLEDGE_MAX_BYTES_PER_TENANT` (1 GiB) together, whatever their status (413 `knowledge_quota_exceeded`).
          */
         post: operations["upload_document_api_v1_tenants__tenant__knowledge_bases__id__documents_post"];
         delete?: never;
@@ -1076,7 +1076,7 @@ export interface paths {
         put?: never;
         /**
          * Import an Agent Builder export as the widget's agent
-         * @description The Python code Agent Builder exports (Agents SDK) is read, never run: the agent that answers first becomes the draft's `agent` (name, instructions, model, temperature, max tokens; file search, with each vector store the tenant's own key reaches and no other tenant's knowledge base holds as a knowledge base, adopted only by a caller holding `knowledge:write`; web search; the agents it hands off to as `handoffs`; the guardrails Kithost has: moderation, keywords as refused topics), and everything else is listed with its line and what to do instead. `dry_run=true` changes nothing (and needs no `If-Match`). A hosted widget is 409 `widget_hosted`: convert it first.
+         * @description The Python code Agent Builder exports (Agents SDK) is read, never run: the agent that answers first becomes the draft's `agent` (name, instructions, model, temperature, max tokens; file search, with each vector store the tenant's own key reaches and no other tenant's knowledge base holds as a knowledge base, adopted only by a caller holding `knowledge:write`; web search; the agents it hands off to as `handoffs`; the guardrails Kithost has: moderation, keywords as refused topics), and everything else is listed with its line and what to do instead. The export replaces the widget's file search, web search and `mcp` tools (a secret no draft or published tool uses any more is removed with its server); its `http` and `client` tools stay; `tools` says what became of each. `dry_run=true` changes nothing (and needs no `If-Match`). A hosted widget is 409 `widget_hosted`: convert it first.
          */
         post: operations["import_agent_api_v1_tenants__tenant__widgets__id__agent_import_post"];
         delete?: never;
@@ -1771,8 +1771,8 @@ export interface components {
         };
         /**
          * AgentImported
-         * @description The draft with the imported agent (on a dry run: what it would be), and what the
-         *     export held that did not carry over.
+         * @description The draft with the imported agent (on a dry run: what it would be), what became of
+         *     the widget's tools, and what the export held that did not carry over.
          */
         AgentImported: {
             config: components["schemas"]["WidgetConfig"];
@@ -1782,6 +1782,8 @@ export interface components {
             not_carried: components["schemas"]["Skipped"][];
             /** State Variables */
             state_variables: string[];
+            /** Tools */
+            tools: components["schemas"]["ToolChange"][];
         };
         /** AnalyticsSettingsOut */
         AnalyticsSettingsOut: {
@@ -3576,6 +3578,23 @@ export interface components {
              * @constant
              */
             token_type?: "Bearer";
+        };
+        /**
+         * ToolChange
+         * @description What an import did to one of the widget's tools (``widgets.service.ToolChange``).
+         */
+        ToolChange: {
+            /**
+             * Change
+             * @enum {string}
+             */
+            change: "added" | "replaced" | "unchanged" | "removed" | "kept";
+            /** Id */
+            id: string;
+            /** Secret */
+            secret: ("kept" | "removed" | "kept_for_published") | null;
+            /** Type */
+            type: string;
         };
         /**
          * ToolSecret

@@ -61,14 +61,19 @@ async def add_secret(
 
 
 async def remove_secret(
-    session: AsyncSession, tenant_id: uuid.UUID, widget_id: uuid.UUID, tool_id: str
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    widget_id: uuid.UUID,
+    tool_id: str,
+    *,
+    origin: str | None = None,
 ) -> bool:
-    """Whether there was one."""
-    result = await session.execute(
-        delete(WidgetMcpSecret).where(
-            WidgetMcpSecret.tenant_id == tenant_id,
-            WidgetMcpSecret.widget_id == widget_id,
-            WidgetMcpSecret.tool_id == tool_id,
-        )
+    """Whether there was one (set for ``origin``, when given)."""
+    statement = delete(WidgetMcpSecret).where(
+        WidgetMcpSecret.tenant_id == tenant_id,
+        WidgetMcpSecret.widget_id == widget_id,
+        WidgetMcpSecret.tool_id == tool_id,
     )
-    return bool(rowcount(result))
+    if origin is not None:
+        statement = statement.where(WidgetMcpSecret.origin == origin)
+    return bool(rowcount(await session.execute(statement)))

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.audit import service as audit
-from kithost.auth.principals import TenantAccess
+from kithost.auth.principals import Actor, TenantAccess
 from kithost.db import Sessionmaker, session_scope
 from kithost.errors import BadGateway, Conflict, invalid_field
 from kithost.kit.crypto import SecretBox
@@ -32,7 +32,7 @@ from kithost.mcp_tools.client import (
 from kithost.models import Widget, WidgetMcpSecret
 from kithost.visitor.service import Published
 from kithost.widgets.config import McpTool
-from kithost.widgets.service import TOOLS, get_widget
+from kithost.widgets.service import TOOLS, SecretFate, get_widget, owns_tool_secrets
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ async def set_secret(
             added = await repository.secret(session, tenant_id, widget.id, tool_id)
             assert added is not None
             before: dict[str, Any] = {"has_secret": False}
-            _record(session, access, widget, "widget.mcp_secret_set", tool_id, before, after)
+            _record(session, access.actor, widget, "widget.mcp_secret_set", tool_id, before, after)
             return _state(added)
         # Added by another request meanwhile (committed: the insert waited for it).
         row = await repository.secret(session, tenant_id, widget.id, tool_id, lock=True)
@@ -121,7 +121,7 @@ async def set_secret(
     before = {"has_secret": True, "origin": row.origin}
     row.secret, row.origin = secret, origin
     await session.flush()
-    _record(session, access, widget, "widget.mcp_secret_replaced", tool_id, before, after)
+    _record(session, access.actor, widget, "widget.mcp_secret_replaced", tool_id, before, after)
     return _state(row)
 
 
@@ -133,12 +133,12 @@ async def remove_secret(
     if await repository.remove_secret(session, widget.tenant_id, widget.id, tool_id):
         after = {"has_secret": False}
         before = {"has_secret": True}
-        _record(session, access, widget, "widget.mcp_secret_removed", tool_id, before, after)
+        _record(session, access.actor, widget, "widget.mcp_secret_removed", tool_id, before, after)
 
 
 def _record(
     session: AsyncSession,
-    access: TenantAccess,
+    actor: Actor,
     widget: Widget,
     action: str,
     tool_id: str,
@@ -147,13 +147,44 @@ def _record(
 ) -> None:
     audit.record(
         session,
-        access.actor,
+        actor,
         action,
         tenant_id=widget.tenant_id,
         target_type="widget",
         target_id=widget.id,
         data={"tool_id": tool_id, **audit.changes(before, after)},
     )
+
+
+async def forget_unused(
+    session: AsyncSession,
+    actor: Actor,
+    widget: Widget,
+    used: set[tuple[str, str]],
+    dry_run: bool,
+) -> dict[str, SecretFate]:
+    """Remove (unless ``dry_run``) the widget's secrets whose tool and server, ``(tool id,
+    origin)``, are not ``used`` (by the draft or the published version), each audited as a
+    removal; each secret's fate by tool id (``widgets.service.owns_tool_secrets``)."""
+    fates: dict[str, SecretFate] = {}
+    for row in await repository.secrets(session, widget.tenant_id, widget.id):
+        unused = (row.tool_id, row.origin) not in used
+        if unused and not dry_run:
+            # Only the secret for that server: one set for another meanwhile stays.
+            unused = await repository.remove_secret(
+                session, widget.tenant_id, widget.id, row.tool_id, origin=row.origin
+            )
+            if unused:
+                before = {"has_secret": True, "origin": row.origin}
+                after = {"has_secret": False}
+                _record(
+                    session, actor, widget, "widget.mcp_secret_removed", row.tool_id, before, after
+                )
+        fates[row.tool_id] = SecretFate(row.origin, removed=unused)
+    return fates
+
+
+owns_tool_secrets(forget_unused)
 
 
 async def widget_secrets(

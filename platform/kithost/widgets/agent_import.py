@@ -44,7 +44,7 @@ from __future__ import annotations
 import ast
 import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -155,9 +155,12 @@ class ImportedAgent:
         return {"handoffs": members, "main_tools": ids(self)}
 
 
-def read_export(source: str, refusal: Refusal = lambda url: None) -> ImportedAgent:
+def read_export(
+    source: str, refusal: Refusal = lambda url: None, taken: Collection[str] = ()
+) -> ImportedAgent:
     """The export's first-answering agent as Kithost's, with what it could not carry; an MCP
-    server at a URL ``refusal`` refuses is listed with why."""
+    server at a URL ``refusal`` refuses is listed with why. ``taken``: ids of tools the
+    widget keeps, which no imported tool gets."""
     if len(source.encode()) > MAX_SOURCE_BYTES:
         raise ImportRefused("export_too_large", f"An export has at most {MAX_SOURCE_BYTES} bytes.")
     if source.count("{") > MAX_BRACES:
@@ -179,19 +182,19 @@ def read_export(source: str, refusal: Refusal = lambda url: None) -> ImportedAge
             if "\x00" in node.value:
                 raise ImportRefused("nul_character", f"A string: {NUL_MESSAGE}.", node.lineno)
             node.value = without_lone_surrogates(node.value)  # as a request's own text
-    return _Reader(tree, refusal).read()
+    return _Reader(tree, refusal, taken).read()
 
 
 class _Reader:
-    def __init__(self, tree: ast.Module, refusal: Refusal) -> None:
+    def __init__(self, tree: ast.Module, refusal: Refusal, taken: Collection[str]) -> None:
         self.tree, self.refusal = tree, refusal
         self.assigned: dict[str, ast.expr] = {}
         self.calls: dict[str, tuple[str, ast.Call]] = {}
         """Module-level ``name = Callee(...)``: callee's name and the call."""
         self.function_tools: dict[str, int] = {}
-        self.tool_ids: set[str] = {"knowledge", "web"}
+        self.tool_ids: set[str] = {"knowledge", "web", *taken}
         """Of the tools met so far (``knowledge``: the file search's, ``web``: the web
-        search's)."""
+        search's) and those the widget keeps."""
         self.searches: dict[tuple[str, ...], int] = {}
         """Each set of vector stores a file search names: its line."""
         self.servers: dict[tuple[str, tuple[str, ...]], str] = {}

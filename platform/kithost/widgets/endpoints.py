@@ -210,7 +210,9 @@ async def convert(
     "holding `knowledge:write`; web search; the agents "
     "it hands off to as `handoffs`; the guardrails Kithost has: "
     "moderation, keywords as refused topics), and everything else is listed with its line "
-    "and what to do instead. "
+    "and what to do instead. The export replaces the widget's file search, web search and "
+    "`mcp` tools (a secret no draft or published tool uses any more is removed with its "
+    "server); its `http` and `client` tools stay; `tools` says what became of each. "
     "`dry_run=true` changes nothing (and needs no `If-Match`). A hosted widget is 409 "
     "`widget_hosted`: convert it first.",
     responses={**CONDITIONAL, **problems(409, 422)},
@@ -226,16 +228,17 @@ async def import_agent(
     if_match: IfMatch = None,
     dry_run: Annotated[bool, Query(description="Show the result without saving it.")] = False,
 ) -> schemas.AgentImported:
-    widget, draft, imported = await service.import_agent(
+    done = await service.import_agent(
         session, access, id, if_match, body.code, dry_run=dry_run, settings=settings, box=box
     )
     if not dry_run:
-        _widget(response, widget)
+        _widget(response, done.widget)
     return schemas.AgentImported(
         dry_run=dry_run,
-        config=WidgetConfig.model_validate(draft),
-        state_variables=imported.state_variables,
-        not_carried=[schemas.Skipped(**vars(s)) for s in imported.skipped],
+        config=WidgetConfig.model_validate(done.draft),
+        state_variables=done.imported.state_variables,
+        not_carried=[schemas.Skipped(**vars(s)) for s in done.imported.skipped],
+        tools=[schemas.ToolChange(**vars(change)) for change in done.tools],
     )
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
@@ -210,15 +210,29 @@ class Skipped(Schema):
     """What to do instead."""
 
 
+class ToolChange(Schema):
+    """What an import did to one of the widget's tools (``widgets.service.ToolChange``)."""
+
+    id: str
+    type: str
+    change: Literal["added", "replaced", "unchanged", "removed", "kept"]
+    """``kept``: an ``http`` or ``client`` tool, which no export describes."""
+    secret: Literal["kept", "removed", "kept_for_published"] | None
+    """Its MCP server's secret: ``removed`` with the server; ``kept_for_published`` while
+    the published version uses it (removed when a version without it is published); null:
+    none is set."""
+
+
 class AgentImported(Schema):
-    """The draft with the imported agent (on a dry run: what it would be), and what the
-    export held that did not carry over."""
+    """The draft with the imported agent (on a dry run: what it would be), what became of
+    the widget's tools, and what the export held that did not carry over."""
 
     dry_run: bool
     config: WidgetConfig
     state_variables: list[str]
     """The workflow's state variables: pass them as page context (``setContext``)."""
     not_carried: list[Skipped]
+    tools: list[ToolChange]
 
 
 class PreviewLink(Schema):

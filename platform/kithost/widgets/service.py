@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
@@ -30,7 +31,7 @@ from kithost.errors import (
 )
 from kithost.kit.crypto import SecretBox
 from kithost.kit.origins import InvalidOrigin, normalize_pattern
-from kithost.kit.outbound import OutboundPolicy
+from kithost.kit.outbound import OutboundPolicy, origin_of
 from kithost.kit.tokens import random_token
 from kithost.models import AllowedOrigin, Tenant, User, Widget, WidgetMode, WidgetVersion
 from kithost.models.base import utcnow
@@ -61,6 +62,10 @@ KEPT_AGENT = ("base_url", "model_api", "messages_per_user_per_day", "limits")
 """What an imported agent keeps of the widget's: where it answers from and what it may spend,
 of which an export says nothing."""
 KEPT_GUARDRAILS = ("max_input_length", "refusal_message")
+KEPT_TOOLS = ("http", "client")
+"""The widget's tools an import keeps: an export describes none of their kind (its function
+tools are Python Kithost cannot run), so they stay the widget's; its file search, web search
+and MCP servers replace the widget's."""
 BASE_URL = "config.agent.base_url"
 TOOLS = "config.agent.tools"
 
@@ -209,6 +214,93 @@ async def convert_hosted(
     return widget, conversion
 
 
+@dataclass(frozen=True)
+class SecretFate:
+    """What became of a secret of the widget's tools as they changed: the server (origin)
+    it was set for and whether it was removed."""
+
+    origin: str
+    removed: bool
+
+
+ToolSecrets = Callable[
+    [AsyncSession, Actor, Widget, set[tuple[str, str]], bool],
+    Awaitable[Mapping[str, SecretFate]],
+]
+"""``(session, actor, widget, used, dry_run)``: removes (unless ``dry_run``, audited) the
+secrets of the widget's tools whose ``(tool id, server origin)`` is not in ``used``, and
+answers each secret's fate by tool id."""
+_TOOL_SECRETS: list[ToolSecrets] = []
+
+
+def owns_tool_secrets(forget: ToolSecrets) -> None:
+    """Have ``forget`` run as an import replaces the widget's tools, and as a version is
+    published, so that a secret goes with the last tool that used it: a secret is kept while
+    the draft or the published version has its tool at the server it was set for
+    (``mcp_tools.service`` registers as it is imported)."""
+    _TOOL_SECRETS.append(forget)
+
+
+async def _forget_secrets(
+    session: AsyncSession,
+    actor: Actor,
+    widget: Widget,
+    configs: Iterable[dict[str, Any] | None],
+    *,
+    dry_run: bool = False,
+) -> dict[str, SecretFate]:
+    used = {
+        (tool["id"], origin)
+        for config in configs
+        for tool in _stored_tools(config)
+        if isinstance(tool.get("id"), str) and (origin := _server(tool)) is not None
+    }
+    fates: dict[str, SecretFate] = {}
+    for forget in _TOOL_SECRETS:
+        fates.update(await forget(session, actor, widget, used, dry_run))
+    return fates
+
+
+def _server(tool: dict[str, Any]) -> str | None:
+    """The server a stored tool's ``url`` reaches (None: it has none it could reach)."""
+    try:
+        return origin_of(tool["url"]) if isinstance(tool.get("url"), str) else None
+    except ValueError:  # saved under older rules
+        return None
+
+
+def _stored_tools(config: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The tools of a configuration as stored (one saved under older rules included)."""
+    agent = (config or {}).get("agent")
+    tools = agent.get("tools") if isinstance(agent, dict) else None
+    return [t for t in tools if isinstance(t, dict)] if isinstance(tools, list) else []
+
+
+Change = Literal["added", "replaced", "unchanged", "removed", "kept"]
+SecretKept = Literal["kept", "removed", "kept_for_published"] | None
+
+
+@dataclass(frozen=True)
+class ToolChange:
+    """What an import did to one of the widget's tools."""
+
+    id: str
+    type: str
+    change: Change
+    """``kept``: a tool of a kind no export describes (:data:`KEPT_TOOLS`)."""
+    secret: SecretKept
+    """Its secret: ``removed`` with its server, ``kept_for_published`` while the published
+    version uses it (removed when a version without it is published); None: it has none."""
+
+
+@dataclass(frozen=True)
+class AgentImport:
+    widget: Widget
+    draft: dict[str, Any]
+    imported: ImportedAgent
+    tools: list[ToolChange]
+
+
 async def import_agent(
     session: AsyncSession,
     access: TenantAccess,
@@ -219,14 +311,18 @@ async def import_agent(
     dry_run: bool,
     settings: Settings,
     box: SecretBox,
-) -> tuple[Widget, dict[str, Any], ImportedAgent]:
+) -> AgentImport:
     """The widget's draft with the agent of an Agent Builder export (read, never run: see
     ``widgets.agent_import``); each vector store its file searches name searched through the
     tenant's knowledge base for it, adopted if it is the tenant's (``widgets.adoption``: the
-    others are listed as not carried). What the export says nothing of (the agent's endpoint,
-    quota and limits: :data:`KEPT_AGENT`, :data:`KEPT_GUARDRAILS`) stays the widget's. A
-    ``dry_run`` changes nothing (and needs no ``If-Match``). A hosted widget's draft is
-    refused: its workflow, not the agent, answers until it is converted."""
+    others are listed as not carried). The export is the truth for what it describes (the
+    agent, its handoffs, file search, web search and MCP servers: the secrets of servers no
+    longer used go with them, see :func:`owns_tool_secrets`); what it says nothing of (the
+    agent's endpoint, quota and limits: :data:`KEPT_AGENT`, :data:`KEPT_GUARDRAILS`; its
+    ``http`` and ``client`` tools: :data:`KEPT_TOOLS`) stays the widget's. What became of
+    each tool is answered. A ``dry_run`` changes nothing (and needs no ``If-Match``). A
+    hosted widget's draft is refused: its workflow, not the agent, answers until it is
+    converted."""
     widget = await (
         get_widget(session, access.tenant, widget_id)
         if dry_run
@@ -238,9 +334,15 @@ async def import_agent(
             "(POST …/widgets/{id}/convert), then import.",
             code="widget_hosted",
         )
+    own: dict[str, Any] = widget.draft.get("agent") or {}
+    before = _stored_tools(widget.draft)
+    kept = [tool for tool in before if tool.get("type") in KEPT_TOOLS]
     try:  # off the event loop: a large export takes a few hundred ms of parsing
         imported = await asyncio.to_thread(
-            read_export, source, settings.outbound_policy.https_refusal
+            read_export,
+            source,
+            settings.outbound_policy.https_refusal,
+            {str(tool.get("id")) for tool in kept},
         )
     except ImportRefused as exc:
         where = "" if exc.line is None else f" (line {exc.line})"
@@ -259,14 +361,14 @@ async def import_agent(
         tools.append({"type": "web_search", "id": "web", **imported.web_search})
     tools.extend(imported.mcp)
     team = imported.team({tool["id"] for tool in tools})
-    own: dict[str, Any] = widget.draft.get("agent") or {}
+    team.update(_main_tools(own, kept, team, [tool["id"] for tool in tools]))
     guardrails = {k: v for k, v in own.get("guardrails", {}).items() if k in KEPT_GUARDRAILS}
     agent = {
         **WidgetConfig().agent.model_dump(mode="json"),
         **{key: own[key] for key in KEPT_AGENT if key in own},
         **imported.agent,
         "guardrails": {**guardrails, **imported.agent.get("guardrails", {})},
-        "tools": tools,
+        "tools": tools + kept,
         **team,
     }
     draft = await _draft(
@@ -278,17 +380,72 @@ async def import_agent(
     )
     if dry_run:
         await savepoint.rollback()
-        return widget, draft, imported
-    await savepoint.commit()
-    await _change(
-        session,
-        access.actor,
-        widget,
-        "widget.agent_imported",
-        draft=draft,
-        data={"not_carried": len(imported.skipped)},
+    else:
+        await savepoint.commit()
+    published = None
+    if widget.published_version is not None:
+        version = await repository.get_version(
+            session, widget.tenant_id, widget.id, widget.published_version
+        )
+        published = None if version is None else version.config
+    fates = await _forget_secrets(
+        session, access.actor, widget, [draft, published], dry_run=dry_run
     )
-    return widget, draft, imported
+    changes = _tool_changes(before, _stored_tools(draft), fates)
+    if not dry_run:
+        await _change(
+            session,
+            access.actor,
+            widget,
+            "widget.agent_imported",
+            draft=draft,
+            data={"not_carried": len(imported.skipped)},
+        )
+    return AgentImport(widget, draft, imported, changes)
+
+
+def _main_tools(
+    own: dict[str, Any], kept: list[dict[str, Any]], team: dict[str, Any], imported: list[str]
+) -> dict[str, Any]:
+    """The imported agent's ``main_tools`` with the kept tools the widget's main agent used
+    (a kept tool only its former handoffs used is left to no agent): nothing when it uses
+    every tool."""
+    used = own.get("main_tools")
+    ids = [str(tool.get("id")) for tool in kept]
+    mine = [tool for tool in ids if used is None or tool in used]
+    if "main_tools" not in team and mine == ids:
+        return {}
+    return {"main_tools": team.get("main_tools", imported) + mine}
+
+
+def _tool_changes(
+    before: list[dict[str, Any]], after: list[dict[str, Any]], fates: Mapping[str, SecretFate]
+) -> list[ToolChange]:
+    old = {tool.get("id"): tool for tool in before}
+    new = {tool["id"]: tool for tool in after}
+    changes: list[ToolChange] = []
+    for tool in [*after, *(t for t in before if t.get("id") not in new)]:
+        tool_id, kind = str(tool.get("id")), str(tool.get("type"))
+        change: Change
+        if tool_id not in new:
+            change = "removed"
+        elif kind in KEPT_TOOLS:
+            change = "kept"
+        elif tool_id not in old:
+            change = "added"
+        else:
+            change = "unchanged" if old[tool_id] == tool else "replaced"
+        kept = _secret_kept(fates.get(tool_id), new.get(tool_id))
+        changes.append(ToolChange(tool_id, kind, change, kept))
+    return changes
+
+
+def _secret_kept(fate: SecretFate | None, tool: dict[str, Any] | None) -> SecretKept:
+    if fate is None:
+        return None
+    if fate.removed:
+        return "removed"
+    return "kept" if tool is not None and _server(tool) == fate.origin else "kept_for_published"
 
 
 async def replace_config(
@@ -391,6 +548,7 @@ async def publish_draft(
     )
     data = {"widget_id": str(widget.id), "name": widget.name, "version": number}
     await webhooks.emit(session, widget.tenant_id, "widget.published", data)
+    await _forget_secrets(session, actor, widget, [config])  # draft and version alike
     return widget
 
 

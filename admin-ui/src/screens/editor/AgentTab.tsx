@@ -82,6 +82,20 @@ function ModelKey({ widget }: { widget: Widget }) {
   );
 }
 
+type ToolChange = Schemas['ToolChange'];
+const TOOL_CHANGES: Record<ToolChange['change'], string> = {
+  added: 'added',
+  replaced: 'replaced by the export’s',
+  unchanged: 'unchanged',
+  removed: 'removed (the export no longer has it)',
+  kept: 'kept (an export has no such tool)',
+};
+const SECRET_FATES: Record<NonNullable<ToolChange['secret']>, string> = {
+  kept: 'is kept',
+  removed: 'is removed with it',
+  kept_for_published: 'is kept while the published version uses it',
+};
+
 function AgentImport({ widget }: { widget: Widget }) {
   const tenant = useTenant();
   const client = useQueryClient();
@@ -131,6 +145,19 @@ function AgentImport({ widget }: { widget: Widget }) {
       {run.data && (
         <div className="card" role="status">
           <p>{run.data.dry_run ? 'The import would set this agent.' : 'Imported into the draft: review it, then publish.'}</p>
+          {run.data.tools.length > 0 && (
+            <>
+              <p>Tools:</p>
+              <ul>
+                {run.data.tools.map((t) => (
+                  <li key={t.id}>
+                    {t.id} ({t.type}): {TOOL_CHANGES[t.change]}
+                    {t.secret && `; its secret ${SECRET_FATES[t.secret]}`}
+                  </li>
+                ))}
+              </ul>
+            </>
+          )}
           {run.data.not_carried.length > 0 && (
             <>
               <p>Not carried over:</p>
