@@ -65,16 +65,17 @@ class DeliveryStatus(StrEnum):
 
 class WebhookDelivery(TenantOwned):
     """One event for one endpoint: its attempts so far (the delivery log). The pending ones
-    have an index of their own, by tenant and time: the tenant's slot for slow endpoints goes
-    to the oldest (``webhooks.repository.next_turn``), found without reading the delivered
-    ones, which pile up for the retention's length."""
+    have an index of their own, by endpoint and time: the tenant's slot for slow endpoints
+    goes to the oldest of those that may go (``webhooks.repository.next_turn``), found
+    without reading the delivered ones, which pile up for the retention's length, nor the
+    backlog of an endpoint that rests."""
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         Index(None, "endpoint_id", "created_at"),
         Index(
             "ix_webhook_deliveries_pending",
-            "tenant_id",
+            "endpoint_id",
             "created_at",
             "id",
             postgresql_where=text("status = 'pending'"),
