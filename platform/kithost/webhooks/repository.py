@@ -3,9 +3,22 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TypeVar
 
-from sqlalchemy import Row, delete, exists, or_, select, tuple_, update
+from sqlalchemy import (
+    Row,
+    ScalarSelect,
+    Select,
+    delete,
+    exists,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from kithost.db import insert, rowcount
 from kithost.kit.cursors import Position
@@ -130,22 +143,53 @@ async def next_turn(
     slot (enabled, neither held nor resting), other than ``attempted``: that one went,
     failed for good, rests with its endpoint, or another unit of work holds it (a deletion,
     its other attempt), so its turn would be lost. A plain read, no lock: it waits for no
-    one, whatever the attempt holds. The pending deliveries' index (tenant, time) reads the
-    tenant's backlog from its oldest, never its history of delivered ones."""
-    delivery, endpoint = WebhookDelivery, WebhookEndpoint
-    return await session.scalar(
-        select(delivery.id)
-        .join(endpoint, endpoint.id == delivery.endpoint_id)
+    one, whatever the attempt holds."""
+    return await session.scalar(_next_turn(tenant_id, attempted, now))
+
+
+T = TypeVar("T")
+
+PENDING = literal(DeliveryStatus.pending, WebhookDelivery.status.type, literal_execute=True)
+"""``'pending'`` written into the statement, as the partial index's condition is: against a
+parameter, PostgreSQL's generic plan of a prepared statement (psycopg prepares what a
+connection runs five times) cannot use the index, and read the delivered ones."""
+
+
+def _next_turn(tenant_id: uuid.UUID, attempted: uuid.UUID, now: datetime) -> Select[uuid.UUID]:
+    """:func:`next_turn`'s statement: the oldest of the endpoints' oldest, each read from the
+    pending deliveries' index (endpoint, time), so a resting, held or fast endpoint's backlog
+    is never read (reading the tenant's pending deliveries from its oldest, a resting
+    endpoint's day of them was read at every turn), nor the delivered ones. The endpoints
+    are read alone, each its oldest delivery's time and id, joined to nothing the planner
+    could read whole."""
+    endpoint, first = WebhookEndpoint, aliased(WebhookDelivery)
+
+    def oldest(column: InstrumentedAttribute[T]) -> ScalarSelect[T]:
+        return (
+            select(column)
+            .where(
+                first.tenant_id == tenant_id,
+                first.endpoint_id == endpoint.id,
+                first.status == PENDING,
+                first.id != attempted,
+            )
+            .order_by(first.created_at, first.id)
+            .limit(1)
+            .correlate(endpoint)
+            .scalar_subquery()
+        )
+
+    delivery_id = oldest(first.id)
+    return (
+        select(delivery_id)
         .where(
-            delivery.tenant_id == tenant_id,
-            delivery.status == DeliveryStatus.pending,
-            delivery.id != attempted,
             endpoint.tenant_id == tenant_id,
             endpoint.enabled,
             endpoint.slow_since.is_not(None),
             or_(endpoint.next_attempt_at.is_(None), endpoint.next_attempt_at <= now),
+            delivery_id.is_not(None),
         )
-        .order_by(delivery.created_at, delivery.id)
+        .order_by(oldest(first.created_at), delivery_id)
         .limit(1)
     )
 
