@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from kithost.db import session_scope
 from kithost.models import Tenant as TenantRow
-from kithost.models import Widget
+from kithost.models import ChatItem, Widget
 from tests.browser.conftest import Kithost
 from tests.browser.helpers import Tenant, open_screen, page, sign_in, tenant
 from tests.conversations.helpers import conversation
@@ -70,3 +70,38 @@ async def test_an_older_page_that_fails_leaves_the_conversations_shown(
     await expect(page.get_by_role("button", name="Older question 49")).to_be_visible()
     await expect(page.get_by_role("alert")).to_have_count(0)
     await expect(page.get_by_role("button", name="Question 0 about ten")).to_be_visible()
+
+
+HOSTILE = '<img src=x onerror="window.pwned=1"> **bold** [link](javascript:alert(1))'
+
+
+async def test_a_transcript_shows_the_files_attached_and_hostile_text_as_text(
+    page: Page, tenant: Tenant, kithost: Kithost
+) -> None:
+    """The transcript showed a message's text only: staff reviewing a conversation the
+    list found "with attachments" could not see which message carried which file. What the
+    visitor wrote, and their files' names, are text, never markup."""
+    shop = await _shop(kithost, tenant)
+    async with session_scope(kithost.sessionmaker) as db:
+        thread = await conversation(db, shop, "u:files", [HOSTILE, "Got it."], hours_ago=4)
+        asked = await db.scalar(
+            select(ChatItem).where(ChatItem.thread_id == thread, ChatItem.kind == "user_message")
+        )
+        assert asked is not None
+        files = [
+            {
+                "type": "file",
+                "id": "atc_1",
+                "name": "<b>receipt</b>.pdf",
+                "mime_type": "application/pdf",
+            },
+            {"type": "image", "id": "atc_2", "name": "tent.png", "mime_type": "image/png"},
+        ]
+        asked.payload = {**asked.payload, "attachments": files}
+    await sign_in(page, tenant)
+    await page.goto(tenant.admin(f"conversations?thread={thread}"))
+    transcript = page.get_by_role("region", name="Transcript")
+    await expect(transcript.get_by_text(HOSTILE, exact=True)).to_be_visible()
+    await expect(transcript.get_by_text("<b>receipt</b>.pdf, tent.png")).to_be_visible()
+    await expect(transcript.locator("img, b")).to_have_count(0)
+    assert await page.evaluate("() => 'pwned' in window") is False

@@ -10,6 +10,17 @@ import { WidgetFilter } from './Analytics';
 
 type Feedback = Schemas['FeedbackFilter'];
 
+/** The names of the files a visitor attached to a message: ChatKit's `attachments` in the
+ * item as stored (free-form in the API), shown as text. */
+function AttachedFiles({ item }: { item: Schemas['TranscriptItem']['item'] }) {
+  const attachments: unknown[] = Array.isArray(item.attachments) ? item.attachments : [];
+  const names = attachments.flatMap((attachment) => {
+    const name = typeof attachment === 'object' && attachment !== null ? (attachment as { name?: unknown }).name : undefined;
+    return typeof name === 'string' ? [name] : [];
+  });
+  return names.length > 0 ? <p className="muted">Files attached: {names.join(', ')}</p> : null;
+}
+
 function Transcript({ id, onClose }: { id: string; onClose: () => void }) {
   const tenant = useTenant();
   const client = useQueryClient();
@@ -71,6 +82,7 @@ function Transcript({ id, onClose }: { id: string; onClose: () => void }) {
                         (item.answer.input_tokens === null ? '' : `, ${item.answer.input_tokens} / ${item.answer.output_tokens ?? 0} tokens`)}
                   </span>
                   <p>{item.text || <span className="muted">(no text)</span>}</p>
+                  <AttachedFiles item={item.item} />
                 </li>
               ))}
             </ol>
