@@ -11,8 +11,8 @@ from playwright.async_api import Page, Route, expect
 from sqlalchemy import select
 
 from kithost.db import session_scope
-from kithost.models import Tenant as TenantRow
 from kithost.models import ChatItem, Widget
+from kithost.models import Tenant as TenantRow
 from tests.browser.conftest import Kithost
 from tests.browser.helpers import Tenant, open_screen, page, sign_in, tenant
 from tests.conversations.helpers import conversation
