@@ -71,7 +71,14 @@ def upload(
 ) -> Coroutine[Any, Any, KnowledgeDocument]:
     blobs = service.NewBlobs(storage)
     return service.add_document(
-        session, blobs, access, base_id, filename="guide.md", data=b"# Guide", limit=1000
+        session,
+        blobs,
+        access,
+        base_id,
+        filename="guide.md",
+        data=b"# Guide",
+        limit=1000,
+        quota=1024**3,
     )
 
 

@@ -1,8 +1,8 @@
 """What a knowledge base refuses so that nothing is left half-working or kept for nobody: a
 base a widget searches is not deleted from under it (draft or published), a tenant's bases
 are counted (made or adopted, one creation at a time), an upload is kept under its own name
-without the client's directories and is not empty, and a document that failed keeps no
-bytes in the blob store."""
+without the client's directories and is not empty, a document that failed keeps no bytes in
+the blob store, and a tenant's documents keep within its quota of bytes."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import httpx2
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +25,7 @@ from tests.fakes.vector_stores import UNINDEXABLE
 from tests.knowledge.helpers import (
     BASES,
     GUIDE,
+    blobs,
     editor_of_acme,
     new_base,
     run_ingest,
@@ -171,3 +173,38 @@ async def test_a_failed_document_keeps_no_bytes(
     key = blob_key(tenant.id, uuid.UUID(broken.json()["id"]))
     assert await storage.get(key) is None, "a failed document's bytes were kept"
     assert (await upload(client, editor, base, GUIDE)).status_code == 202
+
+
+async def test_a_tenants_documents_hold_at_most_its_quota_together(
+    client: httpx2.AsyncClient,
+    app: FastAPI,
+    db: AsyncSession,
+    fake_openai: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Counted across its bases, whatever their status; an upload past it is refused before
+    its bytes are stored, and a deleted document makes room again."""
+    quota = {"knowledge_max_bytes_per_tenant": 2048}
+    monkeypatch.setattr(app.state, "settings", app.state.settings.model_copy(update=quota))
+    tenant, editor = await editor_of_acme(app, db, client, fake_openai.api_key)
+    bases = [await new_base(client, editor), await new_base(client, editor)]
+    kept = [await upload(client, editor, b, ("a.md", b"#" * 1024, "text/markdown")) for b in bases]
+    assert [k.status_code for k in kept] == [202, 202], kept[-1].text
+
+    one_more = ("b.md", b"#", "text/markdown")
+    refused = await upload(client, editor, bases[0], one_more)
+    assert refused.status_code == 413, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    problem = refused.json()
+    assert problem["code"] == "knowledge_quota_exceeded"
+    assert [(e["field"], e["type"]) for e in problem["errors"]] == [
+        ("file", "knowledge_quota_exceeded")
+    ]
+    storage = storage_for(app.state.settings)
+    assert blobs(storage, tenant.id) == sorted(blob_key(tenant.id, k.json()["id"]) for k in kept)
+
+    deleted = await client.delete(
+        f"{BASES}/{bases[1]}/documents/{kept[1].json()['id']}", headers=editor.headers
+    )
+    assert deleted.status_code == 204, deleted.text
+    assert (await upload(client, editor, bases[0], one_more)).status_code == 202

@@ -805,7 +805,7 @@ export interface paths {
         put?: never;
         /**
          * Upload a document
-         * @description PDF, Markdown, HTML, plain text or DOCX, by file name, of at most `KITHOST_KNOWLEDGE_DOCUMENT_MAX_BYTES` (10 MiB); at most 200 per knowledge base. The name is kept without its directories and the whitespace around it, and needs something before its extension (422 on `file`: `.md` alone is refused). It is `processing` until OpenAI has indexed it, then `ready` (or `failed` with a reason).
+         * @description PDF, Markdown, HTML, plain text or DOCX, by file name, of at most `KITHOST_KNOWLEDGE_DOCUMENT_MAX_BYTES` (10 MiB); at most 200 per knowledge base. The name is kept without its directories and the whitespace around it, and needs something before its extension (422 on `file`: `.md` alone is refused). It is `processing` until OpenAI has indexed it, then `ready` (or `failed` with a reason). A tenant's documents hold at most `KITHOST_KNOWLEDGE_MAX_BYTES_PER_TENANT` (1 GiB) together, whatever their status (413 `knowledge_quota_exceeded`).
          */
         post: operations["upload_document_api_v1_tenants__tenant__knowledge_bases__id__documents_post"];
         delete?: never;

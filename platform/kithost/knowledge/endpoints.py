@@ -101,7 +101,9 @@ async def delete_knowledge_base(access: KnowledgeWrite, session: DbSession, id: 
     f"`KITHOST_KNOWLEDGE_DOCUMENT_MAX_BYTES` (10 MiB); at most {service.MAX_DOCUMENTS} per "
     "knowledge base. The name is kept without its directories and the whitespace around it, "
     "and needs something before its extension (422 on `file`: `.md` alone is refused). "
-    "It is `processing` until OpenAI has indexed it, then `ready` (or `failed` with a reason).",
+    "It is `processing` until OpenAI has indexed it, then `ready` (or `failed` with a reason). "
+    "A tenant's documents hold at most `KITHOST_KNOWLEDGE_MAX_BYTES_PER_TENANT` (1 GiB) "
+    "together, whatever their status (413 `knowledge_quota_exceeded`).",
     status_code=status.HTTP_202_ACCEPTED,
     responses=problems(*BASE_ERRORS, 409, 413, 415),
 )
@@ -123,6 +125,7 @@ async def upload_document(
         filename=file.filename or "",
         data=data,
         limit=limit,
+        quota=settings.knowledge_max_bytes_per_tenant,
     )
     return schemas.KnowledgeDocument.model_validate(document)
 

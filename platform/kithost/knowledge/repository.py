@@ -189,6 +189,16 @@ async def count_documents(session: AsyncSession, tenant_id: uuid.UUID, base_id: 
     return result.scalar_one()
 
 
+async def tenant_bytes(session: AsyncSession, tenant_id: uuid.UUID) -> int:
+    """The bytes of all the tenant's documents, whatever their status."""
+    result = await session.execute(
+        select(func.coalesce(func.sum(KnowledgeDocument.size_bytes), 0)).where(
+            KnowledgeDocument.tenant_id == tenant_id
+        )
+    )
+    return int(result.scalar_one())
+
+
 async def get_document(
     session: AsyncSession, tenant_id: uuid.UUID, document_id: uuid.UUID, *, lock: bool = False
 ) -> KnowledgeDocument | None:

@@ -14,8 +14,10 @@ from sqlalchemy.orm import Session
 
 from kithost.audit import service as audit
 from kithost.auth.principals import TenantAccess
+from kithost.db import lock_key
 from kithost.errors import (
     Conflict,
+    FieldError,
     NotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -189,6 +191,7 @@ async def add_document(
     filename: str,
     data: bytes,
     limit: int,
+    quota: int,
 ) -> KnowledgeDocument:
     """Keep the upload and queue it for OpenAI (``tasks.ingest``, once this commits). Its
     bytes are stored first, under the new document's key, the base not locked: a write to
@@ -197,7 +200,8 @@ async def add_document(
     :data:`MAX_DOCUMENTS`), and its deletion waits, or went first (404); refused there (or
     failing), the bytes are deleted again, as they are should the unit of work not commit
     (:class:`NewBlobs`). An adopted base takes no uploads (409 ``knowledge_base_adopted``):
-    its store is the tenant's at OpenAI."""
+    its store is the tenant's at OpenAI. The tenant's documents hold at most ``quota`` bytes
+    together (:func:`_check_quota`)."""
     base = await _base(session, access.tenant.id, base_id)
     filename = document_name(filename)
     content_type = document_type(filename)
@@ -211,6 +215,7 @@ async def add_document(
             "at OpenAI, or upload it to a knowledge base of Kithost's.",
             code="knowledge_base_adopted",
         )
+    await _check_quota(session, access.tenant.id, len(data), quota)
     document = KnowledgeDocument(
         id=uuid.uuid4(),
         tenant_id=access.tenant.id,
@@ -228,6 +233,7 @@ async def add_document(
                 f"A knowledge base holds at most {MAX_DOCUMENTS} documents.",
                 code="knowledge_base_full",
             )
+        await _check_quota(session, access.tenant.id, len(data), quota, lock=True)
         session.add(document)
         await session.flush()
     except BaseException:
@@ -242,6 +248,29 @@ async def add_document(
         {"document": str(document.id), "filename": filename, "size_bytes": len(data)},
     )
     return document
+
+
+async def _check_quota(
+    session: AsyncSession, tenant_id: uuid.UUID, size: int, quota: int, *, lock: bool = False
+) -> None:
+    """413 ``knowledge_quota_exceeded`` (on ``file``) when ``size`` more bytes would take the
+    tenant's documents past ``quota`` (``KITHOST_KNOWLEDGE_MAX_BYTES_PER_TENANT``). Checked
+    before the bytes are stored, so as not to store them for nothing, and again with
+    ``lock``, the tenant's uploads (to any of its bases) counted one at a time, each after
+    its base's lock (``db.lock_key``)."""
+    if lock:
+        await lock_key(session, f"knowledge.quota:{tenant_id}")
+    used = await repository.tenant_bytes(session, tenant_id)
+    if used + size > quota:
+        message = (
+            f"the tenant's knowledge documents may hold {quota} bytes together; "
+            f"they hold {used}: delete some first"
+        )
+        raise PayloadTooLarge(
+            f"This document would take the knowledge documents past their {quota} bytes.",
+            code="knowledge_quota_exceeded",
+            errors=[FieldError(field="file", message=message, type="knowledge_quota_exceeded")],
+        )
 
 
 async def delete_document(
