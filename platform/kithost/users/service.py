@@ -5,7 +5,7 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError, ValidatedEmail, validate_email
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,17 +45,52 @@ class NewUser:
 
 
 def normalize_email(email: str) -> str:
-    """``email`` as an account is known by: a valid address (email-validator: the syntax of
-    RFC 5321/5322 without quoted local parts or IP-literal domains, the length limits of
-    addresses and DNS labels; no DNS lookup, and ``.test`` allowed for demos and tests), its
-    compatibility forms folded (NFKC: full-width U+FF56 is a ``v``, so look-alikes are one
-    account) and lower-cased; else 422 on ``email``."""
-    folded = unicodedata.normalize("NFKC", email.strip())
+    """``email`` as an account is known by, so that one mailbox is one account and two
+    mailboxes are never one: a valid address (email-validator: the syntax of RFC 5321/5322
+    without quoted local parts or IP-literal domains, the length limits of addresses and
+    DNS labels, checked on the folded form too; no DNS lookup, and ``.test`` allowed for
+    demos and tests), else 422 on ``email``.
+
+    Its local part is folded for caseless matching (:func:`_caseless`): spellings that
+    differ in case or compatibility form only are one account (a Greek word ending in a
+    capital, a final or a medial sigma; ``STRASSE``, ``straße`` and ``strasse``; U+0130
+    ``İ`` and ``i`` with U+0307; a full-width U+FF56 and ``v``), as lower-casing did not
+    do (the final and the medial sigma made two accounts, and ``ß`` one whose capitals,
+    ``SS``, spelled another's). Its domain is what IDNA
+    (UTS #46, as email-validator maps it) makes of it, never case-folded: ``BÜCHER`` and
+    ``xn--bcher-kva`` are ``bücher``, but IDNA keeps ``faß`` and ``fass`` apart, two
+    domains."""
     try:
-        valid = validate_email(folded, check_deliverability=False, test_environment=True)
+        valid = _validated(unicodedata.normalize("NFKC", email.strip()))
+        local = _caseless(valid.local_part)
+        if local != valid.local_part:
+            valid = _validated(f"{local}@{valid.domain}")
     except EmailNotValidError as exc:
         raise invalid_field("email", f"not a valid email address: {exc}", "email") from exc
-    return valid.normalized.lower()
+    return valid.normalized
+
+
+def _validated(email: str) -> ValidatedEmail:
+    return validate_email(email, check_deliverability=False, test_environment=True)
+
+
+def _caseless(text: str) -> str:
+    """``text`` in the form Unicode's compatibility caseless matching compares (D146: full
+    case folding between compatibility normalizations, here NFKC, repeated until nothing
+    changes): lower-casing is no caseless match (the final and the medial sigma stay two),
+    and folding alone may leave a string that normalizing changes again (U+0130 ``İ``
+    folds to ``i`` and a combining dot), so the result is folded and normalized at once."""
+    for _ in range(_FOLDS):
+        folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+        if folded == text:
+            break
+        text = folded
+    return text
+
+
+_FOLDS = 4
+"""Enough rounds of :func:`_caseless` for any text: one folds every code point to a form
+the next leaves alone."""
 
 
 class UserExists(Conflict):
