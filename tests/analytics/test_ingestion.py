@@ -223,6 +223,18 @@ async def test_a_batch_without_valid_events_sends_nothing(
             "validation_failed",
             "end_user",
         ),
+        # No session names such an end user (both mints refuse them), and an identified
+        # one is shown in error groups' samples: a bidi override reorders what is read.
+        *(
+            (
+                {"end_user": user, "events": [{}]},
+                "application/json",
+                422,
+                "validation_failed",
+                "end_user",
+            )
+            for user in ("u:\u202eevil", "a:anon\x01", "u:zero\u200bwidth")
+        ),
         ({"events": [{}], "extra": 1}, "application/json", 422, "validation_failed", "extra"),
         (b"x" * (MAX_BODY_BYTES + 1), "application/json", 413, "payload_too_large", None),
         ({"events": [{}]}, "application/xml", 415, "unsupported_media_type", None),
