@@ -472,3 +472,16 @@ async def test_an_export_is_read_off_the_event_loop(
     response = await post_import(client, acme, "a = Agent(name='A')\n", dry_run=True)
     assert response.status_code == 200, response.text
     assert on_loop == [False]
+
+
+@pytest.mark.parametrize(
+    "start", ["\ufeff", "# -*- coding: latin-1 -*-\n", "\ufeff# coding: utf-8\n"]
+)
+async def test_an_export_saved_with_a_byte_order_mark_or_a_declared_encoding_is_read(
+    client: httpx2.AsyncClient, acme: Acme, start: str
+) -> None:
+    """Python reads a file starting with a BOM (and one declaring its encoding): so does the
+    import, whose text arrives decoded already."""
+    answer = await dry_run(client, acme, start + export("single_agent"))
+    assert answer["config"]["agent"]["instructions"].startswith("You help Acme's customers")
+    assert answer["not_carried"] == []

@@ -103,6 +103,7 @@ FILTERS = {"WebSearchToolFilters", "Filters"}
 _DOMAIN: TypeAdapter[str] = TypeAdapter(Domain)
 _TOOL_NAME: TypeAdapter[str] = TypeAdapter(ToolName)
 _URL: TypeAdapter[AnyHttpUrl] = TypeAdapter(AnyHttpUrl)
+BOM = "\ufeff"
 Refusal = Callable[[str], str | None]
 """Why Kithost may not connect to a URL (None: it may), as ``kit.outbound`` says."""
 
@@ -165,6 +166,9 @@ def read_export(
         raise ImportRefused("export_too_large", f"An export has at most {MAX_SOURCE_BYTES} bytes.")
     if source.count("{") > MAX_BRACES:
         raise ImportRefused("export_too_complex", f"The code has more than {MAX_BRACES} braces.")
+    # A file saved with a byte order mark, as Python reads it; an encoding a file declares
+    # (PEP 263) was the file's: this text is decoded already, and ``ast`` reads it so.
+    source = source.removeprefix(BOM)
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
