@@ -53,6 +53,7 @@ from pydantic import AnyHttpUrl, TypeAdapter, ValidationError
 
 from kithost.kit.schemas import NUL_MESSAGE
 from kithost.kit.surrogates import without_lone_surrogates
+from kithost.kit.visible import has_invisible
 from kithost.widgets.config import MAX_HANDOFFS, Domain, ReasoningEffort, ToolName
 
 MAX_SOURCE_BYTES = 256 * 1024
@@ -302,7 +303,13 @@ class _Reader:
         _, call = self.calls[variable]
         keywords = {k.arg: k.value for k in call.keywords if k.arg is not None}
         name = self._literal(keywords.get("name"), str) or variable
+        unseen = has_invisible(name)  # control, bidi or invisible: no name shown to visitors
+        if unseen:
+            name = variable
         imported = ImportedAgent(name=name, agent={"name": _short(name) or variable[:80]})
+        if unseen:
+            instead = "A name visitors read holds no control, bidi or invisible character."
+            imported.skipped.append(Skipped(call.lineno, f"{variable}: its name", instead))
         instructions = keywords.get("instructions")
         if instructions is not None:
             text = self._literal(instructions, str)

@@ -33,6 +33,7 @@ from kithost.kit.crypto import SecretBox
 from kithost.kit.origins import InvalidOrigin, normalize_pattern
 from kithost.kit.outbound import OutboundPolicy, origin_of
 from kithost.kit.tokens import random_token
+from kithost.kit.visible import INVISIBLE_MESSAGE, INVISIBLE_TYPE, has_invisible
 from kithost.models import AllowedOrigin, Tenant, User, Widget, WidgetMode, WidgetVersion
 from kithost.models.base import utcnow
 from kithost.settings import Settings
@@ -712,6 +713,7 @@ async def _draft(
     parsed = parse_config(config)
     await _check_mode(session, parsed, widget)
     check_agent(parsed, widget=widget, outbound=outbound)
+    check_shown(parsed)
     check_tools(parsed, outbound)
     check_handoffs(parsed)
     await _check_knowledge_bases(session, tenant_id, parsed)
@@ -737,6 +739,26 @@ async def _check_mode(session: AsyncSession, config: WidgetConfig, widget: Widge
             code="agent_builder_retired",
             errors=[FieldError(field="config.mode", message=AGENT_BUILDER_RETIRED, type="retired")],
         )
+
+
+def check_shown(config: WidgetConfig) -> None:
+    """What visitors read of the agents and tools (the agents' names: "Transferred to …";
+    the tools' labels while they run; the launcher's label) holds no character that reorders
+    or hides text (``kit.visible``): 422 ``invisible_character`` on the field, as any name.
+    Checked as a draft is saved (not in the schema: a version published before stays
+    served)."""
+    shown = [
+        ("config.launcher.label", config.launcher.label),
+        ("config.agent.name", config.agent.name),
+    ]
+    shown += [(f"{TOOLS}.{i}.label", tool.label) for i, tool in enumerate(config.agent.tools)]
+    shown += [
+        (f"config.agent.handoffs.{i}.name", handoff.name)
+        for i, handoff in enumerate(config.agent.handoffs)
+    ]
+    for field, text in shown:
+        if has_invisible(text):
+            raise invalid_field(field, INVISIBLE_MESSAGE, INVISIBLE_TYPE)
 
 
 def check_tools(config: WidgetConfig, outbound: OutboundPolicy | None = None) -> None:
