@@ -324,6 +324,26 @@ async def test_a_flood_of_refusals_keeps_one_a_minute_per_origin_and_client(
     assert kept == [f"refused for {foreign}", f"refused for {other}"]
 
 
+async def test_a_client_rotating_its_ipv6_addresses_keeps_one_refusal_a_minute(
+    db: AsyncSession, app: FastAPI
+) -> None:
+    """The refusals kept a minute are counted per client as the mint limit counts them
+    (``client_key``): an IPv6 client by its /64, within which it has an address for every
+    request, so each refusal was kept."""
+    widget = await published_widget(db)
+    foreign = "https://evil.example.net"
+    refusal = {"kind": "config_refused", "message": f"refused for {foreign}"}
+    accepted = []
+    for n in range(5):
+        transport = httpx2.ASGITransport(app=app, client=(f"2001:db8:7:1:{n:x}::1", 40000))
+        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            body = {"end_user": None, "events": [event("client.error", refusal)]}
+            answer = await send(c, widget, body, origin=foreign)
+        assert answer.status_code == 202, answer.text
+        accepted.append(answer.json()["accepted"])
+    assert accepted == [1, 0, 0, 0, 0]
+
+
 async def test_unknown_widget_is_404(client: httpx2.AsyncClient, app: FastAPI) -> None:
     response = await send(client, "pk_unknown", {"events": [event("loader.loaded")]})
     assert (response.status_code, response.json()["code"]) == (404, "widget_not_found")

@@ -34,6 +34,7 @@ from kithost.analytics.ingestion.service import Batch
 from kithost.analytics.ingestion.tasks import ingest
 from kithost.errors import KithostError, PayloadTooLarge, RateLimited, ServiceUnavailable
 from kithost.health.metrics import EVENTS
+from kithost.kit.ratelimit import client_key
 from kithost.kit.schemas import problems
 from kithost.models.base import utcnow
 from kithost.state import AppState, app_state
@@ -92,7 +93,7 @@ async def _refusal_kept(request: Request, published: Published, origin: str, bat
     refusals = [e for e in batch.events if e.name == "client.error" and e.data["kind"] == REFUSED]
     if not refusals:
         return Batch([], batch.dropped)
-    client = request.client.host if request.client else "unknown"
+    client = client_key(request.client.host) if request.client else "unknown"
     key = f"refused:{published.widget_id}:{origin}:{client}"
     decision = await app_state(request).rate_limiter.hit(key, REFUSALS_PER_MINUTE, 60)
     kept = refusals[:1] if decision.allowed else []
