@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from kithost.knowledge import ingest
 from kithost.knowledge.tasks import ingest as ingest_task
 from kithost.knowledge.tasks import remove as remove_task
-from kithost.models import Role, Tenant
+from kithost.models import KnowledgeDocument, Role, Tenant
 from kithost.settings import Settings
 from kithost.storage import BlobStorage, LocalDiskStorage, storage_for
 from tests.conftest import create_test_app
@@ -132,3 +132,17 @@ def blobs(storage: BlobStorage, tenant_id: uuid.UUID) -> list[str]:
     assert isinstance(storage, LocalDiskStorage)
     kept = storage._path(f"knowledge/{tenant_id}")
     return sorted(f"knowledge/{tenant_id}/{p.name}" for p in kept.glob("*") if p.is_file())
+
+
+def filler(tenant_id: uuid.UUID, base_id: uuid.UUID, count: int) -> list[KnowledgeDocument]:
+    """``count`` documents of one byte in the base (``n.md``, processing), to add."""
+    return [
+        KnowledgeDocument(
+            tenant_id=tenant_id,
+            knowledge_base_id=base_id,
+            filename=f"{n}.md",
+            content_type="text/markdown",
+            size_bytes=1,
+        )
+        for n in range(count)
+    ]

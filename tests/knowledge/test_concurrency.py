@@ -39,7 +39,7 @@ from kithost.worker.app import create_celery
 from kithost.worker.enqueue import PendingTasks
 from tests.conftest import concurrent_sessions
 from tests.fakes.openai_server import FakeOpenAI
-from tests.knowledge.helpers import blobs
+from tests.knowledge.helpers import blobs, filler
 from tests.workers import RecordedTasks
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -121,16 +121,7 @@ async def test_uploads_at_once_stop_at_the_cap(
     sessionmaker, access, base_id = raced
     storage = storage_for(settings)
     async with sessionmaker() as setup:
-        setup.add_all(
-            KnowledgeDocument(
-                tenant_id=access.tenant.id,
-                knowledge_base_id=base_id,
-                filename=f"{n}.md",
-                content_type="text/markdown",
-                size_bytes=1,
-            )
-            for n in range(service.MAX_DOCUMENTS - 1)
-        )
+        setup.add_all(filler(access.tenant.id, base_id, service.MAX_DOCUMENTS - 1))
         await setup.commit()
     async with sessionmaker() as first, sessionmaker() as second:
         last = await upload(first, storage, access, base_id)

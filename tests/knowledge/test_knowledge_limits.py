@@ -7,6 +7,7 @@ the blob store, and a tenant's documents keep within its quota of bytes."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Coroutine
 from typing import Any
 
 import httpx2
@@ -15,11 +16,17 @@ from fastapi import FastAPI
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kithost.auth.principals import ClientPrincipal, TenantAccess
+from kithost.auth.roles import ALL_SCOPES
+from kithost.errors import Conflict
+from kithost.knowledge import service
 from kithost.knowledge.ingest import blob_key
-from kithost.models import KnowledgeBase
+from kithost.models import ApiClient, KnowledgeBase, KnowledgeDocument
 from kithost.models.knowledge import MAX_KNOWLEDGE_BASES
+from kithost.settings import Settings
 from kithost.storage import storage_for
 from kithost.widgets.adoption import FULL
+from tests.factories import make_tenant
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.vector_stores import UNINDEXABLE
 from tests.knowledge.helpers import (
@@ -27,6 +34,7 @@ from tests.knowledge.helpers import (
     GUIDE,
     blobs,
     editor_of_acme,
+    filler,
     new_base,
     run_ingest,
     upload,
@@ -208,3 +216,30 @@ async def test_a_tenants_documents_hold_at_most_its_quota_together(
     )
     assert deleted.status_code == 204, deleted.text
     assert (await upload(client, editor, bases[0], one_more)).status_code == 202
+
+
+async def test_an_upload_refused_deletes_its_own_bytes_only(
+    db: AsyncSession, settings: Settings
+) -> None:
+    """Two uploads in one unit of work, the second refused (its base full): its bytes are
+    deleted, the first's kept."""
+    tenant = await make_tenant(db)
+    base = KnowledgeBase(tenant_id=tenant.id, name="Help")
+    db.add(base)
+    await db.flush()
+    db.add_all(filler(tenant.id, base.id, service.MAX_DOCUMENTS - 1))
+    backend = ClientPrincipal(ApiClient(client_id="kc_limits"), ALL_SCOPES)
+    access = TenantAccess(tenant, backend, ALL_SCOPES, None)
+    storage = storage_for(settings)
+    new = service.NewBlobs(storage)
+
+    def add() -> Coroutine[Any, Any, KnowledgeDocument]:
+        return service.add_document(
+            db, new, access, base.id, filename="a.md", data=b"#", limit=1024, quota=1024**3
+        )
+
+    kept = await add()
+    with pytest.raises(Conflict) as full:
+        await add()
+    assert full.value.code == "knowledge_base_full"
+    assert blobs(storage, tenant.id) == [blob_key(tenant.id, kept.id)]

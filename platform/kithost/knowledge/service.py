@@ -175,11 +175,13 @@ class NewBlobs:
     def _committed(self, _session: Session) -> None:
         self.committed = True
 
-    async def discard(self) -> None:
-        """Delete the bytes stored, unless their unit of work committed."""
-        if self.keys and not self.committed:
-            keys, self.keys = self.keys, []
-            await self.storage.delete(keys)
+    async def discard(self, *keys: str) -> None:
+        """Delete the bytes stored under ``keys`` (none given: all of them), unless their
+        unit of work committed."""
+        gone = [k for k in self.keys if k in keys] if keys else self.keys
+        if gone and not self.committed:
+            self.keys = [k for k in self.keys if k not in gone]
+            await self.storage.delete(gone)
 
 
 async def add_document(
@@ -225,7 +227,8 @@ async def add_document(
         size_bytes=len(data),
         status=DocumentStatus.processing,
     )
-    await blobs.put(session, blob_key(access.tenant.id, document.id), data)
+    key = blob_key(access.tenant.id, document.id)
+    await blobs.put(session, key, data)
     try:
         await _base(session, access.tenant.id, base_id, lock=True)
         if await repository.count_documents(session, access.tenant.id, base.id) >= MAX_DOCUMENTS:
@@ -237,7 +240,7 @@ async def add_document(
         session.add(document)
         await session.flush()
     except BaseException:
-        await blobs.discard()
+        await blobs.discard(key)
         raise
     enqueue(session, ingest, str(access.tenant.id), str(document.id))
     _record(
