@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 
-from playwright.async_api import Page, Route, expect
+from playwright.async_api import BrowserContext, Page, Route, expect
 from sqlalchemy import select
 
 from kithost.db import session_scope
@@ -105,3 +106,53 @@ async def test_a_transcript_shows_the_files_attached_and_hostile_text_as_text(
     await expect(transcript.get_by_text("<b>receipt</b>.pdf, tent.png")).to_be_visible()
     await expect(transcript.locator("img, b")).to_have_count(0)
     assert await page.evaluate("() => 'pwned' in window") is False
+
+
+def _export(status: str, url: str | None, expires: datetime | None) -> dict[str, object]:
+    """An export as ``GET …/exports/{id}`` shows it (what a worker made of it)."""
+    return {
+        "id": EXPORT_ID,
+        "format": "jsonl",
+        "filters": {},
+        "status": status,
+        "size_bytes": None if url is None else 1234,
+        "created_at": NOW.isoformat(),
+        "finished_at": None if url is None else NOW.isoformat(),
+        "kept_until": (NOW + timedelta(days=1)).isoformat(),
+        "download_url": url,
+        "download_expires_at": None if expires is None else expires.isoformat(),
+    }
+
+
+EXPORT_ID = "5f7b5b7e-3f8e-4d0c-9a52-1b3c4d5e6f70"
+NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+
+
+async def test_a_ready_exports_link_is_renewed_before_it_expires(
+    context: BrowserContext, page: Page, tenant: Tenant
+) -> None:
+    """The status stopped being asked for once the export was ready, so its link, valid for
+    10 minutes, stayed on the screen after it expired: a support agent back later got a
+    problem document for a download."""
+    await context.clock.install(time=NOW)
+    links: list[str] = []
+
+    async def status(route: Route) -> None:
+        links.append(f"{tenant.url}/api/v1/conversation-exports/ex_{len(links)}")
+        expires = NOW + timedelta(minutes=10 * len(links))
+        body = _export("ready", links[-1], expires)
+        await route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    async def asked(route: Route) -> None:
+        body = _export("pending", None, None)
+        await route.fulfill(status=202, content_type="application/json", body=json.dumps(body))
+
+    await page.route(re.compile(rf".*/conversations/exports/{EXPORT_ID}$"), status)
+    await page.route(re.compile(r".*/conversations/exports$"), asked)
+    await sign_in(page, tenant)
+    await open_screen(page, tenant, "conversations", "Conversations")
+    await page.get_by_role("button", name="Export in the background").click()
+    download = page.get_by_role("link", name="Download the export")
+    await expect(download).to_have_attribute("href", re.compile(r"/ex_0$"))
+    await context.clock.run_for("10:00")
+    await expect(download).to_have_attribute("href", re.compile(r"/ex_1$"))

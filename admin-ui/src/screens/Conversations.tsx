@@ -134,6 +134,9 @@ function ExportLink({ href, canRead, children }: { href: string; canRead: boolea
   );
 }
 
+/** How long before a download link expires the screen asks for a new one. */
+const LINK_MARGIN_MS = 60_000;
+
 /** A large export written by a worker: its status, then a short-lived download link. */
 function BackgroundExport({ filters, canRead }: { filters: ExportFilters; canRead: boolean }) {
   const tenant = useTenant();
@@ -146,7 +149,15 @@ function BackgroundExport({ filters, canRead }: { filters: ExportFilters; canRea
     queryKey: ['conversation-export', tenant.slug, id],
     queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/conversations/exports/{export_id}', { params: { path: { tenant: tenant.slug, export_id: id ?? '' } } })),
     enabled: id !== undefined,
-    refetchInterval: (query) => (query.state.data?.status === 'pending' ? 2000 : false),
+    // Asked again while it is written, and once ready, shortly before its link expires (a
+    // link is valid for minutes; the screen may stay open for hours).
+    refetchInterval: (query) => {
+      const shown = query.state.data;
+      if (shown?.status === 'pending') return 2000;
+      if (shown?.status !== 'ready' || !shown.download_expires_at) return false;
+      return Math.max(new Date(shown.download_expires_at).getTime() - Date.now() - LINK_MARGIN_MS, 1000);
+    },
+    refetchIntervalInBackground: true,
   });
   return (
     <div className="row">
