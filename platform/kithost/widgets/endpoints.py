@@ -15,7 +15,6 @@ from kithost.models import Widget
 from kithost.models.base import utcnow
 from kithost.state import AppSecretBox, AppSettings
 from kithost.widgets import preview, schemas, service
-from kithost.widgets.config import WidgetConfig
 from kithost.widgets.tool_secret import ensure_tool_secret
 
 router = APIRouter(prefix="/tenants/{tenant}/widgets", tags=["widgets"])
@@ -235,7 +234,7 @@ async def import_agent(
         _widget(response, done.widget)
     return schemas.AgentImported(
         dry_run=dry_run,
-        config=WidgetConfig.model_validate(done.draft),
+        config=done.draft,
         state_variables=done.imported.state_variables,
         not_carried=[schemas.Skipped(**vars(s)) for s in done.imported.skipped],
         tools=[schemas.ToolChange(**vars(change)) for change in done.tools],

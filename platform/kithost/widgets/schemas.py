@@ -21,6 +21,7 @@ from kithost.kit.schemas import Name, Schema
 from kithost.models import WidgetMode
 from kithost.widgets.agent_import import MAX_SOURCE_BYTES
 from kithost.widgets.config import WidgetConfig
+from kithost.widgets.redaction import redacted
 
 RawConfig = Annotated[Any, PlainValidator(lambda value: value, json_schema_input_type=WidgetConfig)]
 """A configuration as sent: documented as a ``WidgetConfig``, checked by the service with
@@ -50,9 +51,11 @@ def _as_stored(stored: Any, check: ValidatorFunctionWrapHandler) -> WidgetConfig
 
 
 def _answered(config: WidgetConfig | Any) -> Any:
+    """As reads show it: its tools' URLs without what looks like a credential
+    (``widgets.redaction``)."""
     if isinstance(config, WidgetConfig):
-        return config.model_dump(mode="json", by_alias=True)
-    return config
+        return redacted(config.model_dump(mode="json", by_alias=True))
+    return redacted(config)
 
 
 StoredConfig = Annotated[WidgetConfig | dict[str, Any], _AsStored]
@@ -228,7 +231,7 @@ class AgentImported(Schema):
     the widget's tools, and what the export held that did not carry over."""
 
     dry_run: bool
-    config: WidgetConfig
+    config: StoredConfig
     state_variables: list[str]
     """The workflow's state variables: pass them as page context (``setContext``)."""
     not_carried: list[Skipped]

@@ -52,6 +52,7 @@ from kithost.widgets.config import (
 )
 from kithost.widgets.convert import Conversion, convert
 from kithost.widgets.handoffs import check_handoffs
+from kithost.widgets.redaction import HIDDEN, redacted, restored
 
 ORIGIN_MAX_LENGTH = 255
 """The length of ``allowed_origins.origin``."""
@@ -710,7 +711,7 @@ async def _draft(
     a draft, whichever way it comes (created, saved, converted, imported, restored), run
     again when it is published. ``widget``: the one it is for (None: a new widget), see
     :func:`check_agent` and :func:`_check_mode`."""
-    parsed = parse_config(config)
+    parsed = parse_config(config if widget is None else restored(config, widget.draft))
     await _check_mode(session, parsed, widget)
     check_agent(parsed, widget=widget, outbound=outbound)
     check_shown(parsed)
@@ -786,6 +787,13 @@ def check_tools(config: WidgetConfig, outbound: OutboundPolicy | None = None) ->
                 names.add(name)
             if isinstance(tool, ClientTool):
                 continue
+            if HIDDEN in str(tool.url):
+                raise invalid_field(
+                    f"{field}.url",
+                    f"{HIDDEN} stands for a part of the URL hidden in reads: give the URL "
+                    "whole (or, unchanged, as read for this tool)",
+                    "url_hidden",
+                )
             if tool.url.username is not None or tool.url.password is not None:
                 raise invalid_field(
                     f"{field}.url",
@@ -927,8 +935,10 @@ async def _change(
     allow_insecure_origins: bool | None = None,
     data: dict[str, Any] | None = None,
 ) -> None:
-    """Set what is given; a change that changes nothing keeps the revision, unaudited."""
-    before = _audited(widget)
+    """Set what is given; a change that changes nothing keeps the revision, unaudited. The
+    audit entry shows tools' URLs as reads do (``widgets.redaction``): a change only to
+    their hidden parts says so (``hidden_changed``)."""
+    before, stored = _audited(widget), widget.draft
     if name is not None:
         widget.name = name
     if draft is not None:
@@ -936,17 +946,20 @@ async def _change(
     if allow_insecure_origins is not None:
         widget.allow_insecure_origins = allow_insecure_origins
     after = _audited(widget)
-    if after != before:
-        _record(session, actor, widget, action, {**audit.changes(before, after), **(data or {})})
+    if after != before or widget.draft != stored:
+        hidden = {"hidden_changed": True} if after == before else {}
+        changes = {**audit.changes(before, after), **hidden, **(data or {})}
+        _record(session, actor, widget, action, changes)
         await _flush(session)
 
 
 def _audited(widget: Widget) -> dict[str, Any]:
-    """The widget's settings as the audit log shows them: each configuration group apart."""
+    """The widget's settings as the audit log shows them: each configuration group apart,
+    its tools' URLs as reads show them (``widgets.redaction``)."""
     return {
         "name": widget.name,
         "allow_insecure_origins": widget.allow_insecure_origins,
-        **{f"config.{group}": value for group, value in widget.draft.items()},
+        **{f"config.{group}": value for group, value in redacted(widget.draft).items()},
     }
 
 

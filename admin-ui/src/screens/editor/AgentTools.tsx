@@ -8,6 +8,9 @@ import { Field, ProblemAlert, SecretOnce } from '../../ui';
 import { asObject, Check, EFFORTS, Group, JsonText, Lines, NumberInput, Select, Text, useDraft, type Json, type JsonObject } from './draft';
 import { newToolSecretKey, widgetKey } from './keys';
 
+// widgets.redaction: what reads show of a credential in a tool's URL.
+const HIDDEN_HINT = 'A part that looks like a credential (a token in the query or path) shows as *****: left so, the URL is kept as saved.';
+
 type Widget = Schemas['Widget'];
 type Kind = 'http' | 'client' | 'mcp';
 
@@ -93,14 +96,14 @@ function ToolCard({ kind, index, toolId, widget, onRemove }: { kind: Kind; index
       )}
       {kind === 'http' && (
         <>
-          <Text path={at('url')} label="URL" hint="HTTPS. Kithost signs each call with the widget's tool secret (below)." />
+          <Text path={at('url')} label="URL" hint={`HTTPS. Kithost signs each call with the widget's tool secret (below). ${HIDDEN_HINT}`} />
           <Select path={at('method')} label="Method" options={['POST', 'PUT', 'PATCH']} />
           <NumberInput path={at('max_response_bytes')} label="Largest answer (bytes)" min={1} max={1048576} />
         </>
       )}
       {kind === 'mcp' && (
         <>
-          <Text path={at('url')} label="Server URL (Streamable HTTP)" />
+          <Text path={at('url')} label="Server URL (Streamable HTTP)" hint={HIDDEN_HINT} />
           <Lines path={at('allowed_tools')} label="Tools the model may call" hint="One name per line: no other tool of the server is offered." />
           <Text path={at('secret_header')} label="Header that carries the secret" placeholder="Authorization" />
         </>
