@@ -156,3 +156,22 @@ async def test_a_ready_exports_link_is_renewed_before_it_expires(
     await expect(download).to_have_attribute("href", re.compile(r"/ex_0$"))
     await context.clock.run_for("10:00")
     await expect(download).to_have_attribute("href", re.compile(r"/ex_1$"))
+
+
+async def test_filters_the_list_is_refused_for_offer_no_streamed_export(
+    page: Page, tenant: Tenant
+) -> None:
+    """The list said why (here, the pseudonym it shows for an anonymous visitor is no id to
+    filter by), while its export links still downloaded the API's problem document as
+    ``export.csv``."""
+    await sign_in(page, tenant)
+    await open_screen(page, tenant, "conversations", "Conversations")
+    await page.get_by_label("End user").fill("a:h_" + "0" * 32)
+    await page.get_by_role("button", name="Search", exact=True).click()
+    await expect(page.get_by_role("alert")).to_contain_text("how Kithost shows an anonymous")
+    for name in ("Export (JSON lines)", "Export messages (CSV)"):
+        await expect(page.get_by_role("link", name=name)).to_have_count(0)
+        await expect(page.get_by_role("button", name=name)).to_be_disabled()
+    await page.get_by_label("End user").fill("u:1")
+    await page.get_by_role("button", name="Search", exact=True).click()
+    await expect(page.get_by_role("link", name="Export (JSON lines)")).to_be_visible()

@@ -2,7 +2,7 @@
 // staff notes and the reviewed flag, deleting it, the export.
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useState, type ReactNode } from 'react';
-import { api, unwrap, type Schemas } from '../api/client';
+import { api, ApiError, unwrap, type Schemas } from '../api/client';
 import { ConfirmButton } from '../confirm';
 import { useTenant } from '../tenant';
 import { Empty, Field, formatDate, Loading, MoreButton, Page, ProblemAlert, Query, ReadOnlyNote, Table, useSettled, useUrlState } from '../ui';
@@ -120,10 +120,11 @@ function Transcript({ id, onClose }: { id: string; onClose: () => void }) {
 
 type ExportFilters = Schemas['ConversationFilters'];
 
-/** A streamed export's download: a link, or (for a role that may not read conversations) a
- * disabled button, since a link cannot be disabled. */
-function ExportLink({ href, canRead, children }: { href: string; canRead: boolean; children: ReactNode }) {
-  return canRead ? (
+/** A streamed export's download: a link, or (where it cannot work: for a role that may not
+ * read conversations, or filters the list was refused for) a disabled button, since a link
+ * cannot be disabled (the browser would save the API's problem document as the export). */
+function ExportLink({ href, enabled, children }: { href: string; enabled: boolean; children: ReactNode }) {
+  return enabled ? (
     <a className="button secondary" href={href} download>
       {children}
     </a>
@@ -234,16 +235,18 @@ export default function Conversations() {
   const list = threads.data?.pages.flatMap((p) => p.data) ?? [];
   const query = new URLSearchParams(Object.entries(filters).map(([key, value]) => [key, String(value)]));
   const canRead = tenant.can('conversations:read');
+  // The exports take the list's filters: a refusal of them (not a passing fault) is theirs too.
+  const refused = threads.error instanceof ApiError && threads.error.status < 500;
   const exportUrl = (format: 'jsonl' | 'csv') => `/api/v1/tenants/${tenant.slug}/conversations/export.${format}?${query}`;
   return (
     <Page
       title="Conversations"
       actions={
         <>
-          <ExportLink href={exportUrl('jsonl')} canRead={canRead}>
+          <ExportLink href={exportUrl('jsonl')} enabled={canRead && !refused}>
             Export (JSON lines)
           </ExportLink>
-          <ExportLink href={exportUrl('csv')} canRead={canRead}>
+          <ExportLink href={exportUrl('csv')} enabled={canRead && !refused}>
             Export messages (CSV)
           </ExportLink>
           <BackgroundExport filters={filters} canRead={canRead} />
