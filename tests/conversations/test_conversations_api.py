@@ -858,6 +858,32 @@ async def test_an_export_that_cannot_be_written_shows_failed_a_passing_fault_pen
         assert (shown.json()["status"], shown.json()["download_url"]) == (status, None)
 
 
+async def test_an_export_whose_stored_filters_are_refused_now_shows_failed(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Filters stored with an export asked for before a rule refused them (a range ending
+    where it starts, a pseudonym as end user) raised before the worker's try: the export
+    stayed pending until it expired, a day later, holding one of the tenant's 3 slots."""
+    tenant, owner, _threads = await acme_with_chats(app, db)
+    monkeypatch.setattr(app.state.celery, "send_task", RecordedTasks().record)
+    requested = await client.post(
+        CONVERSATIONS + "/exports", json={"format": "csv"}, headers=owner.headers
+    )
+    assert requested.status_code == 202, requested.text
+    export_id = uuid.UUID(requested.json()["id"])
+    export = await db.get(ConversationExport, export_id)
+    assert export is not None
+    export.filters = {"since": HOUR_AGO, "until": HOUR_AGO}
+    await db.flush()
+    storage = LocalDiskStorage(Path(app.state.settings.data_dir) / "refused-filters")
+    with pytest.raises(ValueError, match="must be after since"):
+        await exports.write(
+            app.state.sessionmaker, storage, app.state.settings.keys(), tenant.id, export_id
+        )
+    shown = await client.get(f"{CONVERSATIONS}/exports/{export_id}", headers=owner.headers)
+    assert (shown.json()["status"], shown.json()["download_url"]) == ("failed", None)
+
+
 async def test_an_export_is_deleted_with_its_file_a_day_after_it_was_asked_for(
     client: httpx2.AsyncClient,
     app: FastAPI,

@@ -281,8 +281,9 @@ async def write(
             return False
         await repository.forget_threads(session, tenant_id, export_id)  # an earlier run's
         exporter = EXPORTERS[ExportFormat(export.format)]
-        filters, name = ConversationFilters.model_validate(export.filters), blob_key(export)
-    try:
+        stored, name = export.filters, blob_key(export)
+    try:  # filters stored before a rule refused them fail the export
+        filters = ConversationFilters.model_validate(stored)
         size = await _written(
             sessionmaker, storage, keys, tenant_id, export_id, exporter, filters, name
         )
