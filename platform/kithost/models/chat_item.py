@@ -14,9 +14,10 @@ SEARCH_TABLE = "chat_items_fts"
 and kept in step with ``chat_items`` by triggers of its migration; outside the models (and
 so ignored, with FTS5's own tables, by Alembic's comparison)."""
 SEARCH_INDEX = "ix_chat_items_search"
-"""PostgreSQL only: the GIN index of the messages' text as ``tsvector``; made by the same
-migration, outside the models as well. The search reads it through the view
-``chat_item_words`` (migration ``bf5a3a2ac457``), as row-level security requires."""
+"""PostgreSQL only: the GIN index of the messages' words as ``tsvector`` (the SQL function
+``message_words(payload)``, migration ``7e3b5c1d9a42``), outside the models as well. The
+search reads it through the view ``chat_item_words`` (migration ``bf5a3a2ac457``), as
+row-level security requires."""
 
 
 class ChatItem(Base):
