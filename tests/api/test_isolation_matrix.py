@@ -97,7 +97,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
         grants=Role.viewer,
     ),
     ("GET", f"{PREFIX}/invitations"): Rule(Scope.members_read),
-    ("DELETE", f"{PREFIX}/invitations/{{id}}"): Rule(Scope.members_write),
+    ("DELETE", f"{PREFIX}/invitations/{{id}}"): Rule(Scope.members_write, grants=Role.viewer),
     ("POST", f"{PREFIX}/clients"): Rule(
         Scope.clients_write, {"name": "made", "scopes": ["clients:write"]}
     ),
