@@ -30,6 +30,7 @@ from kithost.auth.oauth import issue_access_token
 from kithost.auth.passwords import verify_password
 from kithost.auth.principals import CLI, ClientPrincipal, TenantAccess, UserPrincipal
 from kithost.auth.roles import ALL_SCOPES
+from kithost.auth.scopes import Scope
 from kithost.clients import service as clients
 from kithost.clients.service import create_client
 from kithost.errors import Forbidden, KithostError, NotFound, Unauthorized
@@ -51,7 +52,7 @@ from kithost.users.service import (
 from tests.api.helpers import token_of
 from tests.conftest import state_of
 from tests.factories import PASSWORD, Credentials, login
-from tests.races import RacingApp, at_once, racing_app
+from tests.races import RacingApp, at_once, ended_or_waiting, racing_app
 
 ACCEPT = "/api/v1/invitations/accept"
 AT_ONCE = 8
@@ -773,6 +774,49 @@ async def test_an_owner_demoted_or_removed_while_deleting_the_tenant_is_refused(
     refused(deleted, NotFound, Forbidden)
     async with race.arranging() as session:
         assert await session.get(Tenant, tenant.id) is not None
+
+
+# What an admin or a client does while an owner deletes the tenant (a probe: the act held
+# its maker, the deletion took the tenant's row and then waited for the maker's row to
+# cascade, while the act waited for the tenant's row to write: a deadlock, 503).
+
+
+@pytest.mark.parametrize("standing", ["remove", "revoke"], indirect=True)
+@pytest.mark.parametrize("act", ["invite", "make_client", *ACTS])
+async def test_what_is_done_beside_the_tenants_deletion_never_deadlocks(
+    standing: Standing, act: str
+) -> None:
+    """The act holds its maker first (``members.access_now``); the deletion, started then,
+    waits for it before it takes the tenant's row, and deletes the tenant after it."""
+    race = standing.race
+    sessions = state_of(race.app).sessionmaker
+    async with sessions() as acting, sessions() as deleting:
+        access = await acting_as(acting, standing.tenant.id, standing.caller)
+        await members.access_now(acting, access, Scope.members_write)
+
+        async def delete() -> None:
+            access = as_owner(await in_tenant(deleting, standing.tenant.id), standing.owner_id)
+            await tenants.delete_tenant(deleting, access, standing.tenant.slug)
+
+        deleted = asyncio.create_task(delete())
+        await ended_or_waiting(race, deleted)
+        assert not deleted.done()
+        if act == "invite":
+            email = race.email("beside")
+            await invitations.invite(
+                acting, race.app.state.settings, access, email=email, role=Role.viewer
+            )
+        elif act == "make_client":
+            await clients.register_client(
+                acting, access, name="beside", scopes=[Scope.widgets_read]
+            )
+        else:
+            await standing.act(act)(acting)
+        await acting.commit()
+        await deleted
+        await deleting.commit()
+    async with race.arranging() as session:
+        assert await session.get(Tenant, standing.tenant.id) is None
 
 
 # One account made by requests at once (a probe: two tenants' invitations of one new email,

@@ -60,6 +60,17 @@ async def lock_owner_ids(session: AsyncSession, tenant_id: uuid.UUID) -> list[uu
     return list(result.scalars())
 
 
+async def lock_member_ids(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Lock every membership of the tenant, in the order of their users' ids, until the
+    unit of work ends (PostgreSQL)."""
+    await session.execute(
+        select(Membership.user_id)
+        .where(Membership.tenant_id == tenant_id)
+        .order_by(Membership.user_id)
+        .with_for_update()
+    )
+
+
 async def delete_pending_invitations_of(
     session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID
 ) -> int:

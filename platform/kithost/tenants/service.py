@@ -161,9 +161,14 @@ async def remove_tenant(session: AsyncSession, actor: Actor, tenant: Tenant, con
     """Delete the tenant and everything it holds: its widgets stop answering, its members
     lose it (their accounts stay), its API clients their tokens; ``confirm`` must be its
     slug. The platform's audit log keeps the deletion (the tenant's own log goes with it).
-    Who may is the caller's to check (:func:`delete_tenant`; the operator's command)."""
+    Who may is the caller's to check (:func:`delete_tenant`; the operator's command).
+
+    The rows go in the order deletions take them (CONTRIBUTING): the tenant's owners, its
+    other members and its API clients first (``members.hold_everyone``: what they are doing
+    ends first), then what registered (the chat threads, …), then the tenant's row."""
     if confirm != tenant.slug:
         raise invalid_field("confirm", "the tenant's slug, to confirm", "confirmation")
+    await members.hold_everyone(session, tenant.id)
     for delete in _TENANT_DATA:
         await delete(session, tenant)
     audit.record(
