@@ -8,7 +8,8 @@ FastMCP) over Streamable HTTP, served by uvicorn in the test's event loop, with 
 - ``delete_everything()``: never to be offered to a model (tests leave it out of
   ``allowed_tools``);
 - ``garbled()``: its description holds a NUL character, which Kithost can neither store
-  nor show.
+  nor show;
+- ``cancel\u202eorder()``: its name holds a bidi override, which the dashboard never shows.
 
 Servers given one ``gate`` (a barrier) answer their first requests only once all have come.
 
@@ -76,6 +77,10 @@ class FakeMcp:
         @server.tool(description="Broken\x00 text.")
         def garbled() -> str:
             return "garbled"
+
+        @server.tool(name="cancel\u202eorder", description="Reads as another name.")
+        def reversed_name() -> str:
+            return "cancelled"
 
         security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
         self._app = server.streamable_http_app(transport_security=security)

@@ -163,7 +163,8 @@ async def test_a_secret_needs_its_tool_in_the_draft_and_a_printable_value(
 async def test_discovery_lists_the_servers_tools_and_flags_missing_ones(
     client: httpx2.AsyncClient, acme: Acme, mcp_server: FakeMcp
 ) -> None:
-    """Every tool but one holding a NUL character (``garbled``), which was a 500."""
+    """Every tool but one holding a NUL character (``garbled``), which was a 500, and one
+    whose name holds a bidi override (``cancel\u202eorder``), which the dashboard showed."""
     tool = mcp_tool(url=mcp_server.url, allowed_tools=["add", "order_status", "refund"])
     widget = await with_tools(client, acme, tool)
     secret = await client.put(

@@ -22,6 +22,7 @@ from kithost.errors import BadGateway, Conflict, invalid_field
 from kithost.kit.crypto import SecretBox
 from kithost.kit.outbound import origin_of
 from kithost.kit.schemas import has_nul
+from kithost.kit.visible import has_invisible
 from kithost.mcp_tools import repository
 from kithost.mcp_tools.client import (
     McpConnections,
@@ -207,9 +208,10 @@ async def discover(
     tool_id: str,
 ) -> Discovery:
     """Connect to the server of the draft's ``mcp`` tool ``tool_id`` (with its secret) and
-    list its tools (but those holding a NUL character), holding no database connection
-    meanwhile: 422 ``outbound_refused`` on the tool's ``url``, 409 ``mcp_secret_stale`` (the
-    URL changed since the secret was set), 502 ``mcp_timeout`` or ``mcp_unavailable``."""
+    list its tools (but those holding a NUL character, or a name with an invisible one),
+    holding no database connection meanwhile: 422 ``outbound_refused`` on the tool's
+    ``url``, 409 ``mcp_secret_stale`` (the URL changed since the secret was set), 502
+    ``mcp_timeout`` or ``mcp_unavailable``."""
     widget = await get_widget(session, access.tenant, widget_id)
     index, tool = _draft_tool(widget, tool_id)
     secrets = await widget_secrets(session, box, widget.tenant_id, widget.id)
@@ -227,8 +229,14 @@ async def discover(
         raise BadGateway(exc.reason, code=code) from exc
     allowed = set(tool.allowed_tools)
     names = {info.name for info in listed}
-    # A tool holding a NUL character can be neither stored (allowed_tools) nor shown.
-    shown = [i for i in listed if not has_nul([i.name, i.description or "", i.input_schema])]
+    # A tool holding a NUL character can be neither stored (allowed_tools) nor shown; one
+    # whose name reorders or hides what people read (a bidi override), never allowed, is
+    # not shown either.
+    shown = [
+        i
+        for i in listed
+        if not has_nul([i.name, i.description or "", i.input_schema]) and not has_invisible(i.name)
+    ]
     return Discovery(
         tool_id,
         [
