@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost.models import AuditLogEntry, Role, Widget
 from kithost.widgets.redaction import HIDDEN
 from tests.factories import login, make_member
-from tests.widgets.helpers import Acme, create, mcp_tool, url, with_tools
+from tests.widgets.helpers import Acme, audit_entries, create, mcp_tool, url, with_tools
 
 TOKEN = "tok9f8e7d6c5b4a3"
 MCP = mcp_tool(url=f"https://mcp.acme.example/sse?token={TOKEN}&profile=shop")
@@ -123,3 +123,23 @@ async def test_an_imported_servers_credentials_are_hidden_in_the_answer(
     assert response.status_code == 200, response.text
     assert TOKEN not in response.text
     assert urls(response.json()["config"]) == [f"https://mcp.acme.example/sse?token={HIDDEN}"]
+
+
+async def test_a_new_token_is_audited_without_showing_it(
+    client: httpx2.AsyncClient, acme: Acme, db: AsyncSession
+) -> None:
+    saved = await with_tools(client, acme, MCP)
+    rotated = {**MCP, "url": MCP["url"].replace(TOKEN, "tok0a1b2c3d4e5f6")}
+
+    put = await client.put(
+        url(saved, "/config"),
+        json={"agent": {"tools": [rotated]}},
+        headers=acme.matching(f'"{saved["revision"]}"'),
+    )
+
+    assert put.status_code == 200, put.text
+    assert put.json()["revision"] == saved["revision"] + 1
+    entries = await audit_entries(db, acme.tenant, "widget.updated")
+    assert entries[-1].data == {"before": {}, "after": {}, "hidden_changed": True}
+    stored = await db.get_one(Widget, uuid.UUID(saved["id"]))
+    assert urls(stored.draft) == [rotated["url"]]
