@@ -384,16 +384,6 @@ async def import_agent(
         await savepoint.rollback()
     else:
         await savepoint.commit()
-    published = None
-    if widget.published_version is not None:
-        version = await repository.get_version(
-            session, widget.tenant_id, widget.id, widget.published_version
-        )
-        published = None if version is None else version.config
-    fates = await _forget_secrets(
-        session, access.actor, widget, [draft, published], dry_run=dry_run
-    )
-    changes = _tool_changes(before, _stored_tools(draft), fates)
     if not dry_run:
         await _change(
             session,
@@ -403,7 +393,17 @@ async def import_agent(
             draft=draft,
             data={"not_carried": len(imported.skipped)},
         )
-    return AgentImport(widget, draft, imported, changes)
+    published = None
+    if widget.published_version is not None:
+        version = await repository.get_version(
+            session, widget.tenant_id, widget.id, widget.published_version
+        )
+        published = None if version is None else version.config
+    # The widget's row first (the change above), then its secrets, as publishing takes them.
+    fates = await _forget_secrets(
+        session, access.actor, widget, [draft, published], dry_run=dry_run
+    )
+    return AgentImport(widget, draft, imported, _tool_changes(before, _stored_tools(draft), fates))
 
 
 def _main_tools(
