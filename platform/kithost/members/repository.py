@@ -71,6 +71,17 @@ async def lock_member_ids(session: AsyncSession, tenant_id: uuid.UUID) -> None:
     )
 
 
+async def lock_invitation_ids(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Lock every invitation to the tenant, in the order of their ids, until the unit of
+    work ends (PostgreSQL)."""
+    await session.execute(
+        select(Invitation.id)
+        .where(Invitation.tenant_id == tenant_id)
+        .order_by(Invitation.id)
+        .with_for_update()
+    )
+
+
 async def delete_pending_invitations_of(
     session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID
 ) -> int:

@@ -71,15 +71,17 @@ async def owners_first(session: AsyncSession, access: TenantAccess, needs: Scope
 
 
 async def hold_everyone(session: AsyncSession, tenant_id: uuid.UUID) -> None:
-    """Lock the tenant's owners, then its other members, then its API clients, until the
-    unit of work ends: the tenant's deletion does, before it takes the tenant's row. What a
-    member or a client does holds them first (:func:`access_now`) and then writes rows
-    that need the tenant's row (its audit entry, at least), so the deletion waits for it
-    before taking that row: taking it first, it waited for the member's row to cascade
-    while the member's work waited for the tenant's row (a deadlock, 503)."""
+    """Lock the tenant's owners, then its other members, then its API clients, then its
+    invitations, until the unit of work ends: the tenant's deletion does, before it takes
+    the tenant's row. What a member or a client does holds them first (:func:`access_now`),
+    and an acceptance its member and its invitation, and then writes rows that need the
+    tenant's row (an audit entry, at least), so the deletion waits for it before taking
+    that row: taking it first, it waited for their rows to cascade while their work waited
+    for the tenant's row (a deadlock, 503)."""
     await repository.lock_owner_ids(session, tenant_id)
     await repository.lock_member_ids(session, tenant_id)
     await auth_repository.lock_clients(session, tenant_id)
+    await repository.lock_invitation_ids(session, tenant_id)
 
 
 async def _hold_client(session: AsyncSession, client: ApiClient) -> None:

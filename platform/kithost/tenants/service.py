@@ -164,8 +164,9 @@ async def remove_tenant(session: AsyncSession, actor: Actor, tenant: Tenant, con
     Who may is the caller's to check (:func:`delete_tenant`; the operator's command).
 
     The rows go in the order deletions take them (CONTRIBUTING): the tenant's owners, its
-    other members and its API clients first (``members.hold_everyone``: what they are doing
-    ends first), then what registered (the chat threads, …), then the tenant's row."""
+    other members, its API clients and its invitations first (``members.hold_everyone``:
+    what they are doing ends first), then what registered (the chat threads, …), then the
+    tenant's row."""
     if confirm != tenant.slug:
         raise invalid_field("confirm", "the tenant's slug, to confirm", "confirmation")
     await members.hold_everyone(session, tenant.id)
