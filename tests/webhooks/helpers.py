@@ -176,15 +176,16 @@ async def pending(
 
 
 async def attempt(app: FastAPI, task: tuple[str, list[Any]]) -> delivery.Attempt:
-    """Attempt the delivery of ``task``, as the worker would (a hand-off it makes goes to the
-    app's Celery once its unit of work commits)."""
-    tenant_id, delivery_id, *_ = task[1]
+    """Attempt the delivery of ``task``, as the worker would (a hand-off's too: its third
+    argument; a hand-off it makes goes to the app's Celery once its unit of work commits)."""
+    tenant_id, delivery_id, *hand_off = task[1]
     return await delivery.attempt(
         app.state.sessionmaker,
         app.state.secret_box,
         app.state.settings.outbound_policy,
         uuid.UUID(tenant_id),
         uuid.UUID(delivery_id),
+        hand_off=hand_off == [True],
     )
 
 

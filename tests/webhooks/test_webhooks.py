@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from kithost.db import session_scope
 from kithost.kit.outbound import OutboundPolicy
 from kithost.models import (
     ChatThread,
+    DeliveryStatus,
     Role,
     Tenant,
     WebhookDelivery,
@@ -248,6 +250,12 @@ SLOW = 0.3
 """``delivery.SLOW_SECONDS`` in the tests of slow endpoints: an attempt held this long is slow."""
 
 
+def slowly(body: bytes) -> bytes:
+    """An answer as slow as keeps its endpoint slow (``Receiver.answer``)."""
+    threading.Event().wait(2 * SLOW)
+    return b"ok"
+
+
 async def slow_endpoint_tests(
     client: httpx2.AsyncClient,
     app: FastAPI,
@@ -277,16 +285,14 @@ async def arrived(receiver: Receiver, count: int) -> None:
 
 async def waits_its_turn(app: FastAPI, task: tuple[str, list[Any]]) -> None:
     """Attempt ``task`` while another attempt holds its endpoint or its tenant's slot: it is
-    not sent (sent, it would wait at the receiver) and comes back at the hold's deadline
-    (``CLAIM``, begun a moment ago), not within a few seconds: looking again so often, a
-    tenant's backlog to a slow receiver took more task runs than a worker delivers, while
-    the attempt under way hands the turn on when it ends."""
+    not sent (sent, it would wait at the receiver) and comes back only after the backstop
+    (``TURN_BACKSTOP``), the attempt under way handing the turn on when it ends: looking
+    again at the hold's deadline (``CLAIM``), a thousand waiting took some 50 task runs a
+    second for one delivery every few seconds."""
     async with asyncio.timeout(5):
         outcome = await attempt(app, task)
     assert (outcome.delivered, outcome.retry) == (False, True)
-    assert outcome.wait_seconds is not None
-    claim = delivery.CLAIM.total_seconds()
-    assert claim / 2 < outcome.wait_seconds <= claim
+    assert outcome.wait_seconds == delivery.TURN_BACKSTOP.total_seconds()
 
 
 async def test_a_slow_endpoint_takes_one_attempt_at_a_time_until_one_is_fast(
@@ -474,6 +480,26 @@ async def test_a_slow_endpoint_resting_after_a_failure_waits_for_its_rest_not_it
     assert (await attempt(app, task)).delivered is True
 
 
+async def run_hand_offs(
+    app: FastAPI,
+    sent: list[tuple[str, list[Any]]],
+    before: Mapping[str, Callable[[], Awaitable[None]]] | None = None,
+) -> list[str]:
+    """Run the hand-offs sent, one at a time, as the worker would, until none is left
+    (``before``: what happens before a delivery's hand-off runs, by its id); their
+    deliveries' ids, in the order handed."""
+    handed: list[str] = []
+    while sent:
+        [task] = sent
+        assert (task[0], task[1][2:]) == (deliver.name, [True])
+        sent.clear()
+        handed.append(task[1][1])
+        if before is not None and task[1][1] in before:
+            await before[task[1][1]]()
+        await attempt(app, task)
+    return handed
+
+
 async def test_a_slow_attempt_ending_hands_the_turn_to_the_oldest_delivery_waiting_for_it(
     app: FastAPI,
     db: AsyncSession,
@@ -489,10 +515,6 @@ async def test_a_slow_attempt_ending_hands_the_turn_to_the_oldest_delivery_waiti
     on, oldest first. Not to another tenant's, a fast endpoint's (it needs no turn), a
     resting or disabled one's, nor to one already sent."""
     monkeypatch.setattr(delivery, "SLOW_SECONDS", SLOW)
-
-    def slowly(body: bytes) -> bytes:
-        threading.Event().wait(2 * SLOW)  # every attempt is slow: the endpoints stay slow
-        return b"ok"
 
     acme, globex = await make_tenant(db, "acme"), await make_tenant(db, "globex")
     await pending(db, await hook_at(app, db, globex, f"{receiver.url}?theirs"))
@@ -516,15 +538,111 @@ async def test_a_slow_attempt_ending_hands_the_turn_to_the_oldest_delivery_waiti
     receiver.gates[1].set()
     assert (await under_way).delivered is True
 
-    handed: list[str] = []
-    while sent:
-        [(name, [tenant_id, delivery_id, hand_off])] = sent
-        assert (name, tenant_id, hand_off) == (deliver.name, str(acme.id), True)
-        sent.clear()
-        handed.append(delivery_id)
-        assert (await attempt(app, (name, [tenant_id, delivery_id, hand_off]))).delivered is True
+    handed = await run_hand_offs(app, sent)
     assert handed == [task[1][1] for task in (older, again, newer)]
     assert len(receiver.received) == 4
+
+
+async def test_a_backlog_waiting_its_turn_drains_in_order_through_hand_offs_alone(
+    app: FastAPI,
+    db: AsyncSession,
+    receiver: Receiver,
+    sent: list[tuple[str, list[Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Deliveries waiting their turn come back only after the backstop, so the hand-offs
+    alone must drain the backlog. A hand-off whose delivery needed no turn ended there: its
+    delivery deleted meanwhile (its conversation deleted), its endpoint disabled or fast
+    again; the rest of the backlog then waited for the backstop. It passes the turn on, and
+    every delivery goes, oldest first, each once."""
+    monkeypatch.setattr(delivery, "SLOW_SECONDS", SLOW)
+
+    acme = await make_tenant(db, "acme")
+    one, other, faster, disabled = [
+        await hook_at(app, db, acme, f"{receiver.url}?{n}") for n in range(4)
+    ]
+    first = await pending(db, one)
+    backlog = [
+        await pending(db, hook) for hook in (other, one, other, faster, disabled, one, other)
+    ]
+    gone, quick, off = backlog[2], backlog[3], backlog[4]
+    receiver.gates = {1: threading.Event()}
+    receiver.answer = slowly
+    under_way = asyncio.create_task(attempt(app, first))
+    await arrived(receiver, 1)
+    for task in backlog:
+        await waits_its_turn(app, task)
+    receiver.gates[1].set()
+    assert (await under_way).delivered is True
+
+    async def delete_it() -> None:
+        await db.execute(delete(WebhookDelivery).where(WebhookDelivery.id == uuid.UUID(gone[1][1])))
+
+    async def turn_fast() -> None:
+        faster.slow_since = None
+        await db.flush()
+
+    async def disable() -> None:
+        disabled.enabled = False
+        await db.flush()
+
+    handed = await run_hand_offs(
+        app, sent, {gone[1][1]: delete_it, quick[1][1]: turn_fast, off[1][1]: disable}
+    )
+    assert handed == [task[1][1] for task in backlog]
+    statuses = {
+        str(d.id): (d.status, d.event_id)
+        for d in await db.scalars(select(WebhookDelivery).execution_options(populate_existing=True))
+    }
+    assert [statuses.get(task[1][1], (None,))[0] for task in backlog] == [
+        *[DeliveryStatus.delivered] * 2,
+        None,  # deleted
+        DeliveryStatus.delivered,
+        DeliveryStatus.failed,  # its endpoint disabled
+        *[DeliveryStatus.delivered] * 2,
+    ]
+    sent_once = [task[1][1] for task in (first, *backlog) if task not in (gone, off)]
+    assert [r.headers["webhook-id"] for r in receiver.received] == [
+        statuses[delivery_id][1] for delivery_id in sent_once
+    ]
+
+
+async def test_a_turn_lost_with_a_worker_is_taken_by_the_first_delivery_back(
+    app: FastAPI,
+    db: AsyncSession,
+    receiver: Receiver,
+    sent: list[tuple[str, list[Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Waiting deliveries rely on the hand-off; a hand-off lost must not leave them waiting
+    for ever. A worker killed mid-attempt holds the tenant's slot to its deadline and hands
+    nothing on; a hand-off task lost (its worker killed) hands nothing either. The first
+    waiting delivery whose own task comes back (the backstop) takes the turn, and hands it
+    on as any attempt does."""
+    monkeypatch.setattr(delivery, "SLOW_SECONDS", SLOW)
+    acme = await make_tenant(db, "acme")
+    one, other = [await hook_at(app, db, acme, f"{receiver.url}?{n}") for n in (1, 2)]
+    receiver.answer = slowly
+    killed = WebhookTenantSlot(tenant_id=acme.id, held_until=utcnow() + delivery.CLAIM)
+    db.add(killed)
+    await db.flush()
+    oldest, older, newest = await pending(db, one), await pending(db, other), await pending(db, one)
+    for task in (oldest, older, newest):
+        await waits_its_turn(app, task)
+    killed.held_until = utcnow()  # its deadline: no attempt ended, nothing was handed on
+    await db.flush()
+    assert sent == []
+
+    assert (await attempt(app, newest)).delivered is True  # back first (the jitter)
+    [(_, handed)] = sent
+    assert handed == [*oldest[1], True]
+    sent.clear()  # that hand-off is lost
+    assert (await attempt(app, older)).delivered is True  # back next
+    assert await run_hand_offs(app, sent) == [oldest[1][1]]
+    for task in (oldest, older, newest):  # their own tasks, back later: nothing to send
+        assert (await attempt(app, task)).delivered is True
+    assert len(receiver.received) == 3
+    assert sent == []
 
 
 async def test_a_hand_off_finding_the_turn_taken_ends_and_the_deliverys_own_task_retries(

@@ -15,12 +15,16 @@ endpoint meanwhile; a worker lost mid-attempt leaves them to their deadline (``C
 An attempt that held the tenant's slot hands the turn on when it ends: it enqueues, once
 its unit of work commits, a hand-off (``tasks.deliver``'s) of the tenant's oldest delivery
 waiting for a slow endpoint that may go (``repository.next_turn``), so the turn is taken as
-soon as it is free, oldest first, whatever the backlog. A delivery finding the turn held
-waits for the hold's deadline (``CLAIM``, and the task's jitter), not a few seconds: with a
-thousand waiting, looking again every few seconds took more task runs than a worker
-delivers, from every other tenant. A hand-off is tried once: finding the turn taken, or its
-delivery gone, it ends, and its delivery's own task still comes back, so tasks never
-multiply; a hand-off lost (a worker killed) costs that wait once.
+soon as it is free, oldest first, whatever the backlog. A delivery waiting its turn (the
+slot held, or its slow endpoint held by an attempt: not a rest) relies on that hand-off and
+looks again only after ``TURN_BACKSTOP``, ten holds' deadlines: looking again at the hold's
+deadline, a thousand waiting took some 50 task runs a second from every tenant's workers,
+for one delivery every few seconds. A hand-off is tried once: finding the turn taken it
+ends (the attempt holding it hands it on), and its delivery's own task still comes back,
+so tasks never multiply; a hand-off that needs no turn (its delivery gone or sent, its
+endpoint disabled, fast again, or held or resting) passes it on as it would, if the slot is
+free, so the turn is not lost with it. A turn lost with a worker (killed holding the slot or
+a hand-off) waits for the backstop: the first waiting delivery coming back takes it.
 
 Each unit of work of an attempt holds its tenant first (``tenants.repository.hold_tenant``),
 then its endpoint, then the slot, and writes its delivery last, only if no other unit of work
@@ -69,6 +73,10 @@ CLAIM = timedelta(seconds=TIMEOUT_SECONDS + 5)
 """How long the attempt under way holds a failing or slow endpoint, and a slow one's tenant
 slot (its deadline, and some); it ends its holds sooner when it ends (a failed attempt's
 endpoint rests instead)."""
+TURN_BACKSTOP = 10 * CLAIM
+"""How long a delivery waiting its turn for a slow endpoint waits before looking again (and
+the task's jitter): the turn is handed to it when it is the oldest, so this is the backstop
+for a turn lost with a worker, and for a delivery whose endpoint is no longer slow."""
 GIVE_UP_AFTER = timedelta(days=1)
 """An endpoint failing this long is disabled (and audited); its deliveries stop. A delivery
 still not delivered this long after it was made fails for good, the endpoint otherwise well
@@ -91,19 +99,27 @@ async def attempt(
     policy: OutboundPolicy,
     tenant_id: uuid.UUID,
     delivery_id: uuid.UUID,
+    *,
+    hand_off: bool = False,
 ) -> Attempt:
-    """Attempt the delivery unless its turn is taken."""
+    """Attempt the delivery unless its turn is taken; ``hand_off``: the tenant's turn for
+    slow endpoints was handed to it (passed on if it takes none)."""
     async with session_scope(sessionmaker, tenant=tenant_id) as session:
         if not await tenants.hold_tenant(session, tenant_id):  # deleted: all went with it
             return Attempt(delivered=False, retry=False)
         delivery = await repository.delivery(session, tenant_id, delivery_id)
         if delivery is None or delivery.status is DeliveryStatus.delivered:
+            if hand_off:
+                await _pass_turn(session, tenant_id, delivery_id)
             return Attempt(delivered=True, retry=False)
         endpoint = await repository.endpoint(session, tenant_id, delivery.endpoint_id)
         if endpoint is None or not endpoint.enabled:
             await _fail(session, delivery)
+            if hand_off:
+                await _pass_turn(session, tenant_id, delivery_id)
             return Attempt(delivered=False, retry=False)
-        endpoint_id, now, hold, slot = endpoint.id, utcnow(), None, False
+        endpoint_id, now, hold, slot, due = endpoint.id, utcnow(), None, False, None
+        turn = False  # waiting for the tenant's turn (an attempt under way hands it on)
         if endpoint.failing_since is not None or endpoint.slow_since is not None:
             # A failing endpoint takes one attempt at a time, after its rest: a receiver
             # that hangs holds one worker at most, and less and less of its time. A slow
@@ -112,18 +128,22 @@ async def attempt(
             # tenant's slot, everywhere: no two attempts wait for each other's locks).
             hold = now + CLAIM
             due = await repository.claim_endpoint(session, endpoint, now, hold)
+            # Held by an attempt, not resting (only a failed attempt makes it rest): the
+            # endpoint is slow, and the attempt holds the tenant's turn too.
+            turn = due is not None and endpoint.failing_since is None
             if due is None and endpoint.slow_since is not None:
                 due = await repository.claim_tenant_slot(session, tenant_id, now, hold)
-                slot = due is None
+                slot, turn = due is None, due is not None
                 if due is not None:  # the tenant's turn is another endpoint's
                     await repository.release_endpoint(session, tenant_id, endpoint_id, hold)
-            if due is not None:
-                if now - delivery.created_at >= GIVE_UP_AFTER:
-                    await _fail(session, delivery)
-                    return Attempt(delivered=False, retry=False)
-                return Attempt(
-                    delivered=False, retry=True, wait_seconds=(due - now).total_seconds()
-                )
+        if hand_off and not slot:  # handed the turn, it takes none: the next may
+            await _pass_turn(session, tenant_id, delivery_id)
+        if due is not None:
+            if now - delivery.created_at >= GIVE_UP_AFTER:
+                await _fail(session, delivery)
+                return Attempt(delivered=False, retry=False)
+            wait = TURN_BACKSTOP if turn else due - now
+            return Attempt(delivered=False, retry=True, wait_seconds=wait.total_seconds())
         url, secrets = endpoint.url, [box.decrypt(endpoint.secret)]
         if endpoint.previous_secret is not None:
             until = endpoint.previous_secret_until
@@ -169,10 +189,24 @@ async def attempt(
             slot = slot and await repository.release_tenant_slot(session, tenant_id, hold)
         outcome = await _record(session, tenant_id, delivery_id, endpoint_id, now, answer)
         if slot:  # the turn is free: the oldest waiting takes it, after this commits
-            after = await repository.next_turn(session, tenant_id, delivery_id, utcnow())
-            if after is not None:
-                enqueue(session, tasks.deliver, str(tenant_id), str(after), True)
+            await _hand_turn(session, tenant_id, delivery_id)
         return outcome
+
+
+async def _hand_turn(session: AsyncSession, tenant_id: uuid.UUID, attempted: uuid.UUID) -> None:
+    """Hand the tenant's turn for slow endpoints to its oldest delivery that may take it
+    (not ``attempted``), once the unit of work commits."""
+    after = await repository.next_turn(session, tenant_id, attempted, utcnow())
+    if after is not None:
+        enqueue(session, tasks.deliver, str(tenant_id), str(after), True)
+
+
+async def _pass_turn(session: AsyncSession, tenant_id: uuid.UUID, handed: uuid.UUID) -> None:
+    """Pass on the turn handed to ``handed``, which takes none, unless an attempt holds the
+    slot (it hands the turn on as it ends): so one hand-off at most goes on for each turn
+    ended, and a turn ends only when one is taken."""
+    if await repository.tenant_slot_held_until(session, tenant_id, utcnow()) is None:
+        await _hand_turn(session, tenant_id, handed)
 
 
 @dataclass(frozen=True)

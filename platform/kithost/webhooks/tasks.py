@@ -52,7 +52,8 @@ def deliver(self: Task[Any, Any], tenant_id: str, delivery_id: str, hand_off: bo
     endpoint is disabled after a day of failures, or it is deleted. A ``hand_off`` (the
     tenant's slot passed on by the attempt that held it, ``delivery``) is tried once and
     never retried: the delivery's own task is, so a hand-off finding the turn taken or the
-    attempt failing ends, and no delivery ever has two tasks coming back."""
+    attempt failing ends (one needing no turn passes it on first), and no delivery ever has
+    two tasks coming back."""
     settings = get_settings()
     box = SecretBox(settings.keys())
 
@@ -63,6 +64,7 @@ def deliver(self: Task[Any, Any], tenant_id: str, delivery_id: str, hand_off: bo
             settings.outbound_policy,
             uuid.UUID(tenant_id),
             uuid.UUID(delivery_id),
+            hand_off=hand_off,
         )
 
     outcome = database.run(self.app, run)
