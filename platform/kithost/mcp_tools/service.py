@@ -96,10 +96,12 @@ async def set_secret(
     value: str,
 ) -> SecretState:
     """Store the secret of the draft's ``mcp`` tool ``tool_id`` (replacing any), bound to the
-    origin of the tool's URL in the draft. The tool's row is locked (or added, once: of
-    writes at once, the others wait and replace it), so writes at once replace one another
-    in turn."""
-    widget = await get_widget(session, access.tenant, widget_id)
+    origin of the tool's URL in the draft. The widget's row is held first (as a change to
+    the draft takes it, then the secrets: an import removing the tool meanwhile ends first,
+    and the tool is then not in the draft), then the tool's row is locked (or added, once:
+    of writes at once, the others wait and replace it), so writes at once replace one
+    another in turn."""
+    widget = await get_widget(session, access.tenant, widget_id, hold=True)
     _, tool = _draft_tool(widget, tool_id)
     origin = origin_of(str(tool.url))
     secret = box.encrypt(value)

@@ -10,11 +10,15 @@ from kithost.models import AllowedOrigin, KnowledgeBase, Widget, WidgetVersion
 
 
 async def get_widget(
-    session: AsyncSession, tenant_id: uuid.UUID, widget_id: uuid.UUID
+    session: AsyncSession, tenant_id: uuid.UUID, widget_id: uuid.UUID, *, hold: bool = False
 ) -> Widget | None:
-    result = await session.execute(
-        select(Widget).where(Widget.tenant_id == tenant_id, Widget.id == widget_id)
-    )
+    """``hold``: the row locked as a change to it locks it (``FOR NO KEY UPDATE``: rows
+    referring to the widget may still be added) until the unit of work ends, read as the
+    change before it committed left it; on SQLite the unit's write lock does it."""
+    query = select(Widget).where(Widget.tenant_id == tenant_id, Widget.id == widget_id)
+    if hold:
+        query = query.with_for_update(key_share=True).execution_options(populate_existing=True)
+    result = await session.execute(query)
     return result.scalar_one_or_none()
 
 

@@ -133,8 +133,12 @@ async def create_widget(
     return widget
 
 
-async def get_widget(session: AsyncSession, tenant: Tenant, widget_id: uuid.UUID) -> Widget:
-    widget = await repository.get_widget(session, tenant.id, widget_id)
+async def get_widget(
+    session: AsyncSession, tenant: Tenant, widget_id: uuid.UUID, *, hold: bool = False
+) -> Widget:
+    """``hold``: its row held against changes until the unit of work ends (see
+    ``repository.get_widget``)."""
+    widget = await repository.get_widget(session, tenant.id, widget_id, hold=hold)
     if widget is None:
         raise NotFound(f"No widget {widget_id}.", code="widget_not_found")
     return widget
