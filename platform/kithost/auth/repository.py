@@ -78,17 +78,6 @@ async def lock_client(
     return result.scalar_one_or_none()
 
 
-async def lock_clients(session: AsyncSession, tenant_id: uuid.UUID) -> None:
-    """Lock every API client of the tenant, in the order of their ids, until the unit of
-    work ends (PostgreSQL)."""
-    await session.execute(
-        select(ApiClient.id)
-        .where(ApiClient.tenant_id == tenant_id)
-        .order_by(ApiClient.id)
-        .with_for_update()
-    )
-
-
 async def client_makers(
     session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, Actor]:

@@ -8,7 +8,7 @@ from sqlalchemy import Row, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kithost.db import rowcount
-from kithost.models import Invitation, Membership, Role, User
+from kithost.models import ApiClient, Invitation, Membership, Role, User
 
 MemberRow = Row[uuid.UUID, str, str, Role, datetime]
 """A member as the API shows it: ``user_id``, ``email``, ``name``, ``role``, ``created_at``."""
@@ -60,26 +60,17 @@ async def lock_owner_ids(session: AsyncSession, tenant_id: uuid.UUID) -> list[uu
     return list(result.scalars())
 
 
-async def lock_member_ids(session: AsyncSession, tenant_id: uuid.UUID) -> None:
-    """Lock every membership of the tenant, in the order of their users' ids, until the
-    unit of work ends (PostgreSQL)."""
-    await session.execute(
-        select(Membership.user_id)
-        .where(Membership.tenant_id == tenant_id)
-        .order_by(Membership.user_id)
-        .with_for_update()
-    )
-
-
-async def lock_invitation_ids(session: AsyncSession, tenant_id: uuid.UUID) -> None:
-    """Lock every invitation to the tenant, in the order of their ids, until the unit of
-    work ends (PostgreSQL)."""
-    await session.execute(
-        select(Invitation.id)
-        .where(Invitation.tenant_id == tenant_id)
-        .order_by(Invitation.id)
-        .with_for_update()
-    )
+async def lock_members_clients_and_invitations(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Lock every membership of the tenant (by user id), then every API client, then every
+    invitation (by id), until the unit of work ends (PostgreSQL)."""
+    for tenant_column, key in (
+        (Membership.tenant_id, Membership.user_id),
+        (ApiClient.tenant_id, ApiClient.id),
+        (Invitation.tenant_id, Invitation.id),
+    ):
+        await session.execute(
+            select(key).where(tenant_column == tenant_id).order_by(key).with_for_update()
+        )
 
 
 async def delete_pending_invitations_of(

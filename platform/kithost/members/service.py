@@ -79,9 +79,7 @@ async def hold_everyone(session: AsyncSession, tenant_id: uuid.UUID) -> None:
     that row: taking it first, it waited for their rows to cascade while their work waited
     for the tenant's row (a deadlock, 503)."""
     await repository.lock_owner_ids(session, tenant_id)
-    await repository.lock_member_ids(session, tenant_id)
-    await auth_repository.lock_clients(session, tenant_id)
-    await repository.lock_invitation_ids(session, tenant_id)
+    await repository.lock_members_clients_and_invitations(session, tenant_id)
 
 
 async def _hold_client(session: AsyncSession, client: ApiClient) -> None:
