@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from playwright.async_api import BrowserContext, Page, Route, expect
 from sqlalchemy import select
 
+from kithost.conversations.service import TRANSCRIPT_PAGE
 from kithost.db import session_scope
 from kithost.models import ChatItem, Widget
 from kithost.models import Tenant as TenantRow
@@ -175,3 +176,23 @@ async def test_filters_the_list_is_refused_for_offer_no_streamed_export(
     await page.get_by_label("End user").fill("u:1")
     await page.get_by_role("button", name="Search", exact=True).click()
     await expect(page.get_by_role("link", name="Export (JSON lines)")).to_be_visible()
+
+
+async def test_a_long_transcript_shows_its_later_messages_when_asked(
+    page: Page, tenant: Tenant, kithost: Kithost
+) -> None:
+    """A transcript is read a page of items at a time: the later ones come with Later
+    messages, below the first."""
+    shop = await _shop(kithost, tenant)
+    said = [f"Line {n}" for n in range(TRANSCRIPT_PAGE + 2)]
+    async with session_scope(kithost.sessionmaker) as db:
+        thread = await conversation(db, shop, "u:long", said, hours_ago=4)
+    await sign_in(page, tenant)
+    await page.goto(tenant.admin(f"conversations?thread={thread}"))
+    transcript = page.get_by_role("region", name="Transcript")
+    await expect(transcript.get_by_text(said[TRANSCRIPT_PAGE - 1], exact=True)).to_be_visible()
+    await expect(transcript.get_by_text(said[-1], exact=True)).to_have_count(0)
+    await transcript.get_by_role("button", name="Later messages").click()
+    await expect(transcript.get_by_text(said[-1], exact=True)).to_be_visible()
+    await expect(transcript.get_by_text(said[0], exact=True)).to_be_visible()
+    await expect(transcript.get_by_role("button", name="Later messages")).to_have_count(0)

@@ -283,6 +283,42 @@ async def test_reading_a_transcript_is_audited_and_deleting_it_too(
     assert "conversation.deleted" in await audit_actions(db, tenant.id)
 
 
+async def test_a_transcript_is_read_a_page_of_items_at_a_time(
+    client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
+) -> None:
+    """A visitor may write a conversation of any length, and its transcript was one answer
+    holding every item; now at most ``limit`` (1,000 by default) and the cursor of the
+    next ones, each read audited."""
+    tenant, owner, _threads = await acme_with_chats(app, db)
+    shop = await db.scalar(
+        select(Widget).where(Widget.tenant_id == tenant.id, Widget.name == "Shop")
+    )
+    assert shop is not None
+    said = [f"message {n}" for n in range(5)]
+    thread = await conversation(db, shop, "u:long", said)
+    url = f"{CONVERSATIONS}/{thread}"
+
+    read, after = [], None
+    while True:
+        params: dict[str, Any] = {"limit": 2} | ({"after": after} if after else {})
+        page = await client.get(url, params=params, headers=owner.headers)
+        assert page.status_code == 200, page.text
+        assert len(page.json()["items"]) <= 2
+        read += [item["text"] for item in page.json()["items"]]
+        after = page.json()["next"]
+        if after is None:
+            break
+    assert read == said
+    whole = (await client.get(url, headers=owner.headers)).json()
+    assert ([item["text"] for item in whole["items"]], whole["next"]) == (said, None)
+    assert (await audit_actions(db, tenant.id)).count("conversation.read") == 4
+
+    for params in ({"after": "%%%"}, {"after": thread}, {"limit": 0}, {"limit": 1001}):
+        refused = await client.get(url, params=params, headers=owner.headers)
+        assert refused.status_code == 422, refused.text
+        assert [e["field"] for e in refused.json()["errors"]] == list(params)
+
+
 async def test_editors_read_conversations_where_the_tenant_lets_them_viewers_never(
     client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:

@@ -676,7 +676,7 @@ export interface paths {
         };
         /**
          * Read a conversation
-         * @description Its items in order, as the visitor saw them. Every read is audited.
+         * @description Its items in order, as the visitor saw them, `limit` at a time (1,000 by default): `next` is the cursor of the next ones, to pass as `after`. Every read is audited.
          */
         get: operations["read_conversation_api_v1_tenants__tenant__conversations__thread_id__get"];
         put?: never;
@@ -3609,8 +3609,32 @@ export interface components {
             /** Tool Secret */
             tool_secret: string;
         };
-        /** Transcript */
-        Transcript: {
+        /** TranscriptItem */
+        TranscriptItem: {
+            answer?: components["schemas"]["Answer"] | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Feedback */
+            feedback: string | null;
+            /** Id */
+            id: string;
+            /** Item */
+            item: {
+                [key: string]: unknown;
+            };
+            /** Text */
+            text: string;
+            /** Type */
+            type: string;
+        };
+        /**
+         * TranscriptPage
+         * @description A conversation with a page of its items (an export line holds them all, no ``next``).
+         */
+        TranscriptPage: {
             /** End User */
             end_user: string;
             /**
@@ -3635,6 +3659,8 @@ export interface components {
             messages: number;
             /** Negative Feedback */
             negative_feedback: number;
+            /** Next */
+            next: string | null;
             /** Output Tokens */
             output_tokens: number;
             /** Positive Feedback */
@@ -3651,27 +3677,6 @@ export interface components {
              * Format: uuid
              */
             widget_id: string;
-        };
-        /** TranscriptItem */
-        TranscriptItem: {
-            answer?: components["schemas"]["Answer"] | null;
-            /**
-             * Created At
-             * Format: date-time
-             */
-            created_at: string;
-            /** Feedback */
-            feedback: string | null;
-            /** Id */
-            id: string;
-            /** Item */
-            item: {
-                [key: string]: unknown;
-            };
-            /** Text */
-            text: string;
-            /** Type */
-            type: string;
         };
         /** Version */
         Version: {
@@ -6428,7 +6433,11 @@ export interface operations {
     };
     read_conversation_api_v1_tenants__tenant__conversations__thread_id__get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The `next` of the previous read. */
+                after?: string | null;
+                limit?: number;
+            };
             header?: never;
             path: {
                 thread_id: string;
@@ -6444,7 +6453,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Transcript"];
+                    "application/json": components["schemas"]["TranscriptPage"];
                 };
             };
             /** @description Unauthorized */

@@ -25,10 +25,16 @@ function Transcript({ id, onClose }: { id: string; onClose: () => void }) {
   const tenant = useTenant();
   const client = useQueryClient();
   const path = { tenant: tenant.slug, thread_id: id };
-  const thread = useQuery({
+  // A conversation may be long: its items come a page at a time (the API's cursor), shown as one.
+  const thread = useInfiniteQuery({
     queryKey: ['conversation', tenant.slug, id],
-    queryFn: () => unwrap(api.GET('/api/v1/tenants/{tenant}/conversations/{thread_id}', { params: { path } })),
+    initialPageParam: null as string | null,
+    queryFn: ({ pageParam }) =>
+      unwrap(api.GET('/api/v1/tenants/{tenant}/conversations/{thread_id}', { params: { path, query: pageParam ? { after: pageParam } : {} } })),
+    getNextPageParam: (page) => page.next ?? null,
   });
+  const pages = thread.data?.pages;
+  const shown = pages?.[0] && { ...pages[0], items: pages.flatMap((page) => page.items) };
   const [note, setNote] = useState<string | null>(null);
   const canWrite = tenant.can('conversations:write');
   const review = useMutation({
@@ -65,7 +71,7 @@ function Transcript({ id, onClose }: { id: string; onClose: () => void }) {
         </span>
       </div>
       <ProblemAlert error={remove.error} />
-      <Query query={thread} what="the conversation">
+      <Query query={{ data: shown, error: shown ? null : thread.error, isPending: thread.isPending }} what="the conversation">
         {(t) => (
           <>
             <p className="muted">
@@ -86,6 +92,9 @@ function Transcript({ id, onClose }: { id: string; onClose: () => void }) {
                 </li>
               ))}
             </ol>
+            {/* A later page that fails leaves the items shown; Later messages asks again. */}
+            <ProblemAlert error={thread.error} />
+            <MoreButton query={thread} label="Later messages" />
             {canWrite ? (
               <form
                 className="inline-form"

@@ -213,13 +213,24 @@ async def put_settings(
 @router.get(
     "/{thread_id}",
     summary="Read a conversation",
-    description="Its items in order, as the visitor saw them. Every read is audited.",
+    description="Its items in order, as the visitor saw them, `limit` at a time (1,000 by "
+    "default): `next` is the cursor of the next ones, to pass as `after`. Every read is "
+    "audited.",
     responses=problems(*TENANT_ERRORS, 404),
 )
 async def read_conversation(
-    access: ConversationsRead, session: DbSession, settings: AppSettings, thread_id: str
-) -> schemas.Transcript:
-    return await service.read_transcript(session, access, thread_id, settings.keys())
+    access: ConversationsRead,
+    session: DbSession,
+    settings: AppSettings,
+    thread_id: str,
+    after: Annotated[
+        str | None, Query(max_length=160, description="The `next` of the previous read.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=service.TRANSCRIPT_PAGE)] = service.TRANSCRIPT_PAGE,
+) -> schemas.TranscriptPage:
+    return await service.read_transcript(
+        session, access, thread_id, settings.keys(), after=after, limit=limit
+    )
 
 
 @router.patch(

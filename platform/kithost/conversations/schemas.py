@@ -145,6 +145,13 @@ class Transcript(Conversation):
     review: Review | None
 
 
+class TranscriptPage(Transcript):
+    """A conversation with a page of its items (an export line holds them all, no ``next``)."""
+
+    next: str | None
+    """Pass as ``after`` for the conversation's next items; null when these are its last."""
+
+
 class ConversationSettings(Schema):
     """Who may read the tenant's conversations besides owners and admins (viewers never)."""
 

@@ -31,6 +31,7 @@ from kithost.conversations.schemas import (
     ReviewUpdate,
     Transcript,
     TranscriptItem,
+    TranscriptPage,
 )
 from kithost.db import Sessionmaker, session_scope
 from kithost.errors import FieldError, Forbidden, NotFound
@@ -88,34 +89,75 @@ async def list_conversations(
     return ConversationPage(data=data, next=next)
 
 
+TRANSCRIPT_PAGE = 1000
+"""Items a transcript shows at most by default (a visitor may write a conversation of any
+length)."""
+
+
 async def read_transcript(
-    session: AsyncSession, access: TenantAccess, thread_id: str, keys: Keys
-) -> Transcript:
-    found = await transcript(session, access.tenant.id, thread_id, keys)
+    session: AsyncSession,
+    access: TenantAccess,
+    thread_id: str,
+    keys: Keys,
+    *,
+    after: str | None = None,
+    limit: int = TRANSCRIPT_PAGE,
+) -> TranscriptPage:
+    """The conversation with ``limit`` of its items, from the one after the cursor ``after``
+    (the ``next`` of the page before)."""
+    position = None if after is None else cursors.decode(after, str, field="after")
+    found = await _transcript(session, access.tenant.id, thread_id, keys, (position, limit))
     if found is None:
         raise NotFound("No such conversation.", code="conversation_not_found")
+    shown, next = found
     review = await repository.review(session, access.tenant.id, thread_id)
     _record(session, access, "conversation.read", thread_id)
-    return found.model_copy(
-        update={"review": None if review is None else Review.model_validate(review)}
+    return TranscriptPage(
+        **{name: value for name, value in shown if name != "review"},  # items as they are
+        review=None if review is None else Review.model_validate(review),
+        next=next,
     )
 
 
 async def transcript(
     session: AsyncSession, tenant_id: uuid.UUID, thread_id: str, keys: Keys
 ) -> Transcript | None:
-    """The tenant's conversation with its items (no review, no audit entry: callers that
+    """The tenant's conversation with all its items (no review, no audit entry: callers that
     show it to staff record the read)."""
+    found = await _transcript(session, tenant_id, thread_id, keys, None)
+    return None if found is None else found[0]
+
+
+async def _transcript(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    thread_id: str,
+    keys: Keys,
+    page: tuple[cursors.Position[str] | None, int] | None,
+) -> tuple[Transcript, str | None] | None:
+    """The tenant's conversation with its items, all of them or a ``page`` (after a
+    position, how many), and the cursor of the next page (None: no more)."""
     row = await repository.thread(session, tenant_id, thread_id)
     if row is None:
         return None
-    items = await repository.items(session, tenant_id, [thread_id])
+    next: str | None = None
+    if page is None:
+        items = await repository.items(session, tenant_id, [thread_id])
+    else:
+        after, limit = page
+        read = await (
+            repository.first_items(session, tenant_id, [thread_id], limit + 1)
+            if after is None
+            else repository.items_after(session, tenant_id, thread_id, after, limit + 1)
+        )
+        items, next = cursors.page(read, limit, lambda item: (item.created_at, item.id))
     figures = await _figures(session, tenant_id, [thread_id])
-    return Transcript(
+    shown = Transcript(
         **_conversation(row, keys, figures[thread_id]).model_dump(),
         items=[_item(i, figures[thread_id]) for i in items],
         review=None,
     )
+    return shown, next
 
 
 async def set_review(
