@@ -752,6 +752,36 @@ async def test_two_clients_revoking_each_other_at_once_leave_one(race: RacingApp
         assert [r is None for r in revoked].count(True) == 1
 
 
+async def test_renames_at_once_each_record_the_name_they_replace(race: RacingApp) -> None:
+    """Each rename reads the name it replaces once the tenant's row is its own: the audit
+    entries chain (every ``from`` is the name before, each once), where all said the name
+    read when the requests began."""
+    tenant, owner = await owned_tenant(race)
+    await race.warm(AT_ONCE)
+
+    async def rename(n: int) -> httpx2.Response:
+        body = {"name": f"Name {n}"}
+        return await race.client.patch(
+            f"/api/v1/tenants/{tenant.slug}", json=body, headers=owner.headers
+        )
+
+    answers = await at_once(AT_ONCE, rename)
+
+    assert [a.status_code for a in answers] == [200] * AT_ONCE, problems(answers)
+    async with race.arranging() as session:
+        renamed = await session.scalars(
+            select(AuditLogEntry.data).where(
+                AuditLogEntry.tenant_id == tenant.id, AuditLogEntry.action == "tenant.renamed"
+            )
+        )
+        changes = [(data["from"], data["to"]) for data in renamed]
+        final = (await session.get_one(Tenant, tenant.id)).name
+    froms, tos = [f for f, _ in changes], [t for _, t in changes]
+    assert len(changes) == AT_ONCE
+    assert len(set(froms)) == AT_ONCE, changes
+    assert set(froms) == {tenant.name} | set(tos) - {final}, changes
+
+
 # A tenant deleted by an owner at the moment another owner demotes or removes them (a probe:
 # the deletion read the owner's role before the change committed, and deleted the tenant).
 

@@ -88,9 +88,12 @@ async def list_tenants(
 async def rename_tenant(session: AsyncSession, access: TenantAccess, name: str) -> Tenant:
     """Give the tenant ``name``, the caller read again and held as they stand now
     (``members.access_now``): a member removed or demoted, or a client revoked, at that
-    moment is refused or waited for."""
+    moment is refused or waited for. The tenant's row is then read as committed and locked
+    for the change (``FOR NO KEY UPDATE``: what only holds the tenant, or adds its rows,
+    goes on), so that of renames at once each records the name it replaces."""
     access = await members.access_now(session, access, Scope.members_write)
     tenant = access.tenant
+    await session.refresh(tenant, with_for_update={"key_share": True})
     if name != tenant.name:
         audit.record(
             session,
