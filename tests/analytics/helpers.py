@@ -119,7 +119,8 @@ class Subject(NamedTuple):
     widget: Widget
     tenant: Tenant
     creds: Credentials
-    """An API client of the tenant with analytics:read, widgets:write and members:write."""
+    """An API client of the tenant with analytics:read, widgets:write, members:write and
+    conversations:write."""
     url: str
     """The tenant's analytics routes."""
 
@@ -129,6 +130,11 @@ async def subject(app: FastAPI, db: AsyncSession, widget: Widget | None = None) 
     widget = widget or await published_widget(db)
     tenant = await db.get(Tenant, widget.tenant_id)
     assert tenant is not None
-    scopes = [Scope.analytics_read, Scope.widgets_write, Scope.members_write]
+    scopes = [
+        Scope.analytics_read,
+        Scope.widgets_write,
+        Scope.members_write,
+        Scope.conversations_write,
+    ]
     creds = await client_token(app, db, tenant, scopes)
     return Subject(widget, tenant, creds, f"/api/v1/tenants/{tenant.slug}/analytics")

@@ -241,7 +241,7 @@ async def test_retention_sweep_in_the_worker_removes_old_rows(
     await pipeline.post(widget, [event("loader.loaded", time=old), event("loader.loaded")])
     await pipeline.run("kithost.analytics.rollup")
     assert await pipeline.count(widget) == 2
-    admin = await pipeline.token(widget, [Scope.members_write])
+    admin = await pipeline.token(widget, [Scope.members_write, Scope.conversations_write])
     response = await pipeline.client.put(
         f"/api/v1/tenants/{slug}/analytics/settings",
         json={"retention_days": 2},
@@ -285,7 +285,7 @@ async def _figures(
 
 
 async def _retention(pipeline: Pipeline, widget: Widget, days: int) -> None:
-    admin = await pipeline.token(widget, [Scope.members_write])
+    admin = await pipeline.token(widget, [Scope.members_write, Scope.conversations_write])
     response = await pipeline.client.put(
         f"/api/v1/tenants/{await slug_of(pipeline, widget)}/analytics/settings",
         json={"retention_days": days},

@@ -1,13 +1,13 @@
 """Every route under ``/api/v1/tenants/{tenant}`` against every kind of caller.
 
 The routes come from the app's route table, so a new route fails this test until it is
-classified in :data:`ROUTES` with the scope it needs. Each route is then called with real
+classified in :data:`ROUTES` with the scopes it needs. Each route is then called with real
 path parameters, a valid body and, for a change that needs it, ``If-Match``, by: nobody
 (401); the tenant's owner, admin, editor and viewer (allowed or 403 by the role table); a
 platform admin (allowed); an owner of another tenant and an API client of another tenant
-holding every scope (404); an API client of the tenant holding every scope but the route's
-(403); and one holding only the route's scope (allowed). "Allowed" means the handler ran:
-2xx, or a domain 4xx that is not 401, 403, 404 or 422.
+holding every scope (404); for each scope the route needs, an API client of the tenant
+holding every scope but that one (403); and one holding only the route's scopes (allowed).
+"Allowed" means the handler ran: 2xx, or a domain 4xx that is not 401, 403, 404 or 422.
 """
 
 from __future__ import annotations
@@ -52,8 +52,9 @@ PREFIX = "/api/v1/tenants/{tenant}"
 
 @dataclass(frozen=True)
 class Rule:
-    scope: Scope | None
-    """The scope the route needs; None: any access to the tenant."""
+    scope: Scope | frozenset[Scope] | None
+    """The scope the route needs, or the scopes it needs all of; None: any access to the
+    tenant."""
     body: dict[str, Any] | None = None
     if_match: str | None = None
     """The ``If-Match`` of a change that needs it: a fresh target widget is at revision 1."""
@@ -62,11 +63,19 @@ class Rule:
     files: dict[str, tuple[str, bytes, str]] | None = None
     """A multipart body (instead of ``body``)."""
 
+    @property
+    def needs(self) -> frozenset[Scope]:
+        if self.scope is None:
+            return frozenset()
+        return self.scope if isinstance(self.scope, frozenset) else frozenset({self.scope})
+
 
 WIDGET = f"{PREFIX}/widgets/{{id}}"
 ANALYTICS = f"{PREFIX}/analytics"
 KNOWLEDGE = f"{PREFIX}/knowledge-bases"
 HOOKS = f"{PREFIX}/webhooks"
+END_USER_DATA = frozenset({Scope.members_write, Scope.conversations_write})
+"""Erasure and retention delete chat data too."""
 ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", f"{PREFIX}/openai-key"): Rule(Scope.widgets_read),
     ("PUT", f"{PREFIX}/openai-key"): Rule(
@@ -136,10 +145,10 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", f"{ANALYTICS}/export/series.csv"): Rule(Scope.analytics_read),
     ("GET", f"{ANALYTICS}/export/events.csv"): Rule(Scope.analytics_read),
     ("POST", f"{ANALYTICS}/end-user-deletions"): Rule(
-        Scope.members_write, {"end_user": "a:anon_someone"}
+        END_USER_DATA, {"end_user": "a:anon_someone"}
     ),
     ("GET", f"{ANALYTICS}/settings"): Rule(Scope.analytics_read),
-    ("PUT", f"{ANALYTICS}/settings"): Rule(Scope.members_write, {"retention_days": 30}),
+    ("PUT", f"{ANALYTICS}/settings"): Rule(END_USER_DATA, {"retention_days": 30}),
     ("GET", f"{PREFIX}/conversations"): Rule(Scope.conversations_read),
     ("GET", f"{PREFIX}/conversations/export.jsonl"): Rule(Scope.conversations_read),
     ("GET", f"{PREFIX}/conversations/export.csv"): Rule(Scope.conversations_read),
@@ -197,10 +206,10 @@ class Caller:
     refused: Outcome | None = None
     """The answer to every call, when the caller has no access to the tenant at all."""
 
-    def expects(self, scope: Scope | None) -> Outcome:
+    def expects(self, needs: frozenset[Scope]) -> Outcome:
         if self.refused is not None:
             return self.refused
-        return ALLOWED if scope is None or scope in self.holds else FORBIDDEN
+        return ALLOWED if needs <= self.holds else FORBIDDEN
 
 
 def tenant_routes(app: FastAPI) -> set[tuple[str, str]]:
@@ -411,11 +420,11 @@ async def test_isolation_matrix(client: httpx2.AsyncClient, app: FastAPI, db: As
     mismatches = []
     for (method, path), rule in sorted(ROUTES.items()):
         cases = dict(callers)
-        held = frozenset() if rule.scope is None else frozenset({rule.scope})
-        if rule.scope is not None:
-            lacking = ALL_SCOPES - held
+        held = rule.needs
+        for scope in sorted(held):
+            lacking = ALL_SCOPES - {scope}
             token = await client_token(app, db, tenant, sorted(lacking))
-            cases["client lacking the scope"] = Caller(token.headers, lacking)
+            cases[f"client lacking {scope.value}"] = Caller(token.headers, lacking)
         if rule.grants is not None:
             held |= ROLE_SCOPES[rule.grants]
         token = await client_token(app, db, tenant, sorted(held))
@@ -427,9 +436,9 @@ async def test_isolation_matrix(client: httpx2.AsyncClient, app: FastAPI, db: As
             response = await client.request(
                 method, url, json=rule.body, files=rule.files, headers=headers
             )
-            if outcome(response) != caller.expects(rule.scope):
+            if outcome(response) != caller.expects(rule.needs):
                 mismatches.append(
-                    f"{method} {path} as {name}: expected {caller.expects(rule.scope)}, "
+                    f"{method} {path} as {name}: expected {caller.expects(rule.needs)}, "
                     f"got {response.status_code} {response.text[:200]}"
                 )
     assert not mismatches, "\n".join(mismatches)

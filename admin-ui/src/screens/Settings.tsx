@@ -80,7 +80,7 @@ function Retention() {
     onSuccess: (saved) => client.setQueryData(['analytics-settings', tenant.slug], saved),
   });
   const error = save.error instanceof ApiError ? save.error : null;
-  const canWrite = tenant.can('members:write');
+  const canWrite = tenant.can('members:write') && tenant.can('conversations:write');
   return (
     <section className="card" aria-labelledby="retention">
       <h2 id="retention">Data retention</h2>
@@ -179,7 +179,7 @@ function EndUserDeletion() {
       unwrap(api.POST('/api/v1/tenants/{tenant}/analytics/end-user-deletions', { params: { path: { tenant: tenant.slug } }, body: { end_user: endUser.trim() } })),
   });
   const error = erase.error instanceof ApiError ? erase.error : null;
-  const canWrite = tenant.can('members:write');
+  const canWrite = tenant.can('members:write') && tenant.can('conversations:write');
   return (
     <section className="card" aria-labelledby="erasure">
       <h2 id="erasure">Delete an end user's data</h2>

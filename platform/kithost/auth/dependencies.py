@@ -185,4 +185,10 @@ KnowledgeWrite = Annotated[TenantAccess, _requiring(Scope.knowledge_write)]
 ConversationsRead = Annotated[TenantAccess, _requiring(Scope.conversations_read)]
 ConversationsWrite = Annotated[TenantAccess, _requiring(Scope.conversations_write)]
 WebhooksWrite = Annotated[TenantAccess, _requiring(Scope.webhooks_write)]
+EndUserDataWrite = Annotated[
+    TenantAccess,
+    Security(tenant_access, scopes=[Scope.members_write.value, Scope.conversations_write.value]),
+]
+"""Erasing an end user's data or setting how long it is kept: ``members:write``, and
+``conversations:write`` since it deletes chat threads and their files."""
 AnyTenantAccess = Annotated[TenantAccess, Security(tenant_access)]

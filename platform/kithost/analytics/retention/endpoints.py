@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 
 from kithost.analytics.retention import schemas, service
-from kithost.auth.dependencies import AnalyticsRead, MembersWrite
+from kithost.auth.dependencies import AnalyticsRead, EndUserDataWrite
 from kithost.db import DbSession
 from kithost.kit.schemas import TENANT_ERRORS, problems
 from kithost.state import AppSettings
@@ -22,7 +22,7 @@ router = APIRouter()
     responses=problems(*TENANT_ERRORS),
 )
 async def delete_end_user(
-    access: MembersWrite,
+    access: EndUserDataWrite,
     session: DbSession,
     settings: AppSettings,
     body: Annotated[schemas.EndUserDeletion, Body()],
@@ -46,7 +46,7 @@ async def get_settings(access: AnalyticsRead, session: DbSession) -> schemas.Ana
     responses=problems(*TENANT_ERRORS),
 )
 async def put_settings(
-    access: MembersWrite,
+    access: EndUserDataWrite,
     session: DbSession,
     body: Annotated[schemas.AnalyticsSettingsUpdate, Body()],
 ) -> schemas.AnalyticsSettingsOut:
