@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +21,16 @@ from kithost.users.service import create_user
 from kithost.widgets.config import WidgetConfig
 
 PASSWORD = "correct horse battery staple"
+
+ROTATING_CLIENTS = pytest.mark.parametrize(
+    ("first", "address"),
+    [
+        ("2001:db8:7:1::1", "2001:db8:7:1:{:x}::1"),  # one /64, a new address each time
+        ("203.0.113.7", "::ffff:203.0.113.7"),  # the same IPv4 client, spelled as IPv6
+    ],
+)
+"""A test of a per-client limit, given one client's ``first`` address and the addresses
+(``address.format(n)``, n from 1) it rotates through: ``kit.ratelimit.client_key``."""
 
 
 async def make_user(db: AsyncSession, *, platform_admin: bool = False) -> User:

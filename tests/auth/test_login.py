@@ -33,7 +33,7 @@ from kithost.users.service import (
 )
 from tests.auth.helpers import ME, client_at, redis_limiter
 from tests.conftest import create_test_app
-from tests.factories import PASSWORD, login, make_member, make_tenant, make_user
+from tests.factories import PASSWORD, ROTATING_CLIENTS, login, make_member, make_tenant, make_user
 
 LOGIN = "/api/v1/auth/login"
 LOGOUT = "/api/v1/auth/logout"
@@ -447,6 +447,30 @@ async def test_failures_per_address(app: FastAPI, db: AsyncSession) -> None:
         assert_throttled(await sign_in(client, user.email))
     async with client_at(app, "198.51.100.8") as elsewhere:
         assert (await sign_in(elsewhere, user.email)).status_code == 200
+
+
+@ROTATING_CLIENTS
+async def test_a_client_rotating_its_addresses_is_one_address_to_the_throttle(
+    app: FastAPI, db: AsyncSession, first: str, address: str
+) -> None:
+    """Failures count per client (``kit.ratelimit.client_key``: an IPv6 address's /64),
+    not per address, which an IPv6 client has more of than any limit counts; the sign-in
+    session still records the address itself."""
+    user = await make_user(db)
+    async with client_at(app, first) as client:
+        assert (await sign_in(client, "guess-0@example.test", "wrong")).status_code == 401
+    for i in range(1, FAILURES_PER_IP):
+        async with client_at(app, address.format(i)) as client:
+            guess = await sign_in(client, f"guess-{i}@example.test", "wrong")
+            assert guess.status_code == 401
+    async with client_at(app, address.format(FAILURES_PER_IP)) as client:
+        assert_throttled(await sign_in(client, user.email))
+    async with client_at(app, "2001:db8:7:2::1") as elsewhere:
+        assert (await sign_in(elsewhere, user.email)).status_code == 200
+    recorded = await db.scalar(
+        select(DashboardSession.ip).where(DashboardSession.user_id == user.id)
+    )
+    assert recorded == "2001:db8:7:2::1"
 
 
 async def test_wrong_current_passwords_are_throttled(

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kithost.db import session_scope
 from kithost.models import AllowedOrigin
 from tests.conftest import config_cache
+from tests.factories import ROTATING_CLIENTS
 from tests.proxy import CuttableProxy, through_proxy
 from tests.sessions.helpers import DEVICE, SHOP, Published, mint, publish
 from tests.visitor.helpers import assert_refused
@@ -76,13 +77,7 @@ async def test_the_database_away_is_a_503_the_page_reads(
         assert response.headers["access-control-expose-headers"] == "Retry-After"
 
 
-@pytest.mark.parametrize(
-    ("first", "address"),
-    [
-        ("2001:db8:7:1::1", "2001:db8:7:1:{:x}::1"),  # one /64, a new address each time
-        ("203.0.113.7", "::ffff:203.0.113.7"),  # the same IPv4 client, spelled as IPv6
-    ],
-)
+@ROTATING_CLIENTS
 async def test_a_client_rotating_its_addresses_is_one_client_to_the_mint_limit(
     app: FastAPI, db: AsyncSession, first: str, address: str
 ) -> None:

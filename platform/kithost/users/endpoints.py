@@ -15,6 +15,7 @@ from kithost.auth import cookies, oidc
 from kithost.auth.dependencies import CurrentUser, OptionalUser
 from kithost.auth.roles import ALL_SCOPES, scopes_of
 from kithost.db import DbSession
+from kithost.kit.ratelimit import client_key
 from kithost.kit.schemas import problems
 from kithost.models import User
 from kithost.settings import Settings
@@ -94,7 +95,7 @@ async def login(
     limiter: AppRateLimiter,
 ) -> SignedIn:
     user = await users.authenticate(
-        session, limiter, body.email, body.password, ip=_client_ip(request)
+        session, limiter, body.email, body.password, ip=client_key(_client_ip(request))
     )
     cookie = await _sign_in(session, settings, request, response, user)
     return await _signed_in(session, settings, user, cookie.csrf_token)

@@ -189,7 +189,8 @@ async def authenticate(
 ) -> User:
     """The active user with this email and password, else 401 ``invalid_credentials`` (the
     same for an unknown email, a wrong password and a disabled account). Attempts count
-    per (account, address) and per address before the password is checked, and a success
+    per (account, address) and per address (``ip``: the client's, as
+    ``kit.ratelimit.client_key`` counts it) before the password is checked, and a success
     takes its count back; an account past its ceiling of failures from everywhere still
     lets in an address that has not failed for it."""
     email = normalize_email(email)
