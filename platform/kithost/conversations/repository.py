@@ -279,6 +279,21 @@ async def items_after(
     return result.all()
 
 
+async def last_items(
+    session: AsyncSession, tenant_id: uuid.UUID, thread_id: str, limit: int
+) -> tuple[Sequence[ChatItem], int]:
+    """The last ``limit`` items of the tenant's thread, in order, and how many it has."""
+    where = (ChatItem.tenant_id == tenant_id, ChatItem.thread_id == thread_id)
+    result = await session.scalars(
+        select(ChatItem)
+        .where(*where)
+        .order_by(ChatItem.created_at.desc(), ChatItem.id.desc())
+        .limit(limit)
+    )
+    total = await session.scalar(select(func.count()).select_from(ChatItem).where(*where))
+    return result.all()[::-1], total or 0
+
+
 async def review(
     session: AsyncSession, tenant_id: uuid.UUID, thread_id: str
 ) -> ConversationReview | None:

@@ -128,6 +128,19 @@ async def transcript(
     return None if found is None else found[0]
 
 
+async def latest_transcript(
+    session: AsyncSession, tenant_id: uuid.UUID, thread_id: str, keys: Keys, limit: int
+) -> tuple[Transcript, int] | None:
+    """The tenant's conversation with its last ``limit`` items, and how many items it has
+    (no review, no audit entry, as :func:`transcript`)."""
+    row = await repository.thread(session, tenant_id, thread_id)
+    if row is None:
+        return None
+    items, total = await repository.last_items(session, tenant_id, thread_id, limit)
+    figures = await _figures(session, tenant_id, [thread_id])
+    return _shown(row, items, keys, figures[thread_id]), total
+
+
 async def _transcript(
     session: AsyncSession,
     tenant_id: uuid.UUID,
@@ -152,12 +165,17 @@ async def _transcript(
         )
         items, next = cursors.page(read, limit, lambda item: (item.created_at, item.id))
     figures = await _figures(session, tenant_id, [thread_id])
-    shown = Transcript(
-        **_conversation(row, keys, figures[thread_id]).model_dump(),
-        items=[_item(i, figures[thread_id]) for i in items],
+    return _shown(row, items, keys, figures[thread_id]), next
+
+
+def _shown(
+    row: repository.ThreadRow, items: Sequence[ChatItem], keys: Keys, figures: _Figures
+) -> Transcript:
+    return Transcript(
+        **_conversation(row, keys, figures).model_dump(),
+        items=[_item(i, figures) for i in items],
         review=None,
     )
-    return shown, next
 
 
 async def set_review(
