@@ -13,6 +13,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
@@ -177,15 +178,17 @@ async def pending(
 
 async def attempt(app: FastAPI, task: tuple[str, list[Any]]) -> delivery.Attempt:
     """Attempt the delivery of ``task``, as the worker would (a hand-off's too: its third
-    argument; a hand-off it makes goes to the app's Celery once its unit of work commits)."""
-    tenant_id, delivery_id, *hand_off = task[1]
+    argument; a backlog's, its fourth; one it makes goes to the app's Celery once its unit
+    of work commits)."""
+    tenant_id, delivery_id, *rest = task[1]
     return await delivery.attempt(
         app.state.sessionmaker,
         app.state.secret_box,
         app.state.settings.outbound_policy,
         uuid.UUID(tenant_id),
         uuid.UUID(delivery_id),
-        hand_off=hand_off == [True],
+        hand_off=rest[:1] == [True],
+        backlog=datetime.fromisoformat(rest[1]) if rest[1:] else None,
     )
 
 

@@ -669,6 +669,8 @@ async def test_a_hand_off_finding_the_turn_taken_ends_and_the_deliverys_own_task
     await db.flush()
     tenant_id, delivery_id = task[1]
     assert await asyncio.to_thread(deliver, tenant_id, delivery_id, True) is False
+    backlog = utcnow().isoformat()  # a hand-off of a backlog is tried once too
+    assert await asyncio.to_thread(deliver, tenant_id, delivery_id, False, backlog) is False
     with pytest.raises(Retry):
         await asyncio.to_thread(deliver, tenant_id, delivery_id)
     assert (receiver.received, sent) == ([], [])
@@ -1300,3 +1302,48 @@ async def test_an_idle_time_out_of_range_is_refused(
         f"{WEBHOOKS}/{hook['id']}", json={"idle_minutes": minutes}, headers=owner.headers
     )
     assert changed.status_code == 422, changed.text
+
+
+async def test_a_backlog_of_an_endpoint_fast_again_drains_through_hand_offs(
+    app: FastAPI,
+    db: AsyncSession,
+    receiver: Receiver,
+    sent: list[tuple[str, list[Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The turn goes to slow endpoints only: an endpoint that was slow and answers fast
+    again is handed no turn, and its backlog, waiting its turn, waited for the backstop
+    (``TURN_BACKSTOP``, 150 s; some 25 s before the hand-offs). The attempt that finds it
+    fast hands its backlog on, made before then, one at a time, each passing the next on:
+    every delivery goes once, oldest first, and none comes back twice."""
+    monkeypatch.setattr(delivery, "SLOW_SECONDS", SLOW)
+    acme = await make_tenant(db, "acme")
+    hook = await hook_at(app, db, acme, receiver.url)
+    slot = WebhookTenantSlot(tenant_id=acme.id, held_until=utcnow() + delivery.CLAIM)
+    db.add(slot)
+    await db.flush()
+    first, *backlog = [await pending(db, hook) for _ in range(4)]
+    for task in (first, *backlog):
+        await waits_its_turn(app, task)
+    slot.held_until = utcnow()  # the attempt holding it ended
+    await db.flush()
+
+    assert (await attempt(app, first)).delivered is True  # back first, answered fast
+    handed: list[str] = []
+    while sent:
+        [(name, (tenant_id, delivery_id, *rest))] = sent
+        sent.clear()
+        assert (name, tenant_id, rest[:1]) == (deliver.name, str(acme.id), [False])
+        handed.append(delivery_id)
+        assert (await attempt(app, (name, [tenant_id, delivery_id, *rest]))).delivered is True
+    assert handed == [task[1][1] for task in backlog]
+    ids = {
+        str(d.id): d.event_id
+        for d in await db.scalars(select(WebhookDelivery).execution_options(populate_existing=True))
+    }
+    assert [r.headers["webhook-id"] for r in receiver.received] == [
+        ids[task[1][1]] for task in (first, *backlog)
+    ]
+    for task in backlog:  # their own tasks, back later: nothing to send
+        assert (await attempt(app, task)).delivered is True
+    assert (len(receiver.received), sent) == (4, [])

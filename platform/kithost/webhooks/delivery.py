@@ -25,6 +25,12 @@ so tasks never multiply; a hand-off that needs no turn (its delivery gone or sen
 endpoint disabled, fast again, or held or resting) passes it on as it would, if the slot is
 free, so the turn is not lost with it. A turn lost with a worker (killed holding the slot or
 a hand-off) waits for the backstop: the first waiting delivery coming back takes it.
+The turn goes to slow endpoints only: the attempt finding one fast again hands its backlog
+on (``repository.backlog_after``: the endpoint's deliveries made before then, oldest first),
+one delivery at a time, each passing the next on before it is sent (a fast endpoint takes
+them side by side), so the backlog goes at once, not at its backstop; a hand-off of the
+backlog is tried once, and one finding its endpoint slow, failing or disabled again passes
+nothing on (the turn, or the rest, is its backlog's again).
 
 Each unit of work of an attempt holds its tenant first (``tenants.repository.hold_tenant``),
 then its endpoint, then the slot, and writes its delivery last, only if no other unit of work
@@ -75,8 +81,9 @@ slot (its deadline, and some); it ends its holds sooner when it ends (a failed a
 endpoint rests instead)."""
 TURN_BACKSTOP = 10 * CLAIM
 """How long a delivery waiting its turn for a slow endpoint waits before looking again (and
-the task's jitter): the turn is handed to it when it is the oldest, so this is the backstop
-for a turn lost with a worker, and for a delivery whose endpoint is no longer slow."""
+the task's jitter): the turn is handed to it when it is the oldest (its endpoint's backlog
+when it is fast again), so this is the backstop for a turn or a hand-off lost with a
+worker."""
 GIVE_UP_AFTER = timedelta(days=1)
 """An endpoint failing this long is disabled (and audited); its deliveries stop. A delivery
 still not delivered this long after it was made fails for good, the endpoint otherwise well
@@ -101,9 +108,11 @@ async def attempt(
     delivery_id: uuid.UUID,
     *,
     hand_off: bool = False,
+    backlog: datetime | None = None,
 ) -> Attempt:
     """Attempt the delivery unless its turn is taken; ``hand_off``: the tenant's turn for
-    slow endpoints was handed to it (passed on if it takes none)."""
+    slow endpoints was handed to it (passed on if it takes none); ``backlog``: it is of the
+    backlog of an endpoint fast again, made before then (the next is passed on)."""
     async with session_scope(sessionmaker, tenant=tenant_id) as session:
         if not await tenants.hold_tenant(session, tenant_id):  # deleted: all went with it
             return Attempt(delivered=False, retry=False)
@@ -111,6 +120,8 @@ async def attempt(
         if delivery is None or delivery.status is DeliveryStatus.delivered:
             if hand_off:
                 await _pass_turn(session, tenant_id, delivery_id)
+            if delivery is not None and backlog is not None:  # sent by its own task
+                await _pass_backlog(session, delivery, backlog)
             return Attempt(delivered=True, retry=False)
         endpoint = await repository.endpoint(session, tenant_id, delivery.endpoint_id)
         if endpoint is None or not endpoint.enabled:
@@ -119,6 +130,7 @@ async def attempt(
                 await _pass_turn(session, tenant_id, delivery_id)
             return Attempt(delivered=False, retry=False)
         endpoint_id, now, hold, slot, due = endpoint.id, utcnow(), None, False, None
+        was_slow = endpoint.slow_since is not None
         turn = False  # waiting for the tenant's turn (an attempt under way hands it on)
         if endpoint.failing_since is not None or endpoint.slow_since is not None:
             # A failing endpoint takes one attempt at a time, after its rest: a receiver
@@ -138,6 +150,8 @@ async def attempt(
                     await repository.release_endpoint(session, tenant_id, endpoint_id, hold)
         if hand_off and not slot:  # handed the turn, it takes none: the next may
             await _pass_turn(session, tenant_id, delivery_id)
+        if backlog is not None and hold is None:  # still fast: the next goes beside it
+            await _pass_backlog(session, delivery, backlog)
         if due is not None:
             if now - delivery.created_at >= GIVE_UP_AFTER:
                 await _fail(session, delivery)
@@ -190,6 +204,8 @@ async def attempt(
         outcome = await _record(session, tenant_id, delivery_id, endpoint_id, now, answer)
         if slot:  # the turn is free: the oldest waiting takes it, after this commits
             await _hand_turn(session, tenant_id, delivery_id)
+        if was_slow:
+            await _hand_backlog(session, tenant_id, endpoint_id, delivery_id)
         return outcome
 
 
@@ -207,6 +223,33 @@ async def _pass_turn(session: AsyncSession, tenant_id: uuid.UUID, handed: uuid.U
     ended, and a turn ends only when one is taken."""
     if await repository.tenant_slot_held_until(session, tenant_id, utcnow()) is None:
         await _hand_turn(session, tenant_id, handed)
+
+
+async def _hand_backlog(
+    session: AsyncSession, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, attempted: uuid.UUID
+) -> None:
+    """Hand on the backlog of the endpoint ``attempted`` found slow, if it is fast again (and
+    well): its oldest delivery made before now, other than ``attempted``, once the unit of
+    work commits."""
+    endpoint = await repository.endpoint(session, tenant_id, endpoint_id)
+    if endpoint is None or not endpoint.enabled or endpoint.slow_since or endpoint.failing_since:
+        return
+    before = utcnow()
+    first = await repository.backlog_after(session, tenant_id, endpoint_id, before, None, attempted)
+    if first is not None:
+        enqueue(session, tasks.deliver, str(tenant_id), str(first), False, before.isoformat())
+
+
+async def _pass_backlog(session: AsyncSession, handed: WebhookDelivery, before: datetime) -> None:
+    """Pass on the backlog of an endpoint fast again, made before ``before``: the delivery
+    after ``handed``, once the unit of work commits."""
+    after = (handed.created_at, handed.id)
+    tenant_id = handed.tenant_id
+    following = await repository.backlog_after(
+        session, tenant_id, handed.endpoint_id, before, after, handed.id
+    )
+    if following is not None:
+        enqueue(session, tasks.deliver, str(tenant_id), str(following), False, before.isoformat())
 
 
 @dataclass(frozen=True)

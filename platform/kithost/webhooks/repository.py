@@ -194,6 +194,35 @@ def _next_turn(tenant_id: uuid.UUID, attempted: uuid.UUID, now: datetime) -> Sel
     )
 
 
+async def backlog_after(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    before: datetime,
+    after: Position[uuid.UUID] | None,
+    other_than: uuid.UUID,
+) -> uuid.UUID | None:
+    """The endpoint's oldest pending delivery made before ``before`` (and after ``after``),
+    other than ``other_than``: the next of the backlog of an endpoint fast again. Read from
+    the pending deliveries' index (endpoint, time), no lock."""
+    first = WebhookDelivery
+    query = (
+        select(first.id)
+        .where(
+            first.tenant_id == tenant_id,
+            first.endpoint_id == endpoint_id,
+            first.status == PENDING,
+            first.created_at < before,
+            first.id != other_than,
+        )
+        .order_by(first.created_at, first.id)
+        .limit(1)
+    )
+    if after is not None:
+        query = query.where(tuple_(first.created_at, first.id) > tuple_(*after))
+    return await session.scalar(query)
+
+
 async def deliveries(
     session: AsyncSession,
     tenant_id: uuid.UUID,

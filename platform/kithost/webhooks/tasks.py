@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from datetime import datetime
 from typing import Any
 
 from celery import Task, shared_task
@@ -47,13 +48,20 @@ def backoff(attempts: int) -> float:
     time_limit=TIME_LIMIT_SECONDS + 10,
     **RETRY,
 )
-def deliver(self: Task[Any, Any], tenant_id: str, delivery_id: str, hand_off: bool = False) -> bool:
+def deliver(
+    self: Task[Any, Any],
+    tenant_id: str,
+    delivery_id: str,
+    hand_off: bool = False,
+    backlog: str | None = None,
+) -> bool:
     """Send one delivery; retried (the same ``webhook-id``) until it goes through, the
     endpoint is disabled after a day of failures, or it is deleted. A ``hand_off`` (the
     tenant's slot passed on by the attempt that held it, ``delivery``) is tried once and
     never retried: the delivery's own task is, so a hand-off finding the turn taken or the
     attempt failing ends (one needing no turn passes it on first), and no delivery ever has
-    two tasks coming back."""
+    two tasks coming back. A ``backlog`` one (of an endpoint fast again, made before that
+    time, ``delivery``) is tried once too, for the same reason."""
     settings = get_settings()
     box = SecretBox(settings.keys())
 
@@ -65,9 +73,10 @@ def deliver(self: Task[Any, Any], tenant_id: str, delivery_id: str, hand_off: bo
             uuid.UUID(tenant_id),
             uuid.UUID(delivery_id),
             hand_off=hand_off,
+            backlog=None if backlog is None else datetime.fromisoformat(backlog),
         )
 
     outcome = database.run(self.app, run)
-    if outcome.retry and not hand_off:
+    if outcome.retry and not hand_off and backlog is None:
         raise self.retry(countdown=countdown(outcome, self.request.retries), max_retries=None)
     return outcome.delivered
