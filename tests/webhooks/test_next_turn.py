@@ -5,6 +5,7 @@ resting endpoint or go to a fast one, and however many were delivered before."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -55,6 +56,32 @@ async def deliveries(
     return [row["id"] for row in rows]
 
 
+async def read_by(
+    app: FastAPI,
+    tenant_id: uuid.UUID,
+    plan: str,
+    find: Callable[[AsyncSession], Awaitable[uuid.UUID | None]],
+) -> uuid.UUID | None:
+    """What ``find`` finds in a unit of work of the tenant's, the statement planned for its
+    parameters or (``plan``: ``generic``) prepared at once and planned for any; it reads
+    20 entries of the deliveries' table and indexes at most."""
+    async with session_scope(app.state.sessionmaker, tenant=tenant_id) as session:
+        driver = (await (await session.connection()).get_raw_connection()).driver_connection
+        assert driver is not None
+        threshold = driver.prepare_threshold
+        if plan == "generic":  # prepared at once, and planned for any parameters
+            driver.prepare_threshold = 0
+            await session.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
+        try:
+            before = await session.scalar(text(READ))
+            found = await find(session)
+            read = await session.scalar(text(READ)) - before
+        finally:
+            driver.prepare_threshold = threshold
+    assert read <= 20, f"{read} entries read"
+    return found
+
+
 @pytest.mark.parametrize("plan", ["custom", "generic"])
 async def test_the_next_turn_reads_no_resting_fast_or_delivered_backlog(
     app: FastAPI, db: AsyncSession, database_url: str, plan: str
@@ -82,17 +109,34 @@ async def test_the_next_turn_reads_no_resting_fast_or_delivered_backlog(
         db, ready[0], 3, DeliveryStatus.pending, timedelta(minutes=30)
     )
     await db.execute(text("ANALYZE webhook_deliveries"))  # as autovacuum would
-    async with session_scope(app.state.sessionmaker, tenant=acme.id) as session:
-        driver = (await (await session.connection()).get_raw_connection()).driver_connection
-        assert driver is not None
-        threshold = driver.prepare_threshold
-        if plan == "generic":  # prepared at once, and planned for any parameters
-            driver.prepare_threshold = 0
-            await session.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
-        try:
-            before = await session.scalar(text(READ))
-            assert await repository.next_turn(session, acme.id, attempted, utcnow()) == oldest
-            read = await session.scalar(text(READ)) - before
-        finally:
-            driver.prepare_threshold = threshold
-    assert read <= 20, f"{read} entries read"
+
+    async def next_turn(session: AsyncSession) -> uuid.UUID | None:
+        return await repository.next_turn(session, acme.id, attempted, utcnow())
+
+    assert await read_by(app, acme.id, plan, next_turn) == oldest
+
+
+@pytest.mark.parametrize("plan", ["custom", "generic"])
+async def test_the_backlog_of_an_endpoint_fast_again_is_read_from_its_next(
+    app: FastAPI, db: AsyncSession, database_url: str, plan: str
+) -> None:
+    """The next of an endpoint's backlog, once it is fast again (``repository.backlog_after``),
+    is read from the pending deliveries' index at its place: not the delivered ones, nor the
+    pending ones before it, nor another endpoint's."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's statistics of what a transaction read")
+    acme = await make_tenant(db, "acme")
+    hook, other = [await hook_at(app, db, acme, f"https://{n}.example/") for n in range(2)]
+    earlier = await deliveries(db, hook, BACKLOG, DeliveryStatus.pending, timedelta(hours=5))
+    await deliveries(db, other, BACKLOG, DeliveryStatus.pending, timedelta(hours=4))
+    await deliveries(db, hook, BACKLOG, DeliveryStatus.delivered, timedelta(hours=4))
+    later = await deliveries(db, hook, 3, DeliveryStatus.pending, timedelta(hours=2))
+    handed, following = earlier[-1], later[0]
+    await db.execute(text("ANALYZE webhook_deliveries"))  # as autovacuum would
+    row = await db.get_one(WebhookDelivery, handed)
+    after = (row.created_at, row.id)
+
+    async def backlog_after(session: AsyncSession) -> uuid.UUID | None:
+        return await repository.backlog_after(session, acme.id, hook.id, utcnow(), after, handed)
+
+    assert await read_by(app, acme.id, plan, backlog_after) == following

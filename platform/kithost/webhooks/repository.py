@@ -218,8 +218,10 @@ async def backlog_after(
         .order_by(first.created_at, first.id)
         .limit(1)
     )
-    if after is not None:
-        query = query.where(tuple_(first.created_at, first.id) > tuple_(*after))
+    if after is not None:  # its time alone too, which the index reads from
+        query = query.where(
+            first.created_at >= after[0], tuple_(first.created_at, first.id) > tuple_(*after)
+        )
     return await session.scalar(query)
 
 
