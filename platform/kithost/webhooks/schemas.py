@@ -23,7 +23,10 @@ class EventType(StrEnum):
       every user and assistant message (``role``: ``user`` or ``assistant``);
     - ``conversation.idle``: a thread without activity for the endpoint's
       ``idle_minutes``, once per idle period: the conversation as the REST API's transcript
-      shows it (``id``, ``widget_id``, ``end_user``, …, ``items``);
+      shows it (``id``, ``widget_id``, ``end_user``, …, ``items``), with its latest items
+      only (100 at most, 256 KiB of JSON in all); ``truncated``, ``items_total`` and
+      ``transcript_path`` (the ``GET`` reading every item, a page at a time) say what was
+      left out;
     - ``feedback.created``: ``thread_id``, ``item_ids``, ``kind`` (positive, negative);
     - ``client_error.new_group``: a client error unlike any before in the widget (at most
       100 a widget's hour; the distinct errors beyond are counted into that hour's overflow
