@@ -197,8 +197,8 @@ async def _deliveries_left(db: AsyncSession, widget: Widget) -> set[str]:
 async def test_webhook_deliveries_about_an_end_user_go_with_their_data(
     client: httpx2.AsyncClient, app: FastAPI, db: AsyncSession
 ) -> None:
-    """A delivery's payload carries what the visitor said (``conversation.message``, the
-    whole transcript in ``conversation.idle``): erasing the end user erases those."""
+    """A delivery's payload carries what the visitor said (``conversation.message``, its
+    latest items in ``conversation.idle``): erasing the end user erases those."""
     widget, _tenant, creds, url = await subject(app, db)
     theirs = await conversation(db, widget, USER, ["My address is 1 Main St"])
     others = await conversation(db, widget, "u:someone-else", ["Hi"])
