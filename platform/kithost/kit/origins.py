@@ -109,6 +109,16 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+def normalize_origin(value: str) -> str:
+    """One page's origin in the form its browser sends it (scheme and host in lowercase, an
+    IDN host in punycode, no default port, no trailing slash); :class:`InvalidOrigin` for
+    what names no single page (a pattern, a path)."""
+    scheme, host, port = _split(value)
+    if "*" in host:
+        raise InvalidOrigin("an origin names one page's scheme, host and port: no '*'")
+    return _join(scheme, _normalize_host(host), port)
+
+
 @functools.lru_cache(maxsize=4096)
 def is_browser_origin(origin: str) -> bool:
     """Whether ``origin`` is spelled as browsers send an ``Origin``: its own normal form
@@ -119,8 +129,7 @@ def is_browser_origin(origin: str) -> bool:
     ``frame-ancestors https://shop.example.com`` does not admit. Cached: the visitor routes
     ask on every request."""
     try:
-        scheme, host, port = _split(origin)
-        return _join(scheme, _normalize_host(host), port) == origin
+        return normalize_origin(origin) == origin
     except InvalidOrigin:
         return False
 

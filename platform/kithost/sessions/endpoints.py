@@ -39,7 +39,7 @@ from kithost.errors import (
     invalid_request,
 )
 from kithost.health.metrics import mint_outcome
-from kithost.kit.origins import InvalidOrigin, normalize_pattern, origin_of
+from kithost.kit.origins import InvalidOrigin, normalize_origin, origin_of
 from kithost.kit.ratelimit import client_key
 from kithost.kit.schemas import problems
 from kithost.models import Placement
@@ -219,6 +219,6 @@ def _page_origin(origin: str | None) -> str | None:
     if origin is None:
         return None
     try:
-        return normalize_pattern(origin, allow_insecure=True)
+        return normalize_origin(origin)
     except InvalidOrigin as exc:
         raise invalid_field("origin", str(exc)) from exc
