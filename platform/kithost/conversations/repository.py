@@ -224,18 +224,6 @@ async def thread(
     return (await session.execute(statement)).one_or_none()
 
 
-async def items(
-    session: AsyncSession, tenant_id: uuid.UUID, thread_ids: Sequence[str]
-) -> Sequence[ChatItem]:
-    """The items of the tenant's ``thread_ids``, each thread's in order."""
-    result = await session.scalars(
-        select(ChatItem)
-        .where(ChatItem.tenant_id == tenant_id, ChatItem.thread_id.in_(thread_ids))
-        .order_by(ChatItem.thread_id, ChatItem.created_at, ChatItem.id)
-    )
-    return result.all()
-
-
 async def first_items(
     session: AsyncSession, tenant_id: uuid.UUID, thread_ids: Sequence[str], limit: int
 ) -> Sequence[ChatItem]:

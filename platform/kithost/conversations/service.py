@@ -106,7 +106,7 @@ async def read_transcript(
     """The conversation with ``limit`` of its items, from the one after the cursor ``after``
     (the ``next`` of the page before)."""
     position = None if after is None else cursors.decode(after, str, field="after")
-    found = await _transcript(session, access.tenant.id, thread_id, keys, (position, limit))
+    found = await _transcript(session, access.tenant.id, thread_id, keys, position, limit)
     if found is None:
         raise NotFound("No such conversation.", code="conversation_not_found")
     shown, next = found
@@ -119,20 +119,11 @@ async def read_transcript(
     )
 
 
-async def transcript(
-    session: AsyncSession, tenant_id: uuid.UUID, thread_id: str, keys: Keys
-) -> Transcript | None:
-    """The tenant's conversation with all its items (no review, no audit entry: callers that
-    show it to staff record the read)."""
-    found = await _transcript(session, tenant_id, thread_id, keys, None)
-    return None if found is None else found[0]
-
-
 async def latest_transcript(
     session: AsyncSession, tenant_id: uuid.UUID, thread_id: str, keys: Keys, limit: int
 ) -> tuple[Transcript, int] | None:
     """The tenant's conversation with its last ``limit`` items, and how many items it has
-    (no review, no audit entry, as :func:`transcript`)."""
+    (no review, no audit entry: callers that show it to staff record the read)."""
     row = await repository.thread(session, tenant_id, thread_id)
     if row is None:
         return None
@@ -146,24 +137,20 @@ async def _transcript(
     tenant_id: uuid.UUID,
     thread_id: str,
     keys: Keys,
-    page: tuple[cursors.Position[str] | None, int] | None,
+    after: cursors.Position[str] | None,
+    limit: int,
 ) -> tuple[Transcript, str | None] | None:
-    """The tenant's conversation with its items, all of them or a ``page`` (after a
-    position, how many), and the cursor of the next page (None: no more)."""
+    """The tenant's conversation with ``limit`` of its items from the one after ``after``,
+    and the cursor of the next page (None: no more)."""
     row = await repository.thread(session, tenant_id, thread_id)
     if row is None:
         return None
-    next: str | None = None
-    if page is None:
-        items = await repository.items(session, tenant_id, [thread_id])
-    else:
-        after, limit = page
-        read = await (
-            repository.first_items(session, tenant_id, [thread_id], limit + 1)
-            if after is None
-            else repository.items_after(session, tenant_id, thread_id, after, limit + 1)
-        )
-        items, next = cursors.page(read, limit, lambda item: (item.created_at, item.id))
+    read = await (
+        repository.first_items(session, tenant_id, [thread_id], limit + 1)
+        if after is None
+        else repository.items_after(session, tenant_id, thread_id, after, limit + 1)
+    )
+    items, next = cursors.page(read, limit, lambda item: (item.created_at, item.id))
     figures = await _figures(session, tenant_id, [thread_id])
     return _shown(row, items, keys, figures[thread_id]), next
 
